@@ -1,0 +1,345 @@
+/*
+ * libobspam - outbound spam protection for hosting mail servers.
+ *
+ * This is the whole public interface of the library, version 1. Everything
+ * declared here is part of the stable ABI: names, constant values, structure
+ * layouts and the behaviour documented beside each declaration. Later 1.x
+ * releases only add functions and append fields at the end of structures.
+ *
+ * Conventions shared by every function:
+ *
+ *   - A fallible function returns OBSPAM_OK (0) on success or a negative
+ *     OBSPAM_E* code. On failure the engine is unchanged and
+ *     obspam_engine_errmsg() says what went wrong in one line.
+ *   - Nothing returned by the library needs to be freed by the caller.
+ *     Strings passed in are copied; strings handed to callbacks live until
+ *     the callback returns.
+ *   - Names are ASCII case-insensitive and reported in lower case. A name
+ *     is at most OBSPAM_NAME_MAX bytes, not empty, and holds no blanks or
+ *     control characters. A mailbox is "local@domain" with exactly one '@'.
+ *   - Times are Unix seconds; 0 passed as a time means "now".
+ *   - Every function is thread-safe: one engine may be shared by many
+ *     threads. Callbacks run on the calling thread and must not call back
+ *     into the same engine.
+ *   - Every structure starts with struct_size, which the caller sets to the
+ *     sizeof the structure it was compiled with; the *_INIT macros do it.
+ */
+#ifndef OBSPAM_H
+#define OBSPAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define OBSPAM_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define OBSPAM_API __attribute__((visibility("default")))
+#else
+#define OBSPAM_API
+#endif
+
+#define OBSPAM_VERSION_MAJOR 1
+#define OBSPAM_VERSION_MINOR 0
+#define OBSPAM_VERSION_PATCH 0
+#define OBSPAM_VERSION_NUMBER                                                  \
+  ((OBSPAM_VERSION_MAJOR << 16) | (OBSPAM_VERSION_MINOR << 8) |                \
+   OBSPAM_VERSION_PATCH)
+
+/* The longest name (domain, mailbox, plan, subscription), in bytes. */
+#define OBSPAM_NAME_MAX 320
+
+/* Error codes. The X-macro keeps the enum and obspam_strerror() in step. */
+#define OBSPAM_ERRNO_MAP(XX)                                                   \
+  XX(OK, 0, "success")                                                         \
+  XX(ENOMEM, -1, "out of memory")                                              \
+  XX(EINVAL, -2, "invalid argument")                                           \
+  XX(ENOTFOUND, -3, "no such object")                                          \
+  XX(EEXIST, -4, "object already exists")                                      \
+  XX(ESYNTAX, -5, "syntax error in configuration")                             \
+  XX(EIO, -6, "input/output error")                                            \
+  XX(ECORRUPT, -7, "corrupt or foreign state file")                            \
+  XX(EVERSION, -8, "state file from a newer version")
+
+enum obspam_errno {
+#define OBSPAM_ERRNO_ENUM_(name, value, text) OBSPAM_##name = value,
+  OBSPAM_ERRNO_MAP(OBSPAM_ERRNO_ENUM_)
+#undef OBSPAM_ERRNO_ENUM_
+      OBSPAM_ERRNO_END_ = -9
+};
+
+/* Kinds of objects. OBSPAM_SCRIPT appears in reports only. */
+enum obspam_kind {
+  OBSPAM_SERVER = 0,
+  OBSPAM_PLAN = 1,
+  OBSPAM_SUBSCRIPTION = 2,
+  OBSPAM_DOMAIN = 3,
+  OBSPAM_MAILBOX = 4,
+  OBSPAM_SCRIPT = 5
+};
+
+/* Limit values; any value >= 0 is a count per hour. */
+#define OBSPAM_UNLIMITED (-1)
+#define OBSPAM_INHERIT (-2)
+
+/* Verdict actions. */
+enum obspam_action {
+  OBSPAM_ACCEPT = 0, /* counted and within every limit */
+  OBSPAM_REFUSE = 1, /* over a limit, or scripts forbidden: nothing charged */
+  OBSPAM_EXEMPT = 2, /* whitelisted client, or an exempt kind of mail */
+  OBSPAM_UNKNOWN = 3 /* the sender belongs to no hosted object */
+};
+
+/* obspam_message.flags */
+#define OBSPAM_MSG_SCRIPT 1u         /* submitted by a local script (uid) */
+#define OBSPAM_MSG_FORWARD_LOCAL 2u  /* a forward to a local address */
+#define OBSPAM_MSG_FORWARD_REMOTE 4u /* a forward to a remote address */
+#define OBSPAM_MSG_MAILING_LIST 8u   /* a mailing-list delivery */
+
+/* Options for obspam_set_option() / obspam_get_option(). */
+enum obspam_option {
+  OBSPAM_OPT_ENABLED = 1,               /* 0 or 1; default 1 */
+  OBSPAM_OPT_COUNT_UNIT = 2,            /* 0 recipients (default), 1 messages */
+  OBSPAM_OPT_ACTION = 3,                /* 0 defer (default), 1 reject */
+  OBSPAM_OPT_COUNT_UNAUTHENTICATED = 4, /* 0 or 1; default 1 */
+  OBSPAM_OPT_COUNT_FORWARD_LOCAL = 5,   /* 0 or 1; default 0 */
+  OBSPAM_OPT_COUNT_FORWARD_REMOTE = 6,  /* 0 or 1; default 1 */
+  OBSPAM_OPT_COUNT_MAILING_LISTS = 7,   /* 0 or 1; default 0 */
+  OBSPAM_OPT_RETENTION_HOURS = 8,       /* 1 .. 87600; default 720 */
+  OBSPAM_OPT_NOTIFY_PERIOD = 9,         /* seconds, 60 .. 2678400; 3600 */
+  OBSPAM_OPT_NOTIFY_IMMEDIATE = 10      /* 0 or 1; default 0 */
+};
+
+typedef struct obspam_engine obspam_engine;
+
+/* One outgoing message, as an adapter saw it. */
+typedef struct obspam_message {
+  uint32_t struct_size;
+  uint32_t flags;             /* OBSPAM_MSG_* */
+  const char *sasl_username;  /* NULL or "" when not authenticated */
+  const char *sender;         /* envelope sender; a forward: the forwarder */
+  const char *client_address; /* IPv4/IPv6 text; NULL or "" when local */
+  uint32_t recipients;        /* >= 1 */
+  int64_t uid;                /* system user of a script, -1 unknown */
+  const char *domain_hint;    /* virtual host of a script, NULL unknown */
+  const char *script;         /* script path for reports, NULL unknown */
+  int64_t time;               /* 0 = now */
+} obspam_message;
+
+/* The answer to one message. */
+typedef struct obspam_verdict {
+  uint32_t struct_size;
+  int32_t action;      /* OBSPAM_ACCEPT / REFUSE / EXEMPT / UNKNOWN */
+  int32_t kind;        /* refusing object's kind; on accept the charged one's */
+  int64_t limit;       /* that object's effective limit */
+  int64_t count;       /* its count in the window before this message */
+  int64_t retry_after; /* seconds until it would fit; -1 never; 0 on accept */
+  char object[328];    /* that object's name, NUL-terminated */
+} obspam_verdict;
+
+/* Live status of one object. */
+typedef struct obspam_stats {
+  uint32_t struct_size;
+  int32_t sending;       /* 1 while count < limit */
+  int64_t limit;         /* effective limit */
+  int64_t count;         /* charged in the last 60 minutes */
+  int64_t refused;       /* attempts refused in the last 60 minutes */
+  int64_t refused_total; /* attempts refused within the retention period */
+  int64_t last_refused;  /* time of the last refusal; 0 = never */
+} obspam_stats;
+
+/* One row of a report. */
+typedef struct obspam_report_row {
+  uint32_t struct_size;
+  int32_t kind;     /* OBSPAM_SUBSCRIPTION, DOMAIN, MAILBOX or SCRIPT */
+  const char *name; /* lower case; a script's path as it was given */
+  int64_t sent;     /* charged in the period */
+  int64_t refused;  /* attempts refused in the period */
+  int64_t first_refused, last_refused; /* times; 0 when none */
+} obspam_report_row;
+
+/* A notice: an object was refused during a notification period. */
+typedef struct obspam_notice {
+  uint32_t struct_size;
+  int32_t kind;             /* OBSPAM_SUBSCRIPTION, DOMAIN or MAILBOX */
+  const char *name;         /* the object, lower case */
+  const char *subscription; /* its owning subscription, NULL if none */
+  const char *contact;      /* that subscription's contact, NULL if none */
+  int64_t limit;            /* its effective limit at its last refusal */
+  int64_t sent, refused;    /* charged and refused in the period */
+  int64_t first_refused, last_refused;
+  int64_t period_start, period_end; /* [start, end) */
+} obspam_notice;
+
+#define OBSPAM_MESSAGE_INIT                                                    \
+  { sizeof(obspam_message), 0, NULL, NULL, NULL, 1, -1, NULL, NULL, 0 }
+#define OBSPAM_VERDICT_INIT                                                    \
+  {                                                                            \
+    sizeof(obspam_verdict), 0, 0, 0, 0, 0, { 0 }                               \
+  }
+#define OBSPAM_STATS_INIT                                                      \
+  { sizeof(obspam_stats), 0, 0, 0, 0, 0, 0 }
+#define OBSPAM_REPORT_ROW_INIT                                                 \
+  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0 }
+#define OBSPAM_NOTICE_INIT                                                     \
+  { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0 }
+
+/* ---- Version and errors ------------------------------------------------ */
+
+/* (MAJOR << 16) | (MINOR << 8) | PATCH of the library actually loaded;
+   compare it with OBSPAM_VERSION_NUMBER to detect a mismatch. */
+OBSPAM_API unsigned int obspam_version(void);
+/* "MAJOR.MINOR.PATCH" */
+OBSPAM_API const char *obspam_version_string(void);
+/* A static description of an OBSPAM_E* code; unknown codes are described
+   as such. Never NULL. */
+OBSPAM_API const char *obspam_strerror(int err);
+
+/* ---- The engine -------------------------------------------------------- */
+
+/* Creates an engine that limits nothing: the server defaults are unlimited,
+   scripts are allowed and every option has its default. */
+OBSPAM_API int obspam_engine_new(obspam_engine **out);
+/* Frees an engine and everything it holds. NULL is fine. */
+OBSPAM_API void obspam_engine_free(obspam_engine *e);
+/* The last failure on this engine in one line ("" when none). When threads
+   share an engine, the line belongs to whichever call failed last; the
+   returned code is always exact. Never NULL. */
+OBSPAM_API const char *obspam_engine_errmsg(const obspam_engine *e);
+
+OBSPAM_API int obspam_set_option(obspam_engine *e, int option, int64_t value);
+OBSPAM_API int obspam_get_option(obspam_engine *e, int option, int64_t *value);
+
+/* ---- The limit tree ---------------------------------------------------- */
+
+/* Adds an object. parent: NULL for a plan; a plan or NULL for a
+   subscription; the owning subscription for a domain (required); NULL or
+   the mailbox's own domain for a mailbox, whose domain must be hosted.
+   Returns OBSPAM_EEXIST for a duplicate, OBSPAM_ENOTFOUND for an unknown
+   parent. A new object inherits every limit. */
+OBSPAM_API int obspam_add(obspam_engine *e, int kind, const char *name,
+                          const char *parent);
+/* Removes an object and its subtree (a plan: its subscriptions; a
+   subscription: its domains; a domain: its mailboxes), with their counters.
+   An object added again later starts from zero. */
+OBSPAM_API int obspam_remove(obspam_engine *e, int kind, const char *name);
+/* Sets one limit of an object. which: OBSPAM_MAILBOX, OBSPAM_DOMAIN or
+   OBSPAM_SUBSCRIPTION. kind OBSPAM_SERVER (name NULL) sets a server default
+   (OBSPAM_INHERIT is not allowed there); OBSPAM_PLAN and
+   OBSPAM_SUBSCRIPTION take all three (a subscription's own limit and the
+   defaults of its domains and mailboxes); OBSPAM_DOMAIN takes DOMAIN (its
+   own) and MAILBOX (its mailboxes' default); OBSPAM_MAILBOX takes MAILBOX.
+   per_hour: a count >= 0, OBSPAM_UNLIMITED or OBSPAM_INHERIT. */
+OBSPAM_API int obspam_set_limit(obspam_engine *e, int kind, const char *name,
+                                int which, int64_t per_hour);
+/* The limit that applies to a subscription, domain or mailbox: its own
+   value, else the nearest ancestor's, else the server default. */
+OBSPAM_API int obspam_effective_limit(obspam_engine *e, int kind,
+                                      const char *name, int64_t *per_hour);
+/* The system user whose scripts are charged to a subscription; one uid
+   belongs to at most one subscription (OBSPAM_EEXIST otherwise). -1
+   removes it. */
+OBSPAM_API int obspam_set_uid(obspam_engine *e, const char *subscription,
+                              int64_t uid);
+/* Whether local scripts may send: 1, 0 or OBSPAM_INHERIT, for kind
+   OBSPAM_SERVER (name NULL, default 1, not INHERIT), OBSPAM_PLAN or
+   OBSPAM_SUBSCRIPTION. */
+OBSPAM_API int obspam_set_scripts_allowed(obspam_engine *e, int kind,
+                                          const char *name, int allowed);
+/* The address notified about a subscription; NULL or "" removes it. */
+OBSPAM_API int obspam_set_contact(obspam_engine *e, const char *subscription,
+                                  const char *email);
+
+/* ---- The whitelist ----------------------------------------------------- */
+
+/* "192.0.2.0/24", "2001:db8::/32" or one address. Host bits beyond the
+   prefix are an error. An IPv4 entry also matches the IPv4-mapped IPv6
+   form of its addresses (::ffff:192.0.2.1). */
+OBSPAM_API int obspam_whitelist_add(obspam_engine *e, const char *cidr);
+OBSPAM_API int obspam_whitelist_remove(obspam_engine *e, const char *cidr);
+
+/* ---- The configuration file -------------------------------------------- */
+
+/* Replaces the options, the limit tree and the whitelist with those of a
+   configuration file (see "Configuration file" in the documentation) in
+   one step: a decision running at the same time sees the old
+   configuration or the new one, never a mixture, and is not held up while
+   the file is parsed. An option, server default or whitelist entry the
+   file does not give returns to its default. Every object that exists
+   before and after (same kind and name) keeps its counters and history,
+   even when it moved to another parent; the others lose theirs.
+   On any error nothing changes and obspam_engine_errmsg() says
+   "FILE:LINE: what is wrong": OBSPAM_ESYNTAX for an error in the text,
+   OBSPAM_EIO ("FILE: cannot open: ...") when the file cannot be read. */
+OBSPAM_API int obspam_load_config(obspam_engine *e, const char *path);
+/* The same for a configuration held in a string; messages name it
+   "<string>". */
+OBSPAM_API int obspam_load_config_string(obspam_engine *e, const char *text);
+
+/* ---- Deciding ---------------------------------------------------------- */
+
+/* Decides one message and, when it is accepted, charges it to every
+   charged object at once; see "Decision semantics" in the documentation.
+   A refusal charges nothing and is recorded in the statistics. */
+OBSPAM_API int obspam_decide(obspam_engine *e, const obspam_message *msg,
+                             obspam_verdict *out);
+
+/* Live status of a subscription, domain or mailbox at time now (0 = now). */
+OBSPAM_API int obspam_stats_get(obspam_engine *e, int kind, const char *name,
+                                int64_t now, obspam_stats *out);
+
+/* ---- History and reports ----------------------------------------------- */
+
+/* Hourly history of a subscription, domain, mailbox or script (kind
+   OBSPAM_SCRIPT, name its path): fn is called for each clock hour that
+   overlaps [from, to), lies within the retention period and had activity,
+   oldest first, with what was charged and refused in that hour. */
+OBSPAM_API int obspam_history(obspam_engine *e, int kind, const char *name,
+                              int64_t from, int64_t to,
+                              void (*fn)(int64_t hour_start, int64_t sent,
+                                         int64_t refused, void *ud),
+                              void *ud);
+
+/* Where spam comes from, over the clock hours that overlap [from, to):
+   first every object with refusals (scripts included), most refusals
+   first, ties by name; then the scripts without refusals, most messages
+   sent first, ties by name. fn is called once per row. */
+OBSPAM_API int obspam_report(obspam_engine *e, int64_t from, int64_t to,
+                             void (*fn)(const obspam_report_row *row, void *ud),
+                             void *ud);
+
+/* ---- Notifications ----------------------------------------------------- */
+
+/* Registers the callback that receives notices (NULL: none). Periods are
+   aligned to multiples of OBSPAM_OPT_NOTIFY_PERIOD seconds. */
+OBSPAM_API int obspam_set_notify(obspam_engine *e,
+                                 void (*fn)(const obspam_notice *n, void *ud),
+                                 void *ud);
+/* Emits one notice per object refused in every period that ended at or
+   before now (0 = now) and was not flushed yet; nothing for quiet periods
+   and nothing twice. With OBSPAM_OPT_NOTIFY_IMMEDIATE an object's first
+   refusal in a period is also notified at once, from obspam_decide. The
+   callback runs with no engine lock held. */
+OBSPAM_API int obspam_notify_flush(obspam_engine *e, int64_t now);
+
+/* ---- Persistence ------------------------------------------------------- */
+
+/* Writes counters, history and notification progress to path atomically
+   (a temporary file in the same directory, fsync, rename, fsync of the
+   directory), with a format version and a checksum. */
+OBSPAM_API int obspam_state_save(obspam_engine *e, const char *path);
+/* Restores a saved state for the objects of the engine that exist by kind
+   and name, and ignores the rest; objects absent from the file start from
+   zero. A truncated, corrupted, empty or foreign file gives
+   OBSPAM_ECORRUPT, a newer format OBSPAM_EVERSION, an unreadable one
+   OBSPAM_EIO; on any error the engine is unchanged. */
+OBSPAM_API int obspam_state_load(obspam_engine *e, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OBSPAM_H */

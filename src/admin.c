@@ -1,0 +1,317 @@
+/* The public functions that change the tree and the whitelist. Each checks
+   its arguments before it takes the engine's lock, and changes nothing
+   unless it succeeds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static int tree_kind(int kind) {
+  return kind >= OBSPAM_PLAN && kind <= OBSPAM_MAILBOX;
+}
+
+static int limit_kind(int kind) {
+  return kind >= OBSPAM_SUBSCRIPTION && kind <= OBSPAM_MAILBOX;
+}
+
+/* Normalises the name of an object of kind for function fn. */
+static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
+                obspam__name *out) {
+  const char *why;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (!tree_kind(kind))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "%s: kind %d is not a plan, "
+                        "subscription, domain or mailbox",
+                        fn, kind);
+  why = obspam__name_norm(
+      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
+      out);
+  if (why != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: %s name '%.64s': %s", fn,
+                        obspam__kind_name(kind), name ? name : "(null)", why);
+  return OBSPAM_OK;
+}
+
+/* Finds an object; the engine's lock must be held. */
+static obspam__obj *find(obspam_engine *e, const char *fn, int kind,
+                         const obspam__name *n) {
+  obspam__obj *o = obspam__tree_find(&e->conf->tree, kind, n->s, n->len);
+
+  if (o == NULL)
+    obspam__fail(e, OBSPAM_ENOTFOUND, "%s: no %s '%s'", fn,
+                 obspam__kind_name(kind), n->s);
+  return o;
+}
+
+int obspam_add(obspam_engine *e, int kind, const char *name,
+               const char *parent) {
+  obspam__name n, pn;
+  obspam__obj *p = NULL, *o;
+  int parent_kind, rc;
+
+  rc = norm(e, "add", kind, name, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  parent_kind = kind - 1;
+  if (kind == OBSPAM_MAILBOX) {
+    /* The parent of a mailbox is the domain of its address. */
+    const char *dom = n.s + n.at + 1;
+
+    if (parent != NULL &&
+        (obspam__name_norm(parent, OBSPAM__NAME_PLAIN, &pn) != NULL ||
+         strcmp(pn.s, dom) != 0))
+      return obspam__fail(e, OBSPAM_EINVAL,
+                          "add: the parent of mailbox '%s' is its domain "
+                          "'%s', not '%.64s'",
+                          n.s, dom, parent);
+    pn.len = n.len - n.at - 1;
+    memcpy(pn.s, dom, pn.len + 1);
+  } else if (parent == NULL) {
+    if (kind == OBSPAM_DOMAIN)
+      return obspam__fail(e, OBSPAM_EINVAL,
+                          "add: domain '%s' needs a subscription", n.s);
+  } else {
+    if (kind == OBSPAM_PLAN)
+      return obspam__fail(e, OBSPAM_EINVAL, "add: a plan has no parent");
+    rc = norm(e, "add", parent_kind, parent, &pn);
+    if (rc != OBSPAM_OK)
+      return rc;
+  }
+
+  pthread_rwlock_wrlock(&e->lock);
+  if (kind == OBSPAM_MAILBOX || parent != NULL) {
+    p = find(e, "add", parent_kind, &pn);
+    if (p == NULL) {
+      pthread_rwlock_unlock(&e->lock);
+      return OBSPAM_ENOTFOUND;
+    }
+  }
+  rc = obspam__tree_add(&e->conf->tree, kind, &n, p, &o);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc == OBSPAM_EEXIST)
+    return obspam__fail(e, rc, "add: %s '%s' exists already",
+                        obspam__kind_name(kind), n.s);
+  if (rc == OBSPAM_ENOMEM)
+    return obspam__fail(e, rc, "add: out of memory");
+  return rc;
+}
+
+static void forget(obspam__obj *o, void *store) {
+  obspam__store *s = store;
+
+  s->ops->forget(s, o);
+}
+
+int obspam_remove(obspam_engine *e, int kind, const char *name) {
+  obspam__name n;
+  obspam__obj *o;
+  int rc = norm(e, "remove", kind, name, &n);
+
+  if (rc != OBSPAM_OK)
+    return rc;
+  pthread_rwlock_wrlock(&e->lock);
+  o = find(e, "remove", kind, &n);
+  if (o != NULL)
+    obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  pthread_rwlock_unlock(&e->lock);
+  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
+                     int64_t per_hour) {
+  obspam__name n;
+  obspam__obj *o;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (!limit_kind(which) || (limit_kind(kind) && which < kind))
+    return obspam__fail(e, OBSPAM_EINVAL, "set_limit: a %s has no %s limit",
+                        obspam__kind_name(kind), obspam__kind_name(which));
+  if (per_hour < OBSPAM_INHERIT ||
+      (kind == OBSPAM_SERVER && per_hour == OBSPAM_INHERIT))
+    return obspam__fail(
+        e, OBSPAM_EINVAL, "set_limit: %lld is not a count, unlimited%s",
+        (long long)per_hour, kind == OBSPAM_SERVER ? "" : " or inherit");
+  if (kind == OBSPAM_SERVER) {
+    if (name != NULL)
+      return obspam__fail(e, OBSPAM_EINVAL,
+                          "set_limit: the server takes no name");
+    pthread_rwlock_wrlock(&e->lock);
+    e->conf->tree.server[OBSPAM__LIM(which)] = per_hour;
+    pthread_rwlock_unlock(&e->lock);
+    return OBSPAM_OK;
+  }
+  rc = norm(e, "set_limit", kind, name, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  pthread_rwlock_wrlock(&e->lock);
+  o = find(e, "set_limit", kind, &n);
+  if (o != NULL)
+    o->own[OBSPAM__LIM(which)] = per_hour;
+  pthread_rwlock_unlock(&e->lock);
+  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
+                           int64_t *per_hour) {
+  obspam__name n;
+  obspam__obj *o;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (!limit_kind(kind))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "effective_limit: only a subscription, domain or "
+                        "mailbox has an effective limit");
+  if (per_hour == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "effective_limit: per_hour is NULL");
+  rc = norm(e, "effective_limit", kind, name, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  pthread_rwlock_rdlock(&e->lock);
+  o = find(e, "effective_limit", kind, &n);
+  if (o != NULL)
+    *per_hour = obspam__effective(&e->conf->tree, o);
+  pthread_rwlock_unlock(&e->lock);
+  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+int obspam_set_uid(obspam_engine *e, const char *subscription, int64_t uid) {
+  obspam__name n;
+  obspam__obj *o;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (uid < -1)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_uid: %lld is not a uid (or -1 for none)",
+                        (long long)uid);
+  rc = norm(e, "set_uid", OBSPAM_SUBSCRIPTION, subscription, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  pthread_rwlock_wrlock(&e->lock);
+  o = find(e, "set_uid", OBSPAM_SUBSCRIPTION, &n);
+  rc = o != NULL ? obspam__tree_set_uid(&e->conf->tree, (obspam__sub *)o, uid)
+                 : OBSPAM_ENOTFOUND;
+  pthread_rwlock_unlock(&e->lock);
+  if (rc == OBSPAM_EEXIST)
+    return obspam__fail(e, rc,
+                        "set_uid: uid %lld belongs to another "
+                        "subscription",
+                        (long long)uid);
+  if (rc == OBSPAM_ENOMEM)
+    return obspam__fail(e, rc, "set_uid: out of memory");
+  return rc;
+}
+
+int obspam_set_scripts_allowed(obspam_engine *e, int kind, const char *name,
+                               int allowed) {
+  obspam__name n;
+  obspam__obj *o;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (kind != OBSPAM_SERVER && kind != OBSPAM_PLAN &&
+      kind != OBSPAM_SUBSCRIPTION)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_scripts_allowed: only the "
+                        "server, a plan or a subscription allows scripts");
+  if (allowed != 0 && allowed != 1 &&
+      (allowed != OBSPAM_INHERIT || kind == OBSPAM_SERVER))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_scripts_allowed: %d is not 1, 0%s", allowed,
+                        kind == OBSPAM_SERVER ? "" : " or inherit");
+  if (kind == OBSPAM_SERVER) {
+    if (name != NULL)
+      return obspam__fail(e, OBSPAM_EINVAL,
+                          "set_scripts_allowed: the server takes no name");
+    pthread_rwlock_wrlock(&e->lock);
+    e->conf->tree.server_scripts = allowed;
+    pthread_rwlock_unlock(&e->lock);
+    return OBSPAM_OK;
+  }
+  rc = norm(e, "set_scripts_allowed", kind, name, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  pthread_rwlock_wrlock(&e->lock);
+  o = find(e, "set_scripts_allowed", kind, &n);
+  if (o != NULL && kind == OBSPAM_PLAN)
+    ((obspam__plan *)o)->scripts = allowed;
+  else if (o != NULL)
+    ((obspam__sub *)o)->scripts = allowed;
+  pthread_rwlock_unlock(&e->lock);
+  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+int obspam_set_contact(obspam_engine *e, const char *subscription,
+                       const char *email) {
+  obspam__name n, addr;
+  obspam__obj *o;
+  char *copy = NULL, *old = NULL;
+  const char *why;
+  int rc;
+
+  rc = norm(e, "set_contact", OBSPAM_SUBSCRIPTION, subscription, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  if (email != NULL && email[0] != '\0') {
+    why = obspam__name_norm(email, OBSPAM__NAME_MAILBOX, &addr);
+    if (why != NULL)
+      return obspam__fail(e, OBSPAM_EINVAL, "set_contact: address '%.64s': %s",
+                          email, why);
+    copy = strdup(email);
+    if (copy == NULL)
+      return obspam__fail(e, OBSPAM_ENOMEM, "set_contact: out of memory");
+  }
+  pthread_rwlock_wrlock(&e->lock);
+  o = find(e, "set_contact", OBSPAM_SUBSCRIPTION, &n);
+  if (o != NULL) {
+    old = ((obspam__sub *)o)->contact;
+    ((obspam__sub *)o)->contact = copy;
+    copy = NULL;
+  }
+  pthread_rwlock_unlock(&e->lock);
+  free(old);
+  free(copy);
+  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+static int wl_change(obspam_engine *e, const char *fn, const char *cidr,
+                     int add) {
+  obspam__net net;
+  const char *why;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  why = obspam__net_parse(cidr, &net);
+  if (why != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: '%.64s': %s", fn,
+                        cidr ? cidr : "(null)", why);
+  pthread_rwlock_wrlock(&e->lock);
+  rc = add ? obspam__wl_add(&e->conf->wl, &net)
+           : obspam__wl_remove(&e->conf->wl, &net);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc == OBSPAM_EEXIST)
+    return obspam__fail(e, rc, "%s: '%s' is whitelisted already", fn, cidr);
+  if (rc == OBSPAM_ENOTFOUND)
+    return obspam__fail(e, rc, "%s: '%s' is not whitelisted", fn, cidr);
+  if (rc == OBSPAM_ENOMEM)
+    return obspam__fail(e, rc, "%s: out of memory", fn);
+  return rc;
+}
+
+int obspam_whitelist_add(obspam_engine *e, const char *cidr) {
+  return wl_change(e, "whitelist_add", cidr, 1);
+}
+
+int obspam_whitelist_remove(obspam_engine *e, const char *cidr) {
+  return wl_change(e, "whitelist_remove", cidr, 0);
+}

@@ -1,0 +1,301 @@
+/* obspam_decide and obspam_stats_get: the per-message path.
+
+   A decision normalises at most three names into stack buffers, does at
+   most three hash lookups, walks a handful of parent pointers for the
+   effective limits, and hands the charged objects to the counter store
+   in one call. It allocates nothing once the objects are active and
+   formats nothing unless the input is invalid. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+/* Resolves an address the way a login is resolved: a hosted mailbox
+   charges the mailbox, its domain and its subscription; otherwise a hosted
+   domain (the part after '@', or the whole text when it has none) charges
+   the domain and its subscription. Returns 0 when nothing is hosted. */
+static int resolve(const obspam__tree *t, const char *addr,
+                   obspam__charge *ch) {
+  obspam__name n;
+  obspam__obj *m = NULL, *d;
+
+  if (addr == NULL || addr[0] == '\0' ||
+      obspam__name_norm(addr, OBSPAM__NAME_ANY, &n) != NULL)
+    return 0;
+  if (n.at < n.len) {
+    m = obspam__tree_find(t, OBSPAM_MAILBOX, n.s, n.len);
+    d = m != NULL ? m->parent
+                  : obspam__tree_find(t, OBSPAM_DOMAIN, n.s + n.at + 1,
+                                      n.len - n.at - 1);
+  } else {
+    d = obspam__tree_find(t, OBSPAM_DOMAIN, n.s, n.len);
+  }
+  if (d == NULL)
+    return 0;
+  ch->obj[0] = d->parent;
+  ch->obj[1] = d;
+  ch->obj[2] = m;
+  ch->n = m != NULL ? 3 : 2;
+  return 1;
+}
+
+/* A script: the subscription that owns the uid, and the hinted domain
+   when it is hosted under that subscription. */
+static int resolve_script(const obspam__tree *t, const obspam_message *msg,
+                          obspam__charge *ch) {
+  obspam__sub *s = msg->uid >= 0 ? obspam__tree_by_uid(t, msg->uid) : NULL;
+  obspam__name n;
+  obspam__obj *d;
+
+  if (s == NULL)
+    return 0;
+  ch->obj[0] = &s->obj;
+  ch->n = 1;
+  if (msg->domain_hint != NULL &&
+      obspam__name_norm(msg->domain_hint, OBSPAM__NAME_PLAIN, &n) == NULL) {
+    d = obspam__tree_find(t, OBSPAM_DOMAIN, n.s, n.len);
+    if (d != NULL && d->parent == &s->obj)
+      ch->obj[ch->n++] = d;
+  }
+  ch->forbid = !obspam__scripts_allowed(t, s);
+  return 1;
+}
+
+/* Step 3 of the decision: kinds of mail that are not counted. */
+static int exempt(const obspam__conf *c, uint32_t flags) {
+  return ((flags & OBSPAM_MSG_MAILING_LIST) &&
+          !c->opt[OBSPAM_OPT_COUNT_MAILING_LISTS]) ||
+         ((flags & OBSPAM_MSG_FORWARD_LOCAL) &&
+          !c->opt[OBSPAM_OPT_COUNT_FORWARD_LOCAL]) ||
+         ((flags & OBSPAM_MSG_FORWARD_REMOTE) &&
+          !c->opt[OBSPAM_OPT_COUNT_FORWARD_REMOTE]);
+}
+
+/* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
+static int charged(const obspam__conf *c, const obspam_message *msg,
+                   obspam__charge *ch) {
+  const obspam__tree *t = &c->tree;
+
+  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch))
+    return 1;
+  if (msg->flags & OBSPAM_MSG_SCRIPT)
+    return resolve_script(t, msg, ch);
+  if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
+    return resolve(t, msg->sender, ch);
+  if (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED] ||
+      (msg->flags & OBSPAM_MSG_MAILING_LIST))
+    return resolve(t, msg->sender, ch);
+  return 0;
+}
+
+/* A script path as reports show it: at most OBSPAM__SCRIPT_MAX bytes, with
+   control characters (a header can carry anything) shown as '?'. */
+static size_t clean_script(const char *in, char *out) {
+  size_t i;
+
+  for (i = 0; in[i] != '\0' && i < OBSPAM__SCRIPT_MAX; i++) {
+    unsigned char c = (unsigned char)in[i];
+
+    out[i] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
+  }
+  out[i] = '\0';
+  return i;
+}
+
+/* Notices for immediate mode, copied out while the engine lock is held so
+   that the callback can run after it is released. */
+typedef struct immediate {
+  int n;
+  obspam_notice notice[3];
+  char name[3][OBSPAM_NAME_MAX + 1];
+  char sub[OBSPAM_NAME_MAX + 1];
+  char contact[OBSPAM_NAME_MAX + 1];
+} immediate;
+
+static void immediate_fill(immediate *im, const obspam__charge *ch,
+                           int64_t period) {
+  const obspam__sub *s = obspam__owner(ch->obj[0]);
+  int i;
+
+  im->n = 0;
+  memcpy(im->sub, s->obj.name, (size_t)s->obj.len + 1);
+  if (s->contact != NULL)
+    snprintf(im->contact, sizeof(im->contact), "%s", s->contact);
+  for (i = 0; i < ch->n; i++) {
+    obspam_notice *n = &im->notice[im->n];
+
+    if (!ch->first_refusal[i])
+      continue;
+    memcpy(im->name[im->n], ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
+    memset(n, 0, sizeof(*n));
+    n->struct_size = sizeof(*n);
+    n->kind = ch->obj[i]->kind;
+    n->name = im->name[im->n];
+    n->subscription = im->sub;
+    n->contact = s->contact != NULL ? im->contact : NULL;
+    n->limit = ch->limit[i];
+    n->sent = ch->period_sent[i];
+    n->refused = 1;
+    n->first_refused = n->last_refused = ch->t;
+    n->period_start = ch->period_start;
+    n->period_end = ch->period_start + period;
+    im->n++;
+  }
+}
+
+static void verdict_none(obspam_verdict *v, int action) {
+  v->action = action;
+  v->kind = -1;
+  v->limit = v->count = v->retry_after = 0;
+  v->object[0] = '\0';
+}
+
+static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
+                        int i) {
+  v->action = action;
+  v->kind = ch->obj[i]->kind;
+  v->limit = ch->limit[i];
+  v->count = ch->count[i];
+  v->retry_after = action == OBSPAM_ACCEPT ? 0 : ch->retry_after;
+  memcpy(v->object, ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
+}
+
+int obspam_decide(obspam_engine *e, const obspam_message *msg,
+                  obspam_verdict *out) {
+  obspam__charge ch;
+  const obspam__conf *c;
+  uint8_t addr[16];
+  char script[OBSPAM__SCRIPT_MAX + 1];
+  void (*notify)(const obspam_notice *, void *) = NULL;
+  void *notify_ud = NULL;
+  immediate im;
+  int i, rc = OBSPAM_OK;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (msg == NULL || out == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "decide: %s is NULL",
+                        msg == NULL ? "message" : "verdict");
+  if (msg->struct_size < sizeof(obspam_message) ||
+      out->struct_size < sizeof(obspam_verdict))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "decide: struct_size is smaller than version 1's");
+  if (msg->recipients == 0 || msg->time < 0)
+    return obspam__fail(e, OBSPAM_EINVAL, "decide: %s",
+                        msg->recipients == 0 ? "no recipients"
+                                             : "time is negative");
+
+  ch.n = 0;
+  ch.forbid = 0;
+  pthread_rwlock_rdlock(&e->lock);
+  c = e->conf;
+  if (c->opt[OBSPAM_OPT_ENABLED] && msg->client_address != NULL &&
+      msg->client_address[0] != '\0' &&
+      obspam__addr_parse(msg->client_address, addr) != 0) {
+    rc = obspam__fail(e, OBSPAM_EINVAL,
+                      "decide: client address '%.64s' is not an IPv4 or "
+                      "IPv6 address",
+                      msg->client_address);
+    goto done;
+  }
+  /* Every valid message moves the clock, whatever its verdict. */
+  ch.t = obspam__observe(e, msg->time != 0 ? msg->time : (int64_t)time(NULL));
+  if (!c->opt[OBSPAM_OPT_ENABLED]) {
+    verdict_none(out, OBSPAM_ACCEPT);
+    goto done;
+  }
+  if (msg->client_address != NULL && msg->client_address[0] != '\0' &&
+      obspam__wl_contains(&c->wl, addr)) {
+    verdict_none(out, OBSPAM_EXEMPT);
+    goto done;
+  }
+  if (exempt(c, msg->flags)) {
+    verdict_none(out, OBSPAM_EXEMPT);
+    goto done;
+  }
+  if (!charged(c, msg, &ch)) {
+    verdict_none(out, OBSPAM_UNKNOWN);
+    goto done;
+  }
+
+  for (i = 0; i < ch.n; i++)
+    ch.limit[i] = obspam__effective(&c->tree, ch.obj[i]);
+  ch.c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
+  ch.retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
+  ch.period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+  ch.script = NULL;
+  if (msg->script != NULL && msg->script[0] != '\0') {
+    ch.script_len = clean_script(msg->script, script);
+    ch.script = script;
+  }
+  rc = e->store->ops->charge(e->store, &ch);
+  if (rc != OBSPAM_OK) {
+    obspam__fail(e, rc, "decide: out of memory");
+    goto done;
+  }
+  if (ch.refuser >= 0) {
+    verdict_obj(out, OBSPAM_REFUSE, &ch, ch.refuser);
+    if (c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
+      immediate_fill(&im, &ch, ch.period);
+      notify = e->notify;
+      notify_ud = e->notify_ud;
+    }
+  } else {
+    verdict_obj(out, OBSPAM_ACCEPT, &ch, ch.n - 1);
+  }
+done:
+  pthread_rwlock_unlock(&e->lock);
+  /* The callback runs with no lock held: it may even be slow. */
+  if (notify != NULL)
+    for (i = 0; i < im.n; i++)
+      notify(&im.notice[i], notify_ud);
+  return rc;
+}
+
+int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
+                     obspam_stats *out) {
+  obspam__reading r;
+  obspam__name n;
+  obspam__obj *o;
+  const char *why;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "stats_get: only a subscription, "
+                        "domain or mailbox has statistics");
+  if (out == NULL || out->struct_size < sizeof(obspam_stats) || now < 0)
+    return obspam__fail(e, OBSPAM_EINVAL, "stats_get: %s",
+                        now < 0 ? "time is negative"
+                                : "no output structure of version 1's size");
+  why = obspam__name_norm(
+      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
+      &n);
+  if (why != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "stats_get: %s name '%.64s': %s",
+                        obspam__kind_name(kind), name ? name : "(null)", why);
+  if (now == 0)
+    now = (int64_t)time(NULL);
+  if (now < __atomic_load_n(&e->newest, __ATOMIC_RELAXED))
+    now = __atomic_load_n(&e->newest, __ATOMIC_RELAXED);
+
+  pthread_rwlock_rdlock(&e->lock);
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  if (o != NULL) {
+    e->store->ops->read(e->store, o, now,
+                        e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
+    out->limit = obspam__effective(&e->conf->tree, o);
+  }
+  pthread_rwlock_unlock(&e->lock);
+  if (o == NULL)
+    return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",
+                        obspam__kind_name(kind), n.s);
+  out->count = r.count;
+  out->refused = r.refused;
+  out->refused_total = r.refused_total;
+  out->last_refused = r.last_refused;
+  out->sending = out->limit < 0 || out->count < out->limit;
+  return OBSPAM_OK;
+}

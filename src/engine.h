@@ -1,0 +1,75 @@
+/* The engine: what a configuration load replaces as one piece (options,
+   tree, whitelist), the counter store, and the locks. */
+#ifndef OBSPAM_ENGINE_H
+#define OBSPAM_ENGINE_H
+
+#include <pthread.h>
+
+#include "obspam.h"
+#include "store.h"
+#include "tree.h"
+#include "whitelist.h"
+
+#define OBSPAM__OPT_MAX OBSPAM_OPT_NOTIFY_IMMEDIATE
+
+/* Everything a configuration describes. */
+typedef struct obspam__conf {
+  int64_t opt[OBSPAM__OPT_MAX + 1]; /* by OBSPAM_OPT_* */
+  obspam__tree tree;
+  obspam__whitelist wl;
+} obspam__conf;
+
+struct obspam_engine {
+  /* Readers: decisions and queries. Writers: every change to conf, and
+     the swap of conf on a reload. Counters have their own lock inside the
+     store, taken after this one. */
+  pthread_rwlock_t lock;
+  obspam__conf *conf;
+  obspam__store *store;
+  void (*notify)(const obspam_notice *n, void *ud); /* under lock */
+  void *notify_ud;
+  /* The newest message time any decision has seen; read and raised
+     atomically, without a lock. */
+  int64_t newest;
+
+  pthread_mutex_t err_lock;
+  char errmsg[512];
+};
+
+/* A conf with default options, an empty tree and no whitelist. */
+obspam__conf *obspam__conf_new(void);
+void obspam__conf_free(obspam__conf *c, obspam__store *store);
+/* Makes next the engine's configuration in one step: decisions see the
+   old conf or the new one, never a mixture. Objects that exist in both
+   (same kind and name) keep their counters and history; the others lose
+   them. The old conf is freed after the lock is released. */
+void obspam__conf_replace(obspam_engine *e, obspam__conf *next);
+/* An obspam__successor: the object of that kind and name in conf. */
+obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
+                               void *conf);
+/* Checks an option value: NULL when valid, else what is wrong. */
+const char *obspam__opt_check(int option, int64_t value);
+
+/* Takes the time t of a message into account and returns the time to use
+   for it: t, or the newest time seen when t is older. */
+static inline int64_t obspam__observe(obspam_engine *e, int64_t t) {
+  int64_t seen = __atomic_load_n(&e->newest, __ATOMIC_RELAXED);
+
+  while (t > seen)
+    if (__atomic_compare_exchange_n(&e->newest, &seen, t, 1, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+      return t;
+  return seen;
+}
+
+/* Records the failure message and returns code. */
+int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Name of a kind for messages ("mailbox"). */
+const char *obspam__kind_name(int kind);
+
+#endif

@@ -1,0 +1,358 @@
+/* obspam_state_save and obspam_state_load: the snapshot file.
+
+   Layout, all integers little-endian:
+
+     offset  size  field
+          0     8  magic "OBSPAMST"
+          8     4  format version (1)
+         12     4  reserved, 0
+         16     8  payload length in bytes
+         24     8  XXH3-64 of the payload
+         32     -  payload, written by the store (store_mem.c, mem_save):
+
+     i64 newest message time
+     u32 count of objects, then for each, least recently active first:
+       u8 kind (2 subscription, 3 domain, 4 mailbox, 5 script)
+       u16 name length, name bytes (lower case; a script's path as given)
+       i64 last refusal
+       i64 x7 the notification period in progress: start, end, sent,
+              refused, first refusal, last refusal, limit
+       u32 count of hours, then for each, oldest first:
+              i64 hour start, sent, refused, first refusal, last refusal
+       u8 has a window; if 1: i64 newest minute, then the buckets that
+              are not zero (bucket i holds minute m where m % 60 == i):
+              u8 count, then count x (u8 i, i64 sent) in rising i;
+              u8 count, then count x (u8 i, u32 refused) in rising i
+     u32 count of notices not yet emitted, then for each:
+       u8 kind; three strings (u16 length or 0xffff for none, bytes):
+       name, subscription, contact; i64 x7: limit, sent, refused, first
+       refusal, last refusal, period start, period end
+
+   A later 1.x version may write a higher format version; it must keep
+   reading every earlier one. A file with a higher version than this
+   library knows is refused with OBSPAM_EVERSION. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "hash.h"
+
+#define MAGIC "OBSPAMST"
+#define FORMAT_VERSION 1u
+#define HEADER_SIZE 32
+/* No sane state is larger; a larger file is not read into memory. */
+#define FILE_MAX ((size_t)1 << 34)
+
+/* ---- encoding ------------------------------------------------------------ */
+
+void obspam__buf_put(obspam__buf *b, const void *p, size_t n) {
+  if (b->failed || n == 0)
+    return;
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : 4096;
+    uint8_t *grown;
+
+    while (cap - b->len < n)
+      cap *= 2;
+    grown = realloc(b->p, cap);
+    if (grown == NULL) {
+      b->failed = 1;
+      return;
+    }
+    b->p = grown;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+}
+
+static void put_le(obspam__buf *b, uint64_t v, int bytes) {
+  uint8_t le[8];
+  int i;
+
+  for (i = 0; i < bytes; i++)
+    le[i] = (uint8_t)(v >> (8 * i));
+  obspam__buf_put(b, le, (size_t)bytes);
+}
+
+void obspam__buf_u8(obspam__buf *b, uint8_t v) { put_le(b, v, 1); }
+void obspam__buf_u16(obspam__buf *b, uint16_t v) { put_le(b, v, 2); }
+void obspam__buf_u32(obspam__buf *b, uint32_t v) { put_le(b, v, 4); }
+void obspam__buf_i64(obspam__buf *b, int64_t v) { put_le(b, (uint64_t)v, 8); }
+
+const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n) {
+  const uint8_t *p = r->p;
+
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  r->p += n;
+  return p;
+}
+
+static int get_le(obspam__reader *r, uint64_t *v, int bytes) {
+  const uint8_t *p = obspam__get_bytes(r, (size_t)bytes);
+  int i;
+
+  if (p == NULL)
+    return -1;
+  *v = 0;
+  for (i = 0; i < bytes; i++)
+    *v |= (uint64_t)p[i] << (8 * i);
+  return 0;
+}
+
+int obspam__get_u8(obspam__reader *r, uint8_t *v) {
+  uint64_t x = 0;
+  int rc = get_le(r, &x, 1);
+
+  *v = (uint8_t)x;
+  return rc;
+}
+
+int obspam__get_u16(obspam__reader *r, uint16_t *v) {
+  uint64_t x = 0;
+  int rc = get_le(r, &x, 2);
+
+  *v = (uint16_t)x;
+  return rc;
+}
+
+int obspam__get_u32(obspam__reader *r, uint32_t *v) {
+  uint64_t x = 0;
+  int rc = get_le(r, &x, 4);
+
+  *v = (uint32_t)x;
+  return rc;
+}
+
+int obspam__get_i64(obspam__reader *r, int64_t *v) {
+  uint64_t x = 0;
+  int rc = get_le(r, &x, 8);
+
+  *v = (int64_t)x;
+  return rc;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Makes the rename itself durable. */
+static int sync_dir(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  int fd, rc;
+
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+/* Writes data to path through a temporary file in the same directory, so
+   that path holds either the old content or the new, never a mixture. */
+static int write_atomic(obspam_engine *e, const char *path, const uint8_t *p,
+                        size_t n) {
+  char tmp[4096];
+  int fd, err;
+
+  if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
+    return obspam__fail(e, OBSPAM_EINVAL, "state_save: path is too long");
+  fd = mkstemp(tmp);
+  if (fd < 0)
+    return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", tmp,
+                        strerror(errno));
+  if (write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", tmp,
+                        strerror(err ? err : EIO));
+  }
+  if (close(fd) != 0 || rename(tmp, path) != 0) {
+    err = errno;
+    unlink(tmp);
+    return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", path,
+                        strerror(err));
+  }
+  if (sync_dir(path) != 0)
+    return obspam__fail(e, OBSPAM_EIO,
+                        "state_save: syncing the directory "
+                        "of %s: %s",
+                        path, strerror(errno));
+  return OBSPAM_OK;
+}
+
+static void patch_le(uint8_t *p, uint64_t v) {
+  int i;
+
+  for (i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int obspam_state_save(obspam_engine *e, const char *path) {
+  obspam__buf b = {NULL, 0, 0, 0};
+  size_t payload;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (path == NULL || path[0] == '\0')
+    return obspam__fail(e, OBSPAM_EINVAL, "state_save: no path");
+  obspam__buf_put(&b, MAGIC, 8);
+  obspam__buf_u32(&b, FORMAT_VERSION);
+  obspam__buf_u32(&b, 0);
+  obspam__buf_i64(&b, 0); /* length and checksum, patched below */
+  obspam__buf_i64(&b, 0);
+  pthread_rwlock_rdlock(&e->lock);
+  e->store->ops->save(e->store, &b);
+  pthread_rwlock_unlock(&e->lock);
+  if (b.failed) {
+    free(b.p);
+    return obspam__fail(e, OBSPAM_ENOMEM, "state_save: out of memory");
+  }
+  payload = b.len - HEADER_SIZE;
+  patch_le(b.p + 16, (uint64_t)payload);
+  patch_le(b.p + 24, obspam__checksum(b.p + HEADER_SIZE, payload));
+  rc = write_atomic(e, path, b.p, b.len);
+  free(b.p);
+  return rc;
+}
+
+/* Reads a whole file. Returns OBSPAM_OK, OBSPAM_EIO or OBSPAM_ENOMEM. */
+static int read_file(obspam_engine *e, const char *path, uint8_t **out,
+                     size_t *n) {
+  struct stat st;
+  uint8_t *p;
+  size_t got = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+  *out = NULL;
+  *n = 0;
+  if (fd < 0)
+    return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
+                        strerror(errno));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      (uint64_t)st.st_size > FILE_MAX) {
+    err = errno;
+    close(fd);
+    return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
+                        S_ISREG(st.st_mode) ? strerror(err)
+                                            : "not a regular file");
+  }
+  p = malloc((size_t)st.st_size + 1);
+  if (p == NULL) {
+    close(fd);
+    return obspam__fail(e, OBSPAM_ENOMEM, "state_load: out of memory");
+  }
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      err = errno;
+      free(p);
+      close(fd);
+      return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
+                          strerror(err));
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  close(fd);
+  *out = p;
+  *n = got;
+  return OBSPAM_OK;
+}
+
+int obspam_state_load(obspam_engine *e, const char *path) {
+  obspam__reader r;
+  uint8_t *data;
+  size_t n;
+  uint32_t version, reserved;
+  int64_t payload, sum, newest;
+  const char *why;
+  void *parsed;
+  int rc, nomem;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (path == NULL || path[0] == '\0')
+    return obspam__fail(e, OBSPAM_EINVAL, "state_load: no path");
+  rc = read_file(e, path, &data, &n);
+  if (rc != OBSPAM_OK)
+    return rc;
+  r.p = data;
+  r.end = data + n;
+  r.bad = 0;
+  if (n < HEADER_SIZE || memcmp(data, MAGIC, 8) != 0) {
+    int ours = n >= 8 && memcmp(data, MAGIC, 8) == 0;
+
+    free(data);
+    return obspam__fail(e, OBSPAM_ECORRUPT, "state_load: %s: %s", path,
+                        n == 0 ? "the file is empty"
+                        : ours ? "the file is truncated"
+                               : "not a libobspam state file");
+  }
+  r.p += 8;
+  obspam__get_u32(&r, &version);
+  obspam__get_u32(&r, &reserved);
+  obspam__get_i64(&r, &payload);
+  obspam__get_i64(&r, &sum);
+  if (version > FORMAT_VERSION) {
+    free(data);
+    return obspam__fail(e, OBSPAM_EVERSION,
+                        "state_load: %s: format %u is newer than this "
+                        "library's (%u)",
+                        path, version, FORMAT_VERSION);
+  }
+  if (version == 0 || reserved != 0 || (uint64_t)payload != n - HEADER_SIZE ||
+      (uint64_t)sum != obspam__checksum(data + HEADER_SIZE, n - HEADER_SIZE)) {
+    free(data);
+    return obspam__fail(e, OBSPAM_ECORRUPT, "state_load: %s: %s", path,
+                        version == 0 || reserved != 0 ? "bad header"
+                        : (uint64_t)payload != n - HEADER_SIZE
+                            ? "the file is truncated"
+                            : "checksum mismatch: the file is corrupt");
+  }
+  parsed = e->store->ops->load_parse(e->store, &r, &why, &nomem);
+  free(data);
+  if (parsed == NULL)
+    return obspam__fail(e, nomem ? OBSPAM_ENOMEM : OBSPAM_ECORRUPT,
+                        "state_load: %s: %s", path, why);
+  pthread_rwlock_wrlock(&e->lock);
+  newest =
+      e->store->ops->load_install(e->store, parsed, obspam__conf_find, e->conf);
+  pthread_rwlock_unlock(&e->lock);
+  obspam__observe(e, newest);
+  return OBSPAM_OK;
+}

@@ -1,0 +1,151 @@
+/* The counter store: the sliding-window counters, hourly history,
+   notification progress and script statistics of every object, behind one
+   interface, so that a store shared by several servers can stand in for
+   the in-memory one without any change to the decision logic. */
+#ifndef OBSPAM_STORE_H
+#define OBSPAM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tree.h"
+
+/* The longest script path kept; longer ones are cut to this length. */
+#define OBSPAM__SCRIPT_MAX 1024
+/* How many script paths are tracked; the least recently used go first. */
+#define OBSPAM__SCRIPTS_MAX 10000
+
+/* One check-and-charge: the objects a message is charged to, from the top
+   (subscription, domain, mailbox), and what the store answers. */
+typedef struct obspam__charge {
+  /* in */
+  int n;               /* 1 to 3 charged objects */
+  obspam__obj *obj[3]; /* top first */
+  int64_t limit[3];    /* effective limits; OBSPAM_UNLIMITED allowed */
+  int64_t t;           /* message time; the store may move it forward */
+  int64_t c;           /* amount: recipients or 1 */
+  int forbid;          /* refuse at once, naming obj[0] (scripts off) */
+  int64_t retention;   /* hours of history to keep */
+  int64_t period;      /* notification period, seconds */
+  const char *script;  /* script path (cleaned, at most SCRIPT_MAX), or NULL */
+  size_t script_len;
+  /* out */
+  int refuser;         /* index of the refusing object; -1: accepted */
+  int64_t count[3];    /* each object's count in the window before */
+  int64_t retry_after; /* on refusal: seconds, or -1 never */
+  /* On refusal: which objects were refused for the first time in the
+     current notification period, and what that period holds for them. */
+  uint8_t first_refusal[3];
+  int64_t period_sent[3];
+  int64_t period_start;
+} obspam__charge;
+
+/* What the store knows of one object at a time. */
+typedef struct obspam__reading {
+  int64_t count;         /* charged in the window */
+  int64_t refused;       /* refused attempts in the window */
+  int64_t refused_total; /* refused attempts within the retention */
+  int64_t last_refused;  /* 0: never */
+} obspam__reading;
+
+typedef struct obspam__hour {
+  int64_t hour; /* start of the clock hour */
+  int64_t sent, refused, first_refused, last_refused;
+} obspam__hour;
+
+/* A report row; name points into the same allocation as the rows. */
+typedef struct obspam__row {
+  int kind;
+  const char *name;
+  int64_t sent, refused, first_refused, last_refused;
+} obspam__row;
+
+/* A notice that is ready to be emitted, with its own copies of names. */
+typedef struct obspam__pending {
+  struct obspam__pending *next;
+  int kind;
+  char *name, *subscription, *contact; /* in the same allocation */
+  int64_t limit, sent, refused, first_refused, last_refused;
+  int64_t period_start, period_end;
+} obspam__pending;
+
+void obspam__pending_free(obspam__pending *list);
+
+/* A growing byte buffer for snapshots. */
+typedef struct obspam__buf {
+  uint8_t *p;
+  size_t len, cap;
+  int failed; /* an allocation failed: the content is incomplete */
+} obspam__buf;
+
+void obspam__buf_put(obspam__buf *b, const void *p, size_t n);
+void obspam__buf_u8(obspam__buf *b, uint8_t v);
+void obspam__buf_u16(obspam__buf *b, uint16_t v);
+void obspam__buf_u32(obspam__buf *b, uint32_t v);
+void obspam__buf_i64(obspam__buf *b, int64_t v);
+
+/* Reading a snapshot: every getter fails (returns -1, sets bad) once the
+   input is exhausted, so a truncated file cannot be over-read. */
+typedef struct obspam__reader {
+  const uint8_t *p, *end;
+  int bad;
+} obspam__reader;
+
+int obspam__get_u8(obspam__reader *r, uint8_t *v);
+int obspam__get_u16(obspam__reader *r, uint16_t *v);
+int obspam__get_u32(obspam__reader *r, uint32_t *v);
+int obspam__get_i64(obspam__reader *r, int64_t *v);
+const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n);
+
+typedef struct obspam__store obspam__store;
+typedef obspam__obj *(*obspam__successor)(int kind, const char *name,
+                                          size_t len, void *ud);
+
+typedef struct obspam__store_ops {
+  /* All or nothing: either every object is charged c at t, or none is
+     and a refusal is recorded on each. Returns OBSPAM_OK or
+     OBSPAM_ENOMEM (then nothing was charged or recorded). */
+  int (*charge)(obspam__store *s, obspam__charge *ch);
+  void (*read)(obspam__store *s, const obspam__obj *o, int64_t now,
+               int64_t retention, obspam__reading *out);
+  /* The object is going away: drop what the store holds for it. */
+  void (*forget)(obspam__store *s, obspam__obj *o);
+  /* The tree was replaced: every object that holds state hands it to its
+     successor (same kind and name in the new tree), or drops it. The new
+     objects must hold no state yet. */
+  void (*carry)(obspam__store *s, obspam__successor successor, void *ud);
+  /* The hours of o (or, when o is NULL, of the script path) that overlap
+     [from, to) within the retention, oldest first, in a fresh array.
+     OBSPAM_ENOTFOUND for an unknown script. */
+  int (*history)(obspam__store *s, const obspam__obj *o, const char *script,
+                 size_t script_len, int64_t from, int64_t to, int64_t retention,
+                 obspam__hour **out, size_t *n);
+  /* Every object and script with activity in the hours overlapping
+     [from, to), unsorted, in one fresh allocation. */
+  int (*report)(obspam__store *s, int64_t from, int64_t to, int64_t retention,
+                obspam__row **out, size_t *n);
+  /* Detaches the notices of every period that ended at or before now. */
+  int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
+  /* Appends the whole state to b. */
+  void (*save)(obspam__store *s, obspam__buf *b);
+  /* Parses a saved state without touching the store: NULL and *why set
+     when it is malformed or memory ran out (*nomem set then). */
+  void *(*load_parse)(obspam__store *s, obspam__reader *r, const char **why,
+                      int *nomem);
+  /* Replaces the whole state by a parsed one, keeping what belongs to
+     objects that successor finds; consumes parsed. Returns the newest
+     message time the state had seen. */
+  int64_t (*load_install)(obspam__store *s, void *parsed,
+                          obspam__successor successor, void *ud);
+  void (*load_discard)(obspam__store *s, void *parsed);
+  void (*destroy)(obspam__store *s);
+} obspam__store_ops;
+
+struct obspam__store {
+  const obspam__store_ops *ops;
+};
+
+/* The in-memory store. NULL when out of memory. */
+obspam__store *obspam__mem_store_new(void);
+
+#endif

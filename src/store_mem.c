@@ -1,0 +1,1266 @@
+/* The in-memory counter store.
+
+   Each object that sent or was refused in the last hour has a ring of 60
+   one-minute buckets; the sums of the buckets are kept beside them, so a
+   check costs no loop. Rings sit on a list ordered by the minute they were
+   last advanced to; every charge frees a few rings from the old end whose
+   window has emptied, so an idle object holds no ring.
+
+   Every object with any state (a ring, history, a notification period in
+   progress) has a hist record, on a second list ordered by last activity;
+   history is kept per clock hour in a small circular array, so it grows
+   with the hours in which the object was active, never with the retention
+   alone, and a hist record whose hours have all expired is freed the same
+   way as an idle ring.
+
+   Script paths are objects of their own (kind OBSPAM_SCRIPT) that only
+   this store knows: a hash table of at most OBSPAM__SCRIPTS_MAX, the least
+   recently used dropped first.
+
+   One mutex guards everything here; a check-and-charge holds it for a few
+   dozen instructions. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define WINDOW 60        /* minutes in the window */
+#define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
+#define HOURS_MAX 87600  /* the longest retention, in hours */
+
+typedef struct obspam__ring {
+  struct obspam__ring *prev, *next; /* ring list, oldest first */
+  obspam__obj *owner;
+  int64_t minute;         /* the newest minute the buckets hold */
+  int64_t sent, refused;  /* sums over the buckets */
+  int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
+  uint32_t b_ref[WINDOW]; /* refusals count one each */
+} ring;
+
+typedef struct obspam__hist {
+  struct obspam__hist *prev, *next;   /* holders, least recently active first */
+  struct obspam__hist *nprev, *nnext; /* refused in their current period */
+  obspam__obj *owner;
+  int64_t last_refused;
+  /* The notification period in progress. */
+  int64_t np_start, np_end, np_sent, np_refused, np_first, np_last, np_limit;
+  uint32_t head, n, cap; /* circular array of hours, oldest first */
+  obspam__hour *h;
+} hist;
+
+typedef struct script {
+  obspam__obj obj;              /* kind OBSPAM_SCRIPT, in mem_store.scripts */
+  struct script *lprev, *lnext; /* least recently used first */
+} script;
+
+typedef struct mem_store {
+  obspam__store base;
+  pthread_mutex_t lock;
+  int64_t newest; /* the newest message time seen */
+  ring *r_first, *r_last;
+  hist *h_first, *h_last;
+  hist *refused; /* holders with refusals in their current period */
+  obspam__obj *scripts;
+  script *s_first, *s_last;
+  uint32_t nscripts;
+  obspam__pending *pending; /* notices of ended periods, not yet emitted */
+} mem_store;
+
+/* Intrusive doubly linked lists: unlink and append for a given pair of
+   link fields. */
+#define LIST_UNLINK(first, last, x, prev, next)                                \
+  do {                                                                         \
+    if ((x)->prev != NULL)                                                     \
+      (x)->prev->next = (x)->next;                                             \
+    else                                                                       \
+      (first) = (x)->next;                                                     \
+    if ((x)->next != NULL)                                                     \
+      (x)->next->prev = (x)->prev;                                             \
+    else                                                                       \
+      (last) = (x)->prev;                                                      \
+    (x)->prev = (x)->next = NULL;                                              \
+  } while (0)
+
+#define LIST_APPEND(first, last, x, prev, next)                                \
+  do {                                                                         \
+    (x)->next = NULL;                                                          \
+    (x)->prev = (last);                                                        \
+    if ((last) != NULL)                                                        \
+      (last)->next = (x);                                                      \
+    else                                                                       \
+      (first) = (x);                                                           \
+    (last) = (x);                                                              \
+  } while (0)
+
+static int64_t hour_of(int64_t t) { return t - t % 3600; }
+
+/* The first hour still within the retention, seen from hour. */
+static int64_t cutoff_of(int64_t hour, int64_t retention) {
+  return hour - (retention - 1) * 3600;
+}
+
+/* ---- the window ---------------------------------------------------------- */
+
+/* Moves the ring forward to minute, emptying the buckets that leave. */
+static void advance(ring *r, int64_t minute) {
+  int64_t k;
+
+  if (minute <= r->minute)
+    return;
+  if (minute - r->minute >= WINDOW) {
+    memset(r->b_sent, 0, sizeof(r->b_sent));
+    memset(r->b_ref, 0, sizeof(r->b_ref));
+    r->sent = r->refused = 0;
+  } else {
+    for (k = r->minute + 1; k <= minute; k++) {
+      int i = (int)(k % WINDOW);
+
+      r->sent -= r->b_sent[i];
+      r->refused -= r->b_ref[i];
+      r->b_sent[i] = r->b_ref[i] = 0;
+    }
+  }
+  r->minute = minute;
+}
+
+/* The sums the window would hold at minute, without changing the ring. */
+static void peek(const ring *r, int64_t minute, int64_t *sent,
+                 int64_t *refused) {
+  int64_t k;
+
+  *sent = r->sent;
+  *refused = r->refused;
+  if (minute <= r->minute)
+    return;
+  if (minute - r->minute >= WINDOW) {
+    *sent = *refused = 0;
+    return;
+  }
+  for (k = r->minute + 1; k <= minute; k++) {
+    *sent -= r->b_sent[k % WINDOW];
+    *refused -= r->b_ref[k % WINDOW];
+  }
+}
+
+static ring *ring_get(mem_store *m, obspam__obj *o, int64_t minute) {
+  ring *r = o->ring;
+
+  if (r == NULL) {
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+      return NULL;
+    r->owner = o;
+    r->minute = minute;
+    o->ring = r;
+    LIST_APPEND(m->r_first, m->r_last, r, prev, next);
+  }
+  return r;
+}
+
+static void ring_touch(mem_store *m, ring *r, int64_t minute) {
+  advance(r, minute);
+  if (m->r_last != r) {
+    LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
+    LIST_APPEND(m->r_first, m->r_last, r, prev, next);
+  }
+}
+
+static void ring_free(mem_store *m, obspam__obj *o) {
+  ring *r = o->ring;
+
+  if (r == NULL)
+    return;
+  LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
+  free(r);
+  o->ring = NULL;
+}
+
+/* Seconds from t until c fits under limit in r, nothing else being sent:
+   the first k such that dropping the k oldest buckets makes room, the
+   window then starting at minute M - 59 + k. 1 when it fits now. */
+static int64_t wait_for(const ring *r, int64_t t, int64_t c, int64_t limit) {
+  int64_t minute = t / 60, total, k;
+
+  if (c > limit)
+    return -1;
+  total = r != NULL ? r->sent : 0;
+  for (k = 0; total + c > limit; k++)
+    total -= r->b_sent[(minute + 1 + k) % WINDOW];
+  return k == 0 ? 1 : (minute + k) * 60 - t;
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+static obspam__hour *hist_at(const hist *h, uint32_t i) {
+  return &h->h[(h->head + i) % h->cap];
+}
+
+static void hist_prune(hist *h, int64_t cutoff) {
+  while (h->n > 0 && hist_at(h, 0)->hour < cutoff) {
+    h->head = (h->head + 1) % h->cap;
+    h->n--;
+  }
+}
+
+static hist *hist_get(mem_store *m, obspam__obj *o) {
+  hist *h = o->hist;
+
+  if (h == NULL) {
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+      return NULL;
+    h->owner = o;
+    o->hist = h;
+    LIST_APPEND(m->h_first, m->h_last, h, prev, next);
+  }
+  return h;
+}
+
+/* Makes room for a record of hour, so that hist_slot cannot fail. */
+static int hist_reserve(mem_store *m, obspam__obj *o, int64_t hour,
+                        int64_t retention) {
+  hist *h = hist_get(m, o);
+  obspam__hour *grown;
+  uint32_t i, cap;
+
+  if (h == NULL)
+    return -1;
+  if (h->n > 0 && hist_at(h, h->n - 1)->hour == hour)
+    return 0;
+  hist_prune(h, cutoff_of(hour, retention));
+  if (h->n < h->cap)
+    return 0;
+  cap = h->cap ? h->cap * 2 : 4;
+  grown = malloc(cap * sizeof(*grown));
+  if (grown == NULL)
+    return -1;
+  for (i = 0; i < h->n; i++)
+    grown[i] = *hist_at(h, i);
+  free(h->h);
+  h->h = grown;
+  h->head = 0;
+  h->cap = cap;
+  return 0;
+}
+
+static obspam__hour *hist_slot(hist *h, int64_t hour) {
+  obspam__hour *rec;
+
+  if (h->n > 0 && (rec = hist_at(h, h->n - 1))->hour == hour)
+    return rec;
+  rec = hist_at(h, h->n++);
+  memset(rec, 0, sizeof(*rec));
+  rec->hour = hour;
+  return rec;
+}
+
+static void hist_touch(mem_store *m, hist *h) {
+  if (m->h_last != h) {
+    LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
+    LIST_APPEND(m->h_first, m->h_last, h, prev, next);
+  }
+}
+
+static void refused_unlink(mem_store *m, hist *h) {
+  hist *unused_last = NULL;
+
+  if (h->nprev == NULL && m->refused != h)
+    return; /* not on the list */
+  LIST_UNLINK(m->refused, unused_last, h, nprev, nnext);
+  (void)unused_last;
+}
+
+static void refused_link(mem_store *m, hist *h) {
+  h->nprev = NULL;
+  h->nnext = m->refused;
+  if (m->refused != NULL)
+    m->refused->nprev = h;
+  m->refused = h;
+}
+
+static void hist_free(mem_store *m, obspam__obj *o) {
+  hist *h = o->hist;
+
+  if (h == NULL)
+    return;
+  refused_unlink(m, h);
+  LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
+  free(h->h);
+  free(h);
+  o->hist = NULL;
+}
+
+/* ---- notices ------------------------------------------------------------- */
+
+void obspam__pending_free(obspam__pending *list) {
+  while (list != NULL) {
+    obspam__pending *next = list->next;
+
+    free(list);
+    list = next;
+  }
+}
+
+static char *put_str(char **at, const char *s) {
+  char *start = *at;
+  size_t n = strlen(s) + 1;
+
+  memcpy(start, s, n);
+  *at += n;
+  return start;
+}
+
+/* A notice with its own copies of the strings, in one allocation. */
+static obspam__pending *pending_new(int kind, const char *name, const char *sub,
+                                    const char *contact) {
+  size_t size = sizeof(obspam__pending) + strlen(name) + 1 +
+                (sub ? strlen(sub) + 1 : 0) +
+                (contact ? strlen(contact) + 1 : 0);
+  obspam__pending *p = calloc(1, size);
+  char *at;
+
+  if (p == NULL)
+    return NULL;
+  at = (char *)(p + 1);
+  p->kind = kind;
+  p->name = put_str(&at, name);
+  p->subscription = sub ? put_str(&at, sub) : NULL;
+  p->contact = contact ? put_str(&at, contact) : NULL;
+  return p;
+}
+
+/* Turns the period in progress of h, which has refusals, into a pending
+   notice. Returns -1 when memory ran out (h is left as it was). */
+static int np_close(mem_store *m, hist *h) {
+  const obspam__sub *s = obspam__owner(h->owner);
+  obspam__pending *p;
+
+  p = pending_new(h->owner->kind, h->owner->name, s ? s->obj.name : NULL,
+                  s ? s->contact : NULL);
+  if (p == NULL)
+    return -1;
+  p->limit = h->np_limit;
+  p->sent = h->np_sent;
+  p->refused = h->np_refused;
+  p->first_refused = h->np_first;
+  p->last_refused = h->np_last;
+  p->period_start = h->np_start;
+  p->period_end = h->np_end;
+  p->next = m->pending;
+  m->pending = p;
+  refused_unlink(m, h);
+  h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
+  return 0;
+}
+
+/* Moves h into the notification period [start, end), closing the one in
+   progress. Returns -1 when memory ran out. */
+static int np_roll(mem_store *m, hist *h, int64_t start, int64_t end) {
+  if (h->np_start == start && h->np_end == end)
+    return 0;
+  if (h->np_refused > 0 && np_close(m, h) != 0)
+    return -1;
+  h->np_start = start;
+  h->np_end = end;
+  h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
+  return 0;
+}
+
+/* ---- scripts ------------------------------------------------------------- */
+
+static void script_free(mem_store *m, script *sc) {
+  ring_free(m, &sc->obj);
+  hist_free(m, &sc->obj);
+  HASH_DELETE(hh, m->scripts, &sc->obj);
+  LIST_UNLINK(m->s_first, m->s_last, sc, lprev, lnext);
+  m->nscripts--;
+  free(sc);
+}
+
+/* Drops what the store holds for o, a tree object or a script. */
+static void drop(mem_store *m, obspam__obj *o) {
+  if (o->kind == OBSPAM_SCRIPT) {
+    script_free(m, (script *)o);
+    return;
+  }
+  ring_free(m, o);
+  hist_free(m, o);
+}
+
+static script *script_find(mem_store *m, const char *path, size_t len) {
+  obspam__obj *o = NULL;
+
+  HASH_FIND(hh, m->scripts, path, len, o);
+  return (script *)o;
+}
+
+static script *script_new(const char *path, size_t len) {
+  script *sc = calloc(1, sizeof(*sc) + len + 1);
+
+  if (sc == NULL)
+    return NULL;
+  sc->obj.name = (char *)(sc + 1);
+  memcpy(sc->obj.name, path, len);
+  sc->obj.name[len] = '\0';
+  sc->obj.len = (uint16_t)len;
+  sc->obj.kind = OBSPAM_SCRIPT;
+  return sc;
+}
+
+/* Adds sc to the table, dropping the least recently used script when the
+   table is full. Returns -1 (and frees sc) when memory ran out. */
+static int script_insert(mem_store *m, script *sc) {
+  HASH_ADD_KEYPTR(hh, m->scripts, sc->obj.name, sc->obj.len, &sc->obj);
+  if (sc->obj.hh.tbl == NULL) {
+    free(sc);
+    return -1;
+  }
+  LIST_APPEND(m->s_first, m->s_last, sc, lprev, lnext);
+  if (++m->nscripts > OBSPAM__SCRIPTS_MAX)
+    script_free(m, m->s_first);
+  return 0;
+}
+
+static script *script_get(mem_store *m, const char *path, size_t len) {
+  script *sc = script_find(m, path, len);
+
+  if (sc != NULL) {
+    if (m->s_last != sc) {
+      LIST_UNLINK(m->s_first, m->s_last, sc, lprev, lnext);
+      LIST_APPEND(m->s_first, m->s_last, sc, lprev, lnext);
+    }
+    return sc;
+  }
+  sc = script_new(path, len);
+  if (sc == NULL || script_insert(m, sc) != 0)
+    return NULL;
+  return sc;
+}
+
+/* ---- sweeping ------------------------------------------------------------ */
+
+/* Frees a few rings whose window is empty at minute, and a few hist
+   records with nothing left within the retention. */
+static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+  int i;
+
+  for (i = 0; i < SWEEP_PER_CALL && m->r_first != NULL; i++) {
+    if (m->r_first->minute > minute - WINDOW)
+      break;
+    ring_free(m, m->r_first->owner);
+  }
+  for (i = 0; i < SWEEP_PER_CALL && m->h_first != NULL; i++) {
+    hist *h = m->h_first;
+
+    if (h->owner->ring != NULL ||
+        (h->n > 0 && hist_at(h, h->n - 1)->hour >= cutoff))
+      break;
+    if (h->np_refused > 0 && np_close(m, h) != 0)
+      break;
+    drop(m, h->owner);
+  }
+}
+
+/* ---- the store interface ------------------------------------------------- */
+
+static void charge_refusal(obspam__charge *ch, int i, int64_t t, int64_t minute,
+                           int64_t hour, mem_store *m) {
+  obspam__obj *o = ch->obj[i];
+  ring *r = o->ring;
+  hist *h = o->hist;
+  obspam__hour *rec = hist_slot(h, hour);
+
+  r->b_ref[minute % WINDOW]++;
+  r->refused++;
+  rec->refused++;
+  if (rec->first_refused == 0)
+    rec->first_refused = t;
+  rec->last_refused = t;
+  h->last_refused = t;
+  ch->first_refusal[i] = h->np_refused == 0;
+  if (h->np_refused++ == 0) {
+    h->np_first = t;
+    refused_link(m, h);
+  }
+  h->np_last = t;
+  h->np_limit = ch->limit[i];
+  ch->period_sent[i] = h->np_sent;
+  if (ch->retry_after >= 0 && ch->limit[i] >= 0) {
+    int64_t w = wait_for(r, t, ch->c, ch->limit[i]);
+
+    if (w < 0 || w > ch->retry_after)
+      ch->retry_after = w;
+  }
+}
+
+static void charge_accept(obspam__charge *ch, int i, int64_t minute,
+                          int64_t hour) {
+  ring *r = ch->obj[i]->ring;
+
+  r->b_sent[minute % WINDOW] += ch->c;
+  r->sent += ch->c;
+  hist_slot(ch->obj[i]->hist, hour)->sent += ch->c;
+  ch->obj[i]->hist->np_sent += ch->c;
+}
+
+static void charge_script(script *sc, const obspam__charge *ch, int64_t t,
+                          int64_t hour) {
+  hist *h = sc->obj.hist;
+  obspam__hour *rec = hist_slot(h, hour);
+
+  if (ch->refuser >= 0) {
+    rec->refused++;
+    if (rec->first_refused == 0)
+      rec->first_refused = t;
+    rec->last_refused = t;
+    h->last_refused = t;
+  } else {
+    rec->sent += ch->c;
+  }
+}
+
+static int mem_charge(obspam__store *s, obspam__charge *ch) {
+  mem_store *m = (mem_store *)s;
+  int64_t t, minute, hour, start;
+  script *sc = NULL;
+  int i;
+
+  pthread_mutex_lock(&m->lock);
+  if (ch->t < m->newest)
+    ch->t = m->newest;
+  t = m->newest = ch->t;
+  minute = t / 60;
+  hour = hour_of(t);
+  start = t - t % ch->period;
+
+  /* Everything that can fail happens before anything is counted. The
+     history comes first: an object with a ring always has one. */
+  for (i = 0; i < ch->n; i++) {
+    obspam__obj *o = ch->obj[i];
+
+    if (hist_reserve(m, o, hour, ch->retention) != 0 ||
+        np_roll(m, o->hist, start, start + ch->period) != 0 ||
+        ring_get(m, o, minute) == NULL)
+      goto nomem;
+    ring_touch(m, o->ring, minute);
+    hist_touch(m, o->hist);
+    ch->count[i] = o->ring->sent;
+    ch->first_refusal[i] = 0;
+  }
+  if (ch->script != NULL) {
+    sc = script_get(m, ch->script, ch->script_len);
+    if (sc == NULL || hist_reserve(m, &sc->obj, hour, ch->retention) != 0)
+      goto nomem;
+    hist_touch(m, sc->obj.hist);
+  }
+
+  ch->refuser = ch->forbid ? 0 : -1;
+  for (i = 0; i < ch->n && ch->refuser < 0; i++)
+    if (ch->limit[i] >= 0 && ch->count[i] + ch->c > ch->limit[i])
+      ch->refuser = i;
+
+  ch->period_start = start;
+  if (ch->refuser >= 0) {
+    ch->retry_after = ch->forbid ? -1 : 1;
+    for (i = 0; i < ch->n; i++)
+      charge_refusal(ch, i, t, minute, hour, m);
+  } else {
+    ch->retry_after = 0;
+    for (i = 0; i < ch->n; i++)
+      charge_accept(ch, i, minute, hour);
+  }
+  if (sc != NULL)
+    charge_script(sc, ch, t, hour);
+  sweep(m, minute, cutoff_of(hour, ch->retention));
+  pthread_mutex_unlock(&m->lock);
+  return OBSPAM_OK;
+nomem:
+  pthread_mutex_unlock(&m->lock);
+  return OBSPAM_ENOMEM;
+}
+
+static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
+                     int64_t retention, obspam__reading *out) {
+  mem_store *m = (mem_store *)s;
+  const hist *h;
+  int64_t cutoff;
+  uint32_t i;
+
+  memset(out, 0, sizeof(*out));
+  pthread_mutex_lock(&m->lock);
+  if (now < m->newest)
+    now = m->newest;
+  if (o->ring != NULL)
+    peek(o->ring, now / 60, &out->count, &out->refused);
+  h = o->hist;
+  if (h != NULL) {
+    cutoff = cutoff_of(hour_of(now), retention);
+    for (i = 0; i < h->n; i++) {
+      const obspam__hour *rec = hist_at(h, i);
+
+      if (rec->hour >= cutoff)
+        out->refused_total += rec->refused;
+    }
+    if (h->last_refused != 0 && hour_of(h->last_refused) >= cutoff)
+      out->last_refused = h->last_refused;
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+static void mem_forget(obspam__store *s, obspam__obj *o) {
+  mem_store *m = (mem_store *)s;
+
+  pthread_mutex_lock(&m->lock);
+  /* A removed object's refusals are still worth a notice. */
+  if (o->hist != NULL && o->hist->np_refused > 0)
+    (void)np_close(m, o->hist);
+  ring_free(m, o);
+  hist_free(m, o);
+  pthread_mutex_unlock(&m->lock);
+}
+
+static void mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
+  mem_store *m = (mem_store *)s;
+  hist *h, *next;
+
+  pthread_mutex_lock(&m->lock);
+  for (h = m->h_first; h != NULL; h = next) {
+    obspam__obj *from = h->owner, *to;
+
+    next = h->next;
+    if (from->kind == OBSPAM_SCRIPT)
+      continue;
+    to = successor(from->kind, from->name, from->len, ud);
+    if (to == NULL) {
+      if (h->np_refused > 0)
+        (void)np_close(m, h);
+      ring_free(m, from);
+      hist_free(m, from);
+      continue;
+    }
+    to->ring = from->ring;
+    to->hist = h;
+    from->ring = NULL;
+    from->hist = NULL;
+    h->owner = to;
+    if (to->ring != NULL)
+      to->ring->owner = to;
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+static int overlaps(int64_t hour, int64_t from, int64_t to) {
+  return hour < to && hour + 3600 > from;
+}
+
+static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
+                       size_t len, int64_t from, int64_t to, int64_t retention,
+                       obspam__hour **out, size_t *n) {
+  mem_store *m = (mem_store *)s;
+  const hist *h;
+  int64_t cutoff;
+  uint32_t i;
+  int rc = OBSPAM_OK;
+
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&m->lock);
+  if (o == NULL) {
+    script *sc = script_find(m, path, len);
+
+    o = sc != NULL ? &sc->obj : NULL;
+    if (o == NULL)
+      rc = OBSPAM_ENOTFOUND;
+  }
+  h = o != NULL ? o->hist : NULL;
+  if (h != NULL && h->n > 0) {
+    cutoff = cutoff_of(hour_of(m->newest), retention);
+    *out = malloc(h->n * sizeof(**out));
+    if (*out == NULL)
+      rc = OBSPAM_ENOMEM;
+    for (i = 0; *out != NULL && i < h->n; i++) {
+      const obspam__hour *rec = hist_at(h, i);
+
+      if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
+        (*out)[(*n)++] = *rec;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  return rc;
+}
+
+/* Sums h over the hours overlapping [from, to) and within the retention. */
+static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
+                      obspam__row *row) {
+  uint32_t i;
+
+  memset(row, 0, sizeof(*row));
+  for (i = 0; i < h->n; i++) {
+    const obspam__hour *rec = hist_at(h, i);
+
+    if (rec->hour < cutoff || !overlaps(rec->hour, from, to))
+      continue;
+    row->sent += rec->sent;
+    row->refused += rec->refused;
+    if (rec->refused > 0) {
+      if (row->first_refused == 0)
+        row->first_refused = rec->first_refused;
+      row->last_refused = rec->last_refused;
+    }
+  }
+}
+
+static int mem_report(obspam__store *s, int64_t from, int64_t to,
+                      int64_t retention, obspam__row **out, size_t *n) {
+  mem_store *m = (mem_store *)s;
+  size_t rows = 0, names = 0;
+  int64_t cutoff;
+  obspam__row row, *all;
+  const hist *h;
+  char *at;
+
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&m->lock);
+  cutoff = cutoff_of(hour_of(m->newest), retention);
+  /* First count, then fill one allocation: rows, then names. */
+  for (h = m->h_first; h != NULL; h = h->next) {
+    sum_range(h, from, to, cutoff, &row);
+    if (row.refused > 0 || (h->owner->kind == OBSPAM_SCRIPT && row.sent > 0)) {
+      rows++;
+      names += (size_t)h->owner->len + 1;
+    }
+  }
+  all = rows ? malloc(rows * sizeof(*all) + names) : NULL;
+  if (rows > 0 && all == NULL) {
+    pthread_mutex_unlock(&m->lock);
+    return OBSPAM_ENOMEM;
+  }
+  at = (char *)(all + rows);
+  for (h = m->h_first; h != NULL && *n < rows; h = h->next) {
+    sum_range(h, from, to, cutoff, &row);
+    if (row.refused == 0 && (h->owner->kind != OBSPAM_SCRIPT || row.sent == 0))
+      continue;
+    row.kind = h->owner->kind;
+    row.name = put_str(&at, h->owner->name);
+    all[(*n)++] = row;
+  }
+  pthread_mutex_unlock(&m->lock);
+  *out = all;
+  return OBSPAM_OK;
+}
+
+static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
+  mem_store *m = (mem_store *)s;
+  obspam__pending **pp, *p, *ready = NULL;
+  hist *h, *next;
+  int rc = OBSPAM_OK;
+
+  pthread_mutex_lock(&m->lock);
+  for (h = m->refused; h != NULL; h = next) {
+    next = h->nnext;
+    if (h->np_end <= now && np_close(m, h) != 0) {
+      rc = OBSPAM_ENOMEM;
+      break;
+    }
+  }
+  for (pp = &m->pending; (p = *pp) != NULL;) {
+    if (p->period_end <= now) {
+      *pp = p->next;
+      p->next = ready;
+      ready = p;
+    } else {
+      pp = &p->next;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  *out = ready;
+  return rc;
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+/* Strings in a snapshot: a u16 length, 0xffff for NULL. */
+#define NO_STRING 0xffffu
+
+static void put_string(obspam__buf *b, const char *s) {
+  size_t n = s != NULL ? strlen(s) : 0;
+
+  obspam__buf_u16(b, s != NULL ? (uint16_t)n : (uint16_t)NO_STRING);
+  obspam__buf_put(b, s, n);
+}
+
+/* Most buckets are zero: only the others are written. */
+static void save_buckets(obspam__buf *b, const ring *r) {
+  uint8_t n = 0;
+  int i;
+
+  for (i = 0; i < WINDOW; i++)
+    n = (uint8_t)(n + (r->b_sent[i] != 0));
+  obspam__buf_u8(b, n);
+  for (i = 0; i < WINDOW; i++)
+    if (r->b_sent[i] != 0) {
+      obspam__buf_u8(b, (uint8_t)i);
+      obspam__buf_i64(b, r->b_sent[i]);
+    }
+  n = 0;
+  for (i = 0; i < WINDOW; i++)
+    n = (uint8_t)(n + (r->b_ref[i] != 0));
+  obspam__buf_u8(b, n);
+  for (i = 0; i < WINDOW; i++)
+    if (r->b_ref[i] != 0) {
+      obspam__buf_u8(b, (uint8_t)i);
+      obspam__buf_u32(b, r->b_ref[i]);
+    }
+}
+
+static void mem_save(obspam__store *s, obspam__buf *b) {
+  mem_store *m = (mem_store *)s;
+  const obspam__pending *p;
+  const hist *h;
+  uint32_t count = 0, i;
+
+  pthread_mutex_lock(&m->lock);
+  obspam__buf_i64(b, m->newest);
+  for (h = m->h_first; h != NULL; h = h->next)
+    count++;
+  obspam__buf_u32(b, count);
+  for (h = m->h_first; h != NULL; h = h->next) {
+    const ring *r = h->owner->ring;
+
+    obspam__buf_u8(b, h->owner->kind);
+    obspam__buf_u16(b, h->owner->len);
+    obspam__buf_put(b, h->owner->name, h->owner->len);
+    obspam__buf_i64(b, h->last_refused);
+    obspam__buf_i64(b, h->np_start);
+    obspam__buf_i64(b, h->np_end);
+    obspam__buf_i64(b, h->np_sent);
+    obspam__buf_i64(b, h->np_refused);
+    obspam__buf_i64(b, h->np_first);
+    obspam__buf_i64(b, h->np_last);
+    obspam__buf_i64(b, h->np_limit);
+    obspam__buf_u32(b, h->n);
+    for (i = 0; i < h->n; i++) {
+      const obspam__hour *rec = hist_at(h, i);
+
+      obspam__buf_i64(b, rec->hour);
+      obspam__buf_i64(b, rec->sent);
+      obspam__buf_i64(b, rec->refused);
+      obspam__buf_i64(b, rec->first_refused);
+      obspam__buf_i64(b, rec->last_refused);
+    }
+    obspam__buf_u8(b, r != NULL);
+    if (r != NULL) {
+      obspam__buf_i64(b, r->minute);
+      save_buckets(b, r);
+    }
+  }
+  count = 0;
+  for (p = m->pending; p != NULL; p = p->next)
+    count++;
+  obspam__buf_u32(b, count);
+  for (p = m->pending; p != NULL; p = p->next) {
+    obspam__buf_u8(b, (uint8_t)p->kind);
+    put_string(b, p->name);
+    put_string(b, p->subscription);
+    put_string(b, p->contact);
+    obspam__buf_i64(b, p->limit);
+    obspam__buf_i64(b, p->sent);
+    obspam__buf_i64(b, p->refused);
+    obspam__buf_i64(b, p->first_refused);
+    obspam__buf_i64(b, p->last_refused);
+    obspam__buf_i64(b, p->period_start);
+    obspam__buf_i64(b, p->period_end);
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+/* A parsed snapshot: state detached from any object, ready to install. */
+typedef struct parsed_entry {
+  int kind;
+  char name[OBSPAM__SCRIPT_MAX + 1];
+  size_t len;
+  hist *h;
+  ring *r;
+  script *sc; /* for kind OBSPAM_SCRIPT: the new script object */
+} parsed_entry;
+
+typedef struct parsed {
+  int64_t newest;
+  uint32_t n;
+  parsed_entry *e;
+  obspam__pending *pending;
+} parsed;
+
+static void parsed_free(parsed *p) {
+  uint32_t i;
+
+  if (p == NULL)
+    return;
+  for (i = 0; i < p->n; i++) {
+    if (p->e[i].h != NULL)
+      free(p->e[i].h->h);
+    free(p->e[i].h);
+    free(p->e[i].r);
+    free(p->e[i].sc);
+  }
+  free(p->e);
+  obspam__pending_free(p->pending);
+  free(p);
+}
+
+/* Checks that a name read from a snapshot is what the library itself
+   would have stored for that kind. */
+static int name_ok(int kind, const char *name, size_t len) {
+  obspam__name n;
+  size_t i;
+
+  if (kind == OBSPAM_SCRIPT) {
+    if (len == 0)
+      return 0;
+    for (i = 0; i < len; i++)
+      if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+        return 0;
+    return 1;
+  }
+  return obspam__name_norm(name,
+                           kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX
+                                                  : OBSPAM__NAME_PLAIN,
+                           &n) == NULL &&
+         n.len == len && memcmp(n.s, name, len) == 0;
+}
+
+static int get_string(obspam__reader *r, char *buf, size_t max, int *null) {
+  uint16_t len;
+  const uint8_t *p;
+
+  if (obspam__get_u16(r, &len) != 0)
+    return -1;
+  *null = len == NO_STRING;
+  if (*null)
+    return 0;
+  if (len > max || (p = obspam__get_bytes(r, len)) == NULL ||
+      memchr(p, '\0', len) != NULL)
+    return -1;
+  memcpy(buf, p, len);
+  buf[len] = '\0';
+  return 0;
+}
+
+static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
+  uint32_t n, i;
+  int64_t prev = -1;
+
+  if (obspam__get_i64(r, &h->last_refused) ||
+      obspam__get_i64(r, &h->np_start) || obspam__get_i64(r, &h->np_end) ||
+      obspam__get_i64(r, &h->np_sent) || obspam__get_i64(r, &h->np_refused) ||
+      obspam__get_i64(r, &h->np_first) || obspam__get_i64(r, &h->np_last) ||
+      obspam__get_i64(r, &h->np_limit) || obspam__get_u32(r, &n))
+    return "truncated";
+  if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
+      h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
+      h->np_first < 0 || h->np_last < h->np_first || h->np_limit < -1)
+    return "bad counters";
+  if (n > HOURS_MAX + 1)
+    return "too many hours of history";
+  h->cap = n > 4 ? n : 4;
+  h->h = malloc(h->cap * sizeof(*h->h));
+  if (h->h == NULL)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    obspam__hour *rec = &h->h[i];
+
+    if (obspam__get_i64(r, &rec->hour) || obspam__get_i64(r, &rec->sent) ||
+        obspam__get_i64(r, &rec->refused) ||
+        obspam__get_i64(r, &rec->first_refused) ||
+        obspam__get_i64(r, &rec->last_refused))
+      return "truncated";
+    if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
+        rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
+        rec->first_refused < 0 || rec->last_refused < rec->first_refused)
+      return "bad history";
+    prev = rec->hour;
+  }
+  h->n = n;
+  return NULL;
+}
+
+/* Reads one set of non-zero buckets; sent selects the i64 ones. */
+static const char *parse_buckets(obspam__reader *r, ring *g, int sent) {
+  uint8_t n, i, prev = 0;
+  int k;
+
+  if (obspam__get_u8(r, &n))
+    return "truncated";
+  if (n > WINDOW)
+    return "bad window";
+  for (k = 0; k < n; k++) {
+    int64_t v64 = 0;
+    uint32_t v32 = 0;
+
+    if (obspam__get_u8(r, &i) ||
+        (sent ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
+      return "truncated";
+    /* Rising indexes, no zero values, no sum that could overflow. */
+    if (i >= WINDOW || (k > 0 && i <= prev) ||
+        (sent ? (v64 <= 0 || v64 > ((int64_t)1 << 56)) : v32 == 0))
+      return "bad window";
+    prev = i;
+    if (sent) {
+      g->b_sent[i] = v64;
+      g->sent += v64;
+    } else {
+      g->b_ref[i] = v32;
+      g->refused += v32;
+    }
+  }
+  return NULL;
+}
+
+static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest) {
+  const char *why;
+
+  if (obspam__get_i64(r, &g->minute))
+    return "truncated";
+  if (g->minute < 0 || g->minute > newest / 60)
+    return "bad window";
+  /* The sums are derived, never read from the file. */
+  why = parse_buckets(r, g, 1);
+  return why != NULL ? why : parse_buckets(r, g, 0);
+}
+
+static const char *parse_entry(obspam__reader *r, parsed_entry *e,
+                               int64_t newest, int *nomem) {
+  const uint8_t *bytes;
+  const char *why;
+  uint16_t len;
+  uint8_t kind, has_ring;
+
+  if (obspam__get_u8(r, &kind) || obspam__get_u16(r, &len))
+    return "truncated";
+  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_SCRIPT ||
+      len > (kind == OBSPAM_SCRIPT ? OBSPAM__SCRIPT_MAX : OBSPAM_NAME_MAX))
+    return "bad object";
+  if ((bytes = obspam__get_bytes(r, len)) == NULL)
+    return "truncated";
+  memcpy(e->name, bytes, len);
+  e->name[len] = '\0';
+  e->len = len;
+  e->kind = kind;
+  if (memchr(bytes, '\0', len) != NULL || !name_ok(kind, e->name, len))
+    return "bad object name";
+  e->h = calloc(1, sizeof(*e->h));
+  if (e->h == NULL)
+    goto nomem;
+  why = parse_hist(r, e->h, newest);
+  if (why != NULL)
+    return why;
+  if (e->h->h == NULL)
+    goto nomem;
+  if (obspam__get_u8(r, &has_ring))
+    return "truncated";
+  if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
+    return "bad window";
+  if (has_ring) {
+    e->r = calloc(1, sizeof(*e->r));
+    if (e->r == NULL)
+      goto nomem;
+    why = parse_ring(r, e->r, newest);
+    if (why != NULL)
+      return why;
+  }
+  if (kind == OBSPAM_SCRIPT) {
+    e->sc = script_new(e->name, len);
+    if (e->sc == NULL)
+      goto nomem;
+  }
+  return NULL;
+nomem:
+  *nomem = 1;
+  return "out of memory";
+}
+
+static const char *parse_pending(obspam__reader *r, parsed *p, int *nomem) {
+  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
+      contact[OBSPAM_NAME_MAX + 1];
+  int no_name, no_sub, no_contact;
+  uint32_t n, i;
+  uint8_t kind;
+
+  if (obspam__get_u32(r, &n))
+    return "truncated";
+  for (i = 0; i < n; i++) {
+    obspam__pending *q;
+
+    if (obspam__get_u8(r, &kind) ||
+        get_string(r, name, OBSPAM_NAME_MAX, &no_name) ||
+        get_string(r, sub, OBSPAM_NAME_MAX, &no_sub) ||
+        get_string(r, contact, OBSPAM_NAME_MAX, &no_contact))
+      return "truncated or bad notice";
+    if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX || no_name ||
+        !name_ok(kind, name, strlen(name)))
+      return "bad notice";
+    q = pending_new(kind, name, no_sub ? NULL : sub,
+                    no_contact ? NULL : contact);
+    if (q == NULL) {
+      *nomem = 1;
+      return "out of memory";
+    }
+    q->next = p->pending;
+    p->pending = q;
+    if (obspam__get_i64(r, &q->limit) || obspam__get_i64(r, &q->sent) ||
+        obspam__get_i64(r, &q->refused) ||
+        obspam__get_i64(r, &q->first_refused) ||
+        obspam__get_i64(r, &q->last_refused) ||
+        obspam__get_i64(r, &q->period_start) ||
+        obspam__get_i64(r, &q->period_end))
+      return "truncated";
+    if (q->period_end <= q->period_start || q->refused <= 0)
+      return "bad notice";
+  }
+  return NULL;
+}
+
+static void *mem_load_parse(obspam__store *s, obspam__reader *r,
+                            const char **why, int *nomem) {
+  parsed *p = calloc(1, sizeof(*p));
+  uint32_t n, i;
+
+  (void)s;
+  *nomem = 0;
+  *why = "out of memory";
+  if (p == NULL) {
+    *nomem = 1;
+    return NULL;
+  }
+  if (obspam__get_i64(r, &p->newest) || obspam__get_u32(r, &n)) {
+    *why = "truncated";
+    goto fail;
+  }
+  if (p->newest < 0) {
+    *why = "bad time";
+    goto fail;
+  }
+  /* Each entry takes at least 73 bytes: a count beyond that is a lie. */
+  if (n > (size_t)(r->end - r->p) / 73) {
+    *why = "truncated";
+    goto fail;
+  }
+  p->e = calloc(n ? n : 1, sizeof(*p->e));
+  if (p->e == NULL) {
+    *nomem = 1;
+    goto fail;
+  }
+  for (i = 0; i < n; i++) {
+    p->n = i + 1;
+    *why = parse_entry(r, &p->e[i], p->newest, nomem);
+    if (*why != NULL)
+      goto fail;
+  }
+  *why = parse_pending(r, p, nomem);
+  if (*why != NULL)
+    goto fail;
+  if (r->p != r->end) {
+    *why = "trailing bytes";
+    goto fail;
+  }
+  return p;
+fail:
+  parsed_free(p);
+  return NULL;
+}
+
+static int64_t mem_load_install(obspam__store *s, void *state,
+                                obspam__successor successor, void *ud) {
+  mem_store *m = (mem_store *)s;
+  parsed *p = state;
+  int64_t newest = p->newest;
+  obspam__pending **tail;
+  uint32_t i;
+
+  pthread_mutex_lock(&m->lock);
+  while (m->h_first != NULL)
+    drop(m, m->h_first->owner);
+  while (m->s_first != NULL)
+    script_free(m, m->s_first);
+  obspam__pending_free(m->pending);
+  m->pending = NULL;
+  if (p->newest > m->newest)
+    m->newest = p->newest;
+
+  for (i = 0; i < p->n; i++) {
+    parsed_entry *e = &p->e[i];
+    obspam__obj *o;
+
+    if (e->kind == OBSPAM_SCRIPT) {
+      /* A duplicate path in the file keeps its first entry. */
+      if (script_find(m, e->name, e->len) != NULL ||
+          script_insert(m, e->sc) != 0) {
+        e->sc = NULL;
+        continue;
+      }
+      o = &e->sc->obj;
+      e->sc = NULL;
+    } else {
+      o = successor(e->kind, e->name, e->len, ud);
+      if (o == NULL || o->hist != NULL)
+        continue;
+    }
+    o->hist = e->h;
+    e->h->owner = o;
+    LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
+    if (e->h->np_refused > 0)
+      refused_link(m, e->h);
+    e->h = NULL;
+    if (e->r != NULL) {
+      o->ring = e->r;
+      e->r->owner = o;
+      LIST_APPEND(m->r_first, m->r_last, e->r, prev, next);
+      e->r = NULL;
+    }
+  }
+  tail = &m->pending;
+  *tail = p->pending;
+  p->pending = NULL;
+  pthread_mutex_unlock(&m->lock);
+  parsed_free(p);
+  return newest;
+}
+
+static void mem_load_discard(obspam__store *s, void *state) {
+  (void)s;
+  parsed_free(state);
+}
+
+static void mem_destroy(obspam__store *s) {
+  mem_store *m = (mem_store *)s;
+
+  while (m->h_first != NULL)
+    drop(m, m->h_first->owner);
+  while (m->s_first != NULL)
+    script_free(m, m->s_first);
+  while (m->r_first != NULL)
+    ring_free(m, m->r_first->owner);
+  obspam__pending_free(m->pending);
+  pthread_mutex_destroy(&m->lock);
+  free(m);
+}
+
+static const obspam__store_ops mem_ops = {
+    mem_charge,     mem_read,         mem_forget,       mem_carry,
+    mem_history,    mem_report,       mem_notices,      mem_save,
+    mem_load_parse, mem_load_install, mem_load_discard, mem_destroy};
+
+obspam__store *obspam__mem_store_new(void) {
+  mem_store *m = calloc(1, sizeof(*m));
+
+  if (m == NULL)
+    return NULL;
+  if (pthread_mutex_init(&m->lock, NULL) != 0) {
+    free(m);
+    return NULL;
+  }
+  m->base.ops = &mem_ops;
+  return &m->base;
+}

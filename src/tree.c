@@ -1,0 +1,183 @@
+#include "tree.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void obspam__tree_init(obspam__tree *t) {
+  memset(t, 0, sizeof(*t));
+  t->server[0] = t->server[1] = t->server[2] = OBSPAM_UNLIMITED;
+  t->server_scripts = 1;
+}
+
+static size_t obj_size(int kind) {
+  switch (kind) {
+  case OBSPAM_PLAN:
+    return sizeof(obspam__plan);
+  case OBSPAM_SUBSCRIPTION:
+    return sizeof(obspam__sub);
+  default:
+    return sizeof(obspam__obj);
+  }
+}
+
+obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
+                               const char *name, size_t len) {
+  obspam__obj *o = NULL;
+
+  HASH_FIND(hh, t->table[kind], name, len, o);
+  return o;
+}
+
+obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid) {
+  obspam__sub *s = NULL;
+
+  HASH_FIND(hh_uid, t->by_uid, &uid, sizeof(uid), s);
+  return s;
+}
+
+static void link_child(obspam__obj *o, obspam__obj *parent) {
+  o->parent = parent;
+  o->prev = NULL;
+  o->next = NULL;
+  if (parent == NULL)
+    return;
+  o->next = parent->child;
+  if (parent->child != NULL)
+    parent->child->prev = o;
+  parent->child = o;
+}
+
+static void unlink_child(obspam__obj *o) {
+  if (o->prev != NULL)
+    o->prev->next = o->next;
+  else if (o->parent != NULL)
+    o->parent->child = o->next;
+  if (o->next != NULL)
+    o->next->prev = o->prev;
+  o->parent = o->next = o->prev = NULL;
+}
+
+int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
+                     obspam__obj *parent, obspam__obj **out) {
+  size_t size = obj_size(kind);
+  obspam__obj *o;
+
+  if (obspam__tree_find(t, kind, name->s, name->len) != NULL)
+    return OBSPAM_EEXIST;
+  o = calloc(1, size + name->len + 1);
+  if (o == NULL)
+    return OBSPAM_ENOMEM;
+  o->name = (char *)o + size;
+  memcpy(o->name, name->s, name->len + 1);
+  o->len = (uint16_t)name->len;
+  o->kind = (uint8_t)kind;
+  o->own[0] = o->own[1] = o->own[2] = OBSPAM_INHERIT;
+  if (kind == OBSPAM_PLAN)
+    ((obspam__plan *)o)->scripts = OBSPAM_INHERIT;
+  if (kind == OBSPAM_SUBSCRIPTION) {
+    ((obspam__sub *)o)->uid = -1;
+    ((obspam__sub *)o)->scripts = OBSPAM_INHERIT;
+  }
+  HASH_ADD_KEYPTR(hh, t->table[kind], o->name, o->len, o);
+  if (o->hh.tbl == NULL) {
+    free(o);
+    return OBSPAM_ENOMEM;
+  }
+  link_child(o, parent);
+  *out = o;
+  return OBSPAM_OK;
+}
+
+void obspam__tree_move(obspam__obj *o, obspam__obj *parent) {
+  unlink_child(o);
+  link_child(o, parent);
+}
+
+int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid) {
+  obspam__sub *owner;
+
+  if (uid == s->uid)
+    return OBSPAM_OK;
+  if (uid >= 0) {
+    owner = obspam__tree_by_uid(t, uid);
+    if (owner != NULL)
+      return OBSPAM_EEXIST;
+  }
+  if (s->uid >= 0)
+    HASH_DELETE(hh_uid, t->by_uid, s);
+  s->uid = -1;
+  if (uid < 0)
+    return OBSPAM_OK;
+  s->uid = uid;
+  HASH_ADD(hh_uid, t->by_uid, uid, sizeof(s->uid), s);
+  if (s->hh_uid.tbl == NULL) {
+    s->uid = -1;
+    return OBSPAM_ENOMEM;
+  }
+  return OBSPAM_OK;
+}
+
+static void free_obj(obspam__tree *t, obspam__obj *o) {
+  HASH_DELETE(hh, t->table[o->kind], o);
+  if (o->kind == OBSPAM_SUBSCRIPTION) {
+    obspam__sub *s = (obspam__sub *)o;
+
+    if (s->uid >= 0)
+      HASH_DELETE(hh_uid, t->by_uid, s);
+    free(s->contact);
+  }
+  free(o);
+}
+
+void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
+                         void (*forget)(obspam__obj *, void *), void *ud) {
+  while (o->child != NULL)
+    obspam__tree_remove(t, o->child, forget, ud);
+  if (forget != NULL)
+    forget(o, ud);
+  unlink_child(o);
+  free_obj(t, o);
+}
+
+/* Frees a uthash table's own memory once its items are gone. */
+static void table_free(UT_hash_table *tbl) {
+  if (tbl == NULL)
+    return;
+  uthash_free(tbl->buckets, tbl->num_buckets * sizeof(*tbl->buckets));
+  uthash_free(tbl, sizeof(*tbl));
+}
+
+void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
+                       void *ud) {
+  UT_hash_table *uids = t->by_uid != NULL ? t->by_uid->hh_uid.tbl : NULL;
+  int kind;
+
+  /* Whole tables go at once: no object is unlinked or deleted one by one,
+     which would cost a hash lookup each. */
+  for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
+    obspam__obj *o = t->table[kind], *next;
+    UT_hash_table *tbl = o != NULL ? o->hh.tbl : NULL;
+
+    for (; o != NULL; o = next) {
+      next = o->hh.next;
+      if (forget != NULL)
+        forget(o, ud);
+      if (kind == OBSPAM_SUBSCRIPTION)
+        free(((obspam__sub *)o)->contact);
+      free(o);
+    }
+    table_free(tbl);
+  }
+  table_free(uids);
+  obspam__tree_init(t);
+}
+
+int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s) {
+  const obspam__plan *p = (const obspam__plan *)s->obj.parent;
+
+  if (s->scripts != OBSPAM_INHERIT)
+    return s->scripts;
+  if (p != NULL && p->scripts != OBSPAM_INHERIT)
+    return p->scripts;
+  return t->server_scripts;
+}

@@ -1,0 +1,98 @@
+/* The limit tree: plans, subscriptions, domains and mailboxes, each kind in
+   its own hash table, linked to their parents and children. */
+#ifndef OBSPAM_TREE_H
+#define OBSPAM_TREE_H
+
+#include <stdint.h>
+
+#include "names.h"
+#include "table.h"
+
+struct obspam__ring;
+struct obspam__hist;
+
+/* Index into obspam__obj.own and obspam__tree.server: a limit kind. */
+#define OBSPAM__LIM(kind) ((kind)-OBSPAM_SUBSCRIPTION)
+
+typedef struct obspam__obj {
+  UT_hash_handle hh;               /* in the table of its kind, keyed by name */
+  struct obspam__obj *parent;      /* plan, subscription or domain; or NULL */
+  struct obspam__obj *child;       /* first child */
+  struct obspam__obj *next, *prev; /* siblings under the same parent */
+  struct obspam__ring *ring;       /* window counters; NULL while idle */
+  struct obspam__hist *hist;       /* hourly history; NULL when none is kept */
+  /* Own values by limit kind (OBSPAM__LIM): the object's own limit at its
+     own kind, and the defaults it gives the kinds below it. */
+  int64_t own[3];
+  uint16_t len;
+  uint8_t kind;
+  char *name; /* lower case, NUL-terminated, stored after the object */
+} obspam__obj;
+
+typedef struct obspam__plan {
+  obspam__obj obj;
+  int scripts; /* 1, 0 or OBSPAM_INHERIT */
+} obspam__plan;
+
+typedef struct obspam__sub {
+  obspam__obj obj;
+  UT_hash_handle hh_uid; /* in obspam__tree.by_uid while uid >= 0 */
+  int64_t uid;           /* -1: none */
+  int scripts;           /* 1, 0 or OBSPAM_INHERIT */
+  char *contact;         /* NULL: none */
+} obspam__sub;
+
+typedef struct obspam__tree {
+  obspam__obj *table[5]; /* heads by kind; SERVER's slot is unused */
+  obspam__sub *by_uid;
+  int64_t server[3]; /* server defaults by limit kind */
+  int server_scripts;
+} obspam__tree;
+
+void obspam__tree_init(obspam__tree *t);
+void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
+                       void *ud);
+
+/* Lookups by an already normalised name; NULL when absent. */
+obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
+                               const char *name, size_t len);
+obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid);
+
+/* Adds a child under parent (which must be of the kind above). Returns
+   OBSPAM_OK, OBSPAM_EEXIST or OBSPAM_ENOMEM; *out is the new object. */
+int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
+                     obspam__obj *parent, obspam__obj **out);
+/* Unlinks and frees o and its subtree; forget is called for each object
+   before it is freed, children first. */
+void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
+                         void (*forget)(obspam__obj *, void *), void *ud);
+/* Moves o under another parent of the same kind. */
+void obspam__tree_move(obspam__obj *o, obspam__obj *parent);
+/* Sets or clears (uid -1) the uid of a subscription: OBSPAM_OK, EEXIST or
+   ENOMEM. */
+int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid);
+
+/* The effective limit of a subscription, domain or mailbox: its own value,
+   else the nearest ancestor's default for its kind, else the server's. */
+static inline int64_t obspam__effective(const obspam__tree *t,
+                                        const obspam__obj *o) {
+  int lim = OBSPAM__LIM(o->kind);
+  const obspam__obj *p;
+
+  for (p = o; p != NULL; p = p->parent)
+    if (p->own[lim] != OBSPAM_INHERIT)
+      return p->own[lim];
+  return t->server[lim];
+}
+
+/* The subscription that owns a subscription, domain or mailbox. */
+static inline const obspam__sub *obspam__owner(const obspam__obj *o) {
+  while (o != NULL && o->kind != OBSPAM_SUBSCRIPTION)
+    o = o->parent;
+  return (const obspam__sub *)o;
+}
+
+/* Whether scripts of subscription s may send. */
+int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s);
+
+#endif
