@@ -1,0 +1,1010 @@
+/* obspam_decide: every rule of "Decision semantics (normative)" in API.md
+   and the decisions in notes/decisions.md. */
+#include <time.h>
+
+#include "testutil.h"
+
+static obspam_engine *e;
+
+/*
+ * The fixture tree (everything unlimited unless a test sets a limit):
+ *   plan basic
+ *   subscription acme (plan basic, uid 10001)
+ *     domain example.com: info@, sales@
+ *     domain example.net: bob@
+ *   subscription other (no plan, uid 10002)
+ *     domain other.org: x@
+ */
+static void setup(void) {
+  e = tu_new();
+  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "other", NULL));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "other.org", "other"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", NULL));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "x@other.org", NULL));
+  OK(obspam_set_uid(e, "acme", 10001));
+  OK(obspam_set_uid(e, "other", 10002));
+}
+
+static void teardown(void) {
+  obspam_engine_free(e);
+  e = NULL;
+}
+
+TestSuite(decide, .init = setup, .fini = teardown);
+
+#define LIMIT(kind, name, which, v)                                            \
+  OK(obspam_set_limit(e, (kind), (name), (which), (v)))
+#define MBOX_LIMIT(name, v) LIMIT(OBSPAM_MAILBOX, name, OBSPAM_MAILBOX, v)
+#define DOMAIN_LIMIT(name, v) LIMIT(OBSPAM_DOMAIN, name, OBSPAM_DOMAIN, v)
+#define SUB_LIMIT(name, v)                                                     \
+  LIMIT(OBSPAM_SUBSCRIPTION, name, OBSPAM_SUBSCRIPTION, v)
+#define OPT(o, v) OK(obspam_set_option(e, (o), (v)))
+
+/* Asserts the counters of every fixture object at T0 + 59 (the tests that
+   use it charge only at T0 .. T0 + 59, so everything is in the window). */
+static void expect_all(int64_t info, int64_t sales, int64_t bob, int64_t x,
+                       int64_t com, int64_t net, int64_t org, int64_t acme,
+                       int64_t other, int line) {
+  const int64_t now = T0 + 59;
+  tu_expect_counts(e, OBSPAM_MAILBOX, "info@example.com", now, info, 0, line);
+  tu_expect_counts(e, OBSPAM_MAILBOX, "sales@example.com", now, sales, 0, line);
+  tu_expect_counts(e, OBSPAM_MAILBOX, "bob@example.net", now, bob, 0, line);
+  tu_expect_counts(e, OBSPAM_MAILBOX, "x@other.org", now, x, 0, line);
+  tu_expect_counts(e, OBSPAM_DOMAIN, "example.com", now, com, 0, line);
+  tu_expect_counts(e, OBSPAM_DOMAIN, "example.net", now, net, 0, line);
+  tu_expect_counts(e, OBSPAM_DOMAIN, "other.org", now, org, 0, line);
+  tu_expect_counts(e, OBSPAM_SUBSCRIPTION, "acme", now, acme, 0, line);
+  tu_expect_counts(e, OBSPAM_SUBSCRIPTION, "other", now, other, 0, line);
+}
+/* Counters, in order: info sales bob x | example.com example.net other.org |
+   acme other. No refusals anywhere. */
+#define EXPECT_ALL(...) expect_all(__VA_ARGS__, __LINE__)
+#define NOTHING_COUNTED() EXPECT_ALL(0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+/* A message with every field given; decided at once. */
+static obspam_verdict dec(uint32_t flags, const char *sasl, const char *sender,
+                          uint32_t rcpt, int64_t uid, const char *hint,
+                          int64_t t, int line) {
+  obspam_message m =
+      tu_msg(flags, sasl, sender, "198.51.100.10", rcpt, uid, hint, NULL, t);
+  return tu_decide_msg(e, &m, line);
+}
+#define DEC(flags, sasl, sender, rcpt, uid, hint, t)                           \
+  dec((flags), (sasl), (sender), (rcpt), (uid), (hint), (t), __LINE__)
+
+/* ---- rule 1: disabled ---------------------------------------------------- */
+
+Test(decide, disabled_accepts_and_counts_nothing) {
+  MBOX_LIMIT("info@example.com", 0);
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 0));
+  OPT(OBSPAM_OPT_ENABLED, 0);
+  obspam_verdict v = SASL(e, "info@example.com", 5, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  v = UNAUTH(e, "nobody@nowhere.test", 5, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  v = SCRIPT(e, 10001, "example.com", 5, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  v = SCRIPT(e, 4242, NULL, 5, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  v = DEC(OBSPAM_MSG_MAILING_LIST, NULL, "bob@example.net", 3, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  NOTHING_COUNTED();
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.refused_total, 0);
+  cr_assert_eq(s.last_refused, 0);
+  /* Enabled again, the limit applies. */
+  OPT(OBSPAM_OPT_ENABLED, 1);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 0, 0,
+                 -1);
+}
+
+/* ---- rule 3: exempt kinds of mail -----------------------------------------
+ */
+
+Test(decide, mailing_list_exempt_by_default) {
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_MAILING_LIST, NULL, "info@example.com", 3, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  /* Rule 3 comes before the SASL rule. */
+  v = DEC(OBSPAM_MSG_MAILING_LIST, "info@example.com", "info@example.com", 3,
+          -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  /* And before the script rule, even an unknown uid. */
+  v = DEC(OBSPAM_MSG_MAILING_LIST | OBSPAM_MSG_SCRIPT, NULL, NULL, 3, 999, NULL,
+          T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  /* And an unknown sender is EXEMPT, not UNKNOWN. */
+  v = DEC(OBSPAM_MSG_MAILING_LIST, NULL, "x@nowhere.test", 3, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  NOTHING_COUNTED();
+}
+
+Test(decide, mailing_list_counted) {
+  OPT(OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_MAILING_LIST, NULL, "info@example.com", 3, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* Counted even with unauthenticated counting off. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  v = DEC(OBSPAM_MSG_MAILING_LIST, NULL, "bob@example.net", 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* A plain unauthenticated message is not. */
+  v = DEC(0, NULL, "bob@example.net", 2, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  /* A counted list delivery from nobody we host is UNKNOWN. */
+  v = DEC(OBSPAM_MSG_MAILING_LIST, NULL, "list@nowhere.test", 2, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_ALL(3, 0, 2, 0, 3, 2, 0, 5, 0);
+}
+
+/* With both unauthenticated and list counting off, a list delivery is
+   EXEMPT (rule 3), not UNKNOWN. */
+Test(decide, mailing_list_off_unauth_off) {
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_MAILING_LIST, NULL, "info@example.com", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  NOTHING_COUNTED();
+}
+
+Test(decide, forward_local_exempt_by_default) {
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_FORWARD_LOCAL, NULL, "info@example.com", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  v = DEC(OBSPAM_MSG_FORWARD_LOCAL, NULL, "x@nowhere.test", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  NOTHING_COUNTED();
+}
+
+Test(decide, forward_local_counted) {
+  OPT(OBSPAM_OPT_COUNT_FORWARD_LOCAL, 1);
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_FORWARD_LOCAL, NULL, "info@example.com", 4, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = DEC(OBSPAM_MSG_FORWARD_LOCAL, NULL, "x@nowhere.test", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_ALL(4, 0, 0, 0, 4, 0, 0, 4, 0);
+}
+
+Test(decide, forward_remote_counted_by_default) {
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "bob@example.net", 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* The forwarder is resolved as a login is: a hosted domain. */
+  v = DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "Alias@Other.ORG", 3, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "other.org", OBSPAM_UNLIMITED,
+                 0, 0);
+  /* A forwarder we do not host: UNKNOWN. */
+  v = DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "x@nowhere.test", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_ALL(0, 0, 2, 0, 0, 2, 3, 2, 3);
+}
+
+Test(decide, forward_remote_off) {
+  OPT(OBSPAM_OPT_COUNT_FORWARD_REMOTE, 0);
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "bob@example.net", 2, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  /* Exempt before the SASL rule too. */
+  v = DEC(OBSPAM_MSG_FORWARD_REMOTE, "bob@example.net", "bob@example.net", 2,
+          -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  NOTHING_COUNTED();
+}
+
+/* A counted forward with a resolvable SASL login: the SASL rule comes
+   first. */
+Test(decide, forward_with_login_charges_login) {
+  obspam_verdict v = DEC(OBSPAM_MSG_FORWARD_REMOTE, "bob@example.net",
+                         "info@example.com", 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(0, 0, 2, 0, 0, 2, 0, 2, 0);
+}
+
+/* ---- rule 4: SASL logins ---------------------------------------------------
+ */
+
+Test(decide, sasl_mailbox_charges_three_levels) {
+  obspam_verdict v = SASL(e, "info@example.com", 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(3, 0, 0, 0, 3, 0, 0, 3, 0);
+  v = SASL(e, "info@example.com", 2, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 3, 0);
+  v = SASL(e, "sales@example.com", 1, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = SASL(e, "bob@example.net", 4, T0 + 3);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = SASL(e, "x@other.org", 7, T0 + 4);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "x@other.org",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(5, 1, 4, 7, 6, 4, 7, 10, 7);
+}
+
+/* The login wins over the envelope sender. */
+Test(decide, sasl_login_wins_over_sender) {
+  obspam_verdict v =
+      DEC(0, "bob@example.net", "info@example.com", 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(0, 0, 2, 0, 0, 2, 0, 2, 0);
+}
+
+Test(decide, sasl_hosted_domain_unknown_mailbox) {
+  DOMAIN_LIMIT("example.com", 50);
+  obspam_verdict v =
+      DEC(0, "nobody@example.com", "info@example.com", 3, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 50, 0, 0);
+  v = DEC(0, "Nobody@EXAMPLE.com", NULL, 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 50, 3, 0);
+  EXPECT_ALL(0, 0, 0, 0, 5, 0, 0, 5, 0);
+}
+
+/* A bare domain name as login resolves to that domain when hosted. */
+Test(decide, sasl_bare_domain) {
+  obspam_verdict v = DEC(0, "Example.NET", NULL, 2, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(0, 0, 0, 0, 0, 2, 0, 2, 0);
+}
+
+/* A login that resolves to nothing falls through to the next rules. */
+Test(decide, sasl_unresolvable_falls_through) {
+  static const char *const logins[] = {
+      "x@nowhere.test",
+      "nowhere.test",
+      "a@b@example.com",
+      "info",
+      "acme",
+      "info@example.co",
+      "x@",
+      "",
+  };
+  for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+    obspam_verdict v = DEC(0, logins[i], "info@example.com", 1, -1, NULL, T0);
+    EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                   OBSPAM_UNLIMITED, (int64_t)i, 0);
+  }
+  /* With unauthenticated counting off, nothing else applies: UNKNOWN. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  obspam_verdict v =
+      DEC(0, "x@nowhere.test", "info@example.com", 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  /* ... but a resolvable login is still charged. */
+  v = DEC(0, "info@example.com", NULL, 1, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 8, 0);
+  /* An unresolvable login with the script flag falls through to the uid. */
+  v = DEC(OBSPAM_MSG_SCRIPT, "x@nowhere.test", NULL, 1, 10002, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "other",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(9, 0, 0, 0, 9, 0, 0, 9, 1);
+}
+
+/* Logins and senders of any length or shape are simply not hosted. */
+Test(decide, sasl_overlong_or_odd_login_is_not_an_error) {
+  char big[1000];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  memcpy(big + sizeof big - 13, "@example.com", 12);
+  obspam_verdict v = DEC(0, big, "bob@example.net", 1, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = DEC(0, NULL, big, 1, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = DEC(0, "info@example.com\n", "bob@example.net", 1, -1, NULL, T0);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+  EXPECT_ALL(0, 0, 2, 0, 0, 2, 0, 2, 0);
+}
+
+/* A resolvable login with the script flag: the SASL rule comes first. */
+Test(decide, sasl_before_script) {
+  obspam_verdict v =
+      DEC(OBSPAM_MSG_SCRIPT, "bob@example.net", NULL, 1, 10002, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(0, 0, 1, 0, 0, 1, 0, 1, 0);
+}
+
+/* ---- rule 4: scripts -------------------------------------------------------
+ */
+
+Test(decide, script_charges_subscription) {
+  obspam_verdict v = SCRIPT(e, 10001, NULL, 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* Never a mailbox, even when the sender is one. */
+  v = DEC(OBSPAM_MSG_SCRIPT, NULL, "info@example.com", 2, 10001, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 3, 0);
+  EXPECT_ALL(0, 0, 0, 0, 0, 0, 0, 5, 0);
+}
+
+Test(decide, script_domain_hint) {
+  SUB_LIMIT("acme", 100);
+  DOMAIN_LIMIT("example.net", 40);
+  /* A hosted domain of the subscription: charged, and named. */
+  obspam_verdict v = SCRIPT(e, 10001, "example.net", 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.net", 40, 0, 0);
+  v = SCRIPT(e, 10001, "EXAMPLE.Net", 2, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.net", 40, 3, 0);
+  /* Another subscription's domain: ignored. */
+  v = SCRIPT(e, 10001, "other.org", 4, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme", 100, 5, 0);
+  /* Not hosted, or not a domain name: ignored. */
+  v = SCRIPT(e, 10001, "nowhere.test", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme", 100, 9, 0);
+  v = SCRIPT(e, 10001, "", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme", 100, 10, 0);
+  v = SCRIPT(e, 10001, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme", 100, 11, 0);
+  EXPECT_ALL(0, 0, 0, 0, 0, 5, 0, 12, 0);
+}
+
+Test(decide, script_unknown_uid) {
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  obspam_verdict v = SCRIPT(e, 4242, "example.com", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = SCRIPT(e, -1, "example.com", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  /* No fall-through to the sender. */
+  v = DEC(OBSPAM_MSG_SCRIPT, NULL, "info@example.com", 1, 4242, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  /* Unknown even when scripts are forbidden everywhere. */
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 0));
+  v = SCRIPT(e, 4242, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  NOTHING_COUNTED();
+}
+
+/* Scripts not allowed: REFUSE naming the subscription, retry -1, limit and
+   count of the subscription, a refusal on every charged object and nothing
+   charged. */
+Test(decide, scripts_forbidden_verdict) {
+  SUB_LIMIT("acme", 50);
+  obspam_verdict v = SASL(e, "info@example.com", 7, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 0));
+  v = SCRIPT(e, 10001, "example.com", 2, T0 + 5);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 50, 7, -1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 5, 7, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 5, 7, 1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 5, 7, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.net", T0 + 5, 0, 0);
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 5);
+  cr_assert_eq(s.refused_total, 1);
+  cr_assert_eq(s.last_refused, T0 + 5);
+  cr_assert_eq(s.limit, 50);
+  cr_assert_eq(s.sending, 1, "7 < 50: still sending for other kinds of mail");
+  /* Without a hint only the subscription records the refusal. */
+  v = SCRIPT(e, 10001, NULL, 1, T0 + 6);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 50, 7, -1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 6, 7, 2);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 6, 7, 1);
+  /* Even a domain over its limit does not change who is named. */
+  DOMAIN_LIMIT("example.com", 0);
+  v = SCRIPT(e, 10001, "example.com", 1, T0 + 7);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 50, 7, -1);
+  /* Unlimited subscription: limit -1 in the verdict. */
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "other", 0));
+  v = SCRIPT(e, 10002, NULL, 1, T0 + 8);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "other",
+                 OBSPAM_UNLIMITED, 0, -1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "other", T0 + 8, 0, 1);
+}
+
+/* Whether a script of acme (plan basic) and of other (no plan) may send. */
+static void expect_scripts(int acme_allowed, int other_allowed, int line) {
+  obspam_verdict v = tu_script(e, 10001, NULL, 1, T0, line);
+  cr_assert_eq(v.action, acme_allowed ? OBSPAM_ACCEPT : OBSPAM_REFUSE,
+               "line %d: acme script action %d", line, v.action);
+  cr_assert_eq(v.kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(v.object, "acme");
+  cr_assert_eq(v.retry_after, acme_allowed ? 0 : -1);
+  v = tu_script(e, 10002, NULL, 1, T0, line);
+  cr_assert_eq(v.action, other_allowed ? OBSPAM_ACCEPT : OBSPAM_REFUSE,
+               "line %d: other script action %d", line, v.action);
+  cr_assert_eq(v.kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(v.object, "other");
+  cr_assert_eq(v.retry_after, other_allowed ? 0 : -1);
+}
+#define EXPECT_SCRIPTS(a, o) expect_scripts((a), (o), __LINE__)
+
+static void scripts(int server, int plan, int sub) {
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, server));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "basic", plan));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", sub));
+}
+
+/* Its own setting, else its plan's, else the server's. */
+Test(decide, scripts_allowed_chain) {
+  const int I = OBSPAM_INHERIT;
+  EXPECT_SCRIPTS(1, 1); /* the default: allowed */
+  scripts(0, I, I);
+  EXPECT_SCRIPTS(0, 0);
+  scripts(1, 0, I);
+  EXPECT_SCRIPTS(0, 1);
+  scripts(1, I, 0);
+  EXPECT_SCRIPTS(0, 1);
+  scripts(0, 1, I);
+  EXPECT_SCRIPTS(1, 0);
+  scripts(0, 0, 1);
+  EXPECT_SCRIPTS(1, 0);
+  scripts(1, 0, 1);
+  EXPECT_SCRIPTS(1, 1);
+  scripts(1, 1, 0);
+  EXPECT_SCRIPTS(0, 1);
+  scripts(0, I, 1);
+  EXPECT_SCRIPTS(1, 0);
+  scripts(1, I, I);
+  EXPECT_SCRIPTS(1, 1);
+  /* other's own setting shadows the server. */
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "other", 0));
+  EXPECT_SCRIPTS(1, 0);
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 0));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "other", 1));
+  EXPECT_SCRIPTS(0, 1);
+  /* Refusals were recorded: acme was refused 5 times ((0,I,I), (1,0,I),
+     (1,I,0), (1,1,0) and the last one), other 5 times (the four rows with
+     server 0 while it inherited, and its own 0). */
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
+  cr_assert_eq(s.refused, 5, "acme refused %" PRId64, s.refused);
+  cr_assert_eq(s.count, 7, "acme sent %" PRId64, s.count);
+  s = STATS(e, OBSPAM_SUBSCRIPTION, "other", T0);
+  cr_assert_eq(s.refused, 5, "other refused %" PRId64, s.refused);
+  cr_assert_eq(s.count, 7, "other sent %" PRId64, s.count);
+}
+
+/* ---- rule 4: unauthenticated senders ----------------------------------------
+ */
+
+Test(decide, unauthenticated_sender) {
+  obspam_verdict v = UNAUTH(e, "INFO@Example.Com", 2, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = UNAUTH(e, "someone@Example.NET", 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = UNAUTH(e, "other.org", 4, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "other.org", OBSPAM_UNLIMITED,
+                 0, 0);
+  /* An empty login is no login. */
+  v = DEC(0, "", "sales@example.com", 1, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(2, 1, 0, 0, 3, 3, 4, 6, 4);
+}
+
+Test(decide, unauthenticated_not_counted) {
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  obspam_verdict v = UNAUTH(e, "info@example.com", 2, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = DEC(0, "", "info@example.com", 2, -1, NULL, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  NOTHING_COUNTED();
+}
+
+Test(decide, null_and_unknown_senders) {
+  static const char *const senders[] = {
+      "",        "x@nowhere.test", "nowhere.test", "<>", "info@example.co",
+      "example", "acme",           NULL,
+  };
+  MBOX_LIMIT("info@example.com", 0);
+  for (size_t i = 0; i < sizeof senders / sizeof senders[0]; i++) {
+    obspam_verdict v = UNAUTH(e, senders[i], 5, T0);
+    cr_assert_eq(v.action, OBSPAM_UNKNOWN, "sender \"%s\": action %d",
+                 senders[i] ? senders[i] : "(null)", v.action);
+    EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  }
+  NOTHING_COUNTED();
+}
+
+/* ---- rules 5 and 6: limits
+ * ---------------------------------------------------- */
+
+/* Parents are sums of their children and the parent's limit wins. */
+Test(decide, subscription_limit_across_mailboxes) {
+  SUB_LIMIT("acme", 3);
+  LIMIT(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 10);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 10, 0,
+                 0);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 10, 1,
+                 0);
+  v = SASL(e, "bob@example.net", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net", 10, 0, 0);
+  /* The 4th: acme has 3 of 3. All charges are in minute T0/60, so they
+     leave the window at T0 + 3600: retry = 3600. */
+  v = SASL(e, "bob@example.net", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 3600);
+  v = SASL(e, "sales@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 3600);
+  /* other is not affected. */
+  v = SASL(e, "x@other.org", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "x@other.org", 10, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 3, 2);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "bob@example.net", T0, 1, 1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "sales@example.com", T0, 0, 1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 2, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.net", T0, 1, 1);
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
+  cr_assert_eq(s.sending, 0, "acme is at its limit");
+  cr_assert_eq(s.limit, 3);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.sending, 1, "info is under its own limit");
+}
+
+Test(decide, domain_limit_across_mailboxes) {
+  DOMAIN_LIMIT("example.com", 2);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = SASL(e, "sales@example.com", 1, T0 + 30);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* t = T0+40, both charges in minute T0/60: retry = 3600 - 40 = 3560. */
+  v = SASL(e, "info@example.com", 1, T0 + 40);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "example.com", 2, 2, 3560);
+  v = SASL(e, "bob@example.net", 1, T0 + 40);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 40, 3, 1);
+}
+
+/* The first refusing object from the top is named. */
+Test(decide, first_refusing_from_top) {
+  /* mailbox full only */
+  SUB_LIMIT("acme", 5);
+  DOMAIN_LIMIT("example.com", 5);
+  MBOX_LIMIT("info@example.com", 1);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 1, 0, 0);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1, 1,
+                 3600);
+  /* domain and mailbox full: the domain */
+  DOMAIN_LIMIT("example.com", 1);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "example.com", 1, 1, 3600);
+  /* all three full: the subscription */
+  SUB_LIMIT("acme", 1);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3600);
+  /* subscription and mailbox full, domain not: the subscription */
+  DOMAIN_LIMIT("example.com", OBSPAM_UNLIMITED);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3600);
+  /* only the subscription full */
+  MBOX_LIMIT("info@example.com", 100);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3600);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 5);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 1, 5);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 1, 5);
+}
+
+/* All or nothing: a count that does not fit is refused whole. */
+Test(decide, all_or_nothing) {
+  MBOX_LIMIT("info@example.com", 10);
+  obspam_verdict v = SASL(e, "info@example.com", 8, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 10, 0,
+                 0);
+  /* 8 + 3 > 10. The 8 leave at T0 + 3600; t = T0 + 60: retry 3540. */
+  v = SASL(e, "info@example.com", 3, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 10, 8,
+                 3540);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60, 8, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 60, 8, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 60, 8, 1);
+  /* 8 + 2 = 10 fits exactly. */
+  v = SASL(e, "info@example.com", 2, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 10, 8,
+                 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60, 10, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 60, 10, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 60, 10, 1);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60);
+  cr_assert_eq(s.sending, 0);
+  /* 1 more: 10 + 1 > 10; the 8 leave at T0+3600, after which 2 + 1 fits;
+     t = T0 + 60: retry 3540. */
+  v = SASL(e, "info@example.com", 1, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 10, 10,
+                 3540);
+}
+
+/* A refused message is not charged; refusals count attempts, not
+   recipients, on every charged object. */
+Test(decide, refusals_not_charged) {
+  MBOX_LIMIT("info@example.com", 2);
+  SASL(e, "info@example.com", 2, T0);
+  for (int i = 0; i < 5; i++) {
+    obspam_verdict v = SASL(e, "info@example.com", 7, T0 + 10);
+    /* 7 > 2: never fits. */
+    EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                   -1);
+  }
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 10, 2, 5);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 2, 5);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10, 2, 5);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.net", T0 + 10, 0, 0);
+  obspam_stats s = STATS(e, OBSPAM_DOMAIN, "example.com", T0 + 10);
+  cr_assert_eq(s.refused_total, 5);
+  cr_assert_eq(s.last_refused, T0 + 10);
+}
+
+Test(decide, count_unit_messages) {
+  MBOX_LIMIT("info@example.com", 2);
+  OPT(OBSPAM_OPT_COUNT_UNIT, 1);
+  obspam_verdict v = SASL(e, "info@example.com", 500, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 2, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 1, 0);
+  v = SASL(e, "info@example.com", 500, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 2, 1, 0);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                 3600);
+  /* Back to recipients: 500 > 2 never fits; bob is unlimited and takes
+     500. */
+  OPT(OBSPAM_OPT_COUNT_UNIT, 0);
+  v = SASL(e, "info@example.com", 500, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                 -1);
+  v = SASL(e, "bob@example.net", 500, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 502, 2);
+}
+
+Test(decide, limit_zero) {
+  MBOX_LIMIT("info@example.com", 0);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 0, 0,
+                 -1);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.sending, 0, "0 < 0 is false: not sending");
+  cr_assert_eq(s.limit, 0);
+  OPT(OBSPAM_OPT_COUNT_UNIT, 1);
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 0, 0,
+                 -1);
+  /* A subscription with limit 0 refuses its scripts too. */
+  SUB_LIMIT("other", 0);
+  v = SCRIPT(e, 10002, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "other", 0, 0, -1);
+}
+
+Test(decide, count_larger_than_limit) {
+  MBOX_LIMIT("info@example.com", 5);
+  obspam_verdict v = SASL(e, "info@example.com", 6, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 5, 0,
+                 -1);
+  v = SASL(e, "info@example.com", 5, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 5, 0, 0);
+}
+
+/* retry_after is -1 when c exceeds the limit of any charged object, even
+   one below the refusing object. */
+Test(decide, never_fits_lower_object) {
+  SUB_LIMIT("acme", 10);
+  MBOX_LIMIT("info@example.com", 2);
+  SASL(e, "bob@example.net", 10, T0);
+  obspam_verdict v = SASL(e, "info@example.com", 3, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 10, 10, -1);
+  /* With 2 recipients it would fit info: retry is acme's, 3599. */
+  v = SASL(e, "info@example.com", 2, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 10, 10, 3599);
+}
+
+/* Exact verdict fields on accept: the lowest charged object, in lower case,
+   its effective limit, its count before this message, retry 0. */
+Test(decide, accept_verdict_fields) {
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "BigCorp", NULL));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "BigCorp.EXAMPLE", "BIGCORP"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "Info@BigCorp.Example", NULL));
+  OK(obspam_set_uid(e, "bigcorp", 555));
+  LIMIT(OBSPAM_SUBSCRIPTION, "bigcorp", OBSPAM_MAILBOX, 70);
+  LIMIT(OBSPAM_SUBSCRIPTION, "bigcorp", OBSPAM_DOMAIN, 80);
+  LIMIT(OBSPAM_SUBSCRIPTION, "bigcorp", OBSPAM_SUBSCRIPTION, 90);
+  obspam_verdict v = SASL(e, "INFO@BIGCORP.EXAMPLE", 4, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@bigcorp.example", 70,
+                 0, 0);
+  v = SASL(e, "info@bigcorp.example", 5, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@bigcorp.example", 70,
+                 4, 0);
+  v = UNAUTH(e, "Sales@BigCorp.Example", 6, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "bigcorp.example", 80, 9, 0);
+  v = SCRIPT(e, 555, NULL, 7, T0 + 3);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "bigcorp", 90, 15, 0);
+  v = SCRIPT(e, 555, "BIGCORP.example", 1, T0 + 4);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "bigcorp.example", 80, 15, 0);
+  /* Refusals name objects in lower case too. bigcorp has 23, the domain 16,
+     the mailbox 9, all in minute T0/60. 71 recipients: 23 + 71 > 90 and 71 is
+     more than the mailbox limit 70: never. */
+  v = SASL(e, "Info@BigCorp.Example", 71, T0 + 5);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "bigcorp", 90, 23, -1);
+  /* 68 fits every limit once minute T0/60 has left: at T0+3600, so retry =
+     3600 - 5 = 3595. */
+  v = SASL(e, "Info@BigCorp.Example", 68, T0 + 5);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "bigcorp", 90, 23,
+                 3595);
+}
+
+/* A time older than the newest one seen is treated as the newest one. */
+Test(decide, time_going_backwards) {
+  MBOX_LIMIT("info@example.com", 1);
+  const int64_t newest = T0 + 7200;
+  obspam_verdict v = SASL(e, "info@example.com", 1, newest);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 1, 0, 0);
+  /* At T0 the window would be empty; treated as T0+7200 it is full, and
+     retry counts from T0+7200: the charge leaves at newest+3600. */
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1, 1,
+                 3600);
+  /* bob's charge at "T0" lands in newest's minute. */
+  v = SASL(e, "bob@example.net", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "bob@example.net", newest + 3599, 1, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "bob@example.net", newest + 3600, 0, 0);
+  /* The refusal was recorded at newest. */
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", newest);
+  cr_assert_eq(s.last_refused, newest, "last_refused %" PRId64, s.last_refused);
+  /* stats_get uses max(now, newest) too. */
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", 1, 1, 1);
+  /* Later times move forward again. */
+  v = SASL(e, "info@example.com", 1, newest + 3600);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 1, 0, 0);
+}
+
+/* ---- invalid input
+ * ------------------------------------------------------------- */
+
+static void expect_unchanged_after_invalid(void) {
+  EXPECT_ALL(1, 0, 0, 0, 1, 0, 0, 1, 0);
+  const char *m = obspam_engine_errmsg(e);
+  cr_assert(m != NULL && m[0] != '\0', "no errmsg after an invalid decide");
+}
+
+Test(decide, invalid_input) {
+  SASL(e, "info@example.com", 1, T0);
+  obspam_message m =
+      tu_msg(0, "info@example.com", NULL, NULL, 1, -1, NULL, NULL, T0);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  RC(obspam_decide(e, NULL, &v), OBSPAM_EINVAL);
+  RC(obspam_decide(e, &m, NULL), OBSPAM_EINVAL);
+  RC(obspam_decide(NULL, &m, &v), OBSPAM_EINVAL);
+  m.struct_size = sizeof(obspam_message) - 1;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.struct_size = 0;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.struct_size = 4;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.struct_size = sizeof(obspam_message);
+  v.struct_size = sizeof(obspam_verdict) - 1;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  v.struct_size = 0;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  v.struct_size = sizeof(obspam_verdict);
+  m.recipients = 0;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.recipients = 1;
+  m.time = -1;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.time = INT64_MIN;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  expect_unchanged_after_invalid();
+  /* The same message, valid, is fine. */
+  m.time = T0;
+  OK(obspam_decide(e, &m, &v));
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 1, 0);
+}
+
+/* A failed decision does not move the newest time either. */
+Test(decide, invalid_decide_does_not_advance_time) {
+  MBOX_LIMIT("info@example.com", 1);
+  SASL(e, "info@example.com", 1, T0);
+  obspam_message m = tu_msg(0, "info@example.com", NULL, "bad address", 1, -1,
+                            NULL, NULL, T0 + 3600);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  m.client_address = NULL;
+  m.recipients = 0;
+  RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
+  /* Still T0 + 1 for the engine: the charge of T0 is in the window. */
+  v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1, 1,
+                 3599);
+}
+
+/* Larger structures (a later 1.x caller appending fields) are accepted. */
+Test(decide, larger_struct_sizes) {
+  struct {
+    obspam_message m;
+    char future[32];
+  } big;
+  struct {
+    obspam_verdict v;
+    char future[32];
+  } bigv;
+  memset(&big, 0, sizeof big);
+  memset(&bigv, 0, sizeof bigv);
+  big.m = tu_msg(0, "info@example.com", NULL, NULL, 2, -1, NULL, NULL, T0);
+  big.m.struct_size = sizeof big;
+  bigv.v.struct_size = sizeof bigv;
+  OK(obspam_decide(e, &big.m, &bigv.v));
+  EXPECT_VERDICT(bigv.v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ALL(2, 0, 0, 0, 2, 0, 0, 2, 0);
+}
+
+/* time 0 means now. */
+Test(decide, time_zero_is_now) {
+  MBOX_LIMIT("info@example.com", 1);
+  int64_t before = (int64_t)time(NULL);
+  obspam_verdict v = SASL(e, "info@example.com", 1, 0);
+  int64_t after = (int64_t)time(NULL);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 1, 0, 0);
+  /* The charge is in the minute of some tn in [before, after]. At `after`
+     it is still in the window; retry = (tn/60 + 60)*60 - after, which lies
+     in [3541 - (after - before), 3600]. */
+  v = SASL(e, "info@example.com", 1, after);
+  cr_assert_eq(v.action, OBSPAM_REFUSE, "the charge of time 0 is not now");
+  cr_assert_eq(v.count, 1);
+  cr_assert_geq(v.retry_after, 3541 - (after - before));
+  cr_assert_leq(v.retry_after, 3600);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  cr_assert_eq(s.count, 1);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_geq(s.last_refused, before);
+  cr_assert_leq(s.last_refused, (int64_t)time(NULL));
+  /* An hour later it is gone. */
+  v = SASL(e, "info@example.com", 1, after + 3600);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 1, 0, 0);
+}
+
+/* The stats of a fresh object and the sending flag. */
+Test(decide, stats_fields) {
+  MBOX_LIMIT("info@example.com", 2);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.limit, 2);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 0);
+  cr_assert_eq(s.refused_total, 0);
+  cr_assert_eq(s.last_refused, 0);
+  SASL(e, "info@example.com", 1, T0);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.count, 1);
+  SASL(e, "info@example.com", 1, T0 + 1);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 1);
+  cr_assert_eq(s.sending, 0);
+  cr_assert_eq(s.count, 2);
+  SASL(e, "info@example.com", 1, T0 + 2);
+  SASL(e, "info@example.com", 1, T0 + 125);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 125);
+  cr_assert_eq(s.refused, 2);
+  cr_assert_eq(s.refused_total, 2);
+  cr_assert_eq(s.last_refused, T0 + 125);
+  /* An unlimited object is always sending. */
+  s = STATS(e, OBSPAM_DOMAIN, "example.com", T0 + 125);
+  cr_assert_eq(s.limit, OBSPAM_UNLIMITED);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.count, 2);
+  cr_assert_eq(s.refused, 2);
+  /* The window moves on; the totals stay. */
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600 + 125);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 0);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.refused_total, 2);
+  cr_assert_eq(s.last_refused, T0 + 125);
+}
+
+/* A limit change applies at once to the next decision. */
+Test(decide, limit_change_applies_immediately) {
+  SASL(e, "info@example.com", 5, T0);
+  MBOX_LIMIT("info@example.com", 5);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 5, 5,
+                 3599);
+  LIMIT(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 6);
+  v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 5, 5,
+                 3599);
+  MBOX_LIMIT("info@example.com", OBSPAM_INHERIT);
+  v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 6, 5, 0);
+  /* Lowering below the count: refused, retry from the window. */
+  LIMIT(OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 3);
+  v = SASL(e, "sales@example.com", 1, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 6, 3598);
+}
+
+/* Counts are 64-bit: UINT32_MAX recipients, twice, on an unlimited mailbox. */
+Test(decide, huge_recipient_counts) {
+  obspam_verdict v = SASL(e, "bob@example.net", UINT32_MAX, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = SASL(e, "bob@example.net", UINT32_MAX, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, (int64_t)UINT32_MAX, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 1, 2 * (int64_t)UINT32_MAX,
+                0);
+  /* Against a limit: larger than the limit, never. */
+  MBOX_LIMIT("info@example.com", 1000000);
+  v = SASL(e, "info@example.com", UINT32_MAX, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1000000,
+                 0, -1);
+  /* A huge limit is compared without overflow. */
+  MBOX_LIMIT("info@example.com", INT64_MAX);
+  v = SASL(e, "info@example.com", UINT32_MAX, T0 + 3);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 INT64_MAX, 0, 0);
+}
+
+/* The longest names fit the verdict's object field exactly. */
+Test(decide, longest_names_in_verdicts) {
+  char dom[400], mb[800];
+  memset(dom, 'd', 318);
+  dom[318] = '\0';
+  snprintf(mb, sizeof mb, "M@%s", dom);
+  cr_assert_eq(strlen(mb), 320u);
+  OK(obspam_add(e, OBSPAM_DOMAIN, dom, "other"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, mb, NULL));
+  MBOX_LIMIT(mb, 1);
+  mb[0] = 'm';
+  obspam_verdict v = SASL(e, mb, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, mb, 1, 0, 0);
+  cr_assert_eq(strlen(v.object), 320u);
+  v = SASL(e, mb, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, mb, 1, 1, 3600);
+  char sub[400];
+  memset(sub, 's', 320);
+  sub[320] = '\0';
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, sub, NULL));
+  OK(obspam_set_uid(e, sub, 777));
+  v = SCRIPT(e, 777, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, sub, OBSPAM_UNLIMITED,
+                 0, 0);
+}
+
+/* A removed mailbox's login still resolves to its hosted domain. */
+Test(decide, removed_mailbox_falls_back_to_domain) {
+  SASL(e, "info@example.com", 2, T0);
+  OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com",
+                 OBSPAM_UNLIMITED, 2, 0);
+  OK(obspam_remove(e, OBSPAM_DOMAIN, "example.com"));
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 3, 0);
+}

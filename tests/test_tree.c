@@ -1,0 +1,1022 @@
+/* The limit tree: add/remove, names, limits and their inheritance, uids,
+   scripts and contacts. */
+#include <limits.h>
+
+#include "testutil.h"
+
+static obspam_engine *e;
+
+/*
+ * The fixture tree:
+ *   plan basic, plan gold
+ *   subscription acme (plan basic, uid 1001)
+ *     domain example.com: info@, sales@
+ *     domain example.net: bob@
+ *   subscription solo (no plan, uid 1002)
+ *     domain solo.org: x@
+ */
+static void build(void) {
+  e = tu_new();
+  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
+  OK(obspam_add(e, OBSPAM_PLAN, "gold", NULL));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "solo", NULL));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "solo.org", "solo"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", "example.com"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "x@solo.org", NULL));
+  OK(obspam_set_uid(e, "acme", 1001));
+  OK(obspam_set_uid(e, "solo", 1002));
+}
+
+static void teardown(void) {
+  obspam_engine_free(e);
+  e = NULL;
+}
+
+TestSuite(tree, .init = build, .fini = teardown);
+
+/* ---- "The engine is unchanged" ------------------------------------------ */
+
+static const struct {
+  int kind;
+  const char *name;
+} probe_objs[] = {
+    {OBSPAM_SUBSCRIPTION, "acme"},
+    {OBSPAM_SUBSCRIPTION, "solo"},
+    {OBSPAM_SUBSCRIPTION, "basic"},
+    {OBSPAM_SUBSCRIPTION, "ghost"},
+    {OBSPAM_SUBSCRIPTION, "new"},
+    {OBSPAM_DOMAIN, "example.com"},
+    {OBSPAM_DOMAIN, "example.net"},
+    {OBSPAM_DOMAIN, "solo.org"},
+    {OBSPAM_DOMAIN, "ghost.com"},
+    {OBSPAM_DOMAIN, "new.com"},
+    {OBSPAM_DOMAIN, "acme"},
+    {OBSPAM_MAILBOX, "info@example.com"},
+    {OBSPAM_MAILBOX, "sales@example.com"},
+    {OBSPAM_MAILBOX, "bob@example.net"},
+    {OBSPAM_MAILBOX, "x@solo.org"},
+    {OBSPAM_MAILBOX, "ghost@example.com"},
+    {OBSPAM_MAILBOX, "new@example.com"},
+    {OBSPAM_MAILBOX, "a@new.com"},
+};
+#define N_PROBES (sizeof probe_objs / sizeof probe_objs[0])
+static const char *const probe_plans[] = {"basic", "gold", "new", "acme"};
+#define N_PLANS (sizeof probe_plans / sizeof probe_plans[0])
+
+typedef struct snapshot {
+  int rc[N_PROBES];
+  int64_t limit[N_PROBES], count[N_PROBES], refused[N_PROBES];
+  int plan_rc[N_PLANS];
+  int uid_action[4];
+} snapshot;
+
+/* Records what the public API shows about the fixture objects: existence,
+   effective limits, counters, plans and uid ownership. The probes leave the
+   engine as they found it (plans and uids are probed with a throw-away
+   subscription that is removed again). Note that the probes themselves may
+   fail (ENOTFOUND), so the error message is checked separately. */
+static void take(snapshot *s) {
+  memset(s, 0, sizeof *s);
+  for (size_t i = 0; i < N_PROBES; i++) {
+    int64_t lim = -99;
+    s->rc[i] =
+        obspam_effective_limit(e, probe_objs[i].kind, probe_objs[i].name, &lim);
+    s->limit[i] = lim;
+    obspam_stats st = OBSPAM_STATS_INIT;
+    int rc =
+        obspam_stats_get(e, probe_objs[i].kind, probe_objs[i].name, T0, &st);
+    cr_assert_eq(rc, s->rc[i], "stats_get and effective_limit disagree on %s",
+                 probe_objs[i].name);
+    s->count[i] = st.count;
+    s->refused[i] = st.refused;
+  }
+  /* A plan exists when a subscription can be attached to it. */
+  for (size_t i = 0; i < N_PLANS; i++) {
+    s->plan_rc[i] =
+        obspam_add(e, OBSPAM_SUBSCRIPTION, "zz-probe", probe_plans[i]);
+    if (s->plan_rc[i] == OBSPAM_OK)
+      OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "zz-probe"));
+  }
+  /* Which uids are taken: try to claim them on a throw-away subscription. */
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "zz-uid", NULL));
+  static const int64_t uids[4] = {1001, 1002, 1003, 2000};
+  for (int i = 0; i < 4; i++) {
+    s->uid_action[i] = obspam_set_uid(e, "zz-uid", uids[i]);
+    OK(obspam_set_uid(e, "zz-uid", -1));
+  }
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "zz-uid"));
+}
+
+static void expect_same(const snapshot *a, const snapshot *b, int line) {
+  for (size_t i = 0; i < N_PROBES; i++) {
+    cr_assert_eq(a->rc[i], b->rc[i],
+                 "line %d: existence of %s changed (rc %d -> %d)", line,
+                 probe_objs[i].name, a->rc[i], b->rc[i]);
+    cr_assert_eq(a->limit[i], b->limit[i],
+                 "line %d: effective limit of %s changed (%" PRId64
+                 " -> %" PRId64 ")",
+                 line, probe_objs[i].name, a->limit[i], b->limit[i]);
+    cr_assert_eq(a->count[i], b->count[i], "line %d: count of %s changed", line,
+                 probe_objs[i].name);
+    cr_assert_eq(a->refused[i], b->refused[i], "line %d: refused of %s changed",
+                 line, probe_objs[i].name);
+  }
+  for (size_t i = 0; i < N_PLANS; i++)
+    cr_assert_eq(a->plan_rc[i], b->plan_rc[i],
+                 "line %d: existence of plan %s changed", line, probe_plans[i]);
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(a->uid_action[i], b->uid_action[i],
+                 "line %d: uid ownership changed (probe %d: %d -> %d)", line, i,
+                 a->uid_action[i], b->uid_action[i]);
+}
+
+/* Runs a call that must fail with `want` and checks that it changed
+   nothing and left an error message. */
+#define FAILS(expr, want)                                                      \
+  do {                                                                         \
+    snapshot before_, after_;                                                  \
+    take(&before_);                                                            \
+    RC(expr, want);                                                            \
+    const char *msg_ = obspam_engine_errmsg(e);                                \
+    cr_assert(msg_ != NULL && msg_[0] != '\0', "line %d: no errmsg after %s",  \
+              __LINE__, #expr);                                                \
+    take(&after_);                                                             \
+    expect_same(&before_, &after_, __LINE__);                                  \
+  } while (0)
+
+static int exists(int kind, const char *name) {
+  int64_t lim;
+  int rc = obspam_effective_limit(e, kind, name, &lim);
+  cr_assert(rc == OBSPAM_OK || rc == OBSPAM_ENOTFOUND,
+            "effective_limit(%d, %s) returned %d", kind, name, rc);
+  return rc == OBSPAM_OK;
+}
+
+static int plan_exists(const char *name) {
+  int rc = obspam_add(e, OBSPAM_SUBSCRIPTION, "zz-probe", name);
+  cr_assert(rc == OBSPAM_OK || rc == OBSPAM_ENOTFOUND,
+            "add(subscription, plan=%s) returned %d", name, rc);
+  if (rc == OBSPAM_OK)
+    OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "zz-probe"));
+  return rc == OBSPAM_OK;
+}
+
+#define EXPECT_EXISTS(kind, name)                                              \
+  cr_assert(exists(kind, name), "line %d: %s should exist", __LINE__, name)
+#define EXPECT_GONE(kind, name)                                                \
+  cr_assert(!exists(kind, name), "line %d: %s should not exist", __LINE__, name)
+
+/* ---- add ----------------------------------------------------------------- */
+
+Test(tree, fixture_objects_exist) {
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "acme");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "solo");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.com");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.net");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "solo.org");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "info@example.com");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "sales@example.com");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "bob@example.net");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "x@solo.org");
+  cr_assert(plan_exists("basic"));
+  cr_assert(plan_exists("gold"));
+  cr_assert(!plan_exists("silver"));
+  EXPECT_GONE(OBSPAM_SUBSCRIPTION, "ghost");
+  EXPECT_GONE(OBSPAM_DOMAIN, "ghost.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "ghost@example.com");
+}
+
+Test(tree, plan_parent_must_be_null) {
+  FAILS(obspam_add(e, OBSPAM_PLAN, "new", "basic"), OBSPAM_EINVAL);
+  FAILS(obspam_add(e, OBSPAM_PLAN, "new", "nosuch"), OBSPAM_EINVAL);
+  OK(obspam_add(e, OBSPAM_PLAN, "new", NULL));
+  cr_assert(plan_exists("new"));
+}
+
+Test(tree, subscription_parent) {
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "new", "nosuch"), OBSPAM_ENOTFOUND);
+  /* A subscription or domain name is not a plan. */
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "new", "solo"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "new", "example.com"),
+        OBSPAM_ENOTFOUND);
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "new", "gold"));
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "new");
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "new2", NULL));
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "new2");
+}
+
+Test(tree, domain_parent) {
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "new.com", NULL), OBSPAM_EINVAL);
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "new.com", "nosuch"), OBSPAM_ENOTFOUND);
+  /* A plan is not a subscription. */
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "new.com", "gold"), OBSPAM_ENOTFOUND);
+  OK(obspam_add(e, OBSPAM_DOMAIN, "new.com", "solo"));
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "new.com");
+}
+
+Test(tree, mailbox_parent) {
+  /* Another domain, hosted or not, is not a valid parent. */
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "new@example.com", "example.net"),
+        OBSPAM_EINVAL);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "new@example.com", "other.org"),
+        OBSPAM_EINVAL);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "new@example.com", "acme"),
+        OBSPAM_EINVAL);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "new@example.com", ""), OBSPAM_EINVAL);
+  /* The domain must be hosted. */
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "a@new.com", NULL), OBSPAM_ENOTFOUND);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "a@new.com", "new.com"),
+        OBSPAM_ENOTFOUND);
+  /* Its own domain, in any case, is fine. */
+  OK(obspam_add(e, OBSPAM_MAILBOX, "new@example.com", "EXAMPLE.Com"));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "new@example.com");
+}
+
+Test(tree, bad_kinds) {
+  static const int bad[] = {OBSPAM_SERVER, OBSPAM_SCRIPT, -1, 6, 99, INT_MIN};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    FAILS(obspam_add(e, bad[i], "new", NULL), OBSPAM_EINVAL);
+    FAILS(obspam_add(e, bad[i], "acme", NULL), OBSPAM_EINVAL);
+    FAILS(obspam_remove(e, bad[i], "acme"), OBSPAM_EINVAL);
+    FAILS(obspam_remove(e, bad[i], "example.com"), OBSPAM_EINVAL);
+  }
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static char *repeat(char *buf, char c, size_t n) {
+  memset(buf, c, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Names that are invalid for a plan, a subscription and a domain. */
+static const char *const bad_plain_names[] = {
+    "",      " x",     "x ",     "x y",    "x\ty", "\tx",  "x\n",
+    "x\ry",  "x\x01y", "x\x1fy", "x\x7fy", "\x7f", "a@b",  "@",
+    "a@b@c", "x@",     "@x",     " ",      "x\vy", "x\fy",
+};
+
+static void check_plain_names(int kind, const char *parent) {
+  char buf[1100];
+  FAILS(obspam_add(e, kind, NULL, parent), OBSPAM_EINVAL);
+  for (size_t i = 0; i < sizeof bad_plain_names / sizeof bad_plain_names[0];
+       i++)
+    FAILS(obspam_add(e, kind, bad_plain_names[i], parent), OBSPAM_EINVAL);
+  FAILS(obspam_add(e, kind, repeat(buf, 'a', 321), parent), OBSPAM_EINVAL);
+  FAILS(obspam_add(e, kind, repeat(buf, 'b', 1000), parent), OBSPAM_EINVAL);
+  /* 320 bytes is the longest valid name. */
+  OK(obspam_add(e, kind, repeat(buf, 'a', 320), parent));
+  RC(obspam_add(e, kind, repeat(buf, 'A', 320), parent), OBSPAM_EEXIST);
+}
+
+Test(tree, plan_names) {
+  check_plain_names(OBSPAM_PLAN, NULL);
+  char buf[400];
+  cr_assert(plan_exists(repeat(buf, 'a', 320)));
+}
+
+Test(tree, subscription_names) {
+  check_plain_names(OBSPAM_SUBSCRIPTION, NULL);
+  char buf[400];
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, repeat(buf, 'a', 320));
+}
+
+Test(tree, subscription_names_with_plan) {
+  check_plain_names(OBSPAM_SUBSCRIPTION, "gold");
+  char buf[400];
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, repeat(buf, 'a', 320));
+}
+
+Test(tree, domain_names) {
+  check_plain_names(OBSPAM_DOMAIN, "solo");
+  char buf[400];
+  EXPECT_EXISTS(OBSPAM_DOMAIN, repeat(buf, 'a', 320));
+}
+
+Test(tree, mailbox_names) {
+  static const char *const bad[] = {
+      "",
+      "noat",
+      "example.com",
+      "a@@example.com",
+      "a@b@example.com",
+      "@example.com",
+      "a@",
+      "@",
+      "@@",
+      " a@example.com",
+      "a@example.com ",
+      "a b@example.com",
+      "a\t@example.com",
+      "a@example.com\n",
+      "a\x01@example.com",
+      "a\x7f@example.com",
+      "a@exam ple.com",
+      "\r\n",
+  };
+  char buf[400];
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, NULL, NULL), OBSPAM_EINVAL);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    FAILS(obspam_add(e, OBSPAM_MAILBOX, bad[i], NULL), OBSPAM_EINVAL);
+    FAILS(obspam_add(e, OBSPAM_MAILBOX, bad[i], "example.com"), OBSPAM_EINVAL);
+  }
+  /* 321 bytes: 309 'a' + "@example.com" (12 bytes). */
+  repeat(buf, 'a', 309);
+  strcat(buf, "@example.com");
+  cr_assert_eq(strlen(buf), 321u);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, buf, NULL), OBSPAM_EINVAL);
+  /* 320 bytes is fine. */
+  repeat(buf, 'a', 308);
+  strcat(buf, "@example.com");
+  cr_assert_eq(strlen(buf), 320u);
+  OK(obspam_add(e, OBSPAM_MAILBOX, buf, NULL));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, buf);
+  /* A 320-byte mailbox in a long domain: 1 + '@' + 318. */
+  repeat(buf, 'd', 318);
+  OK(obspam_add(e, OBSPAM_DOMAIN, buf, "solo"));
+  char mb[800];
+  snprintf(mb, sizeof mb, "m@%s", buf);
+  cr_assert_eq(strlen(mb), 320u);
+  OK(obspam_add(e, OBSPAM_MAILBOX, mb, NULL));
+  snprintf(mb, sizeof mb, "mm@%s", buf);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, mb, NULL), OBSPAM_EINVAL);
+}
+
+/* Bytes above 0x7f are neither blanks nor control characters. */
+Test(tree, high_bytes_are_valid) {
+  OK(obspam_add(e, OBSPAM_DOMAIN,
+                "b\xc3\xbc"
+                "cher.example",
+                "solo"));
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "b\xc3\xbc"
+                               "cher.example");
+  OK(obspam_add(e, OBSPAM_MAILBOX,
+                "j\xc3\xb6rg@b\xc3\xbc"
+                "cher.example",
+                NULL));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "j\xc3\xb6rg@b\xc3\xbc"
+                                "cher.example");
+  OK(obspam_add(e, OBSPAM_PLAN, "\xff\x80", NULL));
+  cr_assert(plan_exists("\xff\x80"));
+  /* Only ASCII letters fold: U+00C9 and U+00E9 are different names. */
+  OK(obspam_add(e, OBSPAM_DOMAIN, "\xc3\x89t\xc3\xa9.example", "solo"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "\xc3\xa9t\xc3\xa9.example", "solo"));
+  RC(obspam_add(e, OBSPAM_DOMAIN, "\xc3\xa9T\xc3\xa9.EXAMPLE", "solo"),
+     OBSPAM_EEXIST);
+}
+
+Test(tree, names_are_case_insensitive) {
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "MixedCase", "GOLD"));
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "mixedcase");
+  OK(obspam_add(e, OBSPAM_DOMAIN, "Example.ORG", "MIXEDCASE"));
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.org");
+  OK(obspam_add(e, OBSPAM_MAILBOX, "Webmaster@Example.COM", NULL));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "webmaster@example.com");
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "Webmaster@Example.COM", NULL),
+        OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "webmaster@example.com", NULL),
+        OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "INFO@EXAMPLE.COM", NULL), OBSPAM_EEXIST);
+  OK(obspam_add(e, OBSPAM_MAILBOX, "Info@Example.ORG", "example.org"));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "info@example.org");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "INFO@EXAMPLE.ORG");
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "info@example.org", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "INFO@example.org", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "EXAMPLE.com", "solo"), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "ACME", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_PLAN, "Basic", NULL), OBSPAM_EEXIST);
+  cr_assert(plan_exists("GoLd"));
+  /* The local part is case-insensitive too, and verdicts are lower case. */
+  obspam_verdict v = SASL(e, "INFO@example.ORG", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.org",
+                 OBSPAM_UNLIMITED, 0, 0);
+  OK(obspam_remove(e, OBSPAM_MAILBOX, "iNfO@eXaMpLe.OrG"));
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.org");
+}
+
+Test(tree, duplicates) {
+  FAILS(obspam_add(e, OBSPAM_PLAN, "basic", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "gold"), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_DOMAIN, "example.com", "solo"), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL), OBSPAM_EEXIST);
+  FAILS(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", "example.com"),
+        OBSPAM_EEXIST);
+}
+
+/* A failed duplicate does not move the object: acme stays on plan basic and
+   example.com stays in acme. */
+Test(tree, duplicate_does_not_reparent) {
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, 11));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "gold", OBSPAM_SUBSCRIPTION, 22));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 33));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "solo", OBSPAM_DOMAIN, 44));
+  RC(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "gold"), OBSPAM_EEXIST);
+  RC(obspam_add(e, OBSPAM_DOMAIN, "example.com", "solo"), OBSPAM_EEXIST);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 11);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 33);
+}
+
+Test(tree, kinds_are_separate_namespaces) {
+  OK(obspam_add(e, OBSPAM_PLAN, "shared", NULL));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "shared", "shared"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "shared", "shared"));
+  OK(obspam_add(e, OBSPAM_PLAN, "acme", NULL));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "acme", "acme"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "example.com", NULL));
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "shared");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "shared");
+  cr_assert(plan_exists("shared"));
+  /* Removing one does not remove its namesakes. */
+  OK(obspam_remove(e, OBSPAM_DOMAIN, "acme"));
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "acme");
+  cr_assert(plan_exists("acme"));
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "example.com"));
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.com");
+}
+
+/* ---- remove -------------------------------------------------------------- */
+
+Test(tree, remove_unknown_or_invalid) {
+  FAILS(obspam_remove(e, OBSPAM_PLAN, "silver"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_SUBSCRIPTION, "ghost"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_DOMAIN, "ghost.com"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_MAILBOX, "ghost@example.com"),
+        OBSPAM_ENOTFOUND);
+  /* Right name, wrong kind. */
+  FAILS(obspam_remove(e, OBSPAM_PLAN, "acme"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_SUBSCRIPTION, "basic"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_DOMAIN, "acme"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_remove(e, OBSPAM_SUBSCRIPTION, "example.com"), OBSPAM_ENOTFOUND);
+  static const int kinds[] = {OBSPAM_PLAN, OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
+                              OBSPAM_MAILBOX};
+  for (size_t i = 0; i < 4; i++) {
+    FAILS(obspam_remove(e, kinds[i], NULL), OBSPAM_EINVAL);
+    FAILS(obspam_remove(e, kinds[i], ""), OBSPAM_EINVAL);
+  }
+}
+
+Test(tree, remove_mailbox) {
+  OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.com");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "sales@example.com");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.com");
+  FAILS(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"), OBSPAM_ENOTFOUND);
+}
+
+Test(tree, remove_domain_removes_its_mailboxes) {
+  OK(obspam_remove(e, OBSPAM_DOMAIN, "example.com"));
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "sales@example.com");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "example.net");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "bob@example.net");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "acme");
+  /* The mailbox cannot be added back without its domain. */
+  RC(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL), OBSPAM_ENOTFOUND);
+  /* The domain can now go to another subscription. */
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "solo"));
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.com");
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "info@example.com");
+  /* A message from it is now charged to solo, not acme. */
+  SASL(e, "info@example.com", 2, T0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "solo", T0, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 0, 0);
+}
+
+Test(tree, remove_subscription_removes_domains_and_mailboxes) {
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
+  EXPECT_GONE(OBSPAM_SUBSCRIPTION, "acme");
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.com");
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.net");
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "sales@example.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "bob@example.net");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "solo");
+  EXPECT_EXISTS(OBSPAM_DOMAIN, "solo.org");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "x@solo.org");
+  cr_assert(plan_exists("basic"), "the plan stays");
+  /* Its names are free again. */
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "solo"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "gold"));
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.net");
+}
+
+Test(tree, remove_plan_removes_its_subscriptions) {
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme2", "basic"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "acme2.com", "acme2"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "goldie", "gold"));
+  OK(obspam_remove(e, OBSPAM_PLAN, "basic"));
+  cr_assert(!plan_exists("basic"));
+  EXPECT_GONE(OBSPAM_SUBSCRIPTION, "acme");
+  EXPECT_GONE(OBSPAM_SUBSCRIPTION, "acme2");
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.com");
+  EXPECT_GONE(OBSPAM_DOMAIN, "example.net");
+  EXPECT_GONE(OBSPAM_DOMAIN, "acme2.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "info@example.com");
+  EXPECT_GONE(OBSPAM_MAILBOX, "bob@example.net");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "solo");
+  EXPECT_EXISTS(OBSPAM_SUBSCRIPTION, "goldie");
+  EXPECT_EXISTS(OBSPAM_MAILBOX, "x@solo.org");
+  cr_assert(plan_exists("gold"));
+  /* acme's uid went with it. */
+  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OK(obspam_set_uid(e, "goldie", 1001));
+}
+
+/* Counters go with a removed object; adding it again starts from zero.
+   The counters of the ancestors that stay are kept. */
+Test(tree, readd_starts_from_zero) {
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+                      3));
+  obspam_verdict v = SASL(e, "info@example.com", 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 3, 0, 0);
+  v = SASL(e, "info@example.com", 1, T0 + 10);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 3, 3,
+                 3590);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 10, 3, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 3, 1);
+
+  OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 10);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 0);
+  cr_assert_eq(s.refused_total, 0);
+  cr_assert_eq(s.last_refused, 0);
+  /* The new mailbox inherits again (its old limit of 3 is gone). */
+  cr_assert_eq(s.limit, OBSPAM_UNLIMITED);
+  cr_assert_eq(s.sending, 1);
+  /* The domain keeps its counters. */
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 3, 1);
+
+  /* Same for a domain and a subscription. */
+  OK(obspam_remove(e, OBSPAM_DOMAIN, "example.com"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10, 3, 1);
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
+  s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 0);
+  cr_assert_eq(s.refused_total, 0);
+  cr_assert_eq(s.last_refused, 0);
+}
+
+/* ---- set_limit ----------------------------------------------------------- */
+
+static const char *name_of_kind(int kind) {
+  switch (kind) {
+  case OBSPAM_SERVER:
+    return NULL;
+  case OBSPAM_PLAN:
+    return "basic";
+  case OBSPAM_SUBSCRIPTION:
+    return "acme";
+  case OBSPAM_DOMAIN:
+    return "example.com";
+  default:
+    return "info@example.com";
+  }
+}
+
+/* Which (kind, which) combinations exist, and that each one sets the right
+   limit: with everything else inheriting, setting (kind, which) to 42
+   makes exactly the effective limit `which` of info@example.com's chain
+   42. */
+Test(tree, set_limit_kind_which_matrix) {
+  static const int kinds[] = {OBSPAM_SERVER, OBSPAM_PLAN, OBSPAM_SUBSCRIPTION,
+                              OBSPAM_DOMAIN, OBSPAM_MAILBOX};
+  static const int whichs[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
+                               OBSPAM_MAILBOX};
+  /* allowed[kind index][which index] */
+  static const int allowed[5][3] = {
+      {1, 1, 1}, /* server */
+      {1, 1, 1}, /* plan */
+      {1, 1, 1}, /* subscription */
+      {0, 1, 1}, /* domain */
+      {0, 0, 1}, /* mailbox */
+  };
+  for (int k = 0; k < 5; k++) {
+    for (int w = 0; w < 3; w++) {
+      teardown();
+      build();
+      const char *name = name_of_kind(kinds[k]);
+      if (!allowed[k][w]) {
+        FAILS(obspam_set_limit(e, kinds[k], name, whichs[w], 42),
+              OBSPAM_EINVAL);
+        continue;
+      }
+      OK(obspam_set_limit(e, kinds[k], name, whichs[w], 42));
+      EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme",
+                 whichs[w] == OBSPAM_SUBSCRIPTION ? 42 : OBSPAM_UNLIMITED);
+      EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com",
+                 whichs[w] == OBSPAM_DOMAIN ? 42 : OBSPAM_UNLIMITED);
+      EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com",
+                 whichs[w] == OBSPAM_MAILBOX ? 42 : OBSPAM_UNLIMITED);
+      /* solo is on no plan: only the server default reaches it. */
+      int reaches_solo = kinds[k] == OBSPAM_SERVER;
+      EXPECT_EFF(
+          e, OBSPAM_MAILBOX, "x@solo.org",
+          reaches_solo && whichs[w] == OBSPAM_MAILBOX ? 42 : OBSPAM_UNLIMITED);
+      EXPECT_EFF(e, OBSPAM_DOMAIN, "solo.org",
+                 reaches_solo && whichs[w] == OBSPAM_DOMAIN ? 42
+                                                            : OBSPAM_UNLIMITED);
+      /* example.net is acme's too: only a domain-level value misses it. */
+      int reaches_net = kinds[k] != OBSPAM_DOMAIN && kinds[k] != OBSPAM_MAILBOX;
+      EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net",
+                 reaches_net && whichs[w] == OBSPAM_MAILBOX ? 42
+                                                            : OBSPAM_UNLIMITED);
+    }
+  }
+}
+
+Test(tree, set_limit_bad_which_and_kind) {
+  static const int bad_which[] = {
+      OBSPAM_SERVER, OBSPAM_PLAN, OBSPAM_SCRIPT, -1, 6, 99};
+  static const int kinds[] = {OBSPAM_SERVER, OBSPAM_PLAN, OBSPAM_SUBSCRIPTION,
+                              OBSPAM_DOMAIN, OBSPAM_MAILBOX};
+  for (size_t k = 0; k < 5; k++)
+    for (size_t w = 0; w < sizeof bad_which / sizeof bad_which[0]; w++)
+      FAILS(obspam_set_limit(e, kinds[k], name_of_kind(kinds[k]), bad_which[w],
+                             5),
+            OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, OBSPAM_SCRIPT, "acme", OBSPAM_MAILBOX, 5),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, 99, "acme", OBSPAM_MAILBOX, 5), OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, -1, "acme", OBSPAM_MAILBOX, 5), OBSPAM_EINVAL);
+}
+
+Test(tree, set_limit_bad_values) {
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 7));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION, 8));
+  static const int64_t bad[] = {-3, -4, -100, INT64_MIN, INT32_MIN};
+  static const int kinds[] = {OBSPAM_SERVER, OBSPAM_PLAN, OBSPAM_SUBSCRIPTION,
+                              OBSPAM_DOMAIN, OBSPAM_MAILBOX};
+  for (size_t k = 0; k < 5; k++)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      FAILS(obspam_set_limit(e, kinds[k], name_of_kind(kinds[k]),
+                             OBSPAM_MAILBOX, bad[i]),
+            OBSPAM_EINVAL);
+  /* INHERIT is no server default. */
+  FAILS(
+      obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_INHERIT),
+      OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, OBSPAM_INHERIT),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION,
+                         OBSPAM_INHERIT),
+        OBSPAM_EINVAL);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 7);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 8);
+  /* The server takes no name; the others need an existing one. */
+  FAILS(obspam_set_limit(e, OBSPAM_SERVER, "server", OBSPAM_MAILBOX, 5),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, OBSPAM_SERVER, "", OBSPAM_MAILBOX, 5),
+        OBSPAM_EINVAL);
+  for (size_t k = 1; k < 5; k++)
+    FAILS(obspam_set_limit(e, kinds[k], NULL, OBSPAM_MAILBOX, 5),
+          OBSPAM_EINVAL);
+  FAILS(obspam_set_limit(e, OBSPAM_PLAN, "silver", OBSPAM_MAILBOX, 5),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "ghost", OBSPAM_MAILBOX, 5),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_limit(e, OBSPAM_DOMAIN, "ghost.com", OBSPAM_MAILBOX, 5),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_limit(e, OBSPAM_MAILBOX, "ghost@example.com", OBSPAM_MAILBOX,
+                         5),
+        OBSPAM_ENOTFOUND);
+}
+
+Test(tree, set_limit_good_values) {
+  static const int64_t good[] = {
+      0, 1, 1000000, INT32_MAX, (int64_t)1 << 40, OBSPAM_UNLIMITED};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+                        good[i]));
+    EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", good[i]);
+    OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, good[i]));
+    EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", good[i]);
+  }
+}
+
+/* ---- effective_limit ----------------------------------------------------- */
+
+Test(tree, effective_limit_errors) {
+  int64_t v = 12345;
+  RC(obspam_effective_limit(e, OBSPAM_PLAN, "basic", &v), OBSPAM_EINVAL);
+  RC(obspam_effective_limit(e, OBSPAM_SERVER, NULL, &v), OBSPAM_EINVAL);
+  RC(obspam_effective_limit(e, OBSPAM_SCRIPT, "acme", &v), OBSPAM_EINVAL);
+  RC(obspam_effective_limit(e, OBSPAM_SUBSCRIPTION, NULL, &v), OBSPAM_EINVAL);
+  RC(obspam_effective_limit(e, OBSPAM_SUBSCRIPTION, "acme", NULL),
+     OBSPAM_EINVAL);
+  RC(obspam_effective_limit(e, OBSPAM_SUBSCRIPTION, "ghost", &v),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_effective_limit(e, OBSPAM_DOMAIN, "ghost.com", &v),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "ghost@example.com", &v),
+     OBSPAM_ENOTFOUND);
+  cr_assert_eq(v, 12345, "effective_limit wrote its output on failure");
+}
+
+/* The mailbox chain: own ?? domain.mailbox ?? subscription.mailbox ??
+   plan.mailbox ?? server.mailbox. Each level shadows the next; custom
+   values are larger than the defaults above them. The other two chains
+   never move. */
+Test(tree, mailbox_chain) {
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 100));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, 200));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 300));
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 400));
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+                      500));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 500);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "sales@example.com", 400);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net", 300);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "x@solo.org", 100);
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 400);
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 300);
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 200);
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 100);
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 0));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
+                      OBSPAM_UNLIMITED));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  /* None of this touched the domain and subscription chains. */
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
+  /* 0 and unlimited shadow too. */
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 5));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 0));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX,
+                      OBSPAM_UNLIMITED));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net", 0);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "x@solo.org", 5);
+}
+
+/* The domain chain: own ?? subscription.domain ?? plan.domain ??
+   server.domain. */
+Test(tree, domain_chain) {
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 1000));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, 2000));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 3000));
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, 4000));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 4000);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 3000);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "solo.org", 1000);
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 3000);
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 2000);
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 1000);
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 0));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 0);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
+  /* A domain's mailbox default is not its own limit. */
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 9));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 0);
+  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN,
+                      OBSPAM_UNLIMITED));
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 0);
+}
+
+/* The subscription chain: own ?? plan.subscription ?? server.subscription. */
+Test(tree, subscription_chain) {
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 10000));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, 20000));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
+                      30000));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 30000);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 10000);
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 20000);
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION,
+                      OBSPAM_INHERIT));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 10000);
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 0));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 0);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  /* A subscription's domain and mailbox defaults are not its own limit. */
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 5));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 6));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 0);
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION,
+                      OBSPAM_UNLIMITED));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 0);
+}
+
+/* A subscription added to a plan sees the plan's values; the limits follow
+   when it is removed and added to another plan. */
+Test(tree, chain_follows_plan) {
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, 50));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "gold", OBSPAM_MAILBOX, 500));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "gold", OBSPAM_DOMAIN, 5000));
+  OK(obspam_set_limit(e, OBSPAM_PLAN, "gold", OBSPAM_SUBSCRIPTION, 50000));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 50);
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "gold"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 500);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 5000);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 50000);
+}
+
+/* ---- uid, scripts, contact ------------------------------------------------
+ */
+
+Test(tree, set_uid) {
+  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* Owned by acme: solo cannot have it; acme may set it again. */
+  FAILS(obspam_set_uid(e, "solo", 1001), OBSPAM_EEXIST);
+  OK(obspam_set_uid(e, "acme", 1001));
+  /* Bad values, bad subscriptions. */
+  FAILS(obspam_set_uid(e, "acme", -2), OBSPAM_EINVAL);
+  FAILS(obspam_set_uid(e, "acme", -1000), OBSPAM_EINVAL);
+  FAILS(obspam_set_uid(e, "acme", INT64_MIN), OBSPAM_EINVAL);
+  FAILS(obspam_set_uid(e, "ghost", 3000), OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_uid(e, NULL, 3000), OBSPAM_EINVAL);
+  FAILS(obspam_set_uid(e, "", 3000), OBSPAM_EINVAL);
+  /* -1 clears: the uid is unknown, and free for solo. */
+  OK(obspam_set_uid(e, "acme", -1));
+  v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OK(obspam_set_uid(e, "solo", 1001));
+  v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* solo's old uid 1002 was replaced, so it is free now. */
+  v = SCRIPT(e, 1002, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OK(obspam_set_uid(e, "acme", 1002));
+  v = SCRIPT(e, 1002, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 1, 0);
+  /* uid 0 is a valid uid. */
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "root", NULL));
+  OK(obspam_set_uid(e, "root", 0));
+  v = SCRIPT(e, 0, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* Case-insensitive subscription name. */
+  OK(obspam_set_uid(e, "ROOT", 77));
+  v = SCRIPT(e, 77, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
+                 OBSPAM_UNLIMITED, 1, 0);
+}
+
+Test(tree, uid_freed_on_removal) {
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
+  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OK(obspam_set_uid(e, "solo", 1001));
+  v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
+                 OBSPAM_UNLIMITED, 0, 0);
+  /* A re-added subscription has no uid. */
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "solo"));
+  v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = SCRIPT(e, 1002, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+}
+
+Test(tree, set_scripts_allowed_values) {
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 0));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 1));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "basic", 0));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "basic", 1));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "basic", OBSPAM_INHERIT));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 0));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 1));
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme",
+                                OBSPAM_INHERIT));
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, OBSPAM_INHERIT),
+        OBSPAM_EINVAL);
+  static const int bad[] = {2, -1, -3, 100, INT_MIN, INT_MAX};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    FAILS(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, bad[i]),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "basic", bad[i]),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", bad[i]),
+          OBSPAM_EINVAL);
+  }
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_DOMAIN, "example.com", 0),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_MAILBOX, "info@example.com", 0),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_SCRIPT, "acme", 0), OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, 99, "acme", 0), OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_SERVER, "server", 0),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_PLAN, NULL, 0), OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, NULL, 0),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_PLAN, "silver", 0),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "ghost", 0),
+        OBSPAM_ENOTFOUND);
+  /* After all the failures scripts are still allowed for acme. */
+  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 0, 0);
+}
+
+/* A failed set_scripts_allowed keeps the previous value in force. */
+Test(tree, failed_scripts_allowed_keeps_value) {
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 0));
+  RC(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 2),
+     OBSPAM_EINVAL);
+  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme",
+                 OBSPAM_UNLIMITED, 0, -1);
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, 0));
+  RC(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, OBSPAM_INHERIT),
+     OBSPAM_EINVAL);
+  v = SCRIPT(e, 1002, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "solo",
+                 OBSPAM_UNLIMITED, 0, -1);
+}
+
+Test(tree, set_contact) {
+  char buf[400];
+  OK(obspam_set_contact(e, "acme", "ops@acme.example"));
+  OK(obspam_set_contact(e, "ACME", "Ops@Acme.Example"));
+  OK(obspam_set_contact(e, "acme", NULL));
+  OK(obspam_set_contact(e, "acme", ""));
+  OK(obspam_set_contact(e, "solo", "x@solo.org"));
+  /* 320 bytes is fine, 321 is not. */
+  repeat(buf, 'c', 308);
+  strcat(buf, "@example.com");
+  OK(obspam_set_contact(e, "acme", buf));
+  repeat(buf, 'c', 309);
+  strcat(buf, "@example.com");
+  FAILS(obspam_set_contact(e, "acme", buf), OBSPAM_EINVAL);
+  static const char *const bad[] = {
+      "noat",      "a@b@c", "a b@c.d", " a@c.d", "a@c.d ", "a\t@c.d",
+      "a\x01@c.d", "@c.d",  "a@",      "@",      "a@@c.d", "a\x7f@c.d",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    FAILS(obspam_set_contact(e, "acme", bad[i]), OBSPAM_EINVAL);
+  FAILS(obspam_set_contact(e, "ghost", "a@b.c"), OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_contact(e, NULL, "a@b.c"), OBSPAM_EINVAL);
+  FAILS(obspam_set_contact(e, "", "a@b.c"), OBSPAM_EINVAL);
+  /* A plan name is not a subscription. */
+  FAILS(obspam_set_contact(e, "basic", "a@b.c"), OBSPAM_ENOTFOUND);
+}
+
+/* ---- stats_get arguments --------------------------------------------------
+ */
+
+Test(tree, stats_get_errors) {
+  obspam_stats s = OBSPAM_STATS_INIT;
+  RC(obspam_stats_get(e, OBSPAM_PLAN, "basic", T0, &s), OBSPAM_EINVAL);
+  RC(obspam_stats_get(e, OBSPAM_SERVER, NULL, T0, &s), OBSPAM_EINVAL);
+  RC(obspam_stats_get(e, OBSPAM_SCRIPT, "x", T0, &s), OBSPAM_EINVAL);
+  RC(obspam_stats_get(e, OBSPAM_SUBSCRIPTION, NULL, T0, &s), OBSPAM_EINVAL);
+  RC(obspam_stats_get(e, OBSPAM_SUBSCRIPTION, "ghost", T0, &s),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_stats_get(e, OBSPAM_DOMAIN, "ghost.com", T0, &s), OBSPAM_ENOTFOUND);
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "ghost@example.com", T0, &s),
+     OBSPAM_ENOTFOUND);
+  s = STATS(e, OBSPAM_MAILBOX, "INFO@example.com", T0);
+  cr_assert_eq(s.limit, OBSPAM_UNLIMITED);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.count, 0);
+  cr_assert_eq(s.refused, 0);
+  cr_assert_eq(s.refused_total, 0);
+  cr_assert_eq(s.last_refused, 0);
+}

@@ -1,0 +1,209 @@
+/*
+ * Helpers shared by the Criterion suites. Only the public API of obspam.h is
+ * used. Every helper is static inline so that a suite that does not use one
+ * does not get an "unused function" warning.
+ */
+#ifndef OBSPAM_TESTUTIL_H
+#define OBSPAM_TESTUTIL_H
+
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "obspam.h"
+
+/* A fixed test time: a multiple of 3600 (and so of 60). */
+#define T0 ((int64_t)1800000000)
+
+/* Asserts that a call returns the expected code, naming the call. */
+#define RC(expr, want)                                                         \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    cr_assert_eq(rc_, (want), "line %d: %s returned %d (%s), expected %d",     \
+                 __LINE__, #expr, rc_, obspam_strerror(rc_), (int)(want));     \
+  } while (0)
+
+#define OK(expr) RC(expr, OBSPAM_OK)
+
+static inline obspam_engine *tu_new(void) {
+  obspam_engine *e = NULL;
+  int rc = obspam_engine_new(&e);
+  cr_assert_eq(rc, OBSPAM_OK, "obspam_engine_new returned %d", rc);
+  cr_assert_not_null(e, "obspam_engine_new gave a NULL engine");
+  return e;
+}
+
+static inline const char *tu_action_name(int a) {
+  switch (a) {
+  case OBSPAM_ACCEPT:
+    return "ACCEPT";
+  case OBSPAM_REFUSE:
+    return "REFUSE";
+  case OBSPAM_EXEMPT:
+    return "EXEMPT";
+  case OBSPAM_UNKNOWN:
+    return "UNKNOWN";
+  default:
+    return "?";
+  }
+}
+
+/* Formats a verdict into buf for failure messages. */
+static inline const char *tu_fmt_verdict(char *buf, size_t n,
+                                         const obspam_verdict *v) {
+  snprintf(buf, n,
+           "{action=%s kind=%d object=\"%s\" limit=%" PRId64 " count=%" PRId64
+           " retry_after=%" PRId64 "}",
+           tu_action_name(v->action), (int)v->kind, v->object, v->limit,
+           v->count, v->retry_after);
+  return buf;
+}
+
+/* Builds a message; every field is given. tu_msg() takes either all nine
+   (flags, sasl, sender, client, recipients, uid, hint, script, time) or the
+   first seven and the time (no script path): both forms are in use. */
+static inline obspam_message tu_msg9(uint32_t flags, const char *sasl,
+                                     const char *sender, const char *client,
+                                     uint32_t recipients, int64_t uid,
+                                     const char *hint, const char *script,
+                                     int64_t t) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  m.flags = flags;
+  m.sasl_username = sasl;
+  m.sender = sender;
+  m.client_address = client;
+  m.recipients = recipients;
+  m.uid = uid;
+  m.domain_hint = hint;
+  m.script = script;
+  m.time = t;
+  return m;
+}
+
+#define tu_msg8(flags, sasl, sender, client, recipients, uid, hint, t)         \
+  tu_msg9((flags), (sasl), (sender), (client), (recipients), (uid), (hint),    \
+          NULL, (t))
+#define TU_MSG_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
+#define tu_msg(...) TU_MSG_PICK_(__VA_ARGS__, tu_msg9, tu_msg8, )(__VA_ARGS__)
+
+/* Decides a message and asserts that the call succeeded. */
+static inline obspam_verdict tu_decide_msg(obspam_engine *e,
+                                           const obspam_message *m, int line) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  int rc = obspam_decide(e, m, &v);
+  cr_assert_eq(rc, OBSPAM_OK, "line %d: obspam_decide returned %d (%s): %s",
+               line, rc, obspam_strerror(rc), obspam_engine_errmsg(e));
+  return v;
+}
+
+#define DECIDE(e, m) tu_decide_msg((e), (m), __LINE__)
+
+/* An authenticated submission from a network client. */
+static inline obspam_verdict tu_sasl(obspam_engine *e, const char *login,
+                                     uint32_t rcpt, int64_t t, int line) {
+  obspam_message m =
+      tu_msg(0, login, login, "198.51.100.10", rcpt, -1, NULL, NULL, t);
+  return tu_decide_msg(e, &m, line);
+}
+#define SASL(e, login, rcpt, t) tu_sasl((e), (login), (rcpt), (t), __LINE__)
+
+/* An unauthenticated message with envelope sender `sender`. */
+static inline obspam_verdict tu_unauth(obspam_engine *e, const char *sender,
+                                       uint32_t rcpt, int64_t t, int line) {
+  obspam_message m =
+      tu_msg(0, NULL, sender, "198.51.100.10", rcpt, -1, NULL, NULL, t);
+  return tu_decide_msg(e, &m, line);
+}
+#define UNAUTH(e, sender, rcpt, t)                                             \
+  tu_unauth((e), (sender), (rcpt), (t), __LINE__)
+
+/* A message from a local script run by uid. */
+static inline obspam_verdict tu_script(obspam_engine *e, int64_t uid,
+                                       const char *hint, uint32_t rcpt,
+                                       int64_t t, int line) {
+  obspam_message m =
+      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, NULL, t);
+  return tu_decide_msg(e, &m, line);
+}
+#define SCRIPT(e, uid, hint, rcpt, t)                                          \
+  tu_script((e), (uid), (hint), (rcpt), (t), __LINE__)
+
+static inline void tu_expect_verdict(const obspam_verdict *v, int action,
+                                     int kind, const char *object,
+                                     int64_t limit, int64_t count,
+                                     int64_t retry, int line) {
+  char buf[512];
+  tu_fmt_verdict(buf, sizeof buf, v);
+  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
+               tu_action_name(action), buf);
+  cr_assert_eq(v->kind, kind, "line %d: kind %d expected, got %s", line, kind,
+               buf);
+  cr_assert_str_eq(v->object, object, "line %d: object \"%s\" expected, got %s",
+                   line, object, buf);
+  cr_assert_eq(v->limit, limit, "line %d: limit %" PRId64 " expected, got %s",
+               line, limit, buf);
+  cr_assert_eq(v->count, count, "line %d: count %" PRId64 " expected, got %s",
+               line, count, buf);
+  cr_assert_eq(v->retry_after, retry,
+               "line %d: retry_after %" PRId64 " expected, got %s", line, retry,
+               buf);
+}
+
+/* Asserts every field of a verdict. */
+#define EXPECT_VERDICT(v, action, kind, object, limit, count, retry)           \
+  tu_expect_verdict(&(v), (action), (kind), (object), (limit), (count),        \
+                    (retry), __LINE__)
+
+/* The verdict of EXEMPT / UNKNOWN (and of a disabled engine's ACCEPT). */
+#define EXPECT_EMPTY_VERDICT(v, action)                                        \
+  tu_expect_verdict(&(v), (action), -1, "", 0, 0, 0, __LINE__)
+
+static inline obspam_stats tu_stats(obspam_engine *e, int kind,
+                                    const char *name, int64_t now, int line) {
+  obspam_stats s = OBSPAM_STATS_INIT;
+  int rc = obspam_stats_get(e, kind, name, now, &s);
+  cr_assert_eq(rc, OBSPAM_OK,
+               "line %d: obspam_stats_get(%d, %s) returned %d (%s): %s", line,
+               kind, name ? name : "(null)", rc, obspam_strerror(rc),
+               obspam_engine_errmsg(e));
+  return s;
+}
+#define STATS(e, kind, name, now) tu_stats((e), (kind), (name), (now), __LINE__)
+
+/* Asserts the count and refused fields of an object's stats at now. */
+static inline void tu_expect_counts(obspam_engine *e, int kind,
+                                    const char *name, int64_t now,
+                                    int64_t count, int64_t refused, int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+  cr_assert_eq(s.count, count,
+               "line %d: stats(%s).count = %" PRId64 ", expected %" PRId64,
+               line, name, s.count, count);
+  cr_assert_eq(s.refused, refused,
+               "line %d: stats(%s).refused = %" PRId64 ", expected %" PRId64,
+               line, name, s.refused, refused);
+}
+#define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
+  tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
+
+static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
+                             int line) {
+  int64_t v = -99;
+  int rc = obspam_effective_limit(e, kind, name, &v);
+  cr_assert_eq(rc, OBSPAM_OK,
+               "line %d: obspam_effective_limit(%d, %s) returned %d (%s)", line,
+               kind, name, rc, obspam_strerror(rc));
+  return v;
+}
+#define EFF(e, kind, name) tu_eff((e), (kind), (name), __LINE__)
+
+#define EXPECT_EFF(e, kind, name, want)                                        \
+  do {                                                                         \
+    int64_t got_ = tu_eff((e), (kind), (name), __LINE__);                      \
+    cr_assert_eq(got_, (int64_t)(want),                                        \
+                 "line %d: effective limit of %s = %" PRId64                   \
+                 ", expected %" PRId64,                                        \
+                 __LINE__, (name), got_, (int64_t)(want));                     \
+  } while (0)
+
+#endif /* OBSPAM_TESTUTIL_H */
