@@ -1,0 +1,1316 @@
+/* The configuration file: every keyword and value form, every error with
+   its exact message and line, failed loads that change nothing, reloads
+   that keep counters, and examples/obspam.conf. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#ifndef OBSPAM_TEST_SRCDIR
+#define OBSPAM_TEST_SRCDIR "tests"
+#endif
+
+static obspam_engine *e;
+
+static void setup(void) { e = tu_new(); }
+static void teardown(void) {
+  obspam_engine_free(e);
+  e = NULL;
+}
+
+TestSuite(config_keywords, .init = setup, .fini = teardown);
+TestSuite(config_errors, .init = setup, .fini = teardown);
+TestSuite(config_files, .init = setup, .fini = teardown);
+TestSuite(config_atomic, .init = setup, .fini = teardown);
+TestSuite(config_reload, .init = setup, .fini = teardown);
+TestSuite(config_example, .init = setup, .fini = teardown);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void load_ok(obspam_engine *x, const char *text, int line) {
+  int rc = obspam_load_config_string(x, text);
+
+  cr_assert_eq(rc, OBSPAM_OK, "line %d: load returned %d (%s): %s", line, rc,
+               obspam_strerror(rc), obspam_engine_errmsg(x));
+}
+#define LOAD(x, text) load_ok((x), (text), __LINE__)
+
+static int64_t opt(obspam_engine *x, int option) {
+  int64_t v = -12345;
+
+  cr_assert_eq(obspam_get_option(x, option, &v), OBSPAM_OK);
+  return v;
+}
+
+#define EXPECT_OPT(x, option, want)                                            \
+  cr_assert_eq(opt((x), (option)), (int64_t)(want),                            \
+               "line %d: option %s = %" PRId64 ", expected %" PRId64,          \
+               __LINE__, #option, opt((x), (option)), (int64_t)(want))
+
+/* The configuration the error tests start from; each failed load must
+   leave it in place. */
+static const char *const BASE = "count messages\n"
+                                "default domain=900\n"
+                                "plan base mailbox=7\n"
+                                "subscription keep plan=base uid=4242\n"
+                                "domain keep.example subscription=keep\n"
+                                "mailbox m@keep.example\n"
+                                "whitelist 192.0.2.0/24\n";
+
+/* Checks that BASE is still the configuration. */
+static void expect_base(int line) {
+  int64_t v = -99;
+  obspam_message m =
+      tu_msg(0, "m@keep.example", NULL, "192.0.2.1", 1, -1, NULL, T0);
+  obspam_verdict ver;
+
+  cr_assert_eq(opt(e, OBSPAM_OPT_COUNT_UNIT), 1,
+               "line %d: the count option changed", line);
+  cr_assert_eq(obspam_effective_limit(e, OBSPAM_MAILBOX, "m@keep.example", &v),
+               OBSPAM_OK, "line %d: the mailbox is gone", line);
+  cr_assert_eq(v, 7, "line %d: the mailbox limit is %" PRId64, line, v);
+  cr_assert_eq(obspam_effective_limit(e, OBSPAM_DOMAIN, "keep.example", &v),
+               OBSPAM_OK);
+  cr_assert_eq(v, 900, "line %d: the domain limit is %" PRId64, line, v);
+  ver = tu_decide_msg(e, &m, line);
+  cr_assert_eq(ver.action, OBSPAM_EXEMPT, "line %d: the whitelist changed",
+               line);
+  m = tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 4242, NULL, T0);
+  ver = tu_decide_msg(e, &m, line);
+  cr_assert_str_eq(ver.object, "keep", "line %d: the uid changed", line);
+}
+
+/* Loads text on top of BASE and expects an ESYNTAX error on line `at`
+   with exactly message msg; the engine must still hold BASE. */
+static void expect_error(const char *text, unsigned at, const char *msg,
+                         int line) {
+  char want[600];
+  int rc = obspam_load_config_string(e, text);
+
+  cr_assert_eq(rc, OBSPAM_ESYNTAX,
+               "line %d: load returned %d (%s), expected ESYNTAX; errmsg: %s",
+               line, rc, obspam_strerror(rc), obspam_engine_errmsg(e));
+  snprintf(want, sizeof(want), "<string>:%u: %s", at, msg);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want,
+                   "line %d:\n  got      \"%s\"\n  expected \"%s\"", line,
+                   obspam_engine_errmsg(e), want);
+  expect_base(line);
+}
+
+#define ERR(text, at, msg)                                                     \
+  do {                                                                         \
+    LOAD(e, BASE);                                                             \
+    expect_error((text), (at), (msg), __LINE__);                               \
+  } while (0)
+
+/* A fresh temporary directory, and files in it. */
+static char tmpdir[64];
+
+static const char *make_tmpdir(void) {
+  strcpy(tmpdir, "/tmp/obspam-test-config-XXXXXX");
+  cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+  return tmpdir;
+}
+
+static void write_file(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+
+  cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
+  cr_assert_eq(fwrite(data, 1, len, f), len);
+  cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- keywords ------------------------------------------------------------ */
+
+Test(config_keywords, spec_example_as_written) {
+  LOAD(e, "enabled yes\n"
+          "count recipients\n"
+          "action defer\n"
+          "default mailbox=100 domain=1000 subscription=5000\n"
+          "plan Basic mailbox=50 domain=500 subscription=1000\n"
+          "subscription acme plan=Basic subscription=3000 uid=10001 "
+          "scripts=yes contact=ops@acme.example\n"
+          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
+          "mailbox info@example.com limit=20\n"
+          "whitelist 192.0.2.0/24\n"
+          "whitelist 2001:db8::/32\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 20);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 3000);
+
+  obspam_message m =
+      tu_msg(0, "info@example.com", NULL, "192.0.2.200", 1, -1, NULL, T0);
+  obspam_verdict v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  m.client_address = "2001:db8:ffff::1";
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  m.client_address = "2001:db9::1";
+  v = DECIDE(e, &m);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 20, 0,
+                 0);
+  v = SCRIPT(e, 10001, "example.com", 2, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com",
+                 OBSPAM_UNLIMITED, 1, 0);
+}
+
+/* Each option keyword, with each of its values. */
+Test(config_keywords, options_every_value) {
+  static const struct {
+    const char *kw;
+    int option;
+    const char *v0, *v1; /* the words for 0 and 1 */
+  } bools[] = {
+      {"enabled", OBSPAM_OPT_ENABLED, "no", "yes"},
+      {"count", OBSPAM_OPT_COUNT_UNIT, "recipients", "messages"},
+      {"action", OBSPAM_OPT_ACTION, "defer", "reject"},
+      {"count-unauthenticated", OBSPAM_OPT_COUNT_UNAUTHENTICATED, "no", "yes"},
+      {"count-forward-local", OBSPAM_OPT_COUNT_FORWARD_LOCAL, "no", "yes"},
+      {"count-forward-remote", OBSPAM_OPT_COUNT_FORWARD_REMOTE, "no", "yes"},
+      {"count-mailing-lists", OBSPAM_OPT_COUNT_MAILING_LISTS, "no", "yes"},
+      {"notify-immediate", OBSPAM_OPT_NOTIFY_IMMEDIATE, "no", "yes"},
+  };
+  char text[128];
+  size_t i;
+
+  for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+    snprintf(text, sizeof(text), "%s %s\n", bools[i].kw, bools[i].v1);
+    LOAD(e, text);
+    cr_assert_eq(opt(e, bools[i].option), 1, "%s", text);
+    snprintf(text, sizeof(text), "%s %s\n", bools[i].kw, bools[i].v0);
+    LOAD(e, text);
+    cr_assert_eq(opt(e, bools[i].option), 0, "%s", text);
+  }
+  LOAD(e, "retention 1\nnotify-period 60\n");
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 60);
+  LOAD(e, "retention 87600\nnotify-period 2678400\n");
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 87600);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 2678400);
+  LOAD(e, "retention 0048\nnotify-period 900\n");
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 48);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 900);
+}
+
+/* All options at once, then a text without them: every option is back to
+   its default. */
+Test(config_keywords, options_not_given_return_to_default) {
+  LOAD(e, "enabled no\ncount messages\naction reject\n"
+          "count-unauthenticated no\ncount-forward-local yes\n"
+          "count-forward-remote no\ncount-mailing-lists yes\n"
+          "retention 24\nnotify-period 600\nnotify-immediate yes\n");
+  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 24);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 600);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1);
+
+  LOAD(e, "# nothing but a comment\n");
+  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 3600);
+  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 0);
+}
+
+/* Options set through the API are replaced by the file as well. */
+Test(config_keywords, options_set_by_api_are_replaced) {
+  OK(obspam_set_option(e, OBSPAM_OPT_RETENTION_HOURS, 5));
+  OK(obspam_set_option(e, OBSPAM_OPT_ACTION, 1));
+  LOAD(e, "action defer\n");
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
+  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 0);
+}
+
+/* `enabled no` really switches protection off, `count messages` counts one
+   per message. */
+Test(config_keywords, options_take_effect) {
+  LOAD(e, "enabled no\nsubscription s\ndomain d.example subscription=s "
+          "mailbox=0\n");
+  obspam_verdict v = SASL(e, "x@d.example", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_ACCEPT);
+  LOAD(e, "count messages\nsubscription s\ndomain d.example subscription=s "
+          "mailbox=10\n");
+  v = SASL(e, "x@d.example", 8, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", OBSPAM_UNLIMITED,
+                 0, 0);
+  v = SASL(e, "x@d.example", 8, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", OBSPAM_UNLIMITED,
+                 1, 0);
+}
+
+Test(config_keywords, default_every_key) {
+  LOAD(e, "default mailbox=11 domain=22 subscription=33 scripts=no\n"
+          "plan p\nsubscription s plan=p uid=500\n"
+          "domain d.example subscription=s\nmailbox m@d.example\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", 11);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "d.example", 22);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", 33);
+  obspam_verdict v = SCRIPT(e, 500, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "s", 33, 0, -1);
+
+  LOAD(e, "default mailbox=unlimited domain=0 subscription=unlimited "
+          "scripts=yes\n"
+          "subscription s uid=500\ndomain d.example subscription=s\n"
+          "mailbox m@d.example\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "d.example", 0);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED);
+  v = SCRIPT(e, 500, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED,
+                 0, 0);
+
+  /* `default` with no key, and no `default` at all: unlimited. */
+  LOAD(e, "default\nsubscription s\n");
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED);
+  LOAD(e, "subscription s uid=1\n");
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED);
+  v = SCRIPT(e, 1, NULL, 1, T0);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT, "scripts are allowed by default");
+}
+
+Test(config_keywords, plan_every_key) {
+  LOAD(e, "default mailbox=1 domain=2 subscription=3 scripts=yes\n"
+          "plan p mailbox=10 domain=20 subscription=30 scripts=no\n"
+          "plan q mailbox=inherit domain=unlimited subscription=0 "
+          "scripts=inherit\n"
+          "plan r scripts=yes\n"
+          "subscription sp plan=p uid=1\nsubscription sq plan=q uid=2\n"
+          "domain dp.example subscription=sp\ndomain dq.example "
+          "subscription=sq\n"
+          "mailbox m@dp.example\nmailbox m@dq.example\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dp.example", 10);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "dp.example", 20);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "sp", 30);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dq.example", 1);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "dq.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "sq", 0);
+  obspam_verdict v = SCRIPT(e, 1, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "sp", 30, 0, -1);
+  /* sq's plan inherits scripts=yes from the server; its limit 0 refuses. */
+  v = SCRIPT(e, 2, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "sq", 0, 0, -1);
+
+  /* A plan allows scripts the server forbids. */
+  LOAD(e, "default scripts=no\nplan r scripts=yes\nsubscription s plan=r "
+          "uid=3\n");
+  v = SCRIPT(e, 3, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED,
+                 0, 0);
+}
+
+Test(config_keywords, subscription_every_key) {
+  LOAD(e, "default scripts=no\n"
+          "plan p mailbox=10 domain=20 subscription=30 scripts=no\n"
+          "subscription s plan=p mailbox=11 domain=21 subscription=31 "
+          "uid=1000 scripts=yes contact=Ops@S.example\n"
+          "subscription t mailbox=unlimited domain=inherit "
+          "subscription=inherit uid=0 scripts=inherit\n"
+          "subscription u plan=p scripts=no uid=1001\n"
+          "subscription v plan=p scripts=inherit uid=1002\n"
+          "domain ds.example subscription=s\nmailbox m@ds.example\n"
+          "domain dt.example subscription=t\nmailbox m@dt.example\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@ds.example", 11);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "ds.example", 21);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", 31);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dt.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "dt.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "t", OBSPAM_UNLIMITED);
+
+  obspam_verdict v = SCRIPT(e, 1000, "ds.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "ds.example", 21, 0, 0);
+  /* uid 0 is a uid like any other; t inherits scripts=no from the server. */
+  v = SCRIPT(e, 0, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "t", OBSPAM_UNLIMITED,
+                 0, -1);
+  v = SCRIPT(e, 1001, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "u", 30, 0, -1);
+  v = SCRIPT(e, 1002, NULL, 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "v", 30, 0, -1);
+  v = SCRIPT(e, 1003, NULL, 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+}
+
+static char notice_contact[64], notice_sub[64];
+static int notices_for_mailbox;
+
+static void on_notice(const obspam_notice *n, void *ud) {
+  (void)ud;
+  if (n->kind != OBSPAM_MAILBOX || strcmp(n->name, "m@ds.example") != 0)
+    return;
+  notices_for_mailbox++;
+  snprintf(notice_contact, sizeof(notice_contact), "%s",
+           n->contact ? n->contact : "(null)");
+  snprintf(notice_sub, sizeof(notice_sub), "%s",
+           n->subscription ? n->subscription : "(null)");
+}
+
+/* contact= reaches the notices of the subscription's objects, as written. */
+Test(config_keywords, subscription_contact_reaches_notices) {
+  LOAD(e, "subscription s contact=Ops@S.example\n"
+          "domain ds.example subscription=s\nmailbox m@ds.example limit=0\n");
+  OK(obspam_set_notify(e, on_notice, NULL));
+  obspam_verdict v = SASL(e, "m@ds.example", 1, T0 + 10);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "m@ds.example", 0, 0, -1);
+  OK(obspam_notify_flush(e, T0 + 3600));
+  cr_assert_eq(notices_for_mailbox, 1);
+  cr_assert_str_eq(notice_contact, "Ops@S.example");
+  cr_assert_str_eq(notice_sub, "s");
+}
+
+Test(config_keywords, domain_every_key) {
+  LOAD(e, "subscription s mailbox=5 domain=6 subscription=6\n"
+          "domain a.example subscription=s domain=60 mailbox=50\n"
+          "domain b.example subscription=S domain=unlimited mailbox=inherit\n"
+          "domain c.example subscription=s domain=0 mailbox=unlimited\n"
+          "mailbox m@a.example\nmailbox m@b.example\nmailbox m@c.example\n");
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "a.example", 60);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@a.example", 50);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "b.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@b.example", 5);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "c.example", 0);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@c.example", OBSPAM_UNLIMITED);
+  /* subscription= is the parent: the domain is charged with s. */
+  obspam_verdict v = SASL(e, "m@a.example", 7, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "s", 6, 0, -1);
+}
+
+Test(config_keywords, mailbox_limit_forms) {
+  LOAD(e, "subscription s mailbox=9\ndomain d.example subscription=s\n"
+          "mailbox count@d.example limit=3\n"
+          "mailbox zero@d.example limit=0\n"
+          "mailbox free@d.example limit=unlimited\n"
+          "mailbox inh@d.example limit=inherit\n"
+          "mailbox none@d.example\n"
+          "mailbox Big@D.Example limit=9223372036854775807\n");
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "count@d.example", 3);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "zero@d.example", 0);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "free@d.example", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "inh@d.example", 9);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "none@d.example", 9);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "big@d.example", INT64_MAX);
+  obspam_verdict v = SASL(e, "zero@d.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "zero@d.example", 0, 0, -1);
+  v = SASL(e, "count@d.example", 3, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "count@d.example", 3, 0, 0);
+  v = SASL(e, "count@d.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "count@d.example", 3, 3,
+                 3600);
+}
+
+Test(config_keywords, whitelist_forms) {
+  LOAD(e, "subscription s\ndomain d.example subscription=s\n"
+          "whitelist 192.0.2.7\n"
+          "whitelist 198.51.100.0/24\n"
+          "whitelist 2001:db8::25\n"
+          "whitelist 2001:db8:1::/48\n"
+          "whitelist ::ffff:203.0.113.0/120\n");
+  static const struct {
+    const char *client;
+    int exempt;
+  } cases[] = {
+      {"192.0.2.7", 1},    {"192.0.2.8", 0},          {"198.51.100.255", 1},
+      {"198.51.101.0", 0}, {"::ffff:192.0.2.7", 1},   {"2001:db8::25", 1},
+      {"2001:db8::26", 0}, {"2001:db8:1:ffff::1", 1}, {"2001:db8:2::1", 0},
+      {"203.0.113.9", 1},  {"::ffff:203.0.113.9", 1}};
+  size_t i;
+
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    obspam_message m =
+        tu_msg(0, "x@d.example", NULL, cases[i].client, 1, -1, NULL, T0);
+    obspam_verdict v = DECIDE(e, &m);
+
+    cr_assert_eq(v.action, cases[i].exempt ? OBSPAM_EXEMPT : OBSPAM_ACCEPT,
+                 "client %s: action %d", cases[i].client, v.action);
+  }
+  /* A reload replaces the whitelist: entries not in the text are gone. */
+  LOAD(e, "subscription s\ndomain d.example subscription=s\n");
+  obspam_message m =
+      tu_msg(0, "x@d.example", NULL, "192.0.2.7", 1, -1, NULL, T0);
+  obspam_verdict v = DECIDE(e, &m);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+}
+
+/* Comments, blanks, tabs, CRLF, a missing final newline, a byte order
+   mark, names in any case, '#' inside a word. */
+Test(config_keywords, lexical_rules) {
+  LOAD(e, "\xef\xbb\xbf# a panel wrote this\r\n"
+          "\r\n"
+          "   \t  \n"
+          "  count\tmessages   # a comment after the value\r\n"
+          "plan Gold mailbox=4 #domain=1 is commented out\n"
+          "\tsubscription  ACME plan=gold\n"
+          "#domain commented.example subscription=acme\n"
+          "domain Example.COM subscription=acme\r\n"
+          "mailbox a#b@example.com limit=2\n"
+          "mailbox Info@EXAMPLE.com");
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 4);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "a#b@example.com", 2);
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_DOMAIN, "commented.example", &v),
+     OBSPAM_ENOTFOUND);
+}
+
+Test(config_keywords, empty_text_resets_everything) {
+  LOAD(e, BASE);
+  LOAD(e, "");
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "m@keep.example", &v),
+     OBSPAM_ENOTFOUND);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 0);
+  /* The server defaults are unlimited again and the uid is free. */
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "other", NULL));
+  OK(obspam_set_uid(e, "other", 4242));
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "other", OBSPAM_UNLIMITED);
+}
+
+/* Objects of different kinds may share a name. */
+Test(config_keywords, kinds_are_separate_namespaces) {
+  LOAD(e, "plan x mailbox=1\nsubscription x plan=x subscription=2\n"
+          "domain x subscription=x domain=3\nmailbox x@x\n");
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "x", 2);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "x", 3);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "x@x", 1);
+}
+
+/* The tree a file built can be changed through the API afterwards. */
+Test(config_keywords, api_works_on_a_loaded_tree) {
+  LOAD(e, BASE);
+  OK(obspam_add(e, OBSPAM_MAILBOX, "n@keep.example", NULL));
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "n@keep.example", 7);
+  RC(obspam_add(e, OBSPAM_MAILBOX, "m@keep.example", NULL), OBSPAM_EEXIST);
+  OK(obspam_remove(e, OBSPAM_PLAN, "base"));
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_DOMAIN, "keep.example", &v),
+     OBSPAM_ENOTFOUND);
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "new", NULL));
+  OK(obspam_set_uid(e, "new", 4242));
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+Test(config_errors, lines_and_keywords) {
+  ERR("enabled yes\n\n# comment\nfoo bar\n", 4, "unknown keyword 'foo'");
+  ERR("Enabled yes\n", 1, "unknown keyword 'Enabled'");
+  ERR("enabled=yes\n", 1, "unknown keyword 'enabled=yes'");
+  ERR("whitelist\t192.0.2.0/24\n  plans p\n", 2, "unknown keyword 'plans'");
+  /* Line numbers count every line, with CRLF endings too. */
+  ERR("enabled yes\r\n\r\n# x\r\nplan a\r\nplan a\r\n", 5,
+      "duplicate plan 'a'");
+  /* The first error wins. */
+  ERR("plan a\nplan b mailbox=x\nfoo\n", 2,
+      "bad value 'x' for 'mailbox': expected a count, unlimited or inherit");
+  /* An error on the last line, without a newline, discards the rest. */
+  ERR("enabled no\ncount messages\nplan a\nplan A", 4, "duplicate plan 'a'");
+}
+
+Test(config_errors, line_length) {
+  char *text = malloc(2 * 4100 + 64);
+  cr_assert_not_null(text);
+
+  /* 4096 bytes, not counting the line ending, is the longest line. */
+  strcpy(text, "enabled yes\n# ");
+  memset(text + strlen(text), 'x', 4094);
+  strcpy(text + 12 + 4096, "\r\n");
+  cr_assert_eq(strlen(text), 12 + 4096 + 2);
+  LOAD(e, text);
+  text[12 + 4096] = '\0';
+  LOAD(e, text);
+
+  strcpy(text, "enabled yes\n# ");
+  memset(text + strlen(text), 'x', 4095);
+  strcpy(text + 12 + 4097, "\nplan a\n");
+  ERR(text, 2, "line is longer than 4096 bytes");
+  text[12 + 4097] = '\0';
+  ERR(text, 2, "line is longer than 4096 bytes");
+  /* A long line of words, not only of comment. */
+  strcpy(text, "plan p");
+  for (size_t i = strlen(text); i < 4100; i += 2)
+    memcpy(text + i, " x", 3);
+  ERR(text, 1, "line is longer than 4096 bytes");
+  free(text);
+}
+
+Test(config_errors, option_values) {
+  ERR("enabled\n", 1, "missing value for 'enabled'");
+  ERR("enabled # yes\n", 1, "missing value for 'enabled'");
+  ERR("enabled yes no\n", 1, "too many values for 'enabled'");
+  ERR("enabled maybe\n", 1,
+      "bad value 'maybe' for 'enabled': expected yes or no");
+  ERR("enabled YES\n", 1, "bad value 'YES' for 'enabled': expected yes or no");
+  ERR("enabled 1\n", 1, "bad value '1' for 'enabled': expected yes or no");
+  ERR("count bytes\n", 1,
+      "bad value 'bytes' for 'count': expected recipients or messages");
+  ERR("action bounce\n", 1,
+      "bad value 'bounce' for 'action': expected defer or reject");
+  ERR("count-unauthenticated on\n", 1,
+      "bad value 'on' for 'count-unauthenticated': expected yes or no");
+  ERR("count-forward-local 0\n", 1,
+      "bad value '0' for 'count-forward-local': expected yes or no");
+  ERR("count-forward-remote true\n", 1,
+      "bad value 'true' for 'count-forward-remote': expected yes or no");
+  ERR("count-mailing-lists off\n", 1,
+      "bad value 'off' for 'count-mailing-lists': expected yes or no");
+  ERR("notify-immediate y\n", 1,
+      "bad value 'y' for 'notify-immediate': expected yes or no");
+  ERR("retention many\n", 1,
+      "bad value 'many' for 'retention': expected a number of hours");
+  ERR("retention +5\n", 1,
+      "bad value '+5' for 'retention': expected a number of hours");
+  ERR("retention 5h\n", 1,
+      "bad value '5h' for 'retention': expected a number of hours");
+  ERR("retention -1\n", 1, "bad value '-1' for 'retention': negative number");
+  ERR("retention 0\n", 1,
+      "bad value '0' for 'retention': out of range 1..87600");
+  ERR("retention 87601\n", 1,
+      "bad value '87601' for 'retention': out of range 1..87600");
+  ERR("retention 99999999999999999999\n", 1,
+      "bad value '99999999999999999999' for 'retention': number is too large");
+  ERR("notify-period 1h\n", 1,
+      "bad value '1h' for 'notify-period': expected a number of seconds");
+  ERR("notify-period 59\n", 1,
+      "bad value '59' for 'notify-period': out of range 60..2678400");
+  ERR("notify-period 2678401\n", 1,
+      "bad value '2678401' for 'notify-period': out of range 60..2678400");
+  ERR("notify-period 3600 3600\n", 1, "too many values for 'notify-period'");
+}
+
+Test(config_errors, repeated_option_or_default) {
+  ERR("enabled yes\naction reject\nenabled yes\n", 3,
+      "'enabled' appears already on line 1");
+  ERR("count messages\n\n\n\ncount messages\n", 5,
+      "'count' appears already on line 1");
+  ERR("retention 5\nretention 6\n", 2, "'retention' appears already on line 1");
+  ERR("plan p\ndefault mailbox=1\ndefault domain=2\n", 3,
+      "'default' appears already on line 2");
+  ERR("default\ndefault\n", 2, "'default' appears already on line 1");
+}
+
+Test(config_errors, default_values) {
+  ERR("default mailbox=inherit\n", 1,
+      "bad value 'inherit' for 'mailbox': the server defaults cannot inherit");
+  ERR("default subscription=inherit\n", 1,
+      "bad value 'inherit' for 'subscription': the server defaults cannot "
+      "inherit");
+  ERR("default scripts=inherit\n", 1,
+      "bad value 'inherit' for 'scripts': expected yes or no");
+  ERR("default domain=lots\n", 1,
+      "bad value 'lots' for 'domain': expected a count or unlimited");
+  ERR("default domain=-1\n", 1, "bad value '-1' for 'domain': negative count");
+  ERR("default limit=5\n", 1, "unknown key 'limit' for the defaults");
+  ERR("default uid=5\n", 1, "unknown key 'uid' for the defaults");
+  ERR("default plan=p\n", 1, "unknown key 'plan' for the defaults");
+  ERR("default contact=a@b\n", 1, "unknown key 'contact' for the defaults");
+}
+
+Test(config_errors, limit_values) {
+  ERR("plan p mailbox=lots\n", 1,
+      "bad value 'lots' for 'mailbox': expected a count, unlimited or inherit");
+  ERR("plan p domain=-5\n", 1, "bad value '-5' for 'domain': negative count");
+  ERR("plan p subscription=-0\n", 1,
+      "bad value '-0' for 'subscription': negative count");
+  ERR("plan p subscription=+5\n", 1,
+      "bad value '+5' for 'subscription': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p mailbox=9223372036854775808\n", 1,
+      "bad value '9223372036854775808' for 'mailbox': number is too large");
+  ERR("plan p mailbox=Unlimited\n", 1,
+      "bad value 'Unlimited' for 'mailbox': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p mailbox=1.5\n", 1,
+      "bad value '1.5' for 'mailbox': expected a count, unlimited or inherit");
+  ERR("plan p mailbox=0x10\n", 1,
+      "bad value '0x10' for 'mailbox': expected a count, unlimited or inherit");
+  ERR("plan p mailbox=\n", 1, "missing value for 'mailbox'");
+  ERR("plan p mailbox==5\n", 1,
+      "bad value '=5' for 'mailbox': expected a count, unlimited or inherit");
+  ERR("plan p scripts=maybe\n", 1,
+      "bad value 'maybe' for 'scripts': expected yes, no or inherit");
+  ERR("subscription s scripts=\n", 1, "missing value for 'scripts'");
+  ERR("subscription s\ndomain d subscription=s mailbox=-2\n", 2,
+      "bad value '-2' for 'mailbox': negative count");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=-1\n", 3,
+      "bad value '-1' for 'limit': negative count");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=none\n", 3,
+      "bad value 'none' for 'limit': expected a count, unlimited or inherit");
+}
+
+Test(config_errors, keys) {
+  ERR("plan p mailbox\n", 1, "expected KEY=VALUE, found 'mailbox'");
+  ERR("plan p =5\n", 1, "expected KEY=VALUE, found '=5'");
+  ERR("plan p uid=5\n", 1, "unknown key 'uid' for a plan");
+  ERR("plan p plan=q\n", 1, "unknown key 'plan' for a plan");
+  ERR("plan p contact=a@b\n", 1, "unknown key 'contact' for a plan");
+  ERR("plan p Mailbox=5\n", 1, "unknown key 'Mailbox' for a plan");
+  ERR("subscription s limit=5\n", 1, "unknown key 'limit' for a subscription");
+  ERR("subscription s\ndomain d subscription=s uid=3\n", 2,
+      "unknown key 'uid' for a domain");
+  ERR("subscription s\ndomain d subscription=s scripts=no\n", 2,
+      "unknown key 'scripts' for a domain");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d mailbox=2\n", 3,
+      "unknown key 'mailbox' for a mailbox");
+  ERR("plan p mailbox=1 domain=2 mailbox=1\n", 1,
+      "key 'mailbox' is given twice");
+  ERR("subscription s uid=1 uid=1\n", 1, "key 'uid' is given twice");
+  ERR("subscription s\nsubscription t\ndomain d subscription=s "
+      "subscription=t\n",
+      3, "key 'subscription' is given twice");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=1 "
+      "limit=1\n",
+      3, "key 'limit' is given twice");
+}
+
+Test(config_errors, names) {
+  ERR("plan\n", 1, "missing name after 'plan'");
+  ERR("plan # Gold\n", 1, "missing name after 'plan'");
+  ERR("subscription\n", 1, "missing name after 'subscription'");
+  ERR("domain\n", 1, "missing name after 'domain'");
+  ERR("mailbox\n", 1, "missing name after 'mailbox'");
+  ERR("plan a@b\n", 1, "bad plan name 'a@b': name holds an '@'");
+  ERR("subscription a@b\n", 1,
+      "bad subscription name 'a@b': name holds an '@'");
+  ERR("subscription s\ndomain a@b subscription=s\n", 2,
+      "bad domain name 'a@b': name holds an '@'");
+  ERR("mailbox nobody\n", 1,
+      "bad mailbox name 'nobody': a mailbox needs one '@'");
+  ERR("mailbox a@b@c\n", 1,
+      "bad mailbox name 'a@b@c': an address holds more than one '@'");
+  ERR("mailbox @d.example\n", 1,
+      "bad mailbox name '@d.example': an address needs a local part and a "
+      "domain");
+  ERR("mailbox m@\n", 1,
+      "bad mailbox name 'm@': an address needs a local part and a domain");
+  ERR("plan a\x01z\n", 1,
+      "bad plan name 'a\x01z': name holds a blank or a control character");
+  ERR("plan a\rz\n", 1,
+      "bad plan name 'a\rz': name holds a blank or a control character");
+  ERR("subscription s plan=a@b\n", 1, "bad plan name 'a@b': name holds an '@'");
+}
+
+Test(config_errors, name_length) {
+  char text[1600], name[400];
+
+  /* 320 bytes is the longest name. */
+  memset(name, 'a', 320);
+  name[320] = '\0';
+  snprintf(text, sizeof(text), "plan %s mailbox=3\n", name);
+  LOAD(e, text);
+  snprintf(text, sizeof(text),
+           "plan %s mailbox=3\nsubscription s plan=%s\n"
+           "domain d.example subscription=s\nmailbox %.*s@d.example\n",
+           name, name, 320 - 10, name);
+  LOAD(e, text);
+  char mailbox[400];
+  snprintf(mailbox, sizeof(mailbox), "%.*s@d.example", 320 - 10, name);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, mailbox, 3);
+
+  /* One byte more is an error; the message quotes the first 64 bytes. */
+  char want[200];
+  memset(name, 'a', 321);
+  name[321] = '\0';
+  snprintf(want, sizeof(want),
+           "bad %%s name '%.64s': name is longer than 320 bytes", name);
+  snprintf(text, sizeof(text), "plan %s\n", name);
+  char msg[200];
+  snprintf(msg, sizeof(msg), want, "plan");
+  ERR(text, 1, msg);
+  snprintf(text, sizeof(text),
+           "subscription s\ndomain d.example subscription=s\n"
+           "mailbox %.*s@d.example\n",
+           320 - 9, name);
+  snprintf(msg, sizeof(msg), want, "mailbox");
+  ERR(text, 3, msg);
+}
+
+Test(config_errors, duplicates) {
+  ERR("plan a\nplan A\n", 2, "duplicate plan 'a'");
+  ERR("subscription Acme\nsubscription acme\n", 2,
+      "duplicate subscription 'acme'");
+  ERR("subscription s\nsubscription t\ndomain d.example subscription=s\n"
+      "domain D.EXAMPLE subscription=t\n",
+      4, "duplicate domain 'd.example'");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d\nmailbox M@D "
+      "limit=4\n",
+      4, "duplicate mailbox 'm@d'");
+  ERR("whitelist 10.0.0.0/8\nwhitelist 10.0.0.0/8\n", 2,
+      "duplicate whitelist entry '10.0.0.0/8'");
+  ERR("whitelist ::1\nwhitelist 0::1/128\n", 2,
+      "duplicate whitelist entry '0::1/128'");
+}
+
+Test(config_errors, references) {
+  ERR("plan Basic\nsubscription acme plan=Basik\n", 2, "unknown plan 'Basik'");
+  ERR("domain d.example subscription=nobody\n", 1,
+      "unknown subscription 'nobody'");
+  ERR("subscription s\ndomain d.example\n", 2,
+      "domain 'd.example' needs subscription=");
+  ERR("subscription s\ndomain D.example mailbox=3\n", 2,
+      "domain 'd.example' needs subscription=");
+  ERR("subscription s\ndomain d.example subscription=\n", 2,
+      "missing value for 'subscription'");
+  ERR("subscription s\ndomain d.example subscription=s\n"
+      "mailbox m@nowhere.example\n",
+      3, "unknown domain 'nowhere.example'");
+  /* A plan name is not a subscription, a subscription not a domain. */
+  ERR("plan p\ndomain d subscription=p\n", 2, "unknown subscription 'p'");
+  ERR("subscription d\nmailbox m@d\n", 2, "unknown domain 'd'");
+}
+
+Test(config_errors, referred_to_before_declared) {
+  ERR("subscription s plan=gold\nplan gold\n", 1,
+      "unknown plan 'gold' (declared later, on line 2)");
+  ERR("domain d subscription=S\n\n# x\n  subscription\ts uid=5\n", 1,
+      "unknown subscription 'S' (declared later, on line 4)");
+  ERR("subscription s\nmailbox a@D.example\r\n"
+      "domain d.example subscription=s\r\n",
+      2, "unknown domain 'D.example' (declared later, on line 3)");
+  /* A commented-out declaration does not count, nor another kind. */
+  ERR("subscription s plan=gold\n# plan gold\nsubscription gold\n", 1,
+      "unknown plan 'gold'");
+  /* Nor a longer name that starts with the same letters. */
+  ERR("subscription s plan=gold\nplan golden\n", 1, "unknown plan 'gold'");
+}
+
+Test(config_errors, uid_and_contact) {
+  ERR("subscription a uid=7\nsubscription b uid=7\n", 2,
+      "uid 7 belongs to subscription 'a' already");
+  ERR("subscription A uid=0\nsubscription b\nsubscription c uid=00\n", 3,
+      "uid 0 belongs to subscription 'a' already");
+  ERR("subscription a uid=-1\n", 1, "bad value '-1' for 'uid': negative uid");
+  ERR("subscription a uid=abc\n", 1,
+      "bad value 'abc' for 'uid': expected a number");
+  ERR("subscription a uid=inherit\n", 1,
+      "bad value 'inherit' for 'uid': expected a number");
+  ERR("subscription a uid=99999999999999999999\n", 1,
+      "bad value '99999999999999999999' for 'uid': number is too large");
+  ERR("subscription a contact=nobody\n", 1,
+      "bad value 'nobody' for 'contact': a mailbox needs one '@'");
+  ERR("subscription a contact=a@b@c\n", 1,
+      "bad value 'a@b@c' for 'contact': an address holds more than one '@'");
+  ERR("subscription a contact=@b\n", 1,
+      "bad value '@b' for 'contact': an address needs a local part and a "
+      "domain");
+  ERR("subscription a contact=\n", 1, "missing value for 'contact'");
+}
+
+Test(config_errors, whitelist_entries) {
+  ERR("whitelist\n", 1, "missing address after 'whitelist'");
+  ERR("whitelist 10.0.0.0/8 10.1.0.0/16\n", 1,
+      "too many values for 'whitelist'");
+  ERR("whitelist 10.0.0.256\n", 1,
+      "bad whitelist entry '10.0.0.256': not an IPv4 or IPv6 address");
+  ERR("whitelist example.com\n", 1,
+      "bad whitelist entry 'example.com': not an IPv4 or IPv6 address");
+  ERR("whitelist 10.0.0.0/33\n", 1,
+      "bad whitelist entry '10.0.0.0/33': IPv4 prefix length is over 32");
+  ERR("whitelist 10.0.0.1/24\n", 1,
+      "bad whitelist entry '10.0.0.1/24': address has bits set beyond the "
+      "prefix length");
+  ERR("whitelist 10.0.0.0/024\n", 1,
+      "bad whitelist entry '10.0.0.0/024': prefix length is not a number");
+  ERR("whitelist 10.0.0.0/\n", 1,
+      "bad whitelist entry '10.0.0.0/': prefix length is not a number");
+  ERR("whitelist 2001:db8::/129\n", 1,
+      "bad whitelist entry '2001:db8::/129': IPv6 prefix length is over 128");
+  ERR("whitelist 2001:db8::1/32\n", 1,
+      "bad whitelist entry '2001:db8::1/32': address has bits set beyond the "
+      "prefix length");
+  ERR("whitelist 2001:db8:::1\n", 1,
+      "bad whitelist entry '2001:db8:::1': not an IPv4 or IPv6 address");
+}
+
+Test(config_errors, null_arguments) {
+  LOAD(e, BASE);
+  RC(obspam_load_config_string(e, NULL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "load_config_string: text is NULL");
+  RC(obspam_load_config(e, NULL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "load_config: path is NULL");
+  RC(obspam_load_config_string(NULL, "enabled yes\n"), OBSPAM_EINVAL);
+  RC(obspam_load_config(NULL, "/nonexistent"), OBSPAM_EINVAL);
+  expect_base(__LINE__);
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+/* SPEC.md's example message, word for word. */
+Test(config_files, spec_error_message) {
+  cr_assert_eq(chdir(make_tmpdir()), 0);
+  static const char text[] =
+      "# generated by the panel\n"
+      "enabled yes\n"
+      "count recipients\n"
+      "action defer\n"
+      "\n"
+      "default mailbox=100 domain=1000 subscription=5000\n"
+      "plan Basic mailbox=50 domain=500 subscription=1000\n"
+      "plan Premium mailbox=500\n"
+      "\n"
+      "subscription acme plan=Basic uid=10001\n"
+      "subscription zeta plan=Premium uid=10002\n"
+      "subscription beta plan=Basik uid=10003\n"
+      "domain beta.example subscription=beta\n";
+  write_file("obspam.conf", text, sizeof(text) - 1);
+  LOAD(e, BASE);
+  RC(obspam_load_config(e, "obspam.conf"), OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "obspam.conf:12: unknown plan 'Basik'");
+  expect_base(__LINE__);
+  unlink("obspam.conf");
+  cr_assert_eq(chdir("/"), 0);
+  rmdir(tmpdir);
+}
+
+Test(config_files, load_from_file) {
+  char path[128];
+
+  snprintf(path, sizeof(path), "%s/a.conf", make_tmpdir());
+  write_file(path, BASE, strlen(BASE));
+  OK(obspam_load_config(e, path));
+  expect_base(__LINE__);
+  /* The file's name is in its messages. */
+  write_file(path, "plan p\r\nplan q mailbox=-3\r\n", 27);
+  RC(obspam_load_config(e, path), OBSPAM_ESYNTAX);
+  char want[256];
+  snprintf(want, sizeof(want),
+           "%s:2: bad value '-3' for 'mailbox': "
+           "negative count",
+           path);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_base(__LINE__);
+  /* An empty file is a valid configuration that limits nothing. */
+  write_file(path, "", 0);
+  OK(obspam_load_config(e, path));
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "m@keep.example", &v),
+     OBSPAM_ENOTFOUND);
+  unlink(path);
+  rmdir(tmpdir);
+}
+
+Test(config_files, nul_byte) {
+  static const char text[] = "enabled yes\nplan a\0b\nplan c\n";
+  char path[128], want[256];
+
+  snprintf(path, sizeof(path), "%s/nul.conf", make_tmpdir());
+  write_file(path, text, sizeof(text) - 1);
+  LOAD(e, BASE);
+  RC(obspam_load_config(e, path), OBSPAM_ESYNTAX);
+  snprintf(want, sizeof(want), "%s:2: line holds a NUL byte", path);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_base(__LINE__);
+  /* In a comment too, and on a last line without a newline. */
+  write_file(path, "# \0\n", 4);
+  RC(obspam_load_config(e, path), OBSPAM_ESYNTAX);
+  snprintf(want, sizeof(want), "%s:1: line holds a NUL byte", path);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  write_file(path, "plan a\nplan b\0", 14);
+  RC(obspam_load_config(e, path), OBSPAM_ESYNTAX);
+  snprintf(want, sizeof(want), "%s:2: line holds a NUL byte", path);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_base(__LINE__);
+  unlink(path);
+  rmdir(tmpdir);
+}
+
+Test(config_files, missing_file_and_directory) {
+  char path[128], want[256];
+
+  make_tmpdir();
+  LOAD(e, BASE);
+  snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
+  RC(obspam_load_config(e, path), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "%s: cannot open: No such file or directory",
+           path);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_base(__LINE__);
+  RC(obspam_load_config(e, tmpdir), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_base(__LINE__);
+  rmdir(tmpdir);
+}
+
+/* ---- a failed load changes nothing ----------------------------------------
+   Two engines load the same configuration and decide the same stream; one
+   of them suffers every kind of failed load half-way through. Every verdict
+   field, every statistic and every option must stay equal. */
+
+static const char *const C1 =
+    "count recipients\naction defer\ncount-forward-local yes\n"
+    "default mailbox=6 domain=10 subscription=14 scripts=yes\n"
+    "plan small mailbox=3 scripts=no\n"
+    "subscription s1 plan=small uid=2001 contact=a@s1.example\n"
+    "subscription s2 uid=2002 subscription=8\n"
+    "domain one.example subscription=s1\n"
+    "domain two.example subscription=s2 mailbox=4\n"
+    "mailbox a@one.example limit=5\n"
+    "mailbox b@one.example\n"
+    "mailbox c@two.example\n"
+    "whitelist 192.0.2.0/24\n";
+
+/* Everything different from C1, with a mistake on its last line. */
+static const char *const C2_BAD =
+    "count messages\naction reject\nenabled yes\ncount-forward-local no\n"
+    "default mailbox=1 domain=1 subscription=1 scripts=no\n"
+    "subscription s1 uid=2002\n"
+    "subscription s2 uid=2001\n"
+    "domain one.example subscription=s2\n"
+    "domain two.example subscription=s1\n"
+    "mailbox a@one.example limit=unlimited\n"
+    "whitelist 198.51.100.0/24\n"
+    "mailbox z@three.example\n";
+
+static const char *const BAD_TEXTS[] = {
+    "enabled maybe\n",
+    "subscription s1\nsubscription s1\n",
+    "subscription acme plan=Basik\n",
+    "retention -5\n",
+    "whitelist 10.0.0.1/8\n",
+    "plan a\nfoo\n",
+    "domain x.example subscription=s9\nsubscription s9\n",
+};
+
+/* The fixed stream: a mix of logins, unauthenticated senders, scripts,
+   forwards and whitelisted clients, over a few minutes. */
+static obspam_message stream_msg(int i) {
+  static const char *const who[] = {"a@one.example", "b@one.example",
+                                    "c@two.example", "x@two.example",
+                                    "nobody@else.example"};
+  int64_t t = T0 + i * 13;
+  uint32_t rcpt = (uint32_t)(1 + i % 3);
+
+  switch (i % 6) {
+  case 0:
+  case 1:
+    return tu_msg(0, who[i % 5], who[i % 5], "203.0.113.5", rcpt, -1, NULL, t);
+  case 2:
+    return tu_msg(0, NULL, who[(i / 6) % 5], "203.0.113.6", rcpt, -1, NULL, t);
+  case 3:
+    return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt,
+                  i % 4 == 0 ? 2001 : 2002,
+                  i % 4 == 0 ? "one.example" : "two.example", t);
+  case 4:
+    return tu_msg(OBSPAM_MSG_FORWARD_LOCAL, NULL, who[i % 5], NULL, rcpt, -1,
+                  NULL, t);
+  default:
+    return tu_msg(0, who[i % 5], NULL, "192.0.2.44", rcpt, -1, NULL, t);
+  }
+}
+
+static void compare_stats(obspam_engine *a, obspam_engine *b, int kind,
+                          const char *name) {
+  obspam_stats sa = STATS(a, kind, name, T0 + 3600);
+  obspam_stats sb = STATS(b, kind, name, T0 + 3600);
+
+  cr_assert_eq(sa.sending, sb.sending, "%s: sending", name);
+  cr_assert_eq(sa.limit, sb.limit, "%s: limit", name);
+  cr_assert_eq(sa.count, sb.count, "%s: count", name);
+  cr_assert_eq(sa.refused, sb.refused, "%s: refused", name);
+  cr_assert_eq(sa.refused_total, sb.refused_total, "%s: refused_total", name);
+  cr_assert_eq(sa.last_refused, sb.last_refused, "%s: last_refused", name);
+}
+
+static void decide_both(obspam_engine *a, obspam_engine *b, int from, int to,
+                        int *refusals) {
+  char ba[512], bb[512];
+
+  for (int i = from; i < to; i++) {
+    obspam_message m = stream_msg(i);
+    obspam_verdict va = OBSPAM_VERDICT_INIT, vb = OBSPAM_VERDICT_INIT;
+
+    RC(obspam_decide(a, &m, &va), OBSPAM_OK);
+    RC(obspam_decide(b, &m, &vb), OBSPAM_OK);
+    tu_fmt_verdict(ba, sizeof(ba), &va);
+    tu_fmt_verdict(bb, sizeof(bb), &vb);
+    cr_assert_str_eq(ba, bb, "message %d: %s vs %s", i, ba, bb);
+    cr_assert_eq(va.action, vb.action);
+    cr_assert_eq(va.kind, vb.kind);
+    cr_assert_eq(va.limit, vb.limit);
+    cr_assert_eq(va.count, vb.count);
+    cr_assert_eq(va.retry_after, vb.retry_after);
+    cr_assert_str_eq(va.object, vb.object);
+    *refusals += va.action == OBSPAM_REFUSE;
+  }
+}
+
+Test(config_atomic, failed_load_leaves_behaviour_identical) {
+  obspam_engine *b = tu_new();
+  char path[128];
+  int refusals = 0, i, opt_i;
+
+  LOAD(e, C1);
+  LOAD(b, C1);
+  decide_both(e, b, 0, 60, &refusals);
+
+  /* Every kind of failure, on b only. */
+  RC(obspam_load_config_string(b, C2_BAD), OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(b),
+                   "<string>:12: unknown domain 'three.example'");
+  for (i = 0; i < (int)(sizeof(BAD_TEXTS) / sizeof(BAD_TEXTS[0])); i++)
+    RC(obspam_load_config_string(b, BAD_TEXTS[i]), OBSPAM_ESYNTAX);
+  snprintf(path, sizeof(path), "%s/nul.conf", make_tmpdir());
+  write_file(path, "enabled no\n\0", 12);
+  RC(obspam_load_config(b, path), OBSPAM_ESYNTAX);
+  unlink(path);
+  RC(obspam_load_config(b, path), OBSPAM_EIO);
+  rmdir(tmpdir);
+
+  decide_both(e, b, 60, 200, &refusals);
+  /* The stream is not vacuous: it hits limits and forbidden scripts. */
+  cr_assert_geq(refusals, 20, "only %d refusals", refusals);
+
+  static const struct {
+    int kind;
+    const char *name;
+  } objs[] = {
+      {OBSPAM_SUBSCRIPTION, "s1"},       {OBSPAM_SUBSCRIPTION, "s2"},
+      {OBSPAM_DOMAIN, "one.example"},    {OBSPAM_DOMAIN, "two.example"},
+      {OBSPAM_MAILBOX, "a@one.example"}, {OBSPAM_MAILBOX, "b@one.example"},
+      {OBSPAM_MAILBOX, "c@two.example"}};
+  for (i = 0; i < (int)(sizeof(objs) / sizeof(objs[0])); i++)
+    compare_stats(e, b, objs[i].kind, objs[i].name);
+  for (opt_i = OBSPAM_OPT_ENABLED; opt_i <= OBSPAM_OPT_NOTIFY_IMMEDIATE;
+       opt_i++)
+    cr_assert_eq(opt(e, opt_i), opt(b, opt_i), "option %d", opt_i);
+  int64_t v;
+  RC(obspam_effective_limit(b, OBSPAM_MAILBOX, "z@three.example", &v),
+     OBSPAM_ENOTFOUND);
+  obspam_engine_free(b);
+}
+
+/* The same failed text, applied to an engine, leaves the counters of
+   every object exactly where they were. */
+Test(config_atomic, failed_load_keeps_counters) {
+  LOAD(e, C1);
+  for (int i = 0; i < 5; i++)
+    SASL(e, "a@one.example", 1, T0);
+  obspam_verdict v = SASL(e, "a@one.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "a@one.example", 5, 5, 3600);
+  RC(obspam_load_config_string(e, C2_BAD), OBSPAM_ESYNTAX);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "a@one.example", T0, 5, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "one.example", T0, 5, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0, 5, 1);
+  v = SASL(e, "a@one.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "a@one.example", 5, 5, 3600);
+}
+
+/* ---- reload keeps counters ----------------------------------------------- */
+
+static const char *const R1 = "subscription s1\nsubscription s2\n"
+                              "domain d.example subscription=s1 domain=20\n"
+                              "domain e.example subscription=s2\n"
+                              "mailbox m@d.example limit=4\n"
+                              "mailbox n@d.example\n";
+
+Test(config_reload, same_text_keeps_counters) {
+  LOAD(e, R1);
+  for (int i = 0; i < 4; i++)
+    SASL(e, "m@d.example", 1, T0 + i);
+  obspam_verdict v = SASL(e, "m@d.example", 1, T0 + 4);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "m@d.example", 4, 4, 3596);
+  LOAD(e, R1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "m@d.example", T0 + 5, 4, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0 + 5, 4, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0 + 5, 4, 1);
+  obspam_stats st = STATS(e, OBSPAM_MAILBOX, "m@d.example", T0 + 5);
+  cr_assert_eq(st.refused_total, 1);
+  cr_assert_eq(st.last_refused, T0 + 4);
+  v = SASL(e, "m@d.example", 1, T0 + 5);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "m@d.example", 4, 4, 3595);
+
+  /* A new limit applies to the carried count at once. */
+  LOAD(e, "subscription s1\nsubscription s2\n"
+          "domain d.example subscription=s1 domain=20\n"
+          "domain e.example subscription=s2\n"
+          "mailbox m@d.example limit=6\nmailbox n@d.example\n");
+  v = SASL(e, "m@d.example", 2, T0 + 6);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", 6, 4, 0);
+  v = SASL(e, "m@d.example", 1, T0 + 7);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "m@d.example", 6, 6, 3593);
+}
+
+static int64_t hist_sent, hist_refused, hist_hours;
+
+static void on_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
+  (void)ud;
+  cr_assert_eq(hour, T0);
+  hist_hours++;
+  hist_sent += sent;
+  hist_refused += refused;
+}
+
+Test(config_reload, history_is_carried) {
+  LOAD(e, R1);
+  SASL(e, "n@d.example", 3, T0 + 100);
+  SASL(e, "n@d.example", 30, T0 + 200);
+  LOAD(e, R1);
+  OK(obspam_history(e, OBSPAM_MAILBOX, "n@d.example", T0, T0 + 3600, on_hour,
+                    NULL));
+  cr_assert_eq(hist_hours, 1);
+  cr_assert_eq(hist_sent, 3);
+  cr_assert_eq(hist_refused, 1);
+}
+
+/* A domain moved to another subscription keeps its counters and those of
+   its mailboxes; each subscription keeps its own. */
+Test(config_reload, moved_domain_keeps_counters) {
+  LOAD(e, R1);
+  for (int i = 0; i < 3; i++)
+    SASL(e, "n@d.example", 2, T0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 0, 0);
+
+  LOAD(e, "subscription s1\nsubscription s2 subscription=7\n"
+          "domain d.example subscription=s2 domain=20\n"
+          "domain e.example subscription=s2\n"
+          "mailbox m@d.example limit=4\nmailbox n@d.example limit=40\n");
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "n@d.example", T0, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 0, 0);
+
+  /* From now on the domain's mail is charged to s2. */
+  obspam_verdict v = SASL(e, "n@d.example", 7, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "n@d.example", 40, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0 + 60, 7, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0 + 60, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0 + 60, 13, 0);
+  v = SASL(e, "m@d.example", 1, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "s2", 7, 7, 3600);
+
+  /* And back: the domain's count of 13 meets its limit of 20. */
+  LOAD(e, R1);
+  v = SASL(e, "n@d.example", 8, T0 + 120);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "d.example", 20, 13, 3480);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0 + 120, 6, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0 + 120, 7, 1);
+}
+
+/* Objects a reload removes lose their counters; added again later, they
+   start from zero. Their parents keep theirs. */
+Test(config_reload, removed_objects_come_back_at_zero) {
+  LOAD(e, R1);
+  SASL(e, "m@d.example", 3, T0);
+  SASL(e, "n@d.example", 2, T0);
+  UNAUTH(e, "x@e.example", 5, T0);
+
+  LOAD(e, "subscription s1\ndomain d.example subscription=s1 domain=20\n"
+          "mailbox n@d.example\n");
+  obspam_stats st = OBSPAM_STATS_INIT;
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "m@d.example", T0, &st),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_stats_get(e, OBSPAM_DOMAIN, "e.example", T0, &st),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_stats_get(e, OBSPAM_SUBSCRIPTION, "s2", T0, &st), OBSPAM_ENOTFOUND);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "n@d.example", T0, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 5, 0);
+  /* Mail from the removed mailbox now counts on its domain only. */
+  obspam_verdict v = SASL(e, "m@d.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", 20, 5, 0);
+
+  LOAD(e, R1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "m@d.example", T0, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "e.example", T0, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "n@d.example", T0, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 6, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s1", T0, 6, 0);
+  st = STATS(e, OBSPAM_MAILBOX, "m@d.example", T0);
+  cr_assert_eq(st.refused_total, 0);
+}
+
+/* Counters follow kind and name: a subscription that takes the name of a
+   removed domain does not inherit the domain's counters. */
+Test(config_reload, matched_by_kind_and_name) {
+  LOAD(e, R1);
+  UNAUTH(e, "x@e.example", 5, T0);
+  LOAD(e, "subscription e.example\nsubscription s2\n"
+          "domain other.example subscription=e.example\n");
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "e.example", T0, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 5, 0);
+  /* Names are matched after lower-casing. */
+  LOAD(e, "subscription S2\ndomain E.EXAMPLE subscription=s2\n");
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "e.example", T0, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 5, 0);
+}
+
+/* The file is the whole truth: changes made through the API since the
+   last load are replaced by the next one. */
+Test(config_reload, replaces_api_changes) {
+  LOAD(e, R1);
+  OK(obspam_add(e, OBSPAM_MAILBOX, "api@d.example", NULL));
+  SASL(e, "api@d.example", 2, T0);
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "m@d.example", OBSPAM_MAILBOX, 1));
+  OK(obspam_whitelist_add(e, "203.0.113.0/24"));
+  LOAD(e, R1);
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "api@d.example", &v),
+     OBSPAM_ENOTFOUND);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", 4);
+  obspam_message m =
+      tu_msg(0, "n@d.example", NULL, "203.0.113.1", 1, -1, NULL, T0);
+  obspam_verdict ver = DECIDE(e, &m);
+  EXPECT_VERDICT(ver, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "n@d.example",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 3, 0);
+}
+
+/* ---- the example --------------------------------------------------------- */
+
+Test(config_example, loads_and_limits) {
+  int rc = obspam_load_config(e, OBSPAM_TEST_SRCDIR "/../examples/obspam.conf");
+  cr_assert_eq(rc, OBSPAM_OK, "examples/obspam.conf: %s",
+               obspam_engine_errmsg(e));
+  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@acme.example", 20);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "sales@acme.example", 200);
+  EXPECT_EFF(e, OBSPAM_DOMAIN, "shop.acme.example", 1500);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "bakery", 800);
+  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "monitoring", OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "newsletter@newsroom.example", 2000);
+
+  /* The demo mailbox: five an hour. */
+  obspam_verdict v;
+  for (int i = 0; i < 5; i++) {
+    v = SASL(e, "demo@bakery.example", 1, T0);
+    EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "demo@bakery.example", 5,
+                   i, 0);
+  }
+  v = SASL(e, "demo@bakery.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "demo@bakery.example", 5, 5,
+                 3600);
+  v = SASL(e, "old-intern@bakery.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "old-intern@bakery.example",
+                 0, 0, -1);
+  /* The Starter plan forbids scripts. */
+  v = SCRIPT(e, 10002, "bakery.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "bakery", 800, 5, -1);
+  v = SCRIPT(e, 10003, "newsroom.example", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "newsroom.example",
+                 OBSPAM_UNLIMITED, 0, 0);
+  obspam_message m =
+      tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1, NULL, T0);
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  m.client_address = "2001:db8:25:1::1";
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  m.client_address = "127.0.0.1";
+  v = DECIDE(e, &m);
+  cr_assert_eq(v.action, OBSPAM_REFUSE, "127.0.0.1 is not whitelisted");
+}

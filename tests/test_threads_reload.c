@@ -1,0 +1,291 @@
+/* Reloading the configuration while two threads decide.
+
+   The main thread loads two configurations, A and B, in turn, with a
+   failed load between them, while two worker threads decide a fixed cycle
+   of six kinds of message. A and B are built so that every verdict tells
+   which configuration it saw, and so that a decision that mixed them (the
+   whitelist or options of one with the tree of the other, a limit of one
+   with an object of the other) gives a verdict that fits neither:
+
+     kind  message                               under A               under B
+     0     login m, client in A's whitelist      EXEMPT                ACCEPT m
+   LB_M 1     login m, client in B's whitelist      ACCEPT m  LA_M        EXEMPT
+     2     unauthenticated sender m              UNKNOWN (not counted) ACCEPT m
+   LB_M 3     login m, other client                 ACCEPT m  LA_M        ACCEPT
+   m  LB_M 4     script uid 5000, hint d.example       ACCEPT d  LA_D ACCEPT d
+   LB_D 5     script uid 5001, hint d.example       ACCEPT t  LA_T        ACCEPT
+   s  LB_S
+
+   In A, d belongs to s and uid 5000 to s, 5001 to t; in B, d belongs to t
+   and the uids are swapped, so the same domain moves at every reload. All
+   limits are far above what the test sends, so nothing is refused.
+
+   Every object exists in both configurations, so counters must survive
+   every reload: each worker checks that the count of m it reads never
+   goes down, and at the end the count of each object equals the number of
+   accepted messages charged to it, by the configuration each verdict saw.
+   Iterations are bounded; nothing depends on timing. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "testutil.h"
+
+#define LA_M 1000001
+#define LB_M 1000002
+#define LA_D 2000001
+#define LB_D 2000002
+#define LA_T 3000001
+#define LB_S 3000002
+
+#define DECISIONS 20000      /* per worker, at least */
+#define DECISIONS_MAX 400000 /* per worker, while it has not seen A and B */
+
+static const char CONF_A[] =
+    "count-unauthenticated no\n"
+    "default mailbox=9000001 domain=9000002 subscription=9000003\n"
+    "subscription s uid=5000 subscription=8000001\n"
+    "subscription t uid=5001 subscription=3000001\n"
+    "domain d.example subscription=s domain=2000001\n"
+    "mailbox m@d.example limit=1000001\n"
+    "whitelist 192.0.2.0/24\n";
+
+static const char CONF_B[] =
+    "count-unauthenticated yes\n"
+    "default mailbox=9000001 domain=9000002 subscription=9000003\n"
+    "subscription s uid=5001 subscription=3000002\n"
+    "subscription t uid=5000 subscription=8000002\n"
+    "domain d.example subscription=t domain=2000002 mailbox=1000002\n"
+    "mailbox m@d.example\n"
+    "whitelist 198.51.100.0/24\n";
+
+/* B with an error on its last line: it must change nothing. */
+static const char CONF_BAD[] = "count-unauthenticated yes\n"
+                               "subscription s uid=5000 subscription=1\n"
+                               "domain d.example subscription=s domain=1\n"
+                               "mailbox m@d.example limit=1\n"
+                               "whitelist 0.0.0.0/0\n"
+                               "mailbox x@nowhere.example\n";
+
+typedef struct worker {
+  pthread_t thread;
+  obspam_engine *e;
+  int id;
+  /* What it saw. */
+  long decisions, seen_a, seen_b;
+  long charged_m, charged_d, charged_s, charged_t;
+  /* The first inconsistency, or "". */
+  char failure[512];
+} worker;
+
+static atomic_int workers_left;
+
+static void fail(worker *w, int i, int kind, const obspam_verdict *v,
+                 const char *why) {
+  char buf[400];
+
+  if (w->failure[0] != '\0')
+    return;
+  snprintf(w->failure, sizeof(w->failure),
+           "worker %d, decision %d, message kind %d: %s; verdict %s", w->id, i,
+           kind, why, tu_fmt_verdict(buf, sizeof(buf), v));
+}
+
+static int is(const obspam_verdict *v, int action, int kind, const char *object,
+              int64_t limit) {
+  return v->action == action && v->kind == kind &&
+         strcmp(v->object, object) == 0 && v->limit == limit &&
+         v->retry_after == 0;
+}
+
+static int is_empty(const obspam_verdict *v, int action) {
+  return v->action == action && v->kind == -1 && v->object[0] == '\0' &&
+         v->limit == 0 && v->count == 0 && v->retry_after == 0;
+}
+
+/* Checks one verdict; returns 'A', 'B' or 0 (inconsistent), and counts
+   what it charged. */
+static int classify(worker *w, int kind, const obspam_verdict *v) {
+  switch (kind) {
+  case 0:
+    if (is_empty(v, OBSPAM_EXEMPT))
+      return 'A';
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
+      w->charged_m++, w->charged_d++, w->charged_t++;
+      return 'B';
+    }
+    return 0;
+  case 1:
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LA_M)) {
+      w->charged_m++, w->charged_d++, w->charged_s++;
+      return 'A';
+    }
+    return is_empty(v, OBSPAM_EXEMPT) ? 'B' : 0;
+  case 2:
+    if (is_empty(v, OBSPAM_UNKNOWN))
+      return 'A';
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
+      w->charged_m++, w->charged_d++, w->charged_t++;
+      return 'B';
+    }
+    return 0;
+  case 3:
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LA_M)) {
+      w->charged_m++, w->charged_d++, w->charged_s++;
+      return 'A';
+    }
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
+      w->charged_m++, w->charged_d++, w->charged_t++;
+      return 'B';
+    }
+    return 0;
+  case 4:
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LA_D)) {
+      w->charged_d++, w->charged_s++;
+      return 'A';
+    }
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LB_D)) {
+      w->charged_d++, w->charged_t++;
+      return 'B';
+    }
+    return 0;
+  default:
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "t", LA_T)) {
+      w->charged_t++;
+      return 'A';
+    }
+    if (is(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", LB_S)) {
+      w->charged_s++;
+      return 'B';
+    }
+    return 0;
+  }
+}
+
+static obspam_message message(int kind) {
+  switch (kind) {
+  case 0:
+    return tu_msg(0, "m@d.example", NULL, "192.0.2.1", 1, -1, NULL, T0);
+  case 1:
+    return tu_msg(0, "m@d.example", NULL, "198.51.100.1", 1, -1, NULL, T0);
+  case 2:
+    return tu_msg(0, NULL, "m@d.example", "203.0.113.1", 1, -1, NULL, T0);
+  case 3:
+    return tu_msg(0, "m@d.example", NULL, "203.0.113.1", 1, -1, NULL, T0);
+  case 4:
+    return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 5000, "d.example",
+                  T0);
+  default:
+    return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 5001, "d.example",
+                  T0);
+  }
+}
+
+static void *work(void *arg) {
+  worker *w = arg;
+  int64_t last_count = 0;
+  int i;
+
+  for (i = 0; i < DECISIONS ||
+              ((w->seen_a == 0 || w->seen_b == 0) && i < DECISIONS_MAX);
+       i++) {
+    int kind = (i + w->id) % 6, rc, seen;
+    obspam_message m = message(kind);
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    rc = obspam_decide(w->e, &m, &v);
+    if (rc != OBSPAM_OK) {
+      fail(w, i, kind, &v, obspam_strerror(rc));
+      break;
+    }
+    seen = classify(w, kind, &v);
+    if (seen == 0) {
+      fail(w, i, kind, &v, "fits neither configuration");
+      break;
+    }
+    w->decisions++;
+    w->seen_a += seen == 'A';
+    w->seen_b += seen == 'B';
+
+    if (i % 64 == 0) {
+      obspam_stats st = OBSPAM_STATS_INIT;
+
+      rc = obspam_stats_get(w->e, OBSPAM_MAILBOX, "m@d.example", T0, &st);
+      if (rc != OBSPAM_OK || st.count < last_count) {
+        fail(w, i, kind, &v,
+             rc != OBSPAM_OK ? "stats_get failed"
+                             : "the count of m went down across a reload");
+        break;
+      }
+      last_count = st.count;
+    }
+  }
+  atomic_fetch_sub(&workers_left, 1);
+  return NULL;
+}
+
+static void expect_count(obspam_engine *e, int kind, const char *name,
+                         long want) {
+  obspam_stats st = STATS(e, kind, name, T0);
+
+  cr_assert_eq(st.count, want, "%s: count %" PRId64 ", expected %ld", name,
+               st.count, want);
+  cr_assert_eq(st.refused, 0, "%s: %" PRId64 " refusals", name, st.refused);
+}
+
+Test(threads_reload, decisions_see_one_configuration_or_the_other,
+     .timeout = 600) {
+  obspam_engine *e = tu_new();
+  worker w[2];
+  long reloads = 0, failed_loads = 0;
+  int i;
+
+  OK(obspam_load_config_string(e, CONF_A));
+  memset(w, 0, sizeof(w));
+  atomic_store(&workers_left, 2);
+  for (i = 0; i < 2; i++) {
+    w[i].e = e;
+    w[i].id = i;
+    cr_assert_eq(pthread_create(&w[i].thread, NULL, work, &w[i]), 0);
+  }
+  /* Reload until both workers are done: A, a failure, B, a failure, ... */
+  while (atomic_load(&workers_left) > 0) {
+    const char *text = reloads % 2 == 0 ? CONF_B : CONF_A;
+    int rc = obspam_load_config_string(e, text);
+
+    cr_assert_eq(rc, OBSPAM_OK, "reload %ld: %s", reloads,
+                 obspam_engine_errmsg(e));
+    reloads++;
+    rc = obspam_load_config_string(e, CONF_BAD);
+    cr_assert_eq(rc, OBSPAM_ESYNTAX);
+    failed_loads++;
+  }
+  for (i = 0; i < 2; i++)
+    cr_assert_eq(pthread_join(w[i].thread, NULL), 0);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:6: unknown domain 'nowhere.example'");
+
+  for (i = 0; i < 2; i++) {
+    cr_assert_str_eq(w[i].failure, "", "%s", w[i].failure);
+    cr_assert_geq(w[i].decisions, DECISIONS);
+    cr_assert_gt(w[i].seen_a, 0, "worker %d never saw configuration A", i);
+    cr_assert_gt(w[i].seen_b, 0, "worker %d never saw configuration B", i);
+  }
+  cr_assert_geq(reloads, 2);
+  cr_log_info("%ld reloads, %ld failed loads; worker 0 saw A %ld times, B "
+              "%ld times; worker 1 saw A %ld, B %ld",
+              reloads, failed_loads, w[0].seen_a, w[0].seen_b, w[1].seen_a,
+              w[1].seen_b);
+
+  /* Each object's counters hold exactly what the verdicts charged to it,
+     across every reload; one more reload keeps them all. */
+  for (i = 0; i < 2; i++) {
+    OK(obspam_load_config_string(e, i == 0 ? CONF_A : CONF_B));
+    expect_count(e, OBSPAM_MAILBOX, "m@d.example",
+                 w[0].charged_m + w[1].charged_m);
+    expect_count(e, OBSPAM_DOMAIN, "d.example",
+                 w[0].charged_d + w[1].charged_d);
+    expect_count(e, OBSPAM_SUBSCRIPTION, "s", w[0].charged_s + w[1].charged_s);
+    expect_count(e, OBSPAM_SUBSCRIPTION, "t", w[0].charged_t + w[1].charged_t);
+  }
+  obspam_engine_free(e);
+}
