@@ -1,0 +1,918 @@
+<?php
+
+/**
+ * PHP binding of libobspam, outbound-spam rate limiting for hosting mail
+ * servers, over the library's stable C ABI through PHP's FFI extension
+ * (nothing is compiled).
+ *
+ *     require 'bindings/php/obspam.php';
+ *
+ *     $engine = new Obspam\Engine();          // or new Obspam\Engine('/path/libobspam.so.1')
+ *     $engine->loadConfig('/etc/obspam.conf');
+ *     $verdict = $engine->decide(['sasl_username' => 'info@example.com', 'recipients' => 3]);
+ *     if ($verdict->action === Obspam\Engine::REFUSE) {
+ *         echo "{$verdict->object} is over its limit, retry in {$verdict->retryAfter} s\n";
+ *     }
+ *
+ * The library is the path given to the constructor, else the one named by
+ * the environment variable OBSPAM_LIBRARY, else the system's libobspam.so.1.
+ * A library whose major version is not 1 is refused. Every failure throws
+ * Obspam\Exception, whose code is the library's OBSPAM_E* code and whose
+ * message is the engine's own ("FILE:LINE: what is wrong" for a
+ * configuration error).
+ *
+ * FFI must be allowed: it is in the CLI; elsewhere (php-fpm, php -S) set
+ * ffi.enable=true, or preload the declarations (see Engine::scopeHeader()).
+ *
+ * Requires PHP 8.1 or later with the FFI extension.
+ */
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/**
+ * A libobspam call failed. getCode() is the library's negative OBSPAM_E*
+ * code (Engine::EINVAL, ...), getMessage() the engine's one-line message.
+ */
+class Exception extends \RuntimeException
+{
+}
+
+/**
+ * The answer to one message (obspam_verdict).
+ *
+ * On REFUSE, kind and object name the refusing object, limit is its
+ * effective limit, count its count in the window before this message and
+ * retryAfter the seconds until the message would fit (-1: never). On ACCEPT
+ * they describe the lowest charged object and retryAfter is 0. On EXEMPT and
+ * UNKNOWN kind is -1, object is "" and the numbers are 0.
+ */
+final class Verdict
+{
+    public function __construct(
+        public readonly int $action,
+        public readonly int $kind,
+        public readonly string $object,
+        public readonly int $limit,
+        public readonly int $count,
+        public readonly int $retryAfter,
+    ) {
+    }
+}
+
+/** Live status of a subscription, domain or mailbox (obspam_stats). */
+final class Stats
+{
+    public function __construct(
+        /** True while count < limit (or the limit is unlimited). */
+        public readonly bool $sending,
+        /** The effective limit; -1: unlimited. */
+        public readonly int $limit,
+        /** Charged in the last 60 minutes. */
+        public readonly int $count,
+        /** Attempts refused in the last 60 minutes. */
+        public readonly int $refused,
+        /** Attempts refused within the retention period. */
+        public readonly int $refusedTotal,
+        /** Time of the last refusal; 0: never. */
+        public readonly int $lastRefused,
+    ) {
+    }
+}
+
+/** One clock hour of an object's history. */
+final class HistoryEntry
+{
+    public function __construct(
+        public readonly int $hourStart,
+        public readonly int $sent,
+        public readonly int $refused,
+    ) {
+    }
+}
+
+/** One row of Engine::report() (obspam_report_row). */
+final class ReportRow
+{
+    public function __construct(
+        /** Engine::SUBSCRIPTION, DOMAIN, MAILBOX or SCRIPT. */
+        public readonly int $kind,
+        /** Lower case; a script's path as it was given. */
+        public readonly string $name,
+        public readonly int $sent,
+        public readonly int $refused,
+        /** Times; 0 when none. */
+        public readonly int $firstRefused,
+        public readonly int $lastRefused,
+    ) {
+    }
+}
+
+/** An object was refused during a notification period (obspam_notice). */
+final class Notice
+{
+    public function __construct(
+        /** Engine::SUBSCRIPTION, DOMAIN or MAILBOX. */
+        public readonly int $kind,
+        public readonly string $name,
+        /** Its owning subscription; null if none. */
+        public readonly ?string $subscription,
+        /** That subscription's contact address; null if none. */
+        public readonly ?string $contact,
+        /** Its effective limit at its last refusal. */
+        public readonly int $limit,
+        public readonly int $sent,
+        public readonly int $refused,
+        public readonly int $firstRefused,
+        public readonly int $lastRefused,
+        /** The period is [periodStart, periodEnd). */
+        public readonly int $periodStart,
+        public readonly int $periodEnd,
+    ) {
+    }
+}
+
+/**
+ * What the notify callback of one engine shares with it: the C callback
+ * (one per library) finds it by the id that the engine passes as the
+ * callback's user data.
+ *
+ * @internal
+ */
+final class NotifyDispatch
+{
+    /** @var null|callable(Notice): mixed */
+    public $callback = null;
+    /** How deep the engine is inside its own callback. */
+    public int $depth = 0;
+    /** @var list<\Throwable> thrown by the callback, rethrown later */
+    public array $errors = [];
+
+    public function onNotice(\FFI\CData $n): void
+    {
+        if ($this->callback === null) {
+            return;
+        }
+        $this->depth++;
+        try {
+            ($this->callback)(new Notice(
+                $n->kind,
+                (string) $n->name,
+                $n->subscription,
+                $n->contact,
+                $n->limit,
+                $n->sent,
+                $n->refused,
+                $n->first_refused,
+                $n->last_refused,
+                $n->period_start,
+                $n->period_end,
+            ));
+        } catch (\Throwable $t) {
+            // Throwing through C is a fatal error in PHP: keep it.
+            $this->errors[] = $t;
+        } finally {
+            $this->depth--;
+        }
+    }
+}
+
+/**
+ * An obspam engine: the limit tree, the counters and the statistics.
+ *
+ * A new engine limits nothing until a configuration is loaded or objects
+ * and limits are added. Methods throw Obspam\Exception on failure and on an
+ * engine that is closed. Callbacks may not call the same engine.
+ */
+final class Engine
+{
+    /** The major version of libobspam this binding accepts. */
+    public const VERSION_MAJOR = 1;
+    /** The longest name (domain, mailbox, plan, subscription), in bytes. */
+    public const NAME_MAX = 320;
+    /** The environment variable that names the library. */
+    public const LIBRARY_ENV = 'OBSPAM_LIBRARY';
+    /** The library used when neither an argument nor OBSPAM_LIBRARY names one. */
+    public const DEFAULT_LIBRARY = 'libobspam.so.1';
+    /** The FFI scope of Engine::scopeHeader(), for ffi.preload. */
+    public const FFI_SCOPE = 'obspam';
+
+    // Error codes (enum obspam_errno).
+    public const OK = 0;
+    public const ENOMEM = -1;
+    public const EINVAL = -2;
+    public const ENOTFOUND = -3;
+    public const EEXIST = -4;
+    public const ESYNTAX = -5;
+    public const EIO = -6;
+    public const ECORRUPT = -7;
+    public const EVERSION = -8;
+
+    // Kinds of objects (enum obspam_kind); SCRIPT appears in reports only.
+    public const SERVER = 0;
+    public const PLAN = 1;
+    public const SUBSCRIPTION = 2;
+    public const DOMAIN = 3;
+    public const MAILBOX = 4;
+    public const SCRIPT = 5;
+
+    // Limit values; any value >= 0 is a count per hour.
+    public const UNLIMITED = -1;
+    public const INHERIT = -2;
+
+    // Verdict actions (enum obspam_action).
+    public const ACCEPT = 0;
+    public const REFUSE = 1;
+    public const EXEMPT = 2;
+    public const UNKNOWN = 3;
+
+    // Message flags (OBSPAM_MSG_*), for decide()'s 'flags'.
+    public const MSG_SCRIPT = 1;
+    public const MSG_FORWARD_LOCAL = 2;
+    public const MSG_FORWARD_REMOTE = 4;
+    public const MSG_MAILING_LIST = 8;
+
+    // Options (enum obspam_option).
+    public const OPT_ENABLED = 1;
+    public const OPT_COUNT_UNIT = 2;
+    public const OPT_ACTION = 3;
+    public const OPT_COUNT_UNAUTHENTICATED = 4;
+    public const OPT_COUNT_FORWARD_LOCAL = 5;
+    public const OPT_COUNT_FORWARD_REMOTE = 6;
+    public const OPT_COUNT_MAILING_LISTS = 7;
+    public const OPT_RETENTION_HOURS = 8;
+    public const OPT_NOTIFY_PERIOD = 9;
+    public const OPT_NOTIFY_IMMEDIATE = 10;
+
+    /** The fields decide() accepts, with their defaults (OBSPAM_MESSAGE_INIT). */
+    public const MESSAGE_DEFAULTS = [
+        'sasl_username' => null,
+        'sender' => null,
+        'client_address' => null,
+        'recipients' => 1,
+        'flags' => 0,
+        'uid' => -1,
+        'domain_hint' => null,
+        'script' => null,
+        'time' => 0,
+    ];
+
+    private const STRING_FIELDS = ['sasl_username', 'sender', 'client_address', 'domain_hint', 'script'];
+
+    /** @var array<string, \FFI> loaded libraries, by the name they were loaded by */
+    private static array $libraries = [];
+    /** @var array<int, array{\FFI\CData, \FFI\CData, \FFI\CData}> C callbacks, per library */
+    private static array $holders = [];
+    /** @var array<int, NotifyDispatch> the notify state of each open engine, by id */
+    private static array $dispatches = [];
+    private static int $lastId = 0;
+    /** @var list<list<mixed>> where the running history()/report() puts its rows */
+    private static array $sinks = [];
+
+    private \FFI $lib;
+    private ?\FFI\CData $handle = null;
+    private NotifyDispatch $notify;
+    /** This engine's id, in C memory: the user data of its notify callback. */
+    private \FFI\CData $id;
+
+    /**
+     * Makes an engine. $library is the path of libobspam; null means the
+     * environment variable OBSPAM_LIBRARY, else the system's libobspam.so.1
+     * (or, when ffi.preload declared it, the FFI scope "obspam": see
+     * Engine::scopeHeader()).
+     *
+     * @throws Exception when the library cannot be loaded (EIO) or its
+     *     major version is not 1 (EVERSION)
+     */
+    public function __construct(?string $library = null)
+    {
+        $this->notify = new NotifyDispatch();
+        $this->lib = self::library($library);
+        $this->id = $this->lib->new('int64_t');
+        $this->id->cdata = ++self::$lastId;
+        $ptr = $this->lib->new('obspam_engine *');
+        $rc = $this->lib->obspam_engine_new(\FFI::addr($ptr));
+        if ($rc < 0) {
+            throw new Exception('engine_new: ' . $this->lib->obspam_strerror($rc), $rc);
+        }
+        $this->handle = $ptr;
+    }
+
+    public function __destruct()
+    {
+        if ($this->handle !== null) {
+            $this->lib->obspam_engine_free($this->handle);
+            $this->handle = null;
+            unset(self::$dispatches[$this->id->cdata]);
+        }
+    }
+
+    /**
+     * Loads and checks libobspam (once per process and name) and returns
+     * its FFI object. $library as for the constructor.
+     *
+     * @throws Exception EIO when it cannot be loaded, EVERSION when its
+     *     major version is not 1
+     */
+    public static function library(?string $library = null): \FFI
+    {
+        if ($library === null || $library === '') {
+            $env = getenv(self::LIBRARY_ENV);
+            if (is_string($env) && $env !== '') {
+                $library = $env;
+                $where = self::LIBRARY_ENV . "=$env";
+            } else {
+                $where = null;
+            }
+        } else {
+            $where = $library;
+        }
+        $key = $library ?? '';
+        if (isset(self::$libraries[$key])) {
+            return self::$libraries[$key];
+        }
+        $ffi = null;
+        if ($library === null) {
+            // A scope declared by ffi.preload (see scopeHeader()) needs no
+            // FFI::cdef(), which ffi.enable=preload forbids outside the CLI.
+            try {
+                $ffi = \FFI::scope(self::FFI_SCOPE);
+            } catch (\Throwable) {
+                $ffi = null;
+            }
+            $library = self::DEFAULT_LIBRARY;
+            $where ??= "the system's " . self::DEFAULT_LIBRARY;
+        }
+        if ($ffi === null) {
+            // The version first, with a declaration of its two functions
+            // only: FFI::cdef() resolves every function it is given, and a
+            // library of another major version is refused for that reason.
+            try {
+                $probe = \FFI::cdef(
+                    'unsigned int obspam_version(void); const char *obspam_version_string(void);',
+                    $library,
+                );
+            } catch (\FFI\Exception $t) {
+                $missing = str_contains($t->getMessage(), 'resolving');
+                throw new Exception(
+                    $missing
+                        ? "$library: no obspam_version(): this is not libobspam"
+                        : "cannot load libobspam from $where: " . $t->getMessage()
+                        . ($key === '' ? ' (set ' . self::LIBRARY_ENV . " to the library's path,"
+                            . ' or install libobspam where the dynamic loader finds it)' : ''),
+                    $missing ? self::EVERSION : self::EIO,
+                    $t,
+                );
+            }
+            self::checkVersion($probe, $library);
+            try {
+                $ffi = \FFI::cdef(self::declarations(), $library);
+            } catch (\FFI\Exception $t) {
+                throw new Exception(
+                    "$library: " . $t->getMessage() . '; it is not a complete libobspam '
+                    . self::VERSION_MAJOR . '.x',
+                    self::EVERSION,
+                    $t,
+                );
+            }
+        } else {
+            self::checkVersion($ffi, $library);
+        }
+        return self::$libraries[$key] = $ffi;
+    }
+
+    /** Refuses a library whose major version is not VERSION_MAJOR. */
+    private static function checkVersion(\FFI $ffi, string $library): void
+    {
+        $version = $ffi->obspam_version();
+        if ($version >> 16 !== self::VERSION_MAJOR) {
+            throw new Exception(
+                "$library: libobspam " . $ffi->obspam_version_string()
+                . ' has major version ' . ($version >> 16) . '; this binding needs '
+                . self::VERSION_MAJOR . '.x',
+                self::EVERSION,
+            );
+        }
+    }
+
+    /**
+     * The declarations handed to FFI::cdef(): obspam_ffi.h, the macro-free
+     * copy of include/obspam.h shipped beside this file.
+     */
+    public static function declarations(): string
+    {
+        static $text = null;
+        if ($text === null) {
+            $file = __DIR__ . '/obspam_ffi.h';
+            $read = @file_get_contents($file);
+            if ($read === false) {
+                throw new Exception("cannot read $file", self::EIO);
+            }
+            $text = $read;
+        }
+        return $text;
+    }
+
+    /**
+     * The declarations with the two #define lines that make them an FFI
+     * scope, for php.ini's ffi.preload. $library is written into it (null:
+     * OBSPAM_LIBRARY, else libobspam.so.1).
+     *
+     * Where ffi.enable is "preload" (the default outside the CLI, e.g.
+     * php-fpm), only preloaded code may use FFI: preload this file with
+     * opcache and the declarations with FFI, and the constructor then uses
+     * the scope "obspam" instead of FFI::cdef():
+     *
+     *     php -r 'require "bindings/php/obspam.php"; echo Obspam\Engine::scopeHeader();' \
+     *         > /etc/php/obspam_scope.h
+     *
+     *     ; php.ini
+     *     ffi.preload=/etc/php/obspam_scope.h
+     *     opcache.preload=/path/to/bindings/php/obspam.php
+     *     opcache.preload_user=www-data
+     *
+     * (Or allow FFI everywhere with ffi.enable=true.) The shipped
+     * obspam_ffi.h stays free of macros; this text is made from it.
+     */
+    public static function scopeHeader(?string $library = null): string
+    {
+        if ($library === null) {
+            $env = getenv(self::LIBRARY_ENV);
+            $library = is_string($env) && $env !== '' ? $env : self::DEFAULT_LIBRARY;
+        }
+        return '#define FFI_SCOPE "' . self::FFI_SCOPE . "\"\n"
+            . '#define FFI_LIB "' . addcslashes($library, '"\\') . "\"\n"
+            . self::declarations();
+    }
+
+    /** obspam_version(): (MAJOR << 16) | (MINOR << 8) | PATCH of the library. */
+    public static function version(?string $library = null): int
+    {
+        return self::library($library)->obspam_version();
+    }
+
+    /** obspam_version_string(): "MAJOR.MINOR.PATCH" of the library. */
+    public static function versionString(?string $library = null): string
+    {
+        return self::library($library)->obspam_version_string();
+    }
+
+    /** obspam_strerror(): a static description of an OBSPAM_E* code. */
+    public static function strerror(int $code, ?string $library = null): string
+    {
+        return self::library($library)->obspam_strerror($code);
+    }
+
+    /** obspam_engine_free(): frees the engine; closing twice is fine. */
+    public function close(): void
+    {
+        if ($this->notify->depth > 0) {
+            throw new Exception('close: an engine cannot be closed from its own callback', self::EINVAL);
+        }
+        $this->__destruct();
+    }
+
+    /** Whether close() was called. */
+    public function isClosed(): bool
+    {
+        return $this->handle === null;
+    }
+
+    /** obspam_engine_errmsg(): the last failure on this engine ("" if none). */
+    public function lastError(): string
+    {
+        return $this->lib->obspam_engine_errmsg($this->handle('lastError'));
+    }
+
+    // ---- options --------------------------------------------------------
+
+    /** obspam_set_option(): sets an option (Engine::OPT_*). */
+    public function setOption(int $option, int $value): void
+    {
+        $e = $this->handle('setOption');
+        $this->check($e, $this->lib->obspam_set_option($e, $option, $value));
+    }
+
+    /** obspam_get_option(): the current value of an option. */
+    public function getOption(int $option): int
+    {
+        $e = $this->handle('getOption');
+        $value = $this->lib->new('int64_t');
+        $this->check($e, $this->lib->obspam_get_option($e, $option, \FFI::addr($value)));
+        return $value->cdata;
+    }
+
+    // ---- the limit tree -------------------------------------------------
+
+    /**
+     * obspam_add(): adds a plan, subscription, domain or mailbox. $parent:
+     * null for a plan; a plan or null for a subscription; the owning
+     * subscription for a domain (required); null or its own domain for a
+     * mailbox.
+     */
+    public function add(int $kind, string $name, ?string $parent = null): void
+    {
+        $e = $this->handle('add');
+        $this->check($e, $this->lib->obspam_add($e, $kind, self::str($name, 'add'), self::str($parent, 'add')));
+    }
+
+    /** obspam_remove(): removes an object, its subtree and their counters. */
+    public function remove(int $kind, string $name): void
+    {
+        $e = $this->handle('remove');
+        $this->check($e, $this->lib->obspam_remove($e, $kind, self::str($name, 'remove')));
+    }
+
+    /**
+     * obspam_set_limit(): sets one limit ($which: MAILBOX, DOMAIN or
+     * SUBSCRIPTION) of an object; kind SERVER with a null name sets a server
+     * default. $perHour: a count >= 0, UNLIMITED or INHERIT.
+     */
+    public function setLimit(int $kind, ?string $name, int $which, int $perHour): void
+    {
+        $e = $this->handle('setLimit');
+        $this->check($e, $this->lib->obspam_set_limit($e, $kind, self::str($name, 'set_limit'), $which, $perHour));
+    }
+
+    /** obspam_effective_limit(): the limit that applies (-1: unlimited). */
+    public function effectiveLimit(int $kind, string $name): int
+    {
+        $e = $this->handle('effectiveLimit');
+        $value = $this->lib->new('int64_t');
+        $this->check($e, $this->lib->obspam_effective_limit(
+            $e,
+            $kind,
+            self::str($name, 'effective_limit'),
+            \FFI::addr($value),
+        ));
+        return $value->cdata;
+    }
+
+    /** obspam_set_uid(): the system user whose scripts are charged to a subscription; -1 removes it. */
+    public function setUid(string $subscription, int $uid): void
+    {
+        $e = $this->handle('setUid');
+        $this->check($e, $this->lib->obspam_set_uid($e, self::str($subscription, 'set_uid'), $uid));
+    }
+
+    /**
+     * obspam_set_scripts_allowed(): whether local scripts may send: true/1,
+     * false/0 or INHERIT; for kind SERVER (null name; not INHERIT), PLAN or
+     * SUBSCRIPTION.
+     */
+    public function setScriptsAllowed(int $kind, ?string $name, bool|int $allowed): void
+    {
+        $e = $this->handle('setScriptsAllowed');
+        $this->check($e, $this->lib->obspam_set_scripts_allowed(
+            $e,
+            $kind,
+            self::str($name, 'set_scripts_allowed'),
+            is_bool($allowed) ? (int) $allowed : self::int32($allowed, 'set_scripts_allowed: allowed'),
+        ));
+    }
+
+    /** obspam_set_contact(): the address notified about a subscription; null or "" removes it. */
+    public function setContact(string $subscription, ?string $email): void
+    {
+        $e = $this->handle('setContact');
+        $this->check($e, $this->lib->obspam_set_contact(
+            $e,
+            self::str($subscription, 'set_contact'),
+            self::str($email, 'set_contact'),
+        ));
+    }
+
+    // ---- the whitelist --------------------------------------------------
+
+    /** obspam_whitelist_add(): exempts a network ("192.0.2.0/24", "2001:db8::/32") or one address. */
+    public function whitelistAdd(string $cidr): void
+    {
+        $e = $this->handle('whitelistAdd');
+        $this->check($e, $this->lib->obspam_whitelist_add($e, self::str($cidr, 'whitelist_add')));
+    }
+
+    /** obspam_whitelist_remove(): removes a whitelist entry. */
+    public function whitelistRemove(string $cidr): void
+    {
+        $e = $this->handle('whitelistRemove');
+        $this->check($e, $this->lib->obspam_whitelist_remove($e, self::str($cidr, 'whitelist_remove')));
+    }
+
+    // ---- the configuration file -----------------------------------------
+
+    /**
+     * obspam_load_config(): replaces options, tree and whitelist with a
+     * configuration file's, keeping the counters of the objects that
+     * remain. On error nothing changes and the exception says
+     * "FILE:LINE: what is wrong".
+     */
+    public function loadConfig(string $path): void
+    {
+        $e = $this->handle('loadConfig');
+        $this->check($e, $this->lib->obspam_load_config($e, self::str($path, 'load_config')));
+    }
+
+    /** obspam_load_config_string(): the same for a configuration in a string ("<string>:LINE: ..."). */
+    public function loadConfigString(string $text): void
+    {
+        $e = $this->handle('loadConfigString');
+        $nul = strpos($text, "\0");
+        if ($nul !== false) {
+            // The C text would end there: say what the parser says of a
+            // file holding a NUL byte rather than load half of the text.
+            $line = substr_count($text, "\n", 0, $nul) + 1;
+            throw new Exception("<string>:$line: line holds a NUL byte", self::ESYNTAX);
+        }
+        $this->check($e, $this->lib->obspam_load_config_string($e, $text));
+    }
+
+    // ---- deciding -------------------------------------------------------
+
+    /**
+     * obspam_decide(): decides one message and charges it if accepted.
+     *
+     * $fields (all optional, named as in obspam_message and in Postfix's
+     * policy protocol): sasl_username, sender, client_address (strings or
+     * null), recipients (default 1), flags (Engine::MSG_*), uid (default
+     * -1), domain_hint, script (strings or null), time (Unix seconds, 0 =
+     * now). An unknown field throws EINVAL.
+     *
+     * With OPT_NOTIFY_IMMEDIATE the notify callback may run inside this
+     * call; what it throws is rethrown here, after the message was decided
+     * (and charged when accepted).
+     */
+    public function decide(array $fields = []): Verdict
+    {
+        $e = $this->handle('decide');
+        $unknown = array_diff_key($fields, self::MESSAGE_DEFAULTS);
+        if ($unknown !== []) {
+            throw new Exception("decide: unknown field '" . array_key_first($unknown) . "'", self::EINVAL);
+        }
+        $f = $fields + self::MESSAGE_DEFAULTS;
+        $msg = $this->lib->new('obspam_message');
+        $msg->struct_size = \FFI::sizeof($msg);
+        $msg->flags = self::uint32($f['flags'], 'decide: flags');
+        $msg->recipients = self::uint32($f['recipients'], 'decide: recipients');
+        $msg->uid = self::int64($f['uid'], 'decide: uid');
+        $msg->time = self::int64($f['time'], 'decide: time');
+        $buffers = []; // the C strings, alive until obspam_decide returns
+        foreach (self::STRING_FIELDS as $key) {
+            $value = $f[$key];
+            if ($value === null) {
+                continue;
+            }
+            if (!is_string($value)) {
+                throw new Exception("decide: $key must be a string or null, not " . get_debug_type($value), self::EINVAL);
+            }
+            self::str($value, "decide: $key");
+            $len = strlen($value);
+            $buf = $this->lib->new("char[" . ($len + 1) . "]");
+            \FFI::memcpy($buf, $value, $len);
+            $buffers[] = $buf;
+            $msg->{$key} = $this->lib->cast('char *', $buf);
+        }
+        $out = $this->lib->new('obspam_verdict');
+        $out->struct_size = \FFI::sizeof($out);
+        $rc = $this->lib->obspam_decide($e, \FFI::addr($msg), \FFI::addr($out));
+        unset($buffers);
+        $this->rethrowCallbackErrors();
+        $this->check($e, $rc);
+        return new Verdict(
+            $out->action,
+            $out->kind,
+            \FFI::string($out->object),
+            $out->limit,
+            $out->count,
+            $out->retry_after,
+        );
+    }
+
+    /** obspam_stats_get(): live status of a subscription, domain or mailbox at $now (0: now). */
+    public function stats(int $kind, string $name, int $now = 0): Stats
+    {
+        $e = $this->handle('stats');
+        $out = $this->lib->new('obspam_stats');
+        $out->struct_size = \FFI::sizeof($out);
+        $this->check($e, $this->lib->obspam_stats_get($e, $kind, self::str($name, 'stats'), $now, \FFI::addr($out)));
+        return new Stats(
+            $out->sending !== 0,
+            $out->limit,
+            $out->count,
+            $out->refused,
+            $out->refused_total,
+            $out->last_refused,
+        );
+    }
+
+    // ---- history and reports --------------------------------------------
+
+    /**
+     * obspam_history(): the hourly history of a subscription, domain,
+     * mailbox or script (kind SCRIPT, name its path): one entry per clock
+     * hour that overlaps [$from, $to), lies within the retention period and
+     * had activity, oldest first. Times are taken as they are (0 is 1970);
+     * $to null means no end.
+     *
+     * @return list<HistoryEntry>
+     */
+    public function history(int $kind, string $name, int $from = 0, ?int $to = null): array
+    {
+        $e = $this->handle('history');
+        [$historyFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_history($e, $kind, self::str($name, 'history'), $from, $to ?? PHP_INT_MAX, $historyFn->fn, null);
+        } finally {
+            $rows = array_pop(self::$sinks);
+        }
+        $this->check($e, $rc);
+        return $rows;
+    }
+
+    /**
+     * obspam_report(): where spam comes from over the clock hours that
+     * overlap [$from, $to): every object with refusals (scripts included),
+     * most refusals first, ties by name; then the scripts without
+     * refusals, most sent first. $to null means no end.
+     *
+     * @return list<ReportRow>
+     */
+    public function report(int $from = 0, ?int $to = null): array
+    {
+        $e = $this->handle('report');
+        [, $reportFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_report($e, $from, $to ?? PHP_INT_MAX, $reportFn->fn, null);
+        } finally {
+            $rows = array_pop(self::$sinks);
+        }
+        $this->check($e, $rc);
+        return $rows;
+    }
+
+    // ---- notifications --------------------------------------------------
+
+    /**
+     * obspam_set_notify(): the callable that receives Notice objects (null:
+     * none; notifyFlush() then drops the notices). It runs inside
+     * notifyFlush() (and decide(), with OPT_NOTIFY_IMMEDIATE) and must not
+     * use this engine. What it throws is rethrown by that call once the C
+     * call has returned; the notice counts as delivered.
+     *
+     * @param null|callable(Notice): mixed $callback
+     */
+    public function setNotify(?callable $callback): void
+    {
+        $e = $this->handle('setNotify');
+        $fn = null;
+        if ($callback !== null) {
+            [, , $notifyFn] = $this->holders();
+            $this->notify->callback = $callback;
+            self::$dispatches[$this->id->cdata] = $this->notify;
+            $fn = $notifyFn->fn;
+        }
+        $this->check($e, $this->lib->obspam_set_notify($e, $fn, $this->lib->cast('void *', \FFI::addr($this->id))));
+        if ($callback === null) {
+            $this->notify->callback = null;
+            unset(self::$dispatches[$this->id->cdata]);
+        }
+    }
+
+    /**
+     * obspam_notify_flush(): delivers one notice per object refused in every
+     * period that ended at or before $now (0: now) and was not flushed yet.
+     */
+    public function notifyFlush(int $now = 0): void
+    {
+        $e = $this->handle('notifyFlush');
+        $rc = $this->lib->obspam_notify_flush($e, $now);
+        $this->rethrowCallbackErrors();
+        $this->check($e, $rc);
+    }
+
+    // ---- persistence ----------------------------------------------------
+
+    /** obspam_state_save(): writes counters, history and notification progress to $path atomically. */
+    public function saveState(string $path): void
+    {
+        $e = $this->handle('saveState');
+        $this->check($e, $this->lib->obspam_state_save($e, self::str($path, 'save_state')));
+    }
+
+    /** obspam_state_load(): restores a saved state; on error (EIO, ECORRUPT, EVERSION) nothing changes. */
+    public function loadState(string $path): void
+    {
+        $e = $this->handle('loadState');
+        $this->check($e, $this->lib->obspam_state_load($e, self::str($path, 'load_state')));
+    }
+
+    // ---- plumbing -------------------------------------------------------
+
+    /** The C handle, after checking that the engine may be used now. */
+    private function handle(string $what): \FFI\CData
+    {
+        if ($this->handle === null) {
+            throw new Exception("$what: the engine is closed", self::EINVAL);
+        }
+        if ($this->notify->depth > 0) {
+            throw new Exception("$what: an engine cannot be used from its own callback", self::EINVAL);
+        }
+        return $this->handle;
+    }
+
+    /** Throws the exception of a failed call, with the engine's message. */
+    private function check(\FFI\CData $e, int $rc): void
+    {
+        if ($rc >= 0) {
+            return;
+        }
+        $message = $this->lib->obspam_engine_errmsg($e);
+        if ($message === '') {
+            $message = $this->lib->obspam_strerror($rc);
+        }
+        throw new Exception($message, $rc);
+    }
+
+    private function rethrowCallbackErrors(): void
+    {
+        $errors = $this->notify->errors;
+        if ($errors !== []) {
+            $this->notify->errors = [];
+            throw $errors[0];
+        }
+    }
+
+    /**
+     * The C callbacks of history(), report() and the notices, made once per
+     * library: PHP frees a function pointer made from a closure only when
+     * the request ends, so one per call or per engine would pile up. The
+     * first two put rows into the innermost sink; the third finds its
+     * engine's NotifyDispatch by the id in its user data.
+     *
+     * @return array{\FFI\CData, \FFI\CData, \FFI\CData}
+     */
+    private function holders(): array
+    {
+        $lib = $this->lib;
+        $key = spl_object_id($lib);
+        if (!isset(self::$holders[$key])) {
+            $history = $lib->new('struct { void (*fn)(int64_t, int64_t, int64_t, void *); }');
+            $history->fn = static function (int $hour, int $sent, int $refused, $ud): void {
+                self::$sinks[array_key_last(self::$sinks)][] = new HistoryEntry($hour, $sent, $refused);
+            };
+            $report = $lib->new('struct { void (*fn)(const obspam_report_row *row, void *ud); }');
+            $report->fn = static function ($row, $ud): void {
+                self::$sinks[array_key_last(self::$sinks)][] = new ReportRow(
+                    $row->kind,
+                    (string) $row->name,
+                    $row->sent,
+                    $row->refused,
+                    $row->first_refused,
+                    $row->last_refused,
+                );
+            };
+            $notify = $lib->new('struct { void (*fn)(const obspam_notice *n, void *ud); }');
+            $notify->fn = static function ($n, $ud) use ($lib): void {
+                $dispatch = self::$dispatches[$lib->cast('int64_t *', $ud)[0]] ?? null;
+                $dispatch?->onNotice($n);
+            };
+            self::$holders[$key] = [$history, $report, $notify];
+        }
+        return self::$holders[$key];
+    }
+
+    /** A string for the library: refused when it holds a NUL byte (C would cut it there). */
+    private static function str(?string $value, string $what): ?string
+    {
+        if ($value !== null && str_contains($value, "\0")) {
+            throw new Exception("$what: '" . addcslashes($value, "\0..\37") . "' holds a NUL byte", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function uint32(mixed $value, string $what): int
+    {
+        if (!is_int($value) || $value < 0 || $value > 0xFFFFFFFF) {
+            throw new Exception("$what: expected an integer from 0 to 4294967295", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function int32(int $value, string $what): int
+    {
+        if ($value < -2147483648 || $value > 2147483647) {
+            throw new Exception("$what: expected a 32-bit integer", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function int64(mixed $value, string $what): int
+    {
+        if (!is_int($value)) {
+            throw new Exception("$what: expected an integer, not " . get_debug_type($value), self::EINVAL);
+        }
+        return $value;
+    }
+}

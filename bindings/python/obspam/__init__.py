@@ -1,0 +1,910 @@
+"""Python binding of libobspam, outbound spam rate limiting for mail servers.
+
+The binding calls the library's stable C ABI (``libobspam.so.1``) through
+:mod:`ctypes`; nothing is compiled. Every ``obspam_*`` function has a method
+or a function here::
+
+    import obspam
+
+    with obspam.Engine() as engine:
+        engine.load_config("/etc/obspam.conf")
+        verdict = engine.decide(sasl_username="info@example.com", recipients=3)
+        if verdict.action == obspam.REFUSE:
+            print(f"{verdict.object} is over its limit of {verdict.limit}, "
+                  f"retry in {verdict.retry_after} s")
+
+The library is the one named by the environment variable ``OBSPAM_LIBRARY``,
+else the system's ``libobspam.so.1``; it is loaded when the first
+:class:`Engine` is made (or by :func:`load_library`), and a library whose
+major version is not 1 is refused with :class:`LibraryError`.
+
+Every failure raises :class:`Error`, whose ``code`` is the library's
+``OBSPAM_E*`` code and whose message is the engine's own
+(``FILE:LINE: what is wrong`` for a configuration error).
+
+An :class:`Engine` may be shared by threads, as the C engine may: calls run
+without the GIL, at the same time. :meth:`Engine.close` waits for the calls
+in progress.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+import threading
+from ctypes import byref, c_int64, c_void_p
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Union
+
+from . import _native
+from ._errors import Error, LibraryError
+from ._native import StrPath
+
+__all__ = [
+    "Error",
+    "LibraryError",
+    "Engine",
+    "Verdict",
+    "Stats",
+    "HistoryEntry",
+    "ReportRow",
+    "Notice",
+    "ErrorCode",
+    "Kind",
+    "Action",
+    "Option",
+    "MessageFlag",
+    "load_library",
+    "version",
+    "version_string",
+    "strerror",
+    # constants, with the values of include/obspam.h
+    "VERSION_MAJOR",
+    "NAME_MAX",
+    "OK",
+    "ENOMEM",
+    "EINVAL",
+    "ENOTFOUND",
+    "EEXIST",
+    "ESYNTAX",
+    "EIO",
+    "ECORRUPT",
+    "EVERSION",
+    "SERVER",
+    "PLAN",
+    "SUBSCRIPTION",
+    "DOMAIN",
+    "MAILBOX",
+    "SCRIPT",
+    "UNLIMITED",
+    "INHERIT",
+    "ACCEPT",
+    "REFUSE",
+    "EXEMPT",
+    "UNKNOWN",
+    "MSG_SCRIPT",
+    "MSG_FORWARD_LOCAL",
+    "MSG_FORWARD_REMOTE",
+    "MSG_MAILING_LIST",
+    "OPT_ENABLED",
+    "OPT_COUNT_UNIT",
+    "OPT_ACTION",
+    "OPT_COUNT_UNAUTHENTICATED",
+    "OPT_COUNT_FORWARD_LOCAL",
+    "OPT_COUNT_FORWARD_REMOTE",
+    "OPT_COUNT_MAILING_LISTS",
+    "OPT_RETENTION_HOURS",
+    "OPT_NOTIFY_PERIOD",
+    "OPT_NOTIFY_IMMEDIATE",
+]
+
+#: The version of this binding (it follows the library it was written for).
+__version__ = "1.0.0"
+
+# ---- Constants (values are part of the ABI) --------------------------------
+
+#: The major version of libobspam this binding accepts.
+VERSION_MAJOR = _native.SUPPORTED_MAJOR
+#: The longest name (domain, mailbox, plan, subscription), in bytes.
+NAME_MAX = 320
+
+
+class ErrorCode(enum.IntEnum):
+    """``enum obspam_errno``: what :attr:`Error.code` holds."""
+
+    OK = 0
+    ENOMEM = -1
+    EINVAL = -2
+    ENOTFOUND = -3
+    EEXIST = -4
+    ESYNTAX = -5
+    EIO = -6
+    ECORRUPT = -7
+    EVERSION = -8
+
+
+class Kind(enum.IntEnum):
+    """``enum obspam_kind``: levels of the limit tree (SCRIPT: reports only)."""
+
+    SERVER = 0
+    PLAN = 1
+    SUBSCRIPTION = 2
+    DOMAIN = 3
+    MAILBOX = 4
+    SCRIPT = 5
+
+
+class Action(enum.IntEnum):
+    """``enum obspam_action``: what a verdict says."""
+
+    ACCEPT = 0  #: counted and within every limit
+    REFUSE = 1  #: over a limit, or scripts forbidden: nothing charged
+    EXEMPT = 2  #: whitelisted client, or an exempt kind of mail
+    UNKNOWN = 3  #: the sender belongs to no hosted object
+
+
+class Option(enum.IntEnum):
+    """``enum obspam_option``: for :meth:`Engine.set_option`."""
+
+    ENABLED = 1  #: 0 or 1; default 1
+    COUNT_UNIT = 2  #: 0 recipients (default), 1 messages
+    ACTION = 3  #: 0 defer (default), 1 reject
+    COUNT_UNAUTHENTICATED = 4  #: 0 or 1; default 1
+    COUNT_FORWARD_LOCAL = 5  #: 0 or 1; default 0
+    COUNT_FORWARD_REMOTE = 6  #: 0 or 1; default 1
+    COUNT_MAILING_LISTS = 7  #: 0 or 1; default 0
+    RETENTION_HOURS = 8  #: 1 .. 87600; default 720
+    NOTIFY_PERIOD = 9  #: seconds, 60 .. 2678400; default 3600
+    NOTIFY_IMMEDIATE = 10  #: 0 or 1; default 0
+
+
+class MessageFlag(enum.IntFlag):
+    """``OBSPAM_MSG_*``: the ``flags`` of :meth:`Engine.decide`."""
+
+    SCRIPT = 1  #: submitted by a local script (uid)
+    FORWARD_LOCAL = 2  #: a forward to a local address
+    FORWARD_REMOTE = 4  #: a forward to a remote address
+    MAILING_LIST = 8  #: a mailing-list delivery
+
+
+OK = ErrorCode.OK
+ENOMEM = ErrorCode.ENOMEM
+EINVAL = ErrorCode.EINVAL
+ENOTFOUND = ErrorCode.ENOTFOUND
+EEXIST = ErrorCode.EEXIST
+ESYNTAX = ErrorCode.ESYNTAX
+EIO = ErrorCode.EIO
+ECORRUPT = ErrorCode.ECORRUPT
+EVERSION = ErrorCode.EVERSION
+
+SERVER = Kind.SERVER
+PLAN = Kind.PLAN
+SUBSCRIPTION = Kind.SUBSCRIPTION
+DOMAIN = Kind.DOMAIN
+MAILBOX = Kind.MAILBOX
+SCRIPT = Kind.SCRIPT
+
+#: A limit value: no limit.
+UNLIMITED = -1
+#: A limit value: take it from the level above.
+INHERIT = -2
+
+ACCEPT = Action.ACCEPT
+REFUSE = Action.REFUSE
+EXEMPT = Action.EXEMPT
+UNKNOWN = Action.UNKNOWN
+
+MSG_SCRIPT = MessageFlag.SCRIPT
+MSG_FORWARD_LOCAL = MessageFlag.FORWARD_LOCAL
+MSG_FORWARD_REMOTE = MessageFlag.FORWARD_REMOTE
+MSG_MAILING_LIST = MessageFlag.MAILING_LIST
+
+OPT_ENABLED = Option.ENABLED
+OPT_COUNT_UNIT = Option.COUNT_UNIT
+OPT_ACTION = Option.ACTION
+OPT_COUNT_UNAUTHENTICATED = Option.COUNT_UNAUTHENTICATED
+OPT_COUNT_FORWARD_LOCAL = Option.COUNT_FORWARD_LOCAL
+OPT_COUNT_FORWARD_REMOTE = Option.COUNT_FORWARD_REMOTE
+OPT_COUNT_MAILING_LISTS = Option.COUNT_MAILING_LISTS
+OPT_RETENTION_HOURS = Option.RETENTION_HOURS
+OPT_NOTIFY_PERIOD = Option.NOTIFY_PERIOD
+OPT_NOTIFY_IMMEDIATE = Option.NOTIFY_IMMEDIATE
+
+_INT64_MAX = 2**63 - 1
+
+# ---- Result objects ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to one message (``obspam_verdict``).
+
+    On REFUSE, ``kind`` and ``object`` name the refusing object, ``limit`` is
+    its effective limit, ``count`` its count in the window before this
+    message, and ``retry_after`` the seconds until the message would fit
+    (-1: never). On ACCEPT they describe the lowest charged object and
+    ``retry_after`` is 0. On EXEMPT and UNKNOWN (and ACCEPT while protection
+    is disabled) ``kind`` is -1, ``object`` is "" and the numbers are 0.
+    """
+
+    action: int
+    kind: int
+    object: str
+    limit: int
+    count: int
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Live status of a subscription, domain or mailbox (``obspam_stats``)."""
+
+    sending: bool  #: True while count < limit (or the limit is unlimited)
+    limit: int  #: effective limit (-1: unlimited)
+    count: int  #: charged in the last 60 minutes
+    refused: int  #: attempts refused in the last 60 minutes
+    refused_total: int  #: attempts refused within the retention period
+    last_refused: int  #: time of the last refusal; 0: never
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One clock hour of an object's history."""
+
+    hour_start: int  #: Unix time of the hour's start
+    sent: int  #: charged in that hour
+    refused: int  #: attempts refused in that hour
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of :meth:`Engine.report` (``obspam_report_row``)."""
+
+    kind: int  #: SUBSCRIPTION, DOMAIN, MAILBOX or SCRIPT
+    name: str  #: lower case; a script's path as it was given
+    sent: int  #: charged in the period
+    refused: int  #: attempts refused in the period
+    first_refused: int  #: time; 0 when none
+    last_refused: int  #: time; 0 when none
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An object was refused during a notification period (``obspam_notice``)."""
+
+    kind: int  #: SUBSCRIPTION, DOMAIN or MAILBOX
+    name: str  #: the object, lower case
+    subscription: Optional[str]  #: its owning subscription, None if none
+    contact: Optional[str]  #: that subscription's contact, None if none
+    limit: int  #: its effective limit at its last refusal
+    sent: int  #: charged in the period
+    refused: int  #: refused in the period
+    first_refused: int
+    last_refused: int
+    period_start: int  #: the period is [period_start, period_end)
+    period_end: int
+
+
+NotifyCallback = Callable[[Notice], Any]
+
+# ---- Helpers -----------------------------------------------------------------
+
+
+def _dec(raw: Optional[bytes]) -> str:
+    """Library bytes to str; bytes that are not UTF-8 survive a round trip."""
+    return raw.decode("utf-8", "surrogateescape") if raw else ""
+
+
+def _opt_dec(raw: Optional[bytes]) -> Optional[str]:
+    return raw.decode("utf-8", "surrogateescape") if raw is not None else None
+
+
+def _enc(value: Union[str, bytes, None], what: str) -> Optional[bytes]:
+    """str to the bytes the library takes; None stays NULL.
+
+    C strings end at the first NUL byte, so a value holding one would be cut
+    silently: it is refused instead.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raw = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, bytes):
+        raw = value
+    else:
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if b"\0" in raw:
+        raise Error(EINVAL, f"{what}: {value!r} holds a NUL byte")
+    return raw
+
+
+def _path(path: StrPath, what: str) -> bytes:
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise Error(EINVAL, f"{what}: path {path!r} holds a NUL byte")
+    return raw
+
+
+def _kind(value: int) -> int:
+    try:
+        return Kind(value)
+    except ValueError:
+        return value
+
+
+def load_library(path: Optional[StrPath] = None) -> ctypes.CDLL:
+    """Loads and checks libobspam without making an engine.
+
+    ``path`` is the library file; None means ``$OBSPAM_LIBRARY``, else the
+    system's ``libobspam.so.1``. Raises :class:`LibraryError` when it cannot
+    be loaded or its major version is not 1. Returns the ctypes handle (for
+    diagnostics only: use :class:`Engine` to call it).
+    """
+    return _native.load(path)
+
+
+def version(library: Optional[StrPath] = None) -> int:
+    """``obspam_version()``: (MAJOR << 16) | (MINOR << 8) | PATCH of the library."""
+    return int(_native.load(library).obspam_version())
+
+
+def version_string(library: Optional[StrPath] = None) -> str:
+    """``obspam_version_string()``: "MAJOR.MINOR.PATCH" of the library."""
+    return _dec(_native.load(library).obspam_version_string())
+
+
+def strerror(code: int, library: Optional[StrPath] = None) -> str:
+    """``obspam_strerror()``: a static description of an ``OBSPAM_E*`` code."""
+    return _dec(_native.load(library).obspam_strerror(int(code)))
+
+
+class _Callbacks:
+    """What the C callbacks of one engine share with it.
+
+    It holds no reference to the Engine, so the Engine can be collected
+    while the C library still has a pointer to ``notify_thunk``. The thunk
+    is made once and registered for the engine's whole life: changing the
+    Python callable never frees a function pointer that a concurrent
+    ``obspam_notify_flush`` may be about to call.
+    """
+
+    def __init__(self) -> None:
+        self.notify: Optional[NotifyCallback] = None
+        # Per thread: how deep this thread is inside this engine's
+        # callbacks, and the exceptions its callbacks raised.
+        self.local = threading.local()
+        self.notify_thunk = _native.NOTIFY_FN(self._on_notice)
+
+    def inside(self) -> bool:
+        return getattr(self.local, "depth", 0) > 0
+
+    def _on_notice(self, ptr: Any, _ud: Any) -> None:
+        fn = self.notify
+        if fn is None:
+            return
+        local = self.local
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            n = ptr.contents
+            fn(
+                Notice(
+                    kind=_kind(n.kind),
+                    name=_dec(n.name),
+                    subscription=_opt_dec(n.subscription),
+                    contact=_opt_dec(n.contact),
+                    limit=n.limit,
+                    sent=n.sent,
+                    refused=n.refused,
+                    first_refused=n.first_refused,
+                    last_refused=n.last_refused,
+                    period_start=n.period_start,
+                    period_end=n.period_end,
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - re-raised later
+            # Raising through C is impossible; keep it for the caller.
+            self.store(exc)
+        finally:
+            local.depth -= 1
+
+    def store(self, exc: BaseException) -> None:
+        errors = getattr(self.local, "errors", None)
+        if errors is None:
+            errors = self.local.errors = []
+        errors.append(exc)
+
+    def raise_pending(self, during: str) -> None:
+        """Re-raises the first exception a callback raised on this thread."""
+        errors = getattr(self.local, "errors", None)
+        if not errors:
+            return
+        self.local.errors = None
+        first = errors[0]
+        if hasattr(first, "add_note"):
+            note = f"raised by an obspam callback during Engine.{during}()"
+            if len(errors) > 1:
+                note += f"; {len(errors) - 1} more callback exception(s) dropped"
+            first.add_note(note)
+        raise first
+
+
+# ---- The engine ---------------------------------------------------------------
+
+
+class Engine:
+    """An ``obspam_engine``: the limit tree, the counters and the statistics.
+
+    A new engine limits nothing until a configuration is loaded or objects
+    and limits are added. ``library`` is the path of libobspam to use (None:
+    ``$OBSPAM_LIBRARY``, else the system's ``libobspam.so.1``).
+
+    The engine is a context manager that closes it on exit. Methods raise
+    :class:`Error` on failure, and on an engine that is closed.
+
+    Threads may share an engine. Callbacks run on the thread that made the
+    call, and may not call the same engine (that raises :class:`Error`).
+    """
+
+    def __init__(self, library: Optional[StrPath] = None) -> None:
+        self._ptr: Optional[c_void_p] = None
+        self._cond = threading.Condition(threading.Lock())
+        self._users = 0  # calls in progress, which close() waits for
+        self._closed = False
+        self._callbacks = _Callbacks()
+        self._lib = _native.load(library)
+        ptr = c_void_p()
+        rc = self._lib.obspam_engine_new(byref(ptr))
+        if rc < 0:
+            raise Error(ErrorCode(rc), f"engine_new: {_dec(self._lib.obspam_strerror(rc))}")
+        self._ptr = ptr
+
+    # -- life cycle and plumbing --
+
+    def close(self) -> None:
+        """``obspam_engine_free()``: frees the engine; closing twice is fine.
+
+        Waits until the calls that other threads are making on this engine
+        return. Later calls raise :class:`Error`.
+        """
+        if self._ptr is None:
+            return
+        if self._callbacks.inside():
+            raise Error(EINVAL, "close: an engine cannot be closed from its own callback")
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._users:
+                self._cond.wait()
+            ptr, self._ptr = self._ptr, None
+        self._lib.obspam_engine_free(ptr)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._ptr is None or self._closed
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ptr", None) is not None and not self._closed:
+                self._closed = True
+                self._lib.obspam_engine_free(self._ptr)
+                self._ptr = None
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<obspam.Engine {state} at {id(self):#x}>"
+
+    def _enter(self, what: str) -> c_void_p:
+        """Marks a call in progress (close() waits for it); returns the handle."""
+        if self._callbacks.inside():
+            raise Error(
+                EINVAL,
+                f"{what}: an engine cannot be used from its own callback",
+            )
+        with self._cond:
+            if self._closed or self._ptr is None:
+                raise Error(EINVAL, f"{what}: the engine is closed")
+            self._users += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._users -= 1
+            if self._users == 0 and self._closed:
+                self._cond.notify_all()
+
+    def _error(self, ptr: c_void_p, rc: int) -> Error:
+        """The Error for a failed call, with the engine's message.
+
+        When threads fail on one engine at the same moment, the message may
+        be the other thread's (the C API keeps one message per engine); the
+        code is always this call's.
+        """
+        message = _dec(self._lib.obspam_engine_errmsg(ptr))
+        if not message:
+            message = _dec(self._lib.obspam_strerror(rc))
+        try:
+            code: int = ErrorCode(rc)
+        except ValueError:
+            code = rc
+        return Error(code, message)
+
+    def _call(self, what: str, fn: Callable[..., int], *args: Any) -> None:
+        ptr = self._enter(what)
+        try:
+            rc = fn(ptr, *args)
+            if rc < 0:
+                raise self._error(ptr, rc)
+        finally:
+            self._leave()
+
+    @property
+    def last_error(self) -> str:
+        """``obspam_engine_errmsg()``: the last failure on this engine ("" if none)."""
+        ptr = self._enter("last_error")
+        try:
+            return _dec(self._lib.obspam_engine_errmsg(ptr))
+        finally:
+            self._leave()
+
+    # -- options --
+
+    def set_option(self, option: int, value: int) -> None:
+        """``obspam_set_option()``: sets an :class:`Option` (see its ranges)."""
+        self._call("set_option", self._lib.obspam_set_option, int(option), int(value))
+
+    def get_option(self, option: int) -> int:
+        """``obspam_get_option()``: the current value of an :class:`Option`."""
+        value = c_int64()
+        self._call("get_option", self._lib.obspam_get_option, int(option), byref(value))
+        return value.value
+
+    # -- the limit tree --
+
+    def add(self, kind: int, name: str, parent: Optional[str] = None) -> None:
+        """``obspam_add()``: adds a plan, subscription, domain or mailbox.
+
+        ``parent``: None for a plan; a plan or None for a subscription; the
+        owning subscription for a domain (required); None or its own domain
+        for a mailbox. The new object inherits every limit.
+        """
+        self._call(
+            "add",
+            self._lib.obspam_add,
+            int(kind),
+            _enc(name, "add"),
+            _enc(parent, "add"),
+        )
+
+    def remove(self, kind: int, name: str) -> None:
+        """``obspam_remove()``: removes an object, its subtree and their counters."""
+        self._call("remove", self._lib.obspam_remove, int(kind), _enc(name, "remove"))
+
+    def set_limit(
+        self, kind: int, name: Optional[str], which: int, per_hour: int
+    ) -> None:
+        """``obspam_set_limit()``: sets one limit of an object.
+
+        ``which`` is MAILBOX, DOMAIN or SUBSCRIPTION (the limit to set);
+        ``kind`` SERVER with ``name`` None sets a server default.
+        ``per_hour`` is a count >= 0, :data:`UNLIMITED` or :data:`INHERIT`.
+        """
+        self._call(
+            "set_limit",
+            self._lib.obspam_set_limit,
+            int(kind),
+            _enc(name, "set_limit"),
+            int(which),
+            int(per_hour),
+        )
+
+    def effective_limit(self, kind: int, name: str) -> int:
+        """``obspam_effective_limit()``: the limit that applies (-1: unlimited)."""
+        value = c_int64()
+        self._call(
+            "effective_limit",
+            self._lib.obspam_effective_limit,
+            int(kind),
+            _enc(name, "effective_limit"),
+            byref(value),
+        )
+        return value.value
+
+    def set_uid(self, subscription: str, uid: int) -> None:
+        """``obspam_set_uid()``: the system user whose scripts are charged to
+        ``subscription``; -1 removes it."""
+        self._call(
+            "set_uid",
+            self._lib.obspam_set_uid,
+            _enc(subscription, "set_uid"),
+            int(uid),
+        )
+
+    def set_scripts_allowed(
+        self, kind: int, name: Optional[str], allowed: Union[bool, int]
+    ) -> None:
+        """``obspam_set_scripts_allowed()``: whether local scripts may send.
+
+        ``allowed`` is True/1, False/0 or :data:`INHERIT`; ``kind`` is SERVER
+        (``name`` None; not INHERIT), PLAN or SUBSCRIPTION.
+        """
+        self._call(
+            "set_scripts_allowed",
+            self._lib.obspam_set_scripts_allowed,
+            int(kind),
+            _enc(name, "set_scripts_allowed"),
+            int(allowed),
+        )
+
+    def set_contact(self, subscription: str, email: Optional[str]) -> None:
+        """``obspam_set_contact()``: the address notified about a subscription;
+        None or "" removes it."""
+        self._call(
+            "set_contact",
+            self._lib.obspam_set_contact,
+            _enc(subscription, "set_contact"),
+            _enc(email, "set_contact"),
+        )
+
+    # -- the whitelist --
+
+    def whitelist_add(self, cidr: str) -> None:
+        """``obspam_whitelist_add()``: exempts a network ("192.0.2.0/24",
+        "2001:db8::/32") or one address."""
+        self._call(
+            "whitelist_add", self._lib.obspam_whitelist_add, _enc(cidr, "whitelist_add")
+        )
+
+    def whitelist_remove(self, cidr: str) -> None:
+        """``obspam_whitelist_remove()``: removes a whitelist entry."""
+        self._call(
+            "whitelist_remove",
+            self._lib.obspam_whitelist_remove,
+            _enc(cidr, "whitelist_remove"),
+        )
+
+    # -- the configuration file --
+
+    def load_config(self, path: StrPath) -> None:
+        """``obspam_load_config()``: replaces options, tree and whitelist with
+        a configuration file's, keeping the counters of the objects that
+        remain. On error nothing changes and :class:`Error` says
+        ``FILE:LINE: what is wrong``."""
+        self._call("load_config", self._lib.obspam_load_config, _path(path, "load_config"))
+
+    def load_config_string(self, text: Union[str, bytes]) -> None:
+        """``obspam_load_config_string()``: the same for a configuration held
+        in a string; messages name it ``<string>``."""
+        raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+        if not isinstance(raw, bytes):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            # The C text ends at a NUL byte; say what the parser says of
+            # a file that holds one rather than parse half of the text.
+            line = raw.count(b"\n", 0, nul) + 1
+            raise Error(ESYNTAX, f"<string>:{line}: line holds a NUL byte")
+        self._call("load_config_string", self._lib.obspam_load_config_string, raw)
+
+    # -- deciding --
+
+    def decide(
+        self,
+        sasl_username: Optional[str] = None,
+        sender: Optional[str] = None,
+        client_address: Optional[str] = None,
+        recipients: int = 1,
+        flags: int = 0,
+        uid: int = -1,
+        domain_hint: Optional[str] = None,
+        script: Optional[str] = None,
+        time: int = 0,
+    ) -> Verdict:
+        """``obspam_decide()``: decides one message and charges it if accepted.
+
+        ``flags`` combines :class:`MessageFlag` values; ``uid`` and
+        ``domain_hint`` identify a script's subscription and virtual host;
+        ``script`` is its path, for reports; ``time`` is Unix seconds
+        (0: now). Returns a :class:`Verdict`.
+
+        With ``OPT_NOTIFY_IMMEDIATE`` the notify callback may run inside this
+        call; if it raises, the exception propagates from here after the
+        message was decided (and charged when accepted).
+        """
+        msg = _native.Message(
+            ctypes.sizeof(_native.Message),
+            int(flags),
+            _enc(sasl_username, "decide: sasl_username"),
+            _enc(sender, "decide: sender"),
+            _enc(client_address, "decide: client_address"),
+            int(recipients),
+            int(uid),
+            _enc(domain_hint, "decide: domain_hint"),
+            _enc(script, "decide: script"),
+            int(time),
+        )
+        out = _native.Verdict()
+        out.struct_size = ctypes.sizeof(_native.Verdict)
+        ptr = self._enter("decide")
+        try:
+            rc = self._lib.obspam_decide(ptr, byref(msg), byref(out))
+            if rc < 0:
+                raise self._error(ptr, rc)
+        finally:
+            self._leave()
+            self._callbacks.raise_pending("decide")
+        try:
+            action: int = Action(out.action)
+        except ValueError:
+            action = out.action
+        return Verdict(
+            action=action,
+            kind=_kind(out.kind),
+            object=_dec(out.object),
+            limit=out.limit,
+            count=out.count,
+            retry_after=out.retry_after,
+        )
+
+    def stats(self, kind: int, name: str, now: int = 0) -> Stats:
+        """``obspam_stats_get()``: live status of a subscription, domain or
+        mailbox at ``now`` (0: now)."""
+        out = _native.Stats()
+        out.struct_size = ctypes.sizeof(_native.Stats)
+        self._call(
+            "stats",
+            self._lib.obspam_stats_get,
+            int(kind),
+            _enc(name, "stats"),
+            int(now),
+            byref(out),
+        )
+        return Stats(
+            sending=bool(out.sending),
+            limit=out.limit,
+            count=out.count,
+            refused=out.refused,
+            refused_total=out.refused_total,
+            last_refused=out.last_refused,
+        )
+
+    # -- history and reports --
+
+    def history(
+        self, kind: int, name: str, start: int = 0, end: Optional[int] = None
+    ) -> List[HistoryEntry]:
+        """``obspam_history()``: the hourly history of a subscription, domain,
+        mailbox or script (``kind`` SCRIPT, ``name`` its path).
+
+        One entry per clock hour that overlaps [start, end), lies within the
+        retention period and had activity, oldest first. ``start`` and
+        ``end`` are Unix times taken as they are (0 is 1970, not now);
+        ``end`` None means no end.
+        """
+        rows: List[HistoryEntry] = []
+        callbacks = self._callbacks
+
+        def collect(hour: int, sent: int, refused: int, _ud: Any) -> None:
+            try:
+                rows.append(HistoryEntry(hour, sent, refused))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                callbacks.store(exc)
+
+        thunk = _native.HISTORY_FN(collect)
+        try:
+            self._call(
+                "history",
+                self._lib.obspam_history,
+                int(kind),
+                _enc(name, "history"),
+                int(start),
+                _INT64_MAX if end is None else int(end),
+                thunk,
+                None,
+            )
+        finally:
+            callbacks.raise_pending("history")
+        return rows
+
+    def report(self, start: int = 0, end: Optional[int] = None) -> List[ReportRow]:
+        """``obspam_report()``: where spam comes from over the clock hours
+        that overlap [start, end).
+
+        First every object with refusals (scripts included), most refusals
+        first, ties by name; then the scripts without refusals, most sent
+        first. Times are taken as they are; ``end`` None means no end.
+        """
+        rows: List[ReportRow] = []
+        callbacks = self._callbacks
+
+        def collect(ptr: Any, _ud: Any) -> None:
+            try:
+                r = ptr.contents
+                rows.append(
+                    ReportRow(
+                        kind=_kind(r.kind),
+                        name=_dec(r.name),
+                        sent=r.sent,
+                        refused=r.refused,
+                        first_refused=r.first_refused,
+                        last_refused=r.last_refused,
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                callbacks.store(exc)
+
+        thunk = _native.REPORT_FN(collect)
+        try:
+            self._call(
+                "report",
+                self._lib.obspam_report,
+                int(start),
+                _INT64_MAX if end is None else int(end),
+                thunk,
+                None,
+            )
+        finally:
+            callbacks.raise_pending("report")
+        return rows
+
+    # -- notifications --
+
+    def set_notify(self, callback: Optional[NotifyCallback]) -> None:
+        """``obspam_set_notify()``: the callable that receives :class:`Notice`
+        objects (None: none; :meth:`notify_flush` then drops the notices).
+
+        The callable runs on the thread that calls :meth:`notify_flush` (or
+        :meth:`decide`, with ``OPT_NOTIFY_IMMEDIATE``) and must not use this
+        engine. An exception it raises is re-raised by that call once the
+        C call has returned; the notice counts as delivered.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError("set_notify: callback must be callable or None")
+        callbacks = self._callbacks
+        thunk = callbacks.notify_thunk if callback is not None else None
+        ptr = self._enter("set_notify")
+        try:
+            # The Python side first: the C library may call the thunk as
+            # soon as it is registered.
+            if callback is not None:
+                callbacks.notify = callback
+            rc = self._lib.obspam_set_notify(
+                ptr, thunk if thunk is not None else _native.NOTIFY_FN(0), None
+            )
+            if rc < 0:
+                raise self._error(ptr, rc)
+            if callback is None:
+                callbacks.notify = None
+        finally:
+            self._leave()
+
+    def notify_flush(self, now: int = 0) -> None:
+        """``obspam_notify_flush()``: delivers one notice per object refused in
+        every period that ended at or before ``now`` (0: now) and was not
+        flushed yet."""
+        try:
+            self._call("notify_flush", self._lib.obspam_notify_flush, int(now))
+        finally:
+            self._callbacks.raise_pending("notify_flush")
+
+    # -- persistence --
+
+    def save_state(self, path: StrPath) -> None:
+        """``obspam_state_save()``: writes counters, history and notification
+        progress to ``path`` atomically."""
+        self._call("save_state", self._lib.obspam_state_save, _path(path, "save_state"))
+
+    def load_state(self, path: StrPath) -> None:
+        """``obspam_state_load()``: restores a saved state for the objects
+        that exist; on error (EIO, ECORRUPT, EVERSION) nothing changes."""
+        self._call("load_state", self._lib.obspam_state_load, _path(path, "load_state"))

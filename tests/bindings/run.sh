@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Tests the Python and PHP bindings against a built libobspam:
+#
+#   tests/bindings/run.sh [BUILD_DIR]      (default: build/)
+#
+# BUILD_DIR holds libobspam.so.1 (cmake --build BUILD_DIR). Installs php-cli
+# (and python3, python3-venv) when missing (apt-get, only then), then runs:
+#
+#   decls      bindings/php/obspam_ffi.h against include/obspam.h
+#   python     tests/bindings/test_python.py (unittest), once per python3
+#   php        tests/bindings/test_php.php
+#   stream     one decision stream through C, Python and PHP: same output
+#   pip        `pip install bindings/python` into a fresh venv, offline
+#   examples   examples/admin_report.py and examples/admin_report.php
+#   php-web    the PHP example served by `php -S` with ffi.enable=preload
+#              (FFI preloaded as on php-fpm)
+#
+# Prints what it runs and ends with one line "N passed, N failed" (unit
+# tests and assertions count one each, the other checks one each); exits
+# non-zero when anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+BUILD=${1:-build}
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")
+LIB="$BUILD/libobspam.so.1"
+CC=${CC:-cc}
+HERE=tests/bindings
+
+passed=0
+failed=0
+results=()
+
+# shellcheck source=tests/lib/deps.sh
+. tests/lib/deps.sh
+
+step() {
+  printf '\n==> %s\n' "$*"
+}
+
+# pass NAME [COUNT] / fail NAME [COUNT] [WHY]
+pass() {
+  passed=$((passed + ${2:-1}))
+  results+=("$(printf '%-11s ok (%s)' "$1" "${2:-1}")")
+}
+fail() {
+  failed=$((failed + ${2:-1}))
+  results+=("$(printf '%-11s FAILED: %s' "$1" "${3:-see above}")")
+}
+
+# run_logged LOG COMMAND...: runs a command, shows its output, keeps it.
+run_logged() {
+  local log=$1
+  shift
+  echo "+ $*"
+  "$@" 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+TMP=$(mktemp -d /tmp/obspam-bindings.XXXXXX)
+SERVER_PID=
+cleanup() {
+  if [[ -n $SERVER_PID ]]; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+export PYTHONDONTWRITEBYTECODE=1 # keep the source tree clean
+export OBSPAM_LIBRARY="$LIB"
+
+step "Dependencies"
+if ! obspam_need_packages php-cli python3; then
+  echo "run.sh: cannot install php-cli and python3" >&2
+fi
+# The pip test makes a venv: Debian's own python3 needs python3-venv.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  obspam_need_packages python3-venv || echo "run.sh: cannot install python3-venv" >&2
+fi
+if ! command -v php >/dev/null || ! php -r 'exit(extension_loaded("ffi") ? 0 : 1);'; then
+  echo "run.sh: php with the FFI extension is needed (Debian's php-cli has it)" >&2
+  fail deps 1 "no php with FFI"
+fi
+if [[ ! -e $LIB ]]; then
+  echo "run.sh: no $LIB: build the library first" \
+    "(cmake -S . -B $BUILD && cmake --build $BUILD)" >&2
+  fail library 1 "no $LIB"
+  echo
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+echo "library: $LIB ($(php -r 'echo "PHP ", PHP_VERSION;' 2>/dev/null), $(python3 --version))"
+
+step "Helpers: abi.c, fake_v2.c and stream.c built with $CC"
+helpers_ok=1
+echo "+ $CC -std=c99 -Wall -Wextra -pedantic -Werror -I include $HERE/abi.c -o $TMP/abi"
+"$CC" -std=c99 -Wall -Wextra -pedantic -Werror -I include "$HERE/abi.c" -o "$TMP/abi" &&
+  "$TMP/abi" >"$TMP/abi.txt" || helpers_ok=0
+echo "+ $CC -shared -fPIC $HERE/fake_v2.c -o $TMP/libobspam_fake_v2.so"
+"$CC" -shared -fPIC "$HERE/fake_v2.c" -o "$TMP/libobspam_fake_v2.so" || helpers_ok=0
+echo "+ $CC -std=c99 ... $HERE/stream.c -L $BUILD -lobspam -o $TMP/stream"
+"$CC" -std=c99 -Wall -Wextra -Wshadow -Wconversion -pedantic -Werror -I include \
+  "$HERE/stream.c" -L "$BUILD" -lobspam -Wl,-rpath,"$BUILD" -o "$TMP/stream" ||
+  helpers_ok=0
+if [[ $helpers_ok -eq 1 ]]; then pass helpers; else fail helpers; fi
+export OBSPAM_TEST_ABI="$TMP/abi.txt"
+export OBSPAM_TEST_FAKE_V2="$TMP/libobspam_fake_v2.so"
+
+step "decls: the PHP declaration file against include/obspam.h"
+if run_logged "$TMP/decls.log" python3 "$HERE/check_ffi_decls.py" --self-test; then
+  pass decls
+else
+  fail decls
+fi
+
+# python_tests NAME INTERPRETER
+python_tests() {
+  local name=$1 python=$2 log="$TMP/$1.log" total bad
+  step "$name: tests/bindings/test_python.py with $python ($("$python" --version 2>&1))"
+  run_logged "$log" "$python" -m unittest "$HERE/test_python.py"
+  local rc=$? n
+  total=$(sed -nE 's/^Ran ([0-9]+) tests? .*/\1/p' "$log" | tail -n 1)
+  total=${total:-0}
+  bad=0
+  # "FAILED (failures=1, errors=2)"
+  while read -r n; do
+    bad=$((bad + n))
+  done < <(sed -nE 's/^FAILED \((.*)\)$/\1/p' "$log" | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2)
+  if [[ $rc -ne 0 && $bad -eq 0 ]]; then
+    bad=1
+  fi
+  if [[ $bad -eq 0 ]]; then
+    pass "$name" "$total"
+  else
+    passed=$((passed + total - bad))
+    fail "$name" "$bad" "$bad of $total tests"
+  fi
+}
+python_tests python python3
+if [[ -x /usr/bin/python3 ]] &&
+  [[ $(/usr/bin/python3 -c 'import sys; print(sys.executable)') != $(python3 -c 'import sys; print(sys.executable)') ]]; then
+  python_tests python-deb /usr/bin/python3
+fi
+
+step "php: tests/bindings/test_php.php"
+echo "+ php $HERE/test_php.php"
+php "$HERE/test_php.php" 2>&1 | tee "$TMP/php.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$TMP/php.log" | tail -n 1)
+if [[ -n $line ]]; then
+  p=${line%% passed*}
+  f=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$line")
+  passed=$((passed + p))
+  if [[ $f -eq 0 && $rc -eq 0 ]]; then
+    results+=("$(printf '%-11s ok (%s)' php "$p")")
+  else
+    fail php "$((f > 0 ? f : 1))" "$f of $((p + f)) assertions"
+  fi
+else
+  fail php 1 "the script did not finish (exit $rc)"
+fi
+
+step "stream: $(grep -c '^d ' "$HERE/stream.txt") messages through C, Python and PHP"
+args=("$HERE/stream.conf" "$HERE/stream.txt")
+echo "+ $TMP/stream ${args[*]} > c.out"
+"$TMP/stream" "${args[@]}" >"$TMP/c.out" || echo "stream (C) failed"
+echo "+ python3 $HERE/stream.py ${args[*]} > py.out"
+PYTHONPATH=bindings/python python3 "$HERE/stream.py" "${args[@]}" >"$TMP/py.out" ||
+  echo "stream.py failed"
+echo "+ php $HERE/stream.php ${args[*]} > php.out"
+php "$HERE/stream.php" "${args[@]}" >"$TMP/php.out" || echo "stream.php failed"
+wc -l "$TMP/c.out" "$TMP/py.out" "$TMP/php.out" | sed "s|$TMP/||"
+echo "verdicts in c.out (action: count):" \
+  "$(awk '$1 == "verdict" { n[$2]++ } END { for (a in n) printf "%s:%d ", a, n[a] }' "$TMP/c.out")"
+absent=
+for action in 0 1 2 3; do
+  grep -q "^verdict $action " "$TMP/c.out" || absent+=" $action"
+done
+for kind in notice report history stats error; do
+  grep -q "^$kind " "$TMP/c.out" || absent+=" $kind"
+done
+if [[ -z $absent && $(grep -c '^verdict ' "$TMP/c.out") -ge 300 ]]; then
+  pass stream-c
+else
+  fail stream-c 1 "the C output lacks:${absent:- 300 verdicts}"
+fi
+for lang in py php; do
+  if diff -u "$TMP/c.out" "$TMP/$lang.out" >"$TMP/$lang.diff"; then
+    echo "c.out and $lang.out are identical"
+    pass "stream-$lang"
+  else
+    head -n 40 "$TMP/$lang.diff"
+    fail "stream-$lang" 1 "$lang.out differs from the C output"
+  fi
+done
+
+step "pip: pip install bindings/python into a fresh venv, with no index"
+if python3 -m venv "$TMP/venv" >"$TMP/venv.log" 2>&1; then
+  echo "+ PIP_NO_INDEX=1 $TMP/venv/bin/pip install bindings/python"
+  if PIP_NO_INDEX=1 "$TMP/venv/bin/pip" install bindings/python >"$TMP/pip.log" 2>&1 &&
+    (cd "$TMP" && "$TMP/venv/bin/python" -c '
+import obspam, os, sys
+assert os.path.dirname(obspam.__file__).startswith(sys.prefix), obspam.__file__
+with obspam.Engine() as e:
+    e.load_config_string("subscription s\ndomain d.example subscription=s\n")
+    assert e.decide(sasl_username="a@d.example").action == obspam.ACCEPT
+print("installed:", obspam.__file__, "obspam", obspam.__version__, "library", obspam.version_string())
+'); then
+    tail -n 1 "$TMP/pip.log"
+    pass pip
+  else
+    cat "$TMP/pip.log"
+    fail pip
+  fi
+else
+  cat "$TMP/venv.log"
+  fail pip 1 "python3 -m venv failed"
+fi
+
+step "examples: admin_report.py and admin_report.php (demo engines)"
+echo "+ python3 examples/admin_report.py"
+if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
+  grep -q '^mailbox  *info@acme.example .* BLOCKED' "$TMP/report.txt" &&
+  grep -q '^/var/www/bakery/wp-content/plugins/forms/mail.php  *200 ' "$TMP/report.txt"; then
+  cat "$TMP/report.txt"
+  pass example-py
+else
+  cat "$TMP/report.txt"
+  fail example-py
+fi
+echo "+ php examples/admin_report.php"
+if php examples/admin_report.php >"$TMP/report.html" 2>&1 &&
+  grep -q '<td>info@acme.example</td>' "$TMP/report.html" &&
+  grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
+  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML"
+  pass example-php
+else
+  cat "$TMP/report.html"
+  fail example-php
+fi
+
+step "php-web: examples/admin_report.php through php -S with ffi.enable=preload"
+php -r 'require "bindings/php/obspam.php"; echo Obspam\Engine::scopeHeader(getenv("OBSPAM_LIBRARY"));' \
+  >"$TMP/obspam_scope.h"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+web=(php -d ffi.enable=preload -d "ffi.preload=$TMP/obspam_scope.h"
+  -d opcache.enable=1 -d opcache.enable_cli=1
+  -d "opcache.preload=$ROOT/bindings/php/obspam.php" -d "opcache.preload_user=$(id -un)"
+  -S "127.0.0.1:$port" -t examples)
+echo "+ ${web[*]}"
+env -u OBSPAM_LIBRARY "${web[@]}" >"$TMP/web.log" 2>&1 &
+SERVER_PID=$!
+if python3 - "$port" >"$TMP/page.html" 2>"$TMP/fetch.log" <<'EOF'; then
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/admin_report.php?hours=6"
+for _ in range(50):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            sys.stdout.write(r.read().decode())
+            sys.exit(0 if r.status == 200 else 1)
+    except urllib.error.HTTPError as e:
+        sys.stdout.write(e.read().decode())
+        sys.exit(1)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" &&
+    grep -q '<td>bakery.example</td>' "$TMP/page.html"; then
+    echo "GET /admin_report.php?hours=6: 200, $(grep -c '<tr>' "$TMP/page.html") table rows"
+    pass php-web
+  else
+    cat "$TMP/page.html"
+    fail php-web
+  fi
+else
+  cat "$TMP/fetch.log" "$TMP/page.html" "$TMP/web.log"
+  fail php-web
+fi
+kill "$SERVER_PID" 2>/dev/null
+wait "$SERVER_PID" 2>/dev/null
+SERVER_PID=
+
+step "Summary"
+printf '%s\n' "${results[@]}"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Replays a decision stream through the Python binding (see stream.c and
+gen_stream.py): prints exactly what stream.c prints.
+
+    PYTHONPATH=bindings/python OBSPAM_LIBRARY=build/libobspam.so.1 \\
+        python3 tests/bindings/stream.py CONFIG STREAM
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import obspam
+
+INT64_MAX = 2**63 - 1
+
+
+def str_arg(word: str) -> Optional[str]:
+    """'-' is None, '~' the empty string."""
+    return None if word == "-" else "" if word == "~" else word
+
+
+def time_arg(word: str) -> int:
+    return INT64_MAX if word == "-" else int(word)
+
+
+def or_dash(value: Optional[str]) -> str:
+    return value if value else "-"
+
+
+def on_notice(n: obspam.Notice) -> None:
+    print(
+        f"notice {int(n.kind)} {n.name} {or_dash(n.subscription)} {or_dash(n.contact)} "
+        f"{n.limit} {n.sent} {n.refused} {n.first_refused} {n.last_refused} "
+        f"{n.period_start} {n.period_end}"
+    )
+
+
+def run(engine: obspam.Engine, w: List[str]) -> None:
+    cmd = w[0]
+    if cmd == "d" and len(w) == 10:
+        v = engine.decide(
+            time=int(w[1]),
+            flags=int(w[2]),
+            recipients=int(w[3]),
+            uid=int(w[4]),
+            sasl_username=str_arg(w[5]),
+            sender=str_arg(w[6]),
+            client_address=str_arg(w[7]),
+            domain_hint=str_arg(w[8]),
+            script=str_arg(w[9]),
+        )
+        print(
+            f"verdict {int(v.action)} {int(v.kind)} {or_dash(v.object)} "
+            f"{v.limit} {v.count} {v.retry_after}"
+        )
+    elif cmd == "s" and len(w) == 4:
+        s = engine.stats(int(w[1]), w[2], int(w[3]))
+        print(
+            f"stats {w[1]} {w[2]} {int(s.sending)} {s.limit} {s.count} "
+            f"{s.refused} {s.refused_total} {s.last_refused}"
+        )
+    elif cmd == "h" and len(w) == 5:
+        hours = engine.history(int(w[1]), w[2], time_arg(w[3]), time_arg(w[4]))
+        for h in hours:
+            print(f"history {h.hour_start} {h.sent} {h.refused}")
+        print(f"history end {len(hours)}")
+    elif cmd == "r" and len(w) == 3:
+        rows = engine.report(time_arg(w[1]), time_arg(w[2]))
+        for r in rows:
+            print(
+                f"report {int(r.kind)} {r.name} {r.sent} {r.refused} "
+                f"{r.first_refused} {r.last_refused}"
+            )
+        print(f"report end {len(rows)}")
+    elif cmd == "n" and len(w) == 2:
+        engine.notify_flush(int(w[1]))
+        print("flush end")
+    elif cmd == "o" and len(w) == 3:
+        engine.set_option(int(w[1]), int(w[2]))
+        print(f"option {w[1]} {w[2]}")
+    else:
+        sys.exit(f"stream.py: cannot read the command '{cmd}' ({len(w)} words)")
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        sys.exit("usage: stream.py CONFIG STREAM")
+    with obspam.Engine() as engine:
+        engine.load_config(sys.argv[1])
+        engine.set_notify(on_notice)
+        with open(sys.argv[2], encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\r\n")
+                if not line or line.startswith("#"):
+                    continue
+                try:
+                    run(engine, line.split(" "))
+                except obspam.Error as exc:
+                    print(f"error {exc.code} {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,687 @@
+<?php
+
+/**
+ * Tests of the PHP binding (bindings/php/obspam.php): a plain script with an
+ * assertion helper that counts, prints "N passed, N failed" and exits
+ * non-zero on a failure.
+ *
+ *     OBSPAM_LIBRARY=build/libobspam.so.1 php tests/bindings/test_php.php
+ *
+ * tests/bindings/run.sh sets OBSPAM_TEST_ABI (what abi.c prints: the
+ * header's constants, structure sizes and field offsets) and
+ * OBSPAM_TEST_FAKE_V2 (a library that says it is 2.0.0); without them this
+ * script builds both with $CC (default cc).
+ */
+
+declare(strict_types=1);
+
+require __DIR__ . '/../../bindings/php/obspam.php';
+
+use Obspam\Engine;
+use Obspam\HistoryEntry;
+use Obspam\Notice;
+use Obspam\ReportRow;
+use Obspam\Stats;
+use Obspam\Verdict;
+
+const T0 = 1767268800; // 2026-01-01 12:00:00 UTC, the start of an hour
+const T = T0 + 30;     // 30 seconds into that minute
+const CONF = <<<'CONF'
+    # The tree of the tests: server defaults, a plan, one customer.
+    default mailbox=100 domain=1000 subscription=5000
+    plan basic mailbox=50 domain=500 subscription=1000
+    subscription acme plan=basic uid=10001 contact=ops@acme.example
+    domain example.com subscription=acme mailbox=80
+    mailbox info@example.com limit=5
+    mailbox sales@example.com
+
+    CONF;
+
+// ---- the assertion helpers ----------------------------------------------
+
+$passed = 0;
+$failed = 0;
+$group = '';
+
+function group(string $name): void
+{
+    global $group;
+    $group = $name;
+}
+
+function ok(bool $condition, string $what, string $detail = ''): void
+{
+    global $passed, $failed, $group;
+    if ($condition) {
+        $passed++;
+        return;
+    }
+    $failed++;
+    echo "FAIL [$group] $what" . ($detail !== '' ? "\n    $detail" : '') . "\n";
+}
+
+function show(mixed $value): string
+{
+    return str_replace("\n", ' ', var_export($value, true));
+}
+
+function same(mixed $expected, mixed $actual, string $what): void
+{
+    // == for objects (same class, equal properties), === otherwise
+    $equal = is_object($expected) || (is_array($expected) && $expected !== [] && is_object(reset($expected)))
+        ? $expected == $actual : $expected === $actual;
+    ok($equal, $what, 'expected ' . show($expected) . "\n    got      " . show($actual));
+}
+
+/** Runs $fn, which must throw Obspam\Exception with $code (and $message, when given). */
+function throws(callable $fn, int $code, ?string $message, string $what): ?Obspam\Exception
+{
+    try {
+        $fn();
+    } catch (Obspam\Exception $e) {
+        same($code, $e->getCode(), "$what: code");
+        if ($message !== null) {
+            same($message, $e->getMessage(), "$what: message");
+        }
+        ok($e->getMessage() !== '', "$what: a message");
+        return $e;
+    } catch (Throwable $t) {
+        ok(false, $what, 'threw ' . get_class($t) . ': ' . $t->getMessage());
+        return null;
+    }
+    ok(false, $what, 'nothing was thrown');
+    return null;
+}
+
+function test(string $name, callable $body): void
+{
+    group($name);
+    try {
+        $body();
+    } catch (Throwable $t) {
+        ok(false, 'unexpected ' . get_class($t), $t->getMessage() . ' at ' . $t->getFile() . ':' . $t->getLine());
+    }
+}
+
+$tmp = sys_get_temp_dir() . '/obspam-phptest-' . getmypid();
+@mkdir($tmp);
+register_shutdown_function(function () use ($tmp): void {
+    foreach (glob("$tmp/*") ?: [] as $f) {
+        @unlink($f);
+    }
+    @rmdir($tmp);
+});
+
+function build(string $what): string
+{
+    global $tmp;
+    $cc = getenv('CC') ?: 'cc';
+    $here = __DIR__;
+    if ($what === 'abi') {
+        $exe = "$tmp/abi";
+        exec("$cc -std=c99 -I $here/../../include $here/abi.c -o $exe && $exe > $tmp/abi.txt", $out, $rc);
+        return "$tmp/abi.txt";
+    }
+    exec("$cc -shared -fPIC $here/fake_v2.c -o $tmp/libobspam_fake_v2.so", $out, $rc);
+    return "$tmp/libobspam_fake_v2.so";
+}
+
+function newEngine(): Engine
+{
+    $e = new Engine();
+    $e->loadConfigString(CONF);
+    return $e;
+}
+
+// ---- the ABI ------------------------------------------------------------
+
+$abiFile = getenv('OBSPAM_TEST_ABI') ?: build('abi');
+$consts = $sizes = $offsets = [];
+foreach (file($abiFile, FILE_IGNORE_NEW_LINES) as $line) {
+    [$kind, $name, $value] = explode(' ', $line);
+    if ($kind === 'const') {
+        $consts[$name] = (int) $value;
+    } elseif ($kind === 'size') {
+        $sizes[$name] = (int) $value;
+    } else {
+        [$struct, $field] = explode('.', $name);
+        $offsets[$struct][$field] = (int) $value;
+    }
+}
+
+test('constants', function () use ($consts): void {
+    $class = new ReflectionClass(Engine::class);
+    foreach ($consts as $name => $value) {
+        $short = substr($name, strlen('OBSPAM_'));
+        if (str_starts_with($short, 'VERSION_') && $short !== 'VERSION_MAJOR') {
+            continue; // the library's own version: see 'library'
+        }
+        ok($class->hasConstant($short), "Engine::$short exists");
+        same($value, $class->getConstant($short), "Engine::$short");
+    }
+    same(['sasl_username', 'sender', 'client_address', 'recipients', 'flags', 'uid', 'domain_hint', 'script', 'time'],
+        array_keys(Engine::MESSAGE_DEFAULTS), 'decide() fields are those of obspam_message');
+});
+
+test('structures', function () use ($sizes, $offsets): void {
+    $ffi = Engine::library();
+    foreach ($sizes as $struct => $size) {
+        $type = $ffi->type($struct);
+        same($size, $type->getSize(), "sizeof($struct)");
+        same(array_keys($offsets[$struct]), $type->getStructFieldNames(), "$struct fields");
+        foreach ($offsets[$struct] as $field => $offset) {
+            same($offset, $type->getStructFieldOffset($field), "offsetof($struct, $field)");
+        }
+    }
+});
+
+test('every function has a method', function (): void {
+    $header = file_get_contents(__DIR__ . '/../../include/obspam.h');
+    preg_match_all('/OBSPAM_API[^;(]*?\b(obspam_\w+)\s*\(/s', $header, $m);
+    $methods = [
+        'obspam_version' => 'version', 'obspam_version_string' => 'versionString',
+        'obspam_strerror' => 'strerror', 'obspam_engine_new' => '__construct',
+        'obspam_engine_free' => 'close', 'obspam_engine_errmsg' => 'lastError',
+        'obspam_set_option' => 'setOption', 'obspam_get_option' => 'getOption',
+        'obspam_add' => 'add', 'obspam_remove' => 'remove', 'obspam_set_limit' => 'setLimit',
+        'obspam_effective_limit' => 'effectiveLimit', 'obspam_set_uid' => 'setUid',
+        'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
+        'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
+        'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
+        'obspam_decide' => 'decide', 'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
+        'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
+        'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
+        'obspam_state_load' => 'loadState',
+    ];
+    $functions = $m[1];
+    sort($functions);
+    $mapped = array_keys($methods);
+    sort($mapped);
+    same($functions, $mapped, 'the header functions are those mapped');
+    foreach ($methods as $function => $method) {
+        ok(method_exists(Engine::class, $method), "Engine::$method() for $function()");
+        $doc = (new ReflectionMethod(Engine::class, $method))->getDocComment() ?: '';
+        ok($method === '__construct' || str_contains($doc, $function), "Engine::$method() names $function() in its doc");
+    }
+});
+
+// ---- the library --------------------------------------------------------
+
+test('library', function () use ($consts): void {
+    same($consts['OBSPAM_VERSION_NUMBER'], Engine::version(), 'version()');
+    same(1, Engine::version() >> 16, 'major version');
+    same("{$consts['OBSPAM_VERSION_MAJOR']}.{$consts['OBSPAM_VERSION_MINOR']}.{$consts['OBSPAM_VERSION_PATCH']}",
+        Engine::versionString(), 'versionString()');
+    $texts = [
+        Engine::OK => 'success', Engine::ENOMEM => 'out of memory', Engine::EINVAL => 'invalid argument',
+        Engine::ENOTFOUND => 'no such object', Engine::EEXIST => 'object already exists',
+        Engine::ESYNTAX => 'syntax error in configuration', Engine::EIO => 'input/output error',
+        Engine::ECORRUPT => 'corrupt or foreign state file', Engine::EVERSION => 'state file from a newer version',
+    ];
+    foreach ($texts as $code => $text) {
+        same($text, Engine::strerror($code), "strerror($code)");
+    }
+    ok(Engine::strerror(-1000) !== '', 'strerror(unknown) describes it');
+    same(Engine::library(), Engine::library(), 'the library is loaded once');
+});
+
+test('library errors', function (): void {
+    global $tmp;
+    $missing = "$tmp/no-such-libobspam.so.1";
+    $e = throws(fn () => new Engine($missing), Engine::EIO, null, 'a missing library');
+    ok($e !== null && str_starts_with($e->getMessage(), "cannot load libobspam from $missing: "), 'names the path');
+    $fake = getenv('OBSPAM_TEST_FAKE_V2') ?: build('fake');
+    throws(fn () => new Engine($fake), Engine::EVERSION,
+        "$fake: libobspam 2.0.0 has major version 2; this binding needs 1.x", 'another major version');
+    throws(fn () => new Engine('libc.so.6'), Engine::EVERSION,
+        'libc.so.6: no obspam_version(): this is not libobspam', 'not libobspam');
+    $saved = getenv('OBSPAM_LIBRARY');
+    putenv("OBSPAM_LIBRARY=$tmp/elsewhere.so");
+    $e = throws(fn () => new Engine(), Engine::EIO, null, 'OBSPAM_LIBRARY names a missing file');
+    ok($e !== null && str_contains($e->getMessage(), "OBSPAM_LIBRARY=$tmp/elsewhere.so"), 'names the variable');
+    putenv($saved === false ? 'OBSPAM_LIBRARY' : "OBSPAM_LIBRARY=$saved");
+});
+
+// ---- the engine ---------------------------------------------------------
+
+test('life cycle', function (): void {
+    global $tmp;
+    $e = new Engine();
+    ok(!$e->isClosed(), 'open');
+    same('', $e->lastError(), 'no error yet');
+    $e->close();
+    $e->close();
+    ok($e->isClosed(), 'closed');
+    $calls = [
+        'setOption' => fn () => $e->setOption(Engine::OPT_ENABLED, 1),
+        'getOption' => fn () => $e->getOption(Engine::OPT_ENABLED),
+        'add' => fn () => $e->add(Engine::PLAN, 'p'),
+        'remove' => fn () => $e->remove(Engine::PLAN, 'p'),
+        'setLimit' => fn () => $e->setLimit(Engine::SERVER, null, Engine::MAILBOX, 1),
+        'effectiveLimit' => fn () => $e->effectiveLimit(Engine::MAILBOX, 'a@b'),
+        'setUid' => fn () => $e->setUid('s', 1),
+        'setScriptsAllowed' => fn () => $e->setScriptsAllowed(Engine::SERVER, null, true),
+        'setContact' => fn () => $e->setContact('s', null),
+        'whitelistAdd' => fn () => $e->whitelistAdd('192.0.2.1'),
+        'whitelistRemove' => fn () => $e->whitelistRemove('192.0.2.1'),
+        'loadConfig' => fn () => $e->loadConfig('/dev/null'),
+        'loadConfigString' => fn () => $e->loadConfigString(''),
+        'decide' => fn () => $e->decide([]),
+        'stats' => fn () => $e->stats(Engine::MAILBOX, 'a@b'),
+        'history' => fn () => $e->history(Engine::MAILBOX, 'a@b'),
+        'report' => fn () => $e->report(),
+        'setNotify' => fn () => $e->setNotify(null),
+        'notifyFlush' => fn () => $e->notifyFlush(),
+        'saveState' => fn () => $e->saveState("$tmp/x"),
+        'loadState' => fn () => $e->loadState("$tmp/x"),
+        'lastError' => fn () => $e->lastError(),
+    ];
+    foreach ($calls as $name => $call) {
+        throws($call, Engine::EINVAL, "$name: the engine is closed", "$name() after close()");
+    }
+    // An engine that goes out of scope is freed, its callback too.
+    $x = newEngine();
+    $x->setNotify(fn (Notice $n) => null);
+    unset($x);
+    gc_collect_cycles();
+    ok(true, 'freed');
+});
+
+test('options', function (): void {
+    $e = new Engine();
+    $defaults = [
+        Engine::OPT_ENABLED => 1, Engine::OPT_COUNT_UNIT => 0, Engine::OPT_ACTION => 0,
+        Engine::OPT_COUNT_UNAUTHENTICATED => 1, Engine::OPT_COUNT_FORWARD_LOCAL => 0,
+        Engine::OPT_COUNT_FORWARD_REMOTE => 1, Engine::OPT_COUNT_MAILING_LISTS => 0,
+        Engine::OPT_RETENTION_HOURS => 720, Engine::OPT_NOTIFY_PERIOD => 3600, Engine::OPT_NOTIFY_IMMEDIATE => 0,
+    ];
+    foreach ($defaults as $option => $value) {
+        same($value, $e->getOption($option), "default of option $option");
+    }
+    $e->setOption(Engine::OPT_RETENTION_HOURS, 48);
+    $e->setOption(Engine::OPT_ACTION, 1);
+    same(48, $e->getOption(Engine::OPT_RETENTION_HOURS), 'retention set');
+    same(1, $e->getOption(Engine::OPT_ACTION), 'action set');
+    foreach ([[Engine::OPT_ENABLED, 2], [Engine::OPT_RETENTION_HOURS, 0], [Engine::OPT_NOTIFY_PERIOD, 59], [99, 1]] as [$o, $v]) {
+        $x = throws(fn () => $e->setOption($o, $v), Engine::EINVAL, null, "setOption($o, $v)");
+        same($x?->getMessage(), $e->lastError(), "setOption($o, $v): the engine's message");
+    }
+    throws(fn () => $e->getOption(0), Engine::EINVAL, null, 'getOption(0)');
+    same(48, $e->getOption(Engine::OPT_RETENTION_HOURS), 'unchanged by the errors');
+});
+
+test('tree', function (): void {
+    $e = new Engine();
+    $e->setLimit(Engine::SERVER, null, Engine::MAILBOX, 100);
+    $e->setLimit(Engine::SERVER, null, Engine::DOMAIN, 1000);
+    $e->setLimit(Engine::SERVER, null, Engine::SUBSCRIPTION, 5000);
+    $e->add(Engine::PLAN, 'Basic');
+    $e->setLimit(Engine::PLAN, 'basic', Engine::MAILBOX, 50);
+    $e->add(Engine::SUBSCRIPTION, 'acme', 'basic');
+    $e->add(Engine::DOMAIN, 'Example.COM', 'acme');
+    $e->add(Engine::MAILBOX, 'info@example.com');
+    $e->add(Engine::MAILBOX, 'sales@example.com', 'example.com');
+    same(50, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'from the plan');
+    same(1000, $e->effectiveLimit(Engine::DOMAIN, 'example.com'), 'domain from the server');
+    same(5000, $e->effectiveLimit(Engine::SUBSCRIPTION, 'acme'), 'subscription from the server');
+    $e->setLimit(Engine::DOMAIN, 'example.com', Engine::MAILBOX, 30);
+    $e->setLimit(Engine::MAILBOX, 'info@example.com', Engine::MAILBOX, 5);
+    same(5, $e->effectiveLimit(Engine::MAILBOX, 'INFO@example.com'), 'its own');
+    same(30, $e->effectiveLimit(Engine::MAILBOX, 'sales@example.com'), 'from the domain');
+    $e->setLimit(Engine::MAILBOX, 'info@example.com', Engine::MAILBOX, Engine::UNLIMITED);
+    same(Engine::UNLIMITED, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'unlimited');
+    $e->setLimit(Engine::MAILBOX, 'info@example.com', Engine::MAILBOX, Engine::INHERIT);
+    same(30, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'inherit');
+    $e->remove(Engine::DOMAIN, 'example.com');
+    throws(fn () => $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), Engine::ENOTFOUND, null, 'removed with its domain');
+    $cases = [
+        [fn () => $e->add(Engine::PLAN, 'basic'), Engine::EEXIST, 'duplicate'],
+        [fn () => $e->add(Engine::SUBSCRIPTION, 's', 'nope'), Engine::ENOTFOUND, 'unknown parent'],
+        [fn () => $e->add(Engine::DOMAIN, 'd.example'), Engine::EINVAL, 'domain without subscription'],
+        [fn () => $e->add(Engine::MAILBOX, 'no-at-sign'), Engine::EINVAL, 'bad mailbox'],
+        [fn () => $e->add(Engine::PLAN, str_repeat('x', 321)), Engine::EINVAL, 'too long'],
+        [fn () => $e->remove(Engine::PLAN, 'nope'), Engine::ENOTFOUND, 'remove unknown'],
+        [fn () => $e->setLimit(Engine::SERVER, null, Engine::MAILBOX, Engine::INHERIT), Engine::EINVAL, 'server inherit'],
+        [fn () => $e->effectiveLimit(Engine::PLAN, 'basic'), Engine::EINVAL, 'plan has no effective limit'],
+        [fn () => $e->setUid('nope', 5), Engine::ENOTFOUND, 'uid of unknown'],
+        [fn () => $e->setContact('nope', 'a@b.example'), Engine::ENOTFOUND, 'contact of unknown'],
+    ];
+    foreach ($cases as [$call, $code, $what]) {
+        $x = throws($call, $code, null, $what);
+        same($x?->getMessage(), $e->lastError(), "$what: the engine's message");
+    }
+    throws(fn () => $e->add(Engine::PLAN, "ba\0sic"), Engine::EINVAL, "add: 'ba\\000sic' holds a NUL byte", 'NUL byte');
+});
+
+test('uid, scripts, contact', function (): void {
+    $e = new Engine();
+    $e->add(Engine::PLAN, 'p');
+    $e->add(Engine::SUBSCRIPTION, 'a', 'p');
+    $e->add(Engine::SUBSCRIPTION, 'b');
+    $e->add(Engine::DOMAIN, 'a.example', 'a');
+    $e->setUid('a', 1001);
+    throws(fn () => $e->setUid('b', 1001), Engine::EEXIST, null, 'a uid belongs to one subscription');
+    $v = $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'domain_hint' => 'a.example', 'time' => T]);
+    same([Engine::ACCEPT, Engine::DOMAIN, 'a.example'], [$v->action, $v->kind, $v->object], 'script charged to its domain');
+    $e->setScriptsAllowed(Engine::PLAN, 'p', false);
+    same(new Verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'a', -1, 1, -1),
+        $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T]), 'scripts forbidden by the plan');
+    $e->setScriptsAllowed(Engine::SUBSCRIPTION, 'a', 1);
+    same(Engine::ACCEPT, $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T])->action, 'allowed by the subscription');
+    $e->setScriptsAllowed(Engine::SUBSCRIPTION, 'a', Engine::INHERIT);
+    $e->setScriptsAllowed(Engine::PLAN, 'p', Engine::INHERIT);
+    $e->setScriptsAllowed(Engine::SERVER, null, false);
+    same(Engine::REFUSE, $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T])->action, 'forbidden by the server');
+    throws(fn () => $e->setScriptsAllowed(Engine::SERVER, null, Engine::INHERIT), Engine::EINVAL, null, 'the server cannot inherit');
+    $e->setUid('a', -1);
+    $e->setUid('b', 1001);
+    same('b', $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T])->object, 'the uid moved');
+    $e->setContact('a', 'ops@a.example');
+    $e->setContact('a', null);
+    $e->setContact('a', '');
+    throws(fn () => $e->setContact('a', 'not-an-address'), Engine::EINVAL, null, 'a bad contact');
+});
+
+test('whitelist', function (): void {
+    $e = newEngine();
+    $login = 'sales@example.com';
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => $login, 'client_address' => '192.0.2.7', 'time' => T])->action, 'not yet');
+    $e->whitelistAdd('192.0.2.0/24');
+    $e->whitelistAdd('2001:db8::/32');
+    foreach (['192.0.2.7', '::ffff:192.0.2.9', '2001:db8::1'] as $client) {
+        same(new Verdict(Engine::EXEMPT, -1, '', 0, 0, 0),
+            $e->decide(['sasl_username' => $login, 'client_address' => $client, 'time' => T]), "exempt: $client");
+    }
+    throws(fn () => $e->whitelistAdd('192.0.2.0/24'), Engine::EEXIST, null, 'duplicate');
+    throws(fn () => $e->whitelistAdd('10.0.0.1/8'), Engine::EINVAL, null, 'host bits');
+    $e->whitelistRemove('192.0.2.0/24');
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => $login, 'client_address' => '192.0.2.7', 'time' => T])->action, 'removed');
+    throws(fn () => $e->whitelistRemove('192.0.2.0/24'), Engine::ENOTFOUND, null, 'remove absent');
+    same(2, $e->stats(Engine::MAILBOX, $login, T)->count, 'only the two accepted were counted');
+});
+
+test('configuration', function (): void {
+    global $tmp;
+    file_put_contents("$tmp/obspam.conf", CONF);
+    $e = new Engine();
+    $e->loadConfig("$tmp/obspam.conf");
+    same(5, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'mailbox');
+    same(80, $e->effectiveLimit(Engine::MAILBOX, 'sales@example.com'), 'domain default');
+    same(500, $e->effectiveLimit(Engine::DOMAIN, 'example.com'), 'plan default');
+    same(1000, $e->effectiveLimit(Engine::SUBSCRIPTION, 'acme'), 'plan subscription');
+    file_put_contents("$tmp/bad.conf", "enabled yes\nplan basic\nsubscription acme plan=Basik\n");
+    $cases = [
+        [fn () => $e->loadConfig("$tmp/bad.conf"), Engine::ESYNTAX, "$tmp/bad.conf:3: unknown plan 'Basik'"],
+        [fn () => $e->loadConfigString("enabled yes\n\nenabeld no\n"), Engine::ESYNTAX, "<string>:3: unknown keyword 'enabeld'"],
+        [fn () => $e->loadConfigString('action bounce'), Engine::ESYNTAX,
+            "<string>:1: bad value 'bounce' for 'action': expected defer or reject"],
+        [fn () => $e->loadConfigString("plan a\nx\0y\n"), Engine::ESYNTAX, '<string>:2: line holds a NUL byte'],
+        [fn () => $e->loadConfig("$tmp/missing.conf"), Engine::EIO, "$tmp/missing.conf: cannot open: No such file or directory"],
+    ];
+    foreach ($cases as [$call, $code, $message]) {
+        throws($call, $code, $message, $message);
+    }
+    same(5, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'nothing changed');
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T]);
+    $e->loadConfigString(str_replace('limit=5', 'limit=3', CONF));
+    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 3, 4, 3569),
+        $e->decide(['sasl_username' => 'info@example.com', 'time' => T + 1]), 'a reload keeps the counters');
+    $e->loadConfigString("count messages\n");
+    same(1, $e->getOption(Engine::OPT_COUNT_UNIT), 'loadConfigString sets options');
+    throws(fn () => $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), Engine::ENOTFOUND, null, 'the file is the whole truth');
+});
+
+test('decide', function (): void {
+    $e = newEngine();
+    $info = ['sasl_username' => 'info@example.com'];
+    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+        $e->decide($info + ['recipients' => 3, 'time' => T]), 'accept');
+    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 3, 0),
+        $e->decide(['sasl_username' => 'INFO@example.com', 'recipients' => 2, 'time' => T + 10]), 'accept up to the limit');
+    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3550),
+        $e->decide($info + ['time' => T + 20]), 'refuse with retryAfter');
+    same(-1, $e->decide($info + ['recipients' => 6, 'time' => T + 20])->retryAfter, 'never fits');
+    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+        $e->decide($info + ['recipients' => 5, 'time' => T + 3600]), 'an hour later');
+    // the messages of minute T left the window: only the last 5 count
+    same(new Verdict(Engine::ACCEPT, Engine::DOMAIN, 'example.com', 500, 5, 0),
+        $e->decide(['sasl_username' => 'someone@example.com', 'time' => T + 3600]), 'a login of a hosted domain');
+    same(new Verdict(Engine::UNKNOWN, -1, '', 0, 0, 0),
+        $e->decide(['sasl_username' => 'who@elsewhere.example', 'time' => T + 3600]), 'unknown');
+    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'sales@example.com', 80, 0, 0),
+        $e->decide(['sender' => 'sales@example.com', 'client_address' => '203.0.113.9', 'time' => T + 3600]), 'unauthenticated sender');
+    same(Engine::UNKNOWN, $e->decide(['sender' => '', 'time' => T + 3600])->action, 'the null sender');
+    same(Engine::EXEMPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_FORWARD_LOCAL, 'time' => T + 3600])->action, 'local forward');
+    same(Engine::ACCEPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_FORWARD_REMOTE, 'time' => T + 3600])->action, 'remote forward');
+    same(Engine::EXEMPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_MAILING_LIST, 'time' => T + 3600])->action, 'mailing list');
+    // 5 + 1 (someone@) + 1 (the sender) + 1 (the remote forward)
+    same(new Verdict(Engine::ACCEPT, Engine::SUBSCRIPTION, 'acme', 1000, 8, 0),
+        $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/a.php', 'time' => T + 3600]), 'a script');
+    $e->setOption(Engine::OPT_ENABLED, 0);
+    same(new Verdict(Engine::ACCEPT, -1, '', 0, 0, 0), $e->decide($info + ['recipients' => 50, 'time' => T + 3600]), 'disabled');
+    $e->setOption(Engine::OPT_ENABLED, 1);
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => 'sales@example.com'])->action, 'time 0 is now');
+    throws(fn () => $e->decide(['recipients' => 0]), Engine::EINVAL, null, 'no recipients');
+    throws(fn () => $e->decide(['time' => -1]), Engine::EINVAL, null, 'a negative time');
+    $x = throws(fn () => $e->decide($info + ['client_address' => 'not-an-ip']), Engine::EINVAL, null, 'a bad client');
+    same($x?->getMessage(), $e->lastError(), "the engine's message");
+    throws(fn () => $e->decide(['sendr' => 'x@example.com']), Engine::EINVAL, "decide: unknown field 'sendr'", 'a misspelt field');
+    throws(fn () => $e->decide(['recipients' => '3']), Engine::EINVAL, 'decide: recipients: expected an integer from 0 to 4294967295', 'a string count');
+    throws(fn () => $e->decide(['recipients' => 1 << 32]), Engine::EINVAL, null, 'recipients out of range');
+    throws(fn () => $e->decide(['sender' => 3]), Engine::EINVAL, 'decide: sender must be a string or null, not int', 'a number as sender');
+    throws(fn () => $e->decide(['sender' => "a\0b@example.com"]), Engine::EINVAL, null, 'a NUL byte');
+});
+
+test('statistics', function (): void {
+    $e = newEngine();
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 3, 'time' => T]);
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 3, 'time' => T + 60]);
+    $e->decide(['sasl_username' => 'sales@example.com', 'recipients' => 2, 'time' => T + 3600]);
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 9, 'time' => T + 3700]);
+    $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/Send.php', 'recipients' => 4, 'time' => T + 3700]);
+    $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/other.php', 'time' => T + 3701]);
+    same(new Stats(true, 5, 0, 1, 2, T + 3700), $e->stats(Engine::MAILBOX, 'info@example.com', T + 3700), 'mailbox stats');
+    same(new Stats(true, 1000, 7, 1, 2, T + 3700), $e->stats(Engine::SUBSCRIPTION, 'acme', T + 3700), 'subscription stats');
+    throws(fn () => $e->stats(Engine::MAILBOX, 'nobody@example.com'), Engine::ENOTFOUND, null, 'stats of unknown');
+    throws(fn () => $e->stats(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'stats of a plan');
+    same([new HistoryEntry(T0, 3, 1), new HistoryEntry(T0 + 3600, 0, 1)],
+        $e->history(Engine::MAILBOX, 'info@example.com'), 'history');
+    same([new HistoryEntry(T0 + 3600, 7, 1)], $e->history(Engine::SUBSCRIPTION, 'acme', T0 + 3600, T0 + 7200), 'history of one hour');
+    same([], $e->history(Engine::SUBSCRIPTION, 'acme', 0, T0), 'history before');
+    same([new HistoryEntry(T0 + 3600, 4, 0)], $e->history(Engine::SCRIPT, '/srv/www/Send.php'), 'history of a script');
+    throws(fn () => $e->history(Engine::SCRIPT, '/never/seen.php'), Engine::ENOTFOUND, null, 'history of an unknown script');
+    throws(fn () => $e->history(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'history of a plan');
+    same([
+        new ReportRow(Engine::SUBSCRIPTION, 'acme', 10, 2, T + 60, T + 3700),
+        new ReportRow(Engine::DOMAIN, 'example.com', 5, 2, T + 60, T + 3700),
+        new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700),
+        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0),
+    ], $e->report(), 'report');
+    same(new ReportRow(Engine::SUBSCRIPTION, 'acme', 7, 1, T + 3700, T + 3700), $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');
+    same([], $e->report(0, T0), 'empty report');
+    // The C callbacks are made once: many calls do not pile them up.
+    $before = memory_get_usage();
+    for ($i = 0; $i < 3000; $i++) {
+        $e->report();
+        $e->history(Engine::MAILBOX, 'info@example.com');
+    }
+    ok(memory_get_usage() - $before < 100000, 'report() and history() do not leak',
+        (memory_get_usage() - $before) . ' bytes more');
+});
+
+/** Decides two messages of info@ so that the second is refused. */
+function refuse(Engine $e, int $t = T): void
+{
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => $t]);
+    same(Engine::REFUSE, $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => $t + 5])->action, 'refused');
+}
+
+test('notify', function (): void {
+    $e = newEngine();
+    $got = [];
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = $n;
+    });
+    refuse($e);
+    $e->notifyFlush(T0 + 3599);
+    same([], $got, 'nothing before the period ends');
+    $e->notifyFlush(T0 + 3600);
+    same([
+        new Notice(Engine::SUBSCRIPTION, 'acme', 'acme', 'ops@acme.example', 1000, 4, 1, T + 5, T + 5, T0, T0 + 3600),
+        new Notice(Engine::DOMAIN, 'example.com', 'acme', 'ops@acme.example', 500, 4, 1, T + 5, T + 5, T0, T0 + 3600),
+        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 5, 4, 1, T + 5, T + 5, T0, T0 + 3600),
+    ], $got, 'the notices');
+    $e->notifyFlush(T0 + 7200);
+    same(3, count($got), 'nothing twice');
+
+    // no contact: null
+    $e = newEngine();
+    $e->setContact('acme', null);
+    $got = [];
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = [$n->subscription, $n->contact];
+    });
+    refuse($e);
+    $e->notifyFlush(T0 + 3600);
+    same([['acme', null], ['acme', null], ['acme', null]], $got, 'contact null');
+
+    // immediate
+    $e = newEngine();
+    $e->setOption(Engine::OPT_NOTIFY_IMMEDIATE, 1);
+    $got = [];
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = [$n->kind, $n->name, $n->refused, $n->sent, $n->firstRefused];
+    });
+    refuse($e);
+    same([[Engine::SUBSCRIPTION, 'acme', 1, 4, T + 5], [Engine::DOMAIN, 'example.com', 1, 4, T + 5],
+        [Engine::MAILBOX, 'info@example.com', 1, 4, T + 5]], $got, 'notified at once');
+
+    // null drops the notices
+    $e = newEngine();
+    $got = [];
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = $n;
+    });
+    $e->setNotify(null);
+    refuse($e);
+    $e->notifyFlush(T0 + 3600);
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = $n;
+    });
+    $e->notifyFlush(T0 + 7200);
+    same([], $got, 'null drops');
+
+    // two engines, each its own callback
+    $a = newEngine();
+    $b = newEngine();
+    $fromA = $fromB = 0;
+    $a->setNotify(function () use (&$fromA): void {
+        $fromA++;
+    });
+    $b->setNotify(function () use (&$fromB): void {
+        $fromB++;
+    });
+    refuse($a);
+    $a->notifyFlush(T0 + 3600);
+    $b->notifyFlush(T0 + 3600);
+    same([3, 0], [$fromA, $fromB], 'each engine calls its own callback');
+    throws(fn () => $e->notifyFlush(-1), Engine::EINVAL, null, 'a negative time');
+    $e->notifyFlush();
+});
+
+test('notify errors', function (): void {
+    $e = newEngine();
+    $calls = [];
+    $e->setNotify(function (Notice $n) use (&$calls): void {
+        $calls[] = $n->name;
+        throw new RuntimeException("cannot mail {$n->name}");
+    });
+    refuse($e);
+    try {
+        $e->notifyFlush(T0 + 3600);
+        ok(false, 'rethrown', 'nothing thrown');
+    } catch (RuntimeException $t) {
+        same('cannot mail acme', $t->getMessage(), 'the first exception is rethrown');
+    }
+    same(['acme', 'example.com', 'info@example.com'], $calls, 'after every notice');
+    $e->notifyFlush(T0 + 3600);
+    same(3, count($calls), 'the notices count as delivered');
+
+    $e = newEngine();
+    $e->setOption(Engine::OPT_NOTIFY_IMMEDIATE, 1);
+    $e->setNotify(function (Notice $n): void {
+        throw new LogicException($n->name);
+    });
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T]);
+    try {
+        $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T + 5]);
+        ok(false, 'rethrown by decide', 'nothing thrown');
+    } catch (LogicException $t) {
+        same('acme', $t->getMessage(), 'rethrown by decide');
+    }
+    same(1, $e->stats(Engine::MAILBOX, 'info@example.com', T + 5)->refused, 'the message was decided');
+
+    $e = newEngine();
+    $seen = [];
+    $e->setNotify(function (Notice $n) use ($e, &$seen): void {
+        try {
+            $e->stats($n->kind, $n->name);
+        } catch (Obspam\Exception $x) {
+            $seen[] = [$x->getCode(), $x->getMessage()];
+        }
+    });
+    refuse($e);
+    $e->notifyFlush(T0 + 3600);
+    same(array_fill(0, 3, [Engine::EINVAL, 'stats: an engine cannot be used from its own callback']), $seen, 'no reentry');
+
+    $other = newEngine();
+    $limits = [];
+    $e = newEngine();
+    $e->setNotify(function (Notice $n) use ($other, &$limits): void {
+        $limits[] = $other->effectiveLimit($n->kind, $n->name);
+    });
+    refuse($e);
+    $e->notifyFlush(T0 + 3600);
+    same([1000, 500, 5], $limits, 'another engine may be used');
+});
+
+test('snapshot', function (): void {
+    global $tmp;
+    $path = "$tmp/state.bin";
+    $a = newEngine();
+    refuse($a);
+    $a->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/a.php', 'time' => T + 6]);
+    $a->saveState($path);
+    $before = [$a->stats(Engine::MAILBOX, 'info@example.com', T + 10), $a->stats(Engine::SUBSCRIPTION, 'acme', T + 10),
+        $a->report(), $a->history(Engine::SCRIPT, '/srv/a.php')];
+    $a->close();
+    $b = newEngine();
+    same(0, $b->stats(Engine::MAILBOX, 'info@example.com', T + 10)->count, 'a new engine starts from zero');
+    $b->loadState($path);
+    $after = [$b->stats(Engine::MAILBOX, 'info@example.com', T + 10), $b->stats(Engine::SUBSCRIPTION, 'acme', T + 10),
+        $b->report(), $b->history(Engine::SCRIPT, '/srv/a.php')];
+    same($before, $after, 'the round trip keeps everything');
+    same(new Stats(true, 5, 4, 1, 1, T + 5), $after[0], 'exact stats after the load');
+    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 4, 3559),
+        $b->decide(['sasl_username' => 'info@example.com', 'recipients' => 2, 'time' => T + 11]), 'the counters go on');
+    $data = file_get_contents($path);
+    $cases = [
+        'empty.bin' => ['', Engine::ECORRUPT],
+        'truncated.bin' => [substr($data, 0, -3), Engine::ECORRUPT],
+        'flipped.bin' => [substr($data, 0, -1) . chr(ord($data[strlen($data) - 1]) ^ 1), Engine::ECORRUPT],
+        'foreign.bin' => [str_repeat('NOTOBSPAM', 8), Engine::ECORRUPT],
+        'newer.bin' => [substr($data, 0, 8) . pack('V', 2) . substr($data, 12), Engine::EVERSION],
+    ];
+    foreach ($cases as $name => [$content, $code]) {
+        file_put_contents("$tmp/$name", $content);
+        $x = throws(fn () => $b->loadState("$tmp/$name"), $code, null, $name);
+        same($x?->getMessage(), $b->lastError(), "$name: the engine's message");
+    }
+    throws(fn () => $b->loadState("$tmp/absent.bin"), Engine::EIO, null, 'absent');
+    throws(fn () => $b->saveState("$tmp/no/such/dir/s.bin"), Engine::EIO, null, 'unwritable');
+    same(4, $b->stats(Engine::MAILBOX, 'info@example.com', T + 11)->count, 'unchanged by the errors');
+});
+
+echo "$passed passed, $failed failed\n";
+exit($failed === 0 ? 0 : 1);

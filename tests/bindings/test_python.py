@@ -1,0 +1,1016 @@
+"""Tests of the Python binding (bindings/python/obspam), standard library only.
+
+    OBSPAM_LIBRARY=build/libobspam.so.1 PYTHONPATH=bindings/python \\
+        python3 -m unittest tests/bindings/test_python.py
+
+tests/bindings/run.sh runs it with OBSPAM_TEST_ABI (the output of abi.c:
+the header's constants, structure sizes and field offsets as the C compiler
+sees them) and OBSPAM_TEST_FAKE_V2 (a library that says it is 2.0.0); when
+they are not set, this file builds them itself with $CC (default cc).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+from typing import Dict, List, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+sys.path.insert(0, HERE)
+
+import check_ffi_decls  # noqa: E402
+import obspam  # noqa: E402
+from obspam import _native  # noqa: E402
+
+T0 = 1767268800  # 2026-01-01 12:00:00 UTC, the start of an hour
+T = T0 + 30  # 30 seconds into that minute
+
+CONF = """\
+# The tree of the tests: server defaults, a plan, one customer.
+default mailbox=100 domain=1000 subscription=5000
+plan basic mailbox=50 domain=500 subscription=1000
+subscription acme plan=basic uid=10001 contact=ops@acme.example
+domain example.com subscription=acme mailbox=80
+mailbox info@example.com limit=5
+mailbox sales@example.com
+"""
+
+_tmp = tempfile.mkdtemp(prefix="obspam-pytest-")
+
+
+def tearDownModule() -> None:  # noqa: N802 - unittest's name
+    shutil.rmtree(_tmp, ignore_errors=True)
+
+
+def _cc(*args: str) -> None:
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, *args], check=True)
+
+
+def _abi_lines() -> List[str]:
+    path = os.environ.get("OBSPAM_TEST_ABI")
+    if not path:
+        exe = os.path.join(_tmp, "abi")
+        _cc("-std=c99", "-I", os.path.join(ROOT, "include"), os.path.join(HERE, "abi.c"), "-o", exe)
+        path = os.path.join(_tmp, "abi.txt")
+        with open(path, "w") as out:
+            subprocess.run([exe], check=True, stdout=out)
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def _fake_v2() -> str:
+    path = os.environ.get("OBSPAM_TEST_FAKE_V2")
+    if not path:
+        path = os.path.join(_tmp, "libobspam_fake_v2.so")
+        _cc("-shared", "-fPIC", os.path.join(HERE, "fake_v2.c"), "-o", path)
+    return path
+
+
+class Abi:
+    """What abi.c printed."""
+
+    consts: Dict[str, int] = {}
+    sizes: Dict[str, int] = {}
+    offsets: Dict[str, List[Tuple[str, int]]] = {}
+
+    @classmethod
+    def load(cls) -> None:
+        if cls.consts:
+            return
+        for line in _abi_lines():
+            what, name, value = line.split()
+            if what == "const":
+                cls.consts[name] = int(value)
+            elif what == "size":
+                cls.sizes[name] = int(value)
+            else:
+                struct, fieldname = name.split(".")
+                cls.offsets.setdefault(struct, []).append((fieldname, int(value)))
+
+
+def new_engine() -> obspam.Engine:
+    engine = obspam.Engine()
+    engine.load_config_string(CONF)
+    return engine
+
+
+class TestAbi(unittest.TestCase):
+    """The binding's declarations against the header, as the compiler sees it."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        Abi.load()
+        with open(os.path.join(ROOT, "include", "obspam.h")) as f:
+            cls.header_text = f.read()
+        cls.header = check_ffi_decls.parse(cls.header_text, exported_only=True)
+
+    def test_every_constant_has_the_c_value(self) -> None:
+        names = {
+            **{f"OBSPAM_{m.name}": m for m in obspam.ErrorCode},
+            **{f"OBSPAM_{m.name}": m for m in obspam.Kind},
+            **{f"OBSPAM_{m.name}": m for m in obspam.Action},
+            **{f"OBSPAM_OPT_{m.name}": m for m in obspam.Option},
+            **{f"OBSPAM_MSG_{m.name}": m for m in obspam.MessageFlag},
+            "OBSPAM_UNLIMITED": obspam.UNLIMITED,
+            "OBSPAM_INHERIT": obspam.INHERIT,
+            "OBSPAM_NAME_MAX": obspam.NAME_MAX,
+            "OBSPAM_VERSION_MAJOR": obspam.VERSION_MAJOR,
+        }
+        for name, value in names.items():
+            self.assertEqual(int(value), Abi.consts[name], name)
+        # and the module-level names are the same values
+        for name in Abi.consts:
+            short = name[len("OBSPAM_"):]
+            if short.startswith("VERSION_") and short != "VERSION_MAJOR":
+                continue  # the library's own version: see TestLibrary
+            self.assertEqual(int(getattr(obspam, short)), Abi.consts[name], short)
+
+    def test_abi_c_prints_every_constant_of_the_header(self) -> None:
+        """A constant added to the header must be added to abi.c (and to
+        both bindings)."""
+        import re
+
+        text = self.header_text
+        found = set(re.findall(r"^#define (OBSPAM_[A-Z0-9_]+)[ (]", text, re.M))
+        found |= set(re.findall(r"^\s+(OBSPAM_[A-Z0-9_]+) = ", text, re.M))
+        found |= {"OBSPAM_" + n for n in re.findall(r"^\s+XX\((\w+),", text, re.M)}
+        private = {
+            n for n in found
+            if n.endswith("_") or n.endswith("_INIT") or n in ("OBSPAM_API", "OBSPAM_H", "OBSPAM_ERRNO_MAP")
+        }
+        self.assertEqual(sorted(found - private - set(Abi.consts)), [])
+
+    def test_structures_have_the_c_layout(self) -> None:
+        structs = {
+            "obspam_message": _native.Message,
+            "obspam_verdict": _native.Verdict,
+            "obspam_stats": _native.Stats,
+            "obspam_report_row": _native.ReportRow,
+            "obspam_notice": _native.Notice,
+        }
+        self.assertEqual(sorted(structs), sorted(self.header.structs))
+        for cname, cls in structs.items():
+            self.assertEqual(ctypes.sizeof(cls), Abi.sizes[cname], cname)
+            layout = [(f[0], getattr(cls, f[0]).offset) for f in cls._fields_]
+            self.assertEqual(layout, Abi.offsets[cname], cname)
+            self.assertEqual(
+                [f[0] for f in cls._fields_],
+                [name for _, name in self.header.structs[cname]],
+                cname,
+            )
+
+    def test_structure_field_types_match_the_header(self) -> None:
+        ctypes_of = {
+            "uint32_t": ctypes.c_uint32,
+            "int32_t": ctypes.c_int32,
+            "int64_t": ctypes.c_int64,
+            "const char *": ctypes.c_char_p,
+            "char[328]": ctypes.c_char * 328,
+        }
+        structs = {
+            "obspam_message": _native.Message,
+            "obspam_verdict": _native.Verdict,
+            "obspam_stats": _native.Stats,
+            "obspam_report_row": _native.ReportRow,
+            "obspam_notice": _native.Notice,
+        }
+        for cname, cls in structs.items():
+            for (ctype, name), (pyname, pytype) in zip(self.header.structs[cname], cls._fields_):
+                self.assertEqual(name, pyname)
+                expected = ctypes_of[ctype]
+                if ctype.startswith("char["):
+                    self.assertEqual((pytype._type_, pytype._length_), (ctypes.c_char, 328))
+                else:
+                    self.assertIs(pytype, expected, f"{cname}.{name}")
+
+    def test_every_function_has_a_prototype_and_a_method(self) -> None:
+        self.assertEqual(sorted(_native.PROTOTYPES), sorted(self.header.functions))
+        for name, tokens in self.header.functions.items():
+            # the number of parameters (those of the callbacks excluded)
+            depth, params = 0, 0
+            start = tokens.index("(")
+            for tok in tokens[start:]:
+                if tok == "(":
+                    depth += 1
+                elif tok == ")":
+                    depth -= 1
+                elif tok == "," and depth == 1:
+                    params += 1
+            inner = tokens[start + 1 : start + 3]
+            nparams = 0 if inner == ["void", ")"] else params + 1
+            self.assertEqual(len(_native.PROTOTYPES[name][1]), nparams, name)
+        methods = {
+            "obspam_version": obspam.version,
+            "obspam_version_string": obspam.version_string,
+            "obspam_strerror": obspam.strerror,
+            "obspam_engine_new": obspam.Engine.__init__,
+            "obspam_engine_free": obspam.Engine.close,
+            "obspam_engine_errmsg": obspam.Engine.last_error,
+            "obspam_set_option": obspam.Engine.set_option,
+            "obspam_get_option": obspam.Engine.get_option,
+            "obspam_add": obspam.Engine.add,
+            "obspam_remove": obspam.Engine.remove,
+            "obspam_set_limit": obspam.Engine.set_limit,
+            "obspam_effective_limit": obspam.Engine.effective_limit,
+            "obspam_set_uid": obspam.Engine.set_uid,
+            "obspam_set_scripts_allowed": obspam.Engine.set_scripts_allowed,
+            "obspam_set_contact": obspam.Engine.set_contact,
+            "obspam_whitelist_add": obspam.Engine.whitelist_add,
+            "obspam_whitelist_remove": obspam.Engine.whitelist_remove,
+            "obspam_load_config": obspam.Engine.load_config,
+            "obspam_load_config_string": obspam.Engine.load_config_string,
+            "obspam_decide": obspam.Engine.decide,
+            "obspam_stats_get": obspam.Engine.stats,
+            "obspam_history": obspam.Engine.history,
+            "obspam_report": obspam.Engine.report,
+            "obspam_set_notify": obspam.Engine.set_notify,
+            "obspam_notify_flush": obspam.Engine.notify_flush,
+            "obspam_state_save": obspam.Engine.save_state,
+            "obspam_state_load": obspam.Engine.load_state,
+        }
+        self.assertEqual(sorted(methods), sorted(self.header.functions))
+        for name, method in methods.items():
+            doc = getattr(method, "__doc__", None) or ""
+            if name not in ("obspam_engine_new",):
+                self.assertIn(name, doc, f"the docstring of the wrapper of {name}")
+
+    def test_public_names(self) -> None:
+        for name in obspam.__all__:
+            self.assertTrue(hasattr(obspam, name), name)
+
+
+class TestLibrary(unittest.TestCase):
+    def test_version(self) -> None:
+        Abi.load()
+        self.assertEqual(obspam.version(), Abi.consts["OBSPAM_VERSION_NUMBER"])
+        self.assertEqual(obspam.version() >> 16, 1)
+        major, minor, patch = (Abi.consts[f"OBSPAM_VERSION_{p}"] for p in ("MAJOR", "MINOR", "PATCH"))
+        self.assertEqual(obspam.version_string(), f"{major}.{minor}.{patch}")
+
+    def test_strerror(self) -> None:
+        texts = {
+            obspam.OK: "success",
+            obspam.ENOMEM: "out of memory",
+            obspam.EINVAL: "invalid argument",
+            obspam.ENOTFOUND: "no such object",
+            obspam.EEXIST: "object already exists",
+            obspam.ESYNTAX: "syntax error in configuration",
+            obspam.EIO: "input/output error",
+            obspam.ECORRUPT: "corrupt or foreign state file",
+            obspam.EVERSION: "state file from a newer version",
+        }
+        for code, text in texts.items():
+            self.assertEqual(obspam.strerror(code), text)
+        self.assertTrue(obspam.strerror(-1000))  # described, never empty
+
+    def test_missing_library(self) -> None:
+        path = os.path.join(_tmp, "no-such-libobspam.so.1")
+        with self.assertRaises(obspam.LibraryError) as cm:
+            obspam.Engine(path)
+        self.assertEqual(cm.exception.code, obspam.EIO)
+        self.assertIsInstance(cm.exception, ImportError)
+        self.assertIsInstance(cm.exception, obspam.Error)
+        self.assertTrue(str(cm.exception).startswith(f"cannot load libobspam from {path}: "))
+
+    def test_missing_library_from_the_environment(self) -> None:
+        path = os.path.join(_tmp, "elsewhere.so")
+        saved = os.environ.get("OBSPAM_LIBRARY")
+        os.environ["OBSPAM_LIBRARY"] = path
+        try:
+            with self.assertRaises(obspam.LibraryError) as cm:
+                obspam.load_library()
+            self.assertIn(f"OBSPAM_LIBRARY={path}", str(cm.exception))
+        finally:
+            if saved is None:
+                del os.environ["OBSPAM_LIBRARY"]
+            else:
+                os.environ["OBSPAM_LIBRARY"] = saved
+
+    def test_other_major_version_is_refused(self) -> None:
+        path = _fake_v2()
+        with self.assertRaises(obspam.LibraryError) as cm:
+            obspam.Engine(path)
+        self.assertEqual(cm.exception.code, obspam.EVERSION)
+        self.assertEqual(
+            str(cm.exception),
+            f"{path}: libobspam 2.0.0 has major version 2; this binding needs 1.x",
+        )
+
+    def test_not_libobspam(self) -> None:
+        with self.assertRaises(obspam.LibraryError) as cm:
+            obspam.load_library("libc.so.6")
+        self.assertEqual(cm.exception.code, obspam.EVERSION)
+        self.assertEqual(str(cm.exception), "libc.so.6: no obspam_version(): this is not libobspam")
+
+    def test_library_is_loaded_once(self) -> None:
+        self.assertIs(obspam.load_library(), obspam.load_library())
+        lib = os.environ.get("OBSPAM_LIBRARY")
+        if lib:
+            self.assertIs(obspam.load_library(lib), obspam.load_library(lib))
+
+
+class TestEngineLife(unittest.TestCase):
+    def test_context_manager_closes(self) -> None:
+        with obspam.Engine() as engine:
+            self.assertFalse(engine.closed)
+            self.assertIn("open", repr(engine))
+        self.assertTrue(engine.closed)
+        self.assertIn("closed", repr(engine))
+
+    def test_close_is_idempotent_and_later_calls_fail(self) -> None:
+        engine = obspam.Engine()
+        engine.close()
+        engine.close()
+        calls = {
+            "set_option": lambda: engine.set_option(obspam.OPT_ENABLED, 1),
+            "get_option": lambda: engine.get_option(obspam.OPT_ENABLED),
+            "add": lambda: engine.add(obspam.PLAN, "p"),
+            "remove": lambda: engine.remove(obspam.PLAN, "p"),
+            "set_limit": lambda: engine.set_limit(obspam.SERVER, None, obspam.MAILBOX, 1),
+            "effective_limit": lambda: engine.effective_limit(obspam.MAILBOX, "a@b"),
+            "set_uid": lambda: engine.set_uid("s", 1),
+            "set_scripts_allowed": lambda: engine.set_scripts_allowed(obspam.SERVER, None, 1),
+            "set_contact": lambda: engine.set_contact("s", None),
+            "whitelist_add": lambda: engine.whitelist_add("192.0.2.1"),
+            "whitelist_remove": lambda: engine.whitelist_remove("192.0.2.1"),
+            "load_config": lambda: engine.load_config("/dev/null"),
+            "load_config_string": lambda: engine.load_config_string(""),
+            "decide": lambda: engine.decide(),
+            "stats": lambda: engine.stats(obspam.MAILBOX, "a@b"),
+            "history": lambda: engine.history(obspam.MAILBOX, "a@b"),
+            "report": lambda: engine.report(),
+            "set_notify": lambda: engine.set_notify(None),
+            "notify_flush": lambda: engine.notify_flush(),
+            "save_state": lambda: engine.save_state(os.path.join(_tmp, "x")),
+            "load_state": lambda: engine.load_state(os.path.join(_tmp, "x")),
+            "last_error": lambda: engine.last_error,
+        }
+        for name, call in calls.items():
+            with self.assertRaises(obspam.Error, msg=name) as cm:
+                call()
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            self.assertEqual(str(cm.exception), f"{name}: the engine is closed")
+
+    def test_collected_engine_is_freed(self) -> None:
+        engine = new_engine()
+        engine.set_notify(lambda n: None)
+        del engine
+        gc.collect()  # nothing to see, but nothing may crash either
+
+    def test_last_error(self) -> None:
+        with new_engine() as engine:
+            self.assertEqual(engine.last_error, "")
+            with self.assertRaises(obspam.Error) as cm:
+                engine.add(obspam.PLAN, "basic")
+            self.assertEqual(engine.last_error, str(cm.exception))
+            self.assertEqual(cm.exception.message, str(cm.exception))
+
+
+class TestOptions(unittest.TestCase):
+    def test_defaults(self) -> None:
+        with obspam.Engine() as engine:
+            got = {o: engine.get_option(o) for o in obspam.Option}
+        self.assertEqual(
+            got,
+            {
+                obspam.OPT_ENABLED: 1,
+                obspam.OPT_COUNT_UNIT: 0,
+                obspam.OPT_ACTION: 0,
+                obspam.OPT_COUNT_UNAUTHENTICATED: 1,
+                obspam.OPT_COUNT_FORWARD_LOCAL: 0,
+                obspam.OPT_COUNT_FORWARD_REMOTE: 1,
+                obspam.OPT_COUNT_MAILING_LISTS: 0,
+                obspam.OPT_RETENTION_HOURS: 720,
+                obspam.OPT_NOTIFY_PERIOD: 3600,
+                obspam.OPT_NOTIFY_IMMEDIATE: 0,
+            },
+        )
+
+    def test_set_and_get(self) -> None:
+        with obspam.Engine() as engine:
+            engine.set_option(obspam.OPT_RETENTION_HOURS, 48)
+            engine.set_option(obspam.OPT_ACTION, 1)
+            engine.set_option(obspam.Option.NOTIFY_PERIOD, 60)
+            self.assertEqual(engine.get_option(obspam.OPT_RETENTION_HOURS), 48)
+            self.assertEqual(engine.get_option(obspam.OPT_ACTION), 1)
+            self.assertEqual(engine.get_option(obspam.OPT_NOTIFY_PERIOD), 60)
+
+    def test_bad_values_raise_and_change_nothing(self) -> None:
+        with obspam.Engine() as engine:
+            for option, value in [
+                (obspam.OPT_ENABLED, 2),
+                (obspam.OPT_RETENTION_HOURS, 0),
+                (obspam.OPT_RETENTION_HOURS, 87601),
+                (obspam.OPT_NOTIFY_PERIOD, 59),
+                (obspam.OPT_NOTIFY_PERIOD, 2678401),
+            ]:
+                with self.assertRaises(obspam.Error) as cm:
+                    engine.set_option(option, value)
+                self.assertEqual(cm.exception.code, obspam.EINVAL)
+                self.assertEqual(str(cm.exception), engine.last_error)
+                self.assertNotEqual(str(cm.exception), "")
+            self.assertEqual(engine.get_option(obspam.OPT_RETENTION_HOURS), 720)
+            for call in (lambda: engine.set_option(99, 1), lambda: engine.get_option(0)):
+                with self.assertRaises(obspam.Error) as cm:
+                    call()
+                self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+
+class TestTree(unittest.TestCase):
+    def setUp(self) -> None:
+        self.engine = obspam.Engine()
+
+    def tearDown(self) -> None:
+        self.engine.close()
+
+    def test_build_and_inherit(self) -> None:
+        e = self.engine
+        e.set_limit(obspam.SERVER, None, obspam.MAILBOX, 100)
+        e.set_limit(obspam.SERVER, None, obspam.DOMAIN, 1000)
+        e.set_limit(obspam.SERVER, None, obspam.SUBSCRIPTION, 5000)
+        e.add(obspam.PLAN, "Basic")
+        e.set_limit(obspam.PLAN, "basic", obspam.MAILBOX, 50)
+        e.add(obspam.SUBSCRIPTION, "acme", "basic")
+        e.add(obspam.DOMAIN, "Example.COM", "acme")
+        e.add(obspam.MAILBOX, "info@example.com")
+        e.add(obspam.MAILBOX, "sales@example.com", "example.com")
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 50)
+        self.assertEqual(e.effective_limit(obspam.DOMAIN, "example.com"), 1000)
+        self.assertEqual(e.effective_limit(obspam.SUBSCRIPTION, "acme"), 5000)
+        e.set_limit(obspam.SUBSCRIPTION, "acme", obspam.MAILBOX, 40)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "INFO@example.com"), 40)
+        e.set_limit(obspam.DOMAIN, "example.com", obspam.MAILBOX, 30)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 30)
+        e.set_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, 5)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 5)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "sales@example.com"), 30)
+        e.set_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.UNLIMITED)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), obspam.UNLIMITED)
+        e.set_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.INHERIT)
+        self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 30)
+        e.set_limit(obspam.PLAN, "basic", obspam.SUBSCRIPTION, 700)
+        self.assertEqual(e.effective_limit(obspam.SUBSCRIPTION, "acme"), 700)
+        e.remove(obspam.DOMAIN, "example.com")  # and its mailboxes
+        for kind, name in [(obspam.DOMAIN, "example.com"), (obspam.MAILBOX, "info@example.com")]:
+            with self.assertRaises(obspam.Error) as cm:
+                e.effective_limit(kind, name)
+            self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+
+    def test_errors(self) -> None:
+        e = self.engine
+        e.add(obspam.PLAN, "basic")
+        cases = [
+            (lambda: e.add(obspam.PLAN, "basic"), obspam.EEXIST),
+            (lambda: e.add(obspam.SUBSCRIPTION, "s", "nope"), obspam.ENOTFOUND),
+            (lambda: e.add(obspam.DOMAIN, "d.example"), obspam.EINVAL),
+            (lambda: e.add(obspam.MAILBOX, "no-at-sign"), obspam.EINVAL),
+            (lambda: e.add(obspam.SERVER, "x"), obspam.EINVAL),
+            (lambda: e.add(obspam.PLAN, "with blank"), obspam.EINVAL),
+            (lambda: e.add(obspam.PLAN, "x" * 321), obspam.EINVAL),
+            (lambda: e.remove(obspam.PLAN, "nope"), obspam.ENOTFOUND),
+            (lambda: e.set_limit(obspam.SERVER, None, obspam.MAILBOX, obspam.INHERIT), obspam.EINVAL),
+            (lambda: e.set_limit(obspam.PLAN, "basic", obspam.MAILBOX, -3), obspam.EINVAL),
+            (lambda: e.effective_limit(obspam.PLAN, "basic"), obspam.EINVAL),
+            (lambda: e.set_uid("nope", 5), obspam.ENOTFOUND),
+            (lambda: e.set_scripts_allowed(obspam.SERVER, None, obspam.INHERIT), obspam.EINVAL),
+            (lambda: e.set_contact("nope", "a@b.example"), obspam.ENOTFOUND),
+        ]
+        for call, code in cases:
+            with self.assertRaises(obspam.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.code, code, str(cm.exception))
+            self.assertIsInstance(cm.exception.code, obspam.ErrorCode)
+            self.assertEqual(str(cm.exception), e.last_error)
+
+    def test_nul_bytes_and_types_are_refused_before_c(self) -> None:
+        with self.assertRaises(obspam.Error) as cm:
+            self.engine.add(obspam.PLAN, "ba\0sic")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        self.assertEqual(str(cm.exception), "add: 'ba\\x00sic' holds a NUL byte")
+        with self.assertRaises(TypeError):
+            self.engine.add(obspam.PLAN, 42)  # type: ignore[arg-type]
+        self.engine.add(obspam.PLAN, b"bytes-ok")  # type: ignore[arg-type]  # bytes work too
+        self.assertEqual(self.engine.last_error, "")
+
+    def test_uid_scripts_contact(self) -> None:
+        e = self.engine
+        e.add(obspam.PLAN, "p")
+        e.add(obspam.SUBSCRIPTION, "a", "p")
+        e.add(obspam.SUBSCRIPTION, "b")
+        e.add(obspam.DOMAIN, "a.example", "a")
+        e.set_uid("a", 1001)
+        with self.assertRaises(obspam.Error) as cm:
+            e.set_uid("b", 1001)
+        self.assertEqual(cm.exception.code, obspam.EEXIST)
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=1001, domain_hint="a.example", time=T)
+        self.assertEqual((v.action, v.kind, v.object), (obspam.ACCEPT, obspam.DOMAIN, "a.example"))
+        e.set_scripts_allowed(obspam.PLAN, "p", False)
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=1001, time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "a", -1, 1, -1))
+        e.set_scripts_allowed(obspam.SUBSCRIPTION, "a", True)
+        self.assertEqual(e.decide(flags=obspam.MSG_SCRIPT, uid=1001, time=T).action, obspam.ACCEPT)
+        e.set_scripts_allowed(obspam.SUBSCRIPTION, "a", obspam.INHERIT)
+        e.set_scripts_allowed(obspam.PLAN, "p", obspam.INHERIT)
+        e.set_scripts_allowed(obspam.SERVER, None, 0)
+        self.assertEqual(e.decide(flags=obspam.MSG_SCRIPT, uid=1001, time=T).action, obspam.REFUSE)
+        e.set_uid("a", -1)
+        e.set_uid("b", 1001)
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=1001, time=T)
+        self.assertEqual((v.action, v.object), (obspam.REFUSE, "b"))
+        e.set_contact("a", "ops@a.example")
+        e.set_contact("a", None)
+        e.set_contact("a", "")
+        with self.assertRaises(obspam.Error) as cm:
+            e.set_contact("a", "not-an-address")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+
+class TestWhitelist(unittest.TestCase):
+    def test_add_remove(self) -> None:
+        with new_engine() as e:
+            login = "sales@example.com"
+            self.assertEqual(e.decide(sasl_username=login, client_address="192.0.2.7", time=T).action, obspam.ACCEPT)
+            e.whitelist_add("192.0.2.0/24")
+            e.whitelist_add("2001:db8::/32")
+            for client in ("192.0.2.7", "::ffff:192.0.2.9", "2001:db8::1"):
+                v = e.decide(sasl_username=login, client_address=client, time=T)
+                self.assertEqual(v, obspam.Verdict(obspam.EXEMPT, -1, "", 0, 0, 0), client)
+            with self.assertRaises(obspam.Error) as cm:
+                e.whitelist_add("192.0.2.0/24")
+            self.assertEqual(cm.exception.code, obspam.EEXIST)
+            with self.assertRaises(obspam.Error) as cm:
+                e.whitelist_add("10.0.0.1/8")
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            e.whitelist_remove("192.0.2.0/24")
+            self.assertEqual(e.decide(sasl_username=login, client_address="192.0.2.7", time=T).action, obspam.ACCEPT)
+            with self.assertRaises(obspam.Error) as cm:
+                e.whitelist_remove("192.0.2.0/24")
+            self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+            self.assertEqual(e.stats(obspam.MAILBOX, login, T).count, 2)
+
+
+class TestConfig(unittest.TestCase):
+    def test_load_file_and_string(self) -> None:
+        path = os.path.join(_tmp, "obspam.conf")
+        with open(path, "w") as f:
+            f.write(CONF)
+        with obspam.Engine() as e:
+            e.load_config(path)
+            self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 5)
+            self.assertEqual(e.effective_limit(obspam.MAILBOX, "sales@example.com"), 80)
+            self.assertEqual(e.effective_limit(obspam.DOMAIN, "example.com"), 500)
+            self.assertEqual(e.effective_limit(obspam.SUBSCRIPTION, "acme"), 1000)
+            e.load_config_string("count messages\nretention 24\n")
+            self.assertEqual(e.get_option(obspam.OPT_COUNT_UNIT), 1)
+            self.assertEqual(e.get_option(obspam.OPT_RETENTION_HOURS), 24)
+            with self.assertRaises(obspam.Error):
+                e.effective_limit(obspam.MAILBOX, "info@example.com")  # the file is the whole truth
+
+    def test_errors_name_the_file_and_line(self) -> None:
+        path = os.path.join(_tmp, "bad.conf")
+        with open(path, "w") as f:
+            f.write("enabled yes\nplan basic\nsubscription acme plan=Basik\n")
+        with new_engine() as e:
+            cases = [
+                (lambda: e.load_config(path), obspam.ESYNTAX, f"{path}:3: unknown plan 'Basik'"),
+                (lambda: e.load_config_string("enabled yes\n\nenabeld no\n"), obspam.ESYNTAX,
+                 "<string>:3: unknown keyword 'enabeld'"),
+                (lambda: e.load_config_string("action bounce"), obspam.ESYNTAX,
+                 "<string>:1: bad value 'bounce' for 'action': expected defer or reject"),
+                (lambda: e.load_config_string("retention 0"), obspam.ESYNTAX,
+                 "<string>:1: bad value '0' for 'retention': out of range 1..87600"),
+                (lambda: e.load_config_string("mailbox info"), obspam.ESYNTAX,
+                 "<string>:1: bad mailbox name 'info': a mailbox needs one '@'"),
+                (lambda: e.load_config_string("plan a\nx\0y\n"), obspam.ESYNTAX,
+                 "<string>:2: line holds a NUL byte"),
+                (lambda: e.load_config(os.path.join(_tmp, "missing.conf")), obspam.EIO,
+                 f"{os.path.join(_tmp, 'missing.conf')}: cannot open: No such file or directory"),
+            ]
+            for call, code, message in cases:
+                with self.assertRaises(obspam.Error) as cm:
+                    call()
+                self.assertEqual((cm.exception.code, str(cm.exception)), (code, message))
+            # nothing changed
+            self.assertEqual(e.effective_limit(obspam.MAILBOX, "info@example.com"), 5)
+
+    def test_reload_keeps_counters(self) -> None:
+        with new_engine() as e:
+            e.decide(sasl_username="info@example.com", recipients=4, time=T)
+            e.load_config_string(CONF.replace("limit=5", "limit=3"))
+            v = e.decide(sasl_username="info@example.com", time=T + 1)
+            self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 3, 4, 3569))
+
+
+class TestDecide(unittest.TestCase):
+    def setUp(self) -> None:
+        self.e = new_engine()
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def test_accept_then_refuse_exactly(self) -> None:
+        e = self.e
+        v = e.decide(sasl_username="info@example.com", recipients=3, time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        self.assertIs(type(v.action), obspam.Action)
+        self.assertIs(type(v.kind), obspam.Kind)
+        v = e.decide(sasl_username="INFO@example.com", recipients=2, time=T + 10)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 3, 0))
+        v = e.decide(sasl_username="info@example.com", recipients=1, time=T + 20)
+        self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 5, 3550))
+        v = e.decide(sasl_username="info@example.com", recipients=6, time=T + 20)
+        self.assertEqual(v.retry_after, -1)  # 6 never fits a limit of 5
+        # an hour later the window is empty again
+        v = e.decide(sasl_username="info@example.com", recipients=5, time=T + 3600)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+
+    def test_parent_limit_wins(self) -> None:
+        e = self.e
+        e.set_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, 4)
+        self.assertEqual(e.decide(sasl_username="sales@example.com", recipients=4, time=T).action, obspam.ACCEPT)
+        v = e.decide(sasl_username="info@example.com", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 4, 4, 3570))
+
+    def test_domain_login_unknown_and_sender(self) -> None:
+        e = self.e
+        v = e.decide(sasl_username="someone@example.com", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.DOMAIN, "example.com", 500, 0, 0))
+        v = e.decide(sasl_username="who@elsewhere.example", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.UNKNOWN, -1, "", 0, 0, 0))
+        v = e.decide(sender="sales@example.com", client_address="203.0.113.9", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "sales@example.com", 80, 0, 0))
+        self.assertEqual(e.decide(sender="", time=T).action, obspam.UNKNOWN)
+        e.set_option(obspam.OPT_COUNT_UNAUTHENTICATED, 0)
+        self.assertEqual(e.decide(sender="sales@example.com", time=T).action, obspam.UNKNOWN)
+
+    def test_flags(self) -> None:
+        e = self.e
+        self.assertEqual(e.decide(sender="sales@example.com", flags=obspam.MSG_FORWARD_LOCAL, time=T).action,
+                         obspam.EXEMPT)
+        v = e.decide(sender="sales@example.com", flags=obspam.MSG_FORWARD_REMOTE, recipients=2, time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "sales@example.com", 80, 0, 0))
+        self.assertEqual(e.decide(sender="sales@example.com", flags=obspam.MSG_MAILING_LIST, time=T).action,
+                         obspam.EXEMPT)
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=10001, domain_hint="example.com",
+                     script="/var/www/contact.php", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.DOMAIN, "example.com", 500, 2, 0))
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=4242, time=T)
+        self.assertEqual(v.action, obspam.UNKNOWN)
+
+    def test_count_unit_and_disabled(self) -> None:
+        e = self.e
+        e.set_option(obspam.OPT_COUNT_UNIT, 1)
+        e.decide(sasl_username="info@example.com", recipients=50, time=T)
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).count, 1)
+        e.set_option(obspam.OPT_ENABLED, 0)
+        v = e.decide(sasl_username="info@example.com", recipients=50, time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, -1, "", 0, 0, 0))
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).count, 1)
+
+    def test_errors(self) -> None:
+        e = self.e
+        for kwargs in (
+            {"recipients": 0},
+            {"time": -1},
+            {"sasl_username": "info@example.com", "client_address": "not-an-ip"},
+        ):
+            with self.assertRaises(obspam.Error, msg=str(kwargs)) as cm:
+                e.decide(**kwargs)
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            self.assertEqual(str(cm.exception), e.last_error)
+        with self.assertRaises(obspam.Error) as cm:
+            e.decide(sender="a\0b@example.com")
+        self.assertEqual(str(cm.exception), "decide: sender: 'a\\x00b@example.com' holds a NUL byte")
+        with self.assertRaises(TypeError):
+            e.decide(sender=3)  # type: ignore[arg-type]
+
+    def test_time_zero_is_now(self) -> None:
+        import time as _time
+
+        v = self.e.decide(sasl_username="sales@example.com")
+        self.assertEqual(v.action, obspam.ACCEPT)
+        s = self.e.stats(obspam.MAILBOX, "sales@example.com")
+        self.assertEqual(s.count, 1)
+        self.assertLessEqual(abs(self.e.history(obspam.MAILBOX, "sales@example.com")[0].hour_start
+                                 - (int(_time.time()) // 3600 * 3600)), 3600)
+
+
+class TestStatistics(unittest.TestCase):
+    def setUp(self) -> None:
+        self.e = new_engine()
+        e = self.e
+        e.decide(sasl_username="info@example.com", recipients=3, time=T)
+        e.decide(sasl_username="info@example.com", recipients=3, time=T + 60)  # refused
+        e.decide(sasl_username="sales@example.com", recipients=2, time=T + 3600)
+        e.decide(sasl_username="info@example.com", recipients=9, time=T + 3700)  # refused
+        e.decide(flags=obspam.MSG_SCRIPT, uid=10001, script="/srv/www/Send.php", recipients=4, time=T + 3700)
+        e.decide(flags=obspam.MSG_SCRIPT, uid=10001, script="/srv/www/other.php", time=T + 3701)
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def test_stats(self) -> None:
+        e = self.e
+        self.assertEqual(
+            e.stats(obspam.MAILBOX, "info@example.com", T + 3700),
+            obspam.Stats(sending=True, limit=5, count=0, refused=1, refused_total=2, last_refused=T + 3700),
+        )
+        self.assertEqual(
+            e.stats(obspam.SUBSCRIPTION, "acme", T + 3700),
+            obspam.Stats(True, 1000, 7, 1, 2, T + 3700),
+        )
+        e.decide(sasl_username="info@example.com", recipients=5, time=T + 3700)
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T + 3700).sending, False)
+        for kind, name, code in [
+            (obspam.MAILBOX, "nobody@example.com", obspam.ENOTFOUND),
+            (obspam.PLAN, "basic", obspam.EINVAL),
+        ]:
+            with self.assertRaises(obspam.Error) as cm:
+                e.stats(kind, name)
+            self.assertEqual(cm.exception.code, code)
+
+    def test_history(self) -> None:
+        e = self.e
+        self.assertEqual(
+            e.history(obspam.MAILBOX, "info@example.com"),
+            [obspam.HistoryEntry(T0, 3, 1), obspam.HistoryEntry(T0 + 3600, 0, 1)],
+        )
+        self.assertEqual(
+            e.history(obspam.SUBSCRIPTION, "acme", T0 + 3600, T0 + 7200),
+            [obspam.HistoryEntry(T0 + 3600, 7, 1)],
+        )
+        self.assertEqual(e.history(obspam.SUBSCRIPTION, "acme", 0, T0), [])
+        self.assertEqual(e.history(obspam.SCRIPT, "/srv/www/Send.php"), [obspam.HistoryEntry(T0 + 3600, 4, 0)])
+        for kind, name, code in [
+            (obspam.MAILBOX, "nobody@example.com", obspam.ENOTFOUND),
+            (obspam.SCRIPT, "/never/seen.php", obspam.ENOTFOUND),
+            (obspam.PLAN, "basic", obspam.EINVAL),
+        ]:
+            with self.assertRaises(obspam.Error) as cm:
+                e.history(kind, name)
+            self.assertEqual(cm.exception.code, code)
+
+    def test_report(self) -> None:
+        rows = self.e.report()
+        self.assertEqual(
+            rows,
+            [
+                obspam.ReportRow(obspam.SUBSCRIPTION, "acme", 10, 2, T + 60, T + 3700),
+                obspam.ReportRow(obspam.DOMAIN, "example.com", 5, 2, T + 60, T + 3700),
+                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0),
+            ],
+        )
+        self.assertEqual(
+            self.e.report(T0 + 3600, T0 + 7200)[0],
+            obspam.ReportRow(obspam.SUBSCRIPTION, "acme", 7, 1, T + 3700, T + 3700),
+        )
+        self.assertEqual(self.e.report(0, T0), [])
+
+
+class TestNotify(unittest.TestCase):
+    def setUp(self) -> None:
+        self.e = new_engine()
+        self.got: List[obspam.Notice] = []
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def refuse(self, t: int = T) -> None:
+        self.e.decide(sasl_username="info@example.com", recipients=4, time=t)
+        v = self.e.decide(sasl_username="info@example.com", recipients=4, time=t + 5)
+        self.assertEqual(v.action, obspam.REFUSE)
+
+    def test_flush_delivers_notices(self) -> None:
+        self.e.set_notify(self.got.append)
+        self.refuse()
+        self.e.notify_flush(T0 + 3599)
+        self.assertEqual(self.got, [])
+        self.e.notify_flush(T0 + 3600)
+        expected = [
+            obspam.Notice(obspam.SUBSCRIPTION, "acme", "acme", "ops@acme.example", 1000, 4, 1, T + 5, T + 5,
+                          T0, T0 + 3600),
+            obspam.Notice(obspam.DOMAIN, "example.com", "acme", "ops@acme.example", 500, 4, 1, T + 5, T + 5,
+                          T0, T0 + 3600),
+            obspam.Notice(obspam.MAILBOX, "info@example.com", "acme", "ops@acme.example", 5, 4, 1, T + 5, T + 5,
+                          T0, T0 + 3600),
+        ]
+        self.assertEqual(self.got, expected)
+        self.e.notify_flush(T0 + 7200)
+        self.assertEqual(len(self.got), 3)  # nothing twice
+
+    def test_contact_none(self) -> None:
+        self.e.set_contact("acme", None)
+        self.e.set_notify(self.got.append)
+        self.refuse()
+        self.e.notify_flush(T0 + 3600)
+        self.assertEqual([(n.subscription, n.contact) for n in self.got], [("acme", None)] * 3)
+
+    def test_immediate(self) -> None:
+        self.e.set_option(obspam.OPT_NOTIFY_IMMEDIATE, 1)
+        self.e.set_notify(self.got.append)
+        self.refuse()
+        self.assertEqual(
+            [(n.kind, n.name, n.refused, n.sent, n.first_refused) for n in self.got],
+            [(obspam.SUBSCRIPTION, "acme", 1, 4, T + 5), (obspam.DOMAIN, "example.com", 1, 4, T + 5),
+             (obspam.MAILBOX, "info@example.com", 1, 4, T + 5)],
+        )
+
+    def test_none_drops_notices(self) -> None:
+        self.e.set_notify(self.got.append)
+        self.e.set_notify(None)
+        self.refuse()
+        self.e.notify_flush(T0 + 3600)
+        self.e.set_notify(self.got.append)
+        self.e.notify_flush(T0 + 7200)
+        self.assertEqual(self.got, [])
+
+    def test_callback_survives_garbage_collection(self) -> None:
+        got = self.got
+        self.e.set_notify(lambda n: got.append(n))  # the only reference
+        gc.collect()
+        self.refuse()
+        self.e.notify_flush(T0 + 3600)
+        self.assertEqual(len(got), 3)
+
+    def test_exception_is_reraised_after_every_notice(self) -> None:
+        calls: List[str] = []
+
+        def bad(n: obspam.Notice) -> None:
+            calls.append(n.name)
+            raise ValueError(f"cannot mail {n.name}")
+
+        self.e.set_notify(bad)
+        self.refuse()
+        with self.assertRaises(ValueError) as cm:
+            self.e.notify_flush(T0 + 3600)
+        self.assertEqual(str(cm.exception), "cannot mail acme")
+        self.assertEqual(calls, ["acme", "example.com", "info@example.com"])
+        self.e.notify_flush(T0 + 3600)  # the notices count as delivered
+        self.assertEqual(len(calls), 3)
+
+    def test_exception_from_decide_after_the_decision(self) -> None:
+        def bad(n: obspam.Notice) -> None:
+            raise KeyError(n.name)
+
+        self.e.set_option(obspam.OPT_NOTIFY_IMMEDIATE, 1)
+        self.e.set_notify(bad)
+        self.e.decide(sasl_username="info@example.com", recipients=4, time=T)
+        with self.assertRaises(KeyError):
+            self.e.decide(sasl_username="info@example.com", recipients=4, time=T + 5)
+        self.assertEqual(self.e.stats(obspam.MAILBOX, "info@example.com", T + 5).refused, 1)
+        self.e.set_notify(None)
+        self.assertEqual(self.e.decide(sasl_username="sales@example.com", time=T + 6).action, obspam.ACCEPT)
+
+    def test_callback_may_not_use_its_engine(self) -> None:
+        errors: List[obspam.Error] = []
+
+        def reentrant(n: obspam.Notice) -> None:
+            try:
+                self.e.stats(n.kind, n.name)
+            except obspam.Error as exc:
+                errors.append(exc)
+
+        self.e.set_notify(reentrant)
+        self.refuse()
+        self.e.notify_flush(T0 + 3600)
+        self.assertEqual(len(errors), 3)
+        self.assertEqual(errors[0].code, obspam.EINVAL)
+        self.assertEqual(str(errors[0]), "stats: an engine cannot be used from its own callback")
+
+    def test_callback_may_use_another_engine(self) -> None:
+        other = new_engine()
+        limits: List[int] = []
+        self.e.set_notify(lambda n: limits.append(other.effective_limit(n.kind, n.name)))
+        self.refuse()
+        self.e.notify_flush(T0 + 3600)
+        other.close()
+        self.assertEqual(limits, [1000, 500, 5])
+
+    def test_not_callable(self) -> None:
+        with self.assertRaises(TypeError):
+            self.e.set_notify(42)  # type: ignore[arg-type]
+
+    def test_flush_errors(self) -> None:
+        with self.assertRaises(obspam.Error) as cm:
+            self.e.notify_flush(-1)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        self.e.notify_flush()  # 0: now
+
+
+class TestSnapshot(unittest.TestCase):
+    def test_round_trip(self) -> None:
+        path = os.path.join(_tmp, "state.bin")
+        with new_engine() as a:
+            a.decide(sasl_username="info@example.com", recipients=4, time=T)
+            a.decide(sasl_username="info@example.com", recipients=4, time=T + 5)
+            a.decide(flags=obspam.MSG_SCRIPT, uid=10001, script="/srv/a.php", time=T + 6)
+            a.save_state(path)
+            before = (a.stats(obspam.MAILBOX, "info@example.com", T + 10),
+                      a.stats(obspam.SUBSCRIPTION, "acme", T + 10), a.report(),
+                      a.history(obspam.SCRIPT, "/srv/a.php"))
+        with new_engine() as b:
+            self.assertEqual(b.stats(obspam.MAILBOX, "info@example.com", T + 10).count, 0)
+            b.load_state(path)
+            after = (b.stats(obspam.MAILBOX, "info@example.com", T + 10),
+                     b.stats(obspam.SUBSCRIPTION, "acme", T + 10), b.report(),
+                     b.history(obspam.SCRIPT, "/srv/a.php"))
+            self.assertEqual(after, before)
+            self.assertEqual(after[0], obspam.Stats(True, 5, 4, 1, 1, T + 5))
+            # the counters go on where they were
+            v = b.decide(sasl_username="info@example.com", recipients=2, time=T + 11)
+            self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3559))
+            b.save_state(path.encode())  # bytes paths work too
+
+    def test_bad_files(self) -> None:
+        good = os.path.join(_tmp, "good.bin")
+        with new_engine() as e:
+            e.decide(sasl_username="info@example.com", recipients=2, time=T)
+            e.save_state(good)
+            with open(good, "rb") as f:
+                data = f.read()
+            cases = {
+                "empty.bin": (b"", obspam.ECORRUPT),
+                "truncated.bin": (data[:-3], obspam.ECORRUPT),
+                "flipped.bin": (data[:-1] + bytes([data[-1] ^ 1]), obspam.ECORRUPT),
+                "foreign.bin": (b"NOTOBSPAM" * 8, obspam.ECORRUPT),
+                "newer.bin": (data[:8] + (2).to_bytes(4, "little") + data[12:], obspam.EVERSION),
+            }
+            for name, (content, code) in cases.items():
+                path = os.path.join(_tmp, name)
+                with open(path, "wb") as f:
+                    f.write(content)
+                with self.assertRaises(obspam.Error, msg=name) as cm:
+                    e.load_state(path)
+                self.assertEqual(cm.exception.code, code, name)
+                self.assertEqual(str(cm.exception), e.last_error)
+            with self.assertRaises(obspam.Error) as cm:
+                e.load_state(os.path.join(_tmp, "absent.bin"))
+            self.assertEqual(cm.exception.code, obspam.EIO)
+            with self.assertRaises(obspam.Error) as cm:
+                e.save_state(os.path.join(_tmp, "no", "such", "dir", "s.bin"))
+            self.assertEqual(cm.exception.code, obspam.EIO)
+            self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).count, 2)  # unchanged
+
+
+class TestThreads(unittest.TestCase):
+    def test_concurrent_decisions_take_exactly_the_limit(self) -> None:
+        with new_engine() as e:
+            e.set_limit(obspam.MAILBOX, "sales@example.com", obspam.MAILBOX, 1000)
+            e.set_limit(obspam.DOMAIN, "example.com", obspam.DOMAIN, obspam.UNLIMITED)
+            results: List[int] = []
+            lock = threading.Lock()
+
+            def work() -> None:
+                mine = [int(e.decide(sasl_username="sales@example.com", time=T).action) for _ in range(600)]
+                with lock:
+                    results.extend(mine)
+
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(results.count(obspam.ACCEPT), 1000)
+            self.assertEqual(results.count(obspam.REFUSE), 1400)
+            self.assertEqual(e.stats(obspam.MAILBOX, "sales@example.com", T).count, 1000)
+
+    def test_close_waits_for_calls_in_progress(self) -> None:
+        e = new_engine()
+        started = threading.Event()
+        outcomes: List[str] = []
+
+        def work() -> None:
+            started.set()
+            try:
+                while True:
+                    e.decide(sasl_username="sales@example.com", time=T)
+                    e.report()
+            except obspam.Error as exc:
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        started.wait()
+        e.close()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(outcomes), 3)
+        for text in outcomes:
+            self.assertIn(text, ("decide: the engine is closed", "report: the engine is closed"))
+
+
+if __name__ == "__main__":
+    unittest.main()
