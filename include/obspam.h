@@ -287,6 +287,14 @@ OBSPAM_API int obspam_load_config_string(obspam_engine *e, const char *text);
 OBSPAM_API int obspam_decide(obspam_engine *e, const obspam_message *msg,
                              obspam_verdict *out);
 
+/* The verdict obspam_decide would give msg now, without charging or
+   recording anything and without moving the engine's clock: for an early
+   answer (at RCPT time, say) before the message is complete. Immediate
+   notices are not sent and the script path is not recorded. Added in
+   1.0 beside the functions of API.md. */
+OBSPAM_API int obspam_check(obspam_engine *e, const obspam_message *msg,
+                            obspam_verdict *out);
+
 /* Live status of a subscription, domain or mailbox at time now (0 = now). */
 OBSPAM_API int obspam_stats_get(obspam_engine *e, int kind, const char *name,
                                 int64_t now, obspam_stats *out);

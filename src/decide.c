@@ -161,8 +161,9 @@ static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
   memcpy(v->object, ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
 }
 
-int obspam_decide(obspam_engine *e, const obspam_message *msg,
-                  obspam_verdict *out) {
+/* obspam_decide, and with dry set obspam_check. */
+static int decide(obspam_engine *e, const obspam_message *msg,
+                  obspam_verdict *out, int dry) {
   obspam__charge ch;
   const obspam__conf *c;
   uint8_t addr[16];
@@ -199,8 +200,11 @@ int obspam_decide(obspam_engine *e, const obspam_message *msg,
                       msg->client_address);
     goto done;
   }
-  /* Every valid message moves the clock, whatever its verdict. */
-  ch.t = obspam__observe(e, msg->time != 0 ? msg->time : (int64_t)time(NULL));
+  /* Every valid message moves the clock, whatever its verdict; a check
+     only reads it. */
+  ch.t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
+  ch.t = dry ? obspam__newest(e, ch.t) : obspam__observe(e, ch.t);
+  ch.dry = dry;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(out, OBSPAM_ACCEPT);
     goto done;
@@ -225,7 +229,7 @@ int obspam_decide(obspam_engine *e, const obspam_message *msg,
   ch.retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch.period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch.script = NULL;
-  if (msg->script != NULL && msg->script[0] != '\0') {
+  if (!dry && msg->script != NULL && msg->script[0] != '\0') {
     ch.script_len = clean_script(msg->script, script);
     ch.script = script;
   }
@@ -236,7 +240,7 @@ int obspam_decide(obspam_engine *e, const obspam_message *msg,
   }
   if (ch.refuser >= 0) {
     verdict_obj(out, OBSPAM_REFUSE, &ch, ch.refuser);
-    if (c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
+    if (!dry && c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
       immediate_fill(&im, &ch, ch.period);
       notify = e->notify;
       notify_ud = e->notify_ud;
@@ -251,6 +255,16 @@ done:
     for (i = 0; i < im.n; i++)
       notify(&im.notice[i], notify_ud);
   return rc;
+}
+
+int obspam_decide(obspam_engine *e, const obspam_message *msg,
+                  obspam_verdict *out) {
+  return decide(e, msg, out, 0);
+}
+
+int obspam_check(obspam_engine *e, const obspam_message *msg,
+                 obspam_verdict *out) {
+  return decide(e, msg, out, 1);
 }
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
@@ -278,8 +292,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
                         obspam__kind_name(kind), name ? name : "(null)", why);
   if (now == 0)
     now = (int64_t)time(NULL);
-  if (now < __atomic_load_n(&e->newest, __ATOMIC_RELAXED))
-    now = __atomic_load_n(&e->newest, __ATOMIC_RELAXED);
+  now = obspam__newest(e, now);
 
   pthread_rwlock_rdlock(&e->lock);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);

@@ -62,6 +62,13 @@ static inline int64_t obspam__observe(obspam_engine *e, int64_t t) {
   return seen;
 }
 
+/* t, or the newest time seen when t is older; changes nothing. */
+static inline int64_t obspam__newest(obspam_engine *e, int64_t t) {
+  int64_t seen = __atomic_load_n(&e->newest, __ATOMIC_RELAXED);
+
+  return t > seen ? t : seen;
+}
+
 /* Records the failure message and returns code. */
 int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 #if defined(__GNUC__)

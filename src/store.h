@@ -25,6 +25,7 @@ typedef struct obspam__charge {
   int64_t t;           /* message time; the store may move it forward */
   int64_t c;           /* amount: recipients or 1 */
   int forbid;          /* refuse at once, naming obj[0] (scripts off) */
+  int dry;             /* only answer: charge, record and allocate nothing */
   int64_t retention;   /* hours of history to keep */
   int64_t period;      /* notification period, seconds */
   const char *script;  /* script path (cleaned, at most SCRIPT_MAX), or NULL */
@@ -104,7 +105,8 @@ typedef obspam__obj *(*obspam__successor)(int kind, const char *name,
 typedef struct obspam__store_ops {
   /* All or nothing: either every object is charged c at t, or none is
      and a refusal is recorded on each. Returns OBSPAM_OK or
-     OBSPAM_ENOMEM (then nothing was charged or recorded). */
+     OBSPAM_ENOMEM (then nothing was charged or recorded). With dry set,
+     only the answer is computed and nothing changes. */
   int (*charge)(obspam__store *s, obspam__charge *ch);
   void (*read)(obspam__store *s, const obspam__obj *o, int64_t now,
                int64_t retention, obspam__reading *out);

@@ -520,6 +520,39 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t,
   }
 }
 
+/* The answer a charge would give, changing nothing: each ring is advanced
+   in a copy. */
+static void dry_charge(mem_store *m, obspam__charge *ch) {
+  int64_t t = ch->t > m->newest ? ch->t : m->newest, minute = t / 60;
+  ring copy[3];
+  int i;
+
+  ch->t = t;
+  for (i = 0; i < ch->n; i++) {
+    if (ch->obj[i]->ring != NULL) {
+      copy[i] = *ch->obj[i]->ring;
+      advance(&copy[i], minute);
+    } else {
+      memset(&copy[i], 0, sizeof(copy[i]));
+      copy[i].minute = minute;
+    }
+    ch->count[i] = copy[i].sent;
+    ch->first_refusal[i] = 0;
+  }
+  ch->refuser = ch->forbid ? 0 : -1;
+  for (i = 0; i < ch->n && ch->refuser < 0; i++)
+    if (ch->limit[i] >= 0 && ch->count[i] + ch->c > ch->limit[i])
+      ch->refuser = i;
+  ch->retry_after = ch->refuser < 0 ? 0 : ch->forbid ? -1 : 1;
+  for (i = 0; ch->refuser >= 0 && ch->retry_after > 0 && i < ch->n; i++)
+    if (ch->limit[i] >= 0) {
+      int64_t w = wait_for(&copy[i], t, ch->c, ch->limit[i]);
+
+      if (w < 0 || w > ch->retry_after)
+        ch->retry_after = w;
+    }
+}
+
 static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int64_t t, minute, hour, start;
@@ -527,6 +560,11 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   int i;
 
   pthread_mutex_lock(&m->lock);
+  if (ch->dry) {
+    dry_charge(m, ch);
+    pthread_mutex_unlock(&m->lock);
+    return OBSPAM_OK;
+  }
   if (ch->t < m->newest)
     ch->t = m->newest;
   t = m->newest = ch->t;

@@ -14,6 +14,11 @@
 #          (the thread-stress suites tests/test_threads*.c)
 #   bindings  the Python and PHP bindings against build/'s library
 #          (tests/bindings/run.sh, which installs php-cli when missing)
+#   daemons, e2e, fuzz, faults, abi
+#          tests/NAME/run.sh BUILD_DIR, each installing what it needs and
+#          ending with "N passed, N failed": the daemons against real
+#          sockets, Postfix end to end, fuzzers, fault injection, the ABI
+#          guard
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +26,7 @@ cd "$ROOT"
 # shellcheck source=tests/lib/deps.sh
 . tests/lib/deps.sh
 
-STAGES=(build asan tsan bindings)
+STAGES=(build asan tsan bindings daemons e2e fuzz faults abi)
 JOBS=${OBSPAM_JOBS:-2}
 # binutils: nm and readelf, for the export test.
 PACKAGES=(cmake make gcc g++ libc6-dev pkg-config binutils
@@ -187,6 +192,29 @@ stage_bindings() {
   fi
   run_script bindings build/bindings-run.log tests/bindings/run.sh build
 }
+
+# A stage whose tests live in a script of their own, tests/NAME/run.sh,
+# run against build/.
+script_stage() {
+  local name=$1 what=$2
+  header "Stage $name: $what"
+  if [[ ! -x tests/$name/run.sh ]]; then
+    echo "No tests/$name/run.sh: nothing to run."
+    note_stage "$name" "skipped: no tests/$name/run.sh"
+    return 0
+  fi
+  if [[ ! -e build/libobspam.so.1 ]]; then
+    configure build -DOBSPAM_WERROR=ON && build build ||
+      { build_failed "$name" build/ "building"; return 0; }
+  fi
+  run_script "$name" "build/$name-run.log" "tests/$name/run.sh" build
+}
+
+stage_daemons() { script_stage daemons "obspam-policyd, obspam-milter, obspamctl"; }
+stage_e2e() { script_stage e2e "a private Postfix instance end to end"; }
+stage_fuzz() { script_stage fuzz "libFuzzer targets, bounded, and regressions"; }
+stage_faults() { script_stage faults "allocation failures on every entry point"; }
+stage_abi() { script_stage abi "the ABI against the committed baseline"; }
 
 main() {
   local stage stages=("$@")

@@ -491,7 +491,7 @@ final class Engine
     public function setOption(int $option, int $value): void
     {
         $e = $this->handle('setOption');
-        $this->check($e, $this->lib->obspam_set_option($e, $option, $value));
+        $this->ensure($e, $this->lib->obspam_set_option($e, $option, $value));
     }
 
     /** obspam_get_option(): the current value of an option. */
@@ -499,7 +499,7 @@ final class Engine
     {
         $e = $this->handle('getOption');
         $value = $this->lib->new('int64_t');
-        $this->check($e, $this->lib->obspam_get_option($e, $option, \FFI::addr($value)));
+        $this->ensure($e, $this->lib->obspam_get_option($e, $option, \FFI::addr($value)));
         return $value->cdata;
     }
 
@@ -514,14 +514,14 @@ final class Engine
     public function add(int $kind, string $name, ?string $parent = null): void
     {
         $e = $this->handle('add');
-        $this->check($e, $this->lib->obspam_add($e, $kind, self::str($name, 'add'), self::str($parent, 'add')));
+        $this->ensure($e, $this->lib->obspam_add($e, $kind, self::str($name, 'add'), self::str($parent, 'add')));
     }
 
     /** obspam_remove(): removes an object, its subtree and their counters. */
     public function remove(int $kind, string $name): void
     {
         $e = $this->handle('remove');
-        $this->check($e, $this->lib->obspam_remove($e, $kind, self::str($name, 'remove')));
+        $this->ensure($e, $this->lib->obspam_remove($e, $kind, self::str($name, 'remove')));
     }
 
     /**
@@ -532,7 +532,7 @@ final class Engine
     public function setLimit(int $kind, ?string $name, int $which, int $perHour): void
     {
         $e = $this->handle('setLimit');
-        $this->check($e, $this->lib->obspam_set_limit($e, $kind, self::str($name, 'set_limit'), $which, $perHour));
+        $this->ensure($e, $this->lib->obspam_set_limit($e, $kind, self::str($name, 'set_limit'), $which, $perHour));
     }
 
     /** obspam_effective_limit(): the limit that applies (-1: unlimited). */
@@ -540,7 +540,7 @@ final class Engine
     {
         $e = $this->handle('effectiveLimit');
         $value = $this->lib->new('int64_t');
-        $this->check($e, $this->lib->obspam_effective_limit(
+        $this->ensure($e, $this->lib->obspam_effective_limit(
             $e,
             $kind,
             self::str($name, 'effective_limit'),
@@ -553,7 +553,7 @@ final class Engine
     public function setUid(string $subscription, int $uid): void
     {
         $e = $this->handle('setUid');
-        $this->check($e, $this->lib->obspam_set_uid($e, self::str($subscription, 'set_uid'), $uid));
+        $this->ensure($e, $this->lib->obspam_set_uid($e, self::str($subscription, 'set_uid'), $uid));
     }
 
     /**
@@ -564,7 +564,7 @@ final class Engine
     public function setScriptsAllowed(int $kind, ?string $name, bool|int $allowed): void
     {
         $e = $this->handle('setScriptsAllowed');
-        $this->check($e, $this->lib->obspam_set_scripts_allowed(
+        $this->ensure($e, $this->lib->obspam_set_scripts_allowed(
             $e,
             $kind,
             self::str($name, 'set_scripts_allowed'),
@@ -576,7 +576,7 @@ final class Engine
     public function setContact(string $subscription, ?string $email): void
     {
         $e = $this->handle('setContact');
-        $this->check($e, $this->lib->obspam_set_contact(
+        $this->ensure($e, $this->lib->obspam_set_contact(
             $e,
             self::str($subscription, 'set_contact'),
             self::str($email, 'set_contact'),
@@ -589,14 +589,14 @@ final class Engine
     public function whitelistAdd(string $cidr): void
     {
         $e = $this->handle('whitelistAdd');
-        $this->check($e, $this->lib->obspam_whitelist_add($e, self::str($cidr, 'whitelist_add')));
+        $this->ensure($e, $this->lib->obspam_whitelist_add($e, self::str($cidr, 'whitelist_add')));
     }
 
     /** obspam_whitelist_remove(): removes a whitelist entry. */
     public function whitelistRemove(string $cidr): void
     {
         $e = $this->handle('whitelistRemove');
-        $this->check($e, $this->lib->obspam_whitelist_remove($e, self::str($cidr, 'whitelist_remove')));
+        $this->ensure($e, $this->lib->obspam_whitelist_remove($e, self::str($cidr, 'whitelist_remove')));
     }
 
     // ---- the configuration file -----------------------------------------
@@ -610,7 +610,7 @@ final class Engine
     public function loadConfig(string $path): void
     {
         $e = $this->handle('loadConfig');
-        $this->check($e, $this->lib->obspam_load_config($e, self::str($path, 'load_config')));
+        $this->ensure($e, $this->lib->obspam_load_config($e, self::str($path, 'load_config')));
     }
 
     /** obspam_load_config_string(): the same for a configuration in a string ("<string>:LINE: ..."). */
@@ -624,7 +624,7 @@ final class Engine
             $line = substr_count($text, "\n", 0, $nul) + 1;
             throw new Exception("<string>:$line: line holds a NUL byte", self::ESYNTAX);
         }
-        $this->check($e, $this->lib->obspam_load_config_string($e, $text));
+        $this->ensure($e, $this->lib->obspam_load_config_string($e, $text));
     }
 
     // ---- deciding -------------------------------------------------------
@@ -644,28 +644,44 @@ final class Engine
      */
     public function decide(array $fields = []): Verdict
     {
-        $e = $this->handle('decide');
+        return $this->verdict('decide', 'obspam_decide', $fields);
+    }
+
+    /**
+     * obspam_check(): the verdict decide() would give now, without
+     * charging or recording anything (for an early answer, at RCPT time).
+     * Takes the same $fields as decide().
+     */
+    public function check(array $fields = []): Verdict
+    {
+        return $this->verdict('check', 'obspam_check', $fields);
+    }
+
+    /** Builds an obspam_message from $fields and calls $function with it. */
+    private function verdict(string $what, string $function, array $fields): Verdict
+    {
+        $e = $this->handle($what);
         $unknown = array_diff_key($fields, self::MESSAGE_DEFAULTS);
         if ($unknown !== []) {
-            throw new Exception("decide: unknown field '" . array_key_first($unknown) . "'", self::EINVAL);
+            throw new Exception("$what: unknown field '" . array_key_first($unknown) . "'", self::EINVAL);
         }
         $f = $fields + self::MESSAGE_DEFAULTS;
         $msg = $this->lib->new('obspam_message');
         $msg->struct_size = \FFI::sizeof($msg);
-        $msg->flags = self::uint32($f['flags'], 'decide: flags');
-        $msg->recipients = self::uint32($f['recipients'], 'decide: recipients');
-        $msg->uid = self::int64($f['uid'], 'decide: uid');
-        $msg->time = self::int64($f['time'], 'decide: time');
-        $buffers = []; // the C strings, alive until obspam_decide returns
+        $msg->flags = self::uint32($f['flags'], "$what: flags");
+        $msg->recipients = self::uint32($f['recipients'], "$what: recipients");
+        $msg->uid = self::int64($f['uid'], "$what: uid");
+        $msg->time = self::int64($f['time'], "$what: time");
+        $buffers = []; // the C strings, alive until the call returns
         foreach (self::STRING_FIELDS as $key) {
             $value = $f[$key];
             if ($value === null) {
                 continue;
             }
             if (!is_string($value)) {
-                throw new Exception("decide: $key must be a string or null, not " . get_debug_type($value), self::EINVAL);
+                throw new Exception("$what: $key must be a string or null, not " . get_debug_type($value), self::EINVAL);
             }
-            self::str($value, "decide: $key");
+            self::str($value, "$what: $key");
             $len = strlen($value);
             $buf = $this->lib->new("char[" . ($len + 1) . "]");
             \FFI::memcpy($buf, $value, $len);
@@ -674,10 +690,10 @@ final class Engine
         }
         $out = $this->lib->new('obspam_verdict');
         $out->struct_size = \FFI::sizeof($out);
-        $rc = $this->lib->obspam_decide($e, \FFI::addr($msg), \FFI::addr($out));
+        $rc = $this->lib->{$function}($e, \FFI::addr($msg), \FFI::addr($out));
         unset($buffers);
         $this->rethrowCallbackErrors();
-        $this->check($e, $rc);
+        $this->ensure($e, $rc);
         return new Verdict(
             $out->action,
             $out->kind,
@@ -694,7 +710,7 @@ final class Engine
         $e = $this->handle('stats');
         $out = $this->lib->new('obspam_stats');
         $out->struct_size = \FFI::sizeof($out);
-        $this->check($e, $this->lib->obspam_stats_get($e, $kind, self::str($name, 'stats'), $now, \FFI::addr($out)));
+        $this->ensure($e, $this->lib->obspam_stats_get($e, $kind, self::str($name, 'stats'), $now, \FFI::addr($out)));
         return new Stats(
             $out->sending !== 0,
             $out->limit,
@@ -726,7 +742,7 @@ final class Engine
         } finally {
             $rows = array_pop(self::$sinks);
         }
-        $this->check($e, $rc);
+        $this->ensure($e, $rc);
         return $rows;
     }
 
@@ -748,7 +764,7 @@ final class Engine
         } finally {
             $rows = array_pop(self::$sinks);
         }
-        $this->check($e, $rc);
+        $this->ensure($e, $rc);
         return $rows;
     }
 
@@ -773,7 +789,7 @@ final class Engine
             self::$dispatches[$this->id->cdata] = $this->notify;
             $fn = $notifyFn->fn;
         }
-        $this->check($e, $this->lib->obspam_set_notify($e, $fn, $this->lib->cast('void *', \FFI::addr($this->id))));
+        $this->ensure($e, $this->lib->obspam_set_notify($e, $fn, $this->lib->cast('void *', \FFI::addr($this->id))));
         if ($callback === null) {
             $this->notify->callback = null;
             unset(self::$dispatches[$this->id->cdata]);
@@ -789,7 +805,7 @@ final class Engine
         $e = $this->handle('notifyFlush');
         $rc = $this->lib->obspam_notify_flush($e, $now);
         $this->rethrowCallbackErrors();
-        $this->check($e, $rc);
+        $this->ensure($e, $rc);
     }
 
     // ---- persistence ----------------------------------------------------
@@ -798,14 +814,14 @@ final class Engine
     public function saveState(string $path): void
     {
         $e = $this->handle('saveState');
-        $this->check($e, $this->lib->obspam_state_save($e, self::str($path, 'save_state')));
+        $this->ensure($e, $this->lib->obspam_state_save($e, self::str($path, 'save_state')));
     }
 
     /** obspam_state_load(): restores a saved state; on error (EIO, ECORRUPT, EVERSION) nothing changes. */
     public function loadState(string $path): void
     {
         $e = $this->handle('loadState');
-        $this->check($e, $this->lib->obspam_state_load($e, self::str($path, 'load_state')));
+        $this->ensure($e, $this->lib->obspam_state_load($e, self::str($path, 'load_state')));
     }
 
     // ---- plumbing -------------------------------------------------------
@@ -823,7 +839,7 @@ final class Engine
     }
 
     /** Throws the exception of a failed call, with the engine's message. */
-    private function check(\FFI\CData $e, int $rc): void
+    private function ensure(\FFI\CData $e, int $rc): void
     {
         if ($rc >= 0) {
             return;

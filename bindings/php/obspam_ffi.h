@@ -98,6 +98,8 @@ int obspam_load_config_string(obspam_engine *e, const char *text);
 
 int obspam_decide(obspam_engine *e, const obspam_message *msg,
                   obspam_verdict *out);
+int obspam_check(obspam_engine *e, const obspam_message *msg,
+                 obspam_verdict *out);
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name,
                      int64_t now, obspam_stats *out);

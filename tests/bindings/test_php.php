@@ -188,7 +188,7 @@ test('every function has a method', function (): void {
         'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
         'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
         'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
-        'obspam_decide' => 'decide', 'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
+        'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
@@ -267,6 +267,7 @@ test('life cycle', function (): void {
         'loadConfig' => fn () => $e->loadConfig('/dev/null'),
         'loadConfigString' => fn () => $e->loadConfigString(''),
         'decide' => fn () => $e->decide([]),
+        'check' => fn () => $e->check([]),
         'stats' => fn () => $e->stats(Engine::MAILBOX, 'a@b'),
         'history' => fn () => $e->history(Engine::MAILBOX, 'a@b'),
         'report' => fn () => $e->report(),
@@ -429,6 +430,19 @@ test('configuration', function (): void {
     $e->loadConfigString("count messages\n");
     same(1, $e->getOption(Engine::OPT_COUNT_UNIT), 'loadConfigString sets options');
     throws(fn () => $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), Engine::ENOTFOUND, null, 'the file is the whole truth');
+});
+
+test('check', function (): void {
+    $e = newEngine();
+    $info = ['sasl_username' => 'info@example.com'];
+    $e->decide($info + ['recipients' => 5, 'time' => T]);
+    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3570), // T is 30 s into its minute
+        $e->check($info + ['time' => T]), 'check at the limit refuses');
+    same(0, $e->stats(Engine::MAILBOX, 'info@example.com', T)->refused, 'check records no refusal');
+    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+        $e->check($info + ['time' => T + 3600]), 'check an hour later');
+    same(5, $e->stats(Engine::MAILBOX, 'info@example.com', T)->count, 'check charges nothing and keeps the clock');
+    throws(fn () => $e->check(['recipients' => 0]), Engine::EINVAL, null, 'check: no recipients');
 });
 
 test('decide', function (): void {

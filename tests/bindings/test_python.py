@@ -230,6 +230,7 @@ class TestAbi(unittest.TestCase):
             "obspam_load_config": obspam.Engine.load_config,
             "obspam_load_config_string": obspam.Engine.load_config_string,
             "obspam_decide": obspam.Engine.decide,
+            "obspam_check": obspam.Engine.check,
             "obspam_stats_get": obspam.Engine.stats,
             "obspam_history": obspam.Engine.history,
             "obspam_report": obspam.Engine.report,
@@ -633,6 +634,20 @@ class TestDecide(unittest.TestCase):
         # an hour later the window is empty again
         v = e.decide(sasl_username="info@example.com", recipients=5, time=T + 3600)
         self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+
+    def test_check_charges_nothing(self) -> None:
+        e = self.e
+        e.decide(sasl_username="info@example.com", recipients=5, time=T)
+        v = e.check(sasl_username="info@example.com", time=T)
+        self.assertEqual(v, obspam.Verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 5, 3570))  # T is 30 s into its minute
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).refused, 0)
+        v = e.check(sasl_username="info@example.com", time=T + 3600)
+        self.assertEqual(v, obspam.Verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        # the check moved no clock: at T the window still holds the 5
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).count, 5)
+        with self.assertRaises(obspam.Error) as cm:
+            e.check(recipients=0)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
 
     def test_parent_limit_wins(self) -> None:
         e = self.e

@@ -721,28 +721,67 @@ class Engine:
         call; if it raises, the exception propagates from here after the
         message was decided (and charged when accepted).
         """
+        return self._verdict(
+            "decide", self._lib.obspam_decide, sasl_username, sender,
+            client_address, recipients, flags, uid, domain_hint, script, time,
+        )
+
+    def check(
+        self,
+        sasl_username: Optional[str] = None,
+        sender: Optional[str] = None,
+        client_address: Optional[str] = None,
+        recipients: int = 1,
+        flags: int = 0,
+        uid: int = -1,
+        domain_hint: Optional[str] = None,
+        script: Optional[str] = None,
+        time: int = 0,
+    ) -> Verdict:
+        """``obspam_check()``: the verdict :meth:`decide` would give now,
+        without charging or recording anything (an early answer, at RCPT
+        time). Takes the same arguments as :meth:`decide`."""
+        return self._verdict(
+            "check", self._lib.obspam_check, sasl_username, sender,
+            client_address, recipients, flags, uid, domain_hint, script, time,
+        )
+
+    def _verdict(
+        self,
+        what: str,
+        function: Any,
+        sasl_username: Optional[str],
+        sender: Optional[str],
+        client_address: Optional[str],
+        recipients: int,
+        flags: int,
+        uid: int,
+        domain_hint: Optional[str],
+        script: Optional[str],
+        time: int,
+    ) -> Verdict:
         msg = _native.Message(
             ctypes.sizeof(_native.Message),
             int(flags),
-            _enc(sasl_username, "decide: sasl_username"),
-            _enc(sender, "decide: sender"),
-            _enc(client_address, "decide: client_address"),
+            _enc(sasl_username, f"{what}: sasl_username"),
+            _enc(sender, f"{what}: sender"),
+            _enc(client_address, f"{what}: client_address"),
             int(recipients),
             int(uid),
-            _enc(domain_hint, "decide: domain_hint"),
-            _enc(script, "decide: script"),
+            _enc(domain_hint, f"{what}: domain_hint"),
+            _enc(script, f"{what}: script"),
             int(time),
         )
         out = _native.Verdict()
         out.struct_size = ctypes.sizeof(_native.Verdict)
-        ptr = self._enter("decide")
+        ptr = self._enter(what)
         try:
-            rc = self._lib.obspam_decide(ptr, byref(msg), byref(out))
+            rc = function(ptr, byref(msg), byref(out))
             if rc < 0:
                 raise self._error(ptr, rc)
         finally:
             self._leave()
-            self._callbacks.raise_pending("decide")
+            self._callbacks.raise_pending(what)
         try:
             action: int = Action(out.action)
         except ValueError:

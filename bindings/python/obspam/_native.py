@@ -166,6 +166,7 @@ PROTOTYPES = {
     "obspam_load_config": (c_int, [_E, c_char_p]),
     "obspam_load_config_string": (c_int, [_E, c_char_p]),
     "obspam_decide": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
+    "obspam_check": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
     "obspam_stats_get": (c_int, [_E, c_int, c_char_p, c_int64, POINTER(Stats)]),
     "obspam_history": (
         c_int,
