@@ -715,60 +715,6 @@ static int load(obspam_engine *e, const char *file, char *text, size_t len) {
   return rc;
 }
 
-/* Reads a whole file into *out (NUL-terminated, *len bytes before it). */
-static int read_all(obspam_engine *e, const char *path, char **out,
-                    size_t *len) {
-  struct stat st;
-  size_t cap, n = 0;
-  char *buf;
-  int fd, err;
-
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return obspam__fail(e, OBSPAM_EIO, "%s: cannot open: %s", path,
-                        strerror(errno));
-  cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
-  buf = malloc(cap);
-  if (buf == NULL) {
-    close(fd);
-    return obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", path);
-  }
-  for (;;) {
-    ssize_t r;
-
-    if (n + 1 == cap) { /* the file grew, or its size was unknown */
-      char *grown = realloc(buf, cap * 2);
-
-      if (grown == NULL) {
-        free(buf);
-        close(fd);
-        return obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", path);
-      }
-      buf = grown;
-      cap *= 2;
-    }
-    r = read(fd, buf + n, cap - 1 - n);
-    if (r > 0) {
-      n += (size_t)r;
-      continue;
-    }
-    if (r == 0)
-      break;
-    if (errno == EINTR)
-      continue;
-    err = errno;
-    free(buf);
-    close(fd);
-    return obspam__fail(e, OBSPAM_EIO, "%s: cannot read: %s", path,
-                        strerror(err));
-  }
-  close(fd);
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return OBSPAM_OK;
-}
-
 int obspam_load_config(obspam_engine *e, const char *path) {
   char *text = NULL;
   size_t len = 0;
@@ -778,7 +724,7 @@ int obspam_load_config(obspam_engine *e, const char *path) {
     return OBSPAM_EINVAL;
   if (path == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "load_config: path is NULL");
-  rc = read_all(e, path, &text, &len);
+  rc = obspam__read_file(e, "", path, &text, &len);
   if (rc != OBSPAM_OK)
     return rc;
   rc = load(e, path, text, len);

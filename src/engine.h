@@ -76,6 +76,12 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 #endif
     ;
 
+/* Reads the whole file at path into a fresh NUL-terminated buffer. On
+   failure the message is "<fn><path>: cannot open: <reason>" (or cannot
+   read, out of memory) and the code OBSPAM_EIO or OBSPAM_ENOMEM. */
+int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
+                      char **out, size_t *len);
+
 /* Name of a kind for messages ("mailbox"). */
 const char *obspam__kind_name(int kind);
 

@@ -45,8 +45,6 @@
 #define MAGIC "OBSPAMST"
 #define FORMAT_VERSION 1u
 #define HEADER_SIZE 32
-/* No sane state is larger; a larger file is not read into memory. */
-#define FILE_MAX ((size_t)1 << 34)
 
 /* ---- encoding ------------------------------------------------------------ */
 
@@ -246,56 +244,9 @@ int obspam_state_save(obspam_engine *e, const char *path) {
   return rc;
 }
 
-/* Reads a whole file. Returns OBSPAM_OK, OBSPAM_EIO or OBSPAM_ENOMEM. */
-static int read_file(obspam_engine *e, const char *path, uint8_t **out,
-                     size_t *n) {
-  struct stat st;
-  uint8_t *p;
-  size_t got = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC), err;
-
-  *out = NULL;
-  *n = 0;
-  if (fd < 0)
-    return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
-                        strerror(errno));
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      (uint64_t)st.st_size > FILE_MAX) {
-    err = errno;
-    close(fd);
-    return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
-                        S_ISREG(st.st_mode) ? strerror(err)
-                                            : "not a regular file");
-  }
-  p = malloc((size_t)st.st_size + 1);
-  if (p == NULL) {
-    close(fd);
-    return obspam__fail(e, OBSPAM_ENOMEM, "state_load: out of memory");
-  }
-  while (got < (size_t)st.st_size) {
-    ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      err = errno;
-      free(p);
-      close(fd);
-      return obspam__fail(e, OBSPAM_EIO, "state_load: %s: %s", path,
-                          strerror(err));
-    }
-    if (r == 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  *out = p;
-  *n = got;
-  return OBSPAM_OK;
-}
-
 int obspam_state_load(obspam_engine *e, const char *path) {
   obspam__reader r;
+  char *text;
   uint8_t *data;
   size_t n;
   uint32_t version, reserved;
@@ -308,9 +259,10 @@ int obspam_state_load(obspam_engine *e, const char *path) {
     return OBSPAM_EINVAL;
   if (path == NULL || path[0] == '\0')
     return obspam__fail(e, OBSPAM_EINVAL, "state_load: no path");
-  rc = read_file(e, path, &data, &n);
+  rc = obspam__read_file(e, "state_load: ", path, &text, &n);
   if (rc != OBSPAM_OK)
     return rc;
+  data = (uint8_t *)text;
   r.p = data;
   r.end = data + n;
   r.bad = 0;
