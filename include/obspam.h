@@ -98,6 +98,9 @@ enum obspam_action {
 #define OBSPAM_MSG_FORWARD_LOCAL 2u  /* a forward to a local address */
 #define OBSPAM_MSG_FORWARD_REMOTE 4u /* a forward to a remote address */
 #define OBSPAM_MSG_MAILING_LIST 8u   /* a mailing-list delivery */
+/* A probe before the message is complete (at RCPT time, say): charge
+   nothing, but record a refusal as usual. Added in 1.0 beside API.md. */
+#define OBSPAM_MSG_PROBE 16u
 
 /* Options for obspam_set_option() / obspam_get_option(). */
 enum obspam_option {

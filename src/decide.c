@@ -205,6 +205,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
   ch.t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
   ch.t = dry ? obspam__newest(e, ch.t) : obspam__observe(e, ch.t);
   ch.dry = dry;
+  ch.probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(out, OBSPAM_ACCEPT);
     goto done;

@@ -26,6 +26,7 @@ typedef struct obspam__charge {
   int64_t c;           /* amount: recipients or 1 */
   int forbid;          /* refuse at once, naming obj[0] (scripts off) */
   int dry;             /* only answer: charge, record and allocate nothing */
+  int probe;           /* charge nothing, but record a refusal */
   int64_t retention;   /* hours of history to keep */
   int64_t period;      /* notification period, seconds */
   const char *script;  /* script path (cleaned, at most SCRIPT_MAX), or NULL */

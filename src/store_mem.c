@@ -605,10 +605,10 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
       charge_refusal(ch, i, t, minute, hour, m);
   } else {
     ch->retry_after = 0;
-    for (i = 0; i < ch->n; i++)
+    for (i = 0; i < ch->n && !ch->probe; i++)
       charge_accept(ch, i, minute, hour);
   }
-  if (sc != NULL)
+  if (sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(sc, ch, t, hour);
   sweep(m, minute, cutoff_of(hour, ch->retention));
   pthread_mutex_unlock(&m->lock);

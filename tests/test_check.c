@@ -123,3 +123,29 @@ Test(check, exempt_unknown_and_bad_input) {
   RC(obspam_check(e, NULL, &v), OBSPAM_EINVAL);
   RC(obspam_check(NULL, &m, &v), OBSPAM_EINVAL);
 }
+
+/* OBSPAM_MSG_PROBE: obspam_decide charges nothing, but a refusal is
+   recorded as usual (statistics, history, notices). */
+Test(check, probe_records_refusals_and_charges_nothing) {
+  obspam_message m = tu_msg(OBSPAM_MSG_PROBE, "info@example.com", NULL, NULL, 1,
+                            -1, NULL, "/srv/probe.php", T0 + 30);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  /* Under the limit: accepted, nothing charged, no script sent. */
+  OK(obspam_decide(e, &m, &v));
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 3, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 30, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 0, 0);
+  /* At the limit: refused, and the refusal counts on every level. */
+  SASL(e, "info@example.com", 3, T0 + 30);
+  OK(obspam_decide(e, &m, &v));
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 3, 3,
+                 3570);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 30, 3, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 30, 3, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 3, 1);
+  /* It is a refusal like any other for notices. */
+  OK(obspam_set_notify(e, count_notice, NULL));
+  OK(obspam_notify_flush(e, T0 + 7200));
+  cr_assert_eq(notices, 3, "notices after a refused probe: %d", notices);
+}

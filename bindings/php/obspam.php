@@ -232,6 +232,7 @@ final class Engine
     public const MSG_FORWARD_LOCAL = 2;
     public const MSG_FORWARD_REMOTE = 4;
     public const MSG_MAILING_LIST = 8;
+    public const MSG_PROBE = 16;
 
     // Options (enum obspam_option).
     public const OPT_ENABLED = 1;

@@ -87,6 +87,7 @@ __all__ = [
     "MSG_FORWARD_LOCAL",
     "MSG_FORWARD_REMOTE",
     "MSG_MAILING_LIST",
+    "MSG_PROBE",
     "OPT_ENABLED",
     "OPT_COUNT_UNIT",
     "OPT_ACTION",
@@ -166,6 +167,7 @@ class MessageFlag(enum.IntFlag):
     FORWARD_LOCAL = 2  #: a forward to a local address
     FORWARD_REMOTE = 4  #: a forward to a remote address
     MAILING_LIST = 8  #: a mailing-list delivery
+    PROBE = 16  #: charge nothing; a refusal is recorded (an early answer)
 
 
 OK = ErrorCode.OK
@@ -199,6 +201,7 @@ MSG_SCRIPT = MessageFlag.SCRIPT
 MSG_FORWARD_LOCAL = MessageFlag.FORWARD_LOCAL
 MSG_FORWARD_REMOTE = MessageFlag.FORWARD_REMOTE
 MSG_MAILING_LIST = MessageFlag.MAILING_LIST
+MSG_PROBE = MessageFlag.PROBE
 
 OPT_ENABLED = Option.ENABLED
 OPT_COUNT_UNIT = Option.COUNT_UNIT
