@@ -8,11 +8,15 @@
 #
 # A check passes when its command exits 0. Its output goes to a log file
 # under $CHECK_LOG_DIR (default: a temporary directory); a failure prints
-# the last lines of it.
+# the last lines of it. check_summary removes the logs when all passed.
 
 CHECK_PASSED=0
 CHECK_FAILED=0
-CHECK_LOG_DIR=${CHECK_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/obspam-check.XXXXXX")}
+CHECK_LOG_OWN=0
+if [[ -z ${CHECK_LOG_DIR:-} ]]; then
+  CHECK_LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-check.XXXXXX")
+  CHECK_LOG_OWN=1
+fi
 
 check() {
   local name=$1 log rc=0
@@ -30,7 +34,14 @@ check() {
   fi
 }
 
+# Prints the closing line. The logs are removed when everything passed and
+# kept (their directory named) when something failed.
 check_summary() {
+  if [[ $CHECK_FAILED -eq 0 && $CHECK_LOG_OWN -eq 1 ]]; then
+    rm -rf -- "$CHECK_LOG_DIR"
+  elif [[ $CHECK_FAILED -ne 0 ]]; then
+    echo "logs: $CHECK_LOG_DIR"
+  fi
   echo "$CHECK_PASSED passed, $CHECK_FAILED failed"
   [[ $CHECK_FAILED -eq 0 ]]
 }

@@ -1,0 +1,572 @@
+/* The control socket: a Unix socket, mode 0600, served by a thread of its
+   own; obspamctl is its client, and it works the same against
+   obspam-policyd and obspam-milter.
+
+   Protocol. A client connects, sends one request line and reads the
+   answer until the daemon closes the connection. Only the daemon's own
+   user and root may talk to it (the socket's mode, and the peer's
+   credentials are checked).
+
+   Request: one line of at most 4096 bytes ending with LF (a CR before it
+   is ignored), words separated by single spaces. It must arrive within 5
+   seconds of connecting.
+
+     ping
+     status KIND NAME            KIND: subscription, domain or mailbox
+     report FROM TO              Unix times: the clock hours that overlap
+                                 [FROM, TO)
+     history KIND FROM TO NAME   KIND: subscription, domain, mailbox or
+                                 script; NAME is the rest of the line (a
+                                 script path may hold spaces)
+     reload                      reloads the configuration file
+     save                        writes the state file now
+
+   Answer: lines ending with LF. The first is "ok" or "error MESSAGE" (an
+   error is the whole answer). After "ok" come records, one per line,
+   fields separated by TAB, and a last line "end", so that a client can
+   tell a complete answer from a broken connection. No field holds a TAB
+   or a control character (they are sent as '?'). Times are Unix seconds,
+   0 for none; a limit of -1 is unlimited.
+
+     ping     name NAME / version LIBRARY-VERSION / pid PID / uptime SECONDS
+     status   kind KIND / name NAME / sending 0|1 / limit N / count N /
+              refused N / refused_total N / last_refused TIME
+              (one "KEY<TAB>VALUE" line each, in this order)
+     report   from FROM / to TO, then one line per row, in the library's
+              order (refusals first, then scripts by messages sent):
+              row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED NAME
+     history  one line per clock hour with activity, oldest first:
+              hour HOUR_START SENT REFUSED
+     reload, save
+              message TEXT
+
+   For example:
+
+     $ printf 'status mailbox info@example.com\n' | nc -U control.sock
+     ok
+     kind	mailbox
+     name	info@example.com
+     sending	0
+     limit	20
+     count	20
+     refused	3
+     refused_total	12
+     last_refused	1714567496
+     end
+
+   Errors: "error unknown command 'x': expected ...", "error bad kind
+   'plan': expected ...", "error usage: status KIND NAME", "error request
+   is longer than 4096 bytes", "error reload failed: obspam.conf:12:
+   ...", and the library's message for an unknown object ("error
+   stats_get: no mailbox 'nobody@example.com'"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "internal.h"
+
+#define REQUEST_MAX 4096
+#define READ_TIMEOUT_MS 5000
+#define WRITE_TIMEOUT_MS 10000
+
+static struct {
+  obspamd_service *s;
+  int fd, wake[2];
+  pthread_t thread;
+  int running;
+  char path[108];
+  dev_t dev;
+  ino_t ino;
+  int64_t started;
+} ctl = {.fd = -1, .wake = {-1, -1}};
+
+/* ---- the answer ---------------------------------------------------------- */
+
+typedef struct answer {
+  char *buf;
+  size_t len, size;
+  int failed; /* out of memory */
+} answer;
+
+static void add(answer *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add(answer *a, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  if (a->failed)
+    return;
+  for (;;) {
+    va_start(ap, fmt);
+    n = vsnprintf(a->buf ? a->buf + a->len : NULL,
+                  a->buf ? a->size - a->len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      a->failed = 1;
+      return;
+    }
+    if (a->buf != NULL && a->len + (size_t)n < a->size) {
+      a->len += (size_t)n;
+      return;
+    }
+    {
+      size_t size = a->size ? a->size * 2 : 4096;
+      char *b;
+      while (size < a->len + (size_t)n + 1)
+        size *= 2;
+      b = realloc(a->buf, size);
+      if (b == NULL) {
+        a->failed = 1;
+        return;
+      }
+      a->buf = b;
+      a->size = size;
+    }
+  }
+}
+
+/* An answer that is just an error replaces whatever was built. */
+static void error(answer *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void error(answer *a, const char *fmt, ...) {
+  char msg[1024], clean[1024];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  obspamd__clean(clean, sizeof(clean), msg, 0);
+  a->len = 0;
+  add(a, "error %s\n", clean);
+}
+
+/* The engine's message for a failed call, when it is the one of this call
+   (it names the function); otherwise, since another thread failed
+   meanwhile, the code's description. */
+static void engine_error(answer *a, const char *fn, int rc) {
+  const char *msg = obspam_engine_errmsg(ctl.s->engine);
+  size_t len = strlen(fn);
+
+  if (strncmp(msg, fn, len) == 0 && msg[len] == ':')
+    error(a, "%s", msg);
+  else
+    error(a, "%s: %s", fn, obspam_strerror(rc));
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int parse_time(const char *word, int64_t *out) {
+  char *end;
+  long long v;
+
+  if (word == NULL || *word < '0' || *word > '9')
+    return -1;
+  errno = 0;
+  v = strtoll(word, &end, 10);
+  if (errno != 0 || *end != '\0')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static void lower(char *s) {
+  for (; *s; s++)
+    if (*s >= 'A' && *s <= 'Z')
+      *s = (char)(*s - 'A' + 'a');
+}
+
+static void cmd_ping(answer *a) {
+  char name[128];
+
+  obspamd__clean(name, sizeof(name), ctl.s->name ? ctl.s->name : "obspamd", 1);
+  add(a, "ok\nname\t%s\nversion\t%s\npid\t%ld\nuptime\t%" PRId64 "\nend\n",
+      name, obspam_version_string(), (long)getpid(),
+      (int64_t)time(NULL) - ctl.started);
+}
+
+static int status_kind(answer *a, const char *word, int script_too) {
+  int kind = obspamd_kind_parse(word);
+
+  if (kind == OBSPAM_SUBSCRIPTION || kind == OBSPAM_DOMAIN ||
+      kind == OBSPAM_MAILBOX || (script_too && kind == OBSPAM_SCRIPT))
+    return kind;
+  error(a, "bad kind '%.64s': expected subscription, domain%s mailbox%s", word,
+        script_too ? "," : " or", script_too ? " or script" : "");
+  return -1;
+}
+
+static void cmd_status(answer *a, char *args) {
+  obspam_stats st = OBSPAM_STATS_INIT;
+  char *name, clean[OBSPAM_NAME_MAX + 1];
+  int kind, rc;
+
+  name = args ? strchr(args, ' ') : NULL;
+  if (name == NULL || name[1] == '\0') {
+    error(a, "usage: status KIND NAME");
+    return;
+  }
+  *name++ = '\0';
+  if ((kind = status_kind(a, args, 0)) < 0)
+    return;
+  rc = obspam_stats_get(ctl.s->engine, kind, name, 0, &st);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "stats_get", rc);
+    return;
+  }
+  obspamd__clean(clean, sizeof(clean), name, 1);
+  lower(clean);
+  add(a,
+      "ok\nkind\t%s\nname\t%s\nsending\t%d\nlimit\t%" PRId64 "\ncount\t%" PRId64
+      "\nrefused\t%" PRId64 "\nrefused_total\t%" PRId64
+      "\nlast_refused\t%" PRId64 "\nend\n",
+      obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
+      st.refused, st.refused_total, st.last_refused);
+}
+
+static void report_row(const obspam_report_row *r, void *ud) {
+  answer *a = ud;
+  char name[1100];
+
+  obspamd__clean(name, sizeof(name), r->name, 0);
+  add(a, "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\n",
+      obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
+      r->last_refused, name);
+}
+
+static void cmd_report(answer *a, char *args) {
+  char *to = args ? strchr(args, ' ') : NULL;
+  int64_t from_t, to_t;
+  int rc;
+
+  if (to == NULL || strchr(to + 1, ' ') != NULL) {
+    error(a, "usage: report FROM TO (Unix times)");
+    return;
+  }
+  *to++ = '\0';
+  if (parse_time(args, &from_t) != 0 || parse_time(to, &to_t) != 0) {
+    error(a, "bad time '%.64s': expected Unix seconds",
+          parse_time(args, &from_t) != 0 ? args : to);
+    return;
+  }
+  add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+  rc = obspam_report(ctl.s->engine, from_t, to_t, report_row, a);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "report", rc);
+    return;
+  }
+  add(a, "end\n");
+}
+
+static void history_hour(int64_t hour, int64_t sent, int64_t refused,
+                         void *ud) {
+  add(ud, "hour\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n", hour, sent, refused);
+}
+
+static void cmd_history(answer *a, char *args) {
+  char *words[3], *rest = args, *name;
+  int64_t from_t, to_t;
+  int i, kind, rc;
+
+  for (i = 0; i < 3; i++) {
+    char *sp = rest ? strchr(rest, ' ') : NULL;
+    if (sp == NULL) {
+      error(a, "usage: history KIND FROM TO NAME");
+      return;
+    }
+    words[i] = rest;
+    *sp = '\0';
+    rest = sp + 1;
+  }
+  name = rest;
+  if (*name == '\0') {
+    error(a, "usage: history KIND FROM TO NAME");
+    return;
+  }
+  if ((kind = status_kind(a, words[0], 1)) < 0)
+    return;
+  for (i = 1; i < 3; i++)
+    if (parse_time(words[i], i == 1 ? &from_t : &to_t) != 0) {
+      error(a, "bad time '%.64s': expected Unix seconds", words[i]);
+      return;
+    }
+  add(a, "ok\n");
+  rc = obspam_history(ctl.s->engine, kind, name, from_t, to_t, history_hour, a);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "history", rc);
+    return;
+  }
+  add(a, "end\n");
+}
+
+static void cmd_reload_save(answer *a, int save) {
+  char msg[700], clean[700];
+  int rc = save ? obspamd_save(ctl.s, msg, sizeof(msg))
+                : obspamd_reload(ctl.s, msg, sizeof(msg));
+
+  if (rc != OBSPAM_OK) {
+    error(a, "%s failed: %s", save ? "save" : "reload", msg);
+    return;
+  }
+  obspamd__clean(clean, sizeof(clean), msg, 0);
+  add(a, "ok\nmessage\t%s\nend\n", clean);
+}
+
+static void dispatch(answer *a, char *line) {
+  char *args = strchr(line, ' ');
+
+  if (args != NULL)
+    *args++ = '\0';
+  if (*line == '\0') {
+    error(a, "empty request: expected a command (ping, status, report, "
+             "history, reload or save)");
+  } else if (strcmp(line, "ping") == 0 && args == NULL) {
+    cmd_ping(a);
+  } else if (strcmp(line, "status") == 0) {
+    cmd_status(a, args);
+  } else if (strcmp(line, "report") == 0) {
+    cmd_report(a, args);
+  } else if (strcmp(line, "history") == 0) {
+    cmd_history(a, args);
+  } else if (strcmp(line, "reload") == 0 || strcmp(line, "save") == 0) {
+    if (args != NULL)
+      error(a, "usage: %s (no arguments)", line);
+    else
+      cmd_reload_save(a, line[0] == 's');
+  } else if (strcmp(line, "ping") == 0) {
+    error(a, "usage: ping (no arguments)");
+  } else {
+    char clean[80];
+    obspamd__clean(clean, sizeof(clean), line, 0);
+    error(a,
+          "unknown command '%.64s': expected ping, status, report, history, "
+          "reload or save",
+          clean);
+  }
+}
+
+/* ---- serving a connection ------------------------------------------------ */
+
+/* Reads the request line. Returns its length, -1 when the client went
+   away or was too slow, -2 when the line is too long. */
+static int read_line(int fd, char *buf) {
+  int64_t deadline = obspamd__now_ms() + READ_TIMEOUT_MS;
+  size_t len = 0;
+
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int64_t left = deadline - obspamd__now_ms();
+    char *eol;
+    ssize_t n;
+    if (left <= 0 || poll(&p, 1, (int)left) == 0)
+      return -1;
+    n = recv(fd, buf + len, REQUEST_MAX - len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      continue;
+    if (n <= 0)
+      return -1;
+    buf[len + (size_t)n] = '\0';
+    eol = memchr(buf + len, '\n', (size_t)n);
+    len += (size_t)n;
+    if (eol != NULL) {
+      *eol = '\0';
+      len = (size_t)(eol - buf);
+      if (len > 0 && buf[len - 1] == '\r')
+        buf[--len] = '\0';
+      return (int)len;
+    }
+    if (len == REQUEST_MAX)
+      return -2;
+  }
+}
+
+static void write_all(int fd, const char *buf, size_t len) {
+  int64_t deadline = obspamd__now_ms() + WRITE_TIMEOUT_MS;
+  size_t off = 0;
+
+  while (off < len) {
+    struct pollfd p = {fd, POLLOUT, 0};
+    int64_t left = deadline - obspamd__now_ms();
+    ssize_t n;
+    if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+      obspamd_log(LOG_WARNING, "control: a client did not read its answer "
+                               "within 10 s: dropped");
+      return;
+    }
+    n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      continue;
+    if (n <= 0)
+      return;
+    off += (size_t)n;
+  }
+}
+
+/* Closing a socket with unread input makes the kernel reset the
+   connection, and the client may lose the answer (a request that was too
+   long): what is already there is read and dropped first. */
+static void drain(int fd) {
+  char buf[4096];
+  int i;
+
+  shutdown(fd, SHUT_WR);
+  for (i = 0; i < 16; i++)
+    if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+      break;
+}
+
+static void serve(int fd) {
+  char line[REQUEST_MAX + 1];
+  answer a = {NULL, 0, 0, 0};
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  int n;
+
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+      cred.uid != 0 && cred.uid != geteuid()) {
+    obspamd_log(LOG_WARNING, "control: refused a client of uid %ld",
+                (long)cred.uid);
+    error(&a, "permission denied");
+  } else {
+    n = read_line(fd, line);
+    if (n == -1) {
+      obspamd_log(LOG_DEBUG, "control: a client sent no request line");
+      return;
+    }
+    if (n == -2)
+      error(&a, "request is longer than %d bytes", REQUEST_MAX);
+    else
+      dispatch(&a, line);
+  }
+  if (a.failed) {
+    a.failed = 0;
+    a.len = 0;
+    free(a.buf);
+    a.buf = NULL;
+    a.size = 0;
+    error(&a, "out of memory");
+  }
+  if (a.buf != NULL)
+    write_all(fd, a.buf, a.len);
+  free(a.buf);
+  drain(fd);
+}
+
+static void *control_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct pollfd p[2] = {{ctl.wake[0], POLLIN, 0}, {ctl.fd, POLLIN, 0}};
+    int fd;
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      obspamd_log(LOG_ERR, "control: poll: %s", strerror(errno));
+      break;
+    }
+    if (p[0].revents)
+      break;
+    if (!p[1].revents)
+      continue;
+    fd = accept4(ctl.fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+          errno == ENOBUFS) {
+        obspamd_log(LOG_WARNING, "control: accept: %s", strerror(errno));
+        poll(NULL, 0, 1000);
+      }
+      continue;
+    }
+    /* One client at a time: requests are short, and a client that does
+       not send its line within 5 s is dropped. */
+    serve(fd);
+    close(fd);
+  }
+  return NULL;
+}
+
+int obspamd_control_start(obspamd_service *s, const char *spec) {
+  char err[512];
+  obspamd_spec sp;
+  struct stat st;
+  int rc;
+
+  if (ctl.running) {
+    obspamd_log(LOG_ERR, "control: the control socket is already running");
+    return -1;
+  }
+  if (obspamd_spec_parse(spec, &sp, err, sizeof(err)) != 0) {
+    obspamd_log(LOG_ERR, "control: %s", err);
+    return -1;
+  }
+  if (sp.family != AF_UNIX) {
+    obspamd_log(LOG_ERR,
+                "control: bad socket address '%.200s': the control socket "
+                "must be unix:PATH",
+                spec);
+    return -1;
+  }
+  ctl.fd = obspamd_listen(spec, 0600, err, sizeof(err));
+  if (ctl.fd < 0) {
+    obspamd_log(LOG_ERR, "control: %s", err);
+    return -1;
+  }
+  /* The accepted sockets are blocking; the listening one is polled. */
+  if (pipe2(ctl.wake, O_CLOEXEC) != 0) {
+    obspamd_log(LOG_ERR, "control: pipe: %s", strerror(errno));
+    goto fail;
+  }
+  snprintf(ctl.path, sizeof(ctl.path), "%s", sp.path);
+  if (stat(ctl.path, &st) == 0) {
+    ctl.dev = st.st_dev;
+    ctl.ino = st.st_ino;
+  }
+  ctl.s = s;
+  ctl.started = (int64_t)time(NULL);
+  rc = obspamd__thread_create(&ctl.thread, control_thread, NULL);
+  if (rc != 0) {
+    obspamd_log(LOG_ERR, "control: cannot start the thread: %s", strerror(rc));
+    close(ctl.wake[0]);
+    close(ctl.wake[1]);
+    ctl.wake[0] = ctl.wake[1] = -1;
+    goto fail;
+  }
+  ctl.running = 1;
+  obspamd_log(LOG_INFO, "control listening on unix:%s", ctl.path);
+  return 0;
+
+fail:
+  close(ctl.fd);
+  unlink(sp.path);
+  ctl.fd = -1;
+  return -1;
+}
+
+void obspamd_control_stop(void) {
+  struct stat st;
+
+  if (!ctl.running)
+    return;
+  while (write(ctl.wake[1], "x", 1) < 0 && errno == EINTR)
+    ;
+  pthread_join(ctl.thread, NULL);
+  /* Only our own socket file: a daemon started since may have replaced
+     it. */
+  if (stat(ctl.path, &st) == 0 && st.st_dev == ctl.dev && st.st_ino == ctl.ino)
+    unlink(ctl.path);
+  close(ctl.fd);
+  close(ctl.wake[0]);
+  close(ctl.wake[1]);
+  ctl.fd = ctl.wake[0] = ctl.wake[1] = -1;
+  ctl.running = 0;
+}

@@ -1,0 +1,201 @@
+/* What obspam-policyd and obspam-milter share: logging, the service around
+   the engine (configuration, state file, reloads, saves, notices and the
+   mail they send), the text of a refusal, and the metrics. The control
+   socket (control.h) and the metrics endpoint (metrics.h) build on it.
+
+   Everything here is thread-safe: the milter calls it from libmilter's
+   threads, the policy server from its event loop and the control thread.
+   The threads started here (control, metrics, housekeeping, mail) block
+   every signal, so that a daemon's signals reach its own threads only. */
+#ifndef OBSPAMD_DAEMON_H
+#define OBSPAMD_DAEMON_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "obspam.h"
+
+/* ---- logging ------------------------------------------------------------- */
+
+/* Logs go to stderr in the foreground, to syslog (facility mail) otherwise.
+   One line per event, in a form an admin can grep:
+     refuse kind=mailbox object=info@example.com limit=20 count=20 retry=420
+   In the foreground a line reads
+     2024-05-01T12:34:56Z obspam-policyd[812]: warning: reload failed: ...
+   (UTC). Control characters in a message are written as '?', so that an
+   event is always one line. Before obspamd_log_open, logs go to stderr
+   under the name "obspamd". */
+void obspamd_log_open(const char *ident, int foreground);
+void obspamd_log(int priority, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* LOG_DEBUG lines are dropped unless verbose is set (default 0). */
+void obspamd_log_verbose(int verbose);
+
+/* ---- sockets ------------------------------------------------------------- */
+
+/* Opens a listening socket, non-blocking and close-on-exec, for
+   "unix:PATH" (a stale socket file is removed; mode is applied with chmod
+   when mode >= 0) or "inet:HOST:PORT" / "inet:[IPV6]:PORT". Returns the
+   descriptor, or -1 with a reason in err. */
+int obspamd_listen(const char *spec, int mode, char *err, size_t err_size);
+/* Connects to the same kind of spec (used by obspamctl and tests); a
+   blocking socket, or -1 with a reason in err. */
+int obspamd_connect(const char *spec, char *err, size_t err_size);
+
+/* A parsed spec. For inet, host is without brackets and family is
+   AF_INET6 for a bracketed host, AF_UNSPEC otherwise (a name or an IPv4
+   address, resolved when used). */
+typedef struct obspamd_spec {
+  int family; /* AF_UNIX, AF_INET6 or AF_UNSPEC */
+  char path[108];
+  char host[256];
+  char port[8]; /* decimal, 0..65535 */
+} obspamd_spec;
+
+/* Parses "unix:PATH", "inet:HOST:PORT" or "inet:[IPV6]:PORT". Returns 0,
+   or -1 with a one-line reason in err, e.g. "bad socket address
+   'inet:::1:25': write an IPv6 address in brackets, as inet:[::1]:PORT". */
+int obspamd_spec_parse(const char *spec, obspamd_spec *out, char *err,
+                       size_t err_size);
+/* The spec of the address a socket is bound to ("inet:127.0.0.1:40123",
+   "inet:[::1]:40123", "unix:/run/obspam/control.sock"): how a daemon that
+   listened on port 0 tells which port it got. Returns 0 or -1. */
+int obspamd_socket_name(int fd, char *buf, size_t size);
+
+/* ---- metrics ------------------------------------------------------------- */
+
+/* Upper bounds of the request latency histogram, in microseconds. */
+#define OBSPAMD_LATENCY_BUCKETS 12
+extern const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS];
+
+/* Counters updated with __atomic builtins (relaxed) from any thread. */
+typedef struct obspamd_metrics {
+  uint64_t decisions[4];    /* by OBSPAM_ACCEPT .. OBSPAM_UNKNOWN */
+  uint64_t refusals[6];     /* by kind of the refusing object */
+  int64_t connections_open; /* policy or SMTP connections now */
+  uint64_t connections_total;
+  uint64_t requests_bad; /* malformed or over-long requests */
+  uint64_t latency[OBSPAMD_LATENCY_BUCKETS + 1]; /* last one: +Inf */
+  uint64_t latency_count;
+  uint64_t latency_sum_us;
+  uint64_t reloads_ok, reloads_failed;
+  uint64_t saves_ok, saves_failed;
+  uint64_t notices;
+  int64_t last_save; /* Unix time of the last good save, 0 = none */
+  /* Notification mails: handed to the command and accepted by it, failed
+     (the command failed or timed out), dropped (queue full, or still
+     queued at exit). */
+  uint64_t mails_sent, mails_failed, mails_dropped;
+} obspamd_metrics;
+
+/* Counts one decision: its action, the refusing level, and the time the
+   request took (from reading it to answering). */
+void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
+                              double latency_us);
+/* A connection accepted (open and total + 1) or closed (open - 1). */
+void obspamd_metrics_connection_open(obspamd_metrics *m);
+void obspamd_metrics_connection_close(obspamd_metrics *m);
+/* A malformed or over-long request. */
+void obspamd_metrics_bad_request(obspamd_metrics *m);
+
+/* ---- the service -----------------------------------------------------------
+ */
+
+struct obspamd_private;
+
+typedef struct obspamd_service {
+  /* Set by the daemon before obspamd_service_start. */
+  const char *name;           /* "obspam-policyd", for logs and mail */
+  const char *config_path;    /* required */
+  const char *state_path;     /* NULL: counters are not kept on disk */
+  const char *admin;          /* NULL: no mail at all (see obspamd_flush) */
+  const char *notify_command; /* e.g. "/usr/sbin/sendmail -t"; NULL: none */
+  int save_interval;          /* seconds; 0: only at exit */
+  /* Filled in by obspamd_service_start. */
+  obspam_engine *engine;
+  obspamd_metrics metrics;
+  pthread_mutex_t lock; /* serialises reload and save */
+  /* Optional, set before obspamd_service_start; zero means the default. */
+  const char *mail_from; /* From: of the mails; default obspam@HOSTNAME */
+  int notify_timeout;    /* seconds the notify command may run; 30 */
+  int flush_interval;    /* seconds between flushes by obspamd_tick; 10 */
+  /* Private to the service. */
+  struct obspamd_private *priv;
+} obspamd_service;
+
+/* Creates the engine, loads the configuration (an error is returned and
+   logged: the daemon must not start on a bad file), then the state file
+   when there is one (a missing file is normal on a first start; a corrupt
+   or newer one is logged, renamed aside to PATH.bad-YYYYmmddHHMMSS (UTC),
+   and the daemon starts from zero; one that cannot be read, or a state
+   directory that does not exist, is an error), and registers the notice
+   callback. Logs "cannot start: WHY" on error and returns the library's
+   code (OBSPAM_ESYNTAX, OBSPAM_EIO, ...); nothing is left to stop. */
+int obspamd_service_start(obspamd_service *s);
+/* Saves the state (when a path is set) and frees the engine. Mails still
+   queued get notify_timeout seconds in all to go out. */
+void obspamd_service_stop(obspamd_service *s);
+/* Reloads the configuration; on error logs it and keeps the running one.
+   Returns the library's code; *msg (optional) gets the engine's message. */
+int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size);
+/* Saves the state file; logs and counts the outcome. Without a state
+   path: OBSPAM_EINVAL, "no state file is configured". */
+int obspamd_save(obspamd_service *s, char *msg, size_t msg_size);
+/* Emits the notices of ended periods: a log line each and, when both
+   notify_command and admin are set, one mail to the admin and one to the
+   subscription's contact (when it has one). The mails are queued and sent
+   by a thread of their own, so that neither this call nor a decision in
+   notify-immediate mode waits for the command. now: 0 = the clock. */
+void obspamd_flush(obspamd_service *s, int64_t now);
+
+/* The periodic work: saves the state every save_interval seconds and
+   flushes notices every flush_interval seconds. Cheap when nothing is due;
+   an event loop calls it about once a second. now: 0 = the clock. */
+void obspamd_tick(obspamd_service *s, int64_t now);
+/* Or a thread that calls obspamd_tick every second, for a daemon without
+   an event loop of its own (the milter). Start after obspamd_service_start;
+   stop before obspamd_service_stop. Returns 0, or -1 after logging why. */
+int obspamd_housekeeping_start(obspamd_service *s);
+void obspamd_housekeeping_stop(obspamd_service *s);
+
+/* The SMTP reply for a refusal, without the leading status code, e.g.
+   "4.7.1 mailbox info@example.com has sent 20 messages in the last 60
+   minutes, its limit is 20 per hour; try again in 7 minutes". reject
+   selects 5.7.1; *code gets 451 or 550. The text is printable ASCII (a
+   byte outside it in a name is written '?'), at most
+   OBSPAMD_REFUSAL_MAX bytes so that "550 " + text + CRLF fits the 512
+   bytes of an SMTP reply line, and never longer than size - 1. It may hold
+   '%': libmilter's smfi_setreply needs it doubled. */
+#define OBSPAMD_REFUSAL_MAX 500
+void obspamd_refusal_text(const obspam_verdict *v, int reject, int *code,
+                          char *buf, size_t size);
+/* The same, knowing the message: a script refused at its subscription with
+   no time to wait (and a limit other than 0) was refused because scripts
+   may not send ("scripts of subscription acme may not send mail"), which
+   the verdict alone cannot tell from a message with more recipients than
+   the limit. m may be NULL. */
+void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
+                              int reject, int *code, char *buf, size_t size);
+/* Logs one refusal: "refuse kind=mailbox object=... limit= count= retry=
+   sasl= sender= client= recipients=" (+ " uid= script=" for a script).
+   limit=unlimited, retry=never, a missing value is "-"; blanks and control
+   characters in a value are written '?'. */
+void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m);
+
+/* Whether the engine's action option says reject (1) or defer (0). */
+int obspamd_reject(obspamd_service *s);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* "subscription", "domain", "mailbox", "script", "plan", "server"; "?" for
+   another value. */
+const char *obspamd_kind_name(int kind);
+/* The kind named so, or -1. */
+int obspamd_kind_parse(const char *name);
+/* "2024-05-01T12:34:56Z" (UTC) into buf (at least 21 bytes); "-" for 0. */
+char *obspamd_iso_time(int64_t t, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,539 @@
+/* Notification mail: the text of a notice mail, the command that sends it
+   (--notify-command, e.g. "/usr/sbin/sendmail -t", which reads the
+   recipients from the To: header), and the queue and thread that run it,
+   so that neither a flush nor a decision in notify-immediate mode waits
+   for a slow or hung command. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "internal.h"
+
+extern char **environ;
+
+/* At most this many mails wait for the command; beyond, a burst of notices
+   (a spam run refused at thousands of mailboxes) is logged, not mailed. */
+#define MAIL_QUEUE_MAX 1000
+#define DEFAULT_TIMEOUT_S 30
+
+/* ---- running the command ------------------------------------------------- */
+
+/* Keeps the first line of the command's output, for the log. */
+static void keep_output(char *first, size_t size, size_t *len, const char *buf,
+                        size_t n) {
+  size_t i;
+
+  for (i = 0; i < n && *len + 1 < size; i++) {
+    if (buf[i] == '\n' && *len > 0) {
+      /* The first non-empty line is enough: stop keeping. */
+      first[*len] = '\0';
+      *len = size;
+      return;
+    }
+    if (buf[i] != '\n')
+      first[(*len)++] = buf[i];
+  }
+  if (*len < size)
+    first[*len] = '\0';
+}
+
+static void status_text(int status, const char *output, char *why,
+                        size_t why_size) {
+  if (WIFEXITED(status))
+    snprintf(why, why_size, "exited with status %d%s%s", WEXITSTATUS(status),
+             *output ? ": " : "", output);
+  else if (WIFSIGNALED(status))
+    snprintf(why, why_size, "killed by signal %d%s%s", WTERMSIG(status),
+             *output ? ": " : "", output);
+  else
+    snprintf(why, why_size, "ended with wait status %d", status);
+}
+
+int obspamd__run_command(const char *command, const char *input, size_t len,
+                         int timeout_ms, char *why, size_t why_size) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none, deflt;
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, rc, status = 0, exited = 0;
+  char *argv[4], output[256] = "", buf[4096];
+  size_t sent = 0, kept = 0;
+  int64_t deadline = obspamd__now_ms() + timeout_ms;
+  pid_t pid;
+
+  snprintf(why, why_size, "unknown error");
+  /* stdin is a socket rather than a pipe so that writing to a command that
+     exited early gives EPIPE (MSG_NOSIGNAL) instead of a SIGPIPE that would
+     kill the daemon. */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
+      pipe2(out, O_CLOEXEC) != 0) {
+    snprintf(why, why_size, "cannot run /bin/sh: %s", strerror(errno));
+    goto close_all;
+  }
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 2);
+  posix_spawnattr_init(&attr);
+  /* The command starts with the signals a shell expects (the daemon's
+     threads block them all, and it may ignore SIGPIPE), in a process group
+     of its own, which a timeout kills whole. */
+  sigemptyset(&none);
+  sigfillset(&deflt);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &deflt);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
+  argv[0] = "sh";
+  argv[1] = "-c";
+  argv[2] = (char *)command;
+  argv[3] = NULL;
+  rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(in[1]);
+  close(out[1]);
+  in[1] = out[1] = -1;
+  if (rc != 0) {
+    snprintf(why, why_size, "cannot run /bin/sh: %s", strerror(rc));
+    goto close_all;
+  }
+  fcntl(out[0], F_SETFL, O_NONBLOCK);
+  if (len == 0)
+    shutdown(in[0], SHUT_WR);
+
+  for (;;) {
+    struct pollfd p[2];
+    int np = 0, wait_ms;
+    int64_t left = deadline - obspamd__now_ms();
+    pid_t w;
+
+    if (!exited) {
+      w = waitpid(pid, &status, WNOHANG);
+      if (w == pid) {
+        exited = 1;
+      } else if (w < 0 && errno != EINTR) {
+        /* ECHILD: a daemon that ignores SIGCHLD has its children reaped
+           by the kernel, and their status is lost. */
+        snprintf(why, why_size, "cannot get its exit status: %s%s",
+                 strerror(errno),
+                 errno == ECHILD ? " (is SIGCHLD ignored?)" : "");
+        goto close_all;
+      }
+    }
+    if (out[0] < 0 && exited)
+      break;
+    if (left <= 0) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      if (!exited)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+          ;
+      snprintf(why, why_size, "timed out after %d s: killed%s%s",
+               (timeout_ms + 999) / 1000, *output ? ": " : "", output);
+      goto close_all;
+    }
+    if (out[0] >= 0) {
+      p[np].fd = out[0];
+      p[np].events = POLLIN;
+      np++;
+    }
+    if (in[0] >= 0 && sent < len) {
+      p[np].fd = in[0];
+      p[np].events = POLLOUT;
+      np++;
+    }
+    /* The exit of the command is polled with waitpid: short sleeps while
+       it runs, which costs nothing next to running a sendmail. */
+    wait_ms = left < 20 ? (int)left : 20;
+    if (np > 0)
+      rc = poll(p, (nfds_t)np, wait_ms);
+    else
+      rc = poll(NULL, 0, wait_ms);
+    if (rc < 0 && errno != EINTR) {
+      snprintf(why, why_size, "poll: %s", strerror(errno));
+      kill(-pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+      goto close_all;
+    }
+    if (out[0] >= 0) {
+      ssize_t n = read(out[0], buf, sizeof(buf));
+      if (n > 0) {
+        keep_output(output, sizeof(output), &kept, buf, (size_t)n);
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close(out[0]);
+        out[0] = -1;
+      }
+    }
+    if (in[0] >= 0 && sent < len) {
+      ssize_t n =
+          send(in[0], input + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += (size_t)n;
+        if (sent == len)
+          shutdown(in[0], SHUT_WR);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        /* The command closed its input: its exit status says whether it
+           cared. */
+        close(in[0]);
+        in[0] = -1;
+      }
+    }
+    if (exited && out[0] >= 0) {
+      /* Whatever the command left in the pipe, then done: a background
+         child of it that keeps the pipe open must not hold us up. */
+      ssize_t n;
+      while ((n = read(out[0], buf, sizeof(buf))) > 0)
+        keep_output(output, sizeof(output), &kept, buf, (size_t)n);
+      close(out[0]);
+      out[0] = -1;
+    }
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    rc = 0;
+    snprintf(why, why_size, "exited with status 0");
+  } else {
+    status_text(status, output, why, why_size);
+    rc = -1;
+  }
+  if (in[0] >= 0)
+    close(in[0]);
+  return rc;
+
+close_all:
+  if (in[0] >= 0)
+    close(in[0]);
+  if (in[1] >= 0)
+    close(in[1]);
+  if (out[0] >= 0)
+    close(out[0]);
+  if (out[1] >= 0)
+    close(out[1]);
+  return -1;
+}
+
+/* ---- the text of a mail -------------------------------------------------- */
+
+/* A growing text in a caller's buffer, counted like snprintf. */
+typedef struct mtext {
+  char *buf;
+  size_t size, len;
+} mtext;
+
+static void put(mtext *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(mtext *t, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(t->len < t->size ? t->buf + t->len : NULL,
+                t->len < t->size ? t->size - t->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    t->len += (size_t)n;
+}
+
+/* RFC 5322 date, in English whatever the locale. */
+static void rfc5322_date(int64_t when, char *buf, size_t size) {
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+                                     "Thu", "Fri", "Sat"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                       "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"};
+  time_t t = (time_t)when;
+  struct tm tm;
+
+  gmtime_r(&t, &tm);
+  snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
+           tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+           tm.tm_min, tm.tm_sec);
+}
+
+/* "2024-05-01 12:31:07 UTC", or "none" for 0. */
+static void human_time(int64_t when, char *buf, size_t size) {
+  time_t t = (time_t)when;
+  struct tm tm;
+
+  if (when == 0) {
+    snprintf(buf, size, "none");
+    return;
+  }
+  gmtime_r(&t, &tm);
+  snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d UTC", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static const char *plural(int64_t n, const char *one, const char *many) {
+  return n == 1 ? one : many;
+}
+
+size_t obspamd__notice_mail(const obspamd__mail_info *mi,
+                            const obspam_notice *n, int for_contact, char *buf,
+                            size_t size) {
+  char name[OBSPAM_NAME_MAX + 1], hname[OBSPAM_NAME_MAX + 1],
+      sub[OBSPAM_NAME_MAX + 1], contact[OBSPAM_NAME_MAX + 1],
+      admin[OBSPAM_NAME_MAX + 1], from[OBSPAM_NAME_MAX + 1], host[256],
+      daemon[64], date[40], first[40], last[40], ps[40], pe[40], limit[40];
+  const char *kind = obspamd_kind_name(n->kind);
+  const char *how = mi->reject ? "rejected (the sender got an error)"
+                               : "deferred (the sending server retries)";
+  mtext t = {buf, size, 0};
+
+  /* Header values hold printable ASCII only: a name is never folded or
+     encoded, and no byte of it can end a header line. */
+  obspamd__clean(hname, sizeof(hname), n->name, 1);
+  obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "", 1);
+  obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "", 1);
+  obspamd__clean(from, sizeof(from), mi->from, 1);
+  obspamd__clean(host, sizeof(host), mi->hostname, 1);
+  obspamd__clean(daemon, sizeof(daemon), mi->daemon, 1);
+  /* The body is UTF-8: a name keeps its bytes above 0x7f. */
+  snprintf(name, sizeof(name), "%s", n->name);
+  snprintf(sub, sizeof(sub), "%s", n->subscription ? n->subscription : "");
+  rfc5322_date(mi->now, date, sizeof(date));
+  human_time(n->first_refused, first, sizeof(first));
+  human_time(n->last_refused, last, sizeof(last));
+  human_time(n->period_start, ps, sizeof(ps));
+  human_time(n->period_end, pe, sizeof(pe));
+  if (n->limit < 0)
+    snprintf(limit, sizeof(limit), "unlimited");
+  else
+    snprintf(limit, sizeof(limit), "%" PRId64 " %s per hour", n->limit,
+             plural(n->limit, "message", "messages"));
+
+  put(&t, "From: %s <%s>\n", daemon, from);
+  put(&t, "To: %s\n", for_contact ? contact : admin);
+  if (for_contact && *admin)
+    put(&t, "Reply-To: %s\n", admin);
+  put(&t, "Subject: [obspam] %s %s refused %" PRId64 " %s\n", kind, hname,
+      n->refused, plural(n->refused, "message", "messages"));
+  put(&t, "Date: %s\n", date);
+  put(&t, "Auto-Submitted: auto-generated\n");
+  put(&t, "MIME-Version: 1.0\n");
+  put(&t, "Content-Type: text/plain; charset=UTF-8\n");
+  put(&t, "Content-Transfer-Encoding: 8bit\n");
+  put(&t, "\n");
+
+  if (for_contact) {
+    put(&t, "Hello,\n\n");
+    if (n->kind == OBSPAM_SUBSCRIPTION || *sub == '\0')
+      put(&t, "Your %s %s\n", kind, name);
+    else
+      put(&t, "The %s %s of your subscription %s\n", kind, name, sub);
+    put(&t, "tried to send more mail than its limit allows.\n\n");
+  } else {
+    put(&t, "The %s %s went over its sending limit\non %s.\n\n", kind, name,
+        host);
+  }
+
+  put(&t, "  Object:         %s %s\n", kind, name);
+  if (*sub && n->kind != OBSPAM_SUBSCRIPTION)
+    put(&t, "  Subscription:   %s\n", sub);
+  if (!for_contact && *contact)
+    put(&t, "  Contact:        %s (sent a copy of this notice)\n", contact);
+  put(&t, "  Limit:          %s\n", limit);
+  put(&t, "  Period:         %s to %s\n", ps, pe);
+  put(&t, "  Sent:           %" PRId64 " %s in the period\n", n->sent,
+      plural(n->sent, "message", "messages"));
+  put(&t, "  Refused:        %" PRId64 " %s, %s\n", n->refused,
+      plural(n->refused, "attempt", "attempts"), how);
+  put(&t, "  First refusal:  %s\n", first);
+  put(&t, "  Last refusal:   %s\n\n", last);
+
+  put(&t, "What to do:\n");
+  if (for_contact) {
+    put(&t, "- If you did not send this mail, the password of a mailbox may "
+            "have been\n  stolen, or a form or script of your web site "
+            "abused: change the\n  password and check your site's "
+            "scripts.\n");
+    put(&t, "- If the mail was legitimate, wait until the count of the last "
+            "60 minutes\n  is below the limit, or ask your hosting provider "
+            "for a higher limit");
+    if (*admin)
+      put(&t, ":\n  reply to this mail (%s).\n", admin);
+    else
+      put(&t, ".\n");
+  } else {
+    put(&t,
+        "- If this traffic is not expected, a password may have been stolen "
+        "or a\n  script abused. %s logs each refusal\n  (syslog, facility "
+        "mail) as a line that holds:\n"
+        "    refuse kind=%s object=%s\n"
+        "  The live figures:\n"
+        "    obspamctl status %s %s\n"
+        "    obspamctl report --since 24h\n",
+        daemon, kind, hname, kind, hname);
+    put(&t, "- If the traffic is legitimate, raise the limit in the "
+            "configuration\n  file and reload it: obspamctl reload\n");
+  }
+  put(&t, "\n-- \n%s on %s\n", daemon, host);
+  if (size > 0 && t.len >= size)
+    buf[size - 1] = '\0';
+  return t.len;
+}
+
+/* ---- the queue ----------------------------------------------------------- */
+
+typedef struct mail {
+  struct mail *next;
+  char *to, *what, *text;
+  size_t len;
+} mail;
+
+struct obspamd__mailer {
+  obspamd_service *s;
+  const char *command;
+  int timeout_ms;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  mail *head, *tail;
+  size_t queued;
+  int stopping;
+  int64_t stop_deadline_ms;
+};
+
+static void mail_free(mail *m) {
+  free(m->to);
+  free(m->what);
+  free(m->text);
+  free(m);
+}
+
+static void *mailer_thread(void *arg) {
+  obspamd__mailer *q = arg;
+  obspamd_metrics *mt = &q->s->metrics;
+
+  pthread_mutex_lock(&q->lock);
+  for (;;) {
+    mail *m;
+    int timeout_ms;
+    char why[512];
+    while (q->head == NULL && !q->stopping)
+      pthread_cond_wait(&q->cond, &q->lock);
+    if (q->head == NULL)
+      break;
+    m = q->head;
+    q->head = m->next;
+    if (q->head == NULL)
+      q->tail = NULL;
+    q->queued--;
+    timeout_ms = q->timeout_ms;
+    if (q->stopping) {
+      int64_t left = q->stop_deadline_ms - obspamd__now_ms();
+      if (left < timeout_ms)
+        timeout_ms = (int)(left > 0 ? left : 0);
+    }
+    pthread_mutex_unlock(&q->lock);
+    /* A command given less than a tenth of a second would only be
+       killed: the mail is dropped instead. */
+    if (timeout_ms < 100) {
+      __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+      obspamd_log(LOG_WARNING, "mail dropped to=%s %s: the daemon is stopping",
+                  m->to, m->what);
+    } else if (obspamd__run_command(q->command, m->text, m->len, timeout_ms,
+                                    why, sizeof(why)) == 0) {
+      __atomic_add_fetch(&mt->mails_sent, 1, __ATOMIC_RELAXED);
+      obspamd_log(LOG_INFO, "mail sent to=%s %s", m->to, m->what);
+    } else {
+      __atomic_add_fetch(&mt->mails_failed, 1, __ATOMIC_RELAXED);
+      obspamd_log(LOG_ERR, "mail failed to=%s %s: notify command %s", m->to,
+                  m->what, why);
+    }
+    mail_free(m);
+    pthread_mutex_lock(&q->lock);
+  }
+  pthread_mutex_unlock(&q->lock);
+  return NULL;
+}
+
+obspamd__mailer *obspamd__mailer_start(obspamd_service *s) {
+  obspamd__mailer *q = calloc(1, sizeof(*q));
+
+  if (q == NULL)
+    return NULL;
+  q->s = s;
+  q->command = s->notify_command;
+  q->timeout_ms =
+      (s->notify_timeout > 0 ? s->notify_timeout : DEFAULT_TIMEOUT_S) * 1000;
+  pthread_mutex_init(&q->lock, NULL);
+  pthread_cond_init(&q->cond, NULL);
+  if (obspamd__thread_create(&q->thread, mailer_thread, q) != 0) {
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->cond);
+    free(q);
+    return NULL;
+  }
+  return q;
+}
+
+void obspamd__mailer_stop(obspamd__mailer *q) {
+  pthread_mutex_lock(&q->lock);
+  q->stopping = 1;
+  q->stop_deadline_ms = obspamd__now_ms() + q->timeout_ms;
+  pthread_cond_signal(&q->cond);
+  pthread_mutex_unlock(&q->lock);
+  pthread_join(q->thread, NULL);
+  pthread_mutex_destroy(&q->lock);
+  pthread_cond_destroy(&q->cond);
+  free(q);
+}
+
+void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
+                           char *text, size_t len) {
+  mail *m = calloc(1, sizeof(*m));
+  obspamd_metrics *mt = &q->s->metrics;
+
+  if (m != NULL) {
+    m->to = strdup(to);
+    m->what = strdup(what);
+  }
+  if (m == NULL || m->to == NULL || m->what == NULL) {
+    if (m != NULL) {
+      free(m->to);
+      free(m->what);
+      free(m);
+    }
+    free(text);
+    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+    obspamd_log(LOG_ERR, "mail dropped to=%s %s: out of memory", to, what);
+    return;
+  }
+  m->text = text;
+  m->len = len;
+  pthread_mutex_lock(&q->lock);
+  if (q->queued >= MAIL_QUEUE_MAX || q->stopping) {
+    int stopping = q->stopping;
+    pthread_mutex_unlock(&q->lock);
+    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+    obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what,
+                stopping ? "the daemon is stopping"
+                         : "more than 1000 mails are waiting");
+    mail_free(m);
+    return;
+  }
+  if (q->tail != NULL)
+    q->tail->next = m;
+  else
+    q->head = m;
+  q->tail = m;
+  q->queued++;
+  pthread_cond_signal(&q->cond);
+  pthread_mutex_unlock(&q->lock);
+}

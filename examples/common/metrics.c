@@ -1,0 +1,506 @@
+/* The Prometheus text exposition (format 0.0.4) of a service's metrics,
+   and the HTTP/1.0 endpoint that serves it at GET /metrics.
+
+   Names (see the HELP lines below):
+     obspam_decisions_total{action="accept|refuse|exempt|unknown"}  counter
+     obspam_refusals_total{level="subscription|domain|mailbox"}     counter
+     obspam_connections_open                                         gauge
+     obspam_connections_total, obspam_requests_bad_total             counter
+     obspam_request_duration_seconds                                 histogram
+     obspam_config_reloads_total{result="ok|failed"}                 counter
+     obspam_snapshot_saves_total{result="ok|failed"}                 counter
+     obspam_snapshot_age_seconds    gauge; -1 while no state file was
+                                    ever written or loaded
+     obspam_notices_total                                            counter
+     obspam_notify_mails_total{result="sent|failed|dropped"}         counter
+     obspam_build_info{daemon="...",version="..."} 1                 gauge
+
+   The endpoint is one thread with a poll loop: at most 16 clients at
+   once (more wait in the listen queue), a request of at most 4096 bytes
+   up to the blank line that ends its headers, 5 seconds to send it and
+   read the answer; the connection is closed after the answer. GET
+   /metrics answers 200, another path 404, another method 405, a request
+   that cannot be parsed or is too long 400. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "internal.h"
+#include "metrics.h"
+
+/* ---- the exposition ------------------------------------------------------ */
+
+typedef struct out {
+  char *buf;
+  size_t size, len;
+} out;
+
+static void put(out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(out *o, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(o->len < o->size ? o->buf + o->len : NULL,
+                o->len < o->size ? o->size - o->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    o->len += (size_t)n;
+}
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static void family(out *o, const char *name, const char *type,
+                   const char *help) {
+  put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A histogram bound in seconds, written without trailing zeros: 1e-05 s
+   is "0.00001", 1 s is "1". */
+static void bound_text(double us, char *buf, size_t size) {
+  size_t len;
+
+  snprintf(buf, size, "%.6f", us / 1e6);
+  len = strlen(buf);
+  while (len > 0 && buf[len - 1] == '0')
+    buf[--len] = '\0';
+  if (len > 0 && buf[len - 1] == '.')
+    buf[--len] = '\0';
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(const char *in, char *buf, size_t size) {
+  size_t j = 0;
+
+  for (; in != NULL && *in != '\0' && j + 3 < size; in++) {
+    if (*in == '\\' || *in == '"') {
+      buf[j++] = '\\';
+      buf[j++] = *in;
+    } else if (*in == '\n') {
+      buf[j++] = '\\';
+      buf[j++] = 'n';
+    } else {
+      buf[j++] = *in;
+    }
+  }
+  buf[j] = '\0';
+}
+
+size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
+                                  size_t size) {
+  static const char *const actions[] = {"accept", "refuse", "exempt",
+                                        "unknown"};
+  static const int levels[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
+                               OBSPAM_MAILBOX};
+  obspamd_metrics *m = &s->metrics;
+  out o = {buf, size, 0};
+  uint64_t cumulative = 0;
+  int64_t last_save;
+  char le[32], daemon[160];
+  int i;
+
+  if (size > 0)
+    buf[0] = '\0';
+  family(&o, "obspam_decisions_total", "counter",
+         "Messages decided, by verdict.");
+  for (i = 0; i < 4; i++)
+    put(&o, "obspam_decisions_total{action=\"%s\"} %" PRIu64 "\n", actions[i],
+        LOAD(&m->decisions[i]));
+  family(&o, "obspam_refusals_total", "counter",
+         "Messages refused, by the level of the object that refused them.");
+  for (i = 0; i < 3; i++)
+    put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
+        obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
+  family(&o, "obspam_connections_open", "gauge",
+         "Policy or SMTP connections open now.");
+  put(&o, "obspam_connections_open %" PRId64 "\n", LOAD(&m->connections_open));
+  family(&o, "obspam_connections_total", "counter",
+         "Policy or SMTP connections accepted.");
+  put(&o, "obspam_connections_total %" PRIu64 "\n",
+      LOAD(&m->connections_total));
+  family(&o, "obspam_requests_bad_total", "counter",
+         "Malformed or over-long requests.");
+  put(&o, "obspam_requests_bad_total %" PRIu64 "\n", LOAD(&m->requests_bad));
+
+  family(&o, "obspam_request_duration_seconds", "histogram",
+         "Time from reading a request to answering it.");
+  for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++) {
+    cumulative += LOAD(&m->latency[i]);
+    bound_text(obspamd_latency_bounds_us[i], le, sizeof(le));
+    put(&o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+        le, cumulative);
+  }
+  cumulative += LOAD(&m->latency[OBSPAMD_LATENCY_BUCKETS]);
+  put(&o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+      cumulative);
+  {
+    uint64_t sum = LOAD(&m->latency_sum_us);
+    put(&o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
+        sum / 1000000, sum % 1000000);
+  }
+  /* The count is the +Inf bucket, read once, so that the two always
+     agree even while requests are counted. */
+  put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n", cumulative);
+
+  family(&o, "obspam_config_reloads_total", "counter",
+         "Configuration reloads, by result.");
+  put(&o, "obspam_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+      LOAD(&m->reloads_ok));
+  put(&o, "obspam_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+      LOAD(&m->reloads_failed));
+  family(&o, "obspam_snapshot_saves_total", "counter",
+         "State file saves, by result.");
+  put(&o, "obspam_snapshot_saves_total{result=\"ok\"} %" PRIu64 "\n",
+      LOAD(&m->saves_ok));
+  put(&o, "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
+      LOAD(&m->saves_failed));
+  family(&o, "obspam_snapshot_age_seconds", "gauge",
+         "Seconds since the state file was last written, -1 if never.");
+  last_save = LOAD(&m->last_save);
+  put(&o, "obspam_snapshot_age_seconds %" PRId64 "\n",
+      last_save == 0 ? -1 : (now > last_save ? now - last_save : 0));
+  family(&o, "obspam_notices_total", "counter",
+         "Notices: objects refused in a notification period.");
+  put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
+  family(&o, "obspam_notify_mails_total", "counter",
+         "Notice mails, by result: sent, failed (the command failed), "
+         "dropped (not tried).");
+  put(&o, "obspam_notify_mails_total{result=\"sent\"} %" PRIu64 "\n",
+      LOAD(&m->mails_sent));
+  put(&o, "obspam_notify_mails_total{result=\"failed\"} %" PRIu64 "\n",
+      LOAD(&m->mails_failed));
+  put(&o, "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
+      LOAD(&m->mails_dropped));
+  family(&o, "obspam_build_info", "gauge",
+         "The daemon and the version of libobspam it runs.");
+  label_value(s->name ? s->name : "obspamd", daemon, sizeof(daemon));
+  put(&o, "obspam_build_info{daemon=\"%s\",version=\"%s\"} 1\n", daemon,
+      obspam_version_string());
+  if (size > 0 && o.len >= size)
+    buf[size - 1] = '\0';
+  return o.len;
+}
+
+size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
+  return obspamd__metrics_format_at(s, (int64_t)time(NULL), buf, size);
+}
+
+/* ---- the endpoint -------------------------------------------------------- */
+
+#define MAX_CLIENTS 16
+#define REQUEST_MAX 4096
+#define CLIENT_TIMEOUT_MS 5000
+
+typedef struct client {
+  int fd; /* -1: a free slot */
+  char req[REQUEST_MAX + 1];
+  size_t len;
+  char *resp; /* NULL while reading */
+  size_t resp_len, resp_off;
+  int64_t deadline;
+} client;
+
+static struct {
+  obspamd_service *s;
+  int fd, wake[2];
+  pthread_t thread;
+  int running;
+  client c[MAX_CLIENTS];
+} ep = {.fd = -1, .wake = {-1, -1}};
+
+static char *response(const char *status, const char *extra, const char *type,
+                      const char *body, size_t body_len, size_t *len) {
+  size_t head_max = 256 + strlen(extra);
+  char *r = malloc(head_max + body_len);
+  int n;
+
+  if (r == NULL)
+    return NULL;
+  n = snprintf(r, head_max,
+               "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+               "%sConnection: close\r\n\r\n",
+               status, type, body_len, extra);
+  memcpy(r + n, body, body_len);
+  *len = (size_t)n + body_len;
+  return r;
+}
+
+static char *error_response(const char *status, const char *extra,
+                            size_t *len) {
+  char body[128];
+  int n = snprintf(body, sizeof(body), "%s\n", status);
+  return response(status, extra, "text/plain; charset=utf-8", body, (size_t)n,
+                  len);
+}
+
+static char *metrics_response(size_t *len) {
+  size_t need = obspamd_metrics_format(ep.s, NULL, 0) + 512, got;
+  char *body = malloc(need), *r;
+
+  if (body == NULL)
+    return NULL;
+  got = obspamd_metrics_format(ep.s, body, need);
+  if (got >= need)
+    got = need - 1;
+  r = response("200 OK", "", "text/plain; version=0.0.4; charset=utf-8", body,
+               got, len);
+  free(body);
+  return r;
+}
+
+/* Answers a request whose headers have all arrived (or that is too long
+   to be one). */
+static void answer(client *c, int complete) {
+  char *sp1, *sp2, *eol;
+  size_t mlen;
+
+  c->req[c->len] = '\0';
+  eol = strpbrk(c->req, "\r\n");
+  sp1 = strchr(c->req, ' ');
+  sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+  if (!complete || eol == NULL || sp1 == NULL || sp1 > eol || sp2 == NULL ||
+      sp2 > eol || strncmp(sp2 + 1, "HTTP/", 5) != 0) {
+    /* Not counted in obspam_requests_bad_total, which is about the
+       daemon's mail traffic, not about its scrapers. */
+    c->resp = error_response("400 Bad Request", "", &c->resp_len);
+    return;
+  }
+  mlen = (size_t)(sp1 - c->req);
+  if (mlen != 3 || memcmp(c->req, "GET", 3) != 0) {
+    c->resp = error_response("405 Method Not Allowed", "Allow: GET\r\n",
+                             &c->resp_len);
+    return;
+  }
+  *sp2 = '\0';
+  if (strcmp(sp1 + 1, "/metrics") == 0 || strncmp(sp1 + 1, "/metrics?", 9) == 0)
+    c->resp = metrics_response(&c->resp_len);
+  else
+    c->resp = error_response("404 Not Found", "", &c->resp_len);
+}
+
+static void drop(client *c) {
+  /* Unread input at close makes the kernel send a reset, which can cost
+     the client its answer (a request that was too long): what is already
+     there is read and dropped first. */
+  if (c->resp != NULL && c->resp_off == c->resp_len) {
+    char buf[4096];
+    int i;
+    shutdown(c->fd, SHUT_WR);
+    for (i = 0; i < 16; i++)
+      if (recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+        break;
+  }
+  close(c->fd);
+  free(c->resp);
+  c->fd = -1;
+  c->resp = NULL;
+}
+
+static void on_readable(client *c) {
+  ssize_t n = recv(c->fd, c->req + c->len, REQUEST_MAX - c->len, 0);
+
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    drop(c);
+    return;
+  }
+  if (n < 0)
+    return;
+  c->len += (size_t)n;
+  c->req[c->len] = '\0';
+  if (strstr(c->req, "\r\n\r\n") != NULL || strstr(c->req, "\n\n") != NULL)
+    answer(c, 1);
+  else if (c->len == REQUEST_MAX)
+    answer(c, 0);
+  else
+    return;
+  if (c->resp == NULL) /* out of memory: the client sees the close */
+    drop(c);
+}
+
+static void on_writable(client *c) {
+  ssize_t n = send(c->fd, c->resp + c->resp_off, c->resp_len - c->resp_off,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0) {
+    drop(c);
+    return;
+  }
+  c->resp_off += (size_t)n;
+  if (c->resp_off == c->resp_len)
+    drop(c);
+}
+
+static void *endpoint(void *arg) {
+  struct pollfd p[MAX_CLIENTS + 2];
+  int slot_of[MAX_CLIENTS + 2];
+  int64_t pause_until = 0;
+  (void)arg;
+
+  for (;;) {
+    int n = 0, i, free_slots = 0, timeout = -1, rc;
+    int64_t now = obspamd__now_ms();
+
+    p[n].fd = ep.wake[0];
+    p[n].events = POLLIN;
+    slot_of[n++] = -1;
+    for (i = 0; i < MAX_CLIENTS; i++) {
+      client *c = &ep.c[i];
+      int64_t left;
+      if (c->fd < 0) {
+        free_slots++;
+        continue;
+      }
+      if (now >= c->deadline) {
+        /* A slow or silent client loses its connection, nothing more. */
+        drop(c);
+        free_slots++;
+        continue;
+      }
+      left = c->deadline - now;
+      if (timeout < 0 || left < timeout)
+        timeout = (int)left;
+      p[n].fd = c->fd;
+      p[n].events = c->resp ? POLLOUT : POLLIN;
+      slot_of[n++] = i;
+    }
+    if (free_slots > 0 && now >= pause_until) {
+      p[n].fd = ep.fd;
+      p[n].events = POLLIN;
+      slot_of[n++] = -2;
+    } else if (free_slots > 0) {
+      int left = (int)(pause_until - now);
+      if (timeout < 0 || left < timeout)
+        timeout = left;
+    }
+    rc = poll(p, (nfds_t)n, timeout);
+    if (rc < 0 && errno != EINTR) {
+      obspamd_log(LOG_ERR, "metrics: poll: %s", strerror(errno));
+      break;
+    }
+    if (rc <= 0)
+      continue;
+    if (p[0].revents)
+      break;
+    for (i = 1; i < n; i++) {
+      client *c;
+      if (!p[i].revents)
+        continue;
+      if (slot_of[i] == -2) {
+        int k;
+        for (k = 0; k < MAX_CLIENTS; k++) {
+          int fd;
+          if (ep.c[k].fd >= 0)
+            continue;
+          fd = accept4(ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+                errno == ENOBUFS) {
+              /* Out of descriptors: try again in a second rather than spin
+                 on a listen socket that stays readable. */
+              obspamd_log(LOG_WARNING, "metrics: accept: %s", strerror(errno));
+              pause_until = obspamd__now_ms() + 1000;
+            }
+            break;
+          }
+          ep.c[k].fd = fd;
+          ep.c[k].len = 0;
+          ep.c[k].resp = NULL;
+          ep.c[k].resp_len = ep.c[k].resp_off = 0;
+          ep.c[k].deadline = obspamd__now_ms() + CLIENT_TIMEOUT_MS;
+        }
+        continue;
+      }
+      c = &ep.c[slot_of[i]];
+      if (c->fd < 0)
+        continue;
+      if (c->resp == NULL)
+        on_readable(c);
+      else
+        on_writable(c);
+      /* An answer just made is sent at once: most fit the socket's
+         buffer, and the client is waiting for it. */
+      if (c->fd >= 0 && c->resp != NULL && c->resp_off == 0)
+        on_writable(c);
+    }
+  }
+  return NULL;
+}
+
+int obspamd_metrics_start(obspamd_service *s, const char *spec) {
+  char err[512], name[300];
+  int i, rc;
+
+  if (ep.running) {
+    obspamd_log(LOG_ERR, "metrics: the endpoint is already running");
+    return -1;
+  }
+  ep.fd = obspamd_listen(spec, -1, err, sizeof(err));
+  if (ep.fd < 0) {
+    obspamd_log(LOG_ERR, "metrics: %s", err);
+    return -1;
+  }
+  if (pipe2(ep.wake, O_CLOEXEC) != 0) {
+    obspamd_log(LOG_ERR, "metrics: pipe: %s", strerror(errno));
+    close(ep.fd);
+    ep.fd = -1;
+    return -1;
+  }
+  ep.s = s;
+  for (i = 0; i < MAX_CLIENTS; i++) {
+    ep.c[i].fd = -1;
+    ep.c[i].resp = NULL;
+  }
+  rc = obspamd__thread_create(&ep.thread, endpoint, NULL);
+  if (rc != 0) {
+    obspamd_log(LOG_ERR, "metrics: cannot start the thread: %s", strerror(rc));
+    close(ep.fd);
+    close(ep.wake[0]);
+    close(ep.wake[1]);
+    ep.fd = ep.wake[0] = ep.wake[1] = -1;
+    return -1;
+  }
+  ep.running = 1;
+  if (obspamd_socket_name(ep.fd, name, sizeof(name)) != 0)
+    snprintf(name, sizeof(name), "%s", spec);
+  obspamd_log(LOG_INFO, "metrics listening on %s", name);
+  return 0;
+}
+
+void obspamd_metrics_stop(void) {
+  obspamd_spec sp;
+  int i;
+
+  if (!ep.running)
+    return;
+  while (write(ep.wake[1], "x", 1) < 0 && errno == EINTR)
+    ;
+  pthread_join(ep.thread, NULL);
+  for (i = 0; i < MAX_CLIENTS; i++)
+    if (ep.c[i].fd >= 0)
+      drop(&ep.c[i]);
+  /* A metrics endpoint on a Unix socket leaves no file behind. */
+  {
+    char name[300];
+    if (obspamd_socket_name(ep.fd, name, sizeof(name)) == 0 &&
+        obspamd_spec_parse(name, &sp, NULL, 0) == 0 && sp.family == AF_UNIX)
+      unlink(sp.path);
+  }
+  close(ep.fd);
+  close(ep.wake[0]);
+  close(ep.wake[1]);
+  ep.fd = ep.wake[0] = ep.wake[1] = -1;
+  ep.running = 0;
+}

@@ -1,0 +1,969 @@
+/* obspamctl: the command-line client of the control socket of
+   obspam-policyd and obspam-milter (protocol: examples/common/control.c).
+   It prints what the daemon answers as text a person reads (aligned
+   tables), as JSON (--json) or, for a day's history, as an SVG chart.
+
+   Exit status: 0 done, 1 the daemon answered with an error (or an answer
+   that cannot be read), 2 bad usage, 3 the daemon cannot be reached (no
+   socket, refused, connection broken, no answer in time). */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define DEFAULT_CONTROL "unix:/run/obspam/control.sock"
+#define EXIT_DAEMON 1
+#define EXIT_USAGE 2
+#define EXIT_CONNECT 3
+
+static const char *progname = "obspamctl";
+
+static void usage_text(FILE *f) {
+  fprintf(
+      f, "Usage: obspamctl [--control unix:PATH] [--json] COMMAND [ARGS]\n"
+         "\n"
+         "Asks obspam-policyd or obspam-milter through its control socket.\n"
+         "\n"
+         "Commands:\n"
+         "  status KIND NAME      live status of a subscription, domain or "
+         "mailbox\n"
+         "  report [--since DURATION]\n"
+         "                        objects refused in the last DURATION (24h), "
+         "then\n"
+         "                        scripts by messages sent; DURATION is N "
+         "followed\n"
+         "                        by s, m, h or d (90m, 24h, 7d)\n"
+         "  history KIND NAME [--day YYYY-MM-DD] [--svg FILE]\n"
+         "                        sent and refused per hour of a day (UTC; "
+         "default\n"
+         "                        today); KIND may also be script, NAME its "
+         "path;\n"
+         "                        --svg writes a bar chart (FILE - : standard "
+         "output)\n"
+         "  reload                reload the configuration file\n"
+         "  save                  write the state file now\n"
+         "  ping                  is the daemon there, and which one\n"
+         "\n"
+         "Options:\n"
+         "  --control SPEC   the daemon's control socket, unix:PATH (default:\n"
+         "                   $OBSPAM_CONTROL, else " DEFAULT_CONTROL ")\n"
+         "  --json           print JSON instead of text (status, report, "
+         "history,\n"
+         "                   reload, save, ping)\n"
+         "  --timeout SECONDS  how long to wait for the answer (default 60)\n"
+         "  --help, --version\n"
+         "\n"
+         "Times are UTC. Exit status: 0 done, 1 the daemon answered with an "
+         "error,\n"
+         "2 bad usage, 3 the daemon cannot be reached.\n");
+}
+
+static void die_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "%s: ", progname);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'obspamctl --help'.\n");
+  exit(EXIT_USAGE);
+}
+
+static void die(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+static void die(int status, const char *fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "%s: ", progname);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(status);
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (p == NULL)
+    die(EXIT_DAEMON, "out of memory");
+  return p;
+}
+
+/* ---- talking to the daemon ----------------------------------------------- */
+
+/* An answer: its lines, the first being "ok", the last "end". Each line
+   is split into fields at TABs. */
+typedef struct rec {
+  char **f;
+  size_t n;
+} rec;
+
+typedef struct answer {
+  char *data;
+  rec *recs; /* the records between "ok" and "end" */
+  size_t nrecs;
+} answer;
+
+static int timeout_s = 60;
+/* The one answer a run gets, freed before the exit. */
+static answer last_answer;
+
+static void split_fields(char *line, rec *r) {
+  size_t n = 1, i;
+  char *p;
+
+  for (p = line; *p; p++)
+    if (*p == '\t')
+      n++;
+  r->f = xmalloc(n * sizeof(char *));
+  r->n = n;
+  r->f[0] = line;
+  for (i = 1, p = line; *p; p++)
+    if (*p == '\t') {
+      *p = '\0';
+      r->f[i++] = p + 1;
+    }
+}
+
+/* Sends one request and reads the whole answer. An "error" answer ends the
+   program with status 1 and the daemon's message. */
+static void ask(const char *spec, const char *request, answer *a) {
+  char err[512], *line, *next;
+  size_t len = 0, size = 65536, nlines = 0;
+  int fd = obspamd_connect(spec, err, sizeof(err));
+  int64_t deadline;
+  struct timespec ts;
+  ssize_t n;
+
+  if (fd < 0)
+    die(EXIT_CONNECT, "%s", err);
+  if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+      send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+    die(EXIT_CONNECT, "cannot send to %s: %s", spec, strerror(errno));
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+             (int64_t)timeout_s * 1000;
+  a->data = xmalloc(size);
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int64_t now_ms;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now_ms >= deadline || poll(&p, 1, (int)(deadline - now_ms)) == 0)
+      die(EXIT_CONNECT, "no answer from %s within %d s", spec, timeout_s);
+    if (len + 1 >= size) {
+      size *= 2;
+      a->data = realloc(a->data, size);
+      if (a->data == NULL)
+        die(EXIT_DAEMON, "out of memory");
+    }
+    n = recv(fd, a->data + len, size - len - 1, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      die(EXIT_CONNECT, "cannot read from %s: %s", spec, strerror(errno));
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  close(fd);
+  a->data[len] = '\0';
+
+  if (strncmp(a->data, "error ", 6) == 0) {
+    a->data[strcspn(a->data, "\n")] = '\0';
+    die(EXIT_DAEMON, "%s", a->data + 6);
+  }
+  if (len == 0)
+    die(EXIT_CONNECT, "%s closed the connection without an answer", spec);
+  if (strncmp(a->data, "ok\n", 3) != 0 || len < 7 ||
+      strcmp(a->data + len - 5, "\nend\n") != 0)
+    die(EXIT_DAEMON,
+        "%s sent an answer that is not complete or not one of "
+        "the control protocol",
+        spec);
+  for (line = a->data; *line; line++)
+    if (*line == '\n')
+      nlines++;
+  a->recs = xmalloc(nlines * sizeof(rec));
+  a->nrecs = 0;
+  line = a->data + 3;
+  for (; (next = strchr(line, '\n')) != NULL; line = next + 1) {
+    *next = '\0';
+    if (strcmp(line, "end") == 0 && next[1] == '\0')
+      break;
+    split_fields(line, &a->recs[a->nrecs++]);
+  }
+  last_answer = *a;
+}
+
+static void answer_free(answer *a) {
+  size_t i;
+
+  for (i = 0; i < a->nrecs; i++)
+    free(a->recs[i].f);
+  free(a->recs);
+  free(a->data);
+}
+
+/* The value of "KEY<TAB>VALUE" in an answer, or NULL. */
+static const char *value(const answer *a, const char *key) {
+  size_t i;
+
+  for (i = 0; i < a->nrecs; i++)
+    if (a->recs[i].n == 2 && strcmp(a->recs[i].f[0], key) == 0)
+      return a->recs[i].f[1];
+  return NULL;
+}
+
+static int64_t number(const char *s) {
+  char *end;
+  long long v;
+
+  if (s == NULL)
+    die(EXIT_DAEMON, "the answer lacks a field");
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0')
+    die(EXIT_DAEMON, "the answer holds '%s' where a number belongs", s);
+  return v;
+}
+
+/* ---- output helpers ------------------------------------------------------ */
+
+/* Writes s as UTF-8, each byte that does not belong to a valid sequence
+   as U+FFFD, so that JSON and SVG stay valid whatever bytes a name holds.
+   esc decides how the other characters are written. */
+static void put_utf8(FILE *f, const char *s, void (*esc)(FILE *, int)) {
+  const unsigned char *p = (const unsigned char *)s;
+
+  while (*p) {
+    int n = *p < 0x80             ? 1
+            : (*p & 0xe0) == 0xc0 ? 2
+            : (*p & 0xf0) == 0xe0 ? 3
+            : (*p & 0xf8) == 0xf0 ? 4
+                                  : 0;
+    int i, ok = n > 0;
+    for (i = 1; ok && i < n; i++)
+      ok = (p[i] & 0xc0) == 0x80;
+    /* Overlong forms and surrogates are not valid either. */
+    if (ok && n == 2 && *p < 0xc2)
+      ok = 0;
+    if (ok && n == 3 &&
+        ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0)))
+      ok = 0;
+    if (ok && n == 4 &&
+        ((*p == 0xf0 && p[1] < 0x90) || *p > 0xf4 ||
+         (*p == 0xf4 && p[1] >= 0x90)))
+      ok = 0;
+    if (!ok) {
+      fputs("\xef\xbf\xbd", f);
+      p++;
+    } else if (n == 1) {
+      esc(f, *p++);
+    } else {
+      fwrite(p, 1, (size_t)n, f);
+      p += n;
+    }
+  }
+}
+
+static void json_char(FILE *f, int c) {
+  if (c == '"' || c == '\\')
+    fprintf(f, "\\%c", c);
+  else if (c == '\n')
+    fputs("\\n", f);
+  else if (c == '\t')
+    fputs("\\t", f);
+  else if (c < 0x20 || c == 0x7f)
+    fprintf(f, "\\u%04x", c);
+  else
+    fputc(c, f);
+}
+
+static void json_string(const char *s) {
+  putchar('"');
+  put_utf8(stdout, s, json_char);
+  putchar('"');
+}
+
+static void xml_char(FILE *f, int c) {
+  switch (c) {
+  case '&':
+    fputs("&amp;", f);
+    break;
+  case '<':
+    fputs("&lt;", f);
+    break;
+  case '>':
+    fputs("&gt;", f);
+    break;
+  case '"':
+    fputs("&quot;", f);
+    break;
+  case '\'':
+    fputs("&apos;", f);
+    break;
+  default:
+    /* XML 1.0 allows no control character but TAB, LF and CR. */
+    fputc(c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c, f);
+  }
+}
+
+static void plain_char(FILE *f, int c) { fputc(c, f); }
+
+/* A time for JSON: "2024-05-01T12:34:56Z", or null for 0. */
+static void json_time(int64_t t) {
+  char buf[32];
+
+  if (t == 0)
+    fputs("null", stdout);
+  else
+    printf("\"%s\"", obspamd_iso_time(t, buf, sizeof(buf)));
+}
+
+/* A time for a table: "2024-05-01 12:34:56", or "-" for 0. */
+static char *table_time(int64_t t, char *buf, size_t size) {
+  obspamd_iso_time(t, buf, size);
+  if (t != 0) {
+    buf[10] = ' ';
+    buf[19] = '\0';
+  }
+  return buf;
+}
+
+/* Display width: bytes that do not start a UTF-8 sequence take no column. */
+static int width(const char *s) {
+  int w = 0;
+
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xc0) != 0x80)
+      w++;
+  return w;
+}
+
+/* Prints s left-aligned in w columns. */
+static void cell(const char *s, int w) {
+  int pad = w - width(s);
+
+  put_utf8(stdout, s, plain_char);
+  while (pad-- > 0)
+    putchar(' ');
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int kind_for(const char *word, int script_too) {
+  int kind = obspamd_kind_parse(word);
+
+  if (kind == OBSPAM_SUBSCRIPTION || kind == OBSPAM_DOMAIN ||
+      kind == OBSPAM_MAILBOX || (script_too && kind == OBSPAM_SCRIPT))
+    return kind;
+  die_usage("bad kind '%s': expected subscription, domain%s mailbox%s", word,
+            script_too ? "," : " or", script_too ? " or script" : "");
+}
+
+static void cmd_status(const char *spec, int json, const char *kind,
+                       const char *name) {
+  char req[2048], when[32];
+  answer a;
+  int64_t limit, count, refused, refused_total, last;
+  int sending;
+
+  kind_for(kind, 0);
+  snprintf(req, sizeof(req), "status %s %s", kind, name);
+  ask(spec, req, &a);
+  sending = (int)number(value(&a, "sending"));
+  limit = number(value(&a, "limit"));
+  count = number(value(&a, "count"));
+  refused = number(value(&a, "refused"));
+  refused_total = number(value(&a, "refused_total"));
+  last = number(value(&a, "last_refused"));
+  if (json) {
+    printf("{\n  \"kind\": ");
+    json_string(value(&a, "kind"));
+    printf(",\n  \"name\": ");
+    json_string(value(&a, "name"));
+    printf(",\n  \"sending\": %s,\n  \"limit\": ", sending ? "true" : "false");
+    if (limit < 0)
+      printf("null");
+    else
+      printf("%" PRId64, limit);
+    printf(",\n  \"count\": %" PRId64 ",\n  \"refused\": %" PRId64
+           ",\n  \"refused_total\": %" PRId64 ",\n  \"last_refused\": ",
+           count, refused, refused_total);
+    json_time(last);
+    printf("\n}\n");
+    return;
+  }
+  printf("%s ", value(&a, "kind"));
+  put_utf8(stdout, value(&a, "name"), plain_char);
+  printf(": %s\n", sending ? "sending" : "not sending (at its limit)");
+  if (limit < 0)
+    printf("  limit          unlimited\n");
+  else
+    printf("  limit          %" PRId64 " per hour\n", limit);
+  printf("  sent           %" PRId64 " in the last 60 minutes\n", count);
+  printf("  refused        %" PRId64 " in the last 60 minutes\n", refused);
+  printf("  refused total  %" PRId64 " within the retention period\n",
+         refused_total);
+  if (last == 0)
+    printf("  last refusal   never\n");
+  else
+    printf("  last refusal   %s UTC\n", table_time(last, when, sizeof(when)));
+}
+
+/* "24h", "90m", "7d", "3600s" -> seconds. */
+static int64_t parse_duration(const char *s) {
+  char *end;
+  long long v;
+  int64_t unit;
+
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (s[0] < '0' || s[0] > '9' || errno != 0 || end[0] == '\0' ||
+      end[1] != '\0')
+    v = -1;
+  switch (v >= 0 ? end[0] : 0) {
+  case 's':
+    unit = 1;
+    break;
+  case 'm':
+    unit = 60;
+    break;
+  case 'h':
+    unit = 3600;
+    break;
+  case 'd':
+    unit = 86400;
+    break;
+  default:
+    unit = 0;
+  }
+  if (unit == 0 || v <= 0 || v > 100LL * 366 * 86400 / unit)
+    die_usage("bad duration '%s': expected a number and a unit s, m, h or d "
+              "(90m, 24h, 7d), at most 100 years",
+              s);
+  return (int64_t)v * unit;
+}
+
+static void cmd_report(const char *spec, int json, const char *since) {
+  int64_t now = (int64_t)time(NULL), from, to;
+  char req[128], t1[32], t2[32];
+  answer a;
+  size_t i;
+  int wk = 4, wn = 4, ws = 4, wr = 7, any = 0, scripts = 0;
+
+  from = now - parse_duration(since ? since : "24h");
+  /* TO just after now: the hour in progress is part of the report. */
+  to = now + 1;
+  snprintf(req, sizeof(req), "report %" PRId64 " %" PRId64, from, to);
+  ask(spec, req, &a);
+  for (i = 0; i < a.nrecs; i++)
+    if (strcmp(a.recs[i].f[0], "row") == 0 && a.recs[i].n != 7)
+      die(EXIT_DAEMON, "the answer holds a row of %zu fields", a.recs[i].n);
+
+  if (json) {
+    printf("{\n  \"from\": ");
+    json_time(from);
+    printf(",\n  \"to\": ");
+    json_time(to);
+    printf(",\n  \"rows\": [");
+    for (i = 0; i < a.nrecs; i++) {
+      rec *r = &a.recs[i];
+      if (strcmp(r->f[0], "row") != 0)
+        continue;
+      printf("%s\n    {\"kind\": ", any++ ? "," : "");
+      json_string(r->f[1]);
+      printf(", \"name\": ");
+      json_string(r->f[6]);
+      printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
+             ", \"first_refused\": ",
+             number(r->f[2]), number(r->f[3]));
+      json_time(number(r->f[4]));
+      printf(", \"last_refused\": ");
+      json_time(number(r->f[5]));
+      printf("}");
+    }
+    printf("%s]\n}\n", any ? "\n  " : "");
+    return;
+  }
+
+  /* The report covers whole clock hours. */
+  printf("Report for the clock hours from %.16s to %.16s UTC\n\n",
+         table_time(from - from % 3600, t1, sizeof(t1)),
+         table_time(to % 3600 ? to - to % 3600 + 3600 : to, t2, sizeof(t2)));
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    char num[32];
+    if (strcmp(r->f[0], "row") != 0)
+      continue;
+    if (number(r->f[3]) > 0) {
+      if (width(r->f[1]) > wk)
+        wk = width(r->f[1]);
+      if (width(r->f[6]) > wn)
+        wn = width(r->f[6]);
+      snprintf(num, sizeof(num), "%" PRId64, number(r->f[2]));
+      if ((int)strlen(num) > ws)
+        ws = (int)strlen(num);
+      snprintf(num, sizeof(num), "%" PRId64, number(r->f[3]));
+      if ((int)strlen(num) > wr)
+        wr = (int)strlen(num);
+      any++;
+    } else {
+      scripts++;
+    }
+  }
+  if (any == 0) {
+    printf("No refusals.\n");
+  } else {
+    printf("Refused:\n");
+    cell("KIND", wk);
+    printf("  ");
+    cell("NAME", wn);
+    printf("  %*s  %*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED",
+           "FIRST REFUSAL", "LAST REFUSAL");
+    for (i = 0; i < a.nrecs; i++) {
+      rec *r = &a.recs[i];
+      if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) == 0)
+        continue;
+      cell(r->f[1], wk);
+      printf("  ");
+      cell(r->f[6], wn);
+      printf("  %*" PRId64 "  %*" PRId64 "  %-19s  %s\n", ws, number(r->f[2]),
+             wr, number(r->f[3]), table_time(number(r->f[4]), t1, sizeof(t1)),
+             table_time(number(r->f[5]), t2, sizeof(t2)));
+    }
+  }
+  printf("\n");
+  if (scripts == 0) {
+    printf("No other script sent mail.\n");
+    return;
+  }
+  wn = 4;
+  ws = 4;
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    char num[32];
+    if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) > 0)
+      continue;
+    if (width(r->f[6]) > wn)
+      wn = width(r->f[6]);
+    snprintf(num, sizeof(num), "%" PRId64, number(r->f[2]));
+    if ((int)strlen(num) > ws)
+      ws = (int)strlen(num);
+  }
+  printf("Scripts by messages sent:\n");
+  cell("NAME", wn);
+  printf("  %*s\n", ws, "SENT");
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) > 0)
+      continue;
+    cell(r->f[6], wn);
+    printf("  %*" PRId64 "\n", ws, number(r->f[2]));
+  }
+}
+
+/* "2024-05-01" -> its midnight UTC, or -1. */
+static int64_t parse_day(const char *s) {
+  struct tm tm;
+  int y, m, d, n = 0;
+  time_t t;
+  char check[40];
+
+  if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+      s[10] != '\0')
+    return -1;
+  memset(&tm, 0, sizeof(tm));
+  tm.tm_year = y - 1900;
+  tm.tm_mon = m - 1;
+  tm.tm_mday = d;
+  t = timegm(&tm);
+  if (t == (time_t)-1)
+    return -1;
+  /* 2024-02-30 would be normalised to March: refuse it. */
+  gmtime_r(&t, &tm);
+  snprintf(check, sizeof(check), "%04d-%02d-%02d", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday);
+  return strcmp(check, s) == 0 ? (int64_t)t : -1;
+}
+
+/* The smallest of 1, 2, 5, 10, 20, 50, ... that splits max into at most 5
+   steps. */
+static int64_t nice_step(int64_t max) {
+  int64_t base = 1;
+
+  for (;;) {
+    if ((max + base - 1) / base <= 5)
+      return base;
+    if ((max + 2 * base - 1) / (2 * base) <= 5)
+      return 2 * base;
+    if ((max + 5 * base - 1) / (5 * base) <= 5)
+      return 5 * base;
+    base *= 10;
+  }
+}
+
+/* An SVG 1.1 bar chart: 24 hours, a bar for sent and one for refused in
+   each (class "sent" / "refused", 24 of each, zero-height when nothing),
+   axes, labels and a legend. */
+static void write_svg(FILE *f, const char *kind, const char *name,
+                      const char *day, const int64_t *sent,
+                      const int64_t *refused) {
+  const int left = 70, top = 70, group = 32, bar = 12, plot_h = 280;
+  const int plot_w = 24 * group, width_px = left + plot_w + 30;
+  const int height_px = top + plot_h + 70;
+  int64_t max = 1, step, ymax, v;
+  int i;
+
+  for (i = 0; i < 24; i++) {
+    if (sent[i] > max)
+      max = sent[i];
+    if (refused[i] > max)
+      max = refused[i];
+  }
+  step = nice_step(max);
+  ymax = (max + step - 1) / step * step;
+
+  fprintf(f,
+          "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" "
+          "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+          "font-family=\"DejaVu Sans, Verdana, sans-serif\" "
+          "font-size=\"12\">\n",
+          width_px, height_px, width_px, height_px);
+  fprintf(f, "<title>%s ", kind);
+  put_utf8(f, name, xml_char);
+  fprintf(f, ": sent and refused per hour on %s (UTC)</title>\n", day);
+  fprintf(f,
+          "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" "
+          "fill=\"#ffffff\"/>\n",
+          width_px, height_px);
+  fprintf(f,
+          "<text x=\"%d\" y=\"28\" font-size=\"16\" "
+          "font-weight=\"bold\">%s ",
+          left, kind);
+  put_utf8(f, name, xml_char);
+  fprintf(f,
+          "</text>\n<text x=\"%d\" y=\"48\" fill=\"#444444\">sent and "
+          "refused per hour on %s (UTC)</text>\n",
+          left, day);
+
+  /* Legend, top right. */
+  fprintf(f,
+          "<g class=\"legend\">\n"
+          "<rect x=\"%d\" y=\"18\" width=\"12\" height=\"12\" "
+          "fill=\"#4e79a7\"/>\n"
+          "<text x=\"%d\" y=\"29\">sent</text>\n"
+          "<rect x=\"%d\" y=\"18\" width=\"12\" height=\"12\" "
+          "fill=\"#e15759\"/>\n"
+          "<text x=\"%d\" y=\"29\">refused</text>\n"
+          "</g>\n",
+          left + plot_w - 150, left + plot_w - 134, left + plot_w - 80,
+          left + plot_w - 64);
+
+  /* Horizontal grid lines and the y axis labels. */
+  fprintf(f, "<g class=\"y-axis\" stroke-width=\"1\">\n");
+  for (v = 0; v <= ymax; v += step) {
+    double y = top + plot_h - (double)v * plot_h / (double)ymax;
+    fprintf(f,
+            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
+            "stroke=\"%s\"/>\n"
+            "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%" PRId64
+            "</text>\n",
+            left, y, left + plot_w, y, v == 0 ? "#000000" : "#dddddd", left - 6,
+            y + 4, v);
+  }
+  fprintf(f,
+          "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" "
+          "transform=\"rotate(-90 18 %d)\">messages</text>\n</g>\n",
+          top + plot_h / 2, top + plot_h / 2);
+  fprintf(f,
+          "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000000\"/>"
+          "\n",
+          left, top, left, top + plot_h);
+
+  /* The bars. */
+  fprintf(f, "<g class=\"bars\">\n");
+  for (i = 0; i < 24; i++) {
+    int x = left + i * group + (group - 2 * bar - 2) / 2;
+    double hs = (double)sent[i] * plot_h / (double)ymax;
+    double hr = (double)refused[i] * plot_h / (double)ymax;
+    fprintf(f,
+            "<rect class=\"sent\" x=\"%d\" y=\"%.1f\" width=\"%d\" "
+            "height=\"%.1f\" fill=\"#4e79a7\"><title>%02d:00-%02d:00 sent "
+            "%" PRId64 "</title></rect>\n",
+            x, top + plot_h - hs, bar, hs, i, (i + 1) % 24, sent[i]);
+    fprintf(f,
+            "<rect class=\"refused\" x=\"%d\" y=\"%.1f\" width=\"%d\" "
+            "height=\"%.1f\" fill=\"#e15759\"><title>%02d:00-%02d:00 refused "
+            "%" PRId64 "</title></rect>\n",
+            x + bar + 2, top + plot_h - hr, bar, hr, i, (i + 1) % 24,
+            refused[i]);
+  }
+  fprintf(f, "</g>\n");
+
+  /* The x axis: the hours, and its title. */
+  fprintf(f, "<g class=\"x-axis\" text-anchor=\"middle\">\n");
+  for (i = 0; i < 24; i++)
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%02d</text>\n",
+            left + i * group + group / 2, top + plot_h + 18, i);
+  fprintf(f, "<text x=\"%d\" y=\"%d\">hour of %s (UTC)</text>\n</g>\n",
+          left + plot_w / 2, top + plot_h + 44, day);
+  fprintf(f, "</svg>\n");
+}
+
+static void cmd_history(const char *spec, int json, const char *kind,
+                        const char *name, const char *day, const char *svg) {
+  char req[2048], today[40];
+  int64_t from, sent[24] = {0}, refused[24] = {0}, tsent = 0, tref = 0;
+  answer a;
+  size_t i;
+  int h;
+
+  kind_for(kind, 1);
+  if (day == NULL) {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(today, sizeof(today), "%04d-%02d-%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday);
+    day = today;
+  }
+  from = parse_day(day);
+  if (from < 0)
+    die_usage("bad day '%s': expected YYYY-MM-DD", day);
+  snprintf(req, sizeof(req), "history %s %" PRId64 " %" PRId64 " %s", kind,
+           from, from + 86400, name);
+  ask(spec, req, &a);
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    int64_t hour;
+    if (strcmp(r->f[0], "hour") != 0 || r->n != 4)
+      die(EXIT_DAEMON, "the answer holds a line that is not an hour");
+    hour = number(r->f[1]);
+    if (hour < from || hour >= from + 86400)
+      continue;
+    h = (int)((hour - from) / 3600);
+    sent[h] += number(r->f[2]);
+    refused[h] += number(r->f[3]);
+  }
+  for (h = 0; h < 24; h++) {
+    tsent += sent[h];
+    tref += refused[h];
+  }
+  if (svg != NULL) {
+    FILE *f = strcmp(svg, "-") == 0 ? stdout : fopen(svg, "w");
+    if (f == NULL)
+      die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
+    write_svg(f, kind, name, day, sent, refused);
+    if (f != stdout && fclose(f) != 0)
+      die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
+    if (f == stdout)
+      return;
+  }
+  if (json) {
+    char when[32];
+    printf("{\n  \"kind\": ");
+    json_string(kind);
+    printf(",\n  \"name\": ");
+    json_string(name);
+    printf(",\n  \"day\": \"%s\",\n  \"timezone\": \"UTC\",\n  \"hours\": [",
+           day);
+    for (h = 0; h < 24; h++)
+      printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
+             ", \"refused\": %" PRId64 "}",
+             h ? "," : "",
+             obspamd_iso_time(from + h * 3600, when, sizeof(when)), sent[h],
+             refused[h]);
+    printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64 "\n}\n",
+           tsent, tref);
+  } else {
+    printf("%s ", kind);
+    put_utf8(stdout, name, plain_char);
+    printf(" on %s (UTC), per clock hour:\n\n", day);
+    printf("HOUR   %8s  %8s\n", "SENT", "REFUSED");
+    for (h = 0; h < 24; h++)
+      printf("%02d:00  %8" PRId64 "  %8" PRId64 "\n", h, sent[h], refused[h]);
+    printf("total  %8" PRId64 "  %8" PRId64 "\n", tsent, tref);
+  }
+  if (svg != NULL)
+    fprintf(stderr, "%s: chart written to %s\n", progname, svg);
+}
+
+static void cmd_message(const char *spec, int json, const char *command) {
+  answer a;
+  const char *msg;
+
+  ask(spec, command, &a);
+  msg = value(&a, "message");
+  if (msg == NULL)
+    die(EXIT_DAEMON, "the answer lacks its message");
+  if (json) {
+    printf("{\"result\": \"ok\", \"message\": ");
+    json_string(msg);
+    printf("}\n");
+  } else {
+    put_utf8(stdout, msg, plain_char);
+    putchar('\n');
+  }
+}
+
+static void cmd_ping(const char *spec, int json) {
+  answer a;
+  const char *name, *version;
+  int64_t pid, uptime;
+
+  ask(spec, "ping", &a);
+  name = value(&a, "name");
+  version = value(&a, "version");
+  pid = number(value(&a, "pid"));
+  uptime = number(value(&a, "uptime"));
+  if (name == NULL || version == NULL)
+    die(EXIT_DAEMON, "the answer lacks a field");
+  if (json) {
+    printf("{\"name\": ");
+    json_string(name);
+    printf(", \"version\": ");
+    json_string(version);
+    printf(", \"pid\": %" PRId64 ", \"uptime\": %" PRId64 "}\n", pid, uptime);
+  } else {
+    printf("%s (libobspam %s), pid %" PRId64 ", up %" PRId64 " s\n", name,
+           version, pid, uptime);
+  }
+}
+
+/* ---- the command line ---------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
+             *svg = NULL, *words[8];
+  char spec[600];
+  int json = 0, nwords = 0, i, options_done = 0;
+
+  if (control == NULL || *control == '\0')
+    control = DEFAULT_CONTROL;
+  for (i = 1; i < argc; i++) {
+    const char *arg = argv[i], *val = NULL, *eq;
+    char opt[32];
+    if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+      if (nwords == (int)(sizeof(words) / sizeof(words[0])))
+        die_usage("too many arguments");
+      words[nwords++] = arg;
+      continue;
+    }
+    if (strcmp(arg, "--") == 0) {
+      options_done = 1;
+      continue;
+    }
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+      usage_text(stdout);
+      return 0;
+    }
+    if (strcmp(arg, "--version") == 0) {
+      printf("obspamctl (libobspam %d.%d.%d)\n", OBSPAM_VERSION_MAJOR,
+             OBSPAM_VERSION_MINOR, OBSPAM_VERSION_PATCH);
+      return 0;
+    }
+    if (strcmp(arg, "--json") == 0) {
+      json = 1;
+      continue;
+    }
+    /* Options with a value: --opt VALUE or --opt=VALUE. */
+    eq = strchr(arg, '=');
+    snprintf(opt, sizeof(opt), "%.*s",
+             (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
+    if (strcmp(opt, "--control") != 0 && strcmp(opt, "--since") != 0 &&
+        strcmp(opt, "--day") != 0 && strcmp(opt, "--svg") != 0 &&
+        strcmp(opt, "--timeout") != 0)
+      die_usage("unknown option '%s'", arg);
+    if (eq != NULL)
+      val = eq + 1;
+    else if (i + 1 < argc)
+      val = argv[++i];
+    else
+      die_usage("option %s needs a value", opt);
+    if (strcmp(opt, "--control") == 0)
+      control = val;
+    else if (strcmp(opt, "--since") == 0)
+      since = val;
+    else if (strcmp(opt, "--day") == 0)
+      day = val;
+    else if (strcmp(opt, "--svg") == 0)
+      svg = val;
+    else {
+      char *end;
+      long t = strtol(val, &end, 10);
+      if (*val == '\0' || *end != '\0' || t <= 0 || t > 86400)
+        die_usage("bad timeout '%s': expected seconds, 1..86400", val);
+      timeout_s = (int)t;
+    }
+  }
+  if (nwords == 0)
+    die_usage("no command given");
+  /* One request is one line: a name cannot carry a line break into it. */
+  for (i = 1; i < nwords; i++) {
+    const char *c;
+    for (c = words[i]; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == 0x7f)
+        die_usage("'%s' holds a control character", words[i]);
+  }
+  /* A bare path is a Unix socket. */
+  if (control[0] == '/')
+    snprintf(spec, sizeof(spec), "unix:%s", control);
+  else
+    snprintf(spec, sizeof(spec), "%s", control);
+  {
+    obspamd_spec sp;
+    char err[512];
+    if (obspamd_spec_parse(spec, &sp, err, sizeof(err)) != 0)
+      die_usage("--control: %s", err);
+  }
+
+  if (since != NULL && strcmp(words[0], "report") != 0)
+    die_usage("--since goes with report only");
+  if ((day != NULL || svg != NULL) && strcmp(words[0], "history") != 0)
+    die_usage("%s goes with history only", day ? "--day" : "--svg");
+
+  if (strcmp(words[0], "status") == 0) {
+    if (nwords != 3)
+      die_usage("usage: status KIND NAME");
+    cmd_status(spec, json, words[1], words[2]);
+  } else if (strcmp(words[0], "report") == 0) {
+    if (nwords != 1)
+      die_usage("usage: report [--since DURATION] [--json]");
+    cmd_report(spec, json, since);
+  } else if (strcmp(words[0], "history") == 0) {
+    if (nwords != 3)
+      die_usage("usage: history KIND NAME [--day YYYY-MM-DD] [--svg FILE]");
+    cmd_history(spec, json, words[1], words[2], day, svg);
+  } else if (strcmp(words[0], "reload") == 0 || strcmp(words[0], "save") == 0) {
+    if (nwords != 1)
+      die_usage("usage: %s", words[0]);
+    cmd_message(spec, json, words[0]);
+  } else if (strcmp(words[0], "ping") == 0) {
+    if (nwords != 1)
+      die_usage("usage: ping");
+    cmd_ping(spec, json);
+  } else {
+    die_usage("unknown command '%s': expected status, report, history, "
+              "reload, save or ping",
+              words[0]);
+  }
+  answer_free(&last_answer);
+  if (fflush(stdout) != 0 || ferror(stdout))
+    die(EXIT_DAEMON, "cannot write the output: %s", strerror(errno));
+  return 0;
+}
