@@ -1,0 +1,1203 @@
+/* obspam-policyd: a Postfix SMTP access policy server (check_policy_service)
+   on top of libobspam.
+
+   One thread runs an epoll loop over non-blocking sockets: the listeners,
+   every policy connection and a self-pipe for signals. Decisions take
+   microseconds and never block, so one thread serves thousands of
+   connections; the control socket and the metrics endpoint have threads
+   of their own (examples/common), and so does a reload while it runs.
+   The request parser is policy.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "metrics.h"
+#include "obspam.h"
+#include "policy.h"
+
+#define PROGRAM "obspam-policyd"
+#define DEFAULT_LISTEN "inet:127.0.0.1:10040"
+#define DEFAULT_SAVE_INTERVAL 60
+/* Longer than Postfix's smtpd_policy_service_max_idle (300 s), so that
+   Postfix, not the server, closes the connections it keeps for reuse. */
+#define DEFAULT_IDLE_TIMEOUT 600
+#define DEFAULT_SOCKET_MODE 0666
+#define MAX_LISTENERS 16
+/* Descriptors kept free for the state file, the notify command, the
+   control socket and the metrics endpoint when connections use the rest. */
+#define FD_RESERVE 64
+
+/* Bytes read at once, and room for answers not yet written. A client that
+   sends requests faster than it reads the answers is not read from until
+   they are written. */
+#define IN_CAP 4096
+#define OUT_CAP 8192
+/* The longest answer: "action=NNN " + the refusal text + "\n\n". */
+#define TEXT_MAX 1024
+#define ANSWER_MAX (TEXT_MAX + 16)
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct options {
+  const char *config;
+  const char *listen[MAX_LISTENERS];
+  int nlisten;
+  const char *state;
+  int save_interval;
+  const char *control;
+  const char *metrics;
+  const char *admin;
+  const char *notify_command;
+  int foreground;
+  int check_config;
+  int idle_timeout;
+  int socket_mode;
+  long max_connections;
+} options;
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "Usage: " PROGRAM " --config FILE [options]\n"
+      "\n"
+      "A Postfix policy server (check_policy_service) that limits outgoing\n"
+      "mail per mailbox, domain and subscription with libobspam.\n"
+      "\n"
+      "Options:\n"
+      "  --config FILE          the limits (obspam.conf); required\n"
+      "  --listen SPEC          where Postfix connects: unix:PATH,\n"
+      "                         inet:HOST:PORT or inet:[IPV6]:PORT; may be\n"
+      "                         repeated (default " DEFAULT_LISTEN ")\n"
+      "  --state FILE           keep the counters in FILE: loaded at start,\n"
+      "                         saved periodically and at exit\n"
+      "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
+      "                         at exit)\n"
+      "  --control unix:PATH    the control socket for obspamctl\n"
+      "  --metrics inet:HOST:PORT\n"
+      "                         serve Prometheus metrics at /metrics\n"
+      "  --admin EMAIL          mail notices to this address too\n"
+      "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail "
+      "-t\"\n"
+      "  --idle-timeout SECS    close a connection idle this long (default "
+      "%d)\n"
+      "  --socket-mode MODE     octal mode of unix: listen sockets (default "
+      "%04o)\n"
+      "  --max-connections N    at most N policy connections at once\n"
+      "                         (default: the file limit less %d)\n"
+      "  --foreground           do not detach; log to stderr\n"
+      "  --check-config         load the configuration, report, and exit\n"
+      "  --version              print the version and exit\n"
+      "  --help                 print this help and exit\n"
+      "\n"
+      "Signals: SIGHUP reloads the configuration (a bad file is logged and\n"
+      "the running one kept); SIGTERM and SIGINT save the state and exit.\n"
+      "See obspam-policyd(8).\n",
+      DEFAULT_SAVE_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE,
+      FD_RESERVE);
+}
+
+/* A whole decimal number in [min, max], or -1 after saying why. */
+static long number(const char *opt, const char *s, long min, long max,
+                   int base) {
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(s, &end, base);
+  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+    fprintf(stderr, PROGRAM ": %s: bad value '%s': expected %s %ld..%ld\n", opt,
+            s, base == 8 ? "an octal mode" : "a number", min, max);
+    return -1;
+  }
+  return v;
+}
+
+/* Paths are made absolute, because a detached daemon runs in "/" and
+   reloads its configuration from there. */
+static char *absolute(const char *path) {
+  char cwd[PATH_MAX], *out;
+  size_t n;
+
+  if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+    return strdup(path);
+  n = strlen(cwd) + strlen(path) + 2;
+  out = malloc(n);
+  if (out != NULL)
+    snprintf(out, n, "%s/%s", cwd, path);
+  return out;
+}
+
+static char *absolute_spec(const char *spec) {
+  char *path, *out;
+  size_t n;
+
+  if (strncmp(spec, "unix:", 5) != 0)
+    return strdup(spec);
+  path = absolute(spec + 5);
+  if (path == NULL)
+    return NULL;
+  n = strlen(path) + 6;
+  out = malloc(n);
+  if (out != NULL)
+    snprintf(out, n, "unix:%s", path);
+  free(path);
+  return out;
+}
+
+/* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
+static int parse_options(int argc, char **argv, options *o) {
+  enum {
+    OPT_CONFIG = 256,
+    OPT_LISTEN,
+    OPT_STATE,
+    OPT_SAVE_INTERVAL,
+    OPT_CONTROL,
+    OPT_METRICS,
+    OPT_ADMIN,
+    OPT_NOTIFY,
+    OPT_FOREGROUND,
+    OPT_CHECK,
+    OPT_IDLE,
+    OPT_MODE,
+    OPT_MAXCONN,
+    OPT_VERSION,
+    OPT_HELP
+  };
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, OPT_CONFIG},
+      {"listen", required_argument, NULL, OPT_LISTEN},
+      {"state", required_argument, NULL, OPT_STATE},
+      {"save-interval", required_argument, NULL, OPT_SAVE_INTERVAL},
+      {"control", required_argument, NULL, OPT_CONTROL},
+      {"metrics", required_argument, NULL, OPT_METRICS},
+      {"admin", required_argument, NULL, OPT_ADMIN},
+      {"notify-command", required_argument, NULL, OPT_NOTIFY},
+      {"foreground", no_argument, NULL, OPT_FOREGROUND},
+      {"check-config", no_argument, NULL, OPT_CHECK},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE},
+      {"socket-mode", required_argument, NULL, OPT_MODE},
+      {"max-connections", required_argument, NULL, OPT_MAXCONN},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0}};
+  int c;
+  long v;
+
+  memset(o, 0, sizeof(*o));
+  o->save_interval = DEFAULT_SAVE_INTERVAL;
+  o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+  o->socket_mode = DEFAULT_SOCKET_MODE;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_CONFIG:
+      o->config = optarg;
+      break;
+    case OPT_LISTEN:
+      if (strncmp(optarg, "unix:", 5) != 0 &&
+          strncmp(optarg, "inet:", 5) != 0) {
+        fprintf(stderr,
+                PROGRAM ": --listen: bad value '%s': expected unix:PATH or "
+                        "inet:HOST:PORT\n",
+                optarg);
+        return -1;
+      }
+      if (o->nlisten == MAX_LISTENERS) {
+        fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
+                MAX_LISTENERS);
+        return -1;
+      }
+      o->listen[o->nlisten++] = optarg;
+      break;
+    case OPT_STATE:
+      o->state = optarg;
+      break;
+    case OPT_SAVE_INTERVAL:
+      if ((v = number("--save-interval", optarg, 0, 86400, 10)) < 0)
+        return -1;
+      o->save_interval = (int)v;
+      break;
+    case OPT_CONTROL:
+      if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0') {
+        fprintf(stderr,
+                PROGRAM ": --control: bad value '%s': expected unix:PATH\n",
+                optarg);
+        return -1;
+      }
+      o->control = optarg;
+      break;
+    case OPT_METRICS:
+      if (strncmp(optarg, "inet:", 5) != 0) {
+        fprintf(stderr,
+                PROGRAM ": --metrics: bad value '%s': expected "
+                        "inet:HOST:PORT\n",
+                optarg);
+        return -1;
+      }
+      o->metrics = optarg;
+      break;
+    case OPT_ADMIN:
+      /* Empty means none, so that a service file can always pass it. */
+      if (optarg[0] != '\0' && strchr(optarg, '@') == NULL) {
+        fprintf(stderr,
+                PROGRAM ": --admin: bad value '%s': expected an address\n",
+                optarg);
+        return -1;
+      }
+      o->admin = optarg[0] != '\0' ? optarg : NULL;
+      break;
+    case OPT_NOTIFY:
+      o->notify_command = optarg[0] != '\0' ? optarg : NULL;
+      break;
+    case OPT_FOREGROUND:
+      o->foreground = 1;
+      break;
+    case OPT_CHECK:
+      o->check_config = 1;
+      break;
+    case OPT_IDLE:
+      if ((v = number("--idle-timeout", optarg, 1, 86400, 10)) < 0)
+        return -1;
+      o->idle_timeout = (int)v;
+      break;
+    case OPT_MODE:
+      if ((v = number("--socket-mode", optarg, 0, 0777, 8)) < 0)
+        return -1;
+      o->socket_mode = (int)v;
+      break;
+    case OPT_MAXCONN:
+      if ((v = number("--max-connections", optarg, 1, 10000000, 10)) < 0)
+        return -1;
+      o->max_connections = v;
+      break;
+    case OPT_VERSION:
+      printf(PROGRAM " (libobspam %s)\n", obspam_version_string());
+      return 1;
+    case OPT_HELP:
+      usage(stdout);
+      return 1;
+    default:
+      if (optopt != 0)
+        fprintf(stderr, PROGRAM ": option '%s' %s\n", argv[optind - 1],
+                strchr(argv[optind - 1], '=') != NULL ? "takes no value"
+                                                      : "needs a value");
+      else
+        fprintf(stderr, PROGRAM ": unknown option '%s'\n", argv[optind - 1]);
+      fprintf(stderr, "Try '" PROGRAM " --help'.\n");
+      return -1;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr,
+            PROGRAM ": unexpected argument '%s'\nTry '" PROGRAM " --help'.\n",
+            argv[optind]);
+    return -1;
+  }
+  if (o->config == NULL) {
+    fprintf(stderr,
+            PROGRAM ": --config FILE is required\nTry '" PROGRAM " --help'.\n");
+    return -1;
+  }
+  if (o->nlisten == 0)
+    o->listen[o->nlisten++] = DEFAULT_LISTEN;
+  return 0;
+}
+
+/* --check-config: the library's own message names the file and the line. */
+static int check_config(const char *path) {
+  obspam_engine *e;
+  int rc;
+
+  if (obspam_engine_new(&e) != OBSPAM_OK) {
+    fprintf(stderr, PROGRAM ": out of memory\n");
+    return 1;
+  }
+  rc = obspam_load_config(e, path);
+  if (rc != OBSPAM_OK)
+    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
+  else
+    printf("%s: configuration OK\n", path);
+  obspam_engine_free(e);
+  return rc == OBSPAM_OK ? 0 : 1;
+}
+
+/* ---- detaching ---------------------------------------------------------- */
+
+/* Without --foreground the process detaches before it starts anything, so
+   that threads are created in the final process. The original process
+   waits on a pipe until the daemon says it is ready (one byte) or dies
+   (end of file), and exits 0 or 1 accordingly: an init script or a shell
+   sees whether the start worked, and startup errors reach its terminal. */
+static int detach(void) {
+  int p[2];
+  pid_t pid;
+
+  if (pipe(p) != 0) {
+    fprintf(stderr, PROGRAM ": pipe: %s\n", strerror(errno));
+    exit(1);
+  }
+  pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
+    exit(1);
+  }
+  if (pid > 0) {
+    char b;
+    ssize_t n;
+
+    close(p[1]);
+    waitpid(pid, NULL, 0);
+    do
+      n = read(p[0], &b, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 ? 0 : 1);
+  }
+  close(p[0]);
+  setsid();
+  pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
+    _exit(1);
+  }
+  if (pid > 0)
+    _exit(0);
+  fcntl(p[1], F_SETFD, FD_CLOEXEC);
+  return p[1];
+}
+
+/* The daemon is up: it lets its starter go and drops the terminal. */
+static void detached(int ready_fd) {
+  int null = open("/dev/null", O_RDWR);
+
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+      close(null);
+  }
+  if (chdir("/") != 0) {
+    /* "/" always exists; nothing to do. */
+  }
+  if (write(ready_fd, "", 1) != 1) {
+    /* The starter is gone; the daemon runs on. */
+  }
+  close(ready_fd);
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+/* Signals are turned into bytes on a pipe that the loop watches. A
+   self-pipe rather than signalfd: signalfd needs the signals blocked, and
+   a blocked mask is inherited by every program the daemon runs (the
+   notify command), which would then ignore SIGTERM. */
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+  int saved = errno;
+  unsigned char b = (unsigned char)sig;
+
+  if (write(signal_pipe[1], &b, 1) < 0) {
+    /* The pipe is full: enough signals are pending already. */
+  }
+  errno = saved;
+}
+
+static int setup_signals(void) {
+  struct sigaction sa;
+
+  if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+    return -1;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) ||
+      sigaction(SIGINT, &sa, NULL) != 0)
+    return -1;
+  /* A client that closes before reading its answer must not kill us. */
+  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
+
+/* ---- the event loop ----------------------------------------------------- */
+
+enum { ITEM_LISTENER, ITEM_SIGNALS, ITEM_CONN };
+
+typedef struct listener {
+  int type; /* ITEM_LISTENER */
+  int fd;
+  int paused;
+  char spec[PATH_MAX + 8]; /* as given, or with the port bound */
+  const char *unlink_path; /* the socket file of a unix: listener */
+} listener;
+
+typedef struct conn {
+  int type; /* ITEM_CONN */
+  int fd;
+  uint32_t events;          /* the epoll interest now */
+  struct conn *prev, *next; /* least recently active first */
+  int64_t last;             /* monotonic ms of the last read */
+  size_t in_off, in_len;    /* bytes of in[] not parsed yet */
+  size_t out_off, out_len;  /* bytes of out[] not written yet */
+  char peer[72];            /* for log lines */
+  char decided[72];         /* instance of the last message decided */
+  char probed[72];          /* ... and of the last refused at RCPT */
+  policy_req req;
+  char in[IN_CAP];
+  char out[OUT_CAP];
+} conn;
+
+typedef struct server {
+  obspamd_service svc;
+  int ep;
+  listener listeners[MAX_LISTENERS];
+  int nlisteners;
+  int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
+  conn *head, *tail;
+  long nconns, max_conns;
+  int64_t idle_ms;
+  int accept_paused;
+  int64_t accept_resume; /* monotonic ms */
+  int64_t pause_logged;  /* monotonic ms of the last "not accepting" */
+  int stop, reload;
+  /* The reload thread: a large file takes a second to parse, and the
+     loop goes on answering meanwhile (the engine swaps the new
+     configuration in at once when it is ready). */
+  pthread_t reloader;
+  int reloader_started; /* a thread exists and must be joined */
+  int reloading;        /* it runs (atomic) */
+} server;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_us(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void list_remove(server *s, conn *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    s->head = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  else
+    s->tail = c->prev;
+  c->prev = c->next = NULL;
+}
+
+static void list_append(server *s, conn *c) {
+  c->prev = s->tail;
+  c->next = NULL;
+  if (s->tail != NULL)
+    s->tail->next = c;
+  else
+    s->head = c;
+  s->tail = c;
+}
+
+static void set_listeners(server *s, int on) {
+  int i;
+
+  for (i = 0; i < s->nlisteners; i++) {
+    listener *l = &s->listeners[i];
+    struct epoll_event ev;
+
+    if (l->paused == !on)
+      continue;
+    ev.events = on ? EPOLLIN : 0;
+    ev.data.ptr = l;
+    epoll_ctl(s->ep, EPOLL_CTL_MOD, l->fd, &ev);
+    l->paused = !on;
+  }
+}
+
+static void conn_close(server *s, conn *c) {
+  epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  list_remove(s, c);
+  free(c);
+  s->nconns--;
+  obspamd_metrics_connection_close(&s->svc.metrics);
+  /* A descriptor is free again. */
+  if (s->accept_paused && s->nconns < s->max_conns) {
+    s->accept_paused = 0;
+    set_listeners(s, 1);
+  }
+}
+
+static void conn_interest(server *s, conn *c) {
+  uint32_t want = 0;
+
+  if (c->in_off == c->in_len)
+    want |= EPOLLIN;
+  if (c->out_len > c->out_off)
+    want |= EPOLLOUT;
+  if (want != c->events) {
+    struct epoll_event ev;
+
+    ev.events = want;
+    ev.data.ptr = c;
+    epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = want;
+  }
+}
+
+static void append(conn *c, const char *text, size_t n) {
+  if (c->out_off > 0) {
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+  }
+  memcpy(c->out + c->out_len, text, n);
+  c->out_len += n;
+}
+
+static void answer_dunno(conn *c) { append(c, "action=DUNNO\n\n", 14); }
+
+static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
+                          const obspam_message *m) {
+  char text[TEXT_MAX], line[ANSWER_MAX];
+  int code, n;
+
+  obspamd_refusal_text_msg(v, m, obspamd_reject(&s->svc), &code, text,
+                           sizeof(text));
+  n = snprintf(line, sizeof(line), "action=%d %s\n\n", code, text);
+  if (n < 0 || (size_t)n >= sizeof(line))
+    n = (int)sizeof(line) - 1;
+  append(c, line, (size_t)n);
+  obspamd_log_refusal(v, m);
+}
+
+/* Answers one complete request. Returns -1 when the engine could not
+   decide: the protocol then asks for no answer and a closed connection,
+   and Postfix applies its smtpd_policy_service_default_action. */
+static int answer(server *s, conn *c) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  enum policy_stage stage = policy_message(&c->req, &m);
+  const char *instance = policy_get(&c->req, POLICY_INSTANCE);
+  double t0 = mono_us();
+  int rc;
+
+  if (stage == POLICY_STAGE_OTHER) {
+    answer_dunno(c);
+    return 0;
+  }
+  if (stage == POLICY_STAGE_RCPT) {
+    /* Too early to charge: the recipients are not all known and the
+       message may never come. Only a sender that could not send even one
+       more recipient is stopped now. The refusal is recorded in the
+       statistics (a probe charges nothing), once per message: a client
+       that tries fifty recipients made one attempt. */
+    int recorded = instance != NULL && instance[0] != '\0' &&
+                   strcmp(instance, c->probed) == 0;
+
+    m.recipients = 1;
+    if (recorded) {
+      rc = obspam_check(s->svc.engine, &m, &v);
+    } else {
+      m.flags |= OBSPAM_MSG_PROBE;
+      rc = obspam_decide(s->svc.engine, &m, &v);
+    }
+    if (rc != OBSPAM_OK)
+      goto fail;
+    if (v.action == OBSPAM_REFUSE) {
+      if (!recorded && instance != NULL && strlen(instance) < sizeof(c->probed))
+        memcpy(c->probed, instance, strlen(instance) + 1);
+      answer_refuse(s, c, &v, &m);
+      obspamd_metrics_decision(&s->svc.metrics, &v, mono_us() - t0);
+    } else {
+      answer_dunno(c);
+    }
+    return 0;
+  }
+  /* DATA or END-OF-MESSAGE. A message is decided once: with the check in
+     both smtpd_data_restrictions and smtpd_end_of_data_restrictions,
+     Postfix asks twice about one message (same instance, same
+     connection), and the second question must not charge it again. */
+  if (instance != NULL && instance[0] != '\0' &&
+      strlen(instance) < sizeof(c->decided) &&
+      strcmp(instance, c->decided) == 0) {
+    answer_dunno(c);
+    return 0;
+  }
+  rc = obspam_decide(s->svc.engine, &m, &v);
+  if (rc != OBSPAM_OK)
+    goto fail;
+  if (instance != NULL && strlen(instance) < sizeof(c->decided))
+    memcpy(c->decided, instance, strlen(instance) + 1);
+  else
+    c->decided[0] = '\0';
+  if (v.action == OBSPAM_REFUSE)
+    answer_refuse(s, c, &v, &m);
+  else
+    answer_dunno(c);
+  obspamd_metrics_decision(&s->svc.metrics, &v, mono_us() - t0);
+  return 0;
+
+fail:
+  obspamd_log(LOG_ERR,
+              "cannot decide a request from %s (state %s): %s; closing "
+              "without an answer",
+              c->peer, policy_state_name(&c->req),
+              obspam_engine_errmsg(s->svc.engine));
+  return -1;
+}
+
+/* Writes what it can of the pending answers. Returns -1 on a dead peer. */
+static int conn_flush(conn *c) {
+  while (c->out_off < c->out_len) {
+    ssize_t n =
+        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+      return -1;
+    }
+    c->out_off += (size_t)n;
+  }
+  c->out_off = c->out_len = 0;
+  return 0;
+}
+
+/* Parses what was read and answers every complete request, as long as
+   there is room for answers. Returns -1 when c was closed. */
+static int conn_process(server *s, conn *c) {
+  while (c->in_off < c->in_len &&
+         OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX) {
+    size_t used;
+    int rc =
+        policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
+
+    c->in_off += used;
+    if (rc == POLICY_ERROR) {
+      obspamd_metrics_bad_request(&s->svc.metrics);
+      obspamd_log(LOG_WARNING,
+                  "bad policy request from %s: %s; closing without an "
+                  "answer",
+                  c->peer, c->req.error);
+      conn_close(s, c);
+      return -1;
+    }
+    if (rc == POLICY_COMPLETE) {
+      if (answer(s, c) < 0) {
+        conn_close(s, c);
+        return -1;
+      }
+      policy_reset(&c->req);
+    }
+  }
+  if (c->in_off == c->in_len)
+    c->in_off = c->in_len = 0;
+  if (conn_flush(c) < 0) {
+    conn_close(s, c);
+    return -1;
+  }
+  conn_interest(s, c);
+  return 0;
+}
+
+static int conn_readable(server *s, conn *c) {
+  ssize_t n;
+
+  if (c->in_off < c->in_len)
+    return 0; /* still parsing what came before */
+  do
+    n = recv(c->fd, c->in, sizeof(c->in), 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return 0;
+  if (n <= 0) {
+    /* Postfix closes connections it no longer needs; a reset is the same
+       to us. A client that only shut down its side gets the answers that
+       are still waiting, as far as the socket takes them now. */
+    if (n == 0)
+      conn_flush(c);
+    conn_close(s, c);
+    return -1;
+  }
+  c->in_off = 0;
+  c->in_len = (size_t)n;
+  c->last = mono_ms();
+  list_remove(s, c);
+  list_append(s, c);
+  return conn_process(s, c);
+}
+
+static int conn_writable(server *s, conn *c) {
+  if (conn_flush(c) < 0) {
+    conn_close(s, c);
+    return -1;
+  }
+  if (c->in_off < c->in_len)
+    return conn_process(s, c); /* requests that waited for room */
+  conn_interest(s, c);
+  return 0;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, const listener *l,
+                      char *out, size_t size) {
+  char ip[INET6_ADDRSTRLEN];
+
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+    snprintf(out, size, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+    snprintf(out, size, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+  } else {
+    snprintf(out, size, "%.*s", (int)size - 1, l->spec);
+  }
+}
+
+static void pause_accepting(server *s, const char *why) {
+  int64_t now = mono_ms();
+
+  /* Once a minute at most: under a lasting shortage every closed
+     connection resumes accepting and the next accept pauses again. */
+  if (!s->accept_paused &&
+      (s->pause_logged == 0 || now - s->pause_logged >= 60000)) {
+    obspamd_log(LOG_WARNING,
+                "not accepting policy connections for a while: %s (%ld "
+                "open)",
+                why, s->nconns);
+    s->pause_logged = now;
+  }
+  s->accept_paused = 1;
+  s->accept_resume = now + 1000;
+  set_listeners(s, 0);
+}
+
+static void accept_some(server *s, listener *l) {
+  int i;
+
+  /* A bounded batch, so that a flood of connections cannot starve the
+     ones already open; the listener stays readable for the next round. */
+  for (i = 0; i < 64; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct epoll_event ev;
+    conn *c;
+    int fd;
+
+    if (s->nconns >= s->max_conns) {
+      char why[64];
+
+      snprintf(why, sizeof(why), "at the limit of %ld connections",
+               s->max_conns);
+      pause_accepting(s, why);
+      return;
+    }
+    fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return;
+      /* EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying at once would spin;
+         the kernel keeps the waiting connections in the backlog. */
+      pause_accepting(s, strerror(errno));
+      return;
+    }
+    c = malloc(sizeof(*c));
+    if (c == NULL) {
+      close(fd);
+      pause_accepting(s, "out of memory");
+      return;
+    }
+    c->type = ITEM_CONN;
+    c->fd = fd;
+    c->events = EPOLLIN;
+    c->in_off = c->in_len = c->out_off = c->out_len = 0;
+    c->decided[0] = '\0';
+    c->last = mono_ms();
+    peer_name(&ss, l, c->peer, sizeof(c->peer));
+    policy_reset(&c->req);
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      close(fd);
+      free(c);
+      pause_accepting(s, strerror(errno));
+      return;
+    }
+    list_append(s, c);
+    s->nconns++;
+    obspamd_metrics_connection_open(&s->svc.metrics);
+  }
+}
+
+static void read_signals(server *s) {
+  unsigned char buf[64];
+  ssize_t n, i;
+
+  while ((n = read(signal_pipe[0], buf, sizeof(buf))) > 0)
+    for (i = 0; i < n; i++) {
+      if (buf[i] == SIGHUP)
+        s->reload = 1;
+      else
+        s->stop = buf[i];
+    }
+}
+
+static void close_idle(server *s, int64_t now) {
+  while (s->head != NULL && now - s->head->last >= s->idle_ms) {
+    conn *c = s->head;
+
+    obspamd_log(LOG_INFO, "closing the connection from %s: idle for %lld s",
+                c->peer, (long long)(s->idle_ms / 1000));
+    conn_close(s, c);
+  }
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+/* Raises the soft limit on descriptors to the hard one: each connection
+   holds one. */
+static long raise_fd_limit(void) {
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t want = rl.rlim_max;
+
+    if (want == RLIM_INFINITY || want > 1048576)
+      want = 1048576;
+    if (want > rl.rlim_cur) {
+      struct rlimit nl = {want, rl.rlim_max};
+
+      if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+        rl.rlim_cur = want;
+    }
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (long)rl.rlim_cur;
+}
+
+static int open_listeners(server *s, const options *o) {
+  int i;
+
+  for (i = 0; i < o->nlisten; i++) {
+    listener *l = &s->listeners[i];
+    struct epoll_event ev;
+    char err[256];
+
+    l->type = ITEM_LISTENER;
+    l->paused = 0;
+    l->unlink_path = NULL;
+    l->fd = obspamd_listen(o->listen[i], o->socket_mode, err, sizeof(err));
+    if (l->fd < 0) {
+      obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
+      return -1;
+    }
+    s->nlisteners++;
+    /* The port the kernel chose for "inet:HOST:0", for the ready line. */
+    if (obspamd_socket_name(l->fd, l->spec, sizeof(l->spec)) != 0)
+      snprintf(l->spec, sizeof(l->spec), "%s", o->listen[i]);
+    if (strncmp(o->listen[i], "unix:", 5) == 0)
+      l->unlink_path = o->listen[i] + 5;
+    ev.events = EPOLLIN;
+    ev.data.ptr = l;
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+      obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void close_listeners(server *s) {
+  int i;
+
+  for (i = 0; i < s->nlisteners; i++) {
+    close(s->listeners[i].fd);
+    if (s->listeners[i].unlink_path != NULL)
+      unlink(s->listeners[i].unlink_path);
+  }
+  s->nlisteners = 0;
+}
+
+static void *reload_main(void *arg) {
+  server *s = arg;
+  char msg[512];
+
+  obspamd_reload(&s->svc, msg, sizeof(msg)); /* logs the outcome */
+  __atomic_store_n(&s->reloading, 0, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* Starts a reload on a thread of its own, unless one runs: then the
+   request waits for it (s->reload stays set), so that a file changed
+   during a reload is read again. */
+static void start_reload(server *s) {
+  sigset_t all, old;
+  int rc;
+
+  if (__atomic_load_n(&s->reloading, __ATOMIC_ACQUIRE))
+    return;
+  if (s->reloader_started) {
+    pthread_join(s->reloader, NULL);
+    s->reloader_started = 0;
+  }
+  s->reload = 0;
+  __atomic_store_n(&s->reloading, 1, __ATOMIC_RELEASE);
+  /* The thread must not take the signals meant for the loop. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&s->reloader, NULL, reload_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc == 0) {
+    s->reloader_started = 1;
+    return;
+  }
+  /* No thread: reload here, the loop waits. */
+  __atomic_store_n(&s->reloading, 0, __ATOMIC_RELEASE);
+  reload_main(s);
+}
+
+static void run(server *s) {
+  struct epoll_event evs[256];
+  int64_t now, next_tick = 0;
+
+  while (!s->stop) {
+    int n, i;
+
+    n = epoll_wait(s->ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 1000);
+    if (n < 0 && errno != EINTR) {
+      obspamd_log(LOG_ERR, "epoll_wait: %s", strerror(errno));
+      break;
+    }
+    for (i = 0; i < n; i++) {
+      int type = *(int *)evs[i].data.ptr;
+      uint32_t e = evs[i].events;
+
+      if (type == ITEM_LISTENER) {
+        accept_some(s, evs[i].data.ptr);
+      } else if (type == ITEM_SIGNALS) {
+        read_signals(s);
+      } else {
+        conn *c = evs[i].data.ptr;
+
+        /* Each handler returns -1 when it closed c. */
+        if ((e & (EPOLLERR | EPOLLHUP)) && !(e & EPOLLIN))
+          conn_close(s, c);
+        else if ((e & EPOLLOUT) && conn_writable(s, c) < 0)
+          continue;
+        else if (e & EPOLLIN)
+          conn_readable(s, c);
+      }
+    }
+    if (s->reload)
+      start_reload(s);
+    now = mono_ms();
+    close_idle(s, now);
+    if (s->accept_paused && now >= s->accept_resume &&
+        s->nconns < s->max_conns) {
+      s->accept_paused = 0;
+      set_listeners(s, 1);
+    }
+    /* Saves every --save-interval and flushes notices, at most once a
+       second however busy the loop is. */
+    if (now >= next_tick) {
+      obspamd_tick(&s->svc, 0);
+      next_tick = now + 1000;
+    }
+  }
+}
+
+/* Descriptors 0, 1 and 2 are opened on /dev/null when they are closed:
+   otherwise a socket could get one of them, and a line meant for stderr
+   would go to a client. */
+static void open_stdio(void) {
+  int fd;
+
+  do
+    fd = open("/dev/null", O_RDWR);
+  while (fd >= 0 && fd <= STDERR_FILENO);
+  if (fd > STDERR_FILENO)
+    close(fd);
+}
+
+/* The line tests and scripts wait for; it names the ports the kernel
+   chose for "inet:HOST:0". */
+static void log_ready(server *s, const char *config) {
+  char where[1024];
+  size_t used = 0;
+  int i;
+
+  where[0] = '\0';
+  for (i = 0; i < s->nlisteners && used < sizeof(where); i++)
+    used += (size_t)snprintf(where + used, sizeof(where) - used, "%s%s",
+                             i > 0 ? ", " : "", s->listeners[i].spec);
+  obspamd_log(LOG_INFO,
+              "ready: listening on %s (libobspam %s, config %s, at most %ld "
+              "connections)",
+              where, obspam_version_string(), config, s->max_conns);
+}
+
+int main(int argc, char **argv) {
+  static server srv; /* large: the listeners' specs */
+  server *s = &srv;
+  options o;
+  char *config = NULL, *state = NULL, *control = NULL;
+  char *listen_abs[MAX_LISTENERS] = {NULL};
+  long fd_limit;
+  int ready_fd = -1, rc = 1, started = 0, i;
+  struct epoll_event ev;
+
+  open_stdio();
+  switch (parse_options(argc, argv, &o)) {
+  case 1:
+    return 0;
+  case -1:
+    return 2;
+  }
+  if (o.check_config)
+    return check_config(o.config);
+
+  config = absolute(o.config);
+  state = o.state != NULL ? absolute(o.state) : NULL;
+  control = o.control != NULL ? absolute_spec(o.control) : NULL;
+  for (i = 0; i < o.nlisten; i++) {
+    listen_abs[i] = absolute_spec(o.listen[i]);
+    if (listen_abs[i] == NULL)
+      break;
+    o.listen[i] = listen_abs[i];
+  }
+  if (config == NULL || (o.state != NULL && state == NULL) ||
+      (o.control != NULL && control == NULL) || i < o.nlisten) {
+    fprintf(stderr, PROGRAM ": out of memory\n");
+    return 1;
+  }
+
+  obspamd_log_open(PROGRAM, o.foreground);
+  if (!o.foreground) {
+    ready_fd = detach();
+    /* A detached daemon logs to syslog from the start, and until it is up
+       its lines also go to the terminal that started it (LOG_PERROR), so
+       that whoever started it sees why it failed. The shared logger uses
+       syslog(3); this only adds the copy to stderr. */
+    openlog(PROGRAM, LOG_PID | LOG_NDELAY | LOG_PERROR, LOG_MAIL);
+  }
+
+  if (setup_signals() != 0) {
+    obspamd_log(LOG_ERR, "signals: %s", strerror(errno));
+    return 1;
+  }
+  fd_limit = raise_fd_limit();
+  s->max_conns = fd_limit - FD_RESERVE > 16 ? fd_limit - FD_RESERVE : 16;
+  if (o.max_connections > 0) {
+    if (o.max_connections > s->max_conns)
+      obspamd_log(LOG_WARNING,
+                  "--max-connections %ld is more than the file limit (%ld) "
+                  "allows: using %ld",
+                  o.max_connections, fd_limit, s->max_conns);
+    else
+      s->max_conns = o.max_connections;
+  }
+  s->idle_ms = (int64_t)o.idle_timeout * 1000;
+
+  s->svc.name = PROGRAM;
+  s->svc.config_path = config;
+  s->svc.state_path = state;
+  s->svc.admin = o.admin;
+  s->svc.notify_command = o.notify_command;
+  s->svc.save_interval = o.save_interval;
+  if (obspamd_service_start(&s->svc) != 0)
+    return 1; /* the reason is logged */
+
+  s->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (s->ep < 0) {
+    obspamd_log(LOG_ERR, "epoll_create1: %s", strerror(errno));
+    goto out_service;
+  }
+  s->signals_type = ITEM_SIGNALS;
+  ev.events = EPOLLIN;
+  ev.data.ptr = &s->signals_type;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signal_pipe[0], &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    goto out_service;
+  }
+  if (open_listeners(s, &o) != 0)
+    goto out_listeners;
+  if (control != NULL && obspamd_control_start(&s->svc, control) != 0)
+    goto out_listeners;
+  if (o.metrics != NULL && obspamd_metrics_start(&s->svc, o.metrics) != 0)
+    goto out_control;
+
+  log_ready(s, config);
+  started = 1;
+  if (ready_fd >= 0) {
+    obspamd_log_open(PROGRAM, 0); /* syslog only from now on */
+    detached(ready_fd);
+    ready_fd = -1;
+  }
+
+  run(s);
+  if (s->stop)
+    obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
+  rc = s->stop ? 0 : 1;
+
+  while (s->head != NULL)
+    conn_close(s, s->head);
+  if (s->reloader_started)
+    pthread_join(s->reloader, NULL);
+  if (o.metrics != NULL)
+    obspamd_metrics_stop();
+out_control:
+  if (control != NULL)
+    obspamd_control_stop();
+out_listeners:
+  close_listeners(s);
+  if (s->ep >= 0)
+    close(s->ep);
+out_service:
+  /* A daemon that did not start must not write the state file: another
+     instance may be running on it (the usual cause of "address in use"). */
+  if (!started)
+    s->svc.state_path = NULL;
+  obspamd_service_stop(&s->svc); /* saves the state */
+  if (rc == 0)
+    obspamd_log(LOG_INFO, "stopped");
+  for (i = 0; i < MAX_LISTENERS; i++)
+    free(listen_abs[i]);
+  free(config);
+  free(state);
+  free(control);
+  return rc;
+}

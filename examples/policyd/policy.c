@@ -1,0 +1,300 @@
+/* The Postfix policy request parser: a byte-at-a-time state machine over
+   fixed-size fields (see policy.h). Nothing here allocates, blocks or
+   logs; errors are returned as text for the caller to log. */
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* The kept attributes, in the order of enum policy_attr. */
+static const char *const attr_names[POLICY_ATTR_COUNT] = {
+    "request",        "protocol_state",  "sasl_username", "sender",
+    "client_address", "recipient_count", "instance"};
+
+void policy_reset(policy_req *r) {
+  int i;
+
+  for (i = 0; i < POLICY_ATTR_COUNT; i++) {
+    r->attr[i].text[0] = '\0';
+    r->attr[i].len = 0;
+    r->attr[i].present = 0;
+    r->attr[i].cut = 0;
+  }
+  r->name[0] = '\0';
+  r->name_len = 0;
+  r->in_value = 0;
+  r->name_cut = 0;
+  r->pending_cr = 0;
+  r->failed = 0;
+  r->target = -1;
+  r->line_len = 0;
+  r->request_len = 0;
+  r->attrs = 0;
+  r->line = 1;
+  r->error[0] = '\0';
+}
+
+/* Copies at most 64 bytes of untrusted text for an error message, with
+   control characters shown as '?' so that a log line stays one line. */
+static void quote(char *out, size_t size, const char *in, size_t len) {
+  size_t i, n = len < 64 ? len : 64;
+
+  if (n > size - 1)
+    n = size - 1;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)in[i];
+
+    out[i] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
+  }
+  out[n] = '\0';
+}
+
+static int fail(policy_req *r, const char *what) {
+  snprintf(r->error, sizeof(r->error), "line %u: %s", r->line, what);
+  r->failed = 1;
+  return POLICY_ERROR;
+}
+
+static int lookup(const char *name) {
+  int i;
+
+  for (i = 0; i < POLICY_ATTR_COUNT; i++)
+    if (strcmp(name, attr_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+/* One byte of a line that is neither its '\n' nor a '\r' that may come
+   before one. */
+static int put_byte(policy_req *r, char c) {
+  if (r->in_value) {
+    if (r->target >= 0) {
+      policy_value *v = &r->attr[r->target];
+
+      if (v->len < POLICY_VALUE_MAX) {
+        v->text[v->len++] = c;
+        v->text[v->len] = '\0';
+      } else {
+        v->cut = 1;
+      }
+    }
+    return POLICY_MORE;
+  }
+  if (c != '=') {
+    if (r->name_len < POLICY_NAME_MAX) {
+      r->name[r->name_len++] = c;
+      r->name[r->name_len] = '\0';
+    } else {
+      r->name_cut = 1;
+    }
+    return POLICY_MORE;
+  }
+  if (r->name_len == 0)
+    return fail(r, "attribute without a name");
+  if (++r->attrs > POLICY_ATTRS_MAX) {
+    char what[64];
+
+    snprintf(what, sizeof(what), "more than %d attributes", POLICY_ATTRS_MAX);
+    return fail(r, what);
+  }
+  r->in_value = 1;
+  r->target = r->name_cut ? -1 : lookup(r->name);
+  if (r->target >= 0) {
+    /* A repeated attribute keeps its last value. */
+    policy_value *v = &r->attr[r->target];
+
+    v->present = 1;
+    v->cut = 0;
+    v->len = 0;
+    v->text[0] = '\0';
+  }
+  return POLICY_MORE;
+}
+
+/* Checks a request whose empty line has arrived. */
+static int finish(policy_req *r) {
+  const policy_value *req = &r->attr[POLICY_REQUEST];
+  const policy_value *rc = &r->attr[POLICY_RECIPIENT_COUNT];
+  char q[72], what[128];
+
+  if (!req->present)
+    return fail(r, "the request has no 'request' attribute");
+  if (req->cut || strcmp(req->text, "smtpd_access_policy") != 0) {
+    quote(q, sizeof(q), req->text, req->len);
+    snprintf(what, sizeof(what), "unsupported request '%s'", q);
+    return fail(r, what);
+  }
+  if (rc->present && rc->len > 0) {
+    uint64_t n = 0;
+    uint16_t i;
+    int ok = !rc->cut;
+
+    for (i = 0; ok && i < rc->len; i++) {
+      char c = rc->text[i];
+
+      if (c < '0' || c > '9')
+        ok = 0;
+      else if ((n = n * 10 + (uint64_t)(c - '0')) > UINT32_MAX)
+        ok = 0;
+    }
+    if (!ok) {
+      quote(q, sizeof(q), rc->text, rc->len);
+      snprintf(what, sizeof(what),
+               "bad recipient_count '%s': expected a number below 2^32", q);
+      return fail(r, what);
+    }
+  }
+  return POLICY_COMPLETE;
+}
+
+/* The '\n' of a line. */
+static int end_line(policy_req *r) {
+  if (!r->in_value) {
+    if (r->name_len > 0 || r->name_cut) {
+      char q[72], what[128];
+
+      quote(q, sizeof(q), r->name, r->name_len);
+      snprintf(what, sizeof(what), "'%s%s' is not NAME=VALUE", q,
+               r->name_cut ? "..." : "");
+      return fail(r, what);
+    }
+    if (r->attrs == 0) {
+      /* An empty line between requests is not a request. */
+      r->line_len = 0;
+      r->request_len = 0;
+      return POLICY_MORE;
+    }
+    return finish(r);
+  }
+  r->in_value = 0;
+  r->name_len = 0;
+  r->name_cut = 0;
+  r->name[0] = '\0';
+  r->target = -1;
+  r->line_len = 0;
+  r->line++;
+  return POLICY_MORE;
+}
+
+int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
+  size_t i;
+  int rc = POLICY_MORE;
+
+  if (r->failed) {
+    *used = 0;
+    return POLICY_ERROR;
+  }
+  for (i = 0; i < len; i++) {
+    char c = data[i];
+
+    if (++r->request_len > POLICY_REQUEST_MAX) {
+      char what[64];
+
+      snprintf(what, sizeof(what), "the request is longer than %d bytes",
+               POLICY_REQUEST_MAX);
+      rc = fail(r, what);
+      break;
+    }
+    if (c == '\n') {
+      r->pending_cr = 0;
+      rc = end_line(r);
+      if (rc != POLICY_MORE)
+        break;
+      continue;
+    }
+    if (c == '\0') {
+      rc = fail(r, "NUL byte");
+      break;
+    }
+    if (++r->line_len > POLICY_LINE_MAX) {
+      char what[64];
+
+      snprintf(what, sizeof(what), "line is longer than %d bytes",
+               POLICY_LINE_MAX);
+      rc = fail(r, what);
+      break;
+    }
+    /* A '\r' is held back until the next byte shows whether it ends the
+       line ("\r\n") or belongs to it. */
+    if (r->pending_cr) {
+      r->pending_cr = 0;
+      rc = put_byte(r, '\r');
+      if (rc != POLICY_MORE)
+        break;
+    }
+    if (c == '\r') {
+      r->pending_cr = 1;
+      continue;
+    }
+    rc = put_byte(r, c);
+    if (rc != POLICY_MORE)
+      break;
+  }
+  *used = i < len ? i + 1 : len;
+  return rc;
+}
+
+const char *policy_get(const policy_req *r, enum policy_attr a) {
+  if ((int)a < 0 || a >= POLICY_ATTR_COUNT || !r->attr[a].present)
+    return NULL;
+  return r->attr[a].text;
+}
+
+/* A value, or NULL when it is absent or empty. */
+static const char *nonempty(const policy_req *r, enum policy_attr a) {
+  const char *s = policy_get(r, a);
+
+  return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static int is_ip(const char *s) {
+  unsigned char buf[16];
+
+  return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
+  const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
+  const char *addr = nonempty(r, POLICY_CLIENT_ADDRESS);
+  const char *count = nonempty(r, POLICY_RECIPIENT_COUNT);
+  enum policy_stage stage = POLICY_STAGE_OTHER;
+  uint64_t n = 0;
+
+  if (state != NULL) {
+    if (strcasecmp(state, "RCPT") == 0)
+      stage = POLICY_STAGE_RCPT;
+    else if (strcasecmp(state, "DATA") == 0)
+      stage = POLICY_STAGE_DATA;
+    else if (strcasecmp(state, "END-OF-MESSAGE") == 0)
+      stage = POLICY_STAGE_EOM;
+  }
+  m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
+  m->sender = nonempty(r, POLICY_SENDER);
+  m->client_address = addr != NULL && is_ip(addr) ? addr : NULL;
+  /* policy_feed accepted the count: digits only, below 2^32. */
+  for (; count != NULL && *count != '\0'; count++)
+    n = n * 10 + (uint64_t)(*count - '0');
+  m->recipients = 1;
+  if ((stage == POLICY_STAGE_DATA || stage == POLICY_STAGE_EOM) && n > 1)
+    m->recipients = (uint32_t)n;
+  return stage;
+}
+
+const char *policy_state_name(const policy_req *r) {
+  const policy_value *v = &r->attr[POLICY_PROTOCOL_STATE];
+  uint16_t i;
+
+  if (!v->present || v->len == 0)
+    return "-";
+  if (v->len > 16)
+    return "?";
+  for (i = 0; i < v->len; i++) {
+    char c = v->text[i];
+
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-'))
+      return "?";
+  }
+  return v->text;
+}
