@@ -1,0 +1,761 @@
+/* obspam-milter: outbound spam limits inside the MTA, through libmilter,
+   for SMTP mail (smtpd_milters) and for mail that local scripts submit
+   with sendmail(1) (non_smtpd_milters), which a policy server never sees.
+
+   Threads: libmilter runs smfi_main in a thread of its own here and a
+   thread per MTA connection (filter.c); examples/common runs the control
+   socket, the metrics endpoint, the housekeeping (periodic saves and
+   notices) and the notice mails in theirs. The main thread handles the
+   signals.
+
+   Signals need care because libmilter has its own signal thread: smfi_main
+   blocks SIGHUP, SIGTERM and SIGINT and starts a thread that sigwait()s
+   for them and stops the filter on each, SIGHUP included (libmilter's
+   signal.c). SIGHUP must reload instead. So the main thread is the one
+   thread that never blocks these signals, and handles them with a handler
+   that writes to a pipe; every other thread is started with them blocked.
+   Linux hands a signal sent to the process to its main thread whenever
+   that thread can take it ("if the main thread wants the signal, it gets
+   first crack", kernel/signal.c), so libmilter's sigwait() only ever gets
+   one that arrives in the microseconds while another is being delivered
+   to the main thread; then it stops the filter, and smfi_main returning
+   unasked is handled as a stop (the state is saved). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "filter.h"
+#include "metrics.h"
+#include "obspam.h"
+#include "submission.h"
+
+#define PROGRAM "obspam-milter"
+#define DEFAULT_SAVE_INTERVAL 60
+#define DEFAULT_SOCKET_MODE 0666
+/* How long a stop waits for the MTA's open sessions to end. */
+#define DRAIN_MS 10000
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct options {
+  const char *config;
+  const char *socket;
+  const char *state;
+  int save_interval;
+  const char *control;
+  const char *metrics;
+  const char *admin;
+  const char *notify_command;
+  const char *patterns[MILTER_MAX_PATTERNS];
+  int npatterns;
+  int local_action;
+  int socket_mode;
+  int foreground;
+  int check_config;
+  int verbose;
+} options;
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "Usage: " PROGRAM " --config FILE --socket SPEC [options]\n"
+      "\n"
+      "A mail filter (milter) for Postfix or Sendmail that limits outgoing\n"
+      "mail per mailbox, domain and subscription with libobspam, for SMTP\n"
+      "mail and for mail that local scripts submit with sendmail.\n"
+      "\n"
+      "Options:\n"
+      "  --config FILE          the limits (obspam.conf); required\n"
+      "  --socket SPEC          where the MTA connects, in libmilter's form:\n"
+      "                         unix:PATH, inet:PORT@HOST or "
+      "inet6:PORT@HOST;\n"
+      "                         required\n"
+      "  --socket-mode MODE     octal mode of a unix: socket (default "
+      "%04o)\n"
+      "  --state FILE           keep the counters in FILE: loaded at start,\n"
+      "                         saved periodically and at exit\n"
+      "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
+      "                         at exit)\n"
+      "  --control unix:PATH    the control socket for obspamctl\n"
+      "  --metrics inet:HOST:PORT\n"
+      "                         serve Prometheus metrics at /metrics\n"
+      "  --admin EMAIL          mail notices to this address too\n"
+      "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail "
+      "-t\"\n"
+      "  --vhost-pattern PAT    where a script's path names its virtual host,\n"
+      "                         e.g. /var/www/vhosts/%%d/ (may be repeated)\n"
+      "  --local-action ACTION  a refused local submission: hold (default;\n"
+      "                         Postfix's hold queue) or bounce (returned to\n"
+      "                         its sender)\n"
+      "  --foreground           do not detach; log to stderr\n"
+      "  --verbose              log every decision\n"
+      "  --check-config         load the configuration, report, and exit\n"
+      "  --version              print the version and exit\n"
+      "  --help                 print this help and exit\n"
+      "\n"
+      "Signals: SIGHUP reloads the configuration (a bad file is logged and\n"
+      "the running one kept); SIGTERM and SIGINT save the state and exit.\n"
+      "See obspam-milter(8).\n",
+      DEFAULT_SOCKET_MODE, DEFAULT_SAVE_INTERVAL);
+}
+
+/* A whole number in [min, max] (base 10 or 8), or -1 after saying why. */
+static long number(const char *opt, const char *s, long min, long max,
+                   int base) {
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(s, &end, base);
+  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+    fprintf(stderr, PROGRAM ": %s: bad value '%s': expected %s %ld..%ld\n", opt,
+            s, base == 8 ? "an octal mode" : "a number", min, max);
+    return -1;
+  }
+  return v;
+}
+
+/* Checks a libmilter socket spec, so that a typo is reported here rather
+   than in syslog by libmilter. */
+static int check_socket(const char *spec) {
+  const char *at, *p;
+
+  if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+    p = strchr(spec, ':') + 1;
+    if (p[0] == '\0')
+      goto bad;
+    return 0;
+  }
+  if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
+    p = strchr(spec, ':') + 1;
+    at = strchr(p, '@');
+    if (at == p || (at != NULL && at[1] == '\0'))
+      goto bad;
+    for (; p < (at != NULL ? at : p + strlen(p)); p++)
+      if (*p < '0' || *p > '9')
+        goto bad;
+    return 0;
+  }
+bad:
+  fprintf(stderr,
+          PROGRAM ": --socket: bad value '%s': expected unix:PATH, "
+                  "inet:PORT@HOST or inet6:PORT@HOST (libmilter's form; "
+                  "Postfix writes inet:HOST:PORT, the milter does not)\n",
+          spec);
+  return -1;
+}
+
+/* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
+static int parse_options(int argc, char **argv, options *o) {
+  enum {
+    OPT_CONFIG = 256,
+    OPT_SOCKET,
+    OPT_MODE,
+    OPT_STATE,
+    OPT_SAVE_INTERVAL,
+    OPT_CONTROL,
+    OPT_METRICS,
+    OPT_ADMIN,
+    OPT_NOTIFY,
+    OPT_PATTERN,
+    OPT_LOCAL,
+    OPT_FOREGROUND,
+    OPT_VERBOSE,
+    OPT_CHECK,
+    OPT_VERSION,
+    OPT_HELP
+  };
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, OPT_CONFIG},
+      {"socket", required_argument, NULL, OPT_SOCKET},
+      {"socket-mode", required_argument, NULL, OPT_MODE},
+      {"state", required_argument, NULL, OPT_STATE},
+      {"save-interval", required_argument, NULL, OPT_SAVE_INTERVAL},
+      {"control", required_argument, NULL, OPT_CONTROL},
+      {"metrics", required_argument, NULL, OPT_METRICS},
+      {"admin", required_argument, NULL, OPT_ADMIN},
+      {"notify-command", required_argument, NULL, OPT_NOTIFY},
+      {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
+      {"local-action", required_argument, NULL, OPT_LOCAL},
+      {"foreground", no_argument, NULL, OPT_FOREGROUND},
+      {"verbose", no_argument, NULL, OPT_VERBOSE},
+      {"check-config", no_argument, NULL, OPT_CHECK},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0}};
+  char err[160];
+  int c;
+  long v;
+
+  memset(o, 0, sizeof(*o));
+  o->save_interval = DEFAULT_SAVE_INTERVAL;
+  o->socket_mode = DEFAULT_SOCKET_MODE;
+  o->local_action = LOCAL_HOLD;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_CONFIG:
+      o->config = optarg;
+      break;
+    case OPT_SOCKET:
+      if (check_socket(optarg) != 0)
+        return -1;
+      o->socket = optarg;
+      break;
+    case OPT_MODE:
+      if ((v = number("--socket-mode", optarg, 0, 0777, 8)) < 0)
+        return -1;
+      o->socket_mode = (int)v;
+      break;
+    case OPT_STATE:
+      o->state = optarg;
+      break;
+    case OPT_SAVE_INTERVAL:
+      if ((v = number("--save-interval", optarg, 0, 86400, 10)) < 0)
+        return -1;
+      o->save_interval = (int)v;
+      break;
+    case OPT_CONTROL:
+      if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0') {
+        fprintf(stderr,
+                PROGRAM ": --control: bad value '%s': expected unix:PATH\n",
+                optarg);
+        return -1;
+      }
+      o->control = optarg;
+      break;
+    case OPT_METRICS:
+      if (strncmp(optarg, "inet:", 5) != 0) {
+        fprintf(stderr,
+                PROGRAM ": --metrics: bad value '%s': expected "
+                        "inet:HOST:PORT\n",
+                optarg);
+        return -1;
+      }
+      o->metrics = optarg;
+      break;
+    case OPT_ADMIN:
+      /* Empty means none, so that a service file can always pass it. */
+      if (optarg[0] != '\0' && strchr(optarg, '@') == NULL) {
+        fprintf(stderr,
+                PROGRAM ": --admin: bad value '%s': expected an address\n",
+                optarg);
+        return -1;
+      }
+      o->admin = optarg[0] != '\0' ? optarg : NULL;
+      break;
+    case OPT_NOTIFY:
+      o->notify_command = optarg[0] != '\0' ? optarg : NULL;
+      break;
+    case OPT_PATTERN:
+      if (sub_pattern_check(optarg, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROGRAM ": --vhost-pattern: bad value '%s': %s\n",
+                optarg, err);
+        return -1;
+      }
+      if (o->npatterns == MILTER_MAX_PATTERNS) {
+        fprintf(stderr, PROGRAM ": --vhost-pattern: at most %d patterns\n",
+                MILTER_MAX_PATTERNS);
+        return -1;
+      }
+      o->patterns[o->npatterns++] = optarg;
+      break;
+    case OPT_LOCAL:
+      if (strcmp(optarg, "hold") == 0)
+        o->local_action = LOCAL_HOLD;
+      else if (strcmp(optarg, "bounce") == 0)
+        o->local_action = LOCAL_BOUNCE;
+      else {
+        fprintf(stderr,
+                PROGRAM ": --local-action: bad value '%s': expected hold or "
+                        "bounce\n",
+                optarg);
+        return -1;
+      }
+      break;
+    case OPT_FOREGROUND:
+      o->foreground = 1;
+      break;
+    case OPT_VERBOSE:
+      o->verbose = 1;
+      break;
+    case OPT_CHECK:
+      o->check_config = 1;
+      break;
+    case OPT_VERSION:
+      printf(PROGRAM " (libobspam %s)\n", obspam_version_string());
+      return 1;
+    case OPT_HELP:
+      usage(stdout);
+      return 1;
+    default:
+      if (optopt != 0)
+        fprintf(stderr, PROGRAM ": option '%s' %s\n", argv[optind - 1],
+                strchr(argv[optind - 1], '=') != NULL ? "takes no value"
+                                                      : "needs a value");
+      else
+        fprintf(stderr, PROGRAM ": unknown option '%s'\n", argv[optind - 1]);
+      fprintf(stderr, "Try '" PROGRAM " --help'.\n");
+      return -1;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr,
+            PROGRAM ": unexpected argument '%s'\nTry '" PROGRAM " --help'.\n",
+            argv[optind]);
+    return -1;
+  }
+  if (o->config == NULL) {
+    fprintf(stderr,
+            PROGRAM ": --config FILE is required\nTry '" PROGRAM " --help'.\n");
+    return -1;
+  }
+  if (o->socket == NULL && !o->check_config) {
+    fprintf(stderr,
+            PROGRAM ": --socket SPEC is required\nTry '" PROGRAM " --help'.\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* --check-config: the library's own message names the file and the line. */
+static int check_config(const char *path) {
+  obspam_engine *e;
+  int rc;
+
+  if (obspam_engine_new(&e) != OBSPAM_OK) {
+    fprintf(stderr, PROGRAM ": out of memory\n");
+    return 1;
+  }
+  rc = obspam_load_config(e, path);
+  if (rc != OBSPAM_OK)
+    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
+  else
+    printf("%s: configuration OK\n", path);
+  obspam_engine_free(e);
+  return rc == OBSPAM_OK ? 0 : 1;
+}
+
+/* Paths are made absolute, because a detached daemon runs in "/" and
+   reloads its configuration from there. prefix is kept in front ("unix:"
+   of a socket spec); a spec of another kind is copied as it is. */
+static char *absolute(const char *prefix, const char *spec) {
+  char cwd[PATH_MAX], *out;
+  const char *path = spec + strlen(prefix);
+  size_t n;
+
+  if (strncmp(spec, prefix, strlen(prefix)) != 0 || path[0] == '/' ||
+      getcwd(cwd, sizeof(cwd)) == NULL)
+    return strdup(spec);
+  n = strlen(prefix) + strlen(cwd) + strlen(path) + 2;
+  out = malloc(n);
+  if (out != NULL)
+    snprintf(out, n, "%s%s/%s", prefix, cwd, path);
+  return out;
+}
+
+/* ---- detaching ---------------------------------------------------------- */
+
+/* Without --foreground the process detaches before it starts any thread.
+   The original process waits on a pipe until the daemon says it is ready
+   (one byte) or dies (end of file), and exits 0 or 1 accordingly, so that
+   startup errors reach the terminal and the exit status. */
+static int detach(void) {
+  int p[2];
+  pid_t pid;
+
+  if (pipe(p) != 0) {
+    fprintf(stderr, PROGRAM ": pipe: %s\n", strerror(errno));
+    exit(1);
+  }
+  pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
+    exit(1);
+  }
+  if (pid > 0) {
+    char b;
+    ssize_t n;
+
+    close(p[1]);
+    waitpid(pid, NULL, 0);
+    do
+      n = read(p[0], &b, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 ? 0 : 1);
+  }
+  close(p[0]);
+  setsid();
+  pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
+    _exit(1);
+  }
+  if (pid > 0)
+    _exit(0);
+  fcntl(p[1], F_SETFD, FD_CLOEXEC);
+  return p[1];
+}
+
+static void detached(int ready_fd) {
+  int null = open("/dev/null", O_RDWR);
+
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+      close(null);
+  }
+  if (chdir("/") != 0) {
+    /* "/" always exists. */
+  }
+  if (write(ready_fd, "", 1) != 1) {
+    /* The starter is gone; the daemon runs on. */
+  }
+  close(ready_fd);
+}
+
+/* ---- signals and the libmilter thread ------------------------------------
+ */
+
+/* Bytes on the pipe: a signal's number, or MILTER_ENDED when smfi_main
+   returned. */
+#define MILTER_ENDED 0
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+  int saved = errno;
+  unsigned char b = (unsigned char)sig;
+
+  if (write(signal_pipe[1], &b, 1) < 0) {
+    /* The pipe is full: enough is pending already. */
+  }
+  errno = saved;
+}
+
+static void daemon_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGHUP);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+}
+
+static int setup_signals(void) {
+  struct sigaction sa;
+
+  if (pipe(signal_pipe) != 0)
+    return -1;
+  fcntl(signal_pipe[0], F_SETFD, FD_CLOEXEC);
+  fcntl(signal_pipe[1], F_SETFD, FD_CLOEXEC);
+  fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  /* SA_NODEFER: the main thread keeps wanting the signal even while it
+     runs the handler of another, which leaves libmilter's sigwait() fewer
+     chances still (see the top of this file). */
+  sa.sa_flags = SA_RESTART | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) ||
+      sigaction(SIGINT, &sa, NULL) != 0)
+    return -1;
+  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
+
+static int milter_status = MI_SUCCESS;
+
+/* libmilter's listener holds a lock while it sleeps in select() for up to
+   5 seconds, and smfi_stop needs that lock: a stop would take 5 seconds.
+   So smfi_stop runs in a thread of its own while the main thread connects
+   to the listening socket now and then, which wakes the listener; the
+   connection ends at once. Best effort: the listener wakes by itself at
+   its timeout anyway. */
+static void wake_listener(const char *spec) {
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  const char *at;
+  int fd;
+
+  memset(&ss, 0, sizeof(ss));
+  if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+    const char *path = strchr(spec, ':') + 1;
+
+    if (strlen(path) >= sizeof(un->sun_path))
+      return;
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, path);
+    len = sizeof(*un);
+  } else {
+    int v6 = strncmp(spec, "inet6:", 6) == 0;
+    long port = strtol(strchr(spec, ':') + 1, NULL, 10);
+    char host[256] = "";
+
+    at = strchr(spec, '@');
+    if (at != NULL)
+      snprintf(host, sizeof(host), "%s", at + 1);
+    if (v6) {
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons((uint16_t)port);
+      if (host[0] == '\0' || inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+        in6->sin6_addr = in6addr_loopback;
+      len = sizeof(*in6);
+    } else {
+      struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+      in->sin_family = AF_INET;
+      in->sin_port = htons((uint16_t)port);
+      /* A host name or "0.0.0.0": the loopback address reaches it. */
+      if (host[0] == '\0' || inet_pton(AF_INET, host, &in->sin_addr) != 1 ||
+          in->sin_addr.s_addr == htonl(INADDR_ANY))
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*in);
+    }
+  }
+  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return;
+  if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+    /* EINPROGRESS: the SYN is out, which is all it takes. */
+  }
+  close(fd);
+}
+
+static void *stop_thread(void *arg) {
+  (void)arg;
+  smfi_stop();
+  return NULL;
+}
+
+static void *milter_thread(void *arg) {
+  unsigned char b = MILTER_ENDED;
+
+  (void)arg;
+  milter_status = smfi_main();
+  while (write(signal_pipe[1], &b, 1) < 0 && errno == EAGAIN) {
+    /* The pipe is full of signals: the main thread is reading it. */
+    usleep(1000);
+  }
+  return NULL;
+}
+
+/* ---- main ----------------------------------------------------------------
+ */
+
+int main(int argc, char **argv) {
+  static obspamd_service svc;
+  options o;
+  char *config = NULL, *state = NULL, *control = NULL, *socket_spec = NULL;
+  const char *unix_path = NULL;
+  int ready_fd = -1, rc = 1, stop_sig = 0, i;
+  sigset_t set;
+  pthread_t tid;
+  long left = 0;
+
+  switch (parse_options(argc, argv, &o)) {
+  case 1:
+    return 0;
+  case -1:
+    return 2;
+  }
+  if (o.check_config)
+    return check_config(o.config);
+
+  config = absolute("", o.config);
+  state = o.state != NULL ? absolute("", o.state) : NULL;
+  control = o.control != NULL ? absolute("unix:", o.control) : NULL;
+  socket_spec = strncmp(o.socket, "local:", 6) == 0
+                    ? absolute("local:", o.socket)
+                    : absolute("unix:", o.socket);
+  if (config == NULL || socket_spec == NULL ||
+      (o.state != NULL && state == NULL) ||
+      (o.control != NULL && control == NULL)) {
+    fprintf(stderr, PROGRAM ": out of memory\n");
+    return 1;
+  }
+  if (strncmp(socket_spec, "unix:", 5) == 0 ||
+      strncmp(socket_spec, "local:", 6) == 0)
+    unix_path = strchr(socket_spec, ':') + 1;
+
+  if (!o.foreground)
+    ready_fd = detach();
+  /* Until the daemon is up, errors go to the terminal that started it. */
+  obspamd_log_open(PROGRAM, 1);
+  obspamd_log_verbose(o.verbose);
+
+  /* Every thread started from here on, libmilter's included, inherits a
+     mask that blocks the daemon's signals; the main thread unblocks them
+     once all are started. */
+  daemon_signals(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  if (setup_signals() != 0) {
+    obspamd_log(LOG_ERR, "signals: %s", strerror(errno));
+    return 1;
+  }
+
+  svc.name = PROGRAM;
+  svc.config_path = config;
+  svc.state_path = state;
+  svc.admin = o.admin;
+  svc.notify_command = o.notify_command;
+  svc.save_interval = o.save_interval;
+  if (obspamd_service_start(&svc) != 0)
+    return 1; /* the reason is logged */
+
+  milter_cfg.svc = &svc;
+  milter_cfg.local_action = o.local_action;
+  milter_cfg.verbose = o.verbose;
+  for (i = 0; i < o.npatterns; i++)
+    milter_cfg.patterns[i] = o.patterns[i];
+  milter_cfg.npatterns = o.npatterns;
+
+  if (smfi_setconn(socket_spec) != MI_SUCCESS ||
+      smfi_register(*milter_description()) != MI_SUCCESS) {
+    obspamd_log(LOG_ERR, "cannot start: libmilter refused the filter or the "
+                         "socket spec (see syslog)");
+    goto out_service;
+  }
+  errno = 0;
+  if (smfi_opensocket(1) != MI_SUCCESS) {
+    obspamd_log(LOG_ERR, "cannot start: cannot listen on %s%s%s", socket_spec,
+                errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+    goto out_service;
+  }
+  if (unix_path != NULL && chmod(unix_path, (mode_t)o.socket_mode) != 0) {
+    obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path,
+                strerror(errno));
+    goto out_socket;
+  }
+  if (control != NULL && obspamd_control_start(&svc, control) != 0)
+    goto out_socket;
+  if (o.metrics != NULL && obspamd_metrics_start(&svc, o.metrics) != 0)
+    goto out_control;
+  if (obspamd_housekeeping_start(&svc) != 0)
+    goto out_metrics;
+  if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
+    obspamd_log(LOG_ERR, "cannot start: no thread for libmilter");
+    goto out_housekeeping;
+  }
+
+  if (ready_fd >= 0)
+    obspamd_log_open(PROGRAM, 0);
+  obspamd_log(LOG_INFO,
+              "ready: listening on %s (libobspam %s, config %s, refused "
+              "local submissions: %s)",
+              socket_spec, obspam_version_string(), config,
+              o.local_action == LOCAL_HOLD ? "hold" : "bounce");
+  if (ready_fd >= 0) {
+    detached(ready_fd);
+    ready_fd = -1;
+  }
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+  while (stop_sig == 0) {
+    unsigned char b;
+    ssize_t n = read(signal_pipe[0], &b, 1);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n != 1) {
+      obspamd_log(LOG_ERR, "signal pipe: %s", strerror(errno));
+      stop_sig = -1;
+      break;
+    }
+    if (b == SIGHUP) {
+      char msg[512];
+
+      obspamd_reload(&svc, msg, sizeof(msg));
+    } else if (b == MILTER_ENDED) {
+      /* libmilter stopped by itself: its signal thread took a signal, or
+         its listener failed. Either way the daemon stops and saves. */
+      obspamd_log(milter_status == MI_SUCCESS ? LOG_INFO : LOG_ERR,
+                  "libmilter stopped%s",
+                  milter_status == MI_SUCCESS ? "" : " on an error");
+      stop_sig = -2;
+    } else {
+      obspamd_log(LOG_INFO, "stopping on signal %d", b);
+      stop_sig = b;
+    }
+  }
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  if (stop_sig != -2) {
+    pthread_t stopper;
+    int waited;
+
+    if (pthread_create(&stopper, NULL, stop_thread, NULL) == 0)
+      pthread_detach(stopper);
+    else
+      smfi_stop();
+    for (waited = 0; waited < 10000; waited += 50) {
+      struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
+      unsigned char b = 1;
+
+      wake_listener(socket_spec);
+      if (poll(&pfd, 1, 50) == 1 && read(signal_pipe[0], &b, 1) == 1 &&
+          b == MILTER_ENDED)
+        break;
+    }
+  }
+  pthread_join(tid, NULL);
+  rc = stop_sig > 0 || (stop_sig == -2 && milter_status == MI_SUCCESS) ? 0 : 1;
+
+  /* smfi_main does not wait for the sessions it started: they run on
+     until the MTA ends them, and they use the engine. */
+  left = milter_wait_idle(DRAIN_MS);
+
+out_housekeeping:
+  obspamd_housekeeping_stop(&svc);
+out_metrics:
+  if (o.metrics != NULL)
+    obspamd_metrics_stop();
+out_control:
+  if (control != NULL)
+    obspamd_control_stop();
+out_socket:
+  if (unix_path != NULL)
+    unlink(unix_path);
+out_service:
+  if (left > 0) {
+    /* Freeing the engine under a running session would crash it: save
+       and leave, the process ends now anyway. */
+    obspamd_log(LOG_WARNING,
+                "%ld MTA connection(s) still open after %d s: saving and "
+                "exiting without waiting for them",
+                left, DRAIN_MS / 1000);
+    if (state != NULL) {
+      char msg[512];
+
+      obspamd_save(&svc, msg, sizeof(msg));
+    }
+    _exit(rc);
+  }
+  obspamd_service_stop(&svc); /* saves the state */
+  if (rc == 0)
+    obspamd_log(LOG_INFO, "stopped");
+  free(config);
+  free(state);
+  free(control);
+  free(socket_spec);
+  return rc;
+}

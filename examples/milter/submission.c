@@ -1,0 +1,244 @@
+/* See submission.h. */
+#include "submission.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+static int blank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int digit(char c) { return c >= '0' && c <= '9'; }
+
+int sub_is_local_client(const char *addr, long port) {
+  unsigned char buf[sizeof(struct in6_addr)];
+
+  if (addr == NULL || addr[0] == '\0')
+    return 1;
+  /* Postfix sends "unknown" for an address it could not tell; nothing
+     such comes from a real TCP client, but neither is it evidence of one. */
+  if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1)
+    return 1;
+  if (port != 0)
+    return 0;
+  return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ||
+         strcmp(addr, "::ffff:127.0.0.1") == 0;
+}
+
+/* Reads a uid: 1 to 10 digits, at most 4294967295. Returns -1 otherwise;
+ *end gets the first byte after the digits. */
+static int64_t read_uid(const char *s, const char **end) {
+  int64_t v = 0;
+  int n = 0;
+
+  while (digit(s[n])) {
+    if (n == 10)
+      return -1;
+    v = v * 10 + (s[n] - '0');
+    n++;
+  }
+  if (n == 0 || v > 4294967295LL)
+    return -1;
+  *end = s + n;
+  return v;
+}
+
+int64_t sub_pickup_marker(const char *v, char *qid, size_t qid_size) {
+  const char *p;
+  int64_t uid;
+  size_t n = 0;
+
+  if (v == NULL || qid_size == 0)
+    return -1;
+  while (blank(*v))
+    v++;
+  if (strncmp(v, "uid=", 4) != 0)
+    return -1;
+  uid = read_uid(v + 4, &p);
+  if (uid < 0 || strncmp(p, " id=", 4) != 0)
+    return -1;
+  p += 4;
+  while ((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'A' && p[n] <= 'Z') ||
+         (p[n] >= 'a' && p[n] <= 'z')) {
+    if (n + 1 >= qid_size)
+      return -1;
+    qid[n] = p[n];
+    n++;
+  }
+  if (n == 0)
+    return -1;
+  qid[n] = '\0';
+  for (p += n; *p != '\0'; p++)
+    if (!blank(*p))
+      return -1;
+  return uid;
+}
+
+int64_t sub_php_script(const char *value, const char **file, size_t *file_len) {
+  const char *p, *f;
+  size_t n;
+  int64_t uid;
+
+  if (value == NULL)
+    return -1;
+  while (blank(*value))
+    value++;
+  uid = read_uid(value, &p);
+  if (uid < 0 || *p != ':')
+    return -1;
+  f = p + 1;
+  while (blank(*f))
+    f++;
+  n = strlen(f);
+  while (n > 0 && blank(f[n - 1]))
+    n--;
+  if (n == 0)
+    return -1;
+  *file = f;
+  *file_len = n;
+  return uid;
+}
+
+/* ---- virtual host patterns ---------------------------------------------- */
+
+#define MAX_WILDCARDS 8
+
+int sub_pattern_check(const char *pat, char *err, size_t err_size) {
+  size_t i, len;
+  int domains = 0, wild = 0, prev_wild = 0;
+
+  if (pat == NULL || pat[0] != '/') {
+    snprintf(err, err_size, "the pattern must start with '/'");
+    return -1;
+  }
+  len = strlen(pat);
+  if (len > SUB_PATTERN_MAX) {
+    snprintf(err, err_size, "the pattern is longer than %d bytes",
+             SUB_PATTERN_MAX);
+    return -1;
+  }
+  for (i = 0; i < len; i++) {
+    int is_wild = 0;
+
+    if (pat[i] == '*') {
+      is_wild = 1;
+    } else if (pat[i] == '%') {
+      if (pat[i + 1] == 'd') {
+        domains++;
+        is_wild = 1;
+      } else if (pat[i + 1] != '%') {
+        snprintf(err, err_size,
+                 "'%%' must be followed by 'd' (the domain) or '%%'");
+        return -1;
+      }
+      i++;
+    } else if ((unsigned char)pat[i] < 0x20 || pat[i] == 0x7f) {
+      snprintf(err, err_size, "the pattern holds a control character");
+      return -1;
+    }
+    /* "*%d" could split one directory name anywhere. */
+    if (is_wild && prev_wild) {
+      snprintf(err, err_size,
+               "two wildcards side by side cannot be told "
+               "apart");
+      return -1;
+    }
+    wild += is_wild;
+    prev_wild = is_wild;
+  }
+  if (domains != 1) {
+    snprintf(err, err_size,
+             "the pattern must hold %%d exactly once (it has %d)", domains);
+    return -1;
+  }
+  if (wild > MAX_WILDCARDS) {
+    snprintf(err, err_size, "the pattern holds more than %d wildcards",
+             MAX_WILDCARDS);
+    return -1;
+  }
+  return 0;
+}
+
+/* Matches pat against s[0..n) from the start; on success the pattern is
+   used up and s stands at its end or at a '/' (or the pattern ended with
+   '/'). The domain's place is written to *dom and *dom_len. Wildcards never
+   cross '/', so each tries the positions of one path component only:
+   with at most MAX_WILDCARDS of them the work stays small. */
+static int match(const char *pat, const char *s, size_t n, const char **dom,
+                 size_t *dom_len, char last) {
+  while (*pat != '\0') {
+    int is_domain = pat[0] == '%' && pat[1] == 'd';
+
+    if (is_domain || pat[0] == '*') {
+      const char *rest = pat + (is_domain ? 2 : 1);
+      size_t k;
+
+      /* One or more bytes of this component; the longest first, so that a
+         pattern ending in a wildcard takes the whole component. */
+      for (k = 0; k < n && s[k] != '/'; k++)
+        ;
+      for (; k >= 1; k--) {
+        if (match(rest, s + k, n - k, dom, dom_len, s[k - 1])) {
+          if (is_domain) {
+            *dom = s;
+            *dom_len = k;
+          }
+          return 1;
+        }
+      }
+      return 0;
+    }
+    if (pat[0] == '%' && pat[1] == '%') {
+      if (n == 0 || s[0] != '%')
+        return 0;
+      pat += 2;
+    } else {
+      if (n == 0 || s[0] != pat[0])
+        return 0;
+      pat++;
+    }
+    last = s[0];
+    s++;
+    n--;
+  }
+  return n == 0 || s[0] == '/' || last == '/';
+}
+
+int sub_pattern_match(const char *pattern, const char *path, size_t len,
+                      char *domain, size_t domain_size) {
+  const char *dom = NULL;
+  size_t dom_len = 0;
+
+  if (!match(pattern, path, len, &dom, &dom_len, '\0') || dom == NULL ||
+      dom_len + 1 > domain_size)
+    return 0;
+  memcpy(domain, dom, dom_len);
+  domain[dom_len] = '\0';
+  return 1;
+}
+
+size_t sub_envelope_address(const char *arg, char *out, size_t size) {
+  const char *b, *e;
+  size_t n, copy;
+
+  if (arg == NULL)
+    arg = "";
+  b = arg;
+  while (blank(*b))
+    b++;
+  e = b + strlen(b);
+  while (e > b && blank(e[-1]))
+    e--;
+  if (e - b >= 2 && b[0] == '<' && e[-1] == '>') {
+    b++;
+    e--;
+  }
+  n = (size_t)(e - b);
+  if (size > 0) {
+    copy = n < size - 1 ? n : size - 1;
+    memcpy(out, b, copy);
+    out[copy] = '\0';
+  }
+  return n;
+}
