@@ -1,0 +1,478 @@
+#!/usr/bin/env bash
+# The control socket end to end: ctl_testd (a small daemon around
+# obspamd_common) serves it, obspamctl and a raw client talk to it.
+#
+#   tests/daemons/common_ctl.sh BUILD_DIR
+#
+# Checks status, report, history (table, --json, --svg), reload (good and
+# bad configuration: the running one is kept), save, ping, the exit
+# statuses, the socket's mode, the raw protocol's errors, and the socket
+# file's life (stale file removed at start, removed at stop).
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: common_ctl.sh BUILD_DIR}" && pwd)
+TESTD=$BUILD/tests/daemons/ctl_testd
+CTL=$BUILD/examples/obspamctl/obspamctl
+for f in "$TESTD" "$CTL"; do
+  [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-ctl.XXXXXX")
+pid=
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# expect NAME EXPECTED ACTUAL: exact comparison, with a diff on failure.
+expect() {
+  if [[ "$2" != "$3" ]]; then
+    echo "FAIL: $1"
+    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
+    exit 1
+  fi
+  echo "ok: $1"
+}
+
+# run_ctl STATUS ARGS...: runs obspamctl, expects the exit status, and
+# leaves its output in $out and its error output in $err.
+run_ctl() {
+  local want=$1 rc=0
+  shift
+  "$CTL" "$@" >"$work/ctl.out" 2>"$work/ctl.err" || rc=$?
+  out=$(cat "$work/ctl.out")
+  err=$(cat "$work/ctl.err")
+  if [[ $rc -ne $want ]]; then
+    echo "FAIL: obspamctl $* exited with $rc, expected $want"
+    echo "stdout: $out"
+    echo "stderr: $err"
+    exit 1
+  fi
+}
+
+# start_daemon LOG ARGS...: starts ctl_testd in the background and waits
+# (10 s at most) for its "ready" line.
+start_daemon() {
+  local log=$1 i
+  shift
+  "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -q ': ready$' "$log" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "ctl_testd exited before it was ready:"
+      cat "$log"
+      exit 1
+    fi
+    sleep 0.05
+  done
+  echo "ctl_testd not ready after 10 s:"
+  cat "$log"
+  exit 1
+}
+
+# stop_daemon: SIGTERM, and a bounded wait for the exit.
+stop_daemon() {
+  local i
+  kill -TERM "$pid"
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: ctl_testd did not stop within 10 s"
+    exit 1
+  fi
+  wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
+  pid=
+}
+
+conf=$work/obspam.conf
+cat >"$conf" <<'EOF'
+action defer
+default mailbox=100 domain=1000 subscription=5000 scripts=yes
+plan starter scripts=no
+subscription acme uid=10001 contact=ops@acme.example
+subscription bakery plan=starter uid=10002
+domain example.com subscription=acme
+domain bakery.example subscription=bakery
+mailbox info@example.com limit=3
+EOF
+cp "$conf" "$work/good.conf"
+cat >"$work/feed" <<'EOF'
+decide sasl=info@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=info@example.com client=203.0.113.7 recipients=2 time=now
+decide sasl=info@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=info@example.com client=203.0.113.7 recipients=5 time=now
+decide flags=script uid=10002 script=/var/www/bakery/contact.php time=now
+decide flags=script uid=10001 script=/var/www/acme/x.php recipients=4 time=now
+decide sender=nobody@else.example time=now
+EOF
+
+sock=$work/ctl.sock
+export OBSPAM_CONTROL=unix:$sock
+start_daemon "$work/log" --config "$conf" --state "$work/state" \
+  --control "unix:$sock" --feed "$work/feed"
+
+# The time the feed stood for, and how obspamctl shows it.
+now=$(sed -n 's/^fed 7 lines now=\([0-9]*\)$/\1/p' "$work/testd.out")
+[[ -n $now ]] || { echo "FAIL: no 'fed' line"; cat "$work/testd.out"; exit 1; }
+ts=$(date -u -d "@$now" '+%Y-%m-%d %H:%M:%S')
+iso=$(date -u -d "@$now" '+%Y-%m-%dT%H:%M:%SZ')
+day=$(date -u -d "@$now" '+%Y-%m-%d')
+hour=$(date -u -d "@$now" '+%H')
+
+# The refusal texts the daemons send, through the feed.
+expect "refusal texts" \
+  "verdict action=refuse kind=mailbox object=info@example.com limit=3 count=3 retry=-1 code=451 text=4.7.1 mailbox info@example.com cannot send this message: it has more recipients than its limit of 3 per hour
+verdict action=refuse kind=subscription object=bakery limit=5000 count=0 retry=-1 code=451 text=4.7.1 scripts of subscription bakery may not send mail" \
+  "$(grep 'retry=-1' "$work/testd.out")"
+
+# ---- the socket ----------------------------------------------------------
+
+expect "socket mode" "600" "$(stat -c %a "$sock")"
+# Another user cannot connect, even through a directory open to all.
+chmod 755 "$work"
+if command -v setpriv >/dev/null; then
+  rc=0
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$CTL" ping \
+    >/dev/null 2>"$work/nobody.err" || rc=$?
+  expect "another user is refused (exit)" "3" "$rc"
+  expect "another user is refused (message)" \
+    "obspamctl: cannot connect to unix:$sock: Permission denied" \
+    "$(cat "$work/nobody.err")"
+fi
+chmod 700 "$work"
+
+run_ctl 0 ping
+[[ $out =~ ^ctl_testd\ \(libobspam\ [0-9]+\.[0-9]+\.[0-9]+\),\ pid\ $pid,\ up\ [0-9]+\ s$ ]] ||
+  { echo "FAIL: ping said '$out'"; exit 1; }
+echo "ok: ping"
+
+# ---- status ----------------------------------------------------------------
+
+run_ctl 0 status mailbox info@example.com
+expect "status mailbox" "mailbox info@example.com: not sending (at its limit)
+  limit          3 per hour
+  sent           3 in the last 60 minutes
+  refused        2 in the last 60 minutes
+  refused total  2 within the retention period
+  last refusal   $ts UTC" "$out"
+
+run_ctl 0 --control "$sock" status domain EXAMPLE.COM
+expect "status domain (bare path, name in upper case)" \
+  "domain example.com: sending
+  limit          1000 per hour
+  sent           3 in the last 60 minutes
+  refused        2 in the last 60 minutes
+  refused total  2 within the retention period
+  last refusal   $ts UTC" "$out"
+
+run_ctl 0 status subscription bakery --json
+python3 -m json.tool "$work/ctl.out" >/dev/null
+python3 - "$work/ctl.out" "$iso" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+want = {"kind": "subscription", "name": "bakery", "sending": True,
+        "limit": 5000, "count": 0, "refused": 1, "refused_total": 1,
+        "last_refused": sys.argv[2]}
+assert got == want, f"{got} != {want}"
+EOF
+echo "ok: status --json"
+
+run_ctl 1 status mailbox nobody@example.com
+expect "unknown object" "obspamctl: stats_get: no mailbox 'nobody@example.com'" "$err"
+run_ctl 2 status plan starter
+expect "bad kind" "obspamctl: bad kind 'plan': expected subscription, domain or mailbox
+Try 'obspamctl --help'." "$err"
+run_ctl 2 status mailbox
+run_ctl 1 status mailbox 'bad name@example.com'
+expect "bad name" "obspamctl: stats_get: mailbox name 'bad name@example.com': name holds a blank or a control character" "$err"
+
+# ---- report ----------------------------------------------------------------
+
+run_ctl 0 report
+header=$(head -n 1 <<<"$out")
+[[ $header =~ ^Report\ for\ the\ clock\ hours\ from\ [0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:00\ to\ [0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:00\ UTC$ ]] ||
+  { echo "FAIL: report header '$header'"; exit 1; }
+expect "report table" "
+Refused:
+KIND          NAME                         SENT  REFUSED  FIRST REFUSAL        LAST REFUSAL
+subscription  acme                            7        2  $ts  $ts
+domain        example.com                     3        2  $ts  $ts
+mailbox       info@example.com                3        2  $ts  $ts
+script        /var/www/bakery/contact.php     0        1  $ts  $ts
+subscription  bakery                          0        1  $ts  $ts
+
+Scripts by messages sent:
+NAME                 SENT
+/var/www/acme/x.php     4" "$(tail -n +2 <<<"$out")"
+
+run_ctl 0 report --since 90m --json
+python3 -m json.tool "$work/ctl.out" >/dev/null
+python3 - "$work/ctl.out" "$iso" <<'EOF'
+import json, re, sys
+got = json.load(open(sys.argv[1]))
+t = sys.argv[2]
+iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+assert iso.match(got["from"]) and iso.match(got["to"]), got
+def row(kind, name, sent, refused):
+    return {"kind": kind, "name": name, "sent": sent, "refused": refused,
+            "first_refused": t if refused else None,
+            "last_refused": t if refused else None}
+want = [row("subscription", "acme", 7, 2),
+        row("domain", "example.com", 3, 2),
+        row("mailbox", "info@example.com", 3, 2),
+        row("script", "/var/www/bakery/contact.php", 0, 1),
+        row("subscription", "bakery", 0, 1),
+        row("script", "/var/www/acme/x.php", 4, 0)]
+assert got["rows"] == want, json.dumps(got, indent=1)
+EOF
+echo "ok: report --json"
+
+run_ctl 0 report --since=7d
+run_ctl 2 report --since 24x
+expect "bad duration" "obspamctl: bad duration '24x': expected a number and a unit s, m, h or d (90m, 24h, 7d), at most 100 years
+Try 'obspamctl --help'." "$err"
+run_ctl 2 status mailbox info@example.com --since 1h
+expect "option of another command" "obspamctl: --since goes with report only
+Try 'obspamctl --help'." "$err"
+
+# ---- history ---------------------------------------------------------------
+
+run_ctl 0 history mailbox info@example.com --day "$day"
+table="mailbox info@example.com on $day (UTC), per clock hour:
+
+HOUR       SENT   REFUSED"
+for ((h = 0; h < 24; h++)); do
+  if [[ $h -eq $((10#$hour)) ]]; then
+    table+=$'\n'$(printf '%02d:00  %8d  %8d' "$h" 3 2)
+  else
+    table+=$'\n'$(printf '%02d:00  %8d  %8d' "$h" 0 0)
+  fi
+done
+table+=$'\n'$(printf 'total  %8d  %8d' 3 2)
+expect "history table" "$table" "$out"
+
+run_ctl 0 history script /var/www/acme/x.php --day "$day" --json
+python3 -m json.tool "$work/ctl.out" >/dev/null
+python3 - "$work/ctl.out" "$day" "$hour" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+day, hour = sys.argv[2], int(sys.argv[3])
+assert got["kind"] == "script" and got["name"] == "/var/www/acme/x.php", got
+assert got["day"] == day and got["timezone"] == "UTC", got
+assert [h["hour"] for h in got["hours"]] == \
+    [f"{day}T{h:02d}:00:00Z" for h in range(24)], got["hours"]
+assert [h["sent"] for h in got["hours"]] == \
+    [4 if h == hour else 0 for h in range(24)], got["hours"]
+assert all(h["refused"] == 0 for h in got["hours"]), got["hours"]
+assert got["sent"] == 4 and got["refused"] == 0, got
+EOF
+echo "ok: history --json (script)"
+
+run_ctl 0 history mailbox info@example.com --day "$day" --svg "$work/chart.svg"
+expect "history --svg message" "obspamctl: chart written to $work/chart.svg" "$err"
+python3 - "$work/chart.svg" "$hour" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg" and root.get("version") == "1.1", root.tag
+rects = root.iter(ns + "rect")
+bars = {"sent": [], "refused": []}
+for r in rects:
+    if r.get("class") in bars:
+        bars[r.get("class")].append(float(r.get("height")))
+hour = int(sys.argv[2])
+assert len(bars["sent"]) == 24 and len(bars["refused"]) == 24, bars
+for kind, value in (("sent", 3), ("refused", 2)):
+    for h, height in enumerate(bars[kind]):
+        assert (height > 0) == (h == hour), (kind, h, height)
+# 3 sent and 2 refused on a scale of 3: the refused bar is 2/3 as high.
+assert abs(bars["refused"][hour] / bars["sent"][hour] - 2 / 3) < 0.01, bars
+texts = [t.text for t in root.iter(ns + "text")]
+assert [f"{h:02d}" for h in range(24)] == [t for t in texts if t and
+        len(t) == 2 and t.isdigit() and texts.count(t) >= 1][-24:], texts
+assert "sent" in texts and "refused" in texts, texts
+EOF
+echo "ok: history --svg is SVG 1.1 with 24 bars of each"
+if command -v rsvg-convert >/dev/null; then
+  rsvg-convert "$work/chart.svg" -o "$work/chart.png"
+  expect "the chart renders to a PNG" "PNG" "$(head -c 4 "$work/chart.png" | tail -c 3)"
+fi
+run_ctl 0 history mailbox info@example.com --day "$day" --svg -
+[[ $out == '<?xml version="1.0" encoding="UTF-8" standalone="no"?>'* ]] ||
+  { echo "FAIL: --svg - did not print the SVG"; exit 1; }
+echo "ok: --svg -"
+
+run_ctl 1 history script /nope.php --day "$day"
+expect "unknown script" "obspamctl: history: no script '/nope.php'" "$err"
+run_ctl 2 history mailbox info@example.com --day 2024-02-30
+expect "bad day" "obspamctl: bad day '2024-02-30': expected YYYY-MM-DD
+Try 'obspamctl --help'." "$err"
+run_ctl 0 history mailbox info@example.com --day 2001-01-01
+expect "a quiet day" "total         0         0" "$(tail -n 1 <<<"$out")"
+
+# ---- reload and save ------------------------------------------------------
+
+echo "plan Basik2 mailbox=lots" >>"$conf"
+run_ctl 1 reload
+expect "bad reload" "obspamctl: reload failed: $conf:9: bad value 'lots' for 'mailbox': expected a count, unlimited or inherit" "$err"
+grep -q "error: reload failed: $conf:9: bad value 'lots'" "$work/log" ||
+  { echo "FAIL: no 'reload failed' log line"; exit 1; }
+run_ctl 0 status mailbox info@example.com
+expect "the running configuration is kept" "  limit          3 per hour" \
+  "$(sed -n 2p <<<"$out")"
+
+sed 's/limit=3/limit=10/' "$work/good.conf" >"$conf"
+run_ctl 0 reload --json
+expect "good reload" "{\"result\": \"ok\", \"message\": \"configuration reloaded from $conf\"}" "$out"
+run_ctl 0 status mailbox info@example.com
+expect "the new configuration runs, counters kept" \
+  "mailbox info@example.com: sending
+  limit          10 per hour
+  sent           3 in the last 60 minutes" "$(head -n 3 <<<"$out")"
+
+# SIGHUP does the same.
+sed 's/limit=3/limit=11/' "$work/good.conf" >"$conf"
+kill -HUP "$pid"
+for ((i = 0; i < 100; i++)); do
+  [[ $(grep -c "reload ok path=$conf" "$work/log") -ge 2 ]] && break
+  sleep 0.05
+done
+run_ctl 0 status mailbox info@example.com
+expect "SIGHUP reloads" "  limit          11 per hour" "$(sed -n 2p <<<"$out")"
+
+rm -f "$work/state"
+run_ctl 0 save
+expect "save" "state saved to $work/state" "$out"
+[[ -s $work/state ]] || { echo "FAIL: no state file"; exit 1; }
+
+# ---- the raw protocol ------------------------------------------------------
+
+python3 - "$sock" "$work/log" <<'EOF'
+import socket, sys, time
+path = sys.argv[1]
+
+def ask(data, timeout=10):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(data)
+    chunks = []
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        chunks.append(c)
+    s.close()
+    return b"".join(chunks).decode()
+
+def check(request, want):
+    got = ask(request)
+    assert got == want, f"{request!r}: {got!r} != {want!r}"
+
+check(b"bogus\n", "error unknown command 'bogus': expected ping, status, "
+      "report, history, reload or save\n")
+check(b"\n", "error empty request: expected a command (ping, status, "
+      "report, history, reload or save)\n")
+check(b"status mailbox\r\n", "error usage: status KIND NAME\n")
+check(b"status plan basic\n", "error bad kind 'plan': expected "
+      "subscription, domain or mailbox\n")
+check(b"history plan 0 1 basic\n", "error bad kind 'plan': expected "
+      "subscription, domain, mailbox or script\n")
+check(b"history mailbox 0 x info@example.com\n",
+      "error bad time 'x': expected Unix seconds\n")
+check(b"report 10\n", "error usage: report FROM TO (Unix times)\n")
+check(b"report -5 10\n", "error bad time '-5': expected Unix seconds\n")
+check(b"reload now\n", "error usage: reload (no arguments)\n")
+check(b"x" * 5000, "error request is longer than 4096 bytes\n")
+check(b"report 0 1\n", "ok\nfrom\t0\nto\t1\nend\n")
+check(b"history mailbox 0 1 info@example.com\n", "ok\nend\n")
+got = ask(b"status mailbox INFO@example.com\n").split("\n")
+assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
+                   "sending\t1", "limit\t11", "count\t3", "refused\t2",
+                   "refused_total\t2"] and got[9:] == ["end", ""], got
+# A client that sends nothing is dropped after 5 seconds.
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(15)
+s.connect(path)
+t = time.monotonic()
+assert s.recv(100) == b""
+took = time.monotonic() - t
+assert 4 < took < 9, took
+print("raw protocol ok")
+EOF
+echo "ok: raw protocol"
+
+# ---- exit statuses and usage ---------------------------------------------------
+
+run_ctl 3 --control "unix:$work/none.sock" ping
+expect "cannot connect" "obspamctl: cannot connect to unix:$work/none.sock: No such file or directory" "$err"
+run_ctl 2 --control inet:127.0.0.1 ping
+expect "bad --control" "obspamctl: --control: bad socket address 'inet:127.0.0.1': expected unix:PATH, inet:HOST:PORT or inet:[IPV6]:PORT
+Try 'obspamctl --help'." "$err"
+run_ctl 2
+expect "no command" "obspamctl: no command given
+Try 'obspamctl --help'." "$err"
+run_ctl 2 frobnicate
+run_ctl 2 ping --bogus
+expect "unknown option" "obspamctl: unknown option '--bogus'
+Try 'obspamctl --help'." "$err"
+run_ctl 0 --help
+[[ $out == "Usage: obspamctl [--control unix:PATH] [--json] COMMAND [ARGS]"* ]] ||
+  { echo "FAIL: --help"; exit 1; }
+if [[ ! -e /run/obspam/control.sock ]]; then
+  rc=0
+  env -u OBSPAM_CONTROL "$CTL" ping >/dev/null 2>"$work/default.err" || rc=$?
+  expect "the default socket" "3 obspamctl: cannot connect to unix:/run/obspam/control.sock: No such file or directory" \
+    "$rc $(cat "$work/default.err")"
+fi
+
+# ---- the socket file's life ------------------------------------------------
+
+# A second daemon on the same socket does not start.
+rc=0
+"$TESTD" --config "$conf" --control "unix:$sock" 2>"$work/log2" || rc=$?
+expect "a live socket is not taken over" "1" "$rc"
+grep -q "error: control: cannot listen on unix:$sock: another process is listening on it" "$work/log2" ||
+  { echo "FAIL: no message"; cat "$work/log2"; exit 1; }
+rc=0
+"$TESTD" --config "$conf" --control "unix:$work/nodir/ctl.sock" 2>"$work/log3" || rc=$?
+expect "the socket's directory must exist" "1" "$rc"
+grep -q "error: control: cannot listen on unix:$work/nodir/ctl.sock: the directory $work/nodir does not exist" "$work/log3" ||
+  { echo "FAIL: no message"; cat "$work/log3"; exit 1; }
+
+# SIGTERM: the state is saved and the socket removed.
+rm -f "$work/state"
+stop_daemon
+[[ -s $work/state ]] || { echo "FAIL: no state saved at exit"; exit 1; }
+[[ ! -e $sock ]] || { echo "FAIL: the socket is still there"; exit 1; }
+echo "ok: stop saves and removes the socket"
+
+# Counters come back from the state file; a killed daemon's stale socket
+# is replaced.
+start_daemon "$work/log4" --config "$conf" --state "$work/state" \
+  --control "unix:$sock"
+kill -KILL "$pid"
+{ wait "$pid"; } 2>/dev/null || true
+pid=
+[[ -S $sock ]] || { echo "FAIL: expected a stale socket"; exit 1; }
+start_daemon "$work/log5" --config "$conf" --state "$work/state" \
+  --control "unix:$sock"
+run_ctl 0 status mailbox info@example.com
+expect "counters restored, stale socket replaced" "  sent           3 in the last 60 minutes" \
+  "$(sed -n 3p <<<"$out")"
+stop_daemon
+
+# Without a state file, save is an error.
+start_daemon "$work/log6" --config "$conf" --control "unix:$sock"
+run_ctl 1 save
+expect "save without a state file" "obspamctl: save failed: no state file is configured" "$err"
+stop_daemon
+echo "all control checks passed"

@@ -1,0 +1,251 @@
+/* The metrics counters and their Prometheus text exposition. */
+#include <pthread.h>
+
+#include "common_test.h"
+#include "metrics.h"
+
+static char *format_at(obspamd_service *s, int64_t now) {
+  size_t need = obspamd__metrics_format_at(s, now, NULL, 0);
+  char *buf = malloc(need + 1);
+
+  cr_assert_not_null(buf);
+  cr_assert_eq(obspamd__metrics_format_at(s, now, buf, need + 1), need);
+  cr_assert_eq(strlen(buf), need);
+  return buf;
+}
+
+/* Whether text holds this whole line. */
+static int has_line(const char *text, const char *line) {
+  size_t n = strlen(line);
+  const char *p = text;
+
+  while ((p = strstr(p, line)) != NULL) {
+    if ((p == text || p[-1] == '\n') && p[n] == '\n')
+      return 1;
+    p++;
+  }
+  return 0;
+}
+
+Test(metrics, exposition_of_a_new_service) {
+  obspamd_service s;
+  char expected[8192];
+  char *text;
+
+  memset(&s, 0, sizeof(s));
+  s.name = "obspam-policyd";
+  snprintf(
+      expected, sizeof(expected),
+      "# HELP obspam_decisions_total Messages decided, by verdict.\n"
+      "# TYPE obspam_decisions_total counter\n"
+      "obspam_decisions_total{action=\"accept\"} 0\n"
+      "obspam_decisions_total{action=\"refuse\"} 0\n"
+      "obspam_decisions_total{action=\"exempt\"} 0\n"
+      "obspam_decisions_total{action=\"unknown\"} 0\n"
+      "# HELP obspam_refusals_total Messages refused, by the level of the "
+      "object that refused them.\n"
+      "# TYPE obspam_refusals_total counter\n"
+      "obspam_refusals_total{level=\"subscription\"} 0\n"
+      "obspam_refusals_total{level=\"domain\"} 0\n"
+      "obspam_refusals_total{level=\"mailbox\"} 0\n"
+      "# HELP obspam_connections_open Policy or SMTP connections open now.\n"
+      "# TYPE obspam_connections_open gauge\n"
+      "obspam_connections_open 0\n"
+      "# HELP obspam_connections_total Policy or SMTP connections "
+      "accepted.\n"
+      "# TYPE obspam_connections_total counter\n"
+      "obspam_connections_total 0\n"
+      "# HELP obspam_requests_bad_total Malformed or over-long requests.\n"
+      "# TYPE obspam_requests_bad_total counter\n"
+      "obspam_requests_bad_total 0\n"
+      "# HELP obspam_request_duration_seconds Time from reading a request to "
+      "answering it.\n"
+      "# TYPE obspam_request_duration_seconds histogram\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.00001\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.000025\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.00005\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.0001\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.00025\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.0005\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.001\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.0025\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.01\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.05\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"0.25\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"1\"} 0\n"
+      "obspam_request_duration_seconds_bucket{le=\"+Inf\"} 0\n"
+      "obspam_request_duration_seconds_sum 0.000000\n"
+      "obspam_request_duration_seconds_count 0\n"
+      "# HELP obspam_config_reloads_total Configuration reloads, by "
+      "result.\n"
+      "# TYPE obspam_config_reloads_total counter\n"
+      "obspam_config_reloads_total{result=\"ok\"} 0\n"
+      "obspam_config_reloads_total{result=\"failed\"} 0\n"
+      "# HELP obspam_snapshot_saves_total State file saves, by result.\n"
+      "# TYPE obspam_snapshot_saves_total counter\n"
+      "obspam_snapshot_saves_total{result=\"ok\"} 0\n"
+      "obspam_snapshot_saves_total{result=\"failed\"} 0\n"
+      "# HELP obspam_snapshot_age_seconds Seconds since the state file was "
+      "last written, -1 if never.\n"
+      "# TYPE obspam_snapshot_age_seconds gauge\n"
+      "obspam_snapshot_age_seconds -1\n"
+      "# HELP obspam_notices_total Notices: objects refused in a "
+      "notification period.\n"
+      "# TYPE obspam_notices_total counter\n"
+      "obspam_notices_total 0\n"
+      "# HELP obspam_notify_mails_total Notice mails, by result: sent, "
+      "failed (the command failed), dropped (not tried).\n"
+      "# TYPE obspam_notify_mails_total counter\n"
+      "obspam_notify_mails_total{result=\"sent\"} 0\n"
+      "obspam_notify_mails_total{result=\"failed\"} 0\n"
+      "obspam_notify_mails_total{result=\"dropped\"} 0\n"
+      "# HELP obspam_build_info The daemon and the version of libobspam it "
+      "runs.\n"
+      "# TYPE obspam_build_info gauge\n"
+      "obspam_build_info{daemon=\"obspam-policyd\",version=\"%s\"} 1\n",
+      obspam_version_string());
+  text = format_at(&s, 1714568400);
+  cr_assert_str_eq(text, expected);
+  free(text);
+}
+
+static void count(obspamd_service *s, int action, int kind, double us) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  v.action = action;
+  v.kind = kind;
+  obspamd_metrics_decision(&s->metrics, &v, us);
+}
+
+Test(metrics, counted_values) {
+  obspamd_service s;
+  char *text;
+  int i;
+
+  memset(&s, 0, sizeof(s));
+  s.name = "obspam-milter";
+  /* Latencies on and around the bounds: a bound is inclusive ("le"). */
+  count(&s, OBSPAM_ACCEPT, OBSPAM_MAILBOX, 5);
+  count(&s, OBSPAM_ACCEPT, OBSPAM_MAILBOX, 10);
+  count(&s, OBSPAM_ACCEPT, OBSPAM_DOMAIN, 11);
+  count(&s, OBSPAM_REFUSE, OBSPAM_MAILBOX, 999);
+  count(&s, OBSPAM_REFUSE, OBSPAM_MAILBOX, 1000000);
+  count(&s, OBSPAM_REFUSE, OBSPAM_DOMAIN, 2000000);
+  count(&s, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, -3); /* a clock step back */
+  count(&s, OBSPAM_EXEMPT, -1, 1);
+  count(&s, OBSPAM_UNKNOWN, -1, 1);
+  count(&s, OBSPAM_UNKNOWN, -1, 1);
+  for (i = 0; i < 3; i++)
+    obspamd_metrics_connection_open(&s.metrics);
+  obspamd_metrics_connection_close(&s.metrics);
+  obspamd_metrics_bad_request(&s.metrics);
+  obspamd_metrics_bad_request(&s.metrics);
+  s.metrics.reloads_ok = 4;
+  s.metrics.reloads_failed = 1;
+  s.metrics.saves_ok = 7;
+  s.metrics.saves_failed = 2;
+  s.metrics.notices = 5;
+  s.metrics.mails_sent = 8;
+  s.metrics.mails_failed = 1;
+  s.metrics.mails_dropped = 3;
+  s.metrics.last_save = 1714568340;
+
+  text = format_at(&s, 1714568400);
+  static const char *const lines[] = {
+      "obspam_decisions_total{action=\"accept\"} 3",
+      "obspam_decisions_total{action=\"refuse\"} 4",
+      "obspam_decisions_total{action=\"exempt\"} 1",
+      "obspam_decisions_total{action=\"unknown\"} 2",
+      "obspam_refusals_total{level=\"subscription\"} 1",
+      "obspam_refusals_total{level=\"domain\"} 1",
+      "obspam_refusals_total{level=\"mailbox\"} 2",
+      "obspam_connections_open 2",
+      "obspam_connections_total 3",
+      "obspam_requests_bad_total 2",
+      "obspam_request_duration_seconds_bucket{le=\"0.00001\"} 6",
+      "obspam_request_duration_seconds_bucket{le=\"0.000025\"} 7",
+      "obspam_request_duration_seconds_bucket{le=\"0.00005\"} 7",
+      "obspam_request_duration_seconds_bucket{le=\"0.0001\"} 7",
+      "obspam_request_duration_seconds_bucket{le=\"0.00025\"} 7",
+      "obspam_request_duration_seconds_bucket{le=\"0.0005\"} 7",
+      "obspam_request_duration_seconds_bucket{le=\"0.001\"} 8",
+      "obspam_request_duration_seconds_bucket{le=\"0.0025\"} 8",
+      "obspam_request_duration_seconds_bucket{le=\"0.01\"} 8",
+      "obspam_request_duration_seconds_bucket{le=\"0.05\"} 8",
+      "obspam_request_duration_seconds_bucket{le=\"0.25\"} 8",
+      "obspam_request_duration_seconds_bucket{le=\"1\"} 9",
+      "obspam_request_duration_seconds_bucket{le=\"+Inf\"} 10",
+      /* 5 + 10 + 11 + 999 + 1000000 + 2000000 + 0 + 1 + 1 + 1 µs */
+      "obspam_request_duration_seconds_sum 3.001028",
+      "obspam_request_duration_seconds_count 10",
+      "obspam_config_reloads_total{result=\"ok\"} 4",
+      "obspam_config_reloads_total{result=\"failed\"} 1",
+      "obspam_snapshot_saves_total{result=\"ok\"} 7",
+      "obspam_snapshot_saves_total{result=\"failed\"} 2",
+      "obspam_snapshot_age_seconds 60",
+      "obspam_notices_total 5",
+      "obspam_notify_mails_total{result=\"sent\"} 8",
+      "obspam_notify_mails_total{result=\"failed\"} 1",
+      "obspam_notify_mails_total{result=\"dropped\"} 3",
+  };
+  for (i = 0; i < (int)(sizeof(lines) / sizeof(lines[0])); i++)
+    cr_assert(has_line(text, lines[i]), "missing line '%s' in:\n%s", lines[i],
+              text);
+  free(text);
+}
+
+Test(metrics, label_values_are_escaped_and_output_truncated) {
+  obspamd_service s;
+  char buf[16], *text;
+  size_t full;
+
+  memset(&s, 0, sizeof(s));
+  s.name = "ob\"spam\\d";
+  text = format_at(&s, 1);
+  cr_assert(has_line(text, "obspam_build_info{daemon=\"ob\\\"spam\\\\d\","
+                           "version=\"1.0.0\"} 1"),
+            "%s", text);
+  full = strlen(text);
+  cr_assert_eq(obspamd_metrics_format(&s, buf, sizeof(buf)), full);
+  cr_assert_str_eq(buf, "# HELP obspam_d");
+  free(text);
+}
+
+/* Counters are updated from many threads at once and lose nothing. */
+#define THREADS 4
+#define PER_THREAD 50000
+
+static obspamd_service shared;
+
+static void *hammer(void *arg) {
+  int i;
+  (void)arg;
+  for (i = 0; i < PER_THREAD; i++) {
+    count(&shared, i % 2 ? OBSPAM_REFUSE : OBSPAM_ACCEPT, OBSPAM_MAILBOX, 20);
+    obspamd_metrics_connection_open(&shared.metrics);
+    obspamd_metrics_connection_close(&shared.metrics);
+  }
+  return NULL;
+}
+
+Test(metrics, atomic_under_threads) {
+  pthread_t t[THREADS];
+  int i;
+
+  memset(&shared, 0, sizeof(shared));
+  for (i = 0; i < THREADS; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, hammer, NULL), 0);
+  for (i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  cr_assert_eq(shared.metrics.decisions[OBSPAM_ACCEPT],
+               THREADS * PER_THREAD / 2);
+  cr_assert_eq(shared.metrics.decisions[OBSPAM_REFUSE],
+               THREADS * PER_THREAD / 2);
+  cr_assert_eq(shared.metrics.refusals[OBSPAM_MAILBOX],
+               THREADS * PER_THREAD / 2);
+  cr_assert_eq(shared.metrics.latency[1], THREADS * PER_THREAD);
+  cr_assert_eq(shared.metrics.latency_count, THREADS * PER_THREAD);
+  cr_assert_eq(shared.metrics.latency_sum_us, 20ull * THREADS * PER_THREAD);
+  cr_assert_eq(shared.metrics.connections_open, 0);
+  cr_assert_eq(shared.metrics.connections_total, THREADS * PER_THREAD);
+}

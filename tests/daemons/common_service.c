@@ -1,0 +1,475 @@
+/* The service: start (configuration, state file), reload, save, stop,
+   notices with their log lines and mails, the periodic work. */
+#include "common_test.h"
+
+static const char *const CONFIG =
+    "notify-period 3600\n"
+    "default mailbox=100 domain=1000 subscription=5000\n"
+    "subscription acme uid=10001 contact=ops@acme.example\n"
+    "domain example.com subscription=acme\n"
+    "mailbox info@example.com limit=1\n";
+
+/* 2024-05-01 12:31:07 UTC, in the period [12:00, 13:00). */
+#define T0 1714566667
+#define PERIOD_END 1714568400
+
+static obspamd_service svc;
+
+/* A counter of svc, read as the service's threads write it. */
+#define M(field) __atomic_load_n(&svc.metrics.field, __ATOMIC_RELAXED)
+
+static void setup(const char *config) {
+  make_test_dir();
+  capture_log();
+  write_file(path_in("obspam.conf"), config);
+  memset(&svc, 0, sizeof(svc));
+  svc.name = "obspam-test";
+  svc.config_path = path_in("obspam.conf");
+}
+
+static int64_t limit_of(const char *mailbox) {
+  int64_t v = -99;
+  cr_assert_eq(obspam_effective_limit(svc.engine, OBSPAM_MAILBOX, mailbox, &v),
+               OBSPAM_OK);
+  return v;
+}
+
+static int decide_at(const char *sasl, int64_t t) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  m.sasl_username = sasl;
+  m.client_address = "203.0.113.7";
+  m.time = t;
+  cr_assert_eq(obspam_decide(svc.engine, &m, &v), OBSPAM_OK);
+  return v.action;
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+Test(start, refuses_a_bad_configuration) {
+  char line[900];
+
+  setup("enabled yes\nenabeld no\n");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_ESYNTAX);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: %s:2: unknown keyword 'enabeld'",
+           svc.config_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  svc.config_path = path_in("missing.conf");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  snprintf(line, sizeof(line),
+           "error: cannot start: %s: cannot open: No such file or directory",
+           svc.config_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  svc.config_path = NULL;
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EINVAL);
+  cr_assert(logged_line("error: cannot start: no configuration file given"),
+            "%s", logged());
+}
+
+Test(start, missing_state_is_a_first_start) {
+  char line[900];
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  snprintf(line, sizeof(line), "config loaded path=%s", svc.config_path);
+  cr_assert(logged_line(line), "%s", logged());
+  snprintf(line, sizeof(line), "state missing path=%s: starting from zero",
+           svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+  cr_assert_eq(M(last_save), 0);
+  obspamd_service_stop(&svc);
+  /* Stopping saved it. */
+  cr_assert_eq(access(path_in("state"), R_OK), 0);
+}
+
+Test(start, state_survives_a_restart) {
+  obspam_stats st = OBSPAM_STATS_INIT;
+  char line[900], when[32];
+  struct stat sb;
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(decide_at("info@example.com", 0), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_at("info@example.com", 0), OBSPAM_REFUSE);
+  obspamd_service_stop(&svc);
+  cr_assert_null(svc.engine);
+
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(stat(svc.state_path, &sb), 0);
+  snprintf(line, sizeof(line), "state loaded path=%s saved=%s", svc.state_path,
+           obspamd_iso_time((int64_t)sb.st_mtime, when, sizeof(when)));
+  cr_assert(logged_line(line), "%s", logged());
+  cr_assert_eq(M(last_save), (int64_t)sb.st_mtime);
+  cr_assert_eq(
+      obspam_stats_get(svc.engine, OBSPAM_MAILBOX, "info@example.com", 0, &st),
+      OBSPAM_OK);
+  cr_assert_eq(st.count, 1);
+  cr_assert_eq(st.refused, 1);
+  obspamd_service_stop(&svc);
+}
+
+/* The single file whose name starts with prefix in the test directory. */
+static char *find_aside(const char *prefix) {
+  static char found[600];
+  char cmd[800];
+  FILE *p;
+
+  snprintf(cmd, sizeof(cmd), "ls -d '%s'* 2>/dev/null", prefix);
+  p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  found[0] = '\0';
+  if (fgets(found, sizeof(found), p) != NULL)
+    found[strcspn(found, "\n")] = '\0';
+  pclose(p);
+  return found[0] ? found : NULL;
+}
+
+static void check_renamed(const char *content, size_t len,
+                          const char *library_msg) {
+  char prefix[600], line[1600], *aside;
+  FILE *f;
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  f = fopen(svc.state_path, "w");
+  cr_assert_not_null(f);
+  fwrite(content, 1, len, f);
+  fclose(f);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  snprintf(prefix, sizeof(prefix), "%s.bad-", svc.state_path);
+  aside = find_aside(prefix);
+  cr_assert_not_null(aside, "no %s* file", prefix);
+  /* PATH.bad-YYYYmmddHHMMSS */
+  cr_assert_eq(strlen(aside), strlen(prefix) + 14, "%s", aside);
+  cr_assert_neq(access(svc.state_path, F_OK), 0,
+                "the bad file is still "
+                "there");
+  {
+    char *moved = read_file(aside);
+    cr_assert_eq(memcmp(moved, content, len), 0);
+    free(moved);
+  }
+  snprintf(line, sizeof(line),
+           "warning: state unusable path=%s moved=%s: state_load: %s: %s; "
+           "starting from zero",
+           svc.state_path, aside, svc.state_path, library_msg);
+  cr_assert(logged_line(line), "expected '%s' in:\n%s", line, logged());
+  obspamd_service_stop(&svc);
+}
+
+Test(start, corrupt_state_is_renamed_aside) {
+  check_renamed("garbage, not a state file at all, no no no\n", 43,
+                "not a libobspam state file");
+}
+
+Test(start, newer_state_is_renamed_aside) {
+  /* A header of format 2 (a later libobspam). */
+  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 2};
+  check_renamed(header, sizeof(header),
+                "format 2 is newer than this library's (1)");
+}
+
+Test(start, unreadable_state_stops_the_start) {
+  char line[900];
+
+  setup(CONFIG);
+  /* A directory where the file should be: it cannot be read. */
+  svc.state_path = path_in("state");
+  cr_assert_eq(mkdir(svc.state_path, 0700), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  cr_assert(logged_text("error: cannot start: state_load: "), "%s", logged());
+
+  svc.state_path = path_in("nodir/state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  snprintf(line, sizeof(line),
+           "error: cannot start: the directory %s of the state file %s does "
+           "not exist",
+           path_in("nodir"), svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+}
+
+/* ---- reload and save ------------------------------------------------------
+ */
+
+Test(reload, keeps_the_running_configuration_on_error) {
+  char msg[700], line[900];
+
+  setup(CONFIG);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(limit_of("info@example.com"), 1);
+  cr_assert_eq(obspamd_reject(&svc), 0);
+
+  write_file(svc.config_path, "action reject\nplan basic mailbox=lots\n");
+  cr_assert_eq(obspamd_reload(&svc, msg, sizeof(msg)), OBSPAM_ESYNTAX);
+  snprintf(line, sizeof(line),
+           "%s:2: bad value 'lots' for 'mailbox': expected a count, "
+           "unlimited or inherit",
+           svc.config_path);
+  cr_assert_str_eq(msg, line);
+  snprintf(line, sizeof(line),
+           "error: reload failed: %s:2: bad value 'lots' for 'mailbox': "
+           "expected a count, unlimited or inherit",
+           svc.config_path);
+  cr_assert(logged_line(line), "%s", logged());
+  cr_assert_eq(limit_of("info@example.com"), 1);
+  cr_assert_eq(obspamd_reject(&svc), 0);
+  cr_assert_eq(M(reloads_failed), 1);
+  cr_assert_eq(M(reloads_ok), 0);
+
+  write_file(svc.config_path,
+             "action reject\nsubscription acme\ndomain example.com "
+             "subscription=acme\nmailbox info@example.com limit=30\n");
+  cr_assert_eq(obspamd_reload(&svc, msg, sizeof(msg)), OBSPAM_OK);
+  snprintf(line, sizeof(line), "configuration reloaded from %s",
+           svc.config_path);
+  cr_assert_str_eq(msg, line);
+  snprintf(line, sizeof(line), "reload ok path=%s", svc.config_path);
+  cr_assert(logged_line(line), "%s", logged());
+  cr_assert_eq(limit_of("info@example.com"), 30);
+  cr_assert_eq(obspamd_reject(&svc), 1);
+  cr_assert_eq(M(reloads_ok), 1);
+  /* NULL msg is fine. */
+  cr_assert_eq(obspamd_reload(&svc, NULL, 0), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+}
+
+Test(save, with_and_without_a_state_file) {
+  char msg[700], line[900];
+  int64_t before = (int64_t)time(NULL);
+
+  setup(CONFIG);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(obspamd_save(&svc, msg, sizeof(msg)), OBSPAM_EINVAL);
+  cr_assert_str_eq(msg, "no state file is configured");
+  obspamd_service_stop(&svc);
+
+  mkdir(path_in("lib"), 0700);
+  svc.state_path = path_in("lib/state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(obspamd_save(&svc, msg, sizeof(msg)), OBSPAM_OK);
+  snprintf(line, sizeof(line), "state saved to %s", svc.state_path);
+  cr_assert_str_eq(msg, line);
+  cr_assert_eq(M(saves_ok), 1);
+  cr_assert_geq(M(last_save), before);
+  cr_assert_leq(M(last_save), (int64_t)time(NULL));
+
+  /* The directory goes away: the save fails, is logged and counted. */
+  {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path_in("lib"));
+    cr_assert_eq(system(cmd), 0);
+  }
+  cr_assert_eq(obspamd_save(&svc, msg, sizeof(msg)), OBSPAM_EIO);
+  cr_assert(strncmp(msg, "state_save: ", 12) == 0, "%s", msg);
+  snprintf(line, sizeof(line), "error: save failed: %s", msg);
+  cr_assert(logged_line(line), "%s", logged());
+  cr_assert_eq(M(saves_failed), 1);
+  cr_assert_eq(M(saves_ok), 1);
+  obspamd_service_stop(&svc);
+  /* The save at stop failed too. */
+  cr_assert_eq(M(saves_failed), 2);
+}
+
+/* ---- notices and mail ---------------------------------------------------- */
+
+static void refuse_once(void) {
+  cr_assert_eq(decide_at("info@example.com", T0), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_at("info@example.com", T0 + 5), OBSPAM_REFUSE);
+}
+
+static const char *const NOTICE_LINES[] = {
+    "notice kind=subscription object=acme subscription=acme limit=5000 "
+    "sent=1 refused=1 first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
+    "notice kind=domain object=example.com subscription=acme limit=1000 "
+    "sent=1 refused=1 first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
+    "notice kind=mailbox object=info@example.com subscription=acme limit=1 "
+    "sent=1 refused=1 first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z"};
+
+Test(notify, notices_are_logged_without_mail) {
+  int i;
+
+  setup(CONFIG);
+  svc.notify_command = "cat > /dev/null";
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert(logged_line("warning: no admin address: notices are logged, not "
+                        "mailed"),
+            "%s", logged());
+  refuse_once();
+  obspamd_flush(&svc, PERIOD_END - 1);
+  cr_assert_eq(M(notices), 0);
+  obspamd_flush(&svc, PERIOD_END);
+  cr_assert_eq(M(notices), 3);
+  for (i = 0; i < 3; i++)
+    cr_assert(logged_line(NOTICE_LINES[i]), "no '%s' in:\n%s", NOTICE_LINES[i],
+              logged());
+  /* Nothing twice. */
+  obspamd_flush(&svc, PERIOD_END + 3600);
+  cr_assert_eq(M(notices), 3);
+  obspamd_service_stop(&svc);
+}
+
+/* Counts the files mail.* of the test directory. */
+static int mail_files(void) {
+  char cmd[700], buf[32];
+  FILE *p;
+  int n = 0;
+
+  snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^mail\\.' ", test_dir);
+  p = popen(cmd, "r");
+  if (p != NULL && fgets(buf, sizeof(buf), p) != NULL)
+    n = atoi(buf);
+  if (p != NULL)
+    pclose(p);
+  return n;
+}
+
+Test(notify, mails_to_the_admin_and_the_contact) {
+  char cmd[700], line[900], *all, *p;
+  int64_t t0;
+
+  setup(CONFIG);
+  snprintf(cmd, sizeof(cmd), "cat > \"%s/mail.$$\"", test_dir);
+  svc.notify_command = cmd;
+  svc.admin = "postmaster@example.net";
+  svc.mail_from = "obspam@mx1.example.net";
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  t0 = obspamd__now_ms();
+  obspamd_flush(&svc, PERIOD_END);
+  /* The flush only queues the mails. */
+  cr_assert_lt(obspamd__now_ms() - t0, 1000);
+  WAIT_FOR(M(mails_sent) == 6, 10000);
+  cr_assert_eq(M(mails_sent), 6, "%s", logged());
+  cr_assert_eq(mail_files(), 6);
+  snprintf(line, sizeof(line), "cat '%s'/mail.*", test_dir);
+  {
+    FILE *f = popen(line, "r");
+    size_t n;
+    all = malloc(1 << 16);
+    n = fread(all, 1, (1 << 16) - 1, f);
+    all[n] = '\0';
+    pclose(f);
+  }
+  /* Three to the admin, three to the contact, one per object each. */
+  for (p = all, t0 = 0; (p = strstr(p, "\nTo: postmaster@example.net\n")); p++)
+    t0++;
+  cr_assert_eq(t0, 3, "%s", all);
+  for (p = all, t0 = 0; (p = strstr(p, "\nTo: ops@acme.example\n")); p++)
+    t0++;
+  cr_assert_eq(t0, 3, "%s", all);
+  cr_assert(strstr(all, "From: obspam-test <obspam@mx1.example.net>\n") != NULL,
+            "%s", all);
+  cr_assert(strstr(all, "Subject: [obspam] mailbox info@example.com refused "
+                        "1 message\n") != NULL,
+            "%s", all);
+  cr_assert(logged_line("mail sent to=postmaster@example.net kind=mailbox "
+                        "object=info@example.com"),
+            "%s", logged());
+  cr_assert(logged_line("mail sent to=ops@acme.example kind=domain "
+                        "object=example.com"),
+            "%s", logged());
+  obspamd_service_stop(&svc);
+  free(all);
+}
+
+Test(notify, a_failing_command_is_logged) {
+  setup(CONFIG);
+  svc.notify_command = "echo 'no route to host' >&2; exit 75";
+  svc.admin = "postmaster@example.net";
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  obspamd_flush(&svc, PERIOD_END);
+  WAIT_FOR(M(mails_failed) == 6, 10000);
+  cr_assert_eq(M(mails_failed), 6);
+  cr_assert_eq(M(mails_sent), 0);
+  cr_assert(logged_line("error: mail failed to=ops@acme.example "
+                        "kind=mailbox object=info@example.com: notify "
+                        "command exited with status 75: no route to host"),
+            "%s", logged());
+  obspamd_service_stop(&svc);
+}
+
+Test(notify, a_hung_command_is_killed_and_stop_is_bounded) {
+  int64_t t0;
+
+  setup(CONFIG);
+  svc.notify_command = "sleep 30";
+  svc.admin = "postmaster@example.net";
+  svc.notify_timeout = 1;
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  t0 = obspamd__now_ms();
+  obspamd_flush(&svc, PERIOD_END);
+  cr_assert_lt(obspamd__now_ms() - t0, 500);
+  WAIT_FOR(M(mails_failed) >= 1, 5000);
+  cr_assert(logged_line("error: mail failed to=postmaster@example.net "
+                        "kind=subscription object=acme: notify command "
+                        "timed out after 1 s: killed"),
+            "%s", logged());
+  /* Five mails left: stop gives them one timeout in all. */
+  t0 = obspamd__now_ms();
+  obspamd_service_stop(&svc);
+  cr_assert_lt(obspamd__now_ms() - t0, 3500);
+  cr_assert_eq(M(mails_sent), 0);
+  cr_assert_eq(M(mails_failed) + M(mails_dropped), 6);
+  cr_assert_geq(M(mails_dropped), 3, "%s", logged());
+  cr_assert(logged_text(": the daemon is stopping\n"), "%s", logged());
+}
+
+Test(notify, immediate_notices_come_from_the_decision) {
+  char config[1024];
+
+  snprintf(config, sizeof(config), "notify-immediate yes\n%s", CONFIG);
+  setup(config);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  cr_assert_eq(M(notices), 3);
+  cr_assert(logged_line(NOTICE_LINES[2]), "%s", logged());
+  obspamd_service_stop(&svc);
+}
+
+/* ---- the periodic work --------------------------------------------------- */
+
+Test(tick, saves_and_flushes_when_due) {
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  svc.save_interval = 1;
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  /* The first tick flushes (notices left from before a restart go out
+     at once); the first save is due one interval after the start. */
+  obspamd_tick(&svc, PERIOD_END);
+  cr_assert_eq(M(notices), 3);
+  cr_assert_eq(M(saves_ok), 0);
+  usleep(1100 * 1000);
+  obspamd_tick(&svc, PERIOD_END);
+  cr_assert_eq(M(saves_ok), 1);
+  obspamd_tick(&svc, PERIOD_END);
+  cr_assert_eq(M(saves_ok), 1);
+  obspamd_service_stop(&svc);
+  cr_assert_eq(M(saves_ok), 2);
+}
+
+Test(tick, housekeeping_thread) {
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  svc.save_interval = 1;
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(obspamd_housekeeping_start(&svc), 0);
+  WAIT_FOR(M(saves_ok) >= 1, 5000);
+  cr_assert_geq(M(saves_ok), 1);
+  obspamd_housekeeping_stop(&svc);
+  obspamd_housekeeping_stop(&svc); /* twice is fine */
+  obspamd_service_stop(&svc);      /* also stops it if still running */
+}

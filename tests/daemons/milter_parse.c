@@ -1,0 +1,245 @@
+/* obspam-milter's parsing (examples/milter/submission.c): the local
+   client, pickup's Received: header, PHP's X-PHP-Originating-Script:
+   header, virtual host patterns and envelope addresses. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "submission.h"
+
+/* ---- the local client -----------------------------------------------------
+ */
+
+Test(local_client, postfix_cleanup_stand_in_is_local) {
+  /* What cleanup(8) sends for sendmail(1)/pickup mail. */
+  cr_expect_eq(sub_is_local_client("127.0.0.1", 0), 1);
+  cr_expect_eq(sub_is_local_client("::1", 0), 1);
+  cr_expect_eq(sub_is_local_client("::ffff:127.0.0.1", 0), 1);
+}
+
+Test(local_client, tcp_clients_are_not_local) {
+  /* A webmail on the same host talks SMTP from a real port. */
+  cr_expect_eq(sub_is_local_client("127.0.0.1", 41234), 0);
+  cr_expect_eq(sub_is_local_client("::1", 25), 0);
+  cr_expect_eq(sub_is_local_client("192.0.2.7", 0), 0);
+  cr_expect_eq(sub_is_local_client("192.0.2.7", 5555), 0);
+  cr_expect_eq(sub_is_local_client("2001:db8::1", 0), 0);
+  /* An unknown port: only the address tells, and it is not missing. */
+  cr_expect_eq(sub_is_local_client("127.0.0.1", -1), 0);
+}
+
+Test(local_client, no_address_is_local) {
+  cr_expect_eq(sub_is_local_client(NULL, -1), 1);
+  cr_expect_eq(sub_is_local_client("", -1), 1);
+  cr_expect_eq(sub_is_local_client("unknown", 0), 1);
+  cr_expect_eq(sub_is_local_client("localhost", 25), 1);
+}
+
+/* ---- the X-Obspam-Pickup: header --------------------------------------- */
+
+Test(pickup_marker, what_the_header_checks_rule_writes) {
+  char qid[32];
+
+  cr_expect_eq(
+      sub_pickup_marker("uid=10001 id=4TqR2d0K1Zz9sGh", qid, sizeof(qid)),
+      10001);
+  cr_expect_str_eq(qid, "4TqR2d0K1Zz9sGh");
+  cr_expect_eq(sub_pickup_marker("uid=0 id=76425A84914", qid, sizeof(qid)), 0);
+  cr_expect_str_eq(qid, "76425A84914");
+  /* Blanks around the value. */
+  cr_expect_eq(sub_pickup_marker("  uid=33 id=ABC \r\n", qid, sizeof(qid)), 33);
+  cr_expect_str_eq(qid, "ABC");
+  cr_expect_eq(sub_pickup_marker("uid=4294967295 id=Z", qid, sizeof(qid)),
+               4294967295LL);
+}
+
+Test(pickup_marker, other_forms_give_no_uid) {
+  char qid[8];
+
+  cr_expect_eq(sub_pickup_marker(NULL, qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid= id=A", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=-1 id=A", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1  id=A", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("id=A uid=1", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=A;B", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=A B", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=../x", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=4294967296 id=A", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("UID=1 id=A", qid, sizeof(qid)), -1);
+  /* A queue ID that does not fit is refused, not cut. */
+  cr_expect_eq(sub_pickup_marker("uid=1 id=ABCDEFG", qid, sizeof(qid)), 1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=ABCDEFGH", qid, sizeof(qid)), -1);
+  cr_expect_eq(sub_pickup_marker("uid=1 id=A", qid, 0), -1);
+}
+
+/* ---- X-PHP-Originating-Script: --------------------------------------------
+ */
+
+Test(php, uid_and_file) {
+  const char *f = NULL;
+  size_t n = 0;
+
+  cr_expect_eq(sub_php_script("10001:contact.php", &f, &n), 10001);
+  cr_expect_eq(n, strlen("contact.php"));
+  cr_expect_eq(strncmp(f, "contact.php", n), 0);
+
+  cr_expect_eq(sub_php_script("  33:/var/www/vhosts/example.com/httpdocs/"
+                              "a:b.php \r\n",
+                              &f, &n),
+               33);
+  cr_expect_eq(n, strlen("/var/www/vhosts/example.com/httpdocs/a:b.php"));
+  cr_expect_eq(strncmp(f, "/var/www/vhosts/example.com/httpdocs/a:b.php", n),
+               0);
+
+  cr_expect_eq(sub_php_script("0: x.php", &f, &n), 0);
+  cr_expect_eq(n, 5u);
+}
+
+Test(php, malformed) {
+  const char *f;
+  size_t n;
+
+  cr_expect_eq(sub_php_script(NULL, &f, &n), -1);
+  cr_expect_eq(sub_php_script("", &f, &n), -1);
+  cr_expect_eq(sub_php_script("contact.php", &f, &n), -1);
+  cr_expect_eq(sub_php_script(":contact.php", &f, &n), -1);
+  cr_expect_eq(sub_php_script("33:", &f, &n), -1);
+  cr_expect_eq(sub_php_script("33:   ", &f, &n), -1);
+  cr_expect_eq(sub_php_script("33 :x.php", &f, &n), -1);
+  cr_expect_eq(sub_php_script("-3:x.php", &f, &n), -1);
+  cr_expect_eq(sub_php_script("99999999999:x.php", &f, &n), -1);
+}
+
+/* ---- virtual host patterns --------------------------------------------------
+ */
+
+static const char *domain_of(const char *pattern, const char *path) {
+  static char d[64];
+  char err[160];
+
+  cr_assert_eq(sub_pattern_check(pattern, err, sizeof(err)), 0, "%s: %s",
+               pattern, err);
+  if (!sub_pattern_match(pattern, path, strlen(path), d, sizeof(d)))
+    return NULL;
+  return d;
+}
+
+Test(pattern, plesk_layout) {
+  const char *p = "/var/www/vhosts/%d/";
+
+  cr_expect_str_eq(
+      domain_of(p, "/var/www/vhosts/example.com/httpdocs/contact.php"),
+      "example.com");
+  cr_expect_str_eq(domain_of(p, "/var/www/vhosts/shop.example.org/x.php"),
+                   "shop.example.org");
+  /* The domain's own directory, and nothing after the pattern. */
+  cr_expect_str_eq(domain_of(p, "/var/www/vhosts/example.com/"), "example.com");
+  cr_expect_null(domain_of(p, "/var/www/vhosts/example.com"));
+  cr_expect_null(domain_of(p, "/var/www/vhosts//httpdocs/x.php"));
+  cr_expect_null(domain_of(p, "/var/www/other/example.com/x.php"));
+  cr_expect_null(domain_of(p, "contact.php"));
+  cr_expect_null(domain_of(p, "/var/www/VHOSTS/example.com/x.php"));
+}
+
+Test(pattern, without_trailing_slash_takes_a_whole_component) {
+  const char *p = "/var/www/%d";
+
+  cr_expect_str_eq(domain_of(p, "/var/www/example.com/index.php"),
+                   "example.com");
+  cr_expect_str_eq(domain_of(p, "/var/www/example.com"), "example.com");
+  cr_expect_null(domain_of(p, "/var/www/"));
+}
+
+Test(pattern, wildcards_and_literals_around_the_domain) {
+  /* DirectAdmin: /home/USER/domains/DOMAIN/public_html. */
+  cr_expect_str_eq(domain_of("/home/*/domains/%d/public_html/",
+                             "/home/alice/domains/example.com/public_html/"
+                             "wp-login.php"),
+                   "example.com");
+  cr_expect_null(domain_of("/home/*/domains/%d/public_html/",
+                           "/home/alice/domains/example.com/private/x.php"));
+  /* Text around %d in one component: the match backtracks. */
+  cr_expect_str_eq(
+      domain_of("/srv/web-%d.site/", "/srv/web-a.b.site.site/x.php"),
+      "a.b.site");
+  cr_expect_str_eq(domain_of("/srv/%%sites/%d/", "/srv/%sites/example.com/x"),
+                   "example.com");
+  cr_expect_null(domain_of("/srv/%%sites/%d/", "/srv/sites/example.com/x"));
+  /* A wildcard never crosses '/'. */
+  cr_expect_str_eq(domain_of("/home/*/%d/", "/home/a/b/example.com/x"), "b");
+  cr_expect_null(domain_of("/home/*/%d/x", "/home/a/b/example.com/x"));
+}
+
+Test(pattern, domain_too_long_for_the_buffer) {
+  char d[16];
+  const char *path = "/v/example.com/x";
+
+  /* "example.com" needs 12 bytes. */
+  cr_expect_eq(sub_pattern_match("/v/%d/", path, strlen(path), d, 11), 0);
+  cr_expect_eq(sub_pattern_match("/v/%d/", path, strlen(path), d, 12), 1);
+  cr_expect_str_eq(d, "example.com");
+}
+
+Test(pattern, length_bounded_path) {
+  char d[64];
+  const char *path = "/v/example.com/x.php-and-more";
+
+  /* Only the first len bytes are the path. */
+  cr_expect_eq(sub_pattern_match("/v/%d", path, 14, d, sizeof(d)), 1);
+  cr_expect_str_eq(d, "example.com");
+  cr_expect_eq(sub_pattern_match("/v/%d/", path, 14, d, sizeof(d)), 0);
+}
+
+Test(pattern, bad_patterns) {
+  char err[160];
+
+  cr_expect_eq(sub_pattern_check("/var/www/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "the pattern must hold %d exactly once (it has 0)");
+  cr_expect_eq(sub_pattern_check("/%d/%d/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "the pattern must hold %d exactly once (it has 2)");
+  cr_expect_eq(sub_pattern_check("var/%d/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "the pattern must start with '/'");
+  cr_expect_eq(sub_pattern_check(NULL, err, sizeof(err)), -1);
+  cr_expect_eq(sub_pattern_check("/v/%x/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "'%' must be followed by 'd' (the domain) or '%'");
+  cr_expect_eq(sub_pattern_check("/v/%d/%", err, sizeof(err)), -1);
+  cr_expect_eq(sub_pattern_check("/v/*%d/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "two wildcards side by side cannot be told apart");
+  cr_expect_eq(sub_pattern_check("/v/%d*/", err, sizeof(err)), -1);
+  cr_expect_eq(sub_pattern_check("/v/**/%d/", err, sizeof(err)), -1);
+  cr_expect_eq(sub_pattern_check("/v/\t/%d/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "the pattern holds a control character");
+  cr_expect_eq(sub_pattern_check("/*/*/*/*/*/*/*/*/%d/", err, sizeof(err)), -1);
+  cr_expect_str_eq(err, "the pattern holds more than 8 wildcards");
+  /* Literal '%' beside a wildcard is fine. */
+  cr_expect_eq(sub_pattern_check("/v/%%%d/", err, sizeof(err)), 0);
+  cr_expect_eq(sub_pattern_check("/*/*/*/*/*/*/*/%d/", err, sizeof(err)), 0);
+}
+
+/* ---- envelope addresses
+ * ------------------------------------------------------ */
+
+Test(envelope, brackets_and_blanks) {
+  char out[16];
+
+  cr_expect_eq(sub_envelope_address("<a@example.com>", out, sizeof(out)), 13u);
+  cr_expect_str_eq(out, "a@example.com");
+  /* Postfix's cleanup sends local senders without brackets. */
+  cr_expect_eq(sub_envelope_address("www@h.example", out, sizeof(out)), 13u);
+  cr_expect_str_eq(out, "www@h.example");
+  cr_expect_eq(sub_envelope_address("<>", out, sizeof(out)), 0u);
+  cr_expect_str_eq(out, "");
+  cr_expect_eq(sub_envelope_address(" <b@c> ", out, sizeof(out)), 3u);
+  cr_expect_str_eq(out, "b@c");
+  cr_expect_eq(sub_envelope_address(NULL, out, sizeof(out)), 0u);
+  cr_expect_str_eq(out, "");
+  cr_expect_eq(sub_envelope_address("<", out, sizeof(out)), 1u);
+  cr_expect_str_eq(out, "<");
+  /* Cut, and the whole length returned. */
+  cr_expect_eq(
+      sub_envelope_address("<someone@a-long-domain.example>", out, sizeof(out)),
+      29u);
+  cr_expect_str_eq(out, "someone@a-long-");
+}

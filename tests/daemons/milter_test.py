@@ -1,0 +1,681 @@
+#!/usr/bin/env python3
+"""Integration tests of obspam-milter: the real daemon, driven over the
+milter protocol by milter_client.py as Postfix drives it (no Postfix here;
+tests/e2e runs it under a real Postfix).
+
+    tests/daemons/milter_test.py BUILD_DIR SCENARIO...
+    tests/daemons/milter_test.py BUILD_DIR --list
+
+Each scenario starts its own daemon (BUILD_DIR/examples/obspam-milter) on
+a free port of 127.0.0.1 or a socket in a temporary directory, asserts
+exact replies and counters (through the control socket), and stops every
+process it started. A sanitizer report in a daemon's log fails the
+scenario. Exit status 0 when every scenario passed.
+"""
+
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import milter_client as mc  # noqa: E402
+
+BUILD = None
+DAEMON = None
+TIMEOUT = 10
+
+CONFIG = """\
+action defer
+default mailbox=100 domain=1000 subscription=5000 scripts=yes
+subscription acme uid=10001 subscription=6
+subscription closed uid=10002 scripts=no
+subscription bulk uid=10003 subscription=150
+domain acme.example subscription=acme
+domain shop.acme.example subscription=acme domain=2
+domain closed.example subscription=closed
+domain bulk.example subscription=bulk
+mailbox info@acme.example limit=3
+whitelist 127.0.0.0/8
+"""
+
+SMTP_CLIENT = "203.0.113.9"
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(got, want, what=""):
+    if got != want:
+        raise Failure(f"{what}: got {got!r}, expected {want!r}")
+
+
+def refusal(kind, name, count, limit, code="451 4.7.1", minutes=60):
+    return (f"{code} {kind} {name} has sent {count} "
+            f"message{'' if count == 1 else 's'} in the last 60 minutes, "
+            f"its limit is {limit} per hour; try again in {minutes} "
+            f"minute{'' if minutes == 1 else 's'}")
+
+
+def same_minute(room=8):
+    """Waits, when needed, so that the next `room` seconds stay within one
+    clock minute: a refusal then says "try again in 60 minutes" exactly."""
+    sec = time.time() % 60
+    if sec > 60 - room:
+        time.sleep(60 - sec + 0.2)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    """One obspam-milter in the foreground, its log in a file."""
+
+    def __init__(self, tmp, config=CONFIG, args=(), socket_spec=None,
+                 state=False):
+        self.tmp = tmp
+        self.config = os.path.join(tmp, "obspam.conf")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.port = free_port()
+        self.spec = socket_spec or f"inet:{self.port}@127.0.0.1"
+        self.control = os.path.join(tmp, "control.sock")
+        self.state = os.path.join(tmp, "state") if state else None
+        self.log_path = os.path.join(tmp, "milter.log")
+        # Several daemons of a scenario share the log: each reads its own
+        # part.
+        self.log_start = (os.path.getsize(self.log_path)
+                          if os.path.exists(self.log_path) else 0)
+        cmd = [DAEMON, "--foreground", "--config", self.config, "--socket",
+               self.spec, "--control", "unix:" + self.control]
+        if self.state:
+            cmd += ["--state", self.state]
+        cmd += list(args)
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.wait_log("ready: listening on")
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            f.seek(self.log_start)
+            return f.read()
+
+    def wait_log(self, text, count=1, timeout=TIMEOUT):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.read_log().count(text) >= count:
+                return
+            if self.proc.poll() is not None:
+                raise Failure(f"the milter exited ({self.proc.returncode}) "
+                              f"before logging {text!r}:\n{self.read_log()}")
+            time.sleep(0.02)
+        raise Failure(f"no {text!r} in the log:\n{self.read_log()}")
+
+    def ctl(self, line):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(TIMEOUT)
+        s.connect(self.control)
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        lines = data.decode().splitlines()
+        if not lines or lines[0] != "ok":
+            raise Failure(f"control {line!r}: {lines!r}")
+        return lines[1:-1]
+
+    def status(self, kind, name):
+        """(count, refused) of an object, from the control socket."""
+        fields = dict(l.split("\t", 1) for l in self.ctl(f"status {kind} {name}"))
+        return int(fields["count"]), int(fields["refused"])
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise Failure("the milter did not stop within 30 s")
+        self.log.close()
+        log = self.read_log()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in log:
+                raise Failure(f"sanitizer report in the log:\n{log}")
+        return self.proc.returncode
+
+
+def smtp_message(d, sender, rcpts=1, auth=None, client=SMTP_CLIENT, qid="Q1"):
+    c = mc.smtp_session(d.spec, addr=client)
+    r = c.message(sender, [f"<r{i}@example.org>" for i in range(rcpts)],
+                  [("Subject", "test")], queue_id=qid, auth=auth)
+    c.quit()
+    return r
+
+
+def local_message(d, uid=10001, qid="4TqR2d0K1Zz9sGh", marker=None,
+                  headers=(), sender="web@host.example", rcpts=1):
+    """A local submission as cleanup(8) sends it: the X-Obspam-Pickup:
+    header of the header_checks rule first (marker overrides its value;
+    False leaves it out), then the message's own headers."""
+    c = mc.local_session(d.spec)
+    hdrs = []
+    if marker is not False:
+        hdrs.append(("X-Obspam-Pickup",
+                     marker if marker is not None else f"uid={uid} id={qid}"))
+    hdrs += list(headers)
+    hdrs.append(("Subject", "from a script"))
+    r = c.message(sender, [f"r{i}@example.org" for i in range(rcpts)], hdrs,
+                  queue_id=qid)
+    c.quit()
+    return r
+
+
+def marker_removals(r):
+    """The header deletions (SMFIR_CHGHEADER with an empty value) of a
+    reply, as (index, name)."""
+    out = []
+    for code, data in r.actions:
+        if code == mc.SMFIR_CHGHEADER:
+            (index,) = struct.unpack(">I", data[:4])
+            name, value = data[4:].split(b"\0")[:2]
+            expect(value, b"", "a removal has no value")
+            out.append((index, name.decode()))
+    return out
+
+
+# ---- scenarios --------------------------------------------------------------
+
+
+def scenario_smtp(tmp):
+    """SMTP: SASL login charged under its limit, then 451 4.7.1 with the
+    shared text; the unauthenticated sender path; the client from
+    {client_addr} (127.0.0.1 with a real port is SMTP, not local, and is
+    whitelisted here)."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        r = smtp_message(d, "<anything@example.org>", rcpts=2,
+                         auth="info@acme.example")
+        expect(r.code, mc.SMFIR_CONTINUE, "first message")
+        r = smtp_message(d, "<>", rcpts=1, auth="info@acme.example")
+        expect(r.code, mc.SMFIR_CONTINUE, "second message")
+        expect(d.status("mailbox", "info@acme.example"), (3, 0), "mailbox")
+        r = smtp_message(d, "<x@example.org>", auth="info@acme.example")
+        expect(r.code, mc.SMFIR_REPLYCODE, "over the limit")
+        expect(r.text, refusal("mailbox", "info@acme.example", 3, 3),
+               "refusal text")
+        expect(d.status("mailbox", "info@acme.example"), (3, 1), "refused")
+        # Without login: the envelope sender, a hosted domain.
+        r = smtp_message(d, "<news@shop.acme.example>", rcpts=2)
+        expect(r.code, mc.SMFIR_CONTINUE, "unauthenticated")
+        expect(d.status("domain", "shop.acme.example"), (2, 0), "domain")
+        r = smtp_message(d, "<news@shop.acme.example>")
+        expect(r.text, refusal("domain", "shop.acme.example", 2, 2),
+               "domain refusal")
+        # A whitelisted SMTP client from 127.0.0.1 (a webmail) is exempt.
+        r = smtp_message(d, "<news@shop.acme.example>", client="127.0.0.1")
+        expect(r.code, mc.SMFIR_CONTINUE, "whitelisted webmail")
+        expect(d.status("domain", "shop.acme.example"), (2, 1), "exempt")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_reject(tmp):
+    """Action reject: 550 5.7.1 and the same text."""
+    d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))
+    try:
+        same_minute()
+        for _ in range(3):
+            r = smtp_message(d, "<a@b>", auth="info@acme.example")
+            expect(r.code, mc.SMFIR_CONTINUE, "under the limit")
+        r = smtp_message(d, "<a@b>", auth="info@acme.example")
+        expect(r.code, mc.SMFIR_REPLYCODE, "over")
+        expect(r.text, refusal("mailbox", "info@acme.example", 3, 3,
+                               code="550 5.7.1"), "reject text")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_local(tmp):
+    """A local submission is charged to the subscription of the uid in
+    X-Obspam-Pickup:, which is removed; the sender is not what counts."""
+    d = Daemon(tmp)
+    try:
+        r = local_message(d, uid=10001, sender="someone@bulk.example",
+                          rcpts=2)
+        expect(r.code, mc.SMFIR_CONTINUE, "accepted")
+        expect(marker_removals(r), [(1, "X-Obspam-Pickup")], "marker removed")
+        expect(d.status("subscription", "acme"), (2, 0), "acme charged")
+        expect(d.status("subscription", "bulk"), (0, 0), "not the sender")
+        # The whitelist (127.0.0.0/8) does not exempt scripts.
+        r = local_message(d, uid=10001, qid="QID2")
+        expect(d.status("subscription", "acme"), (3, 0), "not whitelisted")
+        # A uid that no subscription owns: nothing counted, accepted.
+        r = local_message(d, uid=4242, qid="QID3")
+        expect(r.code, mc.SMFIR_CONTINUE, "unknown uid")
+        expect(d.status("subscription", "acme"), (3, 0), "unchanged")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_local_hold(tmp):
+    """A refused local submission is held (quarantine) by default."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        r = local_message(d, uid=10001, rcpts=6)
+        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
+        r = local_message(d, uid=10001, qid="HELDQID")
+        expect(r.code, mc.SMFIR_ACCEPT, "held messages are accepted")
+        expect(r.quarantine, refusal("subscription", "acme", 6, 6, code="4.7.1"
+                                     )[len("4.7.1 "):], "hold reason")
+        expect(marker_removals(r), [(1, "X-Obspam-Pickup")], "marker removed")
+        expect(d.status("subscription", "acme"), (6, 1), "refusal recorded")
+        d.wait_log("HELDQID: held: the refused local submission is kept in "
+                   "the hold queue (release: postsuper -H HELDQID; delete: "
+                   "postsuper -d HELDQID)")
+        d.wait_log("refuse kind=subscription object=acme limit=6 count=6 ")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_local_bounce(tmp):
+    """--local-action bounce: 550 5.7.1, which Postfix bounces."""
+    d = Daemon(tmp, args=["--local-action", "bounce"])
+    try:
+        same_minute()
+        r = local_message(d, uid=10001, rcpts=6)
+        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
+        r = local_message(d, uid=10001, qid="BQID")
+        expect(r.code, mc.SMFIR_REPLYCODE, "bounced")
+        expect(r.text, refusal("subscription", "acme", 6, 6,
+                               code="550 5.7.1"), "bounce text")
+        expect(r.quarantine, None, "not held")
+        d.wait_log("BQID: rejected: Postfix returns the local submission to "
+                   "its sender <web@host.example>")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_scripts_forbidden(tmp):
+    """A subscription whose scripts may not send: held with its reason."""
+    d = Daemon(tmp)
+    try:
+        r = local_message(d, uid=10002, qid="FQID")
+        expect(r.code, mc.SMFIR_ACCEPT, "held")
+        expect(r.quarantine, "scripts of subscription closed may not send "
+               "mail", "reason")
+        expect(d.status("subscription", "closed"), (0, 1), "refused")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    # Bounce mode says the same in a 550.
+    d2 = Daemon(tmp, args=["--local-action", "bounce"])
+    try:
+        r = local_message(d2, uid=10002, qid="FQID2")
+        expect(r.text, "550 5.7.1 scripts of subscription closed may not "
+               "send mail", "bounce text")
+    finally:
+        expect(d2.stop(), 0, "exit status")
+
+
+def scenario_forged(tmp):
+    """What a script can write is never trusted: an X-Obspam-Pickup: that
+    names another queue ID, one below the real one, a Received: header in
+    pickup's form, an X-PHP-Originating-Script: of another uid."""
+    d = Daemon(tmp, args=["--vhost-pattern", "/var/www/vhosts/%d/"])
+    try:
+        # No rule in Postfix: the script's own marker comes first but names
+        # another queue ID. Decided by its sender (not hosted): nothing.
+        r = local_message(d, qid="REALQID", marker="uid=10001 id=GUESSED",
+                          sender="x@nowhere.example")
+        expect(r.code, mc.SMFIR_CONTINUE, "accepted")
+        expect(marker_removals(r), [(1, "X-Obspam-Pickup")], "removed too")
+        expect(d.status("subscription", "acme"), (0, 0), "forged id")
+        d.wait_log("REALQID: a local submission whose first X-Obspam-Pickup: "
+                   "header is not the one Postfix wrote for it (it names "
+                   "queue ID GUESSED)")
+        # The real marker first (uid 10003), forged ones below it.
+        r = local_message(d, uid=10003, qid="Q2", headers=[
+            ("X-Obspam-Pickup", "uid=10001 id=Q2"),
+            ("Received", "by host (Postfix, from userid 10001)\n\tid Q2; x"),
+            ("X-PHP-Originating-Script",
+             "10001:/var/www/vhosts/shop.acme.example/httpdocs/x.php")])
+        expect(marker_removals(r), [(2, "X-Obspam-Pickup"),
+                                    (1, "X-Obspam-Pickup")], "both removed")
+        expect(d.status("subscription", "bulk"), (1, 0), "the real uid")
+        expect(d.status("subscription", "acme"), (0, 0), "not the forged")
+        expect(d.status("domain", "shop.acme.example"), (0, 0),
+               "no domain from a foreign script header")
+        # The script header of another uid is not recorded either.
+        r = local_message(d, uid=10001, qid="Q3", headers=[
+            ("X-PHP-Originating-Script", "10003:/var/www/vhosts/bulk.example/"
+             "httpdocs/y.php")])
+        now = int(time.time())
+        lines = d.ctl(f"report {now - 7200} {now + 3600}")
+        expect([l for l in lines if "y.php" in l or "x.php" in l], [],
+               "no script path recorded")
+        expect(d.status("subscription", "acme"), (1, 0), "acme by its uid")
+        # A malformed marker is no marker.
+        r = local_message(d, qid="Q4", marker="uid=10001",
+                          sender="x@nowhere.example")
+        expect(d.status("subscription", "acme"), (1, 0), "malformed marker")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_vhost(tmp):
+    """The domain from the script path (--vhost-pattern) is charged with
+    the subscription; the path is kept for reports."""
+    d = Daemon(tmp, args=["--vhost-pattern", "/home/*/domains/%d/",
+                          "--vhost-pattern", "/var/www/vhosts/%d/"])
+    try:
+        same_minute()
+        path = "/var/www/vhosts/shop.acme.example/httpdocs/contact.php"
+        for i in range(2):
+            r = local_message(d, uid=10001, qid=f"V{i}", headers=[
+                ("X-PHP-Originating-Script", f"10001:{path}")])
+            expect(r.code, mc.SMFIR_CONTINUE, f"message {i}")
+        expect(d.status("domain", "shop.acme.example"), (2, 0), "domain")
+        expect(d.status("subscription", "acme"), (2, 0), "subscription")
+        r = local_message(d, uid=10001, qid="V3", headers=[
+            ("X-PHP-Originating-Script", f"10001:{path}")])
+        expect(r.quarantine, refusal("domain", "shop.acme.example", 2, 2,
+                                     code="4.7.1")[len("4.7.1 "):],
+               "the domain's limit")
+        # The second pattern; a domain of another subscription is ignored.
+        r = local_message(d, uid=10001, qid="V4", headers=[
+            ("X-PHP-Originating-Script",
+             "10001:/home/u/domains/acme.example/public_html/a.php")])
+        expect(d.status("domain", "acme.example"), (1, 0), "second pattern")
+        r = local_message(d, uid=10001, qid="V5", headers=[
+            ("X-PHP-Originating-Script",
+             "10001:/var/www/vhosts/bulk.example/httpdocs/a.php")])
+        expect(d.status("domain", "bulk.example"), (0, 0), "not acme's")
+        expect(d.status("subscription", "acme"), (4, 1), "all four")
+        now = int(time.time())
+        rows = d.ctl(f"report {now - 7200} {now + 3600}")
+        expect(any(r.endswith("\t" + path) and r.startswith("row\tscript\t2\t1")
+                   for r in rows), True, f"script row in {rows!r}")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_abort(tmp):
+    """Messages aborted at every stage and connections dropped mid-message
+    charge nothing and leak nothing (run it on an ASan build)."""
+    d = Daemon(tmp)
+    try:
+        for i in range(1000):
+            c = mc.local_session(d.spec) if i % 2 else mc.smtp_session(d.spec)
+            c.mail("<info@acme.example>", {"{auth_authen}": "info@acme.example"}
+                   if i % 2 == 0 else {})
+            if i % 3 >= 1:
+                c.rcpt("<a@example.org>")
+            if i % 3 == 2:
+                c.header("X-Obspam-Pickup", f"uid=10001 id=A{i}")
+                c.header("X-PHP-Originating-Script", "10001:/x/y.php")
+            if i % 5 == 0:
+                c.sock.close()  # the MTA went away
+                continue
+            c.abort()
+            # Another message on the same connection after the abort.
+            if i % 7 == 0:
+                r = c.message("<x@nowhere.example>", ["<a@b.example>"], [])
+                expect(r.code, mc.SMFIR_CONTINUE, "after abort")
+            c.quit()
+        expect(d.status("subscription", "acme"), (0, 0), "nothing charged")
+        expect(d.status("mailbox", "info@acme.example"), (0, 0), "mailbox")
+        r = smtp_message(d, "<a@b>", auth="info@acme.example")
+        expect(r.code, mc.SMFIR_CONTINUE, "still serving")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_concurrent(tmp):
+    """64 connections at once, 4 messages each, to a subscription with
+    room for 150: exactly 150 are accepted, whatever the interleaving."""
+    d = Daemon(tmp)
+    results = []
+    lock = threading.Lock()
+
+    def worker(n):
+        out = []
+        try:
+            for k in range(4):
+                r = local_message(d, uid=10003, qid=f"C{n}x{k}")
+                out.append(r.code)
+        except Exception as e:  # noqa: BLE001
+            out.append(repr(e))
+        with lock:
+            results.extend(out)
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,))
+                   for n in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        expect(len(results), 256, "replies")
+        expect(results.count(mc.SMFIR_CONTINUE), 150, "accepted")
+        expect(results.count(mc.SMFIR_ACCEPT), 106, "held")
+        expect(d.status("subscription", "bulk"), (150, 106), "counters")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_unix(tmp):
+    """A unix: socket with the mode asked for, removed at exit."""
+    path = os.path.join(tmp, "milter.sock")
+    d = Daemon(tmp, socket_spec="unix:" + path, args=["--socket-mode", "0660"])
+    try:
+        expect(stat.S_IMODE(os.stat(path).st_mode), 0o660, "mode")
+        r = local_message(d, uid=10001)
+        expect(r.code, mc.SMFIR_CONTINUE, "over a unix socket")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    expect(os.path.exists(path), False, "socket removed")
+
+
+def scenario_signals(tmp):
+    """SIGHUP reloads (a bad file keeps the running configuration), many
+    SIGHUPs in a row never stop the milter (libmilter's own signal thread
+    would), SIGTERM saves the state, and a restart loads it."""
+    d = Daemon(tmp, state=True)
+    try:
+        r = local_message(d, uid=10001, rcpts=2)
+        with open(d.config, "w") as f:
+            f.write(CONFIG + "bogus line\n")
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("reload failed")
+        expect(d.status("subscription", "acme"), (2, 0), "kept on failure")
+        with open(d.config, "w") as f:
+            f.write(CONFIG.replace("subscription=6", "subscription=7"))
+        for _ in range(20):
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.01)
+        d.wait_log("reload ok", count=1)
+        time.sleep(0.5)
+        expect(d.proc.poll(), None, "still running after 20 SIGHUPs")
+        fields = dict(l.split("\t", 1)
+                      for l in d.ctl("status subscription acme"))
+        expect(fields["limit"], "7", "new limit")
+        expect(fields["count"], "2", "counters kept")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    expect(os.path.exists(d.state), True, "state saved at exit")
+    d2 = Daemon(tmp, config=CONFIG, state=True)
+    try:
+        expect(d2.status("subscription", "acme"), (2, 0), "state loaded")
+        d2.proc.send_signal(signal.SIGINT)
+        d2.proc.wait(timeout=30)
+        expect(d2.proc.returncode, 0, "SIGINT")
+    finally:
+        d2.stop()
+    log = d2.read_log()
+    expect("stopping on signal 2" in log, True, "SIGINT logged")
+
+
+def scenario_cli(tmp):
+    """Usage errors exit 2 with one clear line; --help and --check-config."""
+    def run(*args):
+        p = subprocess.run([DAEMON, *args], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        return p.returncode, p.stdout, p.stderr
+
+    conf = os.path.join(tmp, "c.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    code, out, _ = run("--help")
+    expect(code, 0, "--help")
+    expect("--vhost-pattern PAT" in out and "--local-action" in out, True,
+           "help text")
+    code, _, err = run("--config", conf)
+    expect((code, err), (2, "obspam-milter: --socket SPEC is required\n"
+                         "Try 'obspam-milter --help'.\n"), "no socket")
+    code, _, err = run("--config", conf, "--socket", "inet:127.0.0.1:10041")
+    expect(code, 2, "Postfix's form")
+    expect(err.startswith("obspam-milter: --socket: bad value "
+                          "'inet:127.0.0.1:10041': expected unix:PATH, "
+                          "inet:PORT@HOST"), True, err)
+    code, _, err = run("--config", conf, "--socket", "inet:1@h",
+                       "--vhost-pattern", "/var/www/")
+    expect((code, err), (2, "obspam-milter: --vhost-pattern: bad value "
+                         "'/var/www/': the pattern must hold %d exactly once "
+                         "(it has 0)\n"), "pattern")
+    code, _, err = run("--config", conf, "--socket", "inet:1@h",
+                       "--local-action", "defer")
+    expect((code, err), (2, "obspam-milter: --local-action: bad value "
+                         "'defer': expected hold or bounce\n"), "action")
+    code, out, _ = run("--config", conf, "--check-config")
+    expect((code, out), (0, f"{conf}: configuration OK\n"), "check")
+    with open(conf, "a") as f:
+        f.write("plan\n")
+    code, _, err = run("--config", conf, "--check-config")
+    expect(code, 1, "bad config")
+    expect(err.startswith(f"{conf}:{CONFIG.count(chr(10)) + 1}: "), True, err)
+    # A bad configuration stops the start, with the line at fault.
+    code, _, err = run("--config", conf, "--socket",
+                       f"inet:{free_port()}@127.0.0.1", "--foreground")
+    expect(code, 1, "start on a bad file")
+    expect("cannot start" in err, True, err)
+    # A port in use.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    busy = s.getsockname()[1]
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    code, _, err = run("--config", conf, "--socket",
+                       f"inet:{busy}@127.0.0.1", "--foreground")
+    s.close()
+    expect(code, 1, "port in use")
+    expect(f"cannot start: cannot listen on inet:{busy}@127.0.0.1: Address "
+           "already in use" in err, True, err)
+
+
+def scenario_detach(tmp):
+    """Without --foreground: the starter exits 0 once the milter listens;
+    the daemon answers and stops on SIGTERM."""
+    conf = os.path.join(tmp, "c.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    port = free_port()
+    ctl = os.path.join(tmp, "ctl.sock")
+    p = subprocess.run([DAEMON, "--config", conf, "--socket",
+                        f"inet:{port}@127.0.0.1", "--control", "unix:" + ctl],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    expect(p.returncode, 0, f"starter: {p.stderr}")
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(ctl)
+    s.sendall(b"ping\n")
+    data = s.makefile().read()
+    pid = int([l for l in data.splitlines() if l.startswith("pid\t")][0][4:])
+    try:
+        # Until it is up, the daemon logs to the terminal that started it.
+        expect(p.stderr.count("\n"), 2, f"two lines before detaching: "
+               f"{p.stderr}")
+        expect("control listening on unix:" + ctl in p.stderr, True,
+               p.stderr)
+        c = mc.local_session(f"inet:{port}@127.0.0.1")
+        r = c.message("a@b", ["c@d"], [("X-Obspam-Pickup", "uid=10001 id=D")],
+                      queue_id="D")
+        expect(r.code, mc.SMFIR_CONTINUE, "detached daemon answers")
+        c.quit()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    # The daemon is nobody's child here: once it exits it may stay a
+    # zombie until init reaps it, which counts as stopped.
+    end = time.time() + 30
+    while time.time() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise Failure("the detached milter did not stop")
+
+
+SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()
+             if name.startswith("scenario_")}
+
+
+def main(argv):
+    global BUILD, DAEMON
+    if len(argv) < 3:
+        print(__doc__)
+        return 2
+    BUILD = argv[1]
+    DAEMON = os.path.join(BUILD, "examples", "obspam-milter")
+    if argv[2] == "--list":
+        for name, fn in SCENARIOS.items():
+            print(f"{name}: {fn.__doc__.splitlines()[0]}")
+        return 0
+    failed = 0
+    for name in argv[2:]:
+        fn = SCENARIOS.get(name)
+        if fn is None:
+            print(f"unknown scenario {name!r}; --list lists them")
+            return 2
+        with tempfile.TemporaryDirectory(prefix="milter-test.") as tmp:
+            t0 = time.time()
+            try:
+                fn(tmp)
+                print(f"ok   {name} ({time.time() - t0:.1f} s)")
+            except Exception:  # noqa: BLE001
+                failed += 1
+                print(f"FAIL {name}")
+                traceback.print_exc()
+                log = os.path.join(tmp, "milter.log")
+                if os.path.exists(log):
+                    print("---- milter log ----")
+                    print(open(log).read()[-4000:])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

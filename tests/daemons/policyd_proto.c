@@ -1,0 +1,576 @@
+/* The Postfix policy request parser of obspam-policyd
+   (examples/policyd/policy.c): exact results for good requests, however
+   they are cut into reads, and the exact error for each malformed one. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+/* Every attribute that Postfix 3.7 sends, as SMTPD_POLICY_README lists
+   them, at RCPT time. */
+static const char FULL[] = "request=smtpd_access_policy\n"
+                           "protocol_state=RCPT\n"
+                           "protocol_name=SMTP\n"
+                           "helo_name=some.domain.tld\n"
+                           "queue_id=8045F2AB23\n"
+                           "sender=foo@bar.tld\n"
+                           "recipient=bar@foo.tld\n"
+                           "recipient_count=0\n"
+                           "client_address=1.2.3.4\n"
+                           "client_name=another.domain.tld\n"
+                           "reverse_client_name=another.domain.tld\n"
+                           "instance=123.456.7\n"
+                           "sasl_method=plain\n"
+                           "sasl_username=you\n"
+                           "sasl_sender=\n"
+                           "size=12345\n"
+                           "ccert_subject=solaris9.porcupine.org\n"
+                           "ccert_issuer=Wietse+20Venema\n"
+                           "ccert_fingerprint=C2:9D:F4:87:71:73:73:D9:18:E7:"
+                           "C2:F3:C1:DA:6E:04\n"
+                           "encryption_protocol=TLSv1/SSLv3\n"
+                           "encryption_cipher=DHE-RSA-AES256-SHA\n"
+                           "encryption_keysize=256\n"
+                           "etrn_domain=\n"
+                           "stress=\n"
+                           "ccert_pubkey_fingerprint=68:B3:29:DA:98:93:E3:40:"
+                           "99:C7:D8:AD:5C:B9:C9:40\n"
+                           "client_port=1234\n"
+                           "policy_context=submission\n"
+                           "server_address=10.3.2.1\n"
+                           "server_port=54321\n"
+                           "\n";
+
+static policy_req req;
+
+static void setup(void) { policy_reset(&req); }
+
+TestSuite(policy, .init = setup);
+
+/* Feeds text in one call and expects a complete request using all of it. */
+static void feed_all(const char *text, size_t len) {
+  size_t used = 12345;
+  int rc = policy_feed(&req, text, len, &used);
+
+  cr_assert_eq(rc, POLICY_COMPLETE, "rc %d, error '%s'", rc, req.error);
+  cr_assert_eq(used, len);
+}
+
+/* Feeds text in one call and expects an error with exactly this text. */
+static void feed_error(const char *text, size_t len, const char *error,
+                       size_t used_expected) {
+  size_t used = 12345;
+  int rc = policy_feed(&req, text, len, &used);
+
+  cr_assert_eq(rc, POLICY_ERROR, "rc %d for an erroneous request", rc);
+  cr_assert_str_eq(req.error, error);
+  cr_assert_eq(used, used_expected, "used %zu, expected %zu", used,
+               used_expected);
+}
+
+static void expect_attr(enum policy_attr a, const char *value) {
+  const char *got = policy_get(&req, a);
+
+  if (value == NULL) {
+    cr_assert_null(got, "attribute %d: '%s' instead of absent", (int)a,
+                   got != NULL ? got : "");
+    return;
+  }
+  cr_assert_not_null(got, "attribute %d is absent", (int)a);
+  cr_assert_str_eq(got, value);
+}
+
+Test(policy, full_postfix_request) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  feed_all(FULL, strlen(FULL));
+  expect_attr(POLICY_REQUEST, "smtpd_access_policy");
+  expect_attr(POLICY_PROTOCOL_STATE, "RCPT");
+  expect_attr(POLICY_SASL_USERNAME, "you");
+  expect_attr(POLICY_SENDER, "foo@bar.tld");
+  expect_attr(POLICY_CLIENT_ADDRESS, "1.2.3.4");
+  expect_attr(POLICY_RECIPIENT_COUNT, "0");
+  expect_attr(POLICY_INSTANCE, "123.456.7");
+  cr_assert_eq(req.attrs, 29);
+  cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_RCPT);
+  cr_assert_str_eq(m.sasl_username, "you");
+  cr_assert_str_eq(m.sender, "foo@bar.tld");
+  cr_assert_str_eq(m.client_address, "1.2.3.4");
+  cr_assert_eq(m.recipients, 1);
+  cr_assert_eq(m.flags, 0);
+  cr_assert_eq(m.uid, -1);
+  cr_assert_str_eq(policy_state_name(&req), "RCPT");
+}
+
+Test(policy, any_order_unknown_ignored_absent_null) {
+  static const char text[] = "x-future=1\n"
+                             "sender=a@b.example\n"
+                             "protocol_state=DATA\n"
+                             "request=smtpd_access_policy\n"
+                             "recipient_count=12\n"
+                             "\n";
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_SENDER, "a@b.example");
+  expect_attr(POLICY_SASL_USERNAME, NULL);
+  expect_attr(POLICY_CLIENT_ADDRESS, NULL);
+  expect_attr(POLICY_INSTANCE, NULL);
+  cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_DATA);
+  cr_assert_null(m.sasl_username);
+  cr_assert_null(m.client_address);
+  cr_assert_eq(m.recipients, 12);
+}
+
+Test(policy, repeated_attribute_keeps_last) {
+  static const char text[] = "request=smtpd_access_policy\n"
+                             "sender=first@example.com\n"
+                             "sender=second@example.com\n"
+                             "sender=\n"
+                             "sasl_username=a@example.com\n"
+                             "sasl_username=b@example.com\n"
+                             "\n";
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_SENDER, "");
+  expect_attr(POLICY_SASL_USERNAME, "b@example.com");
+}
+
+Test(policy, names_are_exact) {
+  /* Postfix sends lower-case names; others are someone else's. A long
+     name that starts like a kept one is not it. */
+  static const char text[] = "request=smtpd_access_policy\n"
+                             "Sender=upper@example.com\n"
+                             "senderx=x@example.com\n"
+                             "sender_with_a_very_long_name_beyond_32=y@e.com\n"
+                             "\n";
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_SENDER, NULL);
+}
+
+Test(policy, values_may_hold_equals_and_blanks) {
+  static const char text[] = "request=smtpd_access_policy\n"
+                             "sender=a=b c@example.com\n"
+                             "\n";
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_SENDER, "a=b c@example.com");
+}
+
+Test(policy, empty_lines_before_a_request_are_skipped) {
+  static const char text[] = "\n\r\n\nrequest=smtpd_access_policy\n\n";
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_REQUEST, "smtpd_access_policy");
+  cr_assert_eq(req.request_len, strlen("request=smtpd_access_policy\n\n"));
+}
+
+Test(policy, crlf_line_endings) {
+  static const char text[] = "request=smtpd_access_policy\r\n"
+                             "sender=a@b.example\r\n"
+                             "instance=a\rb\n"
+                             "protocol_state=DATA\r\r\n"
+                             "\r\n";
+
+  feed_all(text, strlen(text));
+  expect_attr(POLICY_SENDER, "a@b.example");
+  /* Only the '\r' right before '\n' ends a line. */
+  expect_attr(POLICY_INSTANCE, "a\rb");
+  expect_attr(POLICY_PROTOCOL_STATE, "DATA\r");
+  cr_assert_str_eq(policy_state_name(&req), "?");
+}
+
+Test(policy, pipelined_requests_in_one_buffer) {
+  static const char text[] = "request=smtpd_access_policy\n"
+                             "sender=one@example.com\n"
+                             "\n"
+                             "\n"
+                             "request=smtpd_access_policy\n"
+                             "sender=two@example.com\n"
+                             "\n"
+                             "request=smtpd_access_policy\n"
+                             "sender=thr";
+  size_t len = strlen(text), off = 0, used;
+  size_t first = strlen("request=smtpd_access_policy\n"
+                        "sender=one@example.com\n\n");
+
+  cr_assert_eq(policy_feed(&req, text, len, &used), POLICY_COMPLETE);
+  cr_assert_eq(used, first);
+  expect_attr(POLICY_SENDER, "one@example.com");
+  off += used;
+  policy_reset(&req);
+  cr_assert_eq(policy_feed(&req, text + off, len - off, &used),
+               POLICY_COMPLETE);
+  cr_assert_eq(used, strlen("\nrequest=smtpd_access_policy\n"
+                            "sender=two@example.com\n\n"));
+  expect_attr(POLICY_SENDER, "two@example.com");
+  off += used;
+  policy_reset(&req);
+  cr_assert_eq(policy_feed(&req, text + off, len - off, &used), POLICY_MORE);
+  cr_assert_eq(used, len - off);
+  cr_assert_eq(policy_feed(&req, "ee@example.com\n\n", 16, &used),
+               POLICY_COMPLETE);
+  cr_assert_eq(used, 16);
+  expect_attr(POLICY_SENDER, "three@example.com");
+}
+
+/* The same request cut into pieces of every size gives the same fields. */
+static void check_split(size_t piece) {
+  size_t len = strlen(FULL), off = 0, used;
+  int rc = POLICY_MORE;
+
+  policy_reset(&req);
+  while (off < len) {
+    size_t n = len - off < piece ? len - off : piece;
+
+    rc = policy_feed(&req, FULL + off, n, &used);
+    off += used;
+    if (rc != POLICY_MORE)
+      break;
+    cr_assert_eq(used, n, "piece %zu at %zu: used %zu", piece, off, used);
+  }
+  cr_assert_eq(rc, POLICY_COMPLETE, "piece %zu: rc %d (%s)", piece, rc,
+               req.error);
+  cr_assert_eq(off, len, "piece %zu: ended at %zu of %zu", piece, off, len);
+  expect_attr(POLICY_PROTOCOL_STATE, "RCPT");
+  expect_attr(POLICY_SASL_USERNAME, "you");
+  expect_attr(POLICY_SENDER, "foo@bar.tld");
+  expect_attr(POLICY_CLIENT_ADDRESS, "1.2.3.4");
+  expect_attr(POLICY_INSTANCE, "123.456.7");
+  cr_assert_eq(req.attrs, 29);
+}
+
+Test(policy, byte_by_byte_and_every_piece_size) {
+  size_t piece;
+
+  for (piece = 1; piece <= 64; piece++)
+    check_split(piece);
+  check_split(1000);
+}
+
+Test(policy, random_splits_of_pipelined_requests) {
+  /* 50 requests, each with its own sender, read in random pieces: every
+     one completes once with its own sender. */
+  static char text[50 * 128];
+  size_t len = 0, off = 0, used;
+  int i, done = 0;
+
+  for (i = 0; i < 50; i++)
+    len += (size_t)snprintf(text + len, sizeof(text) - len,
+                            "%srequest=smtpd_access_policy\r\n"
+                            "sender=s%d@example.com\n"
+                            "protocol_state=DATA\n\n",
+                            i % 7 == 0 ? "\n" : "", i);
+  srand(42);
+  while (off < len) {
+    size_t n = (size_t)(rand() % 40) + 1;
+    int rc;
+
+    if (n > len - off)
+      n = len - off;
+    rc = policy_feed(&req, text + off, n, &used);
+    cr_assert_neq(rc, POLICY_ERROR, "%s", req.error);
+    off += used;
+    if (rc == POLICY_COMPLETE) {
+      char want[32];
+
+      snprintf(want, sizeof(want), "s%d@example.com", done);
+      expect_attr(POLICY_SENDER, want);
+      done++;
+      policy_reset(&req);
+    }
+  }
+  cr_assert_eq(done, 50);
+}
+
+/* ---- malformed requests ------------------------------------------------ */
+
+Test(policy, line_without_equals) {
+  static const char text[] = "request=smtpd_access_policy\nhello\n\n";
+
+  feed_error(text, strlen(text), "line 2: 'hello' is not NAME=VALUE",
+             strlen("request=smtpd_access_policy\nhello\n"));
+}
+
+Test(policy, line_without_equals_long_is_cut) {
+  /* Only the first POLICY_NAME_MAX bytes of a name are kept. */
+  char text[200];
+
+  cr_assert_eq(POLICY_NAME_MAX, 32);
+  memset(text, 'x', 100);
+  memcpy(text + 100, "\n", 2);
+  feed_error(text, 101,
+             "line 1: "
+             "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not NAME=VALUE",
+             101);
+}
+
+Test(policy, empty_name) {
+  static const char text[] = "request=smtpd_access_policy\n=value\n\n";
+
+  feed_error(text, strlen(text), "line 2: attribute without a name",
+             strlen("request=smtpd_access_policy\n="));
+}
+
+Test(policy, nul_byte_in_name_and_value) {
+  static const char a[] = "request=smtpd_access_policy\nsen\0der=x\n\n";
+  static const char b[] = "request=smtpd_access_policy\nsender=x\0y\n\n";
+
+  feed_error(a, sizeof(a) - 1, "line 2: NUL byte",
+             strlen("request=smtpd_access_policy\nsen") + 1);
+  policy_reset(&req);
+  feed_error(b, sizeof(b) - 1, "line 2: NUL byte",
+             strlen("request=smtpd_access_policy\nsender=x") + 1);
+}
+
+Test(policy, missing_request_attribute) {
+  static const char text[] = "sender=a@example.com\nprotocol_state=DATA\n\n";
+
+  feed_error(text, strlen(text),
+             "line 3: the request has no 'request' attribute", strlen(text));
+}
+
+Test(policy, other_request_type) {
+  static const char text[] = "request=smtpd_other\n\n";
+  static const char ctl[] = "request=smtpd\x01policy\n\n";
+
+  feed_error(text, strlen(text), "line 2: unsupported request 'smtpd_other'",
+             strlen(text));
+  policy_reset(&req);
+  /* Control characters of a client never reach a log line. */
+  feed_error(ctl, strlen(ctl), "line 2: unsupported request 'smtpd?policy'",
+             strlen(ctl));
+}
+
+Test(policy, recipient_count_must_be_a_number) {
+  static const char *const bad[] = {
+      "abc", "-1", "1a", " 1", "+1", "4294967296", "99999999999999999999999"};
+  size_t i;
+
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char text[128], error[160];
+
+    snprintf(text, sizeof(text),
+             "request=smtpd_access_policy\nrecipient_count=%s\n\n", bad[i]);
+    snprintf(error, sizeof(error),
+             "line 3: bad recipient_count '%s': expected a number below 2^32",
+             bad[i]);
+    policy_reset(&req);
+    feed_error(text, strlen(text), error, strlen(text));
+  }
+}
+
+Test(policy, recipient_count_limits) {
+  static const char max[] = "request=smtpd_access_policy\n"
+                            "protocol_state=END-OF-MESSAGE\n"
+                            "recipient_count=4294967295\n\n";
+  static const char empty[] = "request=smtpd_access_policy\n"
+                              "protocol_state=DATA\n"
+                              "recipient_count=\n\n";
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  feed_all(max, strlen(max));
+  cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_EOM);
+  cr_assert_eq(m.recipients, 4294967295u);
+  policy_reset(&req);
+  feed_all(empty, strlen(empty));
+  cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_DATA);
+  cr_assert_eq(m.recipients, 1);
+}
+
+Test(policy, line_length_limit) {
+  /* "sender=" + value: exactly POLICY_LINE_MAX bytes is fine, one more is
+     not, and the error comes at that byte. */
+  static char text[POLICY_LINE_MAX + 64];
+  size_t head = strlen("request=smtpd_access_policy\n");
+  size_t n;
+
+  memcpy(text, "request=smtpd_access_policy\nsender=", head + 7);
+  memset(text + head + 7, 'a', POLICY_LINE_MAX - 7);
+  n = head + POLICY_LINE_MAX;
+  memcpy(text + n, "\n\n", 2);
+  feed_all(text, n + 2);
+  cr_assert_eq(strlen(policy_get(&req, POLICY_SENDER)), POLICY_VALUE_MAX);
+  cr_assert_eq(req.attr[POLICY_SENDER].cut, 1);
+
+  policy_reset(&req);
+  text[n] = 'a';
+  memcpy(text + n + 1, "\n\n", 2);
+  feed_error(text, n + 3, "line 2: line is longer than 2048 bytes", n + 1);
+}
+
+Test(policy, line_length_limit_in_a_name_and_with_cr) {
+  static char text[POLICY_LINE_MAX + 8];
+
+  memset(text, 'n', POLICY_LINE_MAX + 1);
+  feed_error(text, POLICY_LINE_MAX + 1,
+             "line 1: line is longer than 2048 bytes", POLICY_LINE_MAX + 1);
+  /* The '\r' of "\r\n" is part of the line. */
+  policy_reset(&req);
+  memcpy(text, "x=", 2);
+  memset(text + 2, 'v', POLICY_LINE_MAX - 2);
+  memcpy(text + POLICY_LINE_MAX, "\r\n", 2);
+  feed_error(text, POLICY_LINE_MAX + 2,
+             "line 1: line is longer than 2048 bytes", POLICY_LINE_MAX + 1);
+}
+
+Test(policy, request_length_limit) {
+  /* The request line, 31 lines of 2047 bytes and their newlines, then one
+     line that brings the request to exactly POLICY_REQUEST_MAX bytes with
+     the empty line (line 34); one byte more fails at that empty line. */
+  static char text[POLICY_REQUEST_MAX + 4096];
+  size_t len = 0, rest;
+  int i;
+
+  len += (size_t)sprintf(text, "request=smtpd_access_policy\n");
+  for (i = 0; i < 31; i++) {
+    len += (size_t)sprintf(text + len, "x%02d=", i);
+    memset(text + len, 'v', 2047 - 4);
+    len += 2047 - 4;
+    text[len++] = '\n';
+  }
+  rest = POLICY_REQUEST_MAX - len - 2; /* the last line's '\n' and "\n" */
+  memcpy(text + len, "y=", 2);
+  memset(text + len + 2, 'v', rest - 2);
+  len += rest;
+  memcpy(text + len, "\n\n", 2);
+  cr_assert_eq(len + 2, POLICY_REQUEST_MAX);
+  feed_all(text, len + 2);
+  cr_assert_eq(req.request_len, POLICY_REQUEST_MAX);
+
+  policy_reset(&req);
+  memcpy(text + len, "v\n\n", 3);
+  feed_error(text, len + 3, "line 34: the request is longer than 65536 bytes",
+             POLICY_REQUEST_MAX + 1);
+}
+
+Test(policy, attribute_count_limit) {
+  static char text[POLICY_ATTRS_MAX * 16 + 64];
+  size_t len = 0;
+  int i;
+
+  len += (size_t)sprintf(text, "request=smtpd_access_policy\n");
+  for (i = 1; i < POLICY_ATTRS_MAX; i++)
+    len += (size_t)sprintf(text + len, "a%d=%d\n", i, i);
+  memcpy(text + len, "\n", 2);
+  feed_all(text, len + 1);
+  cr_assert_eq(req.attrs, POLICY_ATTRS_MAX);
+
+  policy_reset(&req);
+  len += (size_t)sprintf(text + len, "one=more\n\n");
+  feed_error(text, len, "line 101: more than 100 attributes",
+             len - strlen("more\n\n"));
+}
+
+Test(policy, error_is_sticky_until_reset) {
+  static const char bad[] = "oops\n";
+  static const char good[] = "request=smtpd_access_policy\n\n";
+  size_t used = 99;
+
+  feed_error(bad, strlen(bad), "line 1: 'oops' is not NAME=VALUE", strlen(bad));
+  cr_assert_eq(policy_feed(&req, good, strlen(good), &used), POLICY_ERROR);
+  cr_assert_eq(used, 0);
+  policy_reset(&req);
+  feed_all(good, strlen(good));
+}
+
+/* ---- the message ------------------------------------------------------- */
+
+static enum policy_stage message_of(const char *attrs, obspam_message *m) {
+  char text[4096];
+
+  snprintf(text, sizeof(text), "request=smtpd_access_policy\n%s\n", attrs);
+  policy_reset(&req);
+  feed_all(text, strlen(text));
+  *m = (obspam_message)OBSPAM_MESSAGE_INIT;
+  return policy_message(&req, m);
+}
+
+Test(policy, stages) {
+  obspam_message m;
+
+  cr_assert_eq(message_of("protocol_state=RCPT\n", &m), POLICY_STAGE_RCPT);
+  cr_assert_eq(message_of("protocol_state=DATA\n", &m), POLICY_STAGE_DATA);
+  cr_assert_eq(message_of("protocol_state=data\n", &m), POLICY_STAGE_DATA);
+  cr_assert_eq(message_of("protocol_state=END-OF-MESSAGE\n", &m),
+               POLICY_STAGE_EOM);
+  cr_assert_eq(message_of("protocol_state=CONNECT\n", &m), POLICY_STAGE_OTHER);
+  cr_assert_eq(message_of("protocol_state=MAIL\n", &m), POLICY_STAGE_OTHER);
+  cr_assert_eq(message_of("protocol_state=VRFY\n", &m), POLICY_STAGE_OTHER);
+  cr_assert_eq(message_of("protocol_state=\n", &m), POLICY_STAGE_OTHER);
+  cr_assert_str_eq(policy_state_name(&req), "-");
+  cr_assert_eq(message_of("", &m), POLICY_STAGE_OTHER);
+  cr_assert_str_eq(policy_state_name(&req), "-");
+  cr_assert_eq(message_of("protocol_state=DATAX\n", &m), POLICY_STAGE_OTHER);
+  cr_assert_str_eq(policy_state_name(&req), "DATAX");
+}
+
+Test(policy, recipients_by_stage) {
+  obspam_message m;
+
+  message_of("protocol_state=DATA\nrecipient_count=7\n", &m);
+  cr_assert_eq(m.recipients, 7);
+  message_of("protocol_state=END-OF-MESSAGE\nrecipient_count=3\n", &m);
+  cr_assert_eq(m.recipients, 3);
+  /* Zero or absent at DATA: a message has at least one recipient. */
+  message_of("protocol_state=DATA\nrecipient_count=0\n", &m);
+  cr_assert_eq(m.recipients, 1);
+  message_of("protocol_state=DATA\n", &m);
+  cr_assert_eq(m.recipients, 1);
+  message_of("protocol_state=RCPT\nrecipient_count=7\n", &m);
+  cr_assert_eq(m.recipients, 1);
+}
+
+Test(policy, empty_values_are_null) {
+  obspam_message m;
+
+  message_of("protocol_state=DATA\nsasl_username=\nsender=\n"
+             "client_address=\n",
+             &m);
+  cr_assert_null(m.sasl_username);
+  cr_assert_null(m.sender);
+  cr_assert_null(m.client_address);
+}
+
+Test(policy, client_address_must_be_an_ip) {
+  static const char *const good[] = {"192.0.2.1", "2001:db8::25",
+                                     "::ffff:192.0.2.1", "::1"};
+  static const char *const bad[] = {"unknown",     "192.0.2",
+                                    "192.0.2.1.5", "2001:db8::25%eth0",
+                                    "[::1]",       "192.0.2.1 "};
+  obspam_message m;
+  char attrs[128];
+  size_t i;
+
+  for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    snprintf(attrs, sizeof(attrs), "client_address=%s\n", good[i]);
+    message_of(attrs, &m);
+    cr_assert_not_null(m.client_address, "%s", good[i]);
+    cr_assert_str_eq(m.client_address, good[i]);
+  }
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    snprintf(attrs, sizeof(attrs), "client_address=%s\n", bad[i]);
+    message_of(attrs, &m);
+    cr_assert_null(m.client_address, "'%s' taken for an address", bad[i]);
+  }
+}
+
+Test(policy, long_values_are_cut_past_any_valid_name) {
+  /* A sender of 1000 bytes is kept as its first POLICY_VALUE_MAX bytes,
+     still longer than any valid name, so the engine finds it hosted no
+     more than the whole would be. */
+  char attrs[1200];
+  obspam_message m;
+
+  cr_assert_gt(POLICY_VALUE_MAX, OBSPAM_NAME_MAX);
+  memcpy(attrs, "sender=", 7);
+  memset(attrs + 7, 'a', 990);
+  memcpy(attrs + 997, "@example.com\n", 14);
+  message_of(attrs, &m);
+  cr_assert_eq(strlen(m.sender), POLICY_VALUE_MAX);
+  cr_assert_eq(req.attr[POLICY_SENDER].cut, 1);
+  cr_assert_eq(strncmp(m.sender, attrs + 7, POLICY_VALUE_MAX), 0);
+}

@@ -1,0 +1,1186 @@
+#!/usr/bin/env python3
+"""Integration tests of obspam-policyd: the real daemon over real sockets.
+
+    tests/daemons/policyd_test.py BUILD_DIR SCENARIO...
+    tests/daemons/policyd_test.py BUILD_DIR --list
+
+Each scenario starts its own daemons (BUILD_DIR/examples/obspam-policyd)
+on free ports of 127.0.0.1 and sockets in a temporary directory, talks the
+Postfix policy protocol to them, asserts exact answers, and stops every
+process it started. Exit status 0 when every scenario passed.
+"""
+
+import os
+import re
+import resource
+import selectors
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILD = None
+DAEMON = None
+TIMEOUT = 10  # seconds for any single wait
+
+CONFIG = """\
+action defer
+default mailbox=100 domain=1000 subscription=5000
+subscription acme subscription=5000 contact=ops@acme.example
+domain acme.example subscription=acme domain=5000
+mailbox small@acme.example limit=3
+mailbox tiny@acme.example limit=1
+mailbox bulk@acme.example limit=150
+mailbox crowd@acme.example limit=1000
+whitelist 192.0.2.0/24
+"""
+
+CLIENT = "203.0.113.9"
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(got, want, what=""):
+    if got != want:
+        raise Failure(f"{what}: got {got!r}, expected {want!r}")
+
+
+def defer_text(kind, name, count, limit, minutes=60):
+    return (f"action=451 4.7.1 {kind} {name} has sent {count} "
+            f"message{'' if count == 1 else 's'} in the last 60 minutes, "
+            f"its limit is {limit} per hour; try again in {minutes} "
+            f"minute{'' if minutes == 1 else 's'}")
+
+
+def reject_text(kind, name, count, limit, minutes=60):
+    return defer_text(kind, name, count, limit, minutes).replace(
+        "451 4.7.1", "550 5.7.1")
+
+
+DUNNO = "action=DUNNO"
+
+
+def same_minute(room=5):
+    """Waits, when needed, so that the next `room` seconds stay within one
+    clock minute: a refusal then says "try again in 60 minutes" exactly."""
+    sec = time.time() % 60
+    if sec > 60 - room:
+        time.sleep(60 - sec + 0.2)
+
+
+class Daemon:
+    """One obspam-policyd in the foreground, its log in a file."""
+
+    def __init__(self, tmp, config_text=CONFIG, args=(), name="d", state=True,
+                 control=False, wait=True, unix=True, preexec=None):
+        self.tmp = tmp
+        self.config = os.path.join(tmp, f"{name}.conf")
+        if config_text is not None:
+            with open(self.config, "w") as f:
+                f.write(config_text)
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        self.unix = os.path.join(tmp, f"{name}.sock") if unix else None
+        self.state = os.path.join(tmp, f"{name}.state") if state else None
+        self.control = os.path.join(tmp, f"{name}.control") if control else None
+        cmd = [DAEMON, "--foreground", "--config", self.config,
+               "--listen", "inet:127.0.0.1:0"]
+        if self.unix:
+            cmd += ["--listen", "unix:" + self.unix]
+        if self.state:
+            cmd += ["--state", self.state]
+        if self.control:
+            cmd += ["--control", "unix:" + self.control]
+        cmd += list(args)
+        self.cmd = cmd
+        self.logf = open(self.log_path, "ab")
+        # A daemon restarted under the same name appends to the same log:
+        # only what this one writes counts.
+        self.offset = self.logf.tell()
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf,
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=preexec)
+        self.port = None
+        if wait:
+            self.wait_ready()
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout=TIMEOUT, count=1):
+        """Waits until pattern (a regex) matches count times in the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.findall(pattern, self.log(), re.M)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise Failure(f"no log line /{pattern}/ (x{count}); log:\n{self.log()}")
+
+    def wait_ready(self):
+        m = self.wait_log(r"ready: listening on inet:127\.0\.0\.1:(\d+)")
+        self.port = int(m[-1])
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure(f"the daemon did not stop on {sig!r}")
+        self.logf.close()
+        # A sanitizer build reports into the log.
+        if re.search(r"Sanitizer|runtime error: ", self.log()):
+            raise Failure(f"sanitizer report:\n{self.log()}")
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.logf.closed:
+            self.logf.close()
+
+    def client(self, unix=False):
+        return Client(self.unix if unix else ("127.0.0.1", self.port))
+
+
+class Client:
+    """A policy client: one connection, one request at a time."""
+
+    def __init__(self, where):
+        if isinstance(where, str):
+            family = socket.AF_UNIX
+        elif ":" in where[0]:
+            family = socket.AF_INET6
+        else:
+            family = socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(where)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_answer(self):
+        """One answer: its lines before the empty line, joined."""
+        while b"\n\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Failure(f"connection closed; unread {self.buf!r}")
+            self.buf += chunk
+        answer, self.buf = self.buf.split(b"\n\n", 1)
+        return answer.decode()
+
+    def request(self, **attrs):
+        self.send(encode(**attrs))
+        return self.read_answer()
+
+    def expect_closed(self, what):
+        """The server must close the connection without a byte."""
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        except socket.timeout:
+            raise Failure(f"{what}: the connection stayed open")
+        expect(self.buf + data, b"", f"{what}: bytes before the close")
+
+
+def encode(**attrs):
+    attrs.setdefault("request", "smtpd_access_policy")
+    return ("".join(f"{k}={v}\n" for k, v in attrs.items()) + "\n").encode()
+
+
+def data_req(who, count=1, state="DATA", client=CLIENT, **more):
+    attrs = dict(protocol_state=state, protocol_name="ESMTP",
+                 client_address=client, sasl_username=who, sender=who,
+                 recipient_count=count)
+    attrs.update(more)
+    return attrs
+
+
+def rcpt_req(who, client=CLIENT):
+    return dict(protocol_state="RCPT", protocol_name="ESMTP",
+                client_address=client, sasl_username=who, sender=who,
+                recipient="someone@example.org", recipient_count=0)
+
+
+# ---- scenarios ----------------------------------------------------------
+
+
+def sc_tcp(tmp):
+    """Accept, then refuse with the exact defer text, over TCP; recipients
+    are counted."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO, "2 of 3")
+        expect(c.request(**data_req("small@acme.example", 2)),
+               defer_text("mailbox", "small@acme.example", 2, 3),
+               "2 more do not fit")
+        expect(c.request(**data_req("small@acme.example", 1)), DUNNO, "3 of 3")
+        expect(c.request(**data_req("Small@ACME.example", 1)),
+               defer_text("mailbox", "small@acme.example", 3, 3), "full")
+        d.wait_log(r"refuse kind=mailbox object=small@acme\.example limit=3 "
+                   r"count=3 retry=\d+ sasl=Small@ACME\.example "
+                   r"sender=Small@ACME\.example client=203\.0\.113\.9 "
+                   r"recipients=1$")
+        expect(d.stop(), 0, "exit status")
+    finally:
+        d.kill()
+
+
+def sc_unix(tmp):
+    """The same over a Unix socket; its mode is 0666, or --socket-mode."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        mode = stat.S_IMODE(os.stat(d.unix).st_mode)
+        expect(oct(mode), oct(0o666), "socket mode")
+        c = d.client(unix=True)
+        for i in range(3):
+            expect(c.request(**data_req("small@acme.example")), DUNNO, f"#{i}")
+        expect(c.request(**data_req("small@acme.example")),
+               defer_text("mailbox", "small@acme.example", 3, 3), "refused")
+        # The TCP listener shares the counters.
+        expect(d.client().request(**data_req("small@acme.example")),
+               defer_text("mailbox", "small@acme.example", 3, 3), "over TCP")
+        expect(d.stop(), 0, "exit status")
+        if os.path.exists(d.unix):
+            raise Failure("the socket file is left behind after exit")
+    finally:
+        d.kill()
+    d = Daemon(tmp, name="m", args=["--socket-mode", "0660"])
+    try:
+        expect(oct(stat.S_IMODE(os.stat(d.unix).st_mode)), oct(0o660),
+               "--socket-mode 0660")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_reject(tmp):
+    """action reject: 550 5.7.1."""
+    d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))
+    try:
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "1 of 1")
+        expect(c.request(**data_req("tiny@acme.example")),
+               reject_text("mailbox", "tiny@acme.example", 1, 1), "rejected")
+        expect(c.request(**rcpt_req("tiny@acme.example")),
+               reject_text("mailbox", "tiny@acme.example", 1, 1),
+               "rejected at RCPT")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_rcpt(tmp):
+    """RCPT refuses early a sender at its limit and never charges."""
+    d = Daemon(tmp)
+    try:
+        same_minute(10)
+        c = d.client()
+        for i in range(10):
+            expect(c.request(**rcpt_req("small@acme.example")), DUNNO,
+                   f"RCPT {i} before any message")
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO, "2 of 3")
+        # One more recipient fits: RCPT lets it through, though a message
+        # to two would not.
+        expect(c.request(**rcpt_req("small@acme.example")), DUNNO, "RCPT 2/3")
+        expect(c.request(**data_req("small@acme.example", 2)),
+               defer_text("mailbox", "small@acme.example", 2, 3),
+               "DATA with 2 more")
+        expect(c.request(**data_req("small@acme.example", 1)), DUNNO, "3 of 3")
+        for i in range(20):
+            expect(c.request(**rcpt_req("small@acme.example")),
+                   defer_text("mailbox", "small@acme.example", 3, 3),
+                   f"RCPT {i} at the limit")
+        # Twenty refusals later the count is still 3.
+        expect(c.request(**data_req("small@acme.example", 1)),
+               defer_text("mailbox", "small@acme.example", 3, 3),
+               "DATA after the RCPT refusals")
+        d.wait_log(r"^.*refuse kind=mailbox object=small@acme\.example.*$",
+                   count=22)
+    finally:
+        d.stop()
+        d.kill()
+
+
+def control_status(path, kind, name):
+    """The status record of an object, through the control socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect(path)
+    s.sendall(f"status {kind} {name}\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    lines = data.decode().splitlines()
+    if not lines or lines[0] != "ok" or lines[-1] != "end":
+        raise Failure(f"status {kind} {name}: {data!r}")
+    return dict(line.split("\t", 1) for line in lines[1:-1])
+
+
+def sc_rcpt_recorded(tmp):
+    """A refusal at RCPT is recorded once per message (Postfix's instance),
+    and never charged."""
+    d = Daemon(tmp, control=True)
+    try:
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example", instance="a1")),
+               DUNNO, "1 of 1")
+        for i in range(5):
+            expect(c.request(**rcpt_req("tiny@acme.example"), instance="b2"),
+                   defer_text("mailbox", "tiny@acme.example", 1, 1),
+                   f"message b2, RCPT {i}")
+        for i in range(3):
+            expect(c.request(**rcpt_req("tiny@acme.example"), instance="c3"),
+                   defer_text("mailbox", "tiny@acme.example", 1, 1),
+                   f"message c3, RCPT {i}")
+        st = control_status(d.control, "mailbox", "tiny@acme.example")
+        expect(st["count"], "1", "RCPT refusals charge nothing")
+        expect(st["refused"], "2", "one refusal per message")
+        expect(st["refused_total"], "2", "recorded in the history")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_dunno(tmp):
+    """Whitelisted, unknown and other stages: DUNNO, nothing charged."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        c = d.client()
+        for i in range(5):
+            expect(c.request(**data_req("tiny@acme.example",
+                                        client="192.0.2.77")),
+                   DUNNO, f"whitelisted #{i}")
+        expect(c.request(**data_req("nobody@elsewhere.example")), DUNNO,
+               "unknown sender")
+        expect(c.request(**data_req("", client=CLIENT)), DUNNO, "bounce")
+        for state in ("CONNECT", "EHLO", "HELO", "MAIL", "VRFY", "ETRN", ""):
+            expect(c.request(**data_req("tiny@acme.example", state=state)),
+                   DUNNO, f"state {state!r}")
+        # "unknown" is no address: decided as a local submission.
+        expect(c.request(**data_req("tiny@acme.example", client="unknown")),
+               DUNNO, "tiny's first message")
+        expect(c.request(**data_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1),
+               "tiny's second message")
+        expect(c.request(**data_req("tiny@acme.example",
+                                    client="::ffff:192.0.2.5")),
+               DUNNO, "whitelisted, IPv4-mapped")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_many(tmp):
+    """1,000 requests one after another on one connection, then 200 sent
+    at once (pipelined) and answered in order."""
+    d = Daemon(tmp)
+    try:
+        same_minute(10)
+        c = d.client()
+        for i in range(1000):
+            expect(c.request(**data_req("someone@elsewhere.example")), DUNNO,
+                   f"request {i}")
+        c.send(b"".join(encode(**data_req("bulk@acme.example"))
+                        for _ in range(200)))
+        answers = [c.read_answer() for _ in range(200)]
+        expect(answers[:150], [DUNNO] * 150, "the first 150")
+        expect(answers[150:],
+               [defer_text("mailbox", "bulk@acme.example", 150, 150)] * 50,
+               "the last 50")
+        # Byte by byte works too.
+        for b in encode(**data_req("someone@elsewhere.example")):
+            c.send(bytes([b]))
+        expect(c.read_answer(), DUNNO, "byte by byte")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_slow_reader(tmp):
+    """A client that sends 60,000 requests before it reads answers, with a
+    small receive buffer, gets every answer in order: the server holds
+    back (stops reading) while its answers cannot be written."""
+    d = Daemon(tmp)
+    try:
+        same_minute(20)
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "1 of 1")
+        c.close()
+        c = Client.__new__(Client)
+        c.buf = b""
+        c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.sock.connect(("127.0.0.1", d.port))
+        total = 60000
+        out = encode(**rcpt_req("tiny@acme.example")) * total
+        refused = defer_text("mailbox", "tiny@acme.example", 1, 1)
+        c.sock.setblocking(False)
+        sent = 0
+        blocked = 0
+        deadline = time.monotonic() + 60
+        # Send everything first; read only when sending would block.
+        while sent < len(out) and time.monotonic() < deadline:
+            try:
+                sent += c.sock.send(out[sent:sent + 65536])
+            except BlockingIOError:
+                blocked += 1
+                time.sleep(0.001)
+                try:
+                    c.buf += c.sock.recv(8192)
+                except BlockingIOError:
+                    pass
+        expect(sent, len(out), "bytes sent")
+        if blocked == 0:
+            raise Failure("sending never blocked: no back pressure tested")
+        c.sock.setblocking(True)
+        c.sock.settimeout(TIMEOUT)
+        answers = [c.read_answer() for _ in range(total)]
+        expect(answers.count(refused), total, "answers")
+        expect(c.buf, b"", "nothing more")
+        print(f"{total} pipelined requests; the send blocked {blocked} times")
+    finally:
+        d.stop()
+        d.kill()
+
+
+MALFORMED = [
+    ("no '='", b"request=smtpd_access_policy\nhello\n\n",
+     r"line 2: 'hello' is not NAME=VALUE"),
+    ("empty name", b"request=smtpd_access_policy\n=x\n\n",
+     r"line 2: attribute without a name"),
+    ("NUL byte", b"request=smtpd_access_policy\nsender=a\0b\n\n",
+     r"line 2: NUL byte"),
+    ("no request", b"sender=a@acme.example\n\n",
+     r"line 2: the request has no 'request' attribute"),
+    ("other request", b"request=other\n\n",
+     r"line 2: unsupported request 'other'"),
+    ("bad count", b"request=smtpd_access_policy\nrecipient_count=x\n\n",
+     r"line 3: bad recipient_count 'x': expected a number below 2\^32"),
+    ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 3000,
+     r"line 2: line is longer than 2048 bytes"),
+    ("101 attributes", b"request=smtpd_access_policy\n"
+     + b"".join(b"a%d=1\n" % i for i in range(100)) + b"\n",
+     r"line 101: more than 100 attributes"),
+    ("70 KB request", b"request=smtpd_access_policy\n"
+     + b"".join(b"a%02d=" % i + b"v" * 2000 + b"\n" for i in range(35)),
+     r"line 34: the request is longer than 65536 bytes"),
+]
+
+
+def sc_malformed(tmp):
+    """Each malformed request: logged, no answer, connection closed; a good
+    request before it on the same connection was answered; the server goes
+    on serving."""
+    d = Daemon(tmp)
+    try:
+        for i, (what, data, why) in enumerate(MALFORMED):
+            c = d.client(unix=i % 2 == 1)
+            expect(c.request(**data_req("someone@elsewhere.example")), DUNNO,
+                   f"{what}: the good request first")
+            c.send(data)
+            c.expect_closed(what)
+            c.close()
+            d.wait_log(r"bad policy request from (127\.0\.0\.1:\d+|unix:\S+):"
+                       r" " + why + r"; closing without an answer$")
+        expect(d.client().request(**data_req("someone@elsewhere.example")),
+               DUNNO, "still serving")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_reload(tmp):
+    """SIGHUP reloads (counters kept); a bad file is logged, the running
+    configuration kept."""
+    d = Daemon(tmp)
+    try:
+        same_minute(10)
+        c = d.client()
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO, "2 of 3")
+        with open(d.config, "w") as f:
+            f.write(CONFIG.replace("small@acme.example limit=3",
+                                   "small@acme.example limit=2")
+                    + "mailbox new@acme.example limit=0\n")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reload ok path=")
+        expect(c.request(**rcpt_req("small@acme.example")),
+               defer_text("mailbox", "small@acme.example", 2, 2),
+               "the new limit with the old count")
+        expect(c.request(**data_req("new@acme.example")),
+               "action=451 4.7.1 mailbox new@acme.example cannot send this "
+               "message: its limit is 0", "a new mailbox")
+        with open(d.config, "w") as f:
+            f.write(CONFIG + "mailbox broken@acme.example limit=banana\n")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(re.escape(d.config) + r":10: bad value 'banana' for "
+                   r"'limit'")
+        expect(c.request(**rcpt_req("small@acme.example")),
+               defer_text("mailbox", "small@acme.example", 2, 2),
+               "the running configuration is kept")
+        expect(c.request(**data_req("new@acme.example")),
+               "action=451 4.7.1 mailbox new@acme.example cannot send this "
+               "message: its limit is 0", "the new mailbox is kept")
+        expect(d.stop(), 0, "exit status")
+    finally:
+        d.kill()
+
+
+def sc_reload_storm(tmp):
+    """Reloads run beside the loop: requests keep being answered through a
+    burst of SIGHUPs, and the last file written is the one in force."""
+    big = CONFIG + "".join(f"mailbox m{i}@acme.example limit=7\n"
+                           for i in range(50000))
+    d = Daemon(tmp, big)
+    try:
+        c = d.client()
+        for i in range(20):
+            d.send_signal(signal.SIGHUP)
+            for _ in range(20):
+                expect(c.request(**rcpt_req("m1@acme.example")), DUNNO,
+                       f"during reload burst {i}")
+        with open(d.config, "w") as f:
+            f.write(big + "mailbox last@acme.example limit=0\n")
+        d.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        answer = DUNNO
+        while answer == DUNNO and time.monotonic() < deadline:
+            answer = c.request(**rcpt_req("last@acme.example"))
+            time.sleep(0.02)
+        expect(answer, "action=451 4.7.1 mailbox last@acme.example cannot "
+               "send this message: its limit is 0", "the last file")
+        n = len(re.findall(r"reload ok path=", d.log()))
+        print(f"21 SIGHUPs, {n} reloads")
+        if not 2 <= n <= 21:
+            raise Failure(f"{n} reloads for 21 SIGHUPs")
+        expect(d.stop(), 0, "exit status")
+    finally:
+        d.kill()
+
+
+def sc_state(tmp):
+    """SIGTERM saves the counters; a restart goes on counting; SIGINT
+    too."""
+    d = Daemon(tmp)
+    try:
+        same_minute(10)
+        c = d.client()
+        for i in range(3):
+            expect(c.request(**data_req("small@acme.example")), DUNNO, f"#{i}")
+        expect(d.stop(), 0, "exit status on SIGTERM")
+        if not os.path.exists(d.state):
+            raise Failure("no state file after SIGTERM")
+    finally:
+        d.kill()
+    d = Daemon(tmp)
+    try:
+        expect(d.client().request(**data_req("small@acme.example")),
+               defer_text("mailbox", "small@acme.example", 3, 3),
+               "still refused after a restart")
+        expect(d.client().request(**data_req("tiny@acme.example")), DUNNO,
+               "tiny 1 of 1")
+        expect(d.stop(signal.SIGINT), 0, "exit status on SIGINT")
+    finally:
+        d.kill()
+    d = Daemon(tmp)
+    try:
+        expect(d.client().request(**data_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1),
+               "saved on SIGINT")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_save_interval(tmp):
+    """--save-interval 1 writes the state while the daemon runs."""
+    d = Daemon(tmp, args=["--save-interval", "1"])
+    try:
+        expect(d.client().request(**data_req("tiny@acme.example")), DUNNO,
+               "a charge")
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(d.state) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(d.state):
+            raise Failure("no state file within 10 s")
+        # A copy of the running state, loaded by another daemon.
+        os.makedirs(os.path.join(tmp, "copy"))
+        e = Daemon(os.path.join(tmp, "copy"), name="e")
+        try:
+            e.stop()
+        finally:
+            e.kill()
+        with open(d.state, "rb") as src, open(e.state, "wb") as dst:
+            dst.write(src.read())
+        e = Daemon(os.path.join(tmp, "copy"), name="e")
+        try:
+            expect(e.client().request(**data_req("tiny@acme.example")),
+                   defer_text("mailbox", "tiny@acme.example", 1, 1),
+                   "the periodic save holds the charge")
+        finally:
+            e.stop()
+            e.kill()
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_dedupe(tmp):
+    """DATA and END-OF-MESSAGE of one message (same instance) charge once."""
+    d = Daemon(tmp)
+    try:
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("small@acme.example", instance="a.1")),
+               DUNNO, "DATA")
+        expect(c.request(**data_req("small@acme.example",
+                                    state="END-OF-MESSAGE", instance="a.1")),
+               DUNNO, "END-OF-MESSAGE, same instance")
+        expect(c.request(**data_req("small@acme.example",
+                                    state="END-OF-MESSAGE", instance="a.2")),
+               DUNNO, "END-OF-MESSAGE, another message")
+        expect(c.request(**data_req("small@acme.example", instance="a.3")),
+               DUNNO, "the third message")
+        expect(c.request(**data_req("small@acme.example", instance="a.4")),
+               defer_text("mailbox", "small@acme.example", 3, 3),
+               "the fourth message")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_idle(tmp):
+    """--idle-timeout closes a silent connection, not a busy one."""
+    d = Daemon(tmp, args=["--idle-timeout", "1"])
+    try:
+        quiet = d.client()
+        busy = d.client()
+        start = time.monotonic()
+        for i in range(8):
+            expect(busy.request(**data_req("someone@elsewhere.example")),
+                   DUNNO, f"busy #{i}")
+            time.sleep(0.4)
+        quiet.sock.settimeout(5)
+        quiet.expect_closed("the idle connection")
+        took = time.monotonic() - start
+        if took > 4.5:
+            raise Failure(f"idle connection closed after {took:.1f} s")
+        d.wait_log(r"closing the connection from 127\.0\.0\.1:\d+: idle for "
+                   r"1 s")
+        expect(busy.request(**data_req("someone@elsewhere.example")), DUNNO,
+               "busy after 3 s")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_concurrent(tmp):
+    """2,000 connections open at once, one request each: 1,000 accepted
+    and 1,000 refused (limit 1000), all within a bounded time."""
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 200), hard))
+    d = Daemon(tmp)
+    socks = []
+    try:
+        same_minute(30)
+        start = time.monotonic()
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(TIMEOUT)
+            s.connect(("127.0.0.1", d.port))
+            socks.append(s)
+        req = encode(**data_req("crowd@acme.example"))
+        for s in socks:
+            s.sendall(req)
+        sel = selectors.DefaultSelector()
+        bufs = {}
+        for s in socks:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+            bufs[s] = b""
+        pending = set(socks)
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(1):
+                s = key.fileobj
+                data = s.recv(4096)
+                if not data:
+                    raise Failure("a connection was closed")
+                bufs[s] += data
+                if bufs[s].endswith(b"\n\n"):
+                    sel.unregister(s)
+                    pending.discard(s)
+        took = time.monotonic() - start
+        if pending:
+            raise Failure(f"{len(pending)} connections got no answer in 60 s")
+        answers = [bufs[s].decode()[:-2] for s in socks]
+        refused = defer_text("mailbox", "crowd@acme.example", 1000, 1000)
+        expect(answers.count(DUNNO), 1000, "accepted")
+        expect(answers.count(refused), 1000, "refused")
+        print(f"2000 connections answered in {took:.2f} s")
+        m = re.findall(r"at most (\d+) connections", d.log())
+        if not m or int(m[-1]) < n:
+            raise Failure(f"the daemon allows {m} connections only")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+        d.kill()
+
+
+def answered(socks, timeout, settle=None):
+    """The sockets among socks that have a whole answer within timeout;
+    with settle, also returns once some were answered and no other was
+    for settle seconds."""
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        bufs[s] = b""
+    done = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    while len(done) < len(socks) and time.monotonic() < deadline:
+        if settle and done and time.monotonic() - last >= settle:
+            break
+        for key, _ in sel.select(min(0.2, max(0.0, deadline -
+                                               time.monotonic()))):
+            s = key.fileobj
+            data = s.recv(4096)
+            if not data:
+                raise Failure("a waiting connection was closed")
+            bufs[s] += data
+            if bufs[s].endswith(b"\n\n"):
+                expect(bufs[s], b"action=DUNNO\n\n", "answer")
+                sel.unregister(s)
+                done.append(s)
+                last = time.monotonic()
+    sel.close()
+    for s in socks:
+        s.setblocking(True)
+    return done
+
+
+def connect_and_ask(port, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), TIMEOUT)
+        s.sendall(encode(**data_req("someone@elsewhere.example")))
+        socks.append(s)
+    return socks
+
+
+def sc_limits(tmp):
+    """At --max-connections, or out of descriptors, new connections wait
+    in the kernel's queue (no spinning) and are served as others close."""
+    d = Daemon(tmp, args=["--max-connections", "5"])
+    try:
+        first = connect_and_ask(d.port, 5)
+        expect(len(answered(first, TIMEOUT)), 5, "the first five")
+        waiting = connect_and_ask(d.port, 3)
+        expect(answered(waiting, 1.5), [], "answers beyond the limit")
+        d.wait_log(r"not accepting policy connections for a while: at the "
+                   r"limit of 5 connections \(5 open\)$")
+        for s in first[:2]:
+            s.close()
+        got = answered(waiting, TIMEOUT, settle=1.5)
+        expect(len(got), 2, "served after two closed")
+        rest = [s for s in waiting if s not in got]
+        expect(answered(rest, 1.5), [], "the third still waits")
+        first[2].close()
+        expect(len(answered(rest, TIMEOUT)), 1, "the third, after a close")
+        for s in first[3:] + waiting:
+            s.close()
+    finally:
+        d.stop()
+        d.kill()
+
+    # Out of descriptors: 18 in all, and the daemon allows 16 connections
+    # at least beside its own 8 or so, so accept() fails with EMFILE.
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (18, 18))
+
+    d = Daemon(tmp, name="e", preexec=low_limit)
+    try:
+        socks = connect_and_ask(d.port, 24)
+        got = answered(socks, TIMEOUT, settle=1.5)
+        if not 0 < len(got) < 24:
+            raise Failure(f"{len(got)} of 24 answered with 18 descriptors")
+        d.wait_log(r"not accepting policy connections for a while: Too many "
+                   r"open files \(\d+ open\)$")
+        # Each connection closed makes room for one that waits.
+        rest = socks
+        while got:
+            for s in got:
+                s.close()
+            rest = [s for s in rest if s not in got]
+            got = answered(rest, TIMEOUT, settle=1.5) if rest else []
+        expect(len(rest), 0, "connections never answered")
+        # The loop did not spin while it waited.
+        with open(f"/proc/{d.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if cpu > 1.0:
+            raise Failure(f"the daemon used {cpu:.2f} s of CPU")
+        for s in rest:
+            s.close()
+        expect(d.client().request(**data_req("x@elsewhere.example")), DUNNO,
+               "serving again")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_cli(tmp):
+    """--help, --version, --check-config, usage errors, startup errors."""
+    def run(*args):
+        p = subprocess.run([DAEMON, *args], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = run("--help")
+    expect(rc, 0, "--help status")
+    for opt in ("--config FILE", "--listen SPEC", "--state FILE",
+                "--save-interval SECS", "--control unix:PATH",
+                "--metrics inet:HOST:PORT", "--admin EMAIL",
+                "--notify-command CMD", "--foreground", "--check-config",
+                "--idle-timeout SECS", "--socket-mode MODE",
+                "--max-connections N"):
+        if opt not in out:
+            raise Failure(f"--help does not mention {opt}")
+    rc, out, err = run("--version")
+    expect((rc, bool(re.fullmatch(r"obspam-policyd \(libobspam \d+\.\d+\.\d+\)"
+                                  r"\n", out))), (0, True), "--version")
+
+    good = os.path.join(tmp, "good.conf")
+    with open(good, "w") as f:
+        f.write(CONFIG)
+    expect(run("--config", good, "--check-config"),
+           (0, f"{good}: configuration OK\n", ""), "--check-config good")
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("plan basic\nplan Basic\n")
+    expect(run("--config", bad, "--check-config"),
+           (1, "", f"{bad}:2: duplicate plan 'basic'\n"),
+           "--check-config bad")
+    expect(run("--config", os.path.join(tmp, "none.conf"), "--check-config"),
+           (1, "", f"{tmp}/none.conf: cannot open: No such file or "
+                   "directory\n"), "--check-config missing")
+
+    usage = "Try 'obspam-policyd --help'.\n"
+    expect(run(), (2, "", "obspam-policyd: --config FILE is required\n"
+                   + usage), "no --config")
+    expect(run("--config", good, "--bogus"),
+           (2, "", "obspam-policyd: unknown option '--bogus'\n" + usage),
+           "unknown option")
+    expect(run("--config"),
+           (2, "", "obspam-policyd: option '--config' needs a value\n"
+            + usage), "missing value")
+    expect(run("--config", good, "--foreground=yes"),
+           (2, "", "obspam-policyd: option '--foreground=yes' takes no "
+            "value\n" + usage), "value for a flag")
+    expect(run("--config", good, "extra"),
+           (2, "", "obspam-policyd: unexpected argument 'extra'\n" + usage),
+           "extra argument")
+    expect(run("--config", good, "--listen", "tcp:1.2.3.4:5"),
+           (2, "", "obspam-policyd: --listen: bad value 'tcp:1.2.3.4:5': "
+            "expected unix:PATH or inet:HOST:PORT\n"), "bad --listen")
+    expect(run("--config", good, "--save-interval", "-1"),
+           (2, "", "obspam-policyd: --save-interval: bad value '-1': "
+            "expected a number 0..86400\n"), "bad --save-interval")
+    expect(run("--config", good, "--socket-mode", "999"),
+           (2, "", "obspam-policyd: --socket-mode: bad value '999': "
+            "expected an octal mode 0..511\n"), "bad --socket-mode")
+    expect(run("--config", good, "--control", "inet:1.2.3.4:5"),
+           (2, "", "obspam-policyd: --control: bad value 'inet:1.2.3.4:5': "
+            "expected unix:PATH\n"), "bad --control")
+
+    # Startup errors: status 1 and the reason.
+    rc, out, err = run("--foreground", "--config", bad)
+    expect(rc, 1, "bad configuration at startup")
+    if f"{bad}:2: duplicate plan 'basic'" not in err:
+        raise Failure(f"startup with a bad file says: {err!r}")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    state = os.path.join(tmp, "busy.state")
+    try:
+        rc, out, err = run("--foreground", "--config", good, "--listen",
+                           f"inet:127.0.0.1:{port}", "--state", state)
+    finally:
+        busy.close()
+    expect(rc, 1, "address in use")
+    if f"cannot listen on inet:127.0.0.1:{port}: " not in err:
+        raise Failure(f"startup on a busy port says: {err!r}")
+    # A daemon that did not start leaves the state file alone: it may
+    # belong to the instance that holds the port.
+    if os.path.exists(state):
+        raise Failure("a daemon that failed to start wrote the state file")
+
+
+def peer_pid(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    pid, _, _ = struct.unpack("3i", s.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    s.close()
+    return pid
+
+
+def sc_detach(tmp):
+    """Without --foreground the command returns once the daemon is ready
+    (status 0), or fails with status 1 and the reason on stderr."""
+    conf = os.path.join(tmp, "d.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    sock = os.path.join(tmp, "d.sock")
+    p = subprocess.run([DAEMON, "--config", "d.conf", "--listen",
+                        "unix:d.sock", "--state", "d.state"],
+                       cwd=tmp, capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    # The daemon is found by its socket before anything is asserted, so
+    # that it is stopped whatever fails.
+    pid = peer_pid(sock)
+    try:
+        # Until it is up, its log lines are copied to the terminal.
+        expect((p.returncode, p.stdout), (0, ""), "detached start")
+        if not re.search(r"ready: listening on unix:" + re.escape(sock),
+                         p.stderr):
+            raise Failure(f"detached start says: {p.stderr!r}")
+        # A new session, of which it is not the leader: it can never get
+        # a controlling terminal again.
+        if os.getsid(pid) in (os.getsid(0), pid):
+            raise Failure("the daemon did not leave our session properly")
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid():
+            raise Failure("the daemon is still our child")
+        # Relative paths were made absolute before the daemon left tmp.
+        expect(os.readlink(f"/proc/{pid}/cwd"), "/", "working directory")
+        c = Client(sock)
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "served")
+        c.close()
+        with open(conf, "a") as f:
+            f.write("mailbox extra@acme.example limit=0\n")
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + TIMEOUT
+        answer = None
+        while time.monotonic() < deadline:
+            c = Client(sock)
+            answer = c.request(**rcpt_req("extra@acme.example"))
+            c.close()
+            if answer != DUNNO:
+                break
+            time.sleep(0.05)
+        expect(answer, "action=451 4.7.1 mailbox extra@acme.example cannot "
+               "send this message: its limit is 0", "reloaded from /")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + TIMEOUT
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if os.path.exists(f"/proc/{pid}"):
+        os.kill(pid, signal.SIGKILL)
+        raise Failure("the detached daemon did not stop on SIGTERM")
+    if not os.path.exists(os.path.join(tmp, "d.state")):
+        raise Failure("the detached daemon saved no state in its start "
+                      "directory")
+    p = subprocess.run([DAEMON, "--config", "nothere.conf"], cwd=tmp,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    expect(p.returncode, 1, "detached start with a missing file")
+    if "nothere.conf: cannot open: No such file or directory" not in p.stderr:
+        raise Failure(f"detached startup error says: {p.stderr!r}")
+
+
+def sc_ipv6(tmp):
+    """inet:[::1]:PORT."""
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        print("no IPv6 loopback here: skipped")
+        return
+    d = Daemon(tmp, args=["--listen", "inet:[::1]:0"])
+    try:
+        m = d.wait_log(r"ready: listening on .*inet:\[::1\]:(\d+)")
+        c = Client(("::1", int(m[-1])))
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "over IPv6")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_control_metrics(tmp):
+    """The control socket and the metrics endpoint see the daemon's
+    decisions and connections."""
+    d = Daemon(tmp, control=True, args=["--metrics", "inet:127.0.0.1:0"])
+    try:
+        same_minute()
+        mode = stat.S_IMODE(os.stat(d.control).st_mode)
+        expect(oct(mode), oct(0o600), "control socket mode")
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")
+        expect(c.request(**data_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1), "refuse")
+        expect(c.request(**rcpt_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1), "RCPT")
+        expect(c.request(**rcpt_req("small@acme.example")), DUNNO, "RCPT ok")
+        expect(c.request(**data_req("x@elsewhere.example")), DUNNO, "unknown")
+        expect(c.request(**data_req("x@acme.example", client="192.0.2.1")),
+               DUNNO, "exempt")
+        bad = d.client()
+        bad.send(b"nonsense\n")
+        bad.expect_closed("bad request")
+        port = int(d.wait_log(r"metrics listening on inet:127\.0\.0\.1:(\d+)")
+                   [-1])
+        s = socket.create_connection(("127.0.0.1", port), TIMEOUT)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        text = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            text += chunk
+        text = text.decode()
+        want = {
+            'obspam_decisions_total{action="accept"}': 1,
+            'obspam_decisions_total{action="refuse"}': 2,
+            'obspam_decisions_total{action="exempt"}': 1,
+            'obspam_decisions_total{action="unknown"}': 1,
+            'obspam_refusals_total{level="mailbox"}': 2,
+            "obspam_connections_open": 1,
+            "obspam_connections_total": 2,
+            "obspam_requests_bad_total": 1,
+            "obspam_request_duration_seconds_count": 5,
+        }
+        for name, value in want.items():
+            m = re.search("^" + re.escape(name) + r" (\S+)$", text, re.M)
+            if not m:
+                raise Failure(f"metric {name} missing:\n{text}")
+            expect(float(m.group(1)), float(value), name)
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_notices(tmp):
+    """Notices are flushed on the timer and mailed through --notify-command
+    to --admin and the subscription's contact (up to 75 s: a notify period
+    of 60 s must end first)."""
+    mails = os.path.join(tmp, "mails")
+    os.makedirs(mails)
+    cmd = os.path.join(tmp, "mailer.sh")
+    with open(cmd, "w") as f:
+        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
+    os.chmod(cmd, 0o755)
+    d = Daemon(tmp, "notify-period 60\n" + CONFIG,
+               args=["--admin", "postmaster@example.net", "--notify-command",
+                     f"{cmd} {mails}"])
+    try:
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")
+        refusal = c.request(**data_req("tiny@acme.example"))
+        if not refusal.startswith("action=451 4.7.1 mailbox tiny@acme."
+                                  "example has sent 1 message in the last"):
+            raise Failure(f"refusal: {refusal!r}")
+        d.wait_log(r"notice kind=mailbox object=tiny@acme\.example "
+                   r"subscription=acme limit=1 sent=1 refused=1 ", timeout=75)
+        # The refusal is recorded at the three levels of tiny: one notice
+        # each, mailed to the admin and to acme's contact.
+        deadline = time.monotonic() + TIMEOUT
+        while len(os.listdir(mails)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # nothing more comes
+        texts = []
+        for name in os.listdir(mails):
+            with open(os.path.join(mails, name)) as f:
+                texts.append(f.read())
+        to = sorted(re.search(r"^To: (.*)$", t, re.M).group(1) for t in texts)
+        expect(to, ["ops@acme.example"] * 3 + ["postmaster@example.net"] * 3,
+               "mail recipients")
+    finally:
+        d.stop()
+        d.kill()
+
+
+SCENARIOS = {name[3:]: fn for name, fn in globals().items()
+             if name.startswith("sc_")}
+
+
+def main():
+    global BUILD, DAEMON
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    BUILD = os.path.abspath(sys.argv[1])
+    DAEMON = os.path.join(BUILD, "examples", "obspam-policyd")
+    if sys.argv[2] == "--list":
+        for name, fn in SCENARIOS.items():
+            print(f"{name:16} {fn.__doc__.splitlines()[0]}")
+        return 0
+    if not os.access(DAEMON, os.X_OK):
+        print(f"no {DAEMON}: build the project first", file=sys.stderr)
+        return 2
+    failed = 0
+    for name in sys.argv[2:]:
+        if name not in SCENARIOS:
+            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory(prefix="policyd-") as tmp:
+            start = time.monotonic()
+            try:
+                SCENARIOS[name](tmp)
+                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
+            except Exception:
+                failed += 1
+                print(f"FAIL {name}")
+                traceback.print_exc()
+                for log in sorted(os.listdir(tmp)):
+                    if log.endswith(".log"):
+                        print(f"--- {log}:")
+                        with open(os.path.join(tmp, log),
+                                  errors="replace") as f:
+                            print(f.read()[-4000:])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
