@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# obspam-milter behind a real, private Postfix: smtpd_milters and
+# non_smtpd_milters = inet:127.0.0.1:PORT, every accepted message relayed
+# to smtp-sink.
+#
+#   tests/e2e/milter.sh BUILD_DIR smtp    XCLIENT logins: a mailbox limit of
+#                                         3 and a subscription limit of 4
+#                                         shared by two mailboxes; exactly
+#                                         the limits' worth reach the sink,
+#                                         the rest get 451 4.7.1 at end of
+#                                         data
+#   tests/e2e/milter.sh BUILD_DIR local   local sendmail submissions by a
+#                                         non-root user whose uid belongs to
+#                                         a subscription with a limit of 2,
+#                                         with an X-PHP-Originating-Script
+#                                         header: 2 delivered, the third
+#                                         held, the script in the report; a
+#                                         fourth with forged headers that
+#                                         claim another uid is held too
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/e2e/lib/postfix.sh
+. tests/e2e/lib/postfix.sh
+
+BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local}
+SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local}
+[[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
+MILTER=$(pf_find_program "$BUILD" obspam-milter milter) || exit 1
+
+TEST_USER=obspamtest
+SCRIPT=/var/www/vhosts/shop.example/httpdocs/contact.php
+# A uid that no user has here: a subscription's, claimed by forged headers.
+OTHER_UID=4000000001
+
+pf_init
+uid=$(pf_test_user "$TEST_USER")
+CONFIG=$PF_TMP/obspam.conf
+STATE=$PF_TMP/obspam.state
+CONTROL=$PF_TMP/milter.sock
+MILTER_PORT=$(pf_free_port)
+while [[ $MILTER_PORT == "$PF_SMTPD_PORT" || $MILTER_PORT == "$PF_SINK_PORT" ]]; do
+  MILTER_PORT=$(pf_free_port)
+done
+
+# The server's defaults are high, so that only the limits below refuse.
+cat >"$CONFIG" <<CONF
+action defer
+default mailbox=100 domain=1000 subscription=5000 scripts=yes
+
+# One mailbox with a limit of 3 in a roomy subscription.
+subscription acme subscription=100
+domain acme.example subscription=acme
+mailbox info@acme.example limit=3
+
+# Two roomy mailboxes that share one subscription limit of 4.
+subscription shared subscription=4
+domain shared.example subscription=shared
+mailbox alice@shared.example limit=10
+mailbox bob@shared.example limit=10
+
+# The web customer whose PHP scripts run as the test user ($TEST_USER).
+subscription web uid=$uid subscription=2 scripts=yes
+domain shop.example subscription=web
+# A roomy customer whose uid a forged header claims (see local_forged).
+subscription other uid=$OTHER_UID subscription=100 scripts=yes
+CONF
+
+pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
+  --socket "inet:$MILTER_PORT@127.0.0.1" --state "$STATE" \
+  --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
+  --foreground
+MILTER_PID=$PF_DAEMON_PID
+pf_wait_port "$MILTER_PORT" || pf_die "obspam-milter does not listen"
+
+# Postfix never shows a milter pickup's "Received: by HOST (Postfix, from
+# userid N) id QUEUEID;" header (milter8.c skips a message's first header),
+# so obspam-milter reads the submitter's uid from the header that this
+# header_checks rule prepends (see examples/milter/submission.h and
+# obspam-milter(8)).
+cat >"$PF_CONF/obspam_header_checks" <<'RULE'
+/^Received: by [^ ]+ \([^,)]+, from userid ([0-9]+)\)[[:space:]]+id ([0-9A-Za-z]+);/ PREPEND X-Obspam-Pickup: uid=$1 id=$2
+RULE
+# milter_default_action = tempfail: should the milter fail, no message
+# slips through unchecked (and the counts below show it).
+pf_configure \
+  "smtpd_milters = inet:127.0.0.1:$MILTER_PORT" \
+  "non_smtpd_milters = inet:127.0.0.1:$MILTER_PORT" \
+  "milter_default_action = tempfail" \
+  "header_checks = regexp:$PF_CONF/obspam_header_checks"
+pf_start
+
+# refusals LINES KIND OBJECT LIMIT: how many of the client's lines are a 451
+# 4.7.1 at end of data with the milter's text, which names the refusing
+# object and its limit.
+refusals() {
+  grep -c -E "^[0-9]+ eod 451 4\.7\.1 $2 $3 has sent $4 messages in the last 60 minutes, its limit is $4 per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
+}
+
+from() {
+  pf_sink_grep "^X-Mail-Args: <$1>"
+}
+
+# local_message N: a message as a PHP script's mail() hands it to
+# sendmail, with PHP's X-PHP-Originating-Script header ("UID:SCRIPT").
+local_message() {
+  printf 'X-PHP-Originating-Script: %s:%s\nFrom: <%s@e2e.obspam.test>\nTo: <someone@remote.example>\nSubject: e2e local %s\nX-E2E-Tag: local-%s\n\nLocal submission %s by a script.\n-- end of test message\n' \
+    "$uid" "$SCRIPT" "$TEST_USER" "$1" "$1" "$1"
+}
+
+# local_forged N: a message whose script forges the milter's header and
+# PHP's, claiming the uid of the roomy subscription "other". Postfix's
+# header_checks rule prepends the true X-Obspam-Pickup header above both,
+# and a forged one cannot name the queue ID the message will get.
+local_forged() {
+  printf 'X-Obspam-Pickup: uid=%s id=0123456789A
+X-PHP-Originating-Script: %s:%s
+From: <%s@e2e.obspam.test>
+To: <someone@remote.example>
+Subject: e2e local %s
+X-E2E-Tag: local-%s
+
+Local submission %s by a script that forges headers.
+-- end of test message
+' \
+    "$OTHER_UID" "$OTHER_UID" "$SCRIPT" "$TEST_USER" "$1" "$1" "$1"
+}
+
+case $SCENARIO in
+smtp)
+  out=$(pf_send --login info@acme.example --sender info@acme.example \
+    --count 6 --tag mailbox)
+  printf '%s\n' "$out"
+  pf_expect "replies to info@acme.example (limit 3)" \
+    "accepted accepted accepted eod eod eod" "$(pf_stages "$out")"
+  pf_expect "451 4.7.1 refusals at end of data naming mailbox info@acme.example" \
+    3 "$(refusals "$out" mailbox info@acme.example 3)"
+  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
+    --count 3 --tag alice)
+  printf '%s\n' "$out"
+  pf_expect "replies to alice (3 of the subscription's 4)" \
+    "accepted accepted accepted" "$(pf_stages "$out")"
+  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
+    --count 3 --tag bob)
+  printf '%s\n' "$out"
+  pf_expect "replies to bob (the subscription's last slot, then full)" \
+    "accepted eod eod" "$(pf_stages "$out")"
+  pf_expect "bob's 451 4.7.1 refusals naming subscription shared" 2 \
+    "$(refusals "$out" subscription shared 4)"
+  pf_wait_delivered 7
+  pf_expect "messages of info@acme.example at the sink" 3 \
+    "$(from info@acme.example)"
+  pf_expect "the first three of info@acme.example at the sink" 3 \
+    "$(pf_sink_grep '^X-E2E-Tag: mailbox-[123]$')"
+  pf_expect "messages of alice at the sink" 3 "$(from alice@shared.example)"
+  pf_expect "messages of bob at the sink" 1 "$(from bob@shared.example)"
+  ;;
+local)
+  sender=$TEST_USER@e2e.obspam.test
+  # Two messages as "sendmail -t" (recipients from the headers), one at a
+  # time, so that their order is known.
+  for n in 1 2; do
+    local_message "$n" | pf_sendmail_as "$TEST_USER" -t -f "$sender" ||
+      pf_die "sendmail -t (message $n) failed"
+    pf_wait_delivered "$n"
+  done
+  # The third with its recipient on the command line: over the limit.
+  local_message 3 |
+    pf_sendmail_as "$TEST_USER" -f "$sender" someone@remote.example ||
+    pf_die "sendmail -f (message 3) failed"
+  # sendmail itself succeeds: postdrop queued the message before the
+  # milter saw it. The milter holds it (smfi_quarantine): Postfix moves it
+  # to the hold queue, and it never reaches the sink.
+  if ! pf_wait_delivered 2 1; then
+    if [[ $(pf_sink_grep '^X-E2E-Tag: local-3$') -ne 0 ]]; then
+      pf_die "the third local submission reached the sink: obspam-milter" \
+        "did not refuse it (did it tell the script's uid $uid?)"
+    fi
+    pf_die "the third local submission is not in the hold queue"
+  fi
+  pf_expect "local submissions at the sink" 2 "$(from "$sender")"
+  pf_expect "local submissions 1 and 2 at the sink" 2 \
+    "$(pf_sink_grep '^X-E2E-Tag: local-[12]$')"
+  held=$(find "$PF_QUEUE/hold" -type f)
+  pf_expect "the held message is the third" 1 \
+    "$(postcat -c "$PF_CONF" -h "$held" | grep -c '^X-E2E-Tag: local-3$' || true)"
+  pf_expect "Postfix's milter-hold log lines for local submissions" 1 \
+    "$(grep -c 'milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]' "$PF_MAILLOG" || true)"
+  pf_expect "pickup's uid for the three submissions" 3 \
+    "$(grep -c "postfix/pickup\[[0-9]*\]: [0-9A-F]*: uid=$uid from=<$sender>" "$PF_MAILLOG" || true)"
+
+  # A fourth whose headers claim another customer's uid is still charged
+  # to the test user's subscription, which is full: held as well.
+  local_forged 4 | pf_sendmail_as "$TEST_USER" -t -f "$sender" ||
+    pf_die "sendmail -t (message 4) failed"
+  pf_wait_delivered 2 2 ||
+    pf_die "the message with forged headers was not held"
+  pf_expect "Postfix's milter-hold log lines after the forged one" 2 \
+    "$(grep -c 'milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]' "$PF_MAILLOG" || true)"
+
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  ctl() { "$OBSPAMCTL" --control "unix:$CONTROL" --json "$@"; }
+  ctl report >"$PF_TMP/report.json" || pf_die "obspamctl report failed"
+  pf_log "obspamctl --json report: $(tr -d '\n' <"$PF_TMP/report.json")"
+  # report_row KIND NAME FIELD: a field of the report's row for an object.
+  report_row() {
+    python3 - "$PF_TMP/report.json" "$@" <<'PY'
+import json, sys
+path, kind, name, field = sys.argv[1:]
+rows = [r for r in json.load(open(path))["rows"]
+        if r["kind"] == kind and r["name"] == name]
+print(rows[0][field] if len(rows) == 1 else "%d rows" % len(rows))
+PY
+  }
+  pf_expect "the report's messages sent by the script $SCRIPT" 2 \
+    "$(report_row script "$SCRIPT" sent)"
+  pf_expect "the report's refusals of subscription web" 2 \
+    "$(report_row subscription web refused)"
+  pf_expect "the report's messages sent by subscription web" 2 \
+    "$(report_row subscription web sent)"
+  # status_field KIND NAME FIELD: a field of "obspamctl --json status".
+  status_field() {
+    ctl status "$1" "$2" >"$PF_TMP/status.json" ||
+      pf_die "obspamctl status $1 $2 failed"
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+      "$PF_TMP/status.json" "$3"
+  }
+  pf_expect "subscription web's count of the last 60 minutes" 2 \
+    "$(status_field subscription web count)"
+  # --vhost-pattern /var/www/vhosts/%d/ finds shop.example in the
+  # script's path: the domain is charged with its subscription.
+  pf_expect "domain shop.example's count (from the script's path)" 2 \
+    "$(status_field domain shop.example count)"
+  pf_expect "subscription other's count (the forged uid is not charged)" 0 \
+    "$(status_field subscription other count)"
+  ;;
+*)
+  pf_die "unknown scenario '$SCENARIO' (smtp, local)"
+  ;;
+esac
+
+pf_daemon_stop "$MILTER_PID"
+pf_log "obspam-milter's log:"
+cat "$PF_TMP/milter.log" >&2

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# obspam-policyd behind a real, private Postfix:
+#   smtpd_data_restrictions = check_policy_service inet:127.0.0.1:PORT
+# with every accepted message relayed to smtp-sink. Clients log in as
+# hosted mailboxes through XCLIENT LOGIN (smtpd_authorized_xclient_hosts).
+#
+#   tests/e2e/policyd.sh BUILD_DIR mailbox       a mailbox limit of 3: 3 of
+#                                                6 messages reach the sink,
+#                                                the other DATA get 451 4.7.1
+#   tests/e2e/policyd.sh BUILD_DIR subscription  two mailboxes under one
+#                                                subscription limit of 4
+#   tests/e2e/policyd.sh BUILD_DIR restart       the counters survive a
+#                                                restart (SIGTERM, start)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/e2e/lib/postfix.sh
+. tests/e2e/lib/postfix.sh
+
+BUILD=${1:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
+SCENARIO=${2:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
+[[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
+POLICYD=$(pf_find_program "$BUILD" obspam-policyd policyd) || exit 1
+
+pf_init
+CONFIG=$PF_TMP/obspam.conf
+STATE=$PF_TMP/obspam.state
+CONTROL=$PF_TMP/policyd.sock
+POLICY_PORT=$(pf_free_port)
+while [[ $POLICY_PORT == "$PF_SMTPD_PORT" || $POLICY_PORT == "$PF_SINK_PORT" ]]; do
+  POLICY_PORT=$(pf_free_port)
+done
+
+# The server's defaults are high, so that only the limits below refuse.
+cat >"$CONFIG" <<'CONF'
+action defer
+default mailbox=100 domain=1000 subscription=5000 scripts=yes
+
+# One mailbox with a limit of 3 in a roomy subscription.
+subscription acme subscription=100
+domain acme.example subscription=acme
+mailbox info@acme.example limit=3
+
+# Two roomy mailboxes that share one subscription limit of 4.
+subscription shared subscription=4
+domain shared.example subscription=shared
+mailbox alice@shared.example limit=10
+mailbox bob@shared.example limit=10
+CONF
+
+start_policyd() {
+  pf_daemon_start "$PF_TMP/policyd.log" "$POLICYD" --config "$CONFIG" \
+    --listen "inet:127.0.0.1:$POLICY_PORT" --state "$STATE" \
+    --control "unix:$CONTROL" --foreground
+  POLICYD_PID=$PF_DAEMON_PID
+}
+
+start_policyd
+pf_configure \
+  "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT"
+pf_start
+
+# refusals LINES KIND OBJECT LIMIT: how many of the client's lines are a 451
+# 4.7.1 at DATA that names the refusing object and its limit, with the
+# policy server's text ("... has sent N messages in the last 60 minutes, its
+# limit is N per hour; try again in M minutes").
+refusals() {
+  grep -c -E "^[0-9]+ data 451 4\.7\.1 .*$2 $3 has sent $4 messages in the last 60 minutes, its limit is $4 per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
+}
+
+# from ADDRESS: how many messages at the sink have the envelope sender
+# ADDRESS.
+from() {
+  pf_sink_grep "^X-Mail-Args: <$1>"
+}
+
+case $SCENARIO in
+mailbox)
+  out=$(pf_send --login info@acme.example --sender info@acme.example \
+    --count 6 --tag mailbox)
+  printf '%s\n' "$out"
+  pf_expect "replies to info@acme.example (limit 3)" \
+    "accepted accepted accepted data data data" "$(pf_stages "$out")"
+  pf_expect "451 4.7.1 refusals naming mailbox info@acme.example" 3 \
+    "$(refusals "$out" mailbox info@acme.example 3)"
+  pf_wait_delivered 3
+  pf_expect "messages of info@acme.example at the sink" 3 \
+    "$(from info@acme.example)"
+  pf_expect "the first three messages at the sink" 3 \
+    "$(pf_sink_grep '^X-E2E-Tag: mailbox-[123]$')"
+  ;;
+subscription)
+  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
+    --count 3 --tag alice)
+  printf '%s\n' "$out"
+  pf_expect "replies to alice (3 of the subscription's 4)" \
+    "accepted accepted accepted" "$(pf_stages "$out")"
+  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
+    --count 3 --tag bob)
+  printf '%s\n' "$out"
+  pf_expect "replies to bob (the subscription's last slot, then full)" \
+    "accepted data data" "$(pf_stages "$out")"
+  pf_expect "bob's 451 4.7.1 refusals naming subscription shared" 2 \
+    "$(refusals "$out" subscription shared 4)"
+  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
+    --count 1 --first 4 --tag alice)
+  printf '%s\n' "$out"
+  pf_expect "alice's 4th message (her own limit is 10)" "data" \
+    "$(pf_stages "$out")"
+  pf_expect "alice's 451 4.7.1 refusal naming subscription shared" 1 \
+    "$(refusals "$out" subscription shared 4)"
+  pf_wait_delivered 4
+  pf_expect "messages of alice at the sink" 3 "$(from alice@shared.example)"
+  pf_expect "messages of bob at the sink" 1 "$(from bob@shared.example)"
+  ;;
+restart)
+  out=$(pf_send --login info@acme.example --sender info@acme.example \
+    --count 4 --tag before)
+  printf '%s\n' "$out"
+  pf_expect "replies before the restart" "accepted accepted accepted data" \
+    "$(pf_stages "$out")"
+  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
+    --count 4 --tag before)
+  printf '%s\n' "$out"
+  pf_expect "alice's replies before the restart (subscription limit 4)" \
+    "accepted accepted accepted accepted" "$(pf_stages "$out")"
+  pf_wait_delivered 7
+
+  pf_daemon_stop "$POLICYD_PID"
+  [[ -s $STATE ]] || pf_die "no state file $STATE after SIGTERM"
+  start_policyd
+  # The restarted daemon's own view, through its control socket.
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  count_of() {
+    "$OBSPAMCTL" --control "unix:$CONTROL" --json status "$1" "$2" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'
+  }
+  pf_expect "mailbox info@acme.example's count after the restart" 3 \
+    "$(count_of mailbox info@acme.example)"
+  pf_expect "subscription shared's count after the restart" 4 \
+    "$(count_of subscription shared)"
+
+  out=$(pf_send --login info@acme.example --sender info@acme.example \
+    --count 1 --first 5 --tag after)
+  printf '%s\n' "$out"
+  pf_expect "info@acme.example's next message after the restart" "data" \
+    "$(pf_stages "$out")"
+  pf_expect "its refusal names mailbox info@acme.example, 3 sent" 1 \
+    "$(refusals "$out" mailbox info@acme.example 3)"
+  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
+    --count 1 --tag after)
+  printf '%s\n' "$out"
+  pf_expect "bob's first message after the restart (subscription full)" \
+    "data" "$(pf_stages "$out")"
+  pf_expect "its refusal names subscription shared, 4 sent" 1 \
+    "$(refusals "$out" subscription shared 4)"
+  # The restarted daemon still accepts what fits.
+  out=$(pf_send --login sales@acme.example --sender sales@acme.example \
+    --count 1 --tag after)
+  printf '%s\n' "$out"
+  pf_expect "another mailbox of acme after the restart" "accepted" \
+    "$(pf_stages "$out")"
+  pf_wait_delivered 8
+  pf_expect "messages of info@acme.example at the sink" 3 \
+    "$(from info@acme.example)"
+  pf_expect "messages of shared.example at the sink" 4 \
+    "$(pf_sink_grep '^X-Mail-Args: <[a-z]+@shared\.example>')"
+  ;;
+*)
+  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart)"
+  ;;
+esac
+
+pf_daemon_stop "$POLICYD_PID"
+pf_log "obspam-policyd's log:"
+cat "$PF_TMP/policyd.log" >&2
