@@ -29,8 +29,9 @@ cd "$ROOT"
 STAGES=(build asan tsan bindings daemons e2e fuzz faults abi)
 JOBS=${OBSPAM_JOBS:-2}
 # binutils: nm and readelf, for the export test.
+# libmilter-dev: obspam-milter is built with the other examples.
 PACKAGES=(cmake make gcc g++ libc6-dev pkg-config binutils
-  libxxhash-dev uthash-dev libcriterion-dev)
+  libxxhash-dev uthash-dev libcriterion-dev libmilter-dev)
 
 passed=0
 failed=0
