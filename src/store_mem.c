@@ -39,13 +39,15 @@ typedef struct obspam__ring {
 } ring;
 
 typedef struct obspam__hist {
-  struct obspam__hist *prev, *next;   /* holders, least recently active first */
-  struct obspam__hist *nprev, *nnext; /* refused in their current period */
-  obspam__obj *owner;
-  int64_t last_refused;
-  /* The notification period in progress. */
+  /* What a charge touches comes first: the hour in progress and the
+     notification period in progress. */
+  obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
   int64_t np_start, np_end, np_sent, np_refused, np_first, np_last, np_limit;
-  uint32_t head, n, cap; /* circular array of hours, oldest first */
+  int64_t last_refused;
+  obspam__obj *owner;
+  struct obspam__hist *prev, *next;   /* holders, by their newest hour */
+  struct obspam__hist *nprev, *nnext; /* refused in their current period */
+  uint32_t head, n, cap;              /* the earlier hours: a circular array */
   obspam__hour *h;
 } hist;
 
@@ -158,7 +160,12 @@ static ring *ring_get(mem_store *m, obspam__obj *o, int64_t minute) {
   return r;
 }
 
+/* Advances r to minute. The ring list stays in the order of the rings'
+   minutes by moving a ring to the end only when its minute changes, so a
+   busy object costs no list work within a minute. */
 static void ring_touch(mem_store *m, ring *r, int64_t minute) {
+  if (minute <= r->minute)
+    return;
   advance(r, minute);
   if (m->r_last != r) {
     LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
@@ -196,6 +203,20 @@ static obspam__hour *hist_at(const hist *h, uint32_t i) {
   return &h->h[(h->head + i) % h->cap];
 }
 
+/* All the hours of h, oldest first: the array, then the hour in progress. */
+static uint32_t hist_len(const hist *h) { return h->n + (h->cur.hour >= 0); }
+
+static const obspam__hour *hist_rec(const hist *h, uint32_t i) {
+  return i < h->n ? hist_at(h, i) : &h->cur;
+}
+
+/* The start of the newest hour with a record, or -1. */
+static int64_t hist_newest(const hist *h) {
+  if (h->cur.hour >= 0)
+    return h->cur.hour;
+  return h->n > 0 ? hist_at(h, h->n - 1)->hour : -1;
+}
+
 static void hist_prune(hist *h, int64_t cutoff) {
   while (h->n > 0 && hist_at(h, 0)->hour < cutoff) {
     h->head = (h->head + 1) % h->cap;
@@ -211,13 +232,18 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
     if (h == NULL)
       return NULL;
     h->owner = o;
+    h->cur.hour = -1;
     o->hist = h;
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
   return h;
 }
 
-/* Makes room for a record of hour, so that hist_slot cannot fail. */
+/* Makes hour the hour in progress of o, moving the previous one into the
+   array (which may have to grow: the only step that can fail, and it
+   fails before anything changes). Within one hour it touches nothing but
+   the hist record itself, and the list of holders, kept in the order of
+   their newest hour, changes only when a holder's hour does. */
 static int hist_reserve(mem_store *m, obspam__obj *o, int64_t hour,
                         int64_t retention) {
   hist *h = hist_get(m, o);
@@ -226,40 +252,36 @@ static int hist_reserve(mem_store *m, obspam__obj *o, int64_t hour,
 
   if (h == NULL)
     return -1;
-  if (h->n > 0 && hist_at(h, h->n - 1)->hour == hour)
+  if (h->cur.hour == hour)
     return 0;
-  hist_prune(h, cutoff_of(hour, retention));
-  if (h->n < h->cap)
+  if (h->cur.hour < 0 && h->n > 0 && hist_at(h, h->n - 1)->hour == hour) {
+    /* Loaded from a snapshot: the newest stored hour goes on. */
+    h->cur = *hist_at(h, --h->n);
     return 0;
-  cap = h->cap ? h->cap * 2 : 4;
-  grown = malloc(cap * sizeof(*grown));
-  if (grown == NULL)
-    return -1;
-  for (i = 0; i < h->n; i++)
-    grown[i] = *hist_at(h, i);
-  free(h->h);
-  h->h = grown;
-  h->head = 0;
-  h->cap = cap;
-  return 0;
-}
-
-static obspam__hour *hist_slot(hist *h, int64_t hour) {
-  obspam__hour *rec;
-
-  if (h->n > 0 && (rec = hist_at(h, h->n - 1))->hour == hour)
-    return rec;
-  rec = hist_at(h, h->n++);
-  memset(rec, 0, sizeof(*rec));
-  rec->hour = hour;
-  return rec;
-}
-
-static void hist_touch(mem_store *m, hist *h) {
+  }
+  if (h->cur.hour >= 0) {
+    hist_prune(h, cutoff_of(hour, retention));
+    if (h->n == h->cap) {
+      cap = h->cap ? h->cap * 2 : 4;
+      grown = malloc(cap * sizeof(*grown));
+      if (grown == NULL)
+        return -1;
+      for (i = 0; i < h->n; i++)
+        grown[i] = *hist_at(h, i);
+      free(h->h);
+      h->h = grown;
+      h->head = 0;
+      h->cap = cap;
+    }
+    *hist_at(h, h->n++) = h->cur;
+  }
+  memset(&h->cur, 0, sizeof(h->cur));
+  h->cur.hour = hour;
   if (m->h_last != h) {
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
+  return 0;
 }
 
 static void refused_unlink(mem_store *m, hist *h) {
@@ -453,8 +475,7 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
   for (i = 0; i < SWEEP_PER_CALL && m->h_first != NULL; i++) {
     hist *h = m->h_first;
 
-    if (h->owner->ring != NULL ||
-        (h->n > 0 && hist_at(h, h->n - 1)->hour >= cutoff))
+    if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
       break;
     if (h->np_refused > 0 && np_close(m, h) != 0)
       break;
@@ -464,12 +485,12 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
 
 /* ---- the store interface ------------------------------------------------- */
 
-static void charge_refusal(obspam__charge *ch, int i, int64_t t, int64_t minute,
-                           int64_t hour, mem_store *m) {
+static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
+                           int64_t minute) {
   obspam__obj *o = ch->obj[i];
   ring *r = o->ring;
   hist *h = o->hist;
-  obspam__hour *rec = hist_slot(h, hour);
+  obspam__hour *rec = &h->cur;
 
   r->b_ref[minute % WINDOW]++;
   r->refused++;
@@ -494,20 +515,18 @@ static void charge_refusal(obspam__charge *ch, int i, int64_t t, int64_t minute,
   }
 }
 
-static void charge_accept(obspam__charge *ch, int i, int64_t minute,
-                          int64_t hour) {
+static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
   ring *r = ch->obj[i]->ring;
 
   r->b_sent[minute % WINDOW] += ch->c;
   r->sent += ch->c;
-  hist_slot(ch->obj[i]->hist, hour)->sent += ch->c;
+  ch->obj[i]->hist->cur.sent += ch->c;
   ch->obj[i]->hist->np_sent += ch->c;
 }
 
-static void charge_script(script *sc, const obspam__charge *ch, int64_t t,
-                          int64_t hour) {
+static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
   hist *h = sc->obj.hist;
-  obspam__hour *rec = hist_slot(h, hour);
+  obspam__hour *rec = &h->cur;
 
   if (ch->refuser >= 0) {
     rec->refused++;
@@ -582,7 +601,6 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
         ring_get(m, o, minute) == NULL)
       goto nomem;
     ring_touch(m, o->ring, minute);
-    hist_touch(m, o->hist);
     ch->count[i] = o->ring->sent;
     ch->first_refusal[i] = 0;
   }
@@ -590,7 +608,6 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
     sc = script_get(m, ch->script, ch->script_len);
     if (sc == NULL || hist_reserve(m, &sc->obj, hour, ch->retention) != 0)
       goto nomem;
-    hist_touch(m, sc->obj.hist);
   }
 
   ch->refuser = ch->forbid ? 0 : -1;
@@ -602,14 +619,14 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   if (ch->refuser >= 0) {
     ch->retry_after = ch->forbid ? -1 : 1;
     for (i = 0; i < ch->n; i++)
-      charge_refusal(ch, i, t, minute, hour, m);
+      charge_refusal(m, ch, i, t, minute);
   } else {
     ch->retry_after = 0;
     for (i = 0; i < ch->n && !ch->probe; i++)
-      charge_accept(ch, i, minute, hour);
+      charge_accept(ch, i, minute);
   }
   if (sc != NULL && (ch->refuser >= 0 || !ch->probe))
-    charge_script(sc, ch, t, hour);
+    charge_script(sc, ch, t);
   sweep(m, minute, cutoff_of(hour, ch->retention));
   pthread_mutex_unlock(&m->lock);
   return OBSPAM_OK;
@@ -634,8 +651,8 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   h = o->hist;
   if (h != NULL) {
     cutoff = cutoff_of(hour_of(now), retention);
-    for (i = 0; i < h->n; i++) {
-      const obspam__hour *rec = hist_at(h, i);
+    for (i = 0; i < hist_len(h); i++) {
+      const obspam__hour *rec = hist_rec(h, i);
 
       if (rec->hour >= cutoff)
         out->refused_total += rec->refused;
@@ -712,13 +729,13 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
       rc = OBSPAM_ENOTFOUND;
   }
   h = o != NULL ? o->hist : NULL;
-  if (h != NULL && h->n > 0) {
+  if (h != NULL && hist_len(h) > 0) {
     cutoff = cutoff_of(hour_of(m->newest), retention);
-    *out = malloc(h->n * sizeof(**out));
+    *out = malloc(hist_len(h) * sizeof(**out));
     if (*out == NULL)
       rc = OBSPAM_ENOMEM;
-    for (i = 0; *out != NULL && i < h->n; i++) {
-      const obspam__hour *rec = hist_at(h, i);
+    for (i = 0; *out != NULL && i < hist_len(h); i++) {
+      const obspam__hour *rec = hist_rec(h, i);
 
       if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
         (*out)[(*n)++] = *rec;
@@ -734,8 +751,8 @@ static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
   uint32_t i;
 
   memset(row, 0, sizeof(*row));
-  for (i = 0; i < h->n; i++) {
-    const obspam__hour *rec = hist_at(h, i);
+  for (i = 0; i < hist_len(h); i++) {
+    const obspam__hour *rec = hist_rec(h, i);
 
     if (rec->hour < cutoff || !overlaps(rec->hour, from, to))
       continue;
@@ -878,9 +895,9 @@ static void mem_save(obspam__store *s, obspam__buf *b) {
     obspam__buf_i64(b, h->np_first);
     obspam__buf_i64(b, h->np_last);
     obspam__buf_i64(b, h->np_limit);
-    obspam__buf_u32(b, h->n);
-    for (i = 0; i < h->n; i++) {
-      const obspam__hour *rec = hist_at(h, i);
+    obspam__buf_u32(b, hist_len(h));
+    for (i = 0; i < hist_len(h); i++) {
+      const obspam__hour *rec = hist_rec(h, i);
 
       obspam__buf_i64(b, rec->hour);
       obspam__buf_i64(b, rec->sent);
@@ -1021,6 +1038,7 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
     prev = rec->hour;
   }
   h->n = n;
+  h->cur.hour = -1; /* the next charge makes the newest hour current */
   return NULL;
 }
 

@@ -247,8 +247,10 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
     w[i].id = i;
     cr_assert_eq(pthread_create(&w[i].thread, NULL, work, &w[i]), 0);
   }
-  /* Reload until both workers are done: A, a failure, B, a failure, ... */
-  while (atomic_load(&workers_left) > 0) {
+  /* Reload until both workers are done, and at least twice (the workers
+     may have seen both configurations after one): A, a failure, B, a
+     failure, ... */
+  while (atomic_load(&workers_left) > 0 || reloads < 2) {
     const char *text = reloads % 2 == 0 ? CONF_B : CONF_A;
     int rc = obspam_load_config_string(e, text);
 
