@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define OBSPAM_VERSION_MAJOR 1
-#define OBSPAM_VERSION_MINOR 0
+#define OBSPAM_VERSION_MINOR 1
 #define OBSPAM_VERSION_PATCH 0
 #define OBSPAM_VERSION_NUMBER                                                  \
   ((OBSPAM_VERSION_MAJOR << 16) | (OBSPAM_VERSION_MINOR << 8) |                \
@@ -62,13 +62,14 @@ extern "C" {
   XX(ESYNTAX, -5, "syntax error in configuration")                             \
   XX(EIO, -6, "input/output error")                                            \
   XX(ECORRUPT, -7, "corrupt or foreign state file")                            \
-  XX(EVERSION, -8, "state file from a newer version")
+  XX(EVERSION, -8, "state file from a newer version")                          \
+  XX(EUNAVAIL, -9, "shared counter store unavailable")
 
 enum obspam_errno {
 #define OBSPAM_ERRNO_ENUM_(name, value, text) OBSPAM_##name = value,
   OBSPAM_ERRNO_MAP(OBSPAM_ERRNO_ENUM_)
 #undef OBSPAM_ERRNO_ENUM_
-      OBSPAM_ERRNO_END_ = -9
+      OBSPAM_ERRNO_END_ = -10 /* one past the last code; not part of the ABI */
 };
 
 /* Kinds of objects. OBSPAM_SCRIPT appears in reports only. */
@@ -113,7 +114,10 @@ enum obspam_option {
   OBSPAM_OPT_COUNT_MAILING_LISTS = 7,   /* 0 or 1; default 0 */
   OBSPAM_OPT_RETENTION_HOURS = 8,       /* 1 .. 87600; default 720 */
   OBSPAM_OPT_NOTIFY_PERIOD = 9,         /* seconds, 60 .. 2678400; 3600 */
-  OBSPAM_OPT_NOTIFY_IMMEDIATE = 10      /* 0 or 1; default 0 */
+  OBSPAM_OPT_NOTIFY_IMMEDIATE = 10,     /* 0 or 1; default 0 */
+  /* Added in 1.1, for a shared counter store (obspam_set_store): */
+  OBSPAM_OPT_STORE_TIMEOUT_MS = 11, /* 1 .. 60000; default 200 */
+  OBSPAM_OPT_STORE_FALLBACK = 12    /* 0 local (default), 1 defer */
 };
 
 typedef struct obspam_engine obspam_engine;
@@ -335,6 +339,30 @@ OBSPAM_API int obspam_set_notify(obspam_engine *e,
    refusal in a period is also notified at once, from obspam_decide. The
    callback runs with no engine lock held. */
 OBSPAM_API int obspam_notify_flush(obspam_engine *e, int64_t now);
+
+/* ---- A shared counter store (added in 1.1) ----------------------------- */
+
+/* Keeps the counters in Redis, shared by every engine (every mail server)
+   that names the same Redis: uri is "redis://HOST:PORT[/DB]" or
+   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"; NULL or "" goes back to
+   the in-memory counters. prefix (NULL: "obspam:") starts every key. The
+   connection is made at the first decision; while Redis does not answer
+   within OBSPAM_OPT_STORE_TIMEOUT_MS, decisions use this engine's own
+   in-memory counters (OBSPAM_OPT_STORE_FALLBACK 0) or fail with
+   OBSPAM_EUNAVAIL (1), and Redis is tried again every second.
+   OBSPAM_EINVAL for a malformed uri, or when the library was built
+   without Redis support. A `store` line in a configuration file does the
+   same; a configuration without one goes back to memory only when the
+   store came from a configuration. */
+OBSPAM_API int obspam_set_store(obspam_engine *e, const char *uri,
+                                const char *prefix);
+/* The state of the shared store: *shared 1 when one is set, *up 1 while
+   it answers, *episodes the number of times it stopped answering, and
+   *fallback_decisions the decisions made without it. Any pointer may be
+   NULL. With no shared store all are 0. */
+OBSPAM_API int obspam_store_status(obspam_engine *e, int64_t *shared,
+                                   int64_t *up, int64_t *episodes,
+                                   int64_t *fallback_decisions);
 
 /* ---- Persistence ------------------------------------------------------- */
 

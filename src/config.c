@@ -119,6 +119,7 @@ static const struct {
     {"count-forward-remote", OBSPAM_OPT_COUNT_FORWARD_REMOTE, YES_NO},
     {"count-mailing-lists", OBSPAM_OPT_COUNT_MAILING_LISTS, YES_NO},
     {"notify-immediate", OBSPAM_OPT_NOTIFY_IMMEDIATE, YES_NO},
+    {"store-fallback", OBSPAM_OPT_STORE_FALLBACK, {"local", "defer"}, {0, 1}},
 };
 
 /* Options that take a number. obspam__opt_check decides; the range is
@@ -131,6 +132,7 @@ static const struct {
 } number_options[] = {
     {"retention", OBSPAM_OPT_RETENTION_HOURS, "hours", 1, 87600},
     {"notify-period", OBSPAM_OPT_NOTIFY_PERIOD, "seconds", 60, 2678400},
+    {"store-timeout", OBSPAM_OPT_STORE_TIMEOUT_MS, "milliseconds", 1, 60000},
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -144,6 +146,7 @@ typedef struct parser {
   const char *end;  /* the end of the text */
   unsigned opt_line[OBSPAM__OPT_MAX + 1]; /* where each option was set */
   unsigned default_line;                  /* where `default` was, or 0 */
+  unsigned store_line, prefix_line;       /* `store`, `store-prefix`, or 0 */
   obspam__obj *last_domain; /* of the last mailbox: files group them */
   int nw;
   char *w[WORDS_MAX];
@@ -619,6 +622,31 @@ static int line_whitelist(parser *p) {
   return OBSPAM_OK;
 }
 
+/* `store URI` and `store-prefix PREFIX`: the shared counter store. */
+static int line_store(parser *p, int prefix) {
+  const char *kw = p->w[0], *val = p->w[1], *why;
+  unsigned *at = prefix ? &p->prefix_line : &p->store_line;
+  char **dst = prefix ? &p->conf->store_prefix : &p->conf->store_uri;
+
+  if (*at != 0)
+    return perr(p, OBSPAM_ESYNTAX, "'%s' appears already on line %u", kw, *at);
+  if (p->nw < 2)
+    return perr(p, OBSPAM_ESYNTAX, "missing value for '%s'", kw);
+  if (p->nw > 2)
+    return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
+  if (prefix) {
+    if (strlen(val) > 128 || strpbrk(val, "{}") != NULL)
+      return bad_value(p, kw, val, "at most 128 bytes, no braces");
+  } else if ((why = obspam__store_uri_check(val)) != NULL) {
+    return bad_value(p, kw, val, why);
+  }
+  *at = p->line;
+  *dst = strdup(val);
+  if (*dst == NULL)
+    return perr(p, OBSPAM_ENOMEM, "out of memory");
+  return OBSPAM_OK;
+}
+
 static int line_words(parser *p) {
   const char *kw = p->w[0];
   size_t i;
@@ -636,6 +664,10 @@ static int line_words(parser *p) {
     return line_default(p);
   if (strcmp(kw, "whitelist") == 0)
     return line_whitelist(p);
+  if (strcmp(kw, "store") == 0)
+    return line_store(p, 0);
+  if (strcmp(kw, "store-prefix") == 0)
+    return line_store(p, 1);
   for (i = 0; i < COUNT_OF(word_options); i++)
     if (strcmp(kw, word_options[i].keyword) == 0)
       return line_word_option(p, i);

@@ -230,13 +230,19 @@ static int decide(obspam_engine *e, const obspam_message *msg,
   ch.retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch.period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch.script = NULL;
+  ch.timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
+  ch.defer = (int)c->opt[OBSPAM_OPT_STORE_FALLBACK];
   if (!dry && msg->script != NULL && msg->script[0] != '\0') {
     ch.script_len = clean_script(msg->script, script);
     ch.script = script;
   }
   rc = e->store->ops->charge(e->store, &ch);
   if (rc != OBSPAM_OK) {
-    obspam__fail(e, rc, "decide: out of memory");
+    obspam__fail(e, rc, "%s",
+                 rc == OBSPAM_EUNAVAIL
+                     ? "decide: the shared counter store does not answer "
+                       "(store-fallback defer)"
+                     : "decide: out of memory");
     goto done;
   }
   if (ch.refuser >= 0) {

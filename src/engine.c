@@ -60,6 +60,8 @@ static const struct {
     [OBSPAM_OPT_RETENTION_HOURS] = {720, 1, 87600},
     [OBSPAM_OPT_NOTIFY_PERIOD] = {3600, 60, 2678400},
     [OBSPAM_OPT_NOTIFY_IMMEDIATE] = {0, 0, 1},
+    [OBSPAM_OPT_STORE_TIMEOUT_MS] = {200, 1, 60000},
+    [OBSPAM_OPT_STORE_FALLBACK] = {0, 0, 1},
 };
 
 const char *obspam__opt_check(int option, int64_t value) {
@@ -93,6 +95,8 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
     return;
   obspam__tree_free(&c->tree, store != NULL ? forget : NULL, store);
   obspam__wl_free(&c->wl);
+  free(c->store_uri);
+  free(c->store_prefix);
   free(c);
 }
 
@@ -111,6 +115,16 @@ void obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   pthread_rwlock_wrlock(&e->lock);
   old = e->conf;
   e->store->ops->carry(e->store, obspam__conf_find, next);
+  /* The uri was checked by the parser: only memory can run out here, and
+     then the store stays as it was. */
+  if (next->store_uri != NULL) {
+    if (obspam__store_switch(e, next->store_uri, next->store_prefix) ==
+        OBSPAM_OK)
+      e->store_from_config = 1;
+  } else if (e->store_from_config) {
+    (void)obspam__store_switch(e, NULL, NULL);
+    e->store_from_config = 0;
+  }
   e->conf = next;
   pthread_rwlock_unlock(&e->lock);
   /* The old objects hold no state any more: nothing to tell the store. */
@@ -203,4 +217,76 @@ void obspam_engine_free(obspam_engine *e) {
 
 const char *obspam_engine_errmsg(const obspam_engine *e) {
   return e != NULL ? e->errmsg : "no engine";
+}
+
+/* ---- the shared store ---------------------------------------------------- */
+
+int obspam__store_switch(obspam_engine *e, const char *uri,
+                         const char *prefix) {
+  obspam__store *cur = e->store, *next;
+  int shared = obspam__store_is_redis(cur);
+
+  if (uri == NULL || uri[0] == '\0') {
+    if (shared)
+      e->store = obspam__redis_store_release(cur);
+    return OBSPAM_OK;
+  }
+  if (shared && obspam__redis_store_same(cur, uri, prefix))
+    return OBSPAM_OK;
+  next = obspam__redis_store_new(uri, prefix, NULL);
+  if (next == NULL)
+    return OBSPAM_ENOMEM;
+  obspam__redis_store_adopt(next,
+                            shared ? obspam__redis_store_release(cur) : cur);
+  e->store = next;
+  return OBSPAM_OK;
+}
+
+int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
+  const char *why;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (uri != NULL && uri[0] != '\0') {
+    why = obspam__store_uri_check(uri);
+    if (why != NULL)
+      return obspam__fail(e, OBSPAM_EINVAL, "set_store: '%.200s': %s", uri,
+                          why);
+  }
+  if (prefix != NULL && (prefix[0] == '\0' || strlen(prefix) > 128 ||
+                         strpbrk(prefix, " \t\r\n{}") != NULL))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_store: prefix '%.64s': 1 to 128 bytes, no "
+                        "blanks or braces",
+                        prefix);
+  pthread_rwlock_wrlock(&e->lock);
+  rc = obspam__store_switch(e, uri, prefix);
+  if (rc == OBSPAM_OK)
+    e->store_from_config = 0;
+  pthread_rwlock_unlock(&e->lock);
+  if (rc != OBSPAM_OK)
+    return obspam__fail(e, rc, "set_store: out of memory");
+  return OBSPAM_OK;
+}
+
+int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
+                        int64_t *episodes, int64_t *fallback_decisions) {
+  int64_t st[4] = {0, 0, 0, 0};
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  pthread_rwlock_rdlock(&e->lock);
+  if (obspam__store_is_redis(e->store))
+    obspam__redis_store_status(e->store, st);
+  pthread_rwlock_unlock(&e->lock);
+  if (shared != NULL)
+    *shared = st[0];
+  if (up != NULL)
+    *up = st[1];
+  if (episodes != NULL)
+    *episodes = st[2];
+  if (fallback_decisions != NULL)
+    *fallback_decisions = st[3];
+  return OBSPAM_OK;
 }

@@ -10,13 +10,16 @@
 #include "tree.h"
 #include "whitelist.h"
 
-#define OBSPAM__OPT_MAX OBSPAM_OPT_NOTIFY_IMMEDIATE
+#define OBSPAM__OPT_MAX OBSPAM_OPT_STORE_FALLBACK
 
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
   int64_t opt[OBSPAM__OPT_MAX + 1]; /* by OBSPAM_OPT_* */
   obspam__tree tree;
   obspam__whitelist wl;
+  /* The `store` and `store-prefix` lines of a configuration file; NULL
+     when absent. Unused by configurations made through the C API. */
+  char *store_uri, *store_prefix;
 } obspam__conf;
 
 struct obspam_engine {
@@ -31,6 +34,10 @@ struct obspam_engine {
   /* The newest message time any decision has seen; read and raised
      atomically, without a lock. */
   int64_t newest;
+  /* The store is a shared one set by a configuration file's `store` line
+     (a configuration without one then goes back to memory), not by
+     obspam_set_store. */
+  int store_from_config;
 
   pthread_mutex_t err_lock;
   char errmsg[512];
@@ -47,6 +54,9 @@ void obspam__conf_replace(obspam_engine *e, obspam__conf *next);
 /* An obspam__successor: the object of that kind and name in conf. */
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
                                void *conf);
+/* Makes the engine's store the shared one at uri with prefix, or memory
+   (uri NULL or ""), keeping the local counters. Under the write lock. */
+int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix);
 /* Checks an option value: NULL when valid, else what is wrong. */
 const char *obspam__opt_check(int option, int64_t value);
 

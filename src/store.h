@@ -31,6 +31,11 @@ typedef struct obspam__charge {
   int64_t period;      /* notification period, seconds */
   const char *script;  /* script path (cleaned, at most SCRIPT_MAX), or NULL */
   size_t script_len;
+  /* For a shared store only: how long to wait for it, and whether to fail
+     with OBSPAM_EUNAVAIL (defer set) instead of using the local counters
+     when it does not answer. The in-memory store ignores both. */
+  int64_t timeout_ms;
+  int defer;
   /* out */
   int refuser;         /* index of the refusing object; -1: accepted */
   int64_t count[3];    /* each object's count in the window before */
@@ -150,5 +155,29 @@ struct obspam__store {
 
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
+
+/* ---- The shared store in Redis (store_redis.c) ---------------------------
+
+   It wraps an in-memory store, which it owns, as its local fallback. */
+
+/* NULL when uri is a valid "redis://HOST:PORT[/DB]" or
+   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER" and this library has Redis
+   support; else what is wrong, in a few words. */
+const char *obspam__store_uri_check(const char *uri);
+/* A Redis store over local, connecting at its first use. NULL when out of
+   memory or the uri is bad (then local is left to the caller). */
+obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
+                                       obspam__store *local);
+/* Gives the Redis store s its local store (when it was made with NULL). */
+void obspam__redis_store_adopt(obspam__store *s, obspam__store *local);
+/* Whether s is a Redis store. */
+int obspam__store_is_redis(const obspam__store *s);
+/* Whether the Redis store s was made from uri and prefix. */
+int obspam__redis_store_same(const obspam__store *s, const char *uri,
+                             const char *prefix);
+/* Frees the Redis store s and returns its local store. */
+obspam__store *obspam__redis_store_release(obspam__store *s);
+/* shared, up, episodes, fallback decisions: see obspam_store_status. */
+void obspam__redis_store_status(obspam__store *s, int64_t out[4]);
 
 #endif

@@ -14,11 +14,11 @@
 #          (the thread-stress suites tests/test_threads*.c)
 #   bindings  the Python and PHP bindings against build/'s library
 #          (tests/bindings/run.sh, which installs php-cli when missing)
-#   daemons, e2e, fuzz, faults, abi
+#   daemons, e2e, redis, fuzz, faults, abi
 #          tests/NAME/run.sh BUILD_DIR, each installing what it needs and
 #          ending with "N passed, N failed": the daemons against real
-#          sockets, Postfix end to end, fuzzers, fault injection, the ABI
-#          guard
+#          sockets, Postfix end to end, the Redis store (with Sentinel),
+#          fuzzers, fault injection, the ABI guard
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,12 +26,13 @@ cd "$ROOT"
 # shellcheck source=tests/lib/deps.sh
 . tests/lib/deps.sh
 
-STAGES=(build asan tsan bindings daemons e2e fuzz faults abi)
+STAGES=(build asan tsan bindings daemons e2e redis fuzz faults abi)
 JOBS=${OBSPAM_JOBS:-2}
 # binutils: nm and readelf, for the export test.
-# libmilter-dev: obspam-milter is built with the other examples.
+# libmilter-dev: obspam-milter is built with the other examples;
+# libhiredis-dev: the Redis store is built into the library.
 PACKAGES=(cmake make gcc g++ libc6-dev pkg-config binutils
-  libxxhash-dev uthash-dev libcriterion-dev libmilter-dev)
+  libxxhash-dev uthash-dev libcriterion-dev libmilter-dev libhiredis-dev)
 
 passed=0
 failed=0
@@ -213,6 +214,7 @@ script_stage() {
 
 stage_daemons() { script_stage daemons "obspam-policyd, obspam-milter, obspamctl"; }
 stage_e2e() { script_stage e2e "a private Postfix instance end to end"; }
+stage_redis() { script_stage redis "shared counters in private Redis and Sentinel servers"; }
 stage_fuzz() { script_stage fuzz "libFuzzer targets, bounded, and regressions"; }
 stage_faults() { script_stage faults "allocation failures on every entry point"; }
 stage_abi() { script_stage abi "the ABI against the committed baseline"; }

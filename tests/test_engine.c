@@ -207,7 +207,7 @@ Test(engine, notify_period_range) {
 }
 
 Test(engine, unknown_options) {
-  static const int unknown[] = {0, 11, 12, -1, 100, INT_MAX, INT_MIN};
+  static const int unknown[] = {0, 13, 14, -1, 100, INT_MAX, INT_MIN};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     int64_t v = 777;
     RC(obspam_set_option(e, unknown[i], 0), OBSPAM_EINVAL);

@@ -7,17 +7,17 @@ Test(version, number_matches_header) {
   cr_assert_eq(obspam_version(), (unsigned int)OBSPAM_VERSION_NUMBER,
                "obspam_version() = 0x%x, header says 0x%x", obspam_version(),
                (unsigned int)OBSPAM_VERSION_NUMBER);
-  cr_assert_eq(obspam_version(), 0x010000u, "obspam_version() = 0x%x",
+  cr_assert_eq(obspam_version(), 0x010100u, "obspam_version() = 0x%x",
                obspam_version());
   cr_assert_eq(OBSPAM_VERSION_MAJOR, 1);
-  cr_assert_eq(OBSPAM_VERSION_MINOR, 0);
+  cr_assert_eq(OBSPAM_VERSION_MINOR, 1);
   cr_assert_eq(OBSPAM_VERSION_PATCH, 0);
 }
 
 Test(version, string) {
   const char *s = obspam_version_string();
   cr_assert_not_null(s, "obspam_version_string() is NULL");
-  cr_assert_str_eq(s, "1.0.0", "obspam_version_string() = \"%s\"", s);
+  cr_assert_str_eq(s, "1.1.0", "obspam_version_string() = \"%s\"", s);
   /* The string agrees with the number. */
   char buf[32];
   snprintf(buf, sizeof buf, "%u.%u.%u", obspam_version() >> 16,
@@ -35,6 +35,7 @@ Test(version, error_code_values) {
   cr_assert_eq(OBSPAM_EIO, -6);
   cr_assert_eq(OBSPAM_ECORRUPT, -7);
   cr_assert_eq(OBSPAM_EVERSION, -8);
+  cr_assert_eq(OBSPAM_EUNAVAIL, -9);
 }
 
 /* Every code has the exact text of OBSPAM_ERRNO_MAP. */
@@ -47,7 +48,7 @@ Test(version, strerror_every_code) {
       OBSPAM_ERRNO_MAP(XX)
 #undef XX
   };
-  cr_assert_eq(sizeof want / sizeof want[0], 9u, "the map has 9 codes");
+  cr_assert_eq(sizeof want / sizeof want[0], 10u, "the map has 10 codes");
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     const char *s = obspam_strerror(want[i].code);
     cr_assert_not_null(s, "obspam_strerror(%d) is NULL", want[i].code);
@@ -64,17 +65,18 @@ Test(version, strerror_every_code) {
   cr_assert_str_eq(obspam_strerror(-6), "input/output error");
   cr_assert_str_eq(obspam_strerror(-7), "corrupt or foreign state file");
   cr_assert_str_eq(obspam_strerror(-8), "state file from a newer version");
+  cr_assert_str_eq(obspam_strerror(-9), "shared counter store unavailable");
 }
 
 /* An unknown code gets a non-NULL, non-empty text that is none of the known
    texts ("unknown codes are described as such"). */
 Test(version, strerror_unknown_code) {
-  static const int unknown[] = {-9, -10, 1, 2, 100, -1000, INT_MAX, INT_MIN};
+  static const int unknown[] = {-10, -11, 1, 2, 100, -1000, INT_MAX, INT_MIN};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *s = obspam_strerror(unknown[i]);
     cr_assert_not_null(s, "obspam_strerror(%d) is NULL", unknown[i]);
     cr_assert_neq(s[0], '\0', "obspam_strerror(%d) is empty", unknown[i]);
-    for (int code = 0; code >= -8; code--)
+    for (int code = 0; code >= -9; code--)
       cr_assert_str_neq(s, obspam_strerror(code),
                         "obspam_strerror(%d) = \"%s\", the text of code %d",
                         unknown[i], s, code);

@@ -208,6 +208,7 @@ final class Engine
     public const EIO = -6;
     public const ECORRUPT = -7;
     public const EVERSION = -8;
+    public const EUNAVAIL = -9;
 
     // Kinds of objects (enum obspam_kind); SCRIPT appears in reports only.
     public const SERVER = 0;
@@ -245,6 +246,8 @@ final class Engine
     public const OPT_RETENTION_HOURS = 8;
     public const OPT_NOTIFY_PERIOD = 9;
     public const OPT_NOTIFY_IMMEDIATE = 10;
+    public const OPT_STORE_TIMEOUT_MS = 11;
+    public const OPT_STORE_FALLBACK = 12;
 
     /** The fields decide() accepts, with their defaults (OBSPAM_MESSAGE_INIT). */
     public const MESSAGE_DEFAULTS = [
@@ -807,6 +810,48 @@ final class Engine
         $rc = $this->lib->obspam_notify_flush($e, $now);
         $this->rethrowCallbackErrors();
         $this->ensure($e, $rc);
+    }
+
+    // ---- the shared counter store (1.1) ---------------------------------
+
+    /**
+     * obspam_set_store(): keeps the counters in Redis ("redis://HOST:PORT[/DB]"
+     * or "sentinel://HOST:PORT[,...]/MASTER"), shared by every engine that
+     * names it; null or "" goes back to memory. $prefix (null: "obspam:")
+     * starts every key.
+     */
+    public function setStore(?string $uri, ?string $prefix = null): void
+    {
+        $e = $this->handle('setStore');
+        $this->ensure($e, $this->lib->obspam_set_store(
+            $e,
+            self::str($uri, 'set_store'),
+            self::str($prefix, 'set_store'),
+        ));
+    }
+
+    /**
+     * obspam_store_status(): ['shared' => 1 with a shared store, 'up' => 1
+     * while it answers, 'episodes' => times it stopped answering,
+     * 'fallback_decisions' => decisions made without it].
+     *
+     * @return array<string, int>
+     */
+    public function storeStatus(): array
+    {
+        $e = $this->handle('storeStatus');
+        $v = [];
+        foreach (['shared', 'up', 'episodes', 'fallback_decisions'] as $k) {
+            $v[$k] = $this->lib->new('int64_t');
+        }
+        $this->ensure($e, $this->lib->obspam_store_status(
+            $e,
+            \FFI::addr($v['shared']),
+            \FFI::addr($v['up']),
+            \FFI::addr($v['episodes']),
+            \FFI::addr($v['fallback_decisions']),
+        ));
+        return array_map(fn ($x) => $x->cdata, $v);
     }
 
     // ---- persistence ----------------------------------------------------

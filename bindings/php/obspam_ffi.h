@@ -119,3 +119,7 @@ int obspam_notify_flush(obspam_engine *e, int64_t now);
 
 int obspam_state_save(obspam_engine *e, const char *path);
 int obspam_state_load(obspam_engine *e, const char *path);
+
+int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix);
+int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
+                        int64_t *episodes, int64_t *fallback_decisions);

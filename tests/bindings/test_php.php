@@ -192,6 +192,7 @@ test('every function has a method', function (): void {
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
+        'obspam_set_store' => 'setStore', 'obspam_store_status' => 'storeStatus',
     ];
     $functions = $m[1];
     sort($functions);
@@ -275,6 +276,8 @@ test('life cycle', function (): void {
         'notifyFlush' => fn () => $e->notifyFlush(),
         'saveState' => fn () => $e->saveState("$tmp/x"),
         'loadState' => fn () => $e->loadState("$tmp/x"),
+        'setStore' => fn () => $e->setStore(null),
+        'storeStatus' => fn () => $e->storeStatus(),
         'lastError' => fn () => $e->lastError(),
     ];
     foreach ($calls as $name => $call) {

@@ -238,6 +238,8 @@ class TestAbi(unittest.TestCase):
             "obspam_notify_flush": obspam.Engine.notify_flush,
             "obspam_state_save": obspam.Engine.save_state,
             "obspam_state_load": obspam.Engine.load_state,
+            "obspam_set_store": obspam.Engine.set_store,
+            "obspam_store_status": obspam.Engine.store_status,
         }
         self.assertEqual(sorted(methods), sorted(self.header.functions))
         for name, method in methods.items():
@@ -394,6 +396,8 @@ class TestOptions(unittest.TestCase):
                 obspam.OPT_RETENTION_HOURS: 720,
                 obspam.OPT_NOTIFY_PERIOD: 3600,
                 obspam.OPT_NOTIFY_IMMEDIATE: 0,
+                obspam.OPT_STORE_TIMEOUT_MS: 200,
+                obspam.OPT_STORE_FALLBACK: 0,
             },
         )
 

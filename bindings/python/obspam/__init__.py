@@ -35,7 +35,7 @@ import os
 import threading
 from ctypes import byref, c_int64, c_void_p
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
 from ._errors import Error, LibraryError
@@ -71,6 +71,7 @@ __all__ = [
     "EIO",
     "ECORRUPT",
     "EVERSION",
+    "EUNAVAIL",
     "SERVER",
     "PLAN",
     "SUBSCRIPTION",
@@ -98,10 +99,12 @@ __all__ = [
     "OPT_RETENTION_HOURS",
     "OPT_NOTIFY_PERIOD",
     "OPT_NOTIFY_IMMEDIATE",
+    "OPT_STORE_TIMEOUT_MS",
+    "OPT_STORE_FALLBACK",
 ]
 
 #: The version of this binding (it follows the library it was written for).
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 # ---- Constants (values are part of the ABI) --------------------------------
 
@@ -123,6 +126,7 @@ class ErrorCode(enum.IntEnum):
     EIO = -6
     ECORRUPT = -7
     EVERSION = -8
+    EUNAVAIL = -9  #: the shared counter store does not answer (1.1)
 
 
 class Kind(enum.IntEnum):
@@ -158,6 +162,8 @@ class Option(enum.IntEnum):
     RETENTION_HOURS = 8  #: 1 .. 87600; default 720
     NOTIFY_PERIOD = 9  #: seconds, 60 .. 2678400; default 3600
     NOTIFY_IMMEDIATE = 10  #: 0 or 1; default 0
+    STORE_TIMEOUT_MS = 11  #: 1 .. 60000; default 200 (1.1)
+    STORE_FALLBACK = 12  #: 0 local (default), 1 defer (1.1)
 
 
 class MessageFlag(enum.IntFlag):
@@ -179,6 +185,7 @@ ESYNTAX = ErrorCode.ESYNTAX
 EIO = ErrorCode.EIO
 ECORRUPT = ErrorCode.ECORRUPT
 EVERSION = ErrorCode.EVERSION
+EUNAVAIL = ErrorCode.EUNAVAIL
 
 SERVER = Kind.SERVER
 PLAN = Kind.PLAN
@@ -213,6 +220,8 @@ OPT_COUNT_MAILING_LISTS = Option.COUNT_MAILING_LISTS
 OPT_RETENTION_HOURS = Option.RETENTION_HOURS
 OPT_NOTIFY_PERIOD = Option.NOTIFY_PERIOD
 OPT_NOTIFY_IMMEDIATE = Option.NOTIFY_IMMEDIATE
+OPT_STORE_TIMEOUT_MS = Option.STORE_TIMEOUT_MS
+OPT_STORE_FALLBACK = Option.STORE_FALLBACK
 
 _INT64_MAX = 2**63 - 1
 
@@ -938,6 +947,28 @@ class Engine:
             self._call("notify_flush", self._lib.obspam_notify_flush, int(now))
         finally:
             self._callbacks.raise_pending("notify_flush")
+
+    # -- the shared counter store (1.1) --
+
+    def set_store(self, uri: Optional[str], prefix: Optional[str] = None) -> None:
+        """``obspam_set_store()``: keeps the counters in Redis
+        ("redis://HOST:PORT[/DB]" or "sentinel://HOST:PORT[,...]/MASTER"),
+        shared by every engine that names it; None or "" goes back to
+        memory. ``prefix`` (None: "obspam:") starts every key."""
+        self._call(
+            "set_store",
+            self._lib.obspam_set_store,
+            _enc(uri, "set_store"),
+            _enc(prefix, "set_store"),
+        )
+
+    def store_status(self) -> Dict[str, int]:
+        """``obspam_store_status()``: ``shared`` (1 with a shared store),
+        ``up`` (1 while it answers), ``episodes`` (times it stopped
+        answering) and ``fallback_decisions`` (decisions made without it)."""
+        vals = [c_int64() for _ in range(4)]
+        self._call("store_status", self._lib.obspam_store_status, *[byref(v) for v in vals])
+        return dict(zip(("shared", "up", "episodes", "fallback_decisions"), (v.value for v in vals)))
 
     # -- persistence --
 

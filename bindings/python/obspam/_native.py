@@ -177,6 +177,8 @@ PROTOTYPES = {
     "obspam_notify_flush": (c_int, [_E, c_int64]),
     "obspam_state_save": (c_int, [_E, c_char_p]),
     "obspam_state_load": (c_int, [_E, c_char_p]),
+    "obspam_set_store": (c_int, [_E, c_char_p, c_char_p]),
+    "obspam_store_status": (c_int, [_E, _I64P, _I64P, _I64P, _I64P]),
 }
 
 

@@ -1,0 +1,1164 @@
+/* The shared counter store in Redis.
+
+   Several mail servers that name the same Redis count every object once,
+   whichever server a message goes through. The decision logic is the one
+   of store_mem.c, run by Redis itself as one Lua script per decision (one
+   round trip, atomic), so two servers can never both take the last slot.
+
+   Keys, all starting with the configured prefix ("obspam:" by default),
+   with the owning subscription as a hash tag so that everything one
+   decision touches lives in one slot:
+
+     P{sub:S}:KIND:NAME:w   hash "s<minute>" sent, "r<minute>" refused; the
+                            minutes of the window, older ones are deleted;
+                            TTL a little over the window
+     P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|f|l" sent, refused, first and
+                            last refusal of each clock hour, "lr" the last
+                            refusal; TTL the retention
+     P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
+                            reports; TTL the retention
+     P scripts              hash script path -> subscription last charged
+
+   KIND is sub, dom, mbx or scr (a script path, under the subscription its
+   message was charged to). The index keys are written in the same pipeline
+   as the script, not by it, so the script itself only touches one slot.
+
+   When Redis does not answer within the timeout (or is down), the decision
+   falls back to the in-memory store this one wraps, or fails with
+   OBSPAM_EUNAVAIL; Redis is tried again at most once a second. Snapshots,
+   notices and carried counters are those of the local store: Redis keeps
+   its own data, by name, across reloads and restarts. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+
+#define URI_MAX 1024
+#define SENTINELS_MAX 8
+
+typedef struct endpoint {
+  char host[256];
+  int port;
+} endpoint;
+
+typedef struct parsed_uri {
+  int sentinel;
+  int n;
+  endpoint ep[SENTINELS_MAX];
+  long db;
+  char master[128];
+} parsed_uri;
+
+static int parse_endpoint(const char *s, size_t len, endpoint *ep) {
+  const char *colon;
+  long port = 0;
+  size_t hl, i;
+
+  if (len == 0 || len >= sizeof(ep->host) + 8)
+    return -1;
+  colon = NULL;
+  for (i = len; i > 0; i--)
+    if (s[i - 1] == ':') {
+      colon = s + i - 1;
+      break;
+    }
+  if (colon == NULL || colon == s || colon + 1 == s + len ||
+      (size_t)(s + len - colon - 1) > 5)
+    return -1;
+  for (i = (size_t)(colon + 1 - s); i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    port = port * 10 + (s[i] - '0');
+  }
+  if (port < 1 || port > 65535)
+    return -1;
+  hl = (size_t)(colon - s);
+  if (s[0] == '[' && hl >= 2 && s[hl - 1] == ']') {
+    s++;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= sizeof(ep->host))
+    return -1;
+  for (i = 0; i < hl; i++)
+    if ((unsigned char)s[i] <= ' ' || s[i] == '/' || s[i] == ',')
+      return -1;
+  memcpy(ep->host, s, hl);
+  ep->host[hl] = '\0';
+  ep->port = (int)port;
+  return 0;
+}
+
+static const char *parse_uri(const char *uri, parsed_uri *p) {
+  const char *s, *slash, *end;
+
+  memset(p, 0, sizeof(*p));
+  if (uri == NULL || strlen(uri) >= URI_MAX)
+    return "store address is too long";
+  if (strncmp(uri, "redis://", 8) == 0) {
+    s = uri + 8;
+    slash = strchr(s, '/');
+    end = slash != NULL ? slash : s + strlen(s);
+    if (parse_endpoint(s, (size_t)(end - s), &p->ep[0]) != 0)
+      return "expected redis://HOST:PORT[/DB]";
+    p->n = 1;
+    if (slash != NULL) {
+      const char *d = slash + 1;
+
+      if (*d == '\0')
+        return "expected redis://HOST:PORT[/DB]";
+      for (; *d != '\0'; d++) {
+        if (*d < '0' || *d > '9' || p->db > 100000)
+          return "the database is not a number";
+        p->db = p->db * 10 + (*d - '0');
+      }
+    }
+    return NULL;
+  }
+  if (strncmp(uri, "sentinel://", 11) == 0) {
+    p->sentinel = 1;
+    s = uri + 11;
+    slash = strchr(s, '/');
+    if (slash == NULL || slash[1] == '\0')
+      return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
+    while (s < slash) {
+      const char *comma = memchr(s, ',', (size_t)(slash - s));
+
+      end = comma != NULL ? comma : slash;
+      if (p->n == SENTINELS_MAX)
+        return "more than 8 sentinels";
+      if (parse_endpoint(s, (size_t)(end - s), &p->ep[p->n]) != 0)
+        return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
+      p->n++;
+      s = end + 1;
+    }
+    if (p->n == 0 || strlen(slash + 1) >= sizeof(p->master))
+      return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
+    for (s = slash + 1; *s != '\0'; s++)
+      if ((unsigned char)*s <= ' ' || *s == '/' || *s == ',')
+        return "bad master name";
+    strcpy(p->master, slash + 1);
+    return NULL;
+  }
+  return "expected redis://HOST:PORT[/DB] or "
+         "sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
+}
+
+#ifdef OBSPAM_WITH_REDIS
+
+#include <hiredis.h>
+
+#include "tree.h"
+
+#define RETRY_MS 1000   /* how often a down Redis is tried again */
+#define WINDOW_TTL 3720 /* the window and two minutes of clock skew */
+#define KEY_MAX 1800    /* prefix, tag, kind, a script path */
+#define PREFIX_MAX 128
+
+/* The check-and-charge of store_mem.c (mem_charge and dry_charge), on the
+   keys of the charged objects. KEYS: the n window hashes, the n history
+   hashes, then the script's history hash when ARGV[8] is 1. ARGV: n, t, c,
+   forbid, probe, dry, retention hours, script, window TTL, the n limits.
+   Returns refuser (0-based, -1 accepted), retry_after, the n counts. */
+static const char lua_charge[] =
+    "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
+    "local c=tonumber(ARGV[3]) local forbid=ARGV[4]=='1'\n"
+    "local probe=ARGV[5]=='1' local dry=ARGV[6]=='1'\n"
+    "local ret=tonumber(ARGV[7]) local script=ARGV[8]=='1'\n"
+    "local wttl=tonumber(ARGV[9])\n"
+    "local lim={} for i=1,n do lim[i]=tonumber(ARGV[9+i]) end\n"
+    "local minute=math.floor(t/60)\n"
+    "local win,count={},{}\n"
+    "for i=1,n do\n"
+    "  local all=redis.call('HGETALL',KEYS[i])\n"
+    "  local b,stale,sent={},{},0\n"
+    "  for j=1,#all,2 do\n"
+    "    local f=all[j] local m=tonumber(string.sub(f,2))\n"
+    "    if m<=minute-60 then stale[#stale+1]=f\n"
+    "    elseif string.byte(f,1)==115 then\n"
+    "      local v=tonumber(all[j+1]) b[m]=v sent=sent+v end\n"
+    "  end\n"
+    "  win[i]=b count[i]=sent\n"
+    "  if not dry and #stale>0 then redis.call('HDEL',KEYS[i],unpack(stale)) "
+    "end\n"
+    "end\n"
+    "local refuser=-1\n"
+    "if forbid then refuser=0 else\n"
+    "  for i=1,n do\n"
+    "    if lim[i]>=0 and count[i]+c>lim[i] then refuser=i-1 break end\n"
+    "  end\n"
+    "end\n"
+    /* wait_for() of store_mem.c: drop the oldest minutes until c fits. */
+    "local function wait_for(b,sent,limit)\n"
+    "  if c>limit then return -1 end\n"
+    "  local total,k=sent,0\n"
+    "  while total+c>limit do total=total-(b[minute-59+k] or 0) k=k+1 end\n"
+    "  if k==0 then return 1 end\n"
+    "  return (minute+k)*60-t\n"
+    "end\n"
+    "local retry=0\n"
+    "if refuser>=0 then\n"
+    "  if forbid then retry=-1 else retry=1 end\n"
+    "  for i=1,n do\n"
+    "    if retry>=0 and lim[i]>=0 then\n"
+    "      local w=wait_for(win[i],count[i],lim[i])\n"
+    "      if w<0 or w>retry then retry=w end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if not dry then\n"
+    "  local hour=t-t%3600 local hs=string.format('%d',hour)\n"
+    "  local ts=string.format('%d',t)\n"
+    "  local function hist(key,refused)\n"
+    "    if redis.call('HEXISTS',key,hs..':s')==0 and "
+    "redis.call('HEXISTS',key,hs..':r')==0 then\n"
+    "      local cutoff=hour-(ret-1)*3600 local old={}\n"
+    "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
+    "        local h=tonumber(string.match(f,'^(%d+):'))\n"
+    "        if h and h<cutoff then old[#old+1]=f end\n"
+    "      end\n"
+    "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
+    "    end\n"
+    "    if refused then\n"
+    "      redis.call('HINCRBY',key,hs..':r',1)\n"
+    "      redis.call('HSETNX',key,hs..':f',ts)\n"
+    "      redis.call('HSET',key,hs..':l',ts,'lr',ts)\n"
+    "    else redis.call('HINCRBY',key,hs..':s',c) end\n"
+    "    redis.call('EXPIRE',key,ret*3600+3600)\n"
+    "  end\n"
+    "  local ms=string.format('%d',minute)\n"
+    "  if refuser>=0 then\n"
+    "    for i=1,n do redis.call('HINCRBY',KEYS[i],'r'..ms,1) "
+    "hist(KEYS[n+i],true) end\n"
+    "  elseif not probe then\n"
+    "    for i=1,n do redis.call('HINCRBY',KEYS[i],'s'..ms,c) "
+    "hist(KEYS[n+i],false) end\n"
+    "  end\n"
+    "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
+    "  if script and (refuser>=0 or not probe) then "
+    "hist(KEYS[2*n+1],refuser>=0) end\n"
+    "end\n"
+    "return {refuser,retry,count[1],count[2] or 0,count[3] or 0}\n";
+
+/* store_mem.c's mem_read. KEYS: window hash, history hash. ARGV: now,
+   retention hours. Returns count, refused, refused_total, last_refused. */
+static const char lua_read[] =
+    "local now=tonumber(ARGV[1]) local ret=tonumber(ARGV[2])\n"
+    "local minute=math.floor(now/60) local sent,refd=0,0\n"
+    "local all=redis.call('HGETALL',KEYS[1])\n"
+    "for j=1,#all,2 do\n"
+    "  local f=all[j] local m=tonumber(string.sub(f,2))\n"
+    "  if m>minute-60 then\n"
+    "    if string.byte(f,1)==115 then sent=sent+tonumber(all[j+1])\n"
+    "    else refd=refd+tonumber(all[j+1]) end\n"
+    "  end\n"
+    "end\n"
+    "local hour=now-now%3600 local cutoff=hour-(ret-1)*3600\n"
+    "local total,lr=0,0\n"
+    "all=redis.call('HGETALL',KEYS[2])\n"
+    "for j=1,#all,2 do\n"
+    "  local h,w=string.match(all[j],'^(%d+):(%a)$')\n"
+    "  if h and w=='r' and tonumber(h)>=cutoff then "
+    "total=total+tonumber(all[j+1]) end\n"
+    "  if all[j]=='lr' then local v=tonumber(all[j+1])\n"
+    "    if v-v%3600>=cutoff then lr=v end end\n"
+    "end\n"
+    "return {sent,refd,total,lr}\n";
+
+typedef struct redis_store {
+  obspam__store base;
+  obspam__store *local;
+  char *uri, *prefix;
+  parsed_uri addr;
+  pthread_mutex_t lock; /* the connection and everything below */
+  redisContext *c;
+  char sha_charge[41], sha_read[41];
+  int up;              /* the last attempt worked (1 before the first) */
+  int64_t next_try_ms; /* while down: when to try again */
+  int64_t episodes, fallbacks;
+  int64_t timeout_ms;
+  int64_t newest; /* the newest message time seen here */
+} redis_store;
+
+static const obspam__store_ops redis_ops;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static redisContext *dial(const endpoint *ep, int64_t ms) {
+  struct timeval tv;
+  redisContext *c;
+
+  tv.tv_sec = (time_t)(ms / 1000);
+  tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+  c = redisConnectWithTimeout(ep->host, ep->port, tv);
+  if (c == NULL)
+    return NULL;
+  if (c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+    redisFree(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* Runs one command and returns its reply when it is of type want. */
+static redisReply *call(redisContext *c, int want, int argc, const char **argv,
+                        const size_t *len) {
+  redisReply *rp = redisCommandArgv(c, argc, argv, len);
+
+  if (rp != NULL && (int)rp->type != want) {
+    freeReplyObject(rp);
+    return NULL;
+  }
+  return rp;
+}
+
+static int load_script(redisContext *c, const char *text, char sha[41]) {
+  const char *argv[] = {"SCRIPT", "LOAD", text};
+  size_t len[] = {6, 4, strlen(text)};
+  redisReply *rp = call(c, REDIS_REPLY_STRING, 3, argv, len);
+
+  if (rp == NULL || rp->len != 40) {
+    if (rp != NULL)
+      freeReplyObject(rp);
+    return -1;
+  }
+  memcpy(sha, rp->str, 40);
+  sha[40] = '\0';
+  freeReplyObject(rp);
+  return 0;
+}
+
+/* The master's address, from the first sentinel that knows it. */
+static int ask_sentinels(redis_store *r, endpoint *master) {
+  int i;
+
+  for (i = 0; i < r->addr.n; i++) {
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name",
+                          r->addr.master};
+    size_t len[] = {8, 23, strlen(r->addr.master)};
+    redisContext *c = dial(&r->addr.ep[i], r->timeout_ms);
+    redisReply *rp;
+    int ok = 0;
+
+    if (c == NULL)
+      continue;
+    rp = call(c, REDIS_REPLY_ARRAY, 3, argv, len);
+    if (rp != NULL && rp->elements == 2 &&
+        rp->element[0]->type == REDIS_REPLY_STRING &&
+        rp->element[1]->type == REDIS_REPLY_STRING &&
+        rp->element[0]->len < sizeof(master->host)) {
+      memcpy(master->host, rp->element[0]->str, rp->element[0]->len);
+      master->host[rp->element[0]->len] = '\0';
+      master->port = atoi(rp->element[1]->str);
+      ok = master->port > 0;
+    }
+    if (rp != NULL)
+      freeReplyObject(rp);
+    redisFree(c);
+    if (ok)
+      return 0;
+  }
+  return -1;
+}
+
+/* Whether c is connected to a master (a demoted one refuses writes). */
+static int is_master(redisContext *c) {
+  const char *argv[] = {"ROLE"};
+  size_t len[] = {4};
+  redisReply *rp = call(c, REDIS_REPLY_ARRAY, 1, argv, len);
+  int ok;
+
+  ok = rp != NULL && rp->elements > 0 &&
+       rp->element[0]->type == REDIS_REPLY_STRING &&
+       strcmp(rp->element[0]->str, "master") == 0;
+  if (rp != NULL)
+    freeReplyObject(rp);
+  return ok;
+}
+
+static int connect_master(redis_store *r) {
+  endpoint master;
+  redisContext *c;
+
+  if (r->addr.sentinel) {
+    if (ask_sentinels(r, &master) != 0)
+      return -1;
+  } else {
+    master = r->addr.ep[0];
+  }
+  c = dial(&master, r->timeout_ms);
+  if (c == NULL)
+    return -1;
+  if (r->addr.sentinel && !is_master(c))
+    goto fail;
+  if (r->addr.db != 0) {
+    char db[24];
+    const char *argv[] = {"SELECT", db};
+    size_t len[2];
+    redisReply *rp;
+
+    snprintf(db, sizeof(db), "%ld", r->addr.db);
+    len[0] = 6;
+    len[1] = strlen(db);
+    rp = call(c, REDIS_REPLY_STATUS, 2, argv, len);
+    if (rp == NULL)
+      goto fail;
+    freeReplyObject(rp);
+  }
+  if (load_script(c, lua_charge, r->sha_charge) != 0 ||
+      load_script(c, lua_read, r->sha_read) != 0)
+    goto fail;
+  r->c = c;
+  return 0;
+fail:
+  redisFree(c);
+  return -1;
+}
+
+/* Redis stopped answering: count an episode when it was up. */
+static void mark_down(redis_store *r) {
+  if (r->c != NULL) {
+    redisFree(r->c);
+    r->c = NULL;
+  }
+  if (r->up)
+    r->episodes++;
+  r->up = 0;
+  r->next_try_ms = mono_ms() + RETRY_MS;
+}
+
+/* A connection, unless Redis is down and it is not time to try again. */
+static int ensure(redis_store *r) {
+  if (r->c != NULL)
+    return 0;
+  if (!r->up && mono_ms() < r->next_try_ms)
+    return -1;
+  if (connect_master(r) == 0) {
+    r->up = 1;
+    return 0;
+  }
+  mark_down(r);
+  return -1;
+}
+
+/* A batch of commands sent in one write, their replies read together. */
+#define ARGS_MAX 40
+typedef struct cmd {
+  int argc;
+  const char *argv[ARGS_MAX];
+  size_t len[ARGS_MAX];
+} cmd;
+
+static void arg(cmd *c, const char *s, size_t n) {
+  c->argv[c->argc] = s;
+  c->len[c->argc++] = n;
+}
+
+static void args(cmd *c, const char *s) { arg(c, s, strlen(s)); }
+
+static int reply_is(const redisReply *rp, const char *prefix) {
+  return rp->type == REDIS_REPLY_ERROR &&
+         strncmp(rp->str, prefix, strlen(prefix)) == 0;
+}
+
+/* Sends the n commands and reads their replies into rp. A lost connection,
+   a demoted master or an unknown script is retried once on a fresh
+   connection (a failover, a restarted Redis). Returns 0, or -1 with
+   Redis marked down and no reply kept. */
+static int pipeline(redis_store *r, cmd *cmds, int n, redisReply **rp) {
+  int attempt, i, again;
+
+  for (attempt = 0; attempt < 2; attempt++) {
+    if (ensure(r) != 0)
+      return -1;
+    for (i = 0; i < n; i++)
+      redisAppendCommandArgv(r->c, cmds[i].argc, cmds[i].argv, cmds[i].len);
+    again = 0;
+    for (i = 0; i < n; i++) {
+      void *v = NULL;
+
+      rp[i] = NULL;
+      if (redisGetReply(r->c, &v) != REDIS_OK || v == NULL) {
+        again = 1;
+        break;
+      }
+      rp[i] = v;
+      if (reply_is(rp[i], "READONLY") || reply_is(rp[i], "NOSCRIPT") ||
+          reply_is(rp[i], "LOADING") || reply_is(rp[i], "MASTERDOWN"))
+        again = 1;
+    }
+    if (!again)
+      return 0;
+    while (i-- > 0)
+      if (rp[i] != NULL)
+        freeReplyObject(rp[i]);
+    redisFree(r->c);
+    r->c = NULL;
+  }
+  mark_down(r);
+  return -1;
+}
+
+static void free_replies(redisReply **rp, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    if (rp[i] != NULL)
+      freeReplyObject(rp[i]);
+}
+
+static const char *kind_word(int kind) {
+  static const char *const w[] = {"srv", "pln", "sub", "dom", "mbx", "scr"};
+
+  return kind >= 0 && kind <= OBSPAM_SCRIPT ? w[kind] : "unk";
+}
+
+/* P{sub:S}:KIND:NAME:suffix */
+static size_t key_of(const redis_store *r, char *buf, const char *sub, int kind,
+                     const char *name, size_t len, char suffix) {
+  int n = snprintf(buf, KEY_MAX, "%s{sub:%s}:%s:%.*s:%c", r->prefix, sub,
+                   kind_word(kind), (int)len, name, suffix);
+
+  return n < 0 ? 0 : (size_t)n >= KEY_MAX ? KEY_MAX - 1 : (size_t)n;
+}
+
+static const char *sub_of(const obspam__obj *o) {
+  const obspam__sub *s = obspam__owner(o);
+
+  return s != NULL ? s->obj.name : "";
+}
+
+/* The index entry of an object: "KIND\tS\tNAME". */
+static size_t member_of(char *buf, const char *sub, int kind, const char *name,
+                        size_t len) {
+  int n = snprintf(buf, KEY_MAX, "%d\t%s\t%.*s", kind, sub, (int)len, name);
+
+  return n < 0 ? 0 : (size_t)n >= KEY_MAX ? KEY_MAX - 1 : (size_t)n;
+}
+
+static int64_t int_of(const redisReply *rp) {
+  if (rp->type == REDIS_REPLY_INTEGER)
+    return (int64_t)rp->integer;
+  if (rp->type == REDIS_REPLY_STRING)
+    return strtoll(rp->str, NULL, 10);
+  return 0;
+}
+
+/* The charge on Redis; -1 when Redis did not answer as it should. */
+static int redis_charge(redis_store *r, obspam__charge *ch) {
+  char keys[7][KEY_MAX], members[4][KEY_MAX], nums[16][24], hourkey[KEY_MAX];
+  size_t klen[7], mlen[4];
+  cmd cmds[4];
+  redisReply *rp[4];
+  const char *sub = sub_of(ch->obj[0]);
+  int64_t hour = ch->t - ch->t % 3600;
+  int i, nk = 0, ncmd = 1, has_script = ch->script != NULL && !ch->dry;
+  const redisReply *res;
+
+  for (i = 0; i < 2 * ch->n; i++, nk++) {
+    const obspam__obj *o = ch->obj[i % ch->n];
+
+    klen[nk] = key_of(r, keys[nk], sub, o->kind, o->name, o->len,
+                      i < ch->n ? 'w' : 'h');
+  }
+  if (has_script) {
+    klen[nk] = key_of(r, keys[nk], sub, OBSPAM_SCRIPT, ch->script,
+                      ch->script_len, 'h');
+    nk++;
+  }
+
+  memset(cmds, 0, sizeof(cmds));
+  args(&cmds[0], "EVALSHA");
+  arg(&cmds[0], r->sha_charge, 40); /* filled in when connecting */
+  snprintf(nums[0], sizeof(nums[0]), "%d", nk);
+  args(&cmds[0], nums[0]);
+  for (i = 0; i < nk; i++)
+    arg(&cmds[0], keys[i], klen[i]);
+  snprintf(nums[1], sizeof(nums[1]), "%d", ch->n);
+  snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)ch->t);
+  snprintf(nums[3], sizeof(nums[3]), "%lld", (long long)ch->c);
+  snprintf(nums[4], sizeof(nums[4]), "%lld", (long long)ch->retention);
+  snprintf(nums[5], sizeof(nums[5]), "%d", WINDOW_TTL);
+  args(&cmds[0], nums[1]);
+  args(&cmds[0], nums[2]);
+  args(&cmds[0], nums[3]);
+  args(&cmds[0], ch->forbid ? "1" : "0");
+  args(&cmds[0], ch->probe ? "1" : "0");
+  args(&cmds[0], ch->dry ? "1" : "0");
+  args(&cmds[0], nums[4]);
+  args(&cmds[0], has_script ? "1" : "0");
+  args(&cmds[0], nums[5]);
+  for (i = 0; i < ch->n; i++) {
+    snprintf(nums[6 + i], sizeof(nums[6 + i]), "%lld",
+             (long long)(ch->limit[i] < 0 ? -1 : ch->limit[i]));
+    args(&cmds[0], nums[6 + i]);
+  }
+  if (!ch->dry) {
+    /* The index for reports, in the same round trip. */
+    snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
+             (long long)hour);
+    args(&cmds[1], "SADD");
+    args(&cmds[1], hourkey);
+    for (i = 0; i < ch->n; i++) {
+      mlen[i] = member_of(members[i], sub, ch->obj[i]->kind, ch->obj[i]->name,
+                          ch->obj[i]->len);
+      arg(&cmds[1], members[i], mlen[i]);
+    }
+    if (has_script) {
+      mlen[3] =
+          member_of(members[3], sub, OBSPAM_SCRIPT, ch->script, ch->script_len);
+      arg(&cmds[1], members[3], mlen[3]);
+    }
+    snprintf(nums[10], sizeof(nums[10]), "%lld",
+             (long long)ch->retention * 3600 + 3600);
+    args(&cmds[2], "EXPIRE");
+    args(&cmds[2], hourkey);
+    args(&cmds[2], nums[10]);
+    ncmd = 3;
+    if (has_script) {
+      snprintf(keys[6], KEY_MAX, "%sscripts", r->prefix);
+      args(&cmds[3], "HSET");
+      args(&cmds[3], keys[6]);
+      arg(&cmds[3], ch->script, ch->script_len);
+      args(&cmds[3], sub);
+      ncmd = 4;
+    }
+  }
+  if (pipeline(r, cmds, ncmd, rp) != 0)
+    return -1;
+  res = rp[0];
+  if (res->type != REDIS_REPLY_ARRAY || res->elements != 5) {
+    free_replies(rp, ncmd);
+    mark_down(r);
+    return -1;
+  }
+  ch->refuser = (int)int_of(res->element[0]);
+  ch->retry_after = int_of(res->element[1]);
+  for (i = 0; i < ch->n; i++) {
+    ch->count[i] = int_of(res->element[2 + i]);
+    /* Notices come from the local store only (see the README). */
+    ch->first_refusal[i] = 0;
+    ch->period_sent[i] = 0;
+  }
+  ch->period_start = ch->t - ch->t % ch->period;
+  free_replies(rp, ncmd);
+  return 0;
+}
+
+static int r_charge(obspam__store *s, obspam__charge *ch) {
+  redis_store *r = (redis_store *)s;
+  int rc;
+
+  pthread_mutex_lock(&r->lock);
+  if (ch->timeout_ms > 0 && ch->timeout_ms != r->timeout_ms) {
+    r->timeout_ms = ch->timeout_ms;
+    if (r->c != NULL) {
+      struct timeval tv = {(time_t)(r->timeout_ms / 1000),
+                           (suseconds_t)((r->timeout_ms % 1000) * 1000)};
+
+      redisSetTimeout(r->c, tv);
+    }
+  }
+  if (ch->t < r->newest)
+    ch->t = r->newest;
+  else if (!ch->dry)
+    r->newest = ch->t;
+  rc = redis_charge(r, ch);
+  if (rc != 0 && !ch->dry)
+    r->fallbacks++;
+  pthread_mutex_unlock(&r->lock);
+  if (rc == 0)
+    return OBSPAM_OK;
+  if (ch->defer)
+    return OBSPAM_EUNAVAIL;
+  return r->local->ops->charge(r->local, ch);
+}
+
+static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
+                   int64_t retention, obspam__reading *out) {
+  redis_store *r = (redis_store *)s;
+  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
+  const char *sub = sub_of(o);
+  cmd c;
+  redisReply *rp;
+
+  memset(&c, 0, sizeof(c));
+  pthread_mutex_lock(&r->lock);
+  if (now < r->newest)
+    now = r->newest;
+  args(&c, "EVALSHA");
+  arg(&c, r->sha_read, 40);
+  args(&c, "2");
+  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
+  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
+  snprintf(nows, sizeof(nows), "%lld", (long long)now);
+  snprintf(rets, sizeof(rets), "%lld", (long long)retention);
+  args(&c, nows);
+  args(&c, rets);
+  if (pipeline(r, &c, 1, &rp) == 0) {
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 4) {
+      out->count = int_of(rp->element[0]);
+      out->refused = int_of(rp->element[1]);
+      out->refused_total = int_of(rp->element[2]);
+      out->last_refused = int_of(rp->element[3]);
+      freeReplyObject(rp);
+      pthread_mutex_unlock(&r->lock);
+      return;
+    }
+    freeReplyObject(rp);
+    mark_down(r);
+  }
+  pthread_mutex_unlock(&r->lock);
+  r->local->ops->read(r->local, o, now, retention, out);
+}
+
+static void r_forget(obspam__store *s, obspam__obj *o) {
+  redis_store *r = (redis_store *)s;
+  char w[KEY_MAX], h[KEY_MAX];
+  const char *sub = sub_of(o);
+  cmd c;
+  redisReply *rp;
+
+  /* An object removed and added again starts from zero on every node. */
+  memset(&c, 0, sizeof(c));
+  args(&c, "DEL");
+  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
+  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
+  pthread_mutex_lock(&r->lock);
+  if (pipeline(r, &c, 1, &rp) == 0)
+    freeReplyObject(rp);
+  pthread_mutex_unlock(&r->lock);
+  r->local->ops->forget(r->local, o);
+}
+
+static void r_carry(obspam__store *s, obspam__successor successor, void *ud) {
+  redis_store *r = (redis_store *)s;
+
+  /* Redis keys are by name: nothing to carry there. */
+  r->local->ops->carry(r->local, successor, ud);
+}
+
+static int64_t hour_of(int64_t t) { return t - t % 3600; }
+
+static int overlaps(int64_t hour, int64_t from, int64_t to) {
+  return hour < to && hour + 3600 > from;
+}
+
+/* Parses a history hash into hours within [cutoff, ...) overlapping
+   [from, to), oldest first. Fills a fresh array. */
+static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
+                       int64_t to, obspam__hour **out, size_t *n) {
+  obspam__hour *h;
+  size_t i, j, k = 0;
+
+  *out = NULL;
+  *n = 0;
+  if (rp->type != REDIS_REPLY_ARRAY || rp->elements == 0)
+    return OBSPAM_OK;
+  h = calloc(rp->elements / 2 + 1, sizeof(*h));
+  if (h == NULL)
+    return OBSPAM_ENOMEM;
+  for (i = 0; i + 1 < rp->elements; i += 2) {
+    const char *f = rp->element[i]->str;
+    char *end;
+    long long hour = strtoll(f, &end, 10);
+    int64_t v = int_of(rp->element[i + 1]);
+
+    if (end == f || *end != ':' || hour < cutoff || !overlaps(hour, from, to))
+      continue;
+    for (j = 0; j < k && h[j].hour != hour; j++)
+      ;
+    if (j == k)
+      h[k++].hour = hour;
+    switch (end[1]) {
+    case 's':
+      h[j].sent = v;
+      break;
+    case 'r':
+      h[j].refused = v;
+      break;
+    case 'f':
+      h[j].first_refused = v;
+      break;
+    default:
+      h[j].last_refused = v;
+    }
+  }
+  /* Oldest first; a few hundred hours at most. */
+  for (i = 1; i < k; i++)
+    for (j = i; j > 0 && h[j - 1].hour > h[j].hour; j--) {
+      obspam__hour t = h[j];
+
+      h[j] = h[j - 1];
+      h[j - 1] = t;
+    }
+  *out = h;
+  *n = k;
+  return OBSPAM_OK;
+}
+
+static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
+                     size_t script_len, int64_t from, int64_t to,
+                     int64_t retention, obspam__hour **out, size_t *n) {
+  redis_store *r = (redis_store *)s;
+  char key[KEY_MAX], sub[OBSPAM_NAME_MAX + 1];
+  int64_t cutoff;
+  redisReply *rp;
+  cmd c;
+  int rc;
+
+  pthread_mutex_lock(&r->lock);
+  cutoff = hour_of(r->newest) - (retention - 1) * 3600;
+  if (o == NULL) {
+    /* A script: under the subscription it was last charged to. */
+    memset(&c, 0, sizeof(c));
+    snprintf(key, sizeof(key), "%sscripts", r->prefix);
+    args(&c, "HGET");
+    args(&c, key);
+    arg(&c, script, script_len);
+    if (pipeline(r, &c, 1, &rp) != 0)
+      goto local;
+    if (rp->type != REDIS_REPLY_STRING || rp->len > OBSPAM_NAME_MAX) {
+      freeReplyObject(rp);
+      pthread_mutex_unlock(&r->lock);
+      *out = NULL;
+      *n = 0;
+      return OBSPAM_ENOTFOUND;
+    }
+    memcpy(sub, rp->str, rp->len);
+    sub[rp->len] = '\0';
+    freeReplyObject(rp);
+  } else {
+    snprintf(sub, sizeof(sub), "%s", sub_of(o));
+  }
+  memset(&c, 0, sizeof(c));
+  args(&c, "HGETALL");
+  if (o == NULL)
+    arg(&c, key, key_of(r, key, sub, OBSPAM_SCRIPT, script, script_len, 'h'));
+  else
+    arg(&c, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
+  if (pipeline(r, &c, 1, &rp) != 0)
+    goto local;
+  rc = parse_hours(rp, cutoff, from, to, out, n);
+  freeReplyObject(rp);
+  pthread_mutex_unlock(&r->lock);
+  return rc;
+local:
+  pthread_mutex_unlock(&r->lock);
+  return r->local->ops->history(r->local, o, script, script_len, from, to,
+                                retention, out, n);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every indexed object of the hours overlapping [from, to) within the
+   retention, then the sums of its hours, as store_mem.c's mem_report. */
+static int redis_report(redis_store *r, int64_t from, int64_t to,
+                        int64_t retention, obspam__row **out, size_t *n) {
+  int64_t newest = r->newest, cutoff, first, last, hour;
+  char **names = NULL, key[KEY_MAX];
+  size_t nnames = 0, cap = 0, i, j, rows = 0, bytes = 0;
+  redisReply *rp;
+  obspam__row *all;
+  char *at;
+  cmd c;
+  int rc = OBSPAM_ENOMEM;
+
+  cutoff = hour_of(newest) - (retention - 1) * 3600;
+  first = hour_of(from > cutoff ? from : cutoff);
+  last = to - 1 < newest ? hour_of(to - 1) : hour_of(newest);
+  for (hour = first; hour <= last && to > from; hour += 3600) {
+    memset(&c, 0, sizeof(c));
+    snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
+    args(&c, "SMEMBERS");
+    args(&c, key);
+    if (pipeline(r, &c, 1, &rp) != 0)
+      goto down;
+    for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++) {
+      if (nnames == cap) {
+        char **grown = realloc(names, (cap ? cap * 2 : 64) * sizeof(*names));
+
+        if (grown == NULL) {
+          freeReplyObject(rp);
+          goto fail;
+        }
+        names = grown;
+        cap = cap ? cap * 2 : 64;
+      }
+      names[nnames] = strdup(rp->element[i]->str);
+      if (names[nnames] == NULL) {
+        freeReplyObject(rp);
+        goto fail;
+      }
+      nnames++;
+    }
+    freeReplyObject(rp);
+  }
+  if (nnames > 0)
+    qsort(names, nnames, sizeof(*names), cmp_str);
+  /* Unique names, then rows: sums of each one's hours in the range. */
+  all = calloc(nnames + 1, sizeof(*all));
+  if (all == NULL)
+    goto fail;
+  for (i = 0; i < nnames; i++) {
+    char *kind_end, *sub, *name, *tab;
+    obspam__hour *h;
+    size_t nh, k;
+    obspam__row row;
+    int kind;
+
+    if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+      continue;
+    kind = (int)strtol(names[i], &kind_end, 10);
+    if (*kind_end != '\t' || (tab = strchr(kind_end + 1, '\t')) == NULL)
+      continue;
+    sub = kind_end + 1;
+    name = tab + 1;
+    *tab = '\0';
+    memset(&c, 0, sizeof(c));
+    args(&c, "HGETALL");
+    arg(&c, key, key_of(r, key, sub, kind, name, strlen(name), 'h'));
+    if (pipeline(r, &c, 1, &rp) != 0) {
+      free(all);
+      goto down;
+    }
+    rc = parse_hours(rp, cutoff, from, to, &h, &nh);
+    freeReplyObject(rp);
+    if (rc != OBSPAM_OK) {
+      free(all);
+      goto fail;
+    }
+    memset(&row, 0, sizeof(row));
+    for (k = 0; k < nh; k++) {
+      row.sent += h[k].sent;
+      row.refused += h[k].refused;
+      if (h[k].refused > 0) {
+        if (row.first_refused == 0)
+          row.first_refused = h[k].first_refused;
+        row.last_refused = h[k].last_refused;
+      }
+    }
+    free(h);
+    if (row.refused > 0 || (kind == OBSPAM_SCRIPT && row.sent > 0)) {
+      row.kind = kind;
+      row.name = name; /* fixed below, once the names are copied */
+      all[rows++] = row;
+      bytes += strlen(name) + 1;
+    }
+  }
+  rc = OBSPAM_ENOMEM;
+  *out = realloc(all, rows * sizeof(*all) + bytes + 1);
+  if (*out == NULL) {
+    free(all);
+    goto fail;
+  }
+  at = (char *)(*out + rows);
+  for (j = 0; j < rows; j++) {
+    size_t len = strlen((*out)[j].name) + 1;
+
+    memcpy(at, (*out)[j].name, len);
+    (*out)[j].name = at;
+    at += len;
+  }
+  *n = rows;
+  rc = OBSPAM_OK;
+fail:
+  for (i = 0; i < nnames; i++)
+    free(names[i]);
+  free(names);
+  return rc;
+down:
+  for (i = 0; i < nnames; i++)
+    free(names[i]);
+  free(names);
+  return 1; /* not an error code: use the local store */
+}
+
+static int r_report(obspam__store *s, int64_t from, int64_t to,
+                    int64_t retention, obspam__row **out, size_t *n) {
+  redis_store *r = (redis_store *)s;
+  int rc;
+
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&r->lock);
+  rc = redis_report(r, from, to, retention, out, n);
+  pthread_mutex_unlock(&r->lock);
+  if (rc != 1)
+    return rc;
+  return r->local->ops->report(r->local, from, to, retention, out, n);
+}
+
+static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->notices(r->local, now, out);
+}
+
+static void r_save(obspam__store *s, obspam__buf *b) {
+  redis_store *r = (redis_store *)s;
+
+  r->local->ops->save(r->local, b);
+}
+
+static void *r_load_parse(obspam__store *s, obspam__reader *rd,
+                          const char **why, int *nomem) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->load_parse(r->local, rd, why, nomem);
+}
+
+static int64_t r_load_install(obspam__store *s, void *parsed,
+                              obspam__successor successor, void *ud) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->load_install(r->local, parsed, successor, ud);
+}
+
+static void r_load_discard(obspam__store *s, void *parsed) {
+  redis_store *r = (redis_store *)s;
+
+  r->local->ops->load_discard(r->local, parsed);
+}
+
+obspam__store *obspam__redis_store_release(obspam__store *s) {
+  redis_store *r = (redis_store *)s;
+  obspam__store *local = r->local;
+
+  if (r->c != NULL)
+    redisFree(r->c);
+  pthread_mutex_destroy(&r->lock);
+  free(r->uri);
+  free(r->prefix);
+  free(r);
+  return local;
+}
+
+static void r_destroy(obspam__store *s) {
+  obspam__store *local = obspam__redis_store_release(s);
+
+  local->ops->destroy(local);
+}
+
+static const obspam__store_ops redis_ops = {
+    r_charge,  r_read, r_forget,     r_carry,        r_history,      r_report,
+    r_notices, r_save, r_load_parse, r_load_install, r_load_discard, r_destroy};
+
+const char *obspam__store_uri_check(const char *uri) {
+  parsed_uri p;
+
+  return parse_uri(uri, &p);
+}
+
+obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
+                                       obspam__store *local) {
+  redis_store *r;
+
+  if (prefix == NULL)
+    prefix = "obspam:";
+  if (strlen(prefix) > PREFIX_MAX)
+    return NULL;
+  r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return NULL;
+  if (parse_uri(uri, &r->addr) != NULL ||
+      pthread_mutex_init(&r->lock, NULL) != 0) {
+    free(r);
+    return NULL;
+  }
+  r->uri = strdup(uri);
+  r->prefix = strdup(prefix);
+  if (r->uri == NULL || r->prefix == NULL) {
+    free(r->uri);
+    free(r->prefix);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    return NULL;
+  }
+  r->base.ops = &redis_ops;
+  r->local = local;
+  r->up = 1;
+  r->timeout_ms = 200;
+  return &r->base;
+}
+
+void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
+  ((redis_store *)s)->local = local;
+}
+
+int obspam__store_is_redis(const obspam__store *s) {
+  return s->ops == &redis_ops;
+}
+
+int obspam__redis_store_same(const obspam__store *s, const char *uri,
+                             const char *prefix) {
+  const redis_store *r = (const redis_store *)s;
+
+  if (prefix == NULL)
+    prefix = "obspam:";
+  return strcmp(r->uri, uri) == 0 && strcmp(r->prefix, prefix) == 0;
+}
+
+void obspam__redis_store_status(obspam__store *s, int64_t out[4]) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->lock);
+  out[0] = 1;
+  out[1] = r->up;
+  out[2] = r->episodes;
+  out[3] = r->fallbacks;
+  pthread_mutex_unlock(&r->lock);
+}
+
+#else /* no hiredis */
+
+const char *obspam__store_uri_check(const char *uri) {
+  parsed_uri p;
+  const char *why = parse_uri(uri, &p);
+
+  return why != NULL ? why : "this libobspam was built without Redis support";
+}
+
+obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
+                                       obspam__store *local) {
+  (void)uri;
+  (void)prefix;
+  (void)local;
+  return NULL;
+}
+
+int obspam__store_is_redis(const obspam__store *s) {
+  (void)s;
+  return 0;
+}
+
+int obspam__redis_store_same(const obspam__store *s, const char *uri,
+                             const char *prefix) {
+  (void)s;
+  (void)uri;
+  (void)prefix;
+  return 0;
+}
+
+void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
+  (void)s;
+  (void)local;
+}
+
+obspam__store *obspam__redis_store_release(obspam__store *s) { return s; }
+
+void obspam__redis_store_status(obspam__store *s, int64_t out[4]) {
+  (void)s;
+  out[0] = out[1] = out[2] = out[3] = 0;
+}
+
+#endif

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# redis_compare.sh: obspam-policyd with its counters in memory against the
+# same daemon with its counters in Redis (a private redis-server on
+# 127.0.0.1), same configuration, same load, same run.
+#
+#   tests/bench/redis_compare.sh [BUILD_DIR]     (default: build)
+#
+# BUILD_DIR holds the project built with the examples and the benchmarks
+# (bench_policy_load). For each store and each connection count,
+# bench_policy_load runs WARMUP seconds unmeasured then DURATION seconds
+# measured, one request in flight per connection; then one table of req/s
+# and p50/p99 latency. Prints figures and never fails on a time; exits
+# non-zero only when a server cannot be started or a run had errors.
+#
+# Environment: DURATION=10  WARMUP=1  CONNS="1 4"  MAILBOXES=1000
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+BUILD=$(cd "${1:-build}" && pwd) || exit 2
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-1 4}
+MAILBOXES=${MAILBOXES:-1000}
+POLICYD=$BUILD/examples/obspam-policyd
+LOAD=$(find "$BUILD" -name bench_policy_load -type f -perm -u+x | head -n 1)
+
+# shellcheck source=tests/lib/deps.sh
+. tests/lib/deps.sh
+obspam_need_packages redis-server python3 || true
+
+[[ -x $POLICYD ]] || { echo "redis_compare: $POLICYD is not built" >&2; exit 2; }
+[[ -n $LOAD ]] || { echo "redis_compare: bench_policy_load is not built" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis-bench.XXXXXX")
+PIDS=()
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null
+  rm -rf -- "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+RPORT=$(free_port)
+mkdir -p "$TMP/redis"
+redis-server --bind 127.0.0.1 --port "$RPORT" --dir "$TMP/redis" --save '' \
+  --appendonly no --logfile "$TMP/redis/log" </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$RPORT" || { echo "redis_compare: redis-server did not start" >&2; exit 2; }
+
+# The same tree as policyd_compare.sh: ten mailboxes a domain, five domains
+# a subscription, limits high enough that everything is accepted.
+"$LOAD" -m "$MAILBOXES" --list-mailboxes >"$TMP/mailboxes"
+{
+  echo "default mailbox=1000000 domain=10000000 subscription=50000000"
+  awk '!seen[$2]++ { d = n++; if (d % 5 == 0) printf "subscription s%03d\n", d / 5;
+         printf "domain %s subscription=s%03d\n", $2, int(d / 5) }' "$TMP/mailboxes"
+  awk '{ printf "mailbox %s@%s\n", $1, $2 }' "$TMP/mailboxes"
+} >"$TMP/memory.conf"
+{
+  echo "store redis://127.0.0.1:$RPORT"
+  echo "store-prefix bench:"
+  cat "$TMP/memory.conf"
+} >"$TMP/redis.conf"
+
+FAILED=0
+for store in memory redis; do
+  PORT=$(free_port)
+  "$POLICYD" --config "$TMP/$store.conf" --listen "inet:127.0.0.1:$PORT" \
+    --foreground --state "$TMP/$store.state" >"$TMP/$store.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_port "$PORT" || { echo "redis_compare: policyd ($store) did not start" >&2; cat "$TMP/$store.log" >&2; exit 2; }
+  for c in $CONNS; do
+    echo "== $store store, $c connection(s)"
+    timeout $((DURATION + WARMUP + 30)) "$LOAD" -c "$c" -d "$DURATION" -w "$WARMUP" \
+      -m "$MAILBOXES" -l "$store" "inet:127.0.0.1:$PORT" >"$TMP/$store-$c.out" 2>&1 || FAILED=1
+    sed 's/^/  /' "$TMP/$store-$c.out"
+    grep '^RESULT ' "$TMP/$store-$c.out" >>"$TMP/results"
+  done
+  kill "$pid"
+  wait "$pid" 2>/dev/null
+done
+
+echo
+echo "machine: $(nproc) CPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(redis-server --version | awk '{print $1, $3}')"
+printf '%-8s %6s %10s %9s %9s\n' store conns req/s p50_us p99_us
+awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+       printf "%-8s %6s %10.0f %9s %9s\n", v["label"], v["conns"], v["rps"], v["p50_us"], v["p99_us"] }' "$TMP/results"
+exit "$FAILED"

@@ -1,0 +1,275 @@
+/* Engines ("relays") sharing their counters in a live Redis; run by
+   tests/redis/run.sh, which starts the servers:
+
+     cluster_test shared URI
+         two engines on one Redis accept exactly the mailbox limit between
+         them, refuse the rest with the same verdict, and report each
+         other's refusals;
+     cluster_test fallback URI KILL_CMD RESTART_CMD
+         Redis killed: decisions go on with local counters (fallback local)
+         or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
+         Redis restarted: decisions use the shared counters again;
+     cluster_test failover URI FAILOVER_CMD
+         a Sentinel failover: the next decision goes to the new master and
+         finds every count acknowledged before, within a bounded time.
+
+   Exits 0 when every expectation holds; prints what it checks. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "obspam.h"
+
+static int failures;
+static int64_t T; /* every decision's time: both engines see the same */
+
+#define EXPECT(cond, ...)                                                      \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      failures++;                                                              \
+      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                   \
+      printf(__VA_ARGS__);                                                     \
+      printf("\n");                                                            \
+    }                                                                          \
+  } while (0)
+
+static obspam_engine *engine(const char *uri, const char *prefix,
+                             const char *fallback) {
+  char conf[1024];
+  obspam_engine *e;
+
+  snprintf(conf, sizeof(conf),
+           "store %s\n"
+           "store-prefix %s\n"
+           "store-timeout 300\n"
+           "store-fallback %s\n"
+           "subscription s1 subscription=100\n"
+           "domain d.example subscription=s1\n"
+           "mailbox a@d.example limit=10\n",
+           uri, prefix, fallback);
+  if (obspam_engine_new(&e) != OBSPAM_OK) {
+    printf("engine_new failed\n");
+    exit(2);
+  }
+  if (obspam_load_config_string(e, conf) != OBSPAM_OK) {
+    printf("load_config_string: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+  return e;
+}
+
+static int decide(obspam_engine *e, obspam_verdict *v) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict init = OBSPAM_VERDICT_INIT;
+
+  *v = init;
+  m.sasl_username = "a@d.example";
+  m.time = T;
+  return obspam_decide(e, &m, v);
+}
+
+static void status(obspam_engine *e, int64_t st[4]) {
+  obspam_store_status(e, &st[0], &st[1], &st[2], &st[3]);
+  printf("  status: shared=%" PRId64 " up=%" PRId64 " episodes=%" PRId64
+         " fallbacks=%" PRId64 "\n",
+         st[0], st[1], st[2], st[3]);
+}
+
+static void report_row(const obspam_report_row *row, void *ud) {
+  int64_t *refused = ud;
+
+  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64 "\n",
+         row->kind, row->name, row->sent, row->refused);
+  if (row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_MAILBOX)
+    refused[row->kind - OBSPAM_SUBSCRIPTION] = row->refused;
+}
+
+static int shared(const char *uri) {
+  char prefix[64];
+  obspam_engine *e1, *e2;
+  obspam_verdict v1, v2, v;
+  obspam_stats st = OBSPAM_STATS_INIT;
+  int64_t refused[3] = {0, 0, 0};
+  int i;
+
+  snprintf(prefix, sizeof(prefix), "shared-%d:", (int)getpid());
+  e1 = engine(uri, prefix, "local");
+  e2 = engine(uri, prefix, "local");
+  printf("two relays, mailbox limit 10: 7 through one, 3 through the other\n");
+  for (i = 0; i < 10; i++) {
+    obspam_engine *e = i < 7 ? e1 : e2;
+
+    EXPECT(decide(e, &v) == OBSPAM_OK, "%s", obspam_engine_errmsg(e));
+    EXPECT(v.action == OBSPAM_ACCEPT, "message %d: action %d", i, v.action);
+    EXPECT(v.count == i, "message %d: count %" PRId64, i, v.count);
+  }
+  printf("the 11th is refused on both, with the same verdict\n");
+  EXPECT(decide(e1, &v1) == OBSPAM_OK, "%s", obspam_engine_errmsg(e1));
+  EXPECT(decide(e2, &v2) == OBSPAM_OK, "%s", obspam_engine_errmsg(e2));
+  EXPECT(v1.action == OBSPAM_REFUSE && v2.action == OBSPAM_REFUSE,
+         "actions %d %d", v1.action, v2.action);
+  EXPECT(v1.kind == OBSPAM_MAILBOX && strcmp(v1.object, "a@d.example") == 0,
+         "refused by %d %s", v1.kind, v1.object);
+  EXPECT(v1.count == 10 && v2.count == 10 && v1.limit == 10,
+         "counts %" PRId64 " %" PRId64, v1.count, v2.count);
+  /* All ten were charged in the minute of T: they leave the window at
+     its start + 3600. */
+  EXPECT(v1.retry_after == (T / 60 + 60) * 60 - T &&
+             v1.retry_after == v2.retry_after,
+         "retry_after %" PRId64 " %" PRId64 ", want %" PRId64, v1.retry_after,
+         v2.retry_after, (T / 60 + 60) * 60 - T);
+  EXPECT(obspam_stats_get(e2, OBSPAM_MAILBOX, "a@d.example", T, &st) ==
+             OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e2));
+  EXPECT(st.count == 10 && st.refused == 2 && st.refused_total == 2 &&
+             st.last_refused == T,
+         "stats on relay 2: count %" PRId64 " refused %" PRId64
+         " total %" PRId64 " last %" PRId64,
+         st.count, st.refused, st.refused_total, st.last_refused);
+  printf("a report on either relay shows both refusals\n");
+  EXPECT(obspam_report(e1, T - 3600, T + 1, report_row, refused) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e1));
+  EXPECT(refused[0] == 2 && refused[1] == 2 && refused[2] == 2,
+         "refused %" PRId64 " %" PRId64 " %" PRId64, refused[0], refused[1],
+         refused[2]);
+  obspam_engine_free(e1);
+  obspam_engine_free(e2);
+  return failures ? 1 : 0;
+}
+
+static void run(const char *what, const char *cmd) {
+  int rc;
+
+  printf("$ %s (%s)\n", cmd, what);
+  fflush(stdout);
+  rc = system(cmd);
+  if (rc != 0) {
+    printf("command failed: %d\n", rc);
+    exit(2);
+  }
+}
+
+static int fallback(const char *uri, const char *kill_cmd,
+                    const char *restart_cmd) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  int64_t st[4];
+  int i, rc;
+
+  snprintf(prefix, sizeof(prefix), "fallback-%d:", (int)getpid());
+  e = engine(uri, prefix, "local");
+  printf("4 messages on Redis\n");
+  for (i = 0; i < 4; i++) {
+    EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+               v.count == i,
+           "message %d: action %d count %" PRId64, i, v.action, v.count);
+  }
+  status(e, st);
+  EXPECT(st[0] == 1 && st[1] == 1 && st[2] == 0 && st[3] == 0, "status");
+
+  run("Redis dies", kill_cmd);
+  printf("3 messages on the local counters, one episode\n");
+  for (i = 0; i < 3; i++) {
+    rc = decide(e, &v);
+    EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == i,
+           "fallback message %d: rc %d action %d count %" PRId64, i, rc,
+           v.action, v.count);
+  }
+  status(e, st);
+  EXPECT(st[1] == 0 && st[2] == 1 && st[3] == 3, "status while down");
+
+  printf("fallback defer: the decision fails with OBSPAM_EUNAVAIL\n");
+  obspam_set_option(e, OBSPAM_OPT_STORE_FALLBACK, 1);
+  rc = decide(e, &v);
+  EXPECT(rc == OBSPAM_EUNAVAIL, "rc %d (%s)", rc, obspam_engine_errmsg(e));
+  printf("  errmsg: %s\n", obspam_engine_errmsg(e));
+  obspam_set_option(e, OBSPAM_OPT_STORE_FALLBACK, 0);
+
+  run("Redis comes back", restart_cmd);
+  /* Redis is tried again at most once a second. */
+  usleep(1100 * 1000);
+  printf("back on Redis: the shared count is there again\n");
+  rc = decide(e, &v);
+  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 4,
+         "rc %d action %d count %" PRId64 " (want 4, the shared count)", rc,
+         v.action, v.count);
+  status(e, st);
+  EXPECT(st[1] == 1 && st[2] == 1 && st[3] == 4, "status after the return");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int failover(const char *uri, const char *failover_cmd) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  int64_t st[4];
+  double start;
+  int i, rc;
+
+  snprintf(prefix, sizeof(prefix), "failover-%d:", (int)getpid());
+  e = engine(uri, prefix, "local");
+  printf("5 messages on the master named by the sentinel\n");
+  for (i = 0; i < 5; i++)
+    EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+               v.count == i,
+           "message %d: action %d count %" PRId64, i, v.action, v.count);
+  run("the sentinel promotes the replica", failover_cmd);
+  start = now_ms();
+  rc = decide(e, &v);
+  printf("  first decision after the failover: %.1f ms\n", now_ms() - start);
+  status(e, st);
+  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 5,
+         "rc %d action %d count %" PRId64 " (want 5: nothing was in flight)",
+         rc, v.action, v.count);
+  EXPECT(st[1] == 1 && st[3] == 0, "decided on the new master");
+  EXPECT(now_ms() - start < 5000, "bounded time");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+static int badconf(void) {
+  obspam_engine *e;
+  int rc;
+
+  obspam_engine_new(&e);
+  rc = obspam_load_config_string(e, "retention 24\nstore redis://nohost\n");
+  printf("  %s\n", obspam_engine_errmsg(e));
+  EXPECT(rc == OBSPAM_ESYNTAX, "rc %d", rc);
+  EXPECT(strcmp(obspam_engine_errmsg(e),
+                "<string>:2: bad value 'redis://nohost' for 'store': "
+                "expected redis://HOST:PORT[/DB]") == 0,
+         "message");
+  rc = obspam_set_store(e, "memcached://x:1", NULL);
+  printf("  %s\n", obspam_engine_errmsg(e));
+  EXPECT(rc == OBSPAM_EINVAL, "rc %d", rc);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  T = (int64_t)time(NULL);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 2 && strcmp(argv[1], "badconf") == 0)
+    return badconf();
+  if (argc == 3 && strcmp(argv[1], "shared") == 0)
+    return shared(argv[2]);
+  if (argc == 5 && strcmp(argv[1], "fallback") == 0)
+    return fallback(argv[2], argv[3], argv[4]);
+  if (argc == 4 && strcmp(argv[1], "failover") == 0)
+    return failover(argv[2], argv[3]);
+  fprintf(stderr, "usage: cluster_test shared URI | fallback URI KILL "
+                  "RESTART | failover URI FAILOVER\n");
+  return 2;
+}

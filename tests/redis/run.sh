@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The Redis stage: shared counters in real Redis servers started here, on
+# private 127.0.0.1 ports with private directories (never the system's
+# service), stopped on exit.
+#
+#   tests/redis/run.sh BUILD_DIR        (from the repository's root)
+#
+# Ends with the line "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+BUILD=$(cd "${1:-build}" && pwd) || exit 2
+HERE=tests/redis
+
+# shellcheck source=tests/lib/deps.sh
+. tests/lib/deps.sh
+# shellcheck source=tests/lib/check.sh
+. tests/lib/check.sh
+
+obspam_need_packages redis-server redis-sentinel libhiredis-dev \
+  libcriterion-dev python3 gcc || echo "warning: could not install packages" >&2
+
+REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis.XXXXXX")
+export REDIS_TEST_DIR
+cleanup() {
+  "$HERE/servers.sh" stopall
+  rm -rf -- "$REDIS_TEST_DIR"
+}
+trap cleanup EXIT
+
+SRV=$HERE/servers.sh
+BIN=$REDIS_TEST_DIR/bin
+mkdir -p "$BIN"
+CFLAGS=(-std=gnu99 -O1 -g -Wall -Wextra -Werror -Iinclude -Itests)
+# shellcheck disable=SC2054 # -Wl,-rpath,DIR is one word
+LINK=(-L"$BUILD" -lobspam -Wl,-rpath,"$BUILD")
+
+check "redis: build cluster_test" \
+  cc "${CFLAGS[@]}" -o "$BIN/cluster_test" "$HERE/cluster_test.c" "${LINK[@]}"
+# shellcheck disable=SC2046 # pkg-config prints words
+check "redis: build property_redis (tests/test_property.c on Redis)" \
+  cc "${CFLAGS[@]}" -Wno-unused-parameter -o "$BIN/property_redis" \
+  "$HERE/property_redis.c" $(pkg-config --cflags --libs criterion) "${LINK[@]}"
+
+P1=$("$SRV" port)
+check "redis: start redis-server on 127.0.0.1:$P1" "$SRV" start main "$P1"
+URI=redis://127.0.0.1:$P1
+
+check "redis: a bad store line is refused with FILE:LINE" \
+  "$BIN/cluster_test" badconf
+check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
+check "redis: the property stream gives the model's verdicts on Redis" \
+  env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
+check "redis: killed, local fallback or defer; restarted, shared again" \
+  "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
+
+# Sentinel: a master, one replica, one sentinel (quorum 1).
+PM=$("$SRV" port)
+PR=$("$SRV" port)
+PS=$("$SRV" port)
+check "redis: start master 127.0.0.1:$PM" "$SRV" start master "$PM"
+check "redis: start replica 127.0.0.1:$PR" \
+  "$SRV" start replica "$PR" --replicaof 127.0.0.1 "$PM"
+check "redis: start sentinel 127.0.0.1:$PS" "$SRV" sentinel sentinel "$PS" "$PM"
+check "redis: decisions follow a Sentinel failover" \
+  "$BIN/cluster_test" failover "sentinel://127.0.0.1:$PS/mymaster" \
+  "$HERE/failover.sh $PS $PR"
+
+check_summary

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Private Redis servers for tests/redis/run.sh, on 127.0.0.1 only, each in
+# its own directory under $REDIS_TEST_DIR (never the system's service):
+#
+#   servers.sh port                      prints a free 127.0.0.1 port
+#   servers.sh start NAME PORT [ARGS]    starts redis-server NAME, waits for PING
+#   servers.sh sentinel NAME PORT MASTER_PORT
+#                                        starts a sentinel watching "mymaster"
+#   servers.sh kill NAME                 kill -9 (a crash)
+#   servers.sh restart NAME              starts NAME again, same port and data
+#   servers.sh stopall                   stops every server started here
+#
+# A server keeps its data in an append-only file fsynced on every write,
+# so a crash and a restart lose nothing that was acknowledged.
+set -euo pipefail
+: "${REDIS_TEST_DIR:?set REDIS_TEST_DIR}"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_ping PORT: up to 10 s for PONG.
+wait_ping() {
+  local _
+  for _ in $(seq 1 100); do
+    if [[ $(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null) == PONG ]]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "redis on port $1 did not answer PING within 10 s" >&2
+  return 1
+}
+
+start() {
+  local name=$1 port=$2 dir=$REDIS_TEST_DIR/$1
+  shift 2
+  mkdir -p "$dir"
+  printf '%s\n' "$port" >"$dir/port"
+  printf '%s\n' "$*" >"$dir/args"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" \
+    --save '' --appendonly yes --appendfsync always \
+    --logfile "$dir/log" --daemonize no "$@" </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/pid"
+  wait_ping "$port"
+}
+
+sentinel() {
+  local name=$1 port=$2 master=$3 dir=$REDIS_TEST_DIR/$1
+  mkdir -p "$dir"
+  printf '%s\n' "$port" >"$dir/port"
+  cat >"$dir/sentinel.conf" <<CONF
+bind 127.0.0.1
+port $port
+dir $dir
+logfile $dir/log
+sentinel monitor mymaster 127.0.0.1 $master 1
+sentinel down-after-milliseconds mymaster 1000
+sentinel failover-timeout mymaster 10000
+CONF
+  redis-sentinel "$dir/sentinel.conf" </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/pid"
+  wait_ping "$port"
+}
+
+kill_one() {
+  local pid
+  pid=$(cat "$REDIS_TEST_DIR/$1/pid")
+  kill -9 "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+restart() {
+  local name=$1 port args
+  port=$(cat "$REDIS_TEST_DIR/$name/port")
+  args=$(cat "$REDIS_TEST_DIR/$name/args")
+  # shellcheck disable=SC2086 # the saved arguments are words
+  start "$name" "$port" $args
+}
+
+stopall() {
+  local f pid
+  for f in "$REDIS_TEST_DIR"/*/pid; do
+    [[ -e $f ]] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+  done
+}
+
+cmd=$1
+shift
+case $cmd in
+port) free_port ;;
+start) start "$@" ;;
+sentinel) sentinel "$@" ;;
+kill) kill_one "$@" ;;
+restart) restart "$@" ;;
+stopall) stopall ;;
+*) echo "servers.sh: unknown command $cmd" >&2; exit 2 ;;
+esac
