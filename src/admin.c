@@ -114,10 +114,13 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
     return rc;
   pthread_rwlock_wrlock(&e->lock);
   o = find(e, "remove", kind, &n);
-  if (o != NULL)
+  rc = o != NULL ? e->store->ops->reserve(e->store, o) : OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_OK)
     obspam__tree_remove(&e->conf->tree, o, forget, e->store);
   pthread_rwlock_unlock(&e->lock);
-  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_ENOMEM)
+    return obspam__fail(e, rc, "remove: out of memory");
+  return rc;
 }
 
 int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,

@@ -739,9 +739,9 @@ static int load(obspam_engine *e, const char *file, char *text, size_t len) {
     return obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", file);
   }
   rc = parse(p, text, len);
-  if (rc == OBSPAM_OK)
-    obspam__conf_replace(e, p->conf);
-  else
+  if (rc == OBSPAM_OK && obspam__conf_replace(e, p->conf) != OBSPAM_OK)
+    rc = obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", file);
+  if (rc != OBSPAM_OK)
     obspam__conf_free(p->conf, NULL);
   free(p);
   return rc;

@@ -171,6 +171,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
   void (*notify)(const obspam_notice *, void *) = NULL;
   void *notify_ud = NULL;
   immediate im;
+  int64_t t = 0;
   int i, rc = OBSPAM_OK;
 
   if (e == NULL)
@@ -200,10 +201,10 @@ static int decide(obspam_engine *e, const obspam_message *msg,
                       msg->client_address);
     goto done;
   }
-  /* Every valid message moves the clock, whatever its verdict; a check
-     only reads it. */
-  ch.t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
-  ch.t = dry ? obspam__newest(e, ch.t) : obspam__observe(e, ch.t);
+  /* Every message decided moves the clock, whatever its verdict, once it
+     is decided (a failure changes nothing); a check only reads it. */
+  t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
+  ch.t = obspam__newest(e, t);
   ch.dry = dry;
   ch.probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
@@ -256,6 +257,8 @@ static int decide(obspam_engine *e, const obspam_message *msg,
     verdict_obj(out, OBSPAM_ACCEPT, &ch, ch.n - 1);
   }
 done:
+  if (rc == OBSPAM_OK && !dry)
+    obspam__observe(e, t);
   pthread_rwlock_unlock(&e->lock);
   /* The callback runs with no lock held: it may even be slow. */
   if (notify != NULL)

@@ -36,11 +36,17 @@ const char *obspam__kind_name(int kind) {
 
 int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   va_list ap;
+  char *p;
 
   pthread_mutex_lock(&e->err_lock);
   va_start(ap, fmt);
   vsnprintf(e->errmsg, sizeof(e->errmsg), fmt, ap);
   va_end(ap);
+  /* Messages quote untrusted text (names, addresses, configuration
+     words): keep them one printable line. */
+  for (p = e->errmsg; *p != '\0'; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
   pthread_mutex_unlock(&e->err_lock);
   return code;
 }
@@ -109,12 +115,15 @@ obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
   return obspam__tree_find(&c->tree, kind, name, len);
 }
 
-void obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
+int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   obspam__conf *old;
 
   pthread_rwlock_wrlock(&e->lock);
   old = e->conf;
-  e->store->ops->carry(e->store, obspam__conf_find, next);
+  if (e->store->ops->carry(e->store, obspam__conf_find, next) != OBSPAM_OK) {
+    pthread_rwlock_unlock(&e->lock);
+    return OBSPAM_ENOMEM;
+  }
   /* The uri was checked by the parser: only memory can run out here, and
      then the store stays as it was. */
   if (next->store_uri != NULL) {
@@ -129,6 +138,7 @@ void obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   pthread_rwlock_unlock(&e->lock);
   /* The old objects hold no state any more: nothing to tell the store. */
   obspam__conf_free(old, NULL);
+  return OBSPAM_OK;
 }
 
 int obspam_set_option(obspam_engine *e, int option, int64_t value) {

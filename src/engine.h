@@ -49,8 +49,9 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store);
 /* Makes next the engine's configuration in one step: decisions see the
    old conf or the new one, never a mixture. Objects that exist in both
    (same kind and name) keep their counters and history; the others lose
-   them. The old conf is freed after the lock is released. */
-void obspam__conf_replace(obspam_engine *e, obspam__conf *next);
+   them. The old conf is freed after the lock is released. OBSPAM_OK, or
+   OBSPAM_ENOMEM with nothing changed (next then belongs to the caller). */
+int obspam__conf_replace(obspam_engine *e, obspam__conf *next);
 /* An obspam__successor: the object of that kind and name in conf. */
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
                                void *conf);

@@ -19,10 +19,7 @@ int obspam_set_notify(obspam_engine *e,
 }
 
 /* Oldest period first, then by kind from the top and by name. */
-static int notice_order(const void *pa, const void *pb) {
-  const obspam__pending *a = *(const obspam__pending *const *)pa;
-  const obspam__pending *b = *(const obspam__pending *const *)pb;
-
+static int notice_order(const obspam__pending *a, const obspam__pending *b) {
   if (a->period_start != b->period_start)
     return a->period_start < b->period_start ? -1 : 1;
   if (a->kind != b->kind)
@@ -30,10 +27,40 @@ static int notice_order(const void *pa, const void *pb) {
   return strcmp(a->name, b->name);
 }
 
+/* Sorts the list by notice_order: a merge sort of the links themselves,
+   so that a flush needs no memory and cannot lose a notice. */
+static obspam__pending *sort(obspam__pending *list) {
+  obspam__pending *a = NULL, *b = NULL, *next, head, *tail = &head;
+  int flip = 0;
+
+  if (list == NULL || list->next == NULL)
+    return list;
+  for (; list != NULL; list = next, flip ^= 1) {
+    next = list->next;
+    if (flip) {
+      list->next = b;
+      b = list;
+    } else {
+      list->next = a;
+      a = list;
+    }
+  }
+  a = sort(a);
+  b = sort(b);
+  while (a != NULL && b != NULL) {
+    obspam__pending **least = notice_order(a, b) <= 0 ? &a : &b;
+
+    tail->next = *least;
+    tail = *least;
+    *least = (*least)->next;
+  }
+  tail->next = a != NULL ? a : b;
+  return head.next;
+}
+
 int obspam_notify_flush(obspam_engine *e, int64_t now) {
   void (*fn)(const obspam_notice *, void *);
-  obspam__pending *list, *p, **sorted;
-  size_t n = 0, i;
+  obspam__pending *list, *p;
   void *ud;
   int rc;
 
@@ -49,40 +76,25 @@ int obspam_notify_flush(obspam_engine *e, int64_t now) {
   ud = e->notify_ud;
   pthread_rwlock_unlock(&e->lock);
 
-  for (p = list; p != NULL; p = p->next)
-    n++;
-  sorted = malloc((n ? n : 1) * sizeof(*sorted));
-  if (sorted == NULL) {
-    /* The notices are lost rather than the process: say so. */
-    obspam__pending_free(list);
-    return obspam__fail(e, OBSPAM_ENOMEM,
-                        "notify_flush: out of memory, "
-                        "%zu notices dropped",
-                        n);
-  }
-  for (i = 0, p = list; p != NULL; p = p->next)
-    sorted[i++] = p;
-  if (n > 1)
-    qsort(sorted, n, sizeof(*sorted), notice_order);
-  for (i = 0; fn != NULL && i < n; i++) {
+  list = sort(list);
+  for (p = list; fn != NULL && p != NULL; p = p->next) {
     obspam_notice notice;
 
     memset(&notice, 0, sizeof(notice));
     notice.struct_size = sizeof(notice);
-    notice.kind = sorted[i]->kind;
-    notice.name = sorted[i]->name;
-    notice.subscription = sorted[i]->subscription;
-    notice.contact = sorted[i]->contact;
-    notice.limit = sorted[i]->limit;
-    notice.sent = sorted[i]->sent;
-    notice.refused = sorted[i]->refused;
-    notice.first_refused = sorted[i]->first_refused;
-    notice.last_refused = sorted[i]->last_refused;
-    notice.period_start = sorted[i]->period_start;
-    notice.period_end = sorted[i]->period_end;
+    notice.kind = p->kind;
+    notice.name = p->name;
+    notice.subscription = p->subscription;
+    notice.contact = p->contact;
+    notice.limit = p->limit;
+    notice.sent = p->sent;
+    notice.refused = p->refused;
+    notice.first_refused = p->first_refused;
+    notice.last_refused = p->last_refused;
+    notice.period_start = p->period_start;
+    notice.period_end = p->period_end;
     fn(&notice, ud);
   }
-  free(sorted);
   obspam__pending_free(list);
   if (rc != OBSPAM_OK)
     return obspam__fail(e, rc,

@@ -120,8 +120,13 @@ typedef struct obspam__store_ops {
   void (*forget)(obspam__store *s, obspam__obj *o);
   /* The tree was replaced: every object that holds state hands it to its
      successor (same kind and name in the new tree), or drops it. The new
-     objects must hold no state yet. */
-  void (*carry)(obspam__store *s, obspam__successor successor, void *ud);
+     objects must hold no state yet. OBSPAM_OK, or OBSPAM_ENOMEM with
+     nothing changed. */
+  int (*carry)(obspam__store *s, obspam__successor successor, void *ud);
+  /* Allocates ahead what forgetting the subtree of root will need (the
+     notices of its open periods), so that a removal cannot fail halfway.
+     OBSPAM_OK or OBSPAM_ENOMEM. */
+  int (*reserve)(obspam__store *s, obspam__obj *root);
   /* The hours of o (or, when o is NULL, of the script path) that overlap
      [from, to) within the retention, oldest first, in a fresh array.
      OBSPAM_ENOTFOUND for an unknown script. */

@@ -28,6 +28,8 @@
 #define WINDOW 60        /* minutes in the window */
 #define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
 #define HOURS_MAX 87600  /* the longest retention, in hours */
+/* The largest count a snapshot may hold for one hour or period. */
+#define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
   struct obspam__ring *prev, *next; /* ring list, oldest first */
@@ -67,6 +69,10 @@ typedef struct mem_store {
   script *s_first, *s_last;
   uint32_t nscripts;
   obspam__pending *pending; /* notices of ended periods, not yet emitted */
+  /* Blank notices of the largest size, allocated ahead by reserve so that
+     removing objects and replacing the tree cannot fail. */
+  obspam__pending *spare;
+  size_t nspare;
 } mem_store;
 
 /* Intrusive doubly linked lists: unlink and append for a given pair of
@@ -143,21 +149,6 @@ static void peek(const ring *r, int64_t minute, int64_t *sent,
     *sent -= r->b_sent[k % WINDOW];
     *refused -= r->b_ref[k % WINDOW];
   }
-}
-
-static ring *ring_get(mem_store *m, obspam__obj *o, int64_t minute) {
-  ring *r = o->ring;
-
-  if (r == NULL) {
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-      return NULL;
-    r->owner = o;
-    r->minute = minute;
-    o->ring = r;
-    LIST_APPEND(m->r_first, m->r_last, r, prev, next);
-  }
-  return r;
 }
 
 /* Advances r to minute. The ring list stays in the order of the rings'
@@ -239,41 +230,45 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
   return h;
 }
 
-/* Makes hour the hour in progress of o, moving the previous one into the
-   array (which may have to grow: the only step that can fail, and it
-   fails before anything changes). Within one hour it touches nothing but
-   the hist record itself, and the list of holders, kept in the order of
-   their newest hour, changes only when a holder's hour does. */
-static int hist_reserve(mem_store *m, obspam__obj *o, int64_t hour,
-                        int64_t retention) {
-  hist *h = hist_get(m, o);
+/* Makes sure h can take hour as its hour in progress without allocating:
+   the array grows when the hour in progress will have to move into it.
+   Growing changes nothing that can be seen. Returns -1 when memory ran
+   out. */
+static int hist_room(hist *h, int64_t hour) {
   obspam__hour *grown;
   uint32_t i, cap;
 
-  if (h == NULL)
-    return -1;
-  if (h->cur.hour == hour)
+  if (h->cur.hour < 0 || h->cur.hour == hour || h->n < h->cap)
     return 0;
+  cap = h->cap ? h->cap * 2 : 4;
+  grown = malloc(cap * sizeof(*grown));
+  if (grown == NULL)
+    return -1;
+  for (i = 0; i < h->n; i++)
+    grown[i] = *hist_at(h, i);
+  free(h->h);
+  h->h = grown;
+  h->head = 0;
+  h->cap = cap;
+  return 0;
+}
+
+/* Makes hour the hour in progress of h, after hist_room: the previous one
+   moves into the array, and hours beyond the retention leave it. Within
+   one hour it touches nothing but h itself, and the list of holders, kept
+   in the order of their newest hour, changes only when a holder's hour
+   does. */
+static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
+  if (h->cur.hour == hour)
+    return;
   if (h->cur.hour < 0 && h->n > 0 && hist_at(h, h->n - 1)->hour == hour) {
     /* Loaded from a snapshot: the newest stored hour goes on. */
     h->cur = *hist_at(h, --h->n);
-    return 0;
+    return;
   }
   if (h->cur.hour >= 0) {
     hist_prune(h, cutoff_of(hour, retention));
-    if (h->n == h->cap) {
-      cap = h->cap ? h->cap * 2 : 4;
-      grown = malloc(cap * sizeof(*grown));
-      if (grown == NULL)
-        return -1;
-      for (i = 0; i < h->n; i++)
-        grown[i] = *hist_at(h, i);
-      free(h->h);
-      h->h = grown;
-      h->head = 0;
-      h->cap = cap;
-    }
-    *hist_at(h, h->n++) = h->cur;
+    *hist_at(h, h->n++) = h->cur; /* hist_room made the room */
   }
   memset(&h->cur, 0, sizeof(h->cur));
   h->cur.hour = hour;
@@ -281,7 +276,6 @@ static int hist_reserve(mem_store *m, obspam__obj *o, int64_t hour,
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
-  return 0;
 }
 
 static void refused_unlink(mem_store *m, hist *h) {
@@ -333,15 +327,27 @@ static char *put_str(char **at, const char *s) {
   return start;
 }
 
-/* A notice with its own copies of the strings, in one allocation. */
-static obspam__pending *pending_new(int kind, const char *name, const char *sub,
-                                    const char *contact) {
+/* The size of a notice that holds strings of any length a name may have. */
+#define SPARE_SIZE (sizeof(obspam__pending) + 3 * (OBSPAM_NAME_MAX + 1))
+
+/* A notice with its own copies of the strings, in one allocation: a spare
+   one when there is one, else a new one. */
+static obspam__pending *pending_new(mem_store *m, int kind, const char *name,
+                                    const char *sub, const char *contact) {
   size_t size = sizeof(obspam__pending) + strlen(name) + 1 +
                 (sub ? strlen(sub) + 1 : 0) +
                 (contact ? strlen(contact) + 1 : 0);
-  obspam__pending *p = calloc(1, size);
+  obspam__pending *p;
   char *at;
 
+  if (m != NULL && m->spare != NULL && size <= SPARE_SIZE) {
+    p = m->spare;
+    m->spare = p->next;
+    m->nspare--;
+    memset(p, 0, sizeof(*p));
+  } else {
+    p = calloc(1, size);
+  }
   if (p == NULL)
     return NULL;
   at = (char *)(p + 1);
@@ -352,16 +358,18 @@ static obspam__pending *pending_new(int kind, const char *name, const char *sub,
   return p;
 }
 
-/* Turns the period in progress of h, which has refusals, into a pending
-   notice. Returns -1 when memory ran out (h is left as it was). */
-static int np_close(mem_store *m, hist *h) {
+/* A notice for the period in progress of h, allocated but not filled:
+   np_close_with fills it and makes it pending. */
+static obspam__pending *np_alloc(mem_store *m, const hist *h) {
   const obspam__sub *s = obspam__owner(h->owner);
-  obspam__pending *p;
 
-  p = pending_new(h->owner->kind, h->owner->name, s ? s->obj.name : NULL,
-                  s ? s->contact : NULL);
-  if (p == NULL)
-    return -1;
+  return pending_new(m, h->owner->kind, h->owner->name, s ? s->obj.name : NULL,
+                     s ? s->contact : NULL);
+}
+
+/* Turns the period in progress of h, which has refusals, into the pending
+   notice p (from np_alloc). Cannot fail. */
+static void np_close_with(mem_store *m, hist *h, obspam__pending *p) {
   p->limit = h->np_limit;
   p->sent = h->np_sent;
   p->refused = h->np_refused;
@@ -373,20 +381,36 @@ static int np_close(mem_store *m, hist *h) {
   m->pending = p;
   refused_unlink(m, h);
   h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
+}
+
+/* np_close_with with a notice of its own. Returns -1 when memory ran out
+   (h is left as it was). */
+static int np_close(mem_store *m, hist *h) {
+  obspam__pending *p = np_alloc(m, h);
+
+  if (p == NULL)
+    return -1;
+  np_close_with(m, h, p);
   return 0;
 }
 
+/* Whether moving h into the period starting at start closes one with
+   refusals, which needs a notice. */
+static int np_closes(const hist *h, int64_t start, int64_t end) {
+  return h->np_refused > 0 && (h->np_start != start || h->np_end != end);
+}
+
 /* Moves h into the notification period [start, end), closing the one in
-   progress. Returns -1 when memory ran out. */
-static int np_roll(mem_store *m, hist *h, int64_t start, int64_t end) {
+   progress into p (allocated when np_closes said so). */
+static void np_roll(mem_store *m, hist *h, int64_t start, int64_t end,
+                    obspam__pending *p) {
   if (h->np_start == start && h->np_end == end)
-    return 0;
-  if (h->np_refused > 0 && np_close(m, h) != 0)
-    return -1;
+    return;
+  if (p != NULL)
+    np_close_with(m, h, p);
   h->np_start = start;
   h->np_end = end;
   h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
-  return 0;
 }
 
 /* ---- scripts ------------------------------------------------------------- */
@@ -430,8 +454,8 @@ static script *script_new(const char *path, size_t len) {
   return sc;
 }
 
-/* Adds sc to the table, dropping the least recently used script when the
-   table is full. Returns -1 (and frees sc) when memory ran out. */
+/* Adds sc to the table as the most recently used script. Returns -1
+   (and frees sc) when memory ran out. */
 static int script_insert(mem_store *m, script *sc) {
   HASH_ADD_KEYPTR(hh, m->scripts, sc->obj.name, sc->obj.len, &sc->obj);
   if (sc->obj.hh.tbl == NULL) {
@@ -439,32 +463,31 @@ static int script_insert(mem_store *m, script *sc) {
     return -1;
   }
   LIST_APPEND(m->s_first, m->s_last, sc, lprev, lnext);
-  if (++m->nscripts > OBSPAM__SCRIPTS_MAX)
-    script_free(m, m->s_first);
+  m->nscripts++;
   return 0;
 }
 
-static script *script_get(mem_store *m, const char *path, size_t len) {
-  script *sc = script_find(m, path, len);
+/* Drops the least recently used scripts beyond OBSPAM__SCRIPTS_MAX. */
+static void script_evict(mem_store *m) {
+  while (m->nscripts > OBSPAM__SCRIPTS_MAX)
+    script_free(m, m->s_first);
+}
 
-  if (sc != NULL) {
-    if (m->s_last != sc) {
-      LIST_UNLINK(m->s_first, m->s_last, sc, lprev, lnext);
-      LIST_APPEND(m->s_first, m->s_last, sc, lprev, lnext);
-    }
-    return sc;
+static void script_use(mem_store *m, script *sc) {
+  if (m->s_last != sc) {
+    LIST_UNLINK(m->s_first, m->s_last, sc, lprev, lnext);
+    LIST_APPEND(m->s_first, m->s_last, sc, lprev, lnext);
   }
-  sc = script_new(path, len);
-  if (sc == NULL || script_insert(m, sc) != 0)
-    return NULL;
-  return sc;
 }
 
 /* ---- sweeping ------------------------------------------------------------ */
 
 /* Frees a few rings whose window is empty at minute, and a few hist
-   records with nothing left within the retention. */
+   records with nothing left within the retention. A record whose
+   notification period still has refusals waits for the flush that turns
+   them into a notice, so that sweeping never allocates. */
 static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+  hist *h, *next;
   int i;
 
   for (i = 0; i < SWEEP_PER_CALL && m->r_first != NULL; i++) {
@@ -472,14 +495,12 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
       break;
     ring_free(m, m->r_first->owner);
   }
-  for (i = 0; i < SWEEP_PER_CALL && m->h_first != NULL; i++) {
-    hist *h = m->h_first;
-
+  for (i = 0, h = m->h_first; i < SWEEP_PER_CALL && h != NULL; i++, h = next) {
+    next = h->next;
     if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
       break;
-    if (h->np_refused > 0 && np_close(m, h) != 0)
-      break;
-    drop(m, h->owner);
+    if (h->np_refused == 0)
+      drop(m, h->owner);
   }
 }
 
@@ -572,10 +593,75 @@ static void dry_charge(mem_store *m, obspam__charge *ch) {
     }
 }
 
+/* What a charge allocates before it changes anything. */
+typedef struct prepared {
+  ring *ring[3];              /* new rings, not yet attached */
+  obspam__pending *notice[3]; /* notices of periods the charge closes */
+  int new_hist[3];            /* hist records this charge created */
+  script *sc;                 /* the script, found or new */
+  int new_script;
+} prepared;
+
+/* Undoes prepare: frees what it allocated, drops what it created. */
+static void unprepare(mem_store *m, obspam__charge *ch, prepared *p) {
+  int i;
+
+  for (i = 0; i < ch->n; i++) {
+    free(p->ring[i]);
+    free(p->notice[i]);
+    if (p->new_hist[i])
+      hist_free(m, ch->obj[i]);
+  }
+  if (p->new_script)
+    script_free(m, p->sc);
+}
+
+/* The first phase of a charge: every allocation it may need, and nothing
+   that can be seen. Returns -1 (with everything undone) when memory ran
+   out. */
+static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
+                   int64_t start, prepared *p) {
+  int i;
+
+  memset(p, 0, sizeof(*p));
+  for (i = 0; i < ch->n; i++) {
+    obspam__obj *o = ch->obj[i];
+    hist *h;
+
+    p->new_hist[i] = o->hist == NULL;
+    h = hist_get(m, o);
+    if (h == NULL || hist_room(h, hour) != 0)
+      goto nomem;
+    if (np_closes(h, start, start + ch->period) &&
+        (p->notice[i] = np_alloc(m, h)) == NULL)
+      goto nomem;
+    if (o->ring == NULL && (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
+      goto nomem;
+  }
+  if (ch->script != NULL) {
+    p->sc = script_find(m, ch->script, ch->script_len);
+    if (p->sc == NULL) {
+      p->sc = script_new(ch->script, ch->script_len);
+      if (p->sc == NULL || script_insert(m, p->sc) != 0) {
+        p->sc = NULL;
+        goto nomem;
+      }
+      p->new_script = 1;
+    }
+    if (hist_get(m, &p->sc->obj) == NULL ||
+        hist_room(p->sc->obj.hist, hour) != 0)
+      goto nomem;
+  }
+  return 0;
+nomem:
+  unprepare(m, ch, p);
+  return -1;
+}
+
 static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int64_t t, minute, hour, start;
-  script *sc = NULL;
+  prepared p;
   int i;
 
   pthread_mutex_lock(&m->lock);
@@ -584,30 +670,35 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
     pthread_mutex_unlock(&m->lock);
     return OBSPAM_OK;
   }
-  if (ch->t < m->newest)
-    ch->t = m->newest;
-  t = m->newest = ch->t;
+  t = ch->t > m->newest ? ch->t : m->newest;
   minute = t / 60;
   hour = hour_of(t);
   start = t - t % ch->period;
+  if (prepare(m, ch, hour, start, &p) != 0) {
+    pthread_mutex_unlock(&m->lock);
+    return OBSPAM_ENOMEM;
+  }
 
-  /* Everything that can fail happens before anything is counted. The
-     history comes first: an object with a ring always has one. */
+  /* Nothing below can fail. */
+  ch->t = m->newest = t;
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
 
-    if (hist_reserve(m, o, hour, ch->retention) != 0 ||
-        np_roll(m, o->hist, start, start + ch->period) != 0 ||
-        ring_get(m, o, minute) == NULL)
-      goto nomem;
+    hist_begin(m, o->hist, hour, ch->retention);
+    np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
+    if (p.ring[i] != NULL) {
+      p.ring[i]->owner = o;
+      p.ring[i]->minute = minute;
+      o->ring = p.ring[i];
+      LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
+    }
     ring_touch(m, o->ring, minute);
     ch->count[i] = o->ring->sent;
     ch->first_refusal[i] = 0;
   }
-  if (ch->script != NULL) {
-    sc = script_get(m, ch->script, ch->script_len);
-    if (sc == NULL || hist_reserve(m, &sc->obj, hour, ch->retention) != 0)
-      goto nomem;
+  if (p.sc != NULL) {
+    hist_begin(m, p.sc->obj.hist, hour, ch->retention);
+    script_use(m, p.sc);
   }
 
   ch->refuser = ch->forbid ? 0 : -1;
@@ -625,14 +716,14 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
     for (i = 0; i < ch->n && !ch->probe; i++)
       charge_accept(ch, i, minute);
   }
-  if (sc != NULL && (ch->refuser >= 0 || !ch->probe))
-    charge_script(sc, ch, t);
+  if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
+    charge_script(p.sc, ch, t);
+  else if (p.new_script) /* an accepted probe leaves no trace */
+    script_free(m, p.sc);
+  script_evict(m);
   sweep(m, minute, cutoff_of(hour, ch->retention));
   pthread_mutex_unlock(&m->lock);
   return OBSPAM_OK;
-nomem:
-  pthread_mutex_unlock(&m->lock);
-  return OBSPAM_ENOMEM;
 }
 
 static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
@@ -663,11 +754,47 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   pthread_mutex_unlock(&m->lock);
 }
 
+/* Makes sure the pool holds n spare notices. */
+static int spare_reserve(mem_store *m, size_t n) {
+  while (m->nspare < n) {
+    obspam__pending *p = malloc(SPARE_SIZE);
+
+    if (p == NULL)
+      return -1;
+    p->next = m->spare;
+    m->spare = p;
+    m->nspare++;
+  }
+  return 0;
+}
+
+/* The objects of the subtree of o whose notification period has
+   refusals: each needs a notice when it goes. */
+static size_t open_periods(const obspam__obj *o) {
+  size_t n = o->hist != NULL && o->hist->np_refused > 0;
+  const obspam__obj *c;
+
+  for (c = o->child; c != NULL; c = c->next)
+    n += open_periods(c);
+  return n;
+}
+
+static int mem_reserve(obspam__store *s, obspam__obj *root) {
+  mem_store *m = (mem_store *)s;
+  int rc;
+
+  pthread_mutex_lock(&m->lock);
+  rc = spare_reserve(m, open_periods(root)) == 0 ? OBSPAM_OK : OBSPAM_ENOMEM;
+  pthread_mutex_unlock(&m->lock);
+  return rc;
+}
+
 static void mem_forget(obspam__store *s, obspam__obj *o) {
   mem_store *m = (mem_store *)s;
 
   pthread_mutex_lock(&m->lock);
-  /* A removed object's refusals are still worth a notice. */
+  /* A removed object's refusals are still worth a notice; reserve made
+     sure there is one for it. */
   if (o->hist != NULL && o->hist->np_refused > 0)
     (void)np_close(m, o->hist);
   ring_free(m, o);
@@ -675,11 +802,22 @@ static void mem_forget(obspam__store *s, obspam__obj *o) {
   pthread_mutex_unlock(&m->lock);
 }
 
-static void mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
+static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   mem_store *m = (mem_store *)s;
   hist *h, *next;
+  size_t closing = 0;
 
   pthread_mutex_lock(&m->lock);
+  /* First the notices of the objects that go, so that nothing changes
+     when there is no memory for them. */
+  for (h = m->h_first; h != NULL; h = h->next)
+    if (h->owner->kind != OBSPAM_SCRIPT && h->np_refused > 0 &&
+        successor(h->owner->kind, h->owner->name, h->owner->len, ud) == NULL)
+      closing++;
+  if (spare_reserve(m, closing) != 0) {
+    pthread_mutex_unlock(&m->lock);
+    return OBSPAM_ENOMEM;
+  }
   for (h = m->h_first; h != NULL; h = next) {
     obspam__obj *from = h->owner, *to;
 
@@ -703,6 +841,7 @@ static void mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
       to->ring->owner = to;
   }
   pthread_mutex_unlock(&m->lock);
+  return OBSPAM_OK;
 }
 
 static int overlaps(int64_t hour, int64_t from, int64_t to) {
@@ -792,7 +931,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
     pthread_mutex_unlock(&m->lock);
     return OBSPAM_ENOMEM;
   }
-  at = (char *)(all + rows);
+  at = all != NULL ? (char *)(all + rows) : NULL;
   for (h = m->h_first; h != NULL && *n < rows; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
     if (row.refused == 0 && (h->owner->kind != OBSPAM_SCRIPT || row.sent == 0))
@@ -946,6 +1085,10 @@ typedef struct parsed {
   uint32_t n;
   parsed_entry *e;
   obspam__pending *pending;
+  /* The script table, built whole, so that installing it cannot fail. */
+  obspam__obj *scripts;
+  script *s_first, *s_last;
+  uint32_t nscripts;
 } parsed;
 
 static void parsed_free(parsed *p) {
@@ -953,6 +1096,7 @@ static void parsed_free(parsed *p) {
 
   if (p == NULL)
     return;
+  HASH_CLEAR(hh, p->scripts); /* the table's memory; the scripts go below */
   for (i = 0; i < p->n; i++) {
     if (p->e[i].h != NULL)
       free(p->e[i].h->h);
@@ -1013,6 +1157,10 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
       obspam__get_i64(r, &h->np_first) || obspam__get_i64(r, &h->np_last) ||
       obspam__get_i64(r, &h->np_limit) || obspam__get_u32(r, &n))
     return "truncated";
+  /* Bounds far above what a real engine reaches, so that no sum of them
+     can overflow. */
+  if (h->np_sent > COUNT_MAX || h->np_refused > COUNT_MAX)
+    return "bad counters";
   if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
       h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
       h->np_first < 0 || h->np_last < h->np_first || h->np_limit < -1)
@@ -1031,6 +1179,8 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
         obspam__get_i64(r, &rec->first_refused) ||
         obspam__get_i64(r, &rec->last_refused))
       return "truncated";
+    if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
+      return "bad history";
     if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
         rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
         rec->first_refused < 0 || rec->last_refused < rec->first_refused)
@@ -1060,7 +1210,7 @@ static const char *parse_buckets(obspam__reader *r, ring *g, int sent) {
       return "truncated";
     /* Rising indexes, no zero values, no sum that could overflow. */
     if (i >= WINDOW || (k > 0 && i <= prev) ||
-        (sent ? (v64 <= 0 || v64 > ((int64_t)1 << 56)) : v32 == 0))
+        (sent ? (v64 <= 0 || v64 > COUNT_MAX) : v32 == 0))
       return "bad window";
     prev = i;
     if (sent) {
@@ -1086,7 +1236,7 @@ static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest) {
   return why != NULL ? why : parse_buckets(r, g, 0);
 }
 
-static const char *parse_entry(obspam__reader *r, parsed_entry *e,
+static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
                                int64_t newest, int *nomem) {
   const uint8_t *bytes;
   const char *why;
@@ -1114,6 +1264,12 @@ static const char *parse_entry(obspam__reader *r, parsed_entry *e,
     return why;
   if (e->h->h == NULL)
     goto nomem;
+  /* The store keeps no notification period for a script path. */
+  if (kind == OBSPAM_SCRIPT &&
+      (e->h->np_start != 0 || e->h->np_end != 0 || e->h->np_sent != 0 ||
+       e->h->np_refused != 0 || e->h->np_first != 0 || e->h->np_last != 0 ||
+       e->h->np_limit != 0))
+    return "bad object";
   if (obspam__get_u8(r, &has_ring))
     return "truncated";
   if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
@@ -1127,9 +1283,24 @@ static const char *parse_entry(obspam__reader *r, parsed_entry *e,
       return why;
   }
   if (kind == OBSPAM_SCRIPT) {
+    obspam__obj *dup = NULL;
+
+    HASH_FIND(hh, p->scripts, e->name, len, dup);
+    if (dup != NULL)
+      return "a script path appears twice";
+    if (p->nscripts == OBSPAM__SCRIPTS_MAX)
+      return "too many script paths";
     e->sc = script_new(e->name, len);
     if (e->sc == NULL)
       goto nomem;
+    HASH_ADD_KEYPTR(hh, p->scripts, e->sc->obj.name, len, &e->sc->obj);
+    if (e->sc->obj.hh.tbl == NULL) {
+      free(e->sc);
+      e->sc = NULL;
+      goto nomem;
+    }
+    LIST_APPEND(p->s_first, p->s_last, e->sc, lprev, lnext);
+    p->nscripts++;
   }
   return NULL;
 nomem:
@@ -1141,6 +1312,7 @@ static const char *parse_pending(obspam__reader *r, parsed *p, int *nomem) {
   char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
       contact[OBSPAM_NAME_MAX + 1];
   int no_name, no_sub, no_contact;
+  obspam__pending **tail = &p->pending;
   uint32_t n, i;
   uint8_t kind;
 
@@ -1157,14 +1329,14 @@ static const char *parse_pending(obspam__reader *r, parsed *p, int *nomem) {
     if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX || no_name ||
         !name_ok(kind, name, strlen(name)))
       return "bad notice";
-    q = pending_new(kind, name, no_sub ? NULL : sub,
+    q = pending_new(NULL, kind, name, no_sub ? NULL : sub,
                     no_contact ? NULL : contact);
     if (q == NULL) {
       *nomem = 1;
       return "out of memory";
     }
-    q->next = p->pending;
-    p->pending = q;
+    *tail = q; /* in the file's order, so that a save writes it again */
+    tail = &q->next;
     if (obspam__get_i64(r, &q->limit) || obspam__get_i64(r, &q->sent) ||
         obspam__get_i64(r, &q->refused) ||
         obspam__get_i64(r, &q->first_refused) ||
@@ -1210,7 +1382,7 @@ static void *mem_load_parse(obspam__store *s, obspam__reader *r,
   }
   for (i = 0; i < n; i++) {
     p->n = i + 1;
-    *why = parse_entry(r, &p->e[i], p->newest, nomem);
+    *why = parse_entry(r, p, &p->e[i], p->newest, nomem);
     if (*why != NULL)
       goto fail;
   }
@@ -1244,19 +1416,18 @@ static int64_t mem_load_install(obspam__store *s, void *state,
   m->pending = NULL;
   if (p->newest > m->newest)
     m->newest = p->newest;
+  m->scripts = p->scripts;
+  m->s_first = p->s_first;
+  m->s_last = p->s_last;
+  m->nscripts = p->nscripts;
+  p->scripts = NULL;
 
   for (i = 0; i < p->n; i++) {
     parsed_entry *e = &p->e[i];
     obspam__obj *o;
 
     if (e->kind == OBSPAM_SCRIPT) {
-      /* A duplicate path in the file keeps its first entry. */
-      if (script_find(m, e->name, e->len) != NULL ||
-          script_insert(m, e->sc) != 0) {
-        e->sc = NULL;
-        continue;
-      }
-      o = &e->sc->obj;
+      o = &e->sc->obj; /* already in the table */
       e->sc = NULL;
     } else {
       o = successor(e->kind, e->name, e->len, ud);
@@ -1299,14 +1470,15 @@ static void mem_destroy(obspam__store *s) {
   while (m->r_first != NULL)
     ring_free(m, m->r_first->owner);
   obspam__pending_free(m->pending);
+  obspam__pending_free(m->spare);
   pthread_mutex_destroy(&m->lock);
   free(m);
 }
 
 static const obspam__store_ops mem_ops = {
-    mem_charge,     mem_read,         mem_forget,       mem_carry,
-    mem_history,    mem_report,       mem_notices,      mem_save,
-    mem_load_parse, mem_load_install, mem_load_discard, mem_destroy};
+    mem_charge,       mem_read,         mem_forget,  mem_carry, mem_reserve,
+    mem_history,      mem_report,       mem_notices, mem_save,  mem_load_parse,
+    mem_load_install, mem_load_discard, mem_destroy};
 
 obspam__store *obspam__mem_store_new(void) {
   mem_store *m = calloc(1, sizeof(*m));

@@ -738,11 +738,17 @@ static void r_forget(obspam__store *s, obspam__obj *o) {
   r->local->ops->forget(r->local, o);
 }
 
-static void r_carry(obspam__store *s, obspam__successor successor, void *ud) {
+static int r_carry(obspam__store *s, obspam__successor successor, void *ud) {
   redis_store *r = (redis_store *)s;
 
   /* Redis keys are by name: nothing to carry there. */
-  r->local->ops->carry(r->local, successor, ud);
+  return r->local->ops->carry(r->local, successor, ud);
+}
+
+static int r_reserve(obspam__store *s, obspam__obj *root) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->reserve(r->local, root);
 }
 
 static int64_t hour_of(int64_t t) { return t - t % 3600; }
@@ -1050,8 +1056,9 @@ static void r_destroy(obspam__store *s) {
 }
 
 static const obspam__store_ops redis_ops = {
-    r_charge,  r_read, r_forget,     r_carry,        r_history,      r_report,
-    r_notices, r_save, r_load_parse, r_load_install, r_load_discard, r_destroy};
+    r_charge,       r_read,         r_forget,  r_carry, r_reserve,
+    r_history,      r_report,       r_notices, r_save,  r_load_parse,
+    r_load_install, r_load_discard, r_destroy};
 
 const char *obspam__store_uri_check(const char *uri) {
   parsed_uri p;

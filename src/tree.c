@@ -31,7 +31,8 @@ obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid) {
   obspam__sub *s = NULL;
 
-  HASH_FIND(hh_uid, t->by_uid, &uid, sizeof(uid), s);
+  if (uid >= 0)
+    HASH_FIND(hh_uid, t->by_uid, &uid, sizeof(uid), s);
   return s;
 }
 
@@ -94,24 +95,32 @@ void obspam__tree_move(obspam__obj *o, obspam__obj *parent) {
 }
 
 int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid) {
-  obspam__sub *owner;
+  int64_t old = s->uid;
 
-  if (uid == s->uid)
+  if (uid == old)
     return OBSPAM_OK;
-  if (uid >= 0) {
-    owner = obspam__tree_by_uid(t, uid);
-    if (owner != NULL)
-      return OBSPAM_EEXIST;
+  if (uid >= 0 && obspam__tree_by_uid(t, uid) != NULL)
+    return OBSPAM_EEXIST;
+  if (t->by_uid == NULL) {
+    t->uid_anchor.uid = -2;
+    HASH_ADD(hh_uid, t->by_uid, uid, sizeof(t->uid_anchor.uid), &t->uid_anchor);
+    if (t->uid_anchor.hh_uid.tbl == NULL) {
+      t->by_uid = NULL;
+      return OBSPAM_ENOMEM;
+    }
   }
-  if (s->uid >= 0)
+  if (old >= 0)
     HASH_DELETE(hh_uid, t->by_uid, s);
-  s->uid = -1;
+  s->uid = uid;
   if (uid < 0)
     return OBSPAM_OK;
-  s->uid = uid;
   HASH_ADD(hh_uid, t->by_uid, uid, sizeof(s->uid), s);
   if (s->hh_uid.tbl == NULL) {
-    s->uid = -1;
+    /* Back into the bucket that held it a moment ago: that needs no
+       memory, as the anchor keeps the table. */
+    s->uid = old;
+    if (old >= 0)
+      HASH_ADD(hh_uid, t->by_uid, uid, sizeof(s->uid), s);
     return OBSPAM_ENOMEM;
   }
   return OBSPAM_OK;

@@ -45,6 +45,9 @@ typedef struct obspam__sub {
 typedef struct obspam__tree {
   obspam__obj *table[5]; /* heads by kind; SERVER's slot is unused */
   obspam__sub *by_uid;
+  /* An entry of by_uid that is no subscription (uid -2): with it the table
+     is never emptied, and so never freed, by moving a uid. */
+  obspam__sub uid_anchor;
   int64_t server[3]; /* server defaults by limit kind */
   int server_scripts;
 } obspam__tree;
@@ -56,6 +59,7 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
 /* Lookups by an already normalised name; NULL when absent. */
 obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
                                const char *name, size_t len);
+/* The subscription that owns uid (>= 0), or NULL. */
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid);
 
 /* Adds a child under parent (which must be of the kind above). Returns

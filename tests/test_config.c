@@ -694,10 +694,11 @@ Test(config_errors, names) {
       "domain");
   ERR("mailbox m@\n", 1,
       "bad mailbox name 'm@': an address needs a local part and a domain");
+  /* Messages show control characters as '?': one printable line. */
   ERR("plan a\x01z\n", 1,
-      "bad plan name 'a\x01z': name holds a blank or a control character");
+      "bad plan name 'a?z': name holds a blank or a control character");
   ERR("plan a\rz\n", 1,
-      "bad plan name 'a\rz': name holds a blank or a control character");
+      "bad plan name 'a?z': name holds a blank or a control character");
   ERR("subscription s plan=a@b\n", 1, "bad plan name 'a@b': name holds an '@'");
 }
 
