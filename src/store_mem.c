@@ -876,7 +876,9 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
     for (i = 0; *out != NULL && i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
 
-      if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
+      /* An hour begun by a probe that charged nothing has no activity. */
+      if (rec->hour >= cutoff && overlaps(rec->hour, from, to) &&
+          (rec->sent != 0 || rec->refused != 0))
         (*out)[(*n)++] = *rec;
     }
   }
