@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# policyd_compare.sh: obspam-policyd against the ceiling of this machine and
+# against the rate-limiting policy servers Debian ships, under the same load.
+#
+#   tests/bench/policyd_compare.sh [BUILD_DIR]     (default: build)
+#
+# BUILD_DIR (relative to the repository root, or absolute) must hold the
+# whole project built with the benchmarks and examples, preferably Release:
+#   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2
+#
+# Servers, all started here at the beginning, each on a private 127.0.0.1
+# port with a private configuration and state in a temporary directory:
+#   dunno      bench_dunno_server: answers DUNNO without parsing (the ceiling)
+#   obspam     obspam-policyd: parses, decides (mailbox, domain and
+#              subscription limits), with a state file as deployed
+#   postfwd    postfwd1 (Perl, Net::Server::Multiplex): one rate() rule on
+#              sasl_username
+#   prl-mem    policyd-rate-limit (Python): limit per sasl_username, SQLite
+#              in memory (":memory:"), the fastest backend it has
+#   prl-file   policyd-rate-limit with SQLite in a file, as its Debian
+#              configuration has it (a commit per request)
+# Every server gets the same limit per mailbox and hour (LIMIT), high enough
+# that everything is accepted. Postfix asks obspam-policyd and postfwd at
+# DATA; policyd-rate-limit counts only at RCPT (it answers every other stage
+# with DUNNO without looking at its database), so its requests say
+# protocol_state=RCPT. The requests are otherwise identical: the ~30
+# attributes Postfix 3.7 sends, for 1,000 mailboxes drawn at random.
+#
+# For each connection count, then for each server in turn (so that the
+# ceiling and obspam-policyd are measured back to back, in about the same
+# state of the machine), bench_policy_load runs WARMUP seconds unmeasured,
+# then DURATION seconds measured, one request in flight per connection (no
+# pipelining, as Postfix). Then one table: req/s, p50, p99 and max latency,
+# errors, the server's CPU time (user + system, from /proc) per reply over
+# the whole run, and the load generator's; and obspam-policyd's ratios to
+# the ceiling and to the fastest peer. On a machine shared with other work
+# the CPU time per reply moves much less than the requests per second.
+# It prints figures and never fails on a time; it exits non-zero only when
+# a server cannot be started or a run had errors.
+#
+# Environment:
+#   DURATION=10  WARMUP=1  CONNS="1 4 16"  LIMIT=1000000 (per hour)
+#   SERVERS="dunno obspam postfwd prl-mem prl-file"
+#   PIN=0        1: servers on CPU 1 and the load generator on CPU 0
+#                (taskset); on a 2-vCPU VM that is slower (cross-CPU
+#                wake-ups), hence off by default
+#   KEEP=0       1: keep the temporary directory (configs, logs, outputs)
+#
+# postfwd and policyd-rate-limit are installed from Debian when missing;
+# their system services are neither started nor enabled by this script.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-"1 4 16"}
+LIMIT=${LIMIT:-1000000}
+SERVERS=${SERVERS:-"dunno obspam postfwd prl-mem prl-file"}
+PIN=${PIN:-0}
+KEEP=${KEEP:-0}
+MAILBOXES=1000
+
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+[[ $BUILD == /* ]] || BUILD="$PWD/$BUILD"
+
+LOAD="$BUILD/bench/bench_policy_load"
+DUNNO="$BUILD/bench/bench_dunno_server"
+POLICYD="$BUILD/examples/obspam-policyd"
+
+die() {
+  echo "policyd_compare: $*" >&2
+  exit 1
+}
+
+for bin in "$LOAD" "$DUNNO"; do
+  [[ -x $bin ]] || die "$bin is missing: build the project with the benchmarks in $BUILD"
+done
+if [[ " $SERVERS " == *" obspam "* && ! -x $POLICYD ]]; then
+  echo "policyd_compare: $POLICYD is not built: obspam-policyd skipped" >&2
+  SERVERS=${SERVERS//obspam/}
+fi
+
+# ---- the peers, from Debian ---------------------------------------------
+
+# Installing policyd-rate-limit would start its service (postinst). Where
+# nothing stops that yet, a policy-rc.d that denies every start is put in
+# place for the install only, and a unit the install enabled is disabled:
+# the benchmark runs its own instances by hand.
+install_peers() {
+  local missing=() pkg made_policy=0 rc=0
+  for pkg in postfwd policyd-rate-limit; do
+    [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true) == "install ok installed" ]] ||
+      missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -gt 0 ]] || return 0
+  # shellcheck source=tests/lib/deps.sh
+  . tests/lib/deps.sh
+  if [[ $(id -u) -eq 0 && ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# policyd_compare.sh: no service starts during its install\nexit 101\n' \
+      >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  obspam_need_packages "${missing[@]}" || rc=$?
+  [[ $made_policy -eq 0 ]] || rm -f /usr/sbin/policy-rc.d
+  [[ $rc -eq 0 ]] || die "cannot install ${missing[*]}"
+  if [[ " ${missing[*]} " == *" policyd-rate-limit "* && -d /run/systemd/system ]]; then
+    systemctl disable --now policyd-rate-limit.service >/dev/null 2>&1 || true
+  fi
+}
+if [[ " $SERVERS " == *" postfwd "* || " $SERVERS " == *" prl-"* ]]; then
+  install_peers
+fi
+
+# ---- bookkeeping ----------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/policyd_compare.XXXXXX")
+chmod 755 "$TMP" # policyd-rate-limit runs as its own user and reads here
+RESULTS="$TMP/results"
+: >"$RESULTS"
+SERVER_PID=""          # set by start_NAME
+SERVER_STOP_SIGNAL=TERM
+declare -A PIDS=() PORTS=() STOP_SIGNALS=()
+FAILED=0
+
+# A process that is gone or a zombie is not running.
+running() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+stop_pid() { # PID SIGNAL
+  local pid=$1 sig=$2 i
+  [[ -n $pid ]] || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    running "$pid" || break
+    sleep 0.1
+  done
+  if running "$pid"; then
+    echo "policyd_compare: pid $pid did not stop on SIG$sig: killed" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+  local name
+  # A server that failed to start half-way.
+  stop_pid "$SERVER_PID" "$SERVER_STOP_SIGNAL"
+  for name in "${!PIDS[@]}"; do
+    stop_pid "${PIDS[$name]}" "${STOP_SIGNALS[$name]}"
+  done
+  if [[ $KEEP == 1 ]]; then
+    echo "policyd_compare: kept $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SERVER_CPU=()
+LOAD_CPU=()
+if [[ $PIN == 1 ]]; then
+  [[ $(nproc) -ge 2 ]] || die "PIN=1 needs two CPUs"
+  SERVER_CPU=(taskset -c 1)
+  LOAD_CPU=(taskset -c 0)
+fi
+
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() {
+  sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Waits until PORT accepts connections, at most 15 s, while PID (when
+# given) runs.
+wait_port() {
+  local port=$1 pid=${2:-} i
+  for ((i = 0; i < 300; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    if [[ -n $pid ]] && ! running "$pid"; then
+      return 1
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# ---- the configurations ---------------------------------------------------
+
+# The mailboxes are the load generator's own (userKKKK@dDDD.example, ten
+# per domain); five domains make a subscription.
+"$LOAD" -m "$MAILBOXES" --list-mailboxes >"$TMP/mailboxes"
+{
+  echo "# policyd_compare.sh: $MAILBOXES mailboxes, $LIMIT messages per hour each"
+  echo "default mailbox=$LIMIT domain=$((LIMIT * 10)) subscription=$((LIMIT * 50))"
+  awk '!seen[$2]++ { d = n++; if (d % 5 == 0) printf "subscription s%03d\n", d / 5;
+         printf "domain %s subscription=s%03d\n", $2, int(d / 5) }' "$TMP/mailboxes"
+  awk '{ printf "mailbox %s@%s\n", $1, $2 }' "$TMP/mailboxes"
+} >"$TMP/obspam.conf"
+
+echo "id=RATE01; sasl_username=~.; action=rate(sasl_username/$LIMIT/3600/451 4.7.1 rate limit exceeded)" \
+  >"$TMP/postfwd.cf"
+
+prl_config() { # NAME DATABASE PORT
+  cat <<EOF
+# policyd_compare.sh: $1
+debug: False
+user: "policyd-rate-limit"
+group: "policyd-rate-limit"
+pidfile: "$TMP/$1/pid"
+backend: 0
+sqlite_config:
+    database: "$2"
+SOCKET: ["127.0.0.1", $3]
+limits:
+    - [$LIMIT, 3600]
+limits_by_id: {}
+limit_by_sasl: True
+limit_by_sender: False
+limit_by_ip: False
+limited_networks: []
+success_action: "dunno"
+fail_action: "defer_if_permit Rate limit reach, retry later"
+db_error_action: "dunno"
+report: False
+delay_to_close: 300
+EOF
+}
+
+# ---- the servers ----------------------------------------------------------
+
+# start_NAME sets SERVER_PID and PORT (and SERVER_STOP_SIGNAL), or fails.
+start_dunno() {
+  local i
+  "${SERVER_CPU[@]}" "$DUNNO" inet:127.0.0.1:0 >"$TMP/dunno.out" 2>"$TMP/dunno.log" &
+  SERVER_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    PORT=$(sed -n 's/^listening on inet:127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/dunno.out")
+    [[ -z $PORT ]] || return 0
+    running "$SERVER_PID" || break
+    sleep 0.05
+  done
+  return 1
+}
+
+start_obspam() {
+  PORT=$(free_port)
+  "${SERVER_CPU[@]}" "$POLICYD" --config "$TMP/obspam.conf" \
+    --listen "inet:127.0.0.1:$PORT" --foreground --state "$TMP/obspam.state" \
+    >"$TMP/obspam.log" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$PORT" "$SERVER_PID"
+}
+
+# postfwd1 has no foreground server mode (without -d it reads one request
+# from stdin): it daemonizes, and its pid comes from its pidfile.
+start_postfwd() {
+  local user=() i
+  PORT=$(free_port)
+  [[ $(id -u) -ne 0 ]] || user=(-u postfw -g postfw)
+  "${SERVER_CPU[@]}" /usr/sbin/postfwd1 -d -f "$TMP/postfwd.cf" -i 127.0.0.1 -p "$PORT" \
+    --pidfile "$TMP/postfwd.pid" "${user[@]}" --nodns --perfmon --norulelog \
+    --noidlestats >"$TMP/postfwd.log" 2>&1 || return 1
+  for ((i = 0; i < 100; i++)); do
+    SERVER_PID=$(cat "$TMP/postfwd.pid" 2>/dev/null) || true
+    [[ -z $SERVER_PID ]] || break
+    sleep 0.05
+  done
+  [[ -n $SERVER_PID ]] && wait_port "$PORT" "$SERVER_PID"
+}
+
+# policyd-rate-limit drops privileges when started as root, after creating
+# directories next to its database (which fails for ":memory:"), so root
+# starts it as its own user directly. It exits cleanly on SIGUSR1 (SIGINT
+# is ignored by a background job of a script).
+start_prl() { # NAME DATABASE
+  local name=$1 db=$2 run=()
+  PORT=$(free_port)
+  mkdir -p "$TMP/$name"
+  prl_config "$name" "$db" "$PORT" >"$TMP/$name/config.yaml"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown -R policyd-rate-limit:policyd-rate-limit "$TMP/$name"
+    run=(setpriv --reuid=policyd-rate-limit --regid=policyd-rate-limit --clear-groups)
+  fi
+  "${SERVER_CPU[@]}" "${run[@]}" /usr/bin/policyd-rate-limit -f "$TMP/$name/config.yaml" \
+    >"$TMP/$name.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_STOP_SIGNAL=USR1
+  wait_port "$PORT" "$SERVER_PID"
+}
+
+start_server() {
+  SERVER_STOP_SIGNAL=TERM
+  case $1 in
+  dunno) start_dunno ;;
+  obspam) start_obspam ;;
+  postfwd) start_postfwd ;;
+  prl-mem) start_prl prl-mem ":memory:" ;;
+  prl-file) start_prl prl-file "$TMP/prl-file/db.sqlite3" ;;
+  *) die "unknown server '$1' (known: dunno obspam postfwd prl-mem prl-file)" ;;
+  esac
+}
+
+describe() {
+  case $1 in
+  dunno) echo "ceiling (DUNNO, no parsing)" ;;
+  obspam) echo "obspam-policyd" ;;
+  postfwd) echo "postfwd1 rate()" ;;
+  prl-mem) echo "policyd-rate-limit, sqlite :memory:" ;;
+  prl-file) echo "policyd-rate-limit, sqlite file" ;;
+  esac
+}
+
+# ---- the runs -------------------------------------------------------------
+
+nconns=$(wc -w <<<"$CONNS")
+nservers=$(wc -w <<<"$SERVERS")
+echo "policyd_compare: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(uname -r)"
+echo "policyd_compare: load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+estimate=$(awk -v n="$nservers" -v c="$nconns" -v d="$DURATION" -v w="$WARMUP" \
+  'BEGIN { printf "%d", n * c * (d + w) + 3 * n }')
+echo "policyd_compare: $nservers servers x connections {$CONNS}, ${WARMUP} s warm-up +" \
+  "${DURATION} s measured each: about $estimate s; pinning:" \
+  "$([[ $PIN == 1 ]] && echo "servers on CPU 1, load on CPU 0" || echo none)"
+
+# Every server runs from the start: an idle one uses no CPU. The servers
+# are then measured back to back for each connection count, so that the
+# ceiling and obspam-policyd see the machine in about the same state.
+started=""
+for server in $SERVERS; do
+  SERVER_PID=""
+  if ! start_server "$server"; then
+    echo "policyd_compare: $(describe "$server") did not start; its log:" >&2
+    tail -n 20 "$TMP/$server.log" "$TMP/$server.out" >&2 2>/dev/null || true
+    stop_pid "$SERVER_PID" "$SERVER_STOP_SIGNAL"
+    SERVER_PID=""
+    FAILED=1
+    continue
+  fi
+  PIDS[$server]=$SERVER_PID
+  PORTS[$server]=$PORT
+  STOP_SIGNALS[$server]=$SERVER_STOP_SIGNAL
+  SERVER_PID=""
+  started="$started $server"
+  echo "policyd_compare: $(describe "$server"): pid ${PIDS[$server]}, port $PORT"
+done
+
+for c in $CONNS; do
+  for server in $started; do
+    state=DATA
+    [[ $server != prl-* ]] || state=RCPT
+    rc=0
+    ticks0=$(cpu_ticks "${PIDS[$server]}")
+    timeout $((${DURATION%.*} + ${WARMUP%.*} + 30)) "${LOAD_CPU[@]}" "$LOAD" \
+      -c "$c" -d "$DURATION" -w "$WARMUP" -m "$MAILBOXES" -s "$state" -l "$server" \
+      "inet:127.0.0.1:${PORTS[$server]}" >"$TMP/$server-$c.out" 2>&1 || rc=$?
+    sed 's/^/  /' "$TMP/$server-$c.out"
+    if [[ $rc -ne 0 ]]; then
+      echo "policyd_compare: $(describe "$server"), $c connections: exit status $rc" >&2
+      FAILED=1
+    fi
+    ticks1=$(cpu_ticks "${PIDS[$server]}")
+    # The server's CPU time over the whole run (warm-up included) per reply
+    # read: a figure that other work on the machine disturbs much less than
+    # requests per second.
+    awk -v t0="$ticks0" -v t1="$ticks1" -v hz="$CLK_TCK" '/^RESULT / {
+        n = 0
+        for (i = 2; i <= NF; i++) if ($i ~ /^replies_total=/) n = substr($i, 15)
+        cpu = (n > 0 && t1 != "") ? (t1 - t0) * 1e6 / hz / n : -1
+        printf "%s cpu_us=%.2f\n", $0, cpu
+      }' "$TMP/$server-$c.out" >>"$RESULTS"
+  done
+done
+echo "policyd_compare: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the table ------------------------------------------------------------
+
+echo
+awk -v servers="$SERVERS" -v conns="$CONNS" \
+  -v names="$(for s in $SERVERS; do printf '%s=%s;' "$s" "$(describe "$s")"; done)" '
+  {
+    delete kv
+    for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+    key = kv["label"] SUBSEP kv["conns"]
+    rps[key] = kv["rps"]; p50[key] = kv["p50_us"]; p99[key] = kv["p99_us"]
+    mx[key] = kv["max_us"]; err[key] = kv["errors"]; cpu[key] = kv["cpu_us"]
+    lcpu[key] = kv["load_cpu_us"]
+  }
+  END {
+    ns = split(servers, sv, " "); nc = split(conns, cv, " ")
+    nn = split(names, nl, ";")
+    for (i = 1; i <= nn; i++) { split(nl[i], p, "="); name[p[1]] = p[2] }
+    printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %11s | %9s |\n", "server",
+      "conns", "req/s", "p50 us", "p99 us", "max us", "errors", "CPU us/req",
+      "load CPU"
+    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------",
+      "------:", "----------:", "----------:", "----------:", "----------:", "-------:",
+      "------------:", "----------:"
+    for (i = 1; i <= ns; i++)
+      for (j = 1; j <= nc; j++) {
+        key = sv[i] SUBSEP cv[j]
+        if (!(key in rps)) {
+          printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %11s | %9s |\n",
+            name[sv[i]], cv[j], "-", "-", "-", "-", "-", "-", "-"
+          continue
+        }
+        printf "| %-36s | %5d | %9d | %9.1f | %9.1f | %9.1f | %6d | %11.2f | %9.2f |\n",
+          name[sv[i]], cv[j], rps[key], p50[key], p99[key], mx[key], err[key], cpu[key],
+          lcpu[key]
+      }
+    print ""
+    for (j = 1; j <= nc; j++) {
+      c = cv[j]; o = "obspam" SUBSEP c; d = "dunno" SUBSEP c
+      best = 0; bestname = ""; bestkey = ""
+      for (i = 1; i <= ns; i++) {
+        if (sv[i] == "dunno" || sv[i] == "obspam") continue
+        k = sv[i] SUBSEP c
+        if ((k in rps) && rps[k] > best) { best = rps[k]; bestname = name[sv[i]]; bestkey = k }
+      }
+      line = ""
+      if ((o in rps) && (d in rps) && rps[d] > 0)
+        line = line sprintf("; %.1f%% of the ceiling (goal >= 85%%: %s)",
+          100 * rps[o] / rps[d], rps[o] >= 0.85 * rps[d] ? "met" : "MISSED")
+      if ((o in rps) && best > 0)
+        line = line sprintf("; %.1fx the fastest peer, %s (goal >= 20x: %s)",
+          rps[o] / best, bestname, rps[o] >= 20 * best ? "met" : "MISSED")
+      if ((o in cpu) && (d in cpu) && cpu[o] > 0 && cpu[d] > 0)
+        line = line sprintf("; CPU per request %.2fx the ceiling'"'"'s", cpu[o] / cpu[d])
+      if ((o in cpu) && bestkey != "" && cpu[o] > 0 && cpu[bestkey] > 0)
+        line = line sprintf(", %.1fx less than the fastest peer'"'"'s", cpu[bestkey] / cpu[o])
+      if (!(o in rps)) line = "; not measured"
+      # What no server could beat here: the ceiling over the fastest peer.
+      if ((d in rps) && best > 0)
+        line = line sprintf("; (the ceiling itself is %.1fx the fastest peer)", rps[d] / best)
+      line = sprintf("obspam-policyd, %2d connection%s: ", c, c == 1 ? " " : "s") substr(line, 3)
+      print line
+    }
+  }' "$RESULTS"
+
+exit "$FAILED"
