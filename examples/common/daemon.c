@@ -296,6 +296,8 @@ struct obspamd_private {
   /* obspamd_tick's schedule, in monotonic milliseconds. */
   pthread_mutex_t tick_lock;
   int64_t next_save_ms, next_flush_ms;
+  /* The shared store as the last tick saw it, to log each change once. */
+  int64_t store_up, store_episodes, store_fallbacks;
   /* The housekeeping thread. */
   pthread_mutex_t hk_lock;
   pthread_cond_t hk_cond;
@@ -648,6 +650,40 @@ void obspamd_flush(obspamd_service *s, int64_t now) {
     obspamd_log(LOG_ERR, "flush failed: %s", obspam_engine_errmsg(s->engine));
 }
 
+/* "local counters" or "deferring", from the engine's store-fallback. */
+static const char *store_fallback_name(obspamd_service *s) {
+  int64_t v = 0;
+
+  obspam_get_option(s->engine, OBSPAM_OPT_STORE_FALLBACK, &v);
+  return v ? "deferring mail" : "on this node's own counters";
+}
+
+/* Logs once when the shared store stops answering (the decisions then use
+   this node's own counters, or are deferred) and once when it is back.
+   Called with tick_lock held. */
+static void store_watch(obspamd_service *s, struct obspamd_private *p) {
+  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
+
+  if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) !=
+          OBSPAM_OK ||
+      !shared)
+    return;
+  if (episodes > p->store_episodes)
+    obspamd_log(LOG_WARNING,
+                "store: the shared store does not answer; deciding without "
+                "it (%s) until it does (episode %" PRId64 ")",
+                store_fallback_name(s), episodes);
+  else if (up && !p->store_up && p->store_episodes > 0)
+    obspamd_log(LOG_NOTICE,
+                "store: the shared store answers again; %" PRId64
+                " decisions were made without it",
+                fallbacks - p->store_fallbacks);
+  if (episodes > p->store_episodes || (up && !p->store_up))
+    p->store_fallbacks = fallbacks;
+  p->store_up = up;
+  p->store_episodes = episodes;
+}
+
 void obspamd_tick(obspamd_service *s, int64_t now) {
   struct obspamd_private *p = s->priv;
   int64_t ms = obspamd__now_ms();
@@ -669,6 +705,7 @@ void obspamd_tick(obspamd_service *s, int64_t now) {
     p->next_flush_ms =
         ms + (int64_t)(s->flush_interval > 0 ? s->flush_interval : 10) * 1000;
   }
+  store_watch(s, p);
   pthread_mutex_unlock(&p->tick_lock);
   if (save)
     obspamd_save(s, NULL, 0);

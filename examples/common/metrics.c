@@ -14,6 +14,10 @@
      obspam_notices_total                                            counter
      obspam_notify_mails_total{result="sent|failed|dropped"}         counter
      obspam_build_info{daemon="...",version="..."} 1                 gauge
+     with a shared store (Redis) only:
+     obspam_store_up                                                 gauge
+     obspam_store_fallback_episodes_total                            counter
+     obspam_store_fallback_decisions_total                           counter
 
    The endpoint is one thread with a poll loop: at most 16 clients at
    once (more wait in the listen queue), a request of at most 4096 bytes
@@ -106,7 +110,7 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
   obspamd_metrics *m = &s->metrics;
   out o = {buf, size, 0};
   uint64_t cumulative = 0;
-  int64_t last_save;
+  int64_t last_save, shared = 0, up = 0, episodes = 0, fallbacks = 0;
   char le[32], daemon[160];
   int i;
 
@@ -182,6 +186,19 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
       LOAD(&m->mails_failed));
   put(&o, "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
       LOAD(&m->mails_dropped));
+  if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) ==
+          OBSPAM_OK &&
+      shared) {
+    family(&o, "obspam_store_up", "gauge",
+           "1 while the shared counter store answers.");
+    put(&o, "obspam_store_up %" PRId64 "\n", up);
+    family(&o, "obspam_store_fallback_episodes_total", "counter",
+           "Times the shared store stopped answering.");
+    put(&o, "obspam_store_fallback_episodes_total %" PRId64 "\n", episodes);
+    family(&o, "obspam_store_fallback_decisions_total", "counter",
+           "Decisions made without the shared store.");
+    put(&o, "obspam_store_fallback_decisions_total %" PRId64 "\n", fallbacks);
+  }
   family(&o, "obspam_build_info", "gauge",
          "The daemon and the version of libobspam it runs.");
   label_value(s->name ? s->name : "obspamd", daemon, sizeof(daemon));

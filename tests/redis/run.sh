@@ -54,6 +54,8 @@ check "redis: the property stream gives the model's verdicts on Redis" \
   env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
 check "redis: killed, local fallback or defer; restarted, shared again" \
   "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
+check "redis: obspam-policyd logs and counts a fallback episode once" \
+  python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
 
 # Sentinel: a master, one replica, one sentinel (quorum 1).
 PM=$("$SRV" port)
