@@ -207,6 +207,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
   ch.t = obspam__newest(e, t);
   ch.dry = dry;
   ch.probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
+  ch.notify_only = 0;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(out, OBSPAM_ACCEPT);
     goto done;

@@ -27,9 +27,12 @@ typedef struct obspam__charge {
   int forbid;          /* refuse at once, naming obj[0] (scripts off) */
   int dry;             /* only answer: charge, record and allocate nothing */
   int probe;           /* charge nothing, but record a refusal */
-  int64_t retention;   /* hours of history to keep */
-  int64_t period;      /* notification period, seconds */
-  const char *script;  /* script path (cleaned, at most SCRIPT_MAX), or NULL */
+  /* The decision was made elsewhere (refuser, count and retry_after are
+     set): only account it in the notification period. */
+  int notify_only;
+  int64_t retention;  /* hours of history to keep */
+  int64_t period;     /* notification period, seconds */
+  const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */
   size_t script_len;
   /* For a shared store only: how long to wait for it, and whether to fail
      with OBSPAM_EUNAVAIL (defer set) instead of using the local counters

@@ -230,6 +230,12 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
   return h;
 }
 
+/* An hour in which nothing was charged or refused (one begun by a probe,
+   or by notification accounting alone) is not kept. */
+static int hour_empty(const obspam__hour *rec) {
+  return rec->sent == 0 && rec->refused == 0;
+}
+
 /* Makes sure h can take hour as its hour in progress without allocating:
    the array grows when the hour in progress will have to move into it.
    Growing changes nothing that can be seen. Returns -1 when memory ran
@@ -238,7 +244,8 @@ static int hist_room(hist *h, int64_t hour) {
   obspam__hour *grown;
   uint32_t i, cap;
 
-  if (h->cur.hour < 0 || h->cur.hour == hour || h->n < h->cap)
+  if (h->cur.hour < 0 || h->cur.hour == hour || hour_empty(&h->cur) ||
+      h->n < h->cap)
     return 0;
   cap = h->cap ? h->cap * 2 : 4;
   grown = malloc(cap * sizeof(*grown));
@@ -266,7 +273,7 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
     h->cur = *hist_at(h, --h->n);
     return;
   }
-  if (h->cur.hour >= 0) {
+  if (h->cur.hour >= 0 && !hour_empty(&h->cur)) {
     hist_prune(h, cutoff_of(hour, retention));
     *hist_at(h, h->n++) = h->cur; /* hist_room made the room */
   }
@@ -506,6 +513,20 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
 
 /* ---- the store interface ------------------------------------------------- */
 
+/* A refusal of the ith charged object in its notification period. */
+static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
+  hist *h = ch->obj[i]->hist;
+
+  ch->first_refusal[i] = h->np_refused == 0;
+  if (h->np_refused++ == 0) {
+    h->np_first = t;
+    refused_link(m, h);
+  }
+  h->np_last = t;
+  h->np_limit = ch->limit[i];
+  ch->period_sent[i] = h->np_sent;
+}
+
 static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
                            int64_t minute) {
   obspam__obj *o = ch->obj[i];
@@ -520,14 +541,7 @@ static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
     rec->first_refused = t;
   rec->last_refused = t;
   h->last_refused = t;
-  ch->first_refusal[i] = h->np_refused == 0;
-  if (h->np_refused++ == 0) {
-    h->np_first = t;
-    refused_link(m, h);
-  }
-  h->np_last = t;
-  h->np_limit = ch->limit[i];
-  ch->period_sent[i] = h->np_sent;
+  np_refusal(m, ch, i, t);
   if (ch->retry_after >= 0 && ch->limit[i] >= 0) {
     int64_t w = wait_for(r, t, ch->c, ch->limit[i]);
 
@@ -635,10 +649,11 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
     if (np_closes(h, start, start + ch->period) &&
         (p->notice[i] = np_alloc(m, h)) == NULL)
       goto nomem;
-    if (o->ring == NULL && (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
+    if (!ch->notify_only && o->ring == NULL &&
+        (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
       goto nomem;
   }
-  if (ch->script != NULL) {
+  if (ch->script != NULL && !ch->notify_only) {
     p->sc = script_find(m, ch->script, ch->script_len);
     if (p->sc == NULL) {
       p->sc = script_new(ch->script, ch->script_len);
@@ -656,6 +671,32 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
 nomem:
   unprepare(m, ch, p);
   return -1;
+}
+
+/* The notification accounting of a decision another store made (the
+   shared store decides; each node notifies about what it decided). After
+   prepare; cannot fail. */
+static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
+                        int64_t start, prepared *p) {
+  int i;
+
+  if (ch->t > m->newest)
+    m->newest = ch->t;
+  ch->period_start = start;
+  for (i = 0; i < ch->n; i++) {
+    hist *h = ch->obj[i]->hist;
+
+    /* The hour in progress keeps the record in its place among the
+       holders; an empty one is never stored. */
+    hist_begin(m, h, hour, ch->retention);
+    np_roll(m, h, start, start + ch->period, p->notice[i]);
+    ch->first_refusal[i] = 0;
+    if (ch->refuser >= 0)
+      np_refusal(m, ch, i, ch->t);
+    else if (!ch->probe)
+      h->np_sent += ch->c;
+  }
+  sweep(m, ch->t / 60, cutoff_of(hour, ch->retention));
 }
 
 static int mem_charge(obspam__store *s, obspam__charge *ch) {
@@ -677,6 +718,11 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   if (prepare(m, ch, hour, start, &p) != 0) {
     pthread_mutex_unlock(&m->lock);
     return OBSPAM_ENOMEM;
+  }
+  if (ch->notify_only) {
+    notify_only(m, ch, hour, start, &p);
+    pthread_mutex_unlock(&m->lock);
+    return OBSPAM_OK;
   }
 
   /* Nothing below can fail. */

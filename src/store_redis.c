@@ -674,8 +674,16 @@ static int r_charge(obspam__store *s, obspam__charge *ch) {
   if (rc != 0 && !ch->dry)
     r->fallbacks++;
   pthread_mutex_unlock(&r->lock);
-  if (rc == 0)
+  if (rc == 0) {
+    /* Notices come from each node's own notification periods: account
+       the decision there (allocation failure only costs a notice). */
+    if (!ch->dry) {
+      ch->notify_only = 1;
+      (void)r->local->ops->charge(r->local, ch);
+      ch->notify_only = 0;
+    }
     return OBSPAM_OK;
+  }
   if (ch->defer)
     return OBSPAM_EUNAVAIL;
   return r->local->ops->charge(r->local, ch);

@@ -87,6 +87,26 @@ static void report_row(const obspam_report_row *row, void *ud) {
     refused[row->kind - OBSPAM_SUBSCRIPTION] = row->refused;
 }
 
+/* The mailbox's notice of one relay. */
+typedef struct seen {
+  int notices;
+  int64_t sent, refused, limit;
+} seen;
+
+static void on_notice(const obspam_notice *n, void *ud) {
+  seen *s = ud;
+
+  printf("  notice: kind %d %s sent %" PRId64 " refused %" PRId64
+         " limit %" PRId64 "\n",
+         n->kind, n->name, n->sent, n->refused, n->limit);
+  s->notices++;
+  if (n->kind == OBSPAM_MAILBOX) {
+    s->sent = n->sent;
+    s->refused = n->refused;
+    s->limit = n->limit;
+  }
+}
+
 static int shared(const char *uri) {
   char prefix[64];
   obspam_engine *e1, *e2;
@@ -95,9 +115,13 @@ static int shared(const char *uri) {
   int64_t refused[3] = {0, 0, 0};
   int i;
 
+  seen n1 = {0, 0, 0, 0}, n2 = {0, 0, 0, 0};
+
   snprintf(prefix, sizeof(prefix), "shared-%d:", (int)getpid());
   e1 = engine(uri, prefix, "local");
   e2 = engine(uri, prefix, "local");
+  obspam_set_notify(e1, on_notice, &n1);
+  obspam_set_notify(e2, on_notice, &n2);
   printf("two relays, mailbox limit 10: 7 through one, 3 through the other\n");
   for (i = 0; i < 10; i++) {
     obspam_engine *e = i < 7 ? e1 : e2;
@@ -135,6 +159,17 @@ static int shared(const char *uri) {
   EXPECT(refused[0] == 2 && refused[1] == 2 && refused[2] == 2,
          "refused %" PRId64 " %" PRId64 " %" PRId64, refused[0], refused[1],
          refused[2]);
+  printf("each relay notifies the refusal it made, at the period's end\n");
+  EXPECT(obspam_notify_flush(e1, T - T % 3600 + 3600) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e1));
+  EXPECT(obspam_notify_flush(e2, T - T % 3600 + 3600) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e2));
+  EXPECT(n1.notices == 3 && n1.sent == 7 && n1.refused == 1 && n1.limit == 10,
+         "relay 1: %d notices, mailbox sent %" PRId64 " refused %" PRId64,
+         n1.notices, n1.sent, n1.refused);
+  EXPECT(n2.notices == 3 && n2.sent == 3 && n2.refused == 1 && n2.limit == 10,
+         "relay 2: %d notices, mailbox sent %" PRId64 " refused %" PRId64,
+         n2.notices, n2.sent, n2.refused);
   obspam_engine_free(e1);
   obspam_engine_free(e2);
   return failures ? 1 : 0;
