@@ -23,9 +23,9 @@
    The connections are spread over T threads (default 1), each running one
    epoll loop over its non-blocking sockets. A warm-up phase (--warmup
    seconds) runs first and is not measured; then either --duration seconds
-   or --requests replies (for at most --duration seconds) are measured. Requests
-   sent before the measured phase began or answered after it ended are not
-   counted.
+   or --requests replies (for at most --duration seconds) are measured.
+   Requests sent before the measured phase began or answered after it
+   ended are not counted.
 
    It prints requests per second, the latency percentiles, the replies by
    kind (DUNNO, refusals: 4xx/5xx/DEFER/REJECT, others) and the errors
