@@ -142,7 +142,7 @@ static int str_is(int has, const char *s, const char *want_s) {
 /* Asserts that recs[0..n) are exactly w[0..nw), in order. */
 static void expect_recs(const rec *r, int n, const want *w, int nw,
                         const char *what, int line) {
-  char buf[8192], one[1024];
+  char buf[8192], one[2048];
   int i;
 
   fmt_all(buf, sizeof buf, r, n);
