@@ -65,6 +65,21 @@ int obspamd_spec_parse(const char *spec, obspamd_spec *out, char *err,
    listened on port 0 tells which port it got. Returns 0 or -1. */
 int obspamd_socket_name(int fd, char *buf, size_t size);
 
+/* ---- starting ------------------------------------------------------------ */
+
+/* spec with the path after prefix made absolute (a detached daemon runs in
+   "/" and reloads its files from there); a spec that does not start with
+   prefix is copied as it is; "" as prefix takes spec as a path. NULL when
+   out of memory. */
+char *obspamd_absolute(const char *prefix, const char *spec);
+/* Detaches before anything else starts (threads are created in the final
+   process): the starter waits until the daemon calls obspamd_detached
+   (exit 0) or dies (exit 1), so that start errors reach its terminal and
+   its exit status. Returns the descriptor to hand to obspamd_detached. */
+int obspamd_detach(const char *program);
+/* The daemon is up: lets its starter go and drops the terminal. */
+void obspamd_detached(int ready_fd);
+
 /* ---- metrics ------------------------------------------------------------- */
 
 /* Upper bounds of the request latency histogram, in microseconds. */

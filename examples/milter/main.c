@@ -354,86 +354,6 @@ static int check_config(const char *path) {
   return rc == OBSPAM_OK ? 0 : 1;
 }
 
-/* Paths are made absolute, because a detached daemon runs in "/" and
-   reloads its configuration from there. prefix is kept in front ("unix:"
-   of a socket spec); a spec of another kind is copied as it is. */
-static char *absolute(const char *prefix, const char *spec) {
-  char cwd[PATH_MAX], *out;
-  const char *path = spec + strlen(prefix);
-  size_t n;
-
-  if (strncmp(spec, prefix, strlen(prefix)) != 0 || path[0] == '/' ||
-      getcwd(cwd, sizeof(cwd)) == NULL)
-    return strdup(spec);
-  n = strlen(prefix) + strlen(cwd) + strlen(path) + 2;
-  out = malloc(n);
-  if (out != NULL)
-    snprintf(out, n, "%s%s/%s", prefix, cwd, path);
-  return out;
-}
-
-/* ---- detaching ---------------------------------------------------------- */
-
-/* Without --foreground the process detaches before it starts any thread.
-   The original process waits on a pipe until the daemon says it is ready
-   (one byte) or dies (end of file), and exits 0 or 1 accordingly, so that
-   startup errors reach the terminal and the exit status. */
-static int detach(void) {
-  int p[2];
-  pid_t pid;
-
-  if (pipe(p) != 0) {
-    fprintf(stderr, PROGRAM ": pipe: %s\n", strerror(errno));
-    exit(1);
-  }
-  pid = fork();
-  if (pid < 0) {
-    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
-    exit(1);
-  }
-  if (pid > 0) {
-    char b;
-    ssize_t n;
-
-    close(p[1]);
-    waitpid(pid, NULL, 0);
-    do
-      n = read(p[0], &b, 1);
-    while (n < 0 && errno == EINTR);
-    _exit(n == 1 ? 0 : 1);
-  }
-  close(p[0]);
-  setsid();
-  pid = fork();
-  if (pid < 0) {
-    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
-    _exit(1);
-  }
-  if (pid > 0)
-    _exit(0);
-  fcntl(p[1], F_SETFD, FD_CLOEXEC);
-  return p[1];
-}
-
-static void detached(int ready_fd) {
-  int null = open("/dev/null", O_RDWR);
-
-  if (null >= 0) {
-    dup2(null, STDIN_FILENO);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    if (null > STDERR_FILENO)
-      close(null);
-  }
-  if (chdir("/") != 0) {
-    /* "/" always exists. */
-  }
-  if (write(ready_fd, "", 1) != 1) {
-    /* The starter is gone; the daemon runs on. */
-  }
-  close(ready_fd);
-}
-
 /* ---- signals and the libmilter thread ------------------------------------
  */
 
@@ -582,12 +502,12 @@ int main(int argc, char **argv) {
   if (o.check_config)
     return check_config(o.config);
 
-  config = absolute("", o.config);
-  state = o.state != NULL ? absolute("", o.state) : NULL;
-  control = o.control != NULL ? absolute("unix:", o.control) : NULL;
+  config = obspamd_absolute("", o.config);
+  state = o.state != NULL ? obspamd_absolute("", o.state) : NULL;
+  control = o.control != NULL ? obspamd_absolute("unix:", o.control) : NULL;
   socket_spec = strncmp(o.socket, "local:", 6) == 0
-                    ? absolute("local:", o.socket)
-                    : absolute("unix:", o.socket);
+                    ? obspamd_absolute("local:", o.socket)
+                    : obspamd_absolute("unix:", o.socket);
   if (config == NULL || socket_spec == NULL ||
       (o.state != NULL && state == NULL) ||
       (o.control != NULL && control == NULL)) {
@@ -599,7 +519,7 @@ int main(int argc, char **argv) {
     unix_path = strchr(socket_spec, ':') + 1;
 
   if (!o.foreground)
-    ready_fd = detach();
+    ready_fd = obspamd_detach(PROGRAM);
   /* Until the daemon is up, errors go to the terminal that started it. */
   obspamd_log_open(PROGRAM, 1);
   obspamd_log_verbose(o.verbose);
@@ -666,7 +586,7 @@ int main(int argc, char **argv) {
               socket_spec, obspam_version_string(), config,
               o.local_action == LOCAL_HOLD ? "hold" : "bounce");
   if (ready_fd >= 0) {
-    detached(ready_fd);
+    obspamd_detached(ready_fd);
     ready_fd = -1;
   }
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);

@@ -129,38 +129,6 @@ static long number(const char *opt, const char *s, long min, long max,
   return v;
 }
 
-/* Paths are made absolute, because a detached daemon runs in "/" and
-   reloads its configuration from there. */
-static char *absolute(const char *path) {
-  char cwd[PATH_MAX], *out;
-  size_t n;
-
-  if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
-    return strdup(path);
-  n = strlen(cwd) + strlen(path) + 2;
-  out = malloc(n);
-  if (out != NULL)
-    snprintf(out, n, "%s/%s", cwd, path);
-  return out;
-}
-
-static char *absolute_spec(const char *spec) {
-  char *path, *out;
-  size_t n;
-
-  if (strncmp(spec, "unix:", 5) != 0)
-    return strdup(spec);
-  path = absolute(spec + 5);
-  if (path == NULL)
-    return NULL;
-  n = strlen(path) + 6;
-  out = malloc(n);
-  if (out != NULL)
-    snprintf(out, n, "unix:%s", path);
-  free(path);
-  return out;
-}
-
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
   enum {
@@ -336,70 +304,6 @@ static int check_config(const char *path) {
     printf("%s: configuration OK\n", path);
   obspam_engine_free(e);
   return rc == OBSPAM_OK ? 0 : 1;
-}
-
-/* ---- detaching ---------------------------------------------------------- */
-
-/* Without --foreground the process detaches before it starts anything, so
-   that threads are created in the final process. The original process
-   waits on a pipe until the daemon says it is ready (one byte) or dies
-   (end of file), and exits 0 or 1 accordingly: an init script or a shell
-   sees whether the start worked, and startup errors reach its terminal. */
-static int detach(void) {
-  int p[2];
-  pid_t pid;
-
-  if (pipe(p) != 0) {
-    fprintf(stderr, PROGRAM ": pipe: %s\n", strerror(errno));
-    exit(1);
-  }
-  pid = fork();
-  if (pid < 0) {
-    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
-    exit(1);
-  }
-  if (pid > 0) {
-    char b;
-    ssize_t n;
-
-    close(p[1]);
-    waitpid(pid, NULL, 0);
-    do
-      n = read(p[0], &b, 1);
-    while (n < 0 && errno == EINTR);
-    _exit(n == 1 ? 0 : 1);
-  }
-  close(p[0]);
-  setsid();
-  pid = fork();
-  if (pid < 0) {
-    fprintf(stderr, PROGRAM ": fork: %s\n", strerror(errno));
-    _exit(1);
-  }
-  if (pid > 0)
-    _exit(0);
-  fcntl(p[1], F_SETFD, FD_CLOEXEC);
-  return p[1];
-}
-
-/* The daemon is up: it lets its starter go and drops the terminal. */
-static void detached(int ready_fd) {
-  int null = open("/dev/null", O_RDWR);
-
-  if (null >= 0) {
-    dup2(null, STDIN_FILENO);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    if (null > STDERR_FILENO)
-      close(null);
-  }
-  if (chdir("/") != 0) {
-    /* "/" always exists; nothing to do. */
-  }
-  if (write(ready_fd, "", 1) != 1) {
-    /* The starter is gone; the daemon runs on. */
-  }
-  close(ready_fd);
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -1090,11 +994,11 @@ int main(int argc, char **argv) {
   if (o.check_config)
     return check_config(o.config);
 
-  config = absolute(o.config);
-  state = o.state != NULL ? absolute(o.state) : NULL;
-  control = o.control != NULL ? absolute_spec(o.control) : NULL;
+  config = obspamd_absolute("", o.config);
+  state = o.state != NULL ? obspamd_absolute("", o.state) : NULL;
+  control = o.control != NULL ? obspamd_absolute("unix:", o.control) : NULL;
   for (i = 0; i < o.nlisten; i++) {
-    listen_abs[i] = absolute_spec(o.listen[i]);
+    listen_abs[i] = obspamd_absolute("unix:", o.listen[i]);
     if (listen_abs[i] == NULL)
       break;
     o.listen[i] = listen_abs[i];
@@ -1107,7 +1011,7 @@ int main(int argc, char **argv) {
 
   obspamd_log_open(PROGRAM, o.foreground);
   if (!o.foreground) {
-    ready_fd = detach();
+    ready_fd = obspamd_detach(PROGRAM);
     /* A detached daemon logs to syslog from the start, and until it is up
        its lines also go to the terminal that started it (LOG_PERROR), so
        that whoever started it sees why it failed. The shared logger uses
@@ -1164,7 +1068,7 @@ int main(int argc, char **argv) {
   started = 1;
   if (ready_fd >= 0) {
     obspamd_log_open(PROGRAM, 0); /* syslog only from now on */
-    detached(ready_fd);
+    obspamd_detached(ready_fd);
     ready_fd = -1;
   }
 
