@@ -1,5 +1,5 @@
 /* obspam_decide: every rule of "Decision semantics (normative)" in API.md
-   and the decisions in notes/decisions.md. */
+   and the choices the README gives under "How a message is decided". */
 #include <time.h>
 
 #include "testutil.h"

@@ -1,6 +1,6 @@
 /* obspam_history and the retention fields of obspam_stats (refused_total,
-   last_refused): the "Issue 4 decisions / History" section of
-   notes/decisions.md, through the public API only. */
+   last_refused), as the README's "Statistics, reports, notifications,
+   snapshots" describes them, through the public API only. */
 #include <stdint.h>
 
 #include "testutil.h"

@@ -1,7 +1,7 @@
 /* obspam_set_notify and obspam_notify_flush: notices at the end of a
    period, every field, once per object and period, immediate mode, and
-   callbacks that run with no engine lock held. See "Issue 4 decisions /
-   Notifications" in notes/decisions.md. */
+   callbacks that run with no engine lock held, as the README's
+   "Statistics, reports, notifications, snapshots" describes them. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * Property test: the engine against a small, obviously-correct reference
- * model written here from API.md "Decision semantics (normative)" and
- * notes/decisions.md.
+ * model written here from API.md "Decision semantics (normative)" and the
+ * README's "How a message is decided".
  *
  * For each fixed seed a random small tree (plans, subscriptions with uids,
  * domains, mailboxes; random limits including 0, unlimited and inherit;

@@ -1,7 +1,7 @@
 /* obspam_report: the rows, their order and their fields, the range, the
    retention, and the script table (10,000 paths, least recently used
-   dropped first; paths as given, control characters shown as '?'). See
-   "Issue 4 decisions / Report" in notes/decisions.md. */
+   dropped first; paths as given, control characters shown as '?'), as
+   the README's "Statistics, reports, notifications, snapshots" says. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -1,8 +1,8 @@
 /* obspam_state_save and obspam_state_load: round trips, what a load keeps
    and drops, every kind of damaged file, save failures, and a crash test
    (a saving process killed at random points never leaves a broken file).
-   See "Issue 4 decisions / Snapshots" in notes/decisions.md and the format
-   at the top of src/snapshot.c. Only the public API is used; damaged files
+   See "Snapshots" in the README and the format at the top of
+   src/snapshot.c. Only the public API is used; damaged files
    are made by editing saved ones, with XXH3-64 to recompute checksums. */
 #define _GNU_SOURCE
 #include <dirent.h>

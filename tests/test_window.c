@@ -336,8 +336,8 @@ Test(window, stats_get_does_not_advance_time) {
 }
 
 /* The newest time is the newest seen by any decision, also one that ended
-   EXEMPT or UNKNOWN (decisions.md: "The engine keeps the newest time seen
-   by a decision"). */
+   EXEMPT or UNKNOWN (the README: "a time older than the newest one any
+   decision has seen counts as that newest time"). */
 Test(window, newest_time_from_any_decision) {
   MBOX_LIMIT(INFO, 1);
   SASL(e, INFO, 1, T0);
