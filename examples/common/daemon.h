@@ -67,6 +67,38 @@ int obspamd_socket_name(int fd, char *buf, size_t size);
 
 /* ---- starting ------------------------------------------------------------ */
 
+/* The command-line options both daemons take, parsed the same way. */
+typedef struct obspamd_options {
+  const char *config, *state, *control, *metrics, *admin, *notify_command;
+  int save_interval, socket_mode, foreground, check_config;
+} obspamd_options;
+
+/* getopt_long values of those options; a daemon's own start at
+   OBSPAMD_OPT_OWN. */
+enum {
+  OBSPAMD_OPT_CONFIG = 256,
+  OBSPAMD_OPT_STATE,
+  OBSPAMD_OPT_SAVE_INTERVAL,
+  OBSPAMD_OPT_CONTROL,
+  OBSPAMD_OPT_METRICS,
+  OBSPAMD_OPT_ADMIN,
+  OBSPAMD_OPT_NOTIFY,
+  OBSPAMD_OPT_MODE,
+  OBSPAMD_OPT_FOREGROUND,
+  OBSPAMD_OPT_CHECK,
+  OBSPAMD_OPT_OWN
+};
+
+/* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
+   saying on stderr why it is not. */
+long obspamd_number(const char *program, const char *opt, const char *s,
+                    long min, long max, int base);
+/* Takes one of the shared options (opt: an OBSPAMD_OPT_* value) into o.
+   Returns 1, 0 when opt is not one of them, or -1 after saying on stderr
+   why the value is bad. */
+int obspamd_option(const char *program, int opt, const char *arg,
+                   obspamd_options *o);
+
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with
    prefix is copied as it is; "" as prefix takes spec as a path. NULL when

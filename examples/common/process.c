@@ -11,6 +11,82 @@
 
 #include "daemon.h"
 
+long obspamd_number(const char *program, const char *opt, const char *s,
+                    long min, long max, int base) {
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(s, &end, base);
+  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+    fprintf(stderr, "%s: %s: bad value '%s': expected %s %ld..%ld\n", program,
+            opt, s, base == 8 ? "an octal mode" : "a number", min, max);
+    return -1;
+  }
+  return v;
+}
+
+int obspamd_option(const char *program, int opt, const char *arg,
+                   obspamd_options *o) {
+  long v;
+
+  switch (opt) {
+  case OBSPAMD_OPT_CONFIG:
+    o->config = arg;
+    return 1;
+  case OBSPAMD_OPT_STATE:
+    o->state = arg;
+    return 1;
+  case OBSPAMD_OPT_SAVE_INTERVAL:
+    if ((v = obspamd_number(program, "--save-interval", arg, 0, 86400, 10)) < 0)
+      return -1;
+    o->save_interval = (int)v;
+    return 1;
+  case OBSPAMD_OPT_CONTROL:
+    if (strncmp(arg, "unix:", 5) != 0 || arg[5] == '\0') {
+      fprintf(stderr, "%s: --control: bad value '%s': expected unix:PATH\n",
+              program, arg);
+      return -1;
+    }
+    o->control = arg;
+    return 1;
+  case OBSPAMD_OPT_METRICS:
+    if (strncmp(arg, "inet:", 5) != 0) {
+      fprintf(stderr,
+              "%s: --metrics: bad value '%s': expected inet:HOST:PORT\n",
+              program, arg);
+      return -1;
+    }
+    o->metrics = arg;
+    return 1;
+  case OBSPAMD_OPT_ADMIN:
+    /* Empty means none, so that a service file can always pass it. */
+    if (arg[0] != '\0' && strchr(arg, '@') == NULL) {
+      fprintf(stderr, "%s: --admin: bad value '%s': expected an address\n",
+              program, arg);
+      return -1;
+    }
+    o->admin = arg[0] != '\0' ? arg : NULL;
+    return 1;
+  case OBSPAMD_OPT_NOTIFY:
+    o->notify_command = arg[0] != '\0' ? arg : NULL;
+    return 1;
+  case OBSPAMD_OPT_MODE:
+    if ((v = obspamd_number(program, "--socket-mode", arg, 0, 0777, 8)) < 0)
+      return -1;
+    o->socket_mode = (int)v;
+    return 1;
+  case OBSPAMD_OPT_FOREGROUND:
+    o->foreground = 1;
+    return 1;
+  case OBSPAMD_OPT_CHECK:
+    o->check_config = 1;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 char *obspamd_absolute(const char *prefix, const char *spec) {
   char cwd[PATH_MAX], *out;
   const char *path = spec + strlen(prefix);

@@ -56,20 +56,11 @@
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct options {
-  const char *config;
+  obspamd_options c; /* the options both daemons take */
   const char *socket;
-  const char *state;
-  int save_interval;
-  const char *control;
-  const char *metrics;
-  const char *admin;
-  const char *notify_command;
   const char *patterns[MILTER_MAX_PATTERNS];
   int npatterns;
   int local_action;
-  int socket_mode;
-  int foreground;
-  int check_config;
   int verbose;
 } options;
 
@@ -117,22 +108,6 @@ static void usage(FILE *f) {
       DEFAULT_SOCKET_MODE, DEFAULT_SAVE_INTERVAL);
 }
 
-/* A whole number in [min, max] (base 10 or 8), or -1 after saying why. */
-static long number(const char *opt, const char *s, long min, long max,
-                   int base) {
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(s, &end, base);
-  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
-    fprintf(stderr, PROGRAM ": %s: bad value '%s': expected %s %ld..%ld\n", opt,
-            s, base == 8 ? "an octal mode" : "a number", min, max);
-    return -1;
-  }
-  return v;
-}
-
 /* Checks a libmilter socket spec, so that a typo is reported here rather
    than in syslog by libmilter. */
 static int check_socket(const char *spec) {
@@ -166,104 +141,45 @@ bad:
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
   enum {
-    OPT_CONFIG = 256,
-    OPT_SOCKET,
-    OPT_MODE,
-    OPT_STATE,
-    OPT_SAVE_INTERVAL,
-    OPT_CONTROL,
-    OPT_METRICS,
-    OPT_ADMIN,
-    OPT_NOTIFY,
+    OPT_SOCKET = OBSPAMD_OPT_OWN,
     OPT_PATTERN,
     OPT_LOCAL,
-    OPT_FOREGROUND,
     OPT_VERBOSE,
-    OPT_CHECK,
     OPT_VERSION,
     OPT_HELP
   };
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, OPT_CONFIG},
+      {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},
       {"socket", required_argument, NULL, OPT_SOCKET},
-      {"socket-mode", required_argument, NULL, OPT_MODE},
-      {"state", required_argument, NULL, OPT_STATE},
-      {"save-interval", required_argument, NULL, OPT_SAVE_INTERVAL},
-      {"control", required_argument, NULL, OPT_CONTROL},
-      {"metrics", required_argument, NULL, OPT_METRICS},
-      {"admin", required_argument, NULL, OPT_ADMIN},
-      {"notify-command", required_argument, NULL, OPT_NOTIFY},
+      {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},
+      {"state", required_argument, NULL, OBSPAMD_OPT_STATE},
+      {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},
+      {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},
+      {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},
+      {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},
+      {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},
       {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
       {"local-action", required_argument, NULL, OPT_LOCAL},
-      {"foreground", no_argument, NULL, OPT_FOREGROUND},
+      {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},
       {"verbose", no_argument, NULL, OPT_VERBOSE},
-      {"check-config", no_argument, NULL, OPT_CHECK},
+      {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   char err[160];
-  int c;
-  long v;
+  int c, rc;
 
   memset(o, 0, sizeof(*o));
-  o->save_interval = DEFAULT_SAVE_INTERVAL;
-  o->socket_mode = DEFAULT_SOCKET_MODE;
+  o->c.save_interval = DEFAULT_SAVE_INTERVAL;
+  o->c.socket_mode = DEFAULT_SOCKET_MODE;
   o->local_action = LOCAL_HOLD;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-    case OPT_CONFIG:
-      o->config = optarg;
-      break;
     case OPT_SOCKET:
       if (check_socket(optarg) != 0)
         return -1;
       o->socket = optarg;
-      break;
-    case OPT_MODE:
-      if ((v = number("--socket-mode", optarg, 0, 0777, 8)) < 0)
-        return -1;
-      o->socket_mode = (int)v;
-      break;
-    case OPT_STATE:
-      o->state = optarg;
-      break;
-    case OPT_SAVE_INTERVAL:
-      if ((v = number("--save-interval", optarg, 0, 86400, 10)) < 0)
-        return -1;
-      o->save_interval = (int)v;
-      break;
-    case OPT_CONTROL:
-      if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0') {
-        fprintf(stderr,
-                PROGRAM ": --control: bad value '%s': expected unix:PATH\n",
-                optarg);
-        return -1;
-      }
-      o->control = optarg;
-      break;
-    case OPT_METRICS:
-      if (strncmp(optarg, "inet:", 5) != 0) {
-        fprintf(stderr,
-                PROGRAM ": --metrics: bad value '%s': expected "
-                        "inet:HOST:PORT\n",
-                optarg);
-        return -1;
-      }
-      o->metrics = optarg;
-      break;
-    case OPT_ADMIN:
-      /* Empty means none, so that a service file can always pass it. */
-      if (optarg[0] != '\0' && strchr(optarg, '@') == NULL) {
-        fprintf(stderr,
-                PROGRAM ": --admin: bad value '%s': expected an address\n",
-                optarg);
-        return -1;
-      }
-      o->admin = optarg[0] != '\0' ? optarg : NULL;
-      break;
-    case OPT_NOTIFY:
-      o->notify_command = optarg[0] != '\0' ? optarg : NULL;
       break;
     case OPT_PATTERN:
       if (sub_pattern_check(optarg, err, sizeof(err)) != 0) {
@@ -291,14 +207,8 @@ static int parse_options(int argc, char **argv, options *o) {
         return -1;
       }
       break;
-    case OPT_FOREGROUND:
-      o->foreground = 1;
-      break;
     case OPT_VERBOSE:
       o->verbose = 1;
-      break;
-    case OPT_CHECK:
-      o->check_config = 1;
       break;
     case OPT_VERSION:
       printf(PROGRAM " (libobspam %s)\n", obspam_version_string());
@@ -307,6 +217,11 @@ static int parse_options(int argc, char **argv, options *o) {
       usage(stdout);
       return 1;
     default:
+      rc = obspamd_option(PROGRAM, c, optarg, &o->c);
+      if (rc < 0)
+        return -1;
+      if (rc > 0)
+        break;
       if (optopt != 0)
         fprintf(stderr, PROGRAM ": option '%s' %s\n", argv[optind - 1],
                 strchr(argv[optind - 1], '=') != NULL ? "takes no value"
@@ -323,12 +238,12 @@ static int parse_options(int argc, char **argv, options *o) {
             argv[optind]);
     return -1;
   }
-  if (o->config == NULL) {
+  if (o->c.config == NULL) {
     fprintf(stderr,
             PROGRAM ": --config FILE is required\nTry '" PROGRAM " --help'.\n");
     return -1;
   }
-  if (o->socket == NULL && !o->check_config) {
+  if (o->socket == NULL && !o->c.check_config) {
     fprintf(stderr,
             PROGRAM ": --socket SPEC is required\nTry '" PROGRAM " --help'.\n");
     return -1;
@@ -499,18 +414,18 @@ int main(int argc, char **argv) {
   case -1:
     return 2;
   }
-  if (o.check_config)
-    return check_config(o.config);
+  if (o.c.check_config)
+    return check_config(o.c.config);
 
-  config = obspamd_absolute("", o.config);
-  state = o.state != NULL ? obspamd_absolute("", o.state) : NULL;
-  control = o.control != NULL ? obspamd_absolute("unix:", o.control) : NULL;
+  config = obspamd_absolute("", o.c.config);
+  state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
+  control = o.c.control != NULL ? obspamd_absolute("unix:", o.c.control) : NULL;
   socket_spec = strncmp(o.socket, "local:", 6) == 0
                     ? obspamd_absolute("local:", o.socket)
                     : obspamd_absolute("unix:", o.socket);
   if (config == NULL || socket_spec == NULL ||
-      (o.state != NULL && state == NULL) ||
-      (o.control != NULL && control == NULL)) {
+      (o.c.state != NULL && state == NULL) ||
+      (o.c.control != NULL && control == NULL)) {
     fprintf(stderr, PROGRAM ": out of memory\n");
     return 1;
   }
@@ -518,7 +433,7 @@ int main(int argc, char **argv) {
       strncmp(socket_spec, "local:", 6) == 0)
     unix_path = strchr(socket_spec, ':') + 1;
 
-  if (!o.foreground)
+  if (!o.c.foreground)
     ready_fd = obspamd_detach(PROGRAM);
   /* Until the daemon is up, errors go to the terminal that started it. */
   obspamd_log_open(PROGRAM, 1);
@@ -537,9 +452,9 @@ int main(int argc, char **argv) {
   svc.name = PROGRAM;
   svc.config_path = config;
   svc.state_path = state;
-  svc.admin = o.admin;
-  svc.notify_command = o.notify_command;
-  svc.save_interval = o.save_interval;
+  svc.admin = o.c.admin;
+  svc.notify_command = o.c.notify_command;
+  svc.save_interval = o.c.save_interval;
   if (obspamd_service_start(&svc) != 0)
     return 1; /* the reason is logged */
 
@@ -562,14 +477,14 @@ int main(int argc, char **argv) {
                 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
     goto out_service;
   }
-  if (unix_path != NULL && chmod(unix_path, (mode_t)o.socket_mode) != 0) {
+  if (unix_path != NULL && chmod(unix_path, (mode_t)o.c.socket_mode) != 0) {
     obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path,
                 strerror(errno));
     goto out_socket;
   }
   if (control != NULL && obspamd_control_start(&svc, control) != 0)
     goto out_socket;
-  if (o.metrics != NULL && obspamd_metrics_start(&svc, o.metrics) != 0)
+  if (o.c.metrics != NULL && obspamd_metrics_start(&svc, o.c.metrics) != 0)
     goto out_control;
   if (obspamd_housekeeping_start(&svc) != 0)
     goto out_metrics;
@@ -647,7 +562,7 @@ int main(int argc, char **argv) {
 out_housekeeping:
   obspamd_housekeeping_stop(&svc);
 out_metrics:
-  if (o.metrics != NULL)
+  if (o.c.metrics != NULL)
     obspamd_metrics_stop();
 out_control:
   if (control != NULL)

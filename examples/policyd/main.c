@@ -56,19 +56,10 @@
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct options {
-  const char *config;
+  obspamd_options c; /* the options both daemons take */
   const char *listen[MAX_LISTENERS];
   int nlisten;
-  const char *state;
-  int save_interval;
-  const char *control;
-  const char *metrics;
-  const char *admin;
-  const char *notify_command;
-  int foreground;
-  int check_config;
   int idle_timeout;
-  int socket_mode;
   long max_connections;
 } options;
 
@@ -113,71 +104,42 @@ static void usage(FILE *f) {
       FD_RESERVE);
 }
 
-/* A whole decimal number in [min, max], or -1 after saying why. */
-static long number(const char *opt, const char *s, long min, long max,
-                   int base) {
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(s, &end, base);
-  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
-    fprintf(stderr, PROGRAM ": %s: bad value '%s': expected %s %ld..%ld\n", opt,
-            s, base == 8 ? "an octal mode" : "a number", min, max);
-    return -1;
-  }
-  return v;
-}
-
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
   enum {
-    OPT_CONFIG = 256,
-    OPT_LISTEN,
-    OPT_STATE,
-    OPT_SAVE_INTERVAL,
-    OPT_CONTROL,
-    OPT_METRICS,
-    OPT_ADMIN,
-    OPT_NOTIFY,
-    OPT_FOREGROUND,
-    OPT_CHECK,
+    OPT_LISTEN = OBSPAMD_OPT_OWN,
     OPT_IDLE,
-    OPT_MODE,
     OPT_MAXCONN,
     OPT_VERSION,
     OPT_HELP
   };
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, OPT_CONFIG},
+      {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},
       {"listen", required_argument, NULL, OPT_LISTEN},
-      {"state", required_argument, NULL, OPT_STATE},
-      {"save-interval", required_argument, NULL, OPT_SAVE_INTERVAL},
-      {"control", required_argument, NULL, OPT_CONTROL},
-      {"metrics", required_argument, NULL, OPT_METRICS},
-      {"admin", required_argument, NULL, OPT_ADMIN},
-      {"notify-command", required_argument, NULL, OPT_NOTIFY},
-      {"foreground", no_argument, NULL, OPT_FOREGROUND},
-      {"check-config", no_argument, NULL, OPT_CHECK},
+      {"state", required_argument, NULL, OBSPAMD_OPT_STATE},
+      {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},
+      {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},
+      {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},
+      {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},
+      {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},
+      {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},
+      {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},
       {"idle-timeout", required_argument, NULL, OPT_IDLE},
-      {"socket-mode", required_argument, NULL, OPT_MODE},
+      {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},
       {"max-connections", required_argument, NULL, OPT_MAXCONN},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
-  int c;
+  int c, rc;
   long v;
 
   memset(o, 0, sizeof(*o));
-  o->save_interval = DEFAULT_SAVE_INTERVAL;
+  o->c.save_interval = DEFAULT_SAVE_INTERVAL;
   o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
-  o->socket_mode = DEFAULT_SOCKET_MODE;
+  o->c.socket_mode = DEFAULT_SOCKET_MODE;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-    case OPT_CONFIG:
-      o->config = optarg;
-      break;
     case OPT_LISTEN:
       if (strncmp(optarg, "unix:", 5) != 0 &&
           strncmp(optarg, "inet:", 5) != 0) {
@@ -194,64 +156,15 @@ static int parse_options(int argc, char **argv, options *o) {
       }
       o->listen[o->nlisten++] = optarg;
       break;
-    case OPT_STATE:
-      o->state = optarg;
-      break;
-    case OPT_SAVE_INTERVAL:
-      if ((v = number("--save-interval", optarg, 0, 86400, 10)) < 0)
-        return -1;
-      o->save_interval = (int)v;
-      break;
-    case OPT_CONTROL:
-      if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0') {
-        fprintf(stderr,
-                PROGRAM ": --control: bad value '%s': expected unix:PATH\n",
-                optarg);
-        return -1;
-      }
-      o->control = optarg;
-      break;
-    case OPT_METRICS:
-      if (strncmp(optarg, "inet:", 5) != 0) {
-        fprintf(stderr,
-                PROGRAM ": --metrics: bad value '%s': expected "
-                        "inet:HOST:PORT\n",
-                optarg);
-        return -1;
-      }
-      o->metrics = optarg;
-      break;
-    case OPT_ADMIN:
-      /* Empty means none, so that a service file can always pass it. */
-      if (optarg[0] != '\0' && strchr(optarg, '@') == NULL) {
-        fprintf(stderr,
-                PROGRAM ": --admin: bad value '%s': expected an address\n",
-                optarg);
-        return -1;
-      }
-      o->admin = optarg[0] != '\0' ? optarg : NULL;
-      break;
-    case OPT_NOTIFY:
-      o->notify_command = optarg[0] != '\0' ? optarg : NULL;
-      break;
-    case OPT_FOREGROUND:
-      o->foreground = 1;
-      break;
-    case OPT_CHECK:
-      o->check_config = 1;
-      break;
     case OPT_IDLE:
-      if ((v = number("--idle-timeout", optarg, 1, 86400, 10)) < 0)
+      if ((v = obspamd_number(PROGRAM, "--idle-timeout", optarg, 1, 86400,
+                              10)) < 0)
         return -1;
       o->idle_timeout = (int)v;
       break;
-    case OPT_MODE:
-      if ((v = number("--socket-mode", optarg, 0, 0777, 8)) < 0)
-        return -1;
-      o->socket_mode = (int)v;
-      break;
     case OPT_MAXCONN:
-      if ((v = number("--max-connections", optarg, 1, 10000000, 10)) < 0)
+      if ((v = obspamd_number(PROGRAM, "--max-connections", optarg, 1, 10000000,
+                              10)) < 0)
         return -1;
       o->max_connections = v;
       break;
@@ -262,6 +175,11 @@ static int parse_options(int argc, char **argv, options *o) {
       usage(stdout);
       return 1;
     default:
+      rc = obspamd_option(PROGRAM, c, optarg, &o->c);
+      if (rc < 0)
+        return -1;
+      if (rc > 0)
+        break;
       if (optopt != 0)
         fprintf(stderr, PROGRAM ": option '%s' %s\n", argv[optind - 1],
                 strchr(argv[optind - 1], '=') != NULL ? "takes no value"
@@ -278,7 +196,7 @@ static int parse_options(int argc, char **argv, options *o) {
             argv[optind]);
     return -1;
   }
-  if (o->config == NULL) {
+  if (o->c.config == NULL) {
     fprintf(stderr,
             PROGRAM ": --config FILE is required\nTry '" PROGRAM " --help'.\n");
     return -1;
@@ -824,7 +742,7 @@ static int open_listeners(server *s, const options *o) {
     l->type = ITEM_LISTENER;
     l->paused = 0;
     l->unlink_path = NULL;
-    l->fd = obspamd_listen(o->listen[i], o->socket_mode, err, sizeof(err));
+    l->fd = obspamd_listen(o->listen[i], o->c.socket_mode, err, sizeof(err));
     if (l->fd < 0) {
       obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
       return -1;
@@ -991,26 +909,26 @@ int main(int argc, char **argv) {
   case -1:
     return 2;
   }
-  if (o.check_config)
-    return check_config(o.config);
+  if (o.c.check_config)
+    return check_config(o.c.config);
 
-  config = obspamd_absolute("", o.config);
-  state = o.state != NULL ? obspamd_absolute("", o.state) : NULL;
-  control = o.control != NULL ? obspamd_absolute("unix:", o.control) : NULL;
+  config = obspamd_absolute("", o.c.config);
+  state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
+  control = o.c.control != NULL ? obspamd_absolute("unix:", o.c.control) : NULL;
   for (i = 0; i < o.nlisten; i++) {
     listen_abs[i] = obspamd_absolute("unix:", o.listen[i]);
     if (listen_abs[i] == NULL)
       break;
     o.listen[i] = listen_abs[i];
   }
-  if (config == NULL || (o.state != NULL && state == NULL) ||
-      (o.control != NULL && control == NULL) || i < o.nlisten) {
+  if (config == NULL || (o.c.state != NULL && state == NULL) ||
+      (o.c.control != NULL && control == NULL) || i < o.nlisten) {
     fprintf(stderr, PROGRAM ": out of memory\n");
     return 1;
   }
 
-  obspamd_log_open(PROGRAM, o.foreground);
-  if (!o.foreground) {
+  obspamd_log_open(PROGRAM, o.c.foreground);
+  if (!o.c.foreground) {
     ready_fd = obspamd_detach(PROGRAM);
     /* A detached daemon logs to syslog from the start, and until it is up
        its lines also go to the terminal that started it (LOG_PERROR), so
@@ -1039,9 +957,9 @@ int main(int argc, char **argv) {
   s->svc.name = PROGRAM;
   s->svc.config_path = config;
   s->svc.state_path = state;
-  s->svc.admin = o.admin;
-  s->svc.notify_command = o.notify_command;
-  s->svc.save_interval = o.save_interval;
+  s->svc.admin = o.c.admin;
+  s->svc.notify_command = o.c.notify_command;
+  s->svc.save_interval = o.c.save_interval;
   if (obspamd_service_start(&s->svc) != 0)
     return 1; /* the reason is logged */
 
@@ -1061,7 +979,7 @@ int main(int argc, char **argv) {
     goto out_listeners;
   if (control != NULL && obspamd_control_start(&s->svc, control) != 0)
     goto out_listeners;
-  if (o.metrics != NULL && obspamd_metrics_start(&s->svc, o.metrics) != 0)
+  if (o.c.metrics != NULL && obspamd_metrics_start(&s->svc, o.c.metrics) != 0)
     goto out_control;
 
   log_ready(s, config);
@@ -1081,7 +999,7 @@ int main(int argc, char **argv) {
     conn_close(s, s->head);
   if (s->reloader_started)
     pthread_join(s->reloader, NULL);
-  if (o.metrics != NULL)
+  if (o.c.metrics != NULL)
     obspamd_metrics_stop();
 out_control:
   if (control != NULL)
