@@ -93,11 +93,16 @@ enum {
    saying on stderr why it is not. */
 long obspamd_number(const char *program, const char *opt, const char *s,
                     long min, long max, int base);
-/* Takes one of the shared options (opt: an OBSPAMD_OPT_* value) into o.
-   Returns 1, 0 when opt is not one of them, or -1 after saying on stderr
-   why the value is bad. */
-int obspamd_option(const char *program, int opt, const char *arg,
+/* Takes what getopt_long returned that the daemon does not handle itself:
+   one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
+   into o. Returns 0, or -1 after saying on stderr what is wrong with the
+   value, or that the option is unknown or lacks (or has) a value. */
+int obspamd_option(const char *program, int opt, char **argv,
                    obspamd_options *o);
+/* After getopt_long: refuses arguments left over and a missing --config.
+   Returns 0, or -1 after saying why on stderr. */
+int obspamd_options_done(const char *program, int argc, char **argv,
+                         const obspamd_options *o);
 
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with

@@ -2,6 +2,7 @@
    the starter waiting for the daemon to be ready. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,9 @@ long obspamd_number(const char *program, const char *opt, const char *s,
   return v;
 }
 
-int obspamd_option(const char *program, int opt, const char *arg,
-                   obspamd_options *o) {
+/* One of the shared options: 1, 0 when opt is none of them, -1. */
+static int shared_option(const char *program, int opt, const char *arg,
+                         obspamd_options *o) {
   long v;
 
   switch (opt) {
@@ -85,6 +87,37 @@ int obspamd_option(const char *program, int opt, const char *arg,
   default:
     return 0;
   }
+}
+
+int obspamd_option(const char *program, int opt, char **argv,
+                   obspamd_options *o) {
+  int rc = shared_option(program, opt, optarg, o);
+
+  if (rc != 0)
+    return rc > 0 ? 0 : -1;
+  if (optopt != 0)
+    fprintf(stderr, "%s: option '%s' %s\n", program, argv[optind - 1],
+            strchr(argv[optind - 1], '=') != NULL ? "takes no value"
+                                                  : "needs a value");
+  else
+    fprintf(stderr, "%s: unknown option '%s'\n", program, argv[optind - 1]);
+  fprintf(stderr, "Try '%s --help'.\n", program);
+  return -1;
+}
+
+int obspamd_options_done(const char *program, int argc, char **argv,
+                         const obspamd_options *o) {
+  if (optind < argc) {
+    fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", program,
+            argv[optind], program);
+    return -1;
+  }
+  if (o->config == NULL) {
+    fprintf(stderr, "%s: --config FILE is required\nTry '%s --help'.\n",
+            program, program);
+    return -1;
+  }
+  return 0;
 }
 
 char *obspamd_absolute(const char *prefix, const char *spec) {

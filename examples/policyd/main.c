@@ -130,7 +130,7 @@ static int parse_options(int argc, char **argv, options *o) {
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
-  int c, rc;
+  int c;
   long v;
 
   memset(o, 0, sizeof(*o));
@@ -175,32 +175,13 @@ static int parse_options(int argc, char **argv, options *o) {
       usage(stdout);
       return 1;
     default:
-      rc = obspamd_option(PROGRAM, c, optarg, &o->c);
-      if (rc < 0)
+      if (obspamd_option(PROGRAM, c, argv, &o->c) != 0)
         return -1;
-      if (rc > 0)
-        break;
-      if (optopt != 0)
-        fprintf(stderr, PROGRAM ": option '%s' %s\n", argv[optind - 1],
-                strchr(argv[optind - 1], '=') != NULL ? "takes no value"
-                                                      : "needs a value");
-      else
-        fprintf(stderr, PROGRAM ": unknown option '%s'\n", argv[optind - 1]);
-      fprintf(stderr, "Try '" PROGRAM " --help'.\n");
-      return -1;
+      break;
     }
   }
-  if (optind < argc) {
-    fprintf(stderr,
-            PROGRAM ": unexpected argument '%s'\nTry '" PROGRAM " --help'.\n",
-            argv[optind]);
+  if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
     return -1;
-  }
-  if (o->c.config == NULL) {
-    fprintf(stderr,
-            PROGRAM ": --config FILE is required\nTry '" PROGRAM " --help'.\n");
-    return -1;
-  }
   if (o->nlisten == 0)
     o->listen[o->nlisten++] = DEFAULT_LISTEN;
   return 0;
