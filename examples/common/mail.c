@@ -442,19 +442,20 @@ static void *mailer_thread(void *arg) {
     }
     pthread_mutex_unlock(&q->lock);
     /* A command given less than a tenth of a second would only be
-       killed: the mail is dropped instead. */
+       killed: the mail is dropped instead. Each outcome is logged before
+       its counter moves, so whoever reads the counter finds the line. */
     if (timeout_ms < 100) {
-      __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
       obspamd_log(LOG_WARNING, "mail dropped to=%s %s: the daemon is stopping",
                   m->to, m->what);
+      __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
     } else if (obspamd__run_command(q->command, m->text, m->len, timeout_ms,
                                     why, sizeof(why)) == 0) {
-      __atomic_add_fetch(&mt->mails_sent, 1, __ATOMIC_RELAXED);
       obspamd_log(LOG_INFO, "mail sent to=%s %s", m->to, m->what);
+      __atomic_add_fetch(&mt->mails_sent, 1, __ATOMIC_RELAXED);
     } else {
-      __atomic_add_fetch(&mt->mails_failed, 1, __ATOMIC_RELAXED);
       obspamd_log(LOG_ERR, "mail failed to=%s %s: notify command %s", m->to,
                   m->what, why);
+      __atomic_add_fetch(&mt->mails_failed, 1, __ATOMIC_RELAXED);
     }
     mail_free(m);
     pthread_mutex_lock(&q->lock);
@@ -511,8 +512,8 @@ void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
       free(m);
     }
     free(text);
-    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
     obspamd_log(LOG_ERR, "mail dropped to=%s %s: out of memory", to, what);
+    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
     return;
   }
   m->text = text;
@@ -521,10 +522,10 @@ void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
   if (q->queued >= MAIL_QUEUE_MAX || q->stopping) {
     int stopping = q->stopping;
     pthread_mutex_unlock(&q->lock);
-    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
     obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what,
                 stopping ? "the daemon is stopping"
                          : "more than 1000 mails are waiting");
+    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
     mail_free(m);
     return;
   }
