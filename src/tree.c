@@ -22,10 +22,7 @@ static size_t obj_size(int kind) {
 
 obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
                                const char *name, size_t len) {
-  obspam__obj *o = NULL;
-
-  HASH_FIND(hh, t->table[kind], name, len, o);
-  return o;
+  return obspam__index_find(&t->index[kind], name, len);
 }
 
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid) {
@@ -65,8 +62,8 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
 
   if (obspam__tree_find(t, kind, name->s, name->len) != NULL)
     return OBSPAM_EEXIST;
-  o = calloc(1, size + name->len + 1);
-  if (o == NULL)
+  if (obspam__index_reserve(&t->index[kind]) != 0 ||
+      (o = calloc(1, size + name->len + 1)) == NULL)
     return OBSPAM_ENOMEM;
   o->name = (char *)o + size;
   memcpy(o->name, name->s, name->len + 1);
@@ -79,11 +76,7 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
     ((obspam__sub *)o)->uid = -1;
     ((obspam__sub *)o)->scripts = OBSPAM_INHERIT;
   }
-  HASH_ADD_KEYPTR(hh, t->table[kind], o->name, o->len, o);
-  if (o->hh.tbl == NULL) {
-    free(o);
-    return OBSPAM_ENOMEM;
-  }
+  obspam__index_put(&t->index[kind], o);
   link_child(o, parent);
   *out = o;
   return OBSPAM_OK;
@@ -127,7 +120,7 @@ int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid) {
 }
 
 static void free_obj(obspam__tree *t, obspam__obj *o) {
-  HASH_DELETE(hh, t->table[o->kind], o);
+  obspam__index_del(&t->index[o->kind], o);
   if (o->kind == OBSPAM_SUBSCRIPTION) {
     obspam__sub *s = (obspam__sub *)o;
 
@@ -148,36 +141,37 @@ void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
   free_obj(t, o);
 }
 
-/* Frees a uthash table's own memory once its items are gone. */
-static void table_free(UT_hash_table *tbl) {
-  if (tbl == NULL)
-    return;
-  uthash_free(tbl->buckets, tbl->num_buckets * sizeof(*tbl->buckets));
-  uthash_free(tbl, sizeof(*tbl));
+typedef struct freeing {
+  void (*forget)(obspam__obj *, void *);
+  void *ud;
+} freeing;
+
+static void free_one(obspam__obj *o, void *arg) {
+  const freeing *f = arg;
+
+  if (f->forget != NULL)
+    f->forget(o, f->ud);
+  if (o->kind == OBSPAM_SUBSCRIPTION)
+    free(((obspam__sub *)o)->contact);
+  free(o);
 }
 
 void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
                        void *ud) {
   UT_hash_table *uids = t->by_uid != NULL ? t->by_uid->hh_uid.tbl : NULL;
+  freeing f = {forget, ud};
   int kind;
 
-  /* Whole tables go at once: no object is unlinked or deleted one by one,
-     which would cost a hash lookup each. */
+  /* Whole indexes go at once: no object is unlinked or deleted one by
+     one. Children first, as obspam__tree_remove does. */
   for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
-    obspam__obj *o = t->table[kind], *next;
-    UT_hash_table *tbl = o != NULL ? o->hh.tbl : NULL;
-
-    for (; o != NULL; o = next) {
-      next = o->hh.next;
-      if (forget != NULL)
-        forget(o, ud);
-      if (kind == OBSPAM_SUBSCRIPTION)
-        free(((obspam__sub *)o)->contact);
-      free(o);
-    }
-    table_free(tbl);
+    obspam__index_each(&t->index[kind], free_one, &f);
+    obspam__index_free(&t->index[kind]);
   }
-  table_free(uids);
+  if (uids != NULL) {
+    uthash_free(uids->buckets, uids->num_buckets * sizeof(*uids->buckets));
+    uthash_free(uids, sizeof(*uids));
+  }
   obspam__tree_init(t);
 }
 

@@ -1,10 +1,11 @@
 /* The limit tree: plans, subscriptions, domains and mailboxes, each kind in
-   its own hash table, linked to their parents and children. */
+   its own index by name, linked to their parents and children. */
 #ifndef OBSPAM_TREE_H
 #define OBSPAM_TREE_H
 
 #include <stdint.h>
 
+#include "index.h"
 #include "names.h"
 #include "table.h"
 
@@ -15,18 +16,19 @@ struct obspam__hist;
 #define OBSPAM__LIM(kind) ((kind)-OBSPAM_SUBSCRIPTION)
 
 typedef struct obspam__obj {
-  UT_hash_handle hh;               /* in the table of its kind, keyed by name */
-  struct obspam__obj *parent;      /* plan, subscription or domain; or NULL */
-  struct obspam__obj *child;       /* first child */
-  struct obspam__obj *next, *prev; /* siblings under the same parent */
-  struct obspam__ring *ring;       /* window counters; NULL while idle */
-  struct obspam__hist *hist;       /* hourly history; NULL when none is kept */
+  /* What a decision reads comes first: the name it compares, the parent
+     it walks to, the limits and the counters. */
+  uint16_t len;
+  uint8_t kind;
+  char *name;                 /* lower case, NUL-terminated, after the object */
+  struct obspam__obj *parent; /* plan, subscription or domain; or NULL */
   /* Own values by limit kind (OBSPAM__LIM): the object's own limit at its
      own kind, and the defaults it gives the kinds below it. */
   int64_t own[3];
-  uint16_t len;
-  uint8_t kind;
-  char *name; /* lower case, NUL-terminated, stored after the object */
+  struct obspam__ring *ring;       /* window counters; NULL while idle */
+  struct obspam__hist *hist;       /* hourly history; NULL when none is kept */
+  struct obspam__obj *child;       /* first child */
+  struct obspam__obj *next, *prev; /* siblings under the same parent */
 } obspam__obj;
 
 typedef struct obspam__plan {
@@ -43,7 +45,7 @@ typedef struct obspam__sub {
 } obspam__sub;
 
 typedef struct obspam__tree {
-  obspam__obj *table[5]; /* heads by kind; SERVER's slot is unused */
+  obspam__index index[5]; /* objects by kind; SERVER's slot is unused */
   obspam__sub *by_uid;
   /* An entry of by_uid that is no subscription (uid -2): with it the table
      is never emptied, and so never freed, by moving a uid. */

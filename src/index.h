@@ -1,0 +1,53 @@
+/* The index of objects by name: an open-addressing hash table.
+
+   Each slot holds an object's 64-bit name hash beside the pointer, so a
+   lookup reads one slot line and then only the object it is looking for;
+   a chained table (uthash) reads every object ahead of it in the bucket,
+   a cache miss each. Linear probing, never more than half full, deletion
+   by shifting the following slots back (no tombstones), so a lookup
+   stops at the first empty slot. It never shrinks. */
+#ifndef OBSPAM_INDEX_H
+#define OBSPAM_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct obspam__obj;
+
+typedef struct obspam__slot {
+  uint64_t hash;
+  struct obspam__obj *obj; /* NULL: empty */
+} obspam__slot;
+
+typedef struct obspam__index {
+  obspam__slot *slot; /* NULL until the first object */
+  size_t mask;        /* number of slots - 1 */
+  size_t n;           /* objects held */
+} obspam__index;
+
+/* The hash of a name as the index keys it. */
+uint64_t obspam__index_hash(const char *name, size_t len);
+
+/* The object named name (normalised), or NULL. */
+struct obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
+                                       size_t len);
+
+/* Makes room for one more object: 0, or -1 when memory ran out (the index
+   is unchanged). After it, obspam__index_put cannot fail. */
+int obspam__index_reserve(obspam__index *x);
+
+/* Adds o, whose name is not in the index yet; room must be reserved. */
+void obspam__index_put(obspam__index *x, struct obspam__obj *o);
+
+/* Removes o, which is in the index. */
+void obspam__index_del(obspam__index *x, const struct obspam__obj *o);
+
+/* Frees the slots; the objects are the caller's. */
+void obspam__index_free(obspam__index *x);
+
+/* Calls fn for every object, in no particular order; fn may free the
+   object but must not change the index. */
+void obspam__index_each(const obspam__index *x,
+                        void (*fn)(struct obspam__obj *, void *), void *ud);
+
+#endif

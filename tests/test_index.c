@@ -1,0 +1,146 @@
+/* The index of objects by name (src/index.c): lookups after every mix of
+   adding and removing, checked against a plain array, through growth and
+   the backward shift that deletion does in place of tombstones. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+#include "tree.h"
+
+#define N 5000
+
+static obspam__obj objs[N];
+static char names[N][24];
+static int present[N];
+static obspam__index x;
+
+static void setup(void) {
+  int i;
+
+  memset(&x, 0, sizeof(x));
+  memset(present, 0, sizeof(present));
+  for (i = 0; i < N; i++) {
+    int n = snprintf(names[i], sizeof(names[i]), "user%d@example.com", i);
+
+    memset(&objs[i], 0, sizeof(objs[i]));
+    objs[i].name = names[i];
+    objs[i].len = (uint16_t)n;
+  }
+}
+
+static void teardown(void) { obspam__index_free(&x); }
+
+TestSuite(index, .init = setup, .fini = teardown);
+
+static void put(int i) {
+  cr_assert_eq(obspam__index_reserve(&x), 0);
+  obspam__index_put(&x, &objs[i]);
+  present[i] = 1;
+}
+
+static void del(int i) {
+  obspam__index_del(&x, &objs[i]);
+  present[i] = 0;
+}
+
+/* Every name is found exactly when it is present, as its own object. */
+static void check_all(void) {
+  size_t n = 0;
+  int i;
+
+  for (i = 0; i < N; i++) {
+    obspam__obj *o = obspam__index_find(&x, names[i], objs[i].len);
+
+    cr_assert_eq(o, present[i] ? &objs[i] : NULL, "%s", names[i]);
+    n += (size_t)present[i];
+  }
+  cr_assert_eq(x.n, n);
+  /* Never more than half full. */
+  cr_assert_leq(x.n * 2, x.mask + 1);
+}
+
+static uint64_t rnd(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+Test(index, empty_finds_nothing) {
+  cr_assert_null(obspam__index_find(&x, "a", 1));
+  cr_assert_eq(x.n, 0);
+  cr_assert_null(x.slot);
+}
+
+Test(index, grows_from_16_slots_by_doubling) {
+  int i;
+
+  put(0);
+  cr_assert_eq(x.mask + 1, 16);
+  for (i = 1; i < 8; i++)
+    put(i);
+  cr_assert_eq(x.mask + 1, 16);
+  put(8);
+  cr_assert_eq(x.mask + 1, 32);
+  for (i = 9; i < N; i++)
+    put(i);
+  cr_assert_eq(x.mask + 1, 16384);
+  check_all();
+}
+
+Test(index, a_name_differing_only_in_length_or_bytes_is_not_found) {
+  put(1);
+  cr_assert_null(obspam__index_find(&x, names[1], objs[1].len - 1));
+  cr_assert_null(obspam__index_find(&x, "user1@example.coM", objs[1].len));
+  cr_assert_eq(obspam__index_find(&x, "user1@example.com", objs[1].len),
+               &objs[1]);
+}
+
+Test(index, random_adds_and_removes_match_the_reference) {
+  uint64_t s = 0x9e3779b97f4a7c15u;
+  int round, i;
+
+  for (round = 0; round < 20; round++) {
+    for (i = 0; i < N / 2; i++) {
+      int k = (int)(rnd(&s) % N);
+
+      if (present[k])
+        del(k);
+      else
+        put(k);
+    }
+    check_all();
+  }
+}
+
+Test(index, removing_everything_leaves_every_slot_empty) {
+  size_t i;
+  int k;
+
+  for (k = 0; k < N; k++)
+    put(k);
+  for (k = N - 1; k >= 0; k -= 2)
+    del(k);
+  check_all();
+  for (k = N - 2; k >= 0; k -= 2)
+    del(k);
+  check_all();
+  for (i = 0; i <= x.mask; i++)
+    cr_assert_null(x.slot[i].obj);
+}
+
+static void count(obspam__obj *o, void *ud) {
+  (void)o;
+  ++*(int *)ud;
+}
+
+Test(index, each_visits_every_object_once) {
+  int k, seen = 0;
+
+  for (k = 0; k < N; k += 3)
+    put(k);
+  obspam__index_each(&x, count, &seen);
+  cr_assert_eq(seen, (N + 2) / 3);
+}
