@@ -161,21 +161,19 @@ static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
   memcpy(v->object, ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
 }
 
-/* obspam_decide, and with dry set obspam_check. */
-static int decide(obspam_engine *e, const obspam_message *msg,
-                  obspam_verdict *out, int dry) {
+/* One decision on its way through the steps below. */
+typedef struct decision {
+  const obspam_message *msg;
+  obspam_verdict *out;
+  int64_t t; /* the message's time, which the decision moves the clock to */
+  int rc;
   obspam__charge ch;
-  const obspam__conf *c;
-  uint8_t addr[16];
   char script[OBSPAM__SCRIPT_MAX + 1];
-  void (*notify)(const obspam_notice *, void *) = NULL;
-  void *notify_ud = NULL;
-  immediate im;
-  int64_t t = 0;
-  int i, rc = OBSPAM_OK;
+} decision;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
+/* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
+static int validate(obspam_engine *e, const obspam_message *msg,
+                    const obspam_verdict *out) {
   if (msg == NULL || out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "decide: %s is NULL",
                         msg == NULL ? "message" : "verdict");
@@ -187,85 +185,125 @@ static int decide(obspam_engine *e, const obspam_message *msg,
     return obspam__fail(e, OBSPAM_EINVAL, "decide: %s",
                         msg->recipients == 0 ? "no recipients"
                                              : "time is negative");
+  return OBSPAM_OK;
+}
 
-  ch.n = 0;
-  ch.forbid = 0;
-  pthread_rwlock_rdlock(&e->lock);
-  c = e->conf;
+/* Steps 1 to 4 of a decision, under the engine's read lock, newest being
+   the clock as the decisions before this one left it. Returns 1 when the
+   decision is settled (d->rc, and on success the verdict, are set), 0
+   when d->ch is ready for the counter store. */
+static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
+                 int64_t newest) {
+  const obspam_message *msg = d->msg;
+  obspam__charge *ch = &d->ch;
+  uint8_t addr[16];
+  int i;
+
+  d->rc = validate(e, msg, d->out);
+  if (d->rc != OBSPAM_OK)
+    return 1;
+  ch->n = 0;
+  ch->forbid = 0;
   if (c->opt[OBSPAM_OPT_ENABLED] && msg->client_address != NULL &&
       msg->client_address[0] != '\0' &&
       obspam__addr_parse(msg->client_address, addr) != 0) {
-    rc = obspam__fail(e, OBSPAM_EINVAL,
-                      "decide: client address '%.64s' is not an IPv4 or "
-                      "IPv6 address",
-                      msg->client_address);
-    goto done;
+    d->rc = obspam__fail(e, OBSPAM_EINVAL,
+                         "decide: client address '%.64s' is not an IPv4 or "
+                         "IPv6 address",
+                         msg->client_address);
+    return 1;
   }
   /* Every message decided moves the clock, whatever its verdict, once it
      is decided (a failure changes nothing); a check only reads it. */
-  t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
-  ch.t = obspam__newest(e, t);
-  ch.dry = dry;
-  ch.probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
-  ch.notify_only = 0;
+  d->t = msg->time != 0 ? msg->time : (int64_t)time(NULL);
+  ch->t = d->t > newest ? d->t : newest;
+  ch->dry = dry;
+  ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
+  ch->notify_only = 0;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
-    verdict_none(out, OBSPAM_ACCEPT);
-    goto done;
+    verdict_none(d->out, OBSPAM_ACCEPT);
+    return 1;
   }
   if (msg->client_address != NULL && msg->client_address[0] != '\0' &&
       obspam__wl_contains(&c->wl, addr)) {
-    verdict_none(out, OBSPAM_EXEMPT);
-    goto done;
+    verdict_none(d->out, OBSPAM_EXEMPT);
+    return 1;
   }
   if (exempt(c, msg->flags)) {
-    verdict_none(out, OBSPAM_EXEMPT);
-    goto done;
+    verdict_none(d->out, OBSPAM_EXEMPT);
+    return 1;
   }
-  if (!charged(c, msg, &ch)) {
-    verdict_none(out, OBSPAM_UNKNOWN);
-    goto done;
+  if (!charged(c, msg, ch)) {
+    verdict_none(d->out, OBSPAM_UNKNOWN);
+    return 1;
   }
-
-  for (i = 0; i < ch.n; i++)
-    ch.limit[i] = obspam__effective(&c->tree, ch.obj[i]);
-  ch.c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
-  ch.retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
-  ch.period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
-  ch.script = NULL;
-  ch.timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
-  ch.defer = (int)c->opt[OBSPAM_OPT_STORE_FALLBACK];
+  for (i = 0; i < ch->n; i++)
+    ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
+  ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
+  ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+  ch->script = NULL;
+  ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
+  ch->defer = (int)c->opt[OBSPAM_OPT_STORE_FALLBACK];
   if (!dry && msg->script != NULL && msg->script[0] != '\0') {
-    ch.script_len = clean_script(msg->script, script);
-    ch.script = script;
+    ch->script_len = clean_script(msg->script, d->script);
+    ch->script = d->script;
   }
-  rc = e->store->ops->charge(e->store, &ch);
+  return 0;
+}
+
+/* Step 5, once the store has charged d->ch with result rc: the verdict,
+   and the immediate notices when im is not NULL. */
+static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
+  const obspam__charge *ch = &d->ch;
+
+  d->rc = rc;
   if (rc != OBSPAM_OK) {
     obspam__fail(e, rc, "%s",
                  rc == OBSPAM_EUNAVAIL
                      ? "decide: the shared counter store does not answer "
                        "(store-fallback defer)"
                      : "decide: out of memory");
-    goto done;
-  }
-  if (ch.refuser >= 0) {
-    verdict_obj(out, OBSPAM_REFUSE, &ch, ch.refuser);
-    if (!dry && c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
-      immediate_fill(&im, &ch, ch.period);
-      notify = e->notify;
-      notify_ud = e->notify_ud;
-    }
+  } else if (ch->refuser >= 0) {
+    verdict_obj(d->out, OBSPAM_REFUSE, ch, ch->refuser);
+    if (im != NULL)
+      immediate_fill(im, ch, ch->period);
   } else {
-    verdict_obj(out, OBSPAM_ACCEPT, &ch, ch.n - 1);
+    verdict_obj(d->out, OBSPAM_ACCEPT, ch, ch->n - 1);
   }
-done:
-  if (rc == OBSPAM_OK && !dry)
-    obspam__observe(e, t);
+}
+
+/* obspam_decide, and with dry set obspam_check. */
+static int decide(obspam_engine *e, const obspam_message *msg,
+                  obspam_verdict *out, int dry) {
+  decision d;
+  const obspam__conf *c;
+  void (*notify)(const obspam_notice *, void *) = NULL;
+  void *notify_ud = NULL;
+  immediate im;
+  int i;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  d.msg = msg;
+  d.out = out;
+  im.n = 0;
+  pthread_rwlock_rdlock(&e->lock);
+  c = e->conf;
+  if (!dry && c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
+    notify = e->notify;
+    notify_ud = e->notify_ud;
+  }
+  if (!begin(e, c, &d, dry, obspam__newest(e, 0)))
+    finish(e, &d, e->store->ops->charge(e->store, &d.ch),
+           notify != NULL ? &im : NULL);
+  if (d.rc == OBSPAM_OK && !dry)
+    obspam__observe(e, d.t);
   pthread_rwlock_unlock(&e->lock);
   /* The callback runs with no lock held: it may even be slow. */
-  if (notify != NULL)
-    for (i = 0; i < im.n; i++)
-      notify(&im.notice[i], notify_ud);
-  return rc;
+  for (i = 0; i < im.n; i++)
+    notify(&im.notice[i], notify_ud);
+  return d.rc;
 }
 
 int obspam_decide(obspam_engine *e, const obspam_message *msg,
@@ -276,6 +314,157 @@ int obspam_decide(obspam_engine *e, const obspam_message *msg,
 int obspam_check(obspam_engine *e, const obspam_message *msg,
                  obspam_verdict *out) {
   return decide(e, msg, out, 1);
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+/* Messages decided together: their lookups overlap, and the engine lock
+   and the counter store's lock are taken once for them all. Eight was
+   the fastest group on a tree of a million mailboxes; larger groups ask
+   for more cache lines at once than the core can have in flight. */
+#define GROUP 8
+
+/* Brings into the cache what deciding msgs will read: each message's
+   login (or sender), its index slot, the object found there, its parent
+   and grandparent, then their counters. Each step runs for every message
+   before the next step for any, so that the misses of a step overlap. It
+   only reads and guesses; the decisions themselves do the real lookups.
+   Under the engine's read lock. */
+static void warm(obspam_engine *e, const obspam__conf *c,
+                 const obspam_message *const *msgs, size_t n) {
+  const obspam__index *ix[GROUP];
+  obspam__obj *o[3 * GROUP];
+  const char *name[GROUP];
+  uint64_t hash[GROUP];
+  obspam__name nm;
+  size_t i, k = 0, from;
+  int level;
+
+  for (i = 0; i < n; i++) {
+    const obspam_message *m = msgs[i];
+
+    name[i] = m == NULL                  ? NULL
+              : m->sasl_username != NULL ? m->sasl_username
+                                         : m->sender;
+    if (name[i] != NULL)
+      OBSPAM__PREFETCH(name[i]);
+  }
+  for (i = 0; i < n; i++) {
+    ix[i] = NULL;
+    if (name[i] == NULL ||
+        obspam__name_norm(name[i], OBSPAM__NAME_ANY, &nm) != NULL)
+      continue;
+    ix[i] = &c->tree.index[nm.at < nm.len ? OBSPAM_MAILBOX : OBSPAM_DOMAIN];
+    hash[i] = obspam__index_hash(nm.s, nm.len);
+    obspam__index_prefetch(ix[i], hash[i]);
+  }
+  for (i = 0; i < n; i++) {
+    obspam__obj *g = ix[i] != NULL ? obspam__index_guess(ix[i], hash[i]) : NULL;
+
+    if (g != NULL) {
+      OBSPAM__PREFETCH(g);
+      o[k++] = g;
+    }
+  }
+  /* Up the tree to the subscription: a mailbox's domain and its
+     subscription, a domain's subscription. */
+  for (level = 0, from = 0; level < 2; level++) {
+    size_t to = k;
+
+    for (i = from; i < to; i++)
+      if (o[i]->kind != OBSPAM_SUBSCRIPTION && o[i]->parent != NULL) {
+        OBSPAM__PREFETCH(o[i]->parent);
+        o[k++] = o[i]->parent;
+      }
+    from = to;
+  }
+  if (e->store->ops->warm != NULL && k > 0)
+    e->store->ops->warm(e->store, o, (int)k, obspam__newest(e, 0) / 60);
+}
+
+/* Decides up to GROUP messages, d[0..n) (msg and out set), as as many
+   calls of decide would. Returns how many it decided: all of them, or
+   fewer when a charge failed (the messages after it were prepared with a
+   clock that counted the failed one, so they are decided again). */
+static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
+  const obspam_message *msgs[GROUP];
+  obspam__charge *ch[GROUP];
+  const obspam__conf *c;
+  int64_t newest;
+  size_t i, j, k = 0;
+  int done = 0, rc = OBSPAM_OK;
+
+  pthread_rwlock_rdlock(&e->lock);
+  c = e->conf;
+  if (c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
+    /* Immediate notices are sent after each decision, without the lock:
+       one message at a time. */
+    pthread_rwlock_unlock(&e->lock);
+    d[0].rc = decide(e, d[0].msg, d[0].out, 0);
+    return 1;
+  }
+  for (i = 0; i < n; i++)
+    msgs[i] = d[i].msg;
+  warm(e, c, msgs, n);
+  newest = obspam__newest(e, 0);
+  for (i = 0; i < n; i++) {
+    if (!begin(e, c, &d[i], 0, newest))
+      ch[k++] = &d[i].ch;
+    if (d[i].rc == OBSPAM_OK && d[i].t > newest)
+      newest = d[i].t;
+  }
+  if (k > 0 && e->store->ops->charge_many != NULL) {
+    rc = e->store->ops->charge_many(e->store, ch, (int)k, &done);
+  } else {
+    for (; done < (int)k; done++)
+      if ((rc = e->store->ops->charge(e->store, ch[done])) != OBSPAM_OK)
+        break;
+  }
+  /* Charges 0..done-1 were made; when rc is a failure, charge done
+     failed and the messages after its own are left for the caller. */
+  for (i = 0, j = 0; i < n; i++) {
+    if (j < k && ch[j] == &d[i].ch) {
+      finish(e, &d[i], j < (size_t)done ? OBSPAM_OK : rc, NULL);
+      if (j++ == (size_t)done) {
+        i++;
+        break;
+      }
+    }
+    if (d[i].rc == OBSPAM_OK)
+      obspam__observe(e, d[i].t);
+  }
+  pthread_rwlock_unlock(&e->lock);
+  return i;
+}
+
+int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc, size_t n) {
+  decision d[GROUP];
+  size_t i, j, k;
+  int first = OBSPAM_OK;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (n > 0 && (msgs == NULL || out == NULL || rc == NULL))
+    return obspam__fail(e, OBSPAM_EINVAL, "decide_batch: %s is NULL",
+                        msgs == NULL  ? "the message array"
+                        : out == NULL ? "the verdict array"
+                                      : "the return code array");
+  for (i = 0; i < n; i += k) {
+    size_t m = n - i < GROUP ? n - i : GROUP;
+
+    for (j = 0; j < m; j++) {
+      d[j].msg = msgs[i + j];
+      d[j].out = out[i + j];
+    }
+    k = decide_group(e, d, m);
+    for (j = 0; j < k; j++) {
+      rc[i + j] = d[j].rc;
+      if (d[j].rc != OBSPAM_OK && first == OBSPAM_OK)
+        first = d[j].rc;
+    }
+  }
+  return first;
 }
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,

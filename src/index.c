@@ -30,6 +30,23 @@ obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
   return NULL;
 }
 
+void obspam__index_prefetch(const obspam__index *x, uint64_t hash) {
+  if (x->slot != NULL)
+    OBSPAM__PREFETCH(&x->slot[(size_t)hash & x->mask]);
+}
+
+obspam__obj *obspam__index_guess(const obspam__index *x, uint64_t hash) {
+  size_t i;
+
+  if (x->slot == NULL)
+    return NULL;
+  for (i = (size_t)hash & x->mask; x->slot[i].obj != NULL;
+       i = (i + 1) & x->mask)
+    if (x->slot[i].hash == hash)
+      return x->slot[i].obj;
+  return NULL;
+}
+
 /* Puts o into the first empty slot of its probe sequence. */
 static void place(obspam__slot *slot, size_t mask, uint64_t h, obspam__obj *o) {
   size_t i;

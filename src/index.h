@@ -14,6 +14,13 @@
 
 struct obspam__obj;
 
+/* Asks for the cache line at p ahead of its use; never faults. */
+#if defined(__GNUC__)
+#define OBSPAM__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define OBSPAM__PREFETCH(p) ((void)(p))
+#endif
+
 typedef struct obspam__slot {
   uint64_t hash;
   struct obspam__obj *obj; /* NULL: empty */
@@ -31,6 +38,14 @@ uint64_t obspam__index_hash(const char *name, size_t len);
 /* The object named name (normalised), or NULL. */
 struct obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
                                        size_t len);
+
+/* For looking up many names at once, each step for every name before the
+   next step for any (so that their cache misses overlap): the slot where
+   the search for hash starts is brought into the cache; then the first
+   object whose slot holds hash, or NULL, is returned without reading it
+   (a guess: its name is not compared). */
+void obspam__index_prefetch(const obspam__index *x, uint64_t hash);
+struct obspam__obj *obspam__index_guess(const obspam__index *x, uint64_t hash);
 
 /* Makes room for one more object: 0, or -1 when memory ran out (the index
    is unchanged). After it, obspam__index_put cannot fail. */

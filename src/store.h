@@ -155,6 +155,17 @@ typedef struct obspam__store_ops {
                           obspam__successor successor, void *ud);
   void (*load_discard)(obspam__store *s, void *parsed);
   void (*destroy)(obspam__store *s);
+  /* Optional (NULL: the caller calls charge n times). n charges in
+     order, as n calls of charge would do them, up to the first that does
+     not return OBSPAM_OK, whose code is returned; *done is the number
+     that did. */
+  int (*charge_many)(obspam__store *s, obspam__charge *const *ch, int n,
+                     int *done);
+  /* Optional, a hint: the n objects will be charged soon, around minute;
+     their counters may be brought into the cache. Called under the
+     engine's read lock only, concurrently with charges. */
+  void (*warm)(obspam__store *s, obspam__obj *const *objs, int n,
+               int64_t minute);
 } obspam__store_ops;
 
 struct obspam__store {

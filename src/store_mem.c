@@ -41,11 +41,12 @@ typedef struct obspam__ring {
 } ring;
 
 typedef struct obspam__hist {
-  /* What a charge touches comes first: the hour in progress and the
-     notification period in progress. */
+  /* What an accepted charge reads and writes comes first, in the first 56
+     bytes: the notification period in progress, and the hour in progress
+     up to its refusal count. */
+  int64_t np_start, np_end, np_sent, np_refused;
   obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
-  int64_t np_start, np_end, np_sent, np_refused, np_first, np_last, np_limit;
-  int64_t last_refused;
+  int64_t np_first, np_last, np_limit, last_refused;
   obspam__obj *owner;
   struct obspam__hist *prev, *next;   /* holders, by their newest hour */
   struct obspam__hist *nprev, *nnext; /* refused in their current period */
@@ -100,6 +101,13 @@ typedef struct mem_store {
       (first) = (x);                                                           \
     (last) = (x);                                                              \
   } while (0)
+
+/* An object's ring and hist pointers are read without the lock by
+   mem_warm, only to prefetch what they point to (a stale pointer costs a
+   wasted prefetch, never a fault); they are written with relaxed atomic
+   stores so that such a read is not a data race. */
+#define SET_PTR(field, value)                                                  \
+  __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
 
 static int64_t hour_of(int64_t t) { return t - t % 3600; }
 
@@ -171,7 +179,7 @@ static void ring_free(mem_store *m, obspam__obj *o) {
     return;
   LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
   free(r);
-  o->ring = NULL;
+  SET_PTR(o->ring, NULL);
 }
 
 /* Seconds from t until c fits under limit in r, nothing else being sent:
@@ -224,7 +232,7 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
       return NULL;
     h->owner = o;
     h->cur.hour = -1;
-    o->hist = h;
+    SET_PTR(o->hist, h);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
   return h;
@@ -311,7 +319,7 @@ static void hist_free(mem_store *m, obspam__obj *o) {
   LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
   free(h->h);
   free(h);
-  o->hist = NULL;
+  SET_PTR(o->hist, NULL);
 }
 
 /* ---- notices ------------------------------------------------------------- */
@@ -697,54 +705,46 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
 }
 
 /* A charge reads three places of each object: the ring's sums, the
-   bucket of the minute and the hist record. Asked for together, their
-   cache misses overlap instead of following one another. */
-static void prefetch(const obspam__charge *ch, int64_t minute) {
-#if defined(__GNUC__)
+   bucket of the minute and the hot part of the hist record. Asked for
+   together, their cache misses overlap instead of following one another.
+   Safe without the lock (see SET_PTR). */
+static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
   int i;
 
-  for (i = 0; i < ch->n; i++) {
-    const obspam__obj *o = ch->obj[i];
+  for (i = 0; i < n; i++) {
+    const ring *r = __atomic_load_n(&obj[i]->ring, __ATOMIC_RELAXED);
+    const hist *h = __atomic_load_n(&obj[i]->hist, __ATOMIC_RELAXED);
 
-    if (o->ring != NULL) {
-      __builtin_prefetch(o->ring, 1);
-      __builtin_prefetch(&o->ring->b_sent[minute % WINDOW], 1);
+    if (r != NULL) {
+      OBSPAM__PREFETCH(r);
+      OBSPAM__PREFETCH(&r->b_sent[minute % WINDOW]);
     }
-    if (o->hist != NULL) {
-      __builtin_prefetch(o->hist, 1);
-      __builtin_prefetch((const char *)o->hist + 64, 1);
+    if (h != NULL) {
+      OBSPAM__PREFETCH(h);
+      OBSPAM__PREFETCH(&h->cur.refused); /* the end of the hot part */
     }
   }
-#else
-  (void)ch;
-  (void)minute;
-#endif
 }
 
-static int mem_charge(obspam__store *s, obspam__charge *ch) {
-  mem_store *m = (mem_store *)s;
+/* A charge, with the lock held. */
+static int charge_locked(mem_store *m, obspam__charge *ch) {
   int64_t t, minute, hour, start;
   prepared p;
   int i;
 
-  pthread_mutex_lock(&m->lock);
   if (ch->dry) {
     dry_charge(m, ch);
-    pthread_mutex_unlock(&m->lock);
     return OBSPAM_OK;
   }
   t = ch->t > m->newest ? ch->t : m->newest;
   minute = t / 60;
   hour = hour_of(t);
   start = t - t % ch->period;
-  prefetch(ch, minute);
-  if (prepare(m, ch, hour, start, &p) != 0) {
-    pthread_mutex_unlock(&m->lock);
+  prefetch(ch->obj, ch->n, minute);
+  if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
-  }
   if (ch->notify_only) {
     notify_only(m, ch, hour, start, &p);
-    pthread_mutex_unlock(&m->lock);
     return OBSPAM_OK;
   }
 
@@ -758,7 +758,7 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
     if (p.ring[i] != NULL) {
       p.ring[i]->owner = o;
       p.ring[i]->minute = minute;
-      o->ring = p.ring[i];
+      SET_PTR(o->ring, p.ring[i]);
       LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
     }
     ring_touch(m, o->ring, minute);
@@ -791,8 +791,32 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
     script_free(m, p.sc);
   script_evict(m);
   sweep(m, minute, cutoff_of(hour, ch->retention));
-  pthread_mutex_unlock(&m->lock);
   return OBSPAM_OK;
+}
+
+static int mem_charge(obspam__store *s, obspam__charge *ch) {
+  mem_store *m = (mem_store *)s;
+  int rc;
+
+  pthread_mutex_lock(&m->lock);
+  rc = charge_locked(m, ch);
+  pthread_mutex_unlock(&m->lock);
+  return rc;
+}
+
+/* n charges in order under one hold of the lock, up to the first that
+   fails. */
+static int mem_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
+                           int *done) {
+  mem_store *m = (mem_store *)s;
+  int rc = OBSPAM_OK;
+
+  pthread_mutex_lock(&m->lock);
+  for (*done = 0; *done < n; ++*done)
+    if ((rc = charge_locked(m, ch[*done])) != OBSPAM_OK)
+      break;
+  pthread_mutex_unlock(&m->lock);
+  return rc;
 }
 
 static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
@@ -901,10 +925,10 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
       hist_free(m, from);
       continue;
     }
-    to->ring = from->ring;
-    to->hist = h;
-    from->ring = NULL;
-    from->hist = NULL;
+    SET_PTR(to->ring, from->ring);
+    SET_PTR(to->hist, h);
+    SET_PTR(from->ring, NULL);
+    SET_PTR(from->hist, NULL);
     h->owner = to;
     if (to->ring != NULL)
       to->ring->owner = to;
@@ -1503,14 +1527,14 @@ static int64_t mem_load_install(obspam__store *s, void *state,
       if (o == NULL || o->hist != NULL)
         continue;
     }
-    o->hist = e->h;
+    SET_PTR(o->hist, e->h);
     e->h->owner = o;
     LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
     if (e->h->np_refused > 0)
       refused_link(m, e->h);
     e->h = NULL;
     if (e->r != NULL) {
-      o->ring = e->r;
+      SET_PTR(o->ring, e->r);
       e->r->owner = o;
       LIST_APPEND(m->r_first, m->r_last, e->r, prev, next);
       e->r = NULL;
@@ -1545,10 +1569,18 @@ static void mem_destroy(obspam__store *s) {
   free(m);
 }
 
+/* Without the lock: prefetch reads the pointers atomically (SET_PTR). */
+static void mem_warm(obspam__store *s, obspam__obj *const *objs, int n,
+                     int64_t minute) {
+  (void)s;
+  prefetch(objs, n, minute);
+}
+
 static const obspam__store_ops mem_ops = {
-    mem_charge,       mem_read,         mem_forget,  mem_carry, mem_reserve,
-    mem_history,      mem_report,       mem_notices, mem_save,  mem_load_parse,
-    mem_load_install, mem_load_discard, mem_destroy};
+    mem_charge,  mem_read,        mem_forget,       mem_carry,
+    mem_reserve, mem_history,     mem_report,       mem_notices,
+    mem_save,    mem_load_parse,  mem_load_install, mem_load_discard,
+    mem_destroy, mem_charge_many, mem_warm};
 
 obspam__store *obspam__mem_store_new(void) {
   mem_store *m = calloc(1, sizeof(*m));

@@ -882,7 +882,7 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
   char **names = NULL, key[KEY_MAX];
   size_t nnames = 0, cap = 0, i, j, rows = 0, bytes = 0;
   redisReply *rp;
-  obspam__row *all;
+  obspam__row *all, *rows_out;
   char *at;
   cmd c;
   int rc = OBSPAM_ENOMEM;
@@ -970,11 +970,12 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
     }
   }
   rc = OBSPAM_ENOMEM;
-  *out = realloc(all, rows * sizeof(*all) + bytes + 1);
-  if (*out == NULL) {
+  rows_out = realloc(all, rows * sizeof(*all) + bytes + 1);
+  if (rows_out == NULL) {
     free(all);
     goto fail;
   }
+  *out = rows_out;
   at = (char *)(*out + rows);
   for (j = 0; j < rows; j++) {
     size_t len = strlen((*out)[j].name) + 1;
@@ -1066,7 +1067,7 @@ static void r_destroy(obspam__store *s) {
 static const obspam__store_ops redis_ops = {
     r_charge,       r_read,         r_forget,  r_carry, r_reserve,
     r_history,      r_report,       r_notices, r_save,  r_load_parse,
-    r_load_install, r_load_discard, r_destroy};
+    r_load_install, r_load_discard, r_destroy, NULL,    NULL};
 
 const char *obspam__store_uri_check(const char *uri) {
   parsed_uri p;

@@ -87,6 +87,31 @@ static inline obspam_message tu_msg9(uint32_t flags, const char *sasl,
 #define TU_MSG_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
 #define tu_msg(...) TU_MSG_PICK_(__VA_ARGS__, tu_msg9, tu_msg8, )(__VA_ARGS__)
 
+/* The arrays obspam_decide_batch takes, for up to TU_BATCH_MAX messages:
+   fill m, call tu_batch_ready, pass pm, pv and rc. */
+#define TU_BATCH_MAX 64
+typedef struct tu_batch {
+  obspam_message m[TU_BATCH_MAX];
+  obspam_verdict v[TU_BATCH_MAX];
+  const obspam_message *pm[TU_BATCH_MAX];
+  obspam_verdict *pv[TU_BATCH_MAX];
+  int rc[TU_BATCH_MAX];
+} tu_batch;
+
+/* Points pm and pv at m and v, and makes the first n verdicts blank. */
+static inline void tu_batch_ready(tu_batch *b, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    b->v[i] = v0;
+    b->pm[i] = &b->m[i];
+    b->pv[i] = &b->v[i];
+    b->rc[i] = -99;
+  }
+}
+
 /* Decides a message and asserts that the call succeeded. */
 static inline obspam_verdict tu_decide_msg(obspam_engine *e,
                                            const obspam_message *m, int line) {

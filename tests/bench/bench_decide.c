@@ -229,7 +229,9 @@ static void free_floor(void) {
 /* ---- the timed loops ----------------------------------------------------- */
 
 /* What a timed loop does with each login. */
-enum { DECIDE, LOOKUP, FLOOR, FLOOR_CHAINED };
+enum { DECIDE, DECIDE_BATCH, LOOKUP, FLOOR, FLOOR_CHAINED };
+
+#define BATCH 16 /* messages per obspam_decide_batch call */
 
 /* One thread's work and results, on a cache line of its own. */
 typedef struct job {
@@ -260,6 +262,46 @@ static __attribute__((noinline)) void run_decide(job *j) {
     if (obspam_decide(eng, &msg, &v) != OBSPAM_OK || v.action != OBSPAM_ACCEPT)
       bad++;
     sum += (uint64_t)v.count;
+  }
+  j->t1 = now_s();
+  j->sum = sum;
+  j->bad = bad;
+}
+
+/* The same decisions, BATCH messages per obspam_decide_batch call. */
+static __attribute__((noinline)) void run_decide_batch(job *j) {
+  obspam_message msg[BATCH];
+  obspam_verdict v[BATCH];
+  const obspam_message *pm[BATCH];
+  obspam_verdict *pv[BATCH];
+  int rc[BATCH];
+  const uint32_t *idx = j->idx;
+  const char *base = j->base;
+  uint64_t sum = 0, bad = 0;
+  size_t i, k, n = j->n;
+
+  for (k = 0; k < BATCH; k++) {
+    obspam_message m0 = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    msg[k] = m0;
+    msg[k].time = MSG_TIME;
+    v[k] = v0;
+    pm[k] = &msg[k];
+    pv[k] = &v[k];
+  }
+  j->t0 = now_s();
+  for (i = 0; i < n; i += BATCH) {
+    size_t m = n - i < BATCH ? n - i : BATCH;
+
+    for (k = 0; k < m; k++)
+      msg[k].sasl_username = login_at(base, idx[i + k]);
+    if (obspam_decide_batch(eng, pm, pv, rc, m) != OBSPAM_OK)
+      bad += m;
+    for (k = 0; k < m; k++) {
+      bad += v[k].action != OBSPAM_ACCEPT;
+      sum += (uint64_t)v[k].count;
+    }
   }
   j->t1 = now_s();
   j->sum = sum;
@@ -354,6 +396,8 @@ static void *job_main(void *arg) {
     run_floor_chained(j);
   else if (j->what == LOOKUP)
     run_lookup(j);
+  else if (j->what == DECIDE_BATCH)
+    run_decide_batch(j);
   else
     run_decide(j);
   return NULL;
@@ -401,7 +445,7 @@ static result run(int threads, uint32_t *const *idx, size_t n, const char *base,
   for (i = 0; i < threads; i++) {
     if (jobs[i].bad != 0) {
       fprintf(stderr, "bench_decide: %" PRIu64 " %s failed\n", jobs[i].bad,
-              what == DECIDE ? "decisions" : "lookups");
+              what == DECIDE || what == DECIDE_BATCH ? "decisions" : "lookups");
       exit(1);
     }
     r.ns_per_op[i] = (jobs[i].t1 - jobs[i].t0) * 1e9 / (double)n;
@@ -422,7 +466,7 @@ int main(int argc, char **argv) {
   uint64_t seed;
   size_t ndec, quarter, i;
   double t, t_build, t_mail, h0, h1, h2, r0, r1, r2;
-  result pass1, pass2, d1, d2, dm, l1, f1, f2, fc;
+  result pass1, pass2, d1, d2, b1, b2, dm, l1, f1, f2, fc;
   long arg;
 
   arg = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
@@ -500,6 +544,8 @@ int main(int argc, char **argv) {
 
   d1 = run(1, idx, ndec, logins, DECIDE);
   d2 = run(2, idx, ndec, logins, DECIDE);
+  b1 = run(1, idx, ndec, logins, DECIDE_BATCH);
+  b2 = run(2, idx, ndec, logins, DECIDE_BATCH);
   dm = run(1, idx, quarter, mixed_logins, DECIDE);
   l1 = run(1, idx, quarter, logins, LOOKUP);
 
@@ -534,6 +580,12 @@ int main(int argc, char **argv) {
   printf("  random logins, 2 threads:           %7.1f + %7.1f ns/decision  "
          "%.2f M decisions/s together\n",
          d2.ns_per_op[0], d2.ns_per_op[1], d2.ops_per_s / 1e6);
+  printf("  random logins, batches of %d, 1 thread:      %7.1f ns/decision  "
+         "%.2f M decisions/s\n",
+         BATCH, b1.ns_per_op[0], b1.ops_per_s / 1e6);
+  printf("  random logins, batches of %d, 2 threads:%7.1f + %7.1f ns/decision  "
+         "%.2f M decisions/s together\n",
+         BATCH, b2.ns_per_op[0], b2.ns_per_op[1], b2.ops_per_s / 1e6);
   printf("  random logins in mixed case, 1 thread:       %7.1f ns/decision  "
          "(%zu decisions)\n",
          dm.ns_per_op[0], quarter);
@@ -556,10 +608,13 @@ int main(int argc, char **argv) {
   printf("\nratio decision/floor: 1 thread %.2fx, 2 threads %.2fx "
          "(aggregate throughput); goal: within 3x\n",
          d1.ns_per_op[0] / f1.ns_per_op[0], f2.ops_per_s / d2.ops_per_s);
+  printf("ratio batched decision/floor: 1 thread %.2fx, 2 threads %.2fx\n",
+         b1.ns_per_op[0] / f1.ns_per_op[0], f2.ops_per_s / b2.ops_per_s);
   printf("ratio decision/chained floor, 1 thread: %.2fx\n",
          d1.ns_per_op[0] / fc.ns_per_op[0]);
   printf("checksums: library %" PRIu64 ", floor %" PRIu64 "\n",
-         pass1.sum + pass2.sum + d1.sum + d2.sum + dm.sum + l1.sum,
+         pass1.sum + pass2.sum + d1.sum + d2.sum + b1.sum + b2.sum + dm.sum +
+             l1.sum,
          f1.sum + f2.sum + fc.sum);
 
   free_floor();

@@ -932,6 +932,147 @@ static int run(const fcase *c) {
   return bad;
 }
 
+/* ---- obspam_decide_batch -------------------------------------------------
+
+   A batch is not one call that fails or succeeds as a whole: each message
+   is decided as obspam_decide would decide it, the messages before a
+   failure stay decided and the ones after it are decided too. So the
+   batch is compared with the same messages decided one by one on a second
+   engine, with the same allocation failing: the same return codes, the
+   same verdicts, and engines that end alike (signature and notices). */
+
+#define NBATCH 11 /* more than one group of the library's */
+
+static void batch_messages(obspam_message *m) {
+  static const char *const logins[NBATCH] = {"other@cron.example",
+                                             "demo@bakery.example",
+                                             NULL,
+                                             "info@acme.example",
+                                             "x@shop.acme.example",
+                                             "sales@acme.example",
+                                             "other@cron.example",
+                                             NULL,
+                                             "demo@bakery.example",
+                                             "nobody@nowhere.example",
+                                             "orders@shop.acme.example"};
+  int i;
+
+  for (i = 0; i < NBATCH; i++) {
+    obspam_message m0 = OBSPAM_MESSAGE_INIT;
+
+    m[i] = m0;
+    m[i].sasl_username = logins[i];
+    m[i].time = NOW + i;
+    m[i].recipients = 1 + (uint32_t)(i % 3) * 20;
+  }
+  m[0].script = "/srv/new/script.php";
+  m[2].flags = OBSPAM_MSG_SCRIPT; /* a script of uid 1000 */
+  m[2].uid = 1000;
+  m[2].domain_hint = "shop.acme.example";
+  m[2].script = "/var/www/acme/shop/new.php";
+  m[5].client_address = "10.1.1.1";
+  m[7].recipients = 0; /* invalid: EINVAL wherever it comes */
+  m[8].script = "/var/www/bakery/wp-login.php";
+}
+
+/* Decides the batch on e, one by one when single is set, with the Nth
+   allocation failing as arm() says; the codes, verdicts and final
+   signature go into t, and *enomem is set when a message got ENOMEM.
+   Returns the number of injected failures. */
+static long batch_run(obspam_engine *e, int single, long n, int after, text *t,
+                      int *enomem) {
+  obspam_message m[NBATCH];
+  obspam_verdict v[NBATCH];
+  const obspam_message *pm[NBATCH];
+  obspam_verdict *pv[NBATCH];
+  int rc[NBATCH], first = OBSPAM_OK, ret;
+  long injected;
+  int i;
+
+  batch_messages(m);
+  for (i = 0; i < NBATCH; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    v[i] = v0;
+    pm[i] = &m[i];
+    pv[i] = &v[i];
+  }
+  if (n > 0)
+    arm(n, after);
+  if (single) {
+    for (i = 0; i < NBATCH; i++) {
+      rc[i] = obspam_decide(e, pm[i], pv[i]);
+      if (rc[i] != OBSPAM_OK && first == OBSPAM_OK)
+        first = rc[i];
+    }
+    ret = first;
+  } else {
+    ret = obspam_decide_batch(e, pm, pv, rc, NBATCH);
+  }
+  disarm();
+  injected = n > 0 ? failed : 0;
+  put(t, "returned %d\n", ret);
+  for (i = 0; i < NBATCH; i++) {
+    put(t, "message %d: %d", i, rc[i]);
+    *enomem |= rc[i] == OBSPAM_ENOMEM;
+    if (rc[i] == OBSPAM_OK)
+      put(t, " %d %d '%s' %" PRId64 " %" PRId64 " %" PRId64, v[i].action,
+          v[i].kind, v[i].object, v[i].limit, v[i].count, v[i].retry_after);
+    put(t, "\n");
+  }
+  final_signature(e, t);
+  return injected;
+}
+
+static int run_batch(obspam_engine *(*setup)(void), const char *name) {
+  int after, bad = 0;
+
+  for (after = 0; after <= 1; after++) {
+    long n, enomem = 0;
+
+    problems = 0;
+    for (n = 1;; n++) {
+      text one = {0}, many = {0};
+      char diff[600];
+      obspam_engine *e;
+      long f1, f2;
+      int saw = 0;
+
+      e = setup();
+      clear_notice_log();
+      f1 = batch_run(e, 1, n, after, &one, &saw);
+      obspam_engine_free(e);
+      e = setup();
+      clear_notice_log();
+      f2 = batch_run(e, 0, n, after, &many, &saw);
+      obspam_engine_free(e);
+      if (f1 != f2)
+        problem("N=%ld: %ld failures one by one, %ld in the batch", n, f1, f2);
+      else if (strcmp(one.p, many.p) != 0) {
+        first_difference(&one, &many, diff, sizeof(diff));
+        problem("N=%ld: the batch differs from the same messages one by "
+                "one: %s",
+                n, diff);
+      }
+      enomem += saw;
+      text_free(&one);
+      text_free(&many);
+      if (f2 == 0 || problems > 0)
+        break;
+    }
+    if (enomem == 0)
+      problem("no injected failure gave ENOMEM");
+    if (__lsan_do_recoverable_leak_check() != 0)
+      problem("LeakSanitizer found leaks (see above)");
+    printf("%s %s (%s): %ld allocations; each run alike one by one\n",
+           problems ? "FAIL" : "ok  ", name,
+           after ? "failing from the Nth on" : "failing the Nth", n - 1);
+    fflush(stdout);
+    bad |= problems != 0;
+  }
+  return bad;
+}
+
 static void setup_files(void) {
   const char *tmp = getenv("TMPDIR");
   size_t i, len = 0;
@@ -970,6 +1111,8 @@ int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--list") == 0) {
     for (i = 0; i < NCASES; i++)
       puts(cases[i].name);
+    puts("decide_batch");
+    puts("decide_batch/immediate");
     return 0;
   }
   setup_files();
@@ -985,6 +1128,15 @@ int main(int argc, char **argv) {
       continue;
     bad |= run(&cases[i]);
     ran++;
+  }
+  for (a = 1; a < argc || argc == 1; a++) {
+    if (argc == 1 || strcmp(argv[a], "decide_batch") == 0) {
+      bad |= run_batch(rich, "decide_batch");
+      bad |= run_batch(rich_immediate, "decide_batch/immediate");
+      ran++;
+    }
+    if (argc == 1)
+      break;
   }
   cleanup_files();
   if (ran == 0) {

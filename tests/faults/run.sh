@@ -75,6 +75,7 @@ check "ENOMEM: obspam_whitelist_add, whitelist_remove" faults whitelist_add whit
 check "ENOMEM: obspam_load_config_string" faults load_config_string
 check "ENOMEM: obspam_load_config" faults load_config
 check "ENOMEM: obspam_decide" faults decide
+check "ENOMEM: obspam_decide_batch, alike the messages one by one" faults decide_batch
 check "ENOMEM: obspam_check, stats_get" faults check stats_get
 check "ENOMEM: obspam_history" faults history
 check "ENOMEM: obspam_report" faults report

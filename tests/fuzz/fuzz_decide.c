@@ -8,7 +8,8 @@
    operation that can break them:
 
    - every call answers one of the codes it documents for its arguments;
-   - obspam_check predicts the verdict obspam_decide then gives;
+   - obspam_check predicts the verdict obspam_decide (or, at odd seconds,
+     obspam_decide_batch) then gives;
    - an accepted message is charged c (recipients, or 1) to each object it
      names and to no other (a probe, OBSPAM_MSG_PROBE, to none), and no
      limited object that was charged is over its limit afterwards; a
@@ -291,7 +292,18 @@ static void op_decide(run *r, fuzz_in *in) {
 
   stats_of(r, before, found_before, now);
   FUZZ_RC(obspam_check(r->e, &m, &predicted), OBSPAM_OK);
-  FUZZ_RC(obspam_decide(r->e, &m, &v), OBSPAM_OK);
+  if (now & 1) {
+    /* At odd seconds through obspam_decide_batch, as a batch of one
+       (the input format stays as it was). */
+    const obspam_message *pm = &m;
+    obspam_verdict *pv = &v;
+    int rc = -99;
+
+    FUZZ_RC(obspam_decide_batch(r->e, &pm, &pv, &rc, 1), OBSPAM_OK);
+    FUZZ_RC(rc, OBSPAM_OK);
+  } else {
+    FUZZ_RC(obspam_decide(r->e, &m, &v), OBSPAM_OK);
+  }
   same_verdict(&predicted, &v, "check before decide");
   /* A message older than the newest one is decided at the newest time. */
   if (now > r->newest)

@@ -122,13 +122,39 @@ static int shared(const char *uri) {
   e2 = engine(uri, prefix, "local");
   obspam_set_notify(e1, on_notice, &n1);
   obspam_set_notify(e2, on_notice, &n2);
-  printf("two relays, mailbox limit 10: 7 through one, 3 through the other\n");
-  for (i = 0; i < 10; i++) {
-    obspam_engine *e = i < 7 ? e1 : e2;
-
-    EXPECT(decide(e, &v) == OBSPAM_OK, "%s", obspam_engine_errmsg(e));
+  printf("two relays, mailbox limit 10: 7 through one, 3 through the other "
+         "in one obspam_decide_batch\n");
+  for (i = 0; i < 7; i++) {
+    EXPECT(decide(e1, &v) == OBSPAM_OK, "%s", obspam_engine_errmsg(e1));
     EXPECT(v.action == OBSPAM_ACCEPT, "message %d: action %d", i, v.action);
     EXPECT(v.count == i, "message %d: count %" PRId64, i, v.count);
+  }
+  {
+    obspam_message m[3];
+    obspam_verdict bv[3];
+    const obspam_message *pm[3];
+    obspam_verdict *pv[3];
+    int rc[3];
+
+    for (i = 0; i < 3; i++) {
+      obspam_message m0 = OBSPAM_MESSAGE_INIT;
+      obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+      m[i] = m0;
+      m[i].sasl_username = "a@d.example";
+      m[i].time = T;
+      bv[i] = v0;
+      pm[i] = &m[i];
+      pv[i] = &bv[i];
+    }
+    EXPECT(obspam_decide_batch(e2, pm, pv, rc, 3) == OBSPAM_OK, "%s",
+           obspam_engine_errmsg(e2));
+    for (i = 0; i < 3; i++) {
+      EXPECT(rc[i] == OBSPAM_OK && bv[i].action == OBSPAM_ACCEPT,
+             "message %d: rc %d action %d", 7 + i, rc[i], bv[i].action);
+      EXPECT(bv[i].count == 7 + i, "message %d: count %" PRId64, 7 + i,
+             bv[i].count);
+    }
   }
   printf("the 11th is refused on both, with the same verdict\n");
   EXPECT(decide(e1, &v1) == OBSPAM_OK, "%s", obspam_engine_errmsg(e1));
