@@ -249,7 +249,10 @@ final class Engine
     public const OPT_STORE_TIMEOUT_MS = 11;
     public const OPT_STORE_FALLBACK = 12;
 
-    /** The fields decide() accepts, with their defaults (OBSPAM_MESSAGE_INIT). */
+    /**
+     * The fields decide() accepts, and each message of decideBatch(), with
+     * their defaults (OBSPAM_MESSAGE_INIT).
+     */
     public const MESSAGE_DEFAULTS = [
         'sasl_username' => null,
         'sender' => null,
@@ -661,10 +664,88 @@ final class Engine
         return $this->verdict('check', 'obspam_check', $fields);
     }
 
+    /**
+     * obspam_decide_batch(): decides several messages in one call, in order,
+     * each exactly as decide() would (and faster than as many calls when
+     * there are several). Each element of $list is an array of the $fields
+     * that decide() takes, checked as decide() checks them (an unknown field
+     * or a value of the wrong type throws EINVAL, and so does an element that
+     * is not an array). Returns their Verdict objects, in the same order; an
+     * empty $list gives []. The messages are not one transaction: other
+     * threads may decide between them.
+     *
+     * When messages fail, the exception has the code of the first that
+     * failed and the engine's message (that of the last failure, so the
+     * first's when only one failed). Every message of the batch was decided
+     * all the same, those before the failing one and those after it, and the
+     * accepted ones were charged; their verdicts are lost to the caller.
+     * With OPT_NOTIFY_IMMEDIATE, what the notify callback throws is rethrown
+     * here once every message was decided.
+     *
+     * @param list<array<string, mixed>> $list
+     * @return list<Verdict>
+     */
+    public function decideBatch(array $list): array
+    {
+        $e = $this->handle('decideBatch');
+        $n = count($list);
+        if ($n === 0) {
+            // No arrays to make (FFI has no empty ones): C takes NULL for n = 0.
+            $this->ensure($e, $this->lib->obspam_decide_batch($e, null, null, null, 0));
+            return [];
+        }
+        $buffers = []; // the C strings, alive until the call returns
+        $msgs = [];    // the messages, likewise
+        $msgPtrs = $this->lib->new("obspam_message *[$n]");
+        foreach (array_values($list) as $i => $fields) {
+            if (!is_array($fields)) {
+                throw new Exception("decide_batch: message $i must be an array, not " . get_debug_type($fields), self::EINVAL);
+            }
+            $msgs[$i] = $this->message("decide_batch: message $i", $fields, $buffers);
+            $msgPtrs[$i] = \FFI::addr($msgs[$i]);
+        }
+        $outs = $this->lib->new("obspam_verdict[$n]");
+        $outPtrs = $this->lib->new("obspam_verdict *[$n]");
+        for ($i = 0; $i < $n; $i++) {
+            $outs[$i]->struct_size = \FFI::sizeof($outs[$i]);
+            $outPtrs[$i] = \FFI::addr($outs[$i]);
+        }
+        $rcs = $this->lib->new("int[$n]"); // each message's code; the call returns the first failure
+        $rc = $this->lib->obspam_decide_batch($e, $msgPtrs, $outPtrs, $rcs, $n);
+        unset($buffers, $msgs);
+        $this->rethrowCallbackErrors();
+        $this->ensure($e, $rc);
+        $verdicts = [];
+        for ($i = 0; $i < $n; $i++) {
+            $verdicts[] = self::readVerdict($outs[$i]);
+        }
+        return $verdicts;
+    }
+
     /** Builds an obspam_message from $fields and calls $function with it. */
     private function verdict(string $what, string $function, array $fields): Verdict
     {
         $e = $this->handle($what);
+        $buffers = []; // the C strings, alive until the call returns
+        $msg = $this->message($what, $fields, $buffers);
+        $out = $this->lib->new('obspam_verdict');
+        $out->struct_size = \FFI::sizeof($out);
+        $rc = $this->lib->{$function}($e, \FFI::addr($msg), \FFI::addr($out));
+        unset($buffers);
+        $this->rethrowCallbackErrors();
+        $this->ensure($e, $rc);
+        return self::readVerdict($out);
+    }
+
+    /**
+     * The obspam_message of decide()'s $fields ($what starts the message of
+     * a bad one). Its C strings are added to $buffers, which must outlive
+     * the call that reads the message.
+     *
+     * @param list<\FFI\CData> $buffers
+     */
+    private function message(string $what, array $fields, array &$buffers): \FFI\CData
+    {
         $unknown = array_diff_key($fields, self::MESSAGE_DEFAULTS);
         if ($unknown !== []) {
             throw new Exception("$what: unknown field '" . array_key_first($unknown) . "'", self::EINVAL);
@@ -676,7 +757,6 @@ final class Engine
         $msg->recipients = self::uint32($f['recipients'], "$what: recipients");
         $msg->uid = self::int64($f['uid'], "$what: uid");
         $msg->time = self::int64($f['time'], "$what: time");
-        $buffers = []; // the C strings, alive until the call returns
         foreach (self::STRING_FIELDS as $key) {
             $value = $f[$key];
             if ($value === null) {
@@ -692,12 +772,12 @@ final class Engine
             $buffers[] = $buf;
             $msg->{$key} = $this->lib->cast('char *', $buf);
         }
-        $out = $this->lib->new('obspam_verdict');
-        $out->struct_size = \FFI::sizeof($out);
-        $rc = $this->lib->{$function}($e, \FFI::addr($msg), \FFI::addr($out));
-        unset($buffers);
-        $this->rethrowCallbackErrors();
-        $this->ensure($e, $rc);
+        return $msg;
+    }
+
+    /** The Verdict of an obspam_verdict. */
+    private static function readVerdict(\FFI\CData $out): Verdict
+    {
         return new Verdict(
             $out->action,
             $out->kind,

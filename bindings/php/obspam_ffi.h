@@ -100,6 +100,8 @@ int obspam_decide(obspam_engine *e, const obspam_message *msg,
                   obspam_verdict *out);
 int obspam_check(obspam_engine *e, const obspam_message *msg,
                  obspam_verdict *out);
+int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc, size_t n);
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name,
                      int64_t now, obspam_stats *out);

@@ -36,6 +36,14 @@ const CONF = <<<'CONF'
     mailbox sales@example.com
 
     CONF;
+const BATCH_CONF = <<<'CONF'
+    # decideBatch: a mailbox with a limit of 2 in a domain with the defaults.
+    default mailbox=100 domain=1000 subscription=5000
+    subscription shop
+    domain shop.example subscription=shop
+    mailbox orders@shop.example limit=2
+
+    CONF;
 
 // ---- the assertion helpers ----------------------------------------------
 
@@ -188,7 +196,8 @@ test('every function has a method', function (): void {
         'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
         'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
         'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
-        'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
+        'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
+        'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
@@ -269,6 +278,7 @@ test('life cycle', function (): void {
         'loadConfigString' => fn () => $e->loadConfigString(''),
         'decide' => fn () => $e->decide([]),
         'check' => fn () => $e->check([]),
+        'decideBatch' => fn () => $e->decideBatch([]),
         'stats' => fn () => $e->stats(Engine::MAILBOX, 'a@b'),
         'history' => fn () => $e->history(Engine::MAILBOX, 'a@b'),
         'report' => fn () => $e->report(),
@@ -487,6 +497,108 @@ test('decide', function (): void {
     throws(fn () => $e->decide(['recipients' => 1 << 32]), Engine::EINVAL, null, 'recipients out of range');
     throws(fn () => $e->decide(['sender' => 3]), Engine::EINVAL, 'decide: sender must be a string or null, not int', 'a number as sender');
     throws(fn () => $e->decide(['sender' => "a\0b@example.com"]), Engine::EINVAL, null, 'a NUL byte');
+});
+
+function batchEngine(): Engine
+{
+    $e = new Engine();
+    $e->loadConfigString(BATCH_CONF);
+    return $e;
+}
+
+test('decideBatch', function (): void {
+    $orders = 'orders@shop.example';
+    $e = batchEngine();
+    $got = $e->decideBatch([
+        ['sasl_username' => $orders, 'time' => T],
+        ['sasl_username' => $orders, 'time' => T + 10],
+        ['sasl_username' => $orders, 'time' => T + 20],
+        ['sasl_username' => 'someone@shop.example', 'recipients' => 3, 'time' => T + 20],
+        ['sasl_username' => 'who@elsewhere.example', 'time' => T + 20],
+    ]);
+    same(5, count($got), 'one verdict per message');
+    $fields = fn (Verdict $v): array => [$v->action, $v->kind, $v->object, $v->limit, $v->count, $v->retryAfter];
+    same([Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 0, 0], $fields($got[0]), 'first: accepted');
+    same([Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 1, 0], $fields($got[1]), 'second: accepted, at the limit');
+    same([Engine::REFUSE, Engine::MAILBOX, $orders, 2, 2, 3550], $fields($got[2]), 'third: refused');
+    same([Engine::ACCEPT, Engine::DOMAIN, 'shop.example', 1000, 2, 0], $fields($got[3]), 'a login of the domain');
+    same([Engine::UNKNOWN, -1, '', 0, 0, 0], $fields($got[4]), 'unknown');
+    same(new Stats(false, 2, 2, 1, 1, T + 20), $e->stats(Engine::MAILBOX, $orders, T + 20), 'the mailbox after the batch');
+    same(5, $e->stats(Engine::SUBSCRIPTION, 'shop', T + 20)->count, 'the subscription after the batch');
+
+    // the same verdicts as decide() on another engine with the same configuration
+    $kinds = [
+        ['sasl_username' => 'info@example.com', 'recipients' => 2],
+        ['sender' => 'sales@example.com', 'client_address' => '203.0.113.9'],
+        ['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/Send.php', 'recipients' => 2],
+        ['sasl_username' => 'who@elsewhere.example'],
+        ['sender' => 'sales@example.com', 'flags' => Engine::MSG_FORWARD_LOCAL],
+        ['sasl_username' => 'someone@example.com', 'recipients' => 80],
+    ];
+    $messages = [];
+    for ($i = 0; $i < 48; $i++) {
+        $messages[] = $kinds[$i % count($kinds)] + ['time' => T + 7 * $i];
+    }
+    $a = newEngine();
+    $b = newEngine();
+    $got = $a->decideBatch($messages);
+    $want = array_map(fn (array $m) => $b->decide($m), $messages);
+    same($want, $got, 'the verdicts of decide()');
+    $actions = array_unique(array_map(fn (Verdict $v) => $v->action, $got));
+    sort($actions);
+    same([Engine::ACCEPT, Engine::REFUSE, Engine::EXEMPT, Engine::UNKNOWN], $actions, 'every kind of verdict');
+    same($b->report(), $a->report(), 'the same report');
+    foreach ([[Engine::MAILBOX, 'info@example.com'], [Engine::DOMAIN, 'example.com'], [Engine::SUBSCRIPTION, 'acme']] as [$kind, $name]) {
+        same($b->stats($kind, $name, T + 400), $a->stats($kind, $name, T + 400), "the same stats of $name");
+    }
+
+    // empty
+    $e = batchEngine();
+    same([], $e->decideBatch([]), 'an empty batch');
+    same(0, $e->stats(Engine::MAILBOX, $orders, T)->count, 'an empty batch decides nothing');
+    same('', $e->lastError(), 'an empty batch fails nothing');
+
+    // a failing message: the exception, with the engine's message
+    $o = ['sasl_username' => $orders];
+    $x = throws(fn () => $e->decideBatch([$o + ['time' => T], ['recipients' => 0], $o + ['time' => T + 1]]),
+        Engine::EINVAL, 'decide: no recipients', 'a message without recipients');
+    same($x?->getMessage(), $e->lastError(), "the engine's message");
+    // the message before the failing one was decided, and so was the one
+    // after it: the C call decides every message
+    same(2, $e->stats(Engine::MAILBOX, $orders, T + 1)->count, 'the other messages were decided');
+    throws(fn () => $e->decideBatch([$o + ['time' => T + 2], $o + ['time' => -1]]),
+        Engine::EINVAL, 'decide: time is negative', 'a negative time');
+    $s = $e->stats(Engine::MAILBOX, $orders, T + 2);
+    same([2, 1], [$s->count, $s->refused], 'the first was decided (refused)');
+
+    // bad values are refused before C: nothing is decided
+    $e = batchEngine();
+    $ok = $o + ['time' => T];
+    throws(fn () => $e->decideBatch([$ok, ['sendr' => 'x@shop.example']]), Engine::EINVAL,
+        "decide_batch: message 1: unknown field 'sendr'", 'a misspelt field');
+    throws(fn () => $e->decideBatch([$ok, ['recipients' => '3']]), Engine::EINVAL,
+        'decide_batch: message 1: recipients: expected an integer from 0 to 4294967295', 'a string count');
+    throws(fn () => $e->decideBatch([$ok, 'x@shop.example']), Engine::EINVAL,
+        'decide_batch: message 1 must be an array, not string', 'a message that is not an array');
+    throws(fn () => $e->decideBatch([['sender' => "a\0b@shop.example"]]), Engine::EINVAL, null, 'a NUL byte');
+    same(0, $e->stats(Engine::MAILBOX, $orders, T)->count, 'nothing decided');
+
+    // what the notify callback throws comes out once every message was decided
+    $e = batchEngine();
+    $e->setOption(Engine::OPT_NOTIFY_IMMEDIATE, 1);
+    $e->setNotify(function (Notice $n): void {
+        throw new LogicException($n->name);
+    });
+    $two = $o + ['recipients' => 2];
+    try {
+        $e->decideBatch([$two + ['time' => T], $two + ['time' => T + 5], ['sasl_username' => 'someone@shop.example', 'time' => T + 6]]);
+        ok(false, 'rethrown by decideBatch', 'nothing thrown');
+    } catch (LogicException $t) {
+        same('shop', $t->getMessage(), 'rethrown by decideBatch');
+    }
+    $s = $e->stats(Engine::MAILBOX, $orders, T + 6);
+    same([2, 1], [$s->count, $s->refused], 'the refused message was decided');
+    same(3, $e->stats(Engine::DOMAIN, 'shop.example', T + 6)->count, 'and the one after it');
 });
 
 test('statistics', function (): void {

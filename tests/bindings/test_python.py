@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 import unittest
-from typing import Dict, List, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -42,6 +43,14 @@ subscription acme plan=basic uid=10001 contact=ops@acme.example
 domain example.com subscription=acme mailbox=80
 mailbox info@example.com limit=5
 mailbox sales@example.com
+"""
+
+BATCH_CONF = """\
+# decide_batch: a mailbox with a limit of 2 in a domain with the defaults.
+default mailbox=100 domain=1000 subscription=5000
+subscription shop
+domain shop.example subscription=shop
+mailbox orders@shop.example limit=2
 """
 
 _tmp = tempfile.mkdtemp(prefix="obspam-pytest-")
@@ -231,6 +240,7 @@ class TestAbi(unittest.TestCase):
             "obspam_load_config_string": obspam.Engine.load_config_string,
             "obspam_decide": obspam.Engine.decide,
             "obspam_check": obspam.Engine.check,
+            "obspam_decide_batch": obspam.Engine.decide_batch,
             "obspam_stats_get": obspam.Engine.stats,
             "obspam_history": obspam.Engine.history,
             "obspam_report": obspam.Engine.report,
@@ -349,6 +359,7 @@ class TestEngineLife(unittest.TestCase):
             "load_config": lambda: engine.load_config("/dev/null"),
             "load_config_string": lambda: engine.load_config_string(""),
             "decide": lambda: engine.decide(),
+            "decide_batch": lambda: engine.decide_batch([]),
             "stats": lambda: engine.stats(obspam.MAILBOX, "a@b"),
             "history": lambda: engine.history(obspam.MAILBOX, "a@b"),
             "report": lambda: engine.report(),
@@ -722,6 +733,127 @@ class TestDecide(unittest.TestCase):
         self.assertEqual(s.count, 1)
         self.assertLessEqual(abs(self.e.history(obspam.MAILBOX, "sales@example.com")[0].hour_start
                                  - (int(_time.time()) // 3600 * 3600)), 3600)
+
+
+class TestDecideBatch(unittest.TestCase):
+    def setUp(self) -> None:
+        self.e = obspam.Engine()
+        self.e.load_config_string(BATCH_CONF)
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def test_verdicts_exactly(self) -> None:
+        orders = "orders@shop.example"
+        got = self.e.decide_batch([
+            {"sasl_username": orders, "time": T},
+            {"sasl_username": orders, "time": T + 10},
+            {"sasl_username": orders, "time": T + 20},
+            {"sasl_username": "someone@shop.example", "recipients": 3, "time": T + 20},
+            {"sasl_username": "who@elsewhere.example", "time": T + 20},
+        ])
+        self.assertEqual(len(got), 5)
+        self.assertEqual(
+            (got[0].action, got[0].kind, got[0].object, got[0].limit, got[0].count, got[0].retry_after),
+            (obspam.ACCEPT, obspam.MAILBOX, orders, 2, 0, 0),
+        )
+        self.assertEqual(
+            (got[1].action, got[1].kind, got[1].object, got[1].limit, got[1].count, got[1].retry_after),
+            (obspam.ACCEPT, obspam.MAILBOX, orders, 2, 1, 0),
+        )
+        self.assertEqual(
+            (got[2].action, got[2].kind, got[2].object, got[2].limit, got[2].count, got[2].retry_after),
+            (obspam.REFUSE, obspam.MAILBOX, orders, 2, 2, 3550),
+        )
+        self.assertEqual(got[3], obspam.Verdict(obspam.ACCEPT, obspam.DOMAIN, "shop.example", 1000, 2, 0))
+        self.assertEqual(got[4], obspam.Verdict(obspam.UNKNOWN, -1, "", 0, 0, 0))
+        self.assertIs(type(got[0].action), obspam.Action)
+        self.assertIs(type(got[0].kind), obspam.Kind)
+        self.assertEqual(
+            self.e.stats(obspam.MAILBOX, orders, T + 20),
+            obspam.Stats(sending=False, limit=2, count=2, refused=1, refused_total=1, last_refused=T + 20),
+        )
+        self.assertEqual(self.e.stats(obspam.SUBSCRIPTION, "shop", T + 20).count, 5)
+
+    def test_same_verdicts_as_decide(self) -> None:
+        kinds: List[Dict[str, Any]] = [
+            {"sasl_username": "info@example.com", "recipients": 2},
+            {"sender": "sales@example.com", "client_address": "203.0.113.9"},
+            {"flags": obspam.MSG_SCRIPT, "uid": 10001, "script": "/srv/www/Send.php", "recipients": 2},
+            {"sasl_username": "who@elsewhere.example"},
+            {"sender": "sales@example.com", "flags": obspam.MSG_FORWARD_LOCAL},
+            {"sasl_username": "someone@example.com", "recipients": 80},
+        ]
+        messages = [dict(kinds[i % len(kinds)], time=T + 7 * i) for i in range(48)]
+        with new_engine() as a, new_engine() as b:
+            got = a.decide_batch(messages)
+            want = [b.decide(**m) for m in messages]
+            self.assertEqual(got, want)
+            self.assertEqual({v.action for v in got}, set(obspam.Action))  # every kind of verdict
+            self.assertEqual(a.report(), b.report())
+            for kind, name in [(obspam.MAILBOX, "info@example.com"), (obspam.DOMAIN, "example.com"),
+                               (obspam.SUBSCRIPTION, "acme")]:
+                self.assertEqual(a.stats(kind, name, T + 400), b.stats(kind, name, T + 400), name)
+        # any sequence of mappings will do
+        with new_engine() as a, new_engine() as b:
+            got = a.decide_batch(tuple(MappingProxyType(m) for m in messages[:6]))
+            self.assertEqual(got, [b.decide(**m) for m in messages[:6]])
+
+    def test_empty(self) -> None:
+        self.assertEqual(self.e.decide_batch([]), [])
+        self.assertEqual(self.e.decide_batch(()), [])
+        self.assertEqual(self.e.stats(obspam.MAILBOX, "orders@shop.example", T).count, 0)
+        self.assertEqual(self.e.last_error, "")
+
+    def test_a_failing_message(self) -> None:
+        e = self.e
+        orders = {"sasl_username": "orders@shop.example"}
+        with self.assertRaises(obspam.Error) as cm:
+            e.decide_batch([dict(orders, time=T), {"recipients": 0}, dict(orders, time=T + 1)])
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        self.assertIsInstance(cm.exception.code, obspam.ErrorCode)
+        self.assertEqual(str(cm.exception), "decide: no recipients")
+        self.assertEqual(str(cm.exception), e.last_error)
+        # the message before the failing one was decided, and so was the one
+        # after it: the C call decides every message
+        self.assertEqual(e.stats(obspam.MAILBOX, "orders@shop.example", T + 1).count, 2)
+        with self.assertRaises(obspam.Error) as cm:
+            e.decide_batch([dict(orders, time=T + 2), dict(orders, time=-1)])
+        self.assertEqual((cm.exception.code, str(cm.exception)), (obspam.EINVAL, "decide: time is negative"))
+        s = e.stats(obspam.MAILBOX, "orders@shop.example", T + 2)
+        self.assertEqual((s.count, s.refused), (2, 1))  # the first was decided (refused)
+
+    def test_bad_values_are_refused_before_c(self) -> None:
+        e = self.e
+        orders = {"sasl_username": "orders@shop.example", "time": T}
+        with self.assertRaises(obspam.Error) as cm:
+            e.decide_batch([orders, {"sender": "a\0b@shop.example"}])
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        self.assertEqual(str(cm.exception), "decide_batch: message 1: sender: 'a\\x00b@shop.example' holds a NUL byte")
+        for bad, text in [
+            ([orders, {"sendr": "x@shop.example"}], "decide_batch: message 1: unknown field 'sendr'"),
+            ([orders, ("sender", "x@shop.example")], "decide_batch: message 1 must be a mapping, not tuple"),
+            ([{"sender": 3}], "decide_batch: message 0: sender must be str, not int"),
+        ]:
+            with self.assertRaises(TypeError, msg=text) as tm:
+                e.decide_batch(bad)  # type: ignore[arg-type]
+            self.assertEqual(str(tm.exception), text)
+        self.assertEqual(e.stats(obspam.MAILBOX, "orders@shop.example", T).count, 0)  # nothing decided
+
+    def test_exception_from_the_callback_after_every_message(self) -> None:
+        def bad(n: obspam.Notice) -> None:
+            raise KeyError(n.name)
+
+        e = self.e
+        e.set_option(obspam.OPT_NOTIFY_IMMEDIATE, 1)
+        e.set_notify(bad)
+        orders = {"sasl_username": "orders@shop.example", "recipients": 2}
+        with self.assertRaises(KeyError):
+            e.decide_batch([dict(orders, time=T), dict(orders, time=T + 5),
+                            {"sasl_username": "someone@shop.example", "time": T + 6}])
+        s = e.stats(obspam.MAILBOX, "orders@shop.example", T + 6)
+        self.assertEqual((s.count, s.refused), (2, 1))
+        self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 6).count, 3)
 
 
 class TestStatistics(unittest.TestCase):

@@ -23,6 +23,7 @@ from ctypes import (
     c_int,
     c_int32,
     c_int64,
+    c_size_t,
     c_uint,
     c_uint32,
     c_void_p,
@@ -167,6 +168,16 @@ PROTOTYPES = {
     "obspam_load_config_string": (c_int, [_E, c_char_p]),
     "obspam_decide": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
     "obspam_check": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
+    "obspam_decide_batch": (
+        c_int,
+        [
+            _E,
+            POINTER(POINTER(Message)),
+            POINTER(POINTER(Verdict)),
+            POINTER(c_int),
+            c_size_t,
+        ],
+    ),
     "obspam_stats_get": (c_int, [_E, c_int, c_char_p, c_int64, POINTER(Stats)]),
     "obspam_history": (
         c_int,
