@@ -11,25 +11,47 @@
 
 #include "engine.h"
 
+/* A name normalised ahead of its decision, by the look-ahead of a batch,
+   with its hash: used when the decision resolves the same text. */
+typedef struct ready_name {
+  const char *from; /* the text it was made from; NULL: none */
+  int bad;          /* the text is no valid name */
+  uint64_t hash;
+  obspam__name n;
+} ready_name;
+
 /* Resolves an address the way a login is resolved: a hosted mailbox
    charges the mailbox, its domain and its subscription; otherwise a hosted
    domain (the part after '@', or the whole text when it has none) charges
-   the domain and its subscription. Returns 0 when nothing is hosted. */
-static int resolve(const obspam__tree *t, const char *addr,
-                   obspam__charge *ch) {
-  obspam__name n;
+   the domain and its subscription. Returns 0 when nothing is hosted. pre,
+   when not NULL, may hold addr already normalised. */
+static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
+                   const ready_name *pre) {
+  const obspam__name *n;
+  obspam__name own;
   obspam__obj *m = NULL, *d;
+  uint64_t h;
 
-  if (addr == NULL || addr[0] == '\0' ||
-      obspam__name_norm(addr, OBSPAM__NAME_ANY, &n) != NULL)
+  if (addr == NULL || addr[0] == '\0')
     return 0;
-  if (n.at < n.len) {
-    m = obspam__tree_find(t, OBSPAM_MAILBOX, n.s, n.len);
-    d = m != NULL ? m->parent
-                  : obspam__tree_find(t, OBSPAM_DOMAIN, n.s + n.at + 1,
-                                      n.len - n.at - 1);
+  if (pre != NULL && pre->from == addr) {
+    if (pre->bad)
+      return 0;
+    n = &pre->n;
+    h = pre->hash;
   } else {
-    d = obspam__tree_find(t, OBSPAM_DOMAIN, n.s, n.len);
+    if (obspam__name_norm(addr, OBSPAM__NAME_ANY, &own) != NULL)
+      return 0;
+    n = &own;
+    h = obspam__index_hash(n->s, n->len);
+  }
+  if (n->at < n->len) {
+    m = obspam__index_find_hash(&t->index[OBSPAM_MAILBOX], n->s, n->len, h);
+    d = m != NULL ? m->parent
+                  : obspam__tree_find(t, OBSPAM_DOMAIN, n->s + n->at + 1,
+                                      n->len - n->at - 1);
+  } else {
+    d = obspam__index_find_hash(&t->index[OBSPAM_DOMAIN], n->s, n->len, h);
   }
   if (d == NULL)
     return 0;
@@ -74,18 +96,18 @@ static int exempt(const obspam__conf *c, uint32_t flags) {
 
 /* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
 static int charged(const obspam__conf *c, const obspam_message *msg,
-                   obspam__charge *ch) {
+                   obspam__charge *ch, const ready_name *pre) {
   const obspam__tree *t = &c->tree;
 
-  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch))
+  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre))
     return 1;
   if (msg->flags & OBSPAM_MSG_SCRIPT)
     return resolve_script(t, msg, ch);
   if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
-    return resolve(t, msg->sender, ch);
+    return resolve(t, msg->sender, ch, pre);
   if (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED] ||
       (msg->flags & OBSPAM_MSG_MAILING_LIST))
-    return resolve(t, msg->sender, ch);
+    return resolve(t, msg->sender, ch, pre);
   return 0;
 }
 
@@ -189,11 +211,12 @@ static int validate(obspam_engine *e, const obspam_message *msg,
 }
 
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
-   the clock as the decisions before this one left it. Returns 1 when the
-   decision is settled (d->rc, and on success the verdict, are set), 0
-   when d->ch is ready for the counter store. */
+   the clock as the decisions before this one left it, pre a name
+   normalised ahead or NULL. Returns 1 when the decision is settled (d->rc,
+   and on success the verdict, are set), 0 when d->ch is ready for the
+   counter store. */
 static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
-                 int64_t newest) {
+                 int64_t newest, const ready_name *pre) {
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
@@ -233,7 +256,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
     verdict_none(d->out, OBSPAM_EXEMPT);
     return 1;
   }
-  if (!charged(c, msg, ch)) {
+  if (!charged(c, msg, ch, pre)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
     return 1;
   }
@@ -294,7 +317,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
     notify = e->notify;
     notify_ud = e->notify_ud;
   }
-  if (!begin(e, c, &d, dry, obspam__newest(e, 0)))
+  if (!begin(e, c, &d, dry, obspam__newest(e, 0), NULL))
     finish(e, &d, e->store->ops->charge(e->store, &d.ch),
            notify != NULL ? &im : NULL);
   if (d.rc == OBSPAM_OK && !dry)
@@ -331,35 +354,36 @@ int obspam_check(obspam_engine *e, const obspam_message *msg,
    only reads and guesses; the decisions themselves do the real lookups.
    Under the engine's read lock. */
 static void warm(obspam_engine *e, const obspam__conf *c,
-                 const obspam_message *const *msgs, size_t n) {
+                 const obspam_message *const *msgs, size_t n, ready_name *pre) {
   const obspam__index *ix[GROUP];
   obspam__obj *o[3 * GROUP];
-  const char *name[GROUP];
-  uint64_t hash[GROUP];
-  obspam__name nm;
   size_t i, k = 0, from;
   int level;
 
   for (i = 0; i < n; i++) {
     const obspam_message *m = msgs[i];
 
-    name[i] = m == NULL                  ? NULL
-              : m->sasl_username != NULL ? m->sasl_username
-                                         : m->sender;
-    if (name[i] != NULL)
-      OBSPAM__PREFETCH(name[i]);
+    pre[i].from = m == NULL                  ? NULL
+                  : m->sasl_username != NULL ? m->sasl_username
+                                             : m->sender;
+    if (pre[i].from != NULL)
+      OBSPAM__PREFETCH(pre[i].from);
   }
   for (i = 0; i < n; i++) {
+    obspam__name *nm = &pre[i].n;
+
     ix[i] = NULL;
-    if (name[i] == NULL ||
-        obspam__name_norm(name[i], OBSPAM__NAME_ANY, &nm) != NULL)
+    pre[i].bad = pre[i].from == NULL ||
+                 obspam__name_norm(pre[i].from, OBSPAM__NAME_ANY, nm) != NULL;
+    if (pre[i].bad)
       continue;
-    ix[i] = &c->tree.index[nm.at < nm.len ? OBSPAM_MAILBOX : OBSPAM_DOMAIN];
-    hash[i] = obspam__index_hash(nm.s, nm.len);
-    obspam__index_prefetch(ix[i], hash[i]);
+    ix[i] = &c->tree.index[nm->at < nm->len ? OBSPAM_MAILBOX : OBSPAM_DOMAIN];
+    pre[i].hash = obspam__index_hash(nm->s, nm->len);
+    obspam__index_prefetch(ix[i], pre[i].hash);
   }
   for (i = 0; i < n; i++) {
-    obspam__obj *g = ix[i] != NULL ? obspam__index_guess(ix[i], hash[i]) : NULL;
+    obspam__obj *g =
+        ix[i] != NULL ? obspam__index_guess(ix[i], pre[i].hash) : NULL;
 
     if (g != NULL) {
       OBSPAM__PREFETCH(g);
@@ -388,6 +412,7 @@ static void warm(obspam_engine *e, const obspam__conf *c,
    clock that counted the failed one, so they are decided again). */
 static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   const obspam_message *msgs[GROUP];
+  ready_name pre[GROUP];
   obspam__charge *ch[GROUP];
   const obspam__conf *c;
   int64_t newest;
@@ -405,10 +430,10 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   }
   for (i = 0; i < n; i++)
     msgs[i] = d[i].msg;
-  warm(e, c, msgs, n);
+  warm(e, c, msgs, n, pre);
   newest = obspam__newest(e, 0);
   for (i = 0; i < n; i++) {
-    if (!begin(e, c, &d[i], 0, newest))
+    if (!begin(e, c, &d[i], 0, newest, &pre[i]))
       ch[k++] = &d[i].ch;
     if (d[i].rc == OBSPAM_OK && d[i].t > newest)
       newest = d[i].t;

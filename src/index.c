@@ -14,12 +14,17 @@ uint64_t obspam__index_hash(const char *name, size_t len) {
 
 obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
                                 size_t len) {
-  uint64_t h;
+  if (x->slot == NULL)
+    return NULL;
+  return obspam__index_find_hash(x, name, len, obspam__index_hash(name, len));
+}
+
+obspam__obj *obspam__index_find_hash(const obspam__index *x, const char *name,
+                                     size_t len, uint64_t h) {
   size_t i;
 
   if (x->slot == NULL)
     return NULL;
-  h = obspam__index_hash(name, len);
   for (i = (size_t)h & x->mask; x->slot[i].obj != NULL; i = (i + 1) & x->mask) {
     const obspam__obj *o = x->slot[i].obj;
 

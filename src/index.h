@@ -35,9 +35,13 @@ typedef struct obspam__index {
 /* The hash of a name as the index keys it. */
 uint64_t obspam__index_hash(const char *name, size_t len);
 
-/* The object named name (normalised), or NULL. */
-struct obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
-                                       size_t len);
+/* The object named name (normalised), or NULL; with the name's hash
+   already known, the second. */
+struct obspam__obj *obspam__index_find(const obspam__index *x,
+                                       const char *name, size_t len);
+struct obspam__obj *obspam__index_find_hash(const obspam__index *x,
+                                            const char *name, size_t len,
+                                            uint64_t hash);
 
 /* For looking up many names at once, each step for every name before the
    next step for any (so that their cache misses overlap): the slot where
