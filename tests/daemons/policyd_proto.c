@@ -286,6 +286,58 @@ Test(policy, random_splits_of_pipelined_requests) {
   cr_assert_eq(done, 50);
 }
 
+/* Random text rich in the bytes the parser looks at ('\n', '\r', NUL,
+   '='), now and then with a value longer than is kept, fed whole and byte
+   by byte: the same status, bytes used, error and attributes. Fed whole,
+   the parser takes ordinary lines at once and scans runs of ordinary bytes
+   eight at a time; one byte at a time it can do neither. */
+Test(policy, word_scan_agrees_with_byte_by_byte) {
+  static const char alphabet[] = "\n\n\r\0==ab@.";
+  static const char *const heads[] = {"request=smtpd_access_policy\n",
+                                      "sender=", "sasl_username=", "x=", ""};
+  static policy_req one;
+  char text[700];
+  unsigned seed = 7;
+  int round, a;
+
+  for (round = 0; round < 20000; round++) {
+    size_t len, used1 = 0, used2, i;
+    int rc1 = POLICY_MORE, rc2;
+
+    len = (size_t)snprintf(text, sizeof(text), "%s", heads[round % 5]);
+    if (round % 7 == 1) /* cut at POLICY_VALUE_MAX */
+      for (i = 0; i < POLICY_VALUE_MAX + 50; i++)
+        text[len++] = 'v';
+    seed = seed * 1103515245u + 12345u;
+    for (i = (seed >> 16) % 90; i > 0; i--) {
+      seed = seed * 1103515245u + 12345u;
+      text[len++] = (seed >> 16) % 3 == 0
+                        ? alphabet[(seed >> 20) % (sizeof(alphabet) - 1)]
+                        : (char)('c' + (seed >> 20) % 20);
+    }
+    policy_reset(&req);
+    policy_reset(&one);
+    rc2 = policy_feed(&req, text, len, &used2);
+    while (used1 < len && rc1 == POLICY_MORE) {
+      size_t u;
+
+      rc1 = policy_feed(&one, text + used1, 1, &u);
+      used1 += u;
+    }
+    cr_assert_eq(rc2, rc1, "round %d: rc %d whole, %d byte by byte", round, rc2,
+                 rc1);
+    cr_assert_eq(used2, used1, "round %d", round);
+    cr_assert_str_eq(req.error, one.error, "round %d", round);
+    for (a = 0; a < POLICY_ATTR_COUNT; a++) {
+      cr_assert_eq(req.attr[a].present, one.attr[a].present, "round %d", round);
+      cr_assert_eq(req.attr[a].len, one.attr[a].len, "round %d", round);
+      cr_assert_eq(req.attr[a].cut, one.attr[a].cut, "round %d", round);
+      cr_assert_eq(memcmp(req.attr[a].text, one.attr[a].text, req.attr[a].len),
+                   0, "round %d", round);
+    }
+  }
+}
+
 /* ---- malformed requests ------------------------------------------------ */
 
 Test(policy, line_without_equals) {
