@@ -287,6 +287,10 @@ typedef struct server {
   pthread_t reloader;
   int reloader_started; /* a thread exists and must be joined */
   int reloading;        /* it runs (atomic) */
+  /* When epoll_wait last returned: the time a request read in this round
+     was read, as far as the metrics and the idle timeouts care (one
+     clock read per round instead of two per request). */
+  double woke_us;
 } server;
 
 static int64_t mono_ms(void) {
@@ -406,7 +410,7 @@ static int answer(server *s, conn *c) {
   obspam_verdict v = OBSPAM_VERDICT_INIT;
   enum policy_stage stage = policy_message(&c->req, &m);
   const char *instance = policy_get(&c->req, POLICY_INSTANCE);
-  double t0 = mono_us();
+  double t0 = s->woke_us;
   int rc;
 
   if (stage == POLICY_STAGE_OTHER) {
@@ -551,7 +555,7 @@ static int conn_readable(server *s, conn *c) {
   }
   c->in_off = 0;
   c->in_len = (size_t)n;
-  c->last = mono_ms();
+  c->last = (int64_t)(s->woke_us / 1000);
   list_remove(s, c);
   list_append(s, c);
   return conn_process(s, c);
@@ -805,6 +809,7 @@ static void run(server *s) {
       obspamd_log(LOG_ERR, "epoll_wait: %s", strerror(errno));
       break;
     }
+    s->woke_us = mono_us();
     for (i = 0; i < n; i++) {
       int type = *(int *)evs[i].data.ptr;
       uint32_t e = evs[i].events;

@@ -8,10 +8,17 @@
 #include <string.h>
 #include <strings.h>
 
-/* The kept attributes, in the order of enum policy_attr. */
-static const char *const attr_names[POLICY_ATTR_COUNT] = {
-    "request",        "protocol_state",  "sasl_username", "sender",
-    "client_address", "recipient_count", "instance"};
+/* The kept attributes, in the order of enum policy_attr, with their
+   lengths. */
+#define ATTR(name)                                                             \
+  { name, sizeof(name) - 1 }
+static const struct {
+  const char *name;
+  size_t len;
+} attr_names[POLICY_ATTR_COUNT] = {
+    ATTR("request"), ATTR("protocol_state"), ATTR("sasl_username"),
+    ATTR("sender"),  ATTR("client_address"), ATTR("recipient_count"),
+    ATTR("instance")};
 
 void policy_reset(policy_req *r) {
   int i;
@@ -63,8 +70,8 @@ static int lookup(const char *name, size_t len) {
   /* Most of the thirty-odd attributes Postfix sends are not kept: the
      length and first byte rule them out before any comparison. */
   for (i = 0; i < POLICY_ATTR_COUNT; i++)
-    if (attr_names[i][0] == name[0] && strlen(attr_names[i]) == len &&
-        memcmp(name, attr_names[i], len) == 0)
+    if (attr_names[i].len == len && attr_names[i].name[0] == name[0] &&
+        memcmp(name, attr_names[i].name, len) == 0)
       return i;
   return -1;
 }
@@ -139,22 +146,19 @@ static void put_run(policy_req *r, const char *run, size_t k) {
    end_line). Returns the bytes it took, its '\n' included, or 0 when the
    line is for the byte path: incomplete, empty, or anything unusual. */
 static size_t whole_line(policy_req *r, const char *data, size_t len) {
-  const char *nl =
-      memchr(data, '\n', len < POLICY_LINE_MAX + 1 ? len : POLICY_LINE_MAX + 1);
+  size_t lim = len < POLICY_LINE_MAX + 1 ? len : POLICY_LINE_MAX + 1;
   size_t n, eq, vlen;
   int target;
 
-  if (nl == NULL)
+  /* The name's run must end at '=', the value's at '\n'. */
+  eq = plain_run(data, lim, 0);
+  if (eq == 0 || eq == lim || data[eq] != '=')
     return 0;
-  n = (size_t)(nl - data);
-  if (n == 0 || r->request_len + n + 1 > POLICY_REQUEST_MAX ||
+  vlen = plain_run(data + eq + 1, lim - eq - 1, 1);
+  n = eq + 1 + vlen;
+  if (n == lim || data[n] != '\n' ||
+      r->request_len + n + 1 > POLICY_REQUEST_MAX ||
       r->attrs + 1 > POLICY_ATTRS_MAX)
-    return 0;
-  eq = plain_run(data, n, 0);
-  if (eq == 0 || eq == n || data[eq] != '=')
-    return 0;
-  vlen = n - eq - 1;
-  if (plain_run(data + eq + 1, vlen, 1) != vlen)
     return 0;
   r->attrs++;
   target = eq > POLICY_NAME_MAX ? -1 : lookup(data, eq);
