@@ -651,7 +651,7 @@ static void accept_some(server *s, listener *l) {
     c->fd = fd;
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
-    c->decided[0] = '\0';
+    c->decided[0] = c->probed[0] = '\0';
     c->last = mono_ms();
     peer_name(&ss, l, c->peer, sizeof(c->peer));
     policy_reset(&c->req);
