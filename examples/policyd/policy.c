@@ -157,7 +157,8 @@ static void copy_short(char *dst, const char *src, size_t n) {
    limit. It leaves r as the byte path would (put_run, put_byte and
    end_line). Returns the bytes it took, its '\n' included, or 0 when the
    line is for the byte path: incomplete, empty, or anything unusual. */
-static size_t whole_line(policy_req *r, const char *data, size_t len) {
+static size_t whole_line(policy_req *r, const char *data, size_t len,
+                         size_t clean) {
   const char *nl =
       memchr(data, '\n', len < POLICY_LINE_MAX + 1 ? len : POLICY_LINE_MAX + 1);
   const char *eqp;
@@ -170,9 +171,10 @@ static size_t whole_line(policy_req *r, const char *data, size_t len) {
   if (n == 0 || r->request_len + n + 1 > POLICY_REQUEST_MAX ||
       r->attrs + 1 > POLICY_ATTRS_MAX)
     return 0;
-  /* No '\r' or NUL in the line, and a name before its first '='. */
-  if (plain_run(data, n, 1) != n || (eqp = memchr(data, '=', n)) == NULL ||
-      eqp == data)
+  /* No '\r' or NUL in the line (known when it lies in the first clean
+     bytes), and a name before its first '='. */
+  if ((n >= clean && plain_run(data, n, 1) != n) ||
+      (eqp = memchr(data, '=', n)) == NULL || eqp == data)
     return 0;
   eq = (size_t)(eqp - data);
   vlen = n - eq - 1;
@@ -305,8 +307,18 @@ static int end_line(policy_req *r) {
   return POLICY_MORE;
 }
 
+/* How many bytes data starts with that are neither '\r' nor NUL. */
+static size_t clean_prefix(const char *data, size_t len) {
+  const char *cr = memchr(data, '\r', len);
+  const char *nul = memchr(data, '\0', cr != NULL ? (size_t)(cr - data) : len);
+
+  return nul != NULL  ? (size_t)(nul - data)
+         : cr != NULL ? (size_t)(cr - data)
+                      : len;
+}
+
 int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
-  size_t i;
+  size_t i, clean = clean_prefix(data, len);
   int rc = POLICY_MORE;
 
   if (r->failed) {
@@ -321,7 +333,7 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
        by byte below. */
     if (!r->pending_cr && !r->in_value && r->line_len == 0 &&
         r->name_len == 0 && !r->name_cut) {
-      size_t k = whole_line(r, data + i, len - i);
+      size_t k = whole_line(r, data + i, len - i, clean > i ? clean - i : 0);
 
       if (k > 0) {
         i += k - 1;
