@@ -14,8 +14,6 @@ uint64_t obspam__index_hash(const char *name, size_t len) {
 
 obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
                                 size_t len) {
-  if (x->slot == NULL)
-    return NULL;
   return obspam__index_find_hash(x, name, len, obspam__index_hash(name, len));
 }
 

@@ -89,6 +89,21 @@ enum {
   OBSPAMD_OPT_OWN
 };
 
+/* The getopt_long entries of those options, for a daemon's table. */
+/* clang-format off */
+#define OBSPAMD_LONGOPTS                                                       \
+  {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},                     \
+  {"state", required_argument, NULL, OBSPAMD_OPT_STATE},                       \
+  {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},       \
+  {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},                   \
+  {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},                   \
+  {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},                       \
+  {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},             \
+  {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},                  \
+  {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},                   \
+  {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK}
+/* clang-format on */
+
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
    saying on stderr why it is not. */
 long obspamd_number(const char *program, const char *opt, const char *s,

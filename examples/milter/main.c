@@ -149,20 +149,11 @@ static int parse_options(int argc, char **argv, options *o) {
     OPT_HELP
   };
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},
+      OBSPAMD_LONGOPTS,
       {"socket", required_argument, NULL, OPT_SOCKET},
-      {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},
-      {"state", required_argument, NULL, OBSPAMD_OPT_STATE},
-      {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},
-      {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},
-      {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},
-      {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},
-      {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},
       {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
       {"local-action", required_argument, NULL, OPT_LOCAL},
-      {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},
       {"verbose", no_argument, NULL, OPT_VERBOSE},
-      {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};

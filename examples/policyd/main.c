@@ -114,18 +114,9 @@ static int parse_options(int argc, char **argv, options *o) {
     OPT_HELP
   };
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},
+      OBSPAMD_LONGOPTS,
       {"listen", required_argument, NULL, OPT_LISTEN},
-      {"state", required_argument, NULL, OBSPAMD_OPT_STATE},
-      {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},
-      {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},
-      {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},
-      {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},
-      {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},
-      {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},
-      {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},
       {"idle-timeout", required_argument, NULL, OPT_IDLE},
-      {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},
       {"max-connections", required_argument, NULL, OPT_MAXCONN},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
