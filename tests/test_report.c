@@ -234,25 +234,45 @@ static void traffic(void) {
 
 /* ---- order and fields ---------------------------------------------------- */
 
+/* What traffic() leaves in the report of H0 alone, and of H0 and H1. */
+static const want hour_h0[] = {
+    /* 4 refusals: ties by name */
+    {OBSPAM_SUBSCRIPTION, "alpha", 2, 4, T0 + 120, T0 + 360},
+    {OBSPAM_DOMAIN, "alpha.example", 2, 4, T0 + 120, T0 + 360},
+    {OBSPAM_MAILBOX, "a1@alpha.example", 1, 3, T0 + 120, T0 + 240},
+    /* 2 refusals: the script is listed with the objects ('/' < 'b') */
+    {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
+    {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
+    /* 1 refusal */
+    {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
+    {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
+    /* scripts without refusals, by messages sent, ties by name */
+    {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0}};
+
+/* Both hours: sums; first refusal from H0, last from H1. */
+static const want both_hours[] = {
+    {OBSPAM_SUBSCRIPTION, "alpha", 3, 5, T0 + 120, H1 + 100},
+    {OBSPAM_DOMAIN, "alpha.example", 3, 5, T0 + 120, H1 + 100},
+    {OBSPAM_MAILBOX, "a1@alpha.example", 2, 4, T0 + 120, H1 + 100},
+    {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
+    {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
+    {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
+    {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
+    {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
+    {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0}};
+
+#define EXPECT_ROWS(from, to, rows)                                            \
+  expect_report((from), (to), (rows), sizeof(rows) / sizeof((rows)[0]),        \
+                __LINE__)
+
 Test(report, rows_and_order_one_hour) {
   traffic();
-  EXPECT_REPORT(
-      H0, H1,
-      /* 4 refusals: ties by name */
-      {OBSPAM_SUBSCRIPTION, "alpha", 2, 4, T0 + 120, T0 + 360},
-      {OBSPAM_DOMAIN, "alpha.example", 2, 4, T0 + 120, T0 + 360},
-      {OBSPAM_MAILBOX, "a1@alpha.example", 1, 3, T0 + 120, T0 + 240},
-      /* 2 refusals: the script is listed with the objects ('/' < 'b') */
-      {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
-      {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
-      /* 1 refusal */
-      {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
-      {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
-      /* scripts without refusals, by messages sent, ties by name */
-      {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
-      {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
-      {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
-      {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0});
+  EXPECT_ROWS(H0, H1, hour_h0);
 }
 
 Test(report, ranges) {
@@ -263,57 +283,13 @@ Test(report, ranges) {
                 {OBSPAM_SUBSCRIPTION, "alpha", 1, 1, H1 + 100, H1 + 100},
                 {OBSPAM_DOMAIN, "alpha.example", 1, 1, H1 + 100, H1 + 100});
   /* Both hours: sums; first refusal from H0, last from H1. */
-  EXPECT_REPORT(H0, H2,
-                {OBSPAM_SUBSCRIPTION, "alpha", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_DOMAIN, "alpha.example", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_MAILBOX, "a1@alpha.example", 2, 4, T0 + 120, H1 + 100},
-                {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
-                {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
-                {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
-                {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
-                {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0});
+  EXPECT_ROWS(H0, H2, both_hours);
   /* The same through every range whose hours are H0 and H1: whole clock
      hours, whatever seconds of them the range covers. */
-  EXPECT_REPORT(H1 - 1, H1 + 1,
-                {OBSPAM_SUBSCRIPTION, "alpha", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_DOMAIN, "alpha.example", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_MAILBOX, "a1@alpha.example", 2, 4, T0 + 120, H1 + 100},
-                {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
-                {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
-                {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
-                {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
-                {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0});
-  EXPECT_REPORT(0, INT64_MAX,
-                {OBSPAM_SUBSCRIPTION, "alpha", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_DOMAIN, "alpha.example", 3, 5, T0 + 120, H1 + 100},
-                {OBSPAM_MAILBOX, "a1@alpha.example", 2, 4, T0 + 120, H1 + 100},
-                {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
-                {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
-                {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
-                {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
-                {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0});
+  EXPECT_ROWS(H1 - 1, H1 + 1, both_hours);
+  EXPECT_ROWS(0, INT64_MAX, both_hours);
   /* A range inside H0 that misses every refusal still covers all of H0. */
-  EXPECT_REPORT(T0 + 1000, T0 + 1001,
-                {OBSPAM_SUBSCRIPTION, "alpha", 2, 4, T0 + 120, T0 + 360},
-                {OBSPAM_DOMAIN, "alpha.example", 2, 4, T0 + 120, T0 + 360},
-                {OBSPAM_MAILBOX, "a1@alpha.example", 1, 3, T0 + 120, T0 + 240},
-                {OBSPAM_SCRIPT, "/srv/beta/Send.php", 0, 2, T0 + 400, T0 + 500},
-                {OBSPAM_SUBSCRIPTION, "beta", 2, 2, T0 + 400, T0 + 500},
-                {OBSPAM_MAILBOX, "a2@alpha.example", 1, 1, T0 + 360, T0 + 360},
-                {OBSPAM_DOMAIN, "beta.example", 2, 1, T0 + 400, T0 + 400},
-                {OBSPAM_SCRIPT, "/srv/gamma/c.php", 7, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/a.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/b.php", 5, 0, 0, 0},
-                {OBSPAM_SCRIPT, "/srv/gamma/d.php", 1, 0, 0, 0});
+  EXPECT_ROWS(T0 + 1000, T0 + 1001, hour_h0);
   /* Ranges without activity. */
   EXPECT_EMPTY_REPORT(H2, H3);
   EXPECT_EMPTY_REPORT(0, T0);
