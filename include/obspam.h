@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define OBSPAM_VERSION_MAJOR 1
-#define OBSPAM_VERSION_MINOR 2
+#define OBSPAM_VERSION_MINOR 3
 #define OBSPAM_VERSION_PATCH 0
 #define OBSPAM_VERSION_NUMBER                                                  \
   ((OBSPAM_VERSION_MAJOR << 16) | (OBSPAM_VERSION_MINOR << 8) |                \
@@ -86,6 +86,12 @@ enum obspam_kind {
 #define OBSPAM_UNLIMITED (-1)
 #define OBSPAM_INHERIT (-2)
 
+/* Windows of a limit, in seconds (added in 1.3). A verdict and the
+   statistics name a window by these values. */
+#define OBSPAM_WINDOW_MINUTE 60
+#define OBSPAM_WINDOW_HOUR 3600
+#define OBSPAM_WINDOW_DAY 86400
+
 /* Verdict actions. */
 enum obspam_action {
   OBSPAM_ACCEPT = 0, /* counted and within every limit */
@@ -105,19 +111,26 @@ enum obspam_action {
 
 /* Options for obspam_set_option() / obspam_get_option(). */
 enum obspam_option {
-  OBSPAM_OPT_ENABLED = 1,               /* 0 or 1; default 1 */
-  OBSPAM_OPT_COUNT_UNIT = 2,            /* 0 recipients (default), 1 messages */
-  OBSPAM_OPT_ACTION = 3,                /* 0 defer (default), 1 reject */
-  OBSPAM_OPT_COUNT_UNAUTHENTICATED = 4, /* 0 or 1; default 1 */
-  OBSPAM_OPT_COUNT_FORWARD_LOCAL = 5,   /* 0 or 1; default 0 */
-  OBSPAM_OPT_COUNT_FORWARD_REMOTE = 6,  /* 0 or 1; default 1 */
-  OBSPAM_OPT_COUNT_MAILING_LISTS = 7,   /* 0 or 1; default 0 */
-  OBSPAM_OPT_RETENTION_HOURS = 8,       /* 1 .. 87600; default 720 */
-  OBSPAM_OPT_NOTIFY_PERIOD = 9,         /* seconds, 60 .. 2678400; 3600 */
-  OBSPAM_OPT_NOTIFY_IMMEDIATE = 10,     /* 0 or 1; default 0 */
+  OBSPAM_OPT_ENABLED = 1,    /* 0 or 1; default 1 */
+  OBSPAM_OPT_COUNT_UNIT = 2, /* 0 recipients (default), 1 messages */
+  OBSPAM_OPT_ACTION = 3,     /* 0 defer (default), 1 reject */
+  /* Unauthenticated mail charged to its envelope sender: 0 never, 1 from
+     any client, 2 (the default since 1.3) only local submissions and
+     clients inside a local network (obspam_local_network_add). */
+  OBSPAM_OPT_COUNT_UNAUTHENTICATED = 4,
+  OBSPAM_OPT_COUNT_FORWARD_LOCAL = 5,  /* 0 or 1; default 0 */
+  OBSPAM_OPT_COUNT_FORWARD_REMOTE = 6, /* 0 or 1; default 1 */
+  OBSPAM_OPT_COUNT_MAILING_LISTS = 7,  /* 0 or 1; default 0 */
+  OBSPAM_OPT_RETENTION_HOURS = 8,      /* 1 .. 87600; default 720 */
+  OBSPAM_OPT_NOTIFY_PERIOD = 9,        /* seconds, 60 .. 2678400; 3600 */
+  OBSPAM_OPT_NOTIFY_IMMEDIATE = 10,    /* 0 or 1; default 0 */
   /* Added in 1.1, for a shared counter store (obspam_set_store): */
   OBSPAM_OPT_STORE_TIMEOUT_MS = 11, /* 1 .. 60000; default 200 */
-  OBSPAM_OPT_STORE_FALLBACK = 12    /* 0 local (default), 1 defer */
+  OBSPAM_OPT_STORE_FALLBACK = 12,   /* 0 local (default), 1 defer */
+  /* Added in 1.3: how many implicit mailboxes (logins and senders of a
+     hosted domain that the configuration does not declare) may exist at
+     once; 0 .. 100000000, default 100000. */
+  OBSPAM_OPT_IMPLICIT_MAILBOXES = 13
 };
 
 typedef struct obspam_engine obspam_engine;
@@ -145,6 +158,10 @@ typedef struct obspam_verdict {
   int64_t count;       /* its count in the window before this message */
   int64_t retry_after; /* seconds until it would fit; -1 never; 0 on accept */
   char object[328];    /* that object's name, NUL-terminated */
+  /* Added in 1.3: */
+  int64_t window; /* seconds of the window named (OBSPAM_WINDOW_*); 0 for
+                     the recipients cap or forbidden scripts; 3600 on
+                     accept */
 } obspam_verdict;
 
 /* Live status of one object. */
@@ -156,6 +173,17 @@ typedef struct obspam_stats {
   int64_t refused;       /* attempts refused in the last 60 minutes */
   int64_t refused_total; /* attempts refused within the retention period */
   int64_t last_refused;  /* time of the last refusal; 0 = never */
+  /* Added in 1.3: */
+  int64_t exceeded;       /* attempts over its own limit, last 60 minutes */
+  int64_t exceeded_total; /* the same within the retention period */
+  int64_t limit_minute, count_minute; /* the minute window (limit -1: none) */
+  int64_t limit_day, count_day;       /* the day window (limit -1: none) */
+  /* -1 while a one-recipient message through this object would fit every
+     window of it and of its ancestors; else the kind of the highest
+     object (itself or an ancestor) with a window it would not fit. */
+  int32_t blocked_kind;
+  int32_t disabled;     /* 1 while protection is off */
+  char blocked_by[328]; /* that object's name; "" when none */
 } obspam_stats;
 
 /* One row of a report. */
@@ -166,6 +194,8 @@ typedef struct obspam_report_row {
   int64_t sent;     /* charged in the period */
   int64_t refused;  /* attempts refused in the period */
   int64_t first_refused, last_refused; /* times; 0 when none */
+  /* Added in 1.3: */
+  int64_t exceeded; /* attempts over the object's own limit in the period */
 } obspam_report_row;
 
 /* A notice: an object was refused during a notification period. */
@@ -179,20 +209,22 @@ typedef struct obspam_notice {
   int64_t sent, refused;    /* charged and refused in the period */
   int64_t first_refused, last_refused;
   int64_t period_start, period_end; /* [start, end) */
+  /* Added in 1.3: */
+  int64_t exceeded; /* attempts over its own limit in the period (> 0) */
 } obspam_notice;
 
 #define OBSPAM_MESSAGE_INIT                                                    \
   { sizeof(obspam_message), 0, NULL, NULL, NULL, 1, -1, NULL, NULL, 0 }
 #define OBSPAM_VERDICT_INIT                                                    \
-  {                                                                            \
-    sizeof(obspam_verdict), 0, 0, 0, 0, 0, { 0 }                               \
-  }
+  { sizeof(obspam_verdict), 0, 0, 0, 0, 0, {0}, 0 }
 #define OBSPAM_STATS_INIT                                                      \
-  { sizeof(obspam_stats), 0, 0, 0, 0, 0, 0 }
+  {                                                                            \
+    sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, { 0 }     \
+  }
 #define OBSPAM_REPORT_ROW_INIT                                                 \
-  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0 }
+  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0 }
 #define OBSPAM_NOTICE_INIT                                                     \
-  { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* ---- Version and errors ------------------------------------------------ */
 
@@ -204,6 +236,10 @@ OBSPAM_API const char *obspam_version_string(void);
 /* A static description of an OBSPAM_E* code; unknown codes are described
    as such. Never NULL. */
 OBSPAM_API const char *obspam_strerror(int err);
+/* "server", "plan", "subscription", "domain", "mailbox" or "script" for
+   an OBSPAM_* kind; "unknown kind" for anything else. Never NULL. Added
+   in 1.3. */
+OBSPAM_API const char *obspam_kind_name(int kind);
 
 /* ---- The engine -------------------------------------------------------- */
 
@@ -267,6 +303,15 @@ OBSPAM_API int obspam_set_contact(obspam_engine *e, const char *subscription,
    form of its addresses (::ffff:192.0.2.1). */
 OBSPAM_API int obspam_whitelist_add(obspam_engine *e, const char *cidr);
 OBSPAM_API int obspam_whitelist_remove(obspam_engine *e, const char *cidr);
+
+/* ---- Local networks (added in 1.3) ------------------------------------- */
+
+/* The networks whose unauthenticated mail is outgoing mail, charged to
+   its envelope sender under OBSPAM_OPT_COUNT_UNAUTHENTICATED 2: written
+   and matched as the whitelist is. While none is added, 127.0.0.0/8 and
+   ::1 are the local networks. */
+OBSPAM_API int obspam_local_network_add(obspam_engine *e, const char *cidr);
+OBSPAM_API int obspam_local_network_remove(obspam_engine *e, const char *cidr);
 
 /* ---- The configuration file -------------------------------------------- */
 
@@ -379,6 +424,16 @@ OBSPAM_API int obspam_set_store(obspam_engine *e, const char *uri,
 OBSPAM_API int obspam_store_status(obspam_engine *e, int64_t *shared,
                                    int64_t *up, int64_t *episodes,
                                    int64_t *fallback_decisions);
+
+/* ---- Implicit mailboxes (added in 1.3) --------------------------------- */
+
+/* *count: the implicit mailboxes that exist now; *overflow: the decisions
+   that found the cap (OBSPAM_OPT_IMPLICIT_MAILBOXES) reached and charged
+   the domain and subscription without a mailbox, since the engine was
+   made; *episodes: how many times the cap was reached. Any pointer may be
+   NULL. */
+OBSPAM_API int obspam_implicit_status(obspam_engine *e, int64_t *count,
+                                      int64_t *overflow, int64_t *episodes);
 
 /* ---- Persistence ------------------------------------------------------- */
 

@@ -31,7 +31,7 @@ static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
       out);
   if (why != NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "%s: %s name '%.64s': %s", fn,
-                        obspam__kind_name(kind), name ? name : "(null)", why);
+                        obspam_kind_name(kind), name ? name : "(null)", why);
   return OBSPAM_OK;
 }
 
@@ -42,7 +42,7 @@ static obspam__obj *find(obspam_engine *e, const char *fn, int kind,
 
   if (o == NULL)
     obspam__fail(e, OBSPAM_ENOTFOUND, "%s: no %s '%s'", fn,
-                 obspam__kind_name(kind), n->s);
+                 obspam_kind_name(kind), n->s);
   return o;
 }
 
@@ -93,7 +93,7 @@ int obspam_add(obspam_engine *e, int kind, const char *name,
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_EEXIST)
     return obspam__fail(e, rc, "add: %s '%s' exists already",
-                        obspam__kind_name(kind), n.s);
+                        obspam_kind_name(kind), n.s);
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "add: out of memory");
   return rc;
@@ -133,7 +133,7 @@ int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
     return OBSPAM_EINVAL;
   if (!limit_kind(which) || (limit_kind(kind) && which < kind))
     return obspam__fail(e, OBSPAM_EINVAL, "set_limit: a %s has no %s limit",
-                        obspam__kind_name(kind), obspam__kind_name(which));
+                        obspam_kind_name(kind), obspam_kind_name(which));
   if (per_hour < OBSPAM_INHERIT ||
       (kind == OBSPAM_SERVER && per_hour == OBSPAM_INHERIT))
     return obspam__fail(

@@ -300,7 +300,7 @@ static int lookup(parser *p, int kind, const char *word, obspam__obj **out) {
 
   if (why != NULL)
     return perr(p, OBSPAM_ESYNTAX, "bad %s name '%.64s': %s",
-                obspam__kind_name(kind), word, why);
+                obspam_kind_name(kind), word, why);
   *out = obspam__tree_find(&p->conf->tree, kind, n.s, n.len);
   if (*out != NULL)
     return OBSPAM_OK;
@@ -308,8 +308,8 @@ static int lookup(parser *p, int kind, const char *word, obspam__obj **out) {
   if (later != 0)
     return perr(p, OBSPAM_ESYNTAX,
                 "unknown %s '%.64s' (declared later, on line %u)",
-                obspam__kind_name(kind), word, later);
-  return perr(p, OBSPAM_ESYNTAX, "unknown %s '%.64s'", obspam__kind_name(kind),
+                obspam_kind_name(kind), word, later);
+  return perr(p, OBSPAM_ESYNTAX, "unknown %s '%.64s'", obspam_kind_name(kind),
               word);
 }
 
@@ -492,7 +492,7 @@ static int decl_name(parser *p, int kind, obspam__name *n) {
       kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN, n);
   if (why != NULL)
     return perr(p, OBSPAM_ESYNTAX, "bad %s name '%.64s': %s",
-                obspam__kind_name(kind), p->w[1], why);
+                obspam_kind_name(kind), p->w[1], why);
   return OBSPAM_OK;
 }
 
@@ -502,7 +502,7 @@ static int add(parser *p, int kind, const obspam__name *n, obspam__obj *parent,
   int rc = obspam__tree_add(&p->conf->tree, kind, n, parent, o);
 
   if (rc == OBSPAM_EEXIST)
-    return perr(p, OBSPAM_ESYNTAX, "duplicate %s '%s'", obspam__kind_name(kind),
+    return perr(p, OBSPAM_ESYNTAX, "duplicate %s '%s'", obspam_kind_name(kind),
                 n->s);
   if (rc != OBSPAM_OK)
     return perr(p, OBSPAM_ENOMEM, "out of memory");

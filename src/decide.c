@@ -514,7 +514,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
       &n);
   if (why != NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "stats_get: %s name '%.64s': %s",
-                        obspam__kind_name(kind), name ? name : "(null)", why);
+                        obspam_kind_name(kind), name ? name : "(null)", why);
   if (now == 0)
     now = (int64_t)time(NULL);
   now = obspam__newest(e, now);
@@ -529,7 +529,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",
-                        obspam__kind_name(kind), n.s);
+                        obspam_kind_name(kind), n.s);
   out->count = r.count;
   out->refused = r.refused;
   out->refused_total = r.refused_total;

@@ -27,7 +27,7 @@ const char *obspam_strerror(int err) {
   }
 }
 
-const char *obspam__kind_name(int kind) {
+const char *obspam_kind_name(int kind) {
   static const char *const names[] = {"server", "plan",    "subscription",
                                       "domain", "mailbox", "script"};
 

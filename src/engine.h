@@ -94,6 +94,5 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
                       char **out, size_t *len);
 
 /* Name of a kind for messages ("mailbox"). */
-const char *obspam__kind_name(int kind);
 
 #endif

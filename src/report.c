@@ -37,7 +37,7 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
   }
   if (why != NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "history: %s '%.64s': %s",
-                        obspam__kind_name(kind), name ? name : "(null)", why);
+                        obspam_kind_name(kind), name ? name : "(null)", why);
 
   pthread_rwlock_rdlock(&e->lock);
   if (kind != OBSPAM_SCRIPT) {
@@ -52,7 +52,7 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
                                 &hours, &count);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOTFOUND)
-    return obspam__fail(e, rc, "history: no %s '%s'", obspam__kind_name(kind),
+    return obspam__fail(e, rc, "history: no %s '%s'", obspam_kind_name(kind),
                         kind == OBSPAM_SCRIPT ? name : n.s);
   if (rc != OBSPAM_OK)
     return obspam__fail(e, rc, "history: out of memory");
