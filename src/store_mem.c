@@ -771,7 +771,7 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
     }
     if (h != NULL) {
       OBSPAM__PREFETCH(h);
-      OBSPAM__PREFETCH(&h->cur.refused); /* the end of the hot part */
+      OBSPAM__PREFETCH(&h->cur.sent); /* the end of the hot part */
     }
   }
 }

@@ -811,11 +811,17 @@ Test(notify, flush_without_anything) {
 
 static int nrows;
 static obspam_report_row rows[8];
+static char row_names[8][OBSPAM_NAME_MAX + 1];
 
+/* Keeps a row, with a copy of its name: the row's lives only until the
+   callback returns. */
 static void keep_row(const obspam_report_row *r, void *ud) {
   (void)ud;
-  if (nrows < 8)
+  if (nrows < 8) {
     rows[nrows] = *r;
+    snprintf(row_names[nrows], sizeof row_names[nrows], "%s", r->name);
+    rows[nrows].name = row_names[nrows];
+  }
   nrows++;
 }
 
