@@ -44,30 +44,6 @@ void obspamd_log_verbose(int verbose) {
   __atomic_store_n(&log_verbose, verbose, __ATOMIC_RELAXED);
 }
 
-int obspamd_utf8_char(const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  int n = p[0] < 0x80             ? 1
-          : (p[0] & 0xe0) == 0xc0 ? 2
-          : (p[0] & 0xf0) == 0xe0 ? 3
-          : (p[0] & 0xf8) == 0xf0 ? 4
-                                  : 0;
-  int i;
-
-  /* A NUL inside stops the loop as any byte that is not a continuation. */
-  for (i = 1; i < n; i++)
-    if ((p[i] & 0xc0) != 0x80)
-      return 0;
-  /* Overlong forms, surrogates and code points above U+10FFFF are not
-     UTF-8 either. */
-  if ((n == 2 && p[0] < 0xc2) ||
-      (n == 3 &&
-       ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))) ||
-      (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || p[0] > 0xf4 ||
-                  (p[0] == 0xf4 && p[1] >= 0x90))))
-    return 0;
-  return n;
-}
-
 void obspamd__clean(char *dst, size_t size, const char *src, int flags) {
   size_t i = 0, o = 0;
 

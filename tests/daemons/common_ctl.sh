@@ -128,7 +128,7 @@ hour=$(date -u -d "@$now" '+%H')
 
 # The refusal texts the daemons send, through the feed.
 expect "refusal texts" \
-  "verdict action=refuse kind=mailbox object=info@example.com limit=3 count=3 retry=-1 code=451 text=4.7.1 mailbox info@example.com cannot send this message: it has more recipients than its limit of 3 per hour
+  "verdict action=refuse kind=mailbox object=info@example.com limit=3 count=3 retry=-1 code=451 text=4.7.1 mailbox info@example.com cannot send this message: it has more recipients than its limit of 3 recipients per hour
 verdict action=refuse kind=subscription object=bakery limit=5000 count=0 retry=-1 code=451 text=4.7.1 scripts of subscription bakery may not send mail" \
   "$(grep 'retry=-1' "$work/testd.out")"
 
@@ -160,6 +160,7 @@ expect "status mailbox" "mailbox info@example.com: not sending (at its limit)
   limit          3 per hour
   sent           3 in the last 60 minutes
   refused        2 in the last 60 minutes
+  over its limit 0 in the last 60 minutes
   refused total  2 within the retention period
   last refusal   $ts UTC" "$out"
 
@@ -169,6 +170,7 @@ expect "status domain (bare path, name in upper case)" \
   limit          1000 per hour
   sent           3 in the last 60 minutes
   refused        2 in the last 60 minutes
+  over its limit 0 in the last 60 minutes
   refused total  2 within the retention period
   last refusal   $ts UTC" "$out"
 
@@ -179,7 +181,8 @@ import json, sys
 got = json.load(open(sys.argv[1]))
 want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limit": 5000, "count": 0, "refused": 1, "refused_total": 1,
-        "last_refused": sys.argv[2]}
+        "last_refused": sys.argv[2], "exceeded": 0, "disabled": False,
+        "blocked_by": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
@@ -201,12 +204,12 @@ header=$(head -n 1 <<<"$out")
   { echo "FAIL: report header '$header'"; exit 1; }
 expect "report table" "
 Refused:
-KIND          NAME                         SENT  REFUSED  FIRST REFUSAL        LAST REFUSAL
-subscription  acme                            7        2  $ts  $ts
-domain        example.com                     3        2  $ts  $ts
-mailbox       info@example.com                3        2  $ts  $ts
-script        /var/www/bakery/contact.php     0        1  $ts  $ts
-subscription  bakery                          0        1  $ts  $ts
+KIND          NAME                         SENT  REFUSED  OVER  LIMIT  FIRST REFUSAL        LAST REFUSAL
+subscription  acme                            7        2     0   5000  $ts  $ts
+domain        example.com                     3        2     0   1000  $ts  $ts
+mailbox       info@example.com                3        2     0      3  $ts  $ts
+script        /var/www/bakery/contact.php     0        1     0      -  $ts  $ts
+subscription  bakery                          0        1     0   5000  $ts  $ts
 
 Scripts by messages sent:
 NAME                 SENT
@@ -220,16 +223,17 @@ got = json.load(open(sys.argv[1]))
 t = sys.argv[2]
 iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 assert iso.match(got["from"]) and iso.match(got["to"]), got
-def row(kind, name, sent, refused):
+def row(kind, name, sent, refused, exceeded, limit):
     return {"kind": kind, "name": name, "sent": sent, "refused": refused,
             "first_refused": t if refused else None,
-            "last_refused": t if refused else None}
-want = [row("subscription", "acme", 7, 2),
-        row("domain", "example.com", 3, 2),
-        row("mailbox", "info@example.com", 3, 2),
-        row("script", "/var/www/bakery/contact.php", 0, 1),
-        row("subscription", "bakery", 0, 1),
-        row("script", "/var/www/acme/x.php", 4, 0)]
+            "last_refused": t if refused else None,
+            "exceeded": exceeded, "limit": limit}
+want = [row("subscription", "acme", 7, 2, 0, 5000),
+        row("domain", "example.com", 3, 2, 0, 1000),
+        row("mailbox", "info@example.com", 3, 2, 0, 3),
+        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None),
+        row("subscription", "bakery", 0, 1, 0, 5000),
+        row("script", "/var/www/acme/x.php", 4, 0, 0, None)]
 assert got["rows"] == want, json.dumps(got, indent=1)
 EOF
 echo "ok: report --json"
@@ -397,7 +401,10 @@ check(b"history mailbox 0 1 info@example.com\n", "ok\nend\n")
 got = ask(b"status mailbox INFO@example.com\n").split("\n")
 assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "sending\t1", "limit\t11", "count\t3", "refused\t2",
-                   "refused_total\t2"] and got[9:] == ["end", ""], got
+                   "refused_total\t2"] and got[9:] == [
+                   "exceeded\t0", "exceeded_total\t0", "disabled\t0",
+                   "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
+                   "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(15)
@@ -474,5 +481,57 @@ stop_daemon
 start_daemon "$work/log6" --config "$conf" --control "unix:$sock"
 run_ctl 1 save
 expect "save without a state file" "obspamctl: save failed: no state file is configured" "$err"
+# A report of nothing says so, and speaks of no "other" script.
+run_ctl 0 report
+expect "an empty report" "
+No refusals.
+
+No script sent mail." "$(tail -n +2 <<<"$out")"
 stop_daemon
+
+# ---- names outside ASCII ---------------------------------------------------
+
+# UTF-8 names stay intact in the log, status, report and JSON (only
+# control characters and bytes that are not UTF-8 are replaced).
+cat >"$work/utf8.conf" <<'EOF'
+default mailbox=100 domain=1000 subscription=5000
+subscription bäckerei uid=10003
+domain example.com subscription=bäckerei
+mailbox jörg@example.com limit=1
+EOF
+cat >"$work/utf8.feed" <<'EOF'
+decide sasl=jörg@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=JÖRG@example.com client=203.0.113.7 recipients=1 time=now queue_id=4FgH2x1Kz9
+decide flags=script uid=10003 script=/var/www/bücher/kontakt.php time=now
+EOF
+start_daemon "$work/log7" --config "$work/utf8.conf" --control "unix:$sock" \
+  --feed "$work/utf8.feed"
+grep -q "refuse kind=mailbox object=jörg@example.com limit=1 count=1 unit=recipients retry=[0-9]* queue_id=4FgH2x1Kz9 sasl=JÖRG@example.com " "$work/log7" ||
+  { echo "FAIL: no UTF-8 refusal line"; cat "$work/log7"; exit 1; }
+run_ctl 0 status mailbox jörg@example.com
+expect "status, UTF-8" "mailbox jörg@example.com: not sending (at its limit)" \
+  "$(head -n 1 <<<"$out")"
+run_ctl 0 status subscription bäckerei --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert "bäckerei".encode() in raw, raw
+got = json.loads(raw)
+assert got["name"] == "bäckerei" and got["count"] == 2, got
+EOF
+run_ctl 0 report
+expect "report, UTF-8 (aligned by characters)" "mailbox       jörg@example.com     1        1     0      1" \
+  "$(grep '^mailbox' <<<"$out" | cut -c1-53)"
+expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1" \
+  "$(tail -n 1 <<<"$out")"
+run_ctl 0 report --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1], encoding="utf-8"))
+names = [r["name"] for r in got["rows"]]
+assert names == ["bäckerei", "example.com", "jörg@example.com",
+                 "/var/www/bücher/kontakt.php"], names
+EOF
+stop_daemon
+echo "ok: UTF-8 names"
 echo "all control checks passed"
