@@ -432,9 +432,11 @@ static sfsistat on_eom(SMFICTX *ctx) {
     set_reply(ctx, code, text);
     ret = reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
   } else if (milter_cfg.local_action == LOCAL_HOLD) {
-    /* The text without its status code: Postfix keeps no reason with a
-       held message, so the log line below is what tells it. */
-    obspamd_refusal_text_msg(&v, &m, 0, unit, &code, text, sizeof(text));
+    /* The text without its status code, and without a retry hint (held
+       mail waits for an admin, not for the clock), as a permanent
+       refusal's: Postfix keeps no reason with a held message, so the log
+       line below is what tells it. */
+    obspamd_refusal_text_msg(&v, &m, 1, unit, &code, text, sizeof(text));
     if (smfi_quarantine(ctx, strchr(text, ' ') != NULL ? strchr(text, ' ') + 1
                                                        : text) == MI_SUCCESS) {
       remove_markers(ctx, c->msg);
