@@ -38,6 +38,8 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
+check "common: one SMTP code and the refusal words in every text" \
+  tests/daemons/texts_agree.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
