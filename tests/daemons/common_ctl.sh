@@ -156,11 +156,11 @@ echo "ok: ping"
 # ---- status ----------------------------------------------------------------
 
 run_ctl 0 status mailbox info@example.com
-expect "status mailbox" "mailbox info@example.com: not sending (at its limit)
+expect "status mailbox" "mailbox info@example.com: not sending: mailbox info@example.com is at its limit of 3 per hour
   limit          3 per hour
   sent           3 in the last 60 minutes
   refused        2 in the last 60 minutes
-  over its limit 0 in the last 60 minutes
+  over its limit 2 in the last 60 minutes
   refused total  2 within the retention period
   last refusal   $ts UTC" "$out"
 
@@ -181,11 +181,19 @@ import json, sys
 got = json.load(open(sys.argv[1]))
 want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limit": 5000, "count": 0, "refused": 1, "refused_total": 1,
-        "last_refused": sys.argv[2], "exceeded": 0, "disabled": False,
+        "last_refused": sys.argv[2], "exceeded": 1, "disabled": False,
         "blocked_by": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
+run_ctl 0 status mailbox info@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
+    == (False, 2, False, {"kind": "mailbox", "name": "info@example.com"}), got
+EOF
+echo "ok: status --json names what blocks"
 
 run_ctl 1 status mailbox nobody@example.com
 expect "unknown object" "obspamctl: stats_get: no mailbox 'nobody@example.com'" "$err"
@@ -205,11 +213,9 @@ header=$(head -n 1 <<<"$out")
 expect "report table" "
 Refused:
 KIND          NAME                         SENT  REFUSED  OVER  LIMIT  FIRST REFUSAL        LAST REFUSAL
-subscription  acme                            7        2     0   5000  $ts  $ts
-domain        example.com                     3        2     0   1000  $ts  $ts
-mailbox       info@example.com                3        2     0      3  $ts  $ts
+mailbox       info@example.com                3        2     2      3  $ts  $ts
+subscription  bakery                          0        1     1   5000  $ts  $ts
 script        /var/www/bakery/contact.php     0        1     0      -  $ts  $ts
-subscription  bakery                          0        1     0   5000  $ts  $ts
 
 Scripts by messages sent:
 NAME                 SENT
@@ -228,12 +234,12 @@ def row(kind, name, sent, refused, exceeded, limit):
             "first_refused": t if refused else None,
             "last_refused": t if refused else None,
             "exceeded": exceeded, "limit": limit}
-want = [row("subscription", "acme", 7, 2, 0, 5000),
-        row("domain", "example.com", 3, 2, 0, 1000),
-        row("mailbox", "info@example.com", 3, 2, 0, 3),
-        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None),
-        row("subscription", "bakery", 0, 1, 0, 5000),
-        row("script", "/var/www/acme/x.php", 4, 0, 0, None)]
+# The objects over their own limit, then the scripts by messages sent
+# (acme and example.com were refused only because of info's limit).
+want = [row("mailbox", "info@example.com", 3, 2, 2, 3),
+        row("subscription", "bakery", 0, 1, 1, 5000),
+        row("script", "/var/www/acme/x.php", 4, 0, 0, None),
+        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None)]
 assert got["rows"] == want, json.dumps(got, indent=1)
 EOF
 echo "ok: report --json"
@@ -402,7 +408,7 @@ got = ask(b"status mailbox INFO@example.com\n").split("\n")
 assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "sending\t1", "limit\t11", "count\t3", "refused\t2",
                    "refused_total\t2"] and got[9:] == [
-                   "exceeded\t0", "exceeded_total\t0", "disabled\t0",
+                   "exceeded\t2", "exceeded_total\t2", "disabled\t0",
                    "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
                    "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
@@ -495,21 +501,22 @@ stop_daemon
 # control characters and bytes that are not UTF-8 are replaced).
 cat >"$work/utf8.conf" <<'EOF'
 default mailbox=100 domain=1000 subscription=5000
-subscription bäckerei uid=10003
+subscription bäckerei uid=10003 subscription=2
 domain example.com subscription=bäckerei
 mailbox jörg@example.com limit=1
+mailbox anna@example.com
 EOF
 cat >"$work/utf8.feed" <<'EOF'
 decide sasl=jörg@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=JÖRG@example.com client=203.0.113.7 recipients=1 time=now queue_id=4FgH2x1Kz9
+decide sasl=JöRG@Example.COM client=203.0.113.7 recipients=1 time=now queue_id=4FgH2x1Kz9
 decide flags=script uid=10003 script=/var/www/bücher/kontakt.php time=now
 EOF
 start_daemon "$work/log7" --config "$work/utf8.conf" --control "unix:$sock" \
   --feed "$work/utf8.feed"
-grep -q "refuse kind=mailbox object=jörg@example.com limit=1 count=1 unit=recipients retry=[0-9]* queue_id=4FgH2x1Kz9 sasl=JÖRG@example.com " "$work/log7" ||
+grep -q "refuse kind=mailbox object=jörg@example.com limit=1 count=1 unit=recipients retry=[0-9]* queue_id=4FgH2x1Kz9 sasl=JöRG@Example.COM " "$work/log7" ||
   { echo "FAIL: no UTF-8 refusal line"; cat "$work/log7"; exit 1; }
 run_ctl 0 status mailbox jörg@example.com
-expect "status, UTF-8" "mailbox jörg@example.com: not sending (at its limit)" \
+expect "status, UTF-8" "mailbox jörg@example.com: not sending: subscription bäckerei is at its limit of 2 per hour" \
   "$(head -n 1 <<<"$out")"
 run_ctl 0 status subscription bäckerei --json
 python3 - "$work/ctl.out" <<'EOF'
@@ -519,9 +526,22 @@ assert "bäckerei".encode() in raw, raw
 got = json.loads(raw)
 assert got["name"] == "bäckerei" and got["count"] == 2, got
 EOF
+# A mailbox that never sent, blocked by its full subscription.
+run_ctl 0 status mailbox anna@example.com
+expect "status, blocked by an ancestor" \
+  "mailbox anna@example.com: not sending: subscription bäckerei is at its limit of 2 per hour" \
+  "$(head -n 1 <<<"$out")"
+run_ctl 0 status mailbox anna@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1], encoding="utf-8"))
+assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
+    == (False, 0, False, {"kind": "subscription", "name": "bäckerei"}), got
+EOF
 run_ctl 0 report
-expect "report, UTF-8 (aligned by characters)" "mailbox       jörg@example.com     1        1     0      1" \
-  "$(grep '^mailbox' <<<"$out" | cut -c1-53)"
+expect "report, UTF-8 (aligned by characters)" "KIND     NAME              SENT  REFUSED  OVER  LIMIT
+mailbox  jörg@example.com     1        1     1      1" \
+  "$(grep -E '^(KIND|mailbox)' <<<"$out" | sed -E 's/  (FIRST REFUSAL|[0-9]{4}-).*//')"
 expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1" \
   "$(tail -n 1 <<<"$out")"
 run_ctl 0 report --json
@@ -529,8 +549,19 @@ python3 - "$work/ctl.out" <<'EOF'
 import json, sys
 got = json.load(open(sys.argv[1], encoding="utf-8"))
 names = [r["name"] for r in got["rows"]]
-assert names == ["bäckerei", "example.com", "jörg@example.com",
-                 "/var/www/bücher/kontakt.php"], names
+assert names == ["jörg@example.com", "/var/www/bücher/kontakt.php"], names
+EOF
+# Protection disabled: said, whatever the counts.
+echo "enabled no" >>"$work/utf8.conf"
+run_ctl 0 reload
+run_ctl 0 status mailbox anna@example.com
+expect "status, protection disabled" \
+  "mailbox anna@example.com: protection is disabled" "$(head -n 1 <<<"$out")"
+run_ctl 0 status mailbox anna@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert (got["disabled"], got["blocked_by"]) == (True, None), got
 EOF
 stop_daemon
 echo "ok: UTF-8 names"
