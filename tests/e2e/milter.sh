@@ -226,6 +226,10 @@ PY
     "$(report_row subscription web refused)"
   pf_expect "the report's messages sent by subscription web" 2 \
     "$(report_row subscription web sent)"
+  pf_expect "the report's over-the-limit attempts of subscription web" 2 \
+    "$(report_row subscription web exceeded)"
+  pf_expect "the report's limit of subscription web" 2 \
+    "$(report_row subscription web limit)"
   # status_field KIND NAME FIELD: a field of "obspamctl --json status".
   status_field() {
     ctl status "$1" "$2" >"$PF_TMP/status.json" ||
