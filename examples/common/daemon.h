@@ -22,7 +22,8 @@
 
 /* Logs go to stderr in the foreground, to syslog (facility mail) otherwise.
    One line per event, in a form an admin can grep:
-     refuse kind=mailbox object=info@example.com limit=20 count=20 retry=420
+     refuse kind=mailbox object=info@example.com limit=20 count=20
+     unit=recipients retry=420 queue_id=4FgH2x1Kz9 ...
    In the foreground a line reads
      2024-05-01T12:34:56Z obspam-policyd[812]: warning: reload failed: ...
    (UTC). Control characters in a message are written as '?', so that an
