@@ -302,7 +302,10 @@ static void xml_char(FILE *f, int c) {
   }
 }
 
-static void plain_char(FILE *f, int c) { fputc(c, f); }
+/* Text for a terminal: a control character would move its cursor. */
+static void plain_char(FILE *f, int c) {
+  fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+}
 
 /* A time for JSON: "2024-05-01T12:34:56Z", or null for 0. */
 static void json_time(int64_t t) {

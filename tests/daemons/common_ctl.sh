@@ -565,4 +565,43 @@ assert (got["disabled"], got["blocked_by"]) == (True, None), got
 EOF
 stop_daemon
 echo "ok: UTF-8 names"
+
+# ---- JSON stays valid whatever bytes a daemon sends ------------------------
+
+# A daemon never sends a control character or a byte that is not UTF-8 in
+# a name, but obspamctl does not count on it: a stand-in daemon answers
+# with both, and the JSON escapes the control character (\u0001) and
+# writes the stray byte as U+FFFD; the table shows them as '?' and U+FFFD.
+fake=$work/fake.sock
+python3 - "$fake" <<'EOF' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(2)
+for _ in range(2):
+    c, _ = s.accept()
+    c.recv(4096)
+    c.sendall(b"ok\nkind\tmailbox\nname\tj\xc3\xb6rg\x01x\xffy@example.com\n"
+              b"sending\t1\nlimit\t-1\ncount\t0\nrefused\t0\n"
+              b"refused_total\t0\nlast_refused\t0\nexceeded\t0\n"
+              b"exceeded_total\t0\ndisabled\t0\nblocked_kind\t-\n"
+              b"blocked_by\t\nlimit_by\t-1\nend\n")
+    c.close()
+EOF
+fake_pid=$!
+for ((i = 0; i < 100; i++)); do [[ -S $fake ]] && break; sleep 0.05; done
+run_ctl 0 --control "unix:$fake" --json status mailbox x@example.com
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert b'"j\xc3\xb6rg\\u0001x\xef\xbf\xbdy@example.com"' in raw, raw
+got = json.loads(raw.decode("utf-8"))
+assert got["name"] == "jörg\x01x\ufffdy@example.com", got
+assert got["limit"] is None and got["blocked_by"] is None, got
+EOF
+run_ctl 0 --control "unix:$fake" status mailbox x@example.com
+expect "a stray byte in a table" "mailbox jörg?x�y@example.com: sending" \
+  "$(head -n 1 <<<"$out")"
+wait "$fake_pid"
+echo "ok: JSON and tables stay valid UTF-8"
 echo "all control checks passed"
