@@ -38,7 +38,7 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
-check "common: one SMTP code and the refusal words in every text" \
+check "common: one SMTP code, the refusal words, the units' sockets in every text" \
   tests/daemons/texts_agree.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------

@@ -3,7 +3,8 @@
 # 550 5.7.1 (action reject); the quickstart's output, the READMEs and the
 # man pages (as man renders them) must say the same, and quote refusal
 # texts in the form the daemons write (tests/daemons/common_refusal.c pins
-# the texts themselves).
+# the texts themselves). The daemons' units and the notice mails agree on
+# the control sockets.
 #
 #   tests/daemons/texts_agree.sh BUILD_DIR
 set -euo pipefail
@@ -46,5 +47,24 @@ if grep -HnE 'has sent [0-9N]+ recipient|its limit is [0-9NL]+ per ' "$work"/all
 fi
 n=$(cat "$work"/all.* | grep -cE '451 4\.7\.1 .* has sent (to )?[0-9]+ (recipients|messages) in the last 60 minutes, its limit is [0-9]+ (recipients|messages) per hour; try again in [0-9]+ minutes?' || true)
 [[ $n -ge 3 ]] || { echo "FAIL: only $n refusal texts quoted in full"; fail=1; }
+
+# The obspamctl commands of the notice mails name the daemon's own control
+# socket, left out when it is obspamctl's default: the policy server's unit
+# uses that default, the milter's unit another socket, which the mail test
+# (common_refusal.c, notice::mail_of_the_milter) pins.
+default=$(sed -n 's/^#define OBSPAMD_CONTROL_DEFAULT "\(.*\)"$/\1/p' examples/common/daemon.h)
+pol=$(sed -n 's/.*--control unix:\([^ ]*\).*/\1/p' examples/policyd/obspam-policyd.service.in)
+mil=$(sed -n 's/.*--control unix:\([^ ]*\).*/\1/p' examples/milter/obspam-milter.service.in)
+if [[ -z $default || $pol != "$default" ]]; then
+  echo "FAIL: obspam-policyd's unit uses --control unix:$pol, obspamctl's default is $default"
+  fail=1
+fi
+if [[ -z $mil || $mil == "$default" ]]; then
+  echo "FAIL: obspam-milter's unit uses --control unix:$mil, not a socket of its own"
+  fail=1
+elif ! grep -qF "\"    obspamctl --control $mil \"" tests/daemons/common_refusal.c; then
+  echo "FAIL: the milter's mail test does not use its unit's socket $mil"
+  fail=1
+fi
 [[ $fail -eq 0 ]] && echo "the texts agree ($n refusal texts quoted in full)"
 exit "$fail"
