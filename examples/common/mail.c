@@ -339,6 +339,50 @@ void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
     buf[size - 1] = '\0';
 }
 
+/* A Subject: header. Text outside ASCII (a name such as jörg@example.com)
+   is written as RFC 2047 encoded words ("=?UTF-8?B?...?="), each of whole
+   characters and at most 39 bytes, so that no line is longer than 76
+   characters; header lines stay printable ASCII. */
+static void put_subject(mtext *t, const char *text) {
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = (const unsigned char *)text;
+  size_t i, n, len = strlen(text);
+  int ascii = 1;
+
+  for (i = 0; i < len; i++)
+    if (p[i] >= 0x80)
+      ascii = 0;
+  if (ascii) {
+    put(t, "Subject: %s\n", text);
+    return;
+  }
+  put(t, "Subject:");
+  for (i = 0; i < len; i += n) {
+    size_t j;
+    /* Whole characters only: the text was cleaned into valid UTF-8. */
+    for (n = 0; i + n < len;) {
+      int c = p[i + n] < 0x80 ? 1 : obspamd_utf8_char(text + i + n);
+      if (c == 0)
+        c = 1;
+      if (n + (size_t)c > 39)
+        break;
+      n += (size_t)c;
+    }
+    put(t, " =?UTF-8?B?");
+    for (j = 0; j < n; j += 3) {
+      unsigned v = (unsigned)p[i + j] << 16;
+      if (j + 1 < n)
+        v |= (unsigned)p[i + j + 1] << 8;
+      if (j + 2 < n)
+        v |= p[i + j + 2];
+      put(t, "%c%c%c%c", b64[v >> 18 & 63], b64[v >> 12 & 63],
+          j + 1 < n ? b64[v >> 6 & 63] : '=', j + 2 < n ? b64[v & 63] : '=');
+    }
+    put(t, "?=\n");
+  }
+}
+
 /* What became of the refused mail, as the daemon refuses it. */
 static void refused_how(const obspamd__mail_info *mi, mtext *t) {
   const char *how = mi->reject ? "rejected" : "deferred";
@@ -361,18 +405,18 @@ static void refused_how(const obspamd__mail_info *mi, mtext *t) {
 size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                             const obspam_notice *n, int for_contact, char *buf,
                             size_t size) {
-  char name[OBSPAM_NAME_MAX + 1], hname[OBSPAM_NAME_MAX + 1],
-      sub[OBSPAM_NAME_MAX + 1], contact[OBSPAM_NAME_MAX + 1],
-      admin[OBSPAM_NAME_MAX + 1], from[OBSPAM_NAME_MAX + 1], host[256],
-      daemon[64], date[40], first[40], last[40], ps[40], pe[40], limit[64],
-      sent[48], grep[6 * OBSPAM_NAME_MAX + 80], ctl[200] = "";
+  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
+      contact[OBSPAM_NAME_MAX + 1], admin[OBSPAM_NAME_MAX + 1],
+      from[OBSPAM_NAME_MAX + 1], host[256], daemon[64], date[40], first[40],
+      last[40], ps[40], pe[40], limit[64], sent[48],
+      grep[6 * OBSPAM_NAME_MAX + 80], ctl[200] = "",
+                                      subject[OBSPAM_NAME_MAX + 100];
   const char *kind = obspamd_kind_name(n->kind);
   int64_t exceeded = n->struct_size >= sizeof(*n) ? n->exceeded : n->refused;
   mtext t = {buf, size, 0};
 
-  /* Header values hold printable ASCII only: a name is never folded or
-     encoded, and no byte of it can end a header line. */
-  obspamd__clean(hname, sizeof(hname), n->name, OBSPAMD__CLEAN_NO_BLANK);
+  /* Header values hold printable ASCII only, so that no byte of them can
+     end a header line; the subject carries a name outside ASCII encoded. */
   obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "",
                  OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "",
@@ -412,8 +456,10 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   put(&t, "To: %s\n", for_contact ? contact : admin);
   if (for_contact && *admin)
     put(&t, "Reply-To: %s\n", admin);
-  put(&t, "Subject: [obspam] %s %s: %" PRId64 " over-the-limit %s\n", kind,
-      hname, exceeded, plural(exceeded, "attempt", "attempts"));
+  snprintf(subject, sizeof(subject),
+           "[obspam] %s %s: %" PRId64 " over-the-limit %s", kind, name,
+           exceeded, plural(exceeded, "attempt", "attempts"));
+  put_subject(&t, subject);
   put(&t, "Date: %s\n", date);
   put(&t, "Auto-Submitted: auto-generated\n");
   put(&t, "MIME-Version: 1.0\n");

@@ -511,12 +511,17 @@ Test(notice, mail_details) {
             "%s", buf);
   cr_assert_null(strstr(buf, "Subscription:"), "%s", buf);
 
-  /* Header values are printable ASCII; the body keeps UTF-8. */
+  /* Header values are printable ASCII: a name outside ASCII is encoded
+     in the subject (RFC 2047, words of whole characters, lines of at most
+     76 characters); the body keeps UTF-8. */
   n = sample_notice();
   n.name = "caf\xc3\xa9@example.com";
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "Subject: [obspam] mailbox caf??@example.com: 9 "
-                        "over-the-limit attempts\n") != NULL,
+  cr_assert(strstr(buf, "\nSubject: "
+                        "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCBjYWbDqUBleGFtcGxlLmNv"
+                        "bTogOSBv?=\n"
+                        " =?UTF-8?B?dmVyLXRoZS1saW1pdCBhdHRlbXB0cw==?=\n"
+                        "Date: ") != NULL,
             "%s", buf);
   cr_assert(
       strstr(buf, "  Object:         mailbox caf\xc3\xa9@example.com\n") !=
@@ -525,6 +530,26 @@ Test(notice, mail_details) {
   cr_assert(strstr(buf, "    obspamctl status mailbox "
                         "caf\xc3\xa9@example.com\n") != NULL,
             "%s", buf);
+
+  /* The longest name: every header line printable ASCII, at most 76
+     characters. */
+  {
+    char longest[OBSPAM_NAME_MAX + 1], *line, *end;
+    size_t i;
+    for (i = 0; i + 2 <= 300; i += 2)
+      memcpy(longest + i, "\xc3\xa9", 2);
+    snprintf(longest + 300, sizeof(longest) - 300, "@example.com");
+    n.name = longest;
+    obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+    for (line = buf; *line != '\n'; line = end + 1) {
+      end = strchr(line, '\n');
+      cr_assert_not_null(end);
+      cr_assert_leq(end - line, 76, "%.*s", (int)(end - line), line);
+      for (i = 0; line + i < end; i++)
+        cr_assert(line[i] >= 0x20 && line[i] < 0x7f, "%s", buf);
+    }
+  }
+  n.name = "caf\xc3\xa9@example.com";
 
   /* Truncation: the length needed is returned, as snprintf does. */
   cr_assert_eq(obspamd__notice_mail(&sample_info, &n, 0, small, sizeof(small)),
