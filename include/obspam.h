@@ -149,7 +149,10 @@ typedef struct obspam_message {
   int64_t time;               /* 0 = now */
 } obspam_message;
 
-/* The answer to one message. */
+/* The answer to one message. A refusal names the charged object that
+   keeps the message out longest: one the message can never fit (more
+   recipients than its limit) first, then the longest wait; among equal
+   waits the highest level. An accept names the lowest charged object. */
 typedef struct obspam_verdict {
   uint32_t struct_size;
   int32_t action;      /* OBSPAM_ACCEPT / REFUSE / EXEMPT / UNKNOWN */
@@ -160,14 +163,20 @@ typedef struct obspam_verdict {
   char object[328];    /* that object's name, NUL-terminated */
   /* Added in 1.3: */
   int64_t window; /* seconds of the window named (OBSPAM_WINDOW_*); 0 for
-                     the recipients cap or forbidden scripts; 3600 on
-                     accept */
+                     the recipients cap or forbidden scripts, and on
+                     EXEMPT and UNKNOWN; 3600 on accept */
 } obspam_verdict;
 
-/* Live status of one object. */
+/* Live status of one object. A refusal counts as refused on every charged
+   object, and as exceeded ("over the limit") only on those whose own
+   limit the message did not fit (for forbidden scripts: the
+   subscription). */
 typedef struct obspam_stats {
   uint32_t struct_size;
-  int32_t sending;       /* 1 while count < limit */
+  /* 1 while a one-recipient message through this object would be
+     accepted: protection is off, or it fits this object and every
+     ancestor (blocked_kind -1). Before 1.3: while count < limit. */
+  int32_t sending;
   int64_t limit;         /* effective limit */
   int64_t count;         /* charged in the last 60 minutes */
   int64_t refused;       /* attempts refused in the last 60 minutes */
@@ -176,8 +185,12 @@ typedef struct obspam_stats {
   /* Added in 1.3: */
   int64_t exceeded;       /* attempts over its own limit, last 60 minutes */
   int64_t exceeded_total; /* the same within the retention period */
-  int64_t limit_minute, count_minute; /* the minute window (limit -1: none) */
-  int64_t limit_day, count_day;       /* the day window (limit -1: none) */
+  /* The minute and day windows (limit -1: none). These windows have no
+     limits yet: limit_minute and limit_day are -1 and count_minute is 0;
+     count_day is what was charged in the current clock hour and the 23
+     before it, as far as the retention keeps them. */
+  int64_t limit_minute, count_minute;
+  int64_t limit_day, count_day;
   /* -1 while a one-recipient message through this object would fit every
      window of it and of its ancestors; else the kind of the highest
      object (itself or an ancestor) with a window it would not fit. */
@@ -193,20 +206,25 @@ typedef struct obspam_report_row {
   const char *name; /* lower case; a script's path as it was given */
   int64_t sent;     /* charged in the period */
   int64_t refused;  /* attempts refused in the period */
-  int64_t first_refused, last_refused; /* times; 0 when none */
+  /* Times of the first and last attempt over the object's own limit in
+     the period (since 1.3; a script: of its first and last refusal); 0
+     when none. */
+  int64_t first_refused, last_refused;
   /* Added in 1.3: */
   int64_t exceeded; /* attempts over the object's own limit in the period */
 } obspam_report_row;
 
-/* A notice: an object was refused during a notification period. */
+/* A notice: an object went over its own limit during a notification
+   period (since 1.3; before, any refusal made one). */
 typedef struct obspam_notice {
   uint32_t struct_size;
   int32_t kind;             /* OBSPAM_SUBSCRIPTION, DOMAIN or MAILBOX */
   const char *name;         /* the object, lower case */
   const char *subscription; /* its owning subscription, NULL if none */
   const char *contact;      /* that subscription's contact, NULL if none */
-  int64_t limit;            /* its effective limit at its last refusal */
-  int64_t sent, refused;    /* charged and refused in the period */
+  int64_t limit;         /* its effective limit at its last attempt over it */
+  int64_t sent, refused; /* charged and refused in the period */
+  /* The first and last attempt over its limit in the period. */
   int64_t first_refused, last_refused;
   int64_t period_start, period_end; /* [start, end) */
   /* Added in 1.3: */
@@ -363,7 +381,9 @@ OBSPAM_API int obspam_decide_batch(obspam_engine *e,
                                    obspam_verdict *const *out, int *rc,
                                    size_t n);
 
-/* Live status of a subscription, domain or mailbox at time now (0 = now). */
+/* Live status of a subscription, domain or mailbox at time now (0 = now).
+   Fields appended in 1.3 are written only when out->struct_size holds
+   them. */
 OBSPAM_API int obspam_stats_get(obspam_engine *e, int kind, const char *name,
                                 int64_t now, obspam_stats *out);
 
@@ -380,9 +400,13 @@ OBSPAM_API int obspam_history(obspam_engine *e, int kind, const char *name,
                               void *ud);
 
 /* Where spam comes from, over the clock hours that overlap [from, to):
-   first every object with refusals (scripts included), most refusals
-   first, ties by name; then the scripts without refusals, most messages
-   sent first, ties by name. fn is called once per row. */
+   first every subscription, domain and mailbox that went over its own
+   limit (exceeded > 0), most such attempts first, ties by name; then
+   every script path with activity, most messages sent first, then most
+   refused, ties by name. An object refused only because of another one
+   (an ancestor over its limit, forbidden scripts) is not listed. fn is
+   called once per row. (Before 1.3: every object with refusals, most
+   refusals first, the scripts among them.) */
 OBSPAM_API int obspam_report(obspam_engine *e, int64_t from, int64_t to,
                              void (*fn)(const obspam_report_row *row, void *ud),
                              void *ud);
@@ -394,11 +418,13 @@ OBSPAM_API int obspam_report(obspam_engine *e, int64_t from, int64_t to,
 OBSPAM_API int obspam_set_notify(obspam_engine *e,
                                  void (*fn)(const obspam_notice *n, void *ud),
                                  void *ud);
-/* Emits one notice per object refused in every period that ended at or
-   before now (0 = now) and was not flushed yet; nothing for quiet periods
-   and nothing twice. With OBSPAM_OPT_NOTIFY_IMMEDIATE an object's first
-   refusal in a period is also notified at once, from obspam_decide. The
-   callback runs with no engine lock held. */
+/* Emits one notice per object that went over its own limit in every
+   period that ended at or before now (0 = now) and was not flushed yet;
+   nothing for quiet periods, nothing about objects that were only
+   refused because of another one, and nothing twice. With
+   OBSPAM_OPT_NOTIFY_IMMEDIATE an object's first attempt over its limit
+   in a period is also notified at once, from obspam_decide. The callback
+   runs with no engine lock held. */
 OBSPAM_API int obspam_notify_flush(obspam_engine *e, int64_t now);
 
 /* ---- A shared counter store (added in 1.1) ----------------------------- */

@@ -1369,8 +1369,11 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
   return NULL;
 }
 
-/* Reads one set of non-zero sent buckets. */
-static const char *parse_sent(obspam__reader *r, ring *g) {
+/* Reads one set of non-zero buckets: i64 ones into sent when it is not
+   NULL, else u32 ones into *counts (allocated when it is NULL and the set
+   is not empty). Their sum is added to *sum. */
+static const char *parse_buckets(obspam__reader *r, int64_t *sent,
+                                 uint32_t **counts, int64_t *sum, int *nomem) {
   uint8_t n, i, prev = 0;
   int k;
 
@@ -1378,46 +1381,30 @@ static const char *parse_sent(obspam__reader *r, ring *g) {
     return "truncated";
   if (n > WINDOW)
     return "bad window";
-  for (k = 0; k < n; k++) {
-    int64_t v = 0;
-
-    if (obspam__get_u8(r, &i) || obspam__get_i64(r, &v))
-      return "truncated";
-    /* Rising indexes, no zero values, no sum that could overflow. */
-    if (i >= WINDOW || (k > 0 && i <= prev) || v <= 0 || v > COUNT_MAX)
-      return "bad window";
-    prev = i;
-    g->b_sent[i] = v;
-    g->sent += v;
-  }
-  return NULL;
-}
-
-/* Reads one set of non-zero u32 buckets into *v, allocated when it is
-   NULL and the set is not empty, and adds them to *sum. */
-static const char *parse_counts(obspam__reader *r, uint32_t **v, int64_t *sum,
-                                int *nomem) {
-  uint8_t n, i, prev = 0;
-  int k;
-
-  if (obspam__get_u8(r, &n))
-    return "truncated";
-  if (n > WINDOW)
-    return "bad window";
-  if (n > 0 && *v == NULL && (*v = calloc(WINDOW, sizeof(**v))) == NULL) {
+  if (sent == NULL && n > 0 && *counts == NULL &&
+      (*counts = calloc(WINDOW, sizeof(**counts))) == NULL) {
     *nomem = 1;
     return "out of memory";
   }
   for (k = 0; k < n; k++) {
-    uint32_t x = 0;
+    int64_t v64 = 0;
+    uint32_t v32 = 0;
 
-    if (obspam__get_u8(r, &i) || obspam__get_u32(r, &x))
+    if (obspam__get_u8(r, &i) ||
+        (sent != NULL ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
       return "truncated";
-    if (i >= WINDOW || (k > 0 && i <= prev) || x == 0)
+    /* Rising indexes, no zero values, no sum that could overflow. */
+    if (i >= WINDOW || (k > 0 && i <= prev) ||
+        (sent != NULL ? v64 <= 0 || v64 > COUNT_MAX : v32 == 0))
       return "bad window";
     prev = i;
-    (*v)[i] = x;
-    *sum += x;
+    if (sent != NULL) {
+      sent[i] = v64;
+      *sum += v64;
+    } else {
+      (*counts)[i] = v32;
+      *sum += v32;
+    }
   }
   return NULL;
 }
@@ -1433,11 +1420,11 @@ static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
   if (g->minute < 0 || g->minute > newest / 60)
     return "bad window";
   /* The sums are derived, never read from the file. */
-  why = parse_sent(r, g);
+  why = parse_buckets(r, g->b_sent, NULL, &g->sent, nomem);
   if (why == NULL)
-    why = parse_counts(r, &ref, &g->refused, nomem);
+    why = parse_buckets(r, NULL, &ref, &g->refused, nomem);
   if (why == NULL && version >= 2)
-    why = parse_counts(r, &g->b_exc, &g->exceeded, nomem);
+    why = parse_buckets(r, NULL, &g->b_exc, &g->exceeded, nomem);
   for (i = 0; why == NULL && g->b_exc != NULL && i < WINDOW; i++)
     if (g->b_exc[i] > g->b_ref[i])
       why = "bad window"; /* more over the limit than refused */

@@ -479,6 +479,19 @@ Test(notify, flush_zero_is_wall_clock) {
 
 /* ---- immediate mode ------------------------------------------------------ */
 
+/* d1's notice in immediate_first_refusal_only: refused three times in H0,
+   over its limit of 7 once. */
+static void expect_d1_over_once(const rec *r, int line) {
+  char one[2048];
+
+  fmt_rec(one, sizeof one, r);
+  cr_assert(r->kind == DOM && strcmp(r->name, "d1.example") == 0 &&
+                r->limit == 7 && r->sent == 7 && r->refused == 3 &&
+                r->exceeded == 1 && r->first == T0 + 500 &&
+                r->last == T0 + 500 && r->start == H0 && r->end == H1,
+            "line %d: d1's notice is %s", line, one);
+}
+
 Test(notify, immediate_first_refusal_only) {
   OK(obspam_set_option(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1));
   OK(obspam_set_notify(e, record, NULL));
@@ -508,26 +521,14 @@ Test(notify, immediate_first_refusal_only) {
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "d1.example", OBSPAM_DOMAIN, 7));
   LOGIN("b@d1.example", 1, T0 + 500, OBSPAM_REFUSE);
   cr_assert_eq(ngot, 1, "%d immediate notices", ngot);
-  cr_assert_eq(got[0].kind, DOM);
-  cr_assert_str_eq(got[0].name, "d1.example");
-  cr_assert_eq(got[0].limit, 7);
-  cr_assert_eq(got[0].sent, 7);
-  cr_assert_eq(got[0].refused, 3);
-  cr_assert_eq(got[0].exceeded, 1);
-  cr_assert_eq(got[0].first, T0 + 500);
-  cr_assert_eq(got[0].last, T0 + 500);
+  expect_d1_over_once(&got[0], __LINE__);
   ngot = 0;
   /* The flush still gives the full notices: d1's counts its three
      refusals, one of them over its own limit. */
   ngot = 0;
   OK(obspam_notify_flush(e, H1));
   cr_assert_eq(ngot, 3, "%d notices", ngot);
-  cr_assert(got[0].kind == DOM && strcmp(got[0].name, "d1.example") == 0 &&
-                got[0].limit == 7 && got[0].sent == 7 && got[0].refused == 3 &&
-                got[0].exceeded == 1 && got[0].first == T0 + 500 &&
-                got[0].last == T0 + 500 && got[0].start == H0 &&
-                got[0].end == H1,
-            "d1's notice");
+  expect_d1_over_once(&got[0], __LINE__);
   {
     const want w[] = {
         {MBX, "a@d1.example", "s1", C1, 2, 2, 2, T0 + 100, T0 + 200, H0, H1},
