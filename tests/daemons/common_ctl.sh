@@ -580,7 +580,12 @@ s.bind(sys.argv[1])
 s.listen(2)
 for _ in range(2):
     c, _ = s.accept()
-    c.recv(4096)
+    request = b""
+    while not request.endswith(b"\n"):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        request += chunk
     c.sendall(b"ok\nkind\tmailbox\nname\tj\xc3\xb6rg\x01x\xffy@example.com\n"
               b"sending\t1\nlimit\t-1\ncount\t0\nrefused\t0\n"
               b"refused_total\t0\nlast_refused\t0\nexceeded\t0\n"
