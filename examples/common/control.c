@@ -307,10 +307,11 @@ static void report_row(const obspam_report_row *r, void *ud) {
     rr->failed = 1;
     return;
   }
-  rr->rows[rr->n] = *r;
-  /* A library older than 1.3 passes a shorter row, without exceeded. */
-  if (r->struct_size < sizeof(*r))
-    rr->rows[rr->n].exceeded = 0;
+  /* A library older than 1.3 passes a shorter row, without exceeded:
+     only what it passed is read. */
+  memset(&rr->rows[rr->n], 0, sizeof(*r));
+  memcpy(&rr->rows[rr->n], r,
+         r->struct_size < sizeof(*r) ? r->struct_size : sizeof(*r));
   rr->n++;
 }
 
