@@ -151,8 +151,9 @@ static void print_verdict(int n, const obspam_verdict *v) {
     if (v->retry_after < 0)
       printf(": it can never fit\n");
     else
-      printf(": retry in %" PRId64 " s (try again in %" PRId64 " minutes)\n",
-             v->retry_after, (v->retry_after + 59) / 60);
+      printf(": retry in %" PRId64 " s (try again in %" PRId64 " minute%s)\n",
+             v->retry_after, (v->retry_after + 59) / 60,
+             (v->retry_after + 59) / 60 == 1 ? "" : "s");
     break;
   case OBSPAM_EXEMPT:
     printf("  #%d  exempt    (whitelisted or not counted)\n", n);
@@ -182,8 +183,10 @@ static void send_burst(obspam_engine *e) {
     check(e, obspam_decide(e, &msg, &verdict), "obspam_decide");
     print_verdict(n, &verdict);
   }
+  /* The code the daemons answer with: obspam-policyd and obspam-milter
+     send 451 4.7.1 for the default action, 550 5.7.1 for reject. */
   printf("  A refused message is not lost: with the default action (defer) "
-         "the MTA\n  answers \"450 4.7.1\" and the sender's server tries "
+         "the MTA\n  answers \"451 4.7.1\" and the sender's server tries "
          "again later.\n\n");
 }
 

@@ -24,17 +24,28 @@
    Answer: lines ending with LF. The first is "ok" or "error MESSAGE" (an
    error is the whole answer). After "ok" come records, one per line,
    fields separated by TAB, and a last line "end", so that a client can
-   tell a complete answer from a broken connection. No field holds a TAB
-   or a control character (they are sent as '?'). Times are Unix seconds,
-   0 for none; a limit of -1 is unlimited.
+   tell a complete answer from a broken connection. The answer is UTF-8:
+   names keep their characters (jörg@example.com); no field holds a TAB
+   or a control character, and a byte that is not part of valid UTF-8 is
+   sent as '?' (the library already shows a control character in a
+   script path as '?'). Times are Unix seconds, 0 for none; a limit of -1
+   is unlimited.
 
      ping     name NAME / version LIBRARY-VERSION / pid PID / uptime SECONDS
      status   kind KIND / name NAME / sending 0|1 / limit N / count N /
-              refused N / refused_total N / last_refused TIME
+              refused N / refused_total N / last_refused TIME /
+              exceeded N / exceeded_total N / disabled 0|1 /
+              blocked_kind KIND|- / blocked_by NAME (empty when
+              blocked_kind is -), with limit_by N: the hourly limit of
+              blocked_by (-1 when none)
               (one "KEY<TAB>VALUE" line each, in this order)
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
-              row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED NAME
+              row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED EXCEEDED
+                  LIMIT NAME
+              EXCEEDED: attempts over the object's own limit; LIMIT: its
+              hourly limit now, -1 unlimited, "-" for a script or an
+              object the configuration no longer has
      history  one line per clock hour with activity, oldest first:
               hour HOUR_START SENT REFUSED
      reload, save
@@ -52,6 +63,12 @@
      refused	3
      refused_total	12
      last_refused	1714567496
+     exceeded	3
+     exceeded_total	12
+     disabled	0
+     blocked_kind	mailbox
+     blocked_by	info@example.com
+     limit_by	20
      end
 
    Errors: "error unknown command 'x': expected ...", "error bad kind
@@ -147,7 +164,7 @@ static void error(answer *a, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  obspamd__clean(clean, sizeof(clean), msg, 0);
+  obspamd__clean(clean, sizeof(clean), msg, OBSPAMD__CLEAN_UTF8);
   a->len = 0;
   add(a, "error %s\n", clean);
 }
@@ -208,8 +225,11 @@ static int status_kind(answer *a, const char *word, int script_too) {
 }
 
 static void cmd_status(answer *a, char *args) {
-  obspam_stats st = OBSPAM_STATS_INIT;
-  char *name, clean[OBSPAM_NAME_MAX + 1];
+  const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
+  obspam_stats st = OBSPAM_STATS_INIT, by = OBSPAM_STATS_INIT;
+  char *name, clean[OBSPAM_NAME_MAX + 1], blocked[OBSPAM_NAME_MAX + 1] = "";
+  const char *blocked_kind = "-";
+  int64_t limit_by = -1;
   int kind, rc;
 
   name = args ? strchr(args, ' ') : NULL;
@@ -225,29 +245,81 @@ static void cmd_status(answer *a, char *args) {
     engine_error(a, "stats_get", rc);
     return;
   }
-  obspamd__clean(clean, sizeof(clean), name, 1);
+  obspamd__clean(clean, sizeof(clean), name, flags);
   lower(clean);
+  if (st.blocked_kind >= 0 && st.blocked_by[0] != '\0') {
+    /* The limit that blocks, for "not sending: subscription acme is at its
+       limit of 1000 per hour". An object removed in between has none. */
+    st.blocked_by[sizeof(st.blocked_by) - 1] = '\0';
+    blocked_kind = obspamd_kind_name(st.blocked_kind);
+    obspamd__clean(blocked, sizeof(blocked), st.blocked_by, flags);
+    if (st.blocked_kind == kind && strcmp(blocked, clean) == 0)
+      limit_by = st.limit;
+    else if (obspam_stats_get(ctl.s->engine, st.blocked_kind, st.blocked_by, 0,
+                              &by) == OBSPAM_OK)
+      limit_by = by.limit;
+  }
   add(a,
       "ok\nkind\t%s\nname\t%s\nsending\t%d\nlimit\t%" PRId64 "\ncount\t%" PRId64
       "\nrefused\t%" PRId64 "\nrefused_total\t%" PRId64
-      "\nlast_refused\t%" PRId64 "\nend\n",
+      "\nlast_refused\t%" PRId64 "\nexceeded\t%" PRId64
+      "\nexceeded_total\t%" PRId64
+      "\ndisabled\t%d\nblocked_kind\t%s\nblocked_by\t%s\nlimit_by\t%" PRId64
+      "\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
-      st.refused, st.refused_total, st.last_refused);
+      st.refused, st.refused_total, st.last_refused, st.exceeded,
+      st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by);
 }
 
-static void report_row(const obspam_report_row *r, void *ud) {
-  answer *a = ud;
-  char name[1100];
+/* The rows of a report, kept until it ends: the limit of each object is
+   read from the engine, which its callback must not call. */
+typedef struct report_rows {
+  obspam_report_row *rows;
+  char **names;
+  size_t n, size;
+  int failed;
+} report_rows;
 
-  obspamd__clean(name, sizeof(name), r->name, 0);
-  add(a, "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\n",
-      obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
-      r->last_refused, name);
+static void report_row(const obspam_report_row *r, void *ud) {
+  report_rows *rr = ud;
+
+  if (rr->failed)
+    return;
+  if (rr->n == rr->size) {
+    size_t size = rr->size ? rr->size * 2 : 64;
+    obspam_report_row *rows = realloc(rr->rows, size * sizeof(*rows));
+    char **names;
+    if (rows == NULL) {
+      rr->failed = 1;
+      return;
+    }
+    rr->rows = rows;
+    names = realloc(rr->names, size * sizeof(*names));
+    if (names == NULL) {
+      rr->failed = 1;
+      return;
+    }
+    rr->names = names;
+    rr->size = size;
+  }
+  rr->names[rr->n] = strdup(r->name);
+  if (rr->names[rr->n] == NULL) {
+    rr->failed = 1;
+    return;
+  }
+  /* A library older than 1.3 passes a shorter row, without exceeded:
+     only what it passed is read. */
+  memset(&rr->rows[rr->n], 0, sizeof(*r));
+  memcpy(&rr->rows[rr->n], r,
+         r->struct_size < sizeof(*r) ? r->struct_size : sizeof(*r));
+  rr->n++;
 }
 
 static void cmd_report(answer *a, char *args) {
   char *to = args ? strchr(args, ' ') : NULL;
+  report_rows rr = {NULL, NULL, 0, 0, 0};
   int64_t from_t, to_t;
+  size_t i;
   int rc;
 
   if (to == NULL || strchr(to + 1, ' ') != NULL) {
@@ -260,13 +332,35 @@ static void cmd_report(answer *a, char *args) {
           parse_time(args, &from_t) != 0 ? args : to);
     return;
   }
-  add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
-  rc = obspam_report(ctl.s->engine, from_t, to_t, report_row, a);
+  rc = obspam_report(ctl.s->engine, from_t, to_t, report_row, &rr);
   if (rc != OBSPAM_OK) {
     engine_error(a, "report", rc);
-    return;
+  } else if (rr.failed) {
+    a->failed = 1;
+  } else {
+    add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+    for (i = 0; i < rr.n; i++) {
+      const obspam_report_row *r = &rr.rows[i];
+      obspam_stats st = OBSPAM_STATS_INIT;
+      char name[1100], limit[24] = "-";
+      if (r->kind != OBSPAM_SCRIPT &&
+          obspam_stats_get(ctl.s->engine, r->kind, rr.names[i], 0, &st) ==
+              OBSPAM_OK)
+        snprintf(limit, sizeof(limit), "%" PRId64,
+                 st.limit < 0 ? -1 : st.limit);
+      obspamd__clean(name, sizeof(name), rr.names[i], OBSPAMD__CLEAN_UTF8);
+      add(a,
+          "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
+          "\t%" PRId64 "\t%s\t%s\n",
+          obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
+          r->last_refused, r->exceeded, limit, name);
+    }
+    add(a, "end\n");
   }
-  add(a, "end\n");
+  for (i = 0; i < rr.n; i++)
+    free(rr.names[i]);
+  free(rr.names);
+  free(rr.rows);
 }
 
 static void history_hour(int64_t hour, int64_t sent, int64_t refused,
@@ -319,7 +413,7 @@ static void cmd_reload_save(answer *a, int save) {
     error(a, "%s failed: %s", save ? "save" : "reload", msg);
     return;
   }
-  obspamd__clean(clean, sizeof(clean), msg, 0);
+  obspamd__clean(clean, sizeof(clean), msg, OBSPAMD__CLEAN_UTF8);
   add(a, "ok\nmessage\t%s\nend\n", clean);
 }
 
@@ -542,6 +636,7 @@ int obspamd_control_start(obspamd_service *s, const char *spec) {
     goto fail;
   }
   ctl.running = 1;
+  obspamd__service_control(s, ctl.path);
   obspamd_log(LOG_INFO, "control listening on unix:%s", ctl.path);
   return 0;
 
@@ -560,6 +655,7 @@ void obspamd_control_stop(void) {
   while (write(ctl.wake[1], "x", 1) < 0 && errno == EINTR)
     ;
   pthread_join(ctl.thread, NULL);
+  obspamd__service_control(ctl.s, NULL);
   /* Only our own socket file: a daemon started since may have replaced
      it. */
   if (stat(ctl.path, &st) == 0 && st.st_dev == ctl.dev && st.st_ino == ctl.ino)

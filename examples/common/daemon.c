@@ -44,16 +44,31 @@ void obspamd_log_verbose(int verbose) {
   __atomic_store_n(&log_verbose, verbose, __ATOMIC_RELAXED);
 }
 
-void obspamd__clean(char *dst, size_t size, const char *src, int no_blank) {
-  size_t i;
+void obspamd__clean(char *dst, size_t size, const char *src, int flags) {
+  size_t i = 0, o = 0;
 
   if (size == 0)
     return;
-  for (i = 0; src != NULL && src[i] != '\0' && i + 1 < size; i++) {
+  while (src != NULL && src[i] != '\0' && o + 1 < size) {
     unsigned char c = (unsigned char)src[i];
-    dst[i] = (c < 0x20 || c >= 0x7f || (no_blank && c == ' ')) ? '?' : (char)c;
+    int n = c >= 0x80 && (flags & OBSPAMD__CLEAN_UTF8)
+                ? obspamd_utf8_char(src + i)
+                : 1;
+    if (c >= 0x80 && n > 1) {
+      if (o + (size_t)n >= size)
+        break;
+      memcpy(dst + o, src + i, (size_t)n);
+      o += (size_t)n;
+      i += (size_t)n;
+      continue;
+    }
+    dst[o++] = (c < 0x20 || c >= 0x7f ||
+                ((flags & OBSPAMD__CLEAN_NO_BLANK) && c == ' '))
+                   ? '?'
+                   : (char)c;
+    i++;
   }
-  dst[i] = '\0';
+  dst[o] = '\0';
 }
 
 static const char *level_prefix(int priority) {
@@ -86,10 +101,18 @@ void obspamd_log(int priority, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   /* One event, one line: a name or path with a newline must not forge a
-     second log line. Bytes above 0x7f pass (UTF-8 file names). */
-  for (i = 0; msg[i] != '\0'; i++)
-    if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
-      msg[i] = '?';
+     second log line. UTF-8 passes (jörg@example.com, file names); a byte
+     that is not part of it is written '?', so that a line is always valid
+     UTF-8 for syslog, the journal and whatever reads them. */
+  for (i = 0; msg[i] != '\0';) {
+    unsigned char c = (unsigned char)msg[i];
+    int len = c >= 0x80 ? obspamd_utf8_char(msg + i) : 1;
+    if (len == 0 || c < 0x20 || c == 0x7f) {
+      msg[i++] = '?';
+      continue;
+    }
+    i += (size_t)len;
+  }
   pthread_mutex_lock(&log_lock);
   if (!log_foreground) {
     syslog(priority, "%s%s", level_prefix(priority), msg);
@@ -117,11 +140,35 @@ void obspamd_log(int priority, const char *fmt, ...) {
 
 /* ---- the text of a refusal ----------------------------------------------- */
 
+/* "recipients" / "messages", or the singular, for a count n in the
+   engine's unit. */
+static const char *unit_word(int unit, int64_t n) {
+  if (unit == 1)
+    return n == 1 ? "message" : "messages";
+  return n == 1 ? "recipient" : "recipients";
+}
+
+/* The window a verdict names, in words: "in the last 60 minutes" and "per
+   hour" (also for 0: a library that does not say which window). */
+static void window_words(const obspam_verdict *v, const char **in,
+                         const char **per) {
+  int64_t w = v->window;
+
+  *in = w == OBSPAM_WINDOW_MINUTE ? "in the last minute"
+        : w == OBSPAM_WINDOW_DAY  ? "in the last 24 hours"
+                                  : "in the last 60 minutes";
+  *per = w == OBSPAM_WINDOW_MINUTE ? "per minute"
+         : w == OBSPAM_WINDOW_DAY  ? "per day"
+                                   : "per hour";
+}
+
 void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
-                              int reject, int *code, char *buf, size_t size) {
-  char text[OBSPAMD_REFUSAL_MAX + 200], object[sizeof(v->object)], limit[32];
+                              int reject, int unit, int *code, char *buf,
+                              size_t size) {
+  char text[OBSPAMD_REFUSAL_MAX + 200], object[sizeof(v->object)], limit[64],
+      sent[64], retry[64] = "";
   const char *enh = reject ? "5.7.1" : "4.7.1";
-  const char *kind = obspamd_kind_name(v->kind);
+  const char *kind = obspamd_kind_name(v->kind), *in, *per;
   long long minutes;
   size_t len;
 
@@ -129,18 +176,23 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
     *code = reject ? 550 : 451;
   if (buf == NULL || size == 0)
     return;
-  obspamd__clean(object, sizeof(object), v->object, 1);
+  obspamd__clean(object, sizeof(object), v->object, OBSPAMD__CLEAN_NO_BLANK);
+  window_words(v, &in, &per);
   if (v->limit < 0)
     snprintf(limit, sizeof(limit), "unlimited");
   else
-    snprintf(limit, sizeof(limit), "%" PRId64 " per hour", v->limit);
+    snprintf(limit, sizeof(limit), "%" PRId64 " %s %s", v->limit,
+             unit_word(unit, v->limit), per);
 
   if (v->retry_after < 0) {
     /* Never: scripts forbidden, a limit of 0, or a message larger than the
        limit. A subscription with no limit can only refuse a script; a
        script refused at its subscription with a limit other than 0 was
        refused for being a script (that it has more recipients than the
-       limit is possible but rarer, and the verdict cannot tell). */
+       limit is possible but rarer, and the verdict cannot tell). Counted
+       in messages, a message with a limit above 0 never fits only for
+       having more recipients than one message may have. No retry hint:
+       waiting does not help. */
     int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
     if (v->kind == OBSPAM_SUBSCRIPTION &&
         (v->limit < 0 || (script && v->limit != 0)))
@@ -150,23 +202,35 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
       snprintf(text, sizeof(text),
                "%s %s %s cannot send this message: its limit is 0", enh, kind,
                object);
+    else if (unit == 1)
+      snprintf(text, sizeof(text),
+               "%s %s %s cannot send this message: it has more recipients "
+               "than the %" PRId64 " one message may have",
+               enh, kind, object, v->limit);
     else
       snprintf(text, sizeof(text),
                "%s %s %s cannot send this message: it has more recipients "
                "than its limit of %s",
                enh, kind, object, limit);
   } else {
+    if (unit == 1)
+      snprintf(sent, sizeof(sent), "%" PRId64 " %s", v->count,
+               unit_word(unit, v->count));
+    else
+      snprintf(sent, sizeof(sent), "to %" PRId64 " %s", v->count,
+               unit_word(unit, v->count));
     /* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so
-       that a sender who waits as long as it is told always fits. */
-    minutes = v->retry_after <= 60
-                  ? 1
-                  : v->retry_after / 60 + (v->retry_after % 60 != 0);
-    snprintf(text, sizeof(text),
-             "%s %s %s has sent %" PRId64
-             " message%s in the last 60 minutes, its limit is %s; try again "
-             "in %lld minute%s",
-             enh, kind, object, v->count, v->count == 1 ? "" : "s", limit,
-             minutes, minutes == 1 ? "" : "s");
+       that a sender who waits as long as it is told always fits. A
+       permanent refusal says nothing of retrying: its sender does not. */
+    if (!reject) {
+      minutes = v->retry_after <= 60
+                    ? 1
+                    : v->retry_after / 60 + (v->retry_after % 60 != 0);
+      snprintf(retry, sizeof(retry), "; try again in %lld minute%s", minutes,
+               minutes == 1 ? "" : "s");
+    }
+    snprintf(text, sizeof(text), "%s %s %s has sent %s %s, its limit is %s%s",
+             enh, kind, object, sent, in, limit, retry);
   }
   len = strlen(text);
   if (len > OBSPAMD_REFUSAL_MAX)
@@ -177,25 +241,30 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
   buf[len] = '\0';
 }
 
-void obspamd_refusal_text(const obspam_verdict *v, int reject, int *code,
-                          char *buf, size_t size) {
-  obspamd_refusal_text_msg(v, NULL, reject, code, buf, size);
+void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
+                          int *code, char *buf, size_t size) {
+  obspamd_refusal_text_msg(v, NULL, reject, unit, code, buf, size);
 }
 
-void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m) {
+void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
+                         int unit, const char *queue_id) {
+  const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   char object[sizeof(v->object)], sasl[330], sender[330], client[64],
-      script[1030], limit[24], retry[24], extra[1100] = "";
+      script[1030], limit[24], retry[24], qid[64], extra[1100] = "";
 
-  obspamd__clean(object, sizeof(object), v->object[0] ? v->object : "-", 1);
-  obspamd__clean(
-      sasl, sizeof(sasl),
-      m && m->sasl_username && *m->sasl_username ? m->sasl_username : "-", 1);
+  obspamd__clean(object, sizeof(object), v->object[0] ? v->object : "-", flags);
+  obspamd__clean(sasl, sizeof(sasl),
+                 m && m->sasl_username && *m->sasl_username ? m->sasl_username
+                                                            : "-",
+                 flags);
   obspamd__clean(sender, sizeof(sender),
-                 m && m->sender && *m->sender ? m->sender : "-", 1);
+                 m && m->sender && *m->sender ? m->sender : "-", flags);
   obspamd__clean(
       client, sizeof(client),
       m && m->client_address && *m->client_address ? m->client_address : "-",
-      1);
+      flags);
+  obspamd__clean(qid, sizeof(qid),
+                 queue_id != NULL && *queue_id ? queue_id : "-", flags);
   if (v->limit < 0)
     snprintf(limit, sizeof(limit), "unlimited");
   else
@@ -206,15 +275,17 @@ void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m) {
     snprintf(retry, sizeof(retry), "%" PRId64, v->retry_after);
   if (m != NULL && (m->flags & OBSPAM_MSG_SCRIPT)) {
     obspamd__clean(script, sizeof(script),
-                   m->script && *m->script ? m->script : "-", 1);
+                   m->script && *m->script ? m->script : "-", flags);
     snprintf(extra, sizeof(extra), " uid=%" PRId64 " script=%s", m->uid,
              script);
   }
   obspamd_log(LOG_NOTICE,
               "refuse kind=%s object=%s limit=%s count=%" PRId64
-              " retry=%s sasl=%s sender=%s client=%s recipients=%u%s",
-              obspamd_kind_name(v->kind), object, limit, v->count, retry, sasl,
-              sender, client, m ? (unsigned)m->recipients : 0u, extra);
+              " unit=%s retry=%s queue_id=%s sasl=%s sender=%s client=%s "
+              "recipients=%u%s",
+              obspamd_kind_name(v->kind), object, limit, v->count,
+              unit_word(unit, 2), retry, qid, sasl, sender, client,
+              m ? (unsigned)m->recipients : 0u, extra);
 }
 
 /* ---- metrics counters ---------------------------------------------------- */
@@ -288,11 +359,13 @@ struct obspamd_private {
   char hostname[256];
   char mail_from[320];
   int reject; /* the action option, read outside callbacks */
+  int unit;   /* the count unit option, likewise */
   /* The mail queue; the lock lets a notice that arrives late (a decision
      still running in notify-immediate mode) find it gone rather than
      freed. */
   pthread_mutex_t mail_lock;
   obspamd__mailer *mailer;
+  char control[128]; /* the control socket, "" when none (mail_lock) */
   /* obspamd_tick's schedule, in monotonic milliseconds. */
   pthread_mutex_t tick_lock;
   int64_t next_save_ms, next_flush_ms;
@@ -305,20 +378,26 @@ struct obspamd_private {
   int hk_running, hk_stop;
 };
 
-void obspamd__notice_line(const obspam_notice *n, char *buf, size_t size) {
+void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
+                          size_t size) {
+  const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1], limit[24],
       first[32], last[32], ps[32], pe[32];
 
-  obspamd__clean(name, sizeof(name), n->name, 1);
-  obspamd__clean(sub, sizeof(sub), n->subscription ? n->subscription : "-", 1);
+  obspamd__clean(name, sizeof(name), n->name, flags);
+  obspamd__clean(sub, sizeof(sub), n->subscription ? n->subscription : "-",
+                 flags);
   if (n->limit < 0)
     snprintf(limit, sizeof(limit), "unlimited");
   else
     snprintf(limit, sizeof(limit), "%" PRId64, n->limit);
   snprintf(buf, size,
-           "notice kind=%s object=%s subscription=%s limit=%s sent=%" PRId64
-           " refused=%" PRId64 " first=%s last=%s period=%s..%s",
-           obspamd_kind_name(n->kind), name, sub, limit, n->sent, n->refused,
+           "notice kind=%s object=%s subscription=%s limit=%s unit=%s "
+           "sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
+           " first=%s last=%s period=%s..%s",
+           obspamd_kind_name(n->kind), name, sub, limit,
+           unit == 1 ? "messages" : "recipients", n->sent, n->refused,
+           n->struct_size >= sizeof(obspam_notice) ? n->exceeded : 0,
            obspamd_iso_time(n->first_refused, first, sizeof(first)),
            obspamd_iso_time(n->last_refused, last, sizeof(last)),
            obspamd_iso_time(n->period_start, ps, sizeof(ps)),
@@ -336,7 +415,8 @@ static void on_notice(const obspam_notice *n, void *ud) {
   int who;
 
   ADD(&s->metrics.notices, 1);
-  obspamd__notice_line(n, line, sizeof(line));
+  obspamd__notice_line(n, __atomic_load_n(&p->unit, __ATOMIC_RELAXED), line,
+                       sizeof(line));
   obspamd_log(LOG_NOTICE, "%s", line);
   pthread_mutex_lock(&p->mail_lock);
   if (p->mailer == NULL) {
@@ -348,6 +428,9 @@ static void on_notice(const obspam_notice *n, void *ud) {
   mi.hostname = p->hostname;
   mi.admin = s->admin;
   mi.reject = __atomic_load_n(&p->reject, __ATOMIC_RELAXED);
+  mi.unit = __atomic_load_n(&p->unit, __ATOMIC_RELAXED);
+  mi.local_action = s->local_action;
+  mi.control = p->control;
   mi.now = (int64_t)time(NULL);
   snprintf(what, sizeof(what), "kind=%s object=%s", obspamd_kind_name(n->kind),
            n->name);
@@ -371,10 +454,22 @@ static void on_notice(const obspam_notice *n, void *ud) {
 }
 
 static void cache_action(obspamd_service *s) {
-  int64_t action = 0;
+  int64_t action = 0, unit = 0;
 
   obspam_get_option(s->engine, OBSPAM_OPT_ACTION, &action);
+  obspam_get_option(s->engine, OBSPAM_OPT_COUNT_UNIT, &unit);
   __atomic_store_n(&s->priv->reject, action == 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->priv->unit, unit == 1, __ATOMIC_RELAXED);
+}
+
+void obspamd__service_control(obspamd_service *s, const char *spec) {
+  struct obspamd_private *p = s->priv;
+
+  if (p == NULL)
+    return;
+  pthread_mutex_lock(&p->mail_lock);
+  snprintf(p->control, sizeof(p->control), "%s", spec ? spec : "");
+  pthread_mutex_unlock(&p->mail_lock);
 }
 
 /* Renames a state file the library refused aside, as PATH.bad-STAMP, so
@@ -769,4 +864,12 @@ int obspamd_reject(obspamd_service *s) {
   if (obspam_get_option(s->engine, OBSPAM_OPT_ACTION, &action) != OBSPAM_OK)
     return 0;
   return action == 1;
+}
+
+int obspamd_unit(obspamd_service *s) {
+  int64_t unit = 0;
+
+  if (obspam_get_option(s->engine, OBSPAM_OPT_COUNT_UNIT, &unit) != OBSPAM_OK)
+    return 0;
+  return unit == 1;
 }

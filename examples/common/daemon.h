@@ -22,11 +22,14 @@
 
 /* Logs go to stderr in the foreground, to syslog (facility mail) otherwise.
    One line per event, in a form an admin can grep:
-     refuse kind=mailbox object=info@example.com limit=20 count=20 retry=420
+     refuse kind=mailbox object=info@example.com limit=20 count=20
+     unit=recipients retry=420 queue_id=4FgH2x1Kz9 ...
    In the foreground a line reads
      2024-05-01T12:34:56Z obspam-policyd[812]: warning: reload failed: ...
    (UTC). Control characters in a message are written as '?', so that an
-   event is always one line. Before obspamd_log_open, logs go to stderr
+   event is always one line, and so is each byte that is not part of valid
+   UTF-8: names keep their letters (jörg@example.com), and a line is
+   always valid UTF-8. Before obspamd_log_open, logs go to stderr
    under the name "obspamd". */
 void obspamd_log_open(const char *ident, int foreground);
 void obspamd_log(int priority, const char *fmt, ...)
@@ -64,6 +67,9 @@ int obspamd_spec_parse(const char *spec, obspamd_spec *out, char *err,
    "inet:[::1]:40123", "unix:/run/obspam/control.sock"): how a daemon that
    listened on port 0 tells which port it got. Returns 0 or -1. */
 int obspamd_socket_name(int fd, char *buf, size_t size);
+
+/* The control socket obspamctl asks when it is given none (a path). */
+#define OBSPAMD_CONTROL_DEFAULT "/run/obspam/control.sock"
 
 /* ---- starting ------------------------------------------------------------ */
 
@@ -173,6 +179,12 @@ void obspamd_metrics_bad_request(obspamd_metrics *m);
 
 struct obspamd_private;
 
+enum obspamd_local_action {
+  OBSPAMD_LOCAL_NONE = 0,
+  OBSPAMD_LOCAL_HOLD = 1,  /* kept in the MTA's hold queue */
+  OBSPAMD_LOCAL_BOUNCE = 2 /* returned to the sender */
+};
+
 typedef struct obspamd_service {
   /* Set by the daemon before obspamd_service_start. */
   const char *name;           /* "obspam-policyd", for logs and mail */
@@ -180,7 +192,11 @@ typedef struct obspamd_service {
   const char *state_path;     /* NULL: counters are not kept on disk */
   const char *admin;          /* NULL: no mail at all (see obspamd_flush) */
   const char *notify_command; /* e.g. "/usr/sbin/sendmail -t"; NULL: none */
-  int save_interval;          /* seconds; 0: only at exit */
+  /* What becomes of a refused local submission, for the notice mails:
+     OBSPAMD_LOCAL_NONE (the daemon sees none: the policy server), or what
+     the milter does with it. */
+  int local_action;
+  int save_interval; /* seconds; 0: only at exit */
   /* Filled in by obspamd_service_start. */
   obspam_engine *engine;
   obspamd_metrics metrics;
@@ -229,31 +245,41 @@ int obspamd_housekeeping_start(obspamd_service *s);
 void obspamd_housekeeping_stop(obspamd_service *s);
 
 /* The SMTP reply for a refusal, without the leading status code, e.g.
-   "4.7.1 mailbox info@example.com has sent 20 messages in the last 60
-   minutes, its limit is 20 per hour; try again in 7 minutes". reject
-   selects 5.7.1; *code gets 451 or 550. The text is printable ASCII (a
-   byte outside it in a name is written '?'), at most
-   OBSPAMD_REFUSAL_MAX bytes so that "550 " + text + CRLF fits the 512
-   bytes of an SMTP reply line, and never longer than size - 1. It may hold
-   '%': libmilter's smfi_setreply needs it doubled. */
+   "4.7.1 mailbox info@example.com has sent to 20 recipients in the last
+   60 minutes, its limit is 20 recipients per hour; try again in 7
+   minutes". unit is the engine's OBSPAM_OPT_COUNT_UNIT (0 recipients, 1
+   messages): the figures are said in that unit. reject selects 5.7.1; *code
+   gets 451 or 550. A permanent refusal (reject, or a message that never
+   fits) carries no retry hint. The text is printable ASCII (a byte outside
+   it in a name is written '?'), at most OBSPAMD_REFUSAL_MAX bytes so that
+   "550 " + text + CRLF fits the 512 bytes of an SMTP reply line, and never
+   longer than size - 1. It may hold '%': libmilter's smfi_setreply needs
+   it doubled. */
 #define OBSPAMD_REFUSAL_MAX 500
-void obspamd_refusal_text(const obspam_verdict *v, int reject, int *code,
-                          char *buf, size_t size);
+void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
+                          int *code, char *buf, size_t size);
 /* The same, knowing the message: a script refused at its subscription with
    no time to wait (and a limit other than 0) was refused because scripts
    may not send ("scripts of subscription acme may not send mail"), which
    the verdict alone cannot tell from a message with more recipients than
    the limit. m may be NULL. */
 void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
-                              int reject, int *code, char *buf, size_t size);
-/* Logs one refusal: "refuse kind=mailbox object=... limit= count= retry=
-   sasl= sender= client= recipients=" (+ " uid= script=" for a script).
-   limit=unlimited, retry=never, a missing value is "-"; blanks and control
-   characters in a value are written '?'. */
-void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m);
+                              int reject, int unit, int *code, char *buf,
+                              size_t size);
+/* Logs one refusal: "refuse kind=mailbox object=... limit= count= unit=
+   retry= queue_id= sasl= sender= client= recipients=" (+ " uid= script="
+   for a script). unit is "recipients" or "messages", as the engine counts;
+   queue_id is the MTA's queue ID of the message (NULL or "" when it has
+   none yet). limit=unlimited, retry=never, a missing value is "-"; names
+   keep their UTF-8, and blanks, control characters and bytes that are not
+   UTF-8 are written '?'. */
+void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
+                         int unit, const char *queue_id);
 
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);
+/* The engine's count unit: 0 recipients, 1 messages. */
+int obspamd_unit(obspamd_service *s);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -262,6 +288,11 @@ int obspamd_reject(obspamd_service *s);
 const char *obspamd_kind_name(int kind);
 /* The kind named so, or -1. */
 int obspamd_kind_parse(const char *name);
+/* The length of the valid UTF-8 character that starts at s (1 to 4), or
+   0 when the byte at s does not start one (a stray continuation byte, an
+   overlong form, a surrogate, a code point above U+10FFFF, a sequence cut
+   short). s must not be at its terminating NUL. */
+int obspamd_utf8_char(const char *s);
 /* "2024-05-01T12:34:56Z" (UTC) into buf (at least 21 bytes); "-" for 0. */
 char *obspamd_iso_time(int64_t t, char *buf, size_t size);
 

@@ -27,6 +27,11 @@ typedef struct obspamd__mail_info {
   const char *admin;    /* the admin's address */
   int reject;           /* the action: 1 reject, 0 defer */
   int64_t now;          /* for the Date: header */
+  int unit;             /* OBSPAM_OPT_COUNT_UNIT: 0 recipients, 1 messages */
+  int local_action;     /* obspamd_service.local_action */
+  /* The daemon's control socket ("unix:/run/obspam/control.sock"), for
+     the obspamctl commands the mail suggests; NULL or "": it has none. */
+  const char *control;
 } obspamd__mail_info;
 
 /* Formats the mail about notice n, for the admin (for_contact 0) or for
@@ -48,13 +53,30 @@ void obspamd__mailer_queue(obspamd__mailer *m, const char *to, const char *what,
                            char *text, size_t len);
 
 /* The notice log line, without the log prefix:
-   "notice kind=mailbox object=... subscription=... limit=... sent=...
-   refused=... first=ISO last=ISO period=ISO..ISO". */
-void obspamd__notice_line(const obspam_notice *n, char *buf, size_t size);
+   "notice kind=mailbox object=... subscription=... limit=... unit=...
+   sent=... refused=... exceeded=... first=ISO last=ISO period=ISO..ISO".
+   unit is OBSPAM_OPT_COUNT_UNIT. */
+void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
+                          size_t size);
+
+/* The grep -E pattern that finds the refusal log lines about an object:
+   those that name it, and for a mailbox or a domain those whose login or
+   sender is it or belongs to it; as one shell word (quoted when needed).
+   What notice mails suggest, and what a test greps real logs with. */
+void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size);
 
 /* Copies src into dst (size bytes), each byte that is not printable ASCII
-   (or, with no_blank, a blank) written as '?'. */
-void obspamd__clean(char *dst, size_t size, const char *src, int no_blank);
+   written as '?'. Flags: OBSPAMD__CLEAN_NO_BLANK also writes blanks as
+   '?'; OBSPAMD__CLEAN_UTF8 keeps valid UTF-8 characters (only control
+   characters and bytes that are not UTF-8 become '?'). A character is
+   never cut: dst ends before one that does not fit. */
+#define OBSPAMD__CLEAN_NO_BLANK 1
+#define OBSPAMD__CLEAN_UTF8 2
+void obspamd__clean(char *dst, size_t size, const char *src, int flags);
+
+/* The control socket the daemon serves (obspamd_control_start), for the
+   notice mails; NULL when it stops. */
+void obspamd__service_control(obspamd_service *s, const char *spec);
 
 /* Metrics exposition at a given time (for the snapshot age); what
    obspamd_metrics_format does at the clock's time. */

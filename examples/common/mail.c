@@ -283,46 +283,183 @@ static const char *plural(int64_t n, const char *one, const char *many) {
   return n == 1 ? one : many;
 }
 
+/* "20 recipients" or "20 messages", as the engine counts. */
+static void counted(int unit, int64_t n, char *buf, size_t size) {
+  snprintf(buf, size, "%" PRId64 " %s", n,
+           unit == 1 ? plural(n, "message", "messages")
+                     : plural(n, "recipient", "recipients"));
+}
+
+/* Appends s to buf as one word for a POSIX shell: as it is when it holds
+   only characters no shell treats specially, else in single quotes. */
+static void shell_word(mtext *t, const char *s) {
+  const char *c;
+
+  for (c = s; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+          (*c >= '0' && *c <= '9') || (unsigned char)*c >= 0x80 ||
+          strchr("@%+-./:=_,", *c) != NULL))
+      break;
+  if (*c == '\0' && *s != '\0') {
+    put(t, "%s", s);
+    return;
+  }
+  put(t, "'");
+  for (c = s; *c; c++)
+    put(t, *c == '\'' ? "'\\''" : "%c", *c);
+  put(t, "'");
+}
+
+void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
+  char re[4 * OBSPAM_NAME_MAX + 64];
+  mtext r = {re, sizeof(re), 0}, t = {buf, size, 0};
+  const char *c;
+
+  /* The refusal line names the object that kept the message out, and the
+     login and sender of the message: "refuse kind=mailbox
+     object=info@example.com ... sasl=info@example.com sender=- ...". A
+     mailbox or domain over its own limit is not always the one named (a
+     parent may have kept the message out longer), but its mail always
+     carries its login or sender. Logins and senders are logged as the
+     client wrote them: -i. */
+  if (kind == OBSPAM_MAILBOX)
+    put(&r, "refuse .* (object|sasl|sender)=");
+  else if (kind == OBSPAM_DOMAIN)
+    put(&r, "refuse .* (object=|(sasl|sender)=[^ ]*@)");
+  else
+    put(&r, "refuse kind=%s object=", obspamd_kind_name(kind));
+  for (c = name; *c; c++)
+    put(&r, strchr(".[]()*+?{}|^$\\", *c) != NULL ? "\\%c" : "%c", *c);
+  put(&r, " ");
+  if (r.len >= r.size)
+    re[r.size - 1] = '\0';
+  put(&t, "grep -iE ");
+  shell_word(&t, re);
+  if (size > 0 && t.len >= size)
+    buf[size - 1] = '\0';
+}
+
+/* A Subject: header. Text outside ASCII (a name such as jörg@example.com)
+   is written as RFC 2047 encoded words ("=?UTF-8?B?...?="), each of whole
+   characters and at most 39 bytes, so that no line is longer than 76
+   characters; header lines stay printable ASCII. */
+static void put_subject(mtext *t, const char *text) {
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = (const unsigned char *)text;
+  size_t i, n, len = strlen(text);
+  int ascii = 1;
+
+  for (i = 0; i < len; i++)
+    if (p[i] >= 0x80)
+      ascii = 0;
+  if (ascii) {
+    put(t, "Subject: %s\n", text);
+    return;
+  }
+  put(t, "Subject:");
+  for (i = 0; i < len; i += n) {
+    size_t j;
+    /* Whole characters only: the text was cleaned into valid UTF-8. */
+    for (n = 0; i + n < len;) {
+      int c = p[i + n] < 0x80 ? 1 : obspamd_utf8_char(text + i + n);
+      if (c == 0)
+        c = 1;
+      if (n + (size_t)c > 39)
+        break;
+      n += (size_t)c;
+    }
+    put(t, " =?UTF-8?B?");
+    for (j = 0; j < n; j += 3) {
+      unsigned v = (unsigned)p[i + j] << 16;
+      if (j + 1 < n)
+        v |= (unsigned)p[i + j + 1] << 8;
+      if (j + 2 < n)
+        v |= p[i + j + 2];
+      put(t, "%c%c%c%c", b64[v >> 18 & 63], b64[v >> 12 & 63],
+          j + 1 < n ? b64[v >> 6 & 63] : '=', j + 2 < n ? b64[v & 63] : '=');
+    }
+    put(t, "?=\n");
+  }
+}
+
+/* What became of the refused mail, as the daemon refuses it. */
+static void refused_how(const obspamd__mail_info *mi, mtext *t) {
+  const char *how = mi->reject ? "rejected" : "deferred";
+  const char *why =
+      mi->reject ? "(the sender got an error)" : "(the sending server retries)";
+
+  if (mi->local_action == OBSPAMD_LOCAL_NONE) {
+    put(t, "%s %s\n", how, why);
+    return;
+  }
+  /* The milter refuses SMTP mail with the action of the configuration,
+     and holds or bounces a local submission, whose sending program does
+     not retry. */
+  put(t, "%s over SMTP %s;\n                  %s\n", how, why,
+      mi->local_action == OBSPAMD_LOCAL_HOLD
+          ? "held when submitted locally (postsuper -H releases it)"
+          : "returned to the sender when submitted locally");
+}
+
 size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                             const obspam_notice *n, int for_contact, char *buf,
                             size_t size) {
-  char name[OBSPAM_NAME_MAX + 1], hname[OBSPAM_NAME_MAX + 1],
-      sub[OBSPAM_NAME_MAX + 1], contact[OBSPAM_NAME_MAX + 1],
-      admin[OBSPAM_NAME_MAX + 1], from[OBSPAM_NAME_MAX + 1], host[256],
-      daemon[64], date[40], first[40], last[40], ps[40], pe[40], limit[40];
+  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
+      contact[OBSPAM_NAME_MAX + 1], admin[OBSPAM_NAME_MAX + 1],
+      from[OBSPAM_NAME_MAX + 1], host[256], daemon[64], date[40], first[40],
+      last[40], ps[40], pe[40], limit[64], sent[48],
+      grep[6 * OBSPAM_NAME_MAX + 80], ctl[200] = "",
+                                      subject[OBSPAM_NAME_MAX + 100];
   const char *kind = obspamd_kind_name(n->kind);
-  const char *how = mi->reject ? "rejected (the sender got an error)"
-                               : "deferred (the sending server retries)";
+  int64_t exceeded = n->struct_size >= sizeof(*n) ? n->exceeded : n->refused;
   mtext t = {buf, size, 0};
 
-  /* Header values hold printable ASCII only: a name is never folded or
-     encoded, and no byte of it can end a header line. */
-  obspamd__clean(hname, sizeof(hname), n->name, 1);
-  obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "", 1);
-  obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "", 1);
-  obspamd__clean(from, sizeof(from), mi->from, 1);
-  obspamd__clean(host, sizeof(host), mi->hostname, 1);
-  obspamd__clean(daemon, sizeof(daemon), mi->daemon, 1);
-  /* The body is UTF-8: a name keeps its bytes above 0x7f. */
-  snprintf(name, sizeof(name), "%s", n->name);
-  snprintf(sub, sizeof(sub), "%s", n->subscription ? n->subscription : "");
+  /* Header values hold printable ASCII only, so that no byte of them can
+     end a header line; the subject carries a name outside ASCII encoded. */
+  obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "",
+                 OBSPAMD__CLEAN_NO_BLANK);
+  obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "",
+                 OBSPAMD__CLEAN_NO_BLANK);
+  obspamd__clean(from, sizeof(from), mi->from, OBSPAMD__CLEAN_NO_BLANK);
+  obspamd__clean(host, sizeof(host), mi->hostname, OBSPAMD__CLEAN_NO_BLANK);
+  obspamd__clean(daemon, sizeof(daemon), mi->daemon, OBSPAMD__CLEAN_NO_BLANK);
+  /* The body is UTF-8: a name keeps its characters. */
+  obspamd__clean(name, sizeof(name), n->name,
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+  obspamd__clean(sub, sizeof(sub), n->subscription ? n->subscription : "",
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   rfc5322_date(mi->now, date, sizeof(date));
   human_time(n->first_refused, first, sizeof(first));
   human_time(n->last_refused, last, sizeof(last));
   human_time(n->period_start, ps, sizeof(ps));
   human_time(n->period_end, pe, sizeof(pe));
-  if (n->limit < 0)
+  if (n->limit < 0) {
     snprintf(limit, sizeof(limit), "unlimited");
-  else
-    snprintf(limit, sizeof(limit), "%" PRId64 " %s per hour", n->limit,
-             plural(n->limit, "message", "messages"));
+  } else {
+    counted(mi->unit, n->limit, limit, sizeof(limit) - 10);
+    strcat(limit, " per hour");
+  }
+  counted(mi->unit, n->sent, sent, sizeof(sent));
+  obspamd__refusal_grep(n->kind, name, grep, sizeof(grep));
+  /* obspamctl asks /run/obspam/control.sock unless told otherwise. */
+  if (mi->control != NULL && *mi->control != '\0' &&
+      strcmp(mi->control, OBSPAMD_CONTROL_DEFAULT) != 0) {
+    mtext c = {ctl, sizeof(ctl), 0};
+    put(&c, " --control ");
+    shell_word(&c, mi->control);
+    if (c.len >= c.size)
+      ctl[0] = '\0';
+  }
 
   put(&t, "From: %s <%s>\n", daemon, from);
   put(&t, "To: %s\n", for_contact ? contact : admin);
   if (for_contact && *admin)
     put(&t, "Reply-To: %s\n", admin);
-  put(&t, "Subject: [obspam] %s %s refused %" PRId64 " %s\n", kind, hname,
-      n->refused, plural(n->refused, "message", "messages"));
+  snprintf(subject, sizeof(subject),
+           "[obspam] %s %s: %" PRId64 " over-the-limit %s", kind, name,
+           exceeded, plural(exceeded, "attempt", "attempts"));
+  put_subject(&t, subject);
   put(&t, "Date: %s\n", date);
   put(&t, "Auto-Submitted: auto-generated\n");
   put(&t, "MIME-Version: 1.0\n");
@@ -349,10 +486,18 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
     put(&t, "  Contact:        %s (sent a copy of this notice)\n", contact);
   put(&t, "  Limit:          %s\n", limit);
   put(&t, "  Period:         %s to %s\n", ps, pe);
-  put(&t, "  Sent:           %" PRId64 " %s in the period\n", n->sent,
-      plural(n->sent, "message", "messages"));
-  put(&t, "  Refused:        %" PRId64 " %s, %s\n", n->refused,
-      plural(n->refused, "attempt", "attempts"), how);
+  put(&t, "  Sent:           %s in the period\n", sent);
+  put(&t, "  Refused:        %" PRId64 " over-the-limit %s\n", exceeded,
+      plural(exceeded, "attempt", "attempts"));
+  /* Refusals of this object's mail that another object's limit caused
+     (a parent at its limit) are not its own excess, but were refused. */
+  if (n->refused > exceeded)
+    put(&t,
+        "                  and %" PRId64 " more while another limit was "
+        "reached\n",
+        n->refused - exceeded);
+  put(&t, "  Refused mail:   ");
+  refused_how(mi, &t);
   put(&t, "  First refusal:  %s\n", first);
   put(&t, "  Last refusal:   %s\n\n", last);
 
@@ -372,15 +517,28 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   } else {
     put(&t,
         "- If this traffic is not expected, a password may have been stolen "
-        "or a\n  script abused. %s logs each refusal\n  (syslog, facility "
-        "mail) as a line that holds:\n"
-        "    refuse kind=%s object=%s\n"
-        "  The live figures:\n"
-        "    obspamctl status %s %s\n"
-        "    obspamctl report --since 24h\n",
-        daemon, kind, hname, kind, hname);
-    put(&t, "- If the traffic is legitimate, raise the limit in the "
-            "configuration\n  file and reload it: obspamctl reload\n");
+        "or a\n  script abused. %s logs each refusal (syslog, facility\n"
+        "  mail) on a line of its own; the lines about this %s:\n"
+        "    %s\n",
+        daemon, kind, grep);
+    if (mi->control != NULL && *mi->control != '\0') {
+      put(&t, "  The live figures:\n    obspamctl%s status %s ", ctl, kind);
+      shell_word(&t, name);
+      put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
+      put(&t,
+          "- If the traffic is legitimate, raise the limit in the "
+          "configuration\n  file and reload it: obspamctl%s reload\n",
+          ctl);
+    } else {
+      put(&t,
+          "  (%s has no control socket for obspamctl: see its\n"
+          "  --control option.)\n",
+          daemon);
+      put(&t,
+          "- If the traffic is legitimate, raise the limit in the "
+          "configuration\n  file and reload it: send %s a SIGHUP.\n",
+          daemon);
+    }
   }
   put(&t, "\n-- \n%s on %s\n", daemon, host);
   if (size > 0 && t.len >= size)

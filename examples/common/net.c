@@ -458,6 +458,30 @@ int obspamd_socket_name(int fd, char *buf, size_t size) {
 static const char *const kind_names[] = {"server", "plan",    "subscription",
                                          "domain", "mailbox", "script"};
 
+int obspamd_utf8_char(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  int n = p[0] < 0x80             ? 1
+          : (p[0] & 0xe0) == 0xc0 ? 2
+          : (p[0] & 0xf0) == 0xe0 ? 3
+          : (p[0] & 0xf8) == 0xf0 ? 4
+                                  : 0;
+  int i;
+
+  /* A NUL inside stops the loop as any byte that is not a continuation. */
+  for (i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+  /* Overlong forms, surrogates and code points above U+10FFFF are not
+     UTF-8 either. */
+  if ((n == 2 && p[0] < 0xc2) ||
+      (n == 3 &&
+       ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))) ||
+      (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || p[0] > 0xf4 ||
+                  (p[0] == 0xf4 && p[1] >= 0x90))))
+    return 0;
+  return n;
+}
+
 const char *obspamd_kind_name(int kind) {
   if (kind < 0 || kind > OBSPAM_SCRIPT)
     return "?";

@@ -397,7 +397,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
   char domain[OBSPAM_NAME_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
   const char *qid = queue_id(ctx);
   double t0;
-  int local, rc, code;
+  int local, rc, code, unit;
   sfsistat ret;
 
   if (c == NULL || c->msg == NULL)
@@ -423,17 +423,20 @@ static sfsistat on_eom(SMFICTX *ctx) {
     return SMFIS_CONTINUE;
   }
 
-  obspamd_log_refusal(&v, &m);
+  unit = obspamd_unit(svc);
+  obspamd_log_refusal(&v, &m, unit, qid);
   if (!local) {
     int reject = obspamd_reject(svc);
 
-    obspamd_refusal_text_msg(&v, &m, reject, &code, text, sizeof(text));
+    obspamd_refusal_text_msg(&v, &m, reject, unit, &code, text, sizeof(text));
     set_reply(ctx, code, text);
     ret = reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
   } else if (milter_cfg.local_action == LOCAL_HOLD) {
-    /* The text without its status code: Postfix keeps no reason with a
-       held message, so the log line below is what tells it. */
-    obspamd_refusal_text_msg(&v, &m, 0, &code, text, sizeof(text));
+    /* The text without its status code, and without a retry hint (held
+       mail waits for an admin, not for the clock), as a permanent
+       refusal's: Postfix keeps no reason with a held message, so the log
+       line below is what tells it. */
+    obspamd_refusal_text_msg(&v, &m, 1, unit, &code, text, sizeof(text));
     if (smfi_quarantine(ctx, strchr(text, ' ') != NULL ? strchr(text, ' ') + 1
                                                        : text) == MI_SUCCESS) {
       remove_markers(ctx, c->msg);
@@ -451,14 +454,14 @@ static sfsistat on_eom(SMFICTX *ctx) {
                 "%s: the MTA cannot hold messages (no quarantine): "
                 "rejecting the local submission instead",
                 qid);
-    obspamd_refusal_text_msg(&v, &m, 1, &code, text, sizeof(text));
+    obspamd_refusal_text_msg(&v, &m, 1, unit, &code, text, sizeof(text));
     set_reply(ctx, code, text);
     ret = SMFIS_REJECT;
   } else {
     /* Postfix bounces a rejected local submission to its sender; only a
        permanent reply does that (a temporary one leaves it in the
        maildrop, retried every minute). */
-    obspamd_refusal_text_msg(&v, &m, 1, &code, text, sizeof(text));
+    obspamd_refusal_text_msg(&v, &m, 1, unit, &code, text, sizeof(text));
     set_reply(ctx, code, text);
     obspamd_log(LOG_NOTICE,
                 "%s: rejected: Postfix returns the local submission to its "

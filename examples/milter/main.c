@@ -427,6 +427,8 @@ int main(int argc, char **argv) {
   svc.admin = o.c.admin;
   svc.notify_command = o.c.notify_command;
   svc.save_interval = o.c.save_interval;
+  svc.local_action =
+      o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
   if (obspamd_service_start(&svc) != 0)
     return 1; /* the reason is logged */
 

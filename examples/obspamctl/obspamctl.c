@@ -19,7 +19,7 @@
 
 #include "daemon.h"
 
-#define DEFAULT_CONTROL "unix:/run/obspam/control.sock"
+#define DEFAULT_CONTROL "unix:" OBSPAMD_CONTROL_DEFAULT
 #define EXIT_DAEMON 1
 #define EXIT_USAGE 2
 #define EXIT_CONNECT 3
@@ -246,35 +246,16 @@ static int64_t number(const char *s) {
    as U+FFFD, so that JSON and SVG stay valid whatever bytes a name holds.
    esc decides how the other characters are written. */
 static void put_utf8(FILE *f, const char *s, void (*esc)(FILE *, int)) {
-  const unsigned char *p = (const unsigned char *)s;
-
-  while (*p) {
-    int n = *p < 0x80             ? 1
-            : (*p & 0xe0) == 0xc0 ? 2
-            : (*p & 0xf0) == 0xe0 ? 3
-            : (*p & 0xf8) == 0xf0 ? 4
-                                  : 0;
-    int i, ok = n > 0;
-    for (i = 1; ok && i < n; i++)
-      ok = (p[i] & 0xc0) == 0x80;
-    /* Overlong forms and surrogates are not valid either. */
-    if (ok && n == 2 && *p < 0xc2)
-      ok = 0;
-    if (ok && n == 3 &&
-        ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0)))
-      ok = 0;
-    if (ok && n == 4 &&
-        ((*p == 0xf0 && p[1] < 0x90) || *p > 0xf4 ||
-         (*p == 0xf4 && p[1] >= 0x90)))
-      ok = 0;
-    if (!ok) {
+  while (*s) {
+    int n = (unsigned char)*s < 0x80 ? 1 : obspamd_utf8_char(s);
+    if (n == 0) {
       fputs("\xef\xbf\xbd", f);
-      p++;
+      s++;
     } else if (n == 1) {
-      esc(f, *p++);
+      esc(f, (unsigned char)*s++);
     } else {
-      fwrite(p, 1, (size_t)n, f);
-      p += n;
+      fwrite(s, 1, (size_t)n, f);
+      s += n;
     }
   }
 }
@@ -321,7 +302,10 @@ static void xml_char(FILE *f, int c) {
   }
 }
 
-static void plain_char(FILE *f, int c) { fputc(c, f); }
+/* Text for a terminal: a control character would move its cursor. */
+static void plain_char(FILE *f, int c) {
+  fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+}
 
 /* A time for JSON: "2024-05-01T12:34:56Z", or null for 0. */
 static void json_time(int64_t t) {
@@ -374,12 +358,21 @@ static int kind_for(const char *word, int script_too) {
             script_too ? "," : " or", script_too ? " or script" : "");
 }
 
+/* A limit for JSON: a number, or null for unlimited (-1) or unknown. */
+static void json_limit(int64_t limit) {
+  if (limit < 0)
+    printf("null");
+  else
+    printf("%" PRId64, limit);
+}
+
 static void cmd_status(const char *spec, int json, const char *kind,
                        const char *name) {
   char req[2048], when[32];
   answer a;
-  int64_t limit, count, refused, refused_total, last;
-  int sending;
+  int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
+  const char *blocked_kind, *blocked_by;
+  int sending, disabled;
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "status %s %s", kind, name);
@@ -390,32 +383,66 @@ static void cmd_status(const char *spec, int json, const char *kind,
   refused = number(value(&a, "refused"));
   refused_total = number(value(&a, "refused_total"));
   last = number(value(&a, "last_refused"));
+  exceeded = number(value(&a, "exceeded"));
+  disabled = (int)number(value(&a, "disabled"));
+  limit_by = number(value(&a, "limit_by"));
+  blocked_kind = value(&a, "blocked_kind");
+  blocked_by = value(&a, "blocked_by");
+  if (blocked_kind == NULL || blocked_by == NULL)
+    die(EXIT_DAEMON, "the answer lacks a field");
+  if (strcmp(blocked_kind, "-") == 0)
+    blocked_kind = NULL;
   if (json) {
     printf("{\n  \"kind\": ");
     json_string(value(&a, "kind"));
     printf(",\n  \"name\": ");
     json_string(value(&a, "name"));
     printf(",\n  \"sending\": %s,\n  \"limit\": ", sending ? "true" : "false");
-    if (limit < 0)
-      printf("null");
-    else
-      printf("%" PRId64, limit);
+    json_limit(limit);
     printf(",\n  \"count\": %" PRId64 ",\n  \"refused\": %" PRId64
            ",\n  \"refused_total\": %" PRId64 ",\n  \"last_refused\": ",
            count, refused, refused_total);
     json_time(last);
+    printf(",\n  \"exceeded\": %" PRId64 ",\n  \"disabled\": %s,\n"
+           "  \"blocked_by\": ",
+           exceeded, disabled ? "true" : "false");
+    if (blocked_kind == NULL) {
+      printf("null");
+    } else {
+      printf("{\"kind\": ");
+      json_string(blocked_kind);
+      printf(", \"name\": ");
+      json_string(blocked_by);
+      printf("}");
+    }
     printf("\n}\n");
     return;
   }
   printf("%s ", value(&a, "kind"));
   put_utf8(stdout, value(&a, "name"), plain_char);
-  printf(": %s\n", sending ? "sending" : "not sending (at its limit)");
+  /* What blocks is named, even when it is an ancestor: a mailbox under
+     its own limit sends nothing while its subscription is at its own. */
+  if (disabled) {
+    printf(": protection is disabled\n");
+  } else if (sending) {
+    printf(": sending\n");
+  } else if (blocked_kind == NULL) {
+    printf(": not sending (at its limit)\n");
+  } else {
+    printf(": not sending: %s ", blocked_kind);
+    put_utf8(stdout, blocked_by, plain_char);
+    if (limit_by < 0)
+      printf(" is at its limit\n");
+    else
+      printf(" is at its limit of %" PRId64 " per hour\n", limit_by);
+  }
   if (limit < 0)
     printf("  limit          unlimited\n");
   else
     printf("  limit          %" PRId64 " per hour\n", limit);
   printf("  sent           %" PRId64 " in the last 60 minutes\n", count);
   printf("  refused        %" PRId64 " in the last 60 minutes\n", refused);
+  printf("  over its limit %" PRId64 " in the last 60 minutes\n", exceeded);
   printf("  refused total  %" PRId64 " within the retention period\n",
          refused_total);
   if (last == 0)
@@ -458,12 +485,32 @@ static int64_t parse_duration(const char *s) {
   return (int64_t)v * unit;
 }
 
+/* Report rows: row KIND SENT REFUSED FIRST LAST EXCEEDED LIMIT NAME. */
+enum {
+  R_KIND = 1,
+  R_SENT,
+  R_REFUSED,
+  R_FIRST,
+  R_LAST,
+  R_EXCEEDED,
+  R_LIMIT,
+  R_NAME,
+  R_FIELDS
+};
+
+/* A row's limit: "-" (a script, or an object no longer configured), -1
+   unlimited, or a count. */
+static int64_t row_limit(const rec *r) {
+  return strcmp(r->f[R_LIMIT], "-") == 0 ? -2 : number(r->f[R_LIMIT]);
+}
+
 static void cmd_report(const char *spec, int json, const char *since) {
   int64_t now = (int64_t)time(NULL), from, to;
-  char req[128], t1[32], t2[32];
+  char req[128], t1[32], t2[32], num[32];
   answer a;
   size_t i;
-  int wk = 4, wn = 4, ws = 4, wr = 7, any = 0, scripts = 0;
+  int wk = 4, wn = 4, ws = 4, wr = 7, wo = 4, wl = 5, any = 0, scripts = 0,
+      refused_scripts = 0;
 
   from = now - parse_duration(since ? since : "24h");
   /* TO just after now: the hour in progress is part of the report. */
@@ -471,7 +518,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
   snprintf(req, sizeof(req), "report %" PRId64 " %" PRId64, from, to);
   ask(spec, req, &a);
   for (i = 0; i < a.nrecs; i++)
-    if (strcmp(a.recs[i].f[0], "row") == 0 && a.recs[i].n != 7)
+    if (strcmp(a.recs[i].f[0], "row") == 0 && a.recs[i].n != R_FIELDS)
       die(EXIT_DAEMON, "the answer holds a row of %zu fields", a.recs[i].n);
 
   if (json) {
@@ -485,15 +532,18 @@ static void cmd_report(const char *spec, int json, const char *since) {
       if (strcmp(r->f[0], "row") != 0)
         continue;
       printf("%s\n    {\"kind\": ", any++ ? "," : "");
-      json_string(r->f[1]);
+      json_string(r->f[R_KIND]);
       printf(", \"name\": ");
-      json_string(r->f[6]);
+      json_string(r->f[R_NAME]);
       printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
              ", \"first_refused\": ",
-             number(r->f[2]), number(r->f[3]));
-      json_time(number(r->f[4]));
+             number(r->f[R_SENT]), number(r->f[R_REFUSED]));
+      json_time(number(r->f[R_FIRST]));
       printf(", \"last_refused\": ");
-      json_time(number(r->f[5]));
+      json_time(number(r->f[R_LAST]));
+      printf(", \"exceeded\": %" PRId64 ", \"limit\": ",
+             number(r->f[R_EXCEEDED]));
+      json_limit(row_limit(r));
       printf("}");
     }
     printf("%s]\n}\n", any ? "\n  " : "");
@@ -506,20 +556,26 @@ static void cmd_report(const char *spec, int json, const char *since) {
          table_time(to % 3600 ? to - to % 3600 + 3600 : to, t2, sizeof(t2)));
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
-    char num[32];
+    int script;
     if (strcmp(r->f[0], "row") != 0)
       continue;
-    if (number(r->f[3]) > 0) {
-      if (width(r->f[1]) > wk)
-        wk = width(r->f[1]);
-      if (width(r->f[6]) > wn)
-        wn = width(r->f[6]);
-      snprintf(num, sizeof(num), "%" PRId64, number(r->f[2]));
-      if ((int)strlen(num) > ws)
-        ws = (int)strlen(num);
-      snprintf(num, sizeof(num), "%" PRId64, number(r->f[3]));
-      if ((int)strlen(num) > wr)
-        wr = (int)strlen(num);
+    script = strcmp(r->f[R_KIND], "script") == 0;
+    if (number(r->f[R_REFUSED]) > 0) {
+      if (width(r->f[R_KIND]) > wk)
+        wk = width(r->f[R_KIND]);
+      if (width(r->f[R_NAME]) > wn)
+        wn = width(r->f[R_NAME]);
+      if ((int)strlen(r->f[R_SENT]) > ws)
+        ws = (int)strlen(r->f[R_SENT]);
+      if ((int)strlen(r->f[R_REFUSED]) > wr)
+        wr = (int)strlen(r->f[R_REFUSED]);
+      if ((int)strlen(r->f[R_EXCEEDED]) > wo)
+        wo = (int)strlen(r->f[R_EXCEEDED]);
+      if ((int)strlen(r->f[R_LIMIT]) > wl)
+        wl = (int)strlen(r->f[R_LIMIT]);
+      if (row_limit(r) == -1 && wl < 9)
+        wl = 9;
+      refused_scripts += script;
       any++;
     } else {
       scripts++;
@@ -528,51 +584,61 @@ static void cmd_report(const char *spec, int json, const char *since) {
   if (any == 0) {
     printf("No refusals.\n");
   } else {
+    /* OVER: attempts over the object's own limit; the rest of its
+       refusals came from another object's limit (a parent's). */
     printf("Refused:\n");
     cell("KIND", wk);
     printf("  ");
     cell("NAME", wn);
-    printf("  %*s  %*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED",
-           "FIRST REFUSAL", "LAST REFUSAL");
+    printf("  %*s  %*s  %*s  %*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED", wo,
+           "OVER", wl, "LIMIT", "FIRST REFUSAL", "LAST REFUSAL");
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
-      if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) == 0)
+      int64_t limit;
+      if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) == 0)
         continue;
-      cell(r->f[1], wk);
+      limit = row_limit(r);
+      if (limit >= 0)
+        snprintf(num, sizeof(num), "%" PRId64, limit);
+      else
+        snprintf(num, sizeof(num), "%s", limit == -1 ? "unlimited" : "-");
+      cell(r->f[R_KIND], wk);
       printf("  ");
-      cell(r->f[6], wn);
-      printf("  %*" PRId64 "  %*" PRId64 "  %-19s  %s\n", ws, number(r->f[2]),
-             wr, number(r->f[3]), table_time(number(r->f[4]), t1, sizeof(t1)),
-             table_time(number(r->f[5]), t2, sizeof(t2)));
+      cell(r->f[R_NAME], wn);
+      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64 "  %*s  %-19s  %s\n", ws,
+             number(r->f[R_SENT]), wr, number(r->f[R_REFUSED]), wo,
+             number(r->f[R_EXCEEDED]), wl, num,
+             table_time(number(r->f[R_FIRST]), t1, sizeof(t1)),
+             table_time(number(r->f[R_LAST]), t2, sizeof(t2)));
     }
   }
   printf("\n");
+  /* "other" only when scripts were listed among the refused above. */
   if (scripts == 0) {
-    printf("No other script sent mail.\n");
+    printf(refused_scripts ? "No other script sent mail.\n"
+                           : "No script sent mail.\n");
     return;
   }
   wn = 4;
   ws = 4;
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
-    char num[32];
-    if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) > 0)
+    if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
       continue;
-    if (width(r->f[6]) > wn)
-      wn = width(r->f[6]);
-    snprintf(num, sizeof(num), "%" PRId64, number(r->f[2]));
-    if ((int)strlen(num) > ws)
-      ws = (int)strlen(num);
+    if (width(r->f[R_NAME]) > wn)
+      wn = width(r->f[R_NAME]);
+    if ((int)strlen(r->f[R_SENT]) > ws)
+      ws = (int)strlen(r->f[R_SENT]);
   }
   printf("Scripts by messages sent:\n");
   cell("NAME", wn);
   printf("  %*s\n", ws, "SENT");
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
-    if (strcmp(r->f[0], "row") != 0 || number(r->f[3]) > 0)
+    if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
       continue;
-    cell(r->f[6], wn);
-    printf("  %*" PRId64 "\n", ws, number(r->f[2]));
+    cell(r->f[R_NAME], wn);
+    printf("  %*" PRId64 "\n", ws, number(r->f[R_SENT]));
   }
 }
 

@@ -384,13 +384,14 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
   char text[TEXT_MAX], line[ANSWER_MAX];
   int code, n;
 
-  obspamd_refusal_text_msg(v, m, obspamd_reject(&s->svc), &code, text,
-                           sizeof(text));
+  obspamd_refusal_text_msg(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+                           &code, text, sizeof(text));
   n = snprintf(line, sizeof(line), "action=%d %s\n\n", code, text);
   if (n < 0 || (size_t)n >= sizeof(line))
     n = (int)sizeof(line) - 1;
   append(c, line, (size_t)n);
-  obspamd_log_refusal(v, m);
+  obspamd_log_refusal(v, m, obspamd_unit(&s->svc),
+                      policy_get(&c->req, POLICY_QUEUE_ID));
 }
 
 /* Answers one complete request. Returns -1 when the engine could not

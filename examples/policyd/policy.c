@@ -16,9 +16,9 @@ static const struct {
   const char *name;
   size_t len;
 } attr_names[POLICY_ATTR_COUNT] = {
-    ATTR("request"), ATTR("protocol_state"), ATTR("sasl_username"),
-    ATTR("sender"),  ATTR("client_address"), ATTR("recipient_count"),
-    ATTR("instance")};
+    ATTR("request"),  ATTR("protocol_state"), ATTR("sasl_username"),
+    ATTR("sender"),   ATTR("client_address"), ATTR("recipient_count"),
+    ATTR("instance"), ATTR("queue_id")};
 
 void policy_reset(policy_req *r) {
   int i;

@@ -29,6 +29,7 @@ enum policy_attr {
   POLICY_CLIENT_ADDRESS,
   POLICY_RECIPIENT_COUNT,
   POLICY_INSTANCE,
+  POLICY_QUEUE_ID, /* for the refusal log line */
   POLICY_ATTR_COUNT
 };
 

@@ -9,7 +9,7 @@ Each connection plays one part, chosen by a seeded random generator:
 
   valid      three requests, one after the other: an unhosted sender
              (DUNNO), the connection's own mailbox of limit 1 (DUNNO), the
-             same mailbox again (refused: "has sent 1 message ... try again
+             same mailbox again (refused: "has sent to 1 recipient ... try again
              in M minutes"); some of these clients send byte by byte, some
              send all three at once (pipelining), some send a legal but
              long value (cut by the server, decided as unhosted)
@@ -100,9 +100,9 @@ def limit0_text(name):
 
 def refused_re(name):
     return re.compile(
-        rf"action=451 4\.7\.1 mailbox {re.escape(name)} has sent 1 message "
-        rf"in the last 60 minutes, its limit is 1 per hour; try again in "
-        rf"(\d+) minutes")
+        rf"action=451 4\.7\.1 mailbox {re.escape(name)} has sent to 1 "
+        rf"recipient in the last 60 minutes, its limit is 1 recipient per "
+        rf"hour; try again in (\d+) minutes")
 
 
 def minute(t):

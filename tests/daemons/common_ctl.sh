@@ -128,7 +128,7 @@ hour=$(date -u -d "@$now" '+%H')
 
 # The refusal texts the daemons send, through the feed.
 expect "refusal texts" \
-  "verdict action=refuse kind=mailbox object=info@example.com limit=3 count=3 retry=-1 code=451 text=4.7.1 mailbox info@example.com cannot send this message: it has more recipients than its limit of 3 per hour
+  "verdict action=refuse kind=mailbox object=info@example.com limit=3 count=3 retry=-1 code=451 text=4.7.1 mailbox info@example.com cannot send this message: it has more recipients than its limit of 3 recipients per hour
 verdict action=refuse kind=subscription object=bakery limit=5000 count=0 retry=-1 code=451 text=4.7.1 scripts of subscription bakery may not send mail" \
   "$(grep 'retry=-1' "$work/testd.out")"
 
@@ -156,10 +156,11 @@ echo "ok: ping"
 # ---- status ----------------------------------------------------------------
 
 run_ctl 0 status mailbox info@example.com
-expect "status mailbox" "mailbox info@example.com: not sending (at its limit)
+expect "status mailbox" "mailbox info@example.com: not sending: mailbox info@example.com is at its limit of 3 per hour
   limit          3 per hour
   sent           3 in the last 60 minutes
   refused        2 in the last 60 minutes
+  over its limit 2 in the last 60 minutes
   refused total  2 within the retention period
   last refusal   $ts UTC" "$out"
 
@@ -169,6 +170,7 @@ expect "status domain (bare path, name in upper case)" \
   limit          1000 per hour
   sent           3 in the last 60 minutes
   refused        2 in the last 60 minutes
+  over its limit 0 in the last 60 minutes
   refused total  2 within the retention period
   last refusal   $ts UTC" "$out"
 
@@ -179,10 +181,19 @@ import json, sys
 got = json.load(open(sys.argv[1]))
 want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limit": 5000, "count": 0, "refused": 1, "refused_total": 1,
-        "last_refused": sys.argv[2]}
+        "last_refused": sys.argv[2], "exceeded": 1, "disabled": False,
+        "blocked_by": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
+run_ctl 0 status mailbox info@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
+    == (False, 2, False, {"kind": "mailbox", "name": "info@example.com"}), got
+EOF
+echo "ok: status --json names what blocks"
 
 run_ctl 1 status mailbox nobody@example.com
 expect "unknown object" "obspamctl: stats_get: no mailbox 'nobody@example.com'" "$err"
@@ -201,12 +212,10 @@ header=$(head -n 1 <<<"$out")
   { echo "FAIL: report header '$header'"; exit 1; }
 expect "report table" "
 Refused:
-KIND          NAME                         SENT  REFUSED  FIRST REFUSAL        LAST REFUSAL
-subscription  acme                            7        2  $ts  $ts
-domain        example.com                     3        2  $ts  $ts
-mailbox       info@example.com                3        2  $ts  $ts
-script        /var/www/bakery/contact.php     0        1  $ts  $ts
-subscription  bakery                          0        1  $ts  $ts
+KIND          NAME                         SENT  REFUSED  OVER  LIMIT  FIRST REFUSAL        LAST REFUSAL
+mailbox       info@example.com                3        2     2      3  $ts  $ts
+subscription  bakery                          0        1     1   5000  $ts  $ts
+script        /var/www/bakery/contact.php     0        1     0      -  $ts  $ts
 
 Scripts by messages sent:
 NAME                 SENT
@@ -220,16 +229,17 @@ got = json.load(open(sys.argv[1]))
 t = sys.argv[2]
 iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 assert iso.match(got["from"]) and iso.match(got["to"]), got
-def row(kind, name, sent, refused):
+def row(kind, name, sent, refused, exceeded, limit):
     return {"kind": kind, "name": name, "sent": sent, "refused": refused,
             "first_refused": t if refused else None,
-            "last_refused": t if refused else None}
-want = [row("subscription", "acme", 7, 2),
-        row("domain", "example.com", 3, 2),
-        row("mailbox", "info@example.com", 3, 2),
-        row("script", "/var/www/bakery/contact.php", 0, 1),
-        row("subscription", "bakery", 0, 1),
-        row("script", "/var/www/acme/x.php", 4, 0)]
+            "last_refused": t if refused else None,
+            "exceeded": exceeded, "limit": limit}
+# The objects over their own limit, then the scripts by messages sent
+# (acme and example.com were refused only because of info's limit).
+want = [row("mailbox", "info@example.com", 3, 2, 2, 3),
+        row("subscription", "bakery", 0, 1, 1, 5000),
+        row("script", "/var/www/acme/x.php", 4, 0, 0, None),
+        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None)]
 assert got["rows"] == want, json.dumps(got, indent=1)
 EOF
 echo "ok: report --json"
@@ -397,7 +407,10 @@ check(b"history mailbox 0 1 info@example.com\n", "ok\nend\n")
 got = ask(b"status mailbox INFO@example.com\n").split("\n")
 assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "sending\t1", "limit\t11", "count\t3", "refused\t2",
-                   "refused_total\t2"] and got[9:] == ["end", ""], got
+                   "refused_total\t2"] and got[9:] == [
+                   "exceeded\t2", "exceeded_total\t2", "disabled\t0",
+                   "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
+                   "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(15)
@@ -474,5 +487,126 @@ stop_daemon
 start_daemon "$work/log6" --config "$conf" --control "unix:$sock"
 run_ctl 1 save
 expect "save without a state file" "obspamctl: save failed: no state file is configured" "$err"
+# A report of nothing says so, and speaks of no "other" script.
+run_ctl 0 report
+expect "an empty report" "
+No refusals.
+
+No script sent mail." "$(tail -n +2 <<<"$out")"
 stop_daemon
+
+# ---- names outside ASCII ---------------------------------------------------
+
+# UTF-8 names stay intact in the log, status, report and JSON (only
+# control characters and bytes that are not UTF-8 are replaced).
+cat >"$work/utf8.conf" <<'EOF'
+default mailbox=100 domain=1000 subscription=5000
+subscription bäckerei uid=10003 subscription=2
+domain example.com subscription=bäckerei
+mailbox jörg@example.com limit=1
+mailbox anna@example.com
+EOF
+cat >"$work/utf8.feed" <<'EOF'
+decide sasl=jörg@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=JöRG@Example.COM client=203.0.113.7 recipients=1 time=now queue_id=4FgH2x1Kz9
+decide flags=script uid=10003 script=/var/www/bücher/kontakt.php time=now
+EOF
+start_daemon "$work/log7" --config "$work/utf8.conf" --control "unix:$sock" \
+  --feed "$work/utf8.feed"
+grep -q "refuse kind=mailbox object=jörg@example.com limit=1 count=1 unit=recipients retry=[0-9]* queue_id=4FgH2x1Kz9 sasl=JöRG@Example.COM " "$work/log7" ||
+  { echo "FAIL: no UTF-8 refusal line"; cat "$work/log7"; exit 1; }
+run_ctl 0 status mailbox jörg@example.com
+expect "status, UTF-8" "mailbox jörg@example.com: not sending: subscription bäckerei is at its limit of 2 per hour" \
+  "$(head -n 1 <<<"$out")"
+run_ctl 0 status subscription bäckerei --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert "bäckerei".encode() in raw, raw
+got = json.loads(raw)
+assert got["name"] == "bäckerei" and got["count"] == 2, got
+EOF
+# A mailbox that never sent, blocked by its full subscription.
+run_ctl 0 status mailbox anna@example.com
+expect "status, blocked by an ancestor" \
+  "mailbox anna@example.com: not sending: subscription bäckerei is at its limit of 2 per hour" \
+  "$(head -n 1 <<<"$out")"
+run_ctl 0 status mailbox anna@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1], encoding="utf-8"))
+assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
+    == (False, 0, False, {"kind": "subscription", "name": "bäckerei"}), got
+EOF
+run_ctl 0 report
+expect "report, UTF-8 (aligned by characters)" "KIND     NAME              SENT  REFUSED  OVER  LIMIT
+mailbox  jörg@example.com     1        1     1      1" \
+  "$(grep -E '^(KIND|mailbox)' <<<"$out" | sed -E 's/  (FIRST REFUSAL|[0-9]{4}-).*//')"
+expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1" \
+  "$(tail -n 1 <<<"$out")"
+run_ctl 0 report --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1], encoding="utf-8"))
+names = [r["name"] for r in got["rows"]]
+assert names == ["jörg@example.com", "/var/www/bücher/kontakt.php"], names
+EOF
+# Protection disabled: said, whatever the counts.
+echo "enabled no" >>"$work/utf8.conf"
+run_ctl 0 reload
+run_ctl 0 status mailbox anna@example.com
+expect "status, protection disabled" \
+  "mailbox anna@example.com: protection is disabled" "$(head -n 1 <<<"$out")"
+run_ctl 0 status mailbox anna@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert (got["disabled"], got["blocked_by"]) == (True, None), got
+EOF
+stop_daemon
+echo "ok: UTF-8 names"
+
+# ---- JSON stays valid whatever bytes a daemon sends ------------------------
+
+# A daemon never sends a control character or a byte that is not UTF-8 in
+# a name, but obspamctl does not count on it: a stand-in daemon answers
+# with both, and the JSON escapes the control character (\u0001) and
+# writes the stray byte as U+FFFD; the table shows them as '?' and U+FFFD.
+fake=$work/fake.sock
+python3 - "$fake" <<'EOF' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(2)
+for _ in range(2):
+    c, _ = s.accept()
+    request = b""
+    while not request.endswith(b"\n"):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        request += chunk
+    c.sendall(b"ok\nkind\tmailbox\nname\tj\xc3\xb6rg\x01x\xffy@example.com\n"
+              b"sending\t1\nlimit\t-1\ncount\t0\nrefused\t0\n"
+              b"refused_total\t0\nlast_refused\t0\nexceeded\t0\n"
+              b"exceeded_total\t0\ndisabled\t0\nblocked_kind\t-\n"
+              b"blocked_by\t\nlimit_by\t-1\nend\n")
+    c.close()
+EOF
+fake_pid=$!
+for ((i = 0; i < 100; i++)); do [[ -S $fake ]] && break; sleep 0.05; done
+run_ctl 0 --control "unix:$fake" --json status mailbox x@example.com
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert b'"j\xc3\xb6rg\\u0001x\xef\xbf\xbdy@example.com"' in raw, raw
+got = json.loads(raw.decode("utf-8"))
+assert got["name"] == "jörg\x01x\ufffdy@example.com", got
+assert got["limit"] is None and got["blocked_by"] is None, got
+EOF
+run_ctl 0 --control "unix:$fake" status mailbox x@example.com
+expect "a stray byte in a table" "mailbox jörg?x�y@example.com: sending" \
+  "$(head -n 1 <<<"$out")"
+wait "$fake_pid"
+echo "ok: JSON and tables stay valid UTF-8"
 echo "all control checks passed"

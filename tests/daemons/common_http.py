@@ -8,12 +8,20 @@ and the HTTP behaviour: 200, 404, 405, 400, a request that is too long,
 slow clients that do not hold others up and are dropped after 5 seconds.
 "second": after one bad reload, one good reload and a save.
 """
+import os
 import re
 import socket
 import sys
 import time
 
 PORT = int(sys.argv[1])
+# The library's version, as include/obspam.h says it.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                       "include", "obspam.h")) as _h:
+    _HEADER = _h.read()
+VERSION = ".".join(
+    re.search(rf"^#define OBSPAM_VERSION_{part} +(\d+)$", _HEADER,
+              re.M).group(1) for part in ("MAJOR", "MINOR", "PATCH"))
 STAGE = sys.argv[2]
 
 
@@ -111,7 +119,7 @@ def first():
             'obspam_snapshot_saves_total{result="failed"} 0',
             "obspam_snapshot_age_seconds -1",
             "obspam_notices_total 0",
-            'obspam_build_info{daemon="ctl_testd",version="1.3.0"} 1']:
+            f'obspam_build_info{{daemon="ctl_testd",version="{VERSION}"}} 1']:
         has(text, line)
     # The buckets never decrease, and end at the count.
     buckets = [int(v) for v in re.findall(

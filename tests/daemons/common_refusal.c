@@ -5,6 +5,9 @@
 static char text[1024];
 static int code;
 
+/* Counted in recipients (0), or in messages (1). */
+static int unit;
+
 static const char *refusal(int kind, const char *object, int64_t limit,
                            int64_t count, int64_t retry, int reject,
                            const obspam_message *m) {
@@ -17,27 +20,78 @@ static const char *refusal(int kind, const char *object, int64_t limit,
   v.retry_after = retry;
   snprintf(v.object, sizeof(v.object), "%s", object);
   code = 0;
-  obspamd_refusal_text_msg(&v, m, reject, &code, text, sizeof(text));
+  obspamd_refusal_text_msg(&v, m, reject, unit, &code, text, sizeof(text));
   return text;
 }
 
 Test(refusal, over_the_limit_with_time_to_wait) {
   cr_assert_str_eq(
       refusal(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0, NULL),
-      "4.7.1 mailbox info@example.com has sent 20 messages in "
-      "the last 60 minutes, its limit is 20 per hour; try again "
+      "4.7.1 mailbox info@example.com has sent to 20 recipients in "
+      "the last 60 minutes, its limit is 20 recipients per hour; try again "
       "in 7 minutes");
   cr_assert_eq(code, 451);
+  cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3599, 0, NULL),
+                   "4.7.1 subscription acme has sent to 1 recipient in the "
+                   "last 60 minutes, its limit is 1 recipient per hour; try "
+                   "again in 60 minutes");
+}
+
+/* One message to 2 recipients is not "2 messages": the words follow the
+   engine's unit. */
+Test(refusal, the_unit_word) {
+  unit = 1;
+  cr_assert_str_eq(
+      refusal(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0, NULL),
+      "4.7.1 mailbox info@example.com has sent 20 messages in the last 60 "
+      "minutes, its limit is 20 messages per hour; try again in 7 minutes");
+  cr_assert_str_eq(refusal(OBSPAM_DOMAIN, "example.com", 1, 1, 60, 0, NULL),
+                   "4.7.1 domain example.com has sent 1 message in the last "
+                   "60 minutes, its limit is 1 message per hour; try again "
+                   "in 1 minute");
+  unit = 0;
+  cr_assert_str_eq(refusal(OBSPAM_DOMAIN, "example.com", 2, 2, 60, 0, NULL),
+                   "4.7.1 domain example.com has sent to 2 recipients in the "
+                   "last 60 minutes, its limit is 2 recipients per hour; try "
+                   "again in 1 minute");
+}
+
+/* The window the verdict names (1.3), in words. */
+Test(refusal, the_window) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  v.action = OBSPAM_REFUSE;
+  v.kind = OBSPAM_MAILBOX;
+  v.limit = v.count = 20;
+  v.retry_after = 5;
+  v.window = OBSPAM_WINDOW_MINUTE;
+  snprintf(v.object, sizeof(v.object), "info@example.com");
+  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 20 "
+                         "recipients in the last minute, its limit is 20 "
+                         "recipients per minute; try again in 1 minute");
+  v.window = OBSPAM_WINDOW_DAY;
+  v.retry_after = 7200;
+  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
+                         "messages in the last 24 hours, its limit is 20 "
+                         "messages per day; try again in 120 minutes");
+}
+
+/* A permanent refusal (action reject) gives no retry hint: its sender
+   does not retry. */
+Test(refusal, reject_has_no_retry_hint) {
   cr_assert_str_eq(
       refusal(OBSPAM_DOMAIN, "example.com", 1000, 1000, 61, 1, NULL),
-      "5.7.1 domain example.com has sent 1000 messages in the "
-      "last 60 minutes, its limit is 1000 per hour; try again "
-      "in 2 minutes");
+      "5.7.1 domain example.com has sent to 1000 recipients in the last 60 "
+      "minutes, its limit is 1000 recipients per hour");
   cr_assert_eq(code, 550);
-  cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3599, 0, NULL),
-                   "4.7.1 subscription acme has sent 1 message in the last "
-                   "60 minutes, its limit is 1 per hour; try again in 60 "
-                   "minutes");
+  unit = 1;
+  cr_assert_str_eq(
+      refusal(OBSPAM_MAILBOX, "info@example.com", 20, 20, 3600, 1, NULL),
+      "5.7.1 mailbox info@example.com has sent 20 messages in the last 60 "
+      "minutes, its limit is 20 messages per hour");
+  cr_assert_null(strstr(text, "try again"));
 }
 
 Test(refusal, retry_rounds_up_to_whole_minutes) {
@@ -60,6 +114,7 @@ Test(refusal, retry_rounds_up_to_whole_minutes) {
   }
 }
 
+/* Never fits (retry_after -1): no retry hint, deferred or rejected. */
 Test(refusal, never_fits) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
@@ -69,8 +124,16 @@ Test(refusal, never_fits) {
       "is 0");
   cr_assert_str_eq(refusal(OBSPAM_DOMAIN, "example.com", 50, 3, -1, 1, NULL),
                    "5.7.1 domain example.com cannot send this message: it "
-                   "has more recipients than its limit of 50 per hour");
+                   "has more recipients than its limit of 50 recipients per "
+                   "hour");
   cr_assert_eq(code, 550);
+  /* Counted in messages, only the recipients of one message can be too
+     many for a limit above 0 (the cap on recipients per message). */
+  unit = 1;
+  cr_assert_str_eq(refusal(OBSPAM_DOMAIN, "example.com", 50, 3, -1, 0, NULL),
+                   "4.7.1 domain example.com cannot send this message: it "
+                   "has more recipients than the 50 one message may have");
+  unit = 0;
 
   /* A script refused at its subscription with no time to wait: scripts
      are forbidden there. */
@@ -88,7 +151,8 @@ Test(refusal, never_fits) {
   /* A script charged to a mailbox (SASL login) is refused as any mail. */
   cr_assert_str_eq(refusal(OBSPAM_MAILBOX, "info@example.com", 5, 0, -1, 0, &m),
                    "4.7.1 mailbox info@example.com cannot send this message: "
-                   "it has more recipients than its limit of 5 per hour");
+                   "it has more recipients than its limit of 5 recipients "
+                   "per hour");
 }
 
 Test(refusal, fits_an_smtp_reply_line) {
@@ -113,8 +177,8 @@ Test(refusal, printable_ascii_only) {
   /* UTF-8 (and any byte above 0x7f) is not allowed in an SMTP reply. */
   cr_assert_str_eq(
       refusal(OBSPAM_MAILBOX, "caf\xc3\xa9@example.com", 2, 2, 30, 0, NULL),
-      "4.7.1 mailbox caf??@example.com has sent 2 messages in "
-      "the last 60 minutes, its limit is 2 per hour; try again "
+      "4.7.1 mailbox caf??@example.com has sent to 2 recipients in "
+      "the last 60 minutes, its limit is 2 recipients per hour; try again "
       "in 1 minute");
 }
 
@@ -127,11 +191,11 @@ Test(refusal, truncated_to_the_buffer) {
   v.limit = v.count = 20;
   v.retry_after = 420;
   snprintf(v.object, sizeof(v.object), "info@example.com");
-  obspamd_refusal_text(&v, 1, &code, small, sizeof(small));
+  obspamd_refusal_text(&v, 1, 0, &code, small, sizeof(small));
   cr_assert_str_eq(small, "5.7.1 mai");
   cr_assert_eq(code, 550);
   code = 0;
-  obspamd_refusal_text(&v, 0, &code, NULL, 0);
+  obspamd_refusal_text(&v, 0, 0, &code, NULL, 0);
   cr_assert_eq(code, 451);
 }
 
@@ -152,7 +216,7 @@ Test(log, refusal_line) {
   m.sasl_username = "info@example.com";
   m.client_address = "203.0.113.7";
   m.recipients = 3;
-  obspamd_log_refusal(&v, &m);
+  obspamd_log_refusal(&v, &m, 0, "4FgH2x1Kz9");
 
   v.kind = OBSPAM_SUBSCRIPTION;
   v.limit = -1;
@@ -166,18 +230,72 @@ Test(log, refusal_line) {
   m.flags = OBSPAM_MSG_SCRIPT;
   m.uid = 10002;
   m.script = "/var/www/my site/contact.php";
-  obspamd_log_refusal(&v, &m);
+  obspamd_log_refusal(&v, &m, 1, NULL);
 
   cr_assert(logged_line("refuse kind=mailbox object=info@example.com "
-                        "limit=20 count=20 retry=420 sasl=info@example.com "
+                        "limit=20 count=20 unit=recipients retry=420 "
+                        "queue_id=4FgH2x1Kz9 sasl=info@example.com "
                         "sender=- client=203.0.113.7 recipients=3"),
             "%s", logged());
   cr_assert(logged_line("refuse kind=subscription object=bakery "
-                        "limit=unlimited count=0 retry=never sasl=- "
+                        "limit=unlimited count=0 unit=messages retry=never "
+                        "queue_id=- sasl=- "
                         "sender=www?data@bakery.example client=- "
                         "recipients=1 uid=10002 "
                         "script=/var/www/my?site/contact.php"),
             "%s", logged());
+}
+
+/* Names keep their UTF-8 in log lines; only blanks, control characters
+   and bytes that are not UTF-8 become '?'. */
+Test(log, utf8_names_intact) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  make_test_dir();
+  capture_log();
+  v.action = OBSPAM_REFUSE;
+  v.kind = OBSPAM_MAILBOX;
+  v.limit = 2;
+  v.count = 2;
+  v.retry_after = 60;
+  snprintf(v.object, sizeof(v.object), "j\xc3\xb6rg@example.com");
+  m.sasl_username = "J\xc3\x96RG@example.com";
+  m.sender = "bad\xff\xc3@example.com"; /* not UTF-8 */
+  m.flags = OBSPAM_MSG_SCRIPT;
+  m.uid = 33;
+  m.script = "/var/www/b\xc3\xbc"
+             "cher/k\xc3\xa4se.php\x01";
+  obspamd_log_refusal(&v, &m, 0, "4FgH2x1Kz9");
+  cr_assert(logged_line("refuse kind=mailbox object=j\xc3\xb6rg@example.com "
+                        "limit=2 count=2 unit=recipients retry=60 "
+                        "queue_id=4FgH2x1Kz9 sasl=J\xc3\x96RG@example.com "
+                        "sender=bad??@example.com client=- recipients=1 "
+                        "uid=33 script=/var/www/b\xc3\xbc"
+                        "cher/k\xc3\xa4se.php?"),
+            "%s", logged());
+
+  /* obspamd_log itself: UTF-8 passes, stray bytes do not. */
+  obspamd_log(LOG_INFO, "caf\xc3\xa9 \xe2\x82\xac \xc0\xaf \xed\xa0\x80 "
+                        "\xf4\x90\x80\x80 cut\xe2\x82");
+  cr_assert(logged_line("caf\xc3\xa9 \xe2\x82\xac ?? ??? ???? cut??"), "%s",
+            logged());
+}
+
+/* A name cleaned into a buffer too small for its last character ends
+   before it: no character is ever cut in two. */
+Test(log, clean_never_cuts_a_character) {
+  char out[6];
+
+  obspamd__clean(out, sizeof(out), "ab\xc3\xb6\xe2\x82\xac",
+                 OBSPAMD__CLEAN_UTF8);
+  cr_assert_str_eq(out, "ab\xc3\xb6");
+  obspamd__clean(out, sizeof(out), "ab\xc3\xb6 x", OBSPAMD__CLEAN_NO_BLANK);
+  cr_assert_str_eq(out, "ab???");
+  cr_assert_eq(obspamd_utf8_char("\xf0\x9f\x98\x80"), 4);
+  cr_assert_eq(obspamd_utf8_char("\xe0\x80\x80"), 0); /* overlong */
+  cr_assert_eq(obspamd_utf8_char("\x80"), 0);
+  cr_assert_eq(obspamd_utf8_char("\xc3"), 0); /* cut short by the NUL */
 }
 
 Test(log, one_line_per_event_with_prefix) {
@@ -221,6 +339,7 @@ static obspam_notice sample_notice(void) {
   n.limit = 20;
   n.sent = 20;
   n.refused = 12;
+  n.exceeded = 9;
   n.first_refused = 1714566667; /* 2024-05-01 12:31:07 */
   n.last_refused = 1714568320;  /* 12:58:40 */
   n.period_start = 1714564800;  /* 12:00 */
@@ -232,19 +351,21 @@ Test(notice, log_line) {
   obspam_notice n = sample_notice();
   char line[1200];
 
-  obspamd__notice_line(&n, line, sizeof(line));
+  obspamd__notice_line(&n, 0, line, sizeof(line));
   cr_assert_str_eq(line, "notice kind=mailbox object=info@example.com "
-                         "subscription=acme limit=20 sent=20 refused=12 "
+                         "subscription=acme limit=20 unit=recipients "
+                         "sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
   n.kind = OBSPAM_SUBSCRIPTION;
-  n.name = "solo";
+  n.name = "s\xc3\xb6lo";
   n.subscription = NULL;
   n.limit = -1;
-  obspamd__notice_line(&n, line, sizeof(line));
-  cr_assert_str_eq(line, "notice kind=subscription object=solo "
-                         "subscription=- limit=unlimited sent=20 refused=12 "
+  obspamd__notice_line(&n, 1, line, sizeof(line));
+  cr_assert_str_eq(line, "notice kind=subscription object=s\xc3\xb6lo "
+                         "subscription=- limit=unlimited unit=messages "
+                         "sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
@@ -255,7 +376,10 @@ static const obspamd__mail_info sample_info = {"obspam-policyd",
                                                "mx1.example.net",
                                                "postmaster@example.net",
                                                0,
-                                               1714568405};
+                                               1714568405,
+                                               0,
+                                               OBSPAMD_LOCAL_NONE,
+                                               "/run/obspam/control.sock"};
 
 Test(notice, mail_to_the_admin) {
   obspam_notice n = sample_notice();
@@ -267,7 +391,8 @@ Test(notice, mail_to_the_admin) {
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
       "To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com refused 12 messages\n"
+      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
+      "attempts\n"
       "Date: Wed, 01 May 2024 13:00:05 +0000\n"
       "Auto-Submitted: auto-generated\n"
       "MIME-Version: 1.0\n"
@@ -280,19 +405,21 @@ Test(notice, mail_to_the_admin) {
       "  Object:         mailbox info@example.com\n"
       "  Subscription:   acme\n"
       "  Contact:        ops@acme.example (sent a copy of this notice)\n"
-      "  Limit:          20 messages per hour\n"
+      "  Limit:          20 recipients per hour\n"
       "  Period:         2024-05-01 12:00:00 UTC to 2024-05-01 13:00:00 UTC\n"
-      "  Sent:           20 messages in the period\n"
-      "  Refused:        12 attempts, deferred (the sending server retries)\n"
+      "  Sent:           20 recipients in the period\n"
+      "  Refused:        9 over-the-limit attempts\n"
+      "                  and 3 more while another limit was reached\n"
+      "  Refused mail:   deferred (the sending server retries)\n"
       "  First refusal:  2024-05-01 12:31:07 UTC\n"
       "  Last refusal:   2024-05-01 12:58:40 UTC\n"
       "\n"
       "What to do:\n"
       "- If this traffic is not expected, a password may have been stolen "
       "or a\n"
-      "  script abused. obspam-policyd logs each refusal\n"
-      "  (syslog, facility mail) as a line that holds:\n"
-      "    refuse kind=mailbox object=info@example.com\n"
+      "  script abused. obspam-policyd logs each refusal (syslog, facility\n"
+      "  mail) on a line of its own; the lines about this mailbox:\n"
+      "    grep -iE 'refuse .* (object|sasl|sender)=info@example\\.com '\n"
       "  The live figures:\n"
       "    obspamctl status mailbox info@example.com\n"
       "    obspamctl report --since 24h\n"
@@ -308,13 +435,15 @@ Test(notice, mail_to_the_contact) {
   obspam_notice n = sample_notice();
   char buf[8192];
 
+  n.refused = n.exceeded;
   obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
   cr_assert_str_eq(
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
       "To: ops@acme.example\n"
       "Reply-To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com refused 12 messages\n"
+      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
+      "attempts\n"
       "Date: Wed, 01 May 2024 13:00:05 +0000\n"
       "Auto-Submitted: auto-generated\n"
       "MIME-Version: 1.0\n"
@@ -328,10 +457,11 @@ Test(notice, mail_to_the_contact) {
       "\n"
       "  Object:         mailbox info@example.com\n"
       "  Subscription:   acme\n"
-      "  Limit:          20 messages per hour\n"
+      "  Limit:          20 recipients per hour\n"
       "  Period:         2024-05-01 12:00:00 UTC to 2024-05-01 13:00:00 UTC\n"
-      "  Sent:           20 messages in the period\n"
-      "  Refused:        12 attempts, deferred (the sending server retries)\n"
+      "  Sent:           20 recipients in the period\n"
+      "  Refused:        9 over-the-limit attempts\n"
+      "  Refused mail:   deferred (the sending server retries)\n"
       "  First refusal:  2024-05-01 12:31:07 UTC\n"
       "  Last refusal:   2024-05-01 12:58:40 UTC\n"
       "\n"
@@ -355,17 +485,19 @@ Test(notice, mail_details) {
   obspamd__mail_info mi = sample_info;
   char buf[8192], small[16];
 
-  /* A subscription, one refusal, rejected: singulars, no Subscription:
-     line, and what reject means. */
+  /* A subscription, one refusal, rejected, counted in messages:
+     singulars, no Subscription: line, and what reject means. */
   n.kind = OBSPAM_SUBSCRIPTION;
   n.name = "acme";
   n.refused = 1;
+  n.exceeded = 1;
   n.sent = 1;
   n.limit = 1;
   mi.reject = 1;
+  mi.unit = 1;
   obspamd__notice_mail(&mi, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "Subject: [obspam] subscription acme refused 1 "
-                        "message\n") != NULL,
+  cr_assert(strstr(buf, "Subject: [obspam] subscription acme: 1 "
+                        "over-the-limit attempt\n") != NULL,
             "%s", buf);
   cr_assert(strstr(buf, "\nYour subscription acme\ntried to send") != NULL,
             "%s", buf);
@@ -373,25 +505,173 @@ Test(notice, mail_details) {
                         "  Period:") != NULL,
             "%s", buf);
   cr_assert(strstr(buf, "  Sent:           1 message in the period\n"
-                        "  Refused:        1 attempt, rejected (the sender "
-                        "got an error)\n") != NULL,
+                        "  Refused:        1 over-the-limit attempt\n"
+                        "  Refused mail:   rejected (the sender got an "
+                        "error)\n") != NULL,
             "%s", buf);
   cr_assert_null(strstr(buf, "Subscription:"), "%s", buf);
 
-  /* Header values are printable ASCII; the body keeps UTF-8. */
+  /* Header values are printable ASCII: a name outside ASCII is encoded
+     in the subject (RFC 2047, words of whole characters, lines of at most
+     76 characters); the body keeps UTF-8. */
   n = sample_notice();
   n.name = "caf\xc3\xa9@example.com";
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "Subject: [obspam] mailbox caf??@example.com "
-                        "refused 12 messages\n") != NULL,
+  cr_assert(strstr(buf, "\nSubject: "
+                        "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCBjYWbDqUBleGFtcGxlLmNv"
+                        "bTogOSBv?=\n"
+                        " =?UTF-8?B?dmVyLXRoZS1saW1pdCBhdHRlbXB0cw==?=\n"
+                        "Date: ") != NULL,
             "%s", buf);
   cr_assert(
       strstr(buf, "  Object:         mailbox caf\xc3\xa9@example.com\n") !=
           NULL,
       "%s", buf);
+  cr_assert(strstr(buf, "    obspamctl status mailbox "
+                        "caf\xc3\xa9@example.com\n") != NULL,
+            "%s", buf);
+
+  /* The longest name: every header line printable ASCII, at most 76
+     characters. */
+  {
+    char longest[OBSPAM_NAME_MAX + 1], *line, *end;
+    size_t i;
+    for (i = 0; i + 2 <= 300; i += 2)
+      memcpy(longest + i, "\xc3\xa9", 2);
+    snprintf(longest + 300, sizeof(longest) - 300, "@example.com");
+    n.name = longest;
+    obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+    for (line = buf; *line != '\n'; line = end + 1) {
+      end = strchr(line, '\n');
+      cr_assert_not_null(end);
+      cr_assert_leq(end - line, 76, "%.*s", (int)(end - line), line);
+      for (i = 0; line + i < end; i++)
+        cr_assert(line[i] >= 0x20 && line[i] < 0x7f, "%s", buf);
+    }
+  }
+  n.name = "caf\xc3\xa9@example.com";
 
   /* Truncation: the length needed is returned, as snprintf does. */
   cr_assert_eq(obspamd__notice_mail(&sample_info, &n, 0, small, sizeof(small)),
                obspamd__notice_mail(&sample_info, &n, 0, NULL, 0));
   cr_assert_str_eq(small, "From: obspam-po");
+}
+
+/* The milter holds a refused local submission: its notices say so, and
+   name its own control socket, as its unit starts it. */
+Test(notice, mail_of_the_milter) {
+  obspam_notice n = sample_notice();
+  obspamd__mail_info mi = sample_info;
+  char buf[8192];
+
+  mi.daemon = "obspam-milter";
+  mi.local_action = OBSPAMD_LOCAL_HOLD;
+  mi.control = "/run/obspam-milter/control";
+  n.kind = OBSPAM_SUBSCRIPTION;
+  n.name = "bakery";
+  obspamd__notice_mail(&mi, &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf, "  Refused mail:   deferred over SMTP (the sending "
+                        "server retries);\n"
+                        "                  held when submitted locally "
+                        "(postsuper -H releases it)\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "  The live figures:\n"
+                        "    obspamctl --control /run/obspam-milter/control "
+                        "status subscription bakery\n"
+                        "    obspamctl --control /run/obspam-milter/control "
+                        "report --since 24h\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "reload it: obspamctl --control "
+                        "/run/obspam-milter/control reload\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "    grep -iE 'refuse kind=subscription "
+                        "object=bakery '\n") != NULL,
+            "%s", buf);
+
+  mi.local_action = OBSPAMD_LOCAL_BOUNCE;
+  mi.reject = 1;
+  obspamd__notice_mail(&mi, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "  Refused mail:   rejected over SMTP (the sender "
+                        "got an error);\n"
+                        "                  returned to the sender when "
+                        "submitted locally\n") != NULL,
+            "%s", buf);
+
+  /* No control socket: no obspamctl command that could not reach it. */
+  mi.control = NULL;
+  obspamd__notice_mail(&mi, &n, 0, buf, sizeof(buf));
+  cr_assert_null(strstr(buf, "obspamctl status"), "%s", buf);
+  cr_assert(strstr(buf, "  (obspam-milter has no control socket for "
+                        "obspamctl: see its\n  --control option.)\n") != NULL,
+            "%s", buf);
+}
+
+/* The grep command a notice suggests finds the real refusal lines about
+   its object, and only those: it is run on a log the daemon's own code
+   wrote. */
+Test(notice, grep_hint_matches_the_log) {
+  static const struct {
+    int kind;
+    const char *name;
+    const char *hits; /* queue IDs of the lines it must find */
+  } cases[] = {
+      {OBSPAM_MAILBOX, "demo@bakery.example", "Q1 Q2"},
+      {OBSPAM_MAILBOX, "o'neil+x@bakery.example", "Q4"},
+      {OBSPAM_DOMAIN, "bakery.example", "Q1 Q2 Q3 Q4"},
+      {OBSPAM_SUBSCRIPTION, "bakery", "Q3"},
+      {OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", "Q5"},
+  };
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  size_t i;
+
+  make_test_dir();
+  capture_log();
+  v.action = OBSPAM_REFUSE;
+  v.limit = 5;
+  v.count = 5;
+  v.retry_after = 60;
+  /* Q1: the mailbox named; Q2: its domain named, the login in upper
+     case; Q3: the subscription named, a sender of the domain; Q4: a
+     mailbox whose name needs quoting; Q5: UTF-8. */
+  v.kind = OBSPAM_MAILBOX;
+  snprintf(v.object, sizeof(v.object), "demo@bakery.example");
+  m.sasl_username = "demo@bakery.example";
+  obspamd_log_refusal(&v, &m, 0, "Q1");
+  v.kind = OBSPAM_DOMAIN;
+  snprintf(v.object, sizeof(v.object), "bakery.example");
+  m.sasl_username = "DEMO@Bakery.Example";
+  obspamd_log_refusal(&v, &m, 0, "Q2");
+  v.kind = OBSPAM_SUBSCRIPTION;
+  snprintf(v.object, sizeof(v.object), "bakery");
+  m.sasl_username = NULL;
+  m.sender = "shop@bakery.example";
+  obspamd_log_refusal(&v, &m, 0, "Q3");
+  v.kind = OBSPAM_MAILBOX;
+  snprintf(v.object, sizeof(v.object), "o'neil+x@bakery.example");
+  m.sender = "o'neil+x@bakery.example";
+  obspamd_log_refusal(&v, &m, 0, "Q4");
+  snprintf(v.object, sizeof(v.object), "j\xc3\xb6rg@example.com");
+  m.sender = "j\xc3\xb6rg@example.com";
+  obspamd_log_refusal(&v, &m, 0, "Q5");
+  /* Lines that must not match: notices, other objects. */
+  obspamd_log(LOG_NOTICE, "notice kind=mailbox object=demo@bakery.example "
+                          "subscription=bakery");
+  v.kind = OBSPAM_MAILBOX;
+  snprintf(v.object, sizeof(v.object), "demo@bakery.example.org");
+  m.sender = "demo@bakery.example.org";
+  obspamd_log_refusal(&v, &m, 0, "Q6");
+
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char grep[2048], cmd[4096], *out;
+    obspamd__refusal_grep(cases[i].kind, cases[i].name, grep, sizeof(grep));
+    snprintf(cmd, sizeof(cmd),
+             "%s %s | sed 's/.* queue_id=\\([^ ]*\\) .*/\\1/' | "
+             "tr '\\n' ' ' | sed 's/ $//' > %s",
+             grep, log_path, path_in("hits"));
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    out = read_file(path_in("hits"));
+    cr_assert_str_eq(out, cases[i].hits, "%s\n%s", grep, logged());
+    free(out);
+  }
 }

@@ -1,12 +1,16 @@
 /* The service: start (configuration, state file), reload, save, stop,
    notices with their log lines and mails, the periodic work. */
 #include "common_test.h"
+#include "control.h"
 
+/* The mailbox, its domain and its subscription each have a limit of 1: a
+   second message goes over all three, so that each gets a notice (only
+   an object over its own limit does). */
 static const char *const CONFIG =
     "notify-period 3600\n"
     "default mailbox=100 domain=1000 subscription=5000\n"
-    "subscription acme uid=10001 contact=ops@acme.example\n"
-    "domain example.com subscription=acme\n"
+    "subscription acme uid=10001 contact=ops@acme.example subscription=1\n"
+    "domain example.com subscription=acme domain=1\n"
     "mailbox info@example.com limit=1\n";
 
 /* 2024-05-01 12:31:07 UTC, in the period [12:00, 13:00). */
@@ -170,7 +174,7 @@ Test(start, corrupt_state_is_renamed_aside) {
 }
 
 Test(start, newer_state_is_renamed_aside) {
-  /* A header of format 3 (a later libobspam). */
+  /* A header of format 3 (a later libobspam; 1.3 writes format 2). */
   static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 3};
   check_renamed(header, sizeof(header),
                 "format 3 is newer than this library's (2)");
@@ -285,11 +289,18 @@ static void refuse_once(void) {
   cr_assert_eq(decide_at("info@example.com", T0 + 5), OBSPAM_REFUSE);
 }
 
-/* Only the mailbox went over its own limit: its domain and subscription
-   were refused with it, and are not notified. */
 static const char *const NOTICE_LINES[] = {
+    "notice kind=subscription object=acme subscription=acme limit=1 "
+    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
+    "notice kind=domain object=example.com subscription=acme limit=1 "
+    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
     "notice kind=mailbox object=info@example.com subscription=acme limit=1 "
-    "sent=1 refused=1 first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
+    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
     "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z"};
 
 Test(notify, notices_are_logged_without_mail) {
@@ -305,13 +316,13 @@ Test(notify, notices_are_logged_without_mail) {
   obspamd_flush(&svc, PERIOD_END - 1);
   cr_assert_eq(M(notices), 0);
   obspamd_flush(&svc, PERIOD_END);
-  cr_assert_eq(M(notices), 1);
-  for (i = 0; i < 1; i++)
+  cr_assert_eq(M(notices), 3);
+  for (i = 0; i < 3; i++)
     cr_assert(logged_line(NOTICE_LINES[i]), "no '%s' in:\n%s", NOTICE_LINES[i],
               logged());
   /* Nothing twice. */
   obspamd_flush(&svc, PERIOD_END + 3600);
-  cr_assert_eq(M(notices), 1);
+  cr_assert_eq(M(notices), 3);
   obspamd_service_stop(&svc);
 }
 
@@ -330,8 +341,25 @@ static int mail_files(void) {
   return n;
 }
 
+/* The mails the command wrote (files mail.* of the test directory), one
+   after the other, malloc'ed. */
+static char *read_mails(void) {
+  char cmd[700], *all = malloc(1 << 16);
+  FILE *f;
+  size_t n;
+
+  cr_assert_not_null(all);
+  snprintf(cmd, sizeof(cmd), "cat '%s'/mail.*", test_dir);
+  f = popen(cmd, "r");
+  cr_assert_not_null(f);
+  n = fread(all, 1, (1 << 16) - 1, f);
+  all[n] = '\0';
+  pclose(f);
+  return all;
+}
+
 Test(notify, mails_to_the_admin_and_the_contact) {
-  char cmd[700], line[900], *all, *p;
+  char cmd[700], *all, *p;
   int64_t t0;
 
   setup(CONFIG);
@@ -345,36 +373,63 @@ Test(notify, mails_to_the_admin_and_the_contact) {
   obspamd_flush(&svc, PERIOD_END);
   /* The flush only queues the mails. */
   cr_assert_lt(obspamd__now_ms() - t0, 1000);
-  WAIT_FOR(M(mails_sent) == 2, 10000);
-  cr_assert_eq(M(mails_sent), 2, "%s", logged());
-  cr_assert_eq(mail_files(), 2);
-  snprintf(line, sizeof(line), "cat '%s'/mail.*", test_dir);
-  {
-    FILE *f = popen(line, "r");
-    size_t n;
-    all = malloc(1 << 16);
-    n = fread(all, 1, (1 << 16) - 1, f);
-    all[n] = '\0';
-    pclose(f);
-  }
-  /* One to the admin, one to the contact, about the mailbox. */
+  WAIT_FOR(M(mails_sent) == 6, 10000);
+  cr_assert_eq(M(mails_sent), 6, "%s", logged());
+  cr_assert_eq(mail_files(), 6);
+  all = read_mails();
+  /* Three to the admin, three to the contact, one per object each. */
   for (p = all, t0 = 0; (p = strstr(p, "\nTo: postmaster@example.net\n")); p++)
     t0++;
-  cr_assert_eq(t0, 1, "%s", all);
+  cr_assert_eq(t0, 3, "%s", all);
   for (p = all, t0 = 0; (p = strstr(p, "\nTo: ops@acme.example\n")); p++)
     t0++;
-  cr_assert_eq(t0, 1, "%s", all);
+  cr_assert_eq(t0, 3, "%s", all);
   cr_assert(strstr(all, "From: obspam-test <obspam@mx1.example.net>\n") != NULL,
             "%s", all);
-  cr_assert(strstr(all, "Subject: [obspam] mailbox info@example.com refused "
-                        "1 message\n") != NULL,
+  cr_assert(strstr(all, "Subject: [obspam] mailbox info@example.com: 1 "
+                        "over-the-limit attempt\n") != NULL,
             "%s", all);
+  cr_assert(strstr(all, "  Sent:           1 recipient in the period\n"
+                        "  Refused:        1 over-the-limit attempt\n"
+                        "  Refused mail:   deferred (the sending server "
+                        "retries)\n") != NULL,
+            "%s", all);
+  /* Without a control socket the mails suggest no obspamctl command. */
+  cr_assert_null(strstr(all, "obspamctl status"), "%s", all);
   cr_assert(logged_line("mail sent to=postmaster@example.net kind=mailbox "
                         "object=info@example.com"),
             "%s", logged());
-  cr_assert(logged_line("mail sent to=ops@acme.example kind=mailbox "
-                        "object=info@example.com"),
+  cr_assert(logged_line("mail sent to=ops@acme.example kind=domain "
+                        "object=example.com"),
             "%s", logged());
+  obspamd_service_stop(&svc);
+  free(all);
+}
+
+/* The mails name the control socket the daemon serves (obspamctl's
+   default is left out). */
+Test(notify, mails_name_the_control_socket) {
+  char cmd[700], spec[600], want[900], *all;
+
+  setup(CONFIG);
+  snprintf(cmd, sizeof(cmd), "cat > \"%s/mail.$$\"", test_dir);
+  svc.notify_command = cmd;
+  svc.admin = "postmaster@example.net";
+  svc.local_action = OBSPAMD_LOCAL_HOLD;
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  snprintf(spec, sizeof(spec), "unix:%s", path_in("ctl.sock"));
+  cr_assert_eq(obspamd_control_start(&svc, spec), 0);
+  refuse_once();
+  obspamd_flush(&svc, PERIOD_END);
+  WAIT_FOR(M(mails_sent) == 6, 10000);
+  cr_assert_eq(M(mails_sent), 6, "%s", logged());
+  obspamd_control_stop();
+  all = read_mails();
+  snprintf(want, sizeof(want),
+           "    obspamctl --control %s status mailbox info@example.com\n",
+           path_in("ctl.sock"));
+  cr_assert(strstr(all, want) != NULL, "%s", all);
+  cr_assert(strstr(all, "held when submitted locally") != NULL, "%s", all);
   obspamd_service_stop(&svc);
   free(all);
 }
@@ -386,8 +441,8 @@ Test(notify, a_failing_command_is_logged) {
   cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
   refuse_once();
   obspamd_flush(&svc, PERIOD_END);
-  WAIT_FOR(M(mails_failed) == 2, 10000);
-  cr_assert_eq(M(mails_failed), 2);
+  WAIT_FOR(M(mails_failed) == 6, 10000);
+  cr_assert_eq(M(mails_failed), 6);
   cr_assert_eq(M(mails_sent), 0);
   cr_assert(logged_line("error: mail failed to=ops@acme.example "
                         "kind=mailbox object=info@example.com: notify "
@@ -399,13 +454,7 @@ Test(notify, a_failing_command_is_logged) {
 Test(notify, a_hung_command_is_killed_and_stop_is_bounded) {
   int64_t t0;
 
-  /* Every level at 1: the refusal goes over all three limits, and six
-     mails (three notices, to the admin and the contact) wait. */
-  setup("notify-period 3600\n"
-        "default mailbox=100 domain=1 subscription=1\n"
-        "subscription acme uid=10001 contact=ops@acme.example\n"
-        "domain example.com subscription=acme\n"
-        "mailbox info@example.com limit=1\n");
+  setup(CONFIG);
   svc.notify_command = "sleep 30";
   svc.admin = "postmaster@example.net";
   svc.notify_timeout = 1;
@@ -436,8 +485,8 @@ Test(notify, immediate_notices_come_from_the_decision) {
   setup(config);
   cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
   refuse_once();
-  cr_assert_eq(M(notices), 1);
-  cr_assert(logged_line(NOTICE_LINES[0]), "%s", logged());
+  cr_assert_eq(M(notices), 3);
+  cr_assert(logged_line(NOTICE_LINES[2]), "%s", logged());
   obspamd_service_stop(&svc);
 }
 
@@ -452,7 +501,7 @@ Test(tick, saves_and_flushes_when_due) {
   /* The first tick flushes (notices left from before a restart go out
      at once); the first save is due one interval after the start. */
   obspamd_tick(&svc, PERIOD_END);
-  cr_assert_eq(M(notices), 1);
+  cr_assert_eq(M(notices), 3);
   cr_assert_eq(M(saves_ok), 0);
   usleep(1100 * 1000);
   obspamd_tick(&svc, PERIOD_END);

@@ -14,7 +14,7 @@
    standard output:
 
      decide KEY=VALUE...   sasl= sender= client= recipients= uid= hint=
-                           script= flags=script,forward-local,
+                           script= queue_id= flags=script,forward-local,
                            forward-remote,list  time=N|now|now-N|now+N
                            -> "verdict action=... kind=... object=...
                               limit=... count=... retry=... code=...
@@ -67,7 +67,7 @@ static void decide(obspamd_service *s, char *args, int64_t now) {
   static const char *const actions[] = {"accept", "refuse", "exempt",
                                         "unknown"};
   struct timespec t0;
-  char text[600] = "", *word, *save = NULL;
+  char text[600] = "", *word, *save = NULL, *queue_id = NULL;
   int rc, code = 0;
 
   for (word = strtok_r(args, " ", &save); word != NULL;
@@ -92,6 +92,8 @@ static void decide(obspamd_service *s, char *args, int64_t now) {
       m.script = v_;
     else if (strcmp(word, "time") == 0)
       m.time = parse_when(v_, now);
+    else if (strcmp(word, "queue_id") == 0)
+      queue_id = v_;
     else if (strcmp(word, "flags") == 0) {
       if (strstr(v_, "script"))
         m.flags |= OBSPAM_MSG_SCRIPT;
@@ -111,9 +113,9 @@ static void decide(obspamd_service *s, char *args, int64_t now) {
     return;
   }
   if (v.action == OBSPAM_REFUSE) {
-    obspamd_refusal_text_msg(&v, &m, obspamd_reject(s), &code, text,
-                             sizeof(text));
-    obspamd_log_refusal(&v, &m);
+    obspamd_refusal_text_msg(&v, &m, obspamd_reject(s), obspamd_unit(s), &code,
+                             text, sizeof(text));
+    obspamd_log_refusal(&v, &m, obspamd_unit(s), queue_id);
   }
   obspamd_metrics_decision(&s->metrics, &v, elapsed_us(&t0));
   printf("verdict action=%s kind=%s object=%s limit=%" PRId64 " count=%" PRId64

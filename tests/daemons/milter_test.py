@@ -14,6 +14,7 @@ scenario. Exit status 0 when every scenario passed.
 """
 
 import os
+import re
 import signal
 import socket
 import stat
@@ -58,11 +59,19 @@ def expect(got, want, what=""):
         raise Failure(f"{what}: got {got!r}, expected {want!r}")
 
 
+def counted(n, unit="recipient"):
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
 def refusal(kind, name, count, limit, code="451 4.7.1", minutes=60):
-    return (f"{code} {kind} {name} has sent {count} "
-            f"message{'' if count == 1 else 's'} in the last 60 minutes, "
-            f"its limit is {limit} per hour; try again in {minutes} "
-            f"minute{'' if minutes == 1 else 's'}")
+    """The text in recipients, the default unit; a permanent refusal
+    (5.7.1) and a held message have no retry hint (minutes=None)."""
+    text = (f"{code} {kind} {name} has sent to {counted(count)} in the last "
+            f"60 minutes, its limit is {counted(limit)} per hour")
+    if code.startswith("5") or minutes is None:
+        return text
+    return text + (f"; try again in {minutes} "
+                   f"minute{'' if minutes == 1 else 's'}")
 
 
 def same_minute(room=8):
@@ -287,14 +296,72 @@ def scenario_local_hold(tmp):
         expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
         r = local_message(d, uid=10001, qid="HELDQID")
         expect(r.code, mc.SMFIR_ACCEPT, "held messages are accepted")
-        expect(r.quarantine, refusal("subscription", "acme", 6, 6, code="4.7.1"
-                                     )[len("4.7.1 "):], "hold reason")
+        # Held, not deferred: the reason has no retry hint.
+        expect(r.quarantine, refusal("subscription", "acme", 6, 6, code="4.7.1",
+                                     minutes=None)[len("4.7.1 "):],
+               "hold reason")
         expect(marker_removals(r), [(1, "X-Obspam-Pickup")], "marker removed")
         expect(d.status("subscription", "acme"), (6, 1), "refusal recorded")
         d.wait_log("HELDQID: held: the refused local submission is kept in "
                    "the hold queue (release: postsuper -H HELDQID; delete: "
                    "postsuper -d HELDQID)")
-        d.wait_log("refuse kind=subscription object=acme limit=6 count=6 ")
+        # The refusal line carries the queue ID (the "i" macro).
+        d.wait_log("refuse kind=subscription object=acme limit=6 "
+                   "count=6 unit=recipients retry=")
+        if not re.search(r"refuse kind=subscription object=acme limit=6 "
+                         r"count=6 unit=recipients retry=\d+ "
+                         r"queue_id=HELDQID ", d.read_log()):
+            raise Failure(f"no queue_id=HELDQID in the refusal line:\n"
+                          f"{d.read_log()}")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_local_notice(tmp):
+    """The notice mail of a held local submission says it was held (not
+    deferred), names the milter's own control socket, and its grep command
+    finds the refusal line in the milter's log."""
+    mails = os.path.join(tmp, "mails")
+    os.makedirs(mails)
+    cmd = os.path.join(tmp, "mailer.sh")
+    with open(cmd, "w") as f:
+        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
+    os.chmod(cmd, 0o755)
+    d = Daemon(tmp, "notify-immediate yes\n" + CONFIG,
+               args=["--admin", "postmaster@example.net",
+                     "--notify-command", f"{cmd} {mails}"])
+    try:
+        same_minute()
+        r = local_message(d, uid=10001, rcpts=6)
+        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
+        r = local_message(d, uid=10001, qid="NQID")
+        expect(r.code, mc.SMFIR_ACCEPT, "held")
+        d.wait_log("mail sent to=postmaster@example.net kind=subscription "
+                   "object=acme")
+        texts = []
+        for name in os.listdir(mails):
+            with open(os.path.join(mails, name)) as f:
+                texts.append(f.read())
+        mail = [t for t in texts
+                if re.search(r"^To: postmaster@example\.net$", t, re.M) and
+                "Object:         subscription acme\n" in t]
+        expect(len(mail), 1, "the admin's mail about acme")
+        if ("  Refused mail:   deferred over SMTP (the sending server "
+                "retries);\n                  held when submitted locally "
+                "(postsuper -H releases it)\n") not in mail[0]:
+            raise Failure(f"no 'held' in the notice:\n{mail[0]}")
+        expect(re.findall(r"^    obspamctl.*$", mail[0], re.M),
+               [f"    obspamctl --control {d.control} status subscription "
+                "acme",
+                f"    obspamctl --control {d.control} report --since 24h"],
+               "obspamctl commands")
+        grep = re.search(r"^    (grep -iE .*)$", mail[0], re.M).group(1)
+        found = subprocess.run(f"{grep} '{d.log_path}'", shell=True,
+                               capture_output=True, text=True)
+        lines = found.stdout.splitlines()
+        expect(len(lines), 1, f"lines {grep} finds")
+        if "queue_id=NQID " not in lines[0]:
+            raise Failure(f"{grep} found {lines[0]!r}")
     finally:
         expect(d.stop(), 0, "exit status")
 
@@ -400,7 +467,7 @@ def scenario_vhost(tmp):
         r = local_message(d, uid=10001, qid="V3", headers=[
             ("X-PHP-Originating-Script", f"10001:{path}")])
         expect(r.quarantine, refusal("domain", "shop.acme.example", 2, 2,
-                                     code="4.7.1")[len("4.7.1 "):],
+                                     code="4.7.1", minutes=None)[len("4.7.1 "):],
                "the domain's limit")
         # The second pattern; a domain of another subscription is ignored.
         r = local_message(d, uid=10001, qid="V4", headers=[

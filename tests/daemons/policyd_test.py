@@ -14,6 +14,7 @@ import os
 import re
 import resource
 import selectors
+import shlex
 import signal
 import socket
 import stat
@@ -52,16 +53,23 @@ def expect(got, want, what=""):
         raise Failure(f"{what}: got {got!r}, expected {want!r}")
 
 
+def counted(n, unit="recipient"):
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
 def defer_text(kind, name, count, limit, minutes=60):
-    return (f"action=451 4.7.1 {kind} {name} has sent {count} "
-            f"message{'' if count == 1 else 's'} in the last 60 minutes, "
-            f"its limit is {limit} per hour; try again in {minutes} "
+    """The text in recipients, the default unit."""
+    return (f"action=451 4.7.1 {kind} {name} has sent to {counted(count)} "
+            f"in the last 60 minutes, its limit is {counted(limit)} per "
+            f"hour; try again in {minutes} "
             f"minute{'' if minutes == 1 else 's'}")
 
 
-def reject_text(kind, name, count, limit, minutes=60):
-    return defer_text(kind, name, count, limit, minutes).replace(
-        "451 4.7.1", "550 5.7.1")
+def reject_text(kind, name, count, limit):
+    """A permanent refusal: no retry hint."""
+    return (f"action=550 5.7.1 {kind} {name} has sent to {counted(count)} "
+            f"in the last 60 minutes, its limit is {counted(limit)} per "
+            f"hour")
 
 
 DUNNO = "action=DUNNO"
@@ -243,9 +251,18 @@ def sc_tcp(tmp):
         expect(c.request(**data_req("Small@ACME.example", 1)),
                defer_text("mailbox", "small@acme.example", 3, 3), "full")
         d.wait_log(r"refuse kind=mailbox object=small@acme\.example limit=3 "
-                   r"count=3 retry=\d+ sasl=Small@ACME\.example "
+                   r"count=3 unit=recipients retry=\d+ queue_id=- "
+                   r"sasl=Small@ACME\.example "
                    r"sender=Small@ACME\.example client=203\.0\.113\.9 "
                    r"recipients=1$")
+        # Postfix's queue_id goes into the refusal line, as postfwd logs
+        # it.
+        expect(c.request(**data_req("small@acme.example", 1,
+                                    queue_id="4FgH2x1Kz9")),
+               defer_text("mailbox", "small@acme.example", 3, 3), "full")
+        d.wait_log(r"refuse kind=mailbox object=small@acme\.example limit=3 "
+                   r"count=3 unit=recipients retry=\d+ queue_id=4FgH2x1Kz9 "
+                   r"sasl=small@acme\.example ")
         expect(d.stop(), 0, "exit status")
     finally:
         d.kill()
@@ -292,6 +309,26 @@ def sc_reject(tmp):
         expect(c.request(**rcpt_req("tiny@acme.example")),
                reject_text("mailbox", "tiny@acme.example", 1, 1),
                "rejected at RCPT")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_unit(tmp):
+    """count messages: one message to 2 recipients is 1 message, in the
+    reply and the log line."""
+    d = Daemon(tmp, "count messages\n" + CONFIG)
+    try:
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example", 2)), DUNNO,
+               "1 message of 1, to 2 recipients")
+        expect(c.request(**data_req("tiny@acme.example", 2)),
+               "action=451 4.7.1 mailbox tiny@acme.example has sent 1 "
+               "message in the last 60 minutes, its limit is 1 message per "
+               "hour; try again in 60 minutes", "the second message")
+        d.wait_log(r"refuse kind=mailbox object=tiny@acme\.example limit=1 "
+                   r"count=1 unit=messages retry=\d+ queue_id=- ")
     finally:
         d.stop()
         d.kill()
@@ -1111,7 +1148,7 @@ def sc_notices(tmp):
     with open(cmd, "w") as f:
         f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
     os.chmod(cmd, 0o755)
-    d = Daemon(tmp, "notify-period 60\n" + CONFIG,
+    d = Daemon(tmp, "notify-period 60\n" + CONFIG, control=True,
                args=["--admin", "postmaster@example.net", "--notify-command",
                      f"{cmd} {mails}"])
     try:
@@ -1119,14 +1156,17 @@ def sc_notices(tmp):
         expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")
         refusal = c.request(**data_req("tiny@acme.example"))
         if not refusal.startswith("action=451 4.7.1 mailbox tiny@acme."
-                                  "example has sent 1 message in the last"):
+                                  "example has sent to 1 recipient in the "
+                                  "last"):
             raise Failure(f"refusal: {refusal!r}")
         d.wait_log(r"notice kind=mailbox object=tiny@acme\.example "
-                   r"subscription=acme limit=1 sent=1 refused=1 ", timeout=75)
-        # The refusal is recorded at the three levels of tiny: one notice
-        # each, mailed to the admin and to acme's contact.
+                   r"subscription=acme limit=1 unit=recipients sent=1 "
+                   r"refused=1 exceeded=1 ", timeout=75)
+        # Only tiny went over its own limit (its domain and subscription
+        # were refused with it, under theirs): one notice, mailed to the
+        # admin and to acme's contact.
         deadline = time.monotonic() + TIMEOUT
-        while len(os.listdir(mails)) < 6 and time.monotonic() < deadline:
+        while len(os.listdir(mails)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)  # nothing more comes
         texts = []
@@ -1134,8 +1174,28 @@ def sc_notices(tmp):
             with open(os.path.join(mails, name)) as f:
                 texts.append(f.read())
         to = sorted(re.search(r"^To: (.*)$", t, re.M).group(1) for t in texts)
-        expect(to, ["ops@acme.example"] * 3 + ["postmaster@example.net"] * 3,
+        expect(to, ["ops@acme.example", "postmaster@example.net"],
                "mail recipients")
+        if "notice kind=domain" in d.log() or "notice kind=subscription" in d.log():
+            raise Failure(f"a notice for a level under its limit:\n{d.log()}")
+        admin = [t for t in texts
+                 if re.search(r"^To: postmaster@example\.net$", t, re.M) and
+                 "Object:         mailbox tiny@acme.example" in t]
+        expect(len(admin), 1, "the admin's mail about the mailbox")
+        # The obspamctl commands it suggests reach this daemon.
+        expect(re.findall(r"^    obspamctl.*$", admin[0], re.M),
+               [f"    obspamctl --control {d.control} status mailbox "
+                "tiny@acme.example",
+                f"    obspamctl --control {d.control} report --since 24h"],
+               "obspamctl commands")
+        # Its grep command finds the refusal line in the daemon's real log.
+        grep = re.search(r"^    (grep -iE .*)$", admin[0], re.M).group(1)
+        found = subprocess.run(f"{grep} {shlex.quote(d.log_path)}",
+                               shell=True, capture_output=True, text=True)
+        lines = found.stdout.splitlines()
+        expect(len(lines), 1, f"lines {grep} finds")
+        if "refuse kind=mailbox object=tiny@acme.example " not in lines[0]:
+            raise Failure(f"{grep} found {lines[0]!r}")
     finally:
         d.stop()
         d.kill()

@@ -38,6 +38,8 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
+check "common: one SMTP code, the refusal words, the units' sockets in every text" \
+  tests/daemons/texts_agree.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
@@ -47,6 +49,7 @@ check "policyd: request parser" "$D/policyd_proto" --jobs 2
 check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
 check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
+check "policyd: count messages, in the texts" python3 "$P" "$BUILD" unit
 check "policyd: RCPT refuses early, charges nothing" \
   python3 "$P" "$BUILD" rcpt
 check "policyd: RCPT refusals recorded once per message" \
@@ -98,6 +101,8 @@ check "milter: local submission charged to its uid" \
   python3 "$M" "$BUILD" local
 check "milter: refused local submission held" \
   python3 "$M" "$BUILD" local_hold
+check "milter: the notice of a held submission says held" \
+  python3 "$M" "$BUILD" local_notice
 check "milter: refused local submission bounced" \
   python3 "$M" "$BUILD" local_bounce
 check "milter: scripts forbidden" python3 "$M" "$BUILD" scripts_forbidden

@@ -93,7 +93,7 @@ pf_start
 # 4.7.1 at end of data with the milter's text, which names the refusing
 # object and its limit.
 refusals() {
-  grep -c -E "^[0-9]+ eod 451 4\.7\.1 $2 $3 has sent $4 messages in the last 60 minutes, its limit is $4 per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
+  grep -c -E "^[0-9]+ eod 451 4\.7\.1 $2 $3 has sent to $4 recipients in the last 60 minutes, its limit is $4 recipients per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
 }
 
 from() {
@@ -134,6 +134,15 @@ smtp)
     "accepted accepted accepted eod eod eod" "$(pf_stages "$out")"
   pf_expect "451 4.7.1 refusals at end of data naming mailbox info@acme.example" \
     3 "$(refusals "$out" mailbox info@acme.example 3)"
+  # Each refusal line carries the queue ID (the i macro) of its message,
+  # the one Postfix logs for that transaction.
+  ids=$(sed -n 's/.* refuse kind=mailbox object=info@acme\.example .* queue_id=\([^ ]*\) .*/\1/p' \
+    "$PF_TMP/milter.log" | sort -u)
+  pf_expect "queue IDs in the refusal lines" 3 "$(grep -c '^[0-9A-Za-z]\{6,\}$' <<<"$ids" || true)"
+  for id in $ids; do
+    grep -q "postfix/smtpd\[[0-9]*\]: $id: " "$PF_MAILLOG" ||
+      pf_die "queue ID $id of a refusal line is not in Postfix's log"
+  done
   out=$(pf_send --login alice@shared.example --sender alice@shared.example \
     --count 3 --tag alice)
   printf '%s\n' "$out"
@@ -217,6 +226,10 @@ PY
     "$(report_row subscription web refused)"
   pf_expect "the report's messages sent by subscription web" 2 \
     "$(report_row subscription web sent)"
+  pf_expect "the report's over-the-limit attempts of subscription web" 2 \
+    "$(report_row subscription web exceeded)"
+  pf_expect "the report's limit of subscription web" 2 \
+    "$(report_row subscription web limit)"
   # status_field KIND NAME FIELD: a field of "obspamctl --json status".
   status_field() {
     ctl status "$1" "$2" >"$PF_TMP/status.json" ||

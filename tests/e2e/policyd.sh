@@ -61,10 +61,10 @@ pf_start
 
 # refusals LINES KIND OBJECT LIMIT: how many of the client's lines are a 451
 # 4.7.1 at DATA that names the refusing object and its limit, with the
-# policy server's text ("... has sent N messages in the last 60 minutes, its
-# limit is N per hour; try again in M minutes").
+# policy server's text ("... has sent to N recipients in the last 60
+# minutes, its limit is N recipients per hour; try again in M minutes").
 refusals() {
-  grep -c -E "^[0-9]+ data 451 4\.7\.1 .*$2 $3 has sent $4 messages in the last 60 minutes, its limit is $4 per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
+  grep -c -E "^[0-9]+ data 451 4\.7\.1 .*$2 $3 has sent to $4 recipients in the last 60 minutes, its limit is $4 recipients per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
 }
 
 # from ADDRESS: how many messages at the sink have the envelope sender
@@ -87,6 +87,15 @@ mailbox)
     "$(from info@acme.example)"
   pf_expect "the first three messages at the sink" 3 \
     "$(pf_sink_grep '^X-E2E-Tag: mailbox-[123]$')"
+  # Each refusal line carries Postfix's queue ID of its message, the one
+  # Postfix logs for that transaction.
+  ids=$(sed -n 's/.* refuse kind=mailbox object=info@acme\.example .* queue_id=\([^ ]*\) .*/\1/p' \
+    "$PF_TMP/policyd.log" | sort -u)
+  pf_expect "queue IDs in the refusal lines" 3 "$(grep -c '^[0-9A-Za-z]\{6,\}$' <<<"$ids" || true)"
+  for id in $ids; do
+    grep -q "postfix/smtpd\[[0-9]*\]: $id: " "$PF_MAILLOG" ||
+      pf_die "queue ID $id of a refusal line is not in Postfix's log"
+  done
   ;;
 subscription)
   out=$(pf_send --login alice@shared.example --sender alice@shared.example \
