@@ -488,15 +488,34 @@ static int conn_flush(conn *c) {
   return 0;
 }
 
-/* Parses what was read and answers every complete request, as long as
-   there is room for answers. Returns -1 when c was closed. */
-static int conn_process(server *s, conn *c) {
-  while (c->in_off < c->in_len &&
-         OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX) {
-    size_t used;
-    int rc =
-        policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
+/* Room for one more answer. */
+static int out_room(const conn *c) {
+  return OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX;
+}
 
+/* Parses what was read and answers every complete request, as long as
+   there is room for answers; when the answers fill their buffer, it is
+   written out and parsing goes on, until the input is used up or the
+   socket takes no more (then EPOLLOUT brings the rest back here). A
+   round does at most IN_CAP bytes of one connection, so a client that
+   pipelines thousands of requests cannot starve the others. Returns -1
+   when c was closed. */
+static int conn_process(server *s, conn *c) {
+  for (;;) {
+    size_t used;
+    int rc;
+
+    if (c->in_off == c->in_len)
+      break;
+    if (!out_room(c)) {
+      if (conn_flush(c) < 0) {
+        conn_close(s, c);
+        return -1;
+      }
+      if (!out_room(c))
+        break; /* the socket is full: wait for EPOLLOUT */
+    }
+    rc = policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
     c->in_off += used;
     if (rc == POLICY_ERROR) {
       obspamd_metrics_bad_request(&s->svc.metrics);

@@ -477,6 +477,50 @@ def sc_slow_reader(tmp):
         d.kill()
 
 
+def sc_pipeline_deep(tmp):
+    """10,000 requests in one write, read as fast as they come: all 10,000
+    answered in order (an answer buffer that fills and drains at once must
+    not leave the rest of the input unread)."""
+    import threading
+    d = Daemon(tmp, CONFIG + "domain x.io subscription=acme domain=unlimited\n"
+               "mailbox t@x.io limit=1000\n")
+    try:
+        same_minute(20)
+        c = d.client()
+        expect(c.request(**data_req("t@x.io", 1000)), DUNNO, "1000 of 1000")
+        total = 10000
+        # Short requests with long answers: one read of 4 KiB holds 58
+        # requests whose refusals (132 bytes each) are more than the 8 KiB
+        # answer buffer takes, so it fills, and drains at once.
+        one = (b"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+               b"sasl_username=t@x.io\n\n")
+        refused = defer_text("mailbox", "t@x.io", 1000, 1000)
+        errors = []
+
+        def writer():
+            try:
+                c.sock.sendall(one * total)
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        start = time.monotonic()
+        t.start()
+        try:
+            answers = [c.read_answer() for _ in range(total)]
+        except socket.timeout:
+            raise Failure("the answers stopped coming")
+        t.join(TIMEOUT)
+        expect(errors, [], "the write")
+        expect(answers.count(refused), total, "answers")
+        expect(c.buf, b"", "nothing more")
+        print(f"{total} requests in one write answered in "
+              f"{time.monotonic() - start:.2f} s")
+    finally:
+        d.stop()
+        d.kill()
+
+
 MALFORMED = [
     ("no '='", b"request=smtpd_access_policy\nhello\n\n",
      r"line 2: 'hello' is not NAME=VALUE"),

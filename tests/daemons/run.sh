@@ -56,6 +56,8 @@ check "policyd: whitelisted, unknown, other states" \
 check "policyd: many requests on one connection" python3 "$P" "$BUILD" many
 check "policyd: pipelining to a slow reader" \
   python3 "$P" "$BUILD" slow_reader
+check "policyd: 10,000 requests in one write, all answered" \
+  python3 "$P" "$BUILD" pipeline_deep
 check "policyd: malformed requests closed unanswered" \
   python3 "$P" "$BUILD" malformed
 check "policyd: SIGHUP reload, good and bad" python3 "$P" "$BUILD" reload
