@@ -290,8 +290,13 @@ int obspam_state_load(obspam_engine *e, const char *path) {
   if (version == 0 || reserved != 0 || (uint64_t)payload != n - HEADER_SIZE ||
       (uint64_t)sum != obspam__checksum(data + HEADER_SIZE, n - HEADER_SIZE)) {
     free(data);
+    /* A file longer than its header says was appended to (or two writes
+       mixed), not cut: the message says which, so that whoever looks
+       into it does not go looking for a short write. */
     return obspam__fail(e, OBSPAM_ECORRUPT, "state_load: %s: %s", path,
                         version == 0 || reserved != 0 ? "bad header"
+                        : (uint64_t)payload < n - HEADER_SIZE
+                            ? "trailing data after the snapshot"
                         : (uint64_t)payload != n - HEADER_SIZE
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");

@@ -1296,6 +1296,17 @@ Test(snapshot, flipped_bit_at_every_byte, .timeout = 300) {
   target_free(&t);
 }
 
+/* Loads buf (n bytes) and expects the message "state_load: FILE: why". */
+static void expect_load_message(target *t, const uint8_t *buf, size_t n,
+                                const char *why) {
+  char expected[700];
+
+  rewrite(t->bad, buf, n);
+  cr_assert_eq(obspam_state_load(t->e, t->bad), OBSPAM_ECORRUPT);
+  snprintf(expected, sizeof expected, "state_load: %s: %s", t->bad, why);
+  cr_expect_str_eq(obspam_engine_errmsg(t->e), expected, "%zu bytes", n);
+}
+
 Test(snapshot, extra_bytes_and_wrong_lengths) {
   target t;
   size_t n;
@@ -1308,6 +1319,10 @@ Test(snapshot, extra_bytes_and_wrong_lengths) {
   memset(big + n, 0, 100);
   EXPECT_LOAD(&t, big, n + 1, OBSPAM_ECORRUPT, "1 byte appended");
   EXPECT_LOAD(&t, big, n + 100, OBSPAM_ECORRUPT, "100 bytes appended");
+  /* Bytes appended are called so, not a truncation. */
+  expect_load_message(&t, big, n + 1, "trailing data after the snapshot");
+  expect_load_message(&t, big, n + 100, "trailing data after the snapshot");
+  expect_load_message(&t, big, n - 1, "the file is truncated");
   /* Appended with the header made to match: trailing bytes. */
   fix_header(big, n + 1);
   EXPECT_LOAD(&t, big, n + 1, OBSPAM_ECORRUPT, "1 byte appended, fixed");
