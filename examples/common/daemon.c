@@ -439,6 +439,10 @@ static int load_state(obspamd_service *s) {
     return OBSPAM_EIO;
   if (stat(s->state_path, &st) != 0) {
     if (errno == ENOENT) {
+      /* A save killed before its first rename leaves a temporary file
+         and no state file: the load removes such leftovers even so (and
+         fails, as it must, on the missing file). */
+      obspam_state_load(s->engine, s->state_path);
       obspamd_log(LOG_INFO, "state missing path=%s: starting from zero",
                   s->state_path);
       return OBSPAM_OK;

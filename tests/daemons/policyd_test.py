@@ -329,12 +329,12 @@ def sc_rcpt(tmp):
         d.kill()
 
 
-def control_status(path, kind, name):
-    """The status record of an object, through the control socket."""
+def control_ask(path, line):
+    """The lines of the answer to one control request."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
     s.connect(path)
-    s.sendall(f"status {kind} {name}\n".encode())
+    s.sendall(line.encode() + b"\n")
     data = b""
     while True:
         chunk = s.recv(65536)
@@ -342,7 +342,13 @@ def control_status(path, kind, name):
             break
         data += chunk
     s.close()
-    lines = data.decode().splitlines()
+    return data.decode().splitlines()
+
+
+def control_status(path, kind, name):
+    """The status record of an object, through the control socket."""
+    lines = control_ask(path, f"status {kind} {name}")
+    data = lines
     if not lines or lines[0] != "ok" or lines[-1] != "end":
         raise Failure(f"status {kind} {name}: {data!r}")
     return dict(line.split("\t", 1) for line in lines[1:-1])
@@ -664,6 +670,33 @@ def sc_state(tmp):
         expect(d.client().request(**data_req("tiny@acme.example")),
                defer_text("mailbox", "tiny@acme.example", 1, 1),
                "saved on SIGINT")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_stale_temp(tmp):
+    """Temporary files of saves killed before their rename (STATE.tmp.
+    XXXXXX) are removed at start, with or without a state file, and at
+    the next save; other files beside the state file are kept."""
+    state = os.path.join(tmp, "d.state")
+    left = [state + ".tmp.AbC123", state + ".tmp.z9z9z9"]
+    kept = [state + ".tmp.short", state + ".bad-20240501000000",
+            os.path.join(tmp, "other.tmp.AbC123")]
+    for p in left + kept:
+        with open(p, "wb") as f:
+            f.write(b"half a save")
+    d = Daemon(tmp, control=True)  # no state file yet
+    try:
+        expect([p for p in left if os.path.exists(p)], [], "left at start")
+        expect([p for p in kept if os.path.exists(p)], kept, "kept")
+        # A save killed now leaves one; the next save removes it.
+        with open(left[0], "wb") as f:
+            f.write(b"half a save")
+        expect(control_ask(d.control, "save")[0], "ok", "save")
+        expect(os.path.exists(left[0]), False, "left after a save")
+        expect(os.path.exists(state), True, "the state file")
+        expect([p for p in kept if os.path.exists(p)], kept, "kept")
     finally:
         d.stop()
         d.kill()

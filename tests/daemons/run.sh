@@ -64,6 +64,8 @@ check "policyd: SIGHUP reload, good and bad" python3 "$P" "$BUILD" reload
 check "policyd: reloads beside the loop" \
   python3 "$P" "$BUILD" reload_storm
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
+check "policyd: temporary files of killed saves removed" \
+  python3 "$P" "$BUILD" stale_temp
 check "policyd: periodic save" python3 "$P" "$BUILD" save_interval
 check "policyd: DATA and END-OF-MESSAGE charge once" \
   python3 "$P" "$BUILD" dedupe
