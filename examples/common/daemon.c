@@ -556,14 +556,15 @@ fail:
   return rc;
 }
 
-void obspamd_service_stop(obspamd_service *s) {
+int obspamd_service_stop(obspamd_service *s) {
   struct obspamd_private *p = s->priv;
+  int rc = OBSPAM_OK;
 
   if (p == NULL)
-    return;
+    return OBSPAM_OK;
   obspamd_housekeeping_stop(s);
   if (s->state_path != NULL && *s->state_path != '\0')
-    obspamd_save(s, NULL, 0);
+    rc = obspamd_save(s, NULL, 0);
   obspam_set_notify(s->engine, NULL, NULL);
   {
     obspamd__mailer *m;
@@ -583,6 +584,7 @@ void obspamd_service_stop(obspamd_service *s) {
   pthread_mutex_destroy(&p->mail_lock);
   free(p);
   s->priv = NULL;
+  return rc;
 }
 
 static void copy_msg(char *msg, size_t size, const char *text) {

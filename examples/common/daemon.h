@@ -203,8 +203,11 @@ typedef struct obspamd_service {
    code (OBSPAM_ESYNTAX, OBSPAM_EIO, ...); nothing is left to stop. */
 int obspamd_service_start(obspamd_service *s);
 /* Saves the state (when a path is set) and frees the engine. Mails still
-   queued get notify_timeout seconds in all to go out. */
-void obspamd_service_stop(obspamd_service *s);
+   queued get notify_timeout seconds in all to go out. Returns OBSPAM_OK,
+   or the library's code when that last save failed (it is logged): the
+   daemon then exits with a failure, since what was counted since the
+   last good save is lost. */
+int obspamd_service_stop(obspamd_service *s);
 /* Reloads the configuration; on error logs it and keeps the running one.
    Returns the library's code; *msg (optional) gets the engine's message. */
 int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size);

@@ -553,11 +553,14 @@ out_service:
     if (state != NULL) {
       char msg[512];
 
-      obspamd_save(&svc, msg, sizeof(msg));
+      if (obspamd_save(&svc, msg, sizeof(msg)) != OBSPAM_OK)
+        rc = 1;
     }
     _exit(rc);
   }
-  obspamd_service_stop(&svc); /* saves the state */
+  /* Saves the state; a failed last save is a failed stop. */
+  if (obspamd_service_stop(&svc) != OBSPAM_OK)
+    rc = 1;
   if (rc == 0)
     obspamd_log(LOG_INFO, "stopped");
   free(config);

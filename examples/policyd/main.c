@@ -1009,7 +1009,9 @@ out_service:
      instance may be running on it (the usual cause of "address in use"). */
   if (!started)
     s->svc.state_path = NULL;
-  obspamd_service_stop(&s->svc); /* saves the state */
+  /* Saves the state; a failed last save is a failed stop. */
+  if (obspamd_service_stop(&s->svc) != OBSPAM_OK)
+    rc = 1;
   if (rc == 0)
     obspamd_log(LOG_INFO, "stopped");
   for (i = 0; i < MAX_LISTENERS; i++)

@@ -270,6 +270,17 @@ def scenario_sendmail_addr(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def scenario_stop_save_failed(tmp):
+    """SIGTERM whose last save fails exits 1, after logging why."""
+    d = Daemon(tmp, state=True)
+    try:
+        os.mkdir(d.state)  # the rename of the save fails
+    finally:
+        expect(d.stop(), 1, "exit status after a failed save")
+    if "error: save failed: state_save: " not in d.read_log():
+        raise Failure(f"no save failure logged:\n{d.read_log()}")
+
+
 def scenario_reject(tmp):
     """Action reject: 550 5.7.1 and the same text."""
     d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))

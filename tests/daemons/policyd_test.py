@@ -702,6 +702,31 @@ def sc_stale_temp(tmp):
         d.kill()
 
 
+def sc_stop_save_failed(tmp):
+    """SIGTERM whose last save fails exits 1 (the counts since the last
+    save are lost), after logging why; a good one exits 0."""
+    d = Daemon(tmp)
+    try:
+        expect(d.client().request(**data_req("small@acme.example")), DUNNO,
+               "a message")
+        # A directory where the state file goes: the rename fails.
+        os.mkdir(d.state)
+        expect(d.stop(), 1, "exit status after a failed save")
+        if not re.search(r"error: save failed: state_save: .*d\.state: Is a "
+                         r"directory$", d.log(), re.M):
+            raise Failure(f"no save failure logged:\n{d.log()}")
+        if re.search(r"\bstopped$", d.log(), re.M):
+            raise Failure("'stopped' logged after a failed save")
+    finally:
+        d.kill()
+    os.rmdir(d.state)
+    d = Daemon(tmp, name="e")
+    try:
+        expect(d.stop(), 0, "exit status after a good save")
+    finally:
+        d.kill()
+
+
 def sc_save_interval(tmp):
     """--save-interval 1 writes the state while the daemon runs."""
     d = Daemon(tmp, args=["--save-interval", "1"])

@@ -66,6 +66,8 @@ check "policyd: reloads beside the loop" \
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
 check "policyd: temporary files of killed saves removed" \
   python3 "$P" "$BUILD" stale_temp
+check "policyd: SIGTERM with a failed last save exits 1" \
+  python3 "$P" "$BUILD" stop_save_failed
 check "policyd: periodic save" python3 "$P" "$BUILD" save_interval
 check "policyd: DATA and END-OF-MESSAGE charge once" \
   python3 "$P" "$BUILD" dedupe
@@ -117,6 +119,8 @@ check "milter: 64 concurrent connections, exact count" \
 check "milter: Unix socket and its mode" python3 "$M" "$BUILD" unix
 check "milter: SIGHUP reloads, SIGTERM saves, SIGINT" \
   python3 "$M" "$BUILD" signals
+check "milter: SIGTERM with a failed last save exits 1" \
+  python3 "$M" "$BUILD" stop_save_failed
 check "milter: command line" python3 "$M" "$BUILD" cli
 check "milter: detaching without --foreground" \
   python3 "$M" "$BUILD" detach
