@@ -146,12 +146,17 @@ static void ask(const char *spec, const char *request, answer *a) {
   int64_t deadline;
   struct timespec ts;
   ssize_t n;
+  int send_errno = 0;
 
   if (fd < 0)
     die(EXIT_CONNECT, "%s", err);
+  /* A daemon that refuses a client (permission denied) answers and
+     closes without reading the request, so the request may find the
+     connection closed: the answer waiting to be read says why, and it
+     is read before the failed send is reported. */
   if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
       send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
-    die(EXIT_CONNECT, "cannot send to %s: %s", spec, strerror(errno));
+    send_errno = errno;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
              (int64_t)timeout_s * 1000;
@@ -172,6 +177,11 @@ static void ask(const char *spec, const char *request, answer *a) {
     n = recv(fd, a->data + len, size - len - 1, 0);
     if (n < 0 && errno == EINTR)
       continue;
+    /* The daemon closed with our request unread: a reset after its
+       answer ends the answer. */
+    if (n < 0 && (errno == ECONNRESET || errno == EPIPE) &&
+        (len > 0 || send_errno != 0))
+      break;
     if (n < 0)
       die(EXIT_CONNECT, "cannot read from %s: %s", spec, strerror(errno));
     if (n == 0)
@@ -180,6 +190,8 @@ static void ask(const char *spec, const char *request, answer *a) {
   }
   close(fd);
   a->data[len] = '\0';
+  if (send_errno != 0 && strncmp(a->data, "error ", 6) != 0)
+    die(EXIT_CONNECT, "cannot send to %s: %s", spec, strerror(send_errno));
 
   if (strncmp(a->data, "error ", 6) == 0) {
     a->data[strcspn(a->data, "\n")] = '\0';
