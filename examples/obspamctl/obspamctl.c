@@ -48,7 +48,11 @@ static void usage_text(FILE *f) {
          "path;\n"
          "                        --svg writes a bar chart (FILE - : standard "
          "output)\n"
-         "  reload                reload the configuration file\n"
+         "  reload [--force]      reload the configuration file; --force "
+         "loads one\n"
+         "                        that declares nothing, or drops more "
+         "objects than\n"
+         "                        the daemon's --reload-max-drop allows\n"
          "  save                  write the state file now\n"
          "  ping                  is the daemon there, and which one\n"
          "\n"
@@ -863,7 +867,7 @@ int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
              *svg = NULL, *words[8];
   char spec[600];
-  int json = 0, nwords = 0, i, options_done = 0;
+  int json = 0, force = 0, nwords = 0, i, options_done = 0;
 
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
@@ -891,6 +895,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(arg, "--json") == 0) {
       json = 1;
+      continue;
+    }
+    if (strcmp(arg, "--force") == 0) {
+      force = 1;
       continue;
     }
     /* Options with a value: --opt VALUE or --opt=VALUE. */
@@ -944,6 +952,8 @@ int main(int argc, char **argv) {
       die_usage("--control: %s", err);
   }
 
+  if (force && strcmp(words[0], "reload") != 0)
+    die_usage("--force goes with reload only");
   if (since != NULL && strcmp(words[0], "report") != 0)
     die_usage("--since goes with report only");
   if ((day != NULL || svg != NULL) && strcmp(words[0], "history") != 0)
@@ -964,7 +974,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(words[0], "reload") == 0 || strcmp(words[0], "save") == 0) {
     if (nwords != 1)
       die_usage("usage: %s", words[0]);
-    cmd_message(spec, json, words[0]);
+    cmd_message(spec, json, force ? "reload force" : words[0]);
   } else if (strcmp(words[0], "ping") == 0) {
     if (nwords != 1)
       die_usage("usage: ping");

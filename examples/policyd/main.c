@@ -93,15 +93,18 @@ static void usage(FILE *f) {
       "  --max-connections N    at most N policy connections at once\n"
       "                         (default: the file limit less %d)\n"
       "  --foreground           do not detach; log to stderr\n"
+      "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
+      "                         of the objects (default %d; obspamctl\n"
+      "                         reload --force overrides)\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
       "\n"
-      "Signals: SIGHUP reloads the configuration (a bad file is logged and\n"
-      "the running one kept); SIGTERM and SIGINT save the state and exit.\n"
-      "See obspam-policyd(8).\n",
+      "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"
+      "is logged and the running one kept); SIGTERM and SIGINT save the\n"
+      "state and exit. See obspam-policyd(8).\n",
       DEFAULT_SAVE_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE,
-      FD_RESERVE);
+      FD_RESERVE, OBSPAMD_RELOAD_MAX_DROP);
 }
 
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
@@ -176,24 +179,6 @@ static int parse_options(int argc, char **argv, options *o) {
   if (o->nlisten == 0)
     o->listen[o->nlisten++] = DEFAULT_LISTEN;
   return 0;
-}
-
-/* --check-config: the library's own message names the file and the line. */
-static int check_config(const char *path) {
-  obspam_engine *e;
-  int rc;
-
-  if (obspam_engine_new(&e) != OBSPAM_OK) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-  rc = obspam_load_config(e, path);
-  if (rc != OBSPAM_OK)
-    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
-  else
-    printf("%s: configuration OK\n", path);
-  obspam_engine_free(e);
-  return rc == OBSPAM_OK ? 0 : 1;
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -906,7 +891,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (o.c.check_config)
-    return check_config(o.c.config);
+    return obspamd_check_config(PROGRAM, o.c.config);
 
   config = obspamd_absolute("", o.c.config);
   state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
@@ -956,6 +941,7 @@ int main(int argc, char **argv) {
   s->svc.admin = o.c.admin;
   s->svc.notify_command = o.c.notify_command;
   s->svc.save_interval = o.c.save_interval;
+  s->svc.reload_max_drop = o.c.reload_max_drop;
   if (obspamd_service_start(&s->svc) != 0)
     return 1; /* the reason is logged */
 

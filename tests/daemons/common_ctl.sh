@@ -410,7 +410,7 @@ check(b"history mailbox 0 x info@example.com\n",
       "error bad time 'x': expected Unix seconds\n")
 check(b"report 10\n", "error usage: report FROM TO (Unix times)\n")
 check(b"report -5 10\n", "error bad time '-5': expected Unix seconds\n")
-check(b"reload now\n", "error usage: reload (no arguments)\n")
+check(b"reload now\n", "error usage: reload [force]\n")
 check(b"x" * 5000, "error request is longer than 4096 bytes\n")
 check(b"report 0 1\n", "ok\nfrom\t0\nto\t1\nend\n")
 check(b"history mailbox 0 1 info@example.com\n", "ok\nend\n")

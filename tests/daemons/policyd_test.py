@@ -609,6 +609,65 @@ def sc_reload(tmp):
         d.kill()
 
 
+def sc_reload_guard(tmp):
+    """An empty file, or one that drops more than half of the objects, is
+    refused on SIGHUP and on obspamctl reload (counters and limits kept),
+    and loaded by obspamctl reload --force; --check-config warns about an
+    empty file."""
+    ctl = os.path.join(BUILD, "examples", "obspamctl", "obspamctl")
+    d = Daemon(tmp, control=True)
+    try:
+        c = d.client()
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO, "2 of 3")
+        with open(d.config, "w") as f:
+            f.write("# the panel was interrupted here\n")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"error: reload failed: \S+/d\.conf declares nothing \(it "
+                   r"is empty or only comments\): loaded, it would lift every "
+                   r"limit; refused \(obspamctl reload --force loads it\)$")
+        p = subprocess.run([ctl, "--control", d.control, "reload"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect(p.returncode, 1, "obspamctl reload: status")
+        expect(p.stderr, f"obspamctl: reload failed: {d.config} declares "
+               f"nothing (it is empty or only comments): loaded, it would "
+               f"lift every limit; refused (obspamctl reload --force loads "
+               f"it)\n", "obspamctl reload: message")
+        expect(control_status(d.control, "mailbox", "small@acme.example")
+               ["count"], "2", "the counter kept")
+        # A cut file: two of the six objects left.
+        with open(d.config, "w") as f:
+            f.write("".join(CONFIG.splitlines(True)[:4]))
+        p = subprocess.run([ctl, "--control", d.control, "reload"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect((p.returncode, p.stderr),
+               (1, f"obspamctl: reload failed: {d.config} drops 4 of the 6 "
+                f"objects of the running configuration (66%), more than the "
+                f"50% --reload-max-drop allows; refused (obspamctl reload "
+                f"--force loads it)\n"), "a cut file")
+        expect(c.request(**data_req("small@acme.example", 2)),
+               defer_text("mailbox", "small@acme.example", 2, 3),
+               "still limited")
+        p = subprocess.run([ctl, "--control", d.control, "reload", "--force"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect((p.returncode, p.stdout),
+               (0, f"configuration reloaded from {d.config}\n"), "--force")
+        d.wait_log(r"reload ok path=\S+/d\.conf \(forced\)$")
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO,
+               "small is an implicit mailbox now")
+    finally:
+        d.stop()
+        d.kill()
+    empty = os.path.join(tmp, "empty.conf")
+    with open(empty, "w") as f:
+        f.write("\n# nothing\n")
+    p = subprocess.run([DAEMON, "--config", empty, "--check-config"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    expect((p.returncode, p.stdout, p.stderr),
+           (0, "", f"{empty}: warning: the file declares nothing (it is "
+            f"empty or only comments): it limits nothing, and a reload to it "
+            f"is refused unless forced\n"), "--check-config of an empty file")
+
+
 def sc_reload_storm(tmp):
     """Reloads run beside the loop: requests keep being answered through a
     burst of SIGHUPs, and the last file written is the one in force."""

@@ -61,6 +61,8 @@ check "policyd: 10,000 requests in one write, all answered" \
 check "policyd: malformed requests closed unanswered" \
   python3 "$P" "$BUILD" malformed
 check "policyd: SIGHUP reload, good and bad" python3 "$P" "$BUILD" reload
+check "policyd: empty or cut files refused on reload unless forced" \
+  python3 "$P" "$BUILD" reload_guard
 check "policyd: reloads beside the loop" \
   python3 "$P" "$BUILD" reload_storm
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
