@@ -86,6 +86,15 @@ check "policyd: control socket and metrics" \
   python3 "$P" "$BUILD" control_metrics
 check "policyd: notices mailed on the timer (about a minute)" \
   python3 "$P" "$BUILD" notices
+check "policyd: connections counted per client" "$D/policyd_peers" --jobs 2
+S=tests/daemons/slow_clients.py
+check "policyd: 3,000 slow and partial clients closed in time, bounded" \
+  python3 "$S" "$BUILD" slow
+check "policyd: at most 300 connections per client address" \
+  python3 "$S" "$BUILD" cap
+check "policyd: a Unix-socket client is its uid" python3 "$S" "$BUILD" uid
+check "policyd: metrics scraped while 200 connections are held" \
+  python3 "$S" "$BUILD" metrics
 check "policyd: obspam-policyd.8" tests/daemons/policyd_man.sh "$BUILD"
 check "policyd: cmake --install" tests/daemons/policyd_install.sh "$BUILD"
 check "policyd: abuse: 2,000 hostile, slow and broken clients, bounded memory" \
