@@ -465,7 +465,10 @@ OBSPAM_API int obspam_implicit_status(obspam_engine *e, int64_t *count,
 
 /* Writes counters, history and notification progress to path atomically
    (a temporary file in the same directory, fsync, rename, fsync of the
-   directory), with a format version and a checksum. */
+   directory), with a format version and a checksum. The temporary files
+   that saves killed before their rename left beside path
+   (path.tmp.XXXXXX) are removed first; so does obspam_state_load, even
+   when path itself does not exist. */
 OBSPAM_API int obspam_state_save(obspam_engine *e, const char *path);
 /* Restores a saved state for the objects of the engine that exist by kind
    and name, and ignores the rest; objects absent from the file start from

@@ -43,11 +43,13 @@
    A later 1.x version may write a higher format version; it must keep
    reading every earlier one. A file with a higher version than this
    library knows is refused with OBSPAM_EVERSION. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +188,92 @@ static int sync_dir(const char *path) {
   return rc;
 }
 
+/* ---- temporary files of saves that did not finish ------------------------
+
+   A save writes PATH.tmp.XXXXXX (mkstemp: six letters or digits) and
+   renames it over PATH. A process killed in between leaves that file
+   behind, and every such crash would leave one more, so the next save
+   and the next load (a daemon's start) remove them: only names of
+   exactly that pattern beside PATH, only regular files, and never the
+   file of a save that is still running. A save holds an exclusive flock
+   on its file from creation to rename; a file that cannot be locked at
+   once is left alone, and a kill releases the lock with the process. */
+
+static int temp_suffix(const char *s) {
+  int i;
+
+  for (i = 0; i < 6; i++) {
+    char c = s[i];
+
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9')))
+      return 0;
+  }
+  return s[6] == '\0';
+}
+
+static void remove_stale_temps(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  size_t blen = strlen(base);
+  struct dirent *de;
+  DIR *d;
+
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path),
+                            path) >= sizeof(dir))
+    return;
+  if (blen == 0 || (d = opendir(dir)) == NULL)
+    return;
+  while ((de = readdir(d)) != NULL) {
+    struct stat st, now;
+    int fd;
+
+    if (strncmp(de->d_name, base, blen) != 0 ||
+        strncmp(de->d_name + blen, ".tmp.", 5) != 0 ||
+        !temp_suffix(de->d_name + blen + 5))
+      continue;
+    fd = openat(dirfd(d), de->d_name,
+                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    /* Unlinked only while locked, and only if the name still leads to
+       the file that was locked. */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        fstatat(dirfd(d), de->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+        now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+      unlinkat(dirfd(d), de->d_name, 0);
+    close(fd);
+  }
+  closedir(d);
+}
+
+/* Creates and locks the temporary file of a save. Another save's
+   clean-up may remove the file between its creation and the lock: it is
+   then made again. Returns the descriptor or -1 (errno set). */
+static int create_temp(char *tmp, size_t size, const char *path) {
+  int attempt;
+
+  for (attempt = 0; attempt < 8; attempt++) {
+    struct stat st;
+    int fd;
+
+    snprintf(tmp, size, "%s.tmp.XXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0)
+      return -1;
+    if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0)
+      return fd;
+    close(fd);
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
 /* Writes data to path through a temporary file in the same directory, so
    that path holds either the old content or the new, never a mixture. */
 static int write_atomic(obspam_engine *e, const char *path, const uint8_t *p,
@@ -195,23 +283,30 @@ static int write_atomic(obspam_engine *e, const char *path, const uint8_t *p,
 
   if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
     return obspam__fail(e, OBSPAM_EINVAL, "state_save: path is too long");
-  fd = mkstemp(tmp);
+  remove_stale_temps(path);
+  fd = create_temp(tmp, sizeof(tmp), path);
   if (fd < 0)
     return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", tmp,
                         strerror(errno));
   if (write_all(fd, p, n) != 0 || fsync(fd) != 0) {
     err = errno;
-    close(fd);
     unlink(tmp);
+    close(fd);
     return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", tmp,
                         strerror(err ? err : EIO));
   }
-  if (close(fd) != 0 || rename(tmp, path) != 0) {
+  /* Renamed while still open, and so locked: closed first, the file
+     could be taken for the leftover of a crash and removed. */
+  if (rename(tmp, path) != 0) {
     err = errno;
     unlink(tmp);
+    close(fd);
     return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", path,
                         strerror(err));
   }
+  if (close(fd) != 0)
+    return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", path,
+                        strerror(errno));
   if (sync_dir(path) != 0)
     return obspam__fail(e, OBSPAM_EIO,
                         "state_save: syncing the directory "
@@ -271,6 +366,7 @@ int obspam_state_load(obspam_engine *e, const char *path) {
     return OBSPAM_EINVAL;
   if (path == NULL || path[0] == '\0')
     return obspam__fail(e, OBSPAM_EINVAL, "state_load: no path");
+  remove_stale_temps(path);
   rc = obspam__read_file(e, "state_load: ", path, &text, &n);
   if (rc != OBSPAM_OK)
     return rc;
@@ -302,8 +398,13 @@ int obspam_state_load(obspam_engine *e, const char *path) {
   if (version == 0 || reserved != 0 || (uint64_t)payload != n - HEADER_SIZE ||
       (uint64_t)sum != obspam__checksum(data + HEADER_SIZE, n - HEADER_SIZE)) {
     free(data);
+    /* A file longer than its header says was appended to (or two writes
+       mixed), not cut: the message says which, so that whoever looks
+       into it does not go looking for a short write. */
     return obspam__fail(e, OBSPAM_ECORRUPT, "state_load: %s: %s", path,
                         version == 0 || reserved != 0 ? "bad header"
+                        : (uint64_t)payload < n - HEADER_SIZE
+                            ? "trailing data after the snapshot"
                         : (uint64_t)payload != n - HEADER_SIZE
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");

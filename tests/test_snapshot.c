@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -97,20 +98,16 @@ static int stray_files(char *names, size_t size) {
   return n;
 }
 
-/* Removes every "state.tmp.*" in dir; returns how many there were. */
-static int remove_temp_files(void) {
+/* How many "state.tmp.*" are in dir. */
+static int count_temp_files(void) {
   DIR *dp = opendir(dir);
   struct dirent *de;
-  char p[600];
   int n = 0;
 
   cr_assert_not_null(dp, "opendir(%s): %s", dir, strerror(errno));
   while ((de = readdir(dp)) != NULL)
-    if (strncmp(de->d_name, "state.tmp.", 10) == 0) {
-      snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-      unlink(p);
+    if (strncmp(de->d_name, "state.tmp.", 10) == 0)
       n++;
-    }
   closedir(dp);
   return n;
 }
@@ -1321,6 +1318,17 @@ Test(snapshot, flipped_bit_at_every_byte, .timeout = 300) {
   target_free(&t);
 }
 
+/* Loads buf (n bytes) and expects the message "state_load: FILE: why". */
+static void expect_load_message(target *t, const uint8_t *buf, size_t n,
+                                const char *why) {
+  char expected[700];
+
+  rewrite(t->bad, buf, n);
+  cr_assert_eq(obspam_state_load(t->e, t->bad), OBSPAM_ECORRUPT);
+  snprintf(expected, sizeof expected, "state_load: %s: %s", t->bad, why);
+  cr_expect_str_eq(obspam_engine_errmsg(t->e), expected, "%zu bytes", n);
+}
+
 Test(snapshot, extra_bytes_and_wrong_lengths) {
   target t;
   size_t n;
@@ -1333,6 +1341,10 @@ Test(snapshot, extra_bytes_and_wrong_lengths) {
   memset(big + n, 0, 100);
   EXPECT_LOAD(&t, big, n + 1, OBSPAM_ECORRUPT, "1 byte appended");
   EXPECT_LOAD(&t, big, n + 100, OBSPAM_ECORRUPT, "100 bytes appended");
+  /* Bytes appended are called so, not a truncation. */
+  expect_load_message(&t, big, n + 1, "trailing data after the snapshot");
+  expect_load_message(&t, big, n + 100, "trailing data after the snapshot");
+  expect_load_message(&t, big, n - 1, "the file is truncated");
   /* Appended with the header made to match: trailing bytes. */
   fix_header(big, n + 1);
   EXPECT_LOAD(&t, big, n + 1, OBSPAM_ECORRUPT, "1 byte appended, fixed");
@@ -1837,13 +1849,20 @@ Test(snapshot, crash_while_saving, .timeout = 300) {
     cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid: %s", strerror(errno));
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
               "iteration %d: the child ended by itself (status %d)", i, status);
-    torn += remove_temp_files() > 0;
+    torn += count_temp_files() > 0;
 
     rc = obspam_state_load(reader, path);
     cr_assert_eq(rc, OBSPAM_OK,
                  "iteration %d (killed after %ld us): load gave %d (%s): %s", i,
                  delay_us, rc, obspam_strerror(rc),
                  obspam_engine_errmsg(reader));
+    /* The load removed what the killed save left. */
+    {
+      char names[512];
+
+      cr_assert_eq(stray_files(names, sizeof names), 0,
+                   "iteration %d: left after the load:%s", i, names);
+    }
     state = crash_state(reader);
     cr_assert(state == 1 || state == 2,
               "iteration %d: the file holds neither state (count %" PRId64 ")",
@@ -1957,4 +1976,134 @@ Test(snapshot, format_1_damaged, .timeout = 120) {
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
+}
+
+/* ---- temporary files of saves that did not finish ------------------------
+ */
+
+static void make_file(const char *name) {
+  char p[600];
+  int fd;
+
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  cr_assert_geq(fd, 0, "%s: %s", p, strerror(errno));
+  cr_assert_eq(write(fd, "half", 4), 4);
+  close(fd);
+}
+
+static int exists(const char *name) {
+  char p[600];
+  struct stat st;
+
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return lstat(p, &st) == 0;
+}
+
+/* Names like a save's temporary file, and names that are not quite. */
+static const char *const leftovers[] = {"state.tmp.AbC123", "state.tmp.zzzzzz",
+                                        "state.tmp.000000"};
+static const char *const others[] = {
+    "state.tmp.abcde",   /* five characters */
+    "state.tmp.ABCDEFG", /* seven */
+    "state.tmp.AB-DEF",  /* not a letter or digit */
+    "state.tmp.AB.DEF",  "state.tmp.",
+    "stat.tmp.ABCDEF",   "statex.tmp.ABCDEF",
+    "xstate.tmp.ABCDEF", "other.tmp.ABCDEF",
+    "state.bak.ABCDEF",  "state.bad-20240501000000"};
+
+static void make_leftovers(void) {
+  size_t i;
+
+  for (i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++)
+    make_file(leftovers[i]);
+  for (i = 0; i < sizeof others / sizeof others[0]; i++)
+    make_file(others[i]);
+}
+
+static void expect_only_others_left(const char *when) {
+  size_t i;
+
+  for (i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++)
+    cr_expect(!exists(leftovers[i]), "%s: %s was not removed", when,
+              leftovers[i]);
+  for (i = 0; i < sizeof others / sizeof others[0]; i++)
+    cr_expect(exists(others[i]), "%s: %s was removed", when, others[i]);
+}
+
+Test(snapshot, save_removes_leftover_temp_files) {
+  obspam_engine *e = small_tree();
+  char link_path[600], sub[600];
+
+  small_traffic(e);
+  make_leftovers();
+  /* A directory and a symbolic link of the pattern are not a save's. */
+  snprintf(sub, sizeof sub, "%s/state.tmp.DIR123", dir);
+  cr_assert_eq(mkdir(sub, 0700), 0);
+  snprintf(link_path, sizeof link_path, "%s/state.tmp.LNK123", dir);
+  cr_assert_eq(symlink("other.tmp.ABCDEF", link_path), 0);
+  OK(obspam_state_save(e, path));
+  expect_only_others_left("after a save");
+  cr_expect(exists("state.tmp.DIR123"), "the directory was removed");
+  cr_expect(exists("state.tmp.LNK123"), "the link was removed");
+  cr_expect(exists("state"), "no state file");
+  obspam_engine_free(e);
+}
+
+Test(snapshot, load_removes_leftover_temp_files) {
+  obspam_engine *e = small_tree();
+
+  small_traffic(e);
+  OK(obspam_state_save(e, path));
+  make_leftovers();
+  OK(obspam_state_load(e, path));
+  expect_only_others_left("after a load");
+  /* Also when the state file itself is missing: a crash during the very
+     first save leaves a temporary file and no state file. */
+  cr_assert_eq(unlink(path), 0);
+  make_leftovers();
+  cr_assert_eq(obspam_state_load(e, path), OBSPAM_EIO);
+  expect_only_others_left("after a load of a missing file");
+  obspam_engine_free(e);
+}
+
+Test(snapshot, temp_file_of_a_running_save_is_kept) {
+  obspam_engine *e = small_tree();
+  int ready[2], status;
+  char c;
+  pid_t pid;
+
+  small_traffic(e);
+  /* A child stands for a save in progress: it holds its temporary file
+     locked, as a save does until its rename, until it is killed. */
+  cr_assert_eq(pipe(ready), 0);
+  fflush(NULL);
+  pid = fork();
+  cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    char p[600];
+    int fd;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    snprintf(p, sizeof p, "%s/state.tmp.RUN123", dir);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0)
+      _exit(3);
+    if (write(ready[1], "x", 1) != 1)
+      _exit(3);
+    for (;;)
+      pause();
+  }
+  close(ready[1]);
+  cr_assert_eq(read(ready[0], &c, 1), 1, "the child did not start");
+  close(ready[0]);
+  OK(obspam_state_save(e, path));
+  OK(obspam_state_load(e, path));
+  cr_expect(exists("state.tmp.RUN123"), "a running save's file was removed");
+  /* Killed in its save: the file is a leftover now. */
+  kill(pid, SIGKILL);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  OK(obspam_state_save(e, path));
+  cr_expect(!exists("state.tmp.RUN123"), "the killed save's file is left");
+  obspam_engine_free(e);
 }

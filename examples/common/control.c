@@ -18,7 +18,10 @@
      history KIND FROM TO NAME   KIND: subscription, domain, mailbox or
                                  script; NAME is the rest of the line (a
                                  script path may hold spaces)
-     reload                      reloads the configuration file
+     reload [force]              reloads the configuration file; force
+                                 loads one that declares nothing, or
+                                 drops more objects than
+                                 --reload-max-drop allows
      save                        writes the state file now
 
    Answer: lines ending with LF. The first is "ok" or "error MESSAGE" (an
@@ -404,10 +407,10 @@ static void cmd_history(answer *a, char *args) {
   add(a, "end\n");
 }
 
-static void cmd_reload_save(answer *a, int save) {
+static void cmd_reload_save(answer *a, int save, int force) {
   char msg[700], clean[700];
   int rc = save ? obspamd_save(ctl.s, msg, sizeof(msg))
-                : obspamd_reload(ctl.s, msg, sizeof(msg));
+                : obspamd_reload_force(ctl.s, force, msg, sizeof(msg));
 
   if (rc != OBSPAM_OK) {
     error(a, "%s failed: %s", save ? "save" : "reload", msg);
@@ -433,11 +436,16 @@ static void dispatch(answer *a, char *line) {
     cmd_report(a, args);
   } else if (strcmp(line, "history") == 0) {
     cmd_history(a, args);
-  } else if (strcmp(line, "reload") == 0 || strcmp(line, "save") == 0) {
-    if (args != NULL)
-      error(a, "usage: %s (no arguments)", line);
+  } else if (strcmp(line, "reload") == 0) {
+    if (args != NULL && strcmp(args, "force") != 0)
+      error(a, "usage: reload [force]");
     else
-      cmd_reload_save(a, line[0] == 's');
+      cmd_reload_save(a, 0, args != NULL);
+  } else if (strcmp(line, "save") == 0) {
+    if (args != NULL)
+      error(a, "usage: save (no arguments)");
+    else
+      cmd_reload_save(a, 1, 0);
   } else if (strcmp(line, "ping") == 0) {
     error(a, "usage: ping (no arguments)");
   } else {

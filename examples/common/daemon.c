@@ -369,6 +369,10 @@ struct obspamd_private {
   /* obspamd_tick's schedule, in monotonic milliseconds. */
   pthread_mutex_t tick_lock;
   int64_t next_save_ms, next_flush_ms;
+  /* The objects the running configuration declares, as sorted hashes of
+     kind and name: what a reload would drop is counted against them. */
+  uint64_t *objects;
+  size_t nobjects;
   /* The shared store as the last tick saw it, to log each change once. */
   int64_t store_up, store_episodes, store_fallbacks;
   /* The housekeeping thread. */
@@ -534,6 +538,10 @@ static int load_state(obspamd_service *s) {
     return OBSPAM_EIO;
   if (stat(s->state_path, &st) != 0) {
     if (errno == ENOENT) {
+      /* A save killed before its first rename leaves a temporary file
+         and no state file: the load removes such leftovers even so (and
+         fails, as it must, on the missing file). */
+      obspam_state_load(s->engine, s->state_path);
       obspamd_log(LOG_INFO, "state missing path=%s: starting from zero",
                   s->state_path);
       return OBSPAM_OK;
@@ -568,6 +576,292 @@ static int load_state(obspamd_service *s) {
   return rc;
 }
 
+/* ---- loading the configuration ------------------------------------------ */
+
+/* Reads a whole file. Returns 0, or -1 with errno set. */
+static int read_text(const char *path, char **text, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  size_t size = 65536, n = 0;
+  char *buf;
+
+  if (f == NULL)
+    return -1;
+  buf = malloc(size);
+  while (buf != NULL) {
+    size_t got = fread(buf + n, 1, size - n - 1, f);
+
+    n += got;
+    if (n < size - 1)
+      break;
+    {
+      char *bigger = realloc(buf, size * 2);
+
+      if (bigger == NULL) {
+        free(buf);
+        buf = NULL;
+        errno = ENOMEM;
+        break;
+      }
+      buf = bigger;
+      size *= 2;
+    }
+  }
+  if (buf != NULL && ferror(f)) {
+    free(buf);
+    buf = NULL;
+    errno = EIO;
+  }
+  fclose(f);
+  if (buf == NULL)
+    return -1;
+  buf[n] = '\0';
+  *text = buf;
+  *len = n;
+  return 0;
+}
+
+static int compare_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The objects a configuration text declares: the lines "plan NAME",
+   "subscription NAME", "domain NAME" and "mailbox NAME" (the library
+   has accepted the text, or will be asked to, so the first two words
+   are enough), as sorted, distinct 64-bit FNV-1a hashes of the keyword
+   and the lower-cased name. *declares gets whether any line holds more
+   than blanks and a comment. Returns 0, or -1 when out of memory. */
+static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
+                        int *declares) {
+  static const char *const kinds[] = {"plan", "subscription", "domain",
+                                      "mailbox"};
+  size_t cap = 1024, count = 0, i = 0, k;
+  uint64_t *set = malloc(cap * sizeof(*set));
+
+  *declares = 0;
+  if (set == NULL)
+    return -1;
+  while (i < len) {
+    size_t end = i, w, wl;
+
+    while (end < len && text[end] != '\n')
+      end++;
+    while (i < end && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r'))
+      i++;
+    if (i < end && text[i] != '#') {
+      *declares = 1;
+      for (w = i; w < end && text[w] != ' ' && text[w] != '\t'; w++)
+        ;
+      wl = w - i;
+      for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+        if (strlen(kinds[k]) == wl && memcmp(text + i, kinds[k], wl) == 0)
+          break;
+      while (w < end && (text[w] == ' ' || text[w] == '\t'))
+        w++;
+      if (k < sizeof(kinds) / sizeof(kinds[0]) && w < end && text[w] != '#') {
+        uint64_t h = 14695981039346656037ull;
+
+        h = (h ^ (uint64_t)(k + 1)) * 1099511628211ull;
+        for (; w < end && text[w] != ' ' && text[w] != '\t' &&
+               text[w] != '\r' && text[w] != '#';
+             w++) {
+          unsigned char c = (unsigned char)text[w];
+
+          if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+          h = (h ^ c) * 1099511628211ull;
+        }
+        if (count == cap) {
+          uint64_t *bigger = realloc(set, cap * 2 * sizeof(*set));
+
+          if (bigger == NULL) {
+            free(set);
+            return -1;
+          }
+          set = bigger;
+          cap *= 2;
+        }
+        set[count++] = h;
+      }
+    }
+    i = end + 1;
+  }
+  qsort(set, count, sizeof(*set), compare_u64);
+  for (i = 0, k = 0; i < count; i++)
+    if (k == 0 || set[i] != set[k - 1])
+      set[k++] = set[i];
+  *out = set;
+  *n = k;
+  return 0;
+}
+
+/* How many of old (sorted) are not in new (sorted). */
+static size_t count_dropped(const uint64_t *old, size_t nold,
+                            const uint64_t *now, size_t nnow) {
+  size_t i = 0, j = 0, dropped = 0;
+
+  while (i < nold) {
+    if (j == nnow || old[i] < now[j]) {
+      dropped++;
+      i++;
+    } else if (old[i] == now[j]) {
+      i++;
+      j++;
+    } else {
+      j++;
+    }
+  }
+  return dropped;
+}
+
+/* The message of a failed load of text from path: the library names the
+   text "<string>", and it was the file. */
+static void text_error(const char *path, const char *msg, char *why,
+                       size_t size) {
+  if (strncmp(msg, "<string>", 8) == 0)
+    snprintf(why, size, "%s%s", path, msg + 8);
+  else
+    snprintf(why, size, "%s", msg);
+}
+
+/* Loads the configuration file into e, as obspam_load_config would, and
+   returns the library's code with its message in why. With check, a file
+   that looks like a mistake is refused first (see obspamd_reload). On
+   success the service's set of objects becomes the file's, and
+   *declares (optional) whether the file declares anything. e is the
+   service's engine, or another one (s->priv NULL then: nothing is
+   checked or kept). */
+static int load_config(obspamd_service *s, obspam_engine *e, int check,
+                       int force, char *why, size_t why_size,
+                       int *declares_out) {
+  struct obspamd_private *p = s->priv;
+  char *text = NULL;
+  uint64_t *set = NULL;
+  size_t len = 0, n = 0;
+  int rc, declares = 0;
+
+  if (declares_out != NULL)
+    *declares_out = 1;
+
+  if (read_text(s->config_path, &text, &len) != 0 ||
+      memchr(text, '\0', len) != NULL) {
+    /* Unreadable, or a NUL byte that a text cannot carry: the library
+       reads the file itself and says what is wrong with it. */
+    free(text);
+    rc = obspam_load_config(e, s->config_path);
+    snprintf(why, why_size, "%s", obspam_engine_errmsg(e));
+    if (rc == OBSPAM_OK && p != NULL) {
+      free(p->objects);
+      p->objects = NULL;
+      p->nobjects = 0; /* unknown: nothing to compare the next one with */
+    }
+    return rc;
+  }
+  if (scan_objects(text, len, &set, &n, &declares) != 0) {
+    free(text);
+    snprintf(why, why_size, "%s: out of memory", s->config_path);
+    return OBSPAM_ENOMEM;
+  }
+  if (check && !force && p != NULL) {
+    int max = s->reload_max_drop > 0 && s->reload_max_drop <= 100
+                  ? s->reload_max_drop
+                  : OBSPAMD_RELOAD_MAX_DROP;
+    size_t dropped = count_dropped(p->objects, p->nobjects, set, n);
+
+    rc = OBSPAM_OK;
+    if (!declares) {
+      snprintf(why, why_size,
+               "%s declares nothing (it is empty or only comments): loaded, "
+               "it would lift every limit; refused (obspamctl reload "
+               "--force loads it)",
+               s->config_path);
+      rc = OBSPAM_EINVAL;
+    } else if (p->nobjects > 0 && dropped * 100 > (size_t)max * p->nobjects) {
+      snprintf(why, why_size,
+               "%s drops %zu of the %zu objects of the running "
+               "configuration (%zu%%), more than the %d%% "
+               "--reload-max-drop allows; refused (obspamctl reload --force "
+               "loads it)",
+               s->config_path, dropped, p->nobjects,
+               dropped * 100 / p->nobjects, max);
+      rc = OBSPAM_EINVAL;
+    }
+    if (rc != OBSPAM_OK) {
+      /* A file with an error is refused for that error, which says more
+         (its line); the second parse costs only on this rare path. */
+      obspam_engine *scratch = NULL;
+      int rc2;
+
+      if (obspam_engine_new(&scratch) == OBSPAM_OK &&
+          (rc2 = obspam_load_config_string(scratch, text)) != OBSPAM_OK) {
+        text_error(s->config_path, obspam_engine_errmsg(scratch), why,
+                   why_size);
+        rc = rc2;
+      }
+      obspam_engine_free(scratch);
+      free(set);
+      free(text);
+      return rc;
+    }
+  }
+  rc = obspam_load_config_string(e, text);
+  if (declares_out != NULL)
+    *declares_out = declares;
+  if (rc != OBSPAM_OK) {
+    text_error(s->config_path, obspam_engine_errmsg(e), why, why_size);
+    /* The engine's message belongs to whichever call failed last, and a
+       decision on another thread may fail meanwhile (a malformed client
+       address). The text alone decides the error, so loading it into a
+       scratch engine gives the message for sure. */
+    if (p != NULL) {
+      obspam_engine *scratch = NULL;
+
+      if (obspam_engine_new(&scratch) == OBSPAM_OK &&
+          obspam_load_config_string(scratch, text) == rc)
+        text_error(s->config_path, obspam_engine_errmsg(scratch), why,
+                   why_size);
+      obspam_engine_free(scratch);
+    }
+    free(set);
+  } else if (p != NULL) {
+    free(p->objects);
+    p->objects = set;
+    p->nobjects = n;
+  } else {
+    free(set);
+  }
+  free(text);
+  return rc;
+}
+
+int obspamd_check_config(const char *program, const char *path) {
+  obspamd_service tmp;
+  obspam_engine *e;
+  char why[600];
+  int rc, declares = 1;
+
+  if (obspam_engine_new(&e) != OBSPAM_OK) {
+    fprintf(stderr, "%s: out of memory\n", program);
+    return 1;
+  }
+  memset(&tmp, 0, sizeof(tmp));
+  tmp.config_path = path;
+  rc = load_config(&tmp, e, 0, 0, why, sizeof(why), &declares);
+  if (rc != OBSPAM_OK)
+    fprintf(stderr, "%s\n", why);
+  else if (!declares)
+    fprintf(stderr,
+            "%s: warning: the file declares nothing (it is empty or only "
+            "comments): it limits nothing, and a reload to it is refused "
+            "unless forced\n",
+            path);
+  else
+    printf("%s: configuration OK\n", path);
+  obspam_engine_free(e);
+  return rc == OBSPAM_OK ? 0 : 1;
+}
+
 int obspamd_service_start(obspamd_service *s) {
   struct obspamd_private *p;
   int rc;
@@ -591,13 +885,17 @@ int obspamd_service_start(obspamd_service *s) {
     free(p);
     return rc;
   }
-  rc = obspam_load_config(s->engine, s->config_path);
-  if (rc != OBSPAM_OK) {
-    obspamd_log(LOG_ERR, "cannot start: %s", obspam_engine_errmsg(s->engine));
-    goto fail;
+  s->priv = p;
+  {
+    char why[600];
+
+    rc = load_config(s, s->engine, 0, 0, why, sizeof(why), NULL);
+    if (rc != OBSPAM_OK) {
+      obspamd_log(LOG_ERR, "cannot start: %s", why);
+      goto fail;
+    }
   }
   obspamd_log(LOG_INFO, "config loaded path=%s", s->config_path);
-  s->priv = p;
   if (s->state_path != NULL && *s->state_path != '\0') {
     rc = load_state(s);
     if (rc != OBSPAM_OK)
@@ -643,18 +941,20 @@ fail:
   obspam_engine_free(s->engine);
   s->engine = NULL;
   s->priv = NULL;
+  free(p->objects);
   free(p);
   return rc;
 }
 
-void obspamd_service_stop(obspamd_service *s) {
+int obspamd_service_stop(obspamd_service *s) {
   struct obspamd_private *p = s->priv;
+  int rc = OBSPAM_OK;
 
   if (p == NULL)
-    return;
+    return OBSPAM_OK;
   obspamd_housekeeping_stop(s);
   if (s->state_path != NULL && *s->state_path != '\0')
-    obspamd_save(s, NULL, 0);
+    rc = obspamd_save(s, NULL, 0);
   obspam_set_notify(s->engine, NULL, NULL);
   {
     obspamd__mailer *m;
@@ -672,8 +972,10 @@ void obspamd_service_stop(obspamd_service *s) {
   pthread_mutex_destroy(&p->hk_lock);
   pthread_cond_destroy(&p->hk_cond);
   pthread_mutex_destroy(&p->mail_lock);
+  free(p->objects);
   free(p);
   s->priv = NULL;
+  return rc;
 }
 
 static void copy_msg(char *msg, size_t size, const char *text) {
@@ -682,28 +984,24 @@ static void copy_msg(char *msg, size_t size, const char *text) {
 }
 
 int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size) {
+  return obspamd_reload_force(s, 0, msg, msg_size);
+}
+
+int obspamd_reload_force(obspamd_service *s, int force, char *msg,
+                         size_t msg_size) {
   char why[600];
   int rc;
 
   pthread_mutex_lock(&s->lock);
-  rc = obspam_load_config(s->engine, s->config_path);
+  rc = load_config(s, s->engine, 1, force, why, sizeof(why), NULL);
   if (rc == OBSPAM_OK) {
     cache_action(s);
     ADD(&s->metrics.reloads_ok, 1);
-    obspamd_log(LOG_INFO, "reload ok path=%s", s->config_path);
+    obspamd_log(LOG_INFO, "reload ok path=%s%s", s->config_path,
+                force ? " (forced)" : "");
     snprintf(why, sizeof(why), "configuration reloaded from %s",
              s->config_path);
   } else {
-    /* The engine's message belongs to whichever call failed last, and a
-       decision on another thread may fail meanwhile (a malformed client
-       address). The file alone decides the error, so loading it into a
-       scratch engine gives the message for sure. */
-    obspam_engine *scratch = NULL;
-    snprintf(why, sizeof(why), "%s", obspam_engine_errmsg(s->engine));
-    if (obspam_engine_new(&scratch) == OBSPAM_OK &&
-        obspam_load_config(scratch, s->config_path) == rc)
-      snprintf(why, sizeof(why), "%s", obspam_engine_errmsg(scratch));
-    obspam_engine_free(scratch);
     ADD(&s->metrics.reloads_failed, 1);
     obspamd_log(LOG_ERR, "reload failed: %s", why);
   }

@@ -77,6 +77,7 @@ int obspamd_socket_name(int fd, char *buf, size_t size);
 typedef struct obspamd_options {
   const char *config, *state, *control, *metrics, *admin, *notify_command;
   int save_interval, socket_mode, foreground, check_config;
+  int reload_max_drop; /* percent, 1..100; 0: the default */
 } obspamd_options;
 
 /* getopt_long values of those options; a daemon's own start at
@@ -92,6 +93,7 @@ enum {
   OBSPAMD_OPT_MODE,
   OBSPAMD_OPT_FOREGROUND,
   OBSPAMD_OPT_CHECK,
+  OBSPAMD_OPT_RELOAD_MAX_DROP,
   OBSPAMD_OPT_OWN
 };
 
@@ -107,7 +109,8 @@ enum {
   {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},             \
   {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},                  \
   {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},                   \
-  {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK}
+  {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},                      \
+  {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
@@ -205,6 +208,10 @@ typedef struct obspamd_service {
   const char *mail_from; /* From: of the mails; default obspam@HOSTNAME */
   int notify_timeout;    /* seconds the notify command may run; 30 */
   int flush_interval;    /* seconds between flushes by obspamd_tick; 10 */
+  /* The share of the running configuration's objects (plans,
+     subscriptions, domains, mailboxes), in percent, that a reload may
+     drop; OBSPAMD_RELOAD_MAX_DROP. */
+  int reload_max_drop;
   /* Private to the service. */
   struct obspamd_private *priv;
 } obspamd_service;
@@ -219,11 +226,29 @@ typedef struct obspamd_service {
    code (OBSPAM_ESYNTAX, OBSPAM_EIO, ...); nothing is left to stop. */
 int obspamd_service_start(obspamd_service *s);
 /* Saves the state (when a path is set) and frees the engine. Mails still
-   queued get notify_timeout seconds in all to go out. */
-void obspamd_service_stop(obspamd_service *s);
+   queued get notify_timeout seconds in all to go out. Returns OBSPAM_OK,
+   or the library's code when that last save failed (it is logged): the
+   daemon then exits with a failure, since what was counted since the
+   last good save is lost. */
+int obspamd_service_stop(obspamd_service *s);
 /* Reloads the configuration; on error logs it and keeps the running one.
-   Returns the library's code; *msg (optional) gets the engine's message. */
+   Returns the library's code; *msg (optional) gets the engine's message.
+
+   A file that looks like a mistake is refused (OBSPAM_EINVAL) unless
+   force is set, since loading it would lift the limits it no longer
+   holds and forget their counters: one that declares nothing (empty, or
+   only comments), or one that drops more than reload_max_drop percent of
+   the objects the running configuration declares. The file is read once:
+   what is checked is what is loaded. */
+#define OBSPAMD_RELOAD_MAX_DROP 50
 int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size);
+int obspamd_reload_force(obspamd_service *s, int force, char *msg,
+                         size_t msg_size);
+/* --check-config for PROGRAM: loads path into a new engine and prints
+   "PATH: configuration OK", or the library's error on stderr; a file
+   that declares nothing is valid but gets a warning instead of "OK".
+   Returns the exit status (0 or 1). */
+int obspamd_check_config(const char *program, const char *path);
 /* Saves the state file; logs and counts the outcome. Without a state
    path: OBSPAM_EINVAL, "no state file is configured". */
 int obspamd_save(obspamd_service *s, char *msg, size_t msg_size);

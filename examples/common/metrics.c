@@ -20,9 +20,13 @@
      obspam_store_fallback_decisions_total                           counter
 
    The endpoint is one thread with a poll loop: at most 16 clients at
-   once (more wait in the listen queue), a request of at most 4096 bytes
-   up to the blank line that ends its headers, 5 seconds to send it and
-   read the answer; the connection is closed after the answer. GET
+   once, a request of at most 4096 bytes up to the blank line that ends
+   its headers, 5 seconds to send it and read the answer; the connection
+   is closed after the answer. A new connection while all 16 are taken
+   replaces the oldest one that has not sent a whole request yet, and a
+   request that came with its connection is answered at once: a client
+   that opens hundreds of connections and sends nothing cannot keep a
+   scraper out. GET
    /metrics answers 200, another path 404, another method 405, a request
    that cannot be parsed or is too long 400. */
 #include <errno.h>
@@ -360,6 +364,24 @@ static void on_writable(client *c) {
     drop(c);
 }
 
+/* The slot for a new connection: a free one, else the one of the oldest
+   client still sending its request (it is dropped); -1 when every client
+   is being answered. */
+static int slot_for_new(void) {
+  int k, oldest = -1;
+
+  for (k = 0; k < MAX_CLIENTS; k++) {
+    if (ep.c[k].fd < 0)
+      return k;
+    if (ep.c[k].resp == NULL &&
+        (oldest < 0 || ep.c[k].deadline < ep.c[oldest].deadline))
+      oldest = k;
+  }
+  if (oldest >= 0)
+    drop(&ep.c[oldest]);
+  return oldest;
+}
+
 static void *endpoint(void *arg) {
   struct pollfd p[MAX_CLIENTS + 2];
   int slot_of[MAX_CLIENTS + 2];
@@ -367,7 +389,7 @@ static void *endpoint(void *arg) {
   (void)arg;
 
   for (;;) {
-    int n = 0, i, free_slots = 0, timeout = -1, rc;
+    int n = 0, i, free_slots = 0, reading = 0, timeout = -1, rc;
     int64_t now = obspamd__now_ms();
 
     p[n].fd = ep.wake[0];
@@ -392,12 +414,13 @@ static void *endpoint(void *arg) {
       p[n].fd = c->fd;
       p[n].events = c->resp ? POLLOUT : POLLIN;
       slot_of[n++] = i;
+      reading += c->resp == NULL;
     }
-    if (free_slots > 0 && now >= pause_until) {
+    if ((free_slots > 0 || reading > 0) && now >= pause_until) {
       p[n].fd = ep.fd;
       p[n].events = POLLIN;
       slot_of[n++] = -2;
-    } else if (free_slots > 0) {
+    } else if (free_slots > 0 || reading > 0) {
       int left = (int)(pause_until - now);
       if (timeout < 0 || left < timeout)
         timeout = left;
@@ -416,11 +439,11 @@ static void *endpoint(void *arg) {
       if (!p[i].revents)
         continue;
       if (slot_of[i] == -2) {
-        int k;
-        for (k = 0; k < MAX_CLIENTS; k++) {
-          int fd;
-          if (ep.c[k].fd >= 0)
-            continue;
+        int round;
+        /* A bounded batch: the clients already in get their turn. */
+        for (round = 0; round < MAX_CLIENTS; round++) {
+          int fd, k;
+          client *nc;
           fd = accept4(ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
@@ -432,11 +455,22 @@ static void *endpoint(void *arg) {
             }
             break;
           }
-          ep.c[k].fd = fd;
-          ep.c[k].len = 0;
-          ep.c[k].resp = NULL;
-          ep.c[k].resp_len = ep.c[k].resp_off = 0;
-          ep.c[k].deadline = obspamd__now_ms() + CLIENT_TIMEOUT_MS;
+          k = slot_for_new();
+          if (k < 0) {
+            close(fd);
+            break;
+          }
+          nc = &ep.c[k];
+          nc->fd = fd;
+          nc->len = 0;
+          nc->resp = NULL;
+          nc->resp_len = nc->resp_off = 0;
+          nc->deadline = obspamd__now_ms() + CLIENT_TIMEOUT_MS;
+          /* A scraper sends its request with the connection: it is
+             answered now, before other connections can push it out. */
+          on_readable(nc);
+          if (nc->fd >= 0 && nc->resp != NULL)
+            on_writable(nc);
         }
         continue;
       }

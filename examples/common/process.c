@@ -84,6 +84,11 @@ static int shared_option(const char *program, int opt, const char *arg,
   case OBSPAMD_OPT_CHECK:
     o->check_config = 1;
     return 1;
+  case OBSPAMD_OPT_RELOAD_MAX_DROP:
+    if ((v = obspamd_number(program, "--reload-max-drop", arg, 1, 100, 10)) < 0)
+      return -1;
+    o->reload_max_drop = (int)v;
+    return 1;
   default:
     return 0;
   }

@@ -143,7 +143,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa) {
   addr = smfi_getsymval(ctx, "{client_addr}");
   port = smfi_getsymval(ctx, "{client_port}");
   if (addr != NULL)
-    copy_value(c->addr, sizeof(c->addr), addr);
+    sub_client_address(addr, c->addr, sizeof(c->addr));
   if (port != NULL) {
     char *end;
     long p = strtol(port, &end, 10);

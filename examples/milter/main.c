@@ -98,14 +98,17 @@ static void usage(FILE *f) {
       "                         its sender)\n"
       "  --foreground           do not detach; log to stderr\n"
       "  --verbose              log every decision\n"
+      "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
+      "                         of the objects (default %d; obspamctl\n"
+      "                         reload --force overrides)\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
       "\n"
-      "Signals: SIGHUP reloads the configuration (a bad file is logged and\n"
-      "the running one kept); SIGTERM and SIGINT save the state and exit.\n"
-      "See obspam-milter(8).\n",
-      DEFAULT_SOCKET_MODE, DEFAULT_SAVE_INTERVAL);
+      "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"
+      "is logged and the running one kept); SIGTERM and SIGINT save the\n"
+      "state and exit. See obspam-milter(8).\n",
+      DEFAULT_SOCKET_MODE, DEFAULT_SAVE_INTERVAL, OBSPAMD_RELOAD_MAX_DROP);
 }
 
 /* Checks a libmilter socket spec, so that a typo is reported here rather
@@ -221,24 +224,6 @@ static int parse_options(int argc, char **argv, options *o) {
     return -1;
   }
   return 0;
-}
-
-/* --check-config: the library's own message names the file and the line. */
-static int check_config(const char *path) {
-  obspam_engine *e;
-  int rc;
-
-  if (obspam_engine_new(&e) != OBSPAM_OK) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-  rc = obspam_load_config(e, path);
-  if (rc != OBSPAM_OK)
-    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
-  else
-    printf("%s: configuration OK\n", path);
-  obspam_engine_free(e);
-  return rc == OBSPAM_OK ? 0 : 1;
 }
 
 /* ---- signals and the libmilter thread ------------------------------------
@@ -387,7 +372,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (o.c.check_config)
-    return check_config(o.c.config);
+    return obspamd_check_config(PROGRAM, o.c.config);
 
   config = obspamd_absolute("", o.c.config);
   state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
@@ -429,6 +414,7 @@ int main(int argc, char **argv) {
   svc.save_interval = o.c.save_interval;
   svc.local_action =
       o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
+  svc.reload_max_drop = o.c.reload_max_drop;
   if (obspamd_service_start(&svc) != 0)
     return 1; /* the reason is logged */
 
@@ -555,11 +541,14 @@ out_service:
     if (state != NULL) {
       char msg[512];
 
-      obspamd_save(&svc, msg, sizeof(msg));
+      if (obspamd_save(&svc, msg, sizeof(msg)) != OBSPAM_OK)
+        rc = 1;
     }
     _exit(rc);
   }
-  obspamd_service_stop(&svc); /* saves the state */
+  /* Saves the state; a failed last save is a failed stop. */
+  if (obspamd_service_stop(&svc) != OBSPAM_OK)
+    rc = 1;
   if (rc == 0)
     obspamd_log(LOG_INFO, "stopped");
   free(config);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static int blank(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -24,6 +25,29 @@ int sub_is_local_client(const char *addr, long port) {
     return 0;
   return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ||
          strcmp(addr, "::ffff:127.0.0.1") == 0;
+}
+
+void sub_client_address(const char *in, char *out, size_t size) {
+  size_t len;
+
+  if (size == 0)
+    return;
+  if (in == NULL)
+    in = "";
+  len = strlen(in);
+  /* Only a matched pair of brackets is an address literal. */
+  if (len >= 2 && in[0] == '[' && in[len - 1] == ']') {
+    in++;
+    len -= 2;
+  }
+  if (len >= 5 && strncasecmp(in, "IPv6:", 5) == 0) {
+    in += 5;
+    len -= 5;
+  }
+  if (len > size - 1)
+    len = size - 1;
+  memcpy(out, in, len);
+  out[len] = '\0';
 }
 
 /* Reads a uid: 1 to 10 digits, at most 4294967295. Returns -1 otherwise;

@@ -25,6 +25,15 @@
    makes it local). */
 int sub_is_local_client(const char *addr, long port);
 
+/* The client address of {client_addr} as an address the library reads.
+   Postfix sends a bare address; Sendmail writes an IPv6 client as
+   "IPv6:2001:db8::1" and may bracket either kind, as SMTP address
+   literals are ("[203.0.113.7]", "[IPv6:2001:db8::1]"). Those forms are
+   unwrapped into out; anything else is copied as it is (and, when it is
+   no address, decided as an unknown client would be). out has size
+   bytes; the copy is cut to fit. */
+void sub_client_address(const char *in, char *out, size_t size);
+
 /* The header that carries the uid of a local submission to the milter,
    and how to read it.
 

@@ -48,7 +48,11 @@ static void usage_text(FILE *f) {
          "path;\n"
          "                        --svg writes a bar chart (FILE - : standard "
          "output)\n"
-         "  reload                reload the configuration file\n"
+         "  reload [--force]      reload the configuration file; --force "
+         "loads one\n"
+         "                        that declares nothing, or drops more "
+         "objects than\n"
+         "                        the daemon's --reload-max-drop allows\n"
          "  save                  write the state file now\n"
          "  ping                  is the daemon there, and which one\n"
          "\n"
@@ -146,12 +150,17 @@ static void ask(const char *spec, const char *request, answer *a) {
   int64_t deadline;
   struct timespec ts;
   ssize_t n;
+  int send_errno = 0;
 
   if (fd < 0)
     die(EXIT_CONNECT, "%s", err);
+  /* A daemon that refuses a client (permission denied) answers and
+     closes without reading the request, so the request may find the
+     connection closed: the answer waiting to be read says why, and it
+     is read before the failed send is reported. */
   if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
       send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
-    die(EXIT_CONNECT, "cannot send to %s: %s", spec, strerror(errno));
+    send_errno = errno;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
              (int64_t)timeout_s * 1000;
@@ -172,6 +181,11 @@ static void ask(const char *spec, const char *request, answer *a) {
     n = recv(fd, a->data + len, size - len - 1, 0);
     if (n < 0 && errno == EINTR)
       continue;
+    /* The daemon closed with our request unread: a reset after its
+       answer ends the answer. */
+    if (n < 0 && (errno == ECONNRESET || errno == EPIPE) &&
+        (len > 0 || send_errno != 0))
+      break;
     if (n < 0)
       die(EXIT_CONNECT, "cannot read from %s: %s", spec, strerror(errno));
     if (n == 0)
@@ -180,6 +194,8 @@ static void ask(const char *spec, const char *request, answer *a) {
   }
   close(fd);
   a->data[len] = '\0';
+  if (send_errno != 0 && strncmp(a->data, "error ", 6) != 0)
+    die(EXIT_CONNECT, "cannot send to %s: %s", spec, strerror(send_errno));
 
   if (strncmp(a->data, "error ", 6) == 0) {
     a->data[strcspn(a->data, "\n")] = '\0';
@@ -917,7 +933,7 @@ int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
              *svg = NULL, *words[8];
   char spec[600];
-  int json = 0, nwords = 0, i, options_done = 0;
+  int json = 0, force = 0, nwords = 0, i, options_done = 0;
 
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
@@ -945,6 +961,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(arg, "--json") == 0) {
       json = 1;
+      continue;
+    }
+    if (strcmp(arg, "--force") == 0) {
+      force = 1;
       continue;
     }
     /* Options with a value: --opt VALUE or --opt=VALUE. */
@@ -998,6 +1018,8 @@ int main(int argc, char **argv) {
       die_usage("--control: %s", err);
   }
 
+  if (force && strcmp(words[0], "reload") != 0)
+    die_usage("--force goes with reload only");
   if (since != NULL && strcmp(words[0], "report") != 0)
     die_usage("--since goes with report only");
   if ((day != NULL || svg != NULL) && strcmp(words[0], "history") != 0)
@@ -1018,7 +1040,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(words[0], "reload") == 0 || strcmp(words[0], "save") == 0) {
     if (nwords != 1)
       die_usage("usage: %s", words[0]);
-    cmd_message(spec, json, words[0]);
+    cmd_message(spec, json, force ? "reload force" : words[0]);
   } else if (strcmp(words[0], "ping") == 0) {
     if (nwords != 1)
       die_usage("usage: ping");

@@ -30,6 +30,7 @@
 #include "daemon.h"
 #include "metrics.h"
 #include "obspam.h"
+#include "peers.h"
 #include "policy.h"
 
 #define PROGRAM "obspam-policyd"
@@ -39,6 +40,16 @@
    Postfix, not the server, closes the connections it keeps for reuse. */
 #define DEFAULT_IDLE_TIMEOUT 600
 #define DEFAULT_SOCKET_MODE 0666
+/* A request must be complete this long after its first byte: Postfix
+   writes a request at once, so only a client that holds a connection on
+   purpose (a byte now and then, half a request) comes near it. */
+#define DEFAULT_REQUEST_TIMEOUT 10
+/* Postfix keeps at most one connection to a policy service per smtpd
+   process, and master.cf's default_process_limit (100) bounds the smtpd
+   processes of each service: smtp, submission and smtps at that limit
+   make 300. Every one of them is the same client (the address of the
+   Postfix host, or the uid postfix on a Unix socket). */
+#define DEFAULT_MAX_PER_CLIENT 300
 #define MAX_LISTENERS 16
 /* Descriptors kept free for the state file, the notify command, the
    control socket and the metrics endpoint when connections use the rest. */
@@ -60,7 +71,9 @@ typedef struct options {
   const char *listen[MAX_LISTENERS];
   int nlisten;
   int idle_timeout;
+  int request_timeout;
   long max_connections;
+  long max_per_client;
 } options;
 
 static void usage(FILE *f) {
@@ -88,20 +101,30 @@ static void usage(FILE *f) {
       "-t\"\n"
       "  --idle-timeout SECS    close a connection idle this long (default "
       "%d)\n"
+      "  --request-timeout SECS close a connection whose request is not\n"
+      "                         complete this long after its first byte\n"
+      "                         (default %d)\n"
       "  --socket-mode MODE     octal mode of unix: listen sockets (default "
       "%04o)\n"
       "  --max-connections N    at most N policy connections at once\n"
       "                         (default: the file limit less %d)\n"
+      "  --max-connections-per-client N\n"
+      "                         at most N of them from one client address\n"
+      "                         (or one uid on a unix: socket; default %d)\n"
       "  --foreground           do not detach; log to stderr\n"
+      "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
+      "                         of the objects (default %d; obspamctl\n"
+      "                         reload --force overrides)\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
       "\n"
-      "Signals: SIGHUP reloads the configuration (a bad file is logged and\n"
-      "the running one kept); SIGTERM and SIGINT save the state and exit.\n"
-      "See obspam-policyd(8).\n",
-      DEFAULT_SAVE_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE,
-      FD_RESERVE);
+      "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"
+      "is logged and the running one kept); SIGTERM and SIGINT save the\n"
+      "state and exit. See obspam-policyd(8).\n",
+      DEFAULT_SAVE_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+      DEFAULT_SOCKET_MODE, FD_RESERVE, DEFAULT_MAX_PER_CLIENT,
+      OBSPAMD_RELOAD_MAX_DROP);
 }
 
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
@@ -109,7 +132,9 @@ static int parse_options(int argc, char **argv, options *o) {
   enum {
     OPT_LISTEN = OBSPAMD_OPT_OWN,
     OPT_IDLE,
+    OPT_REQUEST_TIMEOUT,
     OPT_MAXCONN,
+    OPT_MAXPERCLIENT,
     OPT_VERSION,
     OPT_HELP
   };
@@ -117,7 +142,9 @@ static int parse_options(int argc, char **argv, options *o) {
       OBSPAMD_LONGOPTS,
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"idle-timeout", required_argument, NULL, OPT_IDLE},
+      {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
       {"max-connections", required_argument, NULL, OPT_MAXCONN},
+      {"max-connections-per-client", required_argument, NULL, OPT_MAXPERCLIENT},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
@@ -127,6 +154,8 @@ static int parse_options(int argc, char **argv, options *o) {
   memset(o, 0, sizeof(*o));
   o->c.save_interval = DEFAULT_SAVE_INTERVAL;
   o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+  o->request_timeout = DEFAULT_REQUEST_TIMEOUT;
+  o->max_per_client = DEFAULT_MAX_PER_CLIENT;
   o->c.socket_mode = DEFAULT_SOCKET_MODE;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -153,6 +182,18 @@ static int parse_options(int argc, char **argv, options *o) {
         return -1;
       o->idle_timeout = (int)v;
       break;
+    case OPT_REQUEST_TIMEOUT:
+      if ((v = obspamd_number(PROGRAM, "--request-timeout", optarg, 1, 86400,
+                              10)) < 0)
+        return -1;
+      o->request_timeout = (int)v;
+      break;
+    case OPT_MAXPERCLIENT:
+      if ((v = obspamd_number(PROGRAM, "--max-connections-per-client", optarg,
+                              1, 10000000, 10)) < 0)
+        return -1;
+      o->max_per_client = v;
+      break;
     case OPT_MAXCONN:
       if ((v = obspamd_number(PROGRAM, "--max-connections", optarg, 1, 10000000,
                               10)) < 0)
@@ -176,24 +217,6 @@ static int parse_options(int argc, char **argv, options *o) {
   if (o->nlisten == 0)
     o->listen[o->nlisten++] = DEFAULT_LISTEN;
   return 0;
-}
-
-/* --check-config: the library's own message names the file and the line. */
-static int check_config(const char *path) {
-  obspam_engine *e;
-  int rc;
-
-  if (obspam_engine_new(&e) != OBSPAM_OK) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-  rc = obspam_load_config(e, path);
-  if (rc != OBSPAM_OK)
-    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
-  else
-    printf("%s: configuration OK\n", path);
-  obspam_engine_free(e);
-  return rc == OBSPAM_OK ? 0 : 1;
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -249,11 +272,18 @@ typedef struct conn {
   uint32_t events;          /* the epoll interest now */
   struct conn *prev, *next; /* least recently active first */
   int64_t last;             /* monotonic ms of the last read */
-  size_t in_off, in_len;    /* bytes of in[] not parsed yet */
-  size_t out_off, out_len;  /* bytes of out[] not written yet */
-  char peer[72];            /* for log lines */
-  char decided[72];         /* instance of the last message decided */
-  char probed[72];          /* ... and of the last refused at RCPT */
+  /* While a request is incomplete (or read but not answered, because the
+     client does not take its answers): in the server's list of such
+     connections, oldest first, since started (monotonic ms). */
+  struct conn *wprev, *wnext;
+  int64_t started;
+  int waiting;
+  peer *client;            /* its client's count; NULL when not counted */
+  size_t in_off, in_len;   /* bytes of in[] not parsed yet */
+  size_t out_off, out_len; /* bytes of out[] not written yet */
+  char peer[72];           /* for log lines */
+  char decided[72];        /* instance of the last message decided */
+  char probed[72];         /* ... and of the last refused at RCPT */
   policy_req req;
   char in[IN_CAP];
   char out[OUT_CAP];
@@ -266,8 +296,16 @@ typedef struct server {
   int nlisteners;
   int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
   conn *head, *tail;
+  conn *whead, *wtail; /* connections with a request pending, oldest first */
   long nconns, max_conns;
-  int64_t idle_ms;
+  int64_t idle_ms, request_ms;
+  /* Connections counted per client (peers.h). */
+  peer_table *peers;
+  long max_per_client;
+  /* Closings for abuse, logged once per ABUSE_LOG_MS with a count. */
+  int64_t abuse_logged;
+  long slow_closed, capped;
+  char slow_last[72], capped_last[64];
   int accept_paused;
   int64_t accept_resume; /* monotonic ms */
   int64_t pause_logged;  /* monotonic ms of the last "not accepting" */
@@ -320,6 +358,54 @@ static void list_append(server *s, conn *c) {
   s->tail = c;
 }
 
+static void wait_remove(server *s, conn *c) {
+  if (!c->waiting)
+    return;
+  if (c->wprev != NULL)
+    c->wprev->wnext = c->wnext;
+  else
+    s->whead = c->wnext;
+  if (c->wnext != NULL)
+    c->wnext->wprev = c->wprev;
+  else
+    s->wtail = c->wprev;
+  c->wprev = c->wnext = NULL;
+  c->waiting = 0;
+}
+
+/* Keeps the list of connections with a request pending in the order of
+   their deadlines, which is the order of their starts: a request that
+   starts now goes to the end. */
+static void wait_append(server *s, conn *c, int64_t now) {
+  c->started = now;
+  c->waiting = 1;
+  c->wprev = s->wtail;
+  c->wnext = NULL;
+  if (s->wtail != NULL)
+    s->wtail->wnext = c;
+  else
+    s->whead = c;
+  s->wtail = c;
+}
+
+/* After c's input was parsed and answered: a request begun and not
+   complete, or input read and not yet answered (the client does not take
+   its answers), must be done within --request-timeout of the start of
+   that request. completed says whether a request was answered in this
+   round: the one pending now is then a new one. */
+static void track_request(server *s, conn *c, int completed) {
+  int pending = c->req.request_len > 0 || c->in_off < c->in_len;
+
+  if (!pending) {
+    wait_remove(s, c);
+    return;
+  }
+  if (c->waiting && !completed)
+    return; /* the same request goes on */
+  wait_remove(s, c);
+  wait_append(s, c, (int64_t)(s->woke_us / 1000));
+}
+
 static void set_listeners(server *s, int on) {
   int i;
 
@@ -340,6 +426,8 @@ static void conn_close(server *s, conn *c) {
   epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   list_remove(s, c);
+  wait_remove(s, c);
+  peers_release(s->peers, c->client);
   free(c);
   s->nconns--;
   obspamd_metrics_connection_close(&s->svc.metrics);
@@ -489,15 +577,36 @@ static int conn_flush(conn *c) {
   return 0;
 }
 
-/* Parses what was read and answers every complete request, as long as
-   there is room for answers. Returns -1 when c was closed. */
-static int conn_process(server *s, conn *c) {
-  while (c->in_off < c->in_len &&
-         OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX) {
-    size_t used;
-    int rc =
-        policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
+/* Room for one more answer. */
+static int out_room(const conn *c) {
+  return OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX;
+}
 
+/* Parses what was read and answers every complete request, as long as
+   there is room for answers; when the answers fill their buffer, it is
+   written out and parsing goes on, until the input is used up or the
+   socket takes no more (then EPOLLOUT brings the rest back here). A
+   round does at most IN_CAP bytes of one connection, so a client that
+   pipelines thousands of requests cannot starve the others. Returns -1
+   when c was closed. */
+static int conn_process(server *s, conn *c) {
+  int completed = 0;
+
+  for (;;) {
+    size_t used;
+    int rc;
+
+    if (c->in_off == c->in_len)
+      break;
+    if (!out_room(c)) {
+      if (conn_flush(c) < 0) {
+        conn_close(s, c);
+        return -1;
+      }
+      if (!out_room(c))
+        break; /* the socket is full: wait for EPOLLOUT */
+    }
+    rc = policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
     c->in_off += used;
     if (rc == POLICY_ERROR) {
       obspamd_metrics_bad_request(&s->svc.metrics);
@@ -514,6 +623,7 @@ static int conn_process(server *s, conn *c) {
         return -1;
       }
       policy_reset(&c->req);
+      completed = 1;
     }
   }
   if (c->in_off == c->in_len)
@@ -522,6 +632,7 @@ static int conn_process(server *s, conn *c) {
     conn_close(s, c);
     return -1;
   }
+  track_request(s, c, completed);
   conn_interest(s, c);
   return 0;
 }
@@ -610,6 +721,7 @@ static void accept_some(server *s, listener *l) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     struct epoll_event ev;
+    peer *p;
     conn *c;
     int fd;
 
@@ -633,14 +745,38 @@ static void accept_some(server *s, listener *l) {
       pause_accepting(s, strerror(errno));
       return;
     }
+    /* One client may not hold every connection: past its share, its new
+       connections are closed at once, and the others still get in. */
+    {
+      peer_key key;
+      int at_limit = 0;
+
+      p = NULL;
+      if (peer_key_of(fd, &ss, len, &key) == 0 &&
+          (p = peers_take(s->peers, &key, s->max_per_client, &at_limit)) ==
+              NULL) {
+        close(fd);
+        if (!at_limit) {
+          pause_accepting(s, "out of memory");
+          return;
+        }
+        s->capped++;
+        peer_key_text(&key, s->capped_last, sizeof(s->capped_last));
+        continue;
+      }
+    }
     c = malloc(sizeof(*c));
     if (c == NULL) {
+      peers_release(s->peers, p);
       close(fd);
       pause_accepting(s, "out of memory");
       return;
     }
     c->type = ITEM_CONN;
     c->fd = fd;
+    c->client = p;
+    c->waiting = 0;
+    c->wprev = c->wnext = NULL;
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
     c->decided[0] = c->probed[0] = '\0';
@@ -650,6 +786,7 @@ static void accept_some(server *s, listener *l) {
     ev.events = EPOLLIN;
     ev.data.ptr = c;
     if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      peers_release(s->peers, p);
       close(fd);
       free(c);
       pause_accepting(s, strerror(errno));
@@ -682,6 +819,42 @@ static void close_idle(server *s, int64_t now) {
                 c->peer, (long long)(s->idle_ms / 1000));
     conn_close(s, c);
   }
+}
+
+/* Closes the connections whose request was not complete in time. */
+static void close_slow(server *s, int64_t now) {
+  while (s->whead != NULL && now - s->whead->started >= s->request_ms) {
+    conn *c = s->whead;
+
+    s->slow_closed++;
+    snprintf(s->slow_last, sizeof(s->slow_last), "%s", c->peer);
+    conn_close(s, c);
+  }
+}
+
+/* Under abuse there are thousands of these: the first is logged at once,
+   the rest as a count every ABUSE_LOG_MS, so that the log stays
+   readable when it matters. */
+#define ABUSE_LOG_MS 10000
+
+static void log_abuse(server *s, int64_t now) {
+  if ((s->slow_closed == 0 && s->capped == 0) ||
+      (s->abuse_logged != 0 && now - s->abuse_logged < ABUSE_LOG_MS))
+    return;
+  if (s->slow_closed > 0)
+    obspamd_log(LOG_WARNING,
+                "closed %ld connection%s whose request was not complete "
+                "within %lld s (the last from %s)",
+                s->slow_closed, s->slow_closed == 1 ? "" : "s",
+                (long long)(s->request_ms / 1000), s->slow_last);
+  if (s->capped > 0)
+    obspamd_log(LOG_WARNING,
+                "refused %ld connection%s of clients at the limit of %ld "
+                "connections per client (the last from %s)",
+                s->capped, s->capped == 1 ? "" : "s", s->max_per_client,
+                s->capped_last);
+  s->slow_closed = s->capped = 0;
+  s->abuse_logged = now;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -826,6 +999,8 @@ static void run(server *s) {
       start_reload(s);
     now = mono_ms();
     close_idle(s, now);
+    close_slow(s, now);
+    log_abuse(s, now);
     if (s->accept_paused && now >= s->accept_resume &&
         s->nconns < s->max_conns) {
       s->accept_paused = 0;
@@ -866,8 +1041,9 @@ static void log_ready(server *s, const char *config) {
                              i > 0 ? ", " : "", s->listeners[i].spec);
   obspamd_log(LOG_INFO,
               "ready: listening on %s (libobspam %s, config %s, at most %ld "
-              "connections)",
-              where, obspam_version_string(), config, s->max_conns);
+              "connections, %ld per client)",
+              where, obspam_version_string(), config, s->max_conns,
+              s->max_per_client);
 }
 
 int main(int argc, char **argv) {
@@ -888,7 +1064,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (o.c.check_config)
-    return check_config(o.c.config);
+    return obspamd_check_config(PROGRAM, o.c.config);
 
   config = obspamd_absolute("", o.c.config);
   state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
@@ -931,6 +1107,13 @@ int main(int argc, char **argv) {
       s->max_conns = o.max_connections;
   }
   s->idle_ms = (int64_t)o.idle_timeout * 1000;
+  s->request_ms = (int64_t)o.request_timeout * 1000;
+  s->max_per_client = o.max_per_client;
+  s->peers = peers_new();
+  if (s->peers == NULL) {
+    obspamd_log(LOG_ERR, "cannot start: out of memory");
+    return 1;
+  }
 
   s->svc.name = PROGRAM;
   s->svc.config_path = config;
@@ -938,6 +1121,7 @@ int main(int argc, char **argv) {
   s->svc.admin = o.c.admin;
   s->svc.notify_command = o.c.notify_command;
   s->svc.save_interval = o.c.save_interval;
+  s->svc.reload_max_drop = o.c.reload_max_drop;
   if (obspamd_service_start(&s->svc) != 0)
     return 1; /* the reason is logged */
 
@@ -991,9 +1175,12 @@ out_service:
      instance may be running on it (the usual cause of "address in use"). */
   if (!started)
     s->svc.state_path = NULL;
-  obspamd_service_stop(&s->svc); /* saves the state */
+  /* Saves the state; a failed last save is a failed stop. */
+  if (obspamd_service_stop(&s->svc) != OBSPAM_OK)
+    rc = 1;
   if (rc == 0)
     obspamd_log(LOG_INFO, "stopped");
+  peers_free(s->peers);
   for (i = 0; i < MAX_LISTENERS; i++)
     free(listen_abs[i]);
   free(config);

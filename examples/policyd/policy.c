@@ -43,19 +43,30 @@ void policy_reset(policy_req *r) {
   r->error[0] = '\0';
 }
 
-/* Copies at most 64 bytes of untrusted text for an error message, with
-   control characters shown as '?' so that a log line stays one line. */
+/* Copies at most 64 bytes of untrusted text for an error message. A
+   control byte, a byte of 0x7f or more and a backslash are written as
+   \xNN, so that the log line stays one line of plain ASCII (a syslog
+   reader or a terminal is given no raw bytes) and still shows exactly
+   what was sent. The copy is cut where the next character would not
+   fit, never inside an escape. */
 static void quote(char *out, size_t size, const char *in, size_t len) {
-  size_t i, n = len < 64 ? len : 64;
+  size_t i, j = 0, n = len < 64 ? len : 64;
 
-  if (n > size - 1)
-    n = size - 1;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)in[i];
 
-    out[i] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
+    if (c < 0x20 || c >= 0x7f || c == '\\') {
+      if (j + 4 >= size)
+        break;
+      snprintf(out + j, 5, "\\x%02x", c);
+      j += 4;
+    } else {
+      if (j + 1 >= size)
+        break;
+      out[j++] = (char)c;
+    }
   }
-  out[n] = '\0';
+  out[j] = '\0';
 }
 
 static int fail(policy_req *r, const char *what) {

@@ -289,13 +289,17 @@ class MilterClient:
         return self.eom({"i": queue_id})
 
 
-def smtp_session(spec, addr="192.0.2.10", port=40000, hostname="client.test"):
-    """A negotiated connection as smtpd opens it."""
+def smtp_session(spec, addr="192.0.2.10", port=40000, hostname="client.test",
+                 macro_addr=None):
+    """A negotiated connection as smtpd opens it. macro_addr: the
+    {client_addr} macro when it is not addr as it is (Sendmail writes
+    "IPv6:2001:db8::1" or "[203.0.113.7]")."""
     c = MilterClient(spec)
     c.negotiate()
     r = c.connect(hostname, addr, port,
                   {"j": "mx.test", "{daemon_name}": "mx.test",
-                   "{client_addr}": addr, "{client_port}": str(port),
+                   "{client_addr}": macro_addr or addr,
+                   "{client_port}": str(port),
                    "{client_name}": hostname,
                    "_": "%s [%s]" % (hostname, addr)})
     if r is not None and r.code != SMFIR_CONTINUE:

@@ -34,6 +34,47 @@ Test(local_client, no_address_is_local) {
   cr_expect_eq(sub_is_local_client("localhost", 25), 1);
 }
 
+/* ---- Sendmail's forms of {client_addr} ------------------------------------
+ */
+
+static const char *client(const char *in, size_t size) {
+  static char out[64];
+
+  memset(out, 'x', sizeof(out));
+  sub_client_address(in, out, size);
+  return out;
+}
+
+Test(client_address, sendmail_forms_unwrapped) {
+  cr_expect_str_eq(client("IPv6:2001:db8::1", 64), "2001:db8::1");
+  cr_expect_str_eq(client("ipv6:2001:db8::1", 64), "2001:db8::1");
+  cr_expect_str_eq(client("[203.0.113.7]", 64), "203.0.113.7");
+  cr_expect_str_eq(client("[IPv6:2001:db8::1]", 64), "2001:db8::1");
+  cr_expect_str_eq(client("[::ffff:192.0.2.1]", 64), "::ffff:192.0.2.1");
+}
+
+Test(client_address, postfix_forms_kept) {
+  cr_expect_str_eq(client("203.0.113.7", 64), "203.0.113.7");
+  cr_expect_str_eq(client("2001:db8::1", 64), "2001:db8::1");
+  cr_expect_str_eq(client("unknown", 64), "unknown");
+  cr_expect_str_eq(client("", 64), "");
+  cr_expect_str_eq(client(NULL, 64), "");
+}
+
+Test(client_address, half_a_literal_is_not_one) {
+  /* No closing bracket, or a lone one: copied as sent, so that the
+     library refuses it as no address rather than reading a part. */
+  cr_expect_str_eq(client("[203.0.113.7", 64), "[203.0.113.7");
+  cr_expect_str_eq(client("203.0.113.7]", 64), "203.0.113.7]");
+  cr_expect_str_eq(client("[]", 64), "");
+  cr_expect_str_eq(client("IPv6:", 64), "");
+}
+
+Test(client_address, cut_to_fit) {
+  cr_expect_str_eq(client("[IPv6:2001:db8::1]", 5), "2001");
+  cr_expect_str_eq(client("IPv6:2001:db8::1", 1), "");
+}
+
 /* ---- the X-Obspam-Pickup: header --------------------------------------- */
 
 Test(pickup_marker, what_the_header_checks_rule_writes) {

@@ -249,6 +249,47 @@ def scenario_smtp(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def scenario_sendmail_addr(tmp):
+    """Sendmail's forms of {client_addr} ("IPv6:2001:db8::1",
+    "[203.0.113.7]", "[IPv6:...]") are read as the addresses they are:
+    charged, or exempt by the whitelist, never deferred as unreadable."""
+    d = Daemon(tmp, CONFIG + "whitelist 2001:db8:1::/48\n"
+               "whitelist 198.51.100.0/24\n")
+    try:
+        cases = [
+            # (connect packet address, {client_addr}, charged)
+            ("2001:db8::1", "IPv6:2001:db8::1", 1),
+            ("203.0.113.7", "[203.0.113.7]", 1),
+            ("2001:db8::2", "[IPv6:2001:db8::2]", 1),
+            ("2001:db8:1::5", "IPv6:2001:db8:1::5", 0),
+            ("198.51.100.7", "[198.51.100.7]", 0),
+        ]
+        count = 0
+        for i, (addr, macro, charged) in enumerate(cases):
+            c = mc.smtp_session(d.spec, addr=addr, macro_addr=macro)
+            r = c.message("<news@shop.acme.example>", ["<r@example.org>"],
+                          [("Subject", "test")], queue_id=f"Q{i}",
+                          auth="info@acme.example")
+            c.quit()
+            expect(r.code, mc.SMFIR_CONTINUE, f"{macro}: accepted")
+            count += charged
+            expect(d.status("mailbox", "info@acme.example"), (count, 0),
+                   f"{macro}: charged {charged}")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_stop_save_failed(tmp):
+    """SIGTERM whose last save fails exits 1, after logging why."""
+    d = Daemon(tmp, state=True)
+    try:
+        os.mkdir(d.state)  # the rename of the save fails
+    finally:
+        expect(d.stop(), 1, "exit status after a failed save")
+    if "error: save failed: state_save: " not in d.read_log():
+        raise Failure(f"no save failure logged:\n{d.read_log()}")
+
+
 def scenario_reject(tmp):
     """Action reject: 550 5.7.1 and the same text."""
     d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))

@@ -393,8 +393,38 @@ Test(policy, other_request_type) {
              strlen(text));
   policy_reset(&req);
   /* Control characters of a client never reach a log line. */
-  feed_error(ctl, strlen(ctl), "line 2: unsupported request 'smtpd?policy'",
+  feed_error(ctl, strlen(ctl), "line 2: unsupported request 'smtpd\\x01policy'",
              strlen(ctl));
+}
+
+Test(policy, raw_bytes_escaped_in_errors) {
+  /* Bytes of 0x80 and more (not UTF-8 here, or a terminal escape), DEL
+     and a backslash are written as \xNN: the log gets plain ASCII. */
+  static const char high[] = "request=\xff\xfe\x1b[31m\x7f\\x\n\n";
+  static const char name[] = "request=smtpd_access_policy\n\xc3\xa9t\xe9\n\n";
+  char long_text[200], want[200];
+  int i;
+
+  feed_error(high, strlen(high),
+             "line 2: unsupported request "
+             "'\\xff\\xfe\\x1b[31m\\x7f\\x5cx'",
+             strlen(high));
+  policy_reset(&req);
+  feed_error(name, strlen(name), "line 2: '\\xc3\\xa9t\\xe9' is not NAME=VALUE",
+             strlen(name) - 1);
+  /* 64 bytes of 0x80: cut at a whole escape. The error is "line 2:
+     unsupported request '...'", 160 bytes at most, and the quoted part
+     takes 17 escapes of the 72 bytes it may use. */
+  policy_reset(&req);
+  snprintf(long_text, sizeof(long_text), "request=");
+  for (i = 0; i < 64; i++)
+    long_text[8 + i] = (char)0x80;
+  snprintf(long_text + 72, sizeof(long_text) - 72, "\n\n");
+  snprintf(want, sizeof(want), "line 2: unsupported request '");
+  for (i = 0; i < 17; i++)
+    strcat(want, "\\x80");
+  strcat(want, "'");
+  feed_error(long_text, strlen(long_text), want, strlen(long_text));
 }
 
 Test(policy, recipient_count_must_be_a_number) {

@@ -366,12 +366,12 @@ def sc_rcpt(tmp):
         d.kill()
 
 
-def control_status(path, kind, name):
-    """The status record of an object, through the control socket."""
+def control_ask(path, line):
+    """The lines of the answer to one control request."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
     s.connect(path)
-    s.sendall(f"status {kind} {name}\n".encode())
+    s.sendall(line.encode() + b"\n")
     data = b""
     while True:
         chunk = s.recv(65536)
@@ -379,7 +379,13 @@ def control_status(path, kind, name):
             break
         data += chunk
     s.close()
-    lines = data.decode().splitlines()
+    return data.decode().splitlines()
+
+
+def control_status(path, kind, name):
+    """The status record of an object, through the control socket."""
+    lines = control_ask(path, f"status {kind} {name}")
+    data = lines
     if not lines or lines[0] != "ok" or lines[-1] != "end":
         raise Failure(f"status {kind} {name}: {data!r}")
     return dict(line.split("\t", 1) for line in lines[1:-1])
@@ -514,6 +520,50 @@ def sc_slow_reader(tmp):
         d.kill()
 
 
+def sc_pipeline_deep(tmp):
+    """10,000 requests in one write, read as fast as they come: all 10,000
+    answered in order (an answer buffer that fills and drains at once must
+    not leave the rest of the input unread)."""
+    import threading
+    d = Daemon(tmp, CONFIG + "domain x.io subscription=acme domain=unlimited\n"
+               "mailbox t@x.io limit=1000\n")
+    try:
+        same_minute(20)
+        c = d.client()
+        expect(c.request(**data_req("t@x.io", 1000)), DUNNO, "1000 of 1000")
+        total = 10000
+        # Short requests with long answers: one read of 4 KiB holds 58
+        # requests whose refusals (132 bytes each) are more than the 8 KiB
+        # answer buffer takes, so it fills, and drains at once.
+        one = (b"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+               b"sasl_username=t@x.io\n\n")
+        refused = defer_text("mailbox", "t@x.io", 1000, 1000)
+        errors = []
+
+        def writer():
+            try:
+                c.sock.sendall(one * total)
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        start = time.monotonic()
+        t.start()
+        try:
+            answers = [c.read_answer() for _ in range(total)]
+        except socket.timeout:
+            raise Failure("the answers stopped coming")
+        t.join(TIMEOUT)
+        expect(errors, [], "the write")
+        expect(answers.count(refused), total, "answers")
+        expect(c.buf, b"", "nothing more")
+        print(f"{total} requests in one write answered in "
+              f"{time.monotonic() - start:.2f} s")
+    finally:
+        d.stop()
+        d.kill()
+
+
 MALFORMED = [
     ("no '='", b"request=smtpd_access_policy\nhello\n\n",
      r"line 2: 'hello' is not NAME=VALUE"),
@@ -596,6 +646,65 @@ def sc_reload(tmp):
         d.kill()
 
 
+def sc_reload_guard(tmp):
+    """An empty file, or one that drops more than half of the objects, is
+    refused on SIGHUP and on obspamctl reload (counters and limits kept),
+    and loaded by obspamctl reload --force; --check-config warns about an
+    empty file."""
+    ctl = os.path.join(BUILD, "examples", "obspamctl", "obspamctl")
+    d = Daemon(tmp, control=True)
+    try:
+        c = d.client()
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO, "2 of 3")
+        with open(d.config, "w") as f:
+            f.write("# the panel was interrupted here\n")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"error: reload failed: \S+/d\.conf declares nothing \(it "
+                   r"is empty or only comments\): loaded, it would lift every "
+                   r"limit; refused \(obspamctl reload --force loads it\)$")
+        p = subprocess.run([ctl, "--control", d.control, "reload"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect(p.returncode, 1, "obspamctl reload: status")
+        expect(p.stderr, f"obspamctl: reload failed: {d.config} declares "
+               f"nothing (it is empty or only comments): loaded, it would "
+               f"lift every limit; refused (obspamctl reload --force loads "
+               f"it)\n", "obspamctl reload: message")
+        expect(control_status(d.control, "mailbox", "small@acme.example")
+               ["count"], "2", "the counter kept")
+        # A cut file: two of the six objects left.
+        with open(d.config, "w") as f:
+            f.write("".join(CONFIG.splitlines(True)[:4]))
+        p = subprocess.run([ctl, "--control", d.control, "reload"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect((p.returncode, p.stderr),
+               (1, f"obspamctl: reload failed: {d.config} drops 4 of the 6 "
+                f"objects of the running configuration (66%), more than the "
+                f"50% --reload-max-drop allows; refused (obspamctl reload "
+                f"--force loads it)\n"), "a cut file")
+        expect(c.request(**data_req("small@acme.example", 2)),
+               defer_text("mailbox", "small@acme.example", 2, 3),
+               "still limited")
+        p = subprocess.run([ctl, "--control", d.control, "reload", "--force"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        expect((p.returncode, p.stdout),
+               (0, f"configuration reloaded from {d.config}\n"), "--force")
+        d.wait_log(r"reload ok path=\S+/d\.conf \(forced\)$")
+        expect(c.request(**data_req("small@acme.example", 2)), DUNNO,
+               "small is an implicit mailbox now")
+    finally:
+        d.stop()
+        d.kill()
+    empty = os.path.join(tmp, "empty.conf")
+    with open(empty, "w") as f:
+        f.write("\n# nothing\n")
+    p = subprocess.run([DAEMON, "--config", empty, "--check-config"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    expect((p.returncode, p.stdout, p.stderr),
+           (0, "", f"{empty}: warning: the file declares nothing (it is "
+            f"empty or only comments): it limits nothing, and a reload to it "
+            f"is refused unless forced\n"), "--check-config of an empty file")
+
+
 def sc_reload_storm(tmp):
     """Reloads run beside the loop: requests keep being answered through a
     burst of SIGHUPs, and the last file written is the one in force."""
@@ -659,6 +768,58 @@ def sc_state(tmp):
                "saved on SIGINT")
     finally:
         d.stop()
+        d.kill()
+
+
+def sc_stale_temp(tmp):
+    """Temporary files of saves killed before their rename (STATE.tmp.
+    XXXXXX) are removed at start, with or without a state file, and at
+    the next save; other files beside the state file are kept."""
+    state = os.path.join(tmp, "d.state")
+    left = [state + ".tmp.AbC123", state + ".tmp.z9z9z9"]
+    kept = [state + ".tmp.short", state + ".bad-20240501000000",
+            os.path.join(tmp, "other.tmp.AbC123")]
+    for p in left + kept:
+        with open(p, "wb") as f:
+            f.write(b"half a save")
+    d = Daemon(tmp, control=True)  # no state file yet
+    try:
+        expect([p for p in left if os.path.exists(p)], [], "left at start")
+        expect([p for p in kept if os.path.exists(p)], kept, "kept")
+        # A save killed now leaves one; the next save removes it.
+        with open(left[0], "wb") as f:
+            f.write(b"half a save")
+        expect(control_ask(d.control, "save")[0], "ok", "save")
+        expect(os.path.exists(left[0]), False, "left after a save")
+        expect(os.path.exists(state), True, "the state file")
+        expect([p for p in kept if os.path.exists(p)], kept, "kept")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_stop_save_failed(tmp):
+    """SIGTERM whose last save fails exits 1 (the counts since the last
+    save are lost), after logging why; a good one exits 0."""
+    d = Daemon(tmp)
+    try:
+        expect(d.client().request(**data_req("small@acme.example")), DUNNO,
+               "a message")
+        # A directory where the state file goes: the rename fails.
+        os.mkdir(d.state)
+        expect(d.stop(), 1, "exit status after a failed save")
+        if not re.search(r"error: save failed: state_save: .*d\.state: Is a "
+                         r"directory$", d.log(), re.M):
+            raise Failure(f"no save failure logged:\n{d.log()}")
+        if re.search(r"\bstopped$", d.log(), re.M):
+            raise Failure("'stopped' logged after a failed save")
+    finally:
+        d.kill()
+    os.rmdir(d.state)
+    d = Daemon(tmp, name="e")
+    try:
+        expect(d.stop(), 0, "exit status after a good save")
+    finally:
         d.kill()
 
 
@@ -751,7 +912,8 @@ def sc_concurrent(tmp):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 100:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 200), hard))
-    d = Daemon(tmp)
+    # One host, one client: as many connections as 2,000 smtpd processes.
+    d = Daemon(tmp, args=["--max-connections-per-client", str(n)])
     socks = []
     try:
         same_minute(30)

@@ -59,12 +59,20 @@ check "policyd: whitelisted, unknown, other states" \
 check "policyd: many requests on one connection" python3 "$P" "$BUILD" many
 check "policyd: pipelining to a slow reader" \
   python3 "$P" "$BUILD" slow_reader
+check "policyd: 10,000 requests in one write, all answered" \
+  python3 "$P" "$BUILD" pipeline_deep
 check "policyd: malformed requests closed unanswered" \
   python3 "$P" "$BUILD" malformed
 check "policyd: SIGHUP reload, good and bad" python3 "$P" "$BUILD" reload
+check "policyd: empty or cut files refused on reload unless forced" \
+  python3 "$P" "$BUILD" reload_guard
 check "policyd: reloads beside the loop" \
   python3 "$P" "$BUILD" reload_storm
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
+check "policyd: temporary files of killed saves removed" \
+  python3 "$P" "$BUILD" stale_temp
+check "policyd: SIGTERM with a failed last save exits 1" \
+  python3 "$P" "$BUILD" stop_save_failed
 check "policyd: periodic save" python3 "$P" "$BUILD" save_interval
 check "policyd: DATA and END-OF-MESSAGE charge once" \
   python3 "$P" "$BUILD" dedupe
@@ -81,6 +89,15 @@ check "policyd: control socket and metrics" \
   python3 "$P" "$BUILD" control_metrics
 check "policyd: notices mailed on the timer (about a minute)" \
   python3 "$P" "$BUILD" notices
+check "policyd: connections counted per client" "$D/policyd_peers" --jobs 2
+S=tests/daemons/slow_clients.py
+check "policyd: 3,000 slow and partial clients closed in time, bounded" \
+  python3 "$S" "$BUILD" slow
+check "policyd: at most 300 connections per client address" \
+  python3 "$S" "$BUILD" cap
+check "policyd: a Unix-socket client is its uid" python3 "$S" "$BUILD" uid
+check "policyd: metrics scraped while 200 connections are held" \
+  python3 "$S" "$BUILD" metrics
 check "policyd: obspam-policyd.8" tests/daemons/policyd_man.sh "$BUILD"
 check "policyd: cmake --install" tests/daemons/policyd_install.sh "$BUILD"
 check "policyd: abuse: 2,000 hostile, slow and broken clients, bounded memory" \
@@ -96,6 +113,8 @@ check "milter: pickup header, PHP header, vhost patterns" \
   "$D/milter_parse" --jobs 2
 check "milter: SMTP login and sender, 451 4.7.1 text" \
   python3 "$M" "$BUILD" smtp
+check "milter: Sendmail's {client_addr} forms" \
+  python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject
 check "milter: local submission charged to its uid" \
   python3 "$M" "$BUILD" local
@@ -116,6 +135,8 @@ check "milter: 64 concurrent connections, exact count" \
 check "milter: Unix socket and its mode" python3 "$M" "$BUILD" unix
 check "milter: SIGHUP reloads, SIGTERM saves, SIGINT" \
   python3 "$M" "$BUILD" signals
+check "milter: SIGTERM with a failed last save exits 1" \
+  python3 "$M" "$BUILD" stop_save_failed
 check "milter: command line" python3 "$M" "$BUILD" cli
 check "milter: detaching without --foreground" \
   python3 "$M" "$BUILD" detach
