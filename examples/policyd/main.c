@@ -33,12 +33,13 @@
 #include "policy.h"
 
 #define PROGRAM "obspam-policyd"
-#define DEFAULT_LISTEN "inet:127.0.0.1:10040"
+/* Postfix: check_policy_service unix:private/obspam-policy */
+#define DEFAULT_LISTEN "unix:/var/spool/postfix/private/obspam-policy"
 #define DEFAULT_SAVE_INTERVAL 60
 /* Longer than Postfix's smtpd_policy_service_max_idle (300 s), so that
    Postfix, not the server, closes the connections it keeps for reuse. */
 #define DEFAULT_IDLE_TIMEOUT 600
-#define DEFAULT_SOCKET_MODE 0666
+#define DEFAULT_SOCKET_MODE 0660
 #define MAX_LISTENERS 16
 /* Descriptors kept free for the state file, the notify command, the
    control socket and the metrics endpoint when connections use the rest. */
@@ -75,7 +76,8 @@ static void usage(FILE *f) {
       "  --config FILE          the limits (obspam.conf); required\n"
       "  --listen SPEC          where Postfix connects: unix:PATH,\n"
       "                         inet:HOST:PORT or inet:[IPV6]:PORT; may be\n"
-      "                         repeated (default " DEFAULT_LISTEN ")\n"
+      "                         repeated (default, unless systemd hands\n"
+      "                         over sockets: " DEFAULT_LISTEN ")\n"
       "  --state FILE           keep the counters in FILE: loaded at start,\n"
       "                         saved periodically and at exit\n"
       "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
@@ -89,10 +91,11 @@ static void usage(FILE *f) {
       "  --idle-timeout SECS    close a connection idle this long (default "
       "%d)\n"
       "  --socket-mode MODE     octal mode of unix: listen sockets (default "
-      "%04o)\n"
+      "%04o,\n"
+      "                         group postfix)\n"
       "  --max-connections N    at most N policy connections at once\n"
-      "                         (default: the file limit less %d)\n"
-      "  --foreground           do not detach; log to stderr\n"
+      "                         (default: the file limit less "
+      "%d)\n" OBSPAMD_USAGE_PRIVILEGE "  --foreground           do not detach\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
@@ -125,6 +128,7 @@ static int parse_options(int argc, char **argv, options *o) {
   long v;
 
   memset(o, 0, sizeof(*o));
+  obspamd_options_init(&o->c);
   o->c.save_interval = DEFAULT_SAVE_INTERVAL;
   o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
   o->c.socket_mode = DEFAULT_SOCKET_MODE;
@@ -140,6 +144,8 @@ static int parse_options(int argc, char **argv, options *o) {
                 optarg);
         return -1;
       }
+      if (obspamd_spec_check(PROGRAM, "--listen", optarg) != 0)
+        return -1;
       if (o->nlisten == MAX_LISTENERS) {
         fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
                 MAX_LISTENERS);
@@ -173,27 +179,7 @@ static int parse_options(int argc, char **argv, options *o) {
   }
   if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
     return -1;
-  if (o->nlisten == 0)
-    o->listen[o->nlisten++] = DEFAULT_LISTEN;
   return 0;
-}
-
-/* --check-config: the library's own message names the file and the line. */
-static int check_config(const char *path) {
-  obspam_engine *e;
-  int rc;
-
-  if (obspam_engine_new(&e) != OBSPAM_OK) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-  rc = obspam_load_config(e, path);
-  if (rc != OBSPAM_OK)
-    fprintf(stderr, "%s\n", obspam_engine_errmsg(e));
-  else
-    printf("%s: configuration OK\n", path);
-  obspam_engine_free(e);
-  return rc == OBSPAM_OK ? 0 : 1;
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -239,6 +225,7 @@ typedef struct listener {
   int type; /* ITEM_LISTENER */
   int fd;
   int paused;
+  int unix_socket;         /* peers are checked (obspamd_peer_allowed) */
   char spec[PATH_MAX + 8]; /* as given, or with the port bound */
   const char *unlink_path; /* the socket file of a unix: listener */
 } listener;
@@ -632,6 +619,10 @@ static void accept_some(server *s, listener *l) {
       pause_accepting(s, strerror(errno));
       return;
     }
+    if (l->unix_socket && !obspamd_peer_allowed(fd, l->spec)) {
+      close(fd);
+      continue;
+    }
     c = malloc(sizeof(*c));
     if (c == NULL) {
       close(fd);
@@ -707,34 +698,70 @@ static long raise_fd_limit(void) {
   return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (long)rl.rlim_cur;
 }
 
-static int open_listeners(server *s, const options *o) {
-  int i;
+/* Watches l, whose descriptor is set, and names it for the log. */
+static int add_listener(server *s, listener *l, const char *given) {
+  struct epoll_event ev;
 
+  l->type = ITEM_LISTENER;
+  l->paused = 0;
+  s->nlisteners++;
+  /* The port the kernel chose for "inet:HOST:0", for the ready line. */
+  if (obspamd_socket_name(l->fd, l->spec, sizeof(l->spec)) != 0)
+    snprintf(l->spec, sizeof(l->spec), "%s", given);
+  l->unix_socket = strncmp(l->spec, "unix:", 5) == 0;
+  if (!l->unix_socket)
+    obspamd_warn_tcp(l->spec);
+  ev.events = EPOLLIN;
+  ev.data.ptr = l;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* The sockets systemd hands over (obspam-policyd.socket), then those of
+   --listen; the default one when there are neither. */
+static int open_listeners(server *s, options *o) {
+  int fds[MAX_LISTENERS], n, i;
+
+  n = obspamd_inherited_sockets(fds, MAX_LISTENERS);
+  for (i = 0; i < n; i++) {
+    listener *l = &s->listeners[s->nlisteners];
+
+    l->unlink_path = NULL; /* systemd's socket unit owns the file */
+    l->fd = fds[i];
+    if (add_listener(s, l, "a socket from systemd") != 0)
+      return -1;
+  }
+  if (n == 0 && o->nlisten == 0)
+    o->listen[o->nlisten++] = DEFAULT_LISTEN;
   for (i = 0; i < o->nlisten; i++) {
-    listener *l = &s->listeners[i];
-    struct epoll_event ev;
-    char err[256];
+    listener *l = &s->listeners[s->nlisteners];
+    char err[400];
 
-    l->type = ITEM_LISTENER;
-    l->paused = 0;
+    if (s->nlisteners == MAX_LISTENERS) {
+      obspamd_log(LOG_ERR, "cannot listen on %s: at most %d listeners",
+                  o->listen[i], MAX_LISTENERS);
+      return -1;
+    }
     l->unlink_path = NULL;
     l->fd = obspamd_listen(o->listen[i], o->c.socket_mode, err, sizeof(err));
     if (l->fd < 0) {
       obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
       return -1;
     }
-    s->nlisteners++;
-    /* The port the kernel chose for "inet:HOST:0", for the ready line. */
-    if (obspamd_socket_name(l->fd, l->spec, sizeof(l->spec)) != 0)
-      snprintf(l->spec, sizeof(l->spec), "%s", o->listen[i]);
-    if (strncmp(o->listen[i], "unix:", 5) == 0)
+    if (strncmp(o->listen[i], "unix:", 5) == 0) {
       l->unlink_path = o->listen[i] + 5;
-    ev.events = EPOLLIN;
-    ev.data.ptr = l;
-    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
-      obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
-      return -1;
+      if (obspamd_socket_group(l->unlink_path, err, sizeof(err)) != 0) {
+        obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
+        close(l->fd);
+        unlink(l->unlink_path);
+        return -1;
+      }
     }
+    if (add_listener(s, l, o->listen[i]) != 0)
+      return -1;
   }
   return 0;
 }
@@ -887,7 +914,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (o.c.check_config)
-    return check_config(o.c.config);
+    return obspamd_check_config(PROGRAM, o.c.config);
 
   config = obspamd_absolute("", o.c.config);
   state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
@@ -904,14 +931,14 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  obspamd_log_open(PROGRAM, o.c.foreground);
+  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
+  obspamd_peers_allow(o.c.allow, o.c.nallow);
   if (!o.c.foreground) {
     ready_fd = obspamd_detach(PROGRAM);
     /* A detached daemon logs to syslog from the start, and until it is up
-       its lines also go to the terminal that started it (LOG_PERROR), so
-       that whoever started it sees why it failed. The shared logger uses
-       syslog(3); this only adds the copy to stderr. */
-    openlog(PROGRAM, LOG_PID | LOG_NDELAY | LOG_PERROR, LOG_MAIL);
+       its lines also go to the terminal that started it, so that whoever
+       started it sees why it failed. */
+    obspamd_log_echo(1);
   }
 
   if (setup_signals() != 0) {
@@ -958,11 +985,16 @@ int main(int argc, char **argv) {
     goto out_listeners;
   if (o.c.metrics != NULL && obspamd_metrics_start(&s->svc, o.c.metrics) != 0)
     goto out_control;
+  /* Everything is open and read: root is no longer needed. A reload reads
+     the configuration, and a save writes the state directory, as that
+     user. */
+  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
+    goto out_metrics;
 
   log_ready(s, config);
   started = 1;
   if (ready_fd >= 0) {
-    obspamd_log_open(PROGRAM, 0); /* syslog only from now on */
+    obspamd_log_echo(0); /* syslog only from now on */
     obspamd_detached(ready_fd);
     ready_fd = -1;
   }
@@ -976,6 +1008,7 @@ int main(int argc, char **argv) {
     conn_close(s, s->head);
   if (s->reloader_started)
     pthread_join(s->reloader, NULL);
+out_metrics:
   if (o.c.metrics != NULL)
     obspamd_metrics_stop();
 out_control:
