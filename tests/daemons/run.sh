@@ -38,6 +38,8 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
+check "hardening: RELRO, BIND_NOW, PIE, stack protector, FORTIFY in the ELF headers" \
+  tests/daemons/hardening.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
