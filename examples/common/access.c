@@ -155,9 +155,14 @@ void obspamd_warn_tcp(const char *spec) {
 int obspamd_socket_group(const char *path, char *err, size_t err_size) {
   struct group gr, *found = NULL;
   char buf[4096];
+  struct stat st;
 
   if (getgrnam_r("postfix", &gr, buf, sizeof(buf), &found) != 0 ||
       found == NULL)
+    return 0;
+  /* Nothing to do in a set-group-ID directory of that group (the milter's
+     under systemd, whose sandbox forbids chown altogether). */
+  if (stat(path, &st) == 0 && st.st_gid == found->gr_gid)
     return 0;
   if (chown(path, (uid_t)-1, found->gr_gid) != 0) {
     snprintf(err, err_size,

@@ -19,8 +19,11 @@ BUILD=${1:?usage: tests/daemons/run.sh BUILD_DIR}
 . tests/lib/check.sh
 
 # python3: protocol and JSON/SVG checks; librsvg2-bin: renders the SVG
-# chart; man-db, groff-base: the man page; util-linux: setpriv.
-obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux
+# chart; man-db, groff-base: the man page; util-linux: setpriv; systemd:
+# systemd-analyze, systemd-sysusers and systemd-tmpfiles for the units;
+# binutils: readelf.
+obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux \
+  systemd binutils
 
 D=$BUILD/tests/daemons
 
@@ -38,6 +41,8 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
+check "units: systemd-analyze security <= 2.5, sysusers.d, tmpfiles.d" \
+  tests/daemons/units.sh "$BUILD"
 check "hardening: RELRO, BIND_NOW, PIE, stack protector, FORTIFY in the ELF headers" \
   tests/daemons/hardening.sh "$BUILD"
 
