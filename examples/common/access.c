@@ -223,10 +223,44 @@ static int drop_bounding_set(void) {
   return 0;
 }
 
+/* Whether user (with primary group gid) may write and search dir, from
+   its mode bits: the check before root is given up, while a failure can
+   still be cleaned up (the sockets removed). ACLs are not read; the check
+   after the change (faccessat) is exact. */
+static int may_write(const struct passwd *user, gid_t gid, const char *dir) {
+  gid_t groups[256];
+  int n = 256, i;
+  struct stat st;
+
+  if (stat(dir, &st) != 0)
+    return 0;
+  if (user->pw_uid == 0)
+    return 1;
+  if (st.st_uid == user->pw_uid)
+    return (st.st_mode & 0300) == 0300;
+  if (getgrouplist(user->pw_name, gid, groups, &n) < 0)
+    n = 0;
+  if (st.st_gid == gid)
+    return (st.st_mode & 0030) == 0030;
+  for (i = 0; i < n; i++)
+    if (groups[i] == st.st_gid)
+      return (st.st_mode & 0030) == 0030;
+  return (st.st_mode & 0003) == 0003;
+}
+
+static int state_dir_error(const char *name, const char *dir, int err) {
+  obspamd_log(LOG_ERR,
+              "cannot start: user %s cannot write the state directory %s "
+              "(%s): the state is saved there; make it belong to that user "
+              "(chown %s %s)",
+              name, dir, strerror(err), name, dir);
+  return -1;
+}
+
 int obspamd_become(const char *spec, const char *state_path) {
   struct passwd pw, *user = NULL;
   struct group gr, *group = NULL;
-  char pbuf[4096], gbuf[4096], name[256], dir[PATH_MAX];
+  char pbuf[4096], gbuf[4096], name[256], dir[PATH_MAX] = "";
   const char *colon = strchr(spec, ':');
   gid_t gid;
 
@@ -245,6 +279,11 @@ int obspamd_become(const char *spec, const char *state_path) {
       return -1;
     }
     gid = group->gr_gid;
+  }
+  if (state_path != NULL) {
+    obspamd__dir_of(state_path, dir, sizeof(dir));
+    if (!may_write(user, gid, dir))
+      return state_dir_error(user->pw_name, dir, EACCES);
   }
   if (geteuid() != user->pw_uid || getegid() != gid) {
     if (geteuid() != 0) {
@@ -269,17 +308,9 @@ int obspamd_become(const char *spec, const char *state_path) {
       return -1;
     }
   }
-  if (state_path != NULL) {
-    obspamd__dir_of(state_path, dir, sizeof(dir));
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
-      obspamd_log(LOG_ERR,
-                  "cannot start: user %s cannot write the state directory "
-                  "%s (%s): the state is saved there; make it belong to "
-                  "that user (chown %s %s)",
-                  user->pw_name, dir, strerror(errno), user->pw_name, dir);
-      return -1;
-    }
-  }
+  if (state_path != NULL &&
+      faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+    return state_dir_error(user->pw_name, dir, errno);
   obspamd_log(LOG_INFO, "running as user %s (uid %lu, gid %lu)", user->pw_name,
               (unsigned long)user->pw_uid, (unsigned long)gid);
   return 0;

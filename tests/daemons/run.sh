@@ -32,6 +32,8 @@ check "common: refusal texts, log lines, notice mails" \
   "$D/common_refusal" --jobs 1
 check "common: metrics counters and exposition" "$D/common_metrics" --jobs 1
 check "common: socket addresses, listen, connect" "$D/common_spec" --jobs 1
+check "common: log modes (syslog, journal, stderr), peer credentials" \
+  "$D/common_log" --jobs 1
 check "common: the notify command (timeout, exit status)" \
   "$D/common_command" --jobs 1
 check "common: service start, reload, save, notices and mail" \
