@@ -152,23 +152,27 @@ void obspamd_warn_tcp(const char *spec) {
               spec);
 }
 
-int obspamd_socket_group(const char *path, char *err, size_t err_size) {
+int obspamd_socket_group(const char *path, long owner, char *err,
+                         size_t err_size) {
   struct group gr, *found = NULL;
   char buf[4096];
   struct stat st;
 
-  if (getgrnam_r("postfix", &gr, buf, sizeof(buf), &found) != 0 ||
-      found == NULL)
-    return 0;
+  gid_t gid = (gid_t)-1;
+
+  if (getgrnam_r("postfix", &gr, buf, sizeof(buf), &found) == 0 &&
+      found != NULL)
+    gid = found->gr_gid;
   /* Nothing to do in a set-group-ID directory of that group (the milter's
      under systemd, whose sandbox forbids chown altogether). */
-  if (stat(path, &st) == 0 && st.st_gid == found->gr_gid)
+  if (stat(path, &st) == 0 && (gid == (gid_t)-1 || st.st_gid == gid) &&
+      (owner < 0 || st.st_uid == (uid_t)owner))
     return 0;
-  if (chown(path, (uid_t)-1, found->gr_gid) != 0) {
+  if (chown(path, owner < 0 ? (uid_t)-1 : (uid_t)owner, gid) != 0) {
     snprintf(err, err_size,
-             "cannot give %s the group postfix: %s (run as root, or as a "
-             "member of that group)",
-             path, strerror(errno));
+             "cannot give %s the group postfix%s: %s (run as root, or as "
+             "a member of that group)",
+             path, owner >= 0 ? " and its user" : "", strerror(errno));
     return -1;
   }
   return 0;

@@ -107,8 +107,11 @@ int obspamd_peer_allowed(int fd, const char *where);
 void obspamd_warn_tcp(const char *spec);
 /* Gives the socket file path the group "postfix" (when that group
    exists), so that with a mode of 0660 Postfix may connect and other
-   users may not. Returns 0, or -1 with a reason in err. */
-int obspamd_socket_group(const char *path, char *err, size_t err_size);
+   users may not, and the owner uid (the --user the daemon becomes, which
+   must reach its own socket; -1: unchanged). Returns 0, or -1 with a
+   reason in err. */
+int obspamd_socket_group(const char *path, long owner, char *err,
+                         size_t err_size);
 
 /* Sockets handed over by systemd (socket activation, sd_listen_fds(3)):
    stores at most max descriptors, made non-blocking and close-on-exec,
@@ -137,6 +140,7 @@ typedef struct obspamd_options {
   const char *config, *state, *control, *metrics, *admin, *notify_command;
   int save_interval, socket_mode, foreground, check_config;
   const char *user; /* --user USER[:GROUP], NULL: stay who we are */
+  long user_uid;    /* USER's uid, -1 without --user */
   int log;          /* --log: an OBSPAMD_LOG_* value; AUTO when not given */
   int nallow;       /* --allow-user: the uids, resolved when parsed */
   long allow[OBSPAMD_MAX_ALLOW];

@@ -46,6 +46,7 @@ int obspamd_spec_check(const char *program, const char *opt, const char *spec) {
 static int user_option(const char *program, const char *arg,
                        obspamd_options *o) {
   const char *colon = strchr(arg, ':');
+  struct passwd *pw;
   char name[256];
 
   snprintf(name, sizeof(name), "%.*s",
@@ -55,10 +56,11 @@ static int user_option(const char *program, const char *arg,
             program, arg);
     return -1;
   }
-  if (getpwnam(name) == NULL) {
+  if ((pw = getpwnam(name)) == NULL) {
     fprintf(stderr, "%s: --user: no such user '%s'\n", program, name);
     return -1;
   }
+  o->user_uid = (long)pw->pw_uid;
   if (colon != NULL && getgrnam(colon + 1) == NULL) {
     fprintf(stderr, "%s: --user: no such group '%s'\n", program, colon + 1);
     return -1;
@@ -97,6 +99,7 @@ static int allow_option(const char *program, const char *arg,
 void obspamd_options_init(obspamd_options *o) {
   memset(o, 0, sizeof(*o));
   o->log = OBSPAMD_LOG_AUTO;
+  o->user_uid = -1;
 }
 
 int obspamd_check_config(const char *program, const char *path) {

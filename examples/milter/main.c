@@ -482,7 +482,7 @@ int main(int argc, char **argv) {
                   strerror(errno));
       goto out_socket;
     }
-    if (obspamd_socket_group(unix_path, err, sizeof(err)) != 0) {
+    if (obspamd_socket_group(unix_path, o.c.user_uid, err, sizeof(err)) != 0) {
       obspamd_log(LOG_ERR, "cannot start: %s", err);
       goto out_socket;
     }

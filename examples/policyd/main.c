@@ -753,7 +753,8 @@ static int open_listeners(server *s, options *o) {
     }
     if (strncmp(o->listen[i], "unix:", 5) == 0) {
       l->unlink_path = o->listen[i] + 5;
-      if (obspamd_socket_group(l->unlink_path, err, sizeof(err)) != 0) {
+      if (obspamd_socket_group(l->unlink_path, o->c.user_uid, err,
+                               sizeof(err)) != 0) {
         obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
         close(l->fd);
         unlink(l->unlink_path);

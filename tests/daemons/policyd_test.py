@@ -12,7 +12,6 @@ process it started. Exit status 0 when every scenario passed.
 
 import grp
 import os
-import pwd
 import re
 import resource
 import selectors
@@ -25,6 +24,9 @@ import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from as_user import NOBODY, as_nobody  # noqa: E402
 
 BUILD = None
 DAEMON = None
@@ -1008,38 +1010,6 @@ def sc_cli(tmp):
     # belong to the instance that holds the port.
     if os.path.exists(state):
         raise Failure("a daemon that failed to start wrote the state file")
-
-
-NOBODY = pwd.getpwnam("nobody")
-
-
-def as_nobody(fn):
-    """Runs fn() in a child process that is the user nobody (no groups) and
-    returns the repr of what it returned, or "error: ..."."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(NOBODY.pw_gid)
-            os.setuid(NOBODY.pw_uid)
-            out = repr(fn())
-        except BaseException as e:  # noqa: B902 - reported to the parent
-            out, code = f"error: {e!r}", 1
-        os.write(w, out.encode())
-        os._exit(code)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return data.decode()
 
 
 def ask_once(where, request):

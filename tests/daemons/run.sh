@@ -55,6 +55,11 @@ P=tests/daemons/policyd_test.py
 check "policyd: request parser" "$D/policyd_proto" --jobs 2
 check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
 check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
+check "policyd: only root, postfix and --allow-user users on a Unix socket" \
+  python3 "$P" "$BUILD" peers
+check "policyd: --user drops root after binding" python3 "$P" "$BUILD" user
+check "policyd: --log journal, JOURNAL_STREAM, stderr" \
+  python3 "$P" "$BUILD" logs
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
 check "policyd: RCPT refuses early, charges nothing" \
   python3 "$P" "$BUILD" rcpt
@@ -118,6 +123,9 @@ check "milter: aborted messages and dropped connections" \
 check "milter: 64 concurrent connections, exact count" \
   python3 "$M" "$BUILD" concurrent
 check "milter: Unix socket and its mode" python3 "$M" "$BUILD" unix
+check "milter: only root, postfix and --allow-user users on a Unix socket" \
+  python3 "$M" "$BUILD" peers
+check "milter: --user drops root after binding" python3 "$M" "$BUILD" user
 check "milter: SIGHUP reloads, SIGTERM saves, SIGINT" \
   python3 "$M" "$BUILD" signals
 check "milter: command line" python3 "$M" "$BUILD" cli
