@@ -60,6 +60,8 @@ check "policyd: a subscription limit of 4 shared by two mailboxes" \
   tests/e2e/policyd.sh "$BUILD" subscription
 check "policyd: the counters survive a restart (SIGTERM, start again)" \
   tests/e2e/policyd.sh "$BUILD" restart
+check "policyd: shared-host deployment: unix:private/obspam-policy, --user, peer credentials" \
+  tests/e2e/policyd.sh "$BUILD" unix
 check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \
