@@ -111,7 +111,7 @@ def first():
             'obspam_snapshot_saves_total{result="failed"} 0',
             "obspam_snapshot_age_seconds -1",
             "obspam_notices_total 0",
-            'obspam_build_info{daemon="ctl_testd",version="1.2.0"} 1']:
+            'obspam_build_info{daemon="ctl_testd",version="1.3.0"} 1']:
         has(text, line)
     # The buckets never decrease, and end at the count.
     buckets = [int(v) for v in re.findall(

@@ -203,7 +203,7 @@ Test(metrics, label_values_are_escaped_and_output_truncated) {
   s.name = "ob\"spam\\d";
   text = format_at(&s, 1);
   cr_assert(has_line(text, "obspam_build_info{daemon=\"ob\\\"spam\\\\d\","
-                           "version=\"1.2.0\"} 1"),
+                           "version=\"1.3.0\"} 1"),
             "%s", text);
   full = strlen(text);
   cr_assert_eq(obspamd_metrics_format(&s, buf, sizeof(buf)), full);
