@@ -83,8 +83,9 @@ int obspamd_log_mode(int asked, int foreground) {
     return asked;
   /* systemd sets JOURNAL_STREAM to the device and inode of the stream it
      connected stdout and stderr to; a child whose stderr was redirected
-     since inherits the variable but not the stream (systemd.exec(5)). */
-  if (js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+     since inherits the variable but not the stream (systemd.exec(5)). A
+     daemon that detaches puts /dev/null in its place: syslog then. */
+  if (foreground && js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
       fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
       (unsigned long long)st.st_ino == ino)
     return OBSPAMD_LOG_JOURNAL;

@@ -43,8 +43,8 @@ enum {
 };
 void obspamd_log_open(const char *ident, int mode);
 /* The mode for --log (OBSPAMD_LOG_AUTO when not given): as asked, or
-   journal when stderr is the stream systemd named in JOURNAL_STREAM, else
-   stderr in the foreground and syslog detached. */
+   in the foreground journal when stderr is the stream systemd named in
+   JOURNAL_STREAM, else stderr; syslog for a daemon that detaches. */
 int obspamd_log_mode(int asked, int foreground);
 /* In syslog mode, also copy each line to stderr (on: 1), so that whoever
    started a daemon that detaches sees why it failed to start. */

@@ -186,7 +186,8 @@ Test(log, mode_from_the_environment) {
            (unsigned long long)st.st_ino);
   setenv("JOURNAL_STREAM", js, 1);
   cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_AUTO, 1), OBSPAMD_LOG_JOURNAL);
-  cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_AUTO, 0), OBSPAMD_LOG_JOURNAL);
+  /* Detached, stderr becomes /dev/null: syslog. */
+  cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_AUTO, 0), OBSPAMD_LOG_SYSLOG);
   /* Asked for by hand: as asked. */
   cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_STDERR, 0), OBSPAMD_LOG_STDERR);
   cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_SYSLOG, 1), OBSPAMD_LOG_SYSLOG);
