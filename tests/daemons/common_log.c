@@ -2,7 +2,8 @@
    with facility mail and the line's priority, sent to a socket of the
    test's own (obspamd__syslog_path) rather than the system's /dev/log;
    journal lines with their <N> prefix; the choice by JOURNAL_STREAM. And
-   the peer check of unix: listeners, which logs once per episode. */
+   the sockets systemd hands over, and the peer check of unix: listeners,
+   which logs once per episode. */
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -199,6 +200,55 @@ Test(log, mode_from_the_environment) {
   setenv("JOURNAL_STREAM", "journal", 1);
   cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_AUTO, 0), OBSPAMD_LOG_SYSLOG);
   unsetenv("JOURNAL_STREAM");
+}
+
+/* ---- sockets from systemd ------------------------------------------------ */
+
+Test(inherited, sockets_for_this_process_only) {
+  int fds[4], sv[2], saved, other, mine, flags, fdflags, none;
+  char pid[32], other_env[64], left[3][64];
+
+  /* Descriptor 3 is Criterion's: it is lent to the test and given back
+     before any assertion. */
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  saved = dup(3);
+  cr_assert_geq(saved, 0);
+  dup2(sv[0], 3);
+  /* Meant for another process (a parent's, inherited): not taken, and
+     left as they are. */
+  setenv("LISTEN_PID", "1", 1);
+  setenv("LISTEN_FDS", "1", 1);
+  other = obspamd_inherited_sockets(fds, 4);
+  snprintf(other_env, sizeof(other_env), "%s", getenv("LISTEN_FDS") ?: "-");
+  /* For this process: descriptor 3, non-blocking and close-on-exec, and
+     the variables are gone for the programs it runs. */
+  snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+  setenv("LISTEN_PID", pid, 1);
+  setenv("LISTEN_FDNAMES", "obspam-policyd.socket", 1);
+  fds[0] = -1;
+  mine = obspamd_inherited_sockets(fds, 4);
+  flags = fcntl(3, F_GETFL);
+  fdflags = fcntl(3, F_GETFD);
+  snprintf(left[0], sizeof(left[0]), "%s", getenv("LISTEN_PID") ?: "-");
+  snprintf(left[1], sizeof(left[1]), "%s", getenv("LISTEN_FDS") ?: "-");
+  snprintf(left[2], sizeof(left[2]), "%s", getenv("LISTEN_FDNAMES") ?: "-");
+  /* None at all. */
+  none = obspamd_inherited_sockets(fds + 1, 3);
+  dup2(saved, 3);
+  close(saved);
+  close(sv[0]);
+  close(sv[1]);
+
+  cr_assert_eq(other, 0);
+  cr_assert_str_eq(other_env, "1");
+  cr_assert_eq(mine, 1);
+  cr_assert_eq(fds[0], 3);
+  cr_assert(flags >= 0 && (flags & O_NONBLOCK));
+  cr_assert(fdflags >= 0 && (fdflags & FD_CLOEXEC));
+  cr_assert_str_eq(left[0], "-");
+  cr_assert_str_eq(left[1], "-");
+  cr_assert_str_eq(left[2], "-");
+  cr_assert_eq(none, 0);
 }
 
 /* ---- the peer check ------------------------------------------------------ */

@@ -1192,6 +1192,53 @@ def sc_logs(tmp):
             d.kill()
 
 
+def sc_socket_activation(tmp):
+    """A socket handed over by systemd (sd_listen_fds: LISTEN_PID,
+    LISTEN_FDS, descriptor 3, as obspam-policyd.socket does) replaces the
+    default listener: the daemon answers on it, checks its peers, and
+    leaves the socket file, which is systemd's, at exit.
+    systemd-socket-activate plays systemd."""
+    activate = "/usr/bin/systemd-socket-activate"
+    if not os.access(activate, os.X_OK):
+        raise Failure(f"no {activate} (Debian package systemd)")
+    os.chmod(tmp, 0o755)
+    conf = os.path.join(tmp, "a.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    path = os.path.join(tmp, "act.sock")
+    log_path = os.path.join(tmp, "a.log")
+    logf = open(log_path, "ab")
+    proc = subprocess.Popen([activate, "-l", path, DAEMON, "--foreground",
+                             "--config", conf], stdout=logf, stderr=logf,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(path):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise Failure("systemd-socket-activate made no socket")
+            time.sleep(0.02)
+        os.chmod(path, 0o666)  # the peer check, not the mode, keeps nobody out
+        # The first connection starts the daemon, which then answers it.
+        req = encode(**data_req("tiny@acme.example"))
+        expect(ask_once(path, req), b"action=DUNNO\n\n", "root's request")
+        with open(log_path) as f:
+            log = f.read()
+        if not re.search(r"ready: listening on unix:" + re.escape(path)
+                         + r" \(", log):
+            raise Failure(f"ready line: {log}")
+        expect("over TCP" in log, False, "no default TCP listener")
+        expect(as_nobody(lambda: ask_once(path, req)), "b''",
+               "nobody on the handed-over socket")
+        proc.send_signal(signal.SIGTERM)
+        expect(proc.wait(TIMEOUT), 0, "exit status")
+        expect(os.path.exists(path), True, "systemd's socket file is kept")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        logf.close()
+
+
 def peer_pid(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)

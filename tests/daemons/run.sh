@@ -58,6 +58,8 @@ check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
 check "policyd: only root, postfix and --allow-user users on a Unix socket" \
   python3 "$P" "$BUILD" peers
 check "policyd: --user drops root after binding" python3 "$P" "$BUILD" user
+check "policyd: a socket from systemd (socket activation)" \
+  python3 "$P" "$BUILD" socket_activation
 check "policyd: --log journal, JOURNAL_STREAM, stderr" \
   python3 "$P" "$BUILD" logs
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
