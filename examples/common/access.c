@@ -48,6 +48,9 @@ void obspamd_peers_allow(const long *uids, int n) {
     allowed[nallowed++] = uids[i];
 }
 
+/* The postfix user's uid as last looked up, -1 before (atomic). */
+static long postfix_uid = -1;
+
 static int uid_allowed(uid_t uid) {
   struct passwd pw, *found = NULL;
   char buf[1024];
@@ -58,12 +61,16 @@ static int uid_allowed(uid_t uid) {
   for (i = 0; i < nallowed; i++)
     if ((uid_t)allowed[i] == uid)
       return 1;
-  /* Looked up each time rather than once at start: Postfix may be
-     installed after the daemon started. A refused connection is rare;
-     an allowed one from postfix costs one lookup in /etc/passwd (nscd
-     or not), far less than the decision it asks for. */
-  return getpwnam_r("postfix", &pw, buf, sizeof(buf), &found) == 0 &&
-         found != NULL && found->pw_uid == uid;
+  if (__atomic_load_n(&postfix_uid, __ATOMIC_RELAXED) == (long)uid)
+    return 1;
+  /* Looked up again for a uid not allowed so far rather than once at
+     start: Postfix may be installed after the daemon started. Only the
+     first connection of Postfix and the refused ones pay for it. */
+  if (getpwnam_r("postfix", &pw, buf, sizeof(buf), &found) != 0 ||
+      found == NULL)
+    return 0;
+  __atomic_store_n(&postfix_uid, (long)found->pw_uid, __ATOMIC_RELAXED);
+  return found->pw_uid == uid;
 }
 
 /* Whether this refusal starts an episode of uid (then *previous gets the
