@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,23 +23,73 @@
 
 /* The settings may change while threads log (a daemon that goes to the
    background switches to syslog): the lock makes a line see the old
-   settings or the new ones. openlog keeps a pointer to the ident, hence
-   two buffers: the one syslog uses is never rewritten. */
+   settings or the new ones. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_ident[2][64] = {"obspamd", "obspamd"};
-static int log_current;
-static int log_foreground = 1;
+static char log_ident[64] = "obspamd";
+static int log_mode = OBSPAMD_LOG_STDERR;
+static int log_echo;
 static int log_verbose;
+/* The syslog socket: a datagram socket connected to obspamd__syslog_path
+   while in syslog mode, -1 otherwise. Written here rather than through
+   syslog(3) so that the tests can point it at a socket of their own. */
+static int log_fd = -1;
+const char *obspamd__syslog_path = "/dev/log";
 
-void obspamd_log_open(const char *ident, int foreground) {
+/* Connects the syslog socket; with log_lock held. A missing syslog daemon
+   is not an error: lines are dropped until it is there. */
+static void syslog_connect(void) {
+  struct sockaddr_un sun;
+
+  if (log_fd >= 0)
+    close(log_fd);
+  log_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (log_fd < 0)
+    return;
+  memset(&sun, 0, sizeof(sun));
+  sun.sun_family = AF_UNIX;
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", obspamd__syslog_path);
+  if (connect(log_fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+    /* Kept: a later line tries again. */
+  }
+}
+
+void obspamd_log_open(const char *ident, int mode) {
   pthread_mutex_lock(&log_lock);
-  log_current ^= 1;
-  snprintf(log_ident[log_current], sizeof(log_ident[0]), "%s",
-           ident ? ident : "obspamd");
-  log_foreground = foreground;
-  if (!foreground)
-    openlog(log_ident[log_current], LOG_PID | LOG_NDELAY, LOG_MAIL);
+  snprintf(log_ident, sizeof(log_ident), "%s", ident ? ident : "obspamd");
+  log_mode = mode;
+  if (mode == OBSPAMD_LOG_SYSLOG) {
+    /* Opened now, while the daemon may still be root and before any
+       sandbox: /dev/log stays reachable whatever comes after. */
+    syslog_connect();
+  } else if (log_fd >= 0) {
+    close(log_fd);
+    log_fd = -1;
+  }
   pthread_mutex_unlock(&log_lock);
+}
+
+void obspamd_log_echo(int on) {
+  pthread_mutex_lock(&log_lock);
+  log_echo = on;
+  pthread_mutex_unlock(&log_lock);
+}
+
+int obspamd_log_mode(int asked, int foreground) {
+  const char *js = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+
+  if (asked != OBSPAMD_LOG_AUTO)
+    return asked;
+  /* systemd sets JOURNAL_STREAM to the device and inode of the stream it
+     connected stdout and stderr to; a child whose stderr was redirected
+     since inherits the variable but not the stream (systemd.exec(5)). A
+     daemon that detaches puts /dev/null in its place: syslog then. */
+  if (foreground && js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+      fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+      (unsigned long long)st.st_ino == ino)
+    return OBSPAMD_LOG_JOURNAL;
+  return foreground ? OBSPAMD_LOG_STDERR : OBSPAMD_LOG_SYSLOG;
 }
 
 void obspamd_log_verbose(int verbose) {
@@ -88,11 +140,55 @@ static const char *level_prefix(int priority) {
   }
 }
 
+/* One write per line, so that lines of different threads do not mix. */
+static void write_line(const char *line, size_t n) {
+  while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
+    ;
+}
+
+/* Formats a line of the given mode into line (size bytes, at least 2),
+   ending with a newline except in syslog mode; returns its length. */
+size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
+                           int priority, const char *msg, char *line,
+                           size_t size) {
+  const char *level = level_prefix(priority);
+  int n;
+
+  if (mode == OBSPAMD_LOG_SYSLOG) {
+    /* RFC 3164, as glibc's syslog(3) writes it: local time, and the
+       facility in the priority. */
+    char stamp[32];
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+    n = snprintf(line, size, "<%d>%s %s[%ld]: %s%s",
+                 LOG_MAIL | (priority & LOG_PRIMASK), stamp, ident, pid, level,
+                 msg);
+  } else if (mode == OBSPAMD_LOG_JOURNAL) {
+    /* The journal adds the time, the name and the pid; the facility
+       comes from the unit's SyslogFacility=. */
+    n = snprintf(line, size, "<%d>%s%s\n", priority & LOG_PRIMASK, level, msg);
+  } else {
+    char stamp[32];
+    obspamd_iso_time((int64_t)now, stamp, sizeof(stamp));
+    n = snprintf(line, size, "%s %s[%ld]: %s%s\n", stamp, ident, pid, level,
+                 msg);
+  }
+  if (n < 0)
+    return 0;
+  if ((size_t)n >= size) {
+    n = (int)size - 1;
+    if (mode != OBSPAMD_LOG_SYSLOG)
+      line[n - 1] = '\n';
+  }
+  return (size_t)n;
+}
+
 void obspamd_log(int priority, const char *fmt, ...) {
   char msg[2048], line[2200];
   va_list ap;
-  size_t i;
-  int n;
+  size_t i, n;
+  time_t now = time(NULL);
 
   if ((priority & LOG_PRIMASK) == LOG_DEBUG &&
       !__atomic_load_n(&log_verbose, __ATOMIC_RELAXED))
@@ -114,28 +210,28 @@ void obspamd_log(int priority, const char *fmt, ...) {
     i += (size_t)len;
   }
   pthread_mutex_lock(&log_lock);
-  if (!log_foreground) {
-    syslog(priority, "%s%s", level_prefix(priority), msg);
+  n = obspamd__log_format(log_mode, log_ident, (long)getpid(), now, priority,
+                          msg, line, sizeof(line));
+  if (log_mode == OBSPAMD_LOG_SYSLOG) {
+    /* A restarted syslog daemon has a new socket: connect again once. */
+    if (log_fd >= 0 && send(log_fd, line, n, MSG_NOSIGNAL) < 0 &&
+        errno != EAGAIN) {
+      syslog_connect();
+      if (log_fd >= 0)
+        (void)send(log_fd, line, n, MSG_NOSIGNAL);
+    }
+    if (log_echo) {
+      n = obspamd__log_format(OBSPAMD_LOG_STDERR, log_ident, (long)getpid(),
+                              now, priority, msg, line, sizeof(line));
+      pthread_mutex_unlock(&log_lock);
+      write_line(line, n);
+      return;
+    }
     pthread_mutex_unlock(&log_lock);
     return;
   }
-  {
-    char stamp[32];
-    obspamd_iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
-    n = snprintf(line, sizeof(line), "%s %s[%ld]: %s%s\n", stamp,
-                 log_ident[log_current], (long)getpid(), level_prefix(priority),
-                 msg);
-  }
   pthread_mutex_unlock(&log_lock);
-  if (n < 0)
-    return;
-  if ((size_t)n >= sizeof(line)) {
-    n = (int)sizeof(line) - 1;
-    line[n - 1] = '\n';
-  }
-  /* One write per line, so that lines of different threads do not mix. */
-  while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
-    ;
+  write_line(line, n);
 }
 
 /* ---- the text of a refusal ----------------------------------------------- */
@@ -503,14 +599,9 @@ static int rename_aside(const char *path, char *aside, size_t size) {
    save a minute later (or at exit, when it is too late). */
 static int check_state_dir(const char *path) {
   char dir[PATH_MAX];
-  const char *slash = strrchr(path, '/');
   struct stat st;
 
-  if (slash == NULL)
-    snprintf(dir, sizeof(dir), ".");
-  else
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path),
-             path);
+  obspamd__dir_of(path, dir, sizeof(dir));
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
     obspamd_log(LOG_ERR,
                 "cannot start: the directory %s of the state file %s does "

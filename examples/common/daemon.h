@@ -20,18 +20,38 @@
 
 /* ---- logging ------------------------------------------------------------- */
 
-/* Logs go to stderr in the foreground, to syslog (facility mail) otherwise.
+/* Where log lines go (--log):
+   - stderr: "2024-05-01T12:34:56Z obspam-policyd[812]: warning: reload
+     failed: ..." (UTC), for a daemon run by hand in the foreground;
+   - syslog: datagrams to /dev/log with facility mail and the line's own
+     priority, "<20>May  1 12:34:56 obspam-policyd[812]: warning: ...",
+     as syslog(3) writes them (a detached daemon);
+   - journal: stderr again, one line each with the "<N>" priority prefix
+     that journald reads and no timestamp or name of its own, which the
+     journal adds (under systemd; SyslogFacility=mail in the unit).
    One line per event, in a form an admin can grep:
      refuse kind=mailbox object=info@example.com limit=20 count=20
      unit=recipients retry=420 queue_id=4FgH2x1Kz9 ...
-   In the foreground a line reads
-     2024-05-01T12:34:56Z obspam-policyd[812]: warning: reload failed: ...
-   (UTC). Control characters in a message are written as '?', so that an
-   event is always one line, and so is each byte that is not part of valid
+   Control characters in a message are written as '?', so that an event
+   is always one line, and so is each byte that is not part of valid
    UTF-8: names keep their letters (jörg@example.com), and a line is
-   always valid UTF-8. Before obspamd_log_open, logs go to stderr
-   under the name "obspamd". */
-void obspamd_log_open(const char *ident, int foreground);
+   always valid UTF-8. Before obspamd_log_open, logs go to stderr under
+   the name "obspamd". The values 0 and 1 keep their old meaning of
+   obspamd_log_open's second argument (foreground or not). */
+enum {
+  OBSPAMD_LOG_AUTO = -1,
+  OBSPAMD_LOG_SYSLOG = 0,
+  OBSPAMD_LOG_STDERR = 1,
+  OBSPAMD_LOG_JOURNAL = 2
+};
+void obspamd_log_open(const char *ident, int mode);
+/* The mode for --log (OBSPAMD_LOG_AUTO when not given): as asked, or
+   in the foreground journal when stderr is the stream systemd named in
+   JOURNAL_STREAM, else stderr; syslog for a daemon that detaches. */
+int obspamd_log_mode(int asked, int foreground);
+/* In syslog mode, also copy each line to stderr (on: 1), so that whoever
+   started a daemon that detaches sees why it failed to start. */
+void obspamd_log_echo(int on);
 void obspamd_log(int priority, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* LOG_DEBUG lines are dropped unless verbose is set (default 0). */
@@ -70,14 +90,66 @@ int obspamd_socket_name(int fd, char *buf, size_t size);
 
 /* The control socket obspamctl asks when it is given none (a path). */
 #define OBSPAMD_CONTROL_DEFAULT "/run/obspam/control.sock"
+/* ---- who may connect ----------------------------------------------------- */
+
+/* On a shared host every customer's scripts run as a local user, and a
+   local user who can ask the daemon can spend any mailbox's limit. So
+   unix: listeners answer root, the "postfix" user (when it exists), the
+   daemon's own user and the users named with --allow-user, checked by the
+   peer's credentials (SO_PEERCRED); TCP listeners answer anyone who can
+   reach them and are only opened when asked for. */
+
+/* The users allowed besides root, postfix and the daemon's own: uids
+   from --allow-user (o->allow). Call before the first check. */
+void obspamd_peers_allow(const long *uids, int n);
+/* Whether the peer of an accepted unix: connection may ask: 1 yes, 0 no
+   (the caller closes it without a byte). A refused user is logged once
+   per episode, which ends after a minute without a refusal of it:
+     peer refused uid=1001 user=web1 on unix:/var/spool/postfix/private/...
+   where names the listener. Any other socket (TCP) is 1. Thread-safe. */
+int obspamd_peer_allowed(int fd, const char *where);
+/* The text of the warning a daemon logs at start for a TCP listener. */
+void obspamd_warn_tcp(const char *spec);
+/* Gives the socket file path the group "postfix" (when that group
+   exists), so that with a mode of 0660 Postfix may connect and other
+   users may not, and the owner uid (the --user the daemon becomes, which
+   must reach its own socket; -1: unchanged). Returns 0, or -1 with a
+   reason in err. */
+int obspamd_socket_group(const char *path, long owner, char *err,
+                         size_t err_size);
+
+/* Sockets handed over by systemd (socket activation, sd_listen_fds(3)):
+   stores at most max descriptors, made non-blocking and close-on-exec,
+   and returns their number (0 when none were passed). The LISTEN_*
+   variables are removed, so that the programs the daemon runs do not
+   take the sockets for theirs. */
+int obspamd_inherited_sockets(int *fds, int max);
+
+/* ---- least privilege ------------------------------------------------------
+ */
+
+/* --user USER[:GROUP]: after the sockets are bound and the files opened,
+   the daemon becomes USER (its group, or GROUP, and USER's other groups),
+   having first emptied its capability bounding set, so that nothing it
+   runs later can regain root. The directory of state_path (NULL: none)
+   must then be writable: the state is saved by renaming a new file into
+   it. Run as USER already, it only checks that directory. Returns 0, or
+   -1 after logging why ("cannot start: ..."). */
+int obspamd_become(const char *spec, const char *state_path);
 
 /* ---- starting ------------------------------------------------------------ */
 
 /* The command-line options both daemons take, parsed the same way. */
+#define OBSPAMD_MAX_ALLOW 32
 typedef struct obspamd_options {
   const char *config, *state, *control, *metrics, *admin, *notify_command;
   int save_interval, socket_mode, foreground, check_config;
   int reload_max_drop; /* percent, 1..100; 0: the default */
+  const char *user;    /* --user USER[:GROUP], NULL: stay who we are */
+  long user_uid;       /* USER's uid, -1 without --user */
+  int log;             /* --log: an OBSPAMD_LOG_* value; AUTO when not given */
+  int nallow;          /* --allow-user: the uids, resolved when parsed */
+  long allow[OBSPAMD_MAX_ALLOW];
 } obspamd_options;
 
 /* getopt_long values of those options; a daemon's own start at
@@ -94,6 +166,9 @@ enum {
   OBSPAMD_OPT_FOREGROUND,
   OBSPAMD_OPT_CHECK,
   OBSPAMD_OPT_RELOAD_MAX_DROP,
+  OBSPAMD_OPT_USER,
+  OBSPAMD_OPT_ALLOW_USER,
+  OBSPAMD_OPT_LOG,
   OBSPAMD_OPT_OWN
 };
 
@@ -110,13 +185,23 @@ enum {
   {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},                  \
   {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},                   \
   {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},                      \
-  {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}
+  {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}, \
+  {"user", required_argument, NULL, OBSPAMD_OPT_USER},                         \
+  {"allow-user", required_argument, NULL, OBSPAMD_OPT_ALLOW_USER},             \
+  {"log", required_argument, NULL, OBSPAMD_OPT_LOG}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
    saying on stderr why it is not. */
 long obspamd_number(const char *program, const char *opt, const char *s,
                     long min, long max, int base);
+/* Checks a socket address given to option opt (obspamd_spec_parse):
+   returns 0, or -1 after saying what is wrong on stderr, e.g.
+   "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
+   port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
+int obspamd_spec_check(const char *program, const char *opt, const char *spec);
+/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO). */
+void obspamd_options_init(obspamd_options *o);
 /* Takes what getopt_long returned that the daemon does not handle itself:
    one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
    into o. Returns 0, or -1 after saying on stderr what is wrong with the
@@ -127,6 +212,18 @@ int obspamd_option(const char *program, int opt, char **argv,
    Returns 0, or -1 after saying why on stderr. */
 int obspamd_options_done(const char *program, int argc, char **argv,
                          const obspamd_options *o);
+
+/* The help lines of the options every daemon takes beside its own. */
+#define OBSPAMD_USAGE_PRIVILEGE                                                \
+  "  --user USER[:GROUP]    become USER once the sockets are open and the\n"   \
+  "                         files read (the state directory must be\n"         \
+  "                         writable by USER)\n"                               \
+  "  --allow-user USER      USER may connect to a unix: socket too, besides\n" \
+  "                         root, postfix and the daemon's own user (may\n"    \
+  "                         be repeated)\n"                                    \
+  "  --log WHERE            stderr, syslog (facility mail) or journal\n"       \
+  "                         (default: journal under systemd, else stderr\n"    \
+  "                         in the foreground and syslog detached)\n"
 
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with
@@ -247,7 +344,8 @@ int obspamd_reload_force(obspamd_service *s, int force, char *msg,
 /* --check-config for PROGRAM: loads path into a new engine and prints
    "PATH: configuration OK", or the library's error on stderr; a file
    that declares nothing is valid but gets a warning instead of "OK".
-   Returns the exit status (0 or 1). */
+   Returns the exit status (0 or 1). The options were checked when they
+   were parsed. */
 int obspamd_check_config(const char *program, const char *path);
 /* Saves the state file; logs and counts the outcome. Without a state
    path: OBSPAM_EINVAL, "no state file is configured". */

@@ -88,6 +88,19 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
 #include <signal.h>
 int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/* The socket that syslog mode writes to, "/dev/log"; tests point it at
+   one of their own before obspamd_log_open. */
+extern const char *obspamd__syslog_path;
+/* One log line of a mode (OBSPAMD_LOG_*) into line: see daemon.h. Ends
+   with a newline except in syslog mode; returns its length. */
+#include <time.h>
+size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
+                           int priority, const char *msg, char *line,
+                           size_t size);
+
+/* The directory part of path ("." when it has no slash) into dir. */
+void obspamd__dir_of(const char *path, char *dir, size_t size);
+
 /* Monotonic milliseconds. */
 int64_t obspamd__now_ms(void);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "internal.h"
 
 /* How long obspamd_connect waits for a TCP handshake. A Unix socket
    connects or fails at once. */
@@ -63,8 +64,10 @@ static int parse_inet(const char *spec, const char *p, obspamd_spec *out,
     host = p;
     host_end = strrchr(p, ':');
     if (host_end == NULL) {
-      fail(err, err_size, "bad socket address '%.200s': expected %s", spec,
-           SPEC_FORMS);
+      fail(err, err_size,
+           "bad socket address '%.200s': no port: expected inet:HOST:PORT "
+           "or inet:[IPV6]:PORT",
+           spec);
       return -1;
     }
     if (memchr(host, ':', (size_t)(host_end - host)) != NULL) {
@@ -211,8 +214,7 @@ static int clear_stale(const char *spec, const obspamd_spec *sp, char *err,
   return 0;
 }
 
-/* The directory part of a path, for the message when it does not exist. */
-static void dir_of(const char *path, char *dir, size_t size) {
+void obspamd__dir_of(const char *path, char *dir, size_t size) {
   const char *slash = strrchr(path, '/');
   size_t len;
 
@@ -248,7 +250,7 @@ static int listen_unix(const char *spec, const obspamd_spec *sp, int mode,
     int e = errno;
     char dir[sizeof(sp->path)];
     struct stat st;
-    dir_of(sp->path, dir, sizeof(dir));
+    obspamd__dir_of(sp->path, dir, sizeof(dir));
     if (e == ENOENT && stat(dir, &st) != 0)
       fail(err, err_size,
            "cannot listen on %.200s: the directory %s does not exist", spec,

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,78 @@ long obspamd_number(const char *program, const char *opt, const char *s,
     return -1;
   }
   return v;
+}
+
+int obspamd_spec_check(const char *program, const char *opt, const char *spec) {
+  obspamd_spec sp;
+  char err[400];
+
+  if (obspamd_spec_parse(spec, &sp, err, sizeof(err)) != 0) {
+    fprintf(stderr, "%s: %s: %s\n", program, opt, err);
+    return -1;
+  }
+  return 0;
+}
+
+/* --user USER[:GROUP]: both must exist now, so that --check-config and a
+   start that fails late (after the sockets are open) say so at once. */
+static int user_option(const char *program, const char *arg,
+                       obspamd_options *o) {
+  const char *colon = strchr(arg, ':');
+  struct passwd *pw;
+  char name[256];
+
+  snprintf(name, sizeof(name), "%.*s",
+           (int)(colon != NULL ? colon - arg : (ptrdiff_t)strlen(arg)), arg);
+  if (name[0] == '\0' || (colon != NULL && colon[1] == '\0')) {
+    fprintf(stderr, "%s: --user: bad value '%s': expected USER or USER:GROUP\n",
+            program, arg);
+    return -1;
+  }
+  if ((pw = getpwnam(name)) == NULL) {
+    fprintf(stderr, "%s: --user: no such user '%s'\n", program, name);
+    return -1;
+  }
+  o->user_uid = (long)pw->pw_uid;
+  if (colon != NULL && getgrnam(colon + 1) == NULL) {
+    fprintf(stderr, "%s: --user: no such group '%s'\n", program, colon + 1);
+    return -1;
+  }
+  o->user = arg;
+  return 1;
+}
+
+/* --allow-user USER: a name, or a uid for a user without one. */
+static int allow_option(const char *program, const char *arg,
+                        obspamd_options *o) {
+  struct passwd *pw = getpwnam(arg);
+  char *end;
+  long uid;
+
+  if (pw != NULL) {
+    uid = (long)pw->pw_uid;
+  } else {
+    errno = 0;
+    uid = strtol(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 ||
+        uid > 4294967294L) {
+      fprintf(stderr, "%s: --allow-user: no such user '%s'\n", program, arg);
+      return -1;
+    }
+  }
+  if (o->nallow == OBSPAMD_MAX_ALLOW) {
+    fprintf(stderr, "%s: --allow-user: at most %d users\n", program,
+            OBSPAMD_MAX_ALLOW);
+    return -1;
+  }
+  o->allow[o->nallow++] = uid;
+  return 1;
+}
+
+void obspamd_options_init(obspamd_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->log = OBSPAMD_LOG_AUTO;
+  o->user_uid = -1;
 }
 
 /* One of the shared options: 1, 0 when opt is none of them, -1. */
@@ -50,6 +125,8 @@ static int shared_option(const char *program, int opt, const char *arg,
               program, arg);
       return -1;
     }
+    if (obspamd_spec_check(program, "--control", arg) != 0)
+      return -1;
     o->control = arg;
     return 1;
   case OBSPAMD_OPT_METRICS:
@@ -59,6 +136,8 @@ static int shared_option(const char *program, int opt, const char *arg,
               program, arg);
       return -1;
     }
+    if (obspamd_spec_check(program, "--metrics", arg) != 0)
+      return -1;
     o->metrics = arg;
     return 1;
   case OBSPAMD_OPT_ADMIN:
@@ -88,6 +167,25 @@ static int shared_option(const char *program, int opt, const char *arg,
     if ((v = obspamd_number(program, "--reload-max-drop", arg, 1, 100, 10)) < 0)
       return -1;
     o->reload_max_drop = (int)v;
+    return 1;
+  case OBSPAMD_OPT_USER:
+    return user_option(program, arg, o);
+  case OBSPAMD_OPT_ALLOW_USER:
+    return allow_option(program, arg, o);
+  case OBSPAMD_OPT_LOG:
+    if (strcmp(arg, "stderr") == 0)
+      o->log = OBSPAMD_LOG_STDERR;
+    else if (strcmp(arg, "syslog") == 0)
+      o->log = OBSPAMD_LOG_SYSLOG;
+    else if (strcmp(arg, "journal") == 0)
+      o->log = OBSPAMD_LOG_JOURNAL;
+    else {
+      fprintf(stderr,
+              "%s: --log: bad value '%s': expected stderr, syslog or "
+              "journal\n",
+              program, arg);
+      return -1;
+    }
     return 1;
   default:
     return 0;

@@ -49,7 +49,10 @@
 
 #define PROGRAM "obspam-milter"
 #define DEFAULT_SAVE_INTERVAL 60
-#define DEFAULT_SOCKET_MODE 0666
+/* Inside Debian's chrooted Postfix (/var/spool/postfix), as opendkim's:
+   smtpd_milters = unix:/obspam-milter/milter.sock */
+#define DEFAULT_SOCKET "unix:/var/spool/postfix/obspam-milter/milter.sock"
+#define DEFAULT_SOCKET_MODE 0660
 /* How long a stop waits for the MTA's open sessions to end. */
 #define DRAIN_MS 10000
 
@@ -67,7 +70,7 @@ typedef struct options {
 static void usage(FILE *f) {
   fprintf(
       f,
-      "Usage: " PROGRAM " --config FILE --socket SPEC [options]\n"
+      "Usage: " PROGRAM " --config FILE [options]\n"
       "\n"
       "A mail filter (milter) for Postfix or Sendmail that limits outgoing\n"
       "mail per mailbox, domain and subscription with libobspam, for SMTP\n"
@@ -77,10 +80,11 @@ static void usage(FILE *f) {
       "  --config FILE          the limits (obspam.conf); required\n"
       "  --socket SPEC          where the MTA connects, in libmilter's form:\n"
       "                         unix:PATH, inet:PORT@HOST or "
-      "inet6:PORT@HOST;\n"
-      "                         required\n"
+      "inet6:PORT@HOST\n"
+      "                         (default " DEFAULT_SOCKET ")\n"
       "  --socket-mode MODE     octal mode of a unix: socket (default "
-      "%04o)\n"
+      "%04o,\n"
+      "                         group postfix)\n"
       "  --state FILE           keep the counters in FILE: loaded at start,\n"
       "                         saved periodically and at exit\n"
       "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
@@ -95,8 +99,8 @@ static void usage(FILE *f) {
       "                         e.g. /var/www/vhosts/%%d/ (may be repeated)\n"
       "  --local-action ACTION  a refused local submission: hold (default;\n"
       "                         Postfix's hold queue) or bounce (returned to\n"
-      "                         its sender)\n"
-      "  --foreground           do not detach; log to stderr\n"
+      "                         its sender)\n" OBSPAMD_USAGE_PRIVILEGE
+      "  --foreground           do not detach\n"
       "  --verbose              log every decision\n"
       "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
       "                         of the objects (default %d; obspamctl\n"
@@ -114,7 +118,7 @@ static void usage(FILE *f) {
 /* Checks a libmilter socket spec, so that a typo is reported here rather
    than in syslog by libmilter. */
 static int check_socket(const char *spec) {
-  const char *at, *p;
+  const char *at, *p, *q, *end;
 
   if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
     p = strchr(spec, ':') + 1;
@@ -125,11 +129,19 @@ static int check_socket(const char *spec) {
   if (strncmp(spec, "inet:", 5) == 0 || strncmp(spec, "inet6:", 6) == 0) {
     p = strchr(spec, ':') + 1;
     at = strchr(p, '@');
-    if (at == p || (at != NULL && at[1] == '\0'))
+    end = at != NULL ? at : p + strlen(p);
+    if (p == end || (at != NULL && at[1] == '\0'))
       goto bad;
-    for (; p < (at != NULL ? at : p + strlen(p)); p++)
-      if (*p < '0' || *p > '9')
+    for (q = p; q < end; q++)
+      if (*q < '0' || *q > '9')
         goto bad;
+    if (end - p > 5 || strtol(p, NULL, 10) > 65535) {
+      fprintf(stderr,
+              PROGRAM ": --socket: bad value '%s': bad port '%.*s': expected "
+                      "a number 0..65535\n",
+              spec, (int)(end - p), p);
+      return -1;
+    }
     return 0;
   }
 bad:
@@ -164,6 +176,8 @@ static int parse_options(int argc, char **argv, options *o) {
   int c;
 
   memset(o, 0, sizeof(*o));
+  obspamd_options_init(&o->c);
+  o->socket = DEFAULT_SOCKET;
   o->c.save_interval = DEFAULT_SAVE_INTERVAL;
   o->c.socket_mode = DEFAULT_SOCKET_MODE;
   o->local_action = LOCAL_HOLD;
@@ -218,11 +232,6 @@ static int parse_options(int argc, char **argv, options *o) {
   }
   if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
     return -1;
-  if (o->socket == NULL && !o->c.check_config) {
-    fprintf(stderr,
-            PROGRAM ": --socket SPEC is required\nTry '" PROGRAM " --help'.\n");
-    return -1;
-  }
   return 0;
 }
 
@@ -352,6 +361,37 @@ static void *milter_thread(void *arg) {
   return NULL;
 }
 
+/* ---- who may connect ------------------------------------------------------
+ */
+
+/* The socket libmilter listens on, for log lines; NULL: not a unix: one,
+   whose peers are not checked. */
+static const char *peer_socket;
+
+/* libmilter accepts the MTA's connections itself and offers no hook
+   before a connection's first command, so the peer check takes the place
+   of accept(2): libmilter calls it through the dynamic linker, which finds
+   a program's own definition before libc's. Its only caller is
+   libmilter's listener (the daemon's own code calls accept4). A refused
+   peer is closed and the next connection waited for: an error returned
+   here would make the listener sleep a second per failure and give up
+   after 16 of them, which would let any local user stop the filter. The
+   wait is what libmilter's own accept does, and a stop wakes it
+   (wake_listener, as root). */
+int accept(int fd, struct sockaddr *addr, socklen_t *len) {
+  socklen_t size = len != NULL ? *len : 0;
+
+  for (;;) {
+    int c = accept4(fd, addr, len, 0);
+
+    if (c < 0 || peer_socket == NULL || obspamd_peer_allowed(c, peer_socket))
+      return c;
+    close(c);
+    if (len != NULL)
+      *len = size;
+  }
+}
+
 /* ---- main ----------------------------------------------------------------
  */
 
@@ -392,9 +432,12 @@ int main(int argc, char **argv) {
 
   if (!o.c.foreground)
     ready_fd = obspamd_detach(PROGRAM);
-  /* Until the daemon is up, errors go to the terminal that started it. */
-  obspamd_log_open(PROGRAM, 1);
+  /* Until the daemon is up, errors also go to the terminal that started
+     it. */
+  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
+  obspamd_log_echo(1);
   obspamd_log_verbose(o.verbose);
+  obspamd_peers_allow(o.c.allow, o.c.nallow);
 
   /* Every thread started from here on, libmilter's included, inherits a
      mask that blocks the daemon's signals; the main thread unblocks them
@@ -437,15 +480,31 @@ int main(int argc, char **argv) {
                 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
     goto out_service;
   }
-  if (unix_path != NULL && chmod(unix_path, (mode_t)o.c.socket_mode) != 0) {
-    obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path,
-                strerror(errno));
-    goto out_socket;
+  if (unix_path != NULL) {
+    char err[400];
+
+    if (chmod(unix_path, (mode_t)o.c.socket_mode) != 0) {
+      obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path,
+                  strerror(errno));
+      goto out_socket;
+    }
+    if (obspamd_socket_group(unix_path, o.c.user_uid, err, sizeof(err)) != 0) {
+      obspamd_log(LOG_ERR, "cannot start: %s", err);
+      goto out_socket;
+    }
+    peer_socket = socket_spec;
+  } else {
+    obspamd_warn_tcp(socket_spec);
   }
   if (control != NULL && obspamd_control_start(&svc, control) != 0)
     goto out_socket;
   if (o.c.metrics != NULL && obspamd_metrics_start(&svc, o.c.metrics) != 0)
     goto out_control;
+  /* Everything is open and read: root is no longer needed. A reload reads
+     the configuration, and a save writes the state directory, as that
+     user. */
+  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
+    goto out_metrics;
   if (obspamd_housekeeping_start(&svc) != 0)
     goto out_metrics;
   if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
@@ -453,8 +512,7 @@ int main(int argc, char **argv) {
     goto out_housekeeping;
   }
 
-  if (ready_fd >= 0)
-    obspamd_log_open(PROGRAM, 0);
+  obspamd_log_echo(0);
   obspamd_log(LOG_INFO,
               "ready: listening on %s (libobspam %s, config %s, refused "
               "local submissions: %s)",

@@ -34,12 +34,13 @@
 #include "policy.h"
 
 #define PROGRAM "obspam-policyd"
-#define DEFAULT_LISTEN "inet:127.0.0.1:10040"
+/* Postfix: check_policy_service unix:private/obspam-policy */
+#define DEFAULT_LISTEN "unix:/var/spool/postfix/private/obspam-policy"
 #define DEFAULT_SAVE_INTERVAL 60
 /* Longer than Postfix's smtpd_policy_service_max_idle (300 s), so that
    Postfix, not the server, closes the connections it keeps for reuse. */
 #define DEFAULT_IDLE_TIMEOUT 600
-#define DEFAULT_SOCKET_MODE 0666
+#define DEFAULT_SOCKET_MODE 0660
 /* A request must be complete this long after its first byte: Postfix
    writes a request at once, so only a client that holds a connection on
    purpose (a byte now and then, half a request) comes near it. */
@@ -88,7 +89,8 @@ static void usage(FILE *f) {
       "  --config FILE          the limits (obspam.conf); required\n"
       "  --listen SPEC          where Postfix connects: unix:PATH,\n"
       "                         inet:HOST:PORT or inet:[IPV6]:PORT; may be\n"
-      "                         repeated (default " DEFAULT_LISTEN ")\n"
+      "                         repeated (default, unless systemd hands\n"
+      "                         over sockets: " DEFAULT_LISTEN ")\n"
       "  --state FILE           keep the counters in FILE: loaded at start,\n"
       "                         saved periodically and at exit\n"
       "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
@@ -105,16 +107,18 @@ static void usage(FILE *f) {
       "                         complete this long after its first byte\n"
       "                         (default %d)\n"
       "  --socket-mode MODE     octal mode of unix: listen sockets (default "
-      "%04o)\n"
+      "%04o,\n"
+      "                         group postfix)\n"
       "  --max-connections N    at most N policy connections at once\n"
       "                         (default: the file limit less %d)\n"
       "  --max-connections-per-client N\n"
       "                         at most N of them from one client address\n"
       "                         (or one uid on a unix: socket; default %d)\n"
-      "  --foreground           do not detach; log to stderr\n"
       "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
       "                         of the objects (default %d; obspamctl\n"
-      "                         reload --force overrides)\n"
+      "                         reload --force "
+      "overrides)\n" OBSPAMD_USAGE_PRIVILEGE
+      "  --foreground           do not detach\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
@@ -152,6 +156,7 @@ static int parse_options(int argc, char **argv, options *o) {
   long v;
 
   memset(o, 0, sizeof(*o));
+  obspamd_options_init(&o->c);
   o->c.save_interval = DEFAULT_SAVE_INTERVAL;
   o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
   o->request_timeout = DEFAULT_REQUEST_TIMEOUT;
@@ -169,6 +174,8 @@ static int parse_options(int argc, char **argv, options *o) {
                 optarg);
         return -1;
       }
+      if (obspamd_spec_check(PROGRAM, "--listen", optarg) != 0)
+        return -1;
       if (o->nlisten == MAX_LISTENERS) {
         fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
                 MAX_LISTENERS);
@@ -214,8 +221,6 @@ static int parse_options(int argc, char **argv, options *o) {
   }
   if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
     return -1;
-  if (o->nlisten == 0)
-    o->listen[o->nlisten++] = DEFAULT_LISTEN;
   return 0;
 }
 
@@ -262,6 +267,7 @@ typedef struct listener {
   int type; /* ITEM_LISTENER */
   int fd;
   int paused;
+  int unix_socket;         /* peers are checked (obspamd_peer_allowed) */
   char spec[PATH_MAX + 8]; /* as given, or with the port bound */
   const char *unlink_path; /* the socket file of a unix: listener */
 } listener;
@@ -745,6 +751,10 @@ static void accept_some(server *s, listener *l) {
       pause_accepting(s, strerror(errno));
       return;
     }
+    if (l->unix_socket && !obspamd_peer_allowed(fd, l->spec)) {
+      close(fd);
+      continue;
+    }
     /* One client may not hold every connection: past its share, its new
        connections are closed at once, and the others still get in. */
     {
@@ -881,34 +891,71 @@ static long raise_fd_limit(void) {
   return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (long)rl.rlim_cur;
 }
 
-static int open_listeners(server *s, const options *o) {
-  int i;
+/* Watches l, whose descriptor is set, and names it for the log. */
+static int add_listener(server *s, listener *l, const char *given) {
+  struct epoll_event ev;
 
+  l->type = ITEM_LISTENER;
+  l->paused = 0;
+  s->nlisteners++;
+  /* The port the kernel chose for "inet:HOST:0", for the ready line. */
+  if (obspamd_socket_name(l->fd, l->spec, sizeof(l->spec)) != 0)
+    snprintf(l->spec, sizeof(l->spec), "%s", given);
+  l->unix_socket = strncmp(l->spec, "unix:", 5) == 0;
+  if (!l->unix_socket)
+    obspamd_warn_tcp(l->spec);
+  ev.events = EPOLLIN;
+  ev.data.ptr = l;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* The sockets systemd hands over (obspam-policyd.socket), then those of
+   --listen; the default one when there are neither. */
+static int open_listeners(server *s, options *o) {
+  int fds[MAX_LISTENERS], n, i;
+
+  n = obspamd_inherited_sockets(fds, MAX_LISTENERS);
+  for (i = 0; i < n; i++) {
+    listener *l = &s->listeners[s->nlisteners];
+
+    l->unlink_path = NULL; /* systemd's socket unit owns the file */
+    l->fd = fds[i];
+    if (add_listener(s, l, "a socket from systemd") != 0)
+      return -1;
+  }
+  if (n == 0 && o->nlisten == 0)
+    o->listen[o->nlisten++] = DEFAULT_LISTEN;
   for (i = 0; i < o->nlisten; i++) {
-    listener *l = &s->listeners[i];
-    struct epoll_event ev;
-    char err[256];
+    listener *l = &s->listeners[s->nlisteners];
+    char err[400];
 
-    l->type = ITEM_LISTENER;
-    l->paused = 0;
+    if (s->nlisteners == MAX_LISTENERS) {
+      obspamd_log(LOG_ERR, "cannot listen on %s: at most %d listeners",
+                  o->listen[i], MAX_LISTENERS);
+      return -1;
+    }
     l->unlink_path = NULL;
     l->fd = obspamd_listen(o->listen[i], o->c.socket_mode, err, sizeof(err));
     if (l->fd < 0) {
       obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
       return -1;
     }
-    s->nlisteners++;
-    /* The port the kernel chose for "inet:HOST:0", for the ready line. */
-    if (obspamd_socket_name(l->fd, l->spec, sizeof(l->spec)) != 0)
-      snprintf(l->spec, sizeof(l->spec), "%s", o->listen[i]);
-    if (strncmp(o->listen[i], "unix:", 5) == 0)
+    if (strncmp(o->listen[i], "unix:", 5) == 0) {
       l->unlink_path = o->listen[i] + 5;
-    ev.events = EPOLLIN;
-    ev.data.ptr = l;
-    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
-      obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
-      return -1;
+      if (obspamd_socket_group(l->unlink_path, o->c.user_uid, err,
+                               sizeof(err)) != 0) {
+        obspamd_log(LOG_ERR, "cannot listen on %s: %s", o->listen[i], err);
+        close(l->fd);
+        unlink(l->unlink_path);
+        return -1;
+      }
     }
+    if (add_listener(s, l, o->listen[i]) != 0)
+      return -1;
   }
   return 0;
 }
@@ -1081,14 +1128,14 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  obspamd_log_open(PROGRAM, o.c.foreground);
+  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
+  obspamd_peers_allow(o.c.allow, o.c.nallow);
   if (!o.c.foreground) {
     ready_fd = obspamd_detach(PROGRAM);
     /* A detached daemon logs to syslog from the start, and until it is up
-       its lines also go to the terminal that started it (LOG_PERROR), so
-       that whoever started it sees why it failed. The shared logger uses
-       syslog(3); this only adds the copy to stderr. */
-    openlog(PROGRAM, LOG_PID | LOG_NDELAY | LOG_PERROR, LOG_MAIL);
+       its lines also go to the terminal that started it, so that whoever
+       started it sees why it failed. */
+    obspamd_log_echo(1);
   }
 
   if (setup_signals() != 0) {
@@ -1143,11 +1190,16 @@ int main(int argc, char **argv) {
     goto out_listeners;
   if (o.c.metrics != NULL && obspamd_metrics_start(&s->svc, o.c.metrics) != 0)
     goto out_control;
+  /* Everything is open and read: root is no longer needed. A reload reads
+     the configuration, and a save writes the state directory, as that
+     user. */
+  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
+    goto out_metrics;
 
   log_ready(s, config);
   started = 1;
   if (ready_fd >= 0) {
-    obspamd_log_open(PROGRAM, 0); /* syslog only from now on */
+    obspamd_log_echo(0); /* syslog only from now on */
     obspamd_detached(ready_fd);
     ready_fd = -1;
   }
@@ -1161,6 +1213,7 @@ int main(int argc, char **argv) {
     conn_close(s, s->head);
   if (s->reloader_started)
     pthread_join(s->reloader, NULL);
+out_metrics:
   if (o.c.metrics != NULL)
     obspamd_metrics_stop();
 out_control:

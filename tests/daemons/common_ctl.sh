@@ -448,7 +448,7 @@ echo "ok: raw protocol"
 run_ctl 3 --control "unix:$work/none.sock" ping
 expect "cannot connect" "obspamctl: cannot connect to unix:$work/none.sock: No such file or directory" "$err"
 run_ctl 2 --control inet:127.0.0.1 ping
-expect "bad --control" "obspamctl: --control: bad socket address 'inet:127.0.0.1': expected unix:PATH, inet:HOST:PORT or inet:[IPV6]:PORT
+expect "bad --control" "obspamctl: --control: bad socket address 'inet:127.0.0.1': no port: expected inet:HOST:PORT or inet:[IPV6]:PORT
 Try 'obspamctl --help'." "$err"
 run_ctl 2
 expect "no command" "obspamctl: no command given

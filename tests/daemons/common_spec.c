@@ -87,8 +87,8 @@ Test(spec, bad) {
     obspamd_spec sp;
     cr_assert_eq(obspamd_spec_parse(longpath, &sp, err, sizeof(err)), 0);
   }
-  bad("inet:localhost", "bad socket address 'inet:localhost': expected "
-                        "unix:PATH, inet:HOST:PORT or inet:[IPV6]:PORT");
+  bad("inet:localhost", "bad socket address 'inet:localhost': no port: "
+                        "expected inet:HOST:PORT or inet:[IPV6]:PORT");
   bad("inet::25", "bad socket address 'inet::25': the host is empty");
   bad("inet:[]:25", "bad socket address 'inet:[]:25': the host is empty");
   bad("inet:::1:25", "bad socket address 'inet:::1:25': write an IPv6 "

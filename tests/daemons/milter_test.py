@@ -13,6 +13,7 @@ process it started. A sanitizer report in a daemon's log fails the
 scenario. Exit status 0 when every scenario passed.
 """
 
+import grp
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milter_client as mc  # noqa: E402
+from as_user import NOBODY, as_nobody  # noqa: E402
 
 BUILD = None
 DAEMON = None
@@ -593,16 +595,116 @@ def scenario_concurrent(tmp):
 
 
 def scenario_unix(tmp):
-    """A unix: socket with the mode asked for, removed at exit."""
+    """A unix: socket of mode 0660 and group postfix (when that group
+    exists) by default, or the mode asked for; no TCP warning; removed at
+    exit."""
     path = os.path.join(tmp, "milter.sock")
-    d = Daemon(tmp, socket_spec="unix:" + path, args=["--socket-mode", "0660"])
+    d = Daemon(tmp, socket_spec="unix:" + path)
     try:
-        expect(stat.S_IMODE(os.stat(path).st_mode), 0o660, "mode")
+        st = os.stat(path)
+        expect(stat.S_IMODE(st.st_mode), 0o660, "mode")
+        try:
+            expect(st.st_gid, grp.getgrnam("postfix").gr_gid, "group")
+        except KeyError:
+            pass  # no Postfix here: the group is the daemon's
+        expect("over TCP" in d.read_log(), False, "no TCP warning")
         r = local_message(d, uid=10001)
         expect(r.code, mc.SMFIR_CONTINUE, "over a unix socket")
     finally:
         expect(d.stop(), 0, "exit status")
     expect(os.path.exists(path), False, "socket removed")
+    d = Daemon(tmp, socket_spec="unix:" + path, args=["--socket-mode", "0600"])
+    try:
+        expect(stat.S_IMODE(os.stat(path).st_mode), 0o600, "--socket-mode")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def negotiated(spec):
+    """Whether the milter answers an option negotiation on spec."""
+    c = mc.MilterClient(spec)
+    try:
+        c.negotiate()
+        return "answered"
+    except (mc.ProtocolError, ConnectionResetError, BrokenPipeError):
+        return "closed"
+    finally:
+        c.sock.close()
+
+
+def scenario_peers(tmp):
+    """On a unix: socket only root, postfix, the daemon's user and
+    --allow-user users are answered: nobody, though the mode lets it
+    connect, is closed on before its first byte is read, logged once per
+    episode, and neither stops nor slows the filter; TCP answers anyone
+    and says so at start."""
+    os.chmod(tmp, 0o755)  # nobody may reach the socket file
+    path = os.path.join(tmp, "milter.sock")
+    spec = "unix:" + path
+    d = Daemon(tmp, socket_spec=spec, args=["--socket-mode", "0666"])
+    try:
+        # More than libmilter's 16 accept failures, which would stop it.
+        for i in range(20):
+            expect(as_nobody(lambda: negotiated(spec)), "'closed'",
+                   f"nobody #{i}")
+        lines = re.findall(r"^.*peer refused.*$", d.read_log(), re.M)
+        expect(len(lines), 1, f"one line for the episode: {lines}")
+        want = (r"warning: peer refused uid=65534 user=nobody pid=\d+ on "
+                + re.escape(spec) + r": only root, postfix, the daemon's "
+                r"user and --allow-user users may ask; its connections are "
+                r"closed unanswered and not logged again until it stops for "
+                r"60 s$")
+        if not re.search(want, lines[0]):
+            raise Failure(f"peer refused line: {lines[0]!r}")
+        r = local_message(d, uid=10001)
+        expect(r.code, mc.SMFIR_CONTINUE, "root is answered")
+        expect("accept() returned invalid socket" in d.read_log(), False,
+               "libmilter saw no failure")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    d = Daemon(tmp, socket_spec=spec,
+               args=["--socket-mode", "0666", "--allow-user", "nobody"])
+    try:
+        expect(as_nobody(lambda: negotiated(spec)), "'answered'",
+               "nobody with --allow-user")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    d = Daemon(tmp)
+    try:
+        expect(as_nobody(lambda: negotiated(d.spec)), "'answered'",
+               "nobody over TCP")
+        d.wait_log(f"warning: listening on {d.spec} over TCP: any local "
+                   "user (a customer's web script, say) can connect and "
+                   "spend any mailbox's limit; prefer a unix: socket, which "
+                   "only Postfix may use")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_user(tmp):
+    """--user drops root once the socket is open: the milter runs as
+    nobody with no capability, answers, and saves its state as nobody."""
+    os.chmod(tmp, 0o755)
+    sdir = os.path.join(tmp, "state")
+    os.mkdir(sdir)
+    os.chown(sdir, NOBODY.pw_uid, NOBODY.pw_gid)
+    path = os.path.join(tmp, "milter.sock")
+    d = Daemon(tmp, socket_spec="unix:" + path,
+               args=["--user", "nobody", "--state",
+                     os.path.join(sdir, "m.state")])
+    try:
+        d.wait_log("running as user nobody (uid 65534, gid "
+                   f"{NOBODY.pw_gid})")
+        with open(f"/proc/{d.proc.pid}/status") as f:
+            status = dict(l.split(":", 1) for l in f.read().splitlines())
+        expect(status["Uid"].split(), ["65534"] * 4, "uids")
+        expect(int(status["CapBnd"], 16), 0, "bounding set")
+        expect(local_message(d, uid=10001).code, mc.SMFIR_CONTINUE,
+               "answers")
+    finally:
+        expect(d.stop(), 0, "exit status")
+    st = os.stat(os.path.join(sdir, "m.state"))
+    expect(st.st_uid, NOBODY.pw_uid, "the state file's owner")
 
 
 def scenario_signals(tmp):
@@ -658,9 +760,21 @@ def scenario_cli(tmp):
     expect(code, 0, "--help")
     expect("--vhost-pattern PAT" in out and "--local-action" in out, True,
            "help text")
-    code, _, err = run("--config", conf)
-    expect((code, err), (2, "obspam-milter: --socket SPEC is required\n"
-                         "Try 'obspam-milter --help'.\n"), "no socket")
+    expect("(default unix:/var/spool/postfix/obspam-milter/milter.sock)"
+           in out and "--user USER[:GROUP]" in out and "--log WHERE" in out
+           and "--allow-user USER" in out, True, "help text, new options")
+    for spec, port in (("inet:99999@127.0.0.1", "99999"),
+                       ("inet:1000000@127.0.0.1", "1000000")):
+        code, _, err = run("--config", conf, "--socket", spec,
+                           "--check-config")
+        expect((code, err), (2, f"obspam-milter: --socket: bad value "
+                             f"'{spec}': bad port '{port}': expected a "
+                             f"number 0..65535\n"), f"--socket {spec}")
+    code, _, err = run("--config", conf, "--metrics", "inet:127.0.0.1:99999",
+                       "--check-config")
+    expect((code, err), (2, "obspam-milter: --metrics: bad socket address "
+                         "'inet:127.0.0.1:99999': bad port '99999': "
+                         "expected a number 0..65535\n"), "--metrics")
     code, _, err = run("--config", conf, "--socket", "inet:127.0.0.1:10041")
     expect(code, 2, "Postfix's form")
     expect(err.startswith("obspam-milter: --socket: bad value "
@@ -721,8 +835,10 @@ def scenario_detach(tmp):
     pid = int([l for l in data.splitlines() if l.startswith("pid\t")][0][4:])
     try:
         # Until it is up, the daemon logs to the terminal that started it.
-        expect(p.stderr.count("\n"), 2, f"two lines before detaching: "
+        expect(p.stderr.count("\n"), 3, f"three lines before detaching: "
                f"{p.stderr}")
+        expect(f"warning: listening on inet:{port}@127.0.0.1 over TCP: "
+               in p.stderr, True, p.stderr)
         expect("control listening on unix:" + ctl in p.stderr, True,
                p.stderr)
         c = mc.local_session(f"inet:{port}@127.0.0.1")

@@ -10,6 +10,7 @@ Postfix policy protocol to them, asserts exact answers, and stops every
 process it started. Exit status 0 when every scenario passed.
 """
 
+import grp
 import os
 import re
 import resource
@@ -24,6 +25,9 @@ import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from as_user import NOBODY, as_nobody  # noqa: E402
 
 BUILD = None
 DAEMON = None
@@ -87,7 +91,7 @@ class Daemon:
     """One obspam-policyd in the foreground, its log in a file."""
 
     def __init__(self, tmp, config_text=CONFIG, args=(), name="d", state=True,
-                 control=False, wait=True, unix=True, preexec=None):
+                 control=False, wait=True, unix=True, preexec=None, env=None):
         self.tmp = tmp
         self.config = os.path.join(tmp, f"{name}.conf")
         if config_text is not None:
@@ -113,7 +117,7 @@ class Daemon:
         self.offset = self.logf.tell()
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf,
                                      stdin=subprocess.DEVNULL,
-                                     preexec_fn=preexec)
+                                     preexec_fn=preexec, env=env)
         self.port = None
         if wait:
             self.wait_ready()
@@ -269,12 +273,19 @@ def sc_tcp(tmp):
 
 
 def sc_unix(tmp):
-    """The same over a Unix socket; its mode is 0666, or --socket-mode."""
+    """The same over a Unix socket; its mode is 0660 and its group postfix
+    (when that group exists), or --socket-mode."""
     d = Daemon(tmp)
     try:
         same_minute()
-        mode = stat.S_IMODE(os.stat(d.unix).st_mode)
-        expect(oct(mode), oct(0o666), "socket mode")
+        st = os.stat(d.unix)
+        expect(oct(stat.S_IMODE(st.st_mode)), oct(0o660), "socket mode")
+        try:
+            expect(st.st_gid, grp.getgrnam("postfix").gr_gid, "socket group")
+        except KeyError:
+            pass  # no Postfix here: the group is the daemon's
+        # No TCP warning for a Unix socket; one for the TCP listener.
+        expect(len(re.findall(r"over TCP", d.log())), 1, "TCP warnings")
         c = d.client(unix=True)
         for i in range(3):
             expect(c.request(**data_req("small@acme.example")), DUNNO, f"#{i}")
@@ -288,10 +299,10 @@ def sc_unix(tmp):
             raise Failure("the socket file is left behind after exit")
     finally:
         d.kill()
-    d = Daemon(tmp, name="m", args=["--socket-mode", "0660"])
+    d = Daemon(tmp, name="m", args=["--socket-mode", "0600"])
     try:
-        expect(oct(stat.S_IMODE(os.stat(d.unix).st_mode)), oct(0o660),
-               "--socket-mode 0660")
+        expect(oct(stat.S_IMODE(os.stat(d.unix).st_mode)), oct(0o600),
+               "--socket-mode 0600")
     finally:
         d.stop()
         d.kill()
@@ -1080,7 +1091,9 @@ def sc_cli(tmp):
                 "--metrics inet:HOST:PORT", "--admin EMAIL",
                 "--notify-command CMD", "--foreground", "--check-config",
                 "--idle-timeout SECS", "--socket-mode MODE",
-                "--max-connections N"):
+                "--max-connections N", "--user USER[:GROUP]",
+                "--allow-user USER", "--log WHERE",
+                "unix:/var/spool/postfix/private/obspam-policy"):
         if opt not in out:
             raise Failure(f"--help does not mention {opt}")
     rc, out, err = run("--version")
@@ -1129,6 +1142,50 @@ def sc_cli(tmp):
     expect(run("--config", good, "--control", "inet:1.2.3.4:5"),
            (2, "", "obspam-policyd: --control: bad value 'inet:1.2.3.4:5': "
             "expected unix:PATH\n"), "bad --control")
+    # Listeners and ports are checked as the options are read, so that
+    # --check-config finds them too.
+    expect(run("--config", good, "--listen", "inet:127.0.0.1",
+               "--check-config"),
+           (2, "", "obspam-policyd: --listen: bad socket address "
+            "'inet:127.0.0.1': no port: expected inet:HOST:PORT or "
+            "inet:[IPV6]:PORT\n"), "--listen without a port")
+    expect(run("--config", good, "--listen", "inet:127.0.0.1:10040x",
+               "--check-config"),
+           (2, "", "obspam-policyd: --listen: bad socket address "
+            "'inet:127.0.0.1:10040x': bad port '10040x': expected a number "
+            "0..65535\n"), "--listen with a bad port")
+    expect(run("--config", good, "--listen", "unix:", "--check-config"),
+           (2, "", "obspam-policyd: --listen: bad socket address 'unix:': "
+            "the path is empty\n"), "--listen without a path")
+    expect(run("--config", good, "--metrics", "inet:127.0.0.1:99999",
+               "--check-config"),
+           (2, "", "obspam-policyd: --metrics: bad socket address "
+            "'inet:127.0.0.1:99999': bad port '99999': expected a number "
+            "0..65535\n"), "--metrics port out of range")
+    expect(run("--config", good, "--metrics", "inet:127.0.0.1",
+               "--check-config"),
+           (2, "", "obspam-policyd: --metrics: bad socket address "
+            "'inet:127.0.0.1': no port: expected inet:HOST:PORT or "
+            "inet:[IPV6]:PORT\n"), "--metrics without a port")
+    expect(run("--config", good, "--user", "no-such-user-x",
+               "--check-config"),
+           (2, "", "obspam-policyd: --user: no such user "
+            "'no-such-user-x'\n"), "--user unknown")
+    expect(run("--config", good, "--user", "nobody:no-such-group-x",
+               "--check-config"),
+           (2, "", "obspam-policyd: --user: no such group "
+            "'no-such-group-x'\n"), "--user with an unknown group")
+    expect(run("--config", good, "--allow-user", "no-such-user-x"),
+           (2, "", "obspam-policyd: --allow-user: no such user "
+            "'no-such-user-x'\n"), "--allow-user unknown")
+    expect(run("--config", good, "--log", "file"),
+           (2, "", "obspam-policyd: --log: bad value 'file': expected "
+            "stderr, syslog or journal\n"), "--log unknown")
+    expect(run("--config", good, "--listen", "inet:127.0.0.1:10040",
+               "--metrics", "inet:[::1]:9140", "--user", "nobody",
+               "--allow-user", "nobody", "--allow-user", "65000",
+               "--log", "journal", "--check-config"),
+           (0, f"{good}: configuration OK\n", ""), "good options")
 
     # Startup errors: status 1 and the reason.
     rc, out, err = run("--foreground", "--config", bad)
@@ -1152,6 +1209,233 @@ def sc_cli(tmp):
     # belong to the instance that holds the port.
     if os.path.exists(state):
         raise Failure("a daemon that failed to start wrote the state file")
+
+
+def ask_once(where, request):
+    """Sends one request and returns all the server sent until it closed
+    (b"" for a connection closed unanswered), or the first answer."""
+    family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect(where)
+    data = b""
+    try:
+        s.sendall(request)
+        while b"\n\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return data
+
+
+PEER_REFUSED = (r"warning: peer refused uid=65534 user=nobody pid=\d+ on "
+                r"unix:{}: only root, postfix, the daemon's user and "
+                r"--allow-user users may ask; its connections are closed "
+                r"unanswered and not logged again until it stops for 60 s$")
+
+
+def sc_peers(tmp):
+    """Only root, postfix, the daemon's own user and --allow-user users are
+    answered on a Unix socket: the user nobody, though the socket's mode
+    lets it connect, gets its connections closed unanswered and charges
+    nothing, logged once per episode; TCP answers anyone and says so."""
+    os.chmod(tmp, 0o755)  # nobody may reach the socket file
+    d = Daemon(tmp, args=["--socket-mode", "0666"])
+    req = encode(**data_req("small@acme.example", 3))
+    try:
+        same_minute()
+        for i in range(3):
+            expect(as_nobody(lambda: ask_once(d.unix, req)), "b''",
+                   f"nobody's connection #{i}")
+        # The client saw the close, which comes after the log line.
+        lines = re.findall(r"^.*peer refused.*$", d.log(), re.M)
+        expect(len(lines), 1, f"one line for the episode: {lines}")
+        if not re.search(PEER_REFUSED.format(re.escape(d.unix)), lines[0]):
+            raise Failure(f"peer refused line: {lines[0]!r}")
+        # Nothing was charged: root's three recipients still fit.
+        expect(ask_once(d.unix, req), b"action=DUNNO\n\n", "root, unix")
+        expect(ask_once(d.unix, req).decode().rstrip("\n"),
+               defer_text("mailbox", "small@acme.example", 3, 3), "full")
+        # Over TCP nobody is answered: that is the risk the warning names.
+        expect(as_nobody(lambda: ask_once(("127.0.0.1", d.port), req)),
+               repr((defer_text("mailbox", "small@acme.example", 3, 3)
+                     + "\n\n").encode()), "nobody over TCP")
+        warning = (f"warning: listening on inet:127.0.0.1:{d.port} over "
+                   f"TCP: any local user (a customer's web script, say) can "
+                   f"connect and spend any mailbox's limit; prefer a unix: "
+                   f"socket, which only Postfix may use")
+        expect(d.log().count(warning), 1, "the TCP warning")
+    finally:
+        d.stop()
+        d.kill()
+    d = Daemon(tmp, name="a",
+               args=["--socket-mode", "0666", "--allow-user", "nobody"])
+    try:
+        expect(as_nobody(lambda: ask_once(d.unix, req)),
+               repr(b"action=DUNNO\n\n"), "nobody with --allow-user")
+        expect("peer refused" in d.log(), False, "nothing refused")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_user(tmp):
+    """--user drops root after binding: a state directory the user cannot
+    write stops the start with a clear error; otherwise the daemon runs as
+    that user with no capability (bounding set empty), is answered on its
+    own Unix socket, reloads, and saves its state as that user."""
+    os.chmod(tmp, 0o755)  # the user reads the configuration
+    d = Daemon(tmp, args=["--user", "nobody"], wait=False)
+    try:
+        expect(d.proc.wait(TIMEOUT), 1, "exit status")
+        want = (f"error: cannot start: user nobody cannot write the state "
+                f"directory {tmp} (Permission denied): the state is saved "
+                f"there; make it belong to that user (chown nobody {tmp})")
+        if want not in d.log():
+            raise Failure(f"no {want!r} in:\n{d.log()}")
+        expect(os.path.exists(d.unix), False, "the socket removed")
+    finally:
+        d.kill()
+    sdir = os.path.join(tmp, "state")
+    os.mkdir(sdir)
+    os.chown(sdir, NOBODY.pw_uid, NOBODY.pw_gid)
+    state = os.path.join(sdir, "u.state")
+    d = Daemon(tmp, name="u", state=False,
+               args=["--user", "nobody", "--state", state, "--socket-mode",
+                     "0666"])
+    try:
+        d.wait_log(r"running as user nobody \(uid 65534, gid "
+                   f"{NOBODY.pw_gid}\\)")
+        with open(f"/proc/{d.proc.pid}/status") as f:
+            status = dict(l.split(":", 1) for l in f.read().splitlines())
+        expect(status["Uid"].split(), ["65534"] * 4, "uids")
+        expect(status["Gid"].split(), [str(NOBODY.pw_gid)] * 4, "gids")
+        expect(status["Groups"].split(),
+               [str(g) for g in os.getgrouplist("nobody", NOBODY.pw_gid)],
+               "supplementary groups")
+        expect(int(status["CapEff"], 16), 0, "effective capabilities")
+        expect(int(status["CapBnd"], 16), 0, "bounding set")
+        req = encode(**data_req("tiny@acme.example"))
+        expect(as_nobody(lambda: ask_once(d.unix, req)),
+               repr(b"action=DUNNO\n\n"), "the daemon's own user")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reload ok path=")
+        expect(d.stop(), 0, "exit status")
+        st = os.stat(state)
+        expect((st.st_uid, st.st_gid), (NOBODY.pw_uid, NOBODY.pw_gid),
+               "the state file's owner")
+    finally:
+        d.kill()
+
+
+def sc_logs(tmp):
+    """--log journal: one line each with its <N> priority and no time or
+    name; chosen by itself when JOURNAL_STREAM names the daemon's stderr
+    (systemd), not when it names another stream; --log stderr."""
+    def journal_lines(d):
+        lines = d.log().splitlines()
+        for line in lines:
+            if not re.match(r"<[0-7]>\S", line):
+                raise Failure(f"not a journal line: {line!r}")
+        return lines
+
+    def check_journal(d):
+        same_minute()
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "1 of 1")
+        expect(c.request(**data_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1), "refused")
+        d.wait_log(r"^<5>refuse kind=mailbox object=tiny@acme\.example ")
+        lines = journal_lines(d)
+        expect(lines[0], f"<6>config loaded path={d.config}", "first line")
+        expect(sum(l.startswith(f"<4>warning: listening on inet:127.0.0.1:"
+                                f"{d.port} over TCP: ") for l in lines), 1,
+               "the TCP warning, priority 4")
+        expect(sum(l.startswith("<6>ready: listening on ") for l in lines),
+               1, "ready, priority 6")
+
+    d = Daemon(tmp, name="j", args=["--log", "journal"])
+    try:
+        check_journal(d)
+    finally:
+        d.stop()
+        d.kill()
+    # Under systemd: JOURNAL_STREAM is "DEVICE:INODE" of the stream.
+    log = os.path.join(tmp, "s.log")
+    open(log, "ab").close()
+    st = os.stat(log)
+    env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+    d = Daemon(tmp, name="s", env=env)
+    try:
+        check_journal(d)
+    finally:
+        d.stop()
+        d.kill()
+    # Inherited by a program whose stderr goes elsewhere: not the journal.
+    for name, args, js in (("o", [], f"{st.st_dev}:{st.st_ino + 1}"),
+                           ("e", ["--log", "stderr"],
+                            f"{st.st_dev}:{st.st_ino}")):
+        d = Daemon(tmp, name=name, args=args,
+                   env=dict(os.environ, JOURNAL_STREAM=js))
+        try:
+            for line in d.log().splitlines():
+                if not re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
+                                r"obspam-policyd\[\d+\]: ", line):
+                    raise Failure(f"{name}: not a stderr line: {line!r}")
+        finally:
+            d.stop()
+            d.kill()
+
+
+def sc_socket_activation(tmp):
+    """A socket handed over by systemd (sd_listen_fds: LISTEN_PID,
+    LISTEN_FDS, descriptor 3, as obspam-policyd.socket does) replaces the
+    default listener: the daemon answers on it, checks its peers, and
+    leaves the socket file, which is systemd's, at exit.
+    systemd-socket-activate plays systemd."""
+    activate = "/usr/bin/systemd-socket-activate"
+    if not os.access(activate, os.X_OK):
+        raise Failure(f"no {activate} (Debian package systemd)")
+    os.chmod(tmp, 0o755)
+    conf = os.path.join(tmp, "a.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    path = os.path.join(tmp, "act.sock")
+    log_path = os.path.join(tmp, "a.log")
+    logf = open(log_path, "ab")
+    proc = subprocess.Popen([activate, "-l", path, DAEMON, "--foreground",
+                             "--config", conf], stdout=logf, stderr=logf,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(path):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise Failure("systemd-socket-activate made no socket")
+            time.sleep(0.02)
+        os.chmod(path, 0o666)  # the peer check, not the mode, keeps nobody out
+        # The first connection starts the daemon, which then answers it.
+        req = encode(**data_req("tiny@acme.example"))
+        expect(ask_once(path, req), b"action=DUNNO\n\n", "root's request")
+        with open(log_path) as f:
+            log = f.read()
+        if not re.search(r"ready: listening on unix:" + re.escape(path)
+                         + r" \(", log):
+            raise Failure(f"ready line: {log}")
+        expect("over TCP" in log, False, "no default TCP listener")
+        expect(as_nobody(lambda: ask_once(path, req)), "b''",
+               "nobody on the handed-over socket")
+        proc.send_signal(signal.SIGTERM)
+        expect(proc.wait(TIMEOUT), 0, "exit status")
+        expect(os.path.exists(path), True, "systemd's socket file is kept")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        logf.close()
 
 
 def peer_pid(path):

@@ -19,8 +19,11 @@ BUILD=${1:?usage: tests/daemons/run.sh BUILD_DIR}
 . tests/lib/check.sh
 
 # python3: protocol and JSON/SVG checks; librsvg2-bin: renders the SVG
-# chart; man-db, groff-base: the man page; util-linux: setpriv.
-obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux
+# chart; man-db, groff-base: the man page; util-linux: setpriv; systemd:
+# systemd-analyze, systemd-sysusers and systemd-tmpfiles for the units;
+# binutils: readelf.
+obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux \
+  systemd binutils
 
 D=$BUILD/tests/daemons
 
@@ -29,6 +32,8 @@ check "common: refusal texts, log lines, notice mails" \
   "$D/common_refusal" --jobs 1
 check "common: metrics counters and exposition" "$D/common_metrics" --jobs 1
 check "common: socket addresses, listen, connect" "$D/common_spec" --jobs 1
+check "common: log modes (syslog, journal, stderr), peer credentials" \
+  "$D/common_log" --jobs 1
 check "common: the notify command (timeout, exit status)" \
   "$D/common_command" --jobs 1
 check "common: service start, reload, save, notices and mail" \
@@ -40,6 +45,10 @@ check "common: metrics endpoint end to end" \
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
 check "common: one SMTP code, the refusal words, the units' sockets in every text" \
   tests/daemons/texts_agree.sh "$BUILD"
+check "units: systemd-analyze security <= 2.5, sysusers.d, tmpfiles.d" \
+  tests/daemons/units.sh "$BUILD"
+check "hardening: RELRO, BIND_NOW, PIE, stack protector, FORTIFY in the ELF headers" \
+  tests/daemons/hardening.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
@@ -48,6 +57,13 @@ P=tests/daemons/policyd_test.py
 check "policyd: request parser" "$D/policyd_proto" --jobs 2
 check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
 check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
+check "policyd: only root, postfix and --allow-user users on a Unix socket" \
+  python3 "$P" "$BUILD" peers
+check "policyd: --user drops root after binding" python3 "$P" "$BUILD" user
+check "policyd: a socket from systemd (socket activation)" \
+  python3 "$P" "$BUILD" socket_activation
+check "policyd: --log journal, JOURNAL_STREAM, stderr" \
+  python3 "$P" "$BUILD" logs
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
 check "policyd: count messages, in the texts" python3 "$P" "$BUILD" unit
 check "policyd: RCPT refuses early, charges nothing" \
@@ -133,6 +149,9 @@ check "milter: aborted messages and dropped connections" \
 check "milter: 64 concurrent connections, exact count" \
   python3 "$M" "$BUILD" concurrent
 check "milter: Unix socket and its mode" python3 "$M" "$BUILD" unix
+check "milter: only root, postfix and --allow-user users on a Unix socket" \
+  python3 "$M" "$BUILD" peers
+check "milter: --user drops root after binding" python3 "$M" "$BUILD" user
 check "milter: SIGHUP reloads, SIGTERM saves, SIGINT" \
   python3 "$M" "$BUILD" signals
 check "milter: SIGTERM with a failed last save exits 1" \

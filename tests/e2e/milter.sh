@@ -17,13 +17,28 @@
 #                                         held, the script in the report; a
 #                                         fourth with forged headers that
 #                                         claim another uid is held too
+#   tests/e2e/milter.sh BUILD_DIR SCENARIO-unix
+#                                         the same, deployed as on a shared
+#                                         host: the milter listens on a
+#                                         unix: socket in a set-group-ID
+#                                         directory of group postfix (as
+#                                         tmpfiles.d/obspam.conf makes it),
+#                                         runs as a user of its own
+#                                         (--user) and answers Postfix's
+#                                         smtpd and cleanup, which run as
+#                                         postfix, by their credentials
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local}
-SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local}
+BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local[-unix]}
+SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local[-unix]}
+UNIX=0
+if [[ $SCENARIO == *-unix ]]; then
+  UNIX=1
+  SCENARIO=${SCENARIO%-unix}
+fi
 [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
 MILTER=$(pf_find_program "$BUILD" obspam-milter milter) || exit 1
 
@@ -65,12 +80,34 @@ domain shop.example subscription=web
 subscription other uid=$OTHER_UID subscription=100 scripts=yes
 CONF
 
-pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
-  --socket "inet:$MILTER_PORT@127.0.0.1" --state "$STATE" \
-  --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
-  --foreground
-MILTER_PID=$PF_DAEMON_PID
-pf_wait_port "$MILTER_PORT" || pf_die "obspam-milter does not listen"
+if [[ $UNIX -eq 1 ]]; then
+  MILTER_USER=obspame2e
+  MILTER_UID=$(pf_test_user "$MILTER_USER")
+  SOCKET_DIR=$PF_TMP/obspam-milter
+  install -d -m 2750 -o "$MILTER_USER" -g postfix "$SOCKET_DIR"
+  install -d -m 0750 -o "$MILTER_USER" "$PF_TMP/state"
+  STATE=$PF_TMP/state/obspam.state
+  SOCKET=$SOCKET_DIR/milter.sock
+  POSTFIX_MILTER=unix:$SOCKET
+  pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
+    --socket "unix:$SOCKET" --user "$MILTER_USER" --state "$STATE" \
+    --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
+    --foreground
+  MILTER_PID=$PF_DAEMON_PID
+  pf_expect "the socket's mode, owner and group" \
+    "srw-rw---- $MILTER_USER:postfix" "$(stat -c '%A %U:%G' "$SOCKET")"
+  pf_expect "the milter's uids" \
+    "$MILTER_UID $MILTER_UID $MILTER_UID $MILTER_UID" \
+    "$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$MILTER_PID/status")"
+else
+  POSTFIX_MILTER=inet:127.0.0.1:$MILTER_PORT
+  pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
+    --socket "inet:$MILTER_PORT@127.0.0.1" --state "$STATE" \
+    --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
+    --foreground
+  MILTER_PID=$PF_DAEMON_PID
+  pf_wait_port "$MILTER_PORT" || pf_die "obspam-milter does not listen"
+fi
 
 # Postfix never shows a milter pickup's "Received: by HOST (Postfix, from
 # userid N) id QUEUEID;" header (milter8.c skips a message's first header),
@@ -83,8 +120,8 @@ RULE
 # milter_default_action = tempfail: should the milter fail, no message
 # slips through unchecked (and the counts below show it).
 pf_configure \
-  "smtpd_milters = inet:127.0.0.1:$MILTER_PORT" \
-  "non_smtpd_milters = inet:127.0.0.1:$MILTER_PORT" \
+  "smtpd_milters = $POSTFIX_MILTER" \
+  "non_smtpd_milters = $POSTFIX_MILTER" \
   "milter_default_action = tempfail" \
   "header_checks = regexp:$PF_CONF/obspam_header_checks"
 pf_start
@@ -247,10 +284,25 @@ PY
     "$(status_field subscription other count)"
   ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (smtp, local)"
+  pf_die "unknown scenario '$SCENARIO' (smtp, local, smtp-unix, local-unix)"
   ;;
 esac
 
+if [[ $UNIX -eq 1 ]]; then
+  # Postfix (the postfix user) was served; nobody was refused; no TCP.
+  pf_expect "peer refusals in the milter's log" 0 \
+    "$(grep -c 'peer refused' "$PF_TMP/milter.log" || true)"
+  pf_expect "TCP warnings in the milter's log" 0 \
+    "$(grep -c 'over TCP' "$PF_TMP/milter.log" || true)"
+  pf_expect "Postfix's complaints about the milter" 0 \
+    "$(grep -c -E "milter $POSTFIX_MILTER: (can't|read error|unreasonable)" "$PF_MAILLOG" || true)"
+fi
 pf_daemon_stop "$MILTER_PID"
+if [[ $UNIX -eq 1 ]]; then
+  pf_expect "the state saved at exit by the milter's user" "$MILTER_USER" \
+    "$(stat -c %U "$STATE" 2>&1)"
+  pf_expect "the socket removed at exit" gone \
+    "$([[ -e $SOCKET ]] && echo present || echo gone)"
+fi
 pf_log "obspam-milter's log:"
 cat "$PF_TMP/milter.log" >&2

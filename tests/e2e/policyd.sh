@@ -11,13 +11,22 @@
 #                                                subscription limit of 4
 #   tests/e2e/policyd.sh BUILD_DIR restart       the counters survive a
 #                                                restart (SIGTERM, start)
+#   tests/e2e/policyd.sh BUILD_DIR unix          as mailbox, deployed as on
+#                                                a shared host: Postfix asks
+#                                                on unix:private/obspam-policy
+#                                                (its queue's private
+#                                                directory), the daemon runs
+#                                                as another user (--user) and
+#                                                answers smtpd, which runs
+#                                                as postfix, by its
+#                                                credentials
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-BUILD=${1:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
-SCENARIO=${2:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
+BUILD=${1:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix}
+SCENARIO=${2:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix}
 [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
 POLICYD=$(pf_find_program "$BUILD" obspam-policyd policyd) || exit 1
 
@@ -54,10 +63,37 @@ start_policyd() {
   POLICYD_PID=$PF_DAEMON_PID
 }
 
-start_policyd
-pf_configure \
-  "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT"
-pf_start
+if [[ $SCENARIO == unix ]]; then
+  # Postfix first: its private directory (postfix, mode 0700) exists once
+  # it runs, and smtpd connects to the policy socket only when asked.
+  pf_configure \
+    "smtpd_data_restrictions = check_policy_service unix:private/obspam-policy"
+  pf_start
+  SOCKET=$PF_QUEUE/private/obspam-policy
+  USER_UID=$(pf_test_user obspamtest)
+  STATE=$PF_TMP/state/obspam.state
+  mkdir -m 0750 "$PF_TMP/state"
+  chown obspamtest "$PF_TMP/state"
+  chmod 0644 "$CONFIG"
+  pf_daemon_start "$PF_TMP/policyd.log" "$POLICYD" --config "$CONFIG" \
+    --listen "unix:$SOCKET" --user obspamtest --state "$STATE" --foreground
+  POLICYD_PID=$PF_DAEMON_PID
+  pf_expect "the socket's mode, owner and group" \
+    "srw-rw---- obspamtest:postfix" "$(stat -c '%A %U:%G' "$SOCKET")"
+  pf_expect "the daemon's uids" "$USER_UID $USER_UID $USER_UID $USER_UID" \
+    "$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$POLICYD_PID/status")"
+  pf_expect "the daemon's capabilities (effective, bounding)" "0 0" \
+    "$(awk '/^CapEff:/ {e=$2} /^CapBnd:/ {b=$2} END {print e+0, b+0}' \
+      "/proc/$POLICYD_PID/status")"
+  SCENARIO=mailbox
+  UNIX=1
+else
+  start_policyd
+  pf_configure \
+    "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT"
+  pf_start
+  UNIX=0
+fi
 
 # refusals LINES KIND OBJECT LIMIT: how many of the client's lines are a 451
 # 4.7.1 at DATA that names the refusing object and its limit, with the
@@ -175,10 +211,24 @@ restart)
     "$(pf_sink_grep '^X-Mail-Args: <[a-z]+@shared\.example>')"
   ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart)"
+  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix)"
   ;;
 esac
 
+if [[ $UNIX -eq 1 ]]; then
+  # smtpd, the postfix user, was answered; nobody was refused; no TCP.
+  pf_expect "peer refusals in the daemon's log" 0 \
+    "$(grep -c 'peer refused' "$PF_TMP/policyd.log" || true)"
+  pf_expect "TCP warnings in the daemon's log" 0 \
+    "$(grep -c 'over TCP' "$PF_TMP/policyd.log" || true)"
+  pf_expect "Postfix's complaints about the policy service" 0 \
+    "$(grep -c 'problem talking to server' "$PF_MAILLOG" || true)"
+fi
+
 pf_daemon_stop "$POLICYD_PID"
+if [[ $UNIX -eq 1 ]]; then
+  pf_expect "the state saved at exit by the daemon's user" obspamtest \
+    "$(stat -c %U "$STATE" 2>&1)"
+fi
 pf_log "obspam-policyd's log:"
 cat "$PF_TMP/policyd.log" >&2

@@ -60,10 +60,14 @@ check "policyd: a subscription limit of 4 shared by two mailboxes" \
   tests/e2e/policyd.sh "$BUILD" subscription
 check "policyd: the counters survive a restart (SIGTERM, start again)" \
   tests/e2e/policyd.sh "$BUILD" restart
+check "policyd: shared-host deployment: unix:private/obspam-policy, --user, peer credentials" \
+  tests/e2e/policyd.sh "$BUILD" unix
 check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \
   tests/e2e/milter.sh "$BUILD" local
+check "milter: shared-host deployment: SMTP and local mail over a unix: socket, --user, peer credentials" \
+  bash -c "tests/e2e/milter.sh '$BUILD' smtp-unix && tests/e2e/milter.sh '$BUILD' local-unix"
 check "the system's Postfix config and queue are untouched" system_untouched
 check "no /etc/postfix bind mount is left behind" no_private_mounts
 check_summary
