@@ -344,7 +344,9 @@ def sc_uid(tmp):
     """On the Unix socket a client is a uid: nobody's 60 connections are
     cut to 20; root's still get in."""
     os.chmod(tmp, 0o755)
-    d = pt.Daemon(tmp, args=["--max-connections-per-client", "20"])
+    d = pt.Daemon(tmp, args=["--max-connections-per-client", "20",
+                             "--socket-mode", "0666",
+                             "--allow-user", "nobody"])
     try:
         p = nobody_connections(d.unix, 60)
         closed = int(p.stdout.readline())
