@@ -412,6 +412,8 @@ Test(notify, scripts_notify_their_subscription_not_the_path) {
       {DOM, "d2.example", "s2", NONE, 50, 0, 1, H0 + 10, H0 + 10, H0, H1});
 }
 
+/* A login whose mailbox is not declared is an implicit mailbox: noticed
+   as a declared one is. */
 Test(notify, domain_login_without_mailbox) {
   OK(obspam_set_notify(e, record, NULL));
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "d1.example", OBSPAM_DOMAIN, 3));
@@ -419,7 +421,9 @@ Test(notify, domain_login_without_mailbox) {
   LOGIN("nobody@d1.example", 1, H0 + 20, OBSPAM_REFUSE);
   EXPECT_FLUSH(
       H1, {SUB, "s1", "s1", C1, 100, 3, 1, H0 + 20, H0 + 20, H0, H1},
-      {DOM, "d1.example", "s1", C1, 3, 3, 1, H0 + 20, H0 + 20, H0, H1});
+      {DOM, "d1.example", "s1", C1, 3, 3, 1, H0 + 20, H0 + 20, H0, H1},
+      {MBX, "nobody@d1.example", "s1", C1, -1, 3, 1, H0 + 20, H0 + 20, H0,
+       H1});
 }
 
 Test(notify, contact_changes_follow_the_subscription) {
