@@ -112,12 +112,6 @@ int obspam__implicit_get(obspam__implicit *im, const obspam__name *name,
   reclaim(im, RECLAIM_PER_CALL);
   if ((int64_t)im->index.n >= cap) {
     rc = OBSPAM__IMB_FULL;
-    if (create) {
-      im->overflow++;
-      if (!im->full)
-        im->episodes++;
-      im->full = 1;
-    }
     goto done;
   }
   if (!create) {
@@ -137,6 +131,15 @@ int obspam__implicit_get(obspam__implicit *im, const obspam__name *name,
 done:
   pthread_mutex_unlock(&im->lock);
   return rc;
+}
+
+void obspam__implicit_overflowed(obspam__implicit *im) {
+  pthread_mutex_lock(&im->lock);
+  im->overflow++;
+  if (!im->full)
+    im->episodes++;
+  im->full = 1;
+  pthread_mutex_unlock(&im->lock);
 }
 
 void obspam__implicit_unpin(obspam__implicit *im, obspam__imb *m) {

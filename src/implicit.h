@@ -52,11 +52,13 @@ enum {
 };
 
 /* The implicit mailbox name (normalised, hash its index hash) of domain,
-   pinned; with create set, made when absent and the cap allows (an
-   overflow is then counted, and an episode when it starts). */
+   pinned; with create set, made when absent and the cap allows. */
 int obspam__implicit_get(obspam__implicit *im, const obspam__name *name,
                          uint64_t hash, obspam__obj *domain, int64_t cap,
                          int create, obspam__imb **out);
+/* A decision found the cap met and charged the domain and subscription
+   alone: one more overflow, and an episode when one starts. */
+void obspam__implicit_overflowed(obspam__implicit *im);
 /* Lets a decision's pin go; frees the mailbox when that leaves it
    without state (a decision that failed, or charged nothing). */
 void obspam__implicit_unpin(obspam__implicit *im, obspam__imb *m);
