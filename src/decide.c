@@ -612,6 +612,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   obspam__reading r;
   obspam__name n;
   obspam__obj *o;
+  obspam__imb *held = NULL;
   const char *why;
 
   if (e == NULL)
@@ -635,17 +636,19 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   now = obspam__newest(e, now);
 
   pthread_rwlock_rdlock(&e->lock);
-  /* An implicit mailbox is held by the set's lock while it is read. */
-  obspam__implicit_lock(&e->imp);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox is pinned while it is read. */
   if (o == NULL && kind == OBSPAM_MAILBOX)
-    o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
+    held = obspam__implicit_hold(&e->imp, n.s, n.len);
+  if (held != NULL)
+    o = &held->obj;
   if (o != NULL) {
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
     out->limit = obspam__effective(&e->conf->tree, o);
   }
-  obspam__implicit_unlock(&e->imp);
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",

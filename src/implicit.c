@@ -156,6 +156,18 @@ obspam__imb *obspam__implicit_find(obspam__implicit *im, const char *name,
   return m != NULL && (m->pins > 0 || has_state(m)) ? m : NULL;
 }
 
+obspam__imb *obspam__implicit_hold(obspam__implicit *im, const char *name,
+                                   size_t len) {
+  obspam__imb *m;
+
+  pthread_mutex_lock(&im->lock);
+  m = obspam__implicit_find(im, name, len);
+  if (m != NULL)
+    m->pins++;
+  pthread_mutex_unlock(&im->lock);
+  return m;
+}
+
 int64_t obspam__implicit_count(obspam__implicit *im) {
   obspam__imb *m, *next;
   int64_t n;
