@@ -912,6 +912,7 @@ static void compare_stats(int step) {
 /* The verdict mix of a run. */
 typedef struct tally {
   int64_t actions[4], never, later, accept_kind[5];
+  int64_t implicit; /* verdicts that name an implicit mailbox */
 } tally;
 
 static void run(uint64_t seed, tally *ty) {
@@ -990,6 +991,11 @@ static void run(uint64_t seed, tally *ty) {
       *(got.retry_after == -1 ? &never : &later) += 1;
     if (got.action == OBSPAM_ACCEPT)
       accept_kind[got.kind]++;
+    if (got.kind == OBSPAM_MAILBOX) {
+      int mb = find_mb(got.object);
+      if (mb >= 0 && M.mb[mb].implicit)
+        ty->implicit++;
+    }
 
     if (step % 250 == 249)
       compare_stats(step);
@@ -1038,4 +1044,7 @@ Test(property, verdict_mix_is_not_degenerate) {
     cr_assert_geq(ty.accept_kind[k], 300,
                   "accepts naming kind %d only %" PRId64 " times", k,
                   ty.accept_kind[k]);
+  cr_log_info("implicit mailboxes named %" PRId64 " times", ty.implicit);
+  cr_assert_geq(ty.implicit, 300,
+                "implicit mailboxes named only %" PRId64 " times", ty.implicit);
 }
