@@ -257,6 +257,7 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
                            int64_t *per_hour) {
   obspam__name n;
   obspam__obj *o;
+  obspam__imb *held = NULL;
   int rc;
 
   if (e == NULL)
@@ -271,9 +272,17 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_rdlock(&e->lock);
-  o = find(e, "effective_limit", kind, &n);
-  if (o != NULL)
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox has the limit a declared one would inherit. */
+  if (o == NULL && kind == OBSPAM_MAILBOX &&
+      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
+    o = &held->obj;
+  if (o == NULL)
+    find(e, "effective_limit", kind, &n); /* records the failure */
+  else
     *per_hour = obspam__effective(&e->conf->tree, o);
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }

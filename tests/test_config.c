@@ -1348,13 +1348,19 @@ Test(config_reload, matched_by_kind_and_name) {
 Test(config_reload, replaces_api_changes) {
   LOAD(e, R1);
   OK(obspam_add(e, OBSPAM_MAILBOX, "api@d.example", NULL));
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "api@d.example", OBSPAM_MAILBOX, 9));
   SASL(e, "api@d.example", 2, T0);
+  OK(obspam_add(e, OBSPAM_MAILBOX, "idle@d.example", NULL));
   OK(obspam_set_limit(e, OBSPAM_MAILBOX, "m@d.example", OBSPAM_MAILBOX, 1));
   OK(obspam_whitelist_add(e, "203.0.113.0/24"));
   LOAD(e, R1);
   int64_t v;
-  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "api@d.example", &v),
+  /* A mailbox without counters is gone; one with counters goes on as an
+     implicit mailbox, with the limit it inherits, not the one it had. */
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "idle@d.example", &v),
      OBSPAM_ENOTFOUND);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "api@d.example", OBSPAM_UNLIMITED);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "api@d.example", T0, 2, 0);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", 4);
   obspam_message m =
       tu_msg(0, "n@d.example", NULL, "203.0.113.1", 1, -1, NULL, T0);

@@ -68,6 +68,10 @@ Test(implicit, login_limited_by_name) {
   cr_assert_eq(s.sending, 0);
   cr_assert_eq(s.refused_total, 1);
   cr_assert_eq(s.last_refused, T0 + 2);
+  EXPECT_EFF(e, OBSPAM_MAILBOX, "stolen@d.example", 5);
+  int64_t lim = 0;
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "never@d.example", &lim),
+     OBSPAM_ENOTFOUND);
   /* Another login has its own counters. */
   v = SASL(e, "other@d.example", 5, T0 + 3);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "other@d.example", 5, 0, 0);
