@@ -48,18 +48,21 @@ static obspam__obj *find(obspam_engine *e, const char *fn, int kind,
 
 /* Declaring a mailbox that exists as an implicit one: that object, with
    its counters and history, becomes the declared mailbox. Under the write
-   lock. OBSPAM_ENOTFOUND when there is no such implicit mailbox (or it
-   declares itself with its state gone, and so is freed); OBSPAM_OK,
-   OBSPAM_EEXIST or OBSPAM_ENOMEM otherwise. */
+   lock. OBSPAM_ENOTFOUND when there is no such implicit mailbox (or one
+   whose state is gone, which is freed); OBSPAM_OK, OBSPAM_EEXIST or
+   OBSPAM_ENOMEM otherwise. */
 static int declare_implicit(obspam_engine *e, const obspam__name *n,
                             obspam__obj *domain) {
   obspam__tree *t = &e->conf->tree;
   obspam__imb *m;
 
-  obspam__implicit_purge(&e->imp);
   m = (obspam__imb *)obspam__index_find(&e->imp.index, n->s, n->len);
   if (m == NULL)
     return OBSPAM_ENOTFOUND;
+  if (m->obj.hist == NULL) { /* expired: nothing to keep */
+    obspam__implicit_drop(&e->imp, m);
+    return OBSPAM_ENOTFOUND;
+  }
   if (obspam__tree_find(t, OBSPAM_MAILBOX, n->s, n->len) != NULL)
     return OBSPAM_EEXIST;
   if (obspam__index_reserve(&t->index[OBSPAM_MAILBOX]) != 0)
@@ -175,7 +178,8 @@ static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
 }
 
 /* Under the write lock, after reserve_with_implicit: the implicit
-   mailboxes of the subtree of root go, with their state. */
+   mailboxes of the subtree of root go, with their state (those whose
+   state is gone too: their domain is going). */
 static void forget_implicit(obspam_engine *e, obspam__obj *root) {
   obspam__imb *m, *next;
 
@@ -191,25 +195,36 @@ static void forget_implicit(obspam_engine *e, obspam__obj *root) {
 int obspam_remove(obspam_engine *e, int kind, const char *name) {
   obspam__name n;
   obspam__obj *o;
+  obspam__imb *m;
   int rc = norm(e, "remove", kind, name, &n);
 
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_wrlock(&e->lock);
-  obspam__implicit_purge(&e->imp);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
-  /* An implicit mailbox is removed as a declared one is: its counters
-     go (after a password change, say). */
-  if (o == NULL && kind == OBSPAM_MAILBOX)
-    o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
-  if (o == NULL)
-    find(e, "remove", kind, &n); /* records the failure */
-  rc = o != NULL ? reserve_with_implicit(e, o) : OBSPAM_ENOTFOUND;
-  if (rc == OBSPAM_OK) {
-    forget_implicit(e, o);
-    /* o itself went when it was implicit. */
-    if (obspam__tree_find(&e->conf->tree, kind, n.s, n.len) == o)
+  if (o != NULL && kind == OBSPAM_MAILBOX) {
+    /* A mailbox has nothing below it: no scan of the implicit ones. */
+    rc = e->store->ops->reserve(e->store, o);
+    if (rc == OBSPAM_OK)
       obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  } else if (o != NULL) {
+    rc = reserve_with_implicit(e, o);
+    if (rc == OBSPAM_OK) {
+      forget_implicit(e, o);
+      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+    }
+  } else if (kind == OBSPAM_MAILBOX &&
+             (m = obspam__implicit_find(&e->imp, n.s, n.len)) != NULL) {
+    /* An implicit mailbox is removed as a declared one is: its counters
+       go (after a password change, say). */
+    rc = e->store->ops->reserve(e->store, &m->obj);
+    if (rc == OBSPAM_OK) {
+      e->store->ops->forget(e->store, &m->obj);
+      obspam__implicit_drop(&e->imp, m);
+    }
+  } else {
+    rc = OBSPAM_ENOTFOUND;
+    find(e, "remove", kind, &n); /* records the failure */
   }
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOMEM)

@@ -169,20 +169,24 @@ obspam__imb *obspam__implicit_hold(obspam__implicit *im, const char *name,
 }
 
 int64_t obspam__implicit_count(obspam__implicit *im) {
-  obspam__imb *m, *next;
   int64_t n;
 
   pthread_mutex_lock(&im->lock);
-  for (m = im->first; m != NULL; m = next) {
-    next = m->next;
-    if (m->pins == 0 && !has_state(m))
-      obspam__implicit_drop(im, m);
-  }
+  /* Mailboxes expire in the order they were last charged, which is the
+     order of the list: those that no longer exist are at its front, and
+     the first one that does ends the walk. */
+  reclaim(im, INT32_MAX);
   n = (int64_t)im->index.n;
   pthread_mutex_unlock(&im->lock);
   return n;
 }
 
 void obspam__implicit_purge(obspam__implicit *im) {
-  (void)obspam__implicit_count(im);
+  obspam__imb *m, *next;
+
+  for (m = im->first; m != NULL; m = next) {
+    next = m->next;
+    if (m->pins == 0 && !has_state(m))
+      obspam__implicit_drop(im, m);
+  }
 }

@@ -80,12 +80,13 @@ static inline void obspam__implicit_unlock(obspam__implicit *im) {
   pthread_mutex_unlock(&im->lock);
 }
 
-/* How many exist, after freeing those that no longer do. */
+/* How many exist, after freeing those at the front of the list that no
+   longer do (they expire in the order they were last charged). */
 int64_t obspam__implicit_count(obspam__implicit *im);
 
 /* ---- under the engine's write lock (no decision runs) ---------------- */
 
-/* Frees every mailbox without state. */
+/* Frees every mailbox without state: a walk of them all. */
 void obspam__implicit_purge(obspam__implicit *im);
 /* Takes m out of the set without freeing it (it becomes a declared
    mailbox: obspam__tree_adopt). */
