@@ -46,6 +46,31 @@ static obspam__obj *find(obspam_engine *e, const char *fn, int kind,
   return o;
 }
 
+/* Declaring a mailbox that exists as an implicit one: that object, with
+   its counters and history, becomes the declared mailbox. Under the write
+   lock. OBSPAM_ENOTFOUND when there is no such implicit mailbox (or one
+   whose state is gone, which is freed); OBSPAM_OK, OBSPAM_EEXIST or
+   OBSPAM_ENOMEM otherwise. */
+static int declare_implicit(obspam_engine *e, const obspam__name *n,
+                            obspam__obj *domain) {
+  obspam__tree *t = &e->conf->tree;
+  obspam__imb *m;
+
+  m = (obspam__imb *)obspam__index_find(&e->imp.index, n->s, n->len);
+  if (m == NULL)
+    return OBSPAM_ENOTFOUND;
+  if (m->obj.hist == NULL) { /* expired: nothing to keep */
+    obspam__implicit_drop(&e->imp, m);
+    return OBSPAM_ENOTFOUND;
+  }
+  if (obspam__tree_find(t, OBSPAM_MAILBOX, n->s, n->len) != NULL)
+    return OBSPAM_EEXIST;
+  if (obspam__index_reserve(&t->index[OBSPAM_MAILBOX]) != 0)
+    return OBSPAM_ENOMEM;
+  obspam__implicit_take(&e->imp, m);
+  return obspam__tree_adopt(t, &m->obj, domain); /* room is reserved */
+}
+
 int obspam_add(obspam_engine *e, int kind, const char *name,
                const char *parent) {
   obspam__name n, pn;
@@ -89,7 +114,12 @@ int obspam_add(obspam_engine *e, int kind, const char *name,
       return OBSPAM_ENOTFOUND;
     }
   }
-  rc = obspam__tree_add(&e->conf->tree, kind, &n, p, &o);
+  if (kind == OBSPAM_MAILBOX)
+    rc = declare_implicit(e, &n, p);
+  else
+    rc = OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_ENOTFOUND)
+    rc = obspam__tree_add(&e->conf->tree, kind, &n, p, &o);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_EEXIST)
     return obspam__fail(e, rc, "add: %s '%s' exists already",
@@ -105,18 +135,97 @@ static void forget(obspam__obj *o, void *store) {
   s->ops->forget(s, o);
 }
 
+/* Whether o is root or below it. */
+static int under(const obspam__obj *o, const obspam__obj *root) {
+  for (; o != NULL; o = o->parent)
+    if (o == root)
+      return 1;
+  return 0;
+}
+
+/* Under the write lock: reserves what forgetting the subtree of root
+   needs in the store, its implicit mailboxes included. They are linked
+   under their domains for the time of the count only: no reader can see
+   the tree meanwhile. */
+static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
+  obspam__imb *m;
+  int rc;
+
+  for (m = e->imp.first; m != NULL; m = m->next)
+    if (under(m->obj.parent, root)) {
+      obspam__obj *o = &m->obj, *d = o->parent;
+
+      o->prev = NULL;
+      o->next = d->child;
+      if (d->child != NULL)
+        d->child->prev = o;
+      d->child = o;
+    }
+  rc = e->store->ops->reserve(e->store, root);
+  for (m = e->imp.first; m != NULL; m = m->next)
+    if (under(m->obj.parent, root)) {
+      obspam__obj *o = &m->obj;
+
+      if (o->prev != NULL)
+        o->prev->next = o->next;
+      else
+        o->parent->child = o->next;
+      if (o->next != NULL)
+        o->next->prev = o->prev;
+      o->prev = o->next = NULL;
+    }
+  return rc;
+}
+
+/* Under the write lock, after reserve_with_implicit: the implicit
+   mailboxes of the subtree of root go, with their state (those whose
+   state is gone too: their domain is going). */
+static void forget_implicit(obspam_engine *e, obspam__obj *root) {
+  obspam__imb *m, *next;
+
+  for (m = e->imp.first; m != NULL; m = next) {
+    next = m->next;
+    if (under(&m->obj, root)) {
+      e->store->ops->forget(e->store, &m->obj);
+      obspam__implicit_drop(&e->imp, m);
+    }
+  }
+}
+
 int obspam_remove(obspam_engine *e, int kind, const char *name) {
   obspam__name n;
   obspam__obj *o;
+  obspam__imb *m;
   int rc = norm(e, "remove", kind, name, &n);
 
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_wrlock(&e->lock);
-  o = find(e, "remove", kind, &n);
-  rc = o != NULL ? e->store->ops->reserve(e->store, o) : OBSPAM_ENOTFOUND;
-  if (rc == OBSPAM_OK)
-    obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  if (o != NULL && kind == OBSPAM_MAILBOX) {
+    /* A mailbox has nothing below it: no scan of the implicit ones. */
+    rc = e->store->ops->reserve(e->store, o);
+    if (rc == OBSPAM_OK)
+      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  } else if (o != NULL) {
+    rc = reserve_with_implicit(e, o);
+    if (rc == OBSPAM_OK) {
+      forget_implicit(e, o);
+      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+    }
+  } else if (kind == OBSPAM_MAILBOX &&
+             (m = obspam__implicit_find(&e->imp, n.s, n.len)) != NULL) {
+    /* An implicit mailbox is removed as a declared one is: its counters
+       go (after a password change, say). */
+    rc = e->store->ops->reserve(e->store, &m->obj);
+    if (rc == OBSPAM_OK) {
+      e->store->ops->forget(e->store, &m->obj);
+      obspam__implicit_drop(&e->imp, m);
+    }
+  } else {
+    rc = OBSPAM_ENOTFOUND;
+    find(e, "remove", kind, &n); /* records the failure */
+  }
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "remove: out of memory");
@@ -163,6 +272,7 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
                            int64_t *per_hour) {
   obspam__name n;
   obspam__obj *o;
+  obspam__imb *held = NULL;
   int rc;
 
   if (e == NULL)
@@ -177,9 +287,17 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_rdlock(&e->lock);
-  o = find(e, "effective_limit", kind, &n);
-  if (o != NULL)
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox has the limit a declared one would inherit. */
+  if (o == NULL && kind == OBSPAM_MAILBOX &&
+      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
+    o = &held->obj;
+  if (o == NULL)
+    find(e, "effective_limit", kind, &n); /* records the failure */
+  else
     *per_hour = obspam__effective(&e->conf->tree, o);
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }
@@ -286,9 +404,12 @@ int obspam_set_contact(obspam_engine *e, const char *subscription,
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }
 
-static int wl_change(obspam_engine *e, const char *fn, const char *cidr,
-                     int add) {
+/* Adds or removes a network of the whitelist or of the local networks:
+   one set of networks each, written and matched the same way. */
+static int net_change(obspam_engine *e, const char *fn, const char *cidr,
+                      int local, int add) {
   obspam__net net;
+  obspam__whitelist *set;
   const char *why;
   int rc;
 
@@ -299,22 +420,32 @@ static int wl_change(obspam_engine *e, const char *fn, const char *cidr,
     return obspam__fail(e, OBSPAM_EINVAL, "%s: '%.64s': %s", fn,
                         cidr ? cidr : "(null)", why);
   pthread_rwlock_wrlock(&e->lock);
-  rc = add ? obspam__wl_add(&e->conf->wl, &net)
-           : obspam__wl_remove(&e->conf->wl, &net);
+  set = local ? &e->conf->local : &e->conf->wl;
+  rc = add ? obspam__wl_add(set, &net) : obspam__wl_remove(set, &net);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_EEXIST)
-    return obspam__fail(e, rc, "%s: '%s' is whitelisted already", fn, cidr);
+    return obspam__fail(e, rc, "%s: '%s' is %s already", fn, cidr,
+                        local ? "a local network" : "whitelisted");
   if (rc == OBSPAM_ENOTFOUND)
-    return obspam__fail(e, rc, "%s: '%s' is not whitelisted", fn, cidr);
+    return obspam__fail(e, rc, "%s: '%s' is not %s", fn, cidr,
+                        local ? "a local network" : "whitelisted");
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "%s: out of memory", fn);
   return rc;
 }
 
 int obspam_whitelist_add(obspam_engine *e, const char *cidr) {
-  return wl_change(e, "whitelist_add", cidr, 1);
+  return net_change(e, "whitelist_add", cidr, 0, 1);
 }
 
 int obspam_whitelist_remove(obspam_engine *e, const char *cidr) {
-  return wl_change(e, "whitelist_remove", cidr, 0);
+  return net_change(e, "whitelist_remove", cidr, 0, 0);
+}
+
+int obspam_local_network_add(obspam_engine *e, const char *cidr) {
+  return net_change(e, "local_network_add", cidr, 1, 1);
+}
+
+int obspam_local_network_remove(obspam_engine *e, const char *cidr) {
+  return net_change(e, "local_network_remove", cidr, 1, 0);
 }

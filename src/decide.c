@@ -5,6 +5,7 @@
    effective limits, and hands the charged objects to the counter store
    in one call. It allocates nothing once the objects are active and
    formats nothing unless the input is invalid. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -20,13 +21,22 @@ typedef struct ready_name {
   obspam__name n;
 } ready_name;
 
+/* An implicit mailbox a decision asks for: the name of a login or sender
+   whose domain is hosted but whose mailbox is not declared. */
+typedef struct wish {
+  int want;
+  uint64_t hash;
+  obspam__name n;
+} wish;
+
 /* Resolves an address the way a login is resolved: a hosted mailbox
    charges the mailbox, its domain and its subscription; otherwise a hosted
    domain (the part after '@', or the whole text when it has none) charges
-   the domain and its subscription. Returns 0 when nothing is hosted. pre,
+   the domain and its subscription, and an address with a local part asks
+   for its implicit mailbox too (w). Returns 0 when nothing is hosted. pre,
    when not NULL, may hold addr already normalised. */
 static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
-                   const ready_name *pre) {
+                   const ready_name *pre, wish *w) {
   const obspam__name *n;
   obspam__name own;
   obspam__obj *m = NULL, *d;
@@ -59,6 +69,11 @@ static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   ch->obj[1] = d;
   ch->obj[2] = m;
   ch->n = m != NULL ? 3 : 2;
+  if (m == NULL && n->at < n->len) {
+    w->want = 1;
+    w->hash = h;
+    memcpy(&w->n, n, offsetof(obspam__name, s) + n->len + 1);
+  }
   return 1;
 }
 
@@ -94,20 +109,37 @@ static int exempt(const obspam__conf *c, uint32_t flags) {
           !c->opt[OBSPAM_OPT_COUNT_FORWARD_REMOTE]);
 }
 
+/* Whether unauthenticated mail from this client is counted (step 4):
+   always, never, or (2, "local") only a local submission (no client
+   address) or a client inside a local network. addr is the parsed client
+   address when there is one. */
+static int unauth_counted(const obspam__conf *c, const obspam_message *msg,
+                          const uint8_t addr[16]) {
+  switch (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED]) {
+  case 0:
+    return 0;
+  case 1:
+    return 1;
+  default:
+    return msg->client_address == NULL || msg->client_address[0] == '\0' ||
+           obspam__local_contains(&c->local, addr);
+  }
+}
+
 /* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
 static int charged(const obspam__conf *c, const obspam_message *msg,
-                   obspam__charge *ch, const ready_name *pre) {
+                   const uint8_t addr[16], obspam__charge *ch,
+                   const ready_name *pre, wish *w) {
   const obspam__tree *t = &c->tree;
 
-  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre))
+  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre, w))
     return 1;
   if (msg->flags & OBSPAM_MSG_SCRIPT)
     return resolve_script(t, msg, ch);
   if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
-    return resolve(t, msg->sender, ch, pre);
-  if (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED] ||
-      (msg->flags & OBSPAM_MSG_MAILING_LIST))
-    return resolve(t, msg->sender, ch, pre);
+    return resolve(t, msg->sender, ch, pre, w);
+  if (unauth_counted(c, msg, addr) || (msg->flags & OBSPAM_MSG_MAILING_LIST))
+    return resolve(t, msg->sender, ch, pre, w);
   return 0;
 }
 
@@ -202,6 +234,12 @@ typedef struct decision {
   int rc;
   obspam__charge ch;
   char script[OBSPAM__SCRIPT_MAX + 1];
+  /* The implicit mailbox charged, pinned until the decision is over; or,
+     for a check, the one that would be made (a stand-in named w.n). */
+  obspam__imb *pinned;
+  obspam__obj standin;
+  wish w;
+  int overflow; /* the cap was met: charged without its implicit mailbox */
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
@@ -221,18 +259,78 @@ static int validate(obspam_engine *e, const obspam_message *msg,
   return OBSPAM_OK;
 }
 
+/* How begin treats an implicit mailbox that does not exist yet. */
+enum {
+  MAKE = 0, /* a decision: make it */
+  STANDIN,  /* a check: charge a stand-in with no counters */
+  NOT_YET   /* a batch's message after its group's first: decide it later,
+               first of a group, so that the mailboxes are made in the
+               order, and as often, as one decision at a time makes them */
+};
+#define LATER 2 /* begin: the message is left for the next group */
+
+/* Adds the implicit mailbox d asks for to its charged objects: the one
+   that exists, or, as mode says, a new one or a stand-in. With the cap
+   met, only the domain and the subscription are charged (d->overflow).
+   OBSPAM_OK, LATER, or OBSPAM_ENOMEM (recorded). */
+static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
+                    int mode) {
+  obspam__charge *ch = &d->ch;
+  obspam__obj *dom = ch->obj[1];
+  obspam__imb *m;
+
+  switch (obspam__implicit_get(&e->imp, &d->w.n, d->w.hash, dom,
+                               c->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES],
+                               mode == MAKE, &m)) {
+  case OBSPAM__IMB_FOUND:
+    d->pinned = m;
+    ch->obj[ch->n++] = &m->obj;
+    break;
+  case OBSPAM__IMB_ABSENT:
+    if (mode == NOT_YET)
+      return LATER;
+    memset(&d->standin, 0, sizeof(d->standin));
+    d->standin.name = d->w.n.s;
+    d->standin.len = (uint16_t)d->w.n.len;
+    d->standin.kind = OBSPAM_MAILBOX;
+    d->standin.parent = dom;
+    d->standin.own[0] = d->standin.own[1] = d->standin.own[2] = OBSPAM_INHERIT;
+    ch->obj[ch->n++] = &d->standin;
+    break;
+  case OBSPAM__IMB_FULL:
+    d->overflow = 1;
+    break;
+  default:
+    d->rc = obspam__fail(e, OBSPAM_ENOMEM, "decide: out of memory");
+    return OBSPAM_ENOMEM;
+  }
+  return OBSPAM_OK;
+}
+
+/* A decision is over: its implicit mailbox, if any, is let go. */
+static void release(obspam_engine *e, decision *d) {
+  if (d->pinned != NULL) {
+    obspam__implicit_unpin(&e->imp, d->pinned);
+    d->pinned = NULL;
+  }
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
-   normalised ahead or NULL. Returns 1 when the decision is settled (d->rc,
-   and on success the verdict, are set), 0 when d->ch is ready for the
-   counter store. */
-static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
+   normalised ahead or NULL, mode for a new implicit mailbox (dry: a
+   check). Returns 1 when the decision is settled (d->rc, and on success
+   the verdict, are set), 0 when d->ch is ready for the counter store,
+   LATER when it needs an implicit mailbox made (mode NOT_YET). */
+static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
                  int64_t newest, const ready_name *pre) {
+  int dry = mode == STANDIN, rc;
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
   int i;
 
+  d->pinned = NULL;
+  d->overflow = 0;
   d->rc = validate(e, msg, d->out);
   if (d->rc != OBSPAM_OK)
     return 1;
@@ -267,10 +365,13 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
     verdict_none(d->out, OBSPAM_EXEMPT);
     return 1;
   }
-  if (!charged(c, msg, ch, pre)) {
+  d->w.want = 0;
+  if (!charged(c, msg, addr, ch, pre, &d->w)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
     return 1;
   }
+  if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
+    return rc == LATER ? LATER : 1;
   for (i = 0; i < ch->n; i++)
     ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
   ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
@@ -305,6 +406,8 @@ static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
   } else {
     verdict_obj(d->out, OBSPAM_ACCEPT, ch, ch->n - 1);
   }
+  if (rc == OBSPAM_OK && d->overflow && !ch->dry)
+    obspam__implicit_overflowed(&e->imp);
 }
 
 /* obspam_decide, and with dry set obspam_check. */
@@ -328,9 +431,10 @@ static int decide(obspam_engine *e, const obspam_message *msg,
     notify = e->notify;
     notify_ud = e->notify_ud;
   }
-  if (!begin(e, c, &d, dry, obspam__newest(e, 0), NULL))
+  if (!begin(e, c, &d, dry ? STANDIN : MAKE, obspam__newest(e, 0), NULL))
     finish(e, &d, e->store->ops->charge(e->store, &d.ch),
            notify != NULL ? &im : NULL);
+  release(e, &d);
   if (d.rc == OBSPAM_OK && !dry)
     obspam__observe(e, d.t);
   pthread_rwlock_unlock(&e->lock);
@@ -444,7 +548,13 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   warm(e, c, msgs, n, pre);
   newest = obspam__newest(e, 0);
   for (i = 0; i < n; i++) {
-    if (!begin(e, c, &d[i], 0, newest, &pre[i]))
+    int r = begin(e, c, &d[i], i == 0 ? MAKE : NOT_YET, newest, &pre[i]);
+
+    if (r == LATER) {
+      n = i; /* this one and those after it: the next group */
+      break;
+    }
+    if (r == 0)
       ch[k++] = &d[i].ch;
     if (d[i].rc == OBSPAM_OK && d[i].t > newest)
       newest = d[i].t;
@@ -469,6 +579,11 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
     if (d[i].rc == OBSPAM_OK)
       obspam__observe(e, d[i].t);
   }
+  /* Every message of the group was begun, those left for the caller too:
+     each lets its implicit mailbox go (one made for a message decided
+     again later is made again then). */
+  for (j = 0; j < n; j++)
+    release(e, &d[j]);
   pthread_rwlock_unlock(&e->lock);
   return i;
 }
@@ -538,6 +653,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   obspam__name n;
   obspam__obj *o;
   const obspam__obj *b = NULL;
+  obspam__imb *held = NULL;
   const char *why;
   int enabled = 1;
 
@@ -564,6 +680,11 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
 
   pthread_rwlock_rdlock(&e->lock);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox is pinned while it is read. */
+  if (o == NULL && kind == OBSPAM_MAILBOX)
+    held = obspam__implicit_hold(&e->imp, n.s, n.len);
+  if (held != NULL)
+    o = &held->obj;
   if (o != NULL) {
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
@@ -578,6 +699,8 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
         memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
     }
   }
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",

@@ -305,7 +305,7 @@ test('options', function (): void {
     $e = new Engine();
     $defaults = [
         Engine::OPT_ENABLED => 1, Engine::OPT_COUNT_UNIT => 0, Engine::OPT_ACTION => 0,
-        Engine::OPT_COUNT_UNAUTHENTICATED => 1, Engine::OPT_COUNT_FORWARD_LOCAL => 0,
+        Engine::OPT_COUNT_UNAUTHENTICATED => 2, Engine::OPT_COUNT_FORWARD_LOCAL => 0,
         Engine::OPT_COUNT_FORWARD_REMOTE => 1, Engine::OPT_COUNT_MAILING_LISTS => 0,
         Engine::OPT_RETENTION_HOURS => 720, Engine::OPT_NOTIFY_PERIOD => 3600, Engine::OPT_NOTIFY_IMMEDIATE => 0,
     ];

@@ -400,7 +400,7 @@ class TestOptions(unittest.TestCase):
                 obspam.OPT_ENABLED: 1,
                 obspam.OPT_COUNT_UNIT: 0,
                 obspam.OPT_ACTION: 0,
-                obspam.OPT_COUNT_UNAUTHENTICATED: 1,
+                obspam.OPT_COUNT_UNAUTHENTICATED: 2,
                 obspam.OPT_COUNT_FORWARD_LOCAL: 0,
                 obspam.OPT_COUNT_FORWARD_REMOTE: 1,
                 obspam.OPT_COUNT_MAILING_LISTS: 0,

@@ -47,9 +47,12 @@ domain closed.example subscription=closed
 domain bulk.example subscription=bulk
 mailbox info@acme.example limit=3
 whitelist 127.0.0.0/8
+local-network 198.51.100.0/24
 """
 
 SMTP_CLIENT = "203.0.113.9"
+# A host of the local networks (a webmail that submits without login).
+LOCAL_NET_CLIENT = "198.51.100.25"
 
 
 class Failure(Exception):
@@ -219,7 +222,8 @@ def marker_removals(r):
 
 def scenario_smtp(tmp):
     """SMTP: SASL login charged under its limit, then 451 4.7.1 with the
-    shared text; the unauthenticated sender path; the client from
+    shared text; the unauthenticated sender path (counted from a local
+    network only); the client from
     {client_addr} (127.0.0.1 with a real port is SMTP, not local, and is
     whitelisted here)."""
     d = Daemon(tmp)
@@ -236,11 +240,18 @@ def scenario_smtp(tmp):
         expect(r.text, refusal("mailbox", "info@acme.example", 3, 3),
                "refusal text")
         expect(d.status("mailbox", "info@acme.example"), (3, 1), "refused")
-        # Without login: the envelope sender, a hosted domain.
+        # Without login from a client on the Internet: mail arriving for
+        # the hosted domains, not counted whatever sender it claims.
         r = smtp_message(d, "<news@shop.acme.example>", rcpts=2)
+        expect(r.code, mc.SMFIR_CONTINUE, "inbound")
+        expect(d.status("domain", "shop.acme.example"), (0, 0), "inbound")
+        # Without login from a local network: the envelope sender.
+        r = smtp_message(d, "<news@shop.acme.example>", rcpts=2,
+                         client=LOCAL_NET_CLIENT)
         expect(r.code, mc.SMFIR_CONTINUE, "unauthenticated")
         expect(d.status("domain", "shop.acme.example"), (2, 0), "domain")
-        r = smtp_message(d, "<news@shop.acme.example>")
+        r = smtp_message(d, "<news@shop.acme.example>",
+                         client=LOCAL_NET_CLIENT)
         expect(r.text, refusal("domain", "shop.acme.example", 2, 2),
                "domain refusal")
         # A whitelisted SMTP client from 127.0.0.1 (a webmail) is exempt.

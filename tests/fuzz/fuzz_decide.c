@@ -48,6 +48,9 @@ static const struct {
     {OBSPAM_MAILBOX, "y@a.example", NULL},
     {OBSPAM_MAILBOX, "z@c.example", NULL},
     {OBSPAM_MAILBOX, "w@d.example", NULL},
+    /* Declared by no configuration: implicit mailboxes once charged. */
+    {OBSPAM_MAILBOX, "other@a.example", NULL},
+    {OBSPAM_MAILBOX, "someone@b.example", NULL},
 };
 #define NOBJ (sizeof(objs) / sizeof(objs[0]))
 #define FIRST_LIMITED 2 /* objs[] from here on have statistics */
@@ -330,6 +333,17 @@ static void op_decide(run *r, fuzz_in *in) {
              "action %d", v.action);
 
   self = v.kind >= OBSPAM_SUBSCRIPTION ? index_of(v.kind, v.object) : -1;
+  /* An implicit mailbox that this decision made had nothing before. */
+  if (self >= 0 && objs[self].kind == OBSPAM_MAILBOX && !found_before[self] &&
+      found_after[self] &&
+      (v.action == OBSPAM_ACCEPT || v.action == OBSPAM_REFUSE)) {
+    obspam_stats zero = OBSPAM_STATS_INIT;
+
+    zero.limit = after[self].limit;
+    zero.sending = 1;
+    before[self] = zero;
+    found_before[self] = 1;
+  }
   if (v.kind != -1)
     FUZZ_CHECK(self >= 0 && found_before[self] && found_after[self],
                "verdict names %d '%s', which is not in the tree", v.kind,

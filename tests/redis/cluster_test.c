@@ -47,7 +47,7 @@ static obspam_engine *engine(const char *uri, const char *prefix,
            "store-timeout 300\n"
            "store-fallback %s\n"
            "subscription s1 subscription=100\n"
-           "domain d.example subscription=s1\n"
+           "domain d.example subscription=s1 mailbox=4\n"
            "mailbox a@d.example limit=10\n",
            uri, prefix, fallback);
   if (obspam_engine_new(&e) != OBSPAM_OK) {
@@ -59,6 +59,16 @@ static obspam_engine *engine(const char *uri, const char *prefix,
     exit(2);
   }
   return e;
+}
+
+static int decide_as(obspam_engine *e, const char *login, obspam_verdict *v) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict init = OBSPAM_VERDICT_INIT;
+
+  *v = init;
+  m.sasl_username = login;
+  m.time = T;
+  return obspam_decide(e, &m, v);
 }
 
 static int decide(obspam_engine *e, obspam_verdict *v) {
@@ -214,6 +224,31 @@ static int shared(const char *uri) {
   EXPECT(n2.notices == 1 && n2.sent == 3 && n2.refused == 1 && n2.limit == 10,
          "relay 2: %d notices, mailbox sent %" PRId64 " refused %" PRId64,
          n2.notices, n2.sent, n2.refused);
+  printf("an undeclared mailbox (implicit, limit 4 from its domain) is "
+         "counted once for both relays\n");
+  for (i = 0; i < 4; i++) {
+    obspam_engine *on = i < 3 ? e1 : e2;
+
+    EXPECT(decide_as(on, "stolen@d.example", &v) == OBSPAM_OK, "%s",
+           obspam_engine_errmsg(on));
+    EXPECT(v.action == OBSPAM_ACCEPT && v.kind == OBSPAM_MAILBOX &&
+               strcmp(v.object, "stolen@d.example") == 0 && v.limit == 4 &&
+               v.count == i,
+           "message %d: action %d kind %d %s limit %" PRId64 " count %" PRId64,
+           i, v.action, v.kind, v.object, v.limit, v.count);
+  }
+  EXPECT(decide_as(e1, "stolen@d.example", &v) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e1));
+  EXPECT(v.action == OBSPAM_REFUSE && v.kind == OBSPAM_MAILBOX &&
+             strcmp(v.object, "stolen@d.example") == 0 && v.count == 4,
+         "the 5th: action %d kind %d %s count %" PRId64, v.action, v.kind,
+         v.object, v.count);
+  EXPECT(obspam_stats_get(e2, OBSPAM_MAILBOX, "stolen@d.example", T, &st) ==
+             OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e2));
+  EXPECT(st.count == 4 && st.refused == 1 && st.limit == 4,
+         "stats of stolen@ on relay 2: count %" PRId64 " refused %" PRId64,
+         st.count, st.refused);
   obspam_engine_free(e1);
   obspam_engine_free(e2);
   return failures ? 1 : 0;

@@ -157,7 +157,7 @@ class Option(enum.IntEnum):
     ENABLED = 1  #: 0 or 1; default 1
     COUNT_UNIT = 2  #: 0 recipients (default), 1 messages
     ACTION = 3  #: 0 defer (default), 1 reject
-    COUNT_UNAUTHENTICATED = 4  #: 0 or 1; default 1
+    COUNT_UNAUTHENTICATED = 4  #: 0 never, 1 from anywhere, 2 local (default)
     COUNT_FORWARD_LOCAL = 5  #: 0 or 1; default 0
     COUNT_FORWARD_REMOTE = 6  #: 0 or 1; default 1
     COUNT_MAILING_LISTS = 7  #: 0 or 1; default 0
