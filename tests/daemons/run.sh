@@ -19,8 +19,9 @@ BUILD=${1:?usage: tests/daemons/run.sh BUILD_DIR}
 . tests/lib/check.sh
 
 # python3: protocol and JSON/SVG checks; librsvg2-bin: renders the SVG
-# chart; man-db, groff-base: the man page; util-linux: setpriv.
-obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux
+# chart; man-db, groff-base: the man page; util-linux: setpriv; mandoc:
+# its -Tlint checks every manual page.
+obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux mandoc
 
 D=$BUILD/tests/daemons
 
@@ -115,5 +116,13 @@ check "milter: command line" python3 "$M" "$BUILD" cli
 check "milter: detaching without --foreground" \
   python3 "$M" "$BUILD" detach
 check "milter: obspam-milter.8" tests/daemons/milter_man.sh "$BUILD"
+
+# ---- Packaging -------------------------------------------------------------
+check "man pages: mandoc -Tlint, the project's version" \
+  tests/daemons/man_lint.sh "$BUILD"
+check "install into a non-system prefix: daemons, pkg-config, CMake" \
+  tests/daemons/install_prefix.sh "$BUILD"
+check "plain configure and build without Criterion and libmilter" \
+  tests/daemons/plain_build.sh "$BUILD"
 
 check_summary
