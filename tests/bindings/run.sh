@@ -4,13 +4,20 @@
 #   tests/bindings/run.sh [BUILD_DIR]      (default: build/)
 #
 # BUILD_DIR holds libobspam.so.1 (cmake --build BUILD_DIR). Installs php-cli
-# (and python3, python3-venv) when missing (apt-get, only then), then runs:
+# (and python3, python3-venv, python3-setuptools, python3-wheel,
+# php-codesniffer, composer) when missing (apt-get, only then), then runs:
 #
 #   decls      bindings/php/obspam_ffi.h against include/obspam.h
 #   python     tests/bindings/test_python.py (unittest), once per python3
 #   php        tests/bindings/test_php.php
+#   phpcs      the PHP binding is PSR-12 clean (Debian's php-codesniffer)
+#   composer   `composer validate` of bindings/php/composer.json (Debian's
+#              composer), and its PSR-4 autoload finds every class
 #   stream     one decision stream through C, Python and PHP: same output
-#   pip        `pip install bindings/python` into a fresh venv, offline
+#   pip        `pip install --no-build-isolation bindings/python` into a
+#              fresh venv, offline, with Debian's setuptools
+#   cmake-python  -DOBSPAM_INSTALL_PYTHON=ON installs the package where the
+#              system's Python finds it (dist-packages)
 #   examples   examples/admin_report.py and examples/admin_report.php
 #   php-web    the PHP example served by `php -S` with ffi.enable=preload
 #              (FFI preloaded as on php-fpm)
@@ -73,9 +80,13 @@ export PYTHONDONTWRITEBYTECODE=1 # keep the source tree clean
 export OBSPAM_LIBRARY="$LIB"
 
 step "Dependencies"
-if ! obspam_need_packages php-cli python3; then
-  echo "run.sh: cannot install php-cli and python3" >&2
+if ! obspam_need_packages php-cli python3 python3-setuptools python3-wheel; then
+  echo "run.sh: cannot install php-cli, python3, python3-setuptools and python3-wheel" >&2
 fi
+# The PSR-12 and composer checks: skipped (and said so) where they cannot
+# be installed.
+obspam_need_packages php-codesniffer composer ||
+  echo "run.sh: cannot install php-codesniffer and composer" >&2
 # The pip test makes a venv: Debian's own python3 needs python3-venv.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   obspam_need_packages python3-venv || echo "run.sh: cannot install python3-venv" >&2
@@ -99,8 +110,10 @@ helpers_ok=1
 echo "+ $CC -std=c99 -Wall -Wextra -pedantic -Werror -I include $HERE/abi.c -o $TMP/abi"
 "$CC" -std=c99 -Wall -Wextra -pedantic -Werror -I include "$HERE/abi.c" -o "$TMP/abi" &&
   "$TMP/abi" >"$TMP/abi.txt" || helpers_ok=0
-echo "+ $CC -shared -fPIC $HERE/fake_v2.c -o $TMP/libobspam_fake_v2.so"
+echo "+ $CC -shared -fPIC $HERE/fake_v2.c -o $TMP/libobspam_fake_v2.so (and _v1_2.so)"
 "$CC" -shared -fPIC "$HERE/fake_v2.c" -o "$TMP/libobspam_fake_v2.so" || helpers_ok=0
+"$CC" -shared -fPIC -DFAKE_MAJOR=1 -DFAKE_MINOR=2 "$HERE/fake_v2.c" \
+  -o "$TMP/libobspam_fake_v1_2.so" || helpers_ok=0
 echo "+ $CC -std=c99 ... $HERE/stream.c -L $BUILD -lobspam -o $TMP/stream"
 "$CC" -std=c99 -Wall -Wextra -Wshadow -Wconversion -pedantic -Werror -I include \
   "$HERE/stream.c" -L "$BUILD" -lobspam -Wl,-rpath,"$BUILD" -o "$TMP/stream" ||
@@ -108,6 +121,7 @@ echo "+ $CC -std=c99 ... $HERE/stream.c -L $BUILD -lobspam -o $TMP/stream"
 if [[ $helpers_ok -eq 1 ]]; then pass helpers; else fail helpers; fi
 export OBSPAM_TEST_ABI="$TMP/abi.txt"
 export OBSPAM_TEST_FAKE_V2="$TMP/libobspam_fake_v2.so"
+export OBSPAM_TEST_FAKE_V1_2="$TMP/libobspam_fake_v1_2.so"
 
 step "decls: the PHP declaration file against include/obspam.h"
 if run_logged "$TMP/decls.log" python3 "$HERE/check_ffi_decls.py" --self-test; then
@@ -163,6 +177,45 @@ else
   fail php 1 "the script did not finish (exit $rc)"
 fi
 
+step "phpcs: bindings/php against PSR-12"
+if command -v phpcs >/dev/null; then
+  if run_logged "$TMP/phpcs.log" phpcs --standard=PSR12 bindings/php/src bindings/php/obspam.php; then
+    pass phpcs
+  else
+    fail phpcs
+  fi
+else
+  echo "phpcs is not installed (Debian: php-codesniffer): PSR-12 not checked"
+  results+=("$(printf '%-11s skipped: no phpcs' phpcs)")
+fi
+
+step "composer: composer validate, and its PSR-4 autoloader"
+if command -v composer >/dev/null; then
+  cp -r bindings/php "$TMP/composer"
+  rm -rf "$TMP/composer/vendor"
+  # --strict: a warning fails too. The autoloader made from composer.json
+  # must find every class of src/ by its name alone.
+  if (cd "$TMP/composer" && COMPOSER_ALLOW_SUPERUSER=1 composer validate --strict --no-check-publish &&
+    COMPOSER_ALLOW_SUPERUSER=1 composer dump-autoload --no-interaction -q) >"$TMP/composer.log" 2>&1 &&
+    php -r '
+      require $argv[1] . "/vendor/autoload.php";
+      foreach (glob($argv[1] . "/src/*.php") as $f) {
+          $class = "Obspam\\" . basename($f, ".php");
+          if (!class_exists($class)) { fwrite(STDERR, "not autoloaded: $class\n"); exit(1); }
+      }
+      echo "autoloaded: ", count(glob($argv[1] . "/src/*.php")), " classes\n";
+    ' "$TMP/composer" >>"$TMP/composer.log" 2>&1; then
+    cat "$TMP/composer.log"
+    pass composer
+  else
+    cat "$TMP/composer.log"
+    fail composer
+  fi
+else
+  echo "composer is not installed (Debian: composer): composer.json not validated"
+  results+=("$(printf '%-11s skipped: no composer' composer)")
+fi
+
 step "stream: $(grep -c '^d ' "$HERE/stream.txt") messages through C, Python and PHP"
 args=("$HERE/stream.conf" "$HERE/stream.txt")
 echo "+ $TMP/stream ${args[*]} > c.out"
@@ -197,16 +250,25 @@ for lang in py php; do
   fi
 done
 
-step "pip: pip install bindings/python into a fresh venv, with no index"
-if python3 -m venv "$TMP/venv" >"$TMP/venv.log" 2>&1; then
-  echo "+ PIP_NO_INDEX=1 $TMP/venv/bin/pip install bindings/python"
-  if PIP_NO_INDEX=1 "$TMP/venv/bin/pip" install bindings/python >"$TMP/pip.log" 2>&1 &&
+step "pip: pip install --no-build-isolation into a fresh venv, with no index"
+# Debian's python3 with its setuptools and wheel, seen from the venv: no
+# package index is needed (bindings/README.md, "Installing"). The source is
+# copied first: setuptools writes build/ and *.egg-info beside it.
+cp -r bindings/python "$TMP/python-src"
+if /usr/bin/python3 -m venv --system-site-packages "$TMP/venv" >"$TMP/venv.log" 2>&1; then
+  echo "+ PIP_NO_INDEX=1 $TMP/venv/bin/pip install --no-build-isolation bindings/python"
+  if env -u PIP_FIND_LINKS PIP_NO_INDEX=1 "$TMP/venv/bin/pip" install --no-build-isolation \
+    "$TMP/python-src" >"$TMP/pip.log" 2>&1 &&
     (cd "$TMP" && "$TMP/venv/bin/python" -c '
 import obspam, os, sys
 assert os.path.dirname(obspam.__file__).startswith(sys.prefix), obspam.__file__
 with obspam.Engine() as e:
     e.load_config_string("subscription s\ndomain d.example subscription=s\n")
     assert e.decide(sasl_username="a@d.example").action == obspam.ACCEPT
+import importlib.metadata as m
+assert m.version("obspam") == obspam.__version__, m.version("obspam")
+assert m.metadata("obspam")["License"] == "MIT", m.metadata("obspam")["License"]
+assert os.path.exists(os.path.join(os.path.dirname(obspam.__file__), "py.typed"))
 print("installed:", obspam.__file__, "obspam", obspam.__version__, "library", obspam.version_string())
 '); then
     tail -n 1 "$TMP/pip.log"
@@ -218,6 +280,33 @@ print("installed:", obspam.__file__, "obspam", obspam.__version__, "library", ob
 else
   cat "$TMP/venv.log"
   fail pip 1 "python3 -m venv failed"
+fi
+
+step "cmake-python: -DOBSPAM_INSTALL_PYTHON=ON, prefix /usr, into a DESTDIR"
+# Configuring is enough: the Python component installs files only.
+if cmake -S . -B "$TMP/cmake-python" -DCMAKE_INSTALL_PREFIX=/usr -DOBSPAM_INSTALL_PYTHON=ON \
+  -DOBSPAM_BUILD_TESTS=OFF -DOBSPAM_BUILD_BENCH=OFF -DOBSPAM_BUILD_EXAMPLES=OFF \
+  >"$TMP/cmake-python.log" 2>&1 &&
+  DESTDIR="$TMP/root" cmake --install "$TMP/cmake-python" --component Python \
+    >>"$TMP/cmake-python.log" 2>&1; then
+  dir=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", "deb_system"))' 2>/dev/null ||
+    echo /usr/lib/python3/dist-packages)
+  echo "expected in $dir (the system Python's dist-packages)"
+  if [[ -f $TMP/root$dir/obspam/__init__.py && -f $TMP/root$dir/obspam/py.typed ]] &&
+    ! find "$TMP/root" -name '__pycache__' | grep -q . &&
+    (cd "$TMP" && PYTHONPATH="$TMP/root$dir" /usr/bin/python3 -c '
+import obspam, sys
+assert obspam.__file__.startswith(sys.argv[1]), obspam.__file__
+print("cmake-installed:", obspam.__file__, obspam.version_string())' "$TMP/root$dir"); then
+    pass cmake-python
+  else
+    cat "$TMP/cmake-python.log"
+    find "$TMP/root" | head -n 20
+    fail cmake-python
+  fi
+else
+  cat "$TMP/cmake-python.log"
+  fail cmake-python
 fi
 
 step "examples: admin_report.py and admin_report.php (demo engines)"
