@@ -147,7 +147,7 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
   for (i = 0; i < ch->n; i++) {
     obspam_notice *n = &im->notice[im->n];
 
-    if (!ch->first_refusal[i])
+    if (!ch->first_exceeded[i])
       continue;
     memcpy(im->name[im->n], ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
     memset(n, 0, sizeof(*n));
@@ -158,7 +158,8 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     n->contact = s->contact != NULL ? im->contact : NULL;
     n->limit = ch->limit[i];
     n->sent = ch->period_sent[i];
-    n->refused = 1;
+    n->refused = ch->period_refused[i];
+    n->exceeded = 1;
     n->first_refused = n->last_refused = ch->t;
     n->period_start = ch->period_start;
     n->period_end = ch->period_start + period;
@@ -166,11 +167,20 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
   }
 }
 
+/* The window a verdict names, for callers whose verdict has the field:
+   on accept the hour; on refusal the window of the object named, which
+   is the hour while it is the only one, or none for forbidden scripts. */
+static void verdict_window(obspam_verdict *v, int64_t window) {
+  if (OBSPAM__HAS(v, obspam_verdict, window))
+    v->window = v->action == OBSPAM_ACCEPT ? OBSPAM_WINDOW_HOUR : window;
+}
+
 static void verdict_none(obspam_verdict *v, int action) {
   v->action = action;
   v->kind = -1;
   v->limit = v->count = v->retry_after = 0;
   v->object[0] = '\0';
+  verdict_window(v, 0);
 }
 
 static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
@@ -181,6 +191,7 @@ static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
   v->count = ch->count[i];
   v->retry_after = action == OBSPAM_ACCEPT ? 0 : ch->retry_after;
   memcpy(v->object, ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
+  verdict_window(v, ch->forbid ? 0 : OBSPAM_WINDOW_HOUR);
 }
 
 /* One decision on its way through the steps below. */
@@ -199,8 +210,8 @@ static int validate(obspam_engine *e, const obspam_message *msg,
   if (msg == NULL || out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "decide: %s is NULL",
                         msg == NULL ? "message" : "verdict");
-  if (msg->struct_size < sizeof(obspam_message) ||
-      out->struct_size < sizeof(obspam_verdict))
+  if (msg->struct_size < OBSPAM__SIZE_TO(obspam_message, time) ||
+      out->struct_size < OBSPAM__SIZE_TO(obspam_verdict, object))
     return obspam__fail(e, OBSPAM_EINVAL,
                         "decide: struct_size is smaller than version 1's");
   if (msg->recipients == 0 || msg->time < 0)
@@ -492,12 +503,43 @@ int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
   return first;
 }
 
+/* The highest of o and its ancestors (up to its subscription) that a
+   one-recipient message through o would not fit now, or NULL. r is what
+   the store read for o itself. Under the engine's read lock. */
+static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
+                                  const obspam__reading *r, int64_t now) {
+  const obspam__tree *t = &e->conf->tree;
+  const obspam__obj *chain[3], *p;
+  int n = 0;
+
+  for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent)
+    chain[n++] = p;
+  while (n-- > 0) {
+    int64_t limit = obspam__effective(t, chain[n]), count = r->count;
+
+    if (limit < 0)
+      continue;
+    if (chain[n] != o) {
+      obspam__reading up;
+
+      e->store->ops->read(e->store, chain[n], now,
+                          e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &up);
+      count = up.count;
+    }
+    if (count + 1 > limit)
+      return chain[n];
+  }
+  return NULL;
+}
+
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
                      obspam_stats *out) {
   obspam__reading r;
   obspam__name n;
   obspam__obj *o;
+  const obspam__obj *b = NULL;
   const char *why;
+  int enabled = 1;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
@@ -505,7 +547,8 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     return obspam__fail(e, OBSPAM_EINVAL,
                         "stats_get: only a subscription, "
                         "domain or mailbox has statistics");
-  if (out == NULL || out->struct_size < sizeof(obspam_stats) || now < 0)
+  if (out == NULL ||
+      out->struct_size < OBSPAM__SIZE_TO(obspam_stats, last_refused) || now < 0)
     return obspam__fail(e, OBSPAM_EINVAL, "stats_get: %s",
                         now < 0 ? "time is negative"
                                 : "no output structure of version 1's size");
@@ -525,6 +568,15 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
     out->limit = obspam__effective(&e->conf->tree, o);
+    enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
+    if (enabled)
+      b = blocker(e, o, &r, now);
+    /* Copied under the lock: the object may go once it is released. */
+    if (b != NULL) {
+      OBSPAM__SET(out, obspam_stats, blocked_kind, b->kind);
+      if (OBSPAM__HAS(out, obspam_stats, blocked_by))
+        memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
+    }
   }
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
@@ -534,6 +586,23 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   out->refused = r.refused;
   out->refused_total = r.refused_total;
   out->last_refused = r.last_refused;
-  out->sending = out->limit < 0 || out->count < out->limit;
+  /* Sending while a one-recipient message would be accepted: protection
+     is off, or it fits this object and every ancestor. */
+  out->sending = b == NULL;
+  OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
+  OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
+  /* The minute and day windows have no limits yet. The day's count is
+     what the hourly history holds; the minute's, of 5-second buckets,
+     is not kept. */
+  OBSPAM__SET(out, obspam_stats, limit_minute, OBSPAM_UNLIMITED);
+  OBSPAM__SET(out, obspam_stats, count_minute, 0);
+  OBSPAM__SET(out, obspam_stats, limit_day, OBSPAM_UNLIMITED);
+  OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
+  OBSPAM__SET(out, obspam_stats, disabled, !enabled);
+  if (b == NULL) {
+    OBSPAM__SET(out, obspam_stats, blocked_kind, -1);
+    if (OBSPAM__HAS(out, obspam_stats, blocked_by))
+      out->blocked_by[0] = '\0';
+  }
   return OBSPAM_OK;
 }

@@ -93,6 +93,19 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
                       char **out, size_t *len);
 
-/* Name of a kind for messages ("mailbox"). */
+/* Structures grow at their end (API.md "Additions in 1.3"): a caller
+   compiled against an older header passes a smaller struct_size. The
+   size of a structure up to and including field, and whether the
+   caller's structure p holds field. */
+#define OBSPAM__SIZE_TO(type, field)                                           \
+  (offsetof(type, field) + sizeof(((type *)0)->field))
+#define OBSPAM__HAS(p, type, field)                                            \
+  ((p)->struct_size >= OBSPAM__SIZE_TO(type, field))
+/* Sets a field the caller's structure holds; leaves a shorter one alone. */
+#define OBSPAM__SET(p, type, field, value)                                     \
+  do {                                                                         \
+    if (OBSPAM__HAS(p, type, field))                                           \
+      (p)->field = (value);                                                    \
+  } while (0)
 
 #endif

@@ -89,8 +89,9 @@ int obspam_notify_flush(obspam_engine *e, int64_t now) {
     notice.limit = p->limit;
     notice.sent = p->sent;
     notice.refused = p->refused;
-    notice.first_refused = p->first_refused;
-    notice.last_refused = p->last_refused;
+    notice.exceeded = p->exceeded;
+    notice.first_refused = p->first;
+    notice.last_refused = p->last;
     notice.period_start = p->period_start;
     notice.period_end = p->period_end;
     fn(&notice, ud);

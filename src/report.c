@@ -62,18 +62,21 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
   return OBSPAM_OK;
 }
 
-/* Objects with refusals first, most refusals first; then scripts by sent;
-   ties by kind and name so that the order is always the same. */
+/* The objects that went over their own limit first, most such attempts
+   first; then the scripts, most messages sent first, then most refused;
+   ties by name and kind so that the order is always the same. */
 static int row_order(const void *pa, const void *pb) {
   const obspam__row *a = pa, *b = pb;
   int c;
 
-  if ((a->refused > 0) != (b->refused > 0))
-    return a->refused > 0 ? -1 : 1;
-  if (a->refused != b->refused)
-    return a->refused > b->refused ? -1 : 1;
-  if (a->refused == 0 && a->sent != b->sent)
+  if ((a->kind == OBSPAM_SCRIPT) != (b->kind == OBSPAM_SCRIPT))
+    return a->kind == OBSPAM_SCRIPT ? 1 : -1;
+  if (a->exceeded != b->exceeded)
+    return a->exceeded > b->exceeded ? -1 : 1;
+  if (a->sent != b->sent && a->kind == OBSPAM_SCRIPT)
     return a->sent > b->sent ? -1 : 1;
+  if (a->refused != b->refused && a->kind == OBSPAM_SCRIPT)
+    return a->refused > b->refused ? -1 : 1;
   c = strcmp(a->name, b->name);
   if (c != 0)
     return c;
@@ -107,8 +110,9 @@ int obspam_report(obspam_engine *e, int64_t from, int64_t to,
     row.name = rows[i].name;
     row.sent = rows[i].sent;
     row.refused = rows[i].refused;
-    row.first_refused = rows[i].first_refused;
-    row.last_refused = rows[i].last_refused;
+    row.first_refused = rows[i].first;
+    row.last_refused = rows[i].last;
+    row.exceeded = rows[i].exceeded;
     fn(&row, ud);
   }
   free(rows);

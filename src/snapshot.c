@@ -4,7 +4,7 @@
 
      offset  size  field
           0     8  magic "OBSPAMST"
-          8     4  format version (1)
+          8     4  format version (2; 1.0 to 1.2 wrote 1)
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
@@ -15,18 +15,30 @@
        u8 kind (2 subscription, 3 domain, 4 mailbox, 5 script)
        u16 name length, name bytes (lower case; a script's path as given)
        i64 last refusal
-       i64 x7 the notification period in progress: start, end, sent,
-              refused, first refusal, last refusal, limit
+       i64 x8 the notification period in progress: start, end, sent,
+              refused, over the limit, first and last attempt over the
+              limit, the limit at the last one
        u32 count of hours, then for each, oldest first:
-              i64 hour start, sent, refused, first refusal, last refusal
+              i64 hour start, sent, refused, over the limit, first and
+              last attempt (over the limit; for a script, refused)
        u8 has a window; if 1: i64 newest minute, then the buckets that
               are not zero (bucket i holds minute m where m % 60 == i):
               u8 count, then count x (u8 i, i64 sent) in rising i;
-              u8 count, then count x (u8 i, u32 refused) in rising i
+              u8 count, then count x (u8 i, u32 refused) in rising i;
+              u8 count, then count x (u8 i, u32 over the limit) in
+              rising i
      u32 count of notices not yet emitted, then for each:
        u8 kind; three strings (u16 length or 0xffff for none, bytes):
-       name, subscription, contact; i64 x7: limit, sent, refused, first
-       refusal, last refusal, period start, period end
+       name, subscription, contact; i64 x8: limit, sent, refused, over
+       the limit, first and last attempt over the limit, period start,
+       period end
+
+   Format 1 is format 2 without what is about attempts over the limit:
+   the period has 7 numbers (no "over the limit"; first and last are of
+   refusals), an hour 5 (no "over the limit"; first and last refusal),
+   a window no third set of buckets, a notice 7 numbers (no "over the
+   limit"). It still loads: see parse_hist in store_mem.c for what
+   becomes of it.
 
    A later 1.x version may write a higher format version; it must keep
    reading every earlier one. A file with a higher version than this
@@ -43,7 +55,7 @@
 #include "hash.h"
 
 #define MAGIC "OBSPAMST"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u
 #define HEADER_SIZE 32
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -296,7 +308,7 @@ int obspam_state_load(obspam_engine *e, const char *path) {
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");
   }
-  parsed = e->store->ops->load_parse(e->store, &r, &why, &nomem);
+  parsed = e->store->ops->load_parse(e->store, &r, version, &why, &nomem);
   free(data);
   if (parsed == NULL)
     return obspam__fail(e, nomem ? OBSPAM_ENOMEM : OBSPAM_ECORRUPT,

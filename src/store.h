@@ -40,42 +40,84 @@ typedef struct obspam__charge {
   int64_t timeout_ms;
   int defer;
   /* out */
-  int refuser;         /* index of the refusing object; -1: accepted */
+  int refuser;         /* index of the object named; -1: accepted */
   int64_t count[3];    /* each object's count in the window before */
+  int64_t wait[3];     /* each object's wait (API.md step 5): 0 fits */
   int64_t retry_after; /* on refusal: seconds, or -1 never */
-  /* On refusal: which objects were refused for the first time in the
-     current notification period, and what that period holds for them. */
-  uint8_t first_refusal[3];
-  int64_t period_sent[3];
+  /* On refusal: which objects went over their own limit for the first
+     time in the current notification period, and what that period holds
+     for them. */
+  uint8_t first_exceeded[3];
+  int64_t period_sent[3], period_refused[3];
   int64_t period_start;
 } obspam__charge;
 
+/* Step 5 of the decision, once the store has set each charged object's
+   wait: whether the message is refused, which object the verdict names
+   (refuser) and retry_after. Every store calls it, so that they all name
+   the same object. */
+void obspam__judge(obspam__charge *ch);
+
+/* Whether a refused charge went over the ith object's own limit: the
+   subscription for forbidden scripts, else each object with a wait. */
+static inline int obspam__exceeded(const obspam__charge *ch, int i) {
+  return ch->forbid ? i == 0 : ch->wait[i] != 0;
+}
+
 /* What the store knows of one object at a time. */
 typedef struct obspam__reading {
-  int64_t count;         /* charged in the window */
-  int64_t refused;       /* refused attempts in the window */
-  int64_t refused_total; /* refused attempts within the retention */
-  int64_t last_refused;  /* 0: never */
+  int64_t count;          /* charged in the window */
+  int64_t refused;        /* refused attempts in the window */
+  int64_t exceeded;       /* attempts over its own limit in the window */
+  int64_t refused_total;  /* refused attempts within the retention */
+  int64_t exceeded_total; /* over its own limit within the retention */
+  int64_t last_refused;   /* 0: never */
+  /* Charged in the clock hour of now and the 23 before, as far as the
+     retention keeps them. */
+  int64_t count_day;
 } obspam__reading;
 
+/* One clock hour of history. first and last are the first and last of
+   the attempts a report lists for the object: over its own limit for a
+   subscription, domain or mailbox, refused for a script (0: none). */
 typedef struct obspam__hour {
   int64_t hour; /* start of the clock hour */
-  int64_t sent, refused, first_refused, last_refused;
+  int64_t sent, refused, exceeded, first, last;
 } obspam__hour;
 
 /* A report row; name points into the same allocation as the rows. */
 typedef struct obspam__row {
   int kind;
   const char *name;
-  int64_t sent, refused, first_refused, last_refused;
+  int64_t sent, refused, exceeded, first, last;
 } obspam__row;
+
+/* Adds one hour of history to a report row. */
+static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
+  row->sent += h->sent;
+  row->refused += h->refused;
+  row->exceeded += h->exceeded;
+  if (h->first != 0) {
+    if (row->first == 0)
+      row->first = h->first;
+    row->last = h->last;
+  }
+}
+
+/* Whether a row belongs in a report: a subscription, domain or mailbox
+   that went over its own limit; a script with any activity. */
+static inline int obspam__row_reported(int kind, const obspam__row *row) {
+  return kind == OBSPAM_SCRIPT ? row->sent > 0 || row->refused > 0
+                               : row->exceeded > 0;
+}
 
 /* A notice that is ready to be emitted, with its own copies of names. */
 typedef struct obspam__pending {
   struct obspam__pending *next;
   int kind;
   char *name, *subscription, *contact; /* in the same allocation */
-  int64_t limit, sent, refused, first_refused, last_refused;
+  int64_t limit, sent, refused, exceeded;
+  int64_t first, last; /* the first and last attempt over the limit */
   int64_t period_start, period_end;
 } obspam__pending;
 
@@ -144,10 +186,11 @@ typedef struct obspam__store_ops {
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
   /* Appends the whole state to b. */
   void (*save)(obspam__store *s, obspam__buf *b);
-  /* Parses a saved state without touching the store: NULL and *why set
-     when it is malformed or memory ran out (*nomem set then). */
-  void *(*load_parse)(obspam__store *s, obspam__reader *r, const char **why,
-                      int *nomem);
+  /* Parses a saved state of format version (1 or 2, see snapshot.c)
+     without touching the store: NULL and *why set when it is malformed or
+     memory ran out (*nomem set then). */
+  void *(*load_parse)(obspam__store *s, obspam__reader *r, uint32_t version,
+                      const char **why, int *nomem);
   /* Replaces the whole state by a parsed one, keeping what belongs to
      objects that successor finds; consumes parsed. Returns the newest
      message time the state had seen. */

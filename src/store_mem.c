@@ -34,8 +34,12 @@
 typedef struct obspam__ring {
   struct obspam__ring *prev, *next; /* ring list, oldest first */
   obspam__obj *owner;
-  int64_t minute;         /* the newest minute the buckets hold */
-  int64_t sent, refused;  /* sums over the buckets */
+  int64_t minute;                  /* the newest minute the buckets hold */
+  int64_t sent, refused, exceeded; /* sums over the buckets */
+  /* Attempts over the object's own limit, by minute: allocated by the
+     first such attempt and freed once the window holds none, so that
+     the many objects that never go over their limit pay one pointer. */
+  uint32_t *b_exc;
   int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
   uint32_t b_ref[WINDOW]; /* refusals count one each */
 } ring;
@@ -43,13 +47,15 @@ typedef struct obspam__ring {
 typedef struct obspam__hist {
   /* What an accepted charge reads and writes comes first, in the first 56
      bytes: the notification period in progress, and the hour in progress
-     up to its refusal count. */
-  int64_t np_start, np_end, np_sent, np_refused;
+     up to its count of messages sent. */
+  int64_t np_start, np_end, np_sent, np_refused, np_exceeded;
   obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
+  /* The first and last attempt over the limit in the period, and the
+     limit at the last one. */
   int64_t np_first, np_last, np_limit, last_refused;
   obspam__obj *owner;
   struct obspam__hist *prev, *next;   /* holders, by their newest hour */
-  struct obspam__hist *nprev, *nnext; /* refused in their current period */
+  struct obspam__hist *nprev, *nnext; /* over the limit in their period */
   uint32_t head, n, cap;              /* the earlier hours: a circular array */
   obspam__hour *h;
 } hist;
@@ -65,7 +71,9 @@ typedef struct mem_store {
   int64_t newest; /* the newest message time seen */
   ring *r_first, *r_last;
   hist *h_first, *h_last;
-  hist *refused; /* holders with refusals in their current period */
+  /* Holders that went over their own limit in their current period:
+     each of them owes a notice. */
+  hist *refused;
   obspam__index scripts;
   script *s_first, *s_last;
   uint32_t nscripts;
@@ -127,7 +135,7 @@ static void advance(ring *r, int64_t minute) {
   if (minute - r->minute >= WINDOW) {
     memset(r->b_sent, 0, sizeof(r->b_sent));
     memset(r->b_ref, 0, sizeof(r->b_ref));
-    r->sent = r->refused = 0;
+    r->sent = r->refused = r->exceeded = 0;
   } else {
     for (k = r->minute + 1; k <= minute; k++) {
       int i = (int)(k % WINDOW);
@@ -135,27 +143,43 @@ static void advance(ring *r, int64_t minute) {
       r->sent -= r->b_sent[i];
       r->refused -= r->b_ref[i];
       r->b_sent[i] = r->b_ref[i] = 0;
+      if (r->b_exc != NULL) {
+        r->exceeded -= r->b_exc[i];
+        r->b_exc[i] = 0;
+      }
     }
   }
   r->minute = minute;
 }
 
+/* Frees the buckets of attempts over the limit once the window holds
+   none. Not in advance: a charge keeps what it found until it is done. */
+static void exc_trim(ring *r) {
+  if (r != NULL && r->exceeded == 0 && r->b_exc != NULL) {
+    free(r->b_exc);
+    r->b_exc = NULL;
+  }
+}
+
 /* The sums the window would hold at minute, without changing the ring. */
-static void peek(const ring *r, int64_t minute, int64_t *sent,
-                 int64_t *refused) {
+static void peek(const ring *r, int64_t minute, int64_t *sent, int64_t *refused,
+                 int64_t *exceeded) {
   int64_t k;
 
   *sent = r->sent;
   *refused = r->refused;
+  *exceeded = r->exceeded;
   if (minute <= r->minute)
     return;
   if (minute - r->minute >= WINDOW) {
-    *sent = *refused = 0;
+    *sent = *refused = *exceeded = 0;
     return;
   }
   for (k = r->minute + 1; k <= minute; k++) {
     *sent -= r->b_sent[k % WINDOW];
     *refused -= r->b_ref[k % WINDOW];
+    if (r->b_exc != NULL)
+      *exceeded -= r->b_exc[k % WINDOW];
   }
 }
 
@@ -178,22 +202,37 @@ static void ring_free(mem_store *m, obspam__obj *o) {
   if (r == NULL)
     return;
   LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
+  free(r->b_exc);
   free(r);
   SET_PTR(o->ring, NULL);
 }
 
-/* Seconds from t until c fits under limit in r, nothing else being sent:
-   the first k such that dropping the k oldest buckets makes room, the
-   window then starting at minute M - 59 + k. 1 when it fits now. */
-static int64_t wait_for(const ring *r, int64_t t, int64_t c, int64_t limit) {
-  int64_t minute = t / 60, total, k;
+/* What r holds for minute k, whether or not r was advanced to the
+   minute of the question: minutes after r->minute are still empty, and
+   so are those before the epoch, which a window near it reaches back to. */
+static int64_t sent_at(const ring *r, int64_t k) {
+  return k >= 0 && k <= r->minute && k > r->minute - WINDOW
+             ? r->b_sent[k % WINDOW]
+             : 0;
+}
 
+/* The wait (API.md step 5) of an object whose window r (NULL: empty)
+   holds count at t, for c more under limit: 0 when it fits, -1 when c
+   alone is over the limit, else the seconds until the oldest minutes
+   that hold the excess have left the window, nothing else being sent.
+   Dropping the k oldest minutes of the window at minute M is the window
+   at minute M + k. */
+static int64_t wait_of(const ring *r, int64_t t, int64_t count, int64_t c,
+                       int64_t limit) {
+  int64_t minute = t / 60, k;
+
+  if (limit < 0 || count + c <= limit)
+    return 0;
   if (c > limit)
     return -1;
-  total = r != NULL ? r->sent : 0;
-  for (k = 0; total + c > limit; k++)
-    total -= r->b_sent[(minute + 1 + k) % WINDOW];
-  return k == 0 ? 1 : (minute + k) * 60 - t;
+  for (k = 0; count + c > limit; k++)
+    count -= sent_at(r, minute - (WINDOW - 1) + k);
+  return (minute + k) * 60 - t;
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -382,20 +421,27 @@ static obspam__pending *np_alloc(mem_store *m, const hist *h) {
                      s ? s->contact : NULL);
 }
 
-/* Turns the period in progress of h, which has refusals, into the pending
-   notice p (from np_alloc). Cannot fail. */
+/* Clears the counts of the period in progress of h. */
+static void np_clear(hist *h) {
+  h->np_sent = h->np_refused = h->np_exceeded = 0;
+  h->np_first = h->np_last = 0;
+}
+
+/* Turns the period in progress of h, which went over the limit, into the
+   pending notice p (from np_alloc). Cannot fail. */
 static void np_close_with(mem_store *m, hist *h, obspam__pending *p) {
   p->limit = h->np_limit;
   p->sent = h->np_sent;
   p->refused = h->np_refused;
-  p->first_refused = h->np_first;
-  p->last_refused = h->np_last;
+  p->exceeded = h->np_exceeded;
+  p->first = h->np_first;
+  p->last = h->np_last;
   p->period_start = h->np_start;
   p->period_end = h->np_end;
   p->next = m->pending;
   m->pending = p;
   refused_unlink(m, h);
-  h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
+  np_clear(h);
 }
 
 /* np_close_with with a notice of its own. Returns -1 when memory ran out
@@ -409,10 +455,10 @@ static int np_close(mem_store *m, hist *h) {
   return 0;
 }
 
-/* Whether moving h into the period starting at start closes one with
-   refusals, which needs a notice. */
+/* Whether moving h into the period starting at start closes one that
+   went over the limit, which needs a notice. */
 static int np_closes(const hist *h, int64_t start, int64_t end) {
-  return h->np_refused > 0 && (h->np_start != start || h->np_end != end);
+  return h->np_exceeded > 0 && (h->np_start != start || h->np_end != end);
 }
 
 /* Moves h into the notification period [start, end), closing the one in
@@ -425,7 +471,7 @@ static void np_roll(mem_store *m, hist *h, int64_t start, int64_t end,
     np_close_with(m, h, p);
   h->np_start = start;
   h->np_end = end;
-  h->np_sent = h->np_refused = h->np_first = h->np_last = 0;
+  np_clear(h);
 }
 
 /* ---- scripts ------------------------------------------------------------- */
@@ -496,8 +542,8 @@ static void script_use(mem_store *m, script *sc) {
 
 /* Frees a few rings whose window is empty at minute, and a few hist
    records with nothing left within the retention. A record whose
-   notification period still has refusals waits for the flush that turns
-   them into a notice, so that sweeping never allocates. */
+   notification period went over the limit waits for the flush that turns
+   it into a notice, so that sweeping never allocates. */
 static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
   hist *h, *next;
   int i;
@@ -511,48 +557,63 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
     next = h->next;
     if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
       break;
-    if (h->np_refused == 0)
+    if (h->np_exceeded == 0)
       drop(m, h->owner);
   }
 }
 
 /* ---- the store interface ------------------------------------------------- */
 
-/* A refusal of the ith charged object in its notification period. */
+/* A refusal of the ith charged object in its notification period: an
+   attempt over its own limit is what a notice is about. */
 static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
   hist *h = ch->obj[i]->hist;
 
-  ch->first_refusal[i] = h->np_refused == 0;
-  if (h->np_refused++ == 0) {
-    h->np_first = t;
-    refused_link(m, h);
+  h->np_refused++;
+  ch->first_exceeded[i] = 0;
+  if (obspam__exceeded(ch, i)) {
+    ch->first_exceeded[i] = h->np_exceeded == 0;
+    if (h->np_exceeded++ == 0) {
+      h->np_first = t;
+      refused_link(m, h);
+    }
+    h->np_last = t;
+    h->np_limit = ch->limit[i];
   }
-  h->np_last = t;
-  h->np_limit = ch->limit[i];
   ch->period_sent[i] = h->np_sent;
+  ch->period_refused[i] = h->np_refused;
+}
+
+/* Records an attempt in an hour of history; over says whether it is one
+   the report lists (first and last). */
+static void hour_refusal(obspam__hour *rec, int over, int64_t t) {
+  rec->refused++;
+  if (over) {
+    if (rec->first == 0)
+      rec->first = t;
+    rec->last = t;
+  }
 }
 
 static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
-                           int64_t minute) {
+                           int64_t minute, uint32_t *exc) {
   obspam__obj *o = ch->obj[i];
   ring *r = o->ring;
   hist *h = o->hist;
-  obspam__hour *rec = &h->cur;
+  int over = obspam__exceeded(ch, i);
 
   r->b_ref[minute % WINDOW]++;
   r->refused++;
-  rec->refused++;
-  if (rec->first_refused == 0)
-    rec->first_refused = t;
-  rec->last_refused = t;
+  if (over) {
+    if (r->b_exc == NULL)
+      r->b_exc = exc; /* prepare allocated it */
+    r->b_exc[minute % WINDOW]++;
+    r->exceeded++;
+    h->cur.exceeded++;
+  }
+  hour_refusal(&h->cur, over, t);
   h->last_refused = t;
   np_refusal(m, ch, i, t);
-  if (ch->retry_after >= 0 && ch->limit[i] >= 0) {
-    int64_t w = wait_for(r, t, ch->c, ch->limit[i]);
-
-    if (w < 0 || w > ch->retry_after)
-      ch->retry_after = w;
-  }
 }
 
 static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
@@ -566,55 +627,37 @@ static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
 
 static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
   hist *h = sc->obj.hist;
-  obspam__hour *rec = &h->cur;
 
   if (ch->refuser >= 0) {
-    rec->refused++;
-    if (rec->first_refused == 0)
-      rec->first_refused = t;
-    rec->last_refused = t;
+    hour_refusal(&h->cur, 1, t);
     h->last_refused = t;
   } else {
-    rec->sent += ch->c;
+    h->cur.sent += ch->c;
   }
 }
 
-/* The answer a charge would give, changing nothing: each ring is advanced
-   in a copy. */
-static void dry_charge(mem_store *m, obspam__charge *ch) {
-  int64_t t = ch->t > m->newest ? ch->t : m->newest, minute = t / 60;
-  ring copy[3];
+/* The answer to a charge at t, changing nothing: each object's count and
+   wait, then the verdict's object and retry hint. */
+static void answer(obspam__charge *ch, int64_t t) {
+  int64_t unused;
   int i;
 
-  ch->t = t;
   for (i = 0; i < ch->n; i++) {
-    if (ch->obj[i]->ring != NULL) {
-      copy[i] = *ch->obj[i]->ring;
-      advance(&copy[i], minute);
-    } else {
-      memset(&copy[i], 0, sizeof(copy[i]));
-      copy[i].minute = minute;
-    }
-    ch->count[i] = copy[i].sent;
-    ch->first_refusal[i] = 0;
-  }
-  ch->refuser = ch->forbid ? 0 : -1;
-  for (i = 0; i < ch->n && ch->refuser < 0; i++)
-    if (ch->limit[i] >= 0 && ch->count[i] + ch->c > ch->limit[i])
-      ch->refuser = i;
-  ch->retry_after = ch->refuser < 0 ? 0 : ch->forbid ? -1 : 1;
-  for (i = 0; ch->refuser >= 0 && ch->retry_after > 0 && i < ch->n; i++)
-    if (ch->limit[i] >= 0) {
-      int64_t w = wait_for(&copy[i], t, ch->c, ch->limit[i]);
+    const ring *r = ch->obj[i]->ring;
 
-      if (w < 0 || w > ch->retry_after)
-        ch->retry_after = w;
-    }
+    ch->count[i] = 0;
+    if (r != NULL)
+      peek(r, t / 60, &ch->count[i], &unused, &unused);
+    ch->wait[i] = wait_of(r, t, ch->count[i], ch->c, ch->limit[i]);
+    ch->first_exceeded[i] = 0;
+  }
+  obspam__judge(ch);
 }
 
 /* What a charge allocates before it changes anything. */
 typedef struct prepared {
   ring *ring[3];              /* new rings, not yet attached */
+  uint32_t *exc[3];           /* buckets of attempts over the limit */
   obspam__pending *notice[3]; /* notices of periods the charge closes */
   int new_hist[3];            /* hist records this charge created */
   script *sc;                 /* the script, found or new */
@@ -627,6 +670,7 @@ static void unprepare(mem_store *m, obspam__charge *ch, prepared *p) {
 
   for (i = 0; i < ch->n; i++) {
     free(p->ring[i]);
+    free(p->exc[i]);
     free(p->notice[i]);
     if (p->new_hist[i])
       hist_free(m, ch->obj[i]);
@@ -635,9 +679,9 @@ static void unprepare(mem_store *m, obspam__charge *ch, prepared *p) {
     script_free(m, p->sc);
 }
 
-/* The first phase of a charge: every allocation it may need, and nothing
-   that can be seen. Returns -1 (with everything undone) when memory ran
-   out. */
+/* The first phase of a charge, after its answer: every allocation it may
+   need, and nothing that can be seen. Returns -1 (with everything undone)
+   when memory ran out. */
 static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
                    int64_t start, prepared *p) {
   int i;
@@ -656,6 +700,10 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
       goto nomem;
     if (!ch->notify_only && o->ring == NULL &&
         (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
+      goto nomem;
+    if (!ch->notify_only && ch->refuser >= 0 && obspam__exceeded(ch, i) &&
+        (o->ring == NULL || o->ring->b_exc == NULL) &&
+        (p->exc[i] = calloc(WINDOW, sizeof(uint32_t))) == NULL)
       goto nomem;
   }
   if (ch->script != NULL && !ch->notify_only) {
@@ -695,7 +743,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
        holders; an empty one is never stored. */
     hist_begin(m, h, hour, ch->retention);
     np_roll(m, h, start, start + ch->period, p->notice[i]);
-    ch->first_refusal[i] = 0;
+    ch->first_exceeded[i] = 0;
     if (ch->refuser >= 0)
       np_refusal(m, ch, i, ch->t);
     else if (!ch->probe)
@@ -732,15 +780,18 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   prepared p;
   int i;
 
-  if (ch->dry) {
-    dry_charge(m, ch);
-    return OBSPAM_OK;
-  }
   t = ch->t > m->newest ? ch->t : m->newest;
   minute = t / 60;
+  if (ch->dry) {
+    ch->t = t;
+    answer(ch, t);
+    return OBSPAM_OK;
+  }
   hour = hour_of(t);
   start = t - t % ch->period;
   prefetch(ch->obj, ch->n, minute);
+  if (!ch->notify_only)
+    answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
   if (ch->notify_only) {
@@ -762,29 +813,22 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
       LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
     }
     ring_touch(m, o->ring, minute);
-    ch->count[i] = o->ring->sent;
-    ch->first_refusal[i] = 0;
   }
   if (p.sc != NULL) {
     hist_begin(m, p.sc->obj.hist, hour, ch->retention);
     script_use(m, p.sc);
   }
 
-  ch->refuser = ch->forbid ? 0 : -1;
-  for (i = 0; i < ch->n && ch->refuser < 0; i++)
-    if (ch->limit[i] >= 0 && ch->count[i] + ch->c > ch->limit[i])
-      ch->refuser = i;
-
   ch->period_start = start;
   if (ch->refuser >= 0) {
-    ch->retry_after = ch->forbid ? -1 : 1;
     for (i = 0; i < ch->n; i++)
-      charge_refusal(m, ch, i, t, minute);
+      charge_refusal(m, ch, i, t, minute, p.exc[i]);
   } else {
-    ch->retry_after = 0;
     for (i = 0; i < ch->n && !ch->probe; i++)
       charge_accept(ch, i, minute);
   }
+  for (i = 0; i < ch->n; i++)
+    exc_trim(ch->obj[i]->ring);
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
@@ -831,15 +875,19 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   if (now < m->newest)
     now = m->newest;
   if (o->ring != NULL)
-    peek(o->ring, now / 60, &out->count, &out->refused);
+    peek(o->ring, now / 60, &out->count, &out->refused, &out->exceeded);
   h = o->hist;
   if (h != NULL) {
     cutoff = cutoff_of(hour_of(now), retention);
     for (i = 0; i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
 
-      if (rec->hour >= cutoff)
-        out->refused_total += rec->refused;
+      if (rec->hour < cutoff)
+        continue;
+      out->refused_total += rec->refused;
+      out->exceeded_total += rec->exceeded;
+      if (rec->hour > hour_of(now) - 24 * 3600)
+        out->count_day += rec->sent;
     }
     if (h->last_refused != 0 && hour_of(h->last_refused) >= cutoff)
       out->last_refused = h->last_refused;
@@ -861,10 +909,10 @@ static int spare_reserve(mem_store *m, size_t n) {
   return 0;
 }
 
-/* The objects of the subtree of o whose notification period has
-   refusals: each needs a notice when it goes. */
+/* The objects of the subtree of o whose notification period went over
+   the limit: each needs a notice when it goes. */
 static size_t open_periods(const obspam__obj *o) {
-  size_t n = o->hist != NULL && o->hist->np_refused > 0;
+  size_t n = o->hist != NULL && o->hist->np_exceeded > 0;
   const obspam__obj *c;
 
   for (c = o->child; c != NULL; c = c->next)
@@ -886,9 +934,9 @@ static void mem_forget(obspam__store *s, obspam__obj *o) {
   mem_store *m = (mem_store *)s;
 
   pthread_mutex_lock(&m->lock);
-  /* A removed object's refusals are still worth a notice; reserve made
-     sure there is one for it. */
-  if (o->hist != NULL && o->hist->np_refused > 0)
+  /* A removed object that went over its limit is still worth a notice;
+     reserve made sure there is one for it. */
+  if (o->hist != NULL && o->hist->np_exceeded > 0)
     (void)np_close(m, o->hist);
   ring_free(m, o);
   hist_free(m, o);
@@ -904,7 +952,7 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   /* First the notices of the objects that go, so that nothing changes
      when there is no memory for them. */
   for (h = m->h_first; h != NULL; h = h->next)
-    if (h->owner->kind != OBSPAM_SCRIPT && h->np_refused > 0 &&
+    if (h->owner->kind != OBSPAM_SCRIPT && h->np_exceeded > 0 &&
         successor(h->owner->kind, h->owner->name, h->owner->len, ud) == NULL)
       closing++;
   if (spare_reserve(m, closing) != 0) {
@@ -919,7 +967,7 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
       continue;
     to = successor(from->kind, from->name, from->len, ud);
     if (to == NULL) {
-      if (h->np_refused > 0)
+      if (h->np_exceeded > 0)
         (void)np_close(m, h);
       ring_free(m, from);
       hist_free(m, from);
@@ -988,15 +1036,8 @@ static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
   for (i = 0; i < hist_len(h); i++) {
     const obspam__hour *rec = hist_rec(h, i);
 
-    if (rec->hour < cutoff || !overlaps(rec->hour, from, to))
-      continue;
-    row->sent += rec->sent;
-    row->refused += rec->refused;
-    if (rec->refused > 0) {
-      if (row->first_refused == 0)
-        row->first_refused = rec->first_refused;
-      row->last_refused = rec->last_refused;
-    }
+    if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
+      obspam__row_add(row, rec);
   }
 }
 
@@ -1016,7 +1057,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
-    if (row.refused > 0 || (h->owner->kind == OBSPAM_SCRIPT && row.sent > 0)) {
+    if (obspam__row_reported(h->owner->kind, &row)) {
       rows++;
       names += (size_t)h->owner->len + 1;
     }
@@ -1029,7 +1070,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   at = all != NULL ? (char *)(all + rows) : NULL;
   for (h = m->h_first; h != NULL && *n < rows; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
-    if (row.refused == 0 && (h->owner->kind != OBSPAM_SCRIPT || row.sent == 0))
+    if (!obspam__row_reported(h->owner->kind, &row))
       continue;
     row.kind = h->owner->kind;
     row.name = put_str(&at, h->owner->name);
@@ -1081,6 +1122,20 @@ static void put_string(obspam__buf *b, const char *s) {
 }
 
 /* Most buckets are zero: only the others are written. */
+static void save_counts(obspam__buf *b, const uint32_t *v) {
+  uint8_t n = 0;
+  int i;
+
+  for (i = 0; v != NULL && i < WINDOW; i++)
+    n = (uint8_t)(n + (v[i] != 0));
+  obspam__buf_u8(b, n);
+  for (i = 0; n > 0 && i < WINDOW; i++)
+    if (v[i] != 0) {
+      obspam__buf_u8(b, (uint8_t)i);
+      obspam__buf_u32(b, v[i]);
+    }
+}
+
 static void save_buckets(obspam__buf *b, const ring *r) {
   uint8_t n = 0;
   int i;
@@ -1093,15 +1148,8 @@ static void save_buckets(obspam__buf *b, const ring *r) {
       obspam__buf_u8(b, (uint8_t)i);
       obspam__buf_i64(b, r->b_sent[i]);
     }
-  n = 0;
-  for (i = 0; i < WINDOW; i++)
-    n = (uint8_t)(n + (r->b_ref[i] != 0));
-  obspam__buf_u8(b, n);
-  for (i = 0; i < WINDOW; i++)
-    if (r->b_ref[i] != 0) {
-      obspam__buf_u8(b, (uint8_t)i);
-      obspam__buf_u32(b, r->b_ref[i]);
-    }
+  save_counts(b, r->b_ref);
+  save_counts(b, r->b_exc);
 }
 
 static void mem_save(obspam__store *s, obspam__buf *b) {
@@ -1126,6 +1174,7 @@ static void mem_save(obspam__store *s, obspam__buf *b) {
     obspam__buf_i64(b, h->np_end);
     obspam__buf_i64(b, h->np_sent);
     obspam__buf_i64(b, h->np_refused);
+    obspam__buf_i64(b, h->np_exceeded);
     obspam__buf_i64(b, h->np_first);
     obspam__buf_i64(b, h->np_last);
     obspam__buf_i64(b, h->np_limit);
@@ -1136,8 +1185,9 @@ static void mem_save(obspam__store *s, obspam__buf *b) {
       obspam__buf_i64(b, rec->hour);
       obspam__buf_i64(b, rec->sent);
       obspam__buf_i64(b, rec->refused);
-      obspam__buf_i64(b, rec->first_refused);
-      obspam__buf_i64(b, rec->last_refused);
+      obspam__buf_i64(b, rec->exceeded);
+      obspam__buf_i64(b, rec->first);
+      obspam__buf_i64(b, rec->last);
     }
     obspam__buf_u8(b, r != NULL);
     if (r != NULL) {
@@ -1157,8 +1207,9 @@ static void mem_save(obspam__store *s, obspam__buf *b) {
     obspam__buf_i64(b, p->limit);
     obspam__buf_i64(b, p->sent);
     obspam__buf_i64(b, p->refused);
-    obspam__buf_i64(b, p->first_refused);
-    obspam__buf_i64(b, p->last_refused);
+    obspam__buf_i64(b, p->exceeded);
+    obspam__buf_i64(b, p->first);
+    obspam__buf_i64(b, p->last);
     obspam__buf_i64(b, p->period_start);
     obspam__buf_i64(b, p->period_end);
   }
@@ -1196,6 +1247,8 @@ static void parsed_free(parsed *p) {
     if (p->e[i].h != NULL)
       free(p->e[i].h->h);
     free(p->e[i].h);
+    if (p->e[i].r != NULL)
+      free(p->e[i].r->b_exc);
     free(p->e[i].r);
     free(p->e[i].sc);
   }
@@ -1242,15 +1295,34 @@ static int get_string(obspam__reader *r, char *buf, size_t max, int *null) {
   return 0;
 }
 
-static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
+/* Reads the i64 fields at v, in order; -1 when the input ends. */
+static int get_all(obspam__reader *r, int64_t *const *v, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    if (obspam__get_i64(r, v[i]) != 0)
+      return -1;
+  return 0;
+}
+
+/* Format 1 (1.0 to 1.2) did not know which refusals went over the
+   object's own limit: its refusals load as refusals only, and what it
+   kept of the first and last refusal of a subscription, domain or
+   mailbox, which reports and notices now give for attempts over the
+   limit, is dropped. A script's first and last refusal are kept. */
+static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
+                              uint32_t version, int kind) {
+  int64_t *const period[] = {&h->last_refused, &h->np_start,   &h->np_end,
+                             &h->np_sent,      &h->np_refused, &h->np_exceeded,
+                             &h->np_first,     &h->np_last,    &h->np_limit};
+  int64_t *const period_v1[] = {&h->last_refused, &h->np_start,   &h->np_end,
+                                &h->np_sent,      &h->np_refused, &h->np_first,
+                                &h->np_last,      &h->np_limit};
   uint32_t n, i;
   int64_t prev = -1;
 
-  if (obspam__get_i64(r, &h->last_refused) ||
-      obspam__get_i64(r, &h->np_start) || obspam__get_i64(r, &h->np_end) ||
-      obspam__get_i64(r, &h->np_sent) || obspam__get_i64(r, &h->np_refused) ||
-      obspam__get_i64(r, &h->np_first) || obspam__get_i64(r, &h->np_last) ||
-      obspam__get_i64(r, &h->np_limit) || obspam__get_u32(r, &n))
+  if ((version == 1 ? get_all(r, period_v1, 8) : get_all(r, period, 9)) ||
+      obspam__get_u32(r, &n))
     return "truncated";
   /* Bounds far above what a real engine reaches, so that no sum of them
      can overflow. */
@@ -1258,8 +1330,11 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
     return "bad counters";
   if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
       h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
-      h->np_first < 0 || h->np_last < h->np_first || h->np_limit < -1)
+      h->np_exceeded < 0 || h->np_exceeded > h->np_refused || h->np_first < 0 ||
+      h->np_last < h->np_first || h->np_limit < -1)
     return "bad counters";
+  if (version == 1)
+    h->np_first = h->np_last = h->np_limit = 0;
   if (n > HOURS_MAX + 1)
     return "too many hours of history";
   h->cap = n > 4 ? n : 4;
@@ -1268,18 +1343,23 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
     return NULL;
   for (i = 0; i < n; i++) {
     obspam__hour *rec = &h->h[i];
+    int64_t *const hour[] = {&rec->hour,     &rec->sent,  &rec->refused,
+                             &rec->exceeded, &rec->first, &rec->last};
+    int64_t *const hour_v1[] = {&rec->hour, &rec->sent, &rec->refused,
+                                &rec->first, &rec->last};
 
-    if (obspam__get_i64(r, &rec->hour) || obspam__get_i64(r, &rec->sent) ||
-        obspam__get_i64(r, &rec->refused) ||
-        obspam__get_i64(r, &rec->first_refused) ||
-        obspam__get_i64(r, &rec->last_refused))
+    rec->exceeded = 0;
+    if (version == 1 ? get_all(r, hour_v1, 5) : get_all(r, hour, 6))
       return "truncated";
     if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
       return "bad history";
     if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
         rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
-        rec->first_refused < 0 || rec->last_refused < rec->first_refused)
+        rec->exceeded < 0 || rec->exceeded > rec->refused || rec->first < 0 ||
+        rec->last < rec->first)
       return "bad history";
+    if (version == 1 && kind != OBSPAM_SCRIPT)
+      rec->first = rec->last = 0;
     prev = rec->hour;
   }
   h->n = n;
@@ -1287,8 +1367,8 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest) {
   return NULL;
 }
 
-/* Reads one set of non-zero buckets; sent selects the i64 ones. */
-static const char *parse_buckets(obspam__reader *r, ring *g, int sent) {
+/* Reads one set of non-zero sent buckets. */
+static const char *parse_sent(obspam__reader *r, ring *g) {
   uint8_t n, i, prev = 0;
   int k;
 
@@ -1297,42 +1377,73 @@ static const char *parse_buckets(obspam__reader *r, ring *g, int sent) {
   if (n > WINDOW)
     return "bad window";
   for (k = 0; k < n; k++) {
-    int64_t v64 = 0;
-    uint32_t v32 = 0;
+    int64_t v = 0;
 
-    if (obspam__get_u8(r, &i) ||
-        (sent ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
+    if (obspam__get_u8(r, &i) || obspam__get_i64(r, &v))
       return "truncated";
     /* Rising indexes, no zero values, no sum that could overflow. */
-    if (i >= WINDOW || (k > 0 && i <= prev) ||
-        (sent ? (v64 <= 0 || v64 > COUNT_MAX) : v32 == 0))
+    if (i >= WINDOW || (k > 0 && i <= prev) || v <= 0 || v > COUNT_MAX)
       return "bad window";
     prev = i;
-    if (sent) {
-      g->b_sent[i] = v64;
-      g->sent += v64;
-    } else {
-      g->b_ref[i] = v32;
-      g->refused += v32;
-    }
+    g->b_sent[i] = v;
+    g->sent += v;
   }
   return NULL;
 }
 
-static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest) {
+/* Reads one set of non-zero u32 buckets into *v, allocated when it is
+   NULL and the set is not empty, and adds them to *sum. */
+static const char *parse_counts(obspam__reader *r, uint32_t **v, int64_t *sum,
+                                int *nomem) {
+  uint8_t n, i, prev = 0;
+  int k;
+
+  if (obspam__get_u8(r, &n))
+    return "truncated";
+  if (n > WINDOW)
+    return "bad window";
+  if (n > 0 && *v == NULL && (*v = calloc(WINDOW, sizeof(**v))) == NULL) {
+    *nomem = 1;
+    return "out of memory";
+  }
+  for (k = 0; k < n; k++) {
+    uint32_t x = 0;
+
+    if (obspam__get_u8(r, &i) || obspam__get_u32(r, &x))
+      return "truncated";
+    if (i >= WINDOW || (k > 0 && i <= prev) || x == 0)
+      return "bad window";
+    prev = i;
+    (*v)[i] = x;
+    *sum += x;
+  }
+  return NULL;
+}
+
+static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
+                              uint32_t version, int *nomem) {
+  uint32_t *ref = g->b_ref;
   const char *why;
+  int i;
 
   if (obspam__get_i64(r, &g->minute))
     return "truncated";
   if (g->minute < 0 || g->minute > newest / 60)
     return "bad window";
   /* The sums are derived, never read from the file. */
-  why = parse_buckets(r, g, 1);
-  return why != NULL ? why : parse_buckets(r, g, 0);
+  why = parse_sent(r, g);
+  if (why == NULL)
+    why = parse_counts(r, &ref, &g->refused, nomem);
+  if (why == NULL && version >= 2)
+    why = parse_counts(r, &g->b_exc, &g->exceeded, nomem);
+  for (i = 0; why == NULL && g->b_exc != NULL && i < WINDOW; i++)
+    if (g->b_exc[i] > g->b_ref[i])
+      why = "bad window"; /* more over the limit than refused */
+  return why;
 }
 
 static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
-                               int64_t newest, int *nomem) {
+                               int64_t newest, uint32_t version, int *nomem) {
   const uint8_t *bytes;
   const char *why;
   uint16_t len;
@@ -1354,7 +1465,7 @@ static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
   e->h = calloc(1, sizeof(*e->h));
   if (e->h == NULL)
     goto nomem;
-  why = parse_hist(r, e->h, newest);
+  why = parse_hist(r, e->h, newest, version, kind);
   if (why != NULL)
     return why;
   if (e->h->h == NULL)
@@ -1362,8 +1473,8 @@ static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
   /* The store keeps no notification period for a script path. */
   if (kind == OBSPAM_SCRIPT &&
       (e->h->np_start != 0 || e->h->np_end != 0 || e->h->np_sent != 0 ||
-       e->h->np_refused != 0 || e->h->np_first != 0 || e->h->np_last != 0 ||
-       e->h->np_limit != 0))
+       e->h->np_refused != 0 || e->h->np_exceeded != 0 || e->h->np_first != 0 ||
+       e->h->np_last != 0 || e->h->np_limit != 0))
     return "bad object";
   if (obspam__get_u8(r, &has_ring))
     return "truncated";
@@ -1373,7 +1484,7 @@ static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
     e->r = calloc(1, sizeof(*e->r));
     if (e->r == NULL)
       goto nomem;
-    why = parse_ring(r, e->r, newest);
+    why = parse_ring(r, e->r, newest, version, nomem);
     if (why != NULL)
       return why;
   }
@@ -1400,7 +1511,10 @@ nomem:
   return "out of memory";
 }
 
-static const char *parse_pending(obspam__reader *r, parsed *p, int *nomem) {
+/* Format 1's notices were made for every refused object, over its own
+   limit or not: they are read and dropped. */
+static const char *parse_pending(obspam__reader *r, parsed *p, uint32_t version,
+                                 int *nomem) {
   char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
       contact[OBSPAM_NAME_MAX + 1];
   int no_name, no_sub, no_contact;
@@ -1428,22 +1542,33 @@ static const char *parse_pending(obspam__reader *r, parsed *p, int *nomem) {
       return "out of memory";
     }
     *tail = q; /* in the file's order, so that a save writes it again */
-    tail = &q->next;
-    if (obspam__get_i64(r, &q->limit) || obspam__get_i64(r, &q->sent) ||
-        obspam__get_i64(r, &q->refused) ||
-        obspam__get_i64(r, &q->first_refused) ||
-        obspam__get_i64(r, &q->last_refused) ||
-        obspam__get_i64(r, &q->period_start) ||
-        obspam__get_i64(r, &q->period_end))
-      return "truncated";
-    if (q->period_end <= q->period_start || q->refused <= 0)
+    {
+      int64_t *const v[] = {&q->limit,        &q->sent,      &q->refused,
+                            &q->exceeded,     &q->first,     &q->last,
+                            &q->period_start, &q->period_end};
+      int64_t *const v1[] = {&q->limit,     &q->sent, &q->refused,
+                             &q->first,     &q->last, &q->period_start,
+                             &q->period_end};
+
+      if (version == 1 ? get_all(r, v1, 7) : get_all(r, v, 8))
+        return "truncated";
+    }
+    if (q->period_end <= q->period_start || q->refused <= 0 ||
+        (version >= 2 && (q->exceeded <= 0 || q->exceeded > q->refused ||
+                          q->first <= 0 || q->last < q->first)))
       return "bad notice";
+    if (version == 1) {
+      *tail = NULL;
+      free(q);
+      continue;
+    }
+    tail = &q->next;
   }
   return NULL;
 }
 
 static void *mem_load_parse(obspam__store *s, obspam__reader *r,
-                            const char **why, int *nomem) {
+                            uint32_t version, const char **why, int *nomem) {
   parsed *p = calloc(1, sizeof(*p));
   uint32_t n, i;
 
@@ -1462,8 +1587,9 @@ static void *mem_load_parse(obspam__store *s, obspam__reader *r,
     *why = "bad time";
     goto fail;
   }
-  /* Each entry takes at least 73 bytes: a count beyond that is a lie. */
-  if (n > (size_t)(r->end - r->p) / 73) {
+  /* Each entry takes at least 73 bytes (81 from format 2 on): a count
+     beyond that is a lie. */
+  if (n > (size_t)(r->end - r->p) / (version == 1 ? 73 : 81)) {
     *why = "truncated";
     goto fail;
   }
@@ -1474,11 +1600,11 @@ static void *mem_load_parse(obspam__store *s, obspam__reader *r,
   }
   for (i = 0; i < n; i++) {
     p->n = i + 1;
-    *why = parse_entry(r, p, &p->e[i], p->newest, nomem);
+    *why = parse_entry(r, p, &p->e[i], p->newest, version, nomem);
     if (*why != NULL)
       goto fail;
   }
-  *why = parse_pending(r, p, nomem);
+  *why = parse_pending(r, p, version, nomem);
   if (*why != NULL)
     goto fail;
   if (r->p != r->end) {
@@ -1530,7 +1656,7 @@ static int64_t mem_load_install(obspam__store *s, void *state,
     SET_PTR(o->hist, e->h);
     e->h->owner = o;
     LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
-    if (e->h->np_refused > 0)
+    if (e->h->np_exceeded > 0)
       refused_link(m, e->h);
     e->h = NULL;
     if (e->r != NULL) {

@@ -157,11 +157,15 @@ static const char *parse_uri(const char *uri, parsed_uri *p) {
 #define KEY_MAX 1800    /* prefix, tag, kind, a script path */
 #define PREFIX_MAX 128
 
-/* The check-and-charge of store_mem.c (mem_charge and dry_charge), on the
-   keys of the charged objects. KEYS: the n window hashes, the n history
-   hashes, then the script's history hash when ARGV[8] is 1. ARGV: n, t, c,
-   forbid, probe, dry, retention hours, script, window TTL, the n limits.
-   Returns refuser (0-based, -1 accepted), retry_after, the n counts. */
+/* The check-and-charge of store_mem.c (charge_locked), on the keys of the
+   charged objects: each object's count and wait (wait_of), then, unless
+   dry, the record of the answer. Which object a refusal names is left to
+   obspam__judge, in C, from the waits returned: a message is refused
+   when any wait is not 0, the rule judge.c follows too. KEYS: the n
+   window hashes, the n history hashes, then the script's history hash
+   when ARGV[8] is 1. ARGV: n, t, c, forbid, probe, dry, retention hours,
+   script, window TTL, the n limits. Returns the 3 counts, then the 3
+   waits (0 past n). */
 static const char lua_charge[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
     "local c=tonumber(ARGV[3]) local forbid=ARGV[4]=='1'\n"
@@ -184,34 +188,26 @@ static const char lua_charge[] =
     "  if not dry and #stale>0 then redis.call('HDEL',KEYS[i],unpack(stale)) "
     "end\n"
     "end\n"
-    "local refuser=-1\n"
-    "if forbid then refuser=0 else\n"
-    "  for i=1,n do\n"
-    "    if lim[i]>=0 and count[i]+c>lim[i] then refuser=i-1 break end\n"
-    "  end\n"
-    "end\n"
-    /* wait_for() of store_mem.c: drop the oldest minutes until c fits. */
-    "local function wait_for(b,sent,limit)\n"
+    /* wait_of() of store_mem.c. */
+    "local function wait_of(b,sent,limit)\n"
+    "  if limit<0 or sent+c<=limit then return 0 end\n"
     "  if c>limit then return -1 end\n"
     "  local total,k=sent,0\n"
     "  while total+c>limit do total=total-(b[minute-59+k] or 0) k=k+1 end\n"
-    "  if k==0 then return 1 end\n"
     "  return (minute+k)*60-t\n"
     "end\n"
-    "local retry=0\n"
-    "if refuser>=0 then\n"
-    "  if forbid then retry=-1 else retry=1 end\n"
-    "  for i=1,n do\n"
-    "    if retry>=0 and lim[i]>=0 then\n"
-    "      local w=wait_for(win[i],count[i],lim[i])\n"
-    "      if w<0 or w>retry then retry=w end\n"
-    "    end\n"
-    "  end\n"
+    "local wait,refused={},forbid\n"
+    "for i=1,n do\n"
+    "  wait[i]=wait_of(win[i],count[i],lim[i])\n"
+    "  if wait[i]~=0 then refused=true end\n"
     "end\n"
     "if not dry then\n"
     "  local hour=t-t%3600 local hs=string.format('%d',hour)\n"
     "  local ts=string.format('%d',t)\n"
-    "  local function hist(key,refused)\n"
+    /* over: an attempt over the object's own limit (for a script, any
+       refusal), whose first and last times the report gives; x: count it
+       as over the limit. */
+    "  local function hist(key,refd,over,x)\n"
     "    if redis.call('HEXISTS',key,hs..':s')==0 and "
     "redis.call('HEXISTS',key,hs..':r')==0 then\n"
     "      local cutoff=hour-(ret-1)*3600 local old={}\n"
@@ -221,51 +217,68 @@ static const char lua_charge[] =
     "      end\n"
     "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
     "    end\n"
-    "    if refused then\n"
+    "    if refd then\n"
     "      redis.call('HINCRBY',key,hs..':r',1)\n"
-    "      redis.call('HSETNX',key,hs..':f',ts)\n"
-    "      redis.call('HSET',key,hs..':l',ts,'lr',ts)\n"
+    "      redis.call('HSET',key,'lr',ts)\n"
+    "      if x then redis.call('HINCRBY',key,hs..':x',1) end\n"
+    "      if over then\n"
+    "        redis.call('HSETNX',key,hs..':f',ts)\n"
+    "        redis.call('HSET',key,hs..':l',ts)\n"
+    "      end\n"
     "    else redis.call('HINCRBY',key,hs..':s',c) end\n"
     "    redis.call('EXPIRE',key,ret*3600+3600)\n"
     "  end\n"
     "  local ms=string.format('%d',minute)\n"
-    "  if refuser>=0 then\n"
-    "    for i=1,n do redis.call('HINCRBY',KEYS[i],'r'..ms,1) "
-    "hist(KEYS[n+i],true) end\n"
+    "  if refused then\n"
+    "    for i=1,n do\n"
+    "      local over\n"
+    "      if forbid then over=i==1 else over=wait[i]~=0 end\n"
+    "      redis.call('HINCRBY',KEYS[i],'r'..ms,1)\n"
+    "      if over then redis.call('HINCRBY',KEYS[i],'x'..ms,1) end\n"
+    "      hist(KEYS[n+i],true,over,over)\n"
+    "    end\n"
     "  elseif not probe then\n"
     "    for i=1,n do redis.call('HINCRBY',KEYS[i],'s'..ms,c) "
-    "hist(KEYS[n+i],false) end\n"
+    "hist(KEYS[n+i],false,false,false) end\n"
     "  end\n"
     "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
-    "  if script and (refuser>=0 or not probe) then "
-    "hist(KEYS[2*n+1],refuser>=0) end\n"
+    "  if script and (refused or not probe) then "
+    "hist(KEYS[2*n+1],refused,true,false) end\n"
     "end\n"
-    "return {refuser,retry,count[1],count[2] or 0,count[3] or 0}\n";
+    "return {count[1],count[2] or 0,count[3] or 0,"
+    "wait[1],wait[2] or 0,wait[3] or 0}\n";
 
 /* store_mem.c's mem_read. KEYS: window hash, history hash. ARGV: now,
-   retention hours. Returns count, refused, refused_total, last_refused. */
+   retention hours. Returns count, refused, refused_total, last_refused,
+   exceeded, exceeded_total, count_day. */
 static const char lua_read[] =
     "local now=tonumber(ARGV[1]) local ret=tonumber(ARGV[2])\n"
-    "local minute=math.floor(now/60) local sent,refd=0,0\n"
+    "local minute=math.floor(now/60) local sent,refd,exc=0,0,0\n"
     "local all=redis.call('HGETALL',KEYS[1])\n"
     "for j=1,#all,2 do\n"
     "  local f=all[j] local m=tonumber(string.sub(f,2))\n"
+    "  local v=tonumber(all[j+1]) local w=string.sub(f,1,1)\n"
     "  if m>minute-60 then\n"
-    "    if string.byte(f,1)==115 then sent=sent+tonumber(all[j+1])\n"
-    "    else refd=refd+tonumber(all[j+1]) end\n"
+    "    if w=='s' then sent=sent+v\n"
+    "    elseif w=='r' then refd=refd+v\n"
+    "    elseif w=='x' then exc=exc+v end\n"
     "  end\n"
     "end\n"
     "local hour=now-now%3600 local cutoff=hour-(ret-1)*3600\n"
-    "local total,lr=0,0\n"
+    "local total,xtotal,day,lr=0,0,0,0\n"
     "all=redis.call('HGETALL',KEYS[2])\n"
     "for j=1,#all,2 do\n"
     "  local h,w=string.match(all[j],'^(%d+):(%a)$')\n"
-    "  if h and w=='r' and tonumber(h)>=cutoff then "
-    "total=total+tonumber(all[j+1]) end\n"
+    "  if h and tonumber(h)>=cutoff then\n"
+    "    local v=tonumber(all[j+1])\n"
+    "    if w=='r' then total=total+v\n"
+    "    elseif w=='x' then xtotal=xtotal+v\n"
+    "    elseif w=='s' and tonumber(h)>hour-86400 then day=day+v end\n"
+    "  end\n"
     "  if all[j]=='lr' then local v=tonumber(all[j+1])\n"
     "    if v-v%3600>=cutoff then lr=v end end\n"
     "end\n"
-    "return {sent,refd,total,lr}\n";
+    "return {sent,refd,total,lr,exc,xtotal,day}\n";
 
 typedef struct redis_store {
   obspam__store base;
@@ -634,19 +647,19 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   if (pipeline(r, cmds, ncmd, rp) != 0)
     return -1;
   res = rp[0];
-  if (res->type != REDIS_REPLY_ARRAY || res->elements != 5) {
+  if (res->type != REDIS_REPLY_ARRAY || res->elements != 6) {
     free_replies(rp, ncmd);
     mark_down(r);
     return -1;
   }
-  ch->refuser = (int)int_of(res->element[0]);
-  ch->retry_after = int_of(res->element[1]);
   for (i = 0; i < ch->n; i++) {
-    ch->count[i] = int_of(res->element[2 + i]);
+    ch->count[i] = int_of(res->element[i]);
+    ch->wait[i] = int_of(res->element[3 + i]);
     /* Notices come from the local store only (see the README). */
-    ch->first_refusal[i] = 0;
-    ch->period_sent[i] = 0;
+    ch->first_exceeded[i] = 0;
+    ch->period_sent[i] = ch->period_refused[i] = 0;
   }
+  obspam__judge(ch);
   ch->period_start = ch->t - ch->t % ch->period;
   free_replies(rp, ncmd);
   return 0;
@@ -711,11 +724,14 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   args(&c, nows);
   args(&c, rets);
   if (pipeline(r, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 4) {
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 7) {
       out->count = int_of(rp->element[0]);
       out->refused = int_of(rp->element[1]);
       out->refused_total = int_of(rp->element[2]);
       out->last_refused = int_of(rp->element[3]);
+      out->exceeded = int_of(rp->element[4]);
+      out->exceeded_total = int_of(rp->element[5]);
+      out->count_day = int_of(rp->element[6]);
       freeReplyObject(rp);
       pthread_mutex_unlock(&r->lock);
       return;
@@ -798,11 +814,15 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
     case 'r':
       h[j].refused = v;
       break;
-    case 'f':
-      h[j].first_refused = v;
+    case 'x':
+      h[j].exceeded = v;
       break;
-    default:
-      h[j].last_refused = v;
+    case 'f':
+      h[j].first = v;
+      break;
+    case 'l':
+      h[j].last = v;
+      break;
     }
   }
   /* Oldest first; a few hundred hours at most. */
@@ -952,17 +972,10 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
       goto fail;
     }
     memset(&row, 0, sizeof(row));
-    for (k = 0; k < nh; k++) {
-      row.sent += h[k].sent;
-      row.refused += h[k].refused;
-      if (h[k].refused > 0) {
-        if (row.first_refused == 0)
-          row.first_refused = h[k].first_refused;
-        row.last_refused = h[k].last_refused;
-      }
-    }
+    for (k = 0; k < nh; k++)
+      obspam__row_add(&row, &h[k]);
     free(h);
-    if (row.refused > 0 || (kind == OBSPAM_SCRIPT && row.sent > 0)) {
+    if (obspam__row_reported(kind, &row)) {
       row.kind = kind;
       row.name = name; /* fixed below, once the names are copied */
       all[rows++] = row;
@@ -1026,10 +1039,10 @@ static void r_save(obspam__store *s, obspam__buf *b) {
 }
 
 static void *r_load_parse(obspam__store *s, obspam__reader *rd,
-                          const char **why, int *nomem) {
+                          uint32_t version, const char **why, int *nomem) {
   redis_store *r = (redis_store *)s;
 
-  return r->local->ops->load_parse(r->local, rd, why, nomem);
+  return r->local->ops->load_parse(r->local, rd, version, why, nomem);
 }
 
 static int64_t r_load_install(obspam__store *s, void *parsed,

@@ -331,6 +331,8 @@ static int immediate_count;
 static void count_notice(const obspam_notice *n, void *ud) {
   (void)ud;
   cr_assert_eq(n->refused, 1);
+  cr_assert_eq(n->exceeded, 1);
+  cr_assert_eq(n->kind, OBSPAM_MAILBOX);
   immediate_count++;
 }
 
@@ -343,13 +345,14 @@ Test(batch, immediate_notices_come_once_per_object) {
   OK(obspam_set_option(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1));
   OK(obspam_set_notify(e, count_notice, NULL));
   /* Limit 3, one recipient each: the fourth is the first refusal, of the
-     mailbox, its domain and its subscription at once. */
+     mailbox, its domain and its subscription at once; only the mailbox
+     went over its own limit, and only it is notified, once. */
   for (i = 0; i < 6; i++)
     b.m[i] = login_at("demo@bakery.example", 1, T0 + i);
   tu_batch_ready(&b, 6);
   immediate_count = 0;
   OK(obspam_decide_batch(e, b.pm, b.pv, b.rc, 6));
   cr_assert_eq(b.v[3].action, OBSPAM_REFUSE);
-  cr_assert_eq(immediate_count, 3);
+  cr_assert_eq(immediate_count, 1);
   obspam_engine_free(e);
 }

@@ -144,8 +144,12 @@ Test(check, probe_records_refusals_and_charges_nothing) {
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 30, 3, 1);
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 30, 3, 1);
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 3, 1);
-  /* It is a refusal like any other for notices. */
+  /* It is a refusal like any other for notices: the mailbox went over
+     its own limit; the domain (unlimited) and acme (3 of 5) did not. */
   OK(obspam_set_notify(e, count_notice, NULL));
   OK(obspam_notify_flush(e, T0 + 7200));
-  cr_assert_eq(notices, 3, "notices after a refused probe: %d", notices);
+  cr_assert_eq(notices, 1, "notices after a refused probe: %d", notices);
+  cr_assert_eq(STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 30).exceeded,
+               1);
+  cr_assert_eq(STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 30).exceeded, 0);
 }

@@ -552,8 +552,12 @@ Test(decide, subscription_limit_across_mailboxes) {
   obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
   cr_assert_eq(s.sending, 0, "acme is at its limit");
   cr_assert_eq(s.limit, 3);
+  /* info is under its own limit, but its subscription blocks it. */
   s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.sending, 1, "info is under its own limit");
+  cr_assert_eq(s.sending, 0, "acme blocks info");
+  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(s.blocked_by, "acme");
+  cr_assert_eq(s.exceeded, 0, "info never went over its own limit");
 }
 
 Test(decide, domain_limit_across_mailboxes) {
@@ -573,8 +577,8 @@ Test(decide, domain_limit_across_mailboxes) {
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 40, 3, 1);
 }
 
-/* The first refusing object from the top is named. */
-Test(decide, first_refusing_from_top) {
+/* Among objects that wait equally long, the highest is named. */
+Test(decide, equal_waits_name_the_highest) {
   /* mailbox full only */
   SUB_LIMIT("acme", 5);
   DOMAIN_LIMIT("example.com", 5);
@@ -708,13 +712,14 @@ Test(decide, count_larger_than_limit) {
 }
 
 /* retry_after is -1 when c exceeds the limit of any charged object, even
-   one below the refusing object. */
+   one below a full one, and that object (it waits longest) is named. */
 Test(decide, never_fits_lower_object) {
   SUB_LIMIT("acme", 10);
   MBOX_LIMIT("info@example.com", 2);
   SASL(e, "bob@example.net", 10, T0);
   obspam_verdict v = SASL(e, "info@example.com", 3, T0 + 1);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 10, 10, -1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 0,
+                 -1);
   /* With 2 recipients it would fit info: retry is acme's, 3599. */
   v = SASL(e, "info@example.com", 2, T0 + 1);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 10, 10, 3599);
@@ -743,10 +748,12 @@ Test(decide, accept_verdict_fields) {
   v = SCRIPT(e, 555, "BIGCORP.example", 1, T0 + 4);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "bigcorp.example", 80, 15, 0);
   /* Refusals name objects in lower case too. bigcorp has 23, the domain 16,
-     the mailbox 9, all in minute T0/60. 71 recipients: 23 + 71 > 90 and 71 is
-     more than the mailbox limit 70: never. */
+     the mailbox 9, all in minute T0/60. 71 recipients: 23 + 71 > 90 waits
+     3595 s, but 71 is more than the mailbox limit 70: never, the mailbox
+     is named. */
   v = SASL(e, "Info@BigCorp.Example", 71, T0 + 5);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "bigcorp", 90, 23, -1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@bigcorp.example", 70,
+                 9, -1);
   /* 68 fits every limit once minute T0/60 has left: at T0+3600, so retry =
      3600 - 5 = 3595. */
   v = SASL(e, "Info@BigCorp.Example", 68, T0 + 5);
@@ -806,7 +813,7 @@ Test(decide, invalid_input) {
   m.struct_size = 4;
   RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
   m.struct_size = sizeof(obspam_message);
-  v.struct_size = sizeof(obspam_verdict) - 1;
+  v.struct_size = offsetof(obspam_verdict, window) - 1;
   RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
   v.struct_size = 0;
   RC(obspam_decide(e, &m, &v), OBSPAM_EINVAL);
@@ -1007,4 +1014,246 @@ Test(decide, removed_mailbox_falls_back_to_domain) {
   v = SASL(e, "info@example.com", 1, T0);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 3, 0);
+}
+
+/* ---- who is named, what is recorded (API.md step 5, 1.3) ------------------
+ */
+
+/* The reported case: subscription s (limit 2), a@ sends 2 recipients, then
+   zero@ (limit 0) sends 1. s is full and waits until its minute leaves,
+   but zero@ can never send: zero@ keeps the message out longest and is
+   named, with its own limit and count. The refusal is recorded on all
+   three; zero@ and s (full) went over their own limits, the unlimited
+   domain did not. */
+Test(decide, reported_mailbox_limit_zero_is_named) {
+  obspam_engine *x = tu_new();
+
+  OK(obspam_add(x, OBSPAM_SUBSCRIPTION, "s", NULL));
+  OK(obspam_add(x, OBSPAM_DOMAIN, "d.example", "s"));
+  OK(obspam_add(x, OBSPAM_MAILBOX, "a@d.example", NULL));
+  OK(obspam_add(x, OBSPAM_MAILBOX, "zero@d.example", NULL));
+  OK(obspam_set_limit(x, OBSPAM_SUBSCRIPTION, "s", OBSPAM_SUBSCRIPTION, 2));
+  OK(obspam_set_limit(x, OBSPAM_MAILBOX, "zero@d.example", OBSPAM_MAILBOX, 0));
+  obspam_verdict v = SASL(x, "a@d.example", 2, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "a@d.example",
+                 OBSPAM_UNLIMITED, 0, 0);
+  cr_assert_eq(v.window, OBSPAM_WINDOW_HOUR);
+  v = SASL(x, "zero@d.example", 1, T0 + 10);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "zero@d.example", 0, 0, -1);
+  cr_assert_eq(v.window, OBSPAM_WINDOW_HOUR);
+
+  obspam_stats s = STATS(x, OBSPAM_MAILBOX, "zero@d.example", T0 + 10);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.exceeded, 1);
+  cr_assert_eq(s.exceeded_total, 1);
+  /* Its subscription is the highest object it cannot send through. */
+  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(s.blocked_by, "s");
+  s = STATS(x, OBSPAM_SUBSCRIPTION, "s", T0 + 10);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.exceeded, 1, "s is full: a wait of its own");
+  cr_assert_eq(s.exceeded_total, 1);
+  s = STATS(x, OBSPAM_DOMAIN, "d.example", T0 + 10);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.exceeded, 0);
+  s = STATS(x, OBSPAM_MAILBOX, "a@d.example", T0 + 10);
+  cr_assert_eq(s.refused, 0);
+  obspam_engine_free(x);
+}
+
+/* Refused is recorded on every charged object, over the limit only on
+   those with a wait of their own. */
+Test(decide, exceeded_only_where_the_own_limit_is) {
+  SUB_LIMIT("acme", 5);
+  MBOX_LIMIT("info@example.com", 1);
+  SASL(e, "info@example.com", 1, T0);
+  /* info is full (waits 3599 s), acme has room. */
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1, 1,
+                 3599);
+  /* acme full too: both wait 3597 s, the higher one is named and both
+     went over their limit. */
+  SASL(e, "bob@example.net", 4, T0 + 2);
+  v = SASL(e, "info@example.com", 1, T0 + 3);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 5, 5, 3597);
+  /* bob is unlimited: only acme waits. */
+  v = SASL(e, "bob@example.net", 1, T0 + 4);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 5, 5, 3596);
+
+  static const struct {
+    int kind;
+    const char *name;
+    int64_t refused, exceeded;
+  } want[] = {{OBSPAM_MAILBOX, "info@example.com", 2, 2},
+              {OBSPAM_DOMAIN, "example.com", 2, 0},
+              {OBSPAM_SUBSCRIPTION, "acme", 3, 2},
+              {OBSPAM_MAILBOX, "bob@example.net", 1, 0},
+              {OBSPAM_DOMAIN, "example.net", 1, 0}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    obspam_stats s = STATS(e, want[i].kind, want[i].name, T0 + 60);
+    cr_assert_eq(s.refused, want[i].refused, "%s refused %" PRId64,
+                 want[i].name, s.refused);
+    cr_assert_eq(s.exceeded, want[i].exceeded, "%s exceeded %" PRId64,
+                 want[i].name, s.exceeded);
+    cr_assert_eq(s.exceeded_total, want[i].exceeded);
+    /* An hour later the window is empty; the totals stay. */
+    s = STATS(e, want[i].kind, want[i].name, T0 + 3660);
+    cr_assert_eq(s.exceeded, 0);
+    cr_assert_eq(s.refused, 0);
+    cr_assert_eq(s.exceeded_total, want[i].exceeded, "%s exceeded_total",
+                 want[i].name);
+    cr_assert_eq(s.refused_total, want[i].refused);
+  }
+}
+
+/* Forbidden scripts: refused on every charged object, over the limit on
+   the subscription only, even when the hinted domain is over its own. */
+Test(decide, forbidden_scripts_exceed_the_subscription_only) {
+  SUB_LIMIT("acme", 50);
+  DOMAIN_LIMIT("example.com", 0);
+  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "acme", 0));
+  obspam_verdict v = SCRIPT(e, 10001, "example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 50, 0, -1);
+  cr_assert_eq(v.window, 0, "forbidden scripts name no window");
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.exceeded, 1);
+  s = STATS(e, OBSPAM_DOMAIN, "example.com", T0);
+  cr_assert_eq(s.refused, 1);
+  cr_assert_eq(s.exceeded, 0);
+}
+
+/* The window of a verdict (1.3): the hour on accept and for a limit, 0
+   for forbidden scripts and for verdicts that name nothing. A 1.2 caller's
+   shorter verdict is filled up to its size and no further. */
+Test(decide, verdict_window) {
+  MBOX_LIMIT("info@example.com", 1);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0);
+  cr_assert_eq(v.window, 3600);
+  v = SASL(e, "info@example.com", 1, T0);
+  cr_assert_eq(v.action, OBSPAM_REFUSE);
+  cr_assert_eq(v.window, 3600);
+  v = SASL(e, "nobody@elsewhere.example", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  cr_assert_eq(v.window, 0);
+  OK(obspam_whitelist_add(e, "198.51.100.0/24"));
+  v = SASL(e, "info@example.com", 1, T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  cr_assert_eq(v.window, 0);
+  OK(obspam_whitelist_remove(e, "198.51.100.0/24"));
+
+  obspam_message m =
+      tu_msg(0, "info@example.com", NULL, NULL, 1, -1, NULL, NULL, T0 + 1);
+  v.struct_size = offsetof(obspam_verdict, window);
+  v.window = 777;
+  OK(obspam_decide(e, &m, &v));
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 1, 1,
+                 3599);
+  cr_assert_eq(v.window, 777, "a 1.2 verdict has no window field");
+}
+
+/* Status through ancestors (1.3): blocked_kind and blocked_by name the
+   highest object a one-recipient message through this one would not fit,
+   and sending follows them. */
+Test(decide, stats_blocked_through_ancestors) {
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.blocked_kind, -1);
+  cr_assert_str_eq(s.blocked_by, "");
+  cr_assert_eq(s.disabled, 0);
+  MBOX_LIMIT("info@example.com", 0);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.sending, 0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
+  cr_assert_str_eq(s.blocked_by, "info@example.com");
+  /* The domain full: the domain is higher. sales@ is blocked by it too,
+     the domain itself as well; acme and bob@ are not. */
+  DOMAIN_LIMIT("example.com", 2);
+  SASL(e, "sales@example.com", 2, T0);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
+  cr_assert_str_eq(s.blocked_by, "example.com");
+  s = STATS(e, OBSPAM_MAILBOX, "sales@example.com", T0);
+  cr_assert_eq(s.sending, 0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
+  s = STATS(e, OBSPAM_DOMAIN, "example.com", T0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
+  cr_assert_str_eq(s.blocked_by, "example.com");
+  s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.blocked_kind, -1);
+  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0);
+  cr_assert_eq(s.blocked_kind, -1);
+  /* acme full as well: the subscription is the highest for all of them. */
+  SUB_LIMIT("acme", 2);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(s.blocked_by, "acme");
+  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0);
+  cr_assert_eq(s.sending, 0);
+  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(s.blocked_by, "acme");
+  /* Once the window has moved on, only info@ (limit 0) blocks itself. */
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600);
+  cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
+  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0 + 3600);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.blocked_kind, -1);
+  cr_assert_str_eq(s.blocked_by, "");
+}
+
+/* Protection off: sending, not blocked, disabled. */
+Test(decide, stats_disabled) {
+  MBOX_LIMIT("info@example.com", 0);
+  OPT(OBSPAM_OPT_ENABLED, 0);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.disabled, 1);
+  cr_assert_eq(s.sending, 1);
+  cr_assert_eq(s.blocked_kind, -1);
+  cr_assert_str_eq(s.blocked_by, "");
+  cr_assert_eq(s.limit, 0);
+  OPT(OBSPAM_OPT_ENABLED, 1);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  cr_assert_eq(s.disabled, 0);
+  cr_assert_eq(s.sending, 0);
+}
+
+/* The window fields laid out in 1.3: no minute or day limit yet; the
+   day's count from the hourly history, the minute's not kept. */
+Test(decide, stats_window_fields) {
+  SASL(e, "info@example.com", 5, T0 + 10);
+  SASL(e, "info@example.com", 3, T0 + 3600 + 10);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600 + 10);
+  cr_assert_eq(s.count, 3);
+  cr_assert_eq(s.limit_minute, OBSPAM_UNLIMITED);
+  cr_assert_eq(s.limit_day, OBSPAM_UNLIMITED);
+  cr_assert_eq(s.count_minute, 0);
+  cr_assert_eq(s.count_day, 8);
+  /* The hour of now and the 23 before it. */
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 23 * 3600 + 3599);
+  cr_assert_eq(s.count_day, 8);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 24 * 3600);
+  cr_assert_eq(s.count_day, 3);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 25 * 3600);
+  cr_assert_eq(s.count_day, 0);
+}
+
+/* A 1.2 caller's obspam_stats ends at last_refused: nothing is written
+   beyond it. */
+Test(decide, stats_of_the_1_2_size) {
+  MBOX_LIMIT("info@example.com", 0);
+  SASL(e, "info@example.com", 1, T0);
+  obspam_stats s = OBSPAM_STATS_INIT;
+  memset(&s, 0x5a, sizeof s);
+  s.struct_size = offsetof(obspam_stats, exceeded);
+  OK(obspam_stats_get(e, OBSPAM_MAILBOX, "info@example.com", T0, &s));
+  cr_assert_eq(s.sending, 0);
+  cr_assert_eq(s.limit, 0);
+  cr_assert_eq(s.refused, 1);
+  const unsigned char *tail = (const unsigned char *)&s.exceeded;
+  for (size_t i = 0; i < sizeof s - offsetof(obspam_stats, exceeded); i++)
+    cr_assert_eq(tail[i], 0x5a, "byte %zu past the 1.2 size was written", i);
+  s.struct_size = offsetof(obspam_stats, exceeded) - 1;
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "info@example.com", T0, &s),
+     OBSPAM_EINVAL);
 }

@@ -190,20 +190,21 @@ Test(window, retry_mid_minute) {
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, 1);
 }
 
-/* retry is the max over all charged objects: acme (limit 2) refuses, but
-   info (limit 1) needs longer.
+/* retry is the max over all charged objects, and the object with that
+   longest wait is named: acme (limit 2) is full, but info (limit 1) needs
+   longer.
      bob  1 at T0      (m0):    acme 1
      info 1 at T0+1200 (m0+20): acme 2, info 1
-   info sends 1 at T0+1800: acme 2+1 > 2 refuses (named). acme fits when m0
-   leaves (T0+3600), info when m0+20 leaves (T0+4800): retry = 4800 - 1800
-   = 3000. */
+   info sends 1 at T0+1800: acme 2+1 > 2 and info 1+1 > 1. acme fits when
+   m0 leaves (T0+3600), info when m0+20 leaves (T0+4800): info is named,
+   retry = 4800 - 1800 = 3000. */
 Test(window, retry_max_over_charged_objects) {
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION, 2));
   MBOX_LIMIT(INFO, 1);
   SASL(e, "bob@example.net", 1, T0);
   SASL(e, INFO, 1, T0 + 1200);
   obspam_verdict v = SASL(e, INFO, 1, T0 + 1800);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 2, 2, 3000);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, 3000);
   /* bob only needs acme: 1800. */
   v = SASL(e, "bob@example.net", 1, T0 + 1800);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 2, 2, 1800);
@@ -220,9 +221,9 @@ Test(window, retry_max_over_charged_objects) {
      bob   1 at T0      (m0):    acme 1
      sales 1 at T0+600  (m0+10): acme 2, example.com 1
      info  1 at T0+1500 (m0+25): acme 3, example.com 2, info 1
-   info sends 1 at T0+2000: acme 3+1 > 3 (named; fits at T0+3600 when m0
-   leaves); example.com 2+1 > 2 (fits when m0+10 leaves, T0+4200); info
-   fits. retry = 4200 - 2000 = 2200. */
+   info sends 1 at T0+2000: acme 3+1 > 3 (fits at T0+3600 when m0
+   leaves); example.com 2+1 > 2 (fits when m0+10 leaves, T0+4200: the
+   longest wait, named); info fits. retry = 4200 - 2000 = 2200. */
 Test(window, retry_three_levels) {
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION, 3));
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, 2));
@@ -231,15 +232,15 @@ Test(window, retry_three_levels) {
   SASL(e, "sales@example.com", 1, T0 + 600);
   SASL(e, INFO, 1, T0 + 1500);
   obspam_verdict v = SASL(e, INFO, 1, T0 + 2000);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 2200);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "example.com", 2, 2, 2200);
   /* 2 recipients: example.com needs 0, so m0+25 must leave too: T0+1500+3600
      = T0+5100, retry 3100. acme needs <= 1: m0 and m0+10 gone, T0+4200. */
   v = SASL(e, INFO, 2, T0 + 2000);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 3100);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "example.com", 2, 2, 3100);
   /* A script with the example.com hint: acme and example.com only, the same
      2200 for 1 recipient. */
   v = SCRIPT(e, 10001, "example.com", 1, T0 + 2000);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 2200);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, "example.com", 2, 2, 2200);
   /* Without the hint: acme only, 1600. */
   v = SCRIPT(e, 10001, NULL, 1, T0 + 2000);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 3, 3, 1600);
