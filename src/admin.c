@@ -46,6 +46,28 @@ static obspam__obj *find(obspam_engine *e, const char *fn, int kind,
   return o;
 }
 
+/* Declaring a mailbox that exists as an implicit one: that object, with
+   its counters and history, becomes the declared mailbox. Under the write
+   lock. OBSPAM_ENOTFOUND when there is no such implicit mailbox (or it
+   declares itself with its state gone, and so is freed); OBSPAM_OK,
+   OBSPAM_EEXIST or OBSPAM_ENOMEM otherwise. */
+static int declare_implicit(obspam_engine *e, const obspam__name *n,
+                            obspam__obj *domain) {
+  obspam__tree *t = &e->conf->tree;
+  obspam__imb *m;
+
+  obspam__implicit_purge(&e->imp);
+  m = (obspam__imb *)obspam__index_find(&e->imp.index, n->s, n->len);
+  if (m == NULL)
+    return OBSPAM_ENOTFOUND;
+  if (obspam__tree_find(t, OBSPAM_MAILBOX, n->s, n->len) != NULL)
+    return OBSPAM_EEXIST;
+  if (obspam__index_reserve(&t->index[OBSPAM_MAILBOX]) != 0)
+    return OBSPAM_ENOMEM;
+  obspam__implicit_take(&e->imp, m);
+  return obspam__tree_adopt(t, &m->obj, domain); /* room is reserved */
+}
+
 int obspam_add(obspam_engine *e, int kind, const char *name,
                const char *parent) {
   obspam__name n, pn;
@@ -89,7 +111,12 @@ int obspam_add(obspam_engine *e, int kind, const char *name,
       return OBSPAM_ENOTFOUND;
     }
   }
-  rc = obspam__tree_add(&e->conf->tree, kind, &n, p, &o);
+  if (kind == OBSPAM_MAILBOX)
+    rc = declare_implicit(e, &n, p);
+  else
+    rc = OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_ENOTFOUND)
+    rc = obspam__tree_add(&e->conf->tree, kind, &n, p, &o);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_EEXIST)
     return obspam__fail(e, rc, "add: %s '%s' exists already",
@@ -105,6 +132,62 @@ static void forget(obspam__obj *o, void *store) {
   s->ops->forget(s, o);
 }
 
+/* Whether o is root or below it. */
+static int under(const obspam__obj *o, const obspam__obj *root) {
+  for (; o != NULL; o = o->parent)
+    if (o == root)
+      return 1;
+  return 0;
+}
+
+/* Under the write lock: reserves what forgetting the subtree of root
+   needs in the store, its implicit mailboxes included. They are linked
+   under their domains for the time of the count only: no reader can see
+   the tree meanwhile. */
+static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
+  obspam__imb *m;
+  int rc;
+
+  for (m = e->imp.first; m != NULL; m = m->next)
+    if (under(m->obj.parent, root)) {
+      obspam__obj *o = &m->obj, *d = o->parent;
+
+      o->prev = NULL;
+      o->next = d->child;
+      if (d->child != NULL)
+        d->child->prev = o;
+      d->child = o;
+    }
+  rc = e->store->ops->reserve(e->store, root);
+  for (m = e->imp.first; m != NULL; m = m->next)
+    if (under(m->obj.parent, root)) {
+      obspam__obj *o = &m->obj;
+
+      if (o->prev != NULL)
+        o->prev->next = o->next;
+      else
+        o->parent->child = o->next;
+      if (o->next != NULL)
+        o->next->prev = o->prev;
+      o->prev = o->next = NULL;
+    }
+  return rc;
+}
+
+/* Under the write lock, after reserve_with_implicit: the implicit
+   mailboxes of the subtree of root go, with their state. */
+static void forget_implicit(obspam_engine *e, obspam__obj *root) {
+  obspam__imb *m, *next;
+
+  for (m = e->imp.first; m != NULL; m = next) {
+    next = m->next;
+    if (under(&m->obj, root)) {
+      e->store->ops->forget(e->store, &m->obj);
+      obspam__implicit_drop(&e->imp, m);
+    }
+  }
+}
+
 int obspam_remove(obspam_engine *e, int kind, const char *name) {
   obspam__name n;
   obspam__obj *o;
@@ -113,10 +196,21 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_wrlock(&e->lock);
-  o = find(e, "remove", kind, &n);
-  rc = o != NULL ? e->store->ops->reserve(e->store, o) : OBSPAM_ENOTFOUND;
-  if (rc == OBSPAM_OK)
-    obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  obspam__implicit_purge(&e->imp);
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox is removed as a declared one is: its counters
+     go (after a password change, say). */
+  if (o == NULL && kind == OBSPAM_MAILBOX)
+    o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
+  if (o == NULL)
+    find(e, "remove", kind, &n); /* records the failure */
+  rc = o != NULL ? reserve_with_implicit(e, o) : OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_OK) {
+    forget_implicit(e, o);
+    /* o itself went when it was implicit. */
+    if (obspam__tree_find(&e->conf->tree, kind, n.s, n.len) == o)
+      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+  }
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "remove: out of memory");
@@ -286,9 +380,12 @@ int obspam_set_contact(obspam_engine *e, const char *subscription,
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }
 
-static int wl_change(obspam_engine *e, const char *fn, const char *cidr,
-                     int add) {
+/* Adds or removes a network of the whitelist or of the local networks:
+   one set of networks each, written and matched the same way. */
+static int net_change(obspam_engine *e, const char *fn, const char *cidr,
+                      int local, int add) {
   obspam__net net;
+  obspam__whitelist *set;
   const char *why;
   int rc;
 
@@ -299,22 +396,32 @@ static int wl_change(obspam_engine *e, const char *fn, const char *cidr,
     return obspam__fail(e, OBSPAM_EINVAL, "%s: '%.64s': %s", fn,
                         cidr ? cidr : "(null)", why);
   pthread_rwlock_wrlock(&e->lock);
-  rc = add ? obspam__wl_add(&e->conf->wl, &net)
-           : obspam__wl_remove(&e->conf->wl, &net);
+  set = local ? &e->conf->local : &e->conf->wl;
+  rc = add ? obspam__wl_add(set, &net) : obspam__wl_remove(set, &net);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_EEXIST)
-    return obspam__fail(e, rc, "%s: '%s' is whitelisted already", fn, cidr);
+    return obspam__fail(e, rc, "%s: '%s' is %s already", fn, cidr,
+                        local ? "a local network" : "whitelisted");
   if (rc == OBSPAM_ENOTFOUND)
-    return obspam__fail(e, rc, "%s: '%s' is not whitelisted", fn, cidr);
+    return obspam__fail(e, rc, "%s: '%s' is not %s", fn, cidr,
+                        local ? "a local network" : "whitelisted");
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "%s: out of memory", fn);
   return rc;
 }
 
 int obspam_whitelist_add(obspam_engine *e, const char *cidr) {
-  return wl_change(e, "whitelist_add", cidr, 1);
+  return net_change(e, "whitelist_add", cidr, 0, 1);
 }
 
 int obspam_whitelist_remove(obspam_engine *e, const char *cidr) {
-  return wl_change(e, "whitelist_remove", cidr, 0);
+  return net_change(e, "whitelist_remove", cidr, 0, 0);
+}
+
+int obspam_local_network_add(obspam_engine *e, const char *cidr) {
+  return net_change(e, "local_network_add", cidr, 1, 1);
+}
+
+int obspam_local_network_remove(obspam_engine *e, const char *cidr) {
+  return net_change(e, "local_network_remove", cidr, 1, 0);
 }

@@ -30,7 +30,8 @@
      object declared further down is an error that names the later line.
    - Each option keyword and `default` may appear once; each key at most
      once per line. An option the text does not set has its default value
-     after the load; likewise the server defaults and the whitelist.
+     after the load; likewise the server defaults, the whitelist and the
+     local networks (none: 127.0.0.0/8 and ::1).
    - A number is decimal digits only (leading zeros allowed, no sign) and
      must fit in 64 bits. A limit is such a count, `unlimited` or
      `inherit`; `default` takes no `inherit` (the server has no ancestor)
@@ -39,7 +40,7 @@
      address "local@domain" (kept as written).
    - A `domain` needs `subscription=`. A `mailbox` belongs to the domain of
      its address, which must be declared. Duplicates of an object (same
-     kind and name) or of a whitelist network are errors.
+     kind and name) or of a whitelist or local network are errors.
    - Errors: OBSPAM_ESYNTAX for anything wrong in the text, OBSPAM_EIO when
      the file cannot be opened or read, OBSPAM_ENOMEM, OBSPAM_EINVAL for a
      NULL argument. The message is "FILE:LINE: what is wrong" ("<string>"
@@ -101,25 +102,34 @@ static const struct {
     [OBSPAM_MAILBOX] = {"mailbox", "a mailbox", BIT(K_LIMIT)},
 };
 
-/* Options with two values: their words, in the order messages list them,
-   and the value each word stands for. */
+/* Options with two or three values: their words, in the order messages
+   list them, and the value each word stands for. */
 #define YES_NO                                                                 \
-  {"yes", "no"}, { 1, 0 }
+  {"yes", "no", NULL}, { 1, 0, 0 }
 static const struct {
   const char *keyword;
   int option;
-  const char *word[2];
-  int64_t value[2];
+  const char *word[3]; /* the third NULL for two values */
+  int64_t value[3];
 } word_options[] = {
     {"enabled", OBSPAM_OPT_ENABLED, YES_NO},
-    {"count", OBSPAM_OPT_COUNT_UNIT, {"recipients", "messages"}, {0, 1}},
-    {"action", OBSPAM_OPT_ACTION, {"defer", "reject"}, {0, 1}},
-    {"count-unauthenticated", OBSPAM_OPT_COUNT_UNAUTHENTICATED, YES_NO},
+    {"count",
+     OBSPAM_OPT_COUNT_UNIT,
+     {"recipients", "messages", NULL},
+     {0, 1, 0}},
+    {"action", OBSPAM_OPT_ACTION, {"defer", "reject", NULL}, {0, 1, 0}},
+    {"count-unauthenticated",
+     OBSPAM_OPT_COUNT_UNAUTHENTICATED,
+     {"local", "yes", "no"},
+     {2, 1, 0}},
     {"count-forward-local", OBSPAM_OPT_COUNT_FORWARD_LOCAL, YES_NO},
     {"count-forward-remote", OBSPAM_OPT_COUNT_FORWARD_REMOTE, YES_NO},
     {"count-mailing-lists", OBSPAM_OPT_COUNT_MAILING_LISTS, YES_NO},
     {"notify-immediate", OBSPAM_OPT_NOTIFY_IMMEDIATE, YES_NO},
-    {"store-fallback", OBSPAM_OPT_STORE_FALLBACK, {"local", "defer"}, {0, 1}},
+    {"store-fallback",
+     OBSPAM_OPT_STORE_FALLBACK,
+     {"local", "defer", NULL},
+     {0, 1, 0}},
 };
 
 /* Options that take a number. obspam__opt_check decides; the range is
@@ -133,6 +143,8 @@ static const struct {
     {"retention", OBSPAM_OPT_RETENTION_HOURS, "hours", 1, 87600},
     {"notify-period", OBSPAM_OPT_NOTIFY_PERIOD, "seconds", 60, 2678400},
     {"store-timeout", OBSPAM_OPT_STORE_TIMEOUT_MS, "milliseconds", 1, 60000},
+    {"implicit-mailboxes", OBSPAM_OPT_IMPLICIT_MAILBOXES, "mailboxes", 0,
+     100000000},
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -429,11 +441,16 @@ static int line_word_option(parser *p, size_t i) {
 
   if ((rc = option_line(p, opt)) != OBSPAM_OK)
     return rc;
-  for (v = 0; v < 2; v++)
+  for (v = 0; v < 3 && word_options[i].word[v] != NULL; v++)
     if (strcmp(val, word_options[i].word[v]) == 0) {
       p->conf->opt[opt] = word_options[i].value[v];
       return OBSPAM_OK;
     }
+  if (word_options[i].word[2] != NULL)
+    return perr(p, OBSPAM_ESYNTAX,
+                "bad value '%.64s' for '%s': expected %s, %s or %s", val,
+                p->w[0], word_options[i].word[0], word_options[i].word[1],
+                word_options[i].word[2]);
   return perr(p, OBSPAM_ESYNTAX,
               "bad value '%.64s' for '%s': expected %s or %s", val, p->w[0],
               word_options[i].word[0], word_options[i].word[1]);
@@ -601,22 +618,25 @@ static int line_mailbox(parser *p) {
   return OBSPAM_OK;
 }
 
-static int line_whitelist(parser *p) {
+/* `whitelist CIDR` and `local-network CIDR`: a network of one of the two
+   sets, each entry once. */
+static int line_network(parser *p, int local) {
+  const char *kw = p->w[0];
   obspam__net net;
   const char *why;
   int rc;
 
   if (p->nw < 2)
-    return perr(p, OBSPAM_ESYNTAX, "missing address after 'whitelist'");
+    return perr(p, OBSPAM_ESYNTAX, "missing address after '%s'", kw);
   if (p->nw > 2)
-    return perr(p, OBSPAM_ESYNTAX, "too many values for 'whitelist'");
+    return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
   why = obspam__net_parse(p->w[1], &net);
   if (why != NULL)
-    return perr(p, OBSPAM_ESYNTAX, "bad whitelist entry '%.64s': %s", p->w[1],
+    return perr(p, OBSPAM_ESYNTAX, "bad %s entry '%.64s': %s", kw, p->w[1],
                 why);
-  rc = obspam__wl_add(&p->conf->wl, &net);
+  rc = obspam__wl_add(local ? &p->conf->local : &p->conf->wl, &net);
   if (rc == OBSPAM_EEXIST)
-    return perr(p, OBSPAM_ESYNTAX, "duplicate whitelist entry '%s'", p->w[1]);
+    return perr(p, OBSPAM_ESYNTAX, "duplicate %s entry '%s'", kw, p->w[1]);
   if (rc != OBSPAM_OK)
     return perr(p, OBSPAM_ENOMEM, "out of memory");
   return OBSPAM_OK;
@@ -663,7 +683,9 @@ static int line_words(parser *p) {
   if (strcmp(kw, "default") == 0)
     return line_default(p);
   if (strcmp(kw, "whitelist") == 0)
-    return line_whitelist(p);
+    return line_network(p, 0);
+  if (strcmp(kw, "local-network") == 0)
+    return line_network(p, 1);
   if (strcmp(kw, "store") == 0)
     return line_store(p, 0);
   if (strcmp(kw, "store-prefix") == 0)

@@ -5,6 +5,7 @@
    effective limits, and hands the charged objects to the counter store
    in one call. It allocates nothing once the objects are active and
    formats nothing unless the input is invalid. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -20,13 +21,22 @@ typedef struct ready_name {
   obspam__name n;
 } ready_name;
 
+/* An implicit mailbox a decision asks for: the name of a login or sender
+   whose domain is hosted but whose mailbox is not declared. */
+typedef struct wish {
+  int want;
+  uint64_t hash;
+  obspam__name n;
+} wish;
+
 /* Resolves an address the way a login is resolved: a hosted mailbox
    charges the mailbox, its domain and its subscription; otherwise a hosted
    domain (the part after '@', or the whole text when it has none) charges
-   the domain and its subscription. Returns 0 when nothing is hosted. pre,
+   the domain and its subscription, and an address with a local part asks
+   for its implicit mailbox too (w). Returns 0 when nothing is hosted. pre,
    when not NULL, may hold addr already normalised. */
 static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
-                   const ready_name *pre) {
+                   const ready_name *pre, wish *w) {
   const obspam__name *n;
   obspam__name own;
   obspam__obj *m = NULL, *d;
@@ -59,6 +69,11 @@ static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   ch->obj[1] = d;
   ch->obj[2] = m;
   ch->n = m != NULL ? 3 : 2;
+  if (m == NULL && n->at < n->len) {
+    w->want = 1;
+    w->hash = h;
+    memcpy(&w->n, n, offsetof(obspam__name, s) + n->len + 1);
+  }
   return 1;
 }
 
@@ -94,20 +109,37 @@ static int exempt(const obspam__conf *c, uint32_t flags) {
           !c->opt[OBSPAM_OPT_COUNT_FORWARD_REMOTE]);
 }
 
+/* Whether unauthenticated mail from this client is counted (step 4):
+   always, never, or (2, "local") only a local submission (no client
+   address) or a client inside a local network. addr is the parsed client
+   address when there is one. */
+static int unauth_counted(const obspam__conf *c, const obspam_message *msg,
+                          const uint8_t addr[16]) {
+  switch (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED]) {
+  case 0:
+    return 0;
+  case 1:
+    return 1;
+  default:
+    return msg->client_address == NULL || msg->client_address[0] == '\0' ||
+           obspam__local_contains(&c->local, addr);
+  }
+}
+
 /* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
 static int charged(const obspam__conf *c, const obspam_message *msg,
-                   obspam__charge *ch, const ready_name *pre) {
+                   const uint8_t addr[16], obspam__charge *ch,
+                   const ready_name *pre, wish *w) {
   const obspam__tree *t = &c->tree;
 
-  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre))
+  if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre, w))
     return 1;
   if (msg->flags & OBSPAM_MSG_SCRIPT)
     return resolve_script(t, msg, ch);
   if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
-    return resolve(t, msg->sender, ch, pre);
-  if (c->opt[OBSPAM_OPT_COUNT_UNAUTHENTICATED] ||
-      (msg->flags & OBSPAM_MSG_MAILING_LIST))
-    return resolve(t, msg->sender, ch, pre);
+    return resolve(t, msg->sender, ch, pre, w);
+  if (unauth_counted(c, msg, addr) || (msg->flags & OBSPAM_MSG_MAILING_LIST))
+    return resolve(t, msg->sender, ch, pre, w);
   return 0;
 }
 
@@ -202,6 +234,11 @@ typedef struct decision {
   int rc;
   obspam__charge ch;
   char script[OBSPAM__SCRIPT_MAX + 1];
+  /* The implicit mailbox charged, pinned until the decision is over; or,
+     for a check, the one that would be made (a stand-in named w.n). */
+  obspam__imb *pinned;
+  obspam__obj standin;
+  wish w;
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
@@ -221,6 +258,49 @@ static int validate(obspam_engine *e, const obspam_message *msg,
   return OBSPAM_OK;
 }
 
+/* Adds the implicit mailbox d asks for to its charged objects: the one
+   that exists, or a new one; a check makes none and charges a stand-in
+   with no counters instead. With the cap met, only the domain and the
+   subscription are charged. OBSPAM_OK, or OBSPAM_ENOMEM (recorded). */
+static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
+                    int dry) {
+  obspam__charge *ch = &d->ch;
+  obspam__obj *dom = ch->obj[1];
+  obspam__imb *m;
+
+  switch (obspam__implicit_get(&e->imp, &d->w.n, d->w.hash, dom,
+                               c->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES], !dry,
+                               &m)) {
+  case OBSPAM__IMB_FOUND:
+    d->pinned = m;
+    ch->obj[ch->n++] = &m->obj;
+    break;
+  case OBSPAM__IMB_ABSENT:
+    memset(&d->standin, 0, sizeof(d->standin));
+    d->standin.name = d->w.n.s;
+    d->standin.len = (uint16_t)d->w.n.len;
+    d->standin.kind = OBSPAM_MAILBOX;
+    d->standin.parent = dom;
+    d->standin.own[0] = d->standin.own[1] = d->standin.own[2] = OBSPAM_INHERIT;
+    ch->obj[ch->n++] = &d->standin;
+    break;
+  case OBSPAM__IMB_FULL:
+    break;
+  default:
+    d->rc = obspam__fail(e, OBSPAM_ENOMEM, "decide: out of memory");
+    return OBSPAM_ENOMEM;
+  }
+  return OBSPAM_OK;
+}
+
+/* A decision is over: its implicit mailbox, if any, is let go. */
+static void release(obspam_engine *e, decision *d) {
+  if (d->pinned != NULL) {
+    obspam__implicit_unpin(&e->imp, d->pinned);
+    d->pinned = NULL;
+  }
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL. Returns 1 when the decision is settled (d->rc,
@@ -233,6 +313,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
   uint8_t addr[16];
   int i;
 
+  d->pinned = NULL;
   d->rc = validate(e, msg, d->out);
   if (d->rc != OBSPAM_OK)
     return 1;
@@ -267,10 +348,13 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
     verdict_none(d->out, OBSPAM_EXEMPT);
     return 1;
   }
-  if (!charged(c, msg, ch, pre)) {
+  d->w.want = 0;
+  if (!charged(c, msg, addr, ch, pre, &d->w)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
     return 1;
   }
+  if (d->w.want && implicit(e, c, d, dry) != OBSPAM_OK)
+    return 1;
   for (i = 0; i < ch->n; i++)
     ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
   ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
@@ -331,6 +415,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
   if (!begin(e, c, &d, dry, obspam__newest(e, 0), NULL))
     finish(e, &d, e->store->ops->charge(e->store, &d.ch),
            notify != NULL ? &im : NULL);
+  release(e, &d);
   if (d.rc == OBSPAM_OK && !dry)
     obspam__observe(e, d.t);
   pthread_rwlock_unlock(&e->lock);
@@ -469,6 +554,11 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
     if (d[i].rc == OBSPAM_OK)
       obspam__observe(e, d[i].t);
   }
+  /* Every message of the group was begun, those left for the caller too:
+     each lets its implicit mailbox go (one made for a message decided
+     again later is made again then). */
+  for (j = 0; j < n; j++)
+    release(e, &d[j]);
   pthread_rwlock_unlock(&e->lock);
   return i;
 }
@@ -563,7 +653,11 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   now = obspam__newest(e, now);
 
   pthread_rwlock_rdlock(&e->lock);
+  /* An implicit mailbox is held by the set's lock while it is read. */
+  obspam__implicit_lock(&e->imp);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  if (o == NULL && kind == OBSPAM_MAILBOX)
+    o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
   if (o != NULL) {
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
@@ -578,6 +672,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
         memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
     }
   }
+  obspam__implicit_unlock(&e->imp);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",

@@ -59,7 +59,7 @@ static const struct {
     [OBSPAM_OPT_ENABLED] = {1, 0, 1},
     [OBSPAM_OPT_COUNT_UNIT] = {0, 0, 1},
     [OBSPAM_OPT_ACTION] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_UNAUTHENTICATED] = {1, 0, 1},
+    [OBSPAM_OPT_COUNT_UNAUTHENTICATED] = {2, 0, 2},
     [OBSPAM_OPT_COUNT_FORWARD_LOCAL] = {0, 0, 1},
     [OBSPAM_OPT_COUNT_FORWARD_REMOTE] = {1, 0, 1},
     [OBSPAM_OPT_COUNT_MAILING_LISTS] = {0, 0, 1},
@@ -68,6 +68,7 @@ static const struct {
     [OBSPAM_OPT_NOTIFY_IMMEDIATE] = {0, 0, 1},
     [OBSPAM_OPT_STORE_TIMEOUT_MS] = {200, 1, 60000},
     [OBSPAM_OPT_STORE_FALLBACK] = {0, 0, 1},
+    [OBSPAM_OPT_IMPLICIT_MAILBOXES] = {100000, 0, 100000000},
 };
 
 const char *obspam__opt_check(int option, int64_t value) {
@@ -101,6 +102,7 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
     return;
   obspam__tree_free(&c->tree, store != NULL ? forget : NULL, store);
   obspam__wl_free(&c->wl);
+  obspam__wl_free(&c->local);
   free(c->store_uri);
   free(c->store_prefix);
   free(c);
@@ -115,15 +117,130 @@ obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
   return obspam__tree_find(&c->tree, kind, name, len);
 }
 
+obspam__obj *obspam__domain_of(const obspam__tree *t, const char *name,
+                               size_t len) {
+  const char *at = memchr(name, '@', len);
+
+  if (at == NULL)
+    return NULL;
+  return obspam__tree_find(t, OBSPAM_DOMAIN, at + 1,
+                           len - (size_t)(at + 1 - name));
+}
+
+/* Implicit mailboxes across a change of the whole tree (a reload, a
+   snapshot load): the mailbox names without a declared object whose
+   domain is hosted in the new tree keep or get an implicit mailbox. */
+typedef struct carrying {
+  obspam__conf *next;
+  obspam__implicit *im;
+  obspam__index fresh; /* new implicit mailboxes, not in im yet */
+  obspam__imb *list;   /* the same, linked through next */
+  int64_t cap;         /* how many im and fresh may hold together */
+} carrying;
+
+/* An obspam__successor: the object of that kind and name in the new tree,
+   else for a mailbox of a hosted domain its implicit mailbox (the one
+   that exists, which stays itself, or a fresh one). */
+static obspam__obj *successor(int kind, const char *name, size_t len,
+                              void *ud) {
+  carrying *cr = ud;
+  obspam__obj *o = obspam__conf_find(kind, name, len, cr->next);
+
+  if (o != NULL || kind != OBSPAM_MAILBOX ||
+      obspam__domain_of(&cr->next->tree, name, len) == NULL)
+    return o;
+  o = obspam__index_find(&cr->im->index, name, len);
+  return o != NULL ? o : obspam__index_find(&cr->fresh, name, len);
+}
+
+/* Adds a fresh implicit mailbox for name, a mailbox with state that the
+   new tree does not declare, when its domain is hosted there, it has no
+   implicit mailbox yet and the cap leaves room. 0, or -1 when out of
+   memory. */
+static int carry_fresh(carrying *cr, const char *name, size_t len) {
+  obspam__obj *d;
+  obspam__imb *m;
+
+  if (obspam__conf_find(OBSPAM_MAILBOX, name, len, cr->next) != NULL ||
+      (d = obspam__domain_of(&cr->next->tree, name, len)) == NULL ||
+      obspam__index_find(&cr->im->index, name, len) != NULL ||
+      obspam__index_find(&cr->fresh, name, len) != NULL ||
+      (int64_t)(obspam__implicit_size(cr->im) + cr->fresh.n) >= cr->cap)
+    return 0;
+  m = obspam__implicit_new(name, len, d);
+  if (m == NULL || obspam__index_reserve(&cr->fresh) != 0) {
+    free(m);
+    return -1;
+  }
+  obspam__index_put(&cr->fresh, &m->obj);
+  m->next = cr->list;
+  cr->list = m;
+  return 0;
+}
+
+static void carry_undo(carrying *cr) {
+  while (cr->list != NULL) {
+    obspam__imb *m = cr->list;
+
+    cr->list = m->next;
+    free(m);
+  }
+  obspam__index_free(&cr->fresh);
+}
+
+/* After the store carried its state: implicit mailboxes left without
+   state go, the others move to their domain in the new tree, and the
+   fresh ones join them (room was reserved). Cannot fail. */
+static void carry_commit(carrying *cr) {
+  obspam__imb *m, *next;
+
+  obspam__implicit_purge(cr->im);
+  for (m = cr->im->first; m != NULL; m = m->next)
+    m->obj.parent = obspam__domain_of(&cr->next->tree, m->obj.name, m->obj.len);
+  for (m = cr->list; m != NULL; m = next) {
+    next = m->next;
+    m->prev = m->next = NULL;
+    obspam__implicit_put(cr->im, m);
+  }
+  cr->list = NULL;
+  obspam__index_free(&cr->fresh);
+  obspam__implicit_purge(cr->im);
+}
+
+typedef struct fresh_walk {
+  carrying *cr;
+  int failed;
+} fresh_walk;
+
+/* A declared mailbox of the old tree with state: it may go on as an
+   implicit one. */
+static void fresh_from_old(obspam__obj *o, void *ud) {
+  fresh_walk *w = ud;
+
+  if (!w->failed && o->hist != NULL && carry_fresh(w->cr, o->name, o->len) != 0)
+    w->failed = 1;
+}
+
 int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
+  carrying cr;
+  fresh_walk w = {&cr, 0};
   obspam__conf *old;
 
+  memset(&cr, 0, sizeof(cr));
+  cr.next = next;
+  cr.im = &e->imp;
   pthread_rwlock_wrlock(&e->lock);
   old = e->conf;
-  if (e->store->ops->carry(e->store, obspam__conf_find, next) != OBSPAM_OK) {
+  cr.cap = next->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES];
+  obspam__implicit_purge(&e->imp);
+  obspam__index_each(&old->tree.index[OBSPAM_MAILBOX], fresh_from_old, &w);
+  if (w.failed || obspam__index_reserve_n(&e->imp.index, cr.fresh.n) != 0 ||
+      e->store->ops->carry(e->store, successor, &cr) != OBSPAM_OK) {
+    carry_undo(&cr);
     pthread_rwlock_unlock(&e->lock);
     return OBSPAM_ENOMEM;
   }
+  carry_commit(&cr);
   /* The uri was checked by the parser: only memory can run out here, and
      then the store stays as it was. */
   if (next->store_uri != NULL) {
@@ -138,6 +255,29 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   pthread_rwlock_unlock(&e->lock);
   /* The old objects hold no state any more: nothing to tell the store. */
   obspam__conf_free(old, NULL);
+  return OBSPAM_OK;
+}
+
+/* A snapshot's mailbox record: it may need an implicit mailbox. */
+static int fresh_from_saved(int kind, const char *name, size_t len, void *ud) {
+  return kind == OBSPAM_MAILBOX ? carry_fresh(ud, name, len) : 0;
+}
+
+int obspam__load_install(obspam_engine *e, void *parsed, int64_t *newest) {
+  carrying cr;
+
+  memset(&cr, 0, sizeof(cr));
+  cr.next = e->conf;
+  cr.im = &e->imp;
+  cr.cap = e->conf->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES];
+  obspam__implicit_purge(&e->imp);
+  if (e->store->ops->load_each(e->store, parsed, fresh_from_saved, &cr) != 0 ||
+      obspam__index_reserve_n(&e->imp.index, cr.fresh.n) != 0) {
+    carry_undo(&cr);
+    return OBSPAM_ENOMEM;
+  }
+  *newest = e->store->ops->load_install(e->store, parsed, successor, &cr);
+  carry_commit(&cr);
   return OBSPAM_OK;
 }
 
@@ -205,6 +345,11 @@ int obspam_engine_new(obspam_engine **out) {
     pthread_rwlock_destroy(&e->lock);
     goto nomem;
   }
+  if (obspam__implicit_init(&e->imp) != 0) {
+    pthread_mutex_destroy(&e->err_lock);
+    pthread_rwlock_destroy(&e->lock);
+    goto nomem;
+  }
   *out = e;
   return OBSPAM_OK;
 nomem:
@@ -219,7 +364,10 @@ void obspam_engine_free(obspam_engine *e) {
   if (e == NULL)
     return;
   obspam__conf_free(e->conf, e->store);
+  /* The store drops the state of the implicit mailboxes, which must still
+     be there; then they go. */
   e->store->ops->destroy(e->store);
+  obspam__implicit_free(&e->imp);
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->err_lock);
   free(e);
@@ -298,5 +446,25 @@ int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
     *episodes = st[2];
   if (fallback_decisions != NULL)
     *fallback_decisions = st[3];
+  return OBSPAM_OK;
+}
+
+int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,
+                           int64_t *episodes) {
+  int64_t n;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  pthread_rwlock_rdlock(&e->lock);
+  n = obspam__implicit_count(&e->imp);
+  obspam__implicit_lock(&e->imp);
+  if (overflow != NULL)
+    *overflow = e->imp.overflow;
+  if (episodes != NULL)
+    *episodes = e->imp.episodes;
+  obspam__implicit_unlock(&e->imp);
+  pthread_rwlock_unlock(&e->lock);
+  if (count != NULL)
+    *count = n;
   return OBSPAM_OK;
 }

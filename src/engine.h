@@ -5,18 +5,22 @@
 
 #include <pthread.h>
 
+#include "implicit.h"
 #include "obspam.h"
 #include "store.h"
 #include "tree.h"
 #include "whitelist.h"
 
-#define OBSPAM__OPT_MAX OBSPAM_OPT_STORE_FALLBACK
+#define OBSPAM__OPT_MAX OBSPAM_OPT_IMPLICIT_MAILBOXES
 
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
   int64_t opt[OBSPAM__OPT_MAX + 1]; /* by OBSPAM_OPT_* */
   obspam__tree tree;
   obspam__whitelist wl;
+  /* The local networks (OBSPAM_OPT_COUNT_UNAUTHENTICATED 2); empty means
+     the default ones (obspam__local_contains). */
+  obspam__whitelist local;
   /* The `store` and `store-prefix` lines of a configuration file; NULL
      when absent. Unused by configurations made through the C API. */
   char *store_uri, *store_prefix;
@@ -38,6 +42,9 @@ struct obspam_engine {
      (a configuration without one then goes back to memory), not by
      obspam_set_store. */
   int store_from_config;
+  /* The implicit mailboxes; they outlive a reload, moved to the new
+     tree's domains. */
+  obspam__implicit imp;
 
   pthread_mutex_t err_lock;
   char errmsg[512];
@@ -55,6 +62,15 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next);
 /* An obspam__successor: the object of that kind and name in conf. */
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
                                void *conf);
+/* Under the write lock: installs a parsed snapshot (store.h,
+   load_install), giving the saved mailboxes that are not declared but
+   whose domain is hosted an implicit mailbox, within the cap. OBSPAM_OK
+   (*newest: the snapshot's newest time) or OBSPAM_ENOMEM, with nothing
+   changed and parsed still the caller's. */
+int obspam__load_install(obspam_engine *e, void *parsed, int64_t *newest);
+/* The domain of a mailbox name in tree t, or NULL. */
+obspam__obj *obspam__domain_of(const obspam__tree *t, const char *name,
+                               size_t len);
 /* Makes the engine's store the shared one at uri with prefix, or memory
    (uri NULL or ""), keeping the local counters. Under the write lock. */
 int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix);

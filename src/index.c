@@ -61,12 +61,19 @@ static void place(obspam__slot *slot, size_t mask, uint64_t h, obspam__obj *o) {
 }
 
 int obspam__index_reserve(obspam__index *x) {
+  return obspam__index_reserve_n(x, 1);
+}
+
+int obspam__index_reserve_n(obspam__index *x, size_t more) {
   size_t cap = x->slot != NULL ? x->mask + 1 : 0, i;
   obspam__slot *slot;
 
-  if ((x->n + 1) * 2 <= cap)
+  if ((x->n + more) * 2 <= cap)
     return 0;
-  cap = cap != 0 ? cap * 2 : FIRST_SLOTS;
+  if (cap == 0)
+    cap = FIRST_SLOTS;
+  while ((x->n + more) * 2 > cap)
+    cap *= 2;
   if (cap > SIZE_MAX / sizeof(*slot) ||
       (slot = calloc(cap, sizeof(*slot))) == NULL)
     return -1;

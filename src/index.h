@@ -37,8 +37,8 @@ uint64_t obspam__index_hash(const char *name, size_t len);
 
 /* The object named name (normalised), or NULL; with the name's hash
    already known, the second. */
-struct obspam__obj *obspam__index_find(const obspam__index *x,
-                                       const char *name, size_t len);
+struct obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
+                                       size_t len);
 struct obspam__obj *obspam__index_find_hash(const obspam__index *x,
                                             const char *name, size_t len,
                                             uint64_t hash);
@@ -54,6 +54,8 @@ struct obspam__obj *obspam__index_guess(const obspam__index *x, uint64_t hash);
 /* Makes room for one more object: 0, or -1 when memory ran out (the index
    is unchanged). After it, obspam__index_put cannot fail. */
 int obspam__index_reserve(obspam__index *x);
+/* The same for `more` objects. */
+int obspam__index_reserve_n(obspam__index *x, size_t more);
 
 /* Adds o, whose name is not in the index yet; room must be reserved. */
 void obspam__index_put(obspam__index *x, struct obspam__obj *o);

@@ -40,8 +40,12 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
                         obspam_kind_name(kind), name ? name : "(null)", why);
 
   pthread_rwlock_rdlock(&e->lock);
+  /* An implicit mailbox is held by the set's lock while it is read. */
+  obspam__implicit_lock(&e->imp);
   if (kind != OBSPAM_SCRIPT) {
     o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+    if (o == NULL && kind == OBSPAM_MAILBOX)
+      o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
     rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
   } else {
     rc = OBSPAM_OK;
@@ -50,6 +54,7 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
     rc = e->store->ops->history(e->store, o, name, len, from, to,
                                 e->conf->opt[OBSPAM_OPT_RETENTION_HOURS],
                                 &hours, &count);
+  obspam__implicit_unlock(&e->imp);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc, "history: no %s '%s'", obspam_kind_name(kind),

@@ -314,9 +314,12 @@ int obspam_state_load(obspam_engine *e, const char *path) {
     return obspam__fail(e, nomem ? OBSPAM_ENOMEM : OBSPAM_ECORRUPT,
                         "state_load: %s: %s", path, why);
   pthread_rwlock_wrlock(&e->lock);
-  newest =
-      e->store->ops->load_install(e->store, parsed, obspam__conf_find, e->conf);
+  rc = obspam__load_install(e, parsed, &newest);
   pthread_rwlock_unlock(&e->lock);
+  if (rc != OBSPAM_OK) {
+    e->store->ops->load_discard(e->store, parsed);
+    return obspam__fail(e, rc, "state_load: %s: out of memory", path);
+  }
   obspam__observe(e, newest);
   return OBSPAM_OK;
 }

@@ -197,6 +197,12 @@ typedef struct obspam__store_ops {
   int64_t (*load_install)(obspam__store *s, void *parsed,
                           obspam__successor successor, void *ud);
   void (*load_discard)(obspam__store *s, void *parsed);
+  /* Calls fn with the kind and name of every object of a parsed state,
+     up to the first call that does not return 0, whose value it
+     returns. */
+  int (*load_each)(obspam__store *s, void *parsed,
+                   int (*fn)(int kind, const char *name, size_t len, void *ud),
+                   void *ud);
   void (*destroy)(obspam__store *s);
   /* Optional (NULL: the caller calls charge n times). n charges in
      order, as n calls of charge would do them, up to the first that does

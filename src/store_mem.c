@@ -966,6 +966,8 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
     if (from->kind == OBSPAM_SCRIPT)
       continue;
     to = successor(from->kind, from->name, from->len, ud);
+    if (to == from) /* an implicit mailbox that stays itself */
+      continue;
     if (to == NULL) {
       if (h->np_exceeded > 0)
         (void)np_close(m, h);
@@ -1674,6 +1676,20 @@ static int64_t mem_load_install(obspam__store *s, void *state,
   return newest;
 }
 
+static int mem_load_each(obspam__store *s, void *state,
+                         int (*fn)(int, const char *, size_t, void *),
+                         void *ud) {
+  const parsed *p = state;
+  uint32_t i;
+  int rc;
+
+  (void)s;
+  for (i = 0; i < p->n; i++)
+    if ((rc = fn(p->e[i].kind, p->e[i].name, p->e[i].len, ud)) != 0)
+      return rc;
+  return 0;
+}
+
 static void mem_load_discard(obspam__store *s, void *state) {
   (void)s;
   parsed_free(state);
@@ -1703,10 +1719,10 @@ static void mem_warm(obspam__store *s, obspam__obj *const *objs, int n,
 }
 
 static const obspam__store_ops mem_ops = {
-    mem_charge,  mem_read,        mem_forget,       mem_carry,
-    mem_reserve, mem_history,     mem_report,       mem_notices,
-    mem_save,    mem_load_parse,  mem_load_install, mem_load_discard,
-    mem_destroy, mem_charge_many, mem_warm};
+    mem_charge,    mem_read,       mem_forget,       mem_carry,
+    mem_reserve,   mem_history,    mem_report,       mem_notices,
+    mem_save,      mem_load_parse, mem_load_install, mem_load_discard,
+    mem_load_each, mem_destroy,    mem_charge_many,  mem_warm};
 
 obspam__store *obspam__mem_store_new(void) {
   mem_store *m = calloc(1, sizeof(*m));

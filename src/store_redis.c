@@ -1058,6 +1058,13 @@ static void r_load_discard(obspam__store *s, void *parsed) {
   r->local->ops->load_discard(r->local, parsed);
 }
 
+static int r_load_each(obspam__store *s, void *parsed,
+                       int (*fn)(int, const char *, size_t, void *), void *ud) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->load_each(r->local, parsed, fn, ud);
+}
+
 obspam__store *obspam__redis_store_release(obspam__store *s) {
   redis_store *r = (redis_store *)s;
   obspam__store *local = r->local;
@@ -1078,9 +1085,10 @@ static void r_destroy(obspam__store *s) {
 }
 
 static const obspam__store_ops redis_ops = {
-    r_charge,       r_read,         r_forget,  r_carry, r_reserve,
-    r_history,      r_report,       r_notices, r_save,  r_load_parse,
-    r_load_install, r_load_discard, r_destroy, NULL,    NULL};
+    r_charge,    r_read,       r_forget,       r_carry,
+    r_reserve,   r_history,    r_report,       r_notices,
+    r_save,      r_load_parse, r_load_install, r_load_discard,
+    r_load_each, r_destroy,    NULL,           NULL};
 
 const char *obspam__store_uri_check(const char *uri) {
   parsed_uri p;
@@ -1181,6 +1189,13 @@ int obspam__redis_store_same(const obspam__store *s, const char *uri,
 void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
   (void)s;
   (void)local;
+}
+
+static int r_load_each(obspam__store *s, void *parsed,
+                       int (*fn)(int, const char *, size_t, void *), void *ud) {
+  redis_store *r = (redis_store *)s;
+
+  return r->local->ops->load_each(r->local, parsed, fn, ud);
 }
 
 obspam__store *obspam__redis_store_release(obspam__store *s) { return s; }

@@ -82,6 +82,14 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
   return OBSPAM_OK;
 }
 
+int obspam__tree_adopt(obspam__tree *t, obspam__obj *o, obspam__obj *parent) {
+  if (obspam__index_reserve(&t->index[o->kind]) != 0)
+    return OBSPAM_ENOMEM;
+  obspam__index_put(&t->index[o->kind], o);
+  link_child(o, parent);
+  return OBSPAM_OK;
+}
+
 void obspam__tree_move(obspam__obj *o, obspam__obj *parent) {
   unlink_child(o);
   link_child(o, parent);

@@ -72,6 +72,11 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
    before it is freed, children first. */
 void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
                          void (*forget)(obspam__obj *, void *), void *ud);
+/* Makes o, a mailbox or domain allocated alone (its name after it, in
+   one allocation, and not in the tree), an object of the tree under
+   parent, as obspam__tree_add would have made it: OBSPAM_OK or
+   OBSPAM_ENOMEM (then nothing changed). */
+int obspam__tree_adopt(obspam__tree *t, obspam__obj *o, obspam__obj *parent);
 /* Moves o under another parent of the same kind. */
 void obspam__tree_move(obspam__obj *o, obspam__obj *parent);
 /* Sets or clears (uid -1) the uid of a subscription: OBSPAM_OK, EEXIST or

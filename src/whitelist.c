@@ -90,6 +90,16 @@ int obspam__wl_contains(const obspam__whitelist *w, const uint8_t addr[16]) {
   return 0;
 }
 
+int obspam__local_contains(const obspam__whitelist *w, const uint8_t addr[16]) {
+  /* 127.0.0.0/8 as ::ffff:127.0.0.0/104, and ::1/128. */
+  static const obspam__net defaults[2] = {
+      {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 0}, 104},
+      {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128}};
+  static const obspam__whitelist fallback = {(obspam__net *)defaults, 2, 2};
+
+  return obspam__wl_contains(w->n > 0 ? w : &fallback, addr);
+}
+
 static int find(const obspam__whitelist *w, const obspam__net *n) {
   uint32_t i;
 

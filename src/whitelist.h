@@ -1,4 +1,6 @@
-/* Trusted client networks, IPv4 and IPv6. */
+/* Sets of client networks, IPv4 and IPv6: the whitelist (trusted
+   clients, never limited) and the local networks (whose unauthenticated
+   mail is outgoing mail) are both one of these. */
 #ifndef OBSPAM_WHITELIST_H
 #define OBSPAM_WHITELIST_H
 
@@ -22,6 +24,9 @@ const char *obspam__net_parse(const char *text, obspam__net *out);
 int obspam__addr_parse(const char *text, uint8_t out[16]);
 
 int obspam__wl_contains(const obspam__whitelist *w, const uint8_t addr[16]);
+/* Whether addr is in the local networks w, or, when w is empty, in the
+   default ones: 127.0.0.0/8 and ::1. */
+int obspam__local_contains(const obspam__whitelist *w, const uint8_t addr[16]);
 /* OBSPAM_OK, OBSPAM_EEXIST or OBSPAM_ENOMEM. */
 int obspam__wl_add(obspam__whitelist *w, const obspam__net *n);
 /* OBSPAM_OK or OBSPAM_ENOTFOUND. */

@@ -166,7 +166,6 @@ Test(config_keywords, options_every_value) {
       {"enabled", OBSPAM_OPT_ENABLED, "no", "yes"},
       {"count", OBSPAM_OPT_COUNT_UNIT, "recipients", "messages"},
       {"action", OBSPAM_OPT_ACTION, "defer", "reject"},
-      {"count-unauthenticated", OBSPAM_OPT_COUNT_UNAUTHENTICATED, "no", "yes"},
       {"count-forward-local", OBSPAM_OPT_COUNT_FORWARD_LOCAL, "no", "yes"},
       {"count-forward-remote", OBSPAM_OPT_COUNT_FORWARD_REMOTE, "no", "yes"},
       {"count-mailing-lists", OBSPAM_OPT_COUNT_MAILING_LISTS, "no", "yes"},
@@ -183,6 +182,17 @@ Test(config_keywords, options_every_value) {
     LOAD(e, text);
     cr_assert_eq(opt(e, bools[i].option), 0, "%s", text);
   }
+  /* Three values: local (the default), yes and no. */
+  LOAD(e, "count-unauthenticated yes\n");
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  LOAD(e, "count-unauthenticated no\n");
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  LOAD(e, "count-unauthenticated local\n");
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
+  LOAD(e, "implicit-mailboxes 0\n");
+  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 0);
+  LOAD(e, "implicit-mailboxes 100000000\n");
+  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000000);
   LOAD(e, "retention 1\nnotify-period 60\n");
   EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 1);
   EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 60);
@@ -200,8 +210,10 @@ Test(config_keywords, options_not_given_return_to_default) {
   LOAD(e, "enabled no\ncount messages\naction reject\n"
           "count-unauthenticated no\ncount-forward-local yes\n"
           "count-forward-remote no\ncount-mailing-lists yes\n"
-          "retention 24\nnotify-period 600\nnotify-immediate yes\n");
+          "retention 24\nnotify-period 600\nnotify-immediate yes\n"
+          "implicit-mailboxes 5\n");
   EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 0);
+  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 5);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
   EXPECT_OPT(e, OBSPAM_OPT_ACTION, 1);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
@@ -216,7 +228,8 @@ Test(config_keywords, options_not_given_return_to_default) {
   EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 0);
   EXPECT_OPT(e, OBSPAM_OPT_ACTION, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
+  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 1);
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
@@ -244,11 +257,9 @@ Test(config_keywords, options_take_effect) {
   LOAD(e, "count messages\nsubscription s\ndomain d.example subscription=s "
           "mailbox=10\n");
   v = SASL(e, "x@d.example", 8, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", OBSPAM_UNLIMITED,
-                 0, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "x@d.example", 10, 0, 0);
   v = SASL(e, "x@d.example", 8, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", OBSPAM_UNLIMITED,
-                 1, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "x@d.example", 10, 1, 0);
 }
 
 Test(config_keywords, default_every_key) {
@@ -558,7 +569,17 @@ Test(config_errors, option_values) {
   ERR("action bounce\n", 1,
       "bad value 'bounce' for 'action': expected defer or reject");
   ERR("count-unauthenticated on\n", 1,
-      "bad value 'on' for 'count-unauthenticated': expected yes or no");
+      "bad value 'on' for 'count-unauthenticated': expected local, yes or "
+      "no");
+  ERR("count-unauthenticated 2\n", 1,
+      "bad value '2' for 'count-unauthenticated': expected local, yes or "
+      "no");
+  ERR("implicit-mailboxes 100000001\n", 1,
+      "bad value '100000001' for 'implicit-mailboxes': out of range "
+      "0..100000000");
+  ERR("implicit-mailboxes many\n", 1,
+      "bad value 'many' for 'implicit-mailboxes': expected a number of "
+      "mailboxes");
   ERR("count-forward-local 0\n", 1,
       "bad value '0' for 'count-forward-local': expected yes or no");
   ERR("count-forward-remote true\n", 1,
@@ -1111,6 +1132,16 @@ Test(config_atomic, failed_load_keeps_counters) {
 
 /* ---- reload keeps counters ----------------------------------------------- */
 
+/* Unauthenticated mail submitted locally (sendmail, pickup): charged to
+   its sender. */
+static void local_mail(obspam_engine *eng, const char *sender, uint32_t rcpt,
+                       int64_t t, int line) {
+  obspam_message m = tu_msg(0, NULL, sender, NULL, rcpt, -1, NULL, t);
+  tu_decide_msg(eng, &m, line);
+}
+#define LOCAL(eng, sender, rcpt, t)                                            \
+  local_mail((eng), (sender), (rcpt), (t), __LINE__)
+
 static const char *const R1 = "subscription s1\nsubscription s2\n"
                               "domain d.example subscription=s1 domain=20\n"
                               "domain e.example subscription=s2\n"
@@ -1202,29 +1233,40 @@ Test(config_reload, moved_domain_keeps_counters) {
 }
 
 /* Objects a reload removes lose their counters; added again later, they
-   start from zero. Their parents keep theirs. */
+   start from zero. Their parents keep theirs. A mailbox whose domain stays
+   goes on as an implicit mailbox, with its counters. */
 Test(config_reload, removed_objects_come_back_at_zero) {
   LOAD(e, R1);
   SASL(e, "m@d.example", 3, T0);
   SASL(e, "n@d.example", 2, T0);
-  UNAUTH(e, "x@e.example", 5, T0);
+  LOCAL(e, "x@e.example", 5, T0);
 
   LOAD(e, "subscription s1\ndomain d.example subscription=s1 domain=20\n"
           "mailbox n@d.example\n");
   obspam_stats st = OBSPAM_STATS_INIT;
-  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "m@d.example", T0, &st),
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "x@e.example", T0, &st),
      OBSPAM_ENOTFOUND);
   RC(obspam_stats_get(e, OBSPAM_DOMAIN, "e.example", T0, &st),
      OBSPAM_ENOTFOUND);
   RC(obspam_stats_get(e, OBSPAM_SUBSCRIPTION, "s2", T0, &st), OBSPAM_ENOTFOUND);
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "n@d.example", T0, 2, 0);
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 5, 0);
-  /* Mail from the removed mailbox now counts on its domain only. */
+  /* m@d.example is implicit now: its limit is inherited (unlimited). */
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "m@d.example", T0, 3, 0);
+  int64_t count = -1;
+  OK(obspam_implicit_status(e, &count, NULL, NULL));
+  cr_assert_eq(count, 1);
   obspam_verdict v = SASL(e, "m@d.example", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", 20, 5, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example",
+                 OBSPAM_UNLIMITED, 3, 0);
 
+  /* Declared again, it keeps them; it is implicit no more. */
   LOAD(e, R1);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "m@d.example", T0, 0, 0);
+  OK(obspam_implicit_status(e, &count, NULL, NULL));
+  cr_assert_eq(count, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "m@d.example", T0, 4, 0);
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, "x@e.example", T0, &st),
+     OBSPAM_ENOTFOUND);
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "e.example", T0, 0, 0);
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s2", T0, 0, 0);
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "n@d.example", T0, 2, 0);
@@ -1238,7 +1280,7 @@ Test(config_reload, removed_objects_come_back_at_zero) {
    removed domain does not inherit the domain's counters. */
 Test(config_reload, matched_by_kind_and_name) {
   LOAD(e, R1);
-  UNAUTH(e, "x@e.example", 5, T0);
+  LOCAL(e, "x@e.example", 5, T0);
   LOAD(e, "subscription e.example\nsubscription s2\n"
           "domain other.example subscription=e.example\n");
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "e.example", T0, 0, 0);

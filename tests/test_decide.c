@@ -183,10 +183,12 @@ Test(decide, forward_remote_counted_by_default) {
       DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "bob@example.net", 2, -1, NULL, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
                  OBSPAM_UNLIMITED, 0, 0);
-  /* The forwarder is resolved as a login is: a hosted domain. */
+  /* The forwarder is resolved as a login is: an implicit mailbox of a
+     hosted domain. */
   v = DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "Alias@Other.ORG", 3, -1, NULL, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "other.org", OBSPAM_UNLIMITED,
-                 0, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "alias@other.org",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "alias@other.org", T0, 3, 0);
   /* A forwarder we do not host: UNKNOWN. */
   v = DEC(OBSPAM_MSG_FORWARD_REMOTE, NULL, "x@nowhere.test", 1, -1, NULL, T0);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
@@ -249,14 +251,25 @@ Test(decide, sasl_login_wins_over_sender) {
   EXPECT_ALL(0, 0, 2, 0, 0, 2, 0, 2, 0);
 }
 
+/* A login of a hosted domain whose mailbox is not declared is an implicit
+   mailbox, with the mailbox limit a declared one would inherit. */
 Test(decide, sasl_hosted_domain_unknown_mailbox) {
   DOMAIN_LIMIT("example.com", 50);
+  LIMIT(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 4);
   obspam_verdict v =
       DEC(0, "nobody@example.com", "info@example.com", 3, -1, NULL, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 50, 0, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "nobody@example.com", 4, 0,
+                 0);
   v = DEC(0, "Nobody@EXAMPLE.com", NULL, 2, -1, NULL, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 50, 3, 0);
-  EXPECT_ALL(0, 0, 0, 0, 5, 0, 0, 5, 0);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "nobody@example.com", 4, 3,
+                 3600);
+  v = DEC(0, "Nobody@EXAMPLE.com", NULL, 1, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "nobody@example.com", 4, 3,
+                 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "nobody@example.com", T0, 4, 1);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 4, 1);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 4, 1);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 0, 0);
 }
 
 /* A bare domain name as login resolves to that domain when hosted. */
@@ -269,6 +282,8 @@ Test(decide, sasl_bare_domain) {
 
 /* A login that resolves to nothing falls through to the next rules. */
 Test(decide, sasl_unresolvable_falls_through) {
+  /* The client is not local: count unauthenticated mail from anywhere. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
   static const char *const logins[] = {
       "x@nowhere.test",
       "nowhere.test",
@@ -302,6 +317,8 @@ Test(decide, sasl_unresolvable_falls_through) {
 
 /* Logins and senders of any length or shape are simply not hosted. */
 Test(decide, sasl_overlong_or_odd_login_is_not_an_error) {
+  /* The client is not local: count unauthenticated mail from anywhere. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
   char big[1000];
   memset(big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
@@ -479,11 +496,13 @@ Test(decide, scripts_allowed_chain) {
  */
 
 Test(decide, unauthenticated_sender) {
+  /* The client is not local: count unauthenticated mail from anywhere. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
   obspam_verdict v = UNAUTH(e, "INFO@Example.Com", 2, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
                  OBSPAM_UNLIMITED, 0, 0);
   v = UNAUTH(e, "someone@Example.NET", 3, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.net",
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "someone@example.net",
                  OBSPAM_UNLIMITED, 0, 0);
   v = UNAUTH(e, "other.org", 4, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "other.org", OBSPAM_UNLIMITED,
@@ -502,6 +521,104 @@ Test(decide, unauthenticated_not_counted) {
   v = DEC(0, "", "info@example.com", 2, -1, NULL, T0);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
   NOTHING_COUNTED();
+}
+
+/* A message from sender with this client address (NULL: local). */
+static obspam_verdict from(const char *client, const char *sender, int line) {
+  obspam_message m = tu_msg(0, NULL, sender, client, 1, -1, NULL, NULL, T0);
+  return tu_decide_msg(e, &m, line);
+}
+#define FROM(client, sender) from((client), (sender), __LINE__)
+
+/* The default, "local": inbound mail with a forged hosted sender is not
+   outgoing mail; a local submission and the default local networks are. */
+Test(decide, unauthenticated_local_by_default) {
+  int64_t v0 = -1;
+  OK(obspam_get_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, &v0));
+  cr_assert_eq(v0, 2);
+  MBOX_LIMIT("info@example.com", 0);
+  static const char *const remote[] = {
+      "198.51.100.77", "126.255.255.255", "128.0.0.1", "::2",
+      "2001:db8::1",   "::ffff:10.0.0.1", "0.0.0.0",
+  };
+  for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++) {
+    obspam_verdict v = FROM(remote[i], "info@example.com");
+    cr_assert_eq(v.action, OBSPAM_UNKNOWN, "client %s: action %d", remote[i],
+                 v.action);
+    EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  }
+  NOTHING_COUNTED();
+  MBOX_LIMIT("info@example.com", OBSPAM_UNLIMITED);
+  static const char *const local[] = {
+      NULL, "", "127.0.0.1", "127.255.255.254", "::1", "::ffff:127.0.0.9",
+  };
+  for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+    obspam_verdict v = FROM(local[i], "info@example.com");
+    EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                   OBSPAM_UNLIMITED, (int64_t)i, 0);
+  }
+  EXPECT_ALL(6, 0, 0, 0, 6, 0, 0, 6, 0);
+}
+
+/* Configured local networks replace the defaults; removing the last one
+   brings the defaults back. IPv4 entries match IPv4-mapped IPv6. */
+Test(decide, unauthenticated_local_networks) {
+  OK(obspam_local_network_add(e, "10.0.5.0/24"));
+  OK(obspam_local_network_add(e, "2001:db8:1::/48"));
+  obspam_verdict v = FROM("10.0.5.200", "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  v = FROM("::ffff:10.0.5.1", "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 1, 0);
+  v = FROM("2001:db8:1:ffff::1", "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 2, 0);
+  /* Outside them, and the defaults no longer apply; local submissions
+     always count. */
+  v = FROM("10.0.6.1", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = FROM("127.0.0.1", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = FROM("::1", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = FROM(NULL, "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 3, 0);
+  OK(obspam_local_network_remove(e, "10.0.5.0/24"));
+  v = FROM("10.0.5.200", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OK(obspam_local_network_remove(e, "2001:db8:1::/48"));
+  v = FROM("127.0.0.1", "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 4, 0);
+  EXPECT_ALL(5, 0, 0, 0, 5, 0, 0, 5, 0);
+}
+
+/* 1 counts from anywhere, 0 never; logins, scripts and counted lists do
+   not depend on it. The whitelist still comes first. */
+Test(decide, unauthenticated_option_values) {
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  obspam_verdict v = FROM("198.51.100.77", "info@example.com");
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
+  v = FROM(NULL, "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  v = FROM("127.0.0.1", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
+  OPT(OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
+  /* A counted list delivery is charged whatever the client. */
+  v = DEC(OBSPAM_MSG_MAILING_LIST, NULL, "bob@example.net", 3, -1, NULL, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "bob@example.net",
+                 OBSPAM_UNLIMITED, 0, 0);
+  OK(obspam_whitelist_add(e, "127.0.0.0/8"));
+  v = FROM("127.0.0.1", "info@example.com");
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  RC(obspam_set_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 3), OBSPAM_EINVAL);
+  RC(obspam_set_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, -1), OBSPAM_EINVAL);
+  EXPECT_ALL(1, 0, 3, 0, 1, 3, 0, 4, 0);
 }
 
 Test(decide, null_and_unknown_senders) {
@@ -728,6 +845,8 @@ Test(decide, never_fits_lower_object) {
 /* Exact verdict fields on accept: the lowest charged object, in lower case,
    its effective limit, its count before this message, retry 0. */
 Test(decide, accept_verdict_fields) {
+  /* The client is not local: count unauthenticated mail from anywhere. */
+  OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "BigCorp", NULL));
   OK(obspam_add(e, OBSPAM_DOMAIN, "BigCorp.EXAMPLE", "BIGCORP"));
   OK(obspam_add(e, OBSPAM_MAILBOX, "Info@BigCorp.Example", NULL));
@@ -742,7 +861,8 @@ Test(decide, accept_verdict_fields) {
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@bigcorp.example", 70,
                  4, 0);
   v = UNAUTH(e, "Sales@BigCorp.Example", 6, T0 + 2);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "bigcorp.example", 80, 9, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@bigcorp.example", 70,
+                 0, 0);
   v = SCRIPT(e, 555, NULL, 7, T0 + 3);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "bigcorp", 90, 15, 0);
   v = SCRIPT(e, 555, "BIGCORP.example", 1, T0 + 4);
@@ -1003,13 +1123,15 @@ Test(decide, longest_names_in_verdicts) {
                  0, 0);
 }
 
-/* A removed mailbox's login still resolves to its hosted domain. */
+/* A removed mailbox's login is an implicit mailbox of its hosted domain,
+   from zero: removing a mailbox removes its counters. */
 Test(decide, removed_mailbox_falls_back_to_domain) {
   SASL(e, "info@example.com", 2, T0);
   OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
   obspam_verdict v = SASL(e, "info@example.com", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com",
-                 OBSPAM_UNLIMITED, 2, 0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 3, 0);
   OK(obspam_remove(e, OBSPAM_DOMAIN, "example.com"));
   v = SASL(e, "info@example.com", 1, T0);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);

@@ -109,13 +109,14 @@ Test(engine, option_defaults) {
   EXPECT_OPT(OBSPAM_OPT_ENABLED, 1);
   EXPECT_OPT(OBSPAM_OPT_COUNT_UNIT, 0);
   EXPECT_OPT(OBSPAM_OPT_ACTION, 0);
-  EXPECT_OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
+  EXPECT_OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
   EXPECT_OPT(OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0);
   EXPECT_OPT(OBSPAM_OPT_COUNT_FORWARD_REMOTE, 1);
   EXPECT_OPT(OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
   EXPECT_OPT(OBSPAM_OPT_RETENTION_HOURS, 720);
   EXPECT_OPT(OBSPAM_OPT_NOTIFY_PERIOD, 3600);
   EXPECT_OPT(OBSPAM_OPT_NOTIFY_IMMEDIATE, 0);
+  EXPECT_OPT(OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000);
 }
 
 Test(engine, option_numbers_are_abi) {
@@ -135,7 +136,6 @@ static const int bool_opts[] = {
     OBSPAM_OPT_ENABLED,
     OBSPAM_OPT_COUNT_UNIT,
     OBSPAM_OPT_ACTION,
-    OBSPAM_OPT_COUNT_UNAUTHENTICATED,
     OBSPAM_OPT_COUNT_FORWARD_LOCAL,
     OBSPAM_OPT_COUNT_FORWARD_REMOTE,
     OBSPAM_OPT_COUNT_MAILING_LISTS,
@@ -178,6 +178,35 @@ Test(engine, boolean_options_reject_other_values) {
   }
 }
 
+/* 0 never, 1 from anywhere, 2 local submissions and local networks. */
+Test(engine, count_unauthenticated_range) {
+  for (int64_t v = 0; v <= 2; v++) {
+    OK(obspam_set_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, v));
+    EXPECT_OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, v);
+  }
+  static const int64_t bad[] = {3, -1, 100, INT64_MAX, INT64_MIN};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    RC(obspam_set_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, bad[i]),
+       OBSPAM_EINVAL);
+    EXPECT_OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
+  }
+}
+
+Test(engine, implicit_mailboxes_range) {
+  static const int64_t good[] = {0, 1, 100000, 99999999, 100000000};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    OK(obspam_set_option(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, good[i]));
+    EXPECT_OPT(OBSPAM_OPT_IMPLICIT_MAILBOXES, good[i]);
+  }
+  OK(obspam_set_option(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 7));
+  static const int64_t bad[] = {-1, 100000001, INT64_MAX, INT64_MIN};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    RC(obspam_set_option(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, bad[i]),
+       OBSPAM_EINVAL);
+    EXPECT_OPT(OBSPAM_OPT_IMPLICIT_MAILBOXES, 7);
+  }
+}
+
 Test(engine, retention_hours_range) {
   static const int64_t good[] = {1, 2, 24, 720, 8760, 87599, 87600};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -207,7 +236,7 @@ Test(engine, notify_period_range) {
 }
 
 Test(engine, unknown_options) {
-  static const int unknown[] = {0, 13, 14, -1, 100, INT_MAX, INT_MIN};
+  static const int unknown[] = {0, 14, 15, -1, 100, INT_MAX, INT_MIN};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     int64_t v = 777;
     RC(obspam_set_option(e, unknown[i], 0), OBSPAM_EINVAL);

@@ -391,6 +391,8 @@ Test(notify, scripts_notify_their_subscription_not_the_path) {
   EXPECT_FLUSH(H1, {SUB, "s2", "s2", NONE, -1, 0, 2, H0 + 10, H0 + 20, H0, H1});
 }
 
+/* A login whose mailbox is not declared is an implicit mailbox: noticed
+   as a declared one is. */
 Test(notify, domain_login_without_mailbox) {
   OK(obspam_set_notify(e, record, NULL));
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "d1.example", OBSPAM_DOMAIN, 3));

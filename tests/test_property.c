@@ -63,7 +63,9 @@ typedef struct counters {
 #define MAXP 3
 #define MAXS 5
 #define MAXD 12
+/* Declared mailboxes, then implicit ones as they appear. */
 #define MAXM 36
+#define MAXMI (MAXM + 3 * MAXD + 8)
 
 typedef struct mplan {
   char name[24];
@@ -92,6 +94,7 @@ typedef struct mmbox {
   char name[40];
   int dom;
   int alive;
+  int implicit; /* alive and not declared: made by a decision */
   int64_t own;
   counters k;
 } mmbox;
@@ -103,19 +106,22 @@ static const char *const wl_entries[] = {"192.0.2.0/24", "2001:db8::/32",
 static const struct {
   const char *addr;
   unsigned match; /* bit i: matched by wl_entries[i] */
+  int local;      /* a local submission or a default local network */
 } clients[] = {
-    {NULL, 0},
-    {"", 0},
-    {"192.0.2.7", 1},
-    {"192.0.3.7", 0},
-    {"::ffff:192.0.2.9", 1},
-    {"2001:db8::5", 2},
-    {"2001:db9::5", 0},
-    {"10.1.2.3", 4},
-    {"10.1.2.4", 0},
-    {"127.0.0.1", 0},
-    {"198.51.100.10", 8},
-    {"198.51.100.200", 0},
+    {NULL, 0, 1},
+    {"", 0, 1},
+    {"192.0.2.7", 1, 0},
+    {"192.0.3.7", 0, 0},
+    {"::ffff:192.0.2.9", 1, 0},
+    {"2001:db8::5", 2, 0},
+    {"2001:db9::5", 0, 0},
+    {"10.1.2.3", 4, 0},
+    {"10.1.2.4", 0, 0},
+    {"127.0.0.1", 0, 1},
+    {"::ffff:127.1.2.3", 0, 1},
+    {"::1", 0, 1},
+    {"198.51.100.10", 8, 0},
+    {"198.51.100.200", 0, 0},
 };
 #define N_CLIENTS (sizeof clients / sizeof clients[0])
 
@@ -128,12 +134,13 @@ typedef struct model {
   int ns;
   mdom dom[MAXD];
   int nd;
-  mmbox mb[MAXM];
-  int nm;
+  mmbox mb[MAXMI];
+  int nm;      /* declared mailboxes: mb[0 .. nm) */
+  int nmi;     /* and implicit ones: mb[nm .. nmi) */
   unsigned wl; /* bit i: wl_entries[i] present */
-  int unit_messages, count_unauth, count_fwd_local, count_fwd_remote,
-      count_lists;
-  int64_t newest; /* 0: no counted decision yet */
+  int unit_messages, count_fwd_local, count_fwd_remote, count_lists;
+  int count_unauth; /* 0 never, 1 from anywhere, 2 local */
+  int64_t newest;   /* 0: no counted decision yet */
 } model;
 
 static model M;
@@ -250,11 +257,14 @@ static int scripts_allowed(int s) {
 /* ---- resolution ------------------------------------------------------------
  */
 
-/* The charged objects, top first. */
+/* The charged objects, top first; and the implicit mailbox asked for
+   (imp_dom >= 0), which only a decision makes. */
 typedef struct charged {
   int n;
   int kind[3];
   int idx[3];
+  int imp_dom;
+  char imp_name[64];
 } charged;
 
 static void lower(const char *in, char *out, size_t n) {
@@ -272,7 +282,7 @@ static int find_dom(const char *lname) {
 }
 
 static int find_mb(const char *lname) {
-  for (int m = 0; m < M.nm; m++)
+  for (int m = 0; m < M.nmi; m++)
     if (M.mb[m].alive && strcmp(M.mb[m].name, lname) == 0)
       return m;
   return -1;
@@ -287,8 +297,9 @@ static void charge_domain(charged *c, int d) {
 }
 
 /* "Resolution of an address: lowercased; exact mailbox -> mailbox+domain+sub;
-   else the part after the single '@' is a hosted domain -> domain+sub; a bare
-   domain name (no '@') resolves to that domain if hosted." */
+   else the part after the single '@' is a hosted domain -> domain+sub and
+   the address's implicit mailbox (SPEC.md section 2); a bare domain name
+   (no '@') resolves to that domain if hosted." */
 static int resolve(const char *addr, charged *c) {
   char l[400];
   if (addr == NULL || addr[0] == '\0')
@@ -316,7 +327,33 @@ static int resolve(const char *addr, charged *c) {
   if (d < 0)
     return 0;
   charge_domain(c, d);
+  c->imp_dom = d;
+  snprintf(c->imp_name, sizeof c->imp_name, "%.39s", l);
   return 1;
+}
+
+/* The implicit mailbox c asks for, made on first use: a mailbox of that
+   name that is gone (removed, or implicit before) comes back from zero,
+   else a new one is appended. */
+static void implicit_charge(charged *c) {
+  int m;
+  for (m = 0; m < M.nmi; m++)
+    if (strcmp(M.mb[m].name, c->imp_name) == 0)
+      break;
+  if (m == M.nmi) {
+    cr_assert_lt(M.nmi, MAXMI, "model: too many implicit mailboxes");
+    M.nmi++;
+    snprintf(M.mb[m].name, sizeof M.mb[m].name, "%.39s", c->imp_name);
+    memset(&M.mb[m].k, 0, sizeof M.mb[m].k);
+  }
+  cr_assert(!M.mb[m].alive, "model: %s exists already", c->imp_name);
+  M.mb[m].dom = c->imp_dom;
+  M.mb[m].alive = 1;
+  M.mb[m].implicit = 1;
+  M.mb[m].own = OBSPAM_INHERIT;
+  c->n = 3;
+  c->kind[2] = OBSPAM_MAILBOX;
+  c->idx[2] = m;
 }
 
 static counters *ctr(int kind, int idx) {
@@ -354,10 +391,11 @@ static const char *oname(int kind, int idx) {
 
 /* The class of a message before any counting: EXEMPT, UNKNOWN, or -1 when
    it reaches the counters (ACCEPT / REFUSE). Fills c. */
-static int classify(const obspam_message *msg, unsigned wl_match, charged *c,
-                    int *script_sub) {
+static int classify(const obspam_message *msg, unsigned wl_match, int local,
+                    charged *c, int *script_sub) {
   *script_sub = -1;
   c->n = 0;
+  c->imp_dom = -1;
   /* 1. protection is never disabled here. */
   /* 2. whitelist */
   if (wl_match & M.wl)
@@ -397,7 +435,8 @@ static int classify(const obspam_message *msg, unsigned wl_match, charged *c,
   }
   if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
     return resolve(msg->sender, c) ? -1 : OBSPAM_UNKNOWN;
-  if (M.count_unauth || (msg->flags & OBSPAM_MSG_MAILING_LIST))
+  if (M.count_unauth == 1 || (M.count_unauth == 2 && local) ||
+      (msg->flags & OBSPAM_MSG_MAILING_LIST))
     return resolve(msg->sender, c) ? -1 : OBSPAM_UNKNOWN;
   return OBSPAM_UNKNOWN;
 }
@@ -440,14 +479,16 @@ static void empty_verdict(obspam_verdict *v, int action) {
 }
 
 static void model_decide(const obspam_message *msg, unsigned wl_match,
-                         obspam_verdict *v) {
+                         int local, obspam_verdict *v) {
   charged c;
   int script_sub;
-  int cls = classify(msg, wl_match, &c, &script_sub);
+  int cls = classify(msg, wl_match, local, &c, &script_sub);
   if (cls != -1) {
     empty_verdict(v, cls);
     return;
   }
+  if (c.imp_dom >= 0)
+    implicit_charge(&c);
   int64_t t = msg->time > M.newest ? msg->time : M.newest;
   M.newest = t;
   for (int i = 0; i < c.n; i++)
@@ -545,9 +586,12 @@ static const int which_of[3] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
 
 static void add_mailbox_both(int m) {
   char b[64];
+  /* Declaring an implicit mailbox keeps its counters. */
+  if (!M.mb[m].implicit)
+    counters_reset(&M.mb[m].k);
   M.mb[m].alive = 1;
+  M.mb[m].implicit = 0;
   M.mb[m].own = rn(2) ? rand_limit() : OBSPAM_INHERIT;
-  counters_reset(&M.mb[m].k);
   E_OK(obspam_add(e, OBSPAM_MAILBOX, rcase(M.mb[m].name, b, sizeof b),
                   rn(2) ? NULL : M.dom[M.mb[m].dom].name));
   if (M.mb[m].own != OBSPAM_INHERIT)
@@ -579,10 +623,10 @@ static void build(uint64_t seed) {
     counters_free(&M.sub[i].k);
   for (int i = 0; i < M.nd; i++)
     counters_free(&M.dom[i].k);
-  for (int i = 0; i < M.nm; i++)
+  for (int i = 0; i < M.nmi; i++)
     counters_free(&M.mb[i].k);
   memset(&M, 0, sizeof M);
-  M.count_unauth = 1;
+  M.count_unauth = 2; /* the default */
   M.count_fwd_remote = 1;
   e = tu_new();
 
@@ -639,6 +683,7 @@ static void build(uint64_t seed) {
         int m = M.nm++;
         snprintf(M.mb[m].name, sizeof M.mb[m].name, "u%d@d%d.test", j, d);
         M.mb[m].dom = d;
+        M.nmi = M.nm;
         add_mailbox_both(m);
       }
     }
@@ -664,7 +709,9 @@ static void random_event(void) {
   if (r < 10) {
     toggle_option(OBSPAM_OPT_COUNT_UNIT, &M.unit_messages);
   } else if (r < 15) {
-    toggle_option(OBSPAM_OPT_COUNT_UNAUTHENTICATED, &M.count_unauth);
+    M.count_unauth = (M.count_unauth + 1) % 3;
+    E_OK(
+        obspam_set_option(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, M.count_unauth));
   } else if (r < 20) {
     toggle_option(OBSPAM_OPT_COUNT_FORWARD_LOCAL, &M.count_fwd_local);
   } else if (r < 25) {
@@ -712,7 +759,7 @@ static void random_event(void) {
     default:
       if (M.nm > 0) {
         int m = rn(M.nm);
-        if (!M.mb[m].alive)
+        if (!M.mb[m].alive || M.mb[m].implicit)
           break;
         M.mb[m].own = rand_limit();
         E_OK(obspam_set_limit(e, OBSPAM_MAILBOX, M.mb[m].name, OBSPAM_MAILBOX,
@@ -728,13 +775,15 @@ static void random_event(void) {
   } else if (r < 45) {
     M.server_scripts = !M.server_scripts;
     E_OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, M.server_scripts));
-  } else if (r < 50 && M.nm > 0) {
-    /* a mailbox goes, or comes back from zero */
-    int m = rn(M.nm);
+  } else if (r < 50 && M.nmi > 0) {
+    /* a mailbox goes (an implicit one too), or comes back from zero (or
+       is declared with the counters it has as an implicit one) */
+    int m = rn(M.nmi);
     if (!M.dom[M.mb[m].dom].alive)
       return;
-    if (M.mb[m].alive) {
+    if (M.mb[m].alive && (!M.mb[m].implicit || rn(2))) {
       M.mb[m].alive = 0;
+      M.mb[m].implicit = 0;
       counters_reset(&M.mb[m].k);
       E_OK(obspam_remove(e, OBSPAM_MAILBOX, M.mb[m].name));
     } else {
@@ -746,9 +795,10 @@ static void random_event(void) {
     if (M.dom[d].alive) {
       M.dom[d].alive = 0;
       counters_reset(&M.dom[d].k);
-      for (int m = 0; m < M.nm; m++)
+      for (int m = 0; m < M.nmi; m++)
         if (M.mb[m].dom == d && M.mb[m].alive) {
           M.mb[m].alive = 0;
+          M.mb[m].implicit = 0;
           counters_reset(&M.mb[m].k);
         }
       E_OK(obspam_remove(e, OBSPAM_DOMAIN, M.dom[d].name));
@@ -814,13 +864,13 @@ static void compare_stats(int step) {
       now = T0;
     struct {
       int kind, idx;
-    } objs[MAXS + MAXD + MAXM];
+    } objs[MAXS + MAXD + MAXMI];
     int n = 0;
     for (int i = 0; i < M.ns; i++)
       objs[n].kind = OBSPAM_SUBSCRIPTION, objs[n++].idx = i;
     for (int i = 0; i < M.nd; i++)
       objs[n].kind = OBSPAM_DOMAIN, objs[n++].idx = i;
-    for (int i = 0; i < M.nm; i++)
+    for (int i = 0; i < M.nmi; i++)
       objs[n].kind = OBSPAM_MAILBOX, objs[n++].idx = i;
     for (int i = 0; i < n; i++) {
       int kind = objs[i].kind, idx = objs[i].idx;
@@ -910,12 +960,13 @@ static void run(uint64_t seed, tally *ty) {
        newest counted one (see the comment at the top). */
     charged ch;
     int ss;
-    if (classify(&m, clients[c].match, &ch, &ss) != -1 && m.time > M.newest)
+    if (classify(&m, clients[c].match, clients[c].local, &ch, &ss) != -1 &&
+        m.time > M.newest)
       m.time = M.newest > 0 ? M.newest - rn(100) : T0 - 100000;
 
     obspam_verdict want;
     obspam_verdict got = OBSPAM_VERDICT_INIT;
-    model_decide(&m, clients[c].match, &want);
+    model_decide(&m, clients[c].match, clients[c].local, &want);
     int rc = obspam_decide(e, &m, &got);
     char mbuf[512], wbuf[512], gbuf[512];
     fmt_msg(mbuf, sizeof mbuf, &m);

@@ -323,9 +323,12 @@ Test(report, ties_same_name_by_kind) {
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "same.example", OBSPAM_DOMAIN, 0));
   LOGIN("x@same.example", 1, T0 + 10, OBSPAM_REFUSE);
   LOGIN("y@same.example", 1, T0 + 20, OBSPAM_REFUSE);
+  /* x@ and y@ are implicit mailboxes, reported as declared ones are. */
   EXPECT_REPORT(0, INT64_MAX,
                 {OBSPAM_SUBSCRIPTION, "same.example", 0, 2, T0 + 10, T0 + 20},
-                {OBSPAM_DOMAIN, "same.example", 0, 2, T0 + 10, T0 + 20});
+                {OBSPAM_DOMAIN, "same.example", 0, 2, T0 + 10, T0 + 20},
+                {OBSPAM_MAILBOX, "x@same.example", 0, 1, T0 + 10, T0 + 10},
+                {OBSPAM_MAILBOX, "y@same.example", 0, 1, T0 + 20, T0 + 20});
 }
 
 Test(report, ties_by_name_use_bytes) {
