@@ -576,7 +576,8 @@ test('decide', function (): void {
     same(verdict(Engine::ACCEPT, Engine::SUBSCRIPTION, 'acme', 1000, 7, 0),
         $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/a.php', 'time' => T + 3600]), 'a script');
     $e->setOption(Engine::OPT_ENABLED, 0);
-    same(verdict(Engine::ACCEPT, -1, '', 0, 0, 0), $e->decide($info + ['recipients' => 50, 'time' => T + 3600]), 'disabled');
+    same(verdict(Engine::ACCEPT, -1, '', 0, 0, 0, 3600), $e->decide($info + ['recipients' => 50, 'time' => T + 3600]),
+        'disabled: 3600 on accept');
     same(true, $e->stats(Engine::MAILBOX, 'info@example.com', T + 3600)->disabled, 'stats say disabled');
     $e->setOption(Engine::OPT_ENABLED, 1);
     same(Engine::ACCEPT, $e->decide(['sasl_username' => 'sales@example.com'])->action, 'time 0 is now');
@@ -898,7 +899,9 @@ test('snapshot', function (): void {
         'truncated.bin' => [substr($data, 0, -3), Engine::ECORRUPT],
         'flipped.bin' => [substr($data, 0, -1) . chr(ord($data[strlen($data) - 1]) ^ 1), Engine::ECORRUPT],
         'foreign.bin' => [str_repeat('NOTOBSPAM', 8), Engine::ECORRUPT],
-        'newer.bin' => [substr($data, 0, 8) . pack('V', 2) . substr($data, 12), Engine::EVERSION],
+        // the format version (bytes 8..11) one above the library's
+        'newer.bin' => [substr($data, 0, 8) . pack('V', unpack('V', substr($data, 8, 4))[1] + 1) . substr($data, 12),
+            Engine::EVERSION],
     ];
     foreach ($cases as $name => [$content, $code]) {
         file_put_contents("$tmp/$name", $content);
