@@ -18,7 +18,8 @@
 #              fresh venv, offline, with Debian's setuptools
 #   cmake-python  -DOBSPAM_INSTALL_PYTHON=ON installs the package where the
 #              system's Python finds it (dist-packages)
-#   examples   examples/admin_report.py and examples/admin_report.php
+#   examples   examples/admin_report.py, and examples/admin_report.php on a
+#              server's configuration and state (arguments, environment)
 #   php-web    the PHP example served by `php -S` with ffi.enable=preload
 #              (FFI preloaded as on php-fpm)
 #
@@ -309,7 +310,7 @@ else
   fail cmake-python
 fi
 
-step "examples: admin_report.py and admin_report.php (demo engines)"
+step "examples: admin_report.py (demo engine) and admin_report.php (a server's files)"
 echo "+ python3 examples/admin_report.py"
 if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
   grep -q '^mailbox  *info@acme.example .* BLOCKED' "$TMP/report.txt" &&
@@ -320,15 +321,56 @@ else
   cat "$TMP/report.txt"
   fail example-py
 fi
-echo "+ php examples/admin_report.php"
-if php examples/admin_report.php >"$TMP/report.html" 2>&1 &&
-  grep -q '<td>info@acme.example</td>' "$TMP/report.html" &&
-  grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
-  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML"
+# The configuration and state of a server, as the PHP page reads them:
+# the demo traffic of admin_report.py, saved.
+mkdir "$TMP/server"
+(cd examples && python3 - "$TMP/server" <<'EOF'
+import sys
+import admin_report
+with open(sys.argv[1] + "/obspam.conf", "w") as f:
+    f.write(admin_report.DEMO_CONFIG)
+with admin_report.demo_engine() as engine:
+    engine.save_state(sys.argv[1] + "/state")
+EOF
+) || echo "cannot save the demo server's files"
+SERVER_CONF=$TMP/server/obspam.conf
+SERVER_STATE=$TMP/server/state
+# page_ok FILE: the page names the server's files, info@acme.example is
+# blocked, the scripts are listed, and nothing claims demo data.
+page_ok() {
+  grep -q "$SERVER_CONF, $SERVER_STATE" "$1" &&
+    grep -q '<td>info@acme.example</td>' "$1" &&
+    grep -q 'class="blocked">BLOCKED' "$1" &&
+    grep -q '<code>/var/www/bakery/wp-content/plugins/forms/mail.php</code>' "$1" &&
+    ! grep -qi 'demo' "$1"
+}
+php_example=ok
+echo "+ OBSPAM_CONFIG=... OBSPAM_STATE=... php examples/admin_report.php"
+if ! OBSPAM_CONFIG=$SERVER_CONF OBSPAM_STATE=$SERVER_STATE php examples/admin_report.php \
+  >"$TMP/report.html" 2>&1 || ! page_ok "$TMP/report.html" ||
+  ! grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
+  cat "$TMP/report.html"
+  php_example="the environment"
+fi
+echo "+ php examples/admin_report.php CONFIG STATE --top 1"
+if ! OBSPAM_CONFIG=/nonexistent php examples/admin_report.php "$SERVER_CONF" "$SERVER_STATE" \
+  --top 1 >"$TMP/report-args.html" 2>&1 || ! page_ok "$TMP/report-args.html" ||
+  [[ $(grep -c '<code>' "$TMP/report-args.html") -ne 1 ]]; then
+  cat "$TMP/report-args.html"
+  php_example="the arguments"
+fi
+echo "+ php examples/admin_report.php (no configuration)"
+if env -u OBSPAM_CONFIG php examples/admin_report.php >"$TMP/report-none.html" 2>&1 ||
+  ! grep -q 'Error: no configuration: give its path as the first argument or in OBSPAM_CONFIG' \
+    "$TMP/report-none.html" || grep -qi 'demo' "$TMP/report-none.html"; then
+  cat "$TMP/report-none.html"
+  php_example="no configuration"
+fi
+if [[ $php_example == ok ]]; then
+  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML; no configuration: an error"
   pass example-php
 else
-  cat "$TMP/report.html"
-  fail example-php
+  fail example-php 1 "admin_report.php with $php_example"
 fi
 
 step "php-web: examples/admin_report.php through php -S with ffi.enable=preload"
@@ -340,7 +382,8 @@ web=(php -d ffi.enable=preload -d "ffi.preload=$TMP/obspam_scope.h"
   -d "opcache.preload=$ROOT/bindings/php/obspam.php" -d "opcache.preload_user=$(id -un)"
   -S "127.0.0.1:$port" -t examples)
 echo "+ ${web[*]}"
-env -u OBSPAM_LIBRARY "${web[@]}" >"$TMP/web.log" 2>&1 &
+env -u OBSPAM_LIBRARY OBSPAM_CONFIG="$SERVER_CONF" OBSPAM_STATE="$SERVER_STATE" \
+  "${web[@]}" >"$TMP/web.log" 2>&1 &
 SERVER_PID=$!
 if python3 - "$port" >"$TMP/page.html" 2>"$TMP/fetch.log" <<'EOF'; then
 import sys, time, urllib.request
@@ -357,8 +400,7 @@ for _ in range(50):
         time.sleep(0.1)
 sys.exit(1)
 EOF
-  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" &&
-    grep -q '<td>bakery.example</td>' "$TMP/page.html"; then
+  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" && page_ok "$TMP/page.html"; then
     echo "GET /admin_report.php?hours=6: 200, $(grep -c '<tr>' "$TMP/page.html") table rows"
     pass php-web
   else
