@@ -39,6 +39,8 @@ check "common: control socket and obspamctl end to end" \
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
+check "common: obspamctl options (getopt_long) and JSON errors" \
+  tests/daemons/ctl_options.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
