@@ -46,4 +46,21 @@ for page in "${pages[@]}"; do
   fi
   [[ $bad -ne 0 ]] || echo "$name: clean, libobspam $version"
 done
+
+# The example of obspam.conf(5) is a configuration the library takes.
+policyd=$BUILD/examples/obspam-policyd
+if [[ -x $policyd ]]; then
+  example=$(mktemp /tmp/obspam-man-example.XXXXXX)
+  sed -n '/^\.SH EXAMPLES/,/^\.SH /p' "$BUILD/man/obspam.conf.5" |
+    sed -n '/^\.EX/,/^\.EE/p' | sed '/^\.E[XE]/d; s/\\-/-/g' >"$example"
+  if [[ ! -s $example ]] || ! out=$("$policyd" --config "$example" --check-config 2>&1); then
+    echo "obspam.conf.5: the example does not load:"
+    cat "$example"
+    echo "$out"
+    bad=1
+  else
+    echo "obspam.conf.5: the example loads ($(wc -l <"$example") lines)"
+  fi
+  rm -f "$example"
+fi
 exit "$bad"
