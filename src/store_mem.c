@@ -135,6 +135,8 @@ static void advance(ring *r, int64_t minute) {
   if (minute - r->minute >= WINDOW) {
     memset(r->b_sent, 0, sizeof(r->b_sent));
     memset(r->b_ref, 0, sizeof(r->b_ref));
+    if (r->b_exc != NULL)
+      memset(r->b_exc, 0, WINDOW * sizeof(*r->b_exc));
     r->sent = r->refused = r->exceeded = 0;
   } else {
     for (k = r->minute + 1; k <= minute; k++) {

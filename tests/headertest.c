@@ -26,22 +26,27 @@ int main(void) {
   if (verdict.struct_size != sizeof(obspam_verdict) || verdict.action != 0 ||
       verdict.kind != 0 || verdict.limit != 0 || verdict.count != 0 ||
       verdict.retry_after != 0 || verdict.object[0] != '\0' ||
-      verdict.object[sizeof verdict.object - 1] != '\0')
+      verdict.object[sizeof verdict.object - 1] != '\0' || verdict.window != 0)
     return 2;
   if (stats.struct_size != sizeof(obspam_stats) || stats.sending != 0 ||
       stats.limit != 0 || stats.count != 0 || stats.refused != 0 ||
-      stats.refused_total != 0 || stats.last_refused != 0)
+      stats.refused_total != 0 || stats.last_refused != 0 ||
+      stats.exceeded != 0 || stats.exceeded_total != 0 ||
+      stats.limit_minute != 0 || stats.count_minute != 0 ||
+      stats.limit_day != 0 || stats.count_day != 0 ||
+      stats.blocked_kind != -1 || stats.disabled != 0 ||
+      stats.blocked_by[0] != '\0')
     return 3;
   if (row.struct_size != sizeof(obspam_report_row) || row.kind != 0 ||
       row.name != NULL || row.sent != 0 || row.refused != 0 ||
-      row.first_refused != 0 || row.last_refused != 0)
+      row.first_refused != 0 || row.last_refused != 0 || row.exceeded != 0)
     return 4;
   if (notice.struct_size != sizeof(obspam_notice) || notice.kind != 0 ||
       notice.name != NULL || notice.subscription != NULL ||
       notice.contact != NULL || notice.limit != 0 || notice.sent != 0 ||
       notice.refused != 0 || notice.first_refused != 0 ||
       notice.last_refused != 0 || notice.period_start != 0 ||
-      notice.period_end != 0)
+      notice.period_end != 0 || notice.exceeded != 0)
     return 5;
 
   /* A few constants whose values are part of the ABI. */
@@ -55,27 +60,36 @@ int main(void) {
   if (sizeof verdict.object < OBSPAM_NAME_MAX + 1)
     return 7;
 
-    /* The structure layouts on LP64 (x86_64, aarch64), as released. */
+    /* The structure layouts on LP64 (x86_64, aarch64), as released: the
+       1.0 fields where they were, the 1.3 ones appended after them. */
 #if UINTPTR_MAX == 0xffffffffffffffffu
   if (sizeof(obspam_message) != 72 ||
       offsetof(obspam_message, recipients) != 32 ||
       offsetof(obspam_message, uid) != 40 ||
       offsetof(obspam_message, time) != 64)
     return 8;
-  if (sizeof(obspam_verdict) != 368 || offsetof(obspam_verdict, kind) != 8 ||
+  if (sizeof(obspam_verdict) != 376 || offsetof(obspam_verdict, kind) != 8 ||
       offsetof(obspam_verdict, limit) != 16 ||
       offsetof(obspam_verdict, retry_after) != 32 ||
-      offsetof(obspam_verdict, object) != 40)
+      offsetof(obspam_verdict, object) != 40 ||
+      offsetof(obspam_verdict, window) != 368)
     return 9;
-  if (sizeof(obspam_stats) != 48 || offsetof(obspam_stats, limit) != 8 ||
-      offsetof(obspam_stats, last_refused) != 40)
+  if (sizeof(obspam_stats) != 432 || offsetof(obspam_stats, limit) != 8 ||
+      offsetof(obspam_stats, last_refused) != 40 ||
+      offsetof(obspam_stats, exceeded) != 48 ||
+      offsetof(obspam_stats, count_day) != 88 ||
+      offsetof(obspam_stats, blocked_kind) != 96 ||
+      offsetof(obspam_stats, disabled) != 100 ||
+      offsetof(obspam_stats, blocked_by) != 104)
     return 10;
-  if (sizeof(obspam_report_row) != 48 ||
+  if (sizeof(obspam_report_row) != 56 ||
       offsetof(obspam_report_row, name) != 8 ||
-      offsetof(obspam_report_row, last_refused) != 40)
+      offsetof(obspam_report_row, last_refused) != 40 ||
+      offsetof(obspam_report_row, exceeded) != 48)
     return 11;
-  if (sizeof(obspam_notice) != 88 || offsetof(obspam_notice, limit) != 32 ||
-      offsetof(obspam_notice, period_end) != 80)
+  if (sizeof(obspam_notice) != 96 || offsetof(obspam_notice, limit) != 32 ||
+      offsetof(obspam_notice, period_end) != 80 ||
+      offsetof(obspam_notice, exceeded) != 88)
     return 12;
 #endif
 

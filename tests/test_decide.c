@@ -1379,3 +1379,23 @@ Test(decide, stats_of_the_1_2_size) {
   RC(obspam_stats_get(e, OBSPAM_MAILBOX, "info@example.com", T0, &s),
      OBSPAM_EINVAL);
 }
+
+/* A window left empty for more than an hour starts afresh, its attempts
+   over the limit too: the attempt of minute m0 = T0/60 is not subtracted
+   again when minute m0 + 180, whose bucket it shared, comes. */
+Test(decide, exceeded_window_after_an_idle_hour) {
+  MBOX_LIMIT("info@example.com", 0);
+  SASL(e, "info@example.com", 1, T0);
+  cr_assert_eq(STATS(e, OBSPAM_MAILBOX, "info@example.com", T0).exceeded, 1);
+  /* Minute m0 + 130. */
+  SASL(e, "info@example.com", 1, T0 + 7800);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 7800);
+  cr_assert_eq(s.exceeded, 1, "exceeded %" PRId64, s.exceeded);
+  cr_assert_eq(s.exceeded_total, 2);
+  /* Minute m0 + 180: the window is m0 + 121 .. m0 + 180. */
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 10800);
+  cr_assert_eq(s.exceeded, 1, "exceeded %" PRId64, s.exceeded);
+  cr_assert_eq(s.refused, 1, "refused %" PRId64, s.refused);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 7800 + 3600);
+  cr_assert_eq(s.exceeded, 0, "exceeded %" PRId64, s.exceeded);
+}

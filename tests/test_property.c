@@ -13,8 +13,14 @@
  * compared with the model.
  *
  * The model keeps, per object, a plain list of (minute, amount) charges and
- * a list of refusal minutes; count_in_window(t) is the sum over minutes
- * t/60-59 .. t/60.
+ * lists of the minutes of its refusals and of its attempts over its own
+ * limit; count_in_window(t) is the sum over minutes t/60-59 .. t/60.
+ *
+ * A refusal names the object with the longest wait (API.md step 5), each
+ * wait found by trying the times at which the window can change; the
+ * retry hint is checked against the same search over all the objects at
+ * once. Every charged object records the refusal, the objects with a wait
+ * record it as over the limit (the subscription for forbidden scripts).
  *
  * One deliberate restriction: API.md does not say in so many words whether
  * a decision that ends EXEMPT or UNKNOWN moves the engine's newest time
@@ -58,6 +64,9 @@ typedef struct counters {
   int64_t *rmin; /* refusals: minute */
   size_t rn, rcap;
   int64_t refused_total, last_refused;
+  int64_t *xmin; /* attempts over the object's own limit: minute */
+  size_t xn, xcap;
+  int64_t exceeded_total;
 } counters;
 
 #define MAXP 3
@@ -149,6 +158,7 @@ static void counters_free(counters *k) {
   free(k->min);
   free(k->amt);
   free(k->rmin);
+  free(k->xmin);
   memset(k, 0, sizeof *k);
 }
 
@@ -177,6 +187,16 @@ static void add_refusal(counters *k, int64_t t) {
   k->last_refused = t;
 }
 
+static void add_exceeded(counters *k, int64_t t) {
+  if (k->xn == k->xcap) {
+    k->xcap = k->xcap ? 2 * k->xcap : 16;
+    k->xmin = realloc(k->xmin, k->xcap * sizeof *k->xmin);
+    cr_assert(k->xmin, "out of memory");
+  }
+  k->xmin[k->xn++] = t / 60;
+  k->exceeded_total++;
+}
+
 /* count_in_window(t): minutes t/60 - 59 .. t/60. */
 static int64_t count_at(const counters *k, int64_t t) {
   int64_t lo = t / 60 - 59, hi = t / 60, sum = 0;
@@ -186,12 +206,20 @@ static int64_t count_at(const counters *k, int64_t t) {
   return sum;
 }
 
-static int64_t refused_at(const counters *k, int64_t t) {
+static int64_t minutes_at(const int64_t *m, size_t n, int64_t t) {
   int64_t lo = t / 60 - 59, hi = t / 60, sum = 0;
-  for (size_t i = 0; i < k->rn; i++)
-    if (k->rmin[i] >= lo && k->rmin[i] <= hi)
+  for (size_t i = 0; i < n; i++)
+    if (m[i] >= lo && m[i] <= hi)
       sum++;
   return sum;
+}
+
+static int64_t refused_at(const counters *k, int64_t t) {
+  return minutes_at(k->rmin, k->rn, t);
+}
+
+static int64_t exceeded_at(const counters *k, int64_t t) {
+  return minutes_at(k->xmin, k->xn, t);
 }
 
 /* Drops charges that can never be in a window again (their minute is older
@@ -211,6 +239,11 @@ static void prune(counters *k, int64_t newest) {
     if (k->rmin[i] >= lo)
       k->rmin[j++] = k->rmin[i];
   k->rn = j;
+  j = 0;
+  for (size_t i = 0; i < k->xn; i++)
+    if (k->xmin[i] >= lo)
+      k->xmin[j++] = k->xmin[i];
+  k->xn = j;
 }
 
 /* ---- effective limits and scripts, straight from the chains ----------------
@@ -471,6 +504,27 @@ static int64_t retry_after(const charged *c, int64_t t, int64_t n) {
   return 0;
 }
 
+/* API.md step 5: the wait of one object, 0 when the message fits it now,
+   -1 when it never can, else the smallest s >= 1 at which it fits. */
+static int64_t wait_one(int kind, int idx, int64_t t, int64_t n) {
+  const counters *k = ctr(kind, idx);
+  int64_t lim = eff(kind, idx);
+
+  if (lim == OBSPAM_UNLIMITED || count_at(k, t) + n <= lim)
+    return 0;
+  if (n > lim)
+    return -1;
+  if (count_at(k, t + 1) + n <= lim)
+    return 1;
+  for (int64_t j = 1; j <= 61; j++) {
+    int64_t s = (t / 60 + j) * 60 - t;
+    if (count_at(k, t + s) + n <= lim)
+      return s;
+  }
+  cr_assert_fail("model: no wait found");
+  return 0;
+}
+
 static void empty_verdict(obspam_verdict *v, int action) {
   memset(v, 0, sizeof *v);
   v->struct_size = sizeof *v;
@@ -503,26 +557,41 @@ static void model_decide(const obspam_message *msg, unsigned wl_match,
     v->limit = eff_sub(script_sub);
     v->count = count_at(&M.sub[script_sub].k, t);
     v->retry_after = -1;
+    v->window = 0;
     for (int i = 0; i < c.n; i++)
       add_refusal(ctr(c.kind[i], c.idx[i]), t);
+    add_exceeded(&M.sub[script_sub].k, t);
     return;
   }
   int64_t n = M.unit_messages ? 1 : (int64_t)msg->recipients;
-  /* 5. the first refusing object from the top */
+  /* 5. the object with the longest wait (-1 the longest; ties: the
+     highest, the first from the top) */
+  int64_t wait[3];
+  int named = -1;
   for (int i = 0; i < c.n; i++) {
-    int64_t lim = eff(c.kind[i], c.idx[i]);
-    int64_t cnt = count_at(ctr(c.kind[i], c.idx[i]), t);
-    if (lim != OBSPAM_UNLIMITED && cnt + n > lim) {
-      v->action = OBSPAM_REFUSE;
-      v->kind = c.kind[i];
-      snprintf(v->object, sizeof v->object, "%s", oname(c.kind[i], c.idx[i]));
-      v->limit = lim;
-      v->count = cnt;
-      v->retry_after = retry_after(&c, t, n);
-      for (int j = 0; j < c.n; j++)
-        add_refusal(ctr(c.kind[j], c.idx[j]), t);
-      return;
+    wait[i] = wait_one(c.kind[i], c.idx[i], t, n);
+    if (wait[i] != 0 &&
+        (named < 0 ||
+         (wait[named] != -1 && (wait[i] == -1 || wait[i] > wait[named]))))
+      named = i;
+  }
+  if (named >= 0) {
+    int i = named;
+    v->action = OBSPAM_REFUSE;
+    v->kind = c.kind[i];
+    snprintf(v->object, sizeof v->object, "%s", oname(c.kind[i], c.idx[i]));
+    v->limit = eff(c.kind[i], c.idx[i]);
+    v->count = count_at(ctr(c.kind[i], c.idx[i]), t);
+    v->retry_after = wait[i];
+    v->window = OBSPAM_WINDOW_HOUR;
+    cr_assert_eq(v->retry_after, retry_after(&c, t, n),
+                 "model: the longest wait is not the retry hint");
+    for (int j = 0; j < c.n; j++) {
+      add_refusal(ctr(c.kind[j], c.idx[j]), t);
+      if (wait[j] != 0)
+        add_exceeded(ctr(c.kind[j], c.idx[j]), t);
     }
+    return;
   }
   /* 6. accept: the lowest charged object is named */
   int lo = c.n - 1;
@@ -532,6 +601,7 @@ static void model_decide(const obspam_message *msg, unsigned wl_match,
   v->limit = eff(c.kind[lo], c.idx[lo]);
   v->count = count_at(ctr(c.kind[lo], c.idx[lo]), t);
   v->retry_after = 0;
+  v->window = OBSPAM_WINDOW_HOUR;
   for (int i = 0; i < c.n; i++)
     add_charge(ctr(c.kind[i], c.idx[i]), t / 60, n);
 }
@@ -889,18 +959,52 @@ static void compare_stats(int step) {
                    cur_seed, step, name, rc);
       const counters *k = ctr(kind, idx);
       int64_t lim = eff(kind, idx), cnt = count_at(k, now);
-      int64_t want[6] = {lim,
-                         cnt,
-                         refused_at(k, now),
-                         k->refused_total,
-                         k->last_refused,
-                         lim == OBSPAM_UNLIMITED || cnt < lim};
-      int64_t got[6] = {s.limit,         s.count,        s.refused,
-                        s.refused_total, s.last_refused, s.sending};
-      static const char *const field[6] = {"limit",        "count",
-                                           "refused",      "refused_total",
-                                           "last_refused", "sending"};
-      for (int f = 0; f < 6; f++)
+      /* Blocked: the highest of the object and its ancestors that one
+         more recipient would not fit. */
+      int chain_kind[3], chain_idx[3], nchain = 0, blocked = -1;
+      if (kind == OBSPAM_MAILBOX) {
+        chain_kind[nchain] = OBSPAM_MAILBOX;
+        chain_idx[nchain++] = idx;
+        idx = M.mb[idx].dom;
+      }
+      if (kind != OBSPAM_SUBSCRIPTION) {
+        chain_kind[nchain] = OBSPAM_DOMAIN;
+        chain_idx[nchain++] = idx;
+        idx = M.dom[idx].sub;
+      }
+      chain_kind[nchain] = OBSPAM_SUBSCRIPTION;
+      chain_idx[nchain++] = idx;
+      idx = objs[i].idx;
+      for (int c = nchain - 1; c >= 0 && blocked < 0; c--) {
+        int64_t l = eff(chain_kind[c], chain_idx[c]);
+        if (l != OBSPAM_UNLIMITED &&
+            count_at(ctr(chain_kind[c], chain_idx[c]), now) + 1 > l)
+          blocked = c;
+      }
+      int64_t want[10] = {lim,
+                          cnt,
+                          refused_at(k, now),
+                          k->refused_total,
+                          k->last_refused,
+                          blocked < 0,
+                          exceeded_at(k, now),
+                          k->exceeded_total,
+                          blocked < 0 ? -1 : chain_kind[blocked],
+                          0};
+      int64_t got[10] = {s.limit,         s.count,          s.refused,
+                         s.refused_total, s.last_refused,   s.sending,
+                         s.exceeded,      s.exceeded_total, s.blocked_kind,
+                         s.disabled};
+      static const char *const field[10] = {
+          "limit",        "count",   "refused",  "refused_total",
+          "last_refused", "sending", "exceeded", "exceeded_total",
+          "blocked_kind", "disabled"};
+      cr_assert_str_eq(
+          s.blocked_by,
+          blocked < 0 ? "" : oname(chain_kind[blocked], chain_idx[blocked]),
+          "seed %" PRIu64 " step %d: stats(%s).blocked_by", cur_seed, step,
+          name);
+      for (int f = 0; f < 10; f++)
         cr_assert_eq(got[f], want[f],
                      "seed %" PRIu64 " step %d: stats(%s).%s at T0%+" PRId64
                      " = %" PRId64 ", model %" PRId64,
@@ -977,7 +1081,7 @@ static void run(uint64_t seed, tally *ty) {
     int same = got.action == want.action && got.kind == want.kind &&
                strcmp(got.object, want.object) == 0 &&
                got.limit == want.limit && got.count == want.count &&
-               got.retry_after == want.retry_after;
+               got.retry_after == want.retry_after && got.window == want.window;
     cr_assert(same,
               "seed %" PRIu64 " step %d: message %s\n  engine %s\n  model  %s\n"
               "  (unit=%s unauth=%d fwd_local=%d fwd_remote=%d lists=%d)",

@@ -50,6 +50,14 @@ int main(void) {
   C(OBSPAM_OPT_RETENTION_HOURS);
   C(OBSPAM_OPT_NOTIFY_PERIOD);
   C(OBSPAM_OPT_NOTIFY_IMMEDIATE);
+  /* 1.1 */
+  C(OBSPAM_OPT_STORE_TIMEOUT_MS);
+  C(OBSPAM_OPT_STORE_FALLBACK);
+  /* 1.3 */
+  C(OBSPAM_OPT_IMPLICIT_MAILBOXES);
+  C(OBSPAM_WINDOW_MINUTE);
+  C(OBSPAM_WINDOW_HOUR);
+  C(OBSPAM_WINDOW_DAY);
 
   S(obspam_message);
   F(obspam_message, struct_size);
@@ -71,6 +79,7 @@ int main(void) {
   F(obspam_verdict, count);
   F(obspam_verdict, retry_after);
   F(obspam_verdict, object);
+  F(obspam_verdict, window); /* 1.3 */
 
   S(obspam_stats);
   F(obspam_stats, struct_size);
@@ -80,6 +89,16 @@ int main(void) {
   F(obspam_stats, refused);
   F(obspam_stats, refused_total);
   F(obspam_stats, last_refused);
+  /* 1.3 */
+  F(obspam_stats, exceeded);
+  F(obspam_stats, exceeded_total);
+  F(obspam_stats, limit_minute);
+  F(obspam_stats, count_minute);
+  F(obspam_stats, limit_day);
+  F(obspam_stats, count_day);
+  F(obspam_stats, blocked_kind);
+  F(obspam_stats, disabled);
+  F(obspam_stats, blocked_by);
 
   S(obspam_report_row);
   F(obspam_report_row, struct_size);
@@ -89,6 +108,7 @@ int main(void) {
   F(obspam_report_row, refused);
   F(obspam_report_row, first_refused);
   F(obspam_report_row, last_refused);
+  F(obspam_report_row, exceeded); /* 1.3 */
 
   S(obspam_notice);
   F(obspam_notice, struct_size);
@@ -103,5 +123,6 @@ int main(void) {
   F(obspam_notice, last_refused);
   F(obspam_notice, period_start);
   F(obspam_notice, period_end);
+  F(obspam_notice, exceeded); /* 1.3 */
   return 0;
 }

@@ -247,11 +247,11 @@ static void record_notice(const obspam_notice *n, void *ud) {
   (void)ud;
   w = snprintf(notice_log + notice_log_len, room,
                "notice %d %s sub=%s contact=%s limit=%" PRId64 " sent=%" PRId64
-               " refused=%" PRId64 " %" PRId64 "..%" PRId64 " [%" PRId64
-               ",%" PRId64 ")\n",
+               " refused=%" PRId64 " exceeded=%" PRId64 " %" PRId64 "..%" PRId64
+               " [%" PRId64 ",%" PRId64 ")\n",
                n->kind, n->name, n->subscription ? n->subscription : "-",
                n->contact ? n->contact : "-", n->limit, n->sent, n->refused,
-               n->first_refused, n->last_refused, n->period_start,
+               n->exceeded, n->first_refused, n->last_refused, n->period_start,
                n->period_end);
   if (w < 0 || (size_t)w >= room)
     notice_log_full = 1;
@@ -320,9 +320,10 @@ static obspam_engine *empty(void) {
 
 static void put_row(const obspam_report_row *r, void *ud) {
   put(ud,
-      "report %d %s sent=%" PRId64 " refused=%" PRId64 " %" PRId64 "..%" PRId64
-      "\n",
-      r->kind, r->name, r->sent, r->refused, r->first_refused, r->last_refused);
+      "report %d %s sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
+      " %" PRId64 "..%" PRId64 "\n",
+      r->kind, r->name, r->sent, r->refused, r->exceeded, r->first_refused,
+      r->last_refused);
 }
 
 static void put_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -357,8 +358,11 @@ static void put_probes(obspam_engine *e, text *t) {
       m.recipients = 3;
     }
     rc = obspam_check(e, &m, &v);
-    put(t, "check %zu: %d %d %d '%s' %" PRId64 " %" PRId64 " %" PRId64 "\n", i,
-        rc, v.action, v.kind, v.object, v.limit, v.count, v.retry_after);
+    put(t,
+        "check %zu: %d %d %d '%s' %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+        "\n",
+        i, rc, v.action, v.kind, v.object, v.limit, v.count, v.retry_after,
+        v.window);
   }
   for (uid = 999; uid <= 1006; uid++) {
     obspam_message m = OBSPAM_MESSAGE_INIT;
@@ -412,8 +416,12 @@ static void signature(obspam_engine *e, text *t) {
         obspam_stats st = OBSPAM_STATS_INIT;
 
         MUST(obspam_stats_get(e, kind, name, when[w], &st));
-        put(t, " | %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, st.sending,
-            st.count, st.refused, st.refused_total, st.last_refused);
+        put(t,
+            " | %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+            " %" PRId64 " %" PRId64 " %d %d %s",
+            st.sending, st.count, st.refused, st.refused_total, st.last_refused,
+            st.exceeded, st.exceeded_total, st.count_day, st.blocked_kind,
+            st.disabled, st.blocked_by);
       }
       put(t, "\n");
       MUST(obspam_history(e, kind, name, 0, INT64_MAX, put_hour, t));
@@ -602,6 +610,30 @@ static int c_decide_refuse(obspam_engine *e) {
   return obspam_decide(e, &m, &v);
 }
 
+/* A subscription that has sent its whole limit: the next message goes
+   over it for the first time, and the refusal allocates the buckets of
+   its attempts over the limit (and, in immediate mode, a notice). */
+static obspam_engine *rich_newco(void) {
+  obspam_engine *e = rich();
+
+  MUST(obspam_add(e, OBSPAM_SUBSCRIPTION, "newco", NULL));
+  MUST(obspam_add(e, OBSPAM_DOMAIN, "newco.example", "newco"));
+  MUST(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "newco", OBSPAM_SUBSCRIPTION,
+                        2));
+  MUST(obspam_set_option(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1));
+  decide_at(e, "hello@newco.example", NULL, 0, -1, NULL, NULL, 2, NOW - 60);
+  return e;
+}
+
+static int c_decide_refuse_first(obspam_engine *e) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  m.sasl_username = "hello@newco.example";
+  m.time = NOW;
+  return obspam_decide(e, &m, &v);
+}
+
 static int c_decide_script(obspam_engine *e) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
@@ -668,6 +700,12 @@ static int c_state_save(obspam_engine *e) {
 
 static int c_state_load(obspam_engine *e) {
   return obspam_state_load(e, state_path);
+}
+
+/* A snapshot of format 1, written by libobspam 1.2 (run from the
+   repository's root, as tests/faults/run.sh does). */
+static int c_state_load_format_1(obspam_engine *e) {
+  return obspam_state_load(e, "tests/data/state-format1.bin");
 }
 
 /* Setups besides rich() and empty(). */
@@ -773,6 +811,7 @@ static const fcase cases[] = {
     {"load_config", rich, c_load_config, NULL},
     {"decide/new-objects", rich, c_decide_new, NULL},
     {"decide/refuse", rich_immediate, c_decide_refuse, NULL},
+    {"decide/refuse-first-over-limit", rich_newco, c_decide_refuse_first, NULL},
     {"decide/script", rich, c_decide_script, NULL},
     {"decide/sweep", rich, c_decide_later,
      "the sweep that follows a decision turns the open period of a record "
@@ -787,6 +826,7 @@ static const fcase cases[] = {
     {"notify_flush", rich, c_notify_flush, NULL},
     {"state_save", rich, c_state_save, NULL},
     {"state_load", rich_saved, c_state_load, NULL},
+    {"state_load/format-1", rich, c_state_load_format_1, NULL},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

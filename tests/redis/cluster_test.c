@@ -78,13 +78,19 @@ static void status(obspam_engine *e, int64_t st[4]) {
          st[0], st[1], st[2], st[3]);
 }
 
+/* Per kind (subscription, domain, mailbox): refused, over the limit, and
+   the number of rows. */
 static void report_row(const obspam_report_row *row, void *ud) {
-  int64_t *refused = ud;
+  int64_t(*by_kind)[3] = ud;
 
-  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64 "\n",
-         row->kind, row->name, row->sent, row->refused);
-  if (row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_MAILBOX)
-    refused[row->kind - OBSPAM_SUBSCRIPTION] = row->refused;
+  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64
+         " exceeded %" PRId64 "\n",
+         row->kind, row->name, row->sent, row->refused, row->exceeded);
+  if (row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_MAILBOX) {
+    by_kind[row->kind - OBSPAM_SUBSCRIPTION][0] = row->refused;
+    by_kind[row->kind - OBSPAM_SUBSCRIPTION][1] = row->exceeded;
+    by_kind[row->kind - OBSPAM_SUBSCRIPTION][2]++;
+  }
 }
 
 /* The mailbox's notice of one relay. */
@@ -112,7 +118,7 @@ static int shared(const char *uri) {
   obspam_engine *e1, *e2;
   obspam_verdict v1, v2, v;
   obspam_stats st = OBSPAM_STATS_INIT;
-  int64_t refused[3] = {0, 0, 0};
+  int64_t rows[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
   int i;
 
   seen n1 = {0, 0, 0, 0}, n2 = {0, 0, 0, 0};
@@ -175,25 +181,37 @@ static int shared(const char *uri) {
              OBSPAM_OK,
          "%s", obspam_engine_errmsg(e2));
   EXPECT(st.count == 10 && st.refused == 2 && st.refused_total == 2 &&
-             st.last_refused == T,
+             st.last_refused == T && st.exceeded == 2 && st.exceeded_total == 2,
          "stats on relay 2: count %" PRId64 " refused %" PRId64
-         " total %" PRId64 " last %" PRId64,
-         st.count, st.refused, st.refused_total, st.last_refused);
-  printf("a report on either relay shows both refusals\n");
-  EXPECT(obspam_report(e1, T - 3600, T + 1, report_row, refused) == OBSPAM_OK,
+         " total %" PRId64 " last %" PRId64 " exceeded %" PRId64
+         " total %" PRId64,
+         st.count, st.refused, st.refused_total, st.last_refused, st.exceeded,
+         st.exceeded_total);
+  /* The subscription (10 of 100) was refused with it, not over its limit. */
+  EXPECT(obspam_stats_get(e1, OBSPAM_SUBSCRIPTION, "s1", T, &st) == OBSPAM_OK,
          "%s", obspam_engine_errmsg(e1));
-  EXPECT(refused[0] == 2 && refused[1] == 2 && refused[2] == 2,
-         "refused %" PRId64 " %" PRId64 " %" PRId64, refused[0], refused[1],
-         refused[2]);
+  EXPECT(st.refused == 2 && st.exceeded == 0 && st.exceeded_total == 0,
+         "subscription s1 on relay 1: refused %" PRId64 " exceeded %" PRId64
+         " total %" PRId64,
+         st.refused, st.exceeded, st.exceeded_total);
+  printf("a report on either relay shows both refusals of the mailbox, the "
+         "one object over its limit\n");
+  EXPECT(obspam_report(e1, T - 3600, T + 1, report_row, rows) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e1));
+  EXPECT(rows[2][0] == 2 && rows[2][1] == 2 && rows[2][2] == 1 &&
+             rows[0][2] == 0 && rows[1][2] == 0,
+         "mailbox refused %" PRId64 " exceeded %" PRId64 " in %" PRId64
+         " rows; %" PRId64 " subscription and %" PRId64 " domain rows",
+         rows[2][0], rows[2][1], rows[2][2], rows[0][2], rows[1][2]);
   printf("each relay notifies the refusal it made, at the period's end\n");
   EXPECT(obspam_notify_flush(e1, T - T % 3600 + 3600) == OBSPAM_OK, "%s",
          obspam_engine_errmsg(e1));
   EXPECT(obspam_notify_flush(e2, T - T % 3600 + 3600) == OBSPAM_OK, "%s",
          obspam_engine_errmsg(e2));
-  EXPECT(n1.notices == 3 && n1.sent == 7 && n1.refused == 1 && n1.limit == 10,
+  EXPECT(n1.notices == 1 && n1.sent == 7 && n1.refused == 1 && n1.limit == 10,
          "relay 1: %d notices, mailbox sent %" PRId64 " refused %" PRId64,
          n1.notices, n1.sent, n1.refused);
-  EXPECT(n2.notices == 3 && n2.sent == 3 && n2.refused == 1 && n2.limit == 10,
+  EXPECT(n2.notices == 1 && n2.sent == 3 && n2.refused == 1 && n2.limit == 10,
          "relay 2: %d notices, mailbox sent %" PRId64 " refused %" PRId64,
          n2.notices, n2.sent, n2.refused);
   obspam_engine_free(e1);
