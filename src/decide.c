@@ -239,6 +239,7 @@ typedef struct decision {
   obspam__imb *pinned;
   obspam__obj standin;
   wish w;
+  int overflow; /* the cap was met: charged without its implicit mailbox */
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
@@ -258,24 +259,36 @@ static int validate(obspam_engine *e, const obspam_message *msg,
   return OBSPAM_OK;
 }
 
+/* How begin treats an implicit mailbox that does not exist yet. */
+enum {
+  MAKE = 0, /* a decision: make it */
+  STANDIN,  /* a check: charge a stand-in with no counters */
+  NOT_YET   /* a batch's message after its group's first: decide it later,
+               first of a group, so that the mailboxes are made in the
+               order, and as often, as one decision at a time makes them */
+};
+#define LATER 2 /* begin: the message is left for the next group */
+
 /* Adds the implicit mailbox d asks for to its charged objects: the one
-   that exists, or a new one; a check makes none and charges a stand-in
-   with no counters instead. With the cap met, only the domain and the
-   subscription are charged. OBSPAM_OK, or OBSPAM_ENOMEM (recorded). */
+   that exists, or, as mode says, a new one or a stand-in. With the cap
+   met, only the domain and the subscription are charged (d->overflow).
+   OBSPAM_OK, LATER, or OBSPAM_ENOMEM (recorded). */
 static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
-                    int dry) {
+                    int mode) {
   obspam__charge *ch = &d->ch;
   obspam__obj *dom = ch->obj[1];
   obspam__imb *m;
 
   switch (obspam__implicit_get(&e->imp, &d->w.n, d->w.hash, dom,
-                               c->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES], !dry,
-                               &m)) {
+                               c->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES],
+                               mode == MAKE, &m)) {
   case OBSPAM__IMB_FOUND:
     d->pinned = m;
     ch->obj[ch->n++] = &m->obj;
     break;
   case OBSPAM__IMB_ABSENT:
+    if (mode == NOT_YET)
+      return LATER;
     memset(&d->standin, 0, sizeof(d->standin));
     d->standin.name = d->w.n.s;
     d->standin.len = (uint16_t)d->w.n.len;
@@ -285,6 +298,7 @@ static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
     ch->obj[ch->n++] = &d->standin;
     break;
   case OBSPAM__IMB_FULL:
+    d->overflow = 1;
     break;
   default:
     d->rc = obspam__fail(e, OBSPAM_ENOMEM, "decide: out of memory");
@@ -303,17 +317,20 @@ static void release(obspam_engine *e, decision *d) {
 
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
-   normalised ahead or NULL. Returns 1 when the decision is settled (d->rc,
-   and on success the verdict, are set), 0 when d->ch is ready for the
-   counter store. */
-static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
+   normalised ahead or NULL, mode for a new implicit mailbox (dry: a
+   check). Returns 1 when the decision is settled (d->rc, and on success
+   the verdict, are set), 0 when d->ch is ready for the counter store,
+   LATER when it needs an implicit mailbox made (mode NOT_YET). */
+static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
                  int64_t newest, const ready_name *pre) {
+  int dry = mode == STANDIN, rc;
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
   int i;
 
   d->pinned = NULL;
+  d->overflow = 0;
   d->rc = validate(e, msg, d->out);
   if (d->rc != OBSPAM_OK)
     return 1;
@@ -353,8 +370,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int dry,
     verdict_none(d->out, OBSPAM_UNKNOWN);
     return 1;
   }
-  if (d->w.want && implicit(e, c, d, dry) != OBSPAM_OK)
-    return 1;
+  if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
+    return rc == LATER ? LATER : 1;
   for (i = 0; i < ch->n; i++)
     ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
   ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
@@ -389,6 +406,8 @@ static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
   } else {
     verdict_obj(d->out, OBSPAM_ACCEPT, ch, ch->n - 1);
   }
+  if (rc == OBSPAM_OK && d->overflow && !ch->dry)
+    obspam__implicit_overflowed(&e->imp);
 }
 
 /* obspam_decide, and with dry set obspam_check. */
@@ -412,7 +431,7 @@ static int decide(obspam_engine *e, const obspam_message *msg,
     notify = e->notify;
     notify_ud = e->notify_ud;
   }
-  if (!begin(e, c, &d, dry, obspam__newest(e, 0), NULL))
+  if (!begin(e, c, &d, dry ? STANDIN : MAKE, obspam__newest(e, 0), NULL))
     finish(e, &d, e->store->ops->charge(e->store, &d.ch),
            notify != NULL ? &im : NULL);
   release(e, &d);
@@ -529,7 +548,13 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   warm(e, c, msgs, n, pre);
   newest = obspam__newest(e, 0);
   for (i = 0; i < n; i++) {
-    if (!begin(e, c, &d[i], 0, newest, &pre[i]))
+    int r = begin(e, c, &d[i], i == 0 ? MAKE : NOT_YET, newest, &pre[i]);
+
+    if (r == LATER) {
+      n = i; /* this one and those after it: the next group */
+      break;
+    }
+    if (r == 0)
       ch[k++] = &d[i].ch;
     if (d[i].rc == OBSPAM_OK && d[i].t > newest)
       newest = d[i].t;
@@ -628,6 +653,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   obspam__name n;
   obspam__obj *o;
   const obspam__obj *b = NULL;
+  obspam__imb *held = NULL;
   const char *why;
   int enabled = 1;
 
@@ -653,11 +679,12 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   now = obspam__newest(e, now);
 
   pthread_rwlock_rdlock(&e->lock);
-  /* An implicit mailbox is held by the set's lock while it is read. */
-  obspam__implicit_lock(&e->imp);
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox is pinned while it is read. */
   if (o == NULL && kind == OBSPAM_MAILBOX)
-    o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
+    held = obspam__implicit_hold(&e->imp, n.s, n.len);
+  if (held != NULL)
+    o = &held->obj;
   if (o != NULL) {
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
@@ -672,7 +699,8 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
         memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
     }
   }
-  obspam__implicit_unlock(&e->imp);
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",

@@ -112,12 +112,6 @@ int obspam__implicit_get(obspam__implicit *im, const obspam__name *name,
   reclaim(im, RECLAIM_PER_CALL);
   if ((int64_t)im->index.n >= cap) {
     rc = OBSPAM__IMB_FULL;
-    if (create) {
-      im->overflow++;
-      if (!im->full)
-        im->episodes++;
-      im->full = 1;
-    }
     goto done;
   }
   if (!create) {
@@ -139,6 +133,15 @@ done:
   return rc;
 }
 
+void obspam__implicit_overflowed(obspam__implicit *im) {
+  pthread_mutex_lock(&im->lock);
+  im->overflow++;
+  if (!im->full)
+    im->episodes++;
+  im->full = 1;
+  pthread_mutex_unlock(&im->lock);
+}
+
 void obspam__implicit_unpin(obspam__implicit *im, obspam__imb *m) {
   pthread_mutex_lock(&im->lock);
   if (--m->pins == 0 && !has_state(m))
@@ -151,6 +154,18 @@ obspam__imb *obspam__implicit_find(obspam__implicit *im, const char *name,
   obspam__imb *m = (obspam__imb *)obspam__index_find(&im->index, name, len);
 
   return m != NULL && (m->pins > 0 || has_state(m)) ? m : NULL;
+}
+
+obspam__imb *obspam__implicit_hold(obspam__implicit *im, const char *name,
+                                   size_t len) {
+  obspam__imb *m;
+
+  pthread_mutex_lock(&im->lock);
+  m = obspam__implicit_find(im, name, len);
+  if (m != NULL)
+    m->pins++;
+  pthread_mutex_unlock(&im->lock);
+  return m;
 }
 
 int64_t obspam__implicit_count(obspam__implicit *im) {

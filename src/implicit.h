@@ -52,19 +52,26 @@ enum {
 };
 
 /* The implicit mailbox name (normalised, hash its index hash) of domain,
-   pinned; with create set, made when absent and the cap allows (an
-   overflow is then counted, and an episode when it starts). */
+   pinned; with create set, made when absent and the cap allows. */
 int obspam__implicit_get(obspam__implicit *im, const obspam__name *name,
                          uint64_t hash, obspam__obj *domain, int64_t cap,
                          int create, obspam__imb **out);
+/* A decision found the cap met and charged the domain and subscription
+   alone: one more overflow, and an episode when one starts. */
+void obspam__implicit_overflowed(obspam__implicit *im);
 /* Lets a decision's pin go; frees the mailbox when that leaves it
    without state (a decision that failed, or charged nothing). */
 void obspam__implicit_unpin(obspam__implicit *im, obspam__imb *m);
 
-/* Under the engine's read or write lock: the mailbox of that name that
-   exists (has state), or NULL. The set's lock must be held by the caller
-   while it uses the result (obspam__implicit_lock). */
+/* The mailbox of that name that exists (has state or is pinned), or
+   NULL. The set's lock must be held by the caller while it uses the result
+   (obspam__implicit_lock), or the engine's write lock. */
 obspam__imb *obspam__implicit_find(obspam__implicit *im, const char *name,
+                                   size_t len);
+/* Under the engine's read lock: the mailbox of that name that exists,
+   pinned (let it go with obspam__implicit_unpin), or NULL. For reading it
+   without holding the set's lock meanwhile. */
+obspam__imb *obspam__implicit_hold(obspam__implicit *im, const char *name,
                                    size_t len);
 static inline void obspam__implicit_lock(obspam__implicit *im) {
   pthread_mutex_lock(&im->lock);

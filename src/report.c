@@ -14,6 +14,7 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
   obspam__hour *hours = NULL;
   obspam__name n;
   obspam__obj *o = NULL;
+  obspam__imb *held = NULL;
   size_t count = 0, i, len = 0;
   const char *why = NULL;
   int rc;
@@ -40,12 +41,12 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
                         obspam_kind_name(kind), name ? name : "(null)", why);
 
   pthread_rwlock_rdlock(&e->lock);
-  /* An implicit mailbox is held by the set's lock while it is read. */
-  obspam__implicit_lock(&e->imp);
   if (kind != OBSPAM_SCRIPT) {
     o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
-    if (o == NULL && kind == OBSPAM_MAILBOX)
-      o = (obspam__obj *)obspam__implicit_find(&e->imp, n.s, n.len);
+    /* An implicit mailbox is pinned while it is read. */
+    if (o == NULL && kind == OBSPAM_MAILBOX &&
+        (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
+      o = &held->obj;
     rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
   } else {
     rc = OBSPAM_OK;
@@ -54,7 +55,8 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
     rc = e->store->ops->history(e->store, o, name, len, from, to,
                                 e->conf->opt[OBSPAM_OPT_RETENTION_HOURS],
                                 &hours, &count);
-  obspam__implicit_unlock(&e->imp);
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc, "history: no %s '%s'", obspam_kind_name(kind),

@@ -1191,13 +1191,6 @@ void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
   (void)local;
 }
 
-static int r_load_each(obspam__store *s, void *parsed,
-                       int (*fn)(int, const char *, size_t, void *), void *ud) {
-  redis_store *r = (redis_store *)s;
-
-  return r->local->ops->load_each(r->local, parsed, fn, ud);
-}
-
 obspam__store *obspam__redis_store_release(obspam__store *s) { return s; }
 
 void obspam__redis_store_status(obspam__store *s, int64_t out[4]) {

@@ -829,6 +829,58 @@ Test(config_errors, uid_and_contact) {
   ERR("subscription a contact=\n", 1, "missing value for 'contact'");
 }
 
+/* `local-network` lines: the local networks, replaced at each load; none
+   means 127.0.0.0/8 and ::1. */
+static int counted_from(const char *client, int line) {
+  obspam_message m =
+      tu_msg(0, NULL, "x@l.example", client, 1, -1, NULL, NULL, T0);
+  obspam_verdict ver = tu_decide_msg(e, &m, line);
+  return ver.action == OBSPAM_ACCEPT;
+}
+
+Test(config_keywords, local_networks) {
+  LOAD(e, "subscription s\ndomain l.example subscription=s\n"
+          "local-network 10.0.5.0/24\nlocal-network 2001:db8:5::/48\n"
+          "local-network 192.0.2.9\n");
+  cr_assert(counted_from("10.0.5.7", __LINE__));
+  cr_assert(counted_from("::ffff:10.0.5.7", __LINE__));
+  cr_assert(counted_from("2001:db8:5::1", __LINE__));
+  cr_assert(counted_from("192.0.2.9", __LINE__));
+  cr_assert(!counted_from("192.0.2.10", __LINE__));
+  cr_assert(!counted_from("127.0.0.1", __LINE__));
+  cr_assert(counted_from(NULL, __LINE__));
+  /* A file with an error changes nothing. */
+  RC(obspam_load_config_string(e, "local-network 10.0.6.0/24\n"
+                                  "local-network 10.0.5.0/33\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:2: bad local-network entry '10.0.5.0/33': IPv4 "
+                   "prefix length is over 32");
+  cr_assert(!counted_from("10.0.6.1", __LINE__));
+  cr_assert(counted_from("10.0.5.7", __LINE__));
+  /* Without the lines: the defaults again. */
+  LOAD(e, "subscription s\ndomain l.example subscription=s\n");
+  cr_assert(!counted_from("10.0.5.7", __LINE__));
+  cr_assert(counted_from("127.0.0.1", __LINE__));
+  cr_assert(counted_from("::1", __LINE__));
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "x@l.example", T0, 8, 0);
+}
+
+Test(config_errors, local_network_entries) {
+  ERR("local-network\n", 1, "missing address after 'local-network'");
+  ERR("local-network 10.0.0.0/8 10.1.0.0/16\n", 1,
+      "too many values for 'local-network'");
+  ERR("local-network example.com\n", 1,
+      "bad local-network entry 'example.com': not an IPv4 or IPv6 address");
+  ERR("local-network 10.0.0.1/24\n", 1,
+      "bad local-network entry '10.0.0.1/24': address has bits set beyond "
+      "the prefix length");
+  ERR("local-network ::1\nlocal-network 0::1/128\n", 2,
+      "duplicate local-network entry '0::1/128'");
+  /* The same network may be whitelisted and local. */
+  LOAD(e, "whitelist 10.0.0.0/8\nlocal-network 10.0.0.0/8\n");
+}
+
 Test(config_errors, whitelist_entries) {
   ERR("whitelist\n", 1, "missing address after 'whitelist'");
   ERR("whitelist 10.0.0.0/8 10.1.0.0/16\n", 1,

@@ -357,3 +357,69 @@ Test(whitelist, many_entries) {
   EXPECT_EXEMPT("10.1.0.1");
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 3, 0);
 }
+
+/* ---- local networks: the same set of networks, another use -------------- */
+
+/* Whether unauthenticated mail from client, with a hosted sender, is
+   counted: charged to the sender (ACCEPT) or not (UNKNOWN). */
+static int counted(const char *client, int line) {
+  obspam_message m =
+      tu_msg(0, NULL, "info@example.com", client, 1, -1, NULL, NULL, T0);
+  obspam_verdict v = tu_decide_msg(e, &m, line);
+  cr_assert(v.action == OBSPAM_ACCEPT || v.action == OBSPAM_UNKNOWN,
+            "line %d: %s gave action %d", line, client, v.action);
+  return v.action == OBSPAM_ACCEPT;
+}
+#define EXPECT_COUNTED(client)                                                 \
+  cr_assert(counted((client), __LINE__), "%s is not local", (client))
+#define EXPECT_NOT_COUNTED(client)                                             \
+  cr_assert(!counted((client), __LINE__), "%s is local", (client))
+
+/* Written, checked and matched as whitelist entries are, with their own
+   messages. */
+Test(whitelist, local_networks_add_and_remove) {
+  EXPECT_COUNTED("127.0.0.1");
+  EXPECT_COUNTED("::1");
+  EXPECT_NOT_COUNTED("10.0.5.1");
+  OK(obspam_local_network_add(e, "10.0.5.0/24"));
+  EXPECT_COUNTED("10.0.5.1");
+  EXPECT_COUNTED("::ffff:10.0.5.255");
+  EXPECT_NOT_COUNTED("10.0.6.1");
+  /* Once one is given, the defaults are not local any more. */
+  EXPECT_NOT_COUNTED("127.0.0.1");
+  EXPECT_NOT_COUNTED("::1");
+  RC(obspam_local_network_add(e, "10.0.5.0/24"), OBSPAM_EEXIST);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "local_network_add: '10.0.5.0/24' is a local network "
+                   "already");
+  RC(obspam_local_network_add(e, "10.0.5.1/24"), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "local_network_add: '10.0.5.1/24': address has bits set "
+                   "beyond the prefix length");
+  RC(obspam_local_network_add(e, "localhost"), OBSPAM_EINVAL);
+  RC(obspam_local_network_add(e, NULL), OBSPAM_EINVAL);
+  RC(obspam_local_network_add(NULL, "10.0.0.0/8"), OBSPAM_EINVAL);
+  RC(obspam_local_network_remove(e, "10.0.6.0/24"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "local_network_remove: '10.0.6.0/24' is not a local "
+                   "network");
+  RC(obspam_local_network_remove(NULL, "10.0.5.0/24"), OBSPAM_EINVAL);
+  /* The whitelist is another set: removing there finds nothing. */
+  RC(obspam_whitelist_remove(e, "10.0.5.0/24"), OBSPAM_ENOTFOUND);
+  OK(obspam_local_network_remove(e, "10.0.5.0/24"));
+  EXPECT_NOT_COUNTED("10.0.5.1");
+  EXPECT_COUNTED("127.0.0.1");
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 5, 0);
+}
+
+/* A local network that is also whitelisted: the whitelist comes first. */
+Test(whitelist, local_network_and_whitelist) {
+  OK(obspam_local_network_add(e, "192.0.2.0/24"));
+  OK(obspam_whitelist_add(e, "192.0.2.128/25"));
+  EXPECT_COUNTED("192.0.2.1");
+  obspam_message m =
+      tu_msg(0, NULL, "info@example.com", "192.0.2.200", 1, -1, NULL, NULL, T0);
+  obspam_verdict v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 0);
+}

@@ -298,6 +298,8 @@ struct obspamd_private {
   int64_t next_save_ms, next_flush_ms;
   /* The shared store as the last tick saw it, to log each change once. */
   int64_t store_up, store_episodes, store_fallbacks;
+  /* The episodes of a full set of implicit mailboxes the tick has seen. */
+  int64_t implicit_episodes;
   /* The housekeeping thread. */
   pthread_mutex_t hk_lock;
   pthread_cond_t hk_cond;
@@ -684,6 +686,28 @@ static void store_watch(obspamd_service *s, struct obspamd_private *p) {
   p->store_episodes = episodes;
 }
 
+/* Logs once each time the implicit mailboxes reach their cap (logins and
+   senders of hosted domains that the configuration does not declare):
+   until some expire, new ones are limited by their domain and
+   subscription only. Called with tick_lock held. */
+static void implicit_watch(obspamd_service *s, struct obspamd_private *p) {
+  int64_t count = 0, overflow = 0, episodes = 0, cap = 0;
+
+  if (obspam_implicit_status(s->engine, &count, &overflow, &episodes) !=
+      OBSPAM_OK)
+    return;
+  if (episodes > p->implicit_episodes) {
+    obspam_get_option(s->engine, OBSPAM_OPT_IMPLICIT_MAILBOXES, &cap);
+    obspamd_log(LOG_WARNING,
+                "implicit: %" PRId64 " undeclared mailboxes are tracked, the "
+                "cap (implicit-mailboxes %" PRId64 "); more are limited by "
+                "their domain and subscription only until some expire "
+                "(episode %" PRId64 ", %" PRId64 " such decisions so far)",
+                count, cap, episodes, overflow);
+  }
+  p->implicit_episodes = episodes;
+}
+
 void obspamd_tick(obspamd_service *s, int64_t now) {
   struct obspamd_private *p = s->priv;
   int64_t ms = obspamd__now_ms();
@@ -706,6 +730,7 @@ void obspamd_tick(obspamd_service *s, int64_t now) {
         ms + (int64_t)(s->flush_interval > 0 ? s->flush_interval : 10) * 1000;
   }
   store_watch(s, p);
+  implicit_watch(s, p);
   pthread_mutex_unlock(&p->tick_lock);
   if (save)
     obspamd_save(s, NULL, 0);

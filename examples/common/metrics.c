@@ -15,6 +15,9 @@
      obspam_notices_total                                            counter
      obspam_notify_mails_total{result="sent|failed|dropped"}         counter
      obspam_build_info{daemon="...",version="..."} 1                 gauge
+     obspam_implicit_mailboxes                                       gauge
+     obspam_implicit_overflow_total                                  counter
+     obspam_implicit_overflow_episodes_total                         counter
      with a shared store (Redis) only:
      obspam_store_up                                                 gauge
      obspam_store_fallback_episodes_total                            counter
@@ -70,6 +73,13 @@ static void family(out *o, const char *name, const char *type,
   put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one sample without labels: the library's own figures. */
+static void single(out *o, const char *name, const char *type, const char *help,
+                   int64_t value) {
+  family(o, name, type, help);
+  put(o, "%s %" PRId64 "\n", name, value);
+}
+
 /* A histogram bound in seconds, written without trailing zeros: 1e-05 s
    is "0.00001", 1 s is "1". */
 static void bound_text(double us, char *buf, size_t size) {
@@ -110,6 +120,7 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   out o = {buf, size, 0};
   uint64_t cumulative = 0;
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
+  int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
   char le[32], daemon[160];
   int i;
 
@@ -190,15 +201,22 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) ==
           OBSPAM_OK &&
       shared) {
-    family(&o, "obspam_store_up", "gauge",
-           "1 while the shared counter store answers.");
-    put(&o, "obspam_store_up %" PRId64 "\n", up);
-    family(&o, "obspam_store_fallback_episodes_total", "counter",
-           "Times the shared store stopped answering.");
-    put(&o, "obspam_store_fallback_episodes_total %" PRId64 "\n", episodes);
-    family(&o, "obspam_store_fallback_decisions_total", "counter",
-           "Decisions made without the shared store.");
-    put(&o, "obspam_store_fallback_decisions_total %" PRId64 "\n", fallbacks);
+    single(&o, "obspam_store_up", "gauge",
+           "1 while the shared counter store answers.", up);
+    single(&o, "obspam_store_fallback_episodes_total", "counter",
+           "Times the shared store stopped answering.", episodes);
+    single(&o, "obspam_store_fallback_decisions_total", "counter",
+           "Decisions made without the shared store.", fallbacks);
+  }
+  if (obspam_implicit_status(s->engine, &implicit, &overflow,
+                             &overflow_episodes) == OBSPAM_OK) {
+    single(&o, "obspam_implicit_mailboxes", "gauge",
+           "Undeclared mailboxes of hosted domains tracked now.", implicit);
+    single(&o, "obspam_implicit_overflow_total", "counter",
+           "Decisions that found the implicit-mailboxes cap reached.",
+           overflow);
+    single(&o, "obspam_implicit_overflow_episodes_total", "counter",
+           "Times the implicit-mailboxes cap was reached.", overflow_episodes);
   }
   family(&o, "obspam_build_info", "gauge",
          "The daemon and the version of libobspam it runs.");

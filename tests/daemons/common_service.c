@@ -1,6 +1,7 @@
 /* The service: start (configuration, state file), reload, save, stop,
    notices with their log lines and mails, the periodic work. */
 #include "common_test.h"
+#include "metrics.h"
 
 static const char *const CONFIG =
     "notify-period 3600\n"
@@ -461,6 +462,57 @@ Test(tick, saves_and_flushes_when_due) {
   cr_assert_eq(M(saves_ok), 1);
   obspamd_service_stop(&svc);
   cr_assert_eq(M(saves_ok), 2);
+}
+
+/* The implicit mailboxes' cap: each time it is reached the tick logs
+   once, and the metrics export the figures. */
+Test(tick, implicit_overflow_logged_once_per_episode) {
+  static const char *const logins[] = {"n1@example.com", "n2@example.com",
+                                       "n3@example.com", "n4@example.com"};
+  char buf[8192];
+  int i;
+
+  setup("implicit-mailboxes 2\n"
+        "subscription acme\n"
+        "domain example.com subscription=acme\n");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  for (i = 0; i < 4; i++)
+    decide_at(logins[i], T0 + i);
+  obspamd_tick(&svc, T0 + 10);
+  obspamd_tick(&svc, T0 + 11);
+  cr_assert(logged_line("warning: implicit: 2 undeclared mailboxes are "
+                        "tracked, the cap (implicit-mailboxes 2); more are "
+                        "limited by their domain and subscription only until "
+                        "some expire (episode 1, 2 such decisions so far)"),
+            "%s", logged());
+  obspamd_metrics_format(&svc, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\nobspam_implicit_mailboxes 2\n") != NULL, "%s", buf);
+  cr_assert(strstr(buf, "\nobspam_implicit_overflow_total 2\n") != NULL, "%s",
+            buf);
+  cr_assert(strstr(buf, "\nobspam_implicit_overflow_episodes_total 1\n") !=
+                NULL,
+            "%s", buf);
+  /* Room again, then the cap again: a second episode, a second line. */
+  cr_assert_eq(obspam_remove(svc.engine, OBSPAM_MAILBOX, "n1@example.com"),
+               OBSPAM_OK);
+  decide_at("n5@example.com", T0 + 20);
+  decide_at("n6@example.com", T0 + 21);
+  obspamd_tick(&svc, T0 + 30);
+  cr_assert(logged_text("(episode 2, 3 such decisions so far)"), "%s",
+            logged());
+  {
+    char *log = logged();
+    const char *p = log;
+    int n = 0;
+
+    while ((p = strstr(p, "warning: implicit:")) != NULL) {
+      n++;
+      p++;
+    }
+    free(log);
+    cr_assert_eq(n, 2, "%d implicit lines", n);
+  }
+  obspamd_service_stop(&svc);
 }
 
 Test(tick, housekeeping_thread) {

@@ -11,13 +11,22 @@
 #                                                subscription limit of 4
 #   tests/e2e/policyd.sh BUILD_DIR restart       the counters survive a
 #                                                restart (SIGTERM, start)
+#   tests/e2e/policyd.sh BUILD_DIR forged        inbound mail from an
+#                                                Internet client with a
+#                                                hosted sender is not
+#                                                counted: 5 over a limit
+#                                                of 3 delivered, then the
+#                                                owner still sends its 3
+#   tests/e2e/policyd.sh BUILD_DIR implicit      the login of an undeclared
+#                                                mailbox is limited by name
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-BUILD=${1:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
-SCENARIO=${2:?usage: policyd.sh BUILD_DIR mailbox|subscription|restart}
+USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|forged|implicit"
+BUILD=${1:?$USAGE}
+SCENARIO=${2:?$USAGE}
 [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
 POLICYD=$(pf_find_program "$BUILD" obspam-policyd policyd) || exit 1
 
@@ -40,6 +49,9 @@ subscription acme subscription=100
 domain acme.example subscription=acme
 mailbox info@acme.example limit=3
 
+# A domain whose mailboxes may send 2 each; none is declared.
+domain hosted.example subscription=acme mailbox=2
+
 # Two roomy mailboxes that share one subscription limit of 4.
 subscription shared subscription=4
 domain shared.example subscription=shared
@@ -55,8 +67,11 @@ start_policyd() {
 }
 
 start_policyd
+# acme.example receives mail too (relayed to the sink): an Internet client
+# may deliver to it.
 pf_configure \
-  "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT"
+  "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" \
+  "relay_domains = acme.example"
 pf_start
 
 # refusals LINES KIND OBJECT LIMIT: how many of the client's lines are a 451
@@ -165,8 +180,55 @@ restart)
   pf_expect "messages of shared.example at the sink" 4 \
     "$(pf_sink_grep '^X-Mail-Args: <[a-z]+@shared\.example>')"
   ;;
+forged)
+  # With the default count-unauthenticated local, mail without login from
+  # a client on the Internet is inbound mail, whatever sender it claims.
+  out=$(pf_send --addr 198.51.100.77 --sender info@acme.example \
+    --rcpt postmaster@acme.example --count 5 --tag forged)
+  printf '%s\n' "$out"
+  pf_expect "forged info@acme.example from 198.51.100.77 (limit 3)" \
+    "$(pf_repeat accepted 5)" "$(pf_stages "$out")"
+  pf_wait_delivered 5
+  # The owner, logged in, still has its whole limit.
+  out=$(pf_send --login info@acme.example --sender info@acme.example \
+    --count 4 --tag owner)
+  printf '%s\n' "$out"
+  pf_expect "replies to the owner info@acme.example (limit 3)" \
+    "accepted accepted accepted data" "$(pf_stages "$out")"
+  pf_expect "its 451 4.7.1 refusal naming mailbox info@acme.example" 1 \
+    "$(refusals "$out" mailbox info@acme.example 3)"
+  pf_wait_delivered 8
+  pf_expect "forged messages at the sink" 5 \
+    "$(pf_sink_grep '^X-E2E-Tag: forged-[1-5]$')"
+  pf_expect "the owner's messages at the sink" 3 \
+    "$(pf_sink_grep '^X-E2E-Tag: owner-[123]$')"
+  ;;
+implicit)
+  # stolen@hosted.example has no mailbox line: it is limited by name, by
+  # the domain's mailbox limit of 2, and another login has its own 2.
+  out=$(pf_send --login stolen@hosted.example --sender stolen@hosted.example \
+    --count 4 --tag stolen)
+  printf '%s\n' "$out"
+  pf_expect "replies to stolen@hosted.example (limit 2, not declared)" \
+    "accepted accepted data data" "$(pf_stages "$out")"
+  pf_expect "451 4.7.1 refusals naming mailbox stolen@hosted.example" 2 \
+    "$(refusals "$out" mailbox stolen@hosted.example 2)"
+  out=$(pf_send --login other@hosted.example --sender other@hosted.example \
+    --count 3 --tag other)
+  printf '%s\n' "$out"
+  pf_expect "replies to other@hosted.example (its own limit of 2)" \
+    "accepted accepted data" "$(pf_stages "$out")"
+  pf_wait_delivered 4
+  pf_expect "messages of stolen@hosted.example at the sink" 2 \
+    "$(from stolen@hosted.example)"
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  pf_expect "obspamctl status of the implicit mailbox: its count" 2 \
+    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
+      stolen@hosted.example |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')"
+  ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart)"
+  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, forged, implicit)"
   ;;
 esac
 

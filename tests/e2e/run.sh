@@ -60,6 +60,10 @@ check "policyd: a subscription limit of 4 shared by two mailboxes" \
   tests/e2e/policyd.sh "$BUILD" subscription
 check "policyd: the counters survive a restart (SIGTERM, start again)" \
   tests/e2e/policyd.sh "$BUILD" restart
+check "policyd: forged hosted sender from the Internet: 5 over a limit of 3 delivered, then the owner sends its 3" \
+  tests/e2e/policyd.sh "$BUILD" forged
+check "policyd: an undeclared mailbox's login is limited by name" \
+  tests/e2e/policyd.sh "$BUILD" implicit
 check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \

@@ -228,6 +228,13 @@ static const struct {
 };
 #define NOBJECTS (sizeof(objects) / sizeof(objects[0]))
 
+/* Logins of hosted domains that no mailbox line declares: implicit
+   mailboxes once a decision charged them. */
+static const char *const implicit[] = {"other@bakery.example",
+                                       "x@shop.acme.example",
+                                       "fresh@acme.example"};
+#define NIMPLICIT (sizeof(implicit) / sizeof(implicit[0]))
+
 static const char *const script_paths[] = {
     "/var/www/acme/index.php", "/var/www/acme/contact.php",
     "/var/www/bakery/wp-login.php", "/srv/new/script.php"};
@@ -335,13 +342,13 @@ static void put_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
    scripts settings, the whitelist, the options and the counters, without
    changing anything. */
 static void put_probes(obspam_engine *e, text *t) {
-  static const char *const clients[] = {NULL,           "192.0.2.1",
-                                        "2001:db8::7",  "198.51.100.7",
-                                        "198.51.100.8", "10.1.1.1"};
+  static const char *const clients[] = {
+      NULL,       "192.0.2.1", "2001:db8::7", "198.51.100.7", "198.51.100.8",
+      "10.1.1.1", "127.0.0.1", "10.9.9.9"};
   size_t i;
   int64_t uid;
 
-  for (i = 0; i < NOBJECTS + 2 + 6; i++) {
+  for (i = 0; i < NOBJECTS + 2 + 8; i++) {
     obspam_message m = OBSPAM_MESSAGE_INIT;
     obspam_verdict v = OBSPAM_VERDICT_INIT;
     int rc;
@@ -384,11 +391,28 @@ static void signature(obspam_engine *e, text *t) {
   size_t i;
   int k;
 
-  for (k = OBSPAM_OPT_ENABLED; k <= OBSPAM_OPT_NOTIFY_IMMEDIATE; k++) {
+  for (k = OBSPAM_OPT_ENABLED; k <= OBSPAM_OPT_IMPLICIT_MAILBOXES; k++) {
     int64_t v = 0;
     int rc = obspam_get_option(e, k, &v);
 
     put(t, "option %d: %d %" PRId64 "\n", k, rc, v);
+  }
+  {
+    int64_t n = -1, overflow = -1, episodes = -1;
+
+    MUST(obspam_implicit_status(e, &n, &overflow, &episodes));
+    put(t, "implicit: %" PRId64 " %" PRId64 " %" PRId64 "\n", n, overflow,
+        episodes);
+  }
+  for (i = 0; i < NIMPLICIT; i++) {
+    obspam_stats st = OBSPAM_STATS_INIT;
+    int rc = obspam_stats_get(e, OBSPAM_MAILBOX, implicit[i], NOW, &st);
+
+    put(t, "implicit %s: %d %" PRId64 " %" PRId64 " %" PRId64 "\n",
+        implicit[i], rc, st.limit, st.count, st.refused_total);
+    if (rc == OBSPAM_OK)
+      MUST(obspam_history(e, OBSPAM_MAILBOX, implicit[i], 0, INT64_MAX,
+                          put_hour, t));
   }
   for (i = 0; i < NOBJECTS; i++) {
     int kind = objects[i].kind;
@@ -573,6 +597,54 @@ static int c_whitelist_remove(obspam_engine *e) {
   return obspam_whitelist_remove(e, "198.51.100.7");
 }
 
+static int c_local_network_add(obspam_engine *e) {
+  return obspam_local_network_add(e, "10.9.0.0/16");
+}
+
+static int c_local_network_remove(obspam_engine *e) {
+  return obspam_local_network_remove(e, "10.9.0.0/16");
+}
+
+static int c_implicit_status(obspam_engine *e) {
+  int64_t n, overflow, episodes;
+
+  return obspam_implicit_status(e, &n, &overflow, &episodes);
+}
+
+static int c_decide_implicit(obspam_engine *e) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  /* A login whose implicit mailbox does not exist yet. */
+  m.sasl_username = "fresh@acme.example";
+  m.time = NOW;
+  return obspam_decide(e, &m, &v);
+}
+
+static int c_declare_implicit(obspam_engine *e) {
+  return obspam_add(e, OBSPAM_MAILBOX, "other@bakery.example", NULL);
+}
+
+static int c_remove_domain_implicit(obspam_engine *e) {
+  return obspam_remove(e, OBSPAM_DOMAIN, "bakery.example");
+}
+
+static int c_load_config_undeclare(obspam_engine *e) {
+  /* info@ and sales@ are declared no more: they go on as implicit
+     mailboxes, with their counters. */
+  static const char *const drop[] = {"mailbox info@acme.example limit=4\n",
+                                     "mailbox sales@acme.example\n"};
+  char conf[sizeof(base_conf)], *at;
+  size_t i;
+
+  memcpy(conf, base_conf, sizeof(base_conf));
+  for (i = 0; i < 2; i++) {
+    at = strstr(conf, drop[i]);
+    memmove(at, at + strlen(drop[i]), strlen(at + strlen(drop[i])) + 1);
+  }
+  return obspam_load_config_string(e, conf);
+}
+
 static int c_load_config_string(obspam_engine *e) {
   return obspam_load_config_string(e, big_conf_head);
 }
@@ -709,6 +781,26 @@ static int c_state_load_format_1(obspam_engine *e) {
 }
 
 /* Setups besides rich() and empty(). */
+static obspam_engine *rich_local(void) {
+  obspam_engine *e = rich();
+
+  MUST(obspam_local_network_add(e, "10.9.0.0/16"));
+  return e;
+}
+
+/* The configuration without state, to load rich()'s state into: its
+   implicit mailboxes have to be made. */
+static obspam_engine *fresh_saved(void) {
+  obspam_engine *e = rich();
+
+  MUST(obspam_state_save(e, state_path));
+  obspam_engine_free(e);
+  MUST(obspam_engine_new(&e));
+  MUST(obspam_load_config_string(e, base_conf));
+  MUST(obspam_set_notify(e, record_notice, NULL));
+  return e;
+}
+
 static obspam_engine *rich_saved(void) {
   obspam_engine *e = rich(), *other;
 
@@ -827,6 +919,14 @@ static const fcase cases[] = {
     {"state_save", rich, c_state_save, NULL},
     {"state_load", rich_saved, c_state_load, NULL},
     {"state_load/format-1", rich, c_state_load_format_1, NULL},
+    {"state_load/implicit", fresh_saved, c_state_load, NULL},
+    {"local_network_add", rich, c_local_network_add, NULL},
+    {"local_network_remove", rich_local, c_local_network_remove, NULL},
+    {"implicit_status", rich, c_implicit_status, NULL},
+    {"decide/implicit-new", rich, c_decide_implicit, NULL},
+    {"add/declare-implicit", rich, c_declare_implicit, NULL},
+    {"remove/domain-with-implicit", rich, c_remove_domain_implicit, NULL},
+    {"load_config_string/undeclare", rich, c_load_config_undeclare, NULL},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

@@ -6,7 +6,9 @@
 
 Each message goes in its own SMTP session: EHLO, XCLIENT LOGIN=<login>
 (Postfix answers 220 and a new greeting), EHLO again, MAIL, RCPT, DATA, the
-content, ".". One line is printed per message:
+content, ".". With --addr the same XCLIENT also sets the client's address,
+so that the session is one from that client (without --login: a client
+that does not log in, as the Internet delivering mail). One line is printed per message:
 
     <n> <stage> <code> <text>
 
@@ -26,11 +28,16 @@ def one_message(args, n):
     s = smtplib.SMTP("127.0.0.1", args.port, timeout=args.timeout)
     try:
         s.ehlo("client.e2e.test")
+        attrs = []
         if args.login:
-            code, text = s.docmd("XCLIENT", "LOGIN=" + args.login)
+            attrs.append("LOGIN=" + args.login)
+        if args.addr:
+            attrs.append("ADDR=" + args.addr)
+        if attrs:
+            code, text = s.docmd("XCLIENT", " ".join(attrs))
             if code != 220:
-                raise RuntimeError("XCLIENT LOGIN=%s: %d %s"
-                                   % (args.login, code, text.decode()))
+                raise RuntimeError("XCLIENT %s: %d %s"
+                                   % (" ".join(attrs), code, text.decode()))
             s.ehlo_resp = None
             s.ehlo("client.e2e.test")
         code, text = s.mail(args.sender)
@@ -62,6 +69,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--login", default="")
+    ap.add_argument("--addr", default="",
+                    help="the client address XCLIENT gives the session")
     ap.add_argument("--sender", required=True)
     ap.add_argument("--rcpt", default="someone@remote.example")
     ap.add_argument("--count", type=int, default=1)
