@@ -126,8 +126,8 @@ final class Engine
      * (or, when ffi.preload declared it, the FFI scope "obspam": see
      * Engine::scopeHeader()).
      *
-     * @throws Exception when the library cannot be loaded (EIO) or its
-     *     major version is not 1 (EVERSION)
+     * @throws Exception when the library cannot be loaded (EIO) or is not
+     *     1.3 or a later 1.x (EVERSION)
      */
     public function __construct(?string $library = null)
     {
@@ -156,8 +156,8 @@ final class Engine
      * Loads and checks libobspam (once per process and name) and returns
      * its FFI object. $library as for the constructor.
      *
-     * @throws Exception EIO when it cannot be loaded, EVERSION when its
-     *     major version is not 1
+     * @throws Exception EIO when it cannot be loaded, EVERSION when it is
+     *     not 1.3 or a later 1.x
      */
     public static function library(?string $library = null): \FFI
     {

@@ -443,7 +443,7 @@ def load_library(path: Optional[StrPath] = None) -> ctypes.CDLL:
 
     ``path`` is the library file; None means ``$OBSPAM_LIBRARY``, else the
     system's ``libobspam.so.1``. Raises :class:`LibraryError` when it cannot
-    be loaded or its major version is not 1. Returns the ctypes handle (for
+    be loaded or is not 1.3 or a later 1.x. Returns the ctypes handle (for
     diagnostics only: use :class:`Engine` to call it).
     """
     return _native.load(path)
