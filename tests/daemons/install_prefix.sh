@@ -10,7 +10,8 @@
 #   - the CMake package names hiredis by a target, never by a path;
 #   - a program built with pkg-config and one built with find_package(obspam)
 #     (shared and static) run against it;
-#   - a configuration for the /usr prefix gives the daemons no RPATH.
+#   - a configuration for the /usr prefix gives the daemons no RPATH;
+#   - the manual pages and the licence are installed.
 #
 #   tests/daemons/install_prefix.sh BUILD_DIR
 set -euo pipefail
@@ -32,6 +33,10 @@ cmake --install "$BUILD" --prefix "$PREFIX" >"$TMP/install.log"
 libdir=$(dirname "$(find "$PREFIX" -name libobspam.so.1 | head -n 1)")
 [[ -d $libdir ]] || fail "no libobspam.so.1 under $PREFIX"
 echo "installed to $PREFIX (library in ${libdir#"$PREFIX"/})"
+for f in share/man/man5/obspam.conf.5 share/man/man8/obspam-policyd.8 \
+  share/man/man8/obspamctl.8 share/doc/obspam/LICENSE include/obspam.h; do
+  [[ -f $PREFIX/$f ]] || fail "$f is not installed"
+done
 
 # ---- the daemons run from the prefix ------------------------------------------
 daemons=()
