@@ -1,24 +1,27 @@
 <?php
 
 /**
- * Admin report page: who is over the limit, and the top scripts, as HTML
+ * Admin report page: who went over a limit, and the top scripts, as HTML
  * tables. Uses the PHP binding of libobspam (bindings/php/obspam.php).
  *
- * It reads the server's configuration and state snapshot named by the
- * environment variables OBSPAM_CONFIG and OBSPAM_STATE (or the first two
- * command-line arguments); without them it builds a small demo engine with
- * some made-up traffic.
+ * It reads the server's configuration and state snapshot: the first two
+ * command-line arguments, else the environment variables OBSPAM_CONFIG and
+ * OBSPAM_STATE (the state is optional; without it the counters are empty).
+ * OBSPAM_LIBRARY names the library, as for every use of the binding. The
+ * period is --hours N on the command line or ?hours=N on the web (default
+ * 24), the number of scripts --top N or ?top=N (default 10). Without a
+ * configuration it says so and exits with status 1.
  *
- *     OBSPAM_LIBRARY=build/libobspam.so.1 php examples/admin_report.php > report.html
- *     OBSPAM_LIBRARY=build/libobspam.so.1 php -d ffi.enable=1 -S 127.0.0.1:8080 -t examples
+ *     php examples/admin_report.php /etc/obspam/obspam.conf /var/lib/obspam/state > report.html
+ *     OBSPAM_CONFIG=/etc/obspam/obspam.conf OBSPAM_STATE=/var/lib/obspam/state \
+ *         php -d ffi.enable=1 -S 127.0.0.1:8080 -t examples
  *         # then open http://127.0.0.1:8080/admin_report.php?hours=24
  *
  * (A web server needs FFI allowed: ffi.enable=1 as above, or the preloading
  * that Obspam\Engine::scopeHeader() describes.)
  *
- * The library has no call that lists every object, so "over the limit"
- * means every subscription, domain and mailbox with refusals in the period
- * (from report()), shown with its live status (stats()).
+ * The report lists every subscription, domain and mailbox that went over
+ * its own limit in the period (report()), with its live status (stats()).
  */
 
 declare(strict_types=1);
@@ -26,37 +29,6 @@ declare(strict_types=1);
 require_once __DIR__ . '/../bindings/php/obspam.php';
 
 use Obspam\Engine;
-
-const DEMO_CONFIG = <<<'CONF'
-    default mailbox=100 domain=1000 subscription=5000
-    plan starter mailbox=20 domain=200 subscription=300
-    subscription acme plan=starter uid=10001 contact=ops@acme.example
-    subscription bakery plan=starter uid=10002 contact=owner@bakery.example
-    domain acme.example subscription=acme
-    domain bakery.example subscription=bakery
-    mailbox info@acme.example limit=10
-    mailbox newsletter@bakery.example
-
-    CONF;
-
-/** A small engine with an hour of made-up traffic, sent just now. */
-function demo_engine(): Engine
-{
-    $engine = new Engine();
-    $engine->loadConfigString(DEMO_CONFIG);
-    for ($i = 0; $i < 14; $i++) { // a mailbox over its limit of 10
-        $engine->decide(['sasl_username' => 'info@acme.example', 'client_address' => '203.0.113.7']);
-    }
-    for ($i = 0; $i < 50; $i++) { // a hijacked plugin on a 200/hour domain
-        $engine->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10002, 'domain_hint' => 'bakery.example',
-            'script' => '/var/www/bakery/wp-content/plugins/forms/mail.php', 'recipients' => 5]);
-    }
-    for ($i = 0; $i < 3; $i++) {
-        $engine->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/var/www/acme/contact.php']);
-    }
-    $engine->decide(['sasl_username' => 'newsletter@bakery.example', 'recipients' => 12]);
-    return $engine;
-}
 
 function h(string|int $text): string
 {
@@ -68,21 +40,49 @@ function when(int $t): string
     return $t === 0 ? '-' : date('Y-m-d H:i', $t);
 }
 
+/** An error page (or text on the command line) and exit status 1. */
+function fail(string $message): never
+{
+    if (PHP_SAPI !== 'cli') {
+        http_response_code(500);
+    }
+    echo '<!DOCTYPE html><title>obspam report</title><p>Error: ' . h($message) . "</p>\n";
+    if (PHP_SAPI === 'cli') {
+        fwrite(STDERR, "admin_report.php: $message\n");
+    }
+    exit(1);
+}
+
 const LEVELS = [Engine::SUBSCRIPTION => 'subscription', Engine::DOMAIN => 'domain', Engine::MAILBOX => 'mailbox'];
 
-$config = PHP_SAPI === 'cli' ? ($argv[1] ?? null) : (getenv('OBSPAM_CONFIG') ?: null);
-$state = PHP_SAPI === 'cli' ? ($argv[2] ?? null) : (getenv('OBSPAM_STATE') ?: null);
-$hours = max(1, min(24 * 90, (int) ($_GET['hours'] ?? 24)));
+// The command line: [CONFIG [STATE]] [--hours N] [--top N]; the web:
+// ?hours=N&top=N. The files come from the environment when not given.
+$args = [];
+$opts = ['hours' => $_GET['hours'] ?? null, 'top' => $_GET['top'] ?? null];
+$argList = PHP_SAPI === 'cli' ? array_slice($argv, 1) : [];
+for ($i = 0; $i < count($argList); $i++) {
+    if (in_array($argList[$i], ['--hours', '--top'], true) && isset($argList[$i + 1])) {
+        $opts[substr($argList[$i], 2)] = $argList[++$i];
+    } elseif (str_starts_with($argList[$i], '--')) {
+        fail("unknown option {$argList[$i]} (usage: admin_report.php [CONFIG [STATE]] [--hours N] [--top N])");
+    } else {
+        $args[] = $argList[$i];
+    }
+}
+$env = fn (string $name): ?string => is_string(getenv($name)) && getenv($name) !== '' ? getenv($name) : null;
+$config = $args[0] ?? $env('OBSPAM_CONFIG');
+$state = $args[1] ?? $env('OBSPAM_STATE');
+$hours = max(1, min(24 * 90, (int) ($opts['hours'] ?? 24)));
+$top = max(1, min(1000, (int) ($opts['top'] ?? 10)));
+if ($config === null) {
+    fail('no configuration: give its path as the first argument or in OBSPAM_CONFIG');
+}
 
 try {
-    if ($config !== null) {
-        $engine = new Engine();
-        $engine->loadConfig($config);
-        if ($state !== null) {
-            $engine->loadState($state);
-        }
-    } else {
-        $engine = demo_engine();
+    $engine = new Engine();
+    $engine->loadConfig($config);
+    if ($state !== null) {
+        $engine->loadState($state);
     }
     $now = time();
     $rows = $engine->report($now - $hours * 3600, $now + 1);
@@ -91,7 +91,7 @@ try {
     foreach ($rows as $row) {
         if ($row->kind === Engine::SCRIPT) {
             $scripts[] = $row;
-        } elseif ($row->refused > 0) {
+        } elseif ($row->exceeded > 0) {
             try {
                 $live = $engine->stats($row->kind, $row->name);
             } catch (Obspam\Exception) {
@@ -101,14 +101,10 @@ try {
         }
     }
     usort($scripts, fn ($a, $b) => [$b->sent, $a->name] <=> [$a->sent, $b->name]);
-    $scripts = array_slice($scripts, 0, 10);
+    $scripts = array_slice($scripts, 0, $top);
     $engine->close();
 } catch (Obspam\Exception $e) {
-    if (PHP_SAPI !== 'cli') {
-        http_response_code(500);
-    }
-    echo '<!DOCTYPE html><title>obspam report</title><p>Error: ' . h($e->getMessage()) . "</p>\n";
-    exit(1);
+    fail($e->getMessage());
 }
 ?>
 <!DOCTYPE html>
@@ -126,14 +122,14 @@ try {
 </head>
 <body>
 <h1>Outgoing mail: last <?= $hours ?> hours</h1>
-<p>libobspam <?= h(Engine::versionString()) ?>, <?= h(date('Y-m-d H:i')) ?><?= $config === null ? ' (demo data)' : '' ?></p>
+<p>libobspam <?= h(Engine::versionString()) ?>, <?= h(date('Y-m-d H:i')) ?>, <?= h($config) ?><?= $state === null ? '' : ', ' . h($state) ?></p>
 
 <h2>Over the limit</h2>
 <?php if ($over === []): ?>
 <p>Nobody.</p>
 <?php else: ?>
 <table>
-<tr><th>Level</th><th>Name</th><th>Limit/h</th><th>Last hour</th><th>Status</th><th>Sent</th><th>Refused</th><th>Last refusal</th></tr>
+<tr><th>Level</th><th>Name</th><th>Limit/h</th><th>Last hour</th><th>Status</th><th>Sent</th><th>Refused</th><th>Over the limit</th><th>Last refusal</th></tr>
 <?php foreach ($over as [$row, $live]): ?>
 <tr>
   <td><?= h(LEVELS[$row->kind] ?? (string) $row->kind) ?></td>
@@ -143,6 +139,7 @@ try {
   <td<?= $live !== null && !$live->sending ? ' class="blocked"' : '' ?>><?= $live === null ? 'removed' : ($live->sending ? 'sending' : 'BLOCKED') ?></td>
   <td class="n"><?= $row->sent ?></td>
   <td class="n"><?= $row->refused ?></td>
+  <td class="n"><?= $row->exceeded ?></td>
   <td><?= h(when($row->lastRefused)) ?></td>
 </tr>
 <?php endforeach ?>

@@ -2,16 +2,18 @@
 """Admin report: who is over the limit, and the top scripts.
 
 Uses the Python binding of libobspam (bindings/python). Give it the
-configuration and a state snapshot of a running server, or nothing for a
-small demo engine with some made-up traffic:
+configuration and a state snapshot of a running server, as arguments or in
+the environment variables OBSPAM_CONFIG and OBSPAM_STATE (OBSPAM_LIBRARY
+names the library, as for every use of the binding); with neither, it shows
+a small demo engine with some made-up traffic:
 
     OBSPAM_LIBRARY=build/libobspam.so.1 examples/admin_report.py
     examples/admin_report.py /etc/obspam.conf /var/lib/obspam/state --hours 24
-    examples/admin_report.py --json ...
+    OBSPAM_CONFIG=/etc/obspam.conf examples/admin_report.py --json
 
-The library has no call that lists every object, so "over the limit" means
-every subscription, domain and mailbox with refusals in the period (from
-obspam_report), shown with its live status (obspam_stats_get).
+"Over the limit" is every subscription, domain and mailbox that went over
+its own limit in the period (obspam_report), shown with its live status
+(obspam_stats_get).
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ def table(headers: Sequence[str], rows: List[Sequence[object]]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="libobspam admin report")
-    parser.add_argument("config", nargs="?", help="configuration file (default: a demo engine)")
-    parser.add_argument("state", nargs="?", help="state snapshot saved by the server")
+    parser.add_argument("config", nargs="?", default=os.environ.get("OBSPAM_CONFIG") or None,
+                        help="configuration file (default: $OBSPAM_CONFIG, else a demo engine)")
+    parser.add_argument("state", nargs="?", default=os.environ.get("OBSPAM_STATE") or None,
+                        help="state snapshot saved by the server (default: $OBSPAM_STATE)")
     parser.add_argument("--hours", type=int, default=24, help="period of the report (default 24)")
     parser.add_argument("--top", type=int, default=10, help="how many scripts to show (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -102,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows = engine.report(now - args.hours * 3600, now + 1)
         over = []
         for row in rows:
-            if row.kind == obspam.SCRIPT or row.refused == 0:
+            if row.kind == obspam.SCRIPT or row.exceeded == 0:
                 continue
             try:
                 live: Optional[obspam.Stats] = engine.stats(row.kind, row.name)

@@ -3,7 +3,7 @@
  * preprocessor directives: the typedefs, structures and functions of
  * include/obspam.h, copied without the macros. The constants (OBSPAM_*
  * values, *_INIT initialisers) are class constants of Obspam\Engine in
- * obspam.php.
+ * src/Engine.php.
  *
  * Keep it in step with include/obspam.h: tests/bindings/check_ffi_decls.py
  * checks that both declare the same functions with the same signatures and
@@ -33,6 +33,7 @@ typedef struct obspam_verdict {
   int64_t count;
   int64_t retry_after;
   char object[328];
+  int64_t window;
 } obspam_verdict;
 
 typedef struct obspam_stats {
@@ -43,6 +44,13 @@ typedef struct obspam_stats {
   int64_t refused;
   int64_t refused_total;
   int64_t last_refused;
+  int64_t exceeded;
+  int64_t exceeded_total;
+  int64_t limit_minute, count_minute;
+  int64_t limit_day, count_day;
+  int32_t blocked_kind;
+  int32_t disabled;
+  char blocked_by[328];
 } obspam_stats;
 
 typedef struct obspam_report_row {
@@ -52,6 +60,7 @@ typedef struct obspam_report_row {
   int64_t sent;
   int64_t refused;
   int64_t first_refused, last_refused;
+  int64_t exceeded;
 } obspam_report_row;
 
 typedef struct obspam_notice {
@@ -64,11 +73,13 @@ typedef struct obspam_notice {
   int64_t sent, refused;
   int64_t first_refused, last_refused;
   int64_t period_start, period_end;
+  int64_t exceeded;
 } obspam_notice;
 
 unsigned int obspam_version(void);
 const char *obspam_version_string(void);
 const char *obspam_strerror(int err);
+const char *obspam_kind_name(int kind);
 
 int obspam_engine_new(obspam_engine **out);
 void obspam_engine_free(obspam_engine *e);
@@ -92,6 +103,9 @@ int obspam_set_contact(obspam_engine *e, const char *subscription,
 
 int obspam_whitelist_add(obspam_engine *e, const char *cidr);
 int obspam_whitelist_remove(obspam_engine *e, const char *cidr);
+
+int obspam_local_network_add(obspam_engine *e, const char *cidr);
+int obspam_local_network_remove(obspam_engine *e, const char *cidr);
 
 int obspam_load_config(obspam_engine *e, const char *path);
 int obspam_load_config_string(obspam_engine *e, const char *text);
@@ -125,3 +139,6 @@ int obspam_state_load(obspam_engine *e, const char *path);
 int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix);
 int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
                         int64_t *episodes, int64_t *fallback_decisions);
+
+int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,
+                           int64_t *episodes);

@@ -78,11 +78,6 @@ void obspamd__clean(char *dst, size_t size, const char *src, int flags);
    notice mails; NULL when it stops. */
 void obspamd__service_control(obspamd_service *s, const char *spec);
 
-/* Metrics exposition at a given time (for the snapshot age); what
-   obspamd_metrics_format does at the clock's time. */
-size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
-                                  size_t size);
-
 /* Blocks every signal in the calling thread and returns the old mask in
    old: threads started here must not take a daemon's signals. */
 #include <signal.h>

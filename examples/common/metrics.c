@@ -9,8 +9,9 @@
      obspam_request_duration_seconds                                 histogram
      obspam_config_reloads_total{result="ok|failed"}                 counter
      obspam_snapshot_saves_total{result="ok|failed"}                 counter
-     obspam_snapshot_age_seconds    gauge; -1 while no state file was
-                                    ever written or loaded
+     obspam_snapshot_last_success_timestamp_seconds
+                                    gauge; Unix time of the last state
+                                    file written (or loaded), 0 if none
      obspam_notices_total                                            counter
      obspam_notify_mails_total{result="sent|failed|dropped"}         counter
      obspam_build_info{daemon="...",version="..."} 1                 gauge
@@ -41,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -115,8 +115,7 @@ static void label_value(const char *in, char *buf, size_t size) {
   buf[j] = '\0';
 }
 
-size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
-                                  size_t size) {
+size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   static const char *const actions[] = {"accept", "refuse", "exempt",
                                         "unknown"};
   static const int levels[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
@@ -124,7 +123,7 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
   obspamd_metrics *m = &s->metrics;
   out o = {buf, size, 0};
   uint64_t cumulative = 0;
-  int64_t last_save, shared = 0, up = 0, episodes = 0, fallbacks = 0;
+  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
   int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
   char le[32], daemon[160];
   int i;
@@ -184,11 +183,13 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
       LOAD(&m->saves_ok));
   put(&o, "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
       LOAD(&m->saves_failed));
-  family(&o, "obspam_snapshot_age_seconds", "gauge",
-         "Seconds since the state file was last written, -1 if never.");
-  last_save = LOAD(&m->last_save);
-  put(&o, "obspam_snapshot_age_seconds %" PRId64 "\n",
-      last_save == 0 ? -1 : (now > last_save ? now - last_save : 0));
+  /* A time rather than an age, as Prometheus's own exporters do: the
+     age is time() minus it in a query, and 0 (the epoch) for "never"
+     makes any alert on the age fire at once. */
+  family(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
+         "Unix time the state file was last written, 0 if never.");
+  put(&o, "obspam_snapshot_last_success_timestamp_seconds %" PRId64 "\n",
+      LOAD(&m->last_save));
   family(&o, "obspam_notices_total", "counter",
          "Notices: objects refused in a notification period.");
   put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
@@ -229,10 +230,6 @@ size_t obspamd__metrics_format_at(obspamd_service *s, int64_t now, char *buf,
   if (size > 0 && o.len >= size)
     buf[size - 1] = '\0';
   return o.len;
-}
-
-size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
-  return obspamd__metrics_format_at(s, (int64_t)time(NULL), buf, size);
 }
 
 /* ---- the endpoint -------------------------------------------------------- */

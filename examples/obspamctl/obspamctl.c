@@ -5,8 +5,11 @@
 
    Exit status: 0 done, 1 the daemon answered with an error (or an answer
    that cannot be read), 2 bad usage, 3 the daemon cannot be reached (no
-   socket, refused, connection broken, no answer in time). */
+   socket, refused, connection broken, no answer in time). Under --json an
+   error is a JSON document on standard output too: {"error": MESSAGE,
+   "exit_status": N}. */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -70,18 +73,42 @@ static void usage_text(FILE *f) {
          "2 bad usage, 3 the daemon cannot be reached.\n");
 }
 
+/* Whether errors are JSON documents on standard output (--json), for the
+   programs that read the output: they get one document whatever happens. */
+static int json_errors;
+
+static void json_string(const char *s);
+
+/* Ends the program with status: the message on standard error, and under
+   --json also as {"error": ..., "exit_status": ...} on standard output.
+   hint is a line added to the text (or NULL). */
+static void fail(int status, const char *hint, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0), noreturn));
+
+static void fail(int status, const char *hint, const char *fmt, va_list ap) {
+  char msg[1024];
+
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  fprintf(stderr, "%s: %s\n", progname, msg);
+  if (hint != NULL)
+    fprintf(stderr, "%s\n", hint);
+  if (json_errors) {
+    fputs("{\"error\": ", stdout);
+    json_string(msg);
+    printf(", \"exit_status\": %d}\n", status);
+    fflush(stdout);
+  }
+  exit(status);
+}
+
 static void die_usage(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
 static void die_usage(const char *fmt, ...) {
   va_list ap;
 
-  fprintf(stderr, "%s: ", progname);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'obspamctl --help'.\n");
-  exit(EXIT_USAGE);
+  fail(EXIT_USAGE, "Try 'obspamctl --help'.", fmt, ap);
 }
 
 static void die(int status, const char *fmt, ...)
@@ -90,12 +117,8 @@ static void die(int status, const char *fmt, ...)
 static void die(int status, const char *fmt, ...) {
   va_list ap;
 
-  fprintf(stderr, "%s: ", progname);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
+  fail(status, NULL, fmt, ap);
 }
 
 static void *xmalloc(size_t n) {
@@ -929,73 +952,114 @@ static void cmd_ping(const char *spec, int json) {
 
 /* ---- the command line ---------------------------------------------------- */
 
+/* Long options; the values past 255 are those with no short form. */
+enum {
+  OPT_CONTROL = 256,
+  OPT_JSON,
+  OPT_TIMEOUT,
+  OPT_SINCE,
+  OPT_DAY,
+  OPT_SVG,
+  OPT_VERSION,
+  OPT_FORCE
+};
+
+static const struct option long_options[] = {
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {"day", required_argument, NULL, OPT_DAY},
+    {"svg", required_argument, NULL, OPT_SVG},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {NULL, 0, NULL, 0}};
+
+/* ":" first: a missing value is told apart from an unknown option, and
+   getopt_long prints nothing of its own. Options may follow the command
+   (`report --since 7d`): GNU getopt_long moves the words behind them. */
+static const char short_options[] = ":h";
+
+/* Whether --json is among the options, found before the real parse so that
+   an error in an option before it is already a JSON document. It parses a
+   copy: getopt_long reorders the array it reads, and an option left
+   without its value would then take the command as its value. */
+static int wants_json(int argc, char **argv) {
+  char **copy = xmalloc(((size_t)argc + 1) * sizeof(*copy));
+  int c, found = 0;
+
+  memcpy(copy, argv, ((size_t)argc + 1) * sizeof(*copy));
+  opterr = 0;
+  while ((c = getopt_long(argc, copy, short_options, long_options, NULL)) != -1)
+    if (c == OPT_JSON)
+      found = 1;
+  optind = 0; /* GNU: the next getopt_long starts afresh */
+  free(copy);
+  return found;
+}
+
 int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
              *svg = NULL, *words[8];
   char spec[600];
-  int json = 0, force = 0, nwords = 0, i, options_done = 0;
+  int json = 0, force = 0, nwords = 0, i, opt;
 
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
-  for (i = 1; i < argc; i++) {
-    const char *arg = argv[i], *val = NULL, *eq;
-    char opt[32];
-    if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-      if (nwords == (int)(sizeof(words) / sizeof(words[0])))
-        die_usage("too many arguments");
-      words[nwords++] = arg;
-      continue;
-    }
-    if (strcmp(arg, "--") == 0) {
-      options_done = 1;
-      continue;
-    }
-    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+  json_errors = wants_json(argc, argv);
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) !=
+         -1) {
+    switch (opt) {
+    case 'h':
       usage_text(stdout);
       return 0;
-    }
-    if (strcmp(arg, "--version") == 0) {
+    case OPT_VERSION:
       printf("obspamctl (libobspam %d.%d.%d)\n", OBSPAM_VERSION_MAJOR,
              OBSPAM_VERSION_MINOR, OBSPAM_VERSION_PATCH);
       return 0;
-    }
-    if (strcmp(arg, "--json") == 0) {
+    case OPT_JSON:
       json = 1;
-      continue;
-    }
-    if (strcmp(arg, "--force") == 0) {
+      break;
+    case OPT_FORCE:
       force = 1;
-      continue;
-    }
-    /* Options with a value: --opt VALUE or --opt=VALUE. */
-    eq = strchr(arg, '=');
-    snprintf(opt, sizeof(opt), "%.*s",
-             (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
-    if (strcmp(opt, "--control") != 0 && strcmp(opt, "--since") != 0 &&
-        strcmp(opt, "--day") != 0 && strcmp(opt, "--svg") != 0 &&
-        strcmp(opt, "--timeout") != 0)
-      die_usage("unknown option '%s'", arg);
-    if (eq != NULL)
-      val = eq + 1;
-    else if (i + 1 < argc)
-      val = argv[++i];
-    else
-      die_usage("option %s needs a value", opt);
-    if (strcmp(opt, "--control") == 0)
-      control = val;
-    else if (strcmp(opt, "--since") == 0)
-      since = val;
-    else if (strcmp(opt, "--day") == 0)
-      day = val;
-    else if (strcmp(opt, "--svg") == 0)
-      svg = val;
-    else {
+      break;
+    case OPT_CONTROL:
+      control = optarg;
+      break;
+    case OPT_SINCE:
+      since = optarg;
+      break;
+    case OPT_DAY:
+      day = optarg;
+      break;
+    case OPT_SVG:
+      svg = optarg;
+      break;
+    case OPT_TIMEOUT: {
       char *end;
-      long t = strtol(val, &end, 10);
-      if (*val == '\0' || *end != '\0' || t <= 0 || t > 86400)
-        die_usage("bad timeout '%s': expected seconds, 1..86400", val);
+      long t = strtol(optarg, &end, 10);
+      if (*optarg == '\0' || *end != '\0' || t <= 0 || t > 86400)
+        die_usage("bad timeout '%s': expected seconds, 1..86400", optarg);
       timeout_s = (int)t;
+      break;
     }
+    case ':': /* argv[optind - 1] is the option as written */
+      die_usage("option %s needs a value", argv[optind - 1]);
+    default: /* '?': optopt is the short option, the value of a long
+                option given a value it does not take, or 0 */
+      if (optopt >= OPT_CONTROL || optopt == 'h')
+        die_usage("option %s takes no value", argv[optind - 1]);
+      if (optopt != 0)
+        die_usage("unknown option '-%c'", optopt);
+      die_usage("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  for (i = optind; i < argc; i++) {
+    if (nwords == (int)(sizeof(words) / sizeof(words[0])))
+      die_usage("too many arguments");
+    words[nwords++] = argv[i];
   }
   if (nwords == 0)
     die_usage("no command given");

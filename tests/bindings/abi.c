@@ -56,6 +56,10 @@ int main(void) {
   CONST(OBSPAM_OPT_NOTIFY_IMMEDIATE);
   CONST(OBSPAM_OPT_STORE_TIMEOUT_MS);
   CONST(OBSPAM_OPT_STORE_FALLBACK);
+  CONST(OBSPAM_OPT_IMPLICIT_MAILBOXES);
+  CONST(OBSPAM_WINDOW_MINUTE);
+  CONST(OBSPAM_WINDOW_HOUR);
+  CONST(OBSPAM_WINDOW_DAY);
 
   SIZE(obspam_message);
   FIELD(obspam_message, struct_size);
@@ -77,6 +81,7 @@ int main(void) {
   FIELD(obspam_verdict, count);
   FIELD(obspam_verdict, retry_after);
   FIELD(obspam_verdict, object);
+  FIELD(obspam_verdict, window);
 
   SIZE(obspam_stats);
   FIELD(obspam_stats, struct_size);
@@ -86,6 +91,15 @@ int main(void) {
   FIELD(obspam_stats, refused);
   FIELD(obspam_stats, refused_total);
   FIELD(obspam_stats, last_refused);
+  FIELD(obspam_stats, exceeded);
+  FIELD(obspam_stats, exceeded_total);
+  FIELD(obspam_stats, limit_minute);
+  FIELD(obspam_stats, count_minute);
+  FIELD(obspam_stats, limit_day);
+  FIELD(obspam_stats, count_day);
+  FIELD(obspam_stats, blocked_kind);
+  FIELD(obspam_stats, disabled);
+  FIELD(obspam_stats, blocked_by);
 
   SIZE(obspam_report_row);
   FIELD(obspam_report_row, struct_size);
@@ -95,6 +109,7 @@ int main(void) {
   FIELD(obspam_report_row, refused);
   FIELD(obspam_report_row, first_refused);
   FIELD(obspam_report_row, last_refused);
+  FIELD(obspam_report_row, exceeded);
 
   SIZE(obspam_notice);
   FIELD(obspam_notice, struct_size);
@@ -109,5 +124,6 @@ int main(void) {
   FIELD(obspam_notice, last_refused);
   FIELD(obspam_notice, period_start);
   FIELD(obspam_notice, period_end);
+  FIELD(obspam_notice, exceeded);
   return 0;
 }

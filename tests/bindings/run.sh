@@ -4,14 +4,22 @@
 #   tests/bindings/run.sh [BUILD_DIR]      (default: build/)
 #
 # BUILD_DIR holds libobspam.so.1 (cmake --build BUILD_DIR). Installs php-cli
-# (and python3, python3-venv) when missing (apt-get, only then), then runs:
+# (and python3, python3-venv, python3-setuptools, python3-wheel,
+# php-codesniffer, composer) when missing (apt-get, only then), then runs:
 #
 #   decls      bindings/php/obspam_ffi.h against include/obspam.h
 #   python     tests/bindings/test_python.py (unittest), once per python3
 #   php        tests/bindings/test_php.php
+#   phpcs      the PHP binding is PSR-12 clean (Debian's php-codesniffer)
+#   composer   `composer validate` of bindings/php/composer.json (Debian's
+#              composer), and its PSR-4 autoload finds every class
 #   stream     one decision stream through C, Python and PHP: same output
-#   pip        `pip install bindings/python` into a fresh venv, offline
-#   examples   examples/admin_report.py and examples/admin_report.php
+#   pip        `pip install --no-build-isolation bindings/python` into a
+#              fresh venv, offline, with Debian's setuptools
+#   cmake-python  -DOBSPAM_INSTALL_PYTHON=ON installs the package where the
+#              system's Python finds it (dist-packages)
+#   examples   examples/admin_report.py, and examples/admin_report.php on a
+#              server's configuration and state (arguments, environment)
 #   php-web    the PHP example served by `php -S` with ffi.enable=preload
 #              (FFI preloaded as on php-fpm)
 #
@@ -73,9 +81,13 @@ export PYTHONDONTWRITEBYTECODE=1 # keep the source tree clean
 export OBSPAM_LIBRARY="$LIB"
 
 step "Dependencies"
-if ! obspam_need_packages php-cli python3; then
-  echo "run.sh: cannot install php-cli and python3" >&2
+if ! obspam_need_packages php-cli python3 python3-setuptools python3-wheel; then
+  echo "run.sh: cannot install php-cli, python3, python3-setuptools and python3-wheel" >&2
 fi
+# The PSR-12 and composer checks: skipped (and said so) where they cannot
+# be installed.
+obspam_need_packages php-codesniffer composer ||
+  echo "run.sh: cannot install php-codesniffer and composer" >&2
 # The pip test makes a venv: Debian's own python3 needs python3-venv.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   obspam_need_packages python3-venv || echo "run.sh: cannot install python3-venv" >&2
@@ -99,8 +111,10 @@ helpers_ok=1
 echo "+ $CC -std=c99 -Wall -Wextra -pedantic -Werror -I include $HERE/abi.c -o $TMP/abi"
 "$CC" -std=c99 -Wall -Wextra -pedantic -Werror -I include "$HERE/abi.c" -o "$TMP/abi" &&
   "$TMP/abi" >"$TMP/abi.txt" || helpers_ok=0
-echo "+ $CC -shared -fPIC $HERE/fake_v2.c -o $TMP/libobspam_fake_v2.so"
+echo "+ $CC -shared -fPIC $HERE/fake_v2.c -o $TMP/libobspam_fake_v2.so (and _v1_2.so)"
 "$CC" -shared -fPIC "$HERE/fake_v2.c" -o "$TMP/libobspam_fake_v2.so" || helpers_ok=0
+"$CC" -shared -fPIC -DFAKE_MAJOR=1 -DFAKE_MINOR=2 "$HERE/fake_v2.c" \
+  -o "$TMP/libobspam_fake_v1_2.so" || helpers_ok=0
 echo "+ $CC -std=c99 ... $HERE/stream.c -L $BUILD -lobspam -o $TMP/stream"
 "$CC" -std=c99 -Wall -Wextra -Wshadow -Wconversion -pedantic -Werror -I include \
   "$HERE/stream.c" -L "$BUILD" -lobspam -Wl,-rpath,"$BUILD" -o "$TMP/stream" ||
@@ -108,6 +122,7 @@ echo "+ $CC -std=c99 ... $HERE/stream.c -L $BUILD -lobspam -o $TMP/stream"
 if [[ $helpers_ok -eq 1 ]]; then pass helpers; else fail helpers; fi
 export OBSPAM_TEST_ABI="$TMP/abi.txt"
 export OBSPAM_TEST_FAKE_V2="$TMP/libobspam_fake_v2.so"
+export OBSPAM_TEST_FAKE_V1_2="$TMP/libobspam_fake_v1_2.so"
 
 step "decls: the PHP declaration file against include/obspam.h"
 if run_logged "$TMP/decls.log" python3 "$HERE/check_ffi_decls.py" --self-test; then
@@ -163,6 +178,45 @@ else
   fail php 1 "the script did not finish (exit $rc)"
 fi
 
+step "phpcs: bindings/php against PSR-12"
+if command -v phpcs >/dev/null; then
+  if run_logged "$TMP/phpcs.log" phpcs --standard=PSR12 bindings/php/src bindings/php/obspam.php; then
+    pass phpcs
+  else
+    fail phpcs
+  fi
+else
+  echo "phpcs is not installed (Debian: php-codesniffer): PSR-12 not checked"
+  results+=("$(printf '%-11s skipped: no phpcs' phpcs)")
+fi
+
+step "composer: composer validate, and its PSR-4 autoloader"
+if command -v composer >/dev/null; then
+  cp -r bindings/php "$TMP/composer"
+  rm -rf "$TMP/composer/vendor"
+  # --strict: a warning fails too. The autoloader made from composer.json
+  # must find every class of src/ by its name alone.
+  if (cd "$TMP/composer" && COMPOSER_ALLOW_SUPERUSER=1 composer validate --strict --no-check-publish &&
+    COMPOSER_ALLOW_SUPERUSER=1 composer dump-autoload --no-interaction -q) >"$TMP/composer.log" 2>&1 &&
+    php -r '
+      require $argv[1] . "/vendor/autoload.php";
+      foreach (glob($argv[1] . "/src/*.php") as $f) {
+          $class = "Obspam\\" . basename($f, ".php");
+          if (!class_exists($class)) { fwrite(STDERR, "not autoloaded: $class\n"); exit(1); }
+      }
+      echo "autoloaded: ", count(glob($argv[1] . "/src/*.php")), " classes\n";
+    ' "$TMP/composer" >>"$TMP/composer.log" 2>&1; then
+    cat "$TMP/composer.log"
+    pass composer
+  else
+    cat "$TMP/composer.log"
+    fail composer
+  fi
+else
+  echo "composer is not installed (Debian: composer): composer.json not validated"
+  results+=("$(printf '%-11s skipped: no composer' composer)")
+fi
+
 step "stream: $(grep -c '^d ' "$HERE/stream.txt") messages through C, Python and PHP"
 args=("$HERE/stream.conf" "$HERE/stream.txt")
 echo "+ $TMP/stream ${args[*]} > c.out"
@@ -197,16 +251,25 @@ for lang in py php; do
   fi
 done
 
-step "pip: pip install bindings/python into a fresh venv, with no index"
-if python3 -m venv "$TMP/venv" >"$TMP/venv.log" 2>&1; then
-  echo "+ PIP_NO_INDEX=1 $TMP/venv/bin/pip install bindings/python"
-  if PIP_NO_INDEX=1 "$TMP/venv/bin/pip" install bindings/python >"$TMP/pip.log" 2>&1 &&
+step "pip: pip install --no-build-isolation into a fresh venv, with no index"
+# Debian's python3 with its setuptools and wheel, seen from the venv: no
+# package index is needed (bindings/README.md, "Installing"). The source is
+# copied first: setuptools writes build/ and *.egg-info beside it.
+cp -r bindings/python "$TMP/python-src"
+if /usr/bin/python3 -m venv --system-site-packages "$TMP/venv" >"$TMP/venv.log" 2>&1; then
+  echo "+ PIP_NO_INDEX=1 $TMP/venv/bin/pip install --no-build-isolation bindings/python"
+  if env -u PIP_FIND_LINKS PIP_NO_INDEX=1 "$TMP/venv/bin/pip" install --no-build-isolation \
+    "$TMP/python-src" >"$TMP/pip.log" 2>&1 &&
     (cd "$TMP" && "$TMP/venv/bin/python" -c '
 import obspam, os, sys
 assert os.path.dirname(obspam.__file__).startswith(sys.prefix), obspam.__file__
 with obspam.Engine() as e:
     e.load_config_string("subscription s\ndomain d.example subscription=s\n")
     assert e.decide(sasl_username="a@d.example").action == obspam.ACCEPT
+import importlib.metadata as m
+assert m.version("obspam") == obspam.__version__, m.version("obspam")
+assert m.metadata("obspam")["License"] == "MIT", m.metadata("obspam")["License"]
+assert os.path.exists(os.path.join(os.path.dirname(obspam.__file__), "py.typed"))
 print("installed:", obspam.__file__, "obspam", obspam.__version__, "library", obspam.version_string())
 '); then
     tail -n 1 "$TMP/pip.log"
@@ -220,7 +283,34 @@ else
   fail pip 1 "python3 -m venv failed"
 fi
 
-step "examples: admin_report.py and admin_report.php (demo engines)"
+step "cmake-python: -DOBSPAM_INSTALL_PYTHON=ON, prefix /usr, into a DESTDIR"
+# Configuring is enough: the Python component installs files only.
+if cmake -S . -B "$TMP/cmake-python" -DCMAKE_INSTALL_PREFIX=/usr -DOBSPAM_INSTALL_PYTHON=ON \
+  -DOBSPAM_BUILD_TESTS=OFF -DOBSPAM_BUILD_BENCH=OFF -DOBSPAM_BUILD_EXAMPLES=OFF \
+  >"$TMP/cmake-python.log" 2>&1 &&
+  DESTDIR="$TMP/root" cmake --install "$TMP/cmake-python" --component Python \
+    >>"$TMP/cmake-python.log" 2>&1; then
+  dir=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", "deb_system"))' 2>/dev/null ||
+    echo /usr/lib/python3/dist-packages)
+  echo "expected in $dir (the system Python's dist-packages)"
+  if [[ -f $TMP/root$dir/obspam/__init__.py && -f $TMP/root$dir/obspam/py.typed ]] &&
+    ! find "$TMP/root" -name '__pycache__' | grep -q . &&
+    (cd "$TMP" && PYTHONPATH="$TMP/root$dir" /usr/bin/python3 -c '
+import obspam, sys
+assert obspam.__file__.startswith(sys.argv[1]), obspam.__file__
+print("cmake-installed:", obspam.__file__, obspam.version_string())' "$TMP/root$dir"); then
+    pass cmake-python
+  else
+    cat "$TMP/cmake-python.log"
+    find "$TMP/root" | head -n 20
+    fail cmake-python
+  fi
+else
+  cat "$TMP/cmake-python.log"
+  fail cmake-python
+fi
+
+step "examples: admin_report.py (demo engine) and admin_report.php (a server's files)"
 echo "+ python3 examples/admin_report.py"
 if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
   grep -q '^mailbox  *info@acme.example .* BLOCKED' "$TMP/report.txt" &&
@@ -231,15 +321,56 @@ else
   cat "$TMP/report.txt"
   fail example-py
 fi
-echo "+ php examples/admin_report.php"
-if php examples/admin_report.php >"$TMP/report.html" 2>&1 &&
-  grep -q '<td>info@acme.example</td>' "$TMP/report.html" &&
-  grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
-  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML"
+# The configuration and state of a server, as the PHP page reads them:
+# the demo traffic of admin_report.py, saved.
+mkdir "$TMP/server"
+(cd examples && python3 - "$TMP/server" <<'EOF'
+import sys
+import admin_report
+with open(sys.argv[1] + "/obspam.conf", "w") as f:
+    f.write(admin_report.DEMO_CONFIG)
+with admin_report.demo_engine() as engine:
+    engine.save_state(sys.argv[1] + "/state")
+EOF
+) || echo "cannot save the demo server's files"
+SERVER_CONF=$TMP/server/obspam.conf
+SERVER_STATE=$TMP/server/state
+# page_ok FILE: the page names the server's files, info@acme.example is
+# blocked, the scripts are listed, and nothing claims demo data.
+page_ok() {
+  grep -q "$SERVER_CONF, $SERVER_STATE" "$1" &&
+    grep -q '<td>info@acme.example</td>' "$1" &&
+    grep -q 'class="blocked">BLOCKED' "$1" &&
+    grep -q '<code>/var/www/bakery/wp-content/plugins/forms/mail.php</code>' "$1" &&
+    ! grep -qi 'demo' "$1"
+}
+php_example=ok
+echo "+ OBSPAM_CONFIG=... OBSPAM_STATE=... php examples/admin_report.php"
+if ! OBSPAM_CONFIG=$SERVER_CONF OBSPAM_STATE=$SERVER_STATE php examples/admin_report.php \
+  >"$TMP/report.html" 2>&1 || ! page_ok "$TMP/report.html" ||
+  ! grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
+  cat "$TMP/report.html"
+  php_example="the environment"
+fi
+echo "+ php examples/admin_report.php CONFIG STATE --top 1"
+if ! OBSPAM_CONFIG=/nonexistent php examples/admin_report.php "$SERVER_CONF" "$SERVER_STATE" \
+  --top 1 >"$TMP/report-args.html" 2>&1 || ! page_ok "$TMP/report-args.html" ||
+  [[ $(grep -c '<code>' "$TMP/report-args.html") -ne 1 ]]; then
+  cat "$TMP/report-args.html"
+  php_example="the arguments"
+fi
+echo "+ php examples/admin_report.php (no configuration)"
+if env -u OBSPAM_CONFIG php examples/admin_report.php >"$TMP/report-none.html" 2>&1 ||
+  ! grep -q 'Error: no configuration: give its path as the first argument or in OBSPAM_CONFIG' \
+    "$TMP/report-none.html" || grep -qi 'demo' "$TMP/report-none.html"; then
+  cat "$TMP/report-none.html"
+  php_example="no configuration"
+fi
+if [[ $php_example == ok ]]; then
+  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML; no configuration: an error"
   pass example-php
 else
-  cat "$TMP/report.html"
-  fail example-php
+  fail example-php 1 "admin_report.php with $php_example"
 fi
 
 step "php-web: examples/admin_report.php through php -S with ffi.enable=preload"
@@ -251,7 +382,8 @@ web=(php -d ffi.enable=preload -d "ffi.preload=$TMP/obspam_scope.h"
   -d "opcache.preload=$ROOT/bindings/php/obspam.php" -d "opcache.preload_user=$(id -un)"
   -S "127.0.0.1:$port" -t examples)
 echo "+ ${web[*]}"
-env -u OBSPAM_LIBRARY "${web[@]}" >"$TMP/web.log" 2>&1 &
+env -u OBSPAM_LIBRARY OBSPAM_CONFIG="$SERVER_CONF" OBSPAM_STATE="$SERVER_STATE" \
+  "${web[@]}" >"$TMP/web.log" 2>&1 &
 SERVER_PID=$!
 if python3 - "$port" >"$TMP/page.html" 2>"$TMP/fetch.log" <<'EOF'; then
 import sys, time, urllib.request
@@ -268,8 +400,7 @@ for _ in range(50):
         time.sleep(0.1)
 sys.exit(1)
 EOF
-  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" &&
-    grep -q '<td>bakery.example</td>' "$TMP/page.html"; then
+  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" && page_ok "$TMP/page.html"; then
     echo "GET /admin_report.php?hours=6: 200, $(grep -c '<tr>' "$TMP/page.html") table rows"
     pass php-web
   else

@@ -43,10 +43,10 @@ static int error(const obspam_engine *e, int rc) {
 static void on_notice(const obspam_notice *n, void *ud) {
   (void)ud;
   printf("notice %d %s %s %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-         " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+         " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
          (int)n->kind, n->name, or_dash(n->subscription), or_dash(n->contact),
          n->limit, n->sent, n->refused, n->first_refused, n->last_refused,
-         n->period_start, n->period_end);
+         n->period_start, n->period_end, n->exceeded);
 }
 
 static void on_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -56,9 +56,10 @@ static void on_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
 
 static void on_row(const obspam_report_row *r, void *ud) {
   ++*(int *)ud;
-  printf("report %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+  printf("report %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+         "\n",
          (int)r->kind, r->name, r->sent, r->refused, r->first_refused,
-         r->last_refused);
+         r->last_refused, r->exceeded);
 }
 
 static void run(obspam_engine *e, char **w, int n) {
@@ -82,9 +83,9 @@ static void run(obspam_engine *e, char **w, int n) {
       error(e, rc);
       return;
     }
-    printf("verdict %d %d %s %" PRId64 " %" PRId64 " %" PRId64 "\n",
+    printf("verdict %d %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
            (int)v.action, (int)v.kind, or_dash(v.object), v.limit, v.count,
-           v.retry_after);
+           v.retry_after, v.window);
   } else if (strcmp(w[0], "s") == 0 && n == 4) {
     obspam_stats s = OBSPAM_STATS_INIT;
 
@@ -94,9 +95,12 @@ static void run(obspam_engine *e, char **w, int n) {
       return;
     }
     printf("stats %s %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-           " %" PRId64 "\n",
+           " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+           " %" PRId64 " %" PRId64 " %d %d %s\n",
            w[1], w[2], (int)s.sending, s.limit, s.count, s.refused,
-           s.refused_total, s.last_refused);
+           s.refused_total, s.last_refused, s.exceeded, s.exceeded_total,
+           s.limit_minute, s.count_minute, s.limit_day, s.count_day,
+           (int)s.blocked_kind, (int)s.disabled, or_dash(s.blocked_by));
   } else if (strcmp(w[0], "h") == 0 && n == 5) {
     rc = obspam_history(e, atoi(w[1]), w[2], time_arg(w[3]), time_arg(w[4]),
                         on_hour, &rows);

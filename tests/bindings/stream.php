@@ -46,12 +46,14 @@ function run(Engine $engine, array $w): void
                 'script' => str_arg($w[9]),
             ]);
             echo "verdict {$v->action} {$v->kind} " . or_dash($v->object)
-                . " {$v->limit} {$v->count} {$v->retryAfter}\n";
+                . " {$v->limit} {$v->count} {$v->retryAfter} {$v->window}\n";
             break;
         case $w[0] === 's' && $n === 4:
             $s = $engine->stats((int) $w[1], $w[2], (int) $w[3]);
             echo "stats {$w[1]} {$w[2]} " . (int) $s->sending
-                . " {$s->limit} {$s->count} {$s->refused} {$s->refusedTotal} {$s->lastRefused}\n";
+                . " {$s->limit} {$s->count} {$s->refused} {$s->refusedTotal} {$s->lastRefused}"
+                . " {$s->exceeded} {$s->exceededTotal} {$s->limitMinute} {$s->countMinute} {$s->limitDay}"
+                . " {$s->countDay} {$s->blockedKind} " . (int) $s->disabled . ' ' . or_dash($s->blockedBy) . "\n";
             break;
         case $w[0] === 'h' && $n === 5:
             $hours = $engine->history((int) $w[1], $w[2], time_arg($w[3]), time_arg($w[4]));
@@ -63,7 +65,8 @@ function run(Engine $engine, array $w): void
         case $w[0] === 'r' && $n === 3:
             $rows = $engine->report(time_arg($w[1]), time_arg($w[2]));
             foreach ($rows as $r) {
-                echo "report {$r->kind} {$r->name} {$r->sent} {$r->refused} {$r->firstRefused} {$r->lastRefused}\n";
+                echo "report {$r->kind} {$r->name} {$r->sent} {$r->refused} {$r->firstRefused} {$r->lastRefused}"
+                    . " {$r->exceeded}\n";
             }
             echo 'report end ' . count($rows) . "\n";
             break;
@@ -90,7 +93,7 @@ $engine->loadConfig($argv[1]);
 $engine->setNotify(function (Obspam\Notice $n): void {
     echo "notice {$n->kind} {$n->name} " . or_dash($n->subscription) . ' ' . or_dash($n->contact)
         . " {$n->limit} {$n->sent} {$n->refused} {$n->firstRefused} {$n->lastRefused}"
-        . " {$n->periodStart} {$n->periodEnd}\n";
+        . " {$n->periodStart} {$n->periodEnd} {$n->exceeded}\n";
 });
 $in = fopen($argv[2], 'r');
 if ($in === false) {

@@ -33,7 +33,7 @@ def on_notice(n: obspam.Notice) -> None:
     print(
         f"notice {int(n.kind)} {n.name} {or_dash(n.subscription)} {or_dash(n.contact)} "
         f"{n.limit} {n.sent} {n.refused} {n.first_refused} {n.last_refused} "
-        f"{n.period_start} {n.period_end}"
+        f"{n.period_start} {n.period_end} {n.exceeded}"
     )
 
 
@@ -53,13 +53,15 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
         )
         print(
             f"verdict {int(v.action)} {int(v.kind)} {or_dash(v.object)} "
-            f"{v.limit} {v.count} {v.retry_after}"
+            f"{v.limit} {v.count} {v.retry_after} {v.window}"
         )
     elif cmd == "s" and len(w) == 4:
         s = engine.stats(int(w[1]), w[2], int(w[3]))
         print(
             f"stats {w[1]} {w[2]} {int(s.sending)} {s.limit} {s.count} "
-            f"{s.refused} {s.refused_total} {s.last_refused}"
+            f"{s.refused} {s.refused_total} {s.last_refused} {s.exceeded} "
+            f"{s.exceeded_total} {s.limit_minute} {s.count_minute} {s.limit_day} "
+            f"{s.count_day} {int(s.blocked_kind)} {int(s.disabled)} {or_dash(s.blocked_by)}"
         )
     elif cmd == "h" and len(w) == 5:
         hours = engine.history(int(w[1]), w[2], time_arg(w[3]), time_arg(w[4]))
@@ -71,7 +73,7 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
         for r in rows:
             print(
                 f"report {int(r.kind)} {r.name} {r.sent} {r.refused} "
-                f"{r.first_refused} {r.last_refused}"
+                f"{r.first_refused} {r.last_refused} {r.exceeded}"
             )
         print(f"report end {len(rows)}")
     elif cmd == "n" and len(w) == 2:

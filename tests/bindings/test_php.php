@@ -134,6 +134,43 @@ function build(string $what): string
     return "$tmp/libobspam_fake_v2.so";
 }
 
+function buildFake(string $name, string $defines): string
+{
+    global $tmp;
+    $cc = getenv('CC') ?: 'cc';
+    $here = __DIR__;
+    exec("$cc -shared -fPIC $defines $here/fake_v2.c -o $tmp/$name.so", $out, $rc);
+    return "$tmp/$name.so";
+}
+
+/** A Verdict whose window is the hour's when it names an object, else 0, unless given. */
+function verdict(int $action, int $kind, string $object, int $limit, int $count, int $retryAfter, ?int $window = null): Verdict
+{
+    return new Verdict($action, $kind, $object, $limit, $count, $retryAfter, $window ?? ($kind === -1 ? 0 : 3600));
+}
+
+/**
+ * Stats of an object with an hourly limit only, not blocked, protection on
+ * and nothing over its own limit, unless the named arguments say otherwise.
+ */
+function stats(
+    bool $sending,
+    int $limit,
+    int $count,
+    int $refused,
+    int $refusedTotal,
+    int $lastRefused,
+    int $exceeded = 0,
+    int $exceededTotal = 0,
+    int $countDay = 0,
+    int $blockedKind = -1,
+    bool $disabled = false,
+    string $blockedBy = '',
+): Stats {
+    return new Stats($sending, $limit, $count, $refused, $refusedTotal, $lastRefused, $exceeded, $exceededTotal,
+        -1, 0, -1, $countDay, $blockedKind, $disabled, $blockedBy);
+}
+
 function newEngine(): Engine
 {
     $e = new Engine();
@@ -188,13 +225,15 @@ test('every function has a method', function (): void {
     preg_match_all('/OBSPAM_API[^;(]*?\b(obspam_\w+)\s*\(/s', $header, $m);
     $methods = [
         'obspam_version' => 'version', 'obspam_version_string' => 'versionString',
-        'obspam_strerror' => 'strerror', 'obspam_engine_new' => '__construct',
+        'obspam_strerror' => 'strerror', 'obspam_kind_name' => 'kindName', 'obspam_engine_new' => '__construct',
         'obspam_engine_free' => 'close', 'obspam_engine_errmsg' => 'lastError',
         'obspam_set_option' => 'setOption', 'obspam_get_option' => 'getOption',
         'obspam_add' => 'add', 'obspam_remove' => 'remove', 'obspam_set_limit' => 'setLimit',
         'obspam_effective_limit' => 'effectiveLimit', 'obspam_set_uid' => 'setUid',
         'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
         'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
+        'obspam_local_network_add' => 'localNetworkAdd', 'obspam_local_network_remove' => 'localNetworkRemove',
+        'obspam_implicit_status' => 'implicitStatus',
         'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
         'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
         'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
@@ -232,6 +271,8 @@ test('library', function () use ($consts): void {
         same($text, Engine::strerror($code), "strerror($code)");
     }
     ok(Engine::strerror(-1000) !== '', 'strerror(unknown) describes it');
+    same(['server', 'plan', 'subscription', 'domain', 'mailbox', 'script', 'unknown kind', 'unknown kind'],
+        array_map(fn (int $k) => Engine::kindName($k), [0, 1, 2, 3, 4, 5, 6, -1]), 'kindName()');
     same(Engine::library(), Engine::library(), 'the library is loaded once');
 });
 
@@ -243,6 +284,9 @@ test('library errors', function (): void {
     $fake = getenv('OBSPAM_TEST_FAKE_V2') ?: build('fake');
     throws(fn () => new Engine($fake), Engine::EVERSION,
         "$fake: libobspam 2.0.0 has major version 2; this binding needs 1.x", 'another major version');
+    $old = getenv('OBSPAM_TEST_FAKE_V1_2') ?: buildFake('libobspam_fake_v1_2', '-DFAKE_MAJOR=1 -DFAKE_MINOR=2');
+    throws(fn () => new Engine($old), Engine::EVERSION,
+        "$old: libobspam 1.2.0 is older than 1.3; this binding needs 1.3 or a later 1.x", 'an older minor version');
     throws(fn () => new Engine('libc.so.6'), Engine::EVERSION,
         'libc.so.6: no obspam_version(): this is not libobspam', 'not libobspam');
     $saved = getenv('OBSPAM_LIBRARY');
@@ -308,6 +352,7 @@ test('options', function (): void {
         Engine::OPT_COUNT_UNAUTHENTICATED => 2, Engine::OPT_COUNT_FORWARD_LOCAL => 0,
         Engine::OPT_COUNT_FORWARD_REMOTE => 1, Engine::OPT_COUNT_MAILING_LISTS => 0,
         Engine::OPT_RETENTION_HOURS => 720, Engine::OPT_NOTIFY_PERIOD => 3600, Engine::OPT_NOTIFY_IMMEDIATE => 0,
+        Engine::OPT_STORE_TIMEOUT_MS => 200, Engine::OPT_STORE_FALLBACK => 0, Engine::OPT_IMPLICIT_MAILBOXES => 100000,
     ];
     foreach ($defaults as $option => $value) {
         same($value, $e->getOption($option), "default of option $option");
@@ -378,7 +423,7 @@ test('uid, scripts, contact', function (): void {
     $v = $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'domain_hint' => 'a.example', 'time' => T]);
     same([Engine::ACCEPT, Engine::DOMAIN, 'a.example'], [$v->action, $v->kind, $v->object], 'script charged to its domain');
     $e->setScriptsAllowed(Engine::PLAN, 'p', false);
-    same(new Verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'a', -1, 1, -1),
+    same(verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'a', -1, 1, -1, 0),
         $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T]), 'scripts forbidden by the plan');
     $e->setScriptsAllowed(Engine::SUBSCRIPTION, 'a', 1);
     same(Engine::ACCEPT, $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1001, 'time' => T])->action, 'allowed by the subscription');
@@ -403,7 +448,7 @@ test('whitelist', function (): void {
     $e->whitelistAdd('192.0.2.0/24');
     $e->whitelistAdd('2001:db8::/32');
     foreach (['192.0.2.7', '::ffff:192.0.2.9', '2001:db8::1'] as $client) {
-        same(new Verdict(Engine::EXEMPT, -1, '', 0, 0, 0),
+        same(verdict(Engine::EXEMPT, -1, '', 0, 0, 0),
             $e->decide(['sasl_username' => $login, 'client_address' => $client, 'time' => T]), "exempt: $client");
     }
     throws(fn () => $e->whitelistAdd('192.0.2.0/24'), Engine::EEXIST, null, 'duplicate');
@@ -412,6 +457,51 @@ test('whitelist', function (): void {
     same(Engine::ACCEPT, $e->decide(['sasl_username' => $login, 'client_address' => '192.0.2.7', 'time' => T])->action, 'removed');
     throws(fn () => $e->whitelistRemove('192.0.2.0/24'), Engine::ENOTFOUND, null, 'remove absent');
     same(2, $e->stats(Engine::MAILBOX, $login, T)->count, 'only the two accepted were counted');
+});
+
+test('local networks', function (): void {
+    $e = newEngine();
+    $sales = 'sales@example.com';
+    $action = fn (?string $client): int => $e->decide(['sender' => $sales, 'client_address' => $client, 'time' => T])->action;
+    same(Engine::UNKNOWN, $action('203.0.113.9'), 'a remote client is not local');
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, $sales, 80, 0, 0),
+        $e->decide(['sender' => $sales, 'client_address' => '127.0.0.1', 'time' => T]), 'from 127.0.0.1');
+    same(Engine::ACCEPT, $action('::1'), 'from ::1');
+    same(Engine::ACCEPT, $action(null), 'a local submission');
+    $e->localNetworkAdd('203.0.113.0/24');
+    same(Engine::ACCEPT, $action('203.0.113.9'), 'inside a local network');
+    same(Engine::ACCEPT, $action('::ffff:203.0.113.10'), 'IPv4-mapped');
+    same(Engine::UNKNOWN, $action('127.0.0.1'), 'configured networks replace 127.0.0.0/8');
+    same(Engine::ACCEPT, $action(null), 'still a local submission');
+    throws(fn () => $e->localNetworkAdd('203.0.113.0/24'), Engine::EEXIST, null, 'duplicate');
+    $x = throws(fn () => $e->localNetworkAdd('10.0.0.1/8'), Engine::EINVAL, null, 'host bits');
+    same($x?->getMessage(), $e->lastError(), "the engine's message");
+    $e->localNetworkRemove('203.0.113.0/24');
+    throws(fn () => $e->localNetworkRemove('203.0.113.0/24'), Engine::ENOTFOUND, null, 'remove absent');
+    same(Engine::UNKNOWN, $action('203.0.113.9'), 'removed');
+    same(Engine::ACCEPT, $action('127.0.0.1'), 'back to 127.0.0.0/8');
+    same(7, $e->stats(Engine::MAILBOX, $sales, T)->count, 'the seven accepted were counted');
+    $e->setOption(Engine::OPT_COUNT_UNAUTHENTICATED, 1);
+    same(Engine::ACCEPT, $action('198.51.100.1'), 'count-unauthenticated yes: from anywhere');
+    $e->setOption(Engine::OPT_COUNT_UNAUTHENTICATED, 0);
+    same(Engine::UNKNOWN, $action(null), 'count-unauthenticated no: never');
+    throws(fn () => $e->localNetworkAdd("a\0b"), Engine::EINVAL, null, 'a NUL byte');
+});
+
+test('implicit mailboxes', function (): void {
+    $e = newEngine();
+    same(['count' => 0, 'overflow' => 0, 'episodes' => 0], $e->implicitStatus(), 'none at first');
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'someone@example.com', 80, 0, 0),
+        $e->decide(['sasl_username' => 'someone@example.com', 'recipients' => 2, 'time' => T]),
+        "an undeclared login: the domain's mailbox default");
+    same(2, $e->stats(Engine::MAILBOX, 'someone@example.com', T)->count, 'its stats');
+    same(['count' => 1, 'overflow' => 0, 'episodes' => 0], $e->implicitStatus(), 'one');
+    $e->setOption(Engine::OPT_IMPLICIT_MAILBOXES, 1);
+    same(verdict(Engine::ACCEPT, Engine::DOMAIN, 'example.com', 500, 2, 0),
+        $e->decide(['sasl_username' => 'other@example.com', 'time' => T]), 'past the cap: the domain is charged');
+    same(['count' => 1, 'overflow' => 1, 'episodes' => 1], $e->implicitStatus(), 'the overflow counted');
+    throws(fn () => $e->stats(Engine::MAILBOX, 'other@example.com', T), Engine::ENOTFOUND, null, 'no mailbox past the cap');
+    throws(fn () => $e->setOption(Engine::OPT_IMPLICIT_MAILBOXES, -1), Engine::EINVAL, null, 'a negative cap');
 });
 
 test('configuration', function (): void {
@@ -438,7 +528,7 @@ test('configuration', function (): void {
     same(5, $e->effectiveLimit(Engine::MAILBOX, 'info@example.com'), 'nothing changed');
     $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T]);
     $e->loadConfigString(str_replace('limit=5', 'limit=3', CONF));
-    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 3, 4, 3569),
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 3, 4, 3569),
         $e->decide(['sasl_username' => 'info@example.com', 'time' => T + 1]), 'a reload keeps the counters');
     $e->loadConfigString("count messages\n");
     same(1, $e->getOption(Engine::OPT_COUNT_UNIT), 'loadConfigString sets options');
@@ -449,10 +539,10 @@ test('check', function (): void {
     $e = newEngine();
     $info = ['sasl_username' => 'info@example.com'];
     $e->decide($info + ['recipients' => 5, 'time' => T]);
-    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3570), // T is 30 s into its minute
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3570), // T is 30 s into its minute
         $e->check($info + ['time' => T]), 'check at the limit refuses');
     same(0, $e->stats(Engine::MAILBOX, 'info@example.com', T)->refused, 'check records no refusal');
-    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
         $e->check($info + ['time' => T + 3600]), 'check an hour later');
     same(5, $e->stats(Engine::MAILBOX, 'info@example.com', T)->count, 'check charges nothing and keeps the clock');
     throws(fn () => $e->check(['recipients' => 0]), Engine::EINVAL, null, 'check: no recipients');
@@ -461,31 +551,34 @@ test('check', function (): void {
 test('decide', function (): void {
     $e = newEngine();
     $info = ['sasl_username' => 'info@example.com'];
-    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
         $e->decide($info + ['recipients' => 3, 'time' => T]), 'accept');
-    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 3, 0),
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 3, 0),
         $e->decide(['sasl_username' => 'INFO@example.com', 'recipients' => 2, 'time' => T + 10]), 'accept up to the limit');
-    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3550),
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 5, 3550),
         $e->decide($info + ['time' => T + 20]), 'refuse with retryAfter');
     same(-1, $e->decide($info + ['recipients' => 6, 'time' => T + 20])->retryAfter, 'never fits');
-    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'info@example.com', 5, 0, 0),
         $e->decide($info + ['recipients' => 5, 'time' => T + 3600]), 'an hour later');
-    // the messages of minute T left the window: only the last 5 count
-    same(new Verdict(Engine::ACCEPT, Engine::DOMAIN, 'example.com', 500, 5, 0),
+    // an undeclared login of a hosted domain is an implicit mailbox
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, 'someone@example.com', 80, 0, 0),
         $e->decide(['sasl_username' => 'someone@example.com', 'time' => T + 3600]), 'a login of a hosted domain');
-    same(new Verdict(Engine::UNKNOWN, -1, '', 0, 0, 0),
+    same(verdict(Engine::UNKNOWN, -1, '', 0, 0, 0),
         $e->decide(['sasl_username' => 'who@elsewhere.example', 'time' => T + 3600]), 'unknown');
-    same(new Verdict(Engine::ACCEPT, Engine::MAILBOX, 'sales@example.com', 80, 0, 0),
-        $e->decide(['sender' => 'sales@example.com', 'client_address' => '203.0.113.9', 'time' => T + 3600]), 'unauthenticated sender');
+    same(verdict(Engine::UNKNOWN, -1, '', 0, 0, 0),
+        $e->decide(['sender' => 'sales@example.com', 'client_address' => '203.0.113.9', 'time' => T + 3600]),
+        'an unauthenticated sender from a remote client');
     same(Engine::UNKNOWN, $e->decide(['sender' => '', 'time' => T + 3600])->action, 'the null sender');
     same(Engine::EXEMPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_FORWARD_LOCAL, 'time' => T + 3600])->action, 'local forward');
     same(Engine::ACCEPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_FORWARD_REMOTE, 'time' => T + 3600])->action, 'remote forward');
     same(Engine::EXEMPT, $e->decide(['sender' => 'sales@example.com', 'flags' => Engine::MSG_MAILING_LIST, 'time' => T + 3600])->action, 'mailing list');
-    // 5 + 1 (someone@) + 1 (the sender) + 1 (the remote forward)
-    same(new Verdict(Engine::ACCEPT, Engine::SUBSCRIPTION, 'acme', 1000, 8, 0),
+    // the messages of minute T left the window: 5 + 1 (someone@) + 1 (the remote forward)
+    same(verdict(Engine::ACCEPT, Engine::SUBSCRIPTION, 'acme', 1000, 7, 0),
         $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/a.php', 'time' => T + 3600]), 'a script');
     $e->setOption(Engine::OPT_ENABLED, 0);
-    same(new Verdict(Engine::ACCEPT, -1, '', 0, 0, 0), $e->decide($info + ['recipients' => 50, 'time' => T + 3600]), 'disabled');
+    same(verdict(Engine::ACCEPT, -1, '', 0, 0, 0, 3600), $e->decide($info + ['recipients' => 50, 'time' => T + 3600]),
+        'disabled: 3600 on accept');
+    same(true, $e->stats(Engine::MAILBOX, 'info@example.com', T + 3600)->disabled, 'stats say disabled');
     $e->setOption(Engine::OPT_ENABLED, 1);
     same(Engine::ACCEPT, $e->decide(['sasl_username' => 'sales@example.com'])->action, 'time 0 is now');
     throws(fn () => $e->decide(['recipients' => 0]), Engine::EINVAL, null, 'no recipients');
@@ -521,9 +614,11 @@ test('decideBatch', function (): void {
     same([Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 0, 0], $fields($got[0]), 'first: accepted');
     same([Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 1, 0], $fields($got[1]), 'second: accepted, at the limit');
     same([Engine::REFUSE, Engine::MAILBOX, $orders, 2, 2, 3550], $fields($got[2]), 'third: refused');
-    same([Engine::ACCEPT, Engine::DOMAIN, 'shop.example', 1000, 2, 0], $fields($got[3]), 'a login of the domain');
+    same([Engine::ACCEPT, Engine::MAILBOX, 'someone@shop.example', 100, 0, 0], $fields($got[3]), 'a login of the domain');
+    same([3600, 3600, 3600, 3600, 0], array_map(fn (Verdict $v) => $v->window, $got), 'the windows');
     same([Engine::UNKNOWN, -1, '', 0, 0, 0], $fields($got[4]), 'unknown');
-    same(new Stats(false, 2, 2, 1, 1, T + 20), $e->stats(Engine::MAILBOX, $orders, T + 20), 'the mailbox after the batch');
+    same(stats(false, 2, 2, 1, 1, T + 20, exceeded: 1, exceededTotal: 1, countDay: 2, blockedKind: Engine::MAILBOX,
+        blockedBy: $orders), $e->stats(Engine::MAILBOX, $orders, T + 20), 'the mailbox after the batch');
     same(5, $e->stats(Engine::SUBSCRIPTION, 'shop', T + 20)->count, 'the subscription after the batch');
 
     // the same verdicts as decide() on another engine with the same configuration
@@ -594,7 +689,7 @@ test('decideBatch', function (): void {
         $e->decideBatch([$two + ['time' => T], $two + ['time' => T + 5], ['sasl_username' => 'someone@shop.example', 'time' => T + 6]]);
         ok(false, 'rethrown by decideBatch', 'nothing thrown');
     } catch (LogicException $t) {
-        same('shop', $t->getMessage(), 'rethrown by decideBatch');
+        same($orders, $t->getMessage(), 'rethrown by decideBatch');
     }
     $s = $e->stats(Engine::MAILBOX, $orders, T + 6);
     same([2, 1], [$s->count, $s->refused], 'the refused message was decided');
@@ -609,8 +704,14 @@ test('statistics', function (): void {
     $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 9, 'time' => T + 3700]);
     $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/Send.php', 'recipients' => 4, 'time' => T + 3700]);
     $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/other.php', 'time' => T + 3701]);
-    same(new Stats(true, 5, 0, 1, 2, T + 3700), $e->stats(Engine::MAILBOX, 'info@example.com', T + 3700), 'mailbox stats');
-    same(new Stats(true, 1000, 7, 1, 2, T + 3700), $e->stats(Engine::SUBSCRIPTION, 'acme', T + 3700), 'subscription stats');
+    same(stats(true, 5, 0, 1, 2, T + 3700, exceeded: 1, exceededTotal: 2, countDay: 3),
+        $e->stats(Engine::MAILBOX, 'info@example.com', T + 3700), 'mailbox stats');
+    same(stats(true, 1000, 7, 1, 2, T + 3700, countDay: 10),
+        $e->stats(Engine::SUBSCRIPTION, 'acme', T + 3700), 'subscription stats: refused, never over its own limit');
+    $e->setLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, 7);
+    $s = $e->stats(Engine::MAILBOX, 'sales@example.com', T + 3700);
+    same([false, Engine::SUBSCRIPTION, 'acme'], [$s->sending, $s->blockedKind, $s->blockedBy], 'blocked by an ancestor');
+    $e->setLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, Engine::INHERIT);
     throws(fn () => $e->stats(Engine::MAILBOX, 'nobody@example.com'), Engine::ENOTFOUND, null, 'stats of unknown');
     throws(fn () => $e->stats(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'stats of a plan');
     same([new HistoryEntry(T0, 3, 1), new HistoryEntry(T0 + 3600, 0, 1)],
@@ -620,14 +721,14 @@ test('statistics', function (): void {
     same([new HistoryEntry(T0 + 3600, 4, 0)], $e->history(Engine::SCRIPT, '/srv/www/Send.php'), 'history of a script');
     throws(fn () => $e->history(Engine::SCRIPT, '/never/seen.php'), Engine::ENOTFOUND, null, 'history of an unknown script');
     throws(fn () => $e->history(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'history of a plan');
+    // only the mailbox went over its own limit
     same([
-        new ReportRow(Engine::SUBSCRIPTION, 'acme', 10, 2, T + 60, T + 3700),
-        new ReportRow(Engine::DOMAIN, 'example.com', 5, 2, T + 60, T + 3700),
-        new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700),
-        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0),
-        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700, 2),
+        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0),
     ], $e->report(), 'report');
-    same(new ReportRow(Engine::SUBSCRIPTION, 'acme', 7, 1, T + 3700, T + 3700), $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');
+    same(new ReportRow(Engine::MAILBOX, 'info@example.com', 0, 1, T + 3700, T + 3700, 1),
+        $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');
     same([], $e->report(0, T0), 'empty report');
     // The C callbacks are made once: many calls do not pile them up.
     $before = memory_get_usage();
@@ -656,13 +757,12 @@ test('notify', function (): void {
     $e->notifyFlush(T0 + 3599);
     same([], $got, 'nothing before the period ends');
     $e->notifyFlush(T0 + 3600);
+    // only about the mailbox, the one over its own limit
     same([
-        new Notice(Engine::SUBSCRIPTION, 'acme', 'acme', 'ops@acme.example', 1000, 4, 1, T + 5, T + 5, T0, T0 + 3600),
-        new Notice(Engine::DOMAIN, 'example.com', 'acme', 'ops@acme.example', 500, 4, 1, T + 5, T + 5, T0, T0 + 3600),
-        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 5, 4, 1, T + 5, T + 5, T0, T0 + 3600),
+        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 5, 4, 1, T + 5, T + 5, T0, T0 + 3600, 1),
     ], $got, 'the notices');
     $e->notifyFlush(T0 + 7200);
-    same(3, count($got), 'nothing twice');
+    same(1, count($got), 'nothing twice');
 
     // no contact: null
     $e = newEngine();
@@ -673,18 +773,17 @@ test('notify', function (): void {
     });
     refuse($e);
     $e->notifyFlush(T0 + 3600);
-    same([['acme', null], ['acme', null], ['acme', null]], $got, 'contact null');
+    same([['acme', null]], $got, 'contact null');
 
     // immediate
     $e = newEngine();
     $e->setOption(Engine::OPT_NOTIFY_IMMEDIATE, 1);
     $got = [];
     $e->setNotify(function (Notice $n) use (&$got): void {
-        $got[] = [$n->kind, $n->name, $n->refused, $n->sent, $n->firstRefused];
+        $got[] = [$n->kind, $n->name, $n->refused, $n->sent, $n->firstRefused, $n->exceeded];
     });
     refuse($e);
-    same([[Engine::SUBSCRIPTION, 'acme', 1, 4, T + 5], [Engine::DOMAIN, 'example.com', 1, 4, T + 5],
-        [Engine::MAILBOX, 'info@example.com', 1, 4, T + 5]], $got, 'notified at once');
+    same([[Engine::MAILBOX, 'info@example.com', 1, 4, T + 5, 1]], $got, 'notified at once');
 
     // null drops the notices
     $e = newEngine();
@@ -714,7 +813,7 @@ test('notify', function (): void {
     refuse($a);
     $a->notifyFlush(T0 + 3600);
     $b->notifyFlush(T0 + 3600);
-    same([3, 0], [$fromA, $fromB], 'each engine calls its own callback');
+    same([1, 0], [$fromA, $fromB], 'each engine calls its own callback');
     throws(fn () => $e->notifyFlush(-1), Engine::EINVAL, null, 'a negative time');
     $e->notifyFlush();
 });
@@ -731,11 +830,11 @@ test('notify errors', function (): void {
         $e->notifyFlush(T0 + 3600);
         ok(false, 'rethrown', 'nothing thrown');
     } catch (RuntimeException $t) {
-        same('cannot mail acme', $t->getMessage(), 'the first exception is rethrown');
+        same('cannot mail info@example.com', $t->getMessage(), 'the exception is rethrown');
     }
-    same(['acme', 'example.com', 'info@example.com'], $calls, 'after every notice');
+    same(['info@example.com'], $calls, 'after every notice');
     $e->notifyFlush(T0 + 3600);
-    same(3, count($calls), 'the notices count as delivered');
+    same(1, count($calls), 'the notices count as delivered');
 
     $e = newEngine();
     $e->setOption(Engine::OPT_NOTIFY_IMMEDIATE, 1);
@@ -747,7 +846,7 @@ test('notify errors', function (): void {
         $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T + 5]);
         ok(false, 'rethrown by decide', 'nothing thrown');
     } catch (LogicException $t) {
-        same('acme', $t->getMessage(), 'rethrown by decide');
+        same('info@example.com', $t->getMessage(), 'rethrown by decide');
     }
     same(1, $e->stats(Engine::MAILBOX, 'info@example.com', T + 5)->refused, 'the message was decided');
 
@@ -762,7 +861,7 @@ test('notify errors', function (): void {
     });
     refuse($e);
     $e->notifyFlush(T0 + 3600);
-    same(array_fill(0, 3, [Engine::EINVAL, 'stats: an engine cannot be used from its own callback']), $seen, 'no reentry');
+    same([[Engine::EINVAL, 'stats: an engine cannot be used from its own callback']], $seen, 'no reentry');
 
     $other = newEngine();
     $limits = [];
@@ -772,7 +871,7 @@ test('notify errors', function (): void {
     });
     refuse($e);
     $e->notifyFlush(T0 + 3600);
-    same([1000, 500, 5], $limits, 'another engine may be used');
+    same([5], $limits, 'another engine may be used');
 });
 
 test('snapshot', function (): void {
@@ -791,8 +890,8 @@ test('snapshot', function (): void {
     $after = [$b->stats(Engine::MAILBOX, 'info@example.com', T + 10), $b->stats(Engine::SUBSCRIPTION, 'acme', T + 10),
         $b->report(), $b->history(Engine::SCRIPT, '/srv/a.php')];
     same($before, $after, 'the round trip keeps everything');
-    same(new Stats(true, 5, 4, 1, 1, T + 5), $after[0], 'exact stats after the load');
-    same(new Verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 4, 3559),
+    same(stats(true, 5, 4, 1, 1, T + 5, exceeded: 1, exceededTotal: 1, countDay: 4), $after[0], 'exact stats after the load');
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 4, 3559),
         $b->decide(['sasl_username' => 'info@example.com', 'recipients' => 2, 'time' => T + 11]), 'the counters go on');
     $data = file_get_contents($path);
     $cases = [
@@ -800,7 +899,9 @@ test('snapshot', function (): void {
         'truncated.bin' => [substr($data, 0, -3), Engine::ECORRUPT],
         'flipped.bin' => [substr($data, 0, -1) . chr(ord($data[strlen($data) - 1]) ^ 1), Engine::ECORRUPT],
         'foreign.bin' => [str_repeat('NOTOBSPAM', 8), Engine::ECORRUPT],
-        'newer.bin' => [substr($data, 0, 8) . pack('V', 2) . substr($data, 12), Engine::EVERSION],
+        // the format version (bytes 8..11) one above the library's
+        'newer.bin' => [substr($data, 0, 8) . pack('V', unpack('V', substr($data, 8, 4))[1] + 1) . substr($data, 12),
+            Engine::EVERSION],
     ];
     foreach ($cases as $name => [$content, $code]) {
         file_put_contents("$tmp/$name", $content);

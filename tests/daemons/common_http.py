@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Checks the metrics endpoint of ctl_testd (see common_http.sh).
 
-    common_http.py PORT first|second
+    common_http.py PORT first|second VERSION
 
-"first": the counters of the feed, no reload, no save (snapshot age -1),
+"first": the counters of the feed, no reload, no save (last snapshot 0),
 and the HTTP behaviour: 200, 404, 405, 400, a request that is too long,
 slow clients that do not hold others up and are dropped after 5 seconds.
 "second": after one bad reload, one good reload and a save.
@@ -23,6 +23,7 @@ VERSION = ".".join(
     re.search(rf"^#define OBSPAM_VERSION_{part} +(\d+)$", _HEADER,
               re.M).group(1) for part in ("MAJOR", "MINOR", "PATCH"))
 STAGE = sys.argv[2]
+VERSION = sys.argv[3]  # libobspam's, as obspam_build_info says it
 
 
 def request(data, timeout=10.0):
@@ -117,7 +118,7 @@ def first():
             'obspam_config_reloads_total{result="failed"} 0',
             'obspam_snapshot_saves_total{result="ok"} 0',
             'obspam_snapshot_saves_total{result="failed"} 0',
-            "obspam_snapshot_age_seconds -1",
+            "obspam_snapshot_last_success_timestamp_seconds 0",
             "obspam_notices_total 0",
             f'obspam_build_info{{daemon="ctl_testd",version="{VERSION}"}} 1']:
         has(text, line)
@@ -176,8 +177,8 @@ def second():
     has(text, 'obspam_config_reloads_total{result="failed"} 1')
     has(text, 'obspam_snapshot_saves_total{result="ok"} 1')
     has(text, 'obspam_snapshot_saves_total{result="failed"} 0')
-    age = value(text, "obspam_snapshot_age_seconds")
-    assert 0 <= age <= 5, age
+    saved = value(text, "obspam_snapshot_last_success_timestamp_seconds")
+    assert 0 <= time.time() - saved <= 5, saved
     has(text, 'obspam_decisions_total{action="accept"} 3')
 
 

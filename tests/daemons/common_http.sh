@@ -73,7 +73,9 @@ if [[ -z $port ]]; then
 fi
 cat "$work/out"
 
-python3 "$HERE/common_http.py" "$port" first
+# The version obspam_build_info names: the project's, which the library has.
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$BUILD/CMakeCache.txt")
+python3 "$HERE/common_http.py" "$port" first "$version"
 # A bad reload, a good one, a save: the counters and the snapshot age move.
 echo "plan x mailbox=lots" >>"$work/obspam.conf"
 "$CTL" --control "unix:$work/ctl.sock" reload && {
@@ -83,7 +85,7 @@ echo "plan x mailbox=lots" >>"$work/obspam.conf"
 cp "$work/good.conf" "$work/obspam.conf"
 "$CTL" --control "unix:$work/ctl.sock" reload
 "$CTL" --control "unix:$work/ctl.sock" save
-python3 "$HERE/common_http.py" "$port" second
+python3 "$HERE/common_http.py" "$port" second "$version"
 
 kill -TERM "$pid"
 wait "$pid"

@@ -7,7 +7,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$(cd "${1:?usage: common_man.sh BUILD_DIR}" && pwd)
-page=$ROOT/examples/obspamctl/obspamctl.8
+# The page as it is installed: made from examples/obspamctl/obspamctl.8.in.
+page=$BUILD/man/obspamctl.8
 
 warnings=$(groff -man -ww -z "$page" 2>&1)
 if [[ -n $warnings ]]; then

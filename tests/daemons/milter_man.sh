@@ -9,7 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 BUILD=${1:?usage: milter_man.sh BUILD_DIR}
-PAGE=examples/milter/obspam-milter.8
+# The page as it is installed: made from examples/milter/obspam-milter.8.in.
+PAGE=$BUILD/man/obspam-milter.8
 RULE=examples/milter/obspam-milter.regexp
 
 warnings=$(groff -man -ww -z "$PAGE" 2>&1)

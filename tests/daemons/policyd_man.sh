@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 BUILD=${1:?usage: policyd_man.sh BUILD_DIR}
-PAGE=examples/policyd/obspam-policyd.8
+# The page as it is installed: made from examples/policyd/obspam-policyd.8.in.
+PAGE=$BUILD/man/obspam-policyd.8
 
 warnings=$(groff -man -ww -z "$PAGE" 2>&1)
 if [[ -n $warnings ]]; then

@@ -21,9 +21,9 @@ BUILD=${1:?usage: tests/daemons/run.sh BUILD_DIR}
 # python3: protocol and JSON/SVG checks; librsvg2-bin: renders the SVG
 # chart; man-db, groff-base: the man page; util-linux: setpriv; systemd:
 # systemd-analyze, systemd-sysusers and systemd-tmpfiles for the units;
-# binutils: readelf.
+# binutils: readelf; mandoc: its -Tlint checks every manual page.
 obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux \
-  systemd binutils
+  systemd binutils mandoc
 
 D=$BUILD/tests/daemons
 
@@ -49,6 +49,8 @@ check "units: systemd-analyze security <= 2.5, sysusers.d, tmpfiles.d" \
   tests/daemons/units.sh "$BUILD"
 check "hardening: RELRO, BIND_NOW, PIE, stack protector, FORTIFY in the ELF headers" \
   tests/daemons/hardening.sh "$BUILD"
+check "common: obspamctl options (getopt_long) and JSON errors" \
+  tests/daemons/ctl_options.sh "$BUILD"
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
@@ -160,5 +162,13 @@ check "milter: command line" python3 "$M" "$BUILD" cli
 check "milter: detaching without --foreground" \
   python3 "$M" "$BUILD" detach
 check "milter: obspam-milter.8" tests/daemons/milter_man.sh "$BUILD"
+
+# ---- Packaging -------------------------------------------------------------
+check "man pages: mandoc -Tlint, the project's version" \
+  tests/daemons/man_lint.sh "$BUILD"
+check "install into a non-system prefix: daemons, pkg-config, CMake" \
+  tests/daemons/install_prefix.sh "$BUILD"
+check "plain configure and build without Criterion and libmilter" \
+  tests/daemons/plain_build.sh "$BUILD"
 
 check_summary

@@ -16,7 +16,7 @@ or a function here::
 The library is the one named by the environment variable ``OBSPAM_LIBRARY``,
 else the system's ``libobspam.so.1``; it is loaded when the first
 :class:`Engine` is made (or by :func:`load_library`), and a library whose
-major version is not 1 is refused with :class:`LibraryError`.
+version is not 1.3 or a later 1.x is refused with :class:`LibraryError`.
 
 Every failure raises :class:`Error`, whose ``code`` is the library's
 ``OBSPAM_E*`` code and whose message is the engine's own
@@ -57,10 +57,12 @@ __all__ = [
     "Action",
     "Option",
     "MessageFlag",
+    "Window",
     "load_library",
     "version",
     "version_string",
     "strerror",
+    "kind_name",
     # constants, with the values of include/obspam.h
     "VERSION_MAJOR",
     "NAME_MAX",
@@ -103,10 +105,14 @@ __all__ = [
     "OPT_NOTIFY_IMMEDIATE",
     "OPT_STORE_TIMEOUT_MS",
     "OPT_STORE_FALLBACK",
+    "OPT_IMPLICIT_MAILBOXES",
+    "WINDOW_MINUTE",
+    "WINDOW_HOUR",
+    "WINDOW_DAY",
 ]
 
 #: The version of this binding (it follows the library it was written for).
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 # ---- Constants (values are part of the ABI) --------------------------------
 
@@ -157,7 +163,7 @@ class Option(enum.IntEnum):
     ENABLED = 1  #: 0 or 1; default 1
     COUNT_UNIT = 2  #: 0 recipients (default), 1 messages
     ACTION = 3  #: 0 defer (default), 1 reject
-    COUNT_UNAUTHENTICATED = 4  #: 0 never, 1 from anywhere, 2 local (default)
+    COUNT_UNAUTHENTICATED = 4  #: 0 never, 1 from anywhere, 2 local (default, 1.3)
     COUNT_FORWARD_LOCAL = 5  #: 0 or 1; default 0
     COUNT_FORWARD_REMOTE = 6  #: 0 or 1; default 1
     COUNT_MAILING_LISTS = 7  #: 0 or 1; default 0
@@ -166,6 +172,15 @@ class Option(enum.IntEnum):
     NOTIFY_IMMEDIATE = 10  #: 0 or 1; default 0
     STORE_TIMEOUT_MS = 11  #: 1 .. 60000; default 200 (1.1)
     STORE_FALLBACK = 12  #: 0 local (default), 1 defer (1.1)
+    IMPLICIT_MAILBOXES = 13  #: 0 .. 100000000; default 100000 (1.3)
+
+
+class Window(enum.IntEnum):
+    """``OBSPAM_WINDOW_*``: the window of a limit, in seconds (1.3)."""
+
+    MINUTE = 60
+    HOUR = 3600
+    DAY = 86400
 
 
 class MessageFlag(enum.IntFlag):
@@ -224,6 +239,11 @@ OPT_NOTIFY_PERIOD = Option.NOTIFY_PERIOD
 OPT_NOTIFY_IMMEDIATE = Option.NOTIFY_IMMEDIATE
 OPT_STORE_TIMEOUT_MS = Option.STORE_TIMEOUT_MS
 OPT_STORE_FALLBACK = Option.STORE_FALLBACK
+OPT_IMPLICIT_MAILBOXES = Option.IMPLICIT_MAILBOXES
+
+WINDOW_MINUTE = Window.MINUTE
+WINDOW_HOUR = Window.HOUR
+WINDOW_DAY = Window.DAY
 
 _INT64_MAX = 2**63 - 1
 
@@ -240,6 +260,8 @@ class Verdict:
     (-1: never). On ACCEPT they describe the lowest charged object and
     ``retry_after`` is 0. On EXEMPT and UNKNOWN (and ACCEPT while protection
     is disabled) ``kind`` is -1, ``object`` is "" and the numbers are 0.
+    ``window`` (1.3) is the window named, in seconds (:class:`Window`): 0 for
+    the recipients cap or forbidden scripts, 3600 on accept.
     """
 
     action: int
@@ -248,18 +270,31 @@ class Verdict:
     limit: int
     count: int
     retry_after: int
+    window: int
 
 
 @dataclass(frozen=True)
 class Stats:
     """Live status of a subscription, domain or mailbox (``obspam_stats``)."""
 
-    sending: bool  #: True while count < limit (or the limit is unlimited)
-    limit: int  #: effective limit (-1: unlimited)
+    sending: bool  #: False while it or an ancestor is blocked (blocked_kind != -1)
+    limit: int  #: effective hourly limit (-1: unlimited)
     count: int  #: charged in the last 60 minutes
     refused: int  #: attempts refused in the last 60 minutes
     refused_total: int  #: attempts refused within the retention period
     last_refused: int  #: time of the last refusal; 0: never
+    exceeded: int  #: attempts over its own limit in the last 60 minutes (1.3)
+    exceeded_total: int  #: the same within the retention period (1.3)
+    limit_minute: int  #: the minute window's limit (-1: none) (1.3)
+    count_minute: int  #: charged in the minute window (1.3)
+    limit_day: int  #: the day window's limit (-1: none) (1.3)
+    count_day: int  #: charged in the day window (1.3)
+    #: -1 while a one-recipient message through it would fit every window of
+    #: it and of its ancestors; else the kind of the highest object (itself
+    #: or an ancestor) it would not fit (1.3)
+    blocked_kind: int
+    disabled: bool  #: True while protection is off (1.3)
+    blocked_by: str  #: the name of that object; "" when none (1.3)
 
 
 @dataclass(frozen=True)
@@ -281,6 +316,7 @@ class ReportRow:
     refused: int  #: attempts refused in the period
     first_refused: int  #: time; 0 when none
     last_refused: int  #: time; 0 when none
+    exceeded: int  #: attempts over its own limit in the period (1.3)
 
 
 @dataclass(frozen=True)
@@ -298,6 +334,7 @@ class Notice:
     last_refused: int
     period_start: int  #: the period is [period_start, period_end)
     period_end: int
+    exceeded: int  #: attempts over its own limit in the period (1.3)
 
 
 NotifyCallback = Callable[[Notice], Any]
@@ -397,6 +434,7 @@ def _read_verdict(out: _native.Verdict) -> Verdict:
         limit=out.limit,
         count=out.count,
         retry_after=out.retry_after,
+        window=out.window,
     )
 
 
@@ -405,7 +443,7 @@ def load_library(path: Optional[StrPath] = None) -> ctypes.CDLL:
 
     ``path`` is the library file; None means ``$OBSPAM_LIBRARY``, else the
     system's ``libobspam.so.1``. Raises :class:`LibraryError` when it cannot
-    be loaded or its major version is not 1. Returns the ctypes handle (for
+    be loaded or is not 1.3 or a later 1.x. Returns the ctypes handle (for
     diagnostics only: use :class:`Engine` to call it).
     """
     return _native.load(path)
@@ -424,6 +462,12 @@ def version_string(library: Optional[StrPath] = None) -> str:
 def strerror(code: int, library: Optional[StrPath] = None) -> str:
     """``obspam_strerror()``: a static description of an ``OBSPAM_E*`` code."""
     return _dec(_native.load(library).obspam_strerror(int(code)))
+
+
+def kind_name(kind: int, library: Optional[StrPath] = None) -> str:
+    """``obspam_kind_name()``: "server", "plan", "subscription", "domain",
+    "mailbox" or "script" for a :class:`Kind`; "unknown kind" otherwise."""
+    return _dec(_native.load(library).obspam_kind_name(int(kind)))
 
 
 class _Callbacks:
@@ -467,6 +511,7 @@ class _Callbacks:
                     last_refused=n.last_refused,
                     period_start=n.period_start,
                     period_end=n.period_end,
+                    exceeded=n.exceeded,
                 )
             )
         except BaseException as exc:  # noqa: BLE001 - re-raised later
@@ -740,6 +785,27 @@ class Engine:
             _enc(cidr, "whitelist_remove"),
         )
 
+    # -- local networks (1.3) --
+
+    def local_network_add(self, cidr: str) -> None:
+        """``obspam_local_network_add()``: a network whose unauthenticated
+        mail is charged to its sender under ``OPT_COUNT_UNAUTHENTICATED`` 2,
+        written as for :meth:`whitelist_add`. While none is added,
+        127.0.0.0/8 and ::1 are the local networks."""
+        self._call(
+            "local_network_add",
+            self._lib.obspam_local_network_add,
+            _enc(cidr, "local_network_add"),
+        )
+
+    def local_network_remove(self, cidr: str) -> None:
+        """``obspam_local_network_remove()``: removes a local network."""
+        self._call(
+            "local_network_remove",
+            self._lib.obspam_local_network_remove,
+            _enc(cidr, "local_network_remove"),
+        )
+
     # -- the configuration file --
 
     def load_config(self, path: StrPath) -> None:
@@ -910,6 +976,15 @@ class Engine:
             refused=out.refused,
             refused_total=out.refused_total,
             last_refused=out.last_refused,
+            exceeded=out.exceeded,
+            exceeded_total=out.exceeded_total,
+            limit_minute=out.limit_minute,
+            count_minute=out.count_minute,
+            limit_day=out.limit_day,
+            count_day=out.count_day,
+            blocked_kind=_kind(out.blocked_kind),
+            disabled=bool(out.disabled),
+            blocked_by=_dec(out.blocked_by),
         )
 
     # -- history and reports --
@@ -972,6 +1047,7 @@ class Engine:
                         refused=r.refused,
                         first_refused=r.first_refused,
                         last_refused=r.last_refused,
+                        exceeded=r.exceeded,
                     )
                 )
             except BaseException as exc:  # noqa: BLE001 - re-raised below
@@ -1052,6 +1128,17 @@ class Engine:
         vals = [c_int64() for _ in range(4)]
         self._call("store_status", self._lib.obspam_store_status, *[byref(v) for v in vals])
         return dict(zip(("shared", "up", "episodes", "fallback_decisions"), (v.value for v in vals)))
+
+    # -- implicit mailboxes (1.3) --
+
+    def implicit_status(self) -> Dict[str, int]:
+        """``obspam_implicit_status()``: ``count`` (implicit mailboxes that
+        exist now), ``overflow`` (decisions that found the cap
+        ``OPT_IMPLICIT_MAILBOXES`` reached) and ``episodes`` (times the cap
+        was reached)."""
+        vals = [c_int64() for _ in range(3)]
+        self._call("implicit_status", self._lib.obspam_implicit_status, *[byref(v) for v in vals])
+        return dict(zip(("count", "overflow", "episodes"), (v.value for v in vals)))
 
     # -- persistence --
 

@@ -35,6 +35,9 @@ from ._errors import LibraryError
 #: The major version this binding is written for. A library with another
 #: major version has another ABI and is refused.
 SUPPORTED_MAJOR = 1
+#: The oldest minor version of that major that has every function and
+#: structure field this binding uses (the 1.3 additions).
+SUPPORTED_MINOR = 3
 
 #: The environment variable that names the library to load.
 LIBRARY_ENV = "OBSPAM_LIBRARY"
@@ -83,6 +86,8 @@ class Verdict(Structure):
         ("count", c_int64),
         ("retry_after", c_int64),
         ("object", c_char * 328),
+        # 1.3
+        ("window", c_int64),
     ]
 
 
@@ -97,6 +102,16 @@ class Stats(Structure):
         ("refused", c_int64),
         ("refused_total", c_int64),
         ("last_refused", c_int64),
+        # 1.3
+        ("exceeded", c_int64),
+        ("exceeded_total", c_int64),
+        ("limit_minute", c_int64),
+        ("count_minute", c_int64),
+        ("limit_day", c_int64),
+        ("count_day", c_int64),
+        ("blocked_kind", c_int32),
+        ("disabled", c_int32),
+        ("blocked_by", c_char * 328),
     ]
 
 
@@ -111,6 +126,8 @@ class ReportRow(Structure):
         ("refused", c_int64),
         ("first_refused", c_int64),
         ("last_refused", c_int64),
+        # 1.3
+        ("exceeded", c_int64),
     ]
 
 
@@ -130,6 +147,8 @@ class Notice(Structure):
         ("last_refused", c_int64),
         ("period_start", c_int64),
         ("period_end", c_int64),
+        # 1.3
+        ("exceeded", c_int64),
     ]
 
 
@@ -150,6 +169,7 @@ PROTOTYPES = {
     "obspam_version": (c_uint, []),
     "obspam_version_string": (c_char_p, []),
     "obspam_strerror": (c_char_p, [c_int]),
+    "obspam_kind_name": (c_char_p, [c_int]),
     "obspam_engine_new": (c_int, [POINTER(c_void_p)]),
     "obspam_engine_free": (None, [_E]),
     "obspam_engine_errmsg": (c_char_p, [_E]),
@@ -164,6 +184,8 @@ PROTOTYPES = {
     "obspam_set_contact": (c_int, [_E, c_char_p, c_char_p]),
     "obspam_whitelist_add": (c_int, [_E, c_char_p]),
     "obspam_whitelist_remove": (c_int, [_E, c_char_p]),
+    "obspam_local_network_add": (c_int, [_E, c_char_p]),
+    "obspam_local_network_remove": (c_int, [_E, c_char_p]),
     "obspam_load_config": (c_int, [_E, c_char_p]),
     "obspam_load_config_string": (c_int, [_E, c_char_p]),
     "obspam_decide": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
@@ -190,6 +212,7 @@ PROTOTYPES = {
     "obspam_state_load": (c_int, [_E, c_char_p]),
     "obspam_set_store": (c_int, [_E, c_char_p, c_char_p]),
     "obspam_store_status": (c_int, [_E, _I64P, _I64P, _I64P, _I64P]),
+    "obspam_implicit_status": (c_int, [_E, _I64P, _I64P, _I64P]),
 }
 
 
@@ -222,6 +245,16 @@ def _open(name: str) -> ctypes.CDLL:
             f"{name}: libobspam {text} has major version {version >> 16}; "
             f"this binding needs {SUPPORTED_MAJOR}.x",
         )
+    if (version >> 8) & 0xFF < SUPPORTED_MINOR:
+        # Its structures are shorter and functions are missing: refused by
+        # its version rather than by the first missing symbol.
+        text = f"{version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}"
+        raise LibraryError(
+            _EVERSION,
+            f"{name}: libobspam {text} is older than "
+            f"{SUPPORTED_MAJOR}.{SUPPORTED_MINOR}; this binding needs "
+            f"{SUPPORTED_MAJOR}.{SUPPORTED_MINOR} or a later {SUPPORTED_MAJOR}.x",
+        )
     for fname, (restype, argtypes) in PROTOTYPES.items():
         try:
             fn = getattr(lib, fname)
@@ -242,7 +275,8 @@ def load(path: Optional[StrPath] = None) -> ctypes.CDLL:
     ``path`` names the library file; when it is None, the environment
     variable ``OBSPAM_LIBRARY`` does; when that is unset or empty, the
     system's ``libobspam.so.1`` is used. A library that cannot be loaded, or
-    whose major version is not 1, raises :class:`obspam.LibraryError`.
+    whose version is not 1.3 or a later 1.x, raises
+    :class:`obspam.LibraryError`.
     Each library is loaded once per process.
     """
     names: Tuple[str, ...]

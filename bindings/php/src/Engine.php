@@ -1,0 +1,986 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/**
+ * An obspam engine: the limit tree, the counters and the statistics.
+ *
+ * A new engine limits nothing until a configuration is loaded or objects
+ * and limits are added. Methods throw Obspam\Exception on failure and on an
+ * engine that is closed. Callbacks may not call the same engine.
+ */
+final class Engine
+{
+    /** The major version of libobspam this binding accepts. */
+    public const VERSION_MAJOR = 1;
+    /**
+     * The oldest minor version of that major with every function and field
+     * this binding uses (the 1.3 additions).
+     */
+    public const VERSION_MINOR_MIN = 3;
+    /** The longest name (domain, mailbox, plan, subscription), in bytes. */
+    public const NAME_MAX = 320;
+    /** The environment variable that names the library. */
+    public const LIBRARY_ENV = 'OBSPAM_LIBRARY';
+    /** The library used when neither an argument nor OBSPAM_LIBRARY names one. */
+    public const DEFAULT_LIBRARY = 'libobspam.so.1';
+    /** The FFI scope of Engine::scopeHeader(), for ffi.preload. */
+    public const FFI_SCOPE = 'obspam';
+
+    // Error codes (enum obspam_errno).
+    public const OK = 0;
+    public const ENOMEM = -1;
+    public const EINVAL = -2;
+    public const ENOTFOUND = -3;
+    public const EEXIST = -4;
+    public const ESYNTAX = -5;
+    public const EIO = -6;
+    public const ECORRUPT = -7;
+    public const EVERSION = -8;
+    public const EUNAVAIL = -9;
+
+    // Kinds of objects (enum obspam_kind); SCRIPT appears in reports only.
+    public const SERVER = 0;
+    public const PLAN = 1;
+    public const SUBSCRIPTION = 2;
+    public const DOMAIN = 3;
+    public const MAILBOX = 4;
+    public const SCRIPT = 5;
+
+    // Limit values; any value >= 0 is a count per hour.
+    public const UNLIMITED = -1;
+    public const INHERIT = -2;
+
+    // Verdict actions (enum obspam_action).
+    public const ACCEPT = 0;
+    public const REFUSE = 1;
+    public const EXEMPT = 2;
+    public const UNKNOWN = 3;
+
+    // Message flags (OBSPAM_MSG_*), for decide()'s 'flags'.
+    public const MSG_SCRIPT = 1;
+    public const MSG_FORWARD_LOCAL = 2;
+    public const MSG_FORWARD_REMOTE = 4;
+    public const MSG_MAILING_LIST = 8;
+    public const MSG_PROBE = 16;
+
+    // Options (enum obspam_option).
+    public const OPT_ENABLED = 1;
+    public const OPT_COUNT_UNIT = 2;
+    public const OPT_ACTION = 3;
+    public const OPT_COUNT_UNAUTHENTICATED = 4;
+    public const OPT_COUNT_FORWARD_LOCAL = 5;
+    public const OPT_COUNT_FORWARD_REMOTE = 6;
+    public const OPT_COUNT_MAILING_LISTS = 7;
+    public const OPT_RETENTION_HOURS = 8;
+    public const OPT_NOTIFY_PERIOD = 9;
+    public const OPT_NOTIFY_IMMEDIATE = 10;
+    public const OPT_STORE_TIMEOUT_MS = 11;
+    public const OPT_STORE_FALLBACK = 12;
+    public const OPT_IMPLICIT_MAILBOXES = 13;
+
+    // Windows of a limit, in seconds (OBSPAM_WINDOW_*, 1.3).
+    public const WINDOW_MINUTE = 60;
+    public const WINDOW_HOUR = 3600;
+    public const WINDOW_DAY = 86400;
+
+    /**
+     * The fields decide() accepts, and each message of decideBatch(), with
+     * their defaults (OBSPAM_MESSAGE_INIT).
+     */
+    public const MESSAGE_DEFAULTS = [
+        'sasl_username' => null,
+        'sender' => null,
+        'client_address' => null,
+        'recipients' => 1,
+        'flags' => 0,
+        'uid' => -1,
+        'domain_hint' => null,
+        'script' => null,
+        'time' => 0,
+    ];
+
+    private const STRING_FIELDS = ['sasl_username', 'sender', 'client_address', 'domain_hint', 'script'];
+
+    /** @var array<string, \FFI> loaded libraries, by the name they were loaded by */
+    private static array $libraries = [];
+    /** @var array<int, array{\FFI\CData, \FFI\CData, \FFI\CData}> C callbacks, per library */
+    private static array $holders = [];
+    /** @var array<int, NotifyDispatch> the notify state of each open engine, by id */
+    private static array $dispatches = [];
+    private static int $lastId = 0;
+    /** @var list<list<mixed>> where the running history()/report() puts its rows */
+    private static array $sinks = [];
+
+    private \FFI $lib;
+    private ?\FFI\CData $handle = null;
+    private NotifyDispatch $notify;
+    /** This engine's id, in C memory: the user data of its notify callback. */
+    private \FFI\CData $id;
+
+    /**
+     * Makes an engine. $library is the path of libobspam; null means the
+     * environment variable OBSPAM_LIBRARY, else the system's libobspam.so.1
+     * (or, when ffi.preload declared it, the FFI scope "obspam": see
+     * Engine::scopeHeader()).
+     *
+     * @throws Exception when the library cannot be loaded (EIO) or is not
+     *     1.3 or a later 1.x (EVERSION)
+     */
+    public function __construct(?string $library = null)
+    {
+        $this->notify = new NotifyDispatch();
+        $this->lib = self::library($library);
+        $this->id = $this->lib->new('int64_t');
+        $this->id->cdata = ++self::$lastId;
+        $ptr = $this->lib->new('obspam_engine *');
+        $rc = $this->lib->obspam_engine_new(\FFI::addr($ptr));
+        if ($rc < 0) {
+            throw new Exception('engine_new: ' . $this->lib->obspam_strerror($rc), $rc);
+        }
+        $this->handle = $ptr;
+    }
+
+    public function __destruct()
+    {
+        if ($this->handle !== null) {
+            $this->lib->obspam_engine_free($this->handle);
+            $this->handle = null;
+            unset(self::$dispatches[$this->id->cdata]);
+        }
+    }
+
+    /**
+     * Loads and checks libobspam (once per process and name) and returns
+     * its FFI object. $library as for the constructor.
+     *
+     * @throws Exception EIO when it cannot be loaded, EVERSION when it is
+     *     not 1.3 or a later 1.x
+     */
+    public static function library(?string $library = null): \FFI
+    {
+        if ($library === null || $library === '') {
+            $env = getenv(self::LIBRARY_ENV);
+            if (is_string($env) && $env !== '') {
+                $library = $env;
+                $where = self::LIBRARY_ENV . "=$env";
+            } else {
+                $where = null;
+            }
+        } else {
+            $where = $library;
+        }
+        $key = $library ?? '';
+        if (isset(self::$libraries[$key])) {
+            return self::$libraries[$key];
+        }
+        $ffi = null;
+        if ($library === null) {
+            // A scope declared by ffi.preload (see scopeHeader()) needs no
+            // FFI::cdef(), which ffi.enable=preload forbids outside the CLI.
+            try {
+                $ffi = \FFI::scope(self::FFI_SCOPE);
+            } catch (\Throwable) {
+                $ffi = null;
+            }
+            $library = self::DEFAULT_LIBRARY;
+            $where ??= "the system's " . self::DEFAULT_LIBRARY;
+        }
+        if ($ffi === null) {
+            // The version first, with a declaration of its two functions
+            // only: FFI::cdef() resolves every function it is given, and a
+            // library of another major version is refused for that reason.
+            try {
+                $probe = \FFI::cdef(
+                    'unsigned int obspam_version(void); const char *obspam_version_string(void);',
+                    $library,
+                );
+            } catch (\FFI\Exception $t) {
+                $missing = str_contains($t->getMessage(), 'resolving');
+                throw new Exception(
+                    $missing
+                        ? "$library: no obspam_version(): this is not libobspam"
+                        : "cannot load libobspam from $where: " . $t->getMessage()
+                        . ($key === '' ? ' (set ' . self::LIBRARY_ENV . " to the library's path,"
+                            . ' or install libobspam where the dynamic loader finds it)' : ''),
+                    $missing ? self::EVERSION : self::EIO,
+                    $t,
+                );
+            }
+            self::checkVersion($probe, $library);
+            try {
+                $ffi = \FFI::cdef(self::declarations(), $library);
+            } catch (\FFI\Exception $t) {
+                throw new Exception(
+                    "$library: " . $t->getMessage() . '; it is not a complete libobspam '
+                    . self::VERSION_MAJOR . '.x',
+                    self::EVERSION,
+                    $t,
+                );
+            }
+        } else {
+            self::checkVersion($ffi, $library);
+        }
+        return self::$libraries[$key] = $ffi;
+    }
+
+    /**
+     * Refuses a library whose major version is not VERSION_MAJOR, or which
+     * is older than VERSION_MAJOR.VERSION_MINOR_MIN: its structures are
+     * shorter and functions are missing.
+     */
+    private static function checkVersion(\FFI $ffi, string $library): void
+    {
+        $version = $ffi->obspam_version();
+        if ($version >> 16 !== self::VERSION_MAJOR) {
+            throw new Exception(
+                "$library: libobspam " . $ffi->obspam_version_string()
+                . ' has major version ' . ($version >> 16) . '; this binding needs '
+                . self::VERSION_MAJOR . '.x',
+                self::EVERSION,
+            );
+        }
+        if ((($version >> 8) & 0xff) < self::VERSION_MINOR_MIN) {
+            $need = self::VERSION_MAJOR . '.' . self::VERSION_MINOR_MIN;
+            throw new Exception(
+                "$library: libobspam " . ($version >> 16) . '.' . (($version >> 8) & 0xff) . '.'
+                . ($version & 0xff) . " is older than $need; this binding needs $need or a later "
+                . self::VERSION_MAJOR . '.x',
+                self::EVERSION,
+            );
+        }
+    }
+
+    /**
+     * The declarations handed to FFI::cdef(): obspam_ffi.h, the macro-free
+     * copy of include/obspam.h shipped beside this file.
+     */
+    public static function declarations(): string
+    {
+        static $text = null;
+        if ($text === null) {
+            $file = dirname(__DIR__) . '/obspam_ffi.h';
+            $read = @file_get_contents($file);
+            if ($read === false) {
+                throw new Exception("cannot read $file", self::EIO);
+            }
+            $text = $read;
+        }
+        return $text;
+    }
+
+    /**
+     * The declarations with the two #define lines that make them an FFI
+     * scope, for php.ini's ffi.preload. $library is written into it (null:
+     * OBSPAM_LIBRARY, else libobspam.so.1).
+     *
+     * Where ffi.enable is "preload" (the default outside the CLI, e.g.
+     * php-fpm), only preloaded code may use FFI: preload this file with
+     * opcache and the declarations with FFI, and the constructor then uses
+     * the scope "obspam" instead of FFI::cdef():
+     *
+     *     php -r 'require "bindings/php/obspam.php"; echo Obspam\Engine::scopeHeader();' \
+     *         > /etc/php/obspam_scope.h
+     *
+     *     ; php.ini
+     *     ffi.preload=/etc/php/obspam_scope.h
+     *     opcache.preload=/path/to/bindings/php/obspam.php
+     *     opcache.preload_user=www-data
+     *
+     * (Or allow FFI everywhere with ffi.enable=true.) The shipped
+     * obspam_ffi.h stays free of macros; this text is made from it.
+     */
+    public static function scopeHeader(?string $library = null): string
+    {
+        if ($library === null) {
+            $env = getenv(self::LIBRARY_ENV);
+            $library = is_string($env) && $env !== '' ? $env : self::DEFAULT_LIBRARY;
+        }
+        return '#define FFI_SCOPE "' . self::FFI_SCOPE . "\"\n"
+            . '#define FFI_LIB "' . addcslashes($library, '"\\') . "\"\n"
+            . self::declarations();
+    }
+
+    /** obspam_version(): (MAJOR << 16) | (MINOR << 8) | PATCH of the library. */
+    public static function version(?string $library = null): int
+    {
+        return self::library($library)->obspam_version();
+    }
+
+    /** obspam_version_string(): "MAJOR.MINOR.PATCH" of the library. */
+    public static function versionString(?string $library = null): string
+    {
+        return self::library($library)->obspam_version_string();
+    }
+
+    /** obspam_strerror(): a static description of an OBSPAM_E* code. */
+    public static function strerror(int $code, ?string $library = null): string
+    {
+        return self::library($library)->obspam_strerror($code);
+    }
+
+    /**
+     * obspam_kind_name(): "server", "plan", "subscription", "domain",
+     * "mailbox" or "script" for a kind; "unknown kind" otherwise (1.3).
+     */
+    public static function kindName(int $kind, ?string $library = null): string
+    {
+        return self::library($library)->obspam_kind_name(self::int32($kind, 'kind_name'));
+    }
+
+    /** obspam_engine_free(): frees the engine; closing twice is fine. */
+    public function close(): void
+    {
+        if ($this->notify->depth > 0) {
+            throw new Exception('close: an engine cannot be closed from its own callback', self::EINVAL);
+        }
+        $this->__destruct();
+    }
+
+    /** Whether close() was called. */
+    public function isClosed(): bool
+    {
+        return $this->handle === null;
+    }
+
+    /** obspam_engine_errmsg(): the last failure on this engine ("" if none). */
+    public function lastError(): string
+    {
+        return $this->lib->obspam_engine_errmsg($this->handle('lastError'));
+    }
+
+    // ---- options --------------------------------------------------------
+
+    /** obspam_set_option(): sets an option (Engine::OPT_*). */
+    public function setOption(int $option, int $value): void
+    {
+        $e = $this->handle('setOption');
+        $this->ensure($e, $this->lib->obspam_set_option($e, $option, $value));
+    }
+
+    /** obspam_get_option(): the current value of an option. */
+    public function getOption(int $option): int
+    {
+        $e = $this->handle('getOption');
+        $value = $this->lib->new('int64_t');
+        $this->ensure($e, $this->lib->obspam_get_option($e, $option, \FFI::addr($value)));
+        return $value->cdata;
+    }
+
+    // ---- the limit tree -------------------------------------------------
+
+    /**
+     * obspam_add(): adds a plan, subscription, domain or mailbox. $parent:
+     * null for a plan; a plan or null for a subscription; the owning
+     * subscription for a domain (required); null or its own domain for a
+     * mailbox.
+     */
+    public function add(int $kind, string $name, ?string $parent = null): void
+    {
+        $e = $this->handle('add');
+        $this->ensure($e, $this->lib->obspam_add($e, $kind, self::str($name, 'add'), self::str($parent, 'add')));
+    }
+
+    /** obspam_remove(): removes an object, its subtree and their counters. */
+    public function remove(int $kind, string $name): void
+    {
+        $e = $this->handle('remove');
+        $this->ensure($e, $this->lib->obspam_remove($e, $kind, self::str($name, 'remove')));
+    }
+
+    /**
+     * obspam_set_limit(): sets one limit ($which: MAILBOX, DOMAIN or
+     * SUBSCRIPTION) of an object; kind SERVER with a null name sets a server
+     * default. $perHour: a count >= 0, UNLIMITED or INHERIT.
+     */
+    public function setLimit(int $kind, ?string $name, int $which, int $perHour): void
+    {
+        $e = $this->handle('setLimit');
+        $this->ensure($e, $this->lib->obspam_set_limit($e, $kind, self::str($name, 'set_limit'), $which, $perHour));
+    }
+
+    /** obspam_effective_limit(): the limit that applies (-1: unlimited). */
+    public function effectiveLimit(int $kind, string $name): int
+    {
+        $e = $this->handle('effectiveLimit');
+        $value = $this->lib->new('int64_t');
+        $this->ensure($e, $this->lib->obspam_effective_limit(
+            $e,
+            $kind,
+            self::str($name, 'effective_limit'),
+            \FFI::addr($value),
+        ));
+        return $value->cdata;
+    }
+
+    /** obspam_set_uid(): the system user whose scripts are charged to a subscription; -1 removes it. */
+    public function setUid(string $subscription, int $uid): void
+    {
+        $e = $this->handle('setUid');
+        $this->ensure($e, $this->lib->obspam_set_uid($e, self::str($subscription, 'set_uid'), $uid));
+    }
+
+    /**
+     * obspam_set_scripts_allowed(): whether local scripts may send: true/1,
+     * false/0 or INHERIT; for kind SERVER (null name; not INHERIT), PLAN or
+     * SUBSCRIPTION.
+     */
+    public function setScriptsAllowed(int $kind, ?string $name, bool|int $allowed): void
+    {
+        $e = $this->handle('setScriptsAllowed');
+        $this->ensure($e, $this->lib->obspam_set_scripts_allowed(
+            $e,
+            $kind,
+            self::str($name, 'set_scripts_allowed'),
+            is_bool($allowed) ? (int) $allowed : self::int32($allowed, 'set_scripts_allowed: allowed'),
+        ));
+    }
+
+    /** obspam_set_contact(): the address notified about a subscription; null or "" removes it. */
+    public function setContact(string $subscription, ?string $email): void
+    {
+        $e = $this->handle('setContact');
+        $this->ensure($e, $this->lib->obspam_set_contact(
+            $e,
+            self::str($subscription, 'set_contact'),
+            self::str($email, 'set_contact'),
+        ));
+    }
+
+    // ---- the whitelist --------------------------------------------------
+
+    /** obspam_whitelist_add(): exempts a network ("192.0.2.0/24", "2001:db8::/32") or one address. */
+    public function whitelistAdd(string $cidr): void
+    {
+        $e = $this->handle('whitelistAdd');
+        $this->ensure($e, $this->lib->obspam_whitelist_add($e, self::str($cidr, 'whitelist_add')));
+    }
+
+    /** obspam_whitelist_remove(): removes a whitelist entry. */
+    public function whitelistRemove(string $cidr): void
+    {
+        $e = $this->handle('whitelistRemove');
+        $this->ensure($e, $this->lib->obspam_whitelist_remove($e, self::str($cidr, 'whitelist_remove')));
+    }
+
+    /**
+     * obspam_local_network_add(): a network whose unauthenticated mail is
+     * charged to its sender under OPT_COUNT_UNAUTHENTICATED 2, written as
+     * for whitelistAdd(). While none is added, 127.0.0.0/8 and ::1 are the
+     * local networks (1.3).
+     */
+    public function localNetworkAdd(string $cidr): void
+    {
+        $e = $this->handle('localNetworkAdd');
+        $this->ensure($e, $this->lib->obspam_local_network_add($e, self::str($cidr, 'local_network_add')));
+    }
+
+    /** obspam_local_network_remove(): removes a local network (1.3). */
+    public function localNetworkRemove(string $cidr): void
+    {
+        $e = $this->handle('localNetworkRemove');
+        $this->ensure($e, $this->lib->obspam_local_network_remove($e, self::str($cidr, 'local_network_remove')));
+    }
+
+    // ---- the configuration file -----------------------------------------
+
+    /**
+     * obspam_load_config(): replaces options, tree and whitelist with a
+     * configuration file's, keeping the counters of the objects that
+     * remain. On error nothing changes and the exception says
+     * "FILE:LINE: what is wrong".
+     */
+    public function loadConfig(string $path): void
+    {
+        $e = $this->handle('loadConfig');
+        $this->ensure($e, $this->lib->obspam_load_config($e, self::str($path, 'load_config')));
+    }
+
+    /** obspam_load_config_string(): the same for a configuration in a string ("<string>:LINE: ..."). */
+    public function loadConfigString(string $text): void
+    {
+        $e = $this->handle('loadConfigString');
+        $nul = strpos($text, "\0");
+        if ($nul !== false) {
+            // The C text would end there: say what the parser says of a
+            // file holding a NUL byte rather than load half of the text.
+            $line = substr_count($text, "\n", 0, $nul) + 1;
+            throw new Exception("<string>:$line: line holds a NUL byte", self::ESYNTAX);
+        }
+        $this->ensure($e, $this->lib->obspam_load_config_string($e, $text));
+    }
+
+    // ---- deciding -------------------------------------------------------
+
+    /**
+     * obspam_decide(): decides one message and charges it if accepted.
+     *
+     * $fields (all optional, named as in obspam_message and in Postfix's
+     * policy protocol): sasl_username, sender, client_address (strings or
+     * null), recipients (default 1), flags (Engine::MSG_*), uid (default
+     * -1), domain_hint, script (strings or null), time (Unix seconds, 0 =
+     * now). An unknown field throws EINVAL.
+     *
+     * With OPT_NOTIFY_IMMEDIATE the notify callback may run inside this
+     * call; what it throws is rethrown here, after the message was decided
+     * (and charged when accepted).
+     */
+    public function decide(array $fields = []): Verdict
+    {
+        return $this->verdict('decide', 'obspam_decide', $fields);
+    }
+
+    /**
+     * obspam_check(): the verdict decide() would give now, without
+     * charging or recording anything (for an early answer, at RCPT time).
+     * Takes the same $fields as decide().
+     */
+    public function check(array $fields = []): Verdict
+    {
+        return $this->verdict('check', 'obspam_check', $fields);
+    }
+
+    /**
+     * obspam_decide_batch(): decides several messages in one call, in order,
+     * each exactly as decide() would (and faster than as many calls when
+     * there are several). Each element of $list is an array of the $fields
+     * that decide() takes, checked as decide() checks them (an unknown field
+     * or a value of the wrong type throws EINVAL, and so does an element that
+     * is not an array). Returns their Verdict objects, in the same order; an
+     * empty $list gives []. The messages are not one transaction: other
+     * threads may decide between them.
+     *
+     * When messages fail, the exception has the code of the first that
+     * failed and the engine's message (that of the last failure, so the
+     * first's when only one failed). Every message of the batch was decided
+     * all the same, those before the failing one and those after it, and the
+     * accepted ones were charged; their verdicts are lost to the caller.
+     * With OPT_NOTIFY_IMMEDIATE, what the notify callback throws is rethrown
+     * here once every message was decided.
+     *
+     * @param list<array<string, mixed>> $list
+     * @return list<Verdict>
+     */
+    public function decideBatch(array $list): array
+    {
+        $e = $this->handle('decideBatch');
+        $n = count($list);
+        if ($n === 0) {
+            // No arrays to make (FFI has no empty ones): C takes NULL for n = 0.
+            $this->ensure($e, $this->lib->obspam_decide_batch($e, null, null, null, 0));
+            return [];
+        }
+        $buffers = []; // the C strings, alive until the call returns
+        $msgs = [];    // the messages, likewise
+        $msgPtrs = $this->lib->new("obspam_message *[$n]");
+        foreach (array_values($list) as $i => $fields) {
+            if (!is_array($fields)) {
+                throw new Exception(
+                    "decide_batch: message $i must be an array, not " . get_debug_type($fields),
+                    self::EINVAL,
+                );
+            }
+            $msgs[$i] = $this->message("decide_batch: message $i", $fields, $buffers);
+            $msgPtrs[$i] = \FFI::addr($msgs[$i]);
+        }
+        $outs = $this->lib->new("obspam_verdict[$n]");
+        $outPtrs = $this->lib->new("obspam_verdict *[$n]");
+        for ($i = 0; $i < $n; $i++) {
+            $outs[$i]->struct_size = \FFI::sizeof($outs[$i]);
+            $outPtrs[$i] = \FFI::addr($outs[$i]);
+        }
+        $rcs = $this->lib->new("int[$n]"); // each message's code; the call returns the first failure
+        $rc = $this->lib->obspam_decide_batch($e, $msgPtrs, $outPtrs, $rcs, $n);
+        unset($buffers, $msgs);
+        $this->rethrowCallbackErrors();
+        $this->ensure($e, $rc);
+        $verdicts = [];
+        for ($i = 0; $i < $n; $i++) {
+            $verdicts[] = self::readVerdict($outs[$i]);
+        }
+        return $verdicts;
+    }
+
+    /** Builds an obspam_message from $fields and calls $function with it. */
+    private function verdict(string $what, string $function, array $fields): Verdict
+    {
+        $e = $this->handle($what);
+        $buffers = []; // the C strings, alive until the call returns
+        $msg = $this->message($what, $fields, $buffers);
+        $out = $this->lib->new('obspam_verdict');
+        $out->struct_size = \FFI::sizeof($out);
+        $rc = $this->lib->{$function}($e, \FFI::addr($msg), \FFI::addr($out));
+        unset($buffers);
+        $this->rethrowCallbackErrors();
+        $this->ensure($e, $rc);
+        return self::readVerdict($out);
+    }
+
+    /**
+     * The obspam_message of decide()'s $fields ($what starts the message of
+     * a bad one). Its C strings are added to $buffers, which must outlive
+     * the call that reads the message.
+     *
+     * @param list<\FFI\CData> $buffers
+     */
+    private function message(string $what, array $fields, array &$buffers): \FFI\CData
+    {
+        $unknown = array_diff_key($fields, self::MESSAGE_DEFAULTS);
+        if ($unknown !== []) {
+            throw new Exception("$what: unknown field '" . array_key_first($unknown) . "'", self::EINVAL);
+        }
+        $f = $fields + self::MESSAGE_DEFAULTS;
+        $msg = $this->lib->new('obspam_message');
+        $msg->struct_size = \FFI::sizeof($msg);
+        $msg->flags = self::uint32($f['flags'], "$what: flags");
+        $msg->recipients = self::uint32($f['recipients'], "$what: recipients");
+        $msg->uid = self::int64($f['uid'], "$what: uid");
+        $msg->time = self::int64($f['time'], "$what: time");
+        foreach (self::STRING_FIELDS as $key) {
+            $value = $f[$key];
+            if ($value === null) {
+                continue;
+            }
+            if (!is_string($value)) {
+                throw new Exception(
+                    "$what: $key must be a string or null, not " . get_debug_type($value),
+                    self::EINVAL,
+                );
+            }
+            self::str($value, "$what: $key");
+            $len = strlen($value);
+            $buf = $this->lib->new("char[" . ($len + 1) . "]");
+            \FFI::memcpy($buf, $value, $len);
+            $buffers[] = $buf;
+            $msg->{$key} = $this->lib->cast('char *', $buf);
+        }
+        return $msg;
+    }
+
+    /** The Verdict of an obspam_verdict. */
+    private static function readVerdict(\FFI\CData $out): Verdict
+    {
+        return new Verdict(
+            $out->action,
+            $out->kind,
+            \FFI::string($out->object),
+            $out->limit,
+            $out->count,
+            $out->retry_after,
+            $out->window,
+        );
+    }
+
+    /** obspam_stats_get(): live status of a subscription, domain or mailbox at $now (0: now). */
+    public function stats(int $kind, string $name, int $now = 0): Stats
+    {
+        $e = $this->handle('stats');
+        $out = $this->lib->new('obspam_stats');
+        $out->struct_size = \FFI::sizeof($out);
+        $this->ensure($e, $this->lib->obspam_stats_get($e, $kind, self::str($name, 'stats'), $now, \FFI::addr($out)));
+        return new Stats(
+            $out->sending !== 0,
+            $out->limit,
+            $out->count,
+            $out->refused,
+            $out->refused_total,
+            $out->last_refused,
+            $out->exceeded,
+            $out->exceeded_total,
+            $out->limit_minute,
+            $out->count_minute,
+            $out->limit_day,
+            $out->count_day,
+            $out->blocked_kind,
+            $out->disabled !== 0,
+            \FFI::string($out->blocked_by),
+        );
+    }
+
+    // ---- history and reports --------------------------------------------
+
+    /**
+     * obspam_history(): the hourly history of a subscription, domain,
+     * mailbox or script (kind SCRIPT, name its path): one entry per clock
+     * hour that overlaps [$from, $to), lies within the retention period and
+     * had activity, oldest first. Times are taken as they are (0 is 1970);
+     * $to null means no end.
+     *
+     * @return list<HistoryEntry>
+     */
+    public function history(int $kind, string $name, int $from = 0, ?int $to = null): array
+    {
+        $e = $this->handle('history');
+        [$historyFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_history(
+                $e,
+                $kind,
+                self::str($name, 'history'),
+                $from,
+                $to ?? PHP_INT_MAX,
+                $historyFn->fn,
+                null,
+            );
+        } finally {
+            $rows = array_pop(self::$sinks);
+        }
+        $this->ensure($e, $rc);
+        return $rows;
+    }
+
+    /**
+     * obspam_report(): where spam comes from over the clock hours that
+     * overlap [$from, $to): every object with refusals (scripts included),
+     * most refusals first, ties by name; then the scripts without
+     * refusals, most sent first. $to null means no end.
+     *
+     * @return list<ReportRow>
+     */
+    public function report(int $from = 0, ?int $to = null): array
+    {
+        $e = $this->handle('report');
+        [, $reportFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_report($e, $from, $to ?? PHP_INT_MAX, $reportFn->fn, null);
+        } finally {
+            $rows = array_pop(self::$sinks);
+        }
+        $this->ensure($e, $rc);
+        return $rows;
+    }
+
+    // ---- notifications --------------------------------------------------
+
+    /**
+     * obspam_set_notify(): the callable that receives Notice objects (null:
+     * none; notifyFlush() then drops the notices). It runs inside
+     * notifyFlush() (and decide(), with OPT_NOTIFY_IMMEDIATE) and must not
+     * use this engine. What it throws is rethrown by that call once the C
+     * call has returned; the notice counts as delivered.
+     *
+     * @param null|callable(Notice): mixed $callback
+     */
+    public function setNotify(?callable $callback): void
+    {
+        $e = $this->handle('setNotify');
+        $fn = null;
+        if ($callback !== null) {
+            [, , $notifyFn] = $this->holders();
+            $this->notify->callback = $callback;
+            self::$dispatches[$this->id->cdata] = $this->notify;
+            $fn = $notifyFn->fn;
+        }
+        $this->ensure($e, $this->lib->obspam_set_notify($e, $fn, $this->lib->cast('void *', \FFI::addr($this->id))));
+        if ($callback === null) {
+            $this->notify->callback = null;
+            unset(self::$dispatches[$this->id->cdata]);
+        }
+    }
+
+    /**
+     * obspam_notify_flush(): delivers one notice per object refused in every
+     * period that ended at or before $now (0: now) and was not flushed yet.
+     */
+    public function notifyFlush(int $now = 0): void
+    {
+        $e = $this->handle('notifyFlush');
+        $rc = $this->lib->obspam_notify_flush($e, $now);
+        $this->rethrowCallbackErrors();
+        $this->ensure($e, $rc);
+    }
+
+    // ---- the shared counter store (1.1) ---------------------------------
+
+    /**
+     * obspam_set_store(): keeps the counters in Redis ("redis://HOST:PORT[/DB]"
+     * or "sentinel://HOST:PORT[,...]/MASTER"), shared by every engine that
+     * names it; null or "" goes back to memory. $prefix (null: "obspam:")
+     * starts every key.
+     */
+    public function setStore(?string $uri, ?string $prefix = null): void
+    {
+        $e = $this->handle('setStore');
+        $this->ensure($e, $this->lib->obspam_set_store(
+            $e,
+            self::str($uri, 'set_store'),
+            self::str($prefix, 'set_store'),
+        ));
+    }
+
+    /**
+     * obspam_store_status(): ['shared' => 1 with a shared store, 'up' => 1
+     * while it answers, 'episodes' => times it stopped answering,
+     * 'fallback_decisions' => decisions made without it].
+     *
+     * @return array<string, int>
+     */
+    public function storeStatus(): array
+    {
+        $e = $this->handle('storeStatus');
+        $v = [];
+        foreach (['shared', 'up', 'episodes', 'fallback_decisions'] as $k) {
+            $v[$k] = $this->lib->new('int64_t');
+        }
+        $this->ensure($e, $this->lib->obspam_store_status(
+            $e,
+            \FFI::addr($v['shared']),
+            \FFI::addr($v['up']),
+            \FFI::addr($v['episodes']),
+            \FFI::addr($v['fallback_decisions']),
+        ));
+        return array_map(fn ($x) => $x->cdata, $v);
+    }
+
+    /**
+     * obspam_implicit_status(): 'count' (implicit mailboxes that exist now),
+     * 'overflow' (decisions that found the cap OPT_IMPLICIT_MAILBOXES
+     * reached) and 'episodes' (times the cap was reached) (1.3).
+     *
+     * @return array{count: int, overflow: int, episodes: int}
+     */
+    public function implicitStatus(): array
+    {
+        $e = $this->handle('implicitStatus');
+        $v = [];
+        foreach (['count', 'overflow', 'episodes'] as $k) {
+            $v[$k] = $this->lib->new('int64_t');
+        }
+        $this->ensure($e, $this->lib->obspam_implicit_status(
+            $e,
+            \FFI::addr($v['count']),
+            \FFI::addr($v['overflow']),
+            \FFI::addr($v['episodes']),
+        ));
+        return array_map(fn ($x) => $x->cdata, $v);
+    }
+
+    // ---- persistence ----------------------------------------------------
+
+    /** obspam_state_save(): writes counters, history and notification progress to $path atomically. */
+    public function saveState(string $path): void
+    {
+        $e = $this->handle('saveState');
+        $this->ensure($e, $this->lib->obspam_state_save($e, self::str($path, 'save_state')));
+    }
+
+    /** obspam_state_load(): restores a saved state; on error (EIO, ECORRUPT, EVERSION) nothing changes. */
+    public function loadState(string $path): void
+    {
+        $e = $this->handle('loadState');
+        $this->ensure($e, $this->lib->obspam_state_load($e, self::str($path, 'load_state')));
+    }
+
+    // ---- plumbing -------------------------------------------------------
+
+    /** The C handle, after checking that the engine may be used now. */
+    private function handle(string $what): \FFI\CData
+    {
+        if ($this->handle === null) {
+            throw new Exception("$what: the engine is closed", self::EINVAL);
+        }
+        if ($this->notify->depth > 0) {
+            throw new Exception("$what: an engine cannot be used from its own callback", self::EINVAL);
+        }
+        return $this->handle;
+    }
+
+    /** Throws the exception of a failed call, with the engine's message. */
+    private function ensure(\FFI\CData $e, int $rc): void
+    {
+        if ($rc >= 0) {
+            return;
+        }
+        $message = $this->lib->obspam_engine_errmsg($e);
+        if ($message === '') {
+            $message = $this->lib->obspam_strerror($rc);
+        }
+        throw new Exception($message, $rc);
+    }
+
+    private function rethrowCallbackErrors(): void
+    {
+        $errors = $this->notify->errors;
+        if ($errors !== []) {
+            $this->notify->errors = [];
+            throw $errors[0];
+        }
+    }
+
+    /**
+     * The C callbacks of history(), report() and the notices, made once per
+     * library: PHP frees a function pointer made from a closure only when
+     * the request ends, so one per call or per engine would pile up. The
+     * first two put rows into the innermost sink; the third finds its
+     * engine's NotifyDispatch by the id in its user data.
+     *
+     * @return array{\FFI\CData, \FFI\CData, \FFI\CData}
+     */
+    private function holders(): array
+    {
+        $lib = $this->lib;
+        $key = spl_object_id($lib);
+        if (!isset(self::$holders[$key])) {
+            $history = $lib->new('struct { void (*fn)(int64_t, int64_t, int64_t, void *); }');
+            $history->fn = static function (int $hour, int $sent, int $refused, $ud): void {
+                self::$sinks[array_key_last(self::$sinks)][] = new HistoryEntry($hour, $sent, $refused);
+            };
+            $report = $lib->new('struct { void (*fn)(const obspam_report_row *row, void *ud); }');
+            $report->fn = static function ($row, $ud): void {
+                self::$sinks[array_key_last(self::$sinks)][] = new ReportRow(
+                    $row->kind,
+                    (string) $row->name,
+                    $row->sent,
+                    $row->refused,
+                    $row->first_refused,
+                    $row->last_refused,
+                    $row->exceeded,
+                );
+            };
+            $notify = $lib->new('struct { void (*fn)(const obspam_notice *n, void *ud); }');
+            $notify->fn = static function ($n, $ud) use ($lib): void {
+                $dispatch = self::$dispatches[$lib->cast('int64_t *', $ud)[0]] ?? null;
+                $dispatch?->onNotice($n);
+            };
+            self::$holders[$key] = [$history, $report, $notify];
+        }
+        return self::$holders[$key];
+    }
+
+    /** A string for the library: refused when it holds a NUL byte (C would cut it there). */
+    private static function str(?string $value, string $what): ?string
+    {
+        if ($value !== null && str_contains($value, "\0")) {
+            throw new Exception("$what: '" . addcslashes($value, "\0..\37") . "' holds a NUL byte", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function uint32(mixed $value, string $what): int
+    {
+        if (!is_int($value) || $value < 0 || $value > 0xFFFFFFFF) {
+            throw new Exception("$what: expected an integer from 0 to 4294967295", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function int32(int $value, string $what): int
+    {
+        if ($value < -2147483648 || $value > 2147483647) {
+            throw new Exception("$what: expected a 32-bit integer", self::EINVAL);
+        }
+        return $value;
+    }
+
+    private static function int64(mixed $value, string $what): int
+    {
+        if (!is_int($value)) {
+            throw new Exception("$what: expected an integer, not " . get_debug_type($value), self::EINVAL);
+        }
+        return $value;
+    }
+}

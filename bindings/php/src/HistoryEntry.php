@@ -1,0 +1,16 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/** One clock hour of an object's history. */
+final class HistoryEntry
+{
+    public function __construct(
+        public readonly int $hourStart,
+        public readonly int $sent,
+        public readonly int $refused,
+    ) {
+    }
+}

@@ -1,0 +1,24 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/** One row of Engine::report() (obspam_report_row). */
+final class ReportRow
+{
+    public function __construct(
+        /** Engine::SUBSCRIPTION, DOMAIN, MAILBOX or SCRIPT. */
+        public readonly int $kind,
+        /** Lower case; a script's path as it was given. */
+        public readonly string $name,
+        public readonly int $sent,
+        public readonly int $refused,
+        /** Times; 0 when none. */
+        public readonly int $firstRefused,
+        public readonly int $lastRefused,
+        /** Attempts over its own limit in the period (1.3). */
+        public readonly int $exceeded,
+    ) {
+    }
+}

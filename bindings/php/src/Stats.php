@@ -1,0 +1,45 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/** Live status of a subscription, domain or mailbox (obspam_stats). */
+final class Stats
+{
+    public function __construct(
+        /** False while it or an ancestor is blocked (blockedKind !== -1). */
+        public readonly bool $sending,
+        /** The effective hourly limit; -1: unlimited. */
+        public readonly int $limit,
+        /** Charged in the last 60 minutes. */
+        public readonly int $count,
+        /** Attempts refused in the last 60 minutes. */
+        public readonly int $refused,
+        /** Attempts refused within the retention period. */
+        public readonly int $refusedTotal,
+        /** Time of the last refusal; 0: never. */
+        public readonly int $lastRefused,
+        /** Attempts over its own limit in the last 60 minutes (1.3). */
+        public readonly int $exceeded,
+        /** The same within the retention period (1.3). */
+        public readonly int $exceededTotal,
+        /** The minute window's limit (-1: none) and count (1.3). */
+        public readonly int $limitMinute,
+        public readonly int $countMinute,
+        /** The day window's limit (-1: none) and count (1.3). */
+        public readonly int $limitDay,
+        public readonly int $countDay,
+        /**
+         * -1 while a one-recipient message through it would fit every window
+         * of it and of its ancestors; else the kind of the highest object
+         * (itself or an ancestor) it would not fit (1.3).
+         */
+        public readonly int $blockedKind,
+        /** True while protection is off (1.3). */
+        public readonly bool $disabled,
+        /** That object's name; "" when none (1.3). */
+        public readonly string $blockedBy,
+    ) {
+    }
+}

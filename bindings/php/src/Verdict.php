@@ -1,0 +1,32 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Obspam;
+
+/**
+ * The answer to one message (obspam_verdict).
+ *
+ * On REFUSE, kind and object name the refusing object, limit is its
+ * effective limit, count its count in the window before this message and
+ * retryAfter the seconds until the message would fit (-1: never). On ACCEPT
+ * they describe the lowest charged object and retryAfter is 0. On EXEMPT and
+ * UNKNOWN kind is -1, object is "" and the numbers are 0.
+ */
+final class Verdict
+{
+    public function __construct(
+        public readonly int $action,
+        public readonly int $kind,
+        public readonly string $object,
+        public readonly int $limit,
+        public readonly int $count,
+        public readonly int $retryAfter,
+        /**
+         * The window named, in seconds (Engine::WINDOW_*): 0 for the
+         * recipients cap or forbidden scripts, 3600 on accept (1.3).
+         */
+        public readonly int $window,
+    ) {
+    }
+}
