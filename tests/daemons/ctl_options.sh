@@ -122,7 +122,7 @@ json_error 2 "unknown command 'frobnicate': expected status, report, history, re
 run_ctl 2 --json status mailbox
 json_error 2 "usage: status KIND NAME"
 run_ctl 2 --json --control inet:127.0.0.1 ping
-json_error 2 "--control: bad socket address 'inet:127.0.0.1': expected unix:PATH, inet:HOST:PORT or inet:[IPV6]:PORT"
+json_error 2 "--control: bad socket address 'inet:127.0.0.1': no port: expected inet:HOST:PORT or inet:[IPV6]:PORT"
 run_ctl 3 --json --control "unix:$work/none.sock" ping
 json_error 3 "cannot connect to unix:$work/none.sock: No such file or directory"
 run_ctl 1 --json status mailbox nobody@example.com
