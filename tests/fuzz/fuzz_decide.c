@@ -181,9 +181,17 @@ static void stats_of(run *r, obspam_stats st[NOBJ], int found[NOBJ],
       continue;
     FUZZ_CHECK(s.count >= 0 && s.refused >= 0 && s.refused_total >= 0,
                "%s: negative statistics", objs[i].name);
-    FUZZ_CHECK(s.sending == (s.limit < 0 || s.count < s.limit),
-               "%s: sending %d with count %lld, limit %lld", objs[i].name,
-               s.sending, (long long)s.count, (long long)s.limit);
+    /* Sending follows what blocks it (the object or an ancestor), and
+       nothing blocks while protection is off; an object at its own limit
+       is blocked, by itself or by an ancestor that also is. */
+    FUZZ_CHECK(s.sending == (s.blocked_kind == -1) &&
+                   (!s.disabled || s.blocked_kind == -1),
+               "%s: sending %d, blocked by kind %d, disabled %d", objs[i].name,
+               s.sending, s.blocked_kind, s.disabled);
+    FUZZ_CHECK(s.disabled || s.limit < 0 || s.count < s.limit ||
+                   s.blocked_kind != -1,
+               "%s: not blocked with count %lld, limit %lld", objs[i].name,
+               (long long)s.count, (long long)s.limit);
     /* With two hours or more of history, kept so all along, the hour's
        window is in it. */
     FUZZ_CHECK(r->min_retention < 2 || s.refused_total >= s.refused,
