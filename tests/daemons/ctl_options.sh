@@ -10,48 +10,8 @@
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: ctl_options.sh BUILD_DIR}" && pwd)
-TESTD=$BUILD/tests/daemons/ctl_testd
-CTL=$BUILD/examples/obspamctl/obspamctl
-for f in "$TESTD" "$CTL"; do
-  [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-ctlopt.XXXXXX")
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# expect NAME EXPECTED ACTUAL: exact comparison.
-expect() {
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL: $1"
-    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
-    exit 1
-  fi
-  echo "ok: $1"
-}
-
-# run_ctl STATUS ARGS...: runs obspamctl, expects the exit status; leaves
-# its standard output in $out and its standard error in $err.
-run_ctl() {
-  local want=$1 rc=0
-  shift
-  "$CTL" "$@" >"$work/ctl.out" 2>"$work/ctl.err" || rc=$?
-  out=$(cat "$work/ctl.out")
-  err=$(cat "$work/ctl.err")
-  if [[ $rc -ne $want ]]; then
-    echo "FAIL: obspamctl $* exited with $rc, expected $want"
-    echo "stdout: $out"
-    echo "stderr: $err"
-    exit 1
-  fi
-}
+# shellcheck source=tests/daemons/ctl_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh"
 
 # json_error STATUS MESSAGE: $out is exactly that error document, and $err
 # the same message as text.
@@ -73,14 +33,7 @@ mailbox info@example.com limit=3
 CONF
 sock=$work/ctl.sock
 export OBSPAM_CONTROL=unix:$sock
-"$TESTD" --config "$work/obspam.conf" --control "unix:$sock" 2>"$work/log" &
-pid=$!
-for ((i = 0; i < 200; i++)); do
-  grep -q ': ready$' "$work/log" && break
-  kill -0 "$pid" 2>/dev/null || { echo "ctl_testd exited:"; cat "$work/log"; exit 1; }
-  sleep 0.05
-done
-grep -q ': ready$' "$work/log" || { echo "ctl_testd not ready:"; cat "$work/log"; exit 1; }
+start_daemon "$work/log" --config "$work/obspam.conf" --control "unix:$sock"
 
 # ---- getopt_long -----------------------------------------------------------
 run_ctl 0 --control="unix:$sock" --timeout=5 ping
@@ -130,7 +83,5 @@ json_error 1 "stats_get: no mailbox 'nobody@example.com'"
 run_ctl 1 --json save
 json_error 1 "save failed: no state file is configured"
 
-kill -TERM "$pid"
-wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
-pid=
+stop_daemon
 echo "all obspamctl option checks passed"
