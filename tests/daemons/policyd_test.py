@@ -1651,6 +1651,34 @@ SCENARIOS = {name[3:]: fn for name, fn in globals().items()
              if name.startswith("sc_")}
 
 
+def run_scenarios(scenarios, names, prefix):
+    """Runs the named scenarios, each in a temporary directory of its
+    own, and prints "ok NAME" or "FAIL NAME" with the traceback and the
+    tail of each log the scenario left there. Returns the exit status:
+    0, 1 when a scenario failed, 2 for an unknown name."""
+    failed = 0
+    for name in names:
+        if name not in scenarios:
+            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            start = time.monotonic()
+            try:
+                scenarios[name](tmp)
+                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
+            except Exception:
+                failed += 1
+                print(f"FAIL {name}")
+                traceback.print_exc()
+                for log in sorted(os.listdir(tmp)):
+                    if log.endswith(".log"):
+                        print(f"--- {log}:")
+                        with open(os.path.join(tmp, log),
+                                  errors="replace") as f:
+                            print(f.read()[-4000:])
+    return 1 if failed else 0
+
+
 def main():
     global BUILD, DAEMON
     if len(sys.argv) < 3:
@@ -1665,27 +1693,7 @@ def main():
     if not os.access(DAEMON, os.X_OK):
         print(f"no {DAEMON}: build the project first", file=sys.stderr)
         return 2
-    failed = 0
-    for name in sys.argv[2:]:
-        if name not in SCENARIOS:
-            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="policyd-") as tmp:
-            start = time.monotonic()
-            try:
-                SCENARIOS[name](tmp)
-                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
-            except Exception:
-                failed += 1
-                print(f"FAIL {name}")
-                traceback.print_exc()
-                for log in sorted(os.listdir(tmp)):
-                    if log.endswith(".log"):
-                        print(f"--- {log}:")
-                        with open(os.path.join(tmp, log),
-                                  errors="replace") as f:
-                            print(f.read()[-4000:])
-    return 1 if failed else 0
+    return run_scenarios(SCENARIOS, sys.argv[2:], "policyd-")
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ import selectors
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import policyd_test as pt  # noqa: E402
@@ -441,27 +439,7 @@ def main():
         for name, fn in SCENARIOS.items():
             print(f"{name:10} {fn.__doc__.splitlines()[0]}")
         return 0
-    failed = 0
-    for name in sys.argv[2:]:
-        if name not in SCENARIOS:
-            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="slow-") as tmp:
-            start = time.monotonic()
-            try:
-                SCENARIOS[name](tmp)
-                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
-            except Exception:
-                failed += 1
-                print(f"FAIL {name}")
-                traceback.print_exc()
-                for log in sorted(os.listdir(tmp)):
-                    if log.endswith(".log"):
-                        print(f"--- {log}:")
-                        with open(os.path.join(tmp, log),
-                                  errors="replace") as f:
-                            print(f.read()[-4000:])
-    return 1 if failed else 0
+    return pt.run_scenarios(SCENARIOS, sys.argv[2:], "slow-")
 
 
 if __name__ == "__main__":
