@@ -36,7 +36,7 @@ TestSuite(check, .init = setup, .fini = teardown);
 
 static obspam_verdict check(const char *login, uint32_t rcpt, int64_t t,
                             int line) {
-  obspam_message m = tu_msg(0, login, NULL, NULL, rcpt, -1, NULL, t);
+  obspam_message m = tu_msg(0, login, NULL, NULL, rcpt, -1, NULL, NULL, t);
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
   cr_assert_eq(obspam_check(e, &m, &v), OBSPAM_OK, "line %d: %s", line,
@@ -113,7 +113,7 @@ Test(check, records_no_script_and_sends_no_notice) {
 }
 
 Test(check, exempt_unknown_and_bad_input) {
-  obspam_message m = tu_msg(0, NULL, "who@nowhere.test", NULL, 1, -1, NULL, T0);
+  obspam_message m = tu_msg(0, NULL, "who@nowhere.test", NULL, 1, -1, NULL, NULL, T0);
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
   OK(obspam_check(e, &m, &v));

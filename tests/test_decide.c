@@ -16,19 +16,16 @@ static obspam_engine *e;
  *     domain other.org: x@
  */
 static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "other", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "other.org", "other"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "x@other.org", NULL));
-  OK(obspam_set_uid(e, "acme", 10001));
-  OK(obspam_set_uid(e, "other", 10002));
+  e = tu_new_conf("plan basic\n"
+                  "subscription acme plan=basic uid=10001\n"
+                  "subscription other uid=10002\n"
+                  "domain example.com subscription=acme\n"
+                  "domain example.net subscription=acme\n"
+                  "domain other.org subscription=other\n"
+                  "mailbox info@example.com\n"
+                  "mailbox sales@example.com\n"
+                  "mailbox bob@example.net\n"
+                  "mailbox x@other.org\n");
 }
 
 static void teardown(void) {

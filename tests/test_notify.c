@@ -12,11 +12,6 @@
 
 static obspam_engine *e;
 
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-
 #define NONE NULL /* no subscription / no contact in a wanted notice */
 
 /*
@@ -27,22 +22,14 @@ static obspam_engine *e;
  *     domain d2.example (limit 50): c@ (limit 1)
  */
 static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s1", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s2", NULL));
-  OK(obspam_set_uid(e, "s1", 1001));
-  OK(obspam_set_uid(e, "s2", 1002));
-  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "s2", 0));
-  OK(obspam_set_contact(e, "s1", "abuse@s1.example"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d1.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d2.example", "s2"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "b@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "c@d2.example", NULL));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s1", OBSPAM_SUBSCRIPTION, 100));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "d2.example", OBSPAM_DOMAIN, 50));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 2));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "c@d2.example", OBSPAM_MAILBOX, 1));
+  e = tu_new_conf(
+      "subscription s1 uid=1001 subscription=100 contact=abuse@s1.example\n"
+      "subscription s2 uid=1002 scripts=no\n"
+      "domain d1.example subscription=s1\n"
+      "domain d2.example subscription=s2 domain=50\n"
+      "mailbox a@d1.example limit=2\n"
+      "mailbox b@d1.example\n"
+      "mailbox c@d2.example limit=1\n");
 }
 
 static void teardown(void) {
@@ -224,24 +211,11 @@ static void expect_recorded(const want *w, int nw, int line) {
   } while (0)
 #define EXPECT_NONE_RECORDED() expect_recorded(NULL, 0, __LINE__)
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
+/* Messages of the fixture's engine, asserting the action. */
 #define LOGIN(login, rcpt, t, action)                                          \
-  do {                                                                         \
-    obspam_verdict v_ = SASL(e, (login), (rcpt), (t));                         \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
-
+  SEND_LOGIN(e, (login), NULL, (rcpt), (t), (action))
 #define RUN(uid, hint, rcpt, t, action)                                        \
-  do {                                                                         \
-    obspam_verdict v_ = SCRIPT(e, (uid), (hint), (rcpt), (t));                 \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
+  SEND_SCRIPT(e, (uid), (hint), NULL, (rcpt), (t), (action))
 
 #define SUB OBSPAM_SUBSCRIPTION
 #define DOM OBSPAM_DOMAIN
@@ -383,7 +357,7 @@ Test(notify, scripts_notify_their_subscription_not_the_path) {
                               "d2.example", "/srv/x.php", H0 + 10);
     obspam_verdict v = DECIDE(e, &m);
 
-    expect_action(&v, OBSPAM_REFUSE, __LINE__);
+    EXPECT_ACTION(v, OBSPAM_REFUSE);
   }
   RUN(1002, NULL, 1, H0 + 20, OBSPAM_REFUSE);
   /* The subscription, over its limit (its scripts are forbidden); its

@@ -26,11 +26,6 @@
 
 #include "testutil.h"
 
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-
 #define HEADER 32
 #define HOUR_SIZE 48 /* an hour record of format 2: six i64 */
 
@@ -406,37 +401,13 @@ static void same_sig(const char *a, const char *b, const char *what, int line) {
 
 /* ---- engines ------------------------------------------------------------- */
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
-static void login(obspam_engine *x, const char *who, uint32_t rcpt, int64_t t,
-                  const char *script, int action, int line) {
-  obspam_message m =
-      tu_msg(0, who, who, "198.51.100.10", rcpt, -1, NULL, script, t);
-  obspam_verdict v = tu_decide_msg(x, &m, line);
-
-  expect_action(&v, action, line);
-}
+/* Messages of engine x, asserting the action. */
 #define LOGIN(x, who, rcpt, t, action)                                         \
-  login((x), (who), (rcpt), (t), NULL, (action), __LINE__)
+  SEND_LOGIN((x), (who), NULL, (rcpt), (t), (action))
 #define LOGIN_PATH(x, who, script, rcpt, t, action)                            \
-  login((x), (who), (rcpt), (t), (script), (action), __LINE__)
-
-static void run(obspam_engine *x, int64_t uid, const char *hint,
-                const char *script, uint32_t rcpt, int64_t t, int action,
-                int line) {
-  obspam_message m =
-      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, script, t);
-  obspam_verdict v = tu_decide_msg(x, &m, line);
-
-  expect_action(&v, action, line);
-}
+  SEND_LOGIN((x), (who), (script), (rcpt), (t), (action))
 #define RUN(x, uid, hint, script, rcpt, t, action)                             \
-  run((x), (uid), (hint), (script), (rcpt), (t), (action), __LINE__)
+  SEND_SCRIPT((x), (uid), (hint), (script), (rcpt), (t), (action))
 
 /* The big tree. Variants: without d2.example (and c@), with an extra
    mailbox new@d1.example.

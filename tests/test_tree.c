@@ -16,20 +16,17 @@ static obspam_engine *e;
  *     domain solo.org: x@
  */
 static void build(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
-  OK(obspam_add(e, OBSPAM_PLAN, "gold", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "solo", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "solo.org", "solo"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", "example.com"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "x@solo.org", NULL));
-  OK(obspam_set_uid(e, "acme", 1001));
-  OK(obspam_set_uid(e, "solo", 1002));
+  e = tu_new_conf("plan basic\n"
+                  "plan gold\n"
+                  "subscription acme plan=basic uid=1001\n"
+                  "subscription solo uid=1002\n"
+                  "domain example.com subscription=acme\n"
+                  "domain example.net subscription=acme\n"
+                  "domain solo.org subscription=solo\n"
+                  "mailbox info@example.com\n"
+                  "mailbox sales@example.com\n"
+                  "mailbox bob@example.net\n"
+                  "mailbox x@solo.org\n");
 }
 
 static void teardown(void) {
