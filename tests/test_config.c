@@ -14,11 +14,7 @@
 
 static obspam_engine *e;
 
-static void setup(void) { e = tu_new(); }
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_new())
 
 TestSuite(config_keywords, .init = setup, .fini = teardown);
 TestSuite(config_errors, .init = setup, .fini = teardown);
@@ -1070,9 +1066,11 @@ static obspam_message stream_msg(int i) {
   switch (i % 6) {
   case 0:
   case 1:
-    return tu_msg(0, who[i % 5], who[i % 5], "203.0.113.5", rcpt, -1, NULL, NULL, t);
+    return tu_msg(0, who[i % 5], who[i % 5], "203.0.113.5", rcpt, -1, NULL,
+                  NULL, t);
   case 2:
-    return tu_msg(0, NULL, who[(i / 6) % 5], "203.0.113.6", rcpt, -1, NULL, NULL, t);
+    return tu_msg(0, NULL, who[(i / 6) % 5], "203.0.113.6", rcpt, -1, NULL,
+                  NULL, t);
   case 3:
     return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt,
                   i % 4 == 0 ? 2001 : 2002,
@@ -1404,8 +1402,8 @@ Test(config_example, loads_and_limits) {
   v = SCRIPT(e, 10003, "newsroom.example", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "newsroom.example",
                  OBSPAM_UNLIMITED, 0, 0);
-  obspam_message m =
-      tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1, NULL, NULL, T0);
+  obspam_message m = tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1,
+                            NULL, NULL, T0);
   v = DECIDE(e, &m);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
   m.client_address = "2001:db8:25:1::1";

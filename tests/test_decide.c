@@ -15,23 +15,7 @@ static obspam_engine *e;
  *   subscription other (no plan, uid 10002)
  *     domain other.org: x@
  */
-static void setup(void) {
-  e = tu_new_conf("plan basic\n"
-                  "subscription acme plan=basic uid=10001\n"
-                  "subscription other uid=10002\n"
-                  "domain example.com subscription=acme\n"
-                  "domain example.net subscription=acme\n"
-                  "domain other.org subscription=other\n"
-                  "mailbox info@example.com\n"
-                  "mailbox sales@example.com\n"
-                  "mailbox bob@example.net\n"
-                  "mailbox x@other.org\n");
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("decide.conf"))
 
 TestSuite(decide, .init = setup, .fini = teardown);
 

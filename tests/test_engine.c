@@ -5,11 +5,7 @@
 
 static obspam_engine *e;
 
-static void setup(void) { e = tu_new(); }
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_new())
 
 TestSuite(engine, .init = setup, .fini = teardown);
 

@@ -15,21 +15,7 @@ static obspam_engine *e;
  *   subscription s2 (uid 1002, scripts forbidden)
  *     domain d2.example
  */
-static void setup(void) {
-  e = tu_new_conf("subscription s1 uid=1001\n"
-                  "subscription s2 uid=1002 scripts=no\n"
-                  "domain d1.example subscription=s1\n"
-                  "domain e1.example subscription=s1\n"
-                  "domain d2.example subscription=s2\n"
-                  "mailbox a@d1.example limit=3\n"
-                  "mailbox b@d1.example\n"
-                  "mailbox z@e1.example\n");
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("history.conf"))
 
 TestSuite(history, .init = setup, .fini = teardown);
 

@@ -21,21 +21,7 @@ static obspam_engine *e;
  *   subscription s2 (uid 1002, unlimited, no contact, scripts forbidden)
  *     domain d2.example (limit 50): c@ (limit 1)
  */
-static void setup(void) {
-  e = tu_new_conf(
-      "subscription s1 uid=1001 subscription=100 contact=abuse@s1.example\n"
-      "subscription s2 uid=1002 scripts=no\n"
-      "domain d1.example subscription=s1\n"
-      "domain d2.example subscription=s2 domain=50\n"
-      "mailbox a@d1.example limit=2\n"
-      "mailbox b@d1.example\n"
-      "mailbox c@d2.example limit=1\n");
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("notify.conf"))
 
 TestSuite(notify, .init = setup, .fini = teardown);
 

@@ -18,22 +18,7 @@ static obspam_engine *e;
  *   subscription gamma (uid 1003)
  *     domain gamma.example
  */
-static void setup(void) {
-  e = tu_new_conf("subscription alpha uid=1001\n"
-                  "subscription beta uid=1002 scripts=no\n"
-                  "subscription gamma uid=1003\n"
-                  "domain alpha.example subscription=alpha\n"
-                  "domain beta.example subscription=beta\n"
-                  "domain gamma.example subscription=gamma\n"
-                  "mailbox a1@alpha.example limit=1\n"
-                  "mailbox a2@alpha.example limit=1\n"
-                  "mailbox b1@beta.example limit=2\n");
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("report.conf"))
 
 TestSuite(report, .init = setup, .fini = teardown);
 

@@ -15,26 +15,9 @@ static obspam_engine *e;
  *   subscription solo (no plan, uid 1002)
  *     domain solo.org: x@
  */
-static void build(void) {
-  e = tu_new_conf("plan basic\n"
-                  "plan gold\n"
-                  "subscription acme plan=basic uid=1001\n"
-                  "subscription solo uid=1002\n"
-                  "domain example.com subscription=acme\n"
-                  "domain example.net subscription=acme\n"
-                  "domain solo.org subscription=solo\n"
-                  "mailbox info@example.com\n"
-                  "mailbox sales@example.com\n"
-                  "mailbox bob@example.net\n"
-                  "mailbox x@solo.org\n");
-}
+TU_ENGINE_SETUP(tu_fixture("tree.conf"))
 
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
-
-TestSuite(tree, .init = build, .fini = teardown);
+TestSuite(tree, .init = setup, .fini = teardown);
 
 /* ---- "The engine is unchanged" ------------------------------------------ */
 
@@ -608,7 +591,7 @@ Test(tree, set_limit_kind_which_matrix) {
   for (int k = 0; k < 5; k++) {
     for (int w = 0; w < 3; w++) {
       teardown();
-      build();
+      setup();
       const char *name = name_of_kind(kinds[k]);
       if (!allowed[k][w]) {
         FAILS(obspam_set_limit(e, kinds[k], name, whichs[w], 42),

@@ -45,6 +45,32 @@ static inline obspam_engine *tu_new_conf(const char *text) {
   return e;
 }
 
+#ifdef OBSPAM_TEST_SRCDIR
+/* An engine loaded with the fixture tests/data/name, a file in the
+   grammar of obspam.conf. */
+static inline obspam_engine *tu_fixture(const char *name) {
+  char path[4096];
+  obspam_engine *e = tu_new();
+  int rc;
+
+  snprintf(path, sizeof path, "%s/data/%s", OBSPAM_TEST_SRCDIR, name);
+  rc = obspam_load_config(e, path);
+  cr_assert_eq(rc, OBSPAM_OK, "the fixture %s: %s", path,
+               obspam_engine_errmsg(e));
+  return e;
+}
+#endif
+
+/* The setup() and teardown() of a suite whose every test starts with the
+   fresh engine that make gives (tu_new(), tu_fixture("NAME.conf")) in the
+   suite's own `static obspam_engine *e`. */
+#define TU_ENGINE_SETUP(make)                                                  \
+  static void setup(void) { e = (make); }                                      \
+  static void teardown(void) {                                                 \
+    obspam_engine_free(e);                                                     \
+    e = NULL;                                                                  \
+  }
+
 static inline const char *tu_action_name(int a) {
   switch (a) {
   case OBSPAM_ACCEPT:
