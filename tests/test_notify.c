@@ -27,53 +27,21 @@ TestSuite(notify, .init = setup, .fini = teardown);
 
 /* ---- the recorder -------------------------------------------------------- */
 
-/* A notice as the callback saw it, with copies of its strings. */
-typedef struct rec {
-  uint32_t struct_size;
-  int kind;
-  char name[OBSPAM_NAME_MAX + 1];
-  char sub[OBSPAM_NAME_MAX + 1];
-  char contact[OBSPAM_NAME_MAX + 1];
-  int has_name, has_sub, has_contact;
-  int64_t limit, sent, refused, first, last, start, end, exceeded;
-  pthread_t thread;
-} rec;
+typedef tu_notice rec;
 
 #define RECMAX 64
 static rec got[RECMAX];
+static pthread_t got_thread[RECMAX]; /* the thread each callback ran on */
 static int ngot;
 static void *got_ud;
 
 static void record(const obspam_notice *n, void *ud) {
-  rec *r;
-
   got_ud = ud;
-  if (ngot >= RECMAX) {
-    ngot++;
-    return;
+  if (ngot < RECMAX) {
+    tu_notice_copy(&got[ngot], n, "");
+    got_thread[ngot] = pthread_self();
   }
-  r = &got[ngot++];
-  memset(r, 0, sizeof(*r));
-  r->struct_size = n->struct_size;
-  r->kind = n->kind;
-  r->has_name = n->name != NULL;
-  r->has_sub = n->subscription != NULL;
-  r->has_contact = n->contact != NULL;
-  if (n->name != NULL)
-    snprintf(r->name, sizeof r->name, "%s", n->name);
-  if (n->subscription != NULL)
-    snprintf(r->sub, sizeof r->sub, "%s", n->subscription);
-  if (n->contact != NULL)
-    snprintf(r->contact, sizeof r->contact, "%s", n->contact);
-  r->limit = n->limit;
-  r->sent = n->sent;
-  r->refused = n->refused;
-  r->first = n->first_refused;
-  r->last = n->last_refused;
-  r->start = n->period_start;
-  r->end = n->period_end;
-  r->exceeded = n->exceeded;
-  r->thread = pthread_self();
+  ngot++;
 }
 
 /* A notice's exceeded is expected to be its refused: in these tests every
@@ -244,7 +212,7 @@ Test(notify, flush_runs_on_the_calling_thread_with_user_data) {
   OK(obspam_notify_flush(e, H2));
   cr_assert_eq(ngot, 2, "%d notices", ngot);
   cr_assert_eq(got_ud, (void *)&token, "user data not passed through");
-  cr_assert(pthread_equal(got[0].thread, pthread_self()),
+  cr_assert(pthread_equal(got_thread[0], pthread_self()),
             "the callback ran on another thread");
 }
 
@@ -467,7 +435,7 @@ Test(notify, immediate_first_refusal_only) {
      over its own limit (a@ alone), from inside decide, on the calling
      thread. */
   LOGIN("a@d1.example", 1, T0 + 100, OBSPAM_REFUSE);
-  cr_assert(ngot > 0 && pthread_equal(got[0].thread, pthread_self()),
+  cr_assert(ngot > 0 && pthread_equal(got_thread[0], pthread_self()),
             "no immediate notice on the deciding thread");
   EXPECT_RECORDED(
       {MBX, "a@d1.example", "s1", C1, 2, 2, 1, T0 + 100, T0 + 100, H0, H1});

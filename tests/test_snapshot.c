@@ -498,12 +498,7 @@ static char *big_sig(obspam_engine *x) {
 
 /* ---- notices ------------------------------------------------------------- */
 
-typedef struct rec {
-  int kind;
-  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
-      contact[OBSPAM_NAME_MAX + 1];
-  int64_t limit, sent, refused, first, last, start, end, exceeded;
-} rec;
+typedef tu_notice rec;
 
 typedef struct recs {
   int n;
@@ -512,28 +507,10 @@ typedef struct recs {
 
 static void record(const obspam_notice *n, void *ud) {
   recs *x = ud;
-  rec *r;
 
-  if (x->n >= 64) {
-    x->n++;
-    return;
-  }
-  r = &x->r[x->n++];
-  memset(r, 0, sizeof(*r));
-  r->kind = n->kind;
-  snprintf(r->name, sizeof r->name, "%s", n->name ? n->name : "(NULL)");
-  snprintf(r->sub, sizeof r->sub, "%s",
-           n->subscription ? n->subscription : "(NULL)");
-  snprintf(r->contact, sizeof r->contact, "%s",
-           n->contact ? n->contact : "(NULL)");
-  r->limit = n->limit;
-  r->sent = n->sent;
-  r->refused = n->refused;
-  r->first = n->first_refused;
-  r->last = n->last_refused;
-  r->start = n->period_start;
-  r->end = n->period_end;
-  r->exceeded = n->exceeded;
+  if (x->n < 64)
+    tu_notice_copy(&x->r[x->n], n, "(NULL)");
+  x->n++;
 }
 
 /* Every refusal of the objects notified in these tests went over the

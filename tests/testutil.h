@@ -71,6 +71,41 @@ static inline obspam_engine *tu_fixture(const char *name) {
     e = NULL;                                                                  \
   }
 
+/* A notice as a callback saw it, with copies of its strings. */
+typedef struct tu_notice {
+  uint32_t struct_size;
+  int kind;
+  char name[OBSPAM_NAME_MAX + 1];
+  char sub[OBSPAM_NAME_MAX + 1];
+  char contact[OBSPAM_NAME_MAX + 1];
+  int has_name, has_sub, has_contact; /* whether the string was not NULL */
+  int64_t limit, sent, refused, first, last, start, end, exceeded;
+} tu_notice;
+
+/* Copies n into r; a NULL string becomes null_text. */
+static inline void tu_notice_copy(tu_notice *r, const obspam_notice *n,
+                                  const char *null_text) {
+  memset(r, 0, sizeof(*r));
+  r->struct_size = n->struct_size;
+  r->kind = n->kind;
+  r->has_name = n->name != NULL;
+  r->has_sub = n->subscription != NULL;
+  r->has_contact = n->contact != NULL;
+  snprintf(r->name, sizeof r->name, "%s", n->name ? n->name : null_text);
+  snprintf(r->sub, sizeof r->sub, "%s",
+           n->subscription ? n->subscription : null_text);
+  snprintf(r->contact, sizeof r->contact, "%s",
+           n->contact ? n->contact : null_text);
+  r->limit = n->limit;
+  r->sent = n->sent;
+  r->refused = n->refused;
+  r->first = n->first_refused;
+  r->last = n->last_refused;
+  r->start = n->period_start;
+  r->end = n->period_end;
+  r->exceeded = n->exceeded;
+}
+
 static inline const char *tu_action_name(int a) {
   switch (a) {
   case OBSPAM_ACCEPT:

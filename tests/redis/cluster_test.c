@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "obspam.h"
+#include "testbase.h"
 
 static int failures;
 static int64_t T; /* every decision's time: both engines see the same */
@@ -90,12 +91,17 @@ static void status(obspam_engine *e, int64_t st[4]) {
 
 /* Per kind (subscription, domain, mailbox): refused, over the limit, and
    the number of rows. */
+static void print_row(const obspam_report_row *row) {
+  char line[2048];
+
+  tu_row_line(line, sizeof line, row);
+  printf("  %s", line);
+}
+
 static void report_row(const obspam_report_row *row, void *ud) {
   int64_t(*by_kind)[3] = ud;
 
-  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64
-         " exceeded %" PRId64 "\n",
-         row->kind, row->name, row->sent, row->refused, row->exceeded);
+  print_row(row);
   if (row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_MAILBOX) {
     by_kind[row->kind - OBSPAM_SUBSCRIPTION][0] = row->refused;
     by_kind[row->kind - OBSPAM_SUBSCRIPTION][1] = row->exceeded;
@@ -263,9 +269,7 @@ typedef struct listed {
 static void list_row(const obspam_report_row *row, void *ud) {
   listed *l = ud;
 
-  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64
-         " exceeded %" PRId64 "\n",
-         row->kind, row->name, row->sent, row->refused, row->exceeded);
+  print_row(row);
   if (l->rows++ == 0)
     l->first = *row;
 }
