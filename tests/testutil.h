@@ -85,25 +85,26 @@ typedef struct tu_notice {
 /* Copies n into r; a NULL string becomes null_text. */
 static inline void tu_notice_copy(tu_notice *r, const obspam_notice *n,
                                   const char *null_text) {
-  memset(r, 0, sizeof(*r));
-  r->struct_size = n->struct_size;
-  r->kind = n->kind;
-  r->has_name = n->name != NULL;
-  r->has_sub = n->subscription != NULL;
-  r->has_contact = n->contact != NULL;
+  const tu_notice copy = {.struct_size = n->struct_size,
+                          .kind = n->kind,
+                          .has_name = n->name != NULL,
+                          .has_sub = n->subscription != NULL,
+                          .has_contact = n->contact != NULL,
+                          .limit = n->limit,
+                          .sent = n->sent,
+                          .refused = n->refused,
+                          .first = n->first_refused,
+                          .last = n->last_refused,
+                          .start = n->period_start,
+                          .end = n->period_end,
+                          .exceeded = n->exceeded};
+
+  *r = copy;
   snprintf(r->name, sizeof r->name, "%s", n->name ? n->name : null_text);
   snprintf(r->sub, sizeof r->sub, "%s",
            n->subscription ? n->subscription : null_text);
   snprintf(r->contact, sizeof r->contact, "%s",
            n->contact ? n->contact : null_text);
-  r->limit = n->limit;
-  r->sent = n->sent;
-  r->refused = n->refused;
-  r->first = n->first_refused;
-  r->last = n->last_refused;
-  r->start = n->period_start;
-  r->end = n->period_end;
-  r->exceeded = n->exceeded;
 }
 
 static inline const char *tu_action_name(int a) {
