@@ -442,13 +442,6 @@ int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg) {
   return rc;
 }
 
-int64_t obspamd__now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the service --------------------------------------------------------- */
 
 struct obspamd_private {
@@ -1008,7 +1001,7 @@ int obspamd_service_start(obspamd_service *s) {
   pthread_mutex_init(&p->hk_lock, NULL);
   pthread_cond_init(&p->hk_cond, NULL);
   pthread_mutex_init(&p->mail_lock, NULL);
-  p->next_save_ms = obspamd__now_ms() + (int64_t)s->save_interval * 1000;
+  p->next_save_ms = obspamd_now_ms() + (int64_t)s->save_interval * 1000;
   p->next_flush_ms = 0;
   if (s->notify_command != NULL && *s->notify_command != '\0' &&
       s->admin != NULL && *s->admin != '\0') {
@@ -1194,7 +1187,7 @@ static void implicit_watch(obspamd_service *s, struct obspamd_private *p) {
 
 void obspamd_tick(obspamd_service *s, int64_t now) {
   struct obspamd_private *p = s->priv;
-  int64_t ms = obspamd__now_ms();
+  int64_t ms = obspamd_now_ms();
   int save = 0, flush = 0;
 
   if (p == NULL)

@@ -96,7 +96,4 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);
 
-/* Monotonic milliseconds. */
-int64_t obspamd__now_ms(void);
-
 #endif

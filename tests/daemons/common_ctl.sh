@@ -10,9 +10,45 @@
 # file's life (stale file removed at start, removed at stop).
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: common_ctl.sh BUILD_DIR}" && pwd)
 # shellcheck source=tests/daemons/ctl_lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" common_ctl "${1:-}"
+
+# start_daemon LOG ARGS...: starts ctl_testd in the background and waits
+# (10 s at most) for its "ready" line.
+start_daemon() {
+  local log=$1 i
+  shift
+  "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -q ': ready$' "$log" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "ctl_testd exited before it was ready:"
+      cat "$log"
+      exit 1
+    fi
+    sleep 0.05
+  done
+  echo "ctl_testd not ready after 10 s:"
+  cat "$log"
+  exit 1
+}
+
+# stop_daemon: SIGTERM, and a bounded wait for the exit.
+stop_daemon() {
+  local i
+  kill -TERM "$pid"
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: ctl_testd did not stop within 10 s"
+    exit 1
+  fi
+  wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
+  pid=
+}
 
 conf=$work/obspam.conf
 cat >"$conf" <<'EOF'

@@ -1,18 +1,21 @@
-# Shared by the shell tests that run obspamctl against ctl_testd (a small
-# daemon around obspamd_common): sourced after BUILD is set, it checks the
-# programs, makes $work (removed at exit, with the daemon stopped) and
-# defines expect, run_ctl, start_daemon and stop_daemon.
+# What the shell tests of ctl_testd and obspamctl share. Sourced, after
+# `set -euo pipefail`, as
 #
-#   BUILD=$(cd "${1:?usage: NAME.sh BUILD_DIR}" && pwd)
-#   . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh"
+#   . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" NAME BUILD_DIR
+#
+# it sets BUILD, TESTD (ctl_testd) and CTL (obspamctl), checks that both
+# were built, makes the scratch directory $work (removed at exit, with the
+# daemon whose process id the script left in $pid stopped first), and
+# defines expect and run_ctl.
 
+BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
 TESTD=$BUILD/tests/daemons/ctl_testd
 CTL=$BUILD/examples/obspamctl/obspamctl
 for f in "$TESTD" "$CTL"; do
   [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-ctl.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-$1.XXXXXX")
 pid=
 cleanup() {
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
@@ -34,7 +37,7 @@ expect() {
 }
 
 # run_ctl STATUS ARGS...: runs obspamctl, expects the exit status, and
-# leaves its output in $out and its error output in $err.
+# leaves its standard output in $out and its standard error in $err.
 run_ctl() {
   local want=$1 rc=0
   shift
@@ -47,41 +50,4 @@ run_ctl() {
     echo "stderr: $err"
     exit 1
   fi
-}
-
-# start_daemon LOG ARGS...: starts ctl_testd in the background and waits
-# (10 s at most) for its "ready" line.
-start_daemon() {
-  local log=$1 i
-  shift
-  "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
-  pid=$!
-  for ((i = 0; i < 200; i++)); do
-    grep -q ': ready$' "$log" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "ctl_testd exited before it was ready:"
-      cat "$log"
-      exit 1
-    fi
-    sleep 0.05
-  done
-  echo "ctl_testd not ready after 10 s:"
-  cat "$log"
-  exit 1
-}
-
-# stop_daemon: SIGTERM, and a bounded wait for the exit.
-stop_daemon() {
-  local i
-  kill -TERM "$pid"
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "FAIL: ctl_testd did not stop within 10 s"
-    exit 1
-  fi
-  wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
-  pid=
 }

@@ -9,9 +9,8 @@
 #   tests/daemons/ctl_options.sh BUILD_DIR
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: ctl_options.sh BUILD_DIR}" && pwd)
 # shellcheck source=tests/daemons/ctl_lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" ctl_options "${1:-}"
 
 # json_error STATUS MESSAGE: $out is exactly that error document, and $err
 # the same message as text.
@@ -33,7 +32,14 @@ mailbox info@example.com limit=3
 CONF
 sock=$work/ctl.sock
 export OBSPAM_CONTROL=unix:$sock
-start_daemon "$work/log" --config "$work/obspam.conf" --control "unix:$sock"
+"$TESTD" --config "$work/obspam.conf" --control "unix:$sock" 2>"$work/log" &
+pid=$!
+for ((i = 0; i < 200; i++)); do
+  grep -q ': ready$' "$work/log" && break
+  kill -0 "$pid" 2>/dev/null || { echo "ctl_testd exited:"; cat "$work/log"; exit 1; }
+  sleep 0.05
+done
+grep -q ': ready$' "$work/log" || { echo "ctl_testd not ready:"; cat "$work/log"; exit 1; }
 
 # ---- getopt_long -----------------------------------------------------------
 run_ctl 0 --control="unix:$sock" --timeout=5 ping
@@ -83,5 +89,7 @@ json_error 1 "stats_get: no mailbox 'nobody@example.com'"
 run_ctl 1 --json save
 json_error 1 "save failed: no state file is configured"
 
-stop_daemon
+kill -TERM "$pid"
+wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
+pid=
 echo "all obspamctl option checks passed"

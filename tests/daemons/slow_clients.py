@@ -40,16 +40,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import policyd_test as pt  # noqa: E402
+import scenario  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024
 
 
-class Failure(Exception):
-    pass
-
-
-expect = pt.expect
+Failure = scenario.Failure
+expect = scenario.expect
 
 
 def status_kib(pid, field):
@@ -422,8 +420,7 @@ def sc_metrics(tmp):
         d.kill()
 
 
-SCENARIOS = {name[3:]: fn for name, fn in globals().items()
-             if name.startswith("sc_")}
+SCENARIOS = scenario.scenarios_of(globals())
 
 
 def main():
@@ -436,10 +433,9 @@ def main():
     pt.BUILD = os.path.abspath(sys.argv[1])
     pt.DAEMON = os.path.join(pt.BUILD, "examples", "obspam-policyd")
     if sys.argv[2] == "--list":
-        for name, fn in SCENARIOS.items():
-            print(f"{name:10} {fn.__doc__.splitlines()[0]}")
+        scenario.list_scenarios(SCENARIOS)
         return 0
-    return pt.run_scenarios(SCENARIOS, sys.argv[2:], "slow-")
+    return scenario.run(SCENARIOS, sys.argv[2:], "slow-")
 
 
 if __name__ == "__main__":
