@@ -22,7 +22,10 @@
 #       unprivileged user: charged to the subscription that owns its uid
 #       (limit 2), with PHP's script path; the rest are frozen;
 #     - a forged, unauthenticated hosted sender from a client outside the
-#       local networks: delivered, and not charged.
+#       local networks: delivered, and not charged; the same through
+#       exim -bh from an Internet address;
+#     - with obspam-policyd stopped: 451 4.3.0 over SMTP, and a local
+#       submission frozen (OBSPAM_UNAVAILABLE = defer, the default).
 #
 # The Exim binary reads its configuration from a path compiled into it.
 # Exim leaves room after that path for patching it (globals.c, "Space to
@@ -354,6 +357,20 @@ pf_expect "forged info@acme.example without a login" \
   "$(pf_repeat accepted 5)" "$(pf_stages "$out")"
 wait_sink 15
 pf_expect "info@acme.example's count after the forged mail" 3 \
+  "$(count_of mailbox info@acme.example)"
+
+# The same through exim -bh (README.md, "Testing with exim -bh"): a
+# session from an Internet address, with every ACL and the real policy
+# server, nothing delivered.
+bh=$(printf 'EHLO forged.example\r\nMAIL FROM:<info@acme.example>\r\nRCPT TO:<postmaster@acme.example>\r\nDATA\r\nSubject: e2e bh\r\n\r\nA forged message.\r\n.\r\nQUIT\r\n' |
+  "$EXIM" -bh 198.51.100.77 2>"$PF_TMP/exim-bh.log") || true
+printf '%s\n' "$bh"
+pf_expect "exim -bh: the reply at the end of the data" 1 \
+  "$(grep -c '^250 OK id=' <<<"$bh" || true)"
+# -bh's session has no port: the RCPT statements run too.
+pf_expect "exim -bh: the policy server's answers in the trace (RCPT, data)" 2 \
+  "$(grep -c '^>>>  *= action=DUNNO  $' "$PF_TMP/exim-bh.log" || true)"
+pf_expect "info@acme.example's count after exim -bh" 3 \
   "$(count_of mailbox info@acme.example)"
 
 pf_expect "peer refusals in the daemon's log" 0 \
