@@ -347,6 +347,19 @@ pf_expect "refusal lines with the uid and the script's path" 2 \
 pf_expect "Exim's lines for the frozen submissions" 2 \
   "$(grep -c 'obspam: frozen, 451 4\.7\.1 subscription web has sent' "$X/log/mainlog" || true)"
 
+# A local SMTP session (exim -bs, as some scripts submit) by the same
+# user, with a sender that is not hosted, has no client address: the
+# snippets send its uid, and the subscription is full (refused at RCPT:
+# -bs has no port, so the RCPT statements run).
+bs=$(printf 'EHLO localhost\r\nMAIL FROM:<www@elsewhere.example>\r\nRCPT TO:<someone@remote.example>\r\nDATA\r\nSubject: e2e bs\r\n\r\nA local SMTP submission.\r\n-- end of test message\r\n.\r\nQUIT\r\n' |
+  env -i PATH=/usr/bin:/bin HOME=/ setpriv --reuid="$USER_UID" \
+    --regid="$(id -g obspamtest)" --clear-groups -- "$EXIM" -bs) || true
+printf '%s\n' "$bs"
+pf_expect "exim -bs by obspamtest: the refusal at RCPT" 1 \
+  "$(tr -d '\r' <<<"$bs" | grep -c '^451-4\.7\.1 subscription web has sent to 2 recipients' || true)"
+pf_expect "refusal lines of uid $USER_UID without a script" 1 \
+  "$(grep -c "refuse kind=subscription object=web .* sender=www@elsewhere\.example client=- recipients=1 uid=$USER_UID script=-\$" "$PF_TMP/policyd.log" || true)"
+
 # 5. A forged hosted sender without a login, from a client outside the
 # local networks (127.0.0.1 is not one here): inbound mail, not charged,
 # even though info@acme.example is at its limit.
