@@ -285,6 +285,7 @@ typedef struct conn {
   int64_t started;
   int waiting;
   peer *client;            /* its client's count; NULL when not counted */
+  int unix_peer;           /* came in on a unix: listener, peer checked */
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
   size_t out_off, out_len; /* bytes of out[] not written yet */
   char peer[72];           /* for log lines */
@@ -485,6 +486,22 @@ static int answer(server *s, conn *c) {
   double t0 = s->woke_us;
   int rc;
 
+  /* A submitter's uid is believed only from a peer whose credentials
+     were checked (an MTA such as Exim, allowed with --allow-user): over
+     TCP any local user could claim another's uid and spend its limit, or
+     pass its own scripts' mail off as someone else's. Such a request is
+     refused, not decided by its sender, so that a misconfigured MTA is
+     seen at once (it applies its own fail-safe action) rather than
+     letting scripts' mail through uncounted. */
+  if (policy_claims_uid(&c->req) && !c->unix_peer) {
+    obspamd_metrics_bad_request(&s->svc.metrics);
+    obspamd_log(LOG_WARNING,
+                "request from %s names a submitter's uid (obspam_uid), "
+                "which only an allowed peer of a unix: socket may do; "
+                "closing without an answer",
+                c->peer);
+    return -1;
+  }
   if (stage == POLICY_STAGE_OTHER) {
     answer_dunno(c);
     return 0;
@@ -771,6 +788,7 @@ static void accept_some(server *s, listener *l) {
     c->type = ITEM_CONN;
     c->fd = fd;
     c->client = p;
+    c->unix_peer = l->unix_socket;
     c->waiting = 0;
     c->wprev = c->wnext = NULL;
     c->events = EPOLLIN;

@@ -16,9 +16,10 @@ static const struct {
   const char *name;
   size_t len;
 } attr_names[POLICY_ATTR_COUNT] = {
-    ATTR("request"),  ATTR("protocol_state"), ATTR("sasl_username"),
-    ATTR("sender"),   ATTR("client_address"), ATTR("recipient_count"),
-    ATTR("instance"), ATTR("queue_id")};
+    ATTR("request"),      ATTR("protocol_state"), ATTR("sasl_username"),
+    ATTR("sender"),       ATTR("client_address"), ATTR("recipient_count"),
+    ATTR("instance"),     ATTR("queue_id"),       ATTR("obspam_uid"),
+    ATTR("obspam_script")};
 
 void policy_reset(policy_req *r) {
   int i;
@@ -253,10 +254,29 @@ static int put_byte(policy_req *r, char c) {
   return POLICY_MORE;
 }
 
+/* Whether a value is a number below 2^32 (recipient_count, obspam_uid). */
+static int u32_value(const policy_value *v) {
+  uint64_t n = 0;
+  uint16_t i;
+
+  if (v->cut)
+    return 0;
+  for (i = 0; i < v->len; i++) {
+    char c = v->text[i];
+
+    if (c < '0' || c > '9')
+      return 0;
+    if ((n = n * 10 + (uint64_t)(c - '0')) > UINT32_MAX)
+      return 0;
+  }
+  return 1;
+}
+
 /* Checks a request whose empty line has arrived. */
 static int finish(policy_req *r) {
   const policy_value *req = &r->attr[POLICY_REQUEST];
   const policy_value *rc = &r->attr[POLICY_RECIPIENT_COUNT];
+  const policy_value *uid = &r->attr[POLICY_OBSPAM_UID];
   char q[72], what[128];
 
   if (!req->present)
@@ -266,25 +286,17 @@ static int finish(policy_req *r) {
     snprintf(what, sizeof(what), "unsupported request '%s'", q);
     return fail(r, what);
   }
-  if (rc->present && rc->len > 0) {
-    uint64_t n = 0;
-    uint16_t i;
-    int ok = !rc->cut;
-
-    for (i = 0; ok && i < rc->len; i++) {
-      char c = rc->text[i];
-
-      if (c < '0' || c > '9')
-        ok = 0;
-      else if ((n = n * 10 + (uint64_t)(c - '0')) > UINT32_MAX)
-        ok = 0;
-    }
-    if (!ok) {
-      quote(q, sizeof(q), rc->text, rc->len);
-      snprintf(what, sizeof(what),
-               "bad recipient_count '%s': expected a number below 2^32", q);
-      return fail(r, what);
-    }
+  if (rc->present && rc->len > 0 && !u32_value(rc)) {
+    quote(q, sizeof(q), rc->text, rc->len);
+    snprintf(what, sizeof(what),
+             "bad recipient_count '%s': expected a number below 2^32", q);
+    return fail(r, what);
+  }
+  if (uid->present && uid->len > 0 && !u32_value(uid)) {
+    quote(q, sizeof(q), uid->text, uid->len);
+    snprintf(what, sizeof(what),
+             "bad obspam_uid '%s': expected a number below 2^32", q);
+    return fail(r, what);
   }
   return POLICY_COMPLETE;
 }
@@ -429,10 +441,15 @@ static int is_ip(const char *s) {
   return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+int policy_claims_uid(const policy_req *r) {
+  return nonempty(r, POLICY_OBSPAM_UID) != NULL;
+}
+
 enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
   const char *addr = nonempty(r, POLICY_CLIENT_ADDRESS);
   const char *count = nonempty(r, POLICY_RECIPIENT_COUNT);
+  const char *uid = nonempty(r, POLICY_OBSPAM_UID);
   enum policy_stage stage = POLICY_STAGE_OTHER;
   uint64_t n = 0;
 
@@ -453,6 +470,19 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   m->recipients = 1;
   if ((stage == POLICY_STAGE_DATA || stage == POLICY_STAGE_EOM) && n > 1)
     m->recipients = (uint32_t)n;
+  if (uid != NULL) {
+    /* policy_feed accepted it: digits only, below 2^32. A path that was
+       cut is not the script's path: reports would show a wrong one. */
+    int64_t u = 0;
+
+    for (; *uid != '\0'; uid++)
+      u = u * 10 + (*uid - '0');
+    m->flags |= OBSPAM_MSG_SCRIPT;
+    m->uid = u;
+    m->client_address = NULL;
+    if (!r->attr[POLICY_OBSPAM_SCRIPT].cut)
+      m->script = nonempty(r, POLICY_OBSPAM_SCRIPT);
+  }
   return stage;
 }
 

@@ -30,6 +30,12 @@ enum policy_attr {
   POLICY_RECIPIENT_COUNT,
   POLICY_INSTANCE,
   POLICY_QUEUE_ID, /* for the refusal log line */
+  /* Reserved for a local submission, sent by an MTA that knows who
+     submitted it (Exim's acl_not_smtp, see examples/exim): the
+     submitter's uid and the script's path. Postfix never sends them; the
+     server answers them only on a unix: socket, whose peers it checked. */
+  POLICY_OBSPAM_UID,
+  POLICY_OBSPAM_SCRIPT,
   POLICY_ATTR_COUNT
 };
 
@@ -89,8 +95,9 @@ void policy_reset(policy_req *r);
    attribute are skipped. Errors: a NUL byte, a line without '=', an empty
    attribute name, a line over POLICY_LINE_MAX bytes, a request over
    POLICY_REQUEST_MAX bytes or POLICY_ATTRS_MAX attributes, and, at its end,
-   a request without request=smtpd_access_policy or with a recipient_count
-   that is not a number below 2^32. An attribute given twice keeps its last
+   a request without request=smtpd_access_policy, or with a
+   recipient_count or an obspam_uid that is not a number below 2^32. An
+   attribute given twice keeps its last
    value. */
 int policy_feed(policy_req *r, const char *data, size_t len, size_t *used);
 
@@ -113,8 +120,16 @@ enum policy_stage {
    address (Postfix sends "unknown" when it could not tell), so that it is
    decided as a local submission that no whitelist entry matches;
    recipients is recipient_count at DATA and END-OF-MESSAGE, at least 1,
-   and 1 elsewhere. */
+   and 1 elsewhere. A request with an obspam_uid is a local submission by
+   that uid: OBSPAM_MSG_SCRIPT is set, client_address is NULL (a
+   whitelist entry for 127.0.0.1 must not exempt scripts) and script is
+   obspam_script when it is given and was not cut. Whether the uid may be
+   believed is the caller's business (policy_claims_uid). */
 enum policy_stage policy_message(const policy_req *r, obspam_message *m);
+
+/* Whether a complete request names a submitter's uid (a non-empty
+   obspam_uid), which only a trusted peer may do. */
+int policy_claims_uid(const policy_req *r);
 
 /* "RCPT", "DATA", ...: the protocol_state as sent, cut to a short length
    for logs, or "-" when there is none. Never NULL. */

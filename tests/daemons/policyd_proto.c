@@ -656,3 +656,64 @@ Test(policy, long_values_are_cut_past_any_valid_name) {
   cr_assert_eq(req.attr[POLICY_SENDER].cut, 1);
   cr_assert_eq(strncmp(m.sender, attrs + 7, POLICY_VALUE_MAX), 0);
 }
+
+/* obspam_uid and obspam_script: a local submission by that uid, with no
+   client address, whatever client_address says. */
+Test(policy, submitter_uid_and_script) {
+  obspam_message m;
+
+  message_of("protocol_state=END-OF-MESSAGE\nobspam_uid=10001\n"
+             "obspam_script=/var/www/acme/contact.php\nsender=x@acme.example\n"
+             "client_address=127.0.0.1\nrecipient_count=2\n",
+             &m);
+  cr_assert_eq(policy_claims_uid(&req), 1);
+  cr_assert_eq(m.flags, OBSPAM_MSG_SCRIPT);
+  cr_assert_eq(m.uid, 10001);
+  cr_assert_str_eq(m.script, "/var/www/acme/contact.php");
+  cr_assert_null(m.client_address);
+  cr_assert_str_eq(m.sender, "x@acme.example");
+  cr_assert_eq(m.recipients, 2);
+
+  message_of("protocol_state=DATA\nobspam_uid=4294967295\n", &m);
+  cr_assert_eq(m.uid, 4294967295LL);
+  cr_assert_null(m.script);
+
+  /* Empty: no claim. */
+  message_of("protocol_state=DATA\nobspam_uid=\nobspam_script=/x.php\n"
+             "client_address=192.0.2.1\n",
+             &m);
+  cr_assert_eq(policy_claims_uid(&req), 0);
+  cr_assert_eq(m.flags, 0);
+  cr_assert_eq(m.uid, -1);
+  cr_assert_null(m.script);
+  cr_assert_str_eq(m.client_address, "192.0.2.1");
+}
+
+Test(policy, submitter_script_cut_is_dropped) {
+  char attrs[1200];
+  obspam_message m;
+
+  memcpy(attrs, "obspam_uid=33\nobspam_script=/", 29);
+  memset(attrs + 29, 'a', 900);
+  memcpy(attrs + 929, "\n", 2);
+  message_of(attrs, &m);
+  cr_assert_eq(m.uid, 33);
+  cr_assert_null(m.script);
+}
+
+Test(policy, submitter_uid_must_be_a_number) {
+  static const char *const bad[] = {"-1", "33x", "4294967296", " 33",
+                                    "99999999999999999999"};
+  char text[256], want[160];
+  size_t i;
+
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    snprintf(text, sizeof(text),
+             "request=smtpd_access_policy\nobspam_uid=%s\n\n", bad[i]);
+    snprintf(want, sizeof(want),
+             "line 3: bad obspam_uid '%s': expected a number below 2^32",
+             bad[i]);
+    policy_reset(&req);
+    feed_error(text, strlen(text), want, strlen(text));
+  }
+}

@@ -1634,6 +1634,59 @@ def sc_notices(tmp):
         d.kill()
 
 
+UID_CONFIG = CONFIG + """\
+subscription web subscription=2 uid=10001
+domain web.example subscription=web
+"""
+
+
+def sc_uid(tmp):
+    """obspam_uid (an MTA's local submission, examples/exim) charges the
+    subscription that owns the uid, with the script's path, on a Unix
+    socket from an allowed peer; over TCP such a request is closed
+    unanswered and charges nothing, and a peer that is not allowed never
+    gets that far."""
+    os.chmod(tmp, 0o755)
+    d = Daemon(tmp, UID_CONFIG, args=["--socket-mode", "0666"], control=True)
+    local = dict(protocol_state="END-OF-MESSAGE", sender="x@other.example",
+                 recipient_count=1, obspam_uid=10001,
+                 obspam_script="/var/www/web/contact.php")
+    try:
+        same_minute()
+        expect(ask_once(("127.0.0.1", d.port), encode(**local)), b"",
+               "obspam_uid over TCP")
+        d.wait_log(r"warning: request from 127\.0\.0\.1:\d+ names a "
+                   r"submitter's uid \(obspam_uid\), which only an allowed "
+                   r"peer of a unix: socket may do; closing without an "
+                   r"answer$")
+        expect(as_nobody(lambda: ask_once(d.unix, encode(**local))), "b''",
+               "obspam_uid from a peer that is not allowed")
+        expect(control_status(d.control, "subscription", "web")["count"],
+               "0", "nothing charged so far")
+        for i in range(2):
+            expect(ask_once(d.unix, encode(**local)), b"action=DUNNO\n\n",
+                   f"script message {i + 1} of 2")
+        expect(ask_once(d.unix, encode(**local)).decode().rstrip("\n"),
+               defer_text("subscription", "web", 2, 2), "the third")
+        d.wait_log(r"refuse kind=subscription object=web limit=2 count=2 "
+                   r"unit=recipients retry=\d+ queue_id=- sasl=- "
+                   r"sender=x@other\.example client=- recipients=1 "
+                   r"uid=10001 script=/var/www/web/contact\.php$")
+        # The same sender without the uid is nobody's mail.
+        plain = dict(local)
+        del plain["obspam_uid"]
+        expect(ask_once(d.unix, encode(**plain)), b"action=DUNNO\n\n",
+               "no uid: decided by the sender, not hosted")
+        # A uid that no subscription owns is not counted.
+        expect(ask_once(d.unix, encode(**dict(local, obspam_uid=10002))),
+               b"action=DUNNO\n\n", "a uid nobody owns")
+        expect(control_status(d.control, "subscription", "web")["count"],
+               "2", "the subscription's count")
+    finally:
+        d.stop()
+        d.kill()
+
+
 SCENARIOS = scenario.scenarios_of(globals())
 
 

@@ -61,6 +61,8 @@ check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
 check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
 check "policyd: only root, postfix and --allow-user users on a Unix socket" \
   python3 "$P" "$BUILD" peers
+check "policyd: obspam_uid only from allowed peers of a Unix socket" \
+  python3 "$P" "$BUILD" uid
 check "policyd: --user drops root after binding" python3 "$P" "$BUILD" user
 check "policyd: a socket from systemd (socket activation)" \
   python3 "$P" "$BUILD" socket_activation

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stage e2e: obspam-policyd and obspam-milter behind a real Postfix.
+# Stage e2e: obspam-policyd and obspam-milter behind a real Postfix, and
+# obspam-policyd behind a real Exim (tests/e2e/exim.sh).
 #
 #   tests/e2e/run.sh BUILD_DIR      (from the repository root; BUILD_DIR is
 #                                    relative to it, e.g. build)
@@ -72,6 +73,15 @@ check "milter: local sendmail by a script's uid: 2 delivered, the rest held, rep
   tests/e2e/milter.sh "$BUILD" local
 check "milter: shared-host deployment: SMTP and local mail over a unix: socket, --user, peer credentials" \
   bash -c "tests/e2e/milter.sh '$BUILD' smtp-unix && tests/e2e/milter.sh '$BUILD' local-unix"
+# Exim: Debian's package is fetched (apt-get download), never installed;
+# without it the scenario is skipped, and this says so.
+if EXIM_FETCH=$(tests/e2e/exim.sh "$BUILD" fetch 2>&1); then
+  check "exim: the ACL snippets with Debian's Exim 4.96: limits, RCPT, sendmail -t by uid (frozen past the limit), forged senders, no server" \
+    tests/e2e/exim.sh "$BUILD" run
+else
+  printf 'skip exim: the Exim packages cannot be fetched: %s\n' \
+    "$(tail -n 1 <<<"$EXIM_FETCH")"
+fi
 check "the system's Postfix config and queue are untouched" system_untouched
 check "no /etc/postfix bind mount is left behind" no_private_mounts
 check_summary

@@ -6,7 +6,8 @@
 
 Each message goes in its own SMTP session: EHLO, XCLIENT LOGIN=<login>
 (Postfix answers 220 and a new greeting), EHLO again, MAIL, RCPT, DATA, the
-content, ".". With --addr the same XCLIENT also sets the client's address,
+content, ".". With --auth PASSWORD the login is SMTP AUTH PLAIN instead of
+XCLIENT (for Exim, which has no XCLIENT). With --addr the same XCLIENT also sets the client's address,
 so that the session is one from that client (without --login: a client
 that does not log in, as the Internet delivering mail). One line is printed per message:
 
@@ -28,8 +29,11 @@ def one_message(args, n):
     s = smtplib.SMTP("127.0.0.1", args.port, timeout=args.timeout)
     try:
         s.ehlo("client.e2e.test")
+        if args.auth:
+            # SMTP AUTH PLAIN, for an MTA without XCLIENT (Exim).
+            s.login(args.login, args.auth)
         attrs = []
-        if args.login:
+        if args.login and not args.auth:
             attrs.append("LOGIN=" + args.login)
         if args.addr:
             attrs.append("ADDR=" + args.addr)
@@ -69,6 +73,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--login", default="")
+    ap.add_argument("--auth", default="",
+                    help="log in with AUTH PLAIN and this password rather "
+                    "than with XCLIENT")
     ap.add_argument("--addr", default="",
                     help="the client address XCLIENT gives the session")
     ap.add_argument("--sender", required=True)
