@@ -86,6 +86,13 @@ enum obspam_kind {
 #define OBSPAM_UNLIMITED (-1)
 #define OBSPAM_INHERIT (-2)
 
+/* The most recipients one message counts for (added in 1.3): a message
+   with more is charged this many. No mail server sends so many in one
+   message; the bound keeps every counter the library keeps, and saves and
+   loads, far inside 64 bits (a counter saturates at 2^48 per object and
+   minute or hour, which is 131,072 such messages). */
+#define OBSPAM_RECIPIENTS_MAX 2147483648u
+
 /* Windows of a limit, in seconds (added in 1.3). A verdict and the
    statistics name a window by these values. */
 #define OBSPAM_WINDOW_MINUTE 60
@@ -142,7 +149,8 @@ typedef struct obspam_message {
   const char *sasl_username;  /* NULL or "" when not authenticated */
   const char *sender;         /* envelope sender; a forward: the forwarder */
   const char *client_address; /* IPv4/IPv6 text; NULL or "" when local */
-  uint32_t recipients;        /* >= 1 */
+  uint32_t recipients;        /* >= 1; counted as at most
+                                 OBSPAM_RECIPIENTS_MAX */
   int64_t uid;                /* system user of a script, -1 unknown */
   const char *domain_hint;    /* virtual host of a script, NULL unknown */
   const char *script;         /* script path for reports, NULL unknown */

@@ -374,7 +374,9 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
     return rc == LATER ? LATER : 1;
   for (i = 0; i < ch->n; i++)
     ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
-  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT]             ? 1
+          : msg->recipients > OBSPAM_RECIPIENTS_MAX ? OBSPAM_RECIPIENTS_MAX
+                                                    : (int64_t)msg->recipients;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->script = NULL;

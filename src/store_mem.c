@@ -28,7 +28,14 @@
 #define WINDOW 60        /* minutes in the window */
 #define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
 #define HOURS_MAX 87600  /* the longest retention, in hours */
-/* The largest count a snapshot may hold for one hour or period. */
+/* The largest count of messages or recipients sent that one object keeps
+   for a minute, an hour or a notification period: a charge saturates there
+   (add_count), the snapshot writes nothing larger and the loader accepts
+   nothing larger, so whatever was charged can be saved and loaded. A
+   message counts at most OBSPAM_RECIPIENTS_MAX (2^31), so it takes 2^17 of
+   the largest messages to reach it; sums of 60 minutes or of every hour
+   of the longest retention stay far inside 64 bits. Refusals count one
+   each and cannot come near it. */
 #define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
@@ -618,13 +625,22 @@ static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
   np_refusal(m, ch, i, t);
 }
 
+/* Adds c to the count *v, saturating at COUNT_MAX; returns what it
+   added. */
+static int64_t add_count(int64_t *v, int64_t c) {
+  if (c > COUNT_MAX - *v)
+    c = COUNT_MAX - *v;
+  *v += c;
+  return c;
+}
+
 static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
   ring *r = ch->obj[i]->ring;
 
-  r->b_sent[minute % WINDOW] += ch->c;
-  r->sent += ch->c;
-  ch->obj[i]->hist->cur.sent += ch->c;
-  ch->obj[i]->hist->np_sent += ch->c;
+  /* The window's sum is the sum of its buckets, as the loader derives it. */
+  r->sent += add_count(&r->b_sent[minute % WINDOW], ch->c);
+  add_count(&ch->obj[i]->hist->cur.sent, ch->c);
+  add_count(&ch->obj[i]->hist->np_sent, ch->c);
 }
 
 static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
@@ -634,7 +650,7 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
     hour_refusal(&h->cur, 1, t);
     h->last_refused = t;
   } else {
-    h->cur.sent += ch->c;
+    add_count(&h->cur.sent, ch->c);
   }
 }
 
@@ -749,7 +765,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
     if (ch->refuser >= 0)
       np_refusal(m, ch, i, ch->t);
     else if (!ch->probe)
-      h->np_sent += ch->c;
+      add_count(&h->np_sent, ch->c);
   }
   sweep(m, ch->t / 60, cutoff_of(hour, ch->retention));
 }

@@ -210,7 +210,8 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
   connection *c = smfi_getpriv(ctx);
 
   (void)argv;
-  if (c != NULL && c->msg != NULL && c->msg->recipients < UINT32_MAX)
+  /* The library counts a message as at most OBSPAM_RECIPIENTS_MAX. */
+  if (c != NULL && c->msg != NULL && c->msg->recipients < OBSPAM_RECIPIENTS_MAX)
     c->msg->recipients++;
   return SMFIS_CONTINUE;
 }

@@ -276,13 +276,13 @@ static int finish(policy_req *r) {
 
       if (c < '0' || c > '9')
         ok = 0;
-      else if ((n = n * 10 + (uint64_t)(c - '0')) > UINT32_MAX)
+      else if ((n = n * 10 + (uint64_t)(c - '0')) > OBSPAM_RECIPIENTS_MAX)
         ok = 0;
     }
     if (!ok) {
       quote(q, sizeof(q), rc->text, rc->len);
       snprintf(what, sizeof(what),
-               "bad recipient_count '%s': expected a number below 2^32", q);
+               "bad recipient_count '%s': expected a number up to 2^31", q);
       return fail(r, what);
     }
   }
@@ -447,7 +447,7 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
   m->sender = nonempty(r, POLICY_SENDER);
   m->client_address = addr != NULL && is_ip(addr) ? addr : NULL;
-  /* policy_feed accepted the count: digits only, below 2^32. */
+  /* policy_feed accepted the count: digits only, at most 2^31. */
   for (; count != NULL && *count != '\0'; count++)
     n = n * 10 + (uint64_t)(*count - '0');
   m->recipients = 1;

@@ -58,6 +58,7 @@ int main(void) {
   C(OBSPAM_WINDOW_MINUTE);
   C(OBSPAM_WINDOW_HOUR);
   C(OBSPAM_WINDOW_DAY);
+  C(OBSPAM_RECIPIENTS_MAX);
 
   S(obspam_message);
   F(obspam_message, struct_size);

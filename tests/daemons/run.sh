@@ -87,6 +87,9 @@ check "policyd: empty or cut files refused on reload unless forced" \
 check "policyd: reloads beside the loop" \
   python3 "$P" "$BUILD" reload_storm
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
+R=tests/daemons/durable.py
+check "policyd: counts at their bounds kept exactly across a restart" \
+  python3 "$R" "$BUILD" extremes
 check "policyd: temporary files of killed saves removed" \
   python3 "$P" "$BUILD" stale_temp
 check "policyd: SIGTERM with a failed last save exits 1" \
