@@ -352,6 +352,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->dry = dry;
   ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   ch->notify_only = 0;
+  ch->replay = 0;
+  ch->journal = dry ? NULL : e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(d->out, OBSPAM_ACCEPT);
     return 1;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "store.h"
 
 #define WINDOW 60        /* minutes in the window */
@@ -808,7 +809,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   hour = hour_of(t);
   start = t - t % ch->period;
   prefetch(ch->obj, ch->n, minute);
-  if (!ch->notify_only)
+  if (!ch->notify_only && !ch->replay)
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
@@ -853,6 +854,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     script_free(m, p.sc);
   script_evict(m);
   sweep(m, minute, cutoff_of(hour, ch->retention));
+  /* Recorded under the lock, so that a save's cut (mem_save) sees every
+     charge either in the snapshot or in the journal after it. An accepted
+     probe changed nothing. */
+  if (ch->journal != NULL && (ch->refuser >= 0 || !ch->probe))
+    obspam__journal_record(ch->journal, ch);
   return OBSPAM_OK;
 }
 
@@ -1172,13 +1178,16 @@ static void save_buckets(obspam__buf *b, const ring *r) {
   save_counts(b, r->b_exc);
 }
 
-static void mem_save(obspam__store *s, obspam__buf *b) {
+static void mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                     void *ud) {
   mem_store *m = (mem_store *)s;
   const obspam__pending *p;
   const hist *h;
   uint32_t count = 0, i;
 
   pthread_mutex_lock(&m->lock);
+  if (cut != NULL)
+    cut(ud);
   obspam__buf_i64(b, m->newest);
   for (h = m->h_first; h != NULL; h = h->next)
     count++;
