@@ -415,6 +415,11 @@ static sfsistat on_eom(SMFICTX *ctx) {
     end_message(c);
     return SMFIS_TEMPFAIL;
   }
+  /* The decision reaches the journal before its answer leaves. Threads
+     that answer at once share a write: a flush takes every record waiting,
+     and the others find theirs written. A journal that fails is logged;
+     the message is answered all the same. */
+  (void)obspamd_journal_flush(svc);
   obspamd_metrics_decision(&svc->metrics, &v, now_us() - t0);
   if (milter_cfg.verbose)
     log_decision(LOG_DEBUG, qid, local, &m, &v);
