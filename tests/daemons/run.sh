@@ -90,6 +90,8 @@ check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
 R=tests/daemons/durable.py
 check "policyd: counts at their bounds kept exactly across a restart" \
   python3 "$R" "$BUILD" extremes
+check "policyd: kill -9 under load loses no count (journal)" \
+  python3 "$R" "$BUILD" kill9
 check "policyd: temporary files of killed saves removed" \
   python3 "$P" "$BUILD" stale_temp
 check "policyd: SIGTERM with a failed last save exits 1" \
