@@ -1065,7 +1065,7 @@ static void start_reload(server *s) {
 
 static void run(server *s) {
   struct epoll_event evs[256];
-  int64_t now, next_tick = 0;
+  int64_t now;
 
   while (!s->stop) {
     int n, i;
@@ -1107,12 +1107,6 @@ static void run(server *s) {
         s->nconns < s->max_conns) {
       s->accept_paused = 0;
       set_listeners(s, 1);
-    }
-    /* Saves every --save-interval and flushes notices, at most once a
-       second however busy the loop is. */
-    if (now >= next_tick) {
-      obspamd_tick(&s->svc, 0);
-      next_tick = now + 1000;
     }
   }
 }
@@ -1250,6 +1244,11 @@ int main(int argc, char **argv) {
      the configuration, and a save writes the state directory, as that
      user. */
   if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
+    goto out_metrics;
+  /* Saves every --save-interval and notices on a thread of their own: a
+     save never holds up the loop, nor waits in it for a reload that holds
+     the service's lock. */
+  if (obspamd_housekeeping_start(&s->svc) != 0)
     goto out_metrics;
 
   log_ready(s, config);
