@@ -510,7 +510,8 @@ OBSPAM_API int obspam_state_load(obspam_engine *e, const char *path);
    the journal alone. */
 
 /* obspam_journal_open flags */
-#define OBSPAM_JOURNAL_FSYNC 1u /* each flush waits for the disk (fdatasync) */
+#define OBSPAM_JOURNAL_FSYNC 1u /* each flush waits for the disk (fdatasync)   \
+                                 */
 
 /* Opens (or creates, mode 0600) the journal of state_path and replays into
    the engine every decision it holds that the state file on disk does not:
