@@ -509,9 +509,9 @@ OBSPAM_API int obspam_state_load(obspam_engine *e, const char *path);
    moment once the snapshot is in place; a save to another path leaves
    the journal alone. */
 
-/* obspam_journal_open flags */
-#define OBSPAM_JOURNAL_FSYNC 1u /* each flush waits for the disk (fdatasync)   \
-                                 */
+/* obspam_journal_open flags. OBSPAM_JOURNAL_FSYNC: each flush waits for
+   the disk (fdatasync). */
+#define OBSPAM_JOURNAL_FSYNC 1u
 
 /* Opens (or creates, mode 0600) the journal of state_path and replays into
    the engine every decision it holds that the state file on disk does not:
