@@ -328,6 +328,57 @@ def sc_stall(tmp):
         d.kill()
 
 
+MILTER_CONFIG = """\
+action defer
+default mailbox=unlimited domain=unlimited subscription=unlimited
+subscription acme
+domain acme.example subscription=acme
+mailbox big@acme.example
+mailbox small@acme.example limit=3
+"""
+
+
+def sc_milter_kill9(tmp):
+    """obspam-milter: messages answered, then kill -9 (no save since the
+    start): after the restart the counts and refusals are exactly what was
+    answered."""
+    import milter_test as mt
+
+    mt.BUILD = pt.BUILD
+    mt.DAEMON = os.path.join(pt.BUILD, "examples", "obspam-milter")
+    mc = mt.mc
+    d = mt.Daemon(tmp, MILTER_CONFIG, state=True,
+                  args=["--save-interval", "0"])
+    try:
+        pt.same_minute(20)
+        for i in range(20):
+            r = mt.smtp_message(d, "<x@example.org>", rcpts=2,
+                                auth="big@acme.example", qid=f"B{i}")
+            expect(r.code, mc.SMFIR_CONTINUE, f"big #{i}")
+        for i in range(5):
+            r = mt.smtp_message(d, "<x@example.org>", rcpts=1,
+                                auth="small@acme.example", qid=f"S{i}")
+            expect(r.code, mc.SMFIR_CONTINUE if i < 3 else mc.SMFIR_REPLYCODE,
+                   f"small #{i}")
+        expect(d.status("mailbox", "big@acme.example"), (40, 0), "before")
+        d.proc.kill()
+        d.proc.wait()
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.log.close()
+    d = mt.Daemon(tmp, MILTER_CONFIG, state=True)
+    try:
+        d.wait_log("journal opened")
+        expect(d.status("mailbox", "big@acme.example"), (40, 0), "big after")
+        expect(d.status("mailbox", "small@acme.example"), (3, 2),
+               "small after")
+        expect(d.status("subscription", "acme"), (43, 2), "acme after")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
 SCENARIOS = {name[3:]: fn for name, fn in globals().items()
              if name.startswith("sc_")}
 
