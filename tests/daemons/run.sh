@@ -138,6 +138,8 @@ check "milter: pickup header, PHP header, vhost patterns" \
   "$D/milter_parse" --jobs 2
 check "milter: SMTP login and sender, 451 4.7.1 text" \
   python3 "$M" "$BUILD" smtp
+check "milter: kill -9 before any save loses no count (journal)" \
+  python3 tests/daemons/durable.py "$BUILD" milter_kill9
 check "milter: Sendmail's {client_addr} forms" \
   python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject
