@@ -705,7 +705,8 @@ static int open_journal(obspamd_service *s) {
   if (ignored > 0)
     obspamd_log(LOG_WARNING,
                 "journal path=%s.journal: %" PRId64 " decisions not replayed: "
-                "they follow another state file than %s",
+                "they follow another state file than %s (or a shared "
+                "store keeps the counters)",
                 s->state_path, ignored, s->state_path);
   obspamd_log(LOG_INFO, "journal opened path=%s.journal replayed=%" PRId64 "%s",
               s->state_path, replayed, s->journal_fsync ? " fsync" : "");
