@@ -12,6 +12,7 @@ socket.
 
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -323,6 +324,50 @@ def sc_stall(tmp):
         del saves
         if p.max_gap_during > 0.4:
             raise Failure(f"the loop stalled {p.max_gap_during * 1000:.0f} ms")
+    finally:
+        d.stop()
+        d.kill()
+
+
+def sc_foreign_journal(tmp):
+    """An older state file put back beside a journal that follows a newer
+    one: the journal is not replayed (a warning says how many decisions),
+    the counters are the old file's, and the daemon journals again from
+    there."""
+    small = "small@acme.example"
+    d = pt.Daemon(tmp, control=True)
+    try:
+        pt.same_minute(20)
+        c = d.client()
+        expect(c.request(**pt.data_req(small)), pt.DUNNO, "small 1 of 3")
+        expect(d.stop(), 0, "exit status")
+    finally:
+        d.kill()
+    old = os.path.join(tmp, "old.state")
+    shutil.copy(d.state, old)
+    d = pt.Daemon(tmp, control=True)
+    try:
+        c = d.client()
+        expect(c.request(**pt.data_req(small)), pt.DUNNO, "small 2 of 3")
+        pt.control_ask(d.control, "save")
+        expect(c.request(**pt.data_req(small)), pt.DUNNO, "small 3 of 3")
+    finally:
+        d.kill()  # kill -9: the last decision is in the journal only
+    shutil.copy(old, d.state)
+    d = pt.Daemon(tmp, control=True)
+    try:
+        d.wait_log(r"journal path=\S+: 1 decisions not replayed: they "
+                   r"follow another state file")
+        expect(int(pt.control_status(d.control, "mailbox", small)["count"]),
+               1, "the old file's count")
+        expect(d.client().request(**pt.data_req(small)), pt.DUNNO, "2 of 3")
+    finally:
+        d.kill()
+    d = pt.Daemon(tmp, control=True)
+    try:
+        d.wait_log(r"journal opened path=\S+ replayed=1$")
+        expect(int(pt.control_status(d.control, "mailbox", small)["count"]),
+               2, "after a crash again")
     finally:
         d.stop()
         d.kill()

@@ -92,6 +92,8 @@ check "policyd: counts at their bounds kept exactly across a restart" \
   python3 "$R" "$BUILD" extremes
 check "policyd: kill -9 under load loses no count (journal)" \
   python3 "$R" "$BUILD" kill9
+check "policyd: an older state file put back: its journal not replayed" \
+  python3 "$R" "$BUILD" foreign_journal
 check "policyd: longest answer gap during a 1M-mailbox reload, saves every second" \
   python3 "$R" "$BUILD" stall
 check "policyd: temporary files of killed saves removed" \
