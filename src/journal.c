@@ -797,18 +797,21 @@ out:
 /* ---- flushing and closing ------------------------------------------------ */
 
 static int flush_report(obspam_engine *e, obspam__journal *j) {
+  const char *file = j->path;
   uint64_t lost;
   int err = 0;
 
   pthread_mutex_lock(&j->lock);
-  if (flush_locked(j, 1) != 0)
+  if (flush_locked(j, 1) != 0) {
     err = errno;
+    if (j->unsettled || j->old_fd >= 0)
+      file = j->next; /* where fd writes now */
+  }
   lost = j->lost;
   j->lost = 0;
   pthread_mutex_unlock(&j->lock);
   if (err != 0)
-    return obspam__fail(e, OBSPAM_EIO, "journal_flush: %s: %s",
-                        j->unsettled || j->old_fd >= 0 ? j->next : j->path,
+    return obspam__fail(e, OBSPAM_EIO, "journal_flush: %s: %s", file,
                         strerror(err));
   if (lost > 0)
     return obspam__fail(e, OBSPAM_EIO,
