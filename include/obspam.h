@@ -86,6 +86,13 @@ enum obspam_kind {
 #define OBSPAM_UNLIMITED (-1)
 #define OBSPAM_INHERIT (-2)
 
+/* The most recipients one message counts for (added in 1.3): a message
+   with more is charged this many. No mail server sends so many in one
+   message; the bound keeps every counter the library keeps, and saves and
+   loads, far inside 64 bits (a counter saturates at 2^48 per object and
+   minute or hour, which is 131,072 such messages). */
+#define OBSPAM_RECIPIENTS_MAX 2147483648u
+
 /* Windows of a limit, in seconds (added in 1.3). A verdict and the
    statistics name a window by these values. */
 #define OBSPAM_WINDOW_MINUTE 60
@@ -142,7 +149,8 @@ typedef struct obspam_message {
   const char *sasl_username;  /* NULL or "" when not authenticated */
   const char *sender;         /* envelope sender; a forward: the forwarder */
   const char *client_address; /* IPv4/IPv6 text; NULL or "" when local */
-  uint32_t recipients;        /* >= 1 */
+  uint32_t recipients;        /* >= 1; counted as at most
+                                 OBSPAM_RECIPIENTS_MAX */
   int64_t uid;                /* system user of a script, -1 unknown */
   const char *domain_hint;    /* virtual host of a script, NULL unknown */
   const char *script;         /* script path for reports, NULL unknown */
@@ -488,6 +496,67 @@ OBSPAM_API int obspam_state_save(obspam_engine *e, const char *path);
    OBSPAM_ECORRUPT, a newer format OBSPAM_EVERSION, an unreadable one
    OBSPAM_EIO; on any error the engine is unchanged. */
 OBSPAM_API int obspam_state_load(obspam_engine *e, const char *path);
+
+/* ---- The journal (added in 1.3) ------------------------------------------
+
+   A snapshot holds what was counted when it was written; the journal holds
+   what was decided since, so that a process killed at any moment loses no
+   count. It is the file state_path.journal beside the state file, and a
+   second one, state_path.journal.next, while a save is under way.
+
+   Once a journal is open, every decision that changes the counters is
+   recorded in memory as part of the decision itself: accepted messages
+   (their recipients or the message), refused ones and refused probes
+   (the statistics count refusals), with the objects charged, the time and
+   the verdict. Checks, probes that are accepted, and exempt, whitelisted
+   and unknown senders change nothing and are not recorded; neither are
+   decisions made by a shared counter store (obspam_set_store: it keeps
+   the counters itself), nor notices sent. obspam_journal_flush writes the
+   recorded decisions in one write; call it before the answers leave (a
+   daemon: once per round of its event loop). A record that no flush wrote
+   is written when 256 KiB of them wait.
+
+   obspam_state_save(e, state_path) cuts the journal at the moment it
+   copies the counters and replaces it by the records made after that
+   moment once the snapshot is in place; a save to another path leaves
+   the journal alone. */
+
+/* obspam_journal_open flags. OBSPAM_JOURNAL_FSYNC: each flush waits for
+   the disk (fdatasync). */
+#define OBSPAM_JOURNAL_FSYNC 1u
+
+/* Opens (or creates, mode 0600) the journal of state_path and replays into
+   the engine every decision it holds that the state file on disk does not:
+   call it after obspam_state_load(e, state_path), or on a fresh engine
+   when there is no state file. A last record cut short by a crash is
+   ignored. Records of a journal that belongs to another snapshot (an older
+   one put back, or a state file that could not be loaded) are not
+   replayed: *ignored counts them. *replayed (either pointer may be NULL)
+   counts the decisions replayed; a decision whose objects are gone from
+   the configuration charges those that remain.
+
+   Without OBSPAM_JOURNAL_FSYNC, a process that dies loses nothing that a
+   flush wrote, and a power loss what the kernel had not written yet; with
+   it, each flush is on the disk when it returns.
+
+   OBSPAM_EINVAL when a journal is open already, OBSPAM_ECORRUPT when the
+   file is not a journal, OBSPAM_EVERSION for a newer format, OBSPAM_EIO
+   when it cannot be read or written. OBSPAM_ENOMEM may leave some of the
+   decisions replayed: calling it again replays the rest, and ends where a
+   call that never failed ends. Thread-safe, like every function here. */
+OBSPAM_API int obspam_journal_open(obspam_engine *e, const char *state_path,
+                                   unsigned flags, int64_t *replayed,
+                                   int64_t *ignored);
+/* Writes the decisions recorded since the last flush to the journal in one
+   write (and, with OBSPAM_JOURNAL_FSYNC, waits for the disk). OBSPAM_OK
+   also when no journal is open or nothing waits. OBSPAM_EIO when the file
+   does not take them: they stay in memory for the next flush, and the
+   file is cut back to its last whole record. */
+OBSPAM_API int obspam_journal_flush(obspam_engine *e);
+/* Flushes and closes the journal; its file stays for the next
+   obspam_journal_open. OBSPAM_OK when none is open. obspam_engine_free
+   closes it too. */
+OBSPAM_API int obspam_journal_close(obspam_engine *e);
 
 #ifdef __cplusplus
 }

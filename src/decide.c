@@ -355,6 +355,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->dry = dry;
   ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   ch->notify_only = 0;
+  ch->replay = 0;
+  ch->journal = dry ? NULL : e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(d->out, OBSPAM_ACCEPT);
     return 1;
@@ -377,7 +379,9 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
     return rc == LATER ? LATER : 1;
   for (i = 0; i < ch->n; i++)
     ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
-  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : (int64_t)msg->recipients;
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT]             ? 1
+          : msg->recipients > OBSPAM_RECIPIENTS_MAX ? OBSPAM_RECIPIENTS_MAX
+                                                    : (int64_t)msg->recipients;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->script = NULL;

@@ -1,4 +1,5 @@
 #include "engine.h"
+#include "journal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -363,6 +364,7 @@ nomem:
 void obspam_engine_free(obspam_engine *e) {
   if (e == NULL)
     return;
+  obspam__journal_free(e);
   obspam__conf_free(e->conf, e->store);
   /* The store drops the state of the implicit mailboxes, which must still
      be there; then they go. */

@@ -45,6 +45,13 @@ struct obspam_engine {
   /* The implicit mailboxes; they outlive a reload, moved to the new
      tree's domains. */
   obspam__implicit imp;
+  /* The journal (journal.c), set and cleared under the write lock; NULL
+     when none is open. A replay that failed applied replay_done records
+     of the journal that follows the snapshot replay_id: the next
+     obspam_journal_open goes on from there. */
+  struct obspam__journal *journal;
+  size_t replay_done;
+  uint64_t replay_id[2];
 
   pthread_mutex_t err_lock;
   char errmsg[512];

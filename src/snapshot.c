@@ -55,6 +55,7 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "journal.h"
 
 #define MAGIC "OBSPAMST"
 #define FORMAT_VERSION 2u
@@ -154,7 +155,7 @@ int obspam__get_i64(obspam__reader *r, int64_t *v) {
 
 /* ---- files --------------------------------------------------------------- */
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
+int obspam__write_all(int fd, const uint8_t *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
 
@@ -169,7 +170,7 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 }
 
 /* Makes the rename itself durable. */
-static int sync_dir(const char *path) {
+int obspam__sync_dir(const char *path) {
   char dir[4096];
   const char *slash = strrchr(path, '/');
   int fd, rc;
@@ -288,7 +289,7 @@ static int write_atomic(obspam_engine *e, const char *path, const uint8_t *p,
   if (fd < 0)
     return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", tmp,
                         strerror(errno));
-  if (write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+  if (obspam__write_all(fd, p, n) != 0 || fsync(fd) != 0) {
     err = errno;
     unlink(tmp);
     close(fd);
@@ -307,7 +308,7 @@ static int write_atomic(obspam_engine *e, const char *path, const uint8_t *p,
   if (close(fd) != 0)
     return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", path,
                         strerror(errno));
-  if (sync_dir(path) != 0)
+  if (obspam__sync_dir(path) != 0)
     return obspam__fail(e, OBSPAM_EIO,
                         "state_save: syncing the directory "
                         "of %s: %s",
@@ -324,7 +325,9 @@ static void patch_le(uint8_t *p, uint64_t v) {
 
 int obspam_state_save(obspam_engine *e, const char *path) {
   obspam__buf b = {NULL, 0, 0, 0};
+  obspam__journal *j;
   size_t payload;
+  uint64_t sum;
   int rc;
 
   if (e == NULL)
@@ -336,19 +339,32 @@ int obspam_state_save(obspam_engine *e, const char *path) {
   obspam__buf_u32(&b, 0);
   obspam__buf_i64(&b, 0); /* length and checksum, patched below */
   obspam__buf_i64(&b, 0);
+  /* The journal of this state file is cut where the counters are taken
+     (journal.c). */
   pthread_rwlock_rdlock(&e->lock);
-  e->store->ops->save(e->store, &b);
+  j = obspam__journal_begin_save(e, path);
+  if (j != NULL && (rc = obspam__journal_prepare(e, j)) != OBSPAM_OK) {
+    pthread_rwlock_unlock(&e->lock);
+    free(b.p);
+    return obspam__journal_saved(e, j, rc);
+  }
+  e->store->ops->save(e->store, &b, j != NULL ? obspam__journal_cut : NULL, j);
   pthread_rwlock_unlock(&e->lock);
   if (b.failed) {
     free(b.p);
-    return obspam__fail(e, OBSPAM_ENOMEM, "state_save: out of memory");
+    rc = obspam__fail(e, OBSPAM_ENOMEM, "state_save: out of memory");
+    return j != NULL ? obspam__journal_saved(e, j, rc) : rc;
   }
   payload = b.len - HEADER_SIZE;
+  sum = obspam__checksum(b.p + HEADER_SIZE, payload);
   patch_le(b.p + 16, (uint64_t)payload);
-  patch_le(b.p + 24, obspam__checksum(b.p + HEADER_SIZE, payload));
-  rc = write_atomic(e, path, b.p, b.len);
+  patch_le(b.p + 24, sum);
+  rc = j != NULL ? obspam__journal_stamp(e, j, (uint64_t)payload, sum)
+                 : OBSPAM_OK;
+  if (rc == OBSPAM_OK)
+    rc = write_atomic(e, path, b.p, b.len);
   free(b.p);
-  return rc;
+  return j != NULL ? obspam__journal_saved(e, j, rc) : rc;
 }
 
 int obspam_state_load(obspam_engine *e, const char *path) {
@@ -366,6 +382,13 @@ int obspam_state_load(obspam_engine *e, const char *path) {
     return OBSPAM_EINVAL;
   if (path == NULL || path[0] == '\0')
     return obspam__fail(e, OBSPAM_EINVAL, "state_load: no path");
+  pthread_rwlock_rdlock(&e->lock);
+  rc = obspam__journal_owns(e, path);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "state_load: %s has a journal open: close it first",
+                        path);
   remove_stale_temps(path);
   rc = obspam__read_file(e, "state_load: ", path, &text, &n);
   if (rc != OBSPAM_OK)

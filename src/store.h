@@ -30,6 +30,12 @@ typedef struct obspam__charge {
   /* The decision was made elsewhere (refuser, count and retry_after are
      set): only account it in the notification period. */
   int notify_only;
+  /* The decision is given by a journal record (refuser, and wait[i] != 0
+     for each object over its own limit): apply it without answering. */
+  int replay;
+  /* Not NULL: the journal the store records the charge in, under its
+     lock, once it is made (journal.h). */
+  struct obspam__journal *journal;
   int64_t retention;  /* hours of history to keep */
   int64_t period;     /* notification period, seconds */
   const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */
@@ -184,8 +190,11 @@ typedef struct obspam__store_ops {
                 obspam__row **out, size_t *n);
   /* Detaches the notices of every period that ended at or before now. */
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
-  /* Appends the whole state to b. */
-  void (*save)(obspam__store *s, obspam__buf *b);
+  /* Appends the whole state to b. When cut is not NULL, calls it once
+     with the store's lock held, at the moment the state appended is
+     taken: every charge before it is in b, none after it. */
+  void (*save)(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+               void *ud);
   /* Parses a saved state of format version (1 or 2, see snapshot.c)
      without touching the store: NULL and *why set when it is malformed or
      memory ran out (*nomem set then). */

@@ -23,12 +23,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "store.h"
 
 #define WINDOW 60        /* minutes in the window */
 #define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
 #define HOURS_MAX 87600  /* the longest retention, in hours */
-/* The largest count a snapshot may hold for one hour or period. */
+/* The largest count of messages or recipients sent that one object keeps
+   for a minute, an hour or a notification period: a charge saturates there
+   (add_count), the snapshot writes nothing larger and the loader accepts
+   nothing larger, so whatever was charged can be saved and loaded. A
+   message counts at most OBSPAM_RECIPIENTS_MAX (2^31), so it takes 2^17 of
+   the largest messages to reach it; sums of 60 minutes or of every hour
+   of the longest retention stay far inside 64 bits. Refusals count one
+   each and cannot come near it. */
 #define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
@@ -618,13 +626,22 @@ static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
   np_refusal(m, ch, i, t);
 }
 
+/* Adds c to the count *v, saturating at COUNT_MAX; returns what it
+   added. */
+static int64_t add_count(int64_t *v, int64_t c) {
+  if (c > COUNT_MAX - *v)
+    c = COUNT_MAX - *v;
+  *v += c;
+  return c;
+}
+
 static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
   ring *r = ch->obj[i]->ring;
 
-  r->b_sent[minute % WINDOW] += ch->c;
-  r->sent += ch->c;
-  ch->obj[i]->hist->cur.sent += ch->c;
-  ch->obj[i]->hist->np_sent += ch->c;
+  /* The window's sum is the sum of its buckets, as the loader derives it. */
+  r->sent += add_count(&r->b_sent[minute % WINDOW], ch->c);
+  add_count(&ch->obj[i]->hist->cur.sent, ch->c);
+  add_count(&ch->obj[i]->hist->np_sent, ch->c);
 }
 
 static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
@@ -634,7 +651,7 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
     hour_refusal(&h->cur, 1, t);
     h->last_refused = t;
   } else {
-    h->cur.sent += ch->c;
+    add_count(&h->cur.sent, ch->c);
   }
 }
 
@@ -749,7 +766,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
     if (ch->refuser >= 0)
       np_refusal(m, ch, i, ch->t);
     else if (!ch->probe)
-      h->np_sent += ch->c;
+      add_count(&h->np_sent, ch->c);
   }
   sweep(m, ch->t / 60, cutoff_of(hour, ch->retention));
 }
@@ -792,7 +809,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   hour = hour_of(t);
   start = t - t % ch->period;
   prefetch(ch->obj, ch->n, minute);
-  if (!ch->notify_only)
+  if (!ch->notify_only && !ch->replay)
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
@@ -837,6 +854,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     script_free(m, p.sc);
   script_evict(m);
   sweep(m, minute, cutoff_of(hour, ch->retention));
+  /* Recorded under the lock, so that a save's cut (mem_save) sees every
+     charge either in the snapshot or in the journal after it. An accepted
+     probe changed nothing. */
+  if (ch->journal != NULL && (ch->refuser >= 0 || !ch->probe))
+    obspam__journal_record(ch->journal, ch);
   return OBSPAM_OK;
 }
 
@@ -1156,13 +1178,16 @@ static void save_buckets(obspam__buf *b, const ring *r) {
   save_counts(b, r->b_exc);
 }
 
-static void mem_save(obspam__store *s, obspam__buf *b) {
+static void mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                     void *ud) {
   mem_store *m = (mem_store *)s;
   const obspam__pending *p;
   const hist *h;
   uint32_t count = 0, i;
 
   pthread_mutex_lock(&m->lock);
+  if (cut != NULL)
+    cut(ud);
   obspam__buf_i64(b, m->newest);
   for (h = m->h_first; h != NULL; h = h->next)
     count++;

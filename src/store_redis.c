@@ -1090,10 +1090,11 @@ static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   return r->local->ops->notices(r->local, now, out);
 }
 
-static void r_save(obspam__store *s, obspam__buf *b) {
+static void r_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                   void *ud) {
   redis_store *r = (redis_store *)s;
 
-  r->local->ops->save(r->local, b);
+  r->local->ops->save(r->local, b, cut, ud);
 }
 
 static void *r_load_parse(obspam__store *s, obspam__reader *rd,

@@ -143,3 +143,8 @@ int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
 
 int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,
                            int64_t *episodes);
+
+int obspam_journal_open(obspam_engine *e, const char *state_path,
+                        unsigned flags, int64_t *replayed, int64_t *ignored);
+int obspam_journal_flush(obspam_engine *e);
+int obspam_journal_close(obspam_engine *e);

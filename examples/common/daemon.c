@@ -466,6 +466,8 @@ struct obspamd_private {
   int64_t store_up, store_episodes, store_fallbacks;
   /* The episodes of a full set of implicit mailboxes the tick has seen. */
   int64_t implicit_episodes;
+  /* Journal flushes failed in a row (obspamd_journal_flush). */
+  uint64_t journal_failed;
   /* The housekeeping thread. */
   pthread_mutex_t hk_lock;
   pthread_cond_t hk_cond;
@@ -659,6 +661,69 @@ static int load_state(obspamd_service *s) {
     return OBSPAM_OK;
   }
   obspamd_log(LOG_ERR, "cannot start: %s", obspam_engine_errmsg(s->engine));
+  return rc;
+}
+
+/* Opens the journal beside the state file, replaying the decisions the
+   state file does not hold yet. A journal that cannot be used is renamed
+   aside like a bad state file: the daemon starts (from the state file
+   alone) rather than not at all. */
+static int open_journal(obspamd_service *s) {
+  char path[PATH_MAX + 16], aside[PATH_MAX + 80], why[600];
+  int64_t replayed = 0, ignored = 0;
+  unsigned flags = s->journal_fsync ? OBSPAM_JOURNAL_FSYNC : 0;
+  int rc;
+
+  rc =
+      obspam_journal_open(s->engine, s->state_path, flags, &replayed, &ignored);
+  if (rc == OBSPAM_ECORRUPT || rc == OBSPAM_EVERSION) {
+    snprintf(why, sizeof(why), "%s", obspam_engine_errmsg(s->engine));
+    snprintf(path, sizeof(path), "%s.journal", s->state_path);
+    if (rename_aside(path, aside, sizeof(aside)) != 0) {
+      obspamd_log(LOG_ERR,
+                  "cannot start: the journal %s is unusable (%s) and cannot "
+                  "be renamed aside: %s",
+                  path, why, strerror(errno));
+      return OBSPAM_EIO;
+    }
+    obspamd_log(LOG_WARNING, "journal unusable path=%s moved=%s: %s", path,
+                aside, why);
+    rc = obspam_journal_open(s->engine, s->state_path, flags, &replayed,
+                             &ignored);
+  }
+  if (rc != OBSPAM_OK) {
+    obspamd_log(LOG_ERR, "cannot start: %s", obspam_engine_errmsg(s->engine));
+    return rc;
+  }
+  if (ignored > 0)
+    obspamd_log(LOG_WARNING,
+                "journal path=%s.journal: %" PRId64 " decisions not replayed: "
+                "they follow another state file than %s (or a shared "
+                "store keeps the counters)",
+                s->state_path, ignored, s->state_path);
+  obspamd_log(LOG_INFO, "journal opened path=%s.journal replayed=%" PRId64 "%s",
+              s->state_path, replayed, s->journal_fsync ? " fsync" : "");
+  return OBSPAM_OK;
+}
+
+int obspamd_journal_flush(obspamd_service *s) {
+  struct obspamd_private *p = s->priv;
+  int rc = obspam_journal_flush(s->engine);
+  uint64_t failed;
+
+  /* A full disk fails every round: one line when it starts, one when it
+     ends, with the count. */
+  if (rc != OBSPAM_OK) {
+    if (__atomic_fetch_add(&p->journal_failed, 1, __ATOMIC_RELAXED) == 0)
+      obspamd_log(LOG_ERR, "journal: %s; the decisions wait in memory",
+                  obspam_engine_errmsg(s->engine));
+  } else if (__atomic_load_n(&p->journal_failed, __ATOMIC_RELAXED) != 0 &&
+             (failed = __atomic_exchange_n(&p->journal_failed, 0,
+                                           __ATOMIC_RELAXED)) != 0) {
+    obspamd_log(LOG_INFO,
+                "journal: written again after %" PRIu64 " failed writes",
+                failed);
+  }
   return rc;
 }
 
@@ -984,6 +1049,8 @@ int obspamd_service_start(obspamd_service *s) {
   obspamd_log(LOG_INFO, "config loaded path=%s", s->config_path);
   if (s->state_path != NULL && *s->state_path != '\0') {
     rc = load_state(s);
+    if (rc == OBSPAM_OK)
+      rc = open_journal(s);
     if (rc != OBSPAM_OK)
       goto fail;
   }
@@ -1041,6 +1108,10 @@ int obspamd_service_stop(obspamd_service *s) {
   obspamd_housekeeping_stop(s);
   if (s->state_path != NULL && *s->state_path != '\0')
     rc = obspamd_save(s, NULL, 0);
+  /* After the last save the journal holds nothing more: closed, it is
+     left for the next start, which finds it empty. */
+  if (obspam_journal_close(s->engine) != OBSPAM_OK)
+    obspamd_log(LOG_ERR, "journal: %s", obspam_engine_errmsg(s->engine));
   obspam_set_notify(s->engine, NULL, NULL);
   {
     obspamd__mailer *m;

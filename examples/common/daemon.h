@@ -144,6 +144,7 @@ int obspamd_become(const char *spec, const char *state_path);
 typedef struct obspamd_options {
   const char *config, *state, *control, *metrics, *admin, *notify_command;
   int save_interval, socket_mode, foreground, check_config;
+  int journal_fsync;   /* --journal-fsync */
   int reload_max_drop; /* percent, 1..100; 0: the default */
   const char *user;    /* --user USER[:GROUP], NULL: stay who we are */
   long user_uid;       /* USER's uid, -1 without --user */
@@ -169,6 +170,7 @@ enum {
   OBSPAMD_OPT_USER,
   OBSPAMD_OPT_ALLOW_USER,
   OBSPAMD_OPT_LOG,
+  OBSPAMD_OPT_JOURNAL_FSYNC,
   OBSPAMD_OPT_OWN
 };
 
@@ -188,7 +190,8 @@ enum {
   {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}, \
   {"user", required_argument, NULL, OBSPAMD_OPT_USER},                         \
   {"allow-user", required_argument, NULL, OBSPAMD_OPT_ALLOW_USER},             \
-  {"log", required_argument, NULL, OBSPAMD_OPT_LOG}
+  {"log", required_argument, NULL, OBSPAMD_OPT_LOG},                           \
+  {"journal-fsync", no_argument, NULL, OBSPAMD_OPT_JOURNAL_FSYNC}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
@@ -223,7 +226,10 @@ int obspamd_options_done(const char *program, int argc, char **argv,
   "                         be repeated)\n"                                    \
   "  --log WHERE            stderr, syslog (facility mail) or journal\n"       \
   "                         (default: journal under systemd, else stderr\n"    \
-  "                         in the foreground and syslog detached)\n"
+  "                         in the foreground and syslog detached)\n"          \
+  "  --journal-fsync        with --state: wait for the disk after each\n"      \
+  "                         write of the journal of decisions (a power\n"      \
+  "                         loss then loses none; slower)\n"
 
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with
@@ -297,6 +303,10 @@ typedef struct obspamd_service {
      the milter does with it. */
   int local_action;
   int save_interval; /* seconds; 0: only at exit */
+  /* With a state file, the decisions since the last save are kept in its
+     journal (STATE.journal, obspam_journal_open); with journal_fsync set
+     each obspamd_journal_flush waits for the disk. */
+  int journal_fsync;
   /* Filled in by obspamd_service_start. */
   obspam_engine *engine;
   obspamd_metrics metrics;
@@ -347,6 +357,11 @@ int obspamd_reload_force(obspamd_service *s, int force, char *msg,
    Returns the exit status (0 or 1). The options were checked when they
    were parsed. */
 int obspamd_check_config(const char *program, const char *path);
+/* Writes the decisions made since the last call to the journal of the
+   state file (obspam_journal_flush), before their answers leave: the
+   policy server once per round of its loop, the milter before it answers
+   a message. A failure is logged once until a flush succeeds again. */
+int obspamd_journal_flush(obspamd_service *s);
 /* Saves the state file; logs and counts the outcome. Without a state
    path: OBSPAM_EINVAL, "no state file is configured". */
 int obspamd_save(obspamd_service *s, char *msg, size_t msg_size);

@@ -168,6 +168,9 @@ static int shared_option(const char *program, int opt, const char *arg,
       return -1;
     o->reload_max_drop = (int)v;
     return 1;
+  case OBSPAMD_OPT_JOURNAL_FSYNC:
+    o->journal_fsync = 1;
+    return 1;
   case OBSPAMD_OPT_USER:
     return user_option(program, arg, o);
   case OBSPAMD_OPT_ALLOW_USER:

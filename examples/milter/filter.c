@@ -203,7 +203,8 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
   connection *c = smfi_getpriv(ctx);
 
   (void)argv;
-  if (c != NULL && c->msg != NULL && c->msg->recipients < UINT32_MAX)
+  /* The library counts a message as at most OBSPAM_RECIPIENTS_MAX. */
+  if (c != NULL && c->msg != NULL && c->msg->recipients < OBSPAM_RECIPIENTS_MAX)
     c->msg->recipients++;
   return SMFIS_CONTINUE;
 }
@@ -407,6 +408,11 @@ static sfsistat on_eom(SMFICTX *ctx) {
     end_message(c);
     return SMFIS_TEMPFAIL;
   }
+  /* The decision reaches the journal before its answer leaves. Threads
+     that answer at once share a write: a flush takes every record waiting,
+     and the others find theirs written. A journal that fails is logged;
+     the message is answered all the same. */
+  (void)obspamd_journal_flush(svc);
   obspamd_metrics_decision(&svc->metrics, &v, obspamd_now_us() - t0);
   if (milter_cfg.verbose)
     log_decision(LOG_DEBUG, qid, local, &m, &v);

@@ -455,6 +455,7 @@ int main(int argc, char **argv) {
   svc.admin = o.c.admin;
   svc.notify_command = o.c.notify_command;
   svc.save_interval = o.c.save_interval;
+  svc.journal_fsync = o.c.journal_fsync;
   svc.local_action =
       o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
   svc.reload_max_drop = o.c.reload_max_drop;

@@ -284,6 +284,10 @@ typedef struct conn {
   struct conn *wprev, *wnext;
   int64_t started;
   int waiting;
+  /* With answers made in this round: in the server's list of such
+     connections, written once the round's decisions are in the journal. */
+  struct conn *rprev, *rnext;
+  int ready;
   peer *client;            /* its client's count; NULL when not counted */
   int unix_peer;           /* came in on a unix: listener, peer checked */
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
@@ -304,6 +308,7 @@ typedef struct server {
   int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
   conn *head, *tail;
   conn *whead, *wtail; /* connections with a request pending, oldest first */
+  conn *rhead;         /* connections with answers of this round */
   long nconns, max_conns;
   int64_t idle_ms, request_ms;
   /* Connections counted per client (peers.h). */
@@ -399,6 +404,30 @@ static void track_request(server *s, conn *c, int completed) {
   wait_append(s, c, (int64_t)(s->woke_us / 1000));
 }
 
+static void ready_add(server *s, conn *c) {
+  if (c->ready)
+    return;
+  c->ready = 1;
+  c->rprev = NULL;
+  c->rnext = s->rhead;
+  if (s->rhead != NULL)
+    s->rhead->rprev = c;
+  s->rhead = c;
+}
+
+static void ready_remove(server *s, conn *c) {
+  if (!c->ready)
+    return;
+  if (c->rprev != NULL)
+    c->rprev->rnext = c->rnext;
+  else
+    s->rhead = c->rnext;
+  if (c->rnext != NULL)
+    c->rnext->rprev = c->rprev;
+  c->rprev = c->rnext = NULL;
+  c->ready = 0;
+}
+
 static void set_listeners(server *s, int on) {
   int i;
 
@@ -420,6 +449,7 @@ static void conn_close(server *s, conn *c) {
   close(c->fd);
   list_remove(s, c);
   wait_remove(s, c);
+  ready_remove(s, c);
   peers_release(s->peers, c->client);
   free(c);
   s->nconns--;
@@ -608,6 +638,9 @@ static int conn_process(server *s, conn *c) {
     if (c->in_off == c->in_len)
       break;
     if (!out_room(c)) {
+      /* The answers leave only after their decisions are in the journal
+         (a deep pipeline: otherwise once per round, in flush_ready). */
+      obspamd_journal_flush(&s->svc);
       if (conn_flush(c) < 0) {
         conn_close(s, c);
         return -1;
@@ -637,13 +670,29 @@ static int conn_process(server *s, conn *c) {
   }
   if (c->in_off == c->in_len)
     c->in_off = c->in_len = 0;
-  if (conn_flush(c) < 0) {
-    conn_close(s, c);
-    return -1;
-  }
   track_request(s, c, completed);
-  conn_interest(s, c);
+  if (c->out_len > c->out_off)
+    ready_add(s, c); /* written at the end of the round */
+  else
+    conn_interest(s, c);
   return 0;
+}
+
+/* The end of a round: the decisions made in it go to the journal in one
+   write, then their answers leave. */
+static void flush_ready(server *s) {
+  if (s->rhead == NULL)
+    return;
+  obspamd_journal_flush(&s->svc);
+  while (s->rhead != NULL) {
+    conn *c = s->rhead;
+
+    ready_remove(s, c);
+    if (conn_flush(c) < 0)
+      conn_close(s, c);
+    else
+      conn_interest(s, c);
+  }
 }
 
 static int conn_readable(server *s, conn *c) {
@@ -660,8 +709,11 @@ static int conn_readable(server *s, conn *c) {
     /* Postfix closes connections it no longer needs; a reset is the same
        to us. A client that only shut down its side gets the answers that
        are still waiting, as far as the socket takes them now. */
-    if (n == 0)
+    if (n == 0) {
+      if (c->ready)
+        obspamd_journal_flush(&s->svc);
       conn_flush(c);
+    }
     conn_close(s, c);
     return -1;
   }
@@ -791,6 +843,8 @@ static void accept_some(server *s, listener *l) {
     c->unix_peer = l->unix_socket;
     c->waiting = 0;
     c->wprev = c->wnext = NULL;
+    c->ready = 0;
+    c->rprev = c->rnext = NULL;
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
     c->decided[0] = c->probed[0] = '\0';
@@ -1015,7 +1069,7 @@ static void start_reload(server *s) {
 
 static void run(server *s) {
   struct epoll_event evs[256];
-  int64_t now, next_tick = 0;
+  int64_t now;
 
   while (!s->stop) {
     int n, i;
@@ -1046,6 +1100,7 @@ static void run(server *s) {
           conn_readable(s, c);
       }
     }
+    flush_ready(s);
     if (s->reload)
       start_reload(s);
     now = obspamd_now_ms();
@@ -1056,12 +1111,6 @@ static void run(server *s) {
         s->nconns < s->max_conns) {
       s->accept_paused = 0;
       set_listeners(s, 1);
-    }
-    /* Saves every --save-interval and flushes notices, at most once a
-       second however busy the loop is. */
-    if (now >= next_tick) {
-      obspamd_tick(&s->svc, 0);
-      next_tick = now + 1000;
     }
   }
 }
@@ -1172,6 +1221,7 @@ int main(int argc, char **argv) {
   s->svc.admin = o.c.admin;
   s->svc.notify_command = o.c.notify_command;
   s->svc.save_interval = o.c.save_interval;
+  s->svc.journal_fsync = o.c.journal_fsync;
   s->svc.reload_max_drop = o.c.reload_max_drop;
   if (obspamd_service_start(&s->svc) != 0)
     return 1; /* the reason is logged */
@@ -1198,6 +1248,11 @@ int main(int argc, char **argv) {
      the configuration, and a save writes the state directory, as that
      user. */
   if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
+    goto out_metrics;
+  /* Saves every --save-interval and notices on a thread of their own: a
+     save never holds up the loop, nor waits in it for a reload that holds
+     the service's lock. */
+  if (obspamd_housekeeping_start(&s->svc) != 0)
     goto out_metrics;
 
   log_ready(s, config);

@@ -254,8 +254,8 @@ static int put_byte(policy_req *r, char c) {
   return POLICY_MORE;
 }
 
-/* Whether a value is a number below 2^32 (recipient_count, obspam_uid). */
-static int u32_value(const policy_value *v) {
+/* Whether a value is a number up to max (recipient_count, obspam_uid). */
+static int number_value(const policy_value *v, uint64_t max) {
   uint64_t n = 0;
   uint16_t i;
 
@@ -266,7 +266,7 @@ static int u32_value(const policy_value *v) {
 
     if (c < '0' || c > '9')
       return 0;
-    if ((n = n * 10 + (uint64_t)(c - '0')) > UINT32_MAX)
+    if ((n = n * 10 + (uint64_t)(c - '0')) > max)
       return 0;
   }
   return 1;
@@ -286,13 +286,13 @@ static int finish(policy_req *r) {
     snprintf(what, sizeof(what), "unsupported request '%s'", q);
     return fail(r, what);
   }
-  if (rc->present && rc->len > 0 && !u32_value(rc)) {
+  if (rc->present && rc->len > 0 && !number_value(rc, OBSPAM_RECIPIENTS_MAX)) {
     quote(q, sizeof(q), rc->text, rc->len);
     snprintf(what, sizeof(what),
-             "bad recipient_count '%s': expected a number below 2^32", q);
+             "bad recipient_count '%s': expected a number up to 2^31", q);
     return fail(r, what);
   }
-  if (uid->present && uid->len > 0 && !u32_value(uid)) {
+  if (uid->present && uid->len > 0 && !number_value(uid, UINT32_MAX)) {
     quote(q, sizeof(q), uid->text, uid->len);
     snprintf(what, sizeof(what),
              "bad obspam_uid '%s': expected a number below 2^32", q);
@@ -464,7 +464,7 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
   m->sender = nonempty(r, POLICY_SENDER);
   m->client_address = addr != NULL && is_ip(addr) ? addr : NULL;
-  /* policy_feed accepted the count: digits only, below 2^32. */
+  /* policy_feed accepted the count: digits only, at most 2^31. */
   for (; count != NULL && *count != '\0'; count++)
     n = n * 10 + (uint64_t)(*count - '0');
   m->recipients = 1;

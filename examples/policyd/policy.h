@@ -96,9 +96,9 @@ void policy_reset(policy_req *r);
    attribute name, a line over POLICY_LINE_MAX bytes, a request over
    POLICY_REQUEST_MAX bytes or POLICY_ATTRS_MAX attributes, and, at its end,
    a request without request=smtpd_access_policy, or with a
-   recipient_count or an obspam_uid that is not a number below 2^32. An
-   attribute given twice keeps its last
-   value. */
+   recipient_count that is not a number up to 2^31
+   (OBSPAM_RECIPIENTS_MAX) or an obspam_uid that is not a number below
+   2^32. An attribute given twice keeps its last value. */
 int policy_feed(policy_req *r, const char *data, size_t len, size_t *used);
 
 /* A kept attribute of a complete request: its value, or NULL when it was

@@ -58,6 +58,8 @@ int main(void) {
   C(OBSPAM_WINDOW_MINUTE);
   C(OBSPAM_WINDOW_HOUR);
   C(OBSPAM_WINDOW_DAY);
+  C(OBSPAM_RECIPIENTS_MAX);
+  C(OBSPAM_JOURNAL_FSYNC);
 
   S(obspam_message);
   F(obspam_message, struct_size);

@@ -60,6 +60,8 @@ int main(void) {
   CONST(OBSPAM_WINDOW_MINUTE);
   CONST(OBSPAM_WINDOW_HOUR);
   CONST(OBSPAM_WINDOW_DAY);
+  CONST(OBSPAM_RECIPIENTS_MAX);
+  CONST(OBSPAM_JOURNAL_FSYNC);
 
   SIZE(obspam_message);
   FIELD(obspam_message, struct_size);

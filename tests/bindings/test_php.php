@@ -242,6 +242,8 @@ test('every function has a method', function (): void {
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
         'obspam_set_store' => 'setStore', 'obspam_store_status' => 'storeStatus',
+        'obspam_journal_open' => 'openJournal', 'obspam_journal_flush' => 'flushJournal',
+        'obspam_journal_close' => 'closeJournal',
     ];
     $functions = $m[1];
     sort($functions);
@@ -331,6 +333,9 @@ test('life cycle', function (): void {
         'notifyFlush' => fn () => $e->notifyFlush(),
         'saveState' => fn () => $e->saveState("$tmp/x"),
         'loadState' => fn () => $e->loadState("$tmp/x"),
+        'openJournal' => fn () => $e->openJournal("$tmp/x"),
+        'flushJournal' => fn () => $e->flushJournal(),
+        'closeJournal' => fn () => $e->closeJournal(),
         'setStore' => fn () => $e->setStore(null),
         'storeStatus' => fn () => $e->storeStatus(),
         'lastError' => fn () => $e->lastError(),
@@ -912,6 +917,37 @@ test('snapshot', function (): void {
     throws(fn () => $b->loadState("$tmp/absent.bin"), Engine::EIO, null, 'absent');
     throws(fn () => $b->saveState("$tmp/no/such/dir/s.bin"), Engine::EIO, null, 'unwritable');
     same(4, $b->stats(Engine::MAILBOX, 'info@example.com', T + 11)->count, 'unchanged by the errors');
+});
+
+test('journal', function (): void {
+    global $tmp;
+    $dir = "$tmp/journal";
+    mkdir($dir);
+    $state = "$dir/state";
+    $a = newEngine();
+    same(['replayed' => 0, 'ignored' => 0], $a->openJournal($state), 'a new journal');
+    $a->decide(['sasl_username' => 'info@example.com', 'recipients' => 3, 'time' => T]);
+    $a->saveState($state);
+    $a->decide(['sasl_username' => 'info@example.com', 'recipients' => 1, 'time' => T + 1]);
+    same(Engine::REFUSE, $a->decide(['sasl_username' => 'info@example.com', 'recipients' => 4, 'time' => T + 2])->action,
+        'refused');
+    $a->flushJournal();
+    // $a is left open: as if the process had been killed
+    $b = newEngine();
+    $b->loadState($state);
+    same(['replayed' => 2, 'ignored' => 0], $b->openJournal($state, true), 'the decisions after the save');
+    same($a->stats(Engine::MAILBOX, 'info@example.com', T + 3), $b->stats(Engine::MAILBOX, 'info@example.com', T + 3),
+        'the same counters');
+    same(4, $b->stats(Engine::MAILBOX, 'info@example.com', T + 3)->count, 'the count');
+    throws(fn () => $b->openJournal($state), Engine::EINVAL, 'journal_open: a journal is open already', 'twice');
+    $b->closeJournal();
+    $b->closeJournal();
+    $b->flushJournal();
+    file_put_contents("$dir/x.journal", 'not a journal, whatever it is, 32+ bytes');
+    throws(fn () => $b->openJournal("$dir/x"), Engine::ECORRUPT, null, 'not a journal');
+    same(2147483648, Engine::RECIPIENTS_MAX, 'RECIPIENTS_MAX');
+    $a->close();
+    $b->close();
 });
 
 echo "$passed passed, $failed failed\n";

@@ -287,6 +287,9 @@ class TestAbi(unittest.TestCase):
             "obspam_set_store": obspam.Engine.set_store,
             "obspam_store_status": obspam.Engine.store_status,
             "obspam_implicit_status": obspam.Engine.implicit_status,
+            "obspam_journal_open": obspam.Engine.open_journal,
+            "obspam_journal_flush": obspam.Engine.flush_journal,
+            "obspam_journal_close": obspam.Engine.close_journal,
         }
         self.assertEqual(sorted(methods), sorted(self.header.functions))
         for name, method in methods.items():
@@ -422,6 +425,9 @@ class TestEngineLife(unittest.TestCase):
             "notify_flush": lambda: engine.notify_flush(),
             "save_state": lambda: engine.save_state(os.path.join(_tmp, "x")),
             "load_state": lambda: engine.load_state(os.path.join(_tmp, "x")),
+            "open_journal": lambda: engine.open_journal(os.path.join(_tmp, "x")),
+            "flush_journal": lambda: engine.flush_journal(),
+            "close_journal": lambda: engine.close_journal(),
             "last_error": lambda: engine.last_error,
         }
         for name, call in calls.items():
@@ -1251,6 +1257,41 @@ class TestSnapshot(unittest.TestCase):
                 e.save_state(os.path.join(_tmp, "no", "such", "dir", "s.bin"))
             self.assertEqual(cm.exception.code, obspam.EIO)
             self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T).count, 2)  # unchanged
+
+
+class TestJournal(unittest.TestCase):
+    def test_replayed_after_a_crash(self) -> None:
+        d = tempfile.mkdtemp(dir=_tmp)
+        state = os.path.join(d, "state")
+        a = new_engine()
+        self.assertEqual(a.open_journal(state), {"replayed": 0, "ignored": 0})
+        a.decide(sasl_username="info@example.com", recipients=3, time=T)
+        a.save_state(state)
+        a.decide(sasl_username="info@example.com", recipients=1, time=T + 1)
+        a.decide(sasl_username="info@example.com", recipients=4, time=T + 2)  # refused
+        a.flush_journal()
+        # a is never closed: as if the process had been killed
+        with new_engine() as b:
+            b.load_state(state)
+            self.assertEqual(b.open_journal(state, fsync=True), {"replayed": 2, "ignored": 0})
+            self.assertEqual(b.stats(obspam.MAILBOX, "info@example.com", T + 3),
+                             a.stats(obspam.MAILBOX, "info@example.com", T + 3))
+            self.assertEqual(b.stats(obspam.MAILBOX, "info@example.com", T + 3).count, 4)
+            with self.assertRaises(obspam.Error) as cm:
+                b.open_journal(state)
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            self.assertEqual(str(cm.exception), "journal_open: a journal is open already")
+            b.close_journal()
+            b.close_journal()  # none open: nothing to do
+            b.flush_journal()
+        a.close()
+        with open(os.path.join(d, "x.journal"), "wb") as f:
+            f.write(b"not a journal, whatever it is, 32+ bytes")
+        with new_engine() as c:
+            with self.assertRaises(obspam.Error) as cm:
+                c.open_journal(os.path.join(d, "x"))
+            self.assertEqual(cm.exception.code, obspam.ECORRUPT)
+        self.assertEqual(obspam.RECIPIENTS_MAX, 2**31)
 
 
 class TestThreads(unittest.TestCase):

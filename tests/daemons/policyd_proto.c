@@ -429,7 +429,9 @@ Test(policy, raw_bytes_escaped_in_errors) {
 
 Test(policy, recipient_count_must_be_a_number) {
   static const char *const bad[] = {
-      "abc", "-1", "1a", " 1", "+1", "4294967296", "99999999999999999999999"};
+      "abc",        "-1",         "1a",
+      " 1",         "+1",         "2147483649",
+      "4294967295", "4294967296", "99999999999999999999999"};
   size_t i;
 
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -438,7 +440,7 @@ Test(policy, recipient_count_must_be_a_number) {
     snprintf(text, sizeof(text),
              "request=smtpd_access_policy\nrecipient_count=%s\n\n", bad[i]);
     snprintf(error, sizeof(error),
-             "line 3: bad recipient_count '%s': expected a number below 2^32",
+             "line 3: bad recipient_count '%s': expected a number up to 2^31",
              bad[i]);
     policy_reset(&req);
     feed_error(text, strlen(text), error, strlen(text));
@@ -448,7 +450,7 @@ Test(policy, recipient_count_must_be_a_number) {
 Test(policy, recipient_count_limits) {
   static const char max[] = "request=smtpd_access_policy\n"
                             "protocol_state=END-OF-MESSAGE\n"
-                            "recipient_count=4294967295\n\n";
+                            "recipient_count=2147483648\n\n";
   static const char empty[] = "request=smtpd_access_policy\n"
                               "protocol_state=DATA\n"
                               "recipient_count=\n\n";
@@ -456,7 +458,7 @@ Test(policy, recipient_count_limits) {
 
   feed_all(max, strlen(max));
   cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_EOM);
-  cr_assert_eq(m.recipients, 4294967295u);
+  cr_assert_eq(m.recipients, OBSPAM_RECIPIENTS_MAX);
   policy_reset(&req);
   feed_all(empty, strlen(empty));
   cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_DATA);

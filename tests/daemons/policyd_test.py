@@ -574,7 +574,7 @@ MALFORMED = [
     ("other request", b"request=other\n\n",
      r"line 2: unsupported request 'other'"),
     ("bad count", b"request=smtpd_access_policy\nrecipient_count=x\n\n",
-     r"line 3: bad recipient_count 'x': expected a number below 2\^32"),
+     r"line 3: bad recipient_count 'x': expected a number up to 2\^31"),
     ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 3000,
      r"line 2: line is longer than 2048 bytes"),
     ("101 attributes", b"request=smtpd_access_policy\n"

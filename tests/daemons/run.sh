@@ -89,6 +89,15 @@ check "policyd: empty or cut files refused on reload unless forced" \
 check "policyd: reloads beside the loop" \
   python3 "$P" "$BUILD" reload_storm
 check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
+R=tests/daemons/durable.py
+check "policyd: counts at their bounds kept exactly across a restart" \
+  python3 "$R" "$BUILD" extremes
+check "policyd: kill -9 under load loses no count (journal)" \
+  python3 "$R" "$BUILD" kill9
+check "policyd: an older state file put back: its journal not replayed" \
+  python3 "$R" "$BUILD" foreign_journal
+check "policyd: longest answer gap during a 1M-mailbox reload, saves every second" \
+  python3 "$R" "$BUILD" stall
 check "policyd: temporary files of killed saves removed" \
   python3 "$P" "$BUILD" stale_temp
 check "policyd: SIGTERM with a failed last save exits 1" \
@@ -133,6 +142,8 @@ check "milter: pickup header, PHP header, vhost patterns" \
   "$D/milter_parse" --jobs 2
 check "milter: SMTP login and sender, 451 4.7.1 text" \
   python3 "$M" "$BUILD" smtp
+check "milter: kill -9 before any save loses no count (journal)" \
+  python3 tests/daemons/durable.py "$BUILD" milter_kill9
 check "milter: Sendmail's {client_addr} forms" \
   python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject

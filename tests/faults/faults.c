@@ -853,6 +853,62 @@ static int c_add_first_plan_empty(obspam_engine *e) {
   return obspam_add(e, OBSPAM_PLAN, "gold", NULL);
 }
 
+/* The journal. Its setup writes a state file and a journal of decisions
+   after it (made by another engine), for an engine that loaded the state
+   file; every setup writes them anew, since opening the journal rewrites
+   it. */
+static obspam_engine *journaled(void) {
+  obspam_engine *e = rich(), *other;
+  char journal[600];
+
+  /* What the last case left there would be replayed into other too. */
+  snprintf(journal, sizeof(journal), "%s.journal", state_path);
+  unlink(journal);
+  MUST(obspam_state_save(e, state_path));
+  obspam_engine_free(e);
+  MUST(obspam_engine_new(&other));
+  MUST(obspam_load_config_string(other, base_conf));
+  MUST(obspam_state_load(other, state_path));
+  MUST(obspam_journal_open(other, state_path, 0, NULL, NULL));
+  decide_at(other, "sales@acme.example", NULL, 0, -1, NULL,
+            "/var/www/acme/index.php", 3, T1 + 20);
+  decide_at(other, "info@acme.example", NULL, 0, -1, NULL, NULL, 9, T1 + 30);
+  decide_at(other, "x@shop.acme.example", NULL, 0, -1, NULL, NULL, 1, T1 + 35);
+  decide_at(other, "demo@bakery.example", NULL, 0, -1, NULL, "/x.php", 1,
+            T1 + 40);
+  obspam_engine_free(other); /* closes the journal: every record written */
+  MUST(obspam_engine_new(&e));
+  MUST(obspam_load_config_string(e, base_conf));
+  MUST(obspam_set_notify(e, record_notice, NULL));
+  MUST(obspam_state_load(e, state_path));
+  return e;
+}
+
+static int c_journal_open(obspam_engine *e) {
+  return obspam_journal_open(e, state_path, 0, NULL, NULL);
+}
+
+/* An engine with its journal open and decisions waiting in it. */
+static obspam_engine *journal_waiting(void) {
+  obspam_engine *e = journaled();
+
+  MUST(obspam_journal_open(e, state_path, 0, NULL, NULL));
+  decide_at(e, "info@acme.example", NULL, 0, -1, NULL, NULL, 1, T1 + 50);
+  return e;
+}
+
+static int c_journal_flush(obspam_engine *e) {
+  return obspam_journal_flush(e);
+}
+
+static int c_journal_close(obspam_engine *e) {
+  return obspam_journal_close(e);
+}
+
+static int c_journal_save(obspam_engine *e) {
+  return obspam_state_save(e, state_path);
+}
+
 typedef struct fcase {
   const char *name;
   obspam_engine *(*setup)(void);
@@ -861,6 +917,11 @@ typedef struct fcase {
      changing nothing that can be observed: documented per case. */
   const char *skippable;
 } fcase;
+
+/* Whether ENOMEM may leave part of the call's work done: obspam_journal_open
+   keeps the decisions it replayed so far, and the call made again must
+   then end exactly where a call that never failed ends. */
+static int resumable(const fcase *c) { return c->call == c_journal_open; }
 
 static const fcase cases[] = {
     {"engine_new", empty, c_engine_new, NULL},
@@ -913,6 +974,10 @@ static const fcase cases[] = {
     {"add/declare-implicit", rich, c_declare_implicit, NULL},
     {"remove/domain-with-implicit", rich, c_remove_domain_implicit, NULL},
     {"load_config_string/undeclare", rich, c_load_config_undeclare, NULL},
+    {"journal_open", journaled, c_journal_open, NULL},
+    {"journal_flush", journal_waiting, c_journal_flush, NULL},
+    {"journal_close", journal_waiting, c_journal_close, NULL},
+    {"state_save/journal", journal_waiting, c_journal_save, NULL},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -1004,7 +1069,7 @@ static void run_case(const fcase *c, int after, long *allocs, long *skipped) {
         problem("N=%ld: ENOMEM, but the message says '%s'", n,
                 obspam_engine_errmsg(e));
       signature(e, &got);
-      if (strcmp(got.p, before.p) != 0) {
+      if (!resumable(c) && strcmp(got.p, before.p) != 0) {
         first_difference(&before, &got, diff, sizeof(diff));
         problem("N=%ld: ENOMEM, but the engine changed: %s", n, diff);
       }

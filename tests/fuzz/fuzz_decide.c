@@ -299,7 +299,9 @@ static void op_decide(run *r, fuzz_in *in) {
 
   FUZZ_RC(obspam_get_option(r->e, OBSPAM_OPT_ENABLED, &enabled), OBSPAM_OK);
   FUZZ_RC(obspam_get_option(r->e, OBSPAM_OPT_COUNT_UNIT, &unit), OBSPAM_OK);
-  c = unit ? 1 : (int64_t)m.recipients;
+  c = unit                                   ? 1
+      : m.recipients > OBSPAM_RECIPIENTS_MAX ? OBSPAM_RECIPIENTS_MAX
+                                             : (int64_t)m.recipients;
 
   stats_of(r, before, found_before, now);
   FUZZ_RC(obspam_check(r->e, &m, &predicted), OBSPAM_OK);

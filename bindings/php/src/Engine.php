@@ -88,6 +88,11 @@ final class Engine
     public const WINDOW_HOUR = 3600;
     public const WINDOW_DAY = 86400;
 
+    // The most recipients one message counts for (1.3): more count as this many.
+    public const RECIPIENTS_MAX = 2147483648;
+    // openJournal() flag: each flush waits for the disk (1.3).
+    public const JOURNAL_FSYNC = 1;
+
     /**
      * The fields decide() accepts, and each message of decideBatch(), with
      * their defaults (OBSPAM_MESSAGE_INIT).
@@ -877,6 +882,44 @@ final class Engine
     }
 
     // ---- persistence ----------------------------------------------------
+
+    /**
+     * obspam_journal_open() (1.3): opens the journal beside $statePath
+     * (STATE.journal) and replays the decisions the state file does not
+     * hold; call it after loadState(). From then on the decisions that
+     * change the counters are recorded, and flushJournal() writes them.
+     *
+     * @return array{replayed: int, ignored: int} ignored: records of a
+     *         journal that follows another snapshot
+     */
+    public function openJournal(string $statePath, bool $fsync = false): array
+    {
+        $e = $this->handle('openJournal');
+        $replayed = $this->lib->new('int64_t');
+        $ignored = $this->lib->new('int64_t');
+        $this->ensure($e, $this->lib->obspam_journal_open(
+            $e,
+            self::str($statePath, 'open_journal'),
+            $fsync ? self::JOURNAL_FSYNC : 0,
+            \FFI::addr($replayed),
+            \FFI::addr($ignored),
+        ));
+        return ['replayed' => $replayed->cdata, 'ignored' => $ignored->cdata];
+    }
+
+    /** obspam_journal_flush() (1.3): writes the decisions recorded since the last flush in one write; call it before the answers leave. */
+    public function flushJournal(): void
+    {
+        $e = $this->handle('flushJournal');
+        $this->ensure($e, $this->lib->obspam_journal_flush($e));
+    }
+
+    /** obspam_journal_close() (1.3): flushes and closes the journal; its file stays for the next openJournal(). */
+    public function closeJournal(): void
+    {
+        $e = $this->handle('closeJournal');
+        $this->ensure($e, $this->lib->obspam_journal_close($e));
+    }
 
     /** obspam_state_save(): writes counters, history and notification progress to $path atomically. */
     public function saveState(string $path): void

@@ -109,6 +109,8 @@ __all__ = [
     "WINDOW_MINUTE",
     "WINDOW_HOUR",
     "WINDOW_DAY",
+    "RECIPIENTS_MAX",
+    "JOURNAL_FSYNC",
 ]
 
 #: The version of this binding (it follows the library it was written for).
@@ -246,6 +248,11 @@ OPT_IMPLICIT_MAILBOXES = Option.IMPLICIT_MAILBOXES
 WINDOW_MINUTE = Window.MINUTE
 WINDOW_HOUR = Window.HOUR
 WINDOW_DAY = Window.DAY
+
+#: The most recipients one message counts for (1.3): more count as this many.
+RECIPIENTS_MAX = 2**31
+#: :meth:`Engine.open_journal` flag: each flush waits for the disk (1.3).
+JOURNAL_FSYNC = 1
 
 _INT64_MAX = 2**63 - 1
 
@@ -1152,6 +1159,35 @@ class Engine:
         return dict(zip(("count", "overflow", "episodes"), (v.value for v in vals)))
 
     # -- persistence --
+
+    def open_journal(self, state_path: StrPath, fsync: bool = False) -> Dict[str, int]:
+        """``obspam_journal_open()`` (1.3): opens the journal beside
+        ``state_path`` (``STATE.journal``) and replays the decisions the
+        state file does not hold; call it after :meth:`load_state`. From
+        then on the decisions that change the counters are recorded, and
+        :meth:`flush_journal` writes them. Returns ``replayed`` and
+        ``ignored`` (records of a journal that follows another snapshot)."""
+        replayed, ignored = c_int64(), c_int64()
+        self._call(
+            "open_journal",
+            self._lib.obspam_journal_open,
+            _path(state_path, "open_journal"),
+            JOURNAL_FSYNC if fsync else 0,
+            byref(replayed),
+            byref(ignored),
+        )
+        return {"replayed": replayed.value, "ignored": ignored.value}
+
+    def flush_journal(self) -> None:
+        """``obspam_journal_flush()`` (1.3): writes the decisions recorded
+        since the last flush in one write; call it before the answers
+        leave. Nothing to do without a journal."""
+        self._call("flush_journal", self._lib.obspam_journal_flush)
+
+    def close_journal(self) -> None:
+        """``obspam_journal_close()`` (1.3): flushes and closes the
+        journal; its file stays for the next :meth:`open_journal`."""
+        self._call("close_journal", self._lib.obspam_journal_close)
 
     def save_state(self, path: StrPath) -> None:
         """``obspam_state_save()``: writes counters, history and notification

@@ -1,0 +1,866 @@
+/* The journal: the decisions made since the last snapshot, so that a
+   process killed between two saves loses no count.
+
+   File layout (STATE.journal, and STATE.journal.next during a save), all
+   integers little-endian:
+
+     offset  size  field
+          0     8  magic "OBSPAMJR"
+          8     4  format version (1)
+         12     4  reserved, 0
+         16     8  payload length of the snapshot the records follow
+         24     8  its XXH3-64 checksum (both 0: no snapshot; length
+                   2^64 - 1: a save that has not taken its counters yet)
+         32     -  records, each: u32 payload length, u32 the low 32 bits
+                   of the payload's XXH3-64, then the payload:
+
+     i64 time, i64 amount (recipients or 1), i64 retention hours,
+     i64 notification period; u8 flags (1: a probe); i8 the object named
+     by a refusal (-1: accepted); u8 count of objects (1 to 3, top first);
+     u8 bit i set when object i went over its own limit; then for each
+     object: i64 its effective limit, u8 kind, u16 name length, name;
+     then u16 script path length (0: none) and the path.
+
+   A record is what the store applied, not the message: replayed, it is
+   applied again as it was decided (store.h, charge->replay), whatever the
+   limits are now.
+
+   The cut. A save copies the counters with the store's lock held; under
+   that same lock every charge records itself (store_mem.c), so each
+   charge is either in the snapshot or recorded after the cut, never both.
+   At the cut the records waiting in memory are written to STATE.journal,
+   and later ones go to STATE.journal.next, which the save prepared with a
+   placeholder snapshot identity. Before the snapshot is renamed into
+   place, .next is stamped with its identity; after, .next is renamed over
+   STATE.journal. A crash anywhere in between leaves files that say which
+   records to replay: the journal whose identity is the state file's, and
+   after it .next when .next's identity is not (its snapshot never landed).
+   A journal whose identity is another snapshot's is not replayed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "hash.h"
+#include "index.h"
+#include "journal.h"
+#include "names.h"
+
+#define MAGIC "OBSPAMJR"
+#define VERSION 1u
+#define HEADER 32
+#define BUF_CAP (256 * 1024)
+#define RECORD_MAX 4096
+#define PENDING UINT64_MAX /* the identity of a snapshot not taken yet */
+
+struct obspam__journal {
+  pthread_mutex_t lock;      /* everything below */
+  pthread_mutex_t save_lock; /* one save of the state file at a time */
+  unsigned flags;
+  char *state, *path, *next; /* STATE, STATE.journal, STATE.journal.next */
+  int fd;                    /* where flushes write: path's, or next's */
+  uint64_t size;             /* bytes of fd's file that hold whole records */
+  int next_fd;               /* prepared for the cut, else -1 */
+  int old_fd;                /* path's, from the cut until saved, else -1 */
+  uint64_t old_size;
+  /* After a failed save or rename: fd is next's. 1: path holds the
+     records before it (a snapshot that never landed); 2: next follows
+     the state file and path is stale. The next save first sets it right. */
+  int unsettled;
+  int cut_failed; /* errno of a cut that could not write; 0 */
+  uint64_t lost;  /* records dropped since the last flush */
+  size_t len;     /* bytes waiting in buf */
+  uint32_t nbuf;  /* records waiting in buf */
+  uint8_t buf[BUF_CAP];
+};
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static uint8_t *put(uint8_t *p, uint64_t v, int bytes) {
+  int i;
+
+  for (i = 0; i < bytes; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+  return p + bytes;
+}
+
+static uint64_t get(const uint8_t *p, int bytes) {
+  uint64_t v = 0;
+  int i;
+
+  for (i = 0; i < bytes; i++)
+    v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+static void header(uint8_t *h, uint64_t length, uint64_t checksum) {
+  memcpy(h, MAGIC, 8);
+  put(h + 8, VERSION, 4);
+  put(h + 12, 0, 4);
+  put(h + 16, length, 8);
+  put(h + 24, checksum, 8);
+}
+
+/* The record of ch into out (RECORD_MAX bytes); its length. */
+static size_t encode(const obspam__charge *ch, uint8_t *out) {
+  uint8_t *p = out + 8, over = 0;
+  size_t len;
+  int i;
+
+  for (i = 0; i < ch->n; i++)
+    if (ch->refuser >= 0 && obspam__exceeded(ch, i))
+      over |= (uint8_t)(1u << i);
+  p = put(p, (uint64_t)ch->t, 8);
+  p = put(p, (uint64_t)ch->c, 8);
+  p = put(p, (uint64_t)ch->retention, 8);
+  p = put(p, (uint64_t)ch->period, 8);
+  p = put(p, ch->probe ? 1 : 0, 1);
+  p = put(p, (uint64_t)(int64_t)ch->refuser, 1);
+  p = put(p, (uint64_t)ch->n, 1);
+  p = put(p, over, 1);
+  for (i = 0; i < ch->n; i++) {
+    p = put(p, (uint64_t)ch->limit[i], 8);
+    p = put(p, ch->obj[i]->kind, 1);
+    p = put(p, ch->obj[i]->len, 2);
+    memcpy(p, ch->obj[i]->name, ch->obj[i]->len);
+    p += ch->obj[i]->len;
+  }
+  len = ch->script != NULL ? ch->script_len : 0;
+  p = put(p, len, 2);
+  if (len > 0)
+    memcpy(p, ch->script, len);
+  p += len;
+  len = (size_t)(p - out) - 8;
+  put(out, len, 4);
+  put(out + 4, (uint32_t)obspam__checksum(out + 8, len), 4);
+  return len + 8;
+}
+
+typedef struct record {
+  int64_t t, c, retention, period;
+  int probe, refuser, n;
+  uint8_t over;
+  int64_t limit[3];
+  int kind[3];
+  size_t len[3];
+  const char *name[3];
+  const char *script;
+  size_t script_len;
+  const uint8_t *raw; /* the whole record, header included */
+  size_t raw_len;
+} record;
+
+/* Decodes the record at p (end: the end of the file). Its length, or 0
+   when it is cut short or damaged: the end of what can be trusted. */
+static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
+  const uint8_t *q, *stop;
+  uint64_t len;
+  int i;
+
+  if (end - p < 8)
+    return 0;
+  len = get(p, 4);
+  if (len < 36 || len > RECORD_MAX - 8 || (uint64_t)(end - p - 8) < len ||
+      (uint32_t)obspam__checksum(p + 8, len) != (uint32_t)get(p + 4, 4))
+    return 0;
+  q = p + 8;
+  stop = q + len;
+  r->t = (int64_t)get(q, 8);
+  r->c = (int64_t)get(q + 8, 8);
+  r->retention = (int64_t)get(q + 16, 8);
+  r->period = (int64_t)get(q + 24, 8);
+  r->probe = q[32] & 1;
+  r->refuser = (int8_t)q[33];
+  r->n = q[34];
+  r->over = q[35];
+  q += 36;
+  /* The values a decision can make, nothing else. */
+  if (r->t < 0 || r->c < 1 || r->c > (int64_t)OBSPAM_RECIPIENTS_MAX ||
+      r->retention < 1 || r->retention > 87600 || r->period < 60 ||
+      r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
+      r->refuser >= r->n || (r->over >> r->n) != 0)
+    return 0;
+  for (i = 0; i < r->n; i++) {
+    if (stop - q < 11)
+      return 0;
+    r->limit[i] = (int64_t)get(q, 8);
+    r->kind[i] = q[8];
+    r->len[i] = (size_t)get(q + 9, 2);
+    q += 11;
+    if (r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
+        r->len[i] < 1 || r->len[i] > OBSPAM_NAME_MAX ||
+        (size_t)(stop - q) < r->len[i] || r->limit[i] < OBSPAM_UNLIMITED)
+      return 0;
+    r->name[i] = (const char *)q;
+    q += r->len[i];
+  }
+  if (stop - q < 2)
+    return 0;
+  r->script_len = (size_t)get(q, 2);
+  q += 2;
+  if (r->script_len > OBSPAM__SCRIPT_MAX || (size_t)(stop - q) != r->script_len)
+    return 0;
+  r->script = r->script_len > 0 ? (const char *)q : NULL;
+  r->raw = p;
+  r->raw_len = (size_t)len + 8;
+  return r->raw_len;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Writes the waiting records to fd. 0, or -1 (errno set) with the file
+   cut back to its whole records and the records still waiting. */
+static int flush_locked(obspam__journal *j, int sync) {
+  int err;
+
+  if (j->len == 0)
+    return 0;
+  if (obspam__write_all(j->fd, j->buf, j->len) == 0 &&
+      (!sync || !(j->flags & OBSPAM_JOURNAL_FSYNC) || fdatasync(j->fd) == 0)) {
+    j->size += j->len;
+    j->len = 0;
+    j->nbuf = 0;
+    return 0;
+  }
+  err = errno ? errno : EIO;
+  /* A torn record would hide every record written after it. */
+  if (ftruncate(j->fd, (off_t)j->size) == 0)
+    (void)lseek(j->fd, (off_t)j->size, SEEK_SET);
+  errno = err;
+  return -1;
+}
+
+void obspam__journal_record(obspam__journal *j, const obspam__charge *ch) {
+  uint8_t rec[RECORD_MAX];
+  size_t n = encode(ch, rec);
+
+  pthread_mutex_lock(&j->lock);
+  if (BUF_CAP - j->len < n && flush_locked(j, 1) != 0) {
+    /* The file takes nothing: the oldest records go, and the next flush
+       says how many. */
+    j->lost += j->nbuf;
+    j->len = 0;
+    j->nbuf = 0;
+  }
+  memcpy(j->buf + j->len, rec, n);
+  j->len += n;
+  j->nbuf++;
+  pthread_mutex_unlock(&j->lock);
+}
+
+/* Opens path for writing records at its end, truncating it first when
+   trunc is set. The descriptor, or -1 (errno set). */
+static int open_for_records(const char *path, int trunc) {
+  return open(path,
+              O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (trunc ? O_TRUNC : 0),
+              0600);
+}
+
+/* Copies the records of next's file (fd src, size bytes) after those of
+   path's (dst, at *dst_size). 0 or -1 (errno set; dst cut back). */
+static int copy_records(int src, uint64_t size, int dst, uint64_t *dst_size) {
+  uint8_t chunk[65536];
+  uint64_t off = HEADER, at = *dst_size;
+  int err;
+
+  if (lseek(dst, (off_t)at, SEEK_SET) < 0)
+    return -1;
+  while (off < size) {
+    size_t want =
+        size - off < sizeof(chunk) ? (size_t)(size - off) : sizeof(chunk);
+    ssize_t r = pread(src, chunk, want, (off_t)off);
+
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0 || obspam__write_all(dst, chunk, (size_t)r) != 0)
+      goto fail;
+    off += (uint64_t)r;
+    at += (uint64_t)r;
+  }
+  *dst_size = at;
+  return 0;
+fail:
+  err = errno ? errno : EIO;
+  if (ftruncate(dst, (off_t)*dst_size) == 0)
+    (void)lseek(dst, (off_t)*dst_size, SEEK_SET);
+  errno = err;
+  return -1;
+}
+
+/* Sets right what a failed save or rename left (unsettled): afterwards
+   fd is path's and next is gone. 0 or -1 (errno set, nothing changed). */
+static int settle(obspam__journal *j) {
+  if (j->unsettled == 2) {
+    if (rename(j->next, j->path) != 0)
+      return -1;
+  } else if (j->unsettled == 1) {
+    int dst = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    uint64_t size;
+
+    if (dst < 0)
+      return -1;
+    if (fstat(dst, &st) != 0 || (uint64_t)st.st_size < HEADER) {
+      close(dst);
+      errno = EIO;
+      return -1;
+    }
+    size = (uint64_t)st.st_size;
+    if (copy_records(j->fd, j->size, dst, &size) != 0 ||
+        ((j->flags & OBSPAM_JOURNAL_FSYNC) && fdatasync(dst) != 0)) {
+      int err = errno;
+
+      close(dst);
+      errno = err;
+      return -1;
+    }
+    close(j->fd);
+    unlink(j->next);
+    j->fd = dst;
+    j->size = size;
+  }
+  j->unsettled = 0;
+  return 0;
+}
+
+/* ---- saves --------------------------------------------------------------- */
+
+int obspam__journal_owns(obspam_engine *e, const char *path) {
+  return e->journal != NULL && strcmp(e->journal->state, path) == 0;
+}
+
+obspam__journal *obspam__journal_begin_save(obspam_engine *e,
+                                            const char *path) {
+  obspam__journal *j = e->journal;
+
+  if (j == NULL || strcmp(j->state, path) != 0)
+    return NULL;
+  pthread_mutex_lock(&j->save_lock);
+  return j;
+}
+
+int obspam__journal_prepare(obspam_engine *e, obspam__journal *j) {
+  uint8_t h[HEADER];
+  int fd, err;
+
+  pthread_mutex_lock(&j->lock);
+  j->cut_failed = 0;
+  if (settle(j) != 0) {
+    err = errno;
+    pthread_mutex_unlock(&j->lock);
+    return obspam__fail(e, OBSPAM_EIO, "state_save: journal %s: %s", j->path,
+                        strerror(err));
+  }
+  pthread_mutex_unlock(&j->lock);
+  header(h, PENDING, 0);
+  fd = open_for_records(j->next, 1);
+  if (fd < 0 || obspam__write_all(fd, h, HEADER) != 0) {
+    err = errno ? errno : EIO;
+    if (fd >= 0) {
+      close(fd);
+      unlink(j->next);
+    }
+    return obspam__fail(e, OBSPAM_EIO, "state_save: %s: %s", j->next,
+                        strerror(err));
+  }
+  j->next_fd = fd;
+  return OBSPAM_OK;
+}
+
+void obspam__journal_cut(void *ud) {
+  obspam__journal *j = ud;
+
+  pthread_mutex_lock(&j->lock);
+  /* The records before the cut belong with the journal the snapshot
+     replaces: if the snapshot does not land, they are still needed. */
+  if (flush_locked(j, 0) != 0) {
+    j->cut_failed = errno;
+  } else {
+    j->old_fd = j->fd;
+    j->old_size = j->size;
+    j->fd = j->next_fd;
+    j->size = HEADER;
+    j->next_fd = -1;
+  }
+  pthread_mutex_unlock(&j->lock);
+}
+
+int obspam__journal_stamp(obspam_engine *e, obspam__journal *j, uint64_t length,
+                          uint64_t checksum) {
+  uint8_t id[16];
+  int fd, err = 0;
+
+  pthread_mutex_lock(&j->lock);
+  fd = j->old_fd >= 0 ? j->fd : -1;
+  if (fd >= 0) {
+    put(id, length, 8);
+    put(id + 8, checksum, 8);
+    if (pwrite(fd, id, 16, 16) != 16 ||
+        ((j->flags & OBSPAM_JOURNAL_FSYNC) && fdatasync(fd) != 0))
+      err = errno ? errno : EIO;
+  } else {
+    err = j->cut_failed ? j->cut_failed : EIO;
+  }
+  pthread_mutex_unlock(&j->lock);
+  if (err != 0)
+    return obspam__fail(e, OBSPAM_EIO, "state_save: journal %s: %s",
+                        fd >= 0 ? j->next : j->path, strerror(err));
+  return OBSPAM_OK;
+}
+
+int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc) {
+  int err = 0;
+
+  pthread_mutex_lock(&j->lock);
+  if (j->next_fd >= 0) { /* no cut: the save failed before it */
+    close(j->next_fd);
+    unlink(j->next);
+    j->next_fd = -1;
+  } else if (j->old_fd >= 0 && rc == OBSPAM_OK) {
+    /* The snapshot is in place: the journal is what came after it. */
+    close(j->old_fd);
+    if (rename(j->next, j->path) != 0) {
+      err = errno;
+      j->unsettled = 2;
+    }
+  } else if (j->old_fd >= 0) {
+    /* No snapshot: the records after the cut go back after the others. */
+    uint64_t size = j->old_size;
+
+    if (copy_records(j->fd, j->size, j->old_fd, &size) == 0) {
+      close(j->fd);
+      unlink(j->next);
+      j->fd = j->old_fd;
+      j->size = size;
+    } else {
+      close(j->old_fd);
+      j->unsettled = 1;
+    }
+  }
+  j->old_fd = -1;
+  pthread_mutex_unlock(&j->lock);
+  pthread_mutex_unlock(&j->save_lock);
+  if (rc == OBSPAM_OK && err != 0)
+    return obspam__fail(e, OBSPAM_EIO, "state_save: journal %s: %s", j->next,
+                        strerror(err));
+  return rc;
+}
+
+/* ---- opening and replaying ----------------------------------------------- */
+
+static void journal_destroy(obspam__journal *j) {
+  if (j == NULL)
+    return;
+  if (j->fd >= 0)
+    close(j->fd);
+  if (j->next_fd >= 0)
+    close(j->next_fd);
+  pthread_mutex_destroy(&j->lock);
+  pthread_mutex_destroy(&j->save_lock);
+  free(j->state);
+  free(j->path);
+  free(j->next);
+  free(j);
+}
+
+static char *concat(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  char *s = malloc(la + lb + 1);
+
+  if (s != NULL) {
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+  }
+  return s;
+}
+
+/* The identity of the snapshot in the state file: its payload length and
+   checksum, both 0 when there is none or it is not one. */
+static void state_identity(const char *state, uint64_t id[2]) {
+  uint8_t h[32];
+  int fd = open(state, O_RDONLY | O_CLOEXEC);
+
+  id[0] = id[1] = 0;
+  if (fd < 0)
+    return;
+  if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+      memcmp(h, "OBSPAMST", 8) == 0) {
+    id[0] = get(h + 16, 8);
+    id[1] = get(h + 24, 8);
+  }
+  close(fd);
+}
+
+/* A journal file read whole: its identity and its records. */
+typedef struct jfile {
+  int present;
+  char *data;
+  size_t size;
+  uint64_t id[2];
+  record *rec;
+  size_t n;
+  size_t whole; /* bytes up to the end of the last whole record */
+} jfile;
+
+static int read_journal(obspam_engine *e, const char *path, jfile *f) {
+  const uint8_t *p, *end;
+  size_t cap = 0;
+  int rc;
+
+  memset(f, 0, sizeof(*f));
+  if (access(path, F_OK) != 0 && errno == ENOENT)
+    return OBSPAM_OK;
+  rc = obspam__read_file(e, "journal_open: ", path, &f->data, &f->size);
+  if (rc != OBSPAM_OK)
+    return rc;
+  f->present = 1;
+  p = (const uint8_t *)f->data;
+  end = p + f->size;
+  if (f->size < HEADER) {
+    /* A file cut before its header was complete holds no record. */
+    if (memcmp(p, MAGIC, f->size < 8 ? f->size : 8) != 0)
+      return obspam__fail(e, OBSPAM_ECORRUPT,
+                          "journal_open: %s: not a libobspam journal", path);
+    f->id[0] = PENDING;
+    return OBSPAM_OK;
+  }
+  if (memcmp(p, MAGIC, 8) != 0)
+    return obspam__fail(e, OBSPAM_ECORRUPT,
+                        "journal_open: %s: not a libobspam journal", path);
+  if (get(p + 8, 4) > VERSION)
+    return obspam__fail(e, OBSPAM_EVERSION,
+                        "journal_open: %s: format %u is newer than this "
+                        "library's (%u)",
+                        path, (unsigned)get(p + 8, 4), VERSION);
+  if (get(p + 8, 4) == 0 || get(p + 12, 4) != 0)
+    return obspam__fail(e, OBSPAM_ECORRUPT, "journal_open: %s: bad header",
+                        path);
+  f->id[0] = get(p + 16, 8);
+  f->id[1] = get(p + 24, 8);
+  p += HEADER;
+  for (;;) {
+    record r;
+    size_t n = decode(p, end, &r);
+
+    if (n == 0)
+      break;
+    if (f->n == cap) {
+      record *grown;
+
+      cap = cap ? cap * 2 : 256;
+      grown = realloc(f->rec, cap * sizeof(*grown));
+      if (grown == NULL)
+        return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+      f->rec = grown;
+    }
+    f->rec[f->n++] = r;
+    p += n;
+  }
+  f->whole = (size_t)(p - (const uint8_t *)f->data);
+  return OBSPAM_OK;
+}
+
+static void jfile_free(jfile *f) {
+  free(f->data);
+  free(f->rec);
+}
+
+/* Applies one record under the engine's write lock. */
+static int replay_one(obspam_engine *e, const record *r) {
+  obspam__charge ch;
+  obspam__imb *pinned = NULL;
+  int i, rc;
+
+  memset(&ch, 0, sizeof(ch));
+  ch.refuser = -1;
+  for (i = 0; i < r->n; i++) {
+    obspam__obj *o =
+        obspam__conf_find(r->kind[i], r->name[i], r->len[i], e->conf);
+
+    if (o == NULL && r->kind[i] == OBSPAM_MAILBOX && pinned == NULL) {
+      obspam__obj *dom =
+          obspam__domain_of(&e->conf->tree, r->name[i], r->len[i]);
+      obspam__name nm;
+      obspam__imb *m;
+      const char *at = memchr(r->name[i], '@', r->len[i]);
+
+      if (dom != NULL && at != NULL) {
+        nm.len = r->len[i];
+        nm.at = (size_t)(at - r->name[i]);
+        memcpy(nm.s, r->name[i], r->len[i]);
+        nm.s[nm.len] = '\0';
+        switch (obspam__implicit_get(
+            &e->imp, &nm, obspam__index_hash(nm.s, nm.len), dom,
+            e->conf->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES], 1, &m)) {
+        case OBSPAM__IMB_FOUND:
+          pinned = m;
+          o = &m->obj;
+          break;
+        case OBSPAM__IMB_NOMEM:
+          return OBSPAM_ENOMEM;
+        default:
+          break; /* the cap is met: the others are charged */
+        }
+      }
+    }
+    if (o == NULL)
+      continue; /* gone from the configuration */
+    ch.obj[ch.n] = o;
+    ch.limit[ch.n] = r->limit[i];
+    ch.wait[ch.n] = (r->over >> i) & 1;
+    if (r->refuser == i || (r->refuser >= 0 && ch.refuser < 0))
+      ch.refuser = ch.n;
+    ch.n++;
+  }
+  if (ch.n == 0)
+    return OBSPAM_OK;
+  ch.t = r->t;
+  ch.c = r->c;
+  ch.retention = r->retention;
+  ch.period = r->period;
+  ch.probe = r->probe;
+  ch.replay = 1;
+  ch.script = r->script;
+  ch.script_len = r->script_len;
+  rc = e->store->ops->charge(e->store, &ch);
+  if (pinned != NULL)
+    obspam__implicit_unpin(&e->imp, pinned);
+  if (rc == OBSPAM_OK)
+    obspam__observe(e, ch.t);
+  return rc;
+}
+
+/* Writes the journal that follows the snapshot id, holding the records
+   of list, through next renamed over path. The descriptor, or -1. */
+static int write_fresh(obspam__journal *j, const uint64_t id[2],
+                       record *const *list, size_t n, uint64_t *size) {
+  uint8_t h[HEADER];
+  size_t i;
+  int fd = open_for_records(j->next, 1), err;
+
+  if (fd < 0)
+    return -1;
+  header(h, id[0], id[1]);
+  *size = HEADER;
+  if (obspam__write_all(fd, h, HEADER) != 0)
+    goto fail;
+  for (i = 0; i < n; i++) {
+    if (obspam__write_all(fd, list[i]->raw, list[i]->raw_len) != 0)
+      goto fail;
+    *size += list[i]->raw_len;
+  }
+  if (fsync(fd) != 0 || rename(j->next, j->path) != 0)
+    goto fail;
+  (void)obspam__sync_dir(j->path);
+  return fd;
+fail:
+  err = errno;
+  close(fd);
+  unlink(j->next);
+  errno = err;
+  return -1;
+}
+
+int obspam_journal_open(obspam_engine *e, const char *state_path,
+                        unsigned flags, int64_t *replayed, int64_t *ignored) {
+  obspam__journal *j;
+  jfile cur, nxt;
+  record **list = NULL;
+  uint64_t id[2];
+  size_t n = 0, i, skip;
+  int64_t count = 0, dropped = 0;
+  int rc;
+
+  if (replayed != NULL)
+    *replayed = 0;
+  if (ignored != NULL)
+    *ignored = 0;
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (state_path == NULL || state_path[0] == '\0')
+    return obspam__fail(e, OBSPAM_EINVAL, "journal_open: no path");
+  if (flags & ~OBSPAM_JOURNAL_FSYNC)
+    return obspam__fail(e, OBSPAM_EINVAL, "journal_open: unknown flags 0x%x",
+                        flags & ~OBSPAM_JOURNAL_FSYNC);
+  if (strlen(state_path) > 4000)
+    return obspam__fail(e, OBSPAM_EINVAL, "journal_open: path is too long");
+  pthread_rwlock_rdlock(&e->lock);
+  rc = e->journal != NULL;
+  pthread_rwlock_unlock(&e->lock);
+  if (rc)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "journal_open: a journal is open already");
+  j = calloc(1, sizeof(*j));
+  if (j == NULL)
+    return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+  j->fd = j->next_fd = j->old_fd = -1;
+  j->flags = flags;
+  pthread_mutex_init(&j->lock, NULL);
+  pthread_mutex_init(&j->save_lock, NULL);
+  j->state = concat(state_path, "");
+  j->path = concat(state_path, ".journal");
+  j->next = concat(state_path, ".journal.next");
+  if (j->state == NULL || j->path == NULL || j->next == NULL) {
+    journal_destroy(j);
+    return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+  }
+  memset(&nxt, 0, sizeof(nxt));
+  rc = read_journal(e, j->path, &cur);
+  if (rc == OBSPAM_OK)
+    rc = read_journal(e, j->next, &nxt);
+  if (rc != OBSPAM_OK)
+    goto out;
+
+  /* Which records the state file does not hold (see the top). */
+  state_identity(j->state, id);
+  list = malloc((cur.n + nxt.n + 1) * sizeof(*list));
+  if (list == NULL) {
+    rc = obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+    goto out;
+  }
+  if (nxt.present && nxt.id[0] == id[0] && nxt.id[1] == id[1]) {
+    for (i = 0; i < nxt.n; i++)
+      list[n++] = &nxt.rec[i];
+    dropped = (int64_t)cur.n;
+  } else if (cur.present && cur.id[0] == id[0] && cur.id[1] == id[1]) {
+    for (i = 0; i < cur.n; i++)
+      list[n++] = &cur.rec[i];
+    for (i = 0; i < nxt.n; i++)
+      list[n++] = &nxt.rec[i];
+  } else {
+    dropped = (int64_t)(cur.n + nxt.n);
+  }
+
+  pthread_rwlock_wrlock(&e->lock);
+  if (obspam__store_is_redis(e->store)) {
+    /* The shared store holds the counters; nothing is replayed. */
+    dropped += (int64_t)n;
+    n = 0;
+  }
+  /* A replay that ran out of memory applied the first ones already. */
+  skip = e->replay_id[0] == id[0] && e->replay_id[1] == id[1] &&
+                 e->replay_done <= n
+             ? e->replay_done
+             : 0;
+  for (i = skip; i < n; i++) {
+    rc = replay_one(e, list[i]);
+    if (rc != OBSPAM_OK) {
+      e->replay_id[0] = id[0];
+      e->replay_id[1] = id[1];
+      e->replay_done = i;
+      pthread_rwlock_unlock(&e->lock);
+      rc = obspam__fail(e, rc, "journal_open: out of memory");
+      goto out;
+    }
+    count++;
+  }
+  j->fd = write_fresh(j, id, list, n, &j->size);
+  if (j->fd < 0) {
+    int err = errno;
+
+    e->replay_id[0] = id[0];
+    e->replay_id[1] = id[1];
+    e->replay_done = n;
+    pthread_rwlock_unlock(&e->lock);
+    rc = obspam__fail(e, OBSPAM_EIO, "journal_open: %s: %s", j->path,
+                      strerror(err));
+    goto out;
+  }
+  e->replay_done = 0;
+  e->replay_id[0] = e->replay_id[1] = 0;
+  if (e->journal != NULL) { /* another thread opened one meanwhile */
+    pthread_rwlock_unlock(&e->lock);
+    rc = obspam__fail(e, OBSPAM_EINVAL,
+                      "journal_open: a journal is open already");
+    goto out;
+  }
+  e->journal = j;
+  j = NULL;
+  pthread_rwlock_unlock(&e->lock);
+  if (replayed != NULL)
+    *replayed = count + (int64_t)skip;
+  if (ignored != NULL)
+    *ignored = dropped;
+  rc = OBSPAM_OK;
+out:
+  free(list);
+  jfile_free(&cur);
+  jfile_free(&nxt);
+  journal_destroy(j);
+  return rc;
+}
+
+/* ---- flushing and closing ------------------------------------------------ */
+
+static int flush_report(obspam_engine *e, obspam__journal *j) {
+  const char *file = j->path;
+  uint64_t lost;
+  int err = 0;
+
+  pthread_mutex_lock(&j->lock);
+  if (flush_locked(j, 1) != 0) {
+    err = errno;
+    if (j->unsettled || j->old_fd >= 0)
+      file = j->next; /* where fd writes now */
+  }
+  lost = j->lost;
+  j->lost = 0;
+  pthread_mutex_unlock(&j->lock);
+  if (err != 0)
+    return obspam__fail(e, OBSPAM_EIO, "journal_flush: %s: %s", file,
+                        strerror(err));
+  if (lost > 0)
+    return obspam__fail(e, OBSPAM_EIO,
+                        "journal_flush: %llu decisions were dropped: the "
+                        "journal did not take them",
+                        (unsigned long long)lost);
+  return OBSPAM_OK;
+}
+
+int obspam_journal_flush(obspam_engine *e) {
+  int rc = OBSPAM_OK;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  pthread_rwlock_rdlock(&e->lock);
+  if (e->journal != NULL)
+    rc = flush_report(e, e->journal);
+  pthread_rwlock_unlock(&e->lock);
+  return rc;
+}
+
+int obspam_journal_close(obspam_engine *e) {
+  obspam__journal *j;
+  int rc;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  pthread_rwlock_wrlock(&e->lock);
+  j = e->journal;
+  e->journal = NULL;
+  pthread_rwlock_unlock(&e->lock);
+  if (j == NULL)
+    return OBSPAM_OK;
+  /* A save under way finishes first (it holds save_lock). */
+  pthread_mutex_lock(&j->save_lock);
+  pthread_mutex_unlock(&j->save_lock);
+  rc = flush_report(e, j);
+  journal_destroy(j);
+  return rc;
+}
+
+void obspam__journal_free(obspam_engine *e) {
+  obspam__journal *j = e->journal;
+
+  if (j == NULL)
+    return;
+  e->journal = NULL;
+  pthread_mutex_lock(&j->lock);
+  (void)flush_locked(j, 1);
+  pthread_mutex_unlock(&j->lock);
+  journal_destroy(j);
+}

@@ -1,0 +1,394 @@
+/* The journal: obspam_journal_open, obspam_journal_flush,
+   obspam_journal_close, and what obspam_state_save does with it. An
+   engine that "crashed" is one whose files are read by a second engine
+   while the first is still alive: nothing at its end is written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char config[] =
+    "default mailbox=5 domain=unlimited subscription=unlimited\n"
+    "subscription acme\n"
+    "domain example.com subscription=acme\n"
+    "mailbox a@example.com\n"
+    "mailbox b@example.com limit=unlimited\n"
+    "subscription shop\n"
+    "domain shop.example subscription=shop domain=4\n";
+
+static char dir[256], state[300], journal[320], next[330];
+
+static void setup(void) {
+  const char *tmp = getenv("TMPDIR");
+
+  snprintf(dir, sizeof(dir), "%s/obspam-journal-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+  snprintf(journal, sizeof(journal), "%s.journal", state);
+  snprintf(next, sizeof(next), "%s.journal.next", state);
+}
+
+static void teardown(void) {
+  char cmd[400];
+
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown);
+
+static obspam_engine *engine(void) {
+  obspam_engine *e = tu_new();
+
+  OK(obspam_load_config_string(e, config));
+  return e;
+}
+
+/* A second engine from the files, as a restart would make it. */
+static obspam_engine *restart(int64_t want_replayed, int64_t want_ignored) {
+  obspam_engine *e = engine();
+  int64_t replayed = -1, ignored = -1;
+
+  if (access(state, F_OK) == 0)
+    OK(obspam_state_load(e, state));
+  OK(obspam_journal_open(e, state, 0, &replayed, &ignored));
+  cr_assert_eq(replayed, want_replayed, "replayed %lld, expected %lld",
+               (long long)replayed, (long long)want_replayed);
+  cr_assert_eq(ignored, want_ignored, "ignored %lld, expected %lld",
+               (long long)ignored, (long long)want_ignored);
+  return e;
+}
+
+static const struct {
+  int kind;
+  const char *name;
+} objects[] = {
+    {OBSPAM_MAILBOX, "a@example.com"},    {OBSPAM_MAILBOX, "b@example.com"},
+    {OBSPAM_MAILBOX, "new@shop.example"}, {OBSPAM_DOMAIN, "example.com"},
+    {OBSPAM_DOMAIN, "shop.example"},      {OBSPAM_SUBSCRIPTION, "acme"},
+    {OBSPAM_SUBSCRIPTION, "shop"}};
+
+/* Every counter of every object, the same in both engines. */
+static void same_counters(obspam_engine *x, obspam_engine *y, int64_t now) {
+  size_t i;
+
+  for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+    obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
+    int ra = obspam_stats_get(x, objects[i].kind, objects[i].name, now, &a);
+    int rb = obspam_stats_get(y, objects[i].kind, objects[i].name, now, &b);
+
+    cr_assert_eq(ra, rb, "%s: %d, %d", objects[i].name, ra, rb);
+    if (ra != OBSPAM_OK)
+      continue;
+    cr_assert_eq(a.count, b.count, "%s: count %lld, %lld", objects[i].name,
+                 (long long)a.count, (long long)b.count);
+    cr_assert_eq(a.refused, b.refused, "%s: refused", objects[i].name);
+    cr_assert_eq(a.refused_total, b.refused_total, "%s: refused_total",
+                 objects[i].name);
+    cr_assert_eq(a.exceeded, b.exceeded, "%s: exceeded", objects[i].name);
+    cr_assert_eq(a.exceeded_total, b.exceeded_total, "%s", objects[i].name);
+    cr_assert_eq(a.last_refused, b.last_refused, "%s", objects[i].name);
+    cr_assert_eq(a.count_day, b.count_day, "%s", objects[i].name);
+  }
+}
+
+static void traffic(obspam_engine *e, int64_t t, int rounds) {
+  int i;
+
+  for (i = 0; i < rounds; i++) {
+    (void)SASL(e, "a@example.com", 2, t + i);
+    (void)SASL(e, "b@example.com", 7, t + i);
+    /* Undeclared: an implicit mailbox of shop.example. */
+    (void)SASL(e, "new@shop.example", 1, t + i);
+  }
+}
+
+static void copy_file(const char *from, const char *to) {
+  char cmd[800];
+
+  snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+  cr_assert_eq(system(cmd), 0);
+}
+
+static off_t size_of(const char *path) {
+  struct stat st;
+
+  cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+  return st.st_size;
+}
+
+/* Decisions flushed and never saved come back, refusals included. */
+Test(journal, replayed_without_a_snapshot) {
+  obspam_engine *e = engine(), *back;
+  obspam_verdict v;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 4);
+  /* a@example.com: 2 + 2 of 5, then refused (2 more, and 2 again). */
+  v = SASL(e, "a@example.com", 2, T0 + 10);
+  cr_assert_eq(v.action, OBSPAM_REFUSE);
+  OK(obspam_journal_flush(e));
+  back = restart(13, 0);
+  same_counters(e, back, T0 + 20);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "a@example.com", T0 + 20, 4, 3);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "new@shop.example", T0 + 20, 4, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* Nothing is written before a flush; a flush writes everything. */
+Test(journal, nothing_before_the_flush) {
+  obspam_engine *e = engine(), *back;
+  off_t whole;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  cr_assert_eq(size_of(journal), 32);
+  traffic(e, T0, 2);
+  cr_assert_eq(size_of(journal), 32);
+  OK(obspam_journal_flush(e));
+  whole = size_of(journal);
+  OK(obspam_journal_flush(e)); /* nothing waits: nothing written */
+  cr_assert_eq(size_of(journal), whole);
+  back = restart(6, 0);
+  same_counters(e, back, T0 + 5);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* A save replaces the journal by what came after it. */
+Test(journal, save_truncates) {
+  obspam_engine *e = engine(), *back;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 3);
+  OK(obspam_journal_flush(e));
+  OK(obspam_state_save(e, state));
+  cr_assert_eq(size_of(journal), 32);
+  cr_assert_eq(access(next, F_OK), -1);
+  traffic(e, T0 + 100, 2);
+  OK(obspam_journal_flush(e));
+  back = restart(6, 0);
+  same_counters(e, back, T0 + 200);
+  obspam_engine_free(back);
+  /* A save to another path leaves the journal alone. */
+  snprintf(next, sizeof(next), "%s/other", dir);
+  OK(obspam_state_save(e, next));
+  back = restart(6, 0);
+  same_counters(e, back, T0 + 200);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* The journal after a restart goes on where it was. */
+Test(journal, restart_twice) {
+  obspam_engine *e = engine(), *back, *again;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 3);
+  OK(obspam_journal_flush(e));
+  back = restart(9, 0);
+  traffic(e, T0 + 60, 2);
+  traffic(back, T0 + 60, 2);
+  OK(obspam_journal_flush(back));
+  obspam_engine_free(back); /* closes: the next one reads its records */
+  again = restart(15, 0);
+  same_counters(e, again, T0 + 120);
+  obspam_engine_free(again);
+  obspam_engine_free(e);
+}
+
+/* A record cut short by a crash is ignored, and so is anything after it;
+   the journal is then written again without it. */
+Test(journal, torn_last_record) {
+  obspam_engine *e = engine(), *back;
+  off_t whole;
+  int fd, cut;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_journal_flush(e));
+  whole = size_of(journal);
+  (void)SASL(e, "b@example.com", 100, T0 + 30);
+  OK(obspam_journal_flush(e));
+  cr_assert_gt(size_of(journal), whole + 9);
+  for (cut = 1; cut < (int)(size_of(journal) - whole); cut += 7) {
+    char torn[400], aside[400];
+
+    snprintf(torn, sizeof(torn), "%s/torn", dir);
+    snprintf(aside, sizeof(aside), "%s/aside", dir);
+    copy_file(journal, torn);
+    cr_assert_eq(truncate(torn, whole + cut), 0);
+    cr_assert_eq(rename(journal, aside), 0);
+    cr_assert_eq(rename(torn, journal), 0);
+    back = restart(6, 0);
+    EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 30, 14, 0);
+    obspam_engine_free(back);
+    cr_assert_eq(size_of(journal), whole);
+    cr_assert_eq(rename(aside, journal), 0);
+  }
+  /* A damaged byte in the middle ends what is trusted there. */
+  fd = open(journal, O_WRONLY);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(pwrite(fd, "\xff", 1, whole + 20), 1);
+  close(fd);
+  back = restart(6, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* The files a crash during a save can leave. */
+Test(journal, crash_during_a_save) {
+  obspam_engine *e = engine(), *back;
+  char s0[400], s1[400], j0[400], j1[400];
+
+  snprintf(s0, sizeof(s0), "%s/s0", dir);
+  snprintf(s1, sizeof(s1), "%s/s1", dir);
+  snprintf(j0, sizeof(j0), "%s/j0", dir);
+  snprintf(j1, sizeof(j1), "%s/j1", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 10, 1);
+  OK(obspam_journal_flush(e));
+  copy_file(state, s0); /* snapshot S0, and J0: 3 decisions after it */
+  copy_file(journal, j0);
+  OK(obspam_state_save(e, state));
+  copy_file(state, s1); /* S1, and J1: 6 decisions after it */
+  traffic(e, T0 + 20, 2);
+  OK(obspam_journal_flush(e));
+  copy_file(journal, j1);
+
+  /* Killed after .next was stamped, before the snapshot's rename: S0 is
+     in place, J0 follows it and J1 (.next) follows a snapshot that never
+     landed. */
+  copy_file(s0, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  back = restart(9, 0);
+  same_counters(e, back, T0 + 30);
+  obspam_engine_free(back);
+  cr_assert_eq(access(next, F_OK), -1);
+
+  /* Killed after the snapshot's rename, before the journal's: S1 is in
+     place, and J0 is older than it. */
+  copy_file(s1, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  back = restart(6, 3);
+  same_counters(e, back, T0 + 30);
+  obspam_engine_free(back);
+
+  /* Killed before .next was stamped: it follows no snapshot yet. */
+  copy_file(s0, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  {
+    int fd = open(next, O_WRONLY);
+
+    cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
+    close(fd);
+  }
+  back = restart(9, 0);
+  same_counters(e, back, T0 + 30);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* A journal that follows another snapshot is not replayed. */
+Test(journal, foreign_journal_ignored) {
+  obspam_engine *e = engine(), *back;
+  char old[400];
+
+  snprintf(old, sizeof(old), "%s/old", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 1);
+  OK(obspam_state_save(e, state));
+  copy_file(state, old);
+  traffic(e, T0 + 10, 1);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 20, 2);
+  OK(obspam_journal_flush(e));
+  copy_file(old, state); /* an older snapshot put back */
+  back = restart(0, 6);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 20, 7, 0);
+  obspam_engine_free(back);
+  /* Nor over no snapshot at all. */
+  unlink(state);
+  back = restart(0, 0); /* the journal was written again, empty */
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* A save that fails after its cut keeps the records after it: here the
+   rename of the snapshot fails (the state path is a directory). */
+Test(journal, failed_save_keeps_everything) {
+  obspam_engine *e = engine(), *back;
+  char inside[400];
+  int64_t replayed = -1;
+  int fd;
+
+  cr_assert_eq(mkdir(state, 0700), 0);
+  snprintf(inside, sizeof(inside), "%s/file", state);
+  fd = open(inside, O_WRONLY | O_CREAT, 0600);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_journal_flush(e));
+  traffic(e, T0 + 5, 1); /* waiting at the cut */
+  RC(obspam_state_save(e, state), OBSPAM_EIO);
+  cr_assert_eq(access(next, F_OK), -1);
+  traffic(e, T0 + 10, 1);
+  OK(obspam_journal_flush(e));
+  back = engine();
+  OK(obspam_journal_open(back, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 12);
+  same_counters(e, back, T0 + 20);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+Test(journal, bad_calls) {
+  obspam_engine *e = engine();
+  int fd;
+
+  RC(obspam_journal_open(NULL, state, 0, NULL, NULL), OBSPAM_EINVAL);
+  RC(obspam_journal_open(e, NULL, 0, NULL, NULL), OBSPAM_EINVAL);
+  RC(obspam_journal_open(e, "", 0, NULL, NULL), OBSPAM_EINVAL);
+  RC(obspam_journal_open(e, state, 2, NULL, NULL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "journal_open: unknown flags 0x2");
+  RC(obspam_journal_flush(NULL), OBSPAM_EINVAL);
+  RC(obspam_journal_close(NULL), OBSPAM_EINVAL);
+  OK(obspam_journal_flush(e)); /* none open */
+  OK(obspam_journal_close(e));
+
+  fd = open(journal, O_WRONLY | O_CREAT, 0600);
+  cr_assert_eq(write(fd, "not a journal at all, but 32+ bytes", 35), 35);
+  close(fd);
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_ECORRUPT);
+  cr_assert(strstr(obspam_engine_errmsg(e), "not a libobspam journal"));
+  fd = open(journal, O_WRONLY | O_TRUNC);
+  cr_assert_eq(write(fd,
+                     "OBSPAMJR\x02\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                     "\0\0\0\0\0\0\0\0",
+                     32),
+               32);
+  close(fd);
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EVERSION);
+  unlink(journal);
+
+  OK(obspam_journal_open(e, state, OBSPAM_JOURNAL_FSYNC, NULL, NULL));
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "journal_open: a journal is open already");
+  OK(obspam_state_save(e, state));
+  RC(obspam_state_load(e, state), OBSPAM_EINVAL);
+  traffic(e, T0, 1);
+  OK(obspam_journal_close(e));
+  OK(obspam_state_load(e, state)); /* closed: allowed again */
+  obspam_engine_free(e);
+}

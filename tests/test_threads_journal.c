@@ -1,0 +1,119 @@
+/* The journal against saves and flushes from other threads: whatever the
+   interleaving, the snapshot on disk and the journal beside it hold every
+   decision exactly once. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define THREADS 4
+#define PER_THREAD 20000
+
+static const char config[] =
+    "default mailbox=40 domain=unlimited subscription=300\n"
+    "subscription acme\n"
+    "domain example.com subscription=acme\n"
+    "mailbox m0@example.com\n"
+    "mailbox m1@example.com\n"
+    "mailbox m2@example.com limit=unlimited\n"
+    "subscription shop\n"
+    "domain shop.example subscription=shop\n";
+
+static const char *const logins[] = {"m0@example.com", "m1@example.com",
+                                     "m2@example.com", "x@shop.example",
+                                     "y@shop.example"};
+
+static obspam_engine *e;
+static char dir[256], state[300];
+static int done;
+
+static void *decider(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  int i;
+
+  for (i = 0; i < PER_THREAD; i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    m.sasl_username = logins[rand_r(&seed) % 5];
+    m.recipients = 1 + rand_r(&seed) % 4;
+    m.flags = rand_r(&seed) % 8 == 0 ? OBSPAM_MSG_PROBE : 0;
+    m.time = T0 + i / 10;
+    cr_assert_eq(obspam_decide(e, &m, &v), OBSPAM_OK);
+  }
+  return NULL;
+}
+
+static void *saver(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
+    cr_assert_eq(obspam_state_save(e, state), OBSPAM_OK, "%s",
+                 obspam_engine_errmsg(e));
+    cr_assert_eq(obspam_journal_flush(e), OBSPAM_OK);
+  }
+  return NULL;
+}
+
+static void *flusher(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+    cr_assert_eq(obspam_journal_flush(e), OBSPAM_OK);
+  return NULL;
+}
+
+Test(threads_journal, saves_and_flushes_race_decisions) {
+  pthread_t t[THREADS + 2];
+  obspam_engine *back;
+  const char *tmp = getenv("TMPDIR");
+  char cmd[400];
+  int i, k, kinds[] = {OBSPAM_MAILBOX, OBSPAM_DOMAIN, OBSPAM_SUBSCRIPTION};
+  const char *names[][5] = {{"m0@example.com", "m1@example.com",
+                             "m2@example.com", "x@shop.example",
+                             "y@shop.example"},
+                            {"example.com", "shop.example", NULL, NULL, NULL},
+                            {"acme", "shop", NULL, NULL, NULL}};
+
+  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+  e = tu_new();
+  OK(obspam_load_config_string(e, config));
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  for (i = 0; i < THREADS; i++)
+    cr_assert_eq(
+        pthread_create(&t[i], NULL, decider, (void *)(uintptr_t)(i * 7919 + 1)),
+        0);
+  cr_assert_eq(pthread_create(&t[THREADS], NULL, saver, NULL), 0);
+  cr_assert_eq(pthread_create(&t[THREADS + 1], NULL, flusher, NULL), 0);
+  for (i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+  pthread_join(t[THREADS], NULL);
+  pthread_join(t[THREADS + 1], NULL);
+  OK(obspam_journal_flush(e));
+
+  back = tu_new();
+  OK(obspam_load_config_string(back, config));
+  OK(obspam_state_load(back, state));
+  OK(obspam_journal_open(back, state, 0, NULL, NULL));
+  for (k = 0; k < 3; k++)
+    for (i = 0; i < 5 && names[k][i] != NULL; i++) {
+      obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
+      int64_t now = T0 + PER_THREAD / 10;
+
+      OK(obspam_stats_get(e, kinds[k], names[k][i], now, &a));
+      OK(obspam_stats_get(back, kinds[k], names[k][i], now, &b));
+      cr_assert_eq(a.count, b.count, "%s: count %lld, %lld", names[k][i],
+                   (long long)a.count, (long long)b.count);
+      cr_assert_eq(a.refused, b.refused, "%s: refused", names[k][i]);
+      cr_assert_eq(a.exceeded, b.exceeded, "%s: exceeded", names[k][i]);
+      cr_assert_eq(a.refused_total, b.refused_total, "%s", names[k][i]);
+      cr_assert_eq(a.count_day, b.count_day, "%s", names[k][i]);
+    }
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
