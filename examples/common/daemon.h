@@ -148,6 +148,7 @@ typedef struct obspamd_options {
   const char *user;    /* --user USER[:GROUP], NULL: stay who we are */
   long user_uid;       /* USER's uid, -1 without --user */
   int log;             /* --log: an OBSPAMD_LOG_* value; AUTO when not given */
+  int refusal_log_interval; /* seconds; OBSPAMD_REFUSAL_LOG_INTERVAL */
   int nallow;          /* --allow-user: the uids, resolved when parsed */
   long allow[OBSPAMD_MAX_ALLOW];
 } obspamd_options;
@@ -169,6 +170,7 @@ enum {
   OBSPAMD_OPT_USER,
   OBSPAMD_OPT_ALLOW_USER,
   OBSPAMD_OPT_LOG,
+  OBSPAMD_OPT_REFUSAL_LOG_INTERVAL,
   OBSPAMD_OPT_OWN
 };
 
@@ -188,7 +190,9 @@ enum {
   {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}, \
   {"user", required_argument, NULL, OBSPAMD_OPT_USER},                         \
   {"allow-user", required_argument, NULL, OBSPAMD_OPT_ALLOW_USER},             \
-  {"log", required_argument, NULL, OBSPAMD_OPT_LOG}
+  {"log", required_argument, NULL, OBSPAMD_OPT_LOG},                           \
+  {"refusal-log-interval", required_argument, NULL,                            \
+   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
@@ -200,7 +204,8 @@ long obspamd_number(const char *program, const char *opt, const char *s,
    "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
    port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
 int obspamd_spec_check(const char *program, const char *opt, const char *spec);
-/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO). */
+/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO,
+   o->refusal_log_interval OBSPAMD_REFUSAL_LOG_INTERVAL). */
 void obspamd_options_init(obspamd_options *o);
 /* Takes what getopt_long returned that the daemon does not handle itself:
    one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
@@ -224,6 +229,13 @@ int obspamd_options_done(const char *program, int argc, char **argv,
   "  --log WHERE            stderr, syslog (facility mail) or journal\n"       \
   "                         (default: journal under systemd, else stderr\n"    \
   "                         in the foreground and syslog detached)\n"
+
+/* The help lines of --refusal-log-interval. */
+#define OBSPAMD_USAGE_REFUSAL_LOG                                              \
+  "  --refusal-log-interval SECS\n"                                            \
+  "                         log the first refusal of an object at once,\n"    \
+  "                         then a count of its refusals every SECS\n"        \
+  "                         (default 10; 0: every refusal, whole)\n"
 
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with
@@ -395,9 +407,31 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
    queue_id is the MTA's queue ID of the message (NULL or "" when it has
    none yet). limit=unlimited, retry=never, a missing value is "-"; names
    keep their UTF-8, and blanks, control characters and bytes that are not
-   UTF-8 are written '?'. */
+   UTF-8 are written '?'.
+
+   Lines are coalesced per refusing object (kind and name): the first
+   refusal of an object is logged whole at once and opens an interval
+   (obspamd_refusal_log_interval); the refusals in it are only counted,
+   and their count is logged as one line when it ends:
+     refuse kind=mailbox object=info@example.com more=4180 seconds=10
+     first_queue_id=4FgH2x1Kz9
+   more: the refusals counted in the interval (in the first one, those
+   after the refusal logged whole); seconds: its length; first_queue_id: the queue ID of the first of them ("-" when it
+   had none). The line is written by obspamd_tick, or by the next refusal
+   of the object if it comes first, and counts exactly the refusals whose
+   time falls in the interval. Intervals with refusals follow each other
+   back to back; one without ends the episode, and the object's next
+   refusal is logged whole again. 3072 objects are counted at once; while
+   that many are, the refusals of others are counted together as
+   "refuse kind=- object=- more=...", the first of each interval logged
+   whole. obspamd_service_stop logs what was counted (seconds: of the
+   interval under way, rounded up). */
 void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
                          int unit, const char *queue_id);
+/* The interval of those lines in seconds (--refusal-log-interval); 0
+   logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
+#define OBSPAMD_REFUSAL_LOG_INTERVAL 10
+void obspamd_refusal_log_interval(int seconds);
 
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);
