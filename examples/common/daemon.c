@@ -527,8 +527,12 @@ struct obspamd_private {
      kind and name: what a reload would drop is counted against them. */
   uint64_t *objects;
   size_t nobjects;
-  /* The shared store as the last tick saw it, to log each change once. */
+  /* The shared store as the last tick saw it, to log each change once:
+     store_fallbacks is its count of decisions made without it when it
+     last answered. store_deferred: the requests deferred since then
+     because it did not answer (store-fallback defer). */
   int64_t store_up, store_episodes, store_fallbacks;
+  int64_t store_deferred;
   /* The episodes of a full set of implicit mailboxes the tick has seen. */
   int64_t implicit_episodes;
   /* The housekeeping thread. */
@@ -1066,6 +1070,7 @@ int obspamd_service_start(obspamd_service *s) {
   pthread_mutex_init(&p->hk_lock, NULL);
   pthread_cond_init(&p->hk_cond, NULL);
   pthread_mutex_init(&p->mail_lock, NULL);
+  p->store_up = 1; /* as the library has it before its first attempt */
   p->next_save_ms = obspamd__now_ms() + (int64_t)s->save_interval * 1000;
   p->next_flush_ms = 0;
   if (s->notify_command != NULL && *s->notify_command != '\0' &&
@@ -1205,29 +1210,65 @@ static const char *store_fallback_name(obspamd_service *s) {
 }
 
 /* Logs once when the shared store stops answering (the decisions then use
-   this node's own counters, or are deferred) and once when it is back.
-   Called with tick_lock held. */
+   this node's own counters, or are deferred) and once when it is back,
+   with the decisions made without it: the growth of the library's count
+   (obspam_store_fallback_decisions_total) since the store was last seen
+   answering. That count grows only while the store is down (a failed
+   charge marks it down under the same lock), so its value while the
+   store answers is exactly its value when the next episode begins, even
+   if the decisions of that episode come before the next look here. Two
+   episodes between two looks are said together. A new store (a reload
+   that names another) starts its counts from zero: so does this. Called
+   with tick_lock held. */
 static void store_watch(obspamd_service *s, struct obspamd_private *p) {
-  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
+  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0, deferred;
 
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) !=
           OBSPAM_OK ||
       !shared)
     return;
+  if (episodes < p->store_episodes || fallbacks < p->store_fallbacks) {
+    p->store_up = 1;
+    p->store_episodes = p->store_fallbacks = 0;
+  }
   if (episodes > p->store_episodes)
     obspamd_log(LOG_WARNING,
                 "store: the shared store does not answer; deciding without "
                 "it (%s) until it does (episode %" PRId64 ")",
                 store_fallback_name(s), episodes);
-  else if (up && !p->store_up && p->store_episodes > 0)
-    obspamd_log(LOG_NOTICE,
-                "store: the shared store answers again; %" PRId64
-                " decisions were made without it",
-                fallbacks - p->store_fallbacks);
-  if (episodes > p->store_episodes || (up && !p->store_up))
+  if (up && (!p->store_up || episodes > p->store_episodes)) {
+    deferred = __atomic_exchange_n(&p->store_deferred, 0, __ATOMIC_RELAXED);
+    if (deferred > 0)
+      obspamd_log(LOG_NOTICE,
+                  "store: the shared store answers again; %" PRId64
+                  " decisions were made without it; %" PRId64
+                  " requests were deferred (episode %" PRId64 ")",
+                  fallbacks - p->store_fallbacks, deferred, episodes);
+    else
+      obspamd_log(LOG_NOTICE,
+                  "store: the shared store answers again; %" PRId64
+                  " decisions were made without it (episode %" PRId64 ")",
+                  fallbacks - p->store_fallbacks, episodes);
+  }
+  if (up)
     p->store_fallbacks = fallbacks;
   p->store_up = up;
   p->store_episodes = episodes;
+}
+
+int obspamd_store_deferred(obspamd_service *s, int rc) {
+  struct obspamd_private *p = s->priv;
+
+  if (rc != OBSPAM_EUNAVAIL || p == NULL)
+    return 0;
+  __atomic_add_fetch(&p->store_deferred, 1, __ATOMIC_RELAXED);
+  /* The episode's line now, not at the next tick: the tick is not
+     running (else it logs it). */
+  if (pthread_mutex_trylock(&p->tick_lock) == 0) {
+    store_watch(s, p);
+    pthread_mutex_unlock(&p->tick_lock);
+  }
+  return 1;
 }
 
 /* Logs once each time the implicit mailboxes reach their cap (logins and

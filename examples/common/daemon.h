@@ -433,6 +433,17 @@ void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
 #define OBSPAMD_REFUSAL_LOG_INTERVAL 10
 void obspamd_refusal_log_interval(int seconds);
 
+/* After a decision that failed with rc: when rc is OBSPAM_EUNAVAIL (the
+   shared store does not answer, and store-fallback is defer), counts it
+   and returns 1, and the caller defers the request without logging it.
+   The first of an episode of the store logs it at once ("store: the
+   shared store does not answer; deciding without it (deferring mail)
+   until it does (episode 3)"), and the line that says it answers again
+   gives the count ("...; 45892 requests were deferred (episode 3)"): an
+   outage costs two lines, not one per request. Any other rc: 0, and the
+   caller logs it. Thread-safe. */
+int obspamd_store_deferred(obspamd_service *s, int rc);
+
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);
 /* The engine's count unit: 0 recipients, 1 messages. */

@@ -563,6 +563,10 @@ static int answer(server *s, conn *c) {
   return 0;
 
 fail:
+  /* The shared store down (store-fallback defer): one line per episode,
+     not one per request. */
+  if (obspamd_store_deferred(&s->svc, rc))
+    return -1;
   obspamd_log(LOG_ERR,
               "cannot decide a request from %s (state %s): %s; closing "
               "without an answer",
