@@ -258,6 +258,12 @@ static void window_words(const obspam_verdict *v, const char **in,
                                    : "per hour";
 }
 
+/* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so that
+   a sender who waits as long as it is told always fits. */
+int64_t obspamd__retry_minutes(int64_t retry_after) {
+  return retry_after <= 60 ? 1 : retry_after / 60 + (retry_after % 60 != 0);
+}
+
 /* A text put together in place and cut at cap bytes (without its NUL).
    A flood is answered with a refusal per request: building it costs a few
    copies, where snprintf parsed formats and copied through a stream. */
@@ -371,13 +377,10 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
     put_str(&t, in);
     put_str(&t, ", its limit is ");
     put_limit(&t, v, unit, per);
-    /* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so
-       that a sender who waits as long as it is told always fits. A
-       permanent refusal says nothing of retrying: its sender does not. */
+    /* A permanent refusal says nothing of retrying: its sender does
+       not. */
     if (!reject) {
-      int64_t minutes = v->retry_after <= 60
-                            ? 1
-                            : v->retry_after / 60 + (v->retry_after % 60 != 0);
+      int64_t minutes = obspamd__retry_minutes(v->retry_after);
 
       put_str(&t, "; try again in ");
       put_int(&t, minutes);
@@ -399,13 +402,17 @@ void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
 
 void obspamd__log_refusal_at(const obspam_verdict *v, const obspam_message *m,
                              int unit, const char *queue_id, int64_t now_ms) {
+  /* In a flood, most refusals end here: counted, not formatted. */
+  if (!obspamd__refusal_counted(v->kind, v->object, queue_id, now_ms))
+    obspamd__refusal_line(v, m, unit, queue_id);
+}
+
+void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
+                           int unit, const char *queue_id) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   char object[sizeof(v->object)], sasl[330], sender[330], client[64],
       script[1030], limit[24], retry[24], qid[64], extra[1100] = "";
 
-  /* In a flood, most refusals end here: counted, not formatted. */
-  if (obspamd__refusal_counted(v->kind, v->object, queue_id, now_ms))
-    return;
   obspamd__clean(object, sizeof(object), v->object[0] ? v->object : "-", flags);
   obspamd__clean(sasl, sizeof(sasl),
                  m && m->sasl_username && *m->sasl_username ? m->sasl_username

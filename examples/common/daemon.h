@@ -428,6 +428,16 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
    interval under way, rounded up). */
 void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
                          int unit, const char *queue_id);
+/* A refusal as a policy server answers it, in one call: logs it as
+   obspamd_log_refusal does and writes its SMTP text into buf as
+   obspamd_refusal_text_msg does, and returns the text's length. The
+   text is kept beside the count of the object's refusals and copied
+   again while its words stay the same (the count, limit and window, the
+   minutes to wait, the action, the unit): in a flood, a refusal costs one
+   lookup and a copy. Thread-safe. */
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size);
 /* The interval of those lines in seconds (--refusal-log-interval); 0
    logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
 #define OBSPAMD_REFUSAL_LOG_INTERVAL 10

@@ -113,5 +113,15 @@ void obspamd__refusals_flush(int64_t now_ms, int all);
 /* obspamd_log_refusal at a given time, for the tests. */
 void obspamd__log_refusal_at(const obspam_verdict *v, const obspam_message *m,
                              int unit, const char *queue_id, int64_t now_ms);
+/* obspamd_refusal at a given time, for the tests. */
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms);
+/* The whole line of a refusal, logged whatever was logged before. */
+void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
+                           int unit, const char *queue_id);
+/* The minutes a refusal's text tells its sender to wait: retry_after
+   seconds rounded up to whole minutes, at least 1. */
+int64_t obspamd__retry_minutes(int64_t retry_after);
 
 #endif

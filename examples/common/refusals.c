@@ -41,9 +41,18 @@
 /* The table: at most TRACKED_MAX of its SLOTS taken, so that a probe
    stays short. The hashes are an array of their own, which the probes
    and the flush (every slot, once a second) read: 32 KiB, where the
-   entries, 1.7 MiB in all, are only touched once used. */
+   entries, 4 MiB in all, are only touched once used (a kilobyte an
+   object refused, a page for four). */
 #define SLOTS 4096
 #define TRACKED_MAX 3072
+
+/* What the words of a refusal's text depend on besides the object
+   (obspamd_refusal_text_msg): wait is -1 for a refusal that never fits,
+   0 for one that says nothing of waiting (reject), else the minutes. */
+typedef struct words {
+  int64_t limit, count, window, wait;
+  int reject, unit, script;
+} words;
 
 typedef struct tracked {
   int kind; /* -1: the entry of the objects the table has no room for */
@@ -52,6 +61,12 @@ typedef struct tracked {
   uint64_t more;    /* refusals counted in it */
   char qid[64];     /* the queue ID of the first of them, "" for none */
   char name[sizeof(((obspam_verdict *)0)->object)];
+  /* The SMTP text of the object's last refusal (obspamd_refusal), when
+     text_len is not 0, and its words. */
+  words text_words;
+  int text_code;
+  size_t text_len;
+  char text[OBSPAMD_REFUSAL_MAX + 1];
 } tracked;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,57 +164,131 @@ static void count(tracked *e, const char *queue_id) {
   }
 }
 
-int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
-                             int64_t now_ms) {
-  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+/* Counts a refusal of the object at now_ms (every: the interval, not 0),
+   with lock held. *counted: whether it was only counted (else its line
+   is logged whole). Returns the object's entry, or NULL for an object
+   the table has no room for. */
+static tracked *account(int kind, const char *object, const char *queue_id,
+                        int64_t now_ms, int64_t every, int *counted) {
   size_t len = strnlen(object, sizeof(table[0].name) - 1), i;
-  uint64_t h;
+  uint64_t h = hash_of(kind, object, len);
   tracked *e;
 
-  if (every == 0)
-    return 0;
-  if (now_ms < 0)
-    now_ms = coarse_ms();
-  pthread_mutex_lock(&lock);
-  h = hash_of(kind, object, len);
   for (i = h % SLOTS;; i = (i + 1) % SLOTS) {
     e = &table[i];
     if (hashes[i] == 0)
       break;
     if (hashes[i] == h && e->kind == kind && e->len == len &&
         memcmp(e->name, object, len) == 0) {
-      int counted = roll(e, now_ms, every) == 0;
-
-      if (counted)
+      *counted = roll(e, now_ms, every) == 0;
+      if (*counted)
         count(e, queue_id);
       else
         open_first(e, now_ms); /* a new episode, in the same slot */
-      pthread_mutex_unlock(&lock);
-      return counted;
+      return e;
     }
   }
   if (ntracked >= TRACKED_MAX) {
     /* No room: the first of these in an interval is logged whole, which
        names its object; the others are only counted together. */
-    int counted =
-        untracked.since_ms != 0 && roll(&untracked, now_ms, every) == 0;
-
-    if (counted)
+    *counted = untracked.since_ms != 0 && roll(&untracked, now_ms, every) == 0;
+    if (*counted)
       count(&untracked, queue_id);
     else
       open_first(&untracked, now_ms != 0 ? now_ms : 1);
-    pthread_mutex_unlock(&lock);
-    return counted;
+    return NULL;
   }
   hashes[i] = h;
   e->kind = kind;
   e->len = len;
   memcpy(e->name, object, len);
   e->name[len] = '\0';
+  e->text_len = 0;
   open_first(e, now_ms);
   ntracked++;
+  *counted = 0;
+  return e;
+}
+
+int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
+                             int64_t now_ms) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+  int counted;
+
+  if (every == 0)
+    return 0;
+  if (now_ms < 0)
+    now_ms = coarse_ms();
+  pthread_mutex_lock(&lock);
+  account(kind, object, queue_id, now_ms, every, &counted);
   pthread_mutex_unlock(&lock);
-  return 0;
+  return counted;
+}
+
+static int same_words(const words *a, const words *b) {
+  return a->limit == b->limit && a->count == b->count &&
+         a->window == b->window && a->wait == b->wait &&
+         a->reject == b->reject && a->unit == b->unit && a->script == b->script;
+}
+
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size) {
+  return obspamd__refusal_at(v, m, reject, unit, queue_id, code, buf, size, -1);
+}
+
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+  int counted = 0;
+  words w;
+  tracked *e;
+  size_t n;
+
+  if (size == 0)
+    return 0;
+  if (every == 0) {
+    obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
+    obspamd__refusal_line(v, m, unit, queue_id);
+    return strlen(buf);
+  }
+  w.limit = v->limit;
+  w.count = v->count;
+  w.window = v->window;
+  w.wait = v->retry_after < 0 ? -1
+           : reject           ? 0
+                              : obspamd__retry_minutes(v->retry_after);
+  w.reject = reject;
+  w.unit = unit;
+  w.script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0;
+  if (now_ms < 0)
+    now_ms = coarse_ms();
+  pthread_mutex_lock(&lock);
+  e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
+  if (e != NULL && (e->text_len == 0 || !same_words(&e->text_words, &w))) {
+    /* The words changed (once a minute at most, for the wait): the text
+       is written again. */
+    obspamd_refusal_text_msg(v, m, reject, unit, &e->text_code, e->text,
+                             sizeof(e->text));
+    e->text_len = strlen(e->text);
+    e->text_words = w;
+  }
+  if (e != NULL) {
+    n = e->text_len < size - 1 ? e->text_len : size - 1;
+    memcpy(buf, e->text, n);
+    buf[n] = '\0';
+    if (code != NULL)
+      *code = e->text_code;
+  }
+  pthread_mutex_unlock(&lock);
+  if (e == NULL) {
+    obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
+    n = strlen(buf);
+  }
+  if (!counted)
+    obspamd__refusal_line(v, m, unit, queue_id);
+  return n;
 }
 
 /* Frees slot i and moves back the entries of its probe run that would no

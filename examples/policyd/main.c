@@ -474,25 +474,25 @@ static void append(conn *c, const char *text, size_t n) {
 static void answer_dunno(conn *c) { append(c, "action=DUNNO\n\n", 14); }
 
 /* "action=451 4.7.1 ...\n\n", put together in place: in a flood every
-   request is answered so, and its cost is the flood's. */
+   request is answered so, and the text is copied from what was written
+   for the object's last refusal while its words stay the same. */
 static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
                           const obspam_message *m) {
   char line[ANSWER_MAX];
-  int code, unit = obspamd_unit(&s->svc);
+  int code;
   size_t n;
 
-  obspamd_refusal_text_msg(v, m, obspamd_reject(&s->svc), unit, &code,
+  n = 11 + obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
                            line + 11, TEXT_MAX);
   memcpy(line, "action=", 7);
   line[7] = (char)('0' + code / 100);
   line[8] = (char)('0' + code / 10 % 10);
   line[9] = (char)('0' + code % 10);
   line[10] = ' ';
-  n = 11 + strlen(line + 11);
   line[n++] = '\n';
   line[n++] = '\n';
   append(c, line, n);
-  obspamd_log_refusal(v, m, unit, policy_get(&c->req, POLICY_QUEUE_ID));
 }
 
 /* Answers one complete request. Returns -1 when the engine could not

@@ -437,3 +437,93 @@ Test(coalesce, model, .timeout = 120) {
   }
   cr_assert(full_seen, "the table never filled up");
 }
+
+/* ---- the text of a refusal, kept with its object ------------------------- */
+
+/* obspamd_refusal gives the text and code obspamd_refusal_text_msg gives,
+   whatever changes from one refusal of an object to the next (the text
+   kept with the object is used only while its words are the same): each
+   step changes one thing of an object's last refusal, or nothing. And it
+   logs as obspamd_log_refusal does. */
+Test(coalesce, text_kept_with_the_object) {
+  static const int kinds[] = {OBSPAM_MAILBOX, OBSPAM_DOMAIN,
+                              OBSPAM_SUBSCRIPTION};
+  static const int64_t waits[] = {-1, 1, 59, 60, 61, 119, 120, 3599};
+  static const int64_t windows[] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_HOUR,
+                                    OBSPAM_WINDOW_DAY};
+  struct last {
+    obspam_verdict v;
+    obspam_message m;
+    int reject, unit;
+  } last[9];
+  char got[OBSPAMD_REFUSAL_MAX + 1], want[OBSPAMD_REFUSAL_MAX + 1];
+  int i;
+
+  for (i = 0; i < 9; i++) {
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+
+    v.action = OBSPAM_REFUSE;
+    v.kind = kinds[i % 3];
+    snprintf(v.object, sizeof(v.object), "o%d@example.com", i / 3);
+    v.limit = 1;
+    v.count = 1;
+    v.retry_after = -1;
+    v.window = OBSPAM_WINDOW_HOUR;
+    last[i].v = v;
+    last[i].m = m;
+    last[i].reject = last[i].unit = 0;
+  }
+  for (i = 0; i < 30000; i++) {
+    uint64_t r = next_rand();
+    struct last *l = &last[(r >> 8) % 9];
+    int code = 0, want_code = 0;
+    size_t size = r >> 12 & 1 ? sizeof(got) : 1 + (r >> 13) % 60, n;
+
+    switch ((r >> 20) % 9) {
+    case 0:
+      l->v.limit = (int64_t)((r >> 24) % 4) - 1;
+      break;
+    case 1:
+      l->v.count = (int64_t)((r >> 24) % 4);
+      break;
+    case 2:
+      l->v.retry_after = waits[(r >> 24) % 8];
+      break;
+    case 3:
+      l->v.window = windows[(r >> 24) % 3];
+      break;
+    case 4:
+      l->m.flags ^= OBSPAM_MSG_SCRIPT;
+      break;
+    case 5:
+      l->reject ^= 1;
+      break;
+    case 6:
+      l->unit ^= 1;
+      break;
+    default: /* the same words again */
+      break;
+    }
+    n = obspamd__refusal_at(&l->v, &l->m, l->reject, l->unit, "Q", &code, got,
+                            size, (int64_t)i);
+    obspamd_refusal_text_msg(&l->v, &l->m, l->reject, l->unit, &want_code, want,
+                             size);
+    cr_assert_str_eq(got, want, "refusal %d", i);
+    cr_assert_eq(n, strlen(want), "refusal %d", i);
+    cr_assert_eq(code, want_code, "refusal %d", i);
+  }
+  /* Nine objects, each logged whole once: the rest counted (30 seconds
+     of refusals, 1 ms apart, in intervals of 10 s). */
+  {
+    char *log = new_lines(), *p = log;
+    int whole_lines = 0;
+
+    while ((p = strstr(p, " limit=")) != NULL) {
+      whole_lines++;
+      p++;
+    }
+    cr_assert_eq(whole_lines, 9, "%s", log);
+    free(log);
+  }
+}
