@@ -31,25 +31,6 @@ static void check(const obspam_engine *e, int rc, const char *call) {
   exit(EXIT_FAILURE);
 }
 
-static const char *kind_name(int kind) {
-  switch (kind) {
-  case OBSPAM_SERVER:
-    return "server";
-  case OBSPAM_PLAN:
-    return "plan";
-  case OBSPAM_SUBSCRIPTION:
-    return "subscription";
-  case OBSPAM_DOMAIN:
-    return "domain";
-  case OBSPAM_MAILBOX:
-    return "mailbox";
-  case OBSPAM_SCRIPT:
-    return "script";
-  default:
-    return "?";
-  }
-}
-
 /* Formats a Unix time as "YYYY-MM-DD HH:MM:SS UTC". */
 static const char *utc(int64_t t, char *buf, size_t size) {
   time_t tt = (time_t)t;
@@ -132,7 +113,7 @@ static void print_effective_limits(obspam_engine *e) {
       snprintf(text, sizeof text, "unlimited");
     else
       snprintf(text, sizeof text, "%" PRId64, limit);
-    printf("  %-13s %-18s %5s  %s\n", kind_name(objects[i].kind),
+    printf("  %-13s %-18s %5s  %s\n", obspam_kind_name(objects[i].kind),
            objects[i].name, text, objects[i].note);
   }
   printf("\n");
@@ -143,11 +124,11 @@ static void print_verdict(int n, const obspam_verdict *v) {
   switch (v->action) {
   case OBSPAM_ACCEPT: /* the lowest charged object, its count before */
     printf("  #%d  accepted  %s %s  count %" PRId64 ", limit %" PRId64 "\n", n,
-           kind_name(v->kind), v->object, v->count, v->limit);
+           obspam_kind_name(v->kind), v->object, v->count, v->limit);
     break;
   case OBSPAM_REFUSE: /* the highest object that is full */
     printf("  #%d  REFUSED   %s %s  count %" PRId64 ", limit %" PRId64, n,
-           kind_name(v->kind), v->object, v->count, v->limit);
+           obspam_kind_name(v->kind), v->object, v->count, v->limit);
     if (v->retry_after < 0)
       printf(": it can never fit\n");
     else
@@ -217,7 +198,7 @@ static void print_status(obspam_engine *e) {
     else
       snprintf(limit, sizeof limit, "%" PRId64, st.limit);
     printf("  %-13s %-18s %-12s %9s %6" PRId64 " %8" PRId64 "\n",
-           kind_name(objects[i].kind), objects[i].name,
+           obspam_kind_name(objects[i].kind), objects[i].name,
            st.sending ? "sending" : "not sending", limit, st.count, st.refused);
   }
   printf("  (sent and refused: in the last 60 minutes)\n");

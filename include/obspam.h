@@ -268,8 +268,20 @@ OBSPAM_API int obspam_engine_new(obspam_engine **out);
 OBSPAM_API void obspam_engine_free(obspam_engine *e);
 /* The last failure on this engine in one line ("" when none). When threads
    share an engine, the line belongs to whichever call failed last; the
-   returned code is always exact. Never NULL. */
+   returned code is always exact. Never NULL. The pointer is the engine's
+   own buffer, which a failure in another thread rewrites in place: a
+   program that shares an engine between threads reads a line cut in two
+   or mixed with another unless it uses obspam_engine_errmsg_r(). */
 OBSPAM_API const char *obspam_engine_errmsg(const obspam_engine *e);
+/* Copies the last failure on this engine (as obspam_engine_errmsg() has
+   it) into buf, under the lock a failure takes to write it, so the copy
+   is always one whole line even while other threads fail on the same
+   engine. At most size - 1 bytes and a NUL are written; a message is
+   shorter than 512 bytes, so a buffer of 512 always holds it whole. A
+   NULL engine gives "no engine". OBSPAM_OK, or OBSPAM_EINVAL (nothing
+   written) when buf is NULL or size is 0. Added in 1.3. */
+OBSPAM_API int obspam_engine_errmsg_r(const obspam_engine *e, char *buf,
+                                      size_t size);
 
 OBSPAM_API int obspam_set_option(obspam_engine *e, int option, int64_t value);
 OBSPAM_API int obspam_get_option(obspam_engine *e, int option, int64_t *value);

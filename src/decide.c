@@ -240,6 +240,9 @@ typedef struct decision {
   obspam__obj standin;
   wish w;
   int overflow; /* the cap was met: charged without its implicit mailbox */
+  /* In a batch: where d->ch stands among the group's charges, -1 when
+     the message was settled without one. */
+  int slot;
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
@@ -462,21 +465,21 @@ int obspam_check(obspam_engine *e, const obspam_message *msg,
    for more cache lines at once than the core can have in flight. */
 #define GROUP 8
 
-/* Brings into the cache what deciding msgs will read: each message's
+/* Brings into the cache what deciding d[0..n) will read: each message's
    login (or sender), its index slot, the object found there, its parent
    and grandparent, then their counters. Each step runs for every message
    before the next step for any, so that the misses of a step overlap. It
    only reads and guesses; the decisions themselves do the real lookups.
    Under the engine's read lock. */
-static void warm(obspam_engine *e, const obspam__conf *c,
-                 const obspam_message *const *msgs, size_t n, ready_name *pre) {
+static void warm(obspam_engine *e, const obspam__conf *c, const decision *d,
+                 size_t n, ready_name *pre) {
   const obspam__index *ix[GROUP];
   obspam__obj *o[3 * GROUP];
   size_t i, k = 0, from;
   int level;
 
   for (i = 0; i < n; i++) {
-    const obspam_message *m = msgs[i];
+    const obspam_message *m = d[i].msg;
 
     pre[i].from = m == NULL                  ? NULL
                   : m->sasl_username != NULL ? m->sasl_username
@@ -521,71 +524,92 @@ static void warm(obspam_engine *e, const obspam__conf *c,
     e->store->ops->warm(e->store, o, (int)k, obspam__newest(e, 0) / 60);
 }
 
+/* Steps 1 to 4 for d[0..n), in order, each with the clock the ones
+   before it leave. The charges the counter store must make are put in
+   ch[0..*queued), in the messages' order, and each message's d->slot says
+   where its charge is (-1: settled without one). Returns how many
+   messages were begun: n, or fewer when one needs an implicit mailbox
+   made, which only a group's first message may do (it begins the next
+   group). */
+static size_t begin_group(obspam_engine *e, const obspam__conf *c, decision *d,
+                          size_t n, obspam__charge **ch, int *queued) {
+  ready_name pre[GROUP];
+  int64_t newest;
+  size_t i;
+
+  warm(e, c, d, n, pre);
+  newest = obspam__newest(e, 0);
+  *queued = 0;
+  for (i = 0; i < n; i++) {
+    int r = begin(e, c, &d[i], i == 0 ? MAKE : NOT_YET, newest, &pre[i]);
+
+    if (r == LATER)
+      return i;
+    d[i].slot = -1;
+    if (r == 0) {
+      d[i].slot = *queued;
+      ch[(*queued)++] = &d[i].ch;
+    }
+    if (d[i].rc == OBSPAM_OK && d[i].t > newest)
+      newest = d[i].t;
+  }
+  return n;
+}
+
+/* Makes the charges ch[0..n) in order, all under one lock of the store
+   when it can. OBSPAM_OK with *done = n, or the failure of charge *done
+   (those before it were made, those after it not tried). */
+static int charge_queued(obspam__store *s, obspam__charge *const *ch, int n,
+                         int *done) {
+  int rc = OBSPAM_OK;
+
+  *done = 0;
+  if (n > 0 && s->ops->charge_many != NULL)
+    return s->ops->charge_many(s, ch, n, done);
+  for (; *done < n; ++*done)
+    if ((rc = s->ops->charge(s, ch[*done])) != OBSPAM_OK)
+      break;
+  return rc;
+}
+
 /* Decides up to GROUP messages, d[0..n) (msg and out set), as as many
    calls of decide would. Returns how many it decided: all of them, or
    fewer when a charge failed (the messages after it were prepared with a
    clock that counted the failed one, so they are decided again). */
 static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
-  const obspam_message *msgs[GROUP];
-  ready_name pre[GROUP];
   obspam__charge *ch[GROUP];
-  const obspam__conf *c;
-  int64_t newest;
-  size_t i, j, k = 0;
-  int done = 0, rc = OBSPAM_OK;
+  int queued, done, rc;
+  size_t begun, decided, i;
 
   pthread_rwlock_rdlock(&e->lock);
-  c = e->conf;
-  if (c->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
+  if (e->conf->opt[OBSPAM_OPT_NOTIFY_IMMEDIATE] && e->notify != NULL) {
     /* Immediate notices are sent after each decision, without the lock:
        one message at a time. */
     pthread_rwlock_unlock(&e->lock);
     d[0].rc = decide(e, d[0].msg, d[0].out, 0);
     return 1;
   }
-  for (i = 0; i < n; i++)
-    msgs[i] = d[i].msg;
-  warm(e, c, msgs, n, pre);
-  newest = obspam__newest(e, 0);
-  for (i = 0; i < n; i++) {
-    int r = begin(e, c, &d[i], i == 0 ? MAKE : NOT_YET, newest, &pre[i]);
-
-    if (r == LATER) {
-      n = i; /* this one and those after it: the next group */
-      break;
-    }
-    if (r == 0)
-      ch[k++] = &d[i].ch;
-    if (d[i].rc == OBSPAM_OK && d[i].t > newest)
-      newest = d[i].t;
-  }
-  if (k > 0 && e->store->ops->charge_many != NULL) {
-    rc = e->store->ops->charge_many(e->store, ch, (int)k, &done);
-  } else {
-    for (; done < (int)k; done++)
-      if ((rc = e->store->ops->charge(e->store, ch[done])) != OBSPAM_OK)
-        break;
-  }
-  /* Charges 0..done-1 were made; when rc is a failure, charge done
-     failed and the messages after its own are left for the caller. */
-  for (i = 0, j = 0; i < n; i++) {
-    if (j < k && ch[j] == &d[i].ch) {
-      finish(e, &d[i], j < (size_t)done ? OBSPAM_OK : rc, NULL);
-      if (j++ == (size_t)done) {
-        i++;
-        break;
-      }
-    }
+  begun = begin_group(e, e->conf, d, n, ch, &queued);
+  rc = charge_queued(e->store, ch, queued, &done);
+  decided = begun;
+  for (i = 0; i < begun; i++) {
+    if (d[i].slot >= 0)
+      finish(e, &d[i], d[i].slot < done ? OBSPAM_OK : rc, NULL);
     if (d[i].rc == OBSPAM_OK)
       obspam__observe(e, d[i].t);
+    if (d[i].slot >= done) {
+      /* Its charge failed: the group ends with it. */
+      decided = i + 1;
+      break;
+    }
   }
-  /* Every message of the group was begun, those left for the caller too:
-     each lets its implicit mailbox go (one made for a message decided
-     again later is made again then). */
-  for (j = 0; j < n; j++)
-    release(e, &d[j]);
+  /* Every message begun lets its implicit mailbox go, those left for the
+     caller too (one made for a message decided again later is made again
+     then). */
+  for (i = 0; i < begun; i++)
+    release(e, &d[i]);
   pthread_rwlock_unlock(&e->lock);
-  return i;
+  return decided;
 }
 
 int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,

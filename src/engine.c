@@ -377,6 +377,24 @@ const char *obspam_engine_errmsg(const obspam_engine *e) {
   return e != NULL ? e->errmsg : "no engine";
 }
 
+int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size) {
+  /* The lock is the engine's, not the caller's: taking it does not change
+     what the const promises, the message. */
+  pthread_mutex_t *lock;
+
+  if (buf == NULL || size == 0)
+    return OBSPAM_EINVAL;
+  if (e == NULL) {
+    snprintf(buf, size, "%s", "no engine");
+    return OBSPAM_OK;
+  }
+  lock = (pthread_mutex_t *)&e->err_lock;
+  pthread_mutex_lock(lock);
+  snprintf(buf, size, "%s", e->errmsg);
+  pthread_mutex_unlock(lock);
+  return OBSPAM_OK;
+}
+
 /* ---- the shared store ---------------------------------------------------- */
 
 int obspam__store_switch(obspam_engine *e, const char *uri,

@@ -894,121 +894,178 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Every indexed object of the hours overlapping [from, to) within the
-   retention, then the sums of its hours, as store_mem.c's mem_report. */
-static int redis_report(redis_store *r, int64_t from, int64_t to,
-                        int64_t retention, obspam__row **out, size_t *n) {
-  int64_t newest = r->newest, cutoff, first, last, hour;
-  char **names = NULL, key[KEY_MAX];
-  size_t nnames = 0, cap = 0, i, j, rows = 0, bytes = 0;
-  redisReply *rp;
-  obspam__row *all, *rows_out;
-  char *at;
-  cmd c;
-  int rc = OBSPAM_ENOMEM;
+/* Strings, each its own allocation. */
+typedef struct strlist {
+  char **v;
+  size_t n, cap;
+} strlist;
 
-  cutoff = hour_of(newest) - (retention - 1) * 3600;
-  first = hour_of(from > cutoff ? from : cutoff);
-  last = to - 1 < newest ? hour_of(to - 1) : hour_of(newest);
-  for (hour = first; hour <= last && to > from; hour += 3600) {
+static void strlist_free(strlist *l) {
+  size_t i;
+
+  for (i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof(*l));
+}
+
+static int strlist_add(strlist *l, const char *str) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    char **grown = realloc(l->v, cap * sizeof(*grown));
+
+    if (grown == NULL)
+      return OBSPAM_ENOMEM;
+    l->v = grown;
+    l->cap = cap;
+  }
+  if ((l->v[l->n] = strdup(str)) == NULL)
+    return OBSPAM_ENOMEM;
+  l->n++;
+  return OBSPAM_OK;
+}
+
+/* Sorts l and drops the repeated strings. */
+static void strlist_unique(strlist *l) {
+  size_t i, k = 0;
+
+  if (l->n == 0)
+    return;
+  qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+  for (i = 1; i < l->n; i++) {
+    if (strcmp(l->v[i], l->v[k]) == 0)
+      free(l->v[i]);
+    else
+      l->v[++k] = l->v[i];
+  }
+  l->n = k + 1;
+}
+
+/* The objects in the report index of the clock hours first to last:
+   each "KIND\tSUB\tNAME" once, however many of the hours it was active
+   in. OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
+   answer. */
+static int indexed_objects(redis_store *r, int64_t first, int64_t last,
+                           strlist *out) {
+  char key[KEY_MAX];
+  int64_t hour;
+  redisReply *rp;
+  size_t i;
+  cmd c;
+  int rc = OBSPAM_OK;
+
+  for (hour = first; hour <= last && rc == OBSPAM_OK; hour += 3600) {
     memset(&c, 0, sizeof(c));
     snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
     args(&c, "SMEMBERS");
     args(&c, key);
     if (pipeline(r, &c, 1, &rp) != 0)
-      goto down;
-    for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++) {
-      if (nnames == cap) {
-        char **grown = realloc(names, (cap ? cap * 2 : 64) * sizeof(*names));
-
-        if (grown == NULL) {
-          freeReplyObject(rp);
-          goto fail;
-        }
-        names = grown;
-        cap = cap ? cap * 2 : 64;
-      }
-      names[nnames] = strdup(rp->element[i]->str);
-      if (names[nnames] == NULL) {
-        freeReplyObject(rp);
-        goto fail;
-      }
-      nnames++;
-    }
+      return OBSPAM_EUNAVAIL;
+    for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++)
+      if ((rc = strlist_add(out, rp->element[i]->str)) != OBSPAM_OK)
+        break;
     freeReplyObject(rp);
   }
-  if (nnames > 0)
-    qsort(names, nnames, sizeof(*names), cmp_str);
-  /* Unique names, then rows: sums of each one's hours in the range. */
-  all = calloc(nnames + 1, sizeof(*all));
-  if (all == NULL)
-    goto fail;
-  for (i = 0; i < nnames; i++) {
-    char *kind_end, *sub, *name, *tab;
-    obspam__hour *h;
-    size_t nh, k;
-    obspam__row row;
-    int kind;
+  strlist_unique(out);
+  return rc;
+}
 
-    if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
-      continue;
-    kind = (int)strtol(names[i], &kind_end, 10);
-    if (*kind_end != '\t' || (tab = strchr(kind_end + 1, '\t')) == NULL)
-      continue;
-    sub = kind_end + 1;
-    name = tab + 1;
-    *tab = '\0';
-    memset(&c, 0, sizeof(c));
-    args(&c, "HGETALL");
-    arg(&c, key, key_of(r, key, sub, kind, name, strlen(name), 'h'));
-    if (pipeline(r, &c, 1, &rp) != 0) {
-      free(all);
-      goto down;
-    }
-    rc = parse_hours(rp, cutoff, from, to, &h, &nh);
-    freeReplyObject(rp);
-    if (rc != OBSPAM_OK) {
-      free(all);
-      goto fail;
-    }
-    memset(&row, 0, sizeof(row));
-    for (k = 0; k < nh; k++)
-      obspam__row_add(&row, &h[k]);
-    free(h);
-    if (obspam__row_reported(kind, &row)) {
-      row.kind = kind;
-      row.name = name; /* fixed below, once the names are copied */
-      all[rows++] = row;
-      bytes += strlen(name) + 1;
-    }
-  }
-  rc = OBSPAM_ENOMEM;
-  rows_out = realloc(all, rows * sizeof(*all) + bytes + 1);
-  if (rows_out == NULL) {
-    free(all);
-    goto fail;
-  }
-  *out = rows_out;
-  at = (char *)(*out + rows);
-  for (j = 0; j < rows; j++) {
-    size_t len = strlen((*out)[j].name) + 1;
+/* The report row of the index member "KIND\tSUB\tNAME" (which it cuts
+   at the second tab: row->name points into it): the sums of the object's
+   hours after cutoff that overlap [from, to). *listed says whether the
+   row belongs in the report; a member of another shape has none.
+   OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
+   answer. */
+static int object_row(redis_store *r, char *member, int64_t cutoff,
+                      int64_t from, int64_t to, obspam__row *row, int *listed) {
+  char key[KEY_MAX], *kind_end, *sub, *tab;
+  obspam__hour *h;
+  size_t nh, k;
+  redisReply *rp;
+  cmd c;
+  int rc;
 
-    memcpy(at, (*out)[j].name, len);
-    (*out)[j].name = at;
+  *listed = 0;
+  memset(row, 0, sizeof(*row));
+  row->kind = (int)strtol(member, &kind_end, 10);
+  if (*kind_end != '\t' || (tab = strchr(kind_end + 1, '\t')) == NULL)
+    return OBSPAM_OK;
+  sub = kind_end + 1;
+  *tab = '\0';
+  row->name = tab + 1;
+  memset(&c, 0, sizeof(c));
+  args(&c, "HGETALL");
+  arg(&c, key,
+      key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
+  if (pipeline(r, &c, 1, &rp) != 0)
+    return OBSPAM_EUNAVAIL;
+  rc = parse_hours(rp, cutoff, from, to, &h, &nh);
+  freeReplyObject(rp);
+  if (rc != OBSPAM_OK)
+    return rc;
+  for (k = 0; k < nh; k++)
+    obspam__row_add(row, &h[k]);
+  free(h);
+  *listed = obspam__row_reported(row->kind, row);
+  return OBSPAM_OK;
+}
+
+/* Moves rows[0..n) into one allocation that also holds their names, as
+   store.h's report asks. OBSPAM_OK (rows is then gone), or OBSPAM_ENOMEM
+   (rows is still the caller's). */
+static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
+  size_t bytes = 0, i;
+  obspam__row *packed;
+  char *at;
+
+  for (i = 0; i < n; i++)
+    bytes += strlen(rows[i].name) + 1;
+  packed = realloc(rows, n * sizeof(*rows) + bytes + 1);
+  if (packed == NULL)
+    return OBSPAM_ENOMEM;
+  at = (char *)(packed + n);
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(packed[i].name) + 1;
+
+    memcpy(at, packed[i].name, len);
+    packed[i].name = at;
     at += len;
   }
-  *n = rows;
-  rc = OBSPAM_OK;
-fail:
-  for (i = 0; i < nnames; i++)
-    free(names[i]);
-  free(names);
+  *out = packed;
+  return OBSPAM_OK;
+}
+
+/* A report from Redis, as store_mem.c's mem_report makes one: every
+   object indexed in the hours overlapping [from, to) within the
+   retention, with the sums of its hours. OBSPAM_OK, OBSPAM_ENOMEM, or
+   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. */
+static int redis_report(redis_store *r, int64_t from, int64_t to,
+                        int64_t retention, obspam__row **out, size_t *n) {
+  int64_t cutoff = hour_of(r->newest) - (retention - 1) * 3600;
+  int64_t first = hour_of(from > cutoff ? from : cutoff);
+  int64_t last = hour_of(to - 1 < r->newest ? to - 1 : r->newest);
+  strlist members = {NULL, 0, 0};
+  obspam__row *rows = NULL;
+  size_t i, k = 0;
+  int rc = OBSPAM_OK, listed;
+
+  if (to > from)
+    rc = indexed_objects(r, first, last, &members);
+  if (rc == OBSPAM_OK && members.n > 0 &&
+      (rows = calloc(members.n, sizeof(*rows))) == NULL)
+    rc = OBSPAM_ENOMEM;
+  for (i = 0; rc == OBSPAM_OK && i < members.n; i++) {
+    rc = object_row(r, members.v[i], cutoff, from, to, &rows[k], &listed);
+    if (rc == OBSPAM_OK && listed)
+      k++;
+  }
+  if (rc == OBSPAM_OK && (rc = pack_rows(rows, k, out)) == OBSPAM_OK) {
+    rows = NULL;
+    *n = k;
+  }
+  free(rows);
+  strlist_free(&members);
   return rc;
-down:
-  for (i = 0; i < nnames; i++)
-    free(names[i]);
-  free(names);
-  return 1; /* not an error code: use the local store */
 }
 
 static int r_report(obspam__store *s, int64_t from, int64_t to,
@@ -1021,8 +1078,9 @@ static int r_report(obspam__store *s, int64_t from, int64_t to,
   pthread_mutex_lock(&r->lock);
   rc = redis_report(r, from, to, retention, out, n);
   pthread_mutex_unlock(&r->lock);
-  if (rc != 1)
+  if (rc != OBSPAM_EUNAVAIL)
     return rc;
+  /* Redis does not answer: what this server saw itself. */
   return r->local->ops->report(r->local, from, to, retention, out, n);
 }
 

@@ -107,7 +107,8 @@ stage_build() {
   header "Stage build: RelWithDebInfo, -Werror, every test (build/)"
   if ! configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DOBSPAM_WERROR=ON -DOBSPAM_SANITIZE= -DOBSPAM_BUILD_TESTS=ON \
-    -DOBSPAM_BUILD_EXAMPLES=ON -DOBSPAM_BUILD_BENCH=ON; then
+    -DOBSPAM_BUILD_DAEMONS=ON -DOBSPAM_BUILD_EXAMPLES=ON \
+    -DOBSPAM_BUILD_BENCH=ON; then
     build_failed build build/ "configuring"
     return 0
   fi
@@ -119,8 +120,8 @@ stage_asan() {
   header "Stage asan: AddressSanitizer + UBSan, every test (build-asan/)"
   if ! configure build-asan -DCMAKE_BUILD_TYPE=Debug \
     -DOBSPAM_WERROR=OFF -DOBSPAM_SANITIZE=address,undefined \
-    -DOBSPAM_BUILD_TESTS=ON -DOBSPAM_BUILD_EXAMPLES=ON \
-    -DOBSPAM_BUILD_BENCH=OFF; then
+    -DOBSPAM_BUILD_TESTS=ON -DOBSPAM_BUILD_DAEMONS=ON \
+    -DOBSPAM_BUILD_EXAMPLES=ON -DOBSPAM_BUILD_BENCH=OFF; then
     build_failed asan build-asan/ "configuring"
     return 0
   fi
@@ -146,7 +147,8 @@ stage_tsan() {
   fi
   if ! configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DOBSPAM_WERROR=OFF -DOBSPAM_SANITIZE=thread -DOBSPAM_BUILD_TESTS=ON \
-    -DOBSPAM_BUILD_EXAMPLES=OFF -DOBSPAM_BUILD_BENCH=OFF; then
+    -DOBSPAM_BUILD_DAEMONS=OFF -DOBSPAM_BUILD_EXAMPLES=OFF \
+    -DOBSPAM_BUILD_BENCH=OFF; then
     build_failed tsan build-tsan/ "configuring"
     return 0
   fi

@@ -112,12 +112,7 @@ typedef struct log {
 
 static void record(const obspam_notice *n, void *ud) {
   log *l = ud;
-  int w =
-      snprintf(l->text + l->len, sizeof(l->text) - l->len,
-               "%d %s %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-               " %" PRId64 " %" PRId64 "\n",
-               n->kind, n->name, n->subscription, n->limit, n->sent, n->refused,
-               n->first_refused, n->last_refused, n->period_start);
+  int w = tu_notice_line(l->text + l->len, sizeof(l->text) - l->len, n);
 
   cr_assert(w > 0 && (size_t)w < sizeof(l->text) - l->len, "notice log full");
   l->len += (size_t)w;
@@ -136,10 +131,10 @@ static obspam_engine *engine(int immediate, log *l) {
 
 static void put_row(const obspam_report_row *r, void *ud) {
   log *l = ud;
+  int w = tu_row_line(l->text + l->len, sizeof(l->text) - l->len, r);
 
-  l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len,
-                             "%d %s %" PRId64 " %" PRId64 "\n", r->kind,
-                             r->name, r->sent, r->refused);
+  cr_assert(w > 0 && (size_t)w < sizeof(l->text) - l->len, "report log full");
+  l->len += (size_t)w;
 }
 
 static void same_state(obspam_engine *a, obspam_engine *b, int64_t t) {

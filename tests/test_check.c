@@ -18,15 +18,10 @@ static void no_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
                  (long long)hour, (long long)sent, (long long)refused);
 }
 
+/* Subscription acme (uid 10001, limit 5), mailbox info@example.com (limit
+   3). */
 static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_set_uid(e, "acme", 10001));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
-                      3));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION, 5));
+  e = tu_fixture("check.conf");
   notices = 0;
 }
 
@@ -36,7 +31,7 @@ TestSuite(check, .init = setup, .fini = teardown);
 
 static obspam_verdict check(const char *login, uint32_t rcpt, int64_t t,
                             int line) {
-  obspam_message m = tu_msg(0, login, NULL, NULL, rcpt, -1, NULL, t);
+  obspam_message m = tu_msg(0, login, NULL, NULL, rcpt, -1, NULL, NULL, t);
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
   cr_assert_eq(obspam_check(e, &m, &v), OBSPAM_OK, "line %d: %s", line,
@@ -113,7 +108,8 @@ Test(check, records_no_script_and_sends_no_notice) {
 }
 
 Test(check, exempt_unknown_and_bad_input) {
-  obspam_message m = tu_msg(0, NULL, "who@nowhere.test", NULL, 1, -1, NULL, T0);
+  obspam_message m =
+      tu_msg(0, NULL, "who@nowhere.test", NULL, 1, -1, NULL, NULL, T0);
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
   OK(obspam_check(e, &m, &v));

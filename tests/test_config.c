@@ -14,11 +14,7 @@
 
 static obspam_engine *e;
 
-static void setup(void) { e = tu_new(); }
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_new())
 
 TestSuite(config_keywords, .init = setup, .fini = teardown);
 TestSuite(config_errors, .init = setup, .fini = teardown);
@@ -63,7 +59,7 @@ static const char *const BASE = "count messages\n"
 static void expect_base(int line) {
   int64_t v = -99;
   obspam_message m =
-      tu_msg(0, "m@keep.example", NULL, "192.0.2.1", 1, -1, NULL, T0);
+      tu_msg(0, "m@keep.example", NULL, "192.0.2.1", 1, -1, NULL, NULL, T0);
   obspam_verdict ver;
 
   cr_assert_eq(opt(e, OBSPAM_OPT_COUNT_UNIT), 1,
@@ -77,7 +73,7 @@ static void expect_base(int line) {
   ver = tu_decide_msg(e, &m, line);
   cr_assert_eq(ver.action, OBSPAM_EXEMPT, "line %d: the whitelist changed",
                line);
-  m = tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 4242, NULL, T0);
+  m = tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 4242, NULL, NULL, T0);
   ver = tu_decide_msg(e, &m, line);
   cr_assert_str_eq(ver.object, "keep", "line %d: the uid changed", line);
 }
@@ -141,7 +137,7 @@ Test(config_keywords, spec_example_as_written) {
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 3000);
 
   obspam_message m =
-      tu_msg(0, "info@example.com", NULL, "192.0.2.200", 1, -1, NULL, T0);
+      tu_msg(0, "info@example.com", NULL, "192.0.2.200", 1, -1, NULL, NULL, T0);
   obspam_verdict v = DECIDE(e, &m);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
   m.client_address = "2001:db8:ffff::1";
@@ -440,7 +436,7 @@ Test(config_keywords, whitelist_forms) {
 
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     obspam_message m =
-        tu_msg(0, "x@d.example", NULL, cases[i].client, 1, -1, NULL, T0);
+        tu_msg(0, "x@d.example", NULL, cases[i].client, 1, -1, NULL, NULL, T0);
     obspam_verdict v = DECIDE(e, &m);
 
     cr_assert_eq(v.action, cases[i].exempt ? OBSPAM_EXEMPT : OBSPAM_ACCEPT,
@@ -449,7 +445,7 @@ Test(config_keywords, whitelist_forms) {
   /* A reload replaces the whitelist: entries not in the text are gone. */
   LOAD(e, "subscription s\ndomain d.example subscription=s\n");
   obspam_message m =
-      tu_msg(0, "x@d.example", NULL, "192.0.2.7", 1, -1, NULL, T0);
+      tu_msg(0, "x@d.example", NULL, "192.0.2.7", 1, -1, NULL, NULL, T0);
   obspam_verdict v = DECIDE(e, &m);
   cr_assert_eq(v.action, OBSPAM_ACCEPT);
 }
@@ -1070,18 +1066,20 @@ static obspam_message stream_msg(int i) {
   switch (i % 6) {
   case 0:
   case 1:
-    return tu_msg(0, who[i % 5], who[i % 5], "203.0.113.5", rcpt, -1, NULL, t);
+    return tu_msg(0, who[i % 5], who[i % 5], "203.0.113.5", rcpt, -1, NULL,
+                  NULL, t);
   case 2:
-    return tu_msg(0, NULL, who[(i / 6) % 5], "203.0.113.6", rcpt, -1, NULL, t);
+    return tu_msg(0, NULL, who[(i / 6) % 5], "203.0.113.6", rcpt, -1, NULL,
+                  NULL, t);
   case 3:
     return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt,
                   i % 4 == 0 ? 2001 : 2002,
-                  i % 4 == 0 ? "one.example" : "two.example", t);
+                  i % 4 == 0 ? "one.example" : "two.example", NULL, t);
   case 4:
     return tu_msg(OBSPAM_MSG_FORWARD_LOCAL, NULL, who[i % 5], NULL, rcpt, -1,
-                  NULL, t);
+                  NULL, NULL, t);
   default:
-    return tu_msg(0, who[i % 5], NULL, "192.0.2.44", rcpt, -1, NULL, t);
+    return tu_msg(0, who[i % 5], NULL, "192.0.2.44", rcpt, -1, NULL, NULL, t);
   }
 }
 
@@ -1188,7 +1186,7 @@ Test(config_atomic, failed_load_keeps_counters) {
    its sender. */
 static void local_mail(obspam_engine *eng, const char *sender, uint32_t rcpt,
                        int64_t t, int line) {
-  obspam_message m = tu_msg(0, NULL, sender, NULL, rcpt, -1, NULL, t);
+  obspam_message m = tu_msg(0, NULL, sender, NULL, rcpt, -1, NULL, NULL, t);
   tu_decide_msg(eng, &m, line);
 }
 #define LOCAL(eng, sender, rcpt, t)                                            \
@@ -1363,7 +1361,7 @@ Test(config_reload, replaces_api_changes) {
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "api@d.example", T0, 2, 0);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", 4);
   obspam_message m =
-      tu_msg(0, "n@d.example", NULL, "203.0.113.1", 1, -1, NULL, T0);
+      tu_msg(0, "n@d.example", NULL, "203.0.113.1", 1, -1, NULL, NULL, T0);
   obspam_verdict ver = DECIDE(e, &m);
   EXPECT_VERDICT(ver, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "n@d.example",
                  OBSPAM_UNLIMITED, 0, 0);
@@ -1404,8 +1402,8 @@ Test(config_example, loads_and_limits) {
   v = SCRIPT(e, 10003, "newsroom.example", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "newsroom.example",
                  OBSPAM_UNLIMITED, 0, 0);
-  obspam_message m =
-      tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1, NULL, T0);
+  obspam_message m = tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1,
+                            NULL, NULL, T0);
   v = DECIDE(e, &m);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
   m.client_address = "2001:db8:25:1::1";

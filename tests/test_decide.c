@@ -15,26 +15,7 @@ static obspam_engine *e;
  *   subscription other (no plan, uid 10002)
  *     domain other.org: x@
  */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "other", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "other.org", "other"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "x@other.org", NULL));
-  OK(obspam_set_uid(e, "acme", 10001));
-  OK(obspam_set_uid(e, "other", 10002));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("decide.conf"))
 
 TestSuite(decide, .init = setup, .fini = teardown);
 

@@ -5,11 +5,7 @@
 
 static obspam_engine *e;
 
-static void setup(void) { e = tu_new(); }
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_new())
 
 TestSuite(engine, .init = setup, .fini = teardown);
 
@@ -92,6 +88,37 @@ Test(engine, errmsg_after_failures) {
   RC(obspam_whitelist_add(e, "1.2.3"), OBSPAM_EINVAL);
   m = obspam_engine_errmsg(e);
   cr_assert_neq(m[0], '\0', "errmsg empty after a bad whitelist entry");
+}
+
+/* The copy is the message, cut to the buffer and always terminated; a
+   missing buffer writes nothing. */
+Test(engine, errmsg_r_copies) {
+  char buf[64], tiny[8];
+
+  memset(buf, 'x', sizeof buf);
+  OK(obspam_engine_errmsg_r(e, buf, sizeof buf));
+  cr_assert_str_eq(buf, "", "a new engine's copy is \"%s\"", buf);
+
+  RC(obspam_remove(e, OBSPAM_DOMAIN, "nosuch.example"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "remove: no domain 'nosuch.example'");
+  OK(obspam_engine_errmsg_r(e, buf, sizeof buf));
+  cr_assert_str_eq(buf, "remove: no domain 'nosuch.example'");
+
+  memset(tiny, 'x', sizeof tiny);
+  OK(obspam_engine_errmsg_r(e, tiny, sizeof tiny));
+  cr_assert_str_eq(tiny, "remove:");
+
+  OK(obspam_engine_errmsg_r(NULL, buf, sizeof buf));
+  cr_assert_str_eq(buf, "no engine");
+
+  memset(buf, 'x', sizeof buf);
+  RC(obspam_engine_errmsg_r(e, buf, 0), OBSPAM_EINVAL);
+  cr_assert_eq(buf[0], 'x', "size 0 wrote into the buffer");
+  RC(obspam_engine_errmsg_r(e, NULL, sizeof buf), OBSPAM_EINVAL);
+  /* Asking for the copy is not a failure: the message stays the last one. */
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "remove: no domain 'nosuch.example'");
 }
 
 Test(engine, errmsg_after_failed_decide) {

@@ -7,13 +7,6 @@
 
 static obspam_engine *e;
 
-/* Clock hours after T0. */
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-#define H4 (T0 + 4 * 3600)
-
 /*
  * The fixture tree (everything unlimited unless a test sets a limit):
  *   subscription s1 (uid 1001, scripts allowed)
@@ -22,26 +15,7 @@ static obspam_engine *e;
  *   subscription s2 (uid 1002, scripts forbidden)
  *     domain d2.example
  */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s1", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s2", NULL));
-  OK(obspam_set_uid(e, "s1", 1001));
-  OK(obspam_set_uid(e, "s2", 1002));
-  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "s2", 0));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d1.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "e1.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d2.example", "s2"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "b@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "z@e1.example", NULL));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 3));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("history.conf"))
 
 TestSuite(history, .init = setup, .fini = teardown);
 
@@ -143,38 +117,13 @@ static void expect_stats(int kind, const char *name, int64_t now,
   expect_stats((kind), (name), (now), (sending), (limit), (count), (refused),  \
                (total), (last), __LINE__)
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
-/* An authenticated submission; asserts the action. */
+/* Messages of the fixture's engine, asserting the action. */
 #define LOGIN(login, rcpt, t, action)                                          \
-  do {                                                                         \
-    obspam_verdict v_ = SASL(e, (login), (rcpt), (t));                         \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
-
-/* Any message with a script path; asserts the action. */
-static void send_path(uint32_t flags, const char *login, const char *client,
-                      uint32_t rcpt, int64_t uid, const char *hint,
-                      const char *path, int64_t t, int action, int line) {
-  obspam_message m =
-      tu_msg(flags, login, login, client, rcpt, uid, hint, path, t);
-  obspam_verdict v = tu_decide_msg(e, &m, line);
-
-  expect_action(&v, action, line);
-}
-/* A local script of uid. */
-#define RUN(uid, hint, path, rcpt, t, action)                                  \
-  send_path(OBSPAM_MSG_SCRIPT, NULL, NULL, (rcpt), (uid), (hint), (path), (t), \
-            (action), __LINE__)
-/* A login that also names a script (X-PHP-Originating-Script over SMTP). */
+  SEND_LOGIN(e, (login), NULL, (rcpt), (t), (action))
 #define LOGIN_PATH(login, path, rcpt, t, action)                               \
-  send_path(0, (login), "198.51.100.10", (rcpt), -1, NULL, (path), (t),        \
-            (action), __LINE__)
+  SEND_LOGIN(e, (login), (path), (rcpt), (t), (action))
+#define RUN(uid, hint, path, rcpt, t, action)                                  \
+  SEND_SCRIPT(e, (uid), (hint), (path), (rcpt), (t), (action))
 
 static int64_t ignored_calls;
 static void count_call(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -346,10 +295,14 @@ Test(history, scripts) {
              OBSPAM_REFUSE);
   /* Messages charged to nothing record no path. */
   RUN(4242, NULL, "/var/www/unknown.php", 1, T0 + 600, OBSPAM_UNKNOWN);
-  send_path(0, "a@d1.example", "192.0.2.7", 1, -1, NULL, "/var/www/white.php",
-            T0 + 700, OBSPAM_EXEMPT, __LINE__);
-  send_path(OBSPAM_MSG_MAILING_LIST, "a@d1.example", "198.51.100.10", 1, -1,
-            NULL, "/var/www/list.php", T0 + 800, OBSPAM_EXEMPT, __LINE__);
+  tu_send(e,
+          tu_msg(0, "a@d1.example", "a@d1.example", "192.0.2.7", 1, -1, NULL,
+                 "/var/www/white.php", T0 + 700),
+          OBSPAM_EXEMPT, __LINE__);
+  tu_send(e,
+          tu_msg(OBSPAM_MSG_MAILING_LIST, "a@d1.example", "a@d1.example",
+                 "198.51.100.10", 1, -1, NULL, "/var/www/list.php", T0 + 800),
+          OBSPAM_EXEMPT, __LINE__);
   OK(obspam_set_option(e, OBSPAM_OPT_ENABLED, 0));
   RUN(1001, NULL, "/var/www/disabled.php", 1, T0 + 900, OBSPAM_ACCEPT);
   OK(obspam_set_option(e, OBSPAM_OPT_ENABLED, 1));

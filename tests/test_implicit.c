@@ -17,15 +17,7 @@ static const char CONF[] = "subscription s subscription=100\n"
                            "domain d.example subscription=s mailbox=5\n"
                            "mailbox a@d.example\n";
 
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_load_config_string(e, CONF));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_new_conf(CONF))
 
 TestSuite(implicit, .init = setup, .fini = teardown);
 

@@ -12,11 +12,6 @@
 
 static obspam_engine *e;
 
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-
 #define NONE NULL /* no subscription / no contact in a wanted notice */
 
 /*
@@ -26,81 +21,27 @@ static obspam_engine *e;
  *   subscription s2 (uid 1002, unlimited, no contact, scripts forbidden)
  *     domain d2.example (limit 50): c@ (limit 1)
  */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s1", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s2", NULL));
-  OK(obspam_set_uid(e, "s1", 1001));
-  OK(obspam_set_uid(e, "s2", 1002));
-  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "s2", 0));
-  OK(obspam_set_contact(e, "s1", "abuse@s1.example"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d1.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d2.example", "s2"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "b@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "c@d2.example", NULL));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s1", OBSPAM_SUBSCRIPTION, 100));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "d2.example", OBSPAM_DOMAIN, 50));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 2));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "c@d2.example", OBSPAM_MAILBOX, 1));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("notify.conf"))
 
 TestSuite(notify, .init = setup, .fini = teardown);
 
 /* ---- the recorder -------------------------------------------------------- */
 
-/* A notice as the callback saw it, with copies of its strings. */
-typedef struct rec {
-  uint32_t struct_size;
-  int kind;
-  char name[OBSPAM_NAME_MAX + 1];
-  char sub[OBSPAM_NAME_MAX + 1];
-  char contact[OBSPAM_NAME_MAX + 1];
-  int has_name, has_sub, has_contact;
-  int64_t limit, sent, refused, first, last, start, end, exceeded;
-  pthread_t thread;
-} rec;
+typedef tu_notice rec;
 
 #define RECMAX 64
 static rec got[RECMAX];
+static pthread_t got_thread[RECMAX]; /* the thread each callback ran on */
 static int ngot;
 static void *got_ud;
 
 static void record(const obspam_notice *n, void *ud) {
-  rec *r;
-
   got_ud = ud;
-  if (ngot >= RECMAX) {
-    ngot++;
-    return;
+  if (ngot < RECMAX) {
+    tu_notice_copy(&got[ngot], n, "");
+    got_thread[ngot] = pthread_self();
   }
-  r = &got[ngot++];
-  memset(r, 0, sizeof(*r));
-  r->struct_size = n->struct_size;
-  r->kind = n->kind;
-  r->has_name = n->name != NULL;
-  r->has_sub = n->subscription != NULL;
-  r->has_contact = n->contact != NULL;
-  if (n->name != NULL)
-    snprintf(r->name, sizeof r->name, "%s", n->name);
-  if (n->subscription != NULL)
-    snprintf(r->sub, sizeof r->sub, "%s", n->subscription);
-  if (n->contact != NULL)
-    snprintf(r->contact, sizeof r->contact, "%s", n->contact);
-  r->limit = n->limit;
-  r->sent = n->sent;
-  r->refused = n->refused;
-  r->first = n->first_refused;
-  r->last = n->last_refused;
-  r->start = n->period_start;
-  r->end = n->period_end;
-  r->exceeded = n->exceeded;
-  r->thread = pthread_self();
+  ngot++;
 }
 
 /* A notice's exceeded is expected to be its refused: in these tests every
@@ -224,24 +165,11 @@ static void expect_recorded(const want *w, int nw, int line) {
   } while (0)
 #define EXPECT_NONE_RECORDED() expect_recorded(NULL, 0, __LINE__)
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
+/* Messages of the fixture's engine, asserting the action. */
 #define LOGIN(login, rcpt, t, action)                                          \
-  do {                                                                         \
-    obspam_verdict v_ = SASL(e, (login), (rcpt), (t));                         \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
-
+  SEND_LOGIN(e, (login), NULL, (rcpt), (t), (action))
 #define RUN(uid, hint, rcpt, t, action)                                        \
-  do {                                                                         \
-    obspam_verdict v_ = SCRIPT(e, (uid), (hint), (rcpt), (t));                 \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
+  SEND_SCRIPT(e, (uid), (hint), NULL, (rcpt), (t), (action))
 
 #define SUB OBSPAM_SUBSCRIPTION
 #define DOM OBSPAM_DOMAIN
@@ -284,7 +212,7 @@ Test(notify, flush_runs_on_the_calling_thread_with_user_data) {
   OK(obspam_notify_flush(e, H2));
   cr_assert_eq(ngot, 2, "%d notices", ngot);
   cr_assert_eq(got_ud, (void *)&token, "user data not passed through");
-  cr_assert(pthread_equal(got[0].thread, pthread_self()),
+  cr_assert(pthread_equal(got_thread[0], pthread_self()),
             "the callback ran on another thread");
 }
 
@@ -383,7 +311,7 @@ Test(notify, scripts_notify_their_subscription_not_the_path) {
                               "d2.example", "/srv/x.php", H0 + 10);
     obspam_verdict v = DECIDE(e, &m);
 
-    expect_action(&v, OBSPAM_REFUSE, __LINE__);
+    EXPECT_ACTION(v, OBSPAM_REFUSE);
   }
   RUN(1002, NULL, 1, H0 + 20, OBSPAM_REFUSE);
   /* The subscription, over its limit (its scripts are forbidden); its
@@ -507,7 +435,7 @@ Test(notify, immediate_first_refusal_only) {
      over its own limit (a@ alone), from inside decide, on the calling
      thread. */
   LOGIN("a@d1.example", 1, T0 + 100, OBSPAM_REFUSE);
-  cr_assert(ngot > 0 && pthread_equal(got[0].thread, pthread_self()),
+  cr_assert(ngot > 0 && pthread_equal(got_thread[0], pthread_self()),
             "no immediate notice on the deciding thread");
   EXPECT_RECORDED(
       {MBX, "a@d1.example", "s1", C1, 2, 2, 1, T0 + 100, T0 + 100, H0, H1});

@@ -9,11 +9,6 @@
 
 static obspam_engine *e;
 
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-
 /*
  * The fixture tree (everything unlimited unless a test sets a limit):
  *   subscription alpha (uid 1001)
@@ -23,32 +18,7 @@ static obspam_engine *e;
  *   subscription gamma (uid 1003)
  *     domain gamma.example
  */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "alpha", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "beta", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "gamma", NULL));
-  OK(obspam_set_uid(e, "alpha", 1001));
-  OK(obspam_set_uid(e, "beta", 1002));
-  OK(obspam_set_uid(e, "gamma", 1003));
-  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "beta", 0));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "alpha.example", "alpha"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "beta.example", "beta"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "gamma.example", "gamma"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a1@alpha.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a2@alpha.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "b1@beta.example", NULL));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a1@alpha.example", OBSPAM_MAILBOX,
-                      1));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a2@alpha.example", OBSPAM_MAILBOX,
-                      1));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "b1@beta.example", OBSPAM_MAILBOX, 2));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("report.conf"))
 
 TestSuite(report, .init = setup, .fini = teardown);
 
@@ -169,30 +139,11 @@ static void expect_report(int64_t from, int64_t to, const want *w, size_t nw,
 #define EXPECT_EMPTY_REPORT(from, to)                                          \
   expect_report((from), (to), NULL, 0, __LINE__)
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
+/* Messages of the fixture's engine, asserting the action. */
 #define LOGIN(login, rcpt, t, action)                                          \
-  do {                                                                         \
-    obspam_verdict v_ = SASL(e, (login), (rcpt), (t));                         \
-    expect_action(&v_, (action), __LINE__);                                    \
-  } while (0)
-
-static void run(int64_t uid, const char *hint, const char *path, uint32_t rcpt,
-                int64_t t, int action, int line) {
-  obspam_message m =
-      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, path, t);
-  obspam_verdict v = tu_decide_msg(e, &m, line);
-
-  expect_action(&v, action, line);
-}
-/* A local script of uid with a path. */
+  SEND_LOGIN(e, (login), NULL, (rcpt), (t), (action))
 #define RUN(uid, hint, path, rcpt, t, action)                                  \
-  run((uid), (hint), (path), (rcpt), (t), (action), __LINE__)
+  SEND_SCRIPT(e, (uid), (hint), (path), (rcpt), (t), (action))
 
 static int64_t hist_sent, hist_refused, hist_rows;
 static void hist_cb(int64_t hour, int64_t sent, int64_t refused, void *ud) {

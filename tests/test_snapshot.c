@@ -26,11 +26,6 @@
 
 #include "testutil.h"
 
-#define H0 (T0)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-#define H3 (T0 + 3 * 3600)
-
 #define HEADER 32
 #define HOUR_SIZE 48 /* an hour record of format 2: six i64 */
 
@@ -406,37 +401,13 @@ static void same_sig(const char *a, const char *b, const char *what, int line) {
 
 /* ---- engines ------------------------------------------------------------- */
 
-static void expect_action(const obspam_verdict *v, int action, int line) {
-  char buf[512];
-
-  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
-               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
-}
-
-static void login(obspam_engine *x, const char *who, uint32_t rcpt, int64_t t,
-                  const char *script, int action, int line) {
-  obspam_message m =
-      tu_msg(0, who, who, "198.51.100.10", rcpt, -1, NULL, script, t);
-  obspam_verdict v = tu_decide_msg(x, &m, line);
-
-  expect_action(&v, action, line);
-}
+/* Messages of engine x, asserting the action. */
 #define LOGIN(x, who, rcpt, t, action)                                         \
-  login((x), (who), (rcpt), (t), NULL, (action), __LINE__)
+  SEND_LOGIN((x), (who), NULL, (rcpt), (t), (action))
 #define LOGIN_PATH(x, who, script, rcpt, t, action)                            \
-  login((x), (who), (rcpt), (t), (script), (action), __LINE__)
-
-static void run(obspam_engine *x, int64_t uid, const char *hint,
-                const char *script, uint32_t rcpt, int64_t t, int action,
-                int line) {
-  obspam_message m =
-      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, script, t);
-  obspam_verdict v = tu_decide_msg(x, &m, line);
-
-  expect_action(&v, action, line);
-}
+  SEND_LOGIN((x), (who), (script), (rcpt), (t), (action))
 #define RUN(x, uid, hint, script, rcpt, t, action)                             \
-  run((x), (uid), (hint), (script), (rcpt), (t), (action), __LINE__)
+  SEND_SCRIPT((x), (uid), (hint), (script), (rcpt), (t), (action))
 
 /* The big tree. Variants: without d2.example (and c@), with an extra
    mailbox new@d1.example.
@@ -527,12 +498,7 @@ static char *big_sig(obspam_engine *x) {
 
 /* ---- notices ------------------------------------------------------------- */
 
-typedef struct rec {
-  int kind;
-  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
-      contact[OBSPAM_NAME_MAX + 1];
-  int64_t limit, sent, refused, first, last, start, end, exceeded;
-} rec;
+typedef tu_notice rec;
 
 typedef struct recs {
   int n;
@@ -541,28 +507,10 @@ typedef struct recs {
 
 static void record(const obspam_notice *n, void *ud) {
   recs *x = ud;
-  rec *r;
 
-  if (x->n >= 64) {
-    x->n++;
-    return;
-  }
-  r = &x->r[x->n++];
-  memset(r, 0, sizeof(*r));
-  r->kind = n->kind;
-  snprintf(r->name, sizeof r->name, "%s", n->name ? n->name : "(NULL)");
-  snprintf(r->sub, sizeof r->sub, "%s",
-           n->subscription ? n->subscription : "(NULL)");
-  snprintf(r->contact, sizeof r->contact, "%s",
-           n->contact ? n->contact : "(NULL)");
-  r->limit = n->limit;
-  r->sent = n->sent;
-  r->refused = n->refused;
-  r->first = n->first_refused;
-  r->last = n->last_refused;
-  r->start = n->period_start;
-  r->end = n->period_end;
-  r->exceeded = n->exceeded;
+  if (x->n < 64)
+    tu_notice_copy(&x->r[x->n], n, "(NULL)");
+  x->n++;
 }
 
 /* Every refusal of the objects notified in these tests went over the

@@ -29,8 +29,7 @@ static const char conf[] = "subscription s uid=5000 subscription=500\n"
                            "domain d1.test subscription=s\n";
 
 static void build(void) {
-  e = tu_new();
-  OK(obspam_load_config_string(e, conf));
+  e = tu_new_conf(conf);
   for (int i = 0; i < N_MAILBOXES; i++) {
     snprintf(mbox[i], sizeof mbox[i], "m%d@d%d.test", i, i % 2);
     OK(obspam_add(e, OBSPAM_MAILBOX, mbox[i], NULL));

@@ -164,19 +164,20 @@ static int classify(worker *w, int kind, const obspam_verdict *v) {
 static obspam_message message(int kind) {
   switch (kind) {
   case 0:
-    return tu_msg(0, "m@d.example", NULL, "192.0.2.1", 1, -1, NULL, T0);
+    return tu_msg(0, "m@d.example", NULL, "192.0.2.1", 1, -1, NULL, NULL, T0);
   case 1:
-    return tu_msg(0, "m@d.example", NULL, "198.51.100.1", 1, -1, NULL, T0);
+    return tu_msg(0, "m@d.example", NULL, "198.51.100.1", 1, -1, NULL, NULL,
+                  T0);
   case 2:
-    return tu_msg(0, NULL, "m@d.example", "203.0.113.1", 1, -1, NULL, T0);
+    return tu_msg(0, NULL, "m@d.example", "203.0.113.1", 1, -1, NULL, NULL, T0);
   case 3:
-    return tu_msg(0, "m@d.example", NULL, "203.0.113.1", 1, -1, NULL, T0);
+    return tu_msg(0, "m@d.example", NULL, "203.0.113.1", 1, -1, NULL, NULL, T0);
   case 4:
     return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 5000, "d.example",
-                  T0);
+                  NULL, T0);
   default:
     return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, 1, 5001, "d.example",
-                  T0);
+                  NULL, T0);
   }
 }
 

@@ -15,29 +15,9 @@ static obspam_engine *e;
  *   subscription solo (no plan, uid 1002)
  *     domain solo.org: x@
  */
-static void build(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_PLAN, "basic", NULL));
-  OK(obspam_add(e, OBSPAM_PLAN, "gold", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "solo", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "solo.org", "solo"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", "example.com"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "x@solo.org", NULL));
-  OK(obspam_set_uid(e, "acme", 1001));
-  OK(obspam_set_uid(e, "solo", 1002));
-}
+TU_ENGINE_SETUP(tu_fixture("tree.conf"))
 
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
-
-TestSuite(tree, .init = build, .fini = teardown);
+TestSuite(tree, .init = setup, .fini = teardown);
 
 /* ---- "The engine is unchanged" ------------------------------------------ */
 
@@ -611,7 +591,7 @@ Test(tree, set_limit_kind_which_matrix) {
   for (int k = 0; k < 5; k++) {
     for (int w = 0; w < 3; w++) {
       teardown();
-      build();
+      setup();
       const char *name = name_of_kind(kinds[k]);
       if (!allowed[k][w]) {
         FAILS(obspam_set_limit(e, kinds[k], name, whichs[w], 42),

@@ -5,18 +5,7 @@ static obspam_engine *e;
 
 /* One subscription with one mailbox, every limit 0 so that anything that is
    not exempt is refused (and a refusal would show in the stats). */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_set_uid(e, "acme", 1001));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("whitelist.conf"))
 
 TestSuite(whitelist, .init = setup, .fini = teardown);
 

@@ -20,21 +20,7 @@ static obspam_engine *e;
 /*   subscription acme (uid 10001)
  *     domain example.com: info@, sales@
  *     domain example.net: bob@          (all unlimited unless set) */
-static void setup(void) {
-  e = tu_new();
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "example.net", "acme"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "sales@example.com", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "bob@example.net", NULL));
-  OK(obspam_set_uid(e, "acme", 10001));
-}
-
-static void teardown(void) {
-  obspam_engine_free(e);
-  e = NULL;
-}
+TU_ENGINE_SETUP(tu_fixture("window.conf"))
 
 TestSuite(window, .init = setup, .fini = teardown);
 

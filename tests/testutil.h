@@ -1,7 +1,9 @@
 /*
- * Helpers shared by the Criterion suites. Only the public API of obspam.h is
- * used. Every helper is static inline so that a suite that does not use one
- * does not get an "unused function" warning.
+ * Helpers shared by the Criterion suites, on top of those that need no
+ * test framework (testbase.h: T0 and the hours after it, tu_msg, the
+ * lines of notices and report rows). Only the public API of obspam.h is
+ * used. Every helper is static inline so that a suite that does not use
+ * one does not get an "unused function" warning.
  */
 #ifndef OBSPAM_TESTUTIL_H
 #define OBSPAM_TESTUTIL_H
@@ -12,9 +14,7 @@
 #include <string.h>
 
 #include "obspam.h"
-
-/* A fixed test time: a multiple of 3600 (and so of 60). */
-#define T0 ((int64_t)1800000000)
+#include "testbase.h"
 
 /* Asserts that a call returns the expected code, naming the call. */
 #define RC(expr, want)                                                         \
@@ -32,6 +32,79 @@ static inline obspam_engine *tu_new(void) {
   cr_assert_eq(rc, OBSPAM_OK, "obspam_engine_new returned %d", rc);
   cr_assert_not_null(e, "obspam_engine_new gave a NULL engine");
   return e;
+}
+
+/* An engine with the configuration text (the grammar of obspam.conf),
+   for fixture trees. */
+static inline obspam_engine *tu_new_conf(const char *text) {
+  obspam_engine *e = tu_new();
+  int rc = obspam_load_config_string(e, text);
+
+  cr_assert_eq(rc, OBSPAM_OK, "the fixture's configuration: %s",
+               obspam_engine_errmsg(e));
+  return e;
+}
+
+#ifdef OBSPAM_TEST_SRCDIR
+/* An engine loaded with the fixture tests/data/name, a file in the
+   grammar of obspam.conf. */
+static inline obspam_engine *tu_fixture(const char *name) {
+  char path[4096];
+  obspam_engine *e = tu_new();
+  int rc;
+
+  snprintf(path, sizeof path, "%s/data/%s", OBSPAM_TEST_SRCDIR, name);
+  rc = obspam_load_config(e, path);
+  cr_assert_eq(rc, OBSPAM_OK, "the fixture %s: %s", path,
+               obspam_engine_errmsg(e));
+  return e;
+}
+#endif
+
+/* The setup() and teardown() of a suite whose every test starts with the
+   fresh engine that make gives (tu_new(), tu_fixture("NAME.conf")) in the
+   suite's own `static obspam_engine *e`. */
+#define TU_ENGINE_SETUP(make)                                                  \
+  static void setup(void) { e = (make); }                                      \
+  static void teardown(void) {                                                 \
+    obspam_engine_free(e);                                                     \
+    e = NULL;                                                                  \
+  }
+
+/* A notice as a callback saw it, with copies of its strings. */
+typedef struct tu_notice {
+  uint32_t struct_size;
+  int kind;
+  char name[OBSPAM_NAME_MAX + 1];
+  char sub[OBSPAM_NAME_MAX + 1];
+  char contact[OBSPAM_NAME_MAX + 1];
+  int has_name, has_sub, has_contact; /* whether the string was not NULL */
+  int64_t limit, sent, refused, first, last, start, end, exceeded;
+} tu_notice;
+
+/* Copies n into r; a NULL string becomes null_text. */
+static inline void tu_notice_copy(tu_notice *r, const obspam_notice *n,
+                                  const char *null_text) {
+  const tu_notice copy = {.struct_size = n->struct_size,
+                          .kind = n->kind,
+                          .has_name = n->name != NULL,
+                          .has_sub = n->subscription != NULL,
+                          .has_contact = n->contact != NULL,
+                          .limit = n->limit,
+                          .sent = n->sent,
+                          .refused = n->refused,
+                          .first = n->first_refused,
+                          .last = n->last_refused,
+                          .start = n->period_start,
+                          .end = n->period_end,
+                          .exceeded = n->exceeded};
+
+  *r = copy;
+  snprintf(r->name, sizeof r->name, "%s", n->name ? n->name : null_text);
+  snprintf(r->sub, sizeof r->sub, "%s",
+           n->subscription ? n->subscription : null_text);
+  snprintf(r->contact, sizeof r->contact, "%s",
+           n->contact ? n->contact : null_text);
 }
 
 static inline const char *tu_action_name(int a) {
@@ -59,33 +132,6 @@ static inline const char *tu_fmt_verdict(char *buf, size_t n,
            v->count, v->retry_after);
   return buf;
 }
-
-/* Builds a message; every field is given. tu_msg() takes either all nine
-   (flags, sasl, sender, client, recipients, uid, hint, script, time) or the
-   first seven and the time (no script path): both forms are in use. */
-static inline obspam_message tu_msg9(uint32_t flags, const char *sasl,
-                                     const char *sender, const char *client,
-                                     uint32_t recipients, int64_t uid,
-                                     const char *hint, const char *script,
-                                     int64_t t) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  m.flags = flags;
-  m.sasl_username = sasl;
-  m.sender = sender;
-  m.client_address = client;
-  m.recipients = recipients;
-  m.uid = uid;
-  m.domain_hint = hint;
-  m.script = script;
-  m.time = t;
-  return m;
-}
-
-#define tu_msg8(flags, sasl, sender, client, recipients, uid, hint, t)         \
-  tu_msg9((flags), (sasl), (sender), (client), (recipients), (uid), (hint),    \
-          NULL, (t))
-#define TU_MSG_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
-#define tu_msg(...) TU_MSG_PICK_(__VA_ARGS__, tu_msg9, tu_msg8, )(__VA_ARGS__)
 
 /* The arrays obspam_decide_batch takes, for up to TU_BATCH_MAX messages:
    fill m, call tu_batch_ready, pass pm, pv and rc. */
@@ -124,11 +170,24 @@ static inline obspam_verdict tu_decide_msg(obspam_engine *e,
 
 #define DECIDE(e, m) tu_decide_msg((e), (m), __LINE__)
 
-/* An authenticated submission from a network client. */
+/* An authenticated submission from a network client, naming a script
+   (X-PHP-Originating-Script over SMTP) when path is not NULL. */
+static inline obspam_message tu_login_msg(const char *login, const char *path,
+                                          uint32_t rcpt, int64_t t) {
+  return tu_msg(0, login, login, "198.51.100.10", rcpt, -1, NULL, path, t);
+}
+
+/* A message from a local script run by uid (hint: its virtual host, path:
+   its file; NULL when unknown). */
+static inline obspam_message tu_script_msg(int64_t uid, const char *hint,
+                                           const char *path, uint32_t rcpt,
+                                           int64_t t) {
+  return tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, path, t);
+}
+
 static inline obspam_verdict tu_sasl(obspam_engine *e, const char *login,
                                      uint32_t rcpt, int64_t t, int line) {
-  obspam_message m =
-      tu_msg(0, login, login, "198.51.100.10", rcpt, -1, NULL, NULL, t);
+  obspam_message m = tu_login_msg(login, NULL, rcpt, t);
   return tu_decide_msg(e, &m, line);
 }
 #define SASL(e, login, rcpt, t) tu_sasl((e), (login), (rcpt), (t), __LINE__)
@@ -143,16 +202,43 @@ static inline obspam_verdict tu_unauth(obspam_engine *e, const char *sender,
 #define UNAUTH(e, sender, rcpt, t)                                             \
   tu_unauth((e), (sender), (rcpt), (t), __LINE__)
 
-/* A message from a local script run by uid. */
 static inline obspam_verdict tu_script(obspam_engine *e, int64_t uid,
                                        const char *hint, uint32_t rcpt,
                                        int64_t t, int line) {
-  obspam_message m =
-      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, hint, NULL, t);
+  obspam_message m = tu_script_msg(uid, hint, NULL, rcpt, t);
   return tu_decide_msg(e, &m, line);
 }
 #define SCRIPT(e, uid, hint, rcpt, t)                                          \
   tu_script((e), (uid), (hint), (rcpt), (t), __LINE__)
+
+static inline void tu_expect_action(const obspam_verdict *v, int action,
+                                    int line) {
+  char buf[512];
+
+  cr_assert_eq(v->action, action, "line %d: action %s expected, got %s", line,
+               tu_action_name(action), tu_fmt_verdict(buf, sizeof buf, v));
+}
+
+/* Asserts the action of a verdict. */
+#define EXPECT_ACTION(v, action) tu_expect_action(&(v), (action), __LINE__)
+
+/* Decides m and asserts the action of its verdict. */
+static inline void tu_send(obspam_engine *e, obspam_message m, int action,
+                           int line) {
+  obspam_verdict v = tu_decide_msg(e, &m, line);
+
+  tu_expect_action(&v, action, line);
+}
+
+/* An authenticated submission (SASL), naming a script or not (path
+   NULL); asserts the action. */
+#define SEND_LOGIN(e, login, path, rcpt, t, action)                            \
+  tu_send((e), tu_login_msg((login), (path), (rcpt), (t)), (action), __LINE__)
+
+/* A local script of uid; asserts the action. */
+#define SEND_SCRIPT(e, uid, hint, path, rcpt, t, action)                       \
+  tu_send((e), tu_script_msg((uid), (hint), (path), (rcpt), (t)), (action),    \
+          __LINE__)
 
 static inline void tu_expect_verdict(const obspam_verdict *v, int action,
                                      int kind, const char *object,

@@ -84,6 +84,7 @@ const char *obspam_kind_name(int kind);
 int obspam_engine_new(obspam_engine **out);
 void obspam_engine_free(obspam_engine *e);
 const char *obspam_engine_errmsg(const obspam_engine *e);
+int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size);
 
 int obspam_set_option(obspam_engine *e, int option, int64_t value);
 int obspam_get_option(obspam_engine *e, int option, int64_t *value);

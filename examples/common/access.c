@@ -76,7 +76,7 @@ static int uid_allowed(uid_t uid) {
 /* Whether this refusal starts an episode of uid (then *previous gets the
    count of its last one, 0 when none is remembered). */
 static int episode_starts(long uid, uint64_t *previous) {
-  int64_t now = obspamd__now_ms();
+  int64_t now = obspamd_now_ms();
   int i, slot = -1, oldest = 0, starts;
 
   pthread_mutex_lock(&episodes_lock);

@@ -463,12 +463,12 @@ static void dispatch(answer *a, char *line) {
 /* Reads the request line. Returns its length, -1 when the client went
    away or was too slow, -2 when the line is too long. */
 static int read_line(int fd, char *buf) {
-  int64_t deadline = obspamd__now_ms() + READ_TIMEOUT_MS;
+  int64_t deadline = obspamd_now_ms() + READ_TIMEOUT_MS;
   size_t len = 0;
 
   for (;;) {
     struct pollfd p = {fd, POLLIN, 0};
-    int64_t left = deadline - obspamd__now_ms();
+    int64_t left = deadline - obspamd_now_ms();
     char *eol;
     ssize_t n;
     if (left <= 0 || poll(&p, 1, (int)left) == 0)
@@ -494,12 +494,12 @@ static int read_line(int fd, char *buf) {
 }
 
 static void write_all(int fd, const char *buf, size_t len) {
-  int64_t deadline = obspamd__now_ms() + WRITE_TIMEOUT_MS;
+  int64_t deadline = obspamd_now_ms() + WRITE_TIMEOUT_MS;
   size_t off = 0;
 
   while (off < len) {
     struct pollfd p = {fd, POLLOUT, 0};
-    int64_t left = deadline - obspamd__now_ms();
+    int64_t left = deadline - obspamd_now_ms();
     ssize_t n;
     if (left <= 0 || poll(&p, 1, (int)left) == 0) {
       obspamd_log(LOG_WARNING, "control: a client did not read its answer "

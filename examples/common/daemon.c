@@ -507,13 +507,6 @@ int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg) {
   return rc;
 }
 
-int64_t obspamd__now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the service --------------------------------------------------------- */
 
 struct obspamd_private {
@@ -1078,7 +1071,7 @@ int obspamd_service_start(obspamd_service *s) {
   pthread_cond_init(&p->hk_cond, NULL);
   pthread_mutex_init(&p->mail_lock, NULL);
   p->store_up = 1; /* as the library has it before its first attempt */
-  p->next_save_ms = obspamd__now_ms() + (int64_t)s->save_interval * 1000;
+  p->next_save_ms = obspamd_now_ms() + (int64_t)s->save_interval * 1000;
   p->next_flush_ms = 0;
   if (s->notify_command != NULL && *s->notify_command != '\0' &&
       s->admin != NULL && *s->admin != '\0') {
@@ -1117,7 +1110,7 @@ int obspamd_service_stop(obspamd_service *s) {
     return OBSPAM_OK;
   obspamd_housekeeping_stop(s);
   /* What was counted of the refusals since their last lines. */
-  obspamd__refusals_flush(obspamd__now_ms(), 1);
+  obspamd__refusals_flush(obspamd_now_ms(), 1);
   if (s->state_path != NULL && *s->state_path != '\0')
     rc = obspamd_save(s, NULL, 0);
   obspam_set_notify(s->engine, NULL, NULL);
@@ -1302,7 +1295,7 @@ static void implicit_watch(obspamd_service *s, struct obspamd_private *p) {
 
 void obspamd_tick(obspamd_service *s, int64_t now) {
   struct obspamd_private *p = s->priv;
-  int64_t ms = obspamd__now_ms();
+  int64_t ms = obspamd_now_ms();
   int save = 0, flush = 0;
 
   if (p == NULL)

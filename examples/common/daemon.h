@@ -473,5 +473,10 @@ int obspamd_kind_parse(const char *name);
 int obspamd_utf8_char(const char *s);
 /* "2024-05-01T12:34:56Z" (UTC) into buf (at least 21 bytes); "-" for 0. */
 char *obspamd_iso_time(int64_t t, char *buf, size_t size);
+/* The monotonic clock, which the daemons and obspamctl measure deadlines,
+   idle times and durations by: in milliseconds, and in microseconds for
+   the latencies the metrics report. */
+int64_t obspamd_now_ms(void);
+double obspamd_now_us(void);
 
 #endif

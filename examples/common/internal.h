@@ -96,15 +96,12 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);
 
-/* Monotonic milliseconds. */
-int64_t obspamd__now_ms(void);
-
 /* The coalescing of refusal log lines (refusals.c; see
    obspamd_log_refusal). Whether the refusal of this object at now_ms
    (monotonic; -1: the clock) was only counted (1), or its line is to be
    logged now (0: the first of its object, or coalescing is off). */
-int obspamd__refusal_counted(int kind, const char *object,
-                             const char *queue_id, int64_t now_ms);
+int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
+                             int64_t now_ms);
 /* Logs the summary line of every object whose interval has ended by
    now_ms, and forgets the objects that were not refused in it; with all
    set, of every object whatever its interval, and forgets them all (a

@@ -69,7 +69,7 @@ int obspamd__run_command(const char *command, const char *input, size_t len,
   int in[2] = {-1, -1}, out[2] = {-1, -1}, rc, status = 0, exited = 0;
   char *argv[4], output[256] = "", buf[4096];
   size_t sent = 0, kept = 0;
-  int64_t deadline = obspamd__now_ms() + timeout_ms;
+  int64_t deadline = obspamd_now_ms() + timeout_ms;
   pid_t pid;
 
   snprintf(why, why_size, "unknown error");
@@ -118,7 +118,7 @@ int obspamd__run_command(const char *command, const char *input, size_t len,
   for (;;) {
     struct pollfd p[2];
     int np = 0, wait_ms;
-    int64_t left = deadline - obspamd__now_ms();
+    int64_t left = deadline - obspamd_now_ms();
     pid_t w;
 
     if (!exited) {
@@ -594,7 +594,7 @@ static void *mailer_thread(void *arg) {
     q->queued--;
     timeout_ms = q->timeout_ms;
     if (q->stopping) {
-      int64_t left = q->stop_deadline_ms - obspamd__now_ms();
+      int64_t left = q->stop_deadline_ms - obspamd_now_ms();
       if (left < timeout_ms)
         timeout_ms = (int)(left > 0 ? left : 0);
     }
@@ -645,7 +645,7 @@ obspamd__mailer *obspamd__mailer_start(obspamd_service *s) {
 void obspamd__mailer_stop(obspamd__mailer *q) {
   pthread_mutex_lock(&q->lock);
   q->stopping = 1;
-  q->stop_deadline_ms = obspamd__now_ms() + q->timeout_ms;
+  q->stop_deadline_ms = obspamd_now_ms() + q->timeout_ms;
   pthread_cond_signal(&q->cond);
   pthread_mutex_unlock(&q->lock);
   pthread_join(q->thread, NULL);

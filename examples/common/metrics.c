@@ -405,7 +405,7 @@ static void *endpoint(void *arg) {
 
   for (;;) {
     int n = 0, i, free_slots = 0, reading = 0, timeout = -1, rc;
-    int64_t now = obspamd__now_ms();
+    int64_t now = obspamd_now_ms();
 
     p[n].fd = ep.wake[0];
     p[n].events = POLLIN;
@@ -466,7 +466,7 @@ static void *endpoint(void *arg) {
               /* Out of descriptors: try again in a second rather than spin
                  on a listen socket that stays readable. */
               obspamd_log(LOG_WARNING, "metrics: accept: %s", strerror(errno));
-              pause_until = obspamd__now_ms() + 1000;
+              pause_until = obspamd_now_ms() + 1000;
             }
             break;
           }
@@ -480,7 +480,7 @@ static void *endpoint(void *arg) {
           nc->len = 0;
           nc->resp = NULL;
           nc->resp_len = nc->resp_off = 0;
-          nc->deadline = obspamd__now_ms() + CLIENT_TIMEOUT_MS;
+          nc->deadline = obspamd_now_ms() + CLIENT_TIMEOUT_MS;
           /* A scraper sends its request with the connection: it is
              answered now, before other connections can push it out. */
           on_readable(nc);

@@ -457,9 +457,6 @@ int obspamd_socket_name(int fd, char *buf, size_t size) {
 
 /* ---- small helpers shared with obspamctl --------------------------------- */
 
-static const char *const kind_names[] = {"server", "plan",    "subscription",
-                                         "domain", "mailbox", "script"};
-
 int obspamd_utf8_char(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   int n = p[0] < 0x80             ? 1
@@ -484,19 +481,36 @@ int obspamd_utf8_char(const char *s) {
   return n;
 }
 
+/* The names are the library's (obspam_kind_name), so that the daemons'
+   logs, answers and obspamctl's arguments spell a kind as the library
+   does; only an unknown kind is written shorter here. */
 const char *obspamd_kind_name(int kind) {
   if (kind < 0 || kind > OBSPAM_SCRIPT)
     return "?";
-  return kind_names[kind];
+  return obspam_kind_name(kind);
 }
 
 int obspamd_kind_parse(const char *name) {
   int k;
 
   for (k = 0; name != NULL && k <= OBSPAM_SCRIPT; k++)
-    if (strcmp(name, kind_names[k]) == 0)
+    if (strcmp(name, obspam_kind_name(k)) == 0)
       return k;
   return -1;
+}
+
+int64_t obspamd_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double obspamd_now_us(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
 char *obspamd_iso_time(int64_t t, char *buf, size_t size) {

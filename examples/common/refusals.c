@@ -106,7 +106,7 @@ static uint64_t hash_of(int kind, const char *name, size_t len) {
   return h != 0 ? h : 1;
 }
 
-/* Milliseconds of CLOCK_MONOTONIC_COARSE (the clock of obspamd__now_ms,
+/* Milliseconds of CLOCK_MONOTONIC_COARSE (the clock of obspamd_now_ms,
    read at the last timer tick): every counted refusal reads it, and the
    few milliseconds it may lag are nothing to an interval of seconds. */
 static int64_t coarse_ms(void) {

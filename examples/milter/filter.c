@@ -69,13 +69,6 @@ long milter_wait_idle(int timeout_ms) {
   return n;
 }
 
-static double now_us(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static void copy_value(char *dst, size_t size, const char *src) {
   size_t n = src != NULL ? strlen(src) : 0;
 
@@ -403,7 +396,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
   if (c == NULL || c->msg == NULL)
     return SMFIS_CONTINUE;
   local = describe(c, c->msg, qid, &m, domain, sizeof(domain));
-  t0 = now_us();
+  t0 = obspamd_now_us();
   rc = obspam_decide(svc->engine, &m, &v);
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per episode,
@@ -417,7 +410,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
     end_message(c);
     return SMFIS_TEMPFAIL;
   }
-  obspamd_metrics_decision(&svc->metrics, &v, now_us() - t0);
+  obspamd_metrics_decision(&svc->metrics, &v, obspamd_now_us() - t0);
   if (milter_cfg.verbose)
     log_decision(LOG_DEBUG, qid, local, &m, &v);
   if (v.action != OBSPAM_REFUSE) {

@@ -171,7 +171,6 @@ static void ask(const char *spec, const char *request, answer *a) {
   size_t len = 0, size = 65536, nlines = 0;
   int fd = obspamd_connect(spec, err, sizeof(err));
   int64_t deadline;
-  struct timespec ts;
   ssize_t n;
   int send_errno = 0;
 
@@ -184,15 +183,12 @@ static void ask(const char *spec, const char *request, answer *a) {
   if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
       send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
     send_errno = errno;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-             (int64_t)timeout_s * 1000;
+  deadline = obspamd_now_ms() + (int64_t)timeout_s * 1000;
   a->data = xmalloc(size);
   for (;;) {
     struct pollfd p = {fd, POLLIN, 0};
-    int64_t now_ms;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now_ms = obspamd_now_ms();
+
     if (now_ms >= deadline || poll(&p, 1, (int)(deadline - now_ms)) == 0)
       die(EXIT_CONNECT, "no answer from %s within %d s", spec, timeout_s);
     if (len + 1 >= size) {

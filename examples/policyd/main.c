@@ -328,20 +328,6 @@ typedef struct server {
   double woke_us;
 } server;
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_us(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static void list_remove(server *s, conn *c) {
   if (c->prev != NULL)
     c->prev->next = c->next;
@@ -532,7 +518,7 @@ static int answer(server *s, conn *c) {
       if (!recorded && instance != NULL && strlen(instance) < sizeof(c->probed))
         memcpy(c->probed, instance, strlen(instance) + 1);
       answer_refuse(s, c, &v, &m);
-      obspamd_metrics_decision(&s->svc.metrics, &v, mono_us() - t0);
+      obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
     } else {
       answer_dunno(c);
     }
@@ -559,7 +545,7 @@ static int answer(server *s, conn *c) {
     answer_refuse(s, c, &v, &m);
   else
     answer_dunno(c);
-  obspamd_metrics_decision(&s->svc.metrics, &v, mono_us() - t0);
+  obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
   return 0;
 
 fail:
@@ -712,7 +698,7 @@ static void peer_name(const struct sockaddr_storage *ss, const listener *l,
 }
 
 static void pause_accepting(server *s, const char *why) {
-  int64_t now = mono_ms();
+  int64_t now = obspamd_now_ms();
 
   /* Once a minute at most: under a lasting shortage every closed
      connection resumes accepting and the next accept pauses again. */
@@ -801,7 +787,7 @@ static void accept_some(server *s, listener *l) {
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
     c->decided[0] = c->probed[0] = '\0';
-    c->last = mono_ms();
+    c->last = obspamd_now_ms();
     peer_name(&ss, l, c->peer, sizeof(c->peer));
     policy_reset(&c->req);
     ev.events = EPOLLIN;
@@ -1032,7 +1018,7 @@ static void run(server *s) {
       obspamd_log(LOG_ERR, "epoll_wait: %s", strerror(errno));
       break;
     }
-    s->woke_us = mono_us();
+    s->woke_us = obspamd_now_us();
     for (i = 0; i < n; i++) {
       int type = *(int *)evs[i].data.ptr;
       uint32_t e = evs[i].events;
@@ -1055,7 +1041,7 @@ static void run(server *s) {
     }
     if (s->reload)
       start_reload(s);
-    now = mono_ms();
+    now = obspamd_now_ms();
     close_idle(s, now);
     close_slow(s, now);
     log_abuse(s, now);

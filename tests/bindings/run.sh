@@ -287,6 +287,7 @@ step "cmake-python: -DOBSPAM_INSTALL_PYTHON=ON, prefix /usr, into a DESTDIR"
 # Configuring is enough: the Python component installs files only.
 if cmake -S . -B "$TMP/cmake-python" -DCMAKE_INSTALL_PREFIX=/usr -DOBSPAM_INSTALL_PYTHON=ON \
   -DOBSPAM_BUILD_TESTS=OFF -DOBSPAM_BUILD_BENCH=OFF -DOBSPAM_BUILD_EXAMPLES=OFF \
+  -DOBSPAM_BUILD_DAEMONS=OFF \
   >"$TMP/cmake-python.log" 2>&1 &&
   DESTDIR="$TMP/root" cmake --install "$TMP/cmake-python" --component Python \
     >>"$TMP/cmake-python.log" 2>&1; then

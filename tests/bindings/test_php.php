@@ -227,6 +227,7 @@ test('every function has a method', function (): void {
         'obspam_version' => 'version', 'obspam_version_string' => 'versionString',
         'obspam_strerror' => 'strerror', 'obspam_kind_name' => 'kindName', 'obspam_engine_new' => '__construct',
         'obspam_engine_free' => 'close', 'obspam_engine_errmsg' => 'lastError',
+        'obspam_engine_errmsg_r' => 'lastError',
         'obspam_set_option' => 'setOption', 'obspam_get_option' => 'getOption',
         'obspam_add' => 'add', 'obspam_remove' => 'remove', 'obspam_set_limit' => 'setLimit',
         'obspam_effective_limit' => 'effectiveLimit', 'obspam_set_uid' => 'setUid',

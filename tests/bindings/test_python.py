@@ -258,6 +258,7 @@ class TestAbi(unittest.TestCase):
             "obspam_engine_new": obspam.Engine.__init__,
             "obspam_engine_free": obspam.Engine.close,
             "obspam_engine_errmsg": obspam.Engine.last_error,
+            "obspam_engine_errmsg_r": obspam.Engine.last_error,
             "obspam_set_option": obspam.Engine.set_option,
             "obspam_get_option": obspam.Engine.get_option,
             "obspam_add": obspam.Engine.add,

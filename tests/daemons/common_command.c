@@ -59,7 +59,7 @@ Test(command, a_command_that_does_not_read) {
 
 Test(command, timeout_kills_the_process_group) {
   char cmd[700], *pidtext;
-  int64_t t0 = obspamd__now_ms(), took;
+  int64_t t0 = obspamd_now_ms(), took;
   pid_t child;
 
   make_test_dir();
@@ -67,7 +67,7 @@ Test(command, timeout_kills_the_process_group) {
   snprintf(cmd, sizeof(cmd), "echo started; sleep 30 & echo $! > '%s'; wait",
            path_in("pid"));
   cr_assert_eq(obspamd__run_command(cmd, "", 0, 500, why, sizeof(why)), -1);
-  took = obspamd__now_ms() - t0;
+  took = obspamd_now_ms() - t0;
   cr_assert_str_eq(why, "timed out after 1 s: killed: started");
   cr_assert_lt(took, 3000, "took %lld ms", (long long)took);
   pidtext = read_file(path_in("pid"));
@@ -89,14 +89,14 @@ Test(command, timeout_kills_the_process_group) {
 }
 
 Test(command, a_background_child_does_not_hold_it_up) {
-  int64_t t0 = obspamd__now_ms(), took;
+  int64_t t0 = obspamd_now_ms(), took;
 
   /* sendmail-like programs may leave a child behind with our pipe open:
      the exit of the command is what counts. */
   cr_assert_eq(
       obspamd__run_command("sleep 3 & exit 0", "", 0, 10000, why, sizeof(why)),
       0, "%s", why);
-  took = obspamd__now_ms() - t0;
+  took = obspamd_now_ms() - t0;
   cr_assert_lt(took, 2000, "took %lld ms", (long long)took);
 }
 

@@ -10,49 +10,8 @@
 # file's life (stale file removed at start, removed at stop).
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: common_ctl.sh BUILD_DIR}" && pwd)
-TESTD=$BUILD/tests/daemons/ctl_testd
-CTL=$BUILD/examples/obspamctl/obspamctl
-for f in "$TESTD" "$CTL"; do
-  [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-ctl.XXXXXX")
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# expect NAME EXPECTED ACTUAL: exact comparison, with a diff on failure.
-expect() {
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL: $1"
-    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
-    exit 1
-  fi
-  echo "ok: $1"
-}
-
-# run_ctl STATUS ARGS...: runs obspamctl, expects the exit status, and
-# leaves its output in $out and its error output in $err.
-run_ctl() {
-  local want=$1 rc=0
-  shift
-  "$CTL" "$@" >"$work/ctl.out" 2>"$work/ctl.err" || rc=$?
-  out=$(cat "$work/ctl.out")
-  err=$(cat "$work/ctl.err")
-  if [[ $rc -ne $want ]]; then
-    echo "FAIL: obspamctl $* exited with $rc, expected $want"
-    echo "stdout: $out"
-    echo "stderr: $err"
-    exit 1
-  fi
-}
+# shellcheck source=tests/daemons/ctl_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" common_ctl "${1:-}"
 
 # start_daemon LOG ARGS...: starts ctl_testd in the background and waits
 # (10 s at most) for its "ready" line.

@@ -9,20 +9,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUILD=$(cd "${1:?usage: common_http.sh BUILD_DIR}" && pwd)
-TESTD=$BUILD/tests/daemons/ctl_testd
-CTL=$BUILD/examples/obspamctl/obspamctl
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-http.XXXXXX")
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/daemons/ctl_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" common_http "${1:-}"
 
 cat >"$work/obspam.conf" <<'EOF'
 default mailbox=100

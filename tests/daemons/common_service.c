@@ -505,10 +505,10 @@ Test(notify, mails_to_the_admin_and_the_contact) {
   svc.mail_from = "obspam@mx1.example.net";
   cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
   refuse_once();
-  t0 = obspamd__now_ms();
+  t0 = obspamd_now_ms();
   obspamd_flush(&svc, PERIOD_END);
   /* The flush only queues the mails. */
-  cr_assert_lt(obspamd__now_ms() - t0, 1000);
+  cr_assert_lt(obspamd_now_ms() - t0, 1000);
   WAIT_FOR(M(mails_sent) == 6, 10000);
   cr_assert_eq(M(mails_sent), 6, "%s", logged());
   cr_assert_eq(mail_files(), 6);
@@ -596,18 +596,18 @@ Test(notify, a_hung_command_is_killed_and_stop_is_bounded) {
   svc.notify_timeout = 1;
   cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
   refuse_once();
-  t0 = obspamd__now_ms();
+  t0 = obspamd_now_ms();
   obspamd_flush(&svc, PERIOD_END);
-  cr_assert_lt(obspamd__now_ms() - t0, 500);
+  cr_assert_lt(obspamd_now_ms() - t0, 500);
   WAIT_FOR(M(mails_failed) >= 1, 5000);
   cr_assert(logged_line("error: mail failed to=postmaster@example.net "
                         "kind=subscription object=acme: notify command "
                         "timed out after 1 s: killed"),
             "%s", logged());
   /* Five mails left: stop gives them one timeout in all. */
-  t0 = obspamd__now_ms();
+  t0 = obspamd_now_ms();
   obspamd_service_stop(&svc);
-  cr_assert_lt(obspamd__now_ms() - t0, 3500);
+  cr_assert_lt(obspamd_now_ms() - t0, 3500);
   cr_assert_eq(M(mails_sent), 0);
   cr_assert_eq(M(mails_failed) + M(mails_dropped), 6);
   cr_assert_geq(M(mails_dropped), 3, "%s", logged());

@@ -140,8 +140,8 @@ static inline int logged_text(const char *text) {
 /* Waits up to ms milliseconds for cond to hold. */
 #define WAIT_FOR(cond, ms)                                                     \
   do {                                                                         \
-    int64_t until_ = obspamd__now_ms() + (ms);                                 \
-    while (!(cond) && obspamd__now_ms() < until_)                              \
+    int64_t until_ = obspamd_now_ms() + (ms);                                 \
+    while (!(cond) && obspamd_now_ms() < until_)                              \
       usleep(10000);                                                           \
   } while (0)
 

@@ -9,49 +9,8 @@
 #   tests/daemons/ctl_options.sh BUILD_DIR
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: ctl_options.sh BUILD_DIR}" && pwd)
-TESTD=$BUILD/tests/daemons/ctl_testd
-CTL=$BUILD/examples/obspamctl/obspamctl
-for f in "$TESTD" "$CTL"; do
-  [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-ctlopt.XXXXXX")
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# expect NAME EXPECTED ACTUAL: exact comparison.
-expect() {
-  if [[ "$2" != "$3" ]]; then
-    echo "FAIL: $1"
-    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
-    exit 1
-  fi
-  echo "ok: $1"
-}
-
-# run_ctl STATUS ARGS...: runs obspamctl, expects the exit status; leaves
-# its standard output in $out and its standard error in $err.
-run_ctl() {
-  local want=$1 rc=0
-  shift
-  "$CTL" "$@" >"$work/ctl.out" 2>"$work/ctl.err" || rc=$?
-  out=$(cat "$work/ctl.out")
-  err=$(cat "$work/ctl.err")
-  if [[ $rc -ne $want ]]; then
-    echo "FAIL: obspamctl $* exited with $rc, expected $want"
-    echo "stdout: $out"
-    echo "stderr: $err"
-    exit 1
-  fi
-}
+# shellcheck source=tests/daemons/ctl_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" ctl_options "${1:-}"
 
 # json_error STATUS MESSAGE: $out is exactly that error document, and $err
 # the same message as text.
@@ -122,7 +81,7 @@ json_error 2 "unknown command 'frobnicate': expected status, report, history, re
 run_ctl 2 --json status mailbox
 json_error 2 "usage: status KIND NAME"
 run_ctl 2 --json --control inet:127.0.0.1 ping
-json_error 2 "--control: bad socket address 'inet:127.0.0.1': expected unix:PATH, inet:HOST:PORT or inet:[IPV6]:PORT"
+json_error 2 "--control: bad socket address 'inet:127.0.0.1': no port: expected inet:HOST:PORT or inet:[IPV6]:PORT"
 run_ctl 3 --json --control "unix:$work/none.sock" ping
 json_error 3 "cannot connect to unix:$work/none.sock: No such file or directory"
 run_ctl 1 --json status mailbox nobody@example.com

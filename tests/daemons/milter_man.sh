@@ -9,35 +9,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 BUILD=${1:?usage: milter_man.sh BUILD_DIR}
-# The page as it is installed: made from examples/milter/obspam-milter.8.in.
-PAGE=$BUILD/man/obspam-milter.8
 RULE=examples/milter/obspam-milter.regexp
+# shellcheck source=tests/daemons/man_lib.sh
+. tests/daemons/man_lib.sh
 
-warnings=$(groff -man -ww -z "$PAGE" 2>&1)
-if [[ -n $warnings ]]; then
-  echo "groff warns about $PAGE:"
-  echo "$warnings"
-  exit 1
-fi
-text=$(MANWIDTH=200 man -l "$PAGE" 2>&1)
-for section in NAME SYNOPSIS DESCRIPTION OPTIONS "POSTFIX CONFIGURATION" \
-  SENDMAIL SIGNALS LOGGING FILES "EXIT STATUS" LIMITS "SEE ALSO"; do
-  if ! grep -qx "$section" <<<"$text"; then
-    echo "man -l $PAGE: no section $section"
-    exit 1
-  fi
-done
-
-# Every long option of --help, and no other, has an entry in OPTIONS.
-help_opts=$("$BUILD/examples/obspam-milter" --help |
-  grep -o -- '^  --[a-z-]*' | tr -d ' ' | sort -u)
-man_opts=$(sed -n '/^OPTIONS$/,/^POSTFIX CONFIGURATION$/p' <<<"$text" |
-  grep -o -- '^       --[a-z-]*' | tr -d ' ' | sort -u)
-if [[ $help_opts != "$man_opts" ]]; then
-  echo "--help and the man page list different options:"
-  diff <(echo "$help_opts") <(echo "$man_opts") || true
-  exit 1
-fi
+# The page is made from examples/milter/obspam-milter.8.in.
+daemon_page "$BUILD" obspam-milter 200 NAME SYNOPSIS DESCRIPTION OPTIONS \
+  "POSTFIX CONFIGURATION" SENDMAIL SIGNALS LOGGING FILES "EXIT STATUS" \
+  LIMITS "SEE ALSO"
 
 # The rule of the man page (two lines there) is the installed file's.
 rule=$(grep -v '^#' "$RULE")

@@ -22,14 +22,14 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milter_client as mc  # noqa: E402
 from as_user import NOBODY, as_nobody  # noqa: E402
+import scenario  # noqa: E402
+from scenario import Failure, counted, expect  # noqa: E402,F401
 
 BUILD = None
 DAEMON = None
@@ -53,19 +53,6 @@ local-network 198.51.100.0/24
 SMTP_CLIENT = "203.0.113.9"
 # A host of the local networks (a webmail that submits without login).
 LOCAL_NET_CLIENT = "198.51.100.25"
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(got, want, what=""):
-    if got != want:
-        raise Failure(f"{what}: got {got!r}, expected {want!r}")
-
-
-def counted(n, unit="recipient"):
-    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def refusal(kind, name, count, limit, code="451 4.7.1", minutes=60):
@@ -901,8 +888,7 @@ def scenario_detach(tmp):
         raise Failure("the detached milter did not stop")
 
 
-SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()
-             if name.startswith("scenario_")}
+SCENARIOS = scenario.scenarios_of(globals(), "scenario_")
 
 
 def main(argv):
@@ -913,29 +899,9 @@ def main(argv):
     BUILD = argv[1]
     DAEMON = os.path.join(BUILD, "examples", "obspam-milter")
     if argv[2] == "--list":
-        for name, fn in SCENARIOS.items():
-            print(f"{name}: {fn.__doc__.splitlines()[0]}")
+        scenario.list_scenarios(SCENARIOS)
         return 0
-    failed = 0
-    for name in argv[2:]:
-        fn = SCENARIOS.get(name)
-        if fn is None:
-            print(f"unknown scenario {name!r}; --list lists them")
-            return 2
-        with tempfile.TemporaryDirectory(prefix="milter-test.") as tmp:
-            t0 = time.time()
-            try:
-                fn(tmp)
-                print(f"ok   {name} ({time.time() - t0:.1f} s)")
-            except Exception:  # noqa: BLE001
-                failed += 1
-                print(f"FAIL {name}")
-                traceback.print_exc()
-                log = os.path.join(tmp, "milter.log")
-                if os.path.exists(log):
-                    print("---- milter log ----")
-                    print(open(log).read()[-4000:])
-    return 1 if failed else 0
+    return scenario.run(SCENARIOS, argv[2:], "milter-test.")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from as_user import NOBODY, as_nobody  # noqa: E402
+import scenario  # noqa: E402
+from scenario import Failure, counted, expect  # noqa: E402,F401
 
 BUILD = None
 DAEMON = None
@@ -46,19 +46,6 @@ whitelist 192.0.2.0/24
 """
 
 CLIENT = "203.0.113.9"
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(got, want, what=""):
-    if got != want:
-        raise Failure(f"{what}: got {got!r}, expected {want!r}")
-
-
-def counted(n, unit="recipient"):
-    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def defer_text(kind, name, count, limit, minutes=60):
@@ -1695,8 +1682,7 @@ def sc_notices(tmp):
         d.kill()
 
 
-SCENARIOS = {name[3:]: fn for name, fn in globals().items()
-             if name.startswith("sc_")}
+SCENARIOS = scenario.scenarios_of(globals())
 
 
 def main():
@@ -1707,33 +1693,12 @@ def main():
     BUILD = os.path.abspath(sys.argv[1])
     DAEMON = os.path.join(BUILD, "examples", "obspam-policyd")
     if sys.argv[2] == "--list":
-        for name, fn in SCENARIOS.items():
-            print(f"{name:16} {fn.__doc__.splitlines()[0]}")
+        scenario.list_scenarios(SCENARIOS)
         return 0
     if not os.access(DAEMON, os.X_OK):
         print(f"no {DAEMON}: build the project first", file=sys.stderr)
         return 2
-    failed = 0
-    for name in sys.argv[2:]:
-        if name not in SCENARIOS:
-            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="policyd-") as tmp:
-            start = time.monotonic()
-            try:
-                SCENARIOS[name](tmp)
-                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
-            except Exception:
-                failed += 1
-                print(f"FAIL {name}")
-                traceback.print_exc()
-                for log in sorted(os.listdir(tmp)):
-                    if log.endswith(".log"):
-                        print(f"--- {log}:")
-                        with open(os.path.join(tmp, log),
-                                  errors="replace") as f:
-                            print(f.read()[-4000:])
-    return 1 if failed else 0
+    return scenario.run(SCENARIOS, sys.argv[2:], "policyd-")
 
 
 if __name__ == "__main__":

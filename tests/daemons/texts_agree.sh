@@ -28,8 +28,9 @@ cp "$work/quickstart.out" "$work/all.quickstart"
 for f in README.md SECURITY.md bindings/README.md examples/*/README.md; do
   [[ -f $f ]] && cp "$f" "$work/all.$(tr / _ <<<"$f")"
 done
-# The pages as the build makes them from examples/*/*.8.in.
-pages=("$BUILD"/man/*.8)
+# The pages as the build made them from examples/*/*.in, with the
+# project's version in place.
+pages=("$BUILD"/man/*.[0-9])
 [[ -f ${pages[0]} ]] || { echo "FAIL: no manual pages in $BUILD/man"; exit 1; }
 for f in "${pages[@]}"; do
   LC_ALL=C.UTF-8 MANWIDTH=10000 man -l "$f" 2>/dev/null | col -b \

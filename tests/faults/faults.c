@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../testbase.h"
 #include "obspam.h"
 
 /* ---- the failing allocator ------------------------------------------------
@@ -174,9 +175,9 @@ static void first_difference(const text *a, const text *b, char *out,
 
 /* ---- the engine the cases start from ----------------------------------- */
 
-#define T0 1700000000             /* the setup's first message */
-#define T1 (T0 + 5 * 3600 + 1500) /* the setup's last message, about */
-#define NOW (T1 + 600)            /* when the calls happen */
+#define START 1700000000             /* the setup's first message */
+#define T1 (START + 5 * 3600 + 1500) /* the setup's last message, about */
+#define NOW (T1 + 600)               /* when the calls happen */
 
 static const char base_conf[] =
     "retention 240\n"
@@ -230,9 +231,8 @@ static const struct {
 
 /* Logins of hosted domains that no mailbox line declares: implicit
    mailboxes once a decision charged them. */
-static const char *const implicit[] = {"other@bakery.example",
-                                       "x@shop.acme.example",
-                                       "fresh@acme.example"};
+static const char *const implicit[] = {
+    "other@bakery.example", "x@shop.acme.example", "fresh@acme.example"};
 #define NIMPLICIT (sizeof(implicit) / sizeof(implicit[0]))
 
 static const char *const script_paths[] = {
@@ -252,14 +252,7 @@ static void record_notice(const obspam_notice *n, void *ud) {
   int w;
 
   (void)ud;
-  w = snprintf(notice_log + notice_log_len, room,
-               "notice %d %s sub=%s contact=%s limit=%" PRId64 " sent=%" PRId64
-               " refused=%" PRId64 " exceeded=%" PRId64 " %" PRId64 "..%" PRId64
-               " [%" PRId64 ",%" PRId64 ")\n",
-               n->kind, n->name, n->subscription ? n->subscription : "-",
-               n->contact ? n->contact : "-", n->limit, n->sent, n->refused,
-               n->exceeded, n->first_refused, n->last_refused, n->period_start,
-               n->period_end);
+  w = tu_notice_line(notice_log + notice_log_len, room, n);
   if (w < 0 || (size_t)w >= room)
     notice_log_full = 1;
   else
@@ -271,20 +264,14 @@ static void clear_notice_log(void) {
   notice_log[0] = '\0';
 }
 
+/* A local submission (no client address). */
 static void decide_at(obspam_engine *e, const char *login, const char *sender,
                       uint32_t flags, int64_t uid, const char *hint,
                       const char *script, uint32_t rcpt, int64_t t) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_message m =
+      tu_msg(flags, login, sender, NULL, rcpt, uid, hint, script, t);
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
-  m.sasl_username = login;
-  m.sender = sender;
-  m.flags = flags;
-  m.uid = uid;
-  m.domain_hint = hint;
-  m.script = script;
-  m.recipients = rcpt;
-  m.time = t;
   MUST(obspam_decide(e, &m, &v));
 }
 
@@ -302,7 +289,7 @@ static obspam_engine *rich(void) {
   MUST(obspam_set_notify(e, record_notice, NULL));
   for (h = 0; h < 5; h++)
     for (i = 0; i < 30; i++) {
-      int64_t t = T0 + h * 3600 + i * 50;
+      int64_t t = START + h * 3600 + i * 50;
 
       if (i % 5 == 4)
         decide_at(e, NULL, NULL, OBSPAM_MSG_SCRIPT, 1000 + i % 3,
@@ -326,11 +313,10 @@ static obspam_engine *empty(void) {
 /* ---- signatures ------------------------------------------------------- */
 
 static void put_row(const obspam_report_row *r, void *ud) {
-  put(ud,
-      "report %d %s sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
-      " %" PRId64 "..%" PRId64 "\n",
-      r->kind, r->name, r->sent, r->refused, r->exceeded, r->first_refused,
-      r->last_refused);
+  char line[8192];
+
+  tu_row_line(line, sizeof line, r);
+  put(ud, "%s", line);
 }
 
 static void put_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -343,8 +329,8 @@ static void put_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
    changing anything. */
 static void put_probes(obspam_engine *e, text *t) {
   static const char *const clients[] = {
-      NULL,       "192.0.2.1", "2001:db8::7", "198.51.100.7", "198.51.100.8",
-      "10.1.1.1", "127.0.0.1", "10.9.9.9"};
+      NULL,           "192.0.2.1", "2001:db8::7", "198.51.100.7",
+      "198.51.100.8", "10.1.1.1",  "127.0.0.1",   "10.9.9.9"};
   size_t i;
   int64_t uid;
 
@@ -408,8 +394,8 @@ static void signature(obspam_engine *e, text *t) {
     obspam_stats st = OBSPAM_STATS_INIT;
     int rc = obspam_stats_get(e, OBSPAM_MAILBOX, implicit[i], NOW, &st);
 
-    put(t, "implicit %s: %d %" PRId64 " %" PRId64 " %" PRId64 "\n",
-        implicit[i], rc, st.limit, st.count, st.refused_total);
+    put(t, "implicit %s: %d %" PRId64 " %" PRId64 " %" PRId64 "\n", implicit[i],
+        rc, st.limit, st.count, st.refused_total);
     if (rc == OBSPAM_OK)
       MUST(obspam_history(e, OBSPAM_MAILBOX, implicit[i], 0, INT64_MAX,
                           put_hour, t));
@@ -809,7 +795,7 @@ static obspam_engine *rich_saved(void) {
   MUST(obspam_engine_new(&other));
   MUST(obspam_load_config_string(other, base_conf));
   decide_at(other, "sales@acme.example", NULL, 0, -1, NULL,
-            "/var/www/acme/index.php", 3, T0 - 3600);
+            "/var/www/acme/index.php", 3, START - 3600);
   decide_at(other, "info@acme.example", NULL, 0, -1, NULL, NULL, 9, T1 + 30);
   decide_at(other, "demo@bakery.example", NULL, 0, -1, NULL, "/x.php", 1,
             T1 + 40);

@@ -131,8 +131,14 @@ static void carried(const sig *before, const sig *after) {
                "%lld -> %lld",
                probes[i].name, (long long)b->count, (long long)a->count,
                (long long)b->refused, (long long)a->refused);
-    FUZZ_CHECK(a->sending == (a->limit < 0 || a->count < a->limit),
-               "sending of %s is wrong", probes[i].name);
+    /* Sending follows the object and its ancestors: not sending while
+       something blocks it, and then never because of its own limit
+       unless it is at that limit. */
+    FUZZ_CHECK(a->sending == (a->blocked_kind == -1), "sending of %s is wrong",
+               probes[i].name);
+    FUZZ_CHECK(a->disabled || a->blocked_kind != -1 || a->limit < 0 ||
+                   a->count < a->limit,
+               "%s is at its limit but not blocked", probes[i].name);
   }
 }
 

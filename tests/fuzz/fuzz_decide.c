@@ -181,9 +181,17 @@ static void stats_of(run *r, obspam_stats st[NOBJ], int found[NOBJ],
       continue;
     FUZZ_CHECK(s.count >= 0 && s.refused >= 0 && s.refused_total >= 0,
                "%s: negative statistics", objs[i].name);
-    FUZZ_CHECK(s.sending == (s.limit < 0 || s.count < s.limit),
-               "%s: sending %d with count %lld, limit %lld", objs[i].name,
-               s.sending, (long long)s.count, (long long)s.limit);
+    /* Sending follows what blocks it (the object or an ancestor), and
+       nothing blocks while protection is off; an object at its own limit
+       is blocked, by itself or by an ancestor that also is. */
+    FUZZ_CHECK(s.sending == (s.blocked_kind == -1) &&
+                   (!s.disabled || s.blocked_kind == -1),
+               "%s: sending %d, blocked by kind %d, disabled %d", objs[i].name,
+               s.sending, s.blocked_kind, s.disabled);
+    FUZZ_CHECK(s.disabled || s.limit < 0 || s.count < s.limit ||
+                   s.blocked_kind != -1,
+               "%s: not blocked with count %lld, limit %lld", objs[i].name,
+               (long long)s.count, (long long)s.limit);
     /* With two hours or more of history, kept so all along, the hour's
        window is in it. */
     FUZZ_CHECK(r->min_retention < 2 || s.refused_total >= s.refused,
@@ -459,25 +467,42 @@ static void op_decide(run *r, fuzz_in *in) {
                #call, rc_, obspam_strerror(rc_), obspam_engine_errmsg(r->e));  \
   } while (0)
 
+/* The order of obspam_report: objects over their own limit first, most
+   such attempts first; then the scripts, most sent, then most refused;
+   ties by name, then kind. 1 when prev may come before row. */
+static int report_ordered(const obspam_report_row *prev,
+                          const obspam_report_row *row) {
+  int ps = prev->kind == OBSPAM_SCRIPT, rs = row->kind == OBSPAM_SCRIPT, c;
+
+  if (ps != rs)
+    return rs;
+  if (prev->exceeded != row->exceeded)
+    return prev->exceeded > row->exceeded;
+  if (rs && prev->sent != row->sent)
+    return prev->sent > row->sent;
+  if (rs && prev->refused != row->refused)
+    return prev->refused > row->refused;
+  c = strcmp(prev->name, row->name);
+  return c != 0 ? c < 0 : prev->kind <= row->kind;
+}
+
 static void on_row(const obspam_report_row *row, void *ud) {
   obspam_report_row *prev = ud;
 
   FUZZ_CHECK(row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_SCRIPT,
              "report row of kind %d", row->kind);
-  FUZZ_CHECK(row->refused > 0 || (row->kind == OBSPAM_SCRIPT && row->sent > 0),
-             "report row %s without refusals", row->name);
-  if (prev->struct_size != 0) {
-    int ok = prev->refused > row->refused ||
-             (prev->refused == row->refused &&
-              (prev->refused > 0 ? strcmp(prev->name, row->name) <= 0
-                                 : prev->sent > row->sent ||
-                                       (prev->sent == row->sent &&
-                                        strcmp(prev->name, row->name) <= 0)));
-
-    FUZZ_CHECK(ok, "report rows out of order: %s (%lld) after %s (%lld)",
-               row->name, (long long)row->refused, prev->name,
-               (long long)prev->refused);
-  }
+  FUZZ_CHECK(row->kind == OBSPAM_SCRIPT ? row->sent > 0 || row->refused > 0
+                                        : row->exceeded > 0,
+             "report row %s neither over its limit nor a script that sent",
+             row->name);
+  FUZZ_CHECK(row->exceeded <= row->refused,
+             "report row %s: %lld over the limit of %lld refused", row->name,
+             (long long)row->exceeded, (long long)row->refused);
+  if (prev->struct_size != 0)
+    FUZZ_CHECK(report_ordered(prev, row),
+               "report rows out of order: %s (%lld over) after %s (%lld over)",
+               row->name, (long long)row->exceeded, prev->name,
+               (long long)prev->exceeded);
   *prev = *row;
   prev->struct_size = 1;
   /* The name is only valid during the callback: keep a copy. */

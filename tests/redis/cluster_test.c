@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "obspam.h"
+#include "testbase.h"
 
 static int failures;
 static int64_t T; /* every decision's time: both engines see the same */
@@ -90,12 +91,17 @@ static void status(obspam_engine *e, int64_t st[4]) {
 
 /* Per kind (subscription, domain, mailbox): refused, over the limit, and
    the number of rows. */
+static void print_row(const obspam_report_row *row) {
+  char line[2048];
+
+  tu_row_line(line, sizeof line, row);
+  printf("  %s", line);
+}
+
 static void report_row(const obspam_report_row *row, void *ud) {
   int64_t(*by_kind)[3] = ud;
 
-  printf("  report: kind %d %s sent %" PRId64 " refused %" PRId64
-         " exceeded %" PRId64 "\n",
-         row->kind, row->name, row->sent, row->refused, row->exceeded);
+  print_row(row);
   if (row->kind >= OBSPAM_SUBSCRIPTION && row->kind <= OBSPAM_MAILBOX) {
     by_kind[row->kind - OBSPAM_SUBSCRIPTION][0] = row->refused;
     by_kind[row->kind - OBSPAM_SUBSCRIPTION][1] = row->exceeded;
@@ -254,6 +260,60 @@ static int shared(const char *uri) {
   return failures ? 1 : 0;
 }
 
+/* The rows of a report, as they came. */
+typedef struct listed {
+  int rows;
+  obspam_report_row first;
+} listed;
+
+static void list_row(const obspam_report_row *row, void *ud) {
+  listed *l = ud;
+
+  print_row(row);
+  if (l->rows++ == 0)
+    l->first = *row;
+}
+
+/* An object active in two hours of a report's period is one row with
+   the sums of both. */
+static int report_hours(const char *uri) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  listed l;
+  int i, hour;
+
+  snprintf(prefix, sizeof(prefix), "hours-%d:", (int)getpid());
+  e = engine(uri, prefix, "local");
+  printf("mailbox limit 10: 11 messages at T and 11 two hours later\n");
+  for (hour = 0; hour < 2; hour++)
+    for (i = 0; i < 11; i++) {
+      obspam_message m = OBSPAM_MESSAGE_INIT;
+      obspam_verdict init = OBSPAM_VERDICT_INIT;
+
+      v = init;
+      m.sasl_username = "a@d.example";
+      m.time = T + hour * 7200;
+      EXPECT(obspam_decide(e, &m, &v) == OBSPAM_OK, "%s",
+             obspam_engine_errmsg(e));
+      EXPECT(v.action == (i < 10 ? OBSPAM_ACCEPT : OBSPAM_REFUSE),
+             "hour %d message %d: action %d", hour, i, v.action);
+    }
+  memset(&l, 0, sizeof(l));
+  EXPECT(obspam_report(e, T - 3600, T + 3 * 3600, list_row, &l) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  EXPECT(l.rows == 1 && l.first.kind == OBSPAM_MAILBOX &&
+             strcmp(l.first.name, "a@d.example") == 0 && l.first.sent == 20 &&
+             l.first.refused == 2 && l.first.exceeded == 2 &&
+             l.first.first_refused == T && l.first.last_refused == T + 7200,
+         "%d rows, the first kind %d sent %" PRId64 " refused %" PRId64
+         " exceeded %" PRId64 " first %" PRId64 " last %" PRId64,
+         l.rows, l.first.kind, l.first.sent, l.first.refused, l.first.exceeded,
+         l.first.first_refused, l.first.last_refused);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
 static void run(const char *what, const char *cmd) {
   int rc;
 
@@ -379,11 +439,14 @@ int main(int argc, char **argv) {
     return badconf();
   if (argc == 3 && strcmp(argv[1], "shared") == 0)
     return shared(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "report_hours") == 0)
+    return report_hours(argv[2]);
   if (argc == 5 && strcmp(argv[1], "fallback") == 0)
     return fallback(argv[2], argv[3], argv[4]);
   if (argc == 4 && strcmp(argv[1], "failover") == 0)
     return failover(argv[2], argv[3]);
-  fprintf(stderr, "usage: cluster_test shared URI | fallback URI KILL "
+  fprintf(stderr, "usage: cluster_test shared URI | report_hours URI | "
+                  "fallback URI KILL "
                   "RESTART | failover URI FAILOVER\n");
   return 2;
 }

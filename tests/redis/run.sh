@@ -50,6 +50,8 @@ URI=redis://127.0.0.1:$P1
 check "redis: a bad store line is refused with FILE:LINE" \
   "$BIN/cluster_test" badconf
 check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
+check "redis: an object active in two hours is one report row" \
+  "$BIN/cluster_test" report_hours "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
   env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
 check "redis: killed, local fallback or defer; restarted, shared again" \

@@ -22,6 +22,8 @@ final class Engine
     public const VERSION_MINOR_MIN = 3;
     /** The longest name (domain, mailbox, plan, subscription), in bytes. */
     public const NAME_MAX = 320;
+    /** Room for any engine message (obspam_engine_errmsg_r: shorter than 512). */
+    private const ERRMSG_SIZE = 512;
     /** The environment variable that names the library. */
     public const LIBRARY_ENV = 'OBSPAM_LIBRARY';
     /** The library used when neither an argument nor OBSPAM_LIBRARY names one. */
@@ -345,10 +347,25 @@ final class Engine
         return $this->handle === null;
     }
 
-    /** obspam_engine_errmsg(): the last failure on this engine ("" if none). */
+    /**
+     * obspam_engine_errmsg_r() (the thread-safe copy of obspam_engine_errmsg()):
+     * the last failure on this engine ("" if none).
+     */
     public function lastError(): string
     {
-        return $this->lib->obspam_engine_errmsg($this->handle('lastError'));
+        return $this->errmsg($this->handle('lastError'));
+    }
+
+    /**
+     * The engine's message, copied under its lock: the buffer that
+     * obspam_engine_errmsg() returns may be rewritten by another thread
+     * sharing the engine while it is read.
+     */
+    private function errmsg(\FFI\CData $e): string
+    {
+        $buf = $this->lib->new('char[' . self::ERRMSG_SIZE . ']');
+        $this->lib->obspam_engine_errmsg_r($e, $buf, self::ERRMSG_SIZE);
+        return \FFI::string($buf);
     }
 
     // ---- options --------------------------------------------------------
@@ -895,7 +912,7 @@ final class Engine
         if ($rc >= 0) {
             return;
         }
-        $message = $this->lib->obspam_engine_errmsg($e);
+        $message = $this->errmsg($e);
         if ($message === '') {
             $message = $this->lib->obspam_strerror($rc);
         }

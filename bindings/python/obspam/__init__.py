@@ -120,6 +120,8 @@ __version__ = "1.3.0"
 VERSION_MAJOR = _native.SUPPORTED_MAJOR
 #: The longest name (domain, mailbox, plan, subscription), in bytes.
 NAME_MAX = 320
+# Room for any engine message (obspam_engine_errmsg_r: shorter than 512).
+_ERRMSG_SIZE = 512
 
 
 class ErrorCode(enum.IntEnum):
@@ -642,7 +644,7 @@ class Engine:
         be the other thread's (the C API keeps one message per engine); the
         code is always this call's.
         """
-        message = _dec(self._lib.obspam_engine_errmsg(ptr))
+        message = self._errmsg(ptr)
         if not message:
             message = _dec(self._lib.obspam_strerror(rc))
         try:
@@ -660,12 +662,21 @@ class Engine:
         finally:
             self._leave()
 
+    def _errmsg(self, ptr: c_void_p) -> str:
+        # A copy taken under the engine's lock: obspam_engine_errmsg()'s
+        # buffer may be rewritten by another thread while it is read.
+        buf = ctypes.create_string_buffer(_ERRMSG_SIZE)
+        self._lib.obspam_engine_errmsg_r(ptr, buf, _ERRMSG_SIZE)
+        return _dec(buf.value)
+
     @property
     def last_error(self) -> str:
-        """``obspam_engine_errmsg()``: the last failure on this engine ("" if none)."""
+        """``obspam_engine_errmsg_r()`` (the thread-safe copy of
+        ``obspam_engine_errmsg()``): the last failure on this engine ("" if
+        none)."""
         ptr = self._enter("last_error")
         try:
-            return _dec(self._lib.obspam_engine_errmsg(ptr))
+            return self._errmsg(ptr)
         finally:
             self._leave()
 

@@ -173,6 +173,7 @@ PROTOTYPES = {
     "obspam_engine_new": (c_int, [POINTER(c_void_p)]),
     "obspam_engine_free": (None, [_E]),
     "obspam_engine_errmsg": (c_char_p, [_E]),
+    "obspam_engine_errmsg_r": (c_int, [_E, c_char_p, c_size_t]),
     "obspam_set_option": (c_int, [_E, c_int, c_int64]),
     "obspam_get_option": (c_int, [_E, c_int, _I64P]),
     "obspam_add": (c_int, [_E, c_int, c_char_p, c_char_p]),

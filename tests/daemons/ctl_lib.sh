@@ -1,0 +1,53 @@
+# What the shell tests of ctl_testd and obspamctl share. Sourced, after
+# `set -euo pipefail`, as
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" NAME BUILD_DIR
+#
+# it sets BUILD, TESTD (ctl_testd) and CTL (obspamctl), checks that both
+# were built, makes the scratch directory $work (removed at exit, with the
+# daemon whose process id the script left in $pid stopped first), and
+# defines expect and run_ctl.
+
+BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
+TESTD=$BUILD/tests/daemons/ctl_testd
+CTL=$BUILD/examples/obspamctl/obspamctl
+for f in "$TESTD" "$CTL"; do
+  [[ -x $f ]] || { echo "missing $f: build the project first" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/obspam-$1.XXXXXX")
+pid=
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# expect NAME EXPECTED ACTUAL: exact comparison, with a diff on failure.
+expect() {
+  if [[ "$2" != "$3" ]]; then
+    echo "FAIL: $1"
+    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$3") || true
+    exit 1
+  fi
+  echo "ok: $1"
+}
+
+# run_ctl STATUS ARGS...: runs obspamctl, expects the exit status, and
+# leaves its standard output in $out and its standard error in $err.
+run_ctl() {
+  local want=$1 rc=0
+  shift
+  "$CTL" "$@" >"$work/ctl.out" 2>"$work/ctl.err" || rc=$?
+  out=$(cat "$work/ctl.out")
+  err=$(cat "$work/ctl.err")
+  if [[ $rc -ne $want ]]; then
+    echo "FAIL: obspamctl $* exited with $rc, expected $want"
+    echo "stdout: $out"
+    echo "stderr: $err"
+    exit 1
+  fi
+}
