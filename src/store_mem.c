@@ -217,32 +217,39 @@ static void ring_free(mem_store *m, obspam__obj *o) {
   SET_PTR(o->ring, NULL);
 }
 
-/* What r holds for minute k, whether or not r was advanced to the
-   minute of the question: minutes after r->minute are still empty, and
-   so are those before the epoch, which a window near it reaches back to. */
-static int64_t sent_at(const ring *r, int64_t k) {
-  return k >= 0 && k <= r->minute && k > r->minute - WINDOW
-             ? r->b_sent[k % WINDOW]
-             : 0;
-}
-
 /* The wait (API.md step 5) of an object whose window r (NULL: empty)
    holds count at t, for c more under limit: 0 when it fits, -1 when c
    alone is over the limit, else the seconds until the oldest minutes
    that hold the excess have left the window, nothing else being sent.
-   Dropping the k oldest minutes of the window at minute M is the window
-   at minute M + k. */
+   Dropping the minutes of the window at minute M up to k - 1 is the
+   window at minute k + WINDOW - 1.
+
+   Every refusal of a flood walks this: one bucket a step, without a
+   division. Only r's minutes hold anything (those before the epoch, or
+   before r's window, or after r->minute, when r was not advanced to t,
+   are empty): the walk starts at the first of them in t's window, and
+   ends by r->minute at the latest, where what count holds is used up. */
 static int64_t wait_of(const ring *r, int64_t t, int64_t count, int64_t c,
                        int64_t limit) {
   int64_t minute = t / 60, k;
+  int i;
 
   if (limit < 0 || count + c <= limit)
     return 0;
   if (c > limit)
     return -1;
-  for (k = 0; count + c > limit; k++)
-    count -= sent_at(r, minute - (WINDOW - 1) + k);
-  return (minute + k) * 60 - t;
+  /* count > limit - c >= 0: r holds it. */
+  k = minute - (WINDOW - 1);
+  if (k < r->minute - (WINDOW - 1))
+    k = r->minute - (WINDOW - 1);
+  if (k < 0)
+    k = 0;
+  for (i = (int)(k % WINDOW); count + c > limit && k <= r->minute; k++) {
+    count -= r->b_sent[i];
+    if (++i == WINDOW)
+      i = 0;
+  }
+  return (k + WINDOW - 1) * 60 - t;
 }
 
 /* ---- history ------------------------------------------------------------- */

@@ -258,28 +258,81 @@ static void window_words(const obspam_verdict *v, const char **in,
                                    : "per hour";
 }
 
+/* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so that
+   a sender who waits as long as it is told always fits. */
+int64_t obspamd__retry_minutes(int64_t retry_after) {
+  return retry_after <= 60 ? 1 : retry_after / 60 + (retry_after % 60 != 0);
+}
+
+/* A text put together in place and cut at cap bytes (without its NUL).
+   A flood is answered with a refusal per request: building it costs a few
+   copies, where snprintf parsed formats and copied through a stream. */
+typedef struct rtext {
+  char *buf;
+  size_t len, cap;
+} rtext;
+
+static void put_bytes(rtext *t, const char *s, size_t n) {
+  if (n > t->cap - t->len)
+    n = t->cap - t->len;
+  memcpy(t->buf + t->len, s, n);
+  t->len += n;
+}
+
+static void put_str(rtext *t, const char *s) { put_bytes(t, s, strlen(s)); }
+
+static void put_int(rtext *t, int64_t v) {
+  char d[24];
+  size_t i = sizeof(d);
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+  do
+    d[--i] = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  if (v < 0)
+    d[--i] = '-';
+  put_bytes(t, d + i, sizeof(d) - i);
+}
+
+/* A name as obspamd__clean writes it with OBSPAMD__CLEAN_NO_BLANK: a
+   byte that is not printable ASCII, or a blank, is '?'. */
+static void put_name(rtext *t, const char *s) {
+  for (; *s != '\0' && t->len < t->cap; s++) {
+    unsigned char c = (unsigned char)*s;
+
+    t->buf[t->len++] = c <= 0x20 || c >= 0x7f ? '?' : (char)c;
+  }
+}
+
+/* "20 recipients per hour", or "unlimited". */
+static void put_limit(rtext *t, const obspam_verdict *v, int unit,
+                      const char *per) {
+  if (v->limit < 0) {
+    put_str(t, "unlimited");
+    return;
+  }
+  put_int(t, v->limit);
+  put_str(t, " ");
+  put_str(t, unit_word(unit, v->limit));
+  put_str(t, " ");
+  put_str(t, per);
+}
+
 void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
                               int reject, int unit, int *code, char *buf,
                               size_t size) {
-  char text[OBSPAMD_REFUSAL_MAX + 200], object[sizeof(v->object)], limit[64],
-      sent[64], retry[64] = "";
-  const char *enh = reject ? "5.7.1" : "4.7.1";
   const char *kind = obspamd_kind_name(v->kind), *in, *per;
-  long long minutes;
-  size_t len;
+  rtext t;
 
   if (code != NULL)
     *code = reject ? 550 : 451;
   if (buf == NULL || size == 0)
     return;
-  obspamd__clean(object, sizeof(object), v->object, OBSPAMD__CLEAN_NO_BLANK);
+  t.buf = buf;
+  t.len = 0;
+  t.cap = size - 1 < OBSPAMD_REFUSAL_MAX ? size - 1 : OBSPAMD_REFUSAL_MAX;
   window_words(v, &in, &per);
-  if (v->limit < 0)
-    snprintf(limit, sizeof(limit), "unlimited");
-  else
-    snprintf(limit, sizeof(limit), "%" PRId64 " %s %s", v->limit,
-             unit_word(unit, v->limit), per);
-
+  put_str(&t, reject ? "5.7.1 " : "4.7.1 ");
   if (v->retry_after < 0) {
     /* Never: scripts forbidden, a limit of 0, or a message larger than the
        limit. A subscription with no limit can only refuse a script; a
@@ -290,51 +343,51 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
        having more recipients than one message may have. No retry hint:
        waiting does not help. */
     int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
+
     if (v->kind == OBSPAM_SUBSCRIPTION &&
-        (v->limit < 0 || (script && v->limit != 0)))
-      snprintf(text, sizeof(text),
-               "%s scripts of subscription %s may not send mail", enh, object);
-    else if (v->limit == 0)
-      snprintf(text, sizeof(text),
-               "%s %s %s cannot send this message: its limit is 0", enh, kind,
-               object);
-    else if (unit == 1)
-      snprintf(text, sizeof(text),
-               "%s %s %s cannot send this message: it has more recipients "
-               "than the %" PRId64 " one message may have",
-               enh, kind, object, v->limit);
-    else
-      snprintf(text, sizeof(text),
-               "%s %s %s cannot send this message: it has more recipients "
-               "than its limit of %s",
-               enh, kind, object, limit);
-  } else {
-    if (unit == 1)
-      snprintf(sent, sizeof(sent), "%" PRId64 " %s", v->count,
-               unit_word(unit, v->count));
-    else
-      snprintf(sent, sizeof(sent), "to %" PRId64 " %s", v->count,
-               unit_word(unit, v->count));
-    /* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so
-       that a sender who waits as long as it is told always fits. A
-       permanent refusal says nothing of retrying: its sender does not. */
-    if (!reject) {
-      minutes = v->retry_after <= 60
-                    ? 1
-                    : v->retry_after / 60 + (v->retry_after % 60 != 0);
-      snprintf(retry, sizeof(retry), "; try again in %lld minute%s", minutes,
-               minutes == 1 ? "" : "s");
+        (v->limit < 0 || (script && v->limit != 0))) {
+      put_str(&t, "scripts of subscription ");
+      put_name(&t, v->object);
+      put_str(&t, " may not send mail");
+    } else {
+      put_str(&t, kind);
+      put_str(&t, " ");
+      put_name(&t, v->object);
+      put_str(&t, " cannot send this message: ");
+      if (v->limit == 0) {
+        put_str(&t, "its limit is 0");
+      } else if (unit == 1) {
+        put_str(&t, "it has more recipients than the ");
+        put_int(&t, v->limit);
+        put_str(&t, " one message may have");
+      } else {
+        put_str(&t, "it has more recipients than its limit of ");
+        put_limit(&t, v, unit, per);
+      }
     }
-    snprintf(text, sizeof(text), "%s %s %s has sent %s %s, its limit is %s%s",
-             enh, kind, object, sent, in, limit, retry);
+  } else {
+    put_str(&t, kind);
+    put_str(&t, " ");
+    put_name(&t, v->object);
+    put_str(&t, unit == 1 ? " has sent " : " has sent to ");
+    put_int(&t, v->count);
+    put_str(&t, " ");
+    put_str(&t, unit_word(unit, v->count));
+    put_str(&t, " ");
+    put_str(&t, in);
+    put_str(&t, ", its limit is ");
+    put_limit(&t, v, unit, per);
+    /* A permanent refusal says nothing of retrying: its sender does
+       not. */
+    if (!reject) {
+      int64_t minutes = obspamd__retry_minutes(v->retry_after);
+
+      put_str(&t, "; try again in ");
+      put_int(&t, minutes);
+      put_str(&t, minutes == 1 ? " minute" : " minutes");
+    }
   }
-  len = strlen(text);
-  if (len > OBSPAMD_REFUSAL_MAX)
-    len = OBSPAMD_REFUSAL_MAX;
-  if (len > size - 1)
-    len = size - 1;
-  memcpy(buf, text, len);
-  buf[len] = '\0';
+  buf[t.len] = '\0';
 }
 
 void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
@@ -344,6 +397,18 @@ void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
 
 void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
                          int unit, const char *queue_id) {
+  obspamd__log_refusal_at(v, m, unit, queue_id, -1);
+}
+
+void obspamd__log_refusal_at(const obspam_verdict *v, const obspam_message *m,
+                             int unit, const char *queue_id, int64_t now_ms) {
+  /* In a flood, most refusals end here: counted, not formatted. */
+  if (!obspamd__refusal_counted(v->kind, v->object, queue_id, now_ms))
+    obspamd__refusal_line(v, m, unit, queue_id);
+}
+
+void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
+                           int unit, const char *queue_id) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   char object[sizeof(v->object)], sasl[330], sender[330], client[64],
       script[1030], limit[24], retry[24], qid[64], extra[1100] = "";
@@ -462,8 +527,12 @@ struct obspamd_private {
      kind and name: what a reload would drop is counted against them. */
   uint64_t *objects;
   size_t nobjects;
-  /* The shared store as the last tick saw it, to log each change once. */
+  /* The shared store as the last tick saw it, to log each change once:
+     store_fallbacks is its count of decisions made without it when it
+     last answered. store_deferred: the requests deferred since then
+     because it did not answer (store-fallback defer). */
   int64_t store_up, store_episodes, store_fallbacks;
+  int64_t store_deferred;
   /* The episodes of a full set of implicit mailboxes the tick has seen. */
   int64_t implicit_episodes;
   /* Journal flushes failed in a row (obspamd_journal_flush). */
@@ -1068,6 +1137,7 @@ int obspamd_service_start(obspamd_service *s) {
   pthread_mutex_init(&p->hk_lock, NULL);
   pthread_cond_init(&p->hk_cond, NULL);
   pthread_mutex_init(&p->mail_lock, NULL);
+  p->store_up = 1; /* as the library has it before its first attempt */
   p->next_save_ms = obspamd_now_ms() + (int64_t)s->save_interval * 1000;
   p->next_flush_ms = 0;
   if (s->notify_command != NULL && *s->notify_command != '\0' &&
@@ -1106,6 +1176,8 @@ int obspamd_service_stop(obspamd_service *s) {
   if (p == NULL)
     return OBSPAM_OK;
   obspamd_housekeeping_stop(s);
+  /* What was counted of the refusals since their last lines. */
+  obspamd__refusals_flush(obspamd_now_ms(), 1);
   if (s->state_path != NULL && *s->state_path != '\0')
     rc = obspamd_save(s, NULL, 0);
   /* After the last save the journal holds nothing more: closed, it is
@@ -1209,29 +1281,65 @@ static const char *store_fallback_name(obspamd_service *s) {
 }
 
 /* Logs once when the shared store stops answering (the decisions then use
-   this node's own counters, or are deferred) and once when it is back.
-   Called with tick_lock held. */
+   this node's own counters, or are deferred) and once when it is back,
+   with the decisions made without it: the growth of the library's count
+   (obspam_store_fallback_decisions_total) since the store was last seen
+   answering. That count grows only while the store is down (a failed
+   charge marks it down under the same lock), so its value while the
+   store answers is exactly its value when the next episode begins, even
+   if the decisions of that episode come before the next look here. Two
+   episodes between two looks are said together. A new store (a reload
+   that names another) starts its counts from zero: so does this. Called
+   with tick_lock held. */
 static void store_watch(obspamd_service *s, struct obspamd_private *p) {
-  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
+  int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0, deferred;
 
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) !=
           OBSPAM_OK ||
       !shared)
     return;
+  if (episodes < p->store_episodes || fallbacks < p->store_fallbacks) {
+    p->store_up = 1;
+    p->store_episodes = p->store_fallbacks = 0;
+  }
   if (episodes > p->store_episodes)
     obspamd_log(LOG_WARNING,
                 "store: the shared store does not answer; deciding without "
                 "it (%s) until it does (episode %" PRId64 ")",
                 store_fallback_name(s), episodes);
-  else if (up && !p->store_up && p->store_episodes > 0)
-    obspamd_log(LOG_NOTICE,
-                "store: the shared store answers again; %" PRId64
-                " decisions were made without it",
-                fallbacks - p->store_fallbacks);
-  if (episodes > p->store_episodes || (up && !p->store_up))
+  if (up && (!p->store_up || episodes > p->store_episodes)) {
+    deferred = __atomic_exchange_n(&p->store_deferred, 0, __ATOMIC_RELAXED);
+    if (deferred > 0)
+      obspamd_log(LOG_NOTICE,
+                  "store: the shared store answers again; %" PRId64
+                  " decisions were made without it; %" PRId64
+                  " requests were deferred (episode %" PRId64 ")",
+                  fallbacks - p->store_fallbacks, deferred, episodes);
+    else
+      obspamd_log(LOG_NOTICE,
+                  "store: the shared store answers again; %" PRId64
+                  " decisions were made without it (episode %" PRId64 ")",
+                  fallbacks - p->store_fallbacks, episodes);
+  }
+  if (up)
     p->store_fallbacks = fallbacks;
   p->store_up = up;
   p->store_episodes = episodes;
+}
+
+int obspamd_store_deferred(obspamd_service *s, int rc) {
+  struct obspamd_private *p = s->priv;
+
+  if (rc != OBSPAM_EUNAVAIL || p == NULL)
+    return 0;
+  __atomic_add_fetch(&p->store_deferred, 1, __ATOMIC_RELAXED);
+  /* The episode's line now, not at the next tick: the tick is not
+     running (else it logs it). */
+  if (pthread_mutex_trylock(&p->tick_lock) == 0) {
+    store_watch(s, p);
+    pthread_mutex_unlock(&p->tick_lock);
+  }
+  return 1;
 }
 
 /* Logs once each time the implicit mailboxes reach their cap (logins and
@@ -1279,6 +1387,7 @@ void obspamd_tick(obspamd_service *s, int64_t now) {
   }
   store_watch(s, p);
   implicit_watch(s, p);
+  obspamd__refusals_flush(ms, 0);
   pthread_mutex_unlock(&p->tick_lock);
   if (save)
     obspamd_save(s, NULL, 0);
@@ -1336,9 +1445,14 @@ void obspamd_housekeeping_stop(obspamd_service *s) {
   p->hk_running = 0;
 }
 
+/* Both are asked for every refusal: a started service answers from what
+   cache_action kept of the configuration it loaded, without the engine's
+   lock. */
 int obspamd_reject(obspamd_service *s) {
   int64_t action = 0;
 
+  if (s->priv != NULL)
+    return __atomic_load_n(&s->priv->reject, __ATOMIC_RELAXED);
   if (obspam_get_option(s->engine, OBSPAM_OPT_ACTION, &action) != OBSPAM_OK)
     return 0;
   return action == 1;
@@ -1347,6 +1461,8 @@ int obspamd_reject(obspamd_service *s) {
 int obspamd_unit(obspamd_service *s) {
   int64_t unit = 0;
 
+  if (s->priv != NULL)
+    return __atomic_load_n(&s->priv->unit, __ATOMIC_RELAXED);
   if (obspam_get_option(s->engine, OBSPAM_OPT_COUNT_UNIT, &unit) != OBSPAM_OK)
     return 0;
   return unit == 1;

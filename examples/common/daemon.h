@@ -149,7 +149,8 @@ typedef struct obspamd_options {
   const char *user;    /* --user USER[:GROUP], NULL: stay who we are */
   long user_uid;       /* USER's uid, -1 without --user */
   int log;             /* --log: an OBSPAMD_LOG_* value; AUTO when not given */
-  int nallow;          /* --allow-user: the uids, resolved when parsed */
+  int refusal_log_interval; /* seconds; OBSPAMD_REFUSAL_LOG_INTERVAL */
+  int nallow;               /* --allow-user: the uids, resolved when parsed */
   long allow[OBSPAMD_MAX_ALLOW];
 } obspamd_options;
 
@@ -171,6 +172,7 @@ enum {
   OBSPAMD_OPT_ALLOW_USER,
   OBSPAMD_OPT_LOG,
   OBSPAMD_OPT_JOURNAL_FSYNC,
+  OBSPAMD_OPT_REFUSAL_LOG_INTERVAL,
   OBSPAMD_OPT_OWN
 };
 
@@ -191,7 +193,9 @@ enum {
   {"user", required_argument, NULL, OBSPAMD_OPT_USER},                         \
   {"allow-user", required_argument, NULL, OBSPAMD_OPT_ALLOW_USER},             \
   {"log", required_argument, NULL, OBSPAMD_OPT_LOG},                           \
-  {"journal-fsync", no_argument, NULL, OBSPAMD_OPT_JOURNAL_FSYNC}
+  {"journal-fsync", no_argument, NULL, OBSPAMD_OPT_JOURNAL_FSYNC},             \
+  {"refusal-log-interval", required_argument, NULL,                            \
+   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
@@ -203,7 +207,8 @@ long obspamd_number(const char *program, const char *opt, const char *s,
    "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
    port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
 int obspamd_spec_check(const char *program, const char *opt, const char *spec);
-/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO). */
+/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO,
+   o->refusal_log_interval OBSPAMD_REFUSAL_LOG_INTERVAL). */
 void obspamd_options_init(obspamd_options *o);
 /* Takes what getopt_long returned that the daemon does not handle itself:
    one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
@@ -230,6 +235,13 @@ int obspamd_options_done(const char *program, int argc, char **argv,
   "  --journal-fsync        with --state: wait for the disk after each\n"      \
   "                         write of the journal of decisions (a power\n"      \
   "                         loss then loses none; slower)\n"
+
+/* The help lines of --refusal-log-interval. */
+#define OBSPAMD_USAGE_REFUSAL_LOG                                              \
+  "  --refusal-log-interval SECS\n"                                            \
+  "                         log the first refusal of an object at once,\n"     \
+  "                         then a count of its refusals every SECS\n"         \
+  "                         (default 10; 0: every refusal, whole)\n"
 
 /* spec with the path after prefix made absolute (a detached daemon runs in
    "/" and reloads its files from there); a spec that does not start with
@@ -410,9 +422,52 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
    queue_id is the MTA's queue ID of the message (NULL or "" when it has
    none yet). limit=unlimited, retry=never, a missing value is "-"; names
    keep their UTF-8, and blanks, control characters and bytes that are not
-   UTF-8 are written '?'. */
+   UTF-8 are written '?'.
+
+   Lines are coalesced per refusing object (kind and name): the first
+   refusal of an object is logged whole at once and opens an interval
+   (obspamd_refusal_log_interval); the refusals in it are only counted,
+   and their count is logged as one line when it ends:
+     refuse kind=mailbox object=info@example.com more=4180 seconds=10
+     first_queue_id=4FgH2x1Kz9
+   more: the refusals counted in the interval (in the first one, those
+   after the refusal logged whole); seconds: its length; first_queue_id: the
+   queue ID of the first of them ("-" when it had none). The line is written by
+   obspamd_tick, or by the next refusal of the object if it comes first, and
+   counts exactly the refusals whose time falls in the interval. Intervals with
+   refusals follow each other back to back; one without ends the episode, and
+   the object's next refusal is logged whole again. 3072 objects are counted at
+   once; while that many are, the refusals of others are counted together as
+   "refuse kind=- object=- more=...", the first of each interval logged
+   whole. obspamd_service_stop logs what was counted (seconds: of the
+   interval under way, rounded up). */
 void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
                          int unit, const char *queue_id);
+/* A refusal as a policy server answers it, in one call: logs it as
+   obspamd_log_refusal does and writes its SMTP text into buf as
+   obspamd_refusal_text_msg does, and returns the text's length. The
+   text is kept beside the count of the object's refusals and copied
+   again while its words stay the same (the count, limit and window, the
+   minutes to wait, the action, the unit): in a flood, a refusal costs one
+   lookup and a copy. Thread-safe. */
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size);
+/* The interval of those lines in seconds (--refusal-log-interval); 0
+   logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
+#define OBSPAMD_REFUSAL_LOG_INTERVAL 10
+void obspamd_refusal_log_interval(int seconds);
+
+/* After a decision that failed with rc: when rc is OBSPAM_EUNAVAIL (the
+   shared store does not answer, and store-fallback is defer), counts it
+   and returns 1, and the caller defers the request without logging it.
+   The first of an episode of the store logs it at once ("store: the
+   shared store does not answer; deciding without it (deferring mail)
+   until it does (episode 3)"), and the line that says it answers again
+   gives the count ("...; 45892 requests were deferred (episode 3)"): an
+   outage costs two lines, not one per request. Any other rc: 0, and the
+   caller logs it. Thread-safe. */
+int obspamd_store_deferred(obspamd_service *s, int rc);
 
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);

@@ -96,4 +96,29 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);
 
+/* The coalescing of refusal log lines (refusals.c; see
+   obspamd_log_refusal). Whether the refusal of this object at now_ms
+   (monotonic; -1: the clock) was only counted (1), or its line is to be
+   logged now (0: the first of its object, or coalescing is off). */
+int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
+                             int64_t now_ms);
+/* Logs the summary line of every object whose interval has ended by
+   now_ms, and forgets the objects that were not refused in it; with all
+   set, of every object whatever its interval, and forgets them all (a
+   daemon that stops). */
+void obspamd__refusals_flush(int64_t now_ms, int all);
+/* obspamd_log_refusal at a given time, for the tests. */
+void obspamd__log_refusal_at(const obspam_verdict *v, const obspam_message *m,
+                             int unit, const char *queue_id, int64_t now_ms);
+/* obspamd_refusal at a given time, for the tests. */
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms);
+/* The whole line of a refusal, logged whatever was logged before. */
+void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
+                           int unit, const char *queue_id);
+/* The minutes a refusal's text tells its sender to wait: retry_after
+   seconds rounded up to whole minutes, at least 1. */
+int64_t obspamd__retry_minutes(int64_t retry_after);
+
 #endif

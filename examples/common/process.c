@@ -100,6 +100,7 @@ void obspamd_options_init(obspamd_options *o) {
   memset(o, 0, sizeof(*o));
   o->log = OBSPAMD_LOG_AUTO;
   o->user_uid = -1;
+  o->refusal_log_interval = OBSPAMD_REFUSAL_LOG_INTERVAL;
 }
 
 /* One of the shared options: 1, 0 when opt is none of them, -1. */
@@ -170,6 +171,12 @@ static int shared_option(const char *program, int opt, const char *arg,
     return 1;
   case OBSPAMD_OPT_JOURNAL_FSYNC:
     o->journal_fsync = 1;
+    return 1;
+  case OBSPAMD_OPT_REFUSAL_LOG_INTERVAL:
+    if ((v = obspamd_number(program, "--refusal-log-interval", arg, 0, 3600,
+                            10)) < 0)
+      return -1;
+    o->refusal_log_interval = (int)v;
     return 1;
   case OBSPAMD_OPT_USER:
     return user_option(program, arg, o);

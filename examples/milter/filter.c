@@ -400,8 +400,11 @@ static sfsistat on_eom(SMFICTX *ctx) {
   t0 = obspamd_now_us();
   rc = obspam_decide(svc->engine, &m, &v);
   if (rc != OBSPAM_OK) {
-    obspamd_log(LOG_ERR, "%s: cannot decide: %s; deferring the message", qid,
-                obspam_engine_errmsg(svc->engine));
+    /* The shared store down (store-fallback defer): one line per episode,
+       not one per message. */
+    if (!obspamd_store_deferred(svc, rc))
+      obspamd_log(LOG_ERR, "%s: cannot decide: %s; deferring the message", qid,
+                  obspam_engine_errmsg(svc->engine));
     obspamd_metrics_bad_request(&svc->metrics);
     smfi_setreply(ctx, "451", "4.3.0",
                   "Temporary failure of the sending limits, try again later");

@@ -104,7 +104,8 @@ static void usage(FILE *f) {
       "  --verbose              log every decision\n"
       "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
       "                         of the objects (default %d; obspamctl\n"
-      "                         reload --force overrides)\n"
+      "                         reload --force "
+      "overrides)\n" OBSPAMD_USAGE_REFUSAL_LOG
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
       "  --help                 print this help and exit\n"
@@ -459,6 +460,7 @@ int main(int argc, char **argv) {
   svc.local_action =
       o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
   svc.reload_max_drop = o.c.reload_max_drop;
+  obspamd_refusal_log_interval(o.c.refusal_log_interval);
   if (obspamd_service_start(&svc) != 0)
     return 1; /* the reason is logged */
 

@@ -117,7 +117,7 @@ static void usage(FILE *f) {
       "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
       "                         of the objects (default %d; obspamctl\n"
       "                         reload --force "
-      "overrides)\n" OBSPAMD_USAGE_PRIVILEGE
+      "overrides)\n" OBSPAMD_USAGE_REFUSAL_LOG OBSPAMD_USAGE_PRIVILEGE
       "  --foreground           do not detach\n"
       "  --check-config         load the configuration, report, and exit\n"
       "  --version              print the version and exit\n"
@@ -490,19 +490,26 @@ static void append(conn *c, const char *text, size_t n) {
 
 static void answer_dunno(conn *c) { append(c, "action=DUNNO\n\n", 14); }
 
+/* "action=451 4.7.1 ...\n\n", put together in place: in a flood every
+   request is answered so, and the text is copied from what was written
+   for the object's last refusal while its words stay the same. */
 static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
                           const obspam_message *m) {
-  char text[TEXT_MAX], line[ANSWER_MAX];
-  int code, n;
+  char line[ANSWER_MAX];
+  int code;
+  size_t n;
 
-  obspamd_refusal_text_msg(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
-                           &code, text, sizeof(text));
-  n = snprintf(line, sizeof(line), "action=%d %s\n\n", code, text);
-  if (n < 0 || (size_t)n >= sizeof(line))
-    n = (int)sizeof(line) - 1;
-  append(c, line, (size_t)n);
-  obspamd_log_refusal(v, m, obspamd_unit(&s->svc),
-                      policy_get(&c->req, POLICY_QUEUE_ID));
+  n = 11 + obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
+                           line + 11, TEXT_MAX);
+  memcpy(line, "action=", 7);
+  line[7] = (char)('0' + code / 100);
+  line[8] = (char)('0' + code / 10 % 10);
+  line[9] = (char)('0' + code % 10);
+  line[10] = ' ';
+  line[n++] = '\n';
+  line[n++] = '\n';
+  append(c, line, n);
 }
 
 /* Answers one complete request. Returns -1 when the engine could not
@@ -589,6 +596,10 @@ static int answer(server *s, conn *c) {
   return 0;
 
 fail:
+  /* The shared store down (store-fallback defer): one line per episode,
+     not one per request. */
+  if (obspamd_store_deferred(&s->svc, rc))
+    return -1;
   obspamd_log(LOG_ERR,
               "cannot decide a request from %s (state %s): %s; closing "
               "without an answer",
@@ -1223,6 +1234,7 @@ int main(int argc, char **argv) {
   s->svc.save_interval = o.c.save_interval;
   s->svc.journal_fsync = o.c.journal_fsync;
   s->svc.reload_max_drop = o.c.reload_max_drop;
+  obspamd_refusal_log_interval(o.c.refusal_log_interval);
   if (obspamd_service_start(&s->svc) != 0)
     return 1; /* the reason is logged */
 

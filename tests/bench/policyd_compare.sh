@@ -25,7 +25,9 @@
 #   prl-file   policyd-rate-limit with SQLite in a file, as its Debian
 #              configuration has it (a commit per request)
 # Every server gets the same limit per mailbox and hour (LIMIT), high enough
-# that everything is accepted. Postfix asks obspam-policyd and postfwd at
+# that everything is accepted; with REFUSE=1 a limit of one message, so that
+# once the warm-up has sent each mailbox its one, every request is refused
+# (a flood: obspam-policyd answers each with its refusal text and logs it). Postfix asks obspam-policyd and postfwd at
 # DATA; policyd-rate-limit counts only at RCPT (it answers every other stage
 # with DUNNO without looking at its database), so its requests say
 # protocol_state=RCPT. The requests are otherwise identical: the ~30
@@ -46,6 +48,11 @@
 # Environment:
 #   DURATION=10  WARMUP=1  CONNS="1 4 16"  LIMIT=1000000 (per hour)
 #   SERVERS="dunno obspam postfwd prl-mem prl-file"
+#   REFUSE=0     1: all refused (LIMIT=1, and the domains' and
+#                subscriptions' limits high enough that the mailbox is the
+#                object named); the table then says which share of the
+#                replies were refusals, and SERVERS defaults to
+#                "dunno obspam"
 #   PIN=0        1: servers on CPU 1 and the load generator on CPU 0
 #                (taskset); on a 2-vCPU VM that is slower (cross-CPU
 #                wake-ups), hence off by default
@@ -58,8 +65,14 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-"1 4 16"}
-LIMIT=${LIMIT:-1000000}
-SERVERS=${SERVERS:-"dunno obspam postfwd prl-mem prl-file"}
+REFUSE=${REFUSE:-0}
+if [[ $REFUSE == 1 ]]; then
+  LIMIT=${LIMIT:-1}
+  SERVERS=${SERVERS:-"dunno obspam"}
+else
+  LIMIT=${LIMIT:-1000000}
+  SERVERS=${SERVERS:-"dunno obspam postfwd prl-mem prl-file"}
+fi
 PIN=${PIN:-0}
 KEEP=${KEEP:-0}
 MAILBOXES=1000
@@ -211,7 +224,13 @@ wait_port() {
 "$LOAD" -m "$MAILBOXES" --list-mailboxes >"$TMP/mailboxes"
 {
   echo "# policyd_compare.sh: $MAILBOXES mailboxes, $LIMIT messages per hour each"
-  echo "default mailbox=$LIMIT domain=$((LIMIT * 10)) subscription=$((LIMIT * 50))"
+  if [[ $REFUSE == 1 ]]; then
+    # A domain or subscription as full as its mailboxes would be named
+    # instead of the mailbox (the highest level among equal waits).
+    echo "default mailbox=$LIMIT domain=$((LIMIT * 10 + 1)) subscription=$((LIMIT * 50 + 1))"
+  else
+    echo "default mailbox=$LIMIT domain=$((LIMIT * 10)) subscription=$((LIMIT * 50))"
+  fi
   awk '!seen[$2]++ { d = n++; if (d % 5 == 0) printf "subscription s%03d\n", d / 5;
          printf "domain %s subscription=s%03d\n", $2, int(d / 5) }' "$TMP/mailboxes"
   awk '{ printf "mailbox %s@%s\n", $1, $2 }' "$TMP/mailboxes"
@@ -347,6 +366,8 @@ estimate=$(awk -v n="$nservers" -v c="$nconns" -v d="$DURATION" -v w="$WARMUP" \
 echo "policyd_compare: $nservers servers x connections {$CONNS}, ${WARMUP} s warm-up +" \
   "${DURATION} s measured each: about $estimate s; pinning:" \
   "$([[ $PIN == 1 ]] && echo "servers on CPU 1, load on CPU 0" || echo none)"
+echo "policyd_compare: limit $LIMIT per mailbox and hour:" \
+  "$([[ $REFUSE == 1 ]] && echo "all refused after the warm-up" || echo "all accepted")"
 
 # Every server runs from the start: an idle one uses no CPU. The servers
 # are then measured back to back for each connection count, so that the
@@ -410,28 +431,31 @@ awk -v servers="$SERVERS" -v conns="$CONNS" \
     rps[key] = kv["rps"]; p50[key] = kv["p50_us"]; p99[key] = kv["p99_us"]
     mx[key] = kv["max_us"]; err[key] = kv["errors"]; cpu[key] = kv["cpu_us"]
     lcpu[key] = kv["load_cpu_us"]
+    # The share of the measured replies that were refusals.
+    all = kv["dunno"] + kv["refused"] + kv["other"]
+    refd[key] = all > 0 ? 100 * kv["refused"] / all : 0
   }
   END {
     ns = split(servers, sv, " "); nc = split(conns, cv, " ")
     nn = split(names, nl, ";")
     for (i = 1; i <= nn; i++) { split(nl[i], p, "="); name[p[1]] = p[2] }
-    printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %11s | %9s |\n", "server",
-      "conns", "req/s", "p50 us", "p99 us", "max us", "errors", "CPU us/req",
-      "load CPU"
-    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------",
+    printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s |\n", "server",
+      "conns", "req/s", "p50 us", "p99 us", "max us", "errors", "refused",
+      "CPU us/req", "load CPU"
+    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------",
       "------:", "----------:", "----------:", "----------:", "----------:", "-------:",
-      "------------:", "----------:"
+      "---------:", "------------:", "----------:"
     for (i = 1; i <= ns; i++)
       for (j = 1; j <= nc; j++) {
         key = sv[i] SUBSEP cv[j]
         if (!(key in rps)) {
-          printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %11s | %9s |\n",
-            name[sv[i]], cv[j], "-", "-", "-", "-", "-", "-", "-"
+          printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s |\n",
+            name[sv[i]], cv[j], "-", "-", "-", "-", "-", "-", "-", "-"
           continue
         }
-        printf "| %-36s | %5d | %9d | %9.1f | %9.1f | %9.1f | %6d | %11.2f | %9.2f |\n",
-          name[sv[i]], cv[j], rps[key], p50[key], p99[key], mx[key], err[key], cpu[key],
-          lcpu[key]
+        printf "| %-36s | %5d | %9d | %9.1f | %9.1f | %9.1f | %6d | %7.1f%% | %11.2f | %9.2f |\n",
+          name[sv[i]], cv[j], rps[key], p50[key], p99[key], mx[key], err[key], refd[key],
+          cpu[key], lcpu[key]
       }
     print ""
     for (j = 1; j <= nc; j++) {

@@ -249,6 +249,32 @@ def scenario_smtp(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def scenario_refusal_flood(tmp):
+    """A flood of refusals of one mailbox: its first refusal logged whole
+    at once, then one line with the count of the other 9 and the queue ID
+    of the first of them when the interval ends (--refusal-log-interval
+    4), written by the housekeeping thread."""
+    d = Daemon(tmp, args=["--refusal-log-interval", "4"])
+    name = "refuse kind=mailbox object=info@acme.example "
+    try:
+        same_minute()
+        r = smtp_message(d, "<>", rcpts=3, auth="info@acme.example", qid="Q0")
+        expect(r.code, mc.SMFIR_CONTINUE, "3 of 3")
+        for i in range(1, 11):
+            r = smtp_message(d, "<>", auth="info@acme.example", qid=f"Q{i}")
+            expect(r.text, refusal("mailbox", "info@acme.example", 3, 3),
+                   f"refusal {i}")
+        d.wait_log(name + "limit=3 count=3 unit=recipients retry=")
+        d.wait_log(name + "more=9 seconds=4 first_queue_id=Q2")
+        lines = [l for l in d.read_log().splitlines() if name in l]
+        expect(len(lines), 2, "refusal lines")
+        if " queue_id=Q1 " not in lines[0]:
+            raise Failure(f"the first line: {lines[0]!r}")
+        expect(d.stop(), 0, "exit status")
+    finally:
+        d.stop()
+
+
 def scenario_sendmail_addr(tmp):
     """Sendmail's forms of {client_addr} ("IPv6:2001:db8::1",
     "[203.0.113.7]", "[IPv6:...]") are read as the addresses they are:

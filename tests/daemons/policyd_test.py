@@ -230,7 +230,9 @@ def rcpt_req(who, client=CLIENT):
 def sc_tcp(tmp):
     """Accept, then refuse with the exact defer text, over TCP; recipients
     are counted."""
-    d = Daemon(tmp)
+    # Every refusal logged whole, to check the fields of each line (the
+    # lines of a flood: refusal_flood).
+    d = Daemon(tmp, args=["--refusal-log-interval", "0"])
     try:
         same_minute()
         c = d.client()
@@ -334,7 +336,8 @@ def sc_unit(tmp):
 
 def sc_rcpt(tmp):
     """RCPT refuses early a sender at its limit and never charges."""
-    d = Daemon(tmp)
+    # Every refusal logged whole: the lines count the refusals.
+    d = Daemon(tmp, args=["--refusal-log-interval", "0"])
     try:
         same_minute(10)
         c = d.client()
@@ -361,6 +364,51 @@ def sc_rcpt(tmp):
                    count=22)
     finally:
         d.stop()
+        d.kill()
+
+
+def sc_refusal_flood(tmp):
+    """A flood of refusals of one mailbox is logged as its first refusal,
+    at once, then one line with the count of the others at the end of the
+    interval (--refusal-log-interval 2), with the queue ID of the first
+    of them; an interval without a refusal ends it, and the next refusal
+    is logged whole again."""
+    d = Daemon(tmp, args=["--refusal-log-interval", "2"])
+    name = r"refuse kind=mailbox object=tiny@acme\.example "
+    try:
+        same_minute(15)
+        c = d.client()
+        expect(c.request(**data_req("tiny@acme.example", queue_id="Q0")),
+               DUNNO, "1 of 1")
+        c.send(b"".join(encode(**data_req("tiny@acme.example",
+                                          queue_id=f"Q{i}"))
+                        for i in range(1, 51)))
+        answers = [c.read_answer() for _ in range(50)]
+        expect(answers,
+               [defer_text("mailbox", "tiny@acme.example", 1, 1)] * 50,
+               "50 refusals")
+        first = d.wait_log(r"^.*" + name + r".*$")
+        m = re.search(r"refuse kind=.*$", first[0])
+        expect(re.sub(r"retry=\d+ ", "retry=N ", m.group(0)),
+               "refuse kind=mailbox object=tiny@acme.example limit=1 count=1 "
+               "unit=recipients retry=N queue_id=Q1 "
+               "sasl=tiny@acme.example sender=tiny@acme.example "
+               f"client={CLIENT} recipients=1", "the first refusal, whole")
+        lines = d.wait_log(r"^.*" + name + r"more=.*$", timeout=10)
+        expect(re.search(r"refuse kind=.*$", lines[0]).group(0),
+               "refuse kind=mailbox object=tiny@acme.example more=49 "
+               "seconds=2 first_queue_id=Q2", "the count of the others")
+        # The next interval has no refusal: the episode ends, silently.
+        time.sleep(2.5)
+        expect(len(re.findall(r"^.*" + name, d.log(), re.M)), 2,
+               "lines after a quiet interval")
+        expect(c.request(**data_req("tiny@acme.example", queue_id="Q51")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1), "again")
+        lines = d.wait_log(r"^.*" + name + r".*queue_id=Q51 .*$")
+        expect(d.stop(), 0, "exit status")
+        expect(len(re.findall(r"^.*" + name, d.log(), re.M)), 3,
+               "refusal lines in all")
+    finally:
         d.kill()
 
 

@@ -30,6 +30,8 @@ D=$BUILD/tests/daemons
 # ---- examples/common and obspamctl -----------------------------------------
 check "common: refusal texts, log lines, notice mails" \
   "$D/common_refusal" --jobs 1
+check "common: refusal log lines coalesced per object" \
+  "$D/common_coalesce" --jobs 1
 check "common: metrics counters and exposition" "$D/common_metrics" --jobs 1
 check "common: socket addresses, listen, connect" "$D/common_spec" --jobs 1
 check "common: log modes (syslog, journal, stderr), peer credentials" \
@@ -74,6 +76,8 @@ check "policyd: RCPT refuses early, charges nothing" \
   python3 "$P" "$BUILD" rcpt
 check "policyd: RCPT refusals recorded once per message" \
   python3 "$P" "$BUILD" rcpt_recorded
+check "policyd: a flood of refusals: the first logged, then one count" \
+  python3 "$P" "$BUILD" refusal_flood
 check "policyd: whitelisted, unknown, other states" \
   python3 "$P" "$BUILD" dunno
 check "policyd: many requests on one connection" python3 "$P" "$BUILD" many
@@ -144,6 +148,8 @@ check "milter: SMTP login and sender, 451 4.7.1 text" \
   python3 "$M" "$BUILD" smtp
 check "milter: kill -9 before any save loses no count (journal)" \
   python3 tests/daemons/durable.py "$BUILD" milter_kill9
+check "milter: a flood of refusals: the first logged, then one count" \
+  python3 "$M" "$BUILD" refusal_flood
 check "milter: Sendmail's {client_addr} forms" \
   python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject

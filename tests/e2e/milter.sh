@@ -89,7 +89,10 @@ if [[ $UNIX -eq 1 ]]; then
   STATE=$PF_TMP/state/obspam.state
   SOCKET=$SOCKET_DIR/milter.sock
   POSTFIX_MILTER=unix:$SOCKET
+  # Every refusal logged whole (--refusal-log-interval 0): the scenarios
+  # match each refusal's queue ID with Postfix's log.
   pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
+    --refusal-log-interval 0 \
     --socket "unix:$SOCKET" --user "$MILTER_USER" --state "$STATE" \
     --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
     --foreground
@@ -102,6 +105,7 @@ if [[ $UNIX -eq 1 ]]; then
 else
   POSTFIX_MILTER=inet:127.0.0.1:$MILTER_PORT
   pf_daemon_start "$PF_TMP/milter.log" "$MILTER" --config "$CONFIG" \
+    --refusal-log-interval 0 \
     --socket "inet:$MILTER_PORT@127.0.0.1" --state "$STATE" \
     --control "unix:$CONTROL" --vhost-pattern '/var/www/vhosts/%d/' \
     --foreground

@@ -68,8 +68,11 @@ mailbox alice@shared.example limit=10
 mailbox bob@shared.example limit=10
 CONF
 
+# Every refusal logged whole (--refusal-log-interval 0): the scenarios
+# match each refusal's queue ID with Postfix's log.
 start_policyd() {
   pf_daemon_start "$PF_TMP/policyd.log" "$POLICYD" --config "$CONFIG" \
+    --refusal-log-interval 0 \
     --listen "inet:127.0.0.1:$POLICY_PORT" --state "$STATE" \
     --control "unix:$CONTROL" --foreground
   POLICYD_PID=$PF_DAEMON_PID
@@ -88,6 +91,7 @@ if [[ $SCENARIO == unix ]]; then
   chown obspamtest "$PF_TMP/state"
   chmod 0644 "$CONFIG"
   pf_daemon_start "$PF_TMP/policyd.log" "$POLICYD" --config "$CONFIG" \
+    --refusal-log-interval 0 \
     --listen "unix:$SOCKET" --user obspamtest --state "$STATE" --foreground
   POLICYD_PID=$PF_DAEMON_PID
   pf_expect "the socket's mode, owner and group" \

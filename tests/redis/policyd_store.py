@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
 """obspam-policyd on the Redis store: Redis killed, then restarted.
 
-    policyd_store.py BUILD SERVERS_SH REDIS_PORT
+    policyd_store.py BUILD SERVERS_SH REDIS_PORT [SCENARIO]
 
-While Redis is down the daemon keeps answering from its own counters, logs
-the episode once and counts it in the metrics; when Redis is back it logs
-that once too. Every wait is bounded.
+Scenarios:
+  episode  (the default) While Redis is down the daemon keeps answering
+           from its own counters, logs the episode once and counts it in
+           the metrics; when Redis is back it logs that once too, with the
+           metric's count of decisions made without it.
+  load     The same under load: Redis is killed while requests stream in
+           on several connections, and started again; the recovery line's
+           count is the metric's exactly (the decisions made between the
+           kill and the daemon's next look at the store included).
+  defer    store-fallback defer under load: the requests that come while
+           Redis is down are closed unanswered (Postfix defers them), the
+           outage is logged once when it begins, with no line per request,
+           and once when it ends, with the count of decisions made without
+           it (the metric's) and of requests deferred (as many as the
+           clients saw closed).
+
+Every wait is bounded.
 """
 import os
 import re
@@ -13,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TIMEOUT = 15
@@ -28,22 +43,34 @@ def wait_for(what, probe, timeout=TIMEOUT):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def ask(port, login):
-    """One DATA request; returns the action line."""
+def request(login):
     attrs = {"request": "smtpd_access_policy", "protocol_state": "DATA",
              "protocol_name": "ESMTP", "client_address": "203.0.113.5",
              "sasl_username": login, "sender": login, "recipient_count": "1",
              "instance": f"i{time.monotonic_ns()}"}
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
-        s.sendall("".join(f"{k}={v}\n" for k, v in attrs.items()).encode()
-                  + b"\n")
-        data = b""
-        while not data.endswith(b"\n\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+    return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
+
+
+def read_answer(s):
+    """The answer on s without its empty line, or None when the server
+    closed the connection without one."""
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            if data:
+                raise SystemExit(f"connection closed inside an answer: {data!r}")
+            return None
+        data += chunk
     return data.decode().strip()
+
+
+def ask(port, login):
+    """One DATA request on a connection of its own; returns the action
+    line."""
+    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
+        s.sendall(request(login))
+        return read_answer(s) or ""
 
 
 def metrics(port):
@@ -70,17 +97,73 @@ def expect(got, want, what):
         raise SystemExit(f"{what}: got {got!r}, expected {want!r}")
 
 
+class Load:
+    """Connections that each send one DATA request after another, as
+    Postfix's smtpd processes do, and count the answers and the requests
+    closed unanswered (a connection is then opened again)."""
+
+    def __init__(self, port, conns=4):
+        self.port = port
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers = 0
+        self.unanswered = 0
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(i,))
+                        for i in range(conns)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        s = None
+        try:
+            while not self.stop.is_set():
+                if s is None:
+                    s = socket.create_connection(("127.0.0.1", self.port),
+                                                 TIMEOUT)
+                s.sendall(request(f"info{i}@acme.example"))
+                a = read_answer(s)
+                with self.lock:
+                    if a is None:
+                        self.unanswered += 1
+                    else:
+                        self.answers += 1
+                if a is None:
+                    s.close()
+                    s = None
+                elif a != "action=DUNNO":
+                    raise SystemExit(f"unexpected answer {a!r}")
+        except BaseException as e:  # reported by finish()
+            self.errors.append(repr(e))
+        finally:
+            if s is not None:
+                s.close()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(TIMEOUT)
+        if self.errors:
+            raise SystemExit(f"load: {self.errors[0]}")
+        return self.answers, self.unanswered
+
+
 def main():
     build, servers, redis_port = sys.argv[1], sys.argv[2], sys.argv[3]
+    scenario = sys.argv[4] if len(sys.argv) > 4 else "episode"
+    if scenario not in ("episode", "load", "defer"):
+        raise SystemExit(f"unknown scenario {scenario!r}")
     daemon = os.path.join(build, "examples", "obspam-policyd")
     with tempfile.TemporaryDirectory(prefix="policyd-store-") as tmp:
         conf = os.path.join(tmp, "obspam.conf")
         with open(conf, "w") as f:
             f.write(f"store redis://127.0.0.1:{redis_port}\n"
-                    "store-prefix policyd-test:\n"
+                    f"store-prefix policyd-test-{scenario}:\n"
                     "store-timeout 200\n"
-                    "subscription acme\n"
-                    "domain acme.example subscription=acme mailbox=100\n"
+                    + ("store-fallback defer\n" if scenario == "defer" else "")
+                    + "subscription acme\n"
+                    "domain acme.example subscription=acme "
+                    "mailbox=1000000 domain=10000000\n"
                     "mailbox info@acme.example\n")
         log_path = os.path.join(tmp, "policyd.log")
         log = open(log_path, "w")
@@ -103,33 +186,73 @@ def main():
                    "on Redis")
             expect(metric(metrics(mport), "obspam_store_up"), 1.0,
                    "store up")
-
-            subprocess.run([servers, "kill", "main"], check=True)
-            # Mail keeps flowing on the daemon's own counters.
-            for i in range(3):
-                expect(ask(port, "info@acme.example"), "action=DUNNO",
-                       f"without Redis, message {i}")
+            mode = ("deferring mail" if scenario == "defer"
+                    else "on this node's own counters")
+            load = None
+            if scenario == "episode":
+                subprocess.run([servers, "kill", "main"], check=True)
+                # Mail keeps flowing on the daemon's own counters.
+                for i in range(3):
+                    expect(ask(port, "info@acme.example"), "action=DUNNO",
+                           f"without Redis, message {i}")
+                text = metrics(mport)
+                expect(metric(text, "obspam_store_up"), 0.0, "store down")
+                expect(metric(text, "obspam_store_fallback_episodes_total"),
+                       1.0, "episodes")
+                expect(metric(text, "obspam_store_fallback_decisions_total"),
+                       3.0, "decisions without Redis")
+            else:
+                load = Load(port)
+                wait_for("answers on Redis", lambda: load.answers >= 200)
+                subprocess.run([servers, "kill", "main"], check=True)
+                # Decisions without Redis, many of them before the daemon's
+                # next look at the store (once a second).
+                wait_for("decisions without Redis", lambda: metric(
+                    metrics(mport),
+                    "obspam_store_fallback_decisions_total") >= 300)
             wait_for("the episode in the log", lambda: logged(
                 r"store: the shared store does not answer; deciding without "
-                r"it \(on this node's own counters\) until it does "
+                r"it \(" + re.escape(mode) + r"\) until it does "
                 r"\(episode 1\)"))
-            text = metrics(mport)
-            expect(metric(text, "obspam_store_up"), 0.0, "store down")
-            expect(metric(text, "obspam_store_fallback_episodes_total"), 1.0,
-                   "episodes")
-            expect(metric(text, "obspam_store_fallback_decisions_total"), 3.0,
-                   "decisions without Redis")
 
             subprocess.run([servers, "restart", "main"], check=True)
             # Redis is retried at most once a second.
-            wait_for("a decision on Redis again", lambda: ask(
-                port, "info@acme.example") == "action=DUNNO" and metric(
+            if load is None:
+                wait_for("a decision on Redis again", lambda: ask(
+                    port, "info@acme.example") == "action=DUNNO" and metric(
+                        metrics(mport), "obspam_store_up") == 1.0)
+            else:
+                wait_for("Redis answering again", lambda: metric(
                     metrics(mport), "obspam_store_up") == 1.0)
-            wait_for("the recovery in the log", lambda: logged(
-                r"store: the shared store answers again; \d+ decisions were "
-                r"made without it"))
+            lines = wait_for("the recovery in the log", lambda: logged(
+                r"^.*store: the shared store answers again; .*$"))
+            answered, unanswered = load.finish() if load else (0, 0)
+            text = metrics(mport)
+            made = int(metric(text, "obspam_store_fallback_decisions_total"))
+            expect(metric(text, "obspam_store_fallback_episodes_total"), 1.0,
+                   "episodes")
+            # Exactly the metric's count, and for defer the requests the
+            # clients saw closed unanswered.
+            if scenario == "defer":
+                expect(unanswered, made, "requests closed unanswered")
+                want = (f"store: the shared store answers again; {made} "
+                        f"decisions were made without it; {unanswered} "
+                        "requests were deferred (episode 1)")
+            else:
+                expect(unanswered, 0, "requests closed unanswered")
+                want = (f"store: the shared store answers again; {made} "
+                        "decisions were made without it (episode 1)")
+            expect(lines[0][lines[0].index("store: "):], want,
+                   "the recovery line")
             expect(len(logged(r"store: the shared store does not answer")),
                    1, "episodes logged")
+            expect(len(logged(r"store: the shared store answers again")), 1,
+                   "recoveries logged")
+            expect(logged(r"^.*cannot decide.*$"), [],
+                   "a line per request that could not be decided")
+            if load:
+                print(f"{scenario}: {answered} answered, {made} decided "
+                      f"without Redis, {unanswered} closed unanswered")
         finally:
             proc.terminate()
             try:

@@ -58,6 +58,10 @@ check "redis: killed, local fallback or defer; restarted, shared again" \
   "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
+check "redis: killed under load, the recovery line's count is the metric's" \
+  python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" load
+check "redis: store-fallback defer under load: two lines, with the counts" \
+  python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" defer
 
 # Sentinel: a master, one replica, one sentinel (quorum 1).
 PM=$("$SRV" port)

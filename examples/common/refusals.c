@@ -1,0 +1,358 @@
+/* The refusal log lines of a flood, coalesced per object (see daemon.h,
+   obspamd_log_refusal): the first refusal of an object is logged whole at
+   once and opens an interval; the refusals after it are only counted, and
+   the count of each interval is logged as one line:
+
+     refuse kind=mailbox object=info@example.com more=4180 seconds=10
+     first_queue_id=4FgH2x1Kz9
+
+   A spammer's flood then costs a lookup and an increment per request
+   instead of a formatted line, and the log stays readable when the admin
+   needs it.
+
+   The intervals of an object follow each other back to back from its
+   first refusal, and a refusal is counted in the interval its time falls
+   in: one that comes after its interval ended logs that interval's line
+   itself, before the flush of the next tick would. So a line counts
+   exactly the refusals of its interval, whenever it is written. An
+   interval without a refusal ends the episode: the object leaves the
+   table, and its next refusal is logged whole again.
+
+   The objects being counted are kept in one fixed table, made once: a
+   refusal allocates nothing. Entries are found by a hash of the kind and
+   the name (seeded per process, so that names chosen to collide cannot
+   be prepared in advance) with linear probing, and removed by shifting
+   the entries after them back, so that no tombstone ever slows a lookup.
+   Past TRACKED_MAX objects at once, the refusals of objects not in the
+   table share one more entry, logged as kind=- object=-; the first of
+   each of its intervals is logged whole.
+
+   One mutex guards the table: the milter refuses from libmilter's
+   threads and flushes from its housekeeping thread. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "internal.h"
+
+/* The table: at most TRACKED_MAX of its SLOTS taken, so that a probe
+   stays short. The hashes are an array of their own, which the probes
+   and the flush (every slot, once a second) read: 32 KiB, where the
+   entries, 4 MiB in all, are only touched once used (a kilobyte an
+   object refused, a page for four). */
+#define SLOTS 4096
+#define TRACKED_MAX 3072
+
+/* What the words of a refusal's text depend on besides the object
+   (obspamd_refusal_text_msg): wait is -1 for a refusal that never fits,
+   0 for one that says nothing of waiting (reject), else the minutes. */
+typedef struct words {
+  int64_t limit, count, window, wait;
+  int reject, unit, script;
+} words;
+
+typedef struct tracked {
+  int kind; /* -1: the entry of the objects the table has no room for */
+  size_t len;
+  int64_t since_ms; /* when the current interval began */
+  uint64_t more;    /* refusals counted in it */
+  char qid[64];     /* the queue ID of the first of them, "" for none */
+  char name[sizeof(((obspam_verdict *)0)->object)];
+  /* The SMTP text of the object's last refusal (obspamd_refusal), when
+     text_len is not 0, and its words. */
+  words text_words;
+  int text_code;
+  size_t text_len;
+  char text[OBSPAMD_REFUSAL_MAX + 1];
+} tracked;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t hashes[SLOTS]; /* 0: the slot is free */
+static tracked table[SLOTS];
+static tracked untracked = {.kind = -1};
+static int ntracked;
+static uint64_t seed;
+static int interval_ms = OBSPAMD_REFUSAL_LOG_INTERVAL * 1000;
+
+void obspamd_refusal_log_interval(int seconds) {
+  __atomic_store_n(&interval_ms, seconds > 0 ? seconds * 1000 : 0,
+                   __ATOMIC_RELAXED);
+}
+
+/* FNV-1a over the kind and the name, from a seed drawn once per process;
+   never 0, which marks a free slot. With lock held. */
+static uint64_t hash_of(int kind, const char *name, size_t len) {
+  uint64_t h;
+  size_t i;
+
+  if (seed == 0) {
+    struct timespec ts;
+
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(seed)) {
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
+    }
+    seed |= 1;
+  }
+  h = 0xcbf29ce484222325ull ^ seed;
+  h = (h ^ (uint64_t)(kind & 0xff)) * 0x100000001b3ull;
+  for (i = 0; i < len; i++)
+    h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+  h ^= h >> 29;
+  return h != 0 ? h : 1;
+}
+
+/* Milliseconds of CLOCK_MONOTONIC_COARSE (the clock of obspamd_now_ms,
+   read at the last timer tick): every counted refusal reads it, and the
+   few milliseconds it may lag are nothing to an interval of seconds. */
+static int64_t coarse_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The summary line of e's interval: seconds is its length, or for a
+   daemon that stops, what it has run of it rounded up. */
+static void summary(const tracked *e, int64_t seconds) {
+  const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
+  char name[sizeof(e->name)], qid[sizeof(e->qid)];
+
+  obspamd__clean(name, sizeof(name), e->kind >= 0 ? e->name : "-", flags);
+  obspamd__clean(qid, sizeof(qid), e->qid[0] != '\0' ? e->qid : "-", flags);
+  obspamd_log(LOG_NOTICE,
+              "refuse kind=%s object=%s more=%" PRIu64 " seconds=%" PRId64
+              " first_queue_id=%s",
+              e->kind >= 0 ? obspamd_kind_name(e->kind) : "-", name, e->more,
+              seconds, qid);
+}
+
+/* Opens e's first interval at now_ms: its refusal is logged whole. */
+static void open_first(tracked *e, int64_t now_ms) {
+  e->since_ms = now_ms;
+  e->more = 0;
+  e->qid[0] = '\0';
+}
+
+/* Ends e's interval if now_ms is past it: logs its line when it counted
+   refusals, and opens the next one. Returns 0 when e's episode goes on
+   (the next interval follows a busy one), -1 when it is over (the
+   interval, or the one after it, had no refusal). With lock held. */
+static int roll(tracked *e, int64_t now_ms, int64_t every) {
+  if (now_ms - e->since_ms < every)
+    return 0;
+  if (e->more == 0)
+    return -1;
+  summary(e, every / 1000);
+  e->since_ms += every;
+  e->more = 0;
+  e->qid[0] = '\0';
+  return now_ms - e->since_ms < every ? 0 : -1;
+}
+
+/* Counts one refusal into e, in an interval running. */
+static void count(tracked *e, const char *queue_id) {
+  if (e->more++ == 0) {
+    size_t n = queue_id != NULL ? strnlen(queue_id, sizeof(e->qid) - 1) : 0;
+
+    memcpy(e->qid, queue_id != NULL ? queue_id : "", n);
+    e->qid[n] = '\0';
+  }
+}
+
+/* Counts a refusal of the object at now_ms (every: the interval, not 0),
+   with lock held. *counted: whether it was only counted (else its line
+   is logged whole). Returns the object's entry, or NULL for an object
+   the table has no room for. */
+static tracked *account(int kind, const char *object, const char *queue_id,
+                        int64_t now_ms, int64_t every, int *counted) {
+  size_t len = strnlen(object, sizeof(table[0].name) - 1), i;
+  uint64_t h = hash_of(kind, object, len);
+  tracked *e;
+
+  for (i = h % SLOTS;; i = (i + 1) % SLOTS) {
+    e = &table[i];
+    if (hashes[i] == 0)
+      break;
+    if (hashes[i] == h && e->kind == kind && e->len == len &&
+        memcmp(e->name, object, len) == 0) {
+      *counted = roll(e, now_ms, every) == 0;
+      if (*counted)
+        count(e, queue_id);
+      else
+        open_first(e, now_ms); /* a new episode, in the same slot */
+      return e;
+    }
+  }
+  if (ntracked >= TRACKED_MAX) {
+    /* No room: the first of these in an interval is logged whole, which
+       names its object; the others are only counted together. */
+    *counted = untracked.since_ms != 0 && roll(&untracked, now_ms, every) == 0;
+    if (*counted)
+      count(&untracked, queue_id);
+    else
+      open_first(&untracked, now_ms != 0 ? now_ms : 1);
+    return NULL;
+  }
+  hashes[i] = h;
+  e->kind = kind;
+  e->len = len;
+  memcpy(e->name, object, len);
+  e->name[len] = '\0';
+  e->text_len = 0;
+  open_first(e, now_ms);
+  ntracked++;
+  *counted = 0;
+  return e;
+}
+
+int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
+                             int64_t now_ms) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+  int counted;
+
+  if (every == 0)
+    return 0;
+  if (now_ms < 0)
+    now_ms = coarse_ms();
+  pthread_mutex_lock(&lock);
+  account(kind, object, queue_id, now_ms, every, &counted);
+  pthread_mutex_unlock(&lock);
+  return counted;
+}
+
+static int same_words(const words *a, const words *b) {
+  return a->limit == b->limit && a->count == b->count &&
+         a->window == b->window && a->wait == b->wait &&
+         a->reject == b->reject && a->unit == b->unit && a->script == b->script;
+}
+
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size) {
+  return obspamd__refusal_at(v, m, reject, unit, queue_id, code, buf, size, -1);
+}
+
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+  int counted = 0;
+  words w;
+  tracked *e;
+  size_t n;
+
+  if (size == 0)
+    return 0;
+  if (every == 0) {
+    obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
+    obspamd__refusal_line(v, m, unit, queue_id);
+    return strlen(buf);
+  }
+  w.limit = v->limit;
+  w.count = v->count;
+  w.window = v->window;
+  w.wait = v->retry_after < 0 ? -1
+           : reject           ? 0
+                              : obspamd__retry_minutes(v->retry_after);
+  w.reject = reject;
+  w.unit = unit;
+  w.script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0;
+  if (now_ms < 0)
+    now_ms = coarse_ms();
+  pthread_mutex_lock(&lock);
+  e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
+  if (e != NULL && (e->text_len == 0 || !same_words(&e->text_words, &w))) {
+    /* The words changed (once a minute at most, for the wait): the text
+       is written again. */
+    obspamd_refusal_text_msg(v, m, reject, unit, &e->text_code, e->text,
+                             sizeof(e->text));
+    e->text_len = strlen(e->text);
+    e->text_words = w;
+  }
+  if (e != NULL) {
+    n = e->text_len < size - 1 ? e->text_len : size - 1;
+    memcpy(buf, e->text, n);
+    buf[n] = '\0';
+    if (code != NULL)
+      *code = e->text_code;
+  }
+  pthread_mutex_unlock(&lock);
+  if (e == NULL) {
+    obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
+    n = strlen(buf);
+  }
+  if (!counted)
+    obspamd__refusal_line(v, m, unit, queue_id);
+  return n;
+}
+
+/* Frees slot i and moves back the entries of its probe run that would no
+   longer be found past the hole. With lock held. */
+static void remove_slot(size_t i) {
+  size_t j = i;
+
+  hashes[i] = 0;
+  for (;;) {
+    size_t home;
+
+    j = (j + 1) % SLOTS;
+    if (hashes[j] == 0)
+      break;
+    home = hashes[j] % SLOTS;
+    /* The entry at j stays when its home lies cyclically in (i, j]. */
+    if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+      continue;
+    table[i] = table[j];
+    hashes[i] = hashes[j];
+    hashes[j] = 0;
+    i = j;
+  }
+  ntracked--;
+}
+
+/* What a daemon that stops at now_ms has run of e's interval, in seconds
+   rounded up (at least 1). */
+static int64_t partial_seconds(const tracked *e, int64_t now_ms) {
+  int64_t ms = now_ms - e->since_ms;
+
+  return ms > 1000 ? (ms + 999) / 1000 : 1;
+}
+
+void obspamd__refusals_flush(int64_t now_ms, int all) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+  size_t i;
+
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < SLOTS;) {
+    tracked *e = &table[i];
+
+    if (hashes[i] == 0) {
+      i++;
+      continue;
+    }
+    if (every > 0 && roll(e, now_ms, every) == 0 && !all) {
+      i++;
+      continue;
+    }
+    /* Over, or the end: what the interval running counted, and the
+       object leaves the table. The shift may bring another entry into
+       slot i, which is looked at next. */
+    if (e->more > 0)
+      summary(e, partial_seconds(e, now_ms));
+    remove_slot(i);
+  }
+  if (untracked.since_ms != 0) {
+    if (every > 0 && roll(&untracked, now_ms, every) == 0 && !all)
+      goto out;
+    if (untracked.more > 0)
+      summary(&untracked, partial_seconds(&untracked, now_ms));
+    untracked.since_ms = 0;
+  }
+out:
+  pthread_mutex_unlock(&lock);
+}
