@@ -1,5 +1,7 @@
 <?php
 
+// SPDX-License-Identifier: MIT
+
 /**
  * Admin report page: who went over a limit, and the top scripts, as HTML
  * tables. Uses the PHP binding of libobspam (bindings/php/obspam.php).

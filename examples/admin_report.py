@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Admin report: who is over the limit, and the top scripts.
 
 Uses the Python binding of libobspam (bindings/python). Give it the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The first thing to run on a fresh Debian machine (as root): installs what
 # is missing, builds libobspam and its examples (no tests) in build-demo/,
 # and runs them: the quickstart, then obspam-policyd, the Postfix policy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libobspam quickstart: build a small hosting tree, send a burst of mail
  * from one mailbox and watch its hourly limit refuse what exceeds it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libobspam - outbound spam protection for hosting mail servers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public functions that change the tree and the whitelist. Each checks
    its arguments before it takes the engine's lock, and changes nothing
    unless it succeeds. */

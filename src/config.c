@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_load_config and obspam_load_config_string: the configuration file
    of SPEC.md section 7.
 

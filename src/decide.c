@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_decide and obspam_stats_get: the per-message path.
 
    A decision normalises at most three names into stack buffers, does at

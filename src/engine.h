@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: what a configuration load replaces as one piece (options,
    tree, whitelist), the counter store, and the locks. */
 #ifndef OBSPAM_ENGINE_H

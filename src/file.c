@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading a whole file, for the configuration and the snapshot. */
 #include <errno.h>
 #include <fcntl.h>

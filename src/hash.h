@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one door to xxHash. It is compiled inline and static into this
    library, so none of its symbols can clash with the host program's. */
 #ifndef OBSPAM_HASH_H

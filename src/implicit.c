@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "implicit.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Implicit mailboxes: logins and senders of a hosted domain that the
    configuration does not declare (SPEC.md section 2).
 

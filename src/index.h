@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The index of objects by name: an open-addressing hash table.
 
    Each slot holds an object's 64-bit name hash beside the pointer, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The journal: the decisions made since the last snapshot, so that a
    process killed between two saves loses no count.
 

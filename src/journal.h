@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The journal of decisions since the last snapshot (journal.c). */
 #ifndef OBSPAM_JOURNAL_H
 #define OBSPAM_JOURNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Step 5 of the decision, written once for every counter store: from the
    wait of each charged object, whether the message is refused, which
    object the verdict names and the retry hint. A store computes the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "names.h"
 
 const char *obspam__name_norm(const char *in, int shape, obspam__name *out) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Validation and normalisation of names and addresses. */
 #ifndef OBSPAM_NAMES_H
 #define OBSPAM_NAMES_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Notifications: the callback and the flush of ended periods. The notices
    themselves are gathered by the store (store.h, notices) and by
    obspam_decide in immediate mode. */

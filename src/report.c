@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_history and obspam_report: what the statistics say about a
    period. Both gather their rows from the store while the locks are held,
    then call the callback with no lock held. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_state_save and obspam_state_load: the snapshot file.
 
    Layout, all integers little-endian:

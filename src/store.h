@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The counter store: the sliding-window counters, hourly history,
    notification progress and script statistics of every object, behind one
    interface, so that a store shared by several servers can stand in for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The in-memory counter store.
 
    Each object that sent or was refused in the last hour has a ring of 60

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shared counter store in Redis.
 
    Several mail servers that name the same Redis count every object once,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uthash, configured for this library: xxHash as the hash function and
    allocation failures reported instead of exiting the process. Include
    this instead of <uthash.h>; a file that adds to a table must define

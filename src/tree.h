@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The limit tree: plans, subscriptions, domains and mailboxes, each kind in
    its own index by name, linked to their parents and children. */
 #ifndef OBSPAM_TREE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "whitelist.h"
 
 #include <arpa/inet.h>

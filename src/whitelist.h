@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sets of client networks, IPv4 and IPv6: the whitelist (trusted
    clients, never limited) and the local networks (whose unauthenticated
    mail is outgoing mail) are both one of these. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Export test: the shared library must export exactly the functions that the
 # public header declares with OBSPAM_API (no more: no xxHash, no uthash, no
 # obspam__ internals; no fewer), all under the version node OBSPAM_1, and its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Keeps the header test complete: every OBSPAM_*_INIT macro that the public
 # header defines must be used by each header test source, so that a structure
 # added later is compiled as C99 and as C++ too.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Header test, C side: include/obspam.h must compile alone as strict C99
  * (-std=c99 -pedantic -Werror -Wall -Wextra), with nothing included before

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The project's test command: installs what is missing, then runs every test
 # stage and ends with one line "N passed, N failed" that counts the ctest
 # tests of all stages. Exits non-zero when anything failed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obspam_decide_batch: each message is decided exactly as obspam_decide
  * decides it. Two engines with the same configuration get the same random

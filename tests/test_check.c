@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_check: the verdict obspam_decide would give, with nothing charged,
    recorded or moved (counters, refusals, history, script paths, notices,
    the engine's clock). */

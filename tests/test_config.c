@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The configuration file: every keyword and value form, every error with
    its exact message and line, failed loads that change nothing, reloads
    that keep counters, and examples/obspam.conf. */

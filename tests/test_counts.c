@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One notion of a valid count: what a message counts for
    (OBSPAM_RECIPIENTS_MAX), where a counter stops (2^48 for an object's
    minute, hour and notification period), and that whatever the engine

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_decide: every rule of "Decision semantics (normative)" in API.md
    and the choices the README gives under "How a message is decided". */
 #include <time.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Engine life cycle, error messages and options. */
 #include <limits.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_history and the retention fields of obspam_stats (refused_total,
    last_refused), as the README's "Statistics, reports, notifications,
    snapshots" describes them, through the public API only. */

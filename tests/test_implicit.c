@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Implicit mailboxes (SPEC.md section 2, API.md decision step 4): logins
    and senders of a hosted domain that the configuration does not declare.
    Made on first use with the inherited mailbox limit, seen by statistics,

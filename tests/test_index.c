@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The index of objects by name (src/index.c): lookups after every mix of
    adding and removing, checked against a plain array, through growth and
    the backward shift that deletion does in place of tombstones. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The journal: obspam_journal_open, obspam_journal_flush,
    obspam_journal_close, and what obspam_state_save does with it. An
    engine that "crashed" is one whose files are read by a second engine

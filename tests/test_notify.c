@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_set_notify and obspam_notify_flush: notices at the end of a
    period, every field, once per object and period, immediate mode, and
    callbacks that run with no engine lock held, as the README's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Property test: the engine against a small, obviously-correct reference
  * model written here from API.md "Decision semantics (normative)" and the

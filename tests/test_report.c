@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_report: the rows, their order and their fields, the range, the
    retention, and the script table (10,000 paths, least recently used
    dropped first; paths as given, control characters shown as '?'), as

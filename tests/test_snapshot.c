@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam_state_save and obspam_state_load: round trips, what a load keeps
    and drops, every kind of damaged file, save failures, and a crash test
    (a saving process killed at random points never leaves a broken file).

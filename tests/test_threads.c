@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Thread stress. One engine shared by many threads must keep decisions
  * atomic across levels: with a subscription limit L and N single-recipient

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obspam_decide_batch under threads. Batches look objects up ahead of
  * their decisions, reading counter pointers without the counter lock (see

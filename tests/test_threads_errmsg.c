@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obspam_engine_errmsg_r() while other threads fail on the same engine.
  * Two threads fail again and again with messages of very different

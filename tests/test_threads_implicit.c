@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Thread stress for implicit mailboxes: threads that decide (one by one,
  * in batches, and checks) for logins of a hosted domain that no mailbox

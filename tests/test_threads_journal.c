@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The journal against saves and flushes from other threads: whatever the
    interleaving, the snapshot on disk and the journal beside it hold every
    decision exactly once. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reloading the configuration while two threads decide.
 
    The main thread loads two configurations, A and B, in turn, with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The limit tree: add/remove, names, limits and their inheritance, uids,
    scripts and contacts. */
 #include <limits.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Version numbers and error texts. */
 #include <limits.h>
 

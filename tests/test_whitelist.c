@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The whitelist: parsing, duplicates, removal and matching in decisions. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The 60-minute sliding window with one-minute buckets, and retry_after.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test helpers that need no test framework: the fixed times, the message
  * builder, and one line of text for a notice or a report row. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the Criterion suites, on top of those that need no
  * test framework (testbase.h: T0 and the hours after it, tu_msg, the

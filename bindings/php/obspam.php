@@ -1,5 +1,7 @@
 <?php
 
+// SPDX-License-Identifier: MIT
+
 /**
  * PHP binding of libobspam, outbound-spam rate limiting for hosting mail
  * servers, over the library's stable C ABI through PHP's FFI extension

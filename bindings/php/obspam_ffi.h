@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libobspam v1 for PHP's FFI::cdef(), which reads C declarations but no
  * preprocessor directives: the typedefs, structures and functions of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Who may ask the daemons, and what they run as: the peer check of unix:
    listeners, the group of their socket files, sockets handed over by
    systemd, and dropping root (see daemon.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control socket: a Unix socket, mode 0600, served by a thread of its
    own; obspamctl is its client, and it works the same against
    obspam-policyd and obspam-milter.

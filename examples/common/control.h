@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control socket: a Unix socket (mode 0600) served by a thread of its
    own, so that both daemons offer it the same way. obspamctl is its
    client. The protocol is documented in control.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging, the text of a refusal, the metrics counters and the service
    around the engine (see daemon.h). */
 #include <errno.h>

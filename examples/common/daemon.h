@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What obspam-policyd and obspam-milter share: logging, the service around
    the engine (configuration, state file, reloads, saves, notices and the
    mail they send), the text of a refusal, and the metrics. The control

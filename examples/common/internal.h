@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of obspamd_common shared by its files and reached by its unit
    tests (tests/daemons/common_*.c). Daemons use daemon.h, control.h and
    metrics.h only. */

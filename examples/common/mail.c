@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Notification mail: the text of a notice mail, the command that sends it
    (--notify-command, e.g. "/usr/sbin/sendmail -t", which reads the
    recipients from the To: header), and the queue and thread that run it,

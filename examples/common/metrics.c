@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Prometheus text exposition (format 0.0.4) of a service's metrics,
    and the HTTP/1.0 endpoint that serves it at GET /metrics.
 

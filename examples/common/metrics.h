@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Prometheus endpoint: GET /metrics over HTTP/1.0 on a TCP address,
    served by a thread of its own. The names of the metrics are listed at
    the top of metrics.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket addresses ("unix:PATH", "inet:HOST:PORT", "inet:[IPV6]:PORT"),
    listening and connecting. This file logs nothing and uses nothing of
    libobspam, so that obspamctl can link it alone: every failure is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Starting a daemon: absolute paths, and detaching from the terminal with
    the starter waiting for the daemon to be ready. */
 #include <errno.h>

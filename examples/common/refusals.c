@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The refusal log lines of a flood, coalesced per object (see daemon.h,
    obspamd_log_refusal): the first refusal of an object is logged whole at
    once and opens an interval; the refusals after it are only counted, and

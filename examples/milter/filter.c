@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-milter's callbacks. libmilter runs each connection in a thread of
    its own and calls these in protocol order for that connection; what one
    connection collects lives in its private data (smfi_setpriv), never in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-milter's libmilter callbacks: what they collect from each message
    and the decision at its end. main.c sets milter_settings up, registers
    milter_description() and runs smfi_main. */

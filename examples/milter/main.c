@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-milter: outbound spam limits inside the MTA, through libmilter,
    for SMTP mail (smtpd_milters) and for mail that local scripts submit
    with sendmail(1) (non_smtpd_milters), which a policy server never sees.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See submission.h. */
 #include "submission.h"
 

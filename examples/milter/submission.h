@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What obspam-milter reads from a message to tell who sent it: the client
    of the connection, Postfix pickup's Received: header, PHP's
    X-PHP-Originating-Script: header and the virtual host in a script's

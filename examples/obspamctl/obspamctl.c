@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspamctl: the command-line client of the control socket of
    obspam-policyd and obspam-milter (protocol: examples/common/control.c).
    It prints what the daemon answers as text a person reads (aligned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-policyd: a Postfix SMTP access policy server (check_policy_service)
    on top of libobspam.
 

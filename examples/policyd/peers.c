@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See peers.h. A chained hash table of the keys with connections open;
    it doubles when it holds more keys than buckets, and an entry is freed
    with its key's last connection. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connections counted per client, so that one client cannot take every
    connection the policy server allows (--max-connections-per-client).
 

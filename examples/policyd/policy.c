@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Postfix policy request parser: a byte-at-a-time state machine over
    fixed-size fields (see policy.h). Nothing here allocates, blocks or
    logs; errors are returned as text for the caller to log. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Postfix SMTP access policy protocol (SMTPD_POLICY_README): a request
    is a sequence of "name=value" lines ended by an empty line.
 

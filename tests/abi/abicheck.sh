@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Compares a built libobspam.so.1 with the committed v1 ABI baseline.
 #
 #   tests/abi/abicheck.sh BASELINE LIBRARY [HEADERS_DIR]

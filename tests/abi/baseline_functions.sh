@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The baseline must describe the header it guards: every function of the
 # baseline is still declared OBSPAM_API in the header (none was dropped from
 # it), and while the header says 1.0.x, the baseline holds exactly the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prints every value of the public header that a compiled program depends
    on and that abidiff cannot see: macro and enum constants (an enum that no
    function signature names leaves no trace in the debug information), and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Writes the ABI baseline of this major version into tests/abi/, from a
 # RelWithDebInfo build (the library needs its debug information):
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The ABI stage: the built library against the committed v1 baseline.
 #
 #   tests/abi/run.sh BUILD_DIR        (from the repository's root)

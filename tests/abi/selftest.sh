@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Shows that the ABI guard catches what it must and lets through what it may:
 # builds variants of the library from a scratch copy of include/ and src/,
 # each with one deliberate change, and runs tests/abi/abicheck.sh on each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Loading and reloading a hosting-sized configuration file.
 
    Generates a file with 20,000 subscriptions, 100,000 domains and

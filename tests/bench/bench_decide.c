@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_decide: the cost of obspam_decide() on a hosting-sized tree.
 
    Builds, through the public API only, a tree of N mailboxes (default

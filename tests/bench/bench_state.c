@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_state: the cost of obspam_state_save() and obspam_state_load() on a
    hosting-sized engine.
 

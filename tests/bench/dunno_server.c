@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_dunno_server: the ceiling of a policy server on this machine.
 
    A Postfix policy server that does no work at all: it reads bytes until

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_policy_load: a load generator for Postfix SMTP access policy
    servers (SMTPD_POLICY_README).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # policyd_compare.sh: obspam-policyd against the ceiling of this machine and
 # against the rate-limiting policy servers Debian ships, under the same load.
 #

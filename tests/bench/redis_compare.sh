@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # redis_compare.sh: obspam-policyd with its counters in memory against the
 # same daemon with its counters in Redis (a private redis-server on
 # 127.0.0.1), same configuration, same load, same run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Prints what the C compiler makes of include/obspam.h, for the binding
  * tests to compare with their own declarations:

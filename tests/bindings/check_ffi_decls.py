@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks bindings/php/obspam_ffi.h against include/obspam.h.
 
 PHP's FFI::cdef() cannot read preprocessor directives, so the PHP binding

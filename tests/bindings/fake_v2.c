@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A stand-in for a libobspam of another version, which the bindings must
  * refuse: 2.0.0 (another major version) by default, or the version given

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes tests/bindings/stream.txt, the cross-language decision stream.
 
 The stream is replayed against tests/bindings/stream.conf by stream.c (C),

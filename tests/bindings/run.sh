@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Tests the Python and PHP bindings against a built libobspam:
 #
 #   tests/bindings/run.sh [BUILD_DIR]      (default: build/)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Replays a decision stream through the C API and prints what the engine
  * says, one line per answer. stream.py and stream.php do the same through

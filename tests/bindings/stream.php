@@ -1,5 +1,7 @@
 <?php
 
+// SPDX-License-Identifier: MIT
+
 /**
  * Replays a decision stream through the PHP binding (see stream.c and
  * gen_stream.py): prints exactly what stream.c prints.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Replays a decision stream through the Python binding (see stream.c and
 gen_stream.py): prints exactly what stream.c prints.
 

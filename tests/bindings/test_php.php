@@ -1,5 +1,7 @@
 <?php
 
+// SPDX-License-Identifier: MIT
+
 /**
  * Tests of the PHP binding (bindings/php/obspam.php): a plain script with an
  * assertion helper that counts, prints "N passed, N failed" and exits

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tests of the Python binding (bindings/python/obspam), standard library only.
 
     OBSPAM_LIBRARY=build/libobspam.so.1 PYTHONPATH=bindings/python \\

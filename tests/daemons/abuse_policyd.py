@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """obspam-policyd under abuse: thousands of hostile and clumsy clients at once.
 
     tests/daemons/abuse_policyd.py BUILD_DIR [--connections N] [--rounds R]

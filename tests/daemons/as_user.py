@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Running part of a test as another local user: how the daemons' tests
 play a customer's script that connects to a socket it should not use."""
 

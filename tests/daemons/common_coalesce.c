@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The refusal log lines of a flood, coalesced per object (refusals.c):
    the first refusal of an object logged whole at once, then one count per
    object and interval, with the queue ID of the first refusal counted.

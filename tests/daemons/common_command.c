@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Running the notify command: its input, its exit status and output in
    the message, the timeout that kills its whole process group. */
 #include <signal.h>

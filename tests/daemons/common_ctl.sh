@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The control socket end to end: ctl_testd (a small daemon around
 # obspamd_common) serves it, obspamctl and a raw client talk to it.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks the metrics endpoint of ctl_testd (see common_http.sh).
 
     common_http.py PORT first|second VERSION

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The metrics endpoint end to end: ctl_testd serves GET /metrics on a free
 # port of 127.0.0.1, with counters the feed makes known, and
 # common_http.py checks the answers (exact lines, 404, 405, 400, slow

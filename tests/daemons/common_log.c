@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where log lines go (--log) and what they look like: syslog datagrams
    with facility mail and the line's priority, sent to a socket of the
    test's own (obspamd__syslog_path) rather than the system's /dev/log;

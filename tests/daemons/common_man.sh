@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # obspamctl.8: groff reads it without a warning, man shows it, and it
 # documents every command and option that obspamctl --help lists.
 #

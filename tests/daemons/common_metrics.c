@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The metrics counters and their Prometheus text exposition. */
 #include <pthread.h>
 

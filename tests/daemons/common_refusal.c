@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The texts both daemons show: the SMTP refusal, the log lines of a
    refusal and a notice, and the notice mails. */
 #include "common_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The service: start (configuration, state file), reload, save, stop,
    notices with their log lines and mails, the periodic work. */
 #include "common_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket addresses: parsing, listening, connecting. */
 #include <arpa/inet.h>
 #include <netinet/in.h>

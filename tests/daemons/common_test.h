@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers of the unit tests of obspamd_common (tests/daemons/common_*.c):
    a private temporary directory, files, and the log lines a test wrote. */
 #ifndef OBSPAMD_COMMON_TEST_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # What the shell tests of ctl_testd and obspamctl share. Sourced, after
 # `set -euo pipefail`, as
 #

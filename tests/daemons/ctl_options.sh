@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # obspamctl's command line (getopt_long) and its errors under --json:
 # --opt=VALUE, options after the command, "--", missing and unexpected
 # values; under --json every error, of usage (2), of the daemon (1) or of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctl_testd: a small daemon around obspamd_common for the tests of the
    control socket, the metrics endpoint, the notices and obspamctl (the
    real daemons are obspam-policyd and obspam-milter). It runs in the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """obspam-policyd's counters across restarts, whatever they were fed.
 
     tests/daemons/durable.py BUILD_DIR SCENARIO...

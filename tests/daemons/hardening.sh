@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The library and the daemons of BUILD_DIR are built hardened (CMake option
 # OBSPAM_HARDENING, on by default), read from their ELF headers: full RELRO
 # (a GNU_RELRO segment and BIND_NOW: the GOT is resolved at start and then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # An install into a non-system prefix works as it is, without
 # LD_LIBRARY_PATH: `cmake --install BUILD_DIR --prefix TMP/opt` then
 #

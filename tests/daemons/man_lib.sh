@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The checks of a daemon's manual page that policyd_man.sh and
 # milter_man.sh share. Sourced, after `set -euo pipefail`, from the
 # repository's root.

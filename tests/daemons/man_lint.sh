@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Every manual page the build makes (BUILD_DIR/man, from the *.in sources)
 # passes `mandoc -Tlint` without a warning, names the project's version in
 # its title line and has no placeholder left; obspam.conf(5) is among them.

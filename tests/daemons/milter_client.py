@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The MTA side of the Sendmail milter protocol (version 6), enough to
 drive obspam-milter without Postfix: option negotiation, macros, CONNECT,
 MAIL, RCPT, headers, end of message, ABORT and QUIT, and the replies

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-milter's parsing (examples/milter/submission.c): the local
    client, pickup's Received: header, PHP's X-PHP-Originating-Script:
    header, virtual host patterns and envelope addresses. */

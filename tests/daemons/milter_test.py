@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of obspam-milter: the real daemon, driven over the
 milter protocol by milter_client.py as Postfix drives it (no Postfix here;
 tests/e2e runs it under a real Postfix).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A plain `cmake -S . -B DIR && cmake --build DIR` on a machine without
 # Criterion and without libmilter: configuring says so in one line each,
 # leaves the tests and the milter out, and builds the library, the policy

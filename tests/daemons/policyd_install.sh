@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `cmake --install` of BUILD_DIR into a staging prefix puts obspam-policyd
 # in sbin, its man page in man8 and its systemd unit in lib/systemd/system,
 # the unit naming the installed daemon (the prefix is chosen at install

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # obspam-policyd.8 renders with man(1) and groff reports no warning; the
 # options the man page documents are those that --help lists.
 #

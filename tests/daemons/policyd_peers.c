@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* obspam-policyd's count of connections per client
    (examples/policyd/peers.c): keys of TCP and Unix-socket peers, the
    limit, and a table that grows and empties. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Postfix policy request parser of obspam-policyd
    (examples/policyd/policy.c): exact results for good requests, however
    they are cut into reads, and the exact error for each malformed one. */

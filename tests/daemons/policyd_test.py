@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of obspam-policyd: the real daemon over real sockets.
 
     tests/daemons/policyd_test.py BUILD_DIR SCENARIO...

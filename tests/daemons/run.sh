@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Stage "daemons" of tests/run.sh: obspam-policyd, obspam-milter and
 # obspamctl against real sockets, and the code they share
 # (examples/common).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the scenario tests of the daemons share (policyd_test.py,
 milter_test.py, slow_clients.py): the failure of a check, an exact
 comparison, the plural of a count, and the runner of named scenarios.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """obspam-policyd against clients that hold connections on purpose.
 
     tests/daemons/slow_clients.py BUILD_DIR SCENARIO...

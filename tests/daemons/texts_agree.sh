@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # One SMTP code everywhere: the daemons answer 451 4.7.1 (action defer) and
 # 550 5.7.1 (action reject); the quickstart's output, the READMEs and the
 # man pages (as man renders them) must say the same, and quote refusal

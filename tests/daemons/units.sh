@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What `cmake --install` ships for systemd, checked offline:
 #   - each unit's `systemd-analyze security --offline=true` exposure is at
 #     most 2.5 (it runs as obspam, without capabilities, sandboxed), and

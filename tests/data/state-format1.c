@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes tests/data/state-format1.bin: a snapshot in format 1, the format
    of libobspam 1.0 to 1.2, of the big tree and traffic of
    tests/test_snapshot.c (big_tree(0) and big_traffic()). It was built and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The harness itself, with a stand-in policy server that answers DUNNO: a
 # private Postfix instance relays every message it accepts to smtp-sink,
 # XCLIENT LOGIN reaches the policy service as sasl_username, and a local

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # obspam-milter behind a real, private Postfix: smtpd_milters and
 # non_smtpd_milters = inet:127.0.0.1:PORT, every accepted message relayed
 # to smtp-sink.

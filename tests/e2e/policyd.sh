@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # obspam-policyd behind a real, private Postfix:
 #   smtpd_data_restrictions = check_policy_service inet:127.0.0.1:PORT
 # with every accepted message relayed to smtp-sink. Clients log in as

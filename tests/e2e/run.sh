@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Stage e2e: obspam-policyd and obspam-milter behind a real Postfix, and
 # obspam-policyd behind a real Exim (tests/e2e/exim.sh).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation-failure injection on every public entry point.
 
    The library's sources are linked into this program with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The fault-injection stage:
 #
 #   tests/faults/run.sh BUILD_DIR        (from the repository's root)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Snapshots when the disk says no: the helper that tests/faults/save_errors.sh
    runs in a file system it has made full, read-only or unwritable.
 

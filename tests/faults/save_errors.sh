@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Snapshots on a disk that says no. A previous snapshot exists; saving a new
 # one fails; obspam_state_save must answer OBSPAM_EIO with the system's
 # reason, keep the previous snapshot byte for byte, and leave no temporary

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the libFuzzer targets of tests/fuzz/ share: a failed invariant that
    aborts with a message (libFuzzer then keeps the input), a reader that
    turns the fuzzer's bytes into choices, and files in memory for the

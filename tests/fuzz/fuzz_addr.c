@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes the parsers of addresses, networks and names against reference
    implementations written here from the documented rules:
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes the configuration parser: obspam_load_config_string and
    obspam_load_config on the same bytes, against an engine that already
    holds a configuration and counters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes a stream of decisions on a small hosting tree, interleaved with
    every change an adapter or a panel makes while mail flows: limits, objects
    added and removed, uids, scripts, contacts, options, the whitelist,

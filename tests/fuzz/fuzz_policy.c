@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes the policy server's request parser (examples/policyd/policy.c):
    the bytes of a connection, fed to policy_feed at once and again in
    pieces of every size down to one byte (a slow client), must give the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzzes the snapshot loader, obspam_state_load, and what the engine does
    with whatever state it accepted.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpora of tests/fuzz/corpus/ (run by hand when a target
 or a format changes; tests/fuzz/run.sh never writes into the repository).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The fuzzing stage: builds the libFuzzer targets of tests/fuzz/ with clang
 # (-fsanitize=fuzzer,address,undefined -g -O1) and the library's own sources,
 # replays every seed (tests/fuzz/corpus/TARGET/) and every regression input

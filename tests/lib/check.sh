@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # A tiny test runner for the stage scripts (tests/NAME/run.sh).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Installs the Debian packages a script needs, and only those missing.
 # Sourced by tests/run.sh and examples/demo.sh.

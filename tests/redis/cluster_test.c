@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Engines ("relays") sharing their counters in a live Redis; run by
    tests/redis/run.sh, which starts the servers:
 

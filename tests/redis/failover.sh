@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # failover.sh SENTINEL_PORT REPLICA_PORT: asks the sentinel for a failover
 # and waits (at most 20 s) until it names the replica as the master and the
 # replica says it is one.

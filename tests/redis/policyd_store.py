@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """obspam-policyd on the Redis store: Redis killed, then restarted.
 
     policyd_store.py BUILD SERVERS_SH REDIS_PORT [SCENARIO]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The conformance property test (tests/test_property.c, unchanged) with
    every engine it makes keeping its counters in Redis: the same decision
    stream must give the same verdicts and statistics as the reference model,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Redis stage: shared counters in real Redis servers started here, on
 # private 127.0.0.1 ports with private directories (never the system's
 # service), stopped on exit.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Private Redis servers for tests/redis/run.sh, on 127.0.0.1 only, each in
 # its own directory under $REDIS_TEST_DIR (never the system's service):
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * LeakSanitizer suppressions for Criterion's runner process. Linked into the
  * test suites of OBSPAM_SANITIZE=address builds only.

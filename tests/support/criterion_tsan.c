@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lets Criterion run under ThreadSanitizer. Linked into the test suites of
  * OBSPAM_SANITIZE=thread builds only.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python binding of libobspam, outbound spam rate limiting for mail servers.
 
 The binding calls the library's stable C ABI (``libobspam.so.1``) through

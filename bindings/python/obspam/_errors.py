@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The exceptions of the obspam package (re-exported by :mod:`obspam`)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ctypes view of libobspam's public ABI (``include/obspam.h``, version 1).
 
 Nothing here is public: :mod:`obspam` wraps it. This module declares the

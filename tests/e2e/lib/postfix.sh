@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # A private Postfix instance for the end-to-end tests, and the smtp-sink it
 # relays everything to. Sourced by the scenario scripts (tests/e2e/*.sh).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Sends test messages to the private Postfix, logged in through XCLIENT.
 
     smtpclient.py --port P --login info@acme.example --count 6 \

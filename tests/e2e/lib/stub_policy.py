@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A stand-in policy server for the harness check: answers DUNNO to every
 request and appends "<protocol_state> <sasl_username> <sender>" for each
 one to a file.
