@@ -224,10 +224,12 @@ domain web.example subscription=web
 CONFIG
 CONTROL=$PF_TMP/policyd.control
 # Mode 0666: Debian-exim is not in the group postfix; the daemon answers
-# only root, its own user and Debian-exim there (--allow-user).
+# only root, its own user and Debian-exim there (--allow-user). Every
+# refusal is logged whole (--refusal-log-interval 0), so that each one's
+# Exim message ID can be found in the log.
 pf_daemon_start "$PF_TMP/policyd.log" "$POLICYD" --config "$CONFIG" \
   --listen "unix:$SOCKET" --socket-mode 0666 --allow-user Debian-exim \
-  --control "unix:$CONTROL" --foreground
+  --refusal-log-interval 0 --control "unix:$CONTROL" --foreground
 POLICYD_PID=$PF_DAEMON_PID
 
 smtp-sink -u postfix -d "$PF_SINK_DIR/m." "127.0.0.1:$PF_SINK_PORT" 64 \
