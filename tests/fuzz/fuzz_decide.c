@@ -223,10 +223,16 @@ static void on_notice(const obspam_notice *n, void *ud) {
              "notice of %s: period [%lld, %lld), refusals %lld..%lld", n->name,
              (long long)n->period_start, (long long)n->period_end,
              (long long)n->first_refused, (long long)n->last_refused);
+  /* Only an object over its own limit is noticed. */
+  FUZZ_CHECK(n->exceeded >= 1 && n->exceeded <= n->refused,
+             "notice of %s: %lld over the limit of %lld refused", n->name,
+             (long long)n->exceeded, (long long)n->refused);
   if (!r->in_flush) {
-    FUZZ_CHECK(n->refused == 1 && n->first_refused == n->last_refused,
-               "immediate notice of %s with %lld refusals", n->name,
-               (long long)n->refused);
+    /* At the object's first attempt over its limit in the period; it may
+       have been refused before, because of an ancestor. */
+    FUZZ_CHECK(n->exceeded == 1 && n->first_refused == n->last_refused,
+               "immediate notice of %s with %lld attempts over the limit",
+               n->name, (long long)n->exceeded);
     return;
   }
   /* A flush is sorted: period, then kind, then name. */
