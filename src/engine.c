@@ -273,12 +273,12 @@ int obspam__load_install(obspam_engine *e, void *parsed, int64_t *newest) {
   cr.im = &e->imp;
   cr.cap = e->conf->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES];
   obspam__implicit_purge(&e->imp);
-  if (e->store->ops->load_each(e->store, parsed, fresh_from_saved, &cr) != 0 ||
+  if (e->local->ops->load_each(e->local, parsed, fresh_from_saved, &cr) != 0 ||
       obspam__index_reserve_n(&e->imp.index, cr.fresh.n) != 0) {
     carry_undo(&cr);
     return OBSPAM_ENOMEM;
   }
-  *newest = e->store->ops->load_install(e->store, parsed, successor, &cr);
+  *newest = e->local->ops->load_install(e->local, parsed, successor, &cr);
   carry_commit(&cr);
   return OBSPAM_OK;
 }
@@ -329,8 +329,8 @@ int obspam_engine_new(obspam_engine **out) {
   if (e == NULL)
     return OBSPAM_ENOMEM;
   e->conf = obspam__conf_new();
-  e->store = obspam__mem_store_new();
-  if (e->conf == NULL || e->store == NULL)
+  e->local = e->store = obspam__mem_store_new();
+  if (e->conf == NULL || e->local == NULL)
     goto nomem;
   /* Decisions never stop, so a writer (a reload, a panel's change) must
      not wait for a moment with no reader: prefer writers. */
@@ -356,8 +356,8 @@ int obspam_engine_new(obspam_engine **out) {
   return OBSPAM_OK;
 nomem:
   obspam__conf_free(e->conf, NULL);
-  if (e->store != NULL)
-    e->store->ops->destroy(e->store);
+  if (e->local != NULL)
+    e->local->ops->destroy(e->local);
   free(e);
   return OBSPAM_ENOMEM;
 }
@@ -369,7 +369,9 @@ void obspam_engine_free(obspam_engine *e) {
   obspam__conf_free(e->conf, e->store);
   /* The store drops the state of the implicit mailboxes, which must still
      be there; then they go. */
-  e->store->ops->destroy(e->store);
+  if (e->store != e->local)
+    e->store->ops->destroy(e->store);
+  e->local->ops->destroy(e->local);
   obspam__implicit_free(&e->imp);
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->err_lock);
@@ -403,21 +405,19 @@ int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size) {
 int obspam__store_switch(obspam_engine *e, const char *uri,
                          const char *prefix) {
   obspam__store *cur = e->store, *next;
-  int shared = obspam__store_is_redis(cur);
 
   if (uri == NULL || uri[0] == '\0') {
-    if (shared)
-      e->store = obspam__redis_store_release(cur);
-    return OBSPAM_OK;
+    next = e->local;
+  } else {
+    if (cur->ops->same != NULL && cur->ops->same(cur, uri, prefix))
+      return OBSPAM_OK;
+    next = obspam__store_open(uri, prefix, e->local);
+    if (next == NULL)
+      return OBSPAM_ENOMEM;
   }
-  if (shared && obspam__redis_store_same(cur, uri, prefix))
-    return OBSPAM_OK;
-  next = obspam__redis_store_new(uri, prefix, NULL);
-  if (next == NULL)
-    return OBSPAM_ENOMEM;
-  obspam__redis_store_adopt(next,
-                            shared ? obspam__redis_store_release(cur) : cur);
   e->store = next;
+  if (cur != e->local && cur != next)
+    cur->ops->destroy(cur);
   return OBSPAM_OK;
 }
 
@@ -456,8 +456,8 @@ int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
   if (e == NULL)
     return OBSPAM_EINVAL;
   pthread_rwlock_rdlock(&e->lock);
-  if (obspam__store_is_redis(e->store))
-    obspam__redis_store_status(e->store, st);
+  if (e->store->ops->status != NULL)
+    e->store->ops->status(e->store, st);
   pthread_rwlock_unlock(&e->lock);
   if (shared != NULL)
     *shared = st[0];

@@ -33,7 +33,12 @@ struct obspam_engine {
      store, taken after this one. */
   pthread_rwlock_t lock;
   obspam__conf *conf;
+  /* The store decisions charge: local, or a shared store opened over it
+     (store_uri.c). local lives as long as the engine, so what only it
+     answers (saving and loading a snapshot) never meets a store that
+     obspam_set_store has freed. */
   obspam__store *store;
+  obspam__store *local;
   void (*notify)(const obspam_notice *n, void *ud); /* under lock */
   void *notify_ud;
   /* The newest message time any decision has seen; read and raised

@@ -737,7 +737,7 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
   }
 
   pthread_rwlock_wrlock(&e->lock);
-  if (obspam__store_is_redis(e->store)) {
+  if (e->store != e->local) {
     /* The shared store holds the counters; nothing is replayed. */
     dropped += (int64_t)n;
     n = 0;

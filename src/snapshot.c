@@ -349,7 +349,7 @@ int obspam_state_save(obspam_engine *e, const char *path) {
     free(b.p);
     return obspam__journal_saved(e, j, rc);
   }
-  e->store->ops->save(e->store, &b, j != NULL ? obspam__journal_cut : NULL, j);
+  e->local->ops->save(e->local, &b, j != NULL ? obspam__journal_cut : NULL, j);
   pthread_rwlock_unlock(&e->lock);
   if (b.failed) {
     free(b.p);
@@ -433,16 +433,21 @@ int obspam_state_load(obspam_engine *e, const char *path) {
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");
   }
-  parsed = e->store->ops->load_parse(e->store, &r, version, &why, &nomem);
+  /* Under the read lock, like every use of a store: a reload or
+     obspam_set_store waits for the parse, decisions do not. */
+  pthread_rwlock_rdlock(&e->lock);
+  parsed = e->local->ops->load_parse(e->local, &r, version, &why, &nomem);
+  pthread_rwlock_unlock(&e->lock);
   free(data);
   if (parsed == NULL)
     return obspam__fail(e, nomem ? OBSPAM_ENOMEM : OBSPAM_ECORRUPT,
                         "state_load: %s: %s", path, why);
   pthread_rwlock_wrlock(&e->lock);
   rc = obspam__load_install(e, parsed, &newest);
+  if (rc != OBSPAM_OK)
+    e->local->ops->load_discard(e->local, parsed);
   pthread_rwlock_unlock(&e->lock);
   if (rc != OBSPAM_OK) {
-    e->store->ops->load_discard(e->store, parsed);
     return obspam__fail(e, rc, "state_load: %s: out of memory", path);
   }
   obspam__observe(e, newest);

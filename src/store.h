@@ -191,7 +191,11 @@ typedef struct obspam__store_ops {
                 obspam__row **out, size_t *n);
   /* Detaches the notices of every period that ended at or before now. */
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
-  /* Appends the whole state to b. When cut is not NULL, calls it once
+  /* Saving and loading: only a local store has them (NULL in a shared
+     store, whose counters live elsewhere). The engine keeps its local
+     store for its whole life and calls these on it, under its lock.
+
+     Appends the whole state to b. When cut is not NULL, calls it once
      with the store's lock held, at the moment the state appended is
      taken: every charge before it is in b, none after it. */
   void (*save)(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
@@ -225,6 +229,12 @@ typedef struct obspam__store_ops {
      engine's read lock only, concurrently with charges. */
   void (*warm)(obspam__store *s, obspam__obj *const *objs, int n,
                int64_t minute);
+  /* Optional (NULL: never): whether s is the store that opening uri with
+     prefix would give, so that a reload that names it again keeps it. */
+  int (*same)(const obspam__store *s, const char *uri, const char *prefix);
+  /* Optional (NULL: a local store, all zeros): shared, up, episodes,
+     fallback decisions; see obspam_store_status. */
+  void (*status)(obspam__store *s, int64_t out[4]);
 } obspam__store_ops;
 
 struct obspam__store {
@@ -234,28 +244,22 @@ struct obspam__store {
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
 
-/* ---- The shared store in Redis (store_redis.c) ---------------------------
+/* ---- Stores opened from a URI (store_uri.c) ------------------------------ */
 
-   It wraps an in-memory store, which it owns, as its local fallback. */
-
-/* NULL when uri is a valid "redis://HOST:PORT[/DB]" or
-   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER" and this library has Redis
-   support; else what is wrong, in a few words. */
+/* NULL when uri names a store this library can open
+   ("redis://HOST:PORT[/DB]", "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"
+   with Redis support); else what is wrong, in a few words. */
 const char *obspam__store_uri_check(const char *uri);
-/* A Redis store over local, connecting at its first use. NULL when out of
-   memory or the uri is bad (then local is left to the caller). */
+/* The store at uri with prefix (NULL: the default one) over local, which
+   stays the caller's and must outlive it: it answers what the store at
+   uri does not keep (notices, saving and loading) and stands in when
+   that store does not answer. A store connects at its first use. NULL
+   when out of memory or uri is bad. */
+obspam__store *obspam__store_open(const char *uri, const char *prefix,
+                                  obspam__store *local);
+
+/* The Redis store (store_redis.c), for store_uri.c only. */
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local);
-/* Gives the Redis store s its local store (when it was made with NULL). */
-void obspam__redis_store_adopt(obspam__store *s, obspam__store *local);
-/* Whether s is a Redis store. */
-int obspam__store_is_redis(const obspam__store *s);
-/* Whether the Redis store s was made from uri and prefix. */
-int obspam__redis_store_same(const obspam__store *s, const char *uri,
-                             const char *prefix);
-/* Frees the Redis store s and returns its local store. */
-obspam__store *obspam__redis_store_release(obspam__store *s);
-/* shared, up, episodes, fallback decisions: see obspam_store_status. */
-void obspam__redis_store_status(obspam__store *s, int64_t out[4]);
 
 #endif

@@ -1740,11 +1740,22 @@ static void mem_warm(obspam__store *s, obspam__obj *const *objs, int n,
   prefetch(objs, n, minute);
 }
 
-static const obspam__store_ops mem_ops = {
-    mem_charge,    mem_read,       mem_forget,       mem_carry,
-    mem_reserve,   mem_history,    mem_report,       mem_notices,
-    mem_save,      mem_load_parse, mem_load_install, mem_load_discard,
-    mem_load_each, mem_destroy,    mem_charge_many,  mem_warm};
+static const obspam__store_ops mem_ops = {.charge = mem_charge,
+                                          .read = mem_read,
+                                          .forget = mem_forget,
+                                          .carry = mem_carry,
+                                          .reserve = mem_reserve,
+                                          .history = mem_history,
+                                          .report = mem_report,
+                                          .notices = mem_notices,
+                                          .save = mem_save,
+                                          .load_parse = mem_load_parse,
+                                          .load_install = mem_load_install,
+                                          .load_discard = mem_load_discard,
+                                          .load_each = mem_load_each,
+                                          .destroy = mem_destroy,
+                                          .charge_many = mem_charge_many,
+                                          .warm = mem_warm};
 
 obspam__store *obspam__mem_store_new(void) {
   mem_store *m = calloc(1, sizeof(*m));
