@@ -656,8 +656,8 @@ static int line_store(parser *p, int prefix) {
   if (p->nw > 2)
     return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
   if (prefix) {
-    if (strlen(val) > 128 || strpbrk(val, "{}") != NULL)
-      return bad_value(p, kw, val, "at most 128 bytes, no braces");
+    if ((why = obspam__store_prefix_check(val)) != NULL)
+      return bad_value(p, kw, val, why);
   } else if ((why = obspam__store_uri_check(val)) != NULL) {
     return bad_value(p, kw, val, why);
   }

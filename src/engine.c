@@ -433,12 +433,9 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
       return obspam__fail(e, OBSPAM_EINVAL, "set_store: '%.200s': %s", uri,
                           why);
   }
-  if (prefix != NULL && (prefix[0] == '\0' || strlen(prefix) > 128 ||
-                         strpbrk(prefix, " \t\r\n{}") != NULL))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_store: prefix '%.64s': 1 to 128 bytes, no "
-                        "blanks or braces",
-                        prefix);
+  if (prefix != NULL && (why = obspam__store_prefix_check(prefix)) != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "set_store: prefix '%.64s': %s",
+                        prefix, why);
   pthread_rwlock_wrlock(&e->lock);
   rc = obspam__store_switch(e, uri, prefix);
   if (rc == OBSPAM_OK)

@@ -250,6 +250,13 @@ obspam__store *obspam__mem_store_new(void);
    ("redis://HOST:PORT[/DB]", "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"
    with Redis support); else what is wrong, in a few words. */
 const char *obspam__store_uri_check(const char *uri);
+/* The longest key prefix of a shared store. */
+#define OBSPAM__PREFIX_MAX 128
+/* NULL when prefix can start a shared store's keys: 1 to PREFIX_MAX bytes,
+   no blanks, and no braces (a brace would move the hash tag that keeps an
+   object's keys in one slot); else what is wrong. The C API and the
+   `store-prefix` line both ask here, so they accept the same prefixes. */
+const char *obspam__store_prefix_check(const char *prefix);
 /* The store at uri with prefix (NULL: the default one) over local, which
    stays the caller's and must outlive it: it answers what the store at
    uri does not keep (notices, saving and loading) and stands in when

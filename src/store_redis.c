@@ -47,7 +47,6 @@
 #define RETRY_MS 1000   /* how often a down Redis is tried again */
 #define WINDOW_TTL 3720 /* the window and two minutes of clock skew */
 #define KEY_MAX 1800    /* prefix, tag, kind, a script path */
-#define PREFIX_MAX 128
 
 /* The check-and-charge of store_mem.c (charge_locked), on the keys of the
    charged objects: each object's count and wait (wait_of), then, unless
@@ -1031,7 +1030,7 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
 
   if (prefix == NULL)
     prefix = "obspam:";
-  if (strlen(prefix) > PREFIX_MAX)
+  if (strlen(prefix) > OBSPAM__PREFIX_MAX)
     return NULL;
   r = calloc(1, sizeof(*r));
   if (r == NULL)

@@ -113,6 +113,13 @@ const char *obspam__store_uri_check(const char *uri) {
 #endif
 }
 
+const char *obspam__store_prefix_check(const char *prefix) {
+  if (prefix[0] == '\0' || strlen(prefix) > OBSPAM__PREFIX_MAX ||
+      strpbrk(prefix, " \t\r\n{}") != NULL)
+    return "1 to 128 bytes, no blanks or braces";
+  return NULL;
+}
+
 obspam__store *obspam__store_open(const char *uri, const char *prefix,
                                   obspam__store *local) {
 #ifdef OBSPAM_WITH_REDIS
