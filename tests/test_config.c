@@ -1426,6 +1426,10 @@ Test(config_errors, store_prefix_rule_shared_with_set_store) {
   ERR(line, 1,
       "bad value 'pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
       "pppp' for 'store-prefix': 1 to 128 bytes, no blanks or braces");
+  /* The message shows the carriage return as "?". */
+  ERR("store-prefix a\rb\n", 1,
+      "bad value 'a?b' for 'store-prefix': 1 to 128 bytes, no blanks or "
+      "braces");
   ERR("store-prefix a{b\n", 1,
       "bad value 'a{b' for 'store-prefix': 1 to 128 bytes, no blanks or "
       "braces");
