@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "engine.h"
+#include "file.h"
 #include "journal.h"
 
 #include <stdarg.h>
@@ -398,6 +399,18 @@ int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size) {
   snprintf(buf, size, "%s", e->errmsg);
   pthread_mutex_unlock(lock);
   return OBSPAM_OK;
+}
+
+int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
+                      char **out, size_t *len) {
+  const char *what;
+  int err, rc = obspam__file_read(path, out, len, &what, &err);
+
+  if (rc == OBSPAM_OK)
+    return OBSPAM_OK;
+  if (err == 0)
+    return obspam__fail(e, rc, "%s%s: %s", fn, path, what);
+  return obspam__fail(e, rc, "%s%s: %s: %s", fn, path, what, strerror(err));
 }
 
 /* ---- the shared store ---------------------------------------------------- */

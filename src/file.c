@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Reading a whole file, for the configuration and the snapshot. */
+/* Reading a whole file, for the configuration, the snapshot and the
+   journal. It knows nothing of the engine: the caller words the error. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -7,24 +8,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "file.h"
+#include "obspam.h"
 
-int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
-                      char **out, size_t *len) {
+int obspam__file_read(const char *path, char **out, size_t *len,
+                      const char **what, int *err) {
   struct stat st;
   size_t cap, n = 0;
   char *buf;
-  int fd, err;
+  int fd;
 
   fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return obspam__fail(e, OBSPAM_EIO, "%s%s: cannot open: %s", fn, path,
-                        strerror(errno));
+  if (fd < 0) {
+    *what = "cannot open";
+    *err = errno;
+    return OBSPAM_EIO;
+  }
   cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
   buf = malloc(cap);
   if (buf == NULL) {
     close(fd);
-    return obspam__fail(e, OBSPAM_ENOMEM, "%s%s: out of memory", fn, path);
+    *what = "out of memory";
+    *err = 0;
+    return OBSPAM_ENOMEM;
   }
   for (;;) {
     ssize_t r;
@@ -35,7 +41,9 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
       if (grown == NULL) {
         free(buf);
         close(fd);
-        return obspam__fail(e, OBSPAM_ENOMEM, "%s%s: out of memory", fn, path);
+        *what = "out of memory";
+        *err = 0;
+        return OBSPAM_ENOMEM;
       }
       buf = grown;
       cap *= 2;
@@ -49,11 +57,11 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
       break;
     if (errno == EINTR)
       continue;
-    err = errno;
+    *what = "cannot read";
+    *err = errno;
     free(buf);
     close(fd);
-    return obspam__fail(e, OBSPAM_EIO, "%s%s: cannot read: %s", fn, path,
-                        strerror(err));
+    return OBSPAM_EIO;
   }
   close(fd);
   buf[n] = '\0';

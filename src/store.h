@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "tree.h"
 
 /* The longest script path kept; longer ones are cut to this length. */
@@ -129,32 +130,6 @@ typedef struct obspam__pending {
 } obspam__pending;
 
 void obspam__pending_free(obspam__pending *list);
-
-/* A growing byte buffer for snapshots. */
-typedef struct obspam__buf {
-  uint8_t *p;
-  size_t len, cap;
-  int failed; /* an allocation failed: the content is incomplete */
-} obspam__buf;
-
-void obspam__buf_put(obspam__buf *b, const void *p, size_t n);
-void obspam__buf_u8(obspam__buf *b, uint8_t v);
-void obspam__buf_u16(obspam__buf *b, uint16_t v);
-void obspam__buf_u32(obspam__buf *b, uint32_t v);
-void obspam__buf_i64(obspam__buf *b, int64_t v);
-
-/* Reading a snapshot: every getter fails (returns -1, sets bad) once the
-   input is exhausted, so a truncated file cannot be over-read. */
-typedef struct obspam__reader {
-  const uint8_t *p, *end;
-  int bad;
-} obspam__reader;
-
-int obspam__get_u8(obspam__reader *r, uint8_t *v);
-int obspam__get_u16(obspam__reader *r, uint16_t *v);
-int obspam__get_u32(obspam__reader *r, uint32_t *v);
-int obspam__get_i64(obspam__reader *r, int64_t *v);
-const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n);
 
 typedef struct obspam__store obspam__store;
 typedef obspam__obj *(*obspam__successor)(int kind, const char *name,
