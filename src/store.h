@@ -100,6 +100,22 @@ typedef struct obspam__row {
   int64_t sent, refused, exceeded, first, last;
 } obspam__row;
 
+/* The hour arithmetic every store shares. The start of the clock hour
+   of t. */
+static inline int64_t obspam__hour_of(int64_t t) { return t - t % 3600; }
+
+/* The first hour still within the retention, seen from hour. */
+static inline int64_t obspam__hour_cutoff(int64_t hour, int64_t retention) {
+  return hour - (retention - 1) * 3600;
+}
+
+/* Whether the clock hour starting at hour counts for [from, to): within
+   the retention (at or after cutoff) and overlapping the range. */
+static inline int obspam__hour_in(int64_t hour, int64_t cutoff, int64_t from,
+                                  int64_t to) {
+  return hour >= cutoff && hour < to && hour + 3600 > from;
+}
+
 /* Adds one hour of history to a report row. */
 static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
   row->sent += h->sent;

@@ -126,13 +126,6 @@ typedef struct mem_store {
 #define SET_PTR(field, value)                                                  \
   __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
 
-static int64_t hour_of(int64_t t) { return t - t % 3600; }
-
-/* The first hour still within the retention, seen from hour. */
-static int64_t cutoff_of(int64_t hour, int64_t retention) {
-  return hour - (retention - 1) * 3600;
-}
-
 /* ---- the window ---------------------------------------------------------- */
 
 /* Moves the ring forward to minute, emptying the buckets that leave. */
@@ -339,7 +332,7 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
     return;
   }
   if (h->cur.hour >= 0 && !hour_empty(&h->cur)) {
-    hist_prune(h, cutoff_of(hour, retention));
+    hist_prune(h, obspam__hour_cutoff(hour, retention));
     *hist_at(h, h->n++) = h->cur; /* hist_room made the room */
   }
   memset(&h->cur, 0, sizeof(h->cur));
@@ -776,7 +769,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
     else if (!ch->probe)
       add_count(&h->np_sent, ch->c);
   }
-  sweep(m, ch->t / 60, cutoff_of(hour, ch->retention));
+  sweep(m, ch->t / 60, obspam__hour_cutoff(hour, ch->retention));
 }
 
 /* A charge reads three places of each object: the ring's sums, the
@@ -814,7 +807,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     answer(ch, t);
     return OBSPAM_OK;
   }
-  hour = hour_of(t);
+  hour = obspam__hour_of(t);
   start = t - t % ch->period;
   prefetch(ch->obj, ch->n, minute);
   if (!ch->notify_only && !ch->replay)
@@ -861,7 +854,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   else if (p.new_script) /* an accepted probe leaves no trace */
     script_free(m, p.sc);
   script_evict(m);
-  sweep(m, minute, cutoff_of(hour, ch->retention));
+  sweep(m, minute, obspam__hour_cutoff(hour, ch->retention));
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
@@ -910,7 +903,7 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
     peek(o->ring, now / 60, &out->count, &out->refused, &out->exceeded);
   h = o->hist;
   if (h != NULL) {
-    cutoff = cutoff_of(hour_of(now), retention);
+    cutoff = obspam__hour_cutoff(obspam__hour_of(now), retention);
     for (i = 0; i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
 
@@ -918,10 +911,10 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
         continue;
       out->refused_total += rec->refused;
       out->exceeded_total += rec->exceeded;
-      if (rec->hour > hour_of(now) - 24 * 3600)
+      if (rec->hour > obspam__hour_of(now) - 24 * 3600)
         out->count_day += rec->sent;
     }
-    if (h->last_refused != 0 && hour_of(h->last_refused) >= cutoff)
+    if (h->last_refused != 0 && obspam__hour_of(h->last_refused) >= cutoff)
       out->last_refused = h->last_refused;
   }
   pthread_mutex_unlock(&m->lock);
@@ -1019,10 +1012,6 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   return OBSPAM_OK;
 }
 
-static int overlaps(int64_t hour, int64_t from, int64_t to) {
-  return hour < to && hour + 3600 > from;
-}
-
 static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
                        size_t len, int64_t from, int64_t to, int64_t retention,
                        obspam__hour **out, size_t *n) {
@@ -1044,7 +1033,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
   }
   h = o != NULL ? o->hist : NULL;
   if (h != NULL && hist_len(h) > 0) {
-    cutoff = cutoff_of(hour_of(m->newest), retention);
+    cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
     *out = malloc(hist_len(h) * sizeof(**out));
     if (*out == NULL)
       rc = OBSPAM_ENOMEM;
@@ -1052,7 +1041,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
       const obspam__hour *rec = hist_rec(h, i);
 
       /* An hour begun by a probe that charged nothing has no activity. */
-      if (rec->hour >= cutoff && overlaps(rec->hour, from, to) &&
+      if (obspam__hour_in(rec->hour, cutoff, from, to) &&
           (rec->sent != 0 || rec->refused != 0))
         (*out)[(*n)++] = *rec;
     }
@@ -1070,7 +1059,7 @@ static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
   for (i = 0; i < hist_len(h); i++) {
     const obspam__hour *rec = hist_rec(h, i);
 
-    if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
+    if (obspam__hour_in(rec->hour, cutoff, from, to))
       obspam__row_add(row, rec);
   }
 }
@@ -1087,7 +1076,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   *out = NULL;
   *n = 0;
   pthread_mutex_lock(&m->lock);
-  cutoff = cutoff_of(hour_of(m->newest), retention);
+  cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
     sum_range(h, from, to, cutoff, &row);

@@ -664,12 +664,6 @@ static int r_reserve(obspam__store *s, obspam__obj *root) {
   return r->local->ops->reserve(r->local, root);
 }
 
-static int64_t hour_of(int64_t t) { return t - t % 3600; }
-
-static int overlaps(int64_t hour, int64_t from, int64_t to) {
-  return hour < to && hour + 3600 > from;
-}
-
 /* Parses a history hash into hours within [cutoff, ...) overlapping
    [from, to), oldest first. Fills a fresh array. */
 static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
@@ -690,7 +684,7 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
     long long hour = strtoll(f, &end, 10);
     int64_t v = int_of(rp->element[i + 1]);
 
-    if (end == f || *end != ':' || hour < cutoff || !overlaps(hour, from, to))
+    if (end == f || *end != ':' || !obspam__hour_in(hour, cutoff, from, to))
       continue;
     for (j = 0; j < k && h[j].hour != hour; j++)
       ;
@@ -738,7 +732,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
   int rc;
 
   pthread_mutex_lock(&r->lock);
-  cutoff = hour_of(r->newest) - (retention - 1) * 3600;
+  cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
   if (o == NULL) {
     /* A script: under the subscription it was last charged to. */
     memset(&c, 0, sizeof(c));
@@ -930,9 +924,9 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
    OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. */
 static int redis_report(redis_store *r, int64_t from, int64_t to,
                         int64_t retention, obspam__row **out, size_t *n) {
-  int64_t cutoff = hour_of(r->newest) - (retention - 1) * 3600;
-  int64_t first = hour_of(from > cutoff ? from : cutoff);
-  int64_t last = hour_of(to - 1 < r->newest ? to - 1 : r->newest);
+  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
+  int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
+  int64_t last = obspam__hour_of(to - 1 < r->newest ? to - 1 : r->newest);
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;
