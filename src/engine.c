@@ -54,34 +54,6 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   return code;
 }
 
-/* ---- options ------------------------------------------------------------- */
-
-static const struct {
-  int64_t def, min, max;
-} opts[OBSPAM__OPT_MAX + 1] = {
-    [OBSPAM_OPT_ENABLED] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_UNIT] = {0, 0, 1},
-    [OBSPAM_OPT_ACTION] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_UNAUTHENTICATED] = {2, 0, 2},
-    [OBSPAM_OPT_COUNT_FORWARD_LOCAL] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_FORWARD_REMOTE] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_MAILING_LISTS] = {0, 0, 1},
-    [OBSPAM_OPT_RETENTION_HOURS] = {720, 1, 87600},
-    [OBSPAM_OPT_NOTIFY_PERIOD] = {3600, 60, 2678400},
-    [OBSPAM_OPT_NOTIFY_IMMEDIATE] = {0, 0, 1},
-    [OBSPAM_OPT_STORE_TIMEOUT_MS] = {200, 1, 60000},
-    [OBSPAM_OPT_STORE_FALLBACK] = {0, 0, 1},
-    [OBSPAM_OPT_IMPLICIT_MAILBOXES] = {100000, 0, 100000000},
-};
-
-const char *obspam__opt_check(int option, int64_t value) {
-  if (option < 1 || option > OBSPAM__OPT_MAX)
-    return "unknown option";
-  if (value < opts[option].min || value > opts[option].max)
-    return "value out of range";
-  return NULL;
-}
-
 obspam__conf *obspam__conf_new(void) {
   obspam__conf *c = calloc(1, sizeof(*c));
   int i;
@@ -89,7 +61,7 @@ obspam__conf *obspam__conf_new(void) {
   if (c == NULL)
     return NULL;
   for (i = 1; i <= OBSPAM__OPT_MAX; i++)
-    c->opt[i] = opts[i].def;
+    c->opt[i] = obspam__opt_default(i);
   obspam__tree_init(&c->tree);
   return c;
 }
@@ -291,11 +263,12 @@ int obspam_set_option(obspam_engine *e, int option, int64_t value) {
     return OBSPAM_EINVAL;
   why = obspam__opt_check(option, value);
   if (why != NULL) {
-    if (option >= 1 && option <= OBSPAM__OPT_MAX)
+    int64_t min, max;
+
+    if (obspam__opt_range(option, &min, &max))
       return obspam__fail(e, OBSPAM_EINVAL,
                           "option %d: %lld is out of range %lld..%lld", option,
-                          (long long)value, (long long)opts[option].min,
-                          (long long)opts[option].max);
+                          (long long)value, (long long)min, (long long)max);
     return obspam__fail(e, OBSPAM_EINVAL, "unknown option %d", option);
   }
   pthread_rwlock_wrlock(&e->lock);

@@ -8,11 +8,10 @@
 
 #include "implicit.h"
 #include "obspam.h"
+#include "options.h"
 #include "store.h"
 #include "tree.h"
 #include "whitelist.h"
-
-#define OBSPAM__OPT_MAX OBSPAM_OPT_IMPLICIT_MAILBOXES
 
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
@@ -87,8 +86,6 @@ obspam__obj *obspam__domain_of(const obspam__tree *t, const char *name,
 /* Makes the engine's store the shared one at uri with prefix, or memory
    (uri NULL or ""), keeping the local counters. Under the write lock. */
 int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix);
-/* Checks an option value: NULL when valid, else what is wrong. */
-const char *obspam__opt_check(int option, int64_t value);
 
 /* Takes the time t of a message into account and returns the time to use
    for it: t, or the newest time seen when t is older. */
