@@ -66,16 +66,11 @@ obspam__conf *obspam__conf_new(void) {
   return c;
 }
 
-static void forget(obspam__obj *o, void *store) {
-  obspam__store *s = store;
-
-  s->ops->forget(s, o);
-}
-
 void obspam__conf_free(obspam__conf *c, obspam__store *store) {
   if (c == NULL)
     return;
-  obspam__tree_free(&c->tree, store != NULL ? forget : NULL, store);
+  obspam__tree_free(&c->tree, store != NULL ? obspam__store_forget : NULL,
+                    store);
   obspam__wl_free(&c->wl);
   obspam__wl_free(&c->local);
   free(c->store_uri);

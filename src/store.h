@@ -232,6 +232,14 @@ struct obspam__store {
   const obspam__store_ops *ops;
 };
 
+/* The callback of obspam__tree_free and obspam__tree_remove for an
+   object going away: the store (store) drops what it holds for it. */
+static inline void obspam__store_forget(obspam__obj *o, void *store) {
+  obspam__store *s = store;
+
+  s->ops->forget(s, o);
+}
+
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
 
