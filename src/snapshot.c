@@ -9,7 +9,7 @@
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
-         32     -  payload, written by the store (store_mem.c, mem_save):
+         32     -  payload, written by the store (store_mem_snapshot.c):
 
      i64 newest message time
      u32 count of objects, then for each, least recently active first:
@@ -38,7 +38,7 @@
    the period has 7 numbers (no "over the limit"; first and last are of
    refusals), an hour 5 (no "over the limit"; first and last refusal),
    a window no third set of buckets, a notice 7 numbers (no "over the
-   limit"). It still loads: see parse_hist in store_mem.c for what
+   limit"). It still loads: see parse_hist in store_mem_snapshot.c for what
    becomes of it.
 
    A later 1.x version may write a higher format version; it must keep
