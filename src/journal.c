@@ -235,7 +235,8 @@ static int flush_locked(obspam__journal *j, int sync) {
   return -1;
 }
 
-void obspam__journal_record(obspam__journal *j, const obspam__charge *ch) {
+void obspam__journal_record(void *journal, const obspam__charge *ch) {
+  obspam__journal *j = journal;
   uint8_t rec[RECORD_MAX];
   size_t n = encode(ch, rec);
 

@@ -14,7 +14,7 @@ typedef struct obspam__journal obspam__journal;
    it into the journal's buffer (writing the buffer out first when it is
    full). Cannot fail: a record the file does not take is counted lost
    and reported by the next flush. */
-void obspam__journal_record(obspam__journal *j, const obspam__charge *ch);
+void obspam__journal_record(void *journal, const obspam__charge *ch);
 
 /* For obspam_state_save. The journal of e when path is its state file,
    locked for the save (NULL when none): then the save calls

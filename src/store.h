@@ -35,9 +35,11 @@ typedef struct obspam__charge {
   /* The decision is given by a journal record (refuser, and wait[i] != 0
      for each object over its own limit): apply it without answering. */
   int replay;
-  /* Not NULL: the journal the store records the charge in, under its
-     lock, once it is made (journal.h). */
-  struct obspam__journal *journal;
+  /* Not NULL: called with record_ud once the charge is made, under the
+     store's lock (the journal records it: journal.h). A callback, so that
+     a store knows nothing of the journal. */
+  void (*record)(void *record_ud, const struct obspam__charge *ch);
+  void *record_ud;
   int64_t retention;  /* hours of history to keep */
   int64_t period;     /* notification period, seconds */
   const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
 #include "store_mem.h"
 
 /* ---- the window ---------------------------------------------------------- */
@@ -749,8 +748,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
-  if (ch->journal != NULL && (ch->refuser >= 0 || !ch->probe))
-    obspam__journal_record(ch->journal, ch);
+  if (ch->record != NULL && (ch->refuser >= 0 || !ch->probe))
+    ch->record(ch->record_ud, ch);
   return OBSPAM_OK;
 }
 
