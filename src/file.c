@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Reading a whole file, for the configuration, the snapshot and the
-   journal. It knows nothing of the engine: the caller words the error. */
+/* Reading and writing whole files, for the configuration, the snapshot
+   and the journal. It knows nothing of the engine: the caller words the
+   error. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,4 +70,38 @@ int obspam__file_read(const char *path, char **out, size_t *len,
   *out = buf;
   *len = n;
   return OBSPAM_OK;
+}
+
+int obspam__write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Makes the rename itself durable. */
+int obspam__sync_dir(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  int fd, rc;
+
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  rc = fsync(fd);
+  close(fd);
+  return rc;
 }

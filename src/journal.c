@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "file.h"
 #include "hash.h"
 #include "index.h"
 #include "journal.h"

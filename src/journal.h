@@ -45,8 +45,4 @@ int obspam__journal_owns(obspam_engine *e, const char *path);
    (obspam_engine_free). */
 void obspam__journal_free(obspam_engine *e);
 
-/* The file primitives of snapshot.c. */
-int obspam__write_all(int fd, const uint8_t *p, size_t n);
-int obspam__sync_dir(const char *path);
-
 #endif

@@ -55,48 +55,13 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "file.h"
 #include "hash.h"
 #include "journal.h"
 
 #define MAGIC "OBSPAMST"
 #define FORMAT_VERSION 2u
 #define HEADER_SIZE 32
-
-/* ---- files --------------------------------------------------------------- */
-
-int obspam__write_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Makes the rename itself durable. */
-int obspam__sync_dir(const char *path) {
-  char dir[4096];
-  const char *slash = strrchr(path, '/');
-  int fd, rc;
-
-  if (slash == NULL)
-    snprintf(dir, sizeof(dir), ".");
-  else if (slash == path)
-    snprintf(dir, sizeof(dir), "/");
-  else
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  rc = fsync(fd);
-  close(fd);
-  return rc;
-}
 
 /* ---- temporary files of saves that did not finish ------------------------
 
