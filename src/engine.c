@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "engine.h"
 #include "file.h"
-#include "journal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -334,7 +333,8 @@ nomem:
 void obspam_engine_free(obspam_engine *e) {
   if (e == NULL)
     return;
-  obspam__journal_free(e);
+  if (e->journal_free != NULL)
+    e->journal_free(e);
   obspam__conf_free(e->conf, e->store);
   /* The store drops the state of the implicit mailboxes, which must still
      be there; then they go. */

@@ -55,6 +55,9 @@ struct obspam_engine {
      of the journal that follows the snapshot replay_id: the next
      obspam_journal_open goes on from there. */
   struct obspam__journal *journal;
+  /* Set with journal: what obspam_engine_free calls to flush and close
+     it, so that the engine does not call up into journal.c. */
+  void (*journal_free)(obspam_engine *e);
   size_t replay_done;
   uint64_t replay_id[2];
 

@@ -782,6 +782,7 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
     goto out;
   }
   e->journal = j;
+  e->journal_free = obspam__journal_free;
   j = NULL;
   pthread_rwlock_unlock(&e->lock);
   if (replayed != NULL)
