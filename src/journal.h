@@ -10,9 +10,10 @@
 
 typedef struct obspam__journal obspam__journal;
 
-/* Records a charge the store just made, under the store's lock: encodes
-   it into the journal's buffer (writing the buffer out first when it is
-   full). Cannot fail: a record the file does not take is counted lost
+/* The record callback of a charge (store.h), journal being the
+   obspam__journal: records a charge the store just made, under the
+   store's lock. Encodes it into the journal's buffer (writing the buffer
+   out first when it is full). Cannot fail: a record the file does not take is counted lost
    and reported by the next flush. */
 void obspam__journal_record(void *journal, const obspam__charge *ch);
 

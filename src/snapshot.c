@@ -306,8 +306,9 @@ int obspam_state_load(obspam_engine *e, const char *path) {
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");
   }
-  /* Under the read lock, like every use of a store: a reload or
-     obspam_set_store waits for the parse, decisions do not. */
+  /* Under the read lock, like every use of a store: decisions go on
+     during the parse; a reload or obspam_set_store waits for its end
+     (and, writers being preferred, so do decisions that come after it). */
   pthread_rwlock_rdlock(&e->lock);
   parsed = e->local->ops->load_parse(e->local, &r, version, &why, &nomem);
   pthread_rwlock_unlock(&e->lock);
