@@ -13,8 +13,8 @@ typedef struct obspam__journal obspam__journal;
 /* The record callback of a charge (store.h), journal being the
    obspam__journal: records a charge the store just made, under the
    store's lock. Encodes it into the journal's buffer (writing the buffer
-   out first when it is full). Cannot fail: a record the file does not take is counted lost
-   and reported by the next flush. */
+   out first when it is full). Cannot fail: a record the file does not
+   take is counted lost and reported by the next flush. */
 void obspam__journal_record(void *journal, const obspam__charge *ch);
 
 /* For obspam_state_save. The journal of e when path is its state file,
