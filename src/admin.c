@@ -130,12 +130,6 @@ int obspam_add(obspam_engine *e, int kind, const char *name,
   return rc;
 }
 
-static void forget(obspam__obj *o, void *store) {
-  obspam__store *s = store;
-
-  s->ops->forget(s, o);
-}
-
 /* Whether o is root or below it. */
 static int under(const obspam__obj *o, const obspam__obj *root) {
   for (; o != NULL; o = o->parent)
@@ -207,12 +201,12 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
     /* A mailbox has nothing below it: no scan of the implicit ones. */
     rc = e->store->ops->reserve(e->store, o);
     if (rc == OBSPAM_OK)
-      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, e->store);
   } else if (o != NULL) {
     rc = reserve_with_implicit(e, o);
     if (rc == OBSPAM_OK) {
       forget_implicit(e, o);
-      obspam__tree_remove(&e->conf->tree, o, forget, e->store);
+      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, e->store);
     }
   } else if (kind == OBSPAM_MAILBOX &&
              (m = obspam__implicit_find(&e->imp, n.s, n.len)) != NULL) {

@@ -133,19 +133,16 @@ static const struct {
      {0, 1, 0}},
 };
 
-/* Options that take a number. obspam__opt_check decides; the range is
-   repeated here for the messages (test_config checks both ends). */
+/* Options that take a number; their ranges are options.c's. */
 static const struct {
   const char *keyword;
   int option;
   const char *unit;
-  int64_t min, max;
 } number_options[] = {
-    {"retention", OBSPAM_OPT_RETENTION_HOURS, "hours", 1, 87600},
-    {"notify-period", OBSPAM_OPT_NOTIFY_PERIOD, "seconds", 60, 2678400},
-    {"store-timeout", OBSPAM_OPT_STORE_TIMEOUT_MS, "milliseconds", 1, 60000},
-    {"implicit-mailboxes", OBSPAM_OPT_IMPLICIT_MAILBOXES, "mailboxes", 0,
-     100000000},
+    {"retention", OBSPAM_OPT_RETENTION_HOURS, "hours"},
+    {"notify-period", OBSPAM_OPT_NOTIFY_PERIOD, "seconds"},
+    {"store-timeout", OBSPAM_OPT_STORE_TIMEOUT_MS, "milliseconds"},
+    {"implicit-mailboxes", OBSPAM_OPT_IMPLICIT_MAILBOXES, "mailboxes"},
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -471,11 +468,14 @@ static int line_number_option(parser *p, size_t i) {
              number_options[i].unit);
     return bad_value(p, kw, val, number_why(rc, "negative number", expect));
   }
-  if (obspam__opt_check(opt, v) != NULL)
+  if (obspam__opt_check(opt, v) != NULL) {
+    int64_t min, max;
+
+    obspam__opt_range(opt, &min, &max);
     return perr(p, OBSPAM_ESYNTAX,
                 "bad value '%.64s' for '%s': out of range %lld..%lld", val, kw,
-                (long long)number_options[i].min,
-                (long long)number_options[i].max);
+                (long long)min, (long long)max);
+  }
   p->conf->opt[opt] = v;
   return OBSPAM_OK;
 }
@@ -656,8 +656,8 @@ static int line_store(parser *p, int prefix) {
   if (p->nw > 2)
     return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
   if (prefix) {
-    if (strlen(val) > 128 || strpbrk(val, "{}") != NULL)
-      return bad_value(p, kw, val, "at most 128 bytes, no braces");
+    if ((why = obspam__store_prefix_check(val)) != NULL)
+      return bad_value(p, kw, val, why);
   } else if ((why = obspam__store_uri_check(val)) != NULL) {
     return bad_value(p, kw, val, why);
   }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "journal.h"
 
 /* A name normalised ahead of its decision, by the look-ahead of a batch,
    with its hash: used when the decision resolves the same text. */
@@ -357,7 +358,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   ch->notify_only = 0;
   ch->replay = 0;
-  ch->journal = dry ? NULL : e->journal;
+  ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
+  ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(d->out, OBSPAM_ACCEPT);
     return 1;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "engine.h"
-#include "journal.h"
+#include "file.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,34 +53,6 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   return code;
 }
 
-/* ---- options ------------------------------------------------------------- */
-
-static const struct {
-  int64_t def, min, max;
-} opts[OBSPAM__OPT_MAX + 1] = {
-    [OBSPAM_OPT_ENABLED] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_UNIT] = {0, 0, 1},
-    [OBSPAM_OPT_ACTION] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_UNAUTHENTICATED] = {2, 0, 2},
-    [OBSPAM_OPT_COUNT_FORWARD_LOCAL] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_FORWARD_REMOTE] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_MAILING_LISTS] = {0, 0, 1},
-    [OBSPAM_OPT_RETENTION_HOURS] = {720, 1, 87600},
-    [OBSPAM_OPT_NOTIFY_PERIOD] = {3600, 60, 2678400},
-    [OBSPAM_OPT_NOTIFY_IMMEDIATE] = {0, 0, 1},
-    [OBSPAM_OPT_STORE_TIMEOUT_MS] = {200, 1, 60000},
-    [OBSPAM_OPT_STORE_FALLBACK] = {0, 0, 1},
-    [OBSPAM_OPT_IMPLICIT_MAILBOXES] = {100000, 0, 100000000},
-};
-
-const char *obspam__opt_check(int option, int64_t value) {
-  if (option < 1 || option > OBSPAM__OPT_MAX)
-    return "unknown option";
-  if (value < opts[option].min || value > opts[option].max)
-    return "value out of range";
-  return NULL;
-}
-
 obspam__conf *obspam__conf_new(void) {
   obspam__conf *c = calloc(1, sizeof(*c));
   int i;
@@ -88,21 +60,16 @@ obspam__conf *obspam__conf_new(void) {
   if (c == NULL)
     return NULL;
   for (i = 1; i <= OBSPAM__OPT_MAX; i++)
-    c->opt[i] = opts[i].def;
+    c->opt[i] = obspam__opt_default(i);
   obspam__tree_init(&c->tree);
   return c;
-}
-
-static void forget(obspam__obj *o, void *store) {
-  obspam__store *s = store;
-
-  s->ops->forget(s, o);
 }
 
 void obspam__conf_free(obspam__conf *c, obspam__store *store) {
   if (c == NULL)
     return;
-  obspam__tree_free(&c->tree, store != NULL ? forget : NULL, store);
+  obspam__tree_free(&c->tree, store != NULL ? obspam__store_forget : NULL,
+                    store);
   obspam__wl_free(&c->wl);
   obspam__wl_free(&c->local);
   free(c->store_uri);
@@ -273,12 +240,12 @@ int obspam__load_install(obspam_engine *e, void *parsed, int64_t *newest) {
   cr.im = &e->imp;
   cr.cap = e->conf->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES];
   obspam__implicit_purge(&e->imp);
-  if (e->store->ops->load_each(e->store, parsed, fresh_from_saved, &cr) != 0 ||
+  if (e->local->ops->load_each(e->local, parsed, fresh_from_saved, &cr) != 0 ||
       obspam__index_reserve_n(&e->imp.index, cr.fresh.n) != 0) {
     carry_undo(&cr);
     return OBSPAM_ENOMEM;
   }
-  *newest = e->store->ops->load_install(e->store, parsed, successor, &cr);
+  *newest = e->local->ops->load_install(e->local, parsed, successor, &cr);
   carry_commit(&cr);
   return OBSPAM_OK;
 }
@@ -290,11 +257,12 @@ int obspam_set_option(obspam_engine *e, int option, int64_t value) {
     return OBSPAM_EINVAL;
   why = obspam__opt_check(option, value);
   if (why != NULL) {
-    if (option >= 1 && option <= OBSPAM__OPT_MAX)
+    int64_t min, max;
+
+    if (obspam__opt_range(option, &min, &max))
       return obspam__fail(e, OBSPAM_EINVAL,
                           "option %d: %lld is out of range %lld..%lld", option,
-                          (long long)value, (long long)opts[option].min,
-                          (long long)opts[option].max);
+                          (long long)value, (long long)min, (long long)max);
     return obspam__fail(e, OBSPAM_EINVAL, "unknown option %d", option);
   }
   pthread_rwlock_wrlock(&e->lock);
@@ -329,8 +297,8 @@ int obspam_engine_new(obspam_engine **out) {
   if (e == NULL)
     return OBSPAM_ENOMEM;
   e->conf = obspam__conf_new();
-  e->store = obspam__mem_store_new();
-  if (e->conf == NULL || e->store == NULL)
+  e->local = e->store = obspam__mem_store_new();
+  if (e->conf == NULL || e->local == NULL)
     goto nomem;
   /* Decisions never stop, so a writer (a reload, a panel's change) must
      not wait for a moment with no reader: prefer writers. */
@@ -356,8 +324,8 @@ int obspam_engine_new(obspam_engine **out) {
   return OBSPAM_OK;
 nomem:
   obspam__conf_free(e->conf, NULL);
-  if (e->store != NULL)
-    e->store->ops->destroy(e->store);
+  if (e->local != NULL)
+    e->local->ops->destroy(e->local);
   free(e);
   return OBSPAM_ENOMEM;
 }
@@ -365,11 +333,14 @@ nomem:
 void obspam_engine_free(obspam_engine *e) {
   if (e == NULL)
     return;
-  obspam__journal_free(e);
+  if (e->journal_free != NULL)
+    e->journal_free(e);
   obspam__conf_free(e->conf, e->store);
   /* The store drops the state of the implicit mailboxes, which must still
      be there; then they go. */
-  e->store->ops->destroy(e->store);
+  if (e->store != e->local)
+    e->store->ops->destroy(e->store);
+  e->local->ops->destroy(e->local);
   obspam__implicit_free(&e->imp);
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->err_lock);
@@ -398,26 +369,36 @@ int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size) {
   return OBSPAM_OK;
 }
 
+int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
+                      char **out, size_t *len) {
+  const char *what;
+  int err, rc = obspam__file_read(path, out, len, &what, &err);
+
+  if (rc == OBSPAM_OK)
+    return OBSPAM_OK;
+  if (err == 0)
+    return obspam__fail(e, rc, "%s%s: %s", fn, path, what);
+  return obspam__fail(e, rc, "%s%s: %s: %s", fn, path, what, strerror(err));
+}
+
 /* ---- the shared store ---------------------------------------------------- */
 
 int obspam__store_switch(obspam_engine *e, const char *uri,
                          const char *prefix) {
   obspam__store *cur = e->store, *next;
-  int shared = obspam__store_is_redis(cur);
 
   if (uri == NULL || uri[0] == '\0') {
-    if (shared)
-      e->store = obspam__redis_store_release(cur);
-    return OBSPAM_OK;
+    next = e->local;
+  } else {
+    if (cur->ops->same != NULL && cur->ops->same(cur, uri, prefix))
+      return OBSPAM_OK;
+    next = obspam__store_open(uri, prefix, e->local);
+    if (next == NULL)
+      return OBSPAM_ENOMEM;
   }
-  if (shared && obspam__redis_store_same(cur, uri, prefix))
-    return OBSPAM_OK;
-  next = obspam__redis_store_new(uri, prefix, NULL);
-  if (next == NULL)
-    return OBSPAM_ENOMEM;
-  obspam__redis_store_adopt(next,
-                            shared ? obspam__redis_store_release(cur) : cur);
   e->store = next;
+  if (cur != e->local && cur != next)
+    cur->ops->destroy(cur);
   return OBSPAM_OK;
 }
 
@@ -433,12 +414,9 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
       return obspam__fail(e, OBSPAM_EINVAL, "set_store: '%.200s': %s", uri,
                           why);
   }
-  if (prefix != NULL && (prefix[0] == '\0' || strlen(prefix) > 128 ||
-                         strpbrk(prefix, " \t\r\n{}") != NULL))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_store: prefix '%.64s': 1 to 128 bytes, no "
-                        "blanks or braces",
-                        prefix);
+  if (prefix != NULL && (why = obspam__store_prefix_check(prefix)) != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "set_store: prefix '%.64s': %s",
+                        prefix, why);
   pthread_rwlock_wrlock(&e->lock);
   rc = obspam__store_switch(e, uri, prefix);
   if (rc == OBSPAM_OK)
@@ -456,8 +434,8 @@ int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
   if (e == NULL)
     return OBSPAM_EINVAL;
   pthread_rwlock_rdlock(&e->lock);
-  if (obspam__store_is_redis(e->store))
-    obspam__redis_store_status(e->store, st);
+  if (e->store->ops->status != NULL)
+    e->store->ops->status(e->store, st);
   pthread_rwlock_unlock(&e->lock);
   if (shared != NULL)
     *shared = st[0];

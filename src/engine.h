@@ -8,11 +8,10 @@
 
 #include "implicit.h"
 #include "obspam.h"
+#include "options.h"
 #include "store.h"
 #include "tree.h"
 #include "whitelist.h"
-
-#define OBSPAM__OPT_MAX OBSPAM_OPT_IMPLICIT_MAILBOXES
 
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
@@ -33,7 +32,12 @@ struct obspam_engine {
      store, taken after this one. */
   pthread_rwlock_t lock;
   obspam__conf *conf;
+  /* The store decisions charge: local, or a shared store opened over it
+     (store_uri.c). local lives as long as the engine, so what only it
+     answers (saving and loading a snapshot) never meets a store that
+     obspam_set_store has freed. */
   obspam__store *store;
+  obspam__store *local;
   void (*notify)(const obspam_notice *n, void *ud); /* under lock */
   void *notify_ud;
   /* The newest message time any decision has seen; read and raised
@@ -51,6 +55,9 @@ struct obspam_engine {
      of the journal that follows the snapshot replay_id: the next
      obspam_journal_open goes on from there. */
   struct obspam__journal *journal;
+  /* Set with journal: what obspam_engine_free calls to flush and close
+     it, so that the engine does not call up into journal.c. */
+  void (*journal_free)(obspam_engine *e);
   size_t replay_done;
   uint64_t replay_id[2];
 
@@ -82,8 +89,6 @@ obspam__obj *obspam__domain_of(const obspam__tree *t, const char *name,
 /* Makes the engine's store the shared one at uri with prefix, or memory
    (uri NULL or ""), keeping the local counters. Under the write lock. */
 int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix);
-/* Checks an option value: NULL when valid, else what is wrong. */
-const char *obspam__opt_check(int option, int64_t value);
 
 /* Takes the time t of a message into account and returns the time to use
    for it: t, or the newest time seen when t is older. */

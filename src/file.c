@@ -1,30 +1,38 @@
 /* SPDX-License-Identifier: MIT */
-/* Reading a whole file, for the configuration and the snapshot. */
+/* Reading and writing whole files, for the configuration, the snapshot
+   and the journal. It knows nothing of the engine: the caller words the
+   error. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "file.h"
+#include "obspam.h"
 
-int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
-                      char **out, size_t *len) {
+int obspam__file_read(const char *path, char **out, size_t *len,
+                      const char **what, int *err) {
   struct stat st;
   size_t cap, n = 0;
   char *buf;
-  int fd, err;
+  int fd;
 
   fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return obspam__fail(e, OBSPAM_EIO, "%s%s: cannot open: %s", fn, path,
-                        strerror(errno));
+  if (fd < 0) {
+    *what = "cannot open";
+    *err = errno;
+    return OBSPAM_EIO;
+  }
   cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
   buf = malloc(cap);
   if (buf == NULL) {
     close(fd);
-    return obspam__fail(e, OBSPAM_ENOMEM, "%s%s: out of memory", fn, path);
+    *what = "out of memory";
+    *err = 0;
+    return OBSPAM_ENOMEM;
   }
   for (;;) {
     ssize_t r;
@@ -35,7 +43,9 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
       if (grown == NULL) {
         free(buf);
         close(fd);
-        return obspam__fail(e, OBSPAM_ENOMEM, "%s%s: out of memory", fn, path);
+        *what = "out of memory";
+        *err = 0;
+        return OBSPAM_ENOMEM;
       }
       buf = grown;
       cap *= 2;
@@ -49,15 +59,49 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
       break;
     if (errno == EINTR)
       continue;
-    err = errno;
+    *what = "cannot read";
+    *err = errno;
     free(buf);
     close(fd);
-    return obspam__fail(e, OBSPAM_EIO, "%s%s: cannot read: %s", fn, path,
-                        strerror(err));
+    return OBSPAM_EIO;
   }
   close(fd);
   buf[n] = '\0';
   *out = buf;
   *len = n;
   return OBSPAM_OK;
+}
+
+int obspam__write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Makes the rename itself durable. */
+int obspam__sync_dir(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  int fd, rc;
+
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  rc = fsync(fd);
+  close(fd);
+  return rc;
 }

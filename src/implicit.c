@@ -15,7 +15,7 @@ int obspam__implicit_init(obspam__implicit *im) {
 
 /* Whether the store holds anything of m. A ring never exists without a
    hist record, and only a pinned mailbox can gain one; the store clears
-   the pointer with an atomic store (SET_PTR in store_mem.c). */
+   the pointer with an atomic store (SET_PTR in store_mem.h). */
 static int has_state(const obspam__imb *m) {
   return __atomic_load_n(&m->obj.hist, __ATOMIC_RELAXED) != NULL;
 }

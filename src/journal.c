@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "file.h"
 #include "hash.h"
 #include "index.h"
 #include "journal.h"
@@ -235,7 +236,8 @@ static int flush_locked(obspam__journal *j, int sync) {
   return -1;
 }
 
-void obspam__journal_record(obspam__journal *j, const obspam__charge *ch) {
+void obspam__journal_record(void *journal, const obspam__charge *ch) {
+  obspam__journal *j = journal;
   uint8_t rec[RECORD_MAX];
   size_t n = encode(ch, rec);
 
@@ -737,7 +739,7 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
   }
 
   pthread_rwlock_wrlock(&e->lock);
-  if (obspam__store_is_redis(e->store)) {
+  if (e->store != e->local) {
     /* The shared store holds the counters; nothing is replayed. */
     dropped += (int64_t)n;
     n = 0;
@@ -780,6 +782,7 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
     goto out;
   }
   e->journal = j;
+  e->journal_free = obspam__journal_free;
   j = NULL;
   pthread_rwlock_unlock(&e->lock);
   if (replayed != NULL)

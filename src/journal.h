@@ -10,11 +10,12 @@
 
 typedef struct obspam__journal obspam__journal;
 
-/* Records a charge the store just made, under the store's lock: encodes
-   it into the journal's buffer (writing the buffer out first when it is
-   full). Cannot fail: a record the file does not take is counted lost
-   and reported by the next flush. */
-void obspam__journal_record(obspam__journal *j, const obspam__charge *ch);
+/* The record callback of a charge (store.h), journal being the
+   obspam__journal: records a charge the store just made, under the
+   store's lock. Encodes it into the journal's buffer (writing the buffer
+   out first when it is full). Cannot fail: a record the file does not
+   take is counted lost and reported by the next flush. */
+void obspam__journal_record(void *journal, const obspam__charge *ch);
 
 /* For obspam_state_save. The journal of e when path is its state file,
    locked for the save (NULL when none): then the save calls
@@ -44,9 +45,5 @@ int obspam__journal_owns(obspam_engine *e, const char *path);
 /* Closes and frees the journal of e, if any, without the engine's lock
    (obspam_engine_free). */
 void obspam__journal_free(obspam_engine *e);
-
-/* The file primitives of snapshot.c. */
-int obspam__write_all(int fd, const uint8_t *p, size_t n);
-int obspam__sync_dir(const char *path);
 
 #endif

@@ -9,7 +9,7 @@
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
-         32     -  payload, written by the store (store_mem.c, mem_save):
+         32     -  payload, written by the store (store_mem_snapshot.c):
 
      i64 newest message time
      u32 count of objects, then for each, least recently active first:
@@ -38,7 +38,7 @@
    the period has 7 numbers (no "over the limit"; first and last are of
    refusals), an hour 5 (no "over the limit"; first and last refusal),
    a window no third set of buckets, a notice 7 numbers (no "over the
-   limit"). It still loads: see parse_hist in store_mem.c for what
+   limit"). It still loads: see parse_hist in store_mem_snapshot.c for what
    becomes of it.
 
    A later 1.x version may write a higher format version; it must keep
@@ -55,140 +55,13 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "file.h"
 #include "hash.h"
 #include "journal.h"
 
 #define MAGIC "OBSPAMST"
 #define FORMAT_VERSION 2u
 #define HEADER_SIZE 32
-
-/* ---- encoding ------------------------------------------------------------ */
-
-void obspam__buf_put(obspam__buf *b, const void *p, size_t n) {
-  if (b->failed || n == 0)
-    return;
-  if (b->cap - b->len < n) {
-    size_t cap = b->cap ? b->cap : 4096;
-    uint8_t *grown;
-
-    while (cap - b->len < n)
-      cap *= 2;
-    grown = realloc(b->p, cap);
-    if (grown == NULL) {
-      b->failed = 1;
-      return;
-    }
-    b->p = grown;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-}
-
-static void put_le(obspam__buf *b, uint64_t v, int bytes) {
-  uint8_t le[8];
-  int i;
-
-  for (i = 0; i < bytes; i++)
-    le[i] = (uint8_t)(v >> (8 * i));
-  obspam__buf_put(b, le, (size_t)bytes);
-}
-
-void obspam__buf_u8(obspam__buf *b, uint8_t v) { put_le(b, v, 1); }
-void obspam__buf_u16(obspam__buf *b, uint16_t v) { put_le(b, v, 2); }
-void obspam__buf_u32(obspam__buf *b, uint32_t v) { put_le(b, v, 4); }
-void obspam__buf_i64(obspam__buf *b, int64_t v) { put_le(b, (uint64_t)v, 8); }
-
-const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n) {
-  const uint8_t *p = r->p;
-
-  if (r->bad || (size_t)(r->end - r->p) < n) {
-    r->bad = 1;
-    return NULL;
-  }
-  r->p += n;
-  return p;
-}
-
-static int get_le(obspam__reader *r, uint64_t *v, int bytes) {
-  const uint8_t *p = obspam__get_bytes(r, (size_t)bytes);
-  int i;
-
-  if (p == NULL)
-    return -1;
-  *v = 0;
-  for (i = 0; i < bytes; i++)
-    *v |= (uint64_t)p[i] << (8 * i);
-  return 0;
-}
-
-int obspam__get_u8(obspam__reader *r, uint8_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 1);
-
-  *v = (uint8_t)x;
-  return rc;
-}
-
-int obspam__get_u16(obspam__reader *r, uint16_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 2);
-
-  *v = (uint16_t)x;
-  return rc;
-}
-
-int obspam__get_u32(obspam__reader *r, uint32_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 4);
-
-  *v = (uint32_t)x;
-  return rc;
-}
-
-int obspam__get_i64(obspam__reader *r, int64_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 8);
-
-  *v = (int64_t)x;
-  return rc;
-}
-
-/* ---- files --------------------------------------------------------------- */
-
-int obspam__write_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Makes the rename itself durable. */
-int obspam__sync_dir(const char *path) {
-  char dir[4096];
-  const char *slash = strrchr(path, '/');
-  int fd, rc;
-
-  if (slash == NULL)
-    snprintf(dir, sizeof(dir), ".");
-  else if (slash == path)
-    snprintf(dir, sizeof(dir), "/");
-  else
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  rc = fsync(fd);
-  close(fd);
-  return rc;
-}
 
 /* ---- temporary files of saves that did not finish ------------------------
 
@@ -349,7 +222,7 @@ int obspam_state_save(obspam_engine *e, const char *path) {
     free(b.p);
     return obspam__journal_saved(e, j, rc);
   }
-  e->store->ops->save(e->store, &b, j != NULL ? obspam__journal_cut : NULL, j);
+  e->local->ops->save(e->local, &b, j != NULL ? obspam__journal_cut : NULL, j);
   pthread_rwlock_unlock(&e->lock);
   if (b.failed) {
     free(b.p);
@@ -433,16 +306,22 @@ int obspam_state_load(obspam_engine *e, const char *path) {
                             ? "the file is truncated"
                             : "checksum mismatch: the file is corrupt");
   }
-  parsed = e->store->ops->load_parse(e->store, &r, version, &why, &nomem);
+  /* Under the read lock, like every use of a store: decisions go on
+     during the parse; a reload or obspam_set_store waits for its end
+     (and, writers being preferred, so do decisions that come after it). */
+  pthread_rwlock_rdlock(&e->lock);
+  parsed = e->local->ops->load_parse(e->local, &r, version, &why, &nomem);
+  pthread_rwlock_unlock(&e->lock);
   free(data);
   if (parsed == NULL)
     return obspam__fail(e, nomem ? OBSPAM_ENOMEM : OBSPAM_ECORRUPT,
                         "state_load: %s: %s", path, why);
   pthread_rwlock_wrlock(&e->lock);
   rc = obspam__load_install(e, parsed, &newest);
+  if (rc != OBSPAM_OK)
+    e->local->ops->load_discard(e->local, parsed);
   pthread_rwlock_unlock(&e->lock);
   if (rc != OBSPAM_OK) {
-    e->store->ops->load_discard(e->store, parsed);
     return obspam__fail(e, rc, "state_load: %s: out of memory", path);
   }
   obspam__observe(e, newest);

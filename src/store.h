@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "tree.h"
 
 /* The longest script path kept; longer ones are cut to this length. */
@@ -34,9 +35,11 @@ typedef struct obspam__charge {
   /* The decision is given by a journal record (refuser, and wait[i] != 0
      for each object over its own limit): apply it without answering. */
   int replay;
-  /* Not NULL: the journal the store records the charge in, under its
-     lock, once it is made (journal.h). */
-  struct obspam__journal *journal;
+  /* Not NULL: called with record_ud once the charge is made, under the
+     store's lock (the journal records it: journal.h). A callback, so that
+     a store knows nothing of the journal. */
+  void (*record)(void *record_ud, const struct obspam__charge *ch);
+  void *record_ud;
   int64_t retention;  /* hours of history to keep */
   int64_t period;     /* notification period, seconds */
   const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */
@@ -99,6 +102,22 @@ typedef struct obspam__row {
   int64_t sent, refused, exceeded, first, last;
 } obspam__row;
 
+/* The hour arithmetic every store shares. The start of the clock hour
+   of t. */
+static inline int64_t obspam__hour_of(int64_t t) { return t - t % 3600; }
+
+/* The first hour still within the retention, seen from hour. */
+static inline int64_t obspam__hour_cutoff(int64_t hour, int64_t retention) {
+  return hour - (retention - 1) * 3600;
+}
+
+/* Whether the clock hour starting at hour counts for [from, to): within
+   the retention (at or after cutoff) and overlapping the range. */
+static inline int obspam__hour_in(int64_t hour, int64_t cutoff, int64_t from,
+                                  int64_t to) {
+  return hour >= cutoff && hour < to && hour + 3600 > from;
+}
+
 /* Adds one hour of history to a report row. */
 static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
   row->sent += h->sent;
@@ -129,32 +148,6 @@ typedef struct obspam__pending {
 } obspam__pending;
 
 void obspam__pending_free(obspam__pending *list);
-
-/* A growing byte buffer for snapshots. */
-typedef struct obspam__buf {
-  uint8_t *p;
-  size_t len, cap;
-  int failed; /* an allocation failed: the content is incomplete */
-} obspam__buf;
-
-void obspam__buf_put(obspam__buf *b, const void *p, size_t n);
-void obspam__buf_u8(obspam__buf *b, uint8_t v);
-void obspam__buf_u16(obspam__buf *b, uint16_t v);
-void obspam__buf_u32(obspam__buf *b, uint32_t v);
-void obspam__buf_i64(obspam__buf *b, int64_t v);
-
-/* Reading a snapshot: every getter fails (returns -1, sets bad) once the
-   input is exhausted, so a truncated file cannot be over-read. */
-typedef struct obspam__reader {
-  const uint8_t *p, *end;
-  int bad;
-} obspam__reader;
-
-int obspam__get_u8(obspam__reader *r, uint8_t *v);
-int obspam__get_u16(obspam__reader *r, uint16_t *v);
-int obspam__get_u32(obspam__reader *r, uint32_t *v);
-int obspam__get_i64(obspam__reader *r, int64_t *v);
-const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n);
 
 typedef struct obspam__store obspam__store;
 typedef obspam__obj *(*obspam__successor)(int kind, const char *name,
@@ -191,7 +184,11 @@ typedef struct obspam__store_ops {
                 obspam__row **out, size_t *n);
   /* Detaches the notices of every period that ended at or before now. */
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
-  /* Appends the whole state to b. When cut is not NULL, calls it once
+  /* Saving and loading: only a local store has them (NULL in a shared
+     store, whose counters live elsewhere). The engine keeps its local
+     store for its whole life and calls these on it, under its lock.
+
+     Appends the whole state to b. When cut is not NULL, calls it once
      with the store's lock held, at the moment the state appended is
      taken: every charge before it is in b, none after it. */
   void (*save)(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
@@ -225,37 +222,52 @@ typedef struct obspam__store_ops {
      engine's read lock only, concurrently with charges. */
   void (*warm)(obspam__store *s, obspam__obj *const *objs, int n,
                int64_t minute);
+  /* Optional (NULL: never): whether s is the store that opening uri with
+     prefix would give, so that a reload that names it again keeps it. */
+  int (*same)(const obspam__store *s, const char *uri, const char *prefix);
+  /* Optional (NULL: a local store, all zeros): shared, up, episodes,
+     fallback decisions; see obspam_store_status. */
+  void (*status)(obspam__store *s, int64_t out[4]);
 } obspam__store_ops;
 
 struct obspam__store {
   const obspam__store_ops *ops;
 };
 
+/* The callback of obspam__tree_free and obspam__tree_remove for an
+   object going away: the store (store) drops what it holds for it. */
+static inline void obspam__store_forget(obspam__obj *o, void *store) {
+  obspam__store *s = store;
+
+  s->ops->forget(s, o);
+}
+
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
 
-/* ---- The shared store in Redis (store_redis.c) ---------------------------
+/* ---- Stores opened from a URI (store_uri.c) ------------------------------ */
 
-   It wraps an in-memory store, which it owns, as its local fallback. */
-
-/* NULL when uri is a valid "redis://HOST:PORT[/DB]" or
-   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER" and this library has Redis
-   support; else what is wrong, in a few words. */
+/* NULL when uri names a store this library can open
+   ("redis://HOST:PORT[/DB]", "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"
+   with Redis support); else what is wrong, in a few words. */
 const char *obspam__store_uri_check(const char *uri);
-/* A Redis store over local, connecting at its first use. NULL when out of
-   memory or the uri is bad (then local is left to the caller). */
+/* The longest key prefix of a shared store. */
+#define OBSPAM__PREFIX_MAX 128
+/* NULL when prefix can start a shared store's keys: 1 to PREFIX_MAX bytes,
+   no blanks, and no braces (a brace would move the hash tag that keeps an
+   object's keys in one slot); else what is wrong. The C API and the
+   `store-prefix` line both ask here, so they accept the same prefixes. */
+const char *obspam__store_prefix_check(const char *prefix);
+/* The store at uri with prefix (NULL: the default one) over local, which
+   stays the caller's and must outlive it: it answers what the store at
+   uri does not keep (notices, saving and loading) and stands in when
+   that store does not answer. A store connects at its first use. NULL
+   when out of memory or uri is bad. */
+obspam__store *obspam__store_open(const char *uri, const char *prefix,
+                                  obspam__store *local);
+
+/* The Redis store (store_redis.c), for store_uri.c only. */
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local);
-/* Gives the Redis store s its local store (when it was made with NULL). */
-void obspam__redis_store_adopt(obspam__store *s, obspam__store *local);
-/* Whether s is a Redis store. */
-int obspam__store_is_redis(const obspam__store *s);
-/* Whether the Redis store s was made from uri and prefix. */
-int obspam__redis_store_same(const obspam__store *s, const char *uri,
-                             const char *prefix);
-/* Frees the Redis store s and returns its local store. */
-obspam__store *obspam__redis_store_release(obspam__store *s);
-/* shared, up, episodes, fallback decisions: see obspam_store_status. */
-void obspam__redis_store_status(obspam__store *s, int64_t out[4]);
 
 #endif

@@ -24,114 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
-#include "store.h"
-
-#define WINDOW 60        /* minutes in the window */
-#define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
-#define HOURS_MAX 87600  /* the longest retention, in hours */
-/* The largest count of messages or recipients sent that one object keeps
-   for a minute, an hour or a notification period: a charge saturates there
-   (add_count), the snapshot writes nothing larger and the loader accepts
-   nothing larger, so whatever was charged can be saved and loaded. A
-   message counts at most OBSPAM_RECIPIENTS_MAX (2^31), so it takes 2^17 of
-   the largest messages to reach it; sums of 60 minutes or of every hour
-   of the longest retention stay far inside 64 bits. Refusals count one
-   each and cannot come near it. */
-#define COUNT_MAX ((int64_t)1 << 48)
-
-typedef struct obspam__ring {
-  struct obspam__ring *prev, *next; /* ring list, oldest first */
-  obspam__obj *owner;
-  int64_t minute;                  /* the newest minute the buckets hold */
-  int64_t sent, refused, exceeded; /* sums over the buckets */
-  /* Attempts over the object's own limit, by minute: allocated by the
-     first such attempt and freed once the window holds none, so that
-     the many objects that never go over their limit pay one pointer. */
-  uint32_t *b_exc;
-  int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
-  uint32_t b_ref[WINDOW]; /* refusals count one each */
-} ring;
-
-typedef struct obspam__hist {
-  /* What an accepted charge reads and writes comes first, in the first 56
-     bytes: the notification period in progress, and the hour in progress
-     up to its count of messages sent. */
-  int64_t np_start, np_end, np_sent, np_refused, np_exceeded;
-  obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
-  /* The first and last attempt over the limit in the period, and the
-     limit at the last one. */
-  int64_t np_first, np_last, np_limit, last_refused;
-  obspam__obj *owner;
-  struct obspam__hist *prev, *next;   /* holders, by their newest hour */
-  struct obspam__hist *nprev, *nnext; /* over the limit in their period */
-  uint32_t head, n, cap;              /* the earlier hours: a circular array */
-  obspam__hour *h;
-} hist;
-
-typedef struct script {
-  obspam__obj obj;              /* kind OBSPAM_SCRIPT, in mem_store.scripts */
-  struct script *lprev, *lnext; /* least recently used first */
-} script;
-
-typedef struct mem_store {
-  obspam__store base;
-  pthread_mutex_t lock;
-  int64_t newest; /* the newest message time seen */
-  ring *r_first, *r_last;
-  hist *h_first, *h_last;
-  /* Holders that went over their own limit in their current period:
-     each of them owes a notice. */
-  hist *refused;
-  obspam__index scripts;
-  script *s_first, *s_last;
-  uint32_t nscripts;
-  obspam__pending *pending; /* notices of ended periods, not yet emitted */
-  /* Blank notices of the largest size, allocated ahead by reserve so that
-     removing objects and replacing the tree cannot fail. */
-  obspam__pending *spare;
-  size_t nspare;
-} mem_store;
-
-/* Intrusive doubly linked lists: unlink and append for a given pair of
-   link fields. */
-#define LIST_UNLINK(first, last, x, prev, next)                                \
-  do {                                                                         \
-    if ((x)->prev != NULL)                                                     \
-      (x)->prev->next = (x)->next;                                             \
-    else                                                                       \
-      (first) = (x)->next;                                                     \
-    if ((x)->next != NULL)                                                     \
-      (x)->next->prev = (x)->prev;                                             \
-    else                                                                       \
-      (last) = (x)->prev;                                                      \
-    (x)->prev = (x)->next = NULL;                                              \
-  } while (0)
-
-#define LIST_APPEND(first, last, x, prev, next)                                \
-  do {                                                                         \
-    (x)->next = NULL;                                                          \
-    (x)->prev = (last);                                                        \
-    if ((last) != NULL)                                                        \
-      (last)->next = (x);                                                      \
-    else                                                                       \
-      (first) = (x);                                                           \
-    (last) = (x);                                                              \
-  } while (0)
-
-/* An object's ring and hist pointers are read without the lock by
-   mem_warm, only to prefetch what they point to (a stale pointer costs a
-   wasted prefetch, never a fault); they are written with relaxed atomic
-   stores so that such a read is not a data race. */
-#define SET_PTR(field, value)                                                  \
-  __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
-
-static int64_t hour_of(int64_t t) { return t - t % 3600; }
-
-/* The first hour still within the retention, seen from hour. */
-static int64_t cutoff_of(int64_t hour, int64_t retention) {
-  return hour - (retention - 1) * 3600;
-}
+#include "store_mem.h"
 
 /* ---- the window ---------------------------------------------------------- */
 
@@ -255,17 +148,6 @@ static int64_t wait_of(const ring *r, int64_t t, int64_t count, int64_t c,
 
 /* ---- history ------------------------------------------------------------- */
 
-static obspam__hour *hist_at(const hist *h, uint32_t i) {
-  return &h->h[(h->head + i) % h->cap];
-}
-
-/* All the hours of h, oldest first: the array, then the hour in progress. */
-static uint32_t hist_len(const hist *h) { return h->n + (h->cur.hour >= 0); }
-
-static const obspam__hour *hist_rec(const hist *h, uint32_t i) {
-  return i < h->n ? hist_at(h, i) : &h->cur;
-}
-
 /* The start of the newest hour with a record, or -1. */
 static int64_t hist_newest(const hist *h) {
   if (h->cur.hour >= 0)
@@ -339,7 +221,7 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
     return;
   }
   if (h->cur.hour >= 0 && !hour_empty(&h->cur)) {
-    hist_prune(h, cutoff_of(hour, retention));
+    hist_prune(h, obspam__hour_cutoff(hour, retention));
     *hist_at(h, h->n++) = h->cur; /* hist_room made the room */
   }
   memset(&h->cur, 0, sizeof(h->cur));
@@ -359,7 +241,7 @@ static void refused_unlink(mem_store *m, hist *h) {
   (void)unused_last;
 }
 
-static void refused_link(mem_store *m, hist *h) {
+void obspam__mem_refused_link(mem_store *m, hist *h) {
   h->nprev = NULL;
   h->nnext = m->refused;
   if (m->refused != NULL)
@@ -404,8 +286,9 @@ static char *put_str(char **at, const char *s) {
 
 /* A notice with its own copies of the strings, in one allocation: a spare
    one when there is one, else a new one. */
-static obspam__pending *pending_new(mem_store *m, int kind, const char *name,
-                                    const char *sub, const char *contact) {
+obspam__pending *obspam__mem_pending_new(mem_store *m, int kind,
+                                         const char *name, const char *sub,
+                                         const char *contact) {
   size_t size = sizeof(obspam__pending) + strlen(name) + 1 +
                 (sub ? strlen(sub) + 1 : 0) +
                 (contact ? strlen(contact) + 1 : 0);
@@ -435,8 +318,8 @@ static obspam__pending *pending_new(mem_store *m, int kind, const char *name,
 static obspam__pending *np_alloc(mem_store *m, const hist *h) {
   const obspam__sub *s = obspam__owner(h->owner);
 
-  return pending_new(m, h->owner->kind, h->owner->name, s ? s->obj.name : NULL,
-                     s ? s->contact : NULL);
+  return obspam__mem_pending_new(m, h->owner->kind, h->owner->name,
+                                 s ? s->obj.name : NULL, s ? s->contact : NULL);
 }
 
 /* Clears the counts of the period in progress of h. */
@@ -494,7 +377,7 @@ static void np_roll(mem_store *m, hist *h, int64_t start, int64_t end,
 
 /* ---- scripts ------------------------------------------------------------- */
 
-static void script_free(mem_store *m, script *sc) {
+void obspam__mem_script_free(mem_store *m, script *sc) {
   ring_free(m, &sc->obj);
   hist_free(m, &sc->obj);
   obspam__index_del(&m->scripts, &sc->obj);
@@ -504,9 +387,9 @@ static void script_free(mem_store *m, script *sc) {
 }
 
 /* Drops what the store holds for o, a tree object or a script. */
-static void drop(mem_store *m, obspam__obj *o) {
+void obspam__mem_drop(mem_store *m, obspam__obj *o) {
   if (o->kind == OBSPAM_SCRIPT) {
-    script_free(m, (script *)o);
+    obspam__mem_script_free(m, (script *)o);
     return;
   }
   ring_free(m, o);
@@ -517,7 +400,7 @@ static script *script_find(mem_store *m, const char *path, size_t len) {
   return (script *)obspam__index_find(&m->scripts, path, len);
 }
 
-static script *script_new(const char *path, size_t len) {
+script *obspam__mem_script_new(const char *path, size_t len) {
   script *sc = calloc(1, sizeof(*sc) + len + 1);
 
   if (sc == NULL)
@@ -546,7 +429,7 @@ static int script_insert(mem_store *m, script *sc) {
 /* Drops the least recently used scripts beyond OBSPAM__SCRIPTS_MAX. */
 static void script_evict(mem_store *m) {
   while (m->nscripts > OBSPAM__SCRIPTS_MAX)
-    script_free(m, m->s_first);
+    obspam__mem_script_free(m, m->s_first);
 }
 
 static void script_use(mem_store *m, script *sc) {
@@ -576,7 +459,7 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
     if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
       break;
     if (h->np_exceeded == 0)
-      drop(m, h->owner);
+      obspam__mem_drop(m, h->owner);
   }
 }
 
@@ -593,7 +476,7 @@ static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
     ch->first_exceeded[i] = h->np_exceeded == 0;
     if (h->np_exceeded++ == 0) {
       h->np_first = t;
-      refused_link(m, h);
+      obspam__mem_refused_link(m, h);
     }
     h->np_last = t;
     h->np_limit = ch->limit[i];
@@ -703,7 +586,7 @@ static void unprepare(mem_store *m, obspam__charge *ch, prepared *p) {
       hist_free(m, ch->obj[i]);
   }
   if (p->new_script)
-    script_free(m, p->sc);
+    obspam__mem_script_free(m, p->sc);
 }
 
 /* The first phase of a charge, after its answer: every allocation it may
@@ -736,7 +619,7 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
   if (ch->script != NULL && !ch->notify_only) {
     p->sc = script_find(m, ch->script, ch->script_len);
     if (p->sc == NULL) {
-      p->sc = script_new(ch->script, ch->script_len);
+      p->sc = obspam__mem_script_new(ch->script, ch->script_len);
       if (p->sc == NULL || script_insert(m, p->sc) != 0) {
         p->sc = NULL;
         goto nomem;
@@ -776,7 +659,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
     else if (!ch->probe)
       add_count(&h->np_sent, ch->c);
   }
-  sweep(m, ch->t / 60, cutoff_of(hour, ch->retention));
+  sweep(m, ch->t / 60, obspam__hour_cutoff(hour, ch->retention));
 }
 
 /* A charge reads three places of each object: the ring's sums, the
@@ -814,7 +697,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     answer(ch, t);
     return OBSPAM_OK;
   }
-  hour = hour_of(t);
+  hour = obspam__hour_of(t);
   start = t - t % ch->period;
   prefetch(ch->obj, ch->n, minute);
   if (!ch->notify_only && !ch->replay)
@@ -859,14 +742,14 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
-    script_free(m, p.sc);
+    obspam__mem_script_free(m, p.sc);
   script_evict(m);
-  sweep(m, minute, cutoff_of(hour, ch->retention));
+  sweep(m, minute, obspam__hour_cutoff(hour, ch->retention));
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
-  if (ch->journal != NULL && (ch->refuser >= 0 || !ch->probe))
-    obspam__journal_record(ch->journal, ch);
+  if (ch->record != NULL && (ch->refuser >= 0 || !ch->probe))
+    ch->record(ch->record_ud, ch);
   return OBSPAM_OK;
 }
 
@@ -910,7 +793,7 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
     peek(o->ring, now / 60, &out->count, &out->refused, &out->exceeded);
   h = o->hist;
   if (h != NULL) {
-    cutoff = cutoff_of(hour_of(now), retention);
+    cutoff = obspam__hour_cutoff(obspam__hour_of(now), retention);
     for (i = 0; i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
 
@@ -918,10 +801,10 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
         continue;
       out->refused_total += rec->refused;
       out->exceeded_total += rec->exceeded;
-      if (rec->hour > hour_of(now) - 24 * 3600)
+      if (rec->hour > obspam__hour_of(now) - 24 * 3600)
         out->count_day += rec->sent;
     }
-    if (h->last_refused != 0 && hour_of(h->last_refused) >= cutoff)
+    if (h->last_refused != 0 && obspam__hour_of(h->last_refused) >= cutoff)
       out->last_refused = h->last_refused;
   }
   pthread_mutex_unlock(&m->lock);
@@ -1019,10 +902,6 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   return OBSPAM_OK;
 }
 
-static int overlaps(int64_t hour, int64_t from, int64_t to) {
-  return hour < to && hour + 3600 > from;
-}
-
 static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
                        size_t len, int64_t from, int64_t to, int64_t retention,
                        obspam__hour **out, size_t *n) {
@@ -1044,7 +923,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
   }
   h = o != NULL ? o->hist : NULL;
   if (h != NULL && hist_len(h) > 0) {
-    cutoff = cutoff_of(hour_of(m->newest), retention);
+    cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
     *out = malloc(hist_len(h) * sizeof(**out));
     if (*out == NULL)
       rc = OBSPAM_ENOMEM;
@@ -1052,7 +931,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
       const obspam__hour *rec = hist_rec(h, i);
 
       /* An hour begun by a probe that charged nothing has no activity. */
-      if (rec->hour >= cutoff && overlaps(rec->hour, from, to) &&
+      if (obspam__hour_in(rec->hour, cutoff, from, to) &&
           (rec->sent != 0 || rec->refused != 0))
         (*out)[(*n)++] = *rec;
     }
@@ -1070,7 +949,7 @@ static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
   for (i = 0; i < hist_len(h); i++) {
     const obspam__hour *rec = hist_rec(h, i);
 
-    if (rec->hour >= cutoff && overlaps(rec->hour, from, to))
+    if (obspam__hour_in(rec->hour, cutoff, from, to))
       obspam__row_add(row, rec);
   }
 }
@@ -1087,7 +966,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   *out = NULL;
   *n = 0;
   pthread_mutex_lock(&m->lock);
-  cutoff = cutoff_of(hour_of(m->newest), retention);
+  cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
@@ -1143,587 +1022,13 @@ static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   return rc;
 }
 
-/* ---- snapshots ----------------------------------------------------------- */
-
-/* Strings in a snapshot: a u16 length, 0xffff for NULL. */
-#define NO_STRING 0xffffu
-
-static void put_string(obspam__buf *b, const char *s) {
-  size_t n = s != NULL ? strlen(s) : 0;
-
-  obspam__buf_u16(b, s != NULL ? (uint16_t)n : (uint16_t)NO_STRING);
-  obspam__buf_put(b, s, n);
-}
-
-/* Most buckets are zero: only the others are written. */
-static void save_counts(obspam__buf *b, const uint32_t *v) {
-  uint8_t n = 0;
-  int i;
-
-  for (i = 0; v != NULL && i < WINDOW; i++)
-    n = (uint8_t)(n + (v[i] != 0));
-  obspam__buf_u8(b, n);
-  for (i = 0; n > 0 && i < WINDOW; i++)
-    if (v[i] != 0) {
-      obspam__buf_u8(b, (uint8_t)i);
-      obspam__buf_u32(b, v[i]);
-    }
-}
-
-static void save_buckets(obspam__buf *b, const ring *r) {
-  uint8_t n = 0;
-  int i;
-
-  for (i = 0; i < WINDOW; i++)
-    n = (uint8_t)(n + (r->b_sent[i] != 0));
-  obspam__buf_u8(b, n);
-  for (i = 0; i < WINDOW; i++)
-    if (r->b_sent[i] != 0) {
-      obspam__buf_u8(b, (uint8_t)i);
-      obspam__buf_i64(b, r->b_sent[i]);
-    }
-  save_counts(b, r->b_ref);
-  save_counts(b, r->b_exc);
-}
-
-static void mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
-                     void *ud) {
-  mem_store *m = (mem_store *)s;
-  const obspam__pending *p;
-  const hist *h;
-  uint32_t count = 0, i;
-
-  pthread_mutex_lock(&m->lock);
-  if (cut != NULL)
-    cut(ud);
-  obspam__buf_i64(b, m->newest);
-  for (h = m->h_first; h != NULL; h = h->next)
-    count++;
-  obspam__buf_u32(b, count);
-  for (h = m->h_first; h != NULL; h = h->next) {
-    const ring *r = h->owner->ring;
-
-    obspam__buf_u8(b, h->owner->kind);
-    obspam__buf_u16(b, h->owner->len);
-    obspam__buf_put(b, h->owner->name, h->owner->len);
-    obspam__buf_i64(b, h->last_refused);
-    obspam__buf_i64(b, h->np_start);
-    obspam__buf_i64(b, h->np_end);
-    obspam__buf_i64(b, h->np_sent);
-    obspam__buf_i64(b, h->np_refused);
-    obspam__buf_i64(b, h->np_exceeded);
-    obspam__buf_i64(b, h->np_first);
-    obspam__buf_i64(b, h->np_last);
-    obspam__buf_i64(b, h->np_limit);
-    obspam__buf_u32(b, hist_len(h));
-    for (i = 0; i < hist_len(h); i++) {
-      const obspam__hour *rec = hist_rec(h, i);
-
-      obspam__buf_i64(b, rec->hour);
-      obspam__buf_i64(b, rec->sent);
-      obspam__buf_i64(b, rec->refused);
-      obspam__buf_i64(b, rec->exceeded);
-      obspam__buf_i64(b, rec->first);
-      obspam__buf_i64(b, rec->last);
-    }
-    obspam__buf_u8(b, r != NULL);
-    if (r != NULL) {
-      obspam__buf_i64(b, r->minute);
-      save_buckets(b, r);
-    }
-  }
-  count = 0;
-  for (p = m->pending; p != NULL; p = p->next)
-    count++;
-  obspam__buf_u32(b, count);
-  for (p = m->pending; p != NULL; p = p->next) {
-    obspam__buf_u8(b, (uint8_t)p->kind);
-    put_string(b, p->name);
-    put_string(b, p->subscription);
-    put_string(b, p->contact);
-    obspam__buf_i64(b, p->limit);
-    obspam__buf_i64(b, p->sent);
-    obspam__buf_i64(b, p->refused);
-    obspam__buf_i64(b, p->exceeded);
-    obspam__buf_i64(b, p->first);
-    obspam__buf_i64(b, p->last);
-    obspam__buf_i64(b, p->period_start);
-    obspam__buf_i64(b, p->period_end);
-  }
-  pthread_mutex_unlock(&m->lock);
-}
-
-/* A parsed snapshot: state detached from any object, ready to install. */
-typedef struct parsed_entry {
-  int kind;
-  char name[OBSPAM__SCRIPT_MAX + 1];
-  size_t len;
-  hist *h;
-  ring *r;
-  script *sc; /* for kind OBSPAM_SCRIPT: the new script object */
-} parsed_entry;
-
-typedef struct parsed {
-  int64_t newest;
-  uint32_t n;
-  parsed_entry *e;
-  obspam__pending *pending;
-  /* The script index, built whole, so that installing it cannot fail. */
-  obspam__index scripts;
-  script *s_first, *s_last;
-  uint32_t nscripts;
-} parsed;
-
-static void parsed_free(parsed *p) {
-  uint32_t i;
-
-  if (p == NULL)
-    return;
-  obspam__index_free(&p->scripts); /* its slots; the scripts go below */
-  for (i = 0; i < p->n; i++) {
-    if (p->e[i].h != NULL)
-      free(p->e[i].h->h);
-    free(p->e[i].h);
-    if (p->e[i].r != NULL)
-      free(p->e[i].r->b_exc);
-    free(p->e[i].r);
-    free(p->e[i].sc);
-  }
-  free(p->e);
-  obspam__pending_free(p->pending);
-  free(p);
-}
-
-/* Checks that a name read from a snapshot is what the library itself
-   would have stored for that kind. */
-static int name_ok(int kind, const char *name, size_t len) {
-  obspam__name n;
-  size_t i;
-
-  if (kind == OBSPAM_SCRIPT) {
-    if (len == 0)
-      return 0;
-    for (i = 0; i < len; i++)
-      if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-        return 0;
-    return 1;
-  }
-  return obspam__name_norm(name,
-                           kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX
-                                                  : OBSPAM__NAME_PLAIN,
-                           &n) == NULL &&
-         n.len == len && memcmp(n.s, name, len) == 0;
-}
-
-static int get_string(obspam__reader *r, char *buf, size_t max, int *null) {
-  uint16_t len;
-  const uint8_t *p;
-
-  if (obspam__get_u16(r, &len) != 0)
-    return -1;
-  *null = len == NO_STRING;
-  if (*null)
-    return 0;
-  if (len > max || (p = obspam__get_bytes(r, len)) == NULL ||
-      memchr(p, '\0', len) != NULL)
-    return -1;
-  memcpy(buf, p, len);
-  buf[len] = '\0';
-  return 0;
-}
-
-/* Reads the i64 fields at v, in order; -1 when the input ends. */
-static int get_all(obspam__reader *r, int64_t *const *v, int n) {
-  int i;
-
-  for (i = 0; i < n; i++)
-    if (obspam__get_i64(r, v[i]) != 0)
-      return -1;
-  return 0;
-}
-
-/* Format 1 (1.0 to 1.2) did not know which refusals went over the
-   object's own limit: its refusals load as refusals only, and what it
-   kept of the first and last refusal of a subscription, domain or
-   mailbox, which reports and notices now give for attempts over the
-   limit, is dropped. A script's first and last refusal are kept. */
-static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
-                              uint32_t version, int kind) {
-  int64_t *const period[] = {&h->last_refused, &h->np_start,   &h->np_end,
-                             &h->np_sent,      &h->np_refused, &h->np_exceeded,
-                             &h->np_first,     &h->np_last,    &h->np_limit};
-  int64_t *const period_v1[] = {&h->last_refused, &h->np_start,   &h->np_end,
-                                &h->np_sent,      &h->np_refused, &h->np_first,
-                                &h->np_last,      &h->np_limit};
-  uint32_t n, i;
-  int64_t prev = -1;
-
-  if ((version == 1 ? get_all(r, period_v1, 8) : get_all(r, period, 9)) ||
-      obspam__get_u32(r, &n))
-    return "truncated";
-  /* Bounds far above what a real engine reaches, so that no sum of them
-     can overflow. */
-  if (h->np_sent > COUNT_MAX || h->np_refused > COUNT_MAX)
-    return "bad counters";
-  if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
-      h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
-      h->np_exceeded < 0 || h->np_exceeded > h->np_refused || h->np_first < 0 ||
-      h->np_last < h->np_first || h->np_limit < -1)
-    return "bad counters";
-  if (version == 1)
-    h->np_first = h->np_last = h->np_limit = 0;
-  if (n > HOURS_MAX + 1)
-    return "too many hours of history";
-  h->cap = n > 4 ? n : 4;
-  h->h = malloc(h->cap * sizeof(*h->h));
-  if (h->h == NULL)
-    return NULL;
-  for (i = 0; i < n; i++) {
-    obspam__hour *rec = &h->h[i];
-    int64_t *const hour[] = {&rec->hour,     &rec->sent,  &rec->refused,
-                             &rec->exceeded, &rec->first, &rec->last};
-    int64_t *const hour_v1[] = {&rec->hour, &rec->sent, &rec->refused,
-                                &rec->first, &rec->last};
-
-    rec->exceeded = 0;
-    if (version == 1 ? get_all(r, hour_v1, 5) : get_all(r, hour, 6))
-      return "truncated";
-    if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
-      return "bad history";
-    if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
-        rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
-        rec->exceeded < 0 || rec->exceeded > rec->refused || rec->first < 0 ||
-        rec->last < rec->first)
-      return "bad history";
-    if (version == 1 && kind != OBSPAM_SCRIPT)
-      rec->first = rec->last = 0;
-    prev = rec->hour;
-  }
-  h->n = n;
-  h->cur.hour = -1; /* the next charge makes the newest hour current */
-  return NULL;
-}
-
-/* Reads one set of non-zero buckets: i64 ones into sent when it is not
-   NULL, else u32 ones into *counts (allocated when it is NULL and the set
-   is not empty). Their sum is added to *sum. */
-static const char *parse_buckets(obspam__reader *r, int64_t *sent,
-                                 uint32_t **counts, int64_t *sum, int *nomem) {
-  uint8_t n, i, prev = 0;
-  int k;
-
-  if (obspam__get_u8(r, &n))
-    return "truncated";
-  if (n > WINDOW)
-    return "bad window";
-  if (sent == NULL && n > 0 && *counts == NULL &&
-      (*counts = calloc(WINDOW, sizeof(**counts))) == NULL) {
-    *nomem = 1;
-    return "out of memory";
-  }
-  for (k = 0; k < n; k++) {
-    int64_t v64 = 0;
-    uint32_t v32 = 0;
-
-    if (obspam__get_u8(r, &i) ||
-        (sent != NULL ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
-      return "truncated";
-    /* Rising indexes, no zero values, no sum that could overflow. */
-    if (i >= WINDOW || (k > 0 && i <= prev) ||
-        (sent != NULL ? v64 <= 0 || v64 > COUNT_MAX : v32 == 0))
-      return "bad window";
-    prev = i;
-    if (sent != NULL) {
-      sent[i] = v64;
-      *sum += v64;
-    } else {
-      (*counts)[i] = v32;
-      *sum += v32;
-    }
-  }
-  return NULL;
-}
-
-static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
-                              uint32_t version, int *nomem) {
-  uint32_t *ref = g->b_ref;
-  const char *why;
-  int i;
-
-  if (obspam__get_i64(r, &g->minute))
-    return "truncated";
-  if (g->minute < 0 || g->minute > newest / 60)
-    return "bad window";
-  /* The sums are derived, never read from the file. */
-  why = parse_buckets(r, g->b_sent, NULL, &g->sent, nomem);
-  if (why == NULL)
-    why = parse_buckets(r, NULL, &ref, &g->refused, nomem);
-  if (why == NULL && version >= 2)
-    why = parse_buckets(r, NULL, &g->b_exc, &g->exceeded, nomem);
-  for (i = 0; why == NULL && g->b_exc != NULL && i < WINDOW; i++)
-    if (g->b_exc[i] > g->b_ref[i])
-      why = "bad window"; /* more over the limit than refused */
-  return why;
-}
-
-static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
-                               int64_t newest, uint32_t version, int *nomem) {
-  const uint8_t *bytes;
-  const char *why;
-  uint16_t len;
-  uint8_t kind, has_ring;
-
-  if (obspam__get_u8(r, &kind) || obspam__get_u16(r, &len))
-    return "truncated";
-  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_SCRIPT ||
-      len > (kind == OBSPAM_SCRIPT ? OBSPAM__SCRIPT_MAX : OBSPAM_NAME_MAX))
-    return "bad object";
-  if ((bytes = obspam__get_bytes(r, len)) == NULL)
-    return "truncated";
-  memcpy(e->name, bytes, len);
-  e->name[len] = '\0';
-  e->len = len;
-  e->kind = kind;
-  if (memchr(bytes, '\0', len) != NULL || !name_ok(kind, e->name, len))
-    return "bad object name";
-  e->h = calloc(1, sizeof(*e->h));
-  if (e->h == NULL)
-    goto nomem;
-  why = parse_hist(r, e->h, newest, version, kind);
-  if (why != NULL)
-    return why;
-  if (e->h->h == NULL)
-    goto nomem;
-  /* The store keeps no notification period for a script path. */
-  if (kind == OBSPAM_SCRIPT &&
-      (e->h->np_start != 0 || e->h->np_end != 0 || e->h->np_sent != 0 ||
-       e->h->np_refused != 0 || e->h->np_exceeded != 0 || e->h->np_first != 0 ||
-       e->h->np_last != 0 || e->h->np_limit != 0))
-    return "bad object";
-  if (obspam__get_u8(r, &has_ring))
-    return "truncated";
-  if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
-    return "bad window";
-  if (has_ring) {
-    e->r = calloc(1, sizeof(*e->r));
-    if (e->r == NULL)
-      goto nomem;
-    why = parse_ring(r, e->r, newest, version, nomem);
-    if (why != NULL)
-      return why;
-  }
-  if (kind == OBSPAM_SCRIPT) {
-    if (obspam__index_find(&p->scripts, e->name, len) != NULL)
-      return "a script path appears twice";
-    if (p->nscripts == OBSPAM__SCRIPTS_MAX)
-      return "too many script paths";
-    e->sc = script_new(e->name, len);
-    if (e->sc == NULL)
-      goto nomem;
-    if (obspam__index_reserve(&p->scripts) != 0) {
-      free(e->sc);
-      e->sc = NULL;
-      goto nomem;
-    }
-    obspam__index_put(&p->scripts, &e->sc->obj);
-    LIST_APPEND(p->s_first, p->s_last, e->sc, lprev, lnext);
-    p->nscripts++;
-  }
-  return NULL;
-nomem:
-  *nomem = 1;
-  return "out of memory";
-}
-
-/* Format 1's notices were made for every refused object, over its own
-   limit or not: they are read and dropped. */
-static const char *parse_pending(obspam__reader *r, parsed *p, uint32_t version,
-                                 int *nomem) {
-  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
-      contact[OBSPAM_NAME_MAX + 1];
-  int no_name, no_sub, no_contact;
-  obspam__pending **tail = &p->pending;
-  uint32_t n, i;
-  uint8_t kind;
-
-  if (obspam__get_u32(r, &n))
-    return "truncated";
-  for (i = 0; i < n; i++) {
-    obspam__pending *q;
-
-    if (obspam__get_u8(r, &kind) ||
-        get_string(r, name, OBSPAM_NAME_MAX, &no_name) ||
-        get_string(r, sub, OBSPAM_NAME_MAX, &no_sub) ||
-        get_string(r, contact, OBSPAM_NAME_MAX, &no_contact))
-      return "truncated or bad notice";
-    if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX || no_name ||
-        !name_ok(kind, name, strlen(name)))
-      return "bad notice";
-    q = pending_new(NULL, kind, name, no_sub ? NULL : sub,
-                    no_contact ? NULL : contact);
-    if (q == NULL) {
-      *nomem = 1;
-      return "out of memory";
-    }
-    *tail = q; /* in the file's order, so that a save writes it again */
-    {
-      int64_t *const v[] = {&q->limit,        &q->sent,      &q->refused,
-                            &q->exceeded,     &q->first,     &q->last,
-                            &q->period_start, &q->period_end};
-      int64_t *const v1[] = {&q->limit,     &q->sent, &q->refused,
-                             &q->first,     &q->last, &q->period_start,
-                             &q->period_end};
-
-      if (version == 1 ? get_all(r, v1, 7) : get_all(r, v, 8))
-        return "truncated";
-    }
-    if (q->period_end <= q->period_start || q->refused <= 0 ||
-        (version >= 2 && (q->exceeded <= 0 || q->exceeded > q->refused ||
-                          q->first <= 0 || q->last < q->first)))
-      return "bad notice";
-    if (version == 1) {
-      *tail = NULL;
-      free(q);
-      continue;
-    }
-    tail = &q->next;
-  }
-  return NULL;
-}
-
-static void *mem_load_parse(obspam__store *s, obspam__reader *r,
-                            uint32_t version, const char **why, int *nomem) {
-  parsed *p = calloc(1, sizeof(*p));
-  uint32_t n, i;
-
-  (void)s;
-  *nomem = 0;
-  *why = "out of memory";
-  if (p == NULL) {
-    *nomem = 1;
-    return NULL;
-  }
-  if (obspam__get_i64(r, &p->newest) || obspam__get_u32(r, &n)) {
-    *why = "truncated";
-    goto fail;
-  }
-  if (p->newest < 0) {
-    *why = "bad time";
-    goto fail;
-  }
-  /* Each entry takes at least 73 bytes (81 from format 2 on): a count
-     beyond that is a lie. */
-  if (n > (size_t)(r->end - r->p) / (version == 1 ? 73 : 81)) {
-    *why = "truncated";
-    goto fail;
-  }
-  p->e = calloc(n ? n : 1, sizeof(*p->e));
-  if (p->e == NULL) {
-    *nomem = 1;
-    goto fail;
-  }
-  for (i = 0; i < n; i++) {
-    p->n = i + 1;
-    *why = parse_entry(r, p, &p->e[i], p->newest, version, nomem);
-    if (*why != NULL)
-      goto fail;
-  }
-  *why = parse_pending(r, p, version, nomem);
-  if (*why != NULL)
-    goto fail;
-  if (r->p != r->end) {
-    *why = "trailing bytes";
-    goto fail;
-  }
-  return p;
-fail:
-  parsed_free(p);
-  return NULL;
-}
-
-static int64_t mem_load_install(obspam__store *s, void *state,
-                                obspam__successor successor, void *ud) {
-  mem_store *m = (mem_store *)s;
-  parsed *p = state;
-  int64_t newest = p->newest;
-  obspam__pending **tail;
-  uint32_t i;
-
-  pthread_mutex_lock(&m->lock);
-  while (m->h_first != NULL)
-    drop(m, m->h_first->owner);
-  while (m->s_first != NULL)
-    script_free(m, m->s_first);
-  obspam__pending_free(m->pending);
-  m->pending = NULL;
-  if (p->newest > m->newest)
-    m->newest = p->newest;
-  obspam__index_free(&m->scripts);
-  m->scripts = p->scripts;
-  m->s_first = p->s_first;
-  m->s_last = p->s_last;
-  m->nscripts = p->nscripts;
-  memset(&p->scripts, 0, sizeof(p->scripts));
-
-  for (i = 0; i < p->n; i++) {
-    parsed_entry *e = &p->e[i];
-    obspam__obj *o;
-
-    if (e->kind == OBSPAM_SCRIPT) {
-      o = &e->sc->obj; /* already in the table */
-      e->sc = NULL;
-    } else {
-      o = successor(e->kind, e->name, e->len, ud);
-      if (o == NULL || o->hist != NULL)
-        continue;
-    }
-    SET_PTR(o->hist, e->h);
-    e->h->owner = o;
-    LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
-    if (e->h->np_exceeded > 0)
-      refused_link(m, e->h);
-    e->h = NULL;
-    if (e->r != NULL) {
-      SET_PTR(o->ring, e->r);
-      e->r->owner = o;
-      LIST_APPEND(m->r_first, m->r_last, e->r, prev, next);
-      e->r = NULL;
-    }
-  }
-  tail = &m->pending;
-  *tail = p->pending;
-  p->pending = NULL;
-  pthread_mutex_unlock(&m->lock);
-  parsed_free(p);
-  return newest;
-}
-
-static int mem_load_each(obspam__store *s, void *state,
-                         int (*fn)(int, const char *, size_t, void *),
-                         void *ud) {
-  const parsed *p = state;
-  uint32_t i;
-  int rc;
-
-  (void)s;
-  for (i = 0; i < p->n; i++)
-    if ((rc = fn(p->e[i].kind, p->e[i].name, p->e[i].len, ud)) != 0)
-      return rc;
-  return 0;
-}
-
-static void mem_load_discard(obspam__store *s, void *state) {
-  (void)s;
-  parsed_free(state);
-}
-
 static void mem_destroy(obspam__store *s) {
   mem_store *m = (mem_store *)s;
 
   while (m->h_first != NULL)
-    drop(m, m->h_first->owner);
+    obspam__mem_drop(m, m->h_first->owner);
   while (m->s_first != NULL)
-    script_free(m, m->s_first);
+    obspam__mem_script_free(m, m->s_first);
   obspam__index_free(&m->scripts);
   while (m->r_first != NULL)
     ring_free(m, m->r_first->owner);
@@ -1741,10 +1046,22 @@ static void mem_warm(obspam__store *s, obspam__obj *const *objs, int n,
 }
 
 static const obspam__store_ops mem_ops = {
-    mem_charge,    mem_read,       mem_forget,       mem_carry,
-    mem_reserve,   mem_history,    mem_report,       mem_notices,
-    mem_save,      mem_load_parse, mem_load_install, mem_load_discard,
-    mem_load_each, mem_destroy,    mem_charge_many,  mem_warm};
+    .charge = mem_charge,
+    .read = mem_read,
+    .forget = mem_forget,
+    .carry = mem_carry,
+    .reserve = mem_reserve,
+    .history = mem_history,
+    .report = mem_report,
+    .notices = mem_notices,
+    .save = obspam__mem_save,
+    .load_parse = obspam__mem_load_parse,
+    .load_install = obspam__mem_load_install,
+    .load_discard = obspam__mem_load_discard,
+    .load_each = obspam__mem_load_each,
+    .destroy = mem_destroy,
+    .charge_many = mem_charge_many,
+    .warm = mem_warm};
 
 obspam__store *obspam__mem_store_new(void) {
   mem_store *m = calloc(1, sizeof(*m));

@@ -25,7 +25,7 @@
    as the script, not by it, so the script itself only touches one slot.
 
    When Redis does not answer within the timeout (or is down), the decision
-   falls back to the in-memory store this one wraps, or fails with
+   falls back to the engine's in-memory store, or fails with
    OBSPAM_EUNAVAIL; Redis is tried again at most once a second. Snapshots,
    notices and carried counters are those of the local store: Redis keeps
    its own data, by name, across reloads and restarts. */
@@ -36,116 +36,7 @@
 #include <time.h>
 
 #include "store.h"
-
-#define URI_MAX 1024
-#define SENTINELS_MAX 8
-
-typedef struct endpoint {
-  char host[256];
-  int port;
-} endpoint;
-
-typedef struct parsed_uri {
-  int sentinel;
-  int n;
-  endpoint ep[SENTINELS_MAX];
-  long db;
-  char master[128];
-} parsed_uri;
-
-static int parse_endpoint(const char *s, size_t len, endpoint *ep) {
-  const char *colon;
-  long port = 0;
-  size_t hl, i;
-
-  if (len == 0 || len >= sizeof(ep->host) + 8)
-    return -1;
-  colon = NULL;
-  for (i = len; i > 0; i--)
-    if (s[i - 1] == ':') {
-      colon = s + i - 1;
-      break;
-    }
-  if (colon == NULL || colon == s || colon + 1 == s + len ||
-      (size_t)(s + len - colon - 1) > 5)
-    return -1;
-  for (i = (size_t)(colon + 1 - s); i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    port = port * 10 + (s[i] - '0');
-  }
-  if (port < 1 || port > 65535)
-    return -1;
-  hl = (size_t)(colon - s);
-  if (s[0] == '[' && hl >= 2 && s[hl - 1] == ']') {
-    s++;
-    hl -= 2;
-  }
-  if (hl == 0 || hl >= sizeof(ep->host))
-    return -1;
-  for (i = 0; i < hl; i++)
-    if ((unsigned char)s[i] <= ' ' || s[i] == '/' || s[i] == ',')
-      return -1;
-  memcpy(ep->host, s, hl);
-  ep->host[hl] = '\0';
-  ep->port = (int)port;
-  return 0;
-}
-
-static const char *parse_uri(const char *uri, parsed_uri *p) {
-  const char *s, *slash, *end;
-
-  memset(p, 0, sizeof(*p));
-  if (uri == NULL || strlen(uri) >= URI_MAX)
-    return "store address is too long";
-  if (strncmp(uri, "redis://", 8) == 0) {
-    s = uri + 8;
-    slash = strchr(s, '/');
-    end = slash != NULL ? slash : s + strlen(s);
-    if (parse_endpoint(s, (size_t)(end - s), &p->ep[0]) != 0)
-      return "expected redis://HOST:PORT[/DB]";
-    p->n = 1;
-    if (slash != NULL) {
-      const char *d = slash + 1;
-
-      if (*d == '\0')
-        return "expected redis://HOST:PORT[/DB]";
-      for (; *d != '\0'; d++) {
-        if (*d < '0' || *d > '9' || p->db > 100000)
-          return "the database is not a number";
-        p->db = p->db * 10 + (*d - '0');
-      }
-    }
-    return NULL;
-  }
-  if (strncmp(uri, "sentinel://", 11) == 0) {
-    p->sentinel = 1;
-    s = uri + 11;
-    slash = strchr(s, '/');
-    if (slash == NULL || slash[1] == '\0')
-      return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
-    while (s < slash) {
-      const char *comma = memchr(s, ',', (size_t)(slash - s));
-
-      end = comma != NULL ? comma : slash;
-      if (p->n == SENTINELS_MAX)
-        return "more than 8 sentinels";
-      if (parse_endpoint(s, (size_t)(end - s), &p->ep[p->n]) != 0)
-        return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
-      p->n++;
-      s = end + 1;
-    }
-    if (p->n == 0 || strlen(slash + 1) >= sizeof(p->master))
-      return "expected sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
-    for (s = slash + 1; *s != '\0'; s++)
-      if ((unsigned char)*s <= ' ' || *s == '/' || *s == ',')
-        return "bad master name";
-    strcpy(p->master, slash + 1);
-    return NULL;
-  }
-  return "expected redis://HOST:PORT[/DB] or "
-         "sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
-}
+#include "store_uri.h"
 
 #ifdef OBSPAM_WITH_REDIS
 
@@ -156,7 +47,6 @@ static const char *parse_uri(const char *uri, parsed_uri *p) {
 #define RETRY_MS 1000   /* how often a down Redis is tried again */
 #define WINDOW_TTL 3720 /* the window and two minutes of clock skew */
 #define KEY_MAX 1800    /* prefix, tag, kind, a script path */
-#define PREFIX_MAX 128
 
 /* The check-and-charge of store_mem.c (charge_locked), on the keys of the
    charged objects: each object's count and wait (wait_of), then, unless
@@ -285,7 +175,7 @@ typedef struct redis_store {
   obspam__store base;
   obspam__store *local;
   char *uri, *prefix;
-  parsed_uri addr;
+  obspam__store_addr addr;
   pthread_mutex_t lock; /* the connection and everything below */
   redisContext *c;
   char sha_charge[41], sha_read[41];
@@ -296,8 +186,6 @@ typedef struct redis_store {
   int64_t newest; /* the newest message time seen here */
 } redis_store;
 
-static const obspam__store_ops redis_ops;
-
 static int64_t mono_ms(void) {
   struct timespec ts;
 
@@ -305,7 +193,7 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static redisContext *dial(const endpoint *ep, int64_t ms) {
+static redisContext *dial(const obspam__endpoint *ep, int64_t ms) {
   struct timeval tv;
   redisContext *c;
 
@@ -350,7 +238,7 @@ static int load_script(redisContext *c, const char *text, char sha[41]) {
 }
 
 /* The master's address, from the first sentinel that knows it. */
-static int ask_sentinels(redis_store *r, endpoint *master) {
+static int ask_sentinels(redis_store *r, obspam__endpoint *master) {
   int i;
 
   for (i = 0; i < r->addr.n; i++) {
@@ -398,7 +286,7 @@ static int is_master(redisContext *c) {
 }
 
 static int connect_master(redis_store *r) {
-  endpoint master;
+  obspam__endpoint master;
   redisContext *c;
 
   if (r->addr.sentinel) {
@@ -776,12 +664,6 @@ static int r_reserve(obspam__store *s, obspam__obj *root) {
   return r->local->ops->reserve(r->local, root);
 }
 
-static int64_t hour_of(int64_t t) { return t - t % 3600; }
-
-static int overlaps(int64_t hour, int64_t from, int64_t to) {
-  return hour < to && hour + 3600 > from;
-}
-
 /* Parses a history hash into hours within [cutoff, ...) overlapping
    [from, to), oldest first. Fills a fresh array. */
 static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
@@ -802,7 +684,7 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
     long long hour = strtoll(f, &end, 10);
     int64_t v = int_of(rp->element[i + 1]);
 
-    if (end == f || *end != ':' || hour < cutoff || !overlaps(hour, from, to))
+    if (end == f || *end != ':' || !obspam__hour_in(hour, cutoff, from, to))
       continue;
     for (j = 0; j < k && h[j].hour != hour; j++)
       ;
@@ -850,7 +732,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
   int rc;
 
   pthread_mutex_lock(&r->lock);
-  cutoff = hour_of(r->newest) - (retention - 1) * 3600;
+  cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
   if (o == NULL) {
     /* A script: under the subscription it was last charged to. */
     memset(&c, 0, sizeof(c));
@@ -1042,9 +924,9 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
    OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. */
 static int redis_report(redis_store *r, int64_t from, int64_t to,
                         int64_t retention, obspam__row **out, size_t *n) {
-  int64_t cutoff = hour_of(r->newest) - (retention - 1) * 3600;
-  int64_t first = hour_of(from > cutoff ? from : cutoff);
-  int64_t last = hour_of(to - 1 < r->newest ? to - 1 : r->newest);
+  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
+  int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
+  int64_t last = obspam__hour_of(to - 1 < r->newest ? to - 1 : r->newest);
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;
@@ -1091,43 +973,9 @@ static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   return r->local->ops->notices(r->local, now, out);
 }
 
-static void r_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
-                   void *ud) {
+/* The local store is the engine's: it outlives this one. */
+static void r_destroy(obspam__store *s) {
   redis_store *r = (redis_store *)s;
-
-  r->local->ops->save(r->local, b, cut, ud);
-}
-
-static void *r_load_parse(obspam__store *s, obspam__reader *rd,
-                          uint32_t version, const char **why, int *nomem) {
-  redis_store *r = (redis_store *)s;
-
-  return r->local->ops->load_parse(r->local, rd, version, why, nomem);
-}
-
-static int64_t r_load_install(obspam__store *s, void *parsed,
-                              obspam__successor successor, void *ud) {
-  redis_store *r = (redis_store *)s;
-
-  return r->local->ops->load_install(r->local, parsed, successor, ud);
-}
-
-static void r_load_discard(obspam__store *s, void *parsed) {
-  redis_store *r = (redis_store *)s;
-
-  r->local->ops->load_discard(r->local, parsed);
-}
-
-static int r_load_each(obspam__store *s, void *parsed,
-                       int (*fn)(int, const char *, size_t, void *), void *ud) {
-  redis_store *r = (redis_store *)s;
-
-  return r->local->ops->load_each(r->local, parsed, fn, ud);
-}
-
-obspam__store *obspam__redis_store_release(obspam__store *s) {
-  redis_store *r = (redis_store *)s;
-  obspam__store *local = r->local;
 
   if (r->c != NULL)
     redisFree(r->c);
@@ -1135,26 +983,40 @@ obspam__store *obspam__redis_store_release(obspam__store *s) {
   free(r->uri);
   free(r->prefix);
   free(r);
-  return local;
 }
 
-static void r_destroy(obspam__store *s) {
-  obspam__store *local = obspam__redis_store_release(s);
+static int r_same(const obspam__store *s, const char *uri, const char *prefix) {
+  const redis_store *r = (const redis_store *)s;
 
-  local->ops->destroy(local);
+  if (prefix == NULL)
+    prefix = "obspam:";
+  return strcmp(r->uri, uri) == 0 && strcmp(r->prefix, prefix) == 0;
 }
 
-static const obspam__store_ops redis_ops = {
-    r_charge,    r_read,       r_forget,       r_carry,
-    r_reserve,   r_history,    r_report,       r_notices,
-    r_save,      r_load_parse, r_load_install, r_load_discard,
-    r_load_each, r_destroy,    NULL,           NULL};
+static void r_status(obspam__store *s, int64_t out[4]) {
+  redis_store *r = (redis_store *)s;
 
-const char *obspam__store_uri_check(const char *uri) {
-  parsed_uri p;
-
-  return parse_uri(uri, &p);
+  pthread_mutex_lock(&r->lock);
+  out[0] = 1;
+  out[1] = r->up;
+  out[2] = r->episodes;
+  out[3] = r->fallbacks;
+  pthread_mutex_unlock(&r->lock);
 }
+
+/* No save or load: a snapshot holds the local store's counters, which
+   the engine saves and loads itself. */
+static const obspam__store_ops redis_ops = {.charge = r_charge,
+                                            .read = r_read,
+                                            .forget = r_forget,
+                                            .carry = r_carry,
+                                            .reserve = r_reserve,
+                                            .history = r_history,
+                                            .report = r_report,
+                                            .notices = r_notices,
+                                            .destroy = r_destroy,
+                                            .same = r_same,
+                                            .status = r_status};
 
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local) {
@@ -1162,12 +1024,12 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
 
   if (prefix == NULL)
     prefix = "obspam:";
-  if (strlen(prefix) > PREFIX_MAX)
+  if (strlen(prefix) > OBSPAM__PREFIX_MAX)
     return NULL;
   r = calloc(1, sizeof(*r));
   if (r == NULL)
     return NULL;
-  if (parse_uri(uri, &r->addr) != NULL ||
+  if (obspam__store_addr_parse(uri, &r->addr) != NULL ||
       pthread_mutex_init(&r->lock, NULL) != 0) {
     free(r);
     return NULL;
@@ -1186,76 +1048,6 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
   r->up = 1;
   r->timeout_ms = 200;
   return &r->base;
-}
-
-void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
-  ((redis_store *)s)->local = local;
-}
-
-int obspam__store_is_redis(const obspam__store *s) {
-  return s->ops == &redis_ops;
-}
-
-int obspam__redis_store_same(const obspam__store *s, const char *uri,
-                             const char *prefix) {
-  const redis_store *r = (const redis_store *)s;
-
-  if (prefix == NULL)
-    prefix = "obspam:";
-  return strcmp(r->uri, uri) == 0 && strcmp(r->prefix, prefix) == 0;
-}
-
-void obspam__redis_store_status(obspam__store *s, int64_t out[4]) {
-  redis_store *r = (redis_store *)s;
-
-  pthread_mutex_lock(&r->lock);
-  out[0] = 1;
-  out[1] = r->up;
-  out[2] = r->episodes;
-  out[3] = r->fallbacks;
-  pthread_mutex_unlock(&r->lock);
-}
-
-#else /* no hiredis */
-
-const char *obspam__store_uri_check(const char *uri) {
-  parsed_uri p;
-  const char *why = parse_uri(uri, &p);
-
-  return why != NULL ? why : "this libobspam was built without Redis support";
-}
-
-obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
-                                       obspam__store *local) {
-  (void)uri;
-  (void)prefix;
-  (void)local;
-  return NULL;
-}
-
-int obspam__store_is_redis(const obspam__store *s) {
-  (void)s;
-  return 0;
-}
-
-int obspam__redis_store_same(const obspam__store *s, const char *uri,
-                             const char *prefix) {
-  (void)s;
-  (void)uri;
-  (void)prefix;
-  return 0;
-}
-
-void obspam__redis_store_adopt(obspam__store *s, obspam__store *local) {
-  (void)s;
-  (void)local;
-}
-
-obspam__store *obspam__redis_store_release(obspam__store *s) { return s; }
-
-void obspam__redis_store_status(obspam__store *s, int64_t out[4]) {
-  (void)s;
-  out[0] = out[1] = out[2] = out[3] = 0;
 }
 
 #endif

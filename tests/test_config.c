@@ -1414,3 +1414,37 @@ Test(config_example, loads_and_limits) {
   v = DECIDE(e, &m);
   cr_assert_eq(v.action, OBSPAM_REFUSE, "127.0.0.1 is not whitelisted");
 }
+
+/* The `store-prefix` line and obspam_set_store accept the same prefixes:
+   1 to 128 bytes, no blanks, no braces. */
+Test(config_errors, store_prefix_rule_shared_with_set_store) {
+  char long_prefix[130], line[160];
+
+  memset(long_prefix, 'p', 129);
+  long_prefix[129] = '\0';
+  snprintf(line, sizeof line, "store-prefix %s\n", long_prefix);
+  ERR(line, 1,
+      "bad value 'pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+      "pppp' for 'store-prefix': 1 to 128 bytes, no blanks or braces");
+  /* The message shows the carriage return as "?". */
+  ERR("store-prefix a\rb\n", 1,
+      "bad value 'a?b' for 'store-prefix': 1 to 128 bytes, no blanks or "
+      "braces");
+  ERR("store-prefix a{b\n", 1,
+      "bad value 'a{b' for 'store-prefix': 1 to 128 bytes, no blanks or "
+      "braces");
+  long_prefix[128] = '\0';
+  snprintf(line, sizeof line, "store-prefix %s\n", long_prefix);
+  LOAD(e, line);
+
+  RC(obspam_set_store(e, "", "a b"), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "set_store: prefix 'a b': 1 to "
+                                            "128 bytes, no blanks or braces");
+  RC(obspam_set_store(e, "", "a}"), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "set_store: prefix 'a}': 1 to "
+                                            "128 bytes, no blanks or braces");
+  RC(obspam_set_store(e, "", ""), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "set_store: prefix '': 1 to "
+                                            "128 bytes, no blanks or braces");
+  OK(obspam_set_store(e, "", long_prefix));
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading and writing whole files. */
+#ifndef OBSPAM_FILE_H
+#define OBSPAM_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads the whole file at path into a fresh NUL-terminated buffer.
+   OBSPAM_OK; else OBSPAM_EIO or OBSPAM_ENOMEM, with *what saying which
+   step failed ("cannot open", "cannot read", "out of memory") and *err
+   the errno of an I/O failure (0 for memory). */
+int obspam__file_read(const char *path, char **out, size_t *len,
+                      const char **what, int *err);
+/* Writes all n bytes at p to fd, going on after EINTR: 0, or -1 with
+   errno set. */
+int obspam__write_all(int fd, const uint8_t *p, size_t n);
+/* Makes a rename in the directory of path durable: 0, or -1. */
+int obspam__sync_dir(const char *path);
+
+#endif

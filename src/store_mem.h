@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* The in-memory store's own structures, shared by its two files only:
+   store_mem.c (the live counters) and store_mem_snapshot.c (their
+   snapshot format). Nothing else includes this. */
+#ifndef OBSPAM_STORE_MEM_H
+#define OBSPAM_STORE_MEM_H
+
+#include <pthread.h>
+
+#include "store.h"
+
+#define WINDOW 60        /* minutes in the window */
+#define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
+#define HOURS_MAX 87600  /* the longest retention, in hours */
+/* The largest count of messages or recipients sent that one object keeps
+   for a minute, an hour or a notification period: a charge saturates there
+   (add_count), the snapshot writes nothing larger and the loader accepts
+   nothing larger, so whatever was charged can be saved and loaded. A
+   message counts at most OBSPAM_RECIPIENTS_MAX (2^31), so it takes 2^17 of
+   the largest messages to reach it; sums of 60 minutes or of every hour
+   of the longest retention stay far inside 64 bits. Refusals count one
+   each and cannot come near it. */
+#define COUNT_MAX ((int64_t)1 << 48)
+
+typedef struct obspam__ring {
+  struct obspam__ring *prev, *next; /* ring list, oldest first */
+  obspam__obj *owner;
+  int64_t minute;                  /* the newest minute the buckets hold */
+  int64_t sent, refused, exceeded; /* sums over the buckets */
+  /* Attempts over the object's own limit, by minute: allocated by the
+     first such attempt and freed once the window holds none, so that
+     the many objects that never go over their limit pay one pointer. */
+  uint32_t *b_exc;
+  int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
+  uint32_t b_ref[WINDOW]; /* refusals count one each */
+} ring;
+
+typedef struct obspam__hist {
+  /* What an accepted charge reads and writes comes first, in the first 56
+     bytes: the notification period in progress, and the hour in progress
+     up to its count of messages sent. */
+  int64_t np_start, np_end, np_sent, np_refused, np_exceeded;
+  obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
+  /* The first and last attempt over the limit in the period, and the
+     limit at the last one. */
+  int64_t np_first, np_last, np_limit, last_refused;
+  obspam__obj *owner;
+  struct obspam__hist *prev, *next;   /* holders, by their newest hour */
+  struct obspam__hist *nprev, *nnext; /* over the limit in their period */
+  uint32_t head, n, cap;              /* the earlier hours: a circular array */
+  obspam__hour *h;
+} hist;
+
+typedef struct script {
+  obspam__obj obj;              /* kind OBSPAM_SCRIPT, in mem_store.scripts */
+  struct script *lprev, *lnext; /* least recently used first */
+} script;
+
+typedef struct mem_store {
+  obspam__store base;
+  pthread_mutex_t lock;
+  int64_t newest; /* the newest message time seen */
+  ring *r_first, *r_last;
+  hist *h_first, *h_last;
+  /* Holders that went over their own limit in their current period:
+     each of them owes a notice. */
+  hist *refused;
+  obspam__index scripts;
+  script *s_first, *s_last;
+  uint32_t nscripts;
+  obspam__pending *pending; /* notices of ended periods, not yet emitted */
+  /* Blank notices of the largest size, allocated ahead by reserve so that
+     removing objects and replacing the tree cannot fail. */
+  obspam__pending *spare;
+  size_t nspare;
+} mem_store;
+
+/* Intrusive doubly linked lists: unlink and append for a given pair of
+   link fields. */
+#define LIST_UNLINK(first, last, x, prev, next)                                \
+  do {                                                                         \
+    if ((x)->prev != NULL)                                                     \
+      (x)->prev->next = (x)->next;                                             \
+    else                                                                       \
+      (first) = (x)->next;                                                     \
+    if ((x)->next != NULL)                                                     \
+      (x)->next->prev = (x)->prev;                                             \
+    else                                                                       \
+      (last) = (x)->prev;                                                      \
+    (x)->prev = (x)->next = NULL;                                              \
+  } while (0)
+
+#define LIST_APPEND(first, last, x, prev, next)                                \
+  do {                                                                         \
+    (x)->next = NULL;                                                          \
+    (x)->prev = (last);                                                        \
+    if ((last) != NULL)                                                        \
+      (last)->next = (x);                                                      \
+    else                                                                       \
+      (first) = (x);                                                           \
+    (last) = (x);                                                              \
+  } while (0)
+
+/* An object's ring and hist pointers are read without the lock by
+   mem_warm, only to prefetch what they point to (a stale pointer costs a
+   wasted prefetch, never a fault); they are written with relaxed atomic
+   stores so that such a read is not a data race. */
+#define SET_PTR(field, value)                                                  \
+  __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+
+static inline obspam__hour *hist_at(const hist *h, uint32_t i) {
+  return &h->h[(h->head + i) % h->cap];
+}
+
+/* All the hours of h, oldest first: the array, then the hour in progress. */
+static inline uint32_t hist_len(const hist *h) {
+  return h->n + (h->cur.hour >= 0);
+}
+
+static inline const obspam__hour *hist_rec(const hist *h, uint32_t i) {
+  return i < h->n ? hist_at(h, i) : &h->cur;
+}
+
+/* Links h into the list of holders that went over their own limit. */
+void obspam__mem_refused_link(mem_store *m, hist *h);
+/* A notice with its own copies of the names, or NULL. */
+obspam__pending *obspam__mem_pending_new(mem_store *m, int kind,
+                                         const char *name, const char *sub,
+                                         const char *contact);
+/* Frees a script and what the store holds for it. */
+void obspam__mem_script_free(mem_store *m, script *sc);
+/* Drops what the store holds for o (a script is freed). */
+void obspam__mem_drop(mem_store *m, obspam__obj *o);
+/* A new script object for path, not yet indexed, or NULL. */
+script *obspam__mem_script_new(const char *path, size_t len);
+
+/* The store's ops of saving and loading (store.h), in
+   store_mem_snapshot.c. */
+void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                      void *ud);
+void *obspam__mem_load_parse(obspam__store *s, obspam__reader *r,
+                             uint32_t version, const char **why, int *nomem);
+int64_t obspam__mem_load_install(obspam__store *s, void *parsed,
+                                 obspam__successor successor, void *ud);
+int obspam__mem_load_each(obspam__store *s, void *parsed,
+                          int (*fn)(int kind, const char *name, size_t len,
+                                    void *ud),
+                          void *ud);
+void obspam__mem_load_discard(obspam__store *s, void *parsed);
+
+#endif

@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: MIT */
+/* The in-memory store's snapshot payload (its layout is in snapshot.c's
+   opening comment): writing the counters, parsing them without touching
+   the store, and installing a parsed state in one step. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_mem.h"
+
+/* Strings in a snapshot: a u16 length, 0xffff for NULL. */
+#define NO_STRING 0xffffu
+
+static void put_string(obspam__buf *b, const char *s) {
+  size_t n = s != NULL ? strlen(s) : 0;
+
+  obspam__buf_u16(b, s != NULL ? (uint16_t)n : (uint16_t)NO_STRING);
+  obspam__buf_put(b, s, n);
+}
+
+/* Most buckets are zero: only the others are written. */
+static void save_counts(obspam__buf *b, const uint32_t *v) {
+  uint8_t n = 0;
+  int i;
+
+  for (i = 0; v != NULL && i < WINDOW; i++)
+    n = (uint8_t)(n + (v[i] != 0));
+  obspam__buf_u8(b, n);
+  for (i = 0; n > 0 && i < WINDOW; i++)
+    if (v[i] != 0) {
+      obspam__buf_u8(b, (uint8_t)i);
+      obspam__buf_u32(b, v[i]);
+    }
+}
+
+static void save_buckets(obspam__buf *b, const ring *r) {
+  uint8_t n = 0;
+  int i;
+
+  for (i = 0; i < WINDOW; i++)
+    n = (uint8_t)(n + (r->b_sent[i] != 0));
+  obspam__buf_u8(b, n);
+  for (i = 0; i < WINDOW; i++)
+    if (r->b_sent[i] != 0) {
+      obspam__buf_u8(b, (uint8_t)i);
+      obspam__buf_i64(b, r->b_sent[i]);
+    }
+  save_counts(b, r->b_ref);
+  save_counts(b, r->b_exc);
+}
+
+void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                      void *ud) {
+  mem_store *m = (mem_store *)s;
+  const obspam__pending *p;
+  const hist *h;
+  uint32_t count = 0, i;
+
+  pthread_mutex_lock(&m->lock);
+  if (cut != NULL)
+    cut(ud);
+  obspam__buf_i64(b, m->newest);
+  for (h = m->h_first; h != NULL; h = h->next)
+    count++;
+  obspam__buf_u32(b, count);
+  for (h = m->h_first; h != NULL; h = h->next) {
+    const ring *r = h->owner->ring;
+
+    obspam__buf_u8(b, h->owner->kind);
+    obspam__buf_u16(b, h->owner->len);
+    obspam__buf_put(b, h->owner->name, h->owner->len);
+    obspam__buf_i64(b, h->last_refused);
+    obspam__buf_i64(b, h->np_start);
+    obspam__buf_i64(b, h->np_end);
+    obspam__buf_i64(b, h->np_sent);
+    obspam__buf_i64(b, h->np_refused);
+    obspam__buf_i64(b, h->np_exceeded);
+    obspam__buf_i64(b, h->np_first);
+    obspam__buf_i64(b, h->np_last);
+    obspam__buf_i64(b, h->np_limit);
+    obspam__buf_u32(b, hist_len(h));
+    for (i = 0; i < hist_len(h); i++) {
+      const obspam__hour *rec = hist_rec(h, i);
+
+      obspam__buf_i64(b, rec->hour);
+      obspam__buf_i64(b, rec->sent);
+      obspam__buf_i64(b, rec->refused);
+      obspam__buf_i64(b, rec->exceeded);
+      obspam__buf_i64(b, rec->first);
+      obspam__buf_i64(b, rec->last);
+    }
+    obspam__buf_u8(b, r != NULL);
+    if (r != NULL) {
+      obspam__buf_i64(b, r->minute);
+      save_buckets(b, r);
+    }
+  }
+  count = 0;
+  for (p = m->pending; p != NULL; p = p->next)
+    count++;
+  obspam__buf_u32(b, count);
+  for (p = m->pending; p != NULL; p = p->next) {
+    obspam__buf_u8(b, (uint8_t)p->kind);
+    put_string(b, p->name);
+    put_string(b, p->subscription);
+    put_string(b, p->contact);
+    obspam__buf_i64(b, p->limit);
+    obspam__buf_i64(b, p->sent);
+    obspam__buf_i64(b, p->refused);
+    obspam__buf_i64(b, p->exceeded);
+    obspam__buf_i64(b, p->first);
+    obspam__buf_i64(b, p->last);
+    obspam__buf_i64(b, p->period_start);
+    obspam__buf_i64(b, p->period_end);
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+/* A parsed snapshot: state detached from any object, ready to install. */
+typedef struct parsed_entry {
+  int kind;
+  char name[OBSPAM__SCRIPT_MAX + 1];
+  size_t len;
+  hist *h;
+  ring *r;
+  script *sc; /* for kind OBSPAM_SCRIPT: the new script object */
+} parsed_entry;
+
+typedef struct parsed {
+  int64_t newest;
+  uint32_t n;
+  parsed_entry *e;
+  obspam__pending *pending;
+  /* The script index, built whole, so that installing it cannot fail. */
+  obspam__index scripts;
+  script *s_first, *s_last;
+  uint32_t nscripts;
+} parsed;
+
+static void parsed_free(parsed *p) {
+  uint32_t i;
+
+  if (p == NULL)
+    return;
+  obspam__index_free(&p->scripts); /* its slots; the scripts go below */
+  for (i = 0; i < p->n; i++) {
+    if (p->e[i].h != NULL)
+      free(p->e[i].h->h);
+    free(p->e[i].h);
+    if (p->e[i].r != NULL)
+      free(p->e[i].r->b_exc);
+    free(p->e[i].r);
+    free(p->e[i].sc);
+  }
+  free(p->e);
+  obspam__pending_free(p->pending);
+  free(p);
+}
+
+/* Checks that a name read from a snapshot is what the library itself
+   would have stored for that kind. */
+static int name_ok(int kind, const char *name, size_t len) {
+  obspam__name n;
+  size_t i;
+
+  if (kind == OBSPAM_SCRIPT) {
+    if (len == 0)
+      return 0;
+    for (i = 0; i < len; i++)
+      if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+        return 0;
+    return 1;
+  }
+  return obspam__name_norm(name,
+                           kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX
+                                                  : OBSPAM__NAME_PLAIN,
+                           &n) == NULL &&
+         n.len == len && memcmp(n.s, name, len) == 0;
+}
+
+static int get_string(obspam__reader *r, char *buf, size_t max, int *null) {
+  uint16_t len;
+  const uint8_t *p;
+
+  if (obspam__get_u16(r, &len) != 0)
+    return -1;
+  *null = len == NO_STRING;
+  if (*null)
+    return 0;
+  if (len > max || (p = obspam__get_bytes(r, len)) == NULL ||
+      memchr(p, '\0', len) != NULL)
+    return -1;
+  memcpy(buf, p, len);
+  buf[len] = '\0';
+  return 0;
+}
+
+/* Reads the i64 fields at v, in order; -1 when the input ends. */
+static int get_all(obspam__reader *r, int64_t *const *v, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    if (obspam__get_i64(r, v[i]) != 0)
+      return -1;
+  return 0;
+}
+
+/* Format 1 (1.0 to 1.2) did not know which refusals went over the
+   object's own limit: its refusals load as refusals only, and what it
+   kept of the first and last refusal of a subscription, domain or
+   mailbox, which reports and notices now give for attempts over the
+   limit, is dropped. A script's first and last refusal are kept. */
+static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
+                              uint32_t version, int kind) {
+  int64_t *const period[] = {&h->last_refused, &h->np_start,   &h->np_end,
+                             &h->np_sent,      &h->np_refused, &h->np_exceeded,
+                             &h->np_first,     &h->np_last,    &h->np_limit};
+  int64_t *const period_v1[] = {&h->last_refused, &h->np_start,   &h->np_end,
+                                &h->np_sent,      &h->np_refused, &h->np_first,
+                                &h->np_last,      &h->np_limit};
+  uint32_t n, i;
+  int64_t prev = -1;
+
+  if ((version == 1 ? get_all(r, period_v1, 8) : get_all(r, period, 9)) ||
+      obspam__get_u32(r, &n))
+    return "truncated";
+  /* Bounds far above what a real engine reaches, so that no sum of them
+     can overflow. */
+  if (h->np_sent > COUNT_MAX || h->np_refused > COUNT_MAX)
+    return "bad counters";
+  if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
+      h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
+      h->np_exceeded < 0 || h->np_exceeded > h->np_refused || h->np_first < 0 ||
+      h->np_last < h->np_first || h->np_limit < -1)
+    return "bad counters";
+  if (version == 1)
+    h->np_first = h->np_last = h->np_limit = 0;
+  if (n > HOURS_MAX + 1)
+    return "too many hours of history";
+  h->cap = n > 4 ? n : 4;
+  h->h = malloc(h->cap * sizeof(*h->h));
+  if (h->h == NULL)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    obspam__hour *rec = &h->h[i];
+    int64_t *const hour[] = {&rec->hour,     &rec->sent,  &rec->refused,
+                             &rec->exceeded, &rec->first, &rec->last};
+    int64_t *const hour_v1[] = {&rec->hour, &rec->sent, &rec->refused,
+                                &rec->first, &rec->last};
+
+    rec->exceeded = 0;
+    if (version == 1 ? get_all(r, hour_v1, 5) : get_all(r, hour, 6))
+      return "truncated";
+    if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
+      return "bad history";
+    if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
+        rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
+        rec->exceeded < 0 || rec->exceeded > rec->refused || rec->first < 0 ||
+        rec->last < rec->first)
+      return "bad history";
+    if (version == 1 && kind != OBSPAM_SCRIPT)
+      rec->first = rec->last = 0;
+    prev = rec->hour;
+  }
+  h->n = n;
+  h->cur.hour = -1; /* the next charge makes the newest hour current */
+  return NULL;
+}
+
+/* Reads one set of non-zero buckets: i64 ones into sent when it is not
+   NULL, else u32 ones into *counts (allocated when it is NULL and the set
+   is not empty). Their sum is added to *sum. */
+static const char *parse_buckets(obspam__reader *r, int64_t *sent,
+                                 uint32_t **counts, int64_t *sum, int *nomem) {
+  uint8_t n, i, prev = 0;
+  int k;
+
+  if (obspam__get_u8(r, &n))
+    return "truncated";
+  if (n > WINDOW)
+    return "bad window";
+  if (sent == NULL && n > 0 && *counts == NULL &&
+      (*counts = calloc(WINDOW, sizeof(**counts))) == NULL) {
+    *nomem = 1;
+    return "out of memory";
+  }
+  for (k = 0; k < n; k++) {
+    int64_t v64 = 0;
+    uint32_t v32 = 0;
+
+    if (obspam__get_u8(r, &i) ||
+        (sent != NULL ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
+      return "truncated";
+    /* Rising indexes, no zero values, no sum that could overflow. */
+    if (i >= WINDOW || (k > 0 && i <= prev) ||
+        (sent != NULL ? v64 <= 0 || v64 > COUNT_MAX : v32 == 0))
+      return "bad window";
+    prev = i;
+    if (sent != NULL) {
+      sent[i] = v64;
+      *sum += v64;
+    } else {
+      (*counts)[i] = v32;
+      *sum += v32;
+    }
+  }
+  return NULL;
+}
+
+static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
+                              uint32_t version, int *nomem) {
+  uint32_t *ref = g->b_ref;
+  const char *why;
+  int i;
+
+  if (obspam__get_i64(r, &g->minute))
+    return "truncated";
+  if (g->minute < 0 || g->minute > newest / 60)
+    return "bad window";
+  /* The sums are derived, never read from the file. */
+  why = parse_buckets(r, g->b_sent, NULL, &g->sent, nomem);
+  if (why == NULL)
+    why = parse_buckets(r, NULL, &ref, &g->refused, nomem);
+  if (why == NULL && version >= 2)
+    why = parse_buckets(r, NULL, &g->b_exc, &g->exceeded, nomem);
+  for (i = 0; why == NULL && g->b_exc != NULL && i < WINDOW; i++)
+    if (g->b_exc[i] > g->b_ref[i])
+      why = "bad window"; /* more over the limit than refused */
+  return why;
+}
+
+static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
+                               int64_t newest, uint32_t version, int *nomem) {
+  const uint8_t *bytes;
+  const char *why;
+  uint16_t len;
+  uint8_t kind, has_ring;
+
+  if (obspam__get_u8(r, &kind) || obspam__get_u16(r, &len))
+    return "truncated";
+  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_SCRIPT ||
+      len > (kind == OBSPAM_SCRIPT ? OBSPAM__SCRIPT_MAX : OBSPAM_NAME_MAX))
+    return "bad object";
+  if ((bytes = obspam__get_bytes(r, len)) == NULL)
+    return "truncated";
+  memcpy(e->name, bytes, len);
+  e->name[len] = '\0';
+  e->len = len;
+  e->kind = kind;
+  if (memchr(bytes, '\0', len) != NULL || !name_ok(kind, e->name, len))
+    return "bad object name";
+  e->h = calloc(1, sizeof(*e->h));
+  if (e->h == NULL)
+    goto nomem;
+  why = parse_hist(r, e->h, newest, version, kind);
+  if (why != NULL)
+    return why;
+  if (e->h->h == NULL)
+    goto nomem;
+  /* The store keeps no notification period for a script path. */
+  if (kind == OBSPAM_SCRIPT &&
+      (e->h->np_start != 0 || e->h->np_end != 0 || e->h->np_sent != 0 ||
+       e->h->np_refused != 0 || e->h->np_exceeded != 0 || e->h->np_first != 0 ||
+       e->h->np_last != 0 || e->h->np_limit != 0))
+    return "bad object";
+  if (obspam__get_u8(r, &has_ring))
+    return "truncated";
+  if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
+    return "bad window";
+  if (has_ring) {
+    e->r = calloc(1, sizeof(*e->r));
+    if (e->r == NULL)
+      goto nomem;
+    why = parse_ring(r, e->r, newest, version, nomem);
+    if (why != NULL)
+      return why;
+  }
+  if (kind == OBSPAM_SCRIPT) {
+    if (obspam__index_find(&p->scripts, e->name, len) != NULL)
+      return "a script path appears twice";
+    if (p->nscripts == OBSPAM__SCRIPTS_MAX)
+      return "too many script paths";
+    e->sc = obspam__mem_script_new(e->name, len);
+    if (e->sc == NULL)
+      goto nomem;
+    if (obspam__index_reserve(&p->scripts) != 0) {
+      free(e->sc);
+      e->sc = NULL;
+      goto nomem;
+    }
+    obspam__index_put(&p->scripts, &e->sc->obj);
+    LIST_APPEND(p->s_first, p->s_last, e->sc, lprev, lnext);
+    p->nscripts++;
+  }
+  return NULL;
+nomem:
+  *nomem = 1;
+  return "out of memory";
+}
+
+/* Format 1's notices were made for every refused object, over its own
+   limit or not: they are read and dropped. */
+static const char *parse_pending(obspam__reader *r, parsed *p, uint32_t version,
+                                 int *nomem) {
+  char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
+      contact[OBSPAM_NAME_MAX + 1];
+  int no_name, no_sub, no_contact;
+  obspam__pending **tail = &p->pending;
+  uint32_t n, i;
+  uint8_t kind;
+
+  if (obspam__get_u32(r, &n))
+    return "truncated";
+  for (i = 0; i < n; i++) {
+    obspam__pending *q;
+
+    if (obspam__get_u8(r, &kind) ||
+        get_string(r, name, OBSPAM_NAME_MAX, &no_name) ||
+        get_string(r, sub, OBSPAM_NAME_MAX, &no_sub) ||
+        get_string(r, contact, OBSPAM_NAME_MAX, &no_contact))
+      return "truncated or bad notice";
+    if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX || no_name ||
+        !name_ok(kind, name, strlen(name)))
+      return "bad notice";
+    q = obspam__mem_pending_new(NULL, kind, name, no_sub ? NULL : sub,
+                                no_contact ? NULL : contact);
+    if (q == NULL) {
+      *nomem = 1;
+      return "out of memory";
+    }
+    *tail = q; /* in the file's order, so that a save writes it again */
+    {
+      int64_t *const v[] = {&q->limit,        &q->sent,      &q->refused,
+                            &q->exceeded,     &q->first,     &q->last,
+                            &q->period_start, &q->period_end};
+      int64_t *const v1[] = {&q->limit,     &q->sent, &q->refused,
+                             &q->first,     &q->last, &q->period_start,
+                             &q->period_end};
+
+      if (version == 1 ? get_all(r, v1, 7) : get_all(r, v, 8))
+        return "truncated";
+    }
+    if (q->period_end <= q->period_start || q->refused <= 0 ||
+        (version >= 2 && (q->exceeded <= 0 || q->exceeded > q->refused ||
+                          q->first <= 0 || q->last < q->first)))
+      return "bad notice";
+    if (version == 1) {
+      *tail = NULL;
+      free(q);
+      continue;
+    }
+    tail = &q->next;
+  }
+  return NULL;
+}
+
+void *obspam__mem_load_parse(obspam__store *s, obspam__reader *r,
+                             uint32_t version, const char **why, int *nomem) {
+  parsed *p = calloc(1, sizeof(*p));
+  uint32_t n, i;
+
+  (void)s;
+  *nomem = 0;
+  *why = "out of memory";
+  if (p == NULL) {
+    *nomem = 1;
+    return NULL;
+  }
+  if (obspam__get_i64(r, &p->newest) || obspam__get_u32(r, &n)) {
+    *why = "truncated";
+    goto fail;
+  }
+  if (p->newest < 0) {
+    *why = "bad time";
+    goto fail;
+  }
+  /* Each entry takes at least 73 bytes (81 from format 2 on): a count
+     beyond that is a lie. */
+  if (n > (size_t)(r->end - r->p) / (version == 1 ? 73 : 81)) {
+    *why = "truncated";
+    goto fail;
+  }
+  p->e = calloc(n ? n : 1, sizeof(*p->e));
+  if (p->e == NULL) {
+    *nomem = 1;
+    goto fail;
+  }
+  for (i = 0; i < n; i++) {
+    p->n = i + 1;
+    *why = parse_entry(r, p, &p->e[i], p->newest, version, nomem);
+    if (*why != NULL)
+      goto fail;
+  }
+  *why = parse_pending(r, p, version, nomem);
+  if (*why != NULL)
+    goto fail;
+  if (r->p != r->end) {
+    *why = "trailing bytes";
+    goto fail;
+  }
+  return p;
+fail:
+  parsed_free(p);
+  return NULL;
+}
+
+int64_t obspam__mem_load_install(obspam__store *s, void *state,
+                                 obspam__successor successor, void *ud) {
+  mem_store *m = (mem_store *)s;
+  parsed *p = state;
+  int64_t newest = p->newest;
+  obspam__pending **tail;
+  uint32_t i;
+
+  pthread_mutex_lock(&m->lock);
+  while (m->h_first != NULL)
+    obspam__mem_drop(m, m->h_first->owner);
+  while (m->s_first != NULL)
+    obspam__mem_script_free(m, m->s_first);
+  obspam__pending_free(m->pending);
+  m->pending = NULL;
+  if (p->newest > m->newest)
+    m->newest = p->newest;
+  obspam__index_free(&m->scripts);
+  m->scripts = p->scripts;
+  m->s_first = p->s_first;
+  m->s_last = p->s_last;
+  m->nscripts = p->nscripts;
+  memset(&p->scripts, 0, sizeof(p->scripts));
+
+  for (i = 0; i < p->n; i++) {
+    parsed_entry *e = &p->e[i];
+    obspam__obj *o;
+
+    if (e->kind == OBSPAM_SCRIPT) {
+      o = &e->sc->obj; /* already in the table */
+      e->sc = NULL;
+    } else {
+      o = successor(e->kind, e->name, e->len, ud);
+      if (o == NULL || o->hist != NULL)
+        continue;
+    }
+    SET_PTR(o->hist, e->h);
+    e->h->owner = o;
+    LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
+    if (e->h->np_exceeded > 0)
+      obspam__mem_refused_link(m, e->h);
+    e->h = NULL;
+    if (e->r != NULL) {
+      SET_PTR(o->ring, e->r);
+      e->r->owner = o;
+      LIST_APPEND(m->r_first, m->r_last, e->r, prev, next);
+      e->r = NULL;
+    }
+  }
+  tail = &m->pending;
+  *tail = p->pending;
+  p->pending = NULL;
+  pthread_mutex_unlock(&m->lock);
+  parsed_free(p);
+  return newest;
+}
+
+int obspam__mem_load_each(obspam__store *s, void *state,
+                          int (*fn)(int, const char *, size_t, void *),
+                          void *ud) {
+  const parsed *p = state;
+  uint32_t i;
+  int rc;
+
+  (void)s;
+  for (i = 0; i < p->n; i++)
+    if ((rc = fn(p->e[i].kind, p->e[i].name, p->e[i].len, ud)) != 0)
+      return rc;
+  return 0;
+}
+
+void obspam__mem_load_discard(obspam__store *s, void *state) {
+  (void)s;
+  parsed_free(state);
+}
