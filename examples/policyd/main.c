@@ -7,7 +7,7 @@
    microseconds and never block, so one thread serves thousands of
    connections; the control socket and the metrics endpoint have threads
    of their own (examples/common), and so does a reload while it runs.
-   The request parser is policy.c. */
+   The request parser is policy.c, the rules for a request rules.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +33,7 @@
 #include "obspam.h"
 #include "peers.h"
 #include "policy.h"
+#include "rules.h"
 
 #define PROGRAM "obspam-policyd"
 /* Postfix: check_policy_service unix:private/obspam-policy */
@@ -62,9 +63,6 @@
    they are written. */
 #define IN_CAP 4096
 #define OUT_CAP 8192
-/* The longest answer: "action=NNN " + the refusal text + "\n\n". */
-#define TEXT_MAX 1024
-#define ANSWER_MAX (TEXT_MAX + 16)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -294,8 +292,7 @@ typedef struct conn {
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
   size_t out_off, out_len; /* bytes of out[] not written yet */
   char peer[72];           /* for log lines */
-  char decided[72];        /* instance of the last message decided */
-  char probed[72];         /* ... and of the last refused at RCPT */
+  rules_memory mem;        /* what the rules remember of its messages */
   policy_req req;
   char in[IN_CAP];
   char out[OUT_CAP];
@@ -489,49 +486,32 @@ static void append(conn *c, const char *text, size_t n) {
   c->out_len += n;
 }
 
-static void answer_dunno(conn *c) { append(c, "action=DUNNO\n\n", 14); }
-
 /* "action=451 4.7.1 ...\n\n", put together in place: in a flood every
    request is answered so, and the text is copied from what was written
    for the object's last refusal while its words stay the same. */
 static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
                           const obspam_message *m) {
-  char line[ANSWER_MAX];
+  char line[RULES_REPLY_MAX];
   int code;
   size_t n;
 
-  n = 11 + obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
-                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
-                           line + 11, TEXT_MAX);
-  memcpy(line, "action=", 7);
-  line[7] = (char)('0' + code / 100);
-  line[8] = (char)('0' + code / 10 % 10);
-  line[9] = (char)('0' + code % 10);
-  line[10] = ' ';
-  line[n++] = '\n';
-  line[n++] = '\n';
-  append(c, line, n);
+  n = obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+                      policy_get(&c->req, POLICY_QUEUE_ID), &code,
+                      line + RULES_TEXT_AT, RULES_TEXT_MAX);
+  append(c, line, rules_reply(line, code, n));
 }
 
-/* Answers one complete request. Returns -1 when the engine could not
-   decide: the protocol then asks for no answer and a closed connection,
-   and Postfix applies its smtpd_policy_service_default_action. */
+/* Answers one complete request by the rules (rules.h). Returns -1 when
+   it must not be answered: the protocol then asks for a closed
+   connection, and Postfix applies its smtpd_policy_service_default_action. */
 static int answer(server *s, conn *c) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
-  enum policy_stage stage = policy_message(&c->req, &m);
-  const char *instance = policy_get(&c->req, POLICY_INSTANCE);
-  double t0 = s->woke_us;
+  rules_step step = rules_begin(&c->req, c->unix_peer, &c->mem, &m);
+  char dunno[16];
   int rc;
 
-  /* A submitter's uid is believed only from a peer whose credentials
-     were checked (an MTA such as Exim, allowed with --allow-user): over
-     TCP any local user could claim another's uid and spend its limit, or
-     pass its own scripts' mail off as someone else's. Such a request is
-     refused, not decided by its sender, so that a misconfigured MTA is
-     seen at once (it applies its own fail-safe action) rather than
-     letting scripts' mail through uncounted. */
-  if (policy_claims_uid(&c->req) && !c->unix_peer) {
+  if (step == RULES_CLOSE) {
     obspamd_metrics_bad_request(&s->svc.metrics);
     obspamd_log(LOG_WARNING,
                 "request from %s names a submitter's uid (obspam_uid), "
@@ -540,73 +520,32 @@ static int answer(server *s, conn *c) {
                 c->peer);
     return -1;
   }
-  if (stage == POLICY_STAGE_OTHER) {
-    answer_dunno(c);
+  if (step == RULES_DUNNO) {
+    append(c, dunno, rules_reply(dunno, 0, 0));
     return 0;
   }
-  if (stage == POLICY_STAGE_RCPT) {
-    /* Too early to charge: the recipients are not all known and the
-       message may never come. Only a sender that could not send even one
-       more recipient is stopped now. The refusal is recorded in the
-       statistics (a probe charges nothing), once per message: a client
-       that tries fifty recipients made one attempt. */
-    int recorded = instance != NULL && instance[0] != '\0' &&
-                   strcmp(instance, c->probed) == 0;
-
-    m.recipients = 1;
-    if (recorded) {
-      rc = obspam_check(s->svc.engine, &m, &v);
-    } else {
-      m.flags |= OBSPAM_MSG_PROBE;
-      rc = obspam_decide(s->svc.engine, &m, &v);
-    }
-    if (rc != OBSPAM_OK)
-      goto fail;
-    if (v.action == OBSPAM_REFUSE) {
-      if (!recorded && instance != NULL && strlen(instance) < sizeof(c->probed))
-        memcpy(c->probed, instance, strlen(instance) + 1);
-      answer_refuse(s, c, &v, &m);
-      obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
-    } else {
-      answer_dunno(c);
-    }
-    return 0;
+  rc = step == RULES_CHECK ? obspam_check(s->svc.engine, &m, &v)
+                           : obspam_decide(s->svc.engine, &m, &v);
+  if (rc != OBSPAM_OK) {
+    /* The shared store down (store-fallback defer): one line per
+       episode, not one per request. */
+    if (!obspamd_store_deferred(&s->svc, rc))
+      obspamd_log(LOG_ERR,
+                  "cannot decide a request from %s (state %s): %s; closing "
+                  "without an answer",
+                  c->peer, policy_state_name(&c->req),
+                  obspam_engine_errmsg(s->svc.engine));
+    return -1;
   }
-  /* DATA or END-OF-MESSAGE. A message is decided once: with the check in
-     both smtpd_data_restrictions and smtpd_end_of_data_restrictions,
-     Postfix asks twice about one message (same instance, same
-     connection), and the second question must not charge it again. */
-  if (instance != NULL && instance[0] != '\0' &&
-      strlen(instance) < sizeof(c->decided) &&
-      strcmp(instance, c->decided) == 0) {
-    answer_dunno(c);
-    return 0;
-  }
-  rc = obspam_decide(s->svc.engine, &m, &v);
-  if (rc != OBSPAM_OK)
-    goto fail;
-  if (instance != NULL && strlen(instance) < sizeof(c->decided))
-    memcpy(c->decided, instance, strlen(instance) + 1);
-  else
-    c->decided[0] = '\0';
   if (v.action == OBSPAM_REFUSE)
     answer_refuse(s, c, &v, &m);
   else
-    answer_dunno(c);
-  obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
+    append(c, dunno, rules_reply(dunno, 0, 0));
+  if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
+                v.action == OBSPAM_REFUSE, &c->mem))
+    obspamd_metrics_decision(&s->svc.metrics, &v,
+                             obspamd_now_us() - s->woke_us);
   return 0;
-
-fail:
-  /* The shared store down (store-fallback defer): one line per episode,
-     not one per request. */
-  if (obspamd_store_deferred(&s->svc, rc))
-    return -1;
-  obspamd_log(LOG_ERR,
-              "cannot decide a request from %s (state %s): %s; closing "
-              "without an answer",
-              c->peer, policy_state_name(&c->req),
-              obspam_engine_errmsg(s->svc.engine));
-  return -1;
 }
 
 /* Writes what it can of the pending answers. Returns -1 on a dead peer. */
@@ -630,7 +569,7 @@ static int conn_flush(conn *c) {
 
 /* Room for one more answer. */
 static int out_room(const conn *c) {
-  return OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX;
+  return OUT_CAP - (c->out_len - c->out_off) >= RULES_REPLY_MAX;
 }
 
 /* Parses what was read and answers every complete request, as long as
@@ -859,7 +798,7 @@ static void accept_some(server *s, listener *l) {
     c->rprev = c->rnext = NULL;
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
-    c->decided[0] = c->probed[0] = '\0';
+    rules_memory_init(&c->mem);
     c->last = obspamd_now_ms();
     peer_name(&ss, l, c->peer, sizeof(c->peer));
     policy_reset(&c->req);
