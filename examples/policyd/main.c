@@ -27,13 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "daemon.h"
 #include "metrics.h"
 #include "obspam.h"
 #include "peers.h"
 #include "policy.h"
 #include "rules.h"
+#include "start.h"
 
 #define PROGRAM "obspam-policyd"
 /* Postfix: check_policy_service unix:private/obspam-policy */
@@ -223,41 +223,6 @@ static int parse_options(int argc, char **argv, options *o) {
   return 0;
 }
 
-/* ---- signals ------------------------------------------------------------ */
-
-/* Signals are turned into bytes on a pipe that the loop watches. A
-   self-pipe rather than signalfd: signalfd needs the signals blocked, and
-   a blocked mask is inherited by every program the daemon runs (the
-   notify command), which would then ignore SIGTERM. */
-static int signal_pipe[2] = {-1, -1};
-
-static void on_signal(int sig) {
-  int saved = errno;
-  unsigned char b = (unsigned char)sig;
-
-  if (write(signal_pipe[1], &b, 1) < 0) {
-    /* The pipe is full: enough signals are pending already. */
-  }
-  errno = saved;
-}
-
-static int setup_signals(void) {
-  struct sigaction sa;
-
-  if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
-    return -1;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) ||
-      sigaction(SIGINT, &sa, NULL) != 0)
-    return -1;
-  /* A client that closes before reading its answer must not kill us. */
-  signal(SIGPIPE, SIG_IGN);
-  return 0;
-}
-
 /* ---- the event loop ----------------------------------------------------- */
 
 enum { ITEM_LISTENER, ITEM_SIGNALS, ITEM_CONN };
@@ -304,6 +269,7 @@ typedef struct server {
   listener listeners[MAX_LISTENERS];
   int nlisteners;
   int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
+  int signals;      /* its read end */
   conn *head, *tail;
   conn *whead, *wtail; /* connections with a request pending, oldest first */
   conn *rhead;         /* connections with answers of this round */
@@ -821,7 +787,7 @@ static void read_signals(server *s) {
   unsigned char buf[64];
   ssize_t n, i;
 
-  while ((n = read(signal_pipe[0], buf, sizeof(buf))) > 0)
+  while ((n = read(s->signals, buf, sizeof(buf))) > 0)
     for (i = 0; i < n; i++) {
       if (buf[i] == SIGHUP)
         s->reload = 1;
@@ -1066,19 +1032,6 @@ static void run(server *s) {
   }
 }
 
-/* Descriptors 0, 1 and 2 are opened on /dev/null when they are closed:
-   otherwise a socket could get one of them, and a line meant for stderr
-   would go to a client. */
-static void open_stdio(void) {
-  int fd;
-
-  do
-    fd = open("/dev/null", O_RDWR);
-  while (fd >= 0 && fd <= STDERR_FILENO);
-  if (fd > STDERR_FILENO)
-    close(fd);
-}
-
 /* The line tests and scripts wait for; it names the ports the kernel
    chose for "inet:HOST:0". */
 static void log_ready(server *s, const char *config) {
@@ -1097,158 +1050,93 @@ static void log_ready(server *s, const char *config) {
               s->max_per_client);
 }
 
+/* The number of connections: what --max-connections asks for, within
+   what the file limit allows. */
+static void set_limits(server *s, const options *o) {
+  long fd_limit = raise_fd_limit();
+
+  s->max_conns = fd_limit - FD_RESERVE > 16 ? fd_limit - FD_RESERVE : 16;
+  if (o->max_connections > 0) {
+    if (o->max_connections > s->max_conns)
+      obspamd_log(LOG_WARNING,
+                  "--max-connections %ld is more than the file limit (%ld) "
+                  "allows: using %ld",
+                  o->max_connections, fd_limit, s->max_conns);
+    else
+      s->max_conns = o->max_connections;
+  }
+  s->idle_ms = (int64_t)o->idle_timeout * 1000;
+  s->request_ms = (int64_t)o->request_timeout * 1000;
+  s->max_per_client = o->max_per_client;
+}
+
+/* The epoll set, with the signal pipe in it; the listeners come next. */
+static int open_loop(server *s, int signals) {
+  struct epoll_event ev;
+
+  s->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (s->ep < 0) {
+    obspamd_log(LOG_ERR, "epoll_create1: %s", strerror(errno));
+    return -1;
+  }
+  s->signals_type = ITEM_SIGNALS;
+  s->signals = signals;
+  ev.events = EPOLLIN;
+  ev.data.ptr = &s->signals_type;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signals, &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static server srv; /* large: the listeners' specs */
   server *s = &srv;
+  obspamd_start st;
   options o;
-  char *config = NULL, *state = NULL, *control = NULL;
-  char *listen_abs[MAX_LISTENERS] = {NULL};
-  long fd_limit;
-  int ready_fd = -1, rc = 1, started = 0, i;
-  struct epoll_event ev;
+  int rc = 1;
 
-  open_stdio();
+  obspamd_open_stdio();
   switch (parse_options(argc, argv, &o)) {
   case 1:
     return 0;
   case -1:
     return 2;
   }
-  if (o.c.check_config)
-    return obspamd_check_config(PROGRAM, o.c.config);
-
-  config = obspamd_absolute("", o.c.config);
-  state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
-  control = o.c.control != NULL ? obspamd_absolute("unix:", o.c.control) : NULL;
-  for (i = 0; i < o.nlisten; i++) {
-    listen_abs[i] = obspamd_absolute("unix:", o.listen[i]);
-    if (listen_abs[i] == NULL)
-      break;
-    o.listen[i] = listen_abs[i];
-  }
-  if (config == NULL || (o.c.state != NULL && state == NULL) ||
-      (o.c.control != NULL && control == NULL) || i < o.nlisten) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
+  rc = obspamd_start_init(&st, PROGRAM, &o.c, o.listen, o.nlisten);
+  if (rc != OBSPAMD_START_GO_ON)
+    return rc;
+  if (obspamd_start_process(&st, OBSPAMD_SIGNALS_NONBLOCK) != 0)
     return 1;
-  }
-
-  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
-  obspamd_peers_allow(o.c.allow, o.c.nallow);
-  if (!o.c.foreground) {
-    ready_fd = obspamd_detach(PROGRAM);
-    /* A detached daemon logs to syslog from the start, and until it is up
-       its lines also go to the terminal that started it, so that whoever
-       started it sees why it failed. */
-    obspamd_log_echo(1);
-  }
-
-  if (setup_signals() != 0) {
-    obspamd_log(LOG_ERR, "signals: %s", strerror(errno));
-    return 1;
-  }
-  fd_limit = raise_fd_limit();
-  s->max_conns = fd_limit - FD_RESERVE > 16 ? fd_limit - FD_RESERVE : 16;
-  if (o.max_connections > 0) {
-    if (o.max_connections > s->max_conns)
-      obspamd_log(LOG_WARNING,
-                  "--max-connections %ld is more than the file limit (%ld) "
-                  "allows: using %ld",
-                  o.max_connections, fd_limit, s->max_conns);
-    else
-      s->max_conns = o.max_connections;
-  }
-  s->idle_ms = (int64_t)o.idle_timeout * 1000;
-  s->request_ms = (int64_t)o.request_timeout * 1000;
-  s->max_per_client = o.max_per_client;
+  set_limits(s, &o);
   s->peers = peers_new();
   if (s->peers == NULL) {
     obspamd_log(LOG_ERR, "cannot start: out of memory");
     return 1;
   }
+  if (obspamd_start_service(&st, &s->svc) != 0)
+    return 1;
 
-  s->svc.name = PROGRAM;
-  s->svc.config_path = config;
-  s->svc.state_path = state;
-  s->svc.admin = o.c.admin;
-  s->svc.notify_command = o.c.notify_command;
-  s->svc.save_interval = o.c.save_interval;
-  s->svc.journal_fsync = o.c.journal_fsync;
-  s->svc.reload_max_drop = o.c.reload_max_drop;
-  obspamd_refusal_log_interval(o.c.refusal_log_interval);
-  if (obspamd_service_start(&s->svc) != 0)
-    return 1; /* the reason is logged */
-
-  s->ep = epoll_create1(EPOLL_CLOEXEC);
-  if (s->ep < 0) {
-    obspamd_log(LOG_ERR, "epoll_create1: %s", strerror(errno));
-    goto out_service;
+  s->ep = -1;
+  rc = 1;
+  if (open_loop(s, st.signals) == 0 && open_listeners(s, &o) == 0 &&
+      obspamd_start_threads(&st, &s->svc) == 0) {
+    log_ready(s, st.config);
+    obspamd_start_ready(&st);
+    run(s);
+    if (s->stop)
+      obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
+    rc = s->stop ? 0 : 1;
+    while (s->head != NULL)
+      conn_close(s, s->head);
+    if (s->reloader_started)
+      pthread_join(s->reloader, NULL);
   }
-  s->signals_type = ITEM_SIGNALS;
-  ev.events = EPOLLIN;
-  ev.data.ptr = &s->signals_type;
-  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signal_pipe[0], &ev) != 0) {
-    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
-    goto out_service;
-  }
-  if (open_listeners(s, &o) != 0)
-    goto out_listeners;
-  if (control != NULL && obspamd_control_start(&s->svc, control) != 0)
-    goto out_listeners;
-  if (o.c.metrics != NULL && obspamd_metrics_start(&s->svc, o.c.metrics) != 0)
-    goto out_control;
-  /* Everything is open and read: root is no longer needed. A reload reads
-     the configuration, and a save writes the state directory, as that
-     user. */
-  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
-    goto out_metrics;
-  /* Saves every --save-interval and notices on a thread of their own: a
-     save never holds up the loop, nor waits in it for a reload that holds
-     the service's lock. */
-  if (obspamd_housekeeping_start(&s->svc) != 0)
-    goto out_metrics;
-
-  log_ready(s, config);
-  started = 1;
-  if (ready_fd >= 0) {
-    obspamd_log_echo(0); /* syslog only from now on */
-    obspamd_detached(ready_fd);
-    ready_fd = -1;
-  }
-
-  run(s);
-  if (s->stop)
-    obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
-  rc = s->stop ? 0 : 1;
-
-  while (s->head != NULL)
-    conn_close(s, s->head);
-  if (s->reloader_started)
-    pthread_join(s->reloader, NULL);
-out_metrics:
-  if (o.c.metrics != NULL)
-    obspamd_metrics_stop();
-out_control:
-  if (control != NULL)
-    obspamd_control_stop();
-out_listeners:
   close_listeners(s);
   if (s->ep >= 0)
     close(s->ep);
-out_service:
-  /* A daemon that did not start must not write the state file: another
-     instance may be running on it (the usual cause of "address in use"). */
-  if (!started)
-    s->svc.state_path = NULL;
-  /* Saves the state; a failed last save is a failed stop. */
-  if (obspamd_service_stop(&s->svc) != OBSPAM_OK)
-    rc = 1;
-  if (rc == 0)
-    obspamd_log(LOG_INFO, "stopped");
+  rc = obspamd_start_end(&st, &s->svc, rc);
   peers_free(s->peers);
-  for (i = 0; i < MAX_LISTENERS; i++)
-    free(listen_abs[i]);
-  free(config);
-  free(state);
-  free(control);
   return rc;
 }
