@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The daemons' shared start-up and stop (start.h). */
 #include "start.h"
+#include "access.h"
+#include "log.h"
+#include "options.h"
+#include "refusal.h"
+#include "service.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,8 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "control.h"
+#include "log.h"
 #include "metrics.h"
+#include "options.h"
+#include "refusal.h"
+#include "service.h"
 
 void obspamd_open_stdio(void) {
   int fd;

@@ -8,7 +8,8 @@
 #ifndef OBSPAMD_START_H
 #define OBSPAMD_START_H
 
-#include "daemon.h"
+#include "options.h"
+#include "service.h"
 
 /* Daemon-specific socket specs that obspamd_start_init makes absolute. */
 #define OBSPAMD_START_SPECS 16

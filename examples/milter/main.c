@@ -41,9 +41,12 @@
 
 #include <libmilter/mfapi.h>
 
-#include "daemon.h"
+#include "access.h"
 #include "filter.h"
+#include "log.h"
 #include "obspam.h"
+#include "options.h"
+#include "service.h"
 #include "start.h"
 #include "submission.h"
 

@@ -27,13 +27,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "access.h"
+#include "log.h"
 #include "metrics.h"
 #include "obspam.h"
+#include "options.h"
 #include "peers.h"
 #include "policy.h"
+#include "refusal.h"
 #include "rules.h"
+#include "service.h"
+#include "sockets.h"
 #include "start.h"
+#include "util.h"
 
 #define PROGRAM "obspam-policyd"
 /* Postfix: check_policy_service unix:private/obspam-policy */
