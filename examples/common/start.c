@@ -33,10 +33,12 @@ void obspamd_open_stdio(void) {
     close(fd);
 }
 
-int obspamd_start_init(obspamd_start *st, const char *program,
+int obspamd_start_init(obspamd_start *st, const char *program, int parsed,
                        const obspamd_options *o, const char **specs, int n) {
   int i, ok;
 
+  if (parsed != 0)
+    return parsed > 0 ? 0 : 2;
   if (o->check_config)
     return obspamd_check_config(program, o->config);
   memset(st, 0, sizeof(*st));

@@ -34,14 +34,16 @@ typedef struct obspamd_start {
    would go to a client. Called first in main. */
 void obspamd_open_stdio(void);
 
-/* With --check-config: loads the configuration, reports and returns the
-   exit status. Otherwise makes the configuration, state and control paths
-   absolute (a detached daemon runs in "/" and reloads its files from
-   there), and each of the n specs of the daemon's own sockets too (a
-   unix: or local: one; others are kept as they are), replacing specs[i]
-   with the absolute copy that st owns. Returns OBSPAMD_START_GO_ON, or 1
-   after saying "out of memory" on stderr. */
-int obspamd_start_init(obspamd_start *st, const char *program,
+/* parsed is what the daemon's option parser returned: 0 (go on), 1
+   (--help or --version was answered: exit status 0) or -1 (a usage
+   error, said on stderr: exit status 2). With --check-config: loads the
+   configuration, reports and returns the exit status. Otherwise makes the
+   configuration, state and control paths absolute (a detached daemon runs in
+   "/" and reloads its files from there), and each of the n specs of the
+   daemon's own sockets too (a unix: or local: one; others are kept as they
+   are), replacing specs[i] with the absolute copy that st owns. Returns
+   OBSPAMD_START_GO_ON, or 1 after saying "out of memory" on stderr. */
+int obspamd_start_init(obspamd_start *st, const char *program, int parsed,
                        const obspamd_options *o, const char **specs, int n);
 
 /* How the signal pipe is read. */

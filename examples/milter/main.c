@@ -501,14 +501,9 @@ int main(int argc, char **argv) {
   pthread_t tid;
 
   obspamd_open_stdio();
-  switch (parse_options(argc, argv, &o)) {
-  case 1:
-    return 0;
-  case -1:
-    return 2;
-  }
+  rc = parse_options(argc, argv, &o);
   spec[0] = o.socket;
-  rc = obspamd_start_init(&st, PROGRAM, &o.c, spec, 1);
+  rc = obspamd_start_init(&st, PROGRAM, rc, &o.c, spec, 1);
   if (rc != OBSPAMD_START_GO_ON)
     return rc;
   /* Every thread started from here on, libmilter's included, inherits a

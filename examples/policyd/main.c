@@ -1101,16 +1101,11 @@ int main(int argc, char **argv) {
   server *s = &srv;
   obspamd_start st;
   options o;
-  int rc = 1;
+  int rc;
 
   obspamd_open_stdio();
-  switch (parse_options(argc, argv, &o)) {
-  case 1:
-    return 0;
-  case -1:
-    return 2;
-  }
-  rc = obspamd_start_init(&st, PROGRAM, &o.c, o.listen, o.nlisten);
+  rc = parse_options(argc, argv, &o);
+  rc = obspamd_start_init(&st, PROGRAM, rc, &o.c, o.listen, o.nlisten);
   if (rc != OBSPAMD_START_GO_ON)
     return rc;
   if (obspamd_start_process(&st, OBSPAMD_SIGNALS_NONBLOCK) != 0)
