@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Who may ask the daemons, and what they run as: the peer check of unix:
    listeners, the group of their socket files, sockets handed over by
-   systemd, and dropping root (see daemon.h). */
+   systemd, and dropping root (see access.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -17,8 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "access.h"
 #include "internal.h"
+#include "log.h"
+#include "options.h"
+#include "util.h"
 
 /* ---- who may connect ----------------------------------------------------- */
 

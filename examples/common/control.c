@@ -95,6 +95,10 @@
 
 #include "control.h"
 #include "internal.h"
+#include "log.h"
+#include "service.h"
+#include "sockets.h"
+#include "util.h"
 
 #define REQUEST_MAX 4096
 #define READ_TIMEOUT_MS 5000

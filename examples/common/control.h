@@ -5,7 +5,7 @@
 #ifndef OBSPAMD_CONTROL_H
 #define OBSPAMD_CONTROL_H
 
-#include "daemon.h"
+#include "service.h"
 
 /* spec: "unix:PATH". Removes a stale socket file, binds, chmods 0600 and
    starts the thread. The directory of PATH must exist. Returns 0, or -1

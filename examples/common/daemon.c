@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Logging, the text of a refusal, the metrics counters and the service
-   around the engine (see daemon.h). */
+   around the engine (see log.h, refusal.h, metrics.h, service.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,8 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "log.h"
+#include "metrics.h"
+#include "refusal.h"
+#include "service.h"
+#include "util.h"
 
 /* ---- logging --------------------------------------------------------------
  */

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Internals of obspamd_common shared by its files and reached by its unit
-   tests (tests/daemons/common_*.c). Daemons use daemon.h, control.h and
-   metrics.h only. */
+   tests (tests/daemons/common_*.c). Daemons use the headers of
+   the topics (log.h, sockets.h, access.h, options.h, service.h,
+   refusal.h, metrics.h, control.h, start.h, util.h) only. */
 #ifndef OBSPAMD_INTERNAL_H
 #define OBSPAMD_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "service.h"
 
 /* Runs "/bin/sh -c command" with input on its standard input, in a process
    group of its own, and waits at most timeout_ms for it to exit; after
@@ -87,7 +88,7 @@ int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 /* The socket that syslog mode writes to, "/dev/log"; tests point it at
    one of their own before obspamd_log_open. */
 extern const char *obspamd__syslog_path;
-/* One log line of a mode (OBSPAMD_LOG_*) into line: see daemon.h. Ends
+/* One log line of a mode (OBSPAMD_LOG_*) into line: see log.h. Ends
    with a newline except in syslog mode; returns its length. */
 #include <time.h>
 size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,

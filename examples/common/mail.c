@@ -19,8 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "sockets.h"
+#include "util.h"
 
 extern char **environ;
 

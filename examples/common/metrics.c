@@ -45,9 +45,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "log.h"
 #include "metrics.h"
+#include "service.h"
+#include "sockets.h"
+#include "util.h"
 
 /* ---- the exposition ------------------------------------------------------ */
 

@@ -1,11 +1,52 @@
 /* SPDX-License-Identifier: MIT */
-/* The Prometheus endpoint: GET /metrics over HTTP/1.0 on a TCP address,
-   served by a thread of its own. The names of the metrics are listed at
+/* The daemons' metrics: counters any thread updates, and the Prometheus
+   endpoint that serves them (GET /metrics over HTTP/1.0 on a TCP address,
+   a thread of its own). The names of the metrics are listed at
    the top of metrics.c. */
 #ifndef OBSPAMD_METRICS_H
 #define OBSPAMD_METRICS_H
 
-#include "daemon.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "obspam.h"
+
+/* Upper bounds of the request latency histogram, in microseconds. */
+#define OBSPAMD_LATENCY_BUCKETS 12
+extern const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS];
+
+/* Counters updated with __atomic builtins (relaxed) from any thread. */
+typedef struct obspamd_metrics {
+  uint64_t decisions[4];    /* by OBSPAM_ACCEPT .. OBSPAM_UNKNOWN */
+  uint64_t refusals[6];     /* by kind of the refusing object */
+  int64_t connections_open; /* policy or SMTP connections now */
+  uint64_t connections_total;
+  uint64_t requests_bad; /* malformed or over-long requests */
+  uint64_t latency[OBSPAMD_LATENCY_BUCKETS + 1]; /* last one: +Inf */
+  uint64_t latency_count;
+  uint64_t latency_sum_us;
+  uint64_t reloads_ok, reloads_failed;
+  uint64_t saves_ok, saves_failed;
+  uint64_t notices;
+  int64_t last_save; /* Unix time of the last good save, 0 = none */
+  /* Notification mails: handed to the command and accepted by it, failed
+     (the command failed or timed out), dropped (queue full, or still
+     queued at exit). */
+  uint64_t mails_sent, mails_failed, mails_dropped;
+} obspamd_metrics;
+
+/* Counts one decision: its action, the refusing level, and the time the
+   request took (from reading it to answering). */
+void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
+                              double latency_us);
+/* A connection accepted (open and total + 1) or closed (open - 1). */
+void obspamd_metrics_connection_open(obspamd_metrics *m);
+void obspamd_metrics_connection_close(obspamd_metrics *m);
+/* A malformed or over-long request. */
+void obspamd_metrics_bad_request(obspamd_metrics *m);
+
+/* The endpoint serves a service (service.h). */
+typedef struct obspamd_service obspamd_service;
 
 /* spec: "inet:HOST:PORT" ("inet:[::1]:PORT" for IPv6; port 0 picks a free
    one, logged as "metrics listening on inet:127.0.0.1:PORT"). Returns 0,

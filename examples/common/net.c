@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "sockets.h"
+#include "util.h"
 
 /* How long obspamd_connect waits for a TCP handshake. A Unix socket
    connects or fails at once. */

@@ -14,7 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "log.h"
+#include "options.h"
+#include "refusal.h"
+#include "sockets.h"
 
 long obspamd_number(const char *program, const char *opt, const char *s,
                     long min, long max, int base) {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The refusal log lines of a flood, coalesced per object (see daemon.h,
+/* The refusal log lines of a flood, coalesced per object (see refusal.h,
    obspamd_log_refusal): the first refusal of an object is logged whole at
    once and opens an interval; the refusals after it are only counted, and
    the count of each interval is logged as one line:
@@ -36,8 +36,10 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "log.h"
+#include "refusal.h"
+#include "util.h"
 
 /* The table: at most TRACKED_MAX of its SLOTS taken, so that a probe
    stays short. The hashes are an array of their own, which the probes

@@ -10,6 +10,11 @@
    and freed when the message ends: at xxfi_eom after the decision, at
    xxfi_abort, or at xxfi_close if neither came. */
 #include "filter.h"
+#include "log.h"
+#include "metrics.h"
+#include "refusal.h"
+#include "service.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>

@@ -7,7 +7,7 @@
 
 #include <libmilter/mfapi.h>
 
-#include "daemon.h"
+#include "service.h"
 
 /* What becomes of a refused local submission (see obspam-milter(8)). */
 enum milter_local_action {

@@ -41,11 +41,13 @@
 
 #include <libmilter/mfapi.h>
 
-#include "control.h"
-#include "daemon.h"
+#include "access.h"
 #include "filter.h"
-#include "metrics.h"
+#include "log.h"
 #include "obspam.h"
+#include "options.h"
+#include "service.h"
+#include "start.h"
 #include "submission.h"
 
 #define PROGRAM "obspam-milter"
@@ -240,48 +242,16 @@ static int parse_options(int argc, char **argv, options *o) {
 /* ---- signals and the libmilter thread ------------------------------------
  */
 
-/* Bytes on the pipe: a signal's number, or MILTER_ENDED when smfi_main
-   returned. */
+/* Bytes on the signal pipe (start.h): a signal's number, or MILTER_ENDED
+   when smfi_main returned. */
 #define MILTER_ENDED 0
-static int signal_pipe[2] = {-1, -1};
-
-static void on_signal(int sig) {
-  int saved = errno;
-  unsigned char b = (unsigned char)sig;
-
-  if (write(signal_pipe[1], &b, 1) < 0) {
-    /* The pipe is full: enough is pending already. */
-  }
-  errno = saved;
-}
+static int signal_fd = -1; /* its read end */
 
 static void daemon_signals(sigset_t *set) {
   sigemptyset(set);
   sigaddset(set, SIGHUP);
   sigaddset(set, SIGTERM);
   sigaddset(set, SIGINT);
-}
-
-static int setup_signals(void) {
-  struct sigaction sa;
-
-  if (pipe(signal_pipe) != 0)
-    return -1;
-  fcntl(signal_pipe[0], F_SETFD, FD_CLOEXEC);
-  fcntl(signal_pipe[1], F_SETFD, FD_CLOEXEC);
-  fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK);
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  /* SA_NODEFER: the main thread keeps wanting the signal even while it
-     runs the handler of another, which leaves libmilter's sigwait() fewer
-     chances still (see the top of this file). */
-  sa.sa_flags = SA_RESTART | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) ||
-      sigaction(SIGINT, &sa, NULL) != 0)
-    return -1;
-  signal(SIGPIPE, SIG_IGN);
-  return 0;
 }
 
 static int milter_status = MI_SUCCESS;
@@ -356,7 +326,7 @@ static void *milter_thread(void *arg) {
 
   (void)arg;
   milter_status = smfi_main();
-  while (write(signal_pipe[1], &b, 1) < 0 && errno == EAGAIN) {
+  while (obspamd_signal_post(b) < 0 && errno == EAGAIN) {
     /* The pipe is full of signals: the main thread is reading it. */
     usleep(1000);
   }
@@ -365,6 +335,13 @@ static void *milter_thread(void *arg) {
 
 /* ---- who may connect ------------------------------------------------------
  */
+
+/* The path of a unix: (or local:) socket spec; NULL for inet: ones. */
+static const char *unix_path(const char *spec) {
+  if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0)
+    return strchr(spec, ':') + 1;
+  return NULL;
+}
 
 /* The socket libmilter listens on, for log lines; NULL: not a unix: one,
    whose peers are not checked. */
@@ -397,165 +374,78 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len) {
 /* ---- main ----------------------------------------------------------------
  */
 
-int main(int argc, char **argv) {
-  static obspamd_service svc;
-  options o;
-  char *config = NULL, *state = NULL, *control = NULL, *socket_spec = NULL;
-  const char *unix_path = NULL;
-  int ready_fd = -1, rc = 1, stop_sig = 0, i;
-  sigset_t set;
-  pthread_t tid;
-  long left = 0;
+/* Opens the socket libmilter listens on, with its mode and group. */
+static int open_socket(const options *o, const char *spec) {
+  char err[400];
 
-  switch (parse_options(argc, argv, &o)) {
-  case 1:
-    return 0;
-  case -1:
-    return 2;
-  }
-  if (o.c.check_config)
-    return obspamd_check_config(PROGRAM, o.c.config);
-
-  config = obspamd_absolute("", o.c.config);
-  state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
-  control = o.c.control != NULL ? obspamd_absolute("unix:", o.c.control) : NULL;
-  socket_spec = strncmp(o.socket, "local:", 6) == 0
-                    ? obspamd_absolute("local:", o.socket)
-                    : obspamd_absolute("unix:", o.socket);
-  if (config == NULL || socket_spec == NULL ||
-      (o.c.state != NULL && state == NULL) ||
-      (o.c.control != NULL && control == NULL)) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-  if (strncmp(socket_spec, "unix:", 5) == 0 ||
-      strncmp(socket_spec, "local:", 6) == 0)
-    unix_path = strchr(socket_spec, ':') + 1;
-
-  if (!o.c.foreground)
-    ready_fd = obspamd_detach(PROGRAM);
-  /* Until the daemon is up, errors also go to the terminal that started
-     it. */
-  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
-  obspamd_log_echo(1);
-  obspamd_log_verbose(o.verbose);
-  obspamd_peers_allow(o.c.allow, o.c.nallow);
-
-  /* Every thread started from here on, libmilter's included, inherits a
-     mask that blocks the daemon's signals; the main thread unblocks them
-     once all are started. */
-  daemon_signals(&set);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  if (setup_signals() != 0) {
-    obspamd_log(LOG_ERR, "signals: %s", strerror(errno));
-    return 1;
-  }
-
-  svc.name = PROGRAM;
-  svc.config_path = config;
-  svc.state_path = state;
-  svc.admin = o.c.admin;
-  svc.notify_command = o.c.notify_command;
-  svc.save_interval = o.c.save_interval;
-  svc.journal_fsync = o.c.journal_fsync;
-  svc.local_action =
-      o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
-  svc.reload_max_drop = o.c.reload_max_drop;
-  obspamd_refusal_log_interval(o.c.refusal_log_interval);
-  if (obspamd_service_start(&svc) != 0)
-    return 1; /* the reason is logged */
-
-  milter_cfg.svc = &svc;
-  milter_cfg.local_action = o.local_action;
-  milter_cfg.verbose = o.verbose;
-  for (i = 0; i < o.npatterns; i++)
-    milter_cfg.patterns[i] = o.patterns[i];
-  milter_cfg.npatterns = o.npatterns;
-
-  if (smfi_setconn(socket_spec) != MI_SUCCESS ||
+  milter_cfg.local_action = o->local_action;
+  milter_cfg.verbose = o->verbose;
+  memcpy(milter_cfg.patterns, o->patterns, sizeof(o->patterns));
+  milter_cfg.npatterns = o->npatterns;
+  if (smfi_setconn((char *)spec) != MI_SUCCESS ||
       smfi_register(*milter_description()) != MI_SUCCESS) {
     obspamd_log(LOG_ERR, "cannot start: libmilter refused the filter or the "
                          "socket spec (see syslog)");
-    goto out_service;
+    return -1;
   }
   errno = 0;
   if (smfi_opensocket(1) != MI_SUCCESS) {
-    obspamd_log(LOG_ERR, "cannot start: cannot listen on %s%s%s", socket_spec,
+    obspamd_log(LOG_ERR, "cannot start: cannot listen on %s%s%s", spec,
                 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
-    goto out_service;
+    return -1;
   }
-  if (unix_path != NULL) {
-    char err[400];
+  if (unix_path(spec) == NULL) {
+    obspamd_warn_tcp(spec);
+    return 0;
+  }
+  peer_socket = spec;
+  if (chmod(unix_path(spec), (mode_t)o->c.socket_mode) != 0) {
+    obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path(spec),
+                strerror(errno));
+    return -1;
+  }
+  if (obspamd_socket_group(unix_path(spec), o->c.user_uid, err, sizeof(err)) !=
+      0) {
+    obspamd_log(LOG_ERR, "cannot start: %s", err);
+    return -1;
+  }
+  return 0;
+}
 
-    if (chmod(unix_path, (mode_t)o.c.socket_mode) != 0) {
-      obspamd_log(LOG_ERR, "cannot start: chmod %s: %s", unix_path,
-                  strerror(errno));
-      goto out_socket;
-    }
-    if (obspamd_socket_group(unix_path, o.c.user_uid, err, sizeof(err)) != 0) {
-      obspamd_log(LOG_ERR, "cannot start: %s", err);
-      goto out_socket;
-    }
-    peer_socket = socket_spec;
-  } else {
-    obspamd_warn_tcp(socket_spec);
-  }
-  if (control != NULL && obspamd_control_start(&svc, control) != 0)
-    goto out_socket;
-  if (o.c.metrics != NULL && obspamd_metrics_start(&svc, o.c.metrics) != 0)
-    goto out_control;
-  /* Everything is open and read: root is no longer needed. A reload reads
-     the configuration, and a save writes the state directory, as that
-     user. */
-  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
-    goto out_metrics;
-  if (obspamd_housekeeping_start(&svc) != 0)
-    goto out_metrics;
-  if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
-    obspamd_log(LOG_ERR, "cannot start: no thread for libmilter");
-    goto out_housekeeping;
-  }
-
-  obspamd_log_echo(0);
-  obspamd_log(LOG_INFO,
-              "ready: listening on %s (libobspam %s, config %s, refused "
-              "local submissions: %s)",
-              socket_spec, obspam_version_string(), config,
-              o.local_action == LOCAL_HOLD ? "hold" : "bounce");
-  if (ready_fd >= 0) {
-    obspamd_detached(ready_fd);
-    ready_fd = -1;
-  }
-  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
-  while (stop_sig == 0) {
+/* Handles the signals until one stops the daemon or libmilter stops by
+   itself. Returns the exit status. */
+static int serve(obspamd_service *svc) {
+  for (;;) {
     unsigned char b;
-    ssize_t n = read(signal_pipe[0], &b, 1);
+    ssize_t n = read(signal_fd, &b, 1);
 
     if (n < 0 && errno == EINTR)
       continue;
     if (n != 1) {
       obspamd_log(LOG_ERR, "signal pipe: %s", strerror(errno));
-      stop_sig = -1;
-      break;
+      return -1;
     }
     if (b == SIGHUP) {
       char msg[512];
 
-      obspamd_reload(&svc, msg, sizeof(msg));
+      obspamd_reload(svc, msg, sizeof(msg));
     } else if (b == MILTER_ENDED) {
       /* libmilter stopped by itself: its signal thread took a signal, or
          its listener failed. Either way the daemon stops and saves. */
       obspamd_log(milter_status == MI_SUCCESS ? LOG_INFO : LOG_ERR,
                   "libmilter stopped%s",
                   milter_status == MI_SUCCESS ? "" : " on an error");
-      stop_sig = -2;
+      return -2;
     } else {
       obspamd_log(LOG_INFO, "stopping on signal %d", b);
-      stop_sig = b;
+      return b;
     }
   }
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* Stops libmilter, unless it stopped by itself (stop_sig -2), and waits
+   for its thread. */
+static void stop_milter(pthread_t tid, int stop_sig, const char *spec) {
   if (stop_sig != -2) {
     pthread_t stopper;
     int waited;
@@ -565,57 +455,96 @@ int main(int argc, char **argv) {
     else
       smfi_stop();
     for (waited = 0; waited < 10000; waited += 50) {
-      struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
+      struct pollfd pfd = {signal_fd, POLLIN, 0};
       unsigned char b = 1;
 
-      wake_listener(socket_spec);
-      if (poll(&pfd, 1, 50) == 1 && read(signal_pipe[0], &b, 1) == 1 &&
+      wake_listener(spec);
+      if (poll(&pfd, 1, 50) == 1 && read(signal_fd, &b, 1) == 1 &&
           b == MILTER_ENDED)
         break;
     }
   }
   pthread_join(tid, NULL);
-  rc = stop_sig > 0 || (stop_sig == -2 && milter_status == MI_SUCCESS) ? 0 : 1;
+}
 
-  /* smfi_main does not wait for the sessions it started: they run on
-     until the MTA ends them, and they use the engine. */
-  left = milter_wait_idle(DRAIN_MS);
+/* smfi_main does not wait for the sessions it started: they run on until
+   the MTA ends them, and they use the engine. Freeing the engine under a
+   running session would crash it: when they outlast DRAIN_MS, the state
+   is saved and the process ends at once. */
+static void drain(obspamd_start *st, obspamd_service *svc, const char *spec,
+                  int rc) {
+  long left = milter_wait_idle(DRAIN_MS);
+  char msg[512];
 
-out_housekeeping:
-  obspamd_housekeeping_stop(&svc);
-out_metrics:
-  if (o.c.metrics != NULL)
-    obspamd_metrics_stop();
-out_control:
-  if (control != NULL)
-    obspamd_control_stop();
-out_socket:
-  if (unix_path != NULL)
-    unlink(unix_path);
-out_service:
-  if (left > 0) {
-    /* Freeing the engine under a running session would crash it: save
-       and leave, the process ends now anyway. */
-    obspamd_log(LOG_WARNING,
-                "%ld MTA connection(s) still open after %d s: saving and "
-                "exiting without waiting for them",
-                left, DRAIN_MS / 1000);
-    if (state != NULL) {
-      char msg[512];
-
-      if (obspamd_save(&svc, msg, sizeof(msg)) != OBSPAM_OK)
-        rc = 1;
-    }
-    _exit(rc);
-  }
-  /* Saves the state; a failed last save is a failed stop. */
-  if (obspamd_service_stop(&svc) != OBSPAM_OK)
+  if (left == 0)
+    return;
+  obspamd_log(LOG_WARNING,
+              "%ld MTA connection(s) still open after %d s: saving and "
+              "exiting without waiting for them",
+              left, DRAIN_MS / 1000);
+  obspamd_start_stop(st, svc);
+  if (unix_path(spec) != NULL)
+    unlink(unix_path(spec));
+  if (svc->state_path != NULL &&
+      obspamd_save(svc, msg, sizeof(msg)) != OBSPAM_OK)
     rc = 1;
-  if (rc == 0)
-    obspamd_log(LOG_INFO, "stopped");
-  free(config);
-  free(state);
-  free(control);
-  free(socket_spec);
-  return rc;
+  _exit(rc);
+}
+
+int main(int argc, char **argv) {
+  static obspamd_service svc;
+  obspamd_start st;
+  options o;
+  const char *spec[1];
+  int rc, stop_sig;
+  sigset_t set;
+  pthread_t tid;
+
+  obspamd_open_stdio();
+  rc = parse_options(argc, argv, &o);
+  spec[0] = o.socket;
+  rc = obspamd_start_init(&st, PROGRAM, rc, &o.c, spec, 1);
+  if (rc != OBSPAMD_START_GO_ON)
+    return rc;
+  /* Every thread started from here on, libmilter's included, inherits a
+     mask that blocks the daemon's signals; the main thread unblocks them
+     once all are started. */
+  daemon_signals(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  /* SA_NODEFER: the main thread keeps wanting the signal even while it
+     runs the handler of another, which leaves libmilter's sigwait() fewer
+     chances still (see the top of this file). */
+  if (obspamd_start_process(&st, OBSPAMD_SIGNALS_NODEFER) != 0)
+    return 1;
+  signal_fd = st.signals;
+  obspamd_log_verbose(o.verbose);
+  svc.local_action =
+      o.local_action == LOCAL_HOLD ? OBSPAMD_LOCAL_HOLD : OBSPAMD_LOCAL_BOUNCE;
+  if (obspamd_start_service(&st, &svc) != 0)
+    return 1;
+  milter_cfg.svc = &svc;
+
+  rc = 1;
+  if (open_socket(&o, spec[0]) == 0 && obspamd_start_threads(&st, &svc) == 0) {
+    if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
+      obspamd_log(LOG_ERR, "cannot start: no thread for libmilter");
+    } else {
+      obspamd_log(LOG_INFO,
+                  "ready: listening on %s (libobspam %s, config %s, refused "
+                  "local submissions: %s)",
+                  spec[0], obspam_version_string(), st.config,
+                  o.local_action == LOCAL_HOLD ? "hold" : "bounce");
+      obspamd_start_ready(&st);
+      pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+      stop_sig = serve(&svc);
+      pthread_sigmask(SIG_BLOCK, &set, NULL);
+      stop_milter(tid, stop_sig, spec[0]);
+      rc = stop_sig > 0 || (stop_sig == -2 && milter_status == MI_SUCCESS) ? 0
+                                                                           : 1;
+      drain(&st, &svc, spec[0], rc);
+    }
+  }
+  if (unix_path(spec[0]) != NULL)
+    unlink(unix_path(spec[0]));
+  return obspamd_start_end(&st, &svc, rc);
 }

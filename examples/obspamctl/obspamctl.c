@@ -21,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "obspam.h"
+#include "sockets.h"
+#include "util.h"
 
 #define DEFAULT_CONTROL "unix:" OBSPAMD_CONTROL_DEFAULT
 #define EXIT_DAEMON 1

@@ -7,7 +7,7 @@
    microseconds and never block, so one thread serves thousands of
    connections; the control socket and the metrics endpoint have threads
    of their own (examples/common), and so does a reload while it runs.
-   The request parser is policy.c. */
+   The request parser is policy.c, the rules for a request rules.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,12 +27,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "daemon.h"
+#include "access.h"
+#include "log.h"
 #include "metrics.h"
 #include "obspam.h"
+#include "options.h"
 #include "peers.h"
 #include "policy.h"
+#include "refusal.h"
+#include "rules.h"
+#include "service.h"
+#include "sockets.h"
+#include "start.h"
+#include "util.h"
 
 #define PROGRAM "obspam-policyd"
 /* Postfix: check_policy_service unix:private/obspam-policy */
@@ -62,9 +69,6 @@
    they are written. */
 #define IN_CAP 4096
 #define OUT_CAP 8192
-/* The longest answer: "action=NNN " + the refusal text + "\n\n". */
-#define TEXT_MAX 1024
-#define ANSWER_MAX (TEXT_MAX + 16)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -225,41 +229,6 @@ static int parse_options(int argc, char **argv, options *o) {
   return 0;
 }
 
-/* ---- signals ------------------------------------------------------------ */
-
-/* Signals are turned into bytes on a pipe that the loop watches. A
-   self-pipe rather than signalfd: signalfd needs the signals blocked, and
-   a blocked mask is inherited by every program the daemon runs (the
-   notify command), which would then ignore SIGTERM. */
-static int signal_pipe[2] = {-1, -1};
-
-static void on_signal(int sig) {
-  int saved = errno;
-  unsigned char b = (unsigned char)sig;
-
-  if (write(signal_pipe[1], &b, 1) < 0) {
-    /* The pipe is full: enough signals are pending already. */
-  }
-  errno = saved;
-}
-
-static int setup_signals(void) {
-  struct sigaction sa;
-
-  if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
-    return -1;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) ||
-      sigaction(SIGINT, &sa, NULL) != 0)
-    return -1;
-  /* A client that closes before reading its answer must not kill us. */
-  signal(SIGPIPE, SIG_IGN);
-  return 0;
-}
-
 /* ---- the event loop ----------------------------------------------------- */
 
 enum { ITEM_LISTENER, ITEM_SIGNALS, ITEM_CONN };
@@ -294,8 +263,7 @@ typedef struct conn {
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
   size_t out_off, out_len; /* bytes of out[] not written yet */
   char peer[72];           /* for log lines */
-  char decided[72];        /* instance of the last message decided */
-  char probed[72];         /* ... and of the last refused at RCPT */
+  rules_memory mem;        /* what the rules remember of its messages */
   policy_req req;
   char in[IN_CAP];
   char out[OUT_CAP];
@@ -307,6 +275,7 @@ typedef struct server {
   listener listeners[MAX_LISTENERS];
   int nlisteners;
   int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
+  int signals;      /* its read end */
   conn *head, *tail;
   conn *whead, *wtail; /* connections with a request pending, oldest first */
   conn *rhead;         /* connections with answers of this round */
@@ -489,49 +458,32 @@ static void append(conn *c, const char *text, size_t n) {
   c->out_len += n;
 }
 
-static void answer_dunno(conn *c) { append(c, "action=DUNNO\n\n", 14); }
-
 /* "action=451 4.7.1 ...\n\n", put together in place: in a flood every
    request is answered so, and the text is copied from what was written
    for the object's last refusal while its words stay the same. */
 static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
                           const obspam_message *m) {
-  char line[ANSWER_MAX];
+  char line[RULES_REPLY_MAX];
   int code;
   size_t n;
 
-  n = 11 + obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
-                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
-                           line + 11, TEXT_MAX);
-  memcpy(line, "action=", 7);
-  line[7] = (char)('0' + code / 100);
-  line[8] = (char)('0' + code / 10 % 10);
-  line[9] = (char)('0' + code % 10);
-  line[10] = ' ';
-  line[n++] = '\n';
-  line[n++] = '\n';
-  append(c, line, n);
+  n = obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+                      policy_get(&c->req, POLICY_QUEUE_ID), &code,
+                      line + RULES_TEXT_AT, RULES_TEXT_MAX);
+  append(c, line, rules_reply(line, code, n));
 }
 
-/* Answers one complete request. Returns -1 when the engine could not
-   decide: the protocol then asks for no answer and a closed connection,
-   and Postfix applies its smtpd_policy_service_default_action. */
+/* Answers one complete request by the rules (rules.h). Returns -1 when
+   it must not be answered: the protocol then asks for a closed
+   connection, and Postfix applies its smtpd_policy_service_default_action. */
 static int answer(server *s, conn *c) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
-  enum policy_stage stage = policy_message(&c->req, &m);
-  const char *instance = policy_get(&c->req, POLICY_INSTANCE);
-  double t0 = s->woke_us;
+  rules_step step = rules_begin(&c->req, c->unix_peer, &c->mem, &m);
+  char dunno[16];
   int rc;
 
-  /* A submitter's uid is believed only from a peer whose credentials
-     were checked (an MTA such as Exim, allowed with --allow-user): over
-     TCP any local user could claim another's uid and spend its limit, or
-     pass its own scripts' mail off as someone else's. Such a request is
-     refused, not decided by its sender, so that a misconfigured MTA is
-     seen at once (it applies its own fail-safe action) rather than
-     letting scripts' mail through uncounted. */
-  if (policy_claims_uid(&c->req) && !c->unix_peer) {
+  if (step == RULES_CLOSE) {
     obspamd_metrics_bad_request(&s->svc.metrics);
     obspamd_log(LOG_WARNING,
                 "request from %s names a submitter's uid (obspam_uid), "
@@ -540,73 +492,32 @@ static int answer(server *s, conn *c) {
                 c->peer);
     return -1;
   }
-  if (stage == POLICY_STAGE_OTHER) {
-    answer_dunno(c);
+  if (step == RULES_DUNNO) {
+    append(c, dunno, rules_reply(dunno, 0, 0));
     return 0;
   }
-  if (stage == POLICY_STAGE_RCPT) {
-    /* Too early to charge: the recipients are not all known and the
-       message may never come. Only a sender that could not send even one
-       more recipient is stopped now. The refusal is recorded in the
-       statistics (a probe charges nothing), once per message: a client
-       that tries fifty recipients made one attempt. */
-    int recorded = instance != NULL && instance[0] != '\0' &&
-                   strcmp(instance, c->probed) == 0;
-
-    m.recipients = 1;
-    if (recorded) {
-      rc = obspam_check(s->svc.engine, &m, &v);
-    } else {
-      m.flags |= OBSPAM_MSG_PROBE;
-      rc = obspam_decide(s->svc.engine, &m, &v);
-    }
-    if (rc != OBSPAM_OK)
-      goto fail;
-    if (v.action == OBSPAM_REFUSE) {
-      if (!recorded && instance != NULL && strlen(instance) < sizeof(c->probed))
-        memcpy(c->probed, instance, strlen(instance) + 1);
-      answer_refuse(s, c, &v, &m);
-      obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
-    } else {
-      answer_dunno(c);
-    }
-    return 0;
+  rc = step == RULES_CHECK ? obspam_check(s->svc.engine, &m, &v)
+                           : obspam_decide(s->svc.engine, &m, &v);
+  if (rc != OBSPAM_OK) {
+    /* The shared store down (store-fallback defer): one line per
+       episode, not one per request. */
+    if (!obspamd_store_deferred(&s->svc, rc))
+      obspamd_log(LOG_ERR,
+                  "cannot decide a request from %s (state %s): %s; closing "
+                  "without an answer",
+                  c->peer, policy_state_name(&c->req),
+                  obspam_engine_errmsg(s->svc.engine));
+    return -1;
   }
-  /* DATA or END-OF-MESSAGE. A message is decided once: with the check in
-     both smtpd_data_restrictions and smtpd_end_of_data_restrictions,
-     Postfix asks twice about one message (same instance, same
-     connection), and the second question must not charge it again. */
-  if (instance != NULL && instance[0] != '\0' &&
-      strlen(instance) < sizeof(c->decided) &&
-      strcmp(instance, c->decided) == 0) {
-    answer_dunno(c);
-    return 0;
-  }
-  rc = obspam_decide(s->svc.engine, &m, &v);
-  if (rc != OBSPAM_OK)
-    goto fail;
-  if (instance != NULL && strlen(instance) < sizeof(c->decided))
-    memcpy(c->decided, instance, strlen(instance) + 1);
-  else
-    c->decided[0] = '\0';
   if (v.action == OBSPAM_REFUSE)
     answer_refuse(s, c, &v, &m);
   else
-    answer_dunno(c);
-  obspamd_metrics_decision(&s->svc.metrics, &v, obspamd_now_us() - t0);
+    append(c, dunno, rules_reply(dunno, 0, 0));
+  if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
+                v.action == OBSPAM_REFUSE, &c->mem))
+    obspamd_metrics_decision(&s->svc.metrics, &v,
+                             obspamd_now_us() - s->woke_us);
   return 0;
-
-fail:
-  /* The shared store down (store-fallback defer): one line per episode,
-     not one per request. */
-  if (obspamd_store_deferred(&s->svc, rc))
-    return -1;
-  obspamd_log(LOG_ERR,
-              "cannot decide a request from %s (state %s): %s; closing "
-              "without an answer",
-              c->peer, policy_state_name(&c->req),
-              obspam_engine_errmsg(s->svc.engine));
-  return -1;
 }
 
 /* Writes what it can of the pending answers. Returns -1 on a dead peer. */
@@ -630,7 +541,7 @@ static int conn_flush(conn *c) {
 
 /* Room for one more answer. */
 static int out_room(const conn *c) {
-  return OUT_CAP - (c->out_len - c->out_off) >= ANSWER_MAX;
+  return OUT_CAP - (c->out_len - c->out_off) >= RULES_REPLY_MAX;
 }
 
 /* Parses what was read and answers every complete request, as long as
@@ -859,7 +770,7 @@ static void accept_some(server *s, listener *l) {
     c->rprev = c->rnext = NULL;
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
-    c->decided[0] = c->probed[0] = '\0';
+    rules_memory_init(&c->mem);
     c->last = obspamd_now_ms();
     peer_name(&ss, l, c->peer, sizeof(c->peer));
     policy_reset(&c->req);
@@ -882,7 +793,7 @@ static void read_signals(server *s) {
   unsigned char buf[64];
   ssize_t n, i;
 
-  while ((n = read(signal_pipe[0], buf, sizeof(buf))) > 0)
+  while ((n = read(s->signals, buf, sizeof(buf))) > 0)
     for (i = 0; i < n; i++) {
       if (buf[i] == SIGHUP)
         s->reload = 1;
@@ -1127,19 +1038,6 @@ static void run(server *s) {
   }
 }
 
-/* Descriptors 0, 1 and 2 are opened on /dev/null when they are closed:
-   otherwise a socket could get one of them, and a line meant for stderr
-   would go to a client. */
-static void open_stdio(void) {
-  int fd;
-
-  do
-    fd = open("/dev/null", O_RDWR);
-  while (fd >= 0 && fd <= STDERR_FILENO);
-  if (fd > STDERR_FILENO)
-    close(fd);
-}
-
 /* The line tests and scripts wait for; it names the ports the kernel
    chose for "inet:HOST:0". */
 static void log_ready(server *s, const char *config) {
@@ -1158,158 +1056,88 @@ static void log_ready(server *s, const char *config) {
               s->max_per_client);
 }
 
-int main(int argc, char **argv) {
-  static server srv; /* large: the listeners' specs */
-  server *s = &srv;
-  options o;
-  char *config = NULL, *state = NULL, *control = NULL;
-  char *listen_abs[MAX_LISTENERS] = {NULL};
-  long fd_limit;
-  int ready_fd = -1, rc = 1, started = 0, i;
-  struct epoll_event ev;
+/* The number of connections: what --max-connections asks for, within
+   what the file limit allows. */
+static void set_limits(server *s, const options *o) {
+  long fd_limit = raise_fd_limit();
 
-  open_stdio();
-  switch (parse_options(argc, argv, &o)) {
-  case 1:
-    return 0;
-  case -1:
-    return 2;
-  }
-  if (o.c.check_config)
-    return obspamd_check_config(PROGRAM, o.c.config);
-
-  config = obspamd_absolute("", o.c.config);
-  state = o.c.state != NULL ? obspamd_absolute("", o.c.state) : NULL;
-  control = o.c.control != NULL ? obspamd_absolute("unix:", o.c.control) : NULL;
-  for (i = 0; i < o.nlisten; i++) {
-    listen_abs[i] = obspamd_absolute("unix:", o.listen[i]);
-    if (listen_abs[i] == NULL)
-      break;
-    o.listen[i] = listen_abs[i];
-  }
-  if (config == NULL || (o.c.state != NULL && state == NULL) ||
-      (o.c.control != NULL && control == NULL) || i < o.nlisten) {
-    fprintf(stderr, PROGRAM ": out of memory\n");
-    return 1;
-  }
-
-  obspamd_log_open(PROGRAM, obspamd_log_mode(o.c.log, o.c.foreground));
-  obspamd_peers_allow(o.c.allow, o.c.nallow);
-  if (!o.c.foreground) {
-    ready_fd = obspamd_detach(PROGRAM);
-    /* A detached daemon logs to syslog from the start, and until it is up
-       its lines also go to the terminal that started it, so that whoever
-       started it sees why it failed. */
-    obspamd_log_echo(1);
-  }
-
-  if (setup_signals() != 0) {
-    obspamd_log(LOG_ERR, "signals: %s", strerror(errno));
-    return 1;
-  }
-  fd_limit = raise_fd_limit();
   s->max_conns = fd_limit - FD_RESERVE > 16 ? fd_limit - FD_RESERVE : 16;
-  if (o.max_connections > 0) {
-    if (o.max_connections > s->max_conns)
+  if (o->max_connections > 0) {
+    if (o->max_connections > s->max_conns)
       obspamd_log(LOG_WARNING,
                   "--max-connections %ld is more than the file limit (%ld) "
                   "allows: using %ld",
-                  o.max_connections, fd_limit, s->max_conns);
+                  o->max_connections, fd_limit, s->max_conns);
     else
-      s->max_conns = o.max_connections;
+      s->max_conns = o->max_connections;
   }
-  s->idle_ms = (int64_t)o.idle_timeout * 1000;
-  s->request_ms = (int64_t)o.request_timeout * 1000;
-  s->max_per_client = o.max_per_client;
+  s->idle_ms = (int64_t)o->idle_timeout * 1000;
+  s->request_ms = (int64_t)o->request_timeout * 1000;
+  s->max_per_client = o->max_per_client;
+}
+
+/* The epoll set, with the signal pipe in it; the listeners come next. */
+static int open_loop(server *s, int signals) {
+  struct epoll_event ev;
+
+  s->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (s->ep < 0) {
+    obspamd_log(LOG_ERR, "epoll_create1: %s", strerror(errno));
+    return -1;
+  }
+  s->signals_type = ITEM_SIGNALS;
+  s->signals = signals;
+  ev.events = EPOLLIN;
+  ev.data.ptr = &s->signals_type;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signals, &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static server srv; /* large: the listeners' specs */
+  server *s = &srv;
+  obspamd_start st;
+  options o;
+  int rc;
+
+  obspamd_open_stdio();
+  rc = parse_options(argc, argv, &o);
+  rc = obspamd_start_init(&st, PROGRAM, rc, &o.c, o.listen, o.nlisten);
+  if (rc != OBSPAMD_START_GO_ON)
+    return rc;
+  if (obspamd_start_process(&st, OBSPAMD_SIGNALS_NONBLOCK) != 0)
+    return 1;
+  set_limits(s, &o);
   s->peers = peers_new();
   if (s->peers == NULL) {
     obspamd_log(LOG_ERR, "cannot start: out of memory");
     return 1;
   }
+  if (obspamd_start_service(&st, &s->svc) != 0)
+    return 1;
 
-  s->svc.name = PROGRAM;
-  s->svc.config_path = config;
-  s->svc.state_path = state;
-  s->svc.admin = o.c.admin;
-  s->svc.notify_command = o.c.notify_command;
-  s->svc.save_interval = o.c.save_interval;
-  s->svc.journal_fsync = o.c.journal_fsync;
-  s->svc.reload_max_drop = o.c.reload_max_drop;
-  obspamd_refusal_log_interval(o.c.refusal_log_interval);
-  if (obspamd_service_start(&s->svc) != 0)
-    return 1; /* the reason is logged */
-
-  s->ep = epoll_create1(EPOLL_CLOEXEC);
-  if (s->ep < 0) {
-    obspamd_log(LOG_ERR, "epoll_create1: %s", strerror(errno));
-    goto out_service;
+  s->ep = -1;
+  rc = 1;
+  if (open_loop(s, st.signals) == 0 && open_listeners(s, &o) == 0 &&
+      obspamd_start_threads(&st, &s->svc) == 0) {
+    log_ready(s, st.config);
+    obspamd_start_ready(&st);
+    run(s);
+    if (s->stop)
+      obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
+    rc = s->stop ? 0 : 1;
+    while (s->head != NULL)
+      conn_close(s, s->head);
+    if (s->reloader_started)
+      pthread_join(s->reloader, NULL);
   }
-  s->signals_type = ITEM_SIGNALS;
-  ev.events = EPOLLIN;
-  ev.data.ptr = &s->signals_type;
-  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signal_pipe[0], &ev) != 0) {
-    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
-    goto out_service;
-  }
-  if (open_listeners(s, &o) != 0)
-    goto out_listeners;
-  if (control != NULL && obspamd_control_start(&s->svc, control) != 0)
-    goto out_listeners;
-  if (o.c.metrics != NULL && obspamd_metrics_start(&s->svc, o.c.metrics) != 0)
-    goto out_control;
-  /* Everything is open and read: root is no longer needed. A reload reads
-     the configuration, and a save writes the state directory, as that
-     user. */
-  if (o.c.user != NULL && obspamd_become(o.c.user, state) != 0)
-    goto out_metrics;
-  /* Saves every --save-interval and notices on a thread of their own: a
-     save never holds up the loop, nor waits in it for a reload that holds
-     the service's lock. */
-  if (obspamd_housekeeping_start(&s->svc) != 0)
-    goto out_metrics;
-
-  log_ready(s, config);
-  started = 1;
-  if (ready_fd >= 0) {
-    obspamd_log_echo(0); /* syslog only from now on */
-    obspamd_detached(ready_fd);
-    ready_fd = -1;
-  }
-
-  run(s);
-  if (s->stop)
-    obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
-  rc = s->stop ? 0 : 1;
-
-  while (s->head != NULL)
-    conn_close(s, s->head);
-  if (s->reloader_started)
-    pthread_join(s->reloader, NULL);
-out_metrics:
-  if (o.c.metrics != NULL)
-    obspamd_metrics_stop();
-out_control:
-  if (control != NULL)
-    obspamd_control_stop();
-out_listeners:
   close_listeners(s);
   if (s->ep >= 0)
     close(s->ep);
-out_service:
-  /* A daemon that did not start must not write the state file: another
-     instance may be running on it (the usual cause of "address in use"). */
-  if (!started)
-    s->svc.state_path = NULL;
-  /* Saves the state; a failed last save is a failed stop. */
-  if (obspamd_service_stop(&s->svc) != OBSPAM_OK)
-    rc = 1;
-  if (rc == 0)
-    obspamd_log(LOG_INFO, "stopped");
+  rc = obspamd_start_end(&st, &s->svc, rc);
   peers_free(s->peers);
-  for (i = 0; i < MAX_LISTENERS; i++)
-    free(listen_abs[i]);
-  free(config);
-  free(state);
-  free(control);
   return rc;
 }

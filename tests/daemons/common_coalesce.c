@@ -4,6 +4,8 @@
    object and interval, with the queue ID of the first refusal counted.
    The clock is the test's: every refusal and flush is given its time. */
 #include "common_test.h"
+#include "refusal.h"
+#include "util.h"
 
 /* The lines logged since the last call, without their prefixes, read
    from where the last call stopped (the model test logs thousands). */

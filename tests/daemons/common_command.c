@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "common_test.h"
+#include "util.h"
 
 static char why[512];
 

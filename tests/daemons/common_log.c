@@ -13,7 +13,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "access.h"
 #include "common_test.h"
+#include "log.h"
 
 /* A datagram socket bound in the test directory, standing for /dev/log. */
 static int syslog_server(void) {

@@ -4,6 +4,7 @@
 
 #include "common_test.h"
 #include "metrics.h"
+#include "service.h"
 
 static char *format(obspamd_service *s) {
   size_t need = obspamd_metrics_format(s, NULL, 0);

@@ -2,6 +2,10 @@
 /* The texts both daemons show: the SMTP refusal, the log lines of a
    refusal and a notice, and the notice mails. */
 #include "common_test.h"
+#include "log.h"
+#include "refusal.h"
+#include "service.h"
+#include "util.h"
 
 static char text[1024];
 static int code;

@@ -4,6 +4,8 @@
 #include "common_test.h"
 #include "control.h"
 #include "metrics.h"
+#include "service.h"
+#include "util.h"
 
 /* The mailbox, its domain and its subscription each have a limit of 1: a
    second message goes over all three, so that each gets a notice (only

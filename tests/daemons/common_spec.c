@@ -6,6 +6,8 @@
 #include <sys/un.h>
 
 #include "common_test.h"
+#include "sockets.h"
+#include "util.h"
 
 static char err[512];
 

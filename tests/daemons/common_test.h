@@ -14,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "internal.h"
+#include "log.h"
+#include "util.h"
 
 /* A new directory under /tmp for one test (each Criterion test runs in a
    process of its own), removed when the process exits: a failing
@@ -141,8 +142,8 @@ static inline int logged_text(const char *text) {
 /* Waits up to ms milliseconds for cond to hold. */
 #define WAIT_FOR(cond, ms)                                                     \
   do {                                                                         \
-    int64_t until_ = obspamd_now_ms() + (ms);                                 \
-    while (!(cond) && obspamd_now_ms() < until_)                              \
+    int64_t until_ = obspamd_now_ms() + (ms);                                  \
+    while (!(cond) && obspamd_now_ms() < until_)                               \
       usleep(10000);                                                           \
   } while (0)
 

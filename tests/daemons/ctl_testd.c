@@ -33,8 +33,11 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "daemon.h"
+#include "log.h"
 #include "metrics.h"
+#include "refusal.h"
+#include "service.h"
+#include "util.h"
 
 static void usage(void) {
   fprintf(stderr,

@@ -859,9 +859,12 @@ def scenario_detach(tmp):
     data = s.makefile().read()
     pid = int([l for l in data.splitlines() if l.startswith("pid\t")][0][4:])
     try:
-        # Until it is up, the daemon logs to the terminal that started it.
-        expect(p.stderr.count("\n"), 3, f"three lines before detaching: "
+        # Until it is up, the daemon logs to the terminal that started it,
+        # the ready line included (as obspam-policyd does).
+        expect(p.stderr.count("\n"), 4, f"four lines before detaching: "
                f"{p.stderr}")
+        expect(f"ready: listening on inet:{port}@127.0.0.1 " in p.stderr,
+               True, p.stderr)
         expect(f"warning: listening on inet:{port}@127.0.0.1 over TCP: "
                in p.stderr, True, p.stderr)
         expect("control listening on unix:" + ctl in p.stderr, True,

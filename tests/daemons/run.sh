@@ -60,6 +60,7 @@ check "common: obspamctl options (getopt_long) and JSON errors" \
 # (tests/daemons/policyd_test.py BUILD --list describes each scenario).
 P=tests/daemons/policyd_test.py
 check "policyd: request parser" "$D/policyd_proto" --jobs 2
+check "policyd: rules for a request" "$D/policyd_rules" --jobs 2
 check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
 check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
 check "policyd: only root, postfix and --allow-user users on a Unix socket" \

@@ -57,7 +57,7 @@ n=$(cat "$work"/all.* | grep -cE '451 4\.7\.1 .* has sent (to )?[0-9]+ (recipien
 # socket, left out when it is obspamctl's default: the policy server's unit
 # uses that default, the milter's unit another socket, which the mail test
 # (common_refusal.c, notice::mail_of_the_milter) pins.
-default=$(sed -n 's/^#define OBSPAMD_CONTROL_DEFAULT "\(.*\)"$/\1/p' examples/common/daemon.h)
+default=$(sed -n 's/^#define OBSPAMD_CONTROL_DEFAULT "\(.*\)"$/\1/p' examples/common/sockets.h)
 pol=$(sed -n 's/.*--control unix:\([^ ]*\).*/\1/p' examples/policyd/obspam-policyd.service.in)
 mil=$(sed -n 's/.*--control unix:\([^ ]*\).*/\1/p' examples/milter/obspam-milter.service.in)
 if [[ -z $default || $pol != "$default" ]]; then

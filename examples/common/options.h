@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line both daemons share, their help lines, absolute paths
+   and detaching (process.c). */
+#ifndef OBSPAMD_OPTIONS_H
+#define OBSPAMD_OPTIONS_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+/* The command-line options both daemons take, parsed the same way. */
+#define OBSPAMD_MAX_ALLOW 32
+typedef struct obspamd_options {
+  const char *config, *state, *control, *metrics, *admin, *notify_command;
+  int save_interval, socket_mode, foreground, check_config;
+  int journal_fsync;   /* --journal-fsync */
+  int reload_max_drop; /* percent, 1..100; 0: the default */
+  const char *user;    /* --user USER[:GROUP], NULL: stay who we are */
+  long user_uid;       /* USER's uid, -1 without --user */
+  int log;             /* --log: an OBSPAMD_LOG_* value; AUTO when not given */
+  int refusal_log_interval; /* seconds; OBSPAMD_REFUSAL_LOG_INTERVAL */
+  int nallow;               /* --allow-user: the uids, resolved when parsed */
+  long allow[OBSPAMD_MAX_ALLOW];
+} obspamd_options;
+
+/* getopt_long values of those options; a daemon's own start at
+   OBSPAMD_OPT_OWN. */
+enum {
+  OBSPAMD_OPT_CONFIG = 256,
+  OBSPAMD_OPT_STATE,
+  OBSPAMD_OPT_SAVE_INTERVAL,
+  OBSPAMD_OPT_CONTROL,
+  OBSPAMD_OPT_METRICS,
+  OBSPAMD_OPT_ADMIN,
+  OBSPAMD_OPT_NOTIFY,
+  OBSPAMD_OPT_MODE,
+  OBSPAMD_OPT_FOREGROUND,
+  OBSPAMD_OPT_CHECK,
+  OBSPAMD_OPT_RELOAD_MAX_DROP,
+  OBSPAMD_OPT_USER,
+  OBSPAMD_OPT_ALLOW_USER,
+  OBSPAMD_OPT_LOG,
+  OBSPAMD_OPT_JOURNAL_FSYNC,
+  OBSPAMD_OPT_REFUSAL_LOG_INTERVAL,
+  OBSPAMD_OPT_OWN
+};
+
+/* The getopt_long entries of those options, for a daemon's table. */
+/* clang-format off */
+#define OBSPAMD_LONGOPTS                                                       \
+  {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},                     \
+  {"state", required_argument, NULL, OBSPAMD_OPT_STATE},                       \
+  {"save-interval", required_argument, NULL, OBSPAMD_OPT_SAVE_INTERVAL},       \
+  {"control", required_argument, NULL, OBSPAMD_OPT_CONTROL},                   \
+  {"metrics", required_argument, NULL, OBSPAMD_OPT_METRICS},                   \
+  {"admin", required_argument, NULL, OBSPAMD_OPT_ADMIN},                       \
+  {"notify-command", required_argument, NULL, OBSPAMD_OPT_NOTIFY},             \
+  {"socket-mode", required_argument, NULL, OBSPAMD_OPT_MODE},                  \
+  {"foreground", no_argument, NULL, OBSPAMD_OPT_FOREGROUND},                   \
+  {"check-config", no_argument, NULL, OBSPAMD_OPT_CHECK},                      \
+  {"reload-max-drop", required_argument, NULL, OBSPAMD_OPT_RELOAD_MAX_DROP}, \
+  {"user", required_argument, NULL, OBSPAMD_OPT_USER},                         \
+  {"allow-user", required_argument, NULL, OBSPAMD_OPT_ALLOW_USER},             \
+  {"log", required_argument, NULL, OBSPAMD_OPT_LOG},                           \
+  {"journal-fsync", no_argument, NULL, OBSPAMD_OPT_JOURNAL_FSYNC},             \
+  {"refusal-log-interval", required_argument, NULL,                            \
+   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL}
+/* clang-format on */
+
+/* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
+   saying on stderr why it is not. */
+long obspamd_number(const char *program, const char *opt, const char *s,
+                    long min, long max, int base);
+/* Checks a socket address given to option opt (obspamd_spec_parse):
+   returns 0, or -1 after saying what is wrong on stderr, e.g.
+   "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
+   port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
+int obspamd_spec_check(const char *program, const char *opt, const char *spec);
+/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO,
+   o->refusal_log_interval OBSPAMD_REFUSAL_LOG_INTERVAL). */
+void obspamd_options_init(obspamd_options *o);
+/* Takes what getopt_long returned that the daemon does not handle itself:
+   one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
+   into o. Returns 0, or -1 after saying on stderr what is wrong with the
+   value, or that the option is unknown or lacks (or has) a value. */
+int obspamd_option(const char *program, int opt, char **argv,
+                   obspamd_options *o);
+/* After getopt_long: refuses arguments left over and a missing --config.
+   Returns 0, or -1 after saying why on stderr. */
+int obspamd_options_done(const char *program, int argc, char **argv,
+                         const obspamd_options *o);
+
+/* The help lines of the options every daemon takes beside its own. */
+#define OBSPAMD_USAGE_PRIVILEGE                                                \
+  "  --user USER[:GROUP]    become USER once the sockets are open and the\n"   \
+  "                         files read (the state directory must be\n"         \
+  "                         writable by USER)\n"                               \
+  "  --allow-user USER      USER may connect to a unix: socket too, besides\n" \
+  "                         root, postfix and the daemon's own user (may\n"    \
+  "                         be repeated)\n"                                    \
+  "  --log WHERE            stderr, syslog (facility mail) or journal\n"       \
+  "                         (default: journal under systemd, else stderr\n"    \
+  "                         in the foreground and syslog detached)\n"          \
+  "  --journal-fsync        with --state: wait for the disk after each\n"      \
+  "                         write of the journal of decisions (a power\n"      \
+  "                         loss then loses none; slower)\n"
+
+/* The help lines of --refusal-log-interval. */
+#define OBSPAMD_USAGE_REFUSAL_LOG                                              \
+  "  --refusal-log-interval SECS\n"                                            \
+  "                         log the first refusal of an object at once,\n"     \
+  "                         then a count of its refusals every SECS\n"         \
+  "                         (default 10; 0: every refusal, whole)\n"
+
+/* spec with the path after prefix made absolute (a detached daemon runs in
+   "/" and reloads its files from there); a spec that does not start with
+   prefix is copied as it is; "" as prefix takes spec as a path. NULL when
+   out of memory. */
+char *obspamd_absolute(const char *prefix, const char *spec);
+/* Detaches before anything else starts (threads are created in the final
+   process): the starter waits until the daemon calls obspamd_detached
+   (exit 0) or dies (exit 1), so that start errors reach its terminal and
+   its exit status. Returns the descriptor to hand to obspamd_detached. */
+int obspamd_detach(const char *program);
+/* The daemon is up: lets its starter go and drops the terminal. */
+void obspamd_detached(int ready_fd);
+
+#endif

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* A refusal as the MTA and the log see it: its SMTP text and its log
+   line, coalesced per object (refusals.c, daemon.c). */
+#ifndef OBSPAMD_REFUSAL_H
+#define OBSPAMD_REFUSAL_H
+
+#include <stddef.h>
+
+#include "obspam.h"
+
+/* The SMTP reply for a refusal, without the leading status code, e.g.
+   "4.7.1 mailbox info@example.com has sent to 20 recipients in the last
+   60 minutes, its limit is 20 recipients per hour; try again in 7
+   minutes". unit is the engine's OBSPAM_OPT_COUNT_UNIT (0 recipients, 1
+   messages): the figures are said in that unit. reject selects 5.7.1; *code
+   gets 451 or 550. A permanent refusal (reject, or a message that never
+   fits) carries no retry hint. The text is printable ASCII (a byte outside
+   it in a name is written '?'), at most OBSPAMD_REFUSAL_MAX bytes so that
+   "550 " + text + CRLF fits the 512 bytes of an SMTP reply line, and never
+   longer than size - 1. It may hold '%': libmilter's smfi_setreply needs
+   it doubled. */
+#define OBSPAMD_REFUSAL_MAX 500
+void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
+                          int *code, char *buf, size_t size);
+/* The same, knowing the message: a script refused at its subscription with
+   no time to wait (and a limit other than 0) was refused because scripts
+   may not send ("scripts of subscription acme may not send mail"), which
+   the verdict alone cannot tell from a message with more recipients than
+   the limit. m may be NULL. */
+void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
+                              int reject, int unit, int *code, char *buf,
+                              size_t size);
+/* Logs one refusal: "refuse kind=mailbox object=... limit= count= unit=
+   retry= queue_id= sasl= sender= client= recipients=" (+ " uid= script="
+   for a script). unit is "recipients" or "messages", as the engine counts;
+   queue_id is the MTA's queue ID of the message (NULL or "" when it has
+   none yet). limit=unlimited, retry=never, a missing value is "-"; names
+   keep their UTF-8, and blanks, control characters and bytes that are not
+   UTF-8 are written '?'.
+
+   Lines are coalesced per refusing object (kind and name): the first
+   refusal of an object is logged whole at once and opens an interval
+   (obspamd_refusal_log_interval); the refusals in it are only counted,
+   and their count is logged as one line when it ends:
+     refuse kind=mailbox object=info@example.com more=4180 seconds=10
+     first_queue_id=4FgH2x1Kz9
+   more: the refusals counted in the interval (in the first one, those
+   after the refusal logged whole); seconds: its length; first_queue_id: the
+   queue ID of the first of them ("-" when it had none). The line is written by
+   obspamd_tick, or by the next refusal of the object if it comes first, and
+   counts exactly the refusals whose time falls in the interval. Intervals with
+   refusals follow each other back to back; one without ends the episode, and
+   the object's next refusal is logged whole again. 3072 objects are counted at
+   once; while that many are, the refusals of others are counted together as
+   "refuse kind=- object=- more=...", the first of each interval logged
+   whole. obspamd_service_stop logs what was counted (seconds: of the
+   interval under way, rounded up). */
+void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
+                         int unit, const char *queue_id);
+/* A refusal as a policy server answers it, in one call: logs it as
+   obspamd_log_refusal does and writes its SMTP text into buf as
+   obspamd_refusal_text_msg does, and returns the text's length. The
+   text is kept beside the count of the object's refusals and copied
+   again while its words stay the same (the count, limit and window, the
+   minutes to wait, the action, the unit): in a flood, a refusal costs one
+   lookup and a copy. Thread-safe. */
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size);
+/* The interval of those lines in seconds (--refusal-log-interval); 0
+   logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
+#define OBSPAMD_REFUSAL_LOG_INTERVAL 10
+void obspamd_refusal_log_interval(int seconds);
+
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* obspam-policyd's rules for one request (rules.h). */
+#include "rules.h"
+
+#include <string.h>
+
+void rules_memory_init(rules_memory *mem) {
+  mem->decided[0] = '\0';
+  mem->probed[0] = '\0';
+}
+
+/* Whether instance names a message and is the one remembered in kept.
+   An instance too long to keep never matches: that message is decided
+   each time it is asked about, as if it had none. */
+static int same_message(const char *instance, const char *kept) {
+  return instance != NULL && instance[0] != '\0' &&
+         strlen(instance) < RULES_INSTANCE_MAX && strcmp(instance, kept) == 0;
+}
+
+rules_step rules_begin(const policy_req *r, int checked_peer,
+                       const rules_memory *mem, obspam_message *m) {
+  enum policy_stage stage = policy_message(r, m);
+  const char *instance = policy_get(r, POLICY_INSTANCE);
+
+  /* A submitter's uid is believed only from a peer whose credentials
+     were checked (an MTA such as Exim, allowed with --allow-user): over
+     TCP any local user could claim another's uid and spend its limit, or
+     pass its own scripts' mail off as someone else's. Such a request is
+     refused, not decided by its sender, so that a misconfigured MTA is
+     seen at once (it applies its own fail-safe action) rather than
+     letting scripts' mail through uncounted. */
+  if (policy_claims_uid(r) && !checked_peer)
+    return RULES_CLOSE;
+  if (stage == POLICY_STAGE_OTHER)
+    return RULES_DUNNO;
+  if (stage == POLICY_STAGE_RCPT) {
+    /* Too early to charge: the recipients are not all known and the
+       message may never come. Only a sender that could not send even one
+       more recipient is stopped now. The refusal is recorded in the
+       statistics (a probe charges nothing), once per message: a client
+       that tries fifty recipients made one attempt. */
+    m->recipients = 1;
+    if (same_message(instance, mem->probed))
+      return RULES_CHECK;
+    m->flags |= OBSPAM_MSG_PROBE;
+    return RULES_PROBE;
+  }
+  /* DATA or END-OF-MESSAGE. A message is decided once: with the check in
+     both smtpd_data_restrictions and smtpd_end_of_data_restrictions,
+     Postfix asks twice about one message (same instance, same
+     connection), and the second question must not charge it again. */
+  if (same_message(instance, mem->decided))
+    return RULES_DUNNO;
+  return RULES_DECIDE;
+}
+
+/* Keeps instance in kept, or forgets what kept held when there is none or
+   it is too long to keep. */
+static void remember(char *kept, const char *instance) {
+  size_t n = instance != NULL ? strlen(instance) : RULES_INSTANCE_MAX;
+
+  if (n < RULES_INSTANCE_MAX)
+    memcpy(kept, instance, n + 1);
+  else
+    kept[0] = '\0';
+}
+
+int rules_end(rules_step step, const char *instance, int refused,
+              rules_memory *mem) {
+  switch (step) {
+  case RULES_PROBE:
+    /* A refused probe is remembered; one let through is not, so that
+       the next recipient is probed (and counted) again. */
+    if (refused && instance != NULL && strlen(instance) < RULES_INSTANCE_MAX)
+      remember(mem->probed, instance);
+    return refused;
+  case RULES_CHECK:
+    return refused;
+  case RULES_DECIDE:
+    remember(mem->decided, instance);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+size_t rules_reply(char *line, int code, size_t text_len) {
+  size_t n = RULES_TEXT_AT + text_len;
+
+  if (code == 0) {
+    memcpy(line, "action=DUNNO\n\n", 14);
+    return 14;
+  }
+  /* Put together by hand: in a flood every request is answered so. */
+  memcpy(line, "action=", 7);
+  line[7] = (char)('0' + code / 100);
+  line[8] = (char)('0' + code / 10 % 10);
+  line[9] = (char)('0' + code % 10);
+  line[10] = ' ';
+  line[n++] = '\n';
+  line[n++] = '\n';
+  return n;
+}

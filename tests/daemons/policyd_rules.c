@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* obspam-policyd's rules for a request (examples/policyd/rules.c): the
+   step each protocol state leads to, the message given to the engine,
+   what a connection remembers of probes and charges, and the exact
+   answer text. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "policy.h"
+#include "rules.h"
+
+/* A parsed request: "request=smtpd_access_policy" and the given lines. */
+static policy_req parsed(const char *lines) {
+  char text[1024];
+  policy_req r;
+  size_t used = 0;
+  int n;
+
+  n = snprintf(text, sizeof(text), "request=smtpd_access_policy\n%s\n\n",
+               lines);
+  cr_assert(n > 0 && (size_t)n < sizeof(text));
+  policy_reset(&r);
+  cr_assert_eq(policy_feed(&r, text, (size_t)n, &used), POLICY_COMPLETE, "%s",
+               r.error);
+  cr_assert_eq(used, (size_t)n);
+  return r;
+}
+
+/* The step for a request, with the message it fills. */
+static rules_step step_of(const policy_req *r, int checked,
+                          const rules_memory *mem, obspam_message *m) {
+  obspam_message init = OBSPAM_MESSAGE_INIT;
+
+  *m = init;
+  return rules_begin(r, checked, mem, m);
+}
+
+Test(rules, stages_not_decided_answer_dunno) {
+  static const char *states[] = {"CONNECT", "EHLO", "HELO",  "MAIL",
+                                 "VRFY",    "ETRN", "NOSUCH"};
+  rules_memory mem;
+  obspam_message m;
+  size_t i;
+
+  rules_memory_init(&mem);
+  for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+    char line[64];
+    policy_req r;
+
+    snprintf(line, sizeof(line), "protocol_state=%s\nsasl_username=a@b.example",
+             states[i]);
+    r = parsed(line);
+    cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_DUNNO, "%s", states[i]);
+  }
+}
+
+Test(rules, rcpt_is_a_probe_of_one_recipient) {
+  policy_req r = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "recipient_count=0\ninstance=1.2.3");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(m.recipients, 1u);
+  cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, (unsigned)OBSPAM_MSG_PROBE);
+  cr_assert_str_eq(m.sasl_username, "a@b.example");
+}
+
+Test(rules, refused_probe_is_counted_once_per_message) {
+  policy_req r = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "instance=1.2.3");
+  policy_req other = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                            "instance=1.2.4");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  /* Let through: not remembered, the next recipient is probed again. */
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 0, &mem), 0);
+  cr_assert_str_eq(mem.probed, "");
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  /* Refused: counted, remembered; later recipients are only checked. */
+  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 1, &mem), 1);
+  cr_assert_str_eq(mem.probed, "1.2.3");
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_CHECK);
+  cr_assert_eq(m.recipients, 1u);
+  cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
+  /* A check counts in the metrics only when it refuses. */
+  cr_assert_eq(rules_end(RULES_CHECK, "1.2.3", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_CHECK, "1.2.3", 0, &mem), 0);
+  cr_assert_str_eq(mem.probed, "1.2.3");
+  /* Another message is probed anew. */
+  cr_assert_eq(step_of(&other, 0, &mem, &m), RULES_PROBE);
+}
+
+Test(rules, probe_without_instance_is_never_a_check) {
+  policy_req none = parsed("protocol_state=RCPT\nsasl_username=a@b.example");
+  policy_req empty = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                            "instance=");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(rules_end(RULES_PROBE, NULL, 1, &mem), 1);
+  cr_assert_str_eq(mem.probed, "");
+  cr_assert_eq(step_of(&none, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(rules_end(RULES_PROBE, "", 1, &mem), 1);
+  cr_assert_eq(step_of(&empty, 0, &mem, &m), RULES_PROBE);
+}
+
+Test(rules, data_and_end_of_message_charge_once) {
+  policy_req data = parsed("protocol_state=DATA\nsasl_username=a@b.example\n"
+                           "recipient_count=7\ninstance=9.8.7");
+  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
+                          "sasl_username=a@b.example\n"
+                          "recipient_count=7\ninstance=9.8.7");
+  policy_req next = parsed("protocol_state=DATA\nsasl_username=a@b.example\n"
+                           "recipient_count=2\ninstance=9.8.8");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(step_of(&data, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(m.recipients, 7u);
+  cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
+  /* A charge always counts, refused or not. */
+  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
+  cr_assert_str_eq(mem.decided, "9.8.7");
+  cr_assert_eq(step_of(&eom, 0, &mem, &m), RULES_DUNNO);
+  cr_assert_eq(step_of(&next, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(m.recipients, 2u);
+  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.8", 1, &mem), 1);
+  cr_assert_str_eq(mem.decided, "9.8.8");
+}
+
+Test(rules, end_of_message_alone_is_decided) {
+  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
+                          "sasl_username=a@b.example\ninstance=5");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(step_of(&eom, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(m.recipients, 1u);
+}
+
+Test(rules, decide_without_or_with_a_long_instance_forgets) {
+  char lines[200], longest[RULES_INSTANCE_MAX + 1];
+  policy_req r;
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, NULL, 0, &mem), 1);
+  cr_assert_str_eq(mem.decided, "");
+  /* RULES_INSTANCE_MAX bytes do not fit: the message is decided each
+     time it is asked about, as if it had no instance. */
+  memset(longest, 'x', RULES_INSTANCE_MAX);
+  longest[RULES_INSTANCE_MAX] = '\0';
+  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
+  cr_assert_str_eq(mem.decided, "");
+  snprintf(lines, sizeof(lines), "protocol_state=DATA\ninstance=%s", longest);
+  r = parsed(lines);
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_DECIDE);
+  /* One byte less fits. */
+  longest[RULES_INSTANCE_MAX - 1] = '\0';
+  cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
+  cr_assert_str_eq(mem.decided, longest);
+  /* A long instance does not wipe a probe remembered before. */
+  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 1, &mem), 1);
+  longest[RULES_INSTANCE_MAX - 1] = 'x';
+  cr_assert_eq(rules_end(RULES_PROBE, longest, 1, &mem), 1);
+  cr_assert_str_eq(mem.probed, "1.2.3");
+}
+
+Test(rules, a_uid_needs_a_checked_peer) {
+  policy_req r = parsed("protocol_state=END-OF-MESSAGE\nobspam_uid=1001\n"
+                        "obspam_script=/var/www/a/x.php\ninstance=4");
+  policy_req rcpt = parsed("protocol_state=RCPT\nobspam_uid=1001");
+  policy_req mail = parsed("protocol_state=MAIL\nobspam_uid=1001");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  /* Over TCP: closed whatever the stage, even one never decided. */
+  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_CLOSE);
+  cr_assert_eq(step_of(&rcpt, 0, &mem, &m), RULES_CLOSE);
+  cr_assert_eq(step_of(&mail, 0, &mem, &m), RULES_CLOSE);
+  /* From a checked peer: a local submission by that uid. */
+  cr_assert_eq(step_of(&r, 1, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(m.uid, 1001);
+  cr_assert_eq(m.flags & OBSPAM_MSG_SCRIPT, (unsigned)OBSPAM_MSG_SCRIPT);
+  cr_assert_str_eq(m.script, "/var/www/a/x.php");
+  cr_assert_eq(step_of(&rcpt, 1, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step_of(&mail, 1, &mem, &m), RULES_DUNNO);
+}
+
+Test(rules, dunno_reply) {
+  char line[RULES_REPLY_MAX];
+  size_t n = rules_reply(line, 0, 99);
+
+  cr_assert_eq(n, 14u);
+  cr_assert_eq(memcmp(line, "action=DUNNO\n\n", 14), 0);
+}
+
+Test(rules, refusal_reply) {
+  static const char text[] = "4.7.1 a@b.example: the mailbox's limit";
+  char line[RULES_REPLY_MAX];
+  size_t n;
+
+  memcpy(line + RULES_TEXT_AT, text, sizeof(text) - 1);
+  n = rules_reply(line, 451, sizeof(text) - 1);
+  cr_assert_eq(n, 11 + sizeof(text) - 1 + 2);
+  line[n] = '\0';
+  cr_assert_str_eq(line,
+                   "action=451 4.7.1 a@b.example: the mailbox's limit\n\n");
+  memcpy(line + RULES_TEXT_AT, "5.7.1 no", 8);
+  n = rules_reply(line, 550, 8);
+  line[n] = '\0';
+  cr_assert_str_eq(line, "action=550 5.7.1 no\n\n");
+}
+
+Test(rules, longest_refusal_fits) {
+  char line[RULES_REPLY_MAX];
+  size_t n;
+
+  memset(line + RULES_TEXT_AT, 'x', RULES_TEXT_MAX);
+  n = rules_reply(line, 554, RULES_TEXT_MAX);
+  cr_assert_eq(n, (size_t)RULES_TEXT_AT + RULES_TEXT_MAX + 2);
+  cr_assert(n <= RULES_REPLY_MAX);
+  cr_assert_eq(memcmp(line, "action=554 xx", 13), 0);
+  cr_assert_eq(memcmp(line + n - 3, "x\n\n", 3), 0);
+}
