@@ -775,7 +775,13 @@ def sc_reload_storm(tmp):
             time.sleep(0.02)
         expect(answer, "action=451 4.7.1 mailbox last@acme.example cannot "
                "send this message: its limit is 0", "the last file")
+        # The new configuration is in force before its "reload ok" line is
+        # written: wait for the line of the last reload.
+        deadline = time.monotonic() + 30
         n = len(re.findall(r"reload ok path=", d.log()))
+        while n < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            n = len(re.findall(r"reload ok path=", d.log()))
         print(f"21 SIGHUPs, {n} reloads")
         if not 2 <= n <= 21:
             raise Failure(f"{n} reloads for 21 SIGHUPs")
