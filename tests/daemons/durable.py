@@ -16,13 +16,12 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import policyd_test as pt  # noqa: E402
+import scenario  # noqa: E402
 
 expect = pt.expect
 Failure = pt.Failure
@@ -425,8 +424,7 @@ def sc_milter_kill9(tmp):
         expect(d.stop(), 0, "exit status")
 
 
-SCENARIOS = {name[3:]: fn for name, fn in globals().items()
-             if name.startswith("sc_")}
+SCENARIOS = scenario.scenarios_of(globals())
 
 
 def main():
@@ -436,30 +434,9 @@ def main():
     pt.BUILD = os.path.abspath(sys.argv[1])
     pt.DAEMON = os.path.join(pt.BUILD, "examples", "obspam-policyd")
     if sys.argv[2] == "--list":
-        for name, fn in SCENARIOS.items():
-            print(f"{name:16} {fn.__doc__.splitlines()[0]}")
+        scenario.list_scenarios(SCENARIOS)
         return 0
-    failed = 0
-    for name in sys.argv[2:]:
-        if name not in SCENARIOS:
-            print(f"unknown scenario {name!r}; see --list", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="durable-") as tmp:
-            start = time.monotonic()
-            try:
-                SCENARIOS[name](tmp)
-                print(f"ok   {name} ({time.monotonic() - start:.1f} s)")
-            except Exception:
-                failed += 1
-                print(f"FAIL {name}")
-                traceback.print_exc()
-                for log in sorted(os.listdir(tmp)):
-                    if log.endswith(".log"):
-                        print(f"--- {log}:")
-                        with open(os.path.join(tmp, log),
-                                  errors="replace") as f:
-                            print(f.read()[-4000:])
-    return 1 if failed else 0
+    return scenario.run(SCENARIOS, sys.argv[2:], "durable-")
 
 
 if __name__ == "__main__":
