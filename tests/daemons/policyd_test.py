@@ -1745,20 +1745,28 @@ def sc_uid(tmp):
 SCENARIOS = scenario.scenarios_of(globals())
 
 
-def main():
+def main_of(doc, scenarios, prefix, argv=None):
+    """The command line of a script of policy-server scenarios (this one,
+    durable.py, slow_clients.py): BUILD_DIR then --list or scenario
+    names. Returns the exit status."""
     global BUILD, DAEMON
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 3:
+        print(doc, file=sys.stderr)
         return 2
-    BUILD = os.path.abspath(sys.argv[1])
+    BUILD = os.path.abspath(argv[1])
     DAEMON = os.path.join(BUILD, "examples", "obspam-policyd")
-    if sys.argv[2] == "--list":
-        scenario.list_scenarios(SCENARIOS)
+    if argv[2] == "--list":
+        scenario.list_scenarios(scenarios)
         return 0
     if not os.access(DAEMON, os.X_OK):
         print(f"no {DAEMON}: build the project first", file=sys.stderr)
         return 2
-    return scenario.run(SCENARIOS, sys.argv[2:], "policyd-")
+    return scenario.run(scenarios, argv[2:], prefix)
+
+
+def main():
+    return main_of(__doc__, SCENARIOS, "policyd-")
 
 
 if __name__ == "__main__":

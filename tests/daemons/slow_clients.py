@@ -428,15 +428,7 @@ def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "--good-client":
         good_client(int(sys.argv[2]), float(sys.argv[3]))
         return 0
-    if len(sys.argv) < 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    pt.BUILD = os.path.abspath(sys.argv[1])
-    pt.DAEMON = os.path.join(pt.BUILD, "examples", "obspam-policyd")
-    if sys.argv[2] == "--list":
-        scenario.list_scenarios(SCENARIOS)
-        return 0
-    return scenario.run(SCENARIOS, sys.argv[2:], "slow-")
+    return pt.main_of(__doc__, SCENARIOS, "slow-")
 
 
 if __name__ == "__main__":
