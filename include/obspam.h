@@ -194,10 +194,9 @@ typedef struct obspam_stats {
   /* Added in 1.3: */
   int64_t exceeded;       /* attempts over its own limit, last 60 minutes */
   int64_t exceeded_total; /* the same within the retention period */
-  /* The minute and day windows (limit -1: none). These windows have no
-     limits yet: limit_minute and limit_day are -1 and count_minute is 0;
-     count_day is what was charged in the current clock hour and the 23
-     before it, as far as the retention keeps them. */
+  /* The minute and day windows: effective limits (-1: unlimited) and
+     what was charged in the last 60 seconds (twelve 5-second buckets) and
+     in the current clock hour and the 23 before it. */
   int64_t limit_minute, count_minute;
   int64_t limit_day, count_day;
   /* -1 while a one-recipient message through this object would fit every
@@ -221,6 +220,10 @@ typedef struct obspam_report_row {
   int64_t first_refused, last_refused;
   /* Added in 1.3: */
   int64_t exceeded; /* attempts over the object's own limit in the period */
+  /* The window (OBSPAM_WINDOW_*) of the last attempt over its own limit
+     in the period; 0 for the recipients cap, for forbidden scripts, and
+     when there was none. */
+  int64_t window;
 } obspam_report_row;
 
 /* A notice: an object went over its own limit during a notification
@@ -238,6 +241,9 @@ typedef struct obspam_notice {
   int64_t period_start, period_end; /* [start, end) */
   /* Added in 1.3: */
   int64_t exceeded; /* attempts over its own limit in the period (> 0) */
+  /* The window (OBSPAM_WINDOW_*) of limit; 0 when limit is the recipients
+     cap or the attempt was a forbidden script's. */
+  int64_t window;
 } obspam_notice;
 
 #define OBSPAM_MESSAGE_INIT                                                    \
@@ -249,9 +255,9 @@ typedef struct obspam_notice {
     sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, { 0 }     \
   }
 #define OBSPAM_REPORT_ROW_INIT                                                 \
-  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0 }
+  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0, 0 }
 #define OBSPAM_NOTICE_INIT                                                     \
-  { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* ---- Version and errors ------------------------------------------------ */
 
@@ -321,6 +327,32 @@ OBSPAM_API int obspam_set_limit(obspam_engine *e, int kind, const char *name,
    value, else the nearest ancestor's, else the server default. */
 OBSPAM_API int obspam_effective_limit(obspam_engine *e, int kind,
                                       const char *name, int64_t *per_hour);
+/* Windows and the recipients cap (added in 1.3). Each of the three
+   limits has a minute, an hour and a day window, each set and inherited
+   on its own (an object's own value, else its nearest ancestor's for that
+   kind and window, else the server default); obspam_set_limit and
+   obspam_effective_limit are the hour window. window: OBSPAM_WINDOW_MINUTE,
+   OBSPAM_WINDOW_HOUR or OBSPAM_WINDOW_DAY (anything else: OBSPAM_EINVAL);
+   kind, name, which and limit as for obspam_set_limit. */
+OBSPAM_API int obspam_set_window_limit(obspam_engine *e, int kind,
+                                       const char *name, int which,
+                                       int64_t window, int64_t limit);
+OBSPAM_API int obspam_effective_window_limit(obspam_engine *e, int kind,
+                                             const char *name, int64_t window,
+                                             int64_t *limit);
+/* The cap on the recipients of one message, for kind OBSPAM_SERVER (name
+   NULL; not OBSPAM_INHERIT), OBSPAM_PLAN, OBSPAM_SUBSCRIPTION,
+   OBSPAM_DOMAIN or OBSPAM_MAILBOX: a count >= 0, OBSPAM_UNLIMITED (the
+   server's default) or OBSPAM_INHERIT (every other object's default).
+   It is inherited down the tree as a limit is, and the cap of the lowest
+   charged object (the mailbox; a script's domain or subscription)
+   applies: a message with more recipients is refused whole, whatever
+   the count unit. */
+OBSPAM_API int obspam_set_max_recipients(obspam_engine *e, int kind,
+                                         const char *name, int64_t max);
+/* The cap that applies to a subscription, domain or mailbox. */
+OBSPAM_API int obspam_effective_max_recipients(obspam_engine *e, int kind,
+                                               const char *name, int64_t *max);
 /* The system user whose scripts are charged to a subscription; one uid
    belongs to at most one subscription (OBSPAM_EEXIST otherwise). -1
    removes it. */

@@ -227,44 +227,112 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
   return rc;
 }
 
-int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
-                     int64_t per_hour) {
+/* Where a value of o lives: window w's limit of kind which (w -1: the
+   recipients cap). Allocates o's extra values when they are needed (NULL
+   when memory ran out). */
+static int64_t *value_of(obspam__obj *o, int which, int w) {
+  if (w == OBSPAM__W_HOUR)
+    return &o->own[OBSPAM__LIM(which)];
+  if (o->extra == NULL) {
+    int i;
+
+    if ((o->extra = malloc(sizeof(*o->extra))) == NULL)
+      return NULL;
+    for (i = 0; i < 3; i++)
+      o->extra->own[0][i] = o->extra->own[1][i] = OBSPAM_INHERIT;
+    o->extra->max_rcpt = OBSPAM_INHERIT;
+  }
+  return w < 0 ? &o->extra->max_rcpt
+               : &o->extra->own[w == OBSPAM__W_DAY][OBSPAM__LIM(which)];
+}
+
+static int64_t *server_value(obspam__tree *t, int which, int w) {
+  if (w == OBSPAM__W_HOUR)
+    return &t->server[OBSPAM__LIM(which)];
+  return w < 0 ? &t->server_extra.max_rcpt
+               : &t->server_extra.own[w == OBSPAM__W_DAY][OBSPAM__LIM(which)];
+}
+
+/* Sets window w's limit of kind which (w -1: the recipients cap, which
+   is not a limit kind's) of an object or the server; what is the
+   function's name for errors. */
+static int set_value(obspam_engine *e, const char *what, int kind,
+                     const char *name, int which, int w, int64_t v) {
   obspam__name n;
   obspam__obj *o;
+  int64_t *at;
   int rc;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (!limit_kind(which) || (limit_kind(kind) && which < kind))
-    return obspam__fail(e, OBSPAM_EINVAL, "set_limit: a %s has no %s limit",
+  if (w >= 0 && (!limit_kind(which) || (limit_kind(kind) && which < kind)))
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no %s limit", what,
                         obspam_kind_name(kind), obspam_kind_name(which));
-  if (per_hour < OBSPAM_INHERIT ||
-      (kind == OBSPAM_SERVER && per_hour == OBSPAM_INHERIT))
+  if (w < 0 && kind != OBSPAM_SERVER && kind != OBSPAM_PLAN &&
+      !limit_kind(kind))
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no recipients cap",
+                        what, obspam_kind_name(kind));
+  if (v < OBSPAM_INHERIT || (kind == OBSPAM_SERVER && v == OBSPAM_INHERIT))
     return obspam__fail(
-        e, OBSPAM_EINVAL, "set_limit: %lld is not a count, unlimited%s",
-        (long long)per_hour, kind == OBSPAM_SERVER ? "" : " or inherit");
+        e, OBSPAM_EINVAL, "%s: %lld is not a count, unlimited%s", what,
+        (long long)v, kind == OBSPAM_SERVER ? "" : " or inherit");
   if (kind == OBSPAM_SERVER) {
     if (name != NULL)
-      return obspam__fail(e, OBSPAM_EINVAL,
-                          "set_limit: the server takes no name");
+      return obspam__fail(e, OBSPAM_EINVAL, "%s: the server takes no name",
+                          what);
     pthread_rwlock_wrlock(&e->lock);
-    e->conf->tree.server[OBSPAM__LIM(which)] = per_hour;
+    *server_value(&e->conf->tree, which, w) = v;
     pthread_rwlock_unlock(&e->lock);
     return OBSPAM_OK;
   }
-  rc = norm(e, "set_limit", kind, name, &n);
+  rc = norm(e, what, kind, name, &n);
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_wrlock(&e->lock);
-  o = find(e, "set_limit", kind, &n);
-  if (o != NULL)
-    o->own[OBSPAM__LIM(which)] = per_hour;
+  o = find(e, what, kind, &n);
+  rc = OBSPAM_ENOTFOUND;
+  if (o != NULL && w != OBSPAM__W_HOUR && o->extra == NULL &&
+      v == OBSPAM_INHERIT)
+    rc = OBSPAM_OK; /* already so: nothing to allocate */
+  else if (o != NULL && (at = value_of(o, which, w)) == NULL)
+    rc = obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", what);
+  else if (o != NULL) {
+    *at = v;
+    rc = OBSPAM_OK;
+  }
   pthread_rwlock_unlock(&e->lock);
-  return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+  return rc;
 }
 
-int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
-                           int64_t *per_hour) {
+int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
+                     int64_t per_hour) {
+  return set_value(e, "set_limit", kind, name, which, OBSPAM__W_HOUR, per_hour);
+}
+
+int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
+                            int which, int64_t window, int64_t limit) {
+  int w = obspam__window_index(window);
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (w < 0)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_window_limit: %lld is not a window (60, 3600 or "
+                        "86400 seconds)",
+                        (long long)window);
+  return set_value(e, "set_window_limit", kind, name, which, w, limit);
+}
+
+int obspam_set_max_recipients(obspam_engine *e, int kind, const char *name,
+                              int64_t max) {
+  return set_value(e, "set_max_recipients", kind, name, OBSPAM_MAILBOX, -1,
+                   max);
+}
+
+/* The effective value of window w (-1: the recipients cap) of a
+   subscription, domain or mailbox, declared or implicit. */
+static int effective_value(obspam_engine *e, const char *what, int kind,
+                           const char *name, int w, int64_t *out) {
   obspam__name n;
   obspam__obj *o;
   obspam__imb *held = NULL;
@@ -274,11 +342,13 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
     return OBSPAM_EINVAL;
   if (!limit_kind(kind))
     return obspam__fail(e, OBSPAM_EINVAL,
-                        "effective_limit: only a subscription, domain or "
-                        "mailbox has an effective limit");
-  if (per_hour == NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "effective_limit: per_hour is NULL");
-  rc = norm(e, "effective_limit", kind, name, &n);
+                        "%s: only a subscription, domain or mailbox has an "
+                        "effective limit",
+                        what);
+  if (out == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: the result pointer is NULL",
+                        what);
+  rc = norm(e, what, kind, name, &n);
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_rdlock(&e->lock);
@@ -288,13 +358,40 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
       (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
     o = &held->obj;
   if (o == NULL)
-    find(e, "effective_limit", kind, &n); /* records the failure */
+    find(e, what, kind, &n); /* records the failure */
+  else if (w < 0)
+    *out = obspam__effective_cap(&e->conf->tree, o);
   else
-    *per_hour = obspam__effective(&e->conf->tree, o);
+    *out = obspam__effective_w(&e->conf->tree, o, w);
   if (held != NULL)
     obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+}
+
+int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
+                           int64_t *per_hour) {
+  return effective_value(e, "effective_limit", kind, name, OBSPAM__W_HOUR,
+                         per_hour);
+}
+
+int obspam_effective_window_limit(obspam_engine *e, int kind, const char *name,
+                                  int64_t window, int64_t *limit) {
+  int w = obspam__window_index(window);
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (w < 0)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "effective_window_limit: %lld is not a window (60, "
+                        "3600 or 86400 seconds)",
+                        (long long)window);
+  return effective_value(e, "effective_window_limit", kind, name, w, limit);
+}
+
+int obspam_effective_max_recipients(obspam_engine *e, int kind,
+                                    const char *name, int64_t *max) {
+  return effective_value(e, "effective_max_recipients", kind, name, -1, max);
 }
 
 int obspam_set_uid(obspam_engine *e, const char *subscription, int64_t uid) {

@@ -190,7 +190,7 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     n->name = im->name[im->n];
     n->subscription = im->sub;
     n->contact = s->contact != NULL ? im->contact : NULL;
-    n->limit = ch->limit[i];
+    n->limit = ch->limit[i][OBSPAM__W_HOUR];
     n->sent = ch->period_sent[i];
     n->refused = ch->period_refused[i];
     n->exceeded = 1;
@@ -202,8 +202,8 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
 }
 
 /* The window a verdict names, for callers whose verdict has the field:
-   on accept the hour; on refusal the window of the object named, which
-   is the hour while it is the only one, or none for forbidden scripts. */
+   on accept the hour; on refusal the window named, or none (0) for the
+   recipients cap and forbidden scripts. */
 static void verdict_window(obspam_verdict *v, int64_t window) {
   if (OBSPAM__HAS(v, obspam_verdict, window))
     v->window = v->action == OBSPAM_ACCEPT ? OBSPAM_WINDOW_HOUR : window;
@@ -219,13 +219,23 @@ static void verdict_none(obspam_verdict *v, int action) {
 
 static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
                         int i) {
+  int w = action == OBSPAM_ACCEPT ? OBSPAM__W_HOUR : ch->window;
+
   v->action = action;
   v->kind = ch->obj[i]->kind;
-  v->limit = ch->limit[i];
-  v->count = ch->count[i];
+  if (w >= 0) {
+    v->limit = ch->limit[i][w];
+    v->count = ch->count[i][w];
+  } else if (ch->forbid) {
+    v->limit = ch->limit[i][OBSPAM__W_HOUR];
+    v->count = ch->count[i][OBSPAM__W_HOUR];
+  } else { /* the recipients cap */
+    v->limit = ch->cap;
+    v->count = ch->recipients;
+  }
   v->retry_after = action == OBSPAM_ACCEPT ? 0 : ch->retry_after;
   memcpy(v->object, ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
-  verdict_window(v, ch->forbid ? 0 : OBSPAM_WINDOW_HOUR);
+  verdict_window(v, w >= 0 ? obspam__window_seconds(w) : 0);
 }
 
 /* One decision on its way through the steps below. */
@@ -332,7 +342,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
-  int i;
+  int i, w;
 
   d->pinned = NULL;
   d->overflow = 0;
@@ -381,10 +391,14 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
     return rc == LATER ? LATER : 1;
   for (i = 0; i < ch->n; i++)
-    ch->limit[i] = obspam__effective(&c->tree, ch->obj[i]);
-  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT]             ? 1
-          : msg->recipients > OBSPAM_RECIPIENTS_MAX ? OBSPAM_RECIPIENTS_MAX
-                                                    : (int64_t)msg->recipients;
+    for (w = 0; w < OBSPAM__WINDOWS; w++)
+      ch->limit[i][w] = obspam__effective_w(&c->tree, ch->obj[i], w);
+  ch->recipients = msg->recipients > OBSPAM_RECIPIENTS_MAX
+                       ? OBSPAM_RECIPIENTS_MAX
+                       : (int64_t)msg->recipients;
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : ch->recipients;
+  ch->cap = obspam__effective_cap(&c->tree, ch->obj[ch->n - 1]);
+  ch->over_cap = ch->cap >= 0 && ch->recipients > ch->cap;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->script = NULL;

@@ -125,7 +125,7 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   p = put(p, (uint64_t)ch->n, 1);
   p = put(p, over, 1);
   for (i = 0; i < ch->n; i++) {
-    p = put(p, (uint64_t)ch->limit[i], 8);
+    p = put(p, (uint64_t)ch->limit[i][OBSPAM__W_HOUR], 8);
     p = put(p, ch->obj[i]->kind, 1);
     p = put(p, ch->obj[i]->len, 2);
     memcpy(p, ch->obj[i]->name, ch->obj[i]->len);
@@ -613,8 +613,8 @@ static int replay_one(obspam_engine *e, const record *r) {
     if (o == NULL)
       continue; /* gone from the configuration */
     ch.obj[ch.n] = o;
-    ch.limit[ch.n] = r->limit[i];
-    ch.wait[ch.n] = (r->over >> i) & 1;
+    ch.limit[ch.n][OBSPAM__W_HOUR] = r->limit[i];
+    ch.over[ch.n] = (r->over >> i) & 1;
     if (r->refuser == i || (r->refuser >= 0 && ch.refuser < 0))
       ch.refuser = ch.n;
     ch.n++;

@@ -6,6 +6,8 @@
    Lua it runs in Redis) and records the refusal; the naming is here. */
 #include "store.h"
 
+#include <string.h>
+
 /* Whether wait a keeps a message out longer than wait b: -1 (never
    fits) is the longest of all. */
 static int longer(int64_t a, int64_t b) {
@@ -13,23 +15,39 @@ static int longer(int64_t a, int64_t b) {
 }
 
 void obspam__judge(obspam__charge *ch) {
-  int i;
+  int i, w;
 
-  ch->refuser = -1;
+  ch->refuser = ch->window = -1;
   ch->retry_after = 0;
+  memset(ch->over, 0, sizeof(ch->over));
   if (ch->forbid) {
     /* Scripts forbidden: the subscription, for ever. */
     ch->refuser = 0;
     ch->retry_after = -1;
+    ch->over[0] = 1;
     return;
   }
-  /* Objects come from the top: on equal waits the first one found, the
-     highest level, keeps the name. Only the hour window exists, so no
-     tie between windows of one object can arise. */
-  for (i = 0; i < ch->n; i++)
-    if (ch->wait[i] != 0 &&
-        (ch->refuser < 0 || longer(ch->wait[i], ch->retry_after))) {
-      ch->refuser = i;
-      ch->retry_after = ch->wait[i];
+  /* Objects come from the top and each one's windows from the longest:
+     on equal waits the first one found keeps the name, so the highest
+     level, then the longer window. The recipients cap counts as the
+     lowest object's shortest window. */
+  for (i = 0; i < ch->n; i++) {
+    for (w = OBSPAM__WINDOWS - 1; w >= 0; w--)
+      if (ch->wait[i][w] != 0) {
+        ch->over[i] = 1;
+        if (ch->refuser < 0 || longer(ch->wait[i][w], ch->retry_after)) {
+          ch->refuser = i;
+          ch->window = w;
+          ch->retry_after = ch->wait[i][w];
+        }
+      }
+    if (i == ch->n - 1 && ch->over_cap) {
+      ch->over[i] = 1;
+      if (ch->refuser < 0 || longer(-1, ch->retry_after)) {
+        ch->refuser = i;
+        ch->window = -1;
+        ch->retry_after = -1;
+      }
     }
+  }
 }

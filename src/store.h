@@ -23,17 +23,24 @@ typedef struct obspam__charge {
   /* in */
   int n;               /* 1 to 3 charged objects */
   obspam__obj *obj[3]; /* top first */
-  int64_t limit[3];    /* effective limits; OBSPAM_UNLIMITED allowed */
-  int64_t t;           /* message time; the store may move it forward */
-  int64_t c;           /* amount: recipients or 1 */
-  int forbid;          /* refuse at once, naming obj[0] (scripts off) */
-  int dry;             /* only answer: charge, record and allocate nothing */
-  int probe;           /* charge nothing, but record a refusal */
+  /* Effective limits by object and window; OBSPAM_UNLIMITED allowed. */
+  int64_t limit[3][OBSPAM__WINDOWS];
+  int64_t t;  /* message time; the store may move it forward */
+  int64_t c;  /* amount: recipients or 1 */
+  int forbid; /* refuse at once, naming obj[0] (scripts off) */
+  /* The message has more recipients than the cap (max-recipients) of
+     the lowest charged object, obj[n - 1]: a wait of -1 for it, named as
+     window -1 (judge.c); cap is that cap, recipients the message's. */
+  int over_cap;
+  int64_t cap, recipients;
+  int dry;   /* only answer: charge, record and allocate nothing */
+  int probe; /* charge nothing, but record a refusal */
   /* The decision was made elsewhere (refuser, count and retry_after are
      set): only account it in the notification period. */
   int notify_only;
-  /* The decision is given by a journal record (refuser, and wait[i] != 0
-     for each object over its own limit): apply it without answering. */
+  /* The decision is given by a journal record (refuser, window, and
+     over[i] for each object over its own limit): apply it without
+     answering. */
   int replay;
   /* Not NULL: called with record_ud once the charge is made, under the
      store's lock (the journal records it: journal.h). A callback, so that
@@ -50,10 +57,19 @@ typedef struct obspam__charge {
   int64_t timeout_ms;
   int defer;
   /* out */
-  int refuser;         /* index of the object named; -1: accepted */
-  int64_t count[3];    /* each object's count in the window before */
-  int64_t wait[3];     /* each object's wait (API.md step 5): 0 fits */
+  int refuser; /* index of the object named; -1: accepted */
+  /* On refusal, the window named (OBSPAM__W_*), or -1 for the recipients
+     cap and forbidden scripts. */
+  int window;
+  /* Each object's count in each window before the message, and its wait
+     there (API.md step 5): 0 fits. */
+  int64_t count[3][OBSPAM__WINDOWS];
+  int64_t wait[3][OBSPAM__WINDOWS];
   int64_t retry_after; /* on refusal: seconds, or -1 never */
+  /* On refusal, set by obspam__judge: whether the message went over each
+     object's own limit (a window's or the cap), so that it is recorded
+     as exceeded there. */
+  uint8_t over[3];
   /* On refusal: which objects went over their own limit for the first
      time in the current notification period, and what that period holds
      for them. */
@@ -63,27 +79,29 @@ typedef struct obspam__charge {
 } obspam__charge;
 
 /* Step 5 of the decision, once the store has set each charged object's
-   wait: whether the message is refused, which object the verdict names
-   (refuser) and retry_after. Every store calls it, so that they all name
-   the same object. */
+   wait in each window: whether the message is refused, which object and
+   window the verdict names (refuser, window), retry_after and over[].
+   Every store calls it, so that they all name the same object. */
 void obspam__judge(obspam__charge *ch);
 
 /* Whether a refused charge went over the ith object's own limit: the
-   subscription for forbidden scripts, else each object with a wait. */
+   subscription for forbidden scripts, else each object with a wait in
+   some window or over its recipients cap. */
 static inline int obspam__exceeded(const obspam__charge *ch, int i) {
-  return ch->forbid ? i == 0 : ch->wait[i] != 0;
+  return ch->over[i];
 }
 
 /* What the store knows of one object at a time. */
 typedef struct obspam__reading {
-  int64_t count;          /* charged in the window */
+  int64_t count;          /* charged in the hour window */
+  int64_t count_minute;   /* charged in the minute window */
   int64_t refused;        /* refused attempts in the window */
   int64_t exceeded;       /* attempts over its own limit in the window */
   int64_t refused_total;  /* refused attempts within the retention */
   int64_t exceeded_total; /* over its own limit within the retention */
   int64_t last_refused;   /* 0: never */
-  /* Charged in the clock hour of now and the 23 before, as far as the
-     retention keeps them. */
+  /* Charged in the clock hour of now and the 23 before (the day
+     window). */
   int64_t count_day;
 } obspam__reading;
 
@@ -93,6 +111,9 @@ typedef struct obspam__reading {
 typedef struct obspam__hour {
   int64_t hour; /* start of the clock hour */
   int64_t sent, refused, exceeded, first, last;
+  /* The window (seconds) of the attempt at last; 0: the recipients cap,
+     forbidden scripts, or none. */
+  int64_t window;
 } obspam__hour;
 
 /* A report row; name points into the same allocation as the rows. */
@@ -100,6 +121,7 @@ typedef struct obspam__row {
   int kind;
   const char *name;
   int64_t sent, refused, exceeded, first, last;
+  int64_t window; /* of the attempt at last (obspam__hour) */
 } obspam__row;
 
 /* The hour arithmetic every store shares. The start of the clock hour
@@ -127,6 +149,7 @@ static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
     if (row->first == 0)
       row->first = h->first;
     row->last = h->last;
+    row->window = h->window;
   }
 }
 
@@ -141,8 +164,8 @@ static inline int obspam__row_reported(int kind, const obspam__row *row) {
 typedef struct obspam__pending {
   struct obspam__pending *next;
   int kind;
-  char *name, *subscription, *contact; /* in the same allocation */
-  int64_t limit, sent, refused, exceeded;
+  char *name, *subscription, *contact;            /* in the same allocation */
+  int64_t limit, window, sent, refused, exceeded; /* window in seconds */
   int64_t first, last; /* the first and last attempt over the limit */
   int64_t period_start, period_end;
 } obspam__pending;

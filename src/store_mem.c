@@ -479,7 +479,7 @@ static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
       obspam__mem_refused_link(m, h);
     }
     h->np_last = t;
-    h->np_limit = ch->limit[i];
+    h->np_limit = ch->limit[i][OBSPAM__W_HOUR];
   }
   ch->period_sent[i] = h->np_sent;
   ch->period_refused[i] = h->np_refused;
@@ -555,10 +555,12 @@ static void answer(obspam__charge *ch, int64_t t) {
   for (i = 0; i < ch->n; i++) {
     const ring *r = ch->obj[i]->ring;
 
-    ch->count[i] = 0;
+    memset(ch->count[i], 0, sizeof(ch->count[i]));
+    memset(ch->wait[i], 0, sizeof(ch->wait[i]));
     if (r != NULL)
-      peek(r, t / 60, &ch->count[i], &unused, &unused);
-    ch->wait[i] = wait_of(r, t, ch->count[i], ch->c, ch->limit[i]);
+      peek(r, t / 60, &ch->count[i][OBSPAM__W_HOUR], &unused, &unused);
+    ch->wait[i][OBSPAM__W_HOUR] = wait_of(r, t, ch->count[i][OBSPAM__W_HOUR],
+                                          ch->c, ch->limit[i][OBSPAM__W_HOUR]);
     ch->first_exceeded[i] = 0;
   }
   obspam__judge(ch);

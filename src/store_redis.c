@@ -499,7 +499,9 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   args(&cmds[0], nums[5]);
   for (i = 0; i < ch->n; i++) {
     snprintf(nums[6 + i], sizeof(nums[6 + i]), "%lld",
-             (long long)(ch->limit[i] < 0 ? -1 : ch->limit[i]));
+             (long long)(ch->limit[i][OBSPAM__W_HOUR] < 0
+                             ? -1
+                             : ch->limit[i][OBSPAM__W_HOUR]));
     args(&cmds[0], nums[6 + i]);
   }
   if (!ch->dry) {
@@ -542,8 +544,8 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
     return -1;
   }
   for (i = 0; i < ch->n; i++) {
-    ch->count[i] = int_of(res->element[i]);
-    ch->wait[i] = int_of(res->element[3 + i]);
+    ch->count[i][OBSPAM__W_HOUR] = int_of(res->element[i]);
+    ch->wait[i][OBSPAM__W_HOUR] = int_of(res->element[3 + i]);
     /* Notices come from the local store only (see the README). */
     ch->first_exceeded[i] = 0;
     ch->period_sent[i] = ch->period_refused[i] = 0;

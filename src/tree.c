@@ -5,8 +5,13 @@
 #include <string.h>
 
 void obspam__tree_init(obspam__tree *t) {
+  int i;
+
   memset(t, 0, sizeof(*t));
-  t->server[0] = t->server[1] = t->server[2] = OBSPAM_UNLIMITED;
+  for (i = 0; i < 3; i++)
+    t->server[i] = t->server_extra.own[0][i] = t->server_extra.own[1][i] =
+        OBSPAM_UNLIMITED;
+  t->server_extra.max_rcpt = OBSPAM_UNLIMITED;
   t->server_scripts = 1;
 }
 
@@ -137,6 +142,7 @@ static void free_obj(obspam__tree *t, obspam__obj *o) {
       HASH_DELETE(hh_uid, t->by_uid, s);
     free(s->contact);
   }
+  free(o->extra);
   free(o);
 }
 
@@ -162,6 +168,7 @@ static void free_one(obspam__obj *o, void *arg) {
     f->forget(o, f->ud);
   if (o->kind == OBSPAM_SUBSCRIPTION)
     free(((obspam__sub *)o)->contact);
+  free(o->extra);
   free(o);
 }
 

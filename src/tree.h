@@ -16,6 +16,34 @@ struct obspam__hist;
 /* Index into obspam__obj.own and obspam__tree.server: a limit kind. */
 #define OBSPAM__LIM(kind) ((kind)-OBSPAM_SUBSCRIPTION)
 
+/* The windows of a limit, by index: [OBSPAM__W_MINUTE] is twelve
+   5-second buckets, [OBSPAM__W_HOUR] sixty 1-minute buckets,
+   [OBSPAM__W_DAY] twenty-four clock hours (SPEC.md section 2). */
+#define OBSPAM__WINDOWS 3
+#define OBSPAM__W_MINUTE 0
+#define OBSPAM__W_HOUR 1
+#define OBSPAM__W_DAY 2
+
+/* The seconds of window w (OBSPAM_WINDOW_*), and the index of a window
+   given in seconds (-1: none). */
+static inline int64_t obspam__window_seconds(int w) {
+  return w == OBSPAM__W_MINUTE ? 60 : w == OBSPAM__W_HOUR ? 3600 : 86400;
+}
+static inline int obspam__window_index(int64_t seconds) {
+  return seconds == 60      ? OBSPAM__W_MINUTE
+         : seconds == 3600  ? OBSPAM__W_HOUR
+         : seconds == 86400 ? OBSPAM__W_DAY
+                            : -1;
+}
+
+/* The minute and day windows' own values and the recipients cap of an
+   object, apart from the hour's: the many objects that set none of them
+   pay one pointer. */
+typedef struct obspam__extra {
+  int64_t own[2][3]; /* [0 minute, 1 day][limit kind], as obspam__obj.own */
+  int64_t max_rcpt;  /* a count, OBSPAM_UNLIMITED or OBSPAM_INHERIT */
+} obspam__extra;
+
 typedef struct obspam__obj {
   /* What a decision reads comes first: the name it compares, the parent
      it walks to, the limits and the counters. */
@@ -26,6 +54,7 @@ typedef struct obspam__obj {
   /* Own values by limit kind (OBSPAM__LIM): the object's own limit at its
      own kind, and the defaults it gives the kinds below it. */
   int64_t own[3];
+  obspam__extra *extra;            /* NULL: all of them inherit */
   struct obspam__ring *ring;       /* window counters; NULL while idle */
   struct obspam__hist *hist;       /* hourly history; NULL when none is kept */
   struct obspam__obj *child;       /* first child */
@@ -51,7 +80,8 @@ typedef struct obspam__tree {
   /* An entry of by_uid that is no subscription (uid -2): with it the table
      is never emptied, and so never freed, by moving a uid. */
   obspam__sub uid_anchor;
-  int64_t server[3]; /* server defaults by limit kind */
+  int64_t server[3];          /* server defaults by limit kind: the hour */
+  obspam__extra server_extra; /* and the others, never OBSPAM_INHERIT */
   int server_scripts;
 } obspam__tree;
 
@@ -95,6 +125,33 @@ static inline int64_t obspam__effective(const obspam__tree *t,
     if (p->own[lim] != OBSPAM_INHERIT)
       return p->own[lim];
   return t->server[lim];
+}
+
+/* The effective limit of o in window w (OBSPAM__W_*), as
+   obspam__effective is the hour's. */
+static inline int64_t obspam__effective_w(const obspam__tree *t,
+                                          const obspam__obj *o, int w) {
+  int lim = OBSPAM__LIM(o->kind), x = w == OBSPAM__W_DAY;
+  const obspam__obj *p;
+
+  if (w == OBSPAM__W_HOUR)
+    return obspam__effective(t, o);
+  for (p = o; p != NULL; p = p->parent)
+    if (p->extra != NULL && p->extra->own[x][lim] != OBSPAM_INHERIT)
+      return p->extra->own[x][lim];
+  return t->server_extra.own[x][lim];
+}
+
+/* The recipients cap that applies to o: its own, else its nearest
+   ancestor's, else the server's. */
+static inline int64_t obspam__effective_cap(const obspam__tree *t,
+                                            const obspam__obj *o) {
+  const obspam__obj *p;
+
+  for (p = o; p != NULL; p = p->parent)
+    if (p->extra != NULL && p->extra->max_rcpt != OBSPAM_INHERIT)
+      return p->extra->max_rcpt;
+  return t->server_extra.max_rcpt;
 }
 
 /* The subscription that owns a subscription, domain or mailbox. */

@@ -40,14 +40,15 @@ int main(void) {
     return 3;
   if (row.struct_size != sizeof(obspam_report_row) || row.kind != 0 ||
       row.name != NULL || row.sent != 0 || row.refused != 0 ||
-      row.first_refused != 0 || row.last_refused != 0 || row.exceeded != 0)
+      row.first_refused != 0 || row.last_refused != 0 || row.exceeded != 0 ||
+      row.window != 0)
     return 4;
   if (notice.struct_size != sizeof(obspam_notice) || notice.kind != 0 ||
       notice.name != NULL || notice.subscription != NULL ||
       notice.contact != NULL || notice.limit != 0 || notice.sent != 0 ||
       notice.refused != 0 || notice.first_refused != 0 ||
       notice.last_refused != 0 || notice.period_start != 0 ||
-      notice.period_end != 0 || notice.exceeded != 0)
+      notice.period_end != 0 || notice.exceeded != 0 || notice.window != 0)
     return 5;
 
   /* A few constants whose values are part of the ABI. */
@@ -83,14 +84,16 @@ int main(void) {
       offsetof(obspam_stats, disabled) != 100 ||
       offsetof(obspam_stats, blocked_by) != 104)
     return 10;
-  if (sizeof(obspam_report_row) != 56 ||
+  if (sizeof(obspam_report_row) != 64 ||
       offsetof(obspam_report_row, name) != 8 ||
       offsetof(obspam_report_row, last_refused) != 40 ||
-      offsetof(obspam_report_row, exceeded) != 48)
+      offsetof(obspam_report_row, exceeded) != 48 ||
+      offsetof(obspam_report_row, window) != 56)
     return 11;
-  if (sizeof(obspam_notice) != 96 || offsetof(obspam_notice, limit) != 32 ||
+  if (sizeof(obspam_notice) != 104 || offsetof(obspam_notice, limit) != 32 ||
       offsetof(obspam_notice, period_end) != 80 ||
-      offsetof(obspam_notice, exceeded) != 88)
+      offsetof(obspam_notice, exceeded) != 88 ||
+      offsetof(obspam_notice, window) != 96)
     return 12;
 #endif
 
