@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The minute and day windows of the in-memory store, and what keeps them:
+ * snapshots, the journal, a reload.
+ *
+ * SPEC.md section 2: the minute window is twelve 5-second buckets (the
+ * current one, t div 5, and the 11 before it), the day window 24 clock
+ * hours (the current one and the 23 before it). API.md step 5: a wait is
+ * the smallest s >= 1 such that the message fits that window at t + s if
+ * nothing else were sent, -1 when it never fits.
+ *
+ * So a charge made in 5-second bucket k is counted at t while
+ * t div 5 <= k + 11, and leaves at exactly (k + 12) * 5; a charge made in
+ * the clock hour starting at X is counted while the clock hour of t is at
+ * most X + 23 hours, and leaves at exactly X + 24 hours. Every expectation
+ * below is worked out from that by hand.
+ *
+ * T0 = 1800000000 is a multiple of 3600 (and so of 5): bucket k0 = T0 / 5
+ * starts at T0, bucket k0 + j at T0 + 5j; clock hour Hn starts at
+ * T0 + 3600n.
+ *
+ * The limits are set with obspam_set_window_limit only. The store's own
+ * answers the public API does not show (the minute count of a reading, the
+ * window of a report row and of a notice) are read from the store itself,
+ * at the end.
+ */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "testutil.h"
+
+static obspam_engine *e;
+
+static const char conf[] = "subscription s\n"
+                           "domain d.example subscription=s\n"
+                           "mailbox a@d.example\n"
+                           "mailbox b@d.example\n";
+
+TU_ENGINE_SETUP(tu_new_conf(conf))
+
+TestSuite(windows, .init = setup, .fini = teardown);
+
+#define A "a@d.example"
+#define B "b@d.example"
+#define D "d.example"
+#define MBX OBSPAM_MAILBOX
+#define MINUTE OBSPAM_WINDOW_MINUTE
+#define HOUR OBSPAM_WINDOW_HOUR
+#define DAY OBSPAM_WINDOW_DAY
+
+/* a@'s own limit in one window. */
+static void limit_a(obspam_engine *x, int64_t window, int64_t limit) {
+  OK(obspam_set_window_limit(x, MBX, A, MBX, window, limit));
+}
+
+/* A verdict with its window, every field asserted. */
+static void expect_w(obspam_verdict v, int action, int kind, const char *object,
+                     int64_t limit, int64_t count, int64_t retry, int64_t win,
+                     int line) {
+  tu_expect_verdict(&v, action, kind, object, limit, count, retry, line);
+  cr_assert_eq(v.window, win, "line %d: window %" PRId64 ", expected %" PRId64,
+               line, v.window, win);
+}
+#define EXPECT_W(v, action, kind, object, limit, count, retry, win)            \
+  expect_w((v), (action), (kind), (object), (limit), (count), (retry), (win),  \
+           __LINE__)
+
+/* An accepted message names the mailbox, its hourly limit (unlimited here)
+   and its hourly count before the message. */
+#define EXPECT_ACCEPT(v, count)                                                \
+  EXPECT_W((v), OBSPAM_ACCEPT, MBX, A, -1, (count), 0, HOUR)
+
+#define COUNT_DAY(x, who, now) STATS((x), MBX, (who), (now)).count_day
+
+/* ---- the minute window --------------------------------------------------- */
+
+/* Limit 3 per minute. Two messages in bucket k0 (its first and last
+   second) and one in k0 + 1. */
+Test(windows, minute_bucket_edges) {
+  obspam_verdict v;
+
+  limit_a(e, MINUTE, 3);
+  EXPECT_ACCEPT(SASL(e, A, 1, T0), 0);
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 4), 1);
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 5), 2);
+  /* T0 + 6: the window k0 - 10 .. k0 + 1 holds 3. Without k0 (2) it
+     holds 1: the window k0 + 1 .. k0 + 12, from T0 + 60. */
+  v = SASL(e, A, 1, T0 + 6);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, 54, MINUTE);
+  /* T0 + 59, bucket k0 + 11: k0 is still in; one second to go. */
+  v = SASL(e, A, 1, T0 + 59);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, 1, MINUTE);
+  /* T0 + 60, bucket k0 + 12: k0 left, the one of T0 + 5 is in. */
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 60), 3);
+  /* T0 + 61: k0 + 1 (1) and k0 + 12 (1); 2 more need k0 + 1 gone, at
+     bucket k0 + 13, T0 + 65. */
+  v = SASL(e, A, 2, T0 + 61);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 2, 4, MINUTE);
+  v = SASL(e, A, 2, T0 + 64);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 2, 1, MINUTE);
+  EXPECT_ACCEPT(SASL(e, A, 2, T0 + 65), 4);
+  /* 4 recipients never fit a limit of 3. */
+  v = SASL(e, A, 4, T0 + 65);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, -1, MINUTE);
+  /* A whole minute later nothing is left: 3 fit at once. */
+  EXPECT_ACCEPT(SASL(e, A, 3, T0 + 65 + 60), 6);
+}
+
+/* The buckets a long pause skips are emptied, whatever was in them; the
+   walk of a wait goes over several buckets. */
+Test(windows, minute_wait_over_several_buckets) {
+  obspam_verdict v;
+
+  limit_a(e, MINUTE, 4);
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 3), 0);  /* k0 */
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 17), 1); /* k0 + 3 */
+  EXPECT_ACCEPT(SASL(e, A, 2, T0 + 50), 2); /* k0 + 10 */
+  /* 3 more at T0 + 52 need 3 to leave: k0 (1), k0 + 3 (1), k0 + 10 (2):
+     the window must start at k0 + 11, bucket k0 + 22, T0 + 110. */
+  v = SASL(e, A, 3, T0 + 52);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 4, 4, 58, MINUTE);
+  /* 1 more needs k0 gone only: bucket k0 + 12, T0 + 60. */
+  v = SASL(e, A, 1, T0 + 52);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 4, 4, 8, MINUTE);
+  /* 2 more: k0 and k0 + 3 gone, bucket k0 + 15, T0 + 75. */
+  v = SASL(e, A, 2, T0 + 52);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 4, 4, 23, MINUTE);
+  EXPECT_ACCEPT(SASL(e, A, 2, T0 + 75), 4);
+  /* An hour later the minute window is empty (and the hour too). */
+  EXPECT_ACCEPT(SASL(e, A, 4, T0 + 3600 + 75), 0);
+}
+
+/* Each charged object has its own minute window; the domain's limit names
+   the domain. */
+Test(windows, minute_limit_of_an_ancestor) {
+  obspam_verdict v;
+
+  OK(obspam_set_window_limit(e, OBSPAM_DOMAIN, D, OBSPAM_DOMAIN, MINUTE, 3));
+  EXPECT_ACCEPT(SASL(e, A, 2, T0), 0);
+  v = SASL(e, B, 1, T0 + 1);
+  EXPECT_W(v, OBSPAM_ACCEPT, MBX, B, -1, 0, 0, HOUR);
+  v = SASL(e, B, 1, T0 + 2);
+  EXPECT_W(v, OBSPAM_REFUSE, OBSPAM_DOMAIN, D, 3, 3, 58, MINUTE);
+}
+
+/* ---- the day window ------------------------------------------------------ */
+
+/* Limit 5 per day. 3 in the last second of H0, 2 at the start of H5. */
+Test(windows, day_bucket_edges) {
+  obspam_verdict v;
+
+  limit_a(e, DAY, 5);
+  EXPECT_ACCEPT(SASL(e, A, 3, T0 + 3599), 0);
+  EXPECT_ACCEPT(SASL(e, A, 2, T0 + 5 * 3600), 0);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 5 * 3600), 5);
+  /* The last second of H23: H0 is still in; it leaves at H0 + 24 h. */
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 24 * 3600 - 1), 5);
+  v = SASL(e, A, 1, T0 + 24 * 3600 - 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 5, 1, DAY);
+  /* H24: the window is H1 .. H24; H0 left. */
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 24 * 3600), 2);
+  EXPECT_ACCEPT(SASL(e, A, 3, T0 + 24 * 3600), 0);
+  /* 1 more needs H5 (2) gone: at H5 + 24 h. */
+  v = SASL(e, A, 1, T0 + 24 * 3600 + 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 5, 5 * 3600 - 1, DAY);
+  /* 4 more need H5 and H24 gone: at H24 + 24 h. */
+  v = SASL(e, A, 4, T0 + 24 * 3600 + 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 5, 24 * 3600 - 1, DAY);
+  /* 6 never fit. */
+  v = SASL(e, A, 6, T0 + 24 * 3600 + 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 5, -1, DAY);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 29 * 3600 - 1), 5);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 29 * 3600), 3);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 48 * 3600 - 1), 3);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 48 * 3600), 0);
+}
+
+/* The first message of a new clock hour reads the hours before it; a
+   refusal is not counted. */
+Test(windows, day_counts_every_hour_of_the_window) {
+  obspam_verdict v;
+  int h;
+
+  limit_a(e, DAY, 24);
+  for (h = 0; h < 24; h++)
+    EXPECT_ACCEPT(SASL(e, A, 1, T0 + h * 3600 + 7), 0);
+  v = SASL(e, A, 1, T0 + 23 * 3600 + 8);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 24, 24, 3600 - 8, DAY);
+  /* H24 at once: H0 left; every hour's message in, the refusal not. */
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 24 * 3600), 23);
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 24 * 3600), 0);
+  v = SASL(e, A, 2, T0 + 24 * 3600 + 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 24, 24, 2 * 3600 - 1, DAY);
+}
+
+/* A retention shorter than a day still keeps the day window; what the
+   history and the totals show keeps to the retention. */
+Test(windows, day_window_outlives_a_short_retention) {
+  obspam_verdict v;
+  obspam_stats s;
+
+  OK(obspam_set_option(e, OBSPAM_OPT_RETENTION_HOURS, 1));
+  limit_a(e, DAY, 4);
+  EXPECT_ACCEPT(SASL(e, A, 4, T0), 0);
+  v = SASL(e, A, 1, T0 + 20 * 3600);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 4, 4, 4 * 3600, DAY);
+  s = STATS(e, MBX, A, T0 + 20 * 3600);
+  cr_assert_eq(s.count_day, 4);
+  cr_assert_eq(s.refused_total, 1);
+  cr_assert_eq(s.exceeded_total, 1);
+  cr_assert_eq(COUNT_DAY(e, A, T0 + 24 * 3600), 0);
+  EXPECT_ACCEPT(SASL(e, A, 4, T0 + 24 * 3600), 0);
+}
+
+/* ---- windows together ------------------------------------------------------
+ */
+
+/* 2 per minute, 3 per hour, 5 per day: each window's wait, the longest
+   named; on equal waits the longer window. */
+Test(windows, every_window_of_one_object) {
+  obspam_verdict v;
+
+  limit_a(e, MINUTE, 2);
+  limit_a(e, HOUR, 3);
+  limit_a(e, DAY, 5);
+  EXPECT_W(SASL(e, A, 2, T0), OBSPAM_ACCEPT, MBX, A, 3, 0, 0, HOUR);
+  EXPECT_W(SASL(e, A, 1, T0 + 60), OBSPAM_ACCEPT, MBX, A, 3, 2, 0, HOUR);
+  /* The minute holds 1 (fits), the hour 3 (full until minute m0 leaves
+     at T0 + 3600), the day 3 (fits). */
+  v = SASL(e, A, 1, T0 + 61);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, 3539, HOUR);
+  /* T0 + 3600: the hour holds 1 (minute m0 + 1), the day 3. */
+  EXPECT_W(SASL(e, A, 2, T0 + 3600), OBSPAM_ACCEPT, MBX, A, 3, 1, 0, HOUR);
+  /* T0 + 3601: the minute is full until T0 + 3660 (59 s), the hour until
+     minute m0 + 1 leaves at T0 + 3660 (59 s), the day until H0 leaves
+     (82799 s): the day is named. */
+  v = SASL(e, A, 1, T0 + 3601);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 5, 82799, DAY);
+  /* Without the day's limit, minute and hour tie: the hour is named. */
+  limit_a(e, DAY, OBSPAM_UNLIMITED);
+  v = SASL(e, A, 1, T0 + 3601);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, 59, HOUR);
+  /* Without the hour's, the minute. */
+  limit_a(e, HOUR, OBSPAM_UNLIMITED);
+  v = SASL(e, A, 1, T0 + 3601);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 2, 2, 59, MINUTE);
+}
+
+/* ---- what keeps the windows ------------------------------------------------
+ */
+
+static void windows_limits(obspam_engine *x) {
+  limit_a(x, MINUTE, 3);
+  limit_a(x, DAY, 8);
+}
+
+/* 3 in H0; 2 in bucket H1 / 5 + 2, then a refusal over the minute. */
+static void windows_traffic(obspam_engine *x) {
+  obspam_verdict v;
+
+  EXPECT_ACCEPT(SASL(x, A, 3, T0), 0);
+  EXPECT_ACCEPT(SASL(x, A, 1, H1 + 10), 0);
+  EXPECT_ACCEPT(SASL(x, A, 1, H1 + 14), 1);
+  /* The minute holds 2 until bucket H1 / 5 + 14, H1 + 70. */
+  v = SASL(x, A, 2, H1 + 14);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 2, 56, MINUTE);
+}
+
+/* What an engine that saw windows_traffic() decides next. */
+static void windows_after(obspam_engine *x) {
+  obspam_verdict v;
+
+  cr_assert_eq(COUNT_DAY(x, A, H1 + 15), 5);
+  v = SASL(x, A, 2, H1 + 15);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 2, 55, MINUTE);
+  EXPECT_ACCEPT(SASL(x, A, 1, H1 + 15), 2);
+  /* The minute is empty again at H1 + 100; the day holds 6: 3 more need
+     H0 gone, at H0 + 24 h. */
+  v = SASL(x, A, 3, H1 + 100);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 8, 6, 24 * 3600 - 3700, DAY);
+  EXPECT_ACCEPT(SASL(x, A, 2, H1 + 100), 3);
+}
+
+static char dir[256], state[300];
+
+static void make_dir(void) {
+  const char *tmp = getenv("TMPDIR");
+
+  snprintf(dir, sizeof dir, "%s/obspam-windows-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof state, "%s/state", dir);
+}
+
+static void remove_dir(void) {
+  char cmd[400];
+
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(windows, snapshot_round_trip) {
+  obspam_engine *x = tu_new_conf(conf);
+
+  make_dir();
+  windows_limits(e);
+  windows_limits(x);
+  windows_traffic(e);
+  OK(obspam_state_save(e, state));
+  OK(obspam_state_load(x, state));
+  windows_after(e);
+  windows_after(x);
+  obspam_engine_free(x);
+  remove_dir();
+}
+
+/* A notice as the callback saw it. */
+typedef struct seen {
+  int n;
+  tu_notice r[8];
+} seen;
+
+static void on_notice(const obspam_notice *n, void *ud) {
+  seen *s = ud;
+
+  if (s->n < 8)
+    tu_notice_copy(&s->r[s->n], n, "-");
+  s->n++;
+}
+
+/* The notices of x for the periods ended by now. */
+static seen notices(obspam_engine *x, int64_t now) {
+  seen s;
+
+  memset(&s, 0, sizeof s);
+  OK(obspam_set_notify(x, on_notice, &s));
+  OK(obspam_notify_flush(x, now));
+  OK(obspam_set_notify(x, NULL, NULL));
+  return s;
+}
+
+/* An engine "killed" after windows_traffic(): a second one replays its
+   journal, and decides as the first does; the refusal over the minute
+   comes back over the minute's limit, 3, in its notice. */
+Test(windows, journal_round_trip) {
+  obspam_engine *x = tu_new_conf(conf);
+  int64_t replayed = -1, ignored = -1;
+  seen n;
+
+  make_dir();
+  windows_limits(e);
+  windows_limits(x);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  windows_traffic(e);
+  OK(obspam_journal_flush(e));
+  OK(obspam_journal_open(x, state, 0, &replayed, &ignored));
+  cr_assert_eq(replayed, 4, "replayed %" PRId64, replayed);
+  cr_assert_eq(ignored, 0, "ignored %" PRId64, ignored);
+  n = notices(x, H2);
+  cr_assert_eq(n.n, 1, "%d notices", n.n);
+  cr_assert(strcmp(n.r[0].name, A) == 0 && n.r[0].limit == 3 &&
+                n.r[0].sent == 2 && n.r[0].refused == 1 &&
+                n.r[0].exceeded == 1 && n.r[0].first == H1 + 14 &&
+                n.r[0].last == H1 + 14,
+            "notice %s limit %" PRId64 " sent %" PRId64 " refused %" PRId64,
+            n.r[0].name, n.r[0].limit, n.r[0].sent, n.r[0].refused);
+  OK(obspam_journal_close(e));
+  OK(obspam_journal_close(x));
+  obspam_engine_free(x);
+  remove_dir();
+}
+
+/* The journal replays records of both formats: the counters of a replay
+   are those of the engine that wrote them, whichever way they go on. */
+Test(windows, journal_replay_then_decide) {
+  obspam_engine *x = tu_new_conf(conf);
+  int64_t replayed = -1;
+
+  make_dir();
+  windows_limits(e);
+  windows_limits(x);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  windows_traffic(e);
+  OK(obspam_journal_flush(e));
+  OK(obspam_journal_open(x, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 4, "replayed %" PRId64, replayed);
+  windows_after(e);
+  windows_after(x);
+  OK(obspam_journal_close(e));
+  OK(obspam_journal_close(x));
+  obspam_engine_free(x);
+  remove_dir();
+}
+
+/* A reload that keeps a@ keeps its minute and day windows. */
+Test(windows, reload_keeps_every_window) {
+  windows_limits(e);
+  windows_traffic(e);
+  OK(obspam_load_config_string(e, conf));
+  /* The limits set through the API went with the old tree. */
+  windows_limits(e);
+  windows_after(e);
+}
+
+/* ---- what only the store shows ---------------------------------------- */
+
+/* A store of its own and one mailbox of no tree. */
+typedef struct lone {
+  obspam__store *s;
+  obspam__obj o;
+  char name[32];
+} lone;
+
+static void lone_new(lone *l) {
+  memset(l, 0, sizeof(*l));
+  l->s = obspam__mem_store_new();
+  cr_assert_not_null(l->s);
+  snprintf(l->name, sizeof l->name, "%s", A);
+  l->o.name = l->name;
+  l->o.len = (uint16_t)strlen(A);
+  l->o.kind = OBSPAM_MAILBOX;
+}
+
+static void lone_free(lone *l) {
+  obspam__store_forget(&l->o, l->s);
+  l->s->ops->destroy(l->s);
+}
+
+/* A charge of c at t under limits per window (minute, hour, day); the
+   refuser (-1 accepted). */
+static int lone_charge(lone *l, int64_t c, int64_t t, int64_t lm, int64_t lh,
+                       int64_t ld, obspam__charge *ch) {
+  memset(ch, 0, sizeof(*ch));
+  ch->n = 1;
+  ch->obj[0] = &l->o;
+  ch->limit[0][OBSPAM__W_MINUTE] = lm;
+  ch->limit[0][OBSPAM__W_HOUR] = lh;
+  ch->limit[0][OBSPAM__W_DAY] = ld;
+  ch->t = t;
+  ch->c = c;
+  ch->recipients = c;
+  ch->cap = OBSPAM_UNLIMITED;
+  ch->retention = 720;
+  ch->period = 3600;
+  OK(l->s->ops->charge(l->s, ch));
+  return ch->refuser;
+}
+
+static obspam__reading lone_read(lone *l, int64_t now) {
+  obspam__reading r;
+
+  l->s->ops->read(l->s, &l->o, now, 720, &r);
+  return r;
+}
+
+/* The reading's minute count, at each edge of its buckets, beside the
+   hour's and the day's; the charge's counts of every window. */
+Test(windows, store_reading_and_counts) {
+  lone l;
+  obspam__charge ch;
+  obspam__reading r;
+
+  lone_new(&l);
+  cr_assert_eq(lone_charge(&l, 2, T0 + 4, -1, -1, -1, &ch), -1);
+  cr_assert_eq(lone_charge(&l, 3, T0 + 5, -1, -1, -1, &ch), -1);
+  cr_assert(ch.count[0][OBSPAM__W_MINUTE] == 2 &&
+            ch.count[0][OBSPAM__W_HOUR] == 2 &&
+            ch.count[0][OBSPAM__W_DAY] == 2);
+  r = lone_read(&l, T0 + 59);
+  cr_assert(r.count_minute == 5 && r.count == 5 && r.count_day == 5);
+  r = lone_read(&l, T0 + 60);
+  cr_assert_eq(r.count_minute, 3);
+  r = lone_read(&l, T0 + 64);
+  cr_assert_eq(r.count_minute, 3);
+  r = lone_read(&l, T0 + 65);
+  cr_assert(r.count_minute == 0 && r.count == 5 && r.count_day == 5);
+  cr_assert_eq(lone_charge(&l, 1, H1 + 1, -1, -1, -1, &ch), -1);
+  cr_assert(ch.count[0][OBSPAM__W_MINUTE] == 0 &&
+            ch.count[0][OBSPAM__W_HOUR] == 0 &&
+            ch.count[0][OBSPAM__W_DAY] == 5);
+  r = lone_read(&l, H1 + 1);
+  cr_assert(r.count_minute == 1 && r.count == 1 && r.count_day == 6);
+  lone_free(&l);
+}
+
+static void keep_rows(lone *l, obspam__row **rows, size_t *n) {
+  OK(l->s->ops->report(l->s, 0, INT64_MAX, 720, rows, n));
+}
+
+/* A refusal records the window it went over in the hour's history (the
+   report row) and in the notification period (the notice), with that
+   window's limit; the recipients cap as window 0 with the cap. */
+Test(windows, store_refusals_record_their_window) {
+  lone l;
+  obspam__charge ch;
+  obspam__row *rows;
+  obspam__pending *p;
+  size_t n;
+
+  lone_new(&l);
+  cr_assert_eq(lone_charge(&l, 2, T0, 2, 10, 100, &ch), -1);
+  cr_assert_eq(lone_charge(&l, 1, T0 + 1, 2, 10, 100, &ch), 0);
+  cr_assert(ch.window == OBSPAM__W_MINUTE && ch.over_window[0] == 0 &&
+            ch.wait[0][OBSPAM__W_MINUTE] == 59 &&
+            ch.wait[0][OBSPAM__W_HOUR] == 0 && ch.wait[0][OBSPAM__W_DAY] == 0);
+  keep_rows(&l, &rows, &n);
+  cr_assert(n == 1 && rows[0].exceeded == 1 && rows[0].window == 60 &&
+            rows[0].last == T0 + 1);
+  free(rows);
+  /* Over the day's limit and the minute's: the day is the longer wait. */
+  cr_assert_eq(lone_charge(&l, 1, T0 + 2, 2, 10, 2, &ch), 0);
+  cr_assert(ch.window == OBSPAM__W_DAY && ch.over_window[0] == OBSPAM__W_DAY &&
+            ch.wait[0][OBSPAM__W_DAY] == 24 * 3600 - 2);
+  keep_rows(&l, &rows, &n);
+  cr_assert(n == 1 && rows[0].exceeded == 2 && rows[0].window == 86400);
+  free(rows);
+  OK(l.s->ops->notices(l.s, H1, &p));
+  cr_assert(p != NULL && p->next == NULL && p->limit == 2 &&
+            p->window == 86400 && p->exceeded == 2);
+  obspam__pending_free(p);
+  /* The recipients cap. */
+  memset(&ch, 0, sizeof(ch));
+  ch.n = 1;
+  ch.obj[0] = &l.o;
+  ch.limit[0][0] = ch.limit[0][1] = ch.limit[0][2] = OBSPAM_UNLIMITED;
+  ch.t = H1 + 5;
+  ch.c = ch.recipients = 7;
+  ch.cap = 5;
+  ch.over_cap = 1;
+  ch.retention = 720;
+  ch.period = 3600;
+  OK(l.s->ops->charge(l.s, &ch));
+  cr_assert(ch.refuser == 0 && ch.window == -1 && ch.over_window[0] == -1 &&
+            ch.retry_after == -1);
+  keep_rows(&l, &rows, &n);
+  cr_assert(n == 1 && rows[0].exceeded == 3 && rows[0].window == 0);
+  free(rows);
+  OK(l.s->ops->notices(l.s, H2, &p));
+  cr_assert(p != NULL && p->limit == 5 && p->window == 0 && p->exceeded == 1);
+  obspam__pending_free(p);
+  lone_free(&l);
+}
