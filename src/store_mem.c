@@ -69,6 +69,20 @@ static void exc_trim(ring *r) {
   }
 }
 
+/* The sum of messages sent the window would hold at minute, without
+   changing the ring: what a charge reads, in the ring's first line. */
+static int64_t peek_sent(const ring *r, int64_t minute) {
+  int64_t k, sent = r->sent;
+
+  if (minute <= r->minute)
+    return sent;
+  if (minute - r->minute >= WINDOW)
+    return 0;
+  for (k = r->minute + 1; k <= minute; k++)
+    sent -= r->b_sent[k % WINDOW];
+  return sent;
+}
+
 /* The sums the window would hold at minute, without changing the ring. */
 static void peek(const ring *r, int64_t minute, int64_t *sent, int64_t *refused,
                  int64_t *exceeded) {
@@ -134,6 +148,15 @@ static void ring_touch(mem_store *m, ring *r, int64_t minute) {
     LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
     LIST_APPEND(m->r_first, m->r_last, r, prev, next);
   }
+}
+
+ring *obspam__mem_ring_new(void) {
+  void *r;
+
+  if (posix_memalign(&r, RING_ALIGN, sizeof(ring)) != 0)
+    return NULL;
+  memset(r, 0, sizeof(ring));
+  return r;
 }
 
 static void ring_free(mem_store *m, obspam__obj *o) {
@@ -691,7 +714,7 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
 /* The answer to a charge at t, changing nothing: each object's count and
    wait, then the verdict's object and retry hint. */
 static void answer(obspam__charge *ch, int64_t t) {
-  int64_t unused, hour = obspam__hour_of(t), *count, *wait;
+  int64_t hour = obspam__hour_of(t), *count, *wait;
   const int64_t *limit;
   int i;
 
@@ -704,7 +727,7 @@ static void answer(obspam__charge *ch, int64_t t) {
     limit = ch->limit[i];
     count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
     if (r != NULL) {
-      peek(r, t / 60, &count[OBSPAM__W_HOUR], &unused, &unused);
+      count[OBSPAM__W_HOUR] = peek_sent(r, t / 60);
       count[OBSPAM__W_MINUTE] = tick_peek(r, t / TICK);
     }
     count[OBSPAM__W_DAY] = day_count(h, hour);
@@ -764,7 +787,7 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
         (p->notice[i] = np_alloc(m, h)) == NULL)
       goto nomem;
     if (!ch->notify_only && o->ring == NULL &&
-        (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
+        (p->ring[i] = obspam__mem_ring_new()) == NULL)
       goto nomem;
     if (!ch->notify_only && ch->refuser >= 0 && obspam__exceeded(ch, i) &&
         (o->ring == NULL || o->ring->b_exc == NULL) &&
@@ -817,8 +840,9 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
   sweep(m, ch->t / 60, keep_cutoff(hour, ch->retention));
 }
 
-/* A charge reads three places of each object: the ring's sums, the
-   bucket of the minute and the hot part of the hist record. Asked for
+/* A charge reads three places of each object: the ring's first two
+   lines (the sums and the minute window), the hour window's bucket of
+   the minute and the hot part of the hist record. Asked for
    together, their cache misses overlap instead of following one another.
    Safe without the lock (see SET_PTR). */
 static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
@@ -830,7 +854,7 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
 
     if (r != NULL) {
       OBSPAM__PREFETCH(r);
-      OBSPAM__PREFETCH(&r->b_min[TICKS - 1]); /* the minute window */
+      OBSPAM__PREFETCH((const char *)r + RING_ALIGN); /* the minute window */
       OBSPAM__PREFETCH(&r->b_sent[minute % WINDOW]);
     }
     if (h != NULL) {

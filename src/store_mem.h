@@ -26,25 +26,32 @@
 #define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
-  /* What a charge reads and writes comes first: the sums, then the minute
-     window's buckets; the ring list and the owner, which only a new
-     minute or a sweep touch, come last. */
-  int64_t minute;                  /* the newest minute the buckets hold */
-  int64_t sent, refused, exceeded; /* sums over the buckets */
-  /* The minute window beside the hour's, in the same allocation (an
-     object that sends has both): what was sent in the newest 5-second
-     bucket tick (t div 5) and the 11 before it, and their sum. */
-  int64_t tick, m_sent;
+  /* What a charge reads and writes comes first, in the first two cache
+     lines of the ring (obspam__mem_ring_new aligns it on one): the newest
+     minute and the hour window's sum of messages sent, then the minute
+     window, whole: its newest 5-second bucket tick (t div 5), the sum of
+     its buckets and the buckets, so that a charge finds its bucket in a
+     line it asked for ahead (prefetch, in store_mem.c). */
+  int64_t minute;            /* the newest minute the buckets hold */
+  int64_t sent;              /* the sum of b_sent */
+  int64_t tick;              /* the newest 5-second bucket b_min holds */
+  int64_t m_sent;            /* the sum of b_min */
+  int64_t b_min[TICKS];      /* bucket i holds tick k where k % TICKS == i */
+  int64_t refused, exceeded; /* sums over the buckets */
   /* Attempts over the object's own limit, by minute: allocated by the
      first such attempt and freed once the window holds none, so that
      the many objects that never go over their limit pay one pointer. */
   uint32_t *b_exc;
-  int64_t b_min[TICKS];   /* bucket i holds tick k where k % TICKS == i */
   int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
   uint32_t b_ref[WINDOW]; /* refusals count one each */
+  /* The ring list and the owner, which only a new minute or a sweep
+     touch, come last. */
   struct obspam__ring *prev, *next; /* ring list, oldest first */
   obspam__obj *owner;
 } ring;
+
+/* The alignment of a ring: a cache line. */
+#define RING_ALIGN 64
 
 typedef struct obspam__hist {
   /* What an accepted charge reads and writes comes first, in the first 64
@@ -148,6 +155,9 @@ obspam__pending *obspam__mem_pending_new(mem_store *m, int kind,
 void obspam__mem_script_free(mem_store *m, script *sc);
 /* Drops what the store holds for o (a script is freed). */
 void obspam__mem_drop(mem_store *m, obspam__obj *o);
+/* A new ring, all zero, aligned on RING_ALIGN, or NULL. free() frees
+   it. */
+ring *obspam__mem_ring_new(void);
 /* A new script object for path, not yet indexed, or NULL. */
 script *obspam__mem_script_new(const char *path, size_t len);
 

@@ -542,3 +542,59 @@ Test(windows, store_refusals_record_their_window) {
   obspam__pending_free(p);
   lone_free(&l);
 }
+
+/* Copies the file at from to to. */
+static void copy_file(const char *from, const char *to) {
+  char cmd[1024];
+
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* tests/data/journal-format1.bin was written before the windows
+   (tests/data/journal-format1.c): a@ (limit 2 per hour) sent 2 at T0 and
+   was refused 1 at T0 + 10, b@ sent 1 at T0 + 20, with no snapshot. Its
+   records replay as over the hour's limit; the fresh journal the replay
+   writes holds them under a format 2 header, and replays again. */
+Test(windows, journal_format_1_replays) {
+  const char limits[] = "subscription s\n"
+                        "domain d.example subscription=s\n"
+                        "mailbox a@d.example limit=2\n"
+                        "mailbox b@d.example\n";
+  char journal[320];
+  int64_t replayed = -1;
+  obspam_engine *x;
+  obspam_stats s;
+  obspam_verdict v;
+  seen n;
+  int round;
+
+  make_dir();
+  snprintf(journal, sizeof journal, "%s.journal", state);
+  copy_file(OBSPAM_TEST_SRCDIR "/data/journal-format1.bin", journal);
+  for (round = 0; round < 2; round++) {
+    x = tu_new_conf(limits);
+    OK(obspam_journal_open(x, state, 0, &replayed, NULL));
+    cr_assert_eq(replayed, 3, "round %d: replayed %" PRId64, round, replayed);
+    OK(obspam_journal_close(x));
+    s = STATS(x, MBX, A, T0 + 20);
+    cr_assert(s.count == 2 && s.refused == 1 && s.exceeded == 1 &&
+                  s.count_day == 2,
+              "round %d: count %" PRId64 " refused %" PRId64, round, s.count,
+              s.refused);
+    cr_assert_eq(COUNT_DAY(x, B, T0 + 20), 1);
+    if (round == 1) {
+      v = SASL(x, A, 1, T0 + 30);
+      EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 2, 2, 3570, HOUR);
+      n = notices(x, H1);
+      cr_assert_eq(n.n, 1, "%d notices", n.n);
+      cr_assert(strcmp(n.r[0].name, A) == 0 && n.r[0].limit == 2 &&
+                    n.r[0].refused == 2 && n.r[0].exceeded == 2 &&
+                    n.r[0].first == T0 + 10 && n.r[0].last == T0 + 30,
+                "notice %s limit %" PRId64 " refused %" PRId64, n.r[0].name,
+                n.r[0].limit, n.r[0].refused);
+    }
+    obspam_engine_free(x);
+  }
+  remove_dir();
+}
