@@ -69,18 +69,29 @@ static void exc_trim(ring *r) {
   }
 }
 
-/* The sum of messages sent the window would hold at minute, without
-   changing the ring: what a charge reads, in the ring's first line. */
-static int64_t peek_sent(const ring *r, int64_t minute) {
-  int64_t k, sent = r->sent;
+/* What a window of nb buckets b, whose newest bucket is newest and whose
+   buckets sum to sum, would hold at bucket k, without changing it. */
+static int64_t sum_at(const int64_t *b, int nb, int64_t newest, int64_t sum,
+                      int64_t k) {
+  int64_t j;
 
-  if (minute <= r->minute)
-    return sent;
-  if (minute - r->minute >= WINDOW)
+  if (k <= newest)
+    return sum;
+  if (k - newest >= nb)
     return 0;
-  for (k = r->minute + 1; k <= minute; k++)
-    sent -= r->b_sent[k % WINDOW];
-  return sent;
+  for (j = newest + 1; j <= k; j++)
+    sum -= b[j % nb];
+  return sum;
+}
+
+/* What the hour window of r would hold sent at minute, and the minute
+   window at tick: what a charge reads, at the start of the ring. */
+static int64_t peek_sent(const ring *r, int64_t minute) {
+  return sum_at(r->b_sent, WINDOW, r->minute, r->sent, minute);
+}
+
+static int64_t tick_peek(const ring *r, int64_t tick) {
+  return sum_at(r->b_min, TICKS, r->tick, r->m_sent, tick);
 }
 
 /* The sums the window would hold at minute, without changing the ring. */
@@ -124,19 +135,6 @@ static void tick_advance(ring *r, int64_t tick) {
   r->tick = tick;
 }
 
-/* What the minute window of r would hold at tick, without changing it. */
-static int64_t tick_peek(const ring *r, int64_t tick) {
-  int64_t k, sent = r->m_sent;
-
-  if (tick <= r->tick)
-    return sent;
-  if (tick - r->tick >= TICKS)
-    return 0;
-  for (k = r->tick + 1; k <= tick; k++)
-    sent -= r->b_min[k % TICKS];
-  return sent;
-}
-
 /* Advances r to minute. The ring list stays in the order of the rings'
    minutes by moving a ring to the end only when its minute changes, so a
    busy object costs no list work within a minute. */
@@ -148,15 +146,6 @@ static void ring_touch(mem_store *m, ring *r, int64_t minute) {
     LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
     LIST_APPEND(m->r_first, m->r_last, r, prev, next);
   }
-}
-
-ring *obspam__mem_ring_new(void) {
-  void *r;
-
-  if (posix_memalign(&r, RING_ALIGN, sizeof(ring)) != 0)
-    return NULL;
-  memset(r, 0, sizeof(ring));
-  return r;
 }
 
 static void ring_free(mem_store *m, obspam__obj *o) {
@@ -787,7 +776,7 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
         (p->notice[i] = np_alloc(m, h)) == NULL)
       goto nomem;
     if (!ch->notify_only && o->ring == NULL &&
-        (p->ring[i] = obspam__mem_ring_new()) == NULL)
+        (p->ring[i] = calloc(1, sizeof(ring))) == NULL)
       goto nomem;
     if (!ch->notify_only && ch->refuser >= 0 && obspam__exceeded(ch, i) &&
         (o->ring == NULL || o->ring->b_exc == NULL) &&
@@ -840,12 +829,15 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
   sweep(m, ch->t / 60, keep_cutoff(hour, ch->retention));
 }
 
-/* A charge reads three places of each object: the ring's first two
-   lines (the sums and the minute window), the hour window's bucket of
-   the minute and the hot part of the hist record. Asked for
+/* A charge reads three places of each object: the start of the ring
+   (the sums and the bucket of the minute window), the hour window's
+   bucket of the minute and the hot part of the hist record. Asked for
    together, their cache misses overlap instead of following one another.
-   Safe without the lock (see SET_PTR). */
-static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
+   tick is the 5-second bucket, or -1 when only the minute is known: then
+   every line of the minute window is asked for. Safe without the lock
+   (see SET_PTR). */
+static void prefetch(obspam__obj *const *obj, int n, int64_t minute,
+                     int64_t tick) {
   int i;
 
   for (i = 0; i < n; i++) {
@@ -854,7 +846,14 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
 
     if (r != NULL) {
       OBSPAM__PREFETCH(r);
-      OBSPAM__PREFETCH((const char *)r + RING_ALIGN); /* the minute window */
+      if (tick >= 0) {
+        OBSPAM__PREFETCH(&r->b_min[tick % TICKS]);
+      } else {
+        /* r, r + 64 and r + 127 are in every line the first 128 bytes
+           (up to the end of b_min) touch, however r is aligned. */
+        OBSPAM__PREFETCH((const char *)r + 64);
+        OBSPAM__PREFETCH((const char *)(r->b_min + TICKS) - 1);
+      }
       OBSPAM__PREFETCH(&r->b_sent[minute % WINDOW]);
     }
     if (h != NULL) {
@@ -868,6 +867,7 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
 static int charge_locked(mem_store *m, obspam__charge *ch) {
   int64_t t, minute, tick, hour, start;
   prepared p;
+  unsigned moved = 0; /* bit i: obj[i]'s ring went on to a new minute */
   int i;
 
   t = ch->t > m->newest ? ch->t : m->newest;
@@ -880,7 +880,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   }
   hour = obspam__hour_of(t);
   start = t - t % ch->period;
-  prefetch(ch->obj, ch->n, minute);
+  prefetch(ch->obj, ch->n, minute, tick);
   if (!ch->notify_only && !ch->replay)
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
@@ -904,6 +904,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
       SET_PTR(o->ring, p.ring[i]);
       LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
     }
+    if (o->ring->minute < minute)
+      moved |= 1u << i;
     ring_touch(m, o->ring, minute);
     tick_advance(o->ring, tick);
   }
@@ -920,8 +922,12 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     for (i = 0; i < ch->n && !ch->probe; i++)
       charge_accept(ch, i, minute, tick);
   }
+  /* Only a refusal or a new minute can leave the buckets of attempts
+     over the limit empty; an accept within the minute does not read them
+     (they are in a line of the ring it did not ask for). */
   for (i = 0; i < ch->n; i++)
-    exc_trim(ch->obj[i]->ring);
+    if (ch->refuser >= 0 || (moved & (1u << i)))
+      exc_trim(ch->obj[i]->ring);
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
@@ -1226,7 +1232,7 @@ static void mem_destroy(obspam__store *s) {
 static void mem_warm(obspam__store *s, obspam__obj *const *objs, int n,
                      int64_t minute) {
   (void)s;
-  prefetch(objs, n, minute);
+  prefetch(objs, n, minute, -1);
 }
 
 static const obspam__store_ops mem_ops = {

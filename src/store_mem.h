@@ -26,12 +26,12 @@
 #define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
-  /* What a charge reads and writes comes first, in the first two cache
-     lines of the ring (obspam__mem_ring_new aligns it on one): the newest
-     minute and the hour window's sum of messages sent, then the minute
-     window, whole: its newest 5-second bucket tick (t div 5), the sum of
-     its buckets and the buckets, so that a charge finds its bucket in a
-     line it asked for ahead (prefetch, in store_mem.c). */
+  /* What an accepted charge reads and writes comes first, in the first
+     128 bytes: the newest minute and the hour window's sum of messages
+     sent, then the minute window, whole: its newest 5-second bucket tick
+     (t div 5), the sum of its buckets and the buckets, so that a charge
+     finds its bucket in a line asked for ahead (prefetch, in
+     store_mem.c). */
   int64_t minute;            /* the newest minute the buckets hold */
   int64_t sent;              /* the sum of b_sent */
   int64_t tick;              /* the newest 5-second bucket b_min holds */
@@ -49,9 +49,6 @@ typedef struct obspam__ring {
   struct obspam__ring *prev, *next; /* ring list, oldest first */
   obspam__obj *owner;
 } ring;
-
-/* The alignment of a ring: a cache line. */
-#define RING_ALIGN 64
 
 typedef struct obspam__hist {
   /* What an accepted charge reads and writes comes first, in the first 64
@@ -155,9 +152,6 @@ obspam__pending *obspam__mem_pending_new(mem_store *m, int kind,
 void obspam__mem_script_free(mem_store *m, script *sc);
 /* Drops what the store holds for o (a script is freed). */
 void obspam__mem_drop(mem_store *m, obspam__obj *o);
-/* A new ring, all zero, aligned on RING_ALIGN, or NULL. free() frees
-   it. */
-ring *obspam__mem_ring_new(void);
 /* A new script object for path, not yet indexed, or NULL. */
 script *obspam__mem_script_new(const char *path, size_t len);
 

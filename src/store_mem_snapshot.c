@@ -405,7 +405,7 @@ static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
   if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
     return "bad window";
   if (has_ring) {
-    e->r = obspam__mem_ring_new();
+    e->r = calloc(1, sizeof(*e->r));
     if (e->r == NULL)
       goto nomem;
     why = parse_ring(r, e->r, newest, version, nomem);

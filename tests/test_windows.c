@@ -341,13 +341,11 @@ static seen notices(obspam_engine *x, int64_t now) {
   return s;
 }
 
-/* An engine "killed" after windows_traffic(): a second one replays its
-   journal, and decides as the first does; the refusal over the minute
-   comes back over the minute's limit, 3, in its notice. */
-Test(windows, journal_round_trip) {
+/* An engine "killed" after windows_traffic(): e ran it with its journal
+   open; the engine returned replays that journal, as a restart would. */
+static obspam_engine *replayed_after_traffic(void) {
   obspam_engine *x = tu_new_conf(conf);
   int64_t replayed = -1, ignored = -1;
-  seen n;
 
   make_dir();
   windows_limits(e);
@@ -358,6 +356,22 @@ Test(windows, journal_round_trip) {
   OK(obspam_journal_open(x, state, 0, &replayed, &ignored));
   cr_assert_eq(replayed, 4, "replayed %" PRId64, replayed);
   cr_assert_eq(ignored, 0, "ignored %" PRId64, ignored);
+  return x;
+}
+
+static void replayed_free(obspam_engine *x) {
+  OK(obspam_journal_close(e));
+  OK(obspam_journal_close(x));
+  obspam_engine_free(x);
+  remove_dir();
+}
+
+/* The refusal over the minute comes back over the minute's limit, 3, in
+   the notice of its period. */
+Test(windows, journal_round_trip) {
+  obspam_engine *x = replayed_after_traffic();
+  seen n;
+
   n = notices(x, H2);
   cr_assert_eq(n.n, 1, "%d notices", n.n);
   cr_assert(strcmp(n.r[0].name, A) == 0 && n.r[0].limit == 3 &&
@@ -366,32 +380,17 @@ Test(windows, journal_round_trip) {
                 n.r[0].last == H1 + 14,
             "notice %s limit %" PRId64 " sent %" PRId64 " refused %" PRId64,
             n.r[0].name, n.r[0].limit, n.r[0].sent, n.r[0].refused);
-  OK(obspam_journal_close(e));
-  OK(obspam_journal_close(x));
-  obspam_engine_free(x);
-  remove_dir();
+  replayed_free(x);
 }
 
-/* The journal replays records of both formats: the counters of a replay
-   are those of the engine that wrote them, whichever way they go on. */
+/* The counters of a replay are those of the engine that wrote the
+   journal: both decide the same from there on. */
 Test(windows, journal_replay_then_decide) {
-  obspam_engine *x = tu_new_conf(conf);
-  int64_t replayed = -1;
+  obspam_engine *x = replayed_after_traffic();
 
-  make_dir();
-  windows_limits(e);
-  windows_limits(x);
-  OK(obspam_journal_open(e, state, 0, NULL, NULL));
-  windows_traffic(e);
-  OK(obspam_journal_flush(e));
-  OK(obspam_journal_open(x, state, 0, &replayed, NULL));
-  cr_assert_eq(replayed, 4, "replayed %" PRId64, replayed);
   windows_after(e);
   windows_after(x);
-  OK(obspam_journal_close(e));
-  OK(obspam_journal_close(x));
-  obspam_engine_free(x);
-  remove_dir();
+  replayed_free(x);
 }
 
 /* A reload that keeps a@ keeps its minute and day windows. */

@@ -693,6 +693,31 @@ static int c_decide_refuse_first(obspam_engine *e) {
   return obspam_decide(e, &m, &v);
 }
 
+/* Limits of the minute and day windows: sales@ has sent its minute's
+   one message, its domain nearly its day's. */
+static obspam_engine *rich_windows(void) {
+  obspam_engine *e = rich();
+
+  MUST(obspam_set_window_limit(e, OBSPAM_MAILBOX, "sales@acme.example",
+                               OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 1));
+  MUST(obspam_set_window_limit(e, OBSPAM_DOMAIN, "acme.example",
+                               OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 40));
+  decide_at(e, "sales@acme.example", NULL, 0, -1, NULL, NULL, 1, NOW - 1);
+  return e;
+}
+
+/* Over the minute's limit of sales@ and the day's of its domain: each
+   is recorded over its own limit, in its own window. */
+static int c_decide_refuse_windows(obspam_engine *e) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  m.sasl_username = "sales@acme.example";
+  m.recipients = 30;
+  m.time = NOW;
+  return obspam_decide(e, &m, &v);
+}
+
 static int c_decide_script(obspam_engine *e) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
@@ -765,6 +790,11 @@ static int c_state_load(obspam_engine *e) {
    repository's root, as tests/faults/run.sh does). */
 static int c_state_load_format_1(obspam_engine *e) {
   return obspam_state_load(e, "tests/data/state-format1.bin");
+}
+
+/* A snapshot of format 2, written before the minute and day windows. */
+static int c_state_load_format_2(obspam_engine *e) {
+  return obspam_state_load(e, "tests/data/state-format2.bin");
 }
 
 /* Setups besides rich() and empty(). */
@@ -889,6 +919,23 @@ static int c_journal_open(obspam_engine *e) {
   return obspam_journal_open(e, state_path, 0, NULL, NULL);
 }
 
+/* rich()'s engine, with no state file, and a journal of format 1 (written
+   before the minute and day windows) where its journal goes. */
+static obspam_engine *journaled_format_1(void) {
+  obspam_engine *e = rich();
+  char journal[600], cmd[1400];
+
+  snprintf(journal, sizeof(journal), "%s.journal", state_path);
+  unlink(state_path);
+  snprintf(cmd, sizeof(cmd), "cp tests/data/journal-format1.bin '%s'",
+           journal);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "faults: %s failed\n", cmd);
+    exit(2);
+  }
+  return e;
+}
+
 /* An engine with its journal open and decisions waiting in it. */
 static obspam_engine *journal_waiting(void) {
   obspam_engine *e = journaled();
@@ -953,6 +1000,7 @@ static const fcase cases[] = {
     {"decide/refuse", rich_immediate, c_decide_refuse, NULL},
     {"decide/refuse-first-over-limit", rich_newco, c_decide_refuse_first, NULL},
     {"decide/script", rich, c_decide_script, NULL},
+    {"decide/refuse-over-windows", rich_windows, c_decide_refuse_windows, NULL},
     {"decide/sweep", rich, c_decide_later,
      "the sweep that follows a decision turns the open period of a record "
      "it frees into a notice; when that allocation fails it stops, keeps "
@@ -967,6 +1015,7 @@ static const fcase cases[] = {
     {"state_save", rich, c_state_save, NULL},
     {"state_load", rich_saved, c_state_load, NULL},
     {"state_load/format-1", rich, c_state_load_format_1, NULL},
+    {"state_load/format-2", rich, c_state_load_format_2, NULL},
     {"state_load/implicit", fresh_saved, c_state_load, NULL},
     {"local_network_add", rich, c_local_network_add, NULL},
     {"local_network_remove", rich_local, c_local_network_remove, NULL},
@@ -976,6 +1025,7 @@ static const fcase cases[] = {
     {"remove/domain-with-implicit", rich, c_remove_domain_implicit, NULL},
     {"load_config_string/undeclare", rich, c_load_config_undeclare, NULL},
     {"journal_open", journaled, c_journal_open, NULL},
+    {"journal_open/format-1", journaled_format_1, c_journal_open, NULL},
     {"journal_flush", journal_waiting, c_journal_flush, NULL},
     {"journal_close", journal_waiting, c_journal_close, NULL},
     {"state_save/journal", journal_waiting, c_journal_save, NULL},
