@@ -138,9 +138,8 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   p = put(p, over, 1);
   for (i = 0; i < ch->n; i++) {
     int w = over & (1u << i) ? ch->over_window[i] : OBSPAM__W_HOUR;
-    int64_t limit = w >= 0       ? ch->limit[i][w]
-                    : ch->forbid ? ch->limit[i][OBSPAM__W_HOUR]
-                                 : ch->cap;
+    int64_t limit = over & (1u << i) ? obspam__over_limit(ch, i)
+                                     : ch->limit[i][OBSPAM__W_HOUR];
 
     p = put(p, (uint64_t)limit, 8);
     p = put(p, (uint64_t)(int64_t)w, 1);
@@ -639,8 +638,8 @@ static int replay_one(obspam_engine *e, const record *r) {
       continue; /* gone from the configuration */
     ch.obj[ch.n] = o;
     /* The store reads the limit an object went over where its window
-       says (store_mem.c, over_limit); -1 is the cap's, as forbid is not
-       set on a replay. */
+       says (store.h, obspam__over_limit); -1 is the cap's, as forbid is
+       not set on a replay. */
     if (r->window[i] >= 0)
       ch.limit[ch.n][r->window[i]] = r->limit[i];
     else
