@@ -172,7 +172,7 @@ def snapshot_seeds(build):
         shutil.rmtree(tmp)
     write("fuzz_snapshot", "foreign", b"\x00GIF89a")
     write("fuzz_snapshot", "newer",
-          b"\x00OBSPAMST\x02\x00\x00\x00" + bytes(16))
+          b"\x00OBSPAMST\x04\x00\x00\x00" + bytes(16))
 
 
 def main():
