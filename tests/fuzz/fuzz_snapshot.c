@@ -4,8 +4,9 @@
 
    The first byte of an input chooses how the rest is used: even, as the
    whole file; odd, as the payload, to which the target puts a valid header
-   (magic, version 3, length, XXH3-64 checksum), so that the fuzzer spends
-   its time in the payload parser rather than on the checksum.
+   (magic, format version 1 + (byte >> 1) % 3, length, XXH3-64 checksum),
+   so that the fuzzer spends its time in the payload parsers of every
+   format rather than on the checksum.
 
    Invariants:
    - the answer is OBSPAM_OK, ECORRUPT or EVERSION (a readable file is
@@ -195,7 +196,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* A valid header around the payload. */
     n = 32 + size - 1;
     buf = malloc(n);
-    memcpy(buf, "OBSPAMST\x03\0\0\0\0\0\0\0", 16);
+    memcpy(buf, "OBSPAMST\x01\0\0\0\0\0\0\0", 16);
+    buf[8] = (uint8_t)(1 + (data[0] >> 1) % 3);
     put_le(buf + 16, (uint64_t)(size - 1));
     memcpy(buf + 32, data + 1, size - 1);
     put_le(buf + 24, XXH3_64bits(buf + 32, size - 1));

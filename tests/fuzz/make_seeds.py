@@ -167,7 +167,8 @@ def snapshot_seeds(build):
             with open(path, "rb") as f:
                 data = f.read()
             write("fuzz_snapshot", name + ".file", b"\x00" + data)
-            write("fuzz_snapshot", name + ".payload", b"\x01" + data[32:])
+            # 0x05: the payload behind a header of format 3.
+            write("fuzz_snapshot", name + ".payload", b"\x05" + data[32:])
     finally:
         shutil.rmtree(tmp)
     write("fuzz_snapshot", "foreign", b"\x00GIF89a")
