@@ -393,6 +393,41 @@ Test(windows, journal_replay_then_decide) {
   replayed_free(x);
 }
 
+/* A message over the recipients cap is refused whole and recorded over
+   the mailbox's own limit, the cap, which its notice gives; replayed from
+   the journal, it is the same. */
+Test(windows, recipients_cap_in_notices_and_journal) {
+  obspam_engine *x = tu_new_conf(conf);
+  int64_t replayed = -1;
+  obspam_verdict v;
+  obspam_stats st;
+  seen n;
+  int k;
+
+  make_dir();
+  OK(obspam_set_max_recipients(e, MBX, A, 5));
+  OK(obspam_set_max_recipients(x, MBX, A, 5));
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  v = SASL(e, A, 7, T0 + 10);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 5, 7, -1, 0);
+  EXPECT_ACCEPT(SASL(e, A, 5, T0 + 20), 0);
+  st = STATS(e, MBX, A, T0 + 20);
+  cr_assert(st.count == 5 && st.refused == 1 && st.exceeded == 1);
+  OK(obspam_journal_flush(e));
+  OK(obspam_journal_open(x, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 2, "replayed %" PRId64, replayed);
+  for (k = 0; k < 2; k++) {
+    n = notices(k == 0 ? e : x, H1);
+    cr_assert_eq(n.n, 1, "engine %d: %d notices", k, n.n);
+    cr_assert(strcmp(n.r[0].name, A) == 0 && n.r[0].limit == 5 &&
+                  n.r[0].sent == 5 && n.r[0].refused == 1 &&
+                  n.r[0].exceeded == 1 && n.r[0].first == T0 + 10,
+              "engine %d: notice %s limit %" PRId64 " sent %" PRId64, k,
+              n.r[0].name, n.r[0].limit, n.r[0].sent);
+  }
+  replayed_free(x);
+}
+
 /* A reload that keeps a@ keeps its minute and day windows. */
 Test(windows, reload_keeps_every_window) {
   windows_limits(e);
