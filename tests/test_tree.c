@@ -1030,55 +1030,17 @@ Test(tree, stats_get_errors) {
     cr_assert_str_eq(obspam_engine_errmsg(e), (msg), "line %d", __LINE__);     \
   } while (0)
 
-static int64_t eff_w(int kind, const char *name, int64_t window, int line) {
-  int64_t v = -99;
-  int rc = obspam_effective_window_limit(e, kind, name, window, &v);
-
-  cr_assert_eq(rc, OBSPAM_OK,
-               "line %d: effective_window_limit(%s, %" PRId64 "): %d %s", line,
-               name, window, rc, obspam_engine_errmsg(e));
-  return v;
-}
-
-static int64_t eff_cap(int kind, const char *name, int line) {
-  int64_t v = -99;
-  int rc = obspam_effective_max_recipients(e, kind, name, &v);
-
-  cr_assert_eq(rc, OBSPAM_OK, "line %d: effective_max_recipients(%s): %d %s",
-               line, name, rc, obspam_engine_errmsg(e));
-  return v;
-}
-
-/* The three windows of one object's effective limit, and its cap. */
-#define EXPECT_WINDOWS(kind, name, m, h, d)                                    \
-  do {                                                                         \
-    int64_t m_ = eff_w((kind), (name), OBSPAM_WINDOW_MINUTE, __LINE__);        \
-    int64_t h_ = eff_w((kind), (name), OBSPAM_WINDOW_HOUR, __LINE__);          \
-    int64_t d_ = eff_w((kind), (name), OBSPAM_WINDOW_DAY, __LINE__);           \
-    cr_assert(m_ == (m) && h_ == (h) && d_ == (d),                             \
-              "line %d: %s: windows %" PRId64 "/m %" PRId64 "/h %" PRId64      \
-              "/d, expected %" PRId64 "/m %" PRId64 "/h %" PRId64 "/d",        \
-              __LINE__, (name), m_, h_, d_, (int64_t)(m), (int64_t)(h),        \
-              (int64_t)(d));                                                   \
-    cr_assert_eq(EFF(e, (kind), (name)), h_,                                   \
-                 "line %d: effective_limit is not the hour", __LINE__);        \
-  } while (0)
-
-#define EXPECT_CAP(kind, name, want)                                           \
-  cr_assert_eq(eff_cap((kind), (name), __LINE__), (int64_t)(want),             \
-               "line %d: cap of %s", __LINE__, (name))
-
 #define SETW(kind, name, which, window, v)                                     \
   OK(obspam_set_window_limit(e, (kind), (name), (which), (window), (v)))
 
 /* A new engine limits no window: every one is unlimited, as is the cap. */
 Test(tree, windows_unlimited_by_default) {
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "example.com", -1, -1, -1);
-  EXPECT_WINDOWS(OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
-  EXPECT_CAP(OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_CAP(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
 }
 
 /* Each window is inherited on its own, through server, plan, subscription,
@@ -1088,37 +1050,37 @@ Test(tree, windows_inherit_each_on_its_own) {
   SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 1);
   SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR, 2);
   SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 3);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 1, 2, 3);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 2, 3);
   SETW(OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 30);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 1, 2, 30);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "x@solo.org", 1, 2, 3); /* no plan */
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 2, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "x@solo.org", 1, 2, 3); /* no plan */
   SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 10);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 10, 2, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 2, 30);
   SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR, 20);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "bob@example.net", 10, 2, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "bob@example.net", 10, 2, 30);
   SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY,
        OBSPAM_UNLIMITED);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 10, 20, -1);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "sales@example.com", 10, 20, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "sales@example.com", 10, 20, 30);
   /* The same value as the hour's own, through obspam_set_limit. */
   OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
                       5));
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 10, 5, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 5, -1);
   /* Back to inherit, one window after another. */
   SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY,
        OBSPAM_INHERIT);
   SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR,
        OBSPAM_INHERIT);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
   SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE,
        OBSPAM_INHERIT);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 1, 20, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 20, 30);
   SETW(OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, OBSPAM_INHERIT);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", 1, 20, 3);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 20, 3);
   /* The domain and subscription limits never moved. */
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "example.com", -1, -1, -1);
-  EXPECT_WINDOWS(OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
 }
 
 /* Every limit kind has its three windows: the domain and subscription
@@ -1128,50 +1090,50 @@ Test(tree, windows_of_every_limit_kind) {
   SETW(OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 0);
   SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, OBSPAM_WINDOW_MINUTE, 50);
   SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 5000);
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "example.com", 50, -1, 5000);
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "example.net", 50, -1, 0);
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "solo.org", 100, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", 50, -1, 5000);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.net", 50, -1, 0);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "solo.org", 100, -1, -1);
   SETW(OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_DAY, 9);
   SETW(OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE, 7);
   SETW(OBSPAM_SUBSCRIPTION, "solo", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE,
        OBSPAM_UNLIMITED);
-  EXPECT_WINDOWS(OBSPAM_SUBSCRIPTION, "acme", 7, -1, 9);
-  EXPECT_WINDOWS(OBSPAM_SUBSCRIPTION, "solo", -1, -1, 9);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", 7, -1, 9);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "solo", -1, -1, 9);
   /* The mailbox chain was not touched by any of it. */
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
 }
 
 /* The cap is inherited as a limit is: own, else the nearest ancestor's,
    else the server's; every level may set it. */
 Test(tree, cap_inherits_down_the_tree) {
   OK(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, 100));
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", 100);
-  EXPECT_CAP(OBSPAM_SUBSCRIPTION, "solo", 100);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 100);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "solo", 100);
   OK(obspam_set_max_recipients(e, OBSPAM_PLAN, "basic", 50));
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", 50);
-  EXPECT_CAP(OBSPAM_SUBSCRIPTION, "acme", 50);
-  EXPECT_CAP(OBSPAM_MAILBOX, "x@solo.org", 100);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 50);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 50);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "x@solo.org", 100);
   OK(obspam_set_max_recipients(e, OBSPAM_SUBSCRIPTION, "acme", 40));
   OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com", 30));
   OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", 0));
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", 0);
-  EXPECT_CAP(OBSPAM_MAILBOX, "sales@example.com", 30);
-  EXPECT_CAP(OBSPAM_DOMAIN, "example.com", 30);
-  EXPECT_CAP(OBSPAM_MAILBOX, "bob@example.net", 40);
-  EXPECT_CAP(OBSPAM_DOMAIN, "example.net", 40);
-  EXPECT_CAP(OBSPAM_SUBSCRIPTION, "acme", 40);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", 30);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.com", 30);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "bob@example.net", 40);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.net", 40);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 40);
   OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com",
                                OBSPAM_UNLIMITED));
-  EXPECT_CAP(OBSPAM_MAILBOX, "sales@example.com", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", OBSPAM_UNLIMITED);
   OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com",
                                OBSPAM_INHERIT));
   OK(obspam_set_max_recipients(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_INHERIT));
-  EXPECT_CAP(OBSPAM_MAILBOX, "sales@example.com", 50);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", 50);
   OK(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, OBSPAM_UNLIMITED));
-  EXPECT_CAP(OBSPAM_MAILBOX, "x@solo.org", OBSPAM_UNLIMITED);
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", 0);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "x@solo.org", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 0);
   /* The limits did not move. */
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
 }
 
 /* An implicit mailbox inherits every window and the cap from its domain. */
@@ -1182,8 +1144,8 @@ Test(tree, implicit_mailbox_windows_and_cap) {
   obspam_verdict v = SASL(e, "new@example.com", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "new@example.com",
                  OBSPAM_UNLIMITED, 0, 0);
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "new@example.com", 4, -1, 40);
-  EXPECT_CAP(OBSPAM_MAILBOX, "new@example.com", 3);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "new@example.com", 4, -1, 40);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "new@example.com", 3);
   /* Setting its own values needs it declared. */
   FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "new@example.com",
                                 OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 1),
@@ -1199,14 +1161,14 @@ Test(tree, readded_object_inherits_again) {
   OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", 2));
   OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
   OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 8);
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
   OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
   OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
-  EXPECT_WINDOWS(OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
 }
 
 /* Which kinds may set which window limit is set_limit's matrix, for every
@@ -1287,8 +1249,8 @@ Test(tree, set_window_limit_errors) {
   /* The same matrix as set_limit's is allowed, in every window. */
   SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 5);
   SETW(OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE, 5);
-  EXPECT_WINDOWS(OBSPAM_DOMAIN, "example.com", -1, -1, 5);
-  EXPECT_WINDOWS(OBSPAM_SUBSCRIPTION, "acme", 5, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, 5);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", 5, -1, -1);
 }
 
 Test(tree, effective_window_limit_errors) {
@@ -1338,7 +1300,7 @@ Test(tree, max_recipients_errors) {
   FAILS(obspam_set_max_recipients(e, OBSPAM_PLAN, "silver", 5),
         OBSPAM_ENOTFOUND);
   RC(obspam_set_max_recipients(NULL, OBSPAM_SERVER, NULL, 5), OBSPAM_EINVAL);
-  EXPECT_CAP(OBSPAM_MAILBOX, "info@example.com", 9);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 9);
   /* The messages. */
   ERRMSG(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", -5),
          OBSPAM_EINVAL,
@@ -1369,6 +1331,6 @@ Test(tree, max_recipients_errors) {
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "sales@example.com",
                                  good[i]));
-    EXPECT_CAP(OBSPAM_MAILBOX, "sales@example.com", good[i]);
+    EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", good[i]);
   }
 }
