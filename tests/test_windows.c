@@ -320,13 +320,16 @@ Test(windows, snapshot_round_trip) {
 typedef struct seen {
   int n;
   tu_notice r[8];
+  int64_t window[8];
 } seen;
 
 static void on_notice(const obspam_notice *n, void *ud) {
   seen *s = ud;
 
-  if (s->n < 8)
+  if (s->n < 8) {
     tu_notice_copy(&s->r[s->n], n, "-");
+    s->window[s->n] = n->window;
+  }
   s->n++;
 }
 
@@ -380,6 +383,7 @@ Test(windows, journal_round_trip) {
                 n.r[0].last == H1 + 14,
             "notice %s limit %" PRId64 " sent %" PRId64 " refused %" PRId64,
             n.r[0].name, n.r[0].limit, n.r[0].sent, n.r[0].refused);
+  cr_assert_eq(n.window[0], MINUTE);
   replayed_free(x);
 }
 
@@ -424,8 +428,47 @@ Test(windows, recipients_cap_in_notices_and_journal) {
                   n.r[0].exceeded == 1 && n.r[0].first == T0 + 10,
               "engine %d: notice %s limit %" PRId64 " sent %" PRId64, k,
               n.r[0].name, n.r[0].limit, n.r[0].sent);
+    cr_assert_eq(n.window[0], 0, "engine %d: window %" PRId64, k, n.window[0]);
   }
   replayed_free(x);
+}
+
+/* The report rows an obspam_report gives, as "kind name exceeded
+   window" lines. */
+static void on_row(const obspam_report_row *r, void *ud) {
+  char *out = ud;
+  size_t len = strlen(out);
+
+  snprintf(out + len, 512 - len, "%d %s %" PRId64 " %" PRId64 "\n", r->kind,
+           r->name, r->exceeded, r->window);
+}
+
+/* Report rows and notices give the window of the last attempt over the
+   object's own limit, and the notice that window's limit. */
+Test(windows, report_rows_and_notices_give_the_window) {
+  char rows[512] = "";
+  obspam_verdict v;
+  seen n;
+
+  limit_a(e, MINUTE, 2);
+  limit_a(e, DAY, 3);
+  EXPECT_ACCEPT(SASL(e, A, 2, T0), 0);
+  v = SASL(e, A, 1, T0 + 1);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 2, 2, 59, MINUTE);
+  OK(obspam_report(e, T0, H1, on_row, rows));
+  cr_assert_str_eq(rows, "4 a@d.example 1 60\n");
+  /* T0 + 70: the minute is empty, the day holds 2. */
+  EXPECT_ACCEPT(SASL(e, A, 1, T0 + 70), 2);
+  v = SASL(e, A, 1, T0 + 71);
+  EXPECT_W(v, OBSPAM_REFUSE, MBX, A, 3, 3, 24 * 3600 - 71, DAY);
+  rows[0] = '\0';
+  OK(obspam_report(e, T0, H1, on_row, rows));
+  cr_assert_str_eq(rows, "4 a@d.example 2 86400\n");
+  n = notices(e, H1);
+  cr_assert_eq(n.n, 1, "%d notices", n.n);
+  cr_assert(n.r[0].limit == 3 && n.window[0] == DAY && n.r[0].exceeded == 2,
+            "notice limit %" PRId64 " window %" PRId64, n.r[0].limit,
+            n.window[0]);
 }
 
 /* A reload that keeps a@ keeps its minute and day windows. */
