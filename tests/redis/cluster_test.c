@@ -12,7 +12,14 @@
          Redis restarted: decisions use the shared counters again;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
-         finds every count acknowledged before, within a bounded time.
+         finds every count acknowledged before, within a bounded time;
+     cluster_test restart URI
+         an engine freed (a relay stopped) leaves the shared counters in
+         Redis: the next engine on the same prefix finds them;
+     cluster_test load URI PREFIX SECONDS STEP
+         no test: the mailbox a@d.example sends one message every STEP
+         seconds for SECONDS seconds of message time, for memory.sh to
+         measure what Redis keeps for it.
 
    Exits 0 when every expectation holds; prints what it checks. */
 #include <inttypes.h>
@@ -414,6 +421,60 @@ static int failover(const char *uri, const char *failover_cmd) {
   return failures ? 1 : 0;
 }
 
+static int restart(const char *uri) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  int i;
+
+  snprintf(prefix, sizeof(prefix), "restart-%d:", (int)getpid());
+  e = engine(uri, prefix, "defer");
+  printf("3 messages, then the engine is freed and made again\n");
+  for (i = 0; i < 3; i++)
+    EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+               v.count == i,
+           "message %d: action %d count %" PRId64, i, v.action, v.count);
+  obspam_engine_free(e);
+  e = engine(uri, prefix, "defer");
+  EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+             v.count == 3,
+         "after the restart: action %d count %" PRId64 " (want 3)", v.action,
+         v.count);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* The load memory.sh measures: one message every step seconds from T
+   for seconds, all accepted (no limit is reached). */
+static int load(const char *uri, const char *prefix, int64_t seconds,
+                int64_t step) {
+  obspam_engine *e = engine(uri, prefix, "defer");
+  int64_t t;
+  int64_t st[4];
+
+  if (obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s1", OBSPAM_SUBSCRIPTION,
+                       OBSPAM_UNLIMITED) != OBSPAM_OK ||
+      obspam_set_limit(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX,
+                       OBSPAM_UNLIMITED) != OBSPAM_OK) {
+    printf("set_limit: %s\n", obspam_engine_errmsg(e));
+    return 2;
+  }
+  for (t = 0; t < seconds; t += step) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    m.sasl_username = "a@d.example";
+    m.time = T - seconds + step + t;
+    EXPECT(obspam_decide(e, &m, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT,
+           "at %" PRId64 ": action %d by %s window %" PRId64 " %s", t, v.action,
+           v.object, v.window, obspam_engine_errmsg(e));
+  }
+  status(e, st);
+  EXPECT(st[3] == 0, "every decision on Redis");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
 static int badconf(void) {
   obspam_engine *e;
   int rc;
@@ -446,8 +507,14 @@ int main(int argc, char **argv) {
     return fallback(argv[2], argv[3], argv[4]);
   if (argc == 4 && strcmp(argv[1], "failover") == 0)
     return failover(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "restart") == 0)
+    return restart(argv[2]);
+  if (argc == 6 && strcmp(argv[1], "load") == 0)
+    return load(argv[2], argv[3], strtoll(argv[4], NULL, 10),
+                strtoll(argv[5], NULL, 10));
   fprintf(stderr, "usage: cluster_test shared URI | report_hours URI | "
                   "fallback URI KILL "
-                  "RESTART | failover URI FAILOVER\n");
+                  "RESTART | failover URI FAILOVER | restart URI | "
+                  "load URI PREFIX SECONDS STEP\n");
   return 2;
 }

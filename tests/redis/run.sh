@@ -53,6 +53,8 @@ check "redis: a bad store line is refused with FILE:LINE" \
 check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
 check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
+check "redis: a relay stopped leaves the shared counters to the next" \
+  "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
   env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
 check "redis: killed, local fallback or defer; restarted, shared again" \
