@@ -53,6 +53,12 @@ check "redis: a bad store line is refused with FILE:LINE" \
 check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
 check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
+check "redis: the minute and day windows and the cap, at each bucket edge" \
+  "$BIN/cluster_test" windows "$URI"
+check "redis: stats and reports of the minute and day windows" \
+  "$BIN/cluster_test" windows_status "$URI"
+check "redis: keys of 1.3.0 are counted and reported after the upgrade" \
+  "$BIN/cluster_test" upgrade "$URI" "redis-cli -h 127.0.0.1 -p $P1"
 check "redis: a relay stopped leaves the shared counters to the next" \
   "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
