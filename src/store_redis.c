@@ -78,22 +78,32 @@ static const char lua_charge[] =
     "local tick=math.floor(t/5) local minute=math.floor(t/60)\n"
     "local hnum=math.floor(t/3600) local hour=hnum*3600\n"
     "local secs={60,3600,86400}\n"
-    /* wait_of() of store_mem.c for a window of nb buckets of size
-       seconds whose current one is cur, b holding sent: once the buckets
-       before k are dropped it fits, at the time bucket k + nb - 1
-       begins. */
+    /* wait_of() of store_mem.c, for a message that does not fit: over a
+       window of nb buckets of size seconds whose current one is cur, b
+       holding sent, it fits once the buckets before k have left, at the
+       time bucket k + nb - 1 begins. The buckets are gathered only then:
+       a message that fits costs one pass over the window hash. */
     "local function wait_of(b,cur,nb,size,sent,limit)\n"
-    "  if limit<0 or sent+c<=limit then return 0 end\n"
     "  if c>limit then return -1 end\n"
     "  local k=cur-nb+1\n"
     "  while sent+c>limit do sent=sent-(b[k] or 0) k=k+1 end\n"
     "  return (k+nb-1)*size-t\n"
     "end\n"
+    "local function exceeds(sent,limit) return limit>=0 and sent+c>limit end\n"
+    "local function buckets(all,letter)\n"
+    "  local b={}\n"
+    "  for j=1,#all,2 do\n"
+    "    local f=all[j]\n"
+    "    if string.byte(f,1)==letter then\n"
+    "      b[tonumber(string.sub(f,2))]=tonumber(all[j+1]) end\n"
+    "  end\n"
+    "  return b\n"
+    "end\n"
     /* longer() and the naming of judge.c: each object's windows from the
        longest, then its cap (the lowest object's), the first of the
        longest waits keeping the name, -1 the longest of all. over[i]:
        the attempt went over the ith object's own limit; win[i]: the
-       window (seconds) recorded for it, named: the verdict's. */
+       window (seconds) recorded for it; named: the verdict's. */
     "local function longer(a,b)\n"
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
@@ -105,15 +115,14 @@ static const char lua_charge[] =
     /* The window hash: 'm' 5-second buckets of the minute window, 's'
        minutes of the hour; older buckets are deleted. */
     "  local all=redis.call('HGETALL',KEYS[i])\n"
-    "  local bm,bh,bd,stale,sm,sh,sd={},{},{},{},0,0,0\n"
+    "  local stale,bd,sm,sh,sd={},{},0,0,0\n"
     "  for j=1,#all,2 do\n"
-    "    local f=all[j] local k=tonumber(string.sub(f,2)) local "
-    "w=string.byte(f,1)\n"
+    "    local f=all[j] local w=string.byte(f,1) local "
+    "k=tonumber(string.sub(f,2))\n"
     "    if w==109 then\n"
-    "      if k<=tick-12 then stale[#stale+1]=f\n"
-    "      else local v=tonumber(all[j+1]) bm[k]=v sm=sm+v end\n"
+    "      if k<=tick-12 then stale[#stale+1]=f else sm=sm+all[j+1] end\n"
     "    elseif k<=minute-60 then stale[#stale+1]=f\n"
-    "    elseif w==115 then local v=tonumber(all[j+1]) bh[k]=v sh=sh+v end\n"
+    "    elseif w==115 then sh=sh+all[j+1] end\n"
     "  end\n"
     "  if not dry and #stale>0 then redis.call('HDEL',KEYS[i],unpack(stale)) "
     "end\n"
@@ -128,10 +137,12 @@ static const char lua_charge[] =
     "    end\n"
     "  end\n"
     "  count[i]={sm,sh,sd}\n"
-    "  "
-    "wait[i]={wait_of(bm,tick,12,5,sm,lim[1]),wait_of(bh,minute,60,60,sh,lim[2]"
-    "),\n"
-    "    wait_of(bd,hnum,24,3600,sd,lim[3])}\n"
+    "  wait[i]={\n"
+    "    exceeds(sm,lim[1]) and wait_of(buckets(all,109),tick,12,5,sm,lim[1]) "
+    "or 0,\n"
+    "    exceeds(sh,lim[2]) and "
+    "wait_of(buckets(all,115),minute,60,60,sh,lim[2]) or 0,\n"
+    "    exceeds(sd,lim[3]) and wait_of(bd,hnum,24,3600,sd,lim[3]) or 0}\n"
     "  local best,bw=0,0\n"
     "  for w=3,1,-1 do\n"
     "    if wait[i][w]~=0 and (best==0 or longer(wait[i][w],best)) then\n"
