@@ -103,13 +103,13 @@ static const char lua_charge[] =
        longest, then its cap (the lowest object's), the first of the
        longest waits keeping the name, -1 the longest of all. over[i]:
        the attempt went over the ith object's own limit; win[i]: the
-       window (seconds) recorded for it; named: the verdict's. */
+       window (seconds) recorded for it. */
     "local function longer(a,b)\n"
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
     "end\n"
     "local count,wait,over,win={},{},{},{}\n"
-    "local refuser,named,retry=0,0,0\n"
+    "local refuser,retry=0,0\n"
     "for i=1,n do\n"
     "  local lim={} for w=1,3 do lim[w]=tonumber(ARGV[7+3*i+w]) end\n"
     /* The window hash: 'm' 5-second buckets of the minute window, 's'
@@ -152,16 +152,16 @@ static const char lua_charge[] =
     "end\n"
     "  over[i]=best~=0 win[i]=bw\n"
     "  if best~=0 and (refuser==0 or longer(best,retry)) then\n"
-    "    refuser=i named=bw retry=best end\n"
+    "    refuser=i retry=best end\n"
     "end\n"
     "if forbid then\n"
-    "  refuser=1 named=0\n"
+    "  refuser=1\n"
     "  for i=1,n do over[i]=i==1 win[i]=0 end\n"
     "end\n"
     /* The record: x counts an attempt over the object's own limit, w
        (its window in seconds) marks one the report lists with its first
-       and last time; for a script, every refusal, with the window the
-       verdict names. */
+       and last time; for a script, every refusal, with no window (a
+       script has no limit of its own). */
     "if not dry then\n"
     "  local hs=string.format('%d',hour) local ts=string.format('%d',t)\n"
     "  local function hist(key,refd,x,w)\n"
@@ -203,7 +203,7 @@ static const char lua_charge[] =
     "  end\n"
     "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
     "  if script and (refuser>0 or not probe) then\n"
-    "    hist(KEYS[2*n+1],refuser>0,false,named)\n"
+    "    hist(KEYS[2*n+1],refuser>0,false,0)\n"
     "  end\n"
     "end\n"
     "local out={}\n"
@@ -754,10 +754,12 @@ static int r_reserve(obspam__store *s, obspam__obj *root) {
 
 /* Parses a history hash into hours within [cutoff, ...) overlapping
    [from, to), oldest first. Fills a fresh array. An hour with a last
-   attempt over the limit but no window was written by a version that
-   knew the hour window only (1.3.0 and before): its window is the hour. */
+   attempt but no window was written by a version that knew the hour
+   window only (1.3.0 and before): its window is old_window, the hour for
+   an object, none for a script. */
 static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
-                       int64_t to, obspam__hour **out, size_t *n) {
+                       int64_t to, int64_t old_window, obspam__hour **out,
+                       size_t *n) {
   obspam__hour *h;
   size_t i, j, k = 0;
 
@@ -805,7 +807,7 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
   }
   for (i = 0; i < k; i++)
     if (h[i].window < 0)
-      h[i].window = h[i].last != 0 ? 3600 : 0;
+      h[i].window = h[i].last != 0 ? old_window : 0;
   /* Oldest first; a few hundred hours at most. */
   for (i = 1; i < k; i++)
     for (j = i; j > 0 && h[j - 1].hour > h[j].hour; j--) {
@@ -861,7 +863,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     arg(&c, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
   if (pipeline(r, &c, 1, &rp) != 0)
     goto local;
-  rc = parse_hours(rp, cutoff, from, to, out, n);
+  rc = parse_hours(rp, cutoff, from, to, o == NULL ? 0 : 3600, out, n);
   freeReplyObject(rp);
   pthread_mutex_unlock(&r->lock);
   return rc;
@@ -980,7 +982,8 @@ static int object_row(redis_store *r, char *member, int64_t cutoff,
       key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
   if (pipeline(r, &c, 1, &rp) != 0)
     return OBSPAM_EUNAVAIL;
-  rc = parse_hours(rp, cutoff, from, to, &h, &nh);
+  rc = parse_hours(rp, cutoff, from, to, row->kind == OBSPAM_SCRIPT ? 0 : 3600,
+                   &h, &nh);
   freeReplyObject(rp);
   if (rc != OBSPAM_OK)
     return rc;
