@@ -330,6 +330,9 @@ static void run_seed(const char *uri, int seed, int steps) {
     printf("set_store: %s\n", obspam_engine_errmsg(e[1]));
     exit(2);
   }
+  /* Long enough that no decision falls back to memory on a busy machine
+     (which the end of the seed checks). */
+  obspam_set_option(e[1], OBSPAM_OPT_STORE_TIMEOUT_MS, 10000);
   /* A short retention now and then: the day window must still see a
      whole day. */
   for (k = 0; k < 2; k++) {
