@@ -68,6 +68,10 @@ typedef struct object {
 static object objs[64];
 static int nobjs;
 
+/* Refusals seen, by the window named: minute, hour, day, none (the cap
+   or forbidden scripts); and acceptances. The stream must reach each. */
+static long refusals[4], accepted;
+
 static void both(int rc_mem, int rc_redis, const char *what) {
   EXPECT(rc_mem == OBSPAM_OK && rc_redis == OBSPAM_OK, "%s: %d %d", what,
          rc_mem, rc_redis);
@@ -374,6 +378,13 @@ static void run_seed(const char *uri, int seed, int steps) {
     for (k = 0; k < 2; k++)
       rc[k] = obspam_decide(e[k], &m, &v[k]);
     both(rc[0], rc[1], "decide");
+    if (v[1].action == OBSPAM_ACCEPT)
+      accepted++;
+    else if (v[1].action == OBSPAM_REFUSE)
+      refusals[v[1].window == 60      ? 0
+               : v[1].window == 3600  ? 1
+               : v[1].window == 86400 ? 2
+                                      : 3]++;
     verdict_line(b0, sizeof(b0), &v[0]);
     verdict_line(b1, sizeof(b1), &v[1]);
     EXPECT(strcmp(b0, b1) == 0,
@@ -433,6 +444,13 @@ int main(int argc, char **argv) {
   }
   for (seed = 1; seed <= seeds; seed++)
     run_seed(argv[1], seed, steps);
-  printf("%d seeds of %d messages: %d differences\n", seeds, steps, failures);
+  printf("%d seeds of %d messages: %ld accepted; refused by the minute %ld, "
+         "the hour %ld, the day %ld, the cap or forbidden scripts %ld; %d "
+         "differences\n",
+         seeds, steps, accepted, refusals[0], refusals[1], refusals[2],
+         refusals[3], failures);
+  EXPECT(accepted > 0 && refusals[0] > 0 && refusals[1] > 0 &&
+             refusals[2] > 0 && refusals[3] > 0,
+         "the stream must accept and refuse by every window and the cap");
   return failures ? 1 : 0;
 }
