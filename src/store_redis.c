@@ -1023,12 +1023,15 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
 /* A report from Redis, as store_mem.c's mem_report makes one: every
    object indexed in the hours overlapping [from, to) within the
    retention, with the sums of its hours. OBSPAM_OK, OBSPAM_ENOMEM, or
-   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. */
+   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. A node that
+   has decided nothing since it started has seen no time yet, but the
+   other nodes' counts are in Redis: the end of the period stands in. */
 static int redis_report(redis_store *r, int64_t from, int64_t to,
                         int64_t retention, obspam__row **out, size_t *n) {
-  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
+  int64_t newest = r->newest > 0 ? r->newest : to - 1;
+  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(newest), retention);
   int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
-  int64_t last = obspam__hour_of(to - 1 < r->newest ? to - 1 : r->newest);
+  int64_t last = obspam__hour_of(to - 1 < newest ? to - 1 : newest);
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;

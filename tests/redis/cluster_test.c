@@ -328,6 +328,16 @@ static int report_hours(const char *uri) {
          l.rows, l.first.kind, l.first.sent, l.first.refused, l.first.exceeded,
          l.first.first_refused, l.first.last_refused);
   obspam_engine_free(e);
+  printf("a relay that has decided nothing since it started reports the "
+         "same\n");
+  e = engine(uri, prefix, "local");
+  memset(&l, 0, sizeof(l));
+  EXPECT(obspam_report(e, T - 3600, T + 3 * 3600, list_row, &l) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  EXPECT(l.rows == 1 && l.first.sent == 20 && l.first.exceeded == 2,
+         "%d rows, the first sent %" PRId64 " exceeded %" PRId64, l.rows,
+         l.first.sent, l.first.exceeded);
+  obspam_engine_free(e);
   return failures ? 1 : 0;
 }
 
