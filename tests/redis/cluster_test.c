@@ -280,15 +280,21 @@ static int shared(const char *uri) {
 /* The rows of a report, as they came. */
 typedef struct listed {
   int rows;
-  obspam_report_row first;
+  obspam_report_row first; /* its name points to name */
+  char name[OBSPAM_NAME_MAX + 1];
 } listed;
 
+/* Keeps the first row, with a copy of its name: the row's own lives only
+   while the callback runs. */
 static void list_row(const obspam_report_row *row, void *ud) {
   listed *l = ud;
 
   print_row(row);
-  if (l->rows++ == 0)
+  if (l->rows++ == 0) {
     l->first = *row;
+    snprintf(l->name, sizeof(l->name), "%s", row->name);
+    l->first.name = l->name;
+  }
 }
 
 /* An object active in two hours of a report's period is one row with
@@ -341,14 +347,11 @@ static int report_hours(const char *uri) {
   return failures ? 1 : 0;
 }
 
-/* The rows of the report of [from, to) (the first kept). */
-static listed mailbox_row(obspam_engine *e, int64_t from, int64_t to) {
-  listed l;
-
-  memset(&l, 0, sizeof(l));
-  EXPECT(obspam_report(e, from, to, list_row, &l) == OBSPAM_OK, "%s",
+/* The rows of the report of [from, to) into l (the first kept). */
+static void report_rows(obspam_engine *e, int64_t from, int64_t to, listed *l) {
+  memset(l, 0, sizeof(*l));
+  EXPECT(obspam_report(e, from, to, list_row, l) == OBSPAM_OK, "%s",
          obspam_engine_errmsg(e));
-  return l;
 }
 
 static void run(const char *what, const char *cmd) {
@@ -641,7 +644,7 @@ static int windows_status(const char *uri) {
   VERDICT("B+7380", v, OBSPAM_REFUSE, "a@d.example", 86400, 5, 5, 86400 - 7380);
   st = stats_at(e, "a@d.example", B + 7380);
   MINUTE_DAY("stats at B+7380", st, 2, 0, 3, 5, 5);
-  l = mailbox_row(e, B, B + 3 * 3600);
+  report_rows(e, B, B + 3 * 3600, &l);
   EXPECT(l.rows == 1 && l.first.exceeded == 2 && l.first.refused == 2 &&
              l.first.first_refused == B + 7 &&
              l.first.last_refused == B + 7380 && l.first.window == 86400,
@@ -649,7 +652,7 @@ static int windows_status(const char *uri) {
          "..%" PRId64 " window %" PRId64,
          l.rows, l.first.exceeded, l.first.refused, l.first.first_refused,
          l.first.last_refused, l.first.window);
-  l = mailbox_row(e, B, B + 3600);
+  report_rows(e, B, B + 3600, &l);
   EXPECT(l.rows == 1 && l.first.exceeded == 1 && l.first.window == 60,
          "report of the first hour: %d rows, exceeded %" PRId64
          " window %" PRId64,
@@ -666,7 +669,7 @@ static int windows_status(const char *uri) {
   }
   at(e, "a@d.example", B + 7390, 4, &v);
   VERDICT("4 recipients", v, OBSPAM_REFUSE, "a@d.example", 0, 3, 4, -1);
-  l = mailbox_row(e, B, B + 3 * 3600);
+  report_rows(e, B, B + 3 * 3600, &l);
   EXPECT(l.rows == 1 && l.first.exceeded == 3 &&
              l.first.last_refused == B + 7390 && l.first.window == 0,
          "report: %d rows, exceeded %" PRId64 " last %" PRId64
@@ -724,7 +727,7 @@ static int upgrade(const char *uri, const char *cli_cmd) {
   VERDICT("at U", v, OBSPAM_ACCEPT, "a@d.example", 3600, 5, 4, 0);
   /* The attempt over the limit at U-600 was the hour's: 1.3.0 had no
      other window. */
-  l = mailbox_row(e, hour, hour + 3600);
+  report_rows(e, hour, hour + 3600, &l);
   EXPECT(l.rows == 1 && l.first.sent == 5 && l.first.exceeded == 1 &&
              l.first.first_refused == u - 600 &&
              l.first.last_refused == u - 600 && l.first.window == 3600,
