@@ -335,7 +335,10 @@ void obspam_engine_free(obspam_engine *e) {
     return;
   if (e->journal_free != NULL)
     e->journal_free(e);
-  obspam__conf_free(e->conf, e->store);
+  /* Only the local store forgets the objects: a shared store keeps its
+     counters by name for the other servers, and for this one when it
+     starts again. */
+  obspam__conf_free(e->conf, e->local);
   /* The store drops the state of the implicit mailboxes, which must still
      be there; then they go. */
   if (e->store != e->local)

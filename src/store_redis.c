@@ -10,18 +10,25 @@
    with the owning subscription as a hash tag so that everything one
    decision touches lives in one slot:
 
-     P{sub:S}:KIND:NAME:w   hash "s<minute>" sent, "r<minute>" refused; the
-                            minutes of the window, older ones are deleted;
-                            TTL a little over the window
-     P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|f|l" sent, refused, first and
-                            last refusal of each clock hour, "lr" the last
-                            refusal; TTL the retention
+     P{sub:S}:KIND:NAME:w   hash "s<minute>" sent, "r<minute>" refused,
+                            "x<minute>" over the limit: the minutes of the
+                            hour window; "m<tick>" sent in the 5-second
+                            tick (t div 5) of the minute window; older
+                            buckets are deleted; TTL a little over the hour
+     P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w" sent, refused, over
+                            the limit, first and last attempt over the
+                            limit and the window (seconds) of the last, of
+                            each clock hour, "lr" the last refusal; the
+                            day window sums the last 24 hours' "s"; TTL
+                            the retention, at least a day, and an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
      P scripts              hash script path -> subscription last charged
 
    KIND is sub, dom, mbx or scr (a script path, under the subscription its
-   message was charged to). The index keys are written in the same pipeline
+   message was charged to). Keys of 1.1 to 1.3.0 have the same layout
+   without the "m" and ":w" fields, so the hour and day windows go on
+   from them. The index keys are written in the same pipeline
    as the script, not by it, so the script itself only touches one slot.
 
    When Redis does not answer within the timeout (or is down), the decision
@@ -49,59 +56,119 @@
 #define KEY_MAX 1800    /* prefix, tag, kind, a script path */
 
 /* The check-and-charge of store_mem.c (charge_locked), on the keys of the
-   charged objects: each object's count and wait (wait_of), then, unless
-   dry, the record of the answer. Which object a refusal names is left to
-   obspam__judge, in C, from the waits returned: a message is refused
-   when any wait is not 0, the rule judge.c follows too. KEYS: the n
-   window hashes, the n history hashes, then the script's history hash
-   when ARGV[8] is 1. ARGV: n, t, c, forbid, probe, dry, retention hours,
-   script, window TTL, the n limits. Returns the 3 counts, then the 3
-   waits (0 past n). */
+   charged objects: each object's count and wait in each window (minute,
+   hour, day), then, unless dry, the record of the answer. Which object and
+   window a refusal names is decided again in C by obspam__judge from the
+   waits returned; the script names them the same way (judge.c's rule)
+   only to record the window of each refusal. KEYS: the n window hashes,
+   the n history hashes, then the script's history hash when ARGV[8] is
+   1. ARGV: n, t, c, forbid, probe, dry, retention hours, script, window
+   TTL, over the recipients cap, then the n objects' limits (minute, hour,
+   day each). Returns the counts of the 3 objects (minute, hour, day
+   each; 0 past n), then their waits the same way. */
 static const char lua_charge[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
     "local c=tonumber(ARGV[3]) local forbid=ARGV[4]=='1'\n"
     "local probe=ARGV[5]=='1' local dry=ARGV[6]=='1'\n"
     "local ret=tonumber(ARGV[7]) local script=ARGV[8]=='1'\n"
-    "local wttl=tonumber(ARGV[9])\n"
-    "local lim={} for i=1,n do lim[i]=tonumber(ARGV[9+i]) end\n"
-    "local minute=math.floor(t/60)\n"
-    "local win,count={},{}\n"
-    "for i=1,n do\n"
-    "  local all=redis.call('HGETALL',KEYS[i])\n"
-    "  local b,stale,sent={},{},0\n"
-    "  for j=1,#all,2 do\n"
-    "    local f=all[j] local m=tonumber(string.sub(f,2))\n"
-    "    if m<=minute-60 then stale[#stale+1]=f\n"
-    "    elseif string.byte(f,1)==115 then\n"
-    "      local v=tonumber(all[j+1]) b[m]=v sent=sent+v end\n"
-    "  end\n"
-    "  win[i]=b count[i]=sent\n"
-    "  if not dry and #stale>0 then redis.call('HDEL',KEYS[i],unpack(stale)) "
-    "end\n"
-    "end\n"
-    /* wait_of() of store_mem.c. */
-    "local function wait_of(b,sent,limit)\n"
-    "  if limit<0 or sent+c<=limit then return 0 end\n"
+    "local wttl=tonumber(ARGV[9]) local overcap=ARGV[10]=='1'\n"
+    /* The day window reads the history's hours: keep 24 of them whatever
+       the retention. */
+    "local keep=math.max(ret,24)\n"
+    "local tick=math.floor(t/5) local minute=math.floor(t/60)\n"
+    "local hnum=math.floor(t/3600) local hour=hnum*3600\n"
+    "local secs={60,3600,86400}\n"
+    /* wait_of() of store_mem.c, for a message that does not fit: over a
+       window of nb buckets of size seconds whose current one is cur, b
+       holding sent, it fits once the buckets before k have left, at the
+       time bucket k + nb - 1 begins. The buckets are gathered only then:
+       a message that fits costs one pass over the window hash. */
+    "local function wait_of(b,cur,nb,size,sent,limit)\n"
     "  if c>limit then return -1 end\n"
-    "  local total,k=sent,0\n"
-    "  while total+c>limit do total=total-(b[minute-59+k] or 0) k=k+1 end\n"
-    "  return (minute+k)*60-t\n"
+    "  local k=cur-nb+1\n"
+    "  while sent+c>limit do sent=sent-(b[k] or 0) k=k+1 end\n"
+    "  return (k+nb-1)*size-t\n"
     "end\n"
-    "local wait,refused={},forbid\n"
+    "local function exceeds(sent,limit) return limit>=0 and sent+c>limit end\n"
+    "local function buckets(all,letter)\n"
+    "  local b={}\n"
+    "  for j=1,#all,2 do\n"
+    "    local f=all[j]\n"
+    "    if string.byte(f,1)==letter then\n"
+    "      b[tonumber(string.sub(f,2))]=tonumber(all[j+1]) end\n"
+    "  end\n"
+    "  return b\n"
+    "end\n"
+    /* longer() and the naming of judge.c: each object's windows from the
+       longest, then its cap (the lowest object's), the first of the
+       longest waits keeping the name, -1 the longest of all. over[i]:
+       the attempt went over the ith object's own limit; win[i]: the
+       window (seconds) recorded for it. */
+    "local function longer(a,b)\n"
+    "  if a==-1 then return b~=-1 end\n"
+    "  return b~=-1 and a>b\n"
+    "end\n"
+    "local count,wait,over,win={},{},{},{}\n"
+    "local refuser,retry=0,0\n"
     "for i=1,n do\n"
-    "  wait[i]=wait_of(win[i],count[i],lim[i])\n"
-    "  if wait[i]~=0 then refused=true end\n"
+    "  local lim={} for w=1,3 do lim[w]=tonumber(ARGV[7+3*i+w]) end\n"
+    /* The window hash: 'm' 5-second buckets of the minute window, 's'
+       minutes of the hour; older buckets are deleted. */
+    "  local all=redis.call('HGETALL',KEYS[i])\n"
+    "  local stale,bd,sm,sh,sd={},{},0,0,0\n"
+    "  for j=1,#all,2 do\n"
+    "    local f=all[j] local w=string.byte(f,1)\n"
+    "    local k=tonumber(string.sub(f,2))\n"
+    "    if w==109 then\n"
+    "      if k<=tick-12 then stale[#stale+1]=f else sm=sm+all[j+1] end\n"
+    "    elseif k<=minute-60 then stale[#stale+1]=f\n"
+    "    elseif w==115 then sh=sh+all[j+1] end\n"
+    "  end\n"
+    "  if not dry and #stale>0 then\n"
+    "    redis.call('HDEL',KEYS[i],unpack(stale)) end\n"
+    /* The day: the clock hours of the history, read only when the day
+       has a limit (its count is reported only when it is named). */
+    "  if lim[3]>=0 then\n"
+    "    local f={}\n"
+    "    for h=hnum-23,hnum do f[#f+1]=string.format('%d:s',h*3600) end\n"
+    "    local got=redis.call('HMGET',KEYS[n+i],unpack(f))\n"
+    "    for j=1,24 do\n"
+    "      local v=tonumber(got[j]) if v then bd[hnum-24+j]=v sd=sd+v end\n"
+    "    end\n"
+    "  end\n"
+    "  count[i]={sm,sh,sd}\n"
+    "  wait[i]={0,0,0}\n"
+    "  if exceeds(sm,lim[1]) then\n"
+    "    wait[i][1]=wait_of(buckets(all,109),tick,12,5,sm,lim[1]) end\n"
+    "  if exceeds(sh,lim[2]) then\n"
+    "    wait[i][2]=wait_of(buckets(all,115),minute,60,60,sh,lim[2]) end\n"
+    "  if exceeds(sd,lim[3]) then\n"
+    "    wait[i][3]=wait_of(bd,hnum,24,3600,sd,lim[3]) end\n"
+    "  local best,bw=0,0\n"
+    "  for w=3,1,-1 do\n"
+    "    if wait[i][w]~=0 and (best==0 or longer(wait[i][w],best)) then\n"
+    "      best=wait[i][w] bw=secs[w] end\n"
+    "  end\n"
+    "  if i==n and overcap and (best==0 or longer(-1,best)) then\n"
+    "    best=-1 bw=0 end\n"
+    "  over[i]=best~=0 win[i]=bw\n"
+    "  if best~=0 and (refuser==0 or longer(best,retry)) then\n"
+    "    refuser=i retry=best end\n"
     "end\n"
+    "if forbid then\n"
+    "  refuser=1\n"
+    "  for i=1,n do over[i]=i==1 win[i]=0 end\n"
+    "end\n"
+    /* The record: x counts an attempt over the object's own limit, w
+       (its window in seconds) marks one the report lists with its first
+       and last time; for a script, every refusal, with no window (a
+       script has no limit of its own). */
     "if not dry then\n"
-    "  local hour=t-t%3600 local hs=string.format('%d',hour)\n"
-    "  local ts=string.format('%d',t)\n"
-    /* over: an attempt over the object's own limit (for a script, any
-       refusal), whose first and last times the report gives; x: count it
-       as over the limit. */
-    "  local function hist(key,refd,over,x)\n"
-    "    if redis.call('HEXISTS',key,hs..':s')==0 and "
-    "redis.call('HEXISTS',key,hs..':r')==0 then\n"
-    "      local cutoff=hour-(ret-1)*3600 local old={}\n"
+    "  local hs=string.format('%d',hour) local ts=string.format('%d',t)\n"
+    "  local function hist(key,refd,x,w)\n"
+    "    if redis.call('HEXISTS',key,hs..':s')==0 and\n"
+    "      redis.call('HEXISTS',key,hs..':r')==0 then\n"
+    "      local cutoff=hour-(keep-1)*3600 local old={}\n"
     "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
     "        local h=tonumber(string.match(f,'^(%d+):'))\n"
     "        if h and h<cutoff then old[#old+1]=f end\n"
@@ -112,44 +179,56 @@ static const char lua_charge[] =
     "      redis.call('HINCRBY',key,hs..':r',1)\n"
     "      redis.call('HSET',key,'lr',ts)\n"
     "      if x then redis.call('HINCRBY',key,hs..':x',1) end\n"
-    "      if over then\n"
+    "      if w then\n"
     "        redis.call('HSETNX',key,hs..':f',ts)\n"
-    "        redis.call('HSET',key,hs..':l',ts)\n"
+    "        redis.call('HSET',key,hs..':l',ts,hs..':w',w)\n"
     "      end\n"
     "    else redis.call('HINCRBY',key,hs..':s',c) end\n"
-    "    redis.call('EXPIRE',key,ret*3600+3600)\n"
+    "    redis.call('EXPIRE',key,keep*3600+3600)\n"
     "  end\n"
     "  local ms=string.format('%d',minute)\n"
-    "  if refused then\n"
+    "  local ks=string.format('%d',tick)\n"
+    "  if refuser>0 then\n"
     "    for i=1,n do\n"
-    "      local over\n"
-    "      if forbid then over=i==1 else over=wait[i]~=0 end\n"
     "      redis.call('HINCRBY',KEYS[i],'r'..ms,1)\n"
-    "      if over then redis.call('HINCRBY',KEYS[i],'x'..ms,1) end\n"
-    "      hist(KEYS[n+i],true,over,over)\n"
+    "      if over[i] then\n"
+    "        redis.call('HINCRBY',KEYS[i],'x'..ms,1)\n"
+    "        hist(KEYS[n+i],true,true,win[i])\n"
+    "      else hist(KEYS[n+i],true,false,nil) end\n"
     "    end\n"
     "  elseif not probe then\n"
-    "    for i=1,n do redis.call('HINCRBY',KEYS[i],'s'..ms,c) "
-    "hist(KEYS[n+i],false,false,false) end\n"
+    "    for i=1,n do\n"
+    "      redis.call('HINCRBY',KEYS[i],'s'..ms,c)\n"
+    "      redis.call('HINCRBY',KEYS[i],'m'..ks,c)\n"
+    "      hist(KEYS[n+i],false)\n"
+    "    end\n"
     "  end\n"
     "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
-    "  if script and (refused or not probe) then "
-    "hist(KEYS[2*n+1],refused,true,false) end\n"
+    "  if script and (refuser>0 or not probe) then\n"
+    "    hist(KEYS[2*n+1],refuser>0,false,0)\n"
+    "  end\n"
     "end\n"
-    "return {count[1],count[2] or 0,count[3] or 0,"
-    "wait[1],wait[2] or 0,wait[3] or 0}\n";
+    "local out={}\n"
+    "for _,v in ipairs({count,wait}) do\n"
+    "  for i=1,3 do for w=1,3 do out[#out+1]=v[i] and v[i][w] or 0 end end\n"
+    "end\n"
+    "return out\n";
 
 /* store_mem.c's mem_read. KEYS: window hash, history hash. ARGV: now,
    retention hours. Returns count, refused, refused_total, last_refused,
-   exceeded, exceeded_total, count_day. */
+   exceeded, exceeded_total, count_day, count_minute. The day is counted
+   whatever the retention, as the decision counts it. */
 static const char lua_read[] =
     "local now=tonumber(ARGV[1]) local ret=tonumber(ARGV[2])\n"
-    "local minute=math.floor(now/60) local sent,refd,exc=0,0,0\n"
+    "local tick=math.floor(now/5) local minute=math.floor(now/60)\n"
+    "local sent,refd,exc,sm=0,0,0,0\n"
     "local all=redis.call('HGETALL',KEYS[1])\n"
     "for j=1,#all,2 do\n"
-    "  local f=all[j] local m=tonumber(string.sub(f,2))\n"
+    "  local f=all[j] local k=tonumber(string.sub(f,2))\n"
     "  local v=tonumber(all[j+1]) local w=string.sub(f,1,1)\n"
-    "  if m>minute-60 then\n"
+    "  if w=='m' then\n"
+    "    if k>tick-12 then sm=sm+v end\n"
+    "  elseif k>minute-60 then\n"
     "    if w=='s' then sent=sent+v\n"
     "    elseif w=='r' then refd=refd+v\n"
     "    elseif w=='x' then exc=exc+v end\n"
@@ -160,16 +239,19 @@ static const char lua_read[] =
     "all=redis.call('HGETALL',KEYS[2])\n"
     "for j=1,#all,2 do\n"
     "  local h,w=string.match(all[j],'^(%d+):(%a)$')\n"
-    "  if h and tonumber(h)>=cutoff then\n"
+    "  if h then\n"
+    "    h=tonumber(h)\n"
     "    local v=tonumber(all[j+1])\n"
-    "    if w=='r' then total=total+v\n"
-    "    elseif w=='x' then xtotal=xtotal+v\n"
-    "    elseif w=='s' and tonumber(h)>hour-86400 then day=day+v end\n"
+    "    if h>=cutoff then\n"
+    "      if w=='r' then total=total+v\n"
+    "      elseif w=='x' then xtotal=xtotal+v end\n"
+    "    end\n"
+    "    if w=='s' and h>hour-86400 then day=day+v end\n"
     "  end\n"
     "  if all[j]=='lr' then local v=tonumber(all[j+1])\n"
     "    if v-v%3600>=cutoff then lr=v end end\n"
     "end\n"
-    "return {sent,refd,total,lr,exc,xtotal,day}\n";
+    "return {sent,refd,total,lr,exc,xtotal,day,sm}\n";
 
 typedef struct redis_store {
   obspam__store base;
@@ -456,12 +538,13 @@ static int64_t int_of(const redisReply *rp) {
 /* The charge on Redis; -1 when Redis did not answer as it should. */
 static int redis_charge(redis_store *r, obspam__charge *ch) {
   char keys[7][KEY_MAX], members[4][KEY_MAX], nums[16][24], hourkey[KEY_MAX];
+  char lims[3][OBSPAM__WINDOWS][24];
   size_t klen[7], mlen[4];
   cmd cmds[4];
   redisReply *rp[4];
   const char *sub = sub_of(ch->obj[0]);
   int64_t hour = ch->t - ch->t % 3600;
-  int i, nk = 0, ncmd = 1, has_script = ch->script != NULL && !ch->dry;
+  int i, w, nk = 0, ncmd = 1, has_script = ch->script != NULL && !ch->dry;
   const redisReply *res;
 
   for (i = 0; i < 2 * ch->n; i++, nk++) {
@@ -497,13 +580,13 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   args(&cmds[0], nums[4]);
   args(&cmds[0], has_script ? "1" : "0");
   args(&cmds[0], nums[5]);
-  for (i = 0; i < ch->n; i++) {
-    snprintf(nums[6 + i], sizeof(nums[6 + i]), "%lld",
-             (long long)(ch->limit[i][OBSPAM__W_HOUR] < 0
-                             ? -1
-                             : ch->limit[i][OBSPAM__W_HOUR]));
-    args(&cmds[0], nums[6 + i]);
-  }
+  args(&cmds[0], ch->over_cap ? "1" : "0");
+  for (i = 0; i < ch->n; i++)
+    for (w = 0; w < OBSPAM__WINDOWS; w++) {
+      snprintf(lims[i][w], sizeof(lims[i][w]), "%lld",
+               (long long)(ch->limit[i][w] < 0 ? -1 : ch->limit[i][w]));
+      args(&cmds[0], lims[i][w]);
+    }
   if (!ch->dry) {
     /* The index for reports, in the same round trip. */
     snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
@@ -538,14 +621,17 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   if (pipeline(r, cmds, ncmd, rp) != 0)
     return -1;
   res = rp[0];
-  if (res->type != REDIS_REPLY_ARRAY || res->elements != 6) {
+  if (res->type != REDIS_REPLY_ARRAY ||
+      res->elements != 2 * 3 * OBSPAM__WINDOWS) {
     free_replies(rp, ncmd);
     mark_down(r);
     return -1;
   }
   for (i = 0; i < ch->n; i++) {
-    ch->count[i][OBSPAM__W_HOUR] = int_of(res->element[i]);
-    ch->wait[i][OBSPAM__W_HOUR] = int_of(res->element[3 + i]);
+    for (w = 0; w < OBSPAM__WINDOWS; w++) {
+      ch->count[i][w] = int_of(res->element[i * OBSPAM__WINDOWS + w]);
+      ch->wait[i][w] = int_of(res->element[(3 + i) * OBSPAM__WINDOWS + w]);
+    }
     /* Notices come from the local store only (see the README). */
     ch->first_exceeded[i] = 0;
     ch->period_sent[i] = ch->period_refused[i] = 0;
@@ -615,7 +701,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   args(&c, nows);
   args(&c, rets);
   if (pipeline(r, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 7) {
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 8) {
       out->count = int_of(rp->element[0]);
       out->refused = int_of(rp->element[1]);
       out->refused_total = int_of(rp->element[2]);
@@ -623,6 +709,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
       out->exceeded = int_of(rp->element[4]);
       out->exceeded_total = int_of(rp->element[5]);
       out->count_day = int_of(rp->element[6]);
+      out->count_minute = int_of(rp->element[7]);
       freeReplyObject(rp);
       pthread_mutex_unlock(&r->lock);
       return;
@@ -667,9 +754,13 @@ static int r_reserve(obspam__store *s, obspam__obj *root) {
 }
 
 /* Parses a history hash into hours within [cutoff, ...) overlapping
-   [from, to), oldest first. Fills a fresh array. */
+   [from, to), oldest first. Fills a fresh array. An hour with a last
+   attempt but no window was written by a version that knew the hour
+   window only (1.3.0 and before): its window is old_window, the hour for
+   an object, none for a script. */
 static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
-                       int64_t to, obspam__hour **out, size_t *n) {
+                       int64_t to, int64_t old_window, obspam__hour **out,
+                       size_t *n) {
   obspam__hour *h;
   size_t i, j, k = 0;
 
@@ -690,8 +781,10 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
       continue;
     for (j = 0; j < k && h[j].hour != hour; j++)
       ;
-    if (j == k)
-      h[k++].hour = hour;
+    if (j == k) {
+      h[k].hour = hour;
+      h[k++].window = -1;
+    }
     switch (end[1]) {
     case 's':
       h[j].sent = v;
@@ -708,8 +801,14 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
     case 'l':
       h[j].last = v;
       break;
+    case 'w':
+      h[j].window = v;
+      break;
     }
   }
+  for (i = 0; i < k; i++)
+    if (h[i].window < 0)
+      h[i].window = h[i].last != 0 ? old_window : 0;
   /* Oldest first; a few hundred hours at most. */
   for (i = 1; i < k; i++)
     for (j = i; j > 0 && h[j - 1].hour > h[j].hour; j--) {
@@ -765,7 +864,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     arg(&c, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
   if (pipeline(r, &c, 1, &rp) != 0)
     goto local;
-  rc = parse_hours(rp, cutoff, from, to, out, n);
+  rc = parse_hours(rp, cutoff, from, to, o == NULL ? 0 : 3600, out, n);
   freeReplyObject(rp);
   pthread_mutex_unlock(&r->lock);
   return rc;
@@ -884,7 +983,8 @@ static int object_row(redis_store *r, char *member, int64_t cutoff,
       key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
   if (pipeline(r, &c, 1, &rp) != 0)
     return OBSPAM_EUNAVAIL;
-  rc = parse_hours(rp, cutoff, from, to, &h, &nh);
+  rc = parse_hours(rp, cutoff, from, to, row->kind == OBSPAM_SCRIPT ? 0 : 3600,
+                   &h, &nh);
   freeReplyObject(rp);
   if (rc != OBSPAM_OK)
     return rc;
@@ -923,12 +1023,15 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
 /* A report from Redis, as store_mem.c's mem_report makes one: every
    object indexed in the hours overlapping [from, to) within the
    retention, with the sums of its hours. OBSPAM_OK, OBSPAM_ENOMEM, or
-   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. */
+   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. A node that
+   has decided nothing since it started has seen no time yet, but the
+   other nodes' counts are in Redis: the end of the period stands in. */
 static int redis_report(redis_store *r, int64_t from, int64_t to,
                         int64_t retention, obspam__row **out, size_t *n) {
-  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
+  int64_t newest = r->newest > 0 ? r->newest : to - 1;
+  int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(newest), retention);
   int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
-  int64_t last = obspam__hour_of(to - 1 < r->newest ? to - 1 : r->newest);
+  int64_t last = obspam__hour_of(to - 1 < newest ? to - 1 : newest);
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;

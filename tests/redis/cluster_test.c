@@ -12,7 +12,23 @@
          Redis restarted: decisions use the shared counters again;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
-         finds every count acknowledged before, within a bounded time.
+         finds every count acknowledged before, within a bounded time;
+     cluster_test windows URI
+         the minute and day windows and the recipients cap on Redis: the
+         verdict at each bucket edge (object, window, limit, count, wait);
+     cluster_test windows_status URI
+         the same windows in obspam_stats_get and the report's window;
+     cluster_test upgrade URI REDIS_CLI
+         keys laid down as 1.3.0 wrote them (with the command REDIS_CLI)
+         are read: the hour and day windows count them, the report names
+         the hour for their attempts over the limit;
+     cluster_test restart URI
+         an engine freed (a relay stopped) leaves the shared counters in
+         Redis: the next engine on the same prefix finds them;
+     cluster_test load URI PREFIX SECONDS STEP
+         no test: the mailbox a@d.example sends one message every STEP
+         seconds for SECONDS seconds of message time, for memory.sh to
+         measure what Redis keeps for it.
 
    Exits 0 when every expectation holds; prints what it checks. */
 #include <inttypes.h>
@@ -264,15 +280,21 @@ static int shared(const char *uri) {
 /* The rows of a report, as they came. */
 typedef struct listed {
   int rows;
-  obspam_report_row first;
+  obspam_report_row first; /* its name points to name */
+  char name[OBSPAM_NAME_MAX + 1];
 } listed;
 
+/* Keeps the first row, with a copy of its name: the row's own lives only
+   while the callback runs. */
 static void list_row(const obspam_report_row *row, void *ud) {
   listed *l = ud;
 
   print_row(row);
-  if (l->rows++ == 0)
+  if (l->rows++ == 0) {
     l->first = *row;
+    snprintf(l->name, sizeof(l->name), "%s", row->name);
+    l->first.name = l->name;
+  }
 }
 
 /* An object active in two hours of a report's period is one row with
@@ -312,7 +334,24 @@ static int report_hours(const char *uri) {
          l.rows, l.first.kind, l.first.sent, l.first.refused, l.first.exceeded,
          l.first.first_refused, l.first.last_refused);
   obspam_engine_free(e);
+  printf("a relay that has decided nothing since it started reports the "
+         "same\n");
+  e = engine(uri, prefix, "local");
+  memset(&l, 0, sizeof(l));
+  EXPECT(obspam_report(e, T - 3600, T + 3 * 3600, list_row, &l) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  EXPECT(l.rows == 1 && l.first.sent == 20 && l.first.exceeded == 2,
+         "%d rows, the first sent %" PRId64 " exceeded %" PRId64, l.rows,
+         l.first.sent, l.first.exceeded);
+  obspam_engine_free(e);
   return failures ? 1 : 0;
+}
+
+/* The rows of the report of [from, to) into l (the first kept). */
+static void report_rows(obspam_engine *e, int64_t from, int64_t to, listed *l) {
+  memset(l, 0, sizeof(*l));
+  EXPECT(obspam_report(e, from, to, list_row, l) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e));
 }
 
 static void run(const char *what, const char *cmd) {
@@ -414,6 +453,359 @@ static int failover(const char *uri, const char *failover_cmd) {
   return failures ? 1 : 0;
 }
 
+/* B: a day boundary two days before T, so that every window of the
+   scenarios below starts at a known bucket edge. */
+static int64_t B;
+
+/* Decides a message of login at t with rcpt recipients. */
+static void at(obspam_engine *e, const char *login, int64_t t, uint32_t rcpt,
+               obspam_verdict *v) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict init = OBSPAM_VERDICT_INIT;
+
+  *v = init;
+  m.sasl_username = login;
+  m.time = t;
+  m.recipients = rcpt;
+  if (obspam_decide(e, &m, v) != OBSPAM_OK) {
+    printf("decide: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+}
+
+/* Expects v to be exactly this verdict. */
+#define VERDICT(what, v, action_, object_, window_, limit_, count_, retry_)    \
+  EXPECT((v).action == (action_) && strcmp((v).object, (object_)) == 0 &&      \
+             (v).window == (window_) && (v).limit == (limit_) &&               \
+             (v).count == (count_) && (v).retry_after == (retry_),             \
+         "%s: action %d %s window %" PRId64 " limit %" PRId64                  \
+         " count %" PRId64 " retry_after %" PRId64,                            \
+         what, (v).action, (v).object, (v).window, (v).limit, (v).count,       \
+         (v).retry_after)
+
+static void set_w(obspam_engine *e, int kind, const char *name, int which,
+                  int64_t window, int64_t limit) {
+  if (obspam_set_window_limit(e, kind, name, which, window, limit) !=
+      OBSPAM_OK) {
+    printf("set_window_limit: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+}
+
+/* The engine of the window scenarios: subscription s1, domain d.example
+   (mailbox limit 4 an hour), mailbox a@d.example (10 an hour); the
+   windows are set by each scenario. */
+static obspam_engine *win_engine(const char *uri, const char *what) {
+  char prefix[64];
+
+  snprintf(prefix, sizeof(prefix), "%s-%d:", what, (int)getpid());
+  return engine(uri, prefix, "defer");
+}
+
+static int windows(const char *uri) {
+  obspam_engine *e = win_engine(uri, "windows");
+  obspam_verdict v;
+  int i;
+
+  printf("minute window of a@d.example: 3 a minute; 2 messages at B+1 and "
+         "B+2, one at B+7\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, 3);
+  at(e, "a@d.example", B + 1, 1, &v);
+  VERDICT("B+1", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 0, 0);
+  at(e, "a@d.example", B + 2, 1, &v);
+  at(e, "a@d.example", B + 7, 1, &v);
+  VERDICT("B+7", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 2, 0);
+  /* The 5-second bucket of B+1 and B+2 leaves the window at B+60. */
+  at(e, "a@d.example", B + 8, 1, &v);
+  VERDICT("B+8", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 3, 52);
+  at(e, "a@d.example", B + 59, 1, &v);
+  VERDICT("B+59", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 3, 1);
+  printf("3 recipients at B+60 do not fit until B+7 leaves, at B+65\n");
+  at(e, "a@d.example", B + 60, 3, &v);
+  VERDICT("B+60, 3 recipients", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 1, 5);
+  printf("four recipients never fit a minute of 3\n");
+  at(e, "a@d.example", B + 60, 4, &v);
+  VERDICT("B+60, 4 recipients", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 1, -1);
+  at(e, "a@d.example", B + 60, 2, &v);
+  VERDICT("B+60, 2 recipients", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 3,
+          0);
+
+  printf("hour window: 10; no minute limit; 5 charged so far, 5 more at "
+         "B+600\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, OBSPAM_UNLIMITED);
+  for (i = 0; i < 5; i++)
+    at(e, "a@d.example", B + 600, 1, &v);
+  VERDICT("B+600", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 9, 0);
+  /* The 11th at B+601 fits once the minute of B (3) has left the hour,
+     at B+3600. */
+  at(e, "a@d.example", B + 601, 1, &v);
+  VERDICT("B+601", v, OBSPAM_REFUSE, "a@d.example", 3600, 10, 10, 2999);
+  printf("day window of the domain's mailboxes: 12 a day; the clock hour of "
+         "B holds 10\n");
+  set_w(e, OBSPAM_DOMAIN, "d.example", OBSPAM_MAILBOX, 86400, 12);
+  at(e, "a@d.example", B + 23 * 3600, 2, &v);
+  VERDICT("B+23h", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 0, 0);
+  /* The clock hour of B leaves the day at B+86400. */
+  at(e, "a@d.example", B + 23 * 3600 + 10, 1, &v);
+  VERDICT("B+23h+10", v, OBSPAM_REFUSE, "a@d.example", 86400, 12, 12, 3590);
+  at(e, "a@d.example", B + 86399, 1, &v);
+  VERDICT("B+86399", v, OBSPAM_REFUSE, "a@d.example", 86400, 12, 12, 1);
+  at(e, "a@d.example", B + 86400, 1, &v);
+  VERDICT("B+86400", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 0, 0);
+
+  printf("ties: a wait of -1 in every window names the longest, then the "
+         "highest level\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, 3);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 3600, 3);
+  set_w(e, OBSPAM_DOMAIN, "d.example", OBSPAM_MAILBOX, 86400, 3);
+  at(e, "a@d.example", B + 90000, 4, &v);
+  VERDICT("4 recipients over 3/m, 3/h, 3/d", v, OBSPAM_REFUSE, "a@d.example",
+          86400, 3, 3, -1);
+  set_w(e, OBSPAM_DOMAIN, "d.example", OBSPAM_DOMAIN, 60, 3);
+  at(e, "a@d.example", B + 90000, 4, &v);
+  VERDICT("and the domain's minute", v, OBSPAM_REFUSE, "d.example", 60, 3, 0,
+          -1);
+
+  printf("the recipients cap of the domain's mailboxes: 5; 6 recipients are "
+         "refused whole, naming the mailbox\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, OBSPAM_UNLIMITED);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 3600,
+        OBSPAM_UNLIMITED);
+  set_w(e, OBSPAM_DOMAIN, "d.example", OBSPAM_MAILBOX, 86400, OBSPAM_UNLIMITED);
+  set_w(e, OBSPAM_DOMAIN, "d.example", OBSPAM_DOMAIN, 60, OBSPAM_UNLIMITED);
+  if (obspam_set_max_recipients(e, OBSPAM_DOMAIN, "d.example", 5) !=
+      OBSPAM_OK) {
+    printf("set_max_recipients: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+  at(e, "a@d.example", B + 90001, 6, &v);
+  VERDICT("6 recipients", v, OBSPAM_REFUSE, "a@d.example", 0, 5, 6, -1);
+  at(e, "a@d.example", B + 90001, 5, &v);
+  VERDICT("5 recipients", v, OBSPAM_ACCEPT, "a@d.example", 3600,
+          OBSPAM_UNLIMITED, 0, 0);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* The mailbox's stats at now, or exit. */
+static obspam_stats stats_at(obspam_engine *e, const char *name, int64_t now) {
+  obspam_stats st = OBSPAM_STATS_INIT;
+
+  if (obspam_stats_get(e, OBSPAM_MAILBOX, name, now, &st) != OBSPAM_OK) {
+    printf("stats_get: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+  return st;
+}
+
+#define MINUTE_DAY(what, st, lm, cm, count_, ld, cd)                           \
+  EXPECT((st).limit_minute == (lm) && (st).count_minute == (cm) &&             \
+             (st).count == (count_) && (st).limit_day == (ld) &&               \
+             (st).count_day == (cd),                                           \
+         "%s: minute %" PRId64 "/%" PRId64 " hour %" PRId64 " day %" PRId64    \
+         "/%" PRId64,                                                          \
+         what, (st).count_minute, (st).limit_minute, (st).count,               \
+         (st).count_day, (st).limit_day)
+
+static int windows_status(const char *uri) {
+  obspam_engine *e = win_engine(uri, "wstatus");
+  obspam_verdict v;
+  obspam_stats st;
+  listed l;
+
+  printf("a@d.example: 2 a minute, 5 a day; messages at B+1 and B+6, the "
+         "third at B+7 refused\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, 2);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 86400, 5);
+  at(e, "a@d.example", B + 1, 1, &v);
+  at(e, "a@d.example", B + 6, 1, &v);
+  at(e, "a@d.example", B + 7, 1, &v);
+  VERDICT("B+7", v, OBSPAM_REFUSE, "a@d.example", 60, 2, 2, 53);
+  st = stats_at(e, "a@d.example", B + 7);
+  MINUTE_DAY("stats at B+7", st, 2, 2, 2, 5, 2);
+  EXPECT(st.exceeded == 1 && st.refused == 1 && st.sending == 0 &&
+             st.blocked_kind == OBSPAM_MAILBOX,
+         "exceeded %" PRId64 " refused %" PRId64 " sending %d blocked %d",
+         st.exceeded, st.refused, st.sending, st.blocked_kind);
+  /* B+1 leaves the minute at B+60, B+6 at B+65. */
+  st = stats_at(e, "a@d.example", B + 64);
+  MINUTE_DAY("stats at B+64", st, 2, 1, 2, 5, 2);
+  st = stats_at(e, "a@d.example", B + 65);
+  MINUTE_DAY("stats at B+65", st, 2, 0, 2, 5, 2);
+  EXPECT(st.sending == 1 && st.blocked_kind == -1,
+         "at B+65: sending %d blocked %d", st.sending, st.blocked_kind);
+
+  printf("3 more two hours later, a minute apart, fill the day; the next "
+         "is refused by the day\n");
+  at(e, "a@d.example", B + 7200, 1, &v);
+  at(e, "a@d.example", B + 7260, 1, &v);
+  at(e, "a@d.example", B + 7320, 1, &v);
+  at(e, "a@d.example", B + 7380, 1, &v);
+  VERDICT("B+7380", v, OBSPAM_REFUSE, "a@d.example", 86400, 5, 5, 86400 - 7380);
+  st = stats_at(e, "a@d.example", B + 7380);
+  MINUTE_DAY("stats at B+7380", st, 2, 0, 3, 5, 5);
+  report_rows(e, B, B + 3 * 3600, &l);
+  EXPECT(l.rows == 1 && l.first.exceeded == 2 && l.first.refused == 2 &&
+             l.first.first_refused == B + 7 &&
+             l.first.last_refused == B + 7380 && l.first.window == 86400,
+         "report: %d rows, exceeded %" PRId64 " refused %" PRId64 " %" PRId64
+         "..%" PRId64 " window %" PRId64,
+         l.rows, l.first.exceeded, l.first.refused, l.first.first_refused,
+         l.first.last_refused, l.first.window);
+  report_rows(e, B, B + 3600, &l);
+  EXPECT(l.rows == 1 && l.first.exceeded == 1 && l.first.window == 60,
+         "report of the first hour: %d rows, exceeded %" PRId64
+         " window %" PRId64,
+         l.rows, l.first.exceeded, l.first.window);
+
+  printf("no minute limit, a cap of 3 recipients (the domain's mailboxes): "
+         "4 recipients wait a day and never fit the cap; the report names "
+         "no window\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, OBSPAM_UNLIMITED);
+  if (obspam_set_max_recipients(e, OBSPAM_DOMAIN, "d.example", 3) !=
+      OBSPAM_OK) {
+    printf("set_max_recipients: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+  at(e, "a@d.example", B + 7390, 4, &v);
+  VERDICT("4 recipients", v, OBSPAM_REFUSE, "a@d.example", 0, 3, 4, -1);
+  report_rows(e, B, B + 3 * 3600, &l);
+  EXPECT(l.rows == 1 && l.first.exceeded == 3 &&
+             l.first.last_refused == B + 7390 && l.first.window == 0,
+         "report: %d rows, exceeded %" PRId64 " last %" PRId64
+         " window %" PRId64,
+         l.rows, l.first.exceeded, l.first.last_refused, l.first.window);
+
+  printf("a day later the day holds the 3 of B+7200 only\n");
+  st = stats_at(e, "a@d.example", B + 86400 + 5);
+  MINUTE_DAY("stats at B+86405", st, OBSPAM_UNLIMITED, 0, 0, 5, 3);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* Runs redis-cli (cli) with the arguments, or exits. */
+static void cli(const char *cli_cmd, const char *args) {
+  char cmd[2048];
+
+  snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", cli_cmd, args);
+  run("1.3.0 key", cmd);
+}
+
+static int upgrade(const char *uri, const char *cli_cmd) {
+  char prefix[64], args[1024];
+  int64_t u = B + 5 * 3600 + 1800, hour = u - u % 3600;
+  obspam_engine *e;
+  obspam_verdict v;
+  obspam_stats st;
+  listed l;
+
+  snprintf(prefix, sizeof(prefix), "upgrade-%d:", (int)getpid());
+  printf("keys as 1.3.0 wrote them: a@d.example sent 4 at U-600 and was "
+         "refused once over its limit; 3 sent three hours before\n");
+  snprintf(args, sizeof(args),
+           "HSET '%s{sub:s1}:mbx:a@d.example:w' s%" PRId64 " 4 r%" PRId64
+           " 1 x%" PRId64 " 1",
+           prefix, u / 60 - 10, u / 60 - 10, u / 60 - 10);
+  cli(cli_cmd, args);
+  snprintf(args, sizeof(args),
+           "HSET '%s{sub:s1}:mbx:a@d.example:h' %" PRId64 ":s 4 %" PRId64
+           ":r 1 %" PRId64 ":x 1 %" PRId64 ":f %" PRId64 " %" PRId64
+           ":l %" PRId64 " lr %" PRId64 " %" PRId64 ":s 3",
+           prefix, hour, hour, hour, hour, u - 600, hour, u - 600, u - 600,
+           hour - 3 * 3600);
+  cli(cli_cmd, args);
+  snprintf(args, sizeof(args),
+           "SADD '%sidx:%" PRId64 "' \"$(printf '4\\ts1\\ta@d.example')\"",
+           prefix, hour);
+  cli(cli_cmd, args);
+  e = engine(uri, prefix, "defer");
+  printf("limits 5 an hour, 9 a day: the 5th message fits, the 6th waits "
+         "for the minute of U-600 to leave the hour\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 3600, 5);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 86400, 9);
+  at(e, "a@d.example", u, 1, &v);
+  VERDICT("at U", v, OBSPAM_ACCEPT, "a@d.example", 3600, 5, 4, 0);
+  /* The attempt over the limit at U-600 was the hour's: 1.3.0 had no
+     other window. */
+  report_rows(e, hour, hour + 3600, &l);
+  EXPECT(l.rows == 1 && l.first.sent == 5 && l.first.exceeded == 1 &&
+             l.first.first_refused == u - 600 &&
+             l.first.last_refused == u - 600 && l.first.window == 3600,
+         "report: %d rows, sent %" PRId64 " exceeded %" PRId64 " %" PRId64
+         "..%" PRId64 " window %" PRId64,
+         l.rows, l.first.sent, l.first.exceeded, l.first.first_refused,
+         l.first.last_refused, l.first.window);
+  at(e, "a@d.example", u, 1, &v);
+  VERDICT("the next at U", v, OBSPAM_REFUSE, "a@d.example", 3600, 5, 5, 3000);
+  printf("8 a day: the day holds 8 until the hour of U-3h leaves it\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 86400, 8);
+  at(e, "a@d.example", u, 1, &v);
+  VERDICT("with 8 a day", v, OBSPAM_REFUSE, "a@d.example", 86400, 8, 8,
+          21 * 3600 - 1800);
+  st = stats_at(e, "a@d.example", u);
+  EXPECT(st.count == 5 && st.count_day == 8 && st.exceeded == 3 &&
+             st.refused == 3,
+         "stats: count %" PRId64 " day %" PRId64 " exceeded %" PRId64
+         " refused %" PRId64,
+         st.count, st.count_day, st.exceeded, st.refused);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+static int restart(const char *uri) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  int i;
+
+  snprintf(prefix, sizeof(prefix), "restart-%d:", (int)getpid());
+  e = engine(uri, prefix, "defer");
+  printf("3 messages, then the engine is freed and made again\n");
+  for (i = 0; i < 3; i++)
+    EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+               v.count == i,
+           "message %d: action %d count %" PRId64, i, v.action, v.count);
+  obspam_engine_free(e);
+  e = engine(uri, prefix, "defer");
+  EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+             v.count == 3,
+         "after the restart: action %d count %" PRId64 " (want 3)", v.action,
+         v.count);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* The load memory.sh measures: one message every step seconds from T
+   for seconds, all accepted (no limit is reached). */
+static int load(const char *uri, const char *prefix, int64_t seconds,
+                int64_t step) {
+  obspam_engine *e = engine(uri, prefix, "defer");
+  int64_t t;
+  int64_t st[4];
+
+  if (obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s1", OBSPAM_SUBSCRIPTION,
+                       OBSPAM_UNLIMITED) != OBSPAM_OK ||
+      obspam_set_limit(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX,
+                       OBSPAM_UNLIMITED) != OBSPAM_OK) {
+    printf("set_limit: %s\n", obspam_engine_errmsg(e));
+    return 2;
+  }
+  for (t = 0; t < seconds; t += step) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    m.sasl_username = "a@d.example";
+    m.time = T - seconds + step + t;
+    EXPECT(obspam_decide(e, &m, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT,
+           "at %" PRId64 ": action %d by %s window %" PRId64 " %s", t, v.action,
+           v.object, v.window, obspam_engine_errmsg(e));
+  }
+  status(e, st);
+  EXPECT(st[3] == 0, "every decision on Redis");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
 static int badconf(void) {
   obspam_engine *e;
   int rc;
@@ -435,6 +827,7 @@ static int badconf(void) {
 
 int main(int argc, char **argv) {
   T = (int64_t)time(NULL);
+  B = T - T % 86400 - 2 * 86400;
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 2 && strcmp(argv[1], "badconf") == 0)
     return badconf();
@@ -446,8 +839,22 @@ int main(int argc, char **argv) {
     return fallback(argv[2], argv[3], argv[4]);
   if (argc == 4 && strcmp(argv[1], "failover") == 0)
     return failover(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "windows") == 0)
+    return windows(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "windows_status") == 0)
+    return windows_status(argv[2]);
+  if (argc == 4 && strcmp(argv[1], "upgrade") == 0)
+    return upgrade(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "restart") == 0)
+    return restart(argv[2]);
+  if (argc == 6 && strcmp(argv[1], "load") == 0)
+    return load(argv[2], argv[3], strtoll(argv[4], NULL, 10),
+                strtoll(argv[5], NULL, 10));
   fprintf(stderr, "usage: cluster_test shared URI | report_hours URI | "
                   "fallback URI KILL "
-                  "RESTART | failover URI FAILOVER\n");
+                  "RESTART | failover URI FAILOVER | windows URI | "
+                  "windows_status URI | upgrade URI REDIS_CLI | "
+                  "restart URI | "
+                  "load URI PREFIX SECONDS STEP\n");
   return 2;
 }

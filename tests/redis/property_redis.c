@@ -53,5 +53,10 @@ int property_engine_new(obspam_engine **out) {
     fprintf(stderr, "set_store: %s\n", obspam_engine_errmsg(*out));
     abort();
   }
+  /* A Redis that fsyncs every write on a busy machine may take longer
+     than the default 200 ms now and then: that decision would fall back
+     to memory, and a verdict would differ before the check above could
+     say why. */
+  obspam_set_option(*out, OBSPAM_OPT_STORE_TIMEOUT_MS, 10000);
   return OBSPAM_OK;
 }

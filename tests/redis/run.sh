@@ -39,6 +39,8 @@ LINK=(-L"$BUILD" -lobspam -Wl,-rpath,"$BUILD")
 
 check "redis: build cluster_test" \
   cc "${CFLAGS[@]}" -o "$BIN/cluster_test" "$HERE/cluster_test.c" "${LINK[@]}"
+check "redis: build equiv_redis" \
+  cc "${CFLAGS[@]}" -o "$BIN/equiv_redis" "$HERE/equiv_redis.c" "${LINK[@]}"
 # shellcheck disable=SC2046 # pkg-config prints words
 check "redis: build property_redis (tests/test_property.c on Redis)" \
   cc "${CFLAGS[@]}" -Wno-unused-parameter -o "$BIN/property_redis" \
@@ -53,8 +55,18 @@ check "redis: a bad store line is refused with FILE:LINE" \
 check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
 check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
+check "redis: the minute and day windows and the cap, at each bucket edge" \
+  "$BIN/cluster_test" windows "$URI"
+check "redis: stats and reports of the minute and day windows" \
+  "$BIN/cluster_test" windows_status "$URI"
+check "redis: keys of 1.3.0 are counted and reported after the upgrade" \
+  "$BIN/cluster_test" upgrade "$URI" "redis-cli -h 127.0.0.1 -p $P1"
+check "redis: a relay stopped leaves the shared counters to the next" \
+  "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
   env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
+check "redis: memory and Redis give the same verdicts, stats, reports, notices" \
+  "$BIN/equiv_redis" "$URI"
 check "redis: killed, local fallback or defer; restarted, shared again" \
   "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
 check "redis: obspam-policyd logs and counts a fallback episode once" \

@@ -79,12 +79,18 @@ restart() {
   start "$name" "$port" $args
 }
 
+# Stops every server and waits (up to 10 s each) until it is gone, so
+# that nothing writes into its directory any more.
 stopall() {
-  local f pid
+  local f pid _
   for f in "$REDIS_TEST_DIR"/*/pid; do
     [[ -e $f ]] || continue
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 200); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
   done
 }
 
