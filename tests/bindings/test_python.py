@@ -4,6 +4,11 @@
     OBSPAM_LIBRARY=build/libobspam.so.1 PYTHONPATH=bindings/python \\
         python3 -m unittest tests/bindings/test_python.py
 
+Against a library that counts the hour window only (the branch where the
+bindings of 1.3's windows were written), set OBSPAM_TEST_WINDOWS=hour: the
+tests of the minute and day windows are skipped, and so are the windows of
+report rows and notices. Unset, or "minute,hour,day", everything is tested.
+
 tests/bindings/run.sh runs it with OBSPAM_TEST_ABI (the output of abi.c:
 the header's constants, structure sizes and field offsets as the C compiler
 sees them) and OBSPAM_TEST_FAKE_V2 (a library that says it is 2.0.0); when
@@ -28,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 sys.path.insert(0, HERE)
+
+import dataclasses  # noqa: E402
 
 import check_ffi_decls  # noqa: E402
 import obspam  # noqa: E402
@@ -55,6 +62,22 @@ mailbox orders@shop.example limit=2
 """
 
 _tmp = tempfile.mkdtemp(prefix="obspam-pytest-")
+
+#: The windows the library under test counts (OBSPAM_TEST_WINDOWS, see the
+#: top of this file).
+WINDOWS = {w.strip() for w in os.environ.get("OBSPAM_TEST_WINDOWS", "minute,hour,day").split(",")}
+HOUR_ONLY = not {"minute", "day"} <= WINDOWS
+needs_windows = unittest.skipIf(
+    HOUR_ONLY, "OBSPAM_TEST_WINDOWS: the library counts the hour window only"
+)
+
+
+def windowless(rows: Any) -> Any:
+    """Report rows or notices as compared: whole, or without their window
+    when the library does not record it yet (OBSPAM_TEST_WINDOWS=hour)."""
+    if not HOUR_ONLY:
+        return rows
+    return [dataclasses.replace(r, window=0) for r in rows]
 
 
 def tearDownModule() -> None:  # noqa: N802 - unittest's name
@@ -266,6 +289,10 @@ class TestAbi(unittest.TestCase):
             "obspam_remove": obspam.Engine.remove,
             "obspam_set_limit": obspam.Engine.set_limit,
             "obspam_effective_limit": obspam.Engine.effective_limit,
+            "obspam_set_window_limit": obspam.Engine.set_window_limit,
+            "obspam_effective_window_limit": obspam.Engine.effective_window_limit,
+            "obspam_set_max_recipients": obspam.Engine.set_max_recipients,
+            "obspam_effective_max_recipients": obspam.Engine.effective_max_recipients,
             "obspam_set_uid": obspam.Engine.set_uid,
             "obspam_set_scripts_allowed": obspam.Engine.set_scripts_allowed,
             "obspam_set_contact": obspam.Engine.set_contact,
@@ -871,6 +898,237 @@ class TestDecide(unittest.TestCase):
                                  - (int(_time.time()) // 3600 * 3600)), 3600)
 
 
+class TestWindows(unittest.TestCase):
+    """The minute and day windows and the recipients cap (1.3)."""
+
+    def setUp(self) -> None:
+        self.e = new_engine()
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def test_each_window_is_set_and_inherited_on_its_own(self) -> None:
+        e = self.e
+        mb, box = obspam.MAILBOX, "info@example.com"
+        # a new engine's minute and day windows are unlimited everywhere
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: -1, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: -1})
+        e.set_window_limit(obspam.SERVER, None, obspam.MAILBOX, obspam.WINDOW_MINUTE, 10)
+        e.set_window_limit(obspam.PLAN, "basic", obspam.MAILBOX, obspam.WINDOW_DAY, 500)
+        e.set_window_limit(obspam.PLAN, "basic", obspam.SUBSCRIPTION, obspam.WINDOW_DAY, 9000)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_MINUTE), 10)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_DAY), 500)
+        self.assertEqual(e.effective_window_limit(obspam.SUBSCRIPTION, "acme", 86400), 9000)
+        self.assertEqual(e.effective_window_limit(obspam.DOMAIN, "example.com", obspam.WINDOW_DAY), -1)
+        # a domain's default for its mailboxes, then the mailbox's own value
+        e.set_window_limit(obspam.DOMAIN, "example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 3)
+        self.assertEqual(e.effective_window_limit(mb, "sales@example.com", 60), 3)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, 50)
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: 3, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: 50})
+        self.assertEqual(e.effective_window_limit(mb, "sales@example.com", obspam.WINDOW_DAY), 500)
+        # the hour window is the 1.0 limit, through either function
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_HOUR, 7)
+        self.assertEqual(e.effective_limit(mb, box), 7)
+        e.set_limit(obspam.MAILBOX, box, obspam.MAILBOX, 8)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_HOUR), 8)
+        # unlimited and inherit per window, the others untouched
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, obspam.UNLIMITED)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, obspam.INHERIT)
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: -1, obspam.WINDOW_HOUR: 8, obspam.WINDOW_DAY: 500})
+        # an implicit mailbox inherits every window from its domain
+        self.assertEqual(e.decide(sasl_username="new@example.com", time=T).action, obspam.ACCEPT)
+        self.assertEqual(e.effective_limits(mb, "new@example.com"),
+                         {obspam.WINDOW_MINUTE: 3, obspam.WINDOW_HOUR: 80, obspam.WINDOW_DAY: 500})
+
+    def test_window_errors_change_nothing(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 4)
+        cases = [
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, 120, 1),
+             obspam.EINVAL, "set_window_limit: 120 is not a window (60, 3600 or 86400 seconds)"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, 60, -3),
+             obspam.EINVAL, "set_window_limit: -3 is not a count, unlimited or inherit"),
+            (lambda: e.set_window_limit(obspam.SERVER, None, obspam.MAILBOX, 60, obspam.INHERIT),
+             obspam.EINVAL, "set_window_limit: -2 is not a count, unlimited"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.DOMAIN, 60, 1),
+             obspam.EINVAL, "set_window_limit: a mailbox has no domain limit"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "nobody@example.com", obspam.MAILBOX, 60, 1),
+             obspam.ENOTFOUND, None),
+            (lambda: e.effective_window_limit(obspam.MAILBOX, "info@example.com", 0),
+             obspam.EINVAL, "effective_window_limit: 0 is not a window (60, 3600 or 86400 seconds)"),
+            (lambda: e.effective_window_limit(obspam.PLAN, "basic", 60), obspam.EINVAL, None),
+            (lambda: e.effective_window_limit(obspam.DOMAIN, "nowhere.example", 60), obspam.ENOTFOUND, None),
+        ]
+        for call, code, message in cases:
+            with self.assertRaises(obspam.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.code, code, str(cm.exception))
+            self.assertEqual(str(cm.exception), e.last_error)
+            if message is not None:
+                self.assertEqual(str(cm.exception), message)
+        self.assertEqual(e.effective_limits(obspam.MAILBOX, "info@example.com"),
+                         {obspam.WINDOW_MINUTE: 4, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: -1})
+
+    def test_max_recipients_is_inherited(self) -> None:
+        e = self.e
+        mb, box = obspam.MAILBOX, "info@example.com"
+        self.assertEqual(e.effective_max_recipients(mb, box), obspam.UNLIMITED)
+        e.set_max_recipients(obspam.SERVER, None, 50)
+        self.assertEqual(e.effective_max_recipients(obspam.SUBSCRIPTION, "acme"), 50)
+        e.set_max_recipients(obspam.PLAN, "basic", 40)
+        self.assertEqual(e.effective_max_recipients(mb, box), 40)
+        e.set_max_recipients(obspam.SUBSCRIPTION, "acme", 30)
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 20)
+        self.assertEqual(e.effective_max_recipients(obspam.SUBSCRIPTION, "acme"), 30)
+        self.assertEqual(e.effective_max_recipients(obspam.DOMAIN, "example.com"), 20)
+        self.assertEqual(e.effective_max_recipients(mb, "sales@example.com"), 20)
+        e.set_max_recipients(mb, box, 0)
+        self.assertEqual(e.effective_max_recipients(mb, box), 0)
+        e.set_max_recipients(mb, box, obspam.UNLIMITED)
+        self.assertEqual(e.effective_max_recipients(mb, box), -1)
+        e.set_max_recipients(mb, box, obspam.INHERIT)
+        self.assertEqual(e.effective_max_recipients(mb, box), 20)
+        cases = [
+            (lambda: e.set_max_recipients(obspam.SERVER, None, obspam.INHERIT), obspam.EINVAL),
+            (lambda: e.set_max_recipients(obspam.SCRIPT, "/srv/a.php", 5), obspam.EINVAL),
+            (lambda: e.set_max_recipients(mb, box, -3), obspam.EINVAL),
+            (lambda: e.set_max_recipients(mb, "nobody@example.com", 5), obspam.ENOTFOUND),
+            (lambda: e.effective_max_recipients(obspam.PLAN, "basic"), obspam.EINVAL),
+            (lambda: e.effective_max_recipients(mb, "nobody@elsewhere.example"), obspam.ENOTFOUND),
+        ]
+        for call, code in cases:
+            with self.assertRaises(obspam.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.code, code, str(cm.exception))
+            self.assertEqual(str(cm.exception), e.last_error)
+        self.assertEqual(e.effective_max_recipients(mb, box), 20)
+
+    def test_the_cap_refuses_the_whole_message(self) -> None:
+        e = self.e
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 3)
+        e.set_max_recipients(obspam.SUBSCRIPTION, "acme", 2)
+        # the lowest charged object's cap: the mailbox inherits 3 from its
+        # domain, whatever its subscription's is; window 0, limit the cap,
+        # count the recipients, never fits
+        v = e.decide(sasl_username="info@example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 3, 4, -1, window=0))
+        v = e.decide(sasl_username="info@example.com", recipients=3, time=T)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        # whatever the count unit
+        e.set_option(obspam.OPT_COUNT_UNIT, 1)
+        v = e.decide(sasl_username="sales@example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "sales@example.com", 3, 4, -1, window=0))
+        e.set_option(obspam.OPT_COUNT_UNIT, 0)
+        # a script's mail: its domain's cap, or its subscription's without one
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=10001, domain_hint="example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.DOMAIN, "example.com", 3, 4, -1, window=0))
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=10001, recipients=3, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 2, 3, -1, window=0))
+        # refused on every charged object, over the limit on the capped one
+        s = e.stats(obspam.MAILBOX, "info@example.com", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 1, 1))
+        s = e.stats(obspam.DOMAIN, "example.com", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 3, 1))
+        s = e.stats(obspam.SUBSCRIPTION, "acme", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 4, 1))
+
+    @needs_windows
+    def test_minute_window(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 2)
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        # T's 5-second bucket leaves the twelve of the minute at T + 60
+        v = e.decide(sasl_username="info@example.com", time=T + 1)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 2, 2, 59,
+                                    window=obspam.WINDOW_MINUTE))
+        self.assertIs(type(v.window), obspam.Window)
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T + 59),
+                         stats(False, 5, 2, 1, 1, T + 1, exceeded=1, exceeded_total=1, limit_minute=2,
+                               count_minute=2, count_day=2, blocked_kind=obspam.MAILBOX,
+                               blocked_by="info@example.com"))
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 60)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 2, 0))
+        # the hour window is next: 4 of 5 charged, 2 more never fit before T + 3600
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 120)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3600 - 120))
+
+    @needs_windows
+    def test_day_window(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_DAY, 10)
+        e.decide(sasl_username="sales@example.com", recipients=6, time=T)
+        e.decide(sasl_username="sales@example.com", recipients=4, time=T + 3600)
+        # the clock hour of T leaves the day at T0 + 86400
+        v = e.decide(sasl_username="sales@example.com", time=T + 7200)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 10, 10, 86400 - 7230,
+                                    window=obspam.WINDOW_DAY))
+        self.assertEqual(e.stats(obspam.SUBSCRIPTION, "acme", T + 7200),
+                         stats(False, 1000, 0, 1, 1, T + 7200, exceeded=1, exceeded_total=1, limit_day=10,
+                               count_day=10, blocked_kind=obspam.SUBSCRIPTION, blocked_by="acme"))
+        v = e.decide(sasl_username="sales@example.com", recipients=6, time=T0 + 86400)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "sales@example.com", 80, 0, 0))
+
+    @needs_windows
+    def test_who_is_named(self) -> None:
+        e = self.e
+        box = "info@example.com"
+        # equal waits (never) in two windows of one object: the longer window
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 0, -1, window=3600))
+        # equal waits on two levels: the higher level, even in a shorter window
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_MINUTE, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 5, 0, -1, window=60))
+        # the cap is the lowest object's shortest window
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_MINUTE, obspam.INHERIT)
+        e.set_limit(obspam.MAILBOX, box, obspam.MAILBOX, 100)
+        e.set_max_recipients(obspam.MAILBOX, box, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 0, -1, window=60))
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, obspam.INHERIT)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 6, -1, window=0))
+        # the longest wait first: the day's over the minute's
+        e.set_max_recipients(obspam.MAILBOX, box, obspam.INHERIT)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, 3)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, 3)
+        e.decide(sasl_username=box, recipients=3, time=T)
+        v = e.decide(sasl_username=box, time=T + 10)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 3, 3, 86400 - 40, window=86400))
+
+    @needs_windows
+    def test_report_and_notice_name_the_window(self) -> None:
+        e = self.e
+        got: List[obspam.Notice] = []
+        e.set_notify(got.append)
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 2)
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 3)
+        e.decide(sasl_username="info@example.com", recipients=2, time=T)
+        e.decide(sasl_username="info@example.com", time=T + 1)  # over the minute's 2
+        e.decide(sasl_username="sales@example.com", recipients=4, time=T + 2)  # over the cap
+        self.assertEqual(
+            e.report(),
+            [
+                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 2, 1, T + 1, T + 1, 1, 60),
+                obspam.ReportRow(obspam.MAILBOX, "sales@example.com", 0, 1, T + 2, T + 2, 1, 0),
+            ],
+        )
+        e.notify_flush(T0 + 3600)
+        self.assertEqual(
+            got,
+            [
+                obspam.Notice(obspam.MAILBOX, "info@example.com", "acme", "ops@acme.example", 2, 2, 1, T + 1,
+                              T + 1, T0, T0 + 3600, 1, 60),
+                obspam.Notice(obspam.MAILBOX, "sales@example.com", "acme", "ops@acme.example", 3, 0, 1, T + 2,
+                              T + 2, T0, T0 + 3600, 1, 0),
+            ],
+        )
+
+
 class TestDecideBatch(unittest.TestCase):
     def setUp(self) -> None:
         self.e = obspam.Engine()
@@ -1061,18 +1319,21 @@ class TestStatistics(unittest.TestCase):
     def test_report(self) -> None:
         rows = self.e.report()
         self.assertEqual(
-            rows,
-            [
+            windowless(rows),
+            windowless([
                 # only the mailbox went over its own limit: the subscription
-                # and the domain refused it on its way, and are not reported
-                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0),
-            ],
+                # and the domain refused it on its way, and are not reported;
+                # its last attempt went over its hourly limit
+                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2, 3600),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0),
+            ]),
         )
+        if not HOUR_ONLY:
+            self.assertIs(type(rows[0].window), obspam.Window)
         self.assertEqual(
-            self.e.report(T0 + 3600, T0 + 7200)[0],
-            obspam.ReportRow(obspam.MAILBOX, "info@example.com", 0, 1, T + 3700, T + 3700, 1),
+            windowless(self.e.report(T0 + 3600, T0 + 7200)[:1]),
+            windowless([obspam.ReportRow(obspam.MAILBOX, "info@example.com", 0, 1, T + 3700, T + 3700, 1, 3600)]),
         )
         self.assertEqual(self.e.report(0, T0), [])
 
@@ -1099,9 +1360,9 @@ class TestNotify(unittest.TestCase):
         # only about the mailbox, the one over its own limit
         expected = [
             obspam.Notice(obspam.MAILBOX, "info@example.com", "acme", "ops@acme.example", 5, 4, 1, T + 5, T + 5,
-                          T0, T0 + 3600, 1),
+                          T0, T0 + 3600, 1, 3600),
         ]
-        self.assertEqual(self.got, expected)
+        self.assertEqual(windowless(self.got), windowless(expected))
         self.e.notify_flush(T0 + 7200)
         self.assertEqual(len(self.got), 1)  # nothing twice
 
@@ -1220,7 +1481,9 @@ class TestSnapshot(unittest.TestCase):
             after = (b.stats(obspam.MAILBOX, "info@example.com", T + 10),
                      b.stats(obspam.SUBSCRIPTION, "acme", T + 10), b.report(),
                      b.history(obspam.SCRIPT, "/srv/a.php"))
-            self.assertEqual(after, before)
+            self.assertEqual(after[:2], before[:2])
+            self.assertEqual(windowless(after[2]), windowless(before[2]))
+            self.assertEqual(after[3], before[3])
             self.assertEqual(after[0], stats(True, 5, 4, 1, 1, T + 5, exceeded=1, exceeded_total=1, count_day=4))
             # the counters go on where they were
             v = b.decide(sasl_username="info@example.com", recipients=2, time=T + 11)
