@@ -1051,9 +1051,10 @@ class TestWindows(unittest.TestCase):
                                blocked_by="info@example.com"))
         v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 60)
         self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 2, 0))
-        # the hour window is next: 4 of 5 charged, 2 more never fit before T + 3600
+        # the hour window is next: 4 of 5 charged, 2 more fit when T's minute
+        # leaves it, at T0 + 3600
         v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 120)
-        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3600 - 120))
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3600 - 150))
 
     @needs_windows
     def test_day_window(self) -> None:
