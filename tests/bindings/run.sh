@@ -24,10 +24,6 @@
 #   php-web    the PHP example served by `php -S` with ffi.enable=preload
 #              (FFI preloaded as on php-fpm)
 #
-# OBSPAM_TEST_WINDOWS=hour tests a library that counts the hour window only:
-# what needs the minute and day windows, or the window of report rows and
-# notices, is left out (test_python.py says what); unset, everything is.
-#
 # Prints what it runs and ends with one line "N passed, N failed" (unit
 # tests and assertions count one each, the other checks one each); exits
 # non-zero when anything failed.
@@ -83,12 +79,6 @@ cleanup() {
 trap cleanup EXIT
 
 export PYTHONDONTWRITEBYTECODE=1 # keep the source tree clean
-# Whether the library counts the minute and day windows and records the
-# window of report rows (OBSPAM_TEST_WINDOWS, above).
-case ${OBSPAM_TEST_WINDOWS:-minute,hour,day} in
-*minute*day* | *day*minute*) windows=all ;;
-*) windows=hour ;;
-esac
 export OBSPAM_LIBRARY="$LIB"
 
 step "Dependencies"
@@ -252,18 +242,8 @@ if [[ -z $absent && $(grep -c '^verdict ' "$TMP/c.out") -ge 300 ]]; then
 else
   fail stream-c 1 "the C output lacks:${absent:- 300 verdicts}"
 fi
-# Against a library that does not record the window of report rows and
-# notices yet (OBSPAM_TEST_WINDOWS=hour, see test_python.py), their last
-# field is left out of the comparison.
-windowless() {
-  if [[ $windows == all ]]; then
-    cat "$1"
-  else
-    awk '$1 == "report" && $2 != "end" || $1 == "notice" { $NF = "" } { print }' "$1"
-  fi
-}
 for lang in py php; do
-  if diff -u <(windowless "$TMP/c.out") <(windowless "$TMP/$lang.out") >"$TMP/$lang.diff"; then
+  if diff -u "$TMP/c.out" "$TMP/$lang.out" >"$TMP/$lang.diff"; then
     echo "c.out and $lang.out are identical"
     pass "stream-$lang"
   else
@@ -339,10 +319,9 @@ if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
   grep -q '^/var/www/bakery/wp-content/plugins/forms/mail.php  *200 ' "$TMP/report.txt" &&
   # the mailbox went over its burst cap, the newsletter over its cap on
   # recipients, the domain over its hourly limit
-  { [[ $windows == hour ]] ||
-    { grep -q '^mailbox  *info@acme.example  *5/m 10/h  *5  *BLOCKED .* per minute ' "$TMP/report.txt" &&
-      grep -q '^mailbox  *newsletter@bakery.example .* recipients ' "$TMP/report.txt" &&
-      grep -q '^domain  *bakery.example .* per hour ' "$TMP/report.txt"; }; }; then
+  grep -q '^mailbox  *info@acme.example  *5/m 10/h  *5  *BLOCKED .* per minute ' "$TMP/report.txt" &&
+  grep -q '^mailbox  *newsletter@bakery.example .* recipients ' "$TMP/report.txt" &&
+  grep -q '^domain  *bakery.example .* per hour ' "$TMP/report.txt"; then
   cat "$TMP/report.txt"
   pass example-py
 else
@@ -370,7 +349,7 @@ page_ok() {
     grep -q '<td>info@acme.example</td>' "$1" &&
     grep -q 'class="blocked">BLOCKED' "$1" &&
     grep -q '<code>/var/www/bakery/wp-content/plugins/forms/mail.php</code>' "$1" &&
-    { [[ $windows == hour ]] || grep -q '<td>per minute</td>' "$1"; } &&
+    grep -q '<td>per minute</td>' "$1" &&
     ! grep -qi 'demo' "$1"
 }
 php_example=ok
