@@ -23,7 +23,10 @@
  * that Obspam\Engine::scopeHeader() describes.)
  *
  * The report lists every subscription, domain and mailbox that went over
- * its own limit in the period (report()), with its live status (stats()).
+ * its own limit in the period (report()), with the window of its last such
+ * attempt (per minute, per hour, per day, or its cap on recipients per
+ * message), and its live status (stats()): its limits in each window and
+ * its count in the last hour.
  */
 
 declare(strict_types=1);
@@ -53,6 +56,34 @@ function fail(string $message): never
         fwrite(STDERR, "admin_report.php: $message\n");
     }
     exit(1);
+}
+
+const WINDOW_SUFFIX = [Engine::WINDOW_MINUTE => 'm', Engine::WINDOW_HOUR => 'h', Engine::WINDOW_DAY => 'd'];
+const WINDOW_NAMES = [Engine::WINDOW_MINUTE => 'per minute', Engine::WINDOW_HOUR => 'per hour',
+    Engine::WINDOW_DAY => 'per day'];
+
+/**
+ * What the last attempt over the object's own limit went over: a window, or
+ * (window 0) the cap on recipients, or for a subscription possibly its
+ * forbidden scripts.
+ */
+function overWhat(Obspam\ReportRow $row): string
+{
+    return WINDOW_NAMES[$row->window]
+        ?? ($row->kind === Engine::SUBSCRIPTION ? 'recipients or scripts' : 'recipients');
+}
+
+/** The limits of every window that has one, as "5/m 10/h". */
+function limitsText(Obspam\Stats $live): string
+{
+    $parts = [];
+    foreach ([Engine::WINDOW_MINUTE => $live->limitMinute, Engine::WINDOW_HOUR => $live->limit,
+        Engine::WINDOW_DAY => $live->limitDay] as $window => $limit) {
+        if ($limit >= 0) {
+            $parts[] = $limit . '/' . WINDOW_SUFFIX[$window];
+        }
+    }
+    return $parts === [] ? 'unlimited' : implode(' ', $parts);
 }
 
 const LEVELS = [Engine::SUBSCRIPTION => 'subscription', Engine::DOMAIN => 'domain', Engine::MAILBOX => 'mailbox'];
@@ -131,17 +162,18 @@ try {
 <p>Nobody.</p>
 <?php else: ?>
 <table>
-<tr><th>Level</th><th>Name</th><th>Limit/h</th><th>Last hour</th><th>Status</th><th>Sent</th><th>Refused</th><th>Over the limit</th><th>Last refusal</th></tr>
+<tr><th>Level</th><th>Name</th><th>Limits</th><th>Last hour</th><th>Status</th><th>Sent</th><th>Refused</th><th>Over the limit</th><th>Last over</th><th>Last refusal</th></tr>
 <?php foreach ($over as [$row, $live]): ?>
 <tr>
   <td><?= h(LEVELS[$row->kind] ?? (string) $row->kind) ?></td>
   <td><?= h($row->name) ?></td>
-  <td class="n"><?= $live === null ? '-' : ($live->limit < 0 ? 'unlimited' : $live->limit) ?></td>
+  <td class="n"><?= $live === null ? '-' : h(limitsText($live)) ?></td>
   <td class="n"><?= $live === null ? '-' : $live->count ?></td>
   <td<?= $live !== null && !$live->sending ? ' class="blocked"' : '' ?>><?= $live === null ? 'removed' : ($live->sending ? 'sending' : 'BLOCKED') ?></td>
   <td class="n"><?= $row->sent ?></td>
   <td class="n"><?= $row->refused ?></td>
   <td class="n"><?= $row->exceeded ?></td>
+  <td><?= h(overWhat($row)) ?></td>
   <td><?= h(when($row->lastRefused)) ?></td>
 </tr>
 <?php endforeach ?>

@@ -13,8 +13,10 @@ a small demo engine with some made-up traffic:
     OBSPAM_CONFIG=/etc/obspam.conf examples/admin_report.py --json
 
 "Over the limit" is every subscription, domain and mailbox that went over
-its own limit in the period (obspam_report), shown with its live status
-(obspam_stats_get).
+its own limit in the period (obspam_report), with the window of its last
+such attempt (per minute, per hour, per day, or its cap on recipients per
+message), shown with its live status (obspam_stats_get): its limits in each
+window and its count in the last hour.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def demo_engine() -> obspam.Engine:
     """A small engine with an hour of made-up traffic, sent just now."""
     engine = obspam.Engine()
     engine.load_config_string(DEMO_CONFIG)
+    # A burst cap on the mailbox, and a cap on the recipients of one
+    # message on the newsletter's.
+    engine.set_window_limit(obspam.MAILBOX, "info@acme.example", obspam.MAILBOX, obspam.WINDOW_MINUTE, 5)
+    engine.set_max_recipients(obspam.MAILBOX, "newsletter@bakery.example", 10)
     for _ in range(14):  # a mailbox over its limit of 10
         engine.decide(sasl_username="info@acme.example", client_address="203.0.113.7")
     for _ in range(50):  # a hijacked plugin on a 200/hour domain
@@ -58,6 +64,29 @@ def demo_engine() -> obspam.Engine:
         engine.decide(flags=obspam.MSG_SCRIPT, uid=10001, script="/var/www/acme/contact.php")
     engine.decide(sasl_username="newsletter@bakery.example", recipients=12)
     return engine
+
+
+#: The short names of the windows, as obspamctl and the configuration write
+#: them.
+WINDOW_SUFFIX = {obspam.WINDOW_MINUTE: "m", obspam.WINDOW_HOUR: "h", obspam.WINDOW_DAY: "d"}
+
+
+def over_what(row: obspam.ReportRow) -> str:
+    """What the last attempt over the object's own limit went over: a window,
+    or (window 0) the cap on recipients, or for a subscription possibly its
+    forbidden scripts."""
+    if row.window in WINDOW_SUFFIX:
+        return {obspam.WINDOW_MINUTE: "per minute", obspam.WINDOW_HOUR: "per hour",
+                obspam.WINDOW_DAY: "per day"}[row.window]
+    return "recipients or scripts" if row.kind == obspam.SUBSCRIPTION else "recipients"
+
+
+def limits_text(live: obspam.Stats) -> str:
+    """The limits of every window that has one, as "5/m 10/h"."""
+    parts = [f"{v}/{WINDOW_SUFFIX[w]}" for w, v in (
+        (obspam.WINDOW_MINUTE, live.limit_minute), (obspam.WINDOW_HOUR, live.limit),
+        (obspam.WINDOW_DAY, live.limit_day)) if v >= 0]
+    return " ".join(parts) or "unlimited"
 
 
 def when(t: int) -> str:
@@ -115,21 +144,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 live = None
             over.append({"level": row.kind.name.lower(), "name": row.name,
                          "limit": "-" if live is None else "unlimited" if live.limit < 0 else live.limit,
+                         "limits": None if live is None else {
+                             "minute": None if live.limit_minute < 0 else live.limit_minute,
+                             "hour": None if live.limit < 0 else live.limit,
+                             "day": None if live.limit_day < 0 else live.limit_day},
                          "last_hour": "-" if live is None else live.count,
                          "status": "removed" if live is None else "sending" if live.sending else "BLOCKED",
-                         "sent": row.sent, "refused": row.refused, "last_refused": row.last_refused})
+                         "sent": row.sent, "refused": row.refused, "last_refused": row.last_refused,
+                         "window": int(row.window), "over": over_what(row),
+                         "limits_text": "-" if live is None else limits_text(live)})
         scripts = sorted((r for r in rows if r.kind == obspam.SCRIPT), key=lambda r: (-r.sent, r.name))[: args.top]
 
     if args.json:
+        for o in over:
+            del o["limits_text"]
         json.dump({"hours": args.hours, "over_limit": over,
                    "top_scripts": [dataclasses.asdict(s) | {"kind": "script"} for s in scripts]},
                   sys.stdout, indent=2)
         print()
         return 0
     print(f"Over the limit in the last {args.hours} hours (most refusals first)\n")
-    print(table(["LEVEL", "NAME", "LIMIT/H", "LAST HOUR", "STATUS", "SENT", "REFUSED", "LAST REFUSAL"],
-                [[o["level"], o["name"], o["limit"], o["last_hour"], o["status"], o["sent"], o["refused"],
-                  when(o["last_refused"])] for o in over]) if over else "Nobody.")
+    print(table(["LEVEL", "NAME", "LIMITS", "LAST HOUR", "STATUS", "SENT", "REFUSED", "LAST OVER", "LAST REFUSAL"],
+                [[o["level"], o["name"], o["limits_text"], o["last_hour"], o["status"], o["sent"], o["refused"],
+                  o["over"], when(o["last_refused"])] for o in over]) if over else "Nobody.")
     print(f"\nTop scripts in the last {args.hours} hours\n")
     print(table(["SCRIPT", "SENT", "REFUSED"], [[s.name, s.sent, s.refused] for s in scripts])
           if scripts else "No script sent mail.")

@@ -1,33 +1,50 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Property test: the engine against a small, obviously-correct reference
- * model written here from API.md "Decision semantics (normative)" and the
+ * model written here from API.md "Decision semantics (normative)", SPEC.md
+ * section 2 (the windows, the recipients cap, who is named) and the
  * README's "How a message is decided".
  *
  * For each fixed seed a random small tree (plans, subscriptions with uids,
- * domains, mailboxes; random limits including 0, unlimited and inherit;
- * random scripts settings) and a random whitelist are built, then random
+ * domains, mailboxes; random limits in each of the three windows including
+ * 0, unlimited and inherit; random recipients caps; random scripts
+ * settings) and a random whitelist are built through the C API, then random
  * messages are decided by both the engine and the model, and every verdict
- * field is compared. Now and then an option is toggled, a limit or scripts
+ * field is compared (action, kind, object, limit, count, retry_after,
+ * window). Now and then an option is toggled, a limit, cap or scripts
  * setting changed, an object removed or added back, or a whitelist entry
  * toggled. At intervals and at the end, stats_get of every object is
- * compared with the model.
+ * compared with the model. Messages mostly come minutes apart, with bursts
+ * seconds apart, so that every window fills up now and then.
  *
- * The model keeps, per object, a plain list of (minute, amount) charges and
+ * The model keeps, per object, a plain list of (time, amount) charges and
  * lists of the minutes of its refusals and of its attempts over its own
- * limit; count_in_window(t) is the sum over minutes t/60-59 .. t/60.
+ * limit. A window of nb buckets of b seconds holds at t the charges whose
+ * t div b is one of t div b - nb + 1 .. t div b (SPEC.md section 2:
+ * minute 12 x 5 s, hour 60 x 60 s, day 24 x 3600 s).
  *
- * A refusal names the object with the longest wait (API.md step 5), each
- * wait found by trying the times at which the window can change; the
- * retry hint is checked against the same search over all the objects at
- * once. Every charged object records the refusal, the objects with a wait
- * record it as over the limit (the subscription for forbidden scripts).
+ * Each window's wait (API.md step 5) is found by trying the times at which
+ * that window can change; the verdict names the longest wait (-1 the
+ * longest), ties going to the highest level, then to the longer window;
+ * the recipients cap of the lowest charged object is a wait of -1 in a
+ * window of 0 seconds, the shortest. The retry hint is checked to be the
+ * first second at which the message fits every window of every object.
+ * Every charged object records the refusal, the objects with a wait (or
+ * over their cap) record it as over the limit (the subscription for
+ * forbidden scripts).
  *
- * One deliberate restriction: API.md does not say in so many words whether
+ * OBSPAM_TEST_WINDOWS (default "minute,hour,day") names the windows the
+ * library under test counts: the others get no limits here and their
+ * counts in stats_get are not compared, so that a library that counts the
+ * hour only is tested with OBSPAM_TEST_WINDOWS=hour.
+ *
+ * Two deliberate restrictions: API.md does not say in so many words whether
  * a decision that ends EXEMPT or UNKNOWN moves the engine's newest time
  * (test_window.c pins that separately). So the generator never gives such a
  * message a time newer than the newest counted one, and the model only
- * moves its newest time on decisions that reach the counters.
+ * moves its newest time on decisions that reach the counters. And no cap is
+ * 0: whether a cap of 0 makes stats_get call an object blocked (a message
+ * has at least one recipient) is not said; caps are 1 and up.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -59,8 +76,29 @@ static int chance(int per_mille) { return rn(1000) < per_mille; }
 
 enum { LS = 0, LD = 1, LM = 2 }; /* subscription, domain, mailbox limit */
 
+/* The windows, shortest first: the seconds of a bucket, the buckets of
+   the window, the window's seconds (OBSPAM_WINDOW_*). */
+enum { WM = 0, WH = 1, WD = 2, NW = 3 };
+static const int64_t bucket_s[NW] = {5, 60, 3600};
+static const int64_t buckets[NW] = {12, 60, 24};
+static const int64_t window_s[NW] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_HOUR,
+                                     OBSPAM_WINDOW_DAY};
+static const char *const window_name[NW] = {"minute", "hour", "day"};
+
+/* Whether the library under test counts each window
+   (OBSPAM_TEST_WINDOWS). */
+static int counted[NW];
+
+static void read_counted(void) {
+  const char *env = getenv("OBSPAM_TEST_WINDOWS");
+  if (env == NULL || env[0] == '\0')
+    env = "minute,hour,day";
+  for (int w = 0; w < NW; w++)
+    counted[w] = strstr(env, window_name[w]) != NULL;
+}
+
 typedef struct counters {
-  int64_t *min, *amt; /* charges: minute, amount */
+  int64_t *t, *amt; /* charges: time, amount; times never go down */
   size_t n, cap;
   int64_t *rmin; /* refusals: minute */
   size_t rn, rcap;
@@ -77,16 +115,18 @@ typedef struct counters {
 #define MAXM 36
 #define MAXMI (MAXM + 3 * MAXD + 8)
 
+/* lim[w][l]: window w of limit l; cap: max-recipients (OBSPAM_INHERIT
+   where not set). */
 typedef struct mplan {
   char name[24];
-  int64_t lim[3];
+  int64_t lim[NW][3], cap;
   int scripts; /* 1, 0, OBSPAM_INHERIT */
 } mplan;
 
 typedef struct msub {
   char name[24];
   int plan; /* -1: none */
-  int64_t lim[3];
+  int64_t lim[NW][3], cap;
   int scripts;
   int64_t uid; /* -1: none */
   counters k;
@@ -96,7 +136,7 @@ typedef struct mdom {
   char name[24];
   int sub;
   int alive;
-  int64_t own, mdef; /* its own limit, its mailboxes' default */
+  int64_t own[NW], mdef[NW], cap; /* its own, its mailboxes' default */
   counters k;
 } mdom;
 
@@ -105,7 +145,7 @@ typedef struct mmbox {
   int dom;
   int alive;
   int implicit; /* alive and not declared: made by a decision */
-  int64_t own;
+  int64_t own[NW], cap;
   counters k;
 } mmbox;
 
@@ -136,7 +176,7 @@ static const struct {
 #define N_CLIENTS (sizeof clients / sizeof clients[0])
 
 typedef struct model {
-  int64_t server[3];
+  int64_t server[NW][3], server_cap;
   int server_scripts;
   mplan plan[MAXP];
   int np;
@@ -156,7 +196,7 @@ typedef struct model {
 static model M;
 
 static void counters_free(counters *k) {
-  free(k->min);
+  free(k->t);
   free(k->amt);
   free(k->rmin);
   free(k->xmin);
@@ -165,14 +205,15 @@ static void counters_free(counters *k) {
 
 static void counters_reset(counters *k) { counters_free(k); }
 
-static void add_charge(counters *k, int64_t minute, int64_t amount) {
+static void add_charge(counters *k, int64_t t, int64_t amount) {
   if (k->n == k->cap) {
     k->cap = k->cap ? 2 * k->cap : 16;
-    k->min = realloc(k->min, k->cap * sizeof *k->min);
+    k->t = realloc(k->t, k->cap * sizeof *k->t);
     k->amt = realloc(k->amt, k->cap * sizeof *k->amt);
-    cr_assert(k->min && k->amt, "out of memory");
+    cr_assert(k->t && k->amt, "out of memory");
   }
-  k->min[k->n] = minute;
+  cr_assert(k->n == 0 || k->t[k->n - 1] <= t, "model: time went back");
+  k->t[k->n] = t;
   k->amt[k->n] = amount;
   k->n++;
 }
@@ -198,11 +239,15 @@ static void add_exceeded(counters *k, int64_t t) {
   k->exceeded_total++;
 }
 
-/* count_in_window(t): minutes t/60 - 59 .. t/60. */
-static int64_t count_at(const counters *k, int64_t t) {
-  int64_t lo = t / 60 - 59, hi = t / 60, sum = 0;
-  for (size_t i = 0; i < k->n; i++)
-    if (k->min[i] >= lo && k->min[i] <= hi)
+/* count_in_window(t) of window w: the charges whose bucket t_i div b is
+   within the nb buckets that end with t div b. Every charge is at or
+   before the newest time, so only the lower end needs looking at; the
+   list is in time order, so the walk from its end stops there. */
+static int64_t count_w(const counters *k, int w, int64_t t) {
+  int64_t lo = t / bucket_s[w] - (buckets[w] - 1), hi = t / bucket_s[w];
+  int64_t sum = 0;
+  for (size_t i = k->n; i-- > 0 && k->t[i] / bucket_s[w] >= lo;)
+    if (k->t[i] / bucket_s[w] <= hi)
       sum += k->amt[i];
   return sum;
 }
@@ -223,62 +268,80 @@ static int64_t exceeded_at(const counters *k, int64_t t) {
   return minutes_at(k->xmin, k->xn, t);
 }
 
-/* Drops charges that can never be in a window again (their minute is older
-   than newest/60 - 59, and time never goes back). */
+/* Drops what can never be in a window again: charges older than the day
+   window of newest, refusals older than its hour (time never goes
+   back). */
 static void prune(counters *k, int64_t newest) {
-  int64_t lo = newest / 60 - 59;
+  int64_t lo = newest / 3600 - 23, mlo = newest / 60 - 59;
   size_t j = 0;
   for (size_t i = 0; i < k->n; i++)
-    if (k->min[i] >= lo) {
-      k->min[j] = k->min[i];
+    if (k->t[i] / 3600 >= lo) {
+      k->t[j] = k->t[i];
       k->amt[j] = k->amt[i];
       j++;
     }
   k->n = j;
   j = 0;
   for (size_t i = 0; i < k->rn; i++)
-    if (k->rmin[i] >= lo)
+    if (k->rmin[i] >= mlo)
       k->rmin[j++] = k->rmin[i];
   k->rn = j;
   j = 0;
   for (size_t i = 0; i < k->xn; i++)
-    if (k->xmin[i] >= lo)
+    if (k->xmin[i] >= mlo)
       k->xmin[j++] = k->xmin[i];
   k->xn = j;
 }
 
-/* ---- effective limits and scripts, straight from the chains ----------------
+/* ---- effective limits, caps and scripts, straight from the chains ---------
  */
 
 static int64_t pick(int64_t v, int64_t fallback) {
   return v != OBSPAM_INHERIT ? v : fallback;
 }
 
-static int64_t eff_sub(int s) {
-  int64_t v = M.server[LS];
+/* Each window on its own: the object's value, else the nearest
+   ancestor's for that limit and window, else the server's. */
+static int64_t eff_sub(int s, int w) {
+  int64_t v = M.server[w][LS];
   if (M.sub[s].plan >= 0)
-    v = pick(M.plan[M.sub[s].plan].lim[LS], v);
-  return pick(M.sub[s].lim[LS], v);
+    v = pick(M.plan[M.sub[s].plan].lim[w][LS], v);
+  return pick(M.sub[s].lim[w][LS], v);
 }
 
-static int64_t eff_dom(int d) {
+static int64_t eff_dom(int d, int w) {
   int s = M.dom[d].sub;
-  int64_t v = M.server[LD];
+  int64_t v = M.server[w][LD];
   if (M.sub[s].plan >= 0)
-    v = pick(M.plan[M.sub[s].plan].lim[LD], v);
-  v = pick(M.sub[s].lim[LD], v);
-  return pick(M.dom[d].own, v);
+    v = pick(M.plan[M.sub[s].plan].lim[w][LD], v);
+  v = pick(M.sub[s].lim[w][LD], v);
+  return pick(M.dom[d].own[w], v);
 }
 
-static int64_t eff_mb(int m) {
+static int64_t eff_mb(int m, int w) {
   int d = M.mb[m].dom, s = M.dom[d].sub;
-  int64_t v = M.server[LM];
+  int64_t v = M.server[w][LM];
   if (M.sub[s].plan >= 0)
-    v = pick(M.plan[M.sub[s].plan].lim[LM], v);
-  v = pick(M.sub[s].lim[LM], v);
-  v = pick(M.dom[d].mdef, v);
-  return pick(M.mb[m].own, v);
+    v = pick(M.plan[M.sub[s].plan].lim[w][LM], v);
+  v = pick(M.sub[s].lim[w][LM], v);
+  v = pick(M.dom[d].mdef[w], v);
+  return pick(M.mb[m].own[w], v);
 }
+
+/* The recipients cap: one value per object, inherited down the chain
+   mailbox, domain, subscription, plan, server. */
+static int64_t cap_sub(int s) {
+  int64_t v = M.server_cap;
+  if (M.sub[s].plan >= 0)
+    v = pick(M.plan[M.sub[s].plan].cap, v);
+  return pick(M.sub[s].cap, v);
+}
+
+static int64_t cap_dom(int d) {
+  return pick(M.dom[d].cap, cap_sub(M.dom[d].sub));
+}
+
+static int64_t cap_mb(int m) { return pick(M.mb[m].cap, cap_dom(M.mb[m].dom)); }
 
 static int scripts_allowed(int s) {
   if (M.sub[s].scripts != OBSPAM_INHERIT)
@@ -384,7 +447,9 @@ static void implicit_charge(charged *c) {
   M.mb[m].dom = c->imp_dom;
   M.mb[m].alive = 1;
   M.mb[m].implicit = 1;
-  M.mb[m].own = OBSPAM_INHERIT;
+  for (int w = 0; w < NW; w++)
+    M.mb[m].own[w] = OBSPAM_INHERIT;
+  M.mb[m].cap = OBSPAM_INHERIT;
   c->n = 3;
   c->kind[2] = OBSPAM_MAILBOX;
   c->idx[2] = m;
@@ -401,14 +466,14 @@ static counters *ctr(int kind, int idx) {
   }
 }
 
-static int64_t eff(int kind, int idx) {
+static int64_t eff(int kind, int idx, int w) {
   switch (kind) {
   case OBSPAM_SUBSCRIPTION:
-    return eff_sub(idx);
+    return eff_sub(idx, w);
   case OBSPAM_DOMAIN:
-    return eff_dom(idx);
+    return eff_dom(idx, w);
   default:
-    return eff_mb(idx);
+    return eff_mb(idx, w);
   }
 }
 
@@ -476,54 +541,62 @@ static int classify(const obspam_message *msg, unsigned wl_match, int local,
 }
 
 static int fits_all(const charged *c, int64_t t, int64_t n) {
-  for (int i = 0; i < c->n; i++) {
-    int64_t lim = eff(c->kind[i], c->idx[i]);
-    if (lim != OBSPAM_UNLIMITED &&
-        count_at(ctr(c->kind[i], c->idx[i]), t) + n > lim)
-      return 0;
-  }
+  for (int i = 0; i < c->n; i++)
+    for (int w = 0; w < NW; w++) {
+      int64_t lim = eff(c->kind[i], c->idx[i], w);
+      if (lim != OBSPAM_UNLIMITED &&
+          count_w(ctr(c->kind[i], c->idx[i]), w, t) + n > lim)
+        return 0;
+    }
   return 1;
 }
 
-/* retry_after: smallest s >= 1 with every object fitting at t + s. The
-   counts are constant within a minute, so the candidates are s = 1 and the
-   starts of the next 60 minutes. */
-static int64_t retry_after(const charged *c, int64_t t, int64_t n) {
-  for (int i = 0; i < c->n; i++) {
-    int64_t lim = eff(c->kind[i], c->idx[i]);
-    if (lim != OBSPAM_UNLIMITED && n > lim)
-      return -1;
-  }
-  if (fits_all(c, t + 1, n))
-    return 1;
-  for (int64_t k = 1; k <= 61; k++) {
-    int64_t s = (t / 60 + k) * 60 - t;
-    if (fits_all(c, t + s, n))
-      return s;
-  }
-  cr_assert_fail("model: no retry_after found");
-  return 0;
-}
-
-/* API.md step 5: the wait of one object, 0 when the message fits it now,
-   -1 when it never can, else the smallest s >= 1 at which it fits. */
-static int64_t wait_one(int kind, int idx, int64_t t, int64_t n) {
+/* API.md step 5: the wait of one object in window w, 0 when the message
+   fits it now, -1 when it never can, else the smallest s >= 1 at which it
+   fits. The window's count changes only where a bucket starts, so the
+   candidates are s = 1 and the starts of the next nb + 1 buckets. */
+static int64_t wait_one(int kind, int idx, int w, int64_t t, int64_t n) {
   const counters *k = ctr(kind, idx);
-  int64_t lim = eff(kind, idx);
+  int64_t lim = eff(kind, idx, w), b = bucket_s[w];
 
-  if (lim == OBSPAM_UNLIMITED || count_at(k, t) + n <= lim)
+  if (lim == OBSPAM_UNLIMITED || count_w(k, w, t) + n <= lim)
     return 0;
   if (n > lim)
     return -1;
-  if (count_at(k, t + 1) + n <= lim)
+  if (count_w(k, w, t + 1) + n <= lim)
     return 1;
-  for (int64_t j = 1; j <= 61; j++) {
-    int64_t s = (t / 60 + j) * 60 - t;
-    if (count_at(k, t + s) + n <= lim)
+  for (int64_t j = 1; j <= buckets[w] + 1; j++) {
+    int64_t s = (t / b + j) * b - t;
+    if (count_w(k, w, t + s) + n <= lim)
       return s;
   }
   cr_assert_fail("model: no wait found");
   return 0;
+}
+
+/* One reason to refuse: object i (top first) in window w (NW: the
+   recipients cap, a window of 0 seconds) with that wait. */
+typedef struct reason {
+  int i, w;
+  int64_t wait;
+} reason;
+
+static int64_t reason_window(const reason *r) {
+  return r->w == NW ? 0 : window_s[r->w];
+}
+
+/* Whether a is named before b (SPEC.md "Who is named", API.md step 5):
+   the longer wait, -1 the longest; then the higher level; then the longer
+   window. */
+static int named_before(const reason *a, const reason *b) {
+  if (a->wait != b->wait) {
+    if (a->wait == -1 || b->wait == -1)
+      return a->wait == -1;
+    return a->wait > b->wait;
+  }
+  if (a->i != b->i)
+    return a->i < b->i;
+  return reason_window(a) > reason_window(b);
 }
 
 static void empty_verdict(obspam_verdict *v, int action) {
@@ -532,6 +605,16 @@ static void empty_verdict(obspam_verdict *v, int action) {
   v->action = action;
   v->kind = -1;
 }
+
+/* What a run saw, beyond the verdicts' actions: refusals naming each
+   window (NW: the cap), those of them with a wait that ends, and those
+   whose naming needed a tie-break. */
+typedef struct seen {
+  int64_t named[NW + 1], named_later[NW];
+  int64_t tie_level, tie_window;
+} seen;
+
+static seen S;
 
 static void model_decide(const obspam_message *msg, unsigned wl_match,
                          int local, obspam_verdict *v) {
@@ -555,8 +638,8 @@ static void model_decide(const obspam_message *msg, unsigned wl_match,
     v->action = OBSPAM_REFUSE;
     v->kind = OBSPAM_SUBSCRIPTION;
     snprintf(v->object, sizeof v->object, "%s", M.sub[script_sub].name);
-    v->limit = eff_sub(script_sub);
-    v->count = count_at(&M.sub[script_sub].k, t);
+    v->limit = eff_sub(script_sub, WH);
+    v->count = count_w(&M.sub[script_sub].k, WH, t);
     v->retry_after = -1;
     v->window = 0;
     for (int i = 0; i < c.n; i++)
@@ -565,46 +648,78 @@ static void model_decide(const obspam_message *msg, unsigned wl_match,
     return;
   }
   int64_t n = M.unit_messages ? 1 : (int64_t)msg->recipients;
-  /* 5. the object with the longest wait (-1 the longest; ties: the
-     highest, the first from the top) */
-  int64_t wait[3];
-  int named = -1;
-  for (int i = 0; i < c.n; i++) {
-    wait[i] = wait_one(c.kind[i], c.idx[i], t, n);
-    if (wait[i] != 0 &&
-        (named < 0 ||
-         (wait[named] != -1 && (wait[i] == -1 || wait[i] > wait[named]))))
-      named = i;
+  /* 5. every reason to refuse: each window of each object, and the cap
+     of the lowest one against the recipients, whatever the unit */
+  reason why[3 * NW + 1];
+  int nwhy = 0, over[3] = {0, 0, 0};
+  for (int i = 0; i < c.n; i++)
+    for (int w = 0; w < NW; w++) {
+      int64_t wait = wait_one(c.kind[i], c.idx[i], w, t, n);
+      if (wait != 0) {
+        why[nwhy++] = (reason){i, w, wait};
+        over[i] = 1;
+      }
+    }
+  int lo = c.n - 1;
+  int64_t cap = c.kind[lo] == OBSPAM_MAILBOX  ? cap_mb(c.idx[lo])
+                : c.kind[lo] == OBSPAM_DOMAIN ? cap_dom(c.idx[lo])
+                                              : cap_sub(c.idx[lo]);
+  if (cap != OBSPAM_UNLIMITED && (int64_t)msg->recipients > cap) {
+    why[nwhy++] = (reason){lo, NW, -1};
+    over[lo] = 1;
   }
-  if (named >= 0) {
-    int i = named;
+  if (nwhy > 0) {
+    const reason *r = &why[0];
+    for (int j = 1; j < nwhy; j++)
+      if (named_before(&why[j], r))
+        r = &why[j];
+    for (int j = 0; j < nwhy; j++)
+      if (&why[j] != r && why[j].wait == r->wait)
+        *(why[j].i == r->i ? &S.tie_window : &S.tie_level) += 1;
+    S.named[r->w]++;
+    if (r->wait > 0)
+      S.named_later[r->w]++;
+    int i = r->i;
     v->action = OBSPAM_REFUSE;
     v->kind = c.kind[i];
     snprintf(v->object, sizeof v->object, "%s", oname(c.kind[i], c.idx[i]));
-    v->limit = eff(c.kind[i], c.idx[i]);
-    v->count = count_at(ctr(c.kind[i], c.idx[i]), t);
-    v->retry_after = wait[i];
-    v->window = OBSPAM_WINDOW_HOUR;
-    cr_assert_eq(v->retry_after, retry_after(&c, t, n),
-                 "model: the longest wait is not the retry hint");
+    if (r->w == NW) {
+      v->limit = cap;
+      v->count = msg->recipients;
+    } else {
+      v->limit = eff(c.kind[i], c.idx[i], r->w);
+      v->count = count_w(ctr(c.kind[i], c.idx[i]), r->w, t);
+    }
+    v->retry_after = r->wait;
+    v->window = reason_window(r);
+    /* The longest wait is the first second at which the message fits
+       every window of every object (fitting only gets easier as time
+       goes on, since nothing is charged meanwhile). */
+    if (r->wait == -1)
+      cr_assert(!fits_all(&c, t + 86400 * 2, n) ||
+                    (cap != OBSPAM_UNLIMITED && (int64_t)msg->recipients > cap),
+                "model: a wait of -1 that fits later");
+    else
+      cr_assert(fits_all(&c, t + r->wait, n) &&
+                    !fits_all(&c, t + r->wait - 1, n),
+                "model: the longest wait is not the retry hint");
     for (int j = 0; j < c.n; j++) {
       add_refusal(ctr(c.kind[j], c.idx[j]), t);
-      if (wait[j] != 0)
+      if (over[j])
         add_exceeded(ctr(c.kind[j], c.idx[j]), t);
     }
     return;
   }
-  /* 6. accept: the lowest charged object is named */
-  int lo = c.n - 1;
+  /* 6. accept: the lowest charged object is named, with its hour */
   v->action = OBSPAM_ACCEPT;
   v->kind = c.kind[lo];
   snprintf(v->object, sizeof v->object, "%s", oname(c.kind[lo], c.idx[lo]));
-  v->limit = eff(c.kind[lo], c.idx[lo]);
-  v->count = count_at(ctr(c.kind[lo], c.idx[lo]), t);
+  v->limit = eff(c.kind[lo], c.idx[lo], WH);
+  v->count = count_w(ctr(c.kind[lo], c.idx[lo]), WH, t);
   v->retry_after = 0;
   v->window = OBSPAM_WINDOW_HOUR;
   for (int i = 0; i < c.n; i++)
-    add_charge(ctr(c.kind[i], c.idx[i]), t / 60, n);
+    add_charge(ctr(c.kind[i], c.idx[i]), t, n);
 }
 
 /* ---- building the tree in both ----------------------------------------------
@@ -613,21 +728,38 @@ static void model_decide(const obspam_message *msg, unsigned wl_match,
 static obspam_engine *e;
 static uint64_t cur_seed;
 
-static int64_t rand_limit(void) {
+/* A random own value of window w: mostly inherit; small enough to be
+   reached by the traffic of a run (bursts for the minute, days of mail
+   for the day). A window the library does not count gets none. */
+static int64_t rand_limit(int w) {
   int r = rn(100);
-  if (r < 40)
+  if (!counted[w] || r < 40 + 15 * (w != WH))
     return OBSPAM_INHERIT;
-  if (r < 52)
+  if (r < 64)
     return OBSPAM_UNLIMITED;
-  if (r < 55)
+  if (r < 67)
     return 0;
-  if (r < 65)
-    return 1 + rn(5);
-  return 10 + rn(71);
+  switch (w) {
+  case WM:
+    return r < 85 ? 1 + rn(6) : 5 + rn(21);
+  case WH:
+    return r < 75 ? 1 + rn(5) : 10 + rn(71);
+  default:
+    return r < 80 ? 10 + rn(51) : 50 + rn(351);
+  }
 }
 
-static int64_t rand_server_limit(void) {
-  return rn(100) < 40 ? OBSPAM_UNLIMITED : 20 + rn(131);
+static int64_t rand_server_limit(int w) {
+  if (!counted[w] || rn(100) < 40 + 10 * (w != WH))
+    return OBSPAM_UNLIMITED;
+  return w == WM ? 5 + rn(26) : w == WH ? 20 + rn(131) : 100 + rn(701);
+}
+
+/* A recipients cap: mostly inherit, else 1 to 5 or unlimited (never 0:
+   see the top). */
+static int64_t rand_cap(void) {
+  int r = rn(100);
+  return r < 65 ? OBSPAM_INHERIT : r < 72 ? OBSPAM_UNLIMITED : 1 + rn(5);
 }
 
 static int rand_scripts(void) {
@@ -655,41 +787,61 @@ static const char *rcase(const char *s, char *buf, size_t n) {
 static const int which_of[3] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
                                 OBSPAM_MAILBOX};
 
+/* Sets window w of limit which of an object in the engine: the hour now
+   and then through the 1.0 function, which is the same window. */
+static void set_w(int kind, const char *name, int which, int w, int64_t v) {
+  if (w == WH && rn(2))
+    E_OK(obspam_set_limit(e, kind, name, which, v));
+  else
+    E_OK(obspam_set_window_limit(e, kind, name, which, window_s[w], v));
+}
+
+/* An own value for window w, or the cap (w == NW), of an object: set in
+   the engine unless it is inherit, which a new object has already. */
+static int64_t own_value(int kind, const char *name, int which, int w) {
+  int64_t v = w == NW ? rand_cap() : rand_limit(w);
+  if (v != OBSPAM_INHERIT && w == NW)
+    E_OK(obspam_set_max_recipients(e, kind, name, v));
+  else if (v != OBSPAM_INHERIT)
+    set_w(kind, name, which, w, v);
+  return v;
+}
+
 static void add_mailbox_both(int m) {
   char b[64];
+  mmbox *B = &M.mb[m];
   /* Declaring an implicit mailbox keeps its counters. */
-  if (!M.mb[m].implicit)
-    counters_reset(&M.mb[m].k);
-  M.mb[m].alive = 1;
-  M.mb[m].implicit = 0;
-  M.mb[m].own = rn(2) ? rand_limit() : OBSPAM_INHERIT;
-  E_OK(obspam_add(e, OBSPAM_MAILBOX, rcase(M.mb[m].name, b, sizeof b),
-                  rn(2) ? NULL : M.dom[M.mb[m].dom].name));
-  if (M.mb[m].own != OBSPAM_INHERIT)
-    E_OK(obspam_set_limit(e, OBSPAM_MAILBOX, M.mb[m].name, OBSPAM_MAILBOX,
-                          M.mb[m].own));
+  if (!B->implicit)
+    counters_reset(&B->k);
+  B->alive = 1;
+  B->implicit = 0;
+  E_OK(obspam_add(e, OBSPAM_MAILBOX, rcase(B->name, b, sizeof b),
+                  rn(2) ? NULL : M.dom[B->dom].name));
+  for (int w = 0; w < NW; w++)
+    B->own[w] = rn(2) ? own_value(OBSPAM_MAILBOX, B->name, OBSPAM_MAILBOX, w)
+                      : OBSPAM_INHERIT;
+  B->cap = own_value(OBSPAM_MAILBOX, B->name, OBSPAM_MAILBOX, NW);
 }
 
 static void add_domain_both(int d) {
   char b[64];
-  M.dom[d].alive = 1;
-  M.dom[d].own = rand_limit();
-  M.dom[d].mdef = rand_limit();
-  counters_reset(&M.dom[d].k);
-  E_OK(obspam_add(e, OBSPAM_DOMAIN, rcase(M.dom[d].name, b, sizeof b),
-                  rcase(M.sub[M.dom[d].sub].name, b + 32, 32)));
-  if (M.dom[d].own != OBSPAM_INHERIT)
-    E_OK(obspam_set_limit(e, OBSPAM_DOMAIN, M.dom[d].name, OBSPAM_DOMAIN,
-                          M.dom[d].own));
-  if (M.dom[d].mdef != OBSPAM_INHERIT)
-    E_OK(obspam_set_limit(e, OBSPAM_DOMAIN, M.dom[d].name, OBSPAM_MAILBOX,
-                          M.dom[d].mdef));
+  mdom *D = &M.dom[d];
+  D->alive = 1;
+  counters_reset(&D->k);
+  E_OK(obspam_add(e, OBSPAM_DOMAIN, rcase(D->name, b, sizeof b),
+                  rcase(M.sub[D->sub].name, b + 32, 32)));
+  for (int w = 0; w < NW; w++) {
+    D->own[w] = own_value(OBSPAM_DOMAIN, D->name, OBSPAM_DOMAIN, w);
+    D->mdef[w] = own_value(OBSPAM_DOMAIN, D->name, OBSPAM_MAILBOX, w);
+  }
+  D->cap = own_value(OBSPAM_DOMAIN, D->name, OBSPAM_DOMAIN, NW);
 }
 
 static void build(uint64_t seed) {
   char b[64];
   cur_seed = seed;
   rng_state = seed * 0x2545f4914f6cdd1dull + 12345;
+  read_counted();
   for (int i = 0; i < M.ns; i++)
     counters_free(&M.sub[i].k);
   for (int i = 0; i < M.nd; i++)
@@ -701,45 +853,46 @@ static void build(uint64_t seed) {
   M.count_fwd_remote = 1;
   e = tu_new();
 
-  for (int w = 0; w < 3; w++) {
-    M.server[w] = rand_server_limit();
-    E_OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, which_of[w], M.server[w]));
-  }
+  for (int w = 0; w < NW; w++)
+    for (int l = 0; l < 3; l++) {
+      M.server[w][l] = rand_server_limit(w);
+      set_w(OBSPAM_SERVER, NULL, which_of[l], w, M.server[w][l]);
+    }
+  M.server_cap = rn(100) < 60 ? OBSPAM_UNLIMITED : 2 + rn(5);
+  E_OK(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, M.server_cap));
   M.server_scripts = rn(100) < 85;
   E_OK(obspam_set_scripts_allowed(e, OBSPAM_SERVER, NULL, M.server_scripts));
 
   M.np = rn(MAXP);
   for (int p = 0; p < M.np; p++) {
-    snprintf(M.plan[p].name, sizeof M.plan[p].name, "plan%d", p);
-    E_OK(obspam_add(e, OBSPAM_PLAN, rcase(M.plan[p].name, b, sizeof b), NULL));
-    for (int w = 0; w < 3; w++) {
-      M.plan[p].lim[w] = rand_limit();
-      E_OK(obspam_set_limit(e, OBSPAM_PLAN, M.plan[p].name, which_of[w],
-                            M.plan[p].lim[w]));
-    }
-    M.plan[p].scripts = rand_scripts();
-    E_OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, M.plan[p].name,
-                                    M.plan[p].scripts));
+    mplan *P = &M.plan[p];
+    snprintf(P->name, sizeof P->name, "plan%d", p);
+    E_OK(obspam_add(e, OBSPAM_PLAN, rcase(P->name, b, sizeof b), NULL));
+    for (int w = 0; w < NW; w++)
+      for (int l = 0; l < 3; l++)
+        P->lim[w][l] = own_value(OBSPAM_PLAN, P->name, which_of[l], w);
+    P->cap = own_value(OBSPAM_PLAN, P->name, OBSPAM_MAILBOX, NW);
+    P->scripts = rand_scripts();
+    E_OK(obspam_set_scripts_allowed(e, OBSPAM_PLAN, P->name, P->scripts));
   }
 
   M.ns = 1 + rn(MAXS - 1);
   for (int s = 0; s < M.ns; s++) {
-    msub *S = &M.sub[s];
-    snprintf(S->name, sizeof S->name, "sub%d", s);
-    S->plan = M.np > 0 && rn(3) ? rn(M.np) : -1;
-    E_OK(obspam_add(e, OBSPAM_SUBSCRIPTION, rcase(S->name, b, sizeof b),
-                    S->plan >= 0 ? M.plan[S->plan].name : NULL));
-    for (int w = 0; w < 3; w++) {
-      S->lim[w] = rand_limit();
-      E_OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, S->name, which_of[w],
-                            S->lim[w]));
-    }
-    S->scripts = rand_scripts();
-    E_OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, S->name,
-                                    S->scripts));
-    S->uid = rn(100) < 80 ? 1000 + s : -1;
-    if (S->uid >= 0)
-      E_OK(obspam_set_uid(e, S->name, S->uid));
+    msub *U = &M.sub[s];
+    snprintf(U->name, sizeof U->name, "sub%d", s);
+    U->plan = M.np > 0 && rn(3) ? rn(M.np) : -1;
+    E_OK(obspam_add(e, OBSPAM_SUBSCRIPTION, rcase(U->name, b, sizeof b),
+                    U->plan >= 0 ? M.plan[U->plan].name : NULL));
+    for (int w = 0; w < NW; w++)
+      for (int l = 0; l < 3; l++)
+        U->lim[w][l] = own_value(OBSPAM_SUBSCRIPTION, U->name, which_of[l], w);
+    U->cap = own_value(OBSPAM_SUBSCRIPTION, U->name, OBSPAM_MAILBOX, NW);
+    U->scripts = rand_scripts();
+    E_OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, U->name,
+                                    U->scripts));
+    U->uid = rn(100) < 80 ? 1000 + s : -1;
+    if (U->uid >= 0)
+      E_OK(obspam_set_uid(e, U->name, U->uid));
   }
 
   for (int s = 0; s < M.ns; s++) {
@@ -775,6 +928,76 @@ static void toggle_option(int opt, int *field) {
   E_OK(obspam_set_option(e, opt, *field));
 }
 
+/* A new value for one window (NW: the cap) of one limit of an object
+   somewhere, set in both. A value set back to inherit is set in the
+   engine too. */
+static void change_value(void) {
+  int w = rn(NW + 1), l = rn(3);
+  int64_t v = w == NW ? rand_cap() : rand_limit(w);
+  int kind;
+  const char *name;
+  int64_t *at;
+
+  switch (rn(5)) {
+  case 0:
+    kind = OBSPAM_SERVER;
+    name = NULL;
+    if (w == NW)
+      v = rn(2) ? OBSPAM_UNLIMITED : 1 + rn(6);
+    else
+      v = rand_server_limit(w);
+    at = w == NW ? &M.server_cap : &M.server[w][l];
+    break;
+  case 1:
+    if (M.np == 0)
+      return;
+    {
+      int p = rn(M.np);
+      kind = OBSPAM_PLAN;
+      name = M.plan[p].name;
+      at = w == NW ? &M.plan[p].cap : &M.plan[p].lim[w][l];
+      break;
+    }
+  case 2: {
+    int s = rn(M.ns);
+    kind = OBSPAM_SUBSCRIPTION;
+    name = M.sub[s].name;
+    at = w == NW ? &M.sub[s].cap : &M.sub[s].lim[w][l];
+    break;
+  }
+  case 3: {
+    int d = rn(M.nd);
+    if (!M.dom[d].alive)
+      return;
+    kind = OBSPAM_DOMAIN;
+    name = M.dom[d].name;
+    l = rn(2) ? LD : LM;
+    at = w == NW   ? &M.dom[d].cap
+         : l == LD ? &M.dom[d].own[w]
+                   : &M.dom[d].mdef[w];
+    break;
+  }
+  default: {
+    if (M.nm == 0)
+      return;
+    int m = rn(M.nm);
+    if (!M.mb[m].alive || M.mb[m].implicit)
+      return;
+    kind = OBSPAM_MAILBOX;
+    name = M.mb[m].name;
+    l = LM;
+    at = w == NW ? &M.mb[m].cap : &M.mb[m].own[w];
+  }
+  }
+  if (w < NW && !counted[w])
+    return;
+  *at = v;
+  if (w == NW)
+    E_OK(obspam_set_max_recipients(e, kind, name, v));
+  else
+    set_w(kind, name, which_of[l], w, v);
+}
+
 static void random_event(void) {
   int r = rn(1000);
   if (r < 10) {
@@ -790,53 +1013,7 @@ static void random_event(void) {
   } else if (r < 30) {
     toggle_option(OBSPAM_OPT_COUNT_MAILING_LISTS, &M.count_lists);
   } else if (r < 38) {
-    /* a limit somewhere */
-    int w = rn(3);
-    switch (rn(5)) {
-    case 0:
-      M.server[w] = rand_server_limit();
-      E_OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, which_of[w], M.server[w]));
-      break;
-    case 1:
-      if (M.np > 0) {
-        int p = rn(M.np);
-        M.plan[p].lim[w] = rand_limit();
-        E_OK(obspam_set_limit(e, OBSPAM_PLAN, M.plan[p].name, which_of[w],
-                              M.plan[p].lim[w]));
-      }
-      break;
-    case 2: {
-      int s = rn(M.ns);
-      M.sub[s].lim[w] = rand_limit();
-      E_OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, M.sub[s].name, which_of[w],
-                            M.sub[s].lim[w]));
-      break;
-    }
-    case 3: {
-      int d = rn(M.nd);
-      if (!M.dom[d].alive)
-        break;
-      if (rn(2)) {
-        M.dom[d].own = rand_limit();
-        E_OK(obspam_set_limit(e, OBSPAM_DOMAIN, M.dom[d].name, OBSPAM_DOMAIN,
-                              M.dom[d].own));
-      } else {
-        M.dom[d].mdef = rand_limit();
-        E_OK(obspam_set_limit(e, OBSPAM_DOMAIN, M.dom[d].name, OBSPAM_MAILBOX,
-                              M.dom[d].mdef));
-      }
-      break;
-    }
-    default:
-      if (M.nm > 0) {
-        int m = rn(M.nm);
-        if (!M.mb[m].alive || M.mb[m].implicit)
-          break;
-        M.mb[m].own = rand_limit();
-        E_OK(obspam_set_limit(e, OBSPAM_MAILBOX, M.mb[m].name, OBSPAM_MAILBOX,
-                              M.mb[m].own));
-      }
-    }
+    change_value();
   } else if (r < 42) {
     /* scripts setting */
     int s = rn(M.ns);
@@ -959,9 +1136,8 @@ static void compare_stats(int step) {
       cr_assert_eq(rc, OBSPAM_OK, "seed %" PRIu64 " step %d: stats(%s) rc %d",
                    cur_seed, step, name, rc);
       const counters *k = ctr(kind, idx);
-      int64_t lim = eff(kind, idx), cnt = count_at(k, now);
-      /* Blocked: the highest of the object and its ancestors that one
-         more recipient would not fit. */
+      /* Blocked: the highest of the object and its ancestors with a
+         window that one more recipient would not fit. */
       int chain_kind[3], chain_idx[3], nchain = 0, blocked = -1;
       if (kind == OBSPAM_MAILBOX) {
         chain_kind[nchain] = OBSPAM_MAILBOX;
@@ -976,14 +1152,18 @@ static void compare_stats(int step) {
       chain_kind[nchain] = OBSPAM_SUBSCRIPTION;
       chain_idx[nchain++] = idx;
       idx = objs[i].idx;
-      for (int c = nchain - 1; c >= 0 && blocked < 0; c--) {
-        int64_t l = eff(chain_kind[c], chain_idx[c]);
-        if (l != OBSPAM_UNLIMITED &&
-            count_at(ctr(chain_kind[c], chain_idx[c]), now) + 1 > l)
-          blocked = c;
-      }
-      int64_t want[10] = {lim,
-                          cnt,
+      for (int c = nchain - 1; c >= 0 && blocked < 0; c--)
+        for (int w = 0; w < NW && blocked < 0; w++) {
+          int64_t l = eff(chain_kind[c], chain_idx[c], w);
+          if (l != OBSPAM_UNLIMITED &&
+              count_w(ctr(chain_kind[c], chain_idx[c]), w, now) + 1 > l)
+            blocked = c;
+        }
+      /* A window's count is compared when the library counts it; its
+         limit always (none is set for a window it does not count). */
+      enum { NF = 14 };
+      int64_t want[NF] = {eff(kind, idx, WH),
+                          count_w(k, WH, now),
                           refused_at(k, now),
                           k->refused_total,
                           k->last_refused,
@@ -991,21 +1171,27 @@ static void compare_stats(int step) {
                           exceeded_at(k, now),
                           k->exceeded_total,
                           blocked < 0 ? -1 : chain_kind[blocked],
-                          0};
-      int64_t got[10] = {s.limit,         s.count,          s.refused,
+                          0,
+                          eff(kind, idx, WM),
+                          counted[WM] ? count_w(k, WM, now) : s.count_minute,
+                          eff(kind, idx, WD),
+                          counted[WD] ? count_w(k, WD, now) : s.count_day};
+      int64_t got[NF] = {s.limit,         s.count,          s.refused,
                          s.refused_total, s.last_refused,   s.sending,
                          s.exceeded,      s.exceeded_total, s.blocked_kind,
-                         s.disabled};
-      static const char *const field[10] = {
-          "limit",        "count",   "refused",  "refused_total",
-          "last_refused", "sending", "exceeded", "exceeded_total",
-          "blocked_kind", "disabled"};
+                         s.disabled,      s.limit_minute,   s.count_minute,
+                         s.limit_day,     s.count_day};
+      static const char *const field[NF] = {
+          "limit",        "count",    "refused",      "refused_total",
+          "last_refused", "sending",  "exceeded",     "exceeded_total",
+          "blocked_kind", "disabled", "limit_minute", "count_minute",
+          "limit_day",    "count_day"};
       cr_assert_str_eq(
           s.blocked_by,
           blocked < 0 ? "" : oname(chain_kind[blocked], chain_idx[blocked]),
           "seed %" PRIu64 " step %d: stats(%s).blocked_by", cur_seed, step,
           name);
-      for (int f = 0; f < 10; f++)
+      for (int f = 0; f < NF; f++)
         cr_assert_eq(got[f], want[f],
                      "seed %" PRIu64 " step %d: stats(%s).%s at T0%+" PRId64
                      " = %" PRId64 ", model %" PRId64,
@@ -1018,13 +1204,16 @@ static void compare_stats(int step) {
 typedef struct tally {
   int64_t actions[4], never, later, accept_kind[5];
   int64_t implicit; /* verdicts that name an implicit mailbox */
+  seen seen;        /* refusals by window, and tie-breaks */
 } tally;
 
 static void run(uint64_t seed, tally *ty) {
   int64_t *actions = ty->actions, *accept_kind = ty->accept_kind;
   int64_t never = 0, later = 0;
+  memset(&S, 0, sizeof S);
   build(seed);
   int64_t clock = T0;
+  int burst = 0;
   char sasl_buf[64], sender_buf[64], hint_buf[64];
   for (int step = 0; step < N_STEPS; step++) {
     if (chance(100))
@@ -1057,7 +1246,16 @@ static void run(uint64_t seed, tally *ty) {
                  : rcase(M.dom[rn(M.nd)].name, hint_buf, sizeof hint_buf);
     m.script = rn(2) ? "/var/www/x/index.php" : NULL;
 
-    clock += rn(301);
+    /* Minutes apart, with bursts of messages seconds apart now and then
+       (which the minute window is for). */
+    if (burst == 0 && chance(8))
+      burst = 20 + rn(41);
+    if (burst > 0) {
+      burst--;
+      clock += rn(7);
+    } else {
+      clock += rn(301);
+    }
     m.time = clock;
     if (chance(30))
       m.time = clock - rn(4000); /* a time from the past */
@@ -1085,9 +1283,10 @@ static void run(uint64_t seed, tally *ty) {
                got.limit == want.limit && got.count == want.count &&
                got.retry_after == want.retry_after && got.window == want.window;
     cr_assert(same,
-              "seed %" PRIu64 " step %d: message %s\n  engine %s\n  model  %s\n"
+              "seed %" PRIu64 " step %d: message %s\n"
+              "  engine %s window=%" PRId64 "\n  model  %s window=%" PRId64 "\n"
               "  (unit=%s unauth=%d fwd_local=%d fwd_remote=%d lists=%d)",
-              seed, step, mbuf, gbuf, wbuf,
+              seed, step, mbuf, gbuf, got.window, wbuf, want.window,
               M.unit_messages ? "messages" : "recipients", M.count_unauth,
               M.count_fwd_local, M.count_fwd_remote, M.count_lists);
 
@@ -1108,6 +1307,12 @@ static void run(uint64_t seed, tally *ty) {
   compare_stats(N_STEPS);
   ty->never += never;
   ty->later += later;
+  for (int w = 0; w <= NW; w++)
+    ty->seen.named[w] += S.named[w];
+  for (int w = 0; w < NW; w++)
+    ty->seen.named_later[w] += S.named_later[w];
+  ty->seen.tie_level += S.tie_level;
+  ty->seen.tie_window += S.tie_window;
   obspam_engine_free(e);
   e = NULL;
 }
@@ -1133,7 +1338,9 @@ SEED_TEST(9)
 SEED_TEST(10)
 
 /* Over all seeds the generator covers every action, refusals that never fit
-   and that fit later, and accepts naming each kind of object; otherwise the
+   and that fit later, accepts naming each kind of object, refusals naming
+   each window the library counts and the recipients cap, and namings that
+   needed a tie-break between levels and between windows; otherwise the
    comparison above would prove little. */
 Test(property, verdict_mix_is_not_degenerate) {
   tally ty;
@@ -1152,4 +1359,31 @@ Test(property, verdict_mix_is_not_degenerate) {
   cr_log_info("implicit mailboxes named %" PRId64 " times", ty.implicit);
   cr_assert_geq(ty.implicit, 300,
                 "implicit mailboxes named only %" PRId64 " times", ty.implicit);
+  cr_log_info("refusals naming the minute %" PRId64 " (%" PRId64
+              " with a wait that ends), the hour %" PRId64 " (%" PRId64
+              "), the day %" PRId64 " (%" PRId64 "), the cap %" PRId64
+              "; ties between levels %" PRId64 ", between windows %" PRId64,
+              ty.seen.named[WM], ty.seen.named_later[WM], ty.seen.named[WH],
+              ty.seen.named_later[WH], ty.seen.named[WD],
+              ty.seen.named_later[WD], ty.seen.named[NW], ty.seen.tie_level,
+              ty.seen.tie_window);
+  for (int w = 0; w < NW; w++)
+    if (counted[w]) {
+      cr_assert_geq(ty.seen.named[w], 200,
+                    "refusals naming the %s window only %" PRId64 " times",
+                    window_name[w], ty.seen.named[w]);
+      cr_assert_geq(ty.seen.named_later[w], 100,
+                    "refusals naming the %s window with a wait that ends "
+                    "only %" PRId64 " times",
+                    window_name[w], ty.seen.named_later[w]);
+    }
+  cr_assert_geq(ty.seen.named[NW], 200,
+                "refusals naming the cap only %" PRId64 " times",
+                ty.seen.named[NW]);
+  cr_assert_geq(ty.seen.tie_level, 200,
+                "ties between levels only %" PRId64 " times",
+                ty.seen.tie_level);
+  cr_assert_geq(ty.seen.tie_window, counted[WM] || counted[WD] ? 200 : 1,
+                "ties between windows only %" PRId64 " times",
+                ty.seen.tie_window);
 }

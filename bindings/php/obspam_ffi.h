@@ -62,6 +62,7 @@ typedef struct obspam_report_row {
   int64_t refused;
   int64_t first_refused, last_refused;
   int64_t exceeded;
+  int64_t window;
 } obspam_report_row;
 
 typedef struct obspam_notice {
@@ -75,6 +76,7 @@ typedef struct obspam_notice {
   int64_t first_refused, last_refused;
   int64_t period_start, period_end;
   int64_t exceeded;
+  int64_t window;
 } obspam_notice;
 
 unsigned int obspam_version(void);
@@ -97,6 +99,15 @@ int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
                      int64_t per_hour);
 int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
                            int64_t *per_hour);
+int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
+                            int which, int64_t window, int64_t limit);
+int obspam_effective_window_limit(obspam_engine *e, int kind,
+                                  const char *name, int64_t window,
+                                  int64_t *limit);
+int obspam_set_max_recipients(obspam_engine *e, int kind, const char *name,
+                              int64_t max);
+int obspam_effective_max_recipients(obspam_engine *e, int kind,
+                                    const char *name, int64_t *max);
 int obspam_set_uid(obspam_engine *e, const char *subscription, int64_t uid);
 int obspam_set_scripts_allowed(obspam_engine *e, int kind, const char *name,
                                int allowed);

@@ -113,6 +113,7 @@ int main(void) {
   FIELD(obspam_report_row, first_refused);
   FIELD(obspam_report_row, last_refused);
   FIELD(obspam_report_row, exceeded);
+  FIELD(obspam_report_row, window);
 
   SIZE(obspam_notice);
   FIELD(obspam_notice, struct_size);
@@ -128,5 +129,6 @@ int main(void) {
   FIELD(obspam_notice, period_start);
   FIELD(obspam_notice, period_end);
   FIELD(obspam_notice, exceeded);
+  FIELD(obspam_notice, window);
   return 0;
 }

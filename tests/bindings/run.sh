@@ -234,7 +234,7 @@ absent=
 for action in 0 1 2 3; do
   grep -q "^verdict $action " "$TMP/c.out" || absent+=" $action"
 done
-for kind in notice report history stats error; do
+for kind in notice report history stats error window cap effective; do
   grep -q "^$kind " "$TMP/c.out" || absent+=" $kind"
 done
 if [[ -z $absent && $(grep -c '^verdict ' "$TMP/c.out") -ge 300 ]]; then
@@ -316,7 +316,12 @@ step "examples: admin_report.py (demo engine) and admin_report.php (a server's f
 echo "+ python3 examples/admin_report.py"
 if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
   grep -q '^mailbox  *info@acme.example .* BLOCKED' "$TMP/report.txt" &&
-  grep -q '^/var/www/bakery/wp-content/plugins/forms/mail.php  *200 ' "$TMP/report.txt"; then
+  grep -q '^/var/www/bakery/wp-content/plugins/forms/mail.php  *200 ' "$TMP/report.txt" &&
+  # the mailbox went over its burst cap, the newsletter over its cap on
+  # recipients, the domain over its hourly limit
+  grep -q '^mailbox  *info@acme.example  *5/m 10/h  *5  *BLOCKED .* per minute ' "$TMP/report.txt" &&
+  grep -q '^mailbox  *newsletter@bakery.example .* recipients ' "$TMP/report.txt" &&
+  grep -q '^domain  *bakery.example .* per hour ' "$TMP/report.txt"; then
   cat "$TMP/report.txt"
   pass example-py
 else
@@ -344,6 +349,7 @@ page_ok() {
     grep -q '<td>info@acme.example</td>' "$1" &&
     grep -q 'class="blocked">BLOCKED' "$1" &&
     grep -q '<code>/var/www/bakery/wp-content/plugins/forms/mail.php</code>' "$1" &&
+    grep -q '<td>per minute</td>' "$1" &&
     ! grep -qi 'demo' "$1"
 }
 php_example=ok

@@ -44,10 +44,10 @@ static int error(const obspam_engine *e, int rc) {
 static void on_notice(const obspam_notice *n, void *ud) {
   (void)ud;
   printf("notice %d %s %s %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-         " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+         " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
          (int)n->kind, n->name, or_dash(n->subscription), or_dash(n->contact),
          n->limit, n->sent, n->refused, n->first_refused, n->last_refused,
-         n->period_start, n->period_end, n->exceeded);
+         n->period_start, n->period_end, n->exceeded, n->window);
 }
 
 static void on_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -58,9 +58,9 @@ static void on_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
 static void on_row(const obspam_report_row *r, void *ud) {
   ++*(int *)ud;
   printf("report %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-         "\n",
+         " %" PRId64 "\n",
          (int)r->kind, r->name, r->sent, r->refused, r->first_refused,
-         r->last_refused, r->exceeded);
+         r->last_refused, r->exceeded, r->window);
 }
 
 static void run(obspam_engine *e, char **w, int n) {
@@ -121,6 +121,38 @@ static void run(obspam_engine *e, char **w, int n) {
       error(e, rc);
     else
       printf("flush end\n");
+  } else if (strcmp(w[0], "w") == 0 && n == 6) {
+    rc = obspam_set_window_limit(e, atoi(w[1]), str_arg(w[2]), atoi(w[3]),
+                                 strtoll(w[4], NULL, 10),
+                                 strtoll(w[5], NULL, 10));
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("window %s %s %s %s %s\n", w[1], w[2], w[3], w[4], w[5]);
+  } else if (strcmp(w[0], "x") == 0 && n == 4) {
+    rc = obspam_set_max_recipients(e, atoi(w[1]), str_arg(w[2]),
+                                   strtoll(w[3], NULL, 10));
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("cap %s %s %s\n", w[1], w[2], w[3]);
+  } else if (strcmp(w[0], "e") == 0 && n == 3) {
+    static const int64_t windows[3] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_HOUR,
+                                       OBSPAM_WINDOW_DAY};
+    int64_t v[4];
+    int i;
+
+    for (i = 0, rc = OBSPAM_OK; i < 3 && rc == OBSPAM_OK; i++)
+      rc =
+          obspam_effective_window_limit(e, atoi(w[1]), w[2], windows[i], &v[i]);
+    if (rc == OBSPAM_OK)
+      rc = obspam_effective_max_recipients(e, atoi(w[1]), w[2], &v[3]);
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("effective %s %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+             "\n",
+             w[1], w[2], v[0], v[1], v[2], v[3]);
   } else if (strcmp(w[0], "o") == 0 && n == 3) {
     rc = obspam_set_option(e, atoi(w[1]), strtoll(w[2], NULL, 10));
     if (rc != OBSPAM_OK)

@@ -68,13 +68,27 @@ function run(Engine $engine, array $w): void
             $rows = $engine->report(time_arg($w[1]), time_arg($w[2]));
             foreach ($rows as $r) {
                 echo "report {$r->kind} {$r->name} {$r->sent} {$r->refused} {$r->firstRefused} {$r->lastRefused}"
-                    . " {$r->exceeded}\n";
+                    . " {$r->exceeded} {$r->window}\n";
             }
             echo 'report end ' . count($rows) . "\n";
             break;
         case $w[0] === 'n' && $n === 2:
             $engine->notifyFlush((int) $w[1]);
             echo "flush end\n";
+            break;
+        case $w[0] === 'w' && $n === 6:
+            $engine->setWindowLimit((int) $w[1], str_arg($w[2]), (int) $w[3], (int) $w[4], (int) $w[5]);
+            echo "window {$w[1]} {$w[2]} {$w[3]} {$w[4]} {$w[5]}\n";
+            break;
+        case $w[0] === 'x' && $n === 4:
+            $engine->setMaxRecipients((int) $w[1], str_arg($w[2]), (int) $w[3]);
+            echo "cap {$w[1]} {$w[2]} {$w[3]}\n";
+            break;
+        case $w[0] === 'e' && $n === 3:
+            $limits = $engine->effectiveLimits((int) $w[1], $w[2]);
+            $cap = $engine->effectiveMaxRecipients((int) $w[1], $w[2]);
+            echo "effective {$w[1]} {$w[2]} {$limits[Engine::WINDOW_MINUTE]} {$limits[Engine::WINDOW_HOUR]}"
+                . " {$limits[Engine::WINDOW_DAY]} $cap\n";
             break;
         case $w[0] === 'o' && $n === 3:
             $engine->setOption((int) $w[1], (int) $w[2]);
@@ -95,7 +109,7 @@ $engine->loadConfig($argv[1]);
 $engine->setNotify(function (Obspam\Notice $n): void {
     echo "notice {$n->kind} {$n->name} " . or_dash($n->subscription) . ' ' . or_dash($n->contact)
         . " {$n->limit} {$n->sent} {$n->refused} {$n->firstRefused} {$n->lastRefused}"
-        . " {$n->periodStart} {$n->periodEnd} {$n->exceeded}\n";
+        . " {$n->periodStart} {$n->periodEnd} {$n->exceeded} {$n->window}\n";
 });
 $in = fopen($argv[2], 'r');
 if ($in === false) {

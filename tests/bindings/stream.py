@@ -34,7 +34,7 @@ def on_notice(n: obspam.Notice) -> None:
     print(
         f"notice {int(n.kind)} {n.name} {or_dash(n.subscription)} {or_dash(n.contact)} "
         f"{n.limit} {n.sent} {n.refused} {n.first_refused} {n.last_refused} "
-        f"{n.period_start} {n.period_end} {n.exceeded}"
+        f"{n.period_start} {n.period_end} {n.exceeded} {int(n.window)}"
     )
 
 
@@ -74,12 +74,25 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
         for r in rows:
             print(
                 f"report {int(r.kind)} {r.name} {r.sent} {r.refused} "
-                f"{r.first_refused} {r.last_refused} {r.exceeded}"
+                f"{r.first_refused} {r.last_refused} {r.exceeded} {int(r.window)}"
             )
         print(f"report end {len(rows)}")
     elif cmd == "n" and len(w) == 2:
         engine.notify_flush(int(w[1]))
         print("flush end")
+    elif cmd == "w" and len(w) == 6:
+        engine.set_window_limit(int(w[1]), str_arg(w[2]), int(w[3]), int(w[4]), int(w[5]))
+        print(f"window {w[1]} {w[2]} {w[3]} {w[4]} {w[5]}")
+    elif cmd == "x" and len(w) == 4:
+        engine.set_max_recipients(int(w[1]), str_arg(w[2]), int(w[3]))
+        print(f"cap {w[1]} {w[2]} {w[3]}")
+    elif cmd == "e" and len(w) == 3:
+        limits = engine.effective_limits(int(w[1]), w[2])
+        cap = engine.effective_max_recipients(int(w[1]), w[2])
+        print(
+            f"effective {w[1]} {w[2]} {limits[obspam.WINDOW_MINUTE]} "
+            f"{limits[obspam.WINDOW_HOUR]} {limits[obspam.WINDOW_DAY]} {cap}"
+        )
     elif cmd == "o" and len(w) == 3:
         engine.set_option(int(w[1]), int(w[2]))
         print(f"option {w[1]} {w[2]}")

@@ -168,10 +168,14 @@ function stats(
     int $blockedKind = -1,
     bool $disabled = false,
     string $blockedBy = '',
+    int $limitMinute = -1,
+    int $countMinute = 0,
+    int $limitDay = -1,
 ): Stats {
     return new Stats($sending, $limit, $count, $refused, $refusedTotal, $lastRefused, $exceeded, $exceededTotal,
-        -1, 0, -1, $countDay, $blockedKind, $disabled, $blockedBy);
+        $limitMinute, $countMinute, $limitDay, $countDay, $blockedKind, $disabled, $blockedBy);
 }
+
 
 function newEngine(): Engine
 {
@@ -233,6 +237,9 @@ test('every function has a method', function (): void {
         'obspam_set_option' => 'setOption', 'obspam_get_option' => 'getOption',
         'obspam_add' => 'add', 'obspam_remove' => 'remove', 'obspam_set_limit' => 'setLimit',
         'obspam_effective_limit' => 'effectiveLimit', 'obspam_set_uid' => 'setUid',
+        'obspam_set_window_limit' => 'setWindowLimit', 'obspam_effective_window_limit' => 'effectiveWindowLimit',
+        'obspam_set_max_recipients' => 'setMaxRecipients',
+        'obspam_effective_max_recipients' => 'effectiveMaxRecipients',
         'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
         'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
         'obspam_local_network_add' => 'localNetworkAdd', 'obspam_local_network_remove' => 'localNetworkRemove',
@@ -600,6 +607,174 @@ test('decide', function (): void {
     throws(fn () => $e->decide(['sender' => "a\0b@example.com"]), Engine::EINVAL, null, 'a NUL byte');
 });
 
+// ---- windows and the recipients cap (1.3) ---------------------------------
+
+test('windows', function (): void {
+    $e = newEngine();
+    $mb = Engine::MAILBOX;
+    $box = 'info@example.com';
+    $all = fn (int $m, int $h, int $d): array => [Engine::WINDOW_MINUTE => $m, Engine::WINDOW_HOUR => $h,
+        Engine::WINDOW_DAY => $d];
+    same($all(-1, 5, -1), $e->effectiveLimits($mb, $box), 'a new engine: minute and day unlimited');
+    $e->setWindowLimit(Engine::SERVER, null, Engine::MAILBOX, Engine::WINDOW_MINUTE, 10);
+    $e->setWindowLimit(Engine::PLAN, 'basic', Engine::MAILBOX, Engine::WINDOW_DAY, 500);
+    $e->setWindowLimit(Engine::PLAN, 'basic', Engine::SUBSCRIPTION, Engine::WINDOW_DAY, 9000);
+    same($all(10, 5, 500), $e->effectiveLimits($mb, $box), 'from the server and the plan');
+    same(9000, $e->effectiveWindowLimit(Engine::SUBSCRIPTION, 'acme', 86400), "the subscription's day");
+    same(-1, $e->effectiveWindowLimit(Engine::DOMAIN, 'example.com', Engine::WINDOW_DAY), "the domain's day");
+    $e->setWindowLimit(Engine::DOMAIN, 'example.com', Engine::MAILBOX, Engine::WINDOW_MINUTE, 3);
+    same(3, $e->effectiveWindowLimit($mb, 'sales@example.com', 60), "the domain's default for its mailboxes");
+    $e->setWindowLimit($mb, $box, Engine::MAILBOX, Engine::WINDOW_DAY, 50);
+    same($all(3, 5, 50), $e->effectiveLimits($mb, $box), "the mailbox's own day");
+    same(500, $e->effectiveWindowLimit($mb, 'sales@example.com', Engine::WINDOW_DAY), 'not its sibling');
+    $e->setWindowLimit($mb, $box, Engine::MAILBOX, Engine::WINDOW_HOUR, 7);
+    same(7, $e->effectiveLimit($mb, $box), 'the hour window is the 1.0 limit');
+    $e->setLimit($mb, $box, Engine::MAILBOX, 8);
+    same(8, $e->effectiveWindowLimit($mb, $box, Engine::WINDOW_HOUR), 'either way');
+    $e->setWindowLimit($mb, $box, Engine::MAILBOX, Engine::WINDOW_MINUTE, Engine::UNLIMITED);
+    $e->setWindowLimit($mb, $box, Engine::MAILBOX, Engine::WINDOW_DAY, Engine::INHERIT);
+    same($all(-1, 8, 500), $e->effectiveLimits($mb, $box), 'unlimited and inherit per window');
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => 'new@example.com', 'time' => T])->action, 'an implicit mailbox');
+    same($all(3, 80, 500), $e->effectiveLimits($mb, 'new@example.com'), 'inherits every window');
+
+    $e->setWindowLimit($mb, $box, Engine::MAILBOX, Engine::WINDOW_MINUTE, 4);
+    throws(fn () => $e->setWindowLimit($mb, $box, Engine::MAILBOX, 120, 1), Engine::EINVAL,
+        'set_window_limit: 120 is not a window (60, 3600 or 86400 seconds)', 'window 120');
+    throws(fn () => $e->setWindowLimit($mb, $box, Engine::MAILBOX, 60, -3), Engine::EINVAL,
+        'set_window_limit: -3 is not a count, unlimited or inherit', 'limit -3');
+    throws(fn () => $e->setWindowLimit(Engine::SERVER, null, Engine::MAILBOX, 60, Engine::INHERIT), Engine::EINVAL,
+        'set_window_limit: -2 is not a count or unlimited', 'a server default of inherit');
+    throws(fn () => $e->setWindowLimit($mb, $box, Engine::DOMAIN, 60, 1), Engine::EINVAL,
+        'set_window_limit: a mailbox has no domain limit', 'a domain limit on a mailbox');
+    throws(fn () => $e->setWindowLimit($mb, 'nobody@example.com', Engine::MAILBOX, 60, 1), Engine::ENOTFOUND, null,
+        'an unknown mailbox');
+    throws(fn () => $e->effectiveWindowLimit($mb, $box, 0), Engine::EINVAL,
+        'effective_window_limit: 0 is not a window (60, 3600 or 86400 seconds)', 'window 0');
+    throws(fn () => $e->effectiveWindowLimit(Engine::PLAN, 'basic', 60), Engine::EINVAL, null, 'of a plan');
+    $x = throws(fn () => $e->effectiveWindowLimit(Engine::DOMAIN, 'nowhere.example', 60), Engine::ENOTFOUND, null,
+        'of an unknown domain');
+    same($x?->getMessage(), $e->lastError(), "the engine's message");
+    same($all(4, 8, 500), $e->effectiveLimits($mb, $box), 'the errors changed nothing');
+});
+
+test('max recipients', function (): void {
+    $e = newEngine();
+    $mb = Engine::MAILBOX;
+    $box = 'info@example.com';
+    same(Engine::UNLIMITED, $e->effectiveMaxRecipients($mb, $box), 'a new engine: unlimited');
+    $e->setMaxRecipients(Engine::SERVER, null, 50);
+    same(50, $e->effectiveMaxRecipients(Engine::SUBSCRIPTION, 'acme'), "the server's");
+    $e->setMaxRecipients(Engine::PLAN, 'basic', 40);
+    same(40, $e->effectiveMaxRecipients($mb, $box), "the plan's");
+    $e->setMaxRecipients(Engine::SUBSCRIPTION, 'acme', 30);
+    $e->setMaxRecipients(Engine::DOMAIN, 'example.com', 20);
+    same([30, 20, 20], [$e->effectiveMaxRecipients(Engine::SUBSCRIPTION, 'acme'),
+        $e->effectiveMaxRecipients(Engine::DOMAIN, 'example.com'),
+        $e->effectiveMaxRecipients($mb, 'sales@example.com')], 'the nearest one');
+    $e->setMaxRecipients($mb, $box, 0);
+    same(0, $e->effectiveMaxRecipients($mb, $box), 'its own 0');
+    $e->setMaxRecipients($mb, $box, Engine::INHERIT);
+    same(20, $e->effectiveMaxRecipients($mb, $box), 'inherit');
+    throws(fn () => $e->setMaxRecipients(Engine::SERVER, null, Engine::INHERIT), Engine::EINVAL, null, 'server inherit');
+    throws(fn () => $e->setMaxRecipients(Engine::SCRIPT, '/srv/a.php', 5), Engine::EINVAL, null, 'a script');
+    throws(fn () => $e->setMaxRecipients($mb, $box, -3), Engine::EINVAL, null, '-3');
+    throws(fn () => $e->setMaxRecipients($mb, 'nobody@example.com', 5), Engine::ENOTFOUND, null, 'unknown');
+    throws(fn () => $e->effectiveMaxRecipients(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'of a plan');
+    same(20, $e->effectiveMaxRecipients($mb, $box), 'the errors changed nothing');
+
+    // the lowest charged object's cap refuses the whole message: window 0,
+    // limit the cap, count the recipients, never fits
+    $e->setMaxRecipients(Engine::DOMAIN, 'example.com', 3);
+    $e->setMaxRecipients(Engine::SUBSCRIPTION, 'acme', 2);
+    same(verdict(Engine::REFUSE, $mb, $box, 3, 4, -1, 0),
+        $e->decide(['sasl_username' => $box, 'recipients' => 4, 'time' => T]), 'over the cap');
+    same(verdict(Engine::ACCEPT, $mb, $box, 5, 0, 0),
+        $e->decide(['sasl_username' => $box, 'recipients' => 3, 'time' => T]), 'at the cap');
+    $e->setOption(Engine::OPT_COUNT_UNIT, 1);
+    same(verdict(Engine::REFUSE, $mb, 'sales@example.com', 3, 4, -1, 0),
+        $e->decide(['sasl_username' => 'sales@example.com', 'recipients' => 4, 'time' => T]), 'whatever the unit');
+    $e->setOption(Engine::OPT_COUNT_UNIT, 0);
+    same(verdict(Engine::REFUSE, Engine::DOMAIN, 'example.com', 3, 4, -1, 0),
+        $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'domain_hint' => 'example.com', 'recipients' => 4,
+            'time' => T]), "a script's domain");
+    same(verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'acme', 2, 3, -1, 0),
+        $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'recipients' => 3, 'time' => T]),
+        "a script's subscription");
+    $s = $e->stats($mb, $box, T);
+    same([3, 1, 1], [$s->count, $s->refused, $s->exceeded], 'the mailbox: over its own cap');
+    $s = $e->stats(Engine::DOMAIN, 'example.com', T);
+    same([3, 3, 1], [$s->count, $s->refused, $s->exceeded], 'the domain');
+});
+
+test('minute and day windows', function (): void {
+    $e = newEngine();
+    $box = 'info@example.com';
+    $e->setWindowLimit(Engine::MAILBOX, $box, Engine::MAILBOX, Engine::WINDOW_MINUTE, 2);
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, $box, 5, 0, 0),
+        $e->decide(['sasl_username' => $box, 'recipients' => 2, 'time' => T]), 'accepted');
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, $box, 2, 2, 59, Engine::WINDOW_MINUTE),
+        $e->decide(['sasl_username' => $box, 'time' => T + 1]), "over the minute's 2");
+    same(stats(false, 5, 2, 1, 1, T + 1, exceeded: 1, exceededTotal: 1, countDay: 2, blockedKind: Engine::MAILBOX,
+        blockedBy: $box, limitMinute: 2, countMinute: 2), $e->stats(Engine::MAILBOX, $box, T + 59), 'its stats');
+    same(verdict(Engine::ACCEPT, Engine::MAILBOX, $box, 5, 2, 0),
+        $e->decide(['sasl_username' => $box, 'recipients' => 2, 'time' => T + 60]), 'a minute later');
+
+    $e->setWindowLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, Engine::WINDOW_DAY, 10);
+    $e->decide(['sasl_username' => 'sales@example.com', 'recipients' => 6, 'time' => T + 3600]);
+    same(verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'acme', 10, 10, 86400 - 7230, Engine::WINDOW_DAY),
+        $e->decide(['sasl_username' => 'sales@example.com', 'time' => T + 7200]), "over the day's 10");
+    // (refused twice in all: the refusal of info@ in the minute went through it)
+    same(stats(false, 1000, 0, 1, 2, T + 7200, exceeded: 1, exceededTotal: 1, countDay: 10,
+        blockedKind: Engine::SUBSCRIPTION, blockedBy: 'acme', limitDay: 10),
+        $e->stats(Engine::SUBSCRIPTION, 'acme', T + 7200), 'its stats');
+});
+
+test('who is named', function (): void {
+    $e = newEngine();
+    $box = 'info@example.com';
+    $e->setWindowLimit(Engine::MAILBOX, $box, Engine::MAILBOX, Engine::WINDOW_MINUTE, 5);
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, $box, 5, 0, -1, 3600),
+        $e->decide(['sasl_username' => $box, 'recipients' => 6, 'time' => T]), 'equal waits: the longer window');
+    $e->setWindowLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, Engine::WINDOW_MINUTE, 5);
+    same(verdict(Engine::REFUSE, Engine::SUBSCRIPTION, 'acme', 5, 0, -1, 60),
+        $e->decide(['sasl_username' => $box, 'recipients' => 6, 'time' => T]), 'equal waits: the higher level');
+    $e->setWindowLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, Engine::WINDOW_MINUTE, Engine::INHERIT);
+    $e->setLimit(Engine::MAILBOX, $box, Engine::MAILBOX, 100);
+    $e->setMaxRecipients(Engine::MAILBOX, $box, 5);
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, $box, 5, 0, -1, 60),
+        $e->decide(['sasl_username' => $box, 'recipients' => 6, 'time' => T]), 'the cap is the shortest window');
+    $e->setMaxRecipients(Engine::MAILBOX, $box, Engine::INHERIT);
+    $e->setWindowLimit(Engine::MAILBOX, $box, Engine::MAILBOX, Engine::WINDOW_MINUTE, 3);
+    $e->setWindowLimit(Engine::MAILBOX, $box, Engine::MAILBOX, Engine::WINDOW_DAY, 3);
+    $e->decide(['sasl_username' => $box, 'recipients' => 3, 'time' => T]);
+    same(verdict(Engine::REFUSE, Engine::MAILBOX, $box, 3, 3, 86400 - 40, 86400),
+        $e->decide(['sasl_username' => $box, 'time' => T + 10]), 'the longest wait: the day');
+});
+
+test('report and notice windows', function (): void {
+    $e = newEngine();
+    $got = [];
+    $e->setNotify(function (Notice $n) use (&$got): void {
+        $got[] = $n;
+    });
+    $e->setWindowLimit(Engine::MAILBOX, 'info@example.com', Engine::MAILBOX, Engine::WINDOW_MINUTE, 2);
+    $e->setMaxRecipients(Engine::DOMAIN, 'example.com', 3);
+    $e->decide(['sasl_username' => 'info@example.com', 'recipients' => 2, 'time' => T]);
+    $e->decide(['sasl_username' => 'info@example.com', 'time' => T + 1]);
+    $e->decide(['sasl_username' => 'sales@example.com', 'recipients' => 4, 'time' => T + 2]);
+    same([
+        new ReportRow(Engine::MAILBOX, 'info@example.com', 2, 1, T + 1, T + 1, 1, 60),
+        new ReportRow(Engine::MAILBOX, 'sales@example.com', 0, 1, T + 2, T + 2, 1, 0),
+    ], $e->report(), 'the minute window, and the cap (0)');
+    $e->notifyFlush(T0 + 3600);
+    same([
+        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 2, 2, 1, T + 1, T + 1, T0,
+            T0 + 3600, 1, 60),
+        new Notice(Engine::MAILBOX, 'sales@example.com', 'acme', 'ops@acme.example', 3, 0, 1, T + 2, T + 2, T0,
+            T0 + 3600, 1, 0),
+    ], $got, 'notices name the window of their limit');
+});
+
 function batchEngine(): Engine
 {
     $e = new Engine();
@@ -626,7 +801,7 @@ test('decideBatch', function (): void {
     same([3600, 3600, 3600, 3600, 0], array_map(fn (Verdict $v) => $v->window, $got), 'the windows');
     same([Engine::UNKNOWN, -1, '', 0, 0, 0], $fields($got[4]), 'unknown');
     same(stats(false, 2, 2, 1, 1, T + 20, exceeded: 1, exceededTotal: 1, countDay: 2, blockedKind: Engine::MAILBOX,
-        blockedBy: $orders), $e->stats(Engine::MAILBOX, $orders, T + 20), 'the mailbox after the batch');
+        blockedBy: $orders, countMinute: 2), $e->stats(Engine::MAILBOX, $orders, T + 20), 'the mailbox after the batch');
     same(5, $e->stats(Engine::SUBSCRIPTION, 'shop', T + 20)->count, 'the subscription after the batch');
 
     // the same verdicts as decide() on another engine with the same configuration
@@ -714,7 +889,8 @@ test('statistics', function (): void {
     $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 10001, 'script' => '/srv/www/other.php', 'time' => T + 3701]);
     same(stats(true, 5, 0, 1, 2, T + 3700, exceeded: 1, exceededTotal: 2, countDay: 3),
         $e->stats(Engine::MAILBOX, 'info@example.com', T + 3700), 'mailbox stats');
-    same(stats(true, 1000, 7, 1, 2, T + 3700, countDay: 10),
+    // (the script's 4 and 1 are within the minute, T + 3701 in the bucket of T + 3700)
+    same(stats(true, 1000, 7, 1, 2, T + 3700, countDay: 10, countMinute: 5),
         $e->stats(Engine::SUBSCRIPTION, 'acme', T + 3700), 'subscription stats: refused, never over its own limit');
     $e->setLimit(Engine::SUBSCRIPTION, 'acme', Engine::SUBSCRIPTION, 7);
     $s = $e->stats(Engine::MAILBOX, 'sales@example.com', T + 3700);
@@ -730,12 +906,13 @@ test('statistics', function (): void {
     throws(fn () => $e->history(Engine::SCRIPT, '/never/seen.php'), Engine::ENOTFOUND, null, 'history of an unknown script');
     throws(fn () => $e->history(Engine::PLAN, 'basic'), Engine::EINVAL, null, 'history of a plan');
     // only the mailbox went over its own limit
+    // (its last attempt went over its hourly limit)
     same([
-        new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700, 2),
-        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0),
-        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700, 2, 3600),
+        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0, 0),
     ], $e->report(), 'report');
-    same(new ReportRow(Engine::MAILBOX, 'info@example.com', 0, 1, T + 3700, T + 3700, 1),
+    same(new ReportRow(Engine::MAILBOX, 'info@example.com', 0, 1, T + 3700, T + 3700, 1, 3600),
         $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');
     same([], $e->report(0, T0), 'empty report');
     // The C callbacks are made once: many calls do not pile them up.
@@ -767,7 +944,8 @@ test('notify', function (): void {
     $e->notifyFlush(T0 + 3600);
     // only about the mailbox, the one over its own limit
     same([
-        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 5, 4, 1, T + 5, T + 5, T0, T0 + 3600, 1),
+        new Notice(Engine::MAILBOX, 'info@example.com', 'acme', 'ops@acme.example', 5, 4, 1, T + 5, T + 5, T0, T0 + 3600, 1,
+            3600),
     ], $got, 'the notices');
     $e->notifyFlush(T0 + 7200);
     same(1, count($got), 'nothing twice');
@@ -898,7 +1076,8 @@ test('snapshot', function (): void {
     $after = [$b->stats(Engine::MAILBOX, 'info@example.com', T + 10), $b->stats(Engine::SUBSCRIPTION, 'acme', T + 10),
         $b->report(), $b->history(Engine::SCRIPT, '/srv/a.php')];
     same($before, $after, 'the round trip keeps everything');
-    same(stats(true, 5, 4, 1, 1, T + 5, exceeded: 1, exceededTotal: 1, countDay: 4), $after[0], 'exact stats after the load');
+    same(stats(true, 5, 4, 1, 1, T + 5, exceeded: 1, exceededTotal: 1, countDay: 4, countMinute: 4), $after[0],
+        'exact stats after the load');
     same(verdict(Engine::REFUSE, Engine::MAILBOX, 'info@example.com', 5, 4, 3559),
         $b->decide(['sasl_username' => 'info@example.com', 'recipients' => 2, 'time' => T + 11]), 'the counters go on');
     $data = file_get_contents($path);

@@ -266,6 +266,10 @@ class TestAbi(unittest.TestCase):
             "obspam_remove": obspam.Engine.remove,
             "obspam_set_limit": obspam.Engine.set_limit,
             "obspam_effective_limit": obspam.Engine.effective_limit,
+            "obspam_set_window_limit": obspam.Engine.set_window_limit,
+            "obspam_effective_window_limit": obspam.Engine.effective_window_limit,
+            "obspam_set_max_recipients": obspam.Engine.set_max_recipients,
+            "obspam_effective_max_recipients": obspam.Engine.effective_max_recipients,
             "obspam_set_uid": obspam.Engine.set_uid,
             "obspam_set_scripts_allowed": obspam.Engine.set_scripts_allowed,
             "obspam_set_contact": obspam.Engine.set_contact,
@@ -841,7 +845,7 @@ class TestDecide(unittest.TestCase):
         v = e.decide(sasl_username="info@example.com", recipients=50, time=T)
         self.assertEqual(v, verdict(obspam.ACCEPT, -1, "", 0, 0, 0, window=3600))  # 3600 on accept
         self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T),
-                         stats(True, 5, 1, 0, 0, 0, count_day=1, disabled=True))
+                         stats(True, 5, 1, 0, 0, 0, count_minute=1, count_day=1, disabled=True))
 
     def test_errors(self) -> None:
         e = self.e
@@ -869,6 +873,234 @@ class TestDecide(unittest.TestCase):
         self.assertEqual(s.count, 1)
         self.assertLessEqual(abs(self.e.history(obspam.MAILBOX, "sales@example.com")[0].hour_start
                                  - (int(_time.time()) // 3600 * 3600)), 3600)
+
+
+class TestWindows(unittest.TestCase):
+    """The minute and day windows and the recipients cap (1.3)."""
+
+    def setUp(self) -> None:
+        self.e = new_engine()
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def test_each_window_is_set_and_inherited_on_its_own(self) -> None:
+        e = self.e
+        mb, box = obspam.MAILBOX, "info@example.com"
+        # a new engine's minute and day windows are unlimited everywhere
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: -1, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: -1})
+        e.set_window_limit(obspam.SERVER, None, obspam.MAILBOX, obspam.WINDOW_MINUTE, 10)
+        e.set_window_limit(obspam.PLAN, "basic", obspam.MAILBOX, obspam.WINDOW_DAY, 500)
+        e.set_window_limit(obspam.PLAN, "basic", obspam.SUBSCRIPTION, obspam.WINDOW_DAY, 9000)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_MINUTE), 10)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_DAY), 500)
+        self.assertEqual(e.effective_window_limit(obspam.SUBSCRIPTION, "acme", 86400), 9000)
+        self.assertEqual(e.effective_window_limit(obspam.DOMAIN, "example.com", obspam.WINDOW_DAY), -1)
+        # a domain's default for its mailboxes, then the mailbox's own value
+        e.set_window_limit(obspam.DOMAIN, "example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 3)
+        self.assertEqual(e.effective_window_limit(mb, "sales@example.com", 60), 3)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, 50)
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: 3, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: 50})
+        self.assertEqual(e.effective_window_limit(mb, "sales@example.com", obspam.WINDOW_DAY), 500)
+        # the hour window is the 1.0 limit, through either function
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_HOUR, 7)
+        self.assertEqual(e.effective_limit(mb, box), 7)
+        e.set_limit(obspam.MAILBOX, box, obspam.MAILBOX, 8)
+        self.assertEqual(e.effective_window_limit(mb, box, obspam.WINDOW_HOUR), 8)
+        # unlimited and inherit per window, the others untouched
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, obspam.UNLIMITED)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, obspam.INHERIT)
+        self.assertEqual(e.effective_limits(mb, box),
+                         {obspam.WINDOW_MINUTE: -1, obspam.WINDOW_HOUR: 8, obspam.WINDOW_DAY: 500})
+        # an implicit mailbox inherits every window from its domain
+        self.assertEqual(e.decide(sasl_username="new@example.com", time=T).action, obspam.ACCEPT)
+        self.assertEqual(e.effective_limits(mb, "new@example.com"),
+                         {obspam.WINDOW_MINUTE: 3, obspam.WINDOW_HOUR: 80, obspam.WINDOW_DAY: 500})
+
+    def test_window_errors_change_nothing(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 4)
+        cases = [
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, 120, 1),
+             obspam.EINVAL, "set_window_limit: 120 is not a window (60, 3600 or 86400 seconds)"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, 60, -3),
+             obspam.EINVAL, "set_window_limit: -3 is not a count, unlimited or inherit"),
+            (lambda: e.set_window_limit(obspam.SERVER, None, obspam.MAILBOX, 60, obspam.INHERIT),
+             obspam.EINVAL, "set_window_limit: -2 is not a count or unlimited"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.DOMAIN, 60, 1),
+             obspam.EINVAL, "set_window_limit: a mailbox has no domain limit"),
+            (lambda: e.set_window_limit(obspam.MAILBOX, "nobody@example.com", obspam.MAILBOX, 60, 1),
+             obspam.ENOTFOUND, None),
+            (lambda: e.effective_window_limit(obspam.MAILBOX, "info@example.com", 0),
+             obspam.EINVAL, "effective_window_limit: 0 is not a window (60, 3600 or 86400 seconds)"),
+            (lambda: e.effective_window_limit(obspam.PLAN, "basic", 60), obspam.EINVAL, None),
+            (lambda: e.effective_window_limit(obspam.DOMAIN, "nowhere.example", 60), obspam.ENOTFOUND, None),
+        ]
+        for call, code, message in cases:
+            with self.assertRaises(obspam.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.code, code, str(cm.exception))
+            self.assertEqual(str(cm.exception), e.last_error)
+            if message is not None:
+                self.assertEqual(str(cm.exception), message)
+        self.assertEqual(e.effective_limits(obspam.MAILBOX, "info@example.com"),
+                         {obspam.WINDOW_MINUTE: 4, obspam.WINDOW_HOUR: 5, obspam.WINDOW_DAY: -1})
+
+    def test_max_recipients_is_inherited(self) -> None:
+        e = self.e
+        mb, box = obspam.MAILBOX, "info@example.com"
+        self.assertEqual(e.effective_max_recipients(mb, box), obspam.UNLIMITED)
+        e.set_max_recipients(obspam.SERVER, None, 50)
+        self.assertEqual(e.effective_max_recipients(obspam.SUBSCRIPTION, "acme"), 50)
+        e.set_max_recipients(obspam.PLAN, "basic", 40)
+        self.assertEqual(e.effective_max_recipients(mb, box), 40)
+        e.set_max_recipients(obspam.SUBSCRIPTION, "acme", 30)
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 20)
+        self.assertEqual(e.effective_max_recipients(obspam.SUBSCRIPTION, "acme"), 30)
+        self.assertEqual(e.effective_max_recipients(obspam.DOMAIN, "example.com"), 20)
+        self.assertEqual(e.effective_max_recipients(mb, "sales@example.com"), 20)
+        e.set_max_recipients(mb, box, 0)
+        self.assertEqual(e.effective_max_recipients(mb, box), 0)
+        e.set_max_recipients(mb, box, obspam.UNLIMITED)
+        self.assertEqual(e.effective_max_recipients(mb, box), -1)
+        e.set_max_recipients(mb, box, obspam.INHERIT)
+        self.assertEqual(e.effective_max_recipients(mb, box), 20)
+        cases = [
+            (lambda: e.set_max_recipients(obspam.SERVER, None, obspam.INHERIT), obspam.EINVAL),
+            (lambda: e.set_max_recipients(obspam.SCRIPT, "/srv/a.php", 5), obspam.EINVAL),
+            (lambda: e.set_max_recipients(mb, box, -3), obspam.EINVAL),
+            (lambda: e.set_max_recipients(mb, "nobody@example.com", 5), obspam.ENOTFOUND),
+            (lambda: e.effective_max_recipients(obspam.PLAN, "basic"), obspam.EINVAL),
+            (lambda: e.effective_max_recipients(mb, "nobody@elsewhere.example"), obspam.ENOTFOUND),
+        ]
+        for call, code in cases:
+            with self.assertRaises(obspam.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.code, code, str(cm.exception))
+            self.assertEqual(str(cm.exception), e.last_error)
+        self.assertEqual(e.effective_max_recipients(mb, box), 20)
+
+    def test_the_cap_refuses_the_whole_message(self) -> None:
+        e = self.e
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 3)
+        e.set_max_recipients(obspam.SUBSCRIPTION, "acme", 2)
+        # the lowest charged object's cap: the mailbox inherits 3 from its
+        # domain, whatever its subscription's is; window 0, limit the cap,
+        # count the recipients, never fits
+        v = e.decide(sasl_username="info@example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 3, 4, -1, window=0))
+        v = e.decide(sasl_username="info@example.com", recipients=3, time=T)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        # whatever the count unit
+        e.set_option(obspam.OPT_COUNT_UNIT, 1)
+        v = e.decide(sasl_username="sales@example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "sales@example.com", 3, 4, -1, window=0))
+        e.set_option(obspam.OPT_COUNT_UNIT, 0)
+        # a script's mail: its domain's cap, or its subscription's without one
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=10001, domain_hint="example.com", recipients=4, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.DOMAIN, "example.com", 3, 4, -1, window=0))
+        v = e.decide(flags=obspam.MSG_SCRIPT, uid=10001, recipients=3, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 2, 3, -1, window=0))
+        # refused on every charged object, over the limit on the capped one
+        s = e.stats(obspam.MAILBOX, "info@example.com", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 1, 1))
+        s = e.stats(obspam.DOMAIN, "example.com", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 3, 1))
+        s = e.stats(obspam.SUBSCRIPTION, "acme", T)
+        self.assertEqual((s.count, s.refused, s.exceeded), (3, 4, 1))
+
+    def test_minute_window(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 2)
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 0, 0))
+        # T's 5-second bucket leaves the twelve of the minute at T + 60
+        v = e.decide(sasl_username="info@example.com", time=T + 1)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 2, 2, 59,
+                                    window=obspam.WINDOW_MINUTE))
+        self.assertIs(type(v.window), obspam.Window)
+        self.assertEqual(e.stats(obspam.MAILBOX, "info@example.com", T + 59),
+                         stats(False, 5, 2, 1, 1, T + 1, exceeded=1, exceeded_total=1, limit_minute=2,
+                               count_minute=2, count_day=2, blocked_kind=obspam.MAILBOX,
+                               blocked_by="info@example.com"))
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 60)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "info@example.com", 5, 2, 0))
+        # the hour window is next: 4 of 5 charged, 2 more fit when T's minute
+        # leaves it, at T0 + 3600
+        v = e.decide(sasl_username="info@example.com", recipients=2, time=T + 120)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3600 - 150))
+
+    def test_day_window(self) -> None:
+        e = self.e
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_DAY, 10)
+        e.decide(sasl_username="sales@example.com", recipients=6, time=T)
+        e.decide(sasl_username="sales@example.com", recipients=4, time=T + 3600)
+        # the clock hour of T leaves the day at T0 + 86400
+        v = e.decide(sasl_username="sales@example.com", time=T + 7200)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 10, 10, 86400 - 7230,
+                                    window=obspam.WINDOW_DAY))
+        self.assertEqual(e.stats(obspam.SUBSCRIPTION, "acme", T + 7200),
+                         stats(False, 1000, 0, 1, 1, T + 7200, exceeded=1, exceeded_total=1, limit_day=10,
+                               count_day=10, blocked_kind=obspam.SUBSCRIPTION, blocked_by="acme"))
+        v = e.decide(sasl_username="sales@example.com", recipients=6, time=T0 + 86400)
+        self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, "sales@example.com", 80, 0, 0))
+
+    def test_who_is_named(self) -> None:
+        e = self.e
+        box = "info@example.com"
+        # equal waits (never) in two windows of one object: the longer window
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 0, -1, window=3600))
+        # equal waits on two levels: the higher level, even in a shorter window
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_MINUTE, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.SUBSCRIPTION, "acme", 5, 0, -1, window=60))
+        # the cap is the lowest object's shortest window
+        e.set_window_limit(obspam.SUBSCRIPTION, "acme", obspam.SUBSCRIPTION, obspam.WINDOW_MINUTE, obspam.INHERIT)
+        e.set_limit(obspam.MAILBOX, box, obspam.MAILBOX, 100)
+        e.set_max_recipients(obspam.MAILBOX, box, 5)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 0, -1, window=60))
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, obspam.INHERIT)
+        v = e.decide(sasl_username=box, recipients=6, time=T)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 5, 6, -1, window=0))
+        # the longest wait first: the day's over the minute's
+        e.set_max_recipients(obspam.MAILBOX, box, obspam.INHERIT)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_MINUTE, 3)
+        e.set_window_limit(obspam.MAILBOX, box, obspam.MAILBOX, obspam.WINDOW_DAY, 3)
+        e.decide(sasl_username=box, recipients=3, time=T)
+        v = e.decide(sasl_username=box, time=T + 10)
+        self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, box, 3, 3, 86400 - 40, window=86400))
+
+    def test_report_and_notice_name_the_window(self) -> None:
+        e = self.e
+        got: List[obspam.Notice] = []
+        e.set_notify(got.append)
+        e.set_window_limit(obspam.MAILBOX, "info@example.com", obspam.MAILBOX, obspam.WINDOW_MINUTE, 2)
+        e.set_max_recipients(obspam.DOMAIN, "example.com", 3)
+        e.decide(sasl_username="info@example.com", recipients=2, time=T)
+        e.decide(sasl_username="info@example.com", time=T + 1)  # over the minute's 2
+        e.decide(sasl_username="sales@example.com", recipients=4, time=T + 2)  # over the cap
+        self.assertEqual(
+            e.report(),
+            [
+                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 2, 1, T + 1, T + 1, 1, 60),
+                obspam.ReportRow(obspam.MAILBOX, "sales@example.com", 0, 1, T + 2, T + 2, 1, 0),
+            ],
+        )
+        e.notify_flush(T0 + 3600)
+        self.assertEqual(
+            got,
+            [
+                obspam.Notice(obspam.MAILBOX, "info@example.com", "acme", "ops@acme.example", 2, 2, 1, T + 1,
+                              T + 1, T0, T0 + 3600, 1, 60),
+                obspam.Notice(obspam.MAILBOX, "sales@example.com", "acme", "ops@acme.example", 3, 0, 1, T + 2,
+                              T + 2, T0, T0 + 3600, 1, 0),
+            ],
+        )
 
 
 class TestDecideBatch(unittest.TestCase):
@@ -907,7 +1139,7 @@ class TestDecideBatch(unittest.TestCase):
         self.assertIs(type(got[0].kind), obspam.Kind)
         self.assertEqual(
             self.e.stats(obspam.MAILBOX, orders, T + 20),
-            stats(False, 2, 2, 1, 1, T + 20, exceeded=1, exceeded_total=1, count_day=2,
+            stats(False, 2, 2, 1, 1, T + 20, exceeded=1, exceeded_total=1, count_minute=2, count_day=2,
                   blocked_kind=obspam.MAILBOX, blocked_by=orders),
         )
         self.assertEqual(self.e.stats(obspam.SUBSCRIPTION, "shop", T + 20).count, 5)
@@ -1016,12 +1248,14 @@ class TestStatistics(unittest.TestCase):
         # refused on its way through, never over its own limit
         self.assertEqual(
             e.stats(obspam.SUBSCRIPTION, "acme", T + 3700),
-            stats(True, 1000, 7, 1, 2, T + 3700, count_day=10),
+            # the script's 4 and 1 are within the minute (the 1 at T + 3701 in
+            # the same 5-second bucket as T + 3700)
+            stats(True, 1000, 7, 1, 2, T + 3700, count_minute=5, count_day=10),
         )
         e.decide(sasl_username="info@example.com", recipients=5, time=T + 3700)
         self.assertEqual(
             e.stats(obspam.MAILBOX, "info@example.com", T + 3700),
-            stats(False, 5, 5, 1, 2, T + 3700, exceeded=1, exceeded_total=2, count_day=8,
+            stats(False, 5, 5, 1, 2, T + 3700, exceeded=1, exceeded_total=2, count_minute=5, count_day=8,
                   blocked_kind=obspam.MAILBOX, blocked_by="info@example.com"),
         )
         # the mailbox's ancestor blocks it: named by the mailbox's status
@@ -1064,15 +1298,17 @@ class TestStatistics(unittest.TestCase):
             rows,
             [
                 # only the mailbox went over its own limit: the subscription
-                # and the domain refused it on its way, and are not reported
-                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0),
+                # and the domain refused it on its way, and are not reported;
+                # its last attempt went over its hourly limit
+                obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2, 3600),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0),
             ],
         )
+        self.assertIs(type(rows[0].window), obspam.Window)
         self.assertEqual(
-            self.e.report(T0 + 3600, T0 + 7200)[0],
-            obspam.ReportRow(obspam.MAILBOX, "info@example.com", 0, 1, T + 3700, T + 3700, 1),
+            self.e.report(T0 + 3600, T0 + 7200)[:1],
+            [obspam.ReportRow(obspam.MAILBOX, "info@example.com", 0, 1, T + 3700, T + 3700, 1, 3600)],
         )
         self.assertEqual(self.e.report(0, T0), [])
 
@@ -1099,7 +1335,7 @@ class TestNotify(unittest.TestCase):
         # only about the mailbox, the one over its own limit
         expected = [
             obspam.Notice(obspam.MAILBOX, "info@example.com", "acme", "ops@acme.example", 5, 4, 1, T + 5, T + 5,
-                          T0, T0 + 3600, 1),
+                          T0, T0 + 3600, 1, 3600),
         ]
         self.assertEqual(self.got, expected)
         self.e.notify_flush(T0 + 7200)
@@ -1221,7 +1457,8 @@ class TestSnapshot(unittest.TestCase):
                      b.stats(obspam.SUBSCRIPTION, "acme", T + 10), b.report(),
                      b.history(obspam.SCRIPT, "/srv/a.php"))
             self.assertEqual(after, before)
-            self.assertEqual(after[0], stats(True, 5, 4, 1, 1, T + 5, exceeded=1, exceeded_total=1, count_day=4))
+            self.assertEqual(after[0], stats(True, 5, 4, 1, 1, T + 5, exceeded=1, exceeded_total=1, count_minute=4,
+                                             count_day=4))
             # the counters go on where they were
             v = b.decide(sasl_username="info@example.com", recipients=2, time=T + 11)
             self.assertEqual(v, verdict(obspam.REFUSE, obspam.MAILBOX, "info@example.com", 5, 4, 3559))

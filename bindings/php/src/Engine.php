@@ -415,9 +415,10 @@ final class Engine
     }
 
     /**
-     * obspam_set_limit(): sets one limit ($which: MAILBOX, DOMAIN or
-     * SUBSCRIPTION) of an object; kind SERVER with a null name sets a server
-     * default. $perHour: a count >= 0, UNLIMITED or INHERIT.
+     * obspam_set_limit(): sets the hour window of one limit ($which: MAILBOX,
+     * DOMAIN or SUBSCRIPTION) of an object; kind SERVER with a null name sets
+     * a server default. $perHour: a count >= 0, UNLIMITED or INHERIT.
+     * setWindowLimit() sets any window.
      */
     public function setLimit(int $kind, ?string $name, int $which, int $perHour): void
     {
@@ -425,7 +426,10 @@ final class Engine
         $this->ensure($e, $this->lib->obspam_set_limit($e, $kind, self::str($name, 'set_limit'), $which, $perHour));
     }
 
-    /** obspam_effective_limit(): the limit that applies (-1: unlimited). */
+    /**
+     * obspam_effective_limit(): the hourly limit that applies (-1:
+     * unlimited); effectiveWindowLimit() reads any window.
+     */
     public function effectiveLimit(int $kind, string $name): int
     {
         $e = $this->handle('effectiveLimit');
@@ -434,6 +438,97 @@ final class Engine
             $e,
             $kind,
             self::str($name, 'effective_limit'),
+            \FFI::addr($value),
+        ));
+        return $value->cdata;
+    }
+
+    /**
+     * obspam_set_window_limit(): sets one window of one limit of an object
+     * (1.3). $window: WINDOW_MINUTE, WINDOW_HOUR or WINDOW_DAY (anything
+     * else throws EINVAL); $kind, $name, $which and $limit as for
+     * setLimit(), which is the hour window. Each window is inherited on its
+     * own.
+     */
+    public function setWindowLimit(int $kind, ?string $name, int $which, int $window, int $limit): void
+    {
+        $e = $this->handle('setWindowLimit');
+        $this->ensure($e, $this->lib->obspam_set_window_limit(
+            $e,
+            $kind,
+            self::str($name, 'set_window_limit'),
+            $which,
+            $window,
+            $limit,
+        ));
+    }
+
+    /**
+     * obspam_effective_window_limit(): the limit that applies to a
+     * subscription, domain or mailbox in one window (-1: unlimited) (1.3).
+     */
+    public function effectiveWindowLimit(int $kind, string $name, int $window): int
+    {
+        $e = $this->handle('effectiveWindowLimit');
+        $value = $this->lib->new('int64_t');
+        $this->ensure($e, $this->lib->obspam_effective_window_limit(
+            $e,
+            $kind,
+            self::str($name, 'effective_window_limit'),
+            $window,
+            \FFI::addr($value),
+        ));
+        return $value->cdata;
+    }
+
+    /**
+     * The effective limit of a subscription, domain or mailbox in each
+     * window, by effectiveWindowLimit(): [WINDOW_MINUTE => ..., WINDOW_HOUR
+     * => ..., WINDOW_DAY => ...] (-1: unlimited) (1.3).
+     *
+     * @return array<int, int>
+     */
+    public function effectiveLimits(int $kind, string $name): array
+    {
+        $limits = [];
+        foreach ([self::WINDOW_MINUTE, self::WINDOW_HOUR, self::WINDOW_DAY] as $window) {
+            $limits[$window] = $this->effectiveWindowLimit($kind, $name, $window);
+        }
+        return $limits;
+    }
+
+    /**
+     * obspam_set_max_recipients(): the cap on the recipients of one message
+     * (1.3), for kind SERVER (null name), PLAN, SUBSCRIPTION, DOMAIN or
+     * MAILBOX: a count >= 0, UNLIMITED (the server's default) or INHERIT
+     * (not for the server). It is inherited down the tree as a limit is,
+     * and the cap of the lowest charged object applies: a message with more
+     * recipients is refused whole, naming that object with window 0,
+     * whatever the count unit.
+     */
+    public function setMaxRecipients(int $kind, ?string $name, int $max): void
+    {
+        $e = $this->handle('setMaxRecipients');
+        $this->ensure($e, $this->lib->obspam_set_max_recipients(
+            $e,
+            $kind,
+            self::str($name, 'set_max_recipients'),
+            $max,
+        ));
+    }
+
+    /**
+     * obspam_effective_max_recipients(): the recipients cap that applies to
+     * a subscription, domain or mailbox (-1: unlimited) (1.3).
+     */
+    public function effectiveMaxRecipients(int $kind, string $name): int
+    {
+        $e = $this->handle('effectiveMaxRecipients');
+        $value = $this->lib->new('int64_t');
+        $this->ensure($e, $this->lib->obspam_effective_max_recipients(
+            $e,
+            $kind,
+            self::str($name, 'effective_max_recipients'),
             \FFI::addr($value),
         ));
         return $value->cdata;
@@ -1001,6 +1096,7 @@ final class Engine
                     $row->first_refused,
                     $row->last_refused,
                     $row->exceeded,
+                    $row->window,
                 );
             };
             $notify = $lib->new('struct { void (*fn)(const obspam_notice *n, void *ud); }');

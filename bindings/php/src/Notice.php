@@ -17,7 +17,7 @@ final class Notice
         public readonly ?string $subscription,
         /** That subscription's contact address; null if none. */
         public readonly ?string $contact,
-        /** Its effective limit at its last refusal. */
+        /** Its effective limit at its last refusal, in $window. */
         public readonly int $limit,
         public readonly int $sent,
         public readonly int $refused,
@@ -28,6 +28,11 @@ final class Notice
         public readonly int $periodEnd,
         /** Attempts over its own limit in the period (1.3). */
         public readonly int $exceeded,
+        /**
+         * The window (Engine::WINDOW_*, seconds) of $limit; 0 when $limit is
+         * the recipients cap or the attempt was a forbidden script's (1.3).
+         */
+        public readonly int $window,
     ) {
     }
 }

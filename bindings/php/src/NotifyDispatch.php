@@ -42,6 +42,7 @@ final class NotifyDispatch
                 $n->period_start,
                 $n->period_end,
                 $n->exceeded,
+                $n->window,
             ));
         } catch (\Throwable $t) {
             // Throwing through C is a fatal error in PHP: keep it.

@@ -21,6 +21,12 @@ final class ReportRow
         public readonly int $lastRefused,
         /** Attempts over its own limit in the period (1.3). */
         public readonly int $exceeded,
+        /**
+         * The window (Engine::WINDOW_*, seconds) of the last attempt over its
+         * own limit in the period; 0 for the recipients cap, forbidden
+         * scripts, and when there was none (1.3).
+         */
+        public readonly int $window,
     ) {
     }
 }

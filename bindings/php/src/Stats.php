@@ -26,11 +26,13 @@ final class Stats
         public readonly int $exceeded,
         /** The same within the retention period (1.3). */
         public readonly int $exceededTotal,
-        /** The minute window's limit (-1: none) and count (1.3). */
+        /** The minute window's effective limit (-1: unlimited) (1.3). */
         public readonly int $limitMinute,
+        /** Charged in the last 60 seconds (twelve 5-second buckets) (1.3). */
         public readonly int $countMinute,
-        /** The day window's limit (-1: none) and count (1.3). */
+        /** The day window's effective limit (-1: unlimited) (1.3). */
         public readonly int $limitDay,
+        /** Charged in the current clock hour and the 23 before it (1.3). */
         public readonly int $countDay,
         /**
          * -1 while a one-recipient message through it would fit every window

@@ -25,8 +25,10 @@ final class Verdict
         public readonly int $count,
         public readonly int $retryAfter,
         /**
-         * The window named, in seconds (Engine::WINDOW_*): 0 for the
-         * recipients cap or forbidden scripts, 3600 on accept (1.3).
+         * The window named, in seconds (Engine::WINDOW_*), whose limit and
+         * count are $limit and $count; the hour on accept. For the
+         * recipients cap it is 0, $limit is the cap and $count the
+         * message's recipients; 0 too for forbidden scripts (1.3).
          */
         public readonly int $window,
     ) {

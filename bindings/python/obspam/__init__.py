@@ -270,8 +270,10 @@ class Verdict:
     (-1: never). On ACCEPT they describe the lowest charged object and
     ``retry_after`` is 0. On EXEMPT and UNKNOWN (and ACCEPT while protection
     is disabled) ``kind`` is -1, ``object`` is "" and the numbers are 0.
-    ``window`` (1.3) is the window named, in seconds (:class:`Window`): 0 for
-    the recipients cap or forbidden scripts, 3600 on accept.
+    ``window`` (1.3) is the window named, in seconds (a :class:`Window`), and
+    ``limit`` and ``count`` are that window's; on ACCEPT it is the hour. For
+    the recipients cap ``window`` is 0, ``limit`` the cap and ``count`` the
+    message's recipients; for forbidden scripts ``window`` is 0 too.
     """
 
     action: int
@@ -295,10 +297,14 @@ class Stats:
     last_refused: int  #: time of the last refusal; 0: never
     exceeded: int  #: attempts over its own limit in the last 60 minutes (1.3)
     exceeded_total: int  #: the same within the retention period (1.3)
-    limit_minute: int  #: the minute window's limit (-1: none) (1.3)
-    count_minute: int  #: charged in the minute window (1.3)
-    limit_day: int  #: the day window's limit (-1: none) (1.3)
-    count_day: int  #: charged in the day window (1.3)
+    #: the effective limit of the minute window (-1: unlimited) (1.3)
+    limit_minute: int
+    #: charged in the last 60 seconds (twelve 5-second buckets) (1.3)
+    count_minute: int
+    #: the effective limit of the day window (-1: unlimited) (1.3)
+    limit_day: int
+    #: charged in the current clock hour and the 23 before it (1.3)
+    count_day: int
     #: -1 while a one-recipient message through it would fit every window of
     #: it and of its ancestors; else the kind of the highest object (itself
     #: or an ancestor) it would not fit (1.3)
@@ -327,6 +333,10 @@ class ReportRow:
     first_refused: int  #: time; 0 when none
     last_refused: int  #: time; 0 when none
     exceeded: int  #: attempts over its own limit in the period (1.3)
+    #: the window (:class:`Window`, seconds) of the last attempt over its own
+    #: limit in the period; 0 for the recipients cap, forbidden scripts, and
+    #: when there was none (1.3)
+    window: int
 
 
 @dataclass(frozen=True)
@@ -337,7 +347,7 @@ class Notice:
     name: str  #: the object, lower case
     subscription: Optional[str]  #: its owning subscription, None if none
     contact: Optional[str]  #: that subscription's contact, None if none
-    limit: int  #: its effective limit at its last refusal
+    limit: int  #: its effective limit at its last refusal, in ``window``
     sent: int  #: charged in the period
     refused: int  #: refused in the period
     first_refused: int
@@ -345,6 +355,9 @@ class Notice:
     period_start: int  #: the period is [period_start, period_end)
     period_end: int
     exceeded: int  #: attempts over its own limit in the period (1.3)
+    #: the window (:class:`Window`, seconds) of ``limit``; 0 when ``limit`` is
+    #: the recipients cap or the attempt was a forbidden script's (1.3)
+    window: int
 
 
 NotifyCallback = Callable[[Notice], Any]
@@ -390,6 +403,15 @@ def _path(path: StrPath, what: str) -> bytes:
 def _kind(value: int) -> int:
     try:
         return Kind(value)
+    except ValueError:
+        return value
+
+
+def _window(value: int) -> int:
+    """A window in seconds as a :class:`Window` when it is one (0, "none",
+    stays a plain 0)."""
+    try:
+        return Window(value)
     except ValueError:
         return value
 
@@ -444,7 +466,7 @@ def _read_verdict(out: _native.Verdict) -> Verdict:
         limit=out.limit,
         count=out.count,
         retry_after=out.retry_after,
-        window=out.window,
+        window=_window(out.window),
     )
 
 
@@ -522,6 +544,7 @@ class _Callbacks:
                     period_start=n.period_start,
                     period_end=n.period_end,
                     exceeded=n.exceeded,
+                    window=_window(n.window),
                 )
             )
         except BaseException as exc:  # noqa: BLE001 - re-raised later
@@ -724,7 +747,8 @@ class Engine:
     def set_limit(
         self, kind: int, name: Optional[str], which: int, per_hour: int
     ) -> None:
-        """``obspam_set_limit()``: sets one limit of an object.
+        """``obspam_set_limit()``: sets the hour window of one limit of an
+        object (:meth:`set_window_limit` sets any window).
 
         ``which`` is MAILBOX, DOMAIN or SUBSCRIPTION (the limit to set);
         ``kind`` SERVER with ``name`` None sets a server default.
@@ -740,13 +764,91 @@ class Engine:
         )
 
     def effective_limit(self, kind: int, name: str) -> int:
-        """``obspam_effective_limit()``: the limit that applies (-1: unlimited)."""
+        """``obspam_effective_limit()``: the hourly limit that applies (-1:
+        unlimited); :meth:`effective_window_limit` reads any window."""
         value = c_int64()
         self._call(
             "effective_limit",
             self._lib.obspam_effective_limit,
             int(kind),
             _enc(name, "effective_limit"),
+            byref(value),
+        )
+        return value.value
+
+    def set_window_limit(
+        self, kind: int, name: Optional[str], which: int, window: int, limit: int
+    ) -> None:
+        """``obspam_set_window_limit()`` (1.3): sets one window of one limit
+        of an object.
+
+        ``window`` is a :class:`Window` (``WINDOW_MINUTE``, ``WINDOW_HOUR``
+        or ``WINDOW_DAY``; anything else raises :class:`Error` EINVAL);
+        ``kind``, ``name``, ``which`` and ``limit`` are as for
+        :meth:`set_limit`, which is the hour window. Each window is
+        inherited on its own.
+        """
+        self._call(
+            "set_window_limit",
+            self._lib.obspam_set_window_limit,
+            int(kind),
+            _enc(name, "set_window_limit"),
+            int(which),
+            int(window),
+            int(limit),
+        )
+
+    def effective_window_limit(self, kind: int, name: str, window: int) -> int:
+        """``obspam_effective_window_limit()`` (1.3): the limit that applies
+        to a subscription, domain or mailbox in one :class:`Window` (-1:
+        unlimited)."""
+        value = c_int64()
+        self._call(
+            "effective_window_limit",
+            self._lib.obspam_effective_window_limit,
+            int(kind),
+            _enc(name, "effective_window_limit"),
+            int(window),
+            byref(value),
+        )
+        return value.value
+
+    def effective_limits(self, kind: int, name: str) -> Dict[Window, int]:
+        """The effective limit of a subscription, domain or mailbox in each
+        window, ``{Window.MINUTE: ..., Window.HOUR: ..., Window.DAY: ...}``
+        (-1: unlimited), by :meth:`effective_window_limit`."""
+        return {w: self.effective_window_limit(kind, name, w) for w in Window}
+
+    def set_max_recipients(
+        self, kind: int, name: Optional[str], max_recipients: int
+    ) -> None:
+        """``obspam_set_max_recipients()`` (1.3): the cap on the recipients of
+        one message.
+
+        ``kind`` is SERVER (``name`` None), PLAN, SUBSCRIPTION, DOMAIN or
+        MAILBOX; ``max_recipients`` a count >= 0, :data:`UNLIMITED` (the
+        server's default) or :data:`INHERIT` (not for the server). It is
+        inherited down the tree as a limit is, and the cap of the lowest
+        charged object applies: a message with more recipients is refused
+        whole, naming that object with window 0, whatever the count unit.
+        """
+        self._call(
+            "set_max_recipients",
+            self._lib.obspam_set_max_recipients,
+            int(kind),
+            _enc(name, "set_max_recipients"),
+            int(max_recipients),
+        )
+
+    def effective_max_recipients(self, kind: int, name: str) -> int:
+        """``obspam_effective_max_recipients()`` (1.3): the recipients cap that
+        applies to a subscription, domain or mailbox (-1: unlimited)."""
+        value = c_int64()
+        self._call(
+            "effective_max_recipients",
+            self._lib.obspam_effective_max_recipients,
+            int(kind),
+            _enc(name, "effective_max_recipients"),
             byref(value),
         )
         return value.value
@@ -1067,6 +1169,7 @@ class Engine:
                         first_refused=r.first_refused,
                         last_refused=r.last_refused,
                         exceeded=r.exceeded,
+                        window=_window(r.window),
                     )
                 )
             except BaseException as exc:  # noqa: BLE001 - re-raised below

@@ -129,6 +129,7 @@ class ReportRow(Structure):
         ("last_refused", c_int64),
         # 1.3
         ("exceeded", c_int64),
+        ("window", c_int64),
     ]
 
 
@@ -150,6 +151,7 @@ class Notice(Structure):
         ("period_end", c_int64),
         # 1.3
         ("exceeded", c_int64),
+        ("window", c_int64),
     ]
 
 
@@ -181,6 +183,10 @@ PROTOTYPES = {
     "obspam_remove": (c_int, [_E, c_int, c_char_p]),
     "obspam_set_limit": (c_int, [_E, c_int, c_char_p, c_int, c_int64]),
     "obspam_effective_limit": (c_int, [_E, c_int, c_char_p, _I64P]),
+    "obspam_set_window_limit": (c_int, [_E, c_int, c_char_p, c_int, c_int64, c_int64]),
+    "obspam_effective_window_limit": (c_int, [_E, c_int, c_char_p, c_int64, _I64P]),
+    "obspam_set_max_recipients": (c_int, [_E, c_int, c_char_p, c_int64]),
+    "obspam_effective_max_recipients": (c_int, [_E, c_int, c_char_p, _I64P]),
     "obspam_set_uid": (c_int, [_E, c_char_p, c_int64]),
     "obspam_set_scripts_allowed": (c_int, [_E, c_int, c_char_p, c_int]),
     "obspam_set_contact": (c_int, [_E, c_char_p, c_char_p]),
