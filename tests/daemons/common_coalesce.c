@@ -67,7 +67,8 @@ static const char *whole(const char *kind, const char *name, const char *qid) {
 
   snprintf(buf, sizeof(buf),
            "refuse kind=%s object=%s limit=1 count=1 unit=recipients "
-           "retry=60 queue_id=%s sasl=- sender=- client=- recipients=0\n",
+           "retry=60 queue_id=%s sasl=- sender=- client=- recipients=0 "
+           "window=hour\n",
            kind, name, qid);
   return buf;
 }
@@ -115,7 +116,7 @@ Test(coalesce, no_queue_id_and_names_cleaned) {
   obspamd__refusals_flush(10000, 0);
   expect_lines("refuse kind=subscription object=bad?name? limit=1 count=1 "
                "unit=recipients retry=60 queue_id=- sasl=- sender=- "
-               "client=- recipients=0\n"
+               "client=- recipients=0 window=hour\n"
                "refuse kind=subscription object=bad?name? more=2 seconds=10 "
                "first_queue_id=-\n");
 }
@@ -129,13 +130,13 @@ Test(coalesce, kinds_apart) {
   refuse(OBSPAM_DOMAIN, "EXAMPLE.com", "A4", 0);
   expect_lines("refuse kind=domain object=example.com limit=1 count=1 "
                "unit=recipients retry=60 queue_id=A1 sasl=- sender=- "
-               "client=- recipients=0\n"
+               "client=- recipients=0 window=hour\n"
                "refuse kind=subscription object=example.com limit=1 "
                "count=1 unit=recipients retry=60 queue_id=A2 sasl=- "
-               "sender=- client=- recipients=0\n"
+               "sender=- client=- recipients=0 window=hour\n"
                "refuse kind=domain object=EXAMPLE.com limit=1 count=1 "
                "unit=recipients retry=60 queue_id=A4 sasl=- sender=- "
-               "client=- recipients=0\n");
+               "client=- recipients=0 window=hour\n");
 }
 
 Test(coalesce, interval_zero_logs_every_refusal) {
