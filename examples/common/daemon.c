@@ -524,13 +524,15 @@ const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS] = {
 #define ADD(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
 
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
-                              double latency_us) {
+                              const obspam_message *msg, double latency_us) {
   int i;
 
   if (v->action >= 0 && v->action <= OBSPAM_UNKNOWN)
     ADD(&m->decisions[v->action], 1);
   if (v->action == OBSPAM_REFUSE && v->kind >= 0 && v->kind <= OBSPAM_SCRIPT)
     ADD(&m->refusals[v->kind], 1);
+  if (v->action == OBSPAM_REFUSE)
+    ADD(&m->reasons[obspamd_refusal_reason(v, msg)], 1);
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)

@@ -422,7 +422,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
      and the others find theirs written. A journal that fails is logged;
      the message is answered all the same. */
   (void)obspamd_journal_flush(svc);
-  obspamd_metrics_decision(&svc->metrics, &v, obspamd_now_us() - t0);
+  obspamd_metrics_decision(&svc->metrics, &v, &m, obspamd_now_us() - t0);
   if (milter_cfg.verbose)
     log_decision(LOG_DEBUG, qid, local, &m, &v);
   if (v.action != OBSPAM_REFUSE) {

@@ -515,7 +515,7 @@ static int answer(server *s, conn *c) {
     append(c, dunno, rules_reply(dunno, 0, 0));
   if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
                 v.action == OBSPAM_REFUSE, &c->mem))
-    obspamd_metrics_decision(&s->svc.metrics, &v,
+    obspamd_metrics_decision(&s->svc.metrics, &v, &m,
                              obspamd_now_us() - s->woke_us);
   return 0;
 }
