@@ -1533,3 +1533,23 @@ int obspamd_unit(obspamd_service *s) {
     return 0;
   return unit == 1;
 }
+
+int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v) {
+  const char *at;
+  int64_t cap = -1;
+
+  if (v->action != OBSPAM_ACCEPT || v->kind < OBSPAM_SUBSCRIPTION ||
+      v->kind > OBSPAM_MAILBOX)
+    return -1;
+  if (obspam_effective_max_recipients(e, v->kind, v->object, &cap) ==
+      OBSPAM_OK)
+    return cap;
+  /* A mailbox the probe would make implicit does not exist yet: it
+     would inherit its domain's cap, having none of its own. */
+  at = strrchr(v->object, '@');
+  if (v->kind == OBSPAM_MAILBOX && at != NULL &&
+      obspam_effective_max_recipients(e, OBSPAM_DOMAIN, at + 1, &cap) ==
+          OBSPAM_OK)
+    return cap;
+  return -1;
+}
