@@ -464,6 +464,77 @@ def sc_rcpt_recorded(tmp):
         d.kill()
 
 
+CAP_CONFIG = CONFIG + """\
+domain capped.example subscription=acme max-recipients=10
+mailbox three@capped.example limit=1000 max-recipients=3
+"""
+
+TOO_MANY = "action=452 4.5.3 Too many recipients"
+
+
+def sc_rcpt_cap(tmp):
+    """The recipients cap at RCPT: the recipient past the cap of the
+    charged mailbox (its own, or its domain's for an implicit one) gets
+    452 4.5.3, counted per message instance; a complete message over the
+    cap is refused whole at DATA."""
+    d = Daemon(tmp, config_text=CAP_CONFIG, control=True)
+    try:
+        same_minute()
+        c = d.client()
+        who = "anyone@capped.example"  # implicit: the domain's cap, 10
+        for i in range(10):
+            expect(c.request(**rcpt_req(who), instance="m1"), DUNNO,
+                   f"m1 recipient {i + 1} of 10")
+        for i in range(3):
+            expect(c.request(**rcpt_req(who), instance="m1"), TOO_MANY,
+                   f"m1 recipient {11 + i}")
+        expect(c.request(**data_req(who, 10, instance="m1")), DUNNO,
+               "m1 sent to 10")
+        # The next transaction of the session counts from 0 again.
+        for i in range(10):
+            expect(c.request(**rcpt_req(who), instance="m2"), DUNNO,
+                   f"m2 recipient {i + 1} of 10")
+        expect(c.request(**rcpt_req(who), instance="m2"), TOO_MANY,
+               "m2 recipient 11")
+        # A client that sends DATA for more than the cap anyway: refused
+        # whole, whatever the windows.
+        expect(c.request(**data_req(who, 11, instance="m2")),
+               "action=451 4.7.1 mailbox anyone@capped.example cannot send "
+               "this message: it has 11 recipients, its limit is 10 "
+               "recipients per message", "m2 with 11 recipients")
+        # A declared mailbox with a cap of its own.
+        three = "three@capped.example"
+        for i in range(3):
+            expect(c.request(**rcpt_req(three), instance="m3"), DUNNO,
+                   f"m3 recipient {i + 1} of 3")
+        expect(c.request(**rcpt_req(three), instance="m3"), TOO_MANY,
+               "m3 recipient 4")
+        # Another connection (another smtpd) counts its own messages.
+        c2 = d.client()
+        expect(c2.request(**rcpt_req(three), instance="m4"), DUNNO,
+               "m4 recipient 1")
+        # No instance, the count sent (Exim's $recipients_count).
+        req = rcpt_req(three)
+        req["recipient_count"] = 2
+        expect(c2.request(**req), DUNNO, "3rd recipient by recipient_count")
+        req["recipient_count"] = 3
+        expect(c2.request(**req), TOO_MANY, "4th recipient by recipient_count")
+        # No cap (acme.example): any number.
+        for i in range(50):
+            expect(c2.request(**rcpt_req("bulk@acme.example"), instance="m5"),
+                   DUNNO, f"m5 recipient {i + 1}")
+        # Nothing of this was charged or recorded as a refusal but m2.
+        st = control_status(d.control, "mailbox", who)
+        expect(st["count"], "10", "m1 was charged")
+        expect(st["refused"], "1", "m2 refused whole")
+        st = control_status(d.control, "mailbox", three)
+        expect(st["count"], "0", "RCPT charges nothing")
+        expect(st["refused"], "0", "a 452 is no refusal")
+    finally:
+        d.stop()
+        d.kill()
+
+
 def sc_dunno(tmp):
     """Whitelisted, unknown and other stages: DUNNO, nothing charged."""
     d = Daemon(tmp)
