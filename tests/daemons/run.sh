@@ -157,6 +157,8 @@ check "milter: a flood of refusals: the first logged, then one count" \
 check "milter: Sendmail's {client_addr} forms" \
   python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject
+check "milter: the recipients cap at envrcpt (452 4.5.3)" \
+  python3 "$M" "$BUILD" rcpt_cap
 check "milter: local submission charged to its uid" \
   python3 "$M" "$BUILD" local
 check "milter: refused local submission held" \
