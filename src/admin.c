@@ -227,23 +227,17 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
   return rc;
 }
 
-/* Where a value of o lives: window w's limit of kind which (w -1: the
-   recipients cap). Allocates o's extra values when they are needed (NULL
-   when memory ran out). */
-static int64_t *value_of(obspam__obj *o, int which, int w) {
+/* Where a value of o, an object of t, lives: window w's limit of kind
+   which (w -1: the recipients cap). Makes o's extra values when they are
+   needed (NULL when memory ran out). */
+static int64_t *value_of(obspam__tree *t, obspam__obj *o, int which, int w) {
+  obspam__extra *x;
+
   if (w == OBSPAM__W_HOUR)
     return &o->own[OBSPAM__LIM(which)];
-  if (o->extra == NULL) {
-    int i;
-
-    if ((o->extra = malloc(sizeof(*o->extra))) == NULL)
-      return NULL;
-    for (i = 0; i < 3; i++)
-      o->extra->own[0][i] = o->extra->own[1][i] = OBSPAM_INHERIT;
-    o->extra->max_rcpt = OBSPAM_INHERIT;
-  }
-  return w < 0 ? &o->extra->max_rcpt
-               : &o->extra->own[w == OBSPAM__W_DAY][OBSPAM__LIM(which)];
+  if ((x = obspam__tree_extra(t, o)) == NULL)
+    return NULL;
+  return w < 0 ? &x->max_rcpt : &x->own[w == OBSPAM__W_DAY][OBSPAM__LIM(which)];
 }
 
 static int64_t *server_value(obspam__tree *t, int which, int w) {
@@ -268,14 +262,15 @@ static int set_value(obspam_engine *e, const char *what, int kind,
   if (w >= 0 && (!limit_kind(which) || (limit_kind(kind) && which < kind)))
     return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no %s limit", what,
                         obspam_kind_name(kind), obspam_kind_name(which));
-  if (w < 0 && kind != OBSPAM_SERVER && kind != OBSPAM_PLAN &&
-      !limit_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no recipients cap",
-                        what, obspam_kind_name(kind));
+  if (w < 0 && kind != OBSPAM_SERVER && !tree_kind(kind))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "%s: kind %d is not the server, a plan, "
+                        "subscription, domain or mailbox",
+                        what, kind);
   if (v < OBSPAM_INHERIT || (kind == OBSPAM_SERVER && v == OBSPAM_INHERIT))
     return obspam__fail(
-        e, OBSPAM_EINVAL, "%s: %lld is not a count, unlimited%s", what,
-        (long long)v, kind == OBSPAM_SERVER ? "" : " or inherit");
+        e, OBSPAM_EINVAL, "%s: %lld is not a count%s", what, (long long)v,
+        kind == OBSPAM_SERVER ? " or unlimited" : ", unlimited or inherit");
   if (kind == OBSPAM_SERVER) {
     if (name != NULL)
       return obspam__fail(e, OBSPAM_EINVAL, "%s: the server takes no name",
@@ -294,10 +289,11 @@ static int set_value(obspam_engine *e, const char *what, int kind,
   if (o != NULL && w != OBSPAM__W_HOUR && o->extra == NULL &&
       v == OBSPAM_INHERIT)
     rc = OBSPAM_OK; /* already so: nothing to allocate */
-  else if (o != NULL && (at = value_of(o, which, w)) == NULL)
+  else if (o != NULL && (at = value_of(&e->conf->tree, o, which, w)) == NULL)
     rc = obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", what);
   else if (o != NULL) {
     *at = v;
+    obspam__tree_extra_trim(&e->conf->tree, o);
     rc = OBSPAM_OK;
   }
   pthread_rwlock_unlock(&e->lock);

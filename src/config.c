@@ -37,6 +37,12 @@
      must fit in 64 bits. A limit is such a count, `unlimited` or
      `inherit`; `default` takes no `inherit` (the server has no ancestor)
      and its `scripts=` only yes or no.
+   - A limit key's value is one or more window limits separated by commas
+     (`20/m,100/h,1000/d`): a limit and an optional window suffix `/m`,
+     `/h` or `/d` (lower case), none meaning `/h`. Each window at most once
+     in a value, no empty part; a window not named keeps its default
+     (inherit; the server's: unlimited). `max-recipients=` takes one
+     limit, no window.
    - `uid=N` is a number >= 0 owned by one subscription; `contact=` is an
      address "local@domain" (kept as written).
    - A `domain` needs `subscription=`. A `mailbox` belongs to the domain of
@@ -72,12 +78,13 @@ enum {
   K_SCRIPTS,
   K_CONTACT,
   K_LIMIT,
+  K_MAX_RECIPIENTS,
   K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
-    "plan", "mailbox", "domain",  "subscription",
-    "uid",  "scripts", "contact", "limit"};
+    "plan",    "mailbox", "domain", "subscription",  "uid",
+    "scripts", "contact", "limit",  "max-recipients"};
 
 #define BIT(k) (1u << (k))
 
@@ -90,17 +97,20 @@ static const struct {
 } decl[OBSPAM_MAILBOX + 1] = {
     [OBSPAM_SERVER] = {"default", "the defaults",
                        BIT(K_MAILBOX) | BIT(K_DOMAIN) | BIT(K_SUBSCRIPTION) |
-                           BIT(K_SCRIPTS)},
+                           BIT(K_MAX_RECIPIENTS) | BIT(K_SCRIPTS)},
     [OBSPAM_PLAN] = {"plan", "a plan",
                      BIT(K_MAILBOX) | BIT(K_DOMAIN) | BIT(K_SUBSCRIPTION) |
-                         BIT(K_SCRIPTS)},
+                         BIT(K_MAX_RECIPIENTS) | BIT(K_SCRIPTS)},
     [OBSPAM_SUBSCRIPTION] = {"subscription", "a subscription",
                              BIT(K_PLAN) | BIT(K_MAILBOX) | BIT(K_DOMAIN) |
                                  BIT(K_SUBSCRIPTION) | BIT(K_UID) |
-                                 BIT(K_SCRIPTS) | BIT(K_CONTACT)},
+                                 BIT(K_MAX_RECIPIENTS) | BIT(K_SCRIPTS) |
+                                 BIT(K_CONTACT)},
     [OBSPAM_DOMAIN] = {"domain", "a domain",
-                       BIT(K_SUBSCRIPTION) | BIT(K_DOMAIN) | BIT(K_MAILBOX)},
-    [OBSPAM_MAILBOX] = {"mailbox", "a mailbox", BIT(K_LIMIT)},
+                       BIT(K_SUBSCRIPTION) | BIT(K_DOMAIN) | BIT(K_MAILBOX) |
+                           BIT(K_MAX_RECIPIENTS)},
+    [OBSPAM_MAILBOX] = {"mailbox", "a mailbox",
+                        BIT(K_LIMIT) | BIT(K_MAX_RECIPIENTS)},
 };
 
 /* Options with two or three values: their words, in the order messages
@@ -164,9 +174,12 @@ typedef struct parser {
 
 /* What the KEY=VALUE words of a line said. */
 typedef struct vals {
-  unsigned given;      /* BIT(K_*) of every key present */
-  unsigned lim_given;  /* bit OBSPAM__LIM(kind) of every limit present */
-  int64_t lim[3];      /* by OBSPAM__LIM */
+  unsigned given; /* BIT(K_*) of every key present */
+  /* Bit LIM_BIT(w, OBSPAM__LIM(kind)) of every window limit present, and
+     the limits by window and limit kind. */
+  unsigned lim_given;
+  int64_t lim[OBSPAM__WINDOWS][3];
+  int64_t max_rcpt;    /* max-recipients= */
   obspam__obj *parent; /* plan= of a subscription, subscription= of a domain */
   int64_t uid;
   int scripts;
@@ -236,9 +249,10 @@ static const char *number_why(int rc, const char *negative,
   }
 }
 
-/* A limit V: a count, unlimited or (unless server) inherit. */
-static int parse_limit(parser *p, const char *key, const char *s, int server,
-                       int64_t *out) {
+/* A limit: a count, unlimited or (unless server) inherit. shown is the
+   text messages quote: s, or the window limit s is the limit of. */
+static int parse_limit(parser *p, const char *key, const char *s,
+                       const char *shown, int server, int64_t *out) {
   const char *expect = server ? "expected a count or unlimited"
                               : "expected a count, unlimited or inherit";
   int rc;
@@ -249,14 +263,88 @@ static int parse_limit(parser *p, const char *key, const char *s, int server,
   }
   if (strcmp(s, "inherit") == 0) {
     if (server)
-      return bad_value(p, key, s, "the server defaults cannot inherit");
+      return bad_value(p, key, shown, "the server defaults cannot inherit");
     *out = OBSPAM_INHERIT;
     return OBSPAM_OK;
   }
   rc = parse_number(s, out);
   if (rc == NUM_OK)
     return OBSPAM_OK;
-  return bad_value(p, key, s, number_why(rc, "negative count", expect));
+  return bad_value(p, key, shown, number_why(rc, "negative count", expect));
+}
+
+#define LIM_BIT(w, lim) (1u << (3 * (w) + (lim)))
+
+/* The window a suffix letter names (the word after '/'), or -1. */
+static int window_of(const char *s) {
+  if (s[0] == '\0' || s[1] != '\0')
+    return -1;
+  return s[0] == 'm'   ? OBSPAM__W_MINUTE
+         : s[0] == 'h' ? OBSPAM__W_HOUR
+         : s[0] == 'd' ? OBSPAM__W_DAY
+                       : -1;
+}
+
+static const char *const window_names[OBSPAM__WINDOWS] = {"minute", "hour",
+                                                          "day"};
+
+/* A value V of limit kind lim (OBSPAM__LIM) into v: one or more window
+   limits separated by commas, each a limit (parse_limit) with an optional
+   window suffix, /m, /h or /d, none meaning /h. Each window once; the
+   windows not named are left as they are (inherit). A word is at most a
+   line long, so it is split in a copy that fits a line, and messages
+   quote it and its parts as written. */
+static int parse_windows(parser *p, const char *key, const char *val,
+                         int server, int lim, vals *v) {
+  char parts[LINE_MAX_BYTES + 1], limit[LINE_MAX_BYTES + 1], *part, *next;
+  unsigned seen = 0;
+  int rc;
+
+  if (strpbrk(val, ",/") == NULL) { /* a bare limit: the hour */
+    v->lim_given |= LIM_BIT(OBSPAM__W_HOUR, lim);
+    return parse_limit(p, key, val, val, server, &v->lim[OBSPAM__W_HOUR][lim]);
+  }
+  memcpy(parts, val, strlen(val) + 1);
+  for (part = parts; part != NULL; part = next) {
+    char *comma = strchr(part, ','), *slash;
+    int w = OBSPAM__W_HOUR;
+
+    next = NULL;
+    if (comma != NULL) {
+      *comma = '\0';
+      next = comma + 1;
+    }
+    if (part[0] == '\0')
+      return bad_value(p, key, val, "a window limit is empty");
+    slash = strchr(part, '/');
+    if (slash != NULL) {
+      if (slash[1] == '\0')
+        return perr(p, OBSPAM_ESYNTAX, "missing window after '/' in '%.64s'",
+                    part);
+      if ((w = window_of(slash + 1)) < 0)
+        return perr(p, OBSPAM_ESYNTAX, "unknown window '%.16s' in '%.64s'",
+                    slash + 1, part);
+    }
+    if (seen & (1u << w)) {
+      char why[40];
+
+      snprintf(why, sizeof(why), "the %s window is given twice",
+               window_names[w]);
+      return bad_value(p, key, val, why);
+    }
+    seen |= 1u << w;
+    if (slash == NULL) {
+      rc = parse_limit(p, key, part, part, server, &v->lim[w][lim]);
+    } else {
+      memcpy(limit, part, (size_t)(slash - part));
+      limit[slash - part] = '\0';
+      rc = parse_limit(p, key, limit, part, server, &v->lim[w][lim]);
+    }
+    if (rc != OBSPAM_OK)
+      return rc;
+    v->lim_given |= LIM_BIT(w, lim);
+  }
+  return OBSPAM_OK;
 }
 
 /* ---- look-ahead for messages ----------------------------------------- */
@@ -367,10 +455,12 @@ static int read_keys(parser *p, int first, int kind, vals *v) {
         rc = lookup(p, OBSPAM_SUBSCRIPTION, val, &v->parent);
         break;
       }
-      rc = parse_limit(p, word, val, server, &v->lim[lim]);
-      v->lim_given |= 1u << lim;
+      rc = parse_windows(p, word, val, server, lim, v);
       break;
     }
+    case K_MAX_RECIPIENTS:
+      rc = parse_limit(p, word, val, val, server, &v->max_rcpt);
+      break;
     case K_UID:
       rc = parse_number(val, &v->uid);
       rc = rc == NUM_OK
@@ -407,13 +497,37 @@ static int read_keys(parser *p, int first, int kind, vals *v) {
   return OBSPAM_OK;
 }
 
-/* Sets the limits a line gave on the own values of o (or the server's). */
-static void apply_limits(const vals *v, int64_t own[3]) {
-  int i;
+/* Sets the window limits and the cap a line gave on o's own values, or
+   the server's (o NULL). o's extra values are made only for a value that
+   is not inherit, which every one of them is already. */
+static int apply_limits(parser *p, const vals *v, obspam__obj *o) {
+  obspam__tree *t = &p->conf->tree;
+  obspam__extra *x = o != NULL ? o->extra : &t->server_extra;
+  int w, i;
 
-  for (i = 0; i < 3; i++)
-    if (v->lim_given & (1u << i))
-      own[i] = v->lim[i];
+  for (w = 0; w < OBSPAM__WINDOWS; w++)
+    for (i = 0; i < 3; i++) {
+      int64_t val = v->lim[w][i];
+
+      if (!(v->lim_given & LIM_BIT(w, i)))
+        continue;
+      if (w == OBSPAM__W_HOUR) {
+        *(o != NULL ? &o->own[i] : &t->server[i]) = val;
+        continue;
+      }
+      if (x == NULL && val == OBSPAM_INHERIT)
+        continue;
+      if (x == NULL && (x = obspam__tree_extra(t, o)) == NULL)
+        return perr(p, OBSPAM_ENOMEM, "out of memory");
+      x->own[w == OBSPAM__W_DAY][i] = val;
+    }
+  if ((v->given & BIT(K_MAX_RECIPIENTS)) &&
+      (x != NULL || v->max_rcpt != OBSPAM_INHERIT)) {
+    if (x == NULL && (x = obspam__tree_extra(t, o)) == NULL)
+      return perr(p, OBSPAM_ENOMEM, "out of memory");
+    x->max_rcpt = v->max_rcpt;
+  }
+  return OBSPAM_OK;
 }
 
 /* ---- lines --------------------------------------------------------------- */
@@ -491,7 +605,8 @@ static int line_default(parser *p) {
   rc = read_keys(p, 1, OBSPAM_SERVER, &v);
   if (rc != OBSPAM_OK)
     return rc;
-  apply_limits(&v, t->server);
+  if ((rc = apply_limits(p, &v, NULL)) != OBSPAM_OK)
+    return rc;
   if (v.given & BIT(K_SCRIPTS))
     t->server_scripts = v.scripts;
   p->default_line = p->line;
@@ -535,9 +650,9 @@ static int line_plan(parser *p) {
 
   if ((rc = decl_name(p, OBSPAM_PLAN, &n)) != OBSPAM_OK ||
       (rc = read_keys(p, 2, OBSPAM_PLAN, &v)) != OBSPAM_OK ||
-      (rc = add(p, OBSPAM_PLAN, &n, NULL, &o)) != OBSPAM_OK)
+      (rc = add(p, OBSPAM_PLAN, &n, NULL, &o)) != OBSPAM_OK ||
+      (rc = apply_limits(p, &v, o)) != OBSPAM_OK)
     return rc;
-  apply_limits(&v, o->own);
   if (v.given & BIT(K_SCRIPTS))
     ((obspam__plan *)o)->scripts = v.scripts;
   return OBSPAM_OK;
@@ -552,10 +667,10 @@ static int line_subscription(parser *p) {
 
   if ((rc = decl_name(p, OBSPAM_SUBSCRIPTION, &n)) != OBSPAM_OK ||
       (rc = read_keys(p, 2, OBSPAM_SUBSCRIPTION, &v)) != OBSPAM_OK ||
-      (rc = add(p, OBSPAM_SUBSCRIPTION, &n, v.parent, &o)) != OBSPAM_OK)
+      (rc = add(p, OBSPAM_SUBSCRIPTION, &n, v.parent, &o)) != OBSPAM_OK ||
+      (rc = apply_limits(p, &v, o)) != OBSPAM_OK)
     return rc;
   s = (obspam__sub *)o;
-  apply_limits(&v, o->own);
   if (v.given & BIT(K_SCRIPTS))
     s->scripts = v.scripts;
   if (v.given & BIT(K_UID)) {
@@ -589,8 +704,7 @@ static int line_domain(parser *p) {
     return perr(p, OBSPAM_ESYNTAX, "domain '%s' needs subscription=", n.s);
   if ((rc = add(p, OBSPAM_DOMAIN, &n, v.parent, &o)) != OBSPAM_OK)
     return rc;
-  apply_limits(&v, o->own);
-  return OBSPAM_OK;
+  return apply_limits(p, &v, o);
 }
 
 static int line_mailbox(parser *p) {
@@ -615,8 +729,7 @@ static int line_mailbox(parser *p) {
   if ((rc = read_keys(p, 2, OBSPAM_MAILBOX, &v)) != OBSPAM_OK ||
       (rc = add(p, OBSPAM_MAILBOX, &n, d, &o)) != OBSPAM_OK)
     return rc;
-  apply_limits(&v, o->own);
-  return OBSPAM_OK;
+  return apply_limits(p, &v, o);
 }
 
 /* `whitelist CIDR` and `local-network CIDR`: a network of one of the two

@@ -169,6 +169,24 @@ typedef struct immediate {
   char contact[OBSPAM_NAME_MAX + 1];
 } immediate;
 
+/* The window a refusal went over object i's own limit in: the one the
+   verdict would name if i were the only object over its limit (judge.c's
+   rule among i's windows and, for the lowest object, the recipients
+   cap), -1 for the cap and for forbidden scripts. A notice gives it with
+   its limit. Only on the rare path of an immediate notice. */
+static int own_window(const obspam__charge *ch, int i) {
+  obspam__charge one;
+
+  if (ch->forbid)
+    return -1;
+  memcpy(&one, ch, sizeof(one));
+  memset(one.wait, 0, sizeof(one.wait));
+  memcpy(one.wait[i], ch->wait[i], sizeof(one.wait[i]));
+  one.over_cap = ch->over_cap && i == ch->n - 1;
+  obspam__judge(&one);
+  return one.window;
+}
+
 static void immediate_fill(immediate *im, const obspam__charge *ch,
                            int64_t period) {
   const obspam__sub *s = obspam__owner(ch->obj[0]);
@@ -180,9 +198,11 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     snprintf(im->contact, sizeof(im->contact), "%s", s->contact);
   for (i = 0; i < ch->n; i++) {
     obspam_notice *n = &im->notice[im->n];
+    int w;
 
     if (!ch->first_exceeded[i])
       continue;
+    w = own_window(ch, i);
     memcpy(im->name[im->n], ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
     memset(n, 0, sizeof(*n));
     n->struct_size = sizeof(*n);
@@ -190,7 +210,13 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     n->name = im->name[im->n];
     n->subscription = im->sub;
     n->contact = s->contact != NULL ? im->contact : NULL;
-    n->limit = ch->limit[i][OBSPAM__W_HOUR];
+    if (w >= 0) {
+      n->limit = ch->limit[i][w];
+      n->window = obspam__window_seconds(w);
+    } else { /* forbidden scripts: the hour's limit, or the cap */
+      n->limit = ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
+      n->window = 0;
+    }
     n->sent = ch->period_sent[i];
     n->refused = ch->period_refused[i];
     n->exceeded = 1;
@@ -663,9 +689,19 @@ int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
   return first;
 }
 
-/* The highest of o and its ancestors (up to its subscription) that a
-   one-recipient message through o would not fit now, or NULL. r is what
-   the store read for o itself. Under the engine's read lock. */
+/* What a reading counted in window w. */
+static int64_t count_in(const obspam__reading *r, int w) {
+  return w == OBSPAM__W_MINUTE ? r->count_minute
+         : w == OBSPAM__W_HOUR ? r->count
+                               : r->count_day;
+}
+
+/* The highest of o and its ancestors (up to its subscription) with a
+   window that a one-recipient message through o would not fit now, or
+   NULL: where its count and one more exceed its effective limit, as
+   step 5 gives such a message a wait there. r is what the store read for
+   o itself; an ancestor is read only when it has a limit. Under the
+   engine's read lock. */
 static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
                                   const obspam__reading *r, int64_t now) {
   const obspam__tree *t = &e->conf->tree;
@@ -675,19 +711,23 @@ static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
   for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent)
     chain[n++] = p;
   while (n-- > 0) {
-    int64_t limit = obspam__effective(t, chain[n]), count = r->count;
+    const obspam__reading *at = chain[n] == o ? r : NULL;
+    obspam__reading up;
+    int w;
 
-    if (limit < 0)
-      continue;
-    if (chain[n] != o) {
-      obspam__reading up;
+    for (w = OBSPAM__WINDOWS - 1; w >= 0; w--) {
+      int64_t limit = obspam__effective_w(t, chain[n], w);
 
-      e->store->ops->read(e->store, chain[n], now,
-                          e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &up);
-      count = up.count;
+      if (limit < 0)
+        continue;
+      if (at == NULL) {
+        e->store->ops->read(e->store, chain[n], now,
+                            e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &up);
+        at = &up;
+      }
+      if (count_in(at, w) + 1 > limit)
+        return chain[n];
     }
-    if (count + 1 > limit)
-      return chain[n];
   }
   return NULL;
 }
@@ -734,6 +774,10 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     e->store->ops->read(e->store, o, now,
                         e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
     out->limit = obspam__effective(&e->conf->tree, o);
+    OBSPAM__SET(out, obspam_stats, limit_minute,
+                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
+    OBSPAM__SET(out, obspam_stats, limit_day,
+                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
     enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
     if (enabled)
       b = blocker(e, o, &r, now);
@@ -754,17 +798,14 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   out->refused = r.refused;
   out->refused_total = r.refused_total;
   out->last_refused = r.last_refused;
-  /* Sending while a one-recipient message would be accepted: protection
-     is off, or it fits this object and every ancestor. */
+  /* Sending while a one-recipient message would fit: protection is off,
+     or it fits every window of this object and of every ancestor. The
+     recipients cap is no window (API.md): a cap of 0 alone does not make
+     an object "not sending". */
   out->sending = b == NULL;
   OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
   OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
-  /* The minute and day windows have no limits yet. The day's count is
-     what the hourly history holds; the minute's, of 5-second buckets,
-     is not kept. */
-  OBSPAM__SET(out, obspam_stats, limit_minute, OBSPAM_UNLIMITED);
-  OBSPAM__SET(out, obspam_stats, count_minute, 0);
-  OBSPAM__SET(out, obspam_stats, limit_day, OBSPAM_UNLIMITED);
+  OBSPAM__SET(out, obspam_stats, count_minute, r.count_minute);
   OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
   OBSPAM__SET(out, obspam_stats, disabled, !enabled);
   if (b == NULL) {

@@ -88,6 +88,7 @@ int obspam_notify_flush(obspam_engine *e, int64_t now) {
     notice.subscription = p->subscription;
     notice.contact = p->contact;
     notice.limit = p->limit;
+    notice.window = p->window;
     notice.sent = p->sent;
     notice.refused = p->refused;
     notice.exceeded = p->exceeded;

@@ -121,6 +121,7 @@ int obspam_report(obspam_engine *e, int64_t from, int64_t to,
     row.first_refused = rows[i].first;
     row.last_refused = rows[i].last;
     row.exceeded = rows[i].exceeded;
+    row.window = rows[i].window;
     fn(&row, ud);
   }
   free(rows);

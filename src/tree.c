@@ -133,7 +133,37 @@ int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid) {
   return OBSPAM_OK;
 }
 
+obspam__extra *obspam__tree_extra(obspam__tree *t, obspam__obj *o) {
+  int i;
+
+  if (o->extra != NULL)
+    return o->extra;
+  if ((o->extra = malloc(sizeof(*o->extra))) == NULL)
+    return NULL;
+  for (i = 0; i < 3; i++)
+    o->extra->own[0][i] = o->extra->own[1][i] = OBSPAM_INHERIT;
+  o->extra->max_rcpt = OBSPAM_INHERIT;
+  t->extras++;
+  return o->extra;
+}
+
+void obspam__tree_extra_trim(obspam__tree *t, obspam__obj *o) {
+  const obspam__extra *x = o->extra;
+  int i;
+
+  if (x == NULL || x->max_rcpt != OBSPAM_INHERIT)
+    return;
+  for (i = 0; i < 3; i++)
+    if (x->own[0][i] != OBSPAM_INHERIT || x->own[1][i] != OBSPAM_INHERIT)
+      return;
+  free(o->extra);
+  o->extra = NULL;
+  t->extras--;
+}
+
 static void free_obj(obspam__tree *t, obspam__obj *o) {
+  if (o->extra != NULL)
+    t->extras--;
   obspam__index_del(&t->index[o->kind], o);
   if (o->kind == OBSPAM_SUBSCRIPTION) {
     obspam__sub *s = (obspam__sub *)o;

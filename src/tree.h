@@ -83,6 +83,11 @@ typedef struct obspam__tree {
   int64_t server[3];          /* server defaults by limit kind: the hour */
   obspam__extra server_extra; /* and the others, never OBSPAM_INHERIT */
   int server_scripts;
+  /* How many objects of the tree hold extra values. While none does, the
+     effective minute and day limits and the cap are the server's, with no
+     walk up the tree: a decision on a tree that limits the hour only pays
+     one comparison for them. */
+  size_t extras;
 } obspam__tree;
 
 void obspam__tree_init(obspam__tree *t);
@@ -113,6 +118,13 @@ void obspam__tree_move(obspam__obj *o, obspam__obj *parent);
 /* Sets or clears (uid -1) the uid of a subscription: OBSPAM_OK, EEXIST or
    ENOMEM. */
 int obspam__tree_set_uid(obspam__tree *t, obspam__sub *s, int64_t uid);
+/* The extra values of o, an object of t, made (every one OBSPAM_INHERIT)
+   when it has none yet; NULL when memory ran out. */
+obspam__extra *obspam__tree_extra(obspam__tree *t, obspam__obj *o);
+/* Frees the extra values of o when every one of them is OBSPAM_INHERIT
+   again, so that a tree whose windows and caps were all set back to
+   inherit decides as fast as one that never had any. */
+void obspam__tree_extra_trim(obspam__tree *t, obspam__obj *o);
 
 /* The effective limit of a subscription, domain or mailbox: its own value,
    else the nearest ancestor's default for its kind, else the server's. */
@@ -136,6 +148,8 @@ static inline int64_t obspam__effective_w(const obspam__tree *t,
 
   if (w == OBSPAM__W_HOUR)
     return obspam__effective(t, o);
+  if (t->extras == 0)
+    return t->server_extra.own[x][lim];
   for (p = o; p != NULL; p = p->parent)
     if (p->extra != NULL && p->extra->own[x][lim] != OBSPAM_INHERIT)
       return p->extra->own[x][lim];
@@ -148,6 +162,8 @@ static inline int64_t obspam__effective_cap(const obspam__tree *t,
                                             const obspam__obj *o) {
   const obspam__obj *p;
 
+  if (t->extras == 0)
+    return t->server_extra.max_rcpt;
   for (p = o; p != NULL; p = p->parent)
     if (p->extra != NULL && p->extra->max_rcpt != OBSPAM_INHERIT)
       return p->extra->max_rcpt;

@@ -1369,6 +1369,289 @@ Test(config_reload, replaces_api_changes) {
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 3, 0);
 }
 
+/* ---- windows and the recipients cap ------------------------------------ */
+
+/* A refusal for the recipients cap: the lowest object, its cap as the
+   limit, the message's recipients as the count, window 0, never. */
+static void expect_cap_refusal(obspam_engine *x, const char *login,
+                               uint32_t rcpt, int64_t cap, int line) {
+  obspam_verdict v = tu_sasl(x, login, rcpt, T0, line);
+
+  tu_expect_verdict(&v, OBSPAM_REFUSE, OBSPAM_MAILBOX, login, cap, rcpt, -1,
+                    line);
+  cr_assert_eq(v.window, 0, "line %d: window %" PRId64, line, v.window);
+}
+#define EXPECT_CAP_REFUSAL(x, login, rcpt, cap)                                \
+  expect_cap_refusal((x), (login), (rcpt), (cap), __LINE__)
+
+/* SPEC.md section 7's example, as written but for its `forward` and
+   `list` lines, which belong to issue 17. */
+Test(config_keywords, spec_example_with_windows) {
+  LOAD(e, "enabled yes\n"
+          "count recipients\n"
+          "action defer\n"
+          "local-network 10.0.5.0/24\n"
+          "default mailbox=20/m,100/h,1000/d domain=1000 subscription=5000 "
+          "max-recipients=50\n"
+          "plan Basic mailbox=50 domain=500 subscription=1000\n"
+          "subscription acme plan=Basic subscription=3000 uid=10001 "
+          "scripts=yes contact=ops@acme.example\n"
+          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
+          "mailbox info@example.com limit=20\n"
+          "whitelist 192.0.2.0/24\n"
+          "whitelist 2001:db8::/32\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 20, 20, 1000);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, 3000, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 50);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 50);
+  /* An implicit mailbox of example.com: the domain's hour, the server's
+     minute and day. */
+  obspam_verdict v = SASL(e, "new@example.com", 50, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "new@example.com", 80, 0, 0);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "new@example.com", 20, 80, 1000);
+  EXPECT_CAP_REFUSAL(e, "new@example.com", 51, 50);
+}
+
+/* Every form of V and R on every line that takes them. */
+Test(config_keywords, window_limits_every_form) {
+  LOAD(e, "default mailbox=20/m,100/h,1000/d domain=1000 "
+          "subscription=unlimited/d,5000 max-recipients=50\n"
+          "plan p mailbox=inherit/m,50 domain=10/m max-recipients=40\n"
+          "subscription s plan=p subscription=3000,30000/d mailbox=7/d "
+          "max-recipients=inherit\n"
+          "domain d.example subscription=s domain=unlimited "
+          "mailbox=80/h,unlimited/d max-recipients=unlimited\n"
+          "mailbox a@d.example limit=5/m max-recipients=10\n"
+          "mailbox b@d.example limit=inherit/m,5/h\n"
+          "mailbox c@d.example limit=1/d,2/m,3\n"
+          "mailbox z@d.example limit=0/m,00/d\n"
+          "subscription t\ndomain t.example subscription=t\n"
+          "mailbox m@t.example max-recipients=0\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 5, 80, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 20, 5, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "c@d.example", 2, 3, 1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "z@d.example", 0, 80, 0);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", 10, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "s", -1, 3000, 30000);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "m@t.example", 20, 100, 1000);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "t.example", -1, 1000, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "t", -1, 5000, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "a@d.example", 10);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "b@d.example", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "d.example", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "s", 40);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "m@t.example", 0);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "t.example", 50);
+  /* The caps decide. */
+  EXPECT_CAP_REFUSAL(e, "a@d.example", 11, 10);
+  EXPECT_CAP_REFUSAL(e, "m@t.example", 1, 0);
+  obspam_verdict v = SASL(e, "a@d.example", 10, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "a@d.example", 80, 0, 0);
+  cr_assert_eq(v.window, OBSPAM_WINDOW_HOUR);
+  v = SASL(e, "b@d.example", 5, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "b@d.example", 5, 0, 0);
+  /* Without `default`, the server's windows and cap are unlimited again. */
+  LOAD(e, "subscription t\ndomain t.example subscription=t\n"
+          "mailbox m@t.example\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "m@t.example", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "m@t.example", OBSPAM_UNLIMITED);
+}
+
+/* Windows a value does not name inherit, on every line: a day limit on a
+   domain leaves its hour to the subscription's default. */
+Test(config_keywords, windows_not_named_inherit) {
+  LOAD(e, "default domain=1000/d\n"
+          "subscription s domain=300 mailbox=9/m\n"
+          "domain d.example subscription=s domain=10/m mailbox=90/d\n"
+          "mailbox a@d.example limit=3/h\n");
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", 10, 300, 1000);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 9, 3, 90);
+  /* `default` sets only the windows it names: the others stay unlimited. */
+  LOAD(e, "default mailbox=5/m\nsubscription s\n"
+          "domain d.example subscription=s\nmailbox a@d.example\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 5, -1, -1);
+}
+
+Test(config_errors, window_values) {
+  ERR("plan p mailbox=20/w\n", 1, "unknown window 'w' in '20/w'");
+  ERR("plan p mailbox=20/m,30/w\n", 1, "unknown window 'w' in '30/w'");
+  ERR("plan p mailbox=20/M\n", 1, "unknown window 'M' in '20/M'");
+  ERR("plan p domain=20/min\n", 1, "unknown window 'min' in '20/min'");
+  ERR("plan p domain=20/m/h\n", 1, "unknown window 'm/h' in '20/m/h'");
+  ERR("plan p mailbox=20/\n", 1, "missing window after '/' in '20/'");
+  ERR("plan p mailbox=/m\n", 1,
+      "bad value '/m' for 'mailbox': expected a count, unlimited or inherit");
+  ERR("plan p mailbox=20/m,30/m\n", 1,
+      "bad value '20/m,30/m' for 'mailbox': the minute window is given twice");
+  ERR("plan p mailbox=20,30/h\n", 1,
+      "bad value '20,30/h' for 'mailbox': the hour window is given twice");
+  ERR("plan p subscription=1/d,5,unlimited/d\n", 1,
+      "bad value '1/d,5,unlimited/d' for 'subscription': the day window is "
+      "given twice");
+  ERR("plan p mailbox=20,\n", 1,
+      "bad value '20,' for 'mailbox': a window limit is empty");
+  ERR("plan p mailbox=,20\n", 1,
+      "bad value ',20' for 'mailbox': a window limit is empty");
+  ERR("plan p mailbox=20/m,,30/d\n", 1,
+      "bad value '20/m,,30/d' for 'mailbox': a window limit is empty");
+  ERR("plan p mailbox=,\n", 1,
+      "bad value ',' for 'mailbox': a window limit is empty");
+  ERR("plan p mailbox=lots/m\n", 1,
+      "bad value 'lots/m' for 'mailbox': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p mailbox=20/m,-5\n", 1,
+      "bad value '-5' for 'mailbox': negative count");
+  ERR("plan p mailbox=-5/d\n", 1,
+      "bad value '-5/d' for 'mailbox': negative count");
+  ERR("plan p mailbox=9223372036854775808/d\n", 1,
+      "bad value '9223372036854775808/d' for 'mailbox': number is too large");
+  ERR("plan p mailbox=20/m 30/d\n", 1, "expected KEY=VALUE, found '30/d'");
+  ERR("default mailbox=inherit/m\n", 1,
+      "bad value 'inherit/m' for 'mailbox': the server defaults cannot "
+      "inherit");
+  ERR("default domain=5,lots/d\n", 1,
+      "bad value 'lots/d' for 'domain': expected a count or unlimited");
+  ERR("subscription s\ndomain d subscription=s domain=1/d,2/d\n", 2,
+      "bad value '1/d,2/d' for 'domain': the day window is given twice");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=5/x\n", 3,
+      "unknown window 'x' in '5/x'");
+  /* A second key for the same limit is refused as before, windows or
+     not. */
+  ERR("plan p mailbox=5/m mailbox=6/d\n", 1, "key 'mailbox' is given twice");
+}
+
+Test(config_errors, max_recipients_values) {
+  ERR("plan p max-recipients=lots\n", 1,
+      "bad value 'lots' for 'max-recipients': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p max-recipients=5/m\n", 1,
+      "bad value '5/m' for 'max-recipients': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p max-recipients=5,6\n", 1,
+      "bad value '5,6' for 'max-recipients': expected a count, unlimited or "
+      "inherit");
+  ERR("plan p max-recipients=-1\n", 1,
+      "bad value '-1' for 'max-recipients': negative count");
+  ERR("plan p max-recipients=\n", 1, "missing value for 'max-recipients'");
+  ERR("plan p max-recipients=1 max-recipients=1\n", 1,
+      "key 'max-recipients' is given twice");
+  ERR("default max-recipients=inherit\n", 1,
+      "bad value 'inherit' for 'max-recipients': the server defaults cannot "
+      "inherit");
+  ERR("default max-recipients=x\n", 1,
+      "bad value 'x' for 'max-recipients': expected a count or unlimited");
+  ERR("subscription s max-recipients=Unlimited\n", 1,
+      "bad value 'Unlimited' for 'max-recipients': expected a count, "
+      "unlimited or inherit");
+  ERR("subscription s\ndomain d subscription=s max-recipients=-3\n", 2,
+      "bad value '-3' for 'max-recipients': negative count");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
+      "max-recipients=1.5\n",
+      3,
+      "bad value '1.5' for 'max-recipients': expected a count, unlimited or "
+      "inherit");
+  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
+      "max_recipients=5\n",
+      3, "unknown key 'max_recipients' for a mailbox");
+}
+
+/* The message issue 16 gives, from a file, on its line. */
+Test(config_files, window_error_names_file_and_line) {
+  cr_assert_eq(chdir(make_tmpdir()), 0);
+  static const char text[] = "enabled yes\n"
+                             "count recipients\n"
+                             "\n"
+                             "default mailbox=20/m,100/h,1000/d\n"
+                             "plan Basic mailbox=50 max-recipients=20\n"
+                             "subscription acme plan=Basic uid=10001\n"
+                             "domain example.com subscription=acme\n"
+                             "mailbox a@example.com limit=5/m\n"
+                             "mailbox b@example.com limit=unlimited/d\n"
+                             "mailbox c@example.com limit=inherit/m,5/h\n"
+                             "# the next line is wrong\n"
+                             "mailbox d@example.com limit=20/w\n";
+  write_file("obspam.conf", text, sizeof(text) - 1);
+  LOAD(e, BASE);
+  RC(obspam_load_config(e, "obspam.conf"), OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "obspam.conf:12: unknown window 'w' in '20/w'");
+  expect_base(__LINE__);
+  unlink("obspam.conf");
+  cr_assert_eq(chdir("/"), 0);
+  rmdir(tmpdir);
+}
+
+/* A load that fails keeps every window and cap the engine had. */
+Test(config_atomic, failed_load_keeps_windows_and_caps) {
+  static const char *const good =
+      "default mailbox=1/m max-recipients=9\n"
+      "subscription s mailbox=2/d domain=3/m,30\n"
+      "domain d.example subscription=s max-recipients=4\n"
+      "mailbox a@d.example limit=5/m,6/d max-recipients=7\n";
+  LOAD(e, good);
+  RC(obspam_load_config_string(
+         e, "default mailbox=11/m max-recipients=19\n"
+            "subscription s mailbox=12/d domain=13/m\n"
+            "domain d.example subscription=s max-recipients=14\n"
+            "mailbox a@d.example limit=15/m,16/d max-recipients=17\n"
+            "mailbox b@d.example limit=1/w\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:5: unknown window 'w' in '1/w'");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 5, -1, 6);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", 3, 30, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "a@d.example", 7);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "d.example", 4);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "s", 9);
+  int64_t v;
+  RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "b@d.example", &v),
+     OBSPAM_ENOTFOUND);
+}
+
+/* A reload takes the new file's windows and caps, whatever the old file
+   or the API had set; values the new file leaves out inherit again. */
+Test(config_reload, takes_the_new_windows_and_caps) {
+  LOAD(e, "default mailbox=1/m,2/d max-recipients=3\n"
+          "plan p mailbox=4/m max-recipients=5\n"
+          "subscription s plan=p domain=6/d\n"
+          "domain d.example subscription=s mailbox=7/d max-recipients=8\n"
+          "mailbox a@d.example limit=9/m max-recipients=10\n"
+          "mailbox b@d.example\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 9, -1, 7);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 4, -1, 7);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, 6);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "b@d.example", 8);
+  SASL(e, "a@d.example", 2, T0);
+  OK(obspam_set_window_limit(e, OBSPAM_MAILBOX, "b@d.example", OBSPAM_MAILBOX,
+                             OBSPAM_WINDOW_DAY, 100));
+  OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "b@d.example", 100));
+  OK(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN,
+                             OBSPAM_WINDOW_MINUTE, 100));
+
+  LOAD(e, "default mailbox=11/m max-recipients=13\n"
+          "plan p max-recipients=15\n"
+          "subscription s plan=p\n"
+          "domain d.example subscription=s mailbox=17/d\n"
+          "mailbox a@d.example limit=19/m,20/d\n"
+          "mailbox b@d.example\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 19, -1, 20);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 11, -1, 17);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "a@d.example", 15);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "b@d.example", 15);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "s", 15);
+  /* The counters came along. */
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "a@d.example", T0, 2, 0);
+
+  /* No window or cap anywhere: every one unlimited again. */
+  LOAD(e, "subscription s\ndomain d.example subscription=s\n"
+          "mailbox a@d.example limit=5\n");
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", -1, 5, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_UNLIMITED);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "a@d.example", T0, 2, 0);
+}
+
 /* ---- the example --------------------------------------------------------- */
 
 Test(config_example, loads_and_limits) {

@@ -52,6 +52,8 @@ static const char *const probe_plans[] = {"basic", "gold", "new", "acme"};
 typedef struct snapshot {
   int rc[N_PROBES];
   int64_t limit[N_PROBES], count[N_PROBES], refused[N_PROBES];
+  /* The minute and day windows' effective limits and the cap. */
+  int64_t minute[N_PROBES], day[N_PROBES], cap[N_PROBES];
   int plan_rc[N_PLANS];
   int uid_action[4];
 } snapshot;
@@ -75,6 +77,18 @@ static void take(snapshot *s) {
                  probe_objs[i].name);
     s->count[i] = st.count;
     s->refused[i] = st.refused;
+    s->minute[i] = s->day[i] = s->cap[i] = -99;
+    cr_assert_eq(
+        obspam_effective_window_limit(e, probe_objs[i].kind, probe_objs[i].name,
+                                      OBSPAM_WINDOW_MINUTE, &s->minute[i]),
+        s->rc[i]);
+    cr_assert_eq(obspam_effective_window_limit(e, probe_objs[i].kind,
+                                               probe_objs[i].name,
+                                               OBSPAM_WINDOW_DAY, &s->day[i]),
+                 s->rc[i]);
+    cr_assert_eq(obspam_effective_max_recipients(
+                     e, probe_objs[i].kind, probe_objs[i].name, &s->cap[i]),
+                 s->rc[i]);
   }
   /* A plan exists when a subscription can be attached to it. */
   for (size_t i = 0; i < N_PLANS; i++) {
@@ -103,6 +117,11 @@ static void expect_same(const snapshot *a, const snapshot *b, int line) {
                  " -> %" PRId64 ")",
                  line, probe_objs[i].name, a->limit[i], b->limit[i]);
     cr_assert_eq(a->count[i], b->count[i], "line %d: count of %s changed", line,
+                 probe_objs[i].name);
+    cr_assert(a->minute[i] == b->minute[i] && a->day[i] == b->day[i],
+              "line %d: a window limit of %s changed", line,
+              probe_objs[i].name);
+    cr_assert_eq(a->cap[i], b->cap[i], "line %d: the cap of %s changed", line,
                  probe_objs[i].name);
     cr_assert_eq(a->refused[i], b->refused[i], "line %d: refused of %s changed",
                  line, probe_objs[i].name);
@@ -1000,4 +1019,318 @@ Test(tree, stats_get_errors) {
   cr_assert_eq(s.refused, 0);
   cr_assert_eq(s.refused_total, 0);
   cr_assert_eq(s.last_refused, 0);
+}
+
+/* ---- windows and the recipients cap ------------------------------------ */
+
+/* A call that fails with code want and the message msg. */
+#define ERRMSG(expr, want, msg)                                                \
+  do {                                                                         \
+    RC(expr, want);                                                            \
+    cr_assert_str_eq(obspam_engine_errmsg(e), (msg), "line %d", __LINE__);     \
+  } while (0)
+
+#define SETW(kind, name, which, window, v)                                     \
+  OK(obspam_set_window_limit(e, (kind), (name), (which), (window), (v)))
+
+/* A new engine limits no window: every one is unlimited, as is the cap. */
+Test(tree, windows_unlimited_by_default) {
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
+}
+
+/* Each window is inherited on its own, through server, plan, subscription,
+   domain and mailbox: a window set at one level does not stop the walk
+   of another window. */
+Test(tree, windows_inherit_each_on_its_own) {
+  SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 1);
+  SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR, 2);
+  SETW(OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 3);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 2, 3);
+  SETW(OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 2, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "x@solo.org", 1, 2, 3); /* no plan */
+  SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 10);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 2, 30);
+  SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR, 20);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "bob@example.net", 10, 2, 30);
+  SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY,
+       OBSPAM_UNLIMITED);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "sales@example.com", 10, 20, 30);
+  /* The same value as the hour's own, through obspam_set_limit. */
+  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+                      5));
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 5, -1);
+  /* Back to inherit, one window after another. */
+  SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY,
+       OBSPAM_INHERIT);
+  SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR,
+       OBSPAM_INHERIT);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 10, 20, 30);
+  SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE,
+       OBSPAM_INHERIT);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 20, 30);
+  SETW(OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, OBSPAM_INHERIT);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 1, 20, 3);
+  /* The domain and subscription limits never moved. */
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, -1, -1);
+}
+
+/* Every limit kind has its three windows: the domain and subscription
+   chains, with 0 (may not send) shadowing as a count does. */
+Test(tree, windows_of_every_limit_kind) {
+  SETW(OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, OBSPAM_WINDOW_MINUTE, 100);
+  SETW(OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 0);
+  SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, OBSPAM_WINDOW_MINUTE, 50);
+  SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 5000);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", 50, -1, 5000);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.net", 50, -1, 0);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "solo.org", 100, -1, -1);
+  SETW(OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_DAY, 9);
+  SETW(OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE, 7);
+  SETW(OBSPAM_SUBSCRIPTION, "solo", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE,
+       OBSPAM_UNLIMITED);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", 7, -1, 9);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "solo", -1, -1, 9);
+  /* The mailbox chain was not touched by any of it. */
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+}
+
+/* The cap is inherited as a limit is: own, else the nearest ancestor's,
+   else the server's; every level may set it. */
+Test(tree, cap_inherits_down_the_tree) {
+  OK(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, 100));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 100);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "solo", 100);
+  OK(obspam_set_max_recipients(e, OBSPAM_PLAN, "basic", 50));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 50);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 50);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "x@solo.org", 100);
+  OK(obspam_set_max_recipients(e, OBSPAM_SUBSCRIPTION, "acme", 40));
+  OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com", 30));
+  OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", 0));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", 30);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.com", 30);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "bob@example.net", 40);
+  EXPECT_CAP(e, OBSPAM_DOMAIN, "example.net", 40);
+  EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 40);
+  OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com",
+                               OBSPAM_UNLIMITED));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", OBSPAM_UNLIMITED);
+  OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com",
+                               OBSPAM_INHERIT));
+  OK(obspam_set_max_recipients(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_INHERIT));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", 50);
+  OK(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, OBSPAM_UNLIMITED));
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "x@solo.org", OBSPAM_UNLIMITED);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  /* The limits did not move. */
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+}
+
+/* An implicit mailbox inherits every window and the cap from its domain. */
+Test(tree, implicit_mailbox_windows_and_cap) {
+  SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 4);
+  SETW(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 40);
+  OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com", 3));
+  obspam_verdict v = SASL(e, "new@example.com", 1, T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "new@example.com",
+                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "new@example.com", 4, -1, 40);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "new@example.com", 3);
+  /* Setting its own values needs it declared. */
+  FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "new@example.com",
+                                OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 1),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "new@example.com", 1),
+        OBSPAM_ENOTFOUND);
+}
+
+/* A removed object's values go with it; added again, it inherits. */
+Test(tree, readded_object_inherits_again) {
+  SETW(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE,
+       6);
+  OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", 2));
+  OK(obspam_remove(e, OBSPAM_MAILBOX, "info@example.com"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
+  SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 8);
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
+  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", "basic"));
+  OK(obspam_add(e, OBSPAM_DOMAIN, "example.com", "acme"));
+  OK(obspam_add(e, OBSPAM_MAILBOX, "info@example.com", NULL));
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", -1, -1, -1);
+}
+
+/* Which kinds may set which window limit is set_limit's matrix, for every
+   window; the errors change nothing and leave a message. */
+Test(tree, set_window_limit_errors) {
+  static const int64_t bad_windows[] = {0,    1,     59,  61,
+                                        3599, 86401, -60, INT64_MAX};
+  for (size_t i = 0; i < sizeof bad_windows / sizeof bad_windows[0]; i++) {
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                  OBSPAM_MAILBOX, bad_windows[i], 5),
+          OBSPAM_EINVAL);
+    int64_t v = 12345;
+    RC(obspam_effective_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                     bad_windows[i], &v),
+       OBSPAM_EINVAL);
+    cr_assert_eq(v, 12345);
+  }
+  static const int64_t windows[] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_DAY};
+  for (int w = 0; w < 2; w++) {
+    FAILS(obspam_set_window_limit(e, OBSPAM_DOMAIN, "example.com",
+                                  OBSPAM_SUBSCRIPTION, windows[w], 5),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                  OBSPAM_DOMAIN, windows[w], 5),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                  OBSPAM_SCRIPT, windows[w], 5),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_SCRIPT, "acme", OBSPAM_MAILBOX,
+                                  windows[w], 5),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
+                                  windows[w], OBSPAM_INHERIT),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                  OBSPAM_MAILBOX, windows[w], -3),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_SERVER, "server", OBSPAM_MAILBOX,
+                                  windows[w], 5),
+          OBSPAM_EINVAL);
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "ghost@example.com",
+                                  OBSPAM_MAILBOX, windows[w], 5),
+          OBSPAM_ENOTFOUND);
+    FAILS(obspam_set_window_limit(e, OBSPAM_PLAN, "silver", OBSPAM_MAILBOX,
+                                  windows[w], 5),
+          OBSPAM_ENOTFOUND);
+    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "bad name", OBSPAM_MAILBOX,
+                                  windows[w], 5),
+          OBSPAM_EINVAL);
+  }
+  /* The messages. */
+  ERRMSG(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                 OBSPAM_MAILBOX, 61, 5),
+         OBSPAM_EINVAL,
+         "set_window_limit: 61 is not a window (60, 3600 or 86400 seconds)");
+  int64_t out = 12345;
+  ERRMSG(obspam_effective_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                       INT64_MAX, &out),
+         OBSPAM_EINVAL,
+         "effective_window_limit: 9223372036854775807 is not a window (60, "
+         "3600 or 86400 seconds)");
+  ERRMSG(obspam_set_window_limit(e, OBSPAM_DOMAIN, "example.com",
+                                 OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_DAY, 5),
+         OBSPAM_EINVAL, "set_window_limit: a domain has no subscription limit");
+  ERRMSG(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
+                                 OBSPAM_WINDOW_MINUTE, OBSPAM_INHERIT),
+         OBSPAM_EINVAL, "set_window_limit: -2 is not a count or unlimited");
+  ERRMSG(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                 OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, -3),
+         OBSPAM_EINVAL,
+         "set_window_limit: -3 is not a count, unlimited or inherit");
+  ERRMSG(obspam_set_window_limit(e, OBSPAM_MAILBOX, "ghost@example.com",
+                                 OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 1),
+         OBSPAM_ENOTFOUND, "set_window_limit: no mailbox 'ghost@example.com'");
+  RC(obspam_set_window_limit(NULL, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
+                             OBSPAM_WINDOW_DAY, 5),
+     OBSPAM_EINVAL);
+  /* The same matrix as set_limit's is allowed, in every window. */
+  SETW(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 5);
+  SETW(OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE, 5);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, 5);
+  EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", 5, -1, -1);
+}
+
+Test(tree, effective_window_limit_errors) {
+  int64_t v = 12345;
+  RC(obspam_effective_window_limit(NULL, OBSPAM_MAILBOX, "info@example.com",
+                                   OBSPAM_WINDOW_DAY, &v),
+     OBSPAM_EINVAL);
+  RC(obspam_effective_window_limit(e, OBSPAM_PLAN, "basic", OBSPAM_WINDOW_DAY,
+                                   &v),
+     OBSPAM_EINVAL);
+  RC(obspam_effective_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_WINDOW_DAY,
+                                   &v),
+     OBSPAM_EINVAL);
+  ERRMSG(obspam_effective_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
+                                       OBSPAM_WINDOW_DAY, NULL),
+         OBSPAM_EINVAL, "effective_window_limit: the result pointer is NULL");
+  ERRMSG(obspam_effective_window_limit(e, OBSPAM_MAILBOX, "ghost@example.com",
+                                       OBSPAM_WINDOW_MINUTE, &v),
+         OBSPAM_ENOTFOUND,
+         "effective_window_limit: no mailbox 'ghost@example.com'");
+  RC(obspam_effective_window_limit(e, OBSPAM_DOMAIN, "bad name",
+                                   OBSPAM_WINDOW_MINUTE, &v),
+     OBSPAM_EINVAL);
+  cr_assert_eq(v, 12345, "effective_window_limit wrote its output on failure");
+}
+
+Test(tree, max_recipients_errors) {
+  OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com", 9));
+  static const int64_t bad[] = {-3, -100, INT64_MIN};
+  static const int kinds[] = {OBSPAM_SERVER, OBSPAM_PLAN, OBSPAM_SUBSCRIPTION,
+                              OBSPAM_DOMAIN, OBSPAM_MAILBOX};
+  for (size_t k = 0; k < 5; k++)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      FAILS(obspam_set_max_recipients(e, kinds[k], name_of_kind(kinds[k]),
+                                      bad[i]),
+            OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, OBSPAM_INHERIT),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_SCRIPT, "acme", 5), OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, -1, "acme", 5), OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, 99, "acme", 5), OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_SERVER, "server", 5),
+        OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_DOMAIN, NULL, 5), OBSPAM_EINVAL);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "ghost.com", 5),
+        OBSPAM_ENOTFOUND);
+  FAILS(obspam_set_max_recipients(e, OBSPAM_PLAN, "silver", 5),
+        OBSPAM_ENOTFOUND);
+  RC(obspam_set_max_recipients(NULL, OBSPAM_SERVER, NULL, 5), OBSPAM_EINVAL);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 9);
+  /* The messages. */
+  ERRMSG(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@example.com", -5),
+         OBSPAM_EINVAL,
+         "set_max_recipients: -5 is not a count, unlimited or inherit");
+  ERRMSG(obspam_set_max_recipients(e, OBSPAM_SERVER, NULL, OBSPAM_INHERIT),
+         OBSPAM_EINVAL, "set_max_recipients: -2 is not a count or unlimited");
+  ERRMSG(obspam_set_max_recipients(e, OBSPAM_SCRIPT, "acme", 5), OBSPAM_EINVAL,
+         "set_max_recipients: kind 5 is not the server, a plan, "
+         "subscription, domain or mailbox");
+  ERRMSG(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "ghost.com", 5),
+         OBSPAM_ENOTFOUND, "set_max_recipients: no domain 'ghost.com'");
+
+  int64_t v = 12345;
+  RC(obspam_effective_max_recipients(e, OBSPAM_PLAN, "basic", &v),
+     OBSPAM_EINVAL);
+  RC(obspam_effective_max_recipients(e, OBSPAM_SERVER, NULL, &v),
+     OBSPAM_EINVAL);
+  RC(obspam_effective_max_recipients(e, OBSPAM_MAILBOX, "info@example.com",
+                                     NULL),
+     OBSPAM_EINVAL);
+  ERRMSG(obspam_effective_max_recipients(e, OBSPAM_SUBSCRIPTION, "ghost", &v),
+         OBSPAM_ENOTFOUND, "effective_max_recipients: no subscription 'ghost'");
+  RC(obspam_effective_max_recipients(NULL, OBSPAM_SUBSCRIPTION, "acme", &v),
+     OBSPAM_EINVAL);
+  cr_assert_eq(v, 12345);
+  /* Every kind with a cap takes the three kinds of value. */
+  static const int64_t good[] = {0, 1, 1000, OBSPAM_UNLIMITED};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "sales@example.com",
+                                 good[i]));
+    EXPECT_CAP(e, OBSPAM_MAILBOX, "sales@example.com", good[i]);
+  }
 }

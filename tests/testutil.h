@@ -318,4 +318,52 @@ static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
                  __LINE__, (name), got_, (int64_t)(want));                     \
   } while (0)
 
+/* The effective limit of one window, and the cap, of an object. */
+static inline int64_t tu_eff_window(obspam_engine *e, int kind,
+                                    const char *name, int64_t window,
+                                    int line) {
+  int64_t v = -99;
+  int rc = obspam_effective_window_limit(e, kind, name, window, &v);
+  cr_assert_eq(rc, OBSPAM_OK,
+               "line %d: obspam_effective_window_limit(%d, %s, %" PRId64
+               ") returned %d (%s): %s",
+               line, kind, name, window, rc, obspam_strerror(rc),
+               obspam_engine_errmsg(e));
+  return v;
+}
+
+static inline int64_t tu_eff_cap(obspam_engine *e, int kind, const char *name,
+                                 int line) {
+  int64_t v = -99;
+  int rc = obspam_effective_max_recipients(e, kind, name, &v);
+  cr_assert_eq(rc, OBSPAM_OK,
+               "line %d: obspam_effective_max_recipients(%d, %s) returned %d "
+               "(%s): %s",
+               line, kind, name, rc, obspam_strerror(rc),
+               obspam_engine_errmsg(e));
+  return v;
+}
+
+/* Asserts the three windows of an object's effective limit, and that
+   obspam_effective_limit is the hour's. */
+static inline void tu_expect_windows(obspam_engine *e, int kind,
+                                     const char *name, int64_t m, int64_t h,
+                                     int64_t d, int line) {
+  int64_t gm = tu_eff_window(e, kind, name, OBSPAM_WINDOW_MINUTE, line);
+  int64_t gh = tu_eff_window(e, kind, name, OBSPAM_WINDOW_HOUR, line);
+  int64_t gd = tu_eff_window(e, kind, name, OBSPAM_WINDOW_DAY, line);
+  cr_assert(gm == m && gh == h && gd == d,
+            "line %d: %s: windows %" PRId64 "/m %" PRId64 "/h %" PRId64
+            "/d, expected %" PRId64 "/m %" PRId64 "/h %" PRId64 "/d",
+            line, name, gm, gh, gd, m, h, d);
+  cr_assert_eq(tu_eff(e, kind, name, line), gh,
+               "line %d: effective_limit of %s is not its hour's", line, name);
+}
+#define EXPECT_WINDOWS(e, kind, name, m, h, d)                                 \
+  tu_expect_windows((e), (kind), (name), (m), (h), (d), __LINE__)
+
+#define EXPECT_CAP(e, kind, name, want)                                        \
+  cr_assert_eq(tu_eff_cap((e), (kind), (name), __LINE__), (int64_t)(want),     \
+               "line %d: the cap of %s", __LINE__, (name))
+
 #endif /* OBSPAM_TESTUTIL_H */
