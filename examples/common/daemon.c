@@ -286,6 +286,21 @@ int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m) {
   return OBSPAMD_REASON_CAP;
 }
 
+int obspamd_notice_reason(const obspam_notice *n) {
+  int64_t w = n->struct_size >= sizeof(*n) ? n->window : OBSPAM_WINDOW_HOUR;
+
+  if (w == OBSPAM_WINDOW_MINUTE)
+    return OBSPAMD_REASON_MINUTE;
+  if (w == OBSPAM_WINDOW_HOUR)
+    return OBSPAMD_REASON_HOUR;
+  if (w == OBSPAM_WINDOW_DAY)
+    return OBSPAMD_REASON_DAY;
+  /* No window: the recipients cap (a count), or forbidden scripts, whose
+     notice carries the subscription's hourly limit, which only an
+     unlimited one tells apart from a cap. */
+  return n->limit < 0 ? OBSPAMD_REASON_SCRIPTS : OBSPAMD_REASON_CAP;
+}
+
 const char *obspamd_reason_name(int reason) {
   static const char *const names[OBSPAMD_REASONS] = {
       "minute", "hour", "day", "max-recipients", "scripts"};
@@ -625,10 +640,11 @@ void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
     snprintf(limit, sizeof(limit), "%" PRId64, n->limit);
   snprintf(buf, size,
            "notice kind=%s object=%s subscription=%s limit=%s unit=%s "
-           "sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
+           "window=%s sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
            " first=%s last=%s period=%s..%s",
            obspamd_kind_name(n->kind), name, sub, limit,
-           unit == 1 ? "messages" : "recipients", n->sent, n->refused,
+           unit == 1 ? "messages" : "recipients",
+           obspamd_reason_name(obspamd_notice_reason(n)), n->sent, n->refused,
            n->struct_size >= sizeof(obspam_notice) ? n->exceeded : 0,
            obspamd_iso_time(n->first_refused, first, sizeof(first)),
            obspamd_iso_time(n->last_refused, last, sizeof(last)),
@@ -1541,8 +1557,7 @@ int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v) {
   if (v->action != OBSPAM_ACCEPT || v->kind < OBSPAM_SUBSCRIPTION ||
       v->kind > OBSPAM_MAILBOX)
     return -1;
-  if (obspam_effective_max_recipients(e, v->kind, v->object, &cap) ==
-      OBSPAM_OK)
+  if (obspam_effective_max_recipients(e, v->kind, v->object, &cap) == OBSPAM_OK)
     return cap;
   /* A mailbox the probe would make implicit does not exist yet: it
      would inherit its domain's cap, having none of its own. */

@@ -56,8 +56,9 @@ void obspamd__mailer_queue(obspamd__mailer *m, const char *to, const char *what,
 
 /* The notice log line, without the log prefix:
    "notice kind=mailbox object=... subscription=... limit=... unit=...
-   sent=... refused=... exceeded=... first=ISO last=ISO period=ISO..ISO".
-   unit is OBSPAM_OPT_COUNT_UNIT. */
+   window=... sent=... refused=... exceeded=... first=ISO last=ISO
+   period=ISO..ISO". unit is OBSPAM_OPT_COUNT_UNIT; window is the name of
+   obspamd_notice_reason (minute, hour, day, max-recipients, scripts). */
 void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
                           size_t size);
 

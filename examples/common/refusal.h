@@ -50,6 +50,9 @@ enum obspamd_reason {
   OBSPAMD_REASONS
 };
 int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m);
+/* The same for a notice: the window of its limit, or (window 0) the
+   recipients cap, or forbidden scripts when its limit is unlimited. */
+int obspamd_notice_reason(const obspam_notice *n);
 /* "minute", "hour", "day", "max-recipients", "scripts". */
 const char *obspamd_reason_name(int reason);
 /* "per minute", "per hour" or "per day", for a window in seconds

@@ -482,6 +482,7 @@ static obspam_notice sample_notice(void) {
   n.last_refused = 1714568320;  /* 12:58:40 */
   n.period_start = 1714564800;  /* 12:00 */
   n.period_end = 1714568400;    /* 13:00 */
+  n.window = OBSPAM_WINDOW_HOUR;
   return n;
 }
 
@@ -492,7 +493,7 @@ Test(notice, log_line) {
   obspamd__notice_line(&n, 0, line, sizeof(line));
   cr_assert_str_eq(line, "notice kind=mailbox object=info@example.com "
                          "subscription=acme limit=20 unit=recipients "
-                         "sent=20 refused=12 exceeded=9 "
+                         "window=hour sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
@@ -503,10 +504,33 @@ Test(notice, log_line) {
   obspamd__notice_line(&n, 1, line, sizeof(line));
   cr_assert_str_eq(line, "notice kind=subscription object=s\xc3\xb6lo "
                          "subscription=- limit=unlimited unit=messages "
-                         "sent=20 refused=12 exceeded=9 "
+                         "window=hour sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
+  /* The other windows, the recipients cap and forbidden scripts (no
+     window; an unlimited hourly limit). */
+  n.limit = 1000;
+  n.window = OBSPAM_WINDOW_DAY;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=1000 unit=recipients window=day sent=20 ") !=
+                NULL,
+            "%s", line);
+  n.window = OBSPAM_WINDOW_MINUTE;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " unit=recipients window=minute sent=") != NULL, "%s",
+            line);
+  n.window = 0;
+  n.limit = 10;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=10 unit=recipients window=max-recipients ") !=
+                NULL,
+            "%s", line);
+  n.limit = -1;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=unlimited unit=recipients window=scripts ") !=
+                NULL,
+            "%s", line);
 }
 
 static const obspamd__mail_info sample_info = {"obspam-policyd",
@@ -537,7 +561,7 @@ Test(notice, mail_to_the_admin) {
       "Content-Type: text/plain; charset=UTF-8\n"
       "Content-Transfer-Encoding: 8bit\n"
       "\n"
-      "The mailbox info@example.com went over its sending limit\n"
+      "The mailbox info@example.com went over its limit of 20 per hour\n"
       "on mx1.example.net.\n"
       "\n"
       "  Object:         mailbox info@example.com\n"
@@ -591,7 +615,7 @@ Test(notice, mail_to_the_contact) {
       "Hello,\n"
       "\n"
       "The mailbox info@example.com of your subscription acme\n"
-      "tried to send more mail than its limit allows.\n"
+      "tried to send more mail than its limit of 20 per hour allows.\n"
       "\n"
       "  Object:         mailbox info@example.com\n"
       "  Subscription:   acme\n"
@@ -616,6 +640,76 @@ Test(notice, mail_to_the_contact) {
       "\n"
       "-- \n"
       "obspam-policyd on mx1.example.net\n");
+}
+
+/* A notice names the window of the limit it is about (1.3): its figure
+   per minute or per day, the cap on recipients per message, or scripts
+   forbidden; and what the contact can do about each. */
+Test(notice, mail_of_each_window) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  n.limit = 1000;
+  n.window = OBSPAM_WINDOW_DAY;
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\nThe mailbox info@example.com went over its limit "
+                        "of 1000 per day\non mx1.example.net.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          1000 recipients per day\n") !=
+                NULL,
+            "%s", buf);
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\ntried to send more mail than its limit of 1000 "
+                        "per day allows.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "wait until the count of the last 24 hours\n  is "
+                        "below the limit") != NULL,
+            "%s", buf);
+
+  n.limit = 20;
+  n.window = OBSPAM_WINDOW_MINUTE;
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\n  Limit:          20 recipients per minute\n") !=
+                NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "wait until the count of the last minute\n  is "
+                        "below the limit") != NULL,
+            "%s", buf);
+
+  /* The cap: in recipients whatever the unit. */
+  n.limit = 10;
+  n.window = 0;
+  obspamd__notice_mail(&(obspamd__mail_info){.daemon = "obspam-policyd",
+                                             .from = "obspam@mx1.example.net",
+                                             .hostname = "mx1.example.net",
+                                             .admin = "postmaster@example.net",
+                                             .unit = 1},
+                       &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf,
+                   "\nThe mailbox info@example.com went over its limit "
+                   "of 10 recipients per message\non mx1.example.net.\n") !=
+                NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          10 recipients per message\n") !=
+                NULL,
+            "%s", buf);
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "- If the mail was legitimate, send each message to at "
+                        "most 10\n  recipients, or ask your hosting provider "
+                        "for a higher limit:\n") != NULL,
+            "%s", buf);
+
+  /* Forbidden scripts: no figure. */
+  n.kind = OBSPAM_SUBSCRIPTION;
+  n.name = "acme";
+  n.limit = -1;
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\nThe subscription acme went over its sending "
+                        "limit\non mx1.example.net.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          scripts may not send mail\n") !=
+                NULL,
+            "%s", buf);
 }
 
 Test(notice, mail_details) {

@@ -1719,7 +1719,8 @@ def sc_notices(tmp):
                                   "last"):
             raise Failure(f"refusal: {refusal!r}")
         d.wait_log(r"notice kind=mailbox object=tiny@acme\.example "
-                   r"subscription=acme limit=1 unit=recipients sent=1 "
+                   r"subscription=acme limit=1 unit=recipients window=hour "
+                   r"sent=1 "
                    r"refused=1 exceeded=1 ", timeout=75)
         # Only tiny went over its own limit (its domain and subscription
         # were refused with it, under theirs): one notice, mailed to the
