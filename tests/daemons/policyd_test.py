@@ -248,7 +248,7 @@ def sc_tcp(tmp):
                    r"count=3 unit=recipients retry=\d+ queue_id=- "
                    r"sasl=Small@ACME\.example "
                    r"sender=Small@ACME\.example client=203\.0\.113\.9 "
-                   r"recipients=1$")
+                   r"recipients=1 window=hour$")
         # Postfix's queue_id goes into the refusal line, as postfwd logs
         # it.
         expect(c.request(**data_req("small@acme.example", 1,
@@ -394,7 +394,8 @@ def sc_refusal_flood(tmp):
                "refuse kind=mailbox object=tiny@acme.example limit=1 count=1 "
                "unit=recipients retry=N queue_id=Q1 "
                "sasl=tiny@acme.example sender=tiny@acme.example "
-               f"client={CLIENT} recipients=1", "the first refusal, whole")
+               f"client={CLIENT} recipients=1 window=hour",
+               "the first refusal, whole")
         lines = d.wait_log(r"^.*" + name + r"more=.*$", timeout=10)
         expect(re.search(r"refuse kind=.*$", lines[0]).group(0),
                "refuse kind=mailbox object=tiny@acme.example more=49 "
@@ -1797,7 +1798,7 @@ def sc_uid(tmp):
                defer_text("subscription", "web", 2, 2), "the third")
         d.wait_log(r"refuse kind=subscription object=web limit=2 count=2 "
                    r"unit=recipients retry=\d+ queue_id=- sasl=- "
-                   r"sender=x@other\.example client=- recipients=1 "
+                   r"sender=x@other\.example client=- recipients=1 window=hour "
                    r"uid=10001 script=/var/www/web/contact\.php$")
         # The same sender without the uid is nobody's mail.
         plain = dict(local)
