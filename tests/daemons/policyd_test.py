@@ -1683,6 +1683,8 @@ def sc_control_metrics(tmp):
             'obspam_decisions_total{action="exempt"}': 1,
             'obspam_decisions_total{action="unknown"}': 1,
             'obspam_refusals_total{level="mailbox"}': 2,
+            'obspam_refusal_windows_total{window="hour"}': 2,
+            'obspam_refusal_windows_total{window="max-recipients"}': 0,
             "obspam_connections_open": 1,
             "obspam_connections_total": 2,
             "obspam_requests_bad_total": 1,
