@@ -55,7 +55,7 @@
    text says (obspamd__retry_shown). */
 typedef struct words {
   int64_t limit, count, window, wait;
-  int reject, unit, script;
+  int reject, unit, script, reason;
 } words;
 
 typedef struct tracked {
@@ -232,7 +232,8 @@ int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
 static int same_words(const words *a, const words *b) {
   return a->limit == b->limit && a->count == b->count &&
          a->window == b->window && a->wait == b->wait &&
-         a->reject == b->reject && a->unit == b->unit && a->script == b->script;
+         a->reject == b->reject && a->unit == b->unit &&
+         a->script == b->script && a->reason == b->reason;
 }
 
 size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
@@ -266,6 +267,7 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
   w.reject = reject;
   w.unit = unit;
   w.script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0;
+  w.reason = obspamd_refusal_reason(v, m);
   if (now_ms < 0)
     now_ms = coarse_ms();
   pthread_mutex_lock(&lock);

@@ -452,9 +452,12 @@ Test(coalesce, model, .timeout = 120) {
 Test(coalesce, text_kept_with_the_object) {
   static const int kinds[] = {OBSPAM_MAILBOX, OBSPAM_DOMAIN,
                               OBSPAM_SUBSCRIPTION};
-  static const int64_t waits[] = {-1, 1, 59, 60, 61, 119, 120, 3599};
+  /* Waits said in seconds, minutes, hours; windows and none (0: the
+     recipients cap, or forbidden scripts). */
+  static const int64_t waits[] = {-1,  1,   35,   59,   60,   61,
+                                  119, 120, 3599, 7201, 86399};
   static const int64_t windows[] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_HOUR,
-                                    OBSPAM_WINDOW_DAY};
+                                    OBSPAM_WINDOW_DAY, 0};
   struct last {
     obspam_verdict v;
     obspam_message m;
@@ -492,10 +495,10 @@ Test(coalesce, text_kept_with_the_object) {
       l->v.count = (int64_t)((r >> 24) % 4);
       break;
     case 2:
-      l->v.retry_after = waits[(r >> 24) % 8];
+      l->v.retry_after = waits[(r >> 24) % 11];
       break;
     case 3:
-      l->v.window = windows[(r >> 24) % 3];
+      l->v.window = windows[(r >> 24) % 4];
       break;
     case 4:
       l->m.flags ^= OBSPAM_MSG_SCRIPT;
@@ -505,6 +508,9 @@ Test(coalesce, text_kept_with_the_object) {
       break;
     case 6:
       l->unit ^= 1;
+      break;
+    case 7:
+      l->m.recipients = (uint32_t)((r >> 24) % 4);
       break;
     default: /* the same words again */
       break;
