@@ -468,6 +468,7 @@ def sc_rcpt_recorded(tmp):
 CAP_CONFIG = CONFIG + """\
 domain capped.example subscription=acme max-recipients=10
 mailbox three@capped.example limit=1000 max-recipients=3
+subscription scripts uid=10005 max-recipients=2
 """
 
 TOO_MANY = "action=452 4.5.3 Too many recipients"
@@ -524,6 +525,14 @@ def sc_rcpt_cap(tmp):
         for i in range(50):
             expect(c2.request(**rcpt_req("bulk@acme.example"), instance="m5"),
                    DUNNO, f"m5 recipient {i + 1}")
+        # A local SMTP submission by a uid (Exim's exim -bs, on the Unix
+        # socket): its subscription's cap.
+        u = d.client(unix=True)
+        script = dict(protocol_state="RCPT", sender="www@other.example",
+                      recipient_count=0, obspam_uid=10005, instance="m6")
+        for i in range(2):
+            expect(u.request(**script), DUNNO, f"script recipient {i + 1}")
+        expect(u.request(**script), TOO_MANY, "script recipient 3")
         # Nothing of this was charged or recorded as a refusal but m2.
         st = control_status(d.control, "mailbox", who)
         expect(st["count"], "10", "m1 was charged")
