@@ -1809,7 +1809,8 @@ def sc_uid(tmp):
                defer_text("subscription", "web", 2, 2), "the third")
         d.wait_log(r"refuse kind=subscription object=web limit=2 count=2 "
                    r"unit=recipients retry=\d+ queue_id=- sasl=- "
-                   r"sender=x@other\.example client=- recipients=1 window=hour "
+                   r"sender=x@other\.example client=- recipients=1 "
+                   r"window=hour "
                    r"uid=10001 script=/var/www/web/contact\.php$")
         # The same sender without the uid is nobody's mail.
         plain = dict(local)
