@@ -40,18 +40,28 @@
               refused N / refused_total N / last_refused TIME /
               exceeded N / exceeded_total N / disabled 0|1 /
               blocked_kind KIND|- / blocked_by NAME (empty when
-              blocked_kind is -), with limit_by N: the hourly limit of
-              blocked_by (-1 when none)
+              blocked_kind is -), with limit_by N: the limit of
+              blocked_by in the window it is full in (-1 when none) /
+              limit_minute N / count_minute N / limit_day N / count_day N
+              (limit and count are the hour's) / max_recipients N (-1
+              unlimited) / window_by minute|hour|day|- (the window of
+              limit_by: of those blocked_by is full in, the longest)
               (one "KEY<TAB>VALUE" line each, in this order)
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
               row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED EXCEEDED
-                  LIMIT NAME
-              EXCEEDED: attempts over the object's own limit; LIMIT: its
-              hourly limit now, -1 unlimited, "-" for a script or an
-              object the configuration no longer has
+                  LIMIT WINDOW NAME
+              EXCEEDED: attempts over the object's own limit; WINDOW: the
+              window of the last of them (minute, hour, day,
+              max-recipients for the cap on recipients per message,
+              scripts when scripts may not send, "-" when none); LIMIT:
+              the object's limit in that window now (the hour's when
+              none, the cap for max-recipients), -1 unlimited, "-" for a
+              script or an object the configuration no longer has
      history  one line per clock hour with activity, oldest first:
               hour HOUR_START SENT REFUSED
+              then, for an object that has one, its hourly limit now:
+              limit N
      reload, save
               message TEXT
 
@@ -73,6 +83,12 @@
      blocked_kind	mailbox
      blocked_by	info@example.com
      limit_by	20
+     limit_minute	-1
+     count_minute	0
+     limit_day	1000
+     count_day	312
+     max_recipients	50
+     window_by	hour
      end
 
    Errors: "error unknown command 'x': expected ...", "error bad kind
@@ -232,11 +248,42 @@ static int status_kind(answer *a, const char *word, int script_too) {
   return -1;
 }
 
+/* Of the windows s would not fit one more recipient in, the longest
+   (the one that keeps its mail out longest, as a rule), with its limit;
+   "-" and -1 when none. */
+static const char *full_window(const obspam_stats *s, int64_t *limit) {
+  if (s->limit_day >= 0 && s->count_day + 1 > s->limit_day) {
+    *limit = s->limit_day;
+    return "day";
+  }
+  if (s->limit >= 0 && s->count + 1 > s->limit) {
+    *limit = s->limit;
+    return "hour";
+  }
+  if (s->limit_minute >= 0 && s->count_minute + 1 > s->limit_minute) {
+    *limit = s->limit_minute;
+    return "minute";
+  }
+  *limit = -1;
+  return "-";
+}
+
+/* The effective cap on recipients of an object, -1 when unlimited or
+   unknown. */
+static int64_t cap_of(int kind, const char *name) {
+  int64_t cap = -1;
+
+  if (obspam_effective_max_recipients(ctl.s->engine, kind, name, &cap) !=
+      OBSPAM_OK)
+    return -1;
+  return cap;
+}
+
 static void cmd_status(answer *a, char *args) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   obspam_stats st = OBSPAM_STATS_INIT, by = OBSPAM_STATS_INIT;
   char *name, clean[OBSPAM_NAME_MAX + 1], blocked[OBSPAM_NAME_MAX + 1] = "";
-  const char *blocked_kind = "-";
+  const char *blocked_kind = "-", *window_by = "-";
   int64_t limit_by = -1;
   int kind, rc;
 
@@ -257,15 +304,15 @@ static void cmd_status(answer *a, char *args) {
   lower(clean);
   if (st.blocked_kind >= 0 && st.blocked_by[0] != '\0') {
     /* The limit that blocks, for "not sending: subscription acme is at its
-       limit of 1000 per hour". An object removed in between has none. */
+       limit of 1000 per day". An object removed in between has none. */
     st.blocked_by[sizeof(st.blocked_by) - 1] = '\0';
     blocked_kind = obspamd_kind_name(st.blocked_kind);
     obspamd__clean(blocked, sizeof(blocked), st.blocked_by, flags);
     if (st.blocked_kind == kind && strcmp(blocked, clean) == 0)
-      limit_by = st.limit;
+      window_by = full_window(&st, &limit_by);
     else if (obspam_stats_get(ctl.s->engine, st.blocked_kind, st.blocked_by, 0,
                               &by) == OBSPAM_OK)
-      limit_by = by.limit;
+      window_by = full_window(&by, &limit_by);
   }
   add(a,
       "ok\nkind\t%s\nname\t%s\nsending\t%d\nlimit\t%" PRId64 "\ncount\t%" PRId64
@@ -273,10 +320,15 @@ static void cmd_status(answer *a, char *args) {
       "\nlast_refused\t%" PRId64 "\nexceeded\t%" PRId64
       "\nexceeded_total\t%" PRId64
       "\ndisabled\t%d\nblocked_kind\t%s\nblocked_by\t%s\nlimit_by\t%" PRId64
-      "\nend\n",
+      "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
+      "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
+      "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
-      st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by);
+      st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
+      st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
+      st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
+      window_by);
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
@@ -323,6 +375,24 @@ static void report_row(const obspam_report_row *r, void *ud) {
   rr->n++;
 }
 
+/* The window of a report row's last attempt over its own limit, by name:
+   "minute", "hour", "day"; with none (0), "max-recipients" or "scripts"
+   for an object that went over, told apart by whether it has a cap (the
+   row does not say), and "-" for one that never did. */
+static const char *row_window(const obspam_report_row *r, const char *name) {
+  if (r->window == OBSPAM_WINDOW_MINUTE)
+    return "minute";
+  if (r->window == OBSPAM_WINDOW_HOUR)
+    return "hour";
+  if (r->window == OBSPAM_WINDOW_DAY)
+    return "day";
+  if (r->exceeded <= 0 || r->kind == OBSPAM_SCRIPT)
+    return "-";
+  return r->kind != OBSPAM_SUBSCRIPTION || cap_of(r->kind, name) >= 0
+             ? "max-recipients"
+             : "scripts";
+}
+
 static void cmd_report(answer *a, char *args) {
   char *to = args ? strchr(args, ' ') : NULL;
   report_rows rr = {NULL, NULL, 0, 0, 0};
@@ -349,19 +419,25 @@ static void cmd_report(answer *a, char *args) {
     add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
     for (i = 0; i < rr.n; i++) {
       const obspam_report_row *r = &rr.rows[i];
+      const char *window = row_window(r, rr.names[i]);
       obspam_stats st = OBSPAM_STATS_INIT;
       char name[1100], limit[24] = "-";
       if (r->kind != OBSPAM_SCRIPT &&
           obspam_stats_get(ctl.s->engine, r->kind, rr.names[i], 0, &st) ==
-              OBSPAM_OK)
-        snprintf(limit, sizeof(limit), "%" PRId64,
-                 st.limit < 0 ? -1 : st.limit);
+              OBSPAM_OK) {
+        int64_t l = strcmp(window, "minute") == 0 ? st.limit_minute
+                    : strcmp(window, "day") == 0  ? st.limit_day
+                    : strcmp(window, "max-recipients") == 0
+                        ? cap_of(r->kind, rr.names[i])
+                        : st.limit;
+        snprintf(limit, sizeof(limit), "%" PRId64, l < 0 ? -1 : l);
+      }
       obspamd__clean(name, sizeof(name), rr.names[i], OBSPAMD__CLEAN_UTF8);
       add(a,
           "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
-          "\t%" PRId64 "\t%s\t%s\n",
+          "\t%" PRId64 "\t%s\t%s\t%s\n",
           obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
-          r->last_refused, r->exceeded, limit, name);
+          r->last_refused, r->exceeded, limit, window, name);
     }
     add(a, "end\n");
   }
@@ -408,6 +484,15 @@ static void cmd_history(answer *a, char *args) {
   if (rc != OBSPAM_OK) {
     engine_error(a, "history", rc);
     return;
+  }
+  /* The hourly limit, which a chart of the hours draws as a line. */
+  if (kind != OBSPAM_SCRIPT) {
+    int64_t limit;
+
+    if (obspam_effective_limit(ctl.s->engine, kind, name, &limit) ==
+            OBSPAM_OK &&
+        limit >= 0)
+      add(a, "limit\t%" PRId64 "\n", limit);
   }
   add(a, "end\n");
 }

@@ -241,32 +241,77 @@ void obspamd_log(int priority, const char *fmt, ...) {
 
 /* ---- the text of a refusal ----------------------------------------------- */
 
-/* "recipients" / "messages", or the singular, for a count n in the
-   engine's unit. */
-static const char *unit_word(int unit, int64_t n) {
+const char *obspamd_unit_word(int unit, int64_t n) {
   if (unit == 1)
     return n == 1 ? "message" : "messages";
   return n == 1 ? "recipient" : "recipients";
 }
 
-/* The window a verdict names, in words: "in the last 60 minutes" and "per
-   hour" (also for 0: a library that does not say which window). */
-static void window_words(const obspam_verdict *v, const char **in,
-                         const char **per) {
-  int64_t w = v->window;
-
+/* The window a verdict names, in words: "in the last minute" and "per
+   minute", "in the last 60 minutes" and "per hour", "in the last 24
+   hours" and "per day" (the hour also for any other value). */
+static void window_words(int64_t w, const char **in, const char **per) {
   *in = w == OBSPAM_WINDOW_MINUTE ? "in the last minute"
         : w == OBSPAM_WINDOW_DAY  ? "in the last 24 hours"
                                   : "in the last 60 minutes";
-  *per = w == OBSPAM_WINDOW_MINUTE ? "per minute"
-         : w == OBSPAM_WINDOW_DAY  ? "per day"
-                                   : "per hour";
+  *per = obspamd_window_per(w);
 }
 
-/* Whole minutes, rounded up: "in 1 minute" for 1 to 60 seconds, so that
-   a sender who waits as long as it is told always fits. */
-int64_t obspamd__retry_minutes(int64_t retry_after) {
-  return retry_after <= 60 ? 1 : retry_after / 60 + (retry_after % 60 != 0);
+const char *obspamd_window_per(int64_t window) {
+  return window == OBSPAM_WINDOW_MINUTE ? "per minute"
+         : window == OBSPAM_WINDOW_DAY  ? "per day"
+                                        : "per hour";
+}
+
+int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m) {
+  int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
+
+  if (v->window == OBSPAM_WINDOW_MINUTE)
+    return OBSPAMD_REASON_MINUTE;
+  if (v->window == OBSPAM_WINDOW_HOUR)
+    return OBSPAMD_REASON_HOUR;
+  if (v->window == OBSPAM_WINDOW_DAY)
+    return OBSPAMD_REASON_DAY;
+  if (v->retry_after >= 0) /* a verdict that names no window: the hour's */
+    return OBSPAMD_REASON_HOUR;
+  /* No window: the recipients cap, whose verdict carries the cap and the
+     message's recipients (more than the cap), or scripts forbidden, whose
+     verdict names a subscription with its hourly limit and count. Only a
+     script's mail can be the second; an unlimited limit cannot be the
+     first. */
+  if (v->kind == OBSPAM_SUBSCRIPTION &&
+      (v->limit < 0 || v->count <= v->limit ||
+       (script && (int64_t)m->recipients != v->count)))
+    return OBSPAMD_REASON_SCRIPTS;
+  return OBSPAMD_REASON_CAP;
+}
+
+int obspamd_notice_reason(const obspam_notice *n) {
+  int64_t w = n->struct_size >= sizeof(*n) ? n->window : OBSPAM_WINDOW_HOUR;
+
+  if (w == OBSPAM_WINDOW_MINUTE)
+    return OBSPAMD_REASON_MINUTE;
+  if (w == OBSPAM_WINDOW_HOUR)
+    return OBSPAMD_REASON_HOUR;
+  if (w == OBSPAM_WINDOW_DAY)
+    return OBSPAMD_REASON_DAY;
+  /* No window: the recipients cap (a count), or forbidden scripts, whose
+     notice carries the subscription's hourly limit, which only an
+     unlimited one tells apart from a cap. */
+  return n->limit < 0 ? OBSPAMD_REASON_SCRIPTS : OBSPAMD_REASON_CAP;
+}
+
+const char *obspamd_reason_name(int reason) {
+  static const char *const names[OBSPAMD_REASONS] = {
+      "minute", "hour", "day", "max-recipients", "scripts"};
+
+  return reason >= 0 && reason < OBSPAMD_REASONS ? names[reason] : "-";
+}
+
+int64_t obspamd__retry_shown(int64_t retry_after) {
+  if (retry_after < 60)
+    return retry_after < 1 ? 1 : retry_after;
+  return (retry_after + 59) / 60 * 60;
 }
 
 /* A text put together in place and cut at cap bytes (without its NUL).
@@ -299,6 +344,34 @@ static void put_int(rtext *t, int64_t v) {
   put_bytes(t, d + i, sizeof(d) - i);
 }
 
+/* "7 minutes", "1 hour", ...: n and its word, singular for 1. */
+static void put_count(rtext *t, int64_t n, const char *one, const char *many) {
+  put_int(t, n);
+  put_str(t, " ");
+  put_str(t, n == 1 ? one : many);
+}
+
+/* The wait a sender is told (obspamd__retry_shown): "35 seconds", "7
+   minutes", up to two hours in minutes ("120 minutes"), then hours and
+   minutes ("5 hours", "23 hours 59 minutes"). */
+static void put_wait(rtext *t, int64_t retry_after) {
+  int64_t s = obspamd__retry_shown(retry_after), minutes = s / 60;
+
+  if (s < 60) {
+    put_count(t, s, "second", "seconds");
+    return;
+  }
+  if (minutes <= 120) {
+    put_count(t, minutes, "minute", "minutes");
+    return;
+  }
+  put_count(t, minutes / 60, "hour", "hours");
+  if (minutes % 60 != 0) {
+    put_str(t, " ");
+    put_count(t, minutes % 60, "minute", "minutes");
+  }
+}
+
 /* A name as obspamd__clean writes it with OBSPAMD__CLEAN_NO_BLANK: a
    byte that is not printable ASCII, or a blank, is '?'. */
 static void put_name(rtext *t, const char *s) {
@@ -318,7 +391,7 @@ static void put_limit(rtext *t, const obspam_verdict *v, int unit,
   }
   put_int(t, v->limit);
   put_str(t, " ");
-  put_str(t, unit_word(unit, v->limit));
+  put_str(t, obspamd_unit_word(unit, v->limit));
   put_str(t, " ");
   put_str(t, per);
 }
@@ -327,6 +400,7 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
                               int reject, int unit, int *code, char *buf,
                               size_t size) {
   const char *kind = obspamd_kind_name(v->kind), *in, *per;
+  int reason = obspamd_refusal_reason(v, m);
   rtext t;
 
   if (code != NULL)
@@ -336,39 +410,41 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
   t.buf = buf;
   t.len = 0;
   t.cap = size - 1 < OBSPAMD_REFUSAL_MAX ? size - 1 : OBSPAMD_REFUSAL_MAX;
-  window_words(v, &in, &per);
+  window_words(v->window, &in, &per);
   put_str(&t, reject ? "5.7.1 " : "4.7.1 ");
-  if (v->retry_after < 0) {
-    /* Never: scripts forbidden, a limit of 0, or a message larger than the
-       limit. A subscription with no limit can only refuse a script; a
-       script refused at its subscription with a limit other than 0 was
-       refused for being a script (that it has more recipients than the
-       limit is possible but rarer, and the verdict cannot tell). Counted
-       in messages, a message with a limit above 0 never fits only for
-       having more recipients than one message may have. No retry hint:
-       waiting does not help. */
-    int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
-
-    if (v->kind == OBSPAM_SUBSCRIPTION &&
-        (v->limit < 0 || (script && v->limit != 0))) {
-      put_str(&t, "scripts of subscription ");
-      put_name(&t, v->object);
-      put_str(&t, " may not send mail");
+  if (reason == OBSPAMD_REASON_SCRIPTS) {
+    put_str(&t, "scripts of subscription ");
+    put_name(&t, v->object);
+    put_str(&t, " may not send mail");
+  } else if (reason == OBSPAMD_REASON_CAP) {
+    /* The cap is on recipients whatever the unit; the message is refused
+       whole, and waiting does not help. */
+    put_str(&t, kind);
+    put_str(&t, " ");
+    put_name(&t, v->object);
+    put_str(&t, " cannot send this message: it has ");
+    put_count(&t, v->count, "recipient", "recipients");
+    put_str(&t, ", its limit is ");
+    put_count(&t, v->limit, "recipient", "recipients");
+    put_str(&t, " per message");
+  } else if (v->retry_after < 0) {
+    /* Never: a limit of 0, or a message larger than the limit of a
+       window. Counted in messages, a message never fits a limit above 0
+       only for having more recipients than one message may have. No
+       retry hint: waiting does not help. */
+    put_str(&t, kind);
+    put_str(&t, " ");
+    put_name(&t, v->object);
+    put_str(&t, " cannot send this message: ");
+    if (v->limit == 0) {
+      put_str(&t, "its limit is 0");
+    } else if (unit == 1) {
+      put_str(&t, "it has more recipients than the ");
+      put_int(&t, v->limit);
+      put_str(&t, " one message may have");
     } else {
-      put_str(&t, kind);
-      put_str(&t, " ");
-      put_name(&t, v->object);
-      put_str(&t, " cannot send this message: ");
-      if (v->limit == 0) {
-        put_str(&t, "its limit is 0");
-      } else if (unit == 1) {
-        put_str(&t, "it has more recipients than the ");
-        put_int(&t, v->limit);
-        put_str(&t, " one message may have");
-      } else {
-        put_str(&t, "it has more recipients than its limit of ");
-        put_limit(&t, v, unit, per);
-      }
+      put_str(&t, "it has more recipients than its limit of ");
+      put_limit(&t, v, unit, per);
     }
   } else {
     put_str(&t, kind);
@@ -377,7 +453,7 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
     put_str(&t, unit == 1 ? " has sent " : " has sent to ");
     put_int(&t, v->count);
     put_str(&t, " ");
-    put_str(&t, unit_word(unit, v->count));
+    put_str(&t, obspamd_unit_word(unit, v->count));
     put_str(&t, " ");
     put_str(&t, in);
     put_str(&t, ", its limit is ");
@@ -385,11 +461,8 @@ void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
     /* A permanent refusal says nothing of retrying: its sender does
        not. */
     if (!reject) {
-      int64_t minutes = obspamd__retry_minutes(v->retry_after);
-
       put_str(&t, "; try again in ");
-      put_int(&t, minutes);
-      put_str(&t, minutes == 1 ? " minute" : " minutes");
+      put_wait(&t, v->retry_after);
     }
   }
   buf[t.len] = '\0';
@@ -448,10 +521,11 @@ void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
   obspamd_log(LOG_NOTICE,
               "refuse kind=%s object=%s limit=%s count=%" PRId64
               " unit=%s retry=%s queue_id=%s sasl=%s sender=%s client=%s "
-              "recipients=%u%s",
+              "recipients=%u window=%s%s",
               obspamd_kind_name(v->kind), object, limit, v->count,
-              unit_word(unit, 2), retry, qid, sasl, sender, client,
-              m ? (unsigned)m->recipients : 0u, extra);
+              obspamd_unit_word(unit, 2), retry, qid, sasl, sender, client,
+              m ? (unsigned)m->recipients : 0u,
+              obspamd_reason_name(obspamd_refusal_reason(v, m)), extra);
 }
 
 /* ---- metrics counters ---------------------------------------------------- */
@@ -465,13 +539,15 @@ const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS] = {
 #define ADD(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
 
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
-                              double latency_us) {
+                              const obspam_message *msg, double latency_us) {
   int i;
 
   if (v->action >= 0 && v->action <= OBSPAM_UNKNOWN)
     ADD(&m->decisions[v->action], 1);
   if (v->action == OBSPAM_REFUSE && v->kind >= 0 && v->kind <= OBSPAM_SCRIPT)
     ADD(&m->refusals[v->kind], 1);
+  if (v->action == OBSPAM_REFUSE)
+    ADD(&m->reasons[obspamd_refusal_reason(v, msg)], 1);
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)
@@ -564,10 +640,11 @@ void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
     snprintf(limit, sizeof(limit), "%" PRId64, n->limit);
   snprintf(buf, size,
            "notice kind=%s object=%s subscription=%s limit=%s unit=%s "
-           "sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
+           "window=%s sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
            " first=%s last=%s period=%s..%s",
            obspamd_kind_name(n->kind), name, sub, limit,
-           unit == 1 ? "messages" : "recipients", n->sent, n->refused,
+           unit == 1 ? "messages" : "recipients",
+           obspamd_reason_name(obspamd_notice_reason(n)), n->sent, n->refused,
            n->struct_size >= sizeof(obspam_notice) ? n->exceeded : 0,
            obspamd_iso_time(n->first_refused, first, sizeof(first)),
            obspamd_iso_time(n->last_refused, last, sizeof(last)),
@@ -1471,4 +1548,23 @@ int obspamd_unit(obspamd_service *s) {
   if (obspam_get_option(s->engine, OBSPAM_OPT_COUNT_UNIT, &unit) != OBSPAM_OK)
     return 0;
   return unit == 1;
+}
+
+int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v) {
+  const char *at;
+  int64_t cap = -1;
+
+  if (v->action != OBSPAM_ACCEPT || v->kind < OBSPAM_SUBSCRIPTION ||
+      v->kind > OBSPAM_MAILBOX)
+    return -1;
+  if (obspam_effective_max_recipients(e, v->kind, v->object, &cap) == OBSPAM_OK)
+    return cap;
+  /* A mailbox the probe would make implicit does not exist yet: it
+     would inherit its domain's cap, having none of its own. */
+  at = strrchr(v->object, '@');
+  if (v->kind == OBSPAM_MAILBOX && at != NULL &&
+      obspam_effective_max_recipients(e, OBSPAM_DOMAIN, at + 1, &cap) ==
+          OBSPAM_OK)
+    return cap;
+  return -1;
 }

@@ -56,8 +56,9 @@ void obspamd__mailer_queue(obspamd__mailer *m, const char *to, const char *what,
 
 /* The notice log line, without the log prefix:
    "notice kind=mailbox object=... subscription=... limit=... unit=...
-   sent=... refused=... exceeded=... first=ISO last=ISO period=ISO..ISO".
-   unit is OBSPAM_OPT_COUNT_UNIT. */
+   window=... sent=... refused=... exceeded=... first=ISO last=ISO
+   period=ISO..ISO". unit is OBSPAM_OPT_COUNT_UNIT; window is the name of
+   obspamd_notice_reason (minute, hour, day, max-recipients, scripts). */
 void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
                           size_t size);
 
@@ -119,8 +120,10 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
 /* The whole line of a refusal, logged whatever was logged before. */
 void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
                            int unit, const char *queue_id);
-/* The minutes a refusal's text tells its sender to wait: retry_after
-   seconds rounded up to whole minutes, at least 1. */
-int64_t obspamd__retry_minutes(int64_t retry_after);
+/* The wait a refusal's text tells its sender, in seconds: retry_after
+   under a minute as it is (at least 1), longer ones rounded up to whole
+   minutes, so that a sender who waits as long as it is told always
+   fits. */
+int64_t obspamd__retry_shown(int64_t retry_after);
 
 #endif

@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "log.h"
 #include "metrics.h"
+#include "refusal.h"
 #include "service.h"
 #include "sockets.h"
 #include "util.h"
@@ -295,6 +296,36 @@ static void counted(int unit, int64_t n, char *buf, size_t size) {
                      : plural(n, "recipient", "recipients"));
 }
 
+/* The limit a notice is about, in the words of its window: for the Limit:
+   line ("20 recipients per hour", "10 recipients per message",
+   "unlimited", "scripts may not send mail") and, in over (empty for
+   forbidden scripts and an unlimited limit), for "over its limit of ..."
+   ("1000 per day", "10 recipients per message"). */
+static void notice_limit(const obspam_notice *n, int unit, char *line,
+                         size_t line_size, char *over, size_t over_size) {
+  int reason = obspamd_notice_reason(n);
+  char c[48];
+
+  over[0] = '\0';
+  if (reason == OBSPAMD_REASON_SCRIPTS) {
+    snprintf(line, line_size, "scripts may not send mail");
+  } else if (reason == OBSPAMD_REASON_CAP) {
+    counted(0, n->limit, c, sizeof(c));
+    snprintf(line, line_size, "%s per message", c);
+    snprintf(over, over_size, "%s per message", c);
+  } else if (n->limit < 0) {
+    snprintf(line, line_size, "unlimited");
+  } else {
+    const char *per = obspamd_window_per(
+        reason == OBSPAMD_REASON_MINUTE ? OBSPAM_WINDOW_MINUTE
+        : reason == OBSPAMD_REASON_DAY  ? OBSPAM_WINDOW_DAY
+                                        : OBSPAM_WINDOW_HOUR);
+    counted(unit, n->limit, c, sizeof(c));
+    snprintf(line, line_size, "%s %s", c, per);
+    snprintf(over, over_size, "%" PRId64 " %s", n->limit, per);
+  }
+}
+
 /* Appends s to buf as one word for a POSIX shell: as it is when it holds
    only characters no shell treats specially, else in single quotes. */
 static void shell_word(mtext *t, const char *s) {
@@ -413,7 +444,7 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1],
       contact[OBSPAM_NAME_MAX + 1], admin[OBSPAM_NAME_MAX + 1],
       from[OBSPAM_NAME_MAX + 1], host[256], daemon[64], date[40], first[40],
-      last[40], ps[40], pe[40], limit[64], sent[48],
+      last[40], ps[40], pe[40], limit[64], over[64], sent[48],
       grep[6 * OBSPAM_NAME_MAX + 80], ctl[200] = "",
                                       subject[OBSPAM_NAME_MAX + 100];
   const char *kind = obspamd_kind_name(n->kind);
@@ -439,12 +470,7 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   human_time(n->last_refused, last, sizeof(last));
   human_time(n->period_start, ps, sizeof(ps));
   human_time(n->period_end, pe, sizeof(pe));
-  if (n->limit < 0) {
-    snprintf(limit, sizeof(limit), "unlimited");
-  } else {
-    counted(mi->unit, n->limit, limit, sizeof(limit) - 10);
-    strcat(limit, " per hour");
-  }
+  notice_limit(n, mi->unit, limit, sizeof(limit), over, sizeof(over));
   counted(mi->unit, n->sent, sent, sizeof(sent));
   obspamd__refusal_grep(n->kind, name, grep, sizeof(grep));
   /* obspamctl asks /run/obspam/control.sock unless told otherwise. */
@@ -478,7 +504,13 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
       put(&t, "Your %s %s\n", kind, name);
     else
       put(&t, "The %s %s of your subscription %s\n", kind, name, sub);
-    put(&t, "tried to send more mail than its limit allows.\n\n");
+    if (*over)
+      put(&t, "tried to send more mail than its limit of %s allows.\n\n", over);
+    else
+      put(&t, "tried to send more mail than its limit allows.\n\n");
+  } else if (*over) {
+    put(&t, "The %s %s went over its limit of %s\non %s.\n\n", kind, name, over,
+        host);
   } else {
     put(&t, "The %s %s went over its sending limit\non %s.\n\n", kind, name,
         host);
@@ -512,9 +544,22 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
             "have been\n  stolen, or a form or script of your web site "
             "abused: change the\n  password and check your site's "
             "scripts.\n");
-    put(&t, "- If the mail was legitimate, wait until the count of the last "
-            "60 minutes\n  is below the limit, or ask your hosting provider "
-            "for a higher limit");
+    int reason = obspamd_notice_reason(n);
+
+    if (reason == OBSPAMD_REASON_CAP)
+      put(&t,
+          "- If the mail was legitimate, send each message to at most "
+          "%" PRId64 "\n  %s, or ask your hosting provider for a "
+          "higher limit",
+          n->limit, plural(n->limit, "recipient", "recipients"));
+    else
+      put(&t,
+          "- If the mail was legitimate, wait until the count of %s\n"
+          "  is below the limit, or ask your hosting provider for a higher "
+          "limit",
+          reason == OBSPAMD_REASON_MINUTE ? "the last minute"
+          : reason == OBSPAMD_REASON_DAY  ? "the last 24 hours"
+                                          : "the last 60 minutes");
     if (*admin)
       put(&t, ":\n  reply to this mail (%s).\n", admin);
     else

@@ -5,6 +5,8 @@
    Names (see the HELP lines below):
      obspam_decisions_total{action="accept|refuse|exempt|unknown"}  counter
      obspam_refusals_total{level="subscription|domain|mailbox"}     counter
+     obspam_refusal_windows_total{window="minute|hour|day|max-recipients|scripts"}
+                                                                     counter
      obspam_connections_open                                         gauge
      obspam_connections_total, obspam_requests_bad_total             counter
      obspam_request_duration_seconds                                 histogram
@@ -144,6 +146,14 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   for (i = 0; i < 3; i++)
     put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
         obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
+  /* A family of its own, so that the series of obspam_refusals_total
+     stay as they were. */
+  family(&o, "obspam_refusal_windows_total", "counter",
+         "Messages refused, by the window named (or the recipients cap, or "
+         "scripts forbidden).");
+  for (i = 0; i < OBSPAMD_REASONS; i++)
+    put(&o, "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
+        obspamd_reason_name(i), LOAD(&m->reasons[i]));
   family(&o, "obspam_connections_open", "gauge",
          "Policy or SMTP connections open now.");
   put(&o, "obspam_connections_open %" PRId64 "\n", LOAD(&m->connections_open));

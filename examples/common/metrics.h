@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "obspam.h"
+#include "refusal.h"
 
 /* Upper bounds of the request latency histogram, in microseconds. */
 #define OBSPAMD_LATENCY_BUCKETS 12
@@ -17,9 +18,10 @@ extern const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS];
 
 /* Counters updated with __atomic builtins (relaxed) from any thread. */
 typedef struct obspamd_metrics {
-  uint64_t decisions[4];    /* by OBSPAM_ACCEPT .. OBSPAM_UNKNOWN */
-  uint64_t refusals[6];     /* by kind of the refusing object */
-  int64_t connections_open; /* policy or SMTP connections now */
+  uint64_t decisions[4];             /* by OBSPAM_ACCEPT .. OBSPAM_UNKNOWN */
+  uint64_t refusals[6];              /* by kind of the refusing object */
+  uint64_t reasons[OBSPAMD_REASONS]; /* by window, cap or scripts */
+  int64_t connections_open;          /* policy or SMTP connections now */
   uint64_t connections_total;
   uint64_t requests_bad; /* malformed or over-long requests */
   uint64_t latency[OBSPAMD_LATENCY_BUCKETS + 1]; /* last one: +Inf */
@@ -35,10 +37,12 @@ typedef struct obspamd_metrics {
   uint64_t mails_sent, mails_failed, mails_dropped;
 } obspamd_metrics;
 
-/* Counts one decision: its action, the refusing level, and the time the
-   request took (from reading it to answering). */
+/* Counts one decision: its action, the refusing level and the window
+   named (obspamd_refusal_reason, which the message msg helps; NULL when
+   there is none), and the time the request took (from reading it to
+   answering). */
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
-                              double latency_us);
+                              const obspam_message *msg, double latency_us);
 /* A connection accepted (open and total + 1) or closed (open - 1). */
 void obspamd_metrics_connection_open(obspamd_metrics *m);
 void obspamd_metrics_connection_close(obspamd_metrics *m);

@@ -8,17 +8,24 @@
 
 #include "obspam.h"
 
-/* The SMTP reply for a refusal, without the leading status code, e.g.
-   "4.7.1 mailbox info@example.com has sent to 20 recipients in the last
-   60 minutes, its limit is 20 recipients per hour; try again in 7
-   minutes". unit is the engine's OBSPAM_OPT_COUNT_UNIT (0 recipients, 1
-   messages): the figures are said in that unit. reject selects 5.7.1; *code
-   gets 451 or 550. A permanent refusal (reject, or a message that never
-   fits) carries no retry hint. The text is printable ASCII (a byte outside
-   it in a name is written '?'), at most OBSPAMD_REFUSAL_MAX bytes so that
-   "550 " + text + CRLF fits the 512 bytes of an SMTP reply line, and never
-   longer than size - 1. It may hold '%': libmilter's smfi_setreply needs
-   it doubled. */
+/* The SMTP reply for a refusal, without the leading status code, in the
+   words of the window the verdict names, e.g. "4.7.1 mailbox
+   info@example.com has sent to 20 recipients in the last minute, its
+   limit is 20 recipients per minute; try again in 35 seconds" ("in the
+   last 60 minutes" and "per hour", "in the last 24 hours" and "per day"
+   for the others), or for the recipients cap "4.7.1 mailbox
+   info@example.com cannot send this message: it has 30 recipients, its
+   limit is 10 recipients per message". unit is the engine's
+   OBSPAM_OPT_COUNT_UNIT (0 recipients, 1 messages): the figures of a
+   window are said in that unit. The wait is said in seconds under a
+   minute, in minutes (rounded up) up to two hours, then in hours and
+   minutes ("try again in 5 hours 12 minutes"). reject selects 5.7.1;
+   *code gets 451 or 550. A permanent refusal (reject, or a message that
+   never fits) carries no retry hint. The text is printable ASCII (a byte
+   outside it in a name is written '?'), at most OBSPAMD_REFUSAL_MAX bytes
+   so that "550 " + text + CRLF fits the 512 bytes of an SMTP reply line,
+   and never longer than size - 1. It may hold '%': libmilter's
+   smfi_setreply needs it doubled. */
 #define OBSPAMD_REFUSAL_MAX 500
 void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
                           int *code, char *buf, size_t size);
@@ -30,9 +37,36 @@ void obspamd_refusal_text(const obspam_verdict *v, int reject, int unit,
 void obspamd_refusal_text_msg(const obspam_verdict *v, const obspam_message *m,
                               int reject, int unit, int *code, char *buf,
                               size_t size);
+/* Why a refusal was given: the window it names, the recipients cap, or
+   scripts forbidden (which a verdict without its message cannot always
+   tell from the cap of a subscription: m may be NULL). The names are
+   those of the metrics' and the log's window label. */
+enum obspamd_reason {
+  OBSPAMD_REASON_MINUTE = 0,
+  OBSPAMD_REASON_HOUR,
+  OBSPAMD_REASON_DAY,
+  OBSPAMD_REASON_CAP,
+  OBSPAMD_REASON_SCRIPTS,
+  OBSPAMD_REASONS
+};
+int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m);
+/* The same for a notice: the window of its limit, or (window 0) the
+   recipients cap, or forbidden scripts when its limit is unlimited. */
+int obspamd_notice_reason(const obspam_notice *n);
+/* "minute", "hour", "day", "max-recipients", "scripts". */
+const char *obspamd_reason_name(int reason);
+/* "per minute", "per hour" or "per day", for a window in seconds
+   (OBSPAM_WINDOW_*; the hour for any other value). */
+const char *obspamd_window_per(int64_t window);
+/* "recipients" / "messages", or the singular for n == 1, in the engine's
+   unit (0 recipients, 1 messages). */
+const char *obspamd_unit_word(int unit, int64_t n);
+
 /* Logs one refusal: "refuse kind=mailbox object=... limit= count= unit=
-   retry= queue_id= sasl= sender= client= recipients=" (+ " uid= script="
-   for a script). unit is "recipients" or "messages", as the engine counts;
+   retry= queue_id= sasl= sender= client= recipients= window=" (+ " uid=
+   script=" for a script). unit is "recipients" or "messages", as the
+   engine counts; window is the reason's name (obspamd_reason_name: the
+   window of limit and count, max-recipients or scripts);
    queue_id is the MTA's queue ID of the message (NULL or "" when it has
    none yet). limit=unlimited, retry=never, a missing value is "-"; names
    keep their UTF-8, and blanks, control characters and bytes that are not

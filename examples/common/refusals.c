@@ -51,10 +51,11 @@
 
 /* What the words of a refusal's text depend on besides the object
    (obspamd_refusal_text_msg): wait is -1 for a refusal that never fits,
-   0 for one that says nothing of waiting (reject), else the minutes. */
+   0 for one that says nothing of waiting (reject), else the seconds the
+   text says (obspamd__retry_shown). */
 typedef struct words {
   int64_t limit, count, window, wait;
-  int reject, unit, script;
+  int reject, unit, script, reason;
 } words;
 
 typedef struct tracked {
@@ -231,7 +232,8 @@ int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
 static int same_words(const words *a, const words *b) {
   return a->limit == b->limit && a->count == b->count &&
          a->window == b->window && a->wait == b->wait &&
-         a->reject == b->reject && a->unit == b->unit && a->script == b->script;
+         a->reject == b->reject && a->unit == b->unit &&
+         a->script == b->script && a->reason == b->reason;
 }
 
 size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
@@ -261,17 +263,18 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
   w.window = v->window;
   w.wait = v->retry_after < 0 ? -1
            : reject           ? 0
-                              : obspamd__retry_minutes(v->retry_after);
+                              : obspamd__retry_shown(v->retry_after);
   w.reject = reject;
   w.unit = unit;
   w.script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0;
+  w.reason = obspamd_refusal_reason(v, m);
   if (now_ms < 0)
     now_ms = coarse_ms();
   pthread_mutex_lock(&lock);
   e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
   if (e != NULL && (e->text_len == 0 || !same_words(&e->text_words, &w))) {
-    /* The words changed (once a minute at most, for the wait): the text
-       is written again. */
+    /* The words changed (for the wait: once a second under a minute,
+       else once a minute at most): the text is written again. */
     obspamd_refusal_text_msg(v, m, reject, unit, &e->text_code, e->text,
                              sizeof(e->text));
     e->text_len = strlen(e->text);

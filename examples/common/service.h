@@ -126,6 +126,15 @@ void obspamd_housekeeping_stop(obspamd_service *s);
    caller logs it. Thread-safe. */
 int obspamd_store_deferred(obspamd_service *s, int rc);
 
+/* The cap on the recipients of one message (max-recipients) that applies
+   to the mail a verdict accepted: the effective cap of the object it
+   names, the lowest charged one (a mailbox, declared or implicit; a
+   script's domain or subscription). -1 (unlimited) for any other verdict,
+   or an object that is gone. For the adapters that enforce the cap at
+   RCPT, before the message is decided; the decision itself refuses a
+   complete message over the cap whole. */
+int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v);
+
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);
 /* The engine's count unit: 0 recipients, 1 messages. */

@@ -37,11 +37,14 @@ milter_settings milter_cfg;
 #define VALUE_MAX 400
 /* The library keeps at most 1024 bytes of a script's path. */
 #define SCRIPT_MAX 1024
+/* message.cap before the first recipient looked it up. */
+#define CAP_UNKNOWN INT64_MIN
 
 typedef struct message {
   char sender[VALUE_MAX + 1]; /* envelope sender, without <> */
   char sasl[VALUE_MAX + 1];   /* {auth_authen}, "" when none */
-  uint32_t recipients;        /* RCPT TO seen */
+  uint32_t recipients;        /* RCPT TO let through */
+  int64_t cap;                /* its cap on recipients; CAP_UNKNOWN */
   int markers;                /* X-Obspam-Pickup: headers seen */
   int64_t marker_uid;         /* the first one's uid, -1 when malformed */
   char marker_qid[64];        /* the queue ID it names */
@@ -198,6 +201,7 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
   }
   g->marker_uid = -1;
   g->php_uid = -1;
+  g->cap = CAP_UNKNOWN;
   sub_envelope_address(argv != NULL ? argv[0] : NULL, g->sender,
                        sizeof(g->sender));
   copy_value(g->sasl, sizeof(g->sasl), smfi_getsymval(ctx, "{auth_authen}"));
@@ -205,13 +209,47 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
   return SMFIS_CONTINUE;
 }
 
+/* The cap on the recipients of the SMTP message g (obspamd_recipients_cap
+   of the object that would be charged), asked once per message: the
+   verdict a one-recipient message would get names the lowest charged
+   object. -1 when none applies: the sender is not charged, or is already
+   over a limit (the message is refused at its end anyway). */
+static int64_t message_cap(const connection *c, const message *g) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  m.sender = g->sender;
+  m.sasl_username = g->sasl[0] != '\0' ? g->sasl : NULL;
+  m.client_address = c->addr;
+  if (obspam_check(milter_cfg.svc->engine, &m, &v) != OBSPAM_OK)
+    return -1;
+  return obspamd_recipients_cap(milter_cfg.svc->engine, &v);
+}
+
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
   connection *c = smfi_getpriv(ctx);
+  message *g;
 
   (void)argv;
+  if (c == NULL || c->msg == NULL)
+    return SMFIS_CONTINUE;
+  g = c->msg;
+  /* The recipients cap, where SMTP allows it (SPEC.md section 2): the
+     recipient past it gets 452 4.5.3, and an honest client sends the
+     rest in another transaction. A local submission is left to the end
+     of the message: its uid, which decides who is charged, comes with
+     its headers, and its recipients are not an SMTP client's to retry. */
+  if (g->sasl[0] != '\0' || !sub_is_local_client(c->addr, c->port)) {
+    if (g->cap == CAP_UNKNOWN)
+      g->cap = message_cap(c, g);
+    if (g->cap >= 0 && (int64_t)g->recipients + 1 > g->cap) {
+      smfi_setreply(ctx, "452", "4.5.3", "Too many recipients");
+      return SMFIS_TEMPFAIL;
+    }
+  }
   /* The library counts a message as at most OBSPAM_RECIPIENTS_MAX. */
-  if (c != NULL && c->msg != NULL && c->msg->recipients < OBSPAM_RECIPIENTS_MAX)
-    c->msg->recipients++;
+  if (g->recipients < OBSPAM_RECIPIENTS_MAX)
+    g->recipients++;
   return SMFIS_CONTINUE;
 }
 
@@ -422,7 +460,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
      and the others find theirs written. A journal that fails is logged;
      the message is answered all the same. */
   (void)obspamd_journal_flush(svc);
-  obspamd_metrics_decision(&svc->metrics, &v, obspamd_now_us() - t0);
+  obspamd_metrics_decision(&svc->metrics, &v, &m, obspamd_now_us() - t0);
   if (milter_cfg.verbose)
     log_decision(LOG_DEBUG, qid, local, &m, &v);
   if (v.action != OBSPAM_REFUSE) {

@@ -404,13 +404,34 @@ static void json_limit(int64_t limit) {
     printf("%" PRId64, limit);
 }
 
+/* The three windows of a status, shortest first, with their words. */
+static const char *const window_names[3] = {"minute", "hour", "day"};
+static const char *const window_in[3] = {
+    "in the last minute", "in the last 60 minutes", "in the last 24 hours"};
+
+/* "{"minute": 20, "hour": 100, "day": null}" */
+static void json_windows(const int64_t *v, int nulls) {
+  int w;
+
+  printf("{");
+  for (w = 0; w < 3; w++) {
+    printf("%s\"%s\": ", w ? ", " : "", window_names[w]);
+    if (nulls)
+      json_limit(v[w]);
+    else
+      printf("%" PRId64, v[w]);
+  }
+  printf("}");
+}
+
 static void cmd_status(const char *spec, int json, const char *kind,
                        const char *name) {
   char req[2048], when[32];
   answer a;
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
-  const char *blocked_kind, *blocked_by;
-  int sending, disabled;
+  int64_t limits[3], counts[3], cap;
+  const char *blocked_kind, *blocked_by, *window_by;
+  int sending, disabled, w;
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "status %s %s", kind, name);
@@ -426,7 +447,15 @@ static void cmd_status(const char *spec, int json, const char *kind,
   limit_by = number(value(&a, "limit_by"));
   blocked_kind = value(&a, "blocked_kind");
   blocked_by = value(&a, "blocked_by");
-  if (blocked_kind == NULL || blocked_by == NULL)
+  window_by = value(&a, "window_by");
+  limits[0] = number(value(&a, "limit_minute"));
+  counts[0] = number(value(&a, "count_minute"));
+  limits[1] = limit;
+  counts[1] = count;
+  limits[2] = number(value(&a, "limit_day"));
+  counts[2] = number(value(&a, "count_day"));
+  cap = number(value(&a, "max_recipients"));
+  if (blocked_kind == NULL || blocked_by == NULL || window_by == NULL)
     die(EXIT_DAEMON, "the answer lacks a field");
   if (strcmp(blocked_kind, "-") == 0)
     blocked_kind = NULL;
@@ -451,8 +480,21 @@ static void cmd_status(const char *spec, int json, const char *kind,
       json_string(blocked_kind);
       printf(", \"name\": ");
       json_string(blocked_by);
+      printf(", \"window\": ");
+      if (strcmp(window_by, "-") == 0)
+        printf("null");
+      else
+        json_string(window_by);
+      printf(", \"limit\": ");
+      json_limit(limit_by);
       printf("}");
     }
+    printf(",\n  \"limits\": ");
+    json_windows(limits, 1);
+    printf(",\n  \"counts\": ");
+    json_windows(counts, 0);
+    printf(",\n  \"max_recipients\": ");
+    json_limit(cap);
     printf("\n}\n");
     return;
   }
@@ -469,16 +511,24 @@ static void cmd_status(const char *spec, int json, const char *kind,
   } else {
     printf(": not sending: %s ", blocked_kind);
     put_utf8(stdout, blocked_by, plain_char);
-    if (limit_by < 0)
+    if (limit_by < 0 || strcmp(window_by, "-") == 0)
       printf(" is at its limit\n");
     else
-      printf(" is at its limit of %" PRId64 " per hour\n", limit_by);
+      printf(" is at its limit of %" PRId64 " per %s\n", limit_by, window_by);
   }
-  if (limit < 0)
-    printf("  limit          unlimited\n");
-  else
-    printf("  limit          %" PRId64 " per hour\n", limit);
-  printf("  sent           %" PRId64 " in the last 60 minutes\n", count);
+  /* The hour always; the minute and the day when they have a limit. */
+  for (w = 0; w < 3; w++) {
+    if (w == 1 && limit < 0)
+      printf("  limit          unlimited\n");
+    else if (w == 1 || limits[w] >= 0)
+      printf("  limit          %" PRId64 " per %s\n", limits[w],
+             window_names[w]);
+  }
+  if (cap >= 0)
+    printf("  max recipients %" PRId64 " per message\n", cap);
+  for (w = 0; w < 3; w++)
+    if (w == 1 || limits[w] >= 0)
+      printf("  sent           %" PRId64 " %s\n", counts[w], window_in[w]);
   printf("  refused        %" PRId64 " in the last 60 minutes\n", refused);
   printf("  over its limit %" PRId64 " in the last 60 minutes\n", exceeded);
   printf("  refused total  %" PRId64 " within the retention period\n",
@@ -523,7 +573,8 @@ static int64_t parse_duration(const char *s) {
   return (int64_t)v * unit;
 }
 
-/* Report rows: row KIND SENT REFUSED FIRST LAST EXCEEDED LIMIT NAME. */
+/* Report rows: row KIND SENT REFUSED FIRST LAST EXCEEDED LIMIT WINDOW
+   NAME. */
 enum {
   R_KIND = 1,
   R_SENT,
@@ -532,6 +583,7 @@ enum {
   R_LAST,
   R_EXCEEDED,
   R_LIMIT,
+  R_WINDOW,
   R_NAME,
   R_FIELDS
 };
@@ -547,8 +599,8 @@ static void cmd_report(const char *spec, int json, const char *since) {
   char req[128], t1[32], t2[32], num[32];
   answer a;
   size_t i;
-  int wk = 4, wn = 4, ws = 4, wr = 7, wo = 4, wl = 5, any = 0, scripts = 0,
-      refused_scripts = 0;
+  int wk = 4, wn = 4, ws = 4, wr = 7, wo = 4, wl = 5, ww = 6, any = 0,
+      scripts = 0, refused_scripts = 0;
 
   from = now - parse_duration(since ? since : "24h");
   /* TO just after now: the hour in progress is part of the report. */
@@ -582,6 +634,11 @@ static void cmd_report(const char *spec, int json, const char *since) {
       printf(", \"exceeded\": %" PRId64 ", \"limit\": ",
              number(r->f[R_EXCEEDED]));
       json_limit(row_limit(r));
+      printf(", \"window\": ");
+      if (strcmp(r->f[R_WINDOW], "-") == 0)
+        printf("null");
+      else
+        json_string(r->f[R_WINDOW]);
       printf("}");
     }
     printf("%s]\n}\n", any ? "\n  " : "");
@@ -613,6 +670,8 @@ static void cmd_report(const char *spec, int json, const char *since) {
         wl = (int)strlen(r->f[R_LIMIT]);
       if (row_limit(r) == -1 && wl < 9)
         wl = 9;
+      if ((int)strlen(r->f[R_WINDOW]) > ww)
+        ww = (int)strlen(r->f[R_WINDOW]);
       refused_scripts += script;
       any++;
     } else {
@@ -623,13 +682,15 @@ static void cmd_report(const char *spec, int json, const char *since) {
     printf("No refusals.\n");
   } else {
     /* OVER: attempts over the object's own limit; the rest of its
-       refusals came from another object's limit (a parent's). */
+       refusals came from another object's limit (a parent's). WINDOW:
+       that of the last of them, whose limit LIMIT is. */
     printf("Refused:\n");
     cell("KIND", wk);
     printf("  ");
     cell("NAME", wn);
-    printf("  %*s  %*s  %*s  %*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED", wo,
-           "OVER", wl, "LIMIT", "FIRST REFUSAL", "LAST REFUSAL");
+    printf("  %*s  %*s  %*s  %*s  %-*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED",
+           wo, "OVER", wl, "LIMIT", ww, "WINDOW", "FIRST REFUSAL",
+           "LAST REFUSAL");
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
       int64_t limit;
@@ -643,9 +704,10 @@ static void cmd_report(const char *spec, int json, const char *since) {
       cell(r->f[R_KIND], wk);
       printf("  ");
       cell(r->f[R_NAME], wn);
-      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64 "  %*s  %-19s  %s\n", ws,
-             number(r->f[R_SENT]), wr, number(r->f[R_REFUSED]), wo,
-             number(r->f[R_EXCEEDED]), wl, num,
+      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64
+             "  %*s  %-*s  %-19s  %s\n",
+             ws, number(r->f[R_SENT]), wr, number(r->f[R_REFUSED]), wo,
+             number(r->f[R_EXCEEDED]), wl, num, ww, r->f[R_WINDOW],
              table_time(number(r->f[R_FIRST]), t1, sizeof(t1)),
              table_time(number(r->f[R_LAST]), t2, sizeof(t2)));
     }
@@ -722,10 +784,11 @@ static int64_t nice_step(int64_t max) {
 
 /* An SVG 1.1 bar chart: 24 hours, a bar for sent and one for refused in
    each (class "sent" / "refused", 24 of each, zero-height when nothing),
-   axes, labels and a legend. */
+   the hourly limit as a dashed line across them (class "limit", when
+   there is one: limit >= 0), axes, labels and a legend. */
 static void write_svg(FILE *f, const char *kind, const char *name,
                       const char *day, const int64_t *sent,
-                      const int64_t *refused) {
+                      const int64_t *refused, int64_t limit) {
   const int left = 70, top = 70, group = 32, bar = 12, plot_h = 280;
   const int plot_w = 24 * group, width_px = left + plot_w + 30;
   const int height_px = top + plot_h + 70;
@@ -738,6 +801,9 @@ static void write_svg(FILE *f, const char *kind, const char *name,
     if (refused[i] > max)
       max = refused[i];
   }
+  /* The limit is on the scale, so that its line is seen. */
+  if (limit > max)
+    max = limit;
   step = nice_step(max);
   ymax = (max + step - 1) / step * step;
 
@@ -819,6 +885,19 @@ static void write_svg(FILE *f, const char *kind, const char *name,
   }
   fprintf(f, "</g>\n");
 
+  if (limit >= 0) {
+    double y = top + plot_h - (double)limit * plot_h / (double)ymax;
+    fprintf(f,
+            "<g class=\"limit\">\n"
+            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
+            "stroke=\"#f28e2b\" stroke-width=\"2\" "
+            "stroke-dasharray=\"6 4\"><title>limit %" PRId64
+            " per hour</title></line>\n"
+            "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" "
+            "fill=\"#f28e2b\">limit %" PRId64 " per hour</text>\n</g>\n",
+            left, y, left + plot_w, y, limit, left + plot_w, y - 4, limit);
+  }
+
   /* The x axis: the hours, and its title. */
   fprintf(f, "<g class=\"x-axis\" text-anchor=\"middle\">\n");
   for (i = 0; i < 24; i++)
@@ -833,6 +912,7 @@ static void cmd_history(const char *spec, int json, const char *kind,
                         const char *name, const char *day, const char *svg) {
   char req[2048], today[40];
   int64_t from, sent[24] = {0}, refused[24] = {0}, tsent = 0, tref = 0;
+  int64_t limit = -1;
   answer a;
   size_t i;
   int h;
@@ -855,6 +935,10 @@ static void cmd_history(const char *spec, int json, const char *kind,
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     int64_t hour;
+    if (strcmp(r->f[0], "limit") == 0 && r->n == 2) {
+      limit = number(r->f[1]);
+      continue;
+    }
     if (strcmp(r->f[0], "hour") != 0 || r->n != 4)
       die(EXIT_DAEMON, "the answer holds a line that is not an hour");
     hour = number(r->f[1]);
@@ -872,7 +956,7 @@ static void cmd_history(const char *spec, int json, const char *kind,
     FILE *f = strcmp(svg, "-") == 0 ? stdout : fopen(svg, "w");
     if (f == NULL)
       die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
-    write_svg(f, kind, name, day, sent, refused);
+    write_svg(f, kind, name, day, sent, refused, limit);
     if (f != stdout && fclose(f) != 0)
       die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
     if (f == stdout)
@@ -892,8 +976,11 @@ static void cmd_history(const char *spec, int json, const char *kind,
              h ? "," : "",
              obspamd_iso_time(from + h * 3600, when, sizeof(when)), sent[h],
              refused[h]);
-    printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64 "\n}\n",
+    printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64
+           ",\n  \"limit\": ",
            tsent, tref);
+    json_limit(limit);
+    printf("\n}\n");
   } else {
     printf("%s ", kind);
     put_utf8(stdout, name, plain_char);
@@ -902,6 +989,8 @@ static void cmd_history(const char *spec, int json, const char *kind,
     for (h = 0; h < 24; h++)
       printf("%02d:00  %8" PRId64 "  %8" PRId64 "\n", h, sent[h], refused[h]);
     printf("total  %8" PRId64 "  %8" PRId64 "\n", tsent, tref);
+    if (limit >= 0)
+      printf("limit  %8" PRId64 " per hour\n", limit);
   }
   if (svg != NULL)
     fprintf(stderr, "%s: chart written to %s\n", progname, svg);

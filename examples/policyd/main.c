@@ -473,6 +473,26 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
   append(c, line, rules_reply(line, code, n));
 }
 
+/* Whether the recipient of a RCPT request the engine let through fits
+   its message's cap on recipients (rules_rcpt_before); if so it is
+   counted. The cap is looked up once per message. */
+static int rcpt_fits(server *s, conn *c, const obspam_verdict *v) {
+  uint32_t before = rules_rcpt_before(&c->req, &c->mem);
+
+  if (c->mem.cap == RULES_CAP_UNKNOWN)
+    c->mem.cap = obspamd_recipients_cap(s->svc.engine, v);
+  return rules_rcpt_admit(&c->mem, before, c->mem.cap);
+}
+
+/* "action=452 4.5.3 Too many recipients": the recipient past the cap. */
+static void answer_too_many(conn *c) {
+  char line[RULES_REPLY_MAX];
+  size_t n = sizeof(RULES_TOO_MANY) - 1;
+
+  memcpy(line + RULES_TEXT_AT, RULES_TOO_MANY, n);
+  append(c, line, rules_reply(line, RULES_TOO_MANY_CODE, n));
+}
+
 /* Answers one complete request by the rules (rules.h). Returns -1 when
    it must not be answered: the protocol then asks for a closed
    connection, and Postfix applies its smtpd_policy_service_default_action. */
@@ -511,11 +531,13 @@ static int answer(server *s, conn *c) {
   }
   if (v.action == OBSPAM_REFUSE)
     answer_refuse(s, c, &v, &m);
+  else if (step != RULES_DECIDE && !rcpt_fits(s, c, &v))
+    answer_too_many(c);
   else
     append(c, dunno, rules_reply(dunno, 0, 0));
   if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
                 v.action == OBSPAM_REFUSE, &c->mem))
-    obspamd_metrics_decision(&s->svc.metrics, &v,
+    obspamd_metrics_decision(&s->svc.metrics, &v, &m,
                              obspamd_now_us() - s->woke_us);
   return 0;
 }

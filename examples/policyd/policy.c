@@ -446,13 +446,22 @@ int policy_claims_uid(const policy_req *r) {
   return nonempty(r, POLICY_OBSPAM_UID) != NULL;
 }
 
+uint32_t policy_recipient_count(const policy_req *r) {
+  const char *count = nonempty(r, POLICY_RECIPIENT_COUNT);
+  uint32_t n = 0;
+
+  /* policy_feed accepted the count: digits only, at most 2^31. */
+  for (; count != NULL && *count != '\0'; count++)
+    n = n * 10 + (uint32_t)(*count - '0');
+  return n;
+}
+
 enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
   const char *addr = nonempty(r, POLICY_CLIENT_ADDRESS);
-  const char *count = nonempty(r, POLICY_RECIPIENT_COUNT);
   const char *uid = nonempty(r, POLICY_OBSPAM_UID);
   enum policy_stage stage = POLICY_STAGE_OTHER;
-  uint64_t n = 0;
+  uint32_t n = policy_recipient_count(r);
 
   if (state != NULL) {
     if (strcasecmp(state, "RCPT") == 0)
@@ -465,12 +474,9 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
   m->sender = nonempty(r, POLICY_SENDER);
   m->client_address = addr != NULL && is_ip(addr) ? addr : NULL;
-  /* policy_feed accepted the count: digits only, at most 2^31. */
-  for (; count != NULL && *count != '\0'; count++)
-    n = n * 10 + (uint64_t)(*count - '0');
   m->recipients = 1;
   if ((stage == POLICY_STAGE_DATA || stage == POLICY_STAGE_EOM) && n > 1)
-    m->recipients = (uint32_t)n;
+    m->recipients = n;
   if (uid != NULL) {
     /* policy_feed accepted it: digits only, below 2^32. A path that was
        cut is not the script's path: reports would show a wrong one. */

@@ -128,6 +128,11 @@ enum policy_stage {
    believed is the caller's business (policy_claims_uid). */
 enum policy_stage policy_message(const policy_req *r, obspam_message *m);
 
+/* The recipient_count of a complete request as sent (0 when absent or
+   empty), whatever the stage: at RCPT, Postfix sends 0 and Exim the
+   recipients accepted before this one. */
+uint32_t policy_recipient_count(const policy_req *r);
+
 /* Whether a complete request names a submitter's uid (a non-empty
    obspam_uid), which only a trusted peer may do. */
 int policy_claims_uid(const policy_req *r);

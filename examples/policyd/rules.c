@@ -7,6 +7,9 @@
 void rules_memory_init(rules_memory *mem) {
   mem->decided[0] = '\0';
   mem->probed[0] = '\0';
+  mem->counted[0] = '\0';
+  mem->recipients = 0;
+  mem->cap = RULES_CAP_UNKNOWN;
 }
 
 /* Whether instance names a message and is the one remembered in kept.
@@ -15,6 +18,17 @@ void rules_memory_init(rules_memory *mem) {
 static int same_message(const char *instance, const char *kept) {
   return instance != NULL && instance[0] != '\0' &&
          strlen(instance) < RULES_INSTANCE_MAX && strcmp(instance, kept) == 0;
+}
+
+/* Keeps instance in kept, or forgets what kept held when there is none or
+   it is too long to keep. */
+static void remember(char *kept, const char *instance) {
+  size_t n = instance != NULL ? strlen(instance) : RULES_INSTANCE_MAX;
+
+  if (n < RULES_INSTANCE_MAX)
+    memcpy(kept, instance, n + 1);
+  else
+    kept[0] = '\0';
 }
 
 rules_step rules_begin(const policy_req *r, int checked_peer,
@@ -54,15 +68,25 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
   return RULES_DECIDE;
 }
 
-/* Keeps instance in kept, or forgets what kept held when there is none or
-   it is too long to keep. */
-static void remember(char *kept, const char *instance) {
-  size_t n = instance != NULL ? strlen(instance) : RULES_INSTANCE_MAX;
+uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem) {
+  const char *instance = policy_get(r, POLICY_INSTANCE);
+  uint32_t sent = policy_recipient_count(r);
 
-  if (n < RULES_INSTANCE_MAX)
-    memcpy(kept, instance, n + 1);
-  else
-    kept[0] = '\0';
+  if (!same_message(instance, mem->counted)) {
+    /* Another message: its own count, and its own cap. */
+    remember(mem->counted, instance);
+    mem->recipients = 0;
+    mem->cap = RULES_CAP_UNKNOWN;
+  }
+  return sent > mem->recipients ? sent : mem->recipients;
+}
+
+int rules_rcpt_admit(rules_memory *mem, uint32_t before, int64_t cap) {
+  if (cap >= 0 && (int64_t)before + 1 > cap)
+    return 0;
+  if (mem->counted[0] != '\0' && before < UINT32_MAX)
+    mem->recipients = before + 1;
+  return 1;
 }
 
 int rules_end(rules_step step, const char *instance, int refused,
@@ -78,6 +102,10 @@ int rules_end(rules_step step, const char *instance, int refused,
     return refused;
   case RULES_DECIDE:
     remember(mem->decided, instance);
+    /* The message is complete: its recipients are counted no more. */
+    mem->counted[0] = '\0';
+    mem->recipients = 0;
+    mem->cap = RULES_CAP_UNKNOWN;
     return 1;
   default:
     return 0;

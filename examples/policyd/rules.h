@@ -11,6 +11,7 @@
 #define OBSPAM_POLICYD_RULES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "obspam.h"
 #include "policy.h"
@@ -35,11 +36,20 @@ typedef enum rules_step {
 
 /* What a connection remembers of the messages it asked about: the
    instance (Postfix's per-message id) of the last message decided, and of
-   the last one refused at RCPT. Empty strings at the start. */
+   the last one refused at RCPT; and for the recipients cap, the message
+   whose recipients are being counted, how many of them were let through
+   and its cap once looked up. Empty strings at the start. One smtpd
+   process asks about one SMTP session at a time over its connection, so
+   this is all a connection ever needs: its memory is fixed, whatever the
+   client does. */
 #define RULES_INSTANCE_MAX 72
+#define RULES_CAP_UNKNOWN INT64_MIN
 typedef struct rules_memory {
   char decided[RULES_INSTANCE_MAX];
   char probed[RULES_INSTANCE_MAX];
+  char counted[RULES_INSTANCE_MAX]; /* "" : no message being counted */
+  uint32_t recipients;              /* let through at RCPT */
+  int64_t cap;                      /* RULES_CAP_UNKNOWN: not looked up */
 } rules_memory;
 
 /* Resets the memory of a new connection. */
@@ -59,9 +69,30 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
    step for the message with the given instance (NULL when none was sent):
    records in mem what later requests need and returns whether the
    decision goes into the metrics (every charge; a probe or check only
-   when it refused, as a refusal is what the statistics count at RCPT). */
+   when it refused, as a refusal is what the statistics count at RCPT).
+   A charge ends the count of the message's recipients. */
 int rules_end(rules_step step, const char *instance, int refused,
               rules_memory *mem);
+
+/* The recipients cap at RCPT (SPEC.md section 2): the server counts the
+   recipients of each message itself, since Postfix sends recipient_count
+   only at DATA and END-OF-MESSAGE, and answers the one past the cap
+   RULES_TOO_MANY, so that an honest client sends the rest in another
+   transaction.
+
+   rules_rcpt_before, for a RCPT request r that the engine let through:
+   the recipients its message already has. A new instance starts a new
+   count (and forgets the cap looked up for the last one); a request
+   without an instance, or with one too long to keep, is counted by
+   itself. An MTA that knows the count (Exim's $recipients_count, one
+   connection per question) sends it as recipient_count, which Postfix
+   sends as 0 at RCPT: the larger of the two is taken. */
+uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem);
+/* Whether one more recipient fits cap (-1: unlimited) after before; if so
+   it is counted in mem. */
+int rules_rcpt_admit(rules_memory *mem, uint32_t before, int64_t cap);
+#define RULES_TOO_MANY "4.5.3 Too many recipients"
+#define RULES_TOO_MANY_CODE 452
 
 /* The answer is written in place: a refusal's text goes at
    line + RULES_TEXT_AT (at most RULES_TEXT_MAX bytes, obspamd_refusal

@@ -67,7 +67,8 @@ static const char *whole(const char *kind, const char *name, const char *qid) {
 
   snprintf(buf, sizeof(buf),
            "refuse kind=%s object=%s limit=1 count=1 unit=recipients "
-           "retry=60 queue_id=%s sasl=- sender=- client=- recipients=0\n",
+           "retry=60 queue_id=%s sasl=- sender=- client=- recipients=0 "
+           "window=hour\n",
            kind, name, qid);
   return buf;
 }
@@ -115,7 +116,7 @@ Test(coalesce, no_queue_id_and_names_cleaned) {
   obspamd__refusals_flush(10000, 0);
   expect_lines("refuse kind=subscription object=bad?name? limit=1 count=1 "
                "unit=recipients retry=60 queue_id=- sasl=- sender=- "
-               "client=- recipients=0\n"
+               "client=- recipients=0 window=hour\n"
                "refuse kind=subscription object=bad?name? more=2 seconds=10 "
                "first_queue_id=-\n");
 }
@@ -129,13 +130,13 @@ Test(coalesce, kinds_apart) {
   refuse(OBSPAM_DOMAIN, "EXAMPLE.com", "A4", 0);
   expect_lines("refuse kind=domain object=example.com limit=1 count=1 "
                "unit=recipients retry=60 queue_id=A1 sasl=- sender=- "
-               "client=- recipients=0\n"
+               "client=- recipients=0 window=hour\n"
                "refuse kind=subscription object=example.com limit=1 "
                "count=1 unit=recipients retry=60 queue_id=A2 sasl=- "
-               "sender=- client=- recipients=0\n"
+               "sender=- client=- recipients=0 window=hour\n"
                "refuse kind=domain object=EXAMPLE.com limit=1 count=1 "
                "unit=recipients retry=60 queue_id=A4 sasl=- sender=- "
-               "client=- recipients=0\n");
+               "client=- recipients=0 window=hour\n");
 }
 
 Test(coalesce, interval_zero_logs_every_refusal) {
@@ -451,9 +452,12 @@ Test(coalesce, model, .timeout = 120) {
 Test(coalesce, text_kept_with_the_object) {
   static const int kinds[] = {OBSPAM_MAILBOX, OBSPAM_DOMAIN,
                               OBSPAM_SUBSCRIPTION};
-  static const int64_t waits[] = {-1, 1, 59, 60, 61, 119, 120, 3599};
+  /* Waits said in seconds, minutes, hours; windows and none (0: the
+     recipients cap, or forbidden scripts). */
+  static const int64_t waits[] = {-1,  1,   35,   59,   60,   61,
+                                  119, 120, 3599, 7201, 86399};
   static const int64_t windows[] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_HOUR,
-                                    OBSPAM_WINDOW_DAY};
+                                    OBSPAM_WINDOW_DAY, 0};
   struct last {
     obspam_verdict v;
     obspam_message m;
@@ -491,10 +495,10 @@ Test(coalesce, text_kept_with_the_object) {
       l->v.count = (int64_t)((r >> 24) % 4);
       break;
     case 2:
-      l->v.retry_after = waits[(r >> 24) % 8];
+      l->v.retry_after = waits[(r >> 24) % 11];
       break;
     case 3:
-      l->v.window = windows[(r >> 24) % 3];
+      l->v.window = windows[(r >> 24) % 4];
       break;
     case 4:
       l->m.flags ^= OBSPAM_MSG_SCRIPT;
@@ -504,6 +508,9 @@ Test(coalesce, text_kept_with_the_object) {
       break;
     case 6:
       l->unit ^= 1;
+      break;
+    case 7:
+      l->m.recipients = (uint32_t)((r >> 24) % 4);
       break;
     default: /* the same words again */
       break;

@@ -162,7 +162,10 @@ got = json.load(open(sys.argv[1]))
 want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limit": 5000, "count": 0, "refused": 1, "refused_total": 1,
         "last_refused": sys.argv[2], "exceeded": 1, "disabled": False,
-        "blocked_by": None}
+        "blocked_by": None,
+        "limits": {"minute": None, "hour": 5000, "day": None},
+        "counts": {"minute": 0, "hour": 0, "day": 0},
+        "max_recipients": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
@@ -171,7 +174,11 @@ python3 - "$work/ctl.out" <<'EOF'
 import json, sys
 got = json.load(open(sys.argv[1]))
 assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
-    == (False, 2, False, {"kind": "mailbox", "name": "info@example.com"}), got
+    == (False, 2, False, {"kind": "mailbox", "name": "info@example.com",
+                          "window": "hour", "limit": 3}), got
+assert (got["limits"], got["counts"]) == (
+    {"minute": None, "hour": 3, "day": None},
+    {"minute": 3, "hour": 3, "day": 3}), got
 EOF
 echo "ok: status --json names what blocks"
 
@@ -192,10 +199,10 @@ header=$(head -n 1 <<<"$out")
   { echo "FAIL: report header '$header'"; exit 1; }
 expect "report table" "
 Refused:
-KIND          NAME                         SENT  REFUSED  OVER  LIMIT  FIRST REFUSAL        LAST REFUSAL
-mailbox       info@example.com                3        2     2      3  $ts  $ts
-subscription  bakery                          0        1     1   5000  $ts  $ts
-script        /var/www/bakery/contact.php     0        1     0      -  $ts  $ts
+KIND          NAME                         SENT  REFUSED  OVER  LIMIT  WINDOW   FIRST REFUSAL        LAST REFUSAL
+mailbox       info@example.com                3        2     2      3  hour     $ts  $ts
+subscription  bakery                          0        1     1   5000  scripts  $ts  $ts
+script        /var/www/bakery/contact.php     0        1     0      -  -        $ts  $ts
 
 Scripts by messages sent:
 NAME                 SENT
@@ -209,17 +216,17 @@ got = json.load(open(sys.argv[1]))
 t = sys.argv[2]
 iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 assert iso.match(got["from"]) and iso.match(got["to"]), got
-def row(kind, name, sent, refused, exceeded, limit):
+def row(kind, name, sent, refused, exceeded, limit, window):
     return {"kind": kind, "name": name, "sent": sent, "refused": refused,
             "first_refused": t if refused else None,
             "last_refused": t if refused else None,
-            "exceeded": exceeded, "limit": limit}
+            "exceeded": exceeded, "limit": limit, "window": window}
 # The objects over their own limit, then the scripts by messages sent
 # (acme and example.com were refused only because of info's limit).
-want = [row("mailbox", "info@example.com", 3, 2, 2, 3),
-        row("subscription", "bakery", 0, 1, 1, 5000),
-        row("script", "/var/www/acme/x.php", 4, 0, 0, None),
-        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None)]
+want = [row("mailbox", "info@example.com", 3, 2, 2, 3, "hour"),
+        row("subscription", "bakery", 0, 1, 1, 5000, "scripts"),
+        row("script", "/var/www/acme/x.php", 4, 0, 0, None, None),
+        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None, None)]
 assert got["rows"] == want, json.dumps(got, indent=1)
 EOF
 echo "ok: report --json"
@@ -246,6 +253,7 @@ for ((h = 0; h < 24; h++)); do
   fi
 done
 table+=$'\n'$(printf 'total  %8d  %8d' 3 2)
+table+=$'\n'"limit         3 per hour"
 expect "history table" "$table" "$out"
 
 run_ctl 0 history script /var/www/acme/x.php --day "$day" --json
@@ -262,6 +270,7 @@ assert [h["sent"] for h in got["hours"]] == \
     [4 if h == hour else 0 for h in range(24)], got["hours"]
 assert all(h["refused"] == 0 for h in got["hours"]), got["hours"]
 assert got["sent"] == 4 and got["refused"] == 0, got
+assert got["limit"] is None, got  # a script has none
 EOF
 echo "ok: history --json (script)"
 
@@ -289,6 +298,16 @@ texts = [t.text for t in root.iter(ns + "text")]
 assert [f"{h:02d}" for h in range(24)] == [t for t in texts if t and
         len(t) == 2 and t.isdigit() and texts.count(t) >= 1][-24:], texts
 assert "sent" in texts and "refused" in texts, texts
+# The hourly limit, 3, as a line at the top of the scale (3 sent: the
+# sent bar reaches it).
+lines = [l for g in root.iter(ns + "g") if g.get("class") == "limit"
+         for l in g.iter(ns + "line")]
+assert len(lines) == 1, lines
+assert lines[0].get("y1") == lines[0].get("y2"), lines[0].attrib
+bar_top = [float(r.get("y")) for r in root.iter(ns + "rect")
+           if r.get("class") == "sent"][hour]
+assert abs(float(lines[0].get("y1")) - bar_top) < 0.05, (lines[0].attrib, bar_top)
+assert "limit 3 per hour" in texts, texts
 EOF
 echo "ok: history --svg is SVG 1.1 with 24 bars of each"
 if command -v rsvg-convert >/dev/null; then
@@ -306,7 +325,8 @@ run_ctl 2 history mailbox info@example.com --day 2024-02-30
 expect "bad day" "obspamctl: bad day '2024-02-30': expected YYYY-MM-DD
 Try 'obspamctl --help'." "$err"
 run_ctl 0 history mailbox info@example.com --day 2001-01-01
-expect "a quiet day" "total         0         0" "$(tail -n 1 <<<"$out")"
+expect "a quiet day" "total         0         0
+limit         3 per hour" "$(tail -n 2 <<<"$out")"
 
 # ---- reload and save ------------------------------------------------------
 
@@ -383,13 +403,15 @@ check(b"report -5 10\n", "error bad time '-5': expected Unix seconds\n")
 check(b"reload now\n", "error usage: reload [force]\n")
 check(b"x" * 5000, "error request is longer than 4096 bytes\n")
 check(b"report 0 1\n", "ok\nfrom\t0\nto\t1\nend\n")
-check(b"history mailbox 0 1 info@example.com\n", "ok\nend\n")
+check(b"history mailbox 0 1 info@example.com\n", "ok\nlimit\t11\nend\n")
 got = ask(b"status mailbox INFO@example.com\n").split("\n")
 assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "sending\t1", "limit\t11", "count\t3", "refused\t2",
                    "refused_total\t2"] and got[9:] == [
                    "exceeded\t2", "exceeded_total\t2", "disabled\t0",
                    "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
+                   "limit_minute\t-1", "count_minute\t3", "limit_day\t-1",
+                   "count_day\t3", "max_recipients\t-1", "window_by\t-",
                    "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
 s = socket.socket(socket.AF_UNIX)
@@ -475,6 +497,96 @@ No refusals.
 No script sent mail." "$(tail -n +2 <<<"$out")"
 stop_daemon
 
+# ---- windows and the recipients cap -----------------------------------------
+
+# A burst limit per minute, a limit per day, and a cap on recipients per
+# message (the domain's, which its undeclared mailboxes inherit): the
+# refusal texts, status and report name each.
+cat >"$work/windows.conf" <<'EOF'
+default mailbox=100 domain=1000 subscription=5000
+subscription acme uid=10001
+domain example.com subscription=acme max-recipients=5
+mailbox burst@example.com limit=2/m,3,10/d
+mailbox daily@example.com limit=1/d
+EOF
+cat >"$work/windows.feed" <<'EOF'
+decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=daily@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=daily@example.com client=203.0.113.7 recipients=1 time=now
+decide sasl=capme@example.com client=203.0.113.7 recipients=6 time=now
+EOF
+start_daemon "$work/log8" --config "$work/windows.conf" --control "unix:$sock" \
+  --feed "$work/windows.feed"
+refusals=$(grep '^verdict action=refuse' "$work/testd.out")
+wnow=$(sed -n 's/^fed 6 lines now=\([0-9]*\)$/\1/p' "$work/testd.out")
+expect "refusals of each window and of the cap (count)" 3 "$(grep -c . <<<"$refusals")"
+# Every message at the same time now: the minute's 5-second bucket of now
+# leaves the window 60 s after that bucket began, the day's clock hour 24
+# hours after it began. The day's wait is said in hours and minutes,
+# rounded up.
+delay=$((60 - wnow % 5))
+said="$delay seconds"
+[[ $delay -eq 60 ]] && said="1 minute"
+expect "the minute's refusal" "verdict action=refuse kind=mailbox object=burst@example.com limit=2 count=2 retry=$delay code=451 text=4.7.1 mailbox burst@example.com has sent to 2 recipients in the last minute, its limit is 2 recipients per minute; try again in $said" \
+  "$(grep 'object=burst' <<<"$refusals")"
+delay=$((86400 - wnow % 3600))
+minutes=$(((delay + 59) / 60))
+said="$((minutes / 60)) hours"
+case $((minutes % 60)) in
+0) ;;
+1) said+=" 1 minute" ;;
+*) said+=" $((minutes % 60)) minutes" ;;
+esac
+expect "the day's refusal" "verdict action=refuse kind=mailbox object=daily@example.com limit=1 count=1 retry=$delay code=451 text=4.7.1 mailbox daily@example.com has sent to 1 recipient in the last 24 hours, its limit is 1 recipient per day; try again in $said" \
+  "$(grep 'object=daily' <<<"$refusals")"
+expect "the cap's refusal" "verdict action=refuse kind=mailbox object=capme@example.com limit=5 count=6 retry=-1 code=451 text=4.7.1 mailbox capme@example.com cannot send this message: it has 6 recipients, its limit is 5 recipients per message" \
+  "$(grep 'object=capme' <<<"$refusals")"
+echo "ok: refusal texts of each window"
+
+run_ctl 0 status mailbox burst@example.com
+expect "status of a mailbox with three windows" "mailbox burst@example.com: not sending: mailbox burst@example.com is at its limit of 2 per minute
+  limit          2 per minute
+  limit          3 per hour
+  limit          10 per day
+  max recipients 5 per message
+  sent           2 in the last minute
+  sent           2 in the last 60 minutes
+  sent           2 in the last 24 hours
+  refused        1 in the last 60 minutes" "$(head -n 9 <<<"$out")"
+run_ctl 0 status mailbox daily@example.com
+expect "status at its daily limit" "mailbox daily@example.com: not sending: mailbox daily@example.com is at its limit of 1 per day" \
+  "$(head -n 1 <<<"$out")"
+run_ctl 0 status mailbox burst@example.com --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert got["limits"] == {"minute": 2, "hour": 3, "day": 10}, got
+assert got["counts"] == {"minute": 2, "hour": 2, "day": 2}, got
+assert got["max_recipients"] == 5, got
+assert got["blocked_by"] == {"kind": "mailbox", "name": "burst@example.com",
+                             "window": "minute", "limit": 2}, got
+assert (got["limit"], got["count"]) == (3, 2), got  # the hour, as before
+EOF
+echo "ok: status --json with windows"
+run_ctl 0 report --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+rows = {r["name"]: (r["window"], r["limit"], r["exceeded"]) for r in got["rows"]}
+assert rows == {"burst@example.com": ("minute", 2, 1),
+                "daily@example.com": ("day", 1, 1),
+                "capme@example.com": ("max-recipients", 5, 1)}, rows
+EOF
+echo "ok: report --json rows name their window"
+run_ctl 0 report
+expect "report table with windows" "mailbox  burst@example.com     2        1     1      2  minute
+mailbox  capme@example.com     0        1     1      5  max-recipients
+mailbox  daily@example.com     1        1     1      1  day" \
+  "$(grep -E '^mailbox' <<<"$out" | sed -E 's/ +[0-9]{4}-.*//' | sort)"
+stop_daemon
+
 # ---- names outside ASCII ---------------------------------------------------
 
 # UTF-8 names stay intact in the log, status, report and JSON (only
@@ -516,11 +628,12 @@ python3 - "$work/ctl.out" <<'EOF'
 import json, sys
 got = json.load(open(sys.argv[1], encoding="utf-8"))
 assert (got["sending"], got["exceeded"], got["disabled"], got["blocked_by"]) \
-    == (False, 0, False, {"kind": "subscription", "name": "bäckerei"}), got
+    == (False, 0, False, {"kind": "subscription", "name": "bäckerei",
+                          "window": "hour", "limit": 2}), got
 EOF
 run_ctl 0 report
-expect "report, UTF-8 (aligned by characters)" "KIND     NAME              SENT  REFUSED  OVER  LIMIT
-mailbox  jörg@example.com     1        1     1      1" \
+expect "report, UTF-8 (aligned by characters)" "KIND     NAME              SENT  REFUSED  OVER  LIMIT  WINDOW
+mailbox  jörg@example.com     1        1     1      1  hour  " \
   "$(grep -E '^(KIND|mailbox)' <<<"$out" | sed -E 's/  (FIRST REFUSAL|[0-9]{4}-).*//')"
 expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1" \
   "$(tail -n 1 <<<"$out")"
@@ -570,7 +683,9 @@ for _ in range(2):
               b"sending\t1\nlimit\t-1\ncount\t0\nrefused\t0\n"
               b"refused_total\t0\nlast_refused\t0\nexceeded\t0\n"
               b"exceeded_total\t0\ndisabled\t0\nblocked_kind\t-\n"
-              b"blocked_by\t\nlimit_by\t-1\nend\n")
+              b"blocked_by\t\nlimit_by\t-1\nlimit_minute\t-1\n"
+              b"count_minute\t0\nlimit_day\t-1\ncount_day\t0\n"
+              b"max_recipients\t-1\nwindow_by\t-\nend\n")
     c.close()
 EOF
 fake_pid=$!

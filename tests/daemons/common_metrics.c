@@ -50,6 +50,14 @@ Test(metrics, exposition_of_a_new_service) {
       "obspam_refusals_total{level=\"subscription\"} 0\n"
       "obspam_refusals_total{level=\"domain\"} 0\n"
       "obspam_refusals_total{level=\"mailbox\"} 0\n"
+      "# HELP obspam_refusal_windows_total Messages refused, by the window "
+      "named (or the recipients cap, or scripts forbidden).\n"
+      "# TYPE obspam_refusal_windows_total counter\n"
+      "obspam_refusal_windows_total{window=\"minute\"} 0\n"
+      "obspam_refusal_windows_total{window=\"hour\"} 0\n"
+      "obspam_refusal_windows_total{window=\"day\"} 0\n"
+      "obspam_refusal_windows_total{window=\"max-recipients\"} 0\n"
+      "obspam_refusal_windows_total{window=\"scripts\"} 0\n"
       "# HELP obspam_connections_open Policy or SMTP connections open now.\n"
       "# TYPE obspam_connections_open gauge\n"
       "obspam_connections_open 0\n"
@@ -116,7 +124,53 @@ static void count(obspamd_service *s, int action, int kind, double us) {
 
   v.action = action;
   v.kind = kind;
-  obspamd_metrics_decision(&s->metrics, &v, us);
+  v.window = OBSPAM_WINDOW_HOUR;
+  v.retry_after = 60;
+  obspamd_metrics_decision(&s->metrics, &v, NULL, us);
+}
+
+/* Refusals by the window they name; the recipients cap and forbidden
+   scripts (verdicts without a window) apart. Accepts count nowhere. */
+Test(metrics, refusals_by_window) {
+  static const struct {
+    int action, kind;
+    int64_t window, limit, count, retry;
+  } cases[] = {
+      {OBSPAM_REFUSE, OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 20, 20, 35},
+      {OBSPAM_REFUSE, OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 1000, 1000, 7200},
+      {OBSPAM_REFUSE, OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 1000, 999, 60},
+      {OBSPAM_REFUSE, OBSPAM_MAILBOX, 0, 10, 30, -1},
+      {OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, 0, -1, 0, -1},
+      {OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, 0, 5000, 3, -1},
+      {OBSPAM_ACCEPT, OBSPAM_MAILBOX, OBSPAM_WINDOW_HOUR, 20, 3, 0}};
+  static const char *const lines[] = {
+      "obspam_refusal_windows_total{window=\"minute\"} 1\n",
+      "obspam_refusal_windows_total{window=\"hour\"} 0\n",
+      "obspam_refusal_windows_total{window=\"day\"} 2\n",
+      "obspam_refusal_windows_total{window=\"max-recipients\"} 1\n",
+      "obspam_refusal_windows_total{window=\"scripts\"} 2\n"};
+  obspamd_service s;
+  char *text;
+  size_t i;
+
+  memset(&s, 0, sizeof(s));
+  s.name = "obspam-policyd";
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    v.action = cases[i].action;
+    v.kind = cases[i].kind;
+    v.window = cases[i].window;
+    v.limit = cases[i].limit;
+    v.count = cases[i].count;
+    v.retry_after = cases[i].retry;
+    obspamd_metrics_decision(&s.metrics, &v, NULL, 1);
+  }
+  text = format(&s);
+  for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+    cr_assert_not_null(strstr(text, lines[i]), "missing %s in:\n%s", lines[i],
+                       text);
+  free(text);
 }
 
 Test(metrics, counted_values) {
@@ -161,6 +215,7 @@ Test(metrics, counted_values) {
       "obspam_refusals_total{level=\"subscription\"} 1",
       "obspam_refusals_total{level=\"domain\"} 1",
       "obspam_refusals_total{level=\"mailbox\"} 2",
+      "obspam_refusal_windows_total{window=\"hour\"} 4",
       "obspam_connections_open 2",
       "obspam_connections_total 3",
       "obspam_requests_bad_total 2",

@@ -12,6 +12,8 @@ static int code;
 
 /* Counted in recipients (0), or in messages (1). */
 static int unit;
+/* The window the verdicts name (0: the recipients cap, scripts). */
+static int64_t window = OBSPAM_WINDOW_HOUR;
 
 static const char *refusal(int kind, const char *object, int64_t limit,
                            int64_t count, int64_t retry, int reject,
@@ -23,6 +25,7 @@ static const char *refusal(int kind, const char *object, int64_t limit,
   v.limit = limit;
   v.count = count;
   v.retry_after = retry;
+  v.window = window;
   snprintf(v.object, sizeof(v.object), "%s", object);
   code = 0;
   obspamd_refusal_text_msg(&v, m, reject, unit, &code, text, sizeof(text));
@@ -61,26 +64,137 @@ Test(refusal, the_unit_word) {
                    "again in 1 minute");
 }
 
-/* The window the verdict names (1.3), in words. */
+/* The window the verdict names (1.3), in words, each in both units. */
 Test(refusal, the_window) {
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
   v.action = OBSPAM_REFUSE;
   v.kind = OBSPAM_MAILBOX;
   v.limit = v.count = 20;
-  v.retry_after = 5;
+  v.retry_after = 35;
   v.window = OBSPAM_WINDOW_MINUTE;
   snprintf(v.object, sizeof(v.object), "info@example.com");
+  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
+                         "messages in the last minute, its limit is 20 "
+                         "messages per minute; try again in 35 seconds");
+  cr_assert_eq(code, 451);
+  v.retry_after = 1;
   obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
   cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 20 "
                          "recipients in the last minute, its limit is 20 "
-                         "recipients per minute; try again in 1 minute");
-  v.window = OBSPAM_WINDOW_DAY;
-  v.retry_after = 7200;
+                         "recipients per minute; try again in 1 second");
+  v.window = OBSPAM_WINDOW_HOUR;
+  v.retry_after = 420;
   obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
   cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
-                         "messages in the last 24 hours, its limit is 20 "
+                         "messages in the last 60 minutes, its limit is 20 "
+                         "messages per hour; try again in 7 minutes");
+  v.window = OBSPAM_WINDOW_DAY;
+  v.limit = v.count = 1000;
+  v.retry_after = 7200;
+  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 1000 "
+                         "messages in the last 24 hours, its limit is 1000 "
                          "messages per day; try again in 120 minutes");
+  v.retry_after = 5 * 3600 + 11 * 60 + 1;
+  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 1000 "
+                         "recipients in the last 24 hours, its limit is "
+                         "1000 recipients per day; try again in 5 hours 12 "
+                         "minutes");
+  /* Rejected: the window's words, no wait. */
+  obspamd_refusal_text(&v, 1, 0, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "5.7.1 mailbox info@example.com has sent to 1000 "
+                         "recipients in the last 24 hours, its limit is "
+                         "1000 recipients per day");
+  cr_assert_eq(code, 550);
+  /* A message larger than a window's limit never fits it. */
+  v.window = OBSPAM_WINDOW_MINUTE;
+  v.limit = 10;
+  v.count = 0;
+  v.retry_after = -1;
+  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
+  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com cannot send this "
+                         "message: it has more recipients than its limit of "
+                         "10 recipients per minute");
+}
+
+/* The recipients cap (verdict window 0, limit the cap, count the
+   message's recipients): said in recipients whatever the unit, never
+   with a wait. */
+Test(refusal, the_recipients_cap) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  window = 0;
+  cr_assert_str_eq(
+      refusal(OBSPAM_MAILBOX, "info@example.com", 10, 30, -1, 0, NULL),
+      "4.7.1 mailbox info@example.com cannot send this message: it has 30 "
+      "recipients, its limit is 10 recipients per message");
+  cr_assert_eq(code, 451);
+  unit = 1;
+  cr_assert_str_eq(refusal(OBSPAM_DOMAIN, "example.com", 1, 2, -1, 1, NULL),
+                   "5.7.1 domain example.com cannot send this message: it "
+                   "has 2 recipients, its limit is 1 recipient per message");
+  cr_assert_eq(code, 550);
+  cr_assert_str_eq(refusal(OBSPAM_MAILBOX, "a@example.com", 0, 1, -1, 0, NULL),
+                   "4.7.1 mailbox a@example.com cannot send this message: it "
+                   "has 1 recipient, its limit is 0 recipients per message");
+  unit = 0;
+  /* A script's message at its subscription, over the cap: its count is
+     the message's recipients. */
+  m.flags = OBSPAM_MSG_SCRIPT;
+  m.uid = 10002;
+  m.recipients = 12;
+  cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "bakery", 10, 12, -1, 0, &m),
+                   "4.7.1 subscription bakery cannot send this message: it "
+                   "has 12 recipients, its limit is 10 recipients per "
+                   "message");
+  cr_assert_eq(
+      obspamd_refusal_reason(&(obspam_verdict){.kind = OBSPAM_SUBSCRIPTION,
+                                               .limit = 10,
+                                               .count = 12,
+                                               .retry_after = -1},
+                             &m),
+      OBSPAMD_REASON_CAP);
+  /* Scripts forbidden: the subscription's hourly figures. */
+  cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "bakery", 5000, 7, -1, 0, &m),
+                   "4.7.1 scripts of subscription bakery may not send mail");
+  window = OBSPAM_WINDOW_HOUR;
+}
+
+/* The names of the reasons, as the log lines and the metrics give them. */
+Test(refusal, reason_names) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  static const struct {
+    int64_t window, retry;
+    const char *name;
+  } cases[] = {{60, 5, "minute"},
+               {3600, 60, "hour"},
+               {86400, 60, "day"},
+               {0, 60, "hour"},
+               {0, -1, "max-recipients"}};
+  size_t i;
+
+  v.kind = OBSPAM_MAILBOX;
+  v.limit = 10;
+  v.count = 11;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    v.window = cases[i].window;
+    v.retry_after = cases[i].retry;
+    cr_assert_str_eq(obspamd_reason_name(obspamd_refusal_reason(&v, NULL)),
+                     cases[i].name);
+  }
+  v.kind = OBSPAM_SUBSCRIPTION;
+  v.window = 0;
+  v.retry_after = -1;
+  v.limit = -1;
+  cr_assert_str_eq(obspamd_reason_name(obspamd_refusal_reason(&v, NULL)),
+                   "scripts");
+  cr_assert_str_eq(obspamd_reason_name(OBSPAMD_REASONS), "-");
+  cr_assert_str_eq(obspamd_window_per(OBSPAM_WINDOW_MINUTE), "per minute");
+  cr_assert_str_eq(obspamd_window_per(OBSPAM_WINDOW_HOUR), "per hour");
+  cr_assert_str_eq(obspamd_window_per(OBSPAM_WINDOW_DAY), "per day");
 }
 
 /* A permanent refusal (action reject) gives no retry hint: its sender
@@ -99,14 +213,29 @@ Test(refusal, reject_has_no_retry_hint) {
   cr_assert_null(strstr(text, "try again"));
 }
 
-Test(refusal, retry_rounds_up_to_whole_minutes) {
+/* Under a minute in seconds; then whole minutes rounded up, so that a
+   sender who waits as long as it is told fits; past two hours, hours and
+   minutes. */
+Test(refusal, the_wait_in_words) {
   static const struct {
     int64_t retry;
     const char *tail;
-  } cases[] = {{1, "in 1 minute"},     {59, "in 1 minute"},
-               {60, "in 1 minute"},    {61, "in 2 minutes"},
-               {120, "in 2 minutes"},  {121, "in 3 minutes"},
-               {3600, "in 60 minutes"}};
+  } cases[] = {{0, "in 1 second"},
+               {1, "in 1 second"},
+               {2, "in 2 seconds"},
+               {59, "in 59 seconds"},
+               {60, "in 1 minute"},
+               {61, "in 2 minutes"},
+               {120, "in 2 minutes"},
+               {121, "in 3 minutes"},
+               {3600, "in 60 minutes"},
+               {7200, "in 120 minutes"},
+               {7201, "in 2 hours 1 minute"},
+               {7260, "in 2 hours 1 minute"},
+               {7261, "in 2 hours 2 minutes"},
+               {10800, "in 3 hours"},
+               {3600 + 82800, "in 24 hours"},
+               {86399, "in 24 hours"}};
   size_t i;
 
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -140,8 +269,9 @@ Test(refusal, never_fits) {
                    "has more recipients than the 50 one message may have");
   unit = 0;
 
-  /* A script refused at its subscription with no time to wait: scripts
-     are forbidden there. */
+  /* A script refused at its subscription with no time to wait and no
+     window: scripts are forbidden there. */
+  window = 0;
   m.flags = OBSPAM_MSG_SCRIPT;
   m.uid = 10002;
   cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "bakery", 5000, 0, -1, 0, &m),
@@ -150,10 +280,12 @@ Test(refusal, never_fits) {
   cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "bakery", -1, 0, -1, 0, NULL),
                    "4.7.1 scripts of subscription bakery may not send mail");
   /* A limit of 0 is said as such, script or not. */
+  window = OBSPAM_WINDOW_HOUR;
   cr_assert_str_eq(refusal(OBSPAM_SUBSCRIPTION, "bakery", 0, 0, -1, 0, &m),
                    "4.7.1 subscription bakery cannot send this message: its "
                    "limit is 0");
   /* A script charged to a mailbox (SASL login) is refused as any mail. */
+  window = OBSPAM_WINDOW_HOUR;
   cr_assert_str_eq(refusal(OBSPAM_MAILBOX, "info@example.com", 5, 0, -1, 0, &m),
                    "4.7.1 mailbox info@example.com cannot send this message: "
                    "it has more recipients than its limit of 5 recipients "
@@ -184,7 +316,7 @@ Test(refusal, printable_ascii_only) {
       refusal(OBSPAM_MAILBOX, "caf\xc3\xa9@example.com", 2, 2, 30, 0, NULL),
       "4.7.1 mailbox caf??@example.com has sent to 2 recipients in "
       "the last 60 minutes, its limit is 2 recipients per hour; try again "
-      "in 1 minute");
+      "in 30 seconds");
 }
 
 Test(refusal, truncated_to_the_buffer) {
@@ -240,13 +372,14 @@ Test(log, refusal_line) {
   cr_assert(logged_line("refuse kind=mailbox object=info@example.com "
                         "limit=20 count=20 unit=recipients retry=420 "
                         "queue_id=4FgH2x1Kz9 sasl=info@example.com "
-                        "sender=- client=203.0.113.7 recipients=3"),
+                        "sender=- client=203.0.113.7 recipients=3 "
+                        "window=hour"),
             "%s", logged());
   cr_assert(logged_line("refuse kind=subscription object=bakery "
                         "limit=unlimited count=0 unit=messages retry=never "
                         "queue_id=- sasl=- "
                         "sender=www?data@bakery.example client=- "
-                        "recipients=1 uid=10002 "
+                        "recipients=1 window=scripts uid=10002 "
                         "script=/var/www/my?site/contact.php"),
             "%s", logged());
 }
@@ -276,7 +409,7 @@ Test(log, utf8_names_intact) {
                         "limit=2 count=2 unit=recipients retry=60 "
                         "queue_id=4FgH2x1Kz9 sasl=J\xc3\x96RG@example.com "
                         "sender=bad??@example.com client=- recipients=1 "
-                        "uid=33 script=/var/www/b\xc3\xbc"
+                        "window=hour uid=33 script=/var/www/b\xc3\xbc"
                         "cher/k\xc3\xa4se.php?"),
             "%s", logged());
 
@@ -349,6 +482,7 @@ static obspam_notice sample_notice(void) {
   n.last_refused = 1714568320;  /* 12:58:40 */
   n.period_start = 1714564800;  /* 12:00 */
   n.period_end = 1714568400;    /* 13:00 */
+  n.window = OBSPAM_WINDOW_HOUR;
   return n;
 }
 
@@ -359,7 +493,7 @@ Test(notice, log_line) {
   obspamd__notice_line(&n, 0, line, sizeof(line));
   cr_assert_str_eq(line, "notice kind=mailbox object=info@example.com "
                          "subscription=acme limit=20 unit=recipients "
-                         "sent=20 refused=12 exceeded=9 "
+                         "window=hour sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
@@ -370,10 +504,33 @@ Test(notice, log_line) {
   obspamd__notice_line(&n, 1, line, sizeof(line));
   cr_assert_str_eq(line, "notice kind=subscription object=s\xc3\xb6lo "
                          "subscription=- limit=unlimited unit=messages "
-                         "sent=20 refused=12 exceeded=9 "
+                         "window=hour sent=20 refused=12 exceeded=9 "
                          "first=2024-05-01T12:31:07Z "
                          "last=2024-05-01T12:58:40Z "
                          "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z");
+  /* The other windows, the recipients cap and forbidden scripts (no
+     window; an unlimited hourly limit). */
+  n.limit = 1000;
+  n.window = OBSPAM_WINDOW_DAY;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=1000 unit=recipients window=day sent=20 ") !=
+                NULL,
+            "%s", line);
+  n.window = OBSPAM_WINDOW_MINUTE;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " unit=recipients window=minute sent=") != NULL, "%s",
+            line);
+  n.window = 0;
+  n.limit = 10;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=10 unit=recipients window=max-recipients ") !=
+                NULL,
+            "%s", line);
+  n.limit = -1;
+  obspamd__notice_line(&n, 0, line, sizeof(line));
+  cr_assert(strstr(line, " limit=unlimited unit=recipients window=scripts ") !=
+                NULL,
+            "%s", line);
 }
 
 static const obspamd__mail_info sample_info = {"obspam-policyd",
@@ -404,7 +561,7 @@ Test(notice, mail_to_the_admin) {
       "Content-Type: text/plain; charset=UTF-8\n"
       "Content-Transfer-Encoding: 8bit\n"
       "\n"
-      "The mailbox info@example.com went over its sending limit\n"
+      "The mailbox info@example.com went over its limit of 20 per hour\n"
       "on mx1.example.net.\n"
       "\n"
       "  Object:         mailbox info@example.com\n"
@@ -458,7 +615,7 @@ Test(notice, mail_to_the_contact) {
       "Hello,\n"
       "\n"
       "The mailbox info@example.com of your subscription acme\n"
-      "tried to send more mail than its limit allows.\n"
+      "tried to send more mail than its limit of 20 per hour allows.\n"
       "\n"
       "  Object:         mailbox info@example.com\n"
       "  Subscription:   acme\n"
@@ -483,6 +640,76 @@ Test(notice, mail_to_the_contact) {
       "\n"
       "-- \n"
       "obspam-policyd on mx1.example.net\n");
+}
+
+/* A notice names the window of the limit it is about (1.3): its figure
+   per minute or per day, the cap on recipients per message, or scripts
+   forbidden; and what the contact can do about each. */
+Test(notice, mail_of_each_window) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  n.limit = 1000;
+  n.window = OBSPAM_WINDOW_DAY;
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\nThe mailbox info@example.com went over its limit "
+                        "of 1000 per day\non mx1.example.net.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          1000 recipients per day\n") !=
+                NULL,
+            "%s", buf);
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\ntried to send more mail than its limit of 1000 "
+                        "per day allows.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "wait until the count of the last 24 hours\n  is "
+                        "below the limit") != NULL,
+            "%s", buf);
+
+  n.limit = 20;
+  n.window = OBSPAM_WINDOW_MINUTE;
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\n  Limit:          20 recipients per minute\n") !=
+                NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "wait until the count of the last minute\n  is "
+                        "below the limit") != NULL,
+            "%s", buf);
+
+  /* The cap: in recipients whatever the unit. */
+  n.limit = 10;
+  n.window = 0;
+  obspamd__notice_mail(&(obspamd__mail_info){.daemon = "obspam-policyd",
+                                             .from = "obspam@mx1.example.net",
+                                             .hostname = "mx1.example.net",
+                                             .admin = "postmaster@example.net",
+                                             .unit = 1},
+                       &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf,
+                   "\nThe mailbox info@example.com went over its limit "
+                   "of 10 recipients per message\non mx1.example.net.\n") !=
+                NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          10 recipients per message\n") !=
+                NULL,
+            "%s", buf);
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  cr_assert(strstr(buf, "- If the mail was legitimate, send each message to at "
+                        "most 10\n  recipients, or ask your hosting provider "
+                        "for a higher limit:\n") != NULL,
+            "%s", buf);
+
+  /* Forbidden scripts: no figure. */
+  n.kind = OBSPAM_SUBSCRIPTION;
+  n.name = "acme";
+  n.limit = -1;
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  cr_assert(strstr(buf, "\nThe subscription acme went over its sending "
+                        "limit\non mx1.example.net.\n") != NULL,
+            "%s", buf);
+  cr_assert(strstr(buf, "\n  Limit:          scripts may not send mail\n") !=
+                NULL,
+            "%s", buf);
 }
 
 Test(notice, mail_details) {

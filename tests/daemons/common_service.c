@@ -430,15 +430,15 @@ static void refuse_once(void) {
 
 static const char *const NOTICE_LINES[] = {
     "notice kind=subscription object=acme subscription=acme limit=1 "
-    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "unit=recipients window=hour sent=1 refused=1 exceeded=1 "
     "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
     "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
     "notice kind=domain object=example.com subscription=acme limit=1 "
-    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "unit=recipients window=hour sent=1 refused=1 exceeded=1 "
     "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
     "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z",
     "notice kind=mailbox object=info@example.com subscription=acme limit=1 "
-    "unit=recipients sent=1 refused=1 exceeded=1 "
+    "unit=recipients window=hour sent=1 refused=1 exceeded=1 "
     "first=2024-05-01T12:31:12Z last=2024-05-01T12:31:12Z "
     "period=2024-05-01T12:00:00Z..2024-05-01T13:00:00Z"};
 

@@ -121,7 +121,7 @@ static void decide(obspamd_service *s, char *args, int64_t now) {
                              text, sizeof(text));
     obspamd_log_refusal(&v, &m, obspamd_unit(s), queue_id);
   }
-  obspamd_metrics_decision(&s->metrics, &v, elapsed_us(&t0));
+  obspamd_metrics_decision(&s->metrics, &v, NULL, elapsed_us(&t0));
   printf("verdict action=%s kind=%s object=%s limit=%" PRId64 " count=%" PRId64
          " retry=%" PRId64 " code=%d text=%s\n",
          actions[v.action], v.kind >= 0 ? obspamd_kind_name(v.kind) : "-",

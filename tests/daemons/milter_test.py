@@ -250,6 +250,69 @@ def scenario_smtp(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+CAP_CONFIG = CONFIG + """\
+domain capped.example subscription=bulk max-recipients=10
+mailbox three@capped.example max-recipients=3
+subscription capsub uid=10009 max-recipients=5
+"""
+
+
+def rcpt_replies(c, sender, n, auth, qid):
+    """MAIL then n RCPTs of one message: the code of each RCPT's reply
+    ("c" continue, or the SMTP reply text), then the message is aborted."""
+    c.mail(sender, {"i": qid, "{auth_authen}": auth, "{auth_type}": "PLAIN"})
+    out = []
+    for i in range(n):
+        r = c.rcpt(f"<r{i}@example.org>", {"{rcpt_addr}": f"r{i}@example.org"})
+        out.append("c" if r.code == mc.SMFIR_CONTINUE else r.text)
+    return out
+
+
+def scenario_rcpt_cap(tmp):
+    """The recipients cap at envrcpt: the recipient past the cap of the
+    charged mailbox (its own, or its domain's for an implicit one) gets
+    452 4.5.3 and is not counted; the next message counts from 0; a local
+    submission is decided whole at its end."""
+    d = Daemon(tmp, config=CAP_CONFIG)
+    too_many = "452 4.5.3 Too many recipients"
+    try:
+        same_minute()
+        c = mc.smtp_session(d.spec, addr=SMTP_CLIENT)
+        got = rcpt_replies(c, "<x@capped.example>", 12, "x@capped.example",
+                           "Q1")
+        expect(got, ["c"] * 10 + [too_many] * 2, "implicit mailbox, cap 10")
+        r = c.data({"i": "Q1"})
+        r = c.eom({"i": "Q1"})
+        expect(r.code, mc.SMFIR_CONTINUE, "the 10 accepted")
+        got = rcpt_replies(c, "<three@capped.example>", 4,
+                           "three@capped.example", "Q2")
+        expect(got, ["c"] * 3 + [too_many], "declared mailbox, cap 3")
+        c.abort()
+        got = rcpt_replies(c, "<three@capped.example>", 3,
+                           "three@capped.example", "Q3")
+        expect(got, ["c"] * 3, "the next message counts from 0")
+        c.abort()
+        c.quit()
+        expect(d.status("mailbox", "x@capped.example"), (10, 0),
+               "10 charged, no refusal")
+        expect(d.status("mailbox", "three@capped.example"), (0, 0),
+               "aborted messages charge nothing")
+        # Without a cap (acme.example), any number.
+        r = smtp_message(d, "<x@example.org>", rcpts=3,
+                         auth="info@acme.example")
+        expect(r.code, mc.SMFIR_CONTINUE, "no cap")
+        # A local submission over its subscription's cap goes through
+        # envrcpt untouched, and is refused whole (held) at its end.
+        r = local_message(d, uid=10009, rcpts=12)
+        expect(r.code, mc.SMFIR_ACCEPT, "held messages are accepted")
+        expect(r.quarantine, "subscription capsub cannot send this message: "
+               "it has 12 recipients, its limit is 5 recipients per message",
+               "held for the cap")
+        expect(d.status("subscription", "capsub"), (0, 1), "refused whole")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
 def scenario_refusal_flood(tmp):
     """A flood of refusals of one mailbox: its first refusal logged whole
     at once, then one line with the count of the other 9 and the queue ID

@@ -236,3 +236,97 @@ Test(rules, longest_refusal_fits) {
   cr_assert_eq(memcmp(line, "action=554 xx", 13), 0);
   cr_assert_eq(memcmp(line + n - 3, "x\n\n", 3), 0);
 }
+
+/* The recipients cap at RCPT: each message's recipients counted on the
+   connection, the one past the cap not let through (and not counted),
+   the next message counted from 0. */
+Test(rules, recipients_counted_per_message) {
+  policy_req a = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "recipient_count=0\ninstance=1.1");
+  policy_req b = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "recipient_count=0\ninstance=1.2");
+  rules_memory mem;
+  uint32_t i;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(mem.cap, RULES_CAP_UNKNOWN);
+  for (i = 0; i < 3; i++) {
+    cr_assert_eq(rules_rcpt_before(&a, &mem), i);
+    mem.cap = 3; /* as the server caches it */
+    cr_assert_eq(rules_rcpt_admit(&mem, i, mem.cap), 1, "recipient %u", i + 1);
+  }
+  cr_assert_eq(rules_rcpt_before(&a, &mem), 3u);
+  cr_assert_eq(mem.cap, 3);
+  cr_assert_eq(rules_rcpt_admit(&mem, 3, mem.cap), 0);
+  cr_assert_eq(rules_rcpt_before(&a, &mem), 3u); /* the 4th was not counted */
+  cr_assert_eq(rules_rcpt_admit(&mem, 3, mem.cap), 0);
+  /* The next transaction: its own count, its cap looked up again. */
+  cr_assert_eq(rules_rcpt_before(&b, &mem), 0u);
+  cr_assert_eq(mem.cap, RULES_CAP_UNKNOWN);
+  cr_assert_str_eq(mem.counted, "1.2");
+  cr_assert_eq(rules_rcpt_admit(&mem, 0, 1), 1);
+  cr_assert_eq(rules_rcpt_before(&b, &mem), 1u);
+  cr_assert_eq(rules_rcpt_admit(&mem, 1, 1), 0);
+  /* Unlimited (-1) lets any number through. */
+  cr_assert_eq(rules_rcpt_admit(&mem, 1000000, -1), 1);
+  cr_assert_eq(mem.recipients, 1000001u);
+  /* A cap of 0 lets none through. */
+  cr_assert_eq(rules_rcpt_admit(&mem, 0, 0), 0);
+}
+
+/* A charge ends the count of its message's recipients. */
+Test(rules, decide_forgets_the_count) {
+  policy_req a = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "recipient_count=0\ninstance=7.7");
+  rules_memory mem;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(rules_rcpt_before(&a, &mem), 0u);
+  mem.cap = 10;
+  cr_assert_eq(rules_rcpt_admit(&mem, 0, 10), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, "7.7", 0, &mem), 1);
+  cr_assert_str_eq(mem.counted, "");
+  cr_assert_eq(mem.recipients, 0u);
+  cr_assert_eq(mem.cap, RULES_CAP_UNKNOWN);
+  /* The same instance asked again at RCPT (a client that goes on after
+     DATA cannot, but a reused id must not carry a stale count). */
+  cr_assert_eq(rules_rcpt_before(&a, &mem), 0u);
+}
+
+/* Without an instance (an MTA that opens a connection per question, as
+   Exim's readsocket does) the request's own recipient_count is the count
+   before it; nothing is kept between requests. */
+Test(rules, recipient_count_sent_at_rcpt) {
+  policy_req e9 = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                         "recipient_count=9");
+  policy_req e10 = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                          "recipient_count=10");
+  policy_req p = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
+                        "recipient_count=4\ninstance=3.3");
+  rules_memory mem;
+  obspam_message m;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(step_of(&e9, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(m.recipients, 1u); /* the probe is of one recipient */
+  cr_assert_eq(policy_recipient_count(&e9), 9u);
+  cr_assert_eq(rules_rcpt_before(&e9, &mem), 9u);
+  cr_assert_eq(rules_rcpt_admit(&mem, 9, 10), 1);
+  cr_assert_eq(mem.recipients, 0u); /* not kept: no instance */
+  cr_assert_eq(rules_rcpt_before(&e10, &mem), 10u);
+  cr_assert_eq(rules_rcpt_admit(&mem, 10, 10), 0);
+  /* With an instance, the larger of the two counts. */
+  cr_assert_eq(rules_rcpt_before(&p, &mem), 4u);
+  cr_assert_eq(rules_rcpt_admit(&mem, 4, 10), 1);
+  cr_assert_eq(rules_rcpt_before(&p, &mem), 5u);
+}
+
+Test(rules, too_many_reply) {
+  char line[RULES_REPLY_MAX];
+  size_t n = sizeof(RULES_TOO_MANY) - 1;
+
+  memcpy(line + RULES_TEXT_AT, RULES_TOO_MANY, n);
+  n = rules_reply(line, RULES_TOO_MANY_CODE, n);
+  cr_assert_eq(n, strlen("action=452 4.5.3 Too many recipients\n\n"));
+  cr_assert(memcmp(line, "action=452 4.5.3 Too many recipients\n\n", n) == 0);
+}

@@ -248,7 +248,7 @@ def sc_tcp(tmp):
                    r"count=3 unit=recipients retry=\d+ queue_id=- "
                    r"sasl=Small@ACME\.example "
                    r"sender=Small@ACME\.example client=203\.0\.113\.9 "
-                   r"recipients=1$")
+                   r"recipients=1 window=hour$")
         # Postfix's queue_id goes into the refusal line, as postfwd logs
         # it.
         expect(c.request(**data_req("small@acme.example", 1,
@@ -394,7 +394,8 @@ def sc_refusal_flood(tmp):
                "refuse kind=mailbox object=tiny@acme.example limit=1 count=1 "
                "unit=recipients retry=N queue_id=Q1 "
                "sasl=tiny@acme.example sender=tiny@acme.example "
-               f"client={CLIENT} recipients=1", "the first refusal, whole")
+               f"client={CLIENT} recipients=1 window=hour",
+               "the first refusal, whole")
         lines = d.wait_log(r"^.*" + name + r"more=.*$", timeout=10)
         expect(re.search(r"refuse kind=.*$", lines[0]).group(0),
                "refuse kind=mailbox object=tiny@acme.example more=49 "
@@ -459,6 +460,86 @@ def sc_rcpt_recorded(tmp):
         expect(st["count"], "1", "RCPT refusals charge nothing")
         expect(st["refused"], "2", "one refusal per message")
         expect(st["refused_total"], "2", "recorded in the history")
+    finally:
+        d.stop()
+        d.kill()
+
+
+CAP_CONFIG = CONFIG + """\
+domain capped.example subscription=acme max-recipients=10
+mailbox three@capped.example limit=1000 max-recipients=3
+subscription scripts uid=10005 max-recipients=2
+"""
+
+TOO_MANY = "action=452 4.5.3 Too many recipients"
+
+
+def sc_rcpt_cap(tmp):
+    """The recipients cap at RCPT: the recipient past the cap of the
+    charged mailbox (its own, or its domain's for an implicit one) gets
+    452 4.5.3, counted per message instance; a complete message over the
+    cap is refused whole at DATA."""
+    d = Daemon(tmp, config_text=CAP_CONFIG, control=True)
+    try:
+        same_minute()
+        c = d.client()
+        who = "anyone@capped.example"  # implicit: the domain's cap, 10
+        for i in range(10):
+            expect(c.request(**rcpt_req(who), instance="m1"), DUNNO,
+                   f"m1 recipient {i + 1} of 10")
+        for i in range(3):
+            expect(c.request(**rcpt_req(who), instance="m1"), TOO_MANY,
+                   f"m1 recipient {11 + i}")
+        expect(c.request(**data_req(who, 10, instance="m1")), DUNNO,
+               "m1 sent to 10")
+        # The next transaction of the session counts from 0 again.
+        for i in range(10):
+            expect(c.request(**rcpt_req(who), instance="m2"), DUNNO,
+                   f"m2 recipient {i + 1} of 10")
+        expect(c.request(**rcpt_req(who), instance="m2"), TOO_MANY,
+               "m2 recipient 11")
+        # A client that sends DATA for more than the cap anyway: refused
+        # whole, whatever the windows.
+        expect(c.request(**data_req(who, 11, instance="m2")),
+               "action=451 4.7.1 mailbox anyone@capped.example cannot send "
+               "this message: it has 11 recipients, its limit is 10 "
+               "recipients per message", "m2 with 11 recipients")
+        # A declared mailbox with a cap of its own.
+        three = "three@capped.example"
+        for i in range(3):
+            expect(c.request(**rcpt_req(three), instance="m3"), DUNNO,
+                   f"m3 recipient {i + 1} of 3")
+        expect(c.request(**rcpt_req(three), instance="m3"), TOO_MANY,
+               "m3 recipient 4")
+        # Another connection (another smtpd) counts its own messages.
+        c2 = d.client()
+        expect(c2.request(**rcpt_req(three), instance="m4"), DUNNO,
+               "m4 recipient 1")
+        # No instance, the count sent (Exim's $recipients_count).
+        req = rcpt_req(three)
+        req["recipient_count"] = 2
+        expect(c2.request(**req), DUNNO, "3rd recipient by recipient_count")
+        req["recipient_count"] = 3
+        expect(c2.request(**req), TOO_MANY, "4th recipient by recipient_count")
+        # No cap (acme.example): any number.
+        for i in range(50):
+            expect(c2.request(**rcpt_req("bulk@acme.example"), instance="m5"),
+                   DUNNO, f"m5 recipient {i + 1}")
+        # A local SMTP submission by a uid (Exim's exim -bs, on the Unix
+        # socket): its subscription's cap.
+        u = d.client(unix=True)
+        script = dict(protocol_state="RCPT", sender="www@other.example",
+                      recipient_count=0, obspam_uid=10005, instance="m6")
+        for i in range(2):
+            expect(u.request(**script), DUNNO, f"script recipient {i + 1}")
+        expect(u.request(**script), TOO_MANY, "script recipient 3")
+        # Nothing of this was charged or recorded as a refusal but m2.
+        st = control_status(d.control, "mailbox", who)
+        expect(st["count"], "10", "m1 was charged")
+        expect(st["refused"], "1", "m2 refused whole")
+        st = control_status(d.control, "mailbox", three)
+        expect(st["count"], "0", "RCPT charges nothing")
+        expect(st["refused"], "0", "a 452 is no refusal")
     finally:
         d.stop()
         d.kill()
@@ -1611,6 +1692,8 @@ def sc_control_metrics(tmp):
             'obspam_decisions_total{action="exempt"}': 1,
             'obspam_decisions_total{action="unknown"}': 1,
             'obspam_refusals_total{level="mailbox"}': 2,
+            'obspam_refusal_windows_total{window="hour"}': 2,
+            'obspam_refusal_windows_total{window="max-recipients"}': 0,
             "obspam_connections_open": 1,
             "obspam_connections_total": 2,
             "obspam_requests_bad_total": 1,
@@ -1648,7 +1731,8 @@ def sc_notices(tmp):
                                   "last"):
             raise Failure(f"refusal: {refusal!r}")
         d.wait_log(r"notice kind=mailbox object=tiny@acme\.example "
-                   r"subscription=acme limit=1 unit=recipients sent=1 "
+                   r"subscription=acme limit=1 unit=recipients window=hour "
+                   r"sent=1 "
                    r"refused=1 exceeded=1 ", timeout=75)
         # Only tiny went over its own limit (its domain and subscription
         # were refused with it, under theirs): one notice, mailed to the
@@ -1726,6 +1810,7 @@ def sc_uid(tmp):
         d.wait_log(r"refuse kind=subscription object=web limit=2 count=2 "
                    r"unit=recipients retry=\d+ queue_id=- sasl=- "
                    r"sender=x@other\.example client=- recipients=1 "
+                   r"window=hour "
                    r"uid=10001 script=/var/www/web/contact\.php$")
         # The same sender without the uid is nobody's mail.
         plain = dict(local)

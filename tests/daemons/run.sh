@@ -73,6 +73,8 @@ check "policyd: a socket from systemd (socket activation)" \
 check "policyd: --log journal, JOURNAL_STREAM, stderr" \
   python3 "$P" "$BUILD" logs
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
+check "policyd: the recipients cap at RCPT (452 4.5.3), per message instance" \
+  python3 "$P" "$BUILD" rcpt_cap
 check "policyd: count messages, in the texts" python3 "$P" "$BUILD" unit
 check "policyd: RCPT refuses early, charges nothing" \
   python3 "$P" "$BUILD" rcpt
@@ -155,6 +157,8 @@ check "milter: a flood of refusals: the first logged, then one count" \
 check "milter: Sendmail's {client_addr} forms" \
   python3 "$M" "$BUILD" sendmail_addr
 check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject
+check "milter: the recipients cap at envrcpt (452 4.5.3)" \
+  python3 "$M" "$BUILD" rcpt_cap
 check "milter: local submission charged to its uid" \
   python3 "$M" "$BUILD" local
 check "milter: refused local submission held" \

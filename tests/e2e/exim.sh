@@ -17,7 +17,9 @@
 #       the others get 451 4.7.1 at the end of the data;
 #     - a subscription limit of 4 shared by two mailboxes;
 #     - with the RCPT statements (a second port), a sender at its limit is
-#       refused at RCPT and nothing is charged;
+#       refused at RCPT and nothing is charged; a message to 30 under a
+#       cap of 10 recipients goes in three transactions (452 4.5.3 at the
+#       11th RCPT), and all 30 reach the sink;
 #     - local submissions through that Exim's sendmail -t by an
 #       unprivileged user: charged to the subscription that owns its uid
 #       (limit 2), with PHP's script path; the rest are frozen;
@@ -221,6 +223,7 @@ mailbox alice@shared.example limit=10
 mailbox bob@shared.example limit=10
 subscription web subscription=2 uid=$USER_UID
 domain web.example subscription=web
+domain capped.example subscription=acme max-recipients=10
 CONFIG
 CONTROL=$PF_TMP/policyd.control
 # Mode 0666: Debian-exim is not in the group postfix; the daemon answers
@@ -326,6 +329,21 @@ pf_expect "another mailbox through the RCPT statements" accepted \
 wait_sink 8
 pf_expect "info@acme.example's count (nothing charged at RCPT)" 3 \
   "$(count_of mailbox info@acme.example)"
+# The recipients cap: the request carries $recipients_count, and the
+# 11th RCPT of a transaction gets 452 4.5.3.
+out=$(send --port "$RCPT_PORT" --login many@capped.example --auth secret \
+  --sender many@capped.example --rcpts 30 --tag many)
+printf '%s\n' "$out"
+pf_expect "transactions of the message to 30 (cap 10)" \
+  "1 accepted 250 rcpts=10 deferred=20
+1 accepted 250 rcpts=10 deferred=10
+1 accepted 250 rcpts=10 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$out")"
+wait_sink 11
+pf_expect "recipients of the three messages at the sink" 30 \
+  "$(cat $(pf_sink_files) | grep -E '^X-Rcpt-Args: <rcpt-many-1-[0-9]+@remote\.example>' |
+    sort -u | wc -l)"
+pf_expect "many@capped.example's count" 30 \
+  "$(count_of mailbox many@capped.example)"
 
 # 4. Local submissions: sendmail -t by obspamtest, whose uid subscription
 # web owns (limit 2); PHP's header names the script.
@@ -337,7 +355,7 @@ for n in 1 2 3 4; do
       "$EXIM" -t -odi -f www@web.example ||
     pf_die "sendmail -t as obspamtest failed (message $n)"
 done
-wait_sink 10
+wait_sink 13
 pf_expect "local submissions at the sink" 2 \
   "$(pf_sink_grep '^X-E2E-Tag: local-[12]$')"
 pf_expect "frozen local submissions" 2 \
@@ -345,7 +363,7 @@ pf_expect "frozen local submissions" 2 \
 pf_expect "messages in Exim's queue" 2 "$("$EXIM" -bpc)"
 pf_expect "subscription web's count" 2 "$(count_of subscription web)"
 pf_expect "refusal lines with the uid and the script's path" 2 \
-  "$(grep -c "refuse kind=subscription object=web limit=2 count=2 .* client=- recipients=1 uid=$USER_UID script=/var/www/web\.example/contact\.php\$" "$PF_TMP/policyd.log" || true)"
+  "$(grep -c "refuse kind=subscription object=web limit=2 count=2 .* client=- recipients=1 window=hour uid=$USER_UID script=/var/www/web\.example/contact\.php\$" "$PF_TMP/policyd.log" || true)"
 pf_expect "Exim's lines for the frozen submissions" 2 \
   "$(grep -c 'obspam: frozen, 451 4\.7\.1 subscription web has sent' "$X/log/mainlog" || true)"
 
@@ -360,7 +378,7 @@ printf '%s\n' "$bs"
 pf_expect "exim -bs by obspamtest: the refusal at RCPT" 1 \
   "$(tr -d '\r' <<<"$bs" | grep -c '^451-4\.7\.1 subscription web has sent to 2 recipients' || true)"
 pf_expect "refusal lines of uid $USER_UID without a script" 1 \
-  "$(grep -c "refuse kind=subscription object=web .* sender=www@elsewhere\.example client=- recipients=1 uid=$USER_UID script=-\$" "$PF_TMP/policyd.log" || true)"
+  "$(grep -c "refuse kind=subscription object=web .* sender=www@elsewhere\.example client=- recipients=1 window=hour uid=$USER_UID script=-\$" "$PF_TMP/policyd.log" || true)"
 
 # 5. A forged hosted sender without a login, from a client outside the
 # local networks (127.0.0.1 is not one here): inbound mail, not charged,
@@ -370,7 +388,7 @@ out=$(send --port "$EXIM_PORT" --sender info@acme.example \
 printf '%s\n' "$out"
 pf_expect "forged info@acme.example without a login" \
   "$(pf_repeat accepted 5)" "$(pf_stages "$out")"
-wait_sink 15
+wait_sink 18
 pf_expect "info@acme.example's count after the forged mail" 3 \
   "$(count_of mailbox info@acme.example)"
 
@@ -411,6 +429,6 @@ pf_expect "frozen local submissions" 3 \
   "$("$EXIM" -bp | grep -c '\*\*\* frozen \*\*\*' || true)"
 pf_expect "Exim's lines about the missing answers" 2 \
   "$(grep -c "no answer from the policy server at $SOCKET\$" "$X/log/mainlog" || true)"
-pf_expect "messages at the sink" 15 "$(pf_sink_count)"
+pf_expect "messages at the sink" 18 "$(pf_sink_count)"
 pf_log "obspam-policyd's log:"
 cat "$PF_TMP/policyd.log" >&2

@@ -29,12 +29,19 @@
 #                                                owner still sends its 3
 #   tests/e2e/policyd.sh BUILD_DIR implicit      the login of an undeclared
 #                                                mailbox is limited by name
+#   tests/e2e/policyd.sh BUILD_DIR cap           the recipients cap at RCPT
+#                                                (check_policy_service in
+#                                                smtpd_recipient_restrictions
+#                                                too): a message to 30
+#                                                under a cap of 10 goes in
+#                                                three transactions, and all
+#                                                30 reach the sink
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit"
+USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap"
 BUILD=${1:?$USAGE}
 SCENARIO=${2:?$USAGE}
 [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
@@ -67,6 +74,10 @@ subscription shared subscription=4
 domain shared.example subscription=shared
 mailbox alice@shared.example limit=10
 mailbox bob@shared.example limit=10
+
+# At most 10 recipients per message, for the domain's mailboxes (none is
+# declared).
+domain capped.example subscription=acme max-recipients=10
 CONF
 
 # Every refusal logged whole (--refusal-log-interval 0): the scenarios
@@ -107,10 +118,14 @@ if [[ $SCENARIO == unix ]]; then
 else
   start_policyd
   # acme.example receives mail too (relayed to the sink): an Internet
-  # client may deliver to it.
+  # client may deliver to it. The cap needs the server at RCPT, last of
+  # the recipient restrictions, as the README has it.
+  rcpt=()
+  [[ $SCENARIO == cap ]] && rcpt=(
+    "smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT")
   pf_configure \
     "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" \
-    "relay_domains = acme.example"
+    "relay_domains = acme.example" "${rcpt[@]}"
   pf_start
   UNIX=0
 fi
@@ -277,8 +292,36 @@ implicit)
       stolen@hosted.example |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')"
   ;;
+cap)
+  # many@capped.example, an implicit mailbox, may send 10 recipients per
+  # message: an honest client sends a message to 30 in three
+  # transactions of one session, the 11th RCPT of the first two answered
+  # 452 (after which the client asks for no more in that transaction).
+  out=$(pf_send --login many@capped.example --sender many@capped.example \
+    --rcpts 30 --tag many)
+  printf '%s\n' "$out"
+  pf_expect "transactions of the message to 30 (cap 10)" \
+    "1 accepted 250 rcpts=10 deferred=20
+1 accepted 250 rcpts=10 deferred=10
+1 accepted 250 rcpts=10 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$out")"
+  pf_expect "the 452 4.5.3 of the recipients past the cap, in Postfix's log" 2 \
+    "$(grep -c 'reject: RCPT from .*: 452 4\.5\.3 .*Too many recipients' \
+      "$PF_MAILLOG" || true)"
+  pf_wait_delivered 3
+  pf_expect "recipients of the three messages at the sink" 30 \
+    "$(cat $(pf_sink_files) | grep -E '^X-Rcpt-Args: <rcpt-many-1-[0-9]+@remote\.example>' |
+      sort -u | wc -l)"
+  pf_expect "messages of 10 recipients at the sink" 3 \
+    "$(for f in $(pf_sink_files); do grep -c '^X-Rcpt-Args:' "$f"; done |
+      grep -cx 10)"
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  pf_expect "many@capped.example's count (30 recipients, no refusal)" "30 0" \
+    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
+      many@capped.example |
+      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+  ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix, forged, implicit)"
+  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix, forged, implicit, cap)"
   ;;
 esac
 

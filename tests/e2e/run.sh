@@ -68,6 +68,8 @@ check "policyd: forged hosted sender from the Internet: 5 over a limit of 3 deli
   tests/e2e/policyd.sh "$BUILD" forged
 check "policyd: an undeclared mailbox's login is limited by name" \
   tests/e2e/policyd.sh "$BUILD" implicit
+check "policyd: the recipients cap at RCPT: a message to 30 under a cap of 10 goes in three transactions, all 30 reach the sink" \
+  tests/e2e/policyd.sh "$BUILD" cap
 check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \
