@@ -7,7 +7,8 @@
 
      offset  size  field
           0     8  magic "OBSPAMJR"
-          8     4  format version (1)
+          8     4  format version (2; 1.3 before the minute and day
+                   windows wrote 1)
          12     4  reserved, 0
          16     8  payload length of the snapshot the records follow
          24     8  its XXH3-64 checksum (both 0: no snapshot; length
@@ -16,11 +17,20 @@
                    of the payload's XXH3-64, then the payload:
 
      i64 time, i64 amount (recipients or 1), i64 retention hours,
-     i64 notification period; u8 flags (1: a probe); i8 the object named
-     by a refusal (-1: accepted); u8 count of objects (1 to 3, top first);
-     u8 bit i set when object i went over its own limit; then for each
-     object: i64 its effective limit, u8 kind, u16 name length, name;
-     then u16 script path length (0: none) and the path.
+     i64 notification period; u8 flags (1: a probe; 2: each object
+     carries a window); i8 the object named by a refusal (-1: accepted);
+     u8 count of objects (1 to 3, top first); u8 bit i set when object i
+     went over its own limit; then for each object: i64 a limit, with flag
+     2 an i8 window (0 minute, 1 hour, 2 day, -1 the recipients cap or
+     forbidden scripts), u8 kind, u16 name length, name; then u16 script
+     path length (0: none) and the path. The limit and window are those
+     the object went over (store.h, over_window), its hourly limit when
+     it did not.
+
+   Format 2 writes every record with flag 2. Format 1's records have no
+   window: they went over the hourly limit, and replay as such; they may
+   follow format 2's header, as a replay copies the records it keeps
+   into a fresh journal.
 
    A record is what the store applied, not the message: replayed, it is
    applied again as it was decided (store.h, charge->replay), whatever the
@@ -53,7 +63,9 @@
 #include "names.h"
 
 #define MAGIC "OBSPAMJR"
-#define VERSION 1u
+#define VERSION 2u
+#define FLAG_PROBE 1
+#define FLAG_WINDOWS 2
 #define HEADER 32
 #define BUF_CAP (256 * 1024)
 #define RECORD_MAX 4096
@@ -120,12 +132,18 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   p = put(p, (uint64_t)ch->c, 8);
   p = put(p, (uint64_t)ch->retention, 8);
   p = put(p, (uint64_t)ch->period, 8);
-  p = put(p, ch->probe ? 1 : 0, 1);
+  p = put(p, FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0), 1);
   p = put(p, (uint64_t)(int64_t)ch->refuser, 1);
   p = put(p, (uint64_t)ch->n, 1);
   p = put(p, over, 1);
   for (i = 0; i < ch->n; i++) {
-    p = put(p, (uint64_t)ch->limit[i][OBSPAM__W_HOUR], 8);
+    int w = over & (1u << i) ? ch->over_window[i] : OBSPAM__W_HOUR;
+    int64_t limit = w >= 0       ? ch->limit[i][w]
+                    : ch->forbid ? ch->limit[i][OBSPAM__W_HOUR]
+                                 : ch->cap;
+
+    p = put(p, (uint64_t)limit, 8);
+    p = put(p, (uint64_t)(int64_t)w, 1);
     p = put(p, ch->obj[i]->kind, 1);
     p = put(p, ch->obj[i]->len, 2);
     memcpy(p, ch->obj[i]->name, ch->obj[i]->len);
@@ -147,6 +165,7 @@ typedef struct record {
   int probe, refuser, n;
   uint8_t over;
   int64_t limit[3];
+  int window[3]; /* OBSPAM__W_*, -1 the recipients cap or scripts */
   int kind[3];
   size_t len[3];
   const char *name[3];
@@ -161,7 +180,7 @@ typedef struct record {
 static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   const uint8_t *q, *stop;
   uint64_t len;
-  int i;
+  int i, windows;
 
   if (end - p < 8)
     return 0;
@@ -175,25 +194,31 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   r->c = (int64_t)get(q + 8, 8);
   r->retention = (int64_t)get(q + 16, 8);
   r->period = (int64_t)get(q + 24, 8);
-  r->probe = q[32] & 1;
+  r->probe = q[32] & FLAG_PROBE;
   r->refuser = (int8_t)q[33];
   r->n = q[34];
   r->over = q[35];
-  q += 36;
   /* The values a decision can make, nothing else. */
   if (r->t < 0 || r->c < 1 || r->c > (int64_t)OBSPAM_RECIPIENTS_MAX ||
       r->retention < 1 || r->retention > 87600 || r->period < 60 ||
       r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
-      r->refuser >= r->n || (r->over >> r->n) != 0)
+      r->refuser >= r->n || (r->over >> r->n) != 0 ||
+      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS)) != 0)
     return 0;
+  windows = (q[32] & FLAG_WINDOWS) != 0;
+  q += 36;
   for (i = 0; i < r->n; i++) {
-    if (stop - q < 11)
+    if (stop - q < 11 + windows)
       return 0;
     r->limit[i] = (int64_t)get(q, 8);
-    r->kind[i] = q[8];
-    r->len[i] = (size_t)get(q + 9, 2);
-    q += 11;
-    if (r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
+    q += 8;
+    r->window[i] = windows ? (int8_t)*q++ : OBSPAM__W_HOUR;
+    r->kind[i] = q[0];
+    r->len[i] = (size_t)get(q + 1, 2);
+    q += 3;
+    if (r->window[i] < -1 || r->window[i] >= OBSPAM__WINDOWS ||
+        (r->window[i] < 0 && !((r->over >> i) & 1)) ||
+        r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
         r->len[i] < 1 || r->len[i] > OBSPAM_NAME_MAX ||
         (size_t)(stop - q) < r->len[i] || r->limit[i] < OBSPAM_UNLIMITED)
       return 0;
@@ -613,7 +638,14 @@ static int replay_one(obspam_engine *e, const record *r) {
     if (o == NULL)
       continue; /* gone from the configuration */
     ch.obj[ch.n] = o;
-    ch.limit[ch.n][OBSPAM__W_HOUR] = r->limit[i];
+    /* The store reads the limit an object went over where its window
+       says (store_mem.c, over_limit); -1 is the cap's, as forbid is not
+       set on a replay. */
+    if (r->window[i] >= 0)
+      ch.limit[ch.n][r->window[i]] = r->limit[i];
+    else
+      ch.cap = r->limit[i];
+    ch.over_window[ch.n] = (int8_t)r->window[i];
     ch.over[ch.n] = (r->over >> i) & 1;
     if (r->refuser == i || (r->refuser >= 0 && ch.refuser < 0))
       ch.refuser = ch.n;

@@ -20,6 +20,7 @@ void obspam__judge(obspam__charge *ch) {
   ch->refuser = ch->window = -1;
   ch->retry_after = 0;
   memset(ch->over, 0, sizeof(ch->over));
+  memset(ch->over_window, -1, sizeof(ch->over_window));
   if (ch->forbid) {
     /* Scripts forbidden: the subscription, for ever. */
     ch->refuser = 0;
@@ -34,6 +35,9 @@ void obspam__judge(obspam__charge *ch) {
   for (i = 0; i < ch->n; i++) {
     for (w = OBSPAM__WINDOWS - 1; w >= 0; w--)
       if (ch->wait[i][w] != 0) {
+        if (!ch->over[i] ||
+            longer(ch->wait[i][w], ch->wait[i][ch->over_window[i]]))
+          ch->over_window[i] = (int8_t)w;
         ch->over[i] = 1;
         if (ch->refuser < 0 || longer(ch->wait[i][w], ch->retry_after)) {
           ch->refuser = i;
@@ -42,6 +46,8 @@ void obspam__judge(obspam__charge *ch) {
         }
       }
     if (i == ch->n - 1 && ch->over_cap) {
+      if (!ch->over[i] || ch->wait[i][ch->over_window[i]] != -1)
+        ch->over_window[i] = -1;
       ch->over[i] = 1;
       if (ch->refuser < 0 || longer(-1, ch->retry_after)) {
         ch->refuser = i;

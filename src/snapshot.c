@@ -5,7 +5,8 @@
 
      offset  size  field
           0     8  magic "OBSPAMST"
-          8     4  format version (2; 1.0 to 1.2 wrote 1)
+          8     4  format version (3; 1.3 before the minute and day
+                   windows wrote 2, 1.0 to 1.2 wrote 1)
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
@@ -16,23 +17,37 @@
        u8 kind (2 subscription, 3 domain, 4 mailbox, 5 script)
        u16 name length, name bytes (lower case; a script's path as given)
        i64 last refusal
-       i64 x8 the notification period in progress: start, end, sent,
+       i64 x9 the notification period in progress: start, end, sent,
               refused, over the limit, first and last attempt over the
-              limit, the limit at the last one
+              limit, the limit at the last one and its window (seconds:
+              60, 3600 or 86400; 0 the recipients cap, forbidden scripts
+              or none)
        u32 count of hours, then for each, oldest first:
               i64 hour start, sent, refused, over the limit, first and
-              last attempt (over the limit; for a script, refused)
+              last attempt (over the limit; for a script, refused), the
+              window of the last one (as above)
        u8 has a window; if 1: i64 newest minute, then the buckets that
               are not zero (bucket i holds minute m where m % 60 == i):
               u8 count, then count x (u8 i, i64 sent) in rising i;
               u8 count, then count x (u8 i, u32 refused) in rising i;
               u8 count, then count x (u8 i, u32 over the limit) in
-              rising i
+              rising i;
+              then the minute window: i64 newest 5-second bucket (t div
+              5), u8 count, then count x (u8 i, i64 sent) in rising i
+              (bucket i holds k where k % 12 == i)
      u32 count of notices not yet emitted, then for each:
        u8 kind; three strings (u16 length or 0xffff for none, bytes):
-       name, subscription, contact; i64 x8: limit, sent, refused, over
-       the limit, first and last attempt over the limit, period start,
-       period end
+       name, subscription, contact; i64 x9: limit, its window (as
+       above), sent, refused, over the limit, first and last attempt over
+       the limit, period start, period end
+
+   The day window has nothing of its own: it is the last 24 hours of
+   the history, which the store keeps whatever the retention.
+
+   Format 2 is format 3 without the windows: no window in the period, an
+   hour or a notice, no minute window after the buckets. Its attempts
+   over the limit load as over the hour's (3600), and the minute window
+   starts empty.
 
    Format 1 is format 2 without what is about attempts over the limit:
    the period has 7 numbers (no "over the limit"; first and last are of
@@ -60,7 +75,7 @@
 #include "journal.h"
 
 #define MAGIC "OBSPAMST"
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 #define HEADER_SIZE 32
 
 /* ---- temporary files of saves that did not finish ------------------------

@@ -70,6 +70,12 @@ typedef struct obspam__charge {
      object's own limit (a window's or the cap), so that it is recorded
      as exceeded there. */
   uint8_t over[3];
+  /* On refusal, for each object with over[i] set: the window
+     (OBSPAM__W_*) it went over by the most, as the naming rule orders
+     waits (the longest, then the longer window), or -1 for its
+     recipients cap or forbidden scripts. What its history, report row and
+     notice give as the window of the attempt. */
+  int8_t over_window[3];
   /* On refusal: which objects went over their own limit for the first
      time in the current notification period, and what that period holds
      for them. */

@@ -2,10 +2,14 @@
 /* The in-memory counter store.
 
    Each object that sent or was refused in the last hour has a ring of 60
-   one-minute buckets; the sums of the buckets are kept beside them, so a
-   check costs no loop. Rings sit on a list ordered by the minute they were
-   last advanced to; every charge frees a few rings from the old end whose
-   window has emptied, so an idle object holds no ring.
+   one-minute buckets, and beside them, in the same allocation, the
+   minute window's twelve 5-second buckets; the sums of the buckets are
+   kept beside them, so a check costs no loop. The day window (the clock
+   hour of now and the 23 before) is read from the hourly history, which
+   keeps at least those 24 hours whatever the retention. Rings sit on a list
+   ordered by the minute they were last advanced to; every charge frees a few
+   rings from the old end whose window has emptied, so an idle object holds no
+   ring.
 
    Every object with any state (a ring, history, a notification period in
    progress) has a hist record, on a second list ordered by last activity;
@@ -87,6 +91,38 @@ static void peek(const ring *r, int64_t minute, int64_t *sent, int64_t *refused,
   }
 }
 
+/* Moves the minute window of r forward to tick, emptying the buckets
+   that leave. */
+static void tick_advance(ring *r, int64_t tick) {
+  int64_t k;
+
+  if (tick <= r->tick)
+    return;
+  if (tick - r->tick >= TICKS) {
+    memset(r->b_min, 0, sizeof(r->b_min));
+    r->m_sent = 0;
+  } else {
+    for (k = r->tick + 1; k <= tick; k++) {
+      r->m_sent -= r->b_min[k % TICKS];
+      r->b_min[k % TICKS] = 0;
+    }
+  }
+  r->tick = tick;
+}
+
+/* What the minute window of r would hold at tick, without changing it. */
+static int64_t tick_peek(const ring *r, int64_t tick) {
+  int64_t k, sent = r->m_sent;
+
+  if (tick <= r->tick)
+    return sent;
+  if (tick - r->tick >= TICKS)
+    return 0;
+  for (k = r->tick + 1; k <= tick; k++)
+    sent -= r->b_min[k % TICKS];
+  return sent;
+}
+
 /* Advances r to minute. The ring list stays in the order of the rings'
    minutes by moving a ring to the end only when its minute changes, so a
    busy object costs no list work within a minute. */
@@ -111,39 +147,58 @@ static void ring_free(mem_store *m, obspam__obj *o) {
   SET_PTR(o->ring, NULL);
 }
 
-/* The wait (API.md step 5) of an object whose window r (NULL: empty)
-   holds count at t, for c more under limit: 0 when it fits, -1 when c
-   alone is over the limit, else the seconds until the oldest minutes
-   that hold the excess have left the window, nothing else being sent.
-   Dropping the minutes of the window at minute M up to k - 1 is the
-   window at minute k + WINDOW - 1.
+/* The wait (API.md step 5) in a window of nb buckets of size seconds,
+   b[k % nb] holding bucket k up to the newest, newest, for c more under
+   limit when the window holds count at t: 0 when it fits, -1 when c alone
+   is over the limit, else the seconds until the oldest buckets that hold
+   the excess have left the window, nothing else being sent. Dropping the
+   buckets of the window at bucket K up to k - 1 is the window at bucket
+   k + nb - 1.
 
    Every refusal of a flood walks this: one bucket a step, without a
-   division. Only r's minutes hold anything (those before the epoch, or
-   before r's window, or after r->minute, when r was not advanced to t,
-   are empty): the walk starts at the first of them in t's window, and
-   ends by r->minute at the latest, where what count holds is used up. */
-static int64_t wait_of(const ring *r, int64_t t, int64_t count, int64_t c,
-                       int64_t limit) {
-  int64_t minute = t / 60, k;
+   division. Only the buckets up to newest hold anything (those before the
+   epoch, or before the window of newest, or after newest, when the
+   buckets were not advanced to t, are empty): the walk starts at the
+   first of them in t's window, and ends by newest at the latest, where
+   what count holds is used up. */
+static int64_t wait_in(const int64_t *b, int nb, int64_t size, int64_t newest,
+                       int64_t t, int64_t count, int64_t c, int64_t limit) {
+  int64_t k;
   int i;
 
   if (limit < 0 || count + c <= limit)
     return 0;
   if (c > limit)
     return -1;
-  /* count > limit - c >= 0: r holds it. */
-  k = minute - (WINDOW - 1);
-  if (k < r->minute - (WINDOW - 1))
-    k = r->minute - (WINDOW - 1);
+  /* count > limit - c >= 0: the buckets hold it. */
+  k = t / size - (nb - 1);
+  if (k < newest - (nb - 1))
+    k = newest - (nb - 1);
   if (k < 0)
     k = 0;
-  for (i = (int)(k % WINDOW); count + c > limit && k <= r->minute; k++) {
-    count -= r->b_sent[i];
-    if (++i == WINDOW)
+  for (i = (int)(k % nb); count + c > limit && k <= newest; k++) {
+    count -= b[i];
+    if (++i == nb)
       i = 0;
   }
-  return (k + WINDOW - 1) * 60 - t;
+  return (k + nb - 1) * size - t;
+}
+
+/* The wait in the hour window (60 one-minute buckets) or the minute
+   window (twelve 5-second ones) of r, NULL when the object has none: it
+   then holds nothing, and count is 0. */
+static int64_t wait_hour(const ring *r, int64_t t, int64_t count, int64_t c,
+                         int64_t limit) {
+  if (r == NULL)
+    return limit >= 0 && c > limit ? -1 : 0;
+  return wait_in(r->b_sent, WINDOW, 60, r->minute, t, count, c, limit);
+}
+
+static int64_t wait_minute(const ring *r, int64_t t, int64_t count, int64_t c,
+                           int64_t limit) {
+  if (r == NULL)
+    return limit >= 0 && c > limit ? -1 : 0;
+  return wait_in(r->b_min, TICKS, TICK, r->tick, t, count, c, limit);
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -160,6 +215,70 @@ static void hist_prune(hist *h, int64_t cutoff) {
     h->head = (h->head + 1) % h->cap;
     h->n--;
   }
+}
+
+/* The first hour h keeps, seen from hour: the retention's, but never
+   fewer than the day window's 24 hours. */
+static int64_t keep_cutoff(int64_t hour, int64_t retention) {
+  return obspam__hour_cutoff(hour,
+                             retention > DAY_HOURS ? retention : DAY_HOURS);
+}
+
+/* The index of the oldest record of h in the day window of hour (hist_len
+   when none is). The records are in rising hours, so it walks back from
+   the newest, at most 24 of them. */
+static uint32_t day_first(const hist *h, int64_t hour) {
+  int64_t from = hour - (DAY_HOURS - 1) * 3600;
+  uint32_t i = hist_len(h);
+
+  while (i > 0 && hist_rec(h, i - 1)->hour >= from)
+    i--;
+  return i;
+}
+
+/* Sent by h in the day window of hour: the clock hour and the 23 before. */
+static int64_t day_count(const hist *h, int64_t hour) {
+  int64_t sum = 0;
+  uint32_t i;
+
+  if (h == NULL)
+    return 0;
+  if (h->cur.hour == hour)
+    return h->day + h->cur.sent;
+  for (i = day_first(h, hour); i < hist_len(h); i++)
+    sum += hist_rec(h, i)->sent;
+  return sum;
+}
+
+/* Sets h->day for the hour in progress, once it has begun. */
+static void day_set(hist *h) {
+  uint32_t i;
+
+  h->day = 0;
+  for (i = day_first(h, h->cur.hour); i < h->n; i++)
+    h->day += hist_at(h, i)->sent;
+}
+
+/* The wait in the day window of h (NULL: none, holding nothing) at t,
+   whose clock hour is hour: its buckets are the clock hours of the
+   history. Dropping the hours up to X is the window whose newest hour is
+   X + 23 hours, from X + 24 hours on. */
+static int64_t wait_day(const hist *h, int64_t t, int64_t hour, int64_t count,
+                        int64_t c, int64_t limit) {
+  int64_t last = 0;
+  uint32_t i, n;
+
+  if (limit < 0 || count + c <= limit)
+    return 0;
+  if (c > limit)
+    return -1;
+  /* count > limit - c >= 0: h holds it. */
+  n = hist_len(h);
+  for (i = day_first(h, hour); i < n && count + c > limit; i++) {
+    count -= hist_rec(h, i)->sent;
+    last = hist_rec(h, i)->hour;
+  }
+  return last + DAY_HOURS * 3600 - t;
 }
 
 static hist *hist_get(mem_store *m, obspam__obj *o) {
@@ -218,14 +337,16 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
   if (h->cur.hour < 0 && h->n > 0 && hist_at(h, h->n - 1)->hour == hour) {
     /* Loaded from a snapshot: the newest stored hour goes on. */
     h->cur = *hist_at(h, --h->n);
+    day_set(h);
     return;
   }
   if (h->cur.hour >= 0 && !hour_empty(&h->cur)) {
-    hist_prune(h, obspam__hour_cutoff(hour, retention));
+    hist_prune(h, keep_cutoff(hour, retention));
     *hist_at(h, h->n++) = h->cur; /* hist_room made the room */
   }
   memset(&h->cur, 0, sizeof(h->cur));
   h->cur.hour = hour;
+  day_set(h);
   if (m->h_last != h) {
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
@@ -332,6 +453,7 @@ static void np_clear(hist *h) {
    pending notice p (from np_alloc). Cannot fail. */
 static void np_close_with(mem_store *m, hist *h, obspam__pending *p) {
   p->limit = h->np_limit;
+  p->window = h->np_window;
   p->sent = h->np_sent;
   p->refused = h->np_refused;
   p->exceeded = h->np_exceeded;
@@ -465,6 +587,21 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
 
 /* ---- the store interface ------------------------------------------------- */
 
+/* The window (seconds; 0: the recipients cap or forbidden scripts) in
+   which a refusal went over the ith object's own limit, and that limit. */
+static int64_t over_seconds(const obspam__charge *ch, int i) {
+  return ch->over_window[i] >= 0 ? obspam__window_seconds(ch->over_window[i])
+                                 : 0;
+}
+
+static int64_t over_limit(const obspam__charge *ch, int i) {
+  int w = ch->over_window[i];
+
+  if (w >= 0)
+    return ch->limit[i][w];
+  return ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
+}
+
 /* A refusal of the ith charged object in its notification period: an
    attempt over its own limit is what a notice is about. */
 static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
@@ -479,20 +616,23 @@ static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
       obspam__mem_refused_link(m, h);
     }
     h->np_last = t;
-    h->np_limit = ch->limit[i][OBSPAM__W_HOUR];
+    h->np_limit = over_limit(ch, i);
+    h->np_window = over_seconds(ch, i);
   }
   ch->period_sent[i] = h->np_sent;
   ch->period_refused[i] = h->np_refused;
 }
 
 /* Records an attempt in an hour of history; over says whether it is one
-   the report lists (first and last). */
-static void hour_refusal(obspam__hour *rec, int over, int64_t t) {
+   the report lists (first and last), and window is its window. */
+static void hour_refusal(obspam__hour *rec, int over, int64_t window,
+                         int64_t t) {
   rec->refused++;
   if (over) {
     if (rec->first == 0)
       rec->first = t;
     rec->last = t;
+    rec->window = window;
   }
 }
 
@@ -512,7 +652,7 @@ static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
     r->exceeded++;
     h->cur.exceeded++;
   }
-  hour_refusal(&h->cur, over, t);
+  hour_refusal(&h->cur, over, over ? over_seconds(ch, i) : 0, t);
   h->last_refused = t;
   np_refusal(m, ch, i, t);
 }
@@ -526,11 +666,13 @@ static int64_t add_count(int64_t *v, int64_t c) {
   return c;
 }
 
-static void charge_accept(obspam__charge *ch, int i, int64_t minute) {
+static void charge_accept(obspam__charge *ch, int i, int64_t minute,
+                          int64_t tick) {
   ring *r = ch->obj[i]->ring;
 
-  /* The window's sum is the sum of its buckets, as the loader derives it. */
+  /* A window's sum is the sum of its buckets, as the loader derives it. */
   r->sent += add_count(&r->b_sent[minute % WINDOW], ch->c);
+  r->m_sent += add_count(&r->b_min[tick % TICKS], ch->c);
   add_count(&ch->obj[i]->hist->cur.sent, ch->c);
   add_count(&ch->obj[i]->hist->np_sent, ch->c);
 }
@@ -539,7 +681,7 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
   hist *h = sc->obj.hist;
 
   if (ch->refuser >= 0) {
-    hour_refusal(&h->cur, 1, t);
+    hour_refusal(&h->cur, 1, 0, t);
     h->last_refused = t;
   } else {
     add_count(&h->cur.sent, ch->c);
@@ -549,18 +691,29 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
 /* The answer to a charge at t, changing nothing: each object's count and
    wait, then the verdict's object and retry hint. */
 static void answer(obspam__charge *ch, int64_t t) {
-  int64_t unused;
+  int64_t unused, hour = obspam__hour_of(t), *count, *wait;
+  const int64_t *limit;
   int i;
 
   for (i = 0; i < ch->n; i++) {
     const ring *r = ch->obj[i]->ring;
+    const hist *h = ch->obj[i]->hist;
 
-    memset(ch->count[i], 0, sizeof(ch->count[i]));
-    memset(ch->wait[i], 0, sizeof(ch->wait[i]));
-    if (r != NULL)
-      peek(r, t / 60, &ch->count[i][OBSPAM__W_HOUR], &unused, &unused);
-    ch->wait[i][OBSPAM__W_HOUR] = wait_of(r, t, ch->count[i][OBSPAM__W_HOUR],
-                                          ch->c, ch->limit[i][OBSPAM__W_HOUR]);
+    count = ch->count[i];
+    wait = ch->wait[i];
+    limit = ch->limit[i];
+    count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
+    if (r != NULL) {
+      peek(r, t / 60, &count[OBSPAM__W_HOUR], &unused, &unused);
+      count[OBSPAM__W_MINUTE] = tick_peek(r, t / TICK);
+    }
+    count[OBSPAM__W_DAY] = day_count(h, hour);
+    wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], ch->c,
+                                         limit[OBSPAM__W_MINUTE]);
+    wait[OBSPAM__W_HOUR] =
+        wait_hour(r, t, count[OBSPAM__W_HOUR], ch->c, limit[OBSPAM__W_HOUR]);
+    wait[OBSPAM__W_DAY] =
+        wait_day(h, t, hour, count[OBSPAM__W_DAY], ch->c, limit[OBSPAM__W_DAY]);
     ch->first_exceeded[i] = 0;
   }
   obspam__judge(ch);
@@ -661,7 +814,7 @@ static void notify_only(mem_store *m, obspam__charge *ch, int64_t hour,
     else if (!ch->probe)
       add_count(&h->np_sent, ch->c);
   }
-  sweep(m, ch->t / 60, obspam__hour_cutoff(hour, ch->retention));
+  sweep(m, ch->t / 60, keep_cutoff(hour, ch->retention));
 }
 
 /* A charge reads three places of each object: the ring's sums, the
@@ -677,6 +830,7 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
 
     if (r != NULL) {
       OBSPAM__PREFETCH(r);
+      OBSPAM__PREFETCH(&r->b_min[TICKS - 1]); /* the minute window */
       OBSPAM__PREFETCH(&r->b_sent[minute % WINDOW]);
     }
     if (h != NULL) {
@@ -688,12 +842,13 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute) {
 
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch) {
-  int64_t t, minute, hour, start;
+  int64_t t, minute, tick, hour, start;
   prepared p;
   int i;
 
   t = ch->t > m->newest ? ch->t : m->newest;
   minute = t / 60;
+  tick = t / TICK;
   if (ch->dry) {
     ch->t = t;
     answer(ch, t);
@@ -721,10 +876,12 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     if (p.ring[i] != NULL) {
       p.ring[i]->owner = o;
       p.ring[i]->minute = minute;
+      p.ring[i]->tick = tick;
       SET_PTR(o->ring, p.ring[i]);
       LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
     }
     ring_touch(m, o->ring, minute);
+    tick_advance(o->ring, tick);
   }
   if (p.sc != NULL) {
     hist_begin(m, p.sc->obj.hist, hour, ch->retention);
@@ -737,7 +894,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
       charge_refusal(m, ch, i, t, minute, p.exc[i]);
   } else {
     for (i = 0; i < ch->n && !ch->probe; i++)
-      charge_accept(ch, i, minute);
+      charge_accept(ch, i, minute, tick);
   }
   for (i = 0; i < ch->n; i++)
     exc_trim(ch->obj[i]->ring);
@@ -746,7 +903,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   else if (p.new_script) /* an accepted probe leaves no trace */
     obspam__mem_script_free(m, p.sc);
   script_evict(m);
-  sweep(m, minute, obspam__hour_cutoff(hour, ch->retention));
+  sweep(m, minute, keep_cutoff(hour, ch->retention));
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
@@ -791,9 +948,12 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   pthread_mutex_lock(&m->lock);
   if (now < m->newest)
     now = m->newest;
-  if (o->ring != NULL)
+  if (o->ring != NULL) {
     peek(o->ring, now / 60, &out->count, &out->refused, &out->exceeded);
+    out->count_minute = tick_peek(o->ring, now / TICK);
+  }
   h = o->hist;
+  out->count_day = day_count(h, obspam__hour_of(now));
   if (h != NULL) {
     cutoff = obspam__hour_cutoff(obspam__hour_of(now), retention);
     for (i = 0; i < hist_len(h); i++) {
@@ -803,8 +963,6 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
         continue;
       out->refused_total += rec->refused;
       out->exceeded_total += rec->exceeded;
-      if (rec->hour > obspam__hour_of(now) - 24 * 3600)
-        out->count_day += rec->sent;
     }
     if (h->last_refused != 0 && obspam__hour_of(h->last_refused) >= cutoff)
       out->last_refused = h->last_refused;

@@ -10,6 +10,9 @@
 #include "store.h"
 
 #define WINDOW 60        /* minutes in the window */
+#define TICKS 12         /* 5-second buckets in the minute window */
+#define TICK 5           /* seconds in one of them */
+#define DAY_HOURS 24     /* clock hours in the day window */
 #define SWEEP_PER_CALL 8 /* idle records freed per charge, at most */
 #define HOURS_MAX 87600  /* the longest retention, in hours */
 /* The largest count of messages or recipients sent that one object keeps
@@ -23,27 +26,41 @@
 #define COUNT_MAX ((int64_t)1 << 48)
 
 typedef struct obspam__ring {
-  struct obspam__ring *prev, *next; /* ring list, oldest first */
-  obspam__obj *owner;
+  /* What a charge reads and writes comes first: the sums, then the minute
+     window's buckets; the ring list and the owner, which only a new
+     minute or a sweep touch, come last. */
   int64_t minute;                  /* the newest minute the buckets hold */
   int64_t sent, refused, exceeded; /* sums over the buckets */
+  /* The minute window beside the hour's, in the same allocation (an
+     object that sends has both): what was sent in the newest 5-second
+     bucket tick (t div 5) and the 11 before it, and their sum. */
+  int64_t tick, m_sent;
   /* Attempts over the object's own limit, by minute: allocated by the
      first such attempt and freed once the window holds none, so that
      the many objects that never go over their limit pay one pointer. */
   uint32_t *b_exc;
+  int64_t b_min[TICKS];   /* bucket i holds tick k where k % TICKS == i */
   int64_t b_sent[WINDOW]; /* one message may count 2^32 - 1 */
   uint32_t b_ref[WINDOW]; /* refusals count one each */
+  struct obspam__ring *prev, *next; /* ring list, oldest first */
+  obspam__obj *owner;
 } ring;
 
 typedef struct obspam__hist {
-  /* What an accepted charge reads and writes comes first, in the first 56
-     bytes: the notification period in progress, and the hour in progress
-     up to its count of messages sent. */
+  /* What an accepted charge reads and writes comes first, in the first 64
+     bytes: the notification period in progress, the day window's sum
+     before the hour in progress, and that hour up to its count of
+     messages sent. */
   int64_t np_start, np_end, np_sent, np_refused, np_exceeded;
+  /* Sent in the 23 clock hours before cur.hour (the day window without
+     its newest hour), set when cur.hour changes: so the day window costs
+     a decision one addition, not a walk of the history. */
+  int64_t day;
   obspam__hour cur; /* the newest hour; cur.hour < 0 when there is none */
-  /* The first and last attempt over the limit in the period, and the
-     limit at the last one. */
-  int64_t np_first, np_last, np_limit, last_refused;
+  /* The first and last attempt over the limit in the period, the limit
+     at the last one and its window (seconds; 0: the recipients cap or
+     forbidden scripts). */
+  int64_t np_first, np_last, np_limit, np_window, last_refused;
   obspam__obj *owner;
   struct obspam__hist *prev, *next;   /* holders, by their newest hour */
   struct obspam__hist *nprev, *nnext; /* over the limit in their period */

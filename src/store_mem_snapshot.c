@@ -33,20 +33,27 @@ static void save_counts(obspam__buf *b, const uint32_t *v) {
     }
 }
 
-static void save_buckets(obspam__buf *b, const ring *r) {
+/* The same for the nb buckets of messages sent at v. */
+static void save_sent(obspam__buf *b, const int64_t *v, int nb) {
   uint8_t n = 0;
   int i;
 
-  for (i = 0; i < WINDOW; i++)
-    n = (uint8_t)(n + (r->b_sent[i] != 0));
+  for (i = 0; i < nb; i++)
+    n = (uint8_t)(n + (v[i] != 0));
   obspam__buf_u8(b, n);
-  for (i = 0; i < WINDOW; i++)
-    if (r->b_sent[i] != 0) {
+  for (i = 0; i < nb; i++)
+    if (v[i] != 0) {
       obspam__buf_u8(b, (uint8_t)i);
-      obspam__buf_i64(b, r->b_sent[i]);
+      obspam__buf_i64(b, v[i]);
     }
+}
+
+static void save_buckets(obspam__buf *b, const ring *r) {
+  save_sent(b, r->b_sent, WINDOW);
   save_counts(b, r->b_ref);
   save_counts(b, r->b_exc);
+  obspam__buf_i64(b, r->tick);
+  save_sent(b, r->b_min, TICKS);
 }
 
 void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
@@ -78,6 +85,7 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
     obspam__buf_i64(b, h->np_first);
     obspam__buf_i64(b, h->np_last);
     obspam__buf_i64(b, h->np_limit);
+    obspam__buf_i64(b, h->np_window);
     obspam__buf_u32(b, hist_len(h));
     for (i = 0; i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
@@ -88,6 +96,7 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
       obspam__buf_i64(b, rec->exceeded);
       obspam__buf_i64(b, rec->first);
       obspam__buf_i64(b, rec->last);
+      obspam__buf_i64(b, rec->window);
     }
     obspam__buf_u8(b, r != NULL);
     if (r != NULL) {
@@ -105,6 +114,7 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
     put_string(b, p->subscription);
     put_string(b, p->contact);
     obspam__buf_i64(b, p->limit);
+    obspam__buf_i64(b, p->window);
     obspam__buf_i64(b, p->sent);
     obspam__buf_i64(b, p->refused);
     obspam__buf_i64(b, p->exceeded);
@@ -205,25 +215,37 @@ static int get_all(obspam__reader *r, int64_t *const *v, int n) {
   return 0;
 }
 
+/* Whether w is what format 3 may give as a window: seconds of one, or 0
+   (the recipients cap, forbidden scripts, none). */
+static int window_ok(int64_t w) {
+  return w == 0 || obspam__window_index(w) >= 0;
+}
+
 /* Format 1 (1.0 to 1.2) did not know which refusals went over the
    object's own limit: its refusals load as refusals only, and what it
    kept of the first and last refusal of a subscription, domain or
    mailbox, which reports and notices now give for attempts over the
-   limit, is dropped. A script's first and last refusal are kept. */
+   limit, is dropped. A script's first and last refusal are kept.
+   Formats 1 and 2 knew the hour window only: an attempt over the limit
+   they kept was over the hour's. */
 static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
                               uint32_t version, int kind) {
-  int64_t *const period[] = {&h->last_refused, &h->np_start,   &h->np_end,
-                             &h->np_sent,      &h->np_refused, &h->np_exceeded,
-                             &h->np_first,     &h->np_last,    &h->np_limit};
+  int64_t *const period[] = {
+      &h->last_refused, &h->np_start, &h->np_end,  &h->np_sent,  &h->np_refused,
+      &h->np_exceeded,  &h->np_first, &h->np_last, &h->np_limit, &h->np_window};
   int64_t *const period_v1[] = {&h->last_refused, &h->np_start,   &h->np_end,
                                 &h->np_sent,      &h->np_refused, &h->np_first,
                                 &h->np_last,      &h->np_limit};
   uint32_t n, i;
   int64_t prev = -1;
 
-  if ((version == 1 ? get_all(r, period_v1, 8) : get_all(r, period, 9)) ||
+  if ((version == 1   ? get_all(r, period_v1, 8)
+       : version == 2 ? get_all(r, period, 9)
+                      : get_all(r, period, 10)) ||
       obspam__get_u32(r, &n))
     return "truncated";
+  if (version < 3)
+    h->np_window = version == 2 && h->np_exceeded > 0 ? 3600 : 0;
   /* Bounds far above what a real engine reaches, so that no sum of them
      can overflow. */
   if (h->np_sent > COUNT_MAX || h->np_refused > COUNT_MAX)
@@ -231,7 +253,7 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
   if (h->last_refused < 0 || h->last_refused > newest || h->np_start < 0 ||
       h->np_end < h->np_start || h->np_sent < 0 || h->np_refused < 0 ||
       h->np_exceeded < 0 || h->np_exceeded > h->np_refused || h->np_first < 0 ||
-      h->np_last < h->np_first || h->np_limit < -1)
+      h->np_last < h->np_first || h->np_limit < -1 || !window_ok(h->np_window))
     return "bad counters";
   if (version == 1)
     h->np_first = h->np_last = h->np_limit = 0;
@@ -244,19 +266,23 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
   for (i = 0; i < n; i++) {
     obspam__hour *rec = &h->h[i];
     int64_t *const hour[] = {&rec->hour,     &rec->sent,  &rec->refused,
-                             &rec->exceeded, &rec->first, &rec->last};
+                             &rec->exceeded, &rec->first, &rec->last,
+                             &rec->window};
     int64_t *const hour_v1[] = {&rec->hour, &rec->sent, &rec->refused,
                                 &rec->first, &rec->last};
 
-    rec->exceeded = 0;
-    if (version == 1 ? get_all(r, hour_v1, 5) : get_all(r, hour, 6))
+    rec->exceeded = rec->window = 0;
+    if (version == 1 ? get_all(r, hour_v1, 5)
+                     : get_all(r, hour, 6 + (version >= 3)))
       return "truncated";
+    if (version == 2 && kind != OBSPAM_SCRIPT && rec->first != 0)
+      rec->window = 3600;
     if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
       return "bad history";
     if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
         rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
         rec->exceeded < 0 || rec->exceeded > rec->refused || rec->first < 0 ||
-        rec->last < rec->first)
+        rec->last < rec->first || !window_ok(rec->window))
       return "bad history";
     if (version == 1 && kind != OBSPAM_SCRIPT)
       rec->first = rec->last = 0;
@@ -270,14 +296,14 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
 /* Reads one set of non-zero buckets: i64 ones into sent when it is not
    NULL, else u32 ones into *counts (allocated when it is NULL and the set
    is not empty). Their sum is added to *sum. */
-static const char *parse_buckets(obspam__reader *r, int64_t *sent,
+static const char *parse_buckets(obspam__reader *r, int nb, int64_t *sent,
                                  uint32_t **counts, int64_t *sum, int *nomem) {
   uint8_t n, i, prev = 0;
   int k;
 
   if (obspam__get_u8(r, &n))
     return "truncated";
-  if (n > WINDOW)
+  if (n > nb)
     return "bad window";
   if (sent == NULL && n > 0 && *counts == NULL &&
       (*counts = calloc(WINDOW, sizeof(**counts))) == NULL) {
@@ -292,7 +318,7 @@ static const char *parse_buckets(obspam__reader *r, int64_t *sent,
         (sent != NULL ? obspam__get_i64(r, &v64) : obspam__get_u32(r, &v32)))
       return "truncated";
     /* Rising indexes, no zero values, no sum that could overflow. */
-    if (i >= WINDOW || (k > 0 && i <= prev) ||
+    if (i >= nb || (k > 0 && i <= prev) ||
         (sent != NULL ? v64 <= 0 || v64 > COUNT_MAX : v32 == 0))
       return "bad window";
     prev = i;
@@ -318,14 +344,25 @@ static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
   if (g->minute < 0 || g->minute > newest / 60)
     return "bad window";
   /* The sums are derived, never read from the file. */
-  why = parse_buckets(r, g->b_sent, NULL, &g->sent, nomem);
+  why = parse_buckets(r, WINDOW, g->b_sent, NULL, &g->sent, nomem);
   if (why == NULL)
-    why = parse_buckets(r, NULL, &ref, &g->refused, nomem);
+    why = parse_buckets(r, WINDOW, NULL, &ref, &g->refused, nomem);
   if (why == NULL && version >= 2)
-    why = parse_buckets(r, NULL, &g->b_exc, &g->exceeded, nomem);
+    why = parse_buckets(r, WINDOW, NULL, &g->b_exc, &g->exceeded, nomem);
   for (i = 0; why == NULL && g->b_exc != NULL && i < WINDOW; i++)
     if (g->b_exc[i] > g->b_ref[i])
       why = "bad window"; /* more over the limit than refused */
+  /* Before format 3 there was no minute window: it starts empty. */
+  if (why == NULL && version >= 3) {
+    if (obspam__get_i64(r, &g->tick))
+      return "truncated";
+    /* The minute window's newest bucket is within the hour window's
+       newest minute, as a charge leaves them. */
+    if (g->tick < 0 || g->tick > newest / TICK ||
+        g->tick / (60 / TICK) > g->minute)
+      return "bad window";
+    why = parse_buckets(r, TICKS, g->b_min, NULL, &g->m_sent, nomem);
+  }
   return why;
 }
 
@@ -430,17 +467,25 @@ static const char *parse_pending(obspam__reader *r, parsed *p, uint32_t version,
     }
     *tail = q; /* in the file's order, so that a save writes it again */
     {
-      int64_t *const v[] = {&q->limit,        &q->sent,      &q->refused,
-                            &q->exceeded,     &q->first,     &q->last,
-                            &q->period_start, &q->period_end};
+      int64_t *const v[] = {&q->limit,   &q->window,       &q->sent,
+                            &q->refused, &q->exceeded,     &q->first,
+                            &q->last,    &q->period_start, &q->period_end};
+      int64_t *const v2[] = {&q->limit,        &q->sent,      &q->refused,
+                             &q->exceeded,     &q->first,     &q->last,
+                             &q->period_start, &q->period_end};
       int64_t *const v1[] = {&q->limit,     &q->sent, &q->refused,
                              &q->first,     &q->last, &q->period_start,
                              &q->period_end};
 
-      if (version == 1 ? get_all(r, v1, 7) : get_all(r, v, 8))
+      if (version == 1   ? get_all(r, v1, 7)
+          : version == 2 ? get_all(r, v2, 8)
+                         : get_all(r, v, 9))
         return "truncated";
+      if (version == 2)
+        q->window = 3600;
     }
     if (q->period_end <= q->period_start || q->refused <= 0 ||
+        !window_ok(q->window) ||
         (version >= 2 && (q->exceeded <= 0 || q->exceeded > q->refused ||
                           q->first <= 0 || q->last < q->first)))
       return "bad notice";
@@ -474,9 +519,11 @@ void *obspam__mem_load_parse(obspam__store *s, obspam__reader *r,
     *why = "bad time";
     goto fail;
   }
-  /* Each entry takes at least 73 bytes (81 from format 2 on): a count
-     beyond that is a lie. */
-  if (n > (size_t)(r->end - r->p) / (version == 1 ? 73 : 81)) {
+  /* Each entry takes at least 73 bytes (81 in format 2, 89 from format 3
+     on): a count beyond that is a lie. */
+  if (n > (size_t)(r->end - r->p) / (version == 1   ? 73u
+                                     : version == 2 ? 81u
+                                                    : 89u)) {
     *why = "truncated";
     goto fail;
   }

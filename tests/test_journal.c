@@ -374,7 +374,7 @@ Test(journal, bad_calls) {
   cr_assert(strstr(obspam_engine_errmsg(e), "not a libobspam journal"));
   fd = open(journal, O_WRONLY | O_TRUNC);
   cr_assert_eq(write(fd,
-                     "OBSPAMJR\x02\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                     "OBSPAMJR\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
                      "\0\0\0\0\0\0\0\0",
                      32),
                32);

@@ -28,7 +28,7 @@
 #include "testutil.h"
 
 #define HEADER 32
-#define HOUR_SIZE 48 /* an hour record of format 2: six i64 */
+#define HOUR_SIZE 56 /* an hour record of format 3: seven i64 */
 
 /* ---- the per-test directory ---------------------------------------------- */
 
@@ -175,7 +175,7 @@ typedef struct entry {
   int kind;
   size_t name_at;
   uint16_t name_len;
-  size_t counters_at; /* last refusal, then the 8 of the period */
+  size_t counters_at; /* last refusal, then the 9 of the period */
   size_t nhours_at;
   uint32_t nhours;
   size_t hours_at; /* HOUR_SIZE bytes each */
@@ -186,7 +186,7 @@ typedef struct entry {
 typedef struct notice_at {
   size_t at; /* the kind byte */
   size_t name_len_at;
-  size_t numbers_at; /* the 8 i64 */
+  size_t numbers_at; /* the 9 i64 */
 } notice_at;
 
 #define MAXENT 64
@@ -209,7 +209,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
   memset(l, 0, sizeof(*l));
   cr_assert(n >= HEADER + 16, "a snapshot of %zu bytes", n);
   cr_assert(memcmp(b, "OBSPAMST", 8) == 0, "magic");
-  cr_assert_eq(get_le(b + 8, 4), 2, "format version");
+  cr_assert_eq(get_le(b + 8, 4), 3, "format version");
   cr_assert_eq(get_le(b + 12, 4), 0, "reserved field");
   cr_assert_eq(get_le(b + 16, 8), n - HEADER, "payload length");
   cr_assert_eq(get_le(b + 24, 8), XXH3_64bits(b + HEADER, n - HEADER),
@@ -229,7 +229,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
     x->name_at = at + 3;
     at = x->name_at + x->name_len;
     x->counters_at = at;
-    at += 9 * 8;
+    at += 10 * 8;
     cr_assert(at + 4 <= n, "entry %u beyond the end", i);
     x->nhours_at = at;
     x->nhours = (uint32_t)get_le(b + at, 4);
@@ -243,7 +243,8 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
     if (x->has_ring) {
       /* The minute, then the non-zero buckets: (u8 index, i64 sent),
          (u8 index, u32 refused) and (u8 index, u32 over the limit) pairs,
-         each set behind a u8 count. */
+         each set behind a u8 count; then the minute window: its
+         newest 5-second bucket and (u8 index, i64 sent) pairs. */
       at += 8;
       cr_assert(at + 1 <= n, "entry %u beyond the end", i);
       at += 1 + (size_t)b[at] * 9;
@@ -251,6 +252,9 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
       at += 1 + (size_t)b[at] * 5;
       cr_assert(at + 1 <= n, "entry %u beyond the end", i);
       at += 1 + (size_t)b[at] * 5;
+      at += 8;
+      cr_assert(at + 1 <= n, "entry %u beyond the end", i);
+      at += 1 + (size_t)b[at] * 9;
     }
   }
   cr_assert(at + 4 <= n, "no notice count");
@@ -272,7 +276,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
       at += 2 + (len == 0xffff ? 0 : len);
     }
     x->numbers_at = at;
-    at += 8 * 8;
+    at += 9 * 8;
   }
   cr_assert_eq(at, n, "the documented layout ends at %zu, the file at %zu", at,
                n);
@@ -1058,10 +1062,13 @@ Test(snapshot, file_matches_the_documented_format) {
   cr_assert_eq(get_le(buf + l.ent[i].hours_at + 24, 8), 1, "hour 0 over");
   cr_assert_eq(get_le(buf + l.ent[i].hours_at + 32, 8), T0 + 120, "first");
   cr_assert_eq(get_le(buf + l.ent[i].hours_at + 40, 8), T0 + 120, "last");
+  cr_assert_eq(get_le(buf + l.ent[i].hours_at + 48, 8), 3600, "its window");
   cr_assert_eq(get_le(buf + l.ent[i].hours_at + HOUR_SIZE, 8), H1, "hour 1");
   /* The period in progress: H1, sent 1, refused 1, over the limit 1. */
   cr_assert_eq(get_le(buf + l.ent[i].counters_at + 8, 8), H1, "period");
   cr_assert_eq(get_le(buf + l.ent[i].counters_at + 40, 8), 1, "period over");
+  cr_assert_eq(get_le(buf + l.ent[i].counters_at + 72, 8), 3600,
+               "period window");
   /* The domain was refused, never over its (absent) limit. */
   i = find_entry(buf, &l, OBSPAM_DOMAIN, "d1.example");
   cr_assert_eq(get_le(buf + l.ent[i].hours_at + 16, 8), 1, "d1 refused");
@@ -1157,23 +1164,25 @@ Test(snapshot, format_versions) {
   put_le(buf + 8, 0, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 0");
   /* Newer versions, with a sound length and checksum. */
-  put_le(buf + 8, 3, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 3");
+  put_le(buf + 8, 4, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 4");
   put_le(buf + 8, 0xffffffffu, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 2^32 - 1");
-  /* A version 3 file built by hand: its payload means nothing to us. */
+  /* A version 4 file built by hand: its payload means nothing to us. */
   memcpy(hand, "OBSPAMST", 8);
-  put_le(hand + 8, 3, 4);
+  put_le(hand + 8, 4, 4);
   put_le(hand + 12, 0, 4);
   memcpy(hand + HEADER, "\x01\x02\x03\x04\x05", 5);
   fix_header(hand, sizeof hand);
-  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v3");
-  /* A format 2 payload read as format 1 is malformed. */
+  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v4");
+  /* A format 3 payload read as format 1 or 2 is malformed. */
   put_le(buf + 8, 1, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 2 payload");
-  /* Version 2 again: the file is fine. */
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 3 payload");
   put_le(buf + 8, 2, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 2");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 2 over a format 3 payload");
+  /* Version 3 again: the file is fine. */
+  put_le(buf + 8, 3, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 3");
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
@@ -1244,8 +1253,9 @@ Test(snapshot, flipped_bit_at_every_byte, .timeout = 300) {
       int expect = OBSPAM_ECORRUPT;
 
       /* The version field is not covered by the checksum: a flipped bit
-         there reads as a newer version, except the one that makes it 0. */
-      if (k >= 8 && k < 12 && !(k == 8 && bit == 1))
+         there reads as a newer version, except the two that make 3 an
+         older one (2 or 1), whose payload is another format's. */
+      if (k >= 8 && k < 12 && !(k == 8 && bit <= 1))
         expect = OBSPAM_EVERSION;
       buf[k] ^= (uint8_t)(1u << bit);
       rc = load_bytes(&t, buf, n, __LINE__);
@@ -1474,17 +1484,43 @@ static void notice_kind_9(uint8_t *b, const layout *l) {
   b[l->notice[0].at] = 9;
 }
 static void notice_refused_0(uint8_t *b, const layout *l) {
-  put_le(b + l->notice[0].numbers_at + 16, 0, 8);
-}
-static void notice_exceeded_0(uint8_t *b, const layout *l) {
   put_le(b + l->notice[0].numbers_at + 24, 0, 8);
 }
+static void notice_exceeded_0(uint8_t *b, const layout *l) {
+  put_le(b + l->notice[0].numbers_at + 32, 0, 8);
+}
 static void notice_exceeded_above_refused(uint8_t *b, const layout *l) {
-  put_le(b + l->notice[0].numbers_at + 24, 2, 8);
+  put_le(b + l->notice[0].numbers_at + 32, 2, 8);
 }
 static void notice_empty_period(uint8_t *b, const layout *l) {
   /* period end = period start */
-  memcpy(b + l->notice[0].numbers_at + 56, b + l->notice[0].numbers_at + 48, 8);
+  memcpy(b + l->notice[0].numbers_at + 64, b + l->notice[0].numbers_at + 56, 8);
+}
+static void notice_window_7(uint8_t *b, const layout *l) {
+  put_le(b + l->notice[0].numbers_at + 8, 7, 8);
+}
+static void hour_window_7(uint8_t *b, const layout *l) {
+  put_le(b + l->ent[mbx(l)].hours_at + 48, 7, 8);
+}
+static void period_window_120(uint8_t *b, const layout *l) {
+  put_le(b + l->ent[mbx(l)].counters_at + 72, 120, 8);
+}
+/* a@'s minute window: its newest 5-second bucket. */
+static size_t tick_at(const uint8_t *b, const layout *l) {
+  size_t at = l->ent[mbx(l)].has_ring_at + 1 + 8;
+
+  at += 1 + (size_t)b[at] * 9;
+  at += 1 + (size_t)b[at] * 5;
+  at += 1 + (size_t)b[at] * 5;
+  return at;
+}
+static void tick_ahead_of_minute(uint8_t *b, const layout *l) {
+  size_t at = tick_at(b, l);
+
+  put_le(b + at, get_le(b + at, 8) + 12, 8);
+}
+static void tick_negative(uint8_t *b, const layout *l) {
+  put_le(b + tick_at(b, l), (uint64_t)-1, 8);
 }
 static void notice_name_upper(uint8_t *b, const layout *l) {
   b[l->notice[0].name_len_at + 2] ^= 0x20;
@@ -1536,6 +1572,11 @@ Test(snapshot, malformed_payload_with_valid_checksum, .timeout = 120) {
   EXPECT_EDIT(&t, buf, n, notice_exceeded_0, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, notice_exceeded_above_refused, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, notice_empty_period, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, notice_window_7, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, hour_window_7, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, period_window_120, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, tick_ahead_of_minute, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, tick_negative, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, notice_name_upper, OBSPAM_ECORRUPT);
   free(buf);
   target_free(&t);
@@ -1834,7 +1875,7 @@ static void add_row(const obspam_report_row *r, void *ud) { sig_row(r, ud); }
    big_traffic() (tests/data/state-format1.c). Format 1 did not know which
    refusals went over the object's own limit: counts, refusals and history
    load as they were, nothing is over the limit, and its notices (made for
-   every refused object) are dropped. Saved again, it is format 2. */
+   every refused object) are dropped. Saved again, it is format 3. */
 Test(snapshot, format_1_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0);
   char *sx, *sy;
@@ -1890,23 +1931,68 @@ Test(snapshot, format_1_loads) {
                 r.r[0].end == H3,
             "a@'s notice: refused twice in H2, over the limit once since");
 
-  /* Saved by 1.3, it is format 2, and the same state. */
+  /* Saved by 1.3, it is format 3, and the same state. */
   OK(obspam_state_save(x, path));
   {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 2, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 3, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));
   sx = big_sig(x);
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 1 state saved as format 2");
+  SAME_SIG(sx, sy, "a format 1 state saved as format 3");
   free(sx);
   free(sy);
   obspam_engine_free(x);
   obspam_engine_free(y);
+}
+
+/* tests/data/state-format2.bin was written after big_traffic() by the
+   last commit that wrote format 2 (tests/data/state-format2.c). Format 2
+   knew the hour window only: everything it kept loads as it was, so the
+   engine shows what one that ran the traffic itself shows, and its
+   attempts over the limit were over the hour's. Saved again, it is
+   format 3 and the same state. */
+Test(snapshot, format_2_loads) {
+  obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
+  char *sx, *sy, *slive;
+  recs r;
+
+  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format2.bin"));
+  big_traffic(live);
+  sx = big_sig(x);
+  slive = big_sig(live);
+  SAME_SIG(sx, slive, "a format 2 state and the traffic run live");
+  OK(obspam_state_save(x, path));
+  {
+    size_t n;
+    uint8_t *b = read_whole(path, &n);
+
+    cr_assert_eq(get_le(b + 8, 4), 3, "format %u", (unsigned)get_le(b + 8, 4));
+    free(b);
+  }
+  OK(obspam_state_load(y, path));
+  sy = big_sig(y);
+  SAME_SIG(sx, sy, "a format 2 state saved as format 3");
+  /* The notices it kept and those still in progress are the live ones. */
+  flush_into(x, H3 + 100 * 3600, &r);
+  {
+    recs rl;
+
+    flush_into(live, H3 + 100 * 3600, &rl);
+    sort_recs(&r);
+    sort_recs(&rl);
+    same_recs(&r, &rl, __LINE__);
+  }
+  free(sx);
+  free(sy);
+  free(slive);
+  obspam_engine_free(x);
+  obspam_engine_free(y);
+  obspam_engine_free(live);
 }
 
 /* A format 1 file cut anywhere, or with a flipped bit, is refused as

@@ -178,10 +178,10 @@ Test(start, corrupt_state_is_renamed_aside) {
 }
 
 Test(start, newer_state_is_renamed_aside) {
-  /* A header of format 3 (a later libobspam; 1.3 writes format 2). */
-  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 3};
+  /* A header of format 4 (a later libobspam; 1.3 writes format 3). */
+  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 4};
   check_renamed(header, sizeof(header),
-                "format 3 is newer than this library's (2)");
+                "format 4 is newer than this library's (3)");
 }
 
 Test(start, unreadable_state_stops_the_start) {
