@@ -169,24 +169,6 @@ typedef struct immediate {
   char contact[OBSPAM_NAME_MAX + 1];
 } immediate;
 
-/* The window a refusal went over object i's own limit in: the one the
-   verdict would name if i were the only object over its limit (judge.c's
-   rule among i's windows and, for the lowest object, the recipients
-   cap), -1 for the cap and for forbidden scripts. A notice gives it with
-   its limit. Only on the rare path of an immediate notice. */
-static int own_window(const obspam__charge *ch, int i) {
-  obspam__charge one;
-
-  if (ch->forbid)
-    return -1;
-  memcpy(&one, ch, sizeof(one));
-  memset(one.wait, 0, sizeof(one.wait));
-  memcpy(one.wait[i], ch->wait[i], sizeof(one.wait[i]));
-  one.over_cap = ch->over_cap && i == ch->n - 1;
-  obspam__judge(&one);
-  return one.window;
-}
-
 static void immediate_fill(immediate *im, const obspam__charge *ch,
                            int64_t period) {
   const obspam__sub *s = obspam__owner(ch->obj[0]);
@@ -198,11 +180,9 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     snprintf(im->contact, sizeof(im->contact), "%s", s->contact);
   for (i = 0; i < ch->n; i++) {
     obspam_notice *n = &im->notice[im->n];
-    int w;
 
     if (!ch->first_exceeded[i])
       continue;
-    w = own_window(ch, i);
     memcpy(im->name[im->n], ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
     memset(n, 0, sizeof(*n));
     n->struct_size = sizeof(*n);
@@ -210,13 +190,8 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     n->name = im->name[im->n];
     n->subscription = im->sub;
     n->contact = s->contact != NULL ? im->contact : NULL;
-    if (w >= 0) {
-      n->limit = ch->limit[i][w];
-      n->window = obspam__window_seconds(w);
-    } else { /* forbidden scripts: the hour's limit, or the cap */
-      n->limit = ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
-      n->window = 0;
-    }
+    n->limit = obspam__over_limit(ch, i);
+    n->window = obspam__over_seconds(ch, i);
     n->sent = ch->period_sent[i];
     n->refused = ch->period_refused[i];
     n->exceeded = 1;

@@ -97,6 +97,22 @@ static inline int obspam__exceeded(const obspam__charge *ch, int i) {
   return ch->over[i];
 }
 
+/* The window (seconds; 0: the recipients cap or forbidden scripts) in
+   which a refused charge went over the ith object's own limit, and that
+   limit: what its history, report row and notice give. */
+static inline int64_t obspam__over_seconds(const obspam__charge *ch, int i) {
+  return ch->over_window[i] >= 0 ? obspam__window_seconds(ch->over_window[i])
+                                 : 0;
+}
+
+static inline int64_t obspam__over_limit(const obspam__charge *ch, int i) {
+  int w = ch->over_window[i];
+
+  if (w >= 0)
+    return ch->limit[i][w];
+  return ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
+}
+
 /* What the store knows of one object at a time. */
 typedef struct obspam__reading {
   int64_t count;          /* charged in the hour window */

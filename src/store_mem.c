@@ -587,21 +587,6 @@ static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
 
 /* ---- the store interface ------------------------------------------------- */
 
-/* The window (seconds; 0: the recipients cap or forbidden scripts) in
-   which a refusal went over the ith object's own limit, and that limit. */
-static int64_t over_seconds(const obspam__charge *ch, int i) {
-  return ch->over_window[i] >= 0 ? obspam__window_seconds(ch->over_window[i])
-                                 : 0;
-}
-
-static int64_t over_limit(const obspam__charge *ch, int i) {
-  int w = ch->over_window[i];
-
-  if (w >= 0)
-    return ch->limit[i][w];
-  return ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
-}
-
 /* A refusal of the ith charged object in its notification period: an
    attempt over its own limit is what a notice is about. */
 static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
@@ -616,8 +601,8 @@ static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
       obspam__mem_refused_link(m, h);
     }
     h->np_last = t;
-    h->np_limit = over_limit(ch, i);
-    h->np_window = over_seconds(ch, i);
+    h->np_limit = obspam__over_limit(ch, i);
+    h->np_window = obspam__over_seconds(ch, i);
   }
   ch->period_sent[i] = h->np_sent;
   ch->period_refused[i] = h->np_refused;
@@ -652,7 +637,7 @@ static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
     r->exceeded++;
     h->cur.exceeded++;
   }
-  hour_refusal(&h->cur, over, over ? over_seconds(ch, i) : 0, t);
+  hour_refusal(&h->cur, over, over ? obspam__over_seconds(ch, i) : 0, t);
   h->last_refused = t;
   np_refusal(m, ch, i, t);
 }

@@ -1324,8 +1324,9 @@ Test(decide, stats_disabled) {
   cr_assert_eq(s.sending, 0);
 }
 
-/* The window fields laid out in 1.3: no minute or day limit yet; the
-   day's count from the hourly history, the minute's not kept. */
+/* The window fields of 1.3 without limits: unlimited, and the counts of
+   the minute (the last twelve 5-second buckets) and of the day (the hour
+   of now and the 23 before it). */
 Test(decide, stats_window_fields) {
   SASL(e, "info@example.com", 5, T0 + 10);
   SASL(e, "info@example.com", 3, T0 + 3600 + 10);
@@ -1333,8 +1334,13 @@ Test(decide, stats_window_fields) {
   cr_assert_eq(s.count, 3);
   cr_assert_eq(s.limit_minute, OBSPAM_UNLIMITED);
   cr_assert_eq(s.limit_day, OBSPAM_UNLIMITED);
-  cr_assert_eq(s.count_minute, 0);
+  cr_assert_eq(s.count_minute, 3);
   cr_assert_eq(s.count_day, 8);
+  /* Its 5-second bucket, that of T0 + 3610, leaves at T0 + 3670. */
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600 + 69);
+  cr_assert_eq(s.count_minute, 3);
+  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600 + 70);
+  cr_assert_eq(s.count_minute, 0);
   /* The hour of now and the 23 before it. */
   s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 23 * 3600 + 3599);
   cr_assert_eq(s.count_day, 8);
