@@ -1690,6 +1690,86 @@ Test(decide, stats_of_every_window) {
   cr_assert_eq(st.limit_minute, 0);
 }
 
+/* The naming among windows through obspam_decide, with the store's
+   counting of the minute and day windows. */
+#define WLIMIT(kind, name, which, window, v)                                   \
+  OK(obspam_set_window_limit(e, (kind), (name), (which), (window), (v)))
+
+static void expect_window(const obspam_verdict *v, int64_t window, int line) {
+  cr_assert_eq(v->window, window,
+               "line %d: window %" PRId64 ", expected %" PRId64, line,
+               v->window, window);
+}
+#define EXPECT_WINDOW(v, window) expect_window(&(v), (window), __LINE__)
+
+Test(decide, windows_named_by_wait_level_and_length) {
+  /* The minute's wait is the shorter: the hour is named. */
+  WLIMIT(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+         OBSPAM_WINDOW_MINUTE, 2);
+  MBOX_LIMIT("info@example.com", 2);
+  SASL(e, "info@example.com", 2, T0);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                 3599);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_HOUR);
+  /* Only the minute is full: its wait, to the end of T0's bucket. */
+  MBOX_LIMIT("info@example.com", 100);
+  v = SASL(e, "info@example.com", 1, T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                 59);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_MINUTE);
+  /* Two windows that never fit: the longer one. */
+  WLIMIT(OBSPAM_MAILBOX, "sales@example.com", OBSPAM_MAILBOX,
+         OBSPAM_WINDOW_MINUTE, 0);
+  WLIMIT(OBSPAM_MAILBOX, "sales@example.com", OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY,
+         0);
+  v = SASL(e, "sales@example.com", 1, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "sales@example.com", 0, 0,
+                 -1);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_DAY);
+  /* The subscription's minute never fits either: the higher level comes
+     before the longer window. */
+  WLIMIT(OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION, OBSPAM_WINDOW_MINUTE,
+         0);
+  v = SASL(e, "sales@example.com", 1, T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 0, 2, -1);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_MINUTE);
+  /* Refused on all three each time; over the limit: info twice, sales
+     twice, acme once. */
+  EXPECT_REFUSED(OBSPAM_SUBSCRIPTION, "acme", 4, 1);
+  EXPECT_REFUSED(OBSPAM_DOMAIN, "example.com", 4, 0);
+  EXPECT_REFUSED(OBSPAM_MAILBOX, "sales@example.com", 2, 2);
+}
+
+/* A day limit blocks in the statistics once its count is reached, and
+   lets go as the day's clock hours pass; the minute's as its buckets
+   leave. */
+Test(decide, stats_block_in_the_minute_and_the_day) {
+  WLIMIT(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+         OBSPAM_WINDOW_MINUTE, 3);
+  SASL(e, "info@example.com", 3, T0);
+  obspam_stats st = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 59);
+  cr_assert(st.count_minute == 3 && st.limit_minute == 3 &&
+            st.blocked_kind == OBSPAM_MAILBOX && st.sending == 0);
+  st = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60);
+  cr_assert(st.count_minute == 0 && st.blocked_kind == -1 && st.sending == 1);
+  WLIMIT(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 4);
+  SASL(e, "sales@example.com", 1, T0 + 3600);
+  st = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 7200);
+  cr_assert(st.blocked_kind == OBSPAM_DOMAIN, "blocked_kind %d",
+            st.blocked_kind);
+  cr_assert_str_eq(st.blocked_by, "example.com");
+  st = STATS(e, OBSPAM_DOMAIN, "example.com", T0 + 7200);
+  cr_assert(st.count_day == 4 && st.limit_day == 4 && st.count == 0);
+  /* T0's hour leaves the day at T0 + 24 h. */
+  st = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 24 * 3600 - 1);
+  cr_assert_eq(st.blocked_kind, OBSPAM_DOMAIN);
+  st = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 24 * 3600);
+  cr_assert_eq(st.blocked_kind, -1);
+  obspam_verdict v = SASL(e, "info@example.com", 3, T0 + 24 * 3600);
+  EXPECT_ACTION(v, OBSPAM_ACCEPT);
+}
+
 /* ---- obspam__judge: the naming rule among windows ------------------------ */
 
 TestSuite(judge);
