@@ -1770,6 +1770,57 @@ Test(decide, stats_block_in_the_minute_and_the_day) {
   EXPECT_ACTION(v, OBSPAM_ACCEPT);
 }
 
+/* Report rows and flushed notices carry the window of the object's last
+   attempt over its own limit: the minute's, the day's, or 0 for the
+   cap. */
+static obspam_report_row rows[8];
+static char row_names[8][OBSPAM_NAME_MAX + 1];
+static int nrows;
+
+static void on_row(const obspam_report_row *r, void *ud) {
+  (void)ud;
+  cr_assert_lt(nrows, 8);
+  rows[nrows] = *r;
+  snprintf(row_names[nrows], sizeof(row_names[nrows]), "%s", r->name);
+  rows[nrows].name = row_names[nrows];
+  nrows++;
+}
+
+Test(decide, reports_and_notices_carry_the_window) {
+  OK(obspam_set_notify(e, on_notice, NULL));
+  WLIMIT(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
+         OBSPAM_WINDOW_MINUTE, 1);
+  WLIMIT(OBSPAM_DOMAIN, "example.net", OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 0);
+  OK(obspam_set_max_recipients(e, OBSPAM_MAILBOX, "sales@example.com", 1));
+  SASL(e, "info@example.com", 1, T0);
+  obspam_verdict v = SASL(e, "info@example.com", 1, T0 + 10);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_MINUTE);
+  v = SASL(e, "bob@example.net", 1, T0 + 20);
+  EXPECT_WINDOW(v, OBSPAM_WINDOW_DAY);
+  v = SASL(e, "sales@example.com", 2, T0 + 30);
+  EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "sales@example.com", 1, 2);
+
+  OK(obspam_report(e, T0, T0 + 3600, on_row, NULL));
+  cr_assert_eq(nrows, 3);
+  /* One attempt each, in name order. */
+  cr_assert(rows[0].kind == OBSPAM_DOMAIN &&
+                strcmp(rows[0].name, "example.net") == 0 &&
+                rows[0].window == OBSPAM_WINDOW_DAY && rows[0].exceeded == 1,
+            "row 0: %s window %" PRId64, rows[0].name, rows[0].window);
+  cr_assert(strcmp(rows[1].name, "info@example.com") == 0 &&
+                rows[1].window == OBSPAM_WINDOW_MINUTE,
+            "row 1: %s window %" PRId64, rows[1].name, rows[1].window);
+  cr_assert(strcmp(rows[2].name, "sales@example.com") == 0 &&
+                rows[2].window == 0 && rows[2].exceeded == 1,
+            "row 2: %s window %" PRId64, rows[2].name, rows[2].window);
+
+  OK(obspam_notify_flush(e, T0 + 7200));
+  cr_assert_eq(nseen, 3);
+  EXPECT_NOTICE(0, OBSPAM_DOMAIN, "example.net", 0, OBSPAM_WINDOW_DAY);
+  EXPECT_NOTICE(1, OBSPAM_MAILBOX, "info@example.com", 1, OBSPAM_WINDOW_MINUTE);
+  EXPECT_NOTICE(2, OBSPAM_MAILBOX, "sales@example.com", 1, 0);
+}
+
 /* ---- obspam__judge: the naming rule among windows ------------------------ */
 
 TestSuite(judge);
