@@ -331,6 +331,36 @@ static void release(obspam_engine *e, decision *d) {
   }
 }
 
+/* The effective limits of the charged objects in each window, and the
+   cap of the lowest one. On a tree where no object has extra values (the
+   usual one) the minute, day and cap values are the server's: only the
+   hour is walked for. */
+static void limits(const obspam__tree *t, obspam__charge *ch) {
+  const obspam__extra *x = &t->server_extra;
+  int i;
+
+  if (t->extras == 0) {
+    for (i = 0; i < ch->n; i++) {
+      int lim = OBSPAM__LIM(ch->obj[i]->kind);
+
+      ch->limit[i][OBSPAM__W_MINUTE] = x->own[0][lim];
+      ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, ch->obj[i]);
+      ch->limit[i][OBSPAM__W_DAY] = x->own[1][lim];
+    }
+    ch->cap = x->max_rcpt;
+    return;
+  }
+  for (i = 0; i < ch->n; i++) {
+    const obspam__obj *o = ch->obj[i];
+
+    ch->limit[i][OBSPAM__W_MINUTE] =
+        obspam__effective_w(t, o, OBSPAM__W_MINUTE);
+    ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, o);
+    ch->limit[i][OBSPAM__W_DAY] = obspam__effective_w(t, o, OBSPAM__W_DAY);
+  }
+  ch->cap = obspam__effective_cap(t, ch->obj[ch->n - 1]);
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
@@ -343,7 +373,6 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
-  int i, w;
 
   d->pinned = NULL;
   d->overflow = 0;
@@ -391,14 +420,11 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   }
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
     return rc == LATER ? LATER : 1;
-  for (i = 0; i < ch->n; i++)
-    for (w = 0; w < OBSPAM__WINDOWS; w++)
-      ch->limit[i][w] = obspam__effective_w(&c->tree, ch->obj[i], w);
+  limits(&c->tree, ch);
   ch->recipients = msg->recipients > OBSPAM_RECIPIENTS_MAX
                        ? OBSPAM_RECIPIENTS_MAX
                        : (int64_t)msg->recipients;
   ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : ch->recipients;
-  ch->cap = obspam__effective_cap(&c->tree, ch->obj[ch->n - 1]);
   ch->over_cap = ch->cap >= 0 && ch->recipients > ch->cap;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
