@@ -163,17 +163,15 @@ typedef struct obspam_message {
    fit (a count larger than the window's limit, or more recipients than
    the cap) first, then the longest wait; among equal waits the highest
    level, then the longer window. The recipients cap counts as the lowest
-   charged object's shortest window. An accept names the lowest charged
-   object and its hour. */
+   charged object's shortest window; a refusal for it gives the cap as
+   limit and the message's recipients as count. An accept names the
+   lowest charged object and its hour. */
 typedef struct obspam_verdict {
   uint32_t struct_size;
-  int32_t action; /* OBSPAM_ACCEPT / REFUSE / EXEMPT / UNKNOWN */
-  int32_t kind;   /* refusing object's kind; on accept the charged one's */
-  /* That object's effective limit in the window named, and its count in
-     that window before this message; for the recipients cap, the cap and
-     the message's recipients. */
-  int64_t limit;
-  int64_t count;
+  int32_t action;      /* OBSPAM_ACCEPT / REFUSE / EXEMPT / UNKNOWN */
+  int32_t kind;        /* refusing object's kind; on accept the charged one's */
+  int64_t limit;       /* that object's effective limit in the window named */
+  int64_t count;       /* its count in that window before this message */
   int64_t retry_after; /* seconds until it would fit; -1 never; 0 on accept */
   char object[328];    /* that object's name, NUL-terminated */
   /* Added in 1.3: */
