@@ -158,16 +158,20 @@ typedef struct obspam_message {
   int64_t time;               /* 0 = now */
 } obspam_message;
 
-/* The answer to one message. A refusal names the charged object that
-   keeps the message out longest: one the message can never fit (more
-   recipients than its limit) first, then the longest wait; among equal
-   waits the highest level. An accept names the lowest charged object. */
+/* The answer to one message. A refusal names the charged object and
+   window that keep the message out longest: one the message can never
+   fit (a count larger than the window's limit, or more recipients than
+   the cap) first, then the longest wait; among equal waits the highest
+   level, then the longer window. The recipients cap counts as the lowest
+   charged object's shortest window; a refusal for it gives the cap as
+   limit and the message's recipients as count. An accept names the
+   lowest charged object and its hour. */
 typedef struct obspam_verdict {
   uint32_t struct_size;
   int32_t action;      /* OBSPAM_ACCEPT / REFUSE / EXEMPT / UNKNOWN */
   int32_t kind;        /* refusing object's kind; on accept the charged one's */
-  int64_t limit;       /* that object's effective limit */
-  int64_t count;       /* its count in the window before this message */
+  int64_t limit;       /* that object's effective limit in the window named */
+  int64_t count;       /* its count in that window before this message */
   int64_t retry_after; /* seconds until it would fit; -1 never; 0 on accept */
   char object[328];    /* that object's name, NUL-terminated */
   /* Added in 1.3: */
@@ -182,11 +186,12 @@ typedef struct obspam_verdict {
    subscription). */
 typedef struct obspam_stats {
   uint32_t struct_size;
-  /* 1 while a one-recipient message through this object would be
-     accepted: protection is off, or it fits this object and every
-     ancestor (blocked_kind -1). Before 1.3: while count < limit. */
+  /* 1 while protection is off or a one-recipient message through this
+     object would fit every window of it and of every ancestor
+     (blocked_kind -1; the recipients cap is no window). Before 1.3:
+     while count < limit. */
   int32_t sending;
-  int64_t limit;         /* effective limit */
+  int64_t limit;         /* effective limit of the hour window */
   int64_t count;         /* charged in the last 60 minutes */
   int64_t refused;       /* attempts refused in the last 60 minutes */
   int64_t refused_total; /* attempts refused within the retention period */

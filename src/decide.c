@@ -169,24 +169,6 @@ typedef struct immediate {
   char contact[OBSPAM_NAME_MAX + 1];
 } immediate;
 
-/* The window a refusal went over object i's own limit in: the one the
-   verdict would name if i were the only object over its limit (judge.c's
-   rule among i's windows and, for the lowest object, the recipients
-   cap), -1 for the cap and for forbidden scripts. A notice gives it with
-   its limit. Only on the rare path of an immediate notice. */
-static int own_window(const obspam__charge *ch, int i) {
-  obspam__charge one;
-
-  if (ch->forbid)
-    return -1;
-  memcpy(&one, ch, sizeof(one));
-  memset(one.wait, 0, sizeof(one.wait));
-  memcpy(one.wait[i], ch->wait[i], sizeof(one.wait[i]));
-  one.over_cap = ch->over_cap && i == ch->n - 1;
-  obspam__judge(&one);
-  return one.window;
-}
-
 static void immediate_fill(immediate *im, const obspam__charge *ch,
                            int64_t period) {
   const obspam__sub *s = obspam__owner(ch->obj[0]);
@@ -198,11 +180,9 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     snprintf(im->contact, sizeof(im->contact), "%s", s->contact);
   for (i = 0; i < ch->n; i++) {
     obspam_notice *n = &im->notice[im->n];
-    int w;
 
     if (!ch->first_exceeded[i])
       continue;
-    w = own_window(ch, i);
     memcpy(im->name[im->n], ch->obj[i]->name, (size_t)ch->obj[i]->len + 1);
     memset(n, 0, sizeof(*n));
     n->struct_size = sizeof(*n);
@@ -210,13 +190,8 @@ static void immediate_fill(immediate *im, const obspam__charge *ch,
     n->name = im->name[im->n];
     n->subscription = im->sub;
     n->contact = s->contact != NULL ? im->contact : NULL;
-    if (w >= 0) {
-      n->limit = ch->limit[i][w];
-      n->window = obspam__window_seconds(w);
-    } else { /* forbidden scripts: the hour's limit, or the cap */
-      n->limit = ch->forbid ? ch->limit[i][OBSPAM__W_HOUR] : ch->cap;
-      n->window = 0;
-    }
+    n->limit = obspam__over_limit(ch, i);
+    n->window = obspam__over_seconds(ch, i);
     n->sent = ch->period_sent[i];
     n->refused = ch->period_refused[i];
     n->exceeded = 1;
@@ -356,6 +331,36 @@ static void release(obspam_engine *e, decision *d) {
   }
 }
 
+/* The effective limits of the charged objects in each window, and the
+   cap of the lowest one. On a tree where no object has extra values (the
+   usual one) the minute, day and cap values are the server's: only the
+   hour is walked for. */
+static void limits(const obspam__tree *t, obspam__charge *ch) {
+  const obspam__extra *x = &t->server_extra;
+  int i;
+
+  if (t->extras == 0) {
+    for (i = 0; i < ch->n; i++) {
+      int lim = OBSPAM__LIM(ch->obj[i]->kind);
+
+      ch->limit[i][OBSPAM__W_MINUTE] = x->own[0][lim];
+      ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, ch->obj[i]);
+      ch->limit[i][OBSPAM__W_DAY] = x->own[1][lim];
+    }
+    ch->cap = x->max_rcpt;
+    return;
+  }
+  for (i = 0; i < ch->n; i++) {
+    const obspam__obj *o = ch->obj[i];
+
+    ch->limit[i][OBSPAM__W_MINUTE] =
+        obspam__effective_w(t, o, OBSPAM__W_MINUTE);
+    ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, o);
+    ch->limit[i][OBSPAM__W_DAY] = obspam__effective_w(t, o, OBSPAM__W_DAY);
+  }
+  ch->cap = obspam__effective_cap(t, ch->obj[ch->n - 1]);
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
@@ -368,7 +373,6 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
   uint8_t addr[16];
-  int i, w;
 
   d->pinned = NULL;
   d->overflow = 0;
@@ -416,14 +420,11 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   }
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
     return rc == LATER ? LATER : 1;
-  for (i = 0; i < ch->n; i++)
-    for (w = 0; w < OBSPAM__WINDOWS; w++)
-      ch->limit[i][w] = obspam__effective_w(&c->tree, ch->obj[i], w);
+  limits(&c->tree, ch);
   ch->recipients = msg->recipients > OBSPAM_RECIPIENTS_MAX
                        ? OBSPAM_RECIPIENTS_MAX
                        : (int64_t)msg->recipients;
   ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : ch->recipients;
-  ch->cap = obspam__effective_cap(&c->tree, ch->obj[ch->n - 1]);
   ch->over_cap = ch->cap >= 0 && ch->recipients > ch->cap;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];

@@ -638,8 +638,8 @@ static int replay_one(obspam_engine *e, const record *r) {
       continue; /* gone from the configuration */
     ch.obj[ch.n] = o;
     /* The store reads the limit an object went over where its window
-       says (store.h, obspam__over_limit); -1 is the cap's, as forbid is
-       not set on a replay. */
+       says (store.h, obspam__over_limit); -1 is the cap's, as forbid is not
+       set on a replay. */
     if (r->window[i] >= 0)
       ch.limit[ch.n][r->window[i]] = r->limit[i];
     else

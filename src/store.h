@@ -97,10 +97,9 @@ static inline int obspam__exceeded(const obspam__charge *ch, int i) {
   return ch->over[i];
 }
 
-/* For the ith object of a refused charge that went over its own limit
-   (over[i]): the window of that limit in seconds (0: the recipients cap
-   or forbidden scripts), and the limit, as notices and reports give
-   them. */
+/* The window (seconds; 0: the recipients cap or forbidden scripts) in
+   which a refused charge went over the ith object's own limit, and that
+   limit: what its history, report row and notice give. */
 static inline int64_t obspam__over_seconds(const obspam__charge *ch, int i) {
   return ch->over_window[i] >= 0 ? obspam__window_seconds(ch->over_window[i])
                                  : 0;

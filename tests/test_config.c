@@ -1373,13 +1373,20 @@ Test(config_reload, replaces_api_changes) {
 
 /* A refusal for the recipients cap: the lowest object, its cap as the
    limit, the message's recipients as the count, window 0, never. */
+static void expect_cap_verdict(const obspam_verdict *v, const char *login,
+                               uint32_t rcpt, int64_t cap, int line) {
+  tu_expect_verdict(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, login, cap, rcpt, -1,
+                    line);
+  cr_assert_eq(v->window, 0, "line %d: window %" PRId64, line, v->window);
+}
+#define EXPECT_CAP_VERDICT_AT(v, login, rcpt, cap)                             \
+  expect_cap_verdict(&(v), (login), (rcpt), (cap), __LINE__)
+
 static void expect_cap_refusal(obspam_engine *x, const char *login,
                                uint32_t rcpt, int64_t cap, int line) {
   obspam_verdict v = tu_sasl(x, login, rcpt, T0, line);
 
-  tu_expect_verdict(&v, OBSPAM_REFUSE, OBSPAM_MAILBOX, login, cap, rcpt, -1,
-                    line);
-  cr_assert_eq(v.window, 0, "line %d: window %" PRId64, line, v.window);
+  expect_cap_verdict(&v, login, rcpt, cap, line);
 }
 #define EXPECT_CAP_REFUSAL(x, login, rcpt, cap)                                \
   expect_cap_refusal((x), (login), (rcpt), (cap), __LINE__)
@@ -1406,38 +1413,48 @@ Test(config_keywords, spec_example_with_windows) {
   EXPECT_CAP(e, OBSPAM_MAILBOX, "info@example.com", 50);
   EXPECT_CAP(e, OBSPAM_SUBSCRIPTION, "acme", 50);
   /* An implicit mailbox of example.com: the domain's hour, the server's
-     minute and day. */
+     minute and day, and the server's cap. */
   obspam_verdict v = SASL(e, "new@example.com", 20, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "new@example.com", 80, 0, 0);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "new@example.com", 20, 80, 1000);
-  /* Counting recipients, 20 per minute refuses more than 20 recipients
-     for ever before the cap of 50 does: the minute is named. */
-  v = SASL(e, "new@example.com", 51, T0);
+  EXPECT_CAP(e, OBSPAM_MAILBOX, "new@example.com", 50);
+  /* Its minute is full until the bucket of T0 leaves it. */
+  v = SASL(e, "new@example.com", 1, T0 + 4);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "new@example.com", 20, 20,
+                 56);
+  cr_assert_eq(v.window, OBSPAM_WINDOW_MINUTE);
+  /* More recipients than the minute allows never fit it: the minute, a
+     longer window than the cap, is named. */
+  v = SASL(e, "new@example.com", 51, T0 + 60);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "new@example.com", 20, 0,
                  -1);
   cr_assert_eq(v.window, OBSPAM_WINDOW_MINUTE);
+  OK(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
+                             OBSPAM_WINDOW_MINUTE, 100));
+  v = SASL(e, "new@example.com", 51, T0 + 60);
+  EXPECT_CAP_VERDICT_AT(v, "new@example.com", 51, 50);
 }
 
 /* Every form of V and R on every line that takes them. */
 Test(config_keywords, window_limits_every_form) {
   LOAD(e, "default mailbox=20/m,100/h,1000/d domain=1000 "
           "subscription=unlimited/d,5000 max-recipients=50\n"
-          "plan p mailbox=inherit/m,50 domain=10/m max-recipients=40\n"
+          "plan p mailbox=inherit/m,50 domain=100/m max-recipients=40\n"
           "subscription s plan=p subscription=3000,30000/d mailbox=7/d "
           "max-recipients=inherit\n"
           "domain d.example subscription=s domain=unlimited "
           "mailbox=80/h,unlimited/d max-recipients=unlimited\n"
-          "mailbox a@d.example limit=5/m max-recipients=10\n"
+          "mailbox a@d.example limit=50/m max-recipients=10\n"
           "mailbox b@d.example limit=inherit/m,5/h\n"
           "mailbox c@d.example limit=1/d,2/m,3\n"
           "mailbox z@d.example limit=0/m,00/d\n"
           "subscription t\ndomain t.example subscription=t\n"
           "mailbox m@t.example max-recipients=0\n");
-  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 5, 80, -1);
+  EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 50, 80, -1);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 20, 5, -1);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "c@d.example", 2, 3, 1);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "z@d.example", 0, 80, 0);
-  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", 10, -1, -1);
+  EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", 100, -1, -1);
   EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "s", -1, 3000, 30000);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "m@t.example", 20, 100, 1000);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "t.example", -1, 1000, -1);

@@ -421,7 +421,15 @@ static void signature(obspam_engine *e, text *t) {
     put(t, " limit %d %" PRId64, rc, limit);
     if (rc == OBSPAM_OK) {
       int64_t when[2] = {1, NOW}; /* 1: the engine's own clock */
+      int64_t minute = 0, day = 0, cap = 0;
       int w;
+
+      MUST(obspam_effective_window_limit(e, kind, name, OBSPAM_WINDOW_MINUTE,
+                                         &minute));
+      MUST(obspam_effective_window_limit(e, kind, name, OBSPAM_WINDOW_DAY,
+                                         &day));
+      MUST(obspam_effective_max_recipients(e, kind, name, &cap));
+      put(t, " windows %" PRId64 " %" PRId64 " cap %" PRId64, minute, day, cap);
 
       for (w = 0; w < 2; w++) {
         obspam_stats st = OBSPAM_STATS_INIT;
@@ -533,6 +541,36 @@ static int c_remove_subscription(obspam_engine *e) {
 
 static int c_set_limit(obspam_engine *e) {
   return obspam_set_limit(e, OBSPAM_DOMAIN, "acme.example", OBSPAM_MAILBOX, 1);
+}
+
+/* The first minute or day value of an object, and its first cap: each
+   allocates the object's extra values. */
+static int c_set_window_limit(obspam_engine *e) {
+  return obspam_set_window_limit(e, OBSPAM_DOMAIN, "acme.example",
+                                 OBSPAM_MAILBOX, OBSPAM_WINDOW_DAY, 3);
+}
+
+static int c_set_max_recipients(obspam_engine *e) {
+  return obspam_set_max_recipients(e, OBSPAM_MAILBOX, "info@acme.example", 2);
+}
+
+/* A configuration with windows and caps at every level. */
+static int c_load_config_windows(obspam_engine *e) {
+  static const char conf[] =
+      "default mailbox=50,500/d domain=200 subscription=400 "
+      "max-recipients=100\n"
+      "plan basic mailbox=5,1/m domain=20/m,20 subscription=30 "
+      "max-recipients=10\n"
+      "plan closed scripts=no\n"
+      "subscription acme plan=basic uid=1000 contact=ops@acme.example "
+      "mailbox=inherit/m,40/d\n"
+      "subscription bakery uid=1001 subscription=7,70/d max-recipients=3\n"
+      "domain acme.example subscription=acme max-recipients=inherit\n"
+      "domain bakery.example subscription=bakery domain=unlimited/d\n"
+      "mailbox info@acme.example limit=4,2/m max-recipients=1\n"
+      "mailbox demo@bakery.example limit=unlimited/m\n";
+
+  return obspam_load_config_string(e, conf);
 }
 
 static int c_effective_limit(obspam_engine *e) {
@@ -945,13 +983,9 @@ static obspam_engine *journal_waiting(void) {
   return e;
 }
 
-static int c_journal_flush(obspam_engine *e) {
-  return obspam_journal_flush(e);
-}
+static int c_journal_flush(obspam_engine *e) { return obspam_journal_flush(e); }
 
-static int c_journal_close(obspam_engine *e) {
-  return obspam_journal_close(e);
-}
+static int c_journal_close(obspam_engine *e) { return obspam_journal_close(e); }
 
 static int c_journal_save(obspam_engine *e) {
   return obspam_state_save(e, state_path);
@@ -981,6 +1015,9 @@ static const fcase cases[] = {
     {"remove/subscription", rich, c_remove_subscription, NULL},
     {"set_limit", rich, c_set_limit, NULL},
     {"effective_limit", rich, c_effective_limit, NULL},
+    {"set_window_limit", rich, c_set_window_limit, NULL},
+    {"set_max_recipients", rich, c_set_max_recipients, NULL},
+    {"load_config_string/windows", rich, c_load_config_windows, NULL},
     {"set_uid/new", rich, c_set_uid_new, NULL},
     {"set_uid/change", rich, c_set_uid_change, NULL},
     {"set_uid/first", empty_with_sub, c_set_uid_first_call, NULL},

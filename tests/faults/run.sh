@@ -68,6 +68,7 @@ check "ENOMEM: obspam_engine_new" faults engine_new
 check "ENOMEM: obspam_add" faults add
 check "ENOMEM: obspam_remove" faults remove
 check "ENOMEM: obspam_set_limit, effective_limit" faults set_limit effective_limit
+check "ENOMEM: obspam_set_window_limit, set_max_recipients" faults set_window_limit set_max_recipients
 check "ENOMEM: obspam_set_uid" faults set_uid
 check "ENOMEM: obspam_set_scripts_allowed" faults set_scripts_allowed
 check "ENOMEM: obspam_set_contact" faults set_contact
