@@ -389,6 +389,59 @@ OBSPAM_API int obspam_whitelist_remove(obspam_engine *e, const char *cidr);
 OBSPAM_API int obspam_local_network_add(obspam_engine *e, const char *cidr);
 OBSPAM_API int obspam_local_network_remove(obspam_engine *e, const char *cidr);
 
+/* ---- Forwards and mailing lists (added in 1.3) -------------------------
+
+   A forward is a hosted address that redirects its mail, to a hosted
+   mailbox (local) or outside (remote): each message that arrives for it
+   is one new message sent by that address's mailbox. A mailing list
+   posts with its address, or its -bounces form, as envelope sender. The
+   engine keeps both, as a configuration file's `forward` and `list`
+   lines declare them (a load replaces them with the file's), so that
+   every adapter recognises the same messages; obspam_decide itself only
+   reads the flags an adapter sets from these answers. */
+
+/* Declares address a forward: "local@domain", or "@domain" for a
+   catch-all (the domain's mail for addresses that are neither forwards
+   of their own nor declared mailboxes). remote: 1 when it redirects
+   outside (OBSPAM_MSG_FORWARD_REMOTE), 0 to a hosted mailbox
+   (OBSPAM_MSG_FORWARD_LOCAL). The domain must be hosted. OBSPAM_EINVAL
+   for a bad address or remote, OBSPAM_ENOTFOUND for an unknown domain,
+   OBSPAM_EEXIST when address is a forward already (remove it first to
+   change its kind). */
+OBSPAM_API int obspam_forward_add(obspam_engine *e, const char *address,
+                                  int remote);
+/* OBSPAM_ENOTFOUND when address is no forward. */
+OBSPAM_API int obspam_forward_remove(obspam_engine *e, const char *address);
+/* What a message to the recipient address is: *flag gets
+   OBSPAM_MSG_FORWARD_LOCAL or OBSPAM_MSG_FORWARD_REMOTE for a forward,
+   0 otherwise (also for an address that is no valid name), and mailbox
+   (size bytes, at least OBSPAM_NAME_MAX + 1) the name to decide the
+   forward as: the message's sender, in lower case, with the flag set
+   and no SASL login: the address itself, or the domain of a catch-all.
+   OBSPAM_OK, or OBSPAM_EINVAL for a NULL argument or a smaller buffer. */
+OBSPAM_API int obspam_forward_lookup(obspam_engine *e, const char *address,
+                                     uint32_t *flag, char *mailbox,
+                                     size_t size);
+
+/* Declares the posting address of a mailing list ("news@example.com",
+   whose domain must be hosted). OBSPAM_EINVAL, OBSPAM_ENOTFOUND for an
+   unknown domain, OBSPAM_EEXIST when declared already. */
+OBSPAM_API int obspam_mailing_list_add(obspam_engine *e, const char *address);
+/* OBSPAM_ENOTFOUND when address is no list. */
+OBSPAM_API int obspam_mailing_list_remove(obspam_engine *e,
+                                          const char *address);
+/* Whether a message with envelope sender `sender` from client_address
+   (NULL or "" for a local submission) is a list delivery: *match gets 1
+   when sender is a declared list's address or its -bounces form with an
+   optional +tag ("news-bounces+x=y@example.com") and the message comes
+   from a local network or is a local submission (a client elsewhere
+   cannot use a list's name to escape its limits); 0 otherwise. Set
+   OBSPAM_MSG_MAILING_LIST then. OBSPAM_OK, or OBSPAM_EINVAL for a NULL
+   argument or a client address that is not an IP address. */
+OBSPAM_API int obspam_mailing_list_match(obspam_engine *e, const char *sender,
+                                         const char *client_address,
+                                         int *match);
+
 /* ---- The configuration file -------------------------------------------- */
 
 /* Replaces the options, the limit tree and the whitelist with those of a

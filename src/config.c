@@ -48,6 +48,8 @@
    - A `domain` needs `subscription=`. A `mailbox` belongs to the domain of
      its address, which must be declared. Duplicates of an object (same
      kind and name) or of a whitelist or local network are errors.
+   - `forward ADDRESS local|remote` and `list ADDRESS` name an address of
+     a declared domain ("@domain" for a catch-all forward), each once.
    - Errors: OBSPAM_ESYNTAX for anything wrong in the text, OBSPAM_EIO when
      the file cannot be opened or read, OBSPAM_ENOMEM, OBSPAM_EINVAL for a
      NULL argument. The message is "FILE:LINE: what is wrong" ("<string>"
@@ -756,6 +758,52 @@ static int line_network(parser *p, int local) {
   return OBSPAM_OK;
 }
 
+/* `forward ADDRESS local|remote` and `list ADDRESS`: an address of a
+   hosted domain that marks a message (marks.h), each declared once. */
+static int line_mark(parser *p, int forward) {
+  const char *kw = p->w[0], *why;
+  obspam__name n;
+  obspam__obj *d;
+  size_t at;
+  uint32_t flag = OBSPAM_MSG_MAILING_LIST;
+  int rc;
+
+  if (p->nw < 2)
+    return perr(p, OBSPAM_ESYNTAX, "missing address after '%s'", kw);
+  if (p->nw > (forward ? 3 : 2))
+    return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
+  if (forward) {
+    if (p->nw < 3)
+      return perr(p, OBSPAM_ESYNTAX,
+                  "forward '%.64s' needs local or remote after it", p->w[1]);
+    if (strcmp(p->w[2], "local") == 0)
+      flag = OBSPAM_MSG_FORWARD_LOCAL;
+    else if (strcmp(p->w[2], "remote") == 0)
+      flag = OBSPAM_MSG_FORWARD_REMOTE;
+    else
+      return perr(p, OBSPAM_ESYNTAX,
+                  "bad value '%.64s' for 'forward': expected local or remote",
+                  p->w[2]);
+    why = obspam__forward_norm(p->w[1], &n, &at);
+  } else {
+    why = obspam__name_norm(p->w[1], OBSPAM__NAME_MAILBOX, &n);
+    at = n.at + 1;
+  }
+  if (why != NULL)
+    return perr(p, OBSPAM_ESYNTAX, "bad %s address '%.64s': %s", kw, p->w[1],
+                why);
+  /* The domain is named as written: the name has the same layout. */
+  if ((rc = lookup(p, OBSPAM_DOMAIN, p->w[1] + at, &d)) != OBSPAM_OK)
+    return rc;
+  rc = obspam__mark_add(forward ? &p->conf->marks.fwd : &p->conf->marks.list,
+                        n.s, n.len, flag);
+  if (rc == OBSPAM_EEXIST)
+    return perr(p, OBSPAM_ESYNTAX, "duplicate %s '%s'", kw, n.s);
+  if (rc != OBSPAM_OK)
+    return perr(p, OBSPAM_ENOMEM, "out of memory");
+  return OBSPAM_OK;
+}
+
 /* `store URI` and `store-prefix PREFIX`: the shared counter store. */
 static int line_store(parser *p, int prefix) {
   const char *kw = p->w[0], *val = p->w[1], *why;
@@ -800,6 +848,10 @@ static int line_words(parser *p) {
     return line_network(p, 0);
   if (strcmp(kw, "local-network") == 0)
     return line_network(p, 1);
+  if (strcmp(kw, "forward") == 0)
+    return line_mark(p, 1);
+  if (strcmp(kw, "list") == 0)
+    return line_mark(p, 0);
   if (strcmp(kw, "store") == 0)
     return line_store(p, 0);
   if (strcmp(kw, "store-prefix") == 0)

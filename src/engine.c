@@ -72,6 +72,7 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
                     store);
   obspam__wl_free(&c->wl);
   obspam__wl_free(&c->local);
+  obspam__marks_free(&c->marks);
   free(c->store_uri);
   free(c->store_prefix);
   free(c);

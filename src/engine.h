@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "implicit.h"
+#include "marks.h"
 #include "obspam.h"
 #include "options.h"
 #include "store.h"
@@ -21,6 +22,8 @@ typedef struct obspam__conf {
   /* The local networks (OBSPAM_OPT_COUNT_UNAUTHENTICATED 2); empty means
      the default ones (obspam__local_contains). */
   obspam__whitelist local;
+  /* The `forward` and `list` lines (marks.h). */
+  obspam__marks marks;
   /* The `store` and `store-prefix` lines of a configuration file; NULL
      when absent. Unused by configurations made through the C API. */
   char *store_uri, *store_prefix;

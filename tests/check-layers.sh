@@ -12,7 +12,7 @@ declare -A layer=(
   # 0: no library state; codecs, files, options, names, addresses
   [hash]=0 [table]=0 [codec]=0 [file]=0 [options]=0 [names]=0 [whitelist]=0
   # 1: the limit tree and its index
-  [index]=1 [tree]=1
+  [index]=1 [tree]=1 [marks]=1
   # 2: the counter stores behind store.h's ops table
   [store]=2 [judge]=2 [store_mem]=2 [store_mem_snapshot]=2 [store_redis]=2
   [store_uri]=2
@@ -22,7 +22,7 @@ declare -A layer=(
   [engine]=4
   # 5: what the public functions do with an engine
   [journal]=5 [snapshot]=5 [admin]=5 [config]=5 [decide]=5 [report]=5
-  [notify]=5
+  [notify]=5 [forward]=5
 )
 
 bad=0 checked=0

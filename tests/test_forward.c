@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/* Forwards and mailing lists: declaring them (C API and configuration
+   file), what a recipient or sender is, and how the flags they give are
+   charged. */
+#include "testutil.h"
+
+static obspam_engine *e;
+
+#define CONF                                                                   \
+  "count-forward-local yes\n"                                                  \
+  "local-network 10.0.5.0/24\n"                                                \
+  "subscription acme subscription=10\n"                                        \
+  "domain example.com subscription=acme domain=5 mailbox=2\n"                  \
+  "domain big.example subscription=acme\n"                                     \
+  "mailbox info@example.com\n"                                                 \
+  "forward sales@example.com remote\n"                                         \
+  "forward desk@Example.COM local\n"                                           \
+  "forward @big.example remote\n"                                              \
+  "list news@big.example\n"
+
+TU_ENGINE_SETUP(tu_new_conf(CONF))
+
+TestSuite(forward, .init = setup, .fini = teardown);
+
+/* The flag and charged name of a recipient. */
+static uint32_t lookup(const char *rcpt, char *mailbox, int line) {
+  uint32_t flag = 99;
+  int rc = obspam_forward_lookup(e, rcpt, &flag, mailbox, OBSPAM_NAME_MAX + 1);
+
+  cr_assert_eq(rc, OBSPAM_OK, "line %d: forward_lookup(%s) returned %d: %s",
+               line, rcpt, rc, obspam_engine_errmsg(e));
+  return flag;
+}
+static void expect_forward(const char *rcpt, uint32_t flag, const char *name,
+                           int line) {
+  char mb[OBSPAM_NAME_MAX + 1];
+  uint32_t got = lookup(rcpt, mb, line);
+
+  cr_assert_eq(got, flag, "line %d: %s: flag %u, expected %u", line, rcpt, got,
+               flag);
+  cr_assert_str_eq(mb, name, "line %d: %s: mailbox '%s', expected '%s'", line,
+                   rcpt, mb, name);
+}
+#define EXPECT_FORWARD(rcpt, flag, name)                                       \
+  expect_forward((rcpt), (flag), (name), __LINE__)
+
+static int list_match(const char *sender, const char *client) {
+  int match = 99;
+
+  OK(obspam_mailing_list_match(e, sender, client, &match));
+  return match;
+}
+
+Test(forward, lookup_from_config) {
+  EXPECT_FORWARD("sales@example.com", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("SALES@Example.com", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("desk@example.com", OBSPAM_MSG_FORWARD_LOCAL,
+                 "desk@example.com");
+  /* No catch-all for example.com: other addresses are no forwards. */
+  EXPECT_FORWARD("info@example.com", 0, "");
+  EXPECT_FORWARD("nobody@example.com", 0, "");
+  /* The catch-all of big.example charges the domain. */
+  EXPECT_FORWARD("anyone@big.example", OBSPAM_MSG_FORWARD_REMOTE,
+                 "big.example");
+  EXPECT_FORWARD("someone@other.example", 0, "");
+  /* Not valid names: simply no forwards. */
+  EXPECT_FORWARD("no-at-sign", 0, "");
+  EXPECT_FORWARD("", 0, "");
+  EXPECT_FORWARD("a b@example.com", 0, "");
+}
+
+Test(forward, catch_all_leaves_mailboxes_and_own_forwards) {
+  OK(obspam_add(e, OBSPAM_MAILBOX, "real@big.example", NULL));
+  OK(obspam_forward_add(e, "desk@big.example", 0));
+  EXPECT_FORWARD("real@big.example", 0, "");
+  EXPECT_FORWARD("desk@big.example", OBSPAM_MSG_FORWARD_LOCAL,
+                 "desk@big.example");
+  EXPECT_FORWARD("ghost@big.example", OBSPAM_MSG_FORWARD_REMOTE, "big.example");
+  OK(obspam_forward_remove(e, "@big.example"));
+  EXPECT_FORWARD("ghost@big.example", 0, "");
+  EXPECT_FORWARD("desk@big.example", OBSPAM_MSG_FORWARD_LOCAL,
+                 "desk@big.example");
+}
+
+Test(forward, api_add_remove_errors) {
+  char mb[OBSPAM_NAME_MAX + 1];
+  uint32_t flag;
+
+  RC(obspam_forward_add(e, "sales@example.com", 0), OBSPAM_EEXIST);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "forward_add: 'sales@example.com' is a forward already");
+  RC(obspam_forward_add(e, "x@nowhere.example", 1), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "forward_add: no domain 'nowhere.example'");
+  RC(obspam_forward_add(e, "@nowhere.example", 1), OBSPAM_ENOTFOUND);
+  RC(obspam_forward_add(e, "x@example.com", 2), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "forward_add: remote is 2, not 0 or 1");
+  RC(obspam_forward_add(e, "example.com", 1), OBSPAM_EINVAL);
+  RC(obspam_forward_add(e, "@", 1), OBSPAM_EINVAL);
+  RC(obspam_forward_add(e, "@a@b", 1), OBSPAM_EINVAL);
+  RC(obspam_forward_add(e, NULL, 1), OBSPAM_EINVAL);
+  RC(obspam_forward_add(NULL, "x@example.com", 1), OBSPAM_EINVAL);
+  RC(obspam_forward_remove(e, "x@example.com"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "forward_remove: 'x@example.com' is not a forward");
+  RC(obspam_forward_lookup(e, "x@example.com", &flag, mb, OBSPAM_NAME_MAX),
+     OBSPAM_EINVAL);
+  RC(obspam_forward_lookup(e, NULL, &flag, mb, sizeof mb), OBSPAM_EINVAL);
+  RC(obspam_forward_lookup(e, "x@example.com", NULL, mb, sizeof mb),
+     OBSPAM_EINVAL);
+
+  OK(obspam_forward_add(e, "New@Example.com", 1));
+  EXPECT_FORWARD("new@example.com", OBSPAM_MSG_FORWARD_REMOTE,
+                 "new@example.com");
+  OK(obspam_forward_remove(e, "NEW@example.com"));
+  EXPECT_FORWARD("new@example.com", 0, "");
+  /* A forward changes its kind by being removed and added again. */
+  OK(obspam_forward_remove(e, "sales@example.com"));
+  OK(obspam_forward_add(e, "sales@example.com", 0));
+  EXPECT_FORWARD("sales@example.com", OBSPAM_MSG_FORWARD_LOCAL,
+                 "sales@example.com");
+}
+
+Test(forward, list_match_forms) {
+  cr_assert_eq(list_match("news@big.example", NULL), 1);
+  cr_assert_eq(list_match("news@big.example", ""), 1);
+  cr_assert_eq(list_match("NEWS-bounces@big.example", "10.0.5.1"), 1);
+  cr_assert_eq(list_match("news-bounces+x=y@big.example", "10.0.5.7"), 1);
+  cr_assert_eq(list_match("news-bounces+@big.example", "::ffff:10.0.5.9"), 1);
+  /* The local networks are the configured ones: 127.0.0.1 is not one. */
+  cr_assert_eq(list_match("news-bounces@big.example", "127.0.0.1"), 0);
+  OK(obspam_local_network_remove(e, "10.0.5.0/24"));
+  cr_assert_eq(list_match("news-bounces@big.example", "127.0.0.1"), 1);
+  cr_assert_eq(list_match("news-bounces@big.example", "::1"), 1);
+  cr_assert_eq(list_match("news-bounces@big.example", "10.0.5.1"), 0);
+  /* Not its forms. */
+  cr_assert_eq(list_match("news+x@big.example", NULL), 0);
+  cr_assert_eq(list_match("news-bounce@big.example", NULL), 0);
+  cr_assert_eq(list_match("news-bouncesx@big.example", NULL), 0);
+  cr_assert_eq(list_match("news-request@big.example", NULL), 0);
+  cr_assert_eq(list_match("-bounces@big.example", NULL), 0);
+  cr_assert_eq(list_match("news@example.com", NULL), 0);
+  cr_assert_eq(list_match("news-bounces@example.com", NULL), 0);
+  cr_assert_eq(list_match("big.example", NULL), 0);
+  cr_assert_eq(list_match("", NULL), 0);
+  /* From outside the local networks, a list's name is ordinary mail. */
+  cr_assert_eq(list_match("news-bounces@big.example", "192.0.2.1"), 0);
+  cr_assert_eq(list_match("news@big.example", "2001:db8::1"), 0);
+  RC(obspam_mailing_list_match(e, "news@big.example", "not-an-ip", &(int){0}),
+     OBSPAM_EINVAL);
+  RC(obspam_mailing_list_match(e, NULL, NULL, &(int){0}), OBSPAM_EINVAL);
+  RC(obspam_mailing_list_match(e, "news@big.example", NULL, NULL),
+     OBSPAM_EINVAL);
+}
+
+Test(forward, list_with_bounces_in_its_name) {
+  OK(obspam_mailing_list_add(e, "a-bounces@example.com"));
+  cr_assert_eq(list_match("a-bounces@example.com", NULL), 1);
+  cr_assert_eq(list_match("a-bounces-bounces+t@example.com", NULL), 1);
+  cr_assert_eq(list_match("a@example.com", NULL), 0);
+  RC(obspam_mailing_list_add(e, "A-Bounces@example.com"), OBSPAM_EEXIST);
+  cr_assert_str_eq(
+      obspam_engine_errmsg(e),
+      "mailing_list_add: 'a-bounces@example.com' is a mailing list already");
+  RC(obspam_mailing_list_add(e, "l@nowhere.example"), OBSPAM_ENOTFOUND);
+  RC(obspam_mailing_list_add(e, "@example.com"), OBSPAM_EINVAL);
+  OK(obspam_mailing_list_remove(e, "a-bounces@example.com"));
+  cr_assert_eq(list_match("a-bounces@example.com", NULL), 0);
+  RC(obspam_mailing_list_remove(e, "a-bounces@example.com"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(
+      obspam_engine_errmsg(e),
+      "mailing_list_remove: 'a-bounces@example.com' is not a mailing list");
+}
+
+/* The message an adapter makes of a forward: no login, the flag, the
+   charged name as sender, one message. */
+static obspam_verdict forward_msg(const char *rcpt, const char *client,
+                                  int64_t t, int line) {
+  char mb[OBSPAM_NAME_MAX + 1];
+  uint32_t flag = lookup(rcpt, mb, line);
+  obspam_message m = tu_msg(flag, NULL, mb, client, 1, -1, NULL, NULL, t);
+
+  cr_assert_neq(flag, 0, "line %d: %s is no forward", line, rcpt);
+  return tu_decide_msg(e, &m, line);
+}
+#define FORWARD(rcpt, client, t) forward_msg((rcpt), (client), (t), __LINE__)
+
+Test(forward, charged_to_the_forwarding_mailbox_from_any_client) {
+  obspam_verdict v;
+
+  /* sales@ is undeclared: an implicit mailbox, limit 2. */
+  v = FORWARD("sales@example.com", "192.0.2.9", T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com", 2, 0,
+                 0);
+  v = FORWARD("sales@example.com", "192.0.2.9", T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com", 2, 1,
+                 0);
+  v = FORWARD("sales@example.com", "192.0.2.9", T0 + 2);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "sales@example.com", 2, 2,
+                 3600 - 2);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 2, 2, 1);
+  /* A local forward, counted with count-forward-local yes. */
+  v = FORWARD("desk@example.com", NULL, T0 + 3);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "desk@example.com", 2, 0, 0);
+  /* The catch-all: the domain and its subscription. */
+  v = FORWARD("ghost@big.example", "198.51.100.1", T0 + 4);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "big.example", -1, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 4, 4, 1);
+}
+
+Test(forward, kinds_not_counted_are_exempt) {
+  obspam_verdict v;
+
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 0));
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0));
+  v = FORWARD("sales@example.com", "192.0.2.9", T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  v = FORWARD("desk@example.com", "192.0.2.9", T0);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 0, 0);
+}
+
+Test(forward, list_deliveries) {
+  obspam_message m = tu_msg(0, NULL, "news-bounces+x=y@big.example",
+                            "10.0.5.20", 5, -1, NULL, NULL, T0);
+  obspam_verdict v;
+  int match = 0;
+
+  OK(obspam_mailing_list_match(e, m.sender, m.client_address, &match));
+  cr_assert_eq(match, 1);
+  m.flags |= OBSPAM_MSG_MAILING_LIST;
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  /* Counted: charged as mail from its sender. */
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1));
+  v = DECIDE(e, &m);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX,
+                 "news-bounces+x=y@big.example", -1, 0, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "big.example", T0, 5, 0);
+}
+
+Test(forward, config_errors_name_file_and_line) {
+  static const struct {
+    const char *line, *msg;
+  } bad[] = {
+      {"forward", "<string>:4: missing address after 'forward'"},
+      {"forward a@example.com",
+       "<string>:4: forward 'a@example.com' needs local or remote after it"},
+      {"forward a@example.com outside",
+       "<string>:4: bad value 'outside' for 'forward': expected local or "
+       "remote"},
+      {"forward a@example.com remote x",
+       "<string>:4: too many values for 'forward'"},
+      {"forward a.example.com remote",
+       "<string>:4: bad forward address 'a.example.com': a mailbox needs one "
+       "'@'"},
+      {"forward a@nowhere.example remote",
+       "<string>:4: unknown domain 'nowhere.example'"},
+      {"forward @nowhere.example remote",
+       "<string>:4: unknown domain 'nowhere.example'"},
+      {"forward sales@example.com local",
+       "<string>:4: duplicate forward 'sales@example.com'"},
+      {"list", "<string>:4: missing address after 'list'"},
+      {"list news@example.com x", "<string>:4: too many values for 'list'"},
+      {"list @example.com", "<string>:4: bad list address '@example.com': an "
+                            "address needs a local part "
+                            "and a domain"},
+      {"list l@later.example",
+       "<string>:4: unknown domain 'later.example' (declared later, on line "
+       "5)"},
+  };
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char text[512];
+    int rc;
+
+    snprintf(text, sizeof text,
+             "subscription acme\n"
+             "domain example.com subscription=acme\n"
+             "forward sales@example.com remote\n"
+             "%s\n"
+             "domain later.example subscription=acme\n",
+             bad[i].line);
+    rc = obspam_load_config_string(e, text);
+    cr_assert_eq(rc, OBSPAM_ESYNTAX, "%s: returned %d", bad[i].line, rc);
+    cr_assert_str_eq(obspam_engine_errmsg(e), bad[i].msg);
+  }
+  /* Nothing changed. */
+  EXPECT_FORWARD("ghost@big.example", OBSPAM_MSG_FORWARD_REMOTE, "big.example");
+  cr_assert_eq(list_match("news@big.example", NULL), 1);
+}
+
+/* A reload replaces the forwards and lists with the file's and keeps the
+   forwarding mailboxes' counters. */
+Test(forward, reload_replaces_marks_and_keeps_counters) {
+  obspam_verdict v;
+
+  v = FORWARD("sales@example.com", "192.0.2.9", T0);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com", 2, 0,
+                 0);
+  OK(obspam_load_config_string(
+      e, "subscription acme subscription=10\n"
+         "domain example.com subscription=acme domain=5 mailbox=2\n"
+         "domain big.example subscription=acme\n"
+         "forward sales@example.com remote\n"
+         "list other@example.com\n"));
+  EXPECT_FORWARD("desk@example.com", 0, "");
+  EXPECT_FORWARD("ghost@big.example", 0, "");
+  cr_assert_eq(list_match("news@big.example", NULL), 0);
+  cr_assert_eq(list_match("other-bounces@example.com", NULL), 1);
+  v = FORWARD("sales@example.com", "192.0.2.9", T0 + 1);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com", 2, 1,
+                 0);
+}
