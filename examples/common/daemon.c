@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "forwards.h"
 #include "internal.h"
 #include "log.h"
 #include "metrics.h"
@@ -517,6 +518,10 @@ void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
                    m->script && *m->script ? m->script : "-", flags);
     snprintf(extra, sizeof(extra), " uid=%" PRId64 " script=%s", m->uid,
              script);
+  } else if (obspamd_mail_word(m) != NULL) {
+    /* A forward or a list delivery: the sender is the forwarding mailbox
+       (or the list), not someone who wrote the message. */
+    snprintf(extra, sizeof(extra), " mail=%s", obspamd_mail_word(m));
   }
   obspamd_log(LOG_NOTICE,
               "refuse kind=%s object=%s limit=%s count=%" PRId64
@@ -548,6 +553,9 @@ void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
     ADD(&m->refusals[v->kind], 1);
   if (v->action == OBSPAM_REFUSE)
     ADD(&m->reasons[obspamd_refusal_reason(v, msg)], 1);
+  if (msg != NULL && (msg->flags & OBSPAM_MSG_MAILING_LIST) && v->action >= 0 &&
+      v->action <= OBSPAM_UNKNOWN)
+    ADD(&m->lists[v->action], 1);
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)
@@ -557,6 +565,18 @@ void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
   ADD(&m->latency_count, 1);
   ADD(&m->latency_sum_us,
       latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
+}
+
+void obspamd_metrics_marked(obspamd_metrics *m, const obspam_verdict *v,
+                            const obspam_message *msg) {
+  uint32_t f = msg->flags;
+
+  if (v->action < 0 || v->action > OBSPAM_UNKNOWN)
+    return;
+  if (f & OBSPAM_MSG_FORWARD_REMOTE)
+    ADD(&m->forwards[1][v->action], 1);
+  else if (f & OBSPAM_MSG_FORWARD_LOCAL)
+    ADD(&m->forwards[0][v->action], 1);
 }
 
 void obspamd_metrics_connection_open(obspamd_metrics *m) {

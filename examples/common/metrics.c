@@ -7,6 +7,9 @@
      obspam_refusals_total{level="subscription|domain|mailbox"}     counter
      obspam_refusal_windows_total{window="minute|hour|day|max-recipients|scripts"}
                                                                      counter
+     obspam_forward_decisions_total{kind="local|remote",action="..."} counter
+     obspam_list_deliveries_total{action="accept|refuse|exempt|unknown"}
+                                                                     counter
      obspam_connections_open                                         gauge
      obspam_connections_total, obspam_requests_bad_total             counter
      obspam_request_duration_seconds                                 histogram
@@ -132,7 +135,7 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
   int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
   char le[32], daemon[160];
-  int i;
+  int i, j;
 
   if (size > 0)
     buf[0] = '\0';
@@ -154,6 +157,23 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   for (i = 0; i < OBSPAMD_REASONS; i++)
     put(&o, "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
         obspamd_reason_name(i), LOAD(&m->reasons[i]));
+  /* Forwards are decided apart from the message that makes them, and
+     are not in obspam_decisions_total; a list delivery is one of its
+     decisions too. */
+  family(&o, "obspam_forward_decisions_total", "counter",
+         "Forwards decided (one per forwarding recipient), by kind and "
+         "verdict.");
+  for (j = 0; j < 2; j++)
+    for (i = 0; i < 4; i++)
+      put(&o,
+          "obspam_forward_decisions_total{kind=\"%s\",action=\"%s\"} "
+          "%" PRIu64 "\n",
+          j ? "remote" : "local", actions[i], LOAD(&m->forwards[j][i]));
+  family(&o, "obspam_list_deliveries_total", "counter",
+         "Mailing-list deliveries decided, by verdict.");
+  for (i = 0; i < 4; i++)
+    put(&o, "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
+        actions[i], LOAD(&m->lists[i]));
   family(&o, "obspam_connections_open", "gauge",
          "Policy or SMTP connections open now.");
   put(&o, "obspam_connections_open %" PRId64 "\n", LOAD(&m->connections_open));

@@ -35,6 +35,10 @@ typedef struct obspamd_metrics {
      (the command failed or timed out), dropped (queue full, or still
      queued at exit). */
   uint64_t mails_sent, mails_failed, mails_dropped;
+  /* Forwards decided, [0 local, 1 remote][action], and list deliveries
+     by action (forwards.h). */
+  uint64_t forwards[2][4];
+  uint64_t lists[4];
 } obspamd_metrics;
 
 /* Counts one decision: its action, the refusing level and the window
@@ -43,6 +47,11 @@ typedef struct obspamd_metrics {
    answering). */
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
                               const obspam_message *msg, double latency_us);
+/* Counts the decision of a forward (its action, by its kind), which
+   obspamd_metrics_decision leaves to this; a list delivery's is counted by
+   obspamd_metrics_decision. */
+void obspamd_metrics_marked(obspamd_metrics *m, const obspam_verdict *v,
+                            const obspam_message *msg);
 /* A connection accepted (open and total + 1) or closed (open - 1). */
 void obspamd_metrics_connection_open(obspamd_metrics *m);
 void obspamd_metrics_connection_close(obspamd_metrics *m);

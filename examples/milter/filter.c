@@ -10,6 +10,7 @@
    and freed when the message ends: at xxfi_eom after the decision, at
    xxfi_abort, or at xxfi_close if neither came. */
 #include "filter.h"
+#include "forwards.h"
 #include "log.h"
 #include "metrics.h"
 #include "refusal.h"
@@ -51,6 +52,7 @@ typedef struct message {
   int php_seen;               /* the first X-PHP-Originating-Script: */
   int64_t php_uid;            /* from it, -1 when malformed */
   char script[SCRIPT_MAX + 1];
+  obspamd_forwards fw; /* the forwards its recipients make */
 } message;
 
 typedef struct connection {
@@ -209,6 +211,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
   return SMFIS_CONTINUE;
 }
 
+static void set_reply(SMFICTX *ctx, int code, const char *text);
+
 /* The cap on the recipients of the SMTP message g (obspamd_recipients_cap
    of the object that would be charged), asked once per message: the
    verdict a one-recipient message would get names the lowest charged
@@ -226,20 +230,69 @@ static int64_t message_cap(const connection *c, const message *g) {
   return obspamd_recipients_cap(milter_cfg.svc->engine, &v);
 }
 
+/* The forward a recipient makes (SPEC.md section 2), kept for the end of
+   the message. A forwarding mailbox that could not send one more message
+   refuses the recipient of an SMTP client now (451, naming the mailbox;
+   the client retries it), as the message would be refused at its end;
+   a local submission is decided whole at its end. Returns
+   SMFIS_CONTINUE or the refusal. */
+static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
+                             const char *arg, int smtp) {
+  obspamd_service *svc = milter_cfg.svc;
+  char rcpt[VALUE_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
+  obspamd_forward f;
+  uint32_t flag = 0;
+
+  sub_envelope_address(arg, rcpt, sizeof(rcpt));
+  if (rcpt[0] == '\0' ||
+      obspam_forward_lookup(svc->engine, rcpt, &flag, f.mailbox,
+                            sizeof(f.mailbox)) != OBSPAM_OK ||
+      flag == 0)
+    return SMFIS_CONTINUE;
+  if (smtp) {
+    obspam_message m = OBSPAM_MESSAGE_INIT, pm;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+    int code, unit = obspamd_unit(svc);
+
+    m.client_address = c->addr;
+    f.flag = flag;
+    f.count = 1;
+    obspamd_forward_message(&m, &f, 1, &pm);
+    if (obspam_decide(svc->engine, &pm, &v) == OBSPAM_OK) {
+      obspamd_metrics_marked(&svc->metrics, &v, &pm);
+      if (v.action == OBSPAM_REFUSE) {
+        obspamd_log_refusal(&v, &pm, unit, "-");
+        obspamd_refusal_text_msg(&v, &pm, obspamd_reject(svc), unit, &code,
+                                 text, sizeof(text));
+        set_reply(ctx, code, text);
+        return code >= 500 ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+      }
+    }
+  }
+  if (!obspamd_forwards_fits(&g->fw, f.mailbox)) {
+    smfi_setreply(ctx, "452", "4.5.3", "Too many recipients");
+    return SMFIS_TEMPFAIL;
+  }
+  obspamd_forwards_keep(&g->fw, flag, f.mailbox);
+  return SMFIS_CONTINUE;
+}
+
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
   connection *c = smfi_getpriv(ctx);
   message *g;
+  int smtp;
+  sfsistat ret;
 
-  (void)argv;
   if (c == NULL || c->msg == NULL)
     return SMFIS_CONTINUE;
   g = c->msg;
+  smtp = g->sasl[0] != '\0' || !sub_is_local_client(c->addr, c->port);
   /* The recipients cap, where SMTP allows it (SPEC.md section 2): the
      recipient past it gets 452 4.5.3, and an honest client sends the
      rest in another transaction. A local submission is left to the end
      of the message: its uid, which decides who is charged, comes with
      its headers, and its recipients are not an SMTP client's to retry. */
-  if (g->sasl[0] != '\0' || !sub_is_local_client(c->addr, c->port)) {
+  if (smtp) {
     if (g->cap == CAP_UNKNOWN)
       g->cap = message_cap(c, g);
     if (g->cap >= 0 && (int64_t)g->recipients + 1 > g->cap) {
@@ -247,6 +300,9 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
       return SMFIS_TEMPFAIL;
     }
   }
+  ret = forward_rcpt(ctx, c, g, argv != NULL ? argv[0] : NULL, smtp);
+  if (ret != SMFIS_CONTINUE)
+    return ret;
   /* The library counts a message as at most OBSPAM_RECIPIENTS_MAX. */
   if (g->recipients < OBSPAM_RECIPIENTS_MAX)
     g->recipients++;
@@ -430,7 +486,7 @@ static void log_decision(int priority, const char *qid, int local,
 static sfsistat on_eom(SMFICTX *ctx) {
   connection *c = smfi_getpriv(ctx);
   obspamd_service *svc = milter_cfg.svc;
-  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_message m = OBSPAM_MESSAGE_INIT, about;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
   char domain[OBSPAM_NAME_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
   const char *qid = queue_id(ctx);
@@ -441,8 +497,13 @@ static sfsistat on_eom(SMFICTX *ctx) {
   if (c == NULL || c->msg == NULL)
     return SMFIS_CONTINUE;
   local = describe(c, c->msg, qid, &m, domain, sizeof(domain));
+  obspamd_mark_list(svc->engine, &m);
   t0 = obspamd_now_us();
-  rc = obspam_decide(svc->engine, &m, &v);
+  /* The message and the forwards its recipients make, as one answer;
+     from here on m is the message the verdict is about. */
+  rc = obspamd_decide_forwards(svc->engine, &m, &c->msg->fw, &svc->metrics, &v,
+                               &about);
+  m = about;
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per episode,
        not one per message. */

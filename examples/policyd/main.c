@@ -473,17 +473,6 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
   append(c, line, rules_reply(line, code, n));
 }
 
-/* Whether the recipient of a RCPT request the engine let through fits
-   its message's cap on recipients (rules_rcpt_before); if so it is
-   counted. The cap is looked up once per message. */
-static int rcpt_fits(server *s, conn *c, const obspam_verdict *v) {
-  uint32_t before = rules_rcpt_before(&c->req, &c->mem);
-
-  if (c->mem.cap == RULES_CAP_UNKNOWN)
-    c->mem.cap = obspamd_recipients_cap(s->svc.engine, v);
-  return rules_rcpt_admit(&c->mem, before, c->mem.cap);
-}
-
 /* "action=452 4.5.3 Too many recipients": the recipient past the cap. */
 static void answer_too_many(conn *c) {
   char line[RULES_REPLY_MAX];
@@ -493,11 +482,88 @@ static void answer_too_many(conn *c) {
   append(c, line, rules_reply(line, RULES_TOO_MANY_CODE, n));
 }
 
+/* The forward the recipient of r makes, if any (rules_recipient): *flag
+   and mailbox as obspam_forward_lookup gives them, *flag 0 for none. */
+static void recipient_forward(server *s, conn *c, uint32_t *flag,
+                              char mailbox[OBSPAM_NAME_MAX + 1]) {
+  const char *rcpt = rules_recipient(&c->req, &c->mem);
+
+  *flag = 0;
+  if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
+                                            OBSPAM_NAME_MAX + 1) != OBSPAM_OK)
+    *flag = 0;
+}
+
+/* A RCPT that the sender's probe let through (SPEC.md section 2): a
+   forwarding recipient whose mailbox could not send one more message is
+   refused now, naming that mailbox, and one whose message this
+   connection cannot keep is put off as the recipient past the cap is;
+   then the recipients cap; then the forward is kept for DATA. Appends
+   the answer. */
+static void answer_rcpt(server *s, conn *c, const obspam_message *m,
+                        const obspam_verdict *v) {
+  uint32_t before = rules_rcpt_before(&c->req, &c->mem), flag;
+  char mailbox[OBSPAM_NAME_MAX + 1], dunno[16];
+  obspamd_forward f;
+
+  recipient_forward(s, c, &flag, mailbox);
+  if (flag != 0) {
+    obspam_message pm;
+    obspam_verdict pv = OBSPAM_VERDICT_INIT;
+
+    f.flag = flag;
+    f.count = 1;
+    memcpy(f.mailbox, mailbox, sizeof(mailbox));
+    obspamd_forward_message(m, &f, 1, &pm);
+    if (obspam_decide(s->svc.engine, &pm, &pv) == OBSPAM_OK) {
+      obspamd_metrics_marked(&s->svc.metrics, &pv, &pm);
+      if (pv.action == OBSPAM_REFUSE) {
+        answer_refuse(s, c, &pv, &pm);
+        return;
+      }
+    }
+    if (!rules_forward_fits(&c->mem, mailbox)) {
+      answer_too_many(c);
+      return;
+    }
+  }
+  if (c->mem.cap == RULES_CAP_UNKNOWN)
+    c->mem.cap = obspamd_recipients_cap(s->svc.engine, v);
+  if (!rules_rcpt_admit(&c->mem, before, c->mem.cap)) {
+    answer_too_many(c);
+    return;
+  }
+  if (flag != 0)
+    rules_forward_keep(&c->mem, flag, mailbox);
+  append(c, dunno, rules_reply(dunno, 0, 0));
+}
+
+/* Decides a complete message and the forwards its recipients make
+   (obspamd_decide_forwards): those kept at RCPT, or the one recipient
+   Postfix names at DATA when its RCPT did not come here. */
+static int decide_message(server *s, conn *c, const obspam_message *m,
+                          obspam_verdict *v, obspam_message *about) {
+  const obspamd_forwards *fw = rules_forwards(&c->req, &c->mem);
+  obspamd_forwards one;
+  uint32_t flag;
+  char mailbox[OBSPAM_NAME_MAX + 1];
+
+  if (fw->n == 0) {
+    recipient_forward(s, c, &flag, mailbox);
+    obspamd_forwards_clear(&one);
+    if (flag != 0)
+      obspamd_forwards_keep(&one, flag, mailbox);
+    fw = &one;
+  }
+  return obspamd_decide_forwards(s->svc.engine, m, fw, &s->svc.metrics, v,
+                                 about);
+}
+
 /* Answers one complete request by the rules (rules.h). Returns -1 when
    it must not be answered: the protocol then asks for a closed
    connection, and Postfix applies its smtpd_policy_service_default_action. */
 static int answer(server *s, conn *c) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_message m = OBSPAM_MESSAGE_INIT, about;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
   rules_step step = rules_begin(&c->req, c->unix_peer, &c->mem, &m);
   char dunno[16];
@@ -516,8 +582,11 @@ static int answer(server *s, conn *c) {
     append(c, dunno, rules_reply(dunno, 0, 0));
     return 0;
   }
-  rc = step == RULES_CHECK ? obspam_check(s->svc.engine, &m, &v)
-                           : obspam_decide(s->svc.engine, &m, &v);
+  obspamd_mark_list(s->svc.engine, &m);
+  about = m;
+  rc = step == RULES_CHECK    ? obspam_check(s->svc.engine, &m, &v)
+       : step == RULES_DECIDE ? decide_message(s, c, &m, &v, &about)
+                              : obspam_decide(s->svc.engine, &m, &v);
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per
        episode, not one per request. */
@@ -530,14 +599,14 @@ static int answer(server *s, conn *c) {
     return -1;
   }
   if (v.action == OBSPAM_REFUSE)
-    answer_refuse(s, c, &v, &m);
-  else if (step != RULES_DECIDE && !rcpt_fits(s, c, &v))
-    answer_too_many(c);
+    answer_refuse(s, c, &v, &about);
+  else if (step != RULES_DECIDE)
+    answer_rcpt(s, c, &m, &v);
   else
     append(c, dunno, rules_reply(dunno, 0, 0));
   if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
                 v.action == OBSPAM_REFUSE, &c->mem))
-    obspamd_metrics_decision(&s->svc.metrics, &v, &m,
+    obspamd_metrics_decision(&s->svc.metrics, &v, &about,
                              obspamd_now_us() - s->woke_us);
   return 0;
 }

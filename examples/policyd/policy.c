@@ -17,10 +17,10 @@ static const struct {
   const char *name;
   size_t len;
 } attr_names[POLICY_ATTR_COUNT] = {
-    ATTR("request"),      ATTR("protocol_state"), ATTR("sasl_username"),
-    ATTR("sender"),       ATTR("client_address"), ATTR("recipient_count"),
-    ATTR("instance"),     ATTR("queue_id"),       ATTR("obspam_uid"),
-    ATTR("obspam_script")};
+    ATTR("request"),    ATTR("protocol_state"), ATTR("sasl_username"),
+    ATTR("sender"),     ATTR("client_address"), ATTR("recipient_count"),
+    ATTR("instance"),   ATTR("queue_id"),       ATTR("recipient"),
+    ATTR("obspam_uid"), ATTR("obspam_script")};
 
 void policy_reset(policy_req *r) {
   int i;

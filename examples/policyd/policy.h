@@ -31,6 +31,9 @@ enum policy_attr {
   POLICY_RECIPIENT_COUNT,
   POLICY_INSTANCE,
   POLICY_QUEUE_ID, /* for the refusal log line */
+  /* The recipient at RCPT (and at DATA when the message has only one):
+     a forwarding address makes a forward (rules.h). */
+  POLICY_RECIPIENT,
   /* Reserved for a local submission, sent by an MTA that knows who
      submitted it (Exim's acl_not_smtp, see examples/exim): the
      submitter's uid and the script's path. Postfix never sends them; the

@@ -3,6 +3,7 @@
 #include "rules.h"
 
 #include <string.h>
+#include <strings.h>
 
 void rules_memory_init(rules_memory *mem) {
   mem->decided[0] = '\0';
@@ -10,6 +11,7 @@ void rules_memory_init(rules_memory *mem) {
   mem->counted[0] = '\0';
   mem->recipients = 0;
   mem->cap = RULES_CAP_UNKNOWN;
+  obspamd_forwards_clear(&mem->fw);
 }
 
 /* Whether instance names a message and is the one remembered in kept.
@@ -73,10 +75,11 @@ uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem) {
   uint32_t sent = policy_recipient_count(r);
 
   if (!same_message(instance, mem->counted)) {
-    /* Another message: its own count, and its own cap. */
+    /* Another message: its own count, its own cap and its own forwards. */
     remember(mem->counted, instance);
     mem->recipients = 0;
     mem->cap = RULES_CAP_UNKNOWN;
+    obspamd_forwards_clear(&mem->fw);
   }
   return sent > mem->recipients ? sent : mem->recipients;
 }
@@ -102,14 +105,49 @@ int rules_end(rules_step step, const char *instance, int refused,
     return refused;
   case RULES_DECIDE:
     remember(mem->decided, instance);
-    /* The message is complete: its recipients are counted no more. */
+    /* The message is complete: its recipients are counted no more, and
+       its forwards were charged with it. */
     mem->counted[0] = '\0';
     mem->recipients = 0;
     mem->cap = RULES_CAP_UNKNOWN;
+    obspamd_forwards_clear(&mem->fw);
     return 1;
   default:
     return 0;
   }
+}
+
+const char *rules_recipient(const policy_req *r, const rules_memory *mem) {
+  const char *rcpt = policy_get(r, POLICY_RECIPIENT);
+  const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
+
+  if (rcpt == NULL || rcpt[0] == '\0' || state == NULL)
+    return NULL;
+  if (strcasecmp(state, "RCPT") == 0)
+    return rcpt;
+  if ((strcasecmp(state, "DATA") == 0 ||
+       strcasecmp(state, "END-OF-MESSAGE") == 0) &&
+      policy_recipient_count(r) <= 1 &&
+      !same_message(policy_get(r, POLICY_INSTANCE), mem->counted))
+    return rcpt;
+  return NULL;
+}
+
+int rules_forward_fits(const rules_memory *mem, const char *mailbox) {
+  return obspamd_forwards_fits(&mem->fw, mailbox);
+}
+
+void rules_forward_keep(rules_memory *mem, uint32_t flag, const char *mailbox) {
+  if (mem->counted[0] != '\0')
+    obspamd_forwards_keep(&mem->fw, flag, mailbox);
+}
+
+const obspamd_forwards *rules_forwards(const policy_req *r,
+                                       const rules_memory *mem) {
+  static const obspamd_forwards none = {0};
+
+  return same_message(policy_get(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
+                                                                    : &none;
 }
 
 size_t rules_reply(char *line, int code, size_t text_len) {

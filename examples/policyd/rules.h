@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "forwards.h"
 #include "obspam.h"
 #include "policy.h"
 
@@ -38,7 +39,8 @@ typedef enum rules_step {
    instance (Postfix's per-message id) of the last message decided, and of
    the last one refused at RCPT; and for the recipients cap, the message
    whose recipients are being counted, how many of them were let through
-   and its cap once looked up. Empty strings at the start. One smtpd
+   and its cap once looked up, and the forwards its recipients make
+   (forwards.h), charged with it at DATA. Empty strings at the start. One smtpd
    process asks about one SMTP session at a time over its connection, so
    this is all a connection ever needs: its memory is fixed, whatever the
    client does. */
@@ -50,6 +52,7 @@ typedef struct rules_memory {
   char counted[RULES_INSTANCE_MAX]; /* "" : no message being counted */
   uint32_t recipients;              /* let through at RCPT */
   int64_t cap;                      /* RULES_CAP_UNKNOWN: not looked up */
+  obspamd_forwards fw;              /* the forwards of message counted */
 } rules_memory;
 
 /* Resets the memory of a new connection. */
@@ -91,6 +94,29 @@ uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem);
 /* Whether one more recipient fits cap (-1: unlimited) after before; if so
    it is counted in mem. */
 int rules_rcpt_admit(rules_memory *mem, uint32_t before, int64_t cap);
+
+/* Forwards (SPEC.md section 2): a recipient that is a forwarding address
+   makes one new message from its mailbox, learnt at RCPT with the
+   message's recipients (the same instance) and charged at DATA or
+   END-OF-MESSAGE with the message.
+
+   rules_recipient: the recipient of r to look up as a forward
+   (obspam_forward_lookup): at RCPT, the one it adds; at DATA and
+   END-OF-MESSAGE, Postfix's `recipient` of a message with only one, when
+   none of its RCPT requests came here (the check only in
+   smtpd_data_restrictions); NULL otherwise. */
+const char *rules_recipient(const policy_req *r, const rules_memory *mem);
+/* At RCPT, after rules_rcpt_before: whether one more recipient forwarded
+   by mailbox can be kept for the message (OBSPAMD_FORWARDS_MAX), and
+   keeping it once the recipient is let through. A request without an
+   instance keeps nothing: nothing ties its DATA to it. */
+int rules_forward_fits(const rules_memory *mem, const char *mailbox);
+void rules_forward_keep(rules_memory *mem, uint32_t flag, const char *mailbox);
+/* At DATA or END-OF-MESSAGE: the forwards kept for r's message (none
+   when its recipients were not seen). */
+const obspamd_forwards *rules_forwards(const policy_req *r,
+                                       const rules_memory *mem);
+
 #define RULES_TOO_MANY "4.5.3 Too many recipients"
 #define RULES_TOO_MANY_CODE 452
 

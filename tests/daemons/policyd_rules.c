@@ -330,3 +330,101 @@ Test(rules, too_many_reply) {
   cr_assert_eq(n, strlen("action=452 4.5.3 Too many recipients\n\n"));
   cr_assert(memcmp(line, "action=452 4.5.3 Too many recipients\n\n", n) == 0);
 }
+
+/* Forwards: the recipient looked up at RCPT, and at DATA only when the
+   message's RCPT did not come here and it has one recipient. */
+Test(rules, recipient_to_look_up) {
+  policy_req rcpt = parsed("protocol_state=RCPT\nrecipient=Sales@Example.com\n"
+                           "instance=9.1");
+  policy_req none = parsed("protocol_state=RCPT\ninstance=9.1");
+  policy_req data1 = parsed("protocol_state=DATA\nrecipient=sales@example.com\n"
+                            "recipient_count=1\ninstance=9.1");
+  policy_req data2 = parsed("protocol_state=DATA\nrecipient=sales@example.com\n"
+                            "recipient_count=2\ninstance=9.1");
+  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
+                          "recipient=sales@example.com\n"
+                          "recipient_count=1\ninstance=9.2");
+  policy_req mail = parsed("protocol_state=MAIL\nrecipient=sales@example.com");
+  rules_memory mem;
+
+  rules_memory_init(&mem);
+  cr_assert_str_eq(rules_recipient(&rcpt, &mem), "Sales@Example.com");
+  cr_assert_null(rules_recipient(&none, &mem));
+  cr_assert_null(rules_recipient(&mail, &mem));
+  /* No RCPT of 9.1 seen: Postfix's one recipient. */
+  cr_assert_str_eq(rules_recipient(&data1, &mem), "sales@example.com");
+  cr_assert_null(rules_recipient(&data2, &mem));
+  cr_assert_str_eq(rules_recipient(&eom, &mem), "sales@example.com");
+  /* Its RCPT seen: what RCPT kept is the answer, not a second look. */
+  (void)rules_rcpt_before(&rcpt, &mem);
+  cr_assert_null(rules_recipient(&data1, &mem));
+  cr_assert_str_eq(rules_recipient(&eom, &mem), "sales@example.com");
+}
+
+Test(rules, forwards_kept_per_message) {
+  policy_req a = parsed("protocol_state=RCPT\nrecipient=x@example.com\n"
+                        "instance=5.1");
+  policy_req a_data = parsed("protocol_state=DATA\nrecipient_count=4\n"
+                             "instance=5.1");
+  policy_req b = parsed("protocol_state=RCPT\nrecipient=y@example.com\n"
+                        "instance=5.2");
+  policy_req b_data = parsed("protocol_state=DATA\nrecipient_count=1\n"
+                             "instance=5.2");
+  rules_memory mem;
+  const obspamd_forwards *fw;
+
+  rules_memory_init(&mem);
+  cr_assert_eq(rules_forwards(&a_data, &mem)->n, 0u);
+  (void)rules_rcpt_before(&a, &mem);
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_LOCAL, "desk@example.com");
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
+  fw = rules_forwards(&a_data, &mem);
+  cr_assert_eq(fw->n, 2u);
+  cr_assert_str_eq(fw->f[0].mailbox, "x@example.com");
+  cr_assert_eq(fw->f[0].flag, OBSPAM_MSG_FORWARD_REMOTE);
+  cr_assert_eq(fw->f[0].count, 2u);
+  cr_assert_str_eq(fw->f[1].mailbox, "desk@example.com");
+  cr_assert_eq(fw->f[1].flag, OBSPAM_MSG_FORWARD_LOCAL);
+  cr_assert_eq(fw->f[1].count, 1u);
+  /* Another message's DATA does not see them. */
+  cr_assert_eq(rules_forwards(&b_data, &mem)->n, 0u);
+  /* The charge forgets them. */
+  cr_assert_eq(rules_end(RULES_DECIDE, "5.1", 0, &mem), 1);
+  cr_assert_eq(rules_forwards(&a_data, &mem)->n, 0u);
+  /* A new message's first RCPT starts its own. */
+  (void)rules_rcpt_before(&a, &mem);
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
+  (void)rules_rcpt_before(&b, &mem);
+  cr_assert_eq(rules_forwards(&b_data, &mem)->n, 0u);
+  cr_assert_eq(rules_forwards(&a_data, &mem)->n, 0u);
+}
+
+Test(rules, forwards_are_bounded) {
+  policy_req a = parsed("protocol_state=RCPT\nrecipient=x@example.com\n"
+                        "instance=6.1");
+  policy_req none = parsed("protocol_state=RCPT\nrecipient=x@example.com");
+  policy_req a_data = parsed("protocol_state=DATA\ninstance=6.1");
+  rules_memory mem;
+  char name[32];
+  int i;
+
+  rules_memory_init(&mem);
+  (void)rules_rcpt_before(&a, &mem);
+  for (i = 0; i < OBSPAMD_FORWARDS_MAX; i++) {
+    snprintf(name, sizeof name, "f%d@example.com", i);
+    cr_assert_eq(rules_forward_fits(&mem, name), 1);
+    rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, name);
+  }
+  /* Full: a new mailbox does not fit, a kept one still does. */
+  cr_assert_eq(rules_forward_fits(&mem, "new@example.com"), 0);
+  cr_assert_eq(rules_forward_fits(&mem, "f0@example.com"), 1);
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "f0@example.com");
+  cr_assert_eq(rules_forwards(&a_data, &mem)->n, OBSPAMD_FORWARDS_MAX);
+  cr_assert_eq(rules_forwards(&a_data, &mem)->f[0].count, 2u);
+  /* Without an instance nothing is kept. */
+  rules_memory_init(&mem);
+  (void)rules_rcpt_before(&none, &mem);
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
+  cr_assert_eq(mem.fw.n, 0u);
+}
