@@ -36,12 +36,30 @@
 #                                                under a cap of 10 goes in
 #                                                three transactions, and all
 #                                                30 reach the sink
+#   tests/e2e/policyd.sh BUILD_DIR forward       inbound mail from an
+#                                                Internet client to a
+#                                                forwarding address
+#                                                (virtual_alias_maps to a
+#                                                remote one) whose mailbox
+#                                                limit is 2: with
+#                                                count-forward-remote yes
+#                                                two are forwarded and the
+#                                                third deferred at RCPT;
+#                                                after a reload with no,
+#                                                all are
+#   tests/e2e/policyd.sh BUILD_DIR list          a list post from 127.0.0.1
+#                                                with sender news-bounces@
+#                                                to 5 recipients over a
+#                                                mailbox limit of 1 is
+#                                                delivered (lists exempt);
+#                                                the same from a sender
+#                                                that is no list is not
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap"
+USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap|forward|list"
 BUILD=${1:?$USAGE}
 SCENARIO=${2:?$USAGE}
 [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
@@ -78,6 +96,15 @@ mailbox bob@shared.example limit=10
 # At most 10 recipients per message, for the domain's mailboxes (none is
 # declared).
 domain capped.example subscription=acme max-recipients=10
+
+# A forwarding address of a domain whose mailboxes may send 2: Postfix's
+# virtual_alias_maps sends its mail to elsewhere@remote.example.
+domain fwd.example subscription=acme mailbox=2
+forward sales@fwd.example remote
+
+# A mailing list of a domain whose mailboxes may send 1.
+domain lists.example subscription=acme mailbox=1
+list news@lists.example
 CONF
 
 # Every refusal logged whole (--refusal-log-interval 0): the scenarios
@@ -121,11 +148,15 @@ else
   # client may deliver to it. The cap needs the server at RCPT, last of
   # the recipient restrictions, as the README has it.
   rcpt=()
-  [[ $SCENARIO == cap ]] && rcpt=(
+  [[ $SCENARIO == cap || $SCENARIO == forward ]] && rcpt=(
     "smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT")
+  # The forward as a panel writes it for Postfix (README, "Forwards and
+  # mailing lists").
+  [[ $SCENARIO == forward ]] && rcpt+=(
+    "virtual_alias_maps = inline:{ sales@fwd.example=elsewhere@remote.example }")
   pf_configure \
     "smtpd_data_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" \
-    "relay_domains = acme.example" "${rcpt[@]}"
+    "relay_domains = acme.example fwd.example" "${rcpt[@]}"
   pf_start
   UNIX=0
 fi
@@ -320,8 +351,61 @@ cap)
       many@capped.example |
       python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
   ;;
+forward)
+  # Inbound mail, not counted as such; each message to sales@fwd.example
+  # is one forward of its mailbox (limit 2, undeclared: implicit).
+  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
+    --rcpt sales@fwd.example --count 3 --tag fwd)
+  printf '%s\n' "$out"
+  pf_expect "replies to mail for sales@fwd.example (forward limit 2)" \
+    "accepted accepted rcpt" "$(pf_stages "$out")"
+  pf_expect "its 451 4.7.1 at RCPT naming mailbox sales@fwd.example" 1 \
+    "$(grep -c -E '^3 rcpt 451 4\.7\.1 .*mailbox sales@fwd\.example has sent to 2 recipients in the last 60 minutes' <<<"$out" || true)"
+  pf_expect "the refusal's log line tells a forward" 1 \
+    "$(grep -c 'refuse kind=mailbox object=sales@fwd\.example .*sender=sales@fwd\.example client=198\.51\.100\.77 recipients=1 window=hour mail=forward-remote$' \
+      "$PF_TMP/policyd.log" || true)"
+  pf_wait_delivered 2
+  pf_expect "forwarded messages at the sink" 2 \
+    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  pf_expect "sales@fwd.example's count and refusals" "2 1" \
+    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
+      sales@fwd.example |
+      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+  # Remote forwards not counted: everything goes through.
+  printf 'count-forward-remote no\n' >>"$CONFIG"
+  "$OBSPAMCTL" --control "unix:$CONTROL" reload
+  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
+    --rcpt sales@fwd.example --count 3 --first 4 --tag fwd)
+  printf '%s\n' "$out"
+  pf_expect "replies with count-forward-remote no" \
+    "$(pf_repeat accepted 3)" "$(pf_stages "$out")"
+  pf_wait_delivered 5
+  pf_expect "forwarded messages at the sink" 5 \
+    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
+  ;;
+list)
+  # A list server on this host (127.0.0.1, a local network) posts to 5
+  # subscribers with the list's bounce address; the domain's mailboxes
+  # may send 1 recipient.
+  out=$(pf_send --sender news-bounces@lists.example --rcpts 5 --tag list)
+  printf '%s\n' "$out"
+  pf_expect "the list post to 5 (lists exempt)" \
+    "1 accepted 250 rcpts=5 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$out")"
+  # The same from a sender that is no list is ordinary local mail.
+  out=$(pf_send --sender other@lists.example --rcpts 5 --tag other)
+  printf '%s\n' "$out"
+  pf_expect "the same post from other@lists.example (limit 1)" "data" \
+    "$(pf_stages "$out")"
+  pf_wait_delivered 1
+  pf_expect "recipients of the list post at the sink" 5 \
+    "$(cat $(pf_sink_files) | grep -E '^X-Rcpt-Args: <rcpt-list-1-[1-5]@remote\.example>' |
+      sort -u | wc -l)"
+  pf_expect "messages of other@lists.example at the sink" 0 \
+    "$(from other@lists.example)"
+  ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix, forged, implicit, cap)"
+  pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix, forged, implicit, cap, forward, list)"
   ;;
 esac
 

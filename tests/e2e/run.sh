@@ -70,6 +70,10 @@ check "policyd: an undeclared mailbox's login is limited by name" \
   tests/e2e/policyd.sh "$BUILD" implicit
 check "policyd: the recipients cap at RCPT: a message to 30 under a cap of 10 goes in three transactions, all 30 reach the sink" \
   tests/e2e/policyd.sh "$BUILD" cap
+check "policyd: inbound mail to a forwarding address (limit 2): 2 forwarded, the 3rd deferred at RCPT; all with count-forward-remote no" \
+  tests/e2e/policyd.sh "$BUILD" forward
+check "policyd: a list post from 127.0.0.1 (news-bounces@) to 5 over a mailbox limit of 1 is delivered" \
+  tests/e2e/policyd.sh "$BUILD" list
 check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \
