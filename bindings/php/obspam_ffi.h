@@ -120,6 +120,15 @@ int obspam_whitelist_remove(obspam_engine *e, const char *cidr);
 int obspam_local_network_add(obspam_engine *e, const char *cidr);
 int obspam_local_network_remove(obspam_engine *e, const char *cidr);
 
+int obspam_forward_add(obspam_engine *e, const char *address, int remote);
+int obspam_forward_remove(obspam_engine *e, const char *address);
+int obspam_forward_lookup(obspam_engine *e, const char *address,
+                          uint32_t *flag, char *mailbox, size_t size);
+int obspam_mailing_list_add(obspam_engine *e, const char *address);
+int obspam_mailing_list_remove(obspam_engine *e, const char *address);
+int obspam_mailing_list_match(obspam_engine *e, const char *sender,
+                              const char *client_address, int *match);
+
 int obspam_load_config(obspam_engine *e, const char *path);
 int obspam_load_config_string(obspam_engine *e, const char *text);
 

@@ -243,6 +243,10 @@ test('every function has a method', function (): void {
         'obspam_set_scripts_allowed' => 'setScriptsAllowed', 'obspam_set_contact' => 'setContact',
         'obspam_whitelist_add' => 'whitelistAdd', 'obspam_whitelist_remove' => 'whitelistRemove',
         'obspam_local_network_add' => 'localNetworkAdd', 'obspam_local_network_remove' => 'localNetworkRemove',
+        'obspam_forward_add' => 'forwardAdd', 'obspam_forward_remove' => 'forwardRemove',
+        'obspam_forward_lookup' => 'forwardLookup',
+        'obspam_mailing_list_add' => 'mailingListAdd', 'obspam_mailing_list_remove' => 'mailingListRemove',
+        'obspam_mailing_list_match' => 'mailingListMatch',
         'obspam_implicit_status' => 'implicitStatus',
         'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
         'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
@@ -501,6 +505,50 @@ test('local networks', function (): void {
     $e->setOption(Engine::OPT_COUNT_UNAUTHENTICATED, 0);
     same(Engine::UNKNOWN, $action(null), 'count-unauthenticated no: never');
     throws(fn () => $e->localNetworkAdd("a\0b"), Engine::EINVAL, null, 'a NUL byte');
+});
+
+test('forwards', function (): void {
+    $e = newEngine();
+    same(null, $e->forwardLookup('desk@example.com'), 'not a forward yet');
+    $e->forwardAdd('Desk@Example.com', true);
+    $e->forwardAdd('@example.com', false);
+    same([Engine::MSG_FORWARD_REMOTE, 'desk@example.com'], $e->forwardLookup('DESK@example.com'), 'the forward');
+    same([Engine::MSG_FORWARD_LOCAL, 'example.com'], $e->forwardLookup('ghost@example.com'), 'the catch-all');
+    same(null, $e->forwardLookup('info@example.com'), 'a mailbox is no catch-all forward');
+    same(null, $e->forwardLookup('not an address'), 'no valid name');
+    [$flag, $mailbox] = $e->forwardLookup('desk@example.com');
+    for ($i = 0; $i < 3; $i++) {
+        same(verdict(Engine::ACCEPT, Engine::MAILBOX, $mailbox, 80, $i, 0),
+            $e->decide(['flags' => $flag, 'sender' => $mailbox, 'client_address' => '192.0.2.1', 'time' => T]),
+            "forward $i from the Internet");
+    }
+    same(Engine::EXEMPT, $e->decide(['flags' => Engine::MSG_FORWARD_LOCAL, 'sender' => 'example.com', 'time' => T])->action,
+        'local forwards are not counted by default');
+    $x = throws(fn () => $e->forwardAdd('desk@example.com', false), Engine::EEXIST, null, 'duplicate');
+    same("forward_add: 'desk@example.com' is a forward already", $x?->getMessage(), 'its message');
+    throws(fn () => $e->forwardAdd('x@elsewhere.example', true), Engine::ENOTFOUND, null, 'unknown domain');
+    throws(fn () => $e->forwardAdd('no-at-sign', true), Engine::EINVAL, null, 'bad address');
+    $e->forwardRemove('desk@example.com');
+    same([Engine::MSG_FORWARD_LOCAL, 'example.com'], $e->forwardLookup('desk@example.com'), 'now the catch-all');
+    throws(fn () => $e->forwardRemove('desk@example.com'), Engine::ENOTFOUND, null, 'remove absent');
+});
+
+test('mailing lists', function (): void {
+    $e = newEngine();
+    $e->loadConfigString(CONF . "\nlist news@example.com\n");
+    same(true, $e->mailingListMatch('news-bounces+a=b@example.com'), 'bounce form, local submission');
+    same(true, $e->mailingListMatch('news@example.com', '127.0.0.1'), 'from a local network');
+    same(false, $e->mailingListMatch('news@example.com', '192.0.2.1'), 'from elsewhere');
+    same(false, $e->mailingListMatch('info@example.com'), 'not a list');
+    throws(fn () => $e->mailingListMatch('news@example.com', 'not-an-ip'), Engine::EINVAL, null, 'bad client');
+    same(Engine::EXEMPT, $e->decide(['flags' => Engine::MSG_MAILING_LIST, 'sender' => 'news-bounces@example.com',
+        'client_address' => '127.0.0.1', 'recipients' => 500, 'time' => T])->action, 'exempt by default');
+    $e->mailingListAdd('other@example.com');
+    same(true, $e->mailingListMatch('other-bounces@example.com', ''), 'added');
+    throws(fn () => $e->mailingListAdd('other@example.com'), Engine::EEXIST, null, 'duplicate');
+    $e->mailingListRemove('other@example.com');
+    same(false, $e->mailingListMatch('other-bounces@example.com', ''), 'removed');
+    throws(fn () => $e->mailingListRemove('other@example.com'), Engine::ENOTFOUND, null, 'remove absent');
 });
 
 test('implicit mailboxes', function (): void {

@@ -277,6 +277,12 @@ class TestAbi(unittest.TestCase):
             "obspam_whitelist_remove": obspam.Engine.whitelist_remove,
             "obspam_local_network_add": obspam.Engine.local_network_add,
             "obspam_local_network_remove": obspam.Engine.local_network_remove,
+            "obspam_forward_add": obspam.Engine.forward_add,
+            "obspam_forward_remove": obspam.Engine.forward_remove,
+            "obspam_forward_lookup": obspam.Engine.forward_lookup,
+            "obspam_mailing_list_add": obspam.Engine.mailing_list_add,
+            "obspam_mailing_list_remove": obspam.Engine.mailing_list_remove,
+            "obspam_mailing_list_match": obspam.Engine.mailing_list_match,
             "obspam_load_config": obspam.Engine.load_config,
             "obspam_load_config_string": obspam.Engine.load_config_string,
             "obspam_decide": obspam.Engine.decide,
@@ -641,6 +647,82 @@ class TestWhitelist(unittest.TestCase):
                 e.whitelist_remove("192.0.2.0/24")
             self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
             self.assertEqual(e.stats(obspam.MAILBOX, login, T).count, 2)
+
+
+class TestForwardsAndLists(unittest.TestCase):
+    """Forwards and mailing lists declared, looked up and decided."""
+
+    def test_forwards(self) -> None:
+        with new_engine() as e:
+            self.assertIsNone(e.forward_lookup("desk@example.com"))
+            e.forward_add("Desk@Example.com", remote=True)
+            e.forward_add("@example.com", remote=False)
+            self.assertEqual(
+                e.forward_lookup("DESK@example.com"),
+                (obspam.MSG_FORWARD_REMOTE, "desk@example.com"),
+            )
+            # the catch-all: addresses that are no mailbox, charging the domain
+            self.assertEqual(
+                e.forward_lookup("ghost@example.com"), (obspam.MSG_FORWARD_LOCAL, "example.com")
+            )
+            self.assertIsNone(e.forward_lookup("info@example.com"))
+            self.assertIsNone(e.forward_lookup("not an address"))
+            flag, mailbox = e.forward_lookup("desk@example.com")
+            for i in range(3):
+                v = e.decide(flags=flag, sender=mailbox, client_address="192.0.2.1", time=T)
+                self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, mailbox, 80, i, 0))
+            self.assertEqual(e.stats(obspam.MAILBOX, mailbox, T).count, 3)
+            # local forwards are not counted by default
+            v = e.decide(flags=obspam.MSG_FORWARD_LOCAL, sender="example.com", time=T)
+            self.assertEqual(v.action, obspam.EXEMPT)
+            with self.assertRaises(obspam.Error) as cm:
+                e.forward_add("desk@example.com", remote=False)
+            self.assertEqual(cm.exception.code, obspam.EEXIST)
+            self.assertEqual(
+                str(cm.exception), "forward_add: 'desk@example.com' is a forward already"
+            )
+            with self.assertRaises(obspam.Error) as cm:
+                e.forward_add("x@elsewhere.example", remote=True)
+            self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+            with self.assertRaises(obspam.Error) as cm:
+                e.forward_add("no-at-sign", remote=True)
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            e.forward_remove("desk@example.com")
+            self.assertEqual(
+                e.forward_lookup("desk@example.com"), (obspam.MSG_FORWARD_LOCAL, "example.com")
+            )
+            with self.assertRaises(obspam.Error) as cm:
+                e.forward_remove("desk@example.com")
+            self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+
+    def test_lists(self) -> None:
+        with new_engine() as e:
+            e.load_config_string(CONF + "list news@example.com\n")
+            self.assertTrue(e.mailing_list_match("news-bounces+a=b@example.com"))
+            self.assertTrue(e.mailing_list_match("news@example.com", "127.0.0.1"))
+            self.assertFalse(e.mailing_list_match("news@example.com", "192.0.2.1"))
+            self.assertFalse(e.mailing_list_match("info@example.com", None))
+            with self.assertRaises(obspam.Error) as cm:
+                e.mailing_list_match("news@example.com", "not-an-ip")
+            self.assertEqual(cm.exception.code, obspam.EINVAL)
+            v = e.decide(
+                flags=obspam.MSG_MAILING_LIST,
+                sender="news-bounces@example.com",
+                client_address="127.0.0.1",
+                recipients=500,
+                time=T,
+            )
+            self.assertEqual(v.action, obspam.EXEMPT)
+            e.mailing_list_add("other@example.com")
+            self.assertTrue(e.mailing_list_match("other-bounces@example.com", ""))
+            with self.assertRaises(obspam.Error) as cm:
+                e.mailing_list_add("other@example.com")
+            self.assertEqual(cm.exception.code, obspam.EEXIST)
+            e.mailing_list_remove("other@example.com")
+            self.assertFalse(e.mailing_list_match("other-bounces@example.com", ""))
+            with self.assertRaises(obspam.Error) as cm:
+                e.mailing_list_remove("other@example.com")
+            self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
 
 
 class TestLocalNetworks(unittest.TestCase):

@@ -603,6 +603,83 @@ final class Engine
         $this->ensure($e, $this->lib->obspam_local_network_remove($e, self::str($cidr, 'local_network_remove')));
     }
 
+    // ---- forwards and mailing lists (1.3) --------------------------------
+
+    /**
+     * obspam_forward_add(): $address ("local@domain", or "@domain" for a
+     * catch-all) redirects its mail outside ($remote) or to a hosted
+     * mailbox; its domain must be hosted.
+     */
+    public function forwardAdd(string $address, bool $remote): void
+    {
+        $e = $this->handle('forwardAdd');
+        $this->ensure($e, $this->lib->obspam_forward_add($e, self::str($address, 'forward_add'), $remote ? 1 : 0));
+    }
+
+    /** obspam_forward_remove(): removes a forward. */
+    public function forwardRemove(string $address): void
+    {
+        $e = $this->handle('forwardRemove');
+        $this->ensure($e, $this->lib->obspam_forward_remove($e, self::str($address, 'forward_remove')));
+    }
+
+    /**
+     * obspam_forward_lookup(): for a recipient that is a forward, [flag,
+     * mailbox]: MSG_FORWARD_LOCAL or MSG_FORWARD_REMOTE, and the name to
+     * decide the forward as (its sender, with that flag and no login: the
+     * address, or the domain of a catch-all); null for any other address.
+     *
+     * @return array{0: int, 1: string}|null
+     */
+    public function forwardLookup(string $address): ?array
+    {
+        $e = $this->handle('forwardLookup');
+        $flag = $this->lib->new('uint32_t');
+        $buf = $this->lib->new('char[' . (self::NAME_MAX + 1) . ']');
+        $this->ensure($e, $this->lib->obspam_forward_lookup(
+            $e,
+            self::str($address, 'forward_lookup'),
+            \FFI::addr($flag),
+            $buf,
+            self::NAME_MAX + 1,
+        ));
+        return $flag->cdata !== 0 ? [$flag->cdata, \FFI::string($buf)] : null;
+    }
+
+    /** obspam_mailing_list_add(): a list's posting address, whose domain must be hosted. */
+    public function mailingListAdd(string $address): void
+    {
+        $e = $this->handle('mailingListAdd');
+        $this->ensure($e, $this->lib->obspam_mailing_list_add($e, self::str($address, 'mailing_list_add')));
+    }
+
+    /** obspam_mailing_list_remove(): removes a mailing list. */
+    public function mailingListRemove(string $address): void
+    {
+        $e = $this->handle('mailingListRemove');
+        $this->ensure($e, $this->lib->obspam_mailing_list_remove($e, self::str($address, 'mailing_list_remove')));
+    }
+
+    /**
+     * obspam_mailing_list_match(): whether mail with this envelope sender
+     * from this client (null or '': a local submission) is a list
+     * delivery, to be decided with MSG_MAILING_LIST: the sender is a
+     * list's address or its -bounces form (with an optional +tag), from a
+     * local network or a local submission.
+     */
+    public function mailingListMatch(string $sender, ?string $clientAddress = null): bool
+    {
+        $e = $this->handle('mailingListMatch');
+        $match = $this->lib->new('int');
+        $this->ensure($e, $this->lib->obspam_mailing_list_match(
+            $e,
+            self::str($sender, 'mailing_list_match'),
+            self::str($clientAddress, 'mailing_list_match'),
+            \FFI::addr($match),
+        ));
+        return $match->cdata !== 0;
+    }
+
     // ---- the configuration file -----------------------------------------
 
     /**

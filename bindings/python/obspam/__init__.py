@@ -927,6 +927,78 @@ class Engine:
             _enc(cidr, "local_network_remove"),
         )
 
+    # -- forwards and mailing lists (1.3) --
+
+    def forward_add(self, address: str, remote: bool) -> None:
+        """``obspam_forward_add()``: ``address`` (``local@domain``, or
+        ``@domain`` for a catch-all) redirects its mail outside
+        (``remote``) or to a hosted mailbox; its domain must be hosted."""
+        self._call(
+            "forward_add",
+            self._lib.obspam_forward_add,
+            _enc(address, "forward_add"),
+            1 if remote else 0,
+        )
+
+    def forward_remove(self, address: str) -> None:
+        """``obspam_forward_remove()``."""
+        self._call(
+            "forward_remove",
+            self._lib.obspam_forward_remove,
+            _enc(address, "forward_remove"),
+        )
+
+    def forward_lookup(self, address: str) -> Optional["tuple[int, str]"]:
+        """``obspam_forward_lookup()``: for a recipient that is a forward,
+        ``(flag, mailbox)``: :data:`MSG_FORWARD_LOCAL` or
+        :data:`MSG_FORWARD_REMOTE`, and the name to decide the forward as
+        (its sender, with that flag and no login: the address, or the
+        domain of a catch-all); ``None`` for any other address."""
+        flag = ctypes.c_uint32()
+        buf = ctypes.create_string_buffer(NAME_MAX + 1)
+        self._call(
+            "forward_lookup",
+            self._lib.obspam_forward_lookup,
+            _enc(address, "forward_lookup"),
+            byref(flag),
+            buf,
+            NAME_MAX + 1,
+        )
+        return (int(flag.value), _dec(buf.value)) if flag.value else None
+
+    def mailing_list_add(self, address: str) -> None:
+        """``obspam_mailing_list_add()``: a list's posting address, whose
+        domain must be hosted."""
+        self._call(
+            "mailing_list_add",
+            self._lib.obspam_mailing_list_add,
+            _enc(address, "mailing_list_add"),
+        )
+
+    def mailing_list_remove(self, address: str) -> None:
+        """``obspam_mailing_list_remove()``."""
+        self._call(
+            "mailing_list_remove",
+            self._lib.obspam_mailing_list_remove,
+            _enc(address, "mailing_list_remove"),
+        )
+
+    def mailing_list_match(self, sender: str, client_address: Optional[str] = None) -> bool:
+        """``obspam_mailing_list_match()``: whether mail with this envelope
+        sender from this client (``None`` or ``""``: a local submission) is
+        a list delivery, to be decided with :data:`MSG_MAILING_LIST`: the
+        sender is a list's address or its ``-bounces`` form (with an
+        optional ``+tag``), from a local network or a local submission."""
+        match = c_int()
+        self._call(
+            "mailing_list_match",
+            self._lib.obspam_mailing_list_match,
+            _enc(sender, "mailing_list_match"),
+            _enc(client_address, "mailing_list_match"),
+            byref(match),
+        )
+        return bool(match.value)
+
     # -- the configuration file --
 
     def load_config(self, path: StrPath) -> None:
