@@ -18,6 +18,12 @@
 #                                         held, the script in the report; a
 #                                         fourth with forged headers that
 #                                         claim another uid is held too
+#   tests/e2e/milter.sh BUILD_DIR forward inbound mail from an Internet
+#                                         client to a forwarding address
+#                                         (virtual_alias_maps to a remote
+#                                         one) whose mailbox limit is 2:
+#                                         two forwarded, the third
+#                                         deferred at RCPT (envrcpt)
 #   tests/e2e/milter.sh BUILD_DIR SCENARIO-unix
 #                                         the same, deployed as on a shared
 #                                         host: the milter listens on a
@@ -33,8 +39,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
 
-BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local[-unix]}
-SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local[-unix]}
+BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
+SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
 UNIX=0
 if [[ $SCENARIO == *-unix ]]; then
   UNIX=1
@@ -79,6 +85,11 @@ subscription web uid=$uid subscription=2 scripts=yes
 domain shop.example subscription=web
 # A roomy customer whose uid a forged header claims (see local_forged).
 subscription other uid=$OTHER_UID subscription=100 scripts=yes
+
+# A forwarding address of a domain whose mailboxes may send 2: Postfix's
+# virtual_alias_maps sends its mail to elsewhere@remote.example.
+domain fwd.example subscription=acme mailbox=2
+forward sales@fwd.example remote
 CONF
 
 if [[ $UNIX -eq 1 ]]; then
@@ -125,6 +136,8 @@ RULE
 # milter_default_action = tempfail: should the milter fail, no message
 # slips through unchecked (and the counts below show it).
 pf_configure \
+  "relay_domains = fwd.example" \
+  "virtual_alias_maps = inline:{ sales@fwd.example=elsewhere@remote.example }" \
   "smtpd_milters = $POSTFIX_MILTER" \
   "non_smtpd_milters = $POSTFIX_MILTER" \
   "milter_default_action = tempfail" \
@@ -288,8 +301,30 @@ PY
   pf_expect "subscription other's count (the forged uid is not charged)" 0 \
     "$(status_field subscription other count)"
   ;;
+forward)
+  # Inbound mail, not counted as such; each message to sales@fwd.example
+  # is one forward of its mailbox (limit 2, undeclared: implicit).
+  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
+    --rcpt sales@fwd.example --count 3 --tag fwd)
+  printf '%s\n' "$out"
+  pf_expect "replies to mail for sales@fwd.example (forward limit 2)" \
+    "accepted accepted rcpt" "$(pf_stages "$out")"
+  pf_expect "its 451 4.7.1 at RCPT naming mailbox sales@fwd.example" 1 \
+    "$(grep -c -E '^3 rcpt 451 4\.7\.1 mailbox sales@fwd\.example has sent to 2 recipients in the last 60 minutes' <<<"$out" || true)"
+  pf_expect "the refusal's log line tells a forward" 1 \
+    "$(grep -c 'refuse kind=mailbox object=sales@fwd\.example .*sender=sales@fwd\.example client=198\.51\.100\.77 recipients=1 window=hour mail=forward-remote$' \
+      "$PF_TMP/milter.log" || true)"
+  pf_wait_delivered 2
+  pf_expect "forwarded messages at the sink" 2 \
+    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
+  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+  pf_expect "sales@fwd.example's count and refusals" "2 1" \
+    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
+      sales@fwd.example |
+      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+  ;;
 *)
-  pf_die "unknown scenario '$SCENARIO' (smtp, local, smtp-unix, local-unix)"
+  pf_die "unknown scenario '$SCENARIO' (smtp, local, forward, smtp-unix, local-unix, forward-unix)"
   ;;
 esac
 
