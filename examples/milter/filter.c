@@ -258,15 +258,16 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
     f.flag = flag;
     f.count = 1;
     obspamd_forward_message(&m, &f, 1, &pm);
-    if (obspam_decide(svc->engine, &pm, &v) == OBSPAM_OK) {
+    /* Only a refused probe is counted: one let through is counted when
+       it is charged. */
+    if (obspam_decide(svc->engine, &pm, &v) == OBSPAM_OK &&
+        v.action == OBSPAM_REFUSE) {
       obspamd_metrics_marked(&svc->metrics, &v, &pm);
-      if (v.action == OBSPAM_REFUSE) {
-        obspamd_log_refusal(&v, &pm, unit, "-");
-        obspamd_refusal_text_msg(&v, &pm, obspamd_reject(svc), unit, &code,
-                                 text, sizeof(text));
-        set_reply(ctx, code, text);
-        return code >= 500 ? SMFIS_REJECT : SMFIS_TEMPFAIL;
-      }
+      obspamd_log_refusal(&v, &pm, unit, "-");
+      obspamd_refusal_text_msg(&v, &pm, obspamd_reject(svc), unit, &code, text,
+                               sizeof(text));
+      set_reply(ctx, code, text);
+      return code >= 500 ? SMFIS_REJECT : SMFIS_TEMPFAIL;
     }
   }
   if (!obspamd_forwards_fits(&g->fw, f.mailbox)) {

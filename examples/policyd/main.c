@@ -515,12 +515,13 @@ static void answer_rcpt(server *s, conn *c, const obspam_message *m,
     f.count = 1;
     memcpy(f.mailbox, mailbox, sizeof(mailbox));
     obspamd_forward_message(m, &f, 1, &pm);
-    if (obspam_decide(s->svc.engine, &pm, &pv) == OBSPAM_OK) {
+    /* Only a refused probe is counted: one let through is counted when
+       it is charged. */
+    if (obspam_decide(s->svc.engine, &pm, &pv) == OBSPAM_OK &&
+        pv.action == OBSPAM_REFUSE) {
       obspamd_metrics_marked(&s->svc.metrics, &pv, &pm);
-      if (pv.action == OBSPAM_REFUSE) {
-        answer_refuse(s, c, &pv, &pm);
-        return;
-      }
+      answer_refuse(s, c, &pv, &pm);
+      return;
     }
     if (!rules_forward_fits(&c->mem, mailbox)) {
       answer_too_many(c);

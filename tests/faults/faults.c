@@ -453,6 +453,25 @@ static void signature(obspam_engine *e, text *t) {
         obspam_history(e, OBSPAM_SCRIPT, script_paths[i], 0, INT64_MAX,
                        put_hour, t));
   }
+  /* The forwards and lists a case may add or a load may bring. */
+  {
+    static const char *const rcpts[] = {"fwd@acme.example", "x@bakery.example",
+                                        "info@acme.example"};
+    static const char *const senders[] = {"news@acme.example",
+                                          "news-bounces+t@acme.example"};
+    char mb[OBSPAM_NAME_MAX + 1];
+    uint32_t flag;
+    int match;
+
+    for (i = 0; i < sizeof(rcpts) / sizeof(rcpts[0]); i++) {
+      MUST(obspam_forward_lookup(e, rcpts[i], &flag, mb, sizeof(mb)));
+      put(t, "forward %s: %u %s\n", rcpts[i], flag, mb);
+    }
+    for (i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
+      MUST(obspam_mailing_list_match(e, senders[i], NULL, &match));
+      put(t, "list %s: %d\n", senders[i], match);
+    }
+  }
   MUST(obspam_report(e, 0, INT64_MAX, put_row, t));
   put_probes(e, t);
 }
@@ -630,6 +649,36 @@ static int c_local_network_remove(obspam_engine *e) {
   return obspam_local_network_remove(e, "10.9.0.0/16");
 }
 
+static int c_forward_add(obspam_engine *e) {
+  return obspam_forward_add(e, "fwd@acme.example", 1);
+}
+
+static int c_forward_add_catch_all(obspam_engine *e) {
+  return obspam_forward_add(e, "@bakery.example", 0);
+}
+
+static int c_forward_remove(obspam_engine *e) {
+  return obspam_forward_remove(e, "fwd@acme.example");
+}
+
+static int c_mailing_list_add(obspam_engine *e) {
+  return obspam_mailing_list_add(e, "news@acme.example");
+}
+
+static int c_mailing_list_remove(obspam_engine *e) {
+  return obspam_mailing_list_remove(e, "news@acme.example");
+}
+
+static int c_load_config_marks(obspam_engine *e) {
+  static char conf[sizeof(base_conf) + 128];
+
+  snprintf(conf, sizeof(conf),
+           "%sforward fwd@acme.example remote\nforward @bakery.example "
+           "local\nlist news@acme.example\n",
+           base_conf);
+  return obspam_load_config_string(e, conf);
+}
+
 static int c_implicit_status(obspam_engine *e) {
   int64_t n, overflow, episodes;
 
@@ -738,8 +787,8 @@ static obspam_engine *rich_windows(void) {
 
   MUST(obspam_set_window_limit(e, OBSPAM_MAILBOX, "sales@acme.example",
                                OBSPAM_MAILBOX, OBSPAM_WINDOW_MINUTE, 1));
-  MUST(obspam_set_window_limit(e, OBSPAM_DOMAIN, "acme.example",
-                               OBSPAM_DOMAIN, OBSPAM_WINDOW_DAY, 40));
+  MUST(obspam_set_window_limit(e, OBSPAM_DOMAIN, "acme.example", OBSPAM_DOMAIN,
+                               OBSPAM_WINDOW_DAY, 40));
   decide_at(e, "sales@acme.example", NULL, 0, -1, NULL, NULL, 1, NOW - 1);
   return e;
 }
@@ -836,6 +885,14 @@ static int c_state_load_format_2(obspam_engine *e) {
 }
 
 /* Setups besides rich() and empty(). */
+static obspam_engine *rich_marks(void) {
+  obspam_engine *e = rich();
+
+  MUST(obspam_forward_add(e, "fwd@acme.example", 1));
+  MUST(obspam_mailing_list_add(e, "news@acme.example"));
+  return e;
+}
+
 static obspam_engine *rich_local(void) {
   obspam_engine *e = rich();
 
@@ -965,8 +1022,7 @@ static obspam_engine *journaled_format_1(void) {
 
   snprintf(journal, sizeof(journal), "%s.journal", state_path);
   unlink(state_path);
-  snprintf(cmd, sizeof(cmd), "cp tests/data/journal-format1.bin '%s'",
-           journal);
+  snprintf(cmd, sizeof(cmd), "cp tests/data/journal-format1.bin '%s'", journal);
   if (system(cmd) != 0) {
     fprintf(stderr, "faults: %s failed\n", cmd);
     exit(2);
@@ -1056,6 +1112,12 @@ static const fcase cases[] = {
     {"state_load/implicit", fresh_saved, c_state_load, NULL},
     {"local_network_add", rich, c_local_network_add, NULL},
     {"local_network_remove", rich_local, c_local_network_remove, NULL},
+    {"forward_add", rich, c_forward_add, NULL},
+    {"forward_add/catch-all", rich, c_forward_add_catch_all, NULL},
+    {"forward_remove", rich_marks, c_forward_remove, NULL},
+    {"mailing_list_add", rich, c_mailing_list_add, NULL},
+    {"mailing_list_remove", rich_marks, c_mailing_list_remove, NULL},
+    {"load_config_string/forwards", rich, c_load_config_marks, NULL},
     {"implicit_status", rich, c_implicit_status, NULL},
     {"decide/implicit-new", rich, c_decide_implicit, NULL},
     {"add/declare-implicit", rich, c_declare_implicit, NULL},

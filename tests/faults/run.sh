@@ -75,8 +75,9 @@ check "ENOMEM: obspam_set_contact" faults set_contact
 check "ENOMEM: obspam_set_option, get_option" faults set_option get_option
 check "ENOMEM: obspam_whitelist_add, whitelist_remove" faults whitelist_add whitelist_remove
 check "ENOMEM: obspam_local_network_add, local_network_remove" faults local_network_add local_network_remove
+check "ENOMEM: obspam_forward_add, forward_remove, mailing_list_add, mailing_list_remove" faults forward_add forward_remove mailing_list_add mailing_list_remove
 check "ENOMEM: obspam_implicit_status" faults implicit_status
-check "ENOMEM: obspam_load_config_string" faults load_config_string
+check "ENOMEM: obspam_load_config_string (with forward and list lines)" faults load_config_string
 check "ENOMEM: obspam_load_config" faults load_config
 check "ENOMEM: obspam_decide" faults decide
 check "ENOMEM: obspam_decide_batch, alike the messages one by one" faults decide_batch
