@@ -399,8 +399,9 @@ list)
     "$(pf_stages "$out")"
   pf_wait_delivered 1
   pf_expect "recipients of the list post at the sink" 5 \
-    "$(cat $(pf_sink_files) | grep -E '^X-Rcpt-Args: <rcpt-list-1-[1-5]@remote\.example>' |
-      sort -u | wc -l)"
+    "$(mapfile -t sunk < <(pf_sink_files)
+      grep -h -E '^X-Rcpt-Args: <rcpt-list-1-[1-5]@remote\.example>' "${sunk[@]}" |
+        sort -u | wc -l)"
   pf_expect "messages of other@lists.example at the sink" 0 \
     "$(from other@lists.example)"
   ;;
