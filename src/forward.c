@@ -97,11 +97,11 @@ int obspam_forward_lookup(obspam_engine *e, const char *address, uint32_t *flag,
                             : "an argument is NULL");
   /* Called for every recipient: an address that is no valid name is
      simply no forward, as a sender that is none is simply not hosted. */
-  if (obspam__name_norm(address, OBSPAM__NAME_MAILBOX, &n) == NULL) {
-    pthread_rwlock_rdlock(&e->lock);
+  pthread_rwlock_rdlock(&e->lock);
+  if (e->conf->marks.fwd.n > 0 &&
+      obspam__name_norm(address, OBSPAM__NAME_MAILBOX, &n) == NULL)
     f = obspam__forward_find(&e->conf->marks, &e->conf->tree, &n, &out);
-    pthread_rwlock_unlock(&e->lock);
-  }
+  pthread_rwlock_unlock(&e->lock);
   *flag = f;
   if (f != 0)
     memcpy(mailbox, out.s, out.len + 1);
@@ -127,13 +127,16 @@ int obspam_mailing_list_match(obspam_engine *e, const char *sender,
                         "mailing_list_match: client address '%.64s' is not "
                         "an IPv4 or IPv6 address",
                         client_address);
-  if (obspam__name_norm(sender, OBSPAM__NAME_MAILBOX, &n) == NULL) {
-    pthread_rwlock_rdlock(&e->lock);
+  /* Asked about every message: with no list declared (the usual case)
+     the sender is not even read. */
+  pthread_rwlock_rdlock(&e->lock);
+  if (e->conf->marks.list.n > 0 &&
+      obspam__name_norm(sender, OBSPAM__NAME_MAILBOX, &n) == NULL) {
     if (client_address != NULL && client_address[0] != '\0')
       local = obspam__local_contains(&e->conf->local, addr);
     found = local && obspam__list_find(&e->conf->marks, &n);
-    pthread_rwlock_unlock(&e->lock);
   }
+  pthread_rwlock_unlock(&e->lock);
   *match = found;
   return OBSPAM_OK;
 }
