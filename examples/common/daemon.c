@@ -312,6 +312,8 @@ const char *obspamd_reason_name(int reason) {
 int64_t obspamd__retry_shown(int64_t retry_after) {
   if (retry_after < 60)
     return retry_after < 1 ? 1 : retry_after;
+  if (retry_after > INT64_MAX - 59)
+    return INT64_MAX / 60 * 60; /* rounding up would overflow */
   return (retry_after + 59) / 60 * 60;
 }
 
