@@ -545,6 +545,124 @@ def sc_rcpt_cap(tmp):
         d.kill()
 
 
+FWD_CONFIG = CONFIG + """\
+count-forward-local yes
+domain fwd.example subscription=acme mailbox=2
+domain catch.example subscription=acme
+mailbox real@catch.example
+forward sales@fwd.example remote
+forward desk@fwd.example local
+forward @catch.example remote
+list news@acme.example
+""" + "".join(f"forward b{i}@fwd.example remote\n" for i in range(8))
+
+
+def sc_forwards(tmp):
+    """Forwards learnt at RCPT per message instance and charged at DATA,
+    one message of the forwarding mailbox per forwarding recipient; a
+    forwarding mailbox at its limit refused at RCPT; the one recipient
+    Postfix names at DATA when the RCPT check is absent; at most 8
+    forwarding mailboxes per message; list posts from local clients."""
+    d = Daemon(tmp, config_text=FWD_CONFIG, control=True)
+    try:
+        same_minute()
+        c = d.client()
+
+        def rcpt(rcpt_to, instance, sender="someone@outside.example",
+                 client=CLIENT):
+            return c.request(protocol_state="RCPT", client_address=client,
+                             sender=sender, recipient=rcpt_to,
+                             recipient_count=0, instance=instance)
+
+        def data(count, instance, sender="someone@outside.example",
+                 client=CLIENT, **more):
+            return c.request(protocol_state="DATA", client_address=client,
+                             sender=sender, recipient_count=count,
+                             instance=instance, **more)
+
+        def count_of(kind, name):
+            st = control_status(d.control, kind, name)
+            return st["count"], st["refused"]
+
+        # Inbound mail to two forwards and a catch-all address.
+        expect(rcpt("sales@fwd.example", "f1"), DUNNO, "f1 sales")
+        expect(rcpt("Desk@fwd.example", "f1"), DUNNO, "f1 desk")
+        expect(rcpt("ghost@catch.example", "f1"), DUNNO, "f1 ghost")
+        expect(rcpt("real@catch.example", "f1"), DUNNO, "f1 real (no forward)")
+        expect(count_of("mailbox", "sales@fwd.example"), ("0", "0"),
+               "RCPT charges nothing")
+        expect(data(4, "f1"), DUNNO, "f1 DATA")
+        expect(count_of("mailbox", "sales@fwd.example"), ("1", "0"), "sales")
+        expect(count_of("mailbox", "desk@fwd.example"), ("1", "0"), "desk")
+        expect(count_of("domain", "catch.example"), ("1", "0"),
+               "the catch-all charges the domain")
+        expect(count_of("mailbox", "real@catch.example"), ("0", "0"),
+               "a declared mailbox is no catch-all forward")
+        # The END-OF-MESSAGE of the same message charges nothing again.
+        expect(c.request(protocol_state="END-OF-MESSAGE",
+                         client_address=CLIENT,
+                         sender="someone@outside.example", recipient_count=4,
+                         instance="f1"), DUNNO, "f1 END-OF-MESSAGE")
+        expect(count_of("mailbox", "sales@fwd.example"), ("1", "0"),
+               "charged once")
+        # Without the RCPT check: the one recipient named at DATA.
+        expect(data(1, "f2", recipient="sales@fwd.example"), DUNNO, "f2")
+        expect(count_of("mailbox", "sales@fwd.example"), ("2", "0"),
+               "the recipient named at DATA")
+        # sales@ is at its limit of 2: its recipient is refused at RCPT,
+        # and a DATA that names it is refused whole.
+        expect(rcpt("sales@fwd.example", "f3"),
+               "action=451 4.7.1 mailbox sales@fwd.example has sent to 2 "
+               "recipients in the last 60 minutes, its limit is 2 recipients "
+               "per hour; try again in 60 minutes", "f3 sales at its limit")
+        expect(data(1, "f4", recipient="sales@fwd.example"),
+               "action=451 4.7.1 mailbox sales@fwd.example has sent to 2 "
+               "recipients in the last 60 minutes, its limit is 2 recipients "
+               "per hour; try again in 60 minutes", "f4 sales at its limit")
+        # A logged-in sender's message to desk@ (room for 1) and sales@
+        # (full): refused, and the sender is not charged.
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sasl_username="small@acme.example",
+                         sender="small@acme.example", recipient_count=1,
+                         recipient="sales@fwd.example", instance="f5"),
+               "action=451 4.7.1 mailbox sales@fwd.example has sent to 2 "
+               "recipients in the last 60 minutes, its limit is 2 recipients "
+               "per hour; try again in 60 minutes", "f5 refused")
+        expect(count_of("mailbox", "small@acme.example"), ("0", "0"),
+               "the sender of a refused forward is not charged")
+        expect(count_of("mailbox", "sales@fwd.example"), ("2", "3"),
+               "sales@ refusals: f3, f4, f5")
+        # At most 8 forwarding mailboxes per message; the catch-all's
+        # addresses are one of them (its domain).
+        expect(rcpt("u1@catch.example", "f6"), DUNNO, "f6 u1")
+        expect(rcpt("u2@catch.example", "f6"), DUNNO, "f6 u2")
+        for i in range(7):
+            expect(rcpt(f"b{i}@fwd.example", "f6"), DUNNO, f"f6 b{i}")
+        expect(rcpt("b7@fwd.example", "f6"), TOO_MANY, "a 9th mailbox")
+        expect(rcpt("u3@catch.example", "f6"), DUNNO, "f6 u3")
+        expect(data(10, "f6"), DUNNO, "f6 DATA")
+        expect(count_of("domain", "catch.example"), ("4", "0"),
+               "one message per forwarding recipient")
+        expect(count_of("mailbox", "b6@fwd.example"), ("1", "0"), "b6")
+        # A list post from a local client is exempt; from elsewhere it is
+        # inbound mail, not counted either; from a local client with
+        # another sender it is charged.
+        expect(data(500, "l1", sender="news-bounces+a=b@acme.example",
+                    client="127.0.0.1"), DUNNO, "list post")
+        expect(data(500, "l2", sender="tiny@acme.example",
+                    client="127.0.0.1"),
+               "action=451 4.7.1 mailbox tiny@acme.example cannot send this "
+               "message: it has more recipients than its limit of 1 "
+               "recipient per hour", "not a list")
+        expect(count_of("domain", "acme.example"), ("0", "1"),
+               "the list post was not charged (tiny's refusal was counted)")
+        expect("mail=forward-remote" in d.log(), True,
+               "the refusal log line tells a forward")
+    finally:
+        d.stop()
+        d.kill()
+
+
 def sc_dunno(tmp):
     """Whitelisted, unknown and other stages: DUNNO, nothing charged."""
     d = Daemon(tmp)

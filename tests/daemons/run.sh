@@ -75,6 +75,8 @@ check "policyd: --log journal, JOURNAL_STREAM, stderr" \
 check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
 check "policyd: the recipients cap at RCPT (452 4.5.3), per message instance" \
   python3 "$P" "$BUILD" rcpt_cap
+check "policyd: forwards learnt at RCPT and charged at DATA, list posts exempt" \
+  python3 "$P" "$BUILD" forwards
 check "policyd: count messages, in the texts" python3 "$P" "$BUILD" unit
 check "policyd: RCPT refuses early, charges nothing" \
   python3 "$P" "$BUILD" rcpt
