@@ -85,9 +85,10 @@ void obspamd_forward_message(const obspam_message *m, const obspamd_forward *f,
    checked (obspam_check, nothing charged), so that a refusal of any of
    them charges none of the others; the first part refused is then
    decided (recorded as refused) and answered. Otherwise m and each
-   forward (count times) are decided; a refusal then (another message took
-   the last slot meanwhile) is answered as well, the parts charged before
-   it staying charged. *v is the verdict to answer, *about the message it
+   forward (count times) are decided; a refusal then is answered as well,
+   the parts charged before it staying charged: another message took the
+   last slot meanwhile, or a forwarding mailbox with several recipients
+   in the message has room for fewer of them (the check asks for one). *v is the verdict to answer, *about the message it
    is about (m, or one of fw's, which point into fw). Each forward's
    decision is counted in metrics (obspamd_metrics_marked). OBSPAM_OK or
    the engine's error. */
