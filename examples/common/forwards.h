@@ -88,10 +88,10 @@ void obspamd_forward_message(const obspam_message *m, const obspamd_forward *f,
    forward (count times) are decided; a refusal then is answered as well,
    the parts charged before it staying charged: another message took the
    last slot meanwhile, or a forwarding mailbox with several recipients
-   in the message has room for fewer of them (the check asks for one). *v is the verdict to answer, *about the message it
-   is about (m, or one of fw's, which point into fw). Each forward's
-   decision is counted in metrics (obspamd_metrics_marked). OBSPAM_OK or
-   the engine's error. */
+   in the message has room for fewer of them (the check asks for one).
+   *v is the verdict to answer, *about the message it is about (m, or one
+   of fw's, which point into fw). Each forward's decision is counted in
+   metrics (obspamd_metrics_marked). OBSPAM_OK or the engine's error. */
 int obspamd_decide_forwards(obspam_engine *e, const obspam_message *m,
                             const obspamd_forwards *fw,
                             obspamd_metrics *metrics, obspam_verdict *v,
