@@ -1873,10 +1873,6 @@ int main(int argc, char **argv) {
     die_usage("--limit goes with list and top only");
   if (kind != NULL && strcmp(words[0], "top") != 0)
     die_usage("--kind goes with top only");
-  /* One request is one line of words: a name holds no blank. */
-  for (i = 1; i < nwords; i++)
-    if (strcmp(words[0], "history") != 0 && strpbrk(words[i], " \t"))
-      die_usage("'%s' holds a blank", words[i]);
   zone_set(tz);
   if ((day != NULL || svg != NULL) && strcmp(words[0], "history") != 0)
     die_usage("%s goes with history only", day ? "--day" : "--svg");
