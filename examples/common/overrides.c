@@ -305,6 +305,8 @@ int obspamd_set_limit(obspamd_service *s, int kind, const char *name,
   v.kind = kind;
   v.which =
       strcmp(which, "max-recipients") == 0 ? -1 : obspamd_kind_parse(which);
+  if (v.which == -1 && strcmp(which, "max-recipients") != 0)
+    v.which = -2; /* neither a kind nor the cap */
   if (v.which != -1 && v.which != OBSPAM_SUBSCRIPTION &&
       v.which != OBSPAM_DOMAIN && v.which != OBSPAM_MAILBOX) {
     snprintf(msg, msg_size,

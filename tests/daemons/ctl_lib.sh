@@ -63,7 +63,7 @@ start_daemon() {
   "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
   pid=$!
   for ((i = 0; i < 200; i++)); do
-    grep -q ': ready$' "$log" && return 0
+    grep -qs ': ready$' "$log" && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "ctl_testd exited before it was ready:"
       cat "$log"
