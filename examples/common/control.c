@@ -19,6 +19,24 @@
      history KIND FROM TO NAME   KIND: subscription, domain, mailbox or
                                  script; NAME is the rest of the line (a
                                  script path may hold spaces)
+     list KIND [parent=NAME] [active] [after=NAME] [limit=N]
+                                 the objects of KIND in name order:
+                                 under a parent, active only (mail in
+                                 the day window or a refusal in the
+                                 last hour), after a name, at most N
+                                 (0 or none: all)
+     top FROM TO [kind=KIND] [limit=N]
+                                 the N (0 or none: all) objects (KIND
+                                 also script) that sent most in the
+                                 clock hours that overlap [FROM, TO)
+     blocked                     every object that cannot send now
+     overview                    what a panel's home page shows
+     reset KIND NAME             empties an object's windows
+     set-limit KIND NAME WHICH VALUE
+                                 KIND also plan; WHICH subscription,
+                                 domain, mailbox or max-recipients;
+                                 VALUE as the configuration writes it
+                                 (20/m,100/h); see obspamd_set_limit
      reload [force]              reloads the configuration file; force
                                  loads one that declares nothing, or
                                  drops more objects than
@@ -50,20 +68,51 @@
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
               row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED EXCEEDED
-                  LIMIT WINDOW NAME
+                  LIMIT WINDOW UID SUBSCRIPTION NAME
               EXCEEDED: attempts over the object's own limit; WINDOW: the
               window of the last of them (minute, hour, day,
               max-recipients for the cap on recipients per message,
               scripts when scripts may not send, "-" when none); LIMIT:
               the object's limit in that window now (the hour's when
               none, the cap for max-recipients), -1 unlimited, "-" for a
-              script or an object the configuration no longer has
+              script or an object the configuration no longer has; UID
+              and SUBSCRIPTION: a script's (of its last message), -1 and
+              empty when unknown or not a script
      history  one line per clock hour with activity, oldest first:
               hour HOUR_START SENT REFUSED
               then, for an object that has one, its hourly limit now:
               limit N
-     reload, save
+     list     one line per object, then, when more follow, the name the
+              next page starts after:
+              row KIND NAME SENDING SENT REFUSED EXCEEDED LIMIT COUNT
+                  BLOCKED_KIND BLOCKED_BY LAST_RESET
+              next NAME
+              SENT: charged in the day window; REFUSED, EXCEEDED: in the
+              last 60 minutes; LIMIT, COUNT: the hour's; BLOCKED_KIND "-"
+              and BLOCKED_BY empty while it can send; LAST_RESET: the
+              time of the last reset, 0 for none
+     top      from FROM / to TO, then the rows, most sent first:
+              row KIND SENT REFUSED EXCEEDED LIMIT COUNT SENDING UID
+                  SUBSCRIPTION NAME
+              SENT, REFUSED, EXCEEDED: in the period; LIMIT, COUNT,
+              SENDING: the hour's now, "-" for a script (or an object no
+              longer configured); UID and SUBSCRIPTION as in report
+     blocked  one line per object that cannot send, subscriptions, then
+              domains, then mailboxes, each in name order:
+              row KIND NAME BLOCKED_KIND BLOCKED_BY WINDOW LIMIT
+              WINDOW and LIMIT: the window the blocking object is full
+              in and its limit there ("-" and -1 when unknown)
+     overview enabled 0|1 / not_sending_subscriptions N /
+              not_sending_domains N / not_sending_mailboxes N /
+              refused_hour N (the last 60 minutes) / refused_day N (the
+              clock hours from day_from, the current one and the 23
+              before it) / day_from TIME / now TIME, then the five
+              mailboxes and scripts that sent most in those hours, as
+              top's rows (a refusal is counted once: on its
+              subscription)
+     reset, set-limit, reload, save
               message TEXT
+              reset and set-limit are logged with the client's uid.
 
    For example:
 
