@@ -337,8 +337,7 @@ Test(history, scripts) {
   RC(obspam_history(e, OBSPAM_SCRIPT, "/VAR/WWW/S1/MAIL.PHP", 0, INT64_MAX,
                     count_call, NULL),
      OBSPAM_ENOTFOUND);
-  EXPECT_HIST(OBSPAM_SCRIPT, "/var/www/unknown.php", 0, INT64_MAX,
-              {H0, 1, 0});
+  EXPECT_HIST(OBSPAM_SCRIPT, "/var/www/unknown.php", 0, INT64_MAX, {H0, 1, 0});
   RC(obspam_history(e, OBSPAM_SCRIPT, "/var/www/white.php", 0, INT64_MAX,
                     count_call, NULL),
      OBSPAM_ENOTFOUND);
