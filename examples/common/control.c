@@ -742,6 +742,9 @@ static void cmd_list(answer *a, char *args) {
       options(a, rest, usage, keys, values, 4) != 0 ||
       (values[3] != NULL && parse_count(a, values[3], &max) != 0))
     return;
+  /* The library orders the lower-case names. */
+  if (values[2] != NULL)
+    lower(values[2]);
   /* One more than asked: whether there is a next page. */
   rc = enumerate(&o, kind, values[0], values[1] ? OBSPAM_ENUM_ACTIVE : 0,
                  values[2], max ? max + 1 : 0);

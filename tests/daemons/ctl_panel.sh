@@ -59,8 +59,8 @@ run_ctl 0 list mailbox --parent example.com --active
 expect "list --parent --active" "bob@example.com carol@example.com dave@example.com info@example.com" \
   "$(tail -n +2 <<<"$out" | awk '{print $2}' | xargs)"
 
-# Paging: one row, and where the next page starts.
-run_ctl 0 list mailbox --after bob@example.com --limit 1
+# Paging: one row, and where the next page starts (names in any case).
+run_ctl 0 list mailbox --after BOB@example.com --limit 1
 expect "list --after --limit (text)" "KIND     NAME               SENDING  COUNT  LIMIT  SENT  REFUSED  OVER  BLOCKED BY
 mailbox  carol@example.com  yes          1    100     1        0     0  -
 More after carol@example.com: obspamctl list mailbox --after carol@example.com" "$out"
@@ -452,6 +452,15 @@ check(b"set-limit mailbox anna@bakery.example bogus 1\n", "error bad limit 'bogu
 print("raw protocol ok")
 EOF
 echo "ok: raw protocol of the panel commands"
+
+# Protection off: every object sends, and the overview says so.
+echo "enabled no" >>"$conf"
+run_ctl 0 reload
+run_ctl 0 blocked
+expect "blocked with protection off" "Every object can send." "$out"
+run_ctl 0 overview
+expect "overview with protection off" "Protection:   off (every message passes)
+Not sending:  0 subscriptions, 0 domains, 0 mailboxes" "$(head -n 2 <<<"$out")"
 
 stop_daemon
 echo "all panel checks passed"
