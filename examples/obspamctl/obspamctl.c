@@ -843,9 +843,20 @@ static void cmd_report(const char *spec, int json, const char *since) {
     cell("KIND", wk);
     printf("  ");
     cell("NAME", wn);
-    printf("  %*s  %*s  %*s  %*s  %-*s  %-19s  %s\n", ws, "SENT", wr, "REFUSED",
+    /* With a script among them, the uid and subscription behind each
+       script (an object's row has none: "-"). */
+    int wu = 3;
+    for (i = 0; i < a.nrecs; i++)
+      if (strcmp(a.recs[i].f[0], "row") == 0 &&
+          number(a.recs[i].f[R_REFUSED]) > 0 &&
+          (int)strlen(a.recs[i].f[R_UID]) > wu)
+        wu = (int)strlen(a.recs[i].f[R_UID]);
+    printf("  %*s  %*s  %*s  %*s  %-*s  %-19s  %s", ws, "SENT", wr, "REFUSED",
            wo, "OVER", wl, "LIMIT", ww, "WINDOW", "FIRST REFUSAL",
            "LAST REFUSAL");
+    if (refused_scripts)
+      printf("         %*s  SUBSCRIPTION", wu, "UID");
+    putchar('\n');
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
       int64_t limit;
@@ -859,12 +870,19 @@ static void cmd_report(const char *spec, int json, const char *since) {
       cell(r->f[R_KIND], wk);
       printf("  ");
       cell(r->f[R_NAME], wn);
-      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64
-             "  %*s  %-*s  %-19s  %s\n",
+      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64 "  %*s  %-*s  %-19s  ",
              ws, number(r->f[R_SENT]), wr, number(r->f[R_REFUSED]), wo,
              number(r->f[R_EXCEEDED]), wl, num, ww, r->f[R_WINDOW],
-             table_time(number(r->f[R_FIRST]), t1, sizeof(t1)),
-             table_time(number(r->f[R_LAST]), t2, sizeof(t2)));
+             table_time(number(r->f[R_FIRST]), t1, sizeof(t1)));
+      table_time(number(r->f[R_LAST]), t2, sizeof(t2));
+      if (!refused_scripts) {
+        printf("%s\n", t2);
+        continue;
+      }
+      printf("%-19s  %*s  ", t2, wu,
+             number(r->f[R_UID]) < 0 ? "-" : r->f[R_UID]);
+      put_utf8(stdout, *r->f[R_SUB] ? r->f[R_SUB] : "-", plain_char);
+      putchar('\n');
     }
   }
   printf("\n");

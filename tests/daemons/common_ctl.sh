@@ -162,10 +162,10 @@ header=$(head -n 1 <<<"$out")
   { echo "FAIL: report header '$header'"; exit 1; }
 expect "report table" "
 Refused:
-KIND          NAME                         SENT  REFUSED  OVER  LIMIT  WINDOW   FIRST REFUSAL        LAST REFUSAL
-mailbox       info@example.com                3        2     2      3  hour     $ts  $ts
-subscription  bakery                          0        1     1   5000  scripts  $ts  $ts
-script        /var/www/bakery/contact.php     0        1     0      -  -        $ts  $ts
+KIND          NAME                         SENT  REFUSED  OVER  LIMIT  WINDOW   FIRST REFUSAL        LAST REFUSAL           UID  SUBSCRIPTION
+mailbox       info@example.com                3        2     2      3  hour     $ts  $ts      -  -
+subscription  bakery                          0        1     1   5000  scripts  $ts  $ts      -  -
+script        /var/www/bakery/contact.php     0        1     0      -  -        $ts  $ts  10002  bakery
 
 Scripts by messages sent:
 NAME                 SENT    UID  SUBSCRIPTION
