@@ -210,6 +210,7 @@ typedef struct obspam_stats {
   int32_t blocked_kind;
   int32_t disabled;     /* 1 while protection is off */
   char blocked_by[328]; /* that object's name; "" when none */
+  int64_t last_reset;   /* time of the last obspam_reset; 0 = never */
 } obspam_stats;
 
 /* One row of a report. */
@@ -229,6 +230,11 @@ typedef struct obspam_report_row {
      in the period; 0 for the recipients cap, for forbidden scripts, and
      when there was none. */
   int64_t window;
+  /* A script's row: the subscription and the uid of the last message
+     from that path (subscription NULL when no subscription owns the
+     uid, uid -1 when unknown); NULL and -1 in other rows. */
+  const char *subscription;
+  int64_t uid;
 } obspam_report_row;
 
 /* A notice: an object went over its own limit during a notification
@@ -256,11 +262,9 @@ typedef struct obspam_notice {
 #define OBSPAM_VERDICT_INIT                                                    \
   { sizeof(obspam_verdict), 0, 0, 0, 0, 0, {0}, 0 }
 #define OBSPAM_STATS_INIT                                                      \
-  {                                                                            \
-    sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, { 0 }     \
-  }
+  { sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, {0}, 0 }
 #define OBSPAM_REPORT_ROW_INIT                                                 \
-  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0, 0 }
+  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0, 0, NULL, -1 }
 #define OBSPAM_NOTICE_INIT                                                     \
   { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
@@ -521,6 +525,52 @@ OBSPAM_API int obspam_history(obspam_engine *e, int kind, const char *name,
 OBSPAM_API int obspam_report(obspam_engine *e, int64_t from, int64_t to,
                              void (*fn)(const obspam_report_row *row, void *ud),
                              void *ud);
+
+/* ---- Panels (added in 1.3) --------------------------------------------- */
+
+/* obspam_enumerate flags: only objects with activity, that is a count
+   in their day window or a refusal in the last 60 minutes. */
+#define OBSPAM_ENUM_ACTIVE 1u
+
+/* Calls fn, in name order (the bytes of the lower-case names), for the
+   objects of kind (OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN or OBSPAM_MAILBOX,
+   implicit mailboxes included) that sort after `after` (NULL or "": from
+   the first), that lie under `parent` when it is not NULL (an object of
+   a higher kind: a plan, subscription or domain), and that flags admit,
+   at most max of them (0: no bound), each with its status at now (0 =
+   now) as obspam_stats_get gives it. fn returns 0 to go on, anything
+   else to stop. The engine is held for one call only: a panel pages
+   through a million mailboxes by calling again with after = the last
+   name it was given. OBSPAM_ENOTFOUND for an unknown parent. */
+OBSPAM_API int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
+                                uint32_t flags, const char *after, size_t max,
+                                int64_t now,
+                                int (*fn)(int kind, const char *name,
+                                          const obspam_stats *st, void *ud),
+                                void *ud);
+
+/* The top senders over the clock hours that overlap [from, to), whether
+   or not they hit a limit: the n rows (0: all) of kind (OBSPAM_SUBSCRIPTION,
+   DOMAIN, MAILBOX or SCRIPT; -1: every kind) that sent most, most sent
+   first, then most refused, ties by kind and name; rows as obspam_report
+   gives them. */
+OBSPAM_API int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
+                          size_t n,
+                          void (*fn)(const obspam_report_row *row, void *ud),
+                          void *ud);
+
+/* Empties every window of a subscription, domain or mailbox (after a
+   password change, say) at now (0 = now): it may send its whole limit
+   again. Its history keeps what happened; the time of the reset is the
+   stats' last_reset. */
+OBSPAM_API int obspam_reset(obspam_engine *e, int kind, const char *name,
+                            int64_t now);
+
+/* The subscription charged for mail of a local script whose uid no
+   subscription owns (NULL or "": none, the default; such mail is then
+   OBSPAM_UNKNOWN, and reported by uid). */
+OBSPAM_API int obspam_set_unknown_uid_subscription(obspam_engine *e,
+                                                   const char *subscription);
 
 /* ---- Notifications ----------------------------------------------------- */
 

@@ -79,11 +79,12 @@ static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   return 1;
 }
 
-/* A script: the subscription that owns the uid, and the hinted domain
-   when it is hosted under that subscription. */
+/* A script: the subscription that owns the uid (else the unknown-uid
+   subscription), and the hinted domain when it is hosted under that
+   subscription. */
 static int resolve_script(const obspam__tree *t, const obspam_message *msg,
                           obspam__charge *ch) {
-  obspam__sub *s = msg->uid >= 0 ? obspam__tree_by_uid(t, msg->uid) : NULL;
+  obspam__sub *s = obspam__tree_script_sub(t, msg->uid);
   obspam__name n;
   obspam__obj *d;
 
@@ -361,6 +362,35 @@ static void limits(const obspam__tree *t, obspam__charge *ch) {
   ch->cap = obspam__effective_cap(t, ch->obj[ch->n - 1]);
 }
 
+/* Mail of a script whose uid no subscription owns is UNKNOWN, but the
+   store keeps it as a script row, by its path or else as "uid N", so
+   that reports show it. OBSPAM_OK, or OBSPAM_ENOMEM (recorded). */
+static int note_unknown(obspam_engine *e, const obspam__conf *c, decision *d) {
+  const obspam_message *msg = d->msg;
+  int64_t rcpt = msg->recipients > OBSPAM_RECIPIENTS_MAX
+                     ? OBSPAM_RECIPIENTS_MAX
+                     : (int64_t)msg->recipients;
+  size_t len;
+  int rc;
+
+  if (e->store->ops->note_script == NULL)
+    return OBSPAM_OK;
+  if (msg->script != NULL && msg->script[0] != '\0')
+    len = clean_script(msg->script, d->script);
+  else if (msg->uid >= 0)
+    len = (size_t)snprintf(d->script, sizeof(d->script), "uid %lld",
+                           (long long)msg->uid);
+  else
+    return OBSPAM_OK; /* nothing to name it by */
+  rc = e->store->ops->note_script(e->store, d->script, len,
+                                  msg->uid >= 0 ? msg->uid : -1, d->ch.t,
+                                  c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : rcpt,
+                                  c->opt[OBSPAM_OPT_RETENTION_HOURS]);
+  if (rc != OBSPAM_OK)
+    return obspam__fail(e, rc, "decide: out of memory");
+  return OBSPAM_OK;
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
@@ -398,6 +428,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   ch->notify_only = 0;
   ch->replay = 0;
+  ch->reset = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
@@ -416,6 +447,10 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   d->w.want = 0;
   if (!charged(c, msg, addr, ch, pre, &d->w)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
+    /* A script the flag names and charged() could not place: its uid is
+       nobody's (and there is no unknown-uid subscription). */
+    if ((msg->flags & OBSPAM_MSG_SCRIPT) && !dry && !ch->probe)
+      d->rc = note_unknown(e, c, d);
     return 1;
   }
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
@@ -429,6 +464,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->script = NULL;
+  ch->uid = msg->uid >= 0 ? msg->uid : -1;
   ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
   ch->defer = (int)c->opt[OBSPAM_OPT_STORE_FALLBACK];
   if (!dry && msg->script != NULL && msg->script[0] != '\0') {
@@ -733,15 +769,52 @@ static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
   return NULL;
 }
 
+void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
+                        obspam_stats *out) {
+  obspam__reading r;
+  const obspam__obj *b = NULL;
+  int enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
+
+  e->store->ops->read(e->store, o, now,
+                      e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
+  out->limit = obspam__effective(&e->conf->tree, o);
+  OBSPAM__SET(out, obspam_stats, limit_minute,
+              obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
+  OBSPAM__SET(out, obspam_stats, limit_day,
+              obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
+  if (enabled)
+    b = blocker(e, o, &r, now);
+  out->count = r.count;
+  out->refused = r.refused;
+  out->refused_total = r.refused_total;
+  out->last_refused = r.last_refused;
+  /* Sending while a one-recipient message would fit: protection is off,
+     or it fits every window of this object and of every ancestor. The
+     recipients cap is no window (API.md): a cap of 0 alone does not make
+     an object "not sending". */
+  out->sending = b == NULL;
+  OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
+  OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
+  OBSPAM__SET(out, obspam_stats, count_minute, r.count_minute);
+  OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
+  OBSPAM__SET(out, obspam_stats, disabled, !enabled);
+  OBSPAM__SET(out, obspam_stats, blocked_kind, b != NULL ? b->kind : -1);
+  /* Copied under the lock: the object may go once it is released. */
+  if (OBSPAM__HAS(out, obspam_stats, blocked_by)) {
+    if (b != NULL)
+      memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
+    else
+      out->blocked_by[0] = '\0';
+  }
+  OBSPAM__SET(out, obspam_stats, last_reset, r.last_reset);
+}
+
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
                      obspam_stats *out) {
-  obspam__reading r;
   obspam__name n;
   obspam__obj *o;
-  const obspam__obj *b = NULL;
   obspam__imb *held = NULL;
   const char *why;
-  int enabled = 1;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
@@ -771,48 +844,13 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     held = obspam__implicit_hold(&e->imp, n.s, n.len);
   if (held != NULL)
     o = &held->obj;
-  if (o != NULL) {
-    e->store->ops->read(e->store, o, now,
-                        e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
-    out->limit = obspam__effective(&e->conf->tree, o);
-    OBSPAM__SET(out, obspam_stats, limit_minute,
-                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
-    OBSPAM__SET(out, obspam_stats, limit_day,
-                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
-    enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
-    if (enabled)
-      b = blocker(e, o, &r, now);
-    /* Copied under the lock: the object may go once it is released. */
-    if (b != NULL) {
-      OBSPAM__SET(out, obspam_stats, blocked_kind, b->kind);
-      if (OBSPAM__HAS(out, obspam_stats, blocked_by))
-        memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
-    }
-  }
+  if (o != NULL)
+    obspam__stats_fill(e, o, now, out);
   if (held != NULL)
     obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",
                         obspam_kind_name(kind), n.s);
-  out->count = r.count;
-  out->refused = r.refused;
-  out->refused_total = r.refused_total;
-  out->last_refused = r.last_refused;
-  /* Sending while a one-recipient message would fit: protection is off,
-     or it fits every window of this object and of every ancestor. The
-     recipients cap is no window (API.md): a cap of 0 alone does not make
-     an object "not sending". */
-  out->sending = b == NULL;
-  OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
-  OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
-  OBSPAM__SET(out, obspam_stats, count_minute, r.count_minute);
-  OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
-  OBSPAM__SET(out, obspam_stats, disabled, !enabled);
-  if (b == NULL) {
-    OBSPAM__SET(out, obspam_stats, blocked_kind, -1);
-    if (OBSPAM__HAS(out, obspam_stats, blocked_by))
-      out->blocked_by[0] = '\0';
-  }
   return OBSPAM_OK;
 }

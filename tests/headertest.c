@@ -36,12 +36,12 @@ int main(void) {
       stats.limit_minute != 0 || stats.count_minute != 0 ||
       stats.limit_day != 0 || stats.count_day != 0 ||
       stats.blocked_kind != -1 || stats.disabled != 0 ||
-      stats.blocked_by[0] != '\0')
+      stats.blocked_by[0] != '\0' || stats.last_reset != 0)
     return 3;
   if (row.struct_size != sizeof(obspam_report_row) || row.kind != 0 ||
       row.name != NULL || row.sent != 0 || row.refused != 0 ||
       row.first_refused != 0 || row.last_refused != 0 || row.exceeded != 0 ||
-      row.window != 0)
+      row.window != 0 || row.subscription != NULL || row.uid != -1)
     return 4;
   if (notice.struct_size != sizeof(obspam_notice) || notice.kind != 0 ||
       notice.name != NULL || notice.subscription != NULL ||
@@ -76,7 +76,9 @@ int main(void) {
       offsetof(obspam_verdict, object) != 40 ||
       offsetof(obspam_verdict, window) != 368)
     return 9;
-  if (sizeof(obspam_stats) != 432 || offsetof(obspam_stats, limit) != 8 ||
+  if (sizeof(obspam_stats) != 440 ||
+      offsetof(obspam_stats, last_reset) != 432 ||
+      offsetof(obspam_stats, limit) != 8 ||
       offsetof(obspam_stats, last_refused) != 40 ||
       offsetof(obspam_stats, exceeded) != 48 ||
       offsetof(obspam_stats, count_day) != 88 ||
@@ -84,7 +86,9 @@ int main(void) {
       offsetof(obspam_stats, disabled) != 100 ||
       offsetof(obspam_stats, blocked_by) != 104)
     return 10;
-  if (sizeof(obspam_report_row) != 64 ||
+  if (sizeof(obspam_report_row) != 80 ||
+      offsetof(obspam_report_row, subscription) != 64 ||
+      offsetof(obspam_report_row, uid) != 72 ||
       offsetof(obspam_report_row, name) != 8 ||
       offsetof(obspam_report_row, last_refused) != 40 ||
       offsetof(obspam_report_row, exceeded) != 48 ||

@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a hosting panel asks of the library: obspam_enumerate (name order,
+ * parents, the active flag, paging, errors), obspam_top, obspam_reset and
+ * the subscription charged for unknown uids, with exact values.
+ */
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static obspam_engine *e;
+
+static const char CONF[] = "plan basic\n"
+                           "subscription acme plan=basic uid=1001 mailbox=5\n"
+                           "subscription zeta uid=1002\n"
+                           "domain b.test subscription=acme\n"
+                           "domain a.test subscription=acme\n"
+                           "domain z.test subscription=zeta\n"
+                           "mailbox c@a.test\n"
+                           "mailbox a@a.test\n"
+                           "mailbox b@b.test\n"
+                           "mailbox y@z.test\n";
+
+TU_ENGINE_SETUP(tu_new_conf(CONF))
+
+/* The names an enumeration gave, joined by blanks, with each one's
+   status count after a colon. */
+typedef struct seen {
+  char text[65536];
+  int n, stop_after;
+} seen;
+
+static int collect(int kind, const char *name, const obspam_stats *st,
+                   void *ud) {
+  seen *s = ud;
+  size_t len = strlen(s->text);
+
+  (void)kind;
+  snprintf(s->text + len, sizeof(s->text) - len, "%s%s:%" PRId64,
+           len ? " " : "", name, st->count);
+  s->n++;
+  return s->stop_after != 0 && s->n >= s->stop_after;
+}
+
+static void send_as(const char *login, uint32_t rcpt, int64_t t) {
+  obspam_message m =
+      tu_msg(0, login, NULL, "192.0.2.1", rcpt, -1, NULL, NULL, t);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  OK(obspam_decide(e, &m, &v));
+}
+
+Test(enumerate, every_kind_in_name_order, .init = setup, .fini = teardown) {
+  seen s = {{0}, 0, 0};
+
+  send_as("a@a.test", 2, T0);
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a@a.test:2 b@b.test:0 c@a.test:0 y@z.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_DOMAIN, NULL, 0, "", 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a.test:2 b.test:0 z.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_SUBSCRIPTION, NULL, 0, NULL, 0, T0, collect,
+                      &s));
+  cr_assert_str_eq(s.text, "acme:2 zeta:0");
+}
+
+Test(enumerate, under_a_parent, .init = setup, .fini = teardown) {
+  seen s = {{0}, 0, 0};
+
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, "A.test", 0, NULL, 0, T0, collect,
+                      &s));
+  cr_assert_str_eq(s.text, "a@a.test:0 c@a.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, "acme", 0, NULL, 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a@a.test:0 b@b.test:0 c@a.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_DOMAIN, "basic", 0, NULL, 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a.test:0 b.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_SUBSCRIPTION, "basic", 0, NULL, 0, T0, collect,
+                      &s));
+  cr_assert_str_eq(s.text, "acme:0");
+}
+
+Test(enumerate, implicit_mailboxes_and_active, .init = setup,
+     .fini = teardown) {
+  seen s = {{0}, 0, 0};
+
+  send_as("b2@b.test", 3, T0); /* implicit */
+  send_as("c@a.test", 1, T0);
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a@a.test:0 b2@b.test:3 b@b.test:0 c@a.test:1 "
+                           "y@z.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, OBSPAM_ENUM_ACTIVE, NULL, 0, T0,
+                      collect, &s));
+  cr_assert_str_eq(s.text, "b2@b.test:3 c@a.test:1");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, "b.test", OBSPAM_ENUM_ACTIVE, NULL, 0,
+                      T0, collect, &s));
+  cr_assert_str_eq(s.text, "b2@b.test:3");
+  /* Still active a day later from the day window... */
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, OBSPAM_ENUM_ACTIVE, NULL, 0,
+                      T0 + 23 * 3600, collect, &s));
+  cr_assert_str_eq(s.text, "b2@b.test:0 c@a.test:0");
+  /* ...and no more once it has left it. */
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, OBSPAM_ENUM_ACTIVE, NULL, 0,
+                      T0 + 24 * 3600, collect, &s));
+  cr_assert_str_eq(s.text, "");
+}
+
+Test(enumerate, pages_and_stop, .init = setup, .fini = teardown) {
+  seen s = {{0}, 0, 0};
+
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 2, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a@a.test:0 b@b.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, "B@b.test", 2, T0, collect,
+                      &s));
+  cr_assert_str_eq(s.text, "c@a.test:0 y@z.test:0");
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, "y@z.test", 2, T0, collect,
+                      &s));
+  cr_assert_str_eq(s.text, "");
+  /* A prefix is a cursor too. */
+  memset(&s, 0, sizeof(s));
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, "c", 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "c@a.test:0 y@z.test:0");
+  memset(&s, 0, sizeof(s));
+  s.stop_after = 3;
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, T0, collect, &s));
+  cr_assert_str_eq(s.text, "a@a.test:0 b@b.test:0 c@a.test:0");
+}
+
+Test(enumerate, errors, .init = setup, .fini = teardown) {
+  seen s = {{0}, 0, 0};
+  char longer[OBSPAM_NAME_MAX + 2];
+
+  RC(obspam_enumerate(NULL, OBSPAM_MAILBOX, NULL, 0, NULL, 0, 0, collect, &s),
+     OBSPAM_EINVAL);
+  RC(obspam_enumerate(e, OBSPAM_PLAN, NULL, 0, NULL, 0, 0, collect, &s),
+     OBSPAM_EINVAL);
+  cr_assert_str_eq(
+      obspam_engine_errmsg(e),
+      "enumerate: kind 1 is not a subscription, domain or mailbox");
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, 0, NULL, &s),
+     OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "enumerate: no callback");
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 2, NULL, 0, 0, collect, &s),
+     OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "enumerate: unknown flags 0x2");
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, -1, collect, &s),
+     OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "enumerate: time is negative");
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, "no.test", 0, NULL, 0, 0, collect, &s),
+     OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "enumerate: no plan, subscription or domain 'no.test' "
+                   "above a mailbox");
+  /* A mailbox is nobody's parent; a domain is no subscription's. */
+  RC(obspam_enumerate(e, OBSPAM_SUBSCRIPTION, "a.test", 0, NULL, 0, 0, collect,
+                      &s),
+     OBSPAM_ENOTFOUND);
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, "a b", 0, NULL, 0, 0, collect, &s),
+     OBSPAM_EINVAL);
+  memset(longer, 'x', sizeof(longer) - 1);
+  longer[sizeof(longer) - 1] = '\0';
+  RC(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, longer, 0, 0, collect, &s),
+     OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "enumerate: 'after' is longer than 320 bytes");
+  cr_assert_eq(s.n, 0);
+}
+
+/* Paging through many objects gives each exactly once, in order, whatever
+   the page size, declared and implicit mixed. */
+Test(enumerate, many_in_pages, .init = setup, .fini = teardown) {
+  static char conf[1 << 20];
+  size_t len = 0;
+  int page_sizes[] = {1, 7, 1000, 1024, 1025, 0};
+
+  len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+                          "subscription s\ndomain m.test subscription=s\n");
+  for (int i = 0; i < 3000; i += 2)
+    len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+                            "mailbox u%05d@m.test\n", i);
+  OK(obspam_load_config_string(e, conf));
+  for (int i = 1; i < 3000; i += 2) {
+    char who[32];
+
+    snprintf(who, sizeof(who), "u%05d@m.test", i);
+    send_as(who, 1, T0);
+  }
+  for (size_t k = 0; k < sizeof(page_sizes) / sizeof(page_sizes[0]); k++) {
+    char after[64] = "";
+    int next = 0;
+
+    for (;;) {
+      seen s = {{0}, 0, 0};
+      char *last = NULL;
+
+      OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, after,
+                          (size_t)page_sizes[k], T0, collect, &s));
+      if (s.n == 0)
+        break;
+      for (char *w = strtok(s.text, " "); w != NULL; w = strtok(NULL, " ")) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "u%05d@m.test:%d", next, next % 2);
+        cr_assert_str_eq(w, want, "page size %d", page_sizes[k]);
+        next++;
+        last = w;
+      }
+      cr_assert_not_null(last);
+      *strchr(last, ':') = '\0';
+      snprintf(after, sizeof(after), "%s", last);
+      if (page_sizes[k] == 0)
+        break;
+    }
+    cr_assert_eq(next, 3000, "page size %d gave %d", page_sizes[k], next);
+  }
+}
+
+/* ---- obspam_reset ---------------------------------------------------------
+ */
+
+static obspam_stats stats_of(int kind, const char *name, int64_t now) {
+  obspam_stats st = OBSPAM_STATS_INIT;
+
+  OK(obspam_stats_get(e, kind, name, now, &st));
+  return st;
+}
+
+static int decide_as(const char *login, uint32_t rcpt, int64_t t) {
+  obspam_message m =
+      tu_msg(0, login, NULL, "192.0.2.1", rcpt, -1, NULL, NULL, t);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  OK(obspam_decide(e, &m, &v));
+  return v.action;
+}
+
+static void hist_line(int64_t hour, int64_t sent, int64_t refused, void *ud) {
+  char *s = ud;
+  size_t len = strlen(s);
+
+  snprintf(s + len, 256 - len, "%s%" PRId64 ":%" PRId64 "/%" PRId64,
+           len ? " " : "", (hour - T0) / 3600, sent, refused);
+}
+
+Test(reset, empties_the_windows_and_keeps_the_history, .init = setup,
+     .fini = teardown) {
+  obspam_stats st;
+  char hist[256] = "";
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 5), OBSPAM_REFUSE);
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 6);
+  cr_assert_eq(st.count, 5);
+  cr_assert_eq(st.sending, 0);
+  cr_assert_eq(st.last_reset, 0);
+
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "A@a.test", T0 + 10));
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 11);
+  cr_assert_eq(st.count, 0);
+  cr_assert_eq(st.count_minute, 0);
+  cr_assert_eq(st.count_day, 0);
+  cr_assert_eq(st.refused, 0);
+  cr_assert_eq(st.exceeded, 0);
+  cr_assert_eq(st.sending, 1);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  /* What happened stays in the history and its totals. */
+  cr_assert_eq(st.refused_total, 1);
+  cr_assert_eq(st.last_refused, T0 + 5);
+  OK(obspam_history(e, OBSPAM_MAILBOX, "a@a.test", T0, T0 + 7200, hist_line,
+                    hist));
+  cr_assert_str_eq(hist, "0:5/1");
+  /* Its parents keep their counts. */
+  cr_assert_eq(stats_of(OBSPAM_DOMAIN, "a.test", T0 + 11).count, 5);
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "acme", T0 + 11).last_reset, 0);
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + 20 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 30), OBSPAM_REFUSE);
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 31);
+  cr_assert_eq(st.count, 5);
+  cr_assert_eq(st.count_day, 5);
+  hist[0] = '\0';
+  OK(obspam_history(e, OBSPAM_MAILBOX, "a@a.test", T0, T0 + 7200, hist_line,
+                    hist));
+  cr_assert_str_eq(hist, "0:10/2");
+}
+
+/* The day window starts at the reset: the hours before it leave it at
+   once, and of its own hour only what came after it stays. */
+Test(reset, the_day_window, .init = setup, .fini = teardown) {
+  OK(obspam_load_config_string(e, "subscription s\n"
+                                  "domain d.test subscription=s\n"
+                                  "mailbox m@d.test limit=100/h,10/d\n"));
+  cr_assert_eq(decide_as("m@d.test", 6, T0), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 3, H1 + 10), OBSPAM_ACCEPT);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 15).count_day, 9);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "m@d.test", H1 + 20));
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 21).count_day, 0);
+  cr_assert_eq(decide_as("m@d.test", 4, H1 + 30), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 6, H1 + 40), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 1, H1 + 50), OBSPAM_REFUSE);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H2).count_day, 10);
+  /* The hour of the reset is in the day window for 24 hours more; what it
+     had sent before the reset never counts again. */
+  cr_assert_eq(
+      stats_of(OBSPAM_MAILBOX, "m@d.test", T0 + 24 * 3600 + 5).count_day, 10);
+  cr_assert_eq(decide_as("m@d.test", 1, H2 + 22 * 3600), OBSPAM_REFUSE);
+  cr_assert_eq(
+      stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 24 * 3600 + 5).count_day, 0);
+  cr_assert_eq(decide_as("m@d.test", 10, H1 + 24 * 3600 + 6), OBSPAM_ACCEPT);
+}
+
+Test(reset, implicit_mailbox_and_errors, .init = setup, .fini = teardown) {
+  cr_assert_eq(decide_as("new@a.test", 2, T0), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "new@a.test", T0 + 1));
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "new@a.test", T0 + 2).count, 0);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "new@a.test", T0 + 2).last_reset,
+               T0 + 1);
+  /* An object that never sent can be reset too. */
+  OK(obspam_reset(e, OBSPAM_SUBSCRIPTION, "zeta", T0 + 3));
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "zeta", T0 + 4).last_reset,
+               T0 + 3);
+  /* A time before the newest one seen is the newest one. */
+  OK(obspam_reset(e, OBSPAM_DOMAIN, "z.test", T0 - 100));
+  cr_assert_eq(stats_of(OBSPAM_DOMAIN, "z.test", T0 + 4).last_reset, T0 + 3);
+
+  RC(obspam_reset(NULL, OBSPAM_MAILBOX, "a@a.test", 0), OBSPAM_EINVAL);
+  RC(obspam_reset(e, OBSPAM_PLAN, "basic", 0), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "reset: only a subscription, domain or mailbox has "
+                   "counters");
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "nobody", 0), OBSPAM_EINVAL);
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", -1), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "reset: time is negative");
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "nobody@a.test", 0), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "reset: no mailbox 'nobody@a.test'");
+  RC(obspam_reset(e, OBSPAM_DOMAIN, "none.test", 0), OBSPAM_ENOTFOUND);
+}
+
+/* ---- a reset across a restart ---------------------------------------------
+ */
+
+static char dir[256], state[300];
+
+static void setup_files(void) {
+  const char *tmp = getenv("TMPDIR");
+
+  setup();
+  snprintf(dir, sizeof(dir), "%s/obspam-panel-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+}
+
+static void teardown_files(void) {
+  char cmd[400];
+
+  teardown();
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* A second engine with the same configuration, as a restart makes it. */
+static obspam_engine *restarted(int load, int journal) {
+  obspam_engine *r = tu_new_conf(CONF);
+  int64_t replayed = -1;
+
+  if (load)
+    OK(obspam_state_load(r, state));
+  if (journal)
+    OK(obspam_journal_open(r, state, 0, &replayed, NULL));
+  return r;
+}
+
+Test(reset, kept_by_a_snapshot, .init = setup_files, .fini = teardown_files) {
+  obspam_engine *r;
+  obspam_stats st = OBSPAM_STATS_INIT;
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_state_save(e, state));
+  r = restarted(1, 0);
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", T0 + 12, &st));
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+  /* The next hour goes on from the snapshot's hour of the reset. */
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", H1 + 5, &st));
+  cr_assert_eq(st.count_day, 2);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  obspam_engine_free(r);
+}
+
+Test(reset, kept_by_the_journal, .init = setup_files, .fini = teardown_files) {
+  obspam_engine *r;
+  obspam_stats st = OBSPAM_STATS_INIT;
+  int64_t replayed = -1;
+
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_journal_flush(e));
+  r = tu_new_conf(CONF);
+  OK(obspam_journal_open(r, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 7);
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", T0 + 12, &st));
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+  OK(obspam_stats_get(r, OBSPAM_DOMAIN, "a.test", T0 + 12, &st));
+  cr_assert_eq(st.count, 7);
+  obspam_engine_free(r);
+}
+
+/* ---- obspam_top, script rows, unknown uids --------------------------------
+ */
+
+typedef struct rows {
+  char text[4096];
+} rows;
+
+static void row_line(const obspam_report_row *r, void *ud) {
+  rows *s = ud;
+  size_t len = strlen(s->text);
+
+  snprintf(s->text + len, sizeof(s->text) - len,
+           "%d %s %" PRId64 "/%" PRId64 " %" PRId64 " %s\n", r->kind, r->name,
+           r->sent, r->refused, r->uid,
+           r->subscription != NULL ? r->subscription : "-");
+}
+
+static int script_as(int64_t uid, const char *path, uint32_t rcpt, int64_t t,
+                     obspam_verdict *v) {
+  obspam_message m =
+      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, NULL, path, t);
+
+  *v = (obspam_verdict)OBSPAM_VERDICT_INIT;
+  OK(obspam_decide(e, &m, v));
+  return v->action;
+}
+
+/* The traffic of the top tests: mailboxes, an implicit one, scripts of
+   known and unknown uids. */
+static void traffic(void) {
+  obspam_verdict v;
+
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("b@b.test", 2, T0 + 3), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("new@a.test", 1, T0 + 4), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(1001, "/www/x.php", 4, T0 + 5, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(1002, NULL, 1, T0 + 6, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(9999, "/tmp/evil.php", 7, T0 + 7, &v), OBSPAM_UNKNOWN);
+  cr_assert_eq(script_as(8888, NULL, 2, T0 + 8, &v), OBSPAM_UNKNOWN);
+  /* Neither a path nor a uid: nothing to report it by. */
+  cr_assert_eq(script_as(-1, NULL, 2, T0 + 8, &v), OBSPAM_UNKNOWN);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 10), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 11), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 12), OBSPAM_REFUSE);
+}
+
+Test(top, every_kind_by_sent, .init = setup, .fini = teardown) {
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_top(e, -1, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "2 acme 12/1 -1 -\n"
+                           "5 /tmp/evil.php 7/0 9999 -\n"
+                           "3 a.test 6/1 -1 -\n"
+                           "4 a@a.test 5/1 -1 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "3 b.test 2/0 -1 -\n"
+                           "4 b@b.test 2/0 -1 -\n"
+                           "5 uid 8888 2/0 8888 -\n"
+                           "2 zeta 1/0 -1 -\n"
+                           "4 new@a.test 1/0 -1 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, OBSPAM_MAILBOX, T0, T0 + 3600, 2, row_line, &r));
+  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
+                           "4 b@b.test 2/0 -1 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, OBSPAM_SCRIPT, 0, INT64_MAX, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, -1, H1, H2, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "");
+  /* The report lists the scripts with their uid and subscription too. */
+  memset(&r, 0, sizeof(r));
+  OK(obspam_report(e, T0, T0 + 3600, row_line, &r));
+  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
+                           "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+}
+
+Test(top, errors, .init = setup, .fini = teardown) {
+  rows r = {{0}};
+
+  RC(obspam_top(NULL, -1, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  RC(obspam_top(e, OBSPAM_PLAN, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "top: kind 1 is not a subscription, domain, mailbox, "
+                   "script or -1 (every kind)");
+  RC(obspam_top(e, -2, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  RC(obspam_top(e, -1, 0, 0, 0, NULL, &r), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "top: no callback");
+}
+
+Test(unknown_uid, a_catch_all_subscription, .init = setup, .fini = teardown) {
+  obspam_verdict v;
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_set_unknown_uid_subscription(e, "ZETA"));
+  cr_assert_eq(script_as(9999, "/tmp/evil.php", 1, T0 + 20, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(v.kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(v.object, "zeta");
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "zeta", T0 + 21).count, 2);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 1, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 8/0 9999 zeta\n");
+  /* Its own limits apply. */
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "zeta", OBSPAM_SUBSCRIPTION, 2));
+  cr_assert_eq(script_as(7777, NULL, 1, T0 + 22, &v), OBSPAM_REFUSE);
+  cr_assert_str_eq(v.object, "zeta");
+  /* NULL or "" goes back to none. */
+  OK(obspam_set_unknown_uid_subscription(e, ""));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 23, &v), OBSPAM_UNKNOWN);
+  OK(obspam_set_unknown_uid_subscription(e, "zeta"));
+  OK(obspam_set_unknown_uid_subscription(e, NULL));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 23, &v), OBSPAM_UNKNOWN);
+
+  RC(obspam_set_unknown_uid_subscription(NULL, "zeta"), OBSPAM_EINVAL);
+  RC(obspam_set_unknown_uid_subscription(e, "no-such"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "set_unknown_uid_subscription: no subscription 'no-such'");
+  RC(obspam_set_unknown_uid_subscription(e, "a b"), OBSPAM_EINVAL);
+  /* A removed catch-all charges nothing any more. */
+  OK(obspam_set_unknown_uid_subscription(e, "zeta"));
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "zeta"));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 24, &v), OBSPAM_UNKNOWN);
+}
+
+Test(unknown_uid, the_configuration_line, .init = setup, .fini = teardown) {
+  obspam_verdict v;
+  char conf[1024];
+
+  snprintf(conf, sizeof(conf), "%sunknown-uid-subscription Zeta\n", CONF);
+  OK(obspam_load_config_string(e, conf));
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_ACCEPT);
+  cr_assert_str_eq(v.object, "zeta");
+  /* A configuration without the line has none. */
+  OK(obspam_load_config_string(e, CONF));
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_UNKNOWN);
+
+  RC(obspam_load_config_string(e, "unknown-uid-subscription s\n"
+                                  "subscription s\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:1: unknown subscription 's' (declared later, on "
+                   "line 2)");
+  RC(obspam_load_config_string(e, "subscription s\n"
+                                  "unknown-uid-subscription s\n"
+                                  "unknown-uid-subscription s\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:3: 'unknown-uid-subscription' appears twice");
+  RC(obspam_load_config_string(e, "unknown-uid-subscription\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:1: missing subscription after "
+                   "'unknown-uid-subscription'");
+  RC(obspam_load_config_string(e, "subscription s\n"
+                                  "unknown-uid-subscription s t\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "<string>:2: too many values for "
+                                            "'unknown-uid-subscription'");
+  /* The failed loads changed nothing. */
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_UNKNOWN);
+}
+
+/* The uid of a script's last message survives a restart. */
+Test(top, script_uid_kept_by_a_snapshot, .init = setup_files,
+     .fini = teardown_files) {
+  obspam_engine *saved = e;
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_state_save(e, state));
+  e = restarted(1, 0);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+  obspam_engine_free(e);
+  e = saved;
+}
