@@ -285,6 +285,10 @@ class TestAbi(unittest.TestCase):
             "obspam_stats_get": obspam.Engine.stats,
             "obspam_history": obspam.Engine.history,
             "obspam_report": obspam.Engine.report,
+            "obspam_enumerate": obspam.Engine.enumerate,
+            "obspam_top": obspam.Engine.top,
+            "obspam_reset": obspam.Engine.reset,
+            "obspam_set_unknown_uid_subscription": obspam.Engine.set_unknown_uid_subscription,
             "obspam_set_notify": obspam.Engine.set_notify,
             "obspam_notify_flush": obspam.Engine.notify_flush,
             "obspam_state_save": obspam.Engine.save_state,
@@ -1175,20 +1179,31 @@ class TestDecideBatch(unittest.TestCase):
         self.assertEqual(self.e.last_error, "")
 
     def test_a_failing_message(self) -> None:
+        """Every message gets its own verdict: a failing one its status and
+        message, the others their verdicts (1.3)."""
         e = self.e
         orders = {"sasl_username": "orders@shop.example"}
-        with self.assertRaises(obspam.Error) as cm:
-            e.decide_batch([dict(orders, time=T), {"recipients": 0}, dict(orders, time=T + 1)])
-        self.assertEqual(cm.exception.code, obspam.EINVAL)
-        self.assertIsInstance(cm.exception.code, obspam.ErrorCode)
-        self.assertEqual(str(cm.exception), "decide: no recipients")
-        self.assertEqual(str(cm.exception), e.last_error)
-        # the message before the failing one was decided, and so was the one
-        # after it: the C call decides every message
+        got = e.decide_batch([dict(orders, time=T), {"recipients": 0}, dict(orders, time=T + 1),
+                              {"sasl_username": "someone@shop.example", "client_address": "not-an-address",
+                               "time": T + 1}])
+        self.assertEqual(got, [
+            verdict(obspam.ACCEPT, obspam.MAILBOX, "orders@shop.example", 2, 0, 0),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL, "decide: no recipients"),
+            verdict(obspam.ACCEPT, obspam.MAILBOX, "orders@shop.example", 2, 1, 0),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL,
+                           "decide: client address 'not-an-address' is not an IPv4 or IPv6 address"),
+        ])
+        self.assertIsInstance(got[1].status, obspam.ErrorCode)
+        self.assertEqual([v.ok for v in got], [True, False, True, False])
+        # the messages before and after the failing ones were decided and
+        # charged; checking a failed message again charged nothing
         self.assertEqual(e.stats(obspam.MAILBOX, "orders@shop.example", T + 1).count, 2)
-        with self.assertRaises(obspam.Error) as cm:
-            e.decide_batch([dict(orders, time=T + 2), dict(orders, time=-1)])
-        self.assertEqual((cm.exception.code, str(cm.exception)), (obspam.EINVAL, "decide: time is negative"))
+        self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 1).count, 2)
+        got = e.decide_batch([dict(orders, time=T + 2), dict(orders, time=-1)])
+        self.assertEqual(got, [
+            verdict(obspam.REFUSE, obspam.MAILBOX, "orders@shop.example", 2, 2, 3568),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL, "decide: time is negative"),
+        ])
         s = e.stats(obspam.MAILBOX, "orders@shop.example", T + 2)
         self.assertEqual((s.count, s.refused), (2, 1))  # the first was decided (refused)
 
