@@ -248,6 +248,8 @@ test('every function has a method', function (): void {
         'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
         'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
+        'obspam_enumerate' => 'enumerate', 'obspam_top' => 'top', 'obspam_reset' => 'reset',
+        'obspam_set_unknown_uid_subscription' => 'setUnknownUidSubscription',
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
         'obspam_set_store' => 'setStore', 'obspam_store_status' => 'storeStatus',
@@ -836,16 +838,27 @@ test('decideBatch', function (): void {
     same(0, $e->stats(Engine::MAILBOX, $orders, T)->count, 'an empty batch decides nothing');
     same('', $e->lastError(), 'an empty batch fails nothing');
 
-    // a failing message: the exception, with the engine's message
+    // failing messages: each has its own status and message, and the
+    // others their verdicts (1.3)
     $o = ['sasl_username' => $orders];
-    $x = throws(fn () => $e->decideBatch([$o + ['time' => T], ['recipients' => 0], $o + ['time' => T + 1]]),
-        Engine::EINVAL, 'decide: no recipients', 'a message without recipients');
-    same($x?->getMessage(), $e->lastError(), "the engine's message");
-    // the message before the failing one was decided, and so was the one
-    // after it: the C call decides every message
+    $got = $e->decideBatch([$o + ['time' => T], ['recipients' => 0], $o + ['time' => T + 1],
+        ['sasl_username' => 'someone@shop.example', 'client_address' => 'not-an-address', 'time' => T + 1]]);
+    same([
+        new Verdict(Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 0, 0, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL, 'decide: no recipients'),
+        new Verdict(Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 1, 0, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL,
+            "decide: client address 'not-an-address' is not an IPv4 or IPv6 address"),
+    ], $got, 'a verdict per message, failures with their status');
+    same([true, false, true, false], array_map(fn (Verdict $v) => $v->ok(), $got), 'ok()');
+    // the messages before and after the failing ones were decided and
+    // charged; checking a failed message again charged nothing
     same(2, $e->stats(Engine::MAILBOX, $orders, T + 1)->count, 'the other messages were decided');
-    throws(fn () => $e->decideBatch([$o + ['time' => T + 2], $o + ['time' => -1]]),
-        Engine::EINVAL, 'decide: time is negative', 'a negative time');
+    same(2, $e->stats(Engine::DOMAIN, 'shop.example', T + 1)->count, 'and charged once');
+    same([
+        new Verdict(Engine::REFUSE, Engine::MAILBOX, $orders, 2, 2, 3568, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL, 'decide: time is negative'),
+    ], $e->decideBatch([$o + ['time' => T + 2], $o + ['time' => -1]]), 'a negative time');
     $s = $e->stats(Engine::MAILBOX, $orders, T + 2);
     same([2, 1], [$s->count, $s->refused], 'the first was decided (refused)');
 
