@@ -9,6 +9,8 @@
 # php-codesniffer, composer) when missing (apt-get, only then), then runs:
 #
 #   decls      bindings/php/obspam_ffi.h against include/obspam.h
+#   tables     the tables of bindings/README.md against include/obspam.h and
+#              the two bindings (tests/bindings/check_tables.py)
 #   python     tests/bindings/test_python.py (unittest), once per python3
 #   php        tests/bindings/test_php.php
 #   phpcs      the PHP binding is PSR-12 clean (Debian's php-codesniffer)
@@ -130,6 +132,13 @@ if run_logged "$TMP/decls.log" python3 "$HERE/check_ffi_decls.py" --self-test; t
   pass decls
 else
   fail decls
+fi
+
+step "tables: the tables of bindings/README.md against the header and the bindings"
+if run_logged "$TMP/tables.log" python3 "$HERE/check_tables.py" --self-test; then
+  pass tables
+else
+  fail tables
 fi
 
 # python_tests NAME INTERPRETER
