@@ -733,15 +733,52 @@ static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
   return NULL;
 }
 
+void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
+                        obspam_stats *out) {
+  obspam__reading r;
+  const obspam__obj *b = NULL;
+  int enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
+
+  e->store->ops->read(e->store, o, now,
+                      e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
+  out->limit = obspam__effective(&e->conf->tree, o);
+  OBSPAM__SET(out, obspam_stats, limit_minute,
+              obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
+  OBSPAM__SET(out, obspam_stats, limit_day,
+              obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
+  if (enabled)
+    b = blocker(e, o, &r, now);
+  out->count = r.count;
+  out->refused = r.refused;
+  out->refused_total = r.refused_total;
+  out->last_refused = r.last_refused;
+  /* Sending while a one-recipient message would fit: protection is off,
+     or it fits every window of this object and of every ancestor. The
+     recipients cap is no window (API.md): a cap of 0 alone does not make
+     an object "not sending". */
+  out->sending = b == NULL;
+  OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
+  OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
+  OBSPAM__SET(out, obspam_stats, count_minute, r.count_minute);
+  OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
+  OBSPAM__SET(out, obspam_stats, disabled, !enabled);
+  OBSPAM__SET(out, obspam_stats, blocked_kind, b != NULL ? b->kind : -1);
+  /* Copied under the lock: the object may go once it is released. */
+  if (OBSPAM__HAS(out, obspam_stats, blocked_by)) {
+    if (b != NULL)
+      memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
+    else
+      out->blocked_by[0] = '\0';
+  }
+  OBSPAM__SET(out, obspam_stats, last_reset, r.last_reset);
+}
+
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
                      obspam_stats *out) {
-  obspam__reading r;
   obspam__name n;
   obspam__obj *o;
-  const obspam__obj *b = NULL;
   obspam__imb *held = NULL;
   const char *why;
-  int enabled = 1;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
@@ -771,48 +808,13 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     held = obspam__implicit_hold(&e->imp, n.s, n.len);
   if (held != NULL)
     o = &held->obj;
-  if (o != NULL) {
-    e->store->ops->read(e->store, o, now,
-                        e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
-    out->limit = obspam__effective(&e->conf->tree, o);
-    OBSPAM__SET(out, obspam_stats, limit_minute,
-                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
-    OBSPAM__SET(out, obspam_stats, limit_day,
-                obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
-    enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
-    if (enabled)
-      b = blocker(e, o, &r, now);
-    /* Copied under the lock: the object may go once it is released. */
-    if (b != NULL) {
-      OBSPAM__SET(out, obspam_stats, blocked_kind, b->kind);
-      if (OBSPAM__HAS(out, obspam_stats, blocked_by))
-        memcpy(out->blocked_by, b->name, (size_t)b->len + 1);
-    }
-  }
+  if (o != NULL)
+    obspam__stats_fill(e, o, now, out);
   if (held != NULL)
     obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
   if (o == NULL)
     return obspam__fail(e, OBSPAM_ENOTFOUND, "stats_get: no %s '%s'",
                         obspam_kind_name(kind), n.s);
-  out->count = r.count;
-  out->refused = r.refused;
-  out->refused_total = r.refused_total;
-  out->last_refused = r.last_refused;
-  /* Sending while a one-recipient message would fit: protection is off,
-     or it fits every window of this object and of every ancestor. The
-     recipients cap is no window (API.md): a cap of 0 alone does not make
-     an object "not sending". */
-  out->sending = b == NULL;
-  OBSPAM__SET(out, obspam_stats, exceeded, r.exceeded);
-  OBSPAM__SET(out, obspam_stats, exceeded_total, r.exceeded_total);
-  OBSPAM__SET(out, obspam_stats, count_minute, r.count_minute);
-  OBSPAM__SET(out, obspam_stats, count_day, r.count_day);
-  OBSPAM__SET(out, obspam_stats, disabled, !enabled);
-  if (b == NULL) {
-    OBSPAM__SET(out, obspam_stats, blocked_kind, -1);
-    if (OBSPAM__HAS(out, obspam_stats, blocked_by))
-      out->blocked_by[0] = '\0';
-  }
   return OBSPAM_OK;
 }

@@ -122,6 +122,12 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
                       char **out, size_t *len);
 
+/* The status of o at now into out, as obspam_stats_get gives it (the
+   fields out->struct_size holds). Under the engine's read lock, with o
+   pinned when it is an implicit mailbox (decide.c). */
+void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
+                        obspam_stats *out);
+
 /* Structures grow at their end (API.md "Additions in 1.3"): a caller
    compiled against an older header passes a smaller struct_size. The
    size of a structure up to and including field, and whether the

@@ -157,6 +157,10 @@ obspam__imb *obspam__implicit_find(obspam__implicit *im, const char *name,
   return m != NULL && (m->pins > 0 || has_state(m)) ? m : NULL;
 }
 
+int obspam__implicit_exists(const obspam__imb *m) {
+  return m->pins > 0 || has_state(m);
+}
+
 obspam__imb *obspam__implicit_hold(obspam__implicit *im, const char *name,
                                    size_t len) {
   obspam__imb *m;

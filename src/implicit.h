@@ -81,6 +81,11 @@ static inline void obspam__implicit_unlock(obspam__implicit *im) {
   pthread_mutex_unlock(&im->lock);
 }
 
+/* Whether m exists (has state or is pinned). The set's lock must be
+   held; a reader that lets it go pins m first (m->pins++, under the
+   lock) and lets it go with obspam__implicit_unpin. */
+int obspam__implicit_exists(const obspam__imb *m);
+
 /* How many exist, after freeing those at the front of the list that no
    longer do (they expire in the order they were last charged). */
 int64_t obspam__implicit_count(obspam__implicit *im);

@@ -125,6 +125,7 @@ typedef struct obspam__reading {
   /* Charged in the clock hour of now and the 23 before (the day
      window). */
   int64_t count_day;
+  int64_t last_reset; /* time of the last reset (obspam_reset); 0: none */
 } obspam__reading;
 
 /* One clock hour of history. first and last are the first and last of

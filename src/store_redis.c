@@ -710,6 +710,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
       out->exceeded_total = int_of(rp->element[5]);
       out->count_day = int_of(rp->element[6]);
       out->count_minute = int_of(rp->element[7]);
+      out->last_reset = 0; /* Redis keeps no resets (obspam_reset) */
       freeReplyObject(rp);
       pthread_mutex_unlock(&r->lock);
       return;

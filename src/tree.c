@@ -15,6 +15,43 @@ void obspam__tree_init(obspam__tree *t) {
   t->server_scripts = 1;
 }
 
+/* Drops the name order of kind: the index is about to change. Under the
+   write lock (or on a tree no reader sees), so nobody holds it. */
+static void unsort(obspam__tree *t, int kind) {
+  free(t->sorted[kind]);
+  t->sorted[kind] = NULL;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(obspam__obj *const *)a)->name,
+                (*(obspam__obj *const *)b)->name);
+}
+
+const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind) {
+  obspam__sorted *s = __atomic_load_n(&t->sorted[kind], __ATOMIC_ACQUIRE);
+  obspam__sorted *none = NULL;
+  const obspam__index *x = &t->index[kind];
+  size_t i;
+
+  if (s != NULL)
+    return s;
+  s = malloc(sizeof(*s) + x->n * sizeof(s->v[0]));
+  if (s == NULL)
+    return NULL;
+  s->n = 0;
+  for (i = 0; x->slot != NULL && i <= x->mask; i++)
+    if (x->slot[i].obj != NULL)
+      s->v[s->n++] = x->slot[i].obj;
+  qsort(s->v, s->n, sizeof(s->v[0]), by_name);
+  /* Another reader may have made it meanwhile: the first one stays. */
+  if (!__atomic_compare_exchange_n(&t->sorted[kind], &none, s, 0,
+                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    free(s);
+    s = none;
+  }
+  return s;
+}
+
 static size_t obj_size(int kind) {
   switch (kind) {
   case OBSPAM_PLAN:
@@ -82,6 +119,7 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
     ((obspam__sub *)o)->uid = -1;
     ((obspam__sub *)o)->scripts = OBSPAM_INHERIT;
   }
+  unsort(t, kind);
   obspam__index_put(&t->index[kind], o);
   link_child(o, parent);
   *out = o;
@@ -91,6 +129,7 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
 int obspam__tree_adopt(obspam__tree *t, obspam__obj *o, obspam__obj *parent) {
   if (obspam__index_reserve(&t->index[o->kind]) != 0)
     return OBSPAM_ENOMEM;
+  unsort(t, o->kind);
   obspam__index_put(&t->index[o->kind], o);
   link_child(o, parent);
   return OBSPAM_OK;
@@ -164,6 +203,7 @@ void obspam__tree_extra_trim(obspam__tree *t, obspam__obj *o) {
 static void free_obj(obspam__tree *t, obspam__obj *o) {
   if (o->extra != NULL)
     t->extras--;
+  unsort(t, o->kind);
   obspam__index_del(&t->index[o->kind], o);
   if (o->kind == OBSPAM_SUBSCRIPTION) {
     obspam__sub *s = (obspam__sub *)o;
@@ -211,6 +251,7 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
   /* Whole indexes go at once: no object is unlinked or deleted one by
      one. Children first, as obspam__tree_remove does. */
   for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
+    unsort(t, kind);
     obspam__index_each(&t->index[kind], free_one, &f);
     obspam__index_free(&t->index[kind]);
   }

@@ -74,8 +74,20 @@ typedef struct obspam__sub {
   char *contact;         /* NULL: none */
 } obspam__sub;
 
+/* The objects of one kind in name order (the bytes of their lower-case
+   names), for paging through them (obspam_enumerate). */
+typedef struct obspam__sorted {
+  size_t n;
+  obspam__obj *v[];
+} obspam__sorted;
+
 typedef struct obspam__tree {
   obspam__index index[5]; /* objects by kind; SERVER's slot is unused */
+  /* By kind: the objects of the index in name order, made by the first
+     reader that asks (obspam__tree_sorted) and dropped by every change
+     to the index. Readers publish it with an atomic compare-and-swap, as
+     many of them may hold the engine's read lock at once. */
+  obspam__sorted *sorted[5];
   obspam__sub *by_uid;
   /* An entry of by_uid that is no subscription (uid -2): with it the table
      is never emptied, and so never freed, by moving a uid. */
@@ -176,6 +188,11 @@ static inline const obspam__sub *obspam__owner(const obspam__obj *o) {
     o = o->parent;
   return (const obspam__sub *)o;
 }
+
+/* The objects of kind in name order, made now when no reader made them
+   since the last change of the index; NULL when memory ran out. Under
+   the engine's read lock; the result lives until the next change. */
+const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind);
 
 /* Whether scripts of subscription s may send. */
 int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s);
