@@ -1240,6 +1240,169 @@ class TestDecideBatch(unittest.TestCase):
         self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 6).count, 3)
 
 
+PANEL_CONF = """\
+# Panels: two subscriptions, three domains, four mailboxes.
+plan basic
+subscription acme plan=basic uid=1001 mailbox=5
+subscription zeta uid=1002
+subscription spare
+domain b.test subscription=acme
+domain a.test subscription=acme
+domain z.test subscription=zeta
+mailbox c@a.test
+mailbox a@a.test
+mailbox b@b.test
+mailbox y@z.test
+"""
+
+
+class TestPanels(unittest.TestCase):
+    """enumerate, top, reset and the unknown-uid subscription (1.3)."""
+
+    def setUp(self) -> None:
+        self.e = obspam.Engine()
+        self.e.load_config_string(PANEL_CONF)
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def names(self, *args: Any, **kw: Any) -> List[str]:
+        return [x.name for x in self.e.enumerate(*args, **kw)]
+
+    def test_enumerate_in_name_order(self) -> None:
+        e = self.e
+        e.decide(sasl_username="a@a.test", recipients=2, time=T)
+        self.assertEqual(self.names(obspam.MAILBOX, now=T), ["a@a.test", "b@b.test", "c@a.test", "y@z.test"])
+        self.assertEqual(self.names(obspam.DOMAIN, now=T), ["a.test", "b.test", "z.test"])
+        self.assertEqual(self.names(obspam.SUBSCRIPTION, now=T), ["acme", "spare", "zeta"])
+        got = list(e.enumerate(obspam.MAILBOX, now=T))
+        self.assertEqual(got[0], obspam.Entry(obspam.MAILBOX, "a@a.test", e.stats(obspam.MAILBOX, "a@a.test", T)))
+        self.assertEqual(got[0].stats.count, 2)
+        self.assertEqual(got[0].stats.limit, 5)
+        self.assertIs(type(got[0].kind), obspam.Kind)
+        self.assertEqual([x.stats.count for x in got], [2, 0, 0, 0])
+
+    def test_enumerate_under_a_parent_and_active(self) -> None:
+        e = self.e
+        e.decide(sasl_username="c@a.test", time=T)
+        self.assertEqual(self.names(obspam.MAILBOX, parent="A.test"), ["a@a.test", "c@a.test"])
+        self.assertEqual(self.names(obspam.MAILBOX, parent="acme"), ["a@a.test", "b@b.test", "c@a.test"])
+        self.assertEqual(self.names(obspam.DOMAIN, parent="basic"), ["a.test", "b.test"])
+        self.assertEqual(self.names(obspam.MAILBOX, active=True, now=T), ["c@a.test"])
+        self.assertEqual(self.names(obspam.SUBSCRIPTION, active=True, now=T), ["acme"])
+        self.assertEqual(self.names(obspam.DOMAIN, parent="zeta", active=True, now=T), [])
+
+    def test_enumerate_pages(self) -> None:
+        e = self.e
+        want = ["a@a.test", "b@b.test", "c@a.test", "y@z.test"]
+        for page in (1, 2, 3, 4, 5, 1000):
+            self.assertEqual(self.names(obspam.MAILBOX, page=page), want, page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, limit=3), want[:3], page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, after="b@b.test"), want[2:], page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, after="b@b.test", limit=1), want[2:3], page)
+        self.assertEqual(self.names(obspam.MAILBOX, after="y@z.test"), [])
+        self.assertEqual(self.names(obspam.MAILBOX, after="c"), ["c@a.test", "y@z.test"])  # any string
+        # A panel's pages: 50 at a time, the next starting after the last.
+        for i in range(120):
+            e.add(obspam.MAILBOX, f"m{i:03d}@b.test")
+        pages: List[List[str]] = []
+        last: Optional[str] = None
+        while True:
+            got = self.names(obspam.MAILBOX, parent="b.test", after=last, limit=50)
+            if not got:
+                break
+            pages.append(got)
+            last = got[-1]
+        self.assertEqual([len(p) for p in pages], [50, 50, 21])
+        self.assertEqual(sum(pages, []), ["b@b.test"] + [f"m{i:03d}@b.test" for i in range(120)])
+        # Objects are fetched a page at a time, between which the engine may change.
+        it = e.enumerate(obspam.MAILBOX, parent="b.test", page=2)
+        self.assertEqual([next(it).name, next(it).name], ["b@b.test", "m000@b.test"])
+        e.remove(obspam.MAILBOX, "m001@b.test")
+        e.add(obspam.MAILBOX, "m0015@b.test")  # sorts after m000@ and before m002@
+        self.assertEqual([next(it).name, next(it).name], ["m0015@b.test", "m002@b.test"])
+
+    def test_enumerate_errors_at_the_call(self) -> None:
+        e = self.e
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.MAILBOX, parent="nowhere.test")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.PLAN)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        for kw, text in [({"page": 0}, "enumerate: page must be 1 or more, not 0"),
+                         ({"limit": -1}, "enumerate: limit must be 0 (no bound) or more, not -1")]:
+            with self.assertRaises(obspam.Error) as cm:
+                e.enumerate(obspam.MAILBOX, **kw)
+            self.assertEqual((cm.exception.code, str(cm.exception)), (obspam.EINVAL, text))
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.MAILBOX, after="a\0b")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_top(self) -> None:
+        e = self.e
+        e.decide(sasl_username="a@a.test", recipients=4, time=T)
+        e.decide(sasl_username="a@a.test", recipients=4, time=T + 1)  # refused: 5 per hour
+        e.decide(sasl_username="y@z.test", recipients=3, time=T + 2)
+        e.decide(flags=obspam.MSG_SCRIPT, uid=1002, script="/srv/z/send.php", recipients=6, time=T + 3)
+        row = obspam.ReportRow
+        self.assertEqual(e.top(T0, T0 + 3600), [
+            row(obspam.SUBSCRIPTION, "zeta", 9, 0, 0, 0, 0, 0),
+            row(obspam.SCRIPT, "/srv/z/send.php", 6, 0, 0, 0, 0, 0, "zeta", 1002),
+            row(obspam.SUBSCRIPTION, "acme", 4, 1, 0, 0, 0, 0),
+            row(obspam.DOMAIN, "a.test", 4, 1, 0, 0, 0, 0),
+            row(obspam.MAILBOX, "a@a.test", 4, 1, T + 1, T + 1, 1, 3600),
+            row(obspam.DOMAIN, "z.test", 3, 0, 0, 0, 0, 0),
+            row(obspam.MAILBOX, "y@z.test", 3, 0, 0, 0, 0, 0),
+        ])
+        self.assertEqual([(r.name, r.sent) for r in e.top(T0, T0 + 3600, n=2, kind=obspam.MAILBOX)],
+                         [("a@a.test", 4), ("y@z.test", 3)])
+        self.assertEqual([r.name for r in e.top(T0, T0 + 3600, 1)], ["zeta"])
+        self.assertEqual(e.top(T0 + 3600, T0 + 7200), [])
+        with self.assertRaises(obspam.Error) as cm:
+            e.top(n=-1)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        with self.assertRaises(obspam.Error) as cm:
+            e.top(kind=obspam.PLAN)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_reset(self) -> None:
+        e = self.e
+        for i in range(5):
+            e.decide(sasl_username="a@a.test", time=T + i)
+        self.assertEqual(e.decide(sasl_username="a@a.test", time=T + 10).action, obspam.REFUSE)
+        e.reset(obspam.MAILBOX, "A@a.test", T + 20)
+        s = e.stats(obspam.MAILBOX, "a@a.test", T + 20)
+        self.assertEqual((s.count, s.count_minute, s.count_day, s.sending, s.last_reset), (0, 0, 0, True, T + 20))
+        self.assertEqual(e.stats(obspam.DOMAIN, "a.test", T + 20).count, 5)  # only that object
+        self.assertEqual(e.stats(obspam.DOMAIN, "a.test", T + 20).last_reset, 0)
+        self.assertEqual(e.decide(sasl_username="a@a.test", time=T + 21).action, obspam.ACCEPT)
+        # the history keeps what happened
+        self.assertEqual(e.history(obspam.MAILBOX, "a@a.test"), [obspam.HistoryEntry(T0, 6, 1)])
+        with self.assertRaises(obspam.Error) as cm:
+            e.reset(obspam.MAILBOX, "nobody@a.test")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+        with self.assertRaises(obspam.Error) as cm:
+            e.reset(obspam.PLAN, "basic")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_unknown_uid_subscription(self) -> None:
+        e = self.e
+        script = {"flags": obspam.MSG_SCRIPT, "uid": 4242, "script": "/tmp/x.pl", "time": T}
+        self.assertEqual(e.decide(**script), verdict(obspam.UNKNOWN, -1, "", 0, 0, 0))
+        e.set_unknown_uid_subscription("Spare")
+        v = e.decide(**script)
+        self.assertEqual((v.action, v.kind, v.object), (obspam.ACCEPT, obspam.SUBSCRIPTION, "spare"))
+        self.assertEqual(e.stats(obspam.SUBSCRIPTION, "spare", T).count, 1)
+        rows = [r for r in e.report(T0, T0 + 3600) if r.kind == obspam.SCRIPT]
+        self.assertEqual([(r.name, r.subscription, r.uid) for r in rows], [("/tmp/x.pl", "spare", 4242)])
+        e.set_unknown_uid_subscription(None)
+        self.assertEqual(e.decide(**script).action, obspam.UNKNOWN)
+        with self.assertRaises(obspam.Error) as cm:
+            e.set_unknown_uid_subscription("nobody")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+
+
 class TestStatistics(unittest.TestCase):
     def setUp(self) -> None:
         self.e = new_engine()
