@@ -1144,5 +1144,133 @@ test('journal', function (): void {
     $b->close();
 });
 
+const PANEL_CONF = <<<'CONF'
+    # Panels: two subscriptions, three domains, four mailboxes.
+    plan basic
+    subscription acme plan=basic uid=1001 mailbox=5
+    subscription zeta uid=1002
+    subscription spare
+    domain b.test subscription=acme
+    domain a.test subscription=acme
+    domain z.test subscription=zeta
+    mailbox c@a.test
+    mailbox a@a.test
+    mailbox b@b.test
+    mailbox y@z.test
+
+    CONF;
+
+function panelEngine(): Engine
+{
+    $e = new Engine();
+    $e->loadConfigString(PANEL_CONF);
+    return $e;
+}
+
+/** @return list<string> the names of an enumeration */
+function names(Engine $e, mixed ...$args): array
+{
+    return array_map(fn (Obspam\Entry $x) => $x->name, iterator_to_array($e->enumerate(...$args), false));
+}
+
+test('enumerate', function (): void {
+    $e = panelEngine();
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 2, 'time' => T]);
+    $want = ['a@a.test', 'b@b.test', 'c@a.test', 'y@z.test'];
+    same($want, names($e, Engine::MAILBOX, now: T), 'mailboxes in name order');
+    same(['a.test', 'b.test', 'z.test'], names($e, Engine::DOMAIN), 'domains');
+    same(['acme', 'spare', 'zeta'], names($e, Engine::SUBSCRIPTION), 'subscriptions');
+    $got = iterator_to_array($e->enumerate(Engine::MAILBOX, now: T), false);
+    same(new Obspam\Entry(Engine::MAILBOX, 'a@a.test', $e->stats(Engine::MAILBOX, 'a@a.test', T)), $got[0],
+        'an entry is its stats');
+    same([2, 0, 0, 0], array_map(fn ($x) => $x->stats->count, $got), 'the counts');
+    same(5, $got[0]->stats->limit, 'the limit');
+    same(['a@a.test', 'c@a.test'], names($e, Engine::MAILBOX, 'A.test'), 'under a domain');
+    same(['a@a.test', 'b@b.test', 'c@a.test'], names($e, Engine::MAILBOX, 'acme'), 'under a subscription');
+    same(['a.test', 'b.test'], names($e, Engine::DOMAIN, 'basic'), 'under a plan');
+    same(['a@a.test'], names($e, Engine::MAILBOX, active: true, now: T), 'active only');
+    foreach ([1, 2, 3, 4, 5, 1000] as $page) {
+        same($want, names($e, Engine::MAILBOX, page: $page), "page $page");
+        same(array_slice($want, 0, 3), names($e, Engine::MAILBOX, limit: 3, page: $page), "page $page, limit 3");
+        same(array_slice($want, 2), names($e, Engine::MAILBOX, after: 'b@b.test', page: $page), "page $page, after");
+        same(['c@a.test'], names($e, Engine::MAILBOX, after: 'b@b.test', limit: 1, page: $page), "page $page, both");
+    }
+    same([], names($e, Engine::MAILBOX, after: 'y@z.test'), 'after the last');
+    for ($i = 0; $i < 120; $i++) {
+        $e->add(Engine::MAILBOX, sprintf('m%03d@b.test', $i));
+    }
+    $pages = [];
+    $last = null;
+    while (($got = names($e, Engine::MAILBOX, 'b.test', after: $last, limit: 50)) !== []) {
+        $pages[] = $got;
+        $last = $got[count($got) - 1];
+    }
+    same([50, 50, 21], array_map('count', $pages), 'pages of 50');
+    $it = $e->enumerate(Engine::MAILBOX, 'b.test', page: 2);
+    $first = [];
+    foreach ($it as $x) {
+        $first[] = $x->name;
+        if (count($first) === 2) {
+            break;
+        }
+    }
+    same(['b@b.test', 'm000@b.test'], $first, 'the first page');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, 'nowhere.test'), Engine::ENOTFOUND, null,
+        'an unknown parent throws at the call');
+    throws(fn () => $e->enumerate(Engine::PLAN), Engine::EINVAL, null, 'a plan');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, page: 0), Engine::EINVAL,
+        'enumerate: page must be 1 or more, not 0', 'page 0');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, limit: -1), Engine::EINVAL,
+        'enumerate: limit must be 0 (no bound) or more, not -1', 'limit -1');
+});
+
+test('top, reset and the unknown-uid subscription', function (): void {
+    $e = panelEngine();
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 4, 'time' => T]);
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 4, 'time' => T + 1]);
+    $e->decide(['sasl_username' => 'y@z.test', 'recipients' => 3, 'time' => T + 2]);
+    $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1002, 'script' => '/srv/z/send.php', 'recipients' => 6,
+        'time' => T + 3]);
+    same([
+        new ReportRow(Engine::SUBSCRIPTION, 'zeta', 9, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/z/send.php', 6, 0, 0, 0, 0, 0, 'zeta', 1002),
+        new ReportRow(Engine::SUBSCRIPTION, 'acme', 4, 1, 0, 0, 0, 0),
+        new ReportRow(Engine::DOMAIN, 'a.test', 4, 1, 0, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'a@a.test', 4, 1, T + 1, T + 1, 1, 3600),
+        new ReportRow(Engine::DOMAIN, 'z.test', 3, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'y@z.test', 3, 0, 0, 0, 0, 0),
+    ], $e->top(T0, T0 + 3600), 'top');
+    same(['a@a.test', 'y@z.test'], array_map(fn ($r) => $r->name, $e->top(T0, T0 + 3600, 2, Engine::MAILBOX)),
+        'the top mailboxes');
+    same([], $e->top(T0 + 3600, T0 + 7200), 'an hour without mail');
+    throws(fn () => $e->top(n: -1), Engine::EINVAL, 'top: n must be 0 (all) or more, not -1', 'n -1');
+    throws(fn () => $e->top(kind: Engine::PLAN), Engine::EINVAL, null, 'a plan');
+
+    $e = panelEngine();
+    for ($i = 0; $i < 5; $i++) {
+        $e->decide(['sasl_username' => 'a@a.test', 'time' => T + $i]);
+    }
+    same(Engine::REFUSE, $e->decide(['sasl_username' => 'a@a.test', 'time' => T + 10])->action, 'at its limit');
+    $e->reset(Engine::MAILBOX, 'A@a.test', T + 20);
+    $s = $e->stats(Engine::MAILBOX, 'a@a.test', T + 20);
+    same([0, 0, 0, true, T + 20], [$s->count, $s->countMinute, $s->countDay, $s->sending, $s->lastReset], 'reset');
+    same(5, $e->stats(Engine::DOMAIN, 'a.test', T + 20)->count, 'only that object');
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => 'a@a.test', 'time' => T + 21])->action, 'it sends again');
+    same([new HistoryEntry(T0, 6, 1)], $e->history(Engine::MAILBOX, 'a@a.test'), 'the history keeps what happened');
+    throws(fn () => $e->reset(Engine::MAILBOX, 'nobody@a.test'), Engine::ENOTFOUND, null, 'an unknown mailbox');
+
+    $script = ['flags' => Engine::MSG_SCRIPT, 'uid' => 4242, 'script' => '/tmp/x.pl', 'time' => T];
+    same(Engine::UNKNOWN, $e->decide($script)->action, 'an unknown uid');
+    $e->setUnknownUidSubscription('Spare');
+    $v = $e->decide($script);
+    same([Engine::ACCEPT, Engine::SUBSCRIPTION, 'spare'], [$v->action, $v->kind, $v->object], 'charged to spare');
+    $rows = array_values(array_filter($e->report(T0, T0 + 3600), fn ($r) => $r->kind === Engine::SCRIPT));
+    same([['/tmp/x.pl', 'spare', 4242]], array_map(fn ($r) => [$r->name, $r->subscription, $r->uid], $rows),
+        'the script row names its subscription and uid');
+    $e->setUnknownUidSubscription(null);
+    same(Engine::UNKNOWN, $e->decide($script)->action, 'none again');
+    throws(fn () => $e->setUnknownUidSubscription('nobody'), Engine::ENOTFOUND, null, 'an unknown subscription');
+});
+
 echo "$passed passed, $failed failed\n";
 exit($failed === 0 ? 0 : 1);
