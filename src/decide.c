@@ -398,6 +398,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->probe = (msg->flags & OBSPAM_MSG_PROBE) != 0;
   ch->notify_only = 0;
   ch->replay = 0;
+  ch->reset = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
@@ -429,6 +430,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->script = NULL;
+  ch->uid = msg->uid >= 0 ? msg->uid : -1;
   ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
   ch->defer = (int)c->opt[OBSPAM_OPT_STORE_FALLBACK];
   if (!dry && msg->script != NULL && msg->script[0] != '\0') {

@@ -18,14 +18,15 @@
 
      i64 time, i64 amount (recipients or 1), i64 retention hours,
      i64 notification period; u8 flags (1: a probe; 2: each object
-     carries a window); i8 the object named by a refusal (-1: accepted);
-     u8 count of objects (1 to 3, top first); u8 bit i set when object i
-     went over its own limit; then for each object: i64 a limit, with flag
-     2 an i8 window (0 minute, 1 hour, 2 day, -1 the recipients cap or
-     forbidden scripts), u8 kind, u16 name length, name; then u16 script
-     path length (0: none) and the path. The limit and window are those
-     the object went over (store.h, over_window), its hourly limit when
-     it did not.
+     carries a window; 4: a reset of its one object, obspam_reset, whose
+     amount is 1 and means nothing); i8 the object named by a refusal (-1:
+   accepted); u8 count of objects (1 to 3, top first); u8 bit i set when object
+   i went over its own limit; then for each object: i64 a limit, with flag 2 an
+   i8 window (0 minute, 1 hour, 2 day, -1 the recipients cap or forbidden
+   scripts), u8 kind, u16 name length, name; then u16 script path length (0:
+   none) and the path; with flag 8, the i64 uid of the script's message. The
+   limit and window are those the object went over (store.h, over_window), its
+   hourly limit when it did not.
 
    Format 2 writes every record with flag 2. Format 1's records have no
    window: they went over the hourly limit, and replay as such; they may
@@ -66,6 +67,8 @@
 #define VERSION 2u
 #define FLAG_PROBE 1
 #define FLAG_WINDOWS 2
+#define FLAG_RESET 4
+#define FLAG_UID 8
 #define HEADER 32
 #define BUF_CAP (256 * 1024)
 #define RECORD_MAX 4096
@@ -132,7 +135,11 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   p = put(p, (uint64_t)ch->c, 8);
   p = put(p, (uint64_t)ch->retention, 8);
   p = put(p, (uint64_t)ch->period, 8);
-  p = put(p, FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0), 1);
+  p = put(p,
+          FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0) |
+              (ch->reset ? FLAG_RESET : 0) |
+              (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0),
+          1);
   p = put(p, (uint64_t)(int64_t)ch->refuser, 1);
   p = put(p, (uint64_t)ch->n, 1);
   p = put(p, over, 1);
@@ -153,6 +160,8 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   if (len > 0)
     memcpy(p, ch->script, len);
   p += len;
+  if (ch->script != NULL && ch->uid >= 0)
+    p = put(p, (uint64_t)ch->uid, 8);
   len = (size_t)(p - out) - 8;
   put(out, len, 4);
   put(out + 4, (uint32_t)obspam__checksum(out + 8, len), 4);
@@ -161,7 +170,8 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
 
 typedef struct record {
   int64_t t, c, retention, period;
-  int probe, refuser, n;
+  int probe, reset, refuser, n;
+  int64_t uid;
   uint8_t over;
   int64_t limit[3];
   int window[3]; /* OBSPAM__W_*, -1 the recipients cap or scripts */
@@ -179,6 +189,8 @@ typedef struct record {
 static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   const uint8_t *q, *stop;
   uint64_t len;
+  size_t uid;
+  uint8_t flags;
   int i, windows;
 
   if (end - p < 8)
@@ -193,7 +205,9 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   r->c = (int64_t)get(q + 8, 8);
   r->retention = (int64_t)get(q + 16, 8);
   r->period = (int64_t)get(q + 24, 8);
+  flags = q[32];
   r->probe = q[32] & FLAG_PROBE;
+  r->reset = (q[32] & FLAG_RESET) != 0;
   r->refuser = (int8_t)q[33];
   r->n = q[34];
   r->over = q[35];
@@ -202,7 +216,8 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
       r->retention < 1 || r->retention > 87600 || r->period < 60 ||
       r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
       r->refuser >= r->n || (r->over >> r->n) != 0 ||
-      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS)) != 0)
+      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS | FLAG_RESET | FLAG_UID)) != 0 ||
+      (r->reset && (r->n != 1 || r->refuser != -1 || r->probe)))
     return 0;
   windows = (q[32] & FLAG_WINDOWS) != 0;
   q += 36;
@@ -228,9 +243,14 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
     return 0;
   r->script_len = (size_t)get(q, 2);
   q += 2;
-  if (r->script_len > OBSPAM__SCRIPT_MAX || (size_t)(stop - q) != r->script_len)
+  uid = (flags & FLAG_UID) ? 8 : 0;
+  if (r->script_len > OBSPAM__SCRIPT_MAX ||
+      (size_t)(stop - q) != r->script_len + uid || (uid && !r->script_len))
     return 0;
   r->script = r->script_len > 0 ? (const char *)q : NULL;
+  r->uid = uid ? (int64_t)get(q + r->script_len, 8) : -1;
+  if (r->uid < -1)
+    return 0;
   r->raw = p;
   r->raw_len = (size_t)len + 8;
   return r->raw_len;
@@ -657,9 +677,11 @@ static int replay_one(obspam_engine *e, const record *r) {
   ch.retention = r->retention;
   ch.period = r->period;
   ch.probe = r->probe;
+  ch.reset = r->reset;
   ch.replay = 1;
   ch.script = r->script;
   ch.script_len = r->script_len;
+  ch.uid = r->uid;
   rc = e->store->ops->charge(e->store, &ch);
   if (pinned != NULL)
     obspam__implicit_unpin(&e->imp, pinned);

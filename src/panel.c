@@ -295,3 +295,71 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
     return obspam__fail(e, rc, "enumerate: out of memory");
   return OBSPAM_OK;
 }
+
+int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
+  obspam__charge ch;
+  obspam__name n;
+  obspam__obj *o;
+  obspam__imb *held = NULL;
+  const char *why;
+  int rc = OBSPAM_OK;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "reset: only a subscription, domain or mailbox has "
+                        "counters");
+  if (now < 0)
+    return obspam__fail(e, OBSPAM_EINVAL, "reset: time is negative");
+  why = obspam__name_norm(
+      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
+      &n);
+  if (why != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "reset: %s name '%.64s': %s",
+                        obspam_kind_name(kind), name ? name : "(null)", why);
+  if (now == 0)
+    now = (int64_t)time(NULL);
+
+  memset(&ch, 0, sizeof(ch));
+  pthread_rwlock_rdlock(&e->lock);
+  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
+  /* An implicit mailbox is pinned while it is reset. */
+  if (o == NULL && kind == OBSPAM_MAILBOX &&
+      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
+    o = &held->obj;
+  if (o == NULL) {
+    rc = OBSPAM_ENOTFOUND;
+  } else if (e->store != e->local) {
+    /* The windows of a shared store are every server's; this engine's
+       local counters are only its stand-in while Redis is down. */
+    rc = OBSPAM_EINVAL;
+  } else {
+    ch.n = 1;
+    ch.obj[0] = o;
+    ch.reset = 1;
+    ch.c = 1;
+    ch.t = obspam__newest(e, now);
+    ch.refuser = -1;
+    ch.uid = -1;
+    ch.retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+    ch.period = e->conf->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+    ch.record = e->journal != NULL ? obspam__journal_record : NULL;
+    ch.record_ud = e->journal;
+    rc = e->store->ops->charge(e->store, &ch);
+  }
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc == OBSPAM_ENOTFOUND)
+    return obspam__fail(e, rc, "reset: no %s '%s'", obspam_kind_name(kind),
+                        n.s);
+  if (rc == OBSPAM_EINVAL)
+    return obspam__fail(e, rc,
+                        "reset: the counters are in a shared store (Redis), "
+                        "which does not reset them");
+  if (rc != OBSPAM_OK)
+    return obspam__fail(e, rc, "reset: out of memory");
+  obspam__observe(e, ch.t);
+  return OBSPAM_OK;
+}

@@ -5,8 +5,8 @@
 
      offset  size  field
           0     8  magic "OBSPAMST"
-          8     4  format version (3; 1.3 before the minute and day
-                   windows wrote 2, 1.0 to 1.2 wrote 1)
+          8     4  format version (4; 1.3 before resets wrote 3, before
+                   the minute and day windows 2, 1.0 to 1.2 wrote 1)
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
@@ -22,6 +22,10 @@
               limit, the limit at the last one and its window (seconds:
               60, 3600 or 86400; 0 the recipients cap, forbidden scripts
               or none)
+       i64 x3 the last reset (obspam_reset; 0 none), what the hour
+              record of its clock hour had sent before it (the day
+              window leaves that out), and a script's uid of its last
+              message (-1 unknown, and for every other kind)
        u32 count of hours, then for each, oldest first:
               i64 hour start, sent, refused, over the limit, first and
               last attempt (over the limit; for a script, refused), the
@@ -43,6 +47,9 @@
 
    The day window has nothing of its own: it is the last 24 hours of
    the history, which the store keeps whatever the retention.
+
+   Format 3 is format 4 without the three numbers of the reset and the
+   uid: no reset, uids unknown.
 
    Format 2 is format 3 without the windows: no window in the period, an
    hour or a notice, no minute window after the buckets. Its attempts
@@ -75,7 +82,7 @@
 #include "journal.h"
 
 #define MAGIC "OBSPAMST"
-#define FORMAT_VERSION 3u
+#define FORMAT_VERSION 4u
 #define HEADER_SIZE 32
 
 /* ---- temporary files of saves that did not finish ------------------------

@@ -42,6 +42,10 @@ typedef struct obspam__charge {
      over[i] for each object over its own limit): apply it without
      answering. */
   int replay;
+  /* Not a message: empty every window of obj[0] (n is 1) at t, keeping
+     its history, and note the time as its last reset (obspam_reset).
+     Recorded and replayed as a charge is. */
+  int reset;
   /* Not NULL: called with record_ud once the charge is made, under the
      store's lock (the journal records it: journal.h). A callback, so that
      a store knows nothing of the journal. */
@@ -51,6 +55,7 @@ typedef struct obspam__charge {
   int64_t period;     /* notification period, seconds */
   const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */
   size_t script_len;
+  int64_t uid; /* with a script: the message's uid, -1 unknown */
   /* For a shared store only: how long to wait for it, and whether to fail
      with OBSPAM_EUNAVAIL (defer set) instead of using the local counters
      when it does not answer. The in-memory store ignores both. */

@@ -236,11 +236,28 @@ static int64_t keep_cutoff(int64_t hour, int64_t retention) {
                              retention > DAY_HOURS ? retention : DAY_HOURS);
 }
 
+/* The first clock hour of the day window of hour for h: 23 hours
+   before, or the hour of its last reset when that is later. */
+static int64_t day_from(const hist *h, int64_t hour) {
+  int64_t from = hour - (DAY_HOURS - 1) * 3600;
+  int64_t reset = obspam__hour_of(h->last_reset);
+
+  return h->last_reset != 0 && reset > from ? reset : from;
+}
+
+/* What rec, a record of h, counts in a day window that holds it: its
+   sent, less what its hour had sent before a reset in that hour. */
+static int64_t day_sent(const hist *h, const obspam__hour *rec) {
+  return h->last_reset != 0 && rec->hour == obspam__hour_of(h->last_reset)
+             ? rec->sent - h->reset_base
+             : rec->sent;
+}
+
 /* The index of the oldest record of h in the day window of hour (hist_len
    when none is). The records are in rising hours, so it walks back from
    the newest, at most 24 of them. */
 static uint32_t day_first(const hist *h, int64_t hour) {
-  int64_t from = hour - (DAY_HOURS - 1) * 3600;
+  int64_t from = day_from(h, hour);
   uint32_t i = hist_len(h);
 
   while (i > 0 && hist_rec(h, i - 1)->hour >= from)
@@ -258,17 +275,19 @@ static int64_t day_count(const hist *h, int64_t hour) {
   if (h->cur.hour == hour)
     return h->day + h->cur.sent;
   for (i = day_first(h, hour); i < hist_len(h); i++)
-    sum += hist_rec(h, i)->sent;
+    sum += day_sent(h, hist_rec(h, i));
   return sum;
 }
 
-/* Sets h->day for the hour in progress, once it has begun. */
+/* Sets h->day for the hour in progress, once it has begun: what the day
+   window holds besides the hour's sent (negative when a reset in that
+   hour leaves out some of it). */
 static void day_set(hist *h) {
   uint32_t i;
 
-  h->day = 0;
+  h->day = day_sent(h, &h->cur) - h->cur.sent;
   for (i = day_first(h, h->cur.hour); i < h->n; i++)
-    h->day += hist_at(h, i)->sent;
+    h->day += day_sent(h, hist_at(h, i));
 }
 
 /* The wait in the day window of h (NULL: none, holding nothing) at t,
@@ -287,7 +306,7 @@ static int64_t wait_day(const hist *h, int64_t t, int64_t hour, int64_t count,
   /* count > limit - c >= 0: h holds it. */
   n = hist_len(h);
   for (i = day_first(h, hour); i < n && count + c > limit; i++) {
-    count -= hist_rec(h, i)->sent;
+    count -= day_sent(h, hist_rec(h, i));
     last = hist_rec(h, i)->hour;
   }
   return last + DAY_HOURS * 3600 - t;
@@ -302,6 +321,7 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
       return NULL;
     h->owner = o;
     h->cur.hour = -1;
+    h->uid = -1;
     SET_PTR(o->hist, h);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
@@ -677,6 +697,7 @@ static void charge_accept(obspam__charge *ch, int i, int64_t minute,
 static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
   hist *h = sc->obj.hist;
 
+  h->uid = ch->uid;
   if (ch->refuser >= 0) {
     hour_refusal(&h->cur, 1, 0, t);
     h->last_refused = t;
@@ -848,6 +869,33 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute,
   }
 }
 
+/* A reset of ch->obj[0] at t (>= the newest time), with the lock held:
+   its minute and hour windows go with its ring; its day window starts
+   at t. The history keeps every hour, and the hour in progress the
+   record of the reset. */
+static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+  obspam__obj *o = ch->obj[0];
+  int64_t hour = obspam__hour_of(t);
+  int fresh = o->hist == NULL;
+  hist *h = hist_get(m, o);
+
+  if (h == NULL || hist_room(h, hour) != 0) {
+    if (fresh)
+      hist_free(m, o);
+    return OBSPAM_ENOMEM;
+  }
+  /* Nothing below can fail. */
+  ch->t = m->newest = t;
+  hist_begin(m, h, hour, ch->retention);
+  ring_free(m, o);
+  h->last_reset = t;
+  h->reset_base = h->cur.sent;
+  day_set(h);
+  if (ch->record != NULL)
+    ch->record(ch->record_ud, ch);
+  return OBSPAM_OK;
+}
+
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch) {
   int64_t t, minute, tick, hour, start;
@@ -856,6 +904,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   int i;
 
   t = ch->t > m->newest ? ch->t : m->newest;
+  if (ch->reset)
+    return reset_locked(m, ch, t);
   minute = t / 60;
   tick = t / TICK;
   if (ch->dry) {
@@ -981,6 +1031,7 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
     }
     if (h->last_refused != 0 && obspam__hour_of(h->last_refused) >= cutoff)
       out->last_refused = h->last_refused;
+    out->last_reset = h->last_reset;
   }
   pthread_mutex_unlock(&m->lock);
 }

@@ -70,6 +70,12 @@ typedef struct obspam__hist {
   struct obspam__hist *nprev, *nnext; /* over the limit in their period */
   uint32_t head, n, cap;              /* the earlier hours: a circular array */
   obspam__hour *h;
+  /* The last reset (obspam_reset; 0: none) and what the hour record of
+     its clock hour had sent before it: the day window counts nothing
+     before the reset, so the hours before its hour and that much of its
+     hour are left out of it while they are in it. */
+  int64_t last_reset, reset_base;
+  int64_t uid; /* a script's: the uid of its last message; -1 unknown */
 } hist;
 
 typedef struct script {

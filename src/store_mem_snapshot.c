@@ -86,6 +86,9 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
     obspam__buf_i64(b, h->np_last);
     obspam__buf_i64(b, h->np_limit);
     obspam__buf_i64(b, h->np_window);
+    obspam__buf_i64(b, h->last_reset);
+    obspam__buf_i64(b, h->reset_base);
+    obspam__buf_i64(b, h->uid);
     obspam__buf_u32(b, hist_len(h));
     for (i = 0; i < hist_len(h); i++) {
       const obspam__hour *rec = hist_rec(h, i);
@@ -230,9 +233,11 @@ static int window_ok(int64_t w) {
    they kept was over the hour's. */
 static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
                               uint32_t version, int kind) {
-  int64_t *const period[] = {
-      &h->last_refused, &h->np_start, &h->np_end,  &h->np_sent,  &h->np_refused,
-      &h->np_exceeded,  &h->np_first, &h->np_last, &h->np_limit, &h->np_window};
+  int64_t *const period[] = {&h->last_refused, &h->np_start,   &h->np_end,
+                             &h->np_sent,      &h->np_refused, &h->np_exceeded,
+                             &h->np_first,     &h->np_last,    &h->np_limit,
+                             &h->np_window,    &h->last_reset, &h->reset_base,
+                             &h->uid};
   int64_t *const period_v1[] = {&h->last_refused, &h->np_start,   &h->np_end,
                                 &h->np_sent,      &h->np_refused, &h->np_first,
                                 &h->np_last,      &h->np_limit};
@@ -241,11 +246,22 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
 
   if ((version == 1   ? get_all(r, period_v1, 8)
        : version == 2 ? get_all(r, period, 9)
-                      : get_all(r, period, 10)) ||
+       : version == 3 ? get_all(r, period, 10)
+                      : get_all(r, period, 13)) ||
       obspam__get_u32(r, &n))
     return "truncated";
   if (version < 3)
     h->np_window = version == 2 && h->np_exceeded > 0 ? 3600 : 0;
+  if (version < 4) {
+    h->last_reset = h->reset_base = 0;
+    h->uid = -1;
+  }
+  /* A reset is of a subscription, domain or mailbox; a uid a script's. */
+  if (h->last_reset < 0 || h->last_reset > newest || h->reset_base < 0 ||
+      h->reset_base > COUNT_MAX || h->uid < -1 ||
+      (kind == OBSPAM_SCRIPT ? h->last_reset != 0 || h->reset_base != 0
+                             : h->uid != -1))
+    return "bad counters";
   /* Bounds far above what a real engine reaches, so that no sum of them
      can overflow. */
   if (h->np_sent > COUNT_MAX || h->np_refused > COUNT_MAX)

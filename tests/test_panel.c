@@ -4,6 +4,8 @@
  * parents, the active flag, paging, errors), obspam_top, obspam_reset and
  * the subscription charged for unknown uids, with exact values.
  */
+#include <stdlib.h>
+
 #include "testutil.h"
 
 static obspam_engine *e;
@@ -220,4 +222,207 @@ Test(enumerate, many_in_pages, .init = setup, .fini = teardown) {
     }
     cr_assert_eq(next, 3000, "page size %d gave %d", page_sizes[k], next);
   }
+}
+
+/* ---- obspam_reset ---------------------------------------------------------
+ */
+
+static obspam_stats stats_of(int kind, const char *name, int64_t now) {
+  obspam_stats st = OBSPAM_STATS_INIT;
+
+  OK(obspam_stats_get(e, kind, name, now, &st));
+  return st;
+}
+
+static int decide_as(const char *login, uint32_t rcpt, int64_t t) {
+  obspam_message m =
+      tu_msg(0, login, NULL, "192.0.2.1", rcpt, -1, NULL, NULL, t);
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  OK(obspam_decide(e, &m, &v));
+  return v.action;
+}
+
+static void hist_line(int64_t hour, int64_t sent, int64_t refused, void *ud) {
+  char *s = ud;
+  size_t len = strlen(s);
+
+  snprintf(s + len, 256 - len, "%s%" PRId64 ":%" PRId64 "/%" PRId64,
+           len ? " " : "", (hour - T0) / 3600, sent, refused);
+}
+
+Test(reset, empties_the_windows_and_keeps_the_history, .init = setup,
+     .fini = teardown) {
+  obspam_stats st;
+  char hist[256] = "";
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 5), OBSPAM_REFUSE);
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 6);
+  cr_assert_eq(st.count, 5);
+  cr_assert_eq(st.sending, 0);
+  cr_assert_eq(st.last_reset, 0);
+
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "A@a.test", T0 + 10));
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 11);
+  cr_assert_eq(st.count, 0);
+  cr_assert_eq(st.count_minute, 0);
+  cr_assert_eq(st.count_day, 0);
+  cr_assert_eq(st.refused, 0);
+  cr_assert_eq(st.exceeded, 0);
+  cr_assert_eq(st.sending, 1);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  /* What happened stays in the history and its totals. */
+  cr_assert_eq(st.refused_total, 1);
+  cr_assert_eq(st.last_refused, T0 + 5);
+  OK(obspam_history(e, OBSPAM_MAILBOX, "a@a.test", T0, T0 + 7200, hist_line,
+                    hist));
+  cr_assert_str_eq(hist, "0:5/1");
+  /* Its parents keep their counts. */
+  cr_assert_eq(stats_of(OBSPAM_DOMAIN, "a.test", T0 + 11).count, 5);
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "acme", T0 + 11).last_reset, 0);
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + 20 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 30), OBSPAM_REFUSE);
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 31);
+  cr_assert_eq(st.count, 5);
+  cr_assert_eq(st.count_day, 5);
+  hist[0] = '\0';
+  OK(obspam_history(e, OBSPAM_MAILBOX, "a@a.test", T0, T0 + 7200, hist_line,
+                    hist));
+  cr_assert_str_eq(hist, "0:10/2");
+}
+
+/* The day window starts at the reset: the hours before it leave it at
+   once, and of its own hour only what came after it stays. */
+Test(reset, the_day_window, .init = setup, .fini = teardown) {
+  OK(obspam_load_config_string(e, "subscription s\n"
+                                  "domain d.test subscription=s\n"
+                                  "mailbox m@d.test limit=100/h,10/d\n"));
+  cr_assert_eq(decide_as("m@d.test", 6, T0), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 3, H1 + 10), OBSPAM_ACCEPT);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 15).count_day, 9);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "m@d.test", H1 + 20));
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 21).count_day, 0);
+  cr_assert_eq(decide_as("m@d.test", 4, H1 + 30), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 6, H1 + 40), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("m@d.test", 1, H1 + 50), OBSPAM_REFUSE);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "m@d.test", H2).count_day, 10);
+  /* The hour of the reset is in the day window for 24 hours more; what it
+     had sent before the reset never counts again. */
+  cr_assert_eq(
+      stats_of(OBSPAM_MAILBOX, "m@d.test", T0 + 24 * 3600 + 5).count_day, 10);
+  cr_assert_eq(decide_as("m@d.test", 1, H2 + 22 * 3600), OBSPAM_REFUSE);
+  cr_assert_eq(
+      stats_of(OBSPAM_MAILBOX, "m@d.test", H1 + 24 * 3600 + 5).count_day, 0);
+  cr_assert_eq(decide_as("m@d.test", 10, H1 + 24 * 3600 + 6), OBSPAM_ACCEPT);
+}
+
+Test(reset, implicit_mailbox_and_errors, .init = setup, .fini = teardown) {
+  cr_assert_eq(decide_as("new@a.test", 2, T0), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "new@a.test", T0 + 1));
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "new@a.test", T0 + 2).count, 0);
+  cr_assert_eq(stats_of(OBSPAM_MAILBOX, "new@a.test", T0 + 2).last_reset,
+               T0 + 1);
+  /* An object that never sent can be reset too. */
+  OK(obspam_reset(e, OBSPAM_SUBSCRIPTION, "zeta", T0 + 3));
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "zeta", T0 + 4).last_reset,
+               T0 + 3);
+  /* A time before the newest one seen is the newest one. */
+  OK(obspam_reset(e, OBSPAM_DOMAIN, "z.test", T0 - 100));
+  cr_assert_eq(stats_of(OBSPAM_DOMAIN, "z.test", T0 + 4).last_reset, T0 + 3);
+
+  RC(obspam_reset(NULL, OBSPAM_MAILBOX, "a@a.test", 0), OBSPAM_EINVAL);
+  RC(obspam_reset(e, OBSPAM_PLAN, "basic", 0), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "reset: only a subscription, domain or mailbox has "
+                   "counters");
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "nobody", 0), OBSPAM_EINVAL);
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", -1), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "reset: time is negative");
+  RC(obspam_reset(e, OBSPAM_MAILBOX, "nobody@a.test", 0), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "reset: no mailbox 'nobody@a.test'");
+  RC(obspam_reset(e, OBSPAM_DOMAIN, "none.test", 0), OBSPAM_ENOTFOUND);
+}
+
+/* ---- a reset across a restart ---------------------------------------------
+ */
+
+static char dir[256], state[300];
+
+static void setup_files(void) {
+  const char *tmp = getenv("TMPDIR");
+
+  setup();
+  snprintf(dir, sizeof(dir), "%s/obspam-panel-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+}
+
+static void teardown_files(void) {
+  char cmd[400];
+
+  teardown();
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* A second engine with the same configuration, as a restart makes it. */
+static obspam_engine *restarted(int load, int journal) {
+  obspam_engine *r = tu_new_conf(CONF);
+  int64_t replayed = -1;
+
+  if (load)
+    OK(obspam_state_load(r, state));
+  if (journal)
+    OK(obspam_journal_open(r, state, 0, &replayed, NULL));
+  return r;
+}
+
+Test(reset, kept_by_a_snapshot, .init = setup_files, .fini = teardown_files) {
+  obspam_engine *r;
+  obspam_stats st = OBSPAM_STATS_INIT;
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_state_save(e, state));
+  r = restarted(1, 0);
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", T0 + 12, &st));
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+  /* The next hour goes on from the snapshot's hour of the reset. */
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", H1 + 5, &st));
+  cr_assert_eq(st.count_day, 2);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  obspam_engine_free(r);
+}
+
+Test(reset, kept_by_the_journal, .init = setup_files, .fini = teardown_files) {
+  obspam_engine *r;
+  obspam_stats st = OBSPAM_STATS_INIT;
+  int64_t replayed = -1;
+
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_journal_flush(e));
+  r = tu_new_conf(CONF);
+  OK(obspam_journal_open(r, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 7);
+  OK(obspam_stats_get(r, OBSPAM_MAILBOX, "a@a.test", T0 + 12, &st));
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+  OK(obspam_stats_get(r, OBSPAM_DOMAIN, "a.test", T0 + 12, &st));
+  cr_assert_eq(st.count, 7);
+  obspam_engine_free(r);
 }

@@ -175,7 +175,8 @@ typedef struct entry {
   int kind;
   size_t name_at;
   uint16_t name_len;
-  size_t counters_at; /* last refusal, then the 9 of the period */
+  size_t counters_at; /* last refusal, the 9 of the period, the reset 2 and
+                         the uid */
   size_t nhours_at;
   uint32_t nhours;
   size_t hours_at; /* HOUR_SIZE bytes each */
@@ -209,7 +210,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
   memset(l, 0, sizeof(*l));
   cr_assert(n >= HEADER + 16, "a snapshot of %zu bytes", n);
   cr_assert(memcmp(b, "OBSPAMST", 8) == 0, "magic");
-  cr_assert_eq(get_le(b + 8, 4), 3, "format version");
+  cr_assert_eq(get_le(b + 8, 4), 4, "format version");
   cr_assert_eq(get_le(b + 12, 4), 0, "reserved field");
   cr_assert_eq(get_le(b + 16, 8), n - HEADER, "payload length");
   cr_assert_eq(get_le(b + 24, 8), XXH3_64bits(b + HEADER, n - HEADER),
@@ -229,7 +230,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
     x->name_at = at + 3;
     at = x->name_at + x->name_len;
     x->counters_at = at;
-    at += 10 * 8;
+    at += 13 * 8;
     cr_assert(at + 4 <= n, "entry %u beyond the end", i);
     x->nhours_at = at;
     x->nhours = (uint32_t)get_le(b + at, 4);
@@ -1164,25 +1165,27 @@ Test(snapshot, format_versions) {
   put_le(buf + 8, 0, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 0");
   /* Newer versions, with a sound length and checksum. */
-  put_le(buf + 8, 4, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 4");
+  put_le(buf + 8, 5, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 5");
   put_le(buf + 8, 0xffffffffu, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 2^32 - 1");
-  /* A version 4 file built by hand: its payload means nothing to us. */
+  /* A version 5 file built by hand: its payload means nothing to us. */
   memcpy(hand, "OBSPAMST", 8);
-  put_le(hand + 8, 4, 4);
+  put_le(hand + 8, 5, 4);
   put_le(hand + 12, 0, 4);
   memcpy(hand + HEADER, "\x01\x02\x03\x04\x05", 5);
   fix_header(hand, sizeof hand);
-  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v4");
-  /* A format 3 payload read as format 1 or 2 is malformed. */
+  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v5");
+  /* A format 4 payload read as format 1, 2 or 3 is malformed. */
   put_le(buf + 8, 1, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 3 payload");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 4 payload");
   put_le(buf + 8, 2, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 2 over a format 3 payload");
-  /* Version 3 again: the file is fine. */
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 2 over a format 4 payload");
   put_le(buf + 8, 3, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 3");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 3 over a format 4 payload");
+  /* Version 4 again: the file is fine. */
+  put_le(buf + 8, 4, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 4");
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
@@ -1253,9 +1256,9 @@ Test(snapshot, flipped_bit_at_every_byte, .timeout = 300) {
       int expect = OBSPAM_ECORRUPT;
 
       /* The version field is not covered by the checksum: a flipped bit
-         there reads as a newer version, except the two that make 3 an
-         older one (2 or 1), whose payload is another format's. */
-      if (k >= 8 && k < 12 && !(k == 8 && bit <= 1))
+         there reads as a newer version, except the one that makes 4 a
+         0, which no release wrote. */
+      if (k >= 8 && k < 12 && !(k == 8 && bit == 2))
         expect = OBSPAM_EVERSION;
       buf[k] ^= (uint8_t)(1u << bit);
       rc = load_bytes(&t, buf, n, __LINE__);
@@ -1937,7 +1940,7 @@ Test(snapshot, format_1_loads) {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 3, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));
@@ -1971,7 +1974,7 @@ Test(snapshot, format_2_loads) {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 3, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));

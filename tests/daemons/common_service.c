@@ -178,10 +178,10 @@ Test(start, corrupt_state_is_renamed_aside) {
 }
 
 Test(start, newer_state_is_renamed_aside) {
-  /* A header of format 4 (a later libobspam; 1.3 writes format 3). */
-  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 4};
+  /* A header of format 5 (a later libobspam; 1.3 writes format 4). */
+  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 5};
   check_renamed(header, sizeof(header),
-                "format 4 is newer than this library's (3)");
+                "format 5 is newer than this library's (4)");
 }
 
 Test(start, unreadable_state_stops_the_start) {
