@@ -239,7 +239,7 @@ absent=
 for action in 0 1 2 3; do
   grep -q "^verdict $action " "$TMP/c.out" || absent+=" $action"
 done
-for kind in notice report history stats error window cap effective; do
+for kind in notice report history stats error window cap effective list top reset unknown-uid; do
   grep -q "^$kind " "$TMP/c.out" || absent+=" $kind"
 done
 if [[ -z $absent && $(grep -c '^verdict ' "$TMP/c.out") -ge 300 ]]; then
