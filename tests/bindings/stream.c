@@ -74,8 +74,8 @@ static int on_object(int kind, const char *name, const obspam_stats *st,
 
 static void on_top(const obspam_report_row *r, void *ud) {
   ++*(int *)ud;
-  printf("top %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-         " %s %" PRId64 "\n",
+  printf("top %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %s %" PRId64
+         "\n",
          (int)r->kind, r->name, r->sent, r->refused, r->exceeded, r->window,
          or_dash(r->subscription), r->uid);
 }
