@@ -71,7 +71,7 @@ subscription bakery plan=starter uid=10002 contact=owner@bakery.example
 domain acme.example subscription=acme
 domain bakery.example subscription=bakery
 mailbox info@acme.example limit=10
-mailbox newsletter@bakery.example
+mailbox newsletter@bakery.example max-recipients=10
 """
 
 KINDS = {"subscription": obspam.SUBSCRIPTION, "domain": obspam.DOMAIN, "mailbox": obspam.MAILBOX,
@@ -83,17 +83,15 @@ def demo_engine() -> obspam.Engine:
     """A small engine with some made-up traffic, sent just now."""
     engine = obspam.Engine()
     engine.load_config_string(DEMO_CONFIG)
-    # A burst cap on the mailbox, and a cap on the recipients of one
-    # message on the newsletter's.
-    engine.set_window_limit(obspam.MAILBOX, "info@acme.example", obspam.MAILBOX, obspam.WINDOW_MINUTE, 5)
-    engine.set_max_recipients(obspam.MAILBOX, "newsletter@bakery.example", 10)
-    for _ in range(14):  # a mailbox over its burst cap
+    for _ in range(14):  # a mailbox over its limit of 10 per hour
         engine.decide(sasl_username="info@acme.example", client_address="203.0.113.7")
     for _ in range(50):  # a hijacked plugin that fills its 200/hour domain
         engine.decide(flags=obspam.MSG_SCRIPT, uid=10002, domain_hint="bakery.example",
                       script="/var/www/bakery/wp-content/plugins/forms/mail.php", recipients=5)
     for _ in range(3):
         engine.decide(flags=obspam.MSG_SCRIPT, uid=10001, script="/var/www/acme/contact.php")
+    # over the newsletter's cap of 10 recipients, then more than its
+    # domain has room for
     engine.decide(sasl_username="newsletter@bakery.example", recipients=12)
     engine.decide(sasl_username="newsletter@bakery.example", recipients=8)
     return engine
