@@ -781,6 +781,26 @@ static int line_store(parser *p, int prefix) {
   return OBSPAM_OK;
 }
 
+/* `unknown-uid-subscription NAME`: the subscription, declared above,
+   charged for mail of scripts whose uid no subscription owns. */
+static int line_unknown_uid(parser *p) {
+  const char *kw = p->w[0];
+  obspam__tree *t = &p->conf->tree;
+  obspam__obj *o;
+  int rc;
+
+  if (t->unknown_uid[0] != '\0')
+    return perr(p, OBSPAM_ESYNTAX, "'%s' appears twice", kw);
+  if (p->nw < 2)
+    return perr(p, OBSPAM_ESYNTAX, "missing subscription after '%s'", kw);
+  if (p->nw > 2)
+    return perr(p, OBSPAM_ESYNTAX, "too many values for '%s'", kw);
+  if ((rc = lookup(p, OBSPAM_SUBSCRIPTION, p->w[1], &o)) != OBSPAM_OK)
+    return rc;
+  memcpy(t->unknown_uid, o->name, (size_t)o->len + 1);
+  return OBSPAM_OK;
+}
+
 static int line_words(parser *p) {
   const char *kw = p->w[0];
   size_t i;
@@ -804,6 +824,8 @@ static int line_words(parser *p) {
     return line_store(p, 0);
   if (strcmp(kw, "store-prefix") == 0)
     return line_store(p, 1);
+  if (strcmp(kw, "unknown-uid-subscription") == 0)
+    return line_unknown_uid(p);
   for (i = 0; i < COUNT_OF(word_options); i++)
     if (strcmp(kw, word_options[i].keyword) == 0)
       return line_word_option(p, i);

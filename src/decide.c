@@ -79,11 +79,12 @@ static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   return 1;
 }
 
-/* A script: the subscription that owns the uid, and the hinted domain
-   when it is hosted under that subscription. */
+/* A script: the subscription that owns the uid (else the unknown-uid
+   subscription), and the hinted domain when it is hosted under that
+   subscription. */
 static int resolve_script(const obspam__tree *t, const obspam_message *msg,
                           obspam__charge *ch) {
-  obspam__sub *s = msg->uid >= 0 ? obspam__tree_by_uid(t, msg->uid) : NULL;
+  obspam__sub *s = obspam__tree_script_sub(t, msg->uid);
   obspam__name n;
   obspam__obj *d;
 
@@ -361,6 +362,35 @@ static void limits(const obspam__tree *t, obspam__charge *ch) {
   ch->cap = obspam__effective_cap(t, ch->obj[ch->n - 1]);
 }
 
+/* Mail of a script whose uid no subscription owns is UNKNOWN, but the
+   store keeps it as a script row, by its path or else as "uid N", so
+   that reports show it. OBSPAM_OK, or OBSPAM_ENOMEM (recorded). */
+static int note_unknown(obspam_engine *e, const obspam__conf *c, decision *d) {
+  const obspam_message *msg = d->msg;
+  int64_t rcpt = msg->recipients > OBSPAM_RECIPIENTS_MAX
+                     ? OBSPAM_RECIPIENTS_MAX
+                     : (int64_t)msg->recipients;
+  size_t len;
+  int rc;
+
+  if (e->store->ops->note_script == NULL)
+    return OBSPAM_OK;
+  if (msg->script != NULL && msg->script[0] != '\0')
+    len = clean_script(msg->script, d->script);
+  else if (msg->uid >= 0)
+    len = (size_t)snprintf(d->script, sizeof(d->script), "uid %lld",
+                           (long long)msg->uid);
+  else
+    return OBSPAM_OK; /* nothing to name it by */
+  rc = e->store->ops->note_script(e->store, d->script, len,
+                                  msg->uid >= 0 ? msg->uid : -1, d->ch.t,
+                                  c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : rcpt,
+                                  c->opt[OBSPAM_OPT_RETENTION_HOURS]);
+  if (rc != OBSPAM_OK)
+    return obspam__fail(e, rc, "decide: out of memory");
+  return OBSPAM_OK;
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
@@ -417,6 +447,10 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   d->w.want = 0;
   if (!charged(c, msg, addr, ch, pre, &d->w)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
+    /* A script the flag names and charged() could not place: its uid is
+       nobody's (and there is no unknown-uid subscription). */
+    if ((msg->flags & OBSPAM_MSG_SCRIPT) && !dry && !ch->probe)
+      d->rc = note_unknown(e, c, d);
     return 1;
   }
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)

@@ -363,3 +363,33 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   obspam__observe(e, ch.t);
   return OBSPAM_OK;
 }
+
+int obspam_set_unknown_uid_subscription(obspam_engine *e,
+                                        const char *subscription) {
+  obspam__tree *t;
+  obspam__name n;
+  const char *why;
+  int rc = OBSPAM_OK;
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  n.s[0] = '\0';
+  if (subscription != NULL && subscription[0] != '\0' &&
+      (why = obspam__name_norm(subscription, OBSPAM__NAME_PLAIN, &n)) != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "set_unknown_uid_subscription: subscription name "
+                        "'%.64s': %s",
+                        subscription, why);
+  pthread_rwlock_wrlock(&e->lock);
+  t = &e->conf->tree;
+  if (n.s[0] != '\0' &&
+      obspam__tree_find(t, OBSPAM_SUBSCRIPTION, n.s, n.len) == NULL)
+    rc = OBSPAM_ENOTFOUND;
+  else
+    memcpy(t->unknown_uid, n.s, strlen(n.s) + 1);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc != OBSPAM_OK)
+    return obspam__fail(
+        e, rc, "set_unknown_uid_subscription: no subscription '%s'", n.s);
+  return OBSPAM_OK;
+}

@@ -91,25 +91,78 @@ static int row_order(const void *pa, const void *pb) {
   return a->kind - b->kind;
 }
 
-int obspam_report(obspam_engine *e, int64_t from, int64_t to,
-                  void (*fn)(const obspam_report_row *row, void *ud),
-                  void *ud) {
+/* The top senders: most sent first, then most refused, ties by kind
+   and name. */
+static int top_order(const void *pa, const void *pb) {
+  const obspam__row *a = pa, *b = pb;
+  int c;
+
+  if (a->sent != b->sent)
+    return a->sent > b->sent ? -1 : 1;
+  if (a->refused != b->refused)
+    return a->refused > b->refused ? -1 : 1;
+  if (a->kind != b->kind)
+    return a->kind - b->kind;
+  c = strcmp(a->name, b->name);
+  return c;
+}
+
+/* The names of the subscriptions behind script rows, looked up while the
+   engine's lock is held (the tree may change once it is let go): for a
+   row whose store kept none, the subscription that owns its uid now, or
+   the unknown-uid subscription. subs has n names; "" none. */
+static void script_subs(obspam_engine *e, const obspam__row *rows, size_t n,
+                        char (*subs)[OBSPAM_NAME_MAX + 1]) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    const obspam__sub *s = NULL;
+
+    subs[i][0] = '\0';
+    if (rows[i].kind != OBSPAM_SCRIPT || rows[i].sub != NULL)
+      continue;
+    if (rows[i].uid >= 0)
+      s = obspam__tree_script_sub(&e->conf->tree, rows[i].uid);
+    if (s != NULL)
+      memcpy(subs[i], s->obj.name, (size_t)s->obj.len + 1);
+  }
+}
+
+/* The rows of a report (every 0) or of a list of top senders (every 1),
+   sorted by order, at most max of them (0: all) and only of kind (-1:
+   any), handed to fn with no lock held. */
+static int rows_emit(obspam_engine *e, const char *what, int64_t from,
+                     int64_t to, int every, int kind, size_t max,
+                     int (*order)(const void *, const void *),
+                     void (*fn)(const obspam_report_row *row, void *ud),
+                     void *ud) {
+  char(*subs)[OBSPAM_NAME_MAX + 1] = NULL;
   obspam__row *rows;
-  size_t n, i;
+  size_t n, i, k;
   int rc;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
-  if (fn == NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "report: no callback");
   pthread_rwlock_rdlock(&e->lock);
-  rc = e->store->ops->report(
-      e->store, from, to, e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &rows, &n);
-  pthread_rwlock_unlock(&e->lock);
-  if (rc != OBSPAM_OK)
-    return obspam__fail(e, rc, "report: out of memory");
+  rc = e->store->ops->report(e->store, from, to,
+                             e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], every,
+                             &rows, &n);
+  /* Only the rows asked for are kept. */
+  for (i = k = 0; rc == OBSPAM_OK && i < n; i++)
+    if (kind < 0 || rows[i].kind == kind)
+      rows[k++] = rows[i];
+  n = rc == OBSPAM_OK ? k : 0;
   if (n > 1)
-    qsort(rows, n, sizeof(*rows), row_order);
+    qsort(rows, n, sizeof(*rows), order);
+  if (max != 0 && n > max)
+    n = max;
+  if (rc == OBSPAM_OK && n > 0 && (subs = malloc(n * sizeof(*subs))) == NULL)
+    rc = OBSPAM_ENOMEM;
+  if (subs != NULL)
+    script_subs(e, rows, n, subs);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc != OBSPAM_OK) {
+    free(rows);
+    return obspam__fail(e, rc, "%s: %s", what, obspam_strerror(rc));
+  }
   for (i = 0; i < n; i++) {
     obspam_report_row row;
 
@@ -122,8 +175,41 @@ int obspam_report(obspam_engine *e, int64_t from, int64_t to,
     row.last_refused = rows[i].last;
     row.exceeded = rows[i].exceeded;
     row.window = rows[i].window;
+    row.subscription = NULL;
+    row.uid = -1;
+    if (rows[i].kind == OBSPAM_SCRIPT) {
+      row.subscription = rows[i].sub != NULL  ? rows[i].sub
+                         : subs[i][0] != '\0' ? subs[i]
+                                              : NULL;
+      row.uid = rows[i].uid;
+    }
     fn(&row, ud);
   }
+  free(subs);
   free(rows);
   return OBSPAM_OK;
+}
+
+int obspam_report(obspam_engine *e, int64_t from, int64_t to,
+                  void (*fn)(const obspam_report_row *row, void *ud),
+                  void *ud) {
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (fn == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "report: no callback");
+  return rows_emit(e, "report", from, to, 0, -1, 0, row_order, fn, ud);
+}
+
+int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to, size_t n,
+               void (*fn)(const obspam_report_row *row, void *ud), void *ud) {
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (kind != -1 && (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_SCRIPT))
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "top: kind %d is not a subscription, domain, mailbox, "
+                        "script or -1 (every kind)",
+                        kind);
+  if (fn == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "top: no callback");
+  return rows_emit(e, "top", from, to, 1, kind, n, top_order, fn, ud);
 }

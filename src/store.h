@@ -144,12 +144,18 @@ typedef struct obspam__hour {
   int64_t window;
 } obspam__hour;
 
-/* A report row; name points into the same allocation as the rows. */
+/* A report row; name and sub point into the same allocation as the
+   rows. */
 typedef struct obspam__row {
   int kind;
   const char *name;
   int64_t sent, refused, exceeded, first, last;
   int64_t window; /* of the attempt at last (obspam__hour) */
+  /* A script's: the uid of its last message (-1 unknown), and the
+     subscription it was charged to when the store keeps it (NULL: the
+     engine finds it from the uid). */
+  int64_t uid;
+  const char *sub;
 } obspam__row;
 
 /* The hour arithmetic every store shares. The start of the clock hour
@@ -181,11 +187,14 @@ static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
   }
 }
 
-/* Whether a row belongs in a report: a subscription, domain or mailbox
-   that went over its own limit; a script with any activity. */
-static inline int obspam__row_reported(int kind, const obspam__row *row) {
-  return kind == OBSPAM_SCRIPT ? row->sent > 0 || row->refused > 0
-                               : row->exceeded > 0;
+/* Whether a row belongs in a report (every 0): a subscription, domain
+   or mailbox that went over its own limit; a script with any activity.
+   With every 1, whether it belongs in a list of top senders: anything
+   with activity. */
+static inline int obspam__row_reported(int kind, const obspam__row *row,
+                                       int every) {
+  return kind == OBSPAM_SCRIPT || every ? row->sent > 0 || row->refused > 0
+                                        : row->exceeded > 0;
 }
 
 /* A notice that is ready to be emitted, with its own copies of names. */
@@ -229,10 +238,18 @@ typedef struct obspam__store_ops {
   int (*history)(obspam__store *s, const obspam__obj *o, const char *script,
                  size_t script_len, int64_t from, int64_t to, int64_t retention,
                  obspam__hour **out, size_t *n);
-  /* Every object and script with activity in the hours overlapping
-     [from, to), unsorted, in one fresh allocation. */
+  /* The objects and scripts of the hours overlapping [from, to), unsorted,
+     in one fresh allocation: with every 0 those a report lists
+     (obspam__row_reported), with every 1 each that sent or was refused
+     (obspam_top). */
   int (*report)(obspam__store *s, int64_t from, int64_t to, int64_t retention,
-                obspam__row **out, size_t *n);
+                int every, obspam__row **out, size_t *n);
+  /* Optional (NULL: such mail is not kept). A message of a script that
+     no subscription is charged for (its uid is nobody's): the script path
+     (or "uid N" without one) counts c sent at t, with that uid, so that
+     reports show it. OBSPAM_OK or OBSPAM_ENOMEM. */
+  int (*note_script)(obspam__store *s, const char *path, size_t len,
+                     int64_t uid, int64_t t, int64_t c, int64_t retention);
   /* Detaches the notices of every period that ended at or before now. */
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
   /* Saving and loading: only a local store has them (NULL in a shared

@@ -1181,7 +1181,8 @@ static void sum_range(const hist *h, int64_t from, int64_t to, int64_t cutoff,
 }
 
 static int mem_report(obspam__store *s, int64_t from, int64_t to,
-                      int64_t retention, obspam__row **out, size_t *n) {
+                      int64_t retention, int every, obspam__row **out,
+                      size_t *n) {
   mem_store *m = (mem_store *)s;
   size_t rows = 0, names = 0;
   int64_t cutoff;
@@ -1196,7 +1197,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
-    if (obspam__row_reported(h->owner->kind, &row)) {
+    if (obspam__row_reported(h->owner->kind, &row, every)) {
       rows++;
       names += (size_t)h->owner->len + 1;
     }
@@ -1209,15 +1210,56 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   at = all != NULL ? (char *)(all + rows) : NULL;
   for (h = m->h_first; h != NULL && *n < rows; h = h->next) {
     sum_range(h, from, to, cutoff, &row);
-    if (!obspam__row_reported(h->owner->kind, &row))
+    if (!obspam__row_reported(h->owner->kind, &row, every))
       continue;
     row.kind = h->owner->kind;
     row.name = put_str(&at, h->owner->name);
+    row.uid = h->owner->kind == OBSPAM_SCRIPT ? h->uid : -1;
+    row.sub = NULL;
     all[(*n)++] = row;
   }
   pthread_mutex_unlock(&m->lock);
   *out = all;
   return OBSPAM_OK;
+}
+
+static int mem_note_script(obspam__store *s, const char *path, size_t len,
+                           int64_t uid, int64_t t, int64_t c,
+                           int64_t retention) {
+  mem_store *m = (mem_store *)s;
+  int64_t hour;
+  script *sc;
+  int fresh = 0;
+
+  pthread_mutex_lock(&m->lock);
+  if (t < m->newest)
+    t = m->newest;
+  hour = obspam__hour_of(t);
+  sc = script_find(m, path, len);
+  if (sc == NULL) {
+    sc = obspam__mem_script_new(path, len);
+    if (sc == NULL || script_insert(m, sc) != 0)
+      goto nomem; /* script_insert frees sc */
+    fresh = 1;
+  }
+  if (hist_get(m, &sc->obj) == NULL || hist_room(sc->obj.hist, hour) != 0) {
+    if (fresh)
+      obspam__mem_script_free(m, sc);
+    goto nomem;
+  }
+  /* Nothing below can fail. The store's clock stays: a batch notes such
+     mail before it charges the messages ahead of it (decide.c), which
+     must meet the clock as they would one by one. */
+  hist_begin(m, sc->obj.hist, hour, retention);
+  script_use(m, sc);
+  add_count(&sc->obj.hist->cur.sent, c);
+  sc->obj.hist->uid = uid;
+  script_evict(m);
+  pthread_mutex_unlock(&m->lock);
+  return OBSPAM_OK;
+nomem:
+  pthread_mutex_unlock(&m->lock);
+  return OBSPAM_ENOMEM;
 }
 
 static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
@@ -1280,6 +1322,7 @@ static const obspam__store_ops mem_ops = {
     .history = mem_history,
     .report = mem_report,
     .notices = mem_notices,
+    .note_script = mem_note_script,
     .save = obspam__mem_save,
     .load_parse = obspam__mem_load_parse,
     .load_install = obspam__mem_load_install,

@@ -962,7 +962,8 @@ static int indexed_objects(redis_store *r, int64_t first, int64_t last,
    OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
    answer. */
 static int object_row(redis_store *r, char *member, int64_t cutoff,
-                      int64_t from, int64_t to, obspam__row *row, int *listed) {
+                      int64_t from, int64_t to, int every, obspam__row *row,
+                      int *listed) {
   char key[KEY_MAX], *kind_end, *sub, *tab;
   obspam__hour *h;
   size_t nh, k;
@@ -992,7 +993,11 @@ static int object_row(redis_store *r, char *member, int64_t cutoff,
   for (k = 0; k < nh; k++)
     obspam__row_add(row, &h[k]);
   free(h);
-  *listed = obspam__row_reported(row->kind, row);
+  *listed = obspam__row_reported(row->kind, row, every);
+  /* A script is indexed under the subscription its message was charged
+     to; Redis keeps no uid. */
+  row->uid = -1;
+  row->sub = row->kind == OBSPAM_SCRIPT && sub[0] != '\0' ? sub : NULL;
   return OBSPAM_OK;
 }
 
@@ -1005,7 +1010,8 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
   char *at;
 
   for (i = 0; i < n; i++)
-    bytes += strlen(rows[i].name) + 1;
+    bytes += strlen(rows[i].name) + 1 +
+             (rows[i].sub != NULL ? strlen(rows[i].sub) + 1 : 0);
   packed = realloc(rows, n * sizeof(*rows) + bytes + 1);
   if (packed == NULL)
     return OBSPAM_ENOMEM;
@@ -1016,6 +1022,12 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
     memcpy(at, packed[i].name, len);
     packed[i].name = at;
     at += len;
+    if (packed[i].sub != NULL) {
+      len = strlen(packed[i].sub) + 1;
+      memcpy(at, packed[i].sub, len);
+      packed[i].sub = at;
+      at += len;
+    }
   }
   *out = packed;
   return OBSPAM_OK;
@@ -1028,7 +1040,8 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
    has decided nothing since it started has seen no time yet, but the
    other nodes' counts are in Redis: the end of the period stands in. */
 static int redis_report(redis_store *r, int64_t from, int64_t to,
-                        int64_t retention, obspam__row **out, size_t *n) {
+                        int64_t retention, int every, obspam__row **out,
+                        size_t *n) {
   int64_t newest = r->newest > 0 ? r->newest : to - 1;
   int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(newest), retention);
   int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
@@ -1044,7 +1057,8 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
       (rows = calloc(members.n, sizeof(*rows))) == NULL)
     rc = OBSPAM_ENOMEM;
   for (i = 0; rc == OBSPAM_OK && i < members.n; i++) {
-    rc = object_row(r, members.v[i], cutoff, from, to, &rows[k], &listed);
+    rc =
+        object_row(r, members.v[i], cutoff, from, to, every, &rows[k], &listed);
     if (rc == OBSPAM_OK && listed)
       k++;
   }
@@ -1058,19 +1072,20 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
 }
 
 static int r_report(obspam__store *s, int64_t from, int64_t to,
-                    int64_t retention, obspam__row **out, size_t *n) {
+                    int64_t retention, int every, obspam__row **out,
+                    size_t *n) {
   redis_store *r = (redis_store *)s;
   int rc;
 
   *out = NULL;
   *n = 0;
   pthread_mutex_lock(&r->lock);
-  rc = redis_report(r, from, to, retention, out, n);
+  rc = redis_report(r, from, to, retention, every, out, n);
   pthread_mutex_unlock(&r->lock);
   if (rc != OBSPAM_EUNAVAIL)
     return rc;
   /* Redis does not answer: what this server saw itself. */
-  return r->local->ops->report(r->local, from, to, retention, out, n);
+  return r->local->ops->report(r->local, from, to, retention, every, out, n);
 }
 
 static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {

@@ -76,6 +76,15 @@ obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid) {
   return s;
 }
 
+obspam__sub *obspam__tree_script_sub(const obspam__tree *t, int64_t uid) {
+  obspam__sub *s = obspam__tree_by_uid(t, uid);
+
+  if (s == NULL && t->unknown_uid[0] != '\0')
+    s = (obspam__sub *)obspam__tree_find(t, OBSPAM_SUBSCRIPTION, t->unknown_uid,
+                                         strlen(t->unknown_uid));
+  return s;
+}
+
 static void link_child(obspam__obj *o, obspam__obj *parent) {
   o->parent = parent;
   o->prev = NULL;

@@ -100,6 +100,10 @@ typedef struct obspam__tree {
      walk up the tree: a decision on a tree that limits the hour only pays
      one comparison for them. */
   size_t extras;
+  /* The subscription charged for mail of a script whose uid no
+     subscription owns (obspam_set_unknown_uid_subscription), by name so
+     that its removal needs no care; "" none. */
+  char unknown_uid[OBSPAM_NAME_MAX + 1];
 } obspam__tree;
 
 void obspam__tree_init(obspam__tree *t);
@@ -193,6 +197,10 @@ static inline const obspam__sub *obspam__owner(const obspam__obj *o) {
    since the last change of the index; NULL when memory ran out. Under
    the engine's read lock; the result lives until the next change. */
 const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind);
+
+/* The subscription a script of uid is charged to: the one that owns
+   uid, else the unknown-uid subscription when it exists; NULL: none. */
+obspam__sub *obspam__tree_script_sub(const obspam__tree *t, int64_t uid);
 
 /* Whether scripts of subscription s may send. */
 int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s);

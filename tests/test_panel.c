@@ -426,3 +426,188 @@ Test(reset, kept_by_the_journal, .init = setup_files, .fini = teardown_files) {
   cr_assert_eq(st.count, 7);
   obspam_engine_free(r);
 }
+
+/* ---- obspam_top, script rows, unknown uids --------------------------------
+ */
+
+typedef struct rows {
+  char text[4096];
+} rows;
+
+static void row_line(const obspam_report_row *r, void *ud) {
+  rows *s = ud;
+  size_t len = strlen(s->text);
+
+  snprintf(s->text + len, sizeof(s->text) - len,
+           "%d %s %" PRId64 "/%" PRId64 " %" PRId64 " %s\n", r->kind, r->name,
+           r->sent, r->refused, r->uid,
+           r->subscription != NULL ? r->subscription : "-");
+}
+
+static int script_as(int64_t uid, const char *path, uint32_t rcpt, int64_t t,
+                     obspam_verdict *v) {
+  obspam_message m =
+      tu_msg(OBSPAM_MSG_SCRIPT, NULL, NULL, NULL, rcpt, uid, NULL, path, t);
+
+  *v = (obspam_verdict)OBSPAM_VERDICT_INIT;
+  OK(obspam_decide(e, &m, v));
+  return v->action;
+}
+
+/* The traffic of the top tests: mailboxes, an implicit one, scripts of
+   known and unknown uids. */
+static void traffic(void) {
+  obspam_verdict v;
+
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("b@b.test", 2, T0 + 3), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("new@a.test", 1, T0 + 4), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(1001, "/www/x.php", 4, T0 + 5, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(1002, NULL, 1, T0 + 6, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(script_as(9999, "/tmp/evil.php", 7, T0 + 7, &v), OBSPAM_UNKNOWN);
+  cr_assert_eq(script_as(8888, NULL, 2, T0 + 8, &v), OBSPAM_UNKNOWN);
+  /* Neither a path nor a uid: nothing to report it by. */
+  cr_assert_eq(script_as(-1, NULL, 2, T0 + 8, &v), OBSPAM_UNKNOWN);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 10), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 11), OBSPAM_ACCEPT);
+  cr_assert_eq(decide_as("a@a.test", 1, T0 + 12), OBSPAM_REFUSE);
+}
+
+Test(top, every_kind_by_sent, .init = setup, .fini = teardown) {
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_top(e, -1, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "2 acme 12/1 -1 -\n"
+                           "5 /tmp/evil.php 7/0 9999 -\n"
+                           "3 a.test 6/1 -1 -\n"
+                           "4 a@a.test 5/1 -1 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "3 b.test 2/0 -1 -\n"
+                           "4 b@b.test 2/0 -1 -\n"
+                           "5 uid 8888 2/0 8888 -\n"
+                           "2 zeta 1/0 -1 -\n"
+                           "4 new@a.test 1/0 -1 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, OBSPAM_MAILBOX, T0, T0 + 3600, 2, row_line, &r));
+  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
+                           "4 b@b.test 2/0 -1 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, OBSPAM_SCRIPT, 0, INT64_MAX, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+  memset(&r, 0, sizeof(r));
+  OK(obspam_top(e, -1, H1, H2, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "");
+  /* The report lists the scripts with their uid and subscription too. */
+  memset(&r, 0, sizeof(r));
+  OK(obspam_report(e, T0, T0 + 3600, row_line, &r));
+  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
+                           "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+}
+
+Test(top, errors, .init = setup, .fini = teardown) {
+  rows r = {{0}};
+
+  RC(obspam_top(NULL, -1, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  RC(obspam_top(e, OBSPAM_PLAN, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "top: kind 1 is not a subscription, domain, mailbox, "
+                   "script or -1 (every kind)");
+  RC(obspam_top(e, -2, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  RC(obspam_top(e, -1, 0, 0, 0, NULL, &r), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "top: no callback");
+}
+
+Test(unknown_uid, a_catch_all_subscription, .init = setup, .fini = teardown) {
+  obspam_verdict v;
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_set_unknown_uid_subscription(e, "ZETA"));
+  cr_assert_eq(script_as(9999, "/tmp/evil.php", 1, T0 + 20, &v), OBSPAM_ACCEPT);
+  cr_assert_eq(v.kind, OBSPAM_SUBSCRIPTION);
+  cr_assert_str_eq(v.object, "zeta");
+  cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "zeta", T0 + 21).count, 2);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 1, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 8/0 9999 zeta\n");
+  /* Its own limits apply. */
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "zeta", OBSPAM_SUBSCRIPTION, 2));
+  cr_assert_eq(script_as(7777, NULL, 1, T0 + 22, &v), OBSPAM_REFUSE);
+  cr_assert_str_eq(v.object, "zeta");
+  /* NULL or "" goes back to none. */
+  OK(obspam_set_unknown_uid_subscription(e, ""));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 23, &v), OBSPAM_UNKNOWN);
+  OK(obspam_set_unknown_uid_subscription(e, "zeta"));
+  OK(obspam_set_unknown_uid_subscription(e, NULL));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 23, &v), OBSPAM_UNKNOWN);
+
+  RC(obspam_set_unknown_uid_subscription(NULL, "zeta"), OBSPAM_EINVAL);
+  RC(obspam_set_unknown_uid_subscription(e, "no-such"), OBSPAM_ENOTFOUND);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "set_unknown_uid_subscription: no subscription 'no-such'");
+  RC(obspam_set_unknown_uid_subscription(e, "a b"), OBSPAM_EINVAL);
+  /* A removed catch-all charges nothing any more. */
+  OK(obspam_set_unknown_uid_subscription(e, "zeta"));
+  OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "zeta"));
+  cr_assert_eq(script_as(9999, NULL, 1, T0 + 24, &v), OBSPAM_UNKNOWN);
+}
+
+Test(unknown_uid, the_configuration_line, .init = setup, .fini = teardown) {
+  obspam_verdict v;
+  char conf[1024];
+
+  snprintf(conf, sizeof(conf), "%sunknown-uid-subscription Zeta\n", CONF);
+  OK(obspam_load_config_string(e, conf));
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_ACCEPT);
+  cr_assert_str_eq(v.object, "zeta");
+  /* A configuration without the line has none. */
+  OK(obspam_load_config_string(e, CONF));
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_UNKNOWN);
+
+  RC(obspam_load_config_string(e, "unknown-uid-subscription s\n"
+                                  "subscription s\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:1: unknown subscription 's' (declared later, on "
+                   "line 2)");
+  RC(obspam_load_config_string(e, "subscription s\n"
+                                  "unknown-uid-subscription s\n"
+                                  "unknown-uid-subscription s\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:3: 'unknown-uid-subscription' appears twice");
+  RC(obspam_load_config_string(e, "unknown-uid-subscription\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "<string>:1: missing subscription after "
+                   "'unknown-uid-subscription'");
+  RC(obspam_load_config_string(e, "subscription s\n"
+                                  "unknown-uid-subscription s t\n"),
+     OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e), "<string>:2: too many values for "
+                                            "'unknown-uid-subscription'");
+  /* The failed loads changed nothing. */
+  cr_assert_eq(script_as(4242, NULL, 1, T0, &v), OBSPAM_UNKNOWN);
+}
+
+/* The uid of a script's last message survives a restart. */
+Test(top, script_uid_kept_by_a_snapshot, .init = setup_files,
+     .fini = teardown_files) {
+  obspam_engine *saved = e;
+  rows r = {{0}};
+
+  traffic();
+  OK(obspam_state_save(e, state));
+  e = restarted(1, 0);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
+                           "5 /www/x.php 4/0 1001 acme\n"
+                           "5 uid 8888 2/0 8888 -\n");
+  obspam_engine_free(e);
+  e = saved;
+}

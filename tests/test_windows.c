@@ -563,7 +563,7 @@ Test(windows, store_reading_and_counts) {
 }
 
 static void keep_rows(lone *l, obspam__row **rows, size_t *n) {
-  OK(l->s->ops->report(l->s, 0, INT64_MAX, 720, rows, n));
+  OK(l->s->ops->report(l->s, 0, INT64_MAX, 720, 0, rows, n));
 }
 
 /* A refusal records the window it went over in the hour's history (the
