@@ -922,8 +922,8 @@ test('statistics', function (): void {
     // (its last attempt went over its hourly limit)
     same([
         new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700, 2, 3600),
-        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0, 0),
-        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0, 0, 'acme', 10001),
+        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0, 0, 'acme', 10001),
     ], $e->report(), 'report');
     same(new ReportRow(Engine::MAILBOX, 'info@example.com', 0, 1, T + 3700, T + 3700, 1, 3600),
         $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');

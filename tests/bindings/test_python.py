@@ -1479,8 +1479,9 @@ class TestStatistics(unittest.TestCase):
                 # and the domain refused it on its way, and are not reported;
                 # its last attempt went over its hourly limit
                 obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2, 3600),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0),
+                # a script's row: the subscription and uid behind it (1.3)
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0, "acme", 10001),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0, "acme", 10001),
             ],
         )
         self.assertIs(type(rows[0].window), obspam.Window)
