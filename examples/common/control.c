@@ -19,6 +19,24 @@
      history KIND FROM TO NAME   KIND: subscription, domain, mailbox or
                                  script; NAME is the rest of the line (a
                                  script path may hold spaces)
+     list KIND [parent=NAME] [active] [after=NAME] [limit=N]
+                                 the objects of KIND in name order:
+                                 under a parent, active only (mail in
+                                 the day window or a refusal in the
+                                 last hour), after a name, at most N
+                                 (0 or none: all)
+     top FROM TO [kind=KIND] [limit=N]
+                                 the N (0 or none: all) objects (KIND
+                                 also script) that sent most in the
+                                 clock hours that overlap [FROM, TO)
+     blocked                     every object that cannot send now
+     overview                    what a panel's home page shows
+     reset KIND NAME             empties an object's windows
+     set-limit KIND NAME WHICH VALUE
+                                 KIND also plan; WHICH subscription,
+                                 domain, mailbox or max-recipients;
+                                 VALUE as the configuration writes it
+                                 (20/m,100/h); see obspamd_set_limit
      reload [force]              reloads the configuration file; force
                                  loads one that declares nothing, or
                                  drops more objects than
@@ -50,20 +68,51 @@
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
               row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED EXCEEDED
-                  LIMIT WINDOW NAME
+                  LIMIT WINDOW UID SUBSCRIPTION NAME
               EXCEEDED: attempts over the object's own limit; WINDOW: the
               window of the last of them (minute, hour, day,
               max-recipients for the cap on recipients per message,
               scripts when scripts may not send, "-" when none); LIMIT:
               the object's limit in that window now (the hour's when
               none, the cap for max-recipients), -1 unlimited, "-" for a
-              script or an object the configuration no longer has
+              script or an object the configuration no longer has; UID
+              and SUBSCRIPTION: a script's (of its last message), -1 and
+              empty when unknown or not a script
      history  one line per clock hour with activity, oldest first:
               hour HOUR_START SENT REFUSED
               then, for an object that has one, its hourly limit now:
               limit N
-     reload, save
+     list     one line per object, then, when more follow, the name the
+              next page starts after:
+              row KIND NAME SENDING SENT REFUSED EXCEEDED LIMIT COUNT
+                  BLOCKED_KIND BLOCKED_BY LAST_RESET
+              next NAME
+              SENT: charged in the day window; REFUSED, EXCEEDED: in the
+              last 60 minutes; LIMIT, COUNT: the hour's; BLOCKED_KIND "-"
+              and BLOCKED_BY empty while it can send; LAST_RESET: the
+              time of the last reset, 0 for none
+     top      from FROM / to TO, then the rows, most sent first:
+              row KIND SENT REFUSED EXCEEDED LIMIT COUNT SENDING UID
+                  SUBSCRIPTION NAME
+              SENT, REFUSED, EXCEEDED: in the period; LIMIT, COUNT,
+              SENDING: the hour's now, "-" for a script (or an object no
+              longer configured); UID and SUBSCRIPTION as in report
+     blocked  one line per object that cannot send, subscriptions, then
+              domains, then mailboxes, each in name order:
+              row KIND NAME BLOCKED_KIND BLOCKED_BY WINDOW LIMIT
+              WINDOW and LIMIT: the window the blocking object is full
+              in and its limit there ("-" and -1 when unknown)
+     overview enabled 0|1 / not_sending_subscriptions N /
+              not_sending_domains N / not_sending_mailboxes N /
+              refused_hour N (the last 60 minutes) / refused_day N (the
+              clock hours from day_from, the current one and the 23
+              before it) / day_from TIME / now TIME, then the five
+              mailboxes and scripts that sent most in those hours, as
+              top's rows (a refusal is counted once: on its
+              subscription)
+     reset, set-limit, reload, save
               message TEXT
+              reset and set-limit are logged with the client's uid.
 
    For example:
 
@@ -228,6 +277,13 @@ static void lower(char *s) {
       *s = (char)(*s - 'A' + 'a');
 }
 
+/* The name as the answer carries it. */
+static const char *clean_name(char *buf, size_t size, const char *name) {
+  obspamd__clean(buf, size, name,
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+  return buf;
+}
+
 static void cmd_ping(answer *a) {
   char name[128];
 
@@ -335,10 +391,22 @@ static void cmd_status(answer *a, char *args) {
    read from the engine, which its callback must not call. */
 typedef struct report_rows {
   obspam_report_row *rows;
-  char **names;
+  char **names, **subs; /* subs: a script's subscription, or NULL */
   size_t n, size;
   int failed;
 } report_rows;
+
+static void report_rows_free(report_rows *rr) {
+  size_t i;
+
+  for (i = 0; i < rr->n; i++) {
+    free(rr->names[i]);
+    free(rr->subs[i]);
+  }
+  free(rr->names);
+  free(rr->subs);
+  free(rr->rows);
+}
 
 static void report_row(const obspam_report_row *r, void *ud) {
   report_rows *rr = ud;
@@ -360,6 +428,12 @@ static void report_row(const obspam_report_row *r, void *ud) {
       return;
     }
     rr->names = names;
+    names = realloc(rr->subs, size * sizeof(*names));
+    if (names == NULL) {
+      rr->failed = 1;
+      return;
+    }
+    rr->subs = names;
     rr->size = size;
   }
   rr->names[rr->n] = strdup(r->name);
@@ -367,11 +441,24 @@ static void report_row(const obspam_report_row *r, void *ud) {
     rr->failed = 1;
     return;
   }
+  /* A library older than 1.3 passes a shorter row, without the
+     subscription and uid of a script. */
+  rr->subs[rr->n] = NULL;
+  if (r->struct_size >= sizeof(*r) && r->subscription != NULL &&
+      (rr->subs[rr->n] = strdup(r->subscription)) == NULL) {
+    free(rr->names[rr->n]);
+    rr->failed = 1;
+    return;
+  }
   /* A library older than 1.3 passes a shorter row, without exceeded:
      only what it passed is read. */
-  memset(&rr->rows[rr->n], 0, sizeof(*r));
+  {
+    obspam_report_row init = OBSPAM_REPORT_ROW_INIT;
+    rr->rows[rr->n] = init;
+  }
   memcpy(&rr->rows[rr->n], r,
          r->struct_size < sizeof(*r) ? r->struct_size : sizeof(*r));
+  rr->rows[rr->n].struct_size = sizeof(*r);
   rr->n++;
 }
 
@@ -395,7 +482,7 @@ static const char *row_window(const obspam_report_row *r, const char *name) {
 
 static void cmd_report(answer *a, char *args) {
   char *to = args ? strchr(args, ' ') : NULL;
-  report_rows rr = {NULL, NULL, 0, 0, 0};
+  report_rows rr = {NULL, NULL, NULL, 0, 0, 0};
   int64_t from_t, to_t;
   size_t i;
   int rc;
@@ -421,7 +508,7 @@ static void cmd_report(answer *a, char *args) {
       const obspam_report_row *r = &rr.rows[i];
       const char *window = row_window(r, rr.names[i]);
       obspam_stats st = OBSPAM_STATS_INIT;
-      char name[1100], limit[24] = "-";
+      char name[1100], limit[24] = "-", sub[OBSPAM_NAME_MAX + 1];
       if (r->kind != OBSPAM_SCRIPT &&
           obspam_stats_get(ctl.s->engine, r->kind, rr.names[i], 0, &st) ==
               OBSPAM_OK) {
@@ -433,18 +520,20 @@ static void cmd_report(answer *a, char *args) {
         snprintf(limit, sizeof(limit), "%" PRId64, l < 0 ? -1 : l);
       }
       obspamd__clean(name, sizeof(name), rr.names[i], OBSPAMD__CLEAN_UTF8);
+      if (r->kind == OBSPAM_SCRIPT && rr.subs[i] != NULL)
+        clean_name(sub, sizeof(sub), rr.subs[i]);
+      else
+        sub[0] = '\0';
       add(a,
           "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
-          "\t%" PRId64 "\t%s\t%s\t%s\n",
+          "\t%" PRId64 "\t%s\t%s\t%" PRId64 "\t%s\t%s\n",
           obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
-          r->last_refused, r->exceeded, limit, window, name);
+          r->last_refused, r->exceeded, limit, window,
+          r->kind == OBSPAM_SCRIPT ? r->uid : -1, sub, name);
     }
     add(a, "end\n");
   }
-  for (i = 0; i < rr.n; i++)
-    free(rr.names[i]);
-  free(rr.names);
-  free(rr.rows);
+  report_rows_free(&rr);
 }
 
 static void history_hour(int64_t hour, int64_t sent, int64_t refused,
@@ -497,6 +586,455 @@ static void cmd_history(answer *a, char *args) {
   add(a, "end\n");
 }
 
+/* ---- panels: list, top, blocked, overview, reset, set-limit ----------- */
+
+/* Objects as obspam_enumerate gives them, kept so that the engine is not
+   called from its callback and is held for one page at a time. */
+typedef struct object_rows {
+  struct object_row {
+    int kind;
+    char *name;
+    obspam_stats st;
+  } * rows;
+  size_t n, size;
+  int failed;
+  int sending_too; /* keep objects that send (0: only those that do not) */
+} object_rows;
+
+static int object_row(int kind, const char *name, const obspam_stats *st,
+                      void *ud) {
+  object_rows *o = ud;
+  struct object_row *r;
+
+  if (o->failed)
+    return 1;
+  if (o->n == o->size) {
+    size_t size = o->size ? o->size * 2 : 256;
+    struct object_row *rows = realloc(o->rows, size * sizeof(*rows));
+    if (rows == NULL) {
+      o->failed = 1;
+      return 1;
+    }
+    o->rows = rows;
+    o->size = size;
+  }
+  r = &o->rows[o->n];
+  r->name = strdup(name);
+  if (r->name == NULL) {
+    o->failed = 1;
+    return 1;
+  }
+  r->kind = kind;
+  memset(&r->st, 0, sizeof(r->st));
+  memcpy(&r->st, st,
+         st->struct_size < sizeof(r->st) ? st->struct_size : sizeof(r->st));
+  r->st.blocked_by[sizeof(r->st.blocked_by) - 1] = '\0';
+  o->n++;
+  return 0;
+}
+
+static void object_rows_free(object_rows *o) {
+  size_t i;
+
+  for (i = 0; i < o->n; i++)
+    free(o->rows[i].name);
+  free(o->rows);
+}
+
+/* Pages through the objects of a kind, a thousand per call, so that
+   decisions never wait for a whole listing; at most max of them (0: all),
+   keeping only those that do not send unless o->sending_too. Returns the
+   library's code. */
+#define PAGE 1000
+static int enumerate(object_rows *o, int kind, const char *parent,
+                     uint32_t flags, const char *after, size_t max) {
+  char last[OBSPAM_NAME_MAX + 1] = "";
+  int rc;
+
+  if (after != NULL)
+    snprintf(last, sizeof(last), "%s", after);
+  for (;;) {
+    size_t before = o->n, want = PAGE, i, kept;
+    if (o->sending_too && max > 0 && max - o->n < want)
+      want = max - o->n;
+    rc = obspam_enumerate(ctl.s->engine, kind, parent, flags, last, want, 0,
+                          object_row, o);
+    if (rc != OBSPAM_OK || o->failed)
+      return rc;
+    if (o->n == before)
+      return OBSPAM_OK;
+    snprintf(last, sizeof(last), "%s", o->rows[o->n - 1].name);
+    if (!o->sending_too) {
+      for (i = kept = before; i < o->n; i++) {
+        if (o->rows[i].st.sending)
+          free(o->rows[i].name);
+        else
+          o->rows[kept++] = o->rows[i];
+      }
+      o->n = kept;
+    }
+    if (o->n - before < want && o->sending_too)
+      return OBSPAM_OK;
+    if (max > 0 && o->n >= max)
+      return OBSPAM_OK;
+  }
+}
+
+/* "KEY=VALUE" words of a request into the values asked for; a word
+   without '=' is a flag. Returns 0, or -1 after answering the error. */
+static int options(answer *a, char *args, const char *usage,
+                   const char *const *keys, char **values, int nkeys) {
+  char *word, *save = NULL;
+  int k;
+
+  for (k = 0; k < nkeys; k++)
+    values[k] = NULL;
+  for (word = args ? strtok_r(args, " ", &save) : NULL; word != NULL;
+       word = strtok_r(NULL, " ", &save)) {
+    char *eq = strchr(word, '=');
+    size_t len = eq ? (size_t)(eq - word) : strlen(word);
+    /* A flag is written "active!" in keys, so that it takes no value. */
+    for (k = 0; k < nkeys; k++) {
+      size_t kl = strlen(keys[k]);
+      int flag = keys[k][kl - 1] == '!';
+      if ((flag ? kl - 1 : kl) == len && strncmp(word, keys[k], len) == 0 &&
+          (eq == NULL) == flag)
+        break;
+    }
+    if (k == nkeys || values[k] != NULL || (eq != NULL && eq[1] == '\0')) {
+      char clean[80];
+      obspamd__clean(clean, sizeof(clean), word, OBSPAMD__CLEAN_UTF8);
+      error(a, "bad option '%.64s': usage: %s", clean, usage);
+      return -1;
+    }
+    values[k] = eq ? eq + 1 : word;
+  }
+  return 0;
+}
+
+static int parse_count(answer *a, const char *word, size_t *out) {
+  int64_t v;
+
+  if (parse_time(word, &v) != 0 || v > 100000000) {
+    error(a, "bad limit '%.64s': expected a count, 0..100000000", word);
+    return -1;
+  }
+  *out = (size_t)v;
+  return 0;
+}
+
+static void cmd_list(answer *a, char *args) {
+  static const char *const keys[] = {"parent", "active!", "after", "limit"};
+  static const char usage[] =
+      "list KIND [parent=NAME] [active] [after=NAME] [limit=N]";
+  object_rows o = {NULL, 0, 0, 0, 1};
+  char *values[4], *rest = args ? strchr(args, ' ') : NULL;
+  size_t max = 0, i;
+  int kind, rc;
+
+  if (args == NULL || *args == '\0') {
+    error(a, "usage: %s", usage);
+    return;
+  }
+  if (rest != NULL)
+    *rest++ = '\0';
+  if ((kind = status_kind(a, args, 0)) < 0 ||
+      options(a, rest, usage, keys, values, 4) != 0 ||
+      (values[3] != NULL && parse_count(a, values[3], &max) != 0))
+    return;
+  /* One more than asked: whether there is a next page. */
+  rc = enumerate(&o, kind, values[0], values[1] ? OBSPAM_ENUM_ACTIVE : 0,
+                 values[2], max ? max + 1 : 0);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "enumerate", rc);
+  } else if (o.failed) {
+    a->failed = 1;
+  } else {
+    char name[OBSPAM_NAME_MAX + 1], by[OBSPAM_NAME_MAX + 1];
+    size_t shown = max && o.n > max ? max : o.n;
+    add(a, "ok\n");
+    for (i = 0; i < shown; i++) {
+      const obspam_stats *st = &o.rows[i].st;
+      add(a,
+          "row\t%s\t%s\t%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
+          "\t%" PRId64 "\t%s\t%s\t%" PRId64 "\n",
+          obspamd_kind_name(kind),
+          clean_name(name, sizeof(name), o.rows[i].name), st->sending ? 1 : 0,
+          st->count_day, st->refused, st->exceeded,
+          st->limit < 0 ? -1 : st->limit, st->count,
+          st->blocked_kind >= 0 ? obspamd_kind_name(st->blocked_kind) : "-",
+          st->blocked_kind >= 0 ? clean_name(by, sizeof(by), st->blocked_by)
+                                : "",
+          st->last_reset);
+    }
+    if (shown < o.n)
+      add(a, "next\t%s\n",
+          clean_name(name, sizeof(name), o.rows[shown - 1].name));
+    add(a, "end\n");
+  }
+  object_rows_free(&o);
+}
+
+/* Rows of obspam_top, with each object's live hour and state. */
+static void add_top_rows(answer *a, const report_rows *rr, size_t n) {
+  size_t i;
+
+  for (i = 0; i < rr->n && i < n; i++) {
+    const obspam_report_row *r = &rr->rows[i];
+    obspam_stats st = OBSPAM_STATS_INIT;
+    char name[1100], sub[OBSPAM_NAME_MAX + 1] = "", live[64] = "-\t-\t-";
+    if (r->kind != OBSPAM_SCRIPT &&
+        obspam_stats_get(ctl.s->engine, r->kind, rr->names[i], 0, &st) ==
+            OBSPAM_OK)
+      snprintf(live, sizeof(live), "%" PRId64 "\t%" PRId64 "\t%d",
+               st.limit < 0 ? -1 : st.limit, st.count, st.sending ? 1 : 0);
+    if (r->kind == OBSPAM_SCRIPT && rr->subs[i] != NULL)
+      clean_name(sub, sizeof(sub), rr->subs[i]);
+    obspamd__clean(name, sizeof(name), rr->names[i], OBSPAMD__CLEAN_UTF8);
+    add(a,
+        "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t%" PRId64
+        "\t%s\t%s\n",
+        obspamd_kind_name(r->kind), r->sent, r->refused, r->exceeded, live,
+        r->kind == OBSPAM_SCRIPT ? r->uid : -1, sub, name);
+  }
+}
+
+static void cmd_top(answer *a, char *args) {
+  static const char *const keys[] = {"kind", "limit"};
+  static const char usage[] = "top FROM TO [kind=KIND] [limit=N]";
+  report_rows rr = {NULL, NULL, NULL, 0, 0, 0};
+  char *values[2], *to = args ? strchr(args, ' ') : NULL, *rest;
+  int64_t from_t, to_t;
+  size_t max = 0;
+  int kind = -1, rc;
+
+  if (to == NULL) {
+    error(a, "usage: %s", usage);
+    return;
+  }
+  *to++ = '\0';
+  rest = strchr(to, ' ');
+  if (rest != NULL)
+    *rest++ = '\0';
+  if (parse_time(args, &from_t) != 0 || parse_time(to, &to_t) != 0) {
+    error(a, "bad time '%.64s': expected Unix seconds",
+          parse_time(args, &from_t) != 0 ? args : to);
+    return;
+  }
+  if (options(a, rest, usage, keys, values, 2) != 0 ||
+      (values[0] != NULL && (kind = status_kind(a, values[0], 1)) < 0) ||
+      (values[1] != NULL && parse_count(a, values[1], &max) != 0))
+    return;
+  rc = obspam_top(ctl.s->engine, kind, from_t, to_t, max, report_row, &rr);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "top", rc);
+  } else if (rr.failed) {
+    a->failed = 1;
+  } else {
+    add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+    add_top_rows(a, &rr, rr.n);
+    add(a, "end\n");
+  }
+  report_rows_free(&rr);
+}
+
+/* The objects that do not send now, subscriptions first, then domains,
+   then mailboxes, each kind in name order. */
+static int not_sending(object_rows *o) {
+  static const int kinds[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
+                              OBSPAM_MAILBOX};
+  size_t k;
+  int rc = OBSPAM_OK;
+
+  o->sending_too = 0;
+  for (k = 0; k < 3 && rc == OBSPAM_OK && !o->failed; k++)
+    rc = enumerate(o, kinds[k], NULL, 0, NULL, 0);
+  return rc;
+}
+
+static void cmd_blocked(answer *a) {
+  object_rows o = {NULL, 0, 0, 0, 0};
+  size_t i;
+  int rc = not_sending(&o);
+
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "enumerate", rc);
+  } else if (o.failed) {
+    a->failed = 1;
+  } else {
+    add(a, "ok\n");
+    for (i = 0; i < o.n; i++) {
+      const obspam_stats *st = &o.rows[i].st;
+      obspam_stats by = OBSPAM_STATS_INIT;
+      const char *window = "-";
+      char name[OBSPAM_NAME_MAX + 1], bname[OBSPAM_NAME_MAX + 1] = "";
+      int64_t limit = -1;
+      if (st->blocked_kind < 0) {
+        add(a, "row\t%s\t%s\t-\t\t-\t-1\n", obspamd_kind_name(o.rows[i].kind),
+            clean_name(name, sizeof(name), o.rows[i].name));
+        continue;
+      }
+      if (st->blocked_kind == o.rows[i].kind &&
+          strcmp(st->blocked_by, o.rows[i].name) == 0)
+        window = full_window(st, &limit);
+      else if (obspam_stats_get(ctl.s->engine, st->blocked_kind, st->blocked_by,
+                                0, &by) == OBSPAM_OK)
+        window = full_window(&by, &limit);
+      add(a, "row\t%s\t%s\t%s\t%s\t%s\t%" PRId64 "\n",
+          obspamd_kind_name(o.rows[i].kind),
+          clean_name(name, sizeof(name), o.rows[i].name),
+          obspamd_kind_name(st->blocked_kind),
+          clean_name(bname, sizeof(bname), st->blocked_by), window, limit);
+    }
+    add(a, "end\n");
+  }
+  object_rows_free(&o);
+}
+
+/* The senders of a home page: mailboxes and scripts (the objects that
+   send; domains and subscriptions add them up), most sent first, then
+   most refused, ties by kind and name, as obspam_top orders. */
+static int top_senders(report_rows *rr, int64_t from, int64_t to, size_t n) {
+  report_rows scripts = {NULL, NULL, NULL, 0, 0, 0};
+  size_t i = 0, j = 0, k;
+  report_rows out = {NULL, NULL, NULL, 0, 0, 0};
+  int rc =
+      obspam_top(ctl.s->engine, OBSPAM_MAILBOX, from, to, n, report_row, rr);
+
+  if (rc == OBSPAM_OK)
+    rc = obspam_top(ctl.s->engine, OBSPAM_SCRIPT, from, to, n, report_row,
+                    &scripts);
+  if (rc != OBSPAM_OK || rr->failed || scripts.failed) {
+    rr->failed |= scripts.failed;
+    report_rows_free(&scripts);
+    return rc;
+  }
+  /* Merge the two sorted lists: mailboxes come before scripts on a tie. */
+  for (k = 0; k < n && (i < rr->n || j < scripts.n); k++) {
+    const obspam_report_row *m = i < rr->n ? &rr->rows[i] : NULL,
+                            *s = j < scripts.n ? &scripts.rows[j] : NULL;
+    int take_script =
+        m == NULL ||
+        (s != NULL && (s->sent > m->sent ||
+                       (s->sent == m->sent && s->refused > m->refused)));
+    report_rows *from_rows = take_script ? &scripts : rr;
+    size_t *at = take_script ? &j : &i;
+    obspam_report_row row = from_rows->rows[*at];
+    row.name = from_rows->names[*at];
+    row.subscription = from_rows->subs[*at];
+    report_row(&row, &out);
+    (*at)++;
+  }
+  report_rows_free(&scripts);
+  report_rows_free(rr);
+  *rr = out;
+  return OBSPAM_OK;
+}
+
+static void cmd_overview(answer *a) {
+  object_rows o = {NULL, 0, 0, 0, 0}, subs = {NULL, 0, 0, 0, 1};
+  report_rows day = {NULL, NULL, NULL, 0, 0, 0},
+              top = {NULL, NULL, NULL, 0, 0, 0};
+  int64_t now = (int64_t)time(NULL), enabled = 1, refused_hour = 0,
+          refused_day = 0, day_from = now - now % 3600 - 23 * 3600;
+  size_t i, blocked[3] = {0, 0, 0};
+  int rc;
+
+  obspam_get_option(ctl.s->engine, OBSPAM_OPT_ENABLED, &enabled);
+  rc = not_sending(&o);
+  if (rc == OBSPAM_OK)
+    rc = enumerate(&subs, OBSPAM_SUBSCRIPTION, NULL, OBSPAM_ENUM_ACTIVE, NULL,
+                   0);
+  if (rc == OBSPAM_OK)
+    rc = obspam_top(ctl.s->engine, OBSPAM_SUBSCRIPTION, day_from, now + 1, 0,
+                    report_row, &day);
+  if (rc == OBSPAM_OK)
+    rc = top_senders(&top, day_from, now + 1, 5);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "overview", rc);
+  } else if (o.failed || subs.failed || day.failed || top.failed) {
+    a->failed = 1;
+  } else {
+    /* Every refusal is recorded on the subscription it was charged to,
+       once: the subscriptions' refusals are the server's. */
+    for (i = 0; i < subs.n; i++)
+      refused_hour += subs.rows[i].st.refused;
+    for (i = 0; i < day.n; i++)
+      refused_day += day.rows[i].refused;
+    for (i = 0; i < o.n; i++)
+      blocked[o.rows[i].kind - OBSPAM_SUBSCRIPTION]++;
+    add(a,
+        "ok\nenabled\t%d\nnot_sending_subscriptions\t%zu\n"
+        "not_sending_domains\t%zu\nnot_sending_mailboxes\t%zu\n"
+        "refused_hour\t%" PRId64 "\nrefused_day\t%" PRId64
+        "\nday_from\t%" PRId64 "\nnow\t%" PRId64 "\n",
+        enabled ? 1 : 0, blocked[0], blocked[1], blocked[2], refused_hour,
+        refused_day, day_from, now);
+    add_top_rows(a, &top, 5);
+    add(a, "end\n");
+  }
+  object_rows_free(&o);
+  object_rows_free(&subs);
+  report_rows_free(&day);
+  report_rows_free(&top);
+}
+
+static void cmd_reset(answer *a, char *args, long uid) {
+  char *name = args ? strchr(args, ' ') : NULL, clean[OBSPAM_NAME_MAX + 1];
+  int kind, rc;
+
+  if (name == NULL || name[1] == '\0' || strchr(name + 1, ' ') != NULL) {
+    error(a, "usage: reset KIND NAME");
+    return;
+  }
+  *name++ = '\0';
+  if ((kind = status_kind(a, args, 0)) < 0)
+    return;
+  rc = obspam_reset(ctl.s->engine, kind, name, 0);
+  if (rc != OBSPAM_OK) {
+    engine_error(a, "reset", rc);
+    return;
+  }
+  clean_name(clean, sizeof(clean), name);
+  lower(clean);
+  obspamd_log(LOG_NOTICE, "reset kind=%s object=%s uid=%ld",
+              obspamd_kind_name(kind), clean, uid);
+  add(a, "ok\nmessage\t%s %s: counters reset\nend\n", obspamd_kind_name(kind),
+      clean);
+}
+
+static void cmd_set_limit(answer *a, char *args, long uid) {
+  char *words[4], *rest = args, msg[700], clean[700];
+  int i, kind, rc;
+
+  for (i = 0; i < 4; i++) {
+    char *sp = rest ? strchr(rest, ' ') : NULL;
+    if (rest == NULL || *rest == '\0' || (i < 3) != (sp != NULL)) {
+      error(a, "usage: set-limit KIND NAME WHICH VALUE");
+      return;
+    }
+    words[i] = rest;
+    if (sp != NULL)
+      *sp = '\0';
+    rest = sp ? sp + 1 : NULL;
+  }
+  kind = obspamd_kind_parse(words[0]);
+  if (kind != OBSPAM_PLAN && kind != OBSPAM_SUBSCRIPTION &&
+      kind != OBSPAM_DOMAIN && kind != OBSPAM_MAILBOX) {
+    error(a, "bad kind '%.64s': expected plan, subscription, domain or mailbox",
+          words[0]);
+    return;
+  }
+  rc = obspamd_set_limit(ctl.s, kind, words[1], words[2], words[3], uid, msg,
+                         sizeof(msg));
+  if (rc != OBSPAM_OK) {
+    error(a, "%s", msg);
+    return;
+  }
+  obspamd__clean(clean, sizeof(clean), msg, OBSPAMD__CLEAN_UTF8);
+  add(a, "ok\nmessage\t%s\nend\n", clean);
+}
+
 static void cmd_reload_save(answer *a, int save, int force) {
   char msg[700], clean[700];
   int rc = save ? obspamd_save(ctl.s, msg, sizeof(msg))
@@ -510,14 +1048,17 @@ static void cmd_reload_save(answer *a, int save, int force) {
   add(a, "ok\nmessage\t%s\nend\n", clean);
 }
 
-static void dispatch(answer *a, char *line) {
+#define COMMANDS                                                               \
+  "ping, status, report, history, list, top, blocked, overview, reset, "       \
+  "set-limit, reload or save"
+
+static void dispatch(answer *a, char *line, long uid) {
   char *args = strchr(line, ' ');
 
   if (args != NULL)
     *args++ = '\0';
   if (*line == '\0') {
-    error(a, "empty request: expected a command (ping, status, report, "
-             "history, reload or save)");
+    error(a, "empty request: expected a command (" COMMANDS ")");
   } else if (strcmp(line, "ping") == 0 && args == NULL) {
     cmd_ping(a);
   } else if (strcmp(line, "status") == 0) {
@@ -526,6 +1067,21 @@ static void dispatch(answer *a, char *line) {
     cmd_report(a, args);
   } else if (strcmp(line, "history") == 0) {
     cmd_history(a, args);
+  } else if (strcmp(line, "list") == 0) {
+    cmd_list(a, args);
+  } else if (strcmp(line, "top") == 0) {
+    cmd_top(a, args);
+  } else if (strcmp(line, "blocked") == 0 || strcmp(line, "overview") == 0) {
+    if (args != NULL)
+      error(a, "usage: %s (no arguments)", line);
+    else if (line[0] == 'b')
+      cmd_blocked(a);
+    else
+      cmd_overview(a);
+  } else if (strcmp(line, "reset") == 0) {
+    cmd_reset(a, args, uid);
+  } else if (strcmp(line, "set-limit") == 0) {
+    cmd_set_limit(a, args, uid);
   } else if (strcmp(line, "reload") == 0) {
     if (args != NULL && strcmp(args, "force") != 0)
       error(a, "usage: reload [force]");
@@ -541,10 +1097,7 @@ static void dispatch(answer *a, char *line) {
   } else {
     char clean[80];
     obspamd__clean(clean, sizeof(clean), line, 0);
-    error(a,
-          "unknown command '%.64s': expected ping, status, report, history, "
-          "reload or save",
-          clean);
+    error(a, "unknown command '%.64s': expected " COMMANDS, clean);
   }
 }
 
@@ -625,8 +1178,9 @@ static void serve(int fd) {
   socklen_t len = sizeof(cred);
   int n;
 
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-      cred.uid != 0 && cred.uid != geteuid()) {
+  int known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+
+  if (known && cred.uid != 0 && cred.uid != geteuid()) {
     obspamd_log(LOG_WARNING, "control: refused a client of uid %ld",
                 (long)cred.uid);
     error(&a, "permission denied");
@@ -639,7 +1193,7 @@ static void serve(int fd) {
     if (n == -2)
       error(&a, "request is longer than %d bytes", REQUEST_MAX);
     else
-      dispatch(&a, line);
+      dispatch(&a, line, known ? (long)cred.uid : -1L);
   }
   if (a.failed) {
     a.failed = 0;

@@ -618,6 +618,8 @@ struct obspamd_private {
   int64_t implicit_episodes;
   /* Journal flushes failed in a row (obspamd_journal_flush). */
   uint64_t journal_failed;
+  /* The limits set live (overrides.c). */
+  struct obspamd__overrides *overrides;
   /* The housekeeping thread. */
   pthread_mutex_t hk_lock;
   pthread_cond_t hk_cond;
@@ -1057,6 +1059,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       free(p->objects);
       p->objects = NULL;
       p->nobjects = 0; /* unknown: nothing to compare the next one with */
+      obspamd__overrides_loaded(s, e, NULL, 0);
     }
     return rc;
   }
@@ -1130,6 +1133,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     free(p->objects);
     p->objects = set;
     p->nobjects = n;
+    obspamd__overrides_loaded(s, e, text, len);
   } else {
     free(set);
   }
@@ -1188,6 +1192,12 @@ int obspamd_service_start(obspamd_service *s) {
     return rc;
   }
   s->priv = p;
+  p->overrides = obspamd__overrides_new();
+  if (p->overrides == NULL) {
+    obspamd_log(LOG_ERR, "cannot start: out of memory");
+    rc = OBSPAM_ENOMEM;
+    goto fail;
+  }
   {
     char why[600];
 
@@ -1246,6 +1256,7 @@ fail:
   obspam_engine_free(s->engine);
   s->engine = NULL;
   s->priv = NULL;
+  obspamd__overrides_free(p->overrides);
   free(p->objects);
   free(p);
   return rc;
@@ -1283,10 +1294,15 @@ int obspamd_service_stop(obspamd_service *s) {
   pthread_mutex_destroy(&p->hk_lock);
   pthread_cond_destroy(&p->hk_cond);
   pthread_mutex_destroy(&p->mail_lock);
+  obspamd__overrides_free(p->overrides);
   free(p->objects);
   free(p);
   s->priv = NULL;
   return rc;
+}
+
+struct obspamd__overrides *obspamd__overrides_get(obspamd_service *s) {
+  return s->priv != NULL ? s->priv->overrides : NULL;
 }
 
 static void copy_msg(char *msg, size_t size, const char *text) {

@@ -81,6 +81,19 @@ void obspamd__clean(char *dst, size_t size, const char *src, int flags);
    notice mails; NULL when it stops. */
 void obspamd__service_control(obspamd_service *s, const char *spec);
 
+/* The limits set live (overrides.c): the service's list, made at start
+   and freed at stop. After each successful load of the configuration,
+   obspamd__overrides_loaded sets again in e the overrides whose object's
+   line in text is the one they were made under, drops the others (text
+   NULL: the file could not be read as a text, so all), logs each, and
+   keeps the lines of text for the next comparison. */
+struct obspamd__overrides;
+struct obspamd__overrides *obspamd__overrides_new(void);
+void obspamd__overrides_free(struct obspamd__overrides *o);
+struct obspamd__overrides *obspamd__overrides_get(obspamd_service *s);
+void obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
+                               const char *text, size_t len);
+
 /* Blocks every signal in the calling thread and returns the old mask in
    old: threads started here must not take a daemon's signals. */
 #include <signal.h>

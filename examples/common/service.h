@@ -84,6 +84,21 @@ int obspamd_service_stop(obspamd_service *s);
 int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size);
 int obspamd_reload_force(obspamd_service *s, int force, char *msg,
                          size_t msg_size);
+/* Changes one limit of an object live (obspamctl set-limit), without
+   writing the configuration file: kind OBSPAM_PLAN, SUBSCRIPTION, DOMAIN
+   or MAILBOX; which "subscription", "domain", "mailbox" (the limits
+   obspam_set_limit takes for that kind) or "max-recipients"; value as the
+   configuration writes it ("20/m,100/h,unlimited/d", a bare count being
+   the hour; for max-recipients a count, unlimited or inherit). Only the
+   windows value names change. The change is logged with uid (the
+   client's), and set again after every reload that leaves the object's
+   line of the configuration file as it was; a reload that changes that
+   line drops it. Both are logged. Returns the library's code (an unknown
+   object: OBSPAM_ENOTFOUND; a bad which or value: OBSPAM_EINVAL, nothing
+   changed), with what was done or why not in msg. */
+int obspamd_set_limit(obspamd_service *s, int kind, const char *name,
+                      const char *which, const char *value, long uid,
+                      char *msg, size_t msg_size);
 /* --check-config for PROGRAM: loads path into a new engine and prints
    "PATH: configuration OK", or the library's error on stderr; a file
    that declares nothing is valid but gets a warning instead of "OK".

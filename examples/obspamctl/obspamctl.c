@@ -33,47 +33,72 @@
 static const char *progname = "obspamctl";
 
 static void usage_text(FILE *f) {
-  fprintf(
-      f, "Usage: obspamctl [--control unix:PATH] [--json] COMMAND [ARGS]\n"
-         "\n"
-         "Asks obspam-policyd or obspam-milter through its control socket.\n"
-         "\n"
-         "Commands:\n"
-         "  status KIND NAME      live status of a subscription, domain or "
-         "mailbox\n"
-         "  report [--since DURATION]\n"
-         "                        objects refused in the last DURATION (24h), "
-         "then\n"
-         "                        scripts by messages sent; DURATION is N "
-         "followed\n"
-         "                        by s, m, h or d (90m, 24h, 7d)\n"
-         "  history KIND NAME [--day YYYY-MM-DD] [--svg FILE]\n"
-         "                        sent and refused per hour of a day (UTC; "
-         "default\n"
-         "                        today); KIND may also be script, NAME its "
-         "path;\n"
-         "                        --svg writes a bar chart (FILE - : standard "
-         "output)\n"
-         "  reload [--force]      reload the configuration file; --force "
-         "loads one\n"
-         "                        that declares nothing, or drops more "
-         "objects than\n"
-         "                        the daemon's --reload-max-drop allows\n"
-         "  save                  write the state file now\n"
-         "  ping                  is the daemon there, and which one\n"
-         "\n"
-         "Options:\n"
-         "  --control SPEC   the daemon's control socket, unix:PATH (default:\n"
-         "                   $OBSPAM_CONTROL, else " DEFAULT_CONTROL ")\n"
-         "  --json           print JSON instead of text (status, report, "
-         "history,\n"
-         "                   reload, save, ping)\n"
-         "  --timeout SECONDS  how long to wait for the answer (default 60)\n"
-         "  --help, --version\n"
-         "\n"
-         "Times are UTC. Exit status: 0 done, 1 the daemon answered with an "
-         "error,\n"
-         "2 bad usage, 3 the daemon cannot be reached.\n");
+  fputs(
+      "Usage: obspamctl [--control unix:PATH] [--json] [--tz ZONE] COMMAND "
+      "[ARGS]\n"
+      "\n"
+      "Asks obspam-policyd or obspam-milter through its control socket.\n"
+      "\n"
+      "Commands:\n"
+      "  status KIND NAME      live status of a subscription, domain or "
+      "mailbox\n"
+      "  report [--since DURATION]\n"
+      "                        objects refused in the last DURATION (24h), "
+      "then\n"
+      "                        scripts by messages sent; DURATION is N "
+      "followed\n"
+      "                        by s, m, h or d (90m, 24h, 7d)\n"
+      "  history KIND NAME [--day YYYY-MM-DD] [--svg FILE]\n"
+      "                        sent and refused per hour of a day (default "
+      "today);\n"
+      "                        KIND may also be script, NAME its path;\n"
+      "                        --svg writes a bar chart (FILE - : standard "
+      "output)\n"
+      "  list KIND [--parent NAME] [--active] [--after NAME] [--limit N]\n"
+      "                        the subscriptions, domains or mailboxes in "
+      "name\n"
+      "                        order, under a parent, only those active, "
+      "from\n"
+      "                        after a name, at most N, with their status\n"
+      "  top [--kind KIND] [--since DURATION] [--limit N]\n"
+      "                        the N (10) objects and scripts that sent most "
+      "in\n"
+      "                        the last DURATION (24h)\n"
+      "  blocked               every object that cannot send now, and what "
+      "blocks it\n"
+      "  overview              protection on or off, objects not sending, "
+      "refusals\n"
+      "                        of the last hour and day, the top five "
+      "senders\n"
+      "  reset KIND NAME       empty an object's counters (after a password "
+      "change)\n"
+      "  set-limit KIND NAME WHICH VALUE\n"
+      "                        change a limit live (WHICH: subscription, "
+      "domain,\n"
+      "                        mailbox or max-recipients; VALUE as in the\n"
+      "                        configuration: 20/m,100/h), until the file "
+      "changes\n"
+      "                        that object\n"
+      "  reload [--force]      reload the configuration file; --force loads "
+      "one\n"
+      "                        that declares nothing, or drops more objects "
+      "than\n"
+      "                        the daemon's --reload-max-drop allows\n"
+      "  save                  write the state file now\n"
+      "  ping                  is the daemon there, and which one\n"
+      "\n"
+      "Options:\n"
+      "  --control SPEC   the daemon's control socket, unix:PATH (default:\n"
+      "                   $OBSPAM_CONTROL, else " DEFAULT_CONTROL ")\n"
+      "  --json           print JSON instead of text\n"
+      "  --tz ZONE        show times in ZONE (Europe/Berlin; default $TZ, "
+      "else UTC)\n"
+      "  --timeout SECONDS  how long to wait for the answer (default 60)\n"
+      "  --help, --version\n"
+      "\n"
+      "Exit status: 0 done, 1 the daemon answered with an error, 2 bad usage,\n"
+      "3 the daemon cannot be reached.\n",
+      f);
 }
 
 /* Whether errors are JSON documents on standard output (--json), for the
@@ -355,13 +380,94 @@ static void json_time(int64_t t) {
     printf("\"%s\"", obspamd_iso_time(t, buf, sizeof(buf)));
 }
 
-/* A time for a table: "2024-05-01 12:34:56", or "-" for 0. */
-static char *table_time(int64_t t, char *buf, size_t size) {
-  obspamd_iso_time(t, buf, size);
-  if (t != 0) {
-    buf[10] = ' ';
-    buf[19] = '\0';
+/* The time zone of the times a person reads (--tz, else $TZ, else UTC),
+   as it was given: tables show its abbreviation, JSON names it. */
+static const char *zone = "UTC";
+
+/* Whether a time zone can be used: a name of the time zone database
+   (Europe/Berlin, found under $TZDIR or /usr/share/zoneinfo), a file, or
+   a POSIX TZ string (CET-1CEST,M3.5.0,M10.5.0/3). The C library takes
+   any other word silently for UTC, which would show wrong times. */
+static int zone_ok(const char *z) {
+  const char *dir = getenv("TZDIR");
+  char path[4096];
+  size_t i = 0;
+
+  if (*z == ':')
+    z++;
+  if (*z == '\0' || strstr(z, "..") != NULL)
+    return 0;
+  if (z[0] == '/')
+    return access(z, R_OK) == 0;
+  snprintf(path, sizeof(path), "%s/%s",
+           dir && *dir ? dir : "/usr/share/zoneinfo", z);
+  if (access(path, R_OK) == 0)
+    return 1;
+  /* std offset [dst [offset] [,rule]]: a name of 3 letters or more (or
+     <+0530>), then the offset, which begins with a sign or a digit. */
+  if (z[0] == '<') {
+    const char *end = strchr(z, '>');
+    if (end == NULL || end - z < 4)
+      return 0;
+    i = (size_t)(end - z) + 1;
+  } else {
+    while ((z[i] >= 'A' && z[i] <= 'Z') || (z[i] >= 'a' && z[i] <= 'z'))
+      i++;
+    if (i < 3)
+      return 0;
   }
+  if (z[i] == '+' || z[i] == '-')
+    i++;
+  return z[i] >= '0' && z[i] <= '9';
+}
+
+/* --tz or $TZ: the zone of every time shown; UTC when neither is set
+   (not the system's zone, so that output does not depend on the host). */
+static void zone_set(const char *asked) {
+  const char *env = getenv("TZ");
+
+  if (asked == NULL && env != NULL && *env != '\0')
+    asked = env;
+  if (asked == NULL) {
+    setenv("TZ", "UTC0", 1);
+    zone = "UTC";
+  } else if (!zone_ok(asked)) {
+    die_usage("unknown time zone '%s'%s: expected a name of the time zone "
+              "database (Europe/Berlin) or a POSIX TZ string "
+              "(CET-1CEST,M3.5.0,M10.5.0/3)",
+              asked, asked == env ? " (TZ)" : "");
+  } else {
+    setenv("TZ", asked, 1);
+    zone = asked;
+  }
+  tzset();
+}
+
+static void local_tm(int64_t t, struct tm *tm) {
+  time_t tt = (time_t)t;
+
+  localtime_r(&tt, tm);
+}
+
+/* A time for a table, in the zone: "2024-05-01 12:34:56", or "-" for 0. */
+static char *table_time(int64_t t, char *buf, size_t size) {
+  struct tm tm;
+
+  if (t == 0) {
+    snprintf(buf, size, "-");
+    return buf;
+  }
+  local_tm(t, &tm);
+  strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+/* The abbreviation of the zone at t: "UTC", "CEST", "IST". */
+static const char *zone_abbr(int64_t t, char *buf, size_t size) {
+  struct tm tm;
+
+  local_tm(t, &tm);
+  strftime(buf, size, "%Z", &tm);
   return buf;
 }
 
@@ -426,7 +532,7 @@ static void json_windows(const int64_t *v, int nulls) {
 
 static void cmd_status(const char *spec, int json, const char *kind,
                        const char *name) {
-  char req[2048], when[32];
+  char req[2048], when[32], abbr[64];
   answer a;
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
   int64_t limits[3], counts[3], cap;
@@ -536,7 +642,8 @@ static void cmd_status(const char *spec, int json, const char *kind,
   if (last == 0)
     printf("  last refusal   never\n");
   else
-    printf("  last refusal   %s UTC\n", table_time(last, when, sizeof(when)));
+    printf("  last refusal   %s %s\n", table_time(last, when, sizeof(when)),
+           zone_abbr(last, abbr, sizeof(abbr)));
 }
 
 /* "24h", "90m", "7d", "3600s" -> seconds. */
@@ -574,7 +681,8 @@ static int64_t parse_duration(const char *s) {
 }
 
 /* Report rows: row KIND SENT REFUSED FIRST LAST EXCEEDED LIMIT WINDOW
-   NAME. */
+   UID SUBSCRIPTION NAME (a daemon older than 1.3 sends no UID and
+   SUBSCRIPTION: report_rows adds them). */
 enum {
   R_KIND = 1,
   R_SENT,
@@ -584,9 +692,52 @@ enum {
   R_EXCEEDED,
   R_LIMIT,
   R_WINDOW,
+  R_UID,
+  R_SUB,
   R_NAME,
   R_FIELDS
 };
+
+/* Checks the rows of a report answer, and gives those of an older daemon
+   an unknown uid and no subscription. */
+static void report_rows(answer *a) {
+  size_t i;
+
+  for (i = 0; i < a->nrecs; i++) {
+    rec *r = &a->recs[i];
+    if (strcmp(r->f[0], "row") != 0)
+      continue;
+    if (r->n == R_FIELDS - 2) {
+      char **f = xmalloc(R_FIELDS * sizeof(char *));
+      memcpy(f, r->f, R_UID * sizeof(char *));
+      f[R_UID] = (char *)"-1";
+      f[R_SUB] = (char *)"";
+      f[R_NAME] = r->f[R_UID];
+      free(r->f);
+      r->f = f;
+      r->n = R_FIELDS;
+    }
+    if (r->n != R_FIELDS)
+      die(EXIT_DAEMON, "the answer holds a row of %zu fields", r->n);
+  }
+}
+
+/* A script's uid and subscription for JSON: a number or null, a string
+   or null. */
+static void json_owner(const char *uid, const char *sub) {
+  int64_t u = number(uid);
+
+  printf(", \"uid\": ");
+  if (u < 0)
+    printf("null");
+  else
+    printf("%" PRId64, u);
+  printf(", \"subscription\": ");
+  if (*sub == '\0')
+    printf("null");
+  else
+    json_string(sub);
+}
 
 /* A row's limit: "-" (a script, or an object no longer configured), -1
    unlimited, or a count. */
@@ -607,15 +758,15 @@ static void cmd_report(const char *spec, int json, const char *since) {
   to = now + 1;
   snprintf(req, sizeof(req), "report %" PRId64 " %" PRId64, from, to);
   ask(spec, req, &a);
-  for (i = 0; i < a.nrecs; i++)
-    if (strcmp(a.recs[i].f[0], "row") == 0 && a.recs[i].n != R_FIELDS)
-      die(EXIT_DAEMON, "the answer holds a row of %zu fields", a.recs[i].n);
+  report_rows(&a);
 
   if (json) {
     printf("{\n  \"from\": ");
     json_time(from);
     printf(",\n  \"to\": ");
     json_time(to);
+    printf(",\n  \"timezone\": ");
+    json_string(zone);
     printf(",\n  \"rows\": [");
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
@@ -639,6 +790,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
         printf("null");
       else
         json_string(r->f[R_WINDOW]);
+      json_owner(r->f[R_UID], r->f[R_SUB]);
       printf("}");
     }
     printf("%s]\n}\n", any ? "\n  " : "");
@@ -646,9 +798,12 @@ static void cmd_report(const char *spec, int json, const char *since) {
   }
 
   /* The report covers whole clock hours. */
-  printf("Report for the clock hours from %.16s to %.16s UTC\n\n",
-         table_time(from - from % 3600, t1, sizeof(t1)),
-         table_time(to % 3600 ? to - to % 3600 + 3600 : to, t2, sizeof(t2)));
+  {
+    int64_t end = to % 3600 ? to - to % 3600 + 3600 : to;
+    printf("Report for the clock hours from %.16s to %.16s %s\n\n",
+           table_time(from - from % 3600, t1, sizeof(t1)),
+           table_time(end, t2, sizeof(t2)), zone_abbr(end, num, sizeof(num)));
+  }
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     int script;
@@ -721,6 +876,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
   }
   wn = 4;
   ws = 4;
+  wo = 3; /* the uid */
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
@@ -729,21 +885,29 @@ static void cmd_report(const char *spec, int json, const char *since) {
       wn = width(r->f[R_NAME]);
     if ((int)strlen(r->f[R_SENT]) > ws)
       ws = (int)strlen(r->f[R_SENT]);
+    if ((int)strlen(r->f[R_UID]) > wo)
+      wo = (int)strlen(r->f[R_UID]);
   }
+  /* The uid and subscription behind each script: "-" for a uid no
+     subscription owns, or one the adapter did not know. */
   printf("Scripts by messages sent:\n");
   cell("NAME", wn);
-  printf("  %*s\n", ws, "SENT");
+  printf("  %*s  %*s  SUBSCRIPTION\n", ws, "SENT", wo, "UID");
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
       continue;
     cell(r->f[R_NAME], wn);
-    printf("  %*" PRId64 "\n", ws, number(r->f[R_SENT]));
+    printf("  %*" PRId64 "  %*s  ", ws, number(r->f[R_SENT]), wo,
+           number(r->f[R_UID]) < 0 ? "-" : r->f[R_UID]);
+    put_utf8(stdout, *r->f[R_SUB] ? r->f[R_SUB] : "-", plain_char);
+    putchar('\n');
   }
 }
 
-/* "2024-05-01" -> its midnight UTC, or -1. */
-static int64_t parse_day(const char *s) {
+/* "2024-05-01" -> its midnight in the zone, or -1; *next gets the next
+   day's (a day of 23 or 25 hours when the clocks change). */
+static int64_t parse_day(const char *s, int64_t *next) {
   struct tm tm;
   int y, m, d, n = 0;
   time_t t;
@@ -756,14 +920,22 @@ static int64_t parse_day(const char *s) {
   tm.tm_year = y - 1900;
   tm.tm_mon = m - 1;
   tm.tm_mday = d;
-  t = timegm(&tm);
+  tm.tm_isdst = -1;
+  t = mktime(&tm);
   if (t == (time_t)-1)
     return -1;
   /* 2024-02-30 would be normalised to March: refuse it. */
-  gmtime_r(&t, &tm);
   snprintf(check, sizeof(check), "%04d-%02d-%02d", tm.tm_year + 1900,
            tm.tm_mon + 1, tm.tm_mday);
-  return strcmp(check, s) == 0 ? (int64_t)t : -1;
+  if (strcmp(check, s) != 0)
+    return -1;
+  memset(&tm, 0, sizeof(tm));
+  tm.tm_year = y - 1900;
+  tm.tm_mon = m - 1;
+  tm.tm_mday = d + 1;
+  tm.tm_isdst = -1;
+  *next = (int64_t)mktime(&tm);
+  return (int64_t)t;
 }
 
 /* The smallest of 1, 2, 5, 10, 20, 50, ... that splits max into at most 5
@@ -782,20 +954,30 @@ static int64_t nice_step(int64_t max) {
   }
 }
 
-/* An SVG 1.1 bar chart: 24 hours, a bar for sent and one for refused in
-   each (class "sent" / "refused", 24 of each, zero-height when nothing),
+/* The hours of a day in the zone: n clock hours (24; 23 or 25 when the
+   clocks change), each starting at start[i] (Unix time), labelled by its
+   local time ("05:00"; "05:30" in a zone half an hour off). */
+typedef struct day_hours {
+  int n;
+  int64_t start[25];
+  char label[25][8];
+} day_hours;
+
+/* An SVG 1.1 bar chart: the hours of the day, a bar for sent and one for
+   refused in each (class "sent" / "refused", one of each per hour,
+   zero-height when nothing),
    the hourly limit as a dashed line across them (class "limit", when
    there is one: limit >= 0), axes, labels and a legend. */
 static void write_svg(FILE *f, const char *kind, const char *name,
-                      const char *day, const int64_t *sent,
+                      const char *day, const day_hours *dh, const int64_t *sent,
                       const int64_t *refused, int64_t limit) {
   const int left = 70, top = 70, group = 32, bar = 12, plot_h = 280;
-  const int plot_w = 24 * group, width_px = left + plot_w + 30;
+  const int plot_w = dh->n * group, width_px = left + plot_w + 30;
   const int height_px = top + plot_h + 70;
   int64_t max = 1, step, ymax, v;
   int i;
 
-  for (i = 0; i < 24; i++) {
+  for (i = 0; i < dh->n; i++) {
     if (sent[i] > max)
       max = sent[i];
     if (refused[i] > max)
@@ -816,7 +998,9 @@ static void write_svg(FILE *f, const char *kind, const char *name,
           width_px, height_px, width_px, height_px);
   fprintf(f, "<title>%s ", kind);
   put_utf8(f, name, xml_char);
-  fprintf(f, ": sent and refused per hour on %s (UTC)</title>\n", day);
+  fprintf(f, ": sent and refused per hour on %s (", day);
+  put_utf8(f, zone, xml_char);
+  fprintf(f, ")</title>\n");
   fprintf(f,
           "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" "
           "fill=\"#ffffff\"/>\n",
@@ -828,8 +1012,10 @@ static void write_svg(FILE *f, const char *kind, const char *name,
   put_utf8(f, name, xml_char);
   fprintf(f,
           "</text>\n<text x=\"%d\" y=\"48\" fill=\"#444444\">sent and "
-          "refused per hour on %s (UTC)</text>\n",
+          "refused per hour on %s (",
           left, day);
+  put_utf8(f, zone, xml_char);
+  fprintf(f, ")</text>\n");
 
   /* Legend, top right. */
   fprintf(f,
@@ -867,20 +1053,21 @@ static void write_svg(FILE *f, const char *kind, const char *name,
 
   /* The bars. */
   fprintf(f, "<g class=\"bars\">\n");
-  for (i = 0; i < 24; i++) {
+  for (i = 0; i < dh->n; i++) {
     int x = left + i * group + (group - 2 * bar - 2) / 2;
+    const char *end = dh->label[i + 1 < dh->n ? i + 1 : 0];
     double hs = (double)sent[i] * plot_h / (double)ymax;
     double hr = (double)refused[i] * plot_h / (double)ymax;
     fprintf(f,
             "<rect class=\"sent\" x=\"%d\" y=\"%.1f\" width=\"%d\" "
-            "height=\"%.1f\" fill=\"#4e79a7\"><title>%02d:00-%02d:00 sent "
+            "height=\"%.1f\" fill=\"#4e79a7\"><title>%s-%s sent "
             "%" PRId64 "</title></rect>\n",
-            x, top + plot_h - hs, bar, hs, i, (i + 1) % 24, sent[i]);
+            x, top + plot_h - hs, bar, hs, dh->label[i], end, sent[i]);
     fprintf(f,
             "<rect class=\"refused\" x=\"%d\" y=\"%.1f\" width=\"%d\" "
-            "height=\"%.1f\" fill=\"#e15759\"><title>%02d:00-%02d:00 refused "
+            "height=\"%.1f\" fill=\"#e15759\"><title>%s-%s refused "
             "%" PRId64 "</title></rect>\n",
-            x + bar + 2, top + plot_h - hr, bar, hr, i, (i + 1) % 24,
+            x + bar + 2, top + plot_h - hr, bar, hr, dh->label[i], end,
             refused[i]);
   }
   fprintf(f, "</g>\n");
@@ -900,37 +1087,55 @@ static void write_svg(FILE *f, const char *kind, const char *name,
 
   /* The x axis: the hours, and its title. */
   fprintf(f, "<g class=\"x-axis\" text-anchor=\"middle\">\n");
-  for (i = 0; i < 24; i++)
-    fprintf(f, "<text x=\"%d\" y=\"%d\">%02d</text>\n",
-            left + i * group + group / 2, top + plot_h + 18, i);
-  fprintf(f, "<text x=\"%d\" y=\"%d\">hour of %s (UTC)</text>\n</g>\n",
-          left + plot_w / 2, top + plot_h + 44, day);
+  /* An hour that starts on the hour is labelled "05", another "05:30". */
+  for (i = 0; i < dh->n; i++)
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%.*s</text>\n",
+            left + i * group + group / 2, top + plot_h + 18,
+            strcmp(dh->label[i] + 3, "00") == 0 ? 2 : 5, dh->label[i]);
+  fprintf(f, "<text x=\"%d\" y=\"%d\">hour of %s (", left + plot_w / 2,
+          top + plot_h + 44, day);
+  put_utf8(f, zone, xml_char);
+  fprintf(f, ")</text>\n</g>\n");
   fprintf(f, "</svg>\n");
 }
 
 static void cmd_history(const char *spec, int json, const char *kind,
                         const char *name, const char *day, const char *svg) {
   char req[2048], today[40];
-  int64_t from, sent[24] = {0}, refused[24] = {0}, tsent = 0, tref = 0;
-  int64_t limit = -1;
+  int64_t from, next, sent[25] = {0}, refused[25] = {0}, tsent = 0, tref = 0;
+  int64_t limit = -1, first;
+  day_hours dh;
   answer a;
   size_t i;
   int h;
 
   kind_for(kind, 1);
   if (day == NULL) {
-    time_t now = time(NULL);
     struct tm tm;
-    gmtime_r(&now, &tm);
+    local_tm((int64_t)time(NULL), &tm);
     snprintf(today, sizeof(today), "%04d-%02d-%02d", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday);
     day = today;
   }
-  from = parse_day(day);
-  if (from < 0)
+  from = parse_day(day, &next);
+  if (from < 0 || next <= from)
     die_usage("bad day '%s': expected YYYY-MM-DD", day);
+  /* The library keeps clock hours of UTC: those that start on the day.
+     In a zone a whole number of hours off they are the day's hours; in
+     one half an hour off they start at :30. */
+  first = (from + 3599) / 3600 * 3600;
+  dh.n = (int)((next - first + 3599) / 3600);
+  if (dh.n < 1 || dh.n > 25)
+    die_usage("bad day '%s': expected YYYY-MM-DD", day);
+  for (h = 0; h < dh.n; h++) {
+    struct tm tm;
+    dh.start[h] = first + (int64_t)h * 3600;
+    local_tm(dh.start[h], &tm);
+    snprintf(dh.label[h], sizeof(dh.label[h]), "%02d:%02d", tm.tm_hour,
+             tm.tm_min);
+  }
   snprintf(req, sizeof(req), "history %s %" PRId64 " %" PRId64 " %s", kind,
-           from, from + 86400, name);
+           first, first + (int64_t)dh.n * 3600, name);
   ask(spec, req, &a);
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
@@ -942,13 +1147,13 @@ static void cmd_history(const char *spec, int json, const char *kind,
     if (strcmp(r->f[0], "hour") != 0 || r->n != 4)
       die(EXIT_DAEMON, "the answer holds a line that is not an hour");
     hour = number(r->f[1]);
-    if (hour < from || hour >= from + 86400)
+    if (hour < first || hour >= first + (int64_t)dh.n * 3600)
       continue;
-    h = (int)((hour - from) / 3600);
+    h = (int)((hour - first) / 3600);
     sent[h] += number(r->f[2]);
     refused[h] += number(r->f[3]);
   }
-  for (h = 0; h < 24; h++) {
+  for (h = 0; h < dh.n; h++) {
     tsent += sent[h];
     tref += refused[h];
   }
@@ -956,7 +1161,7 @@ static void cmd_history(const char *spec, int json, const char *kind,
     FILE *f = strcmp(svg, "-") == 0 ? stdout : fopen(svg, "w");
     if (f == NULL)
       die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
-    write_svg(f, kind, name, day, sent, refused, limit);
+    write_svg(f, kind, name, day, &dh, sent, refused, limit);
     if (f != stdout && fclose(f) != 0)
       die(EXIT_USAGE, "cannot write %s: %s", svg, strerror(errno));
     if (f == stdout)
@@ -968,14 +1173,14 @@ static void cmd_history(const char *spec, int json, const char *kind,
     json_string(kind);
     printf(",\n  \"name\": ");
     json_string(name);
-    printf(",\n  \"day\": \"%s\",\n  \"timezone\": \"UTC\",\n  \"hours\": [",
-           day);
-    for (h = 0; h < 24; h++)
+    printf(",\n  \"day\": \"%s\",\n  \"timezone\": ", day);
+    json_string(zone);
+    printf(",\n  \"hours\": [");
+    for (h = 0; h < dh.n; h++)
       printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
              ", \"refused\": %" PRId64 "}",
-             h ? "," : "",
-             obspamd_iso_time(from + h * 3600, when, sizeof(when)), sent[h],
-             refused[h]);
+             h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)),
+             sent[h], refused[h]);
     printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64
            ",\n  \"limit\": ",
            tsent, tref);
@@ -984,16 +1189,459 @@ static void cmd_history(const char *spec, int json, const char *kind,
   } else {
     printf("%s ", kind);
     put_utf8(stdout, name, plain_char);
-    printf(" on %s (UTC), per clock hour:\n\n", day);
+    printf(" on %s (", day);
+    put_utf8(stdout, zone, plain_char);
+    printf("), per clock hour:\n\n");
     printf("HOUR   %8s  %8s\n", "SENT", "REFUSED");
-    for (h = 0; h < 24; h++)
-      printf("%02d:00  %8" PRId64 "  %8" PRId64 "\n", h, sent[h], refused[h]);
+    for (h = 0; h < dh.n; h++)
+      printf("%s  %8" PRId64 "  %8" PRId64 "\n", dh.label[h], sent[h],
+             refused[h]);
     printf("total  %8" PRId64 "  %8" PRId64 "\n", tsent, tref);
     if (limit >= 0)
       printf("limit  %8" PRId64 " per hour\n", limit);
   }
   if (svg != NULL)
     fprintf(stderr, "%s: chart written to %s\n", progname, svg);
+}
+
+/* ---- panels: list, top, blocked, overview ------------------------------ */
+
+/* A table of text cells, aligned when printed: numbers (the columns in
+   right) to the right, the last column unpadded. */
+typedef struct table {
+  int ncols;
+  const char *const *head;
+  unsigned right;
+  char **cells; /* ncols per row */
+  size_t n, size;
+} table;
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
+static char *fmt(const char *f, ...) {
+  va_list ap;
+  char *s;
+  int n;
+
+  va_start(ap, f);
+  n = vsnprintf(NULL, 0, f, ap);
+  va_end(ap);
+  s = xmalloc((size_t)n + 1);
+  va_start(ap, f);
+  vsnprintf(s, (size_t)n + 1, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Adds a row of t->ncols cells (taken: made by fmt). */
+static void table_row(table *t, char **cells) {
+  if (t->n == t->size) {
+    t->size = t->size ? t->size * 2 : 64;
+    t->cells = realloc(t->cells, t->size * (size_t)t->ncols * sizeof(char *));
+    if (t->cells == NULL)
+      die(EXIT_DAEMON, "out of memory");
+  }
+  memcpy(t->cells + t->n * (size_t)t->ncols, cells,
+         (size_t)t->ncols * sizeof(char *));
+  t->n++;
+}
+
+static void table_print(table *t) {
+  int w[16], c;
+  size_t i;
+
+  for (c = 0; c < t->ncols; c++)
+    w[c] = width(t->head[c]);
+  for (i = 0; i < t->n; i++)
+    for (c = 0; c < t->ncols; c++)
+      if (width(t->cells[i * (size_t)t->ncols + c]) > w[c])
+        w[c] = width(t->cells[i * (size_t)t->ncols + c]);
+  for (i = 0; i <= t->n; i++) {
+    for (c = 0; c < t->ncols; c++) {
+      const char *v = i == 0 ? t->head[c] : t->cells[(i - 1) * t->ncols + c];
+      int pad = w[c] - width(v);
+      if (c > 0)
+        printf("  ");
+      if (t->right & (1u << c)) {
+        while (pad-- > 0)
+          putchar(' ');
+        put_utf8(stdout, v, plain_char);
+      } else if (c == t->ncols - 1) {
+        put_utf8(stdout, v, plain_char);
+      } else {
+        cell(v, w[c]);
+      }
+    }
+    putchar('\n');
+  }
+  for (i = 0; i < t->n * (size_t)t->ncols; i++)
+    free(t->cells[i]);
+  free(t->cells);
+}
+
+/* A limit for a table: the count, or "unlimited". */
+static char *limit_cell(int64_t limit) {
+  return limit < 0 ? fmt("unlimited") : fmt("%" PRId64, limit);
+}
+
+static void need_fields(const rec *r, size_t n) {
+  if (r->n != n)
+    die(EXIT_DAEMON, "the answer holds a %s line of %zu fields", r->f[0], r->n);
+}
+
+/* list rows: row KIND NAME SENDING SENT REFUSED EXCEEDED LIMIT COUNT
+   BLOCKED_KIND BLOCKED_BY LAST_RESET. */
+enum {
+  L_KIND = 1,
+  L_NAME,
+  L_SENDING,
+  L_SENT,
+  L_REFUSED,
+  L_EXCEEDED,
+  L_LIMIT,
+  L_COUNT,
+  L_BKIND,
+  L_BY,
+  L_RESET,
+  L_FIELDS
+};
+
+static void cmd_list(const char *spec, int json, const char *kind,
+                     const char *parent, int active, const char *after,
+                     const char *limit) {
+  static const char *const head[] = {"KIND",    "NAME",  "SENDING",
+                                     "COUNT",   "LIMIT", "SENT",
+                                     "REFUSED", "OVER",  "BLOCKED BY"};
+  table t = {9, head, 0xf8, NULL, 0, 0};
+  char req[3000];
+  const char *next = NULL;
+  answer a;
+  size_t i, n = 0;
+
+  kind_for(kind, 0);
+  snprintf(req, sizeof(req), "list %s%s%s%s%s%s%s%s", kind,
+           parent ? " parent=" : "", parent ? parent : "",
+           active ? " active" : "", after ? " after=" : "", after ? after : "",
+           limit ? " limit=" : "", limit ? limit : "");
+  ask(spec, req, &a);
+  for (i = 0; i < a.nrecs; i++) {
+    if (strcmp(a.recs[i].f[0], "row") == 0)
+      need_fields(&a.recs[i], L_FIELDS);
+    else if (strcmp(a.recs[i].f[0], "next") == 0 && a.recs[i].n == 2)
+      next = a.recs[i].f[1];
+  }
+  if (json) {
+    printf("{\n  \"kind\": ");
+    json_string(kind);
+    printf(",\n  \"parent\": ");
+    if (parent)
+      json_string(parent);
+    else
+      printf("null");
+    printf(",\n  \"active\": %s,\n  \"rows\": [", active ? "true" : "false");
+  }
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    int blocked;
+    if (strcmp(r->f[0], "row") != 0)
+      continue;
+    blocked = strcmp(r->f[L_BKIND], "-") != 0;
+    if (json) {
+      printf("%s\n    {\"kind\": ", n++ ? "," : "");
+      json_string(r->f[L_KIND]);
+      printf(", \"name\": ");
+      json_string(r->f[L_NAME]);
+      printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
+             ", \"exceeded\": %" PRId64 ", \"limit\": ",
+             number(r->f[L_SENT]), number(r->f[L_REFUSED]),
+             number(r->f[L_EXCEEDED]));
+      json_limit(number(r->f[L_LIMIT]));
+      printf(", \"count\": %" PRId64 ", \"sending\": %s, \"blocked_by\": ",
+             number(r->f[L_COUNT]), number(r->f[L_SENDING]) ? "true" : "false");
+      if (blocked) {
+        printf("{\"kind\": ");
+        json_string(r->f[L_BKIND]);
+        printf(", \"name\": ");
+        json_string(r->f[L_BY]);
+        printf("}");
+      } else {
+        printf("null");
+      }
+      printf(", \"last_reset\": ");
+      json_time(number(r->f[L_RESET]));
+      printf("}");
+    } else {
+      char *c[9];
+      c[0] = fmt("%s", r->f[L_KIND]);
+      c[1] = fmt("%s", r->f[L_NAME]);
+      c[2] = fmt("%s", number(r->f[L_SENDING]) ? "yes" : "no");
+      c[3] = fmt("%" PRId64, number(r->f[L_COUNT]));
+      c[4] = limit_cell(number(r->f[L_LIMIT]));
+      c[5] = fmt("%" PRId64, number(r->f[L_SENT]));
+      c[6] = fmt("%" PRId64, number(r->f[L_REFUSED]));
+      c[7] = fmt("%" PRId64, number(r->f[L_EXCEEDED]));
+      c[8] = blocked ? fmt("%s %s", r->f[L_BKIND], r->f[L_BY]) : fmt("-");
+      table_row(&t, c);
+    }
+  }
+  if (json) {
+    printf("%s],\n  \"next\": ", n ? "\n  " : "");
+    if (next)
+      json_string(next);
+    else
+      printf("null");
+    printf("\n}\n");
+    return;
+  }
+  if (t.n == 0) {
+    printf("No %s%s.\n", kind, active ? " was active" : "");
+    free(t.cells);
+  } else {
+    table_print(&t);
+  }
+  if (next != NULL) {
+    printf("More after ");
+    put_utf8(stdout, next, plain_char);
+    printf(": obspamctl list %s --after ", kind);
+    put_utf8(stdout, next, plain_char);
+    printf("\n");
+  }
+}
+
+/* top rows: row KIND SENT REFUSED EXCEEDED LIMIT COUNT SENDING UID
+   SUBSCRIPTION NAME; LIMIT, COUNT and SENDING "-" for a script (and an
+   object no longer configured). */
+enum {
+  T_KIND = 1,
+  T_SENT,
+  T_REFUSED,
+  T_EXCEEDED,
+  T_LIMIT,
+  T_COUNT,
+  T_SENDING,
+  T_UID,
+  T_SUB,
+  T_NAME,
+  T_FIELDS
+};
+
+static void json_top_row(const rec *r) {
+  int live = strcmp(r->f[T_LIMIT], "-") != 0;
+
+  printf("{\"kind\": ");
+  json_string(r->f[T_KIND]);
+  printf(", \"name\": ");
+  json_string(r->f[T_NAME]);
+  printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
+         ", \"exceeded\": %" PRId64 ", \"limit\": ",
+         number(r->f[T_SENT]), number(r->f[T_REFUSED]),
+         number(r->f[T_EXCEEDED]));
+  json_limit(live ? number(r->f[T_LIMIT]) : -1);
+  printf(", \"count\": ");
+  if (live)
+    printf("%" PRId64, number(r->f[T_COUNT]));
+  else
+    printf("null");
+  printf(", \"sending\": %s", !live                     ? "null"
+                              : number(r->f[T_SENDING]) ? "true"
+                                                        : "false");
+  json_owner(r->f[T_UID], r->f[T_SUB]);
+  printf("}");
+}
+
+/* Top rows as a table, or "none" when there are none. */
+static void top_table(const answer *a, const char *none) {
+  static const char *const head[] = {"KIND", "NAME",        "SENT",  "REFUSED",
+                                     "OVER", "COUNT",       "LIMIT", "SENDING",
+                                     "UID",  "SUBSCRIPTION"};
+  table t = {10, head, 0x1fc & ~0x80u, NULL, 0, 0};
+  size_t i;
+
+  for (i = 0; i < a->nrecs; i++) {
+    const rec *r = &a->recs[i];
+    int live;
+    char *c[10];
+    if (strcmp(r->f[0], "row") != 0)
+      continue;
+    live = strcmp(r->f[T_LIMIT], "-") != 0;
+    c[0] = fmt("%s", r->f[T_KIND]);
+    c[1] = fmt("%s", r->f[T_NAME]);
+    c[2] = fmt("%" PRId64, number(r->f[T_SENT]));
+    c[3] = fmt("%" PRId64, number(r->f[T_REFUSED]));
+    c[4] = fmt("%" PRId64, number(r->f[T_EXCEEDED]));
+    c[5] = live ? fmt("%" PRId64, number(r->f[T_COUNT])) : fmt("-");
+    c[6] = live ? limit_cell(number(r->f[T_LIMIT])) : fmt("-");
+    c[7] = !live ? fmt("-") : fmt(number(r->f[T_SENDING]) ? "yes" : "no");
+    c[8] = number(r->f[T_UID]) < 0 ? fmt("-") : fmt("%s", r->f[T_UID]);
+    c[9] = fmt("%s", *r->f[T_SUB] ? r->f[T_SUB] : "-");
+    table_row(&t, c);
+  }
+  if (t.n == 0) {
+    printf("%s\n", none);
+    free(t.cells);
+  } else {
+    table_print(&t);
+  }
+}
+
+static void cmd_top(const char *spec, int json, const char *kind,
+                    const char *since, const char *limit) {
+  int64_t now = (int64_t)time(NULL), from, to;
+  char req[256], t1[32], t2[32], abbr[64];
+  answer a;
+  size_t i, n = 0;
+
+  if (kind != NULL)
+    kind_for(kind, 1);
+  from = now - parse_duration(since ? since : "24h");
+  to = now + 1;
+  snprintf(req, sizeof(req), "top %" PRId64 " %" PRId64 "%s%s limit=%s", from,
+           to, kind ? " kind=" : "", kind ? kind : "", limit ? limit : "10");
+  ask(spec, req, &a);
+  for (i = 0; i < a.nrecs; i++)
+    if (strcmp(a.recs[i].f[0], "row") == 0)
+      need_fields(&a.recs[i], T_FIELDS);
+  if (json) {
+    printf("{\n  \"from\": ");
+    json_time(from);
+    printf(",\n  \"to\": ");
+    json_time(to);
+    printf(",\n  \"timezone\": ");
+    json_string(zone);
+    printf(",\n  \"rows\": [");
+    for (i = 0; i < a.nrecs; i++) {
+      if (strcmp(a.recs[i].f[0], "row") != 0)
+        continue;
+      printf("%s\n    ", n++ ? "," : "");
+      json_top_row(&a.recs[i]);
+    }
+    printf("%s]\n}\n", n ? "\n  " : "");
+    return;
+  }
+  {
+    int64_t end = to % 3600 ? to - to % 3600 + 3600 : to;
+    printf("Top senders of the clock hours from %.16s to %.16s %s\n\n",
+           table_time(from - from % 3600, t1, sizeof(t1)),
+           table_time(end, t2, sizeof(t2)), zone_abbr(end, abbr, sizeof(abbr)));
+  }
+  top_table(&a, "Nothing was sent.");
+}
+
+/* blocked rows: row KIND NAME BLOCKED_KIND BLOCKED_BY WINDOW LIMIT. */
+enum { B_KIND = 1, B_NAME, B_BKIND, B_BY, B_WINDOW, B_LIMIT, B_FIELDS };
+
+static void cmd_blocked(const char *spec, int json) {
+  static const char *const head[] = {"KIND", "NAME", "BLOCKED BY", "WINDOW",
+                                     "LIMIT"};
+  table t = {5, head, 0x10, NULL, 0, 0};
+  answer a;
+  size_t i, n = 0;
+
+  ask(spec, "blocked", &a);
+  if (json)
+    printf("{\n  \"rows\": [");
+  for (i = 0; i < a.nrecs; i++) {
+    rec *r = &a.recs[i];
+    int known;
+    if (strcmp(r->f[0], "row") != 0)
+      continue;
+    need_fields(r, B_FIELDS);
+    known = strcmp(r->f[B_BKIND], "-") != 0;
+    if (json) {
+      printf("%s\n    {\"kind\": ", n++ ? "," : "");
+      json_string(r->f[B_KIND]);
+      printf(", \"name\": ");
+      json_string(r->f[B_NAME]);
+      printf(", \"blocked_by\": ");
+      if (!known) {
+        printf("null}");
+        continue;
+      }
+      printf("{\"kind\": ");
+      json_string(r->f[B_BKIND]);
+      printf(", \"name\": ");
+      json_string(r->f[B_BY]);
+      printf(", \"window\": ");
+      if (strcmp(r->f[B_WINDOW], "-") == 0)
+        printf("null");
+      else
+        json_string(r->f[B_WINDOW]);
+      printf(", \"limit\": ");
+      json_limit(number(r->f[B_LIMIT]));
+      printf("}}");
+    } else {
+      char *c[5];
+      c[0] = fmt("%s", r->f[B_KIND]);
+      c[1] = fmt("%s", r->f[B_NAME]);
+      c[2] = known ? fmt("%s %s", r->f[B_BKIND], r->f[B_BY]) : fmt("-");
+      c[3] = fmt("%s", r->f[B_WINDOW]);
+      c[4] = number(r->f[B_LIMIT]) < 0 ? fmt("-") : fmt("%s", r->f[B_LIMIT]);
+      table_row(&t, c);
+    }
+  }
+  if (json) {
+    printf("%s]\n}\n", n ? "\n  " : "");
+  } else if (t.n == 0) {
+    printf("Every object can send.\n");
+    free(t.cells);
+  } else {
+    table_print(&t);
+  }
+}
+
+static void cmd_overview(const char *spec, int json) {
+  static const char *const kinds[3] = {"subscription", "domain", "mailbox"};
+  static const char *const keys[3] = {"not_sending_subscriptions",
+                                      "not_sending_domains",
+                                      "not_sending_mailboxes"};
+  int64_t blocked[3], enabled, hour, day, day_from;
+  char t1[32], abbr[64];
+  answer a;
+  size_t i, n = 0;
+  int k;
+
+  ask(spec, "overview", &a);
+  enabled = number(value(&a, "enabled"));
+  for (k = 0; k < 3; k++)
+    blocked[k] = number(value(&a, keys[k]));
+  hour = number(value(&a, "refused_hour"));
+  day = number(value(&a, "refused_day"));
+  day_from = number(value(&a, "day_from"));
+  for (i = 0; i < a.nrecs; i++)
+    if (strcmp(a.recs[i].f[0], "row") == 0)
+      need_fields(&a.recs[i], T_FIELDS);
+  if (json) {
+    printf("{\n  \"enabled\": %s,\n  \"not_sending\": {",
+           enabled ? "true" : "false");
+    for (k = 0; k < 3; k++)
+      printf("%s\"%s\": %" PRId64, k ? ", " : "", kinds[k], blocked[k]);
+    printf("},\n  \"refused_hour\": %" PRId64 ",\n  \"refused_day\": %" PRId64
+           ",\n  \"day_from\": ",
+           hour, day);
+    json_time(day_from);
+    printf(",\n  \"timezone\": ");
+    json_string(zone);
+    printf(",\n  \"top\": [");
+    for (i = 0; i < a.nrecs; i++) {
+      if (strcmp(a.recs[i].f[0], "row") != 0)
+        continue;
+      printf("%s\n    ", n++ ? "," : "");
+      json_top_row(&a.recs[i]);
+    }
+    printf("%s]\n}\n", n ? "\n  " : "");
+    return;
+  }
+  printf("Protection:   %s\n", enabled ? "on" : "off (every message passes)");
+  printf("Not sending:  %" PRId64 " subscription%s, %" PRId64
+         " domain%s, %" PRId64 " mailbox%s\n",
+         blocked[0], blocked[0] == 1 ? "" : "s", blocked[1],
+         blocked[1] == 1 ? "" : "s", blocked[2], blocked[2] == 1 ? "" : "es");
+  printf("Refused:      %" PRId64 " in the last 60 minutes, %" PRId64
+         " since %.16s %s\n\n",
+         hour, day, table_time(day_from, t1, sizeof(t1)),
+         zone_abbr(day_from, abbr, sizeof(abbr)));
+  printf("Top senders since %.16s %s:\n", t1, abbr);
+  top_table(&a, "Nothing was sent.");
 }
 
 static void cmd_message(const char *spec, int json, const char *command) {
@@ -1049,7 +1697,13 @@ enum {
   OPT_DAY,
   OPT_SVG,
   OPT_VERSION,
-  OPT_FORCE
+  OPT_FORCE,
+  OPT_TZ,
+  OPT_PARENT,
+  OPT_ACTIVE,
+  OPT_AFTER,
+  OPT_LIMIT,
+  OPT_KIND
 };
 
 static const struct option long_options[] = {
@@ -1062,6 +1716,12 @@ static const struct option long_options[] = {
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"tz", required_argument, NULL, OPT_TZ},
+    {"parent", required_argument, NULL, OPT_PARENT},
+    {"active", no_argument, NULL, OPT_ACTIVE},
+    {"after", required_argument, NULL, OPT_AFTER},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"kind", required_argument, NULL, OPT_KIND},
     {NULL, 0, NULL, 0}};
 
 /* ":" first: a missing value is told apart from an unknown option, and
@@ -1089,9 +1749,10 @@ static int wants_json(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
-             *svg = NULL, *words[8];
+             *svg = NULL, *words[8], *tz = NULL, *parent = NULL, *after = NULL,
+             *limit = NULL, *kind = NULL;
   char spec[600];
-  int json = 0, force = 0, nwords = 0, i, opt;
+  int json = 0, force = 0, active = 0, nwords = 0, i, opt;
 
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
@@ -1125,6 +1786,31 @@ int main(int argc, char **argv) {
     case OPT_SVG:
       svg = optarg;
       break;
+    case OPT_TZ:
+      tz = optarg;
+      break;
+    case OPT_PARENT:
+      parent = optarg;
+      break;
+    case OPT_ACTIVE:
+      active = 1;
+      break;
+    case OPT_AFTER:
+      after = optarg;
+      break;
+    case OPT_LIMIT: {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (*optarg < '0' || *optarg > '9' || *end != '\0' || n < 0 ||
+          n > 100000000)
+        die_usage("bad limit '%s': expected a count, 0..100000000 (0: all)",
+                  optarg);
+      limit = optarg;
+      break;
+    }
+    case OPT_KIND:
+      kind = optarg;
+      break;
     case OPT_TIMEOUT: {
       char *end;
       long t = strtol(optarg, &end, 10);
@@ -1137,7 +1823,9 @@ int main(int argc, char **argv) {
       die_usage("option %s needs a value", argv[optind - 1]);
     default: /* '?': optopt is the short option, the value of a long
                 option given a value it does not take, or 0 */
-      if (optopt >= OPT_CONTROL || optopt == 'h')
+      if ((optopt >= OPT_CONTROL && optopt != OPT_TZ && optopt != OPT_PARENT &&
+           optopt != OPT_AFTER && optopt != OPT_LIMIT && optopt != OPT_KIND) ||
+          optopt == 'h')
         die_usage("option %s takes no value", argv[optind - 1]);
       if (optopt != 0)
         die_usage("unknown option '-%c'", optopt);
@@ -1172,8 +1860,20 @@ int main(int argc, char **argv) {
 
   if (force && strcmp(words[0], "reload") != 0)
     die_usage("--force goes with reload only");
-  if (since != NULL && strcmp(words[0], "report") != 0)
-    die_usage("--since goes with report only");
+  if (since != NULL && strcmp(words[0], "report") != 0 &&
+      strcmp(words[0], "top") != 0)
+    die_usage("--since goes with report and top only");
+  if ((parent != NULL || active || after != NULL) &&
+      strcmp(words[0], "list") != 0)
+    die_usage("%s goes with list only", parent   ? "--parent"
+                                        : active ? "--active"
+                                                 : "--after");
+  if (limit != NULL && strcmp(words[0], "list") != 0 &&
+      strcmp(words[0], "top") != 0)
+    die_usage("--limit goes with list and top only");
+  if (kind != NULL && strcmp(words[0], "top") != 0)
+    die_usage("--kind goes with top only");
+  zone_set(tz);
   if ((day != NULL || svg != NULL) && strcmp(words[0], "history") != 0)
     die_usage("%s goes with history only", day ? "--day" : "--svg");
 
@@ -1197,9 +1897,47 @@ int main(int argc, char **argv) {
     if (nwords != 1)
       die_usage("usage: ping");
     cmd_ping(spec, json);
+  } else if (strcmp(words[0], "list") == 0) {
+    if (nwords != 2)
+      die_usage("usage: list KIND [--parent NAME] [--active] [--after NAME] "
+                "[--limit N]");
+    cmd_list(spec, json, words[1], parent, active, after, limit);
+  } else if (strcmp(words[0], "top") == 0) {
+    if (nwords != 1)
+      die_usage("usage: top [--kind KIND] [--since DURATION] [--limit N]");
+    cmd_top(spec, json, kind, since, limit);
+  } else if (strcmp(words[0], "blocked") == 0 ||
+             strcmp(words[0], "overview") == 0) {
+    if (nwords != 1)
+      die_usage("usage: %s", words[0]);
+    if (words[0][0] == 'b')
+      cmd_blocked(spec, json);
+    else
+      cmd_overview(spec, json);
+  } else if (strcmp(words[0], "reset") == 0) {
+    char req[1024];
+    if (nwords != 3)
+      die_usage("usage: reset KIND NAME");
+    kind_for(words[1], 0);
+    snprintf(req, sizeof(req), "reset %s %s", words[1], words[2]);
+    cmd_message(spec, json, req);
+  } else if (strcmp(words[0], "set-limit") == 0) {
+    char req[2048];
+    if (nwords != 5)
+      die_usage("usage: set-limit KIND NAME WHICH VALUE");
+    if (strcmp(words[1], "plan") != 0 &&
+        strcmp(words[1], "subscription") != 0 &&
+        strcmp(words[1], "domain") != 0 && strcmp(words[1], "mailbox") != 0)
+      die_usage("bad kind '%s': expected plan, subscription, domain or "
+                "mailbox",
+                words[1]);
+    snprintf(req, sizeof(req), "set-limit %s %s %s %s", words[1], words[2],
+             words[3], words[4]);
+    cmd_message(spec, json, req);
   } else {
-    die_usage("unknown command '%s': expected status, report, history, "
-              "reload, save or ping",
+    die_usage("unknown command '%s': expected status, report, history, list, "
+              "top, blocked, overview, reset, set-limit, reload, save or "
+              "ping",
               words[0]);
   }
   answer_free(&last_answer);

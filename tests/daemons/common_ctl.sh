@@ -14,43 +14,6 @@ set -euo pipefail
 # shellcheck source=tests/daemons/ctl_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" common_ctl "${1:-}"
 
-# start_daemon LOG ARGS...: starts ctl_testd in the background and waits
-# (10 s at most) for its "ready" line.
-start_daemon() {
-  local log=$1 i
-  shift
-  "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
-  pid=$!
-  for ((i = 0; i < 200; i++)); do
-    grep -q ': ready$' "$log" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "ctl_testd exited before it was ready:"
-      cat "$log"
-      exit 1
-    fi
-    sleep 0.05
-  done
-  echo "ctl_testd not ready after 10 s:"
-  cat "$log"
-  exit 1
-}
-
-# stop_daemon: SIGTERM, and a bounded wait for the exit.
-stop_daemon() {
-  local i
-  kill -TERM "$pid"
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "FAIL: ctl_testd did not stop within 10 s"
-    exit 1
-  fi
-  wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
-  pid=
-}
-
 conf=$work/obspam.conf
 cat >"$conf" <<'EOF'
 action defer
@@ -205,8 +168,8 @@ subscription  bakery                          0        1     1   5000  scripts  
 script        /var/www/bakery/contact.php     0        1     0      -  -        $ts  $ts
 
 Scripts by messages sent:
-NAME                 SENT
-/var/www/acme/x.php     4" "$(tail -n +2 <<<"$out")"
+NAME                 SENT    UID  SUBSCRIPTION
+/var/www/acme/x.php     4  10001  acme" "$(tail -n +2 <<<"$out")"
 
 run_ctl 0 report --since 90m --json
 python3 -m json.tool "$work/ctl.out" >/dev/null
@@ -216,18 +179,23 @@ got = json.load(open(sys.argv[1]))
 t = sys.argv[2]
 iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 assert iso.match(got["from"]) and iso.match(got["to"]), got
-def row(kind, name, sent, refused, exceeded, limit, window):
+def row(kind, name, sent, refused, exceeded, limit, window, uid=None,
+        sub=None):
     return {"kind": kind, "name": name, "sent": sent, "refused": refused,
             "first_refused": t if refused else None,
             "last_refused": t if refused else None,
-            "exceeded": exceeded, "limit": limit, "window": window}
+            "exceeded": exceeded, "limit": limit, "window": window,
+            "uid": uid, "subscription": sub}
 # The objects over their own limit, then the scripts by messages sent
 # (acme and example.com were refused only because of info's limit).
 want = [row("mailbox", "info@example.com", 3, 2, 2, 3, "hour"),
         row("subscription", "bakery", 0, 1, 1, 5000, "scripts"),
-        row("script", "/var/www/acme/x.php", 4, 0, 0, None, None),
-        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None, None)]
+        row("script", "/var/www/acme/x.php", 4, 0, 0, None, None, 10001,
+            "acme"),
+        row("script", "/var/www/bakery/contact.php", 0, 1, 0, None, None,
+            10002, "bakery")]
 assert got["rows"] == want, json.dumps(got, indent=1)
+assert got["timezone"] == "UTC", got
 EOF
 echo "ok: report --json"
 
@@ -236,7 +204,7 @@ run_ctl 2 report --since 24x
 expect "bad duration" "obspamctl: bad duration '24x': expected a number and a unit s, m, h or d (90m, 24h, 7d), at most 100 years
 Try 'obspamctl --help'." "$err"
 run_ctl 2 status mailbox info@example.com --since 1h
-expect "option of another command" "obspamctl: --since goes with report only
+expect "option of another command" "obspamctl: --since goes with report and top only
 Try 'obspamctl --help'." "$err"
 
 # ---- history ---------------------------------------------------------------
@@ -387,10 +355,10 @@ def check(request, want):
     got = ask(request)
     assert got == want, f"{request!r}: {got!r} != {want!r}"
 
-check(b"bogus\n", "error unknown command 'bogus': expected ping, status, "
-      "report, history, reload or save\n")
-check(b"\n", "error empty request: expected a command (ping, status, "
-      "report, history, reload or save)\n")
+commands = ("ping, status, report, history, list, top, blocked, overview, "
+            "reset, set-limit, reload or save")
+check(b"bogus\n", f"error unknown command 'bogus': expected {commands}\n")
+check(b"\n", f"error empty request: expected a command ({commands})\n")
 check(b"status mailbox\r\n", "error usage: status KIND NAME\n")
 check(b"status plan basic\n", "error bad kind 'plan': expected "
       "subscription, domain or mailbox\n")
@@ -440,7 +408,7 @@ run_ctl 2 ping --bogus
 expect "unknown option" "obspamctl: unknown option '--bogus'
 Try 'obspamctl --help'." "$err"
 run_ctl 0 --help
-[[ $out == "Usage: obspamctl [--control unix:PATH] [--json] COMMAND [ARGS]"* ]] ||
+[[ $out == "Usage: obspamctl [--control unix:PATH] [--json] [--tz ZONE] COMMAND [ARGS]"* ]] ||
   { echo "FAIL: --help"; exit 1; }
 if [[ ! -e /run/obspam/control.sock ]]; then
   rc=0
@@ -635,7 +603,7 @@ run_ctl 0 report
 expect "report, UTF-8 (aligned by characters)" "KIND     NAME              SENT  REFUSED  OVER  LIMIT  WINDOW
 mailbox  jörg@example.com     1        1     1      1  hour  " \
   "$(grep -E '^(KIND|mailbox)' <<<"$out" | sed -E 's/  (FIRST REFUSAL|[0-9]{4}-).*//')"
-expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1" \
+expect "report, UTF-8 script" "/var/www/bücher/kontakt.php     1  10003  bäckerei" \
   "$(tail -n 1 <<<"$out")"
 run_ctl 0 report --json
 python3 - "$work/ctl.out" <<'EOF'

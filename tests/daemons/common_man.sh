@@ -30,7 +30,9 @@ for word in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS "EXIT STATUS" \
 done
 # Every command and option of --help is in the page.
 help=$("$BUILD/examples/obspamctl/obspamctl" --help)
-for word in status report history reload save ping --control --json \
+for word in status report history list top blocked overview reset set-limit \
+  reload save ping --control --json --tz --parent --active --after --limit \
+  --kind TZ \
   --timeout --since --day --svg --help --version OBSPAM_CONTROL \
   /run/obspam/control.sock; do
   grep -q -- "$word" <<<"$help" || { echo "--help lacks $word"; exit 1; }

@@ -7,8 +7,10 @@
 # it sets BUILD, TESTD (ctl_testd) and CTL (obspamctl), checks that both
 # were built, makes the scratch directory $work (removed at exit, with the
 # daemon whose process id the script left in $pid stopped first), and
-# defines expect and run_ctl.
+# defines expect, run_ctl, start_daemon and stop_daemon.
 
+# Times are shown in $TZ: the expected values are UTC.
+unset TZ
 BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
 TESTD=$BUILD/tests/daemons/ctl_testd
 CTL=$BUILD/examples/obspamctl/obspamctl
@@ -51,4 +53,41 @@ run_ctl() {
     echo "stderr: $err"
     exit 1
   fi
+}
+
+# start_daemon LOG ARGS...: starts ctl_testd in the background and waits
+# (10 s at most) for its "ready" line.
+start_daemon() {
+  local log=$1 i
+  shift
+  "$TESTD" "$@" >"$work/testd.out" 2>"$log" &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -qs ': ready$' "$log" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "ctl_testd exited before it was ready:"
+      cat "$log"
+      exit 1
+    fi
+    sleep 0.05
+  done
+  echo "ctl_testd not ready after 10 s:"
+  cat "$log"
+  exit 1
+}
+
+# stop_daemon: SIGTERM, and a bounded wait for the exit.
+stop_daemon() {
+  local i
+  kill -TERM "$pid"
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: ctl_testd did not stop within 10 s"
+    exit 1
+  fi
+  wait "$pid" || { echo "FAIL: ctl_testd exited with $?"; exit 1; }
+  pid=
 }

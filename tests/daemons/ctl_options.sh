@@ -49,7 +49,7 @@ python3 -c 'import json, sys; assert json.loads(sys.argv[1])["name"] == "ctl_tes
   { echo "FAIL: ping --json after the command: $out"; exit 1; }
 echo "ok: options after the command"
 run_ctl 2 -- --json
-expect "-- ends the options" "obspamctl: unknown command '--json': expected status, report, history, reload, save or ping
+expect "-- ends the options" "obspamctl: unknown command '--json': expected status, report, history, list, top, blocked, overview, reset, set-limit, reload, save or ping
 Try 'obspamctl --help'." "$err"
 run_ctl 2 report --since
 expect "a missing value" "obspamctl: option --since needs a value
@@ -78,7 +78,7 @@ json_error 2 "option --since needs a value"
 run_ctl 2 --json
 json_error 2 "no command given"
 run_ctl 2 --json frobnicate
-json_error 2 "unknown command 'frobnicate': expected status, report, history, reload, save or ping"
+json_error 2 "unknown command 'frobnicate': expected status, report, history, list, top, blocked, overview, reset, set-limit, reload, save or ping"
 run_ctl 2 --json status mailbox
 json_error 2 "usage: status KIND NAME"
 run_ctl 2 --json --control inet:127.0.0.1 ping

@@ -43,6 +43,8 @@ check "common: service start, reload, save, notices and mail" \
   "$D/common_service" --jobs 1
 check "common: control socket and obspamctl end to end" \
   tests/daemons/common_ctl.sh "$BUILD"
+check "common: obspamctl list, top, blocked, overview, reset, set-limit, --tz" \
+  tests/daemons/ctl_panel.sh "$BUILD"
 check "common: metrics endpoint end to end" \
   tests/daemons/common_http.sh "$BUILD"
 check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
