@@ -162,7 +162,9 @@ class ControlSource:
         records = self.request("overview")
         v = {f[0]: f[1] for f in records if f[0] != "row"}
         return {"enabled": v["enabled"] == "1",
-                "not_sending": {k: int(v[f"not_sending_{k}s"]) for k in ("subscription", "domain", "mailbox")},
+                "not_sending": {"subscription": int(v["not_sending_subscriptions"]),
+                                "domain": int(v["not_sending_domains"]),
+                                "mailbox": int(v["not_sending_mailboxes"])},
                 "refused_hour": int(v["refused_hour"]), "refused_day": int(v["refused_day"]),
                 "day_from": int(v["day_from"]),
                 "top": [self._top_row(f) for f in records if f[0] == "row"]}

@@ -204,7 +204,9 @@ class TestExamples(unittest.TestCase):
         text = run(PY + self.local() + ["overview"]).stdout
         self.assertIn("Not sending now: 0 subscriptions, 1 domains, 2 mailboxes\n"
                       "Refused: 16 in the last hour, 16 in the last day\n", text)
-        self.assertRegex(text, rf"\n{PLUGIN}  +200  +10 .* bakery\n")
+        self.assertIn(f"\nscript   {PLUGIN}   200       10     0        -          -  -        bakery\n"
+                      "mailbox  info@acme.example                                    10        4     4       10"
+                      "         10  BLOCKED  -\n", text)
         # the demo engine, without files, is the same server
         self.assertEqual(as_json(PY + ["blocked", "--json"]), {"rows": BLOCKED})
 
