@@ -1322,6 +1322,39 @@ class TestPanels(unittest.TestCase):
         e.add(obspam.MAILBOX, "m0015@b.test")  # sorts after m000@ and before m002@
         self.assertEqual([next(it).name, next(it).name], ["m0015@b.test", "m002@b.test"])
 
+    def test_enumerate_while_deciding(self) -> None:
+        """Pages are fetched while other threads decide: every object is
+        seen once, in order, and the decisions all count."""
+        e = self.e
+        names = sorted(f"u{i:04d}@b.test" for i in range(600))
+        for name in names:
+            e.add(obspam.MAILBOX, name)
+        stop = threading.Event()
+        decided = [0, 0]
+        accepted = [0, 0]
+
+        def decide(k: int) -> None:
+            while not stop.is_set():
+                v = e.decide(sasl_username=names[(decided[k] * 7 + k) % len(names)], time=T)
+                decided[k] += 1
+                accepted[k] += v.action == obspam.ACCEPT
+
+        threads = [threading.Thread(target=decide, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(5):
+                got = self.names(obspam.MAILBOX, parent="b.test", page=7)
+                self.assertEqual(got, ["b@b.test"] + names)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        # each mailbox takes its limit of 5 at most, and the domain what they took
+        self.assertGreater(sum(decided), 0)
+        self.assertEqual(e.stats(obspam.DOMAIN, "b.test", T).count, sum(accepted))
+        self.assertLessEqual(sum(accepted), 5 * len(names))
+
     def test_enumerate_errors_at_the_call(self) -> None:
         e = self.e
         with self.assertRaises(obspam.Error) as cm:
