@@ -41,6 +41,7 @@ require_once __DIR__ . '/src/Verdict.php';
 require_once __DIR__ . '/src/Stats.php';
 require_once __DIR__ . '/src/HistoryEntry.php';
 require_once __DIR__ . '/src/ReportRow.php';
+require_once __DIR__ . '/src/Entry.php';
 require_once __DIR__ . '/src/Notice.php';
 require_once __DIR__ . '/src/NotifyDispatch.php';
 require_once __DIR__ . '/src/Engine.php';

@@ -52,6 +52,7 @@ typedef struct obspam_stats {
   int32_t blocked_kind;
   int32_t disabled;
   char blocked_by[328];
+  int64_t last_reset;
 } obspam_stats;
 
 typedef struct obspam_report_row {
@@ -63,6 +64,8 @@ typedef struct obspam_report_row {
   int64_t first_refused, last_refused;
   int64_t exceeded;
   int64_t window;
+  const char *subscription;
+  int64_t uid;
 } obspam_report_row;
 
 typedef struct obspam_notice {
@@ -150,6 +153,19 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
 int obspam_report(obspam_engine *e, int64_t from, int64_t to,
                   void (*fn)(const obspam_report_row *row, void *ud),
                   void *ud);
+
+int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
+                     uint32_t flags, const char *after, size_t max,
+                     int64_t now,
+                     int (*fn)(int kind, const char *name,
+                               const obspam_stats *st, void *ud),
+                     void *ud);
+int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
+               size_t n, void (*fn)(const obspam_report_row *row, void *ud),
+               void *ud);
+int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now);
+int obspam_set_unknown_uid_subscription(obspam_engine *e,
+                                        const char *subscription);
 
 int obspam_set_notify(obspam_engine *e,
                       void (*fn)(const obspam_notice *n, void *ud), void *ud);

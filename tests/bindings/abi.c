@@ -63,6 +63,7 @@ int main(void) {
   CONST(OBSPAM_WINDOW_DAY);
   CONST(OBSPAM_RECIPIENTS_MAX);
   CONST(OBSPAM_JOURNAL_FSYNC);
+  CONST(OBSPAM_ENUM_ACTIVE);
 
   SIZE(obspam_message);
   FIELD(obspam_message, struct_size);
@@ -103,6 +104,7 @@ int main(void) {
   FIELD(obspam_stats, blocked_kind);
   FIELD(obspam_stats, disabled);
   FIELD(obspam_stats, blocked_by);
+  FIELD(obspam_stats, last_reset);
 
   SIZE(obspam_report_row);
   FIELD(obspam_report_row, struct_size);
@@ -114,6 +116,8 @@ int main(void) {
   FIELD(obspam_report_row, last_refused);
   FIELD(obspam_report_row, exceeded);
   FIELD(obspam_report_row, window);
+  FIELD(obspam_report_row, subscription);
+  FIELD(obspam_report_row, uid);
 
   SIZE(obspam_notice);
   FIELD(obspam_notice, struct_size);

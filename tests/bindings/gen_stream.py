@@ -38,6 +38,16 @@ string.
     e KIND NAME              effective_window_limit of each window and
                              effective_max_recipients; prints "effective KIND
                              NAME MINUTE HOUR DAY CAP"
+    l KIND PARENT FLAGS AFTER MAX NOW
+                             enumerate (1.3); "list KIND NAME SENDING COUNT
+                             LIMIT REFUSED LAST_RESET" per object, then "list
+                             end N"
+    t KIND FROM TO N         top (1.3; KIND -1: every kind); "top KIND NAME
+                             SENT REFUSED EXCEEDED WINDOW SUBSCRIPTION UID"
+                             per row, then "top end N"
+    z KIND NAME NOW          reset (1.3); prints "reset KIND NAME"
+    u NAME                   set_unknown_uid_subscription (1.3); prints
+                             "unknown-uid NAME"
 
 Notices print '-' for a NULL subscription or contact. Every command that
 fails prints "error CODE MESSAGE" instead of its normal output.
@@ -159,6 +169,14 @@ def main() -> None:
             out.append("o 1 1")
         if i == 330:
             out.append("o 99 1")  # an unknown option: an error
+        if i == 150:
+            out.append("u corp")  # uid 1005 is nobody's: charged to corp
+        if i == 250:
+            out.append("u -")
+        if i == 280:
+            out.append(f"z 4 demo@bakery.example {t}")  # its windows emptied
+            out.append(f"s 4 demo@bakery.example {t}")
+            out.append(f"z 2 corp {t}")
         if i % 60 == 0:
             for kind, name in STATS:
                 out.append(f"s {kind} {name} {t}")
@@ -169,11 +187,24 @@ def main() -> None:
             out.append(f"h 4 demo@bakery.example {T0} {t}")
             out.append(f"h 5 /var/www/acme/contact.php {T0} -")
             out.append("h 4 nobody@acme.example 0 -")  # ENOTFOUND
+            out.append(f"l 4 - 0 - 0 {t}")
+            out.append(f"l 4 acme 1 - 0 {t}")
+            out.append(f"l 4 - 0 demo@bakery.example 3 {t}")
+            out.append(f"l 3 small 0 - 0 {t}")
+            out.append(f"l 2 - 1 - 0 {t}")
+            out.append(f"t -1 {T0} - 0")
+            out.append(f"t 5 {T0} - 3")
+            out.append(f"t 4 {T0} {t} 2")
     out.append(f"n {t + 7200}")
     out.append(f"r {T0 + 3600} {t}")
     out.append("r 0 -")
     out.append("s 1 small 0")  # a plan has no stats: EINVAL
     out.append("e 4 nobody@nowhere.example")  # ENOTFOUND
+    out.append("l 4 nowhere.example 0 - 0 0")  # ENOTFOUND
+    out.append("l 1 - 0 - 0 0")  # plans are not listed: EINVAL
+    out.append("t 1 0 - 0")  # nor ranked
+    out.append("z 1 small 0")  # nor reset
+    out.append("u nobody")  # ENOTFOUND
     sys.stdout.write("\n".join(out) + "\n")
 
 

@@ -9,6 +9,8 @@
 # php-codesniffer, composer) when missing (apt-get, only then), then runs:
 #
 #   decls      bindings/php/obspam_ffi.h against include/obspam.h
+#   tables     the tables of bindings/README.md against include/obspam.h and
+#              the two bindings (tests/bindings/check_tables.py)
 #   python     tests/bindings/test_python.py (unittest), once per python3
 #   php        tests/bindings/test_php.php
 #   phpcs      the PHP binding is PSR-12 clean (Debian's php-codesniffer)
@@ -19,10 +21,11 @@
 #              fresh venv, offline, with Debian's setuptools
 #   cmake-python  -DOBSPAM_INSTALL_PYTHON=ON installs the package where the
 #              system's Python finds it (dist-packages)
-#   examples   examples/admin_report.py, and examples/admin_report.php on a
-#              server's configuration and state (arguments, environment)
-#   php-web    the PHP example served by `php -S` with ffi.enable=preload
-#              (FFI preloaded as on php-fpm)
+#   examples   tests/bindings/test_examples.py: examples/admin_report.py and
+#              examples/admin_report.php, in-process and over a control
+#              socket served by ctl_testd (built in BUILD_DIR when
+#              missing), the PHP page also served by `php -S` with
+#              ffi.enable=preload (FFI preloaded as on php-fpm)
 #
 # Prints what it runs and ends with one line "N passed, N failed" (unit
 # tests and assertions count one each, the other checks one each); exits
@@ -68,12 +71,7 @@ run_logged() {
 }
 
 TMP=$(mktemp -d /tmp/obspam-bindings.XXXXXX)
-SERVER_PID=
 cleanup() {
-  if [[ -n $SERVER_PID ]]; then
-    kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -130,6 +128,13 @@ if run_logged "$TMP/decls.log" python3 "$HERE/check_ffi_decls.py" --self-test; t
   pass decls
 else
   fail decls
+fi
+
+step "tables: the tables of bindings/README.md against the header and the bindings"
+if run_logged "$TMP/tables.log" python3 "$HERE/check_tables.py" --self-test; then
+  pass tables
+else
+  fail tables
 fi
 
 # python_tests NAME INTERPRETER
@@ -234,7 +239,7 @@ absent=
 for action in 0 1 2 3; do
   grep -q "^verdict $action " "$TMP/c.out" || absent+=" $action"
 done
-for kind in notice report history stats error window cap effective; do
+for kind in notice report history stats error window cap effective list top reset unknown-uid; do
   grep -q "^$kind " "$TMP/c.out" || absent+=" $kind"
 done
 if [[ -z $absent && $(grep -c '^verdict ' "$TMP/c.out") -ge 300 ]]; then
@@ -312,116 +317,21 @@ else
   fail cmake-python
 fi
 
-step "examples: admin_report.py (demo engine) and admin_report.php (a server's files)"
-echo "+ python3 examples/admin_report.py"
-if python3 examples/admin_report.py >"$TMP/report.txt" 2>&1 &&
-  grep -q '^mailbox  *info@acme.example .* BLOCKED' "$TMP/report.txt" &&
-  grep -q '^/var/www/bakery/wp-content/plugins/forms/mail.php  *200 ' "$TMP/report.txt" &&
-  # the mailbox went over its burst cap, the newsletter over its cap on
-  # recipients, the domain over its hourly limit
-  grep -q '^mailbox  *info@acme.example  *5/m 10/h  *5  *BLOCKED .* per minute ' "$TMP/report.txt" &&
-  grep -q '^mailbox  *newsletter@bakery.example .* recipients ' "$TMP/report.txt" &&
-  grep -q '^domain  *bakery.example .* per hour ' "$TMP/report.txt"; then
-  cat "$TMP/report.txt"
-  pass example-py
+step "examples: admin_report.py and admin_report.php, in-process and over a control socket"
+# tests/bindings/test_examples.py serves the control socket with
+# ctl_testd, built in BUILD_DIR when it is missing.
+log="$TMP/examples.log"
+run_logged "$log" env OBSPAM_TEST_BUILD="$BUILD" python3 -m unittest -v "$HERE/test_examples.py"
+rc=$?
+total=$(sed -nE 's/^Ran ([0-9]+) tests? .*/\1/p' "$log" | tail -n 1)
+total=${total:-0}
+bad=$(grep -cE '^(FAIL|ERROR): ' "$log")
+if [[ $rc -eq 0 && $bad -eq 0 && $total -gt 0 ]]; then
+  pass examples "$total"
 else
-  cat "$TMP/report.txt"
-  fail example-py
+  passed=$((passed + total - bad))
+  fail examples "$((bad > 0 ? bad : 1))" "$bad of $total tests"
 fi
-# The configuration and state of a server, as the PHP page reads them:
-# the demo traffic of admin_report.py, saved.
-mkdir "$TMP/server"
-(cd examples && python3 - "$TMP/server" <<'EOF'
-import sys
-import admin_report
-with open(sys.argv[1] + "/obspam.conf", "w") as f:
-    f.write(admin_report.DEMO_CONFIG)
-with admin_report.demo_engine() as engine:
-    engine.save_state(sys.argv[1] + "/state")
-EOF
-) || echo "cannot save the demo server's files"
-SERVER_CONF=$TMP/server/obspam.conf
-SERVER_STATE=$TMP/server/state
-# page_ok FILE: the page names the server's files, info@acme.example is
-# blocked, the scripts are listed, and nothing claims demo data.
-page_ok() {
-  grep -q "$SERVER_CONF, $SERVER_STATE" "$1" &&
-    grep -q '<td>info@acme.example</td>' "$1" &&
-    grep -q 'class="blocked">BLOCKED' "$1" &&
-    grep -q '<code>/var/www/bakery/wp-content/plugins/forms/mail.php</code>' "$1" &&
-    grep -q '<td>per minute</td>' "$1" &&
-    ! grep -qi 'demo' "$1"
-}
-php_example=ok
-echo "+ OBSPAM_CONFIG=... OBSPAM_STATE=... php examples/admin_report.php"
-if ! OBSPAM_CONFIG=$SERVER_CONF OBSPAM_STATE=$SERVER_STATE php examples/admin_report.php \
-  >"$TMP/report.html" 2>&1 || ! page_ok "$TMP/report.html" ||
-  ! grep -q '<code>/var/www/acme/contact.php</code>' "$TMP/report.html"; then
-  cat "$TMP/report.html"
-  php_example="the environment"
-fi
-echo "+ php examples/admin_report.php CONFIG STATE --top 1"
-if ! OBSPAM_CONFIG=/nonexistent php examples/admin_report.php "$SERVER_CONF" "$SERVER_STATE" \
-  --top 1 >"$TMP/report-args.html" 2>&1 || ! page_ok "$TMP/report-args.html" ||
-  [[ $(grep -c '<code>' "$TMP/report-args.html") -ne 1 ]]; then
-  cat "$TMP/report-args.html"
-  php_example="the arguments"
-fi
-echo "+ php examples/admin_report.php (no configuration)"
-if env -u OBSPAM_CONFIG php examples/admin_report.php >"$TMP/report-none.html" 2>&1 ||
-  ! grep -q 'Error: no configuration: give its path as the first argument or in OBSPAM_CONFIG' \
-    "$TMP/report-none.html" || grep -qi 'demo' "$TMP/report-none.html"; then
-  cat "$TMP/report-none.html"
-  php_example="no configuration"
-fi
-if [[ $php_example == ok ]]; then
-  echo "$(grep -c '<tr>' "$TMP/report.html") table rows of HTML; no configuration: an error"
-  pass example-php
-else
-  fail example-php 1 "admin_report.php with $php_example"
-fi
-
-step "php-web: examples/admin_report.php through php -S with ffi.enable=preload"
-php -r 'require "bindings/php/obspam.php"; echo Obspam\Engine::scopeHeader(getenv("OBSPAM_LIBRARY"));' \
-  >"$TMP/obspam_scope.h"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-web=(php -d ffi.enable=preload -d "ffi.preload=$TMP/obspam_scope.h"
-  -d opcache.enable=1 -d opcache.enable_cli=1
-  -d "opcache.preload=$ROOT/bindings/php/obspam.php" -d "opcache.preload_user=$(id -un)"
-  -S "127.0.0.1:$port" -t examples)
-echo "+ ${web[*]}"
-env -u OBSPAM_LIBRARY OBSPAM_CONFIG="$SERVER_CONF" OBSPAM_STATE="$SERVER_STATE" \
-  "${web[@]}" >"$TMP/web.log" 2>&1 &
-SERVER_PID=$!
-if python3 - "$port" >"$TMP/page.html" 2>"$TMP/fetch.log" <<'EOF'; then
-import sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}/admin_report.php?hours=6"
-for _ in range(50):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            sys.stdout.write(r.read().decode())
-            sys.exit(0 if r.status == 200 else 1)
-    except urllib.error.HTTPError as e:
-        sys.stdout.write(e.read().decode())
-        sys.exit(1)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-  if grep -q 'Outgoing mail: last 6 hours' "$TMP/page.html" && page_ok "$TMP/page.html"; then
-    echo "GET /admin_report.php?hours=6: 200, $(grep -c '<tr>' "$TMP/page.html") table rows"
-    pass php-web
-  else
-    cat "$TMP/page.html"
-    fail php-web
-  fi
-else
-  cat "$TMP/fetch.log" "$TMP/page.html" "$TMP/web.log"
-  fail php-web
-fi
-kill "$SERVER_PID" 2>/dev/null
-wait "$SERVER_PID" 2>/dev/null
-SERVER_PID=
 
 step "Summary"
 printf '%s\n' "${results[@]}"

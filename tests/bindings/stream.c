@@ -63,6 +63,23 @@ static void on_row(const obspam_report_row *r, void *ud) {
          r->last_refused, r->exceeded, r->window);
 }
 
+static int on_object(int kind, const char *name, const obspam_stats *st,
+                     void *ud) {
+  ++*(int *)ud;
+  printf("list %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+         kind, name, (int)st->sending, st->count, st->limit, st->refused,
+         st->last_reset);
+  return 0;
+}
+
+static void on_top(const obspam_report_row *r, void *ud) {
+  ++*(int *)ud;
+  printf("top %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %s %" PRId64
+         "\n",
+         (int)r->kind, r->name, r->sent, r->refused, r->exceeded, r->window,
+         or_dash(r->subscription), r->uid);
+}
+
 static void run(obspam_engine *e, char **w, int n) {
   int rc, rows = 0;
 
@@ -153,6 +170,34 @@ static void run(obspam_engine *e, char **w, int n) {
       printf("effective %s %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
              "\n",
              w[1], w[2], v[0], v[1], v[2], v[3]);
+  } else if (strcmp(w[0], "l") == 0 && n == 7) {
+    rc = obspam_enumerate(e, atoi(w[1]), str_arg(w[2]),
+                          (uint32_t)strtoul(w[3], NULL, 10), str_arg(w[4]),
+                          (size_t)strtoul(w[5], NULL, 10),
+                          strtoll(w[6], NULL, 10), on_object, &rows);
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("list end %d\n", rows);
+  } else if (strcmp(w[0], "t") == 0 && n == 5) {
+    rc = obspam_top(e, atoi(w[1]), time_arg(w[2]), time_arg(w[3]),
+                    (size_t)strtoul(w[4], NULL, 10), on_top, &rows);
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("top end %d\n", rows);
+  } else if (strcmp(w[0], "z") == 0 && n == 4) {
+    rc = obspam_reset(e, atoi(w[1]), w[2], strtoll(w[3], NULL, 10));
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("reset %s %s\n", w[1], w[2]);
+  } else if (strcmp(w[0], "u") == 0 && n == 2) {
+    rc = obspam_set_unknown_uid_subscription(e, str_arg(w[1]));
+    if (rc != OBSPAM_OK)
+      error(e, rc);
+    else
+      printf("unknown-uid %s\n", w[1]);
   } else if (strcmp(w[0], "o") == 0 && n == 3) {
     rc = obspam_set_option(e, atoi(w[1]), strtoll(w[2], NULL, 10));
     if (rc != OBSPAM_OK)

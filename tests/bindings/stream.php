@@ -90,6 +90,38 @@ function run(Engine $engine, array $w): void
             echo "effective {$w[1]} {$w[2]} {$limits[Engine::WINDOW_MINUTE]} {$limits[Engine::WINDOW_HOUR]}"
                 . " {$limits[Engine::WINDOW_DAY]} $cap\n";
             break;
+        case $w[0] === 'l' && $n === 7:
+            $entries = iterator_to_array($engine->enumerate(
+                (int) $w[1],
+                str_arg($w[2]),
+                ((int) $w[3] & Engine::ENUM_ACTIVE) !== 0,
+                str_arg($w[4]),
+                (int) $w[5],
+                now: (int) $w[6],
+            ), false);
+            foreach ($entries as $x) {
+                $st = $x->stats;
+                echo "list {$x->kind} {$x->name} " . (int) $st->sending
+                    . " {$st->count} {$st->limit} {$st->refused} {$st->lastReset}\n";
+            }
+            echo 'list end ' . count($entries) . "\n";
+            break;
+        case $w[0] === 't' && $n === 5:
+            $rows = $engine->top(time_arg($w[2]), time_arg($w[3]), (int) $w[4], $w[1] === '-1' ? null : (int) $w[1]);
+            foreach ($rows as $r) {
+                echo "top {$r->kind} {$r->name} {$r->sent} {$r->refused} {$r->exceeded} {$r->window} "
+                    . or_dash($r->subscription) . " {$r->uid}\n";
+            }
+            echo 'top end ' . count($rows) . "\n";
+            break;
+        case $w[0] === 'z' && $n === 4:
+            $engine->reset((int) $w[1], $w[2], (int) $w[3]);
+            echo "reset {$w[1]} {$w[2]}\n";
+            break;
+        case $w[0] === 'u' && $n === 2:
+            $engine->setUnknownUidSubscription(str_arg($w[1]));
+            echo "unknown-uid {$w[1]}\n";
+            break;
         case $w[0] === 'o' && $n === 3:
             $engine->setOption((int) $w[1], (int) $w[2]);
             echo "option {$w[1]} {$w[2]}\n";

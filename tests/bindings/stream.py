@@ -93,6 +93,28 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
             f"effective {w[1]} {w[2]} {limits[obspam.WINDOW_MINUTE]} "
             f"{limits[obspam.WINDOW_HOUR]} {limits[obspam.WINDOW_DAY]} {cap}"
         )
+    elif cmd == "l" and len(w) == 7:
+        entries = list(engine.enumerate(int(w[1]), str_arg(w[2]), active=bool(int(w[3]) & obspam.ENUM_ACTIVE),
+                                        after=str_arg(w[4]), limit=int(w[5]), now=int(w[6])))
+        for x in entries:
+            s = x.stats
+            print(f"list {int(x.kind)} {x.name} {int(s.sending)} {s.count} {s.limit} {s.refused} {s.last_reset}")
+        print(f"list end {len(entries)}")
+    elif cmd == "t" and len(w) == 5:
+        kind = int(w[1])
+        rows = engine.top(time_arg(w[2]), time_arg(w[3]), int(w[4]), None if kind == -1 else kind)
+        for r in rows:
+            print(
+                f"top {int(r.kind)} {r.name} {r.sent} {r.refused} {r.exceeded} {int(r.window)} "
+                f"{or_dash(r.subscription)} {r.uid}"
+            )
+        print(f"top end {len(rows)}")
+    elif cmd == "z" and len(w) == 4:
+        engine.reset(int(w[1]), w[2], int(w[3]))
+        print(f"reset {w[1]} {w[2]}")
+    elif cmd == "u" and len(w) == 2:
+        engine.set_unknown_uid_subscription(str_arg(w[1]))
+        print(f"unknown-uid {w[1]}")
     elif cmd == "o" and len(w) == 3:
         engine.set_option(int(w[1]), int(w[2]))
         print(f"option {w[1]} {w[2]}")

@@ -252,6 +252,8 @@ test('every function has a method', function (): void {
         'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
         'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
+        'obspam_enumerate' => 'enumerate', 'obspam_top' => 'top', 'obspam_reset' => 'reset',
+        'obspam_set_unknown_uid_subscription' => 'setUnknownUidSubscription',
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
         'obspam_set_store' => 'setStore', 'obspam_store_status' => 'storeStatus',
@@ -884,16 +886,27 @@ test('decideBatch', function (): void {
     same(0, $e->stats(Engine::MAILBOX, $orders, T)->count, 'an empty batch decides nothing');
     same('', $e->lastError(), 'an empty batch fails nothing');
 
-    // a failing message: the exception, with the engine's message
+    // failing messages: each has its own status and message, and the
+    // others their verdicts (1.3)
     $o = ['sasl_username' => $orders];
-    $x = throws(fn () => $e->decideBatch([$o + ['time' => T], ['recipients' => 0], $o + ['time' => T + 1]]),
-        Engine::EINVAL, 'decide: no recipients', 'a message without recipients');
-    same($x?->getMessage(), $e->lastError(), "the engine's message");
-    // the message before the failing one was decided, and so was the one
-    // after it: the C call decides every message
+    $got = $e->decideBatch([$o + ['time' => T], ['recipients' => 0], $o + ['time' => T + 1],
+        ['sasl_username' => 'someone@shop.example', 'client_address' => 'not-an-address', 'time' => T + 1]]);
+    same([
+        new Verdict(Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 0, 0, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL, 'decide: no recipients'),
+        new Verdict(Engine::ACCEPT, Engine::MAILBOX, $orders, 2, 1, 0, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL,
+            "decide: client address 'not-an-address' is not an IPv4 or IPv6 address"),
+    ], $got, 'a verdict per message, failures with their status');
+    same([true, false, true, false], array_map(fn (Verdict $v) => $v->ok(), $got), 'ok()');
+    // the messages before and after the failing ones were decided and
+    // charged; checking a failed message again charged nothing
     same(2, $e->stats(Engine::MAILBOX, $orders, T + 1)->count, 'the other messages were decided');
-    throws(fn () => $e->decideBatch([$o + ['time' => T + 2], $o + ['time' => -1]]),
-        Engine::EINVAL, 'decide: time is negative', 'a negative time');
+    same(2, $e->stats(Engine::DOMAIN, 'shop.example', T + 1)->count, 'and charged once');
+    same([
+        new Verdict(Engine::REFUSE, Engine::MAILBOX, $orders, 2, 2, 3568, 3600),
+        new Verdict(-1, -1, '', 0, 0, 0, 0, Engine::EINVAL, 'decide: time is negative'),
+    ], $e->decideBatch([$o + ['time' => T + 2], $o + ['time' => -1]]), 'a negative time');
     $s = $e->stats(Engine::MAILBOX, $orders, T + 2);
     same([2, 1], [$s->count, $s->refused], 'the first was decided (refused)');
 
@@ -957,8 +970,8 @@ test('statistics', function (): void {
     // (its last attempt went over its hourly limit)
     same([
         new ReportRow(Engine::MAILBOX, 'info@example.com', 3, 2, T + 60, T + 3700, 2, 3600),
-        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0, 0),
-        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/www/Send.php', 4, 0, 0, 0, 0, 0, 'acme', 10001),
+        new ReportRow(Engine::SCRIPT, '/srv/www/other.php', 1, 0, 0, 0, 0, 0, 'acme', 10001),
     ], $e->report(), 'report');
     same(new ReportRow(Engine::MAILBOX, 'info@example.com', 0, 1, T + 3700, T + 3700, 1, 3600),
         $e->report(T0 + 3600, T0 + 7200)[0], 'report of one hour');
@@ -1177,6 +1190,134 @@ test('journal', function (): void {
     same(2147483648, Engine::RECIPIENTS_MAX, 'RECIPIENTS_MAX');
     $a->close();
     $b->close();
+});
+
+const PANEL_CONF = <<<'CONF'
+    # Panels: two subscriptions, three domains, four mailboxes.
+    plan basic
+    subscription acme plan=basic uid=1001 mailbox=5
+    subscription zeta uid=1002
+    subscription spare
+    domain b.test subscription=acme
+    domain a.test subscription=acme
+    domain z.test subscription=zeta
+    mailbox c@a.test
+    mailbox a@a.test
+    mailbox b@b.test
+    mailbox y@z.test
+
+    CONF;
+
+function panelEngine(): Engine
+{
+    $e = new Engine();
+    $e->loadConfigString(PANEL_CONF);
+    return $e;
+}
+
+/** @return list<string> the names of an enumeration */
+function names(Engine $e, mixed ...$args): array
+{
+    return array_map(fn (Obspam\Entry $x) => $x->name, iterator_to_array($e->enumerate(...$args), false));
+}
+
+test('enumerate', function (): void {
+    $e = panelEngine();
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 2, 'time' => T]);
+    $want = ['a@a.test', 'b@b.test', 'c@a.test', 'y@z.test'];
+    same($want, names($e, Engine::MAILBOX, now: T), 'mailboxes in name order');
+    same(['a.test', 'b.test', 'z.test'], names($e, Engine::DOMAIN), 'domains');
+    same(['acme', 'spare', 'zeta'], names($e, Engine::SUBSCRIPTION), 'subscriptions');
+    $got = iterator_to_array($e->enumerate(Engine::MAILBOX, now: T), false);
+    same(new Obspam\Entry(Engine::MAILBOX, 'a@a.test', $e->stats(Engine::MAILBOX, 'a@a.test', T)), $got[0],
+        'an entry is its stats');
+    same([2, 0, 0, 0], array_map(fn ($x) => $x->stats->count, $got), 'the counts');
+    same(5, $got[0]->stats->limit, 'the limit');
+    same(['a@a.test', 'c@a.test'], names($e, Engine::MAILBOX, 'A.test'), 'under a domain');
+    same(['a@a.test', 'b@b.test', 'c@a.test'], names($e, Engine::MAILBOX, 'acme'), 'under a subscription');
+    same(['a.test', 'b.test'], names($e, Engine::DOMAIN, 'basic'), 'under a plan');
+    same(['a@a.test'], names($e, Engine::MAILBOX, active: true, now: T), 'active only');
+    foreach ([1, 2, 3, 4, 5, 1000] as $page) {
+        same($want, names($e, Engine::MAILBOX, page: $page), "page $page");
+        same(array_slice($want, 0, 3), names($e, Engine::MAILBOX, limit: 3, page: $page), "page $page, limit 3");
+        same(array_slice($want, 2), names($e, Engine::MAILBOX, after: 'b@b.test', page: $page), "page $page, after");
+        same(['c@a.test'], names($e, Engine::MAILBOX, after: 'b@b.test', limit: 1, page: $page), "page $page, both");
+    }
+    same([], names($e, Engine::MAILBOX, after: 'y@z.test'), 'after the last');
+    for ($i = 0; $i < 120; $i++) {
+        $e->add(Engine::MAILBOX, sprintf('m%03d@b.test', $i));
+    }
+    $pages = [];
+    $last = null;
+    while (($got = names($e, Engine::MAILBOX, 'b.test', after: $last, limit: 50)) !== []) {
+        $pages[] = $got;
+        $last = $got[count($got) - 1];
+    }
+    same([50, 50, 21], array_map('count', $pages), 'pages of 50');
+    $it = $e->enumerate(Engine::MAILBOX, 'b.test', page: 2);
+    $first = [];
+    foreach ($it as $x) {
+        $first[] = $x->name;
+        if (count($first) === 2) {
+            break;
+        }
+    }
+    same(['b@b.test', 'm000@b.test'], $first, 'the first page');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, 'nowhere.test'), Engine::ENOTFOUND, null,
+        'an unknown parent throws at the call');
+    throws(fn () => $e->enumerate(Engine::PLAN), Engine::EINVAL, null, 'a plan');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, page: 0), Engine::EINVAL,
+        'enumerate: page must be 1 or more, not 0', 'page 0');
+    throws(fn () => $e->enumerate(Engine::MAILBOX, limit: -1), Engine::EINVAL,
+        'enumerate: limit must be 0 (no bound) or more, not -1', 'limit -1');
+});
+
+test('top, reset and the unknown-uid subscription', function (): void {
+    $e = panelEngine();
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 4, 'time' => T]);
+    $e->decide(['sasl_username' => 'a@a.test', 'recipients' => 4, 'time' => T + 1]);
+    $e->decide(['sasl_username' => 'y@z.test', 'recipients' => 3, 'time' => T + 2]);
+    $e->decide(['flags' => Engine::MSG_SCRIPT, 'uid' => 1002, 'script' => '/srv/z/send.php', 'recipients' => 6,
+        'time' => T + 3]);
+    same([
+        new ReportRow(Engine::SUBSCRIPTION, 'zeta', 9, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::SCRIPT, '/srv/z/send.php', 6, 0, 0, 0, 0, 0, 'zeta', 1002),
+        new ReportRow(Engine::SUBSCRIPTION, 'acme', 4, 1, 0, 0, 0, 0),
+        new ReportRow(Engine::DOMAIN, 'a.test', 4, 1, 0, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'a@a.test', 4, 1, T + 1, T + 1, 1, 3600),
+        new ReportRow(Engine::DOMAIN, 'z.test', 3, 0, 0, 0, 0, 0),
+        new ReportRow(Engine::MAILBOX, 'y@z.test', 3, 0, 0, 0, 0, 0),
+    ], $e->top(T0, T0 + 3600), 'top');
+    same(['a@a.test', 'y@z.test'], array_map(fn ($r) => $r->name, $e->top(T0, T0 + 3600, 2, Engine::MAILBOX)),
+        'the top mailboxes');
+    same([], $e->top(T0 + 3600, T0 + 7200), 'an hour without mail');
+    throws(fn () => $e->top(n: -1), Engine::EINVAL, 'top: n must be 0 (all) or more, not -1', 'n -1');
+    throws(fn () => $e->top(kind: Engine::PLAN), Engine::EINVAL, null, 'a plan');
+
+    $e = panelEngine();
+    for ($i = 0; $i < 5; $i++) {
+        $e->decide(['sasl_username' => 'a@a.test', 'time' => T + $i]);
+    }
+    same(Engine::REFUSE, $e->decide(['sasl_username' => 'a@a.test', 'time' => T + 10])->action, 'at its limit');
+    $e->reset(Engine::MAILBOX, 'A@a.test', T + 20);
+    $s = $e->stats(Engine::MAILBOX, 'a@a.test', T + 20);
+    same([0, 0, 0, true, T + 20], [$s->count, $s->countMinute, $s->countDay, $s->sending, $s->lastReset], 'reset');
+    same(5, $e->stats(Engine::DOMAIN, 'a.test', T + 20)->count, 'only that object');
+    same(Engine::ACCEPT, $e->decide(['sasl_username' => 'a@a.test', 'time' => T + 21])->action, 'it sends again');
+    same([new HistoryEntry(T0, 6, 1)], $e->history(Engine::MAILBOX, 'a@a.test'), 'the history keeps what happened');
+    throws(fn () => $e->reset(Engine::MAILBOX, 'nobody@a.test'), Engine::ENOTFOUND, null, 'an unknown mailbox');
+
+    $script = ['flags' => Engine::MSG_SCRIPT, 'uid' => 4242, 'script' => '/tmp/x.pl', 'time' => T];
+    same(Engine::UNKNOWN, $e->decide($script)->action, 'an unknown uid');
+    $e->setUnknownUidSubscription('Spare');
+    $v = $e->decide($script);
+    same([Engine::ACCEPT, Engine::SUBSCRIPTION, 'spare'], [$v->action, $v->kind, $v->object], 'charged to spare');
+    $rows = array_values(array_filter($e->report(T0, T0 + 3600), fn ($r) => $r->kind === Engine::SCRIPT));
+    same([['/tmp/x.pl', 'spare', 4242]], array_map(fn ($r) => [$r->name, $r->subscription, $r->uid], $rows),
+        'the script row names its subscription and uid');
+    $e->setUnknownUidSubscription(null);
+    same(Engine::UNKNOWN, $e->decide($script)->action, 'none again');
+    throws(fn () => $e->setUnknownUidSubscription('nobody'), Engine::ENOTFOUND, null, 'an unknown subscription');
 });
 
 echo "$passed passed, $failed failed\n";

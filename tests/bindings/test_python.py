@@ -291,6 +291,10 @@ class TestAbi(unittest.TestCase):
             "obspam_stats_get": obspam.Engine.stats,
             "obspam_history": obspam.Engine.history,
             "obspam_report": obspam.Engine.report,
+            "obspam_enumerate": obspam.Engine.enumerate,
+            "obspam_top": obspam.Engine.top,
+            "obspam_reset": obspam.Engine.reset,
+            "obspam_set_unknown_uid_subscription": obspam.Engine.set_unknown_uid_subscription,
             "obspam_set_notify": obspam.Engine.set_notify,
             "obspam_notify_flush": obspam.Engine.notify_flush,
             "obspam_state_save": obspam.Engine.save_state,
@@ -1257,20 +1261,31 @@ class TestDecideBatch(unittest.TestCase):
         self.assertEqual(self.e.last_error, "")
 
     def test_a_failing_message(self) -> None:
+        """Every message gets its own verdict: a failing one its status and
+        message, the others their verdicts (1.3)."""
         e = self.e
         orders = {"sasl_username": "orders@shop.example"}
-        with self.assertRaises(obspam.Error) as cm:
-            e.decide_batch([dict(orders, time=T), {"recipients": 0}, dict(orders, time=T + 1)])
-        self.assertEqual(cm.exception.code, obspam.EINVAL)
-        self.assertIsInstance(cm.exception.code, obspam.ErrorCode)
-        self.assertEqual(str(cm.exception), "decide: no recipients")
-        self.assertEqual(str(cm.exception), e.last_error)
-        # the message before the failing one was decided, and so was the one
-        # after it: the C call decides every message
+        got = e.decide_batch([dict(orders, time=T), {"recipients": 0}, dict(orders, time=T + 1),
+                              {"sasl_username": "someone@shop.example", "client_address": "not-an-address",
+                               "time": T + 1}])
+        self.assertEqual(got, [
+            verdict(obspam.ACCEPT, obspam.MAILBOX, "orders@shop.example", 2, 0, 0),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL, "decide: no recipients"),
+            verdict(obspam.ACCEPT, obspam.MAILBOX, "orders@shop.example", 2, 1, 0),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL,
+                           "decide: client address 'not-an-address' is not an IPv4 or IPv6 address"),
+        ])
+        self.assertIsInstance(got[1].status, obspam.ErrorCode)
+        self.assertEqual([v.ok for v in got], [True, False, True, False])
+        # the messages before and after the failing ones were decided and
+        # charged; checking a failed message again charged nothing
         self.assertEqual(e.stats(obspam.MAILBOX, "orders@shop.example", T + 1).count, 2)
-        with self.assertRaises(obspam.Error) as cm:
-            e.decide_batch([dict(orders, time=T + 2), dict(orders, time=-1)])
-        self.assertEqual((cm.exception.code, str(cm.exception)), (obspam.EINVAL, "decide: time is negative"))
+        self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 1).count, 2)
+        got = e.decide_batch([dict(orders, time=T + 2), dict(orders, time=-1)])
+        self.assertEqual(got, [
+            verdict(obspam.REFUSE, obspam.MAILBOX, "orders@shop.example", 2, 2, 3568),
+            obspam.Verdict(-1, -1, "", 0, 0, 0, 0, obspam.EINVAL, "decide: time is negative"),
+        ])
         s = e.stats(obspam.MAILBOX, "orders@shop.example", T + 2)
         self.assertEqual((s.count, s.refused), (2, 1))  # the first was decided (refused)
 
@@ -1305,6 +1320,202 @@ class TestDecideBatch(unittest.TestCase):
         s = e.stats(obspam.MAILBOX, "orders@shop.example", T + 6)
         self.assertEqual((s.count, s.refused), (2, 1))
         self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 6).count, 3)
+
+
+PANEL_CONF = """\
+# Panels: two subscriptions, three domains, four mailboxes.
+plan basic
+subscription acme plan=basic uid=1001 mailbox=5
+subscription zeta uid=1002
+subscription spare
+domain b.test subscription=acme
+domain a.test subscription=acme
+domain z.test subscription=zeta
+mailbox c@a.test
+mailbox a@a.test
+mailbox b@b.test
+mailbox y@z.test
+"""
+
+
+class TestPanels(unittest.TestCase):
+    """enumerate, top, reset and the unknown-uid subscription (1.3)."""
+
+    def setUp(self) -> None:
+        self.e = obspam.Engine()
+        self.e.load_config_string(PANEL_CONF)
+
+    def tearDown(self) -> None:
+        self.e.close()
+
+    def names(self, *args: Any, **kw: Any) -> List[str]:
+        return [x.name for x in self.e.enumerate(*args, **kw)]
+
+    def test_enumerate_in_name_order(self) -> None:
+        e = self.e
+        e.decide(sasl_username="a@a.test", recipients=2, time=T)
+        self.assertEqual(self.names(obspam.MAILBOX, now=T), ["a@a.test", "b@b.test", "c@a.test", "y@z.test"])
+        self.assertEqual(self.names(obspam.DOMAIN, now=T), ["a.test", "b.test", "z.test"])
+        self.assertEqual(self.names(obspam.SUBSCRIPTION, now=T), ["acme", "spare", "zeta"])
+        got = list(e.enumerate(obspam.MAILBOX, now=T))
+        self.assertEqual(got[0], obspam.Entry(obspam.MAILBOX, "a@a.test", e.stats(obspam.MAILBOX, "a@a.test", T)))
+        self.assertEqual(got[0].stats.count, 2)
+        self.assertEqual(got[0].stats.limit, 5)
+        self.assertIs(type(got[0].kind), obspam.Kind)
+        self.assertEqual([x.stats.count for x in got], [2, 0, 0, 0])
+
+    def test_enumerate_under_a_parent_and_active(self) -> None:
+        e = self.e
+        e.decide(sasl_username="c@a.test", time=T)
+        self.assertEqual(self.names(obspam.MAILBOX, parent="A.test"), ["a@a.test", "c@a.test"])
+        self.assertEqual(self.names(obspam.MAILBOX, parent="acme"), ["a@a.test", "b@b.test", "c@a.test"])
+        self.assertEqual(self.names(obspam.DOMAIN, parent="basic"), ["a.test", "b.test"])
+        self.assertEqual(self.names(obspam.MAILBOX, active=True, now=T), ["c@a.test"])
+        self.assertEqual(self.names(obspam.SUBSCRIPTION, active=True, now=T), ["acme"])
+        self.assertEqual(self.names(obspam.DOMAIN, parent="zeta", active=True, now=T), [])
+
+    def test_enumerate_pages(self) -> None:
+        e = self.e
+        want = ["a@a.test", "b@b.test", "c@a.test", "y@z.test"]
+        for page in (1, 2, 3, 4, 5, 1000):
+            self.assertEqual(self.names(obspam.MAILBOX, page=page), want, page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, limit=3), want[:3], page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, after="b@b.test"), want[2:], page)
+            self.assertEqual(self.names(obspam.MAILBOX, page=page, after="b@b.test", limit=1), want[2:3], page)
+        self.assertEqual(self.names(obspam.MAILBOX, after="y@z.test"), [])
+        self.assertEqual(self.names(obspam.MAILBOX, after="c"), ["c@a.test", "y@z.test"])  # any string
+        # A panel's pages: 50 at a time, the next starting after the last.
+        for i in range(120):
+            e.add(obspam.MAILBOX, f"m{i:03d}@b.test")
+        pages: List[List[str]] = []
+        last: Optional[str] = None
+        while True:
+            got = self.names(obspam.MAILBOX, parent="b.test", after=last, limit=50)
+            if not got:
+                break
+            pages.append(got)
+            last = got[-1]
+        self.assertEqual([len(p) for p in pages], [50, 50, 21])
+        self.assertEqual(sum(pages, []), ["b@b.test"] + [f"m{i:03d}@b.test" for i in range(120)])
+        # Objects are fetched a page at a time, between which the engine may change.
+        it = e.enumerate(obspam.MAILBOX, parent="b.test", page=2)
+        self.assertEqual([next(it).name, next(it).name], ["b@b.test", "m000@b.test"])
+        e.remove(obspam.MAILBOX, "m001@b.test")
+        e.add(obspam.MAILBOX, "m0015@b.test")  # sorts after m000@ and before m002@
+        self.assertEqual([next(it).name, next(it).name], ["m0015@b.test", "m002@b.test"])
+
+    def test_enumerate_while_deciding(self) -> None:
+        """Pages are fetched while other threads decide: every object is
+        seen once, in order, and the decisions all count."""
+        e = self.e
+        names = sorted(f"u{i:04d}@b.test" for i in range(600))
+        for name in names:
+            e.add(obspam.MAILBOX, name)
+        stop = threading.Event()
+        decided = [0, 0]
+        accepted = [0, 0]
+
+        def decide(k: int) -> None:
+            while not stop.is_set():
+                v = e.decide(sasl_username=names[(decided[k] * 7 + k) % len(names)], time=T)
+                decided[k] += 1
+                accepted[k] += v.action == obspam.ACCEPT
+
+        threads = [threading.Thread(target=decide, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(5):
+                got = self.names(obspam.MAILBOX, parent="b.test", page=7)
+                self.assertEqual(got, ["b@b.test"] + names)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        # each mailbox takes its limit of 5 at most, and the domain what they took
+        self.assertGreater(sum(decided), 0)
+        self.assertEqual(e.stats(obspam.DOMAIN, "b.test", T).count, sum(accepted))
+        self.assertLessEqual(sum(accepted), 5 * len(names))
+
+    def test_enumerate_errors_at_the_call(self) -> None:
+        e = self.e
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.MAILBOX, parent="nowhere.test")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.PLAN)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        for kw, text in [({"page": 0}, "enumerate: page must be 1 or more, not 0"),
+                         ({"limit": -1}, "enumerate: limit must be 0 (no bound) or more, not -1")]:
+            with self.assertRaises(obspam.Error) as cm:
+                e.enumerate(obspam.MAILBOX, **kw)
+            self.assertEqual((cm.exception.code, str(cm.exception)), (obspam.EINVAL, text))
+        with self.assertRaises(obspam.Error) as cm:
+            e.enumerate(obspam.MAILBOX, after="a\0b")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_top(self) -> None:
+        e = self.e
+        e.decide(sasl_username="a@a.test", recipients=4, time=T)
+        e.decide(sasl_username="a@a.test", recipients=4, time=T + 1)  # refused: 5 per hour
+        e.decide(sasl_username="y@z.test", recipients=3, time=T + 2)
+        e.decide(flags=obspam.MSG_SCRIPT, uid=1002, script="/srv/z/send.php", recipients=6, time=T + 3)
+        row = obspam.ReportRow
+        self.assertEqual(e.top(T0, T0 + 3600), [
+            row(obspam.SUBSCRIPTION, "zeta", 9, 0, 0, 0, 0, 0),
+            row(obspam.SCRIPT, "/srv/z/send.php", 6, 0, 0, 0, 0, 0, "zeta", 1002),
+            row(obspam.SUBSCRIPTION, "acme", 4, 1, 0, 0, 0, 0),
+            row(obspam.DOMAIN, "a.test", 4, 1, 0, 0, 0, 0),
+            row(obspam.MAILBOX, "a@a.test", 4, 1, T + 1, T + 1, 1, 3600),
+            row(obspam.DOMAIN, "z.test", 3, 0, 0, 0, 0, 0),
+            row(obspam.MAILBOX, "y@z.test", 3, 0, 0, 0, 0, 0),
+        ])
+        self.assertEqual([(r.name, r.sent) for r in e.top(T0, T0 + 3600, n=2, kind=obspam.MAILBOX)],
+                         [("a@a.test", 4), ("y@z.test", 3)])
+        self.assertEqual([r.name for r in e.top(T0, T0 + 3600, 1)], ["zeta"])
+        self.assertEqual(e.top(T0 + 3600, T0 + 7200), [])
+        with self.assertRaises(obspam.Error) as cm:
+            e.top(n=-1)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+        with self.assertRaises(obspam.Error) as cm:
+            e.top(kind=obspam.PLAN)
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_reset(self) -> None:
+        e = self.e
+        for i in range(5):
+            e.decide(sasl_username="a@a.test", time=T + i)
+        self.assertEqual(e.decide(sasl_username="a@a.test", time=T + 10).action, obspam.REFUSE)
+        e.reset(obspam.MAILBOX, "A@a.test", T + 20)
+        s = e.stats(obspam.MAILBOX, "a@a.test", T + 20)
+        self.assertEqual((s.count, s.count_minute, s.count_day, s.sending, s.last_reset), (0, 0, 0, True, T + 20))
+        self.assertEqual(e.stats(obspam.DOMAIN, "a.test", T + 20).count, 5)  # only that object
+        self.assertEqual(e.stats(obspam.DOMAIN, "a.test", T + 20).last_reset, 0)
+        self.assertEqual(e.decide(sasl_username="a@a.test", time=T + 21).action, obspam.ACCEPT)
+        # the history keeps what happened
+        self.assertEqual(e.history(obspam.MAILBOX, "a@a.test"), [obspam.HistoryEntry(T0, 6, 1)])
+        with self.assertRaises(obspam.Error) as cm:
+            e.reset(obspam.MAILBOX, "nobody@a.test")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
+        with self.assertRaises(obspam.Error) as cm:
+            e.reset(obspam.PLAN, "basic")
+        self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+    def test_unknown_uid_subscription(self) -> None:
+        e = self.e
+        script = {"flags": obspam.MSG_SCRIPT, "uid": 4242, "script": "/tmp/x.pl", "time": T}
+        self.assertEqual(e.decide(**script), verdict(obspam.UNKNOWN, -1, "", 0, 0, 0))
+        e.set_unknown_uid_subscription("Spare")
+        v = e.decide(**script)
+        self.assertEqual((v.action, v.kind, v.object), (obspam.ACCEPT, obspam.SUBSCRIPTION, "spare"))
+        self.assertEqual(e.stats(obspam.SUBSCRIPTION, "spare", T).count, 1)
+        rows = [r for r in e.report(T0, T0 + 3600) if r.kind == obspam.SCRIPT]
+        self.assertEqual([(r.name, r.subscription, r.uid) for r in rows], [("/tmp/x.pl", "spare", 4242)])
+        e.set_unknown_uid_subscription(None)
+        self.assertEqual(e.decide(**script).action, obspam.UNKNOWN)
+        with self.assertRaises(obspam.Error) as cm:
+            e.set_unknown_uid_subscription("nobody")
+        self.assertEqual(cm.exception.code, obspam.ENOTFOUND)
 
 
 class TestStatistics(unittest.TestCase):
@@ -1383,8 +1594,9 @@ class TestStatistics(unittest.TestCase):
                 # and the domain refused it on its way, and are not reported;
                 # its last attempt went over its hourly limit
                 obspam.ReportRow(obspam.MAILBOX, "info@example.com", 3, 2, T + 60, T + 3700, 2, 3600),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0),
-                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0),
+                # a script's row: the subscription and uid behind it (1.3)
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/Send.php", 4, 0, 0, 0, 0, 0, "acme", 10001),
+                obspam.ReportRow(obspam.SCRIPT, "/srv/www/other.php", 1, 0, 0, 0, 0, 0, "acme", 10001),
             ],
         )
         self.assertIs(type(rows[0].window), obspam.Window)

@@ -238,7 +238,8 @@ static const char *const implicit[] = {
 
 static const char *const script_paths[] = {
     "/var/www/acme/index.php", "/var/www/acme/contact.php",
-    "/var/www/bakery/wp-login.php", "/srv/new/script.php"};
+    "/var/www/bakery/wp-login.php", "/srv/new/script.php",
+    "/var/www/unknown/x.php"};
 #define NSCRIPTS (sizeof(script_paths) / sizeof(script_paths[0]))
 
 /* Every notice delivered since the setup, as text, in order. The callback
@@ -317,7 +318,8 @@ static void put_row(const obspam_report_row *r, void *ud) {
   char line[8192];
 
   tu_row_line(line, sizeof line, r);
-  put(ud, "%s", line);
+  put(ud, "%s  uid %" PRId64 " subscription %s\n", line, r->uid,
+      r->subscription != NULL ? r->subscription : "-");
 }
 
 static void put_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
@@ -437,10 +439,10 @@ static void signature(obspam_engine *e, text *t) {
         MUST(obspam_stats_get(e, kind, name, when[w], &st));
         put(t,
             " | %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-            " %" PRId64 " %" PRId64 " %d %d %s",
+            " %" PRId64 " %" PRId64 " %d %d %s %" PRId64,
             st.sending, st.count, st.refused, st.refused_total, st.last_refused,
             st.exceeded, st.exceeded_total, st.count_day, st.blocked_kind,
-            st.disabled, st.blocked_by);
+            st.disabled, st.blocked_by, st.last_reset);
       }
       put(t, "\n");
       MUST(obspam_history(e, kind, name, 0, INT64_MAX, put_hour, t));
@@ -857,6 +859,65 @@ static int c_report(obspam_engine *e) {
   return obspam_report(e, 0, INT64_MAX, count_row, NULL);
 }
 
+static int count_object(int kind, const char *name, const obspam_stats *st,
+                        void *ud) {
+  (void)kind;
+  (void)name;
+  (void)st;
+  (void)ud;
+  return 0;
+}
+
+static int c_enumerate(obspam_engine *e) {
+  return obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, NOW,
+                          count_object, NULL);
+}
+
+static int c_enumerate_under(obspam_engine *e) {
+  return obspam_enumerate(e, OBSPAM_MAILBOX, "acme", OBSPAM_ENUM_ACTIVE,
+                          "info@acme.example", 2, NOW, count_object, NULL);
+}
+
+static int c_top(obspam_engine *e) {
+  return obspam_top(e, -1, 0, INT64_MAX, 3, count_row, NULL);
+}
+
+static int c_reset(obspam_engine *e) {
+  return obspam_reset(e, OBSPAM_MAILBOX, "info@acme.example", NOW);
+}
+
+/* An object without counters or history: the reset makes its record. */
+static int c_reset_idle(obspam_engine *e) {
+  return obspam_reset(e, OBSPAM_SUBSCRIPTION, "spare", NOW);
+}
+
+static int c_reset_implicit(obspam_engine *e) {
+  return obspam_reset(e, OBSPAM_MAILBOX, "x@shop.acme.example", NOW);
+}
+
+static int c_set_unknown_uid(obspam_engine *e) {
+  return obspam_set_unknown_uid_subscription(e, "spare");
+}
+
+/* A script of a uid nobody owns: UNKNOWN, but kept as a script row. */
+static int c_decide_unknown_uid(obspam_engine *e) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  m.flags = OBSPAM_MSG_SCRIPT;
+  m.uid = 4242;
+  m.script = "/var/www/unknown/x.php";
+  m.time = NOW;
+  return obspam_decide(e, &m, &v);
+}
+
+static int c_load_config_unknown_uid(obspam_engine *e) {
+  static char conf[sizeof(base_conf) + 64];
+
+  snprintf(conf, sizeof(conf), "%sunknown-uid-subscription spare\n", base_conf);
+  return obspam_load_config_string(e, conf);
+}
+
 static int c_set_notify(obspam_engine *e) {
   return obspam_set_notify(e, record_notice, NULL);
 }
@@ -1010,6 +1071,26 @@ static obspam_engine *journaled(void) {
   return e;
 }
 
+/* journaled()'s files, with a reset in the journal. */
+static obspam_engine *journaled_reset(void) {
+  obspam_engine *e = journaled(), *other;
+
+  obspam_engine_free(e);
+  MUST(obspam_engine_new(&other));
+  MUST(obspam_load_config_string(other, base_conf));
+  MUST(obspam_state_load(other, state_path));
+  MUST(obspam_journal_open(other, state_path, 0, NULL, NULL));
+  MUST(obspam_reset(other, OBSPAM_MAILBOX, "info@acme.example", T1 + 50));
+  MUST(obspam_reset(other, OBSPAM_SUBSCRIPTION, "spare", T1 + 55));
+  decide_at(other, "info@acme.example", NULL, 0, -1, NULL, NULL, 2, T1 + 60);
+  obspam_engine_free(other);
+  MUST(obspam_engine_new(&e));
+  MUST(obspam_load_config_string(e, base_conf));
+  MUST(obspam_set_notify(e, record_notice, NULL));
+  MUST(obspam_state_load(e, state_path));
+  return e;
+}
+
 static int c_journal_open(obspam_engine *e) {
   return obspam_journal_open(e, state_path, 0, NULL, NULL);
 }
@@ -1128,6 +1209,17 @@ static const fcase cases[] = {
     {"journal_flush", journal_waiting, c_journal_flush, NULL},
     {"journal_close", journal_waiting, c_journal_close, NULL},
     {"state_save/journal", journal_waiting, c_journal_save, NULL},
+    {"enumerate", rich, c_enumerate, NULL},
+    {"enumerate/under-active-after", rich, c_enumerate_under, NULL},
+    {"top", rich, c_top, NULL},
+    {"reset", rich, c_reset, NULL},
+    {"reset/idle", rich, c_reset_idle, NULL},
+    {"reset/implicit", rich, c_reset_implicit, NULL},
+    {"reset/journal", journal_waiting, c_reset, NULL},
+    {"journal_open/reset", journaled_reset, c_journal_open, NULL},
+    {"set_unknown_uid_subscription", rich, c_set_unknown_uid, NULL},
+    {"decide/unknown-uid", rich, c_decide_unknown_uid, NULL},
+    {"load_config_string/unknown-uid", rich, c_load_config_unknown_uid, NULL},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

@@ -88,6 +88,7 @@ check "ENOMEM: obspam_set_notify, notify_flush" faults set_notify notify_flush
 check "ENOMEM: obspam_state_save" faults state_save
 check "ENOMEM: obspam_state_load" faults state_load
 check "ENOMEM: obspam_journal_open (resumable), flush, close" faults journal_open journal_flush journal_close
+check "ENOMEM: obspam_enumerate, top, reset, set_unknown_uid_subscription" faults enumerate top reset set_unknown_uid_subscription
 
 check "EIO: snapshot on a full disk" tests/faults/save_errors.sh "$OUT/save_errors" full
 check "EIO: snapshot on a read-only file system" tests/faults/save_errors.sh "$OUT/save_errors" readonly

@@ -94,6 +94,17 @@ final class Engine
     public const RECIPIENTS_MAX = 2147483648;
     // openJournal() flag: each flush waits for the disk (1.3).
     public const JOURNAL_FSYNC = 1;
+    // obspam_enumerate() flag: only objects with activity, a count in their
+    // day window or a refusal in the last 60 minutes (enumerate()'s $active, 1.3).
+    public const ENUM_ACTIVE = 1;
+
+    /**
+     * Where a report row's panel fields (1.3) end, as include/obspam.h lays
+     * them out (the tests compare them with the C compiler's): a row whose
+     * struct_size is shorter does not hold them.
+     */
+    private const ROW_SUBSCRIPTION_END = 72;
+    private const ROW_UID_END = 80;
 
     /**
      * The fields decide() accepts, and each message of decideBatch(), with
@@ -115,7 +126,7 @@ final class Engine
 
     /** @var array<string, \FFI> loaded libraries, by the name they were loaded by */
     private static array $libraries = [];
-    /** @var array<int, array{\FFI\CData, \FFI\CData, \FFI\CData}> C callbacks, per library */
+    /** @var array<int, array{\FFI\CData, \FFI\CData, \FFI\CData, \FFI\CData}> C callbacks, per library */
     private static array $holders = [];
     /** @var array<int, NotifyDispatch> the notify state of each open engine, by id */
     private static array $dispatches = [];
@@ -748,13 +759,14 @@ final class Engine
      * empty $list gives []. The messages are not one transaction: other
      * threads may decide between them.
      *
-     * When messages fail, the exception has the code of the first that
-     * failed and the engine's message (that of the last failure, so the
-     * first's when only one failed). Every message of the batch was decided
-     * all the same, those before the failing one and those after it, and the
-     * accepted ones were charged; their verdicts are lost to the caller.
-     * With OPT_NOTIFY_IMMEDIATE, what the notify callback throws is rethrown
-     * here once every message was decided.
+     * Every message gets its own verdict, also when others fail: one that
+     * cannot be decided (no recipients, a client address that is not an
+     * address, a negative time, ...) has a Verdict whose $status is its
+     * OBSPAM_E* code and whose $error says why, as decide() would have
+     * thrown it; the others are decided, and charged when accepted. (Before
+     * 1.3 the whole call threw the first failure and lost every verdict.)
+     * With OPT_NOTIFY_IMMEDIATE, what the notify callback throws is
+     * rethrown here once every message was decided.
      *
      * @param list<array<string, mixed>> $list
      * @return list<Verdict>
@@ -768,7 +780,7 @@ final class Engine
             $this->ensure($e, $this->lib->obspam_decide_batch($e, null, null, null, 0));
             return [];
         }
-        $buffers = []; // the C strings, alive until the call returns
+        $buffers = []; // the C strings, alive until the messages are done with
         $msgs = [];    // the messages, likewise
         $msgPtrs = $this->lib->new("obspam_message *[$n]");
         foreach (array_values($list) as $i => $fields) {
@@ -787,16 +799,45 @@ final class Engine
             $outs[$i]->struct_size = \FFI::sizeof($outs[$i]);
             $outPtrs[$i] = \FFI::addr($outs[$i]);
         }
-        $rcs = $this->lib->new("int[$n]"); // each message's code; the call returns the first failure
+        $rcs = $this->lib->new("int[$n]"); // each message's code
         $rc = $this->lib->obspam_decide_batch($e, $msgPtrs, $outPtrs, $rcs, $n);
-        unset($buffers, $msgs);
         $this->rethrowCallbackErrors();
-        $this->ensure($e, $rc);
+        $failed = false;
+        for ($i = 0; $i < $n; $i++) {
+            $failed = $failed || $rcs[$i] < 0;
+        }
+        if (!$failed) {
+            // Either everything was decided, or the call itself failed.
+            $this->ensure($e, $rc);
+        }
         $verdicts = [];
         for ($i = 0; $i < $n; $i++) {
-            $verdicts[] = self::readVerdict($outs[$i]);
+            $verdicts[] = $rcs[$i] < 0 ? $this->failed($e, $msgs[$i], $rcs[$i]) : self::readVerdict($outs[$i]);
         }
+        unset($buffers, $msgs);
         return $verdicts;
+    }
+
+    /**
+     * The verdict of a message of a batch that failed with $rc. The engine
+     * keeps the message of its last failure only, so the message is checked
+     * again alone: a bad message fails obspam_check() exactly as it failed
+     * in the batch, without charging or recording anything. A failure that
+     * does not come back (out of memory, say) is told by its code's
+     * description.
+     */
+    private function failed(\FFI\CData $e, \FFI\CData $msg, int $rc): Verdict
+    {
+        $out = $this->lib->new('obspam_verdict');
+        $out->struct_size = \FFI::sizeof($out);
+        $error = '';
+        if ($this->lib->obspam_check($e, \FFI::addr($msg), \FFI::addr($out)) === $rc) {
+            $error = $this->errmsg($e);
+        }
+        if ($error === '') {
+            $error = 'decide: ' . $this->lib->obspam_strerror($rc);
+        }
+        return new Verdict(-1, -1, '', 0, 0, 0, 0, $rc, $error);
     }
 
     /** Builds an obspam_message from $fields and calls $function with it. */
@@ -876,6 +917,12 @@ final class Engine
         $out = $this->lib->new('obspam_stats');
         $out->struct_size = \FFI::sizeof($out);
         $this->ensure($e, $this->lib->obspam_stats_get($e, $kind, self::str($name, 'stats'), $now, \FFI::addr($out)));
+        return self::readStats($out);
+    }
+
+    /** The Stats of an obspam_stats (or a pointer to one). */
+    private static function readStats(\FFI\CData $out): Stats
+    {
         return new Stats(
             $out->sending !== 0,
             $out->limit,
@@ -892,6 +939,7 @@ final class Engine
             $out->blocked_kind,
             $out->disabled !== 0,
             \FFI::string($out->blocked_by),
+            $out->last_reset,
         );
     }
 
@@ -948,6 +996,162 @@ final class Engine
         }
         $this->ensure($e, $rc);
         return $rows;
+    }
+
+    /**
+     * obspam_top(): the top senders over the clock hours that overlap
+     * [$from, $to), whether or not they hit a limit (1.3): the $n rows (0:
+     * all) of $kind (SUBSCRIPTION, DOMAIN, MAILBOX or SCRIPT; null: every
+     * kind) that sent most, most sent first, then most refused, ties by kind
+     * and name; rows as report() gives them (a script's with its
+     * subscription and uid). $to null means no end.
+     *
+     * @return list<ReportRow>
+     */
+    public function top(int $from = 0, ?int $to = null, int $n = 0, ?int $kind = null): array
+    {
+        $e = $this->handle('top');
+        if ($n < 0) {
+            throw new Exception("top: n must be 0 (all) or more, not $n", self::EINVAL);
+        }
+        [, $reportFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_top(
+                $e,
+                self::int32($kind ?? -1, 'top: kind'),
+                $from,
+                $to ?? PHP_INT_MAX,
+                $n,
+                $reportFn->fn,
+                null,
+            );
+        } finally {
+            $rows = array_pop(self::$sinks);
+        }
+        $this->ensure($e, $rc);
+        return $rows;
+    }
+
+    // ---- panels (1.3) ---------------------------------------------------
+
+    /**
+     * obspam_enumerate(): the subscriptions, domains or mailboxes ($kind;
+     * implicit mailboxes included) in name order, each an Entry with its
+     * live status at $now (0: now), as a generator (1.3).
+     *
+     * $parent keeps those under one plan, subscription or domain; $active
+     * only those with a count in their day window or a refusal in the last
+     * 60 minutes; $after starts after that name (a panel's "next page"
+     * link); $limit stops after that many (0: no bound). The objects are
+     * fetched $page at a time, each page in one call that holds the engine,
+     * never between pages: a loop over a million mailboxes does not stop
+     * the decisions.
+     *
+     * The first page is fetched by this call, so a bad kind or an unknown
+     * parent throws here (ENOTFOUND for the parent); the rest as the
+     * generator is consumed.
+     *
+     * @return \Generator<int, Entry>
+     */
+    public function enumerate(
+        int $kind,
+        ?string $parent = null,
+        bool $active = false,
+        ?string $after = null,
+        int $limit = 0,
+        int $page = 1000,
+        int $now = 0,
+    ): \Generator {
+        $this->handle('enumerate');
+        if ($limit < 0) {
+            throw new Exception("enumerate: limit must be 0 (no bound) or more, not $limit", self::EINVAL);
+        }
+        if ($page < 1) {
+            throw new Exception("enumerate: page must be 1 or more, not $page", self::EINVAL);
+        }
+        $kind = self::int32($kind, 'enumerate: kind');
+        $parent = self::str($parent, 'enumerate: parent');
+        $flags = $active ? self::ENUM_ACTIVE : 0;
+        $asked = $limit === 0 ? $page : min($page, $limit);
+        $first = $this->page($kind, $parent, $flags, self::str($after, 'enumerate: after'), $asked, $now);
+        return $this->pages($kind, $parent, $flags, $first, $asked, $limit, $page, $now);
+    }
+
+    /**
+     * The generator of enumerate(), from its first page.
+     *
+     * @param list<Entry> $entries
+     * @return \Generator<int, Entry>
+     */
+    private function pages(
+        int $kind,
+        ?string $parent,
+        int $flags,
+        array $entries,
+        int $asked,
+        int $limit,
+        int $page,
+        int $now,
+    ): \Generator {
+        $given = 0;
+        while (true) {
+            foreach ($entries as $entry) {
+                yield $given++ => $entry;
+            }
+            // A short page is the last one; so is the page that reaches the bound.
+            if (count($entries) < $asked || ($limit !== 0 && $given >= $limit)) {
+                return;
+            }
+            $asked = $limit === 0 ? $page : min($page, $limit - $given);
+            $entries = $this->page($kind, $parent, $flags, $entries[count($entries) - 1]->name, $asked, $now);
+        }
+    }
+
+    /**
+     * One call of obspam_enumerate(): up to $n objects after $after.
+     *
+     * @return list<Entry>
+     */
+    private function page(int $kind, ?string $parent, int $flags, ?string $after, int $n, int $now): array
+    {
+        $e = $this->handle('enumerate');
+        [, , , $enumerateFn] = $this->holders();
+        self::$sinks[] = [];
+        try {
+            $rc = $this->lib->obspam_enumerate($e, $kind, $parent, $flags, $after, $n, $now, $enumerateFn->fn, null);
+        } finally {
+            $entries = array_pop(self::$sinks);
+        }
+        $this->ensure($e, $rc);
+        return $entries;
+    }
+
+    /**
+     * obspam_reset(): empties every window of a subscription, domain or
+     * mailbox at $now (0: now), after a password change say: it may send
+     * its whole limit again. Its history keeps what happened, and
+     * Stats::$lastReset tells when (1.3).
+     */
+    public function reset(int $kind, string $name, int $now = 0): void
+    {
+        $e = $this->handle('reset');
+        $this->ensure($e, $this->lib->obspam_reset($e, $kind, self::str($name, 'reset'), $now));
+    }
+
+    /**
+     * obspam_set_unknown_uid_subscription(): the subscription charged for
+     * mail of a local script whose uid no subscription owns (null or "":
+     * none, the default; such mail is then UNKNOWN, and reported by uid)
+     * (1.3).
+     */
+    public function setUnknownUidSubscription(?string $subscription): void
+    {
+        $e = $this->handle('setUnknownUidSubscription');
+        $this->ensure($e, $this->lib->obspam_set_unknown_uid_subscription(
+            $e,
+            self::str($subscription, 'set_unknown_uid_subscription'),
+        ));
     }
 
     // ---- notifications --------------------------------------------------
@@ -1152,7 +1356,7 @@ final class Engine
      * first two put rows into the innermost sink; the third finds its
      * engine's NotifyDispatch by the id in its user data.
      *
-     * @return array{\FFI\CData, \FFI\CData, \FFI\CData}
+     * @return array{\FFI\CData, \FFI\CData, \FFI\CData, \FFI\CData}
      */
     private function holders(): array
     {
@@ -1165,6 +1369,9 @@ final class Engine
             };
             $report = $lib->new('struct { void (*fn)(const obspam_report_row *row, void *ud); }');
             $report->fn = static function ($row, $ud): void {
+                // Read as far as the library's struct_size says it wrote
+                // the row: a 1.3 library built before the panel fields
+                // passes rows without them.
                 self::$sinks[array_key_last(self::$sinks)][] = new ReportRow(
                     $row->kind,
                     (string) $row->name,
@@ -1174,6 +1381,8 @@ final class Engine
                     $row->last_refused,
                     $row->exceeded,
                     $row->window,
+                    $row->struct_size >= self::ROW_SUBSCRIPTION_END ? $row->subscription : null,
+                    $row->struct_size >= self::ROW_UID_END ? $row->uid : -1,
                 );
             };
             $notify = $lib->new('struct { void (*fn)(const obspam_notice *n, void *ud); }');
@@ -1181,7 +1390,13 @@ final class Engine
                 $dispatch = self::$dispatches[$lib->cast('int64_t *', $ud)[0]] ?? null;
                 $dispatch?->onNotice($n);
             };
-            self::$holders[$key] = [$history, $report, $notify];
+            $enumerate = $lib->new('struct { int (*fn)(int, const char *, const obspam_stats *, void *); }');
+            $enumerate->fn = static function (int $kind, $name, $st, $ud): int {
+                $name = (string) $name;
+                self::$sinks[array_key_last(self::$sinks)][] = new Entry($kind, $name, self::readStats($st));
+                return 0;
+            };
+            self::$holders[$key] = [$history, $report, $notify, $enumerate];
         }
         return self::$holders[$key];
     }

@@ -27,6 +27,17 @@ final class ReportRow
          * scripts, and when there was none (1.3).
          */
         public readonly int $window,
+        /**
+         * A script's row: the subscription of the last message from that
+         * path, null when no subscription owns its uid; null in other rows
+         * (1.3).
+         */
+        public readonly ?string $subscription = null,
+        /**
+         * A script's row: the uid of the last message from that path, -1
+         * when unknown; -1 in other rows (1.3).
+         */
+        public readonly int $uid = -1,
     ) {
     }
 }

@@ -44,6 +44,8 @@ final class Stats
         public readonly bool $disabled,
         /** That object's name; "" when none (1.3). */
         public readonly string $blockedBy,
+        /** Time of the last Engine::reset(); 0: never (1.3). */
+        public readonly int $lastReset = 0,
     ) {
     }
 }

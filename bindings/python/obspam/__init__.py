@@ -38,7 +38,7 @@ import threading
 from collections.abc import Mapping as _Mapping
 from ctypes import POINTER, byref, c_int, c_int64, c_void_p, pointer
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._errors import Error, LibraryError
@@ -53,6 +53,7 @@ __all__ = [
     "HistoryEntry",
     "ReportRow",
     "Notice",
+    "Entry",
     "ErrorCode",
     "Kind",
     "Action",
@@ -112,6 +113,7 @@ __all__ = [
     "WINDOW_DAY",
     "RECIPIENTS_MAX",
     "JOURNAL_FSYNC",
+    "ENUM_ACTIVE",
 ]
 
 #: The version of this binding (it follows the library it was written for).
@@ -254,6 +256,10 @@ WINDOW_DAY = Window.DAY
 RECIPIENTS_MAX = 2**31
 #: :meth:`Engine.open_journal` flag: each flush waits for the disk (1.3).
 JOURNAL_FSYNC = 1
+#: ``obspam_enumerate`` flag (1.3): only objects with activity, a count in
+#: their day window or a refusal in the last 60 minutes
+#: (:meth:`Engine.enumerate` sets it for ``active=True``).
+ENUM_ACTIVE = 1
 
 _INT64_MAX = 2**63 - 1
 
@@ -274,6 +280,12 @@ class Verdict:
     ``limit`` and ``count`` are that window's; on ACCEPT it is the hour. For
     the recipients cap ``window`` is 0, ``limit`` the cap and ``count`` the
     message's recipients; for forbidden scripts ``window`` is 0 too.
+
+    ``status`` and ``error`` tell a message of :meth:`Engine.decide_batch`
+    that could not be decided: its ``OBSPAM_E*`` code (an
+    :class:`ErrorCode`) and why, while the other fields say nothing
+    (``action`` and ``kind`` -1, ``object`` "", the numbers 0). A verdict
+    that was given has ``status`` 0 (``OK``) and ``error`` "".
     """
 
     action: int
@@ -283,6 +295,13 @@ class Verdict:
     count: int
     retry_after: int
     window: int
+    status: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the message was decided (``status`` is 0)."""
+        return self.status == 0
 
 
 @dataclass(frozen=True)
@@ -311,6 +330,7 @@ class Stats:
     blocked_kind: int
     disabled: bool  #: True while protection is off (1.3)
     blocked_by: str  #: the name of that object; "" when none (1.3)
+    last_reset: int = 0  #: time of the last :meth:`Engine.reset`; 0: never (1.3)
 
 
 @dataclass(frozen=True)
@@ -337,6 +357,22 @@ class ReportRow:
     #: limit in the period; 0 for the recipients cap, forbidden scripts, and
     #: when there was none (1.3)
     window: int
+    #: a script's row: the subscription of the last message from that
+    #: path, None when no subscription owns its uid; None in other rows (1.3)
+    subscription: Optional[str] = None
+    #: a script's row: the uid of the last message from that path, -1 when
+    #: unknown; -1 in other rows (1.3)
+    uid: int = -1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One object of :meth:`Engine.enumerate`: a subscription, domain or
+    mailbox with its live status."""
+
+    kind: int  #: SUBSCRIPTION, DOMAIN or MAILBOX
+    name: str  #: lower case
+    stats: Stats  #: as :meth:`Engine.stats` gives it
 
 
 @dataclass(frozen=True)
@@ -467,6 +503,51 @@ def _read_verdict(out: _native.Verdict) -> Verdict:
         count=out.count,
         retry_after=out.retry_after,
         window=_window(out.window),
+    )
+
+
+def _read_stats(out: _native.Stats) -> Stats:
+    return Stats(
+        sending=bool(out.sending),
+        limit=out.limit,
+        count=out.count,
+        refused=out.refused,
+        refused_total=out.refused_total,
+        last_refused=out.last_refused,
+        exceeded=out.exceeded,
+        exceeded_total=out.exceeded_total,
+        limit_minute=out.limit_minute,
+        count_minute=out.count_minute,
+        limit_day=out.limit_day,
+        count_day=out.count_day,
+        blocked_kind=_kind(out.blocked_kind),
+        disabled=bool(out.disabled),
+        blocked_by=_dec(out.blocked_by),
+        last_reset=out.last_reset,
+    )
+
+
+#: Where a report row's panel fields (1.3) end: a library row that is
+#: shorter (its struct_size) does not hold them.
+_ROW_SUBSCRIPTION_END = _native.ReportRow.subscription.offset + ctypes.sizeof(ctypes.c_char_p)
+_ROW_UID_END = _native.ReportRow.uid.offset + ctypes.sizeof(c_int64)
+
+
+def _read_row(r: _native.ReportRow) -> ReportRow:
+    """A report row, read as far as the library's struct_size says it
+    wrote it: a 1.3 library built before the panel fields passes rows
+    without them."""
+    return ReportRow(
+        kind=_kind(r.kind),
+        name=_dec(r.name),
+        sent=r.sent,
+        refused=r.refused,
+        first_refused=r.first_refused,
+        last_refused=r.last_refused,
+        exceeded=r.exceeded,
+        window=_window(r.window),
+        subscription=_opt_dec(r.subscription) if r.struct_size >= _ROW_SUBSCRIPTION_END else None,
+        uid=r.uid if r.struct_size >= _ROW_UID_END else -1,
     )
 
 
@@ -1086,13 +1167,15 @@ class Engine:
         not a mapping. The messages are not one transaction: other threads
         may decide between them.
 
-        When messages fail, :class:`Error` is raised with the code of the
-        first that failed and the engine's message (that of the last failure,
-        so the first's when only one failed). Every message of the batch was
-        decided all the same, those before the failing one and those after
-        it, and the accepted ones were charged; their verdicts are lost to
-        the caller. With ``OPT_NOTIFY_IMMEDIATE``, what the notify callback
-        raises propagates from here once every message was decided.
+        Every message gets its own verdict, also when others fail: one that
+        cannot be decided (no recipients, a client address that is not an
+        address, a negative time, ...) has a :class:`Verdict` whose
+        ``status`` is its ``OBSPAM_E*`` code and whose ``error`` says why,
+        as :meth:`decide` would have raised it; the others are decided, and
+        charged when accepted. (Before 1.3 the whole call raised the first
+        failure's :class:`Error` and lost every verdict.) With
+        ``OPT_NOTIFY_IMMEDIATE``, what the notify callback raises propagates
+        from here once every message was decided.
         """
         what = "decide_batch"
         msgs: List[_native.Message] = []
@@ -1109,16 +1192,43 @@ class Engine:
         outs = [_new_verdict() for _ in range(n)]
         msg_ptrs = (POINTER(_native.Message) * n)(*(pointer(m) for m in msgs))
         out_ptrs = (POINTER(_native.Verdict) * n)(*(pointer(o) for o in outs))
-        rcs = (c_int * n)()  # each message's code; the call returns the first failure
+        rcs = (c_int * n)()  # each message's code
         ptr = self._enter(what)
         try:
             rc = self._lib.obspam_decide_batch(ptr, msg_ptrs, out_ptrs, rcs, n)
-            if rc < 0:
+            if rc < 0 and not any(r < 0 for r in rcs):
+                # The call itself failed (nothing was decided).
                 raise self._error(ptr, rc)
+            verdicts = [_read_verdict(out) for out in outs]
+            for i in range(n):
+                if rcs[i] < 0:
+                    verdicts[i] = self._failed(ptr, msgs[i], rcs[i])
         finally:
             self._leave()
             self._callbacks.raise_pending(what)
-        return [_read_verdict(out) for out in outs]
+        return verdicts
+
+    def _failed(self, ptr: c_void_p, msg: _native.Message, rc: int) -> Verdict:
+        """The verdict of a message of a batch that failed with rc.
+
+        The engine keeps the message of its last failure only, so the
+        message is checked again alone: a bad message fails obspam_check
+        exactly as it failed in the batch, without charging or recording
+        anything. A failure that does not come back (out of memory, say)
+        is told by its code's description.
+        """
+        out = _new_verdict()
+        error = ""
+        if self._lib.obspam_check(ptr, byref(msg), byref(out)) == rc:
+            error = self._errmsg(ptr)
+        if not error:
+            error = "decide: " + _dec(self._lib.obspam_strerror(rc))
+        try:
+            status: int = ErrorCode(rc)
+        except ValueError:
+            status = rc
+        return Verdict(action=-1, kind=-1, object="", limit=0, count=0, retry_after=0,
+                       window=0, status=status, error=error)
 
     def _verdict(
         self,
@@ -1162,23 +1272,7 @@ class Engine:
             int(now),
             byref(out),
         )
-        return Stats(
-            sending=bool(out.sending),
-            limit=out.limit,
-            count=out.count,
-            refused=out.refused,
-            refused_total=out.refused_total,
-            last_refused=out.last_refused,
-            exceeded=out.exceeded,
-            exceeded_total=out.exceeded_total,
-            limit_minute=out.limit_minute,
-            count_minute=out.count_minute,
-            limit_day=out.limit_day,
-            count_day=out.count_day,
-            blocked_kind=_kind(out.blocked_kind),
-            disabled=bool(out.disabled),
-            blocked_by=_dec(out.blocked_by),
-        )
+        return _read_stats(out)
 
     # -- history and reports --
 
@@ -1226,40 +1320,164 @@ class Engine:
         first, ties by name; then the scripts without refusals, most sent
         first. Times are taken as they are; ``end`` None means no end.
         """
+        return self._rows(
+            "report", self._lib.obspam_report, int(start),
+            _INT64_MAX if end is None else int(end),
+        )
+
+    def top(
+        self,
+        start: int = 0,
+        end: Optional[int] = None,
+        n: int = 0,
+        kind: Optional[int] = None,
+    ) -> List[ReportRow]:
+        """``obspam_top()`` (1.3): the top senders over the clock hours that
+        overlap [start, end), whether or not they hit a limit.
+
+        The ``n`` rows (0: all) of ``kind`` (SUBSCRIPTION, DOMAIN, MAILBOX
+        or SCRIPT; None: every kind) that sent most, most sent first, then
+        most refused, ties by kind and name; rows as :meth:`report` gives
+        them (a script's with its ``subscription`` and ``uid``). Times are
+        taken as they are; ``end`` None means no end.
+        """
+        if n < 0:
+            raise Error(EINVAL, f"top: n must be 0 (all) or more, not {n}")
+        return self._rows(
+            "top", self._lib.obspam_top, -1 if kind is None else int(kind),
+            int(start), _INT64_MAX if end is None else int(end), int(n),
+        )
+
+    def _rows(self, what: str, function: Any, *args: Any) -> List[ReportRow]:
+        """Calls a C function that hands report rows to a callback (its
+        last two arguments) and returns them."""
         rows: List[ReportRow] = []
         callbacks = self._callbacks
 
         def collect(ptr: Any, _ud: Any) -> None:
             try:
-                r = ptr.contents
-                rows.append(
-                    ReportRow(
-                        kind=_kind(r.kind),
-                        name=_dec(r.name),
-                        sent=r.sent,
-                        refused=r.refused,
-                        first_refused=r.first_refused,
-                        last_refused=r.last_refused,
-                        exceeded=r.exceeded,
-                        window=_window(r.window),
-                    )
-                )
+                rows.append(_read_row(ptr.contents))
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 callbacks.store(exc)
 
         thunk = _native.REPORT_FN(collect)
         try:
-            self._call(
-                "report",
-                self._lib.obspam_report,
-                int(start),
-                _INT64_MAX if end is None else int(end),
-                thunk,
-                None,
-            )
+            self._call(what, function, *args, thunk, None)
         finally:
-            callbacks.raise_pending("report")
+            callbacks.raise_pending(what)
         return rows
+
+    # -- panels (1.3) --
+
+    def enumerate(
+        self,
+        kind: int,
+        parent: Optional[str] = None,
+        active: bool = False,
+        after: Optional[str] = None,
+        limit: int = 0,
+        page: int = 1000,
+        now: int = 0,
+    ) -> Iterator[Entry]:
+        """``obspam_enumerate()`` (1.3): the subscriptions, domains or
+        mailboxes (``kind``; implicit mailboxes included) in name order,
+        each an :class:`Entry` with its live status at ``now`` (0: now).
+
+        ``parent`` keeps those under one plan, subscription or domain;
+        ``active`` only those with a count in their day window or a
+        refusal in the last 60 minutes; ``after`` starts after that name
+        (a panel's "next page" link); ``limit`` stops after that many (0:
+        no bound). The objects are fetched ``page`` at a time, each page in
+        one call that holds the engine, never between pages: a loop over a
+        million mailboxes does not stop the decisions, and objects added or
+        removed meanwhile are seen or not by their place in the order.
+
+        The first page is fetched by this call, so a bad kind or an unknown
+        parent raises :class:`Error` here (``ENOTFOUND`` for the parent);
+        the rest as the iterator is consumed.
+        """
+        if limit < 0:
+            raise Error(EINVAL, f"enumerate: limit must be 0 (no bound) or more, not {limit}")
+        if page < 1:
+            raise Error(EINVAL, f"enumerate: page must be 1 or more, not {page}")
+        flags = ENUM_ACTIVE if active else 0
+        raw_parent = _enc(parent, "enumerate: parent")
+        asked = page if limit == 0 else min(page, limit)
+        first = self._page(int(kind), raw_parent, flags, _enc(after, "enumerate: after"),
+                           asked, int(now))
+        return self._pages(int(kind), raw_parent, flags, first, asked, limit, page, int(now))
+
+    def _pages(
+        self,
+        kind: int,
+        parent: Optional[bytes],
+        flags: int,
+        entries: List[Tuple[bytes, Entry]],
+        asked: int,
+        limit: int,
+        page: int,
+        now: int,
+    ) -> Iterator[Entry]:
+        given = 0
+        while True:
+            for _, entry in entries:
+                yield entry
+            given += len(entries)
+            # A short page is the last one; so is the page that reaches the bound.
+            if len(entries) < asked or (limit and given >= limit):
+                return
+            asked = page if limit == 0 else min(page, limit - given)
+            entries = self._page(kind, parent, flags, entries[-1][0], asked, now)
+
+    def _page(
+        self,
+        kind: int,
+        parent: Optional[bytes],
+        flags: int,
+        after: Optional[bytes],
+        n: int,
+        now: int,
+    ) -> List[Tuple[bytes, Entry]]:
+        """One call of obspam_enumerate: up to n objects after ``after``,
+        each with its name as the library gave it (the next page starts
+        after those bytes)."""
+        entries: List[Tuple[bytes, Entry]] = []
+        callbacks = self._callbacks
+
+        def collect(k: int, name: Optional[bytes], st: Any, _ud: Any) -> int:
+            try:
+                raw = name or b""
+                entries.append((raw, Entry(_kind(k), _dec(raw), _read_stats(st.contents))))
+                return 0
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                callbacks.store(exc)
+                return 1  # stop: the exception ends the iteration
+
+        thunk = _native.ENUM_FN(collect)
+        try:
+            self._call("enumerate", self._lib.obspam_enumerate, kind, parent, flags,
+                       after, n, now, thunk, None)
+        finally:
+            callbacks.raise_pending("enumerate")
+        return entries
+
+    def reset(self, kind: int, name: str, now: int = 0) -> None:
+        """``obspam_reset()`` (1.3): empties every window of a subscription,
+        domain or mailbox at ``now`` (0: now), after a password change say:
+        it may send its whole limit again. Its history keeps what
+        happened, and :attr:`Stats.last_reset` tells when."""
+        self._call("reset", self._lib.obspam_reset, int(kind), _enc(name, "reset"), int(now))
+
+    def set_unknown_uid_subscription(self, subscription: Optional[str]) -> None:
+        """``obspam_set_unknown_uid_subscription()`` (1.3): the subscription
+        charged for mail of a local script whose uid no subscription owns
+        (None or "": none, the default; such mail is then ``UNKNOWN``, and
+        reported by uid)."""
+        self._call(
+            "set_unknown_uid_subscription",
+            self._lib.obspam_set_unknown_uid_subscription,
+            _enc(subscription, "set_unknown_uid_subscription"),
+        )
 
     # -- notifications --
 

@@ -113,6 +113,8 @@ class Stats(Structure):
         ("blocked_kind", c_int32),
         ("disabled", c_int32),
         ("blocked_by", c_char * 328),
+        # 1.3: panels
+        ("last_reset", c_int64),
     ]
 
 
@@ -130,6 +132,9 @@ class ReportRow(Structure):
         # 1.3
         ("exceeded", c_int64),
         ("window", c_int64),
+        # 1.3: panels
+        ("subscription", c_char_p),
+        ("uid", c_int64),
     ]
 
 
@@ -163,6 +168,8 @@ HISTORY_FN = CFUNCTYPE(None, c_int64, c_int64, c_int64, c_void_p)
 REPORT_FN = CFUNCTYPE(None, POINTER(ReportRow), c_void_p)
 #: void (*)(const obspam_notice *n, void *ud)
 NOTIFY_FN = CFUNCTYPE(None, POINTER(Notice), c_void_p)
+#: int (*)(int kind, const char *name, const obspam_stats *st, void *ud)
+ENUM_FN = CFUNCTYPE(c_int, c_int, c_char_p, POINTER(Stats), c_void_p)
 
 _E = c_void_p  # obspam_engine *, opaque
 _I64P = POINTER(c_int64)
@@ -223,6 +230,13 @@ PROTOTYPES = {
         [_E, c_int, c_char_p, c_int64, c_int64, HISTORY_FN, c_void_p],
     ),
     "obspam_report": (c_int, [_E, c_int64, c_int64, REPORT_FN, c_void_p]),
+    "obspam_enumerate": (
+        c_int,
+        [_E, c_int, c_char_p, c_uint32, c_char_p, c_size_t, c_int64, ENUM_FN, c_void_p],
+    ),
+    "obspam_top": (c_int, [_E, c_int, c_int64, c_int64, c_size_t, REPORT_FN, c_void_p]),
+    "obspam_reset": (c_int, [_E, c_int, c_char_p, c_int64]),
+    "obspam_set_unknown_uid_subscription": (c_int, [_E, c_char_p]),
     "obspam_set_notify": (c_int, [_E, NOTIFY_FN, c_void_p]),
     "obspam_notify_flush": (c_int, [_E, c_int64]),
     "obspam_state_save": (c_int, [_E, c_char_p]),
