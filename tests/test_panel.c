@@ -611,3 +611,25 @@ Test(top, script_uid_kept_by_a_snapshot, .init = setup_files,
   obspam_engine_free(e);
   e = saved;
 }
+
+/* A script's uid is in its journal record (flag 8): replayed, the row has
+   it. */
+Test(top, script_uid_kept_by_the_journal, .init = setup_files,
+     .fini = teardown_files) {
+  obspam_engine *saved = e;
+  int64_t replayed = -1;
+  rows r = {{0}};
+
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  traffic();
+  OK(obspam_journal_flush(e));
+  e = tu_new_conf(CONF);
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  /* Every decision that changed a counter: the unknown uids' rows are
+     not journaled. */
+  cr_assert_eq(replayed, 10, "replayed %" PRId64, replayed);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /www/x.php 4/0 1001 acme\n");
+  obspam_engine_free(e);
+  e = saved;
+}
