@@ -633,3 +633,18 @@ Test(top, script_uid_kept_by_the_journal, .init = setup_files,
   obspam_engine_free(e);
   e = saved;
 }
+
+/* A reload keeps what a reset did, as it keeps the counters. */
+Test(reset, kept_by_a_reload, .init = setup, .fini = teardown) {
+  obspam_stats st;
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_load_config_string(e, CONF));
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 12);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+}
