@@ -230,9 +230,12 @@ typedef struct obspam_report_row {
      in the period; 0 for the recipients cap, for forbidden scripts, and
      when there was none. */
   int64_t window;
-  /* A script's row: the subscription and the uid of the last message
-     from that path (subscription NULL when no subscription owns the
-     uid, uid -1 when unknown); NULL and -1 in other rows. */
+  /* A script's row: the uid of the last message from that path (-1
+     unknown) and the subscription behind it: the one that owns that uid
+     when the report is made, else the unknown-uid subscription
+     (obspam_set_unknown_uid_subscription), else NULL; with a shared
+     Redis store, the subscription its mail was charged to, and uid -1.
+     NULL and -1 in other rows. */
   const char *subscription;
   int64_t uid;
 } obspam_report_row;
@@ -536,12 +539,18 @@ OBSPAM_API int obspam_report(obspam_engine *e, int64_t from, int64_t to,
    objects of kind (OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN or OBSPAM_MAILBOX,
    implicit mailboxes included) that sort after `after` (NULL or "": from
    the first), that lie under `parent` when it is not NULL (an object of
-   a higher kind: a plan, subscription or domain), and that flags admit,
-   at most max of them (0: no bound), each with its status at now (0 =
-   now) as obspam_stats_get gives it. fn returns 0 to go on, anything
-   else to stop. The engine is held for one call only: a panel pages
-   through a million mailboxes by calling again with after = the last
-   name it was given. OBSPAM_ENOTFOUND for an unknown parent. */
+   a higher kind: a plan, subscription or domain; the name is looked up
+   from the kind just above kind upwards, so a mailbox's parent is a
+   domain before a subscription or plan of the same name), and that
+   flags admit, at most max of them (0: no bound), each with its status
+   at now (0 = now) as obspam_stats_get gives it. fn returns 0 to go on,
+   anything else to stop. The engine is held for one call only, and
+   within it for at most 1024 objects at a time: a panel pages through a
+   million mailboxes by calling again with after = the last name it was
+   given (any text is a cursor, compared with the lower-case names).
+   OBSPAM_EINVAL for another kind, unknown flags, a NULL fn, a negative
+   time, a malformed parent or an after longer than OBSPAM_NAME_MAX;
+   OBSPAM_ENOTFOUND for an unknown parent. */
 OBSPAM_API int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
                                 uint32_t flags, const char *after, size_t max,
                                 int64_t now,
@@ -553,7 +562,7 @@ OBSPAM_API int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
    or not they hit a limit: the n rows (0: all) of kind (OBSPAM_SUBSCRIPTION,
    DOMAIN, MAILBOX or SCRIPT; -1: every kind) that sent most, most sent
    first, then most refused, ties by kind and name; rows as obspam_report
-   gives them. */
+   gives them. OBSPAM_EINVAL for another kind or a NULL fn. */
 OBSPAM_API int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
                           size_t n,
                           void (*fn)(const obspam_report_row *row, void *ud),
@@ -561,14 +570,24 @@ OBSPAM_API int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
 
 /* Empties every window of a subscription, domain or mailbox (after a
    password change, say) at now (0 = now): it may send its whole limit
-   again. Its history keeps what happened; the time of the reset is the
-   stats' last_reset. */
+   again. Its day window starts at the reset. Its ancestors keep their
+   counts; its history and totals keep what happened; the time of the
+   reset is the stats' last_reset. Snapshots keep it and the journal
+   records it. OBSPAM_ENOTFOUND for an unknown object; OBSPAM_EINVAL
+   for another kind, a negative time, and while a shared counter store
+   (obspam_set_store) holds the counters: its windows are every
+   server's. */
 OBSPAM_API int obspam_reset(obspam_engine *e, int kind, const char *name,
                             int64_t now);
 
 /* The subscription charged for mail of a local script whose uid no
-   subscription owns (NULL or "": none, the default; such mail is then
-   OBSPAM_UNKNOWN, and reported by uid). */
+   subscription owns, under its own limits (NULL or "": none, the
+   default). The `unknown-uid-subscription NAME` line of a configuration
+   file sets it too; a load without the line clears it. Without one such
+   mail is OBSPAM_UNKNOWN and charged to nothing, but the in-memory store
+   keeps it as a script row (obspam_report, obspam_top, obspam_history):
+   named by its path, or "uid N" when it has none, with uid N and
+   subscription NULL. OBSPAM_ENOTFOUND for an unknown subscription. */
 OBSPAM_API int obspam_set_unknown_uid_subscription(obspam_engine *e,
                                                    const char *subscription);
 

@@ -364,31 +364,34 @@ static void limits(const obspam__tree *t, obspam__charge *ch) {
 
 /* Mail of a script whose uid no subscription owns is UNKNOWN, but the
    store keeps it as a script row, by its path or else as "uid N", so
-   that reports show it. OBSPAM_OK, or OBSPAM_ENOMEM (recorded). */
-static int note_unknown(obspam_engine *e, const obspam__conf *c, decision *d) {
+   that reports show it: a note (store.h) queued as charges are. 0 when
+   there is one to make, 1 when there is nothing to name it by. */
+static int note_unknown(const obspam__conf *c, decision *d) {
   const obspam_message *msg = d->msg;
+  obspam__charge *ch = &d->ch;
   int64_t rcpt = msg->recipients > OBSPAM_RECIPIENTS_MAX
                      ? OBSPAM_RECIPIENTS_MAX
                      : (int64_t)msg->recipients;
-  size_t len;
-  int rc;
 
-  if (e->store->ops->note_script == NULL)
-    return OBSPAM_OK;
   if (msg->script != NULL && msg->script[0] != '\0')
-    len = clean_script(msg->script, d->script);
+    ch->script_len = clean_script(msg->script, d->script);
   else if (msg->uid >= 0)
-    len = (size_t)snprintf(d->script, sizeof(d->script), "uid %lld",
-                           (long long)msg->uid);
+    ch->script_len = (size_t)snprintf(d->script, sizeof(d->script), "uid %lld",
+                                      (long long)msg->uid);
   else
-    return OBSPAM_OK; /* nothing to name it by */
-  rc = e->store->ops->note_script(e->store, d->script, len,
-                                  msg->uid >= 0 ? msg->uid : -1, d->ch.t,
-                                  c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : rcpt,
-                                  c->opt[OBSPAM_OPT_RETENTION_HOURS]);
-  if (rc != OBSPAM_OK)
-    return obspam__fail(e, rc, "decide: out of memory");
-  return OBSPAM_OK;
+    return 1;
+  ch->script = d->script;
+  ch->note = 1;
+  ch->n = 0;
+  ch->refuser = -1;
+  ch->uid = msg->uid >= 0 ? msg->uid : -1;
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : rcpt;
+  ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
+  ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+  ch->record = NULL;
+  ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
+  ch->defer = 0;
+  return 0;
 }
 
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
@@ -429,6 +432,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->notify_only = 0;
   ch->replay = 0;
   ch->reset = 0;
+  ch->note = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
@@ -450,7 +454,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
     /* A script the flag names and charged() could not place: its uid is
        nobody's (and there is no unknown-uid subscription). */
     if ((msg->flags & OBSPAM_MSG_SCRIPT) && !dry && !ch->probe)
-      d->rc = note_unknown(e, c, d);
+      return note_unknown(c, d);
     return 1;
   }
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
@@ -486,6 +490,8 @@ static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
                      ? "decide: the shared counter store does not answer "
                        "(store-fallback defer)"
                      : "decide: out of memory");
+  } else if (ch->note) {
+    /* UNKNOWN, as begin() said: the note charged nobody. */
   } else if (ch->refuser >= 0) {
     verdict_obj(d->out, OBSPAM_REFUSE, ch, ch->refuser);
     if (im != NULL)

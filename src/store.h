@@ -46,6 +46,12 @@ typedef struct obspam__charge {
      its history, and note the time as its last reset (obspam_reset).
      Recorded and replayed as a charge is. */
   int reset;
+  /* Not charged to any object (n is 0): a script whose uid no
+     subscription owns. Its path (script, or "uid N" without one) counts
+     c sent at t, with uid, for reports only; nothing answers or records
+     it. A store that keeps no such rows (Redis) does nothing. Made in
+     the order of the charges, so that it meets the clock as they do. */
+  int note;
   /* Not NULL: called with record_ud once the charge is made, under the
      store's lock (the journal records it: journal.h). A callback, so that
      a store knows nothing of the journal. */
@@ -244,12 +250,6 @@ typedef struct obspam__store_ops {
      (obspam_top). */
   int (*report)(obspam__store *s, int64_t from, int64_t to, int64_t retention,
                 int every, obspam__row **out, size_t *n);
-  /* Optional (NULL: such mail is not kept). A message of a script that
-     no subscription is charged for (its uid is nobody's): the script path
-     (or "uid N" without one) counts c sent at t, with that uid, so that
-     reports show it. OBSPAM_OK or OBSPAM_ENOMEM. */
-  int (*note_script)(obspam__store *s, const char *path, size_t len,
-                     int64_t uid, int64_t t, int64_t c, int64_t retention);
   /* Detaches the notices of every period that ended at or before now. */
   int (*notices)(obspam__store *s, int64_t now, obspam__pending **out);
   /* Saving and loading: only a local store has them (NULL in a shared

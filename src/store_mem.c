@@ -896,6 +896,35 @@ static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   return OBSPAM_OK;
 }
 
+/* A note of a script charged to nothing (store.h, note) at t (>= the
+   newest time), with the lock held. */
+static int note_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+  int64_t hour = obspam__hour_of(t);
+  script *sc = script_find(m, ch->script, ch->script_len);
+  int fresh = 0;
+
+  if (sc == NULL) {
+    sc = obspam__mem_script_new(ch->script, ch->script_len);
+    if (sc == NULL || script_insert(m, sc) != 0)
+      return OBSPAM_ENOMEM; /* script_insert frees sc */
+    fresh = 1;
+  }
+  if (hist_get(m, &sc->obj) == NULL || hist_room(sc->obj.hist, hour) != 0) {
+    if (fresh)
+      obspam__mem_script_free(m, sc);
+    return OBSPAM_ENOMEM;
+  }
+  /* Nothing below can fail. */
+  ch->t = m->newest = t;
+  hist_begin(m, sc->obj.hist, hour, ch->retention);
+  script_use(m, sc);
+  add_count(&sc->obj.hist->cur.sent, ch->c);
+  sc->obj.hist->uid = ch->uid;
+  script_evict(m);
+  sweep(m, t / 60, keep_cutoff(hour, ch->retention));
+  return OBSPAM_OK;
+}
+
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch) {
   int64_t t, minute, tick, hour, start;
@@ -906,6 +935,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
     return reset_locked(m, ch, t);
+  if (ch->note)
+    return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   minute = t / 60;
   tick = t / TICK;
   if (ch->dry) {
@@ -1223,45 +1254,6 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
   return OBSPAM_OK;
 }
 
-static int mem_note_script(obspam__store *s, const char *path, size_t len,
-                           int64_t uid, int64_t t, int64_t c,
-                           int64_t retention) {
-  mem_store *m = (mem_store *)s;
-  int64_t hour;
-  script *sc;
-  int fresh = 0;
-
-  pthread_mutex_lock(&m->lock);
-  if (t < m->newest)
-    t = m->newest;
-  hour = obspam__hour_of(t);
-  sc = script_find(m, path, len);
-  if (sc == NULL) {
-    sc = obspam__mem_script_new(path, len);
-    if (sc == NULL || script_insert(m, sc) != 0)
-      goto nomem; /* script_insert frees sc */
-    fresh = 1;
-  }
-  if (hist_get(m, &sc->obj) == NULL || hist_room(sc->obj.hist, hour) != 0) {
-    if (fresh)
-      obspam__mem_script_free(m, sc);
-    goto nomem;
-  }
-  /* Nothing below can fail. The store's clock stays: a batch notes such
-     mail before it charges the messages ahead of it (decide.c), which
-     must meet the clock as they would one by one. */
-  hist_begin(m, sc->obj.hist, hour, retention);
-  script_use(m, sc);
-  add_count(&sc->obj.hist->cur.sent, c);
-  sc->obj.hist->uid = uid;
-  script_evict(m);
-  pthread_mutex_unlock(&m->lock);
-  return OBSPAM_OK;
-nomem:
-  pthread_mutex_unlock(&m->lock);
-  return OBSPAM_ENOMEM;
-}
-
 static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   mem_store *m = (mem_store *)s;
   obspam__pending **pp, *p, *ready = NULL;
@@ -1322,7 +1314,6 @@ static const obspam__store_ops mem_ops = {
     .history = mem_history,
     .report = mem_report,
     .notices = mem_notices,
-    .note_script = mem_note_script,
     .save = obspam__mem_save,
     .load_parse = obspam__mem_load_parse,
     .load_install = obspam__mem_load_install,

@@ -646,6 +646,9 @@ static int r_charge(obspam__store *s, obspam__charge *ch) {
   redis_store *r = (redis_store *)s;
   int rc;
 
+  if (ch->note)
+    return OBSPAM_OK; /* Redis keeps no rows of scripts charged to nobody */
+
   pthread_mutex_lock(&r->lock);
   if (ch->timeout_ms > 0 && ch->timeout_ms != r->timeout_ms) {
     r->timeout_ms = ch->timeout_ms;

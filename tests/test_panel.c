@@ -611,3 +611,40 @@ Test(top, script_uid_kept_by_a_snapshot, .init = setup_files,
   obspam_engine_free(e);
   e = saved;
 }
+
+/* A script's uid is in its journal record (flag 8): replayed, the row has
+   it. */
+Test(top, script_uid_kept_by_the_journal, .init = setup_files,
+     .fini = teardown_files) {
+  obspam_engine *saved = e;
+  int64_t replayed = -1;
+  rows r = {{0}};
+
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  traffic();
+  OK(obspam_journal_flush(e));
+  e = tu_new_conf(CONF);
+  OK(obspam_journal_open(e, state, 0, &replayed, NULL));
+  /* Every decision that changed a counter: the unknown uids' rows are
+     not journaled. */
+  cr_assert_eq(replayed, 10, "replayed %" PRId64, replayed);
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
+  cr_assert_str_eq(r.text, "5 /www/x.php 4/0 1001 acme\n");
+  obspam_engine_free(e);
+  e = saved;
+}
+
+/* A reload keeps what a reset did, as it keeps the counters. */
+Test(reset, kept_by_a_reload, .init = setup, .fini = teardown) {
+  obspam_stats st;
+
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(decide_as("a@a.test", 1, T0 + i), OBSPAM_ACCEPT);
+  OK(obspam_reset(e, OBSPAM_MAILBOX, "a@a.test", T0 + 10));
+  cr_assert_eq(decide_as("a@a.test", 2, T0 + 11), OBSPAM_ACCEPT);
+  OK(obspam_load_config_string(e, CONF));
+  st = stats_of(OBSPAM_MAILBOX, "a@a.test", T0 + 12);
+  cr_assert_eq(st.last_reset, T0 + 10);
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.count_day, 2);
+}

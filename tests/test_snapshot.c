@@ -1934,7 +1934,7 @@ Test(snapshot, format_1_loads) {
                 r.r[0].end == H3,
             "a@'s notice: refused twice in H2, over the limit once since");
 
-  /* Saved by 1.3, it is format 3, and the same state. */
+  /* Saved by 1.3, it is format 4, and the same state. */
   OK(obspam_state_save(x, path));
   {
     size_t n;
@@ -1946,7 +1946,7 @@ Test(snapshot, format_1_loads) {
   OK(obspam_state_load(y, path));
   sx = big_sig(x);
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 1 state saved as format 3");
+  SAME_SIG(sx, sy, "a format 1 state saved as format 4");
   free(sx);
   free(sy);
   obspam_engine_free(x);
@@ -1958,7 +1958,7 @@ Test(snapshot, format_1_loads) {
    knew the hour window only: everything it kept loads as it was, so the
    engine shows what one that ran the traffic itself shows, and its
    attempts over the limit were over the hour's. Saved again, it is
-   format 3 and the same state. */
+   format 4 and the same state. */
 Test(snapshot, format_2_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
   char *sx, *sy, *slive;
@@ -1979,7 +1979,7 @@ Test(snapshot, format_2_loads) {
   }
   OK(obspam_state_load(y, path));
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 2 state saved as format 3");
+  SAME_SIG(sx, sy, "a format 2 state saved as format 4");
   /* The notices it kept and those still in progress are the live ones. */
   flush_into(x, H3 + 100 * 3600, &r);
   {
@@ -1990,6 +1990,48 @@ Test(snapshot, format_2_loads) {
     sort_recs(&rl);
     same_recs(&r, &rl, __LINE__);
   }
+  free(sx);
+  free(sy);
+  free(slive);
+  obspam_engine_free(x);
+  obspam_engine_free(y);
+  obspam_engine_free(live);
+}
+
+static void first_uid(const obspam_report_row *row, void *ud) {
+  *(int64_t *)ud = row->uid;
+}
+
+/* tests/data/state-format3.bin was written after big_traffic() by the
+   last commit that wrote format 3 (tests/data/state-format3.c). Format 3
+   knew no resets and no scripts' uids: everything else loads as it was,
+   no object was ever reset, and the scripts' uids are unknown until
+   their next message. Saved again, it is format 4 and the same state. */
+Test(snapshot, format_3_loads) {
+  obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
+  char *sx, *sy, *slive;
+  int64_t uid_x = -5, uid_live = -5;
+
+  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format3.bin"));
+  big_traffic(live);
+  sx = big_sig(x);
+  slive = big_sig(live);
+  SAME_SIG(sx, slive, "a format 3 state and the traffic run live");
+  OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
+  OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
+  cr_assert_eq(uid_x, -1, "uid %" PRId64, uid_x);
+  cr_assert(uid_live >= 0, "uid %" PRId64, uid_live);
+  OK(obspam_state_save(x, path));
+  {
+    size_t n;
+    uint8_t *b = read_whole(path, &n);
+
+    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
+    free(b);
+  }
+  OK(obspam_state_load(y, path));
+  sy = big_sig(y);
+  SAME_SIG(sx, sy, "a format 3 state saved as format 4");
   free(sx);
   free(sy);
   free(slive);

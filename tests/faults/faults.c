@@ -945,6 +945,10 @@ static int c_state_load_format_2(obspam_engine *e) {
   return obspam_state_load(e, "tests/data/state-format2.bin");
 }
 
+static int c_state_load_format_3(obspam_engine *e) {
+  return obspam_state_load(e, "tests/data/state-format3.bin");
+}
+
 /* Setups besides rich() and empty(). */
 static obspam_engine *rich_marks(void) {
   obspam_engine *e = rich();
@@ -1190,6 +1194,7 @@ static const fcase cases[] = {
     {"state_load", rich_saved, c_state_load, NULL},
     {"state_load/format-1", rich, c_state_load_format_1, NULL},
     {"state_load/format-2", rich, c_state_load_format_2, NULL},
+    {"state_load/format-3", rich, c_state_load_format_3, NULL},
     {"state_load/implicit", fresh_saved, c_state_load, NULL},
     {"local_network_add", rich, c_local_network_add, NULL},
     {"local_network_remove", rich_local, c_local_network_remove, NULL},

@@ -825,6 +825,97 @@ static int badconf(void) {
   return failures ? 1 : 0;
 }
 
+/* The panel functions on a shared store: obspam_top and obspam_enumerate
+   read Redis (what both relays decided), obspam_reset is refused. */
+typedef struct text {
+  char s[2048];
+} text;
+
+static void top_row(const obspam_report_row *row, void *ud) {
+  text *t = ud;
+  size_t len = strlen(t->s);
+
+  print_row(row);
+  snprintf(t->s + len, sizeof(t->s) - len, "%d %s %" PRId64 " %" PRId64 " %s;",
+           row->kind, row->name, row->sent, row->uid,
+           row->subscription != NULL ? row->subscription : "-");
+}
+
+static int on_object(int kind, const char *name, const obspam_stats *st,
+                     void *ud) {
+  text *t = ud;
+  size_t len = strlen(t->s);
+
+  (void)kind;
+  snprintf(t->s + len, sizeof(t->s) - len, "%s:%" PRId64 ";", name, st->count);
+  return 0;
+}
+
+static int panel(const char *uri) {
+  char conf[1024], prefix[64];
+  obspam_engine *e[2];
+  obspam_verdict v;
+  text t;
+  int i;
+
+  snprintf(prefix, sizeof(prefix), "panel-%d:", (int)getpid());
+  snprintf(conf, sizeof(conf),
+           "store %s\nstore-prefix %s\n"
+           "subscription s1 uid=500\n"
+           "domain d.example subscription=s1\n"
+           "mailbox a@d.example\n",
+           uri, prefix);
+  for (i = 0; i < 2; i++) {
+    if (obspam_engine_new(&e[i]) != OBSPAM_OK ||
+        obspam_load_config_string(e[i], conf) != OBSPAM_OK) {
+      printf("engine: %s\n", obspam_engine_errmsg(e[i]));
+      return 2;
+    }
+  }
+  for (i = 0; i < 3; i++)
+    EXPECT(decide_as(e[0], "a@d.example", &v) == OBSPAM_OK &&
+               v.action == OBSPAM_ACCEPT,
+           "a@: action %d", v.action);
+  EXPECT(decide_as(e[1], "b@d.example", &v) == OBSPAM_OK &&
+             v.action == OBSPAM_ACCEPT,
+         "b@: action %d", v.action);
+  {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+
+    m.flags = OBSPAM_MSG_SCRIPT;
+    m.uid = 500;
+    m.script = "/www/p.php";
+    m.recipients = 2;
+    m.time = T;
+    EXPECT(obspam_decide(e[1], &m, &v) == OBSPAM_OK &&
+               v.action == OBSPAM_ACCEPT,
+           "script: action %d", v.action);
+  }
+  printf("top of every kind, asked of the relay that sent no script\n");
+  memset(&t, 0, sizeof(t));
+  EXPECT(obspam_top(e[0], -1, T - 3600, T + 3600, 0, top_row, &t) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[0]));
+  EXPECT(strcmp(t.s, "2 s1 6 -1 -;3 d.example 4 -1 -;4 a@d.example 3 -1 -;"
+                     "5 /www/p.php 2 -1 s1;4 b@d.example 1 -1 -;") == 0,
+         "%s", t.s);
+  printf("the mailboxes of the relay that made b@ its implicit mailbox\n");
+  memset(&t, 0, sizeof(t));
+  EXPECT(obspam_enumerate(e[1], OBSPAM_MAILBOX, NULL, 0, NULL, 0, T, on_object,
+                          &t) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[1]));
+  EXPECT(strcmp(t.s, "a@d.example:3;b@d.example:1;") == 0, "%s", t.s);
+  printf("a reset is refused: the windows are every relay's\n");
+  EXPECT(obspam_reset(e[0], OBSPAM_MAILBOX, "a@d.example", T) ==
+                 OBSPAM_EINVAL &&
+             strcmp(obspam_engine_errmsg(e[0]),
+                    "reset: the counters are in a shared store (Redis), "
+                    "which does not reset them") == 0,
+         "%s", obspam_engine_errmsg(e[0]));
+  for (i = 0; i < 2; i++)
+    obspam_engine_free(e[i]);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   T = (int64_t)time(NULL);
   B = T - T % 86400 - 2 * 86400;
@@ -833,6 +924,8 @@ int main(int argc, char **argv) {
     return badconf();
   if (argc == 3 && strcmp(argv[1], "shared") == 0)
     return shared(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "panel") == 0)
+    return panel(argv[2]);
   if (argc == 3 && strcmp(argv[1], "report_hours") == 0)
     return report_hours(argv[2]);
   if (argc == 5 && strcmp(argv[1], "fallback") == 0)
