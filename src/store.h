@@ -235,7 +235,10 @@ typedef struct obspam__store_ops {
 
      Appends the whole state to b. When cut is not NULL, calls it once
      with the store's lock held, at the moment the state appended is
-     taken: every charge before it is in b, none after it. */
+     taken: every charge before it is in b, none after it. The store
+     writes the rest without the caller's locks, which cut may release:
+     the state is the one at the cut however long the write takes, and
+     decisions, reloads and loads go on meanwhile (store_mem_snapshot.c). */
   void (*save)(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
                void *ud);
   /* Parses a saved state of format version (1 or 2, see snapshot.c)

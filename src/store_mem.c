@@ -153,6 +153,7 @@ static void ring_free(mem_store *m, obspam__obj *o) {
 
   if (r == NULL)
     return;
+  mem_keep(m, o->hist);
   LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
   free(r->b_exc);
   free(r);
@@ -302,6 +303,7 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
       return NULL;
     h->owner = o;
     h->cur.hour = -1;
+    h->gen = m->gen; /* not in a save in progress */
     SET_PTR(o->hist, h);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
@@ -360,6 +362,7 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
   h->cur.hour = hour;
   day_set(h);
   if (m->h_last != h) {
+    mem_unlinking(m, h);
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
@@ -387,6 +390,8 @@ static void hist_free(mem_store *m, obspam__obj *o) {
 
   if (h == NULL)
     return;
+  mem_keep(m, h);
+  mem_unlinking(m, h);
   refused_unlink(m, h);
   LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
   free(h->h);
@@ -464,6 +469,7 @@ static void np_clear(hist *h) {
 /* Turns the period in progress of h, which went over the limit, into the
    pending notice p (from np_alloc). Cannot fail. */
 static void np_close_with(mem_store *m, hist *h, obspam__pending *p) {
+  mem_keep(m, h);
   p->limit = h->np_limit;
   p->window = h->np_window;
   p->sent = h->np_sent;
@@ -870,6 +876,10 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
+  for (i = 0; i < ch->n; i++)
+    mem_keep(m, ch->obj[i]->hist);
+  if (p.sc != NULL)
+    mem_keep(m, p.sc->obj.hist);
   if (ch->notify_only) {
     notify_only(m, ch, hour, start, &p);
     return OBSPAM_OK;
@@ -931,7 +941,7 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int rc;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   rc = charge_locked(m, ch);
   pthread_mutex_unlock(&m->lock);
   return rc;
@@ -944,7 +954,7 @@ static int mem_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
   mem_store *m = (mem_store *)s;
   int rc = OBSPAM_OK;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   for (*done = 0; *done < n; ++*done)
     if ((rc = charge_locked(m, ch[*done])) != OBSPAM_OK)
       break;
@@ -960,7 +970,7 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   uint32_t i;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   if (now < m->newest)
     now = m->newest;
   if (o->ring != NULL) {
@@ -1014,7 +1024,7 @@ static int mem_reserve(obspam__store *s, obspam__obj *root) {
   mem_store *m = (mem_store *)s;
   int rc;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   rc = spare_reserve(m, open_periods(root)) == 0 ? OBSPAM_OK : OBSPAM_ENOMEM;
   pthread_mutex_unlock(&m->lock);
   return rc;
@@ -1023,7 +1033,7 @@ static int mem_reserve(obspam__store *s, obspam__obj *root) {
 static void mem_forget(obspam__store *s, obspam__obj *o) {
   mem_store *m = (mem_store *)s;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   /* A removed object that went over its limit is still worth a notice;
      reserve made sure there is one for it. */
   if (o->hist != NULL && o->hist->np_exceeded > 0)
@@ -1038,7 +1048,7 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   hist *h, *next;
   size_t closing = 0;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   /* First the notices of the objects that go, so that nothing changes
      when there is no memory for them. */
   for (h = m->h_first; h != NULL; h = h->next)
@@ -1088,7 +1098,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
 
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   if (o == NULL) {
     script *sc = script_find(m, path, len);
 
@@ -1140,7 +1150,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
 
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
@@ -1175,7 +1185,7 @@ static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   hist *h, *next;
   int rc = OBSPAM_OK;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   for (h = m->refused; h != NULL; h = next) {
     next = h->nnext;
     if (h->np_end <= now && np_close(m, h) != 0) {
@@ -1210,6 +1220,7 @@ static void mem_destroy(obspam__store *s) {
   obspam__pending_free(m->pending);
   obspam__pending_free(m->spare);
   pthread_mutex_destroy(&m->lock);
+  pthread_mutex_destroy(&m->save_lock);
   free(m);
 }
 
@@ -1258,6 +1269,11 @@ obspam__store *obspam__mem_store_new(void) {
   rc = pthread_mutex_init(&m->lock, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) {
+    free(m);
+    return NULL;
+  }
+  if (pthread_mutex_init(&m->save_lock, NULL) != 0) {
+    pthread_mutex_destroy(&m->lock);
     free(m);
     return NULL;
   }
