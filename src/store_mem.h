@@ -72,6 +72,14 @@ typedef struct obspam__hist {
   /* The save (mem_store.gen) that wrote this record, or in which it was
      made: a save writes each record it finds with an older one, once. */
   uint32_t gen;
+  /* A reload in progress (mem_carry_prepare): the object of the new tree
+     that already shares this record and the owner's ring (both objects
+     point to them) until the owner changes; and, for a record of which
+     the new tree has no object of the same name, its place on the list
+     that the reload resolves under the engine's lock (pending set). */
+  obspam__obj *mirror;
+  struct obspam__hist *uprev, *unext;
+  uint8_t pending;
   obspam__hour *h;
 } hist;
 
@@ -114,6 +122,16 @@ typedef struct mem_store {
   /* Threads waiting for the lock (mem_lock), so that a save lets them
      in between its slices instead of taking the lock straight back. */
   int waiters;
+  /* The reload in progress (engine.c, obspam__conf_replace): 0 none, 1
+     prepared (records shared with the new tree; those it has no object
+     for, and those made since, on the pending list u_first), 2 swapped
+     (the owners move to the new tree). carry_ok is cleared when the
+     preparation no longer holds (a snapshot loaded in between): the
+     swap then carries everything, as without it. carry_next is the next
+     record the preparation or the move visits. */
+  int carry_phase, carry_ok;
+  hist *u_first, *u_last;
+  hist *carry_next;
 } mem_store;
 
 /* Intrusive doubly linked lists: unlink and append for a given pair of
@@ -174,6 +192,10 @@ static inline void mem_lock(mem_store *m) {
   }
 }
 
+/* Between two slices of a save or a reload: lets the threads waiting for
+   the lock take it first (store_mem_snapshot.c). */
+void obspam__mem_let_waiters_in(mem_store *m);
+
 /* Writes h to the save in progress as it was at the cut (store_mem_snapshot.c);
    only through mem_keep. */
 void obspam__mem_save_one(mem_store *m, hist *h);
@@ -193,6 +215,16 @@ static inline void mem_keep(mem_store *m, hist *h) {
 static inline void mem_unlinking(mem_store *m, const hist *h) {
   if (m->save_next == h)
     m->save_next = h->next;
+  if (m->carry_next == h)
+    m->carry_next = h->next;
+}
+
+/* Sets the ring of h's owner, and of the object of the new tree that
+   shares h during a reload. */
+static inline void mem_set_ring(hist *h, struct obspam__ring *r) {
+  SET_PTR(h->owner->ring, r);
+  if (h->mirror != NULL)
+    SET_PTR(h->mirror->ring, r);
 }
 
 /* Links h into the list of holders that went over their own limit. */

@@ -133,7 +133,7 @@ static void put_pending(obspam__buf *b, const obspam__pending *list) {
 /* Between two slices: the threads that wait for the lock take it first
    (mem_lock counts them), for a millisecond at most, so that a steady
    stream of them cannot hold the save up for ever. */
-static void let_waiters_in(mem_store *m) {
+void obspam__mem_let_waiters_in(mem_store *m) {
   int i;
 
   for (i = 0; i < 1000 && __atomic_load_n(&m->waiters, __ATOMIC_RELAXED) > 0;
@@ -204,7 +204,7 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
       m->save_buf = NULL;
     }
     pthread_mutex_unlock(&m->lock);
-    let_waiters_in(m);
+    obspam__mem_let_waiters_in(m);
   }
   if (!b->failed) {
     uint32_t n = m->saved;
@@ -654,6 +654,7 @@ int64_t obspam__mem_load_install(obspam__store *s, void *state,
   uint32_t i;
 
   mem_lock(m);
+  m->carry_ok = 0; /* a reload's preparation no longer holds */
   while (m->h_first != NULL)
     obspam__mem_drop(m, m->h_first->owner);
   while (m->s_first != NULL)
