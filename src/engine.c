@@ -182,16 +182,26 @@ typedef struct fresh_walk {
   int failed;
 } fresh_walk;
 
-/* A declared mailbox of the old tree with state: it may go on as an
-   implicit one. */
-static void fresh_from_old(obspam__obj *o, void *ud) {
+/* A mailbox with state that the new tree may not declare: it may go on
+   as an implicit one. */
+static int fresh_from_old(int kind, const char *name, size_t len, void *ud) {
   fresh_walk *w = ud;
 
-  if (!w->failed && o->hist != NULL && carry_fresh(w->cr, o->name, o->len) != 0)
+  if (kind == OBSPAM_MAILBOX && carry_fresh(w->cr, name, len) != 0)
     w->failed = 1;
+  return w->failed;
 }
 
+/* The state of every object that the new tree keeps is first shared with
+   it by the local store, without the engine's lock, while decisions go
+   on (carry_prepare); under the write lock, only the objects the new
+   tree has no namesake for are resolved (implicit mailboxes, objects
+   that go, and what decisions made meanwhile), and the trees are
+   swapped; then, without the lock again, the states move to the new
+   objects (carry_finish) before the old tree is freed. So the write
+   lock is held for the changes, not for every object with state. */
 int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
+  const obspam__store_ops *local = e->local->ops;
   carrying cr;
   fresh_walk w = {&cr, 0};
   obspam__conf *old;
@@ -199,15 +209,21 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   memset(&cr, 0, sizeof(cr));
   cr.next = next;
   cr.im = &e->imp;
+  pthread_mutex_lock(&e->swap_lock);
+  if (local->carry_prepare != NULL)
+    local->carry_prepare(e->local, obspam__conf_find, next);
   pthread_rwlock_wrlock(&e->lock);
   old = e->conf;
   cr.cap = next->opt[OBSPAM_OPT_IMPLICIT_MAILBOXES];
   obspam__implicit_purge(&e->imp);
-  obspam__index_each(&old->tree.index[OBSPAM_MAILBOX], fresh_from_old, &w);
+  (void)local->carry_pending(e->local, fresh_from_old, &w);
   if (w.failed || obspam__index_reserve_n(&e->imp.index, cr.fresh.n) != 0 ||
       e->store->ops->carry(e->store, successor, &cr) != OBSPAM_OK) {
     carry_undo(&cr);
     pthread_rwlock_unlock(&e->lock);
+    if (local->carry_finish != NULL)
+      local->carry_finish(e->local, 0);
+    pthread_mutex_unlock(&e->swap_lock);
     return OBSPAM_ENOMEM;
   }
   carry_commit(&cr);
@@ -223,6 +239,9 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   }
   e->conf = next;
   pthread_rwlock_unlock(&e->lock);
+  if (local->carry_finish != NULL)
+    local->carry_finish(e->local, 1);
+  pthread_mutex_unlock(&e->swap_lock);
   /* The old objects hold no state any more: nothing to tell the store. */
   obspam__conf_free(old, NULL);
   return OBSPAM_OK;
@@ -316,7 +335,13 @@ int obspam_engine_new(obspam_engine **out) {
     pthread_rwlock_destroy(&e->lock);
     goto nomem;
   }
+  if (pthread_mutex_init(&e->swap_lock, NULL) != 0) {
+    pthread_mutex_destroy(&e->err_lock);
+    pthread_rwlock_destroy(&e->lock);
+    goto nomem;
+  }
   if (obspam__implicit_init(&e->imp) != 0) {
+    pthread_mutex_destroy(&e->swap_lock);
     pthread_mutex_destroy(&e->err_lock);
     pthread_rwlock_destroy(&e->lock);
     goto nomem;
@@ -347,6 +372,7 @@ void obspam_engine_free(obspam_engine *e) {
   e->local->ops->destroy(e->local);
   obspam__implicit_free(&e->imp);
   pthread_rwlock_destroy(&e->lock);
+  pthread_mutex_destroy(&e->swap_lock);
   pthread_mutex_destroy(&e->err_lock);
   free(e);
 }

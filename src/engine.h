@@ -64,6 +64,10 @@ struct obspam_engine {
   size_t replay_done;
   uint64_t replay_id[2];
 
+  /* One replacement of the configuration at a time: the store prepares
+     and finishes one without the engine's lock (obspam__conf_replace). */
+  pthread_mutex_t swap_lock;
+
   pthread_mutex_t err_lock;
   char errmsg[512];
 };

@@ -13,7 +13,9 @@
          32     -  payload, written by the store (store_mem_snapshot.c):
 
      i64 newest message time
-     u32 count of objects, then for each, least recently active first:
+     u32 count of objects, then for each (mostly least recently active
+       first; a save in progress writes an object that is about to
+       change out of turn, and the loader does not depend on the order):
        u8 kind (2 subscription, 3 domain, 4 mailbox, 5 script)
        u16 name length, name bytes (lower case; a script's path as given)
        i64 last refusal
@@ -219,9 +221,28 @@ static void patch_le(uint8_t *p, uint64_t v) {
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* The cut of a save (store.h): the journal, if any, is cut there, and
+   the engine's read lock goes, so that the rest of the save, written in
+   slices by the store, neither holds up nor waits for a reload. The
+   local store lives as long as the engine, and a journal being closed
+   waits for the save (its save_lock). */
+typedef struct save_cut {
+  obspam_engine *e;
+  obspam__journal *j;
+} save_cut;
+
+static void cut_and_unlock(void *ud) {
+  save_cut *c = ud;
+
+  if (c->j != NULL)
+    obspam__journal_cut(c->j);
+  pthread_rwlock_unlock(&c->e->lock);
+}
+
 int obspam_state_save(obspam_engine *e, const char *path) {
   obspam__buf b = {NULL, 0, 0, 0};
   obspam__journal *j;
+  save_cut c;
   size_t payload;
   uint64_t sum;
   int rc;
@@ -244,8 +265,9 @@ int obspam_state_save(obspam_engine *e, const char *path) {
     free(b.p);
     return obspam__journal_saved(e, j, rc);
   }
-  e->local->ops->save(e->local, &b, j != NULL ? obspam__journal_cut : NULL, j);
-  pthread_rwlock_unlock(&e->lock);
+  c.e = e;
+  c.j = j;
+  e->local->ops->save(e->local, &b, cut_and_unlock, &c);
   if (b.failed) {
     free(b.p);
     rc = obspam__fail(e, OBSPAM_ENOMEM, "state_save: out of memory");

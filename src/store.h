@@ -234,6 +234,29 @@ typedef struct obspam__store_ops {
      objects must hold no state yet. OBSPAM_OK, or OBSPAM_ENOMEM with
      nothing changed. */
   int (*carry)(obspam__store *s, obspam__successor successor, void *ud);
+  /* Optional, a local store only (NULL: carry does all the work): a
+     reload in two steps around carry, so that the engine's write lock
+     is held for the objects the new tree has no namesake for, not for
+     every object with state. carry_prepare, without the engine's lock
+     and before carry, makes each object of the new tree that find (which
+     must read the new tree only) gives for a state's owner share that
+     state, and keeps it shared while decisions go on in the old tree;
+     carry then hands over the rest. carry_finish, after the engine's
+     lock is released, moves the shared states to the new objects when
+     swapped (carry ran and the new tree went in), or lets the new
+     objects go. The old tree and the new one both live until
+     carry_finish returns; one reload at a time. */
+  void (*carry_prepare)(obspam__store *s, obspam__successor find, void *ud);
+  void (*carry_finish)(obspam__store *s, int swapped);
+  /* A local store only, under the engine's write lock, before carry:
+     calls fn with the kind and name of every object whose state carry
+     will hand over itself (after carry_prepare, those it could not
+     share; else all), up to the first call that does not return 0,
+     whose value it returns. */
+  int (*carry_pending)(obspam__store *s,
+                       int (*fn)(int kind, const char *name, size_t len,
+                                 void *ud),
+                       void *ud);
   /* Allocates ahead what forgetting the subtree of root will need (the
      notices of its open periods), so that a removal cannot fail halfway.
      OBSPAM_OK or OBSPAM_ENOMEM. */
@@ -258,7 +281,10 @@ typedef struct obspam__store_ops {
 
      Appends the whole state to b. When cut is not NULL, calls it once
      with the store's lock held, at the moment the state appended is
-     taken: every charge before it is in b, none after it. */
+     taken: every charge before it is in b, none after it. The store
+     writes the rest without the caller's locks, which cut may release:
+     the state is the one at the cut however long the write takes, and
+     decisions, reloads and loads go on meanwhile (store_mem_snapshot.c). */
   void (*save)(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
                void *ud);
   /* Parses a saved state of format version (1 or 2, see snapshot.c)

@@ -153,10 +153,13 @@ static void ring_free(mem_store *m, obspam__obj *o) {
 
   if (r == NULL)
     return;
+  mem_keep(m, o->hist);
   LIST_UNLINK(m->r_first, m->r_last, r, prev, next);
   free(r->b_exc);
   free(r);
   SET_PTR(o->ring, NULL);
+  if (o->hist != NULL)
+    mem_set_ring(o->hist, NULL); /* and the object that shares it */
 }
 
 /* The wait (API.md step 5) in a window of nb buckets of size seconds,
@@ -312,6 +315,21 @@ static int64_t wait_day(const hist *h, int64_t t, int64_t hour, int64_t count,
   return last + DAY_HOURS * 3600 - t;
 }
 
+/* The list of records a reload resolves under the engine's lock. */
+static void pending_add(mem_store *m, hist *h) {
+  if (!h->pending) {
+    LIST_APPEND(m->u_first, m->u_last, h, uprev, unext);
+    h->pending = 1;
+  }
+}
+
+static void pending_del(mem_store *m, hist *h) {
+  if (h->pending) {
+    LIST_UNLINK(m->u_first, m->u_last, h, uprev, unext);
+    h->pending = 0;
+  }
+}
+
 static hist *hist_get(mem_store *m, obspam__obj *o) {
   hist *h = o->hist;
 
@@ -322,8 +340,11 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
     h->owner = o;
     h->cur.hour = -1;
     h->uid = -1;
+    h->gen = m->gen; /* not in a save in progress */
     SET_PTR(o->hist, h);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
+    if (m->carry_phase == 1 && o->kind != OBSPAM_SCRIPT)
+      pending_add(m, h); /* made after the reload's preparation saw it */
   }
   return h;
 }
@@ -380,6 +401,7 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
   h->cur.hour = hour;
   day_set(h);
   if (m->h_last != h) {
+    mem_unlinking(m, h);
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
@@ -407,8 +429,14 @@ static void hist_free(mem_store *m, obspam__obj *o) {
 
   if (h == NULL)
     return;
+  mem_keep(m, h);
+  mem_unlinking(m, h);
   refused_unlink(m, h);
+  pending_del(m, h);
   LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
+  SET_PTR(h->owner->hist, NULL);
+  if (h->mirror != NULL)
+    SET_PTR(h->mirror->hist, NULL);
   free(h->h);
   free(h);
   SET_PTR(o->hist, NULL);
@@ -469,10 +497,14 @@ obspam__pending *obspam__mem_pending_new(mem_store *m, int kind,
 /* A notice for the period in progress of h, allocated but not filled:
    np_close_with fills it and makes it pending. */
 static obspam__pending *np_alloc(mem_store *m, const hist *h) {
-  const obspam__sub *s = obspam__owner(h->owner);
+  /* Once a reload swapped the trees, the new one names the subscription
+     and its contact, even before the record's owner moved to it. */
+  const obspam__obj *o =
+      m->carry_phase == 2 && h->mirror != NULL ? h->mirror : h->owner;
+  const obspam__sub *s = obspam__owner(o);
 
-  return obspam__mem_pending_new(m, h->owner->kind, h->owner->name,
-                                 s ? s->obj.name : NULL, s ? s->contact : NULL);
+  return obspam__mem_pending_new(m, o->kind, o->name, s ? s->obj.name : NULL,
+                                 s ? s->contact : NULL);
 }
 
 /* Clears the counts of the period in progress of h. */
@@ -484,6 +516,7 @@ static void np_clear(hist *h) {
 /* Turns the period in progress of h, which went over the limit, into the
    pending notice p (from np_alloc). Cannot fail. */
 static void np_close_with(mem_store *m, hist *h, obspam__pending *p) {
+  mem_keep(m, h);
   p->limit = h->np_limit;
   p->window = h->np_window;
   p->sent = h->np_sent;
@@ -884,6 +917,7 @@ static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
       hist_free(m, o);
     return OBSPAM_ENOMEM;
   }
+  mem_keep(m, h);
   /* Nothing below can fail. */
   ch->t = m->newest = t;
   hist_begin(m, h, hour, ch->retention);
@@ -914,6 +948,7 @@ static int note_locked(mem_store *m, obspam__charge *ch, int64_t t) {
       obspam__mem_script_free(m, sc);
     return OBSPAM_ENOMEM;
   }
+  mem_keep(m, sc->obj.hist);
   /* Nothing below can fail. */
   ch->t = m->newest = t;
   hist_begin(m, sc->obj.hist, hour, ch->retention);
@@ -951,6 +986,10 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
+  for (i = 0; i < ch->n; i++)
+    mem_keep(m, ch->obj[i]->hist);
+  if (p.sc != NULL)
+    mem_keep(m, p.sc->obj.hist);
   if (ch->notify_only) {
     notify_only(m, ch, hour, start, &p);
     return OBSPAM_OK;
@@ -968,6 +1007,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
       p.ring[i]->minute = minute;
       p.ring[i]->tick = tick;
       SET_PTR(o->ring, p.ring[i]);
+      mem_set_ring(o->hist, p.ring[i]);
       LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
     }
     if (o->ring->minute < minute)
@@ -1012,7 +1052,7 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int rc;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   rc = charge_locked(m, ch);
   pthread_mutex_unlock(&m->lock);
   return rc;
@@ -1025,7 +1065,7 @@ static int mem_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
   mem_store *m = (mem_store *)s;
   int rc = OBSPAM_OK;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   for (*done = 0; *done < n; ++*done)
     if ((rc = charge_locked(m, ch[*done])) != OBSPAM_OK)
       break;
@@ -1041,7 +1081,7 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
   uint32_t i;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   if (now < m->newest)
     now = m->newest;
   if (o->ring != NULL) {
@@ -1096,7 +1136,7 @@ static int mem_reserve(obspam__store *s, obspam__obj *root) {
   mem_store *m = (mem_store *)s;
   int rc;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   rc = spare_reserve(m, open_periods(root)) == 0 ? OBSPAM_OK : OBSPAM_ENOMEM;
   pthread_mutex_unlock(&m->lock);
   return rc;
@@ -1105,7 +1145,7 @@ static int mem_reserve(obspam__store *s, obspam__obj *root) {
 static void mem_forget(obspam__store *s, obspam__obj *o) {
   mem_store *m = (mem_store *)s;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   /* A removed object that went over its limit is still worth a notice;
      reserve made sure there is one for it. */
   if (o->hist != NULL && o->hist->np_exceeded > 0)
@@ -1115,15 +1155,46 @@ static void mem_forget(obspam__store *s, obspam__obj *o) {
   pthread_mutex_unlock(&m->lock);
 }
 
+/* Hands the state of from, which the reload's successor replaces by to
+   (NULL: it has none), over to to or drops it. */
+static void carry_one(mem_store *m, hist *h, obspam__obj *to) {
+  obspam__obj *from = h->owner;
+
+  if (to == from) /* an implicit mailbox that stays itself */
+    return;
+  if (to == NULL) {
+    if (h->np_exceeded > 0)
+      (void)np_close(m, h); /* a spare was reserved */
+    ring_free(m, from);
+    hist_free(m, from);
+    return;
+  }
+  SET_PTR(to->ring, from->ring);
+  SET_PTR(to->hist, h);
+  SET_PTR(from->ring, NULL);
+  SET_PTR(from->hist, NULL);
+  h->owner = to;
+  h->mirror = NULL; /* to was the one sharing it, if any */
+  if (to->ring != NULL)
+    to->ring->owner = to;
+}
+
+/* Under the engine's write lock. After mem_carry_prepare, only the
+   records on the pending list are carried here (the others are already
+   shared with their object of the new tree, and mem_carry_finish moves
+   their owner); without it, or when it no longer holds, every record. */
 static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
   mem_store *m = (mem_store *)s;
+  int fast;
   hist *h, *next;
   size_t closing = 0;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
+  fast = m->carry_phase == 1 && m->carry_ok;
   /* First the notices of the objects that go, so that nothing changes
      when there is no memory for them. */
-  for (h = m->h_first; h != NULL; h = h->next)
+  for (h = fast ? m->u_first : m->h_first; h != NULL;
+       h = fast ? h->unext : h->next)
     if (h->owner->kind != OBSPAM_SCRIPT && h->np_exceeded > 0 &&
         successor(h->owner->kind, h->owner->name, h->owner->len, ud) == NULL)
       closing++;
@@ -1131,32 +1202,150 @@ static int mem_carry(obspam__store *s, obspam__successor successor, void *ud) {
     pthread_mutex_unlock(&m->lock);
     return OBSPAM_ENOMEM;
   }
-  for (h = m->h_first; h != NULL; h = next) {
-    obspam__obj *from = h->owner, *to;
+  for (h = fast ? m->u_first : m->h_first; h != NULL; h = next) {
+    next = fast ? h->unext : h->next;
+    pending_del(m, h);
+    if (h->owner->kind != OBSPAM_SCRIPT)
+      carry_one(m, h,
+                successor(h->owner->kind, h->owner->name, h->owner->len, ud));
+  }
+  while (m->u_first != NULL)
+    pending_del(m, m->u_first);
+  if (m->carry_phase == 1)
+    m->carry_phase = 2;
+  pthread_mutex_unlock(&m->lock);
+  return OBSPAM_OK;
+}
 
-    next = h->next;
-    if (from->kind == OBSPAM_SCRIPT)
-      continue;
-    to = successor(from->kind, from->name, from->len, ud);
-    if (to == from) /* an implicit mailbox that stays itself */
-      continue;
-    if (to == NULL) {
-      if (h->np_exceeded > 0)
-        (void)np_close(m, h);
-      ring_free(m, from);
-      hist_free(m, from);
-      continue;
+static int mem_carry_pending(obspam__store *s,
+                             int (*fn)(int kind, const char *name, size_t len,
+                                       void *ud),
+                             void *ud) {
+  mem_store *m = (mem_store *)s;
+  int fast, rc = 0;
+  const hist *h;
+
+  mem_lock(m);
+  fast = m->carry_phase == 1 && m->carry_ok;
+  for (h = fast ? m->u_first : m->h_first; h != NULL && rc == 0;
+       h = fast ? h->unext : h->next)
+    if (h->owner->kind != OBSPAM_SCRIPT)
+      rc = fn(h->owner->kind, h->owner->name, h->owner->len, ud);
+  pthread_mutex_unlock(&m->lock);
+  return rc;
+}
+
+/* How many records one hold of the lock visits in a reload's preparation
+   or move: a few dozen microseconds. */
+#define CARRY_SLICE 512
+
+/* Visits every record, a slice at a time under the lock, from the first
+   one: fn(m, h) for each. The visit goes on past records that move or
+   go meanwhile (mem_unlinking); a record that moves to the end may be
+   visited twice, and fn sees it has already been. */
+static void visit_in_slices(mem_store *m,
+                            void (*fn)(mem_store *m, hist *h, void *ud),
+                            void *ud) {
+  int done = 0, k;
+  hist *h;
+
+  mem_lock(m);
+  m->carry_next = m->h_first;
+  pthread_mutex_unlock(&m->lock);
+  while (!done) {
+    mem_lock(m);
+    for (k = 0; k < CARRY_SLICE && (h = m->carry_next) != NULL; k++) {
+      m->carry_next = h->next;
+      fn(m, h, ud);
     }
-    SET_PTR(to->ring, from->ring);
-    SET_PTR(to->hist, h);
-    SET_PTR(from->ring, NULL);
-    SET_PTR(from->hist, NULL);
+    done = m->carry_next == NULL;
+    pthread_mutex_unlock(&m->lock);
+    obspam__mem_let_waiters_in(m);
+  }
+}
+
+typedef struct finding {
+  obspam__successor find;
+  void *ud;
+} finding;
+
+/* A record seen by the preparation: shared with the object of the same
+   kind and name in the new tree, or, when there is none, left to the
+   swap (the successor may then be an implicit mailbox, which only the
+   engine's lock lets the engine find or make). */
+static void prepare_one(mem_store *m, hist *h, void *ud) {
+  const finding *f = ud;
+  obspam__obj *to;
+
+  if (h->owner->kind == OBSPAM_SCRIPT || h->mirror != NULL || h->pending)
+    return;
+  to = f->find(h->owner->kind, h->owner->name, h->owner->len, f->ud);
+  if (to == NULL || to->hist != NULL || to->ring != NULL) {
+    pending_add(m, h);
+    return;
+  }
+  h->mirror = to;
+  SET_PTR(to->hist, h);
+  SET_PTR(to->ring, h->owner->ring);
+}
+
+/* Without the engine's lock, while decisions go on in the old tree: the
+   object of the new tree (find, which reads the new tree only) that has
+   the kind and name of each record's owner points to the same record and
+   ring, and every change of the owner's ring from now on is made to both
+   (mem_set_ring, ring_free, hist_free). Records made meanwhile, and
+   those the new tree has no object for, go on the pending list, which
+   mem_carry resolves under the engine's lock. */
+static void mem_carry_prepare(obspam__store *s, obspam__successor find,
+                              void *ud) {
+  mem_store *m = (mem_store *)s;
+  finding f = {find, ud};
+
+  mem_lock(m);
+  m->carry_phase = 1;
+  m->carry_ok = 1;
+  pthread_mutex_unlock(&m->lock);
+  visit_in_slices(m, prepare_one, &f);
+}
+
+/* After the swap: the record belongs to the object of the new tree that
+   shares it; the old object, about to be freed, lets it go. Else (the
+   reload failed) the new object, about to be freed, lets it go. */
+static void finish_one(mem_store *m, hist *h, void *ud) {
+  obspam__obj *from = h->owner, *to = h->mirror;
+
+  (void)m;
+  if (to == NULL)
+    return;
+  h->mirror = NULL;
+  if (to == from)
+    return;
+  if (*(const int *)ud) {
     h->owner = to;
     if (to->ring != NULL)
       to->ring->owner = to;
+    SET_PTR(from->ring, NULL);
+    SET_PTR(from->hist, NULL);
+  } else {
+    SET_PTR(to->ring, NULL);
+    SET_PTR(to->hist, NULL);
   }
+}
+
+/* Ends a reload begun by mem_carry_prepare, with the engine's lock
+   released: swapped says whether the new tree went in (mem_carry ran).
+   The old tree (or the new one, when it did not go in) must live until
+   this returns. */
+static void mem_carry_finish(obspam__store *s, int swapped) {
+  mem_store *m = (mem_store *)s;
+
+  visit_in_slices(m, finish_one, &swapped);
+  mem_lock(m);
+  while (m->u_first != NULL)
+    pending_del(m, m->u_first);
+  m->carry_phase = 0;
+  m->carry_next = NULL;
   pthread_mutex_unlock(&m->lock);
-  return OBSPAM_OK;
 }
 
 static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
@@ -1170,7 +1359,7 @@ static int mem_history(obspam__store *s, const obspam__obj *o, const char *path,
 
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   if (o == NULL) {
     script *sc = script_find(m, path, len);
 
@@ -1223,7 +1412,7 @@ static int mem_report(obspam__store *s, int64_t from, int64_t to,
 
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   cutoff = obspam__hour_cutoff(obspam__hour_of(m->newest), retention);
   /* First count, then fill one allocation: rows, then names. */
   for (h = m->h_first; h != NULL; h = h->next) {
@@ -1260,7 +1449,7 @@ static int mem_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   hist *h, *next;
   int rc = OBSPAM_OK;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
   for (h = m->refused; h != NULL; h = next) {
     next = h->nnext;
     if (h->np_end <= now && np_close(m, h) != 0) {
@@ -1295,6 +1484,7 @@ static void mem_destroy(obspam__store *s) {
   obspam__pending_free(m->pending);
   obspam__pending_free(m->spare);
   pthread_mutex_destroy(&m->lock);
+  pthread_mutex_destroy(&m->save_lock);
   free(m);
 }
 
@@ -1310,6 +1500,9 @@ static const obspam__store_ops mem_ops = {
     .read = mem_read,
     .forget = mem_forget,
     .carry = mem_carry,
+    .carry_prepare = mem_carry_prepare,
+    .carry_finish = mem_carry_finish,
+    .carry_pending = mem_carry_pending,
     .reserve = mem_reserve,
     .history = mem_history,
     .report = mem_report,
@@ -1343,6 +1536,11 @@ obspam__store *obspam__mem_store_new(void) {
   rc = pthread_mutex_init(&m->lock, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) {
+    free(m);
+    return NULL;
+  }
+  if (pthread_mutex_init(&m->save_lock, NULL) != 0) {
+    pthread_mutex_destroy(&m->lock);
     free(m);
     return NULL;
   }

@@ -69,6 +69,17 @@ typedef struct obspam__hist {
   struct obspam__hist *prev, *next;   /* holders, by their newest hour */
   struct obspam__hist *nprev, *nnext; /* over the limit in their period */
   uint32_t head, n, cap;              /* the earlier hours: a circular array */
+  /* The save (mem_store.gen) that wrote this record, or in which it was
+     made: a save writes each record it finds with an older one, once. */
+  uint32_t gen;
+  /* A reload in progress (mem_carry_prepare): the object of the new tree
+     that already shares this record and the owner's ring (both objects
+     point to them) until the owner changes; and, for a record of which
+     the new tree has no object of the same name, its place on the list
+     that the reload resolves under the engine's lock (pending set). */
+  obspam__obj *mirror;
+  struct obspam__hist *uprev, *unext;
+  uint8_t pending;
   obspam__hour *h;
   /* The last reset (obspam_reset; 0: none) and what the hour record of
      its clock hour had sent before it: the day window counts nothing
@@ -100,6 +111,33 @@ typedef struct mem_store {
      removing objects and replacing the tree cannot fail. */
   obspam__pending *spare;
   size_t nspare;
+  /* The save in progress (store_mem_snapshot.c), in slices: its records
+     are written under the lock a slice at a time, and a record that is
+     about to change before the save reached it is written first, as it
+     was at the cut (mem_keep). gen counts the saves; saving is set from
+     the cut to the last slice; save_next is the next record the save
+     visits (moved on when that record moves or goes); saved counts the
+     records written. One save at a time: save_lock. */
+  pthread_mutex_t save_lock;
+  uint32_t gen;
+  int saving;
+  obspam__buf *save_buf;
+  hist *save_next;
+  uint32_t saved;
+  size_t save_hint; /* the size of the previous save's payload */
+  /* Threads waiting for the lock (mem_lock), so that a save lets them
+     in between its slices instead of taking the lock straight back. */
+  int waiters;
+  /* The reload in progress (engine.c, obspam__conf_replace): 0 none, 1
+     prepared (records shared with the new tree; those it has no object
+     for, and those made since, on the pending list u_first), 2 swapped
+     (the owners move to the new tree). carry_ok is cleared when the
+     preparation no longer holds (a snapshot loaded in between): the
+     swap then carries everything, as without it. carry_next is the next
+     record the preparation or the move visits. */
+  int carry_phase, carry_ok;
+  hist *u_first, *u_last;
+  hist *carry_next;
 } mem_store;
 
 /* Intrusive doubly linked lists: unlink and append for a given pair of
@@ -146,6 +184,53 @@ static inline uint32_t hist_len(const hist *h) {
 
 static inline const obspam__hour *hist_rec(const hist *h, uint32_t i) {
   return i < h->n ? hist_at(h, i) : &h->cur;
+}
+
+/* Takes the store's lock. A thread that finds it taken says so while it
+   waits: a save in slices then lets it in before its next slice (a
+   mutex lets the thread that unlocks take it again at once, before a
+   waiter is even awake). Uncontended, it costs what locking costs. */
+static inline void mem_lock(mem_store *m) {
+  if (pthread_mutex_trylock(&m->lock) != 0) {
+    __atomic_add_fetch(&m->waiters, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&m->lock);
+    __atomic_sub_fetch(&m->waiters, 1, __ATOMIC_RELAXED);
+  }
+}
+
+/* Between two slices of a save or a reload: lets the threads waiting for
+   the lock take it first (store_mem_snapshot.c). */
+void obspam__mem_let_waiters_in(mem_store *m);
+
+/* Writes h to the save in progress as it was at the cut (store_mem_snapshot.c);
+   only through mem_keep. */
+void obspam__mem_save_one(mem_store *m, hist *h);
+
+/* Called before anything of h (its record, its hours, its owner's ring)
+   changes or goes: while a save is in progress and has not written h,
+   h is written first, so that the snapshot holds the state at the cut.
+   One comparison when no save is in progress. */
+static inline void mem_keep(mem_store *m, hist *h) {
+  if (m->saving && h != NULL && h->gen != m->gen)
+    obspam__mem_save_one(m, h);
+}
+
+/* Before h leaves its place in the list of holders (it moves to the end
+   or goes): a save in progress that was to visit it next goes on with
+   the record after it. */
+static inline void mem_unlinking(mem_store *m, const hist *h) {
+  if (m->save_next == h)
+    m->save_next = h->next;
+  if (m->carry_next == h)
+    m->carry_next = h->next;
+}
+
+/* Sets the ring of h's owner, and of the object of the new tree that
+   shares h during a reload. */
+static inline void mem_set_ring(hist *h, struct obspam__ring *r) {
+  SET_PTR(h->owner->ring, r);
+  if (h->mirror != NULL)
+    SET_PTR(h->mirror->ring, r);
 }
 
 /* Links h into the list of holders that went over their own limit. */

@@ -3,6 +3,7 @@
    opening comment): writing the counters, parsing them without touching
    the store, and installing a parsed state in one step. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,62 +57,60 @@ static void save_buckets(obspam__buf *b, const ring *r) {
   save_sent(b, r->b_min, TICKS);
 }
 
-void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
-                      void *ud) {
-  mem_store *m = (mem_store *)s;
-  const obspam__pending *p;
-  const hist *h;
-  uint32_t count = 0, i;
+/* One object's record, as the layout in snapshot.c gives it. */
+static void put_record(obspam__buf *b, const hist *h) {
+  const ring *r = h->owner->ring;
+  uint32_t i;
 
-  pthread_mutex_lock(&m->lock);
-  if (cut != NULL)
-    cut(ud);
-  obspam__buf_i64(b, m->newest);
-  for (h = m->h_first; h != NULL; h = h->next)
-    count++;
-  obspam__buf_u32(b, count);
-  for (h = m->h_first; h != NULL; h = h->next) {
-    const ring *r = h->owner->ring;
+  obspam__buf_u8(b, h->owner->kind);
+  obspam__buf_u16(b, h->owner->len);
+  obspam__buf_put(b, h->owner->name, h->owner->len);
+  obspam__buf_i64(b, h->last_refused);
+  obspam__buf_i64(b, h->np_start);
+  obspam__buf_i64(b, h->np_end);
+  obspam__buf_i64(b, h->np_sent);
+  obspam__buf_i64(b, h->np_refused);
+  obspam__buf_i64(b, h->np_exceeded);
+  obspam__buf_i64(b, h->np_first);
+  obspam__buf_i64(b, h->np_last);
+  obspam__buf_i64(b, h->np_limit);
+  obspam__buf_i64(b, h->np_window);
+  obspam__buf_i64(b, h->last_reset);
+  obspam__buf_i64(b, h->reset_base);
+  obspam__buf_i64(b, h->uid);
+  obspam__buf_u32(b, hist_len(h));
+  for (i = 0; i < hist_len(h); i++) {
+    const obspam__hour *rec = hist_rec(h, i);
 
-    obspam__buf_u8(b, h->owner->kind);
-    obspam__buf_u16(b, h->owner->len);
-    obspam__buf_put(b, h->owner->name, h->owner->len);
-    obspam__buf_i64(b, h->last_refused);
-    obspam__buf_i64(b, h->np_start);
-    obspam__buf_i64(b, h->np_end);
-    obspam__buf_i64(b, h->np_sent);
-    obspam__buf_i64(b, h->np_refused);
-    obspam__buf_i64(b, h->np_exceeded);
-    obspam__buf_i64(b, h->np_first);
-    obspam__buf_i64(b, h->np_last);
-    obspam__buf_i64(b, h->np_limit);
-    obspam__buf_i64(b, h->np_window);
-    obspam__buf_i64(b, h->last_reset);
-    obspam__buf_i64(b, h->reset_base);
-    obspam__buf_i64(b, h->uid);
-    obspam__buf_u32(b, hist_len(h));
-    for (i = 0; i < hist_len(h); i++) {
-      const obspam__hour *rec = hist_rec(h, i);
-
-      obspam__buf_i64(b, rec->hour);
-      obspam__buf_i64(b, rec->sent);
-      obspam__buf_i64(b, rec->refused);
-      obspam__buf_i64(b, rec->exceeded);
-      obspam__buf_i64(b, rec->first);
-      obspam__buf_i64(b, rec->last);
-      obspam__buf_i64(b, rec->window);
-    }
-    obspam__buf_u8(b, r != NULL);
-    if (r != NULL) {
-      obspam__buf_i64(b, r->minute);
-      save_buckets(b, r);
-    }
+    obspam__buf_i64(b, rec->hour);
+    obspam__buf_i64(b, rec->sent);
+    obspam__buf_i64(b, rec->refused);
+    obspam__buf_i64(b, rec->exceeded);
+    obspam__buf_i64(b, rec->first);
+    obspam__buf_i64(b, rec->last);
+    obspam__buf_i64(b, rec->window);
   }
-  count = 0;
-  for (p = m->pending; p != NULL; p = p->next)
+  obspam__buf_u8(b, r != NULL);
+  if (r != NULL) {
+    obspam__buf_i64(b, r->minute);
+    save_buckets(b, r);
+  }
+}
+
+void obspam__mem_save_one(mem_store *m, hist *h) {
+  put_record(m->save_buf, h);
+  h->gen = m->gen;
+  m->saved++;
+}
+
+static void put_pending(obspam__buf *b, const obspam__pending *list) {
+  const obspam__pending *p;
+  uint32_t count = 0;
+
+  for (p = list; p != NULL; p = p->next)
     count++;
   obspam__buf_u32(b, count);
-  for (p = m->pending; p != NULL; p = p->next) {
+  for (p = list; p != NULL; p = p->next) {
     obspam__buf_u8(b, (uint8_t)p->kind);
     put_string(b, p->name);
     put_string(b, p->subscription);
@@ -126,7 +125,102 @@ void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
     obspam__buf_i64(b, p->period_start);
     obspam__buf_i64(b, p->period_end);
   }
+}
+
+/* How much one hold of the lock writes, at most, besides the record
+   that crosses the bound: about a tenth of a millisecond of work, so
+   that a decision waits no longer than that for a save. */
+#define SLICE_RECORDS 256
+#define SLICE_BYTES 65536
+
+/* Between two slices: the threads that wait for the lock take it first
+   (mem_lock counts them), for a millisecond at most, so that a steady
+   stream of them cannot hold the save up for ever. */
+void obspam__mem_let_waiters_in(mem_store *m) {
+  int i;
+
+  for (i = 0; i < 1000 && __atomic_load_n(&m->waiters, __ATOMIC_RELAXED) > 0;
+       i++)
+    sched_yield();
+}
+
+/* Grows b ahead to what the previous save wrote and a quarter more, so
+   that the slices, under the lock, rarely copy the buffer to grow it. */
+static void reserve(obspam__buf *b, size_t want) {
+  uint8_t *grown;
+
+  if (b->failed || want <= b->cap)
+    return;
+  grown = realloc(b->p, want);
+  if (grown == NULL)
+    return; /* the slices try again, a little at a time */
+  b->p = grown;
+  b->cap = want;
+}
+
+/* The state at the cut, taken without holding the lock for the whole
+   write: the cut fixes what the snapshot holds (the time, the notices,
+   which records exist), then the records are written a slice at a time,
+   and a record that a charge, a sweep, a notice or a removal is about to
+   change before its slice comes is written first, as it was (mem_keep).
+   A record made after the cut carries the save's gen and is skipped.
+   The records are therefore not all in the order of the list: the
+   loader does not depend on it. */
+void obspam__mem_save(obspam__store *s, obspam__buf *b, void (*cut)(void *ud),
+                      void *ud) {
+  mem_store *m = (mem_store *)s;
+  obspam__buf notices = {NULL, 0, 0, 0};
+  size_t at, start = b->len;
+  int done = 0, k;
+  hist *h;
+
+  pthread_mutex_lock(&m->save_lock);
+  reserve(b, start + m->save_hint + m->save_hint / 4);
+  mem_lock(m);
+  if (cut != NULL)
+    cut(ud);
+  m->gen++;
+  m->saving = 1;
+  m->save_buf = b;
+  m->save_next = m->h_first;
+  m->saved = 0;
+  obspam__buf_i64(b, m->newest);
+  at = b->len;
+  obspam__buf_u32(b, 0); /* the count, known at the end */
+  put_pending(&notices, m->pending);
   pthread_mutex_unlock(&m->lock);
+  while (!done) {
+    size_t from;
+
+    mem_lock(m);
+    from = b->len;
+    for (k = 0; k < SLICE_RECORDS && b->len - from < SLICE_BYTES &&
+                (h = m->save_next) != NULL;
+         k++) {
+      m->save_next = h->next;
+      if (h->gen != m->gen)
+        obspam__mem_save_one(m, h);
+    }
+    done = m->save_next == NULL;
+    if (done) {
+      m->saving = 0;
+      m->save_buf = NULL;
+    }
+    pthread_mutex_unlock(&m->lock);
+    obspam__mem_let_waiters_in(m);
+  }
+  if (!b->failed) {
+    uint32_t n = m->saved;
+    int i;
+
+    for (i = 0; i < 4; i++)
+      b->p[at + (size_t)i] = (uint8_t)(n >> (8 * i));
+  }
+  obspam__buf_put(b, notices.p, notices.len);
+  b->failed |= notices.failed;
+  free(notices.p);
+  m->save_hint = b->len - start;
+  pthread_mutex_unlock(&m->save_lock);
 }
 
 /* A parsed snapshot: state detached from any object, ready to install. */
@@ -575,7 +669,8 @@ int64_t obspam__mem_load_install(obspam__store *s, void *state,
   obspam__pending **tail;
   uint32_t i;
 
-  pthread_mutex_lock(&m->lock);
+  mem_lock(m);
+  m->carry_ok = 0; /* a reload's preparation no longer holds */
   while (m->h_first != NULL)
     obspam__mem_drop(m, m->h_first->owner);
   while (m->s_first != NULL)
@@ -605,6 +700,7 @@ int64_t obspam__mem_load_install(obspam__store *s, void *state,
     }
     SET_PTR(o->hist, e->h);
     e->h->owner = o;
+    e->h->gen = m->gen; /* not in a save in progress */
     LIST_APPEND(m->h_first, m->h_last, e->h, prev, next);
     if (e->h->np_exceeded > 0)
       obspam__mem_refused_link(m, e->h);

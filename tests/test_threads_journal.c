@@ -3,6 +3,7 @@
    interleaving, the snapshot on disk and the journal beside it hold every
    decision exactly once. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -113,6 +114,128 @@ Test(threads_journal, saves_and_flushes_race_decisions) {
       cr_assert_eq(a.refused_total, b.refused_total, "%s", names[k][i]);
       cr_assert_eq(a.count_day, b.count_day, "%s", names[k][i]);
     }
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* Saves of many objects, in many slices (store_mem_snapshot.c), while
+   decisions make new objects, move them to new hours and minutes and
+   free the counters of idle ones: the snapshot and the journal after it
+   still hold every decision exactly once. The deciders go on until the
+   last save is written, so that it overlaps them. */
+#define MANY 10000
+#define SAVES 12
+
+static const char many_config[] = "default mailbox=25 domain=unlimited "
+                                  "subscription=unlimited\n"
+                                  "implicit-mailboxes 100000\n"
+                                  "subscription acme\n"
+                                  "domain example.com subscription=acme\n";
+static int stop_deciders;
+static int64_t decided; /* by both deciders */
+
+static void many_login(char *buf, size_t size, unsigned i) {
+  snprintf(buf, size, "u%u@example.com", i);
+}
+
+static void *many_decider(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  char login[64];
+  int64_t i;
+
+  for (i = 0; !__atomic_load_n(&stop_deciders, __ATOMIC_ACQUIRE); i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    /* A login leaves the drawn range after a while: its ring empties and
+       is freed while the saves run, and new logins come in. */
+    many_login(login, sizeof(login), (unsigned)(i / 64) + rand_r(&seed) % MANY);
+    m.sasl_username = login;
+    m.recipients = 1 + rand_r(&seed) % 3;
+    m.time = T0 + i / 4;
+    cr_assert_eq(obspam_decide(e, &m, &v), OBSPAM_OK);
+    __atomic_add_fetch(&decided, 1, __ATOMIC_RELAXED);
+  }
+  return (void *)(intptr_t)i;
+}
+
+static void *many_saver(void *arg) {
+  int i;
+
+  (void)arg;
+  /* Every login of the range has counters first. */
+  while (__atomic_load_n(&decided, __ATOMIC_RELAXED) < 4 * MANY)
+    sched_yield();
+  for (i = 0; i < SAVES; i++)
+    cr_assert_eq(obspam_state_save(e, state), OBSPAM_OK, "%s",
+                 obspam_engine_errmsg(e));
+  return NULL;
+}
+
+Test(threads_journal, sliced_saves_of_many_objects) {
+  pthread_t t[3];
+  obspam_engine *back;
+  const char *tmp = getenv("TMPDIR");
+  char cmd[400], login[64];
+  int64_t now, total = 0, n0, n1;
+  void *r0, *r1;
+  unsigned i;
+
+  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+  e = tu_new();
+  OK(obspam_load_config_string(e, many_config));
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  cr_assert_eq(pthread_create(&t[0], NULL, many_decider, (void *)1u), 0);
+  cr_assert_eq(pthread_create(&t[1], NULL, many_decider, (void *)7u), 0);
+  cr_assert_eq(pthread_create(&t[2], NULL, many_saver, NULL), 0);
+  pthread_join(t[2], NULL);
+  __atomic_store_n(&stop_deciders, 1, __ATOMIC_RELEASE);
+  pthread_join(t[0], &r0);
+  pthread_join(t[1], &r1);
+  OK(obspam_journal_flush(e));
+  n0 = (int64_t)(intptr_t)r0;
+  n1 = (int64_t)(intptr_t)r1;
+  now = T0 + (n0 > n1 ? n0 : n1) / 4;
+
+  back = tu_new();
+  OK(obspam_load_config_string(back, many_config));
+  OK(obspam_state_load(back, state));
+  OK(obspam_journal_open(back, state, 0, NULL, NULL));
+  for (i = 0; i < MANY + (unsigned)((n0 > n1 ? n0 : n1) / 64); i++) {
+    obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
+    int ra, rb;
+
+    many_login(login, sizeof(login), i);
+    ra = obspam_stats_get(e, OBSPAM_MAILBOX, login, now, &a);
+    rb = obspam_stats_get(back, OBSPAM_MAILBOX, login, now, &b);
+    cr_assert_eq(ra, rb, "%s: %d, %d", login, ra, rb);
+    if (ra != OBSPAM_OK)
+      continue;
+    cr_assert_eq(a.count, b.count, "%s: count %lld, %lld", login,
+                 (long long)a.count, (long long)b.count);
+    cr_assert_eq(a.count_minute, b.count_minute, "%s: minute", login);
+    cr_assert_eq(a.count_day, b.count_day, "%s: day", login);
+    cr_assert_eq(a.refused, b.refused, "%s: refused", login);
+    cr_assert_eq(a.exceeded, b.exceeded, "%s: exceeded", login);
+    cr_assert_eq(a.refused_total, b.refused_total, "%s", login);
+    cr_assert_eq(a.exceeded_total, b.exceeded_total, "%s", login);
+    total += a.count_day;
+  }
+  {
+    obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
+
+    OK(obspam_stats_get(e, OBSPAM_DOMAIN, "example.com", now, &a));
+    OK(obspam_stats_get(back, OBSPAM_DOMAIN, "example.com", now, &b));
+    cr_assert_eq(a.count_day, b.count_day, "domain: day %lld, %lld",
+                 (long long)a.count_day, (long long)b.count_day);
+    cr_assert_eq(a.refused_total, b.refused_total, "domain: refused");
+    cr_assert(a.count_day > 0 && total > 0);
+  }
   obspam_engine_free(back);
   obspam_engine_free(e);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

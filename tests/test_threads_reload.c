@@ -293,3 +293,96 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
   }
   obspam_engine_free(e);
 }
+
+/* Reloads of a tree of many mailboxes while two threads decide and the
+   time goes on (rings empty and are freed, new ones are made): the
+   store shares each state with the new tree in slices before the swap
+   and moves it after (store_mem.c, mem_carry_prepare), so decisions made
+   at any moment of a reload must land in the one state of their
+   mailbox. Configuration A declares every mailbox; B only the even ones
+   (the odd ones go on as implicit mailboxes) and moves the domain to
+   another subscription. Nothing is refused, so at the end each
+   mailbox's day count is every recipient its decisions charged. */
+#define MB 6000
+#define MB_DECISIONS 150000 /* per worker */
+#define MB_RELOADS 16       /* at least */
+
+static obspam_engine *mb_engine;
+static _Atomic int64_t mb_charged[MB];
+static atomic_int mb_done; /* deciders finished */
+
+static char *mb_config(int b) {
+  size_t size = (size_t)MB * 64 + 512, n;
+  char *text = malloc(size);
+  int i;
+
+  cr_assert_not_null(text);
+  n = (size_t)snprintf(text, size,
+                       "default mailbox=unlimited domain=unlimited "
+                       "subscription=unlimited\n"
+                       "implicit-mailboxes %d\n"
+                       "subscription s\nsubscription t\n"
+                       "domain many.example subscription=%s\n",
+                       2 * MB, b ? "t" : "s");
+  for (i = 0; i < MB; i++)
+    if (!b || i % 2 == 0)
+      n +=
+          (size_t)snprintf(text + n, size - n, "mailbox u%d@many.example\n", i);
+  return text;
+}
+
+static void *mb_decider(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  char login[64];
+  int i;
+
+  for (i = 0; i < MB_DECISIONS; i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+    /* A sliding range of logins, so that some go idle for over an hour
+       while others start. */
+    int k = (int)(((unsigned)i / 40 + rand_r(&seed) % (MB / 2)) % MB);
+
+    snprintf(login, sizeof(login), "u%d@many.example", k);
+    m.sasl_username = login;
+    m.recipients = 1 + rand_r(&seed) % 3;
+    m.time = T0 + i / 8; /* under 6 hours: all in the day window */
+    cr_assert_eq(obspam_decide(mb_engine, &m, &v), OBSPAM_OK);
+    cr_assert_eq(v.action, OBSPAM_ACCEPT, "%s", login);
+    atomic_fetch_add(&mb_charged[k], m.recipients);
+  }
+  atomic_fetch_add(&mb_done, 1);
+  return NULL;
+}
+
+Test(threads_reload, many_objects_carried_while_deciding, .timeout = 120) {
+  char *conf[2] = {mb_config(0), mb_config(1)};
+  pthread_t t[2];
+  char login[64];
+  int i;
+
+  mb_engine = tu_new();
+  OK(obspam_load_config_string(mb_engine, conf[0]));
+  cr_assert_eq(pthread_create(&t[0], NULL, mb_decider, (void *)3u), 0);
+  cr_assert_eq(pthread_create(&t[1], NULL, mb_decider, (void *)11u), 0);
+  /* Reloads for as long as the deciders run. */
+  for (i = 1; i <= MB_RELOADS || atomic_load(&mb_done) < 2; i++)
+    cr_assert_eq(obspam_load_config_string(mb_engine, conf[i % 2]), OBSPAM_OK,
+                 "%s", obspam_engine_errmsg(mb_engine));
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  for (i = 0; i < MB; i++) {
+    obspam_stats st = OBSPAM_STATS_INIT;
+
+    snprintf(login, sizeof(login), "u%d@many.example", i);
+    OK(obspam_stats_get(mb_engine, OBSPAM_MAILBOX, login, T0 + MB_DECISIONS / 8,
+                        &st));
+    cr_assert_eq(st.count_day, atomic_load(&mb_charged[i]),
+                 "%s: %lld charged, %lld counted", login,
+                 (long long)atomic_load(&mb_charged[i]),
+                 (long long)st.count_day);
+  }
+  obspam_engine_free(mb_engine);
+  free(conf[0]);
+  free(conf[1]);
+}

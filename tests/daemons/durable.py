@@ -286,12 +286,32 @@ class Pinger(threading.Thread):
             self.error = repr(e)
 
 
+# The bound of sc_stall. The library holds a lock against decisions for a
+# few microseconds at the swap of a reload and for one slice of a save or
+# of a reload's hand-over (at most a few hundred records: about a tenth of
+# a millisecond); bench_config, in one process without a client, measures
+# a longest decision of 8-9 ms during a reload of the 1M file. What this
+# test measures on top is the scheduler of a shared 2-core machine: the
+# reload thread parses a 47 MB file on one core while the loop, this
+# client and other work share the rest. There the longest gap during the
+# reload had a median of 7.4 ms with a load average of 1.5-3 and 23 ms at
+# 3-5 (47 and 71 ms when the reload and the saves held their locks
+# throughout), but single runs at busy moments reached 70 ms with saves
+# alone and 103 ms during the reload (README "Known limits"). The bound is
+# above that noise, so that the test does not fail on a busy machine; it
+# fails when the loop waits for a whole save or reload (867 ms when a save
+# waited for a reload), but the old hand-over under the write lock (about
+# 40 ms here, 99 ms in bench_config) stays below it: bench_config's
+# longest decision is what shows that one.
+STALL_BOUND = 0.15
+
+
 def sc_stall(tmp):
     """The longest gap between two answers of a client that asks non-stop,
     while the 1M-mailbox configuration of bench_config is reloaded and a
     save falls due every second (10,000 mailboxes hold counters). Prints
-    the figures; fails only above 400 ms (a save that waits in the loop
-    for the reload took 867 ms)."""
+    the figures; fails above STALL_BOUND (150 ms) with saves alone or
+    during the reload."""
     conf = os.path.join(tmp, "d.conf")
     start = time.monotonic()
     big_config(conf)
@@ -322,8 +342,9 @@ def sc_stall(tmp):
               f"the reload and the saves after it (goal 10 ms); "
               f"{time.monotonic() - start:.0f} s in all")
         del saves
-        if p.max_gap_during > 0.4:
-            raise Failure(f"the loop stalled {p.max_gap_during * 1000:.0f} ms")
+        worst = max(before, p.max_gap_during)
+        if worst > STALL_BOUND:
+            raise Failure(f"the loop stalled {worst * 1000:.0f} ms")
     finally:
         d.stop()
         d.kill()
