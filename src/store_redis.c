@@ -18,9 +18,12 @@
      P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w" sent, refused, over
                             the limit, first and last attempt over the
                             limit and the window (seconds) of the last, of
-                            each clock hour, "lr" the last refusal; the
-                            day window sums the last 24 hours' "s"; TTL
-                            the retention, at least a day, and an hour
+                            each clock hour, "lr" the last refusal, "rt"
+                            the last reset and "rb" what its hour had
+                            sent before it; the day window sums the last
+                            24 hours' "s" from the hour of "rt" on, less
+                            "rb"; TTL the retention, at least a day, and
+                            an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
      P scripts              hash script path -> subscription last charged
