@@ -192,12 +192,18 @@ static const char lua_charge[] =
     "  local function hist(key,refd,x,w)\n"
     "    if redis.call('HEXISTS',key,hs..':s')==0 and\n"
     "      redis.call('HEXISTS',key,hs..':r')==0 then\n"
-    "      local cutoff=hour-(keep-1)*3600 local old={}\n"
+    "      local cutoff=hour-(keep-1)*3600 local old,live={},false\n"
     "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
     "        local h=tonumber(string.match(f,'^(%d+):'))\n"
     "        if h and h<cutoff then old[#old+1]=f end\n"
+    "        if h and h>=cutoff then live=true end\n"
     "      end\n"
     "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
+    /* The in-memory store forgets a history, its last reset with it,
+       once its newest hour has left the retention: so does this one. */
+    "      local rt=tonumber(redis.call('HGET',key,'rt'))\n"
+    "      if rt and not live and rt-rt%3600<cutoff then\n"
+    "        redis.call('HDEL',key,'rt','rb') end\n"
     "    end\n"
     "    if refd then\n"
     "      redis.call('HINCRBY',key,hs..':r',1)\n"
@@ -278,9 +284,17 @@ static const char lua_read[] =
               "  end\n"
               "  if all[j]=='lr' then local v=tonumber(all[j+1])\n"
               "    if v-v%3600>=cutoff then lr=v end end\n"
-              "  if all[j]=='rt' then local v=tonumber(all[j+1])\n"
-              "    if v-v%3600>=cutoff then rt=v end end\n"
               "end\n"
+              /* The last reset, as long as the in-memory store keeps the
+                 object's history: while its newest hour (the reset's own
+                 among them) is within the retention, at least a day. */
+              "local newest=rh*3600\n"
+              "for j=1,#all,2 do\n"
+              "  local h=tonumber(string.match(all[j],'^(%d+):'))\n"
+              "  if h and h>newest then newest=h end\n"
+              "end\n"
+              "if fl[1] and newest>=hour-(math.max(ret,24)-1)*3600 then\n"
+              "  rt=tonumber(fl[1]) end\n"
               "return {sent,refd,total,lr,exc,xtotal,day,sm,rt}\n";
 
 /* store_mem.c's reset_locked: the object's windows empty (its window
