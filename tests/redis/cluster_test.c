@@ -9,6 +9,7 @@
      cluster_test fallback URI KILL_CMD RESTART_CMD
          Redis killed: decisions go on with local counters (fallback local)
          or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
+         a reset fails with OBSPAM_EUNAVAIL, changing nothing;
          Redis restarted: decisions use the shared counters again;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
@@ -406,6 +407,22 @@ static int fallback(const char *uri, const char *kill_cmd,
   EXPECT(rc == OBSPAM_EUNAVAIL, "rc %d (%s)", rc, obspam_engine_errmsg(e));
   printf("  errmsg: %s\n", obspam_engine_errmsg(e));
   obspam_set_option(e, OBSPAM_OPT_STORE_FALLBACK, 0);
+  printf("a reset fails with OBSPAM_EUNAVAIL and changes nothing\n");
+  rc = obspam_reset(e, OBSPAM_MAILBOX, "a@d.example", T);
+  EXPECT(rc == OBSPAM_EUNAVAIL &&
+             strcmp(obspam_engine_errmsg(e),
+                    "reset: the shared store (Redis) does not answer; "
+                    "nothing was reset") == 0,
+         "rc %d (%s)", rc, obspam_engine_errmsg(e));
+  {
+    obspam_stats ms = OBSPAM_STATS_INIT;
+
+    EXPECT(obspam_stats_get(e, OBSPAM_MAILBOX, "a@d.example", T, &ms) ==
+                   OBSPAM_OK &&
+               ms.count == 3 && ms.last_reset == 0,
+           "local count %" PRId64 " last_reset %" PRId64, ms.count,
+           ms.last_reset);
+  }
 
   run("Redis comes back", restart_cmd);
   /* Redis is tried again at most once a second. */
