@@ -573,10 +573,11 @@ OBSPAM_API int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
    again. Its day window starts at the reset. Its ancestors keep their
    counts; its history and totals keep what happened; the time of the
    reset is the stats' last_reset. Snapshots keep it and the journal
-   records it. OBSPAM_ENOTFOUND for an unknown object; OBSPAM_EINVAL
-   for another kind, a negative time, and while a shared counter store
-   (obspam_set_store) holds the counters: its windows are every
-   server's. */
+   records it. With a shared counter store (obspam_set_store) the reset
+   is made there, for every server sharing it; OBSPAM_EUNAVAIL, with
+   nothing reset, when that store does not answer. OBSPAM_ENOTFOUND for
+   an unknown object; OBSPAM_EINVAL for another kind or a negative
+   time. */
 OBSPAM_API int obspam_reset(obspam_engine *e, int kind, const char *name,
                             int64_t now);
 

@@ -330,10 +330,6 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
     o = &held->obj;
   if (o == NULL) {
     rc = OBSPAM_ENOTFOUND;
-  } else if (e->store != e->local) {
-    /* The windows of a shared store are every server's; this engine's
-       local counters are only its stand-in while Redis is down. */
-    rc = OBSPAM_EINVAL;
   } else {
     ch.n = 1;
     ch.obj[0] = o;
@@ -354,10 +350,10 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc, "reset: no %s '%s'", obspam_kind_name(kind),
                         n.s);
-  if (rc == OBSPAM_EINVAL)
+  if (rc == OBSPAM_EUNAVAIL)
     return obspam__fail(e, rc,
-                        "reset: the counters are in a shared store (Redis), "
-                        "which does not reset them");
+                        "reset: the shared store (Redis) does not answer; "
+                        "nothing was reset");
   if (rc != OBSPAM_OK)
     return obspam__fail(e, rc, "reset: out of memory");
   obspam__observe(e, ch.t);

@@ -18,9 +18,12 @@
      P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w" sent, refused, over
                             the limit, first and last attempt over the
                             limit and the window (seconds) of the last, of
-                            each clock hour, "lr" the last refusal; the
-                            day window sums the last 24 hours' "s"; TTL
-                            the retention, at least a day, and an hour
+                            each clock hour, "lr" the last refusal, "rt"
+                            the last reset and "rb" what its hour had
+                            sent before it; the day window sums the last
+                            24 hours' "s" from the hour of "rt" on, less
+                            "rb"; TTL the retention, at least a day, and
+                            an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
      P scripts              hash script path -> subscription last charged
@@ -54,6 +57,19 @@
 #define RETRY_MS 1000   /* how often a down Redis is tried again */
 #define WINDOW_TTL 3720 /* the window and two minutes of clock skew */
 #define KEY_MAX 1800    /* prefix, tag, kind, a script path */
+
+/* The first clock hour (hour number, t div 3600) that the day window
+   counts and what that hour had sent before, from the "rt" and "rb"
+   fields of a history hash (HMGET values, false when absent): the hour
+   of the last reset (obspam_reset) and what it had sent before the
+   reset, or no floor (hour 0, nothing) without a reset. Shared by the
+   decision and the read, so that both count the same day. */
+#define DAY_FLOOR                                                              \
+  "local function day_floor(rt,rb)\n"                                          \
+  "  rt=tonumber(rt)\n"                                                        \
+  "  if not rt then return 0,0 end\n"                                          \
+  "  return math.floor(rt/3600),tonumber(rb) or 0\n"                           \
+  "end\n"
 
 /* The check-and-charge of store_mem.c (charge_locked), on the keys of the
    charged objects: each object's count and wait in each window (minute,
@@ -104,7 +120,7 @@ static const char lua_charge[] =
        longest waits keeping the name, -1 the longest of all. over[i]:
        the attempt went over the ith object's own limit; win[i]: the
        window (seconds) recorded for it. */
-    "local function longer(a,b)\n"
+    DAY_FLOOR "local function longer(a,b)\n"
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
     "end\n"
@@ -127,13 +143,21 @@ static const char lua_charge[] =
     "  if not dry and #stale>0 then\n"
     "    redis.call('HDEL',KEYS[i],unpack(stale)) end\n"
     /* The day: the clock hours of the history, read only when the day
-       has a limit (its count is reported only when it is named). */
+       has a limit (its count is reported only when it is named). A reset
+       (rt, rb) starts it at its hour, less what that hour had sent
+       before it. */
     "  if lim[3]>=0 then\n"
     "    local f={}\n"
     "    for h=hnum-23,hnum do f[#f+1]=string.format('%d:s',h*3600) end\n"
+    "    f[25]='rt' f[26]='rb'\n"
     "    local got=redis.call('HMGET',KEYS[n+i],unpack(f))\n"
+    "    local rh,rb=day_floor(got[25],got[26])\n"
     "    for j=1,24 do\n"
-    "      local v=tonumber(got[j]) if v then bd[hnum-24+j]=v sd=sd+v end\n"
+    "      local h=hnum-24+j local v=tonumber(got[j])\n"
+    "      if v and h>=rh then\n"
+    "        if h==rh then v=v-rb end\n"
+    "        bd[h]=v sd=sd+v\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  count[i]={sm,sh,sd}\n"
@@ -168,12 +192,18 @@ static const char lua_charge[] =
     "  local function hist(key,refd,x,w)\n"
     "    if redis.call('HEXISTS',key,hs..':s')==0 and\n"
     "      redis.call('HEXISTS',key,hs..':r')==0 then\n"
-    "      local cutoff=hour-(keep-1)*3600 local old={}\n"
+    "      local cutoff=hour-(keep-1)*3600 local old,live={},false\n"
     "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
     "        local h=tonumber(string.match(f,'^(%d+):'))\n"
     "        if h and h<cutoff then old[#old+1]=f end\n"
+    "        if h and h>=cutoff then live=true end\n"
     "      end\n"
     "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
+    /* The in-memory store forgets a history, its last reset with it,
+       once its newest hour has left the retention: so does this one. */
+    "      local rt=tonumber(redis.call('HGET',key,'rt'))\n"
+    "      if rt and not live and rt-rt%3600<cutoff then\n"
+    "        redis.call('HDEL',key,'rt','rb') end\n"
     "    end\n"
     "    if refd then\n"
     "      redis.call('HINCRBY',key,hs..':r',1)\n"
@@ -216,11 +246,12 @@ static const char lua_charge[] =
 
 /* store_mem.c's mem_read. KEYS: window hash, history hash. ARGV: now,
    retention hours. Returns count, refused, refused_total, last_refused,
-   exceeded, exceeded_total, count_day, count_minute. The day is counted
-   whatever the retention, as the decision counts it. */
+   exceeded, exceeded_total, count_day, count_minute, last_reset. The day is
+   counted whatever the retention, as the decision counts it. */
 static const char lua_read[] =
     "local now=tonumber(ARGV[1]) local ret=tonumber(ARGV[2])\n"
-    "local tick=math.floor(now/5) local minute=math.floor(now/60)\n"
+    /* day_floor() for the day window. */
+    DAY_FLOOR "local tick=math.floor(now/5) local minute=math.floor(now/60)\n"
     "local sent,refd,exc,sm=0,0,0,0\n"
     "local all=redis.call('HGETALL',KEYS[1])\n"
     "for j=1,#all,2 do\n"
@@ -235,8 +266,10 @@ static const char lua_read[] =
     "  end\n"
     "end\n"
     "local hour=now-now%3600 local cutoff=hour-(ret-1)*3600\n"
-    "local total,xtotal,day,lr=0,0,0,0\n"
+    "local total,xtotal,day,lr,rt=0,0,0,0,0\n"
     "all=redis.call('HGETALL',KEYS[2])\n"
+    "local fl=redis.call('HMGET',KEYS[2],'rt','rb')\n"
+    "local rh,rb=day_floor(fl[1],fl[2])\n"
     "for j=1,#all,2 do\n"
     "  local h,w=string.match(all[j],'^(%d+):(%a)$')\n"
     "  if h then\n"
@@ -246,12 +279,38 @@ static const char lua_read[] =
     "      if w=='r' then total=total+v\n"
     "      elseif w=='x' then xtotal=xtotal+v end\n"
     "    end\n"
-    "    if w=='s' and h>hour-86400 then day=day+v end\n"
+    "    if w=='s' and h>hour-86400 and h>=rh*3600 then\n"
+    "      day=day+v if h==rh*3600 then day=day-rb end\n"
+    "    end\n"
     "  end\n"
     "  if all[j]=='lr' then local v=tonumber(all[j+1])\n"
     "    if v-v%3600>=cutoff then lr=v end end\n"
     "end\n"
-    "return {sent,refd,total,lr,exc,xtotal,day,sm}\n";
+    /* The last reset, as long as the in-memory store keeps the
+    object's history: while its newest hour (the reset's own
+    among them) is within the retention, at least a day. */
+    "local newest=rh*3600\n"
+    "for j=1,#all,2 do\n"
+    "  local h=tonumber(string.match(all[j],'^(%d+):'))\n"
+    "  if h and h>newest then newest=h end\n"
+    "end\n"
+    "if fl[1] and newest>=hour-(math.max(ret,24)-1)*3600 then\n"
+    "  rt=tonumber(fl[1]) end\n"
+    "return {sent,refd,total,lr,exc,xtotal,day,sm,rt}\n";
+
+/* store_mem.c's reset_locked: the object's windows empty (its window
+   hash goes), and its history hash keeps every hour but records the
+   time of the reset ("rt") and what the reset's hour had sent before
+   it ("rb"), the floor of the day window. KEYS: window hash, history
+   hash. ARGV: t, retention hours. */
+static const char lua_reset[] =
+    "local t=tonumber(ARGV[1]) local keep=math.max(tonumber(ARGV[2]),24)\n"
+    "local hs=string.format('%d:s',t-t%3600)\n"
+    "redis.call('DEL',KEYS[1])\n"
+    "local b=tonumber(redis.call('HGET',KEYS[2],hs)) or 0\n"
+    "redis.call('HSET',KEYS[2],'rt',ARGV[1],'rb',b)\n"
+    "redis.call('EXPIRE',KEYS[2],keep*3600+3600)\n"
+    "return 1\n";
 
 typedef struct redis_store {
   obspam__store base;
@@ -260,7 +319,7 @@ typedef struct redis_store {
   obspam__store_addr addr;
   pthread_mutex_t lock; /* the connection and everything below */
   redisContext *c;
-  char sha_charge[41], sha_read[41];
+  char sha_charge[41], sha_read[41], sha_reset[41];
   int up;              /* the last attempt worked (1 before the first) */
   int64_t next_try_ms; /* while down: when to try again */
   int64_t episodes, fallbacks;
@@ -397,7 +456,8 @@ static int connect_master(redis_store *r) {
     freeReplyObject(rp);
   }
   if (load_script(c, lua_charge, r->sha_charge) != 0 ||
-      load_script(c, lua_read, r->sha_read) != 0)
+      load_script(c, lua_read, r->sha_read) != 0 ||
+      load_script(c, lua_reset, r->sha_reset) != 0)
     goto fail;
   r->c = c;
   return 0;
@@ -642,12 +702,71 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   return 0;
 }
 
+/* A reset (ch->reset) on Redis, under r->lock: one script, so that no
+   decision of another server comes between emptying the windows and
+   recording the floor of the day. 0, or -1 when Redis did not answer. */
+static int redis_reset(redis_store *r, const obspam__charge *ch) {
+  char w[KEY_MAX], h[KEY_MAX], ts[24], rets[24];
+  const obspam__obj *o = ch->obj[0];
+  const char *sub = sub_of(o);
+  redisReply *rp;
+  cmd c;
+  int ok;
+
+  memset(&c, 0, sizeof(c));
+  args(&c, "EVALSHA");
+  arg(&c, r->sha_reset, 40);
+  args(&c, "2");
+  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
+  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
+  snprintf(ts, sizeof(ts), "%lld", (long long)ch->t);
+  snprintf(rets, sizeof(rets), "%lld", (long long)ch->retention);
+  args(&c, ts);
+  args(&c, rets);
+  if (pipeline(r, &c, 1, &rp) != 0)
+    return -1;
+  ok = rp->type == REDIS_REPLY_INTEGER && rp->integer == 1;
+  freeReplyObject(rp);
+  if (!ok) {
+    mark_down(r);
+    return -1;
+  }
+  return 0;
+}
+
+/* A reset must reach every server: with Redis down it fails
+   (OBSPAM_EUNAVAIL) and changes nothing, instead of emptying only this
+   server's stand-in counters. Once Redis has it, the local counters
+   reset too (not journaled, as no decision on Redis is), so that a
+   fallback later does not refuse on what came before; that reset
+   failing for memory only leaves the stand-in as it was. */
+static int r_reset(redis_store *r, obspam__charge *ch) {
+  void (*record)(void *, const obspam__charge *) = ch->record;
+  int rc;
+
+  pthread_mutex_lock(&r->lock);
+  if (ch->t < r->newest)
+    ch->t = r->newest;
+  else
+    r->newest = ch->t;
+  rc = redis_reset(r, ch);
+  pthread_mutex_unlock(&r->lock);
+  if (rc != 0)
+    return OBSPAM_EUNAVAIL;
+  ch->record = NULL;
+  (void)r->local->ops->charge(r->local, ch);
+  ch->record = record;
+  return OBSPAM_OK;
+}
+
 static int r_charge(obspam__store *s, obspam__charge *ch) {
   redis_store *r = (redis_store *)s;
   int rc;
 
   if (ch->note)
     return OBSPAM_OK; /* Redis keeps no rows of scripts charged to nobody */
+  if (ch->reset)
+    return r_reset(r, ch);
 
   pthread_mutex_lock(&r->lock);
   if (ch->timeout_ms > 0 && ch->timeout_ms != r->timeout_ms) {
@@ -704,7 +823,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   args(&c, nows);
   args(&c, rets);
   if (pipeline(r, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 8) {
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 9) {
       out->count = int_of(rp->element[0]);
       out->refused = int_of(rp->element[1]);
       out->refused_total = int_of(rp->element[2]);
@@ -713,7 +832,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
       out->exceeded_total = int_of(rp->element[5]);
       out->count_day = int_of(rp->element[6]);
       out->count_minute = int_of(rp->element[7]);
-      out->last_reset = 0; /* Redis keeps no resets (obspam_reset) */
+      out->last_reset = int_of(rp->element[8]);
       freeReplyObject(rp);
       pthread_mutex_unlock(&r->lock);
       return;

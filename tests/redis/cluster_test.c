@@ -9,6 +9,7 @@
      cluster_test fallback URI KILL_CMD RESTART_CMD
          Redis killed: decisions go on with local counters (fallback local)
          or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
+         a reset fails with OBSPAM_EUNAVAIL, changing nothing;
          Redis restarted: decisions use the shared counters again;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
@@ -16,6 +17,10 @@
      cluster_test windows URI
          the minute and day windows and the recipients cap on Redis: the
          verdict at each bucket edge (object, window, limit, count, wait);
+     cluster_test reset URI
+         a reset by one relay: another sees every window empty, sends the
+         whole limit again, and its day starts at the reset; the same
+         verdicts as in memory;
      cluster_test windows_status URI
          the same windows in obspam_stats_get and the report's window;
      cluster_test upgrade URI REDIS_CLI
@@ -402,6 +407,22 @@ static int fallback(const char *uri, const char *kill_cmd,
   EXPECT(rc == OBSPAM_EUNAVAIL, "rc %d (%s)", rc, obspam_engine_errmsg(e));
   printf("  errmsg: %s\n", obspam_engine_errmsg(e));
   obspam_set_option(e, OBSPAM_OPT_STORE_FALLBACK, 0);
+  printf("a reset fails with OBSPAM_EUNAVAIL and changes nothing\n");
+  rc = obspam_reset(e, OBSPAM_MAILBOX, "a@d.example", T);
+  EXPECT(rc == OBSPAM_EUNAVAIL &&
+             strcmp(obspam_engine_errmsg(e),
+                    "reset: the shared store (Redis) does not answer; "
+                    "nothing was reset") == 0,
+         "rc %d (%s)", rc, obspam_engine_errmsg(e));
+  {
+    obspam_stats ms = OBSPAM_STATS_INIT;
+
+    EXPECT(obspam_stats_get(e, OBSPAM_MAILBOX, "a@d.example", T, &ms) ==
+                   OBSPAM_OK &&
+               ms.count == 3 && ms.last_reset == 0,
+           "local count %" PRId64 " last_reset %" PRId64, ms.count,
+           ms.last_reset);
+  }
 
   run("Redis comes back", restart_cmd);
   /* Redis is tried again at most once a second. */
@@ -826,7 +847,8 @@ static int badconf(void) {
 }
 
 /* The panel functions on a shared store: obspam_top and obspam_enumerate
-   read Redis (what both relays decided), obspam_reset is refused. */
+   read Redis (what both relays decided), obspam_reset empties the
+   windows of every relay. */
 typedef struct text {
   char s[2048];
 } text;
@@ -849,6 +871,118 @@ static int on_object(int kind, const char *name, const obspam_stats *st,
   (void)kind;
   snprintf(t->s + len, sizeof(t->s) - len, "%s:%" PRId64 ";", name, st->count);
   return 0;
+}
+
+/* The engine of the reset scenario: the window engine's objects, the
+   mailbox with 3 a minute and 12 a day besides its 10 an hour; on
+   Redis (prefix "reset-PID:") or, with uri NULL, in memory. */
+static obspam_engine *reset_engine(const char *uri) {
+  obspam_engine *e;
+
+  if (uri != NULL) {
+    e = win_engine(uri, "reset");
+  } else if (obspam_engine_new(&e) != OBSPAM_OK ||
+             obspam_load_config_string(
+                 e, "subscription s1 subscription=100\n"
+                    "domain d.example subscription=s1 mailbox=4\n"
+                    "mailbox a@d.example limit=10\n") != OBSPAM_OK) {
+    printf("engine: %s\n", obspam_engine_errmsg(e));
+    exit(2);
+  }
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, 3);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 86400, 12);
+  return e;
+}
+
+static void hist_hour(int64_t hour, int64_t sent, int64_t refused, void *ud) {
+  text *t = ud;
+  size_t len = strlen(t->s);
+
+  snprintf(t->s + len, sizeof(t->s) - len,
+           "%" PRId64 ":%" PRId64 "/%" PRId64 ";", (hour - B) / 3600, sent,
+           refused);
+}
+
+/* A reset made by e[0] and seen by e[1] (the same engine in memory): the
+   same verdicts on Redis as in memory. H1 is the clock hour B+3600. */
+static void reset_scenario(obspam_engine *e[2]) {
+  const int64_t R = B + 3600 + 100; /* the reset */
+  obspam_verdict v;
+  obspam_stats st;
+  text t;
+  int i;
+
+  printf("before: 3 in the hour of B, 6 in H1 and a refusal in each\n");
+  for (i = 0; i < 3; i++)
+    at(e[0], "a@d.example", B + 100, 1, &v);
+  at(e[0], "a@d.example", B + 100, 1, &v);
+  VERDICT("B+100", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 3, 60);
+  for (i = 0; i < 3; i++)
+    at(e[0], "a@d.example", B + 3600 + 10, 1, &v);
+  for (i = 0; i < 3; i++)
+    at(e[0], "a@d.example", B + 3600 + 70, 1, &v);
+  at(e[0], "a@d.example", B + 3600 + 70, 1, &v);
+  VERDICT("H1+70", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 3, 60);
+  st = stats_at(e[1], "a@d.example", R);
+  MINUTE_DAY("before the reset", st, 3, 3, 6, 12, 9);
+
+  printf("e[0] resets a@d.example at H1+100; e[1] sees every window "
+         "empty\n");
+  EXPECT(obspam_reset(e[0], OBSPAM_MAILBOX, "a@d.example", R) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[0]));
+  st = stats_at(e[1], "a@d.example", R);
+  MINUTE_DAY("after the reset", st, 3, 0, 0, 12, 0);
+  EXPECT(st.refused == 0 && st.refused_total == 2 && st.last_reset == R,
+         "refused %" PRId64 " refused_total %" PRId64 " last_reset %" PRId64,
+         st.refused, st.refused_total, st.last_reset);
+
+  printf("e[1] sends the whole minute (3) and hour (10) again\n");
+  for (i = 0; i < 3; i++) {
+    at(e[1], "a@d.example", R, 1, &v);
+    VERDICT("R", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, i, 0);
+  }
+  at(e[1], "a@d.example", R, 1, &v);
+  VERDICT("R, 4th", v, OBSPAM_REFUSE, "a@d.example", 60, 3, 3, 60);
+  at(e[1], "a@d.example", R + 60, 3, &v);
+  at(e[1], "a@d.example", R + 120, 3, &v);
+  at(e[1], "a@d.example", R + 180, 1, &v);
+  VERDICT("R+180", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 9, 0);
+  /* The minute of R (H1+60..H1+119) leaves the hour at H1+3660. */
+  at(e[1], "a@d.example", R + 240, 1, &v);
+  VERDICT("R+240", v, OBSPAM_REFUSE, "a@d.example", 3600, 10, 10, 3320);
+
+  printf("the day from the reset: H1 counts only its 10 after it\n");
+  st = stats_at(e[0], "a@d.example", B + 3 * 3600 + 10);
+  MINUTE_DAY("H3", st, 3, 0, 0, 12, 10);
+  EXPECT(st.last_reset == R, "last_reset %" PRId64, st.last_reset);
+  at(e[0], "a@d.example", B + 3 * 3600 + 10, 2, &v);
+  VERDICT("H3, 2", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 0, 0);
+  /* H1 (10 of the day) leaves it at H1+86400. */
+  at(e[1], "a@d.example", B + 3 * 3600 + 10, 1, &v);
+  VERDICT("H3, 1 more", v, OBSPAM_REFUSE, "a@d.example", 86400, 12, 12, 79190);
+
+  printf("the history keeps what happened\n");
+  memset(&t, 0, sizeof(t));
+  EXPECT(obspam_history(e[1], OBSPAM_MAILBOX, "a@d.example", B, B + 4 * 3600,
+                        hist_hour, &t) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[1]));
+  EXPECT(strcmp(t.s, "0:3/1;1:16/3;3:2/1;") == 0, "%s", t.s);
+}
+
+static int reset(const char *uri) {
+  obspam_engine *e[2];
+
+  printf("in memory\n");
+  e[0] = e[1] = reset_engine(NULL);
+  reset_scenario(e);
+  obspam_engine_free(e[0]);
+  printf("on Redis, two relays\n");
+  e[0] = reset_engine(uri);
+  e[1] = reset_engine(uri);
+  reset_scenario(e);
+  obspam_engine_free(e[0]);
+  obspam_engine_free(e[1]);
+  return failures ? 1 : 0;
 }
 
 static int panel(const char *uri) {
@@ -904,13 +1038,20 @@ static int panel(const char *uri) {
                           &t) == OBSPAM_OK,
          "%s", obspam_engine_errmsg(e[1]));
   EXPECT(strcmp(t.s, "a@d.example:3;b@d.example:1;") == 0, "%s", t.s);
-  printf("a reset is refused: the windows are every relay's\n");
-  EXPECT(obspam_reset(e[0], OBSPAM_MAILBOX, "a@d.example", T) ==
-                 OBSPAM_EINVAL &&
-             strcmp(obspam_engine_errmsg(e[0]),
-                    "reset: the counters are in a shared store (Redis), "
-                    "which does not reset them") == 0,
+  printf("a reset by one relay empties the windows of both\n");
+  EXPECT(obspam_reset(e[0], OBSPAM_MAILBOX, "a@d.example", T) == OBSPAM_OK,
          "%s", obspam_engine_errmsg(e[0]));
+  memset(&t, 0, sizeof(t));
+  EXPECT(obspam_enumerate(e[1], OBSPAM_MAILBOX, NULL, 0, NULL, 0, T, on_object,
+                          &t) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[1]));
+  EXPECT(strcmp(t.s, "a@d.example:0;b@d.example:1;") == 0, "%s", t.s);
+  printf("and the top keeps what it sent\n");
+  memset(&t, 0, sizeof(t));
+  EXPECT(obspam_top(e[1], OBSPAM_MAILBOX, T - 3600, T + 3600, 1, top_row, &t) ==
+             OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e[1]));
+  EXPECT(strcmp(t.s, "4 a@d.example 3 -1 -;") == 0, "%s", t.s);
   for (i = 0; i < 2; i++)
     obspam_engine_free(e[i]);
   return failures ? 1 : 0;
@@ -934,6 +1075,8 @@ int main(int argc, char **argv) {
     return failover(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "windows") == 0)
     return windows(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "reset") == 0)
+    return reset(argv[2]);
   if (argc == 3 && strcmp(argv[1], "windows_status") == 0)
     return windows_status(argv[2]);
   if (argc == 4 && strcmp(argv[1], "upgrade") == 0)
@@ -946,7 +1089,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "usage: cluster_test shared URI | report_hours URI | "
                   "fallback URI KILL "
                   "RESTART | failover URI FAILOVER | windows URI | "
-                  "windows_status URI | upgrade URI REDIS_CLI | "
+                  "windows_status URI | reset URI | upgrade URI REDIS_CLI | "
                   "restart URI | "
                   "load URI PREFIX SECONDS STEP\n");
   return 2;

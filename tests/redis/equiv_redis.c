@@ -7,7 +7,8 @@
    of every object (each window's limit and count), the report over the
    whole stream (with each row's window), every object's history and the
    notices. Limits, caps and the count unit change now and then during the
-   stream, as an administrator would change them.
+   stream, and objects are reset (obspam_reset), as an administrator
+   would do.
 
      equiv_redis URI [SEEDS [STEPS]]
 
@@ -70,7 +71,7 @@ static int nobjs;
 
 /* Refusals seen, by the window named: minute, hour, day, none (the cap
    or forbidden scripts); and acceptances. The stream must reach each. */
-static long refusals[4], accepted;
+static long refusals[4], accepted, resets;
 
 static void both(int rc_mem, int rc_redis, const char *what) {
   EXPECT(rc_mem == OBSPAM_OK && rc_redis == OBSPAM_OK, "%s: %d %d", what,
@@ -184,11 +185,11 @@ static const char *stats_line(char *buf, size_t size, const obspam_stats *s) {
            "sending %d limit %" PRId64 " count %" PRId64 " refused %" PRId64
            " total %" PRId64 " last %" PRId64 " exceeded %" PRId64
            " total %" PRId64 " minute %" PRId64 "/%" PRId64 " day %" PRId64
-           "/%" PRId64 " blocked %d %s disabled %d",
+           "/%" PRId64 " blocked %d %s disabled %d reset %" PRId64,
            s->sending, s->limit, s->count, s->refused, s->refused_total,
            s->last_refused, s->exceeded, s->exceeded_total, s->count_minute,
            s->limit_minute, s->count_day, s->limit_day, s->blocked_kind,
-           s->blocked_by, s->disabled);
+           s->blocked_by, s->disabled, s->last_reset);
   return buf;
 }
 
@@ -354,6 +355,15 @@ static void run_seed(const char *uri, int seed, int steps) {
     t += step_time();
     if (rn(60) == 0)
       change(e, &objs[rn(nobjs)]);
+    if (rn(200) == 0) {
+      /* An administrator resets one object (obspam_reset). */
+      const object *o = &objs[rn(nobjs)];
+
+      for (k = 0; k < 2; k++)
+        rc[k] = obspam_reset(e[k], o->kind, o->name, t);
+      both(rc[0], rc[1], "reset");
+      resets++;
+    }
     if (rn(300) == 0) {
       int unit = rn(2);
 
@@ -445,12 +455,13 @@ int main(int argc, char **argv) {
   for (seed = 1; seed <= seeds; seed++)
     run_seed(argv[1], seed, steps);
   printf("%d seeds of %d messages: %ld accepted; refused by the minute %ld, "
-         "the hour %ld, the day %ld, the cap or forbidden scripts %ld; %d "
-         "differences\n",
+         "the hour %ld, the day %ld, the cap or forbidden scripts %ld; %ld "
+         "resets; %d differences\n",
          seeds, steps, accepted, refusals[0], refusals[1], refusals[2],
-         refusals[3], failures);
+         refusals[3], resets, failures);
   EXPECT(accepted > 0 && refusals[0] > 0 && refusals[1] > 0 &&
-             refusals[2] > 0 && refusals[3] > 0,
-         "the stream must accept and refuse by every window and the cap");
+             refusals[2] > 0 && refusals[3] > 0 && resets > 0,
+         "the stream must accept, refuse by every window and the cap, and "
+         "reset");
   return failures ? 1 : 0;
 }

@@ -55,8 +55,10 @@ check "redis: a bad store line is refused with FILE:LINE" \
 check "redis: two relays share one limit" "$BIN/cluster_test" shared "$URI"
 check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
-check "redis: top and enumerate read Redis; reset is refused" \
+check "redis: top and enumerate read Redis; a reset is every relay's" \
   "$BIN/cluster_test" panel "$URI"
+check "redis: a reset empties every window on every relay, as in memory" \
+  "$BIN/cluster_test" reset "$URI"
 check "redis: the minute and day windows and the cap, at each bucket edge" \
   "$BIN/cluster_test" windows "$URI"
 check "redis: stats and reports of the minute and day windows" \
