@@ -1875,7 +1875,7 @@ Test(snapshot, crash_while_saving, .timeout = 300) {
 static void add_row(const obspam_report_row *r, void *ud) { sig_row(r, ud); }
 
 /* tests/data/state-format1.bin was written by libobspam 1.2.0 after
-   big_traffic() (tests/data/state-format1.c). Format 1 did not know which
+   big_traffic() (tests/data/state-old.c). Format 1 did not know which
    refusals went over the object's own limit: counts, refusals and history
    load as they were, nothing is over the limit, and its notices (made for
    every refused object) are dropped. Saved again, it is format 3. */
@@ -1954,7 +1954,7 @@ Test(snapshot, format_1_loads) {
 }
 
 /* tests/data/state-format2.bin was written after big_traffic() by the
-   last commit that wrote format 2 (tests/data/state-format2.c). Format 2
+   last commit that wrote format 2 (tests/data/state-old.c). Format 2
    knew the hour window only: everything it kept loads as it was, so the
    engine shows what one that ran the traffic itself shows, and its
    attempts over the limit were over the hour's. Saved again, it is
@@ -2003,7 +2003,7 @@ static void first_uid(const obspam_report_row *row, void *ud) {
 }
 
 /* tests/data/state-format3.bin was written after big_traffic() by the
-   last commit that wrote format 3 (tests/data/state-format3.c). Format 3
+   last commit that wrote format 3 (tests/data/state-old.c). Format 3
    knew no resets and no scripts' uids: everything else loads as it was,
    no object was ever reset, and the scripts' uids are unknown until
    their next message. Saved again, it is format 4 and the same state. */

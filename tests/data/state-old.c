@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* Writes tests/data/state-format3.bin: a snapshot in format 3, the format
-   of libobspam 1.3 before resets (obspam_reset) and scripts' uids, of
-   the same tree and traffic as state-format2.c (big_tree(0) and
-   big_traffic() of tests/test_snapshot.c). It was built and run against
-   the commit that declared the panel functions (git tag p18), the last
-   that wrote format 3:
+/* Writes a snapshot of the big tree and traffic of tests/test_snapshot.c
+   (big_tree(0) and big_traffic()) in the format of the library it is
+   linked with. Each older format's sample was written by this program,
+   built and run against the last commit that wrote that format:
 
-     cc -Iinclude tests/data/state-format3.c -Lbuild -lobspam \
-        -o state-format3 && ./state-format3 tests/data/state-format3.bin
+     state-format1.bin  format 1, libobspam 1.0 to 1.2: 1.2.0 (git a57c5f4)
+     state-format2.bin  format 2, 1.3 before the minute and day windows:
+                        the commit that laid down their interface (4db2c08)
+     state-format3.bin  format 3, 1.3 before resets and scripts' uids: the
+                        commit that declared the panel functions (5ddb3bd)
 
-   test_snapshot.c's format_3_loads checks what a later engine makes of
-   it. */
+     git checkout COMMIT && cmake -S . -B build && cmake --build build &&
+     cc -Iinclude tests/data/state-old.c -Lbuild -lobspam -o state-old &&
+     ./state-old tests/data/state-formatN.bin
+
+   test_snapshot.c's format_N_loads checks what a later engine makes of
+   each. */
 #include <stdio.h>
 #include <stdlib.h>
 
