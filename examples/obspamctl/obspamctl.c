@@ -1467,6 +1467,21 @@ static void json_top_row(const rec *r) {
   printf("}");
 }
 
+/* The "row" records of a as a JSON array of top rows, indented as a
+   member of the answer's object. */
+static void json_top_rows(const answer *a) {
+  size_t i, n = 0;
+
+  printf("[");
+  for (i = 0; i < a->nrecs; i++) {
+    if (strcmp(a->recs[i].f[0], "row") != 0)
+      continue;
+    printf("%s\n    ", n++ ? "," : "");
+    json_top_row(&a->recs[i]);
+  }
+  printf("%s]", n ? "\n  " : "");
+}
+
 /* Top rows as a table, or "none" when there are none. */
 static void top_table(const answer *a, const char *none) {
   static const char *const head[] = {"KIND", "NAME",        "SENT",  "REFUSED",
@@ -1507,7 +1522,7 @@ static void cmd_top(const char *spec, int json, const char *kind,
   int64_t now = (int64_t)time(NULL), from, to;
   char req[256], t1[32], t2[32], abbr[64];
   answer a;
-  size_t i, n = 0;
+  size_t i;
 
   if (kind != NULL)
     kind_for(kind, 1);
@@ -1526,14 +1541,9 @@ static void cmd_top(const char *spec, int json, const char *kind,
     json_time(to);
     printf(",\n  \"timezone\": ");
     json_string(zone);
-    printf(",\n  \"rows\": [");
-    for (i = 0; i < a.nrecs; i++) {
-      if (strcmp(a.recs[i].f[0], "row") != 0)
-        continue;
-      printf("%s\n    ", n++ ? "," : "");
-      json_top_row(&a.recs[i]);
-    }
-    printf("%s]\n}\n", n ? "\n  " : "");
+    printf(",\n  \"rows\": ");
+    json_top_rows(&a);
+    printf("\n}\n");
     return;
   }
   {
@@ -1615,7 +1625,7 @@ static void cmd_overview(const char *spec, int json) {
   int64_t blocked[3], enabled, hour, day, day_from;
   char t1[32], abbr[64];
   answer a;
-  size_t i, n = 0;
+  size_t i;
   int k;
 
   ask(spec, "overview", &a);
@@ -1639,14 +1649,9 @@ static void cmd_overview(const char *spec, int json) {
     json_time(day_from);
     printf(",\n  \"timezone\": ");
     json_string(zone);
-    printf(",\n  \"top\": [");
-    for (i = 0; i < a.nrecs; i++) {
-      if (strcmp(a.recs[i].f[0], "row") != 0)
-        continue;
-      printf("%s\n    ", n++ ? "," : "");
-      json_top_row(&a.recs[i]);
-    }
-    printf("%s]\n}\n", n ? "\n  " : "");
+    printf(",\n  \"top\": ");
+    json_top_rows(&a);
+    printf("\n}\n");
     return;
   }
   printf("Protection:   %s\n", enabled ? "on" : "off (every message passes)");
