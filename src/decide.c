@@ -334,31 +334,14 @@ static void release(obspam_engine *e, decision *d) {
 
 /* The effective limits of the charged objects in each window, and the
    cap of the lowest one. On a tree where no object has extra values (the
-   usual one) the minute, day and cap values are the server's: only the
-   hour is walked for. */
+   usual one) obspam__effective_w and obspam__effective_cap take the
+   server's at once: only the hour is walked for. */
 static void limits(const obspam__tree *t, obspam__charge *ch) {
-  const obspam__extra *x = &t->server_extra;
-  int i;
+  int i, w;
 
-  if (t->extras == 0) {
-    for (i = 0; i < ch->n; i++) {
-      int lim = OBSPAM__LIM(ch->obj[i]->kind);
-
-      ch->limit[i][OBSPAM__W_MINUTE] = x->own[0][lim];
-      ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, ch->obj[i]);
-      ch->limit[i][OBSPAM__W_DAY] = x->own[1][lim];
-    }
-    ch->cap = x->max_rcpt;
-    return;
-  }
-  for (i = 0; i < ch->n; i++) {
-    const obspam__obj *o = ch->obj[i];
-
-    ch->limit[i][OBSPAM__W_MINUTE] =
-        obspam__effective_w(t, o, OBSPAM__W_MINUTE);
-    ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, o);
-    ch->limit[i][OBSPAM__W_DAY] = obspam__effective_w(t, o, OBSPAM__W_DAY);
-  }
+  for (i = 0; i < ch->n; i++)
+    for (w = 0; w < OBSPAM__WINDOWS; w++)
+      ch->limit[i][w] = obspam__effective_w(t, ch->obj[i], w);
   ch->cap = obspam__effective_cap(t, ch->obj[ch->n - 1]);
 }
 
