@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define OBSPAM_VERSION_MAJOR 1
-#define OBSPAM_VERSION_MINOR 3
+#define OBSPAM_VERSION_MINOR 4
 #define OBSPAM_VERSION_PATCH 0
 #define OBSPAM_VERSION_NUMBER                                                  \
   ((OBSPAM_VERSION_MAJOR << 16) | (OBSPAM_VERSION_MINOR << 8) |                \
@@ -211,6 +211,10 @@ typedef struct obspam_stats {
   int32_t disabled;     /* 1 while protection is off */
   char blocked_by[328]; /* that object's name; "" when none */
   int64_t last_reset;   /* time of the last obspam_reset; 0 = never */
+  /* Added in 1.4: the last 60 minutes' forwards (part of count) and
+     mailing-list deliveries (exempt or charged), as in a report row. */
+  int64_t forwarded;
+  int64_t list_deliveries;
 } obspam_stats;
 
 /* One row of a report. */
@@ -238,6 +242,13 @@ typedef struct obspam_report_row {
      NULL and -1 in other rows. */
   const char *subscription;
   int64_t uid;
+  /* Added in 1.4: of sent, the messages charged as forwards
+     (OBSPAM_MSG_FORWARD_LOCAL or _REMOTE) in the period; and the
+     mailing-list deliveries (OBSPAM_MSG_MAILING_LIST) made through this
+     object in the period, exempt or charged (those charged are part of
+     sent too). In the object's count unit, as sent. */
+  int64_t forwarded;
+  int64_t list_deliveries;
 } obspam_report_row;
 
 /* A notice: an object went over its own limit during a notification
@@ -265,9 +276,12 @@ typedef struct obspam_notice {
 #define OBSPAM_VERDICT_INIT                                                    \
   { sizeof(obspam_verdict), 0, 0, 0, 0, 0, {0}, 0 }
 #define OBSPAM_STATS_INIT                                                      \
-  { sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, {0}, 0 }
+  {                                                                            \
+    sizeof(obspam_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, {0}, 0,   \
+        0, 0                                                                   \
+  }
 #define OBSPAM_REPORT_ROW_INIT                                                 \
-  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0, 0, NULL, -1 }
+  { sizeof(obspam_report_row), 0, NULL, 0, 0, 0, 0, 0, 0, NULL, -1, 0, 0 }
 #define OBSPAM_NOTICE_INIT                                                     \
   { sizeof(obspam_notice), 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
@@ -498,6 +512,31 @@ OBSPAM_API int obspam_decide_batch(obspam_engine *e,
                                    const obspam_message *const *msgs,
                                    obspam_verdict *const *out, int *rc,
                                    size_t n);
+
+/* Per message of obspam_decide_start: decide it as obspam_check does
+   (nothing charged). */
+#define OBSPAM_DECIDE_DRY 1u
+
+/* Decides msgs[0..n) as obspam_decide_batch does (a message whose how[i]
+   has OBSPAM_DECIDE_DRY as obspam_check does; how may be NULL), without
+   making the caller wait for a shared store, then calls done(arg) once,
+   after every out[i] and rc[i] is written. For an adapter with an event
+   loop. When the counters are in this process's memory, the messages are
+   decided and done is called in the caller's thread before this function
+   returns. With a shared store (store redis://...) they are queued for
+   the engine's own threads, which send each batch to the store in one
+   round trip; done is then called on one of those threads, and it should
+   only hand the results over (write to a pipe or an eventfd, say).
+   The messages, their strings, out, rc and how must stay valid until
+   done is called. obspam_engine_free waits for the batches queued.
+   Returns OBSPAM_OK when done will be (or was) called; otherwise nothing
+   was decided and done is never called: OBSPAM_EINVAL when e or done is
+   NULL or n > 0 and an array is NULL, OBSPAM_ENOMEM. Added in 1.4. */
+OBSPAM_API int obspam_decide_start(obspam_engine *e,
+                                   const obspam_message *const *msgs,
+                                   obspam_verdict *const *out, int *rc,
+                                   const uint32_t *how, size_t n,
+                                   void (*done)(void *arg), void *arg);
 
 /* Live status of a subscription, domain or mailbox at time now (0 = now).
    Fields appended in 1.3 are written only when out->struct_size holds

@@ -22,7 +22,7 @@ declare -A layer=(
   [engine]=4
   # 5: what the public functions do with an engine
   [journal]=5 [snapshot]=5 [admin]=5 [config]=5 [decide]=5 [report]=5
-  [panel]=5
+  [panel]=5 [async]=5
   [notify]=5 [forward]=5
 )
 

@@ -36,12 +36,14 @@ int main(void) {
       stats.limit_minute != 0 || stats.count_minute != 0 ||
       stats.limit_day != 0 || stats.count_day != 0 ||
       stats.blocked_kind != -1 || stats.disabled != 0 ||
-      stats.blocked_by[0] != '\0' || stats.last_reset != 0)
+      stats.blocked_by[0] != '\0' || stats.last_reset != 0 ||
+      stats.forwarded != 0 || stats.list_deliveries != 0)
     return 3;
   if (row.struct_size != sizeof(obspam_report_row) || row.kind != 0 ||
       row.name != NULL || row.sent != 0 || row.refused != 0 ||
       row.first_refused != 0 || row.last_refused != 0 || row.exceeded != 0 ||
-      row.window != 0 || row.subscription != NULL || row.uid != -1)
+      row.window != 0 || row.subscription != NULL || row.uid != -1 ||
+      row.forwarded != 0 || row.list_deliveries != 0)
     return 4;
   if (notice.struct_size != sizeof(obspam_notice) || notice.kind != 0 ||
       notice.name != NULL || notice.subscription != NULL ||
@@ -63,7 +65,7 @@ int main(void) {
     return 7;
 
     /* The structure layouts on LP64 (x86_64, aarch64), as released: the
-       1.0 fields where they were, the 1.3 ones appended after them. */
+       1.0 fields where they were, the 1.3 and 1.4 ones appended after them. */
 #if UINTPTR_MAX == 0xffffffffffffffffu
   if (sizeof(obspam_message) != 72 ||
       offsetof(obspam_message, recipients) != 32 ||
@@ -76,8 +78,10 @@ int main(void) {
       offsetof(obspam_verdict, object) != 40 ||
       offsetof(obspam_verdict, window) != 368)
     return 9;
-  if (sizeof(obspam_stats) != 440 ||
+  if (sizeof(obspam_stats) != 456 ||
       offsetof(obspam_stats, last_reset) != 432 ||
+      offsetof(obspam_stats, forwarded) != 440 ||
+      offsetof(obspam_stats, list_deliveries) != 448 ||
       offsetof(obspam_stats, limit) != 8 ||
       offsetof(obspam_stats, last_refused) != 40 ||
       offsetof(obspam_stats, exceeded) != 48 ||
@@ -86,7 +90,9 @@ int main(void) {
       offsetof(obspam_stats, disabled) != 100 ||
       offsetof(obspam_stats, blocked_by) != 104)
     return 10;
-  if (sizeof(obspam_report_row) != 80 ||
+  if (sizeof(obspam_report_row) != 96 ||
+      offsetof(obspam_report_row, forwarded) != 80 ||
+      offsetof(obspam_report_row, list_deliveries) != 88 ||
       offsetof(obspam_report_row, subscription) != 64 ||
       offsetof(obspam_report_row, uid) != 72 ||
       offsetof(obspam_report_row, name) != 8 ||

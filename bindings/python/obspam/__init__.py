@@ -117,7 +117,7 @@ __all__ = [
 ]
 
 #: The version of this binding (it follows the library it was written for).
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 # ---- Constants (values are part of the ABI) --------------------------------
 
