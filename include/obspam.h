@@ -211,8 +211,9 @@ typedef struct obspam_stats {
   int32_t disabled;     /* 1 while protection is off */
   char blocked_by[328]; /* that object's name; "" when none */
   int64_t last_reset;   /* time of the last obspam_reset; 0 = never */
-  /* Added in 1.4: the last 60 minutes' forwards (part of count) and
-     mailing-list deliveries (exempt or charged), as in a report row. */
+  /* Added in 1.4: the current clock hour's forwards and mailing-list
+     deliveries (exempt or charged), as a report row of that hour has
+     them. */
   int64_t forwarded;
   int64_t list_deliveries;
 } obspam_stats;
