@@ -280,9 +280,10 @@ static int validate(obspam_engine *e, const obspam_message *msg,
 enum {
   MAKE = 0, /* a decision: make it */
   STANDIN,  /* a check: charge a stand-in with no counters */
-  NOT_YET   /* a batch's message after its group's first: decide it later,
+  NOT_YET,  /* a batch's message after its group's first: decide it later,
                first of a group, so that the mailboxes are made in the
                order, and as often, as one decision at a time makes them */
+  FIND      /* an exempt list delivery: only one that exists, none made */
 };
 #define LATER 2 /* begin: the message is left for the next group */
 
@@ -306,6 +307,8 @@ static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
   case OBSPAM__IMB_ABSENT:
     if (mode == NOT_YET)
       return LATER;
+    if (mode == FIND)
+      break;
     memset(&d->standin, 0, sizeof(d->standin));
     d->standin.name = d->w.n.s;
     d->standin.len = (uint16_t)d->w.n.len;
@@ -315,7 +318,7 @@ static int implicit(obspam_engine *e, const obspam__conf *c, decision *d,
     ch->obj[ch->n++] = &d->standin;
     break;
   case OBSPAM__IMB_FULL:
-    d->overflow = 1;
+    d->overflow = mode != FIND;
     break;
   default:
     d->rc = obspam__fail(e, OBSPAM_ENOMEM, "decide: out of memory");
@@ -377,6 +380,44 @@ static int note_unknown(const obspam__conf *c, decision *d) {
   return 0;
 }
 
+/* The amount a message counts: its recipients (at most
+   OBSPAM_RECIPIENTS_MAX), or 1 in the messages unit. */
+static void amount(const obspam__conf *c, const obspam_message *msg,
+                   obspam__charge *ch) {
+  ch->recipients = msg->recipients > OBSPAM_RECIPIENTS_MAX
+                       ? OBSPAM_RECIPIENTS_MAX
+                       : (int64_t)msg->recipients;
+  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : ch->recipients;
+}
+
+/* An exempt mailing-list delivery is charged nothing, but the objects it
+   would have been charged to count it, so that reports and status show
+   the lists' mail: the subscription, the domain and the sender's mailbox
+   when it exists (declared or implicit; none is made for mail that is
+   not counted). The verdict stays EXEMPT. 0 when d->ch is ready for the
+   store, 1 when nothing is hosted (or memory ran out: d->rc). */
+static int listed(obspam_engine *e, const obspam__conf *c, decision *d,
+                  const uint8_t addr[16], const ready_name *pre) {
+  obspam__charge *ch = &d->ch;
+
+  d->w.want = 0;
+  if (!charged(c, d->msg, addr, ch, pre, &d->w) ||
+      (d->msg->flags & OBSPAM_MSG_SCRIPT))
+    return 1;
+  if (d->w.want && implicit(e, c, d, FIND) != OBSPAM_OK)
+    return 1;
+  amount(c, d->msg, ch);
+  ch->listed = 1;
+  ch->marks = OBSPAM__MARK_LIST;
+  ch->refuser = -1;
+  ch->script = NULL;
+  ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
+  ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+  ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
+  ch->defer = 0;
+  return 0;
+}
+
 /* Steps 1 to 4 of a decision, under the engine's read lock, newest being
    the clock as the decisions before this one left it, pre a name
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
@@ -416,6 +457,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->replay = 0;
   ch->reset = 0;
   ch->note = 0;
+  ch->listed = 0;
+  ch->marks = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
@@ -429,9 +472,17 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   }
   if (exempt(c, msg->flags)) {
     verdict_none(d->out, OBSPAM_EXEMPT);
+    if ((msg->flags & OBSPAM_MSG_MAILING_LIST) &&
+        !c->opt[OBSPAM_OPT_COUNT_MAILING_LISTS] && !dry && !ch->probe)
+      return listed(e, c, d, addr, pre);
     return 1;
   }
   d->w.want = 0;
+  ch->marks =
+      (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE)
+           ? OBSPAM__MARK_FORWARD
+           : 0) |
+      (msg->flags & OBSPAM_MSG_MAILING_LIST ? OBSPAM__MARK_LIST : 0);
   if (!charged(c, msg, addr, ch, pre, &d->w)) {
     verdict_none(d->out, OBSPAM_UNKNOWN);
     /* A script the flag names and charged() could not place: its uid is
@@ -443,10 +494,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   if (d->w.want && (rc = implicit(e, c, d, mode)) != OBSPAM_OK)
     return rc == LATER ? LATER : 1;
   limits(&c->tree, ch);
-  ch->recipients = msg->recipients > OBSPAM_RECIPIENTS_MAX
-                       ? OBSPAM_RECIPIENTS_MAX
-                       : (int64_t)msg->recipients;
-  ch->c = c->opt[OBSPAM_OPT_COUNT_UNIT] ? 1 : ch->recipients;
+  amount(c, msg, ch);
   ch->over_cap = ch->cap >= 0 && ch->recipients > ch->cap;
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
@@ -473,8 +521,8 @@ static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
                      ? "decide: the shared counter store does not answer "
                        "(store-fallback defer)"
                      : "decide: out of memory");
-  } else if (ch->note) {
-    /* UNKNOWN, as begin() said: the note charged nobody. */
+  } else if (ch->note || ch->listed) {
+    /* UNKNOWN or EXEMPT, as begin() said: nobody was charged. */
   } else if (ch->refuser >= 0) {
     verdict_obj(d->out, OBSPAM_REFUSE, ch, ch->refuser);
     if (im != NULL)
@@ -796,6 +844,8 @@ void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
       out->blocked_by[0] = '\0';
   }
   OBSPAM__SET(out, obspam_stats, last_reset, r.last_reset);
+  OBSPAM__SET(out, obspam_stats, forwarded, r.forwarded);
+  OBSPAM__SET(out, obspam_stats, list_deliveries, r.lists);
 }
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,

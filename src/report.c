@@ -177,6 +177,8 @@ static int rows_emit(obspam_engine *e, const char *what, int64_t from,
     row.window = rows[i].window;
     row.subscription = NULL;
     row.uid = -1;
+    row.forwarded = rows[i].forwarded;
+    row.list_deliveries = rows[i].lists;
     if (rows[i].kind == OBSPAM_SCRIPT) {
       row.subscription = rows[i].sub != NULL  ? rows[i].sub
                          : subs[i][0] != '\0' ? subs[i]

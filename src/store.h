@@ -52,6 +52,16 @@ typedef struct obspam__charge {
      it. A store that keeps no such rows (Redis) does nothing. Made in
      the order of the charges, so that it meets the clock as they do. */
   int note;
+  /* What kind of mail an accepted charge is (OBSPAM__MARK_*): forwards
+     and mailing-list deliveries are counted apart in each object's hour
+     of history as well as in sent. */
+  int marks;
+  /* Not a charge: a mailing-list delivery that is exempt
+     (count-mailing-lists off) through obj[0..n), the objects it would
+     have been charged to. Each counts c list deliveries at t in its hour
+     of history; nothing is answered, charged or refused. Recorded and
+     replayed as a charge is. */
+  int listed;
   /* Not NULL: called with record_ud once the charge is made, under the
      store's lock (the journal records it: journal.h). A callback, so that
      a store knows nothing of the journal. */
@@ -95,6 +105,10 @@ typedef struct obspam__charge {
   int64_t period_start;
 } obspam__charge;
 
+/* The marks of a charge (obspam__charge.marks). */
+#define OBSPAM__MARK_FORWARD 1u /* a forward, local or remote */
+#define OBSPAM__MARK_LIST 2u    /* a mailing-list delivery */
+
 /* Step 5 of the decision, once the store has set each charged object's
    wait in each window: whether the message is refused, which object and
    window the verdict names (refuser, window), retry_after and over[].
@@ -137,6 +151,9 @@ typedef struct obspam__reading {
      window). */
   int64_t count_day;
   int64_t last_reset; /* time of the last reset (obspam_reset); 0: none */
+  /* The clock hour of now's forwards (part of its sent) and mailing-list
+     deliveries (exempt or charged). */
+  int64_t forwarded, lists;
 } obspam__reading;
 
 /* One clock hour of history. first and last are the first and last of
@@ -148,6 +165,9 @@ typedef struct obspam__hour {
   /* The window (seconds) of the attempt at last; 0: the recipients cap,
      forbidden scripts, or none. */
   int64_t window;
+  /* Of sent, what was charged as forwards; and the mailing-list
+     deliveries made through the object, exempt or charged. */
+  int64_t forwarded, lists;
 } obspam__hour;
 
 /* A report row; name and sub point into the same allocation as the
@@ -156,7 +176,8 @@ typedef struct obspam__row {
   int kind;
   const char *name;
   int64_t sent, refused, exceeded, first, last;
-  int64_t window; /* of the attempt at last (obspam__hour) */
+  int64_t window;           /* of the attempt at last (obspam__hour) */
+  int64_t forwarded, lists; /* as in obspam__hour */
   /* A script's: the uid of its last message (-1 unknown), and the
      subscription it was charged to when the store keeps it (NULL: the
      engine finds it from the uid). */
@@ -185,6 +206,8 @@ static inline void obspam__row_add(obspam__row *row, const obspam__hour *h) {
   row->sent += h->sent;
   row->refused += h->refused;
   row->exceeded += h->exceeded;
+  row->forwarded += h->forwarded;
+  row->lists += h->lists;
   if (h->first != 0) {
     if (row->first == 0)
       row->first = h->first;

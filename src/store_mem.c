@@ -374,7 +374,7 @@ static hist *hist_get(mem_store *m, obspam__obj *o) {
 /* An hour in which nothing was charged or refused (one begun by a probe,
    or by notification accounting alone) is not kept. */
 static int hour_empty(const obspam__hour *rec) {
-  return rec->sent == 0 && rec->refused == 0;
+  return rec->sent == 0 && rec->refused == 0 && rec->lists == 0;
 }
 
 /* Makes sure h can take hour as its hour in progress without allocating:
@@ -747,6 +747,10 @@ static void charge_accept(obspam__charge *ch, int i, int64_t minute,
   r->m_sent += add_count(&r->b_min[tick % TICKS], ch->c);
   add_count(&ch->obj[i]->hist->cur.sent, ch->c);
   add_count(&ch->obj[i]->hist->np_sent, ch->c);
+  if (ch->marks & OBSPAM__MARK_FORWARD)
+    add_count(&ch->obj[i]->hist->cur.forwarded, ch->c);
+  if (ch->marks & OBSPAM__MARK_LIST)
+    add_count(&ch->obj[i]->hist->cur.lists, ch->c);
 }
 
 static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
@@ -982,6 +986,41 @@ static int note_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   return OBSPAM_OK;
 }
 
+/* An exempt mailing-list delivery (store.h, listed) at t (>= the newest
+   time), with the lock held: the hour in progress of each object counts
+   it, and nothing else changes. */
+static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+  int64_t hour = obspam__hour_of(t);
+  int fresh[3] = {0, 0, 0};
+  int i;
+
+  for (i = 0; i < ch->n; i++) {
+    fresh[i] = ch->obj[i]->hist == NULL;
+    if (hist_get(m, ch->obj[i]) == NULL ||
+        hist_room(ch->obj[i]->hist, hour) != 0) {
+      /* Only the records this delivery made go; a grown array stays. */
+      for (; i >= 0; i--)
+        if (fresh[i])
+          hist_free(m, ch->obj[i]);
+      return OBSPAM_ENOMEM;
+    }
+  }
+  for (i = 0; i < ch->n; i++)
+    mem_keep(m, ch->obj[i]->hist);
+  /* Nothing below can fail. */
+  ch->t = m->newest = t;
+  for (i = 0; i < ch->n; i++) {
+    hist *h = ch->obj[i]->hist;
+
+    hist_begin(m, h, hour, ch->retention);
+    add_count(&h->cur.lists, ch->c);
+  }
+  sweep(m, t / 60, keep_cutoff(hour, ch->retention));
+  if (ch->record != NULL)
+    ch->record(ch->record_ud, ch);
+  return OBSPAM_OK;
+}
+
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch) {
   int64_t t, minute, tick, hour, start;
@@ -994,6 +1033,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     return reset_locked(m, ch, t);
   if (ch->note)
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
+  if (ch->listed)
+    return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t);
   minute = t / 60;
   tick = t / TICK;
   if (ch->dry) {
@@ -1119,6 +1160,10 @@ static void mem_read(obspam__store *s, const obspam__obj *o, int64_t now,
 
       if (rec->hour < cutoff)
         continue;
+      if (rec->hour == obspam__hour_of(now)) {
+        out->forwarded = rec->forwarded;
+        out->lists = rec->lists;
+      }
       out->refused_total += rec->refused;
       out->exceeded_total += rec->exceeded;
     }

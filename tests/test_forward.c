@@ -242,6 +242,149 @@ Test(forward, list_deliveries) {
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "big.example", T0, 5, 0);
 }
 
+/* Asserts the forwards and list deliveries of an object's stats. */
+static void expect_marks(int kind, const char *name, int64_t now,
+                         int64_t forwarded, int64_t lists, int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  cr_assert_eq(s.forwarded, forwarded,
+               "line %d: stats(%s).forwarded = %" PRId64 ", expected %" PRId64,
+               line, name, s.forwarded, forwarded);
+  cr_assert_eq(s.list_deliveries, lists,
+               "line %d: stats(%s).list_deliveries = %" PRId64
+               ", expected %" PRId64,
+               line, name, s.list_deliveries, lists);
+}
+#define EXPECT_MARKS(kind, name, now, forwarded, lists)                        \
+  expect_marks((kind), (name), (now), (forwarded), (lists), __LINE__)
+
+/* A forward counts in sent and in forwarded, on each charged object;
+   a refused one in neither. Ordinary mail counts in neither. */
+Test(forward, stats_count_forwards_apart) {
+  obspam_verdict v;
+
+  FORWARD("sales@example.com", "192.0.2.9", T0);
+  FORWARD("sales@example.com", "192.0.2.9", T0 + 1);
+  v = FORWARD("sales@example.com", "192.0.2.9", T0 + 2);
+  EXPECT_ACTION(v, OBSPAM_REFUSE);
+  v = SASL(e, "info@example.com", 1, T0 + 3);
+  EXPECT_ACTION(v, OBSPAM_ACCEPT);
+  EXPECT_MARKS(OBSPAM_MAILBOX, "sales@example.com", T0 + 3, 2, 0);
+  EXPECT_MARKS(OBSPAM_MAILBOX, "info@example.com", T0 + 3, 0, 0);
+  EXPECT_MARKS(OBSPAM_DOMAIN, "example.com", T0 + 3, 2, 0);
+  EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 3, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 3, 3, 1);
+  /* The stats are the current clock hour's: the next hour has none. */
+  EXPECT_MARKS(OBSPAM_DOMAIN, "example.com", H1, 0, 0);
+}
+
+/* An exempt list delivery charges nothing but is counted on the objects
+   it would have been charged to: its domain and subscription, and its
+   mailbox only once that exists. A counted one is in both sent and
+   list deliveries. */
+Test(forward, stats_count_list_deliveries_exempt_or_charged) {
+  obspam_message m =
+      tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "news-bounces@big.example",
+             "10.0.5.20", 5, -1, NULL, NULL, T0);
+  const char *mb = "news-bounces@big.example";
+  obspam_stats s;
+  obspam_verdict v;
+
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_MARKS(OBSPAM_DOMAIN, "big.example", T0, 0, 5);
+  EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0, 0, 5);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 0, 0);
+  /* No implicit mailbox was made for it. */
+  s = (obspam_stats)OBSPAM_STATS_INIT;
+  RC(obspam_stats_get(e, OBSPAM_MAILBOX, mb, T0, &s), OBSPAM_ENOTFOUND);
+  /* Counted: charged to the mailbox (made now), its domain and its
+     subscription, and a list delivery on each. */
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1));
+  m.time = T0 + 10;
+  v = DECIDE(e, &m);
+  EXPECT_ACTION(v, OBSPAM_ACCEPT);
+  EXPECT_MARKS(OBSPAM_MAILBOX, mb, T0 + 10, 0, 5);
+  EXPECT_MARKS(OBSPAM_DOMAIN, "big.example", T0 + 10, 0, 10);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10, 5, 0);
+  /* Refused (acme's limit is 10): no delivery was made. */
+  m.time = T0 + 20;
+  m.recipients = 6;
+  v = DECIDE(e, &m);
+  EXPECT_ACTION(v, OBSPAM_REFUSE);
+  EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 20, 0, 10);
+  /* Exempt again: now that the mailbox exists, it counts there too. */
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0));
+  m.time = T0 + 30;
+  m.recipients = 3;
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_MARKS(OBSPAM_MAILBOX, mb, T0 + 30, 0, 8);
+  EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 0, 13);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 5, 1);
+  /* A check records nothing, nor does a whitelisted client. */
+  m.time = T0 + 40;
+  OK(obspam_check(e, &m, &v));
+  OK(obspam_whitelist_add(e, "10.0.5.20"));
+  v = DECIDE(e, &m);
+  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 40, 0, 13);
+}
+
+/* The rows of a report, with copies of their names. */
+typedef struct marks_rows {
+  size_t n;
+  struct {
+    char name[OBSPAM_NAME_MAX + 1];
+    int64_t sent, forwarded, list_deliveries;
+  } row[8];
+} marks_rows;
+
+static void marks_collect(const obspam_report_row *r, void *ud) {
+  marks_rows *x = ud;
+
+  cr_assert_lt(x->n, 8, "too many rows");
+  snprintf(x->row[x->n].name, sizeof(x->row[x->n].name), "%s", r->name);
+  x->row[x->n].sent = r->sent;
+  x->row[x->n].forwarded = r->forwarded;
+  x->row[x->n].list_deliveries = r->list_deliveries;
+  x->n++;
+}
+
+/* Report rows carry the period's forwards and list deliveries. */
+Test(forward, report_rows_count_forwards_and_lists) {
+  obspam_message m =
+      tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "news-bounces@big.example", NULL, 4,
+             -1, NULL, NULL, T0 + 5);
+  marks_rows x = {0};
+  obspam_verdict v;
+
+  FORWARD("sales@example.com", "192.0.2.9", T0);
+  FORWARD("sales@example.com", "192.0.2.9", T0 + 1);
+  FORWARD("sales@example.com", "192.0.2.9", T0 + 2); /* refused */
+  DECIDE(e, &m);
+  /* Over acme's limit of 10 (2 sent): listed, with its list deliveries. */
+  v = SASL(e, "x@big.example", 9, T0 + 6);
+  EXPECT_ACTION(v, OBSPAM_REFUSE);
+  /* In the next hour: outside a report of the first. */
+  m.time = H1;
+  DECIDE(e, &m);
+  OK(obspam_report(e, H0, H1, marks_collect, &x));
+  cr_assert_eq(x.n, 2);
+  cr_assert_str_eq(x.row[0].name, "acme");
+  cr_assert_eq(x.row[0].sent, 2);
+  cr_assert_eq(x.row[0].forwarded, 2);
+  cr_assert_eq(x.row[0].list_deliveries, 4);
+  cr_assert_str_eq(x.row[1].name, "sales@example.com");
+  cr_assert_eq(x.row[1].sent, 2);
+  cr_assert_eq(x.row[1].forwarded, 2);
+  cr_assert_eq(x.row[1].list_deliveries, 0);
+  x.n = 0;
+  OK(obspam_report(e, H0, H2, marks_collect, &x));
+  cr_assert_eq(x.n, 2);
+  cr_assert_eq(x.row[0].list_deliveries, 8);
+}
+
 Test(forward, config_errors_name_file_and_line) {
   static const struct {
     const char *line, *msg;
