@@ -5,8 +5,8 @@
 
      offset  size  field
           0     8  magic "OBSPAMST"
-          8     4  format version (4; 1.3 before resets wrote 3, before
-                   the minute and day windows 2, 1.0 to 1.2 wrote 1)
+          8     4  format version (5; 1.3 wrote 4, 1.3 before resets 3,
+                   before the minute and day windows 2, 1.0 to 1.2 1)
          12     4  reserved, 0
          16     8  payload length in bytes
          24     8  XXH3-64 of the payload
@@ -31,7 +31,8 @@
        u32 count of hours, then for each, oldest first:
               i64 hour start, sent, refused, over the limit, first and
               last attempt (over the limit; for a script, refused), the
-              window of the last one (as above)
+              window of the last one (as above), forwards (of sent) and
+              mailing-list deliveries (exempt or charged)
        u8 has a window; if 1: i64 newest minute, then the buckets that
               are not zero (bucket i holds minute m where m % 60 == i):
               u8 count, then count x (u8 i, i64 sent) in rising i;
@@ -49,6 +50,9 @@
 
    The day window has nothing of its own: it is the last 24 hours of
    the history, which the store keeps whatever the retention.
+
+   Format 4 is format 5 without the forwards and list deliveries of an
+   hour: they load as 0.
 
    Format 3 is format 4 without the three numbers of the reset and the
    uid: no reset, uids unknown.
@@ -84,7 +88,7 @@
 #include "journal.h"
 
 #define MAGIC "OBSPAMST"
-#define FORMAT_VERSION 4u
+#define FORMAT_VERSION 5u
 #define HEADER_SIZE 32
 
 /* ---- temporary files of saves that did not finish ------------------------

@@ -89,6 +89,8 @@ static void put_record(obspam__buf *b, const hist *h) {
     obspam__buf_i64(b, rec->first);
     obspam__buf_i64(b, rec->last);
     obspam__buf_i64(b, rec->window);
+    obspam__buf_i64(b, rec->forwarded);
+    obspam__buf_i64(b, rec->lists);
   }
   obspam__buf_u8(b, r != NULL);
   if (r != NULL) {
@@ -375,19 +377,25 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
     return NULL;
   for (i = 0; i < n; i++) {
     obspam__hour *rec = &h->h[i];
-    int64_t *const hour[] = {&rec->hour,     &rec->sent,  &rec->refused,
-                             &rec->exceeded, &rec->first, &rec->last,
-                             &rec->window};
+    int64_t *const hour[] = {&rec->hour,     &rec->sent,      &rec->refused,
+                             &rec->exceeded, &rec->first,     &rec->last,
+                             &rec->window,   &rec->forwarded, &rec->lists};
     int64_t *const hour_v1[] = {&rec->hour, &rec->sent, &rec->refused,
                                 &rec->first, &rec->last};
 
-    rec->exceeded = rec->window = 0;
-    if (version == 1 ? get_all(r, hour_v1, 5)
-                     : get_all(r, hour, 6 + (version >= 3)))
+    rec->exceeded = rec->window = rec->forwarded = rec->lists = 0;
+    if (version == 1   ? get_all(r, hour_v1, 5)
+        : version <= 4 ? get_all(r, hour, 6 + (version >= 3))
+                       : get_all(r, hour, 9))
       return "truncated";
     if (version == 2 && kind != OBSPAM_SCRIPT && rec->first != 0)
       rec->window = 3600;
-    if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX)
+    if (rec->sent > COUNT_MAX || rec->refused > COUNT_MAX ||
+        rec->lists > COUNT_MAX)
+      return "bad history";
+    /* Forwards are part of sent; list deliveries need not be (exempt
+       ones charge nothing). */
+    if (rec->forwarded < 0 || rec->forwarded > rec->sent || rec->lists < 0)
       return "bad history";
     if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
         rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||

@@ -28,7 +28,7 @@
 #include "testutil.h"
 
 #define HEADER 32
-#define HOUR_SIZE 56 /* an hour record of format 3: seven i64 */
+#define HOUR_SIZE 72 /* an hour record of format 5: nine i64 */
 
 /* ---- the per-test directory ---------------------------------------------- */
 
@@ -210,7 +210,7 @@ static void parse_layout(const uint8_t *b, size_t n, layout *l) {
   memset(l, 0, sizeof(*l));
   cr_assert(n >= HEADER + 16, "a snapshot of %zu bytes", n);
   cr_assert(memcmp(b, "OBSPAMST", 8) == 0, "magic");
-  cr_assert_eq(get_le(b + 8, 4), 4, "format version");
+  cr_assert_eq(get_le(b + 8, 4), 5, "format version");
   cr_assert_eq(get_le(b + 12, 4), 0, "reserved field");
   cr_assert_eq(get_le(b + 16, 8), n - HEADER, "payload length");
   cr_assert_eq(get_le(b + 24, 8), XXH3_64bits(b + HEADER, n - HEADER),
@@ -330,9 +330,9 @@ static void sig_hour(int64_t h, int64_t sent, int64_t refused, void *ud) {
 static void sig_row(const obspam_report_row *r, void *ud) {
   sbf(ud,
       "  row %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-      "\n",
+      " fw %" PRId64 " ls %" PRId64 "\n",
       r->kind, r->name, r->sent, r->refused, r->exceeded, r->first_refused,
-      r->last_refused);
+      r->last_refused, r->forwarded, r->list_deliveries);
 }
 
 typedef struct obj {
@@ -359,10 +359,11 @@ static char *signature(obspam_engine *x, const obj *objs, int nobj,
           "stats %d %s @T0%+" PRId64 ": rc %d sending %d limit %" PRId64
           " count %" PRId64 " refused %" PRId64 " total %" PRId64
           " last %" PRId64 " exceeded %" PRId64 " total %" PRId64
-          " day %" PRId64 " blocked %d %s\n",
+          " day %" PRId64 " blocked %d %s fw %" PRId64 " ls %" PRId64 "\n",
           objs[i].kind, objs[i].name, nows[j] - T0, rc, (int)s.sending, s.limit,
           s.count, s.refused, s.refused_total, s.last_refused, s.exceeded,
-          s.exceeded_total, s.count_day, (int)s.blocked_kind, s.blocked_by);
+          s.exceeded_total, s.count_day, (int)s.blocked_kind, s.blocked_by,
+          s.forwarded, s.list_deliveries);
     }
     sbf(&b, "history %d %s:", objs[i].kind, objs[i].name);
     rc = obspam_history(x, objs[i].kind, objs[i].name, 0, INT64_MAX, sig_hour,
@@ -1165,27 +1166,29 @@ Test(snapshot, format_versions) {
   put_le(buf + 8, 0, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 0");
   /* Newer versions, with a sound length and checksum. */
-  put_le(buf + 8, 5, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 5");
+  put_le(buf + 8, 6, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 6");
   put_le(buf + 8, 0xffffffffu, 4);
   EXPECT_LOAD(&t, buf, n, OBSPAM_EVERSION, "version 2^32 - 1");
-  /* A version 5 file built by hand: its payload means nothing to us. */
+  /* A version 6 file built by hand: its payload means nothing to us. */
   memcpy(hand, "OBSPAMST", 8);
-  put_le(hand + 8, 5, 4);
+  put_le(hand + 8, 6, 4);
   put_le(hand + 12, 0, 4);
   memcpy(hand + HEADER, "\x01\x02\x03\x04\x05", 5);
   fix_header(hand, sizeof hand);
-  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v5");
-  /* A format 4 payload read as format 1, 2 or 3 is malformed. */
+  EXPECT_LOAD(&t, hand, sizeof hand, OBSPAM_EVERSION, "a hand-made v6");
+  /* A format 5 payload read as format 1, 2, 3 or 4 is malformed. */
   put_le(buf + 8, 1, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 4 payload");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 1 over a format 5 payload");
   put_le(buf + 8, 2, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 2 over a format 4 payload");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 2 over a format 5 payload");
   put_le(buf + 8, 3, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 3 over a format 4 payload");
-  /* Version 4 again: the file is fine. */
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 3 over a format 5 payload");
   put_le(buf + 8, 4, 4);
-  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 4");
+  EXPECT_LOAD(&t, buf, n, OBSPAM_ECORRUPT, "version 4 over a format 5 payload");
+  /* Version 5 again: the file is fine. */
+  put_le(buf + 8, 5, 4);
+  EXPECT_LOAD(&t, buf, n, OBSPAM_OK, "version 5");
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
@@ -1256,9 +1259,9 @@ Test(snapshot, flipped_bit_at_every_byte, .timeout = 300) {
       int expect = OBSPAM_ECORRUPT;
 
       /* The version field is not covered by the checksum: a flipped bit
-         there reads as a newer version, except the one that makes 4 a
-         0, which no release wrote. */
-      if (k >= 8 && k < 12 && !(k == 8 && bit == 2))
+         there reads as a newer version, except the two that make 5 a 4
+         or a 1, older formats that the payload does not fit. */
+      if (k >= 8 && k < 12 && !(k == 8 && (bit == 0 || bit == 2)))
         expect = OBSPAM_EVERSION;
       buf[k] ^= (uint8_t)(1u << bit);
       rc = load_bytes(&t, buf, n, __LINE__);
@@ -1447,6 +1450,12 @@ static void hour_over_above_refused(uint8_t *b, const layout *l) {
 static void hour_last_before_first(uint8_t *b, const layout *l) {
   put_le(b + l->ent[mbx(l)].hours_at + 40, T0 + 1, 8);
 }
+static void hour_forwards_above_sent(uint8_t *b, const layout *l) {
+  put_le(b + l->ent[mbx(l)].hours_at + 56, 2, 8);
+}
+static void hour_lists_negative(uint8_t *b, const layout *l) {
+  put_le(b + l->ent[mbx(l)].hours_at + 64, (uint64_t)-1, 8);
+}
 static void period_over_above_refused(uint8_t *b, const layout *l) {
   put_le(b + l->ent[mbx(l)].counters_at + 40, 5, 8);
 }
@@ -1562,6 +1571,8 @@ Test(snapshot, malformed_payload_with_valid_checksum, .timeout = 120) {
   EXPECT_EDIT(&t, buf, n, refused_negative, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, hour_over_above_refused, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, hour_last_before_first, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, hour_forwards_above_sent, OBSPAM_ECORRUPT);
+  EXPECT_EDIT(&t, buf, n, hour_lists_negative, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, period_over_above_refused, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, window_over_above_refused, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, nhours_huge, OBSPAM_ECORRUPT);
@@ -1913,8 +1924,9 @@ Test(snapshot, format_1_loads) {
   sbf(&h, "");
   OK(obspam_report(x, 0, INT64_MAX, add_row, &h));
   cr_assert_str_eq(h.p,
-                   "  row 5 /var/www/S1/index.php 2 0 0 0 0\n"
-                   "  row 5 /home/s2/spam.pl 0 1 0 1800000600 1800000600\n",
+                   "  row 5 /var/www/S1/index.php 2 0 0 0 0 fw 0 ls 0\n"
+                   "  row 5 /home/s2/spam.pl 0 1 0 1800000600 1800000600 fw "
+                   "0 ls 0\n",
                    "report:\n%s", h.p);
   free(h.p);
   flush_into(x, H3 + 100 * 3600, &r);
@@ -1934,19 +1946,19 @@ Test(snapshot, format_1_loads) {
                 r.r[0].end == H3,
             "a@'s notice: refused twice in H2, over the limit once since");
 
-  /* Saved by 1.3, it is format 4, and the same state. */
+  /* Saved by 1.4, it is format 5, and the same state. */
   OK(obspam_state_save(x, path));
   {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));
   sx = big_sig(x);
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 1 state saved as format 4");
+  SAME_SIG(sx, sy, "a format 1 state saved as format 5");
   free(sx);
   free(sy);
   obspam_engine_free(x);
@@ -1958,7 +1970,7 @@ Test(snapshot, format_1_loads) {
    knew the hour window only: everything it kept loads as it was, so the
    engine shows what one that ran the traffic itself shows, and its
    attempts over the limit were over the hour's. Saved again, it is
-   format 4 and the same state. */
+   format 5 and the same state. */
 Test(snapshot, format_2_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
   char *sx, *sy, *slive;
@@ -1974,12 +1986,12 @@ Test(snapshot, format_2_loads) {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 2 state saved as format 4");
+  SAME_SIG(sx, sy, "a format 2 state saved as format 5");
   /* The notices it kept and those still in progress are the live ones. */
   flush_into(x, H3 + 100 * 3600, &r);
   {
@@ -2006,7 +2018,7 @@ static void first_uid(const obspam_report_row *row, void *ud) {
    last commit that wrote format 3 (tests/data/state-old.c). Format 3
    knew no resets and no scripts' uids: everything else loads as it was,
    no object was ever reset, and the scripts' uids are unknown until
-   their next message. Saved again, it is format 4 and the same state. */
+   their next message. Saved again, it is format 5 and the same state. */
 Test(snapshot, format_3_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
   char *sx, *sy, *slive;
@@ -2026,12 +2038,100 @@ Test(snapshot, format_3_loads) {
     size_t n;
     uint8_t *b = read_whole(path, &n);
 
-    cr_assert_eq(get_le(b + 8, 4), 4, "format %u", (unsigned)get_le(b + 8, 4));
+    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
     free(b);
   }
   OK(obspam_state_load(y, path));
   sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 3 state saved as format 4");
+  SAME_SIG(sx, sy, "a format 3 state saved as format 5");
+  free(sx);
+  free(sy);
+  free(slive);
+  obspam_engine_free(x);
+  obspam_engine_free(y);
+  obspam_engine_free(live);
+}
+
+/* Forwards and list deliveries, exempt and charged, survive a save and
+   a load, with exact numbers. */
+Test(snapshot, forwards_and_lists_survive) {
+  static const char conf[] = "count-forward-remote yes\n"
+                             "subscription s1 subscription=3\n"
+                             "domain d1.example subscription=s1\n"
+                             "mailbox fw@d1.example\n"
+                             "forward fw@d1.example remote\n"
+                             "list news@d1.example\n";
+  static const obj objs[] = {{OBSPAM_SUBSCRIPTION, "s1"},
+                             {OBSPAM_DOMAIN, "d1.example"},
+                             {OBSPAM_MAILBOX, "fw@d1.example"}};
+  static const int64_t nows[] = {T0 + 200, H1 + 30};
+  obspam_engine *x = tu_new_conf(conf), *y = tu_new_conf(conf);
+  obspam_message m = tu_msg(OBSPAM_MSG_FORWARD_REMOTE, NULL, "fw@d1.example",
+                            "192.0.2.1", 1, -1, NULL, NULL, T0 + 10);
+  obspam_verdict v;
+  obspam_stats st = OBSPAM_STATS_INIT;
+  char *sx, *sy;
+
+  v = tu_decide_msg(x, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+  m.time = H1 + 10;
+  v = tu_decide_msg(x, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+  m = tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "news-bounces@d1.example", NULL, 7,
+             -1, NULL, NULL, H1 + 20);
+  v = tu_decide_msg(x, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_EXEMPT);
+  /* Over s1's limit (3) with a forward: s1 is in the report. */
+  m = tu_msg(OBSPAM_MSG_FORWARD_REMOTE, NULL, "fw@d1.example", "192.0.2.1", 3,
+             -1, NULL, NULL, H1 + 25);
+  v = tu_decide_msg(x, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_REFUSE);
+  OK(obspam_stats_get(x, OBSPAM_SUBSCRIPTION, "s1", H1 + 30, &st));
+  cr_assert_eq(st.forwarded, 1);
+  cr_assert_eq(st.list_deliveries, 7);
+  OK(obspam_state_save(x, path));
+  OK(obspam_state_load(y, path));
+  sx = signature(x, objs, 3, NULL, 0, nows, 2);
+  sy = signature(y, objs, 3, NULL, 0, nows, 2);
+  SAME_SIG(sx, sy, "forwards and lists saved and loaded");
+  cr_assert(strstr(sy, "row 2 s1 2 1 1") != NULL && strstr(sy, "fw 2 ls 7"),
+            "the report of s1: %s", sy);
+  free(sx);
+  free(sy);
+  obspam_engine_free(x);
+  obspam_engine_free(y);
+}
+
+/* tests/data/state-format4.bin was written after big_traffic() by the
+   last commit that wrote format 4 (tests/data/state-old.c). Format 4
+   knew no forwards and list deliveries apart: everything else loads as
+   it was, and they load as none. Saved again, it is format 5 and the
+   same state. */
+Test(snapshot, format_4_loads) {
+  obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
+  char *sx, *sy, *slive;
+  int64_t uid_x = -5, uid_live = -5;
+
+  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format4.bin"));
+  big_traffic(live);
+  sx = big_sig(x);
+  slive = big_sig(live);
+  SAME_SIG(sx, slive, "a format 4 state and the traffic run live");
+  OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
+  OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
+  cr_assert_eq(uid_x, uid_live, "uid %" PRId64 ", live %" PRId64, uid_x,
+               uid_live);
+  OK(obspam_state_save(x, path));
+  {
+    size_t n;
+    uint8_t *b = read_whole(path, &n);
+
+    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
+    free(b);
+  }
+  OK(obspam_state_load(y, path));
+  sy = big_sig(y);
+  SAME_SIG(sx, sy, "a format 4 state saved as format 5");
   free(sx);
   free(sy);
   free(slive);

@@ -9,6 +9,9 @@
                         the commit that laid down their interface (4db2c08)
      state-format3.bin  format 3, 1.3 before resets and scripts' uids: the
                         commit that declared the panel functions (5ddb3bd)
+     state-format4.bin  format 4, 1.3 and 1.4 before forwards and list
+                        deliveries were kept apart: the commit that began
+                        counting them in memory (d045e1c)
 
      git checkout COMMIT && cmake -S . -B build && cmake --build build &&
      cc -Iinclude tests/data/state-old.c -Lbuild -lobspam -o state-old &&
