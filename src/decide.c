@@ -406,6 +406,8 @@ static int listed(obspam_engine *e, const obspam__conf *c, decision *d,
     return 1;
   if (d->w.want && implicit(e, c, d, FIND) != OBSPAM_OK)
     return 1;
+  /* Nothing is checked against them, but the journal records them. */
+  limits(&c->tree, ch);
   amount(c, d->msg, ch);
   ch->listed = 1;
   ch->marks = OBSPAM__MARK_LIST;

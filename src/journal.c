@@ -19,7 +19,10 @@
      i64 time, i64 amount (recipients or 1), i64 retention hours,
      i64 notification period; u8 flags (1: a probe; 2: each object
      carries a window; 4: a reset of its one object, obspam_reset, whose
-     amount is 1 and means nothing); i8 the object named by a refusal (-1:
+     amount is 1 and means nothing; 16: a forward; 32: a mailing-list
+     delivery; 64: an exempt mailing-list delivery, which charged nothing
+     and is counted on its objects, store.h listed, with 32 and no
+     refusal); i8 the object named by a refusal (-1:
    accepted); u8 count of objects (1 to 3, top first); u8 bit i set when object
    i went over its own limit; then for each object: i64 a limit, with flag 2 an
    i8 window (0 minute, 1 hour, 2 day, -1 the recipients cap or forbidden
@@ -27,6 +30,9 @@
    none) and the path; with flag 8, the i64 uid of the script's message. The
    limit and window are those the object went over (store.h, over_window), its
    hourly limit when it did not.
+
+   Flags 16, 32 and 64 are written from 1.4 on, in the same format (a
+   record without them replays as before).
 
    Format 2 writes every record with flag 2. Format 1's records have no
    window: they went over the hourly limit, and replay as such; they may
@@ -69,6 +75,9 @@
 #define FLAG_WINDOWS 2
 #define FLAG_RESET 4
 #define FLAG_UID 8
+#define FLAG_FORWARD 16
+#define FLAG_LIST 32
+#define FLAG_LISTED 64
 #define HEADER 32
 #define BUF_CAP (256 * 1024)
 #define RECORD_MAX 4096
@@ -138,7 +147,10 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   p = put(p,
           FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0) |
               (ch->reset ? FLAG_RESET : 0) |
-              (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0),
+              (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0) |
+              (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
+              (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
+              (ch->listed ? FLAG_LISTED : 0),
           1);
   p = put(p, (uint64_t)(int64_t)ch->refuser, 1);
   p = put(p, (uint64_t)ch->n, 1);
@@ -170,7 +182,8 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
 
 typedef struct record {
   int64_t t, c, retention, period;
-  int probe, reset, refuser, n;
+  int probe, reset, listed, refuser, n;
+  unsigned marks; /* OBSPAM__MARK_* */
   int64_t uid;
   uint8_t over;
   int64_t limit[3];
@@ -208,6 +221,9 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   flags = q[32];
   r->probe = q[32] & FLAG_PROBE;
   r->reset = (q[32] & FLAG_RESET) != 0;
+  r->listed = (q[32] & FLAG_LISTED) != 0;
+  r->marks = (q[32] & FLAG_FORWARD ? OBSPAM__MARK_FORWARD : 0u) |
+             (q[32] & FLAG_LIST ? OBSPAM__MARK_LIST : 0u);
   r->refuser = (int8_t)q[33];
   r->n = q[34];
   r->over = q[35];
@@ -216,8 +232,11 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
       r->retention < 1 || r->retention > 87600 || r->period < 60 ||
       r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
       r->refuser >= r->n || (r->over >> r->n) != 0 ||
-      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS | FLAG_RESET | FLAG_UID)) != 0 ||
-      (r->reset && (r->n != 1 || r->refuser != -1 || r->probe)))
+      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS | FLAG_RESET | FLAG_UID |
+                 FLAG_FORWARD | FLAG_LIST | FLAG_LISTED)) != 0 ||
+      (r->reset && (r->n != 1 || r->refuser != -1 || r->probe || r->marks)) ||
+      (r->listed && (r->marks != OBSPAM__MARK_LIST || r->refuser != -1 ||
+                     r->probe || r->reset)))
     return 0;
   windows = (q[32] & FLAG_WINDOWS) != 0;
   q += 36;
@@ -678,6 +697,8 @@ static int replay_one(obspam_engine *e, const record *r) {
   ch.period = r->period;
   ch.probe = r->probe;
   ch.reset = r->reset;
+  ch.listed = r->listed;
+  ch.marks = (int)r->marks;
   ch.replay = 1;
   ch.script = r->script;
   ch.script_len = r->script_len;

@@ -94,6 +94,9 @@ static void same_counters(obspam_engine *x, obspam_engine *y, int64_t now) {
     cr_assert_eq(a.exceeded_total, b.exceeded_total, "%s", objects[i].name);
     cr_assert_eq(a.last_refused, b.last_refused, "%s", objects[i].name);
     cr_assert_eq(a.count_day, b.count_day, "%s", objects[i].name);
+    cr_assert_eq(a.forwarded, b.forwarded, "%s: forwarded", objects[i].name);
+    cr_assert_eq(a.list_deliveries, b.list_deliveries, "%s: list_deliveries",
+                 objects[i].name);
   }
 }
 
@@ -137,6 +140,43 @@ Test(journal, replayed_without_a_snapshot) {
   same_counters(e, back, T0 + 20);
   EXPECT_COUNTS(back, OBSPAM_MAILBOX, "a@example.com", T0 + 20, 4, 3);
   EXPECT_COUNTS(back, OBSPAM_MAILBOX, "new@shop.example", T0 + 20, 4, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* Forwards and list deliveries, exempt (charged to nobody) and
+   charged, replay with exact numbers. */
+Test(journal, forwards_and_lists_replay) {
+  obspam_engine *e = engine(), *back;
+  obspam_message fw = tu_msg(OBSPAM_MSG_FORWARD_REMOTE, NULL, "a@example.com",
+                             "192.0.2.1", 1, -1, NULL, NULL, T0);
+  obspam_message ls = tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "news@shop.example",
+                             NULL, 6, -1, NULL, NULL, T0);
+  obspam_verdict v;
+  obspam_stats s;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  v = DECIDE(e, &fw);
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+  ls.time = T0 + 1;
+  v = DECIDE(e, &ls); /* exempt: shop.example and shop count it */
+  cr_assert_eq(v.action, OBSPAM_EXEMPT);
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1));
+  ls.time = T0 + 2;
+  ls.recipients = 3;
+  v = DECIDE(e, &ls); /* charged: its implicit mailbox too */
+  cr_assert_eq(v.action, OBSPAM_ACCEPT);
+  OK(obspam_journal_flush(e));
+  back = restart(3, 0);
+  same_counters(e, back, T0 + 20);
+  s = STATS(back, OBSPAM_MAILBOX, "a@example.com", T0 + 20);
+  cr_assert_eq(s.forwarded, 1);
+  cr_assert_eq(s.count, 1);
+  s = STATS(back, OBSPAM_DOMAIN, "shop.example", T0 + 20);
+  cr_assert_eq(s.list_deliveries, 9);
+  cr_assert_eq(s.count, 3);
+  s = STATS(back, OBSPAM_MAILBOX, "news@shop.example", T0 + 20);
+  cr_assert_eq(s.list_deliveries, 3);
   obspam_engine_free(back);
   obspam_engine_free(e);
 }
