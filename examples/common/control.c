@@ -63,12 +63,16 @@
               limit_minute N / count_minute N / limit_day N / count_day N
               (limit and count are the hour's) / max_recipients N (-1
               unlimited) / window_by minute|hour|day|- (the window of
-              limit_by: of those blocked_by is full in, the longest)
+              limit_by: of those blocked_by is full in, the longest) /
+              forwarded N / list_deliveries N (the current clock
+              hour's forwards, part of its sent, and mailing-list
+              deliveries, exempt or charged; from 1.4)
               (one "KEY<TAB>VALUE" line each, in this order)
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
               row KIND SENT REFUSED FIRST_REFUSED LAST_REFUSED EXCEEDED
-                  LIMIT WINDOW UID SUBSCRIPTION NAME
+                  LIMIT WINDOW UID SUBSCRIPTION FORWARDED LIST_DELIVERIES
+                  NAME
               EXCEEDED: attempts over the object's own limit; WINDOW: the
               window of the last of them (minute, hour, day,
               max-recipients for the cap on recipients per message,
@@ -77,7 +81,9 @@
               none, the cap for max-recipients), -1 unlimited, "-" for a
               script or an object the configuration no longer has; UID
               and SUBSCRIPTION: a script's (of its last message), -1 and
-              empty when unknown or not a script
+              empty when unknown or not a script; FORWARDED: of SENT, the
+              forwards; LIST_DELIVERIES: the mailing-list deliveries
+              through the object, exempt or charged (both from 1.4)
      history  one line per clock hour with activity, oldest first:
               hour HOUR_START SENT REFUSED
               then, for an object that has one, its hourly limit now:
@@ -138,6 +144,8 @@
      count_day	312
      max_recipients	50
      window_by	hour
+     forwarded	0
+     list_deliveries	0
      end
 
    Errors: "error unknown command 'x': expected ...", "error bad kind
@@ -378,13 +386,14 @@ static void cmd_status(answer *a, char *args) {
       "\ndisabled\t%d\nblocked_kind\t%s\nblocked_by\t%s\nlimit_by\t%" PRId64
       "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
       "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
-      "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nend\n",
+      "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nforwarded\t%" PRId64
+      "\nlist_deliveries\t%" PRId64 "\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
       st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
       st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
       st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
-      window_by);
+      window_by, st.forwarded, st.list_deliveries);
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
@@ -526,10 +535,12 @@ static void cmd_report(answer *a, char *args) {
         sub[0] = '\0';
       add(a,
           "row\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
-          "\t%" PRId64 "\t%s\t%s\t%" PRId64 "\t%s\t%s\n",
+          "\t%" PRId64 "\t%s\t%s\t%" PRId64 "\t%s\t%" PRId64 "\t%" PRId64
+          "\t%s\n",
           obspamd_kind_name(r->kind), r->sent, r->refused, r->first_refused,
           r->last_refused, r->exceeded, limit, window,
-          r->kind == OBSPAM_SCRIPT ? r->uid : -1, sub, name);
+          r->kind == OBSPAM_SCRIPT ? r->uid : -1, sub, r->forwarded,
+          r->list_deliveries, name);
     }
     add(a, "end\n");
   }

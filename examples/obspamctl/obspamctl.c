@@ -535,7 +535,7 @@ static void cmd_status(const char *spec, int json, const char *kind,
   char req[2048], when[32], abbr[64];
   answer a;
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
-  int64_t limits[3], counts[3], cap;
+  int64_t limits[3], counts[3], cap, forwarded, lists;
   const char *blocked_kind, *blocked_by, *window_by;
   int sending, disabled, w;
 
@@ -561,6 +561,12 @@ static void cmd_status(const char *spec, int json, const char *kind,
   limits[2] = number(value(&a, "limit_day"));
   counts[2] = number(value(&a, "count_day"));
   cap = number(value(&a, "max_recipients"));
+  /* A daemon older than 1.4 does not count them apart: none. */
+  forwarded =
+      value(&a, "forwarded") != NULL ? number(value(&a, "forwarded")) : 0;
+  lists = value(&a, "list_deliveries") != NULL
+              ? number(value(&a, "list_deliveries"))
+              : 0;
   if (blocked_kind == NULL || blocked_by == NULL || window_by == NULL)
     die(EXIT_DAEMON, "the answer lacks a field");
   if (strcmp(blocked_kind, "-") == 0)
@@ -601,7 +607,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
     json_windows(counts, 0);
     printf(",\n  \"max_recipients\": ");
     json_limit(cap);
-    printf("\n}\n");
+    printf(",\n  \"forwarded\": %" PRId64 ",\n  \"list_deliveries\": %" PRId64
+           "\n}\n",
+           forwarded, lists);
     return;
   }
   printf("%s ", value(&a, "kind"));
@@ -635,6 +643,12 @@ static void cmd_status(const char *spec, int json, const char *kind,
   for (w = 0; w < 3; w++)
     if (w == 1 || limits[w] >= 0)
       printf("  sent           %" PRId64 " %s\n", counts[w], window_in[w]);
+  /* Forwards (part of sent) and mailing-list deliveries, when there are
+     any: the clock hour's, as the library keeps them. */
+  if (forwarded > 0)
+    printf("  forwarded      %" PRId64 " in this clock hour\n", forwarded);
+  if (lists > 0)
+    printf("  mailing lists  %" PRId64 " in this clock hour\n", lists);
   printf("  refused        %" PRId64 " in the last 60 minutes\n", refused);
   printf("  over its limit %" PRId64 " in the last 60 minutes\n", exceeded);
   printf("  refused total  %" PRId64 " within the retention period\n",
@@ -681,8 +695,9 @@ static int64_t parse_duration(const char *s) {
 }
 
 /* Report rows: row KIND SENT REFUSED FIRST LAST EXCEEDED LIMIT WINDOW
-   UID SUBSCRIPTION NAME (a daemon older than 1.3 sends no UID and
-   SUBSCRIPTION: report_rows adds them). */
+   UID SUBSCRIPTION FORWARDED LISTS NAME (a daemon older than 1.4 sends
+   no FORWARDED and LISTS, one older than 1.3 no UID and SUBSCRIPTION
+   either: report_rows adds them). */
 enum {
   R_KIND = 1,
   R_SENT,
@@ -694,12 +709,15 @@ enum {
   R_WINDOW,
   R_UID,
   R_SUB,
+  R_FORWARDED,
+  R_LISTS,
   R_NAME,
   R_FIELDS
 };
 
 /* Checks the rows of a report answer, and gives those of an older daemon
-   an unknown uid and no subscription. */
+   an unknown uid and no subscription (before 1.3), no forwards and no
+   list deliveries (before 1.4). */
 static void report_rows(answer *a) {
   size_t i;
 
@@ -707,12 +725,14 @@ static void report_rows(answer *a) {
     rec *r = &a->recs[i];
     if (strcmp(r->f[0], "row") != 0)
       continue;
-    if (r->n == R_FIELDS - 2) {
+    if (r->n == R_FIELDS - 2 || r->n == R_FIELDS - 4) {
+      size_t kept = r->n == R_FIELDS - 2 ? R_FORWARDED : R_UID;
       char **f = xmalloc(R_FIELDS * sizeof(char *));
-      memcpy(f, r->f, R_UID * sizeof(char *));
-      f[R_UID] = (char *)"-1";
-      f[R_SUB] = (char *)"";
-      f[R_NAME] = r->f[R_UID];
+      memcpy(f, r->f, kept * sizeof(char *));
+      f[R_UID] = kept == R_UID ? (char *)"-1" : r->f[R_UID];
+      f[R_SUB] = kept == R_UID ? (char *)"" : r->f[R_SUB];
+      f[R_FORWARDED] = f[R_LISTS] = (char *)"0";
+      f[R_NAME] = r->f[kept];
       free(r->f);
       r->f = f;
       r->n = R_FIELDS;
@@ -751,7 +771,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
   answer a;
   size_t i;
   int wk = 4, wn = 4, ws = 4, wr = 7, wo = 4, wl = 5, ww = 6, any = 0,
-      scripts = 0, refused_scripts = 0;
+      scripts = 0, refused_scripts = 0, wf = 9, wls = 5, marks = 0;
 
   from = now - parse_duration(since ? since : "24h");
   /* TO just after now: the hour in progress is part of the report. */
@@ -791,7 +811,8 @@ static void cmd_report(const char *spec, int json, const char *since) {
       else
         json_string(r->f[R_WINDOW]);
       json_owner(r->f[R_UID], r->f[R_SUB]);
-      printf("}");
+      printf(", \"forwarded\": %" PRId64 ", \"list_deliveries\": %" PRId64 "}",
+             number(r->f[R_FORWARDED]), number(r->f[R_LISTS]));
     }
     printf("%s]\n}\n", any ? "\n  " : "");
     return;
@@ -827,6 +848,11 @@ static void cmd_report(const char *spec, int json, const char *since) {
         wl = 9;
       if ((int)strlen(r->f[R_WINDOW]) > ww)
         ww = (int)strlen(r->f[R_WINDOW]);
+      if ((int)strlen(r->f[R_FORWARDED]) > wf)
+        wf = (int)strlen(r->f[R_FORWARDED]);
+      if ((int)strlen(r->f[R_LISTS]) > wls)
+        wls = (int)strlen(r->f[R_LISTS]);
+      marks |= number(r->f[R_FORWARDED]) > 0 || number(r->f[R_LISTS]) > 0;
       refused_scripts += script;
       any++;
     } else {
@@ -851,9 +877,13 @@ static void cmd_report(const char *spec, int json, const char *since) {
           number(a.recs[i].f[R_REFUSED]) > 0 &&
           (int)strlen(a.recs[i].f[R_UID]) > wu)
         wu = (int)strlen(a.recs[i].f[R_UID]);
-    printf("  %*s  %*s  %*s  %*s  %-*s  %-19s  %s", ws, "SENT", wr, "REFUSED",
-           wo, "OVER", wl, "LIMIT", ww, "WINDOW", "FIRST REFUSAL",
-           "LAST REFUSAL");
+    /* FORWARDED (of SENT) and LISTS (mailing-list deliveries, exempt
+       or charged) only when some row has any. */
+    printf("  %*s", ws, "SENT");
+    if (marks)
+      printf("  %*s  %*s", wf, "FORWARDED", wls, "LISTS");
+    printf("  %*s  %*s  %*s  %-*s  %-19s  %s", wr, "REFUSED", wo, "OVER", wl,
+           "LIMIT", ww, "WINDOW", "FIRST REFUSAL", "LAST REFUSAL");
     if (refused_scripts)
       printf("         %*s  SUBSCRIPTION", wu, "UID");
     putchar('\n');
@@ -870,10 +900,13 @@ static void cmd_report(const char *spec, int json, const char *since) {
       cell(r->f[R_KIND], wk);
       printf("  ");
       cell(r->f[R_NAME], wn);
-      printf("  %*" PRId64 "  %*" PRId64 "  %*" PRId64 "  %*s  %-*s  %-19s  ",
-             ws, number(r->f[R_SENT]), wr, number(r->f[R_REFUSED]), wo,
-             number(r->f[R_EXCEEDED]), wl, num, ww, r->f[R_WINDOW],
-             table_time(number(r->f[R_FIRST]), t1, sizeof(t1)));
+      printf("  %*" PRId64, ws, number(r->f[R_SENT]));
+      if (marks)
+        printf("  %*" PRId64 "  %*" PRId64, wf, number(r->f[R_FORWARDED]), wls,
+               number(r->f[R_LISTS]));
+      printf("  %*" PRId64 "  %*" PRId64 "  %*s  %-*s  %-19s  ", wr,
+             number(r->f[R_REFUSED]), wo, number(r->f[R_EXCEEDED]), wl, num, ww,
+             r->f[R_WINDOW], table_time(number(r->f[R_FIRST]), t1, sizeof(t1)));
       table_time(number(r->f[R_LAST]), t2, sizeof(t2));
       if (!refused_scripts) {
         printf("%s\n", t2);

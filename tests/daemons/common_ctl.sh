@@ -128,7 +128,7 @@ want = {"kind": "subscription", "name": "bakery", "sending": True,
         "blocked_by": None,
         "limits": {"minute": None, "hour": 5000, "day": None},
         "counts": {"minute": 0, "hour": 0, "day": 0},
-        "max_recipients": None}
+        "max_recipients": None, "forwarded": 0, "list_deliveries": 0}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
@@ -185,7 +185,8 @@ def row(kind, name, sent, refused, exceeded, limit, window, uid=None,
             "first_refused": t if refused else None,
             "last_refused": t if refused else None,
             "exceeded": exceeded, "limit": limit, "window": window,
-            "uid": uid, "subscription": sub}
+            "uid": uid, "subscription": sub, "forwarded": 0,
+            "list_deliveries": 0}
 # The objects over their own limit, then the scripts by messages sent
 # (acme and example.com were refused only because of info's limit).
 want = [row("mailbox", "info@example.com", 3, 2, 2, 3, "hour"),
@@ -380,7 +381,7 @@ assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
                    "limit_minute\t-1", "count_minute\t3", "limit_day\t-1",
                    "count_day\t3", "max_recipients\t-1", "window_by\t-",
-                   "end", ""], got
+                   "forwarded\t0", "list_deliveries\t0", "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(15)

@@ -12,6 +12,7 @@ process it started. Exit status 0 when every scenario passed.
 """
 
 import grp
+import json
 import os
 import re
 import resource
@@ -554,6 +555,7 @@ forward sales@fwd.example remote
 forward desk@fwd.example local
 forward @catch.example remote
 list news@acme.example
+mailbox news@acme.example limit=1
 """ + "".join(f"forward b{i}@fwd.example remote\n" for i in range(8))
 
 
@@ -658,6 +660,66 @@ def sc_forwards(tmp):
                "the list post was not charged (tiny's refusal was counted)")
         expect("mail=forward-remote" in d.log(), True,
                "the refusal log line tells a forward")
+        # Reports and status tell forwards and list deliveries apart. A
+        # post with the list's own address: exempt, and counted on its
+        # declared mailbox; that mailbox over its limit when it logs in
+        # from outside (no list post then), so that the report lists it.
+        expect(data(3, "l3", sender="news@acme.example", client="127.0.0.1"),
+               DUNNO, "list post from the list's address")
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sasl_username="news@acme.example",
+                         sender="news@acme.example", recipient_count=2,
+                         instance="l4"),
+               "action=451 4.7.1 mailbox news@acme.example cannot send this "
+               "message: it has more recipients than its limit of 1 "
+               "recipient per hour", "news@ over its limit")
+        st = control_status(d.control, "subscription", "acme")
+        expect((st["count"], st["forwarded"], st["list_deliveries"]),
+               ("14", "14", "503"), "acme: forwards and list deliveries")
+        st = control_status(d.control, "domain", "acme.example")
+        expect((st["count"], st["forwarded"], st["list_deliveries"]),
+               ("0", "0", "503"), "acme.example: the list posts")
+        st = control_status(d.control, "mailbox", "sales@fwd.example")
+        expect((st["count"], st["forwarded"], st["list_deliveries"]),
+               ("2", "2", "0"), "sales@: its forwards")
+        ctl = os.path.join(BUILD, "examples", "obspamctl", "obspamctl")
+        p = subprocess.run([ctl, "--control", d.control, "status", "mailbox",
+                            "news@acme.example", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode, 0, "obspamctl status --json")
+        got = json.loads(p.stdout)
+        expect((got["forwarded"], got["list_deliveries"]), (0, 3),
+               "status --json of news@")
+        p = subprocess.run([ctl, "--control", d.control, "status", "domain",
+                            "acme.example"],
+                           capture_output=True, text=True, timeout=30)
+        expect(re.findall(r"^  (?:forwarded|mailing lists) .*$", p.stdout,
+                          re.M),
+               ["  mailing lists  503 in this clock hour"], "status text")
+        p = subprocess.run([ctl, "--control", d.control, "report", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode, 0, "obspamctl report --json")
+        rows = {r["name"]: (r["sent"], r["forwarded"], r["list_deliveries"],
+                            r["exceeded"])
+                for r in json.loads(p.stdout)["rows"]}
+        expect(rows, {"sales@fwd.example": (2, 2, 0, 3),
+                      "tiny@acme.example": (0, 0, 0, 1),
+                      "news@acme.example": (0, 0, 3, 1)},
+               "report --json: forwards and list deliveries")
+        p = subprocess.run([ctl, "--control", d.control, "report"],
+                           capture_output=True, text=True, timeout=30)
+        table = [re.sub(r"  +(\d{4}-|FIRST REFUSAL).*", "", line) for line in
+                 p.stdout.splitlines() if re.match(r"^(KIND|mailbox) ", line)]
+        expect(table,
+               ["KIND     NAME               SENT  FORWARDED  LISTS  REFUSED"
+                "  OVER  LIMIT  WINDOW",
+                "mailbox  sales@fwd.example     2          2      0        3"
+                "     3      2  hour",
+                "mailbox  news@acme.example     0          0      3        1"
+                "     1      1  hour",
+                "mailbox  tiny@acme.example     0          0      0        1"
+                "     1      1  hour"],
+               "report: the FORWARDED and LISTS columns")
     finally:
         d.stop()
         d.kill()
