@@ -53,6 +53,8 @@ typedef struct obspam_stats {
   int32_t disabled;
   char blocked_by[328];
   int64_t last_reset;
+  int64_t forwarded;
+  int64_t list_deliveries;
 } obspam_stats;
 
 typedef struct obspam_report_row {
@@ -66,6 +68,8 @@ typedef struct obspam_report_row {
   int64_t window;
   const char *subscription;
   int64_t uid;
+  int64_t forwarded;
+  int64_t list_deliveries;
 } obspam_report_row;
 
 typedef struct obspam_notice {

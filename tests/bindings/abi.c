@@ -105,6 +105,8 @@ int main(void) {
   FIELD(obspam_stats, disabled);
   FIELD(obspam_stats, blocked_by);
   FIELD(obspam_stats, last_reset);
+  FIELD(obspam_stats, forwarded);
+  FIELD(obspam_stats, list_deliveries);
 
   SIZE(obspam_report_row);
   FIELD(obspam_report_row, struct_size);
@@ -118,6 +120,8 @@ int main(void) {
   FIELD(obspam_report_row, window);
   FIELD(obspam_report_row, subscription);
   FIELD(obspam_report_row, uid);
+  FIELD(obspam_report_row, forwarded);
+  FIELD(obspam_report_row, list_deliveries);
 
   SIZE(obspam_notice);
   FIELD(obspam_notice, struct_size);

@@ -545,6 +545,8 @@ test('mailing lists', function (): void {
     throws(fn () => $e->mailingListMatch('news@example.com', 'not-an-ip'), Engine::EINVAL, null, 'bad client');
     same(Engine::EXEMPT, $e->decide(['flags' => Engine::MSG_MAILING_LIST, 'sender' => 'news-bounces@example.com',
         'client_address' => '127.0.0.1', 'recipients' => 500, 'time' => T])->action, 'exempt by default');
+    $st = $e->stats(Engine::DOMAIN, 'example.com', T);
+    same([0, 0, 500], [$st->count, $st->forwarded, $st->listDeliveries], 'an exempt list delivery counted (1.4)');
     $e->mailingListAdd('other@example.com');
     same(true, $e->mailingListMatch('other-bounces@example.com', ''), 'added');
     throws(fn () => $e->mailingListAdd('other@example.com'), Engine::EEXIST, null, 'duplicate');

@@ -676,6 +676,15 @@ class TestForwardsAndLists(unittest.TestCase):
                 v = e.decide(flags=flag, sender=mailbox, client_address="192.0.2.1", time=T)
                 self.assertEqual(v, verdict(obspam.ACCEPT, obspam.MAILBOX, mailbox, 80, i, 0))
             self.assertEqual(e.stats(obspam.MAILBOX, mailbox, T).count, 3)
+            # the forwards counted apart (1.4): the clock hour's
+            st = e.stats(obspam.DOMAIN, "example.com", T)
+            self.assertEqual((st.forwarded, st.list_deliveries), (3, 0))
+            # an exempt list delivery charges nothing but is counted
+            e.mailing_list_add("news@example.com")
+            v = e.decide(flags=obspam.MSG_MAILING_LIST, sender="news@example.com", recipients=40, time=T)
+            self.assertEqual(v.action, obspam.EXEMPT)
+            st = e.stats(obspam.DOMAIN, "example.com", T)
+            self.assertEqual((st.count, st.forwarded, st.list_deliveries), (3, 3, 40))
             # local forwards are not counted by default
             v = e.decide(flags=obspam.MSG_FORWARD_LOCAL, sender="example.com", time=T)
             self.assertEqual(v.action, obspam.EXEMPT)

@@ -99,12 +99,14 @@ final class Engine
     public const ENUM_ACTIVE = 1;
 
     /**
-     * Where a report row's panel fields (1.3) end, as include/obspam.h lays
-     * them out (the tests compare them with the C compiler's): a row whose
-     * struct_size is shorter does not hold them.
+     * Where a report row's panel fields (1.3) and its forwards and list
+     * deliveries (1.4) end, as include/obspam.h lays them out (the tests
+     * compare them with the C compiler's): a row whose struct_size is
+     * shorter does not hold them.
      */
     private const ROW_SUBSCRIPTION_END = 72;
     private const ROW_UID_END = 80;
+    private const ROW_LISTS_END = 96;
 
     /**
      * The fields decide() accepts, and each message of decideBatch(), with
@@ -940,6 +942,8 @@ final class Engine
             $out->disabled !== 0,
             \FFI::string($out->blocked_by),
             $out->last_reset,
+            $out->forwarded,
+            $out->list_deliveries,
         );
     }
 
@@ -1383,6 +1387,8 @@ final class Engine
                     $row->window,
                     $row->struct_size >= self::ROW_SUBSCRIPTION_END ? $row->subscription : null,
                     $row->struct_size >= self::ROW_UID_END ? $row->uid : -1,
+                    $row->struct_size >= self::ROW_LISTS_END ? $row->forwarded : 0,
+                    $row->struct_size >= self::ROW_LISTS_END ? $row->list_deliveries : 0,
                 );
             };
             $notify = $lib->new('struct { void (*fn)(const obspam_notice *n, void *ud); }');

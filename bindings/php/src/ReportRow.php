@@ -38,6 +38,13 @@ final class ReportRow
          * when unknown; -1 in other rows (1.3).
          */
         public readonly int $uid = -1,
+        /** Of sent, the messages charged as forwards in the period (1.4). */
+        public readonly int $forwarded = 0,
+        /**
+         * The mailing-list deliveries through it in the period, exempt or
+         * charged (those charged are part of sent too) (1.4).
+         */
+        public readonly int $listDeliveries = 0,
     ) {
     }
 }

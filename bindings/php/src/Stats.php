@@ -46,6 +46,13 @@ final class Stats
         public readonly string $blockedBy,
         /** Time of the last Engine::reset(); 0: never (1.3). */
         public readonly int $lastReset = 0,
+        /** Of the current clock hour's sent, the forwards (1.4). */
+        public readonly int $forwarded = 0,
+        /**
+         * The current clock hour's mailing-list deliveries through it,
+         * exempt or charged (1.4).
+         */
+        public readonly int $listDeliveries = 0,
     ) {
     }
 }

@@ -331,6 +331,11 @@ class Stats:
     disabled: bool  #: True while protection is off (1.3)
     blocked_by: str  #: the name of that object; "" when none (1.3)
     last_reset: int = 0  #: time of the last :meth:`Engine.reset`; 0: never (1.3)
+    #: of the current clock hour's sent, the forwards (1.4)
+    forwarded: int = 0
+    #: the current clock hour's mailing-list deliveries through it, exempt
+    #: or charged (1.4)
+    list_deliveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -363,6 +368,11 @@ class ReportRow:
     #: a script's row: the uid of the last message from that path, -1 when
     #: unknown; -1 in other rows (1.3)
     uid: int = -1
+    #: of sent, the messages charged as forwards in the period (1.4)
+    forwarded: int = 0
+    #: the mailing-list deliveries through it in the period, exempt or
+    #: charged (those charged are part of sent too) (1.4)
+    list_deliveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -524,6 +534,8 @@ def _read_stats(out: _native.Stats) -> Stats:
         disabled=bool(out.disabled),
         blocked_by=_dec(out.blocked_by),
         last_reset=out.last_reset,
+        forwarded=out.forwarded,
+        list_deliveries=out.list_deliveries,
     )
 
 
@@ -531,6 +543,7 @@ def _read_stats(out: _native.Stats) -> Stats:
 #: shorter (its struct_size) does not hold them.
 _ROW_SUBSCRIPTION_END = _native.ReportRow.subscription.offset + ctypes.sizeof(ctypes.c_char_p)
 _ROW_UID_END = _native.ReportRow.uid.offset + ctypes.sizeof(c_int64)
+_ROW_LISTS_END = _native.ReportRow.list_deliveries.offset + ctypes.sizeof(c_int64)
 
 
 def _read_row(r: _native.ReportRow) -> ReportRow:
@@ -548,6 +561,8 @@ def _read_row(r: _native.ReportRow) -> ReportRow:
         window=_window(r.window),
         subscription=_opt_dec(r.subscription) if r.struct_size >= _ROW_SUBSCRIPTION_END else None,
         uid=r.uid if r.struct_size >= _ROW_UID_END else -1,
+        forwarded=r.forwarded if r.struct_size >= _ROW_LISTS_END else 0,
+        list_deliveries=r.list_deliveries if r.struct_size >= _ROW_LISTS_END else 0,
     )
 
 

@@ -115,6 +115,9 @@ class Stats(Structure):
         ("blocked_by", c_char * 328),
         # 1.3: panels
         ("last_reset", c_int64),
+        # 1.4
+        ("forwarded", c_int64),
+        ("list_deliveries", c_int64),
     ]
 
 
@@ -135,6 +138,9 @@ class ReportRow(Structure):
         # 1.3: panels
         ("subscription", c_char_p),
         ("uid", c_int64),
+        # 1.4
+        ("forwarded", c_int64),
+        ("list_deliveries", c_int64),
     ]
 
 
