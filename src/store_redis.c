@@ -15,9 +15,11 @@
                             hour window; "m<tick>" sent in the 5-second
                             tick (t div 5) of the minute window; older
                             buckets are deleted; TTL a little over the hour
-     P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w" sent, refused, over
-                            the limit, first and last attempt over the
-                            limit and the window (seconds) of the last, of
+     P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w|fw|ls" sent, refused,
+                            over the limit, first and last attempt over
+                            the limit, the window (seconds) of the last,
+                            forwards (of sent) and mailing-list
+                            deliveries (exempt or charged; from 1.4), of
                             each clock hour, "lr" the last refusal, "rt"
                             the last reset and "rb" what its hour had
                             sent before it; the day window sums the last
@@ -80,7 +82,9 @@
    the n history hashes, then the script's history hash when ARGV[8] is
    1. ARGV: n, t, c, forbid, probe, dry, retention hours, script, window
    TTL, over the recipients cap, then the n objects' limits (minute, hour,
-   day each). Returns the counts of the 3 objects (minute, hour, day
+   day each), then the charge's marks (store.h, OBSPAM__MARK_*: an
+   accepted forward adds c to "<hour>:fw", a list delivery to
+   "<hour>:ls"). Returns the counts of the 3 objects (minute, hour, day
    each; 0 past n), then their waits the same way. */
 static const char lua_charge[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
@@ -88,6 +92,7 @@ static const char lua_charge[] =
     "local probe=ARGV[5]=='1' local dry=ARGV[6]=='1'\n"
     "local ret=tonumber(ARGV[7]) local script=ARGV[8]=='1'\n"
     "local wttl=tonumber(ARGV[9]) local overcap=ARGV[10]=='1'\n"
+    "local marks=tonumber(ARGV[11+3*n]) or 0\n"
     /* The day window reads the history's hours: keep 24 of them whatever
        the retention. */
     "local keep=math.max(ret,24)\n"
@@ -231,6 +236,8 @@ static const char lua_charge[] =
     "      redis.call('HINCRBY',KEYS[i],'s'..ms,c)\n"
     "      redis.call('HINCRBY',KEYS[i],'m'..ks,c)\n"
     "      hist(KEYS[n+i],false)\n"
+    "      if marks%2==1 then redis.call('HINCRBY',KEYS[n+i],hs..':fw',c) end\n"
+    "      if marks%4>=2 then redis.call('HINCRBY',KEYS[n+i],hs..':ls',c) end\n"
     "    end\n"
     "  end\n"
     "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
@@ -246,7 +253,8 @@ static const char lua_charge[] =
 
 /* store_mem.c's mem_read. KEYS: window hash, history hash. ARGV: now,
    retention hours. Returns count, refused, refused_total, last_refused,
-   exceeded, exceeded_total, count_day, count_minute, last_reset. The day is
+   exceeded, exceeded_total, count_day, count_minute, last_reset, and the
+   clock hour's forwards and list deliveries. The day is
    counted whatever the retention, as the decision counts it. */
 static const char lua_read[] =
     "local now=tonumber(ARGV[1]) local ret=tonumber(ARGV[2])\n"
@@ -296,7 +304,11 @@ static const char lua_read[] =
     "end\n"
     "if fl[1] and newest>=hour-(math.max(ret,24)-1)*3600 then\n"
     "  rt=tonumber(fl[1]) end\n"
-    "return {sent,refd,total,lr,exc,xtotal,day,sm,rt}\n";
+    /* The clock hour's forwards and list deliveries. */
+    "local hs=string.format('%d',hour)\n"
+    "local fl2=redis.call('HMGET',KEYS[2],hs..':fw',hs..':ls')\n"
+    "return {sent,refd,total,lr,exc,xtotal,day,sm,rt,\n"
+    "  tonumber(fl2[1]) or 0,tonumber(fl2[2]) or 0}\n";
 
 /* store_mem.c's reset_locked: the object's windows empty (its window
    hash goes), and its history hash keeps every hour but records the
@@ -647,6 +659,8 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
                (long long)(ch->limit[i][w] < 0 ? -1 : ch->limit[i][w]));
       args(&cmds[0], lims[i][w]);
     }
+  snprintf(nums[6], sizeof(nums[6]), "%d", ch->marks);
+  args(&cmds[0], nums[6]);
   if (!ch->dry) {
     /* The index for reports, in the same round trip. */
     snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
@@ -699,6 +713,61 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   obspam__judge(ch);
   ch->period_start = ch->t - ch->t % ch->period;
   free_replies(rp, ncmd);
+  return 0;
+}
+
+/* An exempt mailing-list delivery (ch->listed) on Redis, under r->lock:
+   no decision to make, so no script; each object's history counts it in
+   "<hour>:ls", and the index of the hour lists the objects for reports.
+   0, or -1 when Redis did not answer. */
+static int redis_listed(redis_store *r, const obspam__charge *ch) {
+  char keys[3][KEY_MAX], members[3][KEY_MAX], field[32], cs[24], ttl[24];
+  char hourkey[KEY_MAX];
+  const char *sub = sub_of(ch->obj[0]);
+  int64_t hour = ch->t - ch->t % 3600;
+  int64_t keep = ch->retention > 24 ? ch->retention : 24;
+  cmd cmds[8];
+  redisReply *rp[8];
+  int i, ncmd = 0, ok = 1;
+
+  memset(cmds, 0, sizeof(cmds));
+  snprintf(field, sizeof(field), "%lld:ls", (long long)hour);
+  snprintf(cs, sizeof(cs), "%lld", (long long)ch->c);
+  snprintf(ttl, sizeof(ttl), "%lld", (long long)(keep * 3600 + 3600));
+  for (i = 0; i < ch->n; i++) {
+    const obspam__obj *o = ch->obj[i];
+    size_t klen = key_of(r, keys[i], sub, o->kind, o->name, o->len, 'h');
+
+    args(&cmds[ncmd], "HINCRBY");
+    arg(&cmds[ncmd], keys[i], klen);
+    args(&cmds[ncmd], field);
+    args(&cmds[ncmd++], cs);
+    args(&cmds[ncmd], "EXPIRE");
+    arg(&cmds[ncmd], keys[i], klen);
+    args(&cmds[ncmd++], ttl);
+  }
+  snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix, (long long)hour);
+  args(&cmds[ncmd], "SADD");
+  args(&cmds[ncmd], hourkey);
+  for (i = 0; i < ch->n; i++)
+    arg(&cmds[ncmd], members[i],
+        member_of(members[i], sub, ch->obj[i]->kind, ch->obj[i]->name,
+                  ch->obj[i]->len));
+  ncmd++;
+  /* The index lives as long as the retention, as the charge sets it. */
+  snprintf(ttl, sizeof(ttl), "%lld", (long long)(ch->retention * 3600 + 3600));
+  args(&cmds[ncmd], "EXPIRE");
+  args(&cmds[ncmd], hourkey);
+  args(&cmds[ncmd++], ttl);
+  if (pipeline(r, cmds, ncmd, rp) != 0)
+    return -1;
+  for (i = 0; i < ncmd; i++)
+    ok &= rp[i]->type == REDIS_REPLY_INTEGER;
+  free_replies(rp, ncmd);
+  if (!ok) {
+    mark_down(r);
+    return -1;
+  }
   return 0;
 }
 
@@ -767,6 +836,19 @@ static int r_charge(obspam__store *s, obspam__charge *ch) {
     return OBSPAM_OK; /* Redis keeps no rows of scripts charged to nobody */
   if (ch->reset)
     return r_reset(r, ch);
+  if (ch->listed) {
+    /* Recorded where the charges are; with Redis down, in the local
+       counters that stand in for it (nothing waits on an exempt
+       message). */
+    pthread_mutex_lock(&r->lock);
+    if (ch->t < r->newest)
+      ch->t = r->newest;
+    else if (!ch->dry)
+      r->newest = ch->t;
+    rc = ch->dry ? 0 : redis_listed(r, ch);
+    pthread_mutex_unlock(&r->lock);
+    return rc == 0 ? OBSPAM_OK : r->local->ops->charge(r->local, ch);
+  }
 
   pthread_mutex_lock(&r->lock);
   if (ch->timeout_ms > 0 && ch->timeout_ms != r->timeout_ms) {
@@ -823,7 +905,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   args(&c, nows);
   args(&c, rets);
   if (pipeline(r, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 9) {
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 11) {
       out->count = int_of(rp->element[0]);
       out->refused = int_of(rp->element[1]);
       out->refused_total = int_of(rp->element[2]);
@@ -833,6 +915,8 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
       out->count_day = int_of(rp->element[6]);
       out->count_minute = int_of(rp->element[7]);
       out->last_reset = int_of(rp->element[8]);
+      out->forwarded = int_of(rp->element[9]);
+      out->lists = int_of(rp->element[10]);
       freeReplyObject(rp);
       pthread_mutex_unlock(&r->lock);
       return;
@@ -908,26 +992,31 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
       h[k].hour = hour;
       h[k++].window = -1;
     }
-    switch (end[1]) {
-    case 's':
-      h[j].sent = v;
-      break;
-    case 'r':
-      h[j].refused = v;
-      break;
-    case 'x':
-      h[j].exceeded = v;
-      break;
-    case 'f':
-      h[j].first = v;
-      break;
-    case 'l':
-      h[j].last = v;
-      break;
-    case 'w':
-      h[j].window = v;
-      break;
-    }
+    if (strcmp(end + 1, "fw") == 0)
+      h[j].forwarded = v;
+    else if (strcmp(end + 1, "ls") == 0)
+      h[j].lists = v;
+    else if (end[1] != '\0' && end[2] == '\0')
+      switch (end[1]) {
+      case 's':
+        h[j].sent = v;
+        break;
+      case 'r':
+        h[j].refused = v;
+        break;
+      case 'x':
+        h[j].exceeded = v;
+        break;
+      case 'f':
+        h[j].first = v;
+        break;
+      case 'l':
+        h[j].last = v;
+        break;
+      case 'w':
+        h[j].window = v;
+        break;
+      }
   }
   for (i = 0; i < k; i++)
     if (h[i].window < 0)
@@ -989,6 +1078,16 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     goto local;
   rc = parse_hours(rp, cutoff, from, to, o == NULL ? 0 : 3600, out, n);
   freeReplyObject(rp);
+  if (rc == OBSPAM_OK) {
+    /* An hour of exempt list deliveries alone sent and refused nothing:
+       no hour of history, as in the in-memory store. */
+    size_t i, k = 0;
+
+    for (i = 0; i < *n; i++)
+      if ((*out)[i].sent != 0 || (*out)[i].refused != 0)
+        (*out)[k++] = (*out)[i];
+    *n = k;
+  }
   pthread_mutex_unlock(&r->lock);
   return rc;
 local:

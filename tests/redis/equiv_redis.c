@@ -185,11 +185,13 @@ static const char *stats_line(char *buf, size_t size, const obspam_stats *s) {
            "sending %d limit %" PRId64 " count %" PRId64 " refused %" PRId64
            " total %" PRId64 " last %" PRId64 " exceeded %" PRId64
            " total %" PRId64 " minute %" PRId64 "/%" PRId64 " day %" PRId64
-           "/%" PRId64 " blocked %d %s disabled %d reset %" PRId64,
+           "/%" PRId64 " blocked %d %s disabled %d reset %" PRId64
+           " forwarded %" PRId64 " lists %" PRId64,
            s->sending, s->limit, s->count, s->refused, s->refused_total,
            s->last_refused, s->exceeded, s->exceeded_total, s->count_minute,
            s->limit_minute, s->count_day, s->limit_day, s->blocked_kind,
-           s->blocked_by, s->disabled, s->last_reset);
+           s->blocked_by, s->disabled, s->last_reset, s->forwarded,
+           s->list_deliveries);
   return buf;
 }
 
@@ -223,9 +225,10 @@ static void on_row(const obspam_report_row *r, void *ud) {
 
   snprintf(buf, sizeof(buf),
            "%d %s sent %" PRId64 " refused %" PRId64 " exceeded %" PRId64
-           " %" PRId64 "..%" PRId64 " window %" PRId64,
+           " %" PRId64 "..%" PRId64 " window %" PRId64 " forwarded %" PRId64
+           " lists %" PRId64,
            r->kind, r->name, r->sent, r->refused, r->exceeded, r->first_refused,
-           r->last_refused, r->window);
+           r->last_refused, r->window, r->forwarded, r->list_deliveries);
   add_line(ud, buf);
 }
 
@@ -344,6 +347,8 @@ static void run_seed(const char *uri, int seed, int steps) {
     obspam_set_option(e[k], OBSPAM_OPT_RETENTION_HOURS,
                       seed % 3 == 0 ? 3 : 720);
     obspam_set_option(e[k], OBSPAM_OPT_COUNT_UNIT, seed % 4 == 1);
+    /* List deliveries exempt (recorded without a charge) or charged. */
+    obspam_set_option(e[k], OBSPAM_OPT_COUNT_MAILING_LISTS, seed % 2);
     obspam_set_notify(e[k], on_notice, l[k]);
   }
   build(e);
@@ -382,6 +387,11 @@ static void run_seed(const char *uri, int seed, int steps) {
       m.domain_hint = rn(2) ? who : NULL;
       snprintf(script, sizeof(script), "/var/www/s%d/%d.php", i, rn(3));
       m.script = script;
+    } else if (rn(10) == 0) {
+      /* A forward of a hosted address, or a mailing-list delivery from
+         one: counted apart in reports and status. */
+      m.flags = rn(2) ? OBSPAM_MSG_FORWARD_REMOTE : OBSPAM_MSG_MAILING_LIST;
+      m.sender = login(who, sizeof(who));
     } else {
       m.sasl_username = login(who, sizeof(who));
     }
@@ -400,8 +410,11 @@ static void run_seed(const char *uri, int seed, int steps) {
     EXPECT(strcmp(b0, b1) == 0,
            "seed %d step %d, %s at %" PRId64 " (%u recipients):\n"
            "  memory %s\n  redis  %s",
-           seed, step, m.script ? m.script : m.sasl_username, t, m.recipients,
-           b0, b1);
+           seed, step,
+           m.script          ? m.script
+           : m.sasl_username ? m.sasl_username
+                             : m.sender,
+           t, m.recipients, b0, b1);
     if (step % 250 == 249)
       compare_stats(e, t, seed, step);
   }
