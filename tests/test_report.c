@@ -518,3 +518,70 @@ Test(report, user_data_passed_through) {
   cr_assert_eq(t.calls, 8, "calls = %d", t.calls);
   cr_assert_eq(t.refused, 3 + 2 + 1 + 2, "refused = %" PRId64, t.refused);
 }
+
+/* The forwards and list deliveries of one row, by name. */
+typedef struct marks {
+  const char *name;
+  int kind;
+  int found;
+  int64_t sent, forwarded, lists;
+} marks;
+
+static void find_marks(const obspam_report_row *r, void *ud) {
+  marks *m = ud;
+
+  if (r->kind == m->kind && strcmp(r->name, m->name) == 0) {
+    m->found++;
+    m->sent = r->sent;
+    m->forwarded = r->forwarded;
+    m->lists = r->list_deliveries;
+  }
+}
+
+static marks row_marks(int top, int kind, const char *name, int line) {
+  marks m = {name, kind, 0, 0, 0, 0};
+
+  if (top)
+    OK(obspam_top(e, kind, H0, H1, 0, find_marks, &m));
+  else
+    OK(obspam_report(e, H0, H1, find_marks, &m));
+  cr_assert_leq(m.found, 1, "line %d: %s listed %d times", line, name, m.found);
+  return m;
+}
+
+/* Forwards and list deliveries are counted in the rows of reports and
+   top senders (1.4); they change neither which objects a report lists nor
+   their order. An exempt list delivery charges nothing: an object with
+   nothing else sent is no top sender. */
+Test(report, forwards_and_list_deliveries) {
+  obspam_message fw =
+      tu_msg(OBSPAM_MSG_FORWARD_REMOTE, NULL, "a1@alpha.example", "192.0.2.7",
+             1, -1, NULL, NULL, T0 + 10);
+  obspam_message ls = tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "a2@alpha.example",
+                             NULL, 4, -1, NULL, NULL, T0 + 20);
+  obspam_verdict v;
+  marks m;
+
+  v = DECIDE(e, &fw);
+  EXPECT_ACTION(v, OBSPAM_ACCEPT);
+  v = DECIDE(e, &ls);
+  EXPECT_ACTION(v, OBSPAM_EXEMPT);
+  LOGIN("a1@alpha.example", 1, T0 + 30, OBSPAM_REFUSE);
+  m = row_marks(0, OBSPAM_MAILBOX, "a1@alpha.example", __LINE__);
+  cr_assert_eq(m.found, 1);
+  cr_assert_eq(m.sent, 1);
+  cr_assert_eq(m.forwarded, 1);
+  cr_assert_eq(m.lists, 0);
+  m = row_marks(0, OBSPAM_MAILBOX, "a2@alpha.example", __LINE__);
+  cr_assert_eq(m.found, 0, "a2 never went over its limit");
+  m = row_marks(1, OBSPAM_SUBSCRIPTION, "alpha", __LINE__);
+  cr_assert_eq(m.found, 1);
+  cr_assert_eq(m.sent, 1);
+  cr_assert_eq(m.forwarded, 1);
+  cr_assert_eq(m.lists, 4);
+  m = row_marks(1, OBSPAM_MAILBOX, "a2@alpha.example", __LINE__);
+  cr_assert_eq(m.found, 0, "a2 sent nothing");
+  EXPECT_ROWS(H0, H1,
+              ((const want[]){{OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1,
+                               T0 + 30, T0 + 30}}));
+}

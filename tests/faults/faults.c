@@ -439,10 +439,12 @@ static void signature(obspam_engine *e, text *t) {
         MUST(obspam_stats_get(e, kind, name, when[w], &st));
         put(t,
             " | %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-            " %" PRId64 " %" PRId64 " %d %d %s %" PRId64,
+            " %" PRId64 " %" PRId64 " %d %d %s %" PRId64 " fw %" PRId64
+            " ls %" PRId64,
             st.sending, st.count, st.refused, st.refused_total, st.last_refused,
             st.exceeded, st.exceeded_total, st.count_day, st.blocked_kind,
-            st.disabled, st.blocked_by, st.last_reset);
+            st.disabled, st.blocked_by, st.last_reset, st.forwarded,
+            st.list_deliveries);
       }
       put(t, "\n");
       MUST(obspam_history(e, kind, name, 0, INT64_MAX, put_hour, t));
@@ -741,6 +743,19 @@ static int c_decide_new(obspam_engine *e) {
      script path. */
   m.sasl_username = "other@cron.example";
   m.script = "/srv/new/script.php";
+  m.time = NOW;
+  return obspam_decide(e, &m, &v);
+}
+
+static int c_decide_list_exempt(obspam_engine *e) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+  /* An exempt mailing-list delivery through a mailbox, domain and
+     subscription without state yet: recorded on all three, or on none. */
+  m.flags = OBSPAM_MSG_MAILING_LIST;
+  m.sender = "other@cron.example";
+  m.recipients = 7;
   m.time = NOW;
   return obspam_decide(e, &m, &v);
 }
@@ -1175,6 +1190,7 @@ static const fcase cases[] = {
     {"load_config_string/big", rich, c_load_config_big, NULL},
     {"load_config", rich, c_load_config, NULL},
     {"decide/new-objects", rich, c_decide_new, NULL},
+    {"decide/list-exempt-new", rich, c_decide_list_exempt, NULL},
     {"decide/refuse", rich_immediate, c_decide_refuse, NULL},
     {"decide/refuse-first-over-limit", rich_newco, c_decide_refuse_first, NULL},
     {"decide/script", rich, c_decide_script, NULL},
