@@ -178,10 +178,10 @@ Test(start, corrupt_state_is_renamed_aside) {
 }
 
 Test(start, newer_state_is_renamed_aside) {
-  /* A header of format 5 (a later libobspam; 1.3 writes format 4). */
-  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 5};
+  /* A header of format 6 (a later libobspam; 1.4 writes format 5). */
+  static const char header[32] = {'O', 'B', 'S', 'P', 'A', 'M', 'S', 'T', 6};
   check_renamed(header, sizeof(header),
-                "format 5 is newer than this library's (4)");
+                "format 6 is newer than this library's (5)");
 }
 
 Test(start, unreadable_state_stops_the_start) {
