@@ -4,7 +4,7 @@
 
    The first byte of an input chooses how the rest is used: even, as the
    whole file; odd, as the payload, to which the target puts a valid header
-   (magic, format version 1 + (byte >> 1) % 4, length, XXH3-64 checksum),
+   (magic, format version 1 + (byte >> 1) % 5, length, XXH3-64 checksum),
    so that the fuzzer spends its time in the payload parsers of every
    format rather than on the checksum.
 
@@ -197,7 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     n = 32 + size - 1;
     buf = malloc(n);
     memcpy(buf, "OBSPAMST\x01\0\0\0\0\0\0\0", 16);
-    buf[8] = (uint8_t)(1 + (data[0] >> 1) % 4);
+    buf[8] = (uint8_t)(1 + (data[0] >> 1) % 5);
     put_le(buf + 16, (uint64_t)(size - 1));
     memcpy(buf + 32, data + 1, size - 1);
     put_le(buf + 24, XXH3_64bits(buf + 32, size - 1));

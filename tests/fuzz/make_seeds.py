@@ -167,13 +167,15 @@ def snapshot_seeds(build):
             with open(path, "rb") as f:
                 data = f.read()
             write("fuzz_snapshot", name + ".file", b"\x00" + data)
-            # 0x07: the payload behind a header of format 4.
-            write("fuzz_snapshot", name + ".payload", b"\x07" + data[32:])
+            # 0x09: the payload behind a header of format 5 (the
+            # "-format4" seeds beside them were written by 1.3, whose
+            # payload goes behind 0x07).
+            write("fuzz_snapshot", name + ".payload", b"\x09" + data[32:])
     finally:
         shutil.rmtree(tmp)
     write("fuzz_snapshot", "foreign", b"\x00GIF89a")
     write("fuzz_snapshot", "newer",
-          b"\x00OBSPAMST\x05\x00\x00\x00" + bytes(16))
+          b"\x00OBSPAMST\x06\x00\x00\x00" + bytes(16))
 
 
 def main():
