@@ -331,6 +331,24 @@ Test(forward, stats_count_list_deliveries_exempt_or_charged) {
   EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 40, 0, 13);
 }
 
+/* A caller built against 1.3 passes a smaller obspam_stats: the 1.4
+   fields past its end are not written. */
+Test(forward, stats_of_a_1_3_caller_end_before_the_marks) {
+  obspam_stats st;
+
+  FORWARD("sales@example.com", "192.0.2.9", T0);
+  memset(&st, 0xa5, sizeof(st));
+  st.struct_size = (uint32_t)offsetof(obspam_stats, forwarded);
+  OK(obspam_stats_get(e, OBSPAM_DOMAIN, "example.com", T0, &st));
+  cr_assert_eq(st.count, 1);
+  cr_assert_eq((uint64_t)st.forwarded, 0xa5a5a5a5a5a5a5a5u);
+  cr_assert_eq((uint64_t)st.list_deliveries, 0xa5a5a5a5a5a5a5a5u);
+  st.struct_size = sizeof(st);
+  OK(obspam_stats_get(e, OBSPAM_DOMAIN, "example.com", T0, &st));
+  cr_assert_eq(st.forwarded, 1);
+  cr_assert_eq(st.list_deliveries, 0);
+}
+
 /* The rows of a report, with copies of their names. */
 typedef struct marks_rows {
   size_t n;
