@@ -451,10 +451,8 @@ int obspam_set_scripts_allowed(obspam_engine *e, int kind, const char *name,
     return rc;
   pthread_rwlock_wrlock(&e->lock);
   o = find(e, "set_scripts_allowed", kind, &n);
-  if (o != NULL && kind == OBSPAM_PLAN)
-    ((obspam__plan *)o)->scripts = allowed;
-  else if (o != NULL)
-    ((obspam__sub *)o)->scripts = allowed;
+  if (o != NULL)
+    *obspam__scripts_of(o) = allowed;
   pthread_rwlock_unlock(&e->lock);
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }
