@@ -305,17 +305,26 @@ int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
   return set_value(e, "set_limit", kind, name, which, OBSPAM__W_HOUR, per_hour);
 }
 
-int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
-                            int which, int64_t window, int64_t limit) {
+/* The index of a window given in seconds to function fn, or a negative
+   error code. */
+static int window_arg(obspam_engine *e, const char *fn, int64_t window) {
   int w = obspam__window_index(window);
 
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (w < 0)
     return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_window_limit: %lld is not a window (60, 3600 or "
-                        "86400 seconds)",
-                        (long long)window);
+                        "%s: %lld is not a window (60, 3600 or 86400 seconds)",
+                        fn, (long long)window);
+  return w;
+}
+
+int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
+                            int which, int64_t window, int64_t limit) {
+  int w = window_arg(e, "set_window_limit", window);
+
+  if (w < 0)
+    return w;
   return set_value(e, "set_window_limit", kind, name, which, w, limit);
 }
 
@@ -373,15 +382,10 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
 
 int obspam_effective_window_limit(obspam_engine *e, int kind, const char *name,
                                   int64_t window, int64_t *limit) {
-  int w = obspam__window_index(window);
+  int w = window_arg(e, "effective_window_limit", window);
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
   if (w < 0)
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "effective_window_limit: %lld is not a window (60, "
-                        "3600 or 86400 seconds)",
-                        (long long)window);
+    return w;
   return effective_value(e, "effective_window_limit", kind, name, w, limit);
 }
 
