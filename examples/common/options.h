@@ -75,6 +75,14 @@ long obspamd_number(const char *program, const char *opt, const char *s,
    "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
    port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
 int obspamd_spec_check(const char *program, const char *opt, const char *spec);
+/* The forms of socket address an option takes. */
+enum { OBSPAMD_SPEC_UNIX = 1, OBSPAMD_SPEC_INET = 2 };
+/* Checks that spec has one of forms (OBSPAMD_SPEC_* bits), then that it
+   is a good address (obspamd_spec_check): returns 0, or -1 after saying
+   what is wrong on stderr, e.g. "obspam-policyd: --control: bad value
+   'inet:1.2.3.4:5': expected unix:PATH". */
+int obspamd_spec_option(const char *program, const char *opt, const char *spec,
+                        int forms);
 /* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO,
    o->refusal_log_interval OBSPAMD_REFUSAL_LOG_INTERVAL). */
 void obspamd_options_init(obspamd_options *o);

@@ -171,15 +171,8 @@ static int parse_options(int argc, char **argv, options *o) {
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
     case OPT_LISTEN:
-      if (strncmp(optarg, "unix:", 5) != 0 &&
-          strncmp(optarg, "inet:", 5) != 0) {
-        fprintf(stderr,
-                PROGRAM ": --listen: bad value '%s': expected unix:PATH or "
-                        "inet:HOST:PORT\n",
-                optarg);
-        return -1;
-      }
-      if (obspamd_spec_check(PROGRAM, "--listen", optarg) != 0)
+      if (obspamd_spec_option(PROGRAM, "--listen", optarg,
+                              OBSPAMD_SPEC_UNIX | OBSPAMD_SPEC_INET) != 0)
         return -1;
       if (o->nlisten == MAX_LISTENERS) {
         fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
