@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "obspam.h"
 #include "options.h"
 #include "refusal.h"
 #include "sockets.h"
@@ -102,6 +103,8 @@ static int allow_option(const char *program, const char *arg,
 
 void obspamd_options_init(obspamd_options *o) {
   memset(o, 0, sizeof(*o));
+  o->save_interval = OBSPAMD_SAVE_INTERVAL;
+  o->socket_mode = OBSPAMD_SOCKET_MODE;
   o->log = OBSPAMD_LOG_AUTO;
   o->user_uid = -1;
   o->refusal_log_interval = OBSPAMD_REFUSAL_LOG_INTERVAL;
@@ -218,8 +221,11 @@ static int shared_option(const char *program, int opt, const char *arg,
   }
 }
 
-int obspamd_option(const char *program, int opt, char **argv,
-                   obspamd_options *o) {
+/* What getopt_long returned that is no daemon's own option: one of the
+   shared options into o, or an option that is unknown or lacks (or has)
+   a value. Returns 0, or -1 after saying on stderr what is wrong. */
+static int option(const char *program, int opt, char **argv,
+                  obspamd_options *o) {
   int rc = shared_option(program, opt, optarg, o);
 
   if (rc != 0)
@@ -234,8 +240,10 @@ int obspamd_option(const char *program, int opt, char **argv,
   return -1;
 }
 
-int obspamd_options_done(const char *program, int argc, char **argv,
-                         const obspamd_options *o) {
+/* After getopt_long: refuses arguments left over and a missing --config.
+   Returns 0, or -1 after saying why on stderr. */
+static int options_done(const char *program, int argc, char **argv,
+                        const obspamd_options *o) {
   if (optind < argc) {
     fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", program,
             argv[optind], program);
@@ -247,6 +255,49 @@ int obspamd_options_done(const char *program, int argc, char **argv,
     return -1;
   }
   return 0;
+}
+
+/* The getopt_long entries of the shared options. */
+static const struct option shared_longopts[] = {OBSPAMD_LONGOPTS};
+
+/* The most options a daemon takes of its own. */
+#define OWN_MAX 16
+
+int obspamd_options_parse(const char *program, int argc, char **argv,
+                          const struct option *longopts,
+                          obspamd_own_option *take, void *own,
+                          void (*usage)(FILE *f), obspamd_options *o) {
+  enum { NSHARED = sizeof(shared_longopts) / sizeof(shared_longopts[0]) };
+  /* The shared options, the daemon's and the end. */
+  struct option all[NSHARED + OWN_MAX + 1];
+  size_t n = NSHARED, i;
+  int c;
+
+  memcpy(all, shared_longopts, sizeof(shared_longopts));
+  for (i = 0; longopts[i].name != NULL; i++) {
+    if (i == OWN_MAX) {
+      fprintf(stderr, "%s: more than %d options of its own\n", program,
+              OWN_MAX);
+      return -1;
+    }
+    all[n++] = longopts[i];
+  }
+  all[n] = (struct option){NULL, 0, NULL, 0};
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+    if (c == OBSPAMD_OPT_VERSION) {
+      printf("%s (libobspam %s)\n", program, obspam_version_string());
+      return 1;
+    }
+    if (c == OBSPAMD_OPT_HELP) {
+      usage(stdout);
+      return 1;
+    }
+    if ((c >= OBSPAMD_OPT_OWN ? take(own, c, optarg)
+                              : option(program, c, argv, o)) != 0)
+      return -1;
+  }
+  return options_done(program, argc, argv, o);
 }
 
 char *obspamd_absolute(const char *prefix, const char *spec) {
