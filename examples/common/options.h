@@ -89,25 +89,27 @@ enum { OBSPAMD_SPEC_UNIX = 1, OBSPAMD_SPEC_INET = 2 };
    'inet:1.2.3.4:5': expected unix:PATH". */
 int obspamd_spec_option(const char *program, const char *opt, const char *spec,
                         int forms);
-/* Sets the defaults of the shared options (o->save_interval is
-   OBSPAMD_SAVE_INTERVAL, o->socket_mode OBSPAMD_SOCKET_MODE, o->log
-   OBSPAMD_LOG_AUTO, o->refusal_log_interval
-   OBSPAMD_REFUSAL_LOG_INTERVAL). */
-void obspamd_options_init(obspamd_options *o);
 /* Takes one of a daemon's own options into own: the value getopt_long
    returned for it and its argument (NULL for a flag). Returns 0, or -1
    after saying on stderr what is wrong with the value. */
 typedef int obspamd_own_option(void *own, int opt, const char *arg);
-/* Parses the command line once the defaults are set: the shared options
-   into o, --version and --help, and the daemon's own options (longopts,
-   ended by an entry of NULL name, values from OBSPAMD_OPT_OWN on) through
-   take; then refuses arguments left over and a missing --config. Returns
-   0, 1 (--help or --version was printed: exit 0) or -1 (a usage error,
-   said on stderr). */
+/* Parses the command line: the shared options into o, from their
+   defaults (o->save_interval OBSPAMD_SAVE_INTERVAL, o->socket_mode
+   OBSPAMD_SOCKET_MODE, o->log OBSPAMD_LOG_AUTO, o->refusal_log_interval
+   OBSPAMD_REFUSAL_LOG_INTERVAL, the rest none), --version and --help, and
+   the daemon's n own options (longopts, values from OBSPAMD_OPT_OWN on)
+   into own through take; then refuses arguments left over and a missing
+   --config. Returns 0, 1 (--help or --version was printed: exit 0) or -1
+   (a usage error, said on stderr). */
 int obspamd_options_parse(const char *program, int argc, char **argv,
-                          const struct option *longopts,
+                          const struct option *longopts, size_t n,
                           obspamd_own_option *take, void *own,
                           void (*usage)(FILE *f), obspamd_options *o);
+/* Adds arg, a value of option opt, which may be repeated, to the n values
+   of list, which holds max of them (what they are: e.g. "listeners").
+   Returns 0, or -1 after saying on stderr that there are too many. */
+int obspamd_option_append(const char *program, const char *opt, const char *arg,
+                          const char **list, int *n, int max, const char *what);
 
 /* The defaults of --save-interval (seconds) and --socket-mode. */
 #define OBSPAMD_SAVE_INTERVAL 60

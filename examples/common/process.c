@@ -101,7 +101,7 @@ static int allow_option(const char *program, const char *arg,
   return 1;
 }
 
-void obspamd_options_init(obspamd_options *o) {
+static void options_init(obspamd_options *o) {
   memset(o, 0, sizeof(*o));
   o->save_interval = OBSPAMD_SAVE_INTERVAL;
   o->socket_mode = OBSPAMD_SOCKET_MODE;
@@ -264,25 +264,22 @@ static const struct option shared_longopts[] = {OBSPAMD_LONGOPTS};
 #define OWN_MAX 16
 
 int obspamd_options_parse(const char *program, int argc, char **argv,
-                          const struct option *longopts,
+                          const struct option *longopts, size_t n,
                           obspamd_own_option *take, void *own,
                           void (*usage)(FILE *f), obspamd_options *o) {
   enum { NSHARED = sizeof(shared_longopts) / sizeof(shared_longopts[0]) };
   /* The shared options, the daemon's and the end. */
   struct option all[NSHARED + OWN_MAX + 1];
-  size_t n = NSHARED, i;
   int c;
 
-  memcpy(all, shared_longopts, sizeof(shared_longopts));
-  for (i = 0; longopts[i].name != NULL; i++) {
-    if (i == OWN_MAX) {
-      fprintf(stderr, "%s: more than %d options of its own\n", program,
-              OWN_MAX);
-      return -1;
-    }
-    all[n++] = longopts[i];
+  if (n > OWN_MAX) {
+    fprintf(stderr, "%s: more than %d options of its own\n", program, OWN_MAX);
+    return -1;
   }
-  all[n] = (struct option){NULL, 0, NULL, 0};
+  memcpy(all, shared_longopts, sizeof(shared_longopts));
+  memcpy(all + NSHARED, longopts, n * sizeof(*longopts));
+  all[NSHARED + n] = (struct option){NULL, 0, NULL, 0};
+  options_init(o);
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
     if (c == OBSPAMD_OPT_VERSION) {
@@ -298,6 +295,17 @@ int obspamd_options_parse(const char *program, int argc, char **argv,
       return -1;
   }
   return options_done(program, argc, argv, o);
+}
+
+int obspamd_option_append(const char *program, const char *opt, const char *arg,
+                          const char **list, int *n, int max,
+                          const char *what) {
+  if (*n == max) {
+    fprintf(stderr, "%s: %s: at most %d %s\n", program, opt, max, what);
+    return -1;
+  }
+  list[(*n)++] = arg;
+  return 0;
 }
 
 char *obspamd_absolute(const char *prefix, const char *spec) {

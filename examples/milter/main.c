@@ -154,13 +154,9 @@ static int own_option(void *own, int opt, const char *arg) {
               err);
       return -1;
     }
-    if (o->npatterns == MILTER_MAX_PATTERNS) {
-      fprintf(stderr, PROGRAM ": --vhost-pattern: at most %d patterns\n",
-              MILTER_MAX_PATTERNS);
-      return -1;
-    }
-    o->patterns[o->npatterns++] = arg;
-    return 0;
+    return obspamd_option_append(PROGRAM, "--vhost-pattern", arg, o->patterns,
+                                 &o->npatterns, MILTER_MAX_PATTERNS,
+                                 "patterns");
   case OPT_LOCAL:
     if (strcmp(arg, "hold") == 0)
       o->local_action = LOCAL_HOLD;
@@ -180,21 +176,18 @@ static int own_option(void *own, int opt, const char *arg) {
   }
 }
 
+static const struct option own_longopts[] = {
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
+    {"local-action", required_argument, NULL, OPT_LOCAL},
+    {"verbose", no_argument, NULL, OPT_VERBOSE}};
+
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
-  static const struct option longopts[] = {
-      {"socket", required_argument, NULL, OPT_SOCKET},
-      {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
-      {"local-action", required_argument, NULL, OPT_LOCAL},
-      {"verbose", no_argument, NULL, OPT_VERBOSE},
-      {NULL, 0, NULL, 0}};
-
-  memset(o, 0, sizeof(*o));
-  obspamd_options_init(&o->c);
-  o->socket = DEFAULT_SOCKET;
-  o->local_action = LOCAL_HOLD;
-  return obspamd_options_parse(PROGRAM, argc, argv, longopts, own_option, o,
-                               usage, &o->c);
+  *o = (options){.socket = DEFAULT_SOCKET, .local_action = LOCAL_HOLD};
+  return obspamd_options_parse(PROGRAM, argc, argv, own_longopts,
+                               sizeof(own_longopts) / sizeof(own_longopts[0]),
+                               own_option, o, usage, &o->c);
 }
 
 /* ---- signals and the libmilter thread ------------------------------------

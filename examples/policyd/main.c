@@ -147,13 +147,8 @@ static int own_option(void *own, int opt, const char *arg) {
     if (obspamd_spec_option(PROGRAM, "--listen", arg,
                             OBSPAMD_SPEC_UNIX | OBSPAMD_SPEC_INET) != 0)
       return -1;
-    if (o->nlisten == MAX_LISTENERS) {
-      fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
-              MAX_LISTENERS);
-      return -1;
-    }
-    o->listen[o->nlisten++] = arg;
-    return 0;
+    return obspamd_option_append(PROGRAM, "--listen", arg, o->listen,
+                                 &o->nlisten, MAX_LISTENERS, "listeners");
   }
   for (i = 0; numbers[i].opt != opt; i++)
     ;
@@ -167,23 +162,21 @@ static int own_option(void *own, int opt, const char *arg) {
   return 0;
 }
 
+static const struct option own_longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"max-connections-per-client", required_argument, NULL, OPT_MAXPERCLIENT}};
+
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
-  static const struct option longopts[] = {
-      {"listen", required_argument, NULL, OPT_LISTEN},
-      {"idle-timeout", required_argument, NULL, OPT_IDLE},
-      {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
-      {"max-connections", required_argument, NULL, OPT_MAXCONN},
-      {"max-connections-per-client", required_argument, NULL, OPT_MAXPERCLIENT},
-      {NULL, 0, NULL, 0}};
-
-  memset(o, 0, sizeof(*o));
-  obspamd_options_init(&o->c);
-  o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
-  o->request_timeout = DEFAULT_REQUEST_TIMEOUT;
-  o->max_per_client = DEFAULT_MAX_PER_CLIENT;
-  return obspamd_options_parse(PROGRAM, argc, argv, longopts, own_option, o,
-                               usage, &o->c);
+  *o = (options){.idle_timeout = DEFAULT_IDLE_TIMEOUT,
+                 .request_timeout = DEFAULT_REQUEST_TIMEOUT,
+                 .max_per_client = DEFAULT_MAX_PER_CLIENT};
+  return obspamd_options_parse(PROGRAM, argc, argv, own_longopts,
+                               sizeof(own_longopts) / sizeof(own_longopts[0]),
+                               own_option, o, usage, &o->c);
 }
 
 /* ---- the event loop ----------------------------------------------------- */
