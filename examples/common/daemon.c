@@ -952,6 +952,17 @@ static int compare_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+void *obspamd__grow(void *p, size_t *cap, size_t size) {
+  void *bigger = realloc(p, *cap * 2 * size);
+
+  if (bigger == NULL) {
+    free(p);
+    return NULL;
+  }
+  *cap *= 2;
+  return bigger;
+}
+
 /* The objects a configuration text declares: the lines "plan NAME",
    "subscription NAME", "domain NAME" and "mailbox NAME" (the library
    has accepted the text, or will be asked to, so the first two words
@@ -998,16 +1009,9 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
             c = (unsigned char)(c - 'A' + 'a');
           h = (h ^ c) * 1099511628211ull;
         }
-        if (count == cap) {
-          uint64_t *bigger = realloc(set, cap * 2 * sizeof(*set));
-
-          if (bigger == NULL) {
-            free(set);
-            return -1;
-          }
-          set = bigger;
-          cap *= 2;
-        }
+        if (count == cap &&
+            (set = obspamd__grow(set, &cap, sizeof(*set))) == NULL)
+          return -1;
         set[count++] = h;
       }
     }
