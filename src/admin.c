@@ -18,8 +18,6 @@ static int limit_kind(int kind) {
 /* Normalises the name of an object of kind for function fn. */
 static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
                 obspam__name *out) {
-  const char *why;
-
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (!tree_kind(kind))
@@ -27,13 +25,7 @@ static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
                         "%s: kind %d is not a plan, "
                         "subscription, domain or mailbox",
                         fn, kind);
-  why = obspam__name_norm(
-      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
-      out);
-  if (why != NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "%s: %s name '%.64s': %s", fn,
-                        obspam_kind_name(kind), name ? name : "(null)", why);
-  return OBSPAM_OK;
+  return obspam__kind_name_norm(e, fn, kind, name, out);
 }
 
 /* Finds an object; the engine's lock must be held. */
@@ -345,11 +337,9 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (!limit_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: only a subscription, domain or mailbox has an "
-                        "effective limit",
-                        what);
+  if ((rc = obspam__counted_kind(e, what, kind, "an effective limit")) !=
+      OBSPAM_OK)
+    return rc;
   if (out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "%s: the result pointer is NULL",
                         what);
