@@ -118,30 +118,26 @@ int obspamd_option_append(const char *program, const char *opt, const char *arg,
 #define OBSPAMD_STR_(x) #x
 #define OBSPAMD_STR(x) OBSPAMD_STR_(x)
 
-/* The help lines of the options that keep and show the state. */
+/* The help lines of the options that keep and show the state, and of
+   --reload-max-drop (its default from service.h). */
+/* clang-format off */
 #define OBSPAMD_USAGE_STATE                                                    \
   "  --state FILE           keep the counters in FILE: loaded at start,\n"     \
   "                         saved periodically and at exit\n"                  \
-  "  --save-interval SECS   seconds between saves (default " OBSPAMD_STR(      \
-      OBSPAMD_SAVE_INTERVAL) "; 0: only\n"                                     \
-                             "                         at exit)\n"             \
-                             "  --control unix:PATH    the control socket "    \
-                             "for obspamctl\n"                                 \
-                             "  --metrics inet:HOST:PORT\n"                    \
-                             "                         serve Prometheus "      \
-                             "metrics at /metrics\n"                           \
-                             "  --admin EMAIL          mail notices to this "  \
-                             "address too\n"                                   \
-                             "  --notify-command CMD   how to send mail, "     \
-                             "e.g. \"/usr/sbin/sendmail -t\"\n"
-
-/* The help lines of --reload-max-drop (its default from service.h). */
+  "  --save-interval SECS   seconds between saves (default "                   \
+  OBSPAMD_STR(OBSPAMD_SAVE_INTERVAL) "; 0: only\n"                             \
+  "                         at exit)\n"                                        \
+  "  --control unix:PATH    the control socket for obspamctl\n"                \
+  "  --metrics inet:HOST:PORT\n"                                               \
+  "                         serve Prometheus metrics at /metrics\n"            \
+  "  --admin EMAIL          mail notices to this address too\n"                \
+  "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail -t\"\n"
 #define OBSPAMD_USAGE_RELOAD                                                   \
   "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"      \
-  "                         of the objects (default " OBSPAMD_STR(             \
-      OBSPAMD_RELOAD_MAX_DROP) "; obspamctl\n"                                 \
-                               "                         reload --force "      \
-                               "overrides)\n"
+  "                         of the objects (default "                          \
+  OBSPAMD_STR(OBSPAMD_RELOAD_MAX_DROP) "; obspamctl\n"                         \
+  "                         reload --force overrides)\n"
+/* clang-format on */
 
 /* The last lines of a daemon's help, which ends with the man page of
    program. */
