@@ -150,8 +150,10 @@ static int append(char *text, uint16_t *len, size_t max, const char *run,
 
 /* Bytes of a line that are neither its '\n' nor a '\r' that may come
    before one, to the current value (whose attribute is kept or not) or
-   name: the k bytes of a run of plain bytes (plain_run), or one other. */
-static void put_run(policy_req *r, const char *run, size_t k) {
+   name: the k bytes of a run of plain bytes (plain_run), or one other.
+   Inline in both callers: as a call, it costs a fragmented request (one
+   fed 7 bytes at a time) 4% more instructions. */
+static inline void put_run(policy_req *r, const char *run, size_t k) {
   if (r->in_value) {
     policy_value *v = r->target >= 0 ? &r->attr[r->target] : NULL;
 
