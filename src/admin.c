@@ -18,8 +18,6 @@ static int limit_kind(int kind) {
 /* Normalises the name of an object of kind for function fn. */
 static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
                 obspam__name *out) {
-  const char *why;
-
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (!tree_kind(kind))
@@ -27,13 +25,7 @@ static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
                         "%s: kind %d is not a plan, "
                         "subscription, domain or mailbox",
                         fn, kind);
-  why = obspam__name_norm(
-      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
-      out);
-  if (why != NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "%s: %s name '%.64s': %s", fn,
-                        obspam_kind_name(kind), name ? name : "(null)", why);
-  return OBSPAM_OK;
+  return obspam__kind_name_norm(e, fn, kind, name, out);
 }
 
 /* Finds an object; the engine's lock must be held. */
@@ -305,17 +297,26 @@ int obspam_set_limit(obspam_engine *e, int kind, const char *name, int which,
   return set_value(e, "set_limit", kind, name, which, OBSPAM__W_HOUR, per_hour);
 }
 
-int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
-                            int which, int64_t window, int64_t limit) {
+/* The index of a window given in seconds to function fn, or a negative
+   error code. */
+static int window_arg(obspam_engine *e, const char *fn, int64_t window) {
   int w = obspam__window_index(window);
 
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (w < 0)
     return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_window_limit: %lld is not a window (60, 3600 or "
-                        "86400 seconds)",
-                        (long long)window);
+                        "%s: %lld is not a window (60, 3600 or 86400 seconds)",
+                        fn, (long long)window);
+  return w;
+}
+
+int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
+                            int which, int64_t window, int64_t limit) {
+  int w = window_arg(e, "set_window_limit", window);
+
+  if (w < 0)
+    return w;
   return set_value(e, "set_window_limit", kind, name, which, w, limit);
 }
 
@@ -336,11 +337,9 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (!limit_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: only a subscription, domain or mailbox has an "
-                        "effective limit",
-                        what);
+  if ((rc = obspam__counted_kind(e, what, kind, "an effective limit")) !=
+      OBSPAM_OK)
+    return rc;
   if (out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "%s: the result pointer is NULL",
                         what);
@@ -373,15 +372,10 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
 
 int obspam_effective_window_limit(obspam_engine *e, int kind, const char *name,
                                   int64_t window, int64_t *limit) {
-  int w = obspam__window_index(window);
+  int w = window_arg(e, "effective_window_limit", window);
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
   if (w < 0)
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "effective_window_limit: %lld is not a window (60, "
-                        "3600 or 86400 seconds)",
-                        (long long)window);
+    return w;
   return effective_value(e, "effective_window_limit", kind, name, w, limit);
 }
 
@@ -451,10 +445,8 @@ int obspam_set_scripts_allowed(obspam_engine *e, int kind, const char *name,
     return rc;
   pthread_rwlock_wrlock(&e->lock);
   o = find(e, "set_scripts_allowed", kind, &n);
-  if (o != NULL && kind == OBSPAM_PLAN)
-    ((obspam__plan *)o)->scripts = allowed;
-  else if (o != NULL)
-    ((obspam__sub *)o)->scripts = allowed;
+  if (o != NULL)
+    *obspam__scripts_of(o) = allowed;
   pthread_rwlock_unlock(&e->lock);
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }

@@ -53,46 +53,28 @@ const uint8_t *obspam__get_bytes(obspam__reader *r, size_t n) {
   return p;
 }
 
-static int get_le(obspam__reader *r, uint64_t *v, int bytes) {
+/* The next bytes (1 to 8) as a little-endian number; 0 once the input is
+   exhausted, which sets bad. */
+static uint64_t get_le(obspam__reader *r, int bytes) {
   const uint8_t *p = obspam__get_bytes(r, (size_t)bytes);
+  uint64_t v = 0;
   int i;
 
-  if (p == NULL)
-    return -1;
-  *v = 0;
-  for (i = 0; i < bytes; i++)
-    *v |= (uint64_t)p[i] << (8 * i);
-  return 0;
+  for (i = 0; p != NULL && i < bytes; i++)
+    v |= (uint64_t)p[i] << (8 * i);
+  return v;
 }
 
-int obspam__get_u8(obspam__reader *r, uint8_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 1);
+/* The getters differ only in their type, whose size is the width read;
+   bad, which nothing clears, says whether this read or an earlier one ran
+   out. */
+#define GETTER(name, type)                                                     \
+  int obspam__get_##name(obspam__reader *r, type *v) {                         \
+    *v = (type)get_le(r, (int)sizeof(type));                                   \
+    return r->bad ? -1 : 0;                                                    \
+  }
 
-  *v = (uint8_t)x;
-  return rc;
-}
-
-int obspam__get_u16(obspam__reader *r, uint16_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 2);
-
-  *v = (uint16_t)x;
-  return rc;
-}
-
-int obspam__get_u32(obspam__reader *r, uint32_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 4);
-
-  *v = (uint32_t)x;
-  return rc;
-}
-
-int obspam__get_i64(obspam__reader *r, int64_t *v) {
-  uint64_t x = 0;
-  int rc = get_le(r, &x, 8);
-
-  *v = (int64_t)x;
-  return rc;
-}
+GETTER(u8, uint8_t)
+GETTER(u16, uint16_t)
+GETTER(u32, uint32_t)
+GETTER(i64, int64_t)

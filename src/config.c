@@ -644,94 +644,72 @@ static int add(parser *p, int kind, const obspam__name *n, obspam__obj *parent,
   return OBSPAM_OK;
 }
 
-static int line_plan(parser *p) {
-  obspam__name n;
-  obspam__obj *o;
-  vals v;
-  int rc;
+/* The domain a mailbox line names, which must be declared above it. */
+static int mailbox_domain(parser *p, const obspam__name *n, obspam__obj **d) {
+  const char *name = n->s + n->at + 1;
+  size_t len = n->len - n->at - 1;
 
-  if ((rc = decl_name(p, OBSPAM_PLAN, &n)) != OBSPAM_OK ||
-      (rc = read_keys(p, 2, OBSPAM_PLAN, &v)) != OBSPAM_OK ||
-      (rc = add(p, OBSPAM_PLAN, &n, NULL, &o)) != OBSPAM_OK ||
-      (rc = apply_limits(p, &v, o)) != OBSPAM_OK)
-    return rc;
-  if (v.given & BIT(K_SCRIPTS))
-    ((obspam__plan *)o)->scripts = v.scripts;
+  /* Panels write the mailboxes of a domain together: the domain of the
+     previous mailbox saves a hash lookup most of the time. */
+  *d = p->last_domain;
+  if (*d != NULL && (*d)->len == len && memcmp((*d)->name, name, len) == 0)
+    return OBSPAM_OK;
+  *d = obspam__tree_find(&p->conf->tree, OBSPAM_DOMAIN, name, len);
+  if (*d == NULL)
+    return lookup(p, OBSPAM_DOMAIN, p->w[1] + n->at + 1, d);
+  p->last_domain = *d;
   return OBSPAM_OK;
 }
 
-static int line_subscription(parser *p) {
-  obspam__name n;
-  obspam__obj *o;
-  obspam__sub *s;
-  vals v;
-  int rc;
-
-  if ((rc = decl_name(p, OBSPAM_SUBSCRIPTION, &n)) != OBSPAM_OK ||
-      (rc = read_keys(p, 2, OBSPAM_SUBSCRIPTION, &v)) != OBSPAM_OK ||
-      (rc = add(p, OBSPAM_SUBSCRIPTION, &n, v.parent, &o)) != OBSPAM_OK ||
-      (rc = apply_limits(p, &v, o)) != OBSPAM_OK)
-    return rc;
-  s = (obspam__sub *)o;
-  if (v.given & BIT(K_SCRIPTS))
-    s->scripts = v.scripts;
-  if (v.given & BIT(K_UID)) {
-    obspam__sub *owner = obspam__tree_by_uid(&p->conf->tree, v.uid);
+/* What only a subscription's line gives: its uid and its contact. */
+static int subscription_keys(parser *p, obspam__sub *s, const vals *v) {
+  if (v->given & BIT(K_UID)) {
+    obspam__sub *owner = obspam__tree_by_uid(&p->conf->tree, v->uid);
 
     if (owner != NULL)
       return perr(p, OBSPAM_ESYNTAX,
                   "uid %lld belongs to subscription '%s' already",
-                  (long long)v.uid, owner->obj.name);
-    if (obspam__tree_set_uid(&p->conf->tree, s, v.uid) != OBSPAM_OK)
+                  (long long)v->uid, owner->obj.name);
+    if (obspam__tree_set_uid(&p->conf->tree, s, v->uid) != OBSPAM_OK)
       return perr(p, OBSPAM_ENOMEM, "out of memory");
   }
-  if (v.given & BIT(K_CONTACT)) {
-    s->contact = strdup(v.contact);
+  if (v->given & BIT(K_CONTACT)) {
+    s->contact = strdup(v->contact);
     if (s->contact == NULL)
       return perr(p, OBSPAM_ENOMEM, "out of memory");
   }
   return OBSPAM_OK;
 }
 
-static int line_domain(parser *p) {
+/* A `plan`, `subscription`, `domain` or `mailbox` line: the name, the
+   keys, the object under its parent (a mailbox's is its domain, the
+   others' the one their keys name), its limits, then what only some kinds
+   have. */
+static int line_object(parser *p, int kind) {
   obspam__name n;
-  obspam__obj *o;
+  obspam__obj *o, *parent = NULL;
   vals v;
   int rc;
 
-  if ((rc = decl_name(p, OBSPAM_DOMAIN, &n)) != OBSPAM_OK ||
-      (rc = read_keys(p, 2, OBSPAM_DOMAIN, &v)) != OBSPAM_OK)
+  if ((rc = decl_name(p, kind, &n)) != OBSPAM_OK)
     return rc;
-  if (!(v.given & BIT(K_SUBSCRIPTION)))
+  if (kind == OBSPAM_MAILBOX &&
+      (rc = mailbox_domain(p, &n, &parent)) != OBSPAM_OK)
+    return rc;
+  if ((rc = read_keys(p, 2, kind, &v)) != OBSPAM_OK)
+    return rc;
+  if (kind == OBSPAM_DOMAIN && !(v.given & BIT(K_SUBSCRIPTION)))
     return perr(p, OBSPAM_ESYNTAX, "domain '%s' needs subscription=", n.s);
-  if ((rc = add(p, OBSPAM_DOMAIN, &n, v.parent, &o)) != OBSPAM_OK)
+  if ((rc = add(p, kind, &n, kind == OBSPAM_MAILBOX ? parent : v.parent, &o)) !=
+          OBSPAM_OK ||
+      (rc = apply_limits(p, &v, o)) != OBSPAM_OK)
     return rc;
-  return apply_limits(p, &v, o);
-}
-
-static int line_mailbox(parser *p) {
-  obspam__name n;
-  obspam__obj *o, *d;
-  vals v;
-  int rc;
-
-  if ((rc = decl_name(p, OBSPAM_MAILBOX, &n)) != OBSPAM_OK)
-    return rc;
-  /* Panels write the mailboxes of a domain together: the domain of the
-     previous mailbox saves a hash lookup most of the time. */
-  d = p->last_domain;
-  if (d == NULL || d->len != n.len - n.at - 1 ||
-      memcmp(d->name, n.s + n.at + 1, d->len) != 0) {
-    d = obspam__tree_find(&p->conf->tree, OBSPAM_DOMAIN, n.s + n.at + 1,
-                          n.len - n.at - 1);
-    if (d == NULL)
-      return lookup(p, OBSPAM_DOMAIN, p->w[1] + n.at + 1, &d);
-    p->last_domain = d;
-  }
-  if ((rc = read_keys(p, 2, OBSPAM_MAILBOX, &v)) != OBSPAM_OK ||
-      (rc = add(p, OBSPAM_MAILBOX, &n, d, &o)) != OBSPAM_OK)
-    return rc;
-  return apply_limits(p, &v, o);
+  /* Only a plan and a subscription take scripts=. */
+  if (v.given & BIT(K_SCRIPTS))
+    *obspam__scripts_of(o) = v.scripts;
+  if (kind == OBSPAM_SUBSCRIPTION)
+    return subscription_keys(p, (obspam__sub *)o, &v);
+  return OBSPAM_OK;
 }
 
 /* `whitelist CIDR` and `local-network CIDR`: a network of one of the two
@@ -849,33 +827,30 @@ static int line_unknown_uid(parser *p) {
   return OBSPAM_OK;
 }
 
+/* Keywords that share a function in pairs, and what tells the two apart. */
+static const struct {
+  const char *keyword;
+  int (*line)(parser *p, int second);
+  int second;
+} pair_lines[] = {
+    {"whitelist", line_network, 0}, {"local-network", line_network, 1},
+    {"list", line_mark, 0},         {"forward", line_mark, 1},
+    {"store", line_store, 0},       {"store-prefix", line_store, 1},
+};
+
 static int line_words(parser *p) {
   const char *kw = p->w[0];
   size_t i;
+  int kind;
 
-  /* Mailboxes are by far the most numerous lines: test them first. */
-  if (strcmp(kw, "mailbox") == 0)
-    return line_mailbox(p);
-  if (strcmp(kw, "domain") == 0)
-    return line_domain(p);
-  if (strcmp(kw, "subscription") == 0)
-    return line_subscription(p);
-  if (strcmp(kw, "plan") == 0)
-    return line_plan(p);
-  if (strcmp(kw, "default") == 0)
-    return line_default(p);
-  if (strcmp(kw, "whitelist") == 0)
-    return line_network(p, 0);
-  if (strcmp(kw, "local-network") == 0)
-    return line_network(p, 1);
-  if (strcmp(kw, "forward") == 0)
-    return line_mark(p, 1);
-  if (strcmp(kw, "list") == 0)
-    return line_mark(p, 0);
-  if (strcmp(kw, "store") == 0)
-    return line_store(p, 0);
-  if (strcmp(kw, "store-prefix") == 0)
-    return line_store(p, 1);
+  /* Mailboxes are by far the most numerous lines: test them first, then
+     the kinds above them, up to the server's `default`. */
+  for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_SERVER; kind--)
+    if (strcmp(kw, decl[kind].keyword) == 0)
+      return kind == OBSPAM_SERVER ? line_default(p) : line_object(p, kind);
+  for (i = 0; i < COUNT_OF(pair_lines); i++)
+    if (strcmp(kw, pair_lines[i].keyword) == 0)
+      return pair_lines[i].line(p, pair_lines[i].second);
   if (strcmp(kw, "unknown-uid-subscription") == 0)
     return line_unknown_uid(p);
   for (i = 0; i < COUNT_OF(word_options); i++)

@@ -53,6 +53,27 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   return code;
 }
 
+int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
+                         const char *what) {
+  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
+    return obspam__fail(e, OBSPAM_EINVAL,
+                        "%s: only a subscription, domain or mailbox has %s", fn,
+                        what);
+  return OBSPAM_OK;
+}
+
+int obspam__kind_name_norm(obspam_engine *e, const char *fn, int kind,
+                           const char *name, obspam__name *out) {
+  const char *why = obspam__name_norm(
+      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
+      out);
+
+  if (why != NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: %s name '%.64s': %s", fn,
+                        obspam_kind_name(kind), name ? name : "(null)", why);
+  return OBSPAM_OK;
+}
+
 obspam__conf *obspam__conf_new(void) {
   obspam__conf *c = calloc(1, sizeof(*c));
   int i;

@@ -123,6 +123,18 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 #endif
     ;
 
+/* Whether kind has counters (a subscription, domain or mailbox): OBSPAM_OK,
+   or OBSPAM_EINVAL with the message "fn: only a subscription, domain or
+   mailbox has what". */
+int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
+                         const char *what);
+
+/* name normalised into out as the name of an object of kind (a mailbox's
+   is an address): OBSPAM_OK, or OBSPAM_EINVAL with the message "fn: KIND
+   name 'NAME': why". */
+int obspam__kind_name_norm(obspam_engine *e, const char *fn, int kind,
+                           const char *name, obspam__name *out);
+
 /* Reads the whole file at path into a fresh NUL-terminated buffer. On
    failure the message is "<fn><path>: cannot open: <reason>" (or cannot
    read, out of memory) and the code OBSPAM_EIO or OBSPAM_ENOMEM. */

@@ -69,15 +69,11 @@ void obspam__implicit_free(obspam__implicit *im) {
 
 obspam__imb *obspam__implicit_new(const char *name, size_t len,
                                   obspam__obj *domain) {
-  obspam__imb *m = calloc(1, sizeof(*m) + len + 1);
+  obspam__imb *m =
+      (obspam__imb *)obspam__obj_new(sizeof(*m), OBSPAM_MAILBOX, name, len);
 
   if (m == NULL)
     return NULL;
-  m->obj.name = (char *)(m + 1);
-  memcpy(m->obj.name, name, len);
-  m->obj.name[len] = '\0';
-  m->obj.len = (uint16_t)len;
-  m->obj.kind = OBSPAM_MAILBOX;
   m->obj.parent = domain;
   m->obj.own[0] = m->obj.own[1] = m->obj.own[2] = OBSPAM_INHERIT;
   return m;

@@ -38,11 +38,8 @@ int obspam__mark_add(obspam__index *x, const char *name, size_t len,
   if (obspam__index_find(x, name, len) != NULL)
     return OBSPAM_EEXIST;
   if (obspam__index_reserve(x) != 0 ||
-      (k = calloc(1, sizeof(*k) + len + 1)) == NULL)
+      (k = (obspam__mark *)obspam__obj_new(sizeof(*k), 0, name, len)) == NULL)
     return OBSPAM_ENOMEM;
-  k->obj.name = (char *)(k + 1);
-  memcpy(k->obj.name, name, len + 1);
-  k->obj.len = (uint16_t)len;
   k->flag = flag;
   obspam__index_put(x, &k->obj);
   return OBSPAM_OK;

@@ -301,23 +301,16 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   obspam__name n;
   obspam__obj *o;
   obspam__imb *held = NULL;
-  const char *why;
-  int rc = OBSPAM_OK;
+  int rc;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "reset: only a subscription, domain or mailbox has "
-                        "counters");
+  if ((rc = obspam__counted_kind(e, "reset", kind, "counters")) != OBSPAM_OK)
+    return rc;
   if (now < 0)
     return obspam__fail(e, OBSPAM_EINVAL, "reset: time is negative");
-  why = obspam__name_norm(
-      name, kind == OBSPAM_MAILBOX ? OBSPAM__NAME_MAILBOX : OBSPAM__NAME_PLAIN,
-      &n);
-  if (why != NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "reset: %s name '%.64s': %s",
-                        obspam_kind_name(kind), name ? name : "(null)", why);
+  if ((rc = obspam__kind_name_norm(e, "reset", kind, name, &n)) != OBSPAM_OK)
+    return rc;
   if (now == 0)
     now = (int64_t)time(NULL);
 

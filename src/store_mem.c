@@ -610,16 +610,7 @@ static script *script_find(mem_store *m, const char *path, size_t len) {
 }
 
 script *obspam__mem_script_new(const char *path, size_t len) {
-  script *sc = calloc(1, sizeof(*sc) + len + 1);
-
-  if (sc == NULL)
-    return NULL;
-  sc->obj.name = (char *)(sc + 1);
-  memcpy(sc->obj.name, path, len);
-  sc->obj.name[len] = '\0';
-  sc->obj.len = (uint16_t)len;
-  sc->obj.kind = OBSPAM_SCRIPT;
-  return sc;
+  return (script *)obspam__obj_new(sizeof(script), OBSPAM_SCRIPT, path, len);
 }
 
 /* Adds sc to the table as the most recently used script. Returns -1

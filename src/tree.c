@@ -109,25 +109,18 @@ static void unlink_child(obspam__obj *o) {
 
 int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
                      obspam__obj *parent, obspam__obj **out) {
-  size_t size = obj_size(kind);
   obspam__obj *o;
 
   if (obspam__tree_find(t, kind, name->s, name->len) != NULL)
     return OBSPAM_EEXIST;
   if (obspam__index_reserve(&t->index[kind]) != 0 ||
-      (o = calloc(1, size + name->len + 1)) == NULL)
+      (o = obspam__obj_new(obj_size(kind), kind, name->s, name->len)) == NULL)
     return OBSPAM_ENOMEM;
-  o->name = (char *)o + size;
-  memcpy(o->name, name->s, name->len + 1);
-  o->len = (uint16_t)name->len;
-  o->kind = (uint8_t)kind;
   o->own[0] = o->own[1] = o->own[2] = OBSPAM_INHERIT;
-  if (kind == OBSPAM_PLAN)
-    ((obspam__plan *)o)->scripts = OBSPAM_INHERIT;
-  if (kind == OBSPAM_SUBSCRIPTION) {
+  if (obspam__scripts_of(o) != NULL)
+    *obspam__scripts_of(o) = OBSPAM_INHERIT;
+  if (kind == OBSPAM_SUBSCRIPTION)
     ((obspam__sub *)o)->uid = -1;
-    ((obspam__sub *)o)->scripts = OBSPAM_INHERIT;
-  }
   unsort(t, kind);
   obspam__index_put(&t->index[kind], o);
   link_child(o, parent);
@@ -279,4 +272,26 @@ int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s) {
   if (p != NULL && p->scripts != OBSPAM_INHERIT)
     return p->scripts;
   return t->server_scripts;
+}
+
+int *obspam__scripts_of(obspam__obj *o) {
+  if (o->kind == OBSPAM_PLAN)
+    return &((obspam__plan *)o)->scripts;
+  if (o->kind == OBSPAM_SUBSCRIPTION)
+    return &((obspam__sub *)o)->scripts;
+  return NULL;
+}
+
+obspam__obj *obspam__obj_new(size_t size, int kind, const char *name,
+                             size_t len) {
+  obspam__obj *o = calloc(1, size + len + 1);
+
+  if (o == NULL)
+    return NULL;
+  o->name = (char *)o + size;
+  memcpy(o->name, name, len);
+  o->name[len] = '\0';
+  o->len = (uint16_t)len;
+  o->kind = (uint8_t)kind;
+  return o;
 }

@@ -205,4 +205,16 @@ obspam__sub *obspam__tree_script_sub(const obspam__tree *t, int64_t uid);
 /* Whether scripts of subscription s may send. */
 int obspam__scripts_allowed(const obspam__tree *t, const obspam__sub *s);
 
+/* The scripts setting of a plan or a subscription (1, 0 or
+   OBSPAM_INHERIT), which the two keep at different places; NULL for the
+   other kinds. */
+int *obspam__scripts_of(obspam__obj *o);
+
+/* A zeroed object of size bytes (a structure that begins with an
+   obspam__obj) of kind, with name[0..len) copied after it,
+   NUL-terminated, in the same allocation, as every object of the library
+   keeps its name; free() frees both. NULL when out of memory. */
+obspam__obj *obspam__obj_new(size_t size, int kind, const char *name,
+                             size_t len);
+
 #endif

@@ -489,6 +489,20 @@ static const char *row_window(const obspam_report_row *r, const char *name) {
              : "scripts";
 }
 
+/* The start of the answer of report or top (cmd), which rc and rr end
+   when the engine failed or memory ran out. Returns whether the rows
+   follow. */
+static int rows_header(answer *a, const char *cmd, int rc,
+                       const report_rows *rr, int64_t from_t, int64_t to_t) {
+  if (rc != OBSPAM_OK)
+    engine_error(a, cmd, rc);
+  else if (rr->failed)
+    a->failed = 1;
+  else
+    add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+  return rc == OBSPAM_OK && !rr->failed;
+}
+
 static void cmd_report(answer *a, char *args) {
   char *to = args ? strchr(args, ' ') : NULL;
   report_rows rr = {NULL, NULL, NULL, 0, 0, 0};
@@ -507,12 +521,7 @@ static void cmd_report(answer *a, char *args) {
     return;
   }
   rc = obspam_report(ctl.s->engine, from_t, to_t, report_row, &rr);
-  if (rc != OBSPAM_OK) {
-    engine_error(a, "report", rc);
-  } else if (rr.failed) {
-    a->failed = 1;
-  } else {
-    add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+  if (rows_header(a, "report", rc, &rr, from_t, to_t)) {
     for (i = 0; i < rr.n; i++) {
       const obspam_report_row *r = &rr.rows[i];
       const char *window = row_window(r, rr.names[i]);
@@ -840,12 +849,7 @@ static void cmd_top(answer *a, char *args) {
       (values[1] != NULL && parse_count(a, values[1], &max) != 0))
     return;
   rc = obspam_top(ctl.s->engine, kind, from_t, to_t, max, report_row, &rr);
-  if (rc != OBSPAM_OK) {
-    engine_error(a, "top", rc);
-  } else if (rr.failed) {
-    a->failed = 1;
-  } else {
-    add(a, "ok\nfrom\t%" PRId64 "\nto\t%" PRId64 "\n", from_t, to_t);
+  if (rows_header(a, "top", rc, &rr, from_t, to_t)) {
     add_top_rows(a, &rr, rr.n);
     add(a, "end\n");
   }

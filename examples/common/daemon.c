@@ -952,6 +952,17 @@ static int compare_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+void *obspamd__grow(void *p, size_t *cap, size_t size) {
+  void *bigger = realloc(p, *cap * 2 * size);
+
+  if (bigger == NULL) {
+    free(p);
+    return NULL;
+  }
+  *cap *= 2;
+  return bigger;
+}
+
 /* The objects a configuration text declares: the lines "plan NAME",
    "subscription NAME", "domain NAME" and "mailbox NAME" (the library
    has accepted the text, or will be asked to, so the first two words
@@ -998,16 +1009,9 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
             c = (unsigned char)(c - 'A' + 'a');
           h = (h ^ c) * 1099511628211ull;
         }
-        if (count == cap) {
-          uint64_t *bigger = realloc(set, cap * 2 * sizeof(*set));
-
-          if (bigger == NULL) {
-            free(set);
-            return -1;
-          }
-          set = bigger;
-          cap *= 2;
-        }
+        if (count == cap &&
+            (set = obspamd__grow(set, &cap, sizeof(*set))) == NULL)
+          return -1;
         set[count++] = h;
       }
     }
@@ -1565,27 +1569,25 @@ void obspamd_housekeeping_stop(obspamd_service *s) {
   p->hk_running = 0;
 }
 
-/* Both are asked for every refusal: a started service answers from what
-   cache_action kept of the configuration it loaded, without the engine's
-   lock. */
-int obspamd_reject(obspamd_service *s) {
-  int64_t action = 0;
+/* Whether an option is 1. obspamd_reject and obspamd_unit ask it for
+   every refusal: a started service answers from what cache_action kept
+   of the configuration it loaded (*cached), without the engine's lock. */
+static int option_is_1(obspamd_service *s, const int *cached, int option) {
+  int64_t v = 0;
 
   if (s->priv != NULL)
-    return __atomic_load_n(&s->priv->reject, __ATOMIC_RELAXED);
-  if (obspam_get_option(s->engine, OBSPAM_OPT_ACTION, &action) != OBSPAM_OK)
+    return __atomic_load_n(cached, __ATOMIC_RELAXED);
+  if (obspam_get_option(s->engine, option, &v) != OBSPAM_OK)
     return 0;
-  return action == 1;
+  return v == 1;
+}
+
+int obspamd_reject(obspamd_service *s) {
+  return option_is_1(s, s->priv ? &s->priv->reject : NULL, OBSPAM_OPT_ACTION);
 }
 
 int obspamd_unit(obspamd_service *s) {
-  int64_t unit = 0;
-
-  if (s->priv != NULL)
-    return __atomic_load_n(&s->priv->unit, __ATOMIC_RELAXED);
-  if (obspam_get_option(s->engine, OBSPAM_OPT_COUNT_UNIT, &unit) != OBSPAM_OK)
-    return 0;
-  return unit == 1;
+  return option_is_1(s, s->priv ? &s->priv->unit : NULL, OBSPAM_OPT_COUNT_UNIT);
 }
 
 int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v) {

@@ -109,6 +109,11 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
                            int priority, const char *msg, char *line,
                            size_t size);
 
+/* The array p of *cap elements of size bytes, grown to twice as many
+   (*cap is doubled); NULL when memory ran out, which frees p. For arrays
+   that a scan fills and that are freed on any failure. */
+void *obspamd__grow(void *p, size_t *cap, size_t size);
+
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);
 

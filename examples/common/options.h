@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* The command-line options both daemons take, parsed the same way. */
 #define OBSPAMD_MAX_ALLOW 32
@@ -22,7 +23,8 @@ typedef struct obspamd_options {
   long allow[OBSPAMD_MAX_ALLOW];
 } obspamd_options;
 
-/* getopt_long values of those options; a daemon's own start at
+/* getopt_long values of those options (and of --version and --help,
+   which every daemon takes too); a daemon's own start at
    OBSPAMD_OPT_OWN. */
 enum {
   OBSPAMD_OPT_CONFIG = 256,
@@ -41,10 +43,12 @@ enum {
   OBSPAMD_OPT_LOG,
   OBSPAMD_OPT_JOURNAL_FSYNC,
   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL,
+  OBSPAMD_OPT_VERSION,
+  OBSPAMD_OPT_HELP,
   OBSPAMD_OPT_OWN
 };
 
-/* The getopt_long entries of those options, for a daemon's table. */
+/* The getopt_long entries of the shared options. */
 /* clang-format off */
 #define OBSPAMD_LONGOPTS                                                       \
   {"config", required_argument, NULL, OBSPAMD_OPT_CONFIG},                     \
@@ -63,7 +67,9 @@ enum {
   {"log", required_argument, NULL, OBSPAMD_OPT_LOG},                           \
   {"journal-fsync", no_argument, NULL, OBSPAMD_OPT_JOURNAL_FSYNC},             \
   {"refusal-log-interval", required_argument, NULL,                            \
-   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL}
+   OBSPAMD_OPT_REFUSAL_LOG_INTERVAL},                                          \
+  {"version", no_argument, NULL, OBSPAMD_OPT_VERSION},                         \
+  {"help", no_argument, NULL, OBSPAMD_OPT_HELP}
 /* clang-format on */
 
 /* A whole number in [min, max] (base 10, or 8 for a mode), or -1 after
@@ -75,19 +81,74 @@ long obspamd_number(const char *program, const char *opt, const char *s,
    "obspam-policyd: --listen: bad socket address 'inet:127.0.0.1': no
    port: expected inet:HOST:PORT or inet:[IPV6]:PORT". */
 int obspamd_spec_check(const char *program, const char *opt, const char *spec);
-/* Sets the defaults of the shared options (o->log is OBSPAMD_LOG_AUTO,
-   o->refusal_log_interval OBSPAMD_REFUSAL_LOG_INTERVAL). */
-void obspamd_options_init(obspamd_options *o);
-/* Takes what getopt_long returned that the daemon does not handle itself:
-   one of the shared options (an OBSPAMD_OPT_* value, its value in optarg)
-   into o. Returns 0, or -1 after saying on stderr what is wrong with the
-   value, or that the option is unknown or lacks (or has) a value. */
-int obspamd_option(const char *program, int opt, char **argv,
-                   obspamd_options *o);
-/* After getopt_long: refuses arguments left over and a missing --config.
-   Returns 0, or -1 after saying why on stderr. */
-int obspamd_options_done(const char *program, int argc, char **argv,
-                         const obspamd_options *o);
+/* The forms of socket address an option takes. */
+enum { OBSPAMD_SPEC_UNIX = 1, OBSPAMD_SPEC_INET = 2 };
+/* Checks that spec has one of forms (OBSPAMD_SPEC_* bits), then that it
+   is a good address (obspamd_spec_check): returns 0, or -1 after saying
+   what is wrong on stderr, e.g. "obspam-policyd: --control: bad value
+   'inet:1.2.3.4:5': expected unix:PATH". */
+int obspamd_spec_option(const char *program, const char *opt, const char *spec,
+                        int forms);
+/* Takes one of a daemon's own options into own: the value getopt_long
+   returned for it and its argument (NULL for a flag). Returns 0, or -1
+   after saying on stderr what is wrong with the value. */
+typedef int obspamd_own_option(void *own, int opt, const char *arg);
+/* Parses the command line: the shared options into o, from their
+   defaults (o->save_interval OBSPAMD_SAVE_INTERVAL, o->socket_mode
+   OBSPAMD_SOCKET_MODE, o->log OBSPAMD_LOG_AUTO, o->refusal_log_interval
+   OBSPAMD_REFUSAL_LOG_INTERVAL, the rest none), --version and --help, and
+   the daemon's n own options (longopts, values from OBSPAMD_OPT_OWN on)
+   into own through take; then refuses arguments left over and a missing
+   --config. Returns 0, 1 (--help or --version was printed: exit 0) or -1
+   (a usage error, said on stderr). */
+int obspamd_options_parse(const char *program, int argc, char **argv,
+                          const struct option *longopts, size_t n,
+                          obspamd_own_option *take, void *own,
+                          void (*usage)(FILE *f), obspamd_options *o);
+/* Adds arg, a value of option opt, which may be repeated, to the n values
+   of list, which holds max of them (what they are: e.g. "listeners").
+   Returns 0, or -1 after saying on stderr that there are too many. */
+int obspamd_option_append(const char *program, const char *opt, const char *arg,
+                          const char **list, int *n, int max, const char *what);
+
+/* The defaults of --save-interval (seconds) and --socket-mode. */
+#define OBSPAMD_SAVE_INTERVAL 60
+#define OBSPAMD_SOCKET_MODE 0660
+
+#define OBSPAMD_STR_(x) #x
+#define OBSPAMD_STR(x) OBSPAMD_STR_(x)
+
+/* The help lines of the options that keep and show the state, and of
+   --reload-max-drop (its default from service.h). */
+/* clang-format off */
+#define OBSPAMD_USAGE_STATE                                                    \
+  "  --state FILE           keep the counters in FILE: loaded at start,\n"     \
+  "                         saved periodically and at exit\n"                  \
+  "  --save-interval SECS   seconds between saves (default "                   \
+  OBSPAMD_STR(OBSPAMD_SAVE_INTERVAL) "; 0: only\n"                             \
+  "                         at exit)\n"                                        \
+  "  --control unix:PATH    the control socket for obspamctl\n"                \
+  "  --metrics inet:HOST:PORT\n"                                               \
+  "                         serve Prometheus metrics at /metrics\n"            \
+  "  --admin EMAIL          mail notices to this address too\n"                \
+  "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail -t\"\n"
+#define OBSPAMD_USAGE_RELOAD                                                   \
+  "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"      \
+  "                         of the objects (default "                          \
+  OBSPAMD_STR(OBSPAMD_RELOAD_MAX_DROP) "; obspamctl\n"                         \
+  "                         reload --force overrides)\n"
+/* clang-format on */
+
+/* The last lines of a daemon's help, which ends with the man page of
+   program. */
+#define OBSPAMD_USAGE_END(program)                                             \
+  "  --check-config         load the configuration, report, and exit\n"        \
+  "  --version              print the version and exit\n"                      \
+  "  --help                 print this help and exit\n"                        \
+  "\n"                                                                         \
+  "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"      \
+  "is logged and the running one kept); SIGTERM and SIGINT save the\n"         \
+  "state and exit. See " program "(8).\n"
 
 /* The help lines of the options every daemon takes beside its own. */
 #define OBSPAMD_USAGE_PRIVILEGE                                                \

@@ -126,15 +126,9 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
       words++;
     }
     if (name != NULL) {
-      if (count == cap) {
-        line_hash *bigger = realloc(set, cap * 2 * sizeof(*set));
-        if (bigger == NULL) {
-          free(set);
-          return -1;
-        }
-        set = bigger;
-        cap *= 2;
-      }
+      if (count == cap &&
+          (set = obspamd__grow(set, &cap, sizeof(*set))) == NULL)
+        return -1;
       set[count].object = object_hash(kind, name, name_len);
       set[count].line = h | 1; /* never 0, which is "no line" */
       count++;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "obspam.h"
 #include "options.h"
 #include "refusal.h"
 #include "sockets.h"
@@ -100,18 +101,64 @@ static int allow_option(const char *program, const char *arg,
   return 1;
 }
 
-void obspamd_options_init(obspamd_options *o) {
+static void options_init(obspamd_options *o) {
   memset(o, 0, sizeof(*o));
+  o->save_interval = OBSPAMD_SAVE_INTERVAL;
+  o->socket_mode = OBSPAMD_SOCKET_MODE;
   o->log = OBSPAMD_LOG_AUTO;
   o->user_uid = -1;
   o->refusal_log_interval = OBSPAMD_REFUSAL_LOG_INTERVAL;
 }
 
+int obspamd_spec_option(const char *program, const char *opt, const char *spec,
+                        int forms) {
+  static const char *const expected[] = {
+      [OBSPAMD_SPEC_UNIX] = "unix:PATH",
+      [OBSPAMD_SPEC_INET] = "inet:HOST:PORT",
+      [OBSPAMD_SPEC_UNIX | OBSPAMD_SPEC_INET] = "unix:PATH or inet:HOST:PORT"};
+
+  if (!((forms & OBSPAMD_SPEC_UNIX) && strncmp(spec, "unix:", 5) == 0) &&
+      !((forms & OBSPAMD_SPEC_INET) && strncmp(spec, "inet:", 5) == 0)) {
+    fprintf(stderr, "%s: %s: bad value '%s': expected %s\n", program, opt, spec,
+            expected[forms]);
+    return -1;
+  }
+  return obspamd_spec_check(program, opt, spec);
+}
+
+/* The shared options that take a number, and the field each sets. */
+static const struct {
+  int opt;
+  const char *name;
+  long min, max;
+  int base;
+  size_t field; /* of an int in obspamd_options */
+} numbers[] = {
+    {OBSPAMD_OPT_SAVE_INTERVAL, "--save-interval", 0, 86400, 10,
+     offsetof(obspamd_options, save_interval)},
+    {OBSPAMD_OPT_MODE, "--socket-mode", 0, 0777, 8,
+     offsetof(obspamd_options, socket_mode)},
+    {OBSPAMD_OPT_RELOAD_MAX_DROP, "--reload-max-drop", 1, 100, 10,
+     offsetof(obspamd_options, reload_max_drop)},
+    {OBSPAMD_OPT_REFUSAL_LOG_INTERVAL, "--refusal-log-interval", 0, 3600, 10,
+     offsetof(obspamd_options, refusal_log_interval)},
+};
+
 /* One of the shared options: 1, 0 when opt is none of them, -1. */
 static int shared_option(const char *program, int opt, const char *arg,
                          obspamd_options *o) {
+  size_t i;
   long v;
 
+  for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+    if (numbers[i].opt == opt) {
+      v = obspamd_number(program, numbers[i].name, arg, numbers[i].min,
+                         numbers[i].max, numbers[i].base);
+      if (v < 0)
+        return -1;
+      *(int *)(void *)((char *)o + numbers[i].field) = (int)v;
+      return 1;
+    }
   switch (opt) {
   case OBSPAMD_OPT_CONFIG:
     o->config = arg;
@@ -119,29 +166,13 @@ static int shared_option(const char *program, int opt, const char *arg,
   case OBSPAMD_OPT_STATE:
     o->state = arg;
     return 1;
-  case OBSPAMD_OPT_SAVE_INTERVAL:
-    if ((v = obspamd_number(program, "--save-interval", arg, 0, 86400, 10)) < 0)
-      return -1;
-    o->save_interval = (int)v;
-    return 1;
   case OBSPAMD_OPT_CONTROL:
-    if (strncmp(arg, "unix:", 5) != 0 || arg[5] == '\0') {
-      fprintf(stderr, "%s: --control: bad value '%s': expected unix:PATH\n",
-              program, arg);
-      return -1;
-    }
-    if (obspamd_spec_check(program, "--control", arg) != 0)
+    if (obspamd_spec_option(program, "--control", arg, OBSPAMD_SPEC_UNIX) != 0)
       return -1;
     o->control = arg;
     return 1;
   case OBSPAMD_OPT_METRICS:
-    if (strncmp(arg, "inet:", 5) != 0) {
-      fprintf(stderr,
-              "%s: --metrics: bad value '%s': expected inet:HOST:PORT\n",
-              program, arg);
-      return -1;
-    }
-    if (obspamd_spec_check(program, "--metrics", arg) != 0)
+    if (obspamd_spec_option(program, "--metrics", arg, OBSPAMD_SPEC_INET) != 0)
       return -1;
     o->metrics = arg;
     return 1;
@@ -157,30 +188,14 @@ static int shared_option(const char *program, int opt, const char *arg,
   case OBSPAMD_OPT_NOTIFY:
     o->notify_command = arg[0] != '\0' ? arg : NULL;
     return 1;
-  case OBSPAMD_OPT_MODE:
-    if ((v = obspamd_number(program, "--socket-mode", arg, 0, 0777, 8)) < 0)
-      return -1;
-    o->socket_mode = (int)v;
-    return 1;
   case OBSPAMD_OPT_FOREGROUND:
     o->foreground = 1;
     return 1;
   case OBSPAMD_OPT_CHECK:
     o->check_config = 1;
     return 1;
-  case OBSPAMD_OPT_RELOAD_MAX_DROP:
-    if ((v = obspamd_number(program, "--reload-max-drop", arg, 1, 100, 10)) < 0)
-      return -1;
-    o->reload_max_drop = (int)v;
-    return 1;
   case OBSPAMD_OPT_JOURNAL_FSYNC:
     o->journal_fsync = 1;
-    return 1;
-  case OBSPAMD_OPT_REFUSAL_LOG_INTERVAL:
-    if ((v = obspamd_number(program, "--refusal-log-interval", arg, 0, 3600,
-                            10)) < 0)
-      return -1;
-    o->refusal_log_interval = (int)v;
     return 1;
   case OBSPAMD_OPT_USER:
     return user_option(program, arg, o);
@@ -206,8 +221,11 @@ static int shared_option(const char *program, int opt, const char *arg,
   }
 }
 
-int obspamd_option(const char *program, int opt, char **argv,
-                   obspamd_options *o) {
+/* What getopt_long returned that is no daemon's own option: one of the
+   shared options into o, or an option that is unknown or lacks (or has)
+   a value. Returns 0, or -1 after saying on stderr what is wrong. */
+static int option(const char *program, int opt, char **argv,
+                  obspamd_options *o) {
   int rc = shared_option(program, opt, optarg, o);
 
   if (rc != 0)
@@ -222,8 +240,10 @@ int obspamd_option(const char *program, int opt, char **argv,
   return -1;
 }
 
-int obspamd_options_done(const char *program, int argc, char **argv,
-                         const obspamd_options *o) {
+/* After getopt_long: refuses arguments left over and a missing --config.
+   Returns 0, or -1 after saying why on stderr. */
+static int options_done(const char *program, int argc, char **argv,
+                        const obspamd_options *o) {
   if (optind < argc) {
     fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", program,
             argv[optind], program);
@@ -234,6 +254,57 @@ int obspamd_options_done(const char *program, int argc, char **argv,
             program, program);
     return -1;
   }
+  return 0;
+}
+
+/* The getopt_long entries of the shared options. */
+static const struct option shared_longopts[] = {OBSPAMD_LONGOPTS};
+
+/* The most options a daemon takes of its own. */
+#define OWN_MAX 16
+
+int obspamd_options_parse(const char *program, int argc, char **argv,
+                          const struct option *longopts, size_t n,
+                          obspamd_own_option *take, void *own,
+                          void (*usage)(FILE *f), obspamd_options *o) {
+  enum { NSHARED = sizeof(shared_longopts) / sizeof(shared_longopts[0]) };
+  /* The shared options, the daemon's and the end. */
+  struct option all[NSHARED + OWN_MAX + 1];
+  int c;
+
+  if (n > OWN_MAX) {
+    fprintf(stderr, "%s: more than %d options of its own\n", program, OWN_MAX);
+    return -1;
+  }
+  memcpy(all, shared_longopts, sizeof(shared_longopts));
+  memcpy(all + NSHARED, longopts, n * sizeof(*longopts));
+  all[NSHARED + n] = (struct option){NULL, 0, NULL, 0};
+  options_init(o);
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+    if (c == OBSPAMD_OPT_VERSION) {
+      printf("%s (libobspam %s)\n", program, obspam_version_string());
+      return 1;
+    }
+    if (c == OBSPAMD_OPT_HELP) {
+      usage(stdout);
+      return 1;
+    }
+    if ((c >= OBSPAMD_OPT_OWN ? take(own, c, optarg)
+                              : option(program, c, argv, o)) != 0)
+      return -1;
+  }
+  return options_done(program, argc, argv, o);
+}
+
+int obspamd_option_append(const char *program, const char *opt, const char *arg,
+                          const char **list, int *n, int max,
+                          const char *what) {
+  if (*n == max) {
+    fprintf(stderr, "%s: %s: at most %d %s\n", program, opt, max, what);
+    return -1;
+  }
+  list[(*n)++] = arg;
   return 0;
 }
 

@@ -51,11 +51,9 @@
 #include "submission.h"
 
 #define PROGRAM "obspam-milter"
-#define DEFAULT_SAVE_INTERVAL 60
 /* Inside Debian's chrooted Postfix (/var/spool/postfix), as opendkim's:
    smtpd_milters = unix:/obspam-milter/milter.sock */
 #define DEFAULT_SOCKET "unix:/var/spool/postfix/obspam-milter/milter.sock"
-#define DEFAULT_SOCKET_MODE 0660
 /* How long a stop waits for the MTA's open sessions to end. */
 #define DRAIN_MS 10000
 
@@ -87,36 +85,16 @@ static void usage(FILE *f) {
       "                         (default " DEFAULT_SOCKET ")\n"
       "  --socket-mode MODE     octal mode of a unix: socket (default "
       "%04o,\n"
-      "                         group postfix)\n"
-      "  --state FILE           keep the counters in FILE: loaded at start,\n"
-      "                         saved periodically and at exit\n"
-      "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
-      "                         at exit)\n"
-      "  --control unix:PATH    the control socket for obspamctl\n"
-      "  --metrics inet:HOST:PORT\n"
-      "                         serve Prometheus metrics at /metrics\n"
-      "  --admin EMAIL          mail notices to this address too\n"
-      "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail "
-      "-t\"\n"
+      "                         group postfix)\n" OBSPAMD_USAGE_STATE
       "  --vhost-pattern PAT    where a script's path names its virtual host,\n"
       "                         e.g. /var/www/vhosts/%%d/ (may be repeated)\n"
       "  --local-action ACTION  a refused local submission: hold (default;\n"
       "                         Postfix's hold queue) or bounce (returned to\n"
       "                         its sender)\n" OBSPAMD_USAGE_PRIVILEGE
       "  --foreground           do not detach\n"
-      "  --verbose              log every decision\n"
-      "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
-      "                         of the objects (default %d; obspamctl\n"
-      "                         reload --force "
-      "overrides)\n" OBSPAMD_USAGE_REFUSAL_LOG
-      "  --check-config         load the configuration, report, and exit\n"
-      "  --version              print the version and exit\n"
-      "  --help                 print this help and exit\n"
-      "\n"
-      "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"
-      "is logged and the running one kept); SIGTERM and SIGINT save the\n"
-      "state and exit. See obspam-milter(8).\n",
-      DEFAULT_SOCKET_MODE, DEFAULT_SAVE_INTERVAL, OBSPAMD_RELOAD_MAX_DROP);
+      "  --verbose              log every decision\n" OBSPAMD_USAGE_RELOAD
+          OBSPAMD_USAGE_REFUSAL_LOG OBSPAMD_USAGE_END(PROGRAM),
+      OBSPAMD_SOCKET_MODE);
 }
 
 /* Checks a libmilter socket spec, so that a typo is reported here rather
@@ -157,86 +135,59 @@ bad:
   return -1;
 }
 
+enum { OPT_SOCKET = OBSPAMD_OPT_OWN, OPT_PATTERN, OPT_LOCAL, OPT_VERBOSE };
+
+/* The milter's own options (obspamd_own_option). */
+static int own_option(void *own, int opt, const char *arg) {
+  options *o = own;
+  char err[160];
+
+  switch (opt) {
+  case OPT_SOCKET:
+    if (check_socket(arg) != 0)
+      return -1;
+    o->socket = arg;
+    return 0;
+  case OPT_PATTERN:
+    if (sub_pattern_check(arg, err, sizeof(err)) != 0) {
+      fprintf(stderr, PROGRAM ": --vhost-pattern: bad value '%s': %s\n", arg,
+              err);
+      return -1;
+    }
+    return obspamd_option_append(PROGRAM, "--vhost-pattern", arg, o->patterns,
+                                 &o->npatterns, MILTER_MAX_PATTERNS,
+                                 "patterns");
+  case OPT_LOCAL:
+    if (strcmp(arg, "hold") == 0)
+      o->local_action = LOCAL_HOLD;
+    else if (strcmp(arg, "bounce") == 0)
+      o->local_action = LOCAL_BOUNCE;
+    else {
+      fprintf(stderr,
+              PROGRAM ": --local-action: bad value '%s': expected hold or "
+                      "bounce\n",
+              arg);
+      return -1;
+    }
+    return 0;
+  default: /* OPT_VERBOSE */
+    o->verbose = 1;
+    return 0;
+  }
+}
+
+static const struct option own_longopts[] = {
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
+    {"local-action", required_argument, NULL, OPT_LOCAL},
+    {"verbose", no_argument, NULL, OPT_VERBOSE}};
+
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
-  enum {
-    OPT_SOCKET = OBSPAMD_OPT_OWN,
-    OPT_PATTERN,
-    OPT_LOCAL,
-    OPT_VERBOSE,
-    OPT_VERSION,
-    OPT_HELP
-  };
-  static const struct option longopts[] = {
-      OBSPAMD_LONGOPTS,
-      {"socket", required_argument, NULL, OPT_SOCKET},
-      {"vhost-pattern", required_argument, NULL, OPT_PATTERN},
-      {"local-action", required_argument, NULL, OPT_LOCAL},
-      {"verbose", no_argument, NULL, OPT_VERBOSE},
-      {"version", no_argument, NULL, OPT_VERSION},
-      {"help", no_argument, NULL, OPT_HELP},
-      {NULL, 0, NULL, 0}};
-  char err[160];
-  int c;
-
-  memset(o, 0, sizeof(*o));
-  obspamd_options_init(&o->c);
-  o->socket = DEFAULT_SOCKET;
-  o->c.save_interval = DEFAULT_SAVE_INTERVAL;
-  o->c.socket_mode = DEFAULT_SOCKET_MODE;
-  o->local_action = LOCAL_HOLD;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-    case OPT_SOCKET:
-      if (check_socket(optarg) != 0)
-        return -1;
-      o->socket = optarg;
-      break;
-    case OPT_PATTERN:
-      if (sub_pattern_check(optarg, err, sizeof(err)) != 0) {
-        fprintf(stderr, PROGRAM ": --vhost-pattern: bad value '%s': %s\n",
-                optarg, err);
-        return -1;
-      }
-      if (o->npatterns == MILTER_MAX_PATTERNS) {
-        fprintf(stderr, PROGRAM ": --vhost-pattern: at most %d patterns\n",
-                MILTER_MAX_PATTERNS);
-        return -1;
-      }
-      o->patterns[o->npatterns++] = optarg;
-      break;
-    case OPT_LOCAL:
-      if (strcmp(optarg, "hold") == 0)
-        o->local_action = LOCAL_HOLD;
-      else if (strcmp(optarg, "bounce") == 0)
-        o->local_action = LOCAL_BOUNCE;
-      else {
-        fprintf(stderr,
-                PROGRAM ": --local-action: bad value '%s': expected hold or "
-                        "bounce\n",
-                optarg);
-        return -1;
-      }
-      break;
-    case OPT_VERBOSE:
-      o->verbose = 1;
-      break;
-    case OPT_VERSION:
-      printf(PROGRAM " (libobspam %s)\n", obspam_version_string());
-      return 1;
-    case OPT_HELP:
-      usage(stdout);
-      return 1;
-    default:
-      if (obspamd_option(PROGRAM, c, argv, &o->c) != 0)
-        return -1;
-      break;
-    }
-  }
-  if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
-    return -1;
-  return 0;
+  *o = (options){.socket = DEFAULT_SOCKET, .local_action = LOCAL_HOLD};
+  return obspamd_options_parse(PROGRAM, argc, argv, own_longopts,
+                               sizeof(own_longopts) / sizeof(own_longopts[0]),
+                               own_option, o, usage, &o->c);
 }
 
 /* ---- signals and the libmilter thread ------------------------------------

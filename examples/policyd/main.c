@@ -44,11 +44,9 @@
 #define PROGRAM "obspam-policyd"
 /* Postfix: check_policy_service unix:private/obspam-policy */
 #define DEFAULT_LISTEN "unix:/var/spool/postfix/private/obspam-policy"
-#define DEFAULT_SAVE_INTERVAL 60
 /* Longer than Postfix's smtpd_policy_service_max_idle (300 s), so that
    Postfix, not the server, closes the connections it keeps for reuse. */
 #define DEFAULT_IDLE_TIMEOUT 600
-#define DEFAULT_SOCKET_MODE 0660
 /* A request must be complete this long after its first byte: Postfix
    writes a request at once, so only a client that holds a connection on
    purpose (a byte now and then, half a request) comes near it. */
@@ -95,17 +93,8 @@ static void usage(FILE *f) {
       "  --listen SPEC          where Postfix connects: unix:PATH,\n"
       "                         inet:HOST:PORT or inet:[IPV6]:PORT; may be\n"
       "                         repeated (default, unless systemd hands\n"
-      "                         over sockets: " DEFAULT_LISTEN ")\n"
-      "  --state FILE           keep the counters in FILE: loaded at start,\n"
-      "                         saved periodically and at exit\n"
-      "  --save-interval SECS   seconds between saves (default %d; 0: only\n"
-      "                         at exit)\n"
-      "  --control unix:PATH    the control socket for obspamctl\n"
-      "  --metrics inet:HOST:PORT\n"
-      "                         serve Prometheus metrics at /metrics\n"
-      "  --admin EMAIL          mail notices to this address too\n"
-      "  --notify-command CMD   how to send mail, e.g. \"/usr/sbin/sendmail "
-      "-t\"\n"
+      "                         over sockets: " DEFAULT_LISTEN
+      ")\n" OBSPAMD_USAGE_STATE
       "  --idle-timeout SECS    close a connection idle this long (default "
       "%d)\n"
       "  --request-timeout SECS close a connection whose request is not\n"
@@ -118,115 +107,76 @@ static void usage(FILE *f) {
       "                         (default: the file limit less %d)\n"
       "  --max-connections-per-client N\n"
       "                         at most N of them from one client address\n"
-      "                         (or one uid on a unix: socket; default %d)\n"
-      "  --reload-max-drop PCT  refuse a reload that drops more than PCT%%\n"
-      "                         of the objects (default %d; obspamctl\n"
-      "                         reload --force "
-      "overrides)\n" OBSPAMD_USAGE_REFUSAL_LOG OBSPAMD_USAGE_PRIVILEGE
-      "  --foreground           do not detach\n"
-      "  --check-config         load the configuration, report, and exit\n"
-      "  --version              print the version and exit\n"
-      "  --help                 print this help and exit\n"
-      "\n"
-      "Signals: SIGHUP reloads the configuration (a bad or suspicious file\n"
-      "is logged and the running one kept); SIGTERM and SIGINT save the\n"
-      "state and exit. See obspam-policyd(8).\n",
-      DEFAULT_SAVE_INTERVAL, DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-      DEFAULT_SOCKET_MODE, FD_RESERVE, DEFAULT_MAX_PER_CLIENT,
-      OBSPAMD_RELOAD_MAX_DROP);
+      "                         (or one uid on a unix: socket; default "
+      "%d)\n" OBSPAMD_USAGE_RELOAD OBSPAMD_USAGE_REFUSAL_LOG
+          OBSPAMD_USAGE_PRIVILEGE
+      "  --foreground           do not detach\n" OBSPAMD_USAGE_END(PROGRAM),
+      DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, OBSPAMD_SOCKET_MODE,
+      FD_RESERVE, DEFAULT_MAX_PER_CLIENT);
 }
+
+enum {
+  OPT_LISTEN = OBSPAMD_OPT_OWN,
+  OPT_IDLE,
+  OPT_REQUEST_TIMEOUT,
+  OPT_MAXCONN,
+  OPT_MAXPERCLIENT
+};
+
+/* The policy server's own options (obspamd_own_option): --listen, and
+   numbers from 1 that set the field of the table. */
+static int own_option(void *own, int opt, const char *arg) {
+  options *o = own;
+  const struct {
+    int opt;
+    const char *name;
+    long max;
+    int *seconds; /* or */
+    long *count;
+  } numbers[] = {
+      {OPT_IDLE, "--idle-timeout", 86400, &o->idle_timeout, NULL},
+      {OPT_REQUEST_TIMEOUT, "--request-timeout", 86400, &o->request_timeout,
+       NULL},
+      {OPT_MAXCONN, "--max-connections", 10000000, NULL, &o->max_connections},
+      {OPT_MAXPERCLIENT, "--max-connections-per-client", 10000000, NULL,
+       &o->max_per_client}};
+  size_t i;
+  long v;
+
+  if (opt == OPT_LISTEN) {
+    if (obspamd_spec_option(PROGRAM, "--listen", arg,
+                            OBSPAMD_SPEC_UNIX | OBSPAMD_SPEC_INET) != 0)
+      return -1;
+    return obspamd_option_append(PROGRAM, "--listen", arg, o->listen,
+                                 &o->nlisten, MAX_LISTENERS, "listeners");
+  }
+  for (i = 0; numbers[i].opt != opt; i++)
+    ;
+  if ((v = obspamd_number(PROGRAM, numbers[i].name, arg, 1, numbers[i].max,
+                          10)) < 0)
+    return -1;
+  if (numbers[i].seconds != NULL)
+    *numbers[i].seconds = (int)v;
+  else
+    *numbers[i].count = v;
+  return 0;
+}
+
+static const struct option own_longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"max-connections-per-client", required_argument, NULL, OPT_MAXPERCLIENT}};
 
 /* Returns 0, 1 (--help or --version: exit 0) or -1 (a usage error). */
 static int parse_options(int argc, char **argv, options *o) {
-  enum {
-    OPT_LISTEN = OBSPAMD_OPT_OWN,
-    OPT_IDLE,
-    OPT_REQUEST_TIMEOUT,
-    OPT_MAXCONN,
-    OPT_MAXPERCLIENT,
-    OPT_VERSION,
-    OPT_HELP
-  };
-  static const struct option longopts[] = {
-      OBSPAMD_LONGOPTS,
-      {"listen", required_argument, NULL, OPT_LISTEN},
-      {"idle-timeout", required_argument, NULL, OPT_IDLE},
-      {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
-      {"max-connections", required_argument, NULL, OPT_MAXCONN},
-      {"max-connections-per-client", required_argument, NULL, OPT_MAXPERCLIENT},
-      {"version", no_argument, NULL, OPT_VERSION},
-      {"help", no_argument, NULL, OPT_HELP},
-      {NULL, 0, NULL, 0}};
-  int c;
-  long v;
-
-  memset(o, 0, sizeof(*o));
-  obspamd_options_init(&o->c);
-  o->c.save_interval = DEFAULT_SAVE_INTERVAL;
-  o->idle_timeout = DEFAULT_IDLE_TIMEOUT;
-  o->request_timeout = DEFAULT_REQUEST_TIMEOUT;
-  o->max_per_client = DEFAULT_MAX_PER_CLIENT;
-  o->c.socket_mode = DEFAULT_SOCKET_MODE;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-    case OPT_LISTEN:
-      if (strncmp(optarg, "unix:", 5) != 0 &&
-          strncmp(optarg, "inet:", 5) != 0) {
-        fprintf(stderr,
-                PROGRAM ": --listen: bad value '%s': expected unix:PATH or "
-                        "inet:HOST:PORT\n",
-                optarg);
-        return -1;
-      }
-      if (obspamd_spec_check(PROGRAM, "--listen", optarg) != 0)
-        return -1;
-      if (o->nlisten == MAX_LISTENERS) {
-        fprintf(stderr, PROGRAM ": --listen: at most %d listeners\n",
-                MAX_LISTENERS);
-        return -1;
-      }
-      o->listen[o->nlisten++] = optarg;
-      break;
-    case OPT_IDLE:
-      if ((v = obspamd_number(PROGRAM, "--idle-timeout", optarg, 1, 86400,
-                              10)) < 0)
-        return -1;
-      o->idle_timeout = (int)v;
-      break;
-    case OPT_REQUEST_TIMEOUT:
-      if ((v = obspamd_number(PROGRAM, "--request-timeout", optarg, 1, 86400,
-                              10)) < 0)
-        return -1;
-      o->request_timeout = (int)v;
-      break;
-    case OPT_MAXPERCLIENT:
-      if ((v = obspamd_number(PROGRAM, "--max-connections-per-client", optarg,
-                              1, 10000000, 10)) < 0)
-        return -1;
-      o->max_per_client = v;
-      break;
-    case OPT_MAXCONN:
-      if ((v = obspamd_number(PROGRAM, "--max-connections", optarg, 1, 10000000,
-                              10)) < 0)
-        return -1;
-      o->max_connections = v;
-      break;
-    case OPT_VERSION:
-      printf(PROGRAM " (libobspam %s)\n", obspam_version_string());
-      return 1;
-    case OPT_HELP:
-      usage(stdout);
-      return 1;
-    default:
-      if (obspamd_option(PROGRAM, c, argv, &o->c) != 0)
-        return -1;
-      break;
-    }
-  }
-  if (obspamd_options_done(PROGRAM, argc, argv, &o->c) != 0)
-    return -1;
-  return 0;
+  *o = (options){.idle_timeout = DEFAULT_IDLE_TIMEOUT,
+                 .request_timeout = DEFAULT_REQUEST_TIMEOUT,
+                 .max_per_client = DEFAULT_MAX_PER_CLIENT};
+  return obspamd_options_parse(PROGRAM, argc, argv, own_longopts,
+                               sizeof(own_longopts) / sizeof(own_longopts[0]),
+                               own_option, o, usage, &o->c);
 }
 
 /* ---- the event loop ----------------------------------------------------- */

@@ -105,18 +105,29 @@ peer_table *peers_new(void) {
   return t;
 }
 
-void peers_free(peer_table *t) {
+/* Every peer of t in one list, for a caller that frees or replaces the
+   buckets next (they still point into the list). */
+static peer *all_peers(const peer_table *t) {
+  peer *all = NULL, *p, *next;
   size_t i;
+
+  for (i = 0; i < t->nbuckets; i++)
+    for (p = t->buckets[i]; p != NULL; p = next) {
+      next = p->next;
+      p->next = all;
+      all = p;
+    }
+  return all;
+}
+
+void peers_free(peer_table *t) {
+  peer *p, *next;
 
   if (t == NULL)
     return;
-  for (i = 0; i < t->nbuckets; i++) {
-    peer *p = t->buckets[i], *next;
-
-    for (; p != NULL; p = next) {
-      next = p->next;
-      free(p);
-    }
+  for (p = all_peers(t); p != NULL; p = next) {
+    next = p->next;
+    free(p);
   }
   free(t->buckets);
   free(t);
@@ -125,19 +136,15 @@ void peers_free(peer_table *t) {
 /* Doubles the buckets; staying as it is when memory is short only makes
    the chains longer. */
 static void grow(peer_table *t) {
-  size_t n = t->nbuckets * 2, i;
-  peer **b = calloc(n, sizeof(*b));
+  size_t n = t->nbuckets * 2;
+  peer **b = calloc(n, sizeof(*b)), *p, *next;
 
   if (b == NULL)
     return;
-  for (i = 0; i < t->nbuckets; i++) {
-    peer *p = t->buckets[i], *next;
-
-    for (; p != NULL; p = next) {
-      next = p->next;
-      p->next = b[p->hash & (n - 1)];
-      b[p->hash & (n - 1)] = p;
-    }
+  for (p = all_peers(t); p != NULL; p = next) {
+    next = p->next;
+    p->next = b[p->hash & (n - 1)];
+    b[p->hash & (n - 1)] = p;
   }
   free(t->buckets);
   t->buckets = b;

@@ -5,6 +5,7 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -71,8 +72,16 @@ static void quote(char *out, size_t size, const char *in, size_t len) {
   out[j] = '\0';
 }
 
-static int fail(policy_req *r, const char *what) {
-  snprintf(r->error, sizeof(r->error), "line %u: %s", r->line, what);
+static int fail(policy_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(policy_req *r, const char *fmt, ...) {
+  int n = snprintf(r->error, sizeof(r->error), "line %u: ", r->line);
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(r->error + n, sizeof(r->error) - (size_t)n, fmt, ap);
+  va_end(ap);
   r->failed = 1;
   return POLICY_ERROR;
 }
@@ -127,30 +136,32 @@ static size_t plain_run(const char *data, size_t len, int in_value) {
   return k;
 }
 
-/* Takes a run of plain bytes (plain_run) at once: what put_byte would do
-   for each of them, given that the run breaks no limit. */
-static void put_run(policy_req *r, const char *run, size_t k) {
-  size_t room;
+/* Appends run[0..k) to text, which holds *len bytes of at most max: what
+   fits, NUL-terminated. Returns whether some of it did not fit. */
+static int append(char *text, uint16_t *len, size_t max, const char *run,
+                  size_t k) {
+  size_t room = max - *len, n = k < room ? k : room;
 
+  memcpy(text + *len, run, n);
+  *len = (uint16_t)(*len + n);
+  text[*len] = '\0';
+  return k > room;
+}
+
+/* Bytes of a line that are neither its '\n' nor a '\r' that may come
+   before one, to the current value (whose attribute is kept or not) or
+   name: the k bytes of a run of plain bytes (plain_run), or one other.
+   Inline in both callers: as a call, it costs a fragmented request (one
+   fed 7 bytes at a time) 4% more instructions. */
+static inline void put_run(policy_req *r, const char *run, size_t k) {
   if (r->in_value) {
-    if (r->target >= 0) {
-      policy_value *v = &r->attr[r->target];
+    policy_value *v = r->target >= 0 ? &r->attr[r->target] : NULL;
 
-      room = POLICY_VALUE_MAX - v->len;
-      if (k > room)
-        v->cut = 1;
-      memcpy(v->text + v->len, run, k < room ? k : room);
-      v->len = (uint16_t)(v->len + (k < room ? k : room));
-      v->text[v->len] = '\0';
-    }
-    return;
-  }
-  room = POLICY_NAME_MAX - r->name_len;
-  if (k > room)
+    if (v != NULL && append(v->text, &v->len, POLICY_VALUE_MAX, run, k))
+      v->cut = 1;
+  } else if (append(r->name, &r->name_len, POLICY_NAME_MAX, run, k)) {
     r->name_cut = 1;
-  memcpy(r->name + r->name_len, run, k < room ? k : room);
-  r->name_len = (uint16_t)(r->name_len + (k < room ? k : room));
-  r->name[r->name_len] = '\0';
+  }
 }
 
 /* memcpy for the few bytes of a value: compilers tend to expand a memcpy
@@ -211,36 +222,14 @@ static size_t whole_line(policy_req *r, const char *data, size_t len,
 /* One byte of a line that is neither its '\n' nor a '\r' that may come
    before one. */
 static int put_byte(policy_req *r, char c) {
-  if (r->in_value) {
-    if (r->target >= 0) {
-      policy_value *v = &r->attr[r->target];
-
-      if (v->len < POLICY_VALUE_MAX) {
-        v->text[v->len++] = c;
-        v->text[v->len] = '\0';
-      } else {
-        v->cut = 1;
-      }
-    }
-    return POLICY_MORE;
-  }
-  if (c != '=') {
-    if (r->name_len < POLICY_NAME_MAX) {
-      r->name[r->name_len++] = c;
-      r->name[r->name_len] = '\0';
-    } else {
-      r->name_cut = 1;
-    }
+  if (r->in_value || c != '=') {
+    put_run(r, &c, 1);
     return POLICY_MORE;
   }
   if (r->name_len == 0)
     return fail(r, "attribute without a name");
-  if (++r->attrs > POLICY_ATTRS_MAX) {
-    char what[64];
-
-    snprintf(what, sizeof(what), "more than %d attributes", POLICY_ATTRS_MAX);
-    return fail(r, what);
-  }
+  if (++r->attrs > POLICY_ATTRS_MAX)
+    return fail(r, "more than %d attributes", POLICY_ATTRS_MAX);
   r->in_value = 1;
   r->target = r->name_cut ? -1 : lookup(r->name, r->name_len);
   if (r->target >= 0) {
@@ -278,26 +267,21 @@ static int finish(policy_req *r) {
   const policy_value *req = &r->attr[POLICY_REQUEST];
   const policy_value *rc = &r->attr[POLICY_RECIPIENT_COUNT];
   const policy_value *uid = &r->attr[POLICY_OBSPAM_UID];
-  char q[72], what[128];
+  char q[72];
 
   if (!req->present)
     return fail(r, "the request has no 'request' attribute");
   if (req->cut || strcmp(req->text, "smtpd_access_policy") != 0) {
     quote(q, sizeof(q), req->text, req->len);
-    snprintf(what, sizeof(what), "unsupported request '%s'", q);
-    return fail(r, what);
+    return fail(r, "unsupported request '%s'", q);
   }
   if (rc->present && rc->len > 0 && !number_value(rc, OBSPAM_RECIPIENTS_MAX)) {
     quote(q, sizeof(q), rc->text, rc->len);
-    snprintf(what, sizeof(what),
-             "bad recipient_count '%s': expected a number up to 2^31", q);
-    return fail(r, what);
+    return fail(r, "bad recipient_count '%s': expected a number up to 2^31", q);
   }
   if (uid->present && uid->len > 0 && !number_value(uid, UINT32_MAX)) {
     quote(q, sizeof(q), uid->text, uid->len);
-    snprintf(what, sizeof(what),
-             "bad obspam_uid '%s': expected a number below 2^32", q);
-    return fail(r, what);
+    return fail(r, "bad obspam_uid '%s': expected a number below 2^32", q);
   }
   return POLICY_COMPLETE;
 }
@@ -306,12 +290,10 @@ static int finish(policy_req *r) {
 static int end_line(policy_req *r) {
   if (!r->in_value) {
     if (r->name_len > 0 || r->name_cut) {
-      char q[72], what[128];
+      char q[72];
 
       quote(q, sizeof(q), r->name, r->name_len);
-      snprintf(what, sizeof(what), "'%s%s' is not NAME=VALUE", q,
-               r->name_cut ? "..." : "");
-      return fail(r, what);
+      return fail(r, "'%s%s' is not NAME=VALUE", q, r->name_cut ? "..." : "");
     }
     if (r->attrs == 0) {
       /* An empty line between requests is not a request. */
@@ -377,11 +359,7 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
       }
     }
     if (++r->request_len > POLICY_REQUEST_MAX) {
-      char what[64];
-
-      snprintf(what, sizeof(what), "the request is longer than %d bytes",
-               POLICY_REQUEST_MAX);
-      rc = fail(r, what);
+      rc = fail(r, "the request is longer than %d bytes", POLICY_REQUEST_MAX);
       break;
     }
     if (c == '\n') {
@@ -396,11 +374,7 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
       break;
     }
     if (++r->line_len > POLICY_LINE_MAX) {
-      char what[64];
-
-      snprintf(what, sizeof(what), "line is longer than %d bytes",
-               POLICY_LINE_MAX);
-      rc = fail(r, what);
+      rc = fail(r, "line is longer than %d bytes", POLICY_LINE_MAX);
       break;
     }
     /* A '\r' is held back until the next byte shows whether it ends the
