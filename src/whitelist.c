@@ -13,8 +13,9 @@
 /* A dotted quad as inet_pton(AF_INET) reads it: four parts of 0 to 255
    in decimal, none with a leading zero, and nothing after them. Every
    decision parses its client's address, mostly IPv4, and this takes
-   about a fifth of the instructions of glibc's inet_pton (which measures
-   the text first and goes through a call more). 0 and out filled, or -1. */
+   about half the instructions of glibc's inet_pton (160 against 310 for
+   "198.51.100.1", which inet_pton measures first and reads through a
+   second call). 0 and out filled, or -1. */
 static int parse_v4(const char *s, uint8_t out[4]) {
   uint8_t got[4];
   int part;
