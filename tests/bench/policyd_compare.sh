@@ -432,38 +432,38 @@ for server in $SERVERS; do
 done
 
 for ((round = 1; round <= ROUNDS; round++)); do
-for c in $CONNS; do
-  for server in $started; do
-    state=DATA
-    [[ $server != prl-* ]] || state=RCPT
-    rc=0
-    ticks0=$(cpu_ticks "${PIDS[$server]}")
-    read -r vcs0 ivcs0 < <(ctx_switches "${PIDS[$server]}")
-    timeout $((${DURATION%.*} + ${WARMUP%.*} + 30)) "${LOAD_CPU[@]}" "$LOAD" \
-      -c "$c" -d "$DURATION" -w "$WARMUP" -m "$MAILBOXES" -s "$state" -l "$server" \
-      "inet:127.0.0.1:${PORTS[$server]}" >"$TMP/$server-$c.out" 2>&1 || rc=$?
-    sed "s/^/  [round $round] /" "$TMP/$server-$c.out"
-    if [[ $rc -ne 0 ]]; then
-      echo "policyd_compare: $(describe "$server"), $c connections: exit status $rc" >&2
-      FAILED=1
-    fi
-    ticks1=$(cpu_ticks "${PIDS[$server]}")
-    read -r vcs1 ivcs1 < <(ctx_switches "${PIDS[$server]}")
-    # The server's CPU time over the whole run (warm-up included) per reply
-    # read: a figure that other work on the machine disturbs much less than
-    # requests per second.
-    # Context switches per reply, over the whole run likewise: a server
-    # that a woken client preempts pays a switch for it in its own time.
-    awk -v t0="$ticks0" -v t1="$ticks1" -v hz="$CLK_TCK" -v v0="$vcs0" -v v1="$vcs1" \
-      -v i0="$ivcs0" -v i1="$ivcs1" '/^RESULT / {
-        n = 0
-        for (i = 2; i <= NF; i++) if ($i ~ /^replies_total=/) n = substr($i, 15)
-        cpu = (n > 0 && t1 != "") ? (t1 - t0) * 1e6 / hz / n : -1
-        printf("%s cpu_us=%.2f vcs=%.3f ivcs=%.3f\n", $0, cpu,
-          n > 0 ? (v1 - v0) / n : -1, n > 0 ? (i1 - i0) / n : -1)
-      }' "$TMP/$server-$c.out" >>"$RESULTS"
+  for c in $CONNS; do
+    for server in $started; do
+      state=DATA
+      [[ $server != prl-* ]] || state=RCPT
+      rc=0
+      ticks0=$(cpu_ticks "${PIDS[$server]}")
+      read -r vcs0 ivcs0 < <(ctx_switches "${PIDS[$server]}")
+      timeout $((${DURATION%.*} + ${WARMUP%.*} + 30)) "${LOAD_CPU[@]}" "$LOAD" \
+        -c "$c" -d "$DURATION" -w "$WARMUP" -m "$MAILBOXES" -s "$state" -l "$server" \
+        "inet:127.0.0.1:${PORTS[$server]}" >"$TMP/$server-$c.out" 2>&1 || rc=$?
+      sed "s/^/  [round $round] /" "$TMP/$server-$c.out"
+      if [[ $rc -ne 0 ]]; then
+        echo "policyd_compare: $(describe "$server"), $c connections: exit status $rc" >&2
+        FAILED=1
+      fi
+      ticks1=$(cpu_ticks "${PIDS[$server]}")
+      read -r vcs1 ivcs1 < <(ctx_switches "${PIDS[$server]}")
+      # The server's CPU time over the whole run (warm-up included) per reply
+      # read: a figure that other work on the machine disturbs much less than
+      # requests per second.
+      # Context switches per reply, over the whole run likewise: a server
+      # that a woken client preempts pays a switch for it in its own time.
+      awk -v t0="$ticks0" -v t1="$ticks1" -v hz="$CLK_TCK" -v v0="$vcs0" -v v1="$vcs1" \
+        -v i0="$ivcs0" -v i1="$ivcs1" '/^RESULT / {
+          n = 0
+          for (i = 2; i <= NF; i++) if ($i ~ /^replies_total=/) n = substr($i, 15)
+          cpu = (n > 0 && t1 != "") ? (t1 - t0) * 1e6 / hz / n : -1
+          printf("%s cpu_us=%.2f vcs=%.3f ivcs=%.3f\n", $0, cpu,
+            n > 0 ? (v1 - v0) / n : -1, n > 0 ? (i1 - i0) / n : -1)
+        }' "$TMP/$server-$c.out" >>"$RESULTS"
+    done
   done
-done
 done
 echo "policyd_compare: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
