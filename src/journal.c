@@ -479,7 +479,7 @@ int obspam__journal_stamp(obspam_engine *e, obspam__journal *j, uint64_t length,
 }
 
 int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc) {
-  int err = 0;
+  int err = 0, old = -1;
 
   pthread_mutex_lock(&j->lock);
   if (j->next_fd >= 0) { /* no cut: the save failed before it */
@@ -487,12 +487,13 @@ int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc) {
     unlink(j->next);
     j->next_fd = -1;
   } else if (j->old_fd >= 0 && rc == OBSPAM_OK) {
-    /* The snapshot is in place: the journal is what came after it. */
-    close(j->old_fd);
-    if (rename(j->next, j->path) != 0) {
-      err = errno;
-      j->unsettled = 2;
-    }
+    /* The snapshot is in place: the journal is what came after it. The
+       old file is closed and the new one renamed below, without the lock
+       that every flush takes: a rename waits for the file system's own
+       journal, milliseconds on a busy disk, and the descriptor the
+       flushes write to is the same before and after it. save_lock keeps
+       the next save out until it is done. */
+    old = j->old_fd;
   } else if (j->old_fd >= 0) {
     /* No snapshot: the records after the cut go back after the others. */
     uint64_t size = j->old_size;
@@ -509,6 +510,15 @@ int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc) {
   }
   j->old_fd = -1;
   pthread_mutex_unlock(&j->lock);
+  if (old >= 0) {
+    close(old);
+    if (rename(j->next, j->path) != 0) {
+      err = errno;
+      pthread_mutex_lock(&j->lock);
+      j->unsettled = 2;
+      pthread_mutex_unlock(&j->lock);
+    }
+  }
   pthread_mutex_unlock(&j->save_lock);
   if (rc == OBSPAM_OK && err != 0)
     return obspam__fail(e, OBSPAM_EIO, "state_save: journal %s: %s", j->next,

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The whitelist: parsing, duplicates, removal and matching in decisions. */
+#include <arpa/inet.h>
+#include <string.h>
+
 #include "testutil.h"
+#include "whitelist.h"
 
 static obspam_engine *e;
 
@@ -412,4 +416,62 @@ Test(whitelist, local_network_and_whitelist) {
   obspam_verdict v = DECIDE(e, &m);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 0);
+}
+
+/* The model of a client address: what inet_pton makes of it, IPv4 as
+   ::ffff:a.b.c.d. */
+static int addr_model(const char *text, uint8_t out[16]) {
+  struct in_addr v4;
+
+  if (inet_pton(AF_INET, text, &v4) == 1) {
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &v4, 4);
+    return 0;
+  }
+  return inet_pton(AF_INET6, text, out) == 1 ? 0 : -1;
+}
+
+static void expect_addr_as_model(const char *text) {
+  uint8_t got[16], want[16];
+  int rc = obspam__addr_parse(text, got), wrc = addr_model(text, want);
+
+  cr_assert_eq(rc, wrc, "'%s': %d, inet_pton says %d", text, rc, wrc);
+  if (rc == 0)
+    cr_assert_arr_eq(got, want, 16, "'%s': another address", text);
+}
+
+/* The parser of client addresses (its own IPv4 path, inet_pton for the
+   rest) accepts exactly what inet_pton accepts, with the same bytes: the
+   edge cases, then random texts over the characters that matter. */
+Test(whitelist, addr_parse_as_inet_pton) {
+  static const char *const texts[] = {
+      "0.0.0.0",    "255.255.255.255", "198.51.100.1",
+      "1.2.3.4",    "256.1.1.1",       "1.2.3.256",
+      "1.2.3",      "1.2.3.4.",        "1.2.3.4.5",
+      ".1.2.3",     "1..2.3",          "01.2.3.4",
+      "1.2.3.04",   "0.0.0.00",        "1.2.3.4 ",
+      " 1.2.3.4",   "1.2.3.4x",        "",
+      "::1",        "::ffff:1.2.3.4",  "2001:db8::1",
+      "1.2.3.-4",   "+1.2.3.4",        "999.1.1.1",
+      "1.2.3.2555", "10.0.0.1\n",      "1e1.2.3.4",
+      "0x1.2.3.4"};
+  char text[24];
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  size_t i;
+  int k, n;
+
+  for (i = 0; i < sizeof texts / sizeof texts[0]; i++)
+    expect_addr_as_model(texts[i]);
+  for (i = 0; i < 200000; i++) {
+    /* Mostly digits and dots, so that many texts are close to a quad. */
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    n = (int)(x % 17);
+    for (k = 0; k < n; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      text[k] = "0123456789012345....:a"[x % 22];
+    }
+    text[n] = '\0';
+    expect_addr_as_model(text);
+  }
 }

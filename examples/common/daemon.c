@@ -963,6 +963,55 @@ void *obspamd__grow(void *p, size_t *cap, size_t size) {
   return bigger;
 }
 
+void obspamd__sort_by_key(void *base, size_t n, size_t size,
+                          int (*compare)(const void *, const void *)) {
+  size_t counts[8][256], i, sum, c;
+  unsigned char *tmp, *src = base, *dst, *swap;
+  uint64_t key;
+  int b, k;
+
+  if (n < 2)
+    return;
+  tmp = malloc(n * size);
+  if (tmp == NULL) {
+    qsort(base, n, size, compare);
+    return;
+  }
+  memset(counts, 0, sizeof(counts));
+  for (i = 0; i < n; i++) {
+    memcpy(&key, src + i * size, sizeof(key));
+    for (b = 0; b < 8; b++)
+      counts[b][(key >> (8 * b)) & 0xff]++;
+  }
+  memcpy(&key, src, sizeof(key));
+  dst = tmp;
+  for (b = 0; b < 8; b++) {
+    size_t *count = counts[b];
+
+    /* The byte is the same in every key: the pass would change nothing. */
+    if (count[(key >> (8 * b)) & 0xff] == n)
+      continue;
+    for (k = 0, sum = 0; k < 256; k++) {
+      c = count[k];
+      count[k] = sum;
+      sum += c;
+    }
+    for (i = 0; i < n; i++) {
+      uint64_t ki;
+
+      memcpy(&ki, src + i * size, sizeof(ki));
+      memcpy(dst + count[(ki >> (8 * b)) & 0xff]++ * size, src + i * size,
+             size);
+    }
+    swap = src;
+    src = dst;
+    dst = swap;
+  }
+  if (src != (unsigned char *)base)
+    memcpy(base, src, n * size);
+  free(tmp);
+}
+
 /* The objects a configuration text declares: the lines "plan NAME",
    "subscription NAME", "domain NAME" and "mailbox NAME" (the library
    has accepted the text, or will be asked to, so the first two words
@@ -1017,7 +1066,7 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
     }
     i = end + 1;
   }
-  qsort(set, count, sizeof(*set), compare_u64);
+  obspamd__sort_by_key(set, count, sizeof(*set), compare_u64);
   for (i = 0, k = 0; i < count; i++)
     if (k == 0 || set[i] != set[k - 1])
       set[k++] = set[i];

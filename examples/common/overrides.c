@@ -21,7 +21,8 @@
 #include "log.h"
 #include "util.h"
 
-/* One object's line: hashes of its kind and name, and of the line. */
+/* One object's line: hashes of its kind and name, and of the line; the
+   object first, the key obspamd__sort_by_key sorts by. */
 typedef struct line_hash {
   uint64_t object, line;
 } line_hash;
@@ -135,7 +136,7 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
     }
     i = end + 1;
   }
-  qsort(set, count, sizeof(*set), compare_lines);
+  obspamd__sort_by_key(set, count, sizeof(*set), compare_lines);
   *out = set;
   *n = count;
   return 0;

@@ -19,6 +19,13 @@
 #              in the default SERVERS)
 #   obspam-fsync      the same with --journal-fsync: each round's write
 #              waits for the disk (not in the default SERVERS)
+#   obspam-accept     with REFUSE=1, obspam-policyd with LIMIT 1,000,000
+#              (every request accepted) beside the one that refuses, to
+#              tell what the refusals cost (not in the default SERVERS)
+#   obspam-before     obspam-policyd of another build, BEFORE=BUILD_DIR,
+#              with the same configuration as obspam: a change measured
+#              against the build before it in the same rounds (not in the
+#              default SERVERS)
 #   postfwd    postfwd1 (Perl, Net::Server::Multiplex): one rate() rule on
 #              sasl_username
 #   prl-mem    policyd-rate-limit (Python): limit per sasl_username, SQLite
@@ -40,8 +47,12 @@
 # then DURATION seconds measured, one request in flight per connection (no
 # pipelining, as Postfix). Then one table: req/s, p50, p99 and max latency,
 # errors, the server's CPU time (user + system, from /proc) per reply over
-# the whole run, and the load generator's; and obspam-policyd's ratios to
-# the ceiling and to the fastest peer. On a machine shared with other work
+# the whole run, and the load generator's; the context switches of the
+# server's first thread per reply, voluntary (it waited: epoll_wait
+# found nothing) and involuntary (a thread it woke, or another process,
+# took its CPU), each of which the server pays for in its own CPU time;
+# and obspam-policyd's ratios to the ceiling and to the fastest peer.
+# On a machine shared with other work
 # the CPU time per reply moves much less than the requests per second.
 # It prints figures and never fails on a time; it exits non-zero only when
 # a server cannot be started or a run had errors.
@@ -54,6 +65,10 @@
 #                object named); the table then says which share of the
 #                replies were refusals, and SERVERS defaults to
 #                "dunno obspam"
+#   ROUNDS=1     the measurements again, in the same order, this many
+#                times: the table gives the median of each figure over
+#                the rounds, and each round's CPU ratios to the ceiling
+#   BEFORE=      a build directory, for the server obspam-before
 #   PIN=0        1: servers on CPU 1 and the load generator on CPU 0
 #                (taskset); on a 2-vCPU VM that is slower (cross-CPU
 #                wake-ups), hence off by default
@@ -76,6 +91,8 @@ else
 fi
 PIN=${PIN:-0}
 KEEP=${KEEP:-0}
+ROUNDS=${ROUNDS:-1}
+BEFORE=${BEFORE:-}
 MAILBOXES=1000
 
 cd "$(dirname "$0")/../.."
@@ -94,6 +111,11 @@ die() {
 for bin in "$LOAD" "$DUNNO"; do
   [[ -x $bin ]] || die "$bin is missing: build the project with the benchmarks in $BUILD"
 done
+if [[ " $SERVERS " == *" obspam-before "* ]]; then
+  [[ -n $BEFORE ]] || die "obspam-before needs BEFORE=BUILD_DIR"
+  [[ $BEFORE == /* ]] || BEFORE="$PWD/$BEFORE"
+  [[ -x $BEFORE/examples/obspam-policyd ]] || die "$BEFORE/examples/obspam-policyd is missing"
+fi
 if [[ " $SERVERS " == *" obspam "* && ! -x $POLICYD ]]; then
   echo "policyd_compare: $POLICYD is not built: obspam-policyd skipped" >&2
   SERVERS=${SERVERS//obspam/}
@@ -195,6 +217,14 @@ cpu_ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
+# The context switches of a process's first thread (the loop of every
+# server here but postfwd's and policyd-rate-limit's children): "VOL
+# INVOL", those it made waiting and those the scheduler forced on it.
+ctx_switches() {
+  awk '/^voluntary_ctxt_switches/ { v = $2 } /^nonvoluntary_ctxt_switches/ { n = $2 }
+       END { print v + 0, n + 0 }' "/proc/$1/status" 2>/dev/null
+}
+
 free_port() {
   python3 -c 'import socket
 s = socket.socket()
@@ -236,6 +266,9 @@ wait_port() {
          printf "domain %s subscription=s%03d\n", $2, int(d / 5) }' "$TMP/mailboxes"
   awk '{ printf "mailbox %s@%s\n", $1, $2 }' "$TMP/mailboxes"
 } >"$TMP/obspam.conf"
+# obspam-accept's: the same objects, every request accepted.
+sed "s/^default .*/default mailbox=1000000 domain=10000000 subscription=50000000/" \
+  "$TMP/obspam.conf" >"$TMP/obspam-accept.conf"
 
 echo "id=RATE01; sasl_username=~.; action=rate(sasl_username/$LIMIT/3600/451 4.7.1 rate limit exceeded)" \
   >"$TMP/postfwd.cf"
@@ -283,10 +316,12 @@ start_dunno() {
 }
 
 start_obspam() { # NAME [OPTIONS...]
-  local name=$1
+  local name=$1 config=$TMP/obspam.conf policyd=$POLICYD
   shift
+  [[ $name != obspam-accept ]] || config=$TMP/obspam-accept.conf
+  [[ $name != obspam-before ]] || policyd=$BEFORE/examples/obspam-policyd
   PORT=$(free_port)
-  "${SERVER_CPU[@]}" "$POLICYD" --config "$TMP/obspam.conf" \
+  "${SERVER_CPU[@]}" "$policyd" --config "$config" \
     --listen "inet:127.0.0.1:$PORT" --foreground "$@" \
     >"$TMP/$name.log" 2>&1 &
   SERVER_PID=$!
@@ -337,10 +372,12 @@ start_server() {
   obspam) start_obspam obspam --state "$TMP/obspam.state" ;;
   obspam-nojournal) start_obspam obspam-nojournal ;;
   obspam-fsync) start_obspam obspam-fsync --state "$TMP/obspam-fsync.state" --journal-fsync ;;
+  obspam-accept) start_obspam obspam-accept --state "$TMP/obspam-accept.state" ;;
+  obspam-before) start_obspam obspam-before --state "$TMP/obspam-before.state" ;;
   postfwd) start_postfwd ;;
   prl-mem) start_prl prl-mem ":memory:" ;;
   prl-file) start_prl prl-file "$TMP/prl-file/db.sqlite3" ;;
-  *) die "unknown server '$1' (known: dunno obspam obspam-nojournal obspam-fsync postfwd prl-mem prl-file)" ;;
+  *) die "unknown server '$1' (known: dunno obspam obspam-nojournal obspam-fsync obspam-accept obspam-before postfwd prl-mem prl-file)" ;;
   esac
 }
 
@@ -350,6 +387,8 @@ describe() {
   obspam) echo "obspam-policyd" ;;
   obspam-nojournal) echo "obspam-policyd, no state, no journal" ;;
   obspam-fsync) echo "obspam-policyd, --journal-fsync" ;;
+  obspam-accept) echo "obspam-policyd, all accepted" ;;
+  obspam-before) echo "obspam-policyd of $(basename "$(dirname "$BEFORE")")/$(basename "$BEFORE")" ;;
   postfwd) echo "postfwd1 rate()" ;;
   prl-mem) echo "policyd-rate-limit, sqlite :memory:" ;;
   prl-file) echo "policyd-rate-limit, sqlite file" ;;
@@ -362,9 +401,9 @@ nconns=$(wc -w <<<"$CONNS")
 nservers=$(wc -w <<<"$SERVERS")
 echo "policyd_compare: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(uname -r)"
 echo "policyd_compare: load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-estimate=$(awk -v n="$nservers" -v c="$nconns" -v d="$DURATION" -v w="$WARMUP" \
-  'BEGIN { printf "%d", n * c * (d + w) + 3 * n }')
-echo "policyd_compare: $nservers servers x connections {$CONNS}, ${WARMUP} s warm-up +" \
+estimate=$(awk -v n="$nservers" -v c="$nconns" -v d="$DURATION" -v w="$WARMUP" -v r="$ROUNDS" \
+  'BEGIN { printf "%d", r * n * c * (d + w) + 3 * n }')
+echo "policyd_compare: $ROUNDS round(s) of $nservers servers x connections {$CONNS}, ${WARMUP} s warm-up +" \
   "${DURATION} s measured each: about $estimate s; pinning:" \
   "$([[ $PIN == 1 ]] && echo "servers on CPU 1, load on CPU 0" || echo none)"
 echo "policyd_compare: limit $LIMIT per mailbox and hour:" \
@@ -392,30 +431,38 @@ for server in $SERVERS; do
   echo "policyd_compare: $(describe "$server"): pid ${PIDS[$server]}, port $PORT"
 done
 
-for c in $CONNS; do
-  for server in $started; do
-    state=DATA
-    [[ $server != prl-* ]] || state=RCPT
-    rc=0
-    ticks0=$(cpu_ticks "${PIDS[$server]}")
-    timeout $((${DURATION%.*} + ${WARMUP%.*} + 30)) "${LOAD_CPU[@]}" "$LOAD" \
-      -c "$c" -d "$DURATION" -w "$WARMUP" -m "$MAILBOXES" -s "$state" -l "$server" \
-      "inet:127.0.0.1:${PORTS[$server]}" >"$TMP/$server-$c.out" 2>&1 || rc=$?
-    sed 's/^/  /' "$TMP/$server-$c.out"
-    if [[ $rc -ne 0 ]]; then
-      echo "policyd_compare: $(describe "$server"), $c connections: exit status $rc" >&2
-      FAILED=1
-    fi
-    ticks1=$(cpu_ticks "${PIDS[$server]}")
-    # The server's CPU time over the whole run (warm-up included) per reply
-    # read: a figure that other work on the machine disturbs much less than
-    # requests per second.
-    awk -v t0="$ticks0" -v t1="$ticks1" -v hz="$CLK_TCK" '/^RESULT / {
-        n = 0
-        for (i = 2; i <= NF; i++) if ($i ~ /^replies_total=/) n = substr($i, 15)
-        cpu = (n > 0 && t1 != "") ? (t1 - t0) * 1e6 / hz / n : -1
-        printf "%s cpu_us=%.2f\n", $0, cpu
-      }' "$TMP/$server-$c.out" >>"$RESULTS"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for c in $CONNS; do
+    for server in $started; do
+      state=DATA
+      [[ $server != prl-* ]] || state=RCPT
+      rc=0
+      ticks0=$(cpu_ticks "${PIDS[$server]}")
+      read -r vcs0 ivcs0 < <(ctx_switches "${PIDS[$server]}")
+      timeout $((${DURATION%.*} + ${WARMUP%.*} + 30)) "${LOAD_CPU[@]}" "$LOAD" \
+        -c "$c" -d "$DURATION" -w "$WARMUP" -m "$MAILBOXES" -s "$state" -l "$server" \
+        "inet:127.0.0.1:${PORTS[$server]}" >"$TMP/$server-$c.out" 2>&1 || rc=$?
+      sed "s/^/  [round $round] /" "$TMP/$server-$c.out"
+      if [[ $rc -ne 0 ]]; then
+        echo "policyd_compare: $(describe "$server"), $c connections: exit status $rc" >&2
+        FAILED=1
+      fi
+      ticks1=$(cpu_ticks "${PIDS[$server]}")
+      read -r vcs1 ivcs1 < <(ctx_switches "${PIDS[$server]}")
+      # The server's CPU time over the whole run (warm-up included) per reply
+      # read: a figure that other work on the machine disturbs much less than
+      # requests per second.
+      # Context switches per reply, over the whole run likewise: a server
+      # that a woken client preempts pays a switch for it in its own time.
+      awk -v t0="$ticks0" -v t1="$ticks1" -v hz="$CLK_TCK" -v v0="$vcs0" -v v1="$vcs1" \
+        -v i0="$ivcs0" -v i1="$ivcs1" '/^RESULT / {
+          n = 0
+          for (i = 2; i <= NF; i++) if ($i ~ /^replies_total=/) n = substr($i, 15)
+          cpu = (n > 0 && t1 != "") ? (t1 - t0) * 1e6 / hz / n : -1
+          printf("%s cpu_us=%.2f vcs=%.3f ivcs=%.3f\n", $0, cpu,
+            n > 0 ? (v1 - v0) / n : -1, n > 0 ? (i1 - i0) / n : -1)
+        }' "$TMP/$server-$c.out" >>"$RESULTS"
+    done
   done
 done
 echo "policyd_compare: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -429,34 +476,52 @@ awk -v servers="$SERVERS" -v conns="$CONNS" \
     delete kv
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
     key = kv["label"] SUBSEP kv["conns"]
-    rps[key] = kv["rps"]; p50[key] = kv["p50_us"]; p99[key] = kv["p99_us"]
-    mx[key] = kv["max_us"]; err[key] = kv["errors"]; cpu[key] = kv["cpu_us"]
-    lcpu[key] = kv["load_cpu_us"]
+    # Each round of the key in turn: the table takes the medians.
+    r = ++nr[key]
+    v["rps", key, r] = kv["rps"]; v["p50", key, r] = kv["p50_us"]
+    v["p99", key, r] = kv["p99_us"]; v["mx", key, r] = kv["max_us"]
+    v["err", key, r] = kv["errors"]; v["cpu", key, r] = kv["cpu_us"]
+    v["lcpu", key, r] = kv["load_cpu_us"]
+    v["vcs", key, r] = kv["vcs"]; v["ivcs", key, r] = kv["ivcs"]
     # The share of the measured replies that were refusals.
     all = kv["dunno"] + kv["refused"] + kv["other"]
-    refd[key] = all > 0 ? 100 * kv["refused"] / all : 0
+    v["refd", key, r] = all > 0 ? 100 * kv["refused"] / all : 0
+  }
+  function median(f, key,    n, i, j, t, a) {
+    n = nr[key]
+    for (i = 1; i <= n; i++) a[i] = v[f, key, i] + 0
+    for (i = 2; i <= n; i++)
+      for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   END {
+    for (key in nr) {
+      rps[key] = median("rps", key); p50[key] = median("p50", key)
+      p99[key] = median("p99", key); mx[key] = median("mx", key)
+      err[key] = median("err", key); cpu[key] = median("cpu", key)
+      lcpu[key] = median("lcpu", key); refd[key] = median("refd", key)
+      vcs[key] = median("vcs", key); ivcs[key] = median("ivcs", key)
+    }
     ns = split(servers, sv, " "); nc = split(conns, cv, " ")
     nn = split(names, nl, ";")
     for (i = 1; i <= nn; i++) { split(nl[i], p, "="); name[p[1]] = p[2] }
-    printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s |\n", "server",
+    printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s | %8s | %8s |\n", "server",
       "conns", "req/s", "p50 us", "p99 us", "max us", "errors", "refused",
-      "CPU us/req", "load CPU"
-    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------",
+      "CPU us/req", "load CPU", "vcs/req", "ivcs/req"
+    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------",
       "------:", "----------:", "----------:", "----------:", "----------:", "-------:",
-      "---------:", "------------:", "----------:"
+      "---------:", "------------:", "----------:", "---------:", "---------:"
     for (i = 1; i <= ns; i++)
       for (j = 1; j <= nc; j++) {
         key = sv[i] SUBSEP cv[j]
         if (!(key in rps)) {
-          printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s |\n",
-            name[sv[i]], cv[j], "-", "-", "-", "-", "-", "-", "-", "-"
+          printf "| %-36s | %5s | %9s | %9s | %9s | %9s | %6s | %8s | %11s | %9s | %8s | %8s |\n",
+            name[sv[i]], cv[j], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"
           continue
         }
-        printf "| %-36s | %5d | %9d | %9.1f | %9.1f | %9.1f | %6d | %7.1f%% | %11.2f | %9.2f |\n",
+        printf "| %-36s | %5d | %9d | %9.1f | %9.1f | %9.1f | %6d | %7.1f%% | %11.2f | %9.2f | %8.3f | %8.3f |\n",
           name[sv[i]], cv[j], rps[key], p50[key], p99[key], mx[key], err[key], refd[key],
-          cpu[key], lcpu[key]
+          cpu[key], lcpu[key], vcs[key], ivcs[key]
       }
     print ""
     for (j = 1; j <= nc; j++) {
@@ -488,6 +553,22 @@ awk -v servers="$SERVERS" -v conns="$CONNS" \
         line = line sprintf("; (the ceiling itself is %.1fx the fastest peer)", rps[d] / best)
       line = sprintf("obspam-policyd, %2d connection%s: ", c, c == 1 ? " " : "s") substr(line, 3)
       print line
+    }
+    # Every obspam-policyd against the ceiling, and round by round.
+    for (i = 1; i <= ns; i++) {
+      if (sv[i] !~ /^obspam/) continue
+      for (j = 1; j <= nc; j++) {
+        k = sv[i] SUBSEP cv[j]; d = "dunno" SUBSEP cv[j]
+        if (!(k in cpu) || !(d in cpu) || cpu[d] <= 0) continue
+        line = sprintf("%s, %d connections: CPU per request %.2fx the ceiling'"'"'s (median)",
+          name[sv[i]], cv[j], cpu[k] / cpu[d])
+        if (nr[k] > 1 && nr[k] == nr[d]) {
+          line = line "; rounds:"
+          for (r = 1; r <= nr[k]; r++)
+            line = line sprintf(" %.2fx", v["cpu", d, r] > 0 ? v["cpu", k, r] / v["cpu", d, r] : 0)
+        }
+        print line
+      }
     }
   }' "$RESULTS"
 
