@@ -1024,6 +1024,18 @@ static int outage(const char *uri, const char *freeze_cmd,
   EXPECT(until_caught_up(e), "back on Redis within 5 s");
   status(e, st);
   EXPECT(st[1] == 1 && st[2] == 1, "up again, still one episode");
+  {
+    obspam_stats ms = OBSPAM_STATS_INIT;
+
+    /* The ledger's 600, and the scripts that were in flight when Redis
+       froze (at most one per connection of the pool) if Redis ran them
+       once it thawed: counted twice, never less. */
+    obspam_stats_get(e, OBSPAM_MAILBOX, "b@d.example", T, &ms);
+    printf("  b@d.example in Redis: %" PRId64 " (600 decided)\n", ms.count);
+    EXPECT(ms.count >= OUTAGE_THREADS * OUTAGE_CALLS &&
+               ms.count <= OUTAGE_THREADS * OUTAGE_CALLS + 4,
+           "count %" PRId64, ms.count);
+  }
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
