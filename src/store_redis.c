@@ -680,7 +680,11 @@ static int session_start(redis_store *r, session *x) {
     if (connect_master(r, x->k, x->deadline) != 0)
       goto fail;
     x->k->gen = x->gen;
-  } else if (x->k->tmo_ms != tmo || left(x->deadline) < tmo) {
+  } else if (x->k->tmo_ms > left(x->deadline) + 5 ||
+             x->k->tmo_ms < left(x->deadline) - 5) {
+    /* The timeout changed, or this call waited for its connection: the
+       socket's timeout is what is left (a few ms either way are not
+       worth two system calls a call). */
     x->k->tmo_ms = left(x->deadline);
     if (redisSetTimeout(x->k->c, tv_of(x->k->tmo_ms)) != REDIS_OK)
       goto fail;

@@ -230,8 +230,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "start") == 0) {
     run_start(&l[0], threads);
   } else {
-    void *(*fn)(void *) = strcmp(mode, "batch") == 0 ? batch_thread
-                                                     : sync_thread;
+    void *(*fn)(void *) =
+        strcmp(mode, "batch") == 0 ? batch_thread : sync_thread;
 
     for (i = 0; i < threads; i++)
       pthread_create(&th[i], NULL, fn, &l[i]);

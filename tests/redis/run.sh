@@ -69,7 +69,7 @@ check "redis: keys of 1.3.0 are counted and reported after the upgrade" \
 check "redis: a relay stopped leaves the shared counters to the next" \
   "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
-  env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
+  env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 2
 check "redis: memory and Redis give the same verdicts, stats, reports, notices" \
   "$BIN/equiv_redis" "$URI"
 check "redis: killed, local fallback or defer; restarted, shared again" \
