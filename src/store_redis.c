@@ -124,7 +124,7 @@ static const char lua_charge[] =
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
     "end\n"
-    "local count,wait,over,win={},{},{},{}\n"
+    "local count,wait,over,win,dayf={},{},{},{},nil\n"
     "local refuser,retry=0,0\n"
     "for i=1,n do\n"
     "  local lim={} for w=1,3 do lim[w]=tonumber(ARGV[7+3*i+w]) end\n"
@@ -147,10 +147,13 @@ static const char lua_charge[] =
        (rt, rb) starts it at its hour, less what that hour had sent
        before it. */
     "  if lim[3]>=0 then\n"
-    "    local f={}\n"
-    "    for h=hnum-23,hnum do f[#f+1]=string.format('%d:s',h*3600) end\n"
-    "    f[25]='rt' f[26]='rb'\n"
-    "    local got=redis.call('HMGET',KEYS[n+i],unpack(f))\n"
+    /* The 24 field names are the same for every object: made once. */
+    "    if not dayf then\n"
+    "      dayf={}\n"
+    "      for h=hnum-23,hnum do dayf[#dayf+1]=string.format('%d:s',h*3600) end\n"
+    "      dayf[25]='rt' dayf[26]='rb'\n"
+    "    end\n"
+    "    local got=redis.call('HMGET',KEYS[n+i],unpack(dayf))\n"
     "    local rh,rb=day_floor(got[25],got[26])\n"
     "    for j=1,24 do\n"
     "      local h=hnum-24+j local v=tonumber(got[j])\n"
