@@ -913,9 +913,6 @@ static int ledger(const char *uri, const char *kill_cmd,
   snprintf(prefix, sizeof(prefix), "ledger-%d:", (int)getpid());
   a = engine5(uri, prefix, 300);
   b = engine5(uri, prefix, 300);
-  EXPECT(decide(b, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
-             v.count == 0,
-         "relay B's first message: count %" PRId64, v.count);
   run("Redis dies", kill_cmd);
   printf("relay A: 3 messages on its own counters\n");
   for (i = 0; i < 3; i++) {
@@ -936,11 +933,13 @@ static int ledger(const char *uri, const char *kill_cmd,
   EXPECT(bl[0] == 0 && bl[1] == 3 && bl[2] == 0 && st[2] == 1 && st[3] == 3,
          "ledger after: pending %" PRId64 " added %" PRId64 " dropped %" PRId64,
          bl[0], bl[1], bl[2]);
-  printf("relay B: 1 (before) + 3 (A's outage) sent: one more fits, not two\n");
-  rc = decide(b, &v);
-  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 4,
-         "rc %d action %d count %" PRId64 " (want an accept at 4)", rc,
-         v.action, v.count);
+  printf("relay B: 3 sent through A during the outage: 2 more fit, not 5\n");
+  for (i = 3; i < 5; i++) {
+    rc = decide(b, &v);
+    EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == i,
+           "rc %d action %d count %" PRId64 " (want an accept at %d)", rc,
+           v.action, v.count, i);
+  }
   rc = decide(b, &v);
   EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_REFUSE && v.count == 5 &&
              v.limit == 5 && v.kind == OBSPAM_MAILBOX,
