@@ -652,10 +652,14 @@ OBSPAM_API int obspam_notify_flush(obspam_engine *e, int64_t now);
 
 /* Keeps the counters in Redis, shared by every engine (every mail server)
    that names the same Redis: uri is "redis://HOST:PORT[/DB]" or
-   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"; NULL or "" goes back to
-   the in-memory counters. prefix (NULL: "obspam:") starts every key. The
-   connection is made at the first decision; while Redis does not answer
-   within OBSPAM_OPT_STORE_TIMEOUT_MS, decisions use this engine's own
+   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER", either followed by
+   "?pool=N" (the connections this engine keeps, 1 to 64, default 4; since
+   1.4; "redis-cluster://" is refused); NULL or "" goes back to the
+   in-memory counters. prefix (NULL: "obspam:") starts every key. Batches
+   that obspam_decide_start queued are decided first, on the store they
+   were queued for. Connections are made as decisions need them; while
+   Redis does not answer within OBSPAM_OPT_STORE_TIMEOUT_MS (for a free
+   connection, a connect or an answer), decisions use this engine's own
    in-memory counters (OBSPAM_OPT_STORE_FALLBACK 0) or fail with
    OBSPAM_EUNAVAIL (1), and Redis is tried again every second.
    OBSPAM_EINVAL for a malformed uri, or when the library was built
