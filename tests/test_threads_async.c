@@ -14,7 +14,12 @@
  *   - on Redis with a pool of 1 and of 4 connections, 8 threads calling
  *     obspam_decide accept exactly the limit;
  *   - batches still queued when obspam_set_store or obspam_engine_free
- *     is called are decided first, and each done is called once.
+ *     is called are decided first, and each done is called once;
+ *   - Redis frozen and thawed while 4 threads decide and 1 starts
+ *     batches: every call succeeds (on the local counters meanwhile), and
+ *     once Redis is back the ledger is added: Redis counts every decision
+ *     (and, for each outage, at most the exchange each connection had in
+ *     flight when it froze once more).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -389,4 +394,126 @@ Test(threads_async, queued_batches_finish_before_set_store_and_free,
     cr_assert_eq(__atomic_load_n(&cnt[i].calls, __ATOMIC_RELAXED), 1,
                  "batch %d: done called %d times before engine_free returned",
                  i, cnt[i].calls);
+}
+
+/* ---- an outage under threads --------------------------------------------- */
+
+static volatile int outage_over;
+
+typedef struct outage_caller {
+  obspam_engine *e;
+  int id;
+  int64_t decided, errors;
+} outage_caller;
+
+static void *outage_decider(void *arg) {
+  outage_caller *c = arg;
+
+  for (int i = 0; !__atomic_load_n(&outage_over, __ATOMIC_RELAXED); i++) {
+    const char *login = mbox[(c->id * 13 + i) % N_MAILBOXES];
+    obspam_message m = tu_msg(0, login, login, NULL, 1, -1, NULL, NULL, T0);
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    if (obspam_decide(c->e, &m, &v) != OBSPAM_OK || v.action != OBSPAM_ACCEPT)
+      c->errors++;
+    else
+      c->decided++;
+    usleep(1000);
+  }
+  return NULL;
+}
+
+static void *outage_starter(void *arg) {
+  outage_caller *c = arg;
+  batch_call *b = calloc(1, sizeof *b);
+
+  pthread_mutex_init(&b->lock, NULL);
+  pthread_cond_init(&b->cond, NULL);
+  while (!__atomic_load_n(&outage_over, __ATOMIC_RELAXED)) {
+    for (int k = 0; k < 8; k++)
+      b->b.m[k] = tu_msg(0, mbox[k], mbox[k], NULL, 1, -1, NULL, NULL, T0);
+    tu_batch_ready(&b->b, 8);
+    b->calls = 0;
+    if (obspam_decide_start(c->e, b->b.pm, b->b.pv, b->b.rc, NULL, 8, on_done,
+                            b) != OBSPAM_OK) {
+      c->errors++;
+      continue;
+    }
+    pthread_mutex_lock(&b->lock);
+    while (b->calls == 0)
+      pthread_cond_wait(&b->cond, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    for (int k = 0; k < 8; k++)
+      if (b->b.rc[k] != OBSPAM_OK || b->b.v[k].action != OBSPAM_ACCEPT)
+        c->errors++;
+      else
+        c->decided++;
+    usleep(2000);
+  }
+  pthread_mutex_destroy(&b->lock);
+  pthread_cond_destroy(&b->cond);
+  free(b);
+  return NULL;
+}
+
+Test(threads_async, redis_frozen_and_thawed_under_threads, .fini = redis_stop) {
+  outage_caller c[5];
+  pthread_t th[5];
+  obspam_engine *e;
+  int64_t decided = 0, st[4], pending = -1, added = 0, dropped = -1;
+
+  redis_start();
+  e = engine(4);
+  OK(obspam_set_option(e, OBSPAM_OPT_STORE_TIMEOUT_MS, 100));
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_SUBSCRIPTION,
+                      OBSPAM_UNLIMITED));
+  memset(c, 0, sizeof c);
+  __atomic_store_n(&outage_over, 0, __ATOMIC_RELAXED);
+  for (int i = 0; i < 5; i++) {
+    c[i].e = e;
+    c[i].id = i;
+    cr_assert_eq(pthread_create(&th[i], NULL,
+                                i < 4 ? outage_decider : outage_starter, &c[i]),
+                 0);
+  }
+  usleep(200 * 1000);
+  kill(redis_pid, SIGSTOP);
+  usleep(600 * 1000);
+  kill(redis_pid, SIGCONT);
+  usleep(1500 * 1000);
+  __atomic_store_n(&outage_over, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < 5; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(c[i].errors, 0, "caller %d: %" PRId64 " failures", i,
+                 c[i].errors);
+    decided += c[i].decided;
+  }
+  /* Back on Redis, with the ledger added: a few more calls at most. */
+  for (int i = 0; i < 100; i++) {
+    obspam_message m = tu_msg(0, mbox[0], mbox[0], NULL, 1, -1, NULL, NULL, T0);
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    OK(obspam_check(e, &m, &v));
+    OK(obspam_store_backlog(e, &pending, &added, &dropped, NULL, NULL));
+    OK(obspam_store_status(e, &st[0], &st[1], &st[2], &st[3]));
+    if (st[1] == 1 && pending == 0)
+      break;
+    usleep(50 * 1000);
+  }
+  cr_assert(st[1] == 1 && pending == 0 && dropped == 0,
+            "up %" PRId64 " pending %" PRId64 " dropped %" PRId64, st[1],
+            pending, dropped);
+  cr_assert(st[2] >= 1 && st[3] > 0 && added == st[3],
+            "episodes %" PRId64 ", fallbacks %" PRId64
+            ", ledger added %" PRId64,
+            st[2], st[3], added);
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "s", T0 + 59);
+  /* An exchange in flight when Redis froze may still be made once it
+     thaws, and its charges are in the ledger too: at most the 8 messages
+     of a batch on each of the 4 connections, each outage. */
+  cr_assert(s.count >= decided && s.count <= decided + 4 * 8 * st[2],
+            "Redis counts %" PRId64 " for %" PRId64 " decided, %" PRId64
+            " episodes",
+            s.count, decided, st[2]);
+  obspam_engine_free(e);
 }
