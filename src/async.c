@@ -5,10 +5,12 @@
    On the in-memory store a decision costs a microsecond: it is made in
    the caller's thread. On a shared store it costs a round trip to Redis,
    so the batch is queued for the engine's own threads (started at the
-   first such batch, at most OBSPAM__ASYNC_THREADS). A thread takes every
-   batch queued at that moment and decides them together, in their
-   order, as one batch: their charges go to Redis in one exchange. So the
-   busier the loop, the more batches share a round trip. */
+   first such batch, at most OBSPAM__ASYNC_THREADS). A thread takes the
+   batches queued at that moment, up to OBSPAM__ASYNC_MESSAGES messages,
+   and decides them together, in their order, as one batch: their charges
+   go to Redis in one exchange. So the busier the loop, the more batches
+   share a round trip, while an exchange stays short enough to end within
+   the store's timeout. */
 #include <stdlib.h>
 
 #include "engine.h"
@@ -68,6 +70,24 @@ static void run(obspam_engine *e, job *list) {
   }
 }
 
+/* Detaches the oldest batches of the queue, as many as fit in
+   OBSPAM__ASYNC_MESSAGES messages, and at least one. Under async_lock. */
+static job *take_jobs(obspam_engine *e) {
+  job *list = e->queue, *last = list;
+  size_t total = list->n;
+
+  while (last->next != NULL &&
+         total + last->next->n <= OBSPAM__ASYNC_MESSAGES) {
+    last = last->next;
+    total += last->n;
+  }
+  e->queue = last->next;
+  if (e->queue == NULL)
+    e->queue_tail = NULL;
+  last->next = NULL;
+  return list;
+}
+
 static void *worker(void *arg) {
   obspam_engine *e = arg;
 
@@ -79,8 +99,9 @@ static void *worker(void *arg) {
       pthread_cond_wait(&e->async_work, &e->async_lock);
     if (e->queue == NULL)
       break; /* stopped, and nothing is left */
-    list = e->queue;
-    e->queue = e->queue_tail = NULL;
+    list = take_jobs(e);
+    if (e->queue != NULL)
+      pthread_cond_signal(&e->async_work); /* for another thread */
     e->busy++;
     pthread_mutex_unlock(&e->async_lock);
     run(e, list);

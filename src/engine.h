@@ -15,8 +15,10 @@
 #include "whitelist.h"
 
 /* The threads that decide the batches of obspam_decide_start on a shared
-   store: each takes every batch queued at once into one exchange. */
+   store: each takes the batches queued, up to OBSPAM__ASYNC_MESSAGES
+   messages (at least one batch), into one exchange. */
 #define OBSPAM__ASYNC_THREADS 2
+#define OBSPAM__ASYNC_MESSAGES 256
 
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
