@@ -15,6 +15,8 @@
  *     obspam_decide accept exactly the limit;
  *   - batches still queued when obspam_set_store or obspam_engine_free
  *     is called are decided first, and each done is called once;
+ *   - on Redis, a batch of 600 messages (three exchanges) and 10 batches
+ *     of 60 started at once are decided in order, each done once;
  *   - Redis frozen and thawed while 4 threads decide and 1 starts
  *     batches: every call succeeds (on the local counters meanwhile), and
  *     once Redis is back the ledger is added: Redis counts every decision
@@ -516,4 +518,64 @@ Test(threads_async, redis_frozen_and_thawed_under_threads, .fini = redis_stop) {
             " episodes",
             s.count, decided, st[2]);
   obspam_engine_free(e);
+}
+
+/* ---- batches larger than one exchange ------------------------------------ */
+
+#define BIG 600
+
+Test(threads_async, redis_batches_larger_than_an_exchange, .fini = redis_stop) {
+  static obspam_message m[BIG];
+  static obspam_verdict v[BIG];
+  static const obspam_message *pm[BIG];
+  static obspam_verdict *pv[BIG];
+  static int rc[BIG];
+  static counted cnt[10];
+  obspam_engine *e;
+  int accepted = 0, refused = 0;
+
+  redis_start();
+  e = engine(2);
+  for (int i = 0; i < BIG; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    m[i] = tu_msg(0, mbox[i % N_MAILBOXES], mbox[i % N_MAILBOXES], NULL, 1, -1,
+                  NULL, NULL, T0);
+    v[i] = v0;
+    pm[i] = &m[i];
+    pv[i] = &v[i];
+  }
+  /* 600 messages: three exchanges, in order; the subscription's 500. */
+  RC(obspam_decide_batch(e, pm, pv, rc, BIG), OBSPAM_OK);
+  for (int i = 0; i < BIG; i++) {
+    cr_assert_eq(rc[i], OBSPAM_OK);
+    if (v[i].action == OBSPAM_ACCEPT) {
+      cr_assert_eq(i, accepted, "message %d accepted after a refusal", i);
+      accepted++;
+    } else {
+      cr_assert(v[i].action == OBSPAM_REFUSE && v[i].count == LIMIT);
+      refused++;
+    }
+  }
+  cr_assert_eq(accepted, LIMIT);
+  cr_assert_eq(refused, BIG - LIMIT);
+  /* 10 batches of 60 queued at once: the engine's threads take at most
+     256 messages at a time; each done once, every message refused now. */
+  for (int i = 0; i < BIG; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    v[i] = v0;
+    rc[i] = -99;
+  }
+  for (int i = 0; i < 10; i++) {
+    cnt[i].calls = 0;
+    OK(obspam_decide_start(e, pm + 60 * i, pv + 60 * i, rc + 60 * i, NULL, 60,
+                           count_done, &cnt[i]));
+  }
+  obspam_engine_free(e);
+  for (int i = 0; i < 10; i++)
+    cr_assert_eq(__atomic_load_n(&cnt[i].calls, __ATOMIC_RELAXED), 1);
+  for (int i = 0; i < BIG; i++)
+    cr_assert(rc[i] == OBSPAM_OK && v[i].action == OBSPAM_REFUSE,
+              "message %d: rc %d action %d", i, rc[i], v[i].action);
 }
