@@ -652,10 +652,14 @@ OBSPAM_API int obspam_notify_flush(obspam_engine *e, int64_t now);
 
 /* Keeps the counters in Redis, shared by every engine (every mail server)
    that names the same Redis: uri is "redis://HOST:PORT[/DB]" or
-   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"; NULL or "" goes back to
-   the in-memory counters. prefix (NULL: "obspam:") starts every key. The
-   connection is made at the first decision; while Redis does not answer
-   within OBSPAM_OPT_STORE_TIMEOUT_MS, decisions use this engine's own
+   "sentinel://HOST:PORT[,HOST:PORT...]/MASTER", either followed by
+   "?pool=N" (the connections this engine keeps, 1 to 64, default 4; since
+   1.4; "redis-cluster://" is refused); NULL or "" goes back to the
+   in-memory counters. prefix (NULL: "obspam:") starts every key. Batches
+   that obspam_decide_start queued are decided first, on the store they
+   were queued for. Connections are made as decisions need them; while
+   Redis does not answer within OBSPAM_OPT_STORE_TIMEOUT_MS (for a free
+   connection, a connect or an answer), decisions use this engine's own
    in-memory counters (OBSPAM_OPT_STORE_FALLBACK 0) or fail with
    OBSPAM_EUNAVAIL (1), and Redis is tried again every second.
    OBSPAM_EINVAL for a malformed uri, or when the library was built
@@ -671,6 +675,22 @@ OBSPAM_API int obspam_set_store(obspam_engine *e, const char *uri,
 OBSPAM_API int obspam_store_status(obspam_engine *e, int64_t *shared,
                                    int64_t *up, int64_t *episodes,
                                    int64_t *fallback_decisions);
+
+/* What a shared store still owes Redis (added in 1.4). While Redis did
+   not answer, the decisions accepted on this engine's own counters
+   (OBSPAM_OPT_STORE_FALLBACK 0) are kept in a ledger, at most 65536
+   charges, and added to Redis once it answers again, so that the limits
+   count them there too: *ledger_pending the charges waiting,
+   *ledger_added those added since the store was set, *ledger_dropped
+   those that did not fit in the ledger (only this engine counted them).
+   A reload's dropped objects have their keys deleted in Redis in the
+   background: *keys_pending the keys waiting, *keys_deleted those
+   deleted. Any pointer may be NULL; with no shared store all are 0. */
+OBSPAM_API int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
+                                    int64_t *ledger_added,
+                                    int64_t *ledger_dropped,
+                                    int64_t *keys_pending,
+                                    int64_t *keys_deleted);
 
 /* ---- Implicit mailboxes (added in 1.3) --------------------------------- */
 
