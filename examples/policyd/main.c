@@ -995,8 +995,12 @@ static int conn_process(server *s, conn *c, int resumed) {
     track_request(s, c, completed);
   if (c->out_len > c->out_off)
     ready_add(s, c); /* written at the end of the round */
-  else
+  else if (!c->busy)
     conn_interest(s, c);
+  /* A connection that waits keeps its interest as it is: with the
+     counters in memory its answer comes in this round, and two changes
+     of it would cost two system calls for nothing. If it is readable
+     before then, conn_readable takes the interest away. */
   return 0;
 }
 
@@ -1073,7 +1077,11 @@ static void flush_ready(server *s) {
 static int conn_readable(server *s, conn *c) {
   ssize_t n;
 
-  if (c->in_off < c->in_len || c->busy)
+  if (c->busy) {
+    conn_interest(s, c); /* nothing is read until it is answered */
+    return 0;
+  }
+  if (c->in_off < c->in_len)
     return 0; /* still parsing what came before */
   do
     n = recv(c->fd, c->in, sizeof(c->in), 0);
