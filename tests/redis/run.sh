@@ -80,6 +80,18 @@ check "redis: killed under load, the recovery line's count is the metric's" \
 check "redis: store-fallback defer under load: two lines, with the counts" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" defer
 
+# obspam-policyd's loop on the shared store (each scenario starts its own
+# redis-server): tests/daemons/policyd_cluster.py.
+C=tests/daemons/policyd_cluster.py
+check "redis: policyd connections closed while their decisions are out" \
+  python3 "$C" "$BUILD" inflight_close
+check "redis: policyd under load, Redis stopped: no wait past the timeout" \
+  python3 "$C" "$BUILD" outage
+check "redis: the same with store-fallback defer" \
+  python3 "$C" "$BUILD" outage_defer
+check "redis: two policy servers on one Redis accept exactly the limit" \
+  python3 "$C" "$BUILD" two_servers
+
 # Sentinel: a master, one replica, one sentinel (quorum 1).
 PM=$("$SRV" port)
 PR=$("$SRV" port)
