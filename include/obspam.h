@@ -672,6 +672,22 @@ OBSPAM_API int obspam_store_status(obspam_engine *e, int64_t *shared,
                                    int64_t *up, int64_t *episodes,
                                    int64_t *fallback_decisions);
 
+/* What a shared store still owes Redis (added in 1.4). While Redis did
+   not answer, the decisions accepted on this engine's own counters
+   (OBSPAM_OPT_STORE_FALLBACK 0) are kept in a ledger, at most 65536
+   charges, and added to Redis once it answers again, so that the limits
+   count them there too: *ledger_pending the charges waiting,
+   *ledger_added those added since the store was set, *ledger_dropped
+   those that did not fit in the ledger (only this engine counted them).
+   A reload's dropped objects have their keys deleted in Redis in the
+   background: *keys_pending the keys waiting, *keys_deleted those
+   deleted. Any pointer may be NULL; with no shared store all are 0. */
+OBSPAM_API int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
+                                    int64_t *ledger_added,
+                                    int64_t *ledger_dropped,
+                                    int64_t *keys_pending,
+                                    int64_t *keys_deleted);
+
 /* ---- Implicit mailboxes (added in 1.3) --------------------------------- */
 
 /* *count: the implicit mailboxes that exist now; *overflow: the decisions

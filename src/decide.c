@@ -8,6 +8,7 @@
    formats nothing unless the input is invalid. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -257,6 +258,7 @@ typedef struct decision {
   /* In a batch: where d->ch stands among the group's charges, -1 when
      the message was settled without one. */
   int slot;
+  int dry; /* in a batch: decided as obspam_check does */
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
@@ -610,11 +612,15 @@ static size_t begin_group(obspam_engine *e, const obspam__conf *c, decision *d,
   int64_t newest;
   size_t i;
 
-  warm(e, c, d, n, pre);
+  /* A group wider than GROUP goes to a shared store, whose round trip
+     dwarfs the cache misses that warming would overlap. */
+  if (n <= GROUP)
+    warm(e, c, d, n, pre);
   newest = obspam__newest(e, 0);
   *queued = 0;
   for (i = 0; i < n; i++) {
-    int r = begin(e, c, &d[i], i == 0 ? MAKE : NOT_YET, newest, &pre[i]);
+    int mode = d[i].dry ? STANDIN : i == 0 ? MAKE : NOT_YET;
+    int r = begin(e, c, &d[i], mode, newest, n <= GROUP ? &pre[i] : NULL);
 
     if (r == LATER)
       return i;
@@ -623,7 +629,7 @@ static size_t begin_group(obspam_engine *e, const obspam__conf *c, decision *d,
       d[i].slot = *queued;
       ch[(*queued)++] = &d[i].ch;
     }
-    if (d[i].rc == OBSPAM_OK && d[i].t > newest)
+    if (d[i].rc == OBSPAM_OK && !d[i].dry && d[i].t > newest)
       newest = d[i].t;
   }
   return n;
@@ -645,12 +651,16 @@ static int charge_queued(obspam__store *s, obspam__charge *const *ch, int n,
   return rc;
 }
 
-/* Decides up to GROUP messages, d[0..n) (msg and out set), as as many
-   calls of decide would. Returns how many it decided: all of them, or
-   fewer when a charge failed (the messages after it were prepared with a
-   clock that counted the failed one, so they are decided again). */
-static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
-  obspam__charge *ch[GROUP];
+/* Decides d[0..n) (msg, out and dry set), as as many calls of decide
+   (or, dry, of obspam_check) would; ch has room for n charges. At most
+   GROUP messages on the in-memory store; on a shared one, any number,
+   whose charges go to the store in one exchange. Returns how many it
+   decided: all of them, or fewer when a charge failed (the messages after
+   it were prepared with a clock that counted the failed one, so they are
+   decided again) or a message after the first needs an implicit mailbox
+   made. */
+static size_t decide_group(obspam_engine *e, decision *d, size_t n,
+                           obspam__charge **ch) {
   int queued, done, rc;
   size_t begun, decided, i;
 
@@ -659,7 +669,7 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
     /* Immediate notices are sent after each decision, without the lock:
        one message at a time. */
     pthread_rwlock_unlock(&e->lock);
-    d[0].rc = decide(e, d[0].msg, d[0].out, 0);
+    d[0].rc = decide(e, d[0].msg, d[0].out, d[0].dry);
     return 1;
   }
   begun = begin_group(e, e->conf, d, n, ch, &queued);
@@ -668,7 +678,7 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   for (i = 0; i < begun; i++) {
     if (d[i].slot >= 0)
       finish(e, &d[i], d[i].slot < done ? OBSPAM_OK : rc, NULL);
-    if (d[i].rc == OBSPAM_OK)
+    if (d[i].rc == OBSPAM_OK && !d[i].dry)
       obspam__observe(e, d[i].t);
     if (d[i].slot >= done) {
       /* Its charge failed: the group ends with it. */
@@ -685,27 +695,63 @@ static size_t decide_group(obspam_engine *e, decision *d, size_t n) {
   return decided;
 }
 
-int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
-                        obspam_verdict *const *out, int *rc, size_t n) {
+/* The messages of a batch on a shared store, all of them in one group
+   (one exchange with the store) while no message after the first needs
+   an implicit mailbox made. Returns 0 with *first the first failure (or
+   OBSPAM_OK), or -1 when the group cannot be allocated (nothing was
+   decided). */
+static int decide_wide(obspam_engine *e, const obspam_message *const *msgs,
+                       obspam_verdict *const *out, int *rc, const uint32_t *how,
+                       size_t n, int *first) {
+  decision *d = malloc(n * sizeof(*d));
+  obspam__charge **ch = malloc(n * sizeof(*ch));
+  size_t i, j, k;
+
+  *first = OBSPAM_OK;
+  if (d == NULL || ch == NULL) {
+    free(d);
+    free(ch);
+    return -1;
+  }
+  for (i = 0; i < n; i++) {
+    d[i].msg = msgs[i];
+    d[i].out = out[i];
+    d[i].dry = how != NULL && (how[i] & OBSPAM_DECIDE_DRY) != 0;
+  }
+  for (i = 0; i < n; i += k) {
+    k = decide_group(e, d + i, n - i, ch);
+    for (j = i; j < i + k; j++) {
+      rc[j] = d[j].rc;
+      if (d[j].rc != OBSPAM_OK && *first == OBSPAM_OK)
+        *first = d[j].rc;
+    }
+  }
+  free(d);
+  free(ch);
+  return 0;
+}
+
+int obspam__decide_many(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc,
+                        const uint32_t *how, size_t n) {
   decision d[GROUP];
+  obspam__charge *ch[GROUP];
   size_t i, j, k;
   int first = OBSPAM_OK;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
-  if (n > 0 && (msgs == NULL || out == NULL || rc == NULL))
-    return obspam__fail(e, OBSPAM_EINVAL, "decide_batch: %s is NULL",
-                        msgs == NULL  ? "the message array"
-                        : out == NULL ? "the verdict array"
-                                      : "the return code array");
+  /* Memory for a wide group running out, the batch goes by GROUP. */
+  if (n > GROUP && __atomic_load_n(&e->shared, __ATOMIC_RELAXED) &&
+      decide_wide(e, msgs, out, rc, how, n, &first) == 0)
+    return first;
   for (i = 0; i < n; i += k) {
     size_t m = n - i < GROUP ? n - i : GROUP;
 
     for (j = 0; j < m; j++) {
       d[j].msg = msgs[i + j];
       d[j].out = out[i + j];
+      d[j].dry = how != NULL && (how[i + j] & OBSPAM_DECIDE_DRY) != 0;
     }
-    k = decide_group(e, d, m);
+    k = decide_group(e, d, m, ch);
     for (j = 0; j < k; j++) {
       rc[i + j] = d[j].rc;
       if (d[j].rc != OBSPAM_OK && first == OBSPAM_OK)
@@ -713,6 +759,18 @@ int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
     }
   }
   return first;
+}
+
+int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc, size_t n) {
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  if (n > 0 && (msgs == NULL || out == NULL || rc == NULL))
+    return obspam__fail(e, OBSPAM_EINVAL, "decide_batch: %s is NULL",
+                        msgs == NULL  ? "the message array"
+                        : out == NULL ? "the verdict array"
+                                      : "the return code array");
+  return obspam__decide_many(e, msgs, out, rc, NULL, n);
 }
 
 /* What a reading counted in window w. */

@@ -192,6 +192,30 @@ static int fresh_from_old(int kind, const char *name, size_t len, void *ud) {
   return w->failed;
 }
 
+/* For the walk of the old tree after a reload: the shared store, and
+   the configuration that replaced the tree. */
+typedef struct gone_walk {
+  obspam__store *store;
+  obspam__conf *next;
+} gone_walk;
+
+/* An object of the old tree that the new one has no namesake for, or
+   has under another subscription (a shared store's keys carry it): the
+   shared store deletes its keys. */
+static void gone_one(obspam__obj *o, void *ud) {
+  gone_walk *w = ud;
+  const obspam__obj *now = obspam__conf_find(o->kind, o->name, o->len, w->next);
+  const obspam__sub *was = obspam__owner(o), *is;
+
+  if (now != NULL) {
+    is = obspam__owner(now);
+    if ((was == NULL) == (is == NULL) &&
+        (was == NULL || strcmp(was->obj.name, is->obj.name) == 0))
+      return;
+  }
+  w->store->ops->gone(w->store, o);
+}
+
 /* The state of every object that the new tree keeps is first shared with
    it by the local store, without the engine's lock, while decisions go
    on (carry_prepare); under the write lock, only the objects the new
@@ -241,6 +265,18 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   pthread_rwlock_unlock(&e->lock);
   if (local->carry_finish != NULL)
     local->carry_finish(e->local, 1);
+  /* A shared store keeps its counters by name: those of the objects that
+     went are deleted there, in the background. The old tree is whole
+     until it is freed below, and the swap lock keeps next in place. */
+  pthread_rwlock_rdlock(&e->lock);
+  if (e->store->ops->gone != NULL) {
+    gone_walk gw = {e->store, next};
+    int kind;
+
+    for (kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_MAILBOX; kind++)
+      obspam__index_each(&old->tree.index[kind], gone_one, &gw);
+  }
+  pthread_rwlock_unlock(&e->lock);
   pthread_mutex_unlock(&e->swap_lock);
   /* The old objects hold no state any more: nothing to tell the store. */
   obspam__conf_free(old, NULL);
@@ -340,7 +376,10 @@ int obspam_engine_new(obspam_engine **out) {
     pthread_rwlock_destroy(&e->lock);
     goto nomem;
   }
-  if (obspam__implicit_init(&e->imp) != 0) {
+  if (pthread_mutex_init(&e->async_lock, NULL) != 0 ||
+      pthread_cond_init(&e->async_work, NULL) != 0 ||
+      pthread_cond_init(&e->async_idle, NULL) != 0 ||
+      obspam__implicit_init(&e->imp) != 0) {
     pthread_mutex_destroy(&e->swap_lock);
     pthread_mutex_destroy(&e->err_lock);
     pthread_rwlock_destroy(&e->lock);
@@ -359,6 +398,8 @@ nomem:
 void obspam_engine_free(obspam_engine *e) {
   if (e == NULL)
     return;
+  /* Every batch queued is decided, and its done called, first. */
+  obspam__async_stop(e);
   if (e->journal_free != NULL)
     e->journal_free(e);
   /* Only the local store forgets the objects: a shared store keeps its
@@ -374,6 +415,9 @@ void obspam_engine_free(obspam_engine *e) {
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->swap_lock);
   pthread_mutex_destroy(&e->err_lock);
+  pthread_mutex_destroy(&e->async_lock);
+  pthread_cond_destroy(&e->async_work);
+  pthread_cond_destroy(&e->async_idle);
   free(e);
 }
 
@@ -427,6 +471,7 @@ int obspam__store_switch(obspam_engine *e, const char *uri,
       return OBSPAM_ENOMEM;
   }
   e->store = next;
+  __atomic_store_n(&e->shared, next != e->local, __ATOMIC_RELAXED);
   if (cur != e->local && cur != next)
     cur->ops->destroy(cur);
   return OBSPAM_OK;
@@ -447,6 +492,8 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
   if (prefix != NULL && (why = obspam__store_prefix_check(prefix)) != NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "set_store: prefix '%.64s': %s",
                         prefix, why);
+  /* The batches queued for the old store are decided there first. */
+  obspam__async_drain(e);
   pthread_rwlock_wrlock(&e->lock);
   rc = obspam__store_switch(e, uri, prefix);
   if (rc == OBSPAM_OK)
@@ -475,6 +522,30 @@ int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
     *episodes = st[2];
   if (fallback_decisions != NULL)
     *fallback_decisions = st[3];
+  return OBSPAM_OK;
+}
+
+int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
+                         int64_t *ledger_added, int64_t *ledger_dropped,
+                         int64_t *keys_pending, int64_t *keys_deleted) {
+  int64_t st[6] = {0, 0, 0, 0, 0, 0};
+
+  if (e == NULL)
+    return OBSPAM_EINVAL;
+  pthread_rwlock_rdlock(&e->lock);
+  if (e->store->ops->backlog != NULL)
+    e->store->ops->backlog(e->store, st);
+  pthread_rwlock_unlock(&e->lock);
+  if (ledger_pending != NULL)
+    *ledger_pending = st[0];
+  if (ledger_added != NULL)
+    *ledger_added = st[1];
+  if (ledger_dropped != NULL)
+    *ledger_dropped = st[2];
+  if (keys_pending != NULL)
+    *keys_pending = st[3];
+  if (keys_deleted != NULL)
+    *keys_deleted = st[4];
   return OBSPAM_OK;
 }
 

@@ -14,6 +14,10 @@
 #include "tree.h"
 #include "whitelist.h"
 
+/* The threads that decide the batches of obspam_decide_start on a shared
+   store: each takes every batch queued at once into one exchange. */
+#define OBSPAM__ASYNC_THREADS 2
+
 /* Everything a configuration describes. */
 typedef struct obspam__conf {
   int64_t opt[OBSPAM__OPT_MAX + 1]; /* by OBSPAM_OPT_* */
@@ -41,6 +45,9 @@ struct obspam_engine {
      obspam_set_store has freed. */
   obspam__store *store;
   obspam__store *local;
+  /* 1 while store is a shared one: written under the write lock with
+     store, read atomically by a batch choosing its groups. */
+  int shared;
   void (*notify)(const obspam_notice *n, void *ud); /* under lock */
   void *notify_ud;
   /* The newest message time any decision has seen; read and raised
@@ -70,7 +77,29 @@ struct obspam_engine {
 
   pthread_mutex_t err_lock;
   char errmsg[512];
+
+  /* obspam_decide_start on a shared store (async.c): the batches queued
+     for the engine's threads, oldest first, under async_lock. */
+  pthread_mutex_t async_lock;
+  pthread_cond_t async_work; /* a batch was queued, or stop */
+  pthread_cond_t async_idle; /* the queue is empty and no thread busy */
+  struct obspam__job *queue, *queue_tail;
+  int threads, busy, stop;
+  pthread_t thread[OBSPAM__ASYNC_THREADS];
 };
+
+/* Decides msgs[0..n) in order into out and rc, as obspam_decide_batch
+   does, those whose how[i] has OBSPAM_DECIDE_DRY as obspam_check does
+   (how may be NULL). On a shared store, every charge in one exchange
+   when it can. Returns the first failure, or OBSPAM_OK (decide.c). */
+int obspam__decide_many(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc,
+                        const uint32_t *how, size_t n);
+/* Waits until every batch queued by obspam_decide_start is decided and
+   its done called (async.c). */
+void obspam__async_drain(obspam_engine *e);
+/* Drains, then ends the engine's threads (async.c). */
+void obspam__async_stop(obspam_engine *e);
 
 /* A conf with default options, an empty tree and no whitelist. */
 obspam__conf *obspam__conf_new(void);

@@ -322,6 +322,16 @@ typedef struct obspam__store_ops {
   /* Optional (NULL: a local store, all zeros): shared, up, episodes,
      fallback decisions; see obspam_store_status. */
   void (*status)(obspam__store *s, int64_t out[4]);
+  /* Optional (NULL: a local store): a reload dropped o, or moved it under
+     another subscription; called under the engine's read lock with the
+     old tree still whole. A shared store deletes what it keeps for o,
+     without making the caller wait for it. */
+  void (*gone)(obspam__store *s, const obspam__obj *o);
+  /* Optional (NULL: all zeros): the charges of an outage waiting to be
+     added to the shared store, added, and dropped past the bound; the
+     keys of dropped objects waiting to be deleted, deleted, and given up
+     (left to expire). See obspam_store_backlog. */
+  void (*backlog)(obspam__store *s, int64_t out[6]);
 } obspam__store_ops;
 
 struct obspam__store {
@@ -342,8 +352,9 @@ obspam__store *obspam__mem_store_new(void);
 /* ---- Stores opened from a URI (store_uri.c) ------------------------------ */
 
 /* NULL when uri names a store this library can open
-   ("redis://HOST:PORT[/DB]", "sentinel://HOST:PORT[,HOST:PORT...]/MASTER"
-   with Redis support); else what is wrong, in a few words. */
+   ("redis://HOST:PORT[/DB]", "sentinel://HOST:PORT[,HOST:PORT...]/MASTER",
+   either with "?pool=N", with Redis support); else what is wrong, in a
+   few words. */
 const char *obspam__store_uri_check(const char *uri);
 /* The longest key prefix of a shared store. */
 #define OBSPAM__PREFIX_MAX 128

@@ -312,20 +312,102 @@ static const char lua_reset[] =
     "redis.call('EXPIRE',KEYS[2],keep*3600+3600)\n"
     "return 1\n";
 
+/* The ledger of an outage (fallback local): the charges a relay made on
+   its own counters are added to the buckets they would have had, with no
+   check, so that the limits count them once Redis answers again. KEYS:
+   the n window hashes, the n history hashes. ARGV: n, t, c, window TTL,
+   retention hours. */
+static const char lua_add[] =
+    "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
+    "local c=tonumber(ARGV[3]) local wttl=tonumber(ARGV[4])\n"
+    "local keep=math.max(tonumber(ARGV[5]),24)\n"
+    "local ms='s'..string.format('%d',math.floor(t/60))\n"
+    "local ks='m'..string.format('%d',math.floor(t/5))\n"
+    "local hs=string.format('%d:s',t-t%3600)\n"
+    "for i=1,n do\n"
+    "  redis.call('HINCRBY',KEYS[i],ms,c)\n"
+    "  redis.call('HINCRBY',KEYS[i],ks,c)\n"
+    "  redis.call('EXPIRE',KEYS[i],wttl)\n"
+    "  redis.call('HINCRBY',KEYS[n+i],hs,c)\n"
+    "  redis.call('EXPIRE',KEYS[n+i],keep*3600+3600)\n"
+    "end\n"
+    "return 1\n";
+
+/* One connection of the pool, used by one caller at a time: the caller
+   that took it (take) connects it, talks through it and gives it back,
+   holding no lock meanwhile. */
+typedef struct conn {
+  redisContext *c;
+  uint64_t gen;   /* the store's generation it was made in */
+  int64_t tmo_ms; /* the socket timeout set on c */
+} conn;
+
+/* A charge made on the local counters while Redis did not answer, to be
+   added to Redis once it answers again (lua_add): the keys of its
+   objects and their report index members, NUL-separated in text. */
+typedef struct ledger_entry {
+  struct ledger_entry *next;
+  int64_t t, c, retention;
+  int64_t charges; /* the charges gathered in it */
+  int n;
+  size_t len;
+  char text[]; /* n window keys, n history keys, n index members */
+} ledger_entry;
+
+/* Keys of objects that a reload dropped, deleted by the housekeeping
+   thread in batches. */
+typedef struct gone_key {
+  struct gone_key *next;
+  char key[];
+} gone_key;
+
 typedef struct redis_store {
   obspam__store base;
   obspam__store *local;
   char *uri, *prefix;
   obspam__store_addr addr;
-  pthread_mutex_t lock; /* the connection and everything below */
-  redisContext *c;
-  char sha_charge[41], sha_read[41], sha_reset[41];
+
+  /* The pool: the free connections on a stack. plock is held only to
+     take or give back one, never while connecting or waiting for Redis. */
+  pthread_mutex_t plock;
+  pthread_cond_t pcond;
+  int npool, nfree;
+  conn *conns;
+  conn **free;
+
+  /* Everything below, held for a few instructions at a time. */
+  pthread_mutex_t slock;
+  /* The scripts' SHA1s, set once by the first connection that loads
+     them (the same text gives the same SHA1 on every server). */
+  int have_sha;
+  char sha_charge[41], sha_read[41], sha_reset[41], sha_add[41];
   int up;              /* the last attempt worked (1 before the first) */
+  int probing;         /* a caller is trying a down Redis again */
+  uint64_t gen;        /* counts the outages: older connections are stale */
   int64_t next_try_ms; /* while down: when to try again */
   int64_t episodes, fallbacks;
   int64_t timeout_ms;
   int64_t newest; /* the newest message time seen here */
+  /* The ledger of the outages' local charges (fallback local), oldest
+     first, at most LEDGER_MAX entries; what does not fit is counted in
+     dropped (charges) and only the local counters hold it. */
+  ledger_entry *ledger, *ledger_tail;
+  int64_t ledger_n, ledger_replayed, ledger_dropped;
+
+  /* Housekeeping: keys to delete, under hlock; the thread runs while
+     there are some, started at the first. */
+  pthread_mutex_t hlock;
+  pthread_cond_t hcond;
+  gone_key *gone;
+  int64_t gone_n, gone_deleted, gone_dropped;
+  int hk_started, hk_stop, hk_busy;
+  pthread_t hk;
 } redis_store;
+
+#define LEDGER_MAX 65536 /* outage charges kept for Redis */
+#define REPLAY_MAX 256   /* ledger entries sent in one exchange */
+#define GONE_MAX 200000  /* keys of dropped objects queued for deletion */
+#define GONE_BATCH 128   /* keys deleted in one exchange */
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -334,12 +416,21 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static redisContext *dial(const obspam__endpoint *ep, int64_t ms) {
+static struct timeval tv_of(int64_t ms) {
   struct timeval tv;
-  redisContext *c;
 
+  if (ms < 1)
+    ms = 1;
   tv.tv_sec = (time_t)(ms / 1000);
   tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+  return tv;
+}
+
+/* A connection to ep, made and answering within ms. */
+static redisContext *dial(const obspam__endpoint *ep, int64_t ms) {
+  struct timeval tv = tv_of(ms);
+  redisContext *c;
+
   c = redisConnectWithTimeout(ep->host, ep->port, tv);
   if (c == NULL)
     return NULL;
@@ -378,15 +469,24 @@ static int load_script(redisContext *c, const char *text, char sha[41]) {
   return 0;
 }
 
-/* The master's address, from the first sentinel that knows it. */
-static int ask_sentinels(redis_store *r, obspam__endpoint *master) {
+/* The milliseconds left before deadline (monotonic), or 0. */
+static int64_t left(int64_t deadline) {
+  int64_t ms = deadline - mono_ms();
+
+  return ms > 0 ? ms : 0;
+}
+
+/* The master's address, from the first sentinel that knows it, asked
+   before deadline. */
+static int ask_sentinels(redis_store *r, obspam__endpoint *master,
+                         int64_t deadline) {
   int i;
 
-  for (i = 0; i < r->addr.n; i++) {
+  for (i = 0; i < r->addr.n && left(deadline) > 0; i++) {
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name",
                           r->addr.master};
     size_t len[] = {8, 23, strlen(r->addr.master)};
-    redisContext *c = dial(&r->addr.ep[i], r->timeout_ms);
+    redisContext *c = dial(&r->addr.ep[i], left(deadline));
     redisReply *rp;
     int ok = 0;
 
@@ -426,18 +526,19 @@ static int is_master(redisContext *c) {
   return ok;
 }
 
-static int connect_master(redis_store *r) {
+/* Connects k to the master before deadline, with the scripts loaded. */
+static int connect_master(redis_store *r, conn *k, int64_t deadline) {
+  char sha[4][41];
   obspam__endpoint master;
   redisContext *c;
 
   if (r->addr.sentinel) {
-    if (ask_sentinels(r, &master) != 0)
+    if (ask_sentinels(r, &master, deadline) != 0)
       return -1;
   } else {
     master = r->addr.ep[0];
   }
-  c = dial(&master, r->timeout_ms);
-  if (c == NULL)
+  if (left(deadline) == 0 || (c = dial(&master, left(deadline))) == NULL)
     return -1;
   if (r->addr.sentinel && !is_master(c))
     goto fail;
@@ -455,44 +556,157 @@ static int connect_master(redis_store *r) {
       goto fail;
     freeReplyObject(rp);
   }
-  if (load_script(c, lua_charge, r->sha_charge) != 0 ||
-      load_script(c, lua_read, r->sha_read) != 0 ||
-      load_script(c, lua_reset, r->sha_reset) != 0)
+  if (load_script(c, lua_charge, sha[0]) != 0 ||
+      load_script(c, lua_read, sha[1]) != 0 ||
+      load_script(c, lua_reset, sha[2]) != 0 ||
+      load_script(c, lua_add, sha[3]) != 0)
     goto fail;
-  r->c = c;
+  pthread_mutex_lock(&r->slock);
+  if (!r->have_sha) {
+    memcpy(r->sha_charge, sha[0], 41);
+    memcpy(r->sha_read, sha[1], 41);
+    memcpy(r->sha_reset, sha[2], 41);
+    memcpy(r->sha_add, sha[3], 41);
+    r->have_sha = 1;
+  }
+  pthread_mutex_unlock(&r->slock);
+  k->c = c;
+  k->tmo_ms = left(deadline);
   return 0;
 fail:
   redisFree(c);
   return -1;
 }
 
-/* Redis stopped answering: count an episode when it was up. */
-static void mark_down(redis_store *r) {
-  if (r->c != NULL) {
-    redisFree(r->c);
-    r->c = NULL;
-  }
-  if (r->up)
-    r->episodes++;
-  r->up = 0;
-  r->next_try_ms = mono_ms() + RETRY_MS;
+/* A free connection of the pool, or NULL when none is free before
+   deadline. */
+static conn *take(redis_store *r, int64_t deadline) {
+  struct timespec until;
+  conn *k = NULL;
+
+  until.tv_sec = (time_t)(deadline / 1000);
+  until.tv_nsec = (long)(deadline % 1000) * 1000000L;
+  pthread_mutex_lock(&r->plock);
+  while (r->nfree == 0)
+    if (pthread_cond_timedwait(&r->pcond, &r->plock, &until) != 0 &&
+        r->nfree == 0)
+      break;
+  if (r->nfree > 0)
+    k = r->free[--r->nfree];
+  pthread_mutex_unlock(&r->plock);
+  return k;
 }
 
-/* A connection, unless Redis is down and it is not time to try again. */
-static int ensure(redis_store *r) {
-  if (r->c != NULL)
-    return 0;
-  if (!r->up && mono_ms() < r->next_try_ms)
-    return -1;
-  if (connect_master(r) == 0) {
-    r->up = 1;
-    return 0;
+static void give(redis_store *r, conn *k) {
+  pthread_mutex_lock(&r->plock);
+  r->free[r->nfree++] = k;
+  pthread_cond_signal(&r->pcond);
+  pthread_mutex_unlock(&r->plock);
+}
+
+/* One caller's exchange with Redis: its connection, the moment it must
+   give up, and whether it is the one probing a down Redis. */
+typedef struct session {
+  conn *k;
+  int64_t deadline;
+  uint64_t gen;
+  int probe;
+} session;
+
+/* Redis stopped answering x: its connection goes, and an episode is
+   counted when Redis was up. Every connection made before is stale from
+   now on (gen). */
+static void down(redis_store *r, session *x) {
+  if (x->k->c != NULL) {
+    redisFree(x->k->c);
+    x->k->c = NULL;
   }
-  mark_down(r);
+  pthread_mutex_lock(&r->slock);
+  if (r->up) {
+    r->episodes++;
+    r->gen++;
+  }
+  r->up = 0;
+  r->next_try_ms = mono_ms() + RETRY_MS;
+  if (x->probe)
+    r->probing = 0;
+  x->probe = 0;
+  pthread_mutex_unlock(&r->slock);
+}
+
+static int replay(redis_store *r, session *x);
+static int r_charge(obspam__store *s, obspam__charge *ch);
+
+/* Starts an exchange: 0 with x ready (a connection to the master, the
+   scripts loaded, the ledger of an outage sent), or -1 at once while
+   Redis is down and another caller probes it or the last try was less
+   than RETRY_MS ago, or when neither a connection of the pool nor Redis
+   answered within the timeout. After 0, session_end gives x back. */
+static int session_start(redis_store *r, session *x) {
+  int64_t now = mono_ms(), tmo;
+  int owed;
+
+  pthread_mutex_lock(&r->slock);
+  x->probe = 0;
+  if (!r->up) {
+    if (r->probing || now < r->next_try_ms) {
+      pthread_mutex_unlock(&r->slock);
+      return -1;
+    }
+    r->probing = x->probe = 1;
+    r->next_try_ms = now + RETRY_MS;
+  }
+  tmo = r->timeout_ms;
+  x->gen = r->gen;
+  owed = r->ledger != NULL;
+  pthread_mutex_unlock(&r->slock);
+  x->deadline = now + tmo;
+  x->k = take(r, x->deadline);
+  if (x->k == NULL) {
+    /* Every connection is busy for longer than the timeout: this caller
+       falls back without calling Redis down. */
+    if (x->probe) {
+      pthread_mutex_lock(&r->slock);
+      r->probing = 0;
+      pthread_mutex_unlock(&r->slock);
+    }
+    return -1;
+  }
+  if (x->k->c != NULL && x->k->gen != x->gen) {
+    redisFree(x->k->c);
+    x->k->c = NULL;
+  }
+  if (x->k->c == NULL) {
+    if (connect_master(r, x->k, x->deadline) != 0)
+      goto fail;
+    x->k->gen = x->gen;
+  } else if (x->k->tmo_ms != tmo || left(x->deadline) < tmo) {
+    x->k->tmo_ms = left(x->deadline);
+    if (redisSetTimeout(x->k->c, tv_of(x->k->tmo_ms)) != REDIS_OK)
+      goto fail;
+  }
+  if (owed && replay(r, x) != 0)
+    goto fail;
+  return 0;
+fail:
+  down(r, x);
+  give(r, x->k);
   return -1;
 }
 
-/* A batch of commands sent in one write, their replies read together. */
+/* Ends an exchange that session_start began: a probe that got its
+   answers brings Redis back up. */
+static void session_end(redis_store *r, session *x) {
+  if (x->probe) {
+    pthread_mutex_lock(&r->slock);
+    r->up = 1;
+    r->probing = 0;
+    pthread_mutex_unlock(&r->slock);
+  }
+  give(r, x->k);
+}
+
+/* A command of a few arguments, built on the stack. */
 #define ARGS_MAX 40
 typedef struct cmd {
   int argc;
@@ -512,24 +726,31 @@ static int reply_is(const redisReply *rp, const char *prefix) {
          strncmp(rp->str, prefix, strlen(prefix)) == 0;
 }
 
-/* Sends the n commands and reads their replies into rp. A lost connection,
-   a demoted master or an unknown script is retried once on a fresh
-   connection (a failover, a restarted Redis). Returns 0, or -1 with
-   Redis marked down and no reply kept. */
-static int pipeline(redis_store *r, cmd *cmds, int n, redisReply **rp) {
+/* Sends the n commands, already in the protocol (fmt[i], flen[i] bytes),
+   in one write and reads their replies into rp. A lost connection, a
+   demoted master or an unknown script is retried once on a fresh
+   connection (a failover, a restarted Redis) while the session has time
+   left. Returns 0, or -1 with Redis called down and no reply kept. */
+static int send_fmt(redis_store *r, session *x, char *const *fmt,
+                    const long long *flen, int n, redisReply **rp) {
   int attempt, i, again;
 
   for (attempt = 0; attempt < 2; attempt++) {
-    if (ensure(r) != 0)
-      return -1;
+    if (x->k->c == NULL) {
+      if (connect_master(r, x->k, x->deadline) != 0)
+        break;
+      x->k->gen = x->gen;
+    }
     for (i = 0; i < n; i++)
-      redisAppendCommandArgv(r->c, cmds[i].argc, cmds[i].argv, cmds[i].len);
-    again = 0;
-    for (i = 0; i < n; i++) {
+      if (redisAppendFormattedCommand(x->k->c, fmt[i], (size_t)flen[i]) !=
+          REDIS_OK)
+        break;
+    again = i < n;
+    for (i = 0; i < n && !again; i++) {
       void *v = NULL;
 
       rp[i] = NULL;
-      if (redisGetReply(r->c, &v) != REDIS_OK || v == NULL) {
+      if (redisGetReply(x->k->c, &v) != REDIS_OK || v == NULL) {
         again = 1;
         break;
       }
@@ -543,11 +764,88 @@ static int pipeline(redis_store *r, cmd *cmds, int n, redisReply **rp) {
     while (i-- > 0)
       if (rp[i] != NULL)
         freeReplyObject(rp[i]);
-    redisFree(r->c);
-    r->c = NULL;
+    redisFree(x->k->c);
+    x->k->c = NULL;
+    if (left(x->deadline) == 0)
+      break;
   }
-  mark_down(r);
+  down(r, x);
   return -1;
+}
+
+/* Commands in the protocol, for one exchange. */
+typedef struct batch {
+  char **fmt;
+  long long *flen;
+  int n, cap;
+} batch;
+
+static void batch_free(batch *b) {
+  int i;
+
+  for (i = 0; i < b->n; i++)
+    redisFreeCommand(b->fmt[i]);
+  free(b->fmt);
+  free(b->flen);
+  memset(b, 0, sizeof(*b));
+}
+
+/* Appends c to b. 0, or -1 when out of memory. */
+static int batch_add(batch *b, const cmd *c) {
+  char *f = NULL;
+  long long len;
+
+  if (b->n == b->cap) {
+    int cap = b->cap ? 2 * b->cap : 16;
+    char **fmt = realloc(b->fmt, (size_t)cap * sizeof(*fmt));
+    long long *flen;
+
+    if (fmt == NULL)
+      return -1;
+    b->fmt = fmt;
+    flen = realloc(b->flen, (size_t)cap * sizeof(*flen));
+    if (flen == NULL)
+      return -1;
+    b->flen = flen;
+    b->cap = cap;
+  }
+  /* hiredis only reads the arguments. */
+  len = redisFormatCommandArgv(&f, c->argc, (const char **)(uintptr_t)c->argv,
+                               c->len);
+  if (len < 0)
+    return -1;
+  b->fmt[b->n] = f;
+  b->flen[b->n++] = len;
+  return 0;
+}
+
+/* Sends the n commands of cmds in one write, their replies read
+   together; as send_fmt. -1 also when out of memory (nothing sent). */
+static int pipeline(redis_store *r, session *x, const cmd *cmds, int n,
+                    redisReply **rp) {
+  batch b = {NULL, NULL, 0, 0};
+  int i, rc = -1;
+
+  for (i = 0; i < n; i++)
+    if (batch_add(&b, &cmds[i]) != 0)
+      break;
+  if (i == n)
+    rc = send_fmt(r, x, b.fmt, b.flen, n, rp);
+  batch_free(&b);
+  return rc;
+}
+
+/* One command on a session of its own: 0 with *rp, or -1 (Redis does not
+   answer: nothing kept). */
+static int call1(redis_store *r, const cmd *c, redisReply **rp) {
+  session x;
+  int rc;
+
+  if (session_start(r, &x) != 0)
+    return -1;
+  rc = pipeline(r, &x, c, 1, rp);
+  session_end(r, &x);
+  return rc;
 }
 
 static void free_replies(redisReply **rp, int n) {
@@ -595,17 +893,18 @@ static int64_t int_of(const redisReply *rp) {
   return 0;
 }
 
-/* The charge on Redis; -1 when Redis did not answer as it should. */
-static int redis_charge(redis_store *r, obspam__charge *ch) {
+/* Appends to b the commands of the charge ch (the script, then, unless
+   dry, the report index and the script's subscription): returns how many,
+   or -1 when out of memory. The script's SHA1 is known: a session is
+   started. */
+static int build_charge(redis_store *r, const obspam__charge *ch, batch *b) {
   char keys[7][KEY_MAX], members[4][KEY_MAX], nums[16][24], hourkey[KEY_MAX];
   char lims[3][OBSPAM__WINDOWS][24];
   size_t klen[7], mlen[4];
   cmd cmds[4];
-  redisReply *rp[4];
   const char *sub = sub_of(ch->obj[0]);
   int64_t hour = ch->t - ch->t % 3600;
   int i, w, nk = 0, ncmd = 1, has_script = ch->script != NULL && !ch->dry;
-  const redisReply *res;
 
   for (i = 0; i < 2 * ch->n; i++, nk++) {
     const obspam__obj *o = ch->obj[i % ch->n];
@@ -621,7 +920,7 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
 
   memset(cmds, 0, sizeof(cmds));
   args(&cmds[0], "EVALSHA");
-  arg(&cmds[0], r->sha_charge, 40); /* filled in when connecting */
+  arg(&cmds[0], r->sha_charge, 40);
   snprintf(nums[0], sizeof(nums[0]), "%d", nk);
   args(&cmds[0], nums[0]);
   for (i = 0; i < nk; i++)
@@ -678,15 +977,20 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
       ncmd = 4;
     }
   }
-  if (pipeline(r, cmds, ncmd, rp) != 0)
-    return -1;
-  res = rp[0];
+  for (i = 0; i < ncmd; i++)
+    if (batch_add(b, &cmds[i]) != 0)
+      return -1;
+  return ncmd;
+}
+
+/* The answer of the charge script, res, into ch: 0, or -1 when it is not
+   one. */
+static int parse_charge(obspam__charge *ch, const redisReply *res) {
+  int i, w;
+
   if (res->type != REDIS_REPLY_ARRAY ||
-      res->elements != 2 * 3 * OBSPAM__WINDOWS) {
-    free_replies(rp, ncmd);
-    mark_down(r);
+      res->elements != 2 * 3 * OBSPAM__WINDOWS)
     return -1;
-  }
   for (i = 0; i < ch->n; i++) {
     for (w = 0; w < OBSPAM__WINDOWS; w++) {
       ch->count[i][w] = int_of(res->element[i * OBSPAM__WINDOWS + w]);
@@ -698,21 +1002,179 @@ static int redis_charge(redis_store *r, obspam__charge *ch) {
   }
   obspam__judge(ch);
   ch->period_start = ch->t - ch->t % ch->period;
-  free_replies(rp, ncmd);
   return 0;
 }
 
-/* A reset (ch->reset) on Redis, under r->lock: one script, so that no
-   decision of another server comes between emptying the windows and
-   recording the floor of the day. 0, or -1 when Redis did not answer. */
+/* ---- the ledger of an outage ------------------------------------------- */
+
+/* Keeps an accepted charge made on the local counters while Redis did
+   not answer, to be added to Redis when it answers again. A charge in the
+   same 5-second tick as the last one kept, on the same objects, is added
+   to it; past LEDGER_MAX entries the charge is counted as dropped. */
+static void ledger_add(redis_store *r, const obspam__charge *ch) {
+  char text[3 * 3 * KEY_MAX];
+  const char *sub;
+  ledger_entry *le;
+  size_t len = 0;
+  int i, part;
+
+  if (ch->dry || ch->probe || ch->note || ch->refuser >= 0 || ch->n == 0)
+    return;
+  sub = sub_of(ch->obj[0]);
+  for (part = 0; part < 3; part++)
+    for (i = 0; i < ch->n; i++) {
+      const obspam__obj *o = ch->obj[i];
+
+      len += part < 2 ? key_of(r, text + len, sub, o->kind, o->name, o->len,
+                               part == 0 ? 'w' : 'h')
+                      : member_of(text + len, sub, o->kind, o->name, o->len);
+      text[len++] = '\0';
+    }
+  pthread_mutex_lock(&r->slock);
+  le = r->ledger_tail;
+  if (le != NULL && le->n == ch->n && le->len == len &&
+      le->t / 5 == ch->t / 5 && le->retention == ch->retention &&
+      memcmp(le->text, text, len) == 0) {
+    le->c += ch->c;
+    le->charges++;
+    r->ledger_n++;
+    pthread_mutex_unlock(&r->slock);
+    return;
+  }
+  pthread_mutex_unlock(&r->slock);
+  le = malloc(sizeof(*le) + len);
+  pthread_mutex_lock(&r->slock);
+  if (le == NULL || r->ledger_n >= LEDGER_MAX) {
+    r->ledger_dropped++;
+    pthread_mutex_unlock(&r->slock);
+    free(le);
+    return;
+  }
+  le->next = NULL;
+  le->t = ch->t;
+  le->c = ch->c;
+  le->charges = 1;
+  le->retention = ch->retention;
+  le->n = ch->n;
+  le->len = len;
+  memcpy(le->text, text, len);
+  if (r->ledger_tail != NULL)
+    r->ledger_tail->next = le;
+  else
+    r->ledger = le;
+  r->ledger_tail = le;
+  r->ledger_n++;
+  pthread_mutex_unlock(&r->slock);
+}
+
+/* The commands that add the ledger entry le to Redis (lua_add and the
+   report index): 0, or -1 when out of memory. */
+static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
+  const char *p = le->text, *key[9];
+  char nums[6][24], hourkey[KEY_MAX];
+  cmd c;
+  int i;
+
+  for (i = 0; i < 3 * le->n; i++) {
+    key[i] = p;
+    p += strlen(p) + 1;
+  }
+  memset(&c, 0, sizeof(c));
+  args(&c, "EVALSHA");
+  arg(&c, r->sha_add, 40);
+  snprintf(nums[0], sizeof(nums[0]), "%d", 2 * le->n);
+  args(&c, nums[0]);
+  for (i = 0; i < 2 * le->n; i++)
+    args(&c, key[i]);
+  snprintf(nums[1], sizeof(nums[1]), "%d", le->n);
+  snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)le->t);
+  snprintf(nums[3], sizeof(nums[3]), "%lld", (long long)le->c);
+  snprintf(nums[4], sizeof(nums[4]), "%d", WINDOW_TTL);
+  snprintf(nums[5], sizeof(nums[5]), "%lld", (long long)le->retention);
+  for (i = 1; i < 6; i++)
+    args(&c, nums[i]);
+  if (batch_add(b, &c) != 0)
+    return -1;
+  memset(&c, 0, sizeof(c));
+  snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
+           (long long)(le->t - le->t % 3600));
+  args(&c, "SADD");
+  args(&c, hourkey);
+  for (i = 2 * le->n; i < 3 * le->n; i++)
+    args(&c, key[i]);
+  return batch_add(b, &c);
+}
+
+/* Sends up to REPLAY_MAX entries of the ledger on x, the oldest first.
+   0 when they were added (or the ledger was empty); -1 when Redis did not
+   take them, which are then kept for the next try. */
+static int replay(redis_store *r, session *x) {
+  ledger_entry *head, *le, *last = NULL;
+  redisReply **rp = NULL;
+  batch b = {NULL, NULL, 0, 0};
+  int n = 0, i, rc = -1;
+
+  pthread_mutex_lock(&r->slock);
+  head = r->ledger;
+  for (le = head; le != NULL && n < REPLAY_MAX; le = le->next, n++)
+    last = le;
+  if (last != NULL) {
+    r->ledger = last->next;
+    if (r->ledger == NULL)
+      r->ledger_tail = NULL;
+    last->next = NULL;
+  }
+  pthread_mutex_unlock(&r->slock);
+  if (n == 0)
+    return 0;
+  for (le = head; le != NULL; le = le->next)
+    if (build_add(r, le, &b) != 0)
+      break;
+  if (le == NULL && (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
+      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0) {
+    rc = 0;
+    for (i = 0; i < b.n; i++)
+      if (rp[i]->type == REDIS_REPLY_ERROR)
+        rc = -1;
+    free_replies(rp, b.n);
+  }
+  free(rp);
+  batch_free(&b);
+  pthread_mutex_lock(&r->slock);
+  if (rc == 0) {
+    /* Added: each entry counts the charges it gathered. */
+    while (head != NULL) {
+      le = head;
+      head = le->next;
+      r->ledger_n -= le->charges;
+      r->ledger_replayed += le->charges;
+      free(le);
+    }
+  } else {
+    /* Kept for the next try, before what was added meanwhile. */
+    last->next = r->ledger;
+    r->ledger = head;
+    if (r->ledger_tail == NULL)
+      r->ledger_tail = last;
+  }
+  pthread_mutex_unlock(&r->slock);
+  return rc;
+}
+
+/* A reset (ch->reset) on Redis: one script, so that no decision of
+   another server comes between emptying the windows and recording the
+   floor of the day. 0, or -1 when Redis did not answer. */
 static int redis_reset(redis_store *r, const obspam__charge *ch) {
   char w[KEY_MAX], h[KEY_MAX], ts[24], rets[24];
   const obspam__obj *o = ch->obj[0];
   const char *sub = sub_of(o);
   redisReply *rp;
+  session x;
   cmd c;
   int ok;
 
+  if (session_start(r, &x) != 0)
+    return -1;
   memset(&c, 0, sizeof(c));
   args(&c, "EVALSHA");
   arg(&c, r->sha_reset, 40);
@@ -723,15 +1185,16 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
   snprintf(rets, sizeof(rets), "%lld", (long long)ch->retention);
   args(&c, ts);
   args(&c, rets);
-  if (pipeline(r, &c, 1, &rp) != 0)
-    return -1;
-  ok = rp->type == REDIS_REPLY_INTEGER && rp->integer == 1;
-  freeReplyObject(rp);
-  if (!ok) {
-    mark_down(r);
+  if (pipeline(r, &x, &c, 1, &rp) != 0) {
+    session_end(r, &x);
     return -1;
   }
-  return 0;
+  ok = rp->type == REDIS_REPLY_INTEGER && rp->integer == 1;
+  freeReplyObject(rp);
+  if (!ok)
+    down(r, &x);
+  session_end(r, &x);
+  return ok ? 0 : -1;
 }
 
 /* A reset must reach every server: with Redis down it fails
@@ -744,13 +1207,13 @@ static int r_reset(redis_store *r, obspam__charge *ch) {
   void (*record)(void *, const obspam__charge *) = ch->record;
   int rc;
 
-  pthread_mutex_lock(&r->lock);
+  pthread_mutex_lock(&r->slock);
   if (ch->t < r->newest)
     ch->t = r->newest;
   else
     r->newest = ch->t;
+  pthread_mutex_unlock(&r->slock);
   rc = redis_reset(r, ch);
-  pthread_mutex_unlock(&r->lock);
   if (rc != 0)
     return OBSPAM_EUNAVAIL;
   ch->record = NULL;
@@ -759,46 +1222,128 @@ static int r_reset(redis_store *r, obspam__charge *ch) {
   return OBSPAM_OK;
 }
 
-static int r_charge(obspam__store *s, obspam__charge *ch) {
+/* The charges ch[0..n) (no reset among them) in one exchange with Redis:
+   every command of every charge in one write, the replies read together.
+   ok[i] is set for each charge that Redis made and answered. */
+static void redis_charges(redis_store *r, obspam__charge *const *ch, int n,
+                          uint8_t *ok) {
+  int *first = NULL, i, k;
+  redisReply **rp = NULL;
+  batch b = {NULL, NULL, 0, 0};
+  session x;
+
+  if (n <= 0)
+    return;
+  memset(ok, 0, (size_t)n);
+  if (session_start(r, &x) != 0)
+    return;
+  first = malloc((size_t)n * sizeof(*first));
+  for (i = 0; first != NULL && i < n; i++) {
+    first[i] = b.n;
+    if (!ch[i]->note && build_charge(r, ch[i], &b) < 0)
+      break;
+  }
+  if (first != NULL && i == n && b.n > 0 &&
+      (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
+      send_fmt(r, &x, b.fmt, b.flen, b.n, rp) == 0) {
+    for (i = 0; i < n; i++) {
+      if (ch[i]->note)
+        continue;
+      if (parse_charge(ch[i], rp[first[i]]) != 0) {
+        /* Not the answer of the script: Redis is not the one expected. */
+        down(r, &x);
+        break;
+      }
+      ok[i] = 1;
+    }
+    for (k = 0; k < b.n; k++)
+      freeReplyObject(rp[k]);
+  }
+  session_end(r, &x);
+  free(rp);
+  free(first);
+  batch_free(&b);
+}
+
+/* The charges ch[0..n), in order, as n calls of charge would make them:
+   on Redis in one exchange; those Redis did not answer on the local
+   counters (kept in the ledger), or failed with OBSPAM_EUNAVAIL
+   (store-fallback defer). */
+static int r_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
+                         int *done) {
   redis_store *r = (redis_store *)s;
-  int rc;
+  uint8_t small[64], *ok = small;
+  int i, rc = OBSPAM_OK, reset = 0;
 
-  if (ch->note)
-    return OBSPAM_OK; /* Redis keeps no rows of scripts charged to nobody */
-  if (ch->reset)
-    return r_reset(r, ch);
-
-  pthread_mutex_lock(&r->lock);
-  if (ch->timeout_ms > 0 && ch->timeout_ms != r->timeout_ms) {
-    r->timeout_ms = ch->timeout_ms;
-    if (r->c != NULL) {
-      struct timeval tv = {(time_t)(r->timeout_ms / 1000),
-                           (suseconds_t)((r->timeout_ms % 1000) * 1000)};
-
-      redisSetTimeout(r->c, tv);
-    }
+  *done = 0;
+  for (i = 0; i < n; i++)
+    reset |= ch[i]->reset;
+  if (reset && n == 1)
+    return r_reset(r, ch[0]);
+  if (reset) {
+    /* A reset is its own script, made once Redis has every decision
+       before it: one charge at a time. */
+    for (; *done < n; ++*done)
+      if ((rc = r_charge(s, ch[*done])) != OBSPAM_OK)
+        break;
+    return rc;
   }
-  if (ch->t < r->newest)
-    ch->t = r->newest;
-  else if (!ch->dry)
-    r->newest = ch->t;
-  rc = redis_charge(r, ch);
-  if (rc != 0 && !ch->dry)
-    r->fallbacks++;
-  pthread_mutex_unlock(&r->lock);
-  if (rc == 0) {
-    /* Notices come from each node's own notification periods: account
-       the decision there (allocation failure only costs a notice). */
-    if (!ch->dry) {
-      ch->notify_only = 1;
-      (void)r->local->ops->charge(r->local, ch);
-      ch->notify_only = 0;
-    }
-    return OBSPAM_OK;
+  if (n > (int)sizeof(small) && (ok = malloc((size_t)n)) == NULL)
+    return OBSPAM_ENOMEM;
+  pthread_mutex_lock(&r->slock);
+  for (i = 0; i < n; i++) {
+    obspam__charge *c = ch[i];
+
+    if (c->note)
+      continue;
+    if (c->timeout_ms > 0)
+      r->timeout_ms = c->timeout_ms;
+    if (c->t < r->newest)
+      c->t = r->newest;
+    else if (!c->dry)
+      r->newest = c->t;
   }
-  if (ch->defer)
-    return OBSPAM_EUNAVAIL;
-  return r->local->ops->charge(r->local, ch);
+  pthread_mutex_unlock(&r->slock);
+  redis_charges(r, ch, n, ok);
+  for (i = 0; i < n; i++, ++*done) {
+    obspam__charge *c = ch[i];
+
+    if (c->note)
+      continue; /* Redis keeps no rows of scripts charged to nobody */
+    if (ok[i]) {
+      /* Notices come from each node's own notification periods: account
+         the decision there (allocation failure only costs a notice). */
+      if (!c->dry) {
+        c->notify_only = 1;
+        (void)r->local->ops->charge(r->local, c);
+        c->notify_only = 0;
+      }
+      continue;
+    }
+    if (!c->dry) {
+      pthread_mutex_lock(&r->slock);
+      r->fallbacks++;
+      pthread_mutex_unlock(&r->slock);
+    }
+    if (c->defer) {
+      rc = OBSPAM_EUNAVAIL;
+      break;
+    }
+    if ((rc = r->local->ops->charge(r->local, c)) != OBSPAM_OK)
+      break;
+    ledger_add(r, c);
+  }
+  if (ok != small)
+    free(ok);
+  return rc;
+}
+
+static int r_charge(obspam__store *s, obspam__charge *ch) {
+  obspam__charge *one[1];
+  int done;
+
+  one[0] = ch;
+  return r_charge_many(s, one, 1, &done);
 }
 
 static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
@@ -808,11 +1353,15 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   const char *sub = sub_of(o);
   cmd c;
   redisReply *rp;
+  session x;
 
   memset(&c, 0, sizeof(c));
-  pthread_mutex_lock(&r->lock);
+  pthread_mutex_lock(&r->slock);
   if (now < r->newest)
     now = r->newest;
+  pthread_mutex_unlock(&r->slock);
+  if (session_start(r, &x) != 0)
+    goto local;
   args(&c, "EVALSHA");
   arg(&c, r->sha_read, 40);
   args(&c, "2");
@@ -822,7 +1371,7 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
   snprintf(rets, sizeof(rets), "%lld", (long long)retention);
   args(&c, nows);
   args(&c, rets);
-  if (pipeline(r, &c, 1, &rp) == 0) {
+  if (pipeline(r, &x, &c, 1, &rp) == 0) {
     if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 9) {
       out->count = int_of(rp->element[0]);
       out->refused = int_of(rp->element[1]);
@@ -834,13 +1383,14 @@ static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
       out->count_minute = int_of(rp->element[7]);
       out->last_reset = int_of(rp->element[8]);
       freeReplyObject(rp);
-      pthread_mutex_unlock(&r->lock);
+      session_end(r, &x);
       return;
     }
     freeReplyObject(rp);
-    mark_down(r);
+    down(r, &x);
   }
-  pthread_mutex_unlock(&r->lock);
+  session_end(r, &x);
+local:
   r->local->ops->read(r->local, o, now, retention, out);
 }
 
@@ -856,10 +1406,8 @@ static void r_forget(obspam__store *s, obspam__obj *o) {
   args(&c, "DEL");
   arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
   arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
-  pthread_mutex_lock(&r->lock);
-  if (pipeline(r, &c, 1, &rp) == 0)
+  if (call1(r, &c, &rp) == 0)
     freeReplyObject(rp);
-  pthread_mutex_unlock(&r->lock);
   r->local->ops->forget(r->local, o);
 }
 
@@ -955,8 +1503,9 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
   cmd c;
   int rc;
 
-  pthread_mutex_lock(&r->lock);
+  pthread_mutex_lock(&r->slock);
   cutoff = obspam__hour_cutoff(obspam__hour_of(r->newest), retention);
+  pthread_mutex_unlock(&r->slock);
   if (o == NULL) {
     /* A script: under the subscription it was last charged to. */
     memset(&c, 0, sizeof(c));
@@ -964,11 +1513,10 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     args(&c, "HGET");
     args(&c, key);
     arg(&c, script, script_len);
-    if (pipeline(r, &c, 1, &rp) != 0)
+    if (call1(r, &c, &rp) != 0)
       goto local;
     if (rp->type != REDIS_REPLY_STRING || rp->len > OBSPAM_NAME_MAX) {
       freeReplyObject(rp);
-      pthread_mutex_unlock(&r->lock);
       *out = NULL;
       *n = 0;
       return OBSPAM_ENOTFOUND;
@@ -985,14 +1533,12 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     arg(&c, key, key_of(r, key, sub, OBSPAM_SCRIPT, script, script_len, 'h'));
   else
     arg(&c, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
-  if (pipeline(r, &c, 1, &rp) != 0)
+  if (call1(r, &c, &rp) != 0)
     goto local;
   rc = parse_hours(rp, cutoff, from, to, o == NULL ? 0 : 3600, out, n);
   freeReplyObject(rp);
-  pthread_mutex_unlock(&r->lock);
   return rc;
 local:
-  pthread_mutex_unlock(&r->lock);
   return r->local->ops->history(r->local, o, script, script_len, from, to,
                                 retention, out, n);
 }
@@ -1052,8 +1598,8 @@ static void strlist_unique(strlist *l) {
    each "KIND\tSUB\tNAME" once, however many of the hours it was active
    in. OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
    answer. */
-static int indexed_objects(redis_store *r, int64_t first, int64_t last,
-                           strlist *out) {
+static int indexed_objects(redis_store *r, session *x, int64_t first,
+                           int64_t last, strlist *out) {
   char key[KEY_MAX];
   int64_t hour;
   redisReply *rp;
@@ -1066,7 +1612,7 @@ static int indexed_objects(redis_store *r, int64_t first, int64_t last,
     snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
     args(&c, "SMEMBERS");
     args(&c, key);
-    if (pipeline(r, &c, 1, &rp) != 0)
+    if (pipeline(r, x, &c, 1, &rp) != 0)
       return OBSPAM_EUNAVAIL;
     for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++)
       if ((rc = strlist_add(out, rp->element[i]->str)) != OBSPAM_OK)
@@ -1083,7 +1629,7 @@ static int indexed_objects(redis_store *r, int64_t first, int64_t last,
    row belongs in the report; a member of another shape has none.
    OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
    answer. */
-static int object_row(redis_store *r, char *member, int64_t cutoff,
+static int object_row(redis_store *r, session *x, char *member, int64_t cutoff,
                       int64_t from, int64_t to, int every, obspam__row *row,
                       int *listed) {
   char key[KEY_MAX], *kind_end, *sub, *tab;
@@ -1105,7 +1651,7 @@ static int object_row(redis_store *r, char *member, int64_t cutoff,
   args(&c, "HGETALL");
   arg(&c, key,
       key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
-  if (pipeline(r, &c, 1, &rp) != 0)
+  if (pipeline(r, x, &c, 1, &rp) != 0)
     return OBSPAM_EUNAVAIL;
   rc = parse_hours(rp, cutoff, from, to, row->kind == OBSPAM_SCRIPT ? 0 : 3600,
                    &h, &nh);
@@ -1158,13 +1704,13 @@ static int pack_rows(obspam__row *rows, size_t n, obspam__row **out) {
 /* A report from Redis, as store_mem.c's mem_report makes one: every
    object indexed in the hours overlapping [from, to) within the
    retention, with the sums of its hours. OBSPAM_OK, OBSPAM_ENOMEM, or
-   OBSPAM_EUNAVAIL when Redis does not answer. Under r->lock. A node that
+   OBSPAM_EUNAVAIL when Redis does not answer. On session x. A node that
    has decided nothing since it started has seen no time yet, but the
    other nodes' counts are in Redis: the end of the period stands in. */
-static int redis_report(redis_store *r, int64_t from, int64_t to,
-                        int64_t retention, int every, obspam__row **out,
-                        size_t *n) {
-  int64_t newest = r->newest > 0 ? r->newest : to - 1;
+static int redis_report(redis_store *r, session *x, int64_t seen, int64_t from,
+                        int64_t to, int64_t retention, int every,
+                        obspam__row **out, size_t *n) {
+  int64_t newest = seen > 0 ? seen : to - 1;
   int64_t cutoff = obspam__hour_cutoff(obspam__hour_of(newest), retention);
   int64_t first = obspam__hour_of(from > cutoff ? from : cutoff);
   int64_t last = obspam__hour_of(to - 1 < newest ? to - 1 : newest);
@@ -1174,13 +1720,13 @@ static int redis_report(redis_store *r, int64_t from, int64_t to,
   int rc = OBSPAM_OK, listed;
 
   if (to > from)
-    rc = indexed_objects(r, first, last, &members);
+    rc = indexed_objects(r, x, first, last, &members);
   if (rc == OBSPAM_OK && members.n > 0 &&
       (rows = calloc(members.n, sizeof(*rows))) == NULL)
     rc = OBSPAM_ENOMEM;
   for (i = 0; rc == OBSPAM_OK && i < members.n; i++) {
-    rc =
-        object_row(r, members.v[i], cutoff, from, to, every, &rows[k], &listed);
+    rc = object_row(r, x, members.v[i], cutoff, from, to, every, &rows[k],
+                    &listed);
     if (rc == OBSPAM_OK && listed)
       k++;
   }
@@ -1197,13 +1743,19 @@ static int r_report(obspam__store *s, int64_t from, int64_t to,
                     int64_t retention, int every, obspam__row **out,
                     size_t *n) {
   redis_store *r = (redis_store *)s;
-  int rc;
+  int64_t seen;
+  session x;
+  int rc = OBSPAM_EUNAVAIL;
 
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&r->lock);
-  rc = redis_report(r, from, to, retention, every, out, n);
-  pthread_mutex_unlock(&r->lock);
+  pthread_mutex_lock(&r->slock);
+  seen = r->newest;
+  pthread_mutex_unlock(&r->slock);
+  if (session_start(r, &x) == 0) {
+    rc = redis_report(r, &x, seen, from, to, retention, every, out, n);
+    session_end(r, &x);
+  }
   if (rc != OBSPAM_EUNAVAIL)
     return rc;
   /* Redis does not answer: what this server saw itself. */
@@ -1216,13 +1768,155 @@ static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {
   return r->local->ops->notices(r->local, now, out);
 }
 
-/* The local store is the engine's: it outlives this one. */
+/* ---- housekeeping ------------------------------------------------------ */
+
+/* Deletes the queued keys of dropped objects, GONE_BATCH in one
+   exchange, while there are some; waits RETRY_MS when Redis does not
+   answer. Asked to stop, it finishes the queue while Redis answers. */
+static void *housekeeper(void *arg) {
+  redis_store *r = arg;
+
+  pthread_mutex_lock(&r->hlock);
+  for (;;) {
+    const char *argv[GONE_BATCH + 1];
+    size_t len[GONE_BATCH + 1];
+    gone_key *head, *g, *last = NULL;
+    char *fmt = NULL;
+    long long flen;
+    redisReply *rp;
+    session x;
+    int n = 0, ok = 0;
+
+    while (r->gone == NULL && !r->hk_stop)
+      pthread_cond_wait(&r->hcond, &r->hlock);
+    if (r->gone == NULL)
+      break;
+    head = r->gone;
+    argv[0] = "DEL";
+    len[0] = 3;
+    for (g = head; g != NULL && n < GONE_BATCH; g = g->next) {
+      argv[++n] = g->key;
+      len[n] = strlen(g->key);
+      last = g;
+    }
+    r->gone = last->next;
+    last->next = NULL;
+    r->gone_n -= n;
+    pthread_mutex_unlock(&r->hlock);
+    flen = redisFormatCommandArgv(&fmt, n + 1, argv, len);
+    if (flen >= 0 && session_start(r, &x) == 0) {
+      if (send_fmt(r, &x, &fmt, &flen, 1, &rp) == 0) {
+        ok = rp->type == REDIS_REPLY_INTEGER;
+        freeReplyObject(rp);
+      }
+      session_end(r, &x);
+    }
+    if (fmt != NULL)
+      redisFreeCommand(fmt);
+    pthread_mutex_lock(&r->hlock);
+    if (ok || r->hk_stop) {
+      if (ok)
+        r->gone_deleted += n;
+      else
+        r->gone_dropped += n;
+      while (head != NULL) {
+        g = head;
+        head = g->next;
+        free(g);
+      }
+    } else {
+      struct timespec until;
+      int64_t t = mono_ms() + RETRY_MS;
+
+      last->next = r->gone;
+      r->gone = head;
+      r->gone_n += n;
+      until.tv_sec = (time_t)(t / 1000);
+      until.tv_nsec = (long)(t % 1000) * 1000000L;
+      while (!r->hk_stop &&
+             pthread_cond_timedwait(&r->hcond, &r->hlock, &until) == 0)
+        ;
+    }
+  }
+  /* Stopped with Redis down: what is left expires with its TTL. */
+  while (r->gone != NULL) {
+    gone_key *g = r->gone;
+
+    r->gone = g->next;
+    r->gone_dropped++;
+    free(g);
+  }
+  r->gone_n = 0;
+  pthread_mutex_unlock(&r->hlock);
+  return NULL;
+}
+
+/* Queues a key for the housekeeper, under hlock; starts it at the
+   first. */
+static void gone_put(redis_store *r, const char *key, size_t len) {
+  gone_key *g;
+
+  if (r->gone_n >= GONE_MAX || (g = malloc(sizeof(*g) + len + 1)) == NULL) {
+    r->gone_dropped++;
+    return;
+  }
+  memcpy(g->key, key, len);
+  g->key[len] = '\0';
+  g->next = r->gone;
+  r->gone = g;
+  r->gone_n++;
+}
+
+/* A reload dropped o (or moved it under another subscription, whose hash
+   tag its keys no longer have): its two keys are deleted in the
+   background, so that a reload never waits for Redis. */
+static void r_gone(obspam__store *s, const obspam__obj *o) {
+  redis_store *r = (redis_store *)s;
+  char key[KEY_MAX];
+  const char *sub = sub_of(o);
+
+  pthread_mutex_lock(&r->hlock);
+  if (!r->hk_started) {
+    if (pthread_create(&r->hk, NULL, housekeeper, r) != 0) {
+      r->gone_dropped += 2;
+      pthread_mutex_unlock(&r->hlock);
+      return;
+    }
+    r->hk_started = 1;
+  }
+  gone_put(r, key, key_of(r, key, sub, o->kind, o->name, o->len, 'w'));
+  gone_put(r, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
+  pthread_cond_signal(&r->hcond);
+  pthread_mutex_unlock(&r->hlock);
+}
+
+/* The local store is the engine's: it outlives this one. The
+   housekeeper finishes its queue first while Redis answers. */
 static void r_destroy(obspam__store *s) {
   redis_store *r = (redis_store *)s;
+  ledger_entry *le;
+  int i;
 
-  if (r->c != NULL)
-    redisFree(r->c);
-  pthread_mutex_destroy(&r->lock);
+  pthread_mutex_lock(&r->hlock);
+  r->hk_stop = 1;
+  pthread_cond_signal(&r->hcond);
+  pthread_mutex_unlock(&r->hlock);
+  if (r->hk_started)
+    pthread_join(r->hk, NULL);
+  for (i = 0; i < r->npool; i++)
+    if (r->conns[i].c != NULL)
+      redisFree(r->conns[i].c);
+  while ((le = r->ledger) != NULL) {
+    r->ledger = le->next;
+    free(le);
+  }
+  free(r->conns);
+  free(r->free);
+  pthread_mutex_destroy(&r->plock);
+  pthread_cond_destroy(&r->pcond);
+  pthread_mutex_destroy(&r->slock);
+  pthread_mutex_destroy(&r->hlock);
+  pthread_cond_destroy(&r->hcond);
   free(r->uri);
   free(r->prefix);
   free(r);
@@ -1239,12 +1933,27 @@ static int r_same(const obspam__store *s, const char *uri, const char *prefix) {
 static void r_status(obspam__store *s, int64_t out[4]) {
   redis_store *r = (redis_store *)s;
 
-  pthread_mutex_lock(&r->lock);
+  pthread_mutex_lock(&r->slock);
   out[0] = 1;
   out[1] = r->up;
   out[2] = r->episodes;
   out[3] = r->fallbacks;
-  pthread_mutex_unlock(&r->lock);
+  pthread_mutex_unlock(&r->slock);
+}
+
+static void r_backlog(obspam__store *s, int64_t out[6]) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->slock);
+  out[0] = r->ledger_n;
+  out[1] = r->ledger_replayed;
+  out[2] = r->ledger_dropped;
+  pthread_mutex_unlock(&r->slock);
+  pthread_mutex_lock(&r->hlock);
+  out[3] = r->gone_n;
+  out[4] = r->gone_deleted;
+  out[5] = r->gone_dropped;
+  pthread_mutex_unlock(&r->hlock);
 }
 
 /* No save or load: a snapshot holds the local store's counters, which
@@ -1258,12 +1967,50 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .report = r_report,
                                             .notices = r_notices,
                                             .destroy = r_destroy,
+                                            .charge_many = r_charge_many,
                                             .same = r_same,
-                                            .status = r_status};
+                                            .status = r_status,
+                                            .gone = r_gone,
+                                            .backlog = r_backlog};
+
+/* Initialises the locks of r: 0, or -1 with none left initialised. */
+static int locks_init(redis_store *r) {
+  pthread_condattr_t ca;
+  int ok;
+
+  if (pthread_condattr_init(&ca) != 0)
+    return -1;
+  /* take() waits until a monotonic deadline. */
+  ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;
+  if (ok && pthread_mutex_init(&r->plock, NULL) != 0)
+    ok = 0;
+  else if (ok && pthread_cond_init(&r->pcond, &ca) != 0) {
+    pthread_mutex_destroy(&r->plock);
+    ok = 0;
+  } else if (ok && pthread_mutex_init(&r->slock, NULL) != 0) {
+    pthread_cond_destroy(&r->pcond);
+    pthread_mutex_destroy(&r->plock);
+    ok = 0;
+  } else if (ok && pthread_mutex_init(&r->hlock, NULL) != 0) {
+    pthread_mutex_destroy(&r->slock);
+    pthread_cond_destroy(&r->pcond);
+    pthread_mutex_destroy(&r->plock);
+    ok = 0;
+  } else if (ok && pthread_cond_init(&r->hcond, &ca) != 0) {
+    pthread_mutex_destroy(&r->hlock);
+    pthread_mutex_destroy(&r->slock);
+    pthread_cond_destroy(&r->pcond);
+    pthread_mutex_destroy(&r->plock);
+    ok = 0;
+  }
+  pthread_condattr_destroy(&ca);
+  return ok ? 0 : -1;
+}
 
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local) {
   redis_store *r;
+  int i;
 
   if (prefix == NULL)
     prefix = "obspam:";
@@ -1272,20 +2019,24 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
   r = calloc(1, sizeof(*r));
   if (r == NULL)
     return NULL;
-  if (obspam__store_addr_parse(uri, &r->addr) != NULL ||
-      pthread_mutex_init(&r->lock, NULL) != 0) {
+  if (obspam__store_addr_parse(uri, &r->addr) != NULL || locks_init(r) != 0) {
     free(r);
     return NULL;
   }
+  r->npool = r->addr.pool;
   r->uri = strdup(uri);
   r->prefix = strdup(prefix);
-  if (r->uri == NULL || r->prefix == NULL) {
-    free(r->uri);
-    free(r->prefix);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
+  r->conns = calloc((size_t)r->npool, sizeof(*r->conns));
+  r->free = calloc((size_t)r->npool, sizeof(*r->free));
+  if (r->uri == NULL || r->prefix == NULL || r->conns == NULL ||
+      r->free == NULL) {
+    r->npool = 0;
+    r_destroy(&r->base);
     return NULL;
   }
+  for (i = 0; i < r->npool; i++)
+    r->free[i] = &r->conns[r->npool - 1 - i];
+  r->nfree = r->npool;
   r->base.ops = &redis_ops;
   r->local = local;
   r->up = 1;

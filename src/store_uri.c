@@ -47,12 +47,50 @@ static int parse_endpoint(const char *s, size_t len, obspam__endpoint *ep) {
   return 0;
 }
 
-const char *obspam__store_addr_parse(const char *uri, obspam__store_addr *p) {
-  const char *s, *slash, *end;
+/* The "?pool=N" at the end of uri into p->pool, and the length of uri
+   before it (the address) into *len. NULL, or what is wrong. */
+static const char *parse_pool(const char *uri, size_t *len,
+                              obspam__store_addr *p) {
+  const char *q = strchr(uri, '?'), *d;
+
+  p->pool = OBSPAM__POOL_DEFAULT;
+  *len = strlen(uri);
+  if (q == NULL)
+    return NULL;
+  *len = (size_t)(q - uri);
+  if (strncmp(q, "?pool=", 6) != 0 || q[6] == '\0')
+    return "the only parameter is ?pool=N (1 to 64 connections)";
+  p->pool = 0;
+  for (d = q + 6; *d != '\0'; d++) {
+    if (*d < '0' || *d > '9' || p->pool > OBSPAM__POOL_MAX)
+      return "the only parameter is ?pool=N (1 to 64 connections)";
+    p->pool = p->pool * 10 + (*d - '0');
+  }
+  if (p->pool < 1 || p->pool > OBSPAM__POOL_MAX)
+    return "the only parameter is ?pool=N (1 to 64 connections)";
+  return NULL;
+}
+
+const char *obspam__store_addr_parse(const char *full, obspam__store_addr *p) {
+  const char *s, *slash, *end, *why;
+  char uri[OBSPAM__URI_MAX];
+  size_t len;
 
   memset(p, 0, sizeof(*p));
-  if (uri == NULL || strlen(uri) >= OBSPAM__URI_MAX)
+  if (full == NULL || strlen(full) >= OBSPAM__URI_MAX)
     return "store address is too long";
+  /* Redis Cluster would need the slot map, MOVED and ASK on every
+     exchange, and a decision's keys in one slot per subscription; one
+     master that Sentinel fails over gives the same guarantees (README,
+     "Topology"), so a cluster URI is refused with the reason. */
+  if (strncmp(full, "redis-cluster://", 16) == 0)
+    return "Redis Cluster is not supported: name one master, "
+           "redis://HOST:PORT[/DB], or its Sentinels, "
+           "sentinel://HOST:PORT[,HOST:PORT...]/MASTER";
+  if ((why = parse_pool(full, &len, p)) != NULL)
+    return why;
+  memcpy(uri, full, len);
+  uri[len] = '\0';
   if (strncmp(uri, "redis://", 8) == 0) {
     s = uri + 8;
     slash = strchr(s, '/');

@@ -11,6 +11,20 @@
          or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
          a reset fails with OBSPAM_EUNAVAIL, changing nothing;
          Redis restarted: decisions use the shared counters again;
+     cluster_test ledger URI KILL_CMD RESTART_CMD
+         a mailbox with limit 5 sends 3 through relay A while Redis is
+         down (fallback local); once Redis is back, A adds them to Redis
+         and relay B can send only 2;
+     cluster_test outage URI FREEZE_CMD THAW_CMD
+         Redis frozen (it accepts connections and never answers): 4
+         threads decide, none waits longer than store-timeout (plus a
+         scheduling margin), one episode, every decision counted as a
+         fallback, Redis probed by one caller at a time at most once a
+         second; thawed, decisions go back to Redis;
+     cluster_test housekeeping URI REDIS_CLI
+         a reload that drops a subscription (and its domain and mailbox)
+         and moves a domain under another subscription: the keys of what
+         went are deleted in the background, the others stay;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
          finds every count acknowledged before, within a bounded time;
@@ -37,6 +51,7 @@
 
    Exits 0 when every expectation holds; prints what it checks. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,13 +442,22 @@ static int fallback(const char *uri, const char *kill_cmd,
   run("Redis comes back", restart_cmd);
   /* Redis is tried again at most once a second. */
   usleep(1100 * 1000);
-  printf("back on Redis: the shared count is there again\n");
+  printf("back on Redis: the shared count, with the outage's 3 added\n");
   rc = decide(e, &v);
-  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 4,
-         "rc %d action %d count %" PRId64 " (want 4, the shared count)", rc,
+  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 7,
+         "rc %d action %d count %" PRId64 " (want 7: 4 shared, 3 replayed)", rc,
          v.action, v.count);
   status(e, st);
   EXPECT(st[1] == 1 && st[2] == 1 && st[3] == 4, "status after the return");
+  {
+    int64_t b[5];
+
+    obspam_store_backlog(e, &b[0], &b[1], &b[2], &b[3], &b[4]);
+    printf("  ledger: pending=%" PRId64 " added=%" PRId64 " dropped=%" PRId64
+           "\n",
+           b[0], b[1], b[2]);
+    EXPECT(b[0] == 0 && b[1] == 3 && b[2] == 0, "the ledger was added");
+  }
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
@@ -827,6 +851,266 @@ static int load(const char *uri, const char *prefix, int64_t seconds,
   return failures ? 1 : 0;
 }
 
+/* An engine of one subscription whose mailbox a@d.example may send 5
+   an hour, on Redis at uri with prefix. */
+static obspam_engine *engine5(const char *uri, const char *prefix,
+                              int64_t timeout_ms) {
+  char conf[1024];
+  obspam_engine *e;
+
+  snprintf(conf, sizeof(conf),
+           "store %s\n"
+           "store-prefix %s\n"
+           "store-timeout %lld\n"
+           "subscription s1\n"
+           "domain d.example subscription=s1\n"
+           "mailbox a@d.example limit=5\n",
+           uri, prefix, (long long)timeout_ms);
+  if (obspam_engine_new(&e) != OBSPAM_OK ||
+      obspam_load_config_string(e, conf) != OBSPAM_OK) {
+    printf("engine: %s\n", e != NULL ? obspam_engine_errmsg(e) : "no memory");
+    exit(2);
+  }
+  return e;
+}
+
+/* Asks e until Redis is up for it with its ledger added, at most 5 s. */
+static int until_caught_up(obspam_engine *e) {
+  obspam_verdict v;
+  int64_t up, pending;
+  int i;
+
+  for (i = 0; i < 100; i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict init = OBSPAM_VERDICT_INIT;
+
+    v = init;
+    m.sasl_username = "nobody@d.example";
+    m.time = T;
+    (void)obspam_check(e, &m, &v);
+    obspam_store_status(e, NULL, &up, NULL, NULL);
+    obspam_store_backlog(e, &pending, NULL, NULL, NULL, NULL);
+    if (up && pending == 0)
+      return 1;
+    usleep(100 * 1000);
+  }
+  return 0;
+}
+
+static int ledger(const char *uri, const char *kill_cmd,
+                  const char *restart_cmd) {
+  char prefix[64];
+  obspam_engine *a, *b;
+  obspam_verdict v;
+  int64_t st[4], bl[3];
+  int i, rc;
+
+  snprintf(prefix, sizeof(prefix), "ledger-%d:", (int)getpid());
+  a = engine5(uri, prefix, 300);
+  b = engine5(uri, prefix, 300);
+  EXPECT(decide(b, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT &&
+             v.count == 0,
+         "relay B's first message: count %" PRId64, v.count);
+  run("Redis dies", kill_cmd);
+  printf("relay A: 3 messages on its own counters\n");
+  for (i = 0; i < 3; i++) {
+    rc = decide(a, &v);
+    EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == i,
+           "message %d: rc %d action %d count %" PRId64, i, rc, v.action,
+           v.count);
+  }
+  obspam_store_backlog(a, &bl[0], &bl[1], &bl[2], NULL, NULL);
+  EXPECT(bl[0] == 3 && bl[1] == 0 && bl[2] == 0,
+         "ledger while down: pending %" PRId64 " added %" PRId64
+         " dropped %" PRId64,
+         bl[0], bl[1], bl[2]);
+  run("Redis comes back", restart_cmd);
+  EXPECT(until_caught_up(a), "relay A did not add its ledger within 5 s");
+  obspam_store_backlog(a, &bl[0], &bl[1], &bl[2], NULL, NULL);
+  status(a, st);
+  EXPECT(bl[0] == 0 && bl[1] == 3 && bl[2] == 0 && st[2] == 1 && st[3] == 3,
+         "ledger after: pending %" PRId64 " added %" PRId64 " dropped %" PRId64,
+         bl[0], bl[1], bl[2]);
+  printf("relay B: 1 (before) + 3 (A's outage) sent: one more fits, not two\n");
+  rc = decide(b, &v);
+  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_ACCEPT && v.count == 4,
+         "rc %d action %d count %" PRId64 " (want an accept at 4)", rc,
+         v.action, v.count);
+  rc = decide(b, &v);
+  EXPECT(rc == OBSPAM_OK && v.action == OBSPAM_REFUSE && v.count == 5 &&
+             v.limit == 5 && v.kind == OBSPAM_MAILBOX,
+         "rc %d action %d count %" PRId64 " limit %" PRId64
+         " (want a refusal at 5 of 5)",
+         rc, v.action, v.count, v.limit);
+  obspam_engine_free(a);
+  obspam_engine_free(b);
+  return failures ? 1 : 0;
+}
+
+/* ---- a Redis that does not answer -------------------------------------- */
+
+#define OUTAGE_THREADS 4
+#define OUTAGE_CALLS 150
+#define OUTAGE_TIMEOUT 200
+
+typedef struct outage_worker {
+  obspam_engine *e;
+  double worst_ms;
+  int errors, refused;
+} outage_worker;
+
+static void *outage_decider(void *arg) {
+  outage_worker *w = arg;
+  int i;
+
+  for (i = 0; i < OUTAGE_CALLS; i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+    double start = now_ms(), took;
+
+    m.sasl_username = "b@d.example";
+    m.time = T;
+    if (obspam_decide(w->e, &m, &v) != OBSPAM_OK)
+      w->errors++;
+    else if (v.action != OBSPAM_ACCEPT)
+      w->refused++;
+    took = now_ms() - start;
+    if (took > w->worst_ms)
+      w->worst_ms = took;
+    usleep(2000);
+  }
+  return NULL;
+}
+
+static int outage(const char *uri, const char *freeze_cmd,
+                  const char *thaw_cmd) {
+  char prefix[64];
+  obspam_engine *e;
+  obspam_verdict v;
+  outage_worker w[OUTAGE_THREADS];
+  pthread_t th[OUTAGE_THREADS];
+  double start, worst = 0, took;
+  int64_t st[4];
+  int i, errors = 0, refused = 0;
+
+  snprintf(prefix, sizeof(prefix), "outage-%d:", (int)getpid());
+  e = engine5(uri, prefix, OUTAGE_TIMEOUT);
+  EXPECT(decide(e, &v) == OBSPAM_OK && v.action == OBSPAM_ACCEPT, "on Redis");
+  run("Redis freezes", freeze_cmd);
+  printf("%d threads, %d decisions each, store-timeout %d ms\n", OUTAGE_THREADS,
+         OUTAGE_CALLS, OUTAGE_TIMEOUT);
+  start = now_ms();
+  memset(w, 0, sizeof(w));
+  for (i = 0; i < OUTAGE_THREADS; i++) {
+    w[i].e = e;
+    pthread_create(&th[i], NULL, outage_decider, &w[i]);
+  }
+  for (i = 0; i < OUTAGE_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    if (w[i].worst_ms > worst)
+      worst = w[i].worst_ms;
+    errors += w[i].errors;
+    refused += w[i].refused;
+  }
+  took = now_ms() - start;
+  status(e, st);
+  printf("  %.0f ms in all, the longest decision %.1f ms\n", took, worst);
+  EXPECT(errors == 0 && refused == 0, "%d errors, %d refused", errors, refused);
+  /* 50 ms for the scheduler of a loaded 2-core machine. */
+  EXPECT(worst <= OUTAGE_TIMEOUT + 50, "a decision waited %.1f ms", worst);
+  EXPECT(st[1] == 0 && st[2] == 1 && st[3] == OUTAGE_THREADS * OUTAGE_CALLS,
+         "one episode, every decision a fallback");
+  run("Redis thaws", thaw_cmd);
+  EXPECT(until_caught_up(e), "back on Redis within 5 s");
+  status(e, st);
+  EXPECT(st[1] == 1 && st[2] == 1, "up again, still one episode");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* ---- keys of what a reload drops --------------------------------------- */
+
+/* Whether the key P{sub:SUB}:KIND:NAME:w exists, through redis-cli. */
+static int key_exists(const char *cli_cmd, const char *prefix, const char *sub,
+                      const char *kind, const char *name) {
+  char cmd[1024], out[64] = "";
+  FILE *f;
+
+  snprintf(cmd, sizeof(cmd), "%s EXISTS '%s{sub:%s}:%s:%s:w'", cli_cmd, prefix,
+           sub, kind, name);
+  f = popen(cmd, "r");
+  if (f == NULL || fgets(out, sizeof(out), f) == NULL) {
+    printf("%s: no answer\n", cmd);
+    exit(2);
+  }
+  pclose(f);
+  return atoi(out);
+}
+
+static int housekeeping(const char *uri, const char *cli_cmd) {
+  char prefix[64], conf[2048];
+  const char *logins[] = {"a@d.example", "b@e.example", "c@f.example"};
+  obspam_engine *e;
+  obspam_verdict v;
+  int64_t pending, deleted;
+  int i;
+
+  snprintf(prefix, sizeof(prefix), "hk-%d:", (int)getpid());
+  snprintf(conf, sizeof(conf),
+           "store %s\nstore-prefix %s\n"
+           "subscription s1\nsubscription s2\n"
+           "domain d.example subscription=s1\n"
+           "domain e.example subscription=s2\n"
+           "domain f.example subscription=s1\n"
+           "mailbox a@d.example\nmailbox b@e.example\nmailbox c@f.example\n",
+           uri, prefix);
+  obspam_engine_new(&e);
+  EXPECT(obspam_load_config_string(e, conf) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e));
+  for (i = 0; i < 3; i++)
+    EXPECT(decide_as(e, logins[i], &v) == OBSPAM_OK &&
+               v.action == OBSPAM_ACCEPT,
+           "%s", logins[i]);
+  EXPECT(key_exists(cli_cmd, prefix, "s2", "sub", "s2") == 1, "s2's key");
+  printf("reload: s2 and its e.example go, f.example moves to s3\n");
+  snprintf(conf, sizeof(conf),
+           "store %s\nstore-prefix %s\n"
+           "subscription s1\nsubscription s3\n"
+           "domain d.example subscription=s1\n"
+           "domain f.example subscription=s3\n"
+           "mailbox a@d.example\nmailbox c@f.example\n",
+           uri, prefix);
+  EXPECT(obspam_load_config_string(e, conf) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e));
+  for (i = 0; i < 50; i++) {
+    obspam_store_backlog(e, NULL, NULL, NULL, &pending, &deleted);
+    if (pending == 0 && deleted == 10)
+      break;
+    usleep(100 * 1000);
+  }
+  printf("  keys deleted: %" PRId64 ", waiting: %" PRId64 "\n", deleted,
+         pending);
+  /* s2, e.example, b@e.example, and f.example and c@f.example under s1:
+     two keys each. */
+  EXPECT(pending == 0 && deleted == 10, "the keys of what went");
+  EXPECT(key_exists(cli_cmd, prefix, "s2", "sub", "s2") == 0, "s2");
+  EXPECT(key_exists(cli_cmd, prefix, "s2", "dom", "e.example") == 0,
+         "e.example");
+  EXPECT(key_exists(cli_cmd, prefix, "s2", "mbx", "b@e.example") == 0,
+         "b@e.example");
+  EXPECT(key_exists(cli_cmd, prefix, "s1", "dom", "f.example") == 0,
+         "f.example under s1");
+  EXPECT(key_exists(cli_cmd, prefix, "s1", "mbx", "c@f.example") == 0,
+         "c@f.example under s1");
+  EXPECT(key_exists(cli_cmd, prefix, "s1", "sub", "s1") == 1, "s1 stays");
+  EXPECT(key_exists(cli_cmd, prefix, "s1", "dom", "d.example") == 1,
+         "d.example stays");
+  EXPECT(key_exists(cli_cmd, prefix, "s1", "mbx", "a@d.example") == 1,
+         "a@d.example stays");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
 static int badconf(void) {
   obspam_engine *e;
   int rc;
@@ -842,6 +1126,27 @@ static int badconf(void) {
   rc = obspam_set_store(e, "memcached://x:1", NULL);
   printf("  %s\n", obspam_engine_errmsg(e));
   EXPECT(rc == OBSPAM_EINVAL, "rc %d", rc);
+  rc = obspam_load_config_string(
+      e, "store redis-cluster://127.0.0.1:7000,127.0.0.1:7001\n");
+  printf("  %s\n", obspam_engine_errmsg(e));
+  EXPECT(rc == OBSPAM_ESYNTAX, "rc %d", rc);
+  EXPECT(strcmp(obspam_engine_errmsg(e),
+                "<string>:1: bad value "
+                "'redis-cluster://127.0.0.1:7000,127.0.0.1:7001' for "
+                "'store': Redis Cluster is not supported: name one master, "
+                "redis://HOST:PORT[/DB], or its Sentinels, "
+                "sentinel://HOST:PORT[,HOST:PORT...]/MASTER") == 0,
+         "message");
+  rc = obspam_set_store(e, "redis://127.0.0.1:6379?pool=0", NULL);
+  printf("  %s\n", obspam_engine_errmsg(e));
+  EXPECT(rc == OBSPAM_EINVAL &&
+             strcmp(obspam_engine_errmsg(e),
+                    "set_store: 'redis://127.0.0.1:6379?pool=0': the only "
+                    "parameter is ?pool=N (1 to 64 connections)") == 0,
+         "rc %d", rc);
+  EXPECT(obspam_set_store(e, "sentinel://127.0.0.1:26379/m?pool=64", NULL) ==
+             OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
@@ -1071,6 +1376,12 @@ int main(int argc, char **argv) {
     return report_hours(argv[2]);
   if (argc == 5 && strcmp(argv[1], "fallback") == 0)
     return fallback(argv[2], argv[3], argv[4]);
+  if (argc == 5 && strcmp(argv[1], "ledger") == 0)
+    return ledger(argv[2], argv[3], argv[4]);
+  if (argc == 5 && strcmp(argv[1], "outage") == 0)
+    return outage(argv[2], argv[3], argv[4]);
+  if (argc == 4 && strcmp(argv[1], "housekeeping") == 0)
+    return housekeeping(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "failover") == 0)
     return failover(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "windows") == 0)

@@ -38,7 +38,8 @@ CFLAGS=(-std=gnu99 -O1 -g -Wall -Wextra -Werror -Iinclude -Itests)
 LINK=(-L"$BUILD" -lobspam -Wl,-rpath,"$BUILD")
 
 check "redis: build cluster_test" \
-  cc "${CFLAGS[@]}" -o "$BIN/cluster_test" "$HERE/cluster_test.c" "${LINK[@]}"
+  cc "${CFLAGS[@]}" -pthread -o "$BIN/cluster_test" "$HERE/cluster_test.c" \
+  "${LINK[@]}"
 check "redis: build equiv_redis" \
   cc "${CFLAGS[@]}" -o "$BIN/equiv_redis" "$HERE/equiv_redis.c" "${LINK[@]}"
 # shellcheck disable=SC2046 # pkg-config prints words
@@ -73,6 +74,12 @@ check "redis: memory and Redis give the same verdicts, stats, reports, notices" 
   "$BIN/equiv_redis" "$URI"
 check "redis: killed, local fallback or defer; restarted, shared again" \
   "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
+check "redis: an outage's local charges are added to Redis once it is back" \
+  "$BIN/cluster_test" ledger "$URI" "$SRV kill main" "$SRV restart main"
+check "redis: Redis frozen: no decision waits past store-timeout, one episode" \
+  "$BIN/cluster_test" outage "$URI" "$SRV freeze main" "$SRV thaw main"
+check "redis: the keys of objects a reload drops are deleted in the background" \
+  "$BIN/cluster_test" housekeeping "$URI" "redis-cli -h 127.0.0.1 -p $P1"
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
 check "redis: killed under load, the recovery line's count is the metric's" \

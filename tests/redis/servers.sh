@@ -9,6 +9,8 @@
 #                                        starts a sentinel watching "mymaster"
 #   servers.sh kill NAME                 kill -9 (a crash)
 #   servers.sh restart NAME              starts NAME again, same port and data
+#   servers.sh freeze NAME / thaw NAME   SIGSTOP / SIGCONT: a server that
+#                                        accepts connections but never answers
 #   servers.sh stopall                   stops every server started here
 #
 # A server keeps its data in an append-only file fsynced on every write,
@@ -101,6 +103,8 @@ port) free_port ;;
 start) start "$@" ;;
 sentinel) sentinel "$@" ;;
 kill) kill_one "$@" ;;
+freeze) kill -STOP "$(cat "$REDIS_TEST_DIR/$1/pid")" ;;
+thaw) kill -CONT "$(cat "$REDIS_TEST_DIR/$1/pid")" ;;
 restart) restart "$@" ;;
 stopall) stopall ;;
 *) echo "servers.sh: unknown command $cmd" >&2; exit 2 ;;

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * obspam_decide_start and the Redis store's pool under threads; run under
+ * ThreadSanitizer by tests/run.sh. The Redis suites start a private
+ * redis-server on a free 127.0.0.1 port (none is the system's) and stop
+ * it; they are skipped, saying so, where redis-server is not installed.
+ *
+ *   - in memory, 8 threads start batches (a dry message in each): done is
+ *     called once per batch, before obspam_decide_start returns, and
+ *     exactly the subscription's limit is accepted;
+ *   - on Redis, the same with the batches decided by the engine's
+ *     threads: done once per batch, on another thread, and exactly the
+ *     limit accepted; the dry messages charge nothing;
+ *   - on Redis with a pool of 1 and of 4 connections, 8 threads calling
+ *     obspam_decide accept exactly the limit;
+ *   - batches still queued when obspam_set_store or obspam_engine_free
+ *     is called are decided first, and each done is called once.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define N_THREADS 8
+#define PER_THREAD 600
+#define PER_CALL 20 /* wider than the library's in-memory group */
+#define N_MAILBOXES 64
+#define LIMIT 500
+
+static const char conf[] = "subscription s uid=5000 subscription=500\n"
+                           "domain d0.test subscription=s\n"
+                           "domain d1.test subscription=s\n";
+static char mbox[N_MAILBOXES][32];
+
+/* ---- a private redis-server ---------------------------------------------- */
+
+static pid_t redis_pid;
+static int redis_port;
+
+static int free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+  port = ntohs(a.sin_port);
+  close(s);
+  return port;
+}
+
+/* Whether the server on redis_port answers PING. */
+static int pong(void) {
+  struct sockaddr_in a;
+  char buf[16] = {0};
+  int s = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)redis_port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+      write(s, "PING\r\n", 6) == 6 && read(s, buf, sizeof buf - 1) > 0)
+    ok = strncmp(buf, "+PONG", 5) == 0;
+  close(s);
+  return ok;
+}
+
+/* Starts redis-server, or skips the test when it is not installed. */
+static void redis_start(void) {
+  char port[16];
+  int i;
+
+  if (system("command -v redis-server >/dev/null 2>&1") != 0)
+    cr_skip_test("redis-server is not installed");
+  redis_port = free_port();
+  snprintf(port, sizeof port, "%d", redis_port);
+  redis_pid = fork();
+  cr_assert_neq(redis_pid, -1);
+  if (redis_pid == 0) {
+    execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port",
+           port, "--save", "", "--appendonly", "no", "--logfile", "/dev/null",
+           (char *)NULL);
+    _exit(127);
+  }
+  /* Ready when it answers; 10 seconds at most. */
+  for (i = 0; i < 1000 && !pong(); i++)
+    usleep(10000);
+  cr_assert(pong(), "redis-server on 127.0.0.1:%d did not answer", redis_port);
+}
+
+static void redis_stop(void) {
+  if (redis_pid > 0) {
+    kill(redis_pid, SIGTERM);
+    waitpid(redis_pid, NULL, 0);
+    redis_pid = 0;
+  }
+}
+
+static obspam_engine *engine(int pool) {
+  char uri[64];
+  obspam_engine *e = tu_new_conf(conf);
+
+  for (int i = 0; i < N_MAILBOXES; i++) {
+    snprintf(mbox[i], sizeof mbox[i], "m%d@d%d.test", i, i % 2);
+    OK(obspam_add(e, OBSPAM_MAILBOX, mbox[i], NULL));
+  }
+  if (pool > 0) {
+    snprintf(uri, sizeof uri, "redis://127.0.0.1:%d?pool=%d", redis_port, pool);
+    OK(obspam_set_store(e, uri, NULL));
+  }
+  return e;
+}
+
+/* ---- batches started by many threads ------------------------------------- */
+
+typedef struct batch_call {
+  tu_batch b;
+  uint32_t how[TU_BATCH_MAX];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int calls; /* done's calls */
+  pthread_t by;
+} batch_call;
+
+static void on_done(void *arg) {
+  batch_call *c = arg;
+
+  pthread_mutex_lock(&c->lock);
+  c->calls++;
+  c->by = pthread_self();
+  pthread_cond_signal(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+typedef struct worker {
+  obspam_engine *e;
+  pthread_barrier_t *barrier;
+  int id, inline_done;
+  int64_t accepted, refused, dry_ok, bad, errors, other_thread, extra_calls;
+} worker;
+
+/* PER_THREAD messages, PER_CALL per batch, the third of each a dry one. */
+static void *starter(void *arg) {
+  worker *w = arg;
+  batch_call *c = calloc(1, sizeof *c);
+
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  pthread_barrier_wait(w->barrier);
+  for (int i = 0; i < PER_THREAD; i += PER_CALL) {
+    int n = PER_THREAD - i < PER_CALL ? PER_THREAD - i : PER_CALL, calls;
+
+    for (int k = 0; k < n; k++) {
+      const char *login = mbox[(w->id * 7 + i + k) % N_MAILBOXES];
+
+      c->b.m[k] = tu_msg(0, login, login, NULL, 1, -1, NULL, NULL, T0);
+      c->how[k] = k == 2 ? OBSPAM_DECIDE_DRY : 0;
+    }
+    tu_batch_ready(&c->b, (size_t)n);
+    pthread_mutex_lock(&c->lock);
+    c->calls = 0;
+    pthread_mutex_unlock(&c->lock);
+    if (obspam_decide_start(w->e, c->b.pm, c->b.pv, c->b.rc, c->how, (size_t)n,
+                            on_done, c) != OBSPAM_OK) {
+      w->errors++;
+      continue;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->calls == 1)
+      w->inline_done++;
+    while (c->calls == 0)
+      pthread_cond_wait(&c->cond, &c->lock);
+    calls = c->calls;
+    if (!pthread_equal(c->by, pthread_self()))
+      w->other_thread++;
+    pthread_mutex_unlock(&c->lock);
+    if (calls != 1)
+      w->extra_calls++;
+    for (int k = 0; k < n; k++) {
+      obspam_verdict *v = &c->b.v[k];
+
+      if (c->b.rc[k] != OBSPAM_OK)
+        w->bad++;
+      else if (k == 2)
+        w->dry_ok += v->action == OBSPAM_ACCEPT || v->action == OBSPAM_REFUSE;
+      else if (v->action == OBSPAM_ACCEPT)
+        w->accepted++;
+      else if (v->action == OBSPAM_REFUSE && v->kind == OBSPAM_SUBSCRIPTION &&
+               v->limit == LIMIT && v->count == LIMIT)
+        w->refused++;
+      else
+        w->bad++;
+    }
+  }
+  /* Every done was called before its wait ended: nothing touches c now. */
+  pthread_mutex_destroy(&c->lock);
+  pthread_cond_destroy(&c->cond);
+  free(c);
+  return NULL;
+}
+
+/* Runs the starters on e and checks the sums; shared: decided on Redis. */
+static void run_starters(obspam_engine *e, int shared) {
+  worker w[N_THREADS];
+  pthread_t th[N_THREADS];
+  pthread_barrier_t barrier;
+  int64_t accepted = 0, refused = 0, dry = 0, inline_done = 0, other = 0;
+  const int64_t batches = (PER_THREAD + PER_CALL - 1) / PER_CALL;
+  const int64_t drys = batches;
+
+  memset(w, 0, sizeof w);
+  cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
+  for (int i = 0; i < N_THREADS; i++) {
+    w[i].e = e;
+    w[i].id = i;
+    w[i].barrier = &barrier;
+    cr_assert_eq(pthread_create(&th[i], NULL, starter, &w[i]), 0);
+  }
+  for (int i = 0; i < N_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].errors, 0, "thread %d: %" PRId64 " failed starts", i,
+                 w[i].errors);
+    cr_assert_eq(w[i].extra_calls, 0, "thread %d: done called twice", i);
+    cr_assert_eq(w[i].bad, 0, "thread %d: %" PRId64 " wrong verdicts", i,
+                 w[i].bad);
+    accepted += w[i].accepted;
+    refused += w[i].refused;
+    dry += w[i].dry_ok;
+    inline_done += w[i].inline_done;
+    other += w[i].other_thread;
+  }
+  pthread_barrier_destroy(&barrier);
+  cr_assert_eq(accepted, LIMIT);
+  cr_assert_eq(refused, N_THREADS * (PER_THREAD - drys) - LIMIT);
+  cr_assert_eq(dry, N_THREADS * drys);
+  if (shared) {
+    /* Decided by the engine's threads, never the caller's. */
+    cr_assert_eq(other, N_THREADS * batches);
+  } else {
+    cr_assert_eq(inline_done, N_THREADS * batches);
+    cr_assert_eq(other, 0);
+  }
+  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "s", T0 + 59);
+  cr_assert_eq(s.count, LIMIT);
+}
+
+Test(threads_async, in_memory_done_inline_and_exact_limit) {
+  obspam_engine *e = engine(0);
+
+  run_starters(e, 0);
+  obspam_engine_free(e);
+}
+
+Test(threads_async, redis_engine_threads_and_exact_limit, .fini = redis_stop) {
+  obspam_engine *e;
+
+  redis_start();
+  e = engine(4);
+  run_starters(e, 1);
+  obspam_engine_free(e);
+}
+
+/* ---- the pool under synchronous callers ---------------------------------- */
+
+typedef struct caller {
+  obspam_engine *e;
+  pthread_barrier_t *barrier;
+  int id;
+  int64_t accepted, refused, errors;
+} caller;
+
+static void *decider(void *arg) {
+  caller *c = arg;
+
+  pthread_barrier_wait(c->barrier);
+  for (int i = 0; i < 100; i++) {
+    const char *login = mbox[(c->id * 11 + i) % N_MAILBOXES];
+    obspam_message m = tu_msg(0, login, login, NULL, 1, -1, NULL, NULL, T0);
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    if (obspam_decide(c->e, &m, &v) != OBSPAM_OK)
+      c->errors++;
+    else if (v.action == OBSPAM_ACCEPT)
+      c->accepted++;
+    else
+      c->refused++;
+  }
+  return NULL;
+}
+
+static void pool_run(int pool) {
+  obspam_engine *e = engine(pool);
+  caller c[N_THREADS];
+  pthread_t th[N_THREADS];
+  pthread_barrier_t barrier;
+  int64_t accepted = 0, st[4];
+
+  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_SUBSCRIPTION, 250));
+  memset(c, 0, sizeof c);
+  cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
+  for (int i = 0; i < N_THREADS; i++) {
+    c[i].e = e;
+    c[i].id = i;
+    c[i].barrier = &barrier;
+    cr_assert_eq(pthread_create(&th[i], NULL, decider, &c[i]), 0);
+  }
+  for (int i = 0; i < N_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(c[i].errors, 0);
+    accepted += c[i].accepted;
+  }
+  pthread_barrier_destroy(&barrier);
+  cr_assert_eq(accepted, 250, "pool %d: %" PRId64 " accepted", pool, accepted);
+  OK(obspam_store_status(e, &st[0], &st[1], &st[2], &st[3]));
+  cr_assert(st[0] == 1 && st[1] == 1 && st[2] == 0 && st[3] == 0,
+            "pool %d: shared %" PRId64 " up %" PRId64 " episodes %" PRId64
+            " fallbacks %" PRId64,
+            pool, st[0], st[1], st[2], st[3]);
+  /* The next pool size starts from empty counters. */
+  OK(obspam_reset(e, OBSPAM_SUBSCRIPTION, "s", T0));
+  obspam_engine_free(e);
+}
+
+Test(threads_async, redis_pool_of_one_and_of_four, .fini = redis_stop) {
+  redis_start();
+  pool_run(1);
+  pool_run(4);
+}
+
+/* ---- what is queued when the store changes or the engine goes ------------ */
+
+#define QUEUED 40
+
+typedef struct counted {
+  int calls;
+} counted;
+
+static void count_done(void *arg) {
+  __atomic_add_fetch(&((counted *)arg)->calls, 1, __ATOMIC_RELAXED);
+}
+
+/* Starts QUEUED one-message batches on e; each done adds to its own
+   counter. */
+static void start_many(obspam_engine *e, tu_batch *b, counted *cnt) {
+  for (int i = 0; i < QUEUED; i++) {
+    b[i].m[0] = tu_msg(0, mbox[i % N_MAILBOXES], mbox[i % N_MAILBOXES], NULL, 1,
+                       -1, NULL, NULL, T0);
+    tu_batch_ready(&b[i], 1);
+    cnt[i].calls = 0;
+    OK(obspam_decide_start(e, b[i].pm, b[i].pv, b[i].rc, NULL, 1, count_done,
+                           &cnt[i]));
+  }
+}
+
+Test(threads_async, queued_batches_finish_before_set_store_and_free,
+     .fini = redis_stop) {
+  static tu_batch b[QUEUED];
+  static counted cnt[QUEUED];
+  obspam_engine *e;
+
+  redis_start();
+  e = engine(2);
+  start_many(e, b, cnt);
+  OK(obspam_set_store(e, NULL, NULL));
+  for (int i = 0; i < QUEUED; i++) {
+    cr_assert_eq(__atomic_load_n(&cnt[i].calls, __ATOMIC_RELAXED), 1,
+                 "batch %d: done called %d times before set_store returned", i,
+                 cnt[i].calls);
+    cr_assert_eq(b[i].rc[0], OBSPAM_OK);
+    cr_assert_eq(b[i].v[0].action, OBSPAM_ACCEPT);
+  }
+  obspam_engine_free(e);
+
+  e = engine(2);
+  start_many(e, b, cnt);
+  obspam_engine_free(e);
+  for (int i = 0; i < QUEUED; i++)
+    cr_assert_eq(__atomic_load_n(&cnt[i].calls, __ATOMIC_RELAXED), 1,
+                 "batch %d: done called %d times before engine_free returned",
+                 i, cnt[i].calls);
+}
