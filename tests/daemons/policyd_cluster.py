@@ -198,8 +198,9 @@ class Load:
     opened again), per tenth of a second."""
 
     def __init__(self, port, conns, login=lambda i: f"m{i}@acme.example",
-                 total=None):
+                 total=None, go=None):
         self.port = port
+        self.go = go
         self.login = login
         self.total = total
         self.stop = threading.Event()
@@ -226,6 +227,10 @@ class Load:
     def run(self, i):
         s = None
         try:
+            if self.go is not None:
+                s = socket.create_connection(("127.0.0.1", self.port),
+                                             TIMEOUT)
+                self.go.wait(TIMEOUT)
             while not self.stop.is_set() and self.take():
                 if s is None:
                     s = socket.create_connection(("127.0.0.1", self.port),
@@ -372,8 +377,11 @@ def two_servers(build, tmp):
     a = Daemon(build, tmp, "a", text)
     b = Daemon(build, tmp, "b", text)
     try:
+        # Every connection open before the first request, on both.
+        go = threading.Event()
         loads = [Load(d.port, 8, login=lambda i: "info@acme.example",
-                      total=total // 2) for d in (a, b)]
+                      total=total // 2, go=go) for d in (a, b)]
+        go.set()
         for load in loads:
             for t in load.threads:
                 t.join(TIMEOUT * 3)
