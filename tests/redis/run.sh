@@ -98,6 +98,12 @@ check "redis: the same with store-fallback defer" \
   python3 "$C" "$BUILD" outage_defer
 check "redis: two policy servers on one Redis accept exactly the limit" \
   python3 "$C" "$BUILD" two_servers
+# Scenarios of tests/daemons with the counters in Redis: the forward paths
+# (several decisions per request) through the loop's asynchronous path.
+for s in forwards rcpt rcpt_cap rcpt_recorded dedupe pipeline_deep; do
+  check "redis: policyd scenario $s on Redis" \
+    env OBSPAM_TEST_STORE="$URI" python3 tests/daemons/policyd_test.py "$BUILD" "$s"
+done
 
 # Sentinel: a master, one replica, one sentinel (quorum 1).
 PM=$("$SRV" port)
