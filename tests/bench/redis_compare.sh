@@ -132,10 +132,18 @@ for store in $STORES; do
   wait_port "$PORT" || { echo "redis_compare: policyd ($store) did not start" >&2; cat "$TMP/$store.log" >&2; exit 2; }
   for c in $CONNS; do
     echo "== $store store, $c connection(s)"
+    redis-cli -p "$RPORT" CONFIG RESETSTAT >/dev/null
     timeout $((DURATION + WARMUP + 30)) "$LOAD" -c "$c" -d "$DURATION" -w "$WARMUP" \
       -m "$MAILBOXES" -l "$store" "inet:127.0.0.1:$PORT" >"$TMP/$store-$c.out" 2>&1 || FAILED=1
     sed 's/^/  /' "$TMP/$store-$c.out"
     grep '^RESULT ' "$TMP/$store-$c.out" >>"$TMP/results"
+    # Redis's own time per decision (one EVALSHA each): 1e6 / that is
+    # the most one Redis core can decide in a second, whatever the client.
+    if [[ $store != memory ]]; then
+      redis-cli -p "$RPORT" INFO commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/  redis: \1 EVALSHA, \2 us each in Redis/p' |
+        tee -a "$TMP/redis-time"
+    fi
   done
   kill "$pid"
   wait "$pid" 2>/dev/null
@@ -144,6 +152,7 @@ done
 echo
 echo "machine: $(nproc) CPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(redis-server --version | awk '{print $1, $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "round trip to Redis through bench_delay_proxy (-d $DELAY_US): $RTT_US us (median PING)"
+[[ -s $TMP/redis-time ]] && echo "Redis's time per decision, per run:" && cat "$TMP/redis-time"
 printf '%-12s %6s %10s %9s %9s\n' store conns req/s p50_us p99_us
 awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
        printf "%-12s %6s %10.0f %9s %9s\n", v["label"], v["conns"], v["rps"], v["p50_us"], v["p99_us"] }' "$TMP/results"
