@@ -147,6 +147,12 @@ for store in $STORES; do
   done
   kill "$pid"
   wait "$pid" 2>/dev/null
+  # A figure made partly without Redis is not one of Redis.
+  if grep -q 'store: the shared store does not answer' "$TMP/$store.log"; then
+    echo "redis_compare: $store: the store did not answer for a while (fallback episodes below); its figures are not Redis's" >&2
+    grep 'store: ' "$TMP/$store.log" >&2
+    FAILED=1
+  fi
 done
 
 echo
