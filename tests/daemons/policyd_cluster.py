@@ -176,6 +176,7 @@ class Daemon:
             text = f.read()
         # A sanitizer's report, or a crash, fails the scenario.
         if "ERROR: AddressSanitizer" in text or "runtime error:" in text \
+                or "WARNING: ThreadSanitizer" in text \
                 or code not in (0, -signal.SIGTERM):
             raise SystemExit(f"daemon exited {code}:\n{text[-4000:]}")
 
