@@ -1043,10 +1043,22 @@ static void settle(server *s) {
   }
 }
 
-/* At exit: waits for the batches still out, which free the connections
-   that were closed while they were. No new one is handed over, since no
-   connection is left to ask. */
+/* At exit, every connection closed: drops the batch not handed over
+   yet (the loop stopped inside a round; nobody would get its answers,
+   and a charge without an answer would count a message that Postfix
+   sends again), then waits for the batches still out, which free the
+   connections that were closed while they were. */
 static void settle_all(server *s) {
+  batch *b = s->filling;
+
+  if (b != NULL) {
+    size_t i;
+
+    s->filling = NULL;
+    for (i = 0; i < b->n; i += b->span[i])
+      conn_free(b->owner[i]);
+    free(b);
+  }
   while (s->handed > 0) {
     struct pollfd pfd = {s->decided, POLLIN, 0};
     uint64_t count;
