@@ -274,8 +274,7 @@ class Load:
             raise SystemExit(f"load: {self.errors[0]}")
 
 
-def inflight_close(build, tmp):
-    redis = Redis(tmp)
+def inflight_close(build, tmp, redis):
     # A long store timeout: the decisions stay out while the test closes.
     d = Daemon(build, tmp, "policyd", conf(redis, "inflight").replace(
         f"store-timeout {STORE_TIMEOUT_MS}", "store-timeout 3000"))
@@ -322,11 +321,9 @@ def inflight_close(build, tmp):
               f"out, {len(kept)} kept answered, the daemon answers")
     finally:
         d.close()
-        redis.close()
 
 
-def outage(build, tmp, fallback):
-    redis = Redis(tmp)
+def outage(build, tmp, redis, fallback):
     d = Daemon(build, tmp, "policyd", conf(redis, "outage", fallback))
     try:
         load = Load(d.port, 16)
@@ -363,20 +360,26 @@ def outage(build, tmp, fallback):
             if load.unanswered < 100:
                 raise SystemExit(f"only {load.unanswered} requests deferred")
             if not all(after):
-                raise SystemExit("requests deferred after Redis was back")
+                last = max(t for t, ok in load.times if not ok)
+                raise SystemExit(
+                    f"{after.count(False)} of the last 200 requests deferred, "
+                    f"the last {(last - stopped) * 1000:.0f} ms after the "
+                    f"stop; log:\n" + "".join(d.logged(r".*store: .*\n")))
         if set(load.answers) != {"action=DUNNO"}:
             raise SystemExit(f"answers {load.answers}")
     finally:
         d.close()
-        redis.close()
 
 
-def two_servers(build, tmp):
-    redis = Redis(tmp)
+def two_servers(build, tmp, redis):
     limit, total = 300, 900
     text = conf(redis, "two", limit=str(limit))
     a = Daemon(build, tmp, "a", text)
-    b = Daemon(build, tmp, "b", text)
+    try:
+        b = Daemon(build, tmp, "b", text)
+    except BaseException:
+        a.close()
+        raise
     try:
         # Every connection open before the first request, on both.
         go = threading.Event()
@@ -403,24 +406,27 @@ def two_servers(build, tmp):
     finally:
         a.close()
         b.close()
-        redis.close()
 
 
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     build, scenario = sys.argv[1], sys.argv[2]
+    scenarios = {
+        "inflight_close": inflight_close,
+        "outage": lambda b, t, r: outage(b, t, r, "local"),
+        "outage_defer": lambda b, t, r: outage(b, t, r, "defer"),
+        "two_servers": two_servers,
+    }
+    if scenario not in scenarios:
+        raise SystemExit(f"unknown scenario {scenario!r}")
     with tempfile.TemporaryDirectory(prefix="policyd-cluster-") as tmp:
-        if scenario == "inflight_close":
-            inflight_close(build, tmp)
-        elif scenario == "outage":
-            outage(build, tmp, "local")
-        elif scenario == "outage_defer":
-            outage(build, tmp, "defer")
-        elif scenario == "two_servers":
-            two_servers(build, tmp)
-        else:
-            raise SystemExit(f"unknown scenario {scenario!r}")
+        # Stopped whatever happens, even when a daemon does not start.
+        redis = Redis(tmp)
+        try:
+            scenarios[scenario](build, tmp, redis)
+        finally:
+            redis.close()
     print("ok")
 
 
