@@ -680,7 +680,11 @@ static int session_start(redis_store *r, session *x) {
     if (connect_master(r, x->k, x->deadline) != 0)
       goto fail;
     x->k->gen = x->gen;
-  } else if (x->k->tmo_ms != tmo || left(x->deadline) < tmo) {
+  } else if (x->k->tmo_ms > left(x->deadline) + 5 ||
+             x->k->tmo_ms < left(x->deadline) - 5) {
+    /* The timeout changed, or this call waited for its connection: the
+       socket's timeout is what is left (a few ms either way are not
+       worth two system calls a call). */
     x->k->tmo_ms = left(x->deadline);
     if (redisSetTimeout(x->k->c, tv_of(x->k->tmo_ms)) != REDIS_OK)
       goto fail;
@@ -1106,8 +1110,10 @@ static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
 }
 
 /* Sends up to REPLAY_MAX entries of the ledger on x, the oldest first.
-   0 when they were added (or the ledger was empty); -1 when Redis did not
-   take them, which are then kept for the next try. */
+   0 when Redis took them (or the ledger was empty): an entry whose script
+   Redis refused (which only a key of another type could make) is counted
+   as dropped rather than tried for ever. -1 when Redis did not answer:
+   the entries are kept for the next try. */
 static int replay(redis_store *r, session *x) {
   ledger_entry *head, *le, *last = NULL;
   redisReply **rp = NULL;
@@ -1131,23 +1137,20 @@ static int replay(redis_store *r, session *x) {
     if (build_add(r, le, &b) != 0)
       break;
   if (le == NULL && (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
-      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0) {
+      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0)
     rc = 0;
-    for (i = 0; i < b.n; i++)
-      if (rp[i]->type == REDIS_REPLY_ERROR)
-        rc = -1;
-    free_replies(rp, b.n);
-  }
-  free(rp);
   batch_free(&b);
   pthread_mutex_lock(&r->slock);
   if (rc == 0) {
-    /* Added: each entry counts the charges it gathered. */
-    while (head != NULL) {
+    /* Two commands an entry: its script, then its index. */
+    for (i = 0; head != NULL; i += 2) {
       le = head;
       head = le->next;
       r->ledger_n -= le->charges;
-      r->ledger_replayed += le->charges;
+      if (rp[i]->type == REDIS_REPLY_ERROR)
+        r->ledger_dropped += le->charges;
+      else
+        r->ledger_replayed += le->charges;
       free(le);
     }
   } else {
@@ -1158,6 +1161,9 @@ static int replay(redis_store *r, session *x) {
       r->ledger_tail = last;
   }
   pthread_mutex_unlock(&r->slock);
+  if (rc == 0)
+    free_replies(rp, 2 * n);
+  free(rp);
   return rc;
 }
 

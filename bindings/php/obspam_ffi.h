@@ -177,6 +177,9 @@ int obspam_state_load(obspam_engine *e, const char *path);
 int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix);
 int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
                         int64_t *episodes, int64_t *fallback_decisions);
+int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
+                         int64_t *ledger_added, int64_t *ledger_dropped,
+                         int64_t *keys_pending, int64_t *keys_deleted);
 
 int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,
                            int64_t *episodes);

@@ -257,6 +257,7 @@ test('every function has a method', function (): void {
         'obspam_notify_flush' => 'notifyFlush', 'obspam_state_save' => 'saveState',
         'obspam_state_load' => 'loadState',
         'obspam_set_store' => 'setStore', 'obspam_store_status' => 'storeStatus',
+        'obspam_store_backlog' => 'storeBacklog',
         'obspam_journal_open' => 'openJournal', 'obspam_journal_flush' => 'flushJournal',
         'obspam_journal_close' => 'closeJournal',
     ];
@@ -353,6 +354,7 @@ test('life cycle', function (): void {
         'closeJournal' => fn () => $e->closeJournal(),
         'setStore' => fn () => $e->setStore(null),
         'storeStatus' => fn () => $e->storeStatus(),
+        'storeBacklog' => fn () => $e->storeBacklog(),
         'lastError' => fn () => $e->lastError(),
     ];
     foreach ($calls as $name => $call) {
@@ -551,6 +553,15 @@ test('mailing lists', function (): void {
     $e->mailingListRemove('other@example.com');
     same(false, $e->mailingListMatch('other-bounces@example.com', ''), 'removed');
     throws(fn () => $e->mailingListRemove('other@example.com'), Engine::ENOTFOUND, null, 'remove absent');
+});
+
+test('store backlog', function (): void {
+    $e = newEngine();
+    same(
+        ['ledger_pending' => 0, 'ledger_added' => 0, 'ledger_dropped' => 0, 'keys_pending' => 0, 'keys_deleted' => 0],
+        $e->storeBacklog(),
+        'nothing owed without a shared store'
+    );
 });
 
 test('implicit mailboxes', function (): void {

@@ -301,6 +301,7 @@ class TestAbi(unittest.TestCase):
             "obspam_state_load": obspam.Engine.load_state,
             "obspam_set_store": obspam.Engine.set_store,
             "obspam_store_status": obspam.Engine.store_status,
+            "obspam_store_backlog": obspam.Engine.store_backlog,
             "obspam_implicit_status": obspam.Engine.implicit_status,
             "obspam_journal_open": obspam.Engine.open_journal,
             "obspam_journal_flush": obspam.Engine.flush_journal,
@@ -772,6 +773,15 @@ class TestLocalNetworks(unittest.TestCase):
             with self.assertRaises(obspam.Error) as cm:
                 e.local_network_add("a\0b")
             self.assertEqual(cm.exception.code, obspam.EINVAL)
+
+
+class TestStoreBacklog(unittest.TestCase):
+    def test_nothing_owed_without_a_shared_store(self) -> None:
+        with new_engine() as e:
+            self.assertEqual(
+                e.store_backlog(),
+                {"ledger_pending": 0, "ledger_added": 0, "ledger_dropped": 0, "keys_pending": 0, "keys_deleted": 0},
+            )
 
 
 class TestImplicitMailboxes(unittest.TestCase):

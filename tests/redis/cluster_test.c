@@ -25,6 +25,11 @@
          a reload that drops a subscription (and its domain and mailbox)
          and moves a domain under another subscription: the keys of what
          went are deleted in the background, the others stay;
+     cluster_test roundtrips URI DELAY_MS
+         URI reaches Redis through a proxy that adds DELAY_MS to each
+         round trip: a batch of 64 messages takes one round trip, and 16
+         batches started at once through obspam_decide_start take a few
+         (those queued while a thread is busy go together), not 16;
      cluster_test failover URI FAILOVER_CMD
          a Sentinel failover: the next decision goes to the new master and
          finds every count acknowledged before, within a bounded time;
@@ -1016,14 +1021,27 @@ static int outage(const char *uri, const char *freeze_cmd,
   status(e, st);
   printf("  %.0f ms in all, the longest decision %.1f ms\n", took, worst);
   EXPECT(errors == 0 && refused == 0, "%d errors, %d refused", errors, refused);
-  /* 50 ms for the scheduler of a loaded 2-core machine. */
-  EXPECT(worst <= OUTAGE_TIMEOUT + 50, "a decision waited %.1f ms", worst);
+  /* 100 ms for the scheduler of a 2-core machine that other jobs share:
+     the README gives the figure of a quiet run. */
+  EXPECT(worst <= OUTAGE_TIMEOUT + 100, "a decision waited %.1f ms", worst);
   EXPECT(st[1] == 0 && st[2] == 1 && st[3] == OUTAGE_THREADS * OUTAGE_CALLS,
          "one episode, every decision a fallback");
   run("Redis thaws", thaw_cmd);
   EXPECT(until_caught_up(e), "back on Redis within 5 s");
   status(e, st);
   EXPECT(st[1] == 1 && st[2] == 1, "up again, still one episode");
+  {
+    obspam_stats ms = OBSPAM_STATS_INIT;
+
+    /* The ledger's 600, and the scripts that were in flight when Redis
+       froze (at most one per connection of the pool) if Redis ran them
+       once it thawed: counted twice, never less. */
+    obspam_stats_get(e, OBSPAM_MAILBOX, "b@d.example", T, &ms);
+    printf("  b@d.example in Redis: %" PRId64 " (600 decided)\n", ms.count);
+    EXPECT(ms.count >= OUTAGE_THREADS * OUTAGE_CALLS &&
+               ms.count <= OUTAGE_THREADS * OUTAGE_CALLS + 4,
+           "count %" PRId64, ms.count);
+  }
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
@@ -1107,6 +1125,111 @@ static int housekeeping(const char *uri, const char *cli_cmd) {
          "d.example stays");
   EXPECT(key_exists(cli_cmd, prefix, "s1", "mbx", "a@d.example") == 1,
          "a@d.example stays");
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+#define RT_BATCH 64
+#define RT_STARTS 16 /* RT_STARTS * RT_EACH == RT_BATCH */
+#define RT_EACH 4
+
+static int rt_done;
+static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rt_cond = PTHREAD_COND_INITIALIZER;
+
+static void rt_on_done(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&rt_lock);
+  rt_done++;
+  pthread_cond_signal(&rt_cond);
+  pthread_mutex_unlock(&rt_lock);
+}
+
+static int roundtrips(const char *uri, double delay) {
+  static obspam_message m[RT_BATCH];
+  static obspam_verdict v[RT_BATCH];
+  static const obspam_message *pm[RT_BATCH];
+  static obspam_verdict *pv[RT_BATCH];
+  static int rc[RT_BATCH];
+  char prefix[64], login[RT_BATCH][32];
+  obspam_engine *e;
+  obspam_verdict one;
+  obspam_stats st = OBSPAM_STATS_INIT;
+  double start, took;
+  int i, accepted = 0;
+
+  snprintf(prefix, sizeof(prefix), "rt-%d:", (int)getpid());
+  e = engine(uri, prefix, "defer");
+  obspam_set_option(e, OBSPAM_OPT_STORE_TIMEOUT_MS, 5000);
+  /* Declared mailboxes (a new implicit one would start an exchange of its
+     own), and no limit in the way. */
+  EXPECT(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s1", OBSPAM_SUBSCRIPTION,
+                          OBSPAM_UNLIMITED) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  for (i = 0; i < 8; i++) {
+    char name[32];
+
+    snprintf(name, sizeof(name), "u%d@d.example", i);
+    EXPECT(obspam_add(e, OBSPAM_MAILBOX, name, NULL) == OBSPAM_OK &&
+               obspam_set_limit(e, OBSPAM_MAILBOX, name, OBSPAM_MAILBOX,
+                                OBSPAM_UNLIMITED) == OBSPAM_OK,
+           "%s", obspam_engine_errmsg(e));
+  }
+  /* The connection and the scripts first. */
+  EXPECT(decide(e, &one) == OBSPAM_OK, "%s", obspam_engine_errmsg(e));
+  for (i = 0; i < RT_BATCH; i++) {
+    obspam_message m0 = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    snprintf(login[i], sizeof(login[i]), "u%d@d.example", i % 8);
+    m[i] = m0;
+    m[i].sasl_username = login[i];
+    m[i].time = T;
+    v[i] = v0;
+    pm[i] = &m[i];
+    pv[i] = &v[i];
+  }
+  start = now_ms();
+  EXPECT(obspam_decide_batch(e, pm, pv, rc, RT_BATCH) == OBSPAM_OK, "%s",
+         obspam_engine_errmsg(e));
+  took = now_ms() - start;
+  for (i = 0; i < RT_BATCH; i++)
+    accepted += rc[i] == OBSPAM_OK && v[i].action == OBSPAM_ACCEPT;
+  printf(
+      "  obspam_decide_batch, %d messages: %.1f ms (a round trip: %.0f ms)\n",
+      RT_BATCH, took, delay);
+  EXPECT(accepted == RT_BATCH, "%d accepted", accepted);
+  EXPECT(took < 2 * delay, "more than one round trip");
+
+  for (i = 0; i < RT_BATCH; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    v[i] = v0;
+    rc[i] = -99;
+  }
+  start = now_ms();
+  for (i = 0; i < RT_STARTS; i++)
+    EXPECT(obspam_decide_start(e, pm + i * RT_EACH, pv + i * RT_EACH,
+                               rc + i * RT_EACH, NULL, RT_EACH, rt_on_done,
+                               NULL) == OBSPAM_OK,
+           "start %d", i);
+  pthread_mutex_lock(&rt_lock);
+  while (rt_done < RT_STARTS)
+    pthread_cond_wait(&rt_cond, &rt_lock);
+  pthread_mutex_unlock(&rt_lock);
+  took = now_ms() - start;
+  printf("  %d batches through obspam_decide_start: %.1f ms\n", RT_STARTS,
+         took);
+  EXPECT(took < 4 * delay, "more than a few round trips");
+  for (i = 0, accepted = 0; i < RT_BATCH; i++)
+    accepted += rc[i] == OBSPAM_OK && v[i].action == OBSPAM_ACCEPT;
+  EXPECT(accepted == RT_BATCH, "%d accepted", accepted);
+  /* a@d.example's one, then twice 64 of the 8 mailboxes. */
+  obspam_stats_get(e, OBSPAM_DOMAIN, "d.example", T, &st);
+  EXPECT(st.count == 1 + RT_BATCH + RT_STARTS * RT_EACH,
+         "domain count %" PRId64, st.count);
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
@@ -1380,6 +1503,8 @@ int main(int argc, char **argv) {
     return ledger(argv[2], argv[3], argv[4]);
   if (argc == 5 && strcmp(argv[1], "outage") == 0)
     return outage(argv[2], argv[3], argv[4]);
+  if (argc == 4 && strcmp(argv[1], "roundtrips") == 0)
+    return roundtrips(argv[2], atof(argv[3]));
   if (argc == 4 && strcmp(argv[1], "housekeeping") == 0)
     return housekeeping(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "failover") == 0)

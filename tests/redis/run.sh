@@ -24,7 +24,9 @@ obspam_need_packages redis-server redis-sentinel libhiredis-dev \
 
 REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis.XXXXXX")
 export REDIS_TEST_DIR
+PROXY_PID=
 cleanup() {
+  [[ -n $PROXY_PID ]] && kill "$PROXY_PID" 2>/dev/null
   "$HERE/servers.sh" stopall
   rm -rf -- "$REDIS_TEST_DIR"
 }
@@ -69,7 +71,7 @@ check "redis: keys of 1.3.0 are counted and reported after the upgrade" \
 check "redis: a relay stopped leaves the shared counters to the next" \
   "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
-  env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 1
+  env OBSPAM_TEST_REDIS="$URI" "$BIN/property_redis" --jobs 2
 check "redis: memory and Redis give the same verdicts, stats, reports, notices" \
   "$BIN/equiv_redis" "$URI"
 check "redis: killed, local fallback or defer; restarted, shared again" \
@@ -80,6 +82,17 @@ check "redis: Redis frozen: no decision waits past store-timeout, one episode" \
   "$BIN/cluster_test" outage "$URI" "$SRV freeze main" "$SRV thaw main"
 check "redis: the keys of objects a reload drops are deleted in the background" \
   "$BIN/cluster_test" housekeeping "$URI" "redis-cli -h 127.0.0.1 -p $P1"
+# A proxy that adds 50 ms to each round trip to the main server.
+PD=$("$SRV" port)
+coproc PROXY { exec python3 "$HERE/delay_proxy.py" "$PD" "$P1" 50; }
+PROXY_PID=$PROXY_PID
+read -r line <&"${PROXY[0]}"
+check "redis: the proxy adding 50 ms is ready" test "$line" = ready
+check "redis: a batch is one round trip; batches queued meanwhile share one" \
+  "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50
+kill "$PROXY_PID" 2>/dev/null
+wait "$PROXY_PID" 2>/dev/null
+PROXY_PID=
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
 check "redis: killed under load, the recovery line's count is the metric's" \

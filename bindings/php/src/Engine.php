@@ -1237,6 +1237,34 @@ final class Engine
     }
 
     /**
+     * obspam_store_backlog() (1.4): ['ledger_pending', 'ledger_added',
+     * 'ledger_dropped' => the charges accepted without Redis during an
+     * outage: waiting to be added to it, added, dropped past the ledger's
+     * bound; 'keys_pending', 'keys_deleted' => keys of objects a reload
+     * dropped].
+     *
+     * @return array<string, int>
+     */
+    public function storeBacklog(): array
+    {
+        $e = $this->handle('storeBacklog');
+        $names = ['ledger_pending', 'ledger_added', 'ledger_dropped', 'keys_pending', 'keys_deleted'];
+        $v = [];
+        foreach ($names as $k) {
+            $v[$k] = $this->lib->new('int64_t');
+        }
+        $this->ensure($e, $this->lib->obspam_store_backlog(
+            $e,
+            \FFI::addr($v['ledger_pending']),
+            \FFI::addr($v['ledger_added']),
+            \FFI::addr($v['ledger_dropped']),
+            \FFI::addr($v['keys_pending']),
+            \FFI::addr($v['keys_deleted']),
+        ));
+        return array_map(fn ($x) => $x->cdata, $v);
+    }
+
+    /**
      * obspam_implicit_status(): 'count' (implicit mailboxes that exist now),
      * 'overflow' (decisions that found the cap OPT_IMPLICIT_MAILBOXES
      * reached) and 'episodes' (times the cap was reached) (1.3).

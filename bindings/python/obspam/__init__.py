@@ -1541,6 +1541,17 @@ class Engine:
         self._call("store_status", self._lib.obspam_store_status, *[byref(v) for v in vals])
         return dict(zip(("shared", "up", "episodes", "fallback_decisions"), (v.value for v in vals)))
 
+    def store_backlog(self) -> Dict[str, int]:
+        """``obspam_store_backlog()`` (1.4): ``ledger_pending``,
+        ``ledger_added`` and ``ledger_dropped`` (the charges accepted
+        without Redis during an outage: waiting to be added to it, added,
+        dropped past the ledger's bound), ``keys_pending`` and
+        ``keys_deleted`` (keys of objects a reload dropped)."""
+        vals = [c_int64() for _ in range(5)]
+        self._call("store_backlog", self._lib.obspam_store_backlog, *[byref(v) for v in vals])
+        names = ("ledger_pending", "ledger_added", "ledger_dropped", "keys_pending", "keys_deleted")
+        return dict(zip(names, (v.value for v in vals)))
+
     # -- implicit mailboxes (1.3) --
 
     def implicit_status(self) -> Dict[str, int]:

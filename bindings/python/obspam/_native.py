@@ -243,6 +243,7 @@ PROTOTYPES = {
     "obspam_state_load": (c_int, [_E, c_char_p]),
     "obspam_set_store": (c_int, [_E, c_char_p, c_char_p]),
     "obspam_store_status": (c_int, [_E, _I64P, _I64P, _I64P, _I64P]),
+    "obspam_store_backlog": (c_int, [_E, _I64P, _I64P, _I64P, _I64P, _I64P]),
     "obspam_implicit_status": (c_int, [_E, _I64P, _I64P, _I64P]),
     "obspam_journal_open": (c_int, [_E, c_char_p, c_uint, _I64P, _I64P]),
     "obspam_journal_flush": (c_int, [_E]),
