@@ -97,6 +97,41 @@ int obspamd_decide_forwards(obspam_engine *e, const obspam_message *m,
                             obspamd_metrics *metrics, obspam_verdict *v,
                             obspam_message *about);
 
+/* The same decisions a step at a time, for a caller that hands each
+   step's messages to obspam_decide_start and comes back when they are
+   decided (the policy server's event loop): obspamd_forwards_begin, then
+   obspamd_forwards_step until it returns 0. The checks of every part are
+   one step (they change nothing, so deciding them together answers as
+   checking them in turn does); each charge is a step of its own, since
+   the next one is made only when the last one fitted. m and fw must stay
+   valid until the end; msg[] points into fw. */
+typedef struct obspamd_forwards_run {
+  const obspam_message *m;
+  const obspamd_forwards *fw;
+  int phase;
+  unsigned part; /* the forward being charged */
+  uint32_t k;    /* of its count */
+  /* The messages of the step (how: OBSPAM_DECIDE_DRY for a check), and
+     where the caller puts what each returned. */
+  obspam_message msg[OBSPAMD_FORWARDS_MAX + 1];
+  uint32_t how[OBSPAMD_FORWARDS_MAX + 1];
+  obspam_verdict v[OBSPAMD_FORWARDS_MAX + 1];
+  int rc[OBSPAMD_FORWARDS_MAX + 1];
+  /* Once the step count is 0: OBSPAM_OK or the engine's error, the
+     verdict to answer in v[0], the message it is about. */
+  int result;
+  obspam_message about;
+} obspamd_forwards_run;
+
+void obspamd_forwards_begin(obspamd_forwards_run *r, const obspam_message *m,
+                            const obspamd_forwards *fw);
+/* After the messages of the last step were decided into v[] and rc[]
+   (none before the first step): the number of messages of the next step,
+   in msg[0..n) and how[0..n); 0 when the answer is known. Each forward's
+   decision is counted in metrics (obspamd_metrics_marked). */
+unsigned obspamd_forwards_step(obspamd_forwards_run *r,
+                               obspamd_metrics *metrics);
+
 /* Sets OBSPAM_MSG_MAILING_LIST on m when its envelope sender is a
    declared list's (obspam_mailing_list_match: its address or -bounces
    form, from a local network or a local submission). */

@@ -3,11 +3,19 @@
    on top of libobspam.
 
    One thread runs an epoll loop over non-blocking sockets: the listeners,
-   every policy connection and a self-pipe for signals. Decisions take
-   microseconds and never block, so one thread serves thousands of
-   connections; the control socket and the metrics endpoint have threads
-   of their own (examples/common), and so does a reload while it runs.
-   The request parser is policy.c, the rules for a request rules.c. */
+   every policy connection, a self-pipe for signals and an eventfd for
+   decisions. The requests of one round that need a decision are handed
+   to obspam_decide_start together at the end of the round; a connection
+   whose request waits for its decision reads nothing more meanwhile, so
+   that its answers keep the order of its requests. With the counters in
+   memory the decisions are made at once, in the loop's thread; with a
+   shared store (Redis) the engine's threads make them while the loop
+   goes on with other connections, and hand them back through the
+   eventfd. So one thread serves thousands of connections and never waits
+   for the network; the control socket and the metrics endpoint have
+   threads of their own (examples/common), and so does a reload while it
+   runs. The request parser is policy.c, the rules for a request
+   rules.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +23,14 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -181,7 +191,28 @@ static int parse_options(int argc, char **argv, options *o) {
 
 /* ---- the event loop ----------------------------------------------------- */
 
-enum { ITEM_LISTENER, ITEM_SIGNALS, ITEM_CONN };
+enum { ITEM_LISTENER, ITEM_SIGNALS, ITEM_DECIDED, ITEM_CONN };
+
+/* What the decision a connection waits for is about. */
+enum {
+  PHASE_MAIN,         /* the request's message (probe, check or charge) */
+  PHASE_RCPT_FORWARD, /* at RCPT, the probe of the forward it makes */
+  PHASE_FORWARDS      /* a step of a message with forwards (forwards.h) */
+};
+
+/* What a request with a forward needs for its later steps. Rare, so it
+   is allocated for the request and freed with its answer, and the other
+   connections do not carry it. */
+typedef struct detour {
+  obspamd_forwards one;     /* DATA: the forward of its one recipient */
+  obspamd_forwards_run run; /* DATA: the steps of its decisions */
+  /* RCPT: the recipients before this one, the cap, the forward the
+     recipient makes and the probe of its mailbox. */
+  uint32_t before;
+  int64_t cap;
+  obspamd_forward f;
+  obspam_message pm;
+} detour;
 
 typedef struct listener {
   int type; /* ITEM_LISTENER */
@@ -208,6 +239,18 @@ typedef struct conn {
      connections, written once the round's decisions are in the journal. */
   struct conn *rprev, *rnext;
   int ready;
+  /* A request whose decision was handed to obspam_decide_start: the
+     connection reads and parses nothing more until it is answered. A
+     connection closed meanwhile is only marked closed, and freed when
+     its decision comes back, since the library still reads its message
+     and the batch still names it. */
+  int busy;
+  int closed;
+  int phase;               /* PHASE_*: what the decision is for */
+  rules_step step;         /* the request's step */
+  double asked_us;         /* when it was handed over, for the metrics */
+  obspam_message m;        /* the request's message, pointing into req */
+  detour *detour;          /* a request with a forward; NULL for the others */
   peer *client;            /* its client's count; NULL when not counted */
   int unix_peer;           /* came in on a unix: listener, peer checked */
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
@@ -219,6 +262,28 @@ typedef struct conn {
   char out[OUT_CAP];
 } conn;
 
+/* Decisions handed to obspam_decide_start together: the requests of one
+   loop round (a round with more starts several). Requests put their
+   messages in; the verdicts come back in v[] (or in a detour's run). */
+#define BATCH_MAX 128
+/* Batches kept for reuse when they come back. */
+#define SPARE_MAX 8
+typedef struct batch {
+  struct server *s;
+  struct batch *next; /* among the spares, or the batches decided */
+  size_t n;
+  const obspam_message *msgs[BATCH_MAX];
+  obspam_verdict *out[BATCH_MAX];
+  int rc[BATCH_MAX];
+  uint32_t how[BATCH_MAX];
+  /* The connection whose request message i is of. A request with
+     several messages (the checks of a message and its forwards) has
+     them one after the other, the first with span = their number. */
+  conn *owner[BATCH_MAX];
+  unsigned char span[BATCH_MAX];
+  obspam_verdict v[BATCH_MAX];
+} batch;
+
 typedef struct server {
   obspamd_service svc;
   int ep;
@@ -226,6 +291,14 @@ typedef struct server {
   int nlisteners;
   int signals_type; /* ITEM_SIGNALS, the epoll item of the signal pipe */
   int signals;      /* its read end */
+  int decided_type; /* ITEM_DECIDED, the epoll item of the eventfd */
+  int decided;      /* written when the engine's threads decided a batch */
+  pthread_t loop;   /* the loop's thread: its batches need no wake-up */
+  batch *filling;   /* the requests of this round not handed over yet */
+  batch *finished;  /* decided, not answered yet (atomic: batch_done) */
+  batch *spare;
+  int nspare;
+  long handed; /* batches handed over and not answered yet */
   conn *head, *tail;
   conn *whead, *wtail; /* connections with a request pending, oldest first */
   conn *rhead;         /* connections with answers of this round */
@@ -364,14 +437,26 @@ static void set_listeners(server *s, int on) {
   }
 }
 
+static void conn_free(conn *c) {
+  free(c->detour);
+  free(c);
+}
+
+/* Closes c; while its decision is out, c itself stays, marked closed,
+   and the batch frees it when it comes back. */
 static void conn_close(server *s, conn *c) {
   epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
+  c->fd = -1;
   list_remove(s, c);
   wait_remove(s, c);
   ready_remove(s, c);
   peers_release(s->peers, c->client);
-  free(c);
+  c->client = NULL;
+  if (c->busy)
+    c->closed = 1;
+  else
+    conn_free(c);
   s->nconns--;
   obspamd_metrics_connection_close(&s->svc.metrics);
   /* A descriptor is free again. */
@@ -384,7 +469,7 @@ static void conn_close(server *s, conn *c) {
 static void conn_interest(server *s, conn *c) {
   uint32_t want = 0;
 
-  if (c->in_off == c->in_len)
+  if (c->in_off == c->in_len && !c->busy)
     want |= EPOLLIN;
   if (c->out_len > c->out_off)
     want |= EPOLLOUT;
@@ -444,42 +529,126 @@ static void recipient_forward(server *s, conn *c, uint32_t *flag,
     *flag = 0;
 }
 
-/* A RCPT that the sender's probe let through (SPEC.md section 2): a
-   forwarding recipient whose mailbox could not send one more message is
-   refused now, naming that mailbox, and one whose message this
-   connection cannot keep is put off as the recipient past the cap is;
-   then the recipients cap; then the forward is kept for DATA. Appends
-   the answer. */
-static void answer_rcpt(server *s, conn *c, const obspam_message *m,
-                        const obspam_verdict *v) {
-  uint32_t before = rules_rcpt_before(&c->req, &c->mem), flag;
-  char mailbox[OBSPAM_NAME_MAX + 1], dunno[16];
-  obspamd_forward f;
+static detour *detour_get(conn *c) {
+  if (c->detour == NULL)
+    c->detour = malloc(sizeof(*c->detour));
+  return c->detour;
+}
 
-  recipient_forward(s, c, &flag, mailbox);
-  if (flag != 0) {
-    obspam_message pm;
-    obspam_verdict pv = OBSPAM_VERDICT_INIT;
+/* ---- decisions handed over ---------------------------------------------- */
 
-    f.flag = flag;
-    f.count = 1;
-    memcpy(f.mailbox, mailbox, sizeof(mailbox));
-    obspamd_forward_message(m, &f, 1, &pm);
-    /* Only a refused probe is counted: one let through is counted when
-       it is charged. */
-    if (obspam_decide(s->svc.engine, &pm, &pv) == OBSPAM_OK &&
-        pv.action == OBSPAM_REFUSE) {
-      obspamd_metrics_marked(&s->svc.metrics, &pv, &pm);
-      answer_refuse(s, c, &pv, &pm);
-      return;
-    }
-    if (!rules_forward_fits(&c->mem, mailbox)) {
-      answer_too_many(c);
-      return;
-    }
+/* Called once a batch is decided: on the loop's thread when the
+   counters are in memory (obspam_decide_start has not returned yet), on
+   one of the engine's threads with a shared store. Only hands the batch
+   over: the loop answers it (settle). */
+static void batch_done(void *arg) {
+  batch *b = arg;
+  server *s = b->s;
+  batch *head = __atomic_load_n(&s->finished, __ATOMIC_RELAXED);
+  uint64_t one = 1;
+  ssize_t n;
+
+  do
+    b->next = head;
+  while (!__atomic_compare_exchange_n(&s->finished, &head, b, 1,
+                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+  if (pthread_equal(pthread_self(), s->loop))
+    return; /* the loop looks at once (settle) */
+  do
+    n = write(s->decided, &one, sizeof(one));
+  while (n < 0 && errno == EINTR);
+}
+
+/* Hands the batch being filled to the engine. */
+static void batch_start(server *s) {
+  batch *b = s->filling;
+  size_t i;
+  int rc;
+
+  s->filling = NULL;
+  s->handed++;
+  rc = obspam_decide_start(s->svc.engine, b->msgs, b->out, b->rc, b->how, b->n,
+                           batch_done, b);
+  if (rc != OBSPAM_OK) {
+    /* Nothing was decided: each request gets the error, as it would
+       from obspam_decide. */
+    for (i = 0; i < b->n; i++)
+      b->rc[i] = rc;
+    batch_done(b);
   }
+}
+
+/* Puts k messages of c's request in the batch being filled: msgs[j]
+   decided (how[j], NULL for 0) into vs[j], or into the batch's own
+   verdicts when vs is NULL. c waits for them (phase). Returns -1 when
+   no batch can be had (out of memory). */
+static int ask(server *s, conn *c, int phase, unsigned k,
+               const obspam_message *msgs, const uint32_t *how,
+               obspam_verdict *vs) {
+  batch *b;
+  unsigned j;
+
+  if (s->filling != NULL && s->filling->n + k > BATCH_MAX)
+    batch_start(s);
+  if (s->filling == NULL) {
+    if ((b = s->spare) != NULL) {
+      s->spare = b->next;
+      s->nspare--;
+    } else if ((b = malloc(sizeof(*b))) == NULL) {
+      obspamd_log(LOG_ERR,
+                  "cannot decide a request from %s: out of memory; closing "
+                  "without an answer",
+                  c->peer);
+      return -1;
+    }
+    b->s = s;
+    b->n = 0;
+    s->filling = b;
+  }
+  b = s->filling;
+  for (j = 0; j < k; j++) {
+    size_t i = b->n++;
+
+    b->msgs[i] = &msgs[j];
+    b->how[i] = how != NULL ? how[j] : 0;
+    if (vs != NULL) {
+      b->out[i] = &vs[j];
+    } else {
+      b->v[i].struct_size = sizeof(b->v[i]);
+      b->out[i] = &b->v[i];
+    }
+    b->owner[i] = c;
+    b->span[i] = j == 0 ? (unsigned char)k : 0;
+  }
+  c->phase = phase;
+  c->busy = 1;
+  return 0;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static int conn_process(server *s, conn *c, int resumed);
+
+/* The end of an answered request: what the rules remember, and the
+   decision in the metrics. */
+static void request_end(server *s, conn *c, int refused,
+                        const obspam_verdict *v, const obspam_message *about) {
+  if (rules_end(c->step, policy_get(&c->req, POLICY_INSTANCE), refused,
+                &c->mem))
+    obspamd_metrics_decision(&s->svc.metrics, v, about,
+                             obspamd_now_us() - c->asked_us);
+}
+
+/* At RCPT, once the recipients cap is known to be the only question
+   left (SPEC.md section 2): the recipient past the cap is put off, the
+   others are let through, and a forward (flag not 0) is kept for
+   DATA. */
+static void rcpt_admit(conn *c, uint32_t before, int64_t cap, uint32_t flag,
+                       const char *mailbox) {
+  char dunno[16];
+
   if (c->mem.cap == RULES_CAP_UNKNOWN)
-    c->mem.cap = obspamd_recipients_cap(s->svc.engine, v);
+    c->mem.cap = cap;
   if (!rules_rcpt_admit(&c->mem, before, c->mem.cap)) {
     answer_too_many(c);
     return;
@@ -489,37 +658,184 @@ static void answer_rcpt(server *s, conn *c, const obspam_message *m,
   append(c, dunno, rules_reply(dunno, 0, 0));
 }
 
-/* Decides a complete message and the forwards its recipients make
-   (obspamd_decide_forwards): those kept at RCPT, or the one recipient
-   Postfix names at DATA when its RCPT did not come here. */
-static int decide_message(server *s, conn *c, const obspam_message *m,
-                          obspam_verdict *v, obspam_message *about) {
-  const obspamd_forwards *fw = rules_forwards(&c->req, &c->mem);
-  obspamd_forwards one;
-  uint32_t flag;
+/* A RCPT that the sender's probe let through (v): a forwarding recipient
+   whose mailbox could not send one more message is refused, naming that
+   mailbox (its probe is one more decision: returns 1, c waits for it);
+   otherwise the recipients cap. Returns 0 when answered, -1 when c must
+   be closed. */
+static int rcpt_let_through(server *s, conn *c, const obspam_verdict *v) {
+  uint32_t before = rules_rcpt_before(&c->req, &c->mem), flag;
+  int64_t cap = c->mem.cap != RULES_CAP_UNKNOWN
+                    ? c->mem.cap
+                    : obspamd_recipients_cap(s->svc.engine, v);
   char mailbox[OBSPAM_NAME_MAX + 1];
+  detour *d;
 
-  if (fw->n == 0) {
-    recipient_forward(s, c, &flag, mailbox);
-    obspamd_forwards_clear(&one);
-    if (flag != 0)
-      obspamd_forwards_keep(&one, flag, mailbox);
-    fw = &one;
+  recipient_forward(s, c, &flag, mailbox);
+  if (flag == 0) {
+    rcpt_admit(c, before, cap, 0, NULL);
+    request_end(s, c, 0, v, &c->m);
+    return 0;
   }
-  return obspamd_decide_forwards(s->svc.engine, m, fw, &s->svc.metrics, v,
-                                 about);
+  if ((d = detour_get(c)) == NULL) {
+    obspamd_log(LOG_ERR,
+                "cannot decide a request from %s: out of memory; closing "
+                "without an answer",
+                c->peer);
+    return -1;
+  }
+  d->before = before;
+  d->cap = cap;
+  d->f.flag = flag;
+  d->f.count = 1;
+  memcpy(d->f.mailbox, mailbox, sizeof(mailbox));
+  obspamd_forward_message(&c->m, &d->f, 1, &d->pm);
+  return ask(s, c, PHASE_RCPT_FORWARD, 1, &d->pm, NULL, NULL) == 0 ? 1 : -1;
 }
 
-/* Answers one complete request by the rules (rules.h). Returns -1 when
-   it must not be answered: the protocol then asks for a closed
-   connection, and Postfix applies its smtpd_policy_service_default_action. */
-static int answer(server *s, conn *c) {
-  obspam_message m = OBSPAM_MESSAGE_INIT, about;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-  rules_step step = rules_begin(&c->req, c->unix_peer, &c->mem, &m);
-  char dunno[16];
-  int rc;
+/* The probe of a RCPT's forward is back (rc, pv). Only a refused probe
+   is counted: one let through is counted when it is charged. Then, as
+   for any RCPT let through, the forwards a message can keep and the
+   recipients cap. */
+static void rcpt_forward_probed(server *s, conn *c, int rc,
+                                const obspam_verdict *pv) {
+  detour *d = c->detour;
 
+  if (rc == OBSPAM_OK && pv->action == OBSPAM_REFUSE) {
+    obspamd_metrics_marked(&s->svc.metrics, pv, &d->pm);
+    answer_refuse(s, c, pv, &d->pm);
+  } else if (!rules_forward_fits(&c->mem, d->f.mailbox)) {
+    answer_too_many(c);
+  } else {
+    rcpt_admit(c, d->before, d->cap, d->f.flag, d->f.mailbox);
+  }
+  request_end(s, c, 0, pv, &c->m);
+}
+
+/* The answer to a request whose decision is known: rc and v about the
+   message about. Returns 0, or -1 when it must not be answered (the
+   protocol then asks for a closed connection, and Postfix applies its
+   smtpd_policy_service_default_action). */
+static int answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
+                          const obspam_message *about) {
+  char dunno[16];
+
+  if (rc != OBSPAM_OK) {
+    /* The shared store down (store-fallback defer): one line per
+       episode, not one per request. */
+    if (!obspamd_store_deferred(&s->svc, rc))
+      obspamd_log(LOG_ERR,
+                  "cannot decide a request from %s (state %s): %s; closing "
+                  "without an answer",
+                  c->peer, policy_state_name(&c->req),
+                  obspam_engine_errmsg(s->svc.engine));
+    return -1;
+  }
+  if (v->action == OBSPAM_REFUSE)
+    answer_refuse(s, c, v, about);
+  else if (c->step != RULES_DECIDE)
+    return rcpt_let_through(s, c, v);
+  else
+    append(c, dunno, rules_reply(dunno, 0, 0));
+  request_end(s, c, v->action == OBSPAM_REFUSE, v, about);
+  return 0;
+}
+
+/* The decision of c's request is back: items at..at+k of b. Answers it
+   and goes on with the requests that waited behind it, or asks for the
+   next decision the request needs. */
+static void decided(server *s, conn *c, batch *b, size_t at, unsigned k) {
+  detour *d = c->detour;
+  unsigned j, n;
+  int r;
+
+  c->busy = 0;
+  if (c->closed) {
+    conn_free(c);
+    return;
+  }
+  switch (c->phase) {
+  case PHASE_RCPT_FORWARD:
+    rcpt_forward_probed(s, c, b->rc[at], b->out[at]);
+    r = 0;
+    break;
+  case PHASE_FORWARDS:
+    for (j = 0; j < k; j++)
+      d->run.rc[j] = b->rc[at + j];
+    n = obspamd_forwards_step(&d->run, &s->svc.metrics);
+    if (n > 0) {
+      r = ask(s, c, PHASE_FORWARDS, n, d->run.msg, d->run.how, d->run.v) == 0
+              ? 1
+              : -1;
+      break;
+    }
+    r = answer_decided(s, c, d->run.result, &d->run.v[0], &d->run.about);
+    break;
+  default:
+    r = answer_decided(s, c, b->rc[at], b->out[at], &c->m);
+    break;
+  }
+  if (r > 0)
+    return; /* c waits for another decision */
+  if (r < 0) {
+    conn_close(s, c);
+    return;
+  }
+  if (c->detour != NULL) {
+    free(c->detour);
+    c->detour = NULL;
+  }
+  policy_reset(&c->req);
+  conn_process(s, c, 1);
+}
+
+/* A complete message at DATA or END-OF-MESSAGE: its forwards
+   (obspamd_forwards_run: those kept at RCPT, or the one recipient Postfix
+   names at DATA when its RCPT did not come here) are decided with it in
+   steps; a message without is one decision. Returns 1 (c waits) or -1. */
+static int ask_message(server *s, conn *c) {
+  const obspamd_forwards *fw = rules_forwards(&c->req, &c->mem);
+  char mailbox[OBSPAM_NAME_MAX + 1];
+  uint32_t flag = 0;
+  unsigned n;
+  detour *d;
+
+  if (fw->n == 0)
+    recipient_forward(s, c, &flag, mailbox);
+  if (fw->n == 0 && flag == 0)
+    return ask(s, c, PHASE_MAIN, 1, &c->m, NULL, NULL) == 0 ? 1 : -1;
+  if ((d = detour_get(c)) == NULL) {
+    obspamd_log(LOG_ERR,
+                "cannot decide a request from %s: out of memory; closing "
+                "without an answer",
+                c->peer);
+    return -1;
+  }
+  if (fw->n == 0) {
+    obspamd_forwards_clear(&d->one);
+    obspamd_forwards_keep(&d->one, flag, mailbox);
+    fw = &d->one;
+  }
+  obspamd_forwards_begin(&d->run, &c->m, fw);
+  n = obspamd_forwards_step(&d->run, &s->svc.metrics);
+  return ask(s, c, PHASE_FORWARDS, n, d->run.msg, d->run.how, d->run.v) == 0
+             ? 1
+             : -1;
+}
+
+/* Takes one complete request by the rules (rules.h): answers it at once
+   when no decision is needed (returns 0), or hands its decision over
+   (returns 1: c waits for it). Returns -1 when it must not be answered:
+   the protocol then asks for a closed connection, and Postfix applies
+   its smtpd_policy_service_default_action. */
+static int answer(server *s, conn *c) {
+  static const obspam_message init = OBSPAM_MESSAGE_INIT;
+  static const uint32_t dry = OBSPAM_DECIDE_DRY;
+  rules_step step;
+  char dunno[16];
+
+  c->m = init;
+  step = rules_begin(&c->req, c->unix_peer, &c->mem, &c->m);
   if (step == RULES_CLOSE) {
     obspamd_metrics_bad_request(&s->svc.metrics);
     obspamd_log(LOG_WARNING,
@@ -533,33 +849,15 @@ static int answer(server *s, conn *c) {
     append(c, dunno, rules_reply(dunno, 0, 0));
     return 0;
   }
-  obspamd_mark_list(s->svc.engine, &m);
-  about = m;
-  rc = step == RULES_CHECK    ? obspam_check(s->svc.engine, &m, &v)
-       : step == RULES_DECIDE ? decide_message(s, c, &m, &v, &about)
-                              : obspam_decide(s->svc.engine, &m, &v);
-  if (rc != OBSPAM_OK) {
-    /* The shared store down (store-fallback defer): one line per
-       episode, not one per request. */
-    if (!obspamd_store_deferred(&s->svc, rc))
-      obspamd_log(LOG_ERR,
-                  "cannot decide a request from %s (state %s): %s; closing "
-                  "without an answer",
-                  c->peer, policy_state_name(&c->req),
-                  obspam_engine_errmsg(s->svc.engine));
-    return -1;
-  }
-  if (v.action == OBSPAM_REFUSE)
-    answer_refuse(s, c, &v, &about);
-  else if (step != RULES_DECIDE)
-    answer_rcpt(s, c, &m, &v);
-  else
-    append(c, dunno, rules_reply(dunno, 0, 0));
-  if (rules_end(step, policy_get(&c->req, POLICY_INSTANCE),
-                v.action == OBSPAM_REFUSE, &c->mem))
-    obspamd_metrics_decision(&s->svc.metrics, &v, &about,
-                             obspamd_now_us() - s->woke_us);
-  return 0;
+  obspamd_mark_list(s->svc.engine, &c->m);
+  c->step = step;
+  c->asked_us = s->woke_us;
+  if (step == RULES_DECIDE)
+    return ask_message(s, c);
+  return ask(s, c, PHASE_MAIN, 1, &c->m, step == RULES_CHECK ? &dry : NULL,
+             NULL) == 0
+             ? 1
+             : -1;
 }
 
 /* Writes what it can of the pending answers. Returns -1 on a dead peer. */
@@ -588,15 +886,16 @@ static int out_room(const conn *c) {
 
 /* Parses what was read and answers every complete request, as long as
    there is room for answers; when the answers fill their buffer, it is
-   written out and parsing goes on, until the input is used up or the
-   socket takes no more (then EPOLLOUT brings the rest back here). A
-   round does at most IN_CAP bytes of one connection, so a client that
-   pipelines thousands of requests cannot starve the others. Returns -1
-   when c was closed. */
-static int conn_process(server *s, conn *c) {
-  int completed = 0;
+   written out and parsing goes on, until the input is used up, the
+   socket takes no more (then EPOLLOUT brings the rest back here) or a
+   request waits for its decision (then its answer brings the rest back
+   here: resumed says so). A round does at most IN_CAP bytes of one
+   connection, so a client that pipelines thousands of requests cannot
+   starve the others. Returns -1 when c was closed. */
+static int conn_process(server *s, conn *c, int resumed) {
+  int completed = resumed;
 
-  for (;;) {
+  while (!c->busy) {
     size_t used;
     int rc;
 
@@ -625,22 +924,99 @@ static int conn_process(server *s, conn *c) {
       return -1;
     }
     if (rc == POLICY_COMPLETE) {
-      if (answer(s, c) < 0) {
+      rc = answer(s, c);
+      if (rc < 0) {
         conn_close(s, c);
         return -1;
       }
+      if (rc > 0)
+        break; /* its answer comes back through decided() */
       policy_reset(&c->req);
       completed = 1;
     }
   }
   if (c->in_off == c->in_len)
     c->in_off = c->in_len = 0;
-  track_request(s, c, completed);
+  /* The time a decision takes is the server's, not the client's: no
+     request deadline runs meanwhile. */
+  if (c->busy)
+    wait_remove(s, c);
+  else
+    track_request(s, c, completed);
   if (c->out_len > c->out_off)
     ready_add(s, c); /* written at the end of the round */
-  else
+  else if (!c->busy)
     conn_interest(s, c);
+  /* A connection that waits keeps its interest as it is: with the
+     counters in memory its answer comes in this round, and two changes
+     of it would cost two system calls for nothing. If it is readable
+     before then, conn_readable takes the interest away. */
   return 0;
+}
+
+/* Hands the requests of the round over and answers what was decided,
+   until neither is left: with the counters in memory a batch is decided
+   at once, and its answers let the requests that waited behind them be
+   parsed, which may make another batch. */
+static void settle(server *s) {
+  for (;;) {
+    batch *b, *rev = NULL;
+
+    if (s->filling != NULL)
+      batch_start(s);
+    b = __atomic_exchange_n(&s->finished, NULL, __ATOMIC_ACQUIRE);
+    if (b == NULL)
+      return;
+    /* Oldest first. */
+    while (b != NULL) {
+      batch *next = b->next;
+
+      b->next = rev;
+      rev = b;
+      b = next;
+    }
+    while ((b = rev) != NULL) {
+      size_t i;
+
+      rev = b->next;
+      for (i = 0; i < b->n; i += b->span[i])
+        decided(s, b->owner[i], b, i, b->span[i]);
+      s->handed--;
+      if (s->nspare < SPARE_MAX) {
+        b->next = s->spare;
+        s->spare = b;
+        s->nspare++;
+      } else {
+        free(b);
+      }
+    }
+  }
+}
+
+/* At exit, every connection closed: drops the batch not handed over
+   yet (the loop stopped inside a round; nobody would get its answers,
+   and a charge without an answer would count a message that Postfix
+   sends again), then waits for the batches still out, which free the
+   connections that were closed while they were. */
+static void settle_all(server *s) {
+  batch *b = s->filling;
+
+  if (b != NULL) {
+    size_t i;
+
+    s->filling = NULL;
+    for (i = 0; i < b->n; i += b->span[i])
+      conn_free(b->owner[i]);
+    free(b);
+  }
+  while (s->handed > 0) {
+    struct pollfd pfd = {s->decided, POLLIN, 0};
+    uint64_t count;
+
+    if (poll(&pfd, 1, 1000) > 0 && read(s->decided, &count, sizeof(count)))
+      pfd.revents = 0; /* read only to empty it: settle takes the batches */
+    settle(s);
+  }
 }
 
 /* The end of a round: the decisions made in it go to the journal in one
@@ -663,6 +1039,10 @@ static void flush_ready(server *s) {
 static int conn_readable(server *s, conn *c) {
   ssize_t n;
 
+  if (c->busy) {
+    conn_interest(s, c); /* nothing is read until it is answered */
+    return 0;
+  }
   if (c->in_off < c->in_len)
     return 0; /* still parsing what came before */
   do
@@ -687,7 +1067,7 @@ static int conn_readable(server *s, conn *c) {
   c->last = (int64_t)(s->woke_us / 1000);
   list_remove(s, c);
   list_append(s, c);
-  return conn_process(s, c);
+  return conn_process(s, c, 0);
 }
 
 static int conn_writable(server *s, conn *c) {
@@ -695,8 +1075,8 @@ static int conn_writable(server *s, conn *c) {
     conn_close(s, c);
     return -1;
   }
-  if (c->in_off < c->in_len)
-    return conn_process(s, c); /* requests that waited for room */
+  if (c->in_off < c->in_len && !c->busy)
+    return conn_process(s, c, 0); /* requests that waited for room */
   conn_interest(s, c);
   return 0;
 }
@@ -806,6 +1186,8 @@ static void accept_some(server *s, listener *l) {
     c->fd = fd;
     c->client = p;
     c->unix_peer = l->unix_socket;
+    c->busy = c->closed = 0;
+    c->detour = NULL;
     c->waiting = 0;
     c->wprev = c->wnext = NULL;
     c->ready = 0;
@@ -1053,6 +1435,12 @@ static void run(server *s) {
         accept_some(s, evs[i].data.ptr);
       } else if (type == ITEM_SIGNALS) {
         read_signals(s);
+      } else if (type == ITEM_DECIDED) {
+        uint64_t count;
+
+        /* Emptied only: settle takes the batches decided. */
+        if (read(s->decided, &count, sizeof(count)) < 0)
+          continue;
       } else {
         conn *c = evs[i].data.ptr;
 
@@ -1065,6 +1453,7 @@ static void run(server *s) {
           conn_readable(s, c);
       }
     }
+    settle(s);
     flush_ready(s);
     if (s->reload)
       start_reload(s);
@@ -1118,9 +1507,17 @@ static void set_limits(server *s, const options *o) {
   s->max_per_client = o->max_per_client;
 }
 
-/* The epoll set, with the signal pipe in it; the listeners come next. */
+/* The epoll set, with the signal pipe and the eventfd of decisions in
+   it; the listeners come next. */
 static int open_loop(server *s, int signals) {
   struct epoll_event ev;
+
+  s->loop = pthread_self();
+  s->decided = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->decided < 0) {
+    obspamd_log(LOG_ERR, "eventfd: %s", strerror(errno));
+    return -1;
+  }
 
   s->ep = epoll_create1(EPOLL_CLOEXEC);
   if (s->ep < 0) {
@@ -1132,6 +1529,13 @@ static int open_loop(server *s, int signals) {
   ev.events = EPOLLIN;
   ev.data.ptr = &s->signals_type;
   if (epoll_ctl(s->ep, EPOLL_CTL_ADD, signals, &ev) != 0) {
+    obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
+    return -1;
+  }
+  s->decided_type = ITEM_DECIDED;
+  ev.events = EPOLLIN;
+  ev.data.ptr = &s->decided_type;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->decided, &ev) != 0) {
     obspamd_log(LOG_ERR, "epoll: %s", strerror(errno));
     return -1;
   }
@@ -1162,6 +1566,7 @@ int main(int argc, char **argv) {
     return 1;
 
   s->ep = -1;
+  s->decided = -1;
   rc = 1;
   if (open_loop(s, st.signals) == 0 && open_listeners(s, &o) == 0 &&
       obspamd_start_threads(&st, &s->svc) == 0) {
@@ -1173,6 +1578,7 @@ int main(int argc, char **argv) {
     rc = s->stop ? 0 : 1;
     while (s->head != NULL)
       conn_close(s, s->head);
+    settle_all(s);
     if (s->reloader_started)
       pthread_join(s->reloader, NULL);
   }
@@ -1180,6 +1586,15 @@ int main(int argc, char **argv) {
   if (s->ep >= 0)
     close(s->ep);
   rc = obspamd_start_end(&st, &s->svc, rc);
+  /* After the engine is freed: none of its threads writes to it now. */
+  if (s->decided >= 0)
+    close(s->decided);
+  while (s->spare != NULL) {
+    batch *b = s->spare;
+
+    s->spare = b->next;
+    free(b);
+  }
   peers_free(s->peers);
   return rc;
 }

@@ -193,3 +193,64 @@ Test(forwards, metrics_and_log_line_tell_them_apart) {
                         "mail=forward-local"),
             "%s", logged());
 }
+
+/* The steps obspamd_forwards_step gives a caller with an event loop: the
+   checks of every part in one step (nothing charged), then one charge
+   per step, each forward as many times as its recipients, the message
+   itself last; a part refused at the checks is decided alone and
+   answered. (desk@ forwards locally: not counted, but still a part.) */
+Test(forwards, steps_for_an_event_loop) {
+  obspam_engine *e = engine();
+  obspamd_metrics met;
+  obspamd_forwards fw;
+  obspamd_forwards_run r;
+  obspam_message m = inbound("someone@elsewhere.example", "192.0.2.7");
+  const char *want[] = {"sales@example.com", "sales@example.com",
+                        "desk@example.com", "someone@elsewhere.example"};
+  unsigned n, i, step;
+
+  memset(&met, 0, sizeof met);
+  obspamd_forwards_clear(&fw);
+  keep(&fw, e, "sales@example.com");
+  keep(&fw, e, "sales@example.com");
+  keep(&fw, e, "desk@example.com");
+  obspamd_forwards_begin(&r, &m, &fw);
+  n = obspamd_forwards_step(&r, &met);
+  cr_assert_eq(n, 3u);
+  for (i = 0; i < n; i++) {
+    cr_assert_eq(r.how[i], OBSPAM_DECIDE_DRY, "part %u", i);
+    r.rc[i] = obspam_check(e, &r.msg[i], &r.v[i]);
+  }
+  cr_assert_str_eq(r.msg[0].sender, "someone@elsewhere.example");
+  cr_assert_str_eq(r.msg[1].sender, "sales@example.com");
+  cr_assert_str_eq(r.msg[2].sender, "desk@example.com");
+  for (step = 0; (n = obspamd_forwards_step(&r, &met)) > 0; step++) {
+    cr_assert_eq(n, 1u, "step %u", step);
+    cr_assert_lt(step, 4u);
+    cr_assert_eq(r.how[0], 0u);
+    cr_assert_str_eq(r.msg[0].sender, want[step], "step %u", step);
+    r.rc[0] = obspam_decide(e, &r.msg[0], &r.v[0]);
+  }
+  cr_assert_eq(step, 4u);
+  cr_assert_eq(r.result, OBSPAM_OK);
+  cr_assert_eq(r.v[0].action, OBSPAM_UNKNOWN);
+  cr_assert_eq(count(e, OBSPAM_MAILBOX, "sales@example.com"), 2);
+
+  /* sales@ has no room left (limit 2): the checks refuse it, and only
+     its refusal is decided; nothing is charged. */
+  obspamd_forwards_begin(&r, &m, &fw);
+  n = obspamd_forwards_step(&r, &met);
+  cr_assert_eq(n, 3u);
+  for (i = 0; i < n; i++)
+    r.rc[i] = obspam_check(e, &r.msg[i], &r.v[i]);
+  cr_assert_eq(obspamd_forwards_step(&r, &met), 1u);
+  cr_assert_str_eq(r.msg[0].sender, "sales@example.com");
+  r.rc[0] = obspam_decide(e, &r.msg[0], &r.v[0]);
+  cr_assert_eq(obspamd_forwards_step(&r, &met), 0u);
+  cr_assert_eq(r.result, OBSPAM_OK);
+  cr_assert_eq(r.v[0].action, OBSPAM_REFUSE);
+  cr_assert_str_eq(r.v[0].object, "sales@example.com");
+  cr_assert_str_eq(r.about.sender, "sales@example.com");
+  cr_assert_eq(count(e, OBSPAM_MAILBOX, "sales@example.com"), 2);
+  obspam_engine_free(e);
+}

@@ -83,6 +83,15 @@ class Daemon:
                  control=False, wait=True, unix=True, preexec=None, env=None):
         self.tmp = tmp
         self.config = os.path.join(tmp, f"{name}.conf")
+        # OBSPAM_TEST_STORE=redis://...: the same scenario with the
+        # counters in that Redis, under a prefix of its own, so that each
+        # decision goes through the loop's asynchronous path
+        # (tests/redis/run.sh runs a few scenarios so).
+        store = os.environ.get("OBSPAM_TEST_STORE")
+        if config_text is not None and store:
+            config_text = (f"store {store}\nstore-prefix "
+                           f"t{os.getpid()}-{time.monotonic_ns()}:\n"
+                           + config_text)
         if config_text is not None:
             with open(self.config, "w") as f:
                 f.write(config_text)

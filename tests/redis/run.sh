@@ -100,6 +100,28 @@ check "redis: killed under load, the recovery line's count is the metric's" \
 check "redis: store-fallback defer under load: two lines, with the counts" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" defer
 
+# obspam-policyd's loop on the shared store (each scenario starts its own
+# redis-server): tests/daemons/policyd_cluster.py.
+C=tests/daemons/policyd_cluster.py
+check "redis: policyd connections closed while their decisions are out" \
+  python3 "$C" "$BUILD" inflight_close
+check "redis: policyd under load, Redis stopped: no wait past the timeout" \
+  python3 "$C" "$BUILD" outage
+check "redis: the same with store-fallback defer" \
+  python3 "$C" "$BUILD" outage_defer
+check "redis: two policy servers on one Redis accept exactly the limit" \
+  python3 "$C" "$BUILD" two_servers
+# Scenarios of tests/daemons with the counters in Redis: the forward paths
+# (several decisions per request) through the loop's asynchronous path,
+# and requests pipelined on one connection, answered in order. (Not
+# pipeline_deep: one connection's 10,000 requests take 10,000 round trips,
+# one at a time, since each request's step depends on the answers before
+# it; on a loaded machine that exceeds the scenario's time.)
+for s in forwards rcpt rcpt_cap rcpt_recorded dedupe many; do
+  check "redis: policyd scenario $s on Redis" \
+    env OBSPAM_TEST_STORE="$URI" python3 tests/daemons/policyd_test.py "$BUILD" "$s"
+done
+
 # Sentinel: a master, one replica, one sentinel (quorum 1).
 PM=$("$SRV" port)
 PR=$("$SRV" port)
