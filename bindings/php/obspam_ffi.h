@@ -145,6 +145,10 @@ int obspam_check(obspam_engine *e, const obspam_message *msg,
                  obspam_verdict *out);
 int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
                         obspam_verdict *const *out, int *rc, size_t n);
+int obspam_decide_start(obspam_engine *e, const obspam_message *const *msgs,
+                        obspam_verdict *const *out, int *rc,
+                        const uint32_t *how, size_t n,
+                        void (*done)(void *arg), void *arg);
 
 int obspam_stats_get(obspam_engine *e, int kind, const char *name,
                      int64_t now, obspam_stats *out);

@@ -250,6 +250,7 @@ test('every function has a method', function (): void {
         'obspam_implicit_status' => 'implicitStatus',
         'obspam_load_config' => 'loadConfig', 'obspam_load_config_string' => 'loadConfigString',
         'obspam_decide' => 'decide', 'obspam_check' => 'check', 'obspam_decide_batch' => 'decideBatch',
+        'obspam_decide_start' => 'decideBatch',
         'obspam_stats_get' => 'stats', 'obspam_history' => 'history',
         'obspam_report' => 'report', 'obspam_set_notify' => 'setNotify',
         'obspam_enumerate' => 'enumerate', 'obspam_top' => 'top', 'obspam_reset' => 'reset',

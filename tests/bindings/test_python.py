@@ -288,6 +288,7 @@ class TestAbi(unittest.TestCase):
             "obspam_decide": obspam.Engine.decide,
             "obspam_check": obspam.Engine.check,
             "obspam_decide_batch": obspam.Engine.decide_batch,
+            "obspam_decide_start": obspam.Engine.decide_batch,
             "obspam_stats_get": obspam.Engine.stats,
             "obspam_history": obspam.Engine.history,
             "obspam_report": obspam.Engine.report,

@@ -69,6 +69,8 @@ final class Engine
     public const MSG_FORWARD_REMOTE = 4;
     public const MSG_MAILING_LIST = 8;
     public const MSG_PROBE = 16;
+    /** obspam_decide_start's per-message flag (1.4); the binding decides with decideBatch() and check() instead. */
+    public const DECIDE_DRY = 1;
 
     // Options (enum obspam_option).
     public const OPT_ENABLED = 1;
@@ -752,7 +754,9 @@ final class Engine
     }
 
     /**
-     * obspam_decide_batch(): decides several messages in one call, in order,
+     * obspam_decide_batch(), instead of obspam_decide_start() (1.4), whose
+     * callback runs on an engine thread that PHP cannot take: decides
+     * several messages in one call (one round trip on Redis), in order,
      * each exactly as decide() would (and faster than as many calls when
      * there are several). Each element of $list is an array of the $fields
      * that decide() takes, checked as decide() checks them (an unknown field

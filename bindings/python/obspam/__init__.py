@@ -95,6 +95,7 @@ __all__ = [
     "MSG_FORWARD_REMOTE",
     "MSG_MAILING_LIST",
     "MSG_PROBE",
+    "DECIDE_DRY",
     "OPT_ENABLED",
     "OPT_COUNT_UNIT",
     "OPT_ACTION",
@@ -233,6 +234,9 @@ MSG_FORWARD_LOCAL = MessageFlag.FORWARD_LOCAL
 MSG_FORWARD_REMOTE = MessageFlag.FORWARD_REMOTE
 MSG_MAILING_LIST = MessageFlag.MAILING_LIST
 MSG_PROBE = MessageFlag.PROBE
+#: obspam_decide_start's per-message flag (1.4); the binding decides with
+#: decide_batch() and check() instead.
+DECIDE_DRY = 1
 
 OPT_ENABLED = Option.ENABLED
 OPT_COUNT_UNIT = Option.COUNT_UNIT
@@ -1191,6 +1195,11 @@ class Engine:
         failure's :class:`Error` and lost every verdict.) With
         ``OPT_NOTIFY_IMMEDIATE``, what the notify callback raises propagates
         from here once every message was decided.
+
+        On a Redis store the batch is one round trip (1.4). The binding
+        calls this instead of ``obspam_decide_start()``, which calls back on
+        an engine thread: a program with an event loop runs decide_batch()
+        in an executor thread.
         """
         what = "decide_batch"
         msgs: List[_native.Message] = []

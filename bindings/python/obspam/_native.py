@@ -220,6 +220,19 @@ PROTOTYPES = {
     "obspam_load_config_string": (c_int, [_E, c_char_p]),
     "obspam_decide": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
     "obspam_check": (c_int, [_E, POINTER(Message), POINTER(Verdict)]),
+    "obspam_decide_start": (
+        c_int,
+        [
+            _E,
+            POINTER(POINTER(Message)),
+            POINTER(POINTER(Verdict)),
+            POINTER(c_int),
+            POINTER(c_uint32),
+            c_size_t,
+            c_void_p,
+            c_void_p,
+        ],
+    ),
     "obspam_decide_batch": (
         c_int,
         [
