@@ -22,10 +22,7 @@ TestSuite(tree, .init = setup, .fini = teardown);
 
 /* ---- "The engine is unchanged" ------------------------------------------ */
 
-static const struct {
-  int kind;
-  const char *name;
-} probe_objs[] = {
+static const tu_object probe_objs[] = {
     {OBSPAM_SUBSCRIPTION, "acme"},
     {OBSPAM_SUBSCRIPTION, "solo"},
     {OBSPAM_SUBSCRIPTION, "basic"},

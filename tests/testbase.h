@@ -26,6 +26,13 @@
 #define H3 (T0 + 3 * 3600)
 #define H4 (T0 + 4 * 3600)
 
+/* An object of the tree: its kind and name, for tables of objects that
+   a test probes. */
+typedef struct tu_object {
+  int kind;
+  const char *name;
+} tu_object;
+
 /* Builds a message; every field is given (NULL, -1 or 0 where it is
    unknown). */
 static inline obspam_message tu_msg(uint32_t flags, const char *sasl,
