@@ -16,50 +16,15 @@
 
    test_snapshot.c's format_N_loads checks what a later engine makes of
    each. */
-#include <stdio.h>
-#include <stdlib.h>
+#include "writer.h"
 
-#include "obspam.h"
-
-#define T0 ((int64_t)1800000000)
 #define H1 (T0 + 3600)
 #define H2 (T0 + 2 * 3600)
 
-static obspam_engine *e;
-
-static void ok(int rc, int line) {
-  if (rc != OBSPAM_OK) {
-    fprintf(stderr, "line %d: %s\n", line, obspam_engine_errmsg(e));
-    exit(1);
-  }
-}
-#define OK(x) ok((x), __LINE__)
-
-static void decide(uint32_t flags, const char *login, int64_t uid,
-                   const char *hint, const char *script, uint32_t rcpt,
-                   int64_t t, int action, int line) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.flags = flags;
-  m.sasl_username = login;
-  m.sender = login;
-  m.client_address = login != NULL ? "198.51.100.10" : NULL;
-  m.recipients = rcpt;
-  m.uid = uid;
-  m.domain_hint = hint;
-  m.script = script;
-  m.time = t;
-  ok(obspam_decide(e, &m, &v), line);
-  if (v.action != action) {
-    fprintf(stderr, "line %d: action %d\n", line, v.action);
-    exit(1);
-  }
-}
 #define LOGIN(who, rcpt, t, action)                                            \
-  decide(0, (who), -1, NULL, NULL, (rcpt), (t), (action), __LINE__)
+  decide(0, (who), (who), -1, NULL, NULL, (rcpt), (t), (action), __LINE__)
 #define RUN(uid, hint, script, rcpt, t, action)                                \
-  decide(OBSPAM_MSG_SCRIPT, NULL, (uid), (hint), (script), (rcpt), (t),        \
+  decide(OBSPAM_MSG_SCRIPT, NULL, NULL, (uid), (hint), (script), (rcpt), (t),  \
          (action), __LINE__)
 
 int main(int argc, char **argv) {
