@@ -283,20 +283,46 @@ static inline obspam_stats tu_stats(obspam_engine *e, int kind,
 }
 #define STATS(e, kind, name, now) tu_stats((e), (kind), (name), (now), __LINE__)
 
+/* Asserts one field of an object's stats, naming it. */
+static inline void tu_expect_field(const char *name, const char *field,
+                                   int64_t got, int64_t want, int line) {
+  cr_assert_eq(got, want,
+               "line %d: stats(%s).%s = %" PRId64 ", expected %" PRId64, line,
+               name, field, got, want);
+}
+
 /* Asserts the count and refused fields of an object's stats at now. */
 static inline void tu_expect_counts(obspam_engine *e, int kind,
                                     const char *name, int64_t now,
                                     int64_t count, int64_t refused, int line) {
   obspam_stats s = tu_stats(e, kind, name, now, line);
-  cr_assert_eq(s.count, count,
-               "line %d: stats(%s).count = %" PRId64 ", expected %" PRId64,
-               line, name, s.count, count);
-  cr_assert_eq(s.refused, refused,
-               "line %d: stats(%s).refused = %" PRId64 ", expected %" PRId64,
-               line, name, s.refused, refused);
+
+  tu_expect_field(name, "count", s.count, count, line);
+  tu_expect_field(name, "refused", s.refused, refused, line);
 }
 #define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
   tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
+
+/* Asserts the fields of an object's stats at now that every version had:
+   sending, limit, count, refused, refused_total and last_refused. */
+static inline void tu_expect_stats(obspam_engine *e, int kind, const char *name,
+                                   int64_t now, int32_t sending, int64_t limit,
+                                   int64_t count, int64_t refused,
+                                   int64_t refused_total, int64_t last_refused,
+                                   int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  tu_expect_field(name, "sending", s.sending, sending, line);
+  tu_expect_field(name, "limit", s.limit, limit, line);
+  tu_expect_field(name, "count", s.count, count, line);
+  tu_expect_field(name, "refused", s.refused, refused, line);
+  tu_expect_field(name, "refused_total", s.refused_total, refused_total, line);
+  tu_expect_field(name, "last_refused", s.last_refused, last_refused, line);
+}
+#define EXPECT_STATS(e, kind, name, now, sending, limit, count, refused,       \
+                     total, last)                                              \
+  tu_expect_stats((e), (kind), (name), (now), (sending), (limit), (count),     \
+                  (refused), (total), (last), __LINE__)
 
 static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
                              int line) {
