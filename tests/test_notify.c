@@ -181,13 +181,15 @@ static void expect_recorded(const want *w, int nw, int line) {
 
 /* a and c are refused in H0; b sends after a's refusals. */
 static void traffic_h0(void) {
-  LOGIN("a@d1.example", 1, T0 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 20, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, T0 + 30, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 100, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 3, T0 + 200, OBSPAM_REFUSE);
-  LOGIN("b@d1.example", 5, T0 + 300, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, T0 + 400, OBSPAM_REFUSE);
+  static const tu_step steps[] = {{"a@d1.example", 1, T0 + 10, OBSPAM_ACCEPT},
+                                  {"a@d1.example", 1, T0 + 20, OBSPAM_ACCEPT},
+                                  {"c@d2.example", 1, T0 + 30, OBSPAM_ACCEPT},
+                                  {"a@d1.example", 1, T0 + 100, OBSPAM_REFUSE},
+                                  {"a@d1.example", 3, T0 + 200, OBSPAM_REFUSE},
+                                  {"b@d1.example", 5, T0 + 300, OBSPAM_ACCEPT},
+                                  {"c@d2.example", 1, T0 + 400, OBSPAM_REFUSE}};
+
+  PLAY(e, steps);
 }
 
 Test(notify, every_field_at_flush) {
@@ -246,13 +248,15 @@ Test(notify, quiet_periods_give_nothing) {
 
 /* Refusals in H0 (a), H1 (c) and H2 (a). */
 static void three_periods(void) {
-  LOGIN("a@d1.example", 2, H0 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, H0 + 20, OBSPAM_REFUSE);
-  LOGIN("c@d2.example", 1, H1 + 10, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, H1 + 20, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 2, H2 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, H2 + 20, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, H2 + 30, OBSPAM_REFUSE);
+  static const tu_step steps[] = {{"a@d1.example", 2, H0 + 10, OBSPAM_ACCEPT},
+                                  {"a@d1.example", 1, H0 + 20, OBSPAM_REFUSE},
+                                  {"c@d2.example", 1, H1 + 10, OBSPAM_ACCEPT},
+                                  {"c@d2.example", 1, H1 + 20, OBSPAM_REFUSE},
+                                  {"a@d1.example", 2, H2 + 10, OBSPAM_ACCEPT},
+                                  {"a@d1.example", 1, H2 + 20, OBSPAM_REFUSE},
+                                  {"a@d1.example", 1, H2 + 30, OBSPAM_REFUSE}};
+
+  PLAY(e, steps);
 }
 
 Test(notify, several_periods_in_order) {
