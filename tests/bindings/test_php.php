@@ -1192,21 +1192,8 @@ test('journal', function (): void {
     $b->close();
 });
 
-const PANEL_CONF = <<<'CONF'
-    # Panels: two subscriptions, three domains, four mailboxes.
-    plan basic
-    subscription acme plan=basic uid=1001 mailbox=5
-    subscription zeta uid=1002
-    subscription spare
-    domain b.test subscription=acme
-    domain a.test subscription=acme
-    domain z.test subscription=zeta
-    mailbox c@a.test
-    mailbox a@a.test
-    mailbox b@b.test
-    mailbox y@z.test
-
-    CONF;
+// The panel tests' tree, which test_python.py loads too.
+define('PANEL_CONF', file_get_contents(__DIR__ . '/panel.conf'));
 
 function panelEngine(): Engine
 {

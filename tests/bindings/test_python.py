@@ -1322,20 +1322,9 @@ class TestDecideBatch(unittest.TestCase):
         self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 6).count, 3)
 
 
-PANEL_CONF = """\
-# Panels: two subscriptions, three domains, four mailboxes.
-plan basic
-subscription acme plan=basic uid=1001 mailbox=5
-subscription zeta uid=1002
-subscription spare
-domain b.test subscription=acme
-domain a.test subscription=acme
-domain z.test subscription=zeta
-mailbox c@a.test
-mailbox a@a.test
-mailbox b@b.test
-mailbox y@z.test
-"""
+# The panel tests' tree, which test_php.php loads too.
+with open(os.path.join(HERE, "panel.conf")) as _f:
+    PANEL_CONF = _f.read()
 
 
 class TestPanels(unittest.TestCase):
