@@ -727,34 +727,45 @@ Test(tree, effective_limit_errors) {
   cr_assert_eq(v, 12345, "effective_limit wrote its output on failure");
 }
 
+/* The levels of the chains, the server first: each level's kind is its
+   index, and the chain of the limit of kind k is levels 0 to k, whose
+   object is level k. */
+static const tu_object chain[] = {{OBSPAM_SERVER, NULL},
+                                  {OBSPAM_PLAN, "basic"},
+                                  {OBSPAM_SUBSCRIPTION, "acme"},
+                                  {OBSPAM_DOMAIN, "example.com"},
+                                  {OBSPAM_MAILBOX, "info@example.com"}};
+
+/* Sets the limit of kind k at each level of its chain, step at the
+   server, then 2 step, 3 step...: the object has its own, the largest. */
+static void set_chain(int k, int64_t step) {
+  for (int i = 0; i <= k; i++)
+    OK(obspam_set_limit(e, chain[i].kind, chain[i].name, k, step * (i + 1)));
+  EXPECT_EFF(e, k, chain[k].name, step * (k + 1));
+}
+
+/* Makes each level of set_chain's inherit in turn, from the object up:
+   the object gets the value of the level above each time; then the
+   server's 0 is the object's. */
+static void inherit_chain(int k, int64_t step) {
+  for (int i = k; i >= 1; i--) {
+    OK(obspam_set_limit(e, chain[i].kind, chain[i].name, k, OBSPAM_INHERIT));
+    EXPECT_EFF(e, k, chain[k].name, step * i);
+  }
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, k, 0));
+  EXPECT_EFF(e, k, chain[k].name, 0);
+}
+
 /* The mailbox chain: own ?? domain.mailbox ?? subscription.mailbox ??
    plan.mailbox ?? server.mailbox. Each level shadows the next; custom
    values are larger than the defaults above them. The other two chains
    never move. */
 Test(tree, mailbox_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 100));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, 200));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 300));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 400));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
-                      500));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 500);
+  set_chain(OBSPAM_MAILBOX, 100);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "sales@example.com", 400);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net", 300);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "x@solo.org", 100);
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 400);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 300);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 200);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 100);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 0));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  inherit_chain(OBSPAM_MAILBOX, 100);
   OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
                       OBSPAM_UNLIMITED));
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
@@ -775,23 +786,10 @@ Test(tree, mailbox_chain) {
 /* The domain chain: own ?? subscription.domain ?? plan.domain ??
    server.domain. */
 Test(tree, domain_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 1000));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, 2000));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 3000));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, 4000));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 4000);
+  set_chain(OBSPAM_DOMAIN, 1000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 3000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "solo.org", 1000);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 3000);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 2000);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 1000);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 0));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 0);
+  inherit_chain(OBSPAM_DOMAIN, 1000);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
   /* A domain's mailbox default is not its own limit. */
@@ -805,20 +803,9 @@ Test(tree, domain_chain) {
 
 /* The subscription chain: own ?? plan.subscription ?? server.subscription. */
 Test(tree, subscription_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 10000));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, 20000));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
-                      30000));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 30000);
+  set_chain(OBSPAM_SUBSCRIPTION, 10000);
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 10000);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 20000);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 10000);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 0));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 0);
+  inherit_chain(OBSPAM_SUBSCRIPTION, 10000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   /* A subscription's domain and mailbox defaults are not its own limit. */
