@@ -20,6 +20,19 @@ TU_ENGINE_SETUP(tu_fixture("tree.conf"))
 
 TestSuite(tree, .init = setup, .fini = teardown);
 
+/* A script run by uid at T0 is charged to the unlimited subscription sub
+   that had counted count before, or its uid is unknown (sub NULL). */
+static void expect_uid(int64_t uid, const char *sub, int64_t count, int line) {
+  obspam_verdict v = tu_script(e, uid, NULL, 1, T0, line);
+
+  if (sub == NULL)
+    tu_expect_verdict(&v, OBSPAM_UNKNOWN, -1, "", 0, 0, 0, line);
+  else
+    tu_expect_verdict(&v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, sub,
+                      OBSPAM_UNLIMITED, count, 0, line);
+}
+#define EXPECT_UID(uid, sub, count) expect_uid((uid), (sub), (count), __LINE__)
+
 /* ---- "The engine is unchanged" ------------------------------------------ */
 
 static const tu_object probe_objs[] = {
@@ -526,8 +539,7 @@ Test(tree, remove_plan_removes_its_subscriptions) {
   EXPECT_EXISTS(OBSPAM_MAILBOX, "x@solo.org");
   cr_assert(plan_exists("gold"));
   /* acme's uid went with it. */
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "goldie", 1001));
 }
 
@@ -839,9 +851,7 @@ Test(tree, chain_follows_plan) {
  */
 
 Test(tree, set_uid) {
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "acme", 0);
   /* Owned by acme: solo cannot have it; acme may set it again. */
   FAILS(obspam_set_uid(e, "solo", 1001), OBSPAM_EEXIST);
   OK(obspam_set_uid(e, "acme", 1001));
@@ -854,47 +864,32 @@ Test(tree, set_uid) {
   FAILS(obspam_set_uid(e, "", 3000), OBSPAM_EINVAL);
   /* -1 clears: the uid is unknown, and free for solo. */
   OK(obspam_set_uid(e, "acme", -1));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "solo", 1001));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "solo", 0);
   /* solo's old uid 1002 was replaced, so it is free now. */
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1002, NULL, 0);
   OK(obspam_set_uid(e, "acme", 1002));
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 1, 0);
+  EXPECT_UID(1002, "acme", 1);
   /* uid 0 is a valid uid. */
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "root", NULL));
   OK(obspam_set_uid(e, "root", 0));
-  v = SCRIPT(e, 0, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(0, "root", 0);
   /* Case-insensitive subscription name. */
   OK(obspam_set_uid(e, "ROOT", 77));
-  v = SCRIPT(e, 77, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
-                 OBSPAM_UNLIMITED, 1, 0);
+  EXPECT_UID(77, "root", 1);
 }
 
 Test(tree, uid_freed_on_removal) {
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "solo", 1001));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "solo", 0);
   /* A re-added subscription has no uid. */
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "solo"));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
+  EXPECT_UID(1002, NULL, 0);
 }
 
 Test(tree, set_scripts_allowed_values) {
@@ -934,9 +929,7 @@ Test(tree, set_scripts_allowed_values) {
   FAILS(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "ghost", 0),
         OBSPAM_ENOTFOUND);
   /* After all the failures scripts are still allowed for acme. */
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "acme", 0);
 }
 
 /* A failed set_scripts_allowed keeps the previous value in force. */
