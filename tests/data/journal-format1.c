@@ -12,9 +12,20 @@
    makes of it. */
 #include "writer.h"
 
-/* The sender is left out, as the program that wrote the sample did. */
+/* A login's message from a network client, without a sender, as the
+   program that wrote the sample sent it. */
+static void login(const char *who, uint32_t rcpt, int64_t t, int action,
+                  int line) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+
+  m.sasl_username = who;
+  m.client_address = "198.51.100.10";
+  m.recipients = rcpt;
+  m.time = t;
+  decided(&m, action, line);
+}
 #define LOGIN(who, rcpt, t, action)                                            \
-  decide(0, (who), NULL, -1, NULL, NULL, (rcpt), (t), (action), __LINE__)
+  login((who), (rcpt), (t), (action), __LINE__)
 
 int main(int argc, char **argv) {
   char state[4096];

@@ -24,26 +24,14 @@ static void ok(int rc, int line) {
 }
 #define OK(x) ok((x), __LINE__)
 
-/* Decides a message (a login's from a network client when login is not
-   NULL) and stops unless its action is the one expected. */
-static void decide(uint32_t flags, const char *login, const char *sender,
-                   int64_t uid, const char *hint, const char *script,
-                   uint32_t rcpt, int64_t t, int action, int line) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
+/* Decides m and stops unless its action is the one expected. */
+static void decided(const obspam_message *m, int action, int line) {
   obspam_verdict v = OBSPAM_VERDICT_INIT;
 
-  m.flags = flags;
-  m.sasl_username = login;
-  m.sender = sender;
-  m.client_address = login != NULL ? "198.51.100.10" : NULL;
-  m.recipients = rcpt;
-  m.uid = uid;
-  m.domain_hint = hint;
-  m.script = script;
-  m.time = t;
-  ok(obspam_decide(e, &m, &v), line);
+  ok(obspam_decide(e, m, &v), line);
   if (v.action != action) {
-    fprintf(stderr, "line %d: action %d\n", line, v.action);
+    fprintf(stderr, "line %d: the message at %lld got action %d\n", line,
+            (long long)m->time, v.action);
     exit(1);
   }
 }
