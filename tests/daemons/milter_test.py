@@ -128,17 +128,7 @@ class Daemon:
         raise Failure(f"no {text!r} in the log:\n{self.read_log()}")
 
     def ctl(self, line):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(TIMEOUT)
-        s.connect(self.control)
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
+        data = scenario.exchange(self.control, line.encode() + b"\n", TIMEOUT)
         lines = data.decode().splitlines()
         if not lines or lines[0] != "ok":
             raise Failure(f"control {line!r}: {lines!r}")
@@ -452,15 +442,10 @@ def scenario_local_notice(tmp):
     """The notice mail of a held local submission says it was held (not
     deferred), names the milter's own control socket, and its grep command
     finds the refusal line in the milter's log."""
-    mails = os.path.join(tmp, "mails")
-    os.makedirs(mails)
-    cmd = os.path.join(tmp, "mailer.sh")
-    with open(cmd, "w") as f:
-        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
-    os.chmod(cmd, 0o755)
+    mails, command = scenario.mailer(tmp)
     d = Daemon(tmp, "notify-immediate yes\n" + CONFIG,
                args=["--admin", "postmaster@example.net",
-                     "--notify-command", f"{cmd} {mails}"])
+                     "--notify-command", command])
     try:
         same_minute()
         r = local_message(d, uid=10001, rcpts=6)

@@ -416,17 +416,7 @@ def sc_refusal_flood(tmp):
 
 def control_ask(path, line):
     """The lines of the answer to one control request."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT)
-    s.connect(path)
-    s.sendall(line.encode() + b"\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = scenario.exchange(path, line.encode() + b"\n", TIMEOUT)
     return data.decode().splitlines()
 
 
@@ -1795,15 +1785,7 @@ def sc_control_metrics(tmp):
         bad.expect_closed("bad request")
         port = int(d.wait_log(r"metrics listening on inet:127\.0\.0\.1:(\d+)")
                    [-1])
-        s = socket.create_connection(("127.0.0.1", port), TIMEOUT)
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        text = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            text += chunk
-        text = text.decode()
+        text = scenario.http_get(port, timeout=TIMEOUT).decode()
         want = {
             'obspam_decisions_total{action="accept"}': 1,
             'obspam_decisions_total{action="refuse"}': 2,
@@ -1831,15 +1813,10 @@ def sc_notices(tmp):
     """Notices are flushed on the timer and mailed through --notify-command
     to --admin and the subscription's contact (up to 75 s: a notify period
     of 60 s must end first)."""
-    mails = os.path.join(tmp, "mails")
-    os.makedirs(mails)
-    cmd = os.path.join(tmp, "mailer.sh")
-    with open(cmd, "w") as f:
-        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
-    os.chmod(cmd, 0o755)
+    mails, command = scenario.mailer(tmp)
     d = Daemon(tmp, "notify-period 60\n" + CONFIG, control=True,
                args=["--admin", "postmaster@example.net", "--notify-command",
-                     f"{cmd} {mails}"])
+                     command])
     try:
         c = d.client()
         expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")

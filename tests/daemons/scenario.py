@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """What the scenario tests of the daemons share (policyd_test.py,
-milter_test.py, slow_clients.py): the failure of a check, an exact
-comparison, the plural of a count, and the runner of named scenarios.
+milter_test.py, slow_clients.py, and the scripts that talk to a control
+socket or the metrics endpoint): the failure of a check, an exact
+comparison, the plural of a count, one request and its whole answer, and
+the runner of named scenarios.
 
 A scenario is a function sc_NAME(tmp) (scenario_NAME in milter_test.py) whose first docstring line says what
 it checks; it runs in a temporary directory of its own, where the daemons
@@ -9,6 +11,7 @@ it starts write their logs (*.log), and raises on the first check that
 does not hold."""
 
 import os
+import socket
 import tempfile
 import time
 import traceback
@@ -25,6 +28,49 @@ def expect(got, want, what=""):
 
 def counted(n, unit="recipient"):
     return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def exchange(where, data, timeout=10.0):
+    """Sends data on a connection of its own to where (the path of a Unix
+    socket, or a (host, port) pair) and returns all the peer sent until it
+    closed the connection."""
+    family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(where)
+        s.sendall(data)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_answer(where, request, want, timeout=10.0):
+    """Asserts the whole answer of where to one request, as text."""
+    got = exchange(where, request, timeout).decode()
+    if got != want:
+        raise Failure(f"{request!r}: {got!r} != {want!r}")
+
+
+def http_get(port, path="/metrics", timeout=10.0):
+    """The whole answer of 127.0.0.1:port to GET path over HTTP/1.0."""
+    return exchange(("127.0.0.1", port),
+                    f"GET {path} HTTP/1.0\r\n\r\n".encode(), timeout)
+
+
+def mailer(tmp):
+    """A --notify-command that keeps each mail it is given in a file of its
+    own: returns the directory of the mails and the command."""
+    mails = os.path.join(tmp, "mails")
+    os.makedirs(mails)
+    cmd = os.path.join(tmp, "mailer.sh")
+    with open(cmd, "w") as f:
+        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
+    os.chmod(cmd, 0o755)
+    return mails, f"{cmd} {mails}"
 
 
 def scenarios_of(namespace, prefix="sc_"):

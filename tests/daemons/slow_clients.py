@@ -366,15 +366,7 @@ def sc_uid(tmp):
 
 def scrape(port):
     t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = scenario.http_get(port, timeout=5)
     if not data.startswith(b"HTTP/1.0 200 OK\r\n") or \
             b"\nobspam_connections_open " not in data:
         raise Failure(f"scrape: {data[:200]!r}")
