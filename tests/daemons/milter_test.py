@@ -454,10 +454,7 @@ def scenario_local_notice(tmp):
         expect(r.code, mc.SMFIR_ACCEPT, "held")
         d.wait_log("mail sent to=postmaster@example.net kind=subscription "
                    "object=acme")
-        texts = []
-        for name in os.listdir(mails):
-            with open(os.path.join(mails, name)) as f:
-                texts.append(f.read())
+        texts = scenario.mails_in(mails)
         mail = [t for t in texts
                 if re.search(r"^To: postmaster@example\.net$", t, re.M) and
                 "Object:         subscription acme\n" in t]
@@ -466,18 +463,10 @@ def scenario_local_notice(tmp):
                 "retries);\n                  held when submitted locally "
                 "(postsuper -H releases it)\n") not in mail[0]:
             raise Failure(f"no 'held' in the notice:\n{mail[0]}")
-        expect(re.findall(r"^    obspamctl.*$", mail[0], re.M),
-               [f"    obspamctl --control {d.control} status subscription "
-                "acme",
-                f"    obspamctl --control {d.control} report --since 24h"],
-               "obspamctl commands")
-        grep = re.search(r"^    (grep -iE .*)$", mail[0], re.M).group(1)
-        found = subprocess.run(f"{grep} '{d.log_path}'", shell=True,
-                               capture_output=True, text=True)
-        lines = found.stdout.splitlines()
-        expect(len(lines), 1, f"lines {grep} finds")
-        if "queue_id=NQID " not in lines[0]:
-            raise Failure(f"{grep} found {lines[0]!r}")
+        grep, line = scenario.expect_notice_commands(
+            mail[0], d.control, "subscription", "acme", d.log_path)
+        if "queue_id=NQID " not in line:
+            raise Failure(f"{grep} found {line!r}")
     finally:
         expect(d.stop(), 0, "exit status")
 

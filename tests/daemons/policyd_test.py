@@ -16,7 +16,6 @@ import os
 import re
 import resource
 import selectors
-import shlex
 import signal
 import socket
 import stat
@@ -1836,10 +1835,7 @@ def sc_notices(tmp):
         while len(os.listdir(mails)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)  # nothing more comes
-        texts = []
-        for name in os.listdir(mails):
-            with open(os.path.join(mails, name)) as f:
-                texts.append(f.read())
+        texts = scenario.mails_in(mails)
         to = sorted(re.search(r"^To: (.*)$", t, re.M).group(1) for t in texts)
         expect(to, ["ops@acme.example", "postmaster@example.net"],
                "mail recipients")
@@ -1849,20 +1845,12 @@ def sc_notices(tmp):
                  if re.search(r"^To: postmaster@example\.net$", t, re.M) and
                  "Object:         mailbox tiny@acme.example" in t]
         expect(len(admin), 1, "the admin's mail about the mailbox")
-        # The obspamctl commands it suggests reach this daemon.
-        expect(re.findall(r"^    obspamctl.*$", admin[0], re.M),
-               [f"    obspamctl --control {d.control} status mailbox "
-                "tiny@acme.example",
-                f"    obspamctl --control {d.control} report --since 24h"],
-               "obspamctl commands")
-        # Its grep command finds the refusal line in the daemon's real log.
-        grep = re.search(r"^    (grep -iE .*)$", admin[0], re.M).group(1)
-        found = subprocess.run(f"{grep} {shlex.quote(d.log_path)}",
-                               shell=True, capture_output=True, text=True)
-        lines = found.stdout.splitlines()
-        expect(len(lines), 1, f"lines {grep} finds")
-        if "refuse kind=mailbox object=tiny@acme.example " not in lines[0]:
-            raise Failure(f"{grep} found {lines[0]!r}")
+        # The obspamctl commands it suggests reach this daemon, and its
+        # grep command finds the refusal line in the daemon's real log.
+        grep, line = scenario.expect_notice_commands(
+            admin[0], d.control, "mailbox", "tiny@acme.example", d.log_path)
+        if "refuse kind=mailbox object=tiny@acme.example " not in line:
+            raise Failure(f"{grep} found {line!r}")
     finally:
         d.stop()
         d.kill()

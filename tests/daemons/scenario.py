@@ -11,7 +11,10 @@ it starts write their logs (*.log), and raises on the first check that
 does not hold."""
 
 import os
+import re
+import shlex
 import socket
+import subprocess
 import tempfile
 import time
 import traceback
@@ -71,6 +74,31 @@ def mailer(tmp):
         f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
     os.chmod(cmd, 0o755)
     return mails, f"{cmd} {mails}"
+
+
+def mails_in(directory):
+    """The texts of the mails that mailer() kept, in no particular order."""
+    texts = []
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name)) as f:
+            texts.append(f.read())
+    return texts
+
+
+def expect_notice_commands(mail, control, kind, name, log_path):
+    """The obspamctl commands a notice mail suggests reach the daemon of
+    the control socket, and its grep command finds one line in the
+    daemon's log at log_path: returns the command and the line."""
+    expect(re.findall(r"^    obspamctl.*$", mail, re.M),
+           [f"    obspamctl --control {control} status {kind} {name}",
+            f"    obspamctl --control {control} report --since 24h"],
+           "obspamctl commands")
+    grep = re.search(r"^    (grep -iE .*)$", mail, re.M).group(1)
+    found = subprocess.run(f"{grep} {shlex.quote(log_path)}", shell=True,
+                           capture_output=True, text=True)
+    lines = found.stdout.splitlines()
+    expect(len(lines), 1, f"lines {grep} finds")
+    return grep, lines[0]
 
 
 def scenarios_of(namespace, prefix="sc_"):
