@@ -53,9 +53,7 @@ Test(implicit, login_limited_by_name) {
   v = SASL(e, "stolen@d.example", 1, T0 + 2);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "stolen@d.example", 5, 5,
                  3598);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "stolen@d.example", T0 + 2, 5, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0 + 2, 5, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s", T0 + 2, 5, 1);
+  EXPECT_CHAIN_COUNTS(e, "stolen@d.example", "d.example", "s", T0 + 2, 5, 1);
   EXPECT_STATS(e, OBSPAM_MAILBOX, "stolen@d.example", T0 + 2, 0, 5, 5, 1, 1,
                T0 + 2);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "stolen@d.example", 5);

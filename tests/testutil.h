@@ -333,6 +333,20 @@ static inline void tu_expect_counts(obspam_engine *e, int kind,
 #define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
   tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
 
+/* Asserts the same count and refused fields of a mailbox, its domain and
+   its subscription at now. */
+static inline void tu_expect_chain_counts(obspam_engine *e, const char *mailbox,
+                                          const char *domain, const char *sub,
+                                          int64_t now, int64_t count,
+                                          int64_t refused, int line) {
+  tu_expect_counts(e, OBSPAM_MAILBOX, mailbox, now, count, refused, line);
+  tu_expect_counts(e, OBSPAM_DOMAIN, domain, now, count, refused, line);
+  tu_expect_counts(e, OBSPAM_SUBSCRIPTION, sub, now, count, refused, line);
+}
+#define EXPECT_CHAIN_COUNTS(e, mailbox, domain, sub, now, count, refused)      \
+  tu_expect_chain_counts((e), (mailbox), (domain), (sub), (now), (count),      \
+                         (refused), __LINE__)
+
 /* Asserts the fields of an object's stats at now that every version had:
    sending, limit, count, refused, refused_total and last_refused. */
 static inline void tu_expect_stats(obspam_engine *e, int kind, const char *name,
