@@ -114,8 +114,7 @@ static void traffic(void) {
      second of the hour). */
   LOGIN("a@d1.example", 2, T0 + 10, OBSPAM_ACCEPT);
   LOGIN("a@d1.example", 1, T0 + 20, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 30, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, T0 + 3599, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_REFUSE, T0 + 30, T0 + 3599);
   /* H1: the first second of the hour; a's window has emptied. */
   LOGIN("a@d1.example", 1, H1, OBSPAM_ACCEPT);
   LOGIN("b@d1.example", 5, H1 + 100, OBSPAM_ACCEPT);
@@ -337,8 +336,7 @@ Test(history, retention_cutoff) {
   OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 1));
   /* H0: one sent, two refused. */
   LOGIN("a@d1.example", 1, H0 + 100, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, H0 + 200, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, H0 + 300, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_REFUSE, H0 + 200, H0 + 300);
   /* H1: one sent, one refused. */
   LOGIN("a@d1.example", 1, H1 + 100, OBSPAM_ACCEPT);
   LOGIN("a@d1.example", 1, H1 + 200, OBSPAM_REFUSE);

@@ -168,9 +168,8 @@ static void traffic(void) {
   /* H0 */
   LOGIN("b1@beta.example", 2, T0 + 30, OBSPAM_ACCEPT);
   LOGIN("a1@alpha.example", 1, T0 + 60, OBSPAM_ACCEPT);
-  LOGIN("a1@alpha.example", 1, T0 + 120, OBSPAM_REFUSE);
-  LOGIN("a1@alpha.example", 1, T0 + 180, OBSPAM_REFUSE);
-  LOGIN("a1@alpha.example", 1, T0 + 240, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a1@alpha.example", 1, OBSPAM_REFUSE, T0 + 120, T0 + 180,
+              T0 + 240);
   LOGIN("a2@alpha.example", 1, T0 + 300, OBSPAM_ACCEPT);
   LOGIN("a2@alpha.example", 1, T0 + 360, OBSPAM_REFUSE);
   /* beta may not run scripts: refusals of beta (and of the hinted

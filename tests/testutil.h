@@ -241,35 +241,20 @@ static inline void tu_send(obspam_engine *e, obspam_message m, int action,
   tu_send((e), tu_script_msg((uid), (hint), (path), (rcpt), (t)), (action),    \
           __LINE__)
 
-/* One authenticated submission of a scripted traffic, and the action it
-   must get. */
-typedef struct tu_step {
-  const char *login;
-  uint32_t rcpt;
-  int64_t t;
-  int action;
-} tu_step;
-
-/* Decides the n steps in order, asserting the action of each. */
-static inline void tu_play(obspam_engine *e, const tu_step *steps, size_t n,
-                           int line) {
-  char buf[512];
-
-  for (size_t i = 0; i < n; i++) {
-    obspam_message m =
-        tu_login_msg(steps[i].login, NULL, steps[i].rcpt, steps[i].t);
-    obspam_verdict v = tu_decide_msg(e, &m, line);
-
-    cr_assert_eq(v.action, steps[i].action,
-                 "line %d, step %zu (%s, %" PRIu32 " at %" PRId64
-                 "): action %s expected, got %s",
-                 line, i, steps[i].login, steps[i].rcpt, steps[i].t,
-                 tu_action_name(steps[i].action),
-                 tu_fmt_verdict(buf, sizeof buf, &v));
-  }
+/* Messages of login to rcpt recipients at each of the n times t, each of
+   which must get action. */
+static inline void tu_send_logins(obspam_engine *e, const char *login,
+                                  uint32_t rcpt, int action, const int64_t *t,
+                                  size_t n, int line) {
+  for (size_t i = 0; i < n; i++)
+    tu_send(e, tu_login_msg(login, NULL, rcpt, t[i]), action, line);
 }
-#define PLAY(e, steps)                                                         \
-  tu_play((e), (steps), sizeof(steps) / sizeof((steps)[0]), __LINE__)
+#define SEND_LOGINS(e, login, rcpt, action, ...)                               \
+  do {                                                                         \
+    static const int64_t t_[] = {__VA_ARGS__};                                 \
+    tu_send_logins((e), (login), (rcpt), (action), t_,                         \
+                   sizeof t_ / sizeof t_[0], __LINE__);                        \
+  } while (0)
 
 static inline void tu_expect_verdict(const obspam_verdict *v, int action,
                                      int kind, const char *object,
