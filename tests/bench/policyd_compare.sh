@@ -195,12 +195,8 @@ cpu_ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# shellcheck source=tests/lib/ports.sh
+. tests/lib/ports.sh
 
 # Waits until PORT accepts connections, at most 15 s, while PID (when
 # given) runs.
