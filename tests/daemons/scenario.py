@@ -42,13 +42,8 @@ def exchange(where, data, timeout=10.0):
         s.settimeout(timeout)
         s.connect(where)
         s.sendall(data)
-        chunks = []
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+        with s.makefile("rb") as answer:
+            return answer.read()
 
 
 def check_answer(where, request, want, timeout=10.0):
