@@ -52,22 +52,19 @@ static const char *const hints[] = {NULL, "acme.example", "shop.acme.example",
                                     "bakery.example"};
 static const char *const scripts[] = {NULL, "/var/www/acme/index.php",
                                       "/var/www/bakery/wp-login.php"};
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {{OBSPAM_SUBSCRIPTION, "acme"},
-               {OBSPAM_SUBSCRIPTION, "bakery"},
-               {OBSPAM_SUBSCRIPTION, "solo"},
-               {OBSPAM_DOMAIN, "acme.example"},
-               {OBSPAM_DOMAIN, "shop.acme.example"},
-               {OBSPAM_DOMAIN, "bakery.example"},
-               {OBSPAM_DOMAIN, "solo.example"},
-               {OBSPAM_MAILBOX, "info@acme.example"},
-               {OBSPAM_MAILBOX, "sales@acme.example"},
-               {OBSPAM_MAILBOX, "x@shop.acme.example"},
-               {OBSPAM_MAILBOX, "demo@bakery.example"},
-               {OBSPAM_MAILBOX, "intern@bakery.example"},
-               {OBSPAM_MAILBOX, "me@solo.example"}};
+static const tu_object objects[] = {{OBSPAM_SUBSCRIPTION, "acme"},
+                                    {OBSPAM_SUBSCRIPTION, "bakery"},
+                                    {OBSPAM_SUBSCRIPTION, "solo"},
+                                    {OBSPAM_DOMAIN, "acme.example"},
+                                    {OBSPAM_DOMAIN, "shop.acme.example"},
+                                    {OBSPAM_DOMAIN, "bakery.example"},
+                                    {OBSPAM_DOMAIN, "solo.example"},
+                                    {OBSPAM_MAILBOX, "info@acme.example"},
+                                    {OBSPAM_MAILBOX, "sales@acme.example"},
+                                    {OBSPAM_MAILBOX, "x@shop.acme.example"},
+                                    {OBSPAM_MAILBOX, "demo@bakery.example"},
+                                    {OBSPAM_MAILBOX, "intern@bakery.example"},
+                                    {OBSPAM_MAILBOX, "me@solo.example"}};
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
 #define N_MSG 4000
 

@@ -1142,10 +1142,7 @@ Test(config_atomic, failed_load_leaves_behaviour_identical) {
   /* The stream is not vacuous: it hits limits and forbidden scripts. */
   cr_assert_geq(refusals, 20, "only %d refusals", refusals);
 
-  static const struct {
-    int kind;
-    const char *name;
-  } objs[] = {
+  static const tu_object objs[] = {
       {OBSPAM_SUBSCRIPTION, "s1"},       {OBSPAM_SUBSCRIPTION, "s2"},
       {OBSPAM_DOMAIN, "one.example"},    {OBSPAM_DOMAIN, "two.example"},
       {OBSPAM_MAILBOX, "a@one.example"}, {OBSPAM_MAILBOX, "b@one.example"},

@@ -64,10 +64,7 @@ static obspam_engine *restart(int64_t want_replayed, int64_t want_ignored) {
   return e;
 }
 
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {
+static const tu_object objects[] = {
     {OBSPAM_MAILBOX, "a@example.com"},    {OBSPAM_MAILBOX, "b@example.com"},
     {OBSPAM_MAILBOX, "new@shop.example"}, {OBSPAM_DOMAIN, "example.com"},
     {OBSPAM_DOMAIN, "shop.example"},      {OBSPAM_SUBSCRIPTION, "acme"},
