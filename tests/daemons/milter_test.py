@@ -408,15 +408,23 @@ def scenario_local(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def over_the_limit(d, qid, code, what):
+    """Fills subscription acme's limit of 6 with a local submission of
+    uid 10001, then submits one more message (queue ID qid) over it, whose
+    reply must have the code: returns that reply."""
+    r = local_message(d, uid=10001, rcpts=6)
+    expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
+    r = local_message(d, uid=10001, qid=qid)
+    expect(r.code, code, what)
+    return r
+
+
 def scenario_local_hold(tmp):
     """A refused local submission is held (quarantine) by default."""
     d = Daemon(tmp)
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="HELDQID")
-        expect(r.code, mc.SMFIR_ACCEPT, "held messages are accepted")
+        r = over_the_limit(d, "HELDQID", mc.SMFIR_ACCEPT, "held messages are accepted")
         # Held, not deferred: the reason has no retry hint.
         expect(r.quarantine, refusal("subscription", "acme", 6, 6, code="4.7.1",
                                      minutes=None)[len("4.7.1 "):],
@@ -448,10 +456,7 @@ def scenario_local_notice(tmp):
                      "--notify-command", command])
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="NQID")
-        expect(r.code, mc.SMFIR_ACCEPT, "held")
+        r = over_the_limit(d, "NQID", mc.SMFIR_ACCEPT, "held")
         d.wait_log("mail sent to=postmaster@example.net kind=subscription "
                    "object=acme")
         texts = scenario.mails_in(mails)
@@ -476,10 +481,7 @@ def scenario_local_bounce(tmp):
     d = Daemon(tmp, args=["--local-action", "bounce"])
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="BQID")
-        expect(r.code, mc.SMFIR_REPLYCODE, "bounced")
+        r = over_the_limit(d, "BQID", mc.SMFIR_REPLYCODE, "bounced")
         expect(r.text, refusal("subscription", "acme", 6, 6,
                                code="550 5.7.1"), "bounce text")
         expect(r.quarantine, None, "not held")
