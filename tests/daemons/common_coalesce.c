@@ -68,8 +68,7 @@ static const char *whole(const char *kind, const char *name, const char *qid) {
 }
 
 static void setup(void) {
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   log_offset = 0;
   obspamd_refusal_log_interval(10);
 }

@@ -167,8 +167,7 @@ Test(forwards, metrics_and_log_line_tell_them_apart) {
   obspamd_forward f = {OBSPAM_MSG_FORWARD_LOCAL, 1, "desk@example.com"};
   obspam_message fm;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   memset(&met, 0, sizeof met);
   m.flags = OBSPAM_MSG_MAILING_LIST;
   v.action = OBSPAM_EXEMPT;

@@ -328,8 +328,7 @@ Test(log, refusal_line) {
       refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   m.sasl_username = "info@example.com";
   m.client_address = "203.0.113.7";
   m.recipients = 3;
@@ -371,8 +370,7 @@ Test(log, utf8_names_intact) {
       refused_verdict(OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", 2, 2, 60, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   m.sasl_username = "J\xc3\x96RG@example.com";
   m.sender = "bad\xff\xc3@example.com"; /* not UTF-8 */
   m.flags = OBSPAM_MSG_SCRIPT;
@@ -415,8 +413,7 @@ Test(log, one_line_per_event_with_prefix) {
   char *raw, stamp[32], name[32];
   int pid = 0, n = 0;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   obspamd_log(LOG_INFO, "a\nforged line\tand tab");
   obspamd_log(LOG_ERR, "broken");
   obspamd_log(LOG_WARNING, "careful");
@@ -832,8 +829,7 @@ Test(notice, grep_hint_matches_the_log) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   size_t i;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   v.action = OBSPAM_REFUSE;
   v.limit = 5;
   v.count = 5;

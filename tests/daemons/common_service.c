@@ -27,8 +27,7 @@ static obspamd_service svc;
 #define M(field) __atomic_load_n(&svc.metrics.field, __ATOMIC_RELAXED)
 
 static void setup(const char *config) {
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   write_file(path_in("obspam.conf"), config);
   memset(&svc, 0, sizeof(svc));
   svc.name = "obspam-test";

@@ -107,6 +107,12 @@ static inline void capture_log(void) {
   obspamd_log_open("test", 1);
 }
 
+/* A new test directory (make_test_dir) whose file "log" gets the log. */
+static inline void log_in_test_dir(void) {
+  make_test_dir();
+  capture_log();
+}
+
 /* The log so far, prefixes removed, one event per line. */
 static inline char *logged(void) {
   char *raw = read_file(log_path), *out, *line, *next;
