@@ -515,6 +515,17 @@ static const obspamd__mail_info sample_info = {"obspam-policyd",
                                                OBSPAMD_LOCAL_NONE,
                                                "/run/obspam/control.sock"};
 
+/* The headers after From:, To: and Reply-To: of both mails about
+   sample_notice(), and the blank line after them. */
+#define SAMPLE_HEADERS                                                         \
+  "Subject: [obspam] mailbox info@example.com: 9 over-the-limit attempts\n"    \
+  "Date: Wed, 01 May 2024 13:00:05 +0000\n"                                    \
+  "Auto-Submitted: auto-generated\n"                                           \
+  "MIME-Version: 1.0\n"                                                        \
+  "Content-Type: text/plain; charset=UTF-8\n"                                  \
+  "Content-Transfer-Encoding: 8bit\n"                                          \
+  "\n"
+
 Test(notice, mail_to_the_admin) {
   obspam_notice n = sample_notice();
   char buf[8192];
@@ -524,15 +535,7 @@ Test(notice, mail_to_the_admin) {
   cr_assert_str_eq(
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
-      "To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
-      "attempts\n"
-      "Date: Wed, 01 May 2024 13:00:05 +0000\n"
-      "Auto-Submitted: auto-generated\n"
-      "MIME-Version: 1.0\n"
-      "Content-Type: text/plain; charset=UTF-8\n"
-      "Content-Transfer-Encoding: 8bit\n"
-      "\n"
+      "To: postmaster@example.net\n" SAMPLE_HEADERS
       "The mailbox info@example.com went over its limit of 20 per hour\n"
       "on mx1.example.net.\n"
       "\n"
@@ -575,16 +578,7 @@ Test(notice, mail_to_the_contact) {
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
       "To: ops@acme.example\n"
-      "Reply-To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
-      "attempts\n"
-      "Date: Wed, 01 May 2024 13:00:05 +0000\n"
-      "Auto-Submitted: auto-generated\n"
-      "MIME-Version: 1.0\n"
-      "Content-Type: text/plain; charset=UTF-8\n"
-      "Content-Transfer-Encoding: 8bit\n"
-      "\n"
-      "Hello,\n"
+      "Reply-To: postmaster@example.net\n" SAMPLE_HEADERS "Hello,\n"
       "\n"
       "The mailbox info@example.com of your subscription acme\n"
       "tried to send more mail than its limit of 20 per hour allows.\n"
