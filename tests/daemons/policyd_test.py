@@ -197,9 +197,7 @@ class Client:
     def expect_closed(self, what):
         """The server must close the connection without a byte."""
         try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
+            data = scenario.recv_or_reset(self.sock)
         except socket.timeout:
             raise Failure(f"{what}: the connection stayed open")
         expect(self.buf + data, b"", f"{what}: bytes before the close")

@@ -46,6 +46,14 @@ def exchange(where, data, timeout=10.0):
             return answer.read()
 
 
+def recv_or_reset(sock, size=65536):
+    """What sock gives: b"" at its end, and when the peer reset it."""
+    try:
+        return sock.recv(size)
+    except ConnectionResetError:
+        return b""
+
+
 def check_answer(where, request, want, timeout=10.0):
     """Asserts the whole answer of where to one request, as text."""
     got = exchange(where, request, timeout).decode()

@@ -180,10 +180,7 @@ def sc_slow(tmp):
         while len(closed_at) < n and time.monotonic() < deadline:
             for key, _ in sel.select(0.05):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except ConnectionResetError:
-                    data = b""
+                data = scenario.recv_or_reset(s, 4096)
                 if data:
                     raise Failure(f"a slow client got an answer: {data!r}")
                 closed_at[s] = time.monotonic()
@@ -256,10 +253,7 @@ def sc_cap(tmp):
         while time.monotonic() < end and len(closed) < n - cap:
             for key, _ in sel.select(0.2):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except ConnectionResetError:
-                    data = b""
+                data = scenario.recv_or_reset(s, 4096)
                 expect(data, b"", "bytes to a connection over the limit")
                 closed.add(s)
                 sel.unregister(s)
