@@ -52,22 +52,19 @@ static const char *const hints[] = {NULL, "acme.example", "shop.acme.example",
                                     "bakery.example"};
 static const char *const scripts[] = {NULL, "/var/www/acme/index.php",
                                       "/var/www/bakery/wp-login.php"};
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {{OBSPAM_SUBSCRIPTION, "acme"},
-               {OBSPAM_SUBSCRIPTION, "bakery"},
-               {OBSPAM_SUBSCRIPTION, "solo"},
-               {OBSPAM_DOMAIN, "acme.example"},
-               {OBSPAM_DOMAIN, "shop.acme.example"},
-               {OBSPAM_DOMAIN, "bakery.example"},
-               {OBSPAM_DOMAIN, "solo.example"},
-               {OBSPAM_MAILBOX, "info@acme.example"},
-               {OBSPAM_MAILBOX, "sales@acme.example"},
-               {OBSPAM_MAILBOX, "x@shop.acme.example"},
-               {OBSPAM_MAILBOX, "demo@bakery.example"},
-               {OBSPAM_MAILBOX, "intern@bakery.example"},
-               {OBSPAM_MAILBOX, "me@solo.example"}};
+static const tu_object objects[] = {{OBSPAM_SUBSCRIPTION, "acme"},
+                                    {OBSPAM_SUBSCRIPTION, "bakery"},
+                                    {OBSPAM_SUBSCRIPTION, "solo"},
+                                    {OBSPAM_DOMAIN, "acme.example"},
+                                    {OBSPAM_DOMAIN, "shop.acme.example"},
+                                    {OBSPAM_DOMAIN, "bakery.example"},
+                                    {OBSPAM_DOMAIN, "solo.example"},
+                                    {OBSPAM_MAILBOX, "info@acme.example"},
+                                    {OBSPAM_MAILBOX, "sales@acme.example"},
+                                    {OBSPAM_MAILBOX, "x@shop.acme.example"},
+                                    {OBSPAM_MAILBOX, "demo@bakery.example"},
+                                    {OBSPAM_MAILBOX, "intern@bakery.example"},
+                                    {OBSPAM_MAILBOX, "me@solo.example"}};
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
 #define N_MSG 4000
 
@@ -232,17 +229,27 @@ static obspam_message login_at(const char *login, uint32_t rcpt, int64_t t) {
   return tu_msg(0, login, login, "198.51.100.4", rcpt, -1, NULL, NULL, t);
 }
 
-Test(batch, a_limit_of_three_accepts_three_of_five) {
+/* A new engine in *e, and a batch of five messages of login to rcpt
+   recipients, from T0 on, step seconds apart. */
+static tu_batch *five_logins(obspam_engine **e, const char *login,
+                             uint32_t rcpt, int64_t step) {
   static log l;
-  obspam_engine *e = engine(0, &l);
   static tu_batch b;
-  obspam_verdict *v = b.v;
-  int *rc = b.rc, i;
 
-  for (i = 0; i < 5; i++)
-    b.m[i] = login_at("demo@bakery.example", 1, T0 + 60 * i);
+  *e = engine(0, &l);
+  for (int i = 0; i < 5; i++)
+    b.m[i] = login_at(login, rcpt, T0 + step * i);
   tu_batch_ready(&b, 5);
-  OK(obspam_decide_batch(e, b.pm, b.pv, b.rc, 5));
+  return &b;
+}
+
+Test(batch, a_limit_of_three_accepts_three_of_five) {
+  obspam_engine *e;
+  tu_batch *b = five_logins(&e, "demo@bakery.example", 1, 60);
+  obspam_verdict *v = b->v;
+  int *rc = b->rc, i;
+
+  OK(obspam_decide_batch(e, b->pm, b->pv, b->rc, 5));
   for (i = 0; i < 3; i++) {
     cr_assert_eq(rc[i], OBSPAM_OK);
     cr_assert_eq(v[i].action, OBSPAM_ACCEPT);
@@ -294,19 +301,15 @@ Test(batch, null_arrays_decide_nothing) {
 }
 
 Test(batch, failures_among_good_messages) {
-  static log l;
-  obspam_engine *e = engine(0, &l);
-  static tu_batch b;
-  obspam_verdict *v = b.v;
-  int *rc = b.rc, i;
+  obspam_engine *e;
+  tu_batch *b = five_logins(&e, "info@acme.example", 2, 1);
+  obspam_verdict *v = b->v;
+  int *rc = b->rc;
 
-  for (i = 0; i < 5; i++)
-    b.m[i] = login_at("info@acme.example", 2, T0 + i);
-  tu_batch_ready(&b, 5);
-  b.m[1].recipients = 0;
-  b.pm[3] = NULL;
-  b.m[4].client_address = "300.1.1.1";
-  RC(obspam_decide_batch(e, b.pm, b.pv, b.rc, 5), OBSPAM_EINVAL);
+  b->m[1].recipients = 0;
+  b->pm[3] = NULL;
+  b->m[4].client_address = "300.1.1.1";
+  RC(obspam_decide_batch(e, b->pm, b->pv, b->rc, 5), OBSPAM_EINVAL);
   cr_assert_eq(rc[0], OBSPAM_OK);
   cr_assert_eq(rc[1], OBSPAM_EINVAL);
   cr_assert_eq(rc[2], OBSPAM_OK);

@@ -249,9 +249,7 @@ Test(decide, sasl_hosted_domain_unknown_mailbox) {
   v = DEC(0, "Nobody@EXAMPLE.com", NULL, 1, -1, NULL, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "nobody@example.com", 4, 3,
                  0);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "nobody@example.com", T0, 4, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 4, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 4, 1);
+  EXPECT_CHAIN_COUNTS(e, "nobody@example.com", "example.com", "acme", T0, 4, 1);
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 0, 0);
 }
 
@@ -391,11 +389,8 @@ Test(decide, scripts_forbidden_verdict) {
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 5, 7, 1);
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 5, 7, 0);
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.net", T0 + 5, 0, 0);
-  obspam_stats s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 5);
-  cr_assert_eq(s.refused_total, 1);
-  cr_assert_eq(s.last_refused, T0 + 5);
-  cr_assert_eq(s.limit, 50);
-  cr_assert_eq(s.sending, 1, "7 < 50: still sending for other kinds of mail");
+  /* 7 < 50: still sending for other kinds of mail. */
+  EXPECT_STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 5, 1, 50, 7, 1, 1, T0 + 5);
   /* Without a hint only the subscription records the refusal. */
   v = SCRIPT(e, 10001, NULL, 1, T0 + 6);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 50, 7, -1);
@@ -704,9 +699,7 @@ Test(decide, equal_waits_name_the_highest) {
   MBOX_LIMIT("info@example.com", 100);
   v = SASL(e, "info@example.com", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "acme", 1, 1, 3600);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 5);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 1, 5);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 1, 5);
+  EXPECT_CHAIN_COUNTS(e, "info@example.com", "example.com", "acme", T0, 1, 5);
 }
 
 /* All or nothing: a count that does not fit is refused whole. */
@@ -719,16 +712,14 @@ Test(decide, all_or_nothing) {
   v = SASL(e, "info@example.com", 3, T0 + 60);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 10, 8,
                  3540);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60, 8, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 60, 8, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 60, 8, 1);
+  EXPECT_CHAIN_COUNTS(e, "info@example.com", "example.com", "acme", T0 + 60, 8,
+                      1);
   /* 8 + 2 = 10 fits exactly. */
   v = SASL(e, "info@example.com", 2, T0 + 60);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 10, 8,
                  0);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60, 10, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 60, 10, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 60, 10, 1);
+  EXPECT_CHAIN_COUNTS(e, "info@example.com", "example.com", "acme", T0 + 60, 10,
+                      1);
   obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 60);
   cr_assert_eq(s.sending, 0);
   /* 1 more: 10 + 1 > 10; the 8 leave at T0+3600, after which 2 + 1 fits;
@@ -749,13 +740,11 @@ Test(decide, refusals_not_charged) {
     EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
                    -1);
   }
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 10, 2, 5);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 2, 5);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10, 2, 5);
+  EXPECT_CHAIN_COUNTS(e, "info@example.com", "example.com", "acme", T0 + 10, 2,
+                      5);
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.net", T0 + 10, 0, 0);
-  obspam_stats s = STATS(e, OBSPAM_DOMAIN, "example.com", T0 + 10);
-  cr_assert_eq(s.refused_total, 5);
-  cr_assert_eq(s.last_refused, T0 + 10);
+  EXPECT_STATS(e, OBSPAM_DOMAIN, "example.com", T0 + 10, 1, OBSPAM_UNLIMITED, 2,
+               5, 5, T0 + 10);
 }
 
 Test(decide, count_unit_messages) {
@@ -1002,15 +991,9 @@ Test(decide, time_zero_is_now) {
 /* The stats of a fresh object and the sending flag. */
 Test(decide, stats_fields) {
   MBOX_LIMIT("info@example.com", 2);
-  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.sending, 1);
-  cr_assert_eq(s.limit, 2);
-  cr_assert_eq(s.count, 0);
-  cr_assert_eq(s.refused, 0);
-  cr_assert_eq(s.refused_total, 0);
-  cr_assert_eq(s.last_refused, 0);
+  EXPECT_STATS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 2, 0, 0, 0, 0);
   SASL(e, "info@example.com", 1, T0);
-  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
+  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
   cr_assert_eq(s.sending, 1);
   cr_assert_eq(s.count, 1);
   SASL(e, "info@example.com", 1, T0 + 1);
@@ -1455,9 +1438,7 @@ Test(decide, cap_refuses_the_whole_message) {
   obspam_verdict v = SASL(e, "info@example.com", 4, T0);
   EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "info@example.com", 3, 4);
   /* Nothing charged. */
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 0, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "example.com", T0, 0, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 0, 1);
+  EXPECT_CHAIN_COUNTS(e, "info@example.com", "example.com", "acme", T0, 0, 1);
   EXPECT_REFUSED(OBSPAM_MAILBOX, "info@example.com", 1, 1);
   EXPECT_REFUSED(OBSPAM_DOMAIN, "example.com", 1, 0);
   EXPECT_REFUSED(OBSPAM_SUBSCRIPTION, "acme", 1, 0);

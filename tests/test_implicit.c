@@ -53,14 +53,9 @@ Test(implicit, login_limited_by_name) {
   v = SASL(e, "stolen@d.example", 1, T0 + 2);
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "stolen@d.example", 5, 5,
                  3598);
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "stolen@d.example", T0 + 2, 5, 1);
-  EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0 + 2, 5, 1);
-  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "s", T0 + 2, 5, 1);
-  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "stolen@d.example", T0 + 2);
-  cr_assert_eq(s.limit, 5);
-  cr_assert_eq(s.sending, 0);
-  cr_assert_eq(s.refused_total, 1);
-  cr_assert_eq(s.last_refused, T0 + 2);
+  EXPECT_CHAIN_COUNTS(e, "stolen@d.example", "d.example", "s", T0 + 2, 5, 1);
+  EXPECT_STATS(e, OBSPAM_MAILBOX, "stolen@d.example", T0 + 2, 0, 5, 5, 1, 1,
+               T0 + 2);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "stolen@d.example", 5);
   int64_t lim = 0;
   RC(obspam_effective_limit(e, OBSPAM_MAILBOX, "never@d.example", &lim),

@@ -64,10 +64,7 @@ static obspam_engine *restart(int64_t want_replayed, int64_t want_ignored) {
   return e;
 }
 
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {
+static const tu_object objects[] = {
     {OBSPAM_MAILBOX, "a@example.com"},    {OBSPAM_MAILBOX, "b@example.com"},
     {OBSPAM_MAILBOX, "new@shop.example"}, {OBSPAM_DOMAIN, "example.com"},
     {OBSPAM_DOMAIN, "shop.example"},      {OBSPAM_SUBSCRIPTION, "acme"},
@@ -98,6 +95,16 @@ static void same_counters(obspam_engine *x, obspam_engine *y, int64_t now) {
     cr_assert_eq(a.list_deliveries, b.list_deliveries, "%s: list_deliveries",
                  objects[i].name);
   }
+}
+
+/* A restart from the files of e replays and ignores the numbers of
+   entries given and gives the counters e has at now. */
+static void restarts_same(obspam_engine *e, int64_t replayed, int64_t ignored,
+                          int64_t now) {
+  obspam_engine *back = restart(replayed, ignored);
+
+  same_counters(e, back, now);
+  obspam_engine_free(back);
 }
 
 static void traffic(obspam_engine *e, int64_t t, int rounds) {
@@ -183,7 +190,7 @@ Test(journal, forwards_and_lists_replay) {
 
 /* Nothing is written before a flush; a flush writes everything. */
 Test(journal, nothing_before_the_flush) {
-  obspam_engine *e = engine(), *back;
+  obspam_engine *e = engine();
   off_t whole;
 
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
@@ -194,15 +201,13 @@ Test(journal, nothing_before_the_flush) {
   whole = size_of(journal);
   OK(obspam_journal_flush(e)); /* nothing waits: nothing written */
   cr_assert_eq(size_of(journal), whole);
-  back = restart(6, 0);
-  same_counters(e, back, T0 + 5);
-  obspam_engine_free(back);
+  restarts_same(e, 6, 0, T0 + 5);
   obspam_engine_free(e);
 }
 
 /* A save replaces the journal by what came after it. */
 Test(journal, save_truncates) {
-  obspam_engine *e = engine(), *back;
+  obspam_engine *e = engine();
 
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
   traffic(e, T0, 3);
@@ -212,15 +217,11 @@ Test(journal, save_truncates) {
   cr_assert_eq(access(next, F_OK), -1);
   traffic(e, T0 + 100, 2);
   OK(obspam_journal_flush(e));
-  back = restart(6, 0);
-  same_counters(e, back, T0 + 200);
-  obspam_engine_free(back);
+  restarts_same(e, 6, 0, T0 + 200);
   /* A save to another path leaves the journal alone. */
   snprintf(next, sizeof(next), "%s/other", dir);
   OK(obspam_state_save(e, next));
-  back = restart(6, 0);
-  same_counters(e, back, T0 + 200);
-  obspam_engine_free(back);
+  restarts_same(e, 6, 0, T0 + 200);
   obspam_engine_free(e);
 }
 
@@ -283,7 +284,7 @@ Test(journal, torn_last_record) {
 
 /* The files a crash during a save can leave. */
 Test(journal, crash_during_a_save) {
-  obspam_engine *e = engine(), *back;
+  obspam_engine *e = engine();
   char s0[400], s1[400], j0[400], j1[400];
 
   snprintf(s0, sizeof(s0), "%s/s0", dir);
@@ -309,9 +310,7 @@ Test(journal, crash_during_a_save) {
   copy_file(s0, state);
   copy_file(j0, journal);
   copy_file(j1, next);
-  back = restart(9, 0);
-  same_counters(e, back, T0 + 30);
-  obspam_engine_free(back);
+  restarts_same(e, 9, 0, T0 + 30);
   cr_assert_eq(access(next, F_OK), -1);
 
   /* Killed after the snapshot's rename, before the journal's: S1 is in
@@ -319,9 +318,7 @@ Test(journal, crash_during_a_save) {
   copy_file(s1, state);
   copy_file(j0, journal);
   copy_file(j1, next);
-  back = restart(6, 3);
-  same_counters(e, back, T0 + 30);
-  obspam_engine_free(back);
+  restarts_same(e, 6, 3, T0 + 30);
 
   /* Killed before .next was stamped: it follows no snapshot yet. */
   copy_file(s0, state);
@@ -333,9 +330,7 @@ Test(journal, crash_during_a_save) {
     cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
     close(fd);
   }
-  back = restart(9, 0);
-  same_counters(e, back, T0 + 30);
-  obspam_engine_free(back);
+  restarts_same(e, 9, 0, T0 + 30);
   obspam_engine_free(e);
 }
 

@@ -181,8 +181,7 @@ static void expect_recorded(const want *w, int nw, int line) {
 
 /* a and c are refused in H0; b sends after a's refusals. */
 static void traffic_h0(void) {
-  LOGIN("a@d1.example", 1, T0 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 20, OBSPAM_ACCEPT);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_ACCEPT, T0 + 10, T0 + 20);
   LOGIN("c@d2.example", 1, T0 + 30, OBSPAM_ACCEPT);
   LOGIN("a@d1.example", 1, T0 + 100, OBSPAM_REFUSE);
   LOGIN("a@d1.example", 3, T0 + 200, OBSPAM_REFUSE);
@@ -251,8 +250,7 @@ static void three_periods(void) {
   LOGIN("c@d2.example", 1, H1 + 10, OBSPAM_ACCEPT);
   LOGIN("c@d2.example", 1, H1 + 20, OBSPAM_REFUSE);
   LOGIN("a@d1.example", 2, H2 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, H2 + 20, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, H2 + 30, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_REFUSE, H2 + 20, H2 + 30);
 }
 
 Test(notify, several_periods_in_order) {
@@ -355,9 +353,8 @@ Test(notify, period_alignment_420) {
   OK(obspam_set_option(e, OBSPAM_OPT_NOTIFY_PERIOD, 420));
   OK(obspam_set_notify(e, record, NULL));
   LOGIN("a@d1.example", 2, T0 + 900, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 1000, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, T0 + 1139, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, T0 + 1140, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_REFUSE, T0 + 1000, T0 + 1139,
+              T0 + 1140);
   EXPECT_NOTHING(T0 + 1139);
   EXPECT_FLUSH(T0 + 1140, {MBX, "a@d1.example", "s1", C1, 2, 2, 2, T0 + 1000,
                            T0 + 1139, T0 + 720, T0 + 1140});
@@ -386,8 +383,7 @@ Test(notify, period_minimum_60) {
   OK(obspam_set_option(e, OBSPAM_OPT_NOTIFY_PERIOD, 60));
   OK(obspam_set_notify(e, record, NULL));
   OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 0));
-  LOGIN("a@d1.example", 1, T0 + 59, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, T0 + 60, OBSPAM_REFUSE);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_REFUSE, T0 + 59, T0 + 60);
   EXPECT_FLUSH(T0 + 60, {MBX, "a@d1.example", "s1", C1, 0, 0, 1, T0 + 59,
                          T0 + 59, T0, T0 + 60});
   EXPECT_FLUSH(T0 + 120, {MBX, "a@d1.example", "s1", C1, 0, 0, 1, T0 + 60,
@@ -428,8 +424,7 @@ Test(notify, immediate_first_refusal_only) {
   OK(obspam_set_option(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1));
   OK(obspam_set_notify(e, record, NULL));
   ngot = 0;
-  LOGIN("a@d1.example", 1, T0 + 10, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 20, OBSPAM_ACCEPT);
+  SEND_LOGINS(e, "a@d1.example", 1, OBSPAM_ACCEPT, T0 + 10, T0 + 20);
   LOGIN("b@d1.example", 5, T0 + 30, OBSPAM_ACCEPT);
   EXPECT_NONE_RECORDED();
   /* The first refusal over the limit: a notice per object that went

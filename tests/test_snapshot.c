@@ -27,6 +27,8 @@
 
 #include "testutil.h"
 
+#include "data/big.h"
+
 #define HEADER 32
 #define HOUR_SIZE 72 /* an hour record of format 5: nine i64 */
 
@@ -416,71 +418,28 @@ static void same_sig(const char *a, const char *b, const char *what, int line) {
 #define RUN(x, uid, hint, script, rcpt, t, action)                             \
   SEND_SCRIPT((x), (uid), (hint), (script), (rcpt), (t), (action))
 
-/* The big tree. Variants: without d2.example (and c@), with an extra
-   mailbox new@d1.example.
-     plan p1
-     subscription s1 (plan p1, uid 1001, contact ops@s1.example)
-       domain d1.example: a@ (limit 3), b@
-       domain d2.example: c@ (limit 1)
-     subscription s2 (uid 1002, limit 10, scripts forbidden)
-       domain d3.example: e@ (limit 2) */
-#define WITHOUT_D2 1
-#define WITH_NEW 2
+/* The big tree (tests/data/big.h) in a new engine. */
+#define WITHOUT_D2 BIG_WITHOUT_D2
+#define WITH_NEW BIG_WITH_NEW
 
 static obspam_engine *big_tree(int variant) {
   obspam_engine *x = tu_new();
+  int line = 0;
+  int rc = big_tree_build(x, variant, &line);
 
-  OK(obspam_add(x, OBSPAM_PLAN, "p1", NULL));
-  OK(obspam_add(x, OBSPAM_SUBSCRIPTION, "s1", "p1"));
-  OK(obspam_add(x, OBSPAM_SUBSCRIPTION, "s2", NULL));
-  OK(obspam_set_uid(x, "s1", 1001));
-  OK(obspam_set_uid(x, "s2", 1002));
-  OK(obspam_set_contact(x, "s1", "ops@s1.example"));
-  OK(obspam_set_scripts_allowed(x, OBSPAM_SUBSCRIPTION, "s2", 0));
-  OK(obspam_set_limit(x, OBSPAM_SUBSCRIPTION, "s2", OBSPAM_SUBSCRIPTION, 10));
-  OK(obspam_add(x, OBSPAM_DOMAIN, "d1.example", "s1"));
-  if (!(variant & WITHOUT_D2))
-    OK(obspam_add(x, OBSPAM_DOMAIN, "d2.example", "s1"));
-  OK(obspam_add(x, OBSPAM_DOMAIN, "d3.example", "s2"));
-  OK(obspam_add(x, OBSPAM_MAILBOX, "a@d1.example", NULL));
-  OK(obspam_add(x, OBSPAM_MAILBOX, "b@d1.example", NULL));
-  if (!(variant & WITHOUT_D2))
-    OK(obspam_add(x, OBSPAM_MAILBOX, "c@d2.example", NULL));
-  OK(obspam_add(x, OBSPAM_MAILBOX, "e@d3.example", NULL));
-  if (variant & WITH_NEW)
-    OK(obspam_add(x, OBSPAM_MAILBOX, "new@d1.example", NULL));
-  OK(obspam_set_limit(x, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 3));
-  if (!(variant & WITHOUT_D2))
-    OK(obspam_set_limit(x, OBSPAM_MAILBOX, "c@d2.example", OBSPAM_MAILBOX, 1));
-  OK(obspam_set_limit(x, OBSPAM_MAILBOX, "e@d3.example", OBSPAM_MAILBOX, 2));
+  cr_assert_eq(rc, OBSPAM_OK, "big.h line %d returned %d (%s): %s", line, rc,
+               obspam_strerror(rc), obspam_engine_errmsg(x));
   return x;
 }
 
-#define NEWEST (T0 + 9000)
+#define NEWEST BIG_NEWEST
 
-/* Three hours of traffic; the newest message is at NEWEST (H2 + 1800).
-   At the end, the notices of H0 are closed and pending, those of H1 (s2,
-   d3, e) and H2 (s1, d1, a) are periods still in progress. */
+/* Three hours of traffic (tests/data/big.h); the newest message is at
+   NEWEST (H2 + 1800). */
 static void big_traffic(obspam_engine *x) {
-  /* H0 */
-  LOGIN(x, "a@d1.example", 3, T0 + 60, OBSPAM_ACCEPT);
-  LOGIN(x, "a@d1.example", 1, T0 + 120, OBSPAM_REFUSE);
-  LOGIN(x, "a@d1.example", 1, T0 + 180, OBSPAM_REFUSE);
-  LOGIN(x, "b@d1.example", 5, T0 + 200, OBSPAM_ACCEPT);
-  LOGIN(x, "c@d2.example", 1, T0 + 300, OBSPAM_ACCEPT);
-  LOGIN(x, "c@d2.example", 1, T0 + 400, OBSPAM_REFUSE);
-  RUN(x, 1001, "d2.example", "/var/www/S1/index.php", 2, T0 + 500,
-      OBSPAM_ACCEPT);
-  RUN(x, 1002, NULL, "/home/s2/spam.pl", 1, T0 + 600, OBSPAM_REFUSE);
-  /* H1 */
-  LOGIN(x, "a@d1.example", 2, H1 + 60, OBSPAM_ACCEPT);
-  LOGIN(x, "e@d3.example", 2, H1 + 100, OBSPAM_ACCEPT);
-  LOGIN(x, "e@d3.example", 1, H1 + 200, OBSPAM_REFUSE);
-  /* H2 */
-  LOGIN(x, "a@d1.example", 1, H2 + 30, OBSPAM_ACCEPT);
-  LOGIN(x, "a@d1.example", 3, H2 + 90, OBSPAM_REFUSE);
-  LOGIN(x, "b@d1.example", 4, H2 + 1500, OBSPAM_ACCEPT);
-  LOGIN(x, "c@d2.example", 1, NEWEST, OBSPAM_ACCEPT);
+  for (size_t i = 0; i < BIG_STEPS; i++)
+    tu_send(x, big_message(&big_traffic_steps[i]), big_traffic_steps[i].action,
+            __LINE__);
 }
 
 static const obj big_objs[] = {

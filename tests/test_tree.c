@@ -20,12 +20,22 @@ TU_ENGINE_SETUP(tu_fixture("tree.conf"))
 
 TestSuite(tree, .init = setup, .fini = teardown);
 
+/* A script run by uid at T0 is charged to the unlimited subscription sub
+   that had counted count before, or its uid is unknown (sub NULL). */
+static void expect_uid(int64_t uid, const char *sub, int64_t count, int line) {
+  obspam_verdict v = tu_script(e, uid, NULL, 1, T0, line);
+
+  if (sub == NULL)
+    tu_expect_verdict(&v, OBSPAM_UNKNOWN, -1, "", 0, 0, 0, line);
+  else
+    tu_expect_verdict(&v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, sub,
+                      OBSPAM_UNLIMITED, count, 0, line);
+}
+#define EXPECT_UID(uid, sub, count) expect_uid((uid), (sub), (count), __LINE__)
+
 /* ---- "The engine is unchanged" ------------------------------------------ */
 
-static const struct {
-  int kind;
-  const char *name;
-} probe_objs[] = {
+static const tu_object probe_objs[] = {
     {OBSPAM_SUBSCRIPTION, "acme"},
     {OBSPAM_SUBSCRIPTION, "solo"},
     {OBSPAM_SUBSCRIPTION, "basic"},
@@ -529,8 +539,7 @@ Test(tree, remove_plan_removes_its_subscriptions) {
   EXPECT_EXISTS(OBSPAM_MAILBOX, "x@solo.org");
   cr_assert(plan_exists("gold"));
   /* acme's uid went with it. */
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "goldie", 1001));
 }
 
@@ -730,34 +739,45 @@ Test(tree, effective_limit_errors) {
   cr_assert_eq(v, 12345, "effective_limit wrote its output on failure");
 }
 
+/* The levels of the chains, the server first: each level's kind is its
+   index, and the chain of the limit of kind k is levels 0 to k, whose
+   object is level k. */
+static const tu_object chain[] = {{OBSPAM_SERVER, NULL},
+                                  {OBSPAM_PLAN, "basic"},
+                                  {OBSPAM_SUBSCRIPTION, "acme"},
+                                  {OBSPAM_DOMAIN, "example.com"},
+                                  {OBSPAM_MAILBOX, "info@example.com"}};
+
+/* Sets the limit of kind k at each level of its chain, step at the
+   server, then 2 step, 3 step...: the object has its own, the largest. */
+static void set_chain(int k, int64_t step) {
+  for (int i = 0; i <= k; i++)
+    OK(obspam_set_limit(e, chain[i].kind, chain[i].name, k, step * (i + 1)));
+  EXPECT_EFF(e, k, chain[k].name, step * (k + 1));
+}
+
+/* Makes each level of set_chain's inherit in turn, from the object up:
+   the object gets the value of the level above each time; then the
+   server's 0 is the object's. */
+static void inherit_chain(int k, int64_t step) {
+  for (int i = k; i >= 1; i--) {
+    OK(obspam_set_limit(e, chain[i].kind, chain[i].name, k, OBSPAM_INHERIT));
+    EXPECT_EFF(e, k, chain[k].name, step * i);
+  }
+  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, k, 0));
+  EXPECT_EFF(e, k, chain[k].name, 0);
+}
+
 /* The mailbox chain: own ?? domain.mailbox ?? subscription.mailbox ??
    plan.mailbox ?? server.mailbox. Each level shadows the next; custom
    values are larger than the defaults above them. The other two chains
    never move. */
 Test(tree, mailbox_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 100));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, 200));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 300));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 400));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
-                      500));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 500);
+  set_chain(OBSPAM_MAILBOX, 100);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "sales@example.com", 400);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net", 300);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "x@solo.org", 100);
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 400);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 300);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 200);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_MAILBOX, OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 100);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 0));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 0);
+  inherit_chain(OBSPAM_MAILBOX, 100);
   OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
                       OBSPAM_UNLIMITED));
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
@@ -778,23 +798,10 @@ Test(tree, mailbox_chain) {
 /* The domain chain: own ?? subscription.domain ?? plan.domain ??
    server.domain. */
 Test(tree, domain_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 1000));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, 2000));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 3000));
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, 4000));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 4000);
+  set_chain(OBSPAM_DOMAIN, 1000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 3000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "solo.org", 1000);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 3000);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 2000);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_DOMAIN, OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 1000);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN, 0));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 0);
+  inherit_chain(OBSPAM_DOMAIN, 1000);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
   /* A domain's mailbox default is not its own limit. */
@@ -808,20 +815,9 @@ Test(tree, domain_chain) {
 
 /* The subscription chain: own ?? plan.subscription ?? server.subscription. */
 Test(tree, subscription_chain) {
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 10000));
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, 20000));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
-                      30000));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 30000);
+  set_chain(OBSPAM_SUBSCRIPTION, 10000);
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 10000);
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_SUBSCRIPTION,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 20000);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION,
-                      OBSPAM_INHERIT));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 10000);
-  OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_SUBSCRIPTION, 0));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 0);
+  inherit_chain(OBSPAM_SUBSCRIPTION, 10000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   /* A subscription's domain and mailbox defaults are not its own limit. */
@@ -855,9 +851,7 @@ Test(tree, chain_follows_plan) {
  */
 
 Test(tree, set_uid) {
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "acme", 0);
   /* Owned by acme: solo cannot have it; acme may set it again. */
   FAILS(obspam_set_uid(e, "solo", 1001), OBSPAM_EEXIST);
   OK(obspam_set_uid(e, "acme", 1001));
@@ -870,47 +864,32 @@ Test(tree, set_uid) {
   FAILS(obspam_set_uid(e, "", 3000), OBSPAM_EINVAL);
   /* -1 clears: the uid is unknown, and free for solo. */
   OK(obspam_set_uid(e, "acme", -1));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "solo", 1001));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "solo", 0);
   /* solo's old uid 1002 was replaced, so it is free now. */
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1002, NULL, 0);
   OK(obspam_set_uid(e, "acme", 1002));
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 1, 0);
+  EXPECT_UID(1002, "acme", 1);
   /* uid 0 is a valid uid. */
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "root", NULL));
   OK(obspam_set_uid(e, "root", 0));
-  v = SCRIPT(e, 0, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(0, "root", 0);
   /* Case-insensitive subscription name. */
   OK(obspam_set_uid(e, "ROOT", 77));
-  v = SCRIPT(e, 77, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "root",
-                 OBSPAM_UNLIMITED, 1, 0);
+  EXPECT_UID(77, "root", 1);
 }
 
 Test(tree, uid_freed_on_removal) {
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "acme"));
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
   OK(obspam_set_uid(e, "solo", 1001));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "solo",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "solo", 0);
   /* A re-added subscription has no uid. */
   OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "acme", NULL));
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "solo"));
-  v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
-  v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
+  EXPECT_UID(1001, NULL, 0);
+  EXPECT_UID(1002, NULL, 0);
 }
 
 Test(tree, set_scripts_allowed_values) {
@@ -950,9 +929,7 @@ Test(tree, set_scripts_allowed_values) {
   FAILS(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "ghost", 0),
         OBSPAM_ENOTFOUND);
   /* After all the failures scripts are still allowed for acme. */
-  obspam_verdict v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "acme",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_UID(1001, "acme", 0);
 }
 
 /* A failed set_scripts_allowed keeps the previous value in force. */

@@ -42,8 +42,21 @@ static void expect_exempt(const char *client, int want, int line) {
                "line %d: %s should %sbe whitelisted", line,
                client ? client : "(null)", want ? "" : "not ");
 }
-#define EXPECT_EXEMPT(client) expect_exempt((client), 1, __LINE__)
-#define EXPECT_NOT_EXEMPT(client) expect_exempt((client), 0, __LINE__)
+/* Asserts of each client address given, in order, that it is exempt
+   (want 1) or not (want 0). */
+static void expect_each(const char *const *clients, size_t n, int want,
+                        int line) {
+  for (size_t i = 0; i < n; i++)
+    expect_exempt(clients[i], want, line);
+}
+#define EXPECT_EACH(want, ...)                                                 \
+  do {                                                                         \
+    static const char *const clients_[] = {__VA_ARGS__};                       \
+    expect_each(clients_, sizeof clients_ / sizeof clients_[0], (want),        \
+                __LINE__);                                                     \
+  } while (0)
+#define EXPECT_EXEMPT(...) EXPECT_EACH(1, __VA_ARGS__)
+#define EXPECT_NOT_EXEMPT(...) EXPECT_EACH(0, __VA_ARGS__)
 
 Test(whitelist, valid_entries) {
   static const char *const good[] = {
@@ -126,9 +139,7 @@ Test(whitelist, refused_entries_whitelist_nothing) {
   RC(obspam_whitelist_add(e, "192.0.2.1/24"), OBSPAM_EINVAL);
   RC(obspam_whitelist_add(e, "192.0.2.1/33"), OBSPAM_EINVAL);
   RC(obspam_whitelist_add(e, "1.0.0.0/+0"), OBSPAM_EINVAL);
-  EXPECT_NOT_EXEMPT("192.0.2.1");
-  EXPECT_NOT_EXEMPT("192.0.2.0");
-  EXPECT_NOT_EXEMPT("1.0.0.1");
+  EXPECT_NOT_EXEMPT("192.0.2.1", "192.0.2.0", "1.0.0.1");
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 3, 0);
 }
 
@@ -156,8 +167,7 @@ Test(whitelist, remove) {
   RC(obspam_whitelist_remove(e, "192.0.2.0/24"), OBSPAM_ENOTFOUND);
   OK(obspam_whitelist_add(e, "192.0.2.0/24"));
   OK(obspam_whitelist_add(e, "2001:db8::/32"));
-  EXPECT_EXEMPT("192.0.2.7");
-  EXPECT_EXEMPT("2001:db8::7");
+  EXPECT_EXEMPT("192.0.2.7", "2001:db8::7");
   /* Another prefix of the same address is another entry. */
   RC(obspam_whitelist_remove(e, "192.0.2.0/25"), OBSPAM_ENOTFOUND);
   RC(obspam_whitelist_remove(e, "192.0.0.0/16"), OBSPAM_ENOTFOUND);
@@ -215,17 +225,12 @@ Test(whitelist, ipv4_boundaries) {
   OK(obspam_whitelist_add(e, "192.0.2.0/24"));
   OK(obspam_whitelist_add(e, "10.0.0.0/7"));
   OK(obspam_whitelist_add(e, "172.16.5.4"));
-  EXPECT_EXEMPT("192.0.2.0");
-  EXPECT_EXEMPT("192.0.2.255");
-  EXPECT_NOT_EXEMPT("192.0.3.0");
-  EXPECT_NOT_EXEMPT("192.0.1.255");
-  EXPECT_EXEMPT("10.0.0.0");
-  EXPECT_EXEMPT("11.255.255.255");
-  EXPECT_NOT_EXEMPT("12.0.0.0");
-  EXPECT_NOT_EXEMPT("9.255.255.255");
+  EXPECT_EXEMPT("192.0.2.0", "192.0.2.255");
+  EXPECT_NOT_EXEMPT("192.0.3.0", "192.0.1.255");
+  EXPECT_EXEMPT("10.0.0.0", "11.255.255.255");
+  EXPECT_NOT_EXEMPT("12.0.0.0", "9.255.255.255");
   EXPECT_EXEMPT("172.16.5.4");
-  EXPECT_NOT_EXEMPT("172.16.5.5");
-  EXPECT_NOT_EXEMPT("172.16.5.3");
+  EXPECT_NOT_EXEMPT("172.16.5.5", "172.16.5.3");
   /* Not exempt: 6 messages counted, 1 each. */
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 6, 0);
 }
@@ -235,41 +240,30 @@ Test(whitelist, ipv6_boundaries) {
   OK(obspam_whitelist_add(e, "2001:db8:8000::/33"));
   OK(obspam_whitelist_add(e, "fd00::1"));
   OK(obspam_whitelist_add(e, "2001:db9:8000::/33"));
-  EXPECT_EXEMPT("2001:db8::");
-  EXPECT_EXEMPT("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff");
-  EXPECT_EXEMPT("2001:DB8::1");
-  EXPECT_NOT_EXEMPT("2001:db9::1");
-  EXPECT_NOT_EXEMPT("2001:db7:ffff::1");
-  EXPECT_EXEMPT("fd00::1");
-  EXPECT_EXEMPT("fd00:0:0:0:0:0:0:1");
+  EXPECT_EXEMPT("2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+                "2001:DB8::1");
+  EXPECT_NOT_EXEMPT("2001:db9::1", "2001:db7:ffff::1");
+  EXPECT_EXEMPT("fd00::1", "fd00:0:0:0:0:0:0:1");
   EXPECT_NOT_EXEMPT("fd00::2");
-  EXPECT_EXEMPT("2001:db9:8000::1");
-  EXPECT_EXEMPT("2001:db9:ffff::1");
+  EXPECT_EXEMPT("2001:db9:8000::1", "2001:db9:ffff::1");
   EXPECT_NOT_EXEMPT("2001:db9:7fff:ffff::1");
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 4, 0);
 }
 
 Test(whitelist, slash_zero) {
   OK(obspam_whitelist_add(e, "0.0.0.0/0"));
-  EXPECT_EXEMPT("1.2.3.4");
-  EXPECT_EXEMPT("255.255.255.255");
-  EXPECT_EXEMPT("0.0.0.0");
-  EXPECT_EXEMPT("::ffff:8.8.8.8");
+  EXPECT_EXEMPT("1.2.3.4", "255.255.255.255", "0.0.0.0", "::ffff:8.8.8.8");
   /* An IPv4 entry does not match native IPv6 addresses. */
   EXPECT_NOT_EXEMPT("2001:db8::1");
   OK(obspam_whitelist_remove(e, "0.0.0.0/0"));
   OK(obspam_whitelist_add(e, "::/0"));
-  EXPECT_EXEMPT("2001:db8::1");
-  EXPECT_EXEMPT("::");
-  EXPECT_EXEMPT("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+  EXPECT_EXEMPT("2001:db8::1", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 1, 0);
 }
 
 Test(whitelist, ipv4_mapped_client) {
   OK(obspam_whitelist_add(e, "192.0.2.0/24"));
-  EXPECT_EXEMPT("::ffff:192.0.2.7");
-  EXPECT_EXEMPT("::FFFF:192.0.2.200");
-  EXPECT_EXEMPT("::ffff:c000:0207");
+  EXPECT_EXEMPT("::ffff:192.0.2.7", "::FFFF:192.0.2.200", "::ffff:c000:0207");
   EXPECT_NOT_EXEMPT("::ffff:192.0.3.7");
   /* An IPv4-compatible (not mapped) or NAT64 address is another address. */
   EXPECT_NOT_EXEMPT("64:ff9b::192.0.2.7");
@@ -297,8 +291,7 @@ Test(whitelist, localhost_not_whitelisted_by_default) {
 Test(whitelist, local_submission_not_matched) {
   OK(obspam_whitelist_add(e, "0.0.0.0/0"));
   OK(obspam_whitelist_add(e, "::/0"));
-  EXPECT_NOT_EXEMPT(NULL);
-  EXPECT_NOT_EXEMPT("");
+  EXPECT_NOT_EXEMPT(NULL, "");
   EXPECT_COUNTS(e, OBSPAM_MAILBOX, "info@example.com", T0, 2, 0);
 }
 
@@ -338,11 +331,8 @@ Test(whitelist, many_entries) {
     snprintf(buf, sizeof buf, "2001:db8:%x::/48", i);
     OK(obspam_whitelist_add(e, buf));
   }
-  EXPECT_EXEMPT("10.0.0.1");
-  EXPECT_EXEMPT("10.200.255.255");
-  EXPECT_EXEMPT("2001:db8:ff:1::1");
-  EXPECT_NOT_EXEMPT("2001:db8:100::1");
-  EXPECT_NOT_EXEMPT("11.0.0.1");
+  EXPECT_EXEMPT("10.0.0.1", "10.200.255.255", "2001:db8:ff:1::1");
+  EXPECT_NOT_EXEMPT("2001:db8:100::1", "11.0.0.1");
   for (int i = 0; i < 256; i += 2) {
     snprintf(buf, sizeof buf, "10.%d.0.0/16", i);
     OK(obspam_whitelist_remove(e, buf));

@@ -167,14 +167,16 @@ Test(window, retry_needs_several_buckets) {
 
 /* In the middle of a minute: a charge at T0+30 (m0) leaves at T0+3600. */
 Test(window, retry_mid_minute) {
+  /* A refused message's time and its retry_after. */
+  static const int64_t refused[][2] = {
+      {T0 + 3017, 583}, {T0 + 3590, 10}, {T0 + 3599, 1}};
+
   MBOX_LIMIT(INFO, 1);
   SASL(e, INFO, 1, T0 + 30);
-  obspam_verdict v = SASL(e, INFO, 1, T0 + 3017);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, 583);
-  v = SASL(e, INFO, 1, T0 + 3590);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, 10);
-  v = SASL(e, INFO, 1, T0 + 3599);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, 1);
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    obspam_verdict v = SASL(e, INFO, 1, refused[i][0]);
+    EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, 1, 1, refused[i][1]);
+  }
 }
 
 /* retry is the max over all charged objects, and the object with that

@@ -532,6 +532,22 @@ static obspam__reading lone_read(lone *l, int64_t now) {
   return r;
 }
 
+/* Asserts the counts of the minute, the hour and the day of a charge's
+   first object. */
+static void expect_charged(const obspam__charge *ch, int64_t minute,
+                           int64_t hour, int64_t day, int line) {
+  cr_assert(ch->count[0][OBSPAM__W_MINUTE] == minute &&
+                ch->count[0][OBSPAM__W_HOUR] == hour &&
+                ch->count[0][OBSPAM__W_DAY] == day,
+            "line %d: charged %" PRId64 "/m %" PRId64 "/h %" PRId64
+            "/d, expected %" PRId64 "/m %" PRId64 "/h %" PRId64 "/d",
+            line, (int64_t)ch->count[0][OBSPAM__W_MINUTE],
+            (int64_t)ch->count[0][OBSPAM__W_HOUR],
+            (int64_t)ch->count[0][OBSPAM__W_DAY], minute, hour, day);
+}
+#define EXPECT_CHARGED(ch, minute, hour, day)                                  \
+  expect_charged(&(ch), (minute), (hour), (day), __LINE__)
+
 /* The reading's minute count, at each edge of its buckets, beside the
    hour's and the day's; the charge's counts of every window. */
 Test(windows, store_reading_and_counts) {
@@ -542,9 +558,7 @@ Test(windows, store_reading_and_counts) {
   lone_new(&l);
   cr_assert_eq(lone_charge(&l, 2, T0 + 4, -1, -1, -1, &ch), -1);
   cr_assert_eq(lone_charge(&l, 3, T0 + 5, -1, -1, -1, &ch), -1);
-  cr_assert(ch.count[0][OBSPAM__W_MINUTE] == 2 &&
-            ch.count[0][OBSPAM__W_HOUR] == 2 &&
-            ch.count[0][OBSPAM__W_DAY] == 2);
+  EXPECT_CHARGED(ch, 2, 2, 2);
   r = lone_read(&l, T0 + 59);
   cr_assert(r.count_minute == 5 && r.count == 5 && r.count_day == 5);
   r = lone_read(&l, T0 + 60);
@@ -554,9 +568,7 @@ Test(windows, store_reading_and_counts) {
   r = lone_read(&l, T0 + 65);
   cr_assert(r.count_minute == 0 && r.count == 5 && r.count_day == 5);
   cr_assert_eq(lone_charge(&l, 1, H1 + 1, -1, -1, -1, &ch), -1);
-  cr_assert(ch.count[0][OBSPAM__W_MINUTE] == 0 &&
-            ch.count[0][OBSPAM__W_HOUR] == 0 &&
-            ch.count[0][OBSPAM__W_DAY] == 5);
+  EXPECT_CHARGED(ch, 0, 0, 5);
   r = lone_read(&l, H1 + 1);
   cr_assert(r.count_minute == 1 && r.count == 1 && r.count_day == 6);
   lone_free(&l);

@@ -26,6 +26,24 @@
 #define H3 (T0 + 3 * 3600)
 #define H4 (T0 + 4 * 3600)
 
+/* An object of the tree: its kind and name, for tables of objects that
+   a test probes. */
+typedef struct tu_object {
+  int kind;
+  const char *name;
+} tu_object;
+
+/* The next number of splitmix64 from the state *s (Steele, Lea and Flood):
+   a fast generator of good quality whose sequence depends on the seed
+   alone, so that a failing random test can be run again. */
+static inline uint64_t tu_splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 /* Builds a message; every field is given (NULL, -1 or 0 where it is
    unknown). */
 static inline obspam_message tu_msg(uint32_t flags, const char *sasl,

@@ -241,6 +241,21 @@ static inline void tu_send(obspam_engine *e, obspam_message m, int action,
   tu_send((e), tu_script_msg((uid), (hint), (path), (rcpt), (t)), (action),    \
           __LINE__)
 
+/* Messages of login to rcpt recipients at each of the n times t, each of
+   which must get action. */
+static inline void tu_send_logins(obspam_engine *e, const char *login,
+                                  uint32_t rcpt, int action, const int64_t *t,
+                                  size_t n, int line) {
+  for (size_t i = 0; i < n; i++)
+    tu_send(e, tu_login_msg(login, NULL, rcpt, t[i]), action, line);
+}
+#define SEND_LOGINS(e, login, rcpt, action, ...)                               \
+  do {                                                                         \
+    static const int64_t t_[] = {__VA_ARGS__};                                 \
+    tu_send_logins((e), (login), (rcpt), (action), t_,                         \
+                   sizeof t_ / sizeof t_[0], __LINE__);                        \
+  } while (0)
+
 static inline void tu_expect_verdict(const obspam_verdict *v, int action,
                                      int kind, const char *object,
                                      int64_t limit, int64_t count,
@@ -283,20 +298,60 @@ static inline obspam_stats tu_stats(obspam_engine *e, int kind,
 }
 #define STATS(e, kind, name, now) tu_stats((e), (kind), (name), (now), __LINE__)
 
+/* Asserts one field of an object's stats, naming it. */
+static inline void tu_expect_field(const char *name, const char *field,
+                                   int64_t got, int64_t want, int line) {
+  cr_assert_eq(got, want,
+               "line %d: stats(%s).%s = %" PRId64 ", expected %" PRId64, line,
+               name, field, got, want);
+}
+
 /* Asserts the count and refused fields of an object's stats at now. */
 static inline void tu_expect_counts(obspam_engine *e, int kind,
                                     const char *name, int64_t now,
                                     int64_t count, int64_t refused, int line) {
   obspam_stats s = tu_stats(e, kind, name, now, line);
-  cr_assert_eq(s.count, count,
-               "line %d: stats(%s).count = %" PRId64 ", expected %" PRId64,
-               line, name, s.count, count);
-  cr_assert_eq(s.refused, refused,
-               "line %d: stats(%s).refused = %" PRId64 ", expected %" PRId64,
-               line, name, s.refused, refused);
+
+  tu_expect_field(name, "count", s.count, count, line);
+  tu_expect_field(name, "refused", s.refused, refused, line);
 }
 #define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
   tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
+
+/* Asserts the same count and refused fields of a mailbox, its domain and
+   its subscription at now. */
+static inline void tu_expect_chain_counts(obspam_engine *e, const char *mailbox,
+                                          const char *domain, const char *sub,
+                                          int64_t now, int64_t count,
+                                          int64_t refused, int line) {
+  tu_expect_counts(e, OBSPAM_MAILBOX, mailbox, now, count, refused, line);
+  tu_expect_counts(e, OBSPAM_DOMAIN, domain, now, count, refused, line);
+  tu_expect_counts(e, OBSPAM_SUBSCRIPTION, sub, now, count, refused, line);
+}
+#define EXPECT_CHAIN_COUNTS(e, mailbox, domain, sub, now, count, refused)      \
+  tu_expect_chain_counts((e), (mailbox), (domain), (sub), (now), (count),      \
+                         (refused), __LINE__)
+
+/* Asserts the fields of an object's stats at now that every version had:
+   sending, limit, count, refused, refused_total and last_refused. */
+static inline void tu_expect_stats(obspam_engine *e, int kind, const char *name,
+                                   int64_t now, int32_t sending, int64_t limit,
+                                   int64_t count, int64_t refused,
+                                   int64_t refused_total, int64_t last_refused,
+                                   int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  tu_expect_field(name, "sending", s.sending, sending, line);
+  tu_expect_field(name, "limit", s.limit, limit, line);
+  tu_expect_field(name, "count", s.count, count, line);
+  tu_expect_field(name, "refused", s.refused, refused, line);
+  tu_expect_field(name, "refused_total", s.refused_total, refused_total, line);
+  tu_expect_field(name, "last_refused", s.last_refused, last_refused, line);
+}
+#define EXPECT_STATS(e, kind, name, now, sending, limit, count, refused,       \
+                     total, last)                                              \
+  tu_expect_stats((e), (kind), (name), (now), (sending), (limit), (count),     \
+                  (refused), (total), (last), __LINE__)
 
 static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
                              int line) {

@@ -48,6 +48,8 @@
   ((hashv) = (unsigned)XXH3_64bits((keyptr), (size_t)(keylen)))
 #include <uthash.h>
 
+#include "bench.h"
+
 #define MAILBOXES_PER_DOMAIN 10
 #define DOMAINS_PER_SUB 5
 #define PLANS 4
@@ -78,15 +80,6 @@ static double now_s(void) {
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t xorshift64(uint64_t *s) {
-  uint64_t x = *s;
-
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
 }
 
 /* A uniform index below n, from the high bits (no modulo bias worth

@@ -72,6 +72,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define PROG "bench_policy_load"
 /* A reply longer than this is malformed: Postfix itself allows lines of a
    few kilobytes, and no policy server answers with more. */
@@ -195,15 +197,6 @@ static uint64_t now_ns(void) {
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t xorshift64(uint64_t *s) {
-  uint64_t x = *s;
-
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
 }
 
 /* A uniform index below n, from the high bits. */

@@ -225,12 +225,8 @@ ctx_switches() {
        END { print v + 0, n + 0 }' "/proc/$1/status" 2>/dev/null
 }
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# shellcheck source=tests/lib/ports.sh
+. tests/lib/ports.sh
 
 # Waits until PORT accepts connections, at most 15 s, while PID (when
 # given) runs.

@@ -10,7 +10,7 @@ gen_stream.py): prints exactly what stream.c prints.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import obspam
 
@@ -28,6 +28,13 @@ def time_arg(word: str) -> int:
 
 def or_dash(value: Optional[str]) -> str:
     return value if value else "-"
+
+
+def print_rows(tag: str, rows: Sequence[Any], line: Callable[[Any], str]) -> None:
+    """One line "TAG ..." a row, then "TAG end N"."""
+    for r in rows:
+        print(f"{tag} {line(r)}")
+    print(f"{tag} end {len(rows)}")
 
 
 def on_notice(n: obspam.Notice) -> None:
@@ -66,17 +73,12 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
         )
     elif cmd == "h" and len(w) == 5:
         hours = engine.history(int(w[1]), w[2], time_arg(w[3]), time_arg(w[4]))
-        for h in hours:
-            print(f"history {h.hour_start} {h.sent} {h.refused}")
-        print(f"history end {len(hours)}")
+        print_rows("history", hours, lambda h: f"{h.hour_start} {h.sent} {h.refused}")
     elif cmd == "r" and len(w) == 3:
         rows = engine.report(time_arg(w[1]), time_arg(w[2]))
-        for r in rows:
-            print(
-                f"report {int(r.kind)} {r.name} {r.sent} {r.refused} "
-                f"{r.first_refused} {r.last_refused} {r.exceeded} {int(r.window)}"
-            )
-        print(f"report end {len(rows)}")
+        print_rows("report", rows, lambda r: (
+            f"{int(r.kind)} {r.name} {r.sent} {r.refused} "
+            f"{r.first_refused} {r.last_refused} {r.exceeded} {int(r.window)}"))
     elif cmd == "n" and len(w) == 2:
         engine.notify_flush(int(w[1]))
         print("flush end")
@@ -96,19 +98,15 @@ def run(engine: obspam.Engine, w: List[str]) -> None:
     elif cmd == "l" and len(w) == 7:
         entries = list(engine.enumerate(int(w[1]), str_arg(w[2]), active=bool(int(w[3]) & obspam.ENUM_ACTIVE),
                                         after=str_arg(w[4]), limit=int(w[5]), now=int(w[6])))
-        for x in entries:
-            s = x.stats
-            print(f"list {int(x.kind)} {x.name} {int(s.sending)} {s.count} {s.limit} {s.refused} {s.last_reset}")
-        print(f"list end {len(entries)}")
+        print_rows("list", entries, lambda x: (
+            f"{int(x.kind)} {x.name} {int(x.stats.sending)} {x.stats.count} "
+            f"{x.stats.limit} {x.stats.refused} {x.stats.last_reset}"))
     elif cmd == "t" and len(w) == 5:
         kind = int(w[1])
         rows = engine.top(time_arg(w[2]), time_arg(w[3]), int(w[4]), None if kind == -1 else kind)
-        for r in rows:
-            print(
-                f"top {int(r.kind)} {r.name} {r.sent} {r.refused} {r.exceeded} {int(r.window)} "
-                f"{or_dash(r.subscription)} {r.uid}"
-            )
-        print(f"top end {len(rows)}")
+        print_rows("top", rows, lambda r: (
+            f"{int(r.kind)} {r.name} {r.sent} {r.refused} {r.exceeded} {int(r.window)} "
+            f"{or_dash(r.subscription)} {r.uid}"))
     elif cmd == "z" and len(w) == 4:
         engine.reset(int(w[1]), w[2], int(w[3]))
         print(f"reset {w[1]} {w[2]}")

@@ -28,16 +28,8 @@ use Obspam\Verdict;
 
 const T0 = 1767268800; // 2026-01-01 12:00:00 UTC, the start of an hour
 const T = T0 + 30;     // 30 seconds into that minute
-const CONF = <<<'CONF'
-    # The tree of the tests: server defaults, a plan, one customer.
-    default mailbox=100 domain=1000 subscription=5000
-    plan basic mailbox=50 domain=500 subscription=1000
-    subscription acme plan=basic uid=10001 contact=ops@acme.example
-    domain example.com subscription=acme mailbox=80
-    mailbox info@example.com limit=5
-    mailbox sales@example.com
-
-    CONF;
+// The tree of the tests (tree.conf, which test_python.py loads too).
+define('CONF', file_get_contents(__DIR__ . '/tree.conf'));
 const BATCH_CONF = <<<'CONF'
     # decideBatch: a mailbox with a limit of 2 in a domain with the defaults.
     default mailbox=100 domain=1000 subscription=5000
@@ -1206,21 +1198,8 @@ test('journal', function (): void {
     $b->close();
 });
 
-const PANEL_CONF = <<<'CONF'
-    # Panels: two subscriptions, three domains, four mailboxes.
-    plan basic
-    subscription acme plan=basic uid=1001 mailbox=5
-    subscription zeta uid=1002
-    subscription spare
-    domain b.test subscription=acme
-    domain a.test subscription=acme
-    domain z.test subscription=zeta
-    mailbox c@a.test
-    mailbox a@a.test
-    mailbox b@b.test
-    mailbox y@z.test
-
-    CONF;
+// The panel tests' tree, which test_python.py loads too.
+define('PANEL_CONF', file_get_contents(__DIR__ . '/panel.conf'));
 
 function panelEngine(): Engine
 {

@@ -36,15 +36,9 @@ from obspam import _native  # noqa: E402
 T0 = 1767268800  # 2026-01-01 12:00:00 UTC, the start of an hour
 T = T0 + 30  # 30 seconds into that minute
 
-CONF = """\
-# The tree of the tests: server defaults, a plan, one customer.
-default mailbox=100 domain=1000 subscription=5000
-plan basic mailbox=50 domain=500 subscription=1000
-subscription acme plan=basic uid=10001 contact=ops@acme.example
-domain example.com subscription=acme mailbox=80
-mailbox info@example.com limit=5
-mailbox sales@example.com
-"""
+# The tree of the tests (tree.conf, which test_php.php loads too).
+with open(os.path.join(HERE, "tree.conf")) as _f:
+    CONF = _f.read()
 
 BATCH_CONF = """\
 # decide_batch: a mailbox with a limit of 2 in a domain with the defaults.
@@ -1342,20 +1336,9 @@ class TestDecideBatch(unittest.TestCase):
         self.assertEqual(e.stats(obspam.DOMAIN, "shop.example", T + 6).count, 3)
 
 
-PANEL_CONF = """\
-# Panels: two subscriptions, three domains, four mailboxes.
-plan basic
-subscription acme plan=basic uid=1001 mailbox=5
-subscription zeta uid=1002
-subscription spare
-domain b.test subscription=acme
-domain a.test subscription=acme
-domain z.test subscription=zeta
-mailbox c@a.test
-mailbox a@a.test
-mailbox b@b.test
-mailbox y@z.test
-"""
+# The panel tests' tree, which test_php.php loads too.
+with open(os.path.join(HERE, "panel.conf")) as _f:
+    PANEL_CONF = _f.read()
 
 
 class TestPanels(unittest.TestCase):

@@ -50,14 +50,8 @@ static void expect_lines(const char *want) {
 /* A refusal of kind and name at now_ms, with queue ID qid. */
 static void refuse(int kind, const char *name, const char *qid,
                    int64_t now_ms) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v = refused_verdict(kind, name, 1, 1, 60, 0);
 
-  v.action = OBSPAM_REFUSE;
-  v.kind = kind;
-  v.limit = 1;
-  v.count = 1;
-  v.retry_after = 60;
-  snprintf(v.object, sizeof(v.object), "%s", name);
   obspamd__log_refusal_at(&v, NULL, 0, qid, now_ms);
 }
 
@@ -74,8 +68,7 @@ static const char *whole(const char *kind, const char *name, const char *qid) {
 }
 
 static void setup(void) {
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   log_offset = 0;
   obspamd_refusal_log_interval(10);
 }

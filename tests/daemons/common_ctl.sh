@@ -336,25 +336,14 @@ expect "save" "state saved to $work/state" "$out"
 
 python3 - "$sock" "$work/log" <<'EOF'
 import socket, sys, time
+import scenario
 path = sys.argv[1]
 
-def ask(data, timeout=10):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(path)
-    s.sendall(data)
-    chunks = []
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        chunks.append(c)
-    s.close()
-    return b"".join(chunks).decode()
+def ask(data):
+    return scenario.exchange(path, data).decode()
 
 def check(request, want):
-    got = ask(request)
-    assert got == want, f"{request!r}: {got!r} != {want!r}"
+    scenario.check_answer(path, request, want)
 
 commands = ("ping, status, report, history, list, top, blocked, overview, "
             "reset, set-limit, reload or save")

@@ -89,12 +89,24 @@ Test(forwards, inbound_forward_charged_to_its_mailbox) {
 }
 
 /* A refused forward charges none of the message's other parts. */
+/* Decides m with the forwards kept in fw and asserts the verdict's action
+   and object. */
+static void expect_forwards_verdict(obspam_engine *e, const obspam_message *m,
+                                    obspamd_forwards *fw, obspamd_metrics *met,
+                                    int action, const char *object) {
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_message about;
+
+  cr_assert_eq(obspamd_decide_forwards(e, m, fw, met, &v, &about), OBSPAM_OK);
+  cr_assert_eq(v.action, action);
+  cr_assert_str_eq(v.object, object);
+}
+
 Test(forwards, refusal_charges_nothing_else) {
   obspam_engine *e = engine();
   obspamd_metrics met;
   obspamd_forwards fw;
-  obspam_message m = OBSPAM_MESSAGE_INIT, about;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_message m = OBSPAM_MESSAGE_INIT;
 
   memset(&met, 0, sizeof met);
   m.sasl_username = "info@example.com";
@@ -107,20 +119,14 @@ Test(forwards, refusal_charges_nothing_else) {
      one. sales@'s limit is 2: the two fit; then a third makes three. */
   keep(&fw, e, "sales@example.com");
   keep(&fw, e, "sales@example.com");
-  cr_assert_eq(obspamd_decide_forwards(e, &m, &fw, &met, &v, &about),
-               OBSPAM_OK);
-  cr_assert_eq(v.action, OBSPAM_ACCEPT);
-  cr_assert_str_eq(v.object, "info@example.com");
+  expect_forwards_verdict(e, &m, &fw, &met, OBSPAM_ACCEPT, "info@example.com");
   cr_assert_eq(count(e, OBSPAM_MAILBOX, "sales@example.com"), 2);
   cr_assert_eq(count(e, OBSPAM_MAILBOX, "info@example.com"), 3);
   m.recipients = 1;
   obspamd_forwards_clear(&fw);
   keep(&fw, e, "desk@example.com"); /* local: not counted, exempt */
   keep(&fw, e, "sales@example.com");
-  cr_assert_eq(obspamd_decide_forwards(e, &m, &fw, &met, &v, &about),
-               OBSPAM_OK);
-  cr_assert_eq(v.action, OBSPAM_REFUSE);
-  cr_assert_str_eq(v.object, "sales@example.com");
+  expect_forwards_verdict(e, &m, &fw, &met, OBSPAM_REFUSE, "sales@example.com");
   /* info@ (room for one more) was not charged, nor anything else. */
   cr_assert_eq(count(e, OBSPAM_MAILBOX, "info@example.com"), 3);
   cr_assert_eq(count(e, OBSPAM_MAILBOX, "sales@example.com"), 2);
@@ -161,8 +167,7 @@ Test(forwards, metrics_and_log_line_tell_them_apart) {
   obspamd_forward f = {OBSPAM_MSG_FORWARD_LOCAL, 1, "desk@example.com"};
   obspam_message fm;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   memset(&met, 0, sizeof met);
   m.flags = OBSPAM_MSG_MAILING_LIST;
   v.action = OBSPAM_EXEMPT;

@@ -15,6 +15,9 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenario  # noqa: E402
+
 PORT = int(sys.argv[1])
 # The library's version, as include/obspam.h says it.
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -29,16 +32,7 @@ VERSION = sys.argv[3]  # libobspam's, as obspam_build_info says it
 
 def request(data, timeout=10.0):
     """Sends raw bytes, returns (status line, headers, body) of the answer."""
-    s = socket.create_connection(("127.0.0.1", PORT), timeout)
-    s.sendall(data)
-    chunks = []
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        chunks.append(c)
-    s.close()
-    raw = b"".join(chunks)
+    raw = scenario.exchange(("127.0.0.1", PORT), data, timeout)
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("ascii").split("\r\n")
     headers = {}

@@ -110,8 +110,7 @@ Test(log, syslog_comes_back_after_a_restart_and_echoes) {
   const char *got;
   int fd;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   fd = syslog_server();
   obspamd_log_open("obspam-milter", OBSPAMD_LOG_SYSLOG);
   obspamd_log(LOG_INFO, "first");
@@ -140,8 +139,7 @@ Test(log, syslog_comes_back_after_a_restart_and_echoes) {
 Test(log, journal_lines) {
   char *log;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   obspamd_log_open("obspam-policyd", OBSPAMD_LOG_JOURNAL);
   obspamd_log(LOG_ERR, "cannot start: %s", "x");
   obspamd_log(LOG_WARNING, "listening on inet:127.0.0.1:10040 over TCP");
@@ -180,8 +178,7 @@ Test(log, mode_from_the_environment) {
   struct stat st;
   char js[64];
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   cr_assert_eq(fstat(STDERR_FILENO, &st), 0);
   unsetenv("JOURNAL_STREAM");
   cr_assert_eq(obspamd_log_mode(OBSPAMD_LOG_AUTO, 1), OBSPAMD_LOG_STDERR);

@@ -18,15 +18,9 @@ static int64_t window = OBSPAM_WINDOW_HOUR;
 static const char *refusal(int kind, const char *object, int64_t limit,
                            int64_t count, int64_t retry, int reject,
                            const obspam_message *m) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v =
+      refused_verdict(kind, object, limit, count, retry, (int)window);
 
-  v.action = OBSPAM_REFUSE;
-  v.kind = kind;
-  v.limit = limit;
-  v.count = count;
-  v.retry_after = retry;
-  v.window = window;
-  snprintf(v.object, sizeof(v.object), "%s", object);
   code = 0;
   obspamd_refusal_text_msg(&v, m, reject, unit, &code, text, sizeof(text));
   return text;
@@ -66,14 +60,9 @@ Test(refusal, the_unit_word) {
 
 /* The window the verdict names (1.3), in words, each in both units. */
 Test(refusal, the_window) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v = refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20,
+                                     35, OBSPAM_WINDOW_MINUTE);
 
-  v.action = OBSPAM_REFUSE;
-  v.kind = OBSPAM_MAILBOX;
-  v.limit = v.count = 20;
-  v.retry_after = 35;
-  v.window = OBSPAM_WINDOW_MINUTE;
-  snprintf(v.object, sizeof(v.object), "info@example.com");
   obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
   cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
                          "messages in the last minute, its limit is 20 "
@@ -320,14 +309,10 @@ Test(refusal, printable_ascii_only) {
 }
 
 Test(refusal, truncated_to_the_buffer) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v =
+      refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0);
   char small[10];
 
-  v.action = OBSPAM_REFUSE;
-  v.kind = OBSPAM_MAILBOX;
-  v.limit = v.count = 20;
-  v.retry_after = 420;
-  snprintf(v.object, sizeof(v.object), "info@example.com");
   obspamd_refusal_text(&v, 1, 0, &code, small, sizeof(small));
   cr_assert_str_eq(small, "5.7.1 mai");
   cr_assert_eq(code, 550);
@@ -339,17 +324,11 @@ Test(refusal, truncated_to_the_buffer) {
 /* ---- log lines ----------------------------------------------------------- */
 
 Test(log, refusal_line) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v =
+      refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  make_test_dir();
-  capture_log();
-  v.action = OBSPAM_REFUSE;
-  v.kind = OBSPAM_MAILBOX;
-  v.limit = 20;
-  v.count = 20;
-  v.retry_after = 420;
-  snprintf(v.object, sizeof(v.object), "info@example.com");
+  log_in_test_dir();
   m.sasl_username = "info@example.com";
   m.client_address = "203.0.113.7";
   m.recipients = 3;
@@ -387,17 +366,11 @@ Test(log, refusal_line) {
 /* Names keep their UTF-8 in log lines; only blanks, control characters
    and bytes that are not UTF-8 become '?'. */
 Test(log, utf8_names_intact) {
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  obspam_verdict v =
+      refused_verdict(OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", 2, 2, 60, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  make_test_dir();
-  capture_log();
-  v.action = OBSPAM_REFUSE;
-  v.kind = OBSPAM_MAILBOX;
-  v.limit = 2;
-  v.count = 2;
-  v.retry_after = 60;
-  snprintf(v.object, sizeof(v.object), "j\xc3\xb6rg@example.com");
+  log_in_test_dir();
   m.sasl_username = "J\xc3\x96RG@example.com";
   m.sender = "bad\xff\xc3@example.com"; /* not UTF-8 */
   m.flags = OBSPAM_MSG_SCRIPT;
@@ -440,8 +413,7 @@ Test(log, one_line_per_event_with_prefix) {
   char *raw, stamp[32], name[32];
   int pid = 0, n = 0;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   obspamd_log(LOG_INFO, "a\nforged line\tand tab");
   obspamd_log(LOG_ERR, "broken");
   obspamd_log(LOG_WARNING, "careful");
@@ -543,6 +515,17 @@ static const obspamd__mail_info sample_info = {"obspam-policyd",
                                                OBSPAMD_LOCAL_NONE,
                                                "/run/obspam/control.sock"};
 
+/* The headers after From:, To: and Reply-To: of both mails about
+   sample_notice(), and the blank line after them. */
+#define SAMPLE_HEADERS                                                         \
+  "Subject: [obspam] mailbox info@example.com: 9 over-the-limit attempts\n"    \
+  "Date: Wed, 01 May 2024 13:00:05 +0000\n"                                    \
+  "Auto-Submitted: auto-generated\n"                                           \
+  "MIME-Version: 1.0\n"                                                        \
+  "Content-Type: text/plain; charset=UTF-8\n"                                  \
+  "Content-Transfer-Encoding: 8bit\n"                                          \
+  "\n"
+
 Test(notice, mail_to_the_admin) {
   obspam_notice n = sample_notice();
   char buf[8192];
@@ -552,15 +535,7 @@ Test(notice, mail_to_the_admin) {
   cr_assert_str_eq(
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
-      "To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
-      "attempts\n"
-      "Date: Wed, 01 May 2024 13:00:05 +0000\n"
-      "Auto-Submitted: auto-generated\n"
-      "MIME-Version: 1.0\n"
-      "Content-Type: text/plain; charset=UTF-8\n"
-      "Content-Transfer-Encoding: 8bit\n"
-      "\n"
+      "To: postmaster@example.net\n" SAMPLE_HEADERS
       "The mailbox info@example.com went over its limit of 20 per hour\n"
       "on mx1.example.net.\n"
       "\n"
@@ -603,16 +578,7 @@ Test(notice, mail_to_the_contact) {
       buf,
       "From: obspam-policyd <obspam@mx1.example.net>\n"
       "To: ops@acme.example\n"
-      "Reply-To: postmaster@example.net\n"
-      "Subject: [obspam] mailbox info@example.com: 9 over-the-limit "
-      "attempts\n"
-      "Date: Wed, 01 May 2024 13:00:05 +0000\n"
-      "Auto-Submitted: auto-generated\n"
-      "MIME-Version: 1.0\n"
-      "Content-Type: text/plain; charset=UTF-8\n"
-      "Content-Transfer-Encoding: 8bit\n"
-      "\n"
-      "Hello,\n"
+      "Reply-To: postmaster@example.net\n" SAMPLE_HEADERS "Hello,\n"
       "\n"
       "The mailbox info@example.com of your subscription acme\n"
       "tried to send more mail than its limit of 20 per hour allows.\n"
@@ -857,8 +823,7 @@ Test(notice, grep_hint_matches_the_log) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   size_t i;
 
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   v.action = OBSPAM_REFUSE;
   v.limit = 5;
   v.count = 5;

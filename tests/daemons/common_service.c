@@ -27,8 +27,7 @@ static obspamd_service svc;
 #define M(field) __atomic_load_n(&svc.metrics.field, __ATOMIC_RELAXED)
 
 static void setup(const char *config) {
-  make_test_dir();
-  capture_log();
+  log_in_test_dir();
   write_file(path_in("obspam.conf"), config);
   memset(&svc, 0, sizeof(svc));
   svc.name = "obspam-test";
@@ -631,11 +630,17 @@ Test(notify, immediate_notices_come_from_the_decision) {
 
 /* ---- the periodic work --------------------------------------------------- */
 
-Test(tick, saves_and_flushes_when_due) {
+/* The service of CONFIG started, with a state file to save every
+   second. */
+static void start_saving_every_second(void) {
   setup(CONFIG);
   svc.state_path = path_in("state");
   svc.save_interval = 1;
   cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+}
+
+Test(tick, saves_and_flushes_when_due) {
+  start_saving_every_second();
   refuse_once();
   /* The first tick flushes (notices left from before a restart go out
      at once); the first save is due one interval after the start. */
@@ -703,10 +708,7 @@ Test(tick, implicit_overflow_logged_once_per_episode) {
 }
 
 Test(tick, housekeeping_thread) {
-  setup(CONFIG);
-  svc.state_path = path_in("state");
-  svc.save_interval = 1;
-  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  start_saving_every_second();
   cr_assert_eq(obspamd_housekeeping_start(&svc), 0);
   WAIT_FOR(M(saves_ok) >= 1, 5000);
   cr_assert_geq(M(saves_ok), 1);

@@ -40,6 +40,25 @@ static inline const char *make_test_dir(void) {
   return test_dir;
 }
 
+/* A refusal of object (of kind) at its limit with count counted and
+   retry_after retry, naming window: what the texts and the log lines of a
+   refusal are made from. */
+static inline obspam_verdict refused_verdict(int kind, const char *object,
+                                             int64_t limit, int64_t count,
+                                             int64_t retry, int window) {
+  /* OBSPAM_VERDICT_INIT with the refusal's fields. */
+  obspam_verdict v = {.struct_size = sizeof(obspam_verdict),
+                      .action = OBSPAM_REFUSE,
+                      .kind = kind,
+                      .limit = limit,
+                      .count = count,
+                      .retry_after = retry,
+                      .window = window};
+
+  snprintf(v.object, sizeof(v.object), "%s", object);
+  return v;
+}
+
 static inline char *path_in(const char *name) {
   static char buf[8][512];
   static int next;
@@ -86,6 +105,12 @@ static inline void capture_log(void) {
   cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
   close(fd);
   obspamd_log_open("test", 1);
+}
+
+/* A new test directory (make_test_dir) whose file "log" gets the log. */
+static inline void log_in_test_dir(void) {
+  make_test_dir();
+  capture_log();
 }
 
 /* The log so far, prefixes removed, one event per line. */

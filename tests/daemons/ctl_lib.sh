@@ -7,7 +7,12 @@
 # it sets BUILD, TESTD (ctl_testd) and CTL (obspamctl), checks that both
 # were built, makes the scratch directory $work (removed at exit, with the
 # daemon whose process id the script left in $pid stopped first), and
-# defines expect, run_ctl, start_daemon and stop_daemon.
+# defines expect, run_ctl, start_daemon and stop_daemon. The scripts'
+# Python finds the module scenario (a request and its whole answer) on
+# PYTHONPATH.
+
+PYTHONPATH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH
 
 # Times are shown in $TZ: the expected values are UTC.
 unset TZ

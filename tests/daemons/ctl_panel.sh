@@ -417,22 +417,10 @@ set-limit dropped kind=domain object=example.com limit=max-recipients value=9: t
 # ---- the raw protocol ------------------------------------------------------
 
 python3 - "$sock" <<'EOF'
-import socket, sys
-def ask(data):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(sys.argv[1])
-    s.sendall(data)
-    out = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        out += c
-    return out.decode()
+import sys
+import scenario
 def check(request, want):
-    got = ask(request)
-    assert got == want, f"{request!r}: {got!r} != {want!r}"
+    scenario.check_answer(sys.argv[1], request, want)
 check(b"list\n", "error usage: list KIND [parent=NAME] [active] [after=NAME] [limit=N]\n")
 check(b"list mailbox bogus=1\n", "error bad option 'bogus=1': usage: list KIND [parent=NAME] [active] [after=NAME] [limit=N]\n")
 check(b"list mailbox active=1\n", "error bad option 'active=1': usage: list KIND [parent=NAME] [active] [after=NAME] [limit=N]\n")

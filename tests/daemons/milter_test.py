@@ -128,17 +128,7 @@ class Daemon:
         raise Failure(f"no {text!r} in the log:\n{self.read_log()}")
 
     def ctl(self, line):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(TIMEOUT)
-        s.connect(self.control)
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
+        data = scenario.exchange(self.control, line.encode() + b"\n", TIMEOUT)
         lines = data.decode().splitlines()
         if not lines or lines[0] != "ok":
             raise Failure(f"control {line!r}: {lines!r}")
@@ -418,15 +408,23 @@ def scenario_local(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def over_the_limit(d, qid, code, what):
+    """Fills subscription acme's limit of 6 with a local submission of
+    uid 10001, then submits one more message (queue ID qid) over it, whose
+    reply must have the code: returns that reply."""
+    r = local_message(d, uid=10001, rcpts=6)
+    expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
+    r = local_message(d, uid=10001, qid=qid)
+    expect(r.code, code, what)
+    return r
+
+
 def scenario_local_hold(tmp):
     """A refused local submission is held (quarantine) by default."""
     d = Daemon(tmp)
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="HELDQID")
-        expect(r.code, mc.SMFIR_ACCEPT, "held messages are accepted")
+        r = over_the_limit(d, "HELDQID", mc.SMFIR_ACCEPT, "held messages are accepted")
         # Held, not deferred: the reason has no retry hint.
         expect(r.quarantine, refusal("subscription", "acme", 6, 6, code="4.7.1",
                                      minutes=None)[len("4.7.1 "):],
@@ -452,27 +450,16 @@ def scenario_local_notice(tmp):
     """The notice mail of a held local submission says it was held (not
     deferred), names the milter's own control socket, and its grep command
     finds the refusal line in the milter's log."""
-    mails = os.path.join(tmp, "mails")
-    os.makedirs(mails)
-    cmd = os.path.join(tmp, "mailer.sh")
-    with open(cmd, "w") as f:
-        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
-    os.chmod(cmd, 0o755)
+    mails, command = scenario.mailer(tmp)
     d = Daemon(tmp, "notify-immediate yes\n" + CONFIG,
                args=["--admin", "postmaster@example.net",
-                     "--notify-command", f"{cmd} {mails}"])
+                     "--notify-command", command])
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="NQID")
-        expect(r.code, mc.SMFIR_ACCEPT, "held")
+        r = over_the_limit(d, "NQID", mc.SMFIR_ACCEPT, "held")
         d.wait_log("mail sent to=postmaster@example.net kind=subscription "
                    "object=acme")
-        texts = []
-        for name in os.listdir(mails):
-            with open(os.path.join(mails, name)) as f:
-                texts.append(f.read())
+        texts = scenario.mails_in(mails)
         mail = [t for t in texts
                 if re.search(r"^To: postmaster@example\.net$", t, re.M) and
                 "Object:         subscription acme\n" in t]
@@ -481,18 +468,10 @@ def scenario_local_notice(tmp):
                 "retries);\n                  held when submitted locally "
                 "(postsuper -H releases it)\n") not in mail[0]:
             raise Failure(f"no 'held' in the notice:\n{mail[0]}")
-        expect(re.findall(r"^    obspamctl.*$", mail[0], re.M),
-               [f"    obspamctl --control {d.control} status subscription "
-                "acme",
-                f"    obspamctl --control {d.control} report --since 24h"],
-               "obspamctl commands")
-        grep = re.search(r"^    (grep -iE .*)$", mail[0], re.M).group(1)
-        found = subprocess.run(f"{grep} '{d.log_path}'", shell=True,
-                               capture_output=True, text=True)
-        lines = found.stdout.splitlines()
-        expect(len(lines), 1, f"lines {grep} finds")
-        if "queue_id=NQID " not in lines[0]:
-            raise Failure(f"{grep} found {lines[0]!r}")
+        grep, line = scenario.expect_notice_commands(
+            mail[0], d.control, "subscription", "acme", d.log_path)
+        if "queue_id=NQID " not in line:
+            raise Failure(f"{grep} found {line!r}")
     finally:
         expect(d.stop(), 0, "exit status")
 
@@ -502,10 +481,7 @@ def scenario_local_bounce(tmp):
     d = Daemon(tmp, args=["--local-action", "bounce"])
     try:
         same_minute()
-        r = local_message(d, uid=10001, rcpts=6)
-        expect(r.code, mc.SMFIR_CONTINUE, "at the limit")
-        r = local_message(d, uid=10001, qid="BQID")
-        expect(r.code, mc.SMFIR_REPLYCODE, "bounced")
+        r = over_the_limit(d, "BQID", mc.SMFIR_REPLYCODE, "bounced")
         expect(r.text, refusal("subscription", "acme", 6, 6,
                                code="550 5.7.1"), "bounce text")
         expect(r.quarantine, None, "not held")

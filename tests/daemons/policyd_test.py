@@ -17,7 +17,6 @@ import os
 import re
 import resource
 import selectors
-import shlex
 import signal
 import socket
 import stat
@@ -208,9 +207,7 @@ class Client:
     def expect_closed(self, what):
         """The server must close the connection without a byte."""
         try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
+            data = scenario.recv_or_reset(self.sock)
         except socket.timeout:
             raise Failure(f"{what}: the connection stayed open")
         expect(self.buf + data, b"", f"{what}: bytes before the close")
@@ -426,17 +423,7 @@ def sc_refusal_flood(tmp):
 
 def control_ask(path, line):
     """The lines of the answer to one control request."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT)
-    s.connect(path)
-    s.sendall(line.encode() + b"\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = scenario.exchange(path, line.encode() + b"\n", TIMEOUT)
     return data.decode().splitlines()
 
 
@@ -1866,15 +1853,7 @@ def sc_control_metrics(tmp):
         bad.expect_closed("bad request")
         port = int(d.wait_log(r"metrics listening on inet:127\.0\.0\.1:(\d+)")
                    [-1])
-        s = socket.create_connection(("127.0.0.1", port), TIMEOUT)
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        text = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            text += chunk
-        text = text.decode()
+        text = scenario.http_get(port, timeout=TIMEOUT).decode()
         want = {
             'obspam_decisions_total{action="accept"}': 1,
             'obspam_decisions_total{action="refuse"}': 2,
@@ -1902,15 +1881,10 @@ def sc_notices(tmp):
     """Notices are flushed on the timer and mailed through --notify-command
     to --admin and the subscription's contact (up to 75 s: a notify period
     of 60 s must end first)."""
-    mails = os.path.join(tmp, "mails")
-    os.makedirs(mails)
-    cmd = os.path.join(tmp, "mailer.sh")
-    with open(cmd, "w") as f:
-        f.write("#!/bin/sh\ncat > \"$1/mail.$$\"\n")
-    os.chmod(cmd, 0o755)
+    mails, command = scenario.mailer(tmp)
     d = Daemon(tmp, "notify-period 60\n" + CONFIG, control=True,
                args=["--admin", "postmaster@example.net", "--notify-command",
-                     f"{cmd} {mails}"])
+                     command])
     try:
         c = d.client()
         expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")
@@ -1930,10 +1904,7 @@ def sc_notices(tmp):
         while len(os.listdir(mails)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)  # nothing more comes
-        texts = []
-        for name in os.listdir(mails):
-            with open(os.path.join(mails, name)) as f:
-                texts.append(f.read())
+        texts = scenario.mails_in(mails)
         to = sorted(re.search(r"^To: (.*)$", t, re.M).group(1) for t in texts)
         expect(to, ["ops@acme.example", "postmaster@example.net"],
                "mail recipients")
@@ -1943,20 +1914,12 @@ def sc_notices(tmp):
                  if re.search(r"^To: postmaster@example\.net$", t, re.M) and
                  "Object:         mailbox tiny@acme.example" in t]
         expect(len(admin), 1, "the admin's mail about the mailbox")
-        # The obspamctl commands it suggests reach this daemon.
-        expect(re.findall(r"^    obspamctl.*$", admin[0], re.M),
-               [f"    obspamctl --control {d.control} status mailbox "
-                "tiny@acme.example",
-                f"    obspamctl --control {d.control} report --since 24h"],
-               "obspamctl commands")
-        # Its grep command finds the refusal line in the daemon's real log.
-        grep = re.search(r"^    (grep -iE .*)$", admin[0], re.M).group(1)
-        found = subprocess.run(f"{grep} {shlex.quote(d.log_path)}",
-                               shell=True, capture_output=True, text=True)
-        lines = found.stdout.splitlines()
-        expect(len(lines), 1, f"lines {grep} finds")
-        if "refuse kind=mailbox object=tiny@acme.example " not in lines[0]:
-            raise Failure(f"{grep} found {lines[0]!r}")
+        # The obspamctl commands it suggests reach this daemon, and its
+        # grep command finds the refusal line in the daemon's real log.
+        grep, line = scenario.expect_notice_commands(
+            admin[0], d.control, "mailbox", "tiny@acme.example", d.log_path)
+        if "refuse kind=mailbox object=tiny@acme.example " not in line:
+            raise Failure(f"{grep} found {line!r}")
     finally:
         d.stop()
         d.kill()

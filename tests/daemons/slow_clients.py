@@ -180,10 +180,7 @@ def sc_slow(tmp):
         while len(closed_at) < n and time.monotonic() < deadline:
             for key, _ in sel.select(0.05):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except ConnectionResetError:
-                    data = b""
+                data = scenario.recv_or_reset(s, 4096)
                 if data:
                     raise Failure(f"a slow client got an answer: {data!r}")
                 closed_at[s] = time.monotonic()
@@ -256,10 +253,7 @@ def sc_cap(tmp):
         while time.monotonic() < end and len(closed) < n - cap:
             for key, _ in sel.select(0.2):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except ConnectionResetError:
-                    data = b""
+                data = scenario.recv_or_reset(s, 4096)
                 expect(data, b"", "bytes to a connection over the limit")
                 closed.add(s)
                 sel.unregister(s)
@@ -366,15 +360,7 @@ def sc_uid(tmp):
 
 def scrape(port):
     t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = scenario.http_get(port, timeout=5)
     if not data.startswith(b"HTTP/1.0 200 OK\r\n") or \
             b"\nobspam_connections_open " not in data:
         raise Failure(f"scrape: {data[:200]!r}")

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Writes a snapshot of the big tree and traffic of tests/test_snapshot.c
-   (big_tree(0) and big_traffic()) in the format of the library it is
+   (tests/data/big.h) in the format of the library it is
    linked with. Each older format's sample was written by this program,
    built and run against the last commit that wrote that format:
 
@@ -19,92 +19,27 @@
 
    test_snapshot.c's format_N_loads checks what a later engine makes of
    each. */
-#include <stdio.h>
-#include <stdlib.h>
+#include "writer.h"
 
-#include "obspam.h"
-
-#define T0 ((int64_t)1800000000)
-#define H1 (T0 + 3600)
-#define H2 (T0 + 2 * 3600)
-
-static obspam_engine *e;
-
-static void ok(int rc, int line) {
-  if (rc != OBSPAM_OK) {
-    fprintf(stderr, "line %d: %s\n", line, obspam_engine_errmsg(e));
-    exit(1);
-  }
-}
-#define OK(x) ok((x), __LINE__)
-
-static void decide(uint32_t flags, const char *login, int64_t uid,
-                   const char *hint, const char *script, uint32_t rcpt,
-                   int64_t t, int action, int line) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.flags = flags;
-  m.sasl_username = login;
-  m.sender = login;
-  m.client_address = login != NULL ? "198.51.100.10" : NULL;
-  m.recipients = rcpt;
-  m.uid = uid;
-  m.domain_hint = hint;
-  m.script = script;
-  m.time = t;
-  ok(obspam_decide(e, &m, &v), line);
-  if (v.action != action) {
-    fprintf(stderr, "line %d: action %d\n", line, v.action);
-    exit(1);
-  }
-}
-#define LOGIN(who, rcpt, t, action)                                            \
-  decide(0, (who), -1, NULL, NULL, (rcpt), (t), (action), __LINE__)
-#define RUN(uid, hint, script, rcpt, t, action)                                \
-  decide(OBSPAM_MSG_SCRIPT, NULL, (uid), (hint), (script), (rcpt), (t),        \
-         (action), __LINE__)
+#include "big.h"
 
 int main(int argc, char **argv) {
   if (argc != 2)
     return 2;
   OK(obspam_engine_new(&e));
-  OK(obspam_add(e, OBSPAM_PLAN, "p1", NULL));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s1", "p1"));
-  OK(obspam_add(e, OBSPAM_SUBSCRIPTION, "s2", NULL));
-  OK(obspam_set_uid(e, "s1", 1001));
-  OK(obspam_set_uid(e, "s2", 1002));
-  OK(obspam_set_contact(e, "s1", "ops@s1.example"));
-  OK(obspam_set_scripts_allowed(e, OBSPAM_SUBSCRIPTION, "s2", 0));
-  OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s2", OBSPAM_SUBSCRIPTION, 10));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d1.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d2.example", "s1"));
-  OK(obspam_add(e, OBSPAM_DOMAIN, "d3.example", "s2"));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "a@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "b@d1.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "c@d2.example", NULL));
-  OK(obspam_add(e, OBSPAM_MAILBOX, "e@d3.example", NULL));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 3));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "c@d2.example", OBSPAM_MAILBOX, 1));
-  OK(obspam_set_limit(e, OBSPAM_MAILBOX, "e@d3.example", OBSPAM_MAILBOX, 2));
-  /* H0 */
-  LOGIN("a@d1.example", 3, T0 + 60, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 1, T0 + 120, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 1, T0 + 180, OBSPAM_REFUSE);
-  LOGIN("b@d1.example", 5, T0 + 200, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, T0 + 300, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, T0 + 400, OBSPAM_REFUSE);
-  RUN(1001, "d2.example", "/var/www/S1/index.php", 2, T0 + 500, OBSPAM_ACCEPT);
-  RUN(1002, NULL, "/home/s2/spam.pl", 1, T0 + 600, OBSPAM_REFUSE);
-  /* H1 */
-  LOGIN("a@d1.example", 2, H1 + 60, OBSPAM_ACCEPT);
-  LOGIN("e@d3.example", 2, H1 + 100, OBSPAM_ACCEPT);
-  LOGIN("e@d3.example", 1, H1 + 200, OBSPAM_REFUSE);
-  /* H2 */
-  LOGIN("a@d1.example", 1, H2 + 30, OBSPAM_ACCEPT);
-  LOGIN("a@d1.example", 3, H2 + 90, OBSPAM_REFUSE);
-  LOGIN("b@d1.example", 4, H2 + 1500, OBSPAM_ACCEPT);
-  LOGIN("c@d2.example", 1, T0 + 9000, OBSPAM_ACCEPT);
+  {
+    int line = 0, rc = big_tree_build(e, 0, &line);
+
+    if (rc != OBSPAM_OK) {
+      fprintf(stderr, "big.h line %d: %s\n", line, obspam_engine_errmsg(e));
+      return 1;
+    }
+  }
+  for (size_t i = 0; i < BIG_STEPS; i++) {
+    obspam_message m = big_message(&big_traffic_steps[i]);
+
+    decided(&m, big_traffic_steps[i].action, __LINE__);
+  }
   OK(obspam_state_save(e, argv[1]));
   obspam_engine_free(e);
   return 0;

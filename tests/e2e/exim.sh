@@ -39,6 +39,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
+# shellcheck source=tests/e2e/lib/adapter.sh
+. tests/e2e/lib/adapter.sh
 
 USAGE="usage: exim.sh BUILD_DIR fetch|run"
 BUILD=${1:?$USAGE}
@@ -74,7 +76,6 @@ fi
 ls "$DEBS"/exim4-daemon-light_*.deb >/dev/null 2>&1 ||
   pf_die "no packages in $DEBS: run exim.sh $BUILD fetch first"
 POLICYD=$(pf_find_program "$BUILD" obspam-policyd policyd) || exit 1
-OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
 
 pf_init
 X=$PF_TMP/exim
@@ -210,21 +211,15 @@ grep -q "^Configuration file is $CONF\$" "$PF_TMP/exim-bV.log" ||
 # The limits. 127.0.0.1 is not a local network here: a client without a
 # login on it is the Internet delivering mail.
 CONFIG=$PF_TMP/obspam.conf
-cat >"$CONFIG" <<CONFIG
-action defer
-default mailbox=100 domain=1000 subscription=5000 scripts=yes
+{
+  ad_config_common
+  cat <<CONFIG
 local-network 192.0.2.0/24
-subscription acme subscription=100
-domain acme.example subscription=acme
-mailbox info@acme.example limit=3
-subscription shared subscription=4
-domain shared.example subscription=shared
-mailbox alice@shared.example limit=10
-mailbox bob@shared.example limit=10
 subscription web subscription=2 uid=$USER_UID
 domain web.example subscription=web
 domain capped.example subscription=acme max-recipients=10
 CONFIG
+} >"$CONFIG"
 CONTROL=$PF_TMP/policyd.control
 # Mode 0666: Debian-exim is not in the group postfix; the daemon answers
 # only root, its own user and Debian-exim there (--allow-user). Every
@@ -245,10 +240,6 @@ EXIM_PID=$!
 pf_track "$EXIM_PID"
 pf_wait_port "$EXIM_PORT" || pf_die "the Exim daemon does not accept connections"
 
-count_of() {
-  "$OBSPAMCTL" --control "unix:$CONTROL" --json status "$1" "$2" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'
-}
 # refusals STAGE KIND OBJECT LIMIT LINES: the 451 4.7.1 refusals with the
 # policy server's text. Exim wraps a long text into a multi-line reply,
 # each line with the enhanced code: the client joins the lines, and the
@@ -328,7 +319,7 @@ pf_expect "another mailbox through the RCPT statements" accepted \
   "$(pf_stages "$out")"
 wait_sink 8
 pf_expect "info@acme.example's count (nothing charged at RCPT)" 3 \
-  "$(count_of mailbox info@acme.example)"
+  "$(ad_status mailbox info@acme.example count)"
 # The recipients cap: the request carries $recipients_count, and the
 # 11th RCPT of a transaction gets 452 4.5.3.
 out=$(send --port "$RCPT_PORT" --login many@capped.example --auth secret \
@@ -343,7 +334,7 @@ pf_expect "recipients of the three messages at the sink" 30 \
   "$(cat $(pf_sink_files) | grep -E '^X-Rcpt-Args: <rcpt-many-1-[0-9]+@remote\.example>' |
     sort -u | wc -l)"
 pf_expect "many@capped.example's count" 30 \
-  "$(count_of mailbox many@capped.example)"
+  "$(ad_status mailbox many@capped.example count)"
 
 # 4. Local submissions: sendmail -t by obspamtest, whose uid subscription
 # web owns (limit 2); PHP's header names the script.
@@ -361,7 +352,7 @@ pf_expect "local submissions at the sink" 2 \
 pf_expect "frozen local submissions" 2 \
   "$("$EXIM" -bp | grep -c '\*\*\* frozen \*\*\*' || true)"
 pf_expect "messages in Exim's queue" 2 "$("$EXIM" -bpc)"
-pf_expect "subscription web's count" 2 "$(count_of subscription web)"
+pf_expect "subscription web's count" 2 "$(ad_status subscription web count)"
 pf_expect "refusal lines with the uid and the script's path" 2 \
   "$(grep -c "refuse kind=subscription object=web limit=2 count=2 .* client=- recipients=1 window=hour uid=$USER_UID script=/var/www/web\.example/contact\.php\$" "$PF_TMP/policyd.log" || true)"
 pf_expect "Exim's lines for the frozen submissions" 2 \
@@ -390,7 +381,7 @@ pf_expect "forged info@acme.example without a login" \
   "$(pf_repeat accepted 5)" "$(pf_stages "$out")"
 wait_sink 18
 pf_expect "info@acme.example's count after the forged mail" 3 \
-  "$(count_of mailbox info@acme.example)"
+  "$(ad_status mailbox info@acme.example count)"
 
 # The same through exim -bh (README.md, "Testing with exim -bh"): a
 # session from an Internet address, with every ACL and the real policy
@@ -404,7 +395,7 @@ pf_expect "exim -bh: the reply at the end of the data" 1 \
 pf_expect "exim -bh: the policy server's answers in the trace (RCPT, data)" 2 \
   "$(grep -c '^>>>  *= action=DUNNO  $' "$PF_TMP/exim-bh.log" || true)"
 pf_expect "info@acme.example's count after exim -bh" 3 \
-  "$(count_of mailbox info@acme.example)"
+  "$(ad_status mailbox info@acme.example count)"
 
 pf_expect "peer refusals in the daemon's log" 0 \
   "$(grep -c 'peer refused' "$PF_TMP/policyd.log" || true)"

@@ -38,6 +38,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
+# shellcheck source=tests/e2e/lib/adapter.sh
+. tests/e2e/lib/adapter.sh
 
 BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
 SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
@@ -59,38 +61,19 @@ uid=$(pf_test_user "$TEST_USER")
 CONFIG=$PF_TMP/obspam.conf
 STATE=$PF_TMP/obspam.state
 CONTROL=$PF_TMP/milter.sock
-MILTER_PORT=$(pf_free_port)
-while [[ $MILTER_PORT == "$PF_SMTPD_PORT" || $MILTER_PORT == "$PF_SINK_PORT" ]]; do
-  MILTER_PORT=$(pf_free_port)
-done
+MILTER_PORT=$(ad_port)
 
-# The server's defaults are high, so that only the limits below refuse.
-cat >"$CONFIG" <<CONF
-action defer
-default mailbox=100 domain=1000 subscription=5000 scripts=yes
-
-# One mailbox with a limit of 3 in a roomy subscription.
-subscription acme subscription=100
-domain acme.example subscription=acme
-mailbox info@acme.example limit=3
-
-# Two roomy mailboxes that share one subscription limit of 4.
-subscription shared subscription=4
-domain shared.example subscription=shared
-mailbox alice@shared.example limit=10
-mailbox bob@shared.example limit=10
+{
+  ad_config_common
+  cat <<CONF
 
 # The web customer whose PHP scripts run as the test user ($TEST_USER).
 subscription web uid=$uid subscription=2 scripts=yes
 domain shop.example subscription=web
 # A roomy customer whose uid a forged header claims (see local_forged).
 subscription other uid=$OTHER_UID subscription=100 scripts=yes
-
-# A forwarding address of a domain whose mailboxes may send 2: Postfix's
-# virtual_alias_maps sends its mail to elsewhere@remote.example.
-domain fwd.example subscription=acme mailbox=2
-forward sales@fwd.example remote
 CONF
+} >"$CONFIG"
 
 if [[ $UNIX -eq 1 ]]; then
   MILTER_USER=obspame2e
@@ -151,10 +134,6 @@ refusals() {
   grep -c -E "^[0-9]+ eod 451 4\.7\.1 $2 $3 has sent to $4 recipients in the last 60 minutes, its limit is $4 recipients per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
 }
 
-from() {
-  pf_sink_grep "^X-Mail-Args: <$1>"
-}
-
 # local_message N: a message as a PHP script's mail() hands it to
 # sendmail, with PHP's X-PHP-Originating-Script header ("UID:SCRIPT").
 local_message() {
@@ -182,41 +161,23 @@ Local submission %s by a script that forges headers.
 
 case $SCENARIO in
 smtp)
-  out=$(pf_send --login info@acme.example --sender info@acme.example \
-    --count 6 --tag mailbox)
-  printf '%s\n' "$out"
-  pf_expect "replies to info@acme.example (limit 3)" \
-    "accepted accepted accepted eod eod eod" "$(pf_stages "$out")"
+  ad_send "replies to info@acme.example (limit 3)" \
+    "accepted accepted accepted eod eod eod" \
+    --login info@acme.example --sender info@acme.example --count 6 \
+    --tag mailbox
   pf_expect "451 4.7.1 refusals at end of data naming mailbox info@acme.example" \
-    3 "$(refusals "$out" mailbox info@acme.example 3)"
+    3 "$(refusals "$AD_OUT" mailbox info@acme.example 3)"
   # Each refusal line carries the queue ID (the i macro) of its message,
   # the one Postfix logs for that transaction.
-  ids=$(sed -n 's/.* refuse kind=mailbox object=info@acme\.example .* queue_id=\([^ ]*\) .*/\1/p' \
-    "$PF_TMP/milter.log" | sort -u)
-  pf_expect "queue IDs in the refusal lines" 3 "$(grep -c '^[0-9A-Za-z]\{6,\}$' <<<"$ids" || true)"
-  for id in $ids; do
-    grep -q "postfix/smtpd\[[0-9]*\]: $id: " "$PF_MAILLOG" ||
-      pf_die "queue ID $id of a refusal line is not in Postfix's log"
-  done
-  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
-    --count 3 --tag alice)
-  printf '%s\n' "$out"
-  pf_expect "replies to alice (3 of the subscription's 4)" \
-    "accepted accepted accepted" "$(pf_stages "$out")"
-  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
-    --count 3 --tag bob)
-  printf '%s\n' "$out"
-  pf_expect "replies to bob (the subscription's last slot, then full)" \
-    "accepted eod eod" "$(pf_stages "$out")"
-  pf_expect "bob's 451 4.7.1 refusals naming subscription shared" 2 \
-    "$(refusals "$out" subscription shared 4)"
+  ad_expect_queue_ids "$PF_TMP/milter.log"
+  ad_shared_limit eod
   pf_wait_delivered 7
   pf_expect "messages of info@acme.example at the sink" 3 \
-    "$(from info@acme.example)"
+    "$(ad_from info@acme.example)"
   pf_expect "the first three of info@acme.example at the sink" 3 \
     "$(pf_sink_grep '^X-E2E-Tag: mailbox-[123]$')"
-  pf_expect "messages of alice at the sink" 3 "$(from alice@shared.example)"
-  pf_expect "messages of bob at the sink" 1 "$(from bob@shared.example)"
+  pf_expect "messages of alice at the sink" 3 "$(ad_from alice@shared.example)"
+  pf_expect "messages of bob at the sink" 1 "$(ad_from bob@shared.example)"
   ;;
 local)
   sender=$TEST_USER@e2e.obspam.test
@@ -241,7 +202,7 @@ local)
     fi
     pf_die "the third local submission is not in the hold queue"
   fi
-  pf_expect "local submissions at the sink" 2 "$(from "$sender")"
+  pf_expect "local submissions at the sink" 2 "$(ad_from "$sender")"
   pf_expect "local submissions 1 and 2 at the sink" 2 \
     "$(pf_sink_grep '^X-E2E-Tag: local-[12]$')"
   held=$(find "$PF_QUEUE/hold" -type f)
@@ -261,9 +222,8 @@ local)
   pf_expect "Postfix's milter-hold log lines after the forged one" 2 \
     "$(grep -c 'milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]' "$PF_MAILLOG" || true)"
 
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
-  ctl() { "$OBSPAMCTL" --control "unix:$CONTROL" --json "$@"; }
-  ctl report >"$PF_TMP/report.json" || pf_die "obspamctl report failed"
+  "$(ad_obspamctl)" --control "unix:$CONTROL" --json report \
+    >"$PF_TMP/report.json" || pf_die "obspamctl report failed"
   pf_log "obspamctl --json report: $(tr -d '\n' <"$PF_TMP/report.json")"
   # report_row KIND NAME FIELD: a field of the report's row for an object.
   report_row() {
@@ -285,43 +245,17 @@ PY
     "$(report_row subscription web exceeded)"
   pf_expect "the report's limit of subscription web" 2 \
     "$(report_row subscription web limit)"
-  # status_field KIND NAME FIELD: a field of "obspamctl --json status".
-  status_field() {
-    ctl status "$1" "$2" >"$PF_TMP/status.json" ||
-      pf_die "obspamctl status $1 $2 failed"
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
-      "$PF_TMP/status.json" "$3"
-  }
   pf_expect "subscription web's count of the last 60 minutes" 2 \
-    "$(status_field subscription web count)"
+    "$(ad_status subscription web count)"
   # --vhost-pattern /var/www/vhosts/%d/ finds shop.example in the
   # script's path: the domain is charged with its subscription.
   pf_expect "domain shop.example's count (from the script's path)" 2 \
-    "$(status_field domain shop.example count)"
+    "$(ad_status domain shop.example count)"
   pf_expect "subscription other's count (the forged uid is not charged)" 0 \
-    "$(status_field subscription other count)"
+    "$(ad_status subscription other count)"
   ;;
 forward)
-  # Inbound mail, not counted as such; each message to sales@fwd.example
-  # is one forward of its mailbox (limit 2, undeclared: implicit).
-  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
-    --rcpt sales@fwd.example --count 3 --tag fwd)
-  printf '%s\n' "$out"
-  pf_expect "replies to mail for sales@fwd.example (forward limit 2)" \
-    "accepted accepted rcpt" "$(pf_stages "$out")"
-  pf_expect "its 451 4.7.1 at RCPT naming mailbox sales@fwd.example" 1 \
-    "$(grep -c -E '^3 rcpt 451 4\.7\.1 mailbox sales@fwd\.example has sent to 2 recipients in the last 60 minutes' <<<"$out" || true)"
-  pf_expect "the refusal's log line tells a forward" 1 \
-    "$(grep -c 'refuse kind=mailbox object=sales@fwd\.example .*sender=sales@fwd\.example client=198\.51\.100\.77 recipients=1 window=hour mail=forward-remote$' \
-      "$PF_TMP/milter.log" || true)"
-  pf_wait_delivered 2
-  pf_expect "forwarded messages at the sink" 2 \
-    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
-  pf_expect "sales@fwd.example's count and refusals" "2 1" \
-    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
-      sales@fwd.example |
-      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+  ad_forward "$PF_TMP/milter.log" ''
   ;;
 *)
   pf_die "unknown scenario '$SCENARIO' (smtp, local, forward, smtp-unix, local-unix, forward-unix)"
@@ -330,10 +264,7 @@ esac
 
 if [[ $UNIX -eq 1 ]]; then
   # Postfix (the postfix user) was served; nobody was refused; no TCP.
-  pf_expect "peer refusals in the milter's log" 0 \
-    "$(grep -c 'peer refused' "$PF_TMP/milter.log" || true)"
-  pf_expect "TCP warnings in the milter's log" 0 \
-    "$(grep -c 'over TCP' "$PF_TMP/milter.log" || true)"
+  ad_expect_unix_peers "$PF_TMP/milter.log"
   pf_expect "Postfix's complaints about the milter" 0 \
     "$(grep -c -E "milter $POSTFIX_MILTER: (can't|read error|unreasonable)" "$PF_MAILLOG" || true)"
 fi

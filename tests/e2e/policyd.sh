@@ -58,6 +58,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/postfix.sh
 . tests/e2e/lib/postfix.sh
+# shellcheck source=tests/e2e/lib/adapter.sh
+. tests/e2e/lib/adapter.sh
 
 USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap|forward|list"
 BUILD=${1:?$USAGE}
@@ -69,43 +71,24 @@ pf_init
 CONFIG=$PF_TMP/obspam.conf
 STATE=$PF_TMP/obspam.state
 CONTROL=$PF_TMP/policyd.sock
-POLICY_PORT=$(pf_free_port)
-while [[ $POLICY_PORT == "$PF_SMTPD_PORT" || $POLICY_PORT == "$PF_SINK_PORT" ]]; do
-  POLICY_PORT=$(pf_free_port)
-done
+POLICY_PORT=$(ad_port)
 
-# The server's defaults are high, so that only the limits below refuse.
-cat >"$CONFIG" <<'CONF'
-action defer
-default mailbox=100 domain=1000 subscription=5000 scripts=yes
-
-# One mailbox with a limit of 3 in a roomy subscription.
-subscription acme subscription=100
-domain acme.example subscription=acme
-mailbox info@acme.example limit=3
+{
+  ad_config_common
+  cat <<'CONF'
 
 # A domain whose mailboxes may send 2 each; none is declared.
 domain hosted.example subscription=acme mailbox=2
-
-# Two roomy mailboxes that share one subscription limit of 4.
-subscription shared subscription=4
-domain shared.example subscription=shared
-mailbox alice@shared.example limit=10
-mailbox bob@shared.example limit=10
 
 # At most 10 recipients per message, for the domain's mailboxes (none is
 # declared).
 domain capped.example subscription=acme max-recipients=10
 
-# A forwarding address of a domain whose mailboxes may send 2: Postfix's
-# virtual_alias_maps sends its mail to elsewhere@remote.example.
-domain fwd.example subscription=acme mailbox=2
-forward sales@fwd.example remote
-
 # A mailing list of a domain whose mailboxes may send 1.
 domain lists.example subscription=acme mailbox=1
 list news@lists.example
 CONF
+} >"$CONFIG"
 
 # Every refusal logged whole (--refusal-log-interval 0): the scenarios
 # match each refusal's queue ID with Postfix's log.
@@ -169,130 +152,87 @@ refusals() {
   grep -c -E "^[0-9]+ data 451 4\.7\.1 .*$2 $3 has sent to $4 recipients in the last 60 minutes, its limit is $4 recipients per hour; try again in [0-9]+ minutes?\$" <<<"$1" || true
 }
 
-# from ADDRESS: how many messages at the sink have the envelope sender
-# ADDRESS.
-from() {
-  pf_sink_grep "^X-Mail-Args: <$1>"
-}
-
 case $SCENARIO in
 mailbox)
-  out=$(pf_send --login info@acme.example --sender info@acme.example \
-    --count 6 --tag mailbox)
-  printf '%s\n' "$out"
-  pf_expect "replies to info@acme.example (limit 3)" \
-    "accepted accepted accepted data data data" "$(pf_stages "$out")"
+  ad_send "replies to info@acme.example (limit 3)" \
+    "accepted accepted accepted data data data" \
+    --login info@acme.example --sender info@acme.example --count 6 \
+    --tag mailbox
   pf_expect "451 4.7.1 refusals naming mailbox info@acme.example" 3 \
-    "$(refusals "$out" mailbox info@acme.example 3)"
+    "$(refusals "$AD_OUT" mailbox info@acme.example 3)"
   pf_wait_delivered 3
   pf_expect "messages of info@acme.example at the sink" 3 \
-    "$(from info@acme.example)"
+    "$(ad_from info@acme.example)"
   pf_expect "the first three messages at the sink" 3 \
     "$(pf_sink_grep '^X-E2E-Tag: mailbox-[123]$')"
   # Each refusal line carries Postfix's queue ID of its message, the one
   # Postfix logs for that transaction.
-  ids=$(sed -n 's/.* refuse kind=mailbox object=info@acme\.example .* queue_id=\([^ ]*\) .*/\1/p' \
-    "$PF_TMP/policyd.log" | sort -u)
-  pf_expect "queue IDs in the refusal lines" 3 "$(grep -c '^[0-9A-Za-z]\{6,\}$' <<<"$ids" || true)"
-  for id in $ids; do
-    grep -q "postfix/smtpd\[[0-9]*\]: $id: " "$PF_MAILLOG" ||
-      pf_die "queue ID $id of a refusal line is not in Postfix's log"
-  done
+  ad_expect_queue_ids "$PF_TMP/policyd.log"
   ;;
 subscription)
-  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
-    --count 3 --tag alice)
-  printf '%s\n' "$out"
-  pf_expect "replies to alice (3 of the subscription's 4)" \
-    "accepted accepted accepted" "$(pf_stages "$out")"
-  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
-    --count 3 --tag bob)
-  printf '%s\n' "$out"
-  pf_expect "replies to bob (the subscription's last slot, then full)" \
-    "accepted data data" "$(pf_stages "$out")"
-  pf_expect "bob's 451 4.7.1 refusals naming subscription shared" 2 \
-    "$(refusals "$out" subscription shared 4)"
-  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
-    --count 1 --first 4 --tag alice)
-  printf '%s\n' "$out"
-  pf_expect "alice's 4th message (her own limit is 10)" "data" \
-    "$(pf_stages "$out")"
+  ad_shared_limit data
+  ad_send "alice's 4th message (her own limit is 10)" "data" \
+    --login alice@shared.example --sender alice@shared.example --count 1 \
+    --first 4 --tag alice
   pf_expect "alice's 451 4.7.1 refusal naming subscription shared" 1 \
-    "$(refusals "$out" subscription shared 4)"
+    "$(refusals "$AD_OUT" subscription shared 4)"
   pf_wait_delivered 4
-  pf_expect "messages of alice at the sink" 3 "$(from alice@shared.example)"
-  pf_expect "messages of bob at the sink" 1 "$(from bob@shared.example)"
+  pf_expect "messages of alice at the sink" 3 "$(ad_from alice@shared.example)"
+  pf_expect "messages of bob at the sink" 1 "$(ad_from bob@shared.example)"
   ;;
 restart)
-  out=$(pf_send --login info@acme.example --sender info@acme.example \
-    --count 4 --tag before)
-  printf '%s\n' "$out"
-  pf_expect "replies before the restart" "accepted accepted accepted data" \
-    "$(pf_stages "$out")"
-  out=$(pf_send --login alice@shared.example --sender alice@shared.example \
-    --count 4 --tag before)
-  printf '%s\n' "$out"
-  pf_expect "alice's replies before the restart (subscription limit 4)" \
-    "accepted accepted accepted accepted" "$(pf_stages "$out")"
+  ad_send "replies before the restart" "accepted accepted accepted data" \
+    --login info@acme.example --sender info@acme.example --count 4 \
+    --tag before
+  ad_send "alice's replies before the restart (subscription limit 4)" \
+    "accepted accepted accepted accepted" \
+    --login alice@shared.example --sender alice@shared.example --count 4 \
+    --tag before
   pf_wait_delivered 7
 
   pf_daemon_stop "$POLICYD_PID"
   [[ -s $STATE ]] || pf_die "no state file $STATE after SIGTERM"
   start_policyd
   # The restarted daemon's own view, through its control socket.
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
-  count_of() {
-    "$OBSPAMCTL" --control "unix:$CONTROL" --json status "$1" "$2" |
-      python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'
-  }
   pf_expect "mailbox info@acme.example's count after the restart" 3 \
-    "$(count_of mailbox info@acme.example)"
+    "$(ad_status mailbox info@acme.example count)"
   pf_expect "subscription shared's count after the restart" 4 \
-    "$(count_of subscription shared)"
+    "$(ad_status subscription shared count)"
 
-  out=$(pf_send --login info@acme.example --sender info@acme.example \
-    --count 1 --first 5 --tag after)
-  printf '%s\n' "$out"
-  pf_expect "info@acme.example's next message after the restart" "data" \
-    "$(pf_stages "$out")"
+  ad_send "info@acme.example's next message after the restart" "data" \
+    --login info@acme.example --sender info@acme.example --count 1 --first 5 \
+    --tag after
   pf_expect "its refusal names mailbox info@acme.example, 3 sent" 1 \
-    "$(refusals "$out" mailbox info@acme.example 3)"
-  out=$(pf_send --login bob@shared.example --sender bob@shared.example \
-    --count 1 --tag after)
-  printf '%s\n' "$out"
-  pf_expect "bob's first message after the restart (subscription full)" \
-    "data" "$(pf_stages "$out")"
+    "$(refusals "$AD_OUT" mailbox info@acme.example 3)"
+  ad_send "bob's first message after the restart (subscription full)" "data" \
+    --login bob@shared.example --sender bob@shared.example --count 1 \
+    --tag after
   pf_expect "its refusal names subscription shared, 4 sent" 1 \
-    "$(refusals "$out" subscription shared 4)"
+    "$(refusals "$AD_OUT" subscription shared 4)"
   # The restarted daemon still accepts what fits.
-  out=$(pf_send --login sales@acme.example --sender sales@acme.example \
-    --count 1 --tag after)
-  printf '%s\n' "$out"
-  pf_expect "another mailbox of acme after the restart" "accepted" \
-    "$(pf_stages "$out")"
+  ad_send "another mailbox of acme after the restart" "accepted" \
+    --login sales@acme.example --sender sales@acme.example --count 1 \
+    --tag after
   pf_wait_delivered 8
   pf_expect "messages of info@acme.example at the sink" 3 \
-    "$(from info@acme.example)"
+    "$(ad_from info@acme.example)"
   pf_expect "messages of shared.example at the sink" 4 \
     "$(pf_sink_grep '^X-Mail-Args: <[a-z]+@shared\.example>')"
   ;;
 forged)
   # With the default count-unauthenticated local, mail without login from
   # a client on the Internet is inbound mail, whatever sender it claims.
-  out=$(pf_send --addr 198.51.100.77 --sender info@acme.example \
-    --rcpt postmaster@acme.example --count 5 --tag forged)
-  printf '%s\n' "$out"
-  pf_expect "forged info@acme.example from 198.51.100.77 (limit 3)" \
-    "$(pf_repeat accepted 5)" "$(pf_stages "$out")"
+  ad_send "forged info@acme.example from 198.51.100.77 (limit 3)" \
+    "$(pf_repeat accepted 5)" \
+    --addr 198.51.100.77 --sender info@acme.example \
+    --rcpt postmaster@acme.example --count 5 --tag forged
   pf_wait_delivered 5
   # The owner, logged in, still has its whole limit.
-  out=$(pf_send --login info@acme.example --sender info@acme.example \
-    --count 4 --tag owner)
-  printf '%s\n' "$out"
-  pf_expect "replies to the owner info@acme.example (limit 3)" \
-    "accepted accepted accepted data" "$(pf_stages "$out")"
+  ad_send "replies to the owner info@acme.example (limit 3)" \
+    "accepted accepted accepted data" \
+    --login info@acme.example --sender info@acme.example --count 4 --tag owner
   pf_expect "its 451 4.7.1 refusal naming mailbox info@acme.example" 1 \
-    "$(refusals "$out" mailbox info@acme.example 3)"
+    "$(refusals "$AD_OUT" mailbox info@acme.example 3)"
   pf_wait_delivered 8
   pf_expect "forged messages at the sink" 5 \
     "$(pf_sink_grep '^X-E2E-Tag: forged-[1-5]$')"
@@ -302,39 +242,34 @@ forged)
 implicit)
   # stolen@hosted.example has no mailbox line: it is limited by name, by
   # the domain's mailbox limit of 2, and another login has its own 2.
-  out=$(pf_send --login stolen@hosted.example --sender stolen@hosted.example \
-    --count 4 --tag stolen)
-  printf '%s\n' "$out"
-  pf_expect "replies to stolen@hosted.example (limit 2, not declared)" \
-    "accepted accepted data data" "$(pf_stages "$out")"
+  ad_send "replies to stolen@hosted.example (limit 2, not declared)" \
+    "accepted accepted data data" \
+    --login stolen@hosted.example --sender stolen@hosted.example --count 4 \
+    --tag stolen
   pf_expect "451 4.7.1 refusals naming mailbox stolen@hosted.example" 2 \
-    "$(refusals "$out" mailbox stolen@hosted.example 2)"
-  out=$(pf_send --login other@hosted.example --sender other@hosted.example \
-    --count 3 --tag other)
-  printf '%s\n' "$out"
-  pf_expect "replies to other@hosted.example (its own limit of 2)" \
-    "accepted accepted data" "$(pf_stages "$out")"
+    "$(refusals "$AD_OUT" mailbox stolen@hosted.example 2)"
+  ad_send "replies to other@hosted.example (its own limit of 2)" \
+    "accepted accepted data" \
+    --login other@hosted.example --sender other@hosted.example --count 3 \
+    --tag other
   pf_wait_delivered 4
   pf_expect "messages of stolen@hosted.example at the sink" 2 \
-    "$(from stolen@hosted.example)"
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
+    "$(ad_from stolen@hosted.example)"
   pf_expect "obspamctl status of the implicit mailbox: its count" 2 \
-    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
-      stolen@hosted.example |
-      python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')"
+    "$(ad_status mailbox stolen@hosted.example count)"
   ;;
 cap)
   # many@capped.example, an implicit mailbox, may send 10 recipients per
   # message: an honest client sends a message to 30 in three
   # transactions of one session, the 11th RCPT of the first two answered
   # 452 (after which the client asks for no more in that transaction).
-  out=$(pf_send --login many@capped.example --sender many@capped.example \
+  AD_OUT=$(pf_send --login many@capped.example --sender many@capped.example \
     --rcpts 30 --tag many)
-  printf '%s\n' "$out"
+  printf '%s\n' "$AD_OUT"
   pf_expect "transactions of the message to 30 (cap 10)" \
     "1 accepted 250 rcpts=10 deferred=20
 1 accepted 250 rcpts=10 deferred=10
-1 accepted 250 rcpts=10 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$out")"
+1 accepted 250 rcpts=10 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$AD_OUT")"
   pf_expect "the 452 4.5.3 of the recipients past the cap, in Postfix's log" 2 \
     "$(grep -c 'reject: RCPT from .*: 452 4\.5\.3 .*Too many recipients' \
       "$PF_MAILLOG" || true)"
@@ -345,41 +280,17 @@ cap)
   pf_expect "messages of 10 recipients at the sink" 3 \
     "$(for f in $(pf_sink_files); do grep -c '^X-Rcpt-Args:' "$f"; done |
       grep -cx 10)"
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
   pf_expect "many@capped.example's count (30 recipients, no refusal)" "30 0" \
-    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
-      many@capped.example |
-      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+    "$(ad_status mailbox many@capped.example count refused)"
   ;;
 forward)
-  # Inbound mail, not counted as such; each message to sales@fwd.example
-  # is one forward of its mailbox (limit 2, undeclared: implicit).
-  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
-    --rcpt sales@fwd.example --count 3 --tag fwd)
-  printf '%s\n' "$out"
-  pf_expect "replies to mail for sales@fwd.example (forward limit 2)" \
-    "accepted accepted rcpt" "$(pf_stages "$out")"
-  pf_expect "its 451 4.7.1 at RCPT naming mailbox sales@fwd.example" 1 \
-    "$(grep -c -E '^3 rcpt 451 4\.7\.1 .*mailbox sales@fwd\.example has sent to 2 recipients in the last 60 minutes' <<<"$out" || true)"
-  pf_expect "the refusal's log line tells a forward" 1 \
-    "$(grep -c 'refuse kind=mailbox object=sales@fwd\.example .*sender=sales@fwd\.example client=198\.51\.100\.77 recipients=1 window=hour mail=forward-remote$' \
-      "$PF_TMP/policyd.log" || true)"
-  pf_wait_delivered 2
-  pf_expect "forwarded messages at the sink" 2 \
-    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
-  OBSPAMCTL=$(pf_find_program "$BUILD" obspamctl obspamctl) || exit 1
-  pf_expect "sales@fwd.example's count and refusals" "2 1" \
-    "$("$OBSPAMCTL" --control "unix:$CONTROL" --json status mailbox \
-      sales@fwd.example |
-      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["count"], d["refused"])')"
+  ad_forward "$PF_TMP/policyd.log" '.*'
   # Remote forwards not counted: everything goes through.
   printf 'count-forward-remote no\n' >>"$CONFIG"
-  "$OBSPAMCTL" --control "unix:$CONTROL" reload
-  out=$(pf_send --addr 198.51.100.77 --sender someone@outside.example \
-    --rcpt sales@fwd.example --count 3 --first 4 --tag fwd)
-  printf '%s\n' "$out"
-  pf_expect "replies with count-forward-remote no" \
-    "$(pf_repeat accepted 3)" "$(pf_stages "$out")"
+  "$(ad_obspamctl)" --control "unix:$CONTROL" reload
+  ad_send "replies with count-forward-remote no" "$(pf_repeat accepted 3)" \
+    --addr 198.51.100.77 --sender someone@outside.example \
+    --rcpt sales@fwd.example --count 3 --first 4 --tag fwd
   pf_wait_delivered 5
   pf_expect "forwarded messages at the sink" 5 \
     "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
@@ -388,22 +299,20 @@ list)
   # A list server on this host (127.0.0.1, a local network) posts to 5
   # subscribers with the list's bounce address; the domain's mailboxes
   # may send 1 recipient.
-  out=$(pf_send --sender news-bounces@lists.example --rcpts 5 --tag list)
-  printf '%s\n' "$out"
+  AD_OUT=$(pf_send --sender news-bounces@lists.example --rcpts 5 --tag list)
+  printf '%s\n' "$AD_OUT"
   pf_expect "the list post to 5 (lists exempt)" \
-    "1 accepted 250 rcpts=5 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$out")"
+    "1 accepted 250 rcpts=5 deferred=0" "$(cut -d ' ' -f 1-5 <<<"$AD_OUT")"
   # The same from a sender that is no list is ordinary local mail.
-  out=$(pf_send --sender other@lists.example --rcpts 5 --tag other)
-  printf '%s\n' "$out"
-  pf_expect "the same post from other@lists.example (limit 1)" "data" \
-    "$(pf_stages "$out")"
+  ad_send "the same post from other@lists.example (limit 1)" "data" \
+    --sender other@lists.example --rcpts 5 --tag other
   pf_wait_delivered 1
   pf_expect "recipients of the list post at the sink" 5 \
     "$(mapfile -t sunk < <(pf_sink_files)
       grep -h -E '^X-Rcpt-Args: <rcpt-list-1-[1-5]@remote\.example>' "${sunk[@]}" |
         sort -u | wc -l)"
   pf_expect "messages of other@lists.example at the sink" 0 \
-    "$(from other@lists.example)"
+    "$(ad_from other@lists.example)"
   ;;
 *)
   pf_die "unknown scenario '$SCENARIO' (mailbox, subscription, restart, unix, forged, implicit, cap, forward, list)"
@@ -412,10 +321,7 @@ esac
 
 if [[ $UNIX -eq 1 ]]; then
   # smtpd, the postfix user, was answered; nobody was refused; no TCP.
-  pf_expect "peer refusals in the daemon's log" 0 \
-    "$(grep -c 'peer refused' "$PF_TMP/policyd.log" || true)"
-  pf_expect "TCP warnings in the daemon's log" 0 \
-    "$(grep -c 'over TCP' "$PF_TMP/policyd.log" || true)"
+  ad_expect_unix_peers "$PF_TMP/policyd.log"
   pf_expect "Postfix's complaints about the policy service" 0 \
     "$(grep -c 'problem talking to server' "$PF_MAILLOG" || true)"
 fi

@@ -204,10 +204,7 @@ static const char base_conf[] =
 
 /* Every object a signature looks at: those of the configuration and those
    the cases add. */
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {
+static const tu_object objects[] = {
     {OBSPAM_PLAN, "basic"},
     {OBSPAM_PLAN, "closed"},
     {OBSPAM_PLAN, "gold"},

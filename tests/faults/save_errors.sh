@@ -71,7 +71,8 @@ expect_eio() {
   fi
 }
 
-# The previous snapshot: written 0600, whatever the umask.
+# The previous snapshot: written 0600, whatever the umask. Its checksum
+# goes to $hash.
 write_previous() {
   local dir=$1 mode
   (umask 000 && "$bin" write "$dir/state")
@@ -81,6 +82,15 @@ write_previous() {
     return 1
   fi
   echo "snapshot mode: 0$mode"
+  hash=$(sha256sum <"$dir/state")
+}
+
+# tmpfs_dir SIZE NAME: $dir, a new directory with a tmpfs of SIZE named
+# NAME mounted on it (in the scenario's own mount namespace).
+tmpfs_dir() {
+  needs_namespace
+  dir=$(mktemp -d)
+  mount -t tmpfs -o "size=$1,mode=0700" "$2" "$dir"
 }
 
 dir=
@@ -94,21 +104,15 @@ trap cleanup EXIT
 
 case $scenario in
 full)
-  needs_namespace
-  dir=$(mktemp -d)
-  mount -t tmpfs -o size=64k,mode=0700 obspam-full "$dir"
+  tmpfs_dir 64k obspam-full
   write_previous "$dir"
-  hash=$(sha256sum <"$dir/state")
   expect_eio "No space left on device" "$bin" fail "$dir/state"
   expect_kept "$dir" "$hash"
   "$bin" load "$dir/state"
   ;;
 readonly)
-  needs_namespace
-  dir=$(mktemp -d)
-  mount -t tmpfs -o size=1m,mode=0700 obspam-ro "$dir"
+  tmpfs_dir 1m obspam-ro
   write_previous "$dir"
-  hash=$(sha256sum <"$dir/state")
   mount -o remount,ro "$dir"
   expect_eio "Read-only file system" "$bin" fail "$dir/state"
   expect_kept "$dir" "$hash"
@@ -127,7 +131,6 @@ denied)
   cp "$bin" "$dir/bin/save_errors"
   chmod 0755 "$dir/bin" "$dir/bin/save_errors" "$dir/data"
   write_previous "$dir/data"
-  hash=$(sha256sum <"$dir/data/state")
   expect_eio "Permission denied" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups \
     "$dir/bin/save_errors" fail "$dir/data/state"

@@ -60,6 +60,23 @@ static void fuzz_fail(const char *file, int line, const char *fmt, ...) {
                 rc_, obspam_strerror(rc_), (int)(want));                       \
   } while (0)
 
+/* An object of the tree, for the tables of objects a target probes. */
+typedef struct fuzz_object {
+  int kind;
+  const char *name;
+} fuzz_object;
+
+/* The subscriptions, domains and mailboxes of acme and bakery, which the
+   configurations of several targets declare: entries of a fuzz_object
+   table. */
+/* clang-format off */
+#define FUZZ_ACME_BAKERY                                                       \
+  {OBSPAM_SUBSCRIPTION, "acme"}, {OBSPAM_SUBSCRIPTION, "bakery"},              \
+  {OBSPAM_DOMAIN, "acme.example"}, {OBSPAM_DOMAIN, "bakery.example"},          \
+  {OBSPAM_MAILBOX, "info@acme.example"},                                       \
+  {OBSPAM_MAILBOX, "demo@bakery.example"}
+/* clang-format on */
+
 /* ---- choices from bytes -------------------------------------------------- */
 
 /* The input read front to back; once it is used up every choice is 0, so a

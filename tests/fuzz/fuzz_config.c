@@ -33,16 +33,8 @@ static const char base_conf[] =
 #define T0 1700000000
 
 /* Objects whose state is compared before and after a load. */
-static const struct {
-  int kind;
-  const char *name;
-} probes[] = {
-    {OBSPAM_SUBSCRIPTION, "acme"},
-    {OBSPAM_SUBSCRIPTION, "bakery"},
-    {OBSPAM_DOMAIN, "acme.example"},
-    {OBSPAM_DOMAIN, "bakery.example"},
-    {OBSPAM_MAILBOX, "info@acme.example"},
-    {OBSPAM_MAILBOX, "demo@bakery.example"},
+static const fuzz_object probes[] = {
+    FUZZ_ACME_BAKERY,
     {OBSPAM_SUBSCRIPTION, "newsroom"},
     {OBSPAM_DOMAIN, "shop.acme.example"},
     {OBSPAM_MAILBOX, "sales@acme.example"},

@@ -32,17 +32,7 @@ static const char conf[] =
     "mailbox info@acme.example limit=4\n"
     "mailbox demo@bakery.example\n";
 
-static const struct {
-  int kind;
-  const char *name;
-} objects[] = {
-    {OBSPAM_SUBSCRIPTION, "acme"},
-    {OBSPAM_SUBSCRIPTION, "bakery"},
-    {OBSPAM_DOMAIN, "acme.example"},
-    {OBSPAM_DOMAIN, "bakery.example"},
-    {OBSPAM_MAILBOX, "info@acme.example"},
-    {OBSPAM_MAILBOX, "demo@bakery.example"},
-};
+static const fuzz_object objects[] = {FUZZ_ACME_BAKERY};
 #define NOBJ (sizeof(objects) / sizeof(objects[0]))
 
 #define T0 1700000000

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "obspam.h"
+#include "testbase.h"
 
 static int failures;
 
@@ -43,13 +44,7 @@ static int failures;
 /* splitmix64 */
 static uint64_t rng;
 
-static uint64_t rnd(void) {
-  uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return tu_splitmix64(&rng); }
 
 static int rn(int n) { return (int)(rnd() % (uint64_t)n); }
 

@@ -31,6 +31,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "daemons"))
+import scenario  # noqa: E402
+
 TIMEOUT = 15
 
 
@@ -75,15 +79,7 @@ def ask(port, login):
 
 
 def metrics(port):
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode()
+    return scenario.http_get(port, timeout=TIMEOUT).decode()
 
 
 def metric(text, name):

@@ -36,15 +36,12 @@ pf_die() {
   exit 1
 }
 
-# pf_free_port: prints a TCP port of 127.0.0.1 that is free right now (the
-# kernel picks it; the small race until it is bound again is harmless on a
-# test machine).
-pf_free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# shellcheck source=tests/lib/ports.sh
+. "$PF_LIB/../../lib/ports.sh"
+
+# pf_free_port: a TCP port of 127.0.0.1 that is free right now
+# (tests/lib/ports.sh).
+pf_free_port() { free_port; }
 
 # pf_wait_port PORT [SECONDS]: waits until something accepts connections
 # on 127.0.0.1:PORT.
