@@ -14,7 +14,13 @@
                             "x<minute>" over the limit: the minutes of the
                             hour window; "m<tick>" sent in the 5-second
                             tick (t div 5) of the minute window; older
-                            buckets are deleted; TTL a little over the hour
+                            buckets are deleted; from 1.4 the running
+                            totals "H0" and "M0" (sent in the hour and
+                            minute windows) and "N0" and "K0" (the
+                            newest minute and tick), which older nodes
+                            delete as buckets of minute 0 and the next
+                            1.4 decision counts again; TTL a little over
+                            the hour, set at the first write of a tick
      P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w|fw|ls" sent, refused,
                             over the limit, first and last attempt over
                             the limit, the window (seconds) of the last,
@@ -25,7 +31,7 @@
                             sent before it; the day window sums the last
                             24 hours' "s" from the hour of "rt" on, less
                             "rb"; TTL the retention, at least a day, and
-                            an hour
+                            an hour, set at the first write of an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
      P scripts              hash script path -> subscription last charged
@@ -88,19 +94,27 @@
    each; 0 past n), then their waits the same way. */
 static const char lua_charge[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
-    "local c=tonumber(ARGV[3]) local forbid=ARGV[4]=='1'\n"
+    "local cs=ARGV[3] local c=tonumber(cs) local forbid=ARGV[4]=='1'\n"
     "local probe=ARGV[5]=='1' local dry=ARGV[6]=='1'\n"
     "local ret=tonumber(ARGV[7]) local script=ARGV[8]=='1'\n"
-    "local wttl=tonumber(ARGV[9]) local overcap=ARGV[10]=='1'\n"
+    "local wttl=ARGV[9] local overcap=ARGV[10]=='1'\n"
     "local marks=tonumber(ARGV[11+3*n]) or 0\n"
+    /* The day window reads the history's hours: keep 24 of them whatever
+       the retention. */
     "local keep=math.max(ret,24)\n"
     "local tick=math.floor(t/5) local minute=math.floor(t/60)\n"
     "local hnum=math.floor(t/3600) local hour=hnum*3600\n"
+    /* The field names every object uses are made once per decision; c
+       is also kept as the string it came as, so that no number is
+       formatted again for Redis. */
     "local secs={60,3600,86400}\n"
-    "local hs=string.format('%d',hour) local ts=string.format('%d',t)\n"
-    "local sf,mf,rf,xf='s'..minute,'m'..tick,'r'..minute,'x'..minute\n"
-    "local hf={hs..':s',hs..':r',hs..':x',hs..':f',hs..':fw',hs..':ls'}\n"
-    "local dayf=nil\n"
+    "local hs=string.format('%d',hour)\n"
+    "local call,tonumber=redis.call,tonumber\n"
+    /* wait_of() of store_mem.c, for a message that does not fit: over a
+       window of nb buckets of size seconds whose current one is cur, b
+       holding sent, it fits once the buckets before k have left, at the
+       time bucket k + nb - 1 begins. last is the newest bucket: the loop
+       stops there even if sent and the buckets disagree. */
     "local function wait_of(b,cur,nb,size,sent,limit,last)\n"
     "  if c>limit then return -1 end\n"
     "  local k=cur-nb+1\n"
@@ -108,14 +122,18 @@ static const char lua_charge[] =
     "  return (k+nb-1)*size-t\n"
     "end\n"
     "local function exceeds(sent,limit) return limit>=0 and sent+c>limit end\n"
+    /* The buckets letter<lo> to letter<hi> of a window hash, by number,
+       read only for a message that does not fit: one HMGET, or the
+       whole hash when it was read already (all) or the span is wide (a
+       node's clock far ahead). */
     "local function span(key,all,letter,lo,hi)\n"
     "  if not all and hi-lo<120 then\n"
     "    local f={} for k=lo,hi do f[#f+1]=letter..k end\n"
-    "    local v=redis.call('HMGET',key,unpack(f))\n"
+    "    local v=call('HMGET',key,unpack(f))\n"
     "    local b={} for j=1,#f do b[lo+j-1]=tonumber(v[j]) end\n"
     "    return b\n"
     "  end\n"
-    "  all=all or redis.call('HGETALL',key)\n"
+    "  all=all or call('HGETALL',key)\n"
     "  local b,w={},string.byte(letter)\n"
     "  for j=1,#all,2 do\n"
     "    local f=all[j]\n"
@@ -124,9 +142,12 @@ static const char lua_charge[] =
     "  end\n"
     "  return b\n"
     "end\n"
+    /* The buckets letter<lo> to letter<hi> leaving the window: their sum,
+       to take from the running total, and their names (with the
+       refusals of the same minutes) added to stale. */
     "local function drop(key,letter,lo,hi,stale)\n"
     "  local f={} for k=lo,hi do f[#f+1]=letter..k end\n"
-    "  local v=redis.call('HMGET',key,unpack(f))\n"
+    "  local v=call('HMGET',key,unpack(f))\n"
     "  local sum=0\n"
     "  for j=1,#f do\n"
     "    sum=sum+(tonumber(v[j]) or 0) stale[#stale+1]=f[j]\n"
@@ -134,24 +155,34 @@ static const char lua_charge[] =
     "      stale[#stale+1]='r'..(lo+j-1) stale[#stale+1]='x'..(lo+j-1) end\n"
     "  end\n"
     "  return sum\n"
-    "end\n"
-    DAY_FLOOR
-    "local function longer(a,b)\n"
+    "end\n" DAY_FLOOR "local function longer(a,b)\n"
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
     "end\n"
-    "local count,wait,over,win={},{},{},{}\n"
-    "local wins,hist_got={},{}\n"
+    "local out,over,win,tot={0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0},{},{},{}\n"
+    "local dayf=nil\n"
     "local refuser,retry=0,0\n"
     "for i=1,n do\n"
     "  local key=KEYS[i]\n"
-    "  local lim={} for w=1,3 do lim[w]=tonumber(ARGV[7+3*i+w]) end\n"
-    "  local g=redis.call('HMGET',key,'H0','M0','N0','K0',sf,mf,rf,xf)\n"
+    "  local "
+    "l1,l2,l3=tonumber(ARGV[8+3*i]),tonumber(ARGV[9+3*i]),tonumber(ARGV[10+3*i]"
+    ")\n"
+    /* The window hash's running totals: H0 the hour's sent (the "s"
+       buckets after minute N0-60), M0 the minute's (the "m" buckets
+       after tick K0-12), N0 and K0 the newest minute and tick charged
+       or refused; older buckets are gone. A message that fits costs
+       this HMGET and the increments below, whatever the hash holds. */
+    "  local g=call('HMGET',key,'H0','M0','N0','K0')\n"
     "  local sh,sm=tonumber(g[1]),tonumber(g[2])\n"
     "  local pn,pk=tonumber(g[3]),tonumber(g[4])\n"
     "  local stale,all,fix={},nil,false\n"
+    /* No totals: a new hash, the ledger of an outage added to it, or a
+       node of 1.3 charged it (its script deletes every field it takes
+       for a bucket of minute 0, the four totals among them, in the
+       same run as its own write). Count them again from every bucket,
+       and delete the stale ones, once. */
     "  if not (sh and sm and pn and pk) then\n"
-    "    all=redis.call('HGETALL',key)\n"
+    "    all=call('HGETALL',key)\n"
     "    pn,pk,sh,sm,fix=minute,tick,0,0,true\n"
     "    for j=1,#all,2 do\n"
     "      local w=string.byte(all[j],1)\n"
@@ -170,6 +201,9 @@ static const char lua_charge[] =
     "      end\n"
     "    end\n"
     "  else\n"
+    /* A new minute or tick: the buckets that left the window since the
+       newest come off the totals. A node whose clock is behind the
+       newest changes nothing: it sees the window of the newest. */
     "    if minute>pn then\n"
     "      local lo,hi=pn-59,math.min(minute-60,pn)\n"
     "      if lo<=hi then sh=sh-drop(key,'s',lo,hi,stale) end\n"
@@ -181,116 +215,141 @@ static const char lua_charge[] =
     "      pk,fix=tick,true\n"
     "    end\n"
     "  end\n"
-    "  local got,sd,bd=false,0,nil\n"
-    "  if lim[3]>=0 then\n"
+    /* The day: the clock hours of the history, read only when the day
+       has a limit (its count is reported only when it is named). A reset
+       (rt, rb) starts it at its hour, less what that hour had sent
+       before it. */
+    "  local sd,bd=0,nil\n"
+    "  if l3>=0 then\n"
     "    if not dayf then\n"
-    "      dayf={unpack(hf)}\n"
-    "      for h=hnum-23,hnum-1 do dayf[#dayf+1]=string.format('%d:s',h*3600) end\n"
-    "      dayf[30]='rt' dayf[31]='rb'\n"
+    "      dayf={}\n"
+    "      for h=hnum-23,hnum do dayf[#dayf+1]=string.format('%d:s',h*3600) "
+    "end\n"
+    "      dayf[25]='rt' dayf[26]='rb'\n"
     "    end\n"
-    "    got=redis.call('HMGET',KEYS[n+i],unpack(dayf))\n"
-    "    local rh,rb=day_floor(got[30],got[31])\n"
+    "    local got=call('HMGET',KEYS[n+i],unpack(dayf))\n"
+    "    local rh,rb=day_floor(got[25],got[26])\n"
     "    bd={}\n"
     "    for h=math.max(hnum-23,rh),hnum do\n"
-    "      local v=tonumber(got[h==hnum and 1 or h-hnum+30])\n"
+    "      local v=tonumber(got[h-hnum+24])\n"
     "      if v then\n"
     "        if h==rh then v=v-rb end\n"
     "        bd[h]=v sd=sd+v\n"
     "      end\n"
     "    end\n"
-    "  elseif not dry then\n"
-    "    got=redis.call('HMGET',KEYS[n+i],unpack(hf))\n"
     "  end\n"
-    "  count[i]={sm,sh,sd}\n"
-    "  wait[i]={0,0,0}\n"
-    "  if exceeds(sm,lim[1]) then\n"
+    /* out: the counts of the 3 objects (minute, hour, day each), then
+       their waits. */
+    "  local o=3*i-3\n"
+    "  out[o+1]=sm out[o+2]=sh out[o+3]=sd\n"
+    "  local wt={0,0,0}\n"
+    "  if exceeds(sm,l1) then\n"
     "    local last=math.max(tick,pk)\n"
-    "    wait[i][1]=wait_of(span(key,all,'m',tick-11,last),tick,12,5,sm,lim[1],\n"
-    "      last) end\n"
-    "  if exceeds(sh,lim[2]) then\n"
+    "    wt[1]=wait_of(span(key,all,'m',tick-11,last),tick,12,5,sm,l1,last) "
+    "end\n"
+    "  if exceeds(sh,l2) then\n"
     "    local last=math.max(minute,pn)\n"
-    "    wait[i][2]=wait_of(span(key,all,'s',minute-59,last),minute,60,60,sh,\n"
-    "      lim[2],last) end\n"
-    "  if exceeds(sd,lim[3]) then\n"
-    "    wait[i][3]=wait_of(bd,hnum,24,3600,sd,lim[3],hnum) end\n"
+    "    "
+    "wt[2]=wait_of(span(key,all,'s',minute-59,last),minute,60,60,sh,l2,last) "
+    "end\n"
+    "  if exceeds(sd,l3) then wt[3]=wait_of(bd,hnum,24,3600,sd,l3,hnum) end\n"
+    "  out[o+10]=wt[1] out[o+11]=wt[2] out[o+12]=wt[3]\n"
+    /* longer() and the naming of judge.c: each object's windows from the
+       longest, then its cap (the lowest object's), the first of the
+       longest waits keeping the name, -1 the longest of all. over[i]:
+       the attempt went over the ith object's own limit; win[i]: the
+       window (seconds) recorded for it. */
     "  local best,bw=0,0\n"
     "  for w=3,1,-1 do\n"
-    "    if wait[i][w]~=0 and (best==0 or longer(wait[i][w],best)) then\n"
-    "      best=wait[i][w] bw=secs[w] end\n"
+    "    if wt[w]~=0 and (best==0 or longer(wt[w],best)) then\n"
+    "      best=wt[w] bw=secs[w] end\n"
     "  end\n"
     "  if i==n and overcap and (best==0 or longer(-1,best)) then\n"
     "    best=-1 bw=0 end\n"
     "  over[i]=best~=0 win[i]=bw\n"
     "  if best~=0 and (refuser==0 or longer(best,retry)) then\n"
     "    refuser=i retry=best end\n"
-    "  wins[i]={g,stale,fix,sh,sm,pn,pk}\n"
-    "  hist_got[i]=got\n"
+    "  tot[i]={stale,fix,sh,sm,pn,pk}\n"
     "end\n"
     "if forbid then\n"
     "  refuser=1\n"
     "  for i=1,n do over[i]=i==1 win[i]=0 end\n"
     "end\n"
+    /* The record: x counts an attempt over the object's own limit, w
+       (its window in seconds) marks one the report lists with its first
+       and last time; for a script, every refusal, with no window (a
+       script has no limit of its own). */
     "if not dry then\n"
-    "  local function add(a,f,v,d) a[#a+1]=f a[#a+1]=(tonumber(v) or 0)+d end\n"
-    "  local function hist(key,got,refd,x,w,mk)\n"
-    "    if not got then got=redis.call('HMGET',key,unpack(hf)) end\n"
-    "    if not got[1] and not got[2] then\n"
+    "  local ts=string.format('%d',t)\n"
+    "  local function hist(key,refd,x,w,mk)\n"
+    "    local f,v\n"
+    "    if refd then f=hs..':r' v=call('HINCRBY',key,f,1)\n"
+    "    else f=hs..':s' v=call('HINCRBY',key,f,cs) end\n"
+    /* The first of its kind in the hour (HINCRBY answers the sum, so
+       the sum is what it added): the hours past the retention go, the
+       last reset with them once none is left (as the in-memory store
+       forgets it), and the TTL is set, so that it runs from the newest
+       hour. f, just written, is not an older hour that keeps the
+       reset. */
+    "    if v==(refd and 1 or c) then\n"
     "      local cutoff=hour-(keep-1)*3600 local old,live={},false\n"
-    "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
-    "        local h=tonumber(string.match(f,'^(%d+):'))\n"
-    "        if h and h<cutoff then old[#old+1]=f end\n"
-    "        if h and h>=cutoff then live=true end\n"
+    "      for _,k in ipairs(call('HKEYS',key)) do\n"
+    "        local h=tonumber(string.match(k,'^(%d+):'))\n"
+    "        if h and h<cutoff then old[#old+1]=k end\n"
+    "        if h and h>=cutoff and k~=f then live=true end\n"
     "      end\n"
-    "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
-    "      local rt=tonumber(redis.call('HGET',key,'rt'))\n"
+    "      if #old>0 then call('HDEL',key,unpack(old)) end\n"
+    "      local rt=tonumber(call('HGET',key,'rt'))\n"
     "      if rt and not live and rt-rt%3600<cutoff then\n"
-    "        redis.call('HDEL',key,'rt','rb') end\n"
+    "        call('HDEL',key,'rt','rb') end\n"
+    "      call('EXPIRE',key,keep*3600+3600)\n"
     "    end\n"
-    "    local a={}\n"
     "    if refd then\n"
-    "      add(a,hf[2],got[2],1) a[#a+1]='lr' a[#a+1]=ts\n"
-    "      if x then add(a,hf[3],got[3],1) end\n"
+    "      if x then call('HINCRBY',key,hs..':x',1) end\n"
     "      if w then\n"
-    "        if not got[4] then a[#a+1]=hf[4] a[#a+1]=ts end\n"
-    "        a[#a+1]=hs..':l' a[#a+1]=ts a[#a+1]=hs..':w' a[#a+1]=w\n"
-    "      end\n"
+    "        call('HSETNX',key,hs..':f',ts)\n"
+    "        call('HSET',key,'lr',ts,hs..':l',ts,hs..':w',w)\n"
+    "      else call('HSET',key,'lr',ts) end\n"
     "    else\n"
-    "      add(a,hf[1],got[1],c)\n"
-    "      if mk%2==1 then add(a,hf[5],got[5],c) end\n"
-    "      if mk%4>=2 then add(a,hf[6],got[6],c) end\n"
+    "      if mk%2==1 then call('HINCRBY',key,hs..':fw',cs) end\n"
+    "      if mk%4>=2 then call('HINCRBY',key,hs..':ls',cs) end\n"
     "    end\n"
-    "    redis.call('HSET',key,unpack(a))\n"
-    "    redis.call('EXPIRE',key,keep*3600+3600)\n"
     "  end\n"
+    "  local sf,mf='s'..minute,'m'..tick\n"
     "  for i=1,n do\n"
-    "    local g,stale,fix,sh,sm,pn,pk=unpack(wins[i])\n"
-    "    local a={}\n"
-    "    if refuser>0 then\n"
-    "      add(a,rf,g[7],1)\n"
-    "      if over[i] then add(a,xf,g[8],1) end\n"
-    "      hist(KEYS[n+i],hist_got[i],true,over[i],over[i] and win[i] or nil,0)\n"
-    "    elseif not probe then\n"
-    "      add(a,sf,g[5],c) add(a,mf,g[6],c)\n"
-    "      if minute>pn-60 then sh=sh+c end\n"
-    "      if tick>pk-12 then sm=sm+c end\n"
-    "      fix=true\n"
-    "      hist(KEYS[n+i],hist_got[i],false,false,nil,marks)\n"
-    "    end\n"
+    "    local key=KEYS[i]\n"
+    "    local stale,fix,sh,sm,pn,pk=unpack(tot[i])\n"
+    "    if #stale>0 then call('HDEL',key,unpack(stale)) end\n"
+    "    local charge=refuser==0 and not probe\n"
+    /* New totals are set whole, with the TTL (so at most once per tick);
+       unchanged ones grow with the charge, unless the charge's own
+       bucket is already out of the newest node's window. */
     "    if fix then\n"
-    "      a[#a+1]='H0' a[#a+1]=sh a[#a+1]='M0' a[#a+1]=sm\n"
-    "      a[#a+1]='N0' a[#a+1]=pn a[#a+1]='K0' a[#a+1]=pk\n"
+    "      if charge then\n"
+    "        if minute>pn-60 then sh=sh+c end\n"
+    "        if tick>pk-12 then sm=sm+c end\n"
+    "      end\n"
+    "      call('HSET',key,'H0',sh,'M0',sm,'N0',pn,'K0',pk)\n"
+    "      call('EXPIRE',key,wttl)\n"
+    "    elseif charge then\n"
+    "      if minute>pn-60 then call('HINCRBY',key,'H0',cs) end\n"
+    "      if tick>pk-12 then call('HINCRBY',key,'M0',cs) end\n"
     "    end\n"
-    "    if #stale>0 then redis.call('HDEL',KEYS[i],unpack(stale)) end\n"
-    "    if #a>0 then redis.call('HSET',KEYS[i],unpack(a)) end\n"
-    "    redis.call('EXPIRE',KEYS[i],wttl)\n"
+    "    if refuser>0 then\n"
+    "      call('HINCRBY',key,'r'..minute,1)\n"
+    "      if over[i] then\n"
+    "        call('HINCRBY',key,'x'..minute,1)\n"
+    "        hist(KEYS[n+i],true,true,win[i],0)\n"
+    "      else hist(KEYS[n+i],true,false,nil,0) end\n"
+    "    elseif charge then\n"
+    "      call('HINCRBY',key,sf,cs)\n"
+    "      call('HINCRBY',key,mf,cs)\n"
+    "      hist(KEYS[n+i],false,false,nil,marks)\n"
+    "    end\n"
     "  end\n"
     "  if script and (refuser>0 or not probe) then\n"
-    "    hist(KEYS[2*n+1],nil,refuser>0,false,0,0)\n"
+    "    hist(KEYS[2*n+1],refuser>0,false,0,0)\n"
     "  end\n"
-    "end\n"
-    "local out={}\n"
-    "for _,v in ipairs({count,wait}) do\n"
-    "  for i=1,3 do for w=1,3 do out[#out+1]=v[i] and v[i][w] or 0 end end\n"
     "end\n"
     "return out\n";
 
