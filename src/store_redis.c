@@ -121,7 +121,6 @@ static const char lua_charge[] =
     "  while sent+c>limit and k<=last do sent=sent-(b[k] or 0) k=k+1 end\n"
     "  return (k+nb-1)*size-t\n"
     "end\n"
-    "local function exceeds(sent,limit) return limit>=0 and sent+c>limit end\n"
     /* The buckets letter<lo> to letter<hi> of a window hash, by number,
        read only for a message that does not fit: one HMGET, or the
        whole hash when it was read already (all) or the span is wide (a
@@ -164,9 +163,8 @@ static const char lua_charge[] =
     "local refuser,retry=0,0\n"
     "for i=1,n do\n"
     "  local key=KEYS[i]\n"
-    "  local "
-    "l1,l2,l3=tonumber(ARGV[8+3*i]),tonumber(ARGV[9+3*i]),tonumber(ARGV[10+3*i]"
-    ")\n"
+    "  local l1,l2=tonumber(ARGV[8+3*i]),tonumber(ARGV[9+3*i])\n"
+    "  local l3=tonumber(ARGV[10+3*i])\n"
     /* The window hash's running totals: H0 the hour's sent (the "s"
        buckets after minute N0-60), M0 the minute's (the "m" buckets
        after tick K0-12), N0 and K0 the newest minute and tick charged
@@ -175,14 +173,14 @@ static const char lua_charge[] =
     "  local g=call('HMGET',key,'H0','M0','N0','K0')\n"
     "  local sh,sm=tonumber(g[1]),tonumber(g[2])\n"
     "  local pn,pk=tonumber(g[3]),tonumber(g[4])\n"
-    "  local stale,all,fix={},nil,false\n"
+    "  local stale,all,fix=false,nil,false\n"
     /* No totals: a new hash, the ledger of an outage added to it, or a
        node of 1.3 charged it (its script deletes every field it takes
        for a bucket of minute 0, the four totals among them, in the
        same run as its own write). Count them again from every bucket,
        and delete the stale ones, once. */
     "  if not (sh and sm and pn and pk) then\n"
-    "    all=call('HGETALL',key)\n"
+    "    all=call('HGETALL',key) stale={}\n"
     "    pn,pk,sh,sm,fix=minute,tick,0,0,true\n"
     "    for j=1,#all,2 do\n"
     "      local w=string.byte(all[j],1)\n"
@@ -200,10 +198,11 @@ static const char lua_charge[] =
     "        elseif w==115 then sh=sh+all[j+1] end\n"
     "      end\n"
     "    end\n"
-    "  else\n"
     /* A new minute or tick: the buckets that left the window since the
        newest come off the totals. A node whose clock is behind the
        newest changes nothing: it sees the window of the newest. */
+    "  elseif minute>pn or tick>pk then\n"
+    "    stale={}\n"
     "    if minute>pn then\n"
     "      local lo,hi=pn-59,math.min(minute-60,pn)\n"
     "      if lo<=hi then sh=sh-drop(key,'s',lo,hi,stale) end\n"
@@ -223,8 +222,8 @@ static const char lua_charge[] =
     "  if l3>=0 then\n"
     "    if not dayf then\n"
     "      dayf={}\n"
-    "      for h=hnum-23,hnum do dayf[#dayf+1]=string.format('%d:s',h*3600) "
-    "end\n"
+    "      for h=hnum-23,hnum do\n"
+    "        dayf[#dayf+1]=string.format('%d:s',h*3600) end\n"
     "      dayf[25]='rt' dayf[26]='rb'\n"
     "    end\n"
     "    local got=call('HMGET',KEYS[n+i],unpack(dayf))\n"
@@ -242,34 +241,39 @@ static const char lua_charge[] =
        their waits. */
     "  local o=3*i-3\n"
     "  out[o+1]=sm out[o+2]=sh out[o+3]=sd\n"
-    "  local wt={0,0,0}\n"
-    "  if exceeds(sm,l1) then\n"
-    "    local last=math.max(tick,pk)\n"
-    "    wt[1]=wait_of(span(key,all,'m',tick-11,last),tick,12,5,sm,l1,last) "
-    "end\n"
-    "  if exceeds(sh,l2) then\n"
-    "    local last=math.max(minute,pn)\n"
-    "    "
-    "wt[2]=wait_of(span(key,all,'s',minute-59,last),minute,60,60,sh,l2,last) "
-    "end\n"
-    "  if exceeds(sd,l3) then wt[3]=wait_of(bd,hnum,24,3600,sd,l3,hnum) end\n"
-    "  out[o+10]=wt[1] out[o+11]=wt[2] out[o+12]=wt[3]\n"
     /* longer() and the naming of judge.c: each object's windows from the
        longest, then its cap (the lowest object's), the first of the
        longest waits keeping the name, -1 the longest of all. over[i]:
        the attempt went over the ith object's own limit; win[i]: the
        window (seconds) recorded for it. */
     "  local best,bw=0,0\n"
-    "  for w=3,1,-1 do\n"
-    "    if wt[w]~=0 and (best==0 or longer(wt[w],best)) then\n"
-    "      best=wt[w] bw=secs[w] end\n"
+    "  if l1>=0 and sm+c>l1 or l2>=0 and sh+c>l2 or l3>=0 and sd+c>l3 then\n"
+    "    if l1>=0 and sm+c>l1 then\n"
+    "      local last=math.max(tick,pk)\n"
+    "      local b=span(key,all,'m',tick-11,last)\n"
+    "      out[o+10]=wait_of(b,tick,12,5,sm,l1,last)\n"
+    "    end\n"
+    "    if l2>=0 and sh+c>l2 then\n"
+    "      local last=math.max(minute,pn)\n"
+    "      local b=span(key,all,'s',minute-59,last)\n"
+    "      out[o+11]=wait_of(b,minute,60,60,sh,l2,last)\n"
+    "    end\n"
+    "    if l3>=0 and sd+c>l3 then\n"
+    "      out[o+12]=wait_of(bd,hnum,24,3600,sd,l3,hnum) end\n"
+    "    for w=3,1,-1 do\n"
+    "      local v=out[o+9+w]\n"
+    "      if v~=0 and (best==0 or longer(v,best)) then\n"
+    "        best=v bw=secs[w] end\n"
+    "    end\n"
     "  end\n"
     "  if i==n and overcap and (best==0 or longer(-1,best)) then\n"
     "    best=-1 bw=0 end\n"
     "  over[i]=best~=0 win[i]=bw\n"
     "  if best~=0 and (refuser==0 or longer(best,retry)) then\n"
     "    refuser=i retry=best end\n"
-    "  tot[i]={stale,fix,sh,sm,pn,pk}\n"
+    "  local z=6*i-6\n"
+    "  tot[z+1]=stale tot[z+2]=fix tot[z+3]=sh\n"
+    "  tot[z+4]=sm tot[z+5]=pn tot[z+6]=pk\n"
     "end\n"
     "if forbid then\n"
     "  refuser=1\n"
@@ -280,11 +284,11 @@ static const char lua_charge[] =
        and last time; for a script, every refusal, with no window (a
        script has no limit of its own). */
     "if not dry then\n"
-    "  local ts=string.format('%d',t)\n"
+    "  local ts,hss=string.format('%d',t),hs..':s'\n"
     "  local function hist(key,refd,x,w,mk)\n"
     "    local f,v\n"
     "    if refd then f=hs..':r' v=call('HINCRBY',key,f,1)\n"
-    "    else f=hs..':s' v=call('HINCRBY',key,f,cs) end\n"
+    "    else f=hss v=call('HINCRBY',key,f,cs) end\n"
     /* The first of its kind in the hour (HINCRBY answers the sum, so
        the sum is what it added): the hours past the retention go, the
        last reset with them once none is left (as the in-memory store
@@ -318,8 +322,8 @@ static const char lua_charge[] =
     "  local sf,mf='s'..minute,'m'..tick\n"
     "  for i=1,n do\n"
     "    local key=KEYS[i]\n"
-    "    local stale,fix,sh,sm,pn,pk=unpack(tot[i])\n"
-    "    if #stale>0 then call('HDEL',key,unpack(stale)) end\n"
+    "    local stale,fix,sh,sm,pn,pk=unpack(tot,6*i-5,6*i)\n"
+    "    if stale and #stale>0 then call('HDEL',key,unpack(stale)) end\n"
     "    local charge=refuser==0 and not probe\n"
     /* New totals are set whole, with the TTL (so at most once per tick);
        unchanged ones grow with the charge, unless the charge's own
