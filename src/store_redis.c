@@ -122,15 +122,19 @@ static const char lua_charge[] =
     "  return (k+nb-1)*size-t\n"
     "end\n"
     /* The buckets letter<lo> to letter<hi> of a window hash, by number,
-       read only for a message that does not fit: one HMGET, or the
-       whole hash when it was read already (all) or the span is wide (a
-       node's clock far ahead). */
+       read only for a message that does not fit: 15 at a time from the
+       oldest, as wait_of() walks them (it seldom needs more than the
+       first few), or from the whole hash when it was read already (all)
+       or the span is wide (a node's clock far ahead). */
     "local function span(key,all,letter,lo,hi)\n"
     "  if not all and hi-lo<120 then\n"
-    "    local f={} for k=lo,hi do f[#f+1]=letter..k end\n"
-    "    local v=call('HMGET',key,unpack(f))\n"
-    "    local b={} for j=1,#f do b[lo+j-1]=tonumber(v[j]) end\n"
-    "    return b\n"
+    "    return setmetatable({},{__index=function(b,k)\n"
+    "      if k<lo or k>hi then return nil end\n"
+    "      local f={} for j=k,math.min(k+14,hi) do f[#f+1]=letter..j end\n"
+    "      local v=call('HMGET',key,unpack(f))\n"
+    "      for j=1,#f do b[k+j-1]=tonumber(v[j]) or 0 end\n"
+    "      return b[k]\n"
+    "    end})\n"
     "  end\n"
     "  all=all or call('HGETALL',key)\n"
     "  local b,w={},string.byte(letter)\n"
