@@ -14,7 +14,13 @@
                             "x<minute>" over the limit: the minutes of the
                             hour window; "m<tick>" sent in the 5-second
                             tick (t div 5) of the minute window; older
-                            buckets are deleted; TTL a little over the hour
+                            buckets are deleted; from 1.4 the running
+                            totals "H0" and "M0" (sent in the hour and
+                            minute windows) and "N0" and "K0" (the
+                            newest minute and tick), which older nodes
+                            delete as buckets of minute 0 and the next
+                            1.4 decision counts again; TTL a little over
+                            the hour, set at the first write of a tick
      P{sub:S}:KIND:NAME:h   hash "<hour>:s|r|x|f|l|w|fw|ls" sent, refused,
                             over the limit, first and last attempt over
                             the limit, the window (seconds) of the last,
@@ -25,7 +31,7 @@
                             sent before it; the day window sums the last
                             24 hours' "s" from the hour of "rt" on, less
                             "rb"; TTL the retention, at least a day, and
-                            an hour
+                            an hour, set at the first write of an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
      P scripts              hash script path -> subscription last charged
@@ -88,105 +94,190 @@
    each; 0 past n), then their waits the same way. */
 static const char lua_charge[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
-    "local c=tonumber(ARGV[3]) local forbid=ARGV[4]=='1'\n"
+    "local cs=ARGV[3] local c=tonumber(cs) local forbid=ARGV[4]=='1'\n"
     "local probe=ARGV[5]=='1' local dry=ARGV[6]=='1'\n"
     "local ret=tonumber(ARGV[7]) local script=ARGV[8]=='1'\n"
-    "local wttl=tonumber(ARGV[9]) local overcap=ARGV[10]=='1'\n"
+    "local wttl=ARGV[9] local overcap=ARGV[10]=='1'\n"
     "local marks=tonumber(ARGV[11+3*n]) or 0\n"
     /* The day window reads the history's hours: keep 24 of them whatever
        the retention. */
     "local keep=math.max(ret,24)\n"
     "local tick=math.floor(t/5) local minute=math.floor(t/60)\n"
     "local hnum=math.floor(t/3600) local hour=hnum*3600\n"
+    /* The field names every object uses are made once per decision; c
+       is also kept as the string it came as, so that no number is
+       formatted again for Redis. */
     "local secs={60,3600,86400}\n"
+    "local hs=string.format('%d',hour)\n"
+    "local call,tonumber=redis.call,tonumber\n"
     /* wait_of() of store_mem.c, for a message that does not fit: over a
        window of nb buckets of size seconds whose current one is cur, b
        holding sent, it fits once the buckets before k have left, at the
-       time bucket k + nb - 1 begins. The buckets are gathered only then:
-       a message that fits costs one pass over the window hash. */
-    "local function wait_of(b,cur,nb,size,sent,limit)\n"
+       time bucket k + nb - 1 begins. last is the newest bucket: the loop
+       stops there even if sent and the buckets disagree. */
+    "local function wait_of(b,cur,nb,size,sent,limit,last)\n"
     "  if c>limit then return -1 end\n"
     "  local k=cur-nb+1\n"
-    "  while sent+c>limit do sent=sent-(b[k] or 0) k=k+1 end\n"
+    "  while sent+c>limit and k<=last do sent=sent-(b[k] or 0) k=k+1 end\n"
     "  return (k+nb-1)*size-t\n"
     "end\n"
-    "local function exceeds(sent,limit) return limit>=0 and sent+c>limit end\n"
-    "local function buckets(all,letter)\n"
-    "  local b={}\n"
+    /* The buckets letter<lo> to letter<hi> of a window hash, by number,
+       read only for a message that does not fit: 15 at a time from the
+       oldest, as wait_of() walks them (it seldom needs more than the
+       first few), or from the whole hash when it was read already (all)
+       or the span is wide (a node's clock far ahead). */
+    "local function span(key,all,letter,lo,hi)\n"
+    "  if not all and hi-lo<120 then\n"
+    "    return setmetatable({},{__index=function(b,k)\n"
+    "      if k<lo or k>hi then return nil end\n"
+    "      local f={} for j=k,math.min(k+14,hi) do f[#f+1]=letter..j end\n"
+    "      local v=call('HMGET',key,unpack(f))\n"
+    "      for j=1,#f do b[k+j-1]=tonumber(v[j]) or 0 end\n"
+    "      return b[k]\n"
+    "    end})\n"
+    "  end\n"
+    "  all=all or call('HGETALL',key)\n"
+    "  local b,w={},string.byte(letter)\n"
     "  for j=1,#all,2 do\n"
     "    local f=all[j]\n"
-    "    if string.byte(f,1)==letter then\n"
+    "    if string.byte(f,1)==w then\n"
     "      b[tonumber(string.sub(f,2))]=tonumber(all[j+1]) end\n"
     "  end\n"
     "  return b\n"
     "end\n"
-    /* longer() and the naming of judge.c: each object's windows from the
-       longest, then its cap (the lowest object's), the first of the
-       longest waits keeping the name, -1 the longest of all. over[i]:
-       the attempt went over the ith object's own limit; win[i]: the
-       window (seconds) recorded for it. */
-    DAY_FLOOR "local function longer(a,b)\n"
+    /* The buckets letter<lo> to letter<hi> leaving the window: their sum,
+       to take from the running total, and their names (with the
+       refusals of the same minutes) added to stale. */
+    "local function drop(key,letter,lo,hi,stale)\n"
+    "  local f={} for k=lo,hi do f[#f+1]=letter..k end\n"
+    "  local v=call('HMGET',key,unpack(f))\n"
+    "  local sum=0\n"
+    "  for j=1,#f do\n"
+    "    sum=sum+(tonumber(v[j]) or 0) stale[#stale+1]=f[j]\n"
+    "    if letter=='s' then\n"
+    "      stale[#stale+1]='r'..(lo+j-1) stale[#stale+1]='x'..(lo+j-1) end\n"
+    "  end\n"
+    "  return sum\n"
+    "end\n" DAY_FLOOR "local function longer(a,b)\n"
     "  if a==-1 then return b~=-1 end\n"
     "  return b~=-1 and a>b\n"
     "end\n"
-    "local count,wait,over,win,dayf={},{},{},{},nil\n"
+    "local out,over,win,tot={0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0},{},{},{}\n"
+    "local dayf=nil\n"
     "local refuser,retry=0,0\n"
     "for i=1,n do\n"
-    "  local lim={} for w=1,3 do lim[w]=tonumber(ARGV[7+3*i+w]) end\n"
-    /* The window hash: 'm' 5-second buckets of the minute window, 's'
-       minutes of the hour; older buckets are deleted. */
-    "  local all=redis.call('HGETALL',KEYS[i])\n"
-    "  local stale,bd,sm,sh,sd={},{},0,0,0\n"
-    "  for j=1,#all,2 do\n"
-    "    local f=all[j] local w=string.byte(f,1)\n"
-    "    local k=tonumber(string.sub(f,2))\n"
-    "    if w==109 then\n"
-    "      if k<=tick-12 then stale[#stale+1]=f else sm=sm+all[j+1] end\n"
-    "    elseif k<=minute-60 then stale[#stale+1]=f\n"
-    "    elseif w==115 then sh=sh+all[j+1] end\n"
+    "  local key=KEYS[i]\n"
+    "  local l1,l2=tonumber(ARGV[8+3*i]),tonumber(ARGV[9+3*i])\n"
+    "  local l3=tonumber(ARGV[10+3*i])\n"
+    /* The window hash's running totals: H0 the hour's sent (the "s"
+       buckets after minute N0-60), M0 the minute's (the "m" buckets
+       after tick K0-12), N0 and K0 the newest minute and tick charged
+       or refused; older buckets are gone. A message that fits costs
+       this HMGET and the increments below, whatever the hash holds. */
+    "  local g=call('HMGET',key,'H0','M0','N0','K0')\n"
+    "  local sh,sm=tonumber(g[1]),tonumber(g[2])\n"
+    "  local pn,pk=tonumber(g[3]),tonumber(g[4])\n"
+    "  local stale,all,fix=false,nil,false\n"
+    /* No totals: a new hash, the ledger of an outage added to it, or a
+       node of 1.3 charged it (its script deletes every field it takes
+       for a bucket of minute 0, the four totals among them, in the
+       same run as its own write). Count them again from every bucket,
+       and delete the stale ones, once. */
+    "  if not (sh and sm and pn and pk) then\n"
+    "    all=call('HGETALL',key) stale={}\n"
+    "    pn,pk,sh,sm,fix=minute,tick,0,0,true\n"
+    "    for j=1,#all,2 do\n"
+    "      local w=string.byte(all[j],1)\n"
+    "      if w==109 then pk=math.max(pk,tonumber(string.sub(all[j],2)))\n"
+    "      elseif w==115 or w==114 or w==120 then\n"
+    "        pn=math.max(pn,tonumber(string.sub(all[j],2))) end\n"
+    "    end\n"
+    "    for j=1,#all,2 do\n"
+    "      local f=all[j] local w=string.byte(f,1)\n"
+    "      if w==109 then\n"
+    "        if tonumber(string.sub(f,2))<=pk-12 then stale[#stale+1]=f\n"
+    "        else sm=sm+all[j+1] end\n"
+    "      elseif w==115 or w==114 or w==120 then\n"
+    "        if tonumber(string.sub(f,2))<=pn-60 then stale[#stale+1]=f\n"
+    "        elseif w==115 then sh=sh+all[j+1] end\n"
+    "      end\n"
+    "    end\n"
+    /* A new minute or tick: the buckets that left the window since the
+       newest come off the totals. A node whose clock is behind the
+       newest changes nothing: it sees the window of the newest. */
+    "  elseif minute>pn or tick>pk then\n"
+    "    stale={}\n"
+    "    if minute>pn then\n"
+    "      local lo,hi=pn-59,math.min(minute-60,pn)\n"
+    "      if lo<=hi then sh=sh-drop(key,'s',lo,hi,stale) end\n"
+    "      pn,fix=minute,true\n"
+    "    end\n"
+    "    if tick>pk then\n"
+    "      local lo,hi=pk-11,math.min(tick-12,pk)\n"
+    "      if lo<=hi then sm=sm-drop(key,'m',lo,hi,stale) end\n"
+    "      pk,fix=tick,true\n"
+    "    end\n"
     "  end\n"
-    "  if not dry and #stale>0 then\n"
-    "    redis.call('HDEL',KEYS[i],unpack(stale)) end\n"
     /* The day: the clock hours of the history, read only when the day
        has a limit (its count is reported only when it is named). A reset
        (rt, rb) starts it at its hour, less what that hour had sent
        before it. */
-    "  if lim[3]>=0 then\n"
-    /* The 24 field names are the same for every object: made once. */
+    "  local sd,bd=0,nil\n"
+    "  if l3>=0 then\n"
     "    if not dayf then\n"
     "      dayf={}\n"
-    "      for h=hnum-23,hnum do dayf[#dayf+1]=string.format('%d:s',h*3600) "
-    "end\n"
+    "      for h=hnum-23,hnum do\n"
+    "        dayf[#dayf+1]=string.format('%d:s',h*3600) end\n"
     "      dayf[25]='rt' dayf[26]='rb'\n"
     "    end\n"
-    "    local got=redis.call('HMGET',KEYS[n+i],unpack(dayf))\n"
+    "    local got=call('HMGET',KEYS[n+i],unpack(dayf))\n"
     "    local rh,rb=day_floor(got[25],got[26])\n"
-    "    for j=1,24 do\n"
-    "      local h=hnum-24+j local v=tonumber(got[j])\n"
-    "      if v and h>=rh then\n"
+    "    bd={}\n"
+    "    for h=math.max(hnum-23,rh),hnum do\n"
+    "      local v=tonumber(got[h-hnum+24])\n"
+    "      if v then\n"
     "        if h==rh then v=v-rb end\n"
     "        bd[h]=v sd=sd+v\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "  count[i]={sm,sh,sd}\n"
-    "  wait[i]={0,0,0}\n"
-    "  if exceeds(sm,lim[1]) then\n"
-    "    wait[i][1]=wait_of(buckets(all,109),tick,12,5,sm,lim[1]) end\n"
-    "  if exceeds(sh,lim[2]) then\n"
-    "    wait[i][2]=wait_of(buckets(all,115),minute,60,60,sh,lim[2]) end\n"
-    "  if exceeds(sd,lim[3]) then\n"
-    "    wait[i][3]=wait_of(bd,hnum,24,3600,sd,lim[3]) end\n"
+    /* out: the counts of the 3 objects (minute, hour, day each), then
+       their waits. */
+    "  local o=3*i-3\n"
+    "  out[o+1]=sm out[o+2]=sh out[o+3]=sd\n"
+    /* longer() and the naming of judge.c: each object's windows from the
+       longest, then its cap (the lowest object's), the first of the
+       longest waits keeping the name, -1 the longest of all. over[i]:
+       the attempt went over the ith object's own limit; win[i]: the
+       window (seconds) recorded for it. */
     "  local best,bw=0,0\n"
-    "  for w=3,1,-1 do\n"
-    "    if wait[i][w]~=0 and (best==0 or longer(wait[i][w],best)) then\n"
-    "      best=wait[i][w] bw=secs[w] end\n"
+    "  if l1>=0 and sm+c>l1 or l2>=0 and sh+c>l2 or l3>=0 and sd+c>l3 then\n"
+    "    if l1>=0 and sm+c>l1 then\n"
+    "      local last=math.max(tick,pk)\n"
+    "      local b=span(key,all,'m',tick-11,last)\n"
+    "      out[o+10]=wait_of(b,tick,12,5,sm,l1,last)\n"
+    "    end\n"
+    "    if l2>=0 and sh+c>l2 then\n"
+    "      local last=math.max(minute,pn)\n"
+    "      local b=span(key,all,'s',minute-59,last)\n"
+    "      out[o+11]=wait_of(b,minute,60,60,sh,l2,last)\n"
+    "    end\n"
+    "    if l3>=0 and sd+c>l3 then\n"
+    "      out[o+12]=wait_of(bd,hnum,24,3600,sd,l3,hnum) end\n"
+    "    for w=3,1,-1 do\n"
+    "      local v=out[o+9+w]\n"
+    "      if v~=0 and (best==0 or longer(v,best)) then\n"
+    "        best=v bw=secs[w] end\n"
+    "    end\n"
     "  end\n"
     "  if i==n and overcap and (best==0 or longer(-1,best)) then\n"
     "    best=-1 bw=0 end\n"
     "  over[i]=best~=0 win[i]=bw\n"
     "  if best~=0 and (refuser==0 or longer(best,retry)) then\n"
     "    refuser=i retry=best end\n"
+    "  local z=6*i-6\n"
+    "  tot[z+1]=stale tot[z+2]=fix tot[z+3]=sh\n"
+    "  tot[z+4]=sm tot[z+5]=pn tot[z+6]=pk\n"
     "end\n"
     "if forbid then\n"
     "  refuser=1\n"
@@ -197,61 +288,76 @@ static const char lua_charge[] =
        and last time; for a script, every refusal, with no window (a
        script has no limit of its own). */
     "if not dry then\n"
-    "  local hs=string.format('%d',hour) local ts=string.format('%d',t)\n"
-    "  local function hist(key,refd,x,w)\n"
-    "    if redis.call('HEXISTS',key,hs..':s')==0 and\n"
-    "      redis.call('HEXISTS',key,hs..':r')==0 then\n"
+    "  local ts,hss=string.format('%d',t),hs..':s'\n"
+    "  local function hist(key,refd,x,w,mk)\n"
+    "    local f,v\n"
+    "    if refd then f=hs..':r' v=call('HINCRBY',key,f,1)\n"
+    "    else f=hss v=call('HINCRBY',key,f,cs) end\n"
+    /* The first of its kind in the hour (HINCRBY answers the sum, so
+       the sum is what it added): the hours past the retention go, the
+       last reset with them once none is left (as the in-memory store
+       forgets it), and the TTL is set, so that it runs from the newest
+       hour. f, just written, is not an older hour that keeps the
+       reset. */
+    "    if v==(refd and 1 or c) then\n"
     "      local cutoff=hour-(keep-1)*3600 local old,live={},false\n"
-    "      for _,f in ipairs(redis.call('HKEYS',key)) do\n"
-    "        local h=tonumber(string.match(f,'^(%d+):'))\n"
-    "        if h and h<cutoff then old[#old+1]=f end\n"
-    "        if h and h>=cutoff then live=true end\n"
+    "      for _,k in ipairs(call('HKEYS',key)) do\n"
+    "        local h=tonumber(string.match(k,'^(%d+):'))\n"
+    "        if h and h<cutoff then old[#old+1]=k end\n"
+    "        if h and h>=cutoff and k~=f then live=true end\n"
     "      end\n"
-    "      if #old>0 then redis.call('HDEL',key,unpack(old)) end\n"
-    /* The in-memory store forgets a history, its last reset with it,
-       once its newest hour has left the retention: so does this one. */
-    "      local rt=tonumber(redis.call('HGET',key,'rt'))\n"
+    "      if #old>0 then call('HDEL',key,unpack(old)) end\n"
+    "      local rt=tonumber(call('HGET',key,'rt'))\n"
     "      if rt and not live and rt-rt%3600<cutoff then\n"
-    "        redis.call('HDEL',key,'rt','rb') end\n"
+    "        call('HDEL',key,'rt','rb') end\n"
+    "      call('EXPIRE',key,keep*3600+3600)\n"
     "    end\n"
     "    if refd then\n"
-    "      redis.call('HINCRBY',key,hs..':r',1)\n"
-    "      redis.call('HSET',key,'lr',ts)\n"
-    "      if x then redis.call('HINCRBY',key,hs..':x',1) end\n"
+    "      if x then call('HINCRBY',key,hs..':x',1) end\n"
     "      if w then\n"
-    "        redis.call('HSETNX',key,hs..':f',ts)\n"
-    "        redis.call('HSET',key,hs..':l',ts,hs..':w',w)\n"
+    "        call('HSETNX',key,hs..':f',ts)\n"
+    "        call('HSET',key,'lr',ts,hs..':l',ts,hs..':w',w)\n"
+    "      else call('HSET',key,'lr',ts) end\n"
+    "    else\n"
+    "      if mk%2==1 then call('HINCRBY',key,hs..':fw',cs) end\n"
+    "      if mk%4>=2 then call('HINCRBY',key,hs..':ls',cs) end\n"
+    "    end\n"
+    "  end\n"
+    "  local sf,mf='s'..minute,'m'..tick\n"
+    "  for i=1,n do\n"
+    "    local key=KEYS[i]\n"
+    "    local stale,fix,sh,sm,pn,pk=unpack(tot,6*i-5,6*i)\n"
+    "    if stale and #stale>0 then call('HDEL',key,unpack(stale)) end\n"
+    "    local charge=refuser==0 and not probe\n"
+    /* New totals are set whole, with the TTL (so at most once per tick);
+       unchanged ones grow with the charge, unless the charge's own
+       bucket is already out of the newest node's window. */
+    "    if fix then\n"
+    "      if charge then\n"
+    "        if minute>pn-60 then sh=sh+c end\n"
+    "        if tick>pk-12 then sm=sm+c end\n"
     "      end\n"
-    "    else redis.call('HINCRBY',key,hs..':s',c) end\n"
-    "    redis.call('EXPIRE',key,keep*3600+3600)\n"
-    "  end\n"
-    "  local ms=string.format('%d',minute)\n"
-    "  local ks=string.format('%d',tick)\n"
-    "  if refuser>0 then\n"
-    "    for i=1,n do\n"
-    "      redis.call('HINCRBY',KEYS[i],'r'..ms,1)\n"
+    "      call('HSET',key,'H0',sh,'M0',sm,'N0',pn,'K0',pk)\n"
+    "      call('EXPIRE',key,wttl)\n"
+    "    elseif charge then\n"
+    "      if minute>pn-60 then call('HINCRBY',key,'H0',cs) end\n"
+    "      if tick>pk-12 then call('HINCRBY',key,'M0',cs) end\n"
+    "    end\n"
+    "    if refuser>0 then\n"
+    "      call('HINCRBY',key,'r'..minute,1)\n"
     "      if over[i] then\n"
-    "        redis.call('HINCRBY',KEYS[i],'x'..ms,1)\n"
-    "        hist(KEYS[n+i],true,true,win[i])\n"
-    "      else hist(KEYS[n+i],true,false,nil) end\n"
-    "    end\n"
-    "  elseif not probe then\n"
-    "    for i=1,n do\n"
-    "      redis.call('HINCRBY',KEYS[i],'s'..ms,c)\n"
-    "      redis.call('HINCRBY',KEYS[i],'m'..ks,c)\n"
-    "      hist(KEYS[n+i],false)\n"
-    "      if marks%2==1 then redis.call('HINCRBY',KEYS[n+i],hs..':fw',c) end\n"
-    "      if marks%4>=2 then redis.call('HINCRBY',KEYS[n+i],hs..':ls',c) end\n"
+    "        call('HINCRBY',key,'x'..minute,1)\n"
+    "        hist(KEYS[n+i],true,true,win[i],0)\n"
+    "      else hist(KEYS[n+i],true,false,nil,0) end\n"
+    "    elseif charge then\n"
+    "      call('HINCRBY',key,sf,cs)\n"
+    "      call('HINCRBY',key,mf,cs)\n"
+    "      hist(KEYS[n+i],false,false,nil,marks)\n"
     "    end\n"
     "  end\n"
-    "  for i=1,n do redis.call('EXPIRE',KEYS[i],wttl) end\n"
     "  if script and (refuser>0 or not probe) then\n"
-    "    hist(KEYS[2*n+1],refuser>0,false,0)\n"
+    "    hist(KEYS[2*n+1],refuser>0,false,0,0)\n"
     "  end\n"
-    "end\n"
-    "local out={}\n"
-    "for _,v in ipairs({count,wait}) do\n"
-    "  for i=1,3 do for w=1,3 do out[#out+1]=v[i] and v[i][w] or 0 end end\n"
     "end\n"
     "return out\n";
 
@@ -343,6 +449,7 @@ static const char lua_add[] =
     "for i=1,n do\n"
     "  redis.call('HINCRBY',KEYS[i],ms,c)\n"
     "  redis.call('HINCRBY',KEYS[i],ks,c)\n"
+    "  redis.call('HDEL',KEYS[i],'H0','M0','N0','K0')\n"
     "  redis.call('EXPIRE',KEYS[i],wttl)\n"
     "  redis.call('HINCRBY',KEYS[n+i],hs,c)\n"
     "  redis.call('EXPIRE',KEYS[n+i],keep*3600+3600)\n"

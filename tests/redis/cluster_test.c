@@ -46,6 +46,11 @@
          keys laid down as 1.3.0 wrote them (with the command REDIS_CLI)
          are read: the hour and day windows count them, the report names
          the hour for their attempts over the limit;
+     cluster_test mixed URI REDIS_CLI SCRIPT
+         a node of 1.3 (its charge script, SCRIPT, run with the command
+         REDIS_CLI) charges between decisions of this version: the minute
+         and hour windows count its charges although it does not keep the
+         running totals;
      cluster_test restart URI
          an engine freed (a relay stopped) leaves the shared counters in
          Redis: the next engine on the same prefix finds them;
@@ -739,6 +744,59 @@ static void cli(const char *cli_cmd, const char *args) {
 
   snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", cli_cmd, args);
   run("1.3.0 key", cmd);
+}
+
+/* A charge of c recipients at t made by the charge script of 1.3 (the
+   file script) on the mailbox a@d.example of s1 alone, with no limit, as
+   a node of 1.3 sharing the Redis would make it. */
+static void charge13(const char *cli_cmd, const char *script,
+                     const char *prefix, int64_t t, int c) {
+  char args[1024];
+
+  snprintf(args, sizeof(args),
+           "EVAL \"$(cat '%s')\" 2 '%s{sub:s1}:mbx:a@d.example:w' "
+           "'%s{sub:s1}:mbx:a@d.example:h' 1 %" PRId64
+           " %d 0 0 0 24 0 3720 0 -1 -1 -1",
+           script, prefix, prefix, t, c);
+  cli(cli_cmd, args);
+}
+
+/* A rolling upgrade: the running totals of this version's window hashes
+   are deleted by a node of 1.3 when it charges (it takes them for
+   buckets of minute 0), and the next decision here counts them again
+   from the buckets, so that no charge of either node is missed. */
+static int mixed(const char *uri, const char *cli_cmd, const char *script) {
+  obspam_engine *e = win_engine(uri, "mixed");
+  char prefix[64];
+  obspam_verdict v;
+
+  snprintf(prefix, sizeof(prefix), "mixed-%d:", (int)getpid());
+  printf("a@d.example: 4 a minute, 10 an hour; 2 sent here at B+1, 2 by a "
+         "node of 1.3 at B+3\n");
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, 4);
+  at(e, "a@d.example", B + 1, 1, &v);
+  at(e, "a@d.example", B + 1, 1, &v);
+  VERDICT("B+1", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 1, 0);
+  charge13(cli_cmd, script, prefix, B + 3, 2);
+  /* The 5-second bucket of B leaves the minute at B+60. */
+  at(e, "a@d.example", B + 4, 1, &v);
+  VERDICT("B+4", v, OBSPAM_REFUSE, "a@d.example", 60, 4, 4, 56);
+  printf("B+61: the minute is empty, the hour holds 4; 3 more by the node "
+         "of 1.3 at B+62, in the minute that began here\n");
+  at(e, "a@d.example", B + 61, 1, &v);
+  VERDICT("B+61", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 4, 0);
+  charge13(cli_cmd, script, prefix, B + 62, 3);
+  /* The bucket of B+60 to B+64 leaves the minute at B+120. */
+  at(e, "a@d.example", B + 63, 1, &v);
+  VERDICT("B+63", v, OBSPAM_REFUSE, "a@d.example", 60, 4, 4, 57);
+  set_w(e, OBSPAM_MAILBOX, "a@d.example", OBSPAM_MAILBOX, 60, OBSPAM_UNLIMITED);
+  at(e, "a@d.example", B + 64, 2, &v);
+  VERDICT("B+64, 2 recipients", v, OBSPAM_ACCEPT, "a@d.example", 3600, 10, 8,
+          0);
+  at(e, "a@d.example", B + 65, 1, &v);
+  VERDICT("B+65", v, OBSPAM_REFUSE, "a@d.example", 3600, 10, 10, 3535);
+  obspam_engine_free(e);
+  return failures ? 1 : 0;
 }
 
 static int upgrade(const char *uri, const char *cli_cmd) {
@@ -1514,6 +1572,8 @@ int main(int argc, char **argv) {
     return reset(argv[2]);
   if (argc == 3 && strcmp(argv[1], "windows_status") == 0)
     return windows_status(argv[2]);
+  if (argc == 5 && strcmp(argv[1], "mixed") == 0)
+    return mixed(argv[2], argv[3], argv[4]);
   if (argc == 4 && strcmp(argv[1], "upgrade") == 0)
     return upgrade(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "restart") == 0)
@@ -1525,6 +1585,7 @@ int main(int argc, char **argv) {
                   "fallback URI KILL "
                   "RESTART | failover URI FAILOVER | windows URI | "
                   "windows_status URI | reset URI | upgrade URI REDIS_CLI | "
+                  "mixed URI REDIS_CLI SCRIPT | "
                   "restart URI | "
                   "load URI PREFIX SECONDS STEP\n");
   return 2;

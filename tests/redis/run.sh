@@ -24,9 +24,9 @@ obspam_need_packages redis-server redis-sentinel libhiredis-dev \
 
 REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis.XXXXXX")
 export REDIS_TEST_DIR
-PROXY_PID=
+PROXY_CHILD=
 cleanup() {
-  [[ -n $PROXY_PID ]] && kill "$PROXY_PID" 2>/dev/null
+  [[ -n $PROXY_CHILD ]] && kill "$PROXY_CHILD" 2>/dev/null
   "$HERE/servers.sh" stopall
   rm -rf -- "$REDIS_TEST_DIR"
 }
@@ -68,6 +68,9 @@ check "redis: stats and reports of the minute and day windows" \
   "$BIN/cluster_test" windows_status "$URI"
 check "redis: keys of 1.3.0 are counted and reported after the upgrade" \
   "$BIN/cluster_test" upgrade "$URI" "redis-cli -h 127.0.0.1 -p $P1"
+check "redis: a node of 1.3 charging between decisions: no charge is missed" \
+  "$BIN/cluster_test" mixed "$URI" "redis-cli -h 127.0.0.1 -p $P1" \
+  "$HERE/charge-1.3.lua"
 check "redis: a relay stopped leaves the shared counters to the next" \
   "$BIN/cluster_test" restart "$URI"
 check "redis: the property stream gives the model's verdicts on Redis" \
@@ -85,14 +88,15 @@ check "redis: the keys of objects a reload drops are deleted in the background" 
 # A proxy that adds 50 ms to each round trip to the main server.
 PD=$("$SRV" port)
 coproc PROXY { exec python3 "$HERE/delay_proxy.py" "$PD" "$P1" 50; }
-PROXY_PID=$PROXY_PID
+# bash unsets PROXY_PID once it reaps the coprocess: keep the pid apart.
+PROXY_CHILD=$PROXY_PID
 read -r line <&"${PROXY[0]}"
 check "redis: the proxy adding 50 ms is ready" test "$line" = ready
 check "redis: a batch is one round trip; batches queued meanwhile share one" \
   "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50
-kill "$PROXY_PID" 2>/dev/null
-wait "$PROXY_PID" 2>/dev/null
-PROXY_PID=
+kill "$PROXY_CHILD" 2>/dev/null
+wait "$PROXY_CHILD" 2>/dev/null
+PROXY_CHILD=
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
 check "redis: killed under load, the recovery line's count is the metric's" \
