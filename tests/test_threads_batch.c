@@ -88,7 +88,7 @@ Test(threads_batch, eight_threads_accept_exactly_the_subscription_limit) {
 
   build();
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
-  tu_start_workers(th, w, N_THREADS, decider);
+  tu_start_workers(th, w, N_THREADS, decider, e, &barrier);
   accepted = tu_join_workers(th, w, N_THREADS, "thread");
   for (int i = 0; i < N_THREADS; i++)
     refused += w[i].refused;
@@ -184,7 +184,7 @@ Test(threads_batch, batches_while_mailboxes_come_and_go) {
   build();
   stop = 0;
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, 3), 0);
-  tu_start_workers(th, w, 2, churn_decider);
+  tu_start_workers(th, w, 2, churn_decider, e, &barrier);
   cr_assert_eq(pthread_create(&th[2], NULL, churner, w), 0);
   tu_join_workers(th, w, 2, "thread");
   pthread_join(th[2], NULL);

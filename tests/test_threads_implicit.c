@@ -75,7 +75,7 @@ static int64_t run_deciders(void *(*other)(void *)) {
   int64_t total = 0;
 
   pthread_barrier_init(&barrier, NULL, N_THREADS + (other != NULL));
-  tu_start_workers(t, w, N_THREADS, decider);
+  tu_start_workers(t, w, N_THREADS, decider, e, &barrier);
   if (other != NULL)
     pthread_create(&t[N_THREADS], NULL, other, NULL);
   tu_join_workers(t, w, N_THREADS, "thread");

@@ -153,7 +153,7 @@ Test(threads_panel, paging_while_deciding, .init = setup, .fini = teardown,
   p.seen = calloc(N_MAILBOXES, 1);
   cr_assert_not_null(p.seen);
   pthread_barrier_init(&barrier, NULL, N_DECIDERS + 2);
-  tu_start_workers(d, w, N_DECIDERS, decider);
+  tu_start_workers(d, w, N_DECIDERS, decider, e, &barrier);
   pthread_create(&c, NULL, changer, &changer_errors);
   pthread_create(&pg, NULL, page_through, &p);
   pthread_join(pg, NULL);
@@ -250,7 +250,7 @@ Test(threads_panel, resets_racing_decisions, .init = setup, .fini = teardown,
                                   "mailbox m@d.test limit=50/h,50/d\n"));
   __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
   pthread_barrier_init(&barrier, NULL, N_DECIDERS + 2);
-  tu_start_workers(h, w, N_DECIDERS, hammer);
+  tu_start_workers(h, w, N_DECIDERS, hammer, e, &barrier);
   pthread_create(&r, NULL, resetter, &reset_errors);
   pthread_create(&wt, NULL, watcher, &watch_errors);
   accepted = tu_join_workers(h, w, N_DECIDERS, "hammer");

@@ -12,20 +12,29 @@
 
 #include "testutil.h"
 
-/* What one deciding thread counted; a suite uses the fields it needs
-   (calls: its batches; bad_verdict: the first verdict it found wrong). */
+/* One deciding thread: the engine it decides on and the barrier it waits
+   at (NULL where the suite keeps them in globals), which one it is, and
+   what it counted. A suite uses the fields it needs (calls: its batches;
+   bad_verdict: the first verdict it found wrong; inline_done, dry_ok,
+   other_thread, extra_calls: how obspam_decide_start answered). */
 typedef struct tu_worker {
+  obspam_engine *e;
+  pthread_barrier_t *barrier;
   int id;
   int64_t accepted, refused, decided, bad, errors, calls;
+  int64_t inline_done, dry_ok, other_thread, extra_calls;
   char bad_verdict[512];
 } tu_worker;
 
-/* Starts n threads running fn, the i-th on w[i], whose tallies are zeroed
-   and whose id is i. */
+/* Starts n threads running fn, the i-th on w[i], whose tallies are zeroed,
+   whose id is i and whose engine and barrier are e and barrier. */
 static inline void tu_start_workers(pthread_t *t, tu_worker *w, int n,
-                                    void *(*fn)(void *)) {
+                                    void *(*fn)(void *), obspam_engine *e,
+                                    pthread_barrier_t *barrier) {
   for (int i = 0; i < n; i++) {
     memset(&w[i], 0, sizeof w[i]);
+    w[i].e = e;
+    w[i].barrier = barrier;
     w[i].id = i;
     cr_assert_eq(pthread_create(&t[i], NULL, fn, &w[i]), 0,
                  "thread %d not started", i);
