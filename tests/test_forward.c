@@ -278,6 +278,16 @@ Test(forward, stats_count_forwards_apart) {
   EXPECT_MARKS(OBSPAM_DOMAIN, "example.com", H1, 0, 0);
 }
 
+/* Decides m again at t for rcpt recipients, list deliveries counted
+   (count_lists 1) or exempt (0). */
+static obspam_verdict redeliver(obspam_message *m, int count_lists, int64_t t,
+                                uint32_t rcpt) {
+  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, count_lists));
+  m->time = t;
+  m->recipients = rcpt;
+  return DECIDE(e, m);
+}
+
 /* An exempt list delivery charges nothing but is counted on the objects
    it would have been charged to: its domain and subscription, and its
    mailbox only once that exists. A counted one is in both sent and
@@ -300,24 +310,17 @@ Test(forward, stats_count_list_deliveries_exempt_or_charged) {
   RC(obspam_stats_get(e, OBSPAM_MAILBOX, mb, T0, &s), OBSPAM_ENOTFOUND);
   /* Counted: charged to the mailbox (made now), its domain and its
      subscription, and a list delivery on each. */
-  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1));
-  m.time = T0 + 10;
-  v = DECIDE(e, &m);
+  v = redeliver(&m, 1, T0 + 10, 5);
   EXPECT_ACTION(v, OBSPAM_ACCEPT);
   EXPECT_MARKS(OBSPAM_MAILBOX, mb, T0 + 10, 0, 5);
   EXPECT_MARKS(OBSPAM_DOMAIN, "big.example", T0 + 10, 0, 10);
   EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0 + 10, 5, 0);
   /* Refused (acme's limit is 10): no delivery was made. */
-  m.time = T0 + 20;
-  m.recipients = 6;
-  v = DECIDE(e, &m);
+  v = redeliver(&m, 1, T0 + 20, 6);
   EXPECT_ACTION(v, OBSPAM_REFUSE);
   EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 20, 0, 10);
   /* Exempt again: now that the mailbox exists, it counts there too. */
-  OK(obspam_set_option(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0));
-  m.time = T0 + 30;
-  m.recipients = 3;
-  v = DECIDE(e, &m);
+  v = redeliver(&m, 0, T0 + 30, 3);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
   EXPECT_MARKS(OBSPAM_MAILBOX, mb, T0 + 30, 0, 8);
   EXPECT_MARKS(OBSPAM_SUBSCRIPTION, "acme", T0 + 30, 0, 13);
