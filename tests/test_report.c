@@ -556,7 +556,7 @@ static void expect_marks(int top, int kind, const char *name, int found,
             line, name, m.sent, m.forwarded, m.lists);
 }
 
-#define EXPECT_MARKS(top, kind, name, found, sent, forwarded, lists)           \
+#define EXPECT_ROW_MARKS(top, kind, name, found, sent, forwarded, lists)       \
   expect_marks((top), (kind), (name), (found), (sent), (forwarded), (lists),   \
                __LINE__)
 
@@ -577,11 +577,11 @@ Test(report, forwards_and_list_deliveries) {
   v = DECIDE(e, &ls);
   EXPECT_ACTION(v, OBSPAM_EXEMPT);
   LOGIN("a1@alpha.example", 1, T0 + 30, OBSPAM_REFUSE);
-  EXPECT_MARKS(0, OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1, 0);
+  EXPECT_ROW_MARKS(0, OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1, 0);
   /* a2 never went over its limit, and sent nothing. */
-  EXPECT_MARKS(0, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
-  EXPECT_MARKS(1, OBSPAM_SUBSCRIPTION, "alpha", 1, 1, 1, 4);
-  EXPECT_MARKS(1, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
+  EXPECT_ROW_MARKS(0, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
+  EXPECT_ROW_MARKS(1, OBSPAM_SUBSCRIPTION, "alpha", 1, 1, 1, 4);
+  EXPECT_ROW_MARKS(1, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
   EXPECT_ROWS(H0, H1,
               ((const want[]){{OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1,
                                T0 + 30, T0 + 30}}));

@@ -318,6 +318,18 @@ static inline void tu_expect_counts(obspam_engine *e, int kind,
 #define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
   tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
 
+/* Asserts the forwards and list deliveries of an object's stats at now. */
+static inline void tu_expect_marks(obspam_engine *e, int kind, const char *name,
+                                   int64_t now, int64_t forwarded,
+                                   int64_t lists, int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  tu_expect_field(name, "forwarded", s.forwarded, forwarded, line);
+  tu_expect_field(name, "list_deliveries", s.list_deliveries, lists, line);
+}
+#define EXPECT_MARKS(e, kind, name, now, forwarded, lists)                     \
+  tu_expect_marks((e), (kind), (name), (now), (forwarded), (lists), __LINE__)
+
 /* Asserts the same count and refused fields of a mailbox, its domain and
    its subscription at now. */
 static inline void tu_expect_chain_counts(obspam_engine *e, const char *mailbox,
