@@ -92,14 +92,21 @@ static void read_counted(void) {
     counted[w] = strstr(env, window_name[w]) != NULL;
 }
 
-typedef struct counters {
-  int64_t *t, *amt; /* charges: time, amount; times never go down */
+/* A list of (when, amount) that grows as needed, in the order added. */
+typedef struct event {
+  int64_t at, amount;
+} event;
+
+typedef struct events {
+  event *v;
   size_t n, cap;
-  int64_t *rmin; /* refusals: minute */
-  size_t rn, rcap;
+} events;
+
+typedef struct counters {
+  events charges;  /* at: time; times never go down */
+  events refusals; /* at: minute; amount 1 */
   int64_t refused_total, last_refused;
-  int64_t *xmin; /* attempts over the object's own limit: minute */
-  size_t xn, xcap;
+  events exceeded; /* attempts over the object's own limit, likewise */
   int64_t exceeded_total;
 } counters;
 
@@ -191,46 +198,47 @@ typedef struct model {
 static model M;
 
 static void counters_free(counters *k) {
-  free(k->t);
-  free(k->amt);
-  free(k->rmin);
-  free(k->xmin);
+  free(k->charges.v);
+  free(k->refusals.v);
+  free(k->exceeded.v);
   memset(k, 0, sizeof *k);
 }
 
 static void counters_reset(counters *k) { counters_free(k); }
 
-static void add_charge(counters *k, int64_t t, int64_t amount) {
-  if (k->n == k->cap) {
-    k->cap = k->cap ? 2 * k->cap : 16;
-    k->t = realloc(k->t, k->cap * sizeof *k->t);
-    k->amt = realloc(k->amt, k->cap * sizeof *k->amt);
-    cr_assert(k->t && k->amt, "out of memory");
+static void events_add(events *l, int64_t at, int64_t amount) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 16;
+    l->v = realloc(l->v, l->cap * sizeof *l->v);
+    cr_assert(l->v, "out of memory");
   }
-  cr_assert(k->n == 0 || k->t[k->n - 1] <= t, "model: time went back");
-  k->t[k->n] = t;
-  k->amt[k->n] = amount;
-  k->n++;
+  l->v[l->n++] = (event){at, amount};
+}
+
+/* Keeps the events whose at div unit is lo or more. */
+static void events_keep_from(events *l, int64_t unit, int64_t lo) {
+  size_t j = 0;
+
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].at / unit >= lo)
+      l->v[j++] = l->v[i];
+  l->n = j;
+}
+
+static void add_charge(counters *k, int64_t t, int64_t amount) {
+  cr_assert(k->charges.n == 0 || k->charges.v[k->charges.n - 1].at <= t,
+            "model: time went back");
+  events_add(&k->charges, t, amount);
 }
 
 static void add_refusal(counters *k, int64_t t) {
-  if (k->rn == k->rcap) {
-    k->rcap = k->rcap ? 2 * k->rcap : 16;
-    k->rmin = realloc(k->rmin, k->rcap * sizeof *k->rmin);
-    cr_assert(k->rmin, "out of memory");
-  }
-  k->rmin[k->rn++] = t / 60;
+  events_add(&k->refusals, t / 60, 1);
   k->refused_total++;
   k->last_refused = t;
 }
 
 static void add_exceeded(counters *k, int64_t t) {
-  if (k->xn == k->xcap) {
-    k->xcap = k->xcap ? 2 * k->xcap : 16;
-    k->xmin = realloc(k->xmin, k->xcap * sizeof *k->xmin);
-    cr_assert(k->xmin, "out of memory");
-  }
-  k->xmin[k->xn++] = t / 60;
+  events_add(&k->exceeded, t / 60, 1);
   k->exceeded_total++;
 }
 
@@ -241,51 +249,38 @@ static void add_exceeded(counters *k, int64_t t) {
 static int64_t count_w(const counters *k, int w, int64_t t) {
   int64_t lo = t / bucket_s[w] - (buckets[w] - 1), hi = t / bucket_s[w];
   int64_t sum = 0;
-  for (size_t i = k->n; i-- > 0 && k->t[i] / bucket_s[w] >= lo;)
-    if (k->t[i] / bucket_s[w] <= hi)
-      sum += k->amt[i];
+  const events *c = &k->charges;
+
+  for (size_t i = c->n; i-- > 0 && c->v[i].at / bucket_s[w] >= lo;)
+    if (c->v[i].at / bucket_s[w] <= hi)
+      sum += c->v[i].amount;
   return sum;
 }
 
-static int64_t minutes_at(const int64_t *m, size_t n, int64_t t) {
+/* How many of the minutes of l are in the hour that ends with t's. */
+static int64_t minutes_at(const events *l, int64_t t) {
   int64_t lo = t / 60 - 59, hi = t / 60, sum = 0;
-  for (size_t i = 0; i < n; i++)
-    if (m[i] >= lo && m[i] <= hi)
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].at >= lo && l->v[i].at <= hi)
       sum++;
   return sum;
 }
 
 static int64_t refused_at(const counters *k, int64_t t) {
-  return minutes_at(k->rmin, k->rn, t);
+  return minutes_at(&k->refusals, t);
 }
 
 static int64_t exceeded_at(const counters *k, int64_t t) {
-  return minutes_at(k->xmin, k->xn, t);
+  return minutes_at(&k->exceeded, t);
 }
 
 /* Drops what can never be in a window again: charges older than the day
    window of newest, refusals older than its hour (time never goes
    back). */
 static void prune(counters *k, int64_t newest) {
-  int64_t lo = newest / 3600 - 23, mlo = newest / 60 - 59;
-  size_t j = 0;
-  for (size_t i = 0; i < k->n; i++)
-    if (k->t[i] / 3600 >= lo) {
-      k->t[j] = k->t[i];
-      k->amt[j] = k->amt[i];
-      j++;
-    }
-  k->n = j;
-  j = 0;
-  for (size_t i = 0; i < k->rn; i++)
-    if (k->rmin[i] >= mlo)
-      k->rmin[j++] = k->rmin[i];
-  k->rn = j;
-  j = 0;
-  for (size_t i = 0; i < k->xn; i++)
-    if (k->xmin[i] >= mlo)
-      k->xmin[j++] = k->xmin[i];
-  k->xn = j;
+  events_keep_from(&k->charges, 3600, newest / 3600 - 23);
+  events_keep_from(&k->refusals, 1, newest / 60 - 59);
+  events_keep_from(&k->exceeded, 1, newest / 60 - 59);
 }
 
 /* ---- effective limits, caps and scripts, straight from the chains ---------
