@@ -155,27 +155,31 @@ static const char *const wl_entries[] = {"192.0.2.0/24", "2001:db8::/32",
                                          "10.1.2.3", "198.51.100.0/25"};
 #define N_WL 4
 
-static const struct {
-  const char *addr;
-  unsigned match; /* bit i: matched by wl_entries[i] */
-  int local;      /* a local submission or a default local network */
-} clients[] = {
-    {NULL, 0, 1},
-    {"", 0, 1},
-    {"192.0.2.7", 1, 0},
-    {"192.0.3.7", 0, 0},
-    {"::ffff:192.0.2.9", 1, 0},
-    {"2001:db8::5", 2, 0},
-    {"2001:db9::5", 0, 0},
-    {"10.1.2.3", 4, 0},
-    {"10.1.2.4", 0, 0},
-    {"127.0.0.1", 0, 1},
-    {"::ffff:127.1.2.3", 0, 1},
-    {"::1", 0, 1},
-    {"198.51.100.10", 8, 0},
-    {"198.51.100.200", 0, 0},
-};
-#define N_CLIENTS (sizeof clients / sizeof clients[0])
+/* The client addresses of the random messages; for client c,
+   client_match[c] has bit i set where wl_entries[i] matches it, and
+   client_local[c] says it is a local submission or in a default local
+   network. */
+static const char *const client_addr[] = {NULL,
+                                          "",
+                                          "192.0.2.7",
+                                          "192.0.3.7",
+                                          "::ffff:192.0.2.9",
+                                          "2001:db8::5",
+                                          "2001:db9::5",
+                                          "10.1.2.3",
+                                          "10.1.2.4",
+                                          "127.0.0.1",
+                                          "::ffff:127.1.2.3",
+                                          "::1",
+                                          "198.51.100.10",
+                                          "198.51.100.200"};
+static const unsigned client_match[] = {0, 0, 1, 0, 1, 2, 0,
+                                        4, 0, 0, 0, 0, 8, 0};
+static const int client_local[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+#define N_CLIENTS (sizeof client_addr / sizeof client_addr[0])
+_Static_assert(sizeof client_match / sizeof client_match[0] == N_CLIENTS &&
+                   sizeof client_local / sizeof client_local[0] == N_CLIENTS,
+               "one match and one local flag a client");
 
 typedef struct model {
   int64_t server[NW][3], server_cap;
@@ -928,7 +932,9 @@ static void change_value(void) {
   const char *name;
   int64_t *at;
 
-  switch (rn(5)) {
+  int which = rn(5);
+
+  switch (which) {
   case 0:
     kind = OBSPAM_SERVER;
     name = NULL;
@@ -939,20 +945,16 @@ static void change_value(void) {
     at = w == NW ? &M.server_cap : &M.server[w][l];
     break;
   case 1:
-    if (M.np == 0)
-      return;
-    {
-      int p = rn(M.np);
-      kind = OBSPAM_PLAN;
-      name = M.plan[p].name;
-      at = w == NW ? &M.plan[p].cap : &M.plan[p].lim[w][l];
-      break;
-    }
   case 2: {
-    int s = rn(M.ns);
-    kind = OBSPAM_SUBSCRIPTION;
-    name = M.sub[s].name;
-    at = w == NW ? &M.sub[s].cap : &M.sub[s].lim[w][l];
+    /* A plan or a subscription: the same limits and cap. */
+    int is_plan = which == 1;
+    if (is_plan && M.np == 0)
+      return;
+    int i = rn(is_plan ? M.np : M.ns);
+    int64_t(*lim)[3] = is_plan ? M.plan[i].lim : M.sub[i].lim;
+    kind = is_plan ? OBSPAM_PLAN : OBSPAM_SUBSCRIPTION;
+    name = is_plan ? M.plan[i].name : M.sub[i].name;
+    at = w == NW ? (is_plan ? &M.plan[i].cap : &M.sub[i].cap) : &lim[w][l];
     break;
   }
   case 3: {
@@ -988,6 +990,13 @@ static void change_value(void) {
     set_w(kind, name, which_of[l], w, v);
 }
 
+/* The model of mailbox m once it is removed: gone, with its counters. */
+static void mailbox_gone(int m) {
+  M.mb[m].alive = 0;
+  M.mb[m].implicit = 0;
+  counters_reset(&M.mb[m].k);
+}
+
 static void random_event(void) {
   int r = rn(1000);
   if (r < 10) {
@@ -1020,9 +1029,7 @@ static void random_event(void) {
     if (!M.dom[M.mb[m].dom].alive)
       return;
     if (M.mb[m].alive && (!M.mb[m].implicit || rn(2))) {
-      M.mb[m].alive = 0;
-      M.mb[m].implicit = 0;
-      counters_reset(&M.mb[m].k);
+      mailbox_gone(m);
       E_OK(obspam_remove(e, OBSPAM_MAILBOX, M.mb[m].name));
     } else {
       add_mailbox_both(m);
@@ -1034,11 +1041,8 @@ static void random_event(void) {
       M.dom[d].alive = 0;
       counters_reset(&M.dom[d].k);
       for (int m = 0; m < M.nmi; m++)
-        if (M.mb[m].dom == d && M.mb[m].alive) {
-          M.mb[m].alive = 0;
-          M.mb[m].implicit = 0;
-          counters_reset(&M.mb[m].k);
-        }
+        if (M.mb[m].dom == d && M.mb[m].alive)
+          mailbox_gone(m);
       E_OK(obspam_remove(e, OBSPAM_DOMAIN, M.dom[d].name));
     } else {
       add_domain_both(d);
@@ -1225,7 +1229,7 @@ static void run(uint64_t seed, tally *ty) {
     m.sender = rand_addr(sender_buf, sizeof sender_buf);
     /* Half the messages are local submissions. */
     int c = rn(2) ? 0 : rn((int)N_CLIENTS);
-    m.client_address = clients[c].addr;
+    m.client_address = client_addr[c];
     m.recipients = (uint32_t)(1 + rn(5));
     int u = rn(M.ns + 2);
     m.uid = u < M.ns ? 1000 + u : (u == M.ns ? 999 : -1);
@@ -1254,13 +1258,13 @@ static void run(uint64_t seed, tally *ty) {
        newest counted one (see the comment at the top). */
     charged ch;
     int ss;
-    if (classify(&m, clients[c].match, clients[c].local, &ch, &ss) != -1 &&
+    if (classify(&m, client_match[c], client_local[c], &ch, &ss) != -1 &&
         m.time > M.newest)
       m.time = M.newest > 0 ? M.newest - rn(100) : T0 - 100000;
 
     obspam_verdict want;
     obspam_verdict got = OBSPAM_VERDICT_INIT;
-    model_decide(&m, clients[c].match, clients[c].local, &want);
+    model_decide(&m, client_match[c], client_local[c], &want);
     int rc = obspam_decide(e, &m, &got);
     char mbuf[512], wbuf[512], gbuf[512];
     fmt_msg(mbuf, sizeof mbuf, &m);
