@@ -1556,33 +1556,55 @@ Test(decide, cap_and_windows_together) {
 
 /* An immediate notice gives the window its object went over and that
    window's limit: the cap's with window 0. */
-static obspam_notice seen[4];
-static char seen_name[4][OBSPAM_NAME_MAX + 1];
-static int nseen;
+/* What a notice or a report row said of an object, its name copied. */
+typedef struct heard {
+  int kind;
+  char name[OBSPAM_NAME_MAX + 1];
+  int64_t limit, window, exceeded;
+} heard;
+
+static heard seen[4], rows[8]; /* notices, report rows */
+static int nseen, nrows;
+
+static void hear(heard *list, int *n, int max, int kind, const char *name,
+                 int64_t limit, int64_t window, int64_t exceeded) {
+  cr_assert_lt(*n, max);
+  list[*n] = (heard){
+      .kind = kind, .limit = limit, .window = window, .exceeded = exceeded};
+  snprintf(list[*n].name, sizeof(list[*n].name), "%s", name);
+  (*n)++;
+}
 
 static void on_notice(const obspam_notice *n, void *ud) {
   (void)ud;
-  cr_assert_lt(nseen, 4);
-  seen[nseen] = *n;
-  snprintf(seen_name[nseen], sizeof(seen_name[nseen]), "%s", n->name);
-  seen[nseen].name = seen_name[nseen];
-  seen[nseen].subscription = seen[nseen].contact = NULL;
-  nseen++;
+  hear(seen, &nseen, 4, n->kind, n->name, n->limit, n->window, n->exceeded);
 }
 
-static void expect_notice(int i, int kind, const char *name, int64_t limit,
-                          int64_t window, int line) {
-  cr_assert_lt(i, nseen, "line %d: only %d notices", line, nseen);
-  cr_assert(seen[i].kind == kind && strcmp(seen[i].name, name) == 0 &&
-                seen[i].limit == limit && seen[i].window == window &&
-                seen[i].exceeded == 1,
-            "line %d: notice %d: %d %s limit %" PRId64 " window %" PRId64
+/* A row has no limit: -1 stands for it. */
+static void on_row(const obspam_report_row *r, void *ud) {
+  (void)ud;
+  hear(rows, &nrows, 8, r->kind, r->name, -1, r->window, r->exceeded);
+}
+
+/* Asserts that list[i] of the n heard (what: "notices" or "rows") names
+   the object and the window, with exceeded 1. */
+static void expect_heard(const char *what, const heard *list, int n, int i,
+                         int kind, const char *name, int64_t limit,
+                         int64_t window, int line) {
+  cr_assert_lt(i, n, "line %d: only %d %s", line, n, what);
+  cr_assert(list[i].kind == kind && strcmp(list[i].name, name) == 0 &&
+                list[i].limit == limit && list[i].window == window &&
+                list[i].exceeded == 1,
+            "line %d: %s[%d]: %d %s limit %" PRId64 " window %" PRId64
             " exceeded %" PRId64,
-            line, i, seen[i].kind, seen[i].name, seen[i].limit, seen[i].window,
-            seen[i].exceeded);
+            line, what, i, list[i].kind, list[i].name, list[i].limit,
+            list[i].window, list[i].exceeded);
 }
 #define EXPECT_NOTICE(i, kind, name, limit, window)                            \
-  expect_notice((i), (kind), (name), (limit), (window), __LINE__)
+  expect_heard("notices", seen, nseen, (i), (kind), (name), (limit), (window), \
+               __LINE__)
+#define EXPECT_ROW(i, kind, name, window)                                      \
+  expect_heard("rows", rows, nrows, (i), (kind), (name), -1, (window), __LINE__)
 
 Test(decide, immediate_notices_name_their_window) {
   OPT(OBSPAM_OPT_NOTIFY_IMMEDIATE, 1);
@@ -1754,19 +1776,6 @@ Test(decide, stats_block_in_the_minute_and_the_day) {
 /* Report rows and flushed notices carry the window of the object's last
    attempt over its own limit: the minute's, the day's, or 0 for the
    cap. */
-static obspam_report_row rows[8];
-static char row_names[8][OBSPAM_NAME_MAX + 1];
-static int nrows;
-
-static void on_row(const obspam_report_row *r, void *ud) {
-  (void)ud;
-  cr_assert_lt(nrows, 8);
-  rows[nrows] = *r;
-  snprintf(row_names[nrows], sizeof(row_names[nrows]), "%s", r->name);
-  rows[nrows].name = row_names[nrows];
-  nrows++;
-}
-
 Test(decide, reports_and_notices_carry_the_window) {
   OK(obspam_set_notify(e, on_notice, NULL));
   WLIMIT(OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX,
@@ -1784,16 +1793,9 @@ Test(decide, reports_and_notices_carry_the_window) {
   OK(obspam_report(e, T0, T0 + 3600, on_row, NULL));
   cr_assert_eq(nrows, 3);
   /* One attempt each, in name order. */
-  cr_assert(rows[0].kind == OBSPAM_DOMAIN &&
-                strcmp(rows[0].name, "example.net") == 0 &&
-                rows[0].window == OBSPAM_WINDOW_DAY && rows[0].exceeded == 1,
-            "row 0: %s window %" PRId64, rows[0].name, rows[0].window);
-  cr_assert(strcmp(rows[1].name, "info@example.com") == 0 &&
-                rows[1].window == OBSPAM_WINDOW_MINUTE,
-            "row 1: %s window %" PRId64, rows[1].name, rows[1].window);
-  cr_assert(strcmp(rows[2].name, "sales@example.com") == 0 &&
-                rows[2].window == 0 && rows[2].exceeded == 1,
-            "row 2: %s window %" PRId64, rows[2].name, rows[2].window);
+  EXPECT_ROW(0, OBSPAM_DOMAIN, "example.net", OBSPAM_WINDOW_DAY);
+  EXPECT_ROW(1, OBSPAM_MAILBOX, "info@example.com", OBSPAM_WINDOW_MINUTE);
+  EXPECT_ROW(2, OBSPAM_MAILBOX, "sales@example.com", 0);
 
   OK(obspam_notify_flush(e, T0 + 7200));
   cr_assert_eq(nseen, 3);
