@@ -478,58 +478,49 @@ Test(history, removed_object_is_unknown_and_readded_starts_empty) {
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* Calls of obspam_history that fail, and the code each gets. */
+static const struct {
+  int kind;
+  const char *name;
+  int with_callback;
+  int rc;
+} bad_history[] = {
+    /* Kinds without history (p1 is a plan the test adds). */
+    {OBSPAM_SERVER, NULL, 1, OBSPAM_EINVAL},
+    {OBSPAM_SERVER, "s1", 1, OBSPAM_EINVAL},
+    {OBSPAM_PLAN, "p1", 1, OBSPAM_EINVAL},
+    {6, "s1", 1, OBSPAM_EINVAL},
+    {-1, "s1", 1, OBSPAM_EINVAL},
+    /* Unknown objects; separate namespaces: s1 is no domain, d1.example
+       no subscription. */
+    {OBSPAM_MAILBOX, "nobody@d1.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_DOMAIN, "nowhere.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SUBSCRIPTION, "s9", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_DOMAIN, "s1", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SUBSCRIPTION, "d1.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SCRIPT, "/no/such/script.php", 1, OBSPAM_ENOTFOUND},
+    /* No callback. */
+    {OBSPAM_MAILBOX, "a@d1.example", 0, OBSPAM_EINVAL},
+    {OBSPAM_SCRIPT, "/home/s1/cron.sh", 0, OBSPAM_EINVAL},
+    /* Bad names. */
+    {OBSPAM_MAILBOX, NULL, 1, OBSPAM_EINVAL},
+    {OBSPAM_DOMAIN, "", 1, OBSPAM_EINVAL},
+    {OBSPAM_MAILBOX, "no-at-sign", 1, OBSPAM_EINVAL},
+    {OBSPAM_DOMAIN, " d1.example", 1, OBSPAM_EINVAL},
+    {OBSPAM_SCRIPT, NULL, 1, OBSPAM_EINVAL}};
+
 Test(history, errors) {
   traffic();
-  /* Kinds without history. */
-  RC(obspam_history(e, OBSPAM_SERVER, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SERVER, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
   OK(obspam_add(e, OBSPAM_PLAN, "p1", NULL));
-  RC(obspam_history(e, OBSPAM_PLAN, "p1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, 6, "s1", 0, INT64_MAX, count_call, NULL), OBSPAM_EINVAL);
-  RC(obspam_history(e, -1, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  /* Unknown objects. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, "nobody@d1.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_DOMAIN, "nowhere.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SUBSCRIPTION, "s9", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
-  /* Separate namespaces: s1 is no domain, d1.example no subscription. */
-  RC(obspam_history(e, OBSPAM_DOMAIN, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SUBSCRIPTION, "d1.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/no/such/script.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  /* No callback. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, NULL,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/home/s1/cron.sh", 0, INT64_MAX, NULL,
-                    NULL),
-     OBSPAM_EINVAL);
-  /* Bad names. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_DOMAIN, "", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_MAILBOX, "no-at-sign", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_DOMAIN, " d1.example", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SCRIPT, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
+  for (size_t i = 0; i < sizeof bad_history / sizeof bad_history[0]; i++) {
+    int rc = obspam_history(
+        e, bad_history[i].kind, bad_history[i].name, 0, INT64_MAX,
+        bad_history[i].with_callback ? count_call : NULL, NULL);
+
+    cr_assert_eq(rc, bad_history[i].rc, "row %zu (%s): %d, expected %d", i,
+                 bad_history[i].name ? bad_history[i].name : "NULL", rc,
+                 bad_history[i].rc);
+  }
   /* No engine. */
   RC(obspam_history(NULL, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX,
                     count_call, NULL),
