@@ -462,6 +462,39 @@ static char *big_sig(obspam_engine *x) {
   return signature(x, big_objs, NBIG, big_scripts, 2, big_nows, NNOWS);
 }
 
+/* Loads the state file into x and big_traffic() into live, asserts that
+   both have the same signature (what names them) and returns x's. */
+static char *loads_as_live(obspam_engine *x, obspam_engine *live,
+                           const char *file, const char *what) {
+  char *sx, *slive;
+
+  OK(obspam_state_load(x, file));
+  big_traffic(live);
+  sx = big_sig(x);
+  slive = big_sig(live);
+  SAME_SIG(sx, slive, what);
+  free(slive);
+  return sx;
+}
+
+/* Saves x, whose signature is sx: the file is format 5, and y loads it
+   with the same signature (what names the two). */
+static void resaved_same(obspam_engine *x, obspam_engine *y, const char *sx,
+                         const char *what) {
+  size_t n;
+  uint8_t *b;
+  char *sy;
+
+  OK(obspam_state_save(x, path));
+  b = read_whole(path, &n);
+  cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
+  free(b);
+  OK(obspam_state_load(y, path));
+  sy = big_sig(y);
+  SAME_SIG(sx, sy, what);
+  free(sy);
+}
+
 /* ---- notices ------------------------------------------------------------- */
 
 typedef tu_notice rec;
@@ -1851,7 +1884,7 @@ static void add_row(const obspam_report_row *r, void *ud) { sig_row(r, ud); }
    every refused object) are dropped. Saved again, it is format 3. */
 Test(snapshot, format_1_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0);
-  char *sx, *sy;
+  char *sx;
   recs r;
   sb h = {NULL, 0, 0};
   obspam_stats s;
@@ -1906,20 +1939,9 @@ Test(snapshot, format_1_loads) {
             "a@'s notice: refused twice in H2, over the limit once since");
 
   /* Saved by 1.4, it is format 5, and the same state. */
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
   sx = big_sig(x);
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 1 state saved as format 5");
+  resaved_same(x, y, sx, "a format 1 state saved as format 5");
   free(sx);
-  free(sy);
   obspam_engine_free(x);
   obspam_engine_free(y);
 }
@@ -1932,25 +1954,12 @@ Test(snapshot, format_1_loads) {
    format 5 and the same state. */
 Test(snapshot, format_2_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
+  char *sx;
   recs r;
 
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format2.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 2 state and the traffic run live");
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 2 state saved as format 5");
+  sx = loads_as_live(x, live, OBSPAM_TEST_SRCDIR "/data/state-format2.bin",
+                     "a format 2 state and the traffic run live");
+  resaved_same(x, y, sx, "a format 2 state saved as format 5");
   /* The notices it kept and those still in progress are the live ones. */
   flush_into(x, H3 + 100 * 3600, &r);
   {
@@ -1962,8 +1971,6 @@ Test(snapshot, format_2_loads) {
     same_recs(&r, &rl, __LINE__);
   }
   free(sx);
-  free(sy);
-  free(slive);
   obspam_engine_free(x);
   obspam_engine_free(y);
   obspam_engine_free(live);
@@ -1980,32 +1987,17 @@ static void first_uid(const obspam_report_row *row, void *ud) {
    their next message. Saved again, it is format 5 and the same state. */
 Test(snapshot, format_3_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
+  char *sx;
   int64_t uid_x = -5, uid_live = -5;
 
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format3.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 3 state and the traffic run live");
+  sx = loads_as_live(x, live, OBSPAM_TEST_SRCDIR "/data/state-format3.bin",
+                     "a format 3 state and the traffic run live");
   OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
   OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
   cr_assert_eq(uid_x, -1, "uid %" PRId64, uid_x);
   cr_assert(uid_live >= 0, "uid %" PRId64, uid_live);
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 3 state saved as format 5");
+  resaved_same(x, y, sx, "a format 3 state saved as format 5");
   free(sx);
-  free(sy);
-  free(slive);
   obspam_engine_free(x);
   obspam_engine_free(y);
   obspam_engine_free(live);
@@ -2068,32 +2060,17 @@ Test(snapshot, forwards_and_lists_survive) {
    same state. */
 Test(snapshot, format_4_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
+  char *sx;
   int64_t uid_x = -5, uid_live = -5;
 
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format4.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 4 state and the traffic run live");
+  sx = loads_as_live(x, live, OBSPAM_TEST_SRCDIR "/data/state-format4.bin",
+                     "a format 4 state and the traffic run live");
   OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
   OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
   cr_assert_eq(uid_x, uid_live, "uid %" PRId64 ", live %" PRId64, uid_x,
                uid_live);
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 4 state saved as format 5");
+  resaved_same(x, y, sx, "a format 4 state saved as format 5");
   free(sx);
-  free(sy);
-  free(slive);
   obspam_engine_free(x);
   obspam_engine_free(y);
   obspam_engine_free(live);
