@@ -329,6 +329,19 @@ static void sig_hour(int64_t h, int64_t sent, int64_t refused, void *ud) {
   sbf(ud, " [T0%+" PRId64 " %" PRId64 " %" PRId64 "]", h - T0, sent, refused);
 }
 
+/* Asserts the history of an object of x, as sig_hour writes it. */
+static void expect_history(obspam_engine *x, int kind, const char *name,
+                           const char *want, int line) {
+  sb h = {NULL, 0, 0};
+
+  sbf(&h, "");
+  OK(obspam_history(x, kind, name, 0, INT64_MAX, sig_hour, &h));
+  cr_assert_str_eq(h.p, want, "line %d: history of %s: %s", line, name, h.p);
+  free(h.p);
+}
+#define EXPECT_HISTORY(x, kind, name, want)                                    \
+  expect_history((x), (kind), (name), (want), __LINE__)
+
 static void sig_row(const obspam_report_row *r, void *ud) {
   sbf(ud,
       "  row %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
@@ -815,14 +828,7 @@ Test(snapshot, objects_absent_from_the_file_start_at_zero) {
     s = STATS(b, OBSPAM_MAILBOX, "new@d1.example", T0 + 6);
     cr_assert_eq(s.refused_total, 0, "refused_total %" PRId64, s.refused_total);
   }
-  {
-    sb h = {NULL, 0, 0};
-
-    OK(obspam_history(b, OBSPAM_MAILBOX, "new@d1.example", 0, INT64_MAX,
-                      sig_hour, &h));
-    cr_assert_eq(h.len, 0, "history of new@: %s", h.p);
-    free(h.p);
-  }
+  EXPECT_HISTORY(b, OBSPAM_MAILBOX, "new@d1.example", "");
   /* The script only b had is gone too. */
   RC(obspam_history(b, OBSPAM_SCRIPT, "/b/only.php", 0, INT64_MAX, sig_hour,
                     NULL),
@@ -1607,33 +1613,21 @@ Test(snapshot, well_formed_edits_load) {
   target t;
   size_t n;
   uint8_t *buf = small_snapshot(&n);
-  sb h = {NULL, 0, 0};
 
   cur = buf;
   target_new(&t);
   EXPECT_EDIT(&t, buf, n, noop, OBSPAM_OK);
   EXPECT_EDIT(&t, buf, n, sent_seven, OBSPAM_OK);
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 7 1] [T0+3600 1 1]", "history: %s", h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_MAILBOX, "a@d1.example",
+                 " [T0+0 7 1] [T0+3600 1 1]");
   EXPECT_EDIT(&t, buf, n, script_case, OBSPAM_OK);
-  h.len = 0;
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_SCRIPT, "/Www/X.php", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 1 1]", "history: %s", h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_SCRIPT, "/Www/X.php", " [T0+0 1 1]");
   RC(obspam_history(t.e, OBSPAM_SCRIPT, "/www/X.php", 0, INT64_MAX, sig_hour,
-                    &h),
+                    NULL),
      OBSPAM_ENOTFOUND);
   /* A mailbox the engine does not have: ignored, a@ starts from zero. */
   EXPECT_EDIT(&t, buf, n, mailbox_renamed, OBSPAM_OK);
-  h.len = 0;
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, "", "history: %s", h.p);
-  free(h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_MAILBOX, "a@d1.example", "");
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
@@ -1906,13 +1900,10 @@ Test(snapshot, format_1_loads) {
   s = STATS(x, OBSPAM_MAILBOX, "c@d2.example", NEWEST);
   cr_assert_eq(s.sending, 0, "c is at its limit");
   cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
-  sbf(&h, "");
-  OK(obspam_history(x, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 3 2] [T0+3600 2 0] [T0+7200 1 1]", "%s", h.p);
+  EXPECT_HISTORY(x, OBSPAM_MAILBOX, "a@d1.example",
+                 " [T0+0 3 2] [T0+3600 2 0] [T0+7200 1 1]");
   /* The report lists the scripts only; a script's refusals keep their
      times. */
-  h.len = 0;
   sbf(&h, "");
   OK(obspam_report(x, 0, INT64_MAX, add_row, &h));
   cr_assert_str_eq(h.p,
