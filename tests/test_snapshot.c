@@ -1536,13 +1536,21 @@ static void notice_name_upper(uint8_t *b, const layout *l) {
   b[l->notice[0].name_len_at + 2] ^= 0x20;
 }
 
+/* The small snapshot, made the one find_entry reads, and a target that
+   loads its edits. */
+static uint8_t *edit_start(target *t, size_t *n) {
+  uint8_t *buf = small_snapshot(n);
+
+  cur = buf;
+  target_new(t);
+  return buf;
+}
+
 Test(snapshot, malformed_payload_with_valid_checksum, .timeout = 120) {
   target t;
   size_t n;
-  uint8_t *buf = small_snapshot(&n);
+  uint8_t *buf = edit_start(&t, &n);
 
-  cur = buf;
-  target_new(&t);
   EXPECT_EDIT(&t, buf, n, newest_negative, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, count_huge, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, count_plus_one, OBSPAM_ECORRUPT);
@@ -1612,10 +1620,8 @@ static void noop(uint8_t *b, const layout *l) {
 Test(snapshot, well_formed_edits_load) {
   target t;
   size_t n;
-  uint8_t *buf = small_snapshot(&n);
+  uint8_t *buf = edit_start(&t, &n);
 
-  cur = buf;
-  target_new(&t);
   EXPECT_EDIT(&t, buf, n, noop, OBSPAM_OK);
   EXPECT_EDIT(&t, buf, n, sent_seven, OBSPAM_OK);
   EXPECT_HISTORY(t.e, OBSPAM_MAILBOX, "a@d1.example",
