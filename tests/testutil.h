@@ -282,6 +282,10 @@ static inline void tu_expect_verdict(const obspam_verdict *v, int action,
   tu_expect_verdict(&(v), (action), (kind), (object), (limit), (count),        \
                     (retry), __LINE__)
 
+/* Asserts an acceptance charged to an object without a limit. */
+#define EXPECT_ACCEPT_UNLIMITED(v, kind, object)                               \
+  EXPECT_VERDICT((v), OBSPAM_ACCEPT, (kind), (object), OBSPAM_UNLIMITED, 0, 0)
+
 /* The verdict of EXEMPT / UNKNOWN (and of a disabled engine's ACCEPT). */
 #define EXPECT_EMPTY_VERDICT(v, action)                                        \
   tu_expect_verdict(&(v), (action), -1, "", 0, 0, 0, __LINE__)
