@@ -286,6 +286,11 @@ static inline void tu_expect_verdict(const obspam_verdict *v, int action,
 #define EXPECT_ACCEPT_UNLIMITED(v, kind, object)                               \
   EXPECT_VERDICT((v), OBSPAM_ACCEPT, (kind), (object), OBSPAM_UNLIMITED, 0, 0)
 
+/* Asserts a refusal that waiting cannot lift (retry_after -1): the
+   message is larger than the limit of the object named. */
+#define EXPECT_NEVER_FITS(v, kind, object, limit, count)                       \
+  EXPECT_VERDICT((v), OBSPAM_REFUSE, (kind), (object), (limit), (count), -1)
+
 /* The verdict of EXEMPT / UNKNOWN (and of a disabled engine's ACCEPT). */
 #define EXPECT_EMPTY_VERDICT(v, action)                                        \
   tu_expect_verdict(&(v), (action), -1, "", 0, 0, 0, __LINE__)
