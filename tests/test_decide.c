@@ -1206,51 +1206,49 @@ Test(decide, verdict_window) {
 /* Status through ancestors (1.3): blocked_kind and blocked_by name the
    highest object a one-recipient message through this one would not fit,
    and sending follows them. */
+/* Asserts that an object is blocked by bkind / by (-1 and "": not
+   blocked), and sending exactly when it is not blocked. */
+static void expect_blocked(int kind, const char *name, int64_t now, int bkind,
+                           const char *by, int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  cr_assert(s.blocked_kind == bkind && strcmp(s.blocked_by, by) == 0 &&
+                s.sending == (bkind == -1),
+            "line %d: %s blocked by %d '%s', sending %d", line, name,
+            s.blocked_kind, s.blocked_by, s.sending);
+}
+#define EXPECT_BLOCKED(kind, name, now, bkind, by)                             \
+  expect_blocked((kind), (name), (now), (bkind), (by), __LINE__)
+
 Test(decide, stats_blocked_through_ancestors) {
-  obspam_stats s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.sending, 1);
-  cr_assert_eq(s.blocked_kind, -1);
-  cr_assert_str_eq(s.blocked_by, "");
-  cr_assert_eq(s.disabled, 0);
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "info@example.com", T0, -1, "");
+  cr_assert_eq(STATS(e, OBSPAM_MAILBOX, "info@example.com", T0).disabled, 0);
+  /* The mailbox full: it blocks itself. */
   MBOX_LIMIT("info@example.com", 0);
-  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.sending, 0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
-  cr_assert_str_eq(s.blocked_by, "info@example.com");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "info@example.com", T0, OBSPAM_MAILBOX,
+                 "info@example.com");
   /* The domain full: the domain is higher. sales@ is blocked by it too,
      the domain itself as well; acme and bob@ are not. */
   DOMAIN_LIMIT("example.com", 2);
   SASL(e, "sales@example.com", 2, T0);
-  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
-  cr_assert_str_eq(s.blocked_by, "example.com");
-  s = STATS(e, OBSPAM_MAILBOX, "sales@example.com", T0);
-  cr_assert_eq(s.sending, 0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
-  s = STATS(e, OBSPAM_DOMAIN, "example.com", T0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_DOMAIN);
-  cr_assert_str_eq(s.blocked_by, "example.com");
-  s = STATS(e, OBSPAM_SUBSCRIPTION, "acme", T0);
-  cr_assert_eq(s.sending, 1);
-  cr_assert_eq(s.blocked_kind, -1);
-  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0);
-  cr_assert_eq(s.blocked_kind, -1);
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "info@example.com", T0, OBSPAM_DOMAIN,
+                 "example.com");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "sales@example.com", T0, OBSPAM_DOMAIN,
+                 "example.com");
+  EXPECT_BLOCKED(OBSPAM_DOMAIN, "example.com", T0, OBSPAM_DOMAIN,
+                 "example.com");
+  EXPECT_BLOCKED(OBSPAM_SUBSCRIPTION, "acme", T0, -1, "");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "bob@example.net", T0, -1, "");
   /* acme full as well: the subscription is the highest for all of them. */
   SUB_LIMIT("acme", 2);
-  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
-  cr_assert_str_eq(s.blocked_by, "acme");
-  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0);
-  cr_assert_eq(s.sending, 0);
-  cr_assert_eq(s.blocked_kind, OBSPAM_SUBSCRIPTION);
-  cr_assert_str_eq(s.blocked_by, "acme");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "info@example.com", T0, OBSPAM_SUBSCRIPTION,
+                 "acme");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "bob@example.net", T0, OBSPAM_SUBSCRIPTION,
+                 "acme");
   /* Once the window has moved on, only info@ (limit 0) blocks itself. */
-  s = STATS(e, OBSPAM_MAILBOX, "info@example.com", T0 + 3600);
-  cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
-  s = STATS(e, OBSPAM_MAILBOX, "bob@example.net", T0 + 3600);
-  cr_assert_eq(s.sending, 1);
-  cr_assert_eq(s.blocked_kind, -1);
-  cr_assert_str_eq(s.blocked_by, "");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "info@example.com", T0 + 3600, OBSPAM_MAILBOX,
+                 "info@example.com");
+  EXPECT_BLOCKED(OBSPAM_MAILBOX, "bob@example.net", T0 + 3600, -1, "");
 }
 
 /* Protection off: sending, not blocked, disabled. */
