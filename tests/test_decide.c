@@ -1428,6 +1428,16 @@ Test(decide, cap_refuses_the_whole_message) {
   EXPECT_REFUSED(OBSPAM_SUBSCRIPTION, "acme", 4, 0);
 }
 
+/* Asserts that a login's message of cap + 1 recipients is refused by the
+   cap of the object it charges last (kind, named as the login). */
+static void expect_capped(const char *login, int kind, int64_t cap, int line) {
+  obspam_verdict v = tu_sasl(e, login, (uint32_t)cap + 1, T0, line);
+
+  expect_cap_verdict(&v, kind, login, cap, cap + 1, line);
+}
+#define EXPECT_CAPPED(login, kind, cap)                                        \
+  expect_capped((login), (kind), (cap), __LINE__)
+
 /* The cap of the lowest charged object applies, its own or inherited:
    not the smallest cap on the way up. */
 Test(decide, cap_of_the_lowest_object) {
@@ -1437,20 +1447,15 @@ Test(decide, cap_of_the_lowest_object) {
   OK(obspam_set_max_recipients(e, OBSPAM_DOMAIN, "example.com", 5));
   obspam_verdict v = SASL(e, "info@example.com", 5, T0);
   EXPECT_ACTION(v, OBSPAM_ACCEPT);
-  v = SASL(e, "info@example.com", 6, T0);
-  EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "info@example.com", 5, 6);
-  v = SASL(e, "bob@example.net", 2, T0);
-  EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "bob@example.net", 1, 2);
+  EXPECT_CAPPED("info@example.com", OBSPAM_MAILBOX, 5);
+  EXPECT_CAPPED("bob@example.net", OBSPAM_MAILBOX, 1);
   v = SASL(e, "x@other.org", 100, T0);
   EXPECT_ACTION(v, OBSPAM_ACCEPT);
-  v = SASL(e, "x@other.org", 101, T0);
-  EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "x@other.org", 100, 101);
+  EXPECT_CAPPED("x@other.org", OBSPAM_MAILBOX, 100);
   /* An implicit mailbox has its domain's. */
-  v = SASL(e, "new@example.com", 6, T0);
-  EXPECT_CAP_VERDICT(v, OBSPAM_MAILBOX, "new@example.com", 5, 6);
+  EXPECT_CAPPED("new@example.com", OBSPAM_MAILBOX, 5);
   /* A login of a bare domain charges the domain last: its cap. */
-  v = SASL(e, "example.net", 2, T0);
-  EXPECT_CAP_VERDICT(v, OBSPAM_DOMAIN, "example.net", 1, 2);
+  EXPECT_CAPPED("example.net", OBSPAM_DOMAIN, 1);
 }
 
 /* A script's mail: the domain's cap when the hinted domain is charged,
