@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "obspam.h"
@@ -395,6 +396,38 @@ static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
   } while (0)
 
 /* The effective limit of one window, and the cap, of an object. */
+/* Asserts the effective limits listed in text, one a line: a kind
+   (mailbox, domain or subscription), a name and the limit (a count or
+   "unlimited"), as "mailbox m@a.example 50\n". A line it cannot read
+   fails the test. */
+static inline void tu_expect_effs(obspam_engine *e, const char *text,
+                                  int line) {
+  static const char *const kinds[] = {"subscription", "domain", "mailbox"};
+  char kind[16], name[OBSPAM_NAME_MAX + 1], want[24];
+  int used;
+
+  for (int row = 1;
+       sscanf(text, "%15s %320s %23s%n", kind, name, want, &used) == 3; row++) {
+    int k = -1;
+    int64_t v = strcmp(want, "unlimited") == 0 ? OBSPAM_UNLIMITED
+                                               : strtoll(want, NULL, 10);
+
+    for (int i = 0; i < 3; i++)
+      if (strcmp(kind, kinds[i]) == 0)
+        k = OBSPAM_SUBSCRIPTION + i;
+    cr_assert_neq(k, -1, "line %d: row %d: kind '%s'", line, row, kind);
+    int64_t got = tu_eff(e, k, name, line);
+    cr_assert_eq(got, v,
+                 "line %d: row %d: effective limit of %s = %" PRId64
+                 ", expected %" PRId64,
+                 line, row, name, got, v);
+    text += used;
+  }
+  cr_assert_eq(text[strspn(text, " \n")], '\0', "line %d: unread: %s", line,
+               text);
+}
+#define EXPECT_EFFS(e, text) tu_expect_effs((e), (text), __LINE__)
+
 static inline int64_t tu_eff_window(obspam_engine *e, int kind,
                                     const char *name, int64_t window,
                                     int line) {
