@@ -102,6 +102,29 @@ static void expect_error(const char *text, unsigned at, const char *msg,
     expect_error((text), (at), (msg), __LINE__);                               \
   } while (0)
 
+/* ERR for each case of n: a configuration text, then "=> AT: MSG", the
+   line and message of the error it must get. */
+static void expect_errors(const char *const *cases, size_t n, int line) {
+  for (size_t i = 0; i < n; i++) {
+    const char *arrow = strstr(cases[i], "=> ");
+    char text[1024];
+    unsigned at;
+    int used = 0;
+
+    cr_assert(arrow != NULL && sscanf(arrow, "=> %u: %n", &at, &used) == 1 &&
+                  used > 0,
+              "line %d: case %zu has no \"=> AT: MSG\"", line, i);
+    cr_assert_lt((size_t)(arrow - cases[i]), sizeof text);
+    snprintf(text, sizeof text, "%.*s", (int)(arrow - cases[i]), cases[i]);
+    LOAD(e, BASE);
+    expect_error(text, at, arrow + used, line);
+  }
+}
+#define ERRS(...)                                                              \
+  expect_errors((const char *const[]){__VA_ARGS__},                            \
+                sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *),   \
+                __LINE__)
+
 /* A fresh temporary directory, and files in it. */
 static char tmpdir[64];
 
@@ -511,18 +534,17 @@ Test(config_keywords, api_works_on_a_loaded_tree) {
 /* ---- errors -------------------------------------------------------------- */
 
 Test(config_errors, lines_and_keywords) {
-  ERR("enabled yes\n\n# comment\nfoo bar\n", 4, "unknown keyword 'foo'");
-  ERR("Enabled yes\n", 1, "unknown keyword 'Enabled'");
-  ERR("enabled=yes\n", 1, "unknown keyword 'enabled=yes'");
-  ERR("whitelist\t192.0.2.0/24\n  plans p\n", 2, "unknown keyword 'plans'");
-  /* Line numbers count every line, with CRLF endings too. */
-  ERR("enabled yes\r\n\r\n# x\r\nplan a\r\nplan a\r\n", 5,
-      "duplicate plan 'a'");
-  /* The first error wins. */
-  ERR("plan a\nplan b mailbox=x\nfoo\n", 2,
-      "bad value 'x' for 'mailbox': expected a count, unlimited or inherit");
-  /* An error on the last line, without a newline, discards the rest. */
-  ERR("enabled no\ncount messages\nplan a\nplan A", 4, "duplicate plan 'a'");
+  ERRS("enabled yes\n\n# comment\nfoo bar\n=> 4: unknown keyword 'foo'",
+       "Enabled yes\n=> 1: unknown keyword 'Enabled'",
+       "enabled=yes\n=> 1: unknown keyword 'enabled=yes'",
+       "whitelist\t192.0.2.0/24\n  plans p\n=> 2: unknown keyword 'plans'",
+       /* Line numbers count every line, with CRLF endings too. */
+       "enabled yes\r\n\r\n# x\r\nplan a\r\nplan a\r\n=> 5: duplicate plan 'a'",
+       /* The first error wins. */
+       "plan a\nplan b mailbox=x\nfoo\n=> 2: bad value 'x' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       /* An error on the last line, without a newline, discards the rest. */
+       "enabled no\ncount messages\nplan a\nplan A=> 4: duplicate plan 'a'");
 }
 
 Test(config_errors, line_length) {
@@ -553,142 +575,133 @@ Test(config_errors, line_length) {
 }
 
 Test(config_errors, option_values) {
-  ERR("enabled\n", 1, "missing value for 'enabled'");
-  ERR("enabled # yes\n", 1, "missing value for 'enabled'");
-  ERR("enabled yes no\n", 1, "too many values for 'enabled'");
-  ERR("enabled maybe\n", 1,
-      "bad value 'maybe' for 'enabled': expected yes or no");
-  ERR("enabled YES\n", 1, "bad value 'YES' for 'enabled': expected yes or no");
-  ERR("enabled 1\n", 1, "bad value '1' for 'enabled': expected yes or no");
-  ERR("count bytes\n", 1,
-      "bad value 'bytes' for 'count': expected recipients or messages");
-  ERR("action bounce\n", 1,
-      "bad value 'bounce' for 'action': expected defer or reject");
-  ERR("count-unauthenticated on\n", 1,
-      "bad value 'on' for 'count-unauthenticated': expected local, yes or "
-      "no");
-  ERR("count-unauthenticated 2\n", 1,
-      "bad value '2' for 'count-unauthenticated': expected local, yes or "
-      "no");
-  ERR("implicit-mailboxes 100000001\n", 1,
-      "bad value '100000001' for 'implicit-mailboxes': out of range "
-      "0..100000000");
-  ERR("implicit-mailboxes many\n", 1,
-      "bad value 'many' for 'implicit-mailboxes': expected a number of "
-      "mailboxes");
-  ERR("count-forward-local 0\n", 1,
-      "bad value '0' for 'count-forward-local': expected yes or no");
-  ERR("count-forward-remote true\n", 1,
-      "bad value 'true' for 'count-forward-remote': expected yes or no");
-  ERR("count-mailing-lists off\n", 1,
-      "bad value 'off' for 'count-mailing-lists': expected yes or no");
-  ERR("notify-immediate y\n", 1,
-      "bad value 'y' for 'notify-immediate': expected yes or no");
-  ERR("retention many\n", 1,
-      "bad value 'many' for 'retention': expected a number of hours");
-  ERR("retention +5\n", 1,
-      "bad value '+5' for 'retention': expected a number of hours");
-  ERR("retention 5h\n", 1,
-      "bad value '5h' for 'retention': expected a number of hours");
-  ERR("retention -1\n", 1, "bad value '-1' for 'retention': negative number");
-  ERR("retention 0\n", 1,
-      "bad value '0' for 'retention': out of range 1..87600");
-  ERR("retention 87601\n", 1,
-      "bad value '87601' for 'retention': out of range 1..87600");
-  ERR("retention 99999999999999999999\n", 1,
-      "bad value '99999999999999999999' for 'retention': number is too large");
-  ERR("notify-period 1h\n", 1,
-      "bad value '1h' for 'notify-period': expected a number of seconds");
-  ERR("notify-period 59\n", 1,
-      "bad value '59' for 'notify-period': out of range 60..2678400");
-  ERR("notify-period 2678401\n", 1,
-      "bad value '2678401' for 'notify-period': out of range 60..2678400");
-  ERR("notify-period 3600 3600\n", 1, "too many values for 'notify-period'");
+  ERRS(
+      "enabled\n=> 1: missing value for 'enabled'",
+      "enabled # yes\n=> 1: missing value for 'enabled'",
+      "enabled yes no\n=> 1: too many values for 'enabled'",
+      "enabled maybe\n=> 1: bad value 'maybe' for 'enabled': expected yes or "
+      "no",
+      "enabled YES\n=> 1: bad value 'YES' for 'enabled': expected yes or no",
+      "enabled 1\n=> 1: bad value '1' for 'enabled': expected yes or no",
+      "count bytes\n=> 1: bad value 'bytes' for 'count': expected recipients "
+      "or messages",
+      "action bounce\n=> 1: bad value 'bounce' for 'action': expected defer or "
+      "reject",
+      "count-unauthenticated on\n=> 1: bad value 'on' for "
+      "'count-unauthenticated': expected local, yes or no",
+      "count-unauthenticated 2\n=> 1: bad value '2' for "
+      "'count-unauthenticated': expected local, yes or no",
+      "implicit-mailboxes 100000001\n=> 1: bad value '100000001' for "
+      "'implicit-mailboxes': out of range 0..100000000",
+      "implicit-mailboxes many\n=> 1: bad value 'many' for "
+      "'implicit-mailboxes': expected a number of mailboxes",
+      "count-forward-local 0\n=> 1: bad value '0' for 'count-forward-local': "
+      "expected yes or no",
+      "count-forward-remote true\n=> 1: bad value 'true' for "
+      "'count-forward-remote': expected yes or no",
+      "count-mailing-lists off\n=> 1: bad value 'off' for "
+      "'count-mailing-lists': expected yes or no",
+      "notify-immediate y\n=> 1: bad value 'y' for 'notify-immediate': "
+      "expected yes or no",
+      "retention many\n=> 1: bad value 'many' for 'retention': expected a "
+      "number of hours",
+      "retention +5\n=> 1: bad value '+5' for 'retention': expected a number "
+      "of hours",
+      "retention 5h\n=> 1: bad value '5h' for 'retention': expected a number "
+      "of hours",
+      "retention -1\n=> 1: bad value '-1' for 'retention': negative number",
+      "retention 0\n=> 1: bad value '0' for 'retention': out of range 1..87600",
+      "retention 87601\n=> 1: bad value '87601' for 'retention': out of range "
+      "1..87600",
+      "retention 99999999999999999999\n=> 1: bad value '99999999999999999999' "
+      "for 'retention': number is too large",
+      "notify-period 1h\n=> 1: bad value '1h' for 'notify-period': expected a "
+      "number of seconds",
+      "notify-period 59\n=> 1: bad value '59' for 'notify-period': out of "
+      "range 60..2678400",
+      "notify-period 2678401\n=> 1: bad value '2678401' for 'notify-period': "
+      "out of range 60..2678400",
+      "notify-period 3600 3600\n=> 1: too many values for 'notify-period'");
 }
 
 Test(config_errors, repeated_option_or_default) {
-  ERR("enabled yes\naction reject\nenabled yes\n", 3,
-      "'enabled' appears already on line 1");
-  ERR("count messages\n\n\n\ncount messages\n", 5,
-      "'count' appears already on line 1");
-  ERR("retention 5\nretention 6\n", 2, "'retention' appears already on line 1");
-  ERR("plan p\ndefault mailbox=1\ndefault domain=2\n", 3,
-      "'default' appears already on line 2");
-  ERR("default\ndefault\n", 2, "'default' appears already on line 1");
+  ERRS("enabled yes\naction reject\nenabled yes\n=> 3: 'enabled' appears "
+       "already on line 1",
+       "count messages\n\n\n\ncount messages\n=> 5: 'count' appears already on "
+       "line 1",
+       "retention 5\nretention 6\n=> 2: 'retention' appears already on line 1",
+       "plan p\ndefault mailbox=1\ndefault domain=2\n=> 3: 'default' appears "
+       "already on line 2",
+       "default\ndefault\n=> 2: 'default' appears already on line 1");
 }
 
 Test(config_errors, default_values) {
-  ERR("default mailbox=inherit\n", 1,
-      "bad value 'inherit' for 'mailbox': the server defaults cannot inherit");
-  ERR("default subscription=inherit\n", 1,
-      "bad value 'inherit' for 'subscription': the server defaults cannot "
-      "inherit");
-  ERR("default scripts=inherit\n", 1,
-      "bad value 'inherit' for 'scripts': expected yes or no");
-  ERR("default domain=lots\n", 1,
-      "bad value 'lots' for 'domain': expected a count or unlimited");
-  ERR("default domain=-1\n", 1, "bad value '-1' for 'domain': negative count");
-  ERR("default limit=5\n", 1, "unknown key 'limit' for the defaults");
-  ERR("default uid=5\n", 1, "unknown key 'uid' for the defaults");
-  ERR("default plan=p\n", 1, "unknown key 'plan' for the defaults");
-  ERR("default contact=a@b\n", 1, "unknown key 'contact' for the defaults");
+  ERRS("default mailbox=inherit\n=> 1: bad value 'inherit' for 'mailbox': the "
+       "server defaults cannot inherit",
+       "default subscription=inherit\n=> 1: bad value 'inherit' for "
+       "'subscription': the server defaults cannot inherit",
+       "default scripts=inherit\n=> 1: bad value 'inherit' for 'scripts': "
+       "expected yes or no",
+       "default domain=lots\n=> 1: bad value 'lots' for 'domain': expected a "
+       "count or unlimited",
+       "default domain=-1\n=> 1: bad value '-1' for 'domain': negative count",
+       "default limit=5\n=> 1: unknown key 'limit' for the defaults",
+       "default uid=5\n=> 1: unknown key 'uid' for the defaults",
+       "default plan=p\n=> 1: unknown key 'plan' for the defaults",
+       "default contact=a@b\n=> 1: unknown key 'contact' for the defaults");
 }
 
 Test(config_errors, limit_values) {
-  ERR("plan p mailbox=lots\n", 1,
-      "bad value 'lots' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p domain=-5\n", 1, "bad value '-5' for 'domain': negative count");
-  ERR("plan p subscription=-0\n", 1,
-      "bad value '-0' for 'subscription': negative count");
-  ERR("plan p subscription=+5\n", 1,
-      "bad value '+5' for 'subscription': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=9223372036854775808\n", 1,
-      "bad value '9223372036854775808' for 'mailbox': number is too large");
-  ERR("plan p mailbox=Unlimited\n", 1,
-      "bad value 'Unlimited' for 'mailbox': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=1.5\n", 1,
-      "bad value '1.5' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=0x10\n", 1,
-      "bad value '0x10' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=\n", 1, "missing value for 'mailbox'");
-  ERR("plan p mailbox==5\n", 1,
-      "bad value '=5' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p scripts=maybe\n", 1,
-      "bad value 'maybe' for 'scripts': expected yes, no or inherit");
-  ERR("subscription s scripts=\n", 1, "missing value for 'scripts'");
-  ERR("subscription s\ndomain d subscription=s mailbox=-2\n", 2,
-      "bad value '-2' for 'mailbox': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=-1\n", 3,
-      "bad value '-1' for 'limit': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=none\n", 3,
-      "bad value 'none' for 'limit': expected a count, unlimited or inherit");
+  ERRS("plan p mailbox=lots\n=> 1: bad value 'lots' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p domain=-5\n=> 1: bad value '-5' for 'domain': negative count",
+       "plan p subscription=-0\n=> 1: bad value '-0' for 'subscription': "
+       "negative count",
+       "plan p subscription=+5\n=> 1: bad value '+5' for 'subscription': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=9223372036854775808\n=> 1: bad value "
+       "'9223372036854775808' for 'mailbox': number is too large",
+       "plan p mailbox=Unlimited\n=> 1: bad value 'Unlimited' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=1.5\n=> 1: bad value '1.5' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=0x10\n=> 1: bad value '0x10' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=\n=> 1: missing value for 'mailbox'",
+       "plan p mailbox==5\n=> 1: bad value '=5' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p scripts=maybe\n=> 1: bad value 'maybe' for 'scripts': expected "
+       "yes, no or inherit",
+       "subscription s scripts=\n=> 1: missing value for 'scripts'",
+       "subscription s\ndomain d subscription=s mailbox=-2\n=> 2: bad value "
+       "'-2' for 'mailbox': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=-1\n=> 3: "
+       "bad value '-1' for 'limit': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=none\n=> 3: "
+       "bad value 'none' for 'limit': expected a count, unlimited or inherit");
 }
 
 Test(config_errors, keys) {
-  ERR("plan p mailbox\n", 1, "expected KEY=VALUE, found 'mailbox'");
-  ERR("plan p =5\n", 1, "expected KEY=VALUE, found '=5'");
-  ERR("plan p uid=5\n", 1, "unknown key 'uid' for a plan");
-  ERR("plan p plan=q\n", 1, "unknown key 'plan' for a plan");
-  ERR("plan p contact=a@b\n", 1, "unknown key 'contact' for a plan");
-  ERR("plan p Mailbox=5\n", 1, "unknown key 'Mailbox' for a plan");
-  ERR("subscription s limit=5\n", 1, "unknown key 'limit' for a subscription");
-  ERR("subscription s\ndomain d subscription=s uid=3\n", 2,
-      "unknown key 'uid' for a domain");
-  ERR("subscription s\ndomain d subscription=s scripts=no\n", 2,
-      "unknown key 'scripts' for a domain");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d mailbox=2\n", 3,
-      "unknown key 'mailbox' for a mailbox");
-  ERR("plan p mailbox=1 domain=2 mailbox=1\n", 1,
-      "key 'mailbox' is given twice");
-  ERR("subscription s uid=1 uid=1\n", 1, "key 'uid' is given twice");
-  ERR("subscription s\nsubscription t\ndomain d subscription=s "
-      "subscription=t\n",
-      3, "key 'subscription' is given twice");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=1 "
-      "limit=1\n",
-      3, "key 'limit' is given twice");
+  ERRS(
+      "plan p mailbox\n=> 1: expected KEY=VALUE, found 'mailbox'",
+      "plan p =5\n=> 1: expected KEY=VALUE, found '=5'",
+      "plan p uid=5\n=> 1: unknown key 'uid' for a plan",
+      "plan p plan=q\n=> 1: unknown key 'plan' for a plan",
+      "plan p contact=a@b\n=> 1: unknown key 'contact' for a plan",
+      "plan p Mailbox=5\n=> 1: unknown key 'Mailbox' for a plan",
+      "subscription s limit=5\n=> 1: unknown key 'limit' for a subscription",
+      "subscription s\ndomain d subscription=s uid=3\n=> 2: unknown key 'uid' "
+      "for a domain",
+      "subscription s\ndomain d subscription=s scripts=no\n=> 2: unknown key "
+      "'scripts' for a domain",
+      "subscription s\ndomain d subscription=s\nmailbox m@d mailbox=2\n=> 3: "
+      "unknown key 'mailbox' for a mailbox",
+      "plan p mailbox=1 domain=2 mailbox=1\n=> 1: key 'mailbox' is given twice",
+      "subscription s uid=1 uid=1\n=> 1: key 'uid' is given twice",
+      "subscription s\nsubscription t\ndomain d subscription=s "
+      "subscription=t\n=> 3: key 'subscription' is given twice",
+      "subscription s\ndomain d subscription=s\nmailbox m@d limit=1 "
+      "limit=1\n=> 3: key 'limit' is given twice");
 }
 
 Test(config_errors, names) {
@@ -755,74 +768,71 @@ Test(config_errors, name_length) {
 }
 
 Test(config_errors, duplicates) {
-  ERR("plan a\nplan A\n", 2, "duplicate plan 'a'");
-  ERR("subscription Acme\nsubscription acme\n", 2,
-      "duplicate subscription 'acme'");
-  ERR("subscription s\nsubscription t\ndomain d.example subscription=s\n"
-      "domain D.EXAMPLE subscription=t\n",
-      4, "duplicate domain 'd.example'");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d\nmailbox M@D "
-      "limit=4\n",
-      4, "duplicate mailbox 'm@d'");
-  ERR("whitelist 10.0.0.0/8\nwhitelist 10.0.0.0/8\n", 2,
-      "duplicate whitelist entry '10.0.0.0/8'");
-  ERR("whitelist ::1\nwhitelist 0::1/128\n", 2,
-      "duplicate whitelist entry '0::1/128'");
+  ERRS(
+      "plan a\nplan A\n=> 2: duplicate plan 'a'",
+      "subscription Acme\nsubscription acme\n=> 2: duplicate subscription "
+      "'acme'",
+      "subscription s\nsubscription t\ndomain d.example subscription=s\ndomain "
+      "D.EXAMPLE subscription=t\n=> 4: duplicate domain 'd.example'",
+      "subscription s\ndomain d subscription=s\nmailbox m@d\nmailbox M@D "
+      "limit=4\n=> 4: duplicate mailbox 'm@d'",
+      "whitelist 10.0.0.0/8\nwhitelist 10.0.0.0/8\n=> 2: duplicate whitelist "
+      "entry '10.0.0.0/8'",
+      "whitelist ::1\nwhitelist 0::1/128\n=> 2: duplicate whitelist entry "
+      "'0::1/128'");
 }
 
 Test(config_errors, references) {
-  ERR("plan Basic\nsubscription acme plan=Basik\n", 2, "unknown plan 'Basik'");
-  ERR("domain d.example subscription=nobody\n", 1,
-      "unknown subscription 'nobody'");
-  ERR("subscription s\ndomain d.example\n", 2,
-      "domain 'd.example' needs subscription=");
-  ERR("subscription s\ndomain D.example mailbox=3\n", 2,
-      "domain 'd.example' needs subscription=");
-  ERR("subscription s\ndomain d.example subscription=\n", 2,
-      "missing value for 'subscription'");
-  ERR("subscription s\ndomain d.example subscription=s\n"
-      "mailbox m@nowhere.example\n",
-      3, "unknown domain 'nowhere.example'");
-  /* A plan name is not a subscription, a subscription not a domain. */
-  ERR("plan p\ndomain d subscription=p\n", 2, "unknown subscription 'p'");
-  ERR("subscription d\nmailbox m@d\n", 2, "unknown domain 'd'");
+  ERRS("plan Basic\nsubscription acme plan=Basik\n=> 2: unknown plan 'Basik'",
+       "domain d.example subscription=nobody\n=> 1: unknown subscription "
+       "'nobody'",
+       "subscription s\ndomain d.example\n=> 2: domain 'd.example' needs "
+       "subscription=",
+       "subscription s\ndomain D.example mailbox=3\n=> 2: domain 'd.example' "
+       "needs subscription=",
+       "subscription s\ndomain d.example subscription=\n=> 2: missing value "
+       "for 'subscription'",
+       "subscription s\ndomain d.example subscription=s\nmailbox "
+       "m@nowhere.example\n=> 3: unknown domain 'nowhere.example'",
+       /* A plan name is not a subscription, a subscription not a domain. */
+       "plan p\ndomain d subscription=p\n=> 2: unknown subscription 'p'",
+       "subscription d\nmailbox m@d\n=> 2: unknown domain 'd'");
 }
 
 Test(config_errors, referred_to_before_declared) {
-  ERR("subscription s plan=gold\nplan gold\n", 1,
-      "unknown plan 'gold' (declared later, on line 2)");
-  ERR("domain d subscription=S\n\n# x\n  subscription\ts uid=5\n", 1,
-      "unknown subscription 'S' (declared later, on line 4)");
-  ERR("subscription s\nmailbox a@D.example\r\n"
-      "domain d.example subscription=s\r\n",
-      2, "unknown domain 'D.example' (declared later, on line 3)");
-  /* A commented-out declaration does not count, nor another kind. */
-  ERR("subscription s plan=gold\n# plan gold\nsubscription gold\n", 1,
-      "unknown plan 'gold'");
-  /* Nor a longer name that starts with the same letters. */
-  ERR("subscription s plan=gold\nplan golden\n", 1, "unknown plan 'gold'");
+  ERRS("subscription s plan=gold\nplan gold\n=> 1: unknown plan 'gold' "
+       "(declared later, on line 2)",
+       "domain d subscription=S\n\n# x\n  subscription\ts uid=5\n=> 1: unknown "
+       "subscription 'S' (declared later, on line 4)",
+       "subscription s\nmailbox a@D.example\r\ndomain d.example "
+       "subscription=s\r\n=> 2: unknown domain 'D.example' (declared later, on "
+       "line 3)",
+       /* A commented-out declaration does not count, nor another kind. */
+       "subscription s plan=gold\n# plan gold\nsubscription gold\n=> 1: "
+       "unknown plan 'gold'",
+       /* Nor a longer name that starts with the same letters. */
+       "subscription s plan=gold\nplan golden\n=> 1: unknown plan 'gold'");
 }
 
 Test(config_errors, uid_and_contact) {
-  ERR("subscription a uid=7\nsubscription b uid=7\n", 2,
-      "uid 7 belongs to subscription 'a' already");
-  ERR("subscription A uid=0\nsubscription b\nsubscription c uid=00\n", 3,
-      "uid 0 belongs to subscription 'a' already");
-  ERR("subscription a uid=-1\n", 1, "bad value '-1' for 'uid': negative uid");
-  ERR("subscription a uid=abc\n", 1,
-      "bad value 'abc' for 'uid': expected a number");
-  ERR("subscription a uid=inherit\n", 1,
-      "bad value 'inherit' for 'uid': expected a number");
-  ERR("subscription a uid=99999999999999999999\n", 1,
-      "bad value '99999999999999999999' for 'uid': number is too large");
-  ERR("subscription a contact=nobody\n", 1,
-      "bad value 'nobody' for 'contact': a mailbox needs one '@'");
-  ERR("subscription a contact=a@b@c\n", 1,
-      "bad value 'a@b@c' for 'contact': an address holds more than one '@'");
-  ERR("subscription a contact=@b\n", 1,
-      "bad value '@b' for 'contact': an address needs a local part and a "
-      "domain");
-  ERR("subscription a contact=\n", 1, "missing value for 'contact'");
+  ERRS("subscription a uid=7\nsubscription b uid=7\n=> 2: uid 7 belongs to "
+       "subscription 'a' already",
+       "subscription A uid=0\nsubscription b\nsubscription c uid=00\n=> 3: uid "
+       "0 belongs to subscription 'a' already",
+       "subscription a uid=-1\n=> 1: bad value '-1' for 'uid': negative uid",
+       "subscription a uid=abc\n=> 1: bad value 'abc' for 'uid': expected a "
+       "number",
+       "subscription a uid=inherit\n=> 1: bad value 'inherit' for 'uid': "
+       "expected a number",
+       "subscription a uid=99999999999999999999\n=> 1: bad value "
+       "'99999999999999999999' for 'uid': number is too large",
+       "subscription a contact=nobody\n=> 1: bad value 'nobody' for 'contact': "
+       "a mailbox needs one '@'",
+       "subscription a contact=a@b@c\n=> 1: bad value 'a@b@c' for 'contact': "
+       "an address holds more than one '@'",
+       "subscription a contact=@b\n=> 1: bad value '@b' for 'contact': an "
+       "address needs a local part and a domain",
+       "subscription a contact=\n=> 1: missing value for 'contact'");
 }
 
 /* `local-network` lines: the local networks, replaced at each load; none
@@ -863,44 +873,41 @@ Test(config_keywords, local_networks) {
 }
 
 Test(config_errors, local_network_entries) {
-  ERR("local-network\n", 1, "missing address after 'local-network'");
-  ERR("local-network 10.0.0.0/8 10.1.0.0/16\n", 1,
-      "too many values for 'local-network'");
-  ERR("local-network example.com\n", 1,
-      "bad local-network entry 'example.com': not an IPv4 or IPv6 address");
-  ERR("local-network 10.0.0.1/24\n", 1,
-      "bad local-network entry '10.0.0.1/24': address has bits set beyond "
-      "the prefix length");
-  ERR("local-network ::1\nlocal-network 0::1/128\n", 2,
-      "duplicate local-network entry '0::1/128'");
+  ERRS("local-network\n=> 1: missing address after 'local-network'",
+       "local-network 10.0.0.0/8 10.1.0.0/16\n=> 1: too many values for "
+       "'local-network'",
+       "local-network example.com\n=> 1: bad local-network entry "
+       "'example.com': not an IPv4 or IPv6 address",
+       "local-network 10.0.0.1/24\n=> 1: bad local-network entry "
+       "'10.0.0.1/24': address has bits set beyond the prefix length",
+       "local-network ::1\nlocal-network 0::1/128\n=> 2: duplicate "
+       "local-network entry '0::1/128'");
   /* The same network may be whitelisted and local. */
   LOAD(e, "whitelist 10.0.0.0/8\nlocal-network 10.0.0.0/8\n");
 }
 
 Test(config_errors, whitelist_entries) {
-  ERR("whitelist\n", 1, "missing address after 'whitelist'");
-  ERR("whitelist 10.0.0.0/8 10.1.0.0/16\n", 1,
-      "too many values for 'whitelist'");
-  ERR("whitelist 10.0.0.256\n", 1,
-      "bad whitelist entry '10.0.0.256': not an IPv4 or IPv6 address");
-  ERR("whitelist example.com\n", 1,
-      "bad whitelist entry 'example.com': not an IPv4 or IPv6 address");
-  ERR("whitelist 10.0.0.0/33\n", 1,
-      "bad whitelist entry '10.0.0.0/33': IPv4 prefix length is over 32");
-  ERR("whitelist 10.0.0.1/24\n", 1,
-      "bad whitelist entry '10.0.0.1/24': address has bits set beyond the "
-      "prefix length");
-  ERR("whitelist 10.0.0.0/024\n", 1,
-      "bad whitelist entry '10.0.0.0/024': prefix length is not a number");
-  ERR("whitelist 10.0.0.0/\n", 1,
-      "bad whitelist entry '10.0.0.0/': prefix length is not a number");
-  ERR("whitelist 2001:db8::/129\n", 1,
-      "bad whitelist entry '2001:db8::/129': IPv6 prefix length is over 128");
-  ERR("whitelist 2001:db8::1/32\n", 1,
-      "bad whitelist entry '2001:db8::1/32': address has bits set beyond the "
-      "prefix length");
-  ERR("whitelist 2001:db8:::1\n", 1,
-      "bad whitelist entry '2001:db8:::1': not an IPv4 or IPv6 address");
+  ERRS(
+      "whitelist\n=> 1: missing address after 'whitelist'",
+      "whitelist 10.0.0.0/8 10.1.0.0/16\n=> 1: too many values for 'whitelist'",
+      "whitelist 10.0.0.256\n=> 1: bad whitelist entry '10.0.0.256': not an "
+      "IPv4 or IPv6 address",
+      "whitelist example.com\n=> 1: bad whitelist entry 'example.com': not an "
+      "IPv4 or IPv6 address",
+      "whitelist 10.0.0.0/33\n=> 1: bad whitelist entry '10.0.0.0/33': IPv4 "
+      "prefix length is over 32",
+      "whitelist 10.0.0.1/24\n=> 1: bad whitelist entry '10.0.0.1/24': address "
+      "has bits set beyond the prefix length",
+      "whitelist 10.0.0.0/024\n=> 1: bad whitelist entry '10.0.0.0/024': "
+      "prefix length is not a number",
+      "whitelist 10.0.0.0/\n=> 1: bad whitelist entry '10.0.0.0/': prefix "
+      "length is not a number",
+      "whitelist 2001:db8::/129\n=> 1: bad whitelist entry '2001:db8::/129': "
+      "IPv6 prefix length is over 128",
+      "whitelist 2001:db8::1/32\n=> 1: bad whitelist entry '2001:db8::1/32': "
+      "address has bits set beyond the prefix length",
+      "whitelist 2001:db8:::1\n=> 1: bad whitelist entry '2001:db8:::1': not "
+      "an IPv4 or IPv6 address");
 }
 
 Test(config_errors, null_arguments) {
@@ -1479,86 +1486,75 @@ Test(config_keywords, windows_not_named_inherit) {
 }
 
 Test(config_errors, window_values) {
-  ERR("plan p mailbox=20/w\n", 1, "unknown window 'w' in '20/w'");
-  ERR("plan p mailbox=20/m,30/w\n", 1, "unknown window 'w' in '30/w'");
-  ERR("plan p mailbox=20/M\n", 1, "unknown window 'M' in '20/M'");
-  ERR("plan p domain=20/min\n", 1, "unknown window 'min' in '20/min'");
-  ERR("plan p domain=20/m/h\n", 1, "unknown window 'm/h' in '20/m/h'");
-  ERR("plan p mailbox=20/\n", 1, "missing window after '/' in '20/'");
-  ERR("plan p mailbox=/m\n", 1,
-      "bad value '/m' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=20/m,30/m\n", 1,
-      "bad value '20/m,30/m' for 'mailbox': the minute window is given twice");
-  ERR("plan p mailbox=20,30/h\n", 1,
-      "bad value '20,30/h' for 'mailbox': the hour window is given twice");
-  ERR("plan p subscription=1/d,5,unlimited/d\n", 1,
-      "bad value '1/d,5,unlimited/d' for 'subscription': the day window is "
-      "given twice");
-  ERR("plan p mailbox=20,\n", 1,
-      "bad value '20,' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=,20\n", 1,
-      "bad value ',20' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=20/m,,30/d\n", 1,
-      "bad value '20/m,,30/d' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=,\n", 1,
-      "bad value ',' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=lots/m\n", 1,
-      "bad value 'lots/m' for 'mailbox': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=20/m,-5\n", 1,
-      "bad value '-5' for 'mailbox': negative count");
-  ERR("plan p mailbox=-5/d\n", 1,
-      "bad value '-5/d' for 'mailbox': negative count");
-  ERR("plan p mailbox=9223372036854775808/d\n", 1,
-      "bad value '9223372036854775808/d' for 'mailbox': number is too large");
-  ERR("plan p mailbox=20/m 30/d\n", 1, "expected KEY=VALUE, found '30/d'");
-  ERR("default mailbox=inherit/m\n", 1,
-      "bad value 'inherit/m' for 'mailbox': the server defaults cannot "
-      "inherit");
-  ERR("default domain=5,lots/d\n", 1,
-      "bad value 'lots/d' for 'domain': expected a count or unlimited");
-  ERR("subscription s\ndomain d subscription=s domain=1/d,2/d\n", 2,
-      "bad value '1/d,2/d' for 'domain': the day window is given twice");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=5/x\n", 3,
-      "unknown window 'x' in '5/x'");
-  /* A second key for the same limit is refused as before, windows or
-     not. */
-  ERR("plan p mailbox=5/m mailbox=6/d\n", 1, "key 'mailbox' is given twice");
+  ERRS("plan p mailbox=20/w\n=> 1: unknown window 'w' in '20/w'",
+       "plan p mailbox=20/m,30/w\n=> 1: unknown window 'w' in '30/w'",
+       "plan p mailbox=20/M\n=> 1: unknown window 'M' in '20/M'",
+       "plan p domain=20/min\n=> 1: unknown window 'min' in '20/min'",
+       "plan p domain=20/m/h\n=> 1: unknown window 'm/h' in '20/m/h'",
+       "plan p mailbox=20/\n=> 1: missing window after '/' in '20/'",
+       "plan p mailbox=/m\n=> 1: bad value '/m' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=20/m,30/m\n=> 1: bad value '20/m,30/m' for 'mailbox': "
+       "the minute window is given twice",
+       "plan p mailbox=20,30/h\n=> 1: bad value '20,30/h' for 'mailbox': the "
+       "hour window is given twice",
+       "plan p subscription=1/d,5,unlimited/d\n=> 1: bad value "
+       "'1/d,5,unlimited/d' for 'subscription': the day window is given twice",
+       "plan p mailbox=20,\n=> 1: bad value '20,' for 'mailbox': a window "
+       "limit is empty",
+       "plan p mailbox=,20\n=> 1: bad value ',20' for 'mailbox': a window "
+       "limit is empty",
+       "plan p mailbox=20/m,,30/d\n=> 1: bad value '20/m,,30/d' for 'mailbox': "
+       "a window limit is empty",
+       "plan p mailbox=,\n=> 1: bad value ',' for 'mailbox': a window limit is "
+       "empty",
+       "plan p mailbox=lots/m\n=> 1: bad value 'lots/m' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=20/m,-5\n=> 1: bad value '-5' for 'mailbox': negative "
+       "count",
+       "plan p mailbox=-5/d\n=> 1: bad value '-5/d' for 'mailbox': negative "
+       "count",
+       "plan p mailbox=9223372036854775808/d\n=> 1: bad value "
+       "'9223372036854775808/d' for 'mailbox': number is too large",
+       "plan p mailbox=20/m 30/d\n=> 1: expected KEY=VALUE, found '30/d'",
+       "default mailbox=inherit/m\n=> 1: bad value 'inherit/m' for 'mailbox': "
+       "the server defaults cannot inherit",
+       "default domain=5,lots/d\n=> 1: bad value 'lots/d' for 'domain': "
+       "expected a count or unlimited",
+       "subscription s\ndomain d subscription=s domain=1/d,2/d\n=> 2: bad "
+       "value '1/d,2/d' for 'domain': the day window is given twice",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=5/x\n=> 3: "
+       "unknown window 'x' in '5/x'",
+       /* A second key for the same limit is refused as before, windows or
+          not. */
+       "plan p mailbox=5/m mailbox=6/d\n=> 1: key 'mailbox' is given twice");
 }
 
 Test(config_errors, max_recipients_values) {
-  ERR("plan p max-recipients=lots\n", 1,
-      "bad value 'lots' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=5/m\n", 1,
-      "bad value '5/m' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=5,6\n", 1,
-      "bad value '5,6' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=-1\n", 1,
-      "bad value '-1' for 'max-recipients': negative count");
-  ERR("plan p max-recipients=\n", 1, "missing value for 'max-recipients'");
-  ERR("plan p max-recipients=1 max-recipients=1\n", 1,
-      "key 'max-recipients' is given twice");
-  ERR("default max-recipients=inherit\n", 1,
-      "bad value 'inherit' for 'max-recipients': the server defaults cannot "
-      "inherit");
-  ERR("default max-recipients=x\n", 1,
-      "bad value 'x' for 'max-recipients': expected a count or unlimited");
-  ERR("subscription s max-recipients=Unlimited\n", 1,
-      "bad value 'Unlimited' for 'max-recipients': expected a count, "
-      "unlimited or inherit");
-  ERR("subscription s\ndomain d subscription=s max-recipients=-3\n", 2,
-      "bad value '-3' for 'max-recipients': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
-      "max-recipients=1.5\n",
-      3,
-      "bad value '1.5' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
-      "max_recipients=5\n",
-      3, "unknown key 'max_recipients' for a mailbox");
+  ERRS("plan p max-recipients=lots\n=> 1: bad value 'lots' for "
+       "'max-recipients': expected a count, unlimited or inherit",
+       "plan p max-recipients=5/m\n=> 1: bad value '5/m' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "plan p max-recipients=5,6\n=> 1: bad value '5,6' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "plan p max-recipients=-1\n=> 1: bad value '-1' for 'max-recipients': "
+       "negative count",
+       "plan p max-recipients=\n=> 1: missing value for 'max-recipients'",
+       "plan p max-recipients=1 max-recipients=1\n=> 1: key 'max-recipients' "
+       "is given twice",
+       "default max-recipients=inherit\n=> 1: bad value 'inherit' for "
+       "'max-recipients': the server defaults cannot inherit",
+       "default max-recipients=x\n=> 1: bad value 'x' for 'max-recipients': "
+       "expected a count or unlimited",
+       "subscription s max-recipients=Unlimited\n=> 1: bad value 'Unlimited' "
+       "for 'max-recipients': expected a count, unlimited or inherit",
+       "subscription s\ndomain d subscription=s max-recipients=-3\n=> 2: bad "
+       "value '-3' for 'max-recipients': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d "
+       "max-recipients=1.5\n=> 3: bad value '1.5' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "subscription s\ndomain d subscription=s\nmailbox m@d "
+       "max_recipients=5\n=> 3: unknown key 'max_recipients' for a mailbox");
 }
 
 /* The message issue 16 gives, from a file, on its line. */
@@ -1713,12 +1709,10 @@ Test(config_errors, store_prefix_rule_shared_with_set_store) {
       "bad value 'pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
       "pppp' for 'store-prefix': 1 to 128 bytes, no blanks or braces");
   /* The message shows the carriage return as "?". */
-  ERR("store-prefix a\rb\n", 1,
-      "bad value 'a?b' for 'store-prefix': 1 to 128 bytes, no blanks or "
-      "braces");
-  ERR("store-prefix a{b\n", 1,
-      "bad value 'a{b' for 'store-prefix': 1 to 128 bytes, no blanks or "
-      "braces");
+  ERRS("store-prefix a\rb\n=> 1: bad value 'a?b' for 'store-prefix': 1 to 128 "
+       "bytes, no blanks or braces",
+       "store-prefix a{b\n=> 1: bad value 'a{b' for 'store-prefix': 1 to 128 "
+       "bytes, no blanks or braces");
   long_prefix[128] = '\0';
   snprintf(line, sizeof line, "store-prefix %s\n", long_prefix);
   LOAD(e, line);
