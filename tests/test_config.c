@@ -46,6 +46,29 @@ static int64_t opt(obspam_engine *x, int option) {
                "line %d: option %s = %" PRId64 ", expected %" PRId64,          \
                __LINE__, #option, opt((x), (option)), (int64_t)(want))
 
+/* Every option a configuration file sets, in the order of the values
+   expect_all_options takes. */
+static const int all_options[] = {OBSPAM_OPT_ENABLED,
+                                  OBSPAM_OPT_IMPLICIT_MAILBOXES,
+                                  OBSPAM_OPT_COUNT_UNIT,
+                                  OBSPAM_OPT_ACTION,
+                                  OBSPAM_OPT_COUNT_UNAUTHENTICATED,
+                                  OBSPAM_OPT_COUNT_FORWARD_LOCAL,
+                                  OBSPAM_OPT_COUNT_FORWARD_REMOTE,
+                                  OBSPAM_OPT_COUNT_MAILING_LISTS,
+                                  OBSPAM_OPT_RETENTION_HOURS,
+                                  OBSPAM_OPT_NOTIFY_PERIOD,
+                                  OBSPAM_OPT_NOTIFY_IMMEDIATE};
+#define N_OPTIONS (sizeof all_options / sizeof all_options[0])
+
+/* Asserts the value of every option of all_options. */
+static void expect_all_options(const int64_t want[N_OPTIONS], int line) {
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    cr_assert_eq(opt(e, all_options[i]), want[i],
+                 "line %d: option %d = %" PRId64 ", expected %" PRId64, line,
+                 all_options[i], opt(e, all_options[i]), want[i]);
+}
+
 /* The configuration the error tests start from; each failed load must
    leave it in place. */
 static const char *const BASE = "count messages\n"
@@ -246,30 +269,14 @@ Test(config_keywords, options_not_given_return_to_default) {
           "count-forward-remote no\ncount-mailing-lists yes\n"
           "retention 24\nnotify-period 600\nnotify-immediate yes\n"
           "implicit-mailboxes 5\n");
-  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 5);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 24);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1);
+  expect_all_options(
+      (const int64_t[N_OPTIONS]){0, 5, 1, 1, 0, 1, 0, 1, 24, 600, 1}, __LINE__);
 
   LOAD(e, "# nothing but a comment\n");
-  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 3600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 0);
+  /* The defaults. */
+  expect_all_options(
+      (const int64_t[N_OPTIONS]){1, 100000, 0, 0, 2, 0, 1, 0, 720, 3600, 0},
+      __LINE__);
 }
 
 /* Options set through the API are replaced by the file as well. */
