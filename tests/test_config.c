@@ -239,26 +239,34 @@ Test(config_keywords, options_every_value) {
     LOAD(e, text);
     cr_assert_eq(opt(e, bools[i].option), 0, "%s", text);
   }
-  /* Three values: local (the default), yes and no. */
-  LOAD(e, "count-unauthenticated yes\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
-  LOAD(e, "count-unauthenticated no\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
-  LOAD(e, "count-unauthenticated local\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
-  LOAD(e, "implicit-mailboxes 0\n");
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 0);
-  LOAD(e, "implicit-mailboxes 100000000\n");
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000000);
-  LOAD(e, "retention 1\nnotify-period 60\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 60);
-  LOAD(e, "retention 87600\nnotify-period 2678400\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 87600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 2678400);
-  LOAD(e, "retention 0048\nnotify-period 900\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 48);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 900);
+  /* Three values: local (the default), yes and no; counts; retention and
+     notify-period at their bounds and with a leading zero. Each row loads
+     its text and asserts one option. */
+  static const struct {
+    const char *text;
+    int option;
+    int64_t want;
+  } values[] = {
+      {"count-unauthenticated yes\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1},
+      {"count-unauthenticated no\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0},
+      {"count-unauthenticated local\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2},
+      {"implicit-mailboxes 0\n", OBSPAM_OPT_IMPLICIT_MAILBOXES, 0},
+      {"implicit-mailboxes 100000000\n", OBSPAM_OPT_IMPLICIT_MAILBOXES,
+       100000000},
+      {"retention 1\nnotify-period 60\n", OBSPAM_OPT_RETENTION_HOURS, 1},
+      {"retention 1\nnotify-period 60\n", OBSPAM_OPT_NOTIFY_PERIOD, 60},
+      {"retention 87600\nnotify-period 2678400\n", OBSPAM_OPT_RETENTION_HOURS,
+       87600},
+      {"retention 87600\nnotify-period 2678400\n", OBSPAM_OPT_NOTIFY_PERIOD,
+       2678400},
+      {"retention 0048\nnotify-period 900\n", OBSPAM_OPT_RETENTION_HOURS, 48},
+      {"retention 0048\nnotify-period 900\n", OBSPAM_OPT_NOTIFY_PERIOD, 900}};
+  for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    LOAD(e, values[i].text);
+    cr_assert_eq(opt(e, values[i].option), values[i].want,
+                 "%s: %" PRId64 ", expected %" PRId64, values[i].text,
+                 opt(e, values[i].option), values[i].want);
+  }
 }
 
 /* All options at once, then a text without them: every option is back to
