@@ -181,18 +181,22 @@ static void expect_file_error(const char *text, const char *want, int line) {
 
 /* ---- keywords ------------------------------------------------------------ */
 
+/* SPEC.md's example from its plan line on: the tree and the whitelist. */
+#define SPEC_EXAMPLE_TREE                                                      \
+  "plan Basic mailbox=50 domain=500 subscription=1000\n"                       \
+  "subscription acme plan=Basic subscription=3000 uid=10001 "                  \
+  "scripts=yes contact=ops@acme.example\n"                                     \
+  "domain example.com subscription=acme domain=unlimited mailbox=80\n"         \
+  "mailbox info@example.com limit=20\n"                                        \
+  "whitelist 192.0.2.0/24\n"                                                   \
+  "whitelist 2001:db8::/32\n"
+
 Test(config_keywords, spec_example_as_written) {
-  LOAD(e, "enabled yes\n"
-          "count recipients\n"
-          "action defer\n"
-          "default mailbox=100 domain=1000 subscription=5000\n"
-          "plan Basic mailbox=50 domain=500 subscription=1000\n"
-          "subscription acme plan=Basic subscription=3000 uid=10001 "
-          "scripts=yes contact=ops@acme.example\n"
-          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
-          "mailbox info@example.com limit=20\n"
-          "whitelist 192.0.2.0/24\n"
-          "whitelist 2001:db8::/32\n");
+  LOAD(e,
+       "enabled yes\n"
+       "count recipients\n"
+       "action defer\n"
+       "default mailbox=100 domain=1000 subscription=5000\n" SPEC_EXAMPLE_TREE);
   EXPECT_EFFS(e, "mailbox info@example.com 20\n"
                  "domain example.com unlimited\n"
                  "subscription acme 3000\n");
@@ -1410,14 +1414,7 @@ Test(config_keywords, spec_example_with_windows) {
           "action defer\n"
           "local-network 10.0.5.0/24\n"
           "default mailbox=20/m,100/h,1000/d domain=1000 subscription=5000 "
-          "max-recipients=50\n"
-          "plan Basic mailbox=50 domain=500 subscription=1000\n"
-          "subscription acme plan=Basic subscription=3000 uid=10001 "
-          "scripts=yes contact=ops@acme.example\n"
-          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
-          "mailbox info@example.com limit=20\n"
-          "whitelist 192.0.2.0/24\n"
-          "whitelist 2001:db8::/32\n");
+          "max-recipients=50\n" SPEC_EXAMPLE_TREE);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 20, 20, 1000);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
   EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, 3000, -1);
