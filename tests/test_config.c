@@ -355,12 +355,9 @@ Test(config_keywords, plan_every_key) {
           "domain dp.example subscription=sp\ndomain dq.example "
           "subscription=sq\n"
           "mailbox m@dp.example\nmailbox m@dq.example\n");
-  EXPECT_EFFS(e, "mailbox m@dp.example 10\n"
-                 "domain dp.example 20\n"
-                 "subscription sp 30\n"
-                 "mailbox m@dq.example 1\n"
-                 "domain dq.example unlimited\n"
-                 "subscription sq 0\n");
+  EXPECT_EFFS(e, "mailbox m@dp.example 10\ndomain dp.example 20\n"
+                 "subscription sp 30\nmailbox m@dq.example 1\n"
+                 "domain dq.example unlimited\nsubscription sq 0\n");
   obspam_verdict v = SCRIPT(e, 1, NULL, 1, T0);
   EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "sp", 30, 0);
   /* sq's plan inherits scripts=yes from the server; its limit 0 refuses. */
@@ -386,12 +383,9 @@ Test(config_keywords, subscription_every_key) {
           "subscription v plan=p scripts=inherit uid=1002\n"
           "domain ds.example subscription=s\nmailbox m@ds.example\n"
           "domain dt.example subscription=t\nmailbox m@dt.example\n");
-  EXPECT_EFFS(e, "mailbox m@ds.example 11\n"
-                 "domain ds.example 21\n"
-                 "subscription s 31\n"
-                 "mailbox m@dt.example unlimited\n"
-                 "domain dt.example unlimited\n"
-                 "subscription t unlimited\n");
+  EXPECT_EFFS(e, "mailbox m@ds.example 11\ndomain ds.example 21\n"
+                 "subscription s 31\nmailbox m@dt.example unlimited\n"
+                 "domain dt.example unlimited\nsubscription t unlimited\n");
 
   obspam_verdict v = SCRIPT(e, 1000, "ds.example", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "ds.example", 21, 0, 0);
@@ -439,12 +433,9 @@ Test(config_keywords, domain_every_key) {
           "domain b.example subscription=S domain=unlimited mailbox=inherit\n"
           "domain c.example subscription=s domain=0 mailbox=unlimited\n"
           "mailbox m@a.example\nmailbox m@b.example\nmailbox m@c.example\n");
-  EXPECT_EFFS(e, "domain a.example 60\n"
-                 "mailbox m@a.example 50\n"
-                 "domain b.example unlimited\n"
-                 "mailbox m@b.example 5\n"
-                 "domain c.example 0\n"
-                 "mailbox m@c.example unlimited\n");
+  EXPECT_EFFS(e, "domain a.example 60\nmailbox m@a.example 50\n"
+                 "domain b.example unlimited\nmailbox m@b.example 5\n"
+                 "domain c.example 0\nmailbox m@c.example unlimited\n");
   /* subscription= is the parent: the domain is charged with s. */
   obspam_verdict v = SASL(e, "m@a.example", 7, T0);
   EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "s", 6, 0);
@@ -458,11 +449,9 @@ Test(config_keywords, mailbox_limit_forms) {
           "mailbox inh@d.example limit=inherit\n"
           "mailbox none@d.example\n"
           "mailbox Big@D.Example limit=9223372036854775807\n");
-  EXPECT_EFFS(e, "mailbox count@d.example 3\n"
-                 "mailbox zero@d.example 0\n"
+  EXPECT_EFFS(e, "mailbox count@d.example 3\nmailbox zero@d.example 0\n"
                  "mailbox free@d.example unlimited\n"
-                 "mailbox inh@d.example 9\n"
-                 "mailbox none@d.example 9\n"
+                 "mailbox inh@d.example 9\nmailbox none@d.example 9\n"
                  "mailbox big@d.example 9223372036854775807\n");
   obspam_verdict v = SASL(e, "zero@d.example", 1, T0);
   EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "zero@d.example", 0, 0);
@@ -1672,8 +1661,7 @@ Test(config_example, loads_and_limits) {
   EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
   EXPECT_EFFS(e, "mailbox info@acme.example 20\n"
                  "mailbox sales@acme.example 200\n"
-                 "domain shop.acme.example 1500\n"
-                 "subscription bakery 800\n"
+                 "domain shop.acme.example 1500\nsubscription bakery 800\n"
                  "subscription monitoring unlimited\n"
                  "mailbox newsletter@newsroom.example 2000\n");
 
