@@ -181,6 +181,17 @@ static void expect_file_error(const char *text, const char *want, int line) {
 
 /* ---- keywords ------------------------------------------------------------ */
 
+/* Asserts that m, sent from client, is exempt: the client is whitelisted. */
+static void expect_whitelisted(obspam_message m, const char *client, int line) {
+  obspam_verdict v;
+
+  m.client_address = client;
+  v = tu_decide_msg(e, &m, line);
+  tu_expect_verdict(&v, OBSPAM_EXEMPT, -1, "", 0, 0, 0, line);
+}
+#define EXPECT_WHITELISTED(m, client)                                          \
+  expect_whitelisted((m), (client), __LINE__)
+
 /* SPEC.md's example from its plan line on: the tree and the whitelist. */
 #define SPEC_EXAMPLE_TREE                                                      \
   "plan Basic mailbox=50 domain=500 subscription=1000\n"                       \
@@ -202,14 +213,11 @@ Test(config_keywords, spec_example_as_written) {
                  "subscription acme 3000\n");
 
   obspam_message m =
-      tu_msg(0, "info@example.com", NULL, "192.0.2.200", 1, -1, NULL, NULL, T0);
-  obspam_verdict v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
-  m.client_address = "2001:db8:ffff::1";
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+      tu_msg(0, "info@example.com", NULL, NULL, 1, -1, NULL, NULL, T0);
+  EXPECT_WHITELISTED(m, "192.0.2.200");
+  EXPECT_WHITELISTED(m, "2001:db8:ffff::1");
   m.client_address = "2001:db9::1";
-  v = DECIDE(e, &m);
+  obspam_verdict v = DECIDE(e, &m);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 20, 0,
                  0);
   v = SCRIPT(e, 10001, "example.com", 2, T0);
@@ -1682,13 +1690,10 @@ Test(config_example, loads_and_limits) {
   EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "bakery", 800, 5);
   v = SCRIPT(e, 10003, "newsroom.example", 1, T0);
   EXPECT_ACCEPT_UNLIMITED(v, OBSPAM_DOMAIN, "newsroom.example");
-  obspam_message m = tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1,
-                            NULL, NULL, T0);
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
-  m.client_address = "2001:db8:25:1::1";
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  obspam_message m =
+      tu_msg(0, "demo@bakery.example", NULL, NULL, 1, -1, NULL, NULL, T0);
+  EXPECT_WHITELISTED(m, "192.0.2.25");
+  EXPECT_WHITELISTED(m, "2001:db8:25:1::1");
   m.client_address = "127.0.0.1";
   v = DECIDE(e, &m);
   cr_assert_eq(v.action, OBSPAM_REFUSE, "127.0.0.1 is not whitelisted");
