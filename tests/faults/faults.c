@@ -653,16 +653,6 @@ static int c_implicit_status(obspam_engine *e) {
   return obspam_implicit_status(e, &n, &overflow, &episodes);
 }
 
-static int c_decide_implicit(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  /* A login whose implicit mailbox does not exist yet. */
-  m.sasl_username = "fresh@acme.example";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
 static int c_declare_implicit(obspam_engine *e) {
   return obspam_add(e, OBSPAM_MAILBOX, "other@bakery.example", NULL);
 }
@@ -695,44 +685,6 @@ static int c_load_config_big(obspam_engine *e) {
   return obspam_load_config_string(e, big_conf);
 }
 
-static int c_decide_new(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  /* A mailbox, domain and subscription without state yet, and a new
-     script path. */
-  m.sasl_username = "other@cron.example";
-  m.script = "/srv/new/script.php";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
-static int c_decide_list_exempt(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  /* An exempt mailing-list delivery through a mailbox, domain and
-     subscription without state yet: recorded on all three, or on none. */
-  m.flags = OBSPAM_MSG_MAILING_LIST;
-  m.sender = "other@cron.example";
-  m.recipients = 7;
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
-static int c_decide_refuse(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  /* A refusal in a new period: the old periods close into notices, and
-     the immediate notice goes out (rich_immediate). */
-  m.sasl_username = "demo@bakery.example";
-  m.recipients = 40;
-  m.script = "/var/www/bakery/wp-login.php";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
 /* A subscription that has sent its whole limit: the next message goes
    over it for the first time, and the refusal allocates the buckets of
    its attempts over the limit (and, in immediate mode, a notice). */
@@ -746,15 +698,6 @@ static obspam_engine *rich_newco(void) {
   MUST(obspam_set_option(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1));
   decide_at(e, "hello@newco.example", NULL, 0, -1, NULL, NULL, 2, NOW - 60);
   return e;
-}
-
-static int c_decide_refuse_first(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.sasl_username = "hello@newco.example";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
 }
 
 /* Limits of the minute and day windows: sales@ has sent its minute's
@@ -772,48 +715,6 @@ static obspam_engine *rich_windows(void) {
 
 /* Over the minute's limit of sales@ and the day's of its domain: each
    is recorded over its own limit, in its own window. */
-static int c_decide_refuse_windows(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.sasl_username = "sales@acme.example";
-  m.recipients = 30;
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
-static int c_decide_script(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.flags = OBSPAM_MSG_SCRIPT;
-  m.uid = 1000;
-  m.domain_hint = "shop.acme.example";
-  m.script = "/var/www/acme/shop/cart.php";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
-static int c_decide_later(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  /* Eleven days on: idle rings and expired history are swept, and what
-     they still had to notify becomes notices. */
-  m.sasl_username = "sales@acme.example";
-  m.time = NOW + 11 * 86400;
-  return obspam_decide(e, &m, &v);
-}
-
-static int c_check(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.sasl_username = "new@cron.example";
-  m.time = NOW;
-  return obspam_check(e, &m, &v);
-}
-
 static int c_stats_get(obspam_engine *e) {
   obspam_stats st = OBSPAM_STATS_INIT;
 
@@ -871,17 +772,6 @@ static int c_reset_implicit(obspam_engine *e) {
 }
 
 /* A script of a uid nobody owns: UNKNOWN, but kept as a script row. */
-static int c_decide_unknown_uid(obspam_engine *e) {
-  obspam_message m = OBSPAM_MESSAGE_INIT;
-  obspam_verdict v = OBSPAM_VERDICT_INIT;
-
-  m.flags = OBSPAM_MSG_SCRIPT;
-  m.uid = 4242;
-  m.script = "/var/www/unknown/x.php";
-  m.time = NOW;
-  return obspam_decide(e, &m, &v);
-}
-
 static int c_load_config_unknown_uid(obspam_engine *e) {
   static char conf[sizeof(base_conf) + 64];
 
@@ -1090,17 +980,34 @@ typedef struct fcase {
      text (an address, a path): the function and its text. */
   int (*call_text)(obspam_engine *e, const char *text);
   const char *text;
+  /* Or a message to decide (check: to check). */
+  const obspam_message *msg;
+  int check;
 } fcase;
 
-/* A case made by a function of the engine, and one of an entry point that
-   takes the engine and a text. */
+/* A case made by a function of the engine; one of an entry point that
+   takes the engine and a text; one that decides or checks a message. */
 #define CASE(name, setup, call)                                                \
-  { (name), (setup), (call), NULL, NULL, NULL }
+  { (name), (setup), (call), NULL, NULL, NULL, NULL, 0 }
 #define TEXT_CASE(name, setup, call_text, text)                                \
-  { (name), (setup), NULL, NULL, (call_text), (text) }
+  { (name), (setup), NULL, NULL, (call_text), (text), NULL, 0 }
+#define MSG_CASE(name, setup, msg)                                             \
+  { (name), (setup), NULL, NULL, NULL, NULL, (msg), 0 }
+#define CHECK_CASE(name, setup, msg)                                           \
+  { (name), (setup), NULL, NULL, NULL, NULL, (msg), 1 }
+/* A message of those cases, its fields in the order of tu_msg's. */
+#define MSG(flags, sasl, sender, rcpt, uid, hint, script, t)                   \
+  (&(const obspam_message){sizeof(obspam_message), (flags), (sasl), (sender),  \
+                           NULL, (rcpt), (uid), (hint), (script), (t)})
 
 /* Makes the call of case c on e. */
 static int call_case(const fcase *c, obspam_engine *e) {
+  if (c->msg != NULL) {
+    obspam_message m = *c->msg;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+    return c->check ? obspam_check(e, &m, &v) : obspam_decide(e, &m, &v);
+  }
   return c->call_text != NULL ? c->call_text(e, c->text) : c->call(e);
 }
 
@@ -1140,18 +1047,39 @@ static const fcase cases[] = {
     CASE("load_config_string", rich, c_load_config_string),
     CASE("load_config_string/big", rich, c_load_config_big),
     TEXT_CASE("load_config", rich, obspam_load_config, conf_path),
-    CASE("decide/new-objects", rich, c_decide_new),
-    CASE("decide/list-exempt-new", rich, c_decide_list_exempt),
-    CASE("decide/refuse", rich_immediate, c_decide_refuse),
-    CASE("decide/refuse-first-over-limit", rich_newco, c_decide_refuse_first),
-    CASE("decide/script", rich, c_decide_script),
-    CASE("decide/refuse-over-windows", rich_windows, c_decide_refuse_windows),
-    {"decide/sweep", rich, c_decide_later,
+    /* A mailbox, domain and subscription without state yet, and a new
+       script path. */
+    MSG_CASE("decide/new-objects", rich,
+             MSG(0, "other@cron.example", NULL, 1, -1, NULL,
+                 "/srv/new/script.php", NOW)),
+    /* An exempt mailing-list delivery through a mailbox, domain and
+       subscription without state yet: recorded on all three, or on none. */
+    MSG_CASE("decide/list-exempt-new", rich,
+             MSG(OBSPAM_MSG_MAILING_LIST, NULL, "other@cron.example", 7, -1,
+                 NULL, NULL, NOW)),
+    /* A refusal in a new period: the old periods close into notices, and
+       the immediate notice goes out (rich_immediate). */
+    MSG_CASE("decide/refuse", rich_immediate,
+             MSG(0, "demo@bakery.example", NULL, 40, -1, NULL,
+                 "/var/www/bakery/wp-login.php", NOW)),
+    MSG_CASE("decide/refuse-first-over-limit", rich_newco,
+             MSG(0, "hello@newco.example", NULL, 1, -1, NULL, NULL, NOW)),
+    MSG_CASE("decide/script", rich,
+             MSG(OBSPAM_MSG_SCRIPT, NULL, NULL, 1, 1000, "shop.acme.example",
+                 "/var/www/acme/shop/cart.php", NOW)),
+    MSG_CASE("decide/refuse-over-windows", rich_windows,
+             MSG(0, "sales@acme.example", NULL, 30, -1, NULL, NULL, NOW)),
+    /* Eleven days on: idle rings and expired history are swept, and what
+       they still had to notify becomes notices. */
+    {"decide/sweep", rich, NULL,
      "the sweep that follows a decision turns the open period of a record "
      "it frees into a notice; when that allocation fails it stops, keeps "
      "the record and tries again at the next decision",
-     NULL, NULL},
-    CASE("check", rich, c_check),
+     NULL, NULL,
+     MSG(0, "sales@acme.example", NULL, 1, -1, NULL, NULL, NOW + 11 * 86400),
+     0},
+    CHECK_CASE("check", rich,
+               MSG(0, "new@cron.example", NULL, 1, -1, NULL, NULL, NOW)),
     CASE("stats_get", rich, c_stats_get),
     CASE("history", rich, c_history),
     CASE("history/script", rich, c_history_script),
@@ -1182,7 +1110,9 @@ static const fcase cases[] = {
               "news@acme.example"),
     CASE("load_config_string/forwards", rich, c_load_config_marks),
     CASE("implicit_status", rich, c_implicit_status),
-    CASE("decide/implicit-new", rich, c_decide_implicit),
+    /* A login whose implicit mailbox does not exist yet. */
+    MSG_CASE("decide/implicit-new", rich,
+             MSG(0, "fresh@acme.example", NULL, 1, -1, NULL, NULL, NOW)),
     CASE("add/declare-implicit", rich, c_declare_implicit),
     CASE("remove/domain-with-implicit", rich, c_remove_domain_implicit),
     CASE("load_config_string/undeclare", rich, c_load_config_undeclare),
@@ -1202,7 +1132,9 @@ static const fcase cases[] = {
     CASE("journal_open/reset", journaled_reset, c_journal_open),
     {"set_unknown_uid_subscription", rich,
      .call_text = obspam_set_unknown_uid_subscription, .text = "spare"},
-    CASE("decide/unknown-uid", rich, c_decide_unknown_uid),
+    MSG_CASE("decide/unknown-uid", rich,
+             MSG(OBSPAM_MSG_SCRIPT, NULL, NULL, 1, 4242, NULL,
+                 "/var/www/unknown/x.php", NOW)),
     CASE("load_config_string/unknown-uid", rich, c_load_config_unknown_uid),
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
