@@ -406,16 +406,20 @@ static inline void tu_expect_effs(obspam_engine *e, const char *text,
   char kind[16], name[OBSPAM_NAME_MAX + 1], want[24];
   int used;
 
+  /* 320 is OBSPAM_NAME_MAX. */
   for (int row = 1;
        sscanf(text, "%15s %320s %23s%n", kind, name, want, &used) == 3; row++) {
     int k = -1;
+    char *end = want;
     int64_t v = strcmp(want, "unlimited") == 0 ? OBSPAM_UNLIMITED
-                                               : strtoll(want, NULL, 10);
+                                               : strtoll(want, &end, 10);
 
     for (int i = 0; i < 3; i++)
       if (strcmp(kind, kinds[i]) == 0)
         k = OBSPAM_SUBSCRIPTION + i;
     cr_assert_neq(k, -1, "line %d: row %d: kind '%s'", line, row, kind);
+    cr_assert(v == OBSPAM_UNLIMITED || (end != want && *end == '\0'),
+              "line %d: row %d: limit '%s'", line, row, want);
     int64_t got = tu_eff(e, k, name, line);
     cr_assert_eq(got, v,
                  "line %d: row %d: effective limit of %s = %" PRId64
