@@ -46,6 +46,29 @@ static int64_t opt(obspam_engine *x, int option) {
                "line %d: option %s = %" PRId64 ", expected %" PRId64,          \
                __LINE__, #option, opt((x), (option)), (int64_t)(want))
 
+/* Every option a configuration file sets, in the order of the values
+   expect_all_options takes. */
+static const int all_options[] = {OBSPAM_OPT_ENABLED,
+                                  OBSPAM_OPT_IMPLICIT_MAILBOXES,
+                                  OBSPAM_OPT_COUNT_UNIT,
+                                  OBSPAM_OPT_ACTION,
+                                  OBSPAM_OPT_COUNT_UNAUTHENTICATED,
+                                  OBSPAM_OPT_COUNT_FORWARD_LOCAL,
+                                  OBSPAM_OPT_COUNT_FORWARD_REMOTE,
+                                  OBSPAM_OPT_COUNT_MAILING_LISTS,
+                                  OBSPAM_OPT_RETENTION_HOURS,
+                                  OBSPAM_OPT_NOTIFY_PERIOD,
+                                  OBSPAM_OPT_NOTIFY_IMMEDIATE};
+#define N_OPTIONS (sizeof all_options / sizeof all_options[0])
+
+/* Asserts the value of every option of all_options. */
+static void expect_all_options(const int64_t want[N_OPTIONS], int line) {
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    cr_assert_eq(opt(e, all_options[i]), want[i],
+                 "line %d: option %d = %" PRId64 ", expected %" PRId64, line,
+                 all_options[i], opt(e, all_options[i]), want[i]);
+}
+
 /* The configuration the error tests start from; each failed load must
    leave it in place. */
 static const char *const BASE = "count messages\n"
@@ -102,6 +125,29 @@ static void expect_error(const char *text, unsigned at, const char *msg,
     expect_error((text), (at), (msg), __LINE__);                               \
   } while (0)
 
+/* ERR for each case of n: a configuration text, then "=> AT: MSG", the
+   line and message of the error it must get. */
+static void expect_errors(const char *const *cases, size_t n, int line) {
+  for (size_t i = 0; i < n; i++) {
+    const char *arrow = strstr(cases[i], "=> ");
+    char text[1024];
+    unsigned at;
+    int used = 0;
+
+    cr_assert(arrow != NULL && sscanf(arrow, "=> %u: %n", &at, &used) == 1 &&
+                  used > 0,
+              "line %d: case %zu has no \"=> AT: MSG\"", line, i);
+    cr_assert_lt((size_t)(arrow - cases[i]), sizeof text);
+    snprintf(text, sizeof text, "%.*s", (int)(arrow - cases[i]), cases[i]);
+    LOAD(e, BASE);
+    expect_error(text, at, arrow + used, line);
+  }
+}
+#define ERRS(...)                                                              \
+  expect_errors((const char *const[]){__VA_ARGS__},                            \
+                sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *),   \
+                __LINE__)
+
 /* A fresh temporary directory, and files in it. */
 static char tmpdir[64];
 
@@ -119,33 +165,58 @@ static void write_file(const char *path, const char *data, size_t len) {
   cr_assert_eq(fclose(f), 0);
 }
 
+/* Writes text as obspam.conf in a new temporary directory and loads it on
+   top of BASE: the error is want, and the engine still holds BASE. */
+static void expect_file_error(const char *text, const char *want, int line) {
+  cr_assert_eq(chdir(make_tmpdir()), 0);
+  write_file("obspam.conf", text, strlen(text));
+  LOAD(e, BASE);
+  RC(obspam_load_config(e, "obspam.conf"), OBSPAM_ESYNTAX);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want, "line %d", line);
+  expect_base(line);
+  unlink("obspam.conf");
+  cr_assert_eq(chdir("/"), 0);
+  rmdir(tmpdir);
+}
+
 /* ---- keywords ------------------------------------------------------------ */
 
+/* Asserts that m, sent from client, is exempt: the client is whitelisted. */
+static void expect_whitelisted(obspam_message m, const char *client, int line) {
+  obspam_verdict v;
+
+  m.client_address = client;
+  v = tu_decide_msg(e, &m, line);
+  tu_expect_verdict(&v, OBSPAM_EXEMPT, -1, "", 0, 0, 0, line);
+}
+#define EXPECT_WHITELISTED(m, client)                                          \
+  expect_whitelisted((m), (client), __LINE__)
+
+/* SPEC.md's example from its plan line on: the tree and the whitelist. */
+#define SPEC_EXAMPLE_TREE                                                      \
+  "plan Basic mailbox=50 domain=500 subscription=1000\n"                       \
+  "subscription acme plan=Basic subscription=3000 uid=10001 "                  \
+  "scripts=yes contact=ops@acme.example\n"                                     \
+  "domain example.com subscription=acme domain=unlimited mailbox=80\n"         \
+  "mailbox info@example.com limit=20\n"                                        \
+  "whitelist 192.0.2.0/24\n"                                                   \
+  "whitelist 2001:db8::/32\n"
+
 Test(config_keywords, spec_example_as_written) {
-  LOAD(e, "enabled yes\n"
-          "count recipients\n"
-          "action defer\n"
-          "default mailbox=100 domain=1000 subscription=5000\n"
-          "plan Basic mailbox=50 domain=500 subscription=1000\n"
-          "subscription acme plan=Basic subscription=3000 uid=10001 "
-          "scripts=yes contact=ops@acme.example\n"
-          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
-          "mailbox info@example.com limit=20\n"
-          "whitelist 192.0.2.0/24\n"
-          "whitelist 2001:db8::/32\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 20);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 3000);
+  LOAD(e,
+       "enabled yes\n"
+       "count recipients\n"
+       "action defer\n"
+       "default mailbox=100 domain=1000 subscription=5000\n" SPEC_EXAMPLE_TREE);
+  EXPECT_EFFS(e, "mailbox info@example.com 20\n"
+                 "domain example.com unlimited\nsubscription acme 3000\n");
 
   obspam_message m =
-      tu_msg(0, "info@example.com", NULL, "192.0.2.200", 1, -1, NULL, NULL, T0);
-  obspam_verdict v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
-  m.client_address = "2001:db8:ffff::1";
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+      tu_msg(0, "info@example.com", NULL, NULL, 1, -1, NULL, NULL, T0);
+  EXPECT_WHITELISTED(m, "192.0.2.200");
+  EXPECT_WHITELISTED(m, "2001:db8:ffff::1");
   m.client_address = "2001:db9::1";
-  v = DECIDE(e, &m);
+  obspam_verdict v = DECIDE(e, &m);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 20, 0,
                  0);
   v = SCRIPT(e, 10001, "example.com", 2, T0);
@@ -179,26 +250,34 @@ Test(config_keywords, options_every_value) {
     LOAD(e, text);
     cr_assert_eq(opt(e, bools[i].option), 0, "%s", text);
   }
-  /* Three values: local (the default), yes and no. */
-  LOAD(e, "count-unauthenticated yes\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
-  LOAD(e, "count-unauthenticated no\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
-  LOAD(e, "count-unauthenticated local\n");
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
-  LOAD(e, "implicit-mailboxes 0\n");
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 0);
-  LOAD(e, "implicit-mailboxes 100000000\n");
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000000);
-  LOAD(e, "retention 1\nnotify-period 60\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 60);
-  LOAD(e, "retention 87600\nnotify-period 2678400\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 87600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 2678400);
-  LOAD(e, "retention 0048\nnotify-period 900\n");
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 48);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 900);
+  /* Three values: local (the default), yes and no; counts; retention and
+     notify-period at their bounds and with a leading zero. Each row loads
+     its text and asserts one option. */
+  static const struct {
+    const char *text;
+    int option;
+    int64_t want;
+  } values[] = {
+      {"count-unauthenticated yes\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1},
+      {"count-unauthenticated no\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0},
+      {"count-unauthenticated local\n", OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2},
+      {"implicit-mailboxes 0\n", OBSPAM_OPT_IMPLICIT_MAILBOXES, 0},
+      {"implicit-mailboxes 100000000\n", OBSPAM_OPT_IMPLICIT_MAILBOXES,
+       100000000},
+      {"retention 1\nnotify-period 60\n", OBSPAM_OPT_RETENTION_HOURS, 1},
+      {"retention 1\nnotify-period 60\n", OBSPAM_OPT_NOTIFY_PERIOD, 60},
+      {"retention 87600\nnotify-period 2678400\n", OBSPAM_OPT_RETENTION_HOURS,
+       87600},
+      {"retention 87600\nnotify-period 2678400\n", OBSPAM_OPT_NOTIFY_PERIOD,
+       2678400},
+      {"retention 0048\nnotify-period 900\n", OBSPAM_OPT_RETENTION_HOURS, 48},
+      {"retention 0048\nnotify-period 900\n", OBSPAM_OPT_NOTIFY_PERIOD, 900}};
+  for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    LOAD(e, values[i].text);
+    cr_assert_eq(opt(e, values[i].option), values[i].want,
+                 "%s: %" PRId64 ", expected %" PRId64, values[i].text,
+                 opt(e, values[i].option), values[i].want);
+  }
 }
 
 /* All options at once, then a text without them: every option is back to
@@ -209,30 +288,14 @@ Test(config_keywords, options_not_given_return_to_default) {
           "count-forward-remote no\ncount-mailing-lists yes\n"
           "retention 24\nnotify-period 600\nnotify-immediate yes\n"
           "implicit-mailboxes 5\n");
-  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 5);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 24);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 1);
+  expect_all_options(
+      (const int64_t[N_OPTIONS]){0, 5, 1, 1, 0, 1, 0, 1, 24, 600, 1}, __LINE__);
 
   LOAD(e, "# nothing but a comment\n");
-  EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_ACTION, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNAUTHENTICATED, 2);
-  EXPECT_OPT(e, OBSPAM_OPT_IMPLICIT_MAILBOXES, 100000);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_LOCAL, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_FORWARD_REMOTE, 1);
-  EXPECT_OPT(e, OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
-  EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_PERIOD, 3600);
-  EXPECT_OPT(e, OBSPAM_OPT_NOTIFY_IMMEDIATE, 0);
+  /* The defaults. */
+  expect_all_options(
+      (const int64_t[N_OPTIONS]){1, 100000, 0, 0, 2, 0, 1, 0, 720, 3600, 0},
+      __LINE__);
 }
 
 /* Options set through the API are replaced by the file as well. */
@@ -263,19 +326,17 @@ Test(config_keywords, default_every_key) {
   LOAD(e, "default mailbox=11 domain=22 subscription=33 scripts=no\n"
           "plan p\nsubscription s plan=p uid=500\n"
           "domain d.example subscription=s\nmailbox m@d.example\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", 11);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "d.example", 22);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", 33);
+  EXPECT_EFFS(e, "mailbox m@d.example 11\ndomain d.example 22\n"
+                 "subscription s 33\n");
   obspam_verdict v = SCRIPT(e, 500, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "s", 33, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "s", 33, 0);
 
   LOAD(e, "default mailbox=unlimited domain=0 subscription=unlimited "
           "scripts=yes\n"
           "subscription s uid=500\ndomain d.example subscription=s\n"
           "mailbox m@d.example\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@d.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "d.example", 0);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED);
+  EXPECT_EFFS(e, "mailbox m@d.example unlimited\ndomain d.example 0\n"
+                 "subscription s unlimited\n");
   v = SCRIPT(e, 500, NULL, 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED,
                  0, 0);
@@ -299,17 +360,14 @@ Test(config_keywords, plan_every_key) {
           "domain dp.example subscription=sp\ndomain dq.example "
           "subscription=sq\n"
           "mailbox m@dp.example\nmailbox m@dq.example\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dp.example", 10);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "dp.example", 20);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "sp", 30);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dq.example", 1);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "dq.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "sq", 0);
+  EXPECT_EFFS(e, "mailbox m@dp.example 10\ndomain dp.example 20\n"
+                 "subscription sp 30\nmailbox m@dq.example 1\n"
+                 "domain dq.example unlimited\nsubscription sq 0\n");
   obspam_verdict v = SCRIPT(e, 1, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "sp", 30, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "sp", 30, 0);
   /* sq's plan inherits scripts=yes from the server; its limit 0 refuses. */
   v = SCRIPT(e, 2, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "sq", 0, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "sq", 0, 0);
 
   /* A plan allows scripts the server forbids. */
   LOAD(e, "default scripts=no\nplan r scripts=yes\nsubscription s plan=r "
@@ -330,23 +388,19 @@ Test(config_keywords, subscription_every_key) {
           "subscription v plan=p scripts=inherit uid=1002\n"
           "domain ds.example subscription=s\nmailbox m@ds.example\n"
           "domain dt.example subscription=t\nmailbox m@dt.example\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@ds.example", 11);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "ds.example", 21);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "s", 31);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@dt.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "dt.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "t", OBSPAM_UNLIMITED);
+  EXPECT_EFFS(e, "mailbox m@ds.example 11\ndomain ds.example 21\n"
+                 "subscription s 31\nmailbox m@dt.example unlimited\n"
+                 "domain dt.example unlimited\nsubscription t unlimited\n");
 
   obspam_verdict v = SCRIPT(e, 1000, "ds.example", 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "ds.example", 21, 0, 0);
   /* uid 0 is a uid like any other; t inherits scripts=no from the server. */
   v = SCRIPT(e, 0, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "t", OBSPAM_UNLIMITED,
-                 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "t", OBSPAM_UNLIMITED, 0);
   v = SCRIPT(e, 1001, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "u", 30, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "u", 30, 0);
   v = SCRIPT(e, 1002, NULL, 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "v", 30, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "v", 30, 0);
   v = SCRIPT(e, 1003, NULL, 1, T0);
   EXPECT_EMPTY_VERDICT(v, OBSPAM_UNKNOWN);
 }
@@ -371,7 +425,7 @@ Test(config_keywords, subscription_contact_reaches_notices) {
           "domain ds.example subscription=s\nmailbox m@ds.example limit=0\n");
   OK(obspam_set_notify(e, on_notice, NULL));
   obspam_verdict v = SASL(e, "m@ds.example", 1, T0 + 10);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "m@ds.example", 0, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "m@ds.example", 0, 0);
   OK(obspam_notify_flush(e, T0 + 3600));
   cr_assert_eq(notices_for_mailbox, 1);
   cr_assert_str_eq(notice_contact, "Ops@S.example");
@@ -384,15 +438,12 @@ Test(config_keywords, domain_every_key) {
           "domain b.example subscription=S domain=unlimited mailbox=inherit\n"
           "domain c.example subscription=s domain=0 mailbox=unlimited\n"
           "mailbox m@a.example\nmailbox m@b.example\nmailbox m@c.example\n");
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "a.example", 60);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@a.example", 50);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "b.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@b.example", 5);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "c.example", 0);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "m@c.example", OBSPAM_UNLIMITED);
+  EXPECT_EFFS(e, "domain a.example 60\nmailbox m@a.example 50\n"
+                 "domain b.example unlimited\nmailbox m@b.example 5\n"
+                 "domain c.example 0\nmailbox m@c.example unlimited\n");
   /* subscription= is the parent: the domain is charged with s. */
   obspam_verdict v = SASL(e, "m@a.example", 7, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "s", 6, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "s", 6, 0);
 }
 
 Test(config_keywords, mailbox_limit_forms) {
@@ -403,14 +454,12 @@ Test(config_keywords, mailbox_limit_forms) {
           "mailbox inh@d.example limit=inherit\n"
           "mailbox none@d.example\n"
           "mailbox Big@D.Example limit=9223372036854775807\n");
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "count@d.example", 3);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "zero@d.example", 0);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "free@d.example", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "inh@d.example", 9);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "none@d.example", 9);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "big@d.example", INT64_MAX);
+  EXPECT_EFFS(e, "mailbox count@d.example 3\nmailbox zero@d.example 0\n"
+                 "mailbox free@d.example unlimited\n"
+                 "mailbox inh@d.example 9\nmailbox none@d.example 9\n"
+                 "mailbox big@d.example 9223372036854775807\n");
   obspam_verdict v = SASL(e, "zero@d.example", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "zero@d.example", 0, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "zero@d.example", 0, 0);
   v = SASL(e, "count@d.example", 3, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "count@d.example", 3, 0, 0);
   v = SASL(e, "count@d.example", 1, T0);
@@ -465,9 +514,8 @@ Test(config_keywords, lexical_rules) {
           "mailbox a#b@example.com limit=2\n"
           "mailbox Info@EXAMPLE.com");
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 4);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "a#b@example.com", 2);
+  EXPECT_EFFS(e, "domain example.com unlimited\nmailbox info@example.com 4\n"
+                 "mailbox a#b@example.com 2\n");
   int64_t v;
   RC(obspam_effective_limit(e, OBSPAM_DOMAIN, "commented.example", &v),
      OBSPAM_ENOTFOUND);
@@ -490,9 +538,7 @@ Test(config_keywords, empty_text_resets_everything) {
 Test(config_keywords, kinds_are_separate_namespaces) {
   LOAD(e, "plan x mailbox=1\nsubscription x plan=x subscription=2\n"
           "domain x subscription=x domain=3\nmailbox x@x\n");
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "x", 2);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "x", 3);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "x@x", 1);
+  EXPECT_EFFS(e, "subscription x 2\ndomain x 3\nmailbox x@x 1\n");
 }
 
 /* The tree a file built can be changed through the API afterwards. */
@@ -512,18 +558,17 @@ Test(config_keywords, api_works_on_a_loaded_tree) {
 /* ---- errors -------------------------------------------------------------- */
 
 Test(config_errors, lines_and_keywords) {
-  ERR("enabled yes\n\n# comment\nfoo bar\n", 4, "unknown keyword 'foo'");
-  ERR("Enabled yes\n", 1, "unknown keyword 'Enabled'");
-  ERR("enabled=yes\n", 1, "unknown keyword 'enabled=yes'");
-  ERR("whitelist\t192.0.2.0/24\n  plans p\n", 2, "unknown keyword 'plans'");
-  /* Line numbers count every line, with CRLF endings too. */
-  ERR("enabled yes\r\n\r\n# x\r\nplan a\r\nplan a\r\n", 5,
-      "duplicate plan 'a'");
-  /* The first error wins. */
-  ERR("plan a\nplan b mailbox=x\nfoo\n", 2,
-      "bad value 'x' for 'mailbox': expected a count, unlimited or inherit");
-  /* An error on the last line, without a newline, discards the rest. */
-  ERR("enabled no\ncount messages\nplan a\nplan A", 4, "duplicate plan 'a'");
+  ERRS("enabled yes\n\n# comment\nfoo bar\n=> 4: unknown keyword 'foo'",
+       "Enabled yes\n=> 1: unknown keyword 'Enabled'",
+       "enabled=yes\n=> 1: unknown keyword 'enabled=yes'",
+       "whitelist\t192.0.2.0/24\n  plans p\n=> 2: unknown keyword 'plans'",
+       /* Line numbers count every line, with CRLF endings too. */
+       "enabled yes\r\n\r\n# x\r\nplan a\r\nplan a\r\n=> 5: duplicate plan 'a'",
+       /* The first error wins. */
+       "plan a\nplan b mailbox=x\nfoo\n=> 2: bad value 'x' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       /* An error on the last line, without a newline, discards the rest. */
+       "enabled no\ncount messages\nplan a\nplan A=> 4: duplicate plan 'a'");
 }
 
 Test(config_errors, line_length) {
@@ -554,142 +599,133 @@ Test(config_errors, line_length) {
 }
 
 Test(config_errors, option_values) {
-  ERR("enabled\n", 1, "missing value for 'enabled'");
-  ERR("enabled # yes\n", 1, "missing value for 'enabled'");
-  ERR("enabled yes no\n", 1, "too many values for 'enabled'");
-  ERR("enabled maybe\n", 1,
-      "bad value 'maybe' for 'enabled': expected yes or no");
-  ERR("enabled YES\n", 1, "bad value 'YES' for 'enabled': expected yes or no");
-  ERR("enabled 1\n", 1, "bad value '1' for 'enabled': expected yes or no");
-  ERR("count bytes\n", 1,
-      "bad value 'bytes' for 'count': expected recipients or messages");
-  ERR("action bounce\n", 1,
-      "bad value 'bounce' for 'action': expected defer or reject");
-  ERR("count-unauthenticated on\n", 1,
-      "bad value 'on' for 'count-unauthenticated': expected local, yes or "
-      "no");
-  ERR("count-unauthenticated 2\n", 1,
-      "bad value '2' for 'count-unauthenticated': expected local, yes or "
-      "no");
-  ERR("implicit-mailboxes 100000001\n", 1,
-      "bad value '100000001' for 'implicit-mailboxes': out of range "
-      "0..100000000");
-  ERR("implicit-mailboxes many\n", 1,
-      "bad value 'many' for 'implicit-mailboxes': expected a number of "
-      "mailboxes");
-  ERR("count-forward-local 0\n", 1,
-      "bad value '0' for 'count-forward-local': expected yes or no");
-  ERR("count-forward-remote true\n", 1,
-      "bad value 'true' for 'count-forward-remote': expected yes or no");
-  ERR("count-mailing-lists off\n", 1,
-      "bad value 'off' for 'count-mailing-lists': expected yes or no");
-  ERR("notify-immediate y\n", 1,
-      "bad value 'y' for 'notify-immediate': expected yes or no");
-  ERR("retention many\n", 1,
-      "bad value 'many' for 'retention': expected a number of hours");
-  ERR("retention +5\n", 1,
-      "bad value '+5' for 'retention': expected a number of hours");
-  ERR("retention 5h\n", 1,
-      "bad value '5h' for 'retention': expected a number of hours");
-  ERR("retention -1\n", 1, "bad value '-1' for 'retention': negative number");
-  ERR("retention 0\n", 1,
-      "bad value '0' for 'retention': out of range 1..87600");
-  ERR("retention 87601\n", 1,
-      "bad value '87601' for 'retention': out of range 1..87600");
-  ERR("retention 99999999999999999999\n", 1,
-      "bad value '99999999999999999999' for 'retention': number is too large");
-  ERR("notify-period 1h\n", 1,
-      "bad value '1h' for 'notify-period': expected a number of seconds");
-  ERR("notify-period 59\n", 1,
-      "bad value '59' for 'notify-period': out of range 60..2678400");
-  ERR("notify-period 2678401\n", 1,
-      "bad value '2678401' for 'notify-period': out of range 60..2678400");
-  ERR("notify-period 3600 3600\n", 1, "too many values for 'notify-period'");
+  ERRS(
+      "enabled\n=> 1: missing value for 'enabled'",
+      "enabled # yes\n=> 1: missing value for 'enabled'",
+      "enabled yes no\n=> 1: too many values for 'enabled'",
+      "enabled maybe\n=> 1: bad value 'maybe' for 'enabled': expected yes or "
+      "no",
+      "enabled YES\n=> 1: bad value 'YES' for 'enabled': expected yes or no",
+      "enabled 1\n=> 1: bad value '1' for 'enabled': expected yes or no",
+      "count bytes\n=> 1: bad value 'bytes' for 'count': expected recipients "
+      "or messages",
+      "action bounce\n=> 1: bad value 'bounce' for 'action': expected defer or "
+      "reject",
+      "count-unauthenticated on\n=> 1: bad value 'on' for "
+      "'count-unauthenticated': expected local, yes or no",
+      "count-unauthenticated 2\n=> 1: bad value '2' for "
+      "'count-unauthenticated': expected local, yes or no",
+      "implicit-mailboxes 100000001\n=> 1: bad value '100000001' for "
+      "'implicit-mailboxes': out of range 0..100000000",
+      "implicit-mailboxes many\n=> 1: bad value 'many' for "
+      "'implicit-mailboxes': expected a number of mailboxes",
+      "count-forward-local 0\n=> 1: bad value '0' for 'count-forward-local': "
+      "expected yes or no",
+      "count-forward-remote true\n=> 1: bad value 'true' for "
+      "'count-forward-remote': expected yes or no",
+      "count-mailing-lists off\n=> 1: bad value 'off' for "
+      "'count-mailing-lists': expected yes or no",
+      "notify-immediate y\n=> 1: bad value 'y' for 'notify-immediate': "
+      "expected yes or no",
+      "retention many\n=> 1: bad value 'many' for 'retention': expected a "
+      "number of hours",
+      "retention +5\n=> 1: bad value '+5' for 'retention': expected a number "
+      "of hours",
+      "retention 5h\n=> 1: bad value '5h' for 'retention': expected a number "
+      "of hours",
+      "retention -1\n=> 1: bad value '-1' for 'retention': negative number",
+      "retention 0\n=> 1: bad value '0' for 'retention': out of range 1..87600",
+      "retention 87601\n=> 1: bad value '87601' for 'retention': out of range "
+      "1..87600",
+      "retention 99999999999999999999\n=> 1: bad value '99999999999999999999' "
+      "for 'retention': number is too large",
+      "notify-period 1h\n=> 1: bad value '1h' for 'notify-period': expected a "
+      "number of seconds",
+      "notify-period 59\n=> 1: bad value '59' for 'notify-period': out of "
+      "range 60..2678400",
+      "notify-period 2678401\n=> 1: bad value '2678401' for 'notify-period': "
+      "out of range 60..2678400",
+      "notify-period 3600 3600\n=> 1: too many values for 'notify-period'");
 }
 
 Test(config_errors, repeated_option_or_default) {
-  ERR("enabled yes\naction reject\nenabled yes\n", 3,
-      "'enabled' appears already on line 1");
-  ERR("count messages\n\n\n\ncount messages\n", 5,
-      "'count' appears already on line 1");
-  ERR("retention 5\nretention 6\n", 2, "'retention' appears already on line 1");
-  ERR("plan p\ndefault mailbox=1\ndefault domain=2\n", 3,
-      "'default' appears already on line 2");
-  ERR("default\ndefault\n", 2, "'default' appears already on line 1");
+  ERRS("enabled yes\naction reject\nenabled yes\n=> 3: 'enabled' appears "
+       "already on line 1",
+       "count messages\n\n\n\ncount messages\n=> 5: 'count' appears already on "
+       "line 1",
+       "retention 5\nretention 6\n=> 2: 'retention' appears already on line 1",
+       "plan p\ndefault mailbox=1\ndefault domain=2\n=> 3: 'default' appears "
+       "already on line 2",
+       "default\ndefault\n=> 2: 'default' appears already on line 1");
 }
 
 Test(config_errors, default_values) {
-  ERR("default mailbox=inherit\n", 1,
-      "bad value 'inherit' for 'mailbox': the server defaults cannot inherit");
-  ERR("default subscription=inherit\n", 1,
-      "bad value 'inherit' for 'subscription': the server defaults cannot "
-      "inherit");
-  ERR("default scripts=inherit\n", 1,
-      "bad value 'inherit' for 'scripts': expected yes or no");
-  ERR("default domain=lots\n", 1,
-      "bad value 'lots' for 'domain': expected a count or unlimited");
-  ERR("default domain=-1\n", 1, "bad value '-1' for 'domain': negative count");
-  ERR("default limit=5\n", 1, "unknown key 'limit' for the defaults");
-  ERR("default uid=5\n", 1, "unknown key 'uid' for the defaults");
-  ERR("default plan=p\n", 1, "unknown key 'plan' for the defaults");
-  ERR("default contact=a@b\n", 1, "unknown key 'contact' for the defaults");
+  ERRS("default mailbox=inherit\n=> 1: bad value 'inherit' for 'mailbox': the "
+       "server defaults cannot inherit",
+       "default subscription=inherit\n=> 1: bad value 'inherit' for "
+       "'subscription': the server defaults cannot inherit",
+       "default scripts=inherit\n=> 1: bad value 'inherit' for 'scripts': "
+       "expected yes or no",
+       "default domain=lots\n=> 1: bad value 'lots' for 'domain': expected a "
+       "count or unlimited",
+       "default domain=-1\n=> 1: bad value '-1' for 'domain': negative count",
+       "default limit=5\n=> 1: unknown key 'limit' for the defaults",
+       "default uid=5\n=> 1: unknown key 'uid' for the defaults",
+       "default plan=p\n=> 1: unknown key 'plan' for the defaults",
+       "default contact=a@b\n=> 1: unknown key 'contact' for the defaults");
 }
 
 Test(config_errors, limit_values) {
-  ERR("plan p mailbox=lots\n", 1,
-      "bad value 'lots' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p domain=-5\n", 1, "bad value '-5' for 'domain': negative count");
-  ERR("plan p subscription=-0\n", 1,
-      "bad value '-0' for 'subscription': negative count");
-  ERR("plan p subscription=+5\n", 1,
-      "bad value '+5' for 'subscription': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=9223372036854775808\n", 1,
-      "bad value '9223372036854775808' for 'mailbox': number is too large");
-  ERR("plan p mailbox=Unlimited\n", 1,
-      "bad value 'Unlimited' for 'mailbox': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=1.5\n", 1,
-      "bad value '1.5' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=0x10\n", 1,
-      "bad value '0x10' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=\n", 1, "missing value for 'mailbox'");
-  ERR("plan p mailbox==5\n", 1,
-      "bad value '=5' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p scripts=maybe\n", 1,
-      "bad value 'maybe' for 'scripts': expected yes, no or inherit");
-  ERR("subscription s scripts=\n", 1, "missing value for 'scripts'");
-  ERR("subscription s\ndomain d subscription=s mailbox=-2\n", 2,
-      "bad value '-2' for 'mailbox': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=-1\n", 3,
-      "bad value '-1' for 'limit': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=none\n", 3,
-      "bad value 'none' for 'limit': expected a count, unlimited or inherit");
+  ERRS("plan p mailbox=lots\n=> 1: bad value 'lots' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p domain=-5\n=> 1: bad value '-5' for 'domain': negative count",
+       "plan p subscription=-0\n=> 1: bad value '-0' for 'subscription': "
+       "negative count",
+       "plan p subscription=+5\n=> 1: bad value '+5' for 'subscription': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=9223372036854775808\n=> 1: bad value "
+       "'9223372036854775808' for 'mailbox': number is too large",
+       "plan p mailbox=Unlimited\n=> 1: bad value 'Unlimited' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=1.5\n=> 1: bad value '1.5' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=0x10\n=> 1: bad value '0x10' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=\n=> 1: missing value for 'mailbox'",
+       "plan p mailbox==5\n=> 1: bad value '=5' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p scripts=maybe\n=> 1: bad value 'maybe' for 'scripts': expected "
+       "yes, no or inherit",
+       "subscription s scripts=\n=> 1: missing value for 'scripts'",
+       "subscription s\ndomain d subscription=s mailbox=-2\n=> 2: bad value "
+       "'-2' for 'mailbox': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=-1\n=> 3: "
+       "bad value '-1' for 'limit': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=none\n=> 3: "
+       "bad value 'none' for 'limit': expected a count, unlimited or inherit");
 }
 
 Test(config_errors, keys) {
-  ERR("plan p mailbox\n", 1, "expected KEY=VALUE, found 'mailbox'");
-  ERR("plan p =5\n", 1, "expected KEY=VALUE, found '=5'");
-  ERR("plan p uid=5\n", 1, "unknown key 'uid' for a plan");
-  ERR("plan p plan=q\n", 1, "unknown key 'plan' for a plan");
-  ERR("plan p contact=a@b\n", 1, "unknown key 'contact' for a plan");
-  ERR("plan p Mailbox=5\n", 1, "unknown key 'Mailbox' for a plan");
-  ERR("subscription s limit=5\n", 1, "unknown key 'limit' for a subscription");
-  ERR("subscription s\ndomain d subscription=s uid=3\n", 2,
-      "unknown key 'uid' for a domain");
-  ERR("subscription s\ndomain d subscription=s scripts=no\n", 2,
-      "unknown key 'scripts' for a domain");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d mailbox=2\n", 3,
-      "unknown key 'mailbox' for a mailbox");
-  ERR("plan p mailbox=1 domain=2 mailbox=1\n", 1,
-      "key 'mailbox' is given twice");
-  ERR("subscription s uid=1 uid=1\n", 1, "key 'uid' is given twice");
-  ERR("subscription s\nsubscription t\ndomain d subscription=s "
-      "subscription=t\n",
-      3, "key 'subscription' is given twice");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=1 "
-      "limit=1\n",
-      3, "key 'limit' is given twice");
+  ERRS(
+      "plan p mailbox\n=> 1: expected KEY=VALUE, found 'mailbox'",
+      "plan p =5\n=> 1: expected KEY=VALUE, found '=5'",
+      "plan p uid=5\n=> 1: unknown key 'uid' for a plan",
+      "plan p plan=q\n=> 1: unknown key 'plan' for a plan",
+      "plan p contact=a@b\n=> 1: unknown key 'contact' for a plan",
+      "plan p Mailbox=5\n=> 1: unknown key 'Mailbox' for a plan",
+      "subscription s limit=5\n=> 1: unknown key 'limit' for a subscription",
+      "subscription s\ndomain d subscription=s uid=3\n=> 2: unknown key 'uid' "
+      "for a domain",
+      "subscription s\ndomain d subscription=s scripts=no\n=> 2: unknown key "
+      "'scripts' for a domain",
+      "subscription s\ndomain d subscription=s\nmailbox m@d mailbox=2\n=> 3: "
+      "unknown key 'mailbox' for a mailbox",
+      "plan p mailbox=1 domain=2 mailbox=1\n=> 1: key 'mailbox' is given twice",
+      "subscription s uid=1 uid=1\n=> 1: key 'uid' is given twice",
+      "subscription s\nsubscription t\ndomain d subscription=s "
+      "subscription=t\n=> 3: key 'subscription' is given twice",
+      "subscription s\ndomain d subscription=s\nmailbox m@d limit=1 "
+      "limit=1\n=> 3: key 'limit' is given twice");
 }
 
 Test(config_errors, names) {
@@ -756,74 +792,71 @@ Test(config_errors, name_length) {
 }
 
 Test(config_errors, duplicates) {
-  ERR("plan a\nplan A\n", 2, "duplicate plan 'a'");
-  ERR("subscription Acme\nsubscription acme\n", 2,
-      "duplicate subscription 'acme'");
-  ERR("subscription s\nsubscription t\ndomain d.example subscription=s\n"
-      "domain D.EXAMPLE subscription=t\n",
-      4, "duplicate domain 'd.example'");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d\nmailbox M@D "
-      "limit=4\n",
-      4, "duplicate mailbox 'm@d'");
-  ERR("whitelist 10.0.0.0/8\nwhitelist 10.0.0.0/8\n", 2,
-      "duplicate whitelist entry '10.0.0.0/8'");
-  ERR("whitelist ::1\nwhitelist 0::1/128\n", 2,
-      "duplicate whitelist entry '0::1/128'");
+  ERRS(
+      "plan a\nplan A\n=> 2: duplicate plan 'a'",
+      "subscription Acme\nsubscription acme\n=> 2: duplicate subscription "
+      "'acme'",
+      "subscription s\nsubscription t\ndomain d.example subscription=s\ndomain "
+      "D.EXAMPLE subscription=t\n=> 4: duplicate domain 'd.example'",
+      "subscription s\ndomain d subscription=s\nmailbox m@d\nmailbox M@D "
+      "limit=4\n=> 4: duplicate mailbox 'm@d'",
+      "whitelist 10.0.0.0/8\nwhitelist 10.0.0.0/8\n=> 2: duplicate whitelist "
+      "entry '10.0.0.0/8'",
+      "whitelist ::1\nwhitelist 0::1/128\n=> 2: duplicate whitelist entry "
+      "'0::1/128'");
 }
 
 Test(config_errors, references) {
-  ERR("plan Basic\nsubscription acme plan=Basik\n", 2, "unknown plan 'Basik'");
-  ERR("domain d.example subscription=nobody\n", 1,
-      "unknown subscription 'nobody'");
-  ERR("subscription s\ndomain d.example\n", 2,
-      "domain 'd.example' needs subscription=");
-  ERR("subscription s\ndomain D.example mailbox=3\n", 2,
-      "domain 'd.example' needs subscription=");
-  ERR("subscription s\ndomain d.example subscription=\n", 2,
-      "missing value for 'subscription'");
-  ERR("subscription s\ndomain d.example subscription=s\n"
-      "mailbox m@nowhere.example\n",
-      3, "unknown domain 'nowhere.example'");
-  /* A plan name is not a subscription, a subscription not a domain. */
-  ERR("plan p\ndomain d subscription=p\n", 2, "unknown subscription 'p'");
-  ERR("subscription d\nmailbox m@d\n", 2, "unknown domain 'd'");
+  ERRS("plan Basic\nsubscription acme plan=Basik\n=> 2: unknown plan 'Basik'",
+       "domain d.example subscription=nobody\n=> 1: unknown subscription "
+       "'nobody'",
+       "subscription s\ndomain d.example\n=> 2: domain 'd.example' needs "
+       "subscription=",
+       "subscription s\ndomain D.example mailbox=3\n=> 2: domain 'd.example' "
+       "needs subscription=",
+       "subscription s\ndomain d.example subscription=\n=> 2: missing value "
+       "for 'subscription'",
+       "subscription s\ndomain d.example subscription=s\nmailbox "
+       "m@nowhere.example\n=> 3: unknown domain 'nowhere.example'",
+       /* A plan name is not a subscription, a subscription not a domain. */
+       "plan p\ndomain d subscription=p\n=> 2: unknown subscription 'p'",
+       "subscription d\nmailbox m@d\n=> 2: unknown domain 'd'");
 }
 
 Test(config_errors, referred_to_before_declared) {
-  ERR("subscription s plan=gold\nplan gold\n", 1,
-      "unknown plan 'gold' (declared later, on line 2)");
-  ERR("domain d subscription=S\n\n# x\n  subscription\ts uid=5\n", 1,
-      "unknown subscription 'S' (declared later, on line 4)");
-  ERR("subscription s\nmailbox a@D.example\r\n"
-      "domain d.example subscription=s\r\n",
-      2, "unknown domain 'D.example' (declared later, on line 3)");
-  /* A commented-out declaration does not count, nor another kind. */
-  ERR("subscription s plan=gold\n# plan gold\nsubscription gold\n", 1,
-      "unknown plan 'gold'");
-  /* Nor a longer name that starts with the same letters. */
-  ERR("subscription s plan=gold\nplan golden\n", 1, "unknown plan 'gold'");
+  ERRS("subscription s plan=gold\nplan gold\n=> 1: unknown plan 'gold' "
+       "(declared later, on line 2)",
+       "domain d subscription=S\n\n# x\n  subscription\ts uid=5\n=> 1: unknown "
+       "subscription 'S' (declared later, on line 4)",
+       "subscription s\nmailbox a@D.example\r\ndomain d.example "
+       "subscription=s\r\n=> 2: unknown domain 'D.example' (declared later, on "
+       "line 3)",
+       /* A commented-out declaration does not count, nor another kind. */
+       "subscription s plan=gold\n# plan gold\nsubscription gold\n=> 1: "
+       "unknown plan 'gold'",
+       /* Nor a longer name that starts with the same letters. */
+       "subscription s plan=gold\nplan golden\n=> 1: unknown plan 'gold'");
 }
 
 Test(config_errors, uid_and_contact) {
-  ERR("subscription a uid=7\nsubscription b uid=7\n", 2,
-      "uid 7 belongs to subscription 'a' already");
-  ERR("subscription A uid=0\nsubscription b\nsubscription c uid=00\n", 3,
-      "uid 0 belongs to subscription 'a' already");
-  ERR("subscription a uid=-1\n", 1, "bad value '-1' for 'uid': negative uid");
-  ERR("subscription a uid=abc\n", 1,
-      "bad value 'abc' for 'uid': expected a number");
-  ERR("subscription a uid=inherit\n", 1,
-      "bad value 'inherit' for 'uid': expected a number");
-  ERR("subscription a uid=99999999999999999999\n", 1,
-      "bad value '99999999999999999999' for 'uid': number is too large");
-  ERR("subscription a contact=nobody\n", 1,
-      "bad value 'nobody' for 'contact': a mailbox needs one '@'");
-  ERR("subscription a contact=a@b@c\n", 1,
-      "bad value 'a@b@c' for 'contact': an address holds more than one '@'");
-  ERR("subscription a contact=@b\n", 1,
-      "bad value '@b' for 'contact': an address needs a local part and a "
-      "domain");
-  ERR("subscription a contact=\n", 1, "missing value for 'contact'");
+  ERRS("subscription a uid=7\nsubscription b uid=7\n=> 2: uid 7 belongs to "
+       "subscription 'a' already",
+       "subscription A uid=0\nsubscription b\nsubscription c uid=00\n=> 3: uid "
+       "0 belongs to subscription 'a' already",
+       "subscription a uid=-1\n=> 1: bad value '-1' for 'uid': negative uid",
+       "subscription a uid=abc\n=> 1: bad value 'abc' for 'uid': expected a "
+       "number",
+       "subscription a uid=inherit\n=> 1: bad value 'inherit' for 'uid': "
+       "expected a number",
+       "subscription a uid=99999999999999999999\n=> 1: bad value "
+       "'99999999999999999999' for 'uid': number is too large",
+       "subscription a contact=nobody\n=> 1: bad value 'nobody' for 'contact': "
+       "a mailbox needs one '@'",
+       "subscription a contact=a@b@c\n=> 1: bad value 'a@b@c' for 'contact': "
+       "an address holds more than one '@'",
+       "subscription a contact=@b\n=> 1: bad value '@b' for 'contact': an "
+       "address needs a local part and a domain",
+       "subscription a contact=\n=> 1: missing value for 'contact'");
 }
 
 /* `local-network` lines: the local networks, replaced at each load; none
@@ -864,44 +897,41 @@ Test(config_keywords, local_networks) {
 }
 
 Test(config_errors, local_network_entries) {
-  ERR("local-network\n", 1, "missing address after 'local-network'");
-  ERR("local-network 10.0.0.0/8 10.1.0.0/16\n", 1,
-      "too many values for 'local-network'");
-  ERR("local-network example.com\n", 1,
-      "bad local-network entry 'example.com': not an IPv4 or IPv6 address");
-  ERR("local-network 10.0.0.1/24\n", 1,
-      "bad local-network entry '10.0.0.1/24': address has bits set beyond "
-      "the prefix length");
-  ERR("local-network ::1\nlocal-network 0::1/128\n", 2,
-      "duplicate local-network entry '0::1/128'");
+  ERRS("local-network\n=> 1: missing address after 'local-network'",
+       "local-network 10.0.0.0/8 10.1.0.0/16\n=> 1: too many values for "
+       "'local-network'",
+       "local-network example.com\n=> 1: bad local-network entry "
+       "'example.com': not an IPv4 or IPv6 address",
+       "local-network 10.0.0.1/24\n=> 1: bad local-network entry "
+       "'10.0.0.1/24': address has bits set beyond the prefix length",
+       "local-network ::1\nlocal-network 0::1/128\n=> 2: duplicate "
+       "local-network entry '0::1/128'");
   /* The same network may be whitelisted and local. */
   LOAD(e, "whitelist 10.0.0.0/8\nlocal-network 10.0.0.0/8\n");
 }
 
 Test(config_errors, whitelist_entries) {
-  ERR("whitelist\n", 1, "missing address after 'whitelist'");
-  ERR("whitelist 10.0.0.0/8 10.1.0.0/16\n", 1,
-      "too many values for 'whitelist'");
-  ERR("whitelist 10.0.0.256\n", 1,
-      "bad whitelist entry '10.0.0.256': not an IPv4 or IPv6 address");
-  ERR("whitelist example.com\n", 1,
-      "bad whitelist entry 'example.com': not an IPv4 or IPv6 address");
-  ERR("whitelist 10.0.0.0/33\n", 1,
-      "bad whitelist entry '10.0.0.0/33': IPv4 prefix length is over 32");
-  ERR("whitelist 10.0.0.1/24\n", 1,
-      "bad whitelist entry '10.0.0.1/24': address has bits set beyond the "
-      "prefix length");
-  ERR("whitelist 10.0.0.0/024\n", 1,
-      "bad whitelist entry '10.0.0.0/024': prefix length is not a number");
-  ERR("whitelist 10.0.0.0/\n", 1,
-      "bad whitelist entry '10.0.0.0/': prefix length is not a number");
-  ERR("whitelist 2001:db8::/129\n", 1,
-      "bad whitelist entry '2001:db8::/129': IPv6 prefix length is over 128");
-  ERR("whitelist 2001:db8::1/32\n", 1,
-      "bad whitelist entry '2001:db8::1/32': address has bits set beyond the "
-      "prefix length");
-  ERR("whitelist 2001:db8:::1\n", 1,
-      "bad whitelist entry '2001:db8:::1': not an IPv4 or IPv6 address");
+  ERRS(
+      "whitelist\n=> 1: missing address after 'whitelist'",
+      "whitelist 10.0.0.0/8 10.1.0.0/16\n=> 1: too many values for 'whitelist'",
+      "whitelist 10.0.0.256\n=> 1: bad whitelist entry '10.0.0.256': not an "
+      "IPv4 or IPv6 address",
+      "whitelist example.com\n=> 1: bad whitelist entry 'example.com': not an "
+      "IPv4 or IPv6 address",
+      "whitelist 10.0.0.0/33\n=> 1: bad whitelist entry '10.0.0.0/33': IPv4 "
+      "prefix length is over 32",
+      "whitelist 10.0.0.1/24\n=> 1: bad whitelist entry '10.0.0.1/24': address "
+      "has bits set beyond the prefix length",
+      "whitelist 10.0.0.0/024\n=> 1: bad whitelist entry '10.0.0.0/024': "
+      "prefix length is not a number",
+      "whitelist 10.0.0.0/\n=> 1: bad whitelist entry '10.0.0.0/': prefix "
+      "length is not a number",
+      "whitelist 2001:db8::/129\n=> 1: bad whitelist entry '2001:db8::/129': "
+      "IPv6 prefix length is over 128",
+      "whitelist 2001:db8::1/32\n=> 1: bad whitelist entry '2001:db8::1/32': "
+      "address has bits set beyond the prefix length",
+      "whitelist 2001:db8:::1\n=> 1: bad whitelist entry '2001:db8:::1': not "
+      "an IPv4 or IPv6 address");
 }
 
 Test(config_errors, null_arguments) {
@@ -919,7 +949,6 @@ Test(config_errors, null_arguments) {
 
 /* SPEC.md's example message, word for word. */
 Test(config_files, spec_error_message) {
-  cr_assert_eq(chdir(make_tmpdir()), 0);
   static const char text[] =
       "# generated by the panel\n"
       "enabled yes\n"
@@ -934,15 +963,7 @@ Test(config_files, spec_error_message) {
       "subscription zeta plan=Premium uid=10002\n"
       "subscription beta plan=Basik uid=10003\n"
       "domain beta.example subscription=beta\n";
-  write_file("obspam.conf", text, sizeof(text) - 1);
-  LOAD(e, BASE);
-  RC(obspam_load_config(e, "obspam.conf"), OBSPAM_ESYNTAX);
-  cr_assert_str_eq(obspam_engine_errmsg(e),
-                   "obspam.conf:12: unknown plan 'Basik'");
-  expect_base(__LINE__);
-  unlink("obspam.conf");
-  cr_assert_eq(chdir("/"), 0);
-  rmdir(tmpdir);
+  expect_file_error(text, "obspam.conf:12: unknown plan 'Basik'", __LINE__);
 }
 
 Test(config_files, load_from_file) {
@@ -1350,8 +1371,7 @@ Test(config_reload, replaces_api_changes) {
   obspam_message m =
       tu_msg(0, "n@d.example", NULL, "203.0.113.1", 1, -1, NULL, NULL, T0);
   obspam_verdict ver = DECIDE(e, &m);
-  EXPECT_VERDICT(ver, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "n@d.example",
-                 OBSPAM_UNLIMITED, 0, 0);
+  EXPECT_ACCEPT_UNLIMITED(ver, OBSPAM_MAILBOX, "n@d.example");
   EXPECT_COUNTS(e, OBSPAM_DOMAIN, "d.example", T0, 3, 0);
 }
 
@@ -1385,14 +1405,7 @@ Test(config_keywords, spec_example_with_windows) {
           "action defer\n"
           "local-network 10.0.5.0/24\n"
           "default mailbox=20/m,100/h,1000/d domain=1000 subscription=5000 "
-          "max-recipients=50\n"
-          "plan Basic mailbox=50 domain=500 subscription=1000\n"
-          "subscription acme plan=Basic subscription=3000 uid=10001 "
-          "scripts=yes contact=ops@acme.example\n"
-          "domain example.com subscription=acme domain=unlimited mailbox=80\n"
-          "mailbox info@example.com limit=20\n"
-          "whitelist 192.0.2.0/24\n"
-          "whitelist 2001:db8::/32\n");
+          "max-recipients=50\n" SPEC_EXAMPLE_TREE);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "info@example.com", 20, 20, 1000);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "example.com", -1, -1, -1);
   EXPECT_WINDOWS(e, OBSPAM_SUBSCRIPTION, "acme", -1, 3000, -1);
@@ -1412,8 +1425,7 @@ Test(config_keywords, spec_example_with_windows) {
   /* More recipients than the minute allows never fit it: the minute, a
      longer window than the cap, is named. */
   v = SASL(e, "new@example.com", 51, T0 + 60);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "new@example.com", 20, 0,
-                 -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "new@example.com", 20, 0);
   cr_assert_eq(v.window, OBSPAM_WINDOW_MINUTE);
   OK(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
                              OBSPAM_WINDOW_MINUTE, 100));
@@ -1482,91 +1494,79 @@ Test(config_keywords, windows_not_named_inherit) {
 }
 
 Test(config_errors, window_values) {
-  ERR("plan p mailbox=20/w\n", 1, "unknown window 'w' in '20/w'");
-  ERR("plan p mailbox=20/m,30/w\n", 1, "unknown window 'w' in '30/w'");
-  ERR("plan p mailbox=20/M\n", 1, "unknown window 'M' in '20/M'");
-  ERR("plan p domain=20/min\n", 1, "unknown window 'min' in '20/min'");
-  ERR("plan p domain=20/m/h\n", 1, "unknown window 'm/h' in '20/m/h'");
-  ERR("plan p mailbox=20/\n", 1, "missing window after '/' in '20/'");
-  ERR("plan p mailbox=/m\n", 1,
-      "bad value '/m' for 'mailbox': expected a count, unlimited or inherit");
-  ERR("plan p mailbox=20/m,30/m\n", 1,
-      "bad value '20/m,30/m' for 'mailbox': the minute window is given twice");
-  ERR("plan p mailbox=20,30/h\n", 1,
-      "bad value '20,30/h' for 'mailbox': the hour window is given twice");
-  ERR("plan p subscription=1/d,5,unlimited/d\n", 1,
-      "bad value '1/d,5,unlimited/d' for 'subscription': the day window is "
-      "given twice");
-  ERR("plan p mailbox=20,\n", 1,
-      "bad value '20,' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=,20\n", 1,
-      "bad value ',20' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=20/m,,30/d\n", 1,
-      "bad value '20/m,,30/d' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=,\n", 1,
-      "bad value ',' for 'mailbox': a window limit is empty");
-  ERR("plan p mailbox=lots/m\n", 1,
-      "bad value 'lots/m' for 'mailbox': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p mailbox=20/m,-5\n", 1,
-      "bad value '-5' for 'mailbox': negative count");
-  ERR("plan p mailbox=-5/d\n", 1,
-      "bad value '-5/d' for 'mailbox': negative count");
-  ERR("plan p mailbox=9223372036854775808/d\n", 1,
-      "bad value '9223372036854775808/d' for 'mailbox': number is too large");
-  ERR("plan p mailbox=20/m 30/d\n", 1, "expected KEY=VALUE, found '30/d'");
-  ERR("default mailbox=inherit/m\n", 1,
-      "bad value 'inherit/m' for 'mailbox': the server defaults cannot "
-      "inherit");
-  ERR("default domain=5,lots/d\n", 1,
-      "bad value 'lots/d' for 'domain': expected a count or unlimited");
-  ERR("subscription s\ndomain d subscription=s domain=1/d,2/d\n", 2,
-      "bad value '1/d,2/d' for 'domain': the day window is given twice");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d limit=5/x\n", 3,
-      "unknown window 'x' in '5/x'");
-  /* A second key for the same limit is refused as before, windows or
-     not. */
-  ERR("plan p mailbox=5/m mailbox=6/d\n", 1, "key 'mailbox' is given twice");
+  ERRS("plan p mailbox=20/w\n=> 1: unknown window 'w' in '20/w'",
+       "plan p mailbox=20/m,30/w\n=> 1: unknown window 'w' in '30/w'",
+       "plan p mailbox=20/M\n=> 1: unknown window 'M' in '20/M'",
+       "plan p domain=20/min\n=> 1: unknown window 'min' in '20/min'",
+       "plan p domain=20/m/h\n=> 1: unknown window 'm/h' in '20/m/h'",
+       "plan p mailbox=20/\n=> 1: missing window after '/' in '20/'",
+       "plan p mailbox=/m\n=> 1: bad value '/m' for 'mailbox': expected a "
+       "count, unlimited or inherit",
+       "plan p mailbox=20/m,30/m\n=> 1: bad value '20/m,30/m' for 'mailbox': "
+       "the minute window is given twice",
+       "plan p mailbox=20,30/h\n=> 1: bad value '20,30/h' for 'mailbox': the "
+       "hour window is given twice",
+       "plan p subscription=1/d,5,unlimited/d\n=> 1: bad value "
+       "'1/d,5,unlimited/d' for 'subscription': the day window is given twice",
+       "plan p mailbox=20,\n=> 1: bad value '20,' for 'mailbox': a window "
+       "limit is empty",
+       "plan p mailbox=,20\n=> 1: bad value ',20' for 'mailbox': a window "
+       "limit is empty",
+       "plan p mailbox=20/m,,30/d\n=> 1: bad value '20/m,,30/d' for 'mailbox': "
+       "a window limit is empty",
+       "plan p mailbox=,\n=> 1: bad value ',' for 'mailbox': a window limit is "
+       "empty",
+       "plan p mailbox=lots/m\n=> 1: bad value 'lots/m' for 'mailbox': "
+       "expected a count, unlimited or inherit",
+       "plan p mailbox=20/m,-5\n=> 1: bad value '-5' for 'mailbox': negative "
+       "count",
+       "plan p mailbox=-5/d\n=> 1: bad value '-5/d' for 'mailbox': negative "
+       "count",
+       "plan p mailbox=9223372036854775808/d\n=> 1: bad value "
+       "'9223372036854775808/d' for 'mailbox': number is too large",
+       "plan p mailbox=20/m 30/d\n=> 1: expected KEY=VALUE, found '30/d'",
+       "default mailbox=inherit/m\n=> 1: bad value 'inherit/m' for 'mailbox': "
+       "the server defaults cannot inherit",
+       "default domain=5,lots/d\n=> 1: bad value 'lots/d' for 'domain': "
+       "expected a count or unlimited",
+       "subscription s\ndomain d subscription=s domain=1/d,2/d\n=> 2: bad "
+       "value '1/d,2/d' for 'domain': the day window is given twice",
+       "subscription s\ndomain d subscription=s\nmailbox m@d limit=5/x\n=> 3: "
+       "unknown window 'x' in '5/x'",
+       /* A second key for the same limit is refused as before, windows or
+          not. */
+       "plan p mailbox=5/m mailbox=6/d\n=> 1: key 'mailbox' is given twice");
 }
 
 Test(config_errors, max_recipients_values) {
-  ERR("plan p max-recipients=lots\n", 1,
-      "bad value 'lots' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=5/m\n", 1,
-      "bad value '5/m' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=5,6\n", 1,
-      "bad value '5,6' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("plan p max-recipients=-1\n", 1,
-      "bad value '-1' for 'max-recipients': negative count");
-  ERR("plan p max-recipients=\n", 1, "missing value for 'max-recipients'");
-  ERR("plan p max-recipients=1 max-recipients=1\n", 1,
-      "key 'max-recipients' is given twice");
-  ERR("default max-recipients=inherit\n", 1,
-      "bad value 'inherit' for 'max-recipients': the server defaults cannot "
-      "inherit");
-  ERR("default max-recipients=x\n", 1,
-      "bad value 'x' for 'max-recipients': expected a count or unlimited");
-  ERR("subscription s max-recipients=Unlimited\n", 1,
-      "bad value 'Unlimited' for 'max-recipients': expected a count, "
-      "unlimited or inherit");
-  ERR("subscription s\ndomain d subscription=s max-recipients=-3\n", 2,
-      "bad value '-3' for 'max-recipients': negative count");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
-      "max-recipients=1.5\n",
-      3,
-      "bad value '1.5' for 'max-recipients': expected a count, unlimited or "
-      "inherit");
-  ERR("subscription s\ndomain d subscription=s\nmailbox m@d "
-      "max_recipients=5\n",
-      3, "unknown key 'max_recipients' for a mailbox");
+  ERRS("plan p max-recipients=lots\n=> 1: bad value 'lots' for "
+       "'max-recipients': expected a count, unlimited or inherit",
+       "plan p max-recipients=5/m\n=> 1: bad value '5/m' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "plan p max-recipients=5,6\n=> 1: bad value '5,6' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "plan p max-recipients=-1\n=> 1: bad value '-1' for 'max-recipients': "
+       "negative count",
+       "plan p max-recipients=\n=> 1: missing value for 'max-recipients'",
+       "plan p max-recipients=1 max-recipients=1\n=> 1: key 'max-recipients' "
+       "is given twice",
+       "default max-recipients=inherit\n=> 1: bad value 'inherit' for "
+       "'max-recipients': the server defaults cannot inherit",
+       "default max-recipients=x\n=> 1: bad value 'x' for 'max-recipients': "
+       "expected a count or unlimited",
+       "subscription s max-recipients=Unlimited\n=> 1: bad value 'Unlimited' "
+       "for 'max-recipients': expected a count, unlimited or inherit",
+       "subscription s\ndomain d subscription=s max-recipients=-3\n=> 2: bad "
+       "value '-3' for 'max-recipients': negative count",
+       "subscription s\ndomain d subscription=s\nmailbox m@d "
+       "max-recipients=1.5\n=> 3: bad value '1.5' for 'max-recipients': "
+       "expected a count, unlimited or inherit",
+       "subscription s\ndomain d subscription=s\nmailbox m@d "
+       "max_recipients=5\n=> 3: unknown key 'max_recipients' for a mailbox");
 }
 
 /* The message issue 16 gives, from a file, on its line. */
 Test(config_files, window_error_names_file_and_line) {
-  cr_assert_eq(chdir(make_tmpdir()), 0);
   static const char text[] = "enabled yes\n"
                              "count recipients\n"
                              "\n"
@@ -1579,15 +1579,8 @@ Test(config_files, window_error_names_file_and_line) {
                              "mailbox c@example.com limit=inherit/m,5/h\n"
                              "# the next line is wrong\n"
                              "mailbox d@example.com limit=20/w\n";
-  write_file("obspam.conf", text, sizeof(text) - 1);
-  LOAD(e, BASE);
-  RC(obspam_load_config(e, "obspam.conf"), OBSPAM_ESYNTAX);
-  cr_assert_str_eq(obspam_engine_errmsg(e),
-                   "obspam.conf:12: unknown window 'w' in '20/w'");
-  expect_base(__LINE__);
-  unlink("obspam.conf");
-  cr_assert_eq(chdir("/"), 0);
-  rmdir(tmpdir);
+  expect_file_error(text, "obspam.conf:12: unknown window 'w' in '20/w'",
+                    __LINE__);
 }
 
 /* A load that fails keeps every window and cap the engine had. */
@@ -1620,12 +1613,13 @@ Test(config_atomic, failed_load_keeps_windows_and_caps) {
 /* A reload takes the new file's windows and caps, whatever the old file
    or the API had set; values the new file leaves out inherit again. */
 Test(config_reload, takes_the_new_windows_and_caps) {
-  LOAD(e, "default mailbox=1/m,2/d max-recipients=3\n"
-          "plan p mailbox=4/m max-recipients=5\n"
-          "subscription s plan=p domain=6/d\n"
-          "domain d.example subscription=s mailbox=7/d max-recipients=8\n"
-          "mailbox a@d.example limit=9/m max-recipients=10\n"
-          "mailbox b@d.example\n");
+  LOAD(
+      e,
+      "default mailbox=1/m,2/d max-recipients=3\n"
+      "plan p mailbox=4/m max-recipients=5\n"
+      "subscription s plan=p domain=6/d\n"
+      "domain d.example subscription=s mailbox=7/d max-recipients=8\n"
+      "mailbox a@d.example limit=9/m max-recipients=10\nmailbox b@d.example\n");
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 9, -1, 7);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 4, -1, 7);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, 6);
@@ -1637,12 +1631,10 @@ Test(config_reload, takes_the_new_windows_and_caps) {
   OK(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN,
                              OBSPAM_WINDOW_MINUTE, 100));
 
-  LOAD(e, "default mailbox=11/m max-recipients=13\n"
-          "plan p max-recipients=15\n"
-          "subscription s plan=p\n"
-          "domain d.example subscription=s mailbox=17/d\n"
-          "mailbox a@d.example limit=19/m,20/d\n"
-          "mailbox b@d.example\n");
+  LOAD(e,
+       "default mailbox=11/m max-recipients=13\nplan p max-recipients=15\n"
+       "subscription s plan=p\ndomain d.example subscription=s mailbox=17/d\n"
+       "mailbox a@d.example limit=19/m,20/d\nmailbox b@d.example\n");
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 19, -1, 20);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 11, -1, 17);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, -1);
@@ -1668,12 +1660,11 @@ Test(config_example, loads_and_limits) {
                obspam_engine_errmsg(e));
   EXPECT_OPT(e, OBSPAM_OPT_ENABLED, 1);
   EXPECT_OPT(e, OBSPAM_OPT_RETENTION_HOURS, 720);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@acme.example", 20);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "sales@acme.example", 200);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "shop.acme.example", 1500);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "bakery", 800);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "monitoring", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "newsletter@newsroom.example", 2000);
+  EXPECT_EFFS(e, "mailbox info@acme.example 20\n"
+                 "mailbox sales@acme.example 200\n"
+                 "domain shop.acme.example 1500\nsubscription bakery 800\n"
+                 "subscription monitoring unlimited\n"
+                 "mailbox newsletter@newsroom.example 2000\n");
 
   /* The demo mailbox: five an hour. */
   obspam_verdict v;
@@ -1686,21 +1677,16 @@ Test(config_example, loads_and_limits) {
   EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "demo@bakery.example", 5, 5,
                  3600);
   v = SASL(e, "old-intern@bakery.example", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "old-intern@bakery.example",
-                 0, 0, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "old-intern@bakery.example", 0, 0);
   /* The Starter plan forbids scripts. */
   v = SCRIPT(e, 10002, "bakery.example", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, "bakery", 800, 5, -1);
+  EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "bakery", 800, 5);
   v = SCRIPT(e, 10003, "newsroom.example", 1, T0);
-  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "newsroom.example",
-                 OBSPAM_UNLIMITED, 0, 0);
-  obspam_message m = tu_msg(0, "demo@bakery.example", NULL, "192.0.2.25", 1, -1,
-                            NULL, NULL, T0);
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
-  m.client_address = "2001:db8:25:1::1";
-  v = DECIDE(e, &m);
-  EXPECT_EMPTY_VERDICT(v, OBSPAM_EXEMPT);
+  EXPECT_ACCEPT_UNLIMITED(v, OBSPAM_DOMAIN, "newsroom.example");
+  obspam_message m =
+      tu_msg(0, "demo@bakery.example", NULL, NULL, 1, -1, NULL, NULL, T0);
+  EXPECT_WHITELISTED(m, "192.0.2.25");
+  EXPECT_WHITELISTED(m, "2001:db8:25:1::1");
   m.client_address = "127.0.0.1";
   v = DECIDE(e, &m);
   cr_assert_eq(v.action, OBSPAM_REFUSE, "127.0.0.1 is not whitelisted");
@@ -1718,12 +1704,10 @@ Test(config_errors, store_prefix_rule_shared_with_set_store) {
       "bad value 'pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
       "pppp' for 'store-prefix': 1 to 128 bytes, no blanks or braces");
   /* The message shows the carriage return as "?". */
-  ERR("store-prefix a\rb\n", 1,
-      "bad value 'a?b' for 'store-prefix': 1 to 128 bytes, no blanks or "
-      "braces");
-  ERR("store-prefix a{b\n", 1,
-      "bad value 'a{b' for 'store-prefix': 1 to 128 bytes, no blanks or "
-      "braces");
+  ERRS("store-prefix a\rb\n=> 1: bad value 'a?b' for 'store-prefix': 1 to 128 "
+       "bytes, no blanks or braces",
+       "store-prefix a{b\n=> 1: bad value 'a{b' for 'store-prefix': 1 to 128 "
+       "bytes, no blanks or braces");
   long_prefix[128] = '\0';
   snprintf(line, sizeof line, "store-prefix %s\n", long_prefix);
   LOAD(e, line);

@@ -105,6 +105,15 @@ static void count_call(int64_t hour, int64_t sent, int64_t refused, void *ud) {
   ignored_calls++;
 }
 
+/* Asserts that obspam_history knows no object kind/name. */
+static void expect_unknown(int kind, const char *name, int line) {
+  int rc = obspam_history(e, kind, name, 0, INT64_MAX, count_call, NULL);
+
+  cr_assert_eq(rc, OBSPAM_ENOTFOUND, "line %d: history of %s: %d", line, name,
+               rc);
+}
+#define EXPECT_UNKNOWN(kind, name) expect_unknown((kind), (name), __LINE__)
+
 /* ---- exact values -------------------------------------------------------- */
 
 /* The traffic of the next tests: hours H0, H1 and H3 with activity, H2
@@ -185,8 +194,10 @@ Test(history, stats_fields_exact) {
 
 Test(history, refused_total_counts_attempts_not_recipients) {
   OK(obspam_set_limit(e, OBSPAM_MAILBOX, "a@d1.example", OBSPAM_MAILBOX, 0));
-  LOGIN("a@d1.example", 50, T0 + 1, OBSPAM_REFUSE);
-  LOGIN("a@d1.example", 7, T0 + 2, OBSPAM_REFUSE);
+  /* Two attempts, of 50 and of 7 recipients: 2 refused. */
+  static const int rcpt[] = {50, 7};
+  for (int i = 0; i < 2; i++)
+    LOGIN("a@d1.example", rcpt[i], T0 + 1 + i, OBSPAM_REFUSE);
   EXPECT_HIST(OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, {H0, 0, 2});
   EXPECT_STATS(e, OBSPAM_MAILBOX, "a@d1.example", T0 + 2, 0, 0, 0, 2, 2,
                T0 + 2);
@@ -301,22 +312,12 @@ Test(history, scripts) {
               {H1, 4, 0});
 
   /* Paths keep their case: a path differing only in case is unknown. */
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/var/www/s1/mail.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/VAR/WWW/S1/MAIL.PHP", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
+  EXPECT_UNKNOWN(OBSPAM_SCRIPT, "/var/www/s1/mail.php");
+  EXPECT_UNKNOWN(OBSPAM_SCRIPT, "/VAR/WWW/S1/MAIL.PHP");
   EXPECT_HIST(OBSPAM_SCRIPT, "/var/www/unknown.php", 0, INT64_MAX, {H0, 1, 0});
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/var/www/white.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/var/www/list.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/var/www/disabled.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
+  EXPECT_UNKNOWN(OBSPAM_SCRIPT, "/var/www/white.php");
+  EXPECT_UNKNOWN(OBSPAM_SCRIPT, "/var/www/list.php");
+  EXPECT_UNKNOWN(OBSPAM_SCRIPT, "/var/www/disabled.php");
   cr_assert_eq(ignored_calls, 0, "the callback ran %" PRId64 " times",
                ignored_calls);
 }
@@ -451,9 +452,7 @@ Test(history, recipients_then_messages) {
 Test(history, removed_object_is_unknown_and_readded_starts_empty) {
   traffic();
   OK(obspam_remove(e, OBSPAM_MAILBOX, "a@d1.example"));
-  RC(obspam_history(e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
+  EXPECT_UNKNOWN(OBSPAM_MAILBOX, "a@d1.example");
   /* Its parents keep what was charged to them. */
   EXPECT_HIST(OBSPAM_DOMAIN, "d1.example", 0, INT64_MAX, {H0, 3, 2}, {H1, 9, 0},
               {H3, 3, 2});
@@ -463,73 +462,58 @@ Test(history, removed_object_is_unknown_and_readded_starts_empty) {
                0, 0, 0, 0);
 
   OK(obspam_remove(e, OBSPAM_SUBSCRIPTION, "s1"));
-  RC(obspam_history(e, OBSPAM_SUBSCRIPTION, "s1", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_DOMAIN, "d1.example", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_MAILBOX, "b@d1.example", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
+  EXPECT_UNKNOWN(OBSPAM_SUBSCRIPTION, "s1");
+  EXPECT_UNKNOWN(OBSPAM_DOMAIN, "d1.example");
+  EXPECT_UNKNOWN(OBSPAM_MAILBOX, "b@d1.example");
   cr_assert_eq(ignored_calls, 0, "the callback ran %" PRId64 " times",
                ignored_calls);
 }
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* Calls of obspam_history that fail, and the code each gets. */
+static const struct {
+  int kind;
+  const char *name;
+  int with_callback;
+  int rc;
+} bad_history[] = {
+    /* Kinds without history (p1 is a plan the test adds). */
+    {OBSPAM_SERVER, NULL, 1, OBSPAM_EINVAL},
+    {OBSPAM_SERVER, "s1", 1, OBSPAM_EINVAL},
+    {OBSPAM_PLAN, "p1", 1, OBSPAM_EINVAL},
+    {6, "s1", 1, OBSPAM_EINVAL},
+    {-1, "s1", 1, OBSPAM_EINVAL},
+    /* Unknown objects; separate namespaces: s1 is no domain, d1.example
+       no subscription. */
+    {OBSPAM_MAILBOX, "nobody@d1.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_DOMAIN, "nowhere.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SUBSCRIPTION, "s9", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_DOMAIN, "s1", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SUBSCRIPTION, "d1.example", 1, OBSPAM_ENOTFOUND},
+    {OBSPAM_SCRIPT, "/no/such/script.php", 1, OBSPAM_ENOTFOUND},
+    /* No callback. */
+    {OBSPAM_MAILBOX, "a@d1.example", 0, OBSPAM_EINVAL},
+    {OBSPAM_SCRIPT, "/home/s1/cron.sh", 0, OBSPAM_EINVAL},
+    /* Bad names. */
+    {OBSPAM_MAILBOX, NULL, 1, OBSPAM_EINVAL},
+    {OBSPAM_DOMAIN, "", 1, OBSPAM_EINVAL},
+    {OBSPAM_MAILBOX, "no-at-sign", 1, OBSPAM_EINVAL},
+    {OBSPAM_DOMAIN, " d1.example", 1, OBSPAM_EINVAL},
+    {OBSPAM_SCRIPT, NULL, 1, OBSPAM_EINVAL}};
+
 Test(history, errors) {
   traffic();
-  /* Kinds without history. */
-  RC(obspam_history(e, OBSPAM_SERVER, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SERVER, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
   OK(obspam_add(e, OBSPAM_PLAN, "p1", NULL));
-  RC(obspam_history(e, OBSPAM_PLAN, "p1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, 6, "s1", 0, INT64_MAX, count_call, NULL), OBSPAM_EINVAL);
-  RC(obspam_history(e, -1, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  /* Unknown objects. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, "nobody@d1.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_DOMAIN, "nowhere.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SUBSCRIPTION, "s9", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_ENOTFOUND);
-  /* Separate namespaces: s1 is no domain, d1.example no subscription. */
-  RC(obspam_history(e, OBSPAM_DOMAIN, "s1", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SUBSCRIPTION, "d1.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/no/such/script.php", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
-  /* No callback. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, NULL,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SCRIPT, "/home/s1/cron.sh", 0, INT64_MAX, NULL,
-                    NULL),
-     OBSPAM_EINVAL);
-  /* Bad names. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_DOMAIN, "", 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_MAILBOX, "no-at-sign", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_DOMAIN, " d1.example", 0, INT64_MAX, count_call,
-                    NULL),
-     OBSPAM_EINVAL);
-  RC(obspam_history(e, OBSPAM_SCRIPT, NULL, 0, INT64_MAX, count_call, NULL),
-     OBSPAM_EINVAL);
+  for (size_t i = 0; i < sizeof bad_history / sizeof bad_history[0]; i++) {
+    int rc = obspam_history(
+        e, bad_history[i].kind, bad_history[i].name, 0, INT64_MAX,
+        bad_history[i].with_callback ? count_call : NULL, NULL);
+
+    cr_assert_eq(rc, bad_history[i].rc, "row %zu (%s): %d, expected %d", i,
+                 bad_history[i].name ? bad_history[i].name : "NULL", rc,
+                 bad_history[i].rc);
+  }
   /* No engine. */
   RC(obspam_history(NULL, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX,
                     count_call, NULL),
@@ -537,9 +521,7 @@ Test(history, errors) {
   cr_assert_eq(ignored_calls, 0, "the callback ran %" PRId64 " times",
                ignored_calls);
   /* A failure leaves a message. */
-  RC(obspam_history(e, OBSPAM_MAILBOX, "nobody@d1.example", 0, INT64_MAX,
-                    count_call, NULL),
-     OBSPAM_ENOTFOUND);
+  EXPECT_UNKNOWN(OBSPAM_MAILBOX, "nobody@d1.example");
   cr_assert_neq(obspam_engine_errmsg(e)[0], '\0', "no error message");
 }
 

@@ -437,15 +437,15 @@ Test(reset, kept_by_the_journal, .init = setup_files, .fini = teardown_files) {
 /* ---- obspam_top, script rows, unknown uids --------------------------------
  */
 
-typedef struct rows {
-  char text[4096];
-} rows;
+/* The rows of a report or top list as text, one a line, in a buffer of
+   ROWS_TEXT bytes. */
+#define ROWS_TEXT 4096
 
 static void row_line(const obspam_report_row *r, void *ud) {
-  rows *s = ud;
-  size_t len = strlen(s->text);
+  char *text = ud;
+  size_t len = strlen(text);
 
-  snprintf(s->text + len, sizeof(s->text) - len,
+  snprintf(text + len, ROWS_TEXT - len,
            "%d %s %" PRId64 "/%" PRId64 " %" PRId64 " %s\n", r->kind, r->name,
            r->sent, r->refused, r->uid,
            r->subscription != NULL ? r->subscription : "-");
@@ -482,57 +482,57 @@ static void traffic(void) {
 }
 
 Test(top, every_kind_by_sent, .init = setup, .fini = teardown) {
-  rows r = {{0}};
+  char r[ROWS_TEXT] = "";
 
   traffic();
-  OK(obspam_top(e, -1, T0, T0 + 3600, 0, row_line, &r));
-  cr_assert_str_eq(r.text, "2 acme 12/1 -1 -\n"
-                           "5 /tmp/evil.php 7/0 9999 -\n"
-                           "3 a.test 6/1 -1 -\n"
-                           "4 a@a.test 5/1 -1 -\n"
-                           "5 /www/x.php 4/0 1001 acme\n"
-                           "3 b.test 2/0 -1 -\n"
-                           "4 b@b.test 2/0 -1 -\n"
-                           "5 uid 8888 2/0 8888 -\n"
-                           "2 zeta 1/0 -1 -\n"
-                           "4 new@a.test 1/0 -1 -\n");
-  memset(&r, 0, sizeof(r));
-  OK(obspam_top(e, OBSPAM_MAILBOX, T0, T0 + 3600, 2, row_line, &r));
-  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
-                           "4 b@b.test 2/0 -1 -\n");
-  memset(&r, 0, sizeof(r));
-  OK(obspam_top(e, OBSPAM_SCRIPT, 0, INT64_MAX, 0, row_line, &r));
-  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
-                           "5 /www/x.php 4/0 1001 acme\n"
-                           "5 uid 8888 2/0 8888 -\n");
-  memset(&r, 0, sizeof(r));
-  OK(obspam_top(e, -1, H1, H2, 0, row_line, &r));
-  cr_assert_str_eq(r.text, "");
+  OK(obspam_top(e, -1, T0, T0 + 3600, 0, row_line, r));
+  cr_assert_str_eq(r, "2 acme 12/1 -1 -\n"
+                      "5 /tmp/evil.php 7/0 9999 -\n"
+                      "3 a.test 6/1 -1 -\n"
+                      "4 a@a.test 5/1 -1 -\n"
+                      "5 /www/x.php 4/0 1001 acme\n"
+                      "3 b.test 2/0 -1 -\n"
+                      "4 b@b.test 2/0 -1 -\n"
+                      "5 uid 8888 2/0 8888 -\n"
+                      "2 zeta 1/0 -1 -\n"
+                      "4 new@a.test 1/0 -1 -\n");
+  r[0] = '\0';
+  OK(obspam_top(e, OBSPAM_MAILBOX, T0, T0 + 3600, 2, row_line, r));
+  cr_assert_str_eq(r, "4 a@a.test 5/1 -1 -\n"
+                      "4 b@b.test 2/0 -1 -\n");
+  r[0] = '\0';
+  OK(obspam_top(e, OBSPAM_SCRIPT, 0, INT64_MAX, 0, row_line, r));
+  cr_assert_str_eq(r, "5 /tmp/evil.php 7/0 9999 -\n"
+                      "5 /www/x.php 4/0 1001 acme\n"
+                      "5 uid 8888 2/0 8888 -\n");
+  r[0] = '\0';
+  OK(obspam_top(e, -1, H1, H2, 0, row_line, r));
+  cr_assert_str_eq(r, "");
   /* The report lists the scripts with their uid and subscription too. */
-  memset(&r, 0, sizeof(r));
-  OK(obspam_report(e, T0, T0 + 3600, row_line, &r));
-  cr_assert_str_eq(r.text, "4 a@a.test 5/1 -1 -\n"
-                           "5 /tmp/evil.php 7/0 9999 -\n"
-                           "5 /www/x.php 4/0 1001 acme\n"
-                           "5 uid 8888 2/0 8888 -\n");
+  r[0] = '\0';
+  OK(obspam_report(e, T0, T0 + 3600, row_line, r));
+  cr_assert_str_eq(r, "4 a@a.test 5/1 -1 -\n"
+                      "5 /tmp/evil.php 7/0 9999 -\n"
+                      "5 /www/x.php 4/0 1001 acme\n"
+                      "5 uid 8888 2/0 8888 -\n");
 }
 
 Test(top, errors, .init = setup, .fini = teardown) {
-  rows r = {{0}};
+  char r[ROWS_TEXT] = "";
 
-  RC(obspam_top(NULL, -1, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
-  RC(obspam_top(e, OBSPAM_PLAN, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
+  RC(obspam_top(NULL, -1, 0, 0, 0, row_line, r), OBSPAM_EINVAL);
+  RC(obspam_top(e, OBSPAM_PLAN, 0, 0, 0, row_line, r), OBSPAM_EINVAL);
   cr_assert_str_eq(obspam_engine_errmsg(e),
                    "top: kind 1 is not a subscription, domain, mailbox, "
                    "script or -1 (every kind)");
-  RC(obspam_top(e, -2, 0, 0, 0, row_line, &r), OBSPAM_EINVAL);
-  RC(obspam_top(e, -1, 0, 0, 0, NULL, &r), OBSPAM_EINVAL);
+  RC(obspam_top(e, -2, 0, 0, 0, row_line, r), OBSPAM_EINVAL);
+  RC(obspam_top(e, -1, 0, 0, 0, NULL, r), OBSPAM_EINVAL);
   cr_assert_str_eq(obspam_engine_errmsg(e), "top: no callback");
 }
 
 Test(unknown_uid, a_catch_all_subscription, .init = setup, .fini = teardown) {
   obspam_verdict v;
-  rows r = {{0}};
+  char r[ROWS_TEXT] = "";
 
   traffic();
   OK(obspam_set_unknown_uid_subscription(e, "ZETA"));
@@ -540,8 +540,8 @@ Test(unknown_uid, a_catch_all_subscription, .init = setup, .fini = teardown) {
   cr_assert_eq(v.kind, OBSPAM_SUBSCRIPTION);
   cr_assert_str_eq(v.object, "zeta");
   cr_assert_eq(stats_of(OBSPAM_SUBSCRIPTION, "zeta", T0 + 21).count, 2);
-  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 1, row_line, &r));
-  cr_assert_str_eq(r.text, "5 /tmp/evil.php 8/0 9999 zeta\n");
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 1, row_line, r));
+  cr_assert_str_eq(r, "5 /tmp/evil.php 8/0 9999 zeta\n");
   /* Its own limits apply. */
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "zeta", OBSPAM_SUBSCRIPTION, 2));
   cr_assert_eq(script_as(7777, NULL, 1, T0 + 22, &v), OBSPAM_REFUSE);
@@ -606,15 +606,15 @@ Test(unknown_uid, the_configuration_line, .init = setup, .fini = teardown) {
 Test(top, script_uid_kept_by_a_snapshot, .init = setup_files,
      .fini = teardown_files) {
   obspam_engine *saved = e;
-  rows r = {{0}};
+  char r[ROWS_TEXT] = "";
 
   traffic();
   OK(obspam_state_save(e, state));
   e = restarted(1, 0);
-  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
-  cr_assert_str_eq(r.text, "5 /tmp/evil.php 7/0 9999 -\n"
-                           "5 /www/x.php 4/0 1001 acme\n"
-                           "5 uid 8888 2/0 8888 -\n");
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, r));
+  cr_assert_str_eq(r, "5 /tmp/evil.php 7/0 9999 -\n"
+                      "5 /www/x.php 4/0 1001 acme\n"
+                      "5 uid 8888 2/0 8888 -\n");
   obspam_engine_free(e);
   e = saved;
 }
@@ -625,7 +625,7 @@ Test(top, script_uid_kept_by_the_journal, .init = setup_files,
      .fini = teardown_files) {
   obspam_engine *saved = e;
   int64_t replayed = -1;
-  rows r = {{0}};
+  char r[ROWS_TEXT] = "";
 
   OK(obspam_journal_open(e, state, 0, &replayed, NULL));
   traffic();
@@ -635,8 +635,8 @@ Test(top, script_uid_kept_by_the_journal, .init = setup_files,
   /* Every decision that changed a counter: the unknown uids' rows are
      not journaled. */
   cr_assert_eq(replayed, 10, "replayed %" PRId64, replayed);
-  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, &r));
-  cr_assert_str_eq(r.text, "5 /www/x.php 4/0 1001 acme\n");
+  OK(obspam_top(e, OBSPAM_SCRIPT, T0, T0 + 3600, 0, row_line, r));
+  cr_assert_str_eq(r, "5 /www/x.php 4/0 1001 acme\n");
   obspam_engine_free(e);
   e = saved;
 }

@@ -92,14 +92,21 @@ static void read_counted(void) {
     counted[w] = strstr(env, window_name[w]) != NULL;
 }
 
-typedef struct counters {
-  int64_t *t, *amt; /* charges: time, amount; times never go down */
+/* A list of (when, amount) that grows as needed, in the order added. */
+typedef struct event {
+  int64_t at, amount;
+} event;
+
+typedef struct events {
+  event *v;
   size_t n, cap;
-  int64_t *rmin; /* refusals: minute */
-  size_t rn, rcap;
+} events;
+
+typedef struct counters {
+  events charges;  /* at: time; times never go down */
+  events refusals; /* at: minute; amount 1 */
   int64_t refused_total, last_refused;
-  int64_t *xmin; /* attempts over the object's own limit: minute */
-  size_t xn, xcap;
+  events exceeded; /* attempts over the object's own limit, likewise */
   int64_t exceeded_total;
 } counters;
 
@@ -148,27 +155,31 @@ static const char *const wl_entries[] = {"192.0.2.0/24", "2001:db8::/32",
                                          "10.1.2.3", "198.51.100.0/25"};
 #define N_WL 4
 
-static const struct {
-  const char *addr;
-  unsigned match; /* bit i: matched by wl_entries[i] */
-  int local;      /* a local submission or a default local network */
-} clients[] = {
-    {NULL, 0, 1},
-    {"", 0, 1},
-    {"192.0.2.7", 1, 0},
-    {"192.0.3.7", 0, 0},
-    {"::ffff:192.0.2.9", 1, 0},
-    {"2001:db8::5", 2, 0},
-    {"2001:db9::5", 0, 0},
-    {"10.1.2.3", 4, 0},
-    {"10.1.2.4", 0, 0},
-    {"127.0.0.1", 0, 1},
-    {"::ffff:127.1.2.3", 0, 1},
-    {"::1", 0, 1},
-    {"198.51.100.10", 8, 0},
-    {"198.51.100.200", 0, 0},
-};
-#define N_CLIENTS (sizeof clients / sizeof clients[0])
+/* The client addresses of the random messages; for client c,
+   client_match[c] has bit i set where wl_entries[i] matches it, and
+   client_local[c] says it is a local submission or in a default local
+   network. */
+static const char *const client_addr[] = {NULL,
+                                          "",
+                                          "192.0.2.7",
+                                          "192.0.3.7",
+                                          "::ffff:192.0.2.9",
+                                          "2001:db8::5",
+                                          "2001:db9::5",
+                                          "10.1.2.3",
+                                          "10.1.2.4",
+                                          "127.0.0.1",
+                                          "::ffff:127.1.2.3",
+                                          "::1",
+                                          "198.51.100.10",
+                                          "198.51.100.200"};
+static const unsigned client_match[] = {0, 0, 1, 0, 1, 2, 0,
+                                        4, 0, 0, 0, 0, 8, 0};
+static const int client_local[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+#define N_CLIENTS (sizeof client_addr / sizeof client_addr[0])
+_Static_assert(sizeof client_match / sizeof client_match[0] == N_CLIENTS &&
+                   sizeof client_local / sizeof client_local[0] == N_CLIENTS,
+               "one match and one local flag a client");
 
 typedef struct model {
   int64_t server[NW][3], server_cap;
@@ -191,46 +202,47 @@ typedef struct model {
 static model M;
 
 static void counters_free(counters *k) {
-  free(k->t);
-  free(k->amt);
-  free(k->rmin);
-  free(k->xmin);
+  free(k->charges.v);
+  free(k->refusals.v);
+  free(k->exceeded.v);
   memset(k, 0, sizeof *k);
 }
 
 static void counters_reset(counters *k) { counters_free(k); }
 
-static void add_charge(counters *k, int64_t t, int64_t amount) {
-  if (k->n == k->cap) {
-    k->cap = k->cap ? 2 * k->cap : 16;
-    k->t = realloc(k->t, k->cap * sizeof *k->t);
-    k->amt = realloc(k->amt, k->cap * sizeof *k->amt);
-    cr_assert(k->t && k->amt, "out of memory");
+static void events_add(events *l, int64_t at, int64_t amount) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 16;
+    l->v = realloc(l->v, l->cap * sizeof *l->v);
+    cr_assert(l->v, "out of memory");
   }
-  cr_assert(k->n == 0 || k->t[k->n - 1] <= t, "model: time went back");
-  k->t[k->n] = t;
-  k->amt[k->n] = amount;
-  k->n++;
+  l->v[l->n++] = (event){at, amount};
+}
+
+/* Keeps the events whose at div unit is lo or more. */
+static void events_keep_from(events *l, int64_t unit, int64_t lo) {
+  size_t j = 0;
+
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].at / unit >= lo)
+      l->v[j++] = l->v[i];
+  l->n = j;
+}
+
+static void add_charge(counters *k, int64_t t, int64_t amount) {
+  cr_assert(k->charges.n == 0 || k->charges.v[k->charges.n - 1].at <= t,
+            "model: time went back");
+  events_add(&k->charges, t, amount);
 }
 
 static void add_refusal(counters *k, int64_t t) {
-  if (k->rn == k->rcap) {
-    k->rcap = k->rcap ? 2 * k->rcap : 16;
-    k->rmin = realloc(k->rmin, k->rcap * sizeof *k->rmin);
-    cr_assert(k->rmin, "out of memory");
-  }
-  k->rmin[k->rn++] = t / 60;
+  events_add(&k->refusals, t / 60, 1);
   k->refused_total++;
   k->last_refused = t;
 }
 
 static void add_exceeded(counters *k, int64_t t) {
-  if (k->xn == k->xcap) {
-    k->xcap = k->xcap ? 2 * k->xcap : 16;
-    k->xmin = realloc(k->xmin, k->xcap * sizeof *k->xmin);
-    cr_assert(k->xmin, "out of memory");
-  }
-  k->xmin[k->xn++] = t / 60;
+  events_add(&k->exceeded, t / 60, 1);
   k->exceeded_total++;
 }
 
@@ -241,51 +253,38 @@ static void add_exceeded(counters *k, int64_t t) {
 static int64_t count_w(const counters *k, int w, int64_t t) {
   int64_t lo = t / bucket_s[w] - (buckets[w] - 1), hi = t / bucket_s[w];
   int64_t sum = 0;
-  for (size_t i = k->n; i-- > 0 && k->t[i] / bucket_s[w] >= lo;)
-    if (k->t[i] / bucket_s[w] <= hi)
-      sum += k->amt[i];
+  const events *c = &k->charges;
+
+  for (size_t i = c->n; i-- > 0 && c->v[i].at / bucket_s[w] >= lo;)
+    if (c->v[i].at / bucket_s[w] <= hi)
+      sum += c->v[i].amount;
   return sum;
 }
 
-static int64_t minutes_at(const int64_t *m, size_t n, int64_t t) {
+/* How many of the minutes of l are in the hour that ends with t's. */
+static int64_t minutes_at(const events *l, int64_t t) {
   int64_t lo = t / 60 - 59, hi = t / 60, sum = 0;
-  for (size_t i = 0; i < n; i++)
-    if (m[i] >= lo && m[i] <= hi)
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].at >= lo && l->v[i].at <= hi)
       sum++;
   return sum;
 }
 
 static int64_t refused_at(const counters *k, int64_t t) {
-  return minutes_at(k->rmin, k->rn, t);
+  return minutes_at(&k->refusals, t);
 }
 
 static int64_t exceeded_at(const counters *k, int64_t t) {
-  return minutes_at(k->xmin, k->xn, t);
+  return minutes_at(&k->exceeded, t);
 }
 
 /* Drops what can never be in a window again: charges older than the day
    window of newest, refusals older than its hour (time never goes
    back). */
 static void prune(counters *k, int64_t newest) {
-  int64_t lo = newest / 3600 - 23, mlo = newest / 60 - 59;
-  size_t j = 0;
-  for (size_t i = 0; i < k->n; i++)
-    if (k->t[i] / 3600 >= lo) {
-      k->t[j] = k->t[i];
-      k->amt[j] = k->amt[i];
-      j++;
-    }
-  k->n = j;
-  j = 0;
-  for (size_t i = 0; i < k->rn; i++)
-    if (k->rmin[i] >= mlo)
-      k->rmin[j++] = k->rmin[i];
-  k->rn = j;
-  j = 0;
-  for (size_t i = 0; i < k->xn; i++)
-    if (k->xmin[i] >= mlo)
-      k->xmin[j++] = k->xmin[i];
-  k->xn = j;
+  events_keep_from(&k->charges, 3600, newest / 3600 - 23);
+  events_keep_from(&k->refusals, 1, newest / 60 - 59);
+  events_keep_from(&k->exceeded, 1, newest / 60 - 59);
 }
 
 /* ---- effective limits, caps and scripts, straight from the chains ---------
@@ -933,7 +932,9 @@ static void change_value(void) {
   const char *name;
   int64_t *at;
 
-  switch (rn(5)) {
+  int which = rn(5);
+
+  switch (which) {
   case 0:
     kind = OBSPAM_SERVER;
     name = NULL;
@@ -944,20 +945,16 @@ static void change_value(void) {
     at = w == NW ? &M.server_cap : &M.server[w][l];
     break;
   case 1:
-    if (M.np == 0)
-      return;
-    {
-      int p = rn(M.np);
-      kind = OBSPAM_PLAN;
-      name = M.plan[p].name;
-      at = w == NW ? &M.plan[p].cap : &M.plan[p].lim[w][l];
-      break;
-    }
   case 2: {
-    int s = rn(M.ns);
-    kind = OBSPAM_SUBSCRIPTION;
-    name = M.sub[s].name;
-    at = w == NW ? &M.sub[s].cap : &M.sub[s].lim[w][l];
+    /* A plan or a subscription: the same limits and cap. */
+    int is_plan = which == 1;
+    if (is_plan && M.np == 0)
+      return;
+    int i = rn(is_plan ? M.np : M.ns);
+    int64_t(*lim)[3] = is_plan ? M.plan[i].lim : M.sub[i].lim;
+    kind = is_plan ? OBSPAM_PLAN : OBSPAM_SUBSCRIPTION;
+    name = is_plan ? M.plan[i].name : M.sub[i].name;
+    at = w == NW ? (is_plan ? &M.plan[i].cap : &M.sub[i].cap) : &lim[w][l];
     break;
   }
   case 3: {
@@ -993,6 +990,13 @@ static void change_value(void) {
     set_w(kind, name, which_of[l], w, v);
 }
 
+/* The model of mailbox m once it is removed: gone, with its counters. */
+static void mailbox_gone(int m) {
+  M.mb[m].alive = 0;
+  M.mb[m].implicit = 0;
+  counters_reset(&M.mb[m].k);
+}
+
 static void random_event(void) {
   int r = rn(1000);
   if (r < 10) {
@@ -1025,9 +1029,7 @@ static void random_event(void) {
     if (!M.dom[M.mb[m].dom].alive)
       return;
     if (M.mb[m].alive && (!M.mb[m].implicit || rn(2))) {
-      M.mb[m].alive = 0;
-      M.mb[m].implicit = 0;
-      counters_reset(&M.mb[m].k);
+      mailbox_gone(m);
       E_OK(obspam_remove(e, OBSPAM_MAILBOX, M.mb[m].name));
     } else {
       add_mailbox_both(m);
@@ -1039,11 +1041,8 @@ static void random_event(void) {
       M.dom[d].alive = 0;
       counters_reset(&M.dom[d].k);
       for (int m = 0; m < M.nmi; m++)
-        if (M.mb[m].dom == d && M.mb[m].alive) {
-          M.mb[m].alive = 0;
-          M.mb[m].implicit = 0;
-          counters_reset(&M.mb[m].k);
-        }
+        if (M.mb[m].dom == d && M.mb[m].alive)
+          mailbox_gone(m);
       E_OK(obspam_remove(e, OBSPAM_DOMAIN, M.dom[d].name));
     } else {
       add_domain_both(d);
@@ -1230,7 +1229,7 @@ static void run(uint64_t seed, tally *ty) {
     m.sender = rand_addr(sender_buf, sizeof sender_buf);
     /* Half the messages are local submissions. */
     int c = rn(2) ? 0 : rn((int)N_CLIENTS);
-    m.client_address = clients[c].addr;
+    m.client_address = client_addr[c];
     m.recipients = (uint32_t)(1 + rn(5));
     int u = rn(M.ns + 2);
     m.uid = u < M.ns ? 1000 + u : (u == M.ns ? 999 : -1);
@@ -1259,13 +1258,13 @@ static void run(uint64_t seed, tally *ty) {
        newest counted one (see the comment at the top). */
     charged ch;
     int ss;
-    if (classify(&m, clients[c].match, clients[c].local, &ch, &ss) != -1 &&
+    if (classify(&m, client_match[c], client_local[c], &ch, &ss) != -1 &&
         m.time > M.newest)
       m.time = M.newest > 0 ? M.newest - rn(100) : T0 - 100000;
 
     obspam_verdict want;
     obspam_verdict got = OBSPAM_VERDICT_INIT;
-    model_decide(&m, clients[c].match, clients[c].local, &want);
+    model_decide(&m, client_match[c], client_local[c], &want);
     int rc = obspam_decide(e, &m, &got);
     char mbuf[512], wbuf[512], gbuf[512];
     fmt_msg(mbuf, sizeof mbuf, &m);

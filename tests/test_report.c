@@ -538,16 +538,27 @@ static void find_marks(const obspam_report_row *r, void *ud) {
   }
 }
 
-static marks row_marks(int top, int kind, const char *name, int line) {
+/* Asserts that the report (top: the top senders of kind) lists name found
+   times (0 or 1), with these counts (0 where it is not listed). */
+static void expect_marks(int top, int kind, const char *name, int found,
+                         int64_t sent, int64_t forwarded, int64_t lists,
+                         int line) {
   marks m = {name, kind, 0, 0, 0, 0};
 
   if (top)
     OK(obspam_top(e, kind, H0, H1, 0, find_marks, &m));
   else
     OK(obspam_report(e, H0, H1, find_marks, &m));
-  cr_assert_leq(m.found, 1, "line %d: %s listed %d times", line, name, m.found);
-  return m;
+  cr_assert_eq(m.found, found, "line %d: %s listed %d times", line, name,
+               m.found);
+  cr_assert(m.sent == sent && m.forwarded == forwarded && m.lists == lists,
+            "line %d: %s sent %" PRId64 " forwarded %" PRId64 " lists %" PRId64,
+            line, name, m.sent, m.forwarded, m.lists);
 }
+
+#define EXPECT_ROW_MARKS(top, kind, name, found, sent, forwarded, lists)       \
+  expect_marks((top), (kind), (name), (found), (sent), (forwarded), (lists),   \
+               __LINE__)
 
 /* Forwards and list deliveries are counted in the rows of reports and
    top senders (1.4); they change neither which objects a report lists nor
@@ -560,27 +571,17 @@ Test(report, forwards_and_list_deliveries) {
   obspam_message ls = tu_msg(OBSPAM_MSG_MAILING_LIST, NULL, "a2@alpha.example",
                              NULL, 4, -1, NULL, NULL, T0 + 20);
   obspam_verdict v;
-  marks m;
 
   v = DECIDE(e, &fw);
   EXPECT_ACTION(v, OBSPAM_ACCEPT);
   v = DECIDE(e, &ls);
   EXPECT_ACTION(v, OBSPAM_EXEMPT);
   LOGIN("a1@alpha.example", 1, T0 + 30, OBSPAM_REFUSE);
-  m = row_marks(0, OBSPAM_MAILBOX, "a1@alpha.example", __LINE__);
-  cr_assert_eq(m.found, 1);
-  cr_assert_eq(m.sent, 1);
-  cr_assert_eq(m.forwarded, 1);
-  cr_assert_eq(m.lists, 0);
-  m = row_marks(0, OBSPAM_MAILBOX, "a2@alpha.example", __LINE__);
-  cr_assert_eq(m.found, 0, "a2 never went over its limit");
-  m = row_marks(1, OBSPAM_SUBSCRIPTION, "alpha", __LINE__);
-  cr_assert_eq(m.found, 1);
-  cr_assert_eq(m.sent, 1);
-  cr_assert_eq(m.forwarded, 1);
-  cr_assert_eq(m.lists, 4);
-  m = row_marks(1, OBSPAM_MAILBOX, "a2@alpha.example", __LINE__);
-  cr_assert_eq(m.found, 0, "a2 sent nothing");
+  EXPECT_ROW_MARKS(0, OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1, 0);
+  /* a2 never went over its limit, and sent nothing. */
+  EXPECT_ROW_MARKS(0, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
+  EXPECT_ROW_MARKS(1, OBSPAM_SUBSCRIPTION, "alpha", 1, 1, 1, 4);
+  EXPECT_ROW_MARKS(1, OBSPAM_MAILBOX, "a2@alpha.example", 0, 0, 0, 0);
   EXPECT_ROWS(H0, H1,
               ((const want[]){{OBSPAM_MAILBOX, "a1@alpha.example", 1, 1, 1,
                                T0 + 30, T0 + 30}}));

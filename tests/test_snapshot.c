@@ -329,6 +329,19 @@ static void sig_hour(int64_t h, int64_t sent, int64_t refused, void *ud) {
   sbf(ud, " [T0%+" PRId64 " %" PRId64 " %" PRId64 "]", h - T0, sent, refused);
 }
 
+/* Asserts the history of an object of x, as sig_hour writes it. */
+static void expect_history(obspam_engine *x, int kind, const char *name,
+                           const char *want, int line) {
+  sb h = {NULL, 0, 0};
+
+  sbf(&h, "");
+  OK(obspam_history(x, kind, name, 0, INT64_MAX, sig_hour, &h));
+  cr_assert_str_eq(h.p, want, "line %d: history of %s: %s", line, name, h.p);
+  free(h.p);
+}
+#define EXPECT_HISTORY(x, kind, name, want)                                    \
+  expect_history((x), (kind), (name), (want), __LINE__)
+
 static void sig_row(const obspam_report_row *r, void *ud) {
   sbf(ud,
       "  row %d %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
@@ -460,6 +473,39 @@ static const int64_t big_nows[] = {
 
 static char *big_sig(obspam_engine *x) {
   return signature(x, big_objs, NBIG, big_scripts, 2, big_nows, NNOWS);
+}
+
+/* Loads the state file into x and big_traffic() into live, asserts that
+   both have the same signature (what names them) and returns x's. */
+static char *loads_as_live(obspam_engine *x, obspam_engine *live,
+                           const char *file, const char *what) {
+  char *sx, *slive;
+
+  OK(obspam_state_load(x, file));
+  big_traffic(live);
+  sx = big_sig(x);
+  slive = big_sig(live);
+  SAME_SIG(sx, slive, what);
+  free(slive);
+  return sx;
+}
+
+/* Saves x, whose signature is sx: the file is format 5, and y loads it
+   with the same signature (what names the two). */
+static void resaved_same(obspam_engine *x, obspam_engine *y, const char *sx,
+                         const char *what) {
+  size_t n;
+  uint8_t *b;
+  char *sy;
+
+  OK(obspam_state_save(x, path));
+  b = read_whole(path, &n);
+  cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
+  free(b);
+  OK(obspam_state_load(y, path));
+  sy = big_sig(y);
+  SAME_SIG(sx, sy, what);
+  free(sy);
 }
 
 /* ---- notices ------------------------------------------------------------- */
@@ -782,14 +828,7 @@ Test(snapshot, objects_absent_from_the_file_start_at_zero) {
     s = STATS(b, OBSPAM_MAILBOX, "new@d1.example", T0 + 6);
     cr_assert_eq(s.refused_total, 0, "refused_total %" PRId64, s.refused_total);
   }
-  {
-    sb h = {NULL, 0, 0};
-
-    OK(obspam_history(b, OBSPAM_MAILBOX, "new@d1.example", 0, INT64_MAX,
-                      sig_hour, &h));
-    cr_assert_eq(h.len, 0, "history of new@: %s", h.p);
-    free(h.p);
-  }
+  EXPECT_HISTORY(b, OBSPAM_MAILBOX, "new@d1.example", "");
   /* The script only b had is gone too. */
   RC(obspam_history(b, OBSPAM_SCRIPT, "/b/only.php", 0, INT64_MAX, sig_hour,
                     NULL),
@@ -1497,13 +1536,21 @@ static void notice_name_upper(uint8_t *b, const layout *l) {
   b[l->notice[0].name_len_at + 2] ^= 0x20;
 }
 
+/* The small snapshot, made the one find_entry reads, and a target that
+   loads its edits. */
+static uint8_t *edit_start(target *t, size_t *n) {
+  uint8_t *buf = small_snapshot(n);
+
+  cur = buf;
+  target_new(t);
+  return buf;
+}
+
 Test(snapshot, malformed_payload_with_valid_checksum, .timeout = 120) {
   target t;
   size_t n;
-  uint8_t *buf = small_snapshot(&n);
+  uint8_t *buf = edit_start(&t, &n);
 
-  cur = buf;
-  target_new(&t);
   EXPECT_EDIT(&t, buf, n, newest_negative, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, count_huge, OBSPAM_ECORRUPT);
   EXPECT_EDIT(&t, buf, n, count_plus_one, OBSPAM_ECORRUPT);
@@ -1573,34 +1620,20 @@ static void noop(uint8_t *b, const layout *l) {
 Test(snapshot, well_formed_edits_load) {
   target t;
   size_t n;
-  uint8_t *buf = small_snapshot(&n);
-  sb h = {NULL, 0, 0};
+  uint8_t *buf = edit_start(&t, &n);
 
-  cur = buf;
-  target_new(&t);
   EXPECT_EDIT(&t, buf, n, noop, OBSPAM_OK);
   EXPECT_EDIT(&t, buf, n, sent_seven, OBSPAM_OK);
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 7 1] [T0+3600 1 1]", "history: %s", h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_MAILBOX, "a@d1.example",
+                 " [T0+0 7 1] [T0+3600 1 1]");
   EXPECT_EDIT(&t, buf, n, script_case, OBSPAM_OK);
-  h.len = 0;
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_SCRIPT, "/Www/X.php", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 1 1]", "history: %s", h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_SCRIPT, "/Www/X.php", " [T0+0 1 1]");
   RC(obspam_history(t.e, OBSPAM_SCRIPT, "/www/X.php", 0, INT64_MAX, sig_hour,
-                    &h),
+                    NULL),
      OBSPAM_ENOTFOUND);
   /* A mailbox the engine does not have: ignored, a@ starts from zero. */
   EXPECT_EDIT(&t, buf, n, mailbox_renamed, OBSPAM_OK);
-  h.len = 0;
-  sbf(&h, "");
-  OK(obspam_history(t.e, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, "", "history: %s", h.p);
-  free(h.p);
+  EXPECT_HISTORY(t.e, OBSPAM_MAILBOX, "a@d1.example", "");
   free(buf);
   obspam_engine_free(t.e);
   free(t.sig);
@@ -1851,7 +1884,7 @@ static void add_row(const obspam_report_row *r, void *ud) { sig_row(r, ud); }
    every refused object) are dropped. Saved again, it is format 3. */
 Test(snapshot, format_1_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0);
-  char *sx, *sy;
+  char *sx;
   recs r;
   sb h = {NULL, 0, 0};
   obspam_stats s;
@@ -1873,13 +1906,10 @@ Test(snapshot, format_1_loads) {
   s = STATS(x, OBSPAM_MAILBOX, "c@d2.example", NEWEST);
   cr_assert_eq(s.sending, 0, "c is at its limit");
   cr_assert_eq(s.blocked_kind, OBSPAM_MAILBOX);
-  sbf(&h, "");
-  OK(obspam_history(x, OBSPAM_MAILBOX, "a@d1.example", 0, INT64_MAX, sig_hour,
-                    &h));
-  cr_assert_str_eq(h.p, " [T0+0 3 2] [T0+3600 2 0] [T0+7200 1 1]", "%s", h.p);
+  EXPECT_HISTORY(x, OBSPAM_MAILBOX, "a@d1.example",
+                 " [T0+0 3 2] [T0+3600 2 0] [T0+7200 1 1]");
   /* The report lists the scripts only; a script's refusals keep their
      times. */
-  h.len = 0;
   sbf(&h, "");
   OK(obspam_report(x, 0, INT64_MAX, add_row, &h));
   cr_assert_str_eq(h.p,
@@ -1906,20 +1936,9 @@ Test(snapshot, format_1_loads) {
             "a@'s notice: refused twice in H2, over the limit once since");
 
   /* Saved by 1.4, it is format 5, and the same state. */
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
   sx = big_sig(x);
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 1 state saved as format 5");
+  resaved_same(x, y, sx, "a format 1 state saved as format 5");
   free(sx);
-  free(sy);
   obspam_engine_free(x);
   obspam_engine_free(y);
 }
@@ -1932,25 +1951,12 @@ Test(snapshot, format_1_loads) {
    format 5 and the same state. */
 Test(snapshot, format_2_loads) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
+  char *sx;
   recs r;
 
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format2.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 2 state and the traffic run live");
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 2 state saved as format 5");
+  sx = loads_as_live(x, live, OBSPAM_TEST_SRCDIR "/data/state-format2.bin",
+                     "a format 2 state and the traffic run live");
+  resaved_same(x, y, sx, "a format 2 state saved as format 5");
   /* The notices it kept and those still in progress are the live ones. */
   flush_into(x, H3 + 100 * 3600, &r);
   {
@@ -1962,8 +1968,6 @@ Test(snapshot, format_2_loads) {
     same_recs(&r, &rl, __LINE__);
   }
   free(sx);
-  free(sy);
-  free(slive);
   obspam_engine_free(x);
   obspam_engine_free(y);
   obspam_engine_free(live);
@@ -1973,43 +1977,44 @@ static void first_uid(const obspam_report_row *row, void *ud) {
   *(int64_t *)ud = row->uid;
 }
 
-/* tests/data/state-format3.bin was written after big_traffic() by the
-   last commit that wrote format 3 (tests/data/state-old.c). Format 3
-   knew no resets and no scripts' uids: everything else loads as it was,
-   no object was ever reset, and the scripts' uids are unknown until
-   their next message. Saved again, it is format 5 and the same state. */
-Test(snapshot, format_3_loads) {
+/* tests/data/state-format3.bin and state-format4.bin were written after
+   big_traffic() by the last commits that wrote formats 3 and 4
+   (tests/data/state-old.c). Format 3 knew no resets and no scripts' uids:
+   everything else loads as it was, no object was ever reset, and the
+   scripts' uids are unknown until their next message. Format 4 knew no
+   forwards and list deliveries apart: everything else loads as it was,
+   and they load as none. Saved again, either is format 5 and the same
+   state. */
+static void old_format_loads(int format) {
   obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
+  char file[400], what[80], *sx;
   int64_t uid_x = -5, uid_live = -5;
 
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format3.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 3 state and the traffic run live");
+  snprintf(file, sizeof file, "%s/data/state-format%d.bin", OBSPAM_TEST_SRCDIR,
+           format);
+  snprintf(what, sizeof what, "a format %d state and the traffic run live",
+           format);
+  sx = loads_as_live(x, live, file, what);
   OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
   OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
-  cr_assert_eq(uid_x, -1, "uid %" PRId64, uid_x);
-  cr_assert(uid_live >= 0, "uid %" PRId64, uid_live);
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
+  if (format == 3) {
+    cr_assert_eq(uid_x, -1, "uid %" PRId64, uid_x);
+    cr_assert(uid_live >= 0, "uid %" PRId64, uid_live);
+  } else {
+    cr_assert_eq(uid_x, uid_live, "uid %" PRId64 ", live %" PRId64, uid_x,
+                 uid_live);
   }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 3 state saved as format 5");
+  snprintf(what, sizeof what, "a format %d state saved as format 5", format);
+  resaved_same(x, y, sx, what);
   free(sx);
-  free(sy);
-  free(slive);
   obspam_engine_free(x);
   obspam_engine_free(y);
   obspam_engine_free(live);
 }
+
+Test(snapshot, format_3_loads) { old_format_loads(3); }
+
+Test(snapshot, format_4_loads) { old_format_loads(4); }
 
 /* Forwards and list deliveries, exempt and charged, survive a save and
    a load, with exact numbers. */
@@ -2059,44 +2064,6 @@ Test(snapshot, forwards_and_lists_survive) {
   free(sy);
   obspam_engine_free(x);
   obspam_engine_free(y);
-}
-
-/* tests/data/state-format4.bin was written after big_traffic() by the
-   last commit that wrote format 4 (tests/data/state-old.c). Format 4
-   knew no forwards and list deliveries apart: everything else loads as
-   it was, and they load as none. Saved again, it is format 5 and the
-   same state. */
-Test(snapshot, format_4_loads) {
-  obspam_engine *x = big_tree(0), *y = big_tree(0), *live = big_tree(0);
-  char *sx, *sy, *slive;
-  int64_t uid_x = -5, uid_live = -5;
-
-  OK(obspam_state_load(x, OBSPAM_TEST_SRCDIR "/data/state-format4.bin"));
-  big_traffic(live);
-  sx = big_sig(x);
-  slive = big_sig(live);
-  SAME_SIG(sx, slive, "a format 4 state and the traffic run live");
-  OK(obspam_top(x, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_x));
-  OK(obspam_top(live, OBSPAM_SCRIPT, 0, INT64_MAX, 1, first_uid, &uid_live));
-  cr_assert_eq(uid_x, uid_live, "uid %" PRId64 ", live %" PRId64, uid_x,
-               uid_live);
-  OK(obspam_state_save(x, path));
-  {
-    size_t n;
-    uint8_t *b = read_whole(path, &n);
-
-    cr_assert_eq(get_le(b + 8, 4), 5, "format %u", (unsigned)get_le(b + 8, 4));
-    free(b);
-  }
-  OK(obspam_state_load(y, path));
-  sy = big_sig(y);
-  SAME_SIG(sx, sy, "a format 4 state saved as format 5");
-  free(sx);
-  free(sy);
-  free(slive);
-  obspam_engine_free(x);
-  obspam_engine_free(y);
-  obspam_engine_free(live);
 }
 
 /* A format 1 file cut anywhere, or with a flipped bit, is refused as

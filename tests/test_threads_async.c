@@ -25,7 +25,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -33,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "testthreads.h"
 
 #define N_THREADS 8
 #define PER_THREAD 600
@@ -155,16 +154,9 @@ static void on_done(void *arg) {
   pthread_mutex_unlock(&c->lock);
 }
 
-typedef struct worker {
-  obspam_engine *e;
-  pthread_barrier_t *barrier;
-  int id, inline_done;
-  int64_t accepted, refused, dry_ok, bad, errors, other_thread, extra_calls;
-} worker;
-
 /* PER_THREAD messages, PER_CALL per batch, the third of each a dry one. */
 static void *starter(void *arg) {
-  worker *w = arg;
+  tu_worker *w = arg;
   batch_call *c = calloc(1, sizeof *c);
 
   pthread_mutex_init(&c->lock, NULL);
@@ -224,29 +216,18 @@ static void *starter(void *arg) {
 
 /* Runs the starters on e and checks the sums; shared: decided on Redis. */
 static void run_starters(obspam_engine *e, int shared) {
-  worker w[N_THREADS];
+  tu_worker w[N_THREADS];
   pthread_t th[N_THREADS];
   pthread_barrier_t barrier;
-  int64_t accepted = 0, refused = 0, dry = 0, inline_done = 0, other = 0;
+  int64_t accepted, refused = 0, dry = 0, inline_done = 0, other = 0;
   const int64_t batches = (PER_THREAD + PER_CALL - 1) / PER_CALL;
   const int64_t drys = batches;
 
-  memset(w, 0, sizeof w);
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
+  tu_start_workers(th, w, N_THREADS, starter, e, &barrier);
+  accepted = tu_join_workers(th, w, N_THREADS, "thread");
   for (int i = 0; i < N_THREADS; i++) {
-    w[i].e = e;
-    w[i].id = i;
-    w[i].barrier = &barrier;
-    cr_assert_eq(pthread_create(&th[i], NULL, starter, &w[i]), 0);
-  }
-  for (int i = 0; i < N_THREADS; i++) {
-    pthread_join(th[i], NULL);
-    cr_assert_eq(w[i].errors, 0, "thread %d: %" PRId64 " failed starts", i,
-                 w[i].errors);
     cr_assert_eq(w[i].extra_calls, 0, "thread %d: done called twice", i);
-    cr_assert_eq(w[i].bad, 0, "thread %d: %" PRId64 " wrong verdicts", i,
-                 w[i].bad);
-    accepted += w[i].accepted;
     refused += w[i].refused;
     dry += w[i].dry_ok;
     inline_done += w[i].inline_done;
@@ -285,15 +266,8 @@ Test(threads_async, redis_engine_threads_and_exact_limit, .fini = redis_stop) {
 
 /* ---- the pool under synchronous callers ---------------------------------- */
 
-typedef struct caller {
-  obspam_engine *e;
-  pthread_barrier_t *barrier;
-  int id;
-  int64_t accepted, refused, errors;
-} caller;
-
 static void *decider(void *arg) {
-  caller *c = arg;
+  tu_worker *c = arg;
 
   pthread_barrier_wait(c->barrier);
   for (int i = 0; i < 100; i++) {
@@ -313,25 +287,15 @@ static void *decider(void *arg) {
 
 static void pool_run(int pool) {
   obspam_engine *e = engine(pool);
-  caller c[N_THREADS];
+  tu_worker c[N_THREADS];
   pthread_t th[N_THREADS];
   pthread_barrier_t barrier;
-  int64_t accepted = 0, st[4];
+  int64_t accepted, st[4];
 
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_SUBSCRIPTION, 250));
-  memset(c, 0, sizeof c);
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
-  for (int i = 0; i < N_THREADS; i++) {
-    c[i].e = e;
-    c[i].id = i;
-    c[i].barrier = &barrier;
-    cr_assert_eq(pthread_create(&th[i], NULL, decider, &c[i]), 0);
-  }
-  for (int i = 0; i < N_THREADS; i++) {
-    pthread_join(th[i], NULL);
-    cr_assert_eq(c[i].errors, 0);
-    accepted += c[i].accepted;
-  }
+  tu_start_workers(th, c, N_THREADS, decider, e, &barrier);
+  accepted = tu_join_workers(th, c, N_THREADS, "caller");
   pthread_barrier_destroy(&barrier);
   cr_assert_eq(accepted, 250, "pool %d: %" PRId64 " accepted", pool, accepted);
   OK(obspam_store_status(e, &st[0], &st[1], &st[2], &st[3]));
@@ -407,14 +371,8 @@ Test(threads_async, queued_batches_finish_before_set_store_and_free,
 
 static volatile int outage_over;
 
-typedef struct outage_caller {
-  obspam_engine *e;
-  int id;
-  int64_t decided, errors;
-} outage_caller;
-
 static void *outage_decider(void *arg) {
-  outage_caller *c = arg;
+  tu_worker *c = arg;
 
   for (int i = 0; !__atomic_load_n(&outage_over, __ATOMIC_RELAXED); i++) {
     const char *login = mbox[(c->id * 13 + i) % N_MAILBOXES];
@@ -431,7 +389,7 @@ static void *outage_decider(void *arg) {
 }
 
 static void *outage_starter(void *arg) {
-  outage_caller *c = arg;
+  tu_worker *c = arg;
   batch_call *b = calloc(1, sizeof *b);
 
   pthread_mutex_init(&b->lock, NULL);
@@ -464,7 +422,7 @@ static void *outage_starter(void *arg) {
 }
 
 Test(threads_async, redis_frozen_and_thawed_under_threads, .fini = redis_stop) {
-  outage_caller c[5];
+  tu_worker c[5];
   pthread_t th[5];
   obspam_engine *e;
   int64_t decided = 0, st[4], pending = -1, added = 0, dropped = -1;
@@ -474,27 +432,19 @@ Test(threads_async, redis_frozen_and_thawed_under_threads, .fini = redis_stop) {
   OK(obspam_set_option(e, OBSPAM_OPT_STORE_TIMEOUT_MS, 100));
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "s", OBSPAM_SUBSCRIPTION,
                       OBSPAM_UNLIMITED));
-  memset(c, 0, sizeof c);
   __atomic_store_n(&outage_over, 0, __ATOMIC_RELAXED);
-  for (int i = 0; i < 5; i++) {
-    c[i].e = e;
-    c[i].id = i;
-    cr_assert_eq(pthread_create(&th[i], NULL,
-                                i < 4 ? outage_decider : outage_starter, &c[i]),
-                 0);
-  }
+  /* Four threads decide one by one, a fifth starts batches. */
+  tu_start_workers(th, c, 4, outage_decider, e, NULL);
+  tu_start_workers(th + 4, c + 4, 1, outage_starter, e, NULL);
   usleep(200 * 1000);
   kill(redis_pid, SIGSTOP);
   usleep(600 * 1000);
   kill(redis_pid, SIGCONT);
   usleep(1500 * 1000);
   __atomic_store_n(&outage_over, 1, __ATOMIC_RELAXED);
-  for (int i = 0; i < 5; i++) {
-    pthread_join(th[i], NULL);
-    cr_assert_eq(c[i].errors, 0, "caller %d: %" PRId64 " failures", i,
-                 c[i].errors);
+  tu_join_workers(th, c, 5, "caller");
+  for (int i = 0; i < 5; i++)
     decided += c[i].decided;
-  }
   /* Back on Redis, with the ledger added: a few more calls at most. */
   for (int i = 0; i < 100; i++) {
     obspam_message m = tu_msg(0, mbox[0], mbox[0], NULL, 1, -1, NULL, NULL, T0);

@@ -12,9 +12,8 @@
  *     the batches may be prefetching: every call succeeds, and every
  *     verdict is one a decision could give.
  */
-#include <pthread.h>
 
-#include "testutil.h"
+#include "testthreads.h"
 
 #define N_THREADS 8
 #define PER_THREAD 1200
@@ -37,15 +36,9 @@ static void build(void) {
   }
 }
 
-typedef struct worker {
-  int id;
-  int64_t accepted, refused, bad, errors;
-  char bad_verdict[512];
-} worker;
-
 /* PER_THREAD single-recipient messages at T0, PER_CALL per batch. */
 static void *decider(void *arg) {
-  worker *w = arg;
+  tu_worker *w = arg;
   tu_batch b;
   obspam_message *m = b.m;
   obspam_verdict *v = b.v;
@@ -89,26 +82,16 @@ static void *decider(void *arg) {
 }
 
 Test(threads_batch, eight_threads_accept_exactly_the_subscription_limit) {
-  worker w[N_THREADS];
+  tu_worker w[N_THREADS];
   pthread_t th[N_THREADS];
   int64_t accepted = 0, refused = 0;
 
   build();
-  memset(w, 0, sizeof w);
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, N_THREADS), 0);
-  for (int i = 0; i < N_THREADS; i++) {
-    w[i].id = i;
-    cr_assert_eq(pthread_create(&th[i], NULL, decider, &w[i]), 0);
-  }
-  for (int i = 0; i < N_THREADS; i++) {
-    pthread_join(th[i], NULL);
-    cr_assert_eq(w[i].errors, 0, "thread %d: %" PRId64 " failed batches", i,
-                 w[i].errors);
-    cr_assert_eq(w[i].bad, 0, "thread %d: %" PRId64 " wrong verdicts, first %s",
-                 i, w[i].bad, w[i].bad_verdict);
-    accepted += w[i].accepted;
+  tu_start_workers(th, w, N_THREADS, decider, e, &barrier);
+  accepted = tu_join_workers(th, w, N_THREADS, "thread");
+  for (int i = 0; i < N_THREADS; i++)
     refused += w[i].refused;
-  }
   pthread_barrier_destroy(&barrier);
   cr_assert_eq(accepted, 500);
   cr_assert_eq(refused, N_THREADS * PER_THREAD - 500);
@@ -123,18 +106,12 @@ Test(threads_batch, eight_threads_accept_exactly_the_subscription_limit) {
 
 static volatile int stop;
 
-typedef struct churn_worker {
-  int id;
-  int64_t calls, errors, bad;
-  char bad_verdict[512];
-} churn_worker;
-
 static void *churn_decider(void *arg) {
-  churn_worker *w = arg;
+  tu_worker *w = arg;
+  int64_t t = T0;
   tu_batch b;
   obspam_message *m = b.m;
   obspam_verdict *v = b.v;
-  int64_t t = T0;
 
   pthread_barrier_wait(&barrier);
   for (int i = 0; !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
@@ -172,7 +149,7 @@ static void *churn_decider(void *arg) {
 }
 
 /* Called while either decider has made fewer than 20 batches. */
-static int deciders_behind(churn_worker *w) {
+static int deciders_behind(tu_worker *w) {
   return __atomic_load_n(&w[0].calls, __ATOMIC_RELAXED) < 20 ||
          __atomic_load_n(&w[1].calls, __ATOMIC_RELAXED) < 20;
 }
@@ -180,7 +157,7 @@ static int deciders_behind(churn_worker *w) {
 /* At least 200 rounds, and on until both deciders made 20 batches (a
    decider that is never scheduled fails the test when the cap is hit). */
 static void *churner(void *arg) {
-  churn_worker *w = arg;
+  tu_worker *w = arg;
 
   pthread_barrier_wait(&barrier);
   for (int round = 0; round < 200 || (deciders_behind(w) && round < 1000000);
@@ -201,28 +178,19 @@ static void *churner(void *arg) {
 }
 
 Test(threads_batch, batches_while_mailboxes_come_and_go) {
-  churn_worker w[2];
+  tu_worker w[2];
   pthread_t th[3];
 
   build();
   stop = 0;
-  memset(w, 0, sizeof w);
   cr_assert_eq(pthread_barrier_init(&barrier, NULL, 3), 0);
-  for (int i = 0; i < 2; i++) {
-    w[i].id = i;
-    cr_assert_eq(pthread_create(&th[i], NULL, churn_decider, &w[i]), 0);
-  }
+  tu_start_workers(th, w, 2, churn_decider, e, &barrier);
   cr_assert_eq(pthread_create(&th[2], NULL, churner, w), 0);
-  for (int i = 0; i < 3; i++)
-    pthread_join(th[i], NULL);
+  tu_join_workers(th, w, 2, "thread");
+  pthread_join(th[2], NULL);
   pthread_barrier_destroy(&barrier);
-  for (int i = 0; i < 2; i++) {
-    cr_assert_eq(w[i].errors, 0, "thread %d: %" PRId64 " failed batches", i,
-                 w[i].errors);
-    cr_assert_eq(w[i].bad, 0, "thread %d: %" PRId64 " wrong verdicts, first %s",
-                 i, w[i].bad, w[i].bad_verdict);
+  for (int i = 0; i < 2; i++)
     cr_assert_geq(w[i].calls, 20, "thread %d made %" PRId64 " calls", i,
                   w[i].calls);
-  }
   obspam_engine_free(e);
 }

@@ -7,9 +7,7 @@
  * counters must add up exactly: every accepted message is on the domain,
  * and on its implicit mailbox unless it overflowed.
  */
-#include <pthread.h>
-
-#include "testutil.h"
+#include "testthreads.h"
 
 #define N_THREADS 6
 #define PER_THREAD 3000
@@ -26,13 +24,8 @@ static const char CONF[] = "subscription s\n"
                            "domain d.test subscription=s\n"
                            "implicit-mailboxes 50\n";
 
-typedef struct worker {
-  int id;
-  int64_t decided, errors;
-} worker;
-
 static void *decider(void *arg) {
-  worker *w = arg;
+  tu_worker *w = arg;
   tu_batch b;
 
   pthread_barrier_wait(&barrier);
@@ -78,23 +71,16 @@ static void teardown(void) { obspam_engine_free(e); }
 
 static int64_t run_deciders(void *(*other)(void *)) {
   pthread_t t[N_THREADS + 1];
-  worker w[N_THREADS];
+  tu_worker w[N_THREADS];
   int64_t total = 0;
 
   pthread_barrier_init(&barrier, NULL, N_THREADS + (other != NULL));
-  for (int i = 0; i < N_THREADS; i++) {
-    memset(&w[i], 0, sizeof w[i]);
-    w[i].id = i;
-    pthread_create(&t[i], NULL, decider, &w[i]);
-  }
+  tu_start_workers(t, w, N_THREADS, decider, e, &barrier);
   if (other != NULL)
     pthread_create(&t[N_THREADS], NULL, other, NULL);
-  for (int i = 0; i < N_THREADS; i++) {
-    pthread_join(t[i], NULL);
-    cr_assert_eq(w[i].errors, 0, "thread %d: %" PRId64 " errors", i,
-                 w[i].errors);
+  tu_join_workers(t, w, N_THREADS, "thread");
+  for (int i = 0; i < N_THREADS; i++)
     total += w[i].decided;
-  }
   __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
   if (other != NULL)
     pthread_join(t[N_THREADS], NULL);

@@ -30,6 +30,40 @@ static obspam_engine *e;
 static char dir[256], state[300];
 static int done;
 
+/* An engine on conf with a journal beside a state file in a new
+   temporary directory (dir, state). */
+static obspam_engine *journaled(const char *conf) {
+  const char *tmp = getenv("TMPDIR");
+  obspam_engine *j;
+
+  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(state, sizeof(state), "%s/state", dir);
+  j = tu_new_conf(conf);
+  OK(obspam_journal_open(j, state, 0, NULL, NULL));
+  return j;
+}
+
+/* An engine on conf that loads what e saved and journaled. */
+static obspam_engine *reopened(const char *conf) {
+  obspam_engine *j = tu_new_conf(conf);
+
+  OK(obspam_state_load(j, state));
+  OK(obspam_journal_open(j, state, 0, NULL, NULL));
+  return j;
+}
+
+/* Frees e and back and removes the temporary directory. */
+static void finish(obspam_engine *back) {
+  char cmd[400];
+
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
 static void *decider(void *arg) {
   unsigned seed = (unsigned)(uintptr_t)arg;
   int i;
@@ -67,8 +101,6 @@ static void *flusher(void *arg) {
 Test(threads_journal, saves_and_flushes_race_decisions) {
   pthread_t t[THREADS + 2];
   obspam_engine *back;
-  const char *tmp = getenv("TMPDIR");
-  char cmd[400];
   int i, k, kinds[] = {OBSPAM_MAILBOX, OBSPAM_DOMAIN, OBSPAM_SUBSCRIPTION};
   const char *names[][5] = {{"m0@example.com", "m1@example.com",
                              "m2@example.com", "x@shop.example",
@@ -76,13 +108,7 @@ Test(threads_journal, saves_and_flushes_race_decisions) {
                             {"example.com", "shop.example", NULL, NULL, NULL},
                             {"acme", "shop", NULL, NULL, NULL}};
 
-  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
-  snprintf(state, sizeof(state), "%s/state", dir);
-  e = tu_new();
-  OK(obspam_load_config_string(e, config));
-  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  e = journaled(config);
   for (i = 0; i < THREADS; i++)
     cr_assert_eq(
         pthread_create(&t[i], NULL, decider, (void *)(uintptr_t)(i * 7919 + 1)),
@@ -96,10 +122,7 @@ Test(threads_journal, saves_and_flushes_race_decisions) {
   pthread_join(t[THREADS + 1], NULL);
   OK(obspam_journal_flush(e));
 
-  back = tu_new();
-  OK(obspam_load_config_string(back, config));
-  OK(obspam_state_load(back, state));
-  OK(obspam_journal_open(back, state, 0, NULL, NULL));
+  back = reopened(config);
   for (k = 0; k < 3; k++)
     for (i = 0; i < 5 && names[k][i] != NULL; i++) {
       obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
@@ -114,10 +137,7 @@ Test(threads_journal, saves_and_flushes_race_decisions) {
       cr_assert_eq(a.refused_total, b.refused_total, "%s", names[k][i]);
       cr_assert_eq(a.count_day, b.count_day, "%s", names[k][i]);
     }
-  obspam_engine_free(back);
-  obspam_engine_free(e);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  finish(back);
 }
 
 /* Saves of many objects, in many slices (store_mem_snapshot.c), while
@@ -177,19 +197,12 @@ static void *many_saver(void *arg) {
 Test(threads_journal, sliced_saves_of_many_objects) {
   pthread_t t[3];
   obspam_engine *back;
-  const char *tmp = getenv("TMPDIR");
-  char cmd[400], login[64];
+  char login[64];
   int64_t now, total = 0, n0, n1;
   void *r0, *r1;
   unsigned i;
 
-  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
-  snprintf(state, sizeof(state), "%s/state", dir);
-  e = tu_new();
-  OK(obspam_load_config_string(e, many_config));
-  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  e = journaled(many_config);
   cr_assert_eq(pthread_create(&t[0], NULL, many_decider, (void *)1u), 0);
   cr_assert_eq(pthread_create(&t[1], NULL, many_decider, (void *)7u), 0);
   cr_assert_eq(pthread_create(&t[2], NULL, many_saver, NULL), 0);
@@ -202,10 +215,7 @@ Test(threads_journal, sliced_saves_of_many_objects) {
   n1 = (int64_t)(intptr_t)r1;
   now = T0 + (n0 > n1 ? n0 : n1) / 4;
 
-  back = tu_new();
-  OK(obspam_load_config_string(back, many_config));
-  OK(obspam_state_load(back, state));
-  OK(obspam_journal_open(back, state, 0, NULL, NULL));
+  back = reopened(many_config);
   for (i = 0; i < MANY + (unsigned)((n0 > n1 ? n0 : n1) / 64); i++) {
     obspam_stats a = OBSPAM_STATS_INIT, b = OBSPAM_STATS_INIT;
     int ra, rb;
@@ -236,8 +246,5 @@ Test(threads_journal, sliced_saves_of_many_objects) {
     cr_assert_eq(a.refused_total, b.refused_total, "domain: refused");
     cr_assert(a.count_day > 0 && total > 0);
   }
-  obspam_engine_free(back);
-  obspam_engine_free(e);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  finish(back);
 }

@@ -8,10 +8,9 @@
  * in name order and go on from the last name; every declared mailbox
  * must be seen exactly once; the counters must add up exactly.
  */
-#include <pthread.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "testthreads.h"
 
 #define N_MAILBOXES 100000
 #define N_DOMAINS 10
@@ -55,13 +54,8 @@ static void load_many(void) {
   free(conf);
 }
 
-typedef struct worker {
-  int id;
-  int64_t accepted, errors;
-} worker;
-
 static void *decider(void *arg) {
-  worker *w = arg;
+  tu_worker *w = arg;
   char who[64];
 
   pthread_barrier_wait(&barrier);
@@ -149,7 +143,7 @@ static void *page_through(void *arg) {
 Test(threads_panel, paging_while_deciding, .init = setup, .fini = teardown,
      .timeout = 600) {
   pthread_t d[N_DECIDERS], c, pg;
-  worker w[N_DECIDERS];
+  tu_worker w[N_DECIDERS];
   pager p;
   int64_t changer_errors = 0, accepted = 0;
   obspam_stats st = OBSPAM_STATS_INIT;
@@ -159,20 +153,12 @@ Test(threads_panel, paging_while_deciding, .init = setup, .fini = teardown,
   p.seen = calloc(N_MAILBOXES, 1);
   cr_assert_not_null(p.seen);
   pthread_barrier_init(&barrier, NULL, N_DECIDERS + 2);
-  for (int i = 0; i < N_DECIDERS; i++) {
-    w[i] = (worker){i, 0, 0};
-    pthread_create(&d[i], NULL, decider, &w[i]);
-  }
+  tu_start_workers(d, w, N_DECIDERS, decider, e, &barrier);
   pthread_create(&c, NULL, changer, &changer_errors);
   pthread_create(&pg, NULL, page_through, &p);
   pthread_join(pg, NULL);
   __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-  for (int i = 0; i < N_DECIDERS; i++) {
-    pthread_join(d[i], NULL);
-    cr_assert_eq(w[i].errors, 0, "decider %d: %" PRId64 " errors", i,
-                 w[i].errors);
-    accepted += w[i].accepted;
-  }
+  accepted = tu_join_workers(d, w, N_DECIDERS, "decider");
   pthread_join(c, NULL);
   pthread_barrier_destroy(&barrier);
 
@@ -208,7 +194,7 @@ static void *resetter(void *arg) {
 }
 
 static void *hammer(void *arg) {
-  worker *w = arg;
+  tu_worker *w = arg;
 
   pthread_barrier_wait(&barrier);
   for (int i = 0; i < PER_DECIDER; i++) {
@@ -255,7 +241,7 @@ static void sum_hours(int64_t hour, int64_t sent, int64_t refused, void *ud) {
 Test(threads_panel, resets_racing_decisions, .init = setup, .fini = teardown,
      .timeout = 600) {
   pthread_t h[N_DECIDERS], r, wt;
-  worker w[N_DECIDERS];
+  tu_worker w[N_DECIDERS];
   int64_t reset_errors = 0, watch_errors = 0, accepted = 0, hist[2] = {0, 0};
   obspam_stats st = OBSPAM_STATS_INIT;
 
@@ -264,18 +250,10 @@ Test(threads_panel, resets_racing_decisions, .init = setup, .fini = teardown,
                                   "mailbox m@d.test limit=50/h,50/d\n"));
   __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
   pthread_barrier_init(&barrier, NULL, N_DECIDERS + 2);
-  for (int i = 0; i < N_DECIDERS; i++) {
-    w[i] = (worker){i, 0, 0};
-    pthread_create(&h[i], NULL, hammer, &w[i]);
-  }
+  tu_start_workers(h, w, N_DECIDERS, hammer, e, &barrier);
   pthread_create(&r, NULL, resetter, &reset_errors);
   pthread_create(&wt, NULL, watcher, &watch_errors);
-  for (int i = 0; i < N_DECIDERS; i++) {
-    pthread_join(h[i], NULL);
-    cr_assert_eq(w[i].errors, 0, "hammer %d: %" PRId64 " errors", i,
-                 w[i].errors);
-    accepted += w[i].accepted;
-  }
+  accepted = tu_join_workers(h, w, N_DECIDERS, "hammer");
   pthread_join(r, NULL);
   __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
   pthread_join(wt, NULL);

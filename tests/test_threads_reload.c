@@ -67,13 +67,16 @@ static const char CONF_BAD[] = "count-unauthenticated yes\n"
                                "whitelist 0.0.0.0/0\n"
                                "mailbox x@nowhere.example\n";
 
+/* The objects a verdict may charge: m@d.example, d.example, s and t. */
+#define CHARGED "mdst"
+
 typedef struct worker {
   pthread_t thread;
   obspam_engine *e;
   int id;
   /* What it saw. */
   long decisions, seen_a, seen_b;
-  long charged_m, charged_d, charged_s, charged_t;
+  long charged[4]; /* by the letters of CHARGED */
   /* The first inconsistency, or "". */
   char failure[512];
 } worker;
@@ -103,63 +106,47 @@ static int is_empty(const obspam_verdict *v, int action) {
          v->limit == 0 && v->count == 0 && v->retry_after == 0;
 }
 
+/* The verdict a message of each kind gets under A and under B: an empty
+   one where kind is -1, else an acceptance naming the object and its
+   limit; and the counters that acceptance charged, by letter (m the
+   mailbox, d the domain, s and t the subscriptions). */
+typedef struct outcome {
+  int action, kind;
+  const char *object;
+  int64_t limit;
+  const char *charged;
+} outcome;
+
+#define EMPTY(action)                                                          \
+  { (action), -1, "", 0, "" }
+#define ON_M(limit, sub)                                                       \
+  { OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", (limit), "md" sub }
+
+static const outcome OUTCOME[6][2] = {
+    {EMPTY(OBSPAM_EXEMPT), ON_M(LB_M, "t")},
+    {ON_M(LA_M, "s"), EMPTY(OBSPAM_EXEMPT)},
+    {EMPTY(OBSPAM_UNKNOWN), ON_M(LB_M, "t")},
+    {ON_M(LA_M, "s"), ON_M(LB_M, "t")},
+    {{OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LA_D, "ds"},
+     {OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LB_D, "dt"}},
+    {{OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "t", LA_T, "t"},
+     {OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", LB_S, "s"}},
+};
+
 /* Checks one verdict; returns 'A', 'B' or 0 (inconsistent), and counts
    what it charged. */
 static int classify(worker *w, int kind, const obspam_verdict *v) {
-  switch (kind) {
-  case 0:
-    if (is_empty(v, OBSPAM_EXEMPT))
-      return 'A';
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
-      w->charged_m++, w->charged_d++, w->charged_t++;
-      return 'B';
+  for (int c = 0; c < 2; c++) {
+    const outcome *o = &OUTCOME[kind][c];
+
+    if (o->kind == -1 ? is_empty(v, o->action)
+                      : is(v, o->action, o->kind, o->object, o->limit)) {
+      for (const char *p = o->charged; *p != '\0'; p++)
+        w->charged[strchr(CHARGED, *p) - CHARGED]++;
+      return "AB"[c];
     }
-    return 0;
-  case 1:
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LA_M)) {
-      w->charged_m++, w->charged_d++, w->charged_s++;
-      return 'A';
-    }
-    return is_empty(v, OBSPAM_EXEMPT) ? 'B' : 0;
-  case 2:
-    if (is_empty(v, OBSPAM_UNKNOWN))
-      return 'A';
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
-      w->charged_m++, w->charged_d++, w->charged_t++;
-      return 'B';
-    }
-    return 0;
-  case 3:
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LA_M)) {
-      w->charged_m++, w->charged_d++, w->charged_s++;
-      return 'A';
-    }
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "m@d.example", LB_M)) {
-      w->charged_m++, w->charged_d++, w->charged_t++;
-      return 'B';
-    }
-    return 0;
-  case 4:
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LA_D)) {
-      w->charged_d++, w->charged_s++;
-      return 'A';
-    }
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "d.example", LB_D)) {
-      w->charged_d++, w->charged_t++;
-      return 'B';
-    }
-    return 0;
-  default:
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "t", LA_T)) {
-      w->charged_t++;
-      return 'A';
-    }
-    if (is(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", LB_S)) {
-      w->charged_s++;
-      return 'B';
-    }
-    return 0;
   }
+  return 0;
 }
 
 static obspam_message message(int kind) {
@@ -285,11 +272,13 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
   for (i = 0; i < 2; i++) {
     OK(obspam_load_config_string(e, i == 0 ? CONF_A : CONF_B));
     expect_count(e, OBSPAM_MAILBOX, "m@d.example",
-                 w[0].charged_m + w[1].charged_m);
+                 w[0].charged[0] + w[1].charged[0]);
     expect_count(e, OBSPAM_DOMAIN, "d.example",
-                 w[0].charged_d + w[1].charged_d);
-    expect_count(e, OBSPAM_SUBSCRIPTION, "s", w[0].charged_s + w[1].charged_s);
-    expect_count(e, OBSPAM_SUBSCRIPTION, "t", w[0].charged_t + w[1].charged_t);
+                 w[0].charged[1] + w[1].charged[1]);
+    expect_count(e, OBSPAM_SUBSCRIPTION, "s",
+                 w[0].charged[2] + w[1].charged[2]);
+    expect_count(e, OBSPAM_SUBSCRIPTION, "t",
+                 w[0].charged[3] + w[1].charged[3]);
   }
   obspam_engine_free(e);
 }

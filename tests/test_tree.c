@@ -758,7 +758,8 @@ static void set_chain(int k, int64_t step) {
 
 /* Makes each level of set_chain's inherit in turn, from the object up:
    the object gets the value of the level above each time; then the
-   server's 0 is the object's. */
+   server's 0 is the object's. None of this touched the other two chains:
+   their objects are still unlimited. */
 static void inherit_chain(int k, int64_t step) {
   for (int i = k; i >= 1; i--) {
     OK(obspam_set_limit(e, chain[i].kind, chain[i].name, k, OBSPAM_INHERIT));
@@ -766,6 +767,19 @@ static void inherit_chain(int k, int64_t step) {
   }
   OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, k, 0));
   EXPECT_EFF(e, k, chain[k].name, 0);
+  for (int other = OBSPAM_SUBSCRIPTION; other <= OBSPAM_MAILBOX; other++)
+    if (other != k)
+      EXPECT_EFF(e, other, chain[other].name, OBSPAM_UNLIMITED);
+}
+
+/* Sets the limit of kind k of level (a kind and name) to unlimited: obj,
+   under that level, follows it; other, not under it, keeps the server's
+   0. */
+static void unlimited_at(int level, const char *name, int k, const char *obj,
+                         const char *other) {
+  OK(obspam_set_limit(e, level, name, k, OBSPAM_UNLIMITED));
+  EXPECT_EFF(e, k, obj, OBSPAM_UNLIMITED);
+  EXPECT_EFF(e, k, other, 0);
 }
 
 /* The mailbox chain: own ?? domain.mailbox ?? subscription.mailbox ??
@@ -781,17 +795,12 @@ Test(tree, mailbox_chain) {
   OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
                       OBSPAM_UNLIMITED));
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
-  /* None of this touched the domain and subscription chains. */
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
   /* 0 and unlimited shadow too. */
   OK(obspam_set_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, 5));
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 0));
   EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", 0);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX,
-                      OBSPAM_UNLIMITED));
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "bob@example.net", 0);
+  unlimited_at(OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, "info@example.com",
+               "bob@example.net");
   EXPECT_EFF(e, OBSPAM_MAILBOX, "x@solo.org", 5);
 }
 
@@ -802,15 +811,11 @@ Test(tree, domain_chain) {
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 3000);
   EXPECT_EFF(e, OBSPAM_DOMAIN, "solo.org", 1000);
   inherit_chain(OBSPAM_DOMAIN, 1000);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
   /* A domain's mailbox default is not its own limit. */
   OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_MAILBOX, 9));
   EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", 0);
-  OK(obspam_set_limit(e, OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN,
-                      OBSPAM_UNLIMITED));
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.net", 0);
+  unlimited_at(OBSPAM_DOMAIN, "example.com", OBSPAM_DOMAIN, "example.com",
+               "example.net");
 }
 
 /* The subscription chain: own ?? plan.subscription ?? server.subscription. */
@@ -818,16 +823,11 @@ Test(tree, subscription_chain) {
   set_chain(OBSPAM_SUBSCRIPTION, 10000);
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 10000);
   inherit_chain(OBSPAM_SUBSCRIPTION, 10000);
-  EXPECT_EFF(e, OBSPAM_DOMAIN, "example.com", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_MAILBOX, "info@example.com", OBSPAM_UNLIMITED);
   /* A subscription's domain and mailbox defaults are not its own limit. */
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_DOMAIN, 5));
   OK(obspam_set_limit(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_MAILBOX, 6));
   EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", 0);
-  OK(obspam_set_limit(e, OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION,
-                      OBSPAM_UNLIMITED));
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "acme", OBSPAM_UNLIMITED);
-  EXPECT_EFF(e, OBSPAM_SUBSCRIPTION, "solo", 0);
+  unlimited_at(OBSPAM_PLAN, "basic", OBSPAM_SUBSCRIPTION, "acme", "solo");
 }
 
 /* A subscription added to a plan sees the plan's values; the limits follow
@@ -1163,39 +1163,33 @@ Test(tree, set_window_limit_errors) {
        OBSPAM_EINVAL);
     cr_assert_eq(v, 12345);
   }
+  /* Kinds that may not set a limit, an object or a value that is not
+     there, each with the code it gets. */
+  static const struct {
+    int kind;
+    const char *name;
+    int which;
+    int64_t v;
+    int rc;
+  } bad_sets[] = {
+      {OBSPAM_DOMAIN, "example.com", OBSPAM_SUBSCRIPTION, 5, OBSPAM_EINVAL},
+      {OBSPAM_MAILBOX, "info@example.com", OBSPAM_DOMAIN, 5, OBSPAM_EINVAL},
+      {OBSPAM_MAILBOX, "info@example.com", OBSPAM_SCRIPT, 5, OBSPAM_EINVAL},
+      {OBSPAM_SCRIPT, "acme", OBSPAM_MAILBOX, 5, OBSPAM_EINVAL},
+      {OBSPAM_SERVER, NULL, OBSPAM_MAILBOX, OBSPAM_INHERIT, OBSPAM_EINVAL},
+      {OBSPAM_MAILBOX, "info@example.com", OBSPAM_MAILBOX, -3, OBSPAM_EINVAL},
+      {OBSPAM_SERVER, "server", OBSPAM_MAILBOX, 5, OBSPAM_EINVAL},
+      {OBSPAM_MAILBOX, "ghost@example.com", OBSPAM_MAILBOX, 5,
+       OBSPAM_ENOTFOUND},
+      {OBSPAM_PLAN, "silver", OBSPAM_MAILBOX, 5, OBSPAM_ENOTFOUND},
+      {OBSPAM_MAILBOX, "bad name", OBSPAM_MAILBOX, 5, OBSPAM_EINVAL}};
   static const int64_t windows[] = {OBSPAM_WINDOW_MINUTE, OBSPAM_WINDOW_DAY};
-  for (int w = 0; w < 2; w++) {
-    FAILS(obspam_set_window_limit(e, OBSPAM_DOMAIN, "example.com",
-                                  OBSPAM_SUBSCRIPTION, windows[w], 5),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
-                                  OBSPAM_DOMAIN, windows[w], 5),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
-                                  OBSPAM_SCRIPT, windows[w], 5),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_SCRIPT, "acme", OBSPAM_MAILBOX,
-                                  windows[w], 5),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_MAILBOX,
-                                  windows[w], OBSPAM_INHERIT),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
-                                  OBSPAM_MAILBOX, windows[w], -3),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_SERVER, "server", OBSPAM_MAILBOX,
-                                  windows[w], 5),
-          OBSPAM_EINVAL);
-    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "ghost@example.com",
-                                  OBSPAM_MAILBOX, windows[w], 5),
-          OBSPAM_ENOTFOUND);
-    FAILS(obspam_set_window_limit(e, OBSPAM_PLAN, "silver", OBSPAM_MAILBOX,
-                                  windows[w], 5),
-          OBSPAM_ENOTFOUND);
-    FAILS(obspam_set_window_limit(e, OBSPAM_MAILBOX, "bad name", OBSPAM_MAILBOX,
-                                  windows[w], 5),
-          OBSPAM_EINVAL);
-  }
+  for (int w = 0; w < 2; w++)
+    for (size_t i = 0; i < sizeof bad_sets / sizeof bad_sets[0]; i++)
+      FAILS(obspam_set_window_limit(e, bad_sets[i].kind, bad_sets[i].name,
+                                    bad_sets[i].which, windows[w],
+                                    bad_sets[i].v),
+            bad_sets[i].rc);
   /* The messages. */
   ERRMSG(obspam_set_window_limit(e, OBSPAM_MAILBOX, "info@example.com",
                                  OBSPAM_MAILBOX, 61, 5),

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "obspam.h"
@@ -282,6 +283,15 @@ static inline void tu_expect_verdict(const obspam_verdict *v, int action,
   tu_expect_verdict(&(v), (action), (kind), (object), (limit), (count),        \
                     (retry), __LINE__)
 
+/* Asserts an acceptance charged to an object without a limit. */
+#define EXPECT_ACCEPT_UNLIMITED(v, kind, object)                               \
+  EXPECT_VERDICT((v), OBSPAM_ACCEPT, (kind), (object), OBSPAM_UNLIMITED, 0, 0)
+
+/* Asserts a refusal that waiting cannot lift (retry_after -1): the
+   message is larger than the limit of the object named. */
+#define EXPECT_NEVER_FITS(v, kind, object, limit, count)                       \
+  EXPECT_VERDICT((v), OBSPAM_REFUSE, (kind), (object), (limit), (count), -1)
+
 /* The verdict of EXEMPT / UNKNOWN (and of a disabled engine's ACCEPT). */
 #define EXPECT_EMPTY_VERDICT(v, action)                                        \
   tu_expect_verdict(&(v), (action), -1, "", 0, 0, 0, __LINE__)
@@ -317,6 +327,18 @@ static inline void tu_expect_counts(obspam_engine *e, int kind,
 }
 #define EXPECT_COUNTS(e, kind, name, now, count, refused)                      \
   tu_expect_counts((e), (kind), (name), (now), (count), (refused), __LINE__)
+
+/* Asserts the forwards and list deliveries of an object's stats at now. */
+static inline void tu_expect_marks(obspam_engine *e, int kind, const char *name,
+                                   int64_t now, int64_t forwarded,
+                                   int64_t lists, int line) {
+  obspam_stats s = tu_stats(e, kind, name, now, line);
+
+  tu_expect_field(name, "forwarded", s.forwarded, forwarded, line);
+  tu_expect_field(name, "list_deliveries", s.list_deliveries, lists, line);
+}
+#define EXPECT_MARKS(e, kind, name, now, forwarded, lists)                     \
+  tu_expect_marks((e), (kind), (name), (now), (forwarded), (lists), __LINE__)
 
 /* Asserts the same count and refused fields of a mailbox, its domain and
    its subscription at now. */
@@ -374,6 +396,42 @@ static inline int64_t tu_eff(obspam_engine *e, int kind, const char *name,
   } while (0)
 
 /* The effective limit of one window, and the cap, of an object. */
+/* Asserts the effective limits listed in text, one a line: a kind
+   (mailbox, domain or subscription), a name and the limit (a count or
+   "unlimited"), as "mailbox m@a.example 50\n". A line it cannot read
+   fails the test. */
+static inline void tu_expect_effs(obspam_engine *e, const char *text,
+                                  int line) {
+  static const char *const kinds[] = {"subscription", "domain", "mailbox"};
+  char kind[16], name[OBSPAM_NAME_MAX + 1], want[24];
+  int used;
+
+  /* 320 is OBSPAM_NAME_MAX. */
+  for (int row = 1;
+       sscanf(text, "%15s %320s %23s%n", kind, name, want, &used) == 3; row++) {
+    int k = -1;
+    char *end = want;
+    int64_t v = strcmp(want, "unlimited") == 0 ? OBSPAM_UNLIMITED
+                                               : strtoll(want, &end, 10);
+
+    for (int i = 0; i < 3; i++)
+      if (strcmp(kind, kinds[i]) == 0)
+        k = OBSPAM_SUBSCRIPTION + i;
+    cr_assert_neq(k, -1, "line %d: row %d: kind '%s'", line, row, kind);
+    cr_assert(v == OBSPAM_UNLIMITED || (end != want && *end == '\0'),
+              "line %d: row %d: limit '%s'", line, row, want);
+    int64_t got = tu_eff(e, k, name, line);
+    cr_assert_eq(got, v,
+                 "line %d: row %d: effective limit of %s = %" PRId64
+                 ", expected %" PRId64,
+                 line, row, name, got, v);
+    text += used;
+  }
+  cr_assert_eq(text[strspn(text, " \n")], '\0', "line %d: unread: %s", line,
+               text);
+}
+#define EXPECT_EFFS(e, text) tu_expect_effs((e), (text), __LINE__)
+
 static inline int64_t tu_eff_window(obspam_engine *e, int kind,
                                     const char *name, int64_t window,
                                     int line) {
