@@ -1613,13 +1613,12 @@ Test(config_atomic, failed_load_keeps_windows_and_caps) {
 /* A reload takes the new file's windows and caps, whatever the old file
    or the API had set; values the new file leaves out inherit again. */
 Test(config_reload, takes_the_new_windows_and_caps) {
-  LOAD(
-      e,
-      "default mailbox=1/m,2/d max-recipients=3\n"
-      "plan p mailbox=4/m max-recipients=5\n"
-      "subscription s plan=p domain=6/d\n"
-      "domain d.example subscription=s mailbox=7/d max-recipients=8\n"
-      "mailbox a@d.example limit=9/m max-recipients=10\nmailbox b@d.example\n");
+  LOAD(e, "default mailbox=1/m,2/d max-recipients=3\n"
+          "plan p mailbox=4/m max-recipients=5\n"
+          "subscription s plan=p domain=6/d\n"
+          "domain d.example subscription=s mailbox=7/d max-recipients=8\n"
+          "mailbox a@d.example limit=9/m max-recipients=10\n"
+          "mailbox b@d.example\n");
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 9, -1, 7);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 4, -1, 7);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, 6);
@@ -1631,10 +1630,12 @@ Test(config_reload, takes_the_new_windows_and_caps) {
   OK(obspam_set_window_limit(e, OBSPAM_SERVER, NULL, OBSPAM_DOMAIN,
                              OBSPAM_WINDOW_MINUTE, 100));
 
-  LOAD(e,
-       "default mailbox=11/m max-recipients=13\nplan p max-recipients=15\n"
-       "subscription s plan=p\ndomain d.example subscription=s mailbox=17/d\n"
-       "mailbox a@d.example limit=19/m,20/d\nmailbox b@d.example\n");
+  LOAD(e, "default mailbox=11/m max-recipients=13\n"
+          "plan p max-recipients=15\n"
+          "subscription s plan=p\n"
+          "domain d.example subscription=s mailbox=17/d\n"
+          "mailbox a@d.example limit=19/m,20/d\n"
+          "mailbox b@d.example\n");
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "a@d.example", 19, -1, 20);
   EXPECT_WINDOWS(e, OBSPAM_MAILBOX, "b@d.example", 11, -1, 17);
   EXPECT_WINDOWS(e, OBSPAM_DOMAIN, "d.example", -1, -1, -1);
