@@ -209,7 +209,8 @@ Test(config_keywords, spec_example_as_written) {
        "action defer\n"
        "default mailbox=100 domain=1000 subscription=5000\n" SPEC_EXAMPLE_TREE);
   EXPECT_EFFS(e, "mailbox info@example.com 20\n"
-                 "domain example.com unlimited\nsubscription acme 3000\n");
+                 "domain example.com unlimited\n"
+                 "subscription acme 3000\n");
 
   obspam_message m =
       tu_msg(0, "info@example.com", NULL, NULL, 1, -1, NULL, NULL, T0);
@@ -326,7 +327,8 @@ Test(config_keywords, default_every_key) {
   LOAD(e, "default mailbox=11 domain=22 subscription=33 scripts=no\n"
           "plan p\nsubscription s plan=p uid=500\n"
           "domain d.example subscription=s\nmailbox m@d.example\n");
-  EXPECT_EFFS(e, "mailbox m@d.example 11\ndomain d.example 22\n"
+  EXPECT_EFFS(e, "mailbox m@d.example 11\n"
+                 "domain d.example 22\n"
                  "subscription s 33\n");
   obspam_verdict v = SCRIPT(e, 500, NULL, 1, T0);
   EXPECT_NEVER_FITS(v, OBSPAM_SUBSCRIPTION, "s", 33, 0);
@@ -335,7 +337,8 @@ Test(config_keywords, default_every_key) {
           "scripts=yes\n"
           "subscription s uid=500\ndomain d.example subscription=s\n"
           "mailbox m@d.example\n");
-  EXPECT_EFFS(e, "mailbox m@d.example unlimited\ndomain d.example 0\n"
+  EXPECT_EFFS(e, "mailbox m@d.example unlimited\n"
+                 "domain d.example 0\n"
                  "subscription s unlimited\n");
   v = SCRIPT(e, 500, NULL, 1, T0);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_SUBSCRIPTION, "s", OBSPAM_UNLIMITED,
@@ -514,7 +517,8 @@ Test(config_keywords, lexical_rules) {
           "mailbox a#b@example.com limit=2\n"
           "mailbox Info@EXAMPLE.com");
   EXPECT_OPT(e, OBSPAM_OPT_COUNT_UNIT, 1);
-  EXPECT_EFFS(e, "domain example.com unlimited\nmailbox info@example.com 4\n"
+  EXPECT_EFFS(e, "domain example.com unlimited\n"
+                 "mailbox info@example.com 4\n"
                  "mailbox a#b@example.com 2\n");
   int64_t v;
   RC(obspam_effective_limit(e, OBSPAM_DOMAIN, "commented.example", &v),
@@ -538,7 +542,9 @@ Test(config_keywords, empty_text_resets_everything) {
 Test(config_keywords, kinds_are_separate_namespaces) {
   LOAD(e, "plan x mailbox=1\nsubscription x plan=x subscription=2\n"
           "domain x subscription=x domain=3\nmailbox x@x\n");
-  EXPECT_EFFS(e, "subscription x 2\ndomain x 3\nmailbox x@x 1\n");
+  EXPECT_EFFS(e, "subscription x 2\n"
+                 "domain x 3\n"
+                 "mailbox x@x 1\n");
 }
 
 /* The tree a file built can be changed through the API afterwards. */
