@@ -68,11 +68,7 @@ DUNNO = "action=DUNNO"
 
 
 def same_minute(room=5):
-    """Waits, when needed, so that the next `room` seconds stay within one
-    clock minute: a refusal then says "try again in 60 minutes" exactly."""
-    sec = time.time() % 60
-    if sec > 60 - room:
-        time.sleep(60 - sec + 0.2)
+    scenario.same_minute(room)
 
 
 class Daemon:
