@@ -98,24 +98,24 @@ echo "ok: ping"
 
 # ---- status ----------------------------------------------------------------
 
+# status_text FIRST_LINE LIMIT SENT REFUSED OVER TOTAL: the text of
+# status for an object with an hourly limit, its last refusal at $ts.
+status_text() {
+  printf '%s\n' "$1" "  limit          $2 per hour" \
+    "  sent           $3 in the last 60 minutes" \
+    "  refused        $4 in the last 60 minutes" \
+    "  over its limit $5 in the last 60 minutes" \
+    "  refused total  $6 within the retention period"
+  printf '  last refusal   %s UTC' "$ts"
+}
+
 run_ctl 0 status mailbox info@example.com
-expect "status mailbox" "mailbox info@example.com: not sending: mailbox info@example.com is at its limit of 3 per hour
-  limit          3 per hour
-  sent           3 in the last 60 minutes
-  refused        2 in the last 60 minutes
-  over its limit 2 in the last 60 minutes
-  refused total  2 within the retention period
-  last refusal   $ts UTC" "$out"
+expect "status mailbox" "$(status_text "mailbox info@example.com: not sending: \
+mailbox info@example.com is at its limit of 3 per hour" 3 3 2 2 2)" "$out"
 
 run_ctl 0 --control "$sock" status domain EXAMPLE.COM
 expect "status domain (bare path, name in upper case)" \
-  "domain example.com: sending
-  limit          1000 per hour
-  sent           3 in the last 60 minutes
-  refused        2 in the last 60 minutes
-  over its limit 0 in the last 60 minutes
-  refused total  2 within the retention period
-  last refusal   $ts UTC" "$out"
+  "$(status_text "domain example.com: sending" 1000 3 2 0 2)" "$out"
 
 run_ctl 0 status subscription bakery --json
 python3 -m json.tool "$work/ctl.out" >/dev/null
