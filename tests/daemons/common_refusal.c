@@ -26,6 +26,12 @@ static const char *refusal(int kind, const char *object, int64_t limit,
   return text;
 }
 
+/* The refusal text of v, rejected or not, counted in messages or not. */
+static const char *text_of(const obspam_verdict *v, int reject, int messages) {
+  obspamd_refusal_text(v, reject, messages, &code, text, sizeof(text));
+  return text;
+}
+
 Test(refusal, over_the_limit_with_time_to_wait) {
   cr_assert_str_eq(
       refusal(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0, NULL),
@@ -63,50 +69,50 @@ Test(refusal, the_window) {
   obspam_verdict v = refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20,
                                      35, OBSPAM_WINDOW_MINUTE);
 
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
-                         "messages in the last minute, its limit is 20 "
-                         "messages per minute; try again in 35 seconds");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 20 "
+                   "messages in the last minute, its limit is 20 "
+                   "messages per minute; try again in 35 seconds");
   cr_assert_eq(code, 451);
   v.retry_after = 1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 20 "
-                         "recipients in the last minute, its limit is 20 "
-                         "recipients per minute; try again in 1 second");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com has sent to 20 "
+                   "recipients in the last minute, its limit is 20 "
+                   "recipients per minute; try again in 1 second");
   v.window = OBSPAM_WINDOW_HOUR;
   v.retry_after = 420;
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
-                         "messages in the last 60 minutes, its limit is 20 "
-                         "messages per hour; try again in 7 minutes");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 20 "
+                   "messages in the last 60 minutes, its limit is 20 "
+                   "messages per hour; try again in 7 minutes");
   v.window = OBSPAM_WINDOW_DAY;
   v.limit = v.count = 1000;
   v.retry_after = 7200;
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 1000 "
-                         "messages in the last 24 hours, its limit is 1000 "
-                         "messages per day; try again in 120 minutes");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 1000 "
+                   "messages in the last 24 hours, its limit is 1000 "
+                   "messages per day; try again in 120 minutes");
   v.retry_after = 5 * 3600 + 11 * 60 + 1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 1000 "
-                         "recipients in the last 24 hours, its limit is "
-                         "1000 recipients per day; try again in 5 hours 12 "
-                         "minutes");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com has sent to 1000 "
+                   "recipients in the last 24 hours, its limit is "
+                   "1000 recipients per day; try again in 5 hours 12 "
+                   "minutes");
   /* Rejected: the window's words, no wait. */
-  obspamd_refusal_text(&v, 1, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "5.7.1 mailbox info@example.com has sent to 1000 "
-                         "recipients in the last 24 hours, its limit is "
-                         "1000 recipients per day");
+  cr_assert_str_eq(text_of(&v, 1, 0),
+                   "5.7.1 mailbox info@example.com has sent to 1000 "
+                   "recipients in the last 24 hours, its limit is "
+                   "1000 recipients per day");
   cr_assert_eq(code, 550);
   /* A message larger than a window's limit never fits it. */
   v.window = OBSPAM_WINDOW_MINUTE;
   v.limit = 10;
   v.count = 0;
   v.retry_after = -1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com cannot send this "
-                         "message: it has more recipients than its limit of "
-                         "10 recipients per minute");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com cannot send this "
+                   "message: it has more recipients than its limit of "
+                   "10 recipients per minute");
 }
 
 /* The recipients cap (verdict window 0, limit the cap, count the
