@@ -333,12 +333,14 @@ Test(refusal, truncated_to_the_buffer) {
 
 /* ---- log lines ----------------------------------------------------------- */
 
+/* Each log test writes into a directory of its own, its log captured. */
+TestSuite(log, .init = log_in_test_dir);
+
 Test(log, refusal_line) {
   obspam_verdict v =
       refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  log_in_test_dir();
   m.sasl_username = "info@example.com";
   m.client_address = "203.0.113.7";
   m.recipients = 3;
@@ -380,7 +382,6 @@ Test(log, utf8_names_intact) {
       refused_verdict(OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", 2, 2, 60, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  log_in_test_dir();
   m.sasl_username = "J\xc3\x96RG@example.com";
   m.sender = "bad\xff\xc3@example.com"; /* not UTF-8 */
   m.flags = OBSPAM_MSG_SCRIPT;
@@ -423,7 +424,6 @@ Test(log, one_line_per_event_with_prefix) {
   char *raw, stamp[32], name[32];
   int pid = 0, n = 0;
 
-  log_in_test_dir();
   obspamd_log(LOG_INFO, "a\nforged line\tand tab");
   obspamd_log(LOG_ERR, "broken");
   obspamd_log(LOG_WARNING, "careful");
