@@ -20,7 +20,6 @@ bound (one round trip at a time for the whole milter) is the point.
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "daemons"))
 import milter_client as mc  # noqa: E402
+import scenario  # noqa: E402
+from scenario import free_port  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 DURATION = float(os.environ.get("DURATION", "5"))
@@ -38,20 +39,8 @@ DELAY_US = int(os.environ.get("DELAY_US", "500"))
 STORE_TIMEOUT = int(os.environ.get("STORE_TIMEOUT", "200"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what, probe, timeout=20):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
+    return scenario.wait_for(what, probe, timeout)
 
 
 def run_load(spec):

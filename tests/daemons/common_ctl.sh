@@ -26,15 +26,15 @@ domain bakery.example subscription=bakery
 mailbox info@example.com limit=3
 EOF
 cp "$conf" "$work/good.conf"
-cat >"$work/feed" <<'EOF'
-decide sasl=info@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=info@example.com client=203.0.113.7 recipients=2 time=now
-decide sasl=info@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=info@example.com client=203.0.113.7 recipients=5 time=now
+{
+  sent info@example.com:1 info@example.com:2 info@example.com:1 \
+    info@example.com:5
+  cat <<'EOF'
 decide flags=script uid=10002 script=/var/www/bakery/contact.php time=now
 decide flags=script uid=10001 script=/var/www/acme/x.php recipients=4 time=now
 decide sender=nobody@else.example time=now
 EOF
+} >"$work/feed"
 
 sock=$work/ctl.sock
 export OBSPAM_CONTROL=unix:$sock
@@ -98,24 +98,24 @@ echo "ok: ping"
 
 # ---- status ----------------------------------------------------------------
 
+# status_text FIRST_LINE LIMIT SENT REFUSED OVER TOTAL: the text of
+# status for an object with an hourly limit, its last refusal at $ts.
+status_text() {
+  printf '%s\n' "$1" "  limit          $2 per hour" \
+    "  sent           $3 in the last 60 minutes" \
+    "  refused        $4 in the last 60 minutes" \
+    "  over its limit $5 in the last 60 minutes" \
+    "  refused total  $6 within the retention period"
+  printf '  last refusal   %s UTC' "$ts"
+}
+
 run_ctl 0 status mailbox info@example.com
-expect "status mailbox" "mailbox info@example.com: not sending: mailbox info@example.com is at its limit of 3 per hour
-  limit          3 per hour
-  sent           3 in the last 60 minutes
-  refused        2 in the last 60 minutes
-  over its limit 2 in the last 60 minutes
-  refused total  2 within the retention period
-  last refusal   $ts UTC" "$out"
+expect "status mailbox" "$(status_text "mailbox info@example.com: not sending: \
+mailbox info@example.com is at its limit of 3 per hour" 3 3 2 2 2)" "$out"
 
 run_ctl 0 --control "$sock" status domain EXAMPLE.COM
 expect "status domain (bare path, name in upper case)" \
-  "domain example.com: sending
-  limit          1000 per hour
-  sent           3 in the last 60 minutes
-  refused        2 in the last 60 minutes
-  over its limit 0 in the last 60 minutes
-  refused total  2 within the retention period
-  last refusal   $ts UTC" "$out"
+  "$(status_text "domain example.com: sending" 1000 3 2 0 2)" "$out"
 
 run_ctl 0 status subscription bakery --json
 python3 -m json.tool "$work/ctl.out" >/dev/null
@@ -467,14 +467,9 @@ domain example.com subscription=acme max-recipients=5
 mailbox burst@example.com limit=2/m,3,10/d
 mailbox daily@example.com limit=1/d
 EOF
-cat >"$work/windows.feed" <<'EOF'
-decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=burst@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=daily@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=daily@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=capme@example.com client=203.0.113.7 recipients=6 time=now
-EOF
+sent burst@example.com:1 burst@example.com:1 burst@example.com:1 \
+  daily@example.com:1 daily@example.com:1 capme@example.com:6 \
+  >"$work/windows.feed"
 start_daemon "$work/log8" --config "$work/windows.conf" --control "unix:$sock" \
   --feed "$work/windows.feed"
 refusals=$(grep '^verdict action=refuse' "$work/testd.out")

@@ -325,13 +325,9 @@ Test(peers, root_postfix_own_and_allowed_users) {
     release(hold);
   }
   {
-    char *log = logged(), *p = log;
-    int lines = 0;
-    while ((p = strstr(p, "peer refused uid=")) != NULL) {
-      lines++;
-      p++;
-    }
-    cr_assert_eq(lines, 1, "%s", log);
+    char *log = logged();
+
+    cr_assert_eq(count_in(log, "peer refused uid="), 1, "%s", log);
     cr_assert(strstr(log, "warning: peer refused uid=65534 user=nobody pid=") !=
                   NULL,
               "%s", log);

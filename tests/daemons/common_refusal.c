@@ -10,6 +10,10 @@
 static char text[1024];
 static int code;
 
+/* text holds what; a failure shows the whole text. */
+#define expect_in(text, what)                                                  \
+  cr_assert(strstr((text), (what)) != NULL, "no \"%s\" in:\n%s", (what), (text))
+
 /* Counted in recipients (0), or in messages (1). */
 static int unit;
 /* The window the verdicts name (0: the recipients cap, scripts). */
@@ -23,6 +27,12 @@ static const char *refusal(int kind, const char *object, int64_t limit,
 
   code = 0;
   obspamd_refusal_text_msg(&v, m, reject, unit, &code, text, sizeof(text));
+  return text;
+}
+
+/* The refusal text of v, rejected or not, counted in messages or not. */
+static const char *text_of(const obspam_verdict *v, int reject, int messages) {
+  obspamd_refusal_text(v, reject, messages, &code, text, sizeof(text));
   return text;
 }
 
@@ -63,50 +73,50 @@ Test(refusal, the_window) {
   obspam_verdict v = refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20,
                                      35, OBSPAM_WINDOW_MINUTE);
 
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
-                         "messages in the last minute, its limit is 20 "
-                         "messages per minute; try again in 35 seconds");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 20 "
+                   "messages in the last minute, its limit is 20 "
+                   "messages per minute; try again in 35 seconds");
   cr_assert_eq(code, 451);
   v.retry_after = 1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 20 "
-                         "recipients in the last minute, its limit is 20 "
-                         "recipients per minute; try again in 1 second");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com has sent to 20 "
+                   "recipients in the last minute, its limit is 20 "
+                   "recipients per minute; try again in 1 second");
   v.window = OBSPAM_WINDOW_HOUR;
   v.retry_after = 420;
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 20 "
-                         "messages in the last 60 minutes, its limit is 20 "
-                         "messages per hour; try again in 7 minutes");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 20 "
+                   "messages in the last 60 minutes, its limit is 20 "
+                   "messages per hour; try again in 7 minutes");
   v.window = OBSPAM_WINDOW_DAY;
   v.limit = v.count = 1000;
   v.retry_after = 7200;
-  obspamd_refusal_text(&v, 0, 1, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent 1000 "
-                         "messages in the last 24 hours, its limit is 1000 "
-                         "messages per day; try again in 120 minutes");
+  cr_assert_str_eq(text_of(&v, 0, 1),
+                   "4.7.1 mailbox info@example.com has sent 1000 "
+                   "messages in the last 24 hours, its limit is 1000 "
+                   "messages per day; try again in 120 minutes");
   v.retry_after = 5 * 3600 + 11 * 60 + 1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com has sent to 1000 "
-                         "recipients in the last 24 hours, its limit is "
-                         "1000 recipients per day; try again in 5 hours 12 "
-                         "minutes");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com has sent to 1000 "
+                   "recipients in the last 24 hours, its limit is "
+                   "1000 recipients per day; try again in 5 hours 12 "
+                   "minutes");
   /* Rejected: the window's words, no wait. */
-  obspamd_refusal_text(&v, 1, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "5.7.1 mailbox info@example.com has sent to 1000 "
-                         "recipients in the last 24 hours, its limit is "
-                         "1000 recipients per day");
+  cr_assert_str_eq(text_of(&v, 1, 0),
+                   "5.7.1 mailbox info@example.com has sent to 1000 "
+                   "recipients in the last 24 hours, its limit is "
+                   "1000 recipients per day");
   cr_assert_eq(code, 550);
   /* A message larger than a window's limit never fits it. */
   v.window = OBSPAM_WINDOW_MINUTE;
   v.limit = 10;
   v.count = 0;
   v.retry_after = -1;
-  obspamd_refusal_text(&v, 0, 0, &code, text, sizeof(text));
-  cr_assert_str_eq(text, "4.7.1 mailbox info@example.com cannot send this "
-                         "message: it has more recipients than its limit of "
-                         "10 recipients per minute");
+  cr_assert_str_eq(text_of(&v, 0, 0),
+                   "4.7.1 mailbox info@example.com cannot send this "
+                   "message: it has more recipients than its limit of "
+                   "10 recipients per minute");
 }
 
 /* The recipients cap (verdict window 0, limit the cap, count the
@@ -323,12 +333,14 @@ Test(refusal, truncated_to_the_buffer) {
 
 /* ---- log lines ----------------------------------------------------------- */
 
+/* Each log test writes into a directory of its own, its log captured. */
+TestSuite(log, .init = log_in_test_dir);
+
 Test(log, refusal_line) {
   obspam_verdict v =
       refused_verdict(OBSPAM_MAILBOX, "info@example.com", 20, 20, 420, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  log_in_test_dir();
   m.sasl_username = "info@example.com";
   m.client_address = "203.0.113.7";
   m.recipients = 3;
@@ -370,7 +382,6 @@ Test(log, utf8_names_intact) {
       refused_verdict(OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", 2, 2, 60, 0);
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
-  log_in_test_dir();
   m.sasl_username = "J\xc3\x96RG@example.com";
   m.sender = "bad\xff\xc3@example.com"; /* not UTF-8 */
   m.flags = OBSPAM_MSG_SCRIPT;
@@ -413,7 +424,6 @@ Test(log, one_line_per_event_with_prefix) {
   char *raw, stamp[32], name[32];
   int pid = 0, n = 0;
 
-  log_in_test_dir();
   obspamd_log(LOG_INFO, "a\nforged line\tand tab");
   obspamd_log(LOG_ERR, "broken");
   obspamd_log(LOG_WARNING, "careful");
@@ -485,24 +495,17 @@ Test(notice, log_line) {
   n.limit = 1000;
   n.window = OBSPAM_WINDOW_DAY;
   obspamd__notice_line(&n, 0, line, sizeof(line));
-  cr_assert(strstr(line, " limit=1000 unit=recipients window=day sent=20 ") !=
-                NULL,
-            "%s", line);
+  expect_in(line, " limit=1000 unit=recipients window=day sent=20 ");
   n.window = OBSPAM_WINDOW_MINUTE;
   obspamd__notice_line(&n, 0, line, sizeof(line));
-  cr_assert(strstr(line, " unit=recipients window=minute sent=") != NULL, "%s",
-            line);
+  expect_in(line, " unit=recipients window=minute sent=");
   n.window = 0;
   n.limit = 10;
   obspamd__notice_line(&n, 0, line, sizeof(line));
-  cr_assert(strstr(line, " limit=10 unit=recipients window=max-recipients ") !=
-                NULL,
-            "%s", line);
+  expect_in(line, " limit=10 unit=recipients window=max-recipients ");
   n.limit = -1;
   obspamd__notice_line(&n, 0, line, sizeof(line));
-  cr_assert(strstr(line, " limit=unlimited unit=recipients window=scripts ") !=
-                NULL,
-            "%s", line);
+  expect_in(line, " limit=unlimited unit=recipients window=scripts ");
 }
 
 static const obspamd__mail_info sample_info = {"obspam-policyd",
@@ -618,29 +621,21 @@ Test(notice, mail_of_each_window) {
   n.limit = 1000;
   n.window = OBSPAM_WINDOW_DAY;
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "\nThe mailbox info@example.com went over its limit "
-                        "of 1000 per day\non mx1.example.net.\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "\n  Limit:          1000 recipients per day\n") !=
-                NULL,
-            "%s", buf);
+  expect_in(buf, "\nThe mailbox info@example.com went over its limit "
+                 "of 1000 per day\non mx1.example.net.\n");
+  expect_in(buf, "\n  Limit:          1000 recipients per day\n");
   obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "\ntried to send more mail than its limit of 1000 "
-                        "per day allows.\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "wait until the count of the last 24 hours\n  is "
-                        "below the limit") != NULL,
-            "%s", buf);
+  expect_in(buf, "\ntried to send more mail than its limit of 1000 "
+                 "per day allows.\n");
+  expect_in(buf, "wait until the count of the last 24 hours\n  is "
+                 "below the limit");
 
   n.limit = 20;
   n.window = OBSPAM_WINDOW_MINUTE;
   obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "\n  Limit:          20 recipients per minute\n") !=
-                NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "wait until the count of the last minute\n  is "
-                        "below the limit") != NULL,
-            "%s", buf);
+  expect_in(buf, "\n  Limit:          20 recipients per minute\n");
+  expect_in(buf, "wait until the count of the last minute\n  is "
+                 "below the limit");
 
   /* The cap: in recipients whatever the unit. */
   n.limit = 10;
@@ -651,31 +646,22 @@ Test(notice, mail_of_each_window) {
                                              .admin = "postmaster@example.net",
                                              .unit = 1},
                        &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf,
-                   "\nThe mailbox info@example.com went over its limit "
-                   "of 10 recipients per message\non mx1.example.net.\n") !=
-                NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "\n  Limit:          10 recipients per message\n") !=
-                NULL,
-            "%s", buf);
+  expect_in(buf, "\nThe mailbox info@example.com went over its limit "
+                 "of 10 recipients per message\non mx1.example.net.\n");
+  expect_in(buf, "\n  Limit:          10 recipients per message\n");
   obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "- If the mail was legitimate, send each message to at "
-                        "most 10\n  recipients, or ask your hosting provider "
-                        "for a higher limit:\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "- If the mail was legitimate, send each message to at "
+                 "most 10\n  recipients, or ask your hosting provider "
+                 "for a higher limit:\n");
 
   /* Forbidden scripts: no figure. */
   n.kind = OBSPAM_SUBSCRIPTION;
   n.name = "acme";
   n.limit = -1;
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "\nThe subscription acme went over its sending "
-                        "limit\non mx1.example.net.\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "\n  Limit:          scripts may not send mail\n") !=
-                NULL,
-            "%s", buf);
+  expect_in(buf, "\nThe subscription acme went over its sending "
+                 "limit\non mx1.example.net.\n");
+  expect_in(buf, "\n  Limit:          scripts may not send mail\n");
 }
 
 Test(notice, mail_details) {
@@ -694,19 +680,15 @@ Test(notice, mail_details) {
   mi.reject = 1;
   mi.unit = 1;
   obspamd__notice_mail(&mi, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "Subject: [obspam] subscription acme: 1 "
-                        "over-the-limit attempt\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "\nYour subscription acme\ntried to send") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "  Limit:          1 message per hour\n"
-                        "  Period:") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "  Sent:           1 message in the period\n"
-                        "  Refused:        1 over-the-limit attempt\n"
-                        "  Refused mail:   rejected (the sender got an "
-                        "error)\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "Subject: [obspam] subscription acme: 1 "
+                 "over-the-limit attempt\n");
+  expect_in(buf, "\nYour subscription acme\ntried to send");
+  expect_in(buf, "  Limit:          1 message per hour\n"
+                 "  Period:");
+  expect_in(buf, "  Sent:           1 message in the period\n"
+                 "  Refused:        1 over-the-limit attempt\n"
+                 "  Refused mail:   rejected (the sender got an "
+                 "error)\n");
   cr_assert_null(strstr(buf, "Subscription:"), "%s", buf);
 
   /* Header values are printable ASCII: a name outside ASCII is encoded
@@ -715,19 +697,14 @@ Test(notice, mail_details) {
   n = sample_notice();
   n.name = "caf\xc3\xa9@example.com";
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "\nSubject: "
-                        "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCBjYWbDqUBleGFtcGxlLmNv"
-                        "bTogOSBv?=\n"
-                        " =?UTF-8?B?dmVyLXRoZS1saW1pdCBhdHRlbXB0cw==?=\n"
-                        "Date: ") != NULL,
-            "%s", buf);
-  cr_assert(
-      strstr(buf, "  Object:         mailbox caf\xc3\xa9@example.com\n") !=
-          NULL,
-      "%s", buf);
-  cr_assert(strstr(buf, "    obspamctl status mailbox "
-                        "caf\xc3\xa9@example.com\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "\nSubject: "
+                 "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCBjYWbDqUBleGFtcGxlLmNv"
+                 "bTogOSBv?=\n"
+                 " =?UTF-8?B?dmVyLXRoZS1saW1pdCBhdHRlbXB0cw==?=\n"
+                 "Date: ");
+  expect_in(buf, "  Object:         mailbox caf\xc3\xa9@example.com\n");
+  expect_in(buf, "    obspamctl status mailbox "
+                 "caf\xc3\xa9@example.com\n");
 
   /* The longest name: every header line printable ASCII, at most 76
      characters. */
@@ -768,40 +745,34 @@ Test(notice, mail_of_the_milter) {
   n.kind = OBSPAM_SUBSCRIPTION;
   n.name = "bakery";
   obspamd__notice_mail(&mi, &n, 0, buf, sizeof(buf));
-  cr_assert(strstr(buf, "  Refused mail:   deferred over SMTP (the sending "
-                        "server retries);\n"
-                        "                  held when submitted locally "
-                        "(postsuper -H releases it)\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "  The live figures:\n"
-                        "    obspamctl --control /run/obspam-milter/control "
-                        "status subscription bakery\n"
-                        "    obspamctl --control /run/obspam-milter/control "
-                        "report --since 24h\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "reload it: obspamctl --control "
-                        "/run/obspam-milter/control reload\n") != NULL,
-            "%s", buf);
-  cr_assert(strstr(buf, "    grep -iE 'refuse kind=subscription "
-                        "object=bakery '\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "  Refused mail:   deferred over SMTP (the sending "
+                 "server retries);\n"
+                 "                  held when submitted locally "
+                 "(postsuper -H releases it)\n");
+  expect_in(buf, "  The live figures:\n"
+                 "    obspamctl --control /run/obspam-milter/control "
+                 "status subscription bakery\n"
+                 "    obspamctl --control /run/obspam-milter/control "
+                 "report --since 24h\n");
+  expect_in(buf, "reload it: obspamctl --control "
+                 "/run/obspam-milter/control reload\n");
+  expect_in(buf, "    grep -iE 'refuse kind=subscription "
+                 "object=bakery '\n");
 
   mi.local_action = OBSPAMD_LOCAL_BOUNCE;
   mi.reject = 1;
   obspamd__notice_mail(&mi, &n, 1, buf, sizeof(buf));
-  cr_assert(strstr(buf, "  Refused mail:   rejected over SMTP (the sender "
-                        "got an error);\n"
-                        "                  returned to the sender when "
-                        "submitted locally\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "  Refused mail:   rejected over SMTP (the sender "
+                 "got an error);\n"
+                 "                  returned to the sender when "
+                 "submitted locally\n");
 
   /* No control socket: no obspamctl command that could not reach it. */
   mi.control = NULL;
   obspamd__notice_mail(&mi, &n, 0, buf, sizeof(buf));
   cr_assert_null(strstr(buf, "obspamctl status"), "%s", buf);
-  cr_assert(strstr(buf, "  (obspam-milter has no control socket for "
-                        "obspamctl: see its\n  --control option.)\n") != NULL,
-            "%s", buf);
+  expect_in(buf, "  (obspam-milter has no control socket for "
+                 "obspamctl: see its\n  --control option.)\n");
 }
 
 /* The grep command a notice suggests finds the real refusal lines about

@@ -181,8 +181,18 @@ Test(listen, unix_modes) {
   close(fd);
 }
 
+/* Listening on unix:PATH is refused: "cannot listen on unix:PATH: WHY". */
+static void expect_unix_refused(const char *path, const char *why) {
+  char spec[600], expected[1200];
+
+  snprintf(spec, sizeof(spec), "unix:%s", path);
+  cr_assert_eq(obspamd_listen(spec, 0600, err, sizeof(err)), -1);
+  snprintf(expected, sizeof(expected), "cannot listen on %s: %s", spec, why);
+  cr_assert_str_eq(err, expected);
+}
+
 Test(listen, unix_refusals) {
-  char spec[600], expected[900];
+  char spec[600], expected[900], why[600];
   int fd;
 
   make_test_dir();
@@ -190,20 +200,14 @@ Test(listen, unix_refusals) {
   fd = obspamd_listen(spec, 0600, err, sizeof(err));
   cr_assert_geq(fd, 0, "%s", err);
   /* A live socket is never taken over. */
-  cr_assert_eq(obspamd_listen(spec, 0600, err, sizeof(err)), -1);
-  snprintf(expected, sizeof(expected),
-           "cannot listen on %s: another process is listening on it", spec);
-  cr_assert_str_eq(err, expected);
+  expect_unix_refused(path_in("live.sock"),
+                      "another process is listening on it");
   close(fd);
 
   /* A file that is not a socket is never removed. */
   write_file(path_in("file"), "keep me\n");
-  snprintf(spec, sizeof(spec), "unix:%s", path_in("file"));
-  cr_assert_eq(obspamd_listen(spec, 0600, err, sizeof(err)), -1);
-  snprintf(expected, sizeof(expected),
-           "cannot listen on %s: %s exists and is not a socket", spec,
-           path_in("file"));
-  cr_assert_str_eq(err, expected);
+  snprintf(why, sizeof(why), "%s exists and is not a socket", path_in("file"));
+  expect_unix_refused(path_in("file"), why);
   {
     char *kept = read_file(path_in("file"));
     cr_assert_str_eq(kept, "keep me\n");
@@ -211,12 +215,9 @@ Test(listen, unix_refusals) {
   }
 
   /* The directory must exist. */
-  snprintf(spec, sizeof(spec), "unix:%s", path_in("nodir/ctl.sock"));
-  cr_assert_eq(obspamd_listen(spec, 0600, err, sizeof(err)), -1);
-  snprintf(expected, sizeof(expected),
-           "cannot listen on %s: the directory %s does not exist", spec,
+  snprintf(why, sizeof(why), "the directory %s does not exist",
            path_in("nodir"));
-  cr_assert_str_eq(err, expected);
+  expect_unix_refused(path_in("nodir/ctl.sock"), why);
 
   snprintf(spec, sizeof(spec), "unix:%s", path_in("none.sock"));
   cr_assert_eq(obspamd_connect(spec, err, sizeof(err)), -1);

@@ -67,6 +67,17 @@ static inline char *path_in(const char *name) {
   return p;
 }
 
+/* How many times what stands in text. */
+static inline int count_in(const char *text, const char *what) {
+  int n = 0;
+
+  while ((text = strstr(text, what)) != NULL) {
+    n++;
+    text++;
+  }
+  return n;
+}
+
 static inline void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
   cr_assert_not_null(f, "%s: %s", path, strerror(errno));

@@ -81,6 +81,16 @@ start_daemon() {
   exit 1
 }
 
+# sent LOGIN:RECIPIENTS...: ctl_testd's feed lines for messages sent now
+# by each LOGIN over SMTP from 203.0.113.7, to that many recipients.
+sent() {
+  local m
+  for m; do
+    printf 'decide sasl=%s client=203.0.113.7 recipients=%s time=now\n' \
+      "${m%:*}" "${m##*:}"
+  done
+}
+
 # stop_daemon: SIGTERM, and a bounded wait for the exit.
 stop_daemon() {
   local i

@@ -26,15 +26,12 @@ mailbox quiet@example.com
 EOF
 # info: 3 sent, 1 over its limit; anna fills bakery (2); bob, carol and
 # dave are implicit mailboxes; a script of acme sends 5.
-cat >"$work/feed" <<'EOF'
-decide sasl=info@example.com client=203.0.113.7 recipients=3 time=now
-decide sasl=info@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=anna@bakery.example client=203.0.113.7 recipients=2 time=now
-decide sasl=bob@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=carol@example.com client=203.0.113.7 recipients=1 time=now
-decide sasl=dave@example.com client=203.0.113.7 recipients=1 time=now
-decide flags=script uid=10001 script=/var/www/acme/x.php recipients=5 time=now
-EOF
+{
+  sent info@example.com:3 info@example.com:1 anna@bakery.example:2 \
+    bob@example.com:1 carol@example.com:1 dave@example.com:1
+  echo "decide flags=script uid=10001 script=/var/www/acme/x.php" \
+    "recipients=5 time=now"
+} >"$work/feed"
 sock=$work/ctl.sock
 export OBSPAM_CONTROL=unix:$sock
 start_daemon "$work/log" --config "$conf" --control "unix:$sock" \

@@ -261,32 +261,20 @@ class MilterClient:
         if auth is not None:
             mail_macros["{auth_authen}"] = auth
             mail_macros["{auth_type}"] = "PLAIN"
-        r = self.mail(sender, mail_macros)
-        if r is not None and r.code != SMFIR_CONTINUE:
-            self.abort()
-            return r
-        for rcpt in recipients:
-            r = self.rcpt(rcpt, {"{rcpt_addr}": rcpt.strip("<>")})
+        # The steps up to the end of the message, in Postfix's order; the
+        # first answer other than continue ends the message there.
+        steps = [lambda: self.mail(sender, mail_macros)]
+        steps += [lambda rcpt=rcpt: self.rcpt(
+            rcpt, {"{rcpt_addr}": rcpt.strip("<>")}) for rcpt in recipients]
+        steps.append(lambda: self.data({"i": queue_id}))
+        steps += [lambda name=name, value=value: self.header(
+            name, value, {"i": queue_id}) for name, value in headers]
+        steps += [lambda: self.eoh({"i": queue_id}), lambda: self.body(body)]
+        for step in steps:
+            r = step()
             if r is not None and r.code != SMFIR_CONTINUE:
                 self.abort()
                 return r
-        r = self.data({"i": queue_id})
-        if r is not None and r.code != SMFIR_CONTINUE:
-            self.abort()
-            return r
-        for name, value in headers:
-            r = self.header(name, value, {"i": queue_id})
-            if r is not None and r.code != SMFIR_CONTINUE:
-                self.abort()
-                return r
-        r = self.eoh({"i": queue_id})
-        if r is not None and r.code != SMFIR_CONTINUE:
-            self.abort()
-            return r
-        r = self.body(body)
-        if r is not None and r.code != SMFIR_CONTINUE:
-            self.abort()
-            return r
         return self.eom({"i": queue_id})
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import milter_client as mc  # noqa: E402
 from as_user import NOBODY, as_nobody  # noqa: E402
 import scenario  # noqa: E402
-from scenario import Failure, counted, expect  # noqa: E402,F401
+from scenario import Failure, counted, expect, free_port  # noqa: E402,F401
 
 BUILD = None
 DAEMON = None
@@ -68,19 +68,7 @@ def refusal(kind, name, count, limit, code="451 4.7.1", minutes=60):
 
 
 def same_minute(room=8):
-    """Waits, when needed, so that the next `room` seconds stay within one
-    clock minute: a refusal then says "try again in 60 minutes" exactly."""
-    sec = time.time() % 60
-    if sec > 60 - room:
-        time.sleep(60 - sec + 0.2)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    scenario.same_minute(room)
 
 
 class Daemon:

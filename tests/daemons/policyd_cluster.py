@@ -43,6 +43,12 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenario  # noqa: E402
+from scenario import PolicyLoad, free_port  # noqa: E402
+from scenario import policy_request as request  # noqa: E402
+from scenario import read_policy_answer as read_answer  # noqa: E402
+
 TIMEOUT = 20
 STORE_TIMEOUT_MS = 200
 # One loop round, and what Python's threads and a shared 2-CPU machine
@@ -50,51 +56,12 @@ STORE_TIMEOUT_MS = 200
 MARGIN_MS = 150
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what, probe, timeout=TIMEOUT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-def request(login, instance=None):
-    attrs = {"request": "smtpd_access_policy", "protocol_state": "DATA",
-             "protocol_name": "ESMTP", "client_address": "203.0.113.5",
-             "sasl_username": login, "sender": login, "recipient_count": "1",
-             "instance": instance or f"i{time.monotonic_ns()}"}
-    return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
-
-
-def read_answer(s):
-    """The answer on s without its empty line, or None when the server
-    closed the connection without one."""
-    data = b""
-    while not data.endswith(b"\n\n"):
-        try:
-            chunk = s.recv(4096)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            if data:
-                raise SystemExit(f"connection closed inside an answer: {data!r}")
-            return None
-        data += chunk
-    return data.decode().strip()
+    return scenario.wait_for(what, probe, timeout, interval=0.02)
 
 
 def ask(port, login):
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
-        s.sendall(request(login))
-        return read_answer(s) or ""
+    return scenario.ask_policy(port, login, TIMEOUT)
 
 
 class Redis:
@@ -192,88 +159,6 @@ def conf(redis, prefix, fallback="local", limit="1000000"):
             "mailbox info@acme.example\n")
 
 
-class Load:
-    """Connections that each send one DATA request after another, as
-    Postfix's smtpd processes do, and time each one: the longest wait,
-    the answers, the requests closed unanswered (the connection is then
-    opened again), per tenth of a second."""
-
-    def __init__(self, port, conns, login=lambda i: f"m{i}@acme.example",
-                 total=None, go=None):
-        self.port = port
-        self.go = go
-        self.login = login
-        self.total = total
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.sent = 0
-        self.answers = {}
-        self.unanswered = 0
-        self.longest = 0.0
-        self.longest_at = 0.0
-        self.times = []  # (when answered or closed, answered)
-        self.errors = []
-        self.threads = [threading.Thread(target=self.run, args=(i,))
-                        for i in range(conns)]
-        for t in self.threads:
-            t.start()
-
-    def take(self):
-        with self.lock:
-            if self.total is not None and self.sent >= self.total:
-                return False
-            self.sent += 1
-            return True
-
-    def run(self, i):
-        s = None
-        try:
-            if self.go is not None:
-                s = socket.create_connection(("127.0.0.1", self.port),
-                                             TIMEOUT)
-                self.go.wait(TIMEOUT)
-            while not self.stop.is_set() and self.take():
-                if s is None:
-                    s = socket.create_connection(("127.0.0.1", self.port),
-                                                 TIMEOUT)
-                t0 = time.monotonic()
-                s.sendall(request(self.login(i)))
-                a = read_answer(s)
-                t1 = time.monotonic()
-                with self.lock:
-                    if t1 - t0 > self.longest:
-                        self.longest, self.longest_at = t1 - t0, t0
-                    self.times.append((t1, a is not None))
-                    if a is None:
-                        self.unanswered += 1
-                    else:
-                        word = a.split()[0]
-                        self.answers[word] = self.answers.get(word, 0) + 1
-                if a is None:
-                    s.close()
-                    s = None
-        except BaseException as e:  # reported by finish()
-            self.errors.append(repr(e))
-        finally:
-            if s is not None:
-                s.close()
-
-    def answered(self):
-        with self.lock:
-            return sum(self.answers.values())
-
-    def count(self):
-        with self.lock:
-            return sum(self.answers.values()) + self.unanswered
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(TIMEOUT)
-        if self.errors:
-            raise SystemExit(f"load: {self.errors[0]}")
-
-
 def inflight_close(build, tmp, redis):
     # A long store timeout: the decisions stay out while the test closes.
     d = Daemon(build, tmp, "policyd", conf(redis, "inflight").replace(
@@ -326,7 +211,7 @@ def inflight_close(build, tmp, redis):
 def outage(build, tmp, redis, fallback):
     d = Daemon(build, tmp, "policyd", conf(redis, "outage", fallback))
     try:
-        load = Load(d.port, 16)
+        load = PolicyLoad(d.port, 16, timeout=TIMEOUT)
         wait_for("answers on Redis", lambda: load.count() >= 500)
         before = load.count()
         stopped = time.monotonic()
@@ -383,8 +268,8 @@ def two_servers(build, tmp, redis):
     try:
         # Every connection open before the first request, on both.
         go = threading.Event()
-        loads = [Load(d.port, 8, login=lambda i: "info@acme.example",
-                      total=total // 2, go=go) for d in (a, b)]
+        loads = [PolicyLoad(d.port, 8, login=lambda i: "info@acme.example",
+                            total=total // 2, go=go) for d in (a, b)]
         go.set()
         for load in loads:
             for t in load.threads:

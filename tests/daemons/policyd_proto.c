@@ -11,38 +11,26 @@
 
 /* Every attribute that Postfix 3.7 sends, as SMTPD_POLICY_README lists
    them, at RCPT time. */
-static const char FULL[] = "request=smtpd_access_policy\n"
-                           "protocol_state=RCPT\n"
-                           "protocol_name=SMTP\n"
-                           "helo_name=some.domain.tld\n"
-                           "queue_id=8045F2AB23\n"
-                           "sender=foo@bar.tld\n"
-                           "recipient=bar@foo.tld\n"
-                           "recipient_count=0\n"
+static const char FULL[] = "request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                           "protocol_name=SMTP\nhelo_name=some.domain.tld\n"
+                           "queue_id=8045F2AB23\nsender=foo@bar.tld\n"
+                           "recipient=bar@foo.tld\nrecipient_count=0\n"
                            "client_address=1.2.3.4\n"
                            "client_name=another.domain.tld\n"
                            "reverse_client_name=another.domain.tld\n"
-                           "instance=123.456.7\n"
-                           "sasl_method=plain\n"
-                           "sasl_username=you\n"
-                           "sasl_sender=\n"
-                           "size=12345\n"
+                           "instance=123.456.7\nsasl_method=plain\n"
+                           "sasl_username=you\nsasl_sender=\nsize=12345\n"
                            "ccert_subject=solaris9.porcupine.org\n"
                            "ccert_issuer=Wietse+20Venema\n"
                            "ccert_fingerprint=C2:9D:F4:87:71:73:73:D9:18:E7:"
                            "C2:F3:C1:DA:6E:04\n"
                            "encryption_protocol=TLSv1/SSLv3\n"
                            "encryption_cipher=DHE-RSA-AES256-SHA\n"
-                           "encryption_keysize=256\n"
-                           "etrn_domain=\n"
-                           "stress=\n"
+                           "encryption_keysize=256\netrn_domain=\nstress=\n"
                            "ccert_pubkey_fingerprint=68:B3:29:DA:98:93:E3:40:"
-                           "99:C7:D8:AD:5C:B9:C9:40\n"
-                           "client_port=1234\n"
+                           "99:C7:D8:AD:5C:B9:C9:40\nclient_port=1234\n"
                            "policy_context=submission\n"
-                           "server_address=10.3.2.1\n"
-                           "server_port=54321\n"
-                           "\n";
+                           "server_address=10.3.2.1\nserver_port=54321\n\n";
 
 static policy_req req;
 
@@ -69,6 +57,24 @@ static void feed_error(const char *text, size_t len, const char *error,
   cr_assert_str_eq(req.error, error);
   cr_assert_eq(used, used_expected, "used %zu, expected %zu", used,
                used_expected);
+}
+
+/* Each of the n values of attr, alone in a request, is refused on its
+   line with "bad ATTR 'VALUE': " and the expectation. */
+static void feed_bad_values(const char *attr, const char *const *bad, size_t n,
+                            const char *expected) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    char text[256], error[200];
+
+    snprintf(text, sizeof(text), "request=smtpd_access_policy\n%s=%s\n\n", attr,
+             bad[i]);
+    snprintf(error, sizeof(error), "line 3: bad %s '%s': %s", attr, bad[i],
+             expected);
+    policy_reset(&req);
+    feed_error(text, strlen(text), error, strlen(text));
+  }
 }
 
 static void expect_attr(enum policy_attr a, const char *value) {
@@ -106,12 +112,10 @@ Test(policy, full_postfix_request) {
 }
 
 Test(policy, any_order_unknown_ignored_absent_null) {
-  static const char text[] = "x-future=1\n"
-                             "sender=a@b.example\n"
+  static const char text[] = "x-future=1\nsender=a@b.example\n"
                              "protocol_state=DATA\n"
                              "request=smtpd_access_policy\n"
-                             "recipient_count=12\n"
-                             "\n";
+                             "recipient_count=12\n\n";
   obspam_message m = OBSPAM_MESSAGE_INIT;
 
   feed_all(text, strlen(text));
@@ -128,11 +132,9 @@ Test(policy, any_order_unknown_ignored_absent_null) {
 Test(policy, repeated_attribute_keeps_last) {
   static const char text[] = "request=smtpd_access_policy\n"
                              "sender=first@example.com\n"
-                             "sender=second@example.com\n"
-                             "sender=\n"
+                             "sender=second@example.com\nsender=\n"
                              "sasl_username=a@example.com\n"
-                             "sasl_username=b@example.com\n"
-                             "\n";
+                             "sasl_username=b@example.com\n\n";
 
   feed_all(text, strlen(text));
   expect_attr(POLICY_SENDER, "");
@@ -186,14 +188,10 @@ Test(policy, crlf_line_endings) {
 
 Test(policy, pipelined_requests_in_one_buffer) {
   static const char text[] = "request=smtpd_access_policy\n"
-                             "sender=one@example.com\n"
-                             "\n"
-                             "\n"
-                             "request=smtpd_access_policy\n"
-                             "sender=two@example.com\n"
-                             "\n"
-                             "request=smtpd_access_policy\n"
-                             "sender=thr";
+                             "sender=one@example.com\n\n"
+                             "\nrequest=smtpd_access_policy\n"
+                             "sender=two@example.com\n\n"
+                             "request=smtpd_access_policy\nsender=thr";
   size_t len = strlen(text), off = 0, used;
   size_t first = strlen("request=smtpd_access_policy\n"
                         "sender=one@example.com\n\n");
@@ -433,19 +431,9 @@ Test(policy, recipient_count_must_be_a_number) {
       "abc",        "-1",         "1a",
       " 1",         "+1",         "2147483649",
       "4294967295", "4294967296", "99999999999999999999999"};
-  size_t i;
 
-  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    char text[128], error[160];
-
-    snprintf(text, sizeof(text),
-             "request=smtpd_access_policy\nrecipient_count=%s\n\n", bad[i]);
-    snprintf(error, sizeof(error),
-             "line 3: bad recipient_count '%s': expected a number up to 2^31",
-             bad[i]);
-    policy_reset(&req);
-    feed_error(text, strlen(text), error, strlen(text));
-  }
+  feed_bad_values("recipient_count", bad, sizeof(bad) / sizeof(bad[0]),
+                  "expected a number up to 2^31");
 }
 
 Test(policy, recipient_count_limits) {
@@ -707,16 +695,7 @@ Test(policy, submitter_script_cut_is_dropped) {
 Test(policy, submitter_uid_must_be_a_number) {
   static const char *const bad[] = {"-1", "33x", "4294967296", " 33",
                                     "99999999999999999999"};
-  char text[256], want[160];
-  size_t i;
 
-  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    snprintf(text, sizeof(text),
-             "request=smtpd_access_policy\nobspam_uid=%s\n\n", bad[i]);
-    snprintf(want, sizeof(want),
-             "line 3: bad obspam_uid '%s': expected a number below 2^32",
-             bad[i]);
-    policy_reset(&req);
-    feed_error(text, strlen(text), want, strlen(text));
-  }
+  feed_bad_values("obspam_uid", bad, sizeof(bad) / sizeof(bad[0]),
+                  "expected a number below 2^32");
 }

@@ -10,14 +10,16 @@
 #include "policy.h"
 #include "rules.h"
 
-/* A parsed request: "request=smtpd_access_policy" and the given lines. */
-static policy_req parsed(const char *lines) {
+/* A parsed request: "request=smtpd_access_policy", the protocol state and
+   the given lines. */
+static policy_req parsed(const char *state, const char *lines) {
   char text[1024];
   policy_req r;
   size_t used = 0;
   int n;
 
-  n = snprintf(text, sizeof(text), "request=smtpd_access_policy\n%s\n\n",
+  n = snprintf(text, sizeof(text),
+               "request=smtpd_access_policy\nprotocol_state=%s\n%s\n\n", state,
                lines);
   cr_assert(n > 0 && (size_t)n < sizeof(text));
   policy_reset(&r);
@@ -27,65 +29,59 @@ static policy_req parsed(const char *lines) {
   return r;
 }
 
-/* The step for a request, with the message it fills. */
-static rules_step step_of(const policy_req *r, int checked,
-                          const rules_memory *mem, obspam_message *m) {
+/* What one connection remembers, fresh for each test, and the message
+   the last step filled. */
+static rules_memory mem;
+static obspam_message m;
+
+static void fresh(void) { rules_memory_init(&mem); }
+
+TestSuite(rules, .init = fresh);
+
+/* The step for a request (checked: from a checked peer), filling m. */
+static rules_step step(const policy_req *r, int checked) {
   obspam_message init = OBSPAM_MESSAGE_INIT;
 
-  *m = init;
-  return rules_begin(r, checked, mem, m);
+  m = init;
+  return rules_begin(r, checked, &mem, &m);
 }
 
 Test(rules, stages_not_decided_answer_dunno) {
   static const char *states[] = {"CONNECT", "EHLO", "HELO",  "MAIL",
                                  "VRFY",    "ETRN", "NOSUCH"};
-  rules_memory mem;
-  obspam_message m;
   size_t i;
 
-  rules_memory_init(&mem);
   for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
-    char line[64];
-    policy_req r;
+    policy_req r = parsed(states[i], "sasl_username=a@b.example");
 
-    snprintf(line, sizeof(line), "protocol_state=%s\nsasl_username=a@b.example",
-             states[i]);
-    r = parsed(line);
-    cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_DUNNO, "%s", states[i]);
+    cr_assert_eq(step(&r, 0), RULES_DUNNO, "%s", states[i]);
   }
 }
 
 Test(rules, rcpt_is_a_probe_of_one_recipient) {
-  policy_req r = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "recipient_count=0\ninstance=1.2.3");
-  rules_memory mem;
-  obspam_message m;
+  policy_req r = parsed(
+      "RCPT", "sasl_username=a@b.example\nrecipient_count=0\ninstance=1.2.3");
 
-  rules_memory_init(&mem);
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&r, 0), RULES_PROBE);
   cr_assert_eq(m.recipients, 1u);
   cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, (unsigned)OBSPAM_MSG_PROBE);
   cr_assert_str_eq(m.sasl_username, "a@b.example");
 }
 
 Test(rules, refused_probe_is_counted_once_per_message) {
-  policy_req r = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "instance=1.2.3");
-  policy_req other = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                            "instance=1.2.4");
-  rules_memory mem;
-  obspam_message m;
+  policy_req r = parsed("RCPT", "sasl_username=a@b.example\ninstance=1.2.3");
+  policy_req other =
+      parsed("RCPT", "sasl_username=a@b.example\ninstance=1.2.4");
 
-  rules_memory_init(&mem);
   /* Let through: not remembered, the next recipient is probed again. */
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&r, 0), RULES_PROBE);
   cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 0, &mem), 0);
   cr_assert_str_eq(mem.probed, "");
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&r, 0), RULES_PROBE);
   /* Refused: counted, remembered; later recipients are only checked. */
   cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 1, &mem), 1);
   cr_assert_str_eq(mem.probed, "1.2.3");
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_CHECK);
+  cr_assert_eq(step(&r, 0), RULES_CHECK);
   cr_assert_eq(m.recipients, 1u);
   cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
   /* A check counts in the metrics only when it refuses. */
@@ -93,67 +89,54 @@ Test(rules, refused_probe_is_counted_once_per_message) {
   cr_assert_eq(rules_end(RULES_CHECK, "1.2.3", 0, &mem), 0);
   cr_assert_str_eq(mem.probed, "1.2.3");
   /* Another message is probed anew. */
-  cr_assert_eq(step_of(&other, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&other, 0), RULES_PROBE);
 }
 
 Test(rules, probe_without_instance_is_never_a_check) {
-  policy_req none = parsed("protocol_state=RCPT\nsasl_username=a@b.example");
-  policy_req empty = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                            "instance=");
-  rules_memory mem;
-  obspam_message m;
+  policy_req none = parsed("RCPT", "sasl_username=a@b.example");
+  policy_req empty = parsed("RCPT", "sasl_username=a@b.example\ninstance=");
 
-  rules_memory_init(&mem);
   cr_assert_eq(rules_end(RULES_PROBE, NULL, 1, &mem), 1);
   cr_assert_str_eq(mem.probed, "");
-  cr_assert_eq(step_of(&none, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&none, 0), RULES_PROBE);
   cr_assert_eq(rules_end(RULES_PROBE, "", 1, &mem), 1);
-  cr_assert_eq(step_of(&empty, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&empty, 0), RULES_PROBE);
 }
 
 Test(rules, data_and_end_of_message_charge_once) {
-  policy_req data = parsed("protocol_state=DATA\nsasl_username=a@b.example\n"
-                           "recipient_count=7\ninstance=9.8.7");
-  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
-                          "sasl_username=a@b.example\n"
-                          "recipient_count=7\ninstance=9.8.7");
-  policy_req next = parsed("protocol_state=DATA\nsasl_username=a@b.example\n"
-                           "recipient_count=2\ninstance=9.8.8");
-  rules_memory mem;
-  obspam_message m;
+  policy_req data = parsed(
+      "DATA", "sasl_username=a@b.example\nrecipient_count=7\ninstance=9.8.7");
+  policy_req eom =
+      parsed("END-OF-MESSAGE",
+             "sasl_username=a@b.example\nrecipient_count=7\ninstance=9.8.7");
+  policy_req next = parsed(
+      "DATA", "sasl_username=a@b.example\nrecipient_count=2\ninstance=9.8.8");
 
-  rules_memory_init(&mem);
-  cr_assert_eq(step_of(&data, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(step(&data, 0), RULES_DECIDE);
   cr_assert_eq(m.recipients, 7u);
   cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
   /* A charge always counts, refused or not. */
   cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "9.8.7");
-  cr_assert_eq(step_of(&eom, 0, &mem, &m), RULES_DUNNO);
-  cr_assert_eq(step_of(&next, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(step(&eom, 0), RULES_DUNNO);
+  cr_assert_eq(step(&next, 0), RULES_DECIDE);
   cr_assert_eq(m.recipients, 2u);
   cr_assert_eq(rules_end(RULES_DECIDE, "9.8.8", 1, &mem), 1);
   cr_assert_str_eq(mem.decided, "9.8.8");
 }
 
 Test(rules, end_of_message_alone_is_decided) {
-  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
-                          "sasl_username=a@b.example\ninstance=5");
-  rules_memory mem;
-  obspam_message m;
+  policy_req eom =
+      parsed("END-OF-MESSAGE", "sasl_username=a@b.example\ninstance=5");
 
-  rules_memory_init(&mem);
-  cr_assert_eq(step_of(&eom, 0, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(step(&eom, 0), RULES_DECIDE);
   cr_assert_eq(m.recipients, 1u);
 }
 
 Test(rules, decide_without_or_with_a_long_instance_forgets) {
   char lines[200], longest[RULES_INSTANCE_MAX + 1];
   policy_req r;
-  rules_memory mem;
-  obspam_message m;
 
-  rules_memory_init(&mem);
   cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
   cr_assert_eq(rules_end(RULES_DECIDE, NULL, 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "");
@@ -164,9 +147,9 @@ Test(rules, decide_without_or_with_a_long_instance_forgets) {
   cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
   cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "");
-  snprintf(lines, sizeof(lines), "protocol_state=DATA\ninstance=%s", longest);
-  r = parsed(lines);
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_DECIDE);
+  snprintf(lines, sizeof(lines), "instance=%s", longest);
+  r = parsed("DATA", lines);
+  cr_assert_eq(step(&r, 0), RULES_DECIDE);
   /* One byte less fits. */
   longest[RULES_INSTANCE_MAX - 1] = '\0';
   cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
@@ -179,25 +162,23 @@ Test(rules, decide_without_or_with_a_long_instance_forgets) {
 }
 
 Test(rules, a_uid_needs_a_checked_peer) {
-  policy_req r = parsed("protocol_state=END-OF-MESSAGE\nobspam_uid=1001\n"
-                        "obspam_script=/var/www/a/x.php\ninstance=4");
-  policy_req rcpt = parsed("protocol_state=RCPT\nobspam_uid=1001");
-  policy_req mail = parsed("protocol_state=MAIL\nobspam_uid=1001");
-  rules_memory mem;
-  obspam_message m;
+  policy_req r =
+      parsed("END-OF-MESSAGE",
+             "obspam_uid=1001\nobspam_script=/var/www/a/x.php\ninstance=4");
+  policy_req rcpt = parsed("RCPT", "obspam_uid=1001");
+  policy_req mail = parsed("MAIL", "obspam_uid=1001");
 
-  rules_memory_init(&mem);
   /* Over TCP: closed whatever the stage, even one never decided. */
-  cr_assert_eq(step_of(&r, 0, &mem, &m), RULES_CLOSE);
-  cr_assert_eq(step_of(&rcpt, 0, &mem, &m), RULES_CLOSE);
-  cr_assert_eq(step_of(&mail, 0, &mem, &m), RULES_CLOSE);
+  cr_assert_eq(step(&r, 0), RULES_CLOSE);
+  cr_assert_eq(step(&rcpt, 0), RULES_CLOSE);
+  cr_assert_eq(step(&mail, 0), RULES_CLOSE);
   /* From a checked peer: a local submission by that uid. */
-  cr_assert_eq(step_of(&r, 1, &mem, &m), RULES_DECIDE);
+  cr_assert_eq(step(&r, 1), RULES_DECIDE);
   cr_assert_eq(m.uid, 1001);
   cr_assert_eq(m.flags & OBSPAM_MSG_SCRIPT, (unsigned)OBSPAM_MSG_SCRIPT);
   cr_assert_str_eq(m.script, "/var/www/a/x.php");
-  cr_assert_eq(step_of(&rcpt, 1, &mem, &m), RULES_PROBE);
-  cr_assert_eq(step_of(&mail, 1, &mem, &m), RULES_DUNNO);
+  cr_assert_eq(step(&rcpt, 1), RULES_PROBE);
+  cr_assert_eq(step(&mail, 1), RULES_DUNNO);
 }
 
 Test(rules, dunno_reply) {
@@ -241,14 +222,12 @@ Test(rules, longest_refusal_fits) {
    connection, the one past the cap not let through (and not counted),
    the next message counted from 0. */
 Test(rules, recipients_counted_per_message) {
-  policy_req a = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "recipient_count=0\ninstance=1.1");
-  policy_req b = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "recipient_count=0\ninstance=1.2");
-  rules_memory mem;
+  policy_req a = parsed(
+      "RCPT", "sasl_username=a@b.example\nrecipient_count=0\ninstance=1.1");
+  policy_req b = parsed(
+      "RCPT", "sasl_username=a@b.example\nrecipient_count=0\ninstance=1.2");
   uint32_t i;
 
-  rules_memory_init(&mem);
   cr_assert_eq(mem.cap, RULES_CAP_UNKNOWN);
   for (i = 0; i < 3; i++) {
     cr_assert_eq(rules_rcpt_before(&a, &mem), i);
@@ -276,11 +255,9 @@ Test(rules, recipients_counted_per_message) {
 
 /* A charge ends the count of its message's recipients. */
 Test(rules, decide_forgets_the_count) {
-  policy_req a = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "recipient_count=0\ninstance=7.7");
-  rules_memory mem;
+  policy_req a = parsed(
+      "RCPT", "sasl_username=a@b.example\nrecipient_count=0\ninstance=7.7");
 
-  rules_memory_init(&mem);
   cr_assert_eq(rules_rcpt_before(&a, &mem), 0u);
   mem.cap = 10;
   cr_assert_eq(rules_rcpt_admit(&mem, 0, 10), 1);
@@ -297,17 +274,14 @@ Test(rules, decide_forgets_the_count) {
    Exim's readsocket does) the request's own recipient_count is the count
    before it; nothing is kept between requests. */
 Test(rules, recipient_count_sent_at_rcpt) {
-  policy_req e9 = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                         "recipient_count=9");
-  policy_req e10 = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                          "recipient_count=10");
-  policy_req p = parsed("protocol_state=RCPT\nsasl_username=a@b.example\n"
-                        "recipient_count=4\ninstance=3.3");
-  rules_memory mem;
-  obspam_message m;
+  policy_req e9 =
+      parsed("RCPT", "sasl_username=a@b.example\nrecipient_count=9");
+  policy_req e10 =
+      parsed("RCPT", "sasl_username=a@b.example\nrecipient_count=10");
+  policy_req p = parsed(
+      "RCPT", "sasl_username=a@b.example\nrecipient_count=4\ninstance=3.3");
 
-  rules_memory_init(&mem);
-  cr_assert_eq(step_of(&e9, 0, &mem, &m), RULES_PROBE);
+  cr_assert_eq(step(&e9, 0), RULES_PROBE);
   cr_assert_eq(m.recipients, 1u); /* the probe is of one recipient */
   cr_assert_eq(policy_recipient_count(&e9), 9u);
   cr_assert_eq(rules_rcpt_before(&e9, &mem), 9u);
@@ -334,20 +308,17 @@ Test(rules, too_many_reply) {
 /* Forwards: the recipient looked up at RCPT, and at DATA only when the
    message's RCPT did not come here and it has one recipient. */
 Test(rules, recipient_to_look_up) {
-  policy_req rcpt = parsed("protocol_state=RCPT\nrecipient=Sales@Example.com\n"
-                           "instance=9.1");
-  policy_req none = parsed("protocol_state=RCPT\ninstance=9.1");
-  policy_req data1 = parsed("protocol_state=DATA\nrecipient=sales@example.com\n"
-                            "recipient_count=1\ninstance=9.1");
-  policy_req data2 = parsed("protocol_state=DATA\nrecipient=sales@example.com\n"
-                            "recipient_count=2\ninstance=9.1");
-  policy_req eom = parsed("protocol_state=END-OF-MESSAGE\n"
-                          "recipient=sales@example.com\n"
-                          "recipient_count=1\ninstance=9.2");
-  policy_req mail = parsed("protocol_state=MAIL\nrecipient=sales@example.com");
-  rules_memory mem;
+  policy_req rcpt = parsed("RCPT", "recipient=Sales@Example.com\ninstance=9.1");
+  policy_req none = parsed("RCPT", "instance=9.1");
+  policy_req data1 = parsed(
+      "DATA", "recipient=sales@example.com\nrecipient_count=1\ninstance=9.1");
+  policy_req data2 = parsed(
+      "DATA", "recipient=sales@example.com\nrecipient_count=2\ninstance=9.1");
+  policy_req eom =
+      parsed("END-OF-MESSAGE",
+             "recipient=sales@example.com\nrecipient_count=1\ninstance=9.2");
+  policy_req mail = parsed("MAIL", "recipient=sales@example.com");
 
-  rules_memory_init(&mem);
   cr_assert_str_eq(rules_recipient(&rcpt, &mem), "Sales@Example.com");
   cr_assert_null(rules_recipient(&none, &mem));
   cr_assert_null(rules_recipient(&mail, &mem));
@@ -362,18 +333,12 @@ Test(rules, recipient_to_look_up) {
 }
 
 Test(rules, forwards_kept_per_message) {
-  policy_req a = parsed("protocol_state=RCPT\nrecipient=x@example.com\n"
-                        "instance=5.1");
-  policy_req a_data = parsed("protocol_state=DATA\nrecipient_count=4\n"
-                             "instance=5.1");
-  policy_req b = parsed("protocol_state=RCPT\nrecipient=y@example.com\n"
-                        "instance=5.2");
-  policy_req b_data = parsed("protocol_state=DATA\nrecipient_count=1\n"
-                             "instance=5.2");
-  rules_memory mem;
+  policy_req a = parsed("RCPT", "recipient=x@example.com\ninstance=5.1");
+  policy_req a_data = parsed("DATA", "recipient_count=4\ninstance=5.1");
+  policy_req b = parsed("RCPT", "recipient=y@example.com\ninstance=5.2");
+  policy_req b_data = parsed("DATA", "recipient_count=1\ninstance=5.2");
   const obspamd_forwards *fw;
 
-  rules_memory_init(&mem);
   cr_assert_eq(rules_forwards(&a_data, &mem)->n, 0u);
   (void)rules_rcpt_before(&a, &mem);
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
@@ -401,15 +366,12 @@ Test(rules, forwards_kept_per_message) {
 }
 
 Test(rules, forwards_are_bounded) {
-  policy_req a = parsed("protocol_state=RCPT\nrecipient=x@example.com\n"
-                        "instance=6.1");
-  policy_req none = parsed("protocol_state=RCPT\nrecipient=x@example.com");
-  policy_req a_data = parsed("protocol_state=DATA\ninstance=6.1");
-  rules_memory mem;
+  policy_req a = parsed("RCPT", "recipient=x@example.com\ninstance=6.1");
+  policy_req none = parsed("RCPT", "recipient=x@example.com");
+  policy_req a_data = parsed("DATA", "instance=6.1");
   char name[32];
   int i;
 
-  rules_memory_init(&mem);
   (void)rules_rcpt_before(&a, &mem);
   for (i = 0; i < OBSPAMD_FORWARDS_MAX; i++) {
     snprintf(name, sizeof name, "f%d@example.com", i);

@@ -29,33 +29,32 @@ obspam_need_packages python3 librsvg2-bin man-db groff-base util-linux \
 D=$BUILD/tests/daemons
 
 # ---- examples/common and obspamctl -----------------------------------------
-check "common: refusal texts, log lines, notice mails" \
-  "$D/common_refusal" --jobs 1
-check "common: refusal log lines coalesced per object" \
-  "$D/common_coalesce" --jobs 1
-check "common: metrics counters and exposition" "$D/common_metrics" --jobs 1
-check "common: socket addresses, listen, connect" "$D/common_spec" --jobs 1
-check "common: log modes (syslog, journal, stderr), peer credentials" \
-  "$D/common_log" --jobs 1
-check "common: the notify command (timeout, exit status)" \
-  "$D/common_command" --jobs 1
-check "common: service start, reload, save, notices and mail" \
-  "$D/common_service" --jobs 1
-check "common: control socket and obspamctl end to end" \
-  tests/daemons/common_ctl.sh "$BUILD"
-check "common: obspamctl list, top, blocked, overview, reset, set-limit, --tz" \
-  tests/daemons/ctl_panel.sh "$BUILD"
-check "common: metrics endpoint end to end" \
-  tests/daemons/common_http.sh "$BUILD"
-check "common: obspamctl.8" tests/daemons/common_man.sh "$BUILD"
-check "common: one SMTP code, the refusal words, the units' sockets in every text" \
-  tests/daemons/texts_agree.sh "$BUILD"
+# suite JOBS NAME: the Criterion suite built from tests/daemons/NAME.c;
+# script NAME: tests/daemons/NAME.sh on this build.
+suite() { "$D/$2" --jobs "$1"; }
+script() { "tests/daemons/$1.sh" "$BUILD"; }
+check_each common suite 1 <<'EOF'
+common_refusal   refusal texts, log lines, notice mails
+common_coalesce  refusal log lines coalesced per object
+common_metrics   metrics counters and exposition
+common_spec      socket addresses, listen, connect
+common_log       log modes (syslog, journal, stderr), peer credentials
+common_command   the notify command (timeout, exit status)
+common_service   service start, reload, save, notices and mail
+EOF
+check_each common script <<'EOF'
+common_ctl   control socket and obspamctl end to end
+ctl_panel    obspamctl list, top, blocked, overview, reset, set-limit, --tz
+common_http  metrics endpoint end to end
+common_man   obspamctl.8
+texts_agree  one SMTP code, the refusal words, the units' sockets in every text
+EOF
 check "units: systemd-analyze security <= 2.5, sysusers.d, tmpfiles.d" \
   tests/daemons/units.sh "$BUILD"
 check "hardening: RELRO, BIND_NOW, PIE, stack protector, FORTIFY in the ELF headers" \
   tests/daemons/hardening.sh "$BUILD"
 check "common: obspamctl options (getopt_long) and JSON errors" \
-  tests/daemons/ctl_options.sh "$BUILD"
+  script ctl_options
 
 # ---- obspam-policyd --------------------------------------------------------
 # The request parser alone, then the real daemon over TCP and Unix sockets
@@ -63,82 +62,58 @@ check "common: obspamctl options (getopt_long) and JSON errors" \
 P=tests/daemons/policyd_test.py
 check "policyd: request parser" "$D/policyd_proto" --jobs 2
 check "policyd: rules for a request" "$D/policyd_rules" --jobs 2
-check "policyd: accept then refuse over TCP" python3 "$P" "$BUILD" tcp
-check "policyd: Unix socket and its mode" python3 "$P" "$BUILD" unix
-check "policyd: only root, postfix and --allow-user users on a Unix socket" \
-  python3 "$P" "$BUILD" peers
-check "policyd: obspam_uid only from allowed peers of a Unix socket" \
-  python3 "$P" "$BUILD" uid
-check "policyd: --user drops root after binding" python3 "$P" "$BUILD" user
-check "policyd: a socket from systemd (socket activation)" \
-  python3 "$P" "$BUILD" socket_activation
-check "policyd: --log journal, JOURNAL_STREAM, stderr" \
-  python3 "$P" "$BUILD" logs
-check "policyd: action reject (550 5.7.1)" python3 "$P" "$BUILD" reject
-check "policyd: the recipients cap at RCPT (452 4.5.3), per message instance" \
-  python3 "$P" "$BUILD" rcpt_cap
-check "policyd: forwards learnt at RCPT and charged at DATA, list posts exempt" \
-  python3 "$P" "$BUILD" forwards
-check "policyd: count messages, in the texts" python3 "$P" "$BUILD" unit
-check "policyd: RCPT refuses early, charges nothing" \
-  python3 "$P" "$BUILD" rcpt
-check "policyd: RCPT refusals recorded once per message" \
-  python3 "$P" "$BUILD" rcpt_recorded
-check "policyd: a flood of refusals: the first logged, then one count" \
-  python3 "$P" "$BUILD" refusal_flood
-check "policyd: whitelisted, unknown, other states" \
-  python3 "$P" "$BUILD" dunno
-check "policyd: many requests on one connection" python3 "$P" "$BUILD" many
-check "policyd: pipelining to a slow reader" \
-  python3 "$P" "$BUILD" slow_reader
-check "policyd: 10,000 requests in one write, all answered" \
-  python3 "$P" "$BUILD" pipeline_deep
-check "policyd: malformed requests closed unanswered" \
-  python3 "$P" "$BUILD" malformed
-check "policyd: SIGHUP reload, good and bad" python3 "$P" "$BUILD" reload
-check "policyd: empty or cut files refused on reload unless forced" \
-  python3 "$P" "$BUILD" reload_guard
-check "policyd: reloads beside the loop" \
-  python3 "$P" "$BUILD" reload_storm
-check "policyd: state kept across restarts" python3 "$P" "$BUILD" state
+check_each policyd python3 "$P" "$BUILD" <<'EOF'
+tcp                accept then refuse over TCP
+unix               Unix socket and its mode
+peers              only root, postfix and --allow-user users on a Unix socket
+uid                obspam_uid only from allowed peers of a Unix socket
+user               --user drops root after binding
+socket_activation  a socket from systemd (socket activation)
+logs               --log journal, JOURNAL_STREAM, stderr
+reject             action reject (550 5.7.1)
+rcpt_cap           the recipients cap at RCPT (452 4.5.3), per message instance
+forwards           forwards learnt at RCPT and charged at DATA, list posts exempt
+unit               count messages, in the texts
+rcpt               RCPT refuses early, charges nothing
+rcpt_recorded      RCPT refusals recorded once per message
+refusal_flood      a flood of refusals: the first logged, then one count
+dunno              whitelisted, unknown, other states
+many               many requests on one connection
+slow_reader        pipelining to a slow reader
+pipeline_deep      10,000 requests in one write, all answered
+malformed          malformed requests closed unanswered
+reload             SIGHUP reload, good and bad
+reload_guard       empty or cut files refused on reload unless forced
+reload_storm       reloads beside the loop
+state              state kept across restarts
+stale_temp         temporary files of killed saves removed
+stop_save_failed   SIGTERM with a failed last save exits 1
+save_interval      periodic save
+dedupe             DATA and END-OF-MESSAGE charge once
+idle               idle timeout
+concurrent         2000 concurrent connections
+limits             connection and descriptor limits
+cli                command line
+detach             detaching without --foreground
+ipv6               IPv6 listener
+control_metrics    control socket and metrics
+notices            notices mailed on the timer (about a minute)
+EOF
 R=tests/daemons/durable.py
-check "policyd: counts at their bounds kept exactly across a restart" \
-  python3 "$R" "$BUILD" extremes
-check "policyd: kill -9 under load loses no count (journal)" \
-  python3 "$R" "$BUILD" kill9
-check "policyd: an older state file put back: its journal not replayed" \
-  python3 "$R" "$BUILD" foreign_journal
-check "policyd: longest answer gap during a 1M-mailbox reload, saves every second" \
-  python3 "$R" "$BUILD" stall
-check "policyd: temporary files of killed saves removed" \
-  python3 "$P" "$BUILD" stale_temp
-check "policyd: SIGTERM with a failed last save exits 1" \
-  python3 "$P" "$BUILD" stop_save_failed
-check "policyd: periodic save" python3 "$P" "$BUILD" save_interval
-check "policyd: DATA and END-OF-MESSAGE charge once" \
-  python3 "$P" "$BUILD" dedupe
-check "policyd: idle timeout" python3 "$P" "$BUILD" idle
-check "policyd: 2000 concurrent connections" \
-  python3 "$P" "$BUILD" concurrent
-check "policyd: connection and descriptor limits" \
-  python3 "$P" "$BUILD" limits
-check "policyd: command line" python3 "$P" "$BUILD" cli
-check "policyd: detaching without --foreground" \
-  python3 "$P" "$BUILD" detach
-check "policyd: IPv6 listener" python3 "$P" "$BUILD" ipv6
-check "policyd: control socket and metrics" \
-  python3 "$P" "$BUILD" control_metrics
-check "policyd: notices mailed on the timer (about a minute)" \
-  python3 "$P" "$BUILD" notices
+check_each policyd python3 "$R" "$BUILD" <<'EOF'
+extremes         counts at their bounds kept exactly across a restart
+kill9            kill -9 under load loses no count (journal)
+foreign_journal  an older state file put back: its journal not replayed
+stall            longest answer gap during a 1M-mailbox reload, saves every second
+EOF
 check "policyd: connections counted per client" "$D/policyd_peers" --jobs 2
 S=tests/daemons/slow_clients.py
-check "policyd: 3,000 slow and partial clients closed in time, bounded" \
-  python3 "$S" "$BUILD" slow
-check "policyd: at most 300 connections per client address" \
-  python3 "$S" "$BUILD" cap
-check "policyd: a Unix-socket client is its uid" python3 "$S" "$BUILD" uid
-check "policyd: metrics scraped while 200 connections are held" \
-  python3 "$S" "$BUILD" metrics
+check_each policyd python3 "$S" "$BUILD" <<'EOF'
+slow     3,000 slow and partial clients closed in time, bounded
+cap      at most 300 connections per client address
+uid      a Unix-socket client is its uid
+metrics  metrics scraped while 200 connections are held
+EOF
 check "policyd: obspam-policyd.8" tests/daemons/policyd_man.sh "$BUILD"
 check "policyd: cmake --install" tests/daemons/policyd_install.sh "$BUILD"
 check "policyd: abuse: 2,000 hostile, slow and broken clients, bounded memory" \
@@ -152,44 +127,31 @@ check "policyd: abuse: 2,000 hostile, slow and broken clients, bounded memory" \
 M=tests/daemons/milter_test.py
 check "milter: pickup header, PHP header, vhost patterns" \
   "$D/milter_parse" --jobs 2
-check "milter: SMTP login and sender, 451 4.7.1 text" \
-  python3 "$M" "$BUILD" smtp
+check_each milter python3 "$M" "$BUILD" <<'EOF'
+smtp               SMTP login and sender, 451 4.7.1 text
+refusal_flood      a flood of refusals: the first logged, then one count
+sendmail_addr      Sendmail's {client_addr} forms
+reject             action reject (550 5.7.1)
+rcpt_cap           the recipients cap at envrcpt (452 4.5.3)
+local              local submission charged to its uid
+local_hold         refused local submission held
+local_notice       the notice of a held submission says held
+local_bounce       refused local submission bounced
+scripts_forbidden  scripts forbidden
+forged             forged headers ignored
+vhost              virtual host domain from the script path
+abort              aborted messages and dropped connections
+concurrent         64 concurrent connections, exact count
+unix               Unix socket and its mode
+peers              only root, postfix and --allow-user users on a Unix socket
+user               --user drops root after binding
+signals            SIGHUP reloads, SIGTERM saves, SIGINT
+stop_save_failed   SIGTERM with a failed last save exits 1
+cli                command line
+detach             detaching without --foreground
+EOF
 check "milter: kill -9 before any save loses no count (journal)" \
   python3 tests/daemons/durable.py "$BUILD" milter_kill9
-check "milter: a flood of refusals: the first logged, then one count" \
-  python3 "$M" "$BUILD" refusal_flood
-check "milter: Sendmail's {client_addr} forms" \
-  python3 "$M" "$BUILD" sendmail_addr
-check "milter: action reject (550 5.7.1)" python3 "$M" "$BUILD" reject
-check "milter: the recipients cap at envrcpt (452 4.5.3)" \
-  python3 "$M" "$BUILD" rcpt_cap
-check "milter: local submission charged to its uid" \
-  python3 "$M" "$BUILD" local
-check "milter: refused local submission held" \
-  python3 "$M" "$BUILD" local_hold
-check "milter: the notice of a held submission says held" \
-  python3 "$M" "$BUILD" local_notice
-check "milter: refused local submission bounced" \
-  python3 "$M" "$BUILD" local_bounce
-check "milter: scripts forbidden" python3 "$M" "$BUILD" scripts_forbidden
-check "milter: forged headers ignored" python3 "$M" "$BUILD" forged
-check "milter: virtual host domain from the script path" \
-  python3 "$M" "$BUILD" vhost
-check "milter: aborted messages and dropped connections" \
-  python3 "$M" "$BUILD" abort
-check "milter: 64 concurrent connections, exact count" \
-  python3 "$M" "$BUILD" concurrent
-check "milter: Unix socket and its mode" python3 "$M" "$BUILD" unix
-check "milter: only root, postfix and --allow-user users on a Unix socket" \
-  python3 "$M" "$BUILD" peers
-check "milter: --user drops root after binding" python3 "$M" "$BUILD" user
-check "milter: SIGHUP reloads, SIGTERM saves, SIGINT" \
-  python3 "$M" "$BUILD" signals
-check "milter: SIGTERM with a failed last save exits 1" \
-  python3 "$M" "$BUILD" stop_save_failed
-check "milter: command line" python3 "$M" "$BUILD" cli
-check "milter: detaching without --foreground" \
-  python3 "$M" "$BUILD" detach
 check "milter: obspam-milter.8" tests/daemons/milter_man.sh "$BUILD"
 
 # ---- Packaging -------------------------------------------------------------

@@ -16,6 +16,7 @@ import shlex
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import traceback
 
@@ -59,6 +60,152 @@ def check_answer(where, request, want, timeout=10.0):
     got = exchange(where, request, timeout).decode()
     if got != want:
         raise Failure(f"{request!r}: {got!r} != {want!r}")
+
+
+def same_minute(room):
+    """Waits, when needed, so that the next `room` seconds stay within one
+    clock minute: a refusal then says "try again in 60 minutes" exactly."""
+    sec = time.time() % 60
+    if sec > 60 - room:
+        time.sleep(60 - sec + 0.2)
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, probe, timeout=10.0, interval=0.05):
+    """The first true value of probe(), asked every interval seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = probe()
+        if got:
+            return got
+        time.sleep(interval)
+    raise Failure(f"timed out waiting for {what}")
+
+
+def policy_request(login, instance=None):
+    """A policy request at DATA from login, with an instance of its own
+    unless one is given."""
+    attrs = {"request": "smtpd_access_policy", "protocol_state": "DATA",
+             "protocol_name": "ESMTP", "client_address": "203.0.113.5",
+             "sasl_username": login, "sender": login, "recipient_count": "1",
+             "instance": instance or f"i{time.monotonic_ns()}"}
+    return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
+
+
+def read_policy_answer(s):
+    """The answer on s without its empty line, or None when the server
+    closed (or reset) the connection without one."""
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = recv_or_reset(s, 4096)
+        if not chunk:
+            if data:
+                raise Failure(f"connection closed inside an answer: {data!r}")
+            return None
+        data += chunk
+    return data.decode().strip()
+
+
+def ask_policy(port, login, timeout=10.0):
+    """One policy_request on a connection of its own; returns the action
+    line ("" when the connection closed unanswered)."""
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.sendall(policy_request(login))
+        return read_policy_answer(s) or ""
+
+
+class PolicyLoad:
+    """Connections that each send one DATA request after another, as
+    Postfix's smtpd processes do, and time each one: the longest wait,
+    the answers by their first word, the requests closed unanswered (the
+    connection is then opened again), per tenth of a second. check, when
+    given, is called with each answer: what it raises ends that
+    connection, and finish() reports it."""
+
+    def __init__(self, port, conns, login=lambda i: f"m{i}@acme.example",
+                 total=None, go=None, check=None, timeout=20.0):
+        self.port = port
+        self.check = check
+        self.timeout = timeout
+        self.go = go
+        self.login = login
+        self.total = total
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.answers = {}
+        self.unanswered = 0
+        self.longest = 0.0
+        self.longest_at = 0.0
+        self.times = []  # (when answered or closed, answered)
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(i,))
+                        for i in range(conns)]
+        for t in self.threads:
+            t.start()
+
+    def take(self):
+        with self.lock:
+            if self.total is not None and self.sent >= self.total:
+                return False
+            self.sent += 1
+            return True
+
+    def run(self, i):
+        s = None
+        try:
+            if self.go is not None:
+                s = socket.create_connection(("127.0.0.1", self.port),
+                                             self.timeout)
+                self.go.wait(self.timeout)
+            while not self.stop.is_set() and self.take():
+                if s is None:
+                    s = socket.create_connection(("127.0.0.1", self.port),
+                                                 self.timeout)
+                t0 = time.monotonic()
+                s.sendall(policy_request(self.login(i)))
+                a = read_policy_answer(s)
+                t1 = time.monotonic()
+                with self.lock:
+                    if t1 - t0 > self.longest:
+                        self.longest, self.longest_at = t1 - t0, t0
+                    self.times.append((t1, a is not None))
+                    if a is None:
+                        self.unanswered += 1
+                    else:
+                        word = a.split()[0]
+                        self.answers[word] = self.answers.get(word, 0) + 1
+                if a is None:
+                    s.close()
+                    s = None
+                elif self.check:
+                    self.check(a)
+        except BaseException as e:  # reported by finish()
+            self.errors.append(repr(e))
+        finally:
+            if s is not None:
+                s.close()
+
+    def answered(self):
+        with self.lock:
+            return sum(self.answers.values())
+
+    def count(self):
+        with self.lock:
+            return sum(self.answers.values()) + self.unanswered
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(self.timeout)
+        if self.errors:
+            raise Failure(f"load: {self.errors[0]}")
 
 
 def http_get(port, path="/metrics", timeout=10.0):

@@ -43,9 +43,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . tests/e2e/lib/adapter.sh
 
 USAGE="usage: exim.sh BUILD_DIR fetch|run"
-BUILD=${1:?$USAGE}
-MODE=${2:?$USAGE}
-[[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
+ad_args "$USAGE" "$@"
+MODE=$SCENARIO
 DEBS=$BUILD/e2e-exim
 PACKAGES=(exim4-daemon-light exim4-base exim4-config)
 

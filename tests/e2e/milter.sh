@@ -41,14 +41,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/adapter.sh
 . tests/e2e/lib/adapter.sh
 
-BUILD=${1:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
-SCENARIO=${2:?usage: milter.sh BUILD_DIR smtp|local|forward[-unix]}
+ad_args "usage: milter.sh BUILD_DIR smtp|local|forward[-unix]" "$@"
 UNIX=0
 if [[ $SCENARIO == *-unix ]]; then
   UNIX=1
   SCENARIO=${SCENARIO%-unix}
 fi
-[[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
 MILTER=$(pf_find_program "$BUILD" obspam-milter milter) || exit 1
 
 TEST_USER=obspamtest

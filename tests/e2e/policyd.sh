@@ -61,10 +61,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/e2e/lib/adapter.sh
 . tests/e2e/lib/adapter.sh
 
-USAGE="usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap|forward|list"
-BUILD=${1:?$USAGE}
-SCENARIO=${2:?$USAGE}
-[[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
+ad_args "usage: policyd.sh BUILD_DIR mailbox|subscription|restart|unix|forged|implicit|cap|forward|list" "$@"
 POLICYD=$(pf_find_program "$BUILD" obspam-policyd policyd) || exit 1
 
 pf_init

@@ -5,6 +5,9 @@
 #   . tests/lib/check.sh
 #   check "policy request parsing" build/tests/policyd_proto
 #   check "reload on SIGHUP" tests/daemons/reload.sh build
+#   check_each policyd python3 tests/daemons/policyd_test.py build <<'EOF'
+#   tcp   accept then refuse over TCP
+#   EOF
 #   check_summary          # prints "N passed, N failed"; fails if any failed
 #
 # A check passes when its command exits 0. Its output goes to a log file
@@ -33,6 +36,18 @@ check() {
     printf 'FAIL %s (exit %d; log: %s)\n' "$name" "$rc" "$log"
     tail -n 40 "$log" | sed 's/^/     | /'
   fi
+}
+
+# check_each PREFIX COMMAND...: a check for each line "NAME WHAT" of the
+# standard input (a table in a here-document), named "PREFIX: WHAT", that
+# runs COMMAND... NAME. The commands read nothing: their standard input is
+# /dev/null, so that none of them eats the table.
+check_each() {
+  local prefix=$1 name what
+  shift
+  while read -r name what <&3; do
+    check "$prefix: $what" "$@" "$name"
+  done 3<&0 </dev/null
 }
 
 # Prints the closing line. The logs are removed when everything passed and

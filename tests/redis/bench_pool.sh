@@ -14,20 +14,12 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 2
 BUILD=$(cd "${1:-build}" && pwd) || exit 2
+HERE=tests/redis
 SECS=${SECONDS_EACH:-3}
 DELAY=${DELAY_MS:-1}
 THREADS=${THREADS:-8}
-HERE=tests/redis
-
-REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-bench.XXXXXX")
-export REDIS_TEST_DIR
-PROXY_PID=
-cleanup() {
-  [[ -n $PROXY_PID ]] && kill "$PROXY_PID" 2>/dev/null
-  "$HERE/servers.sh" stopall
-  rm -rf -- "$REDIS_TEST_DIR"
-}
-trap cleanup EXIT
+# shellcheck source=tests/redis/private.sh
+. "$HERE/private.sh" bench
 
 BIN=$REDIS_TEST_DIR/bench_pool
 cc -std=gnu99 -O2 -g -Wall -Wextra -Iinclude -pthread -o "$BIN" \
@@ -36,10 +28,8 @@ cc -std=gnu99 -O2 -g -Wall -Wextra -Iinclude -pthread -o "$BIN" \
 P=$("$HERE/servers.sh" port)
 "$HERE/servers.sh" start main "$P" --appendonly no || exit 2
 PP=$("$HERE/servers.sh" port)
-coproc PROXY { exec python3 "$HERE/delay_proxy.py" "$PP" "$P" "$DELAY"; }
-PROXY_PID=$PROXY_PID
-read -r line <&"${PROXY[0]}"
-[[ $line == ready ]] || { echo "the proxy did not start" >&2; exit 2; }
+start_proxy "$PP" "$P" "$DELAY" ||
+  { echo "the proxy did not start" >&2; exit 2; }
 
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(nproc) cores, ${SECS} s each"
 for where in "loopback:$P" "+${DELAY}ms:$PP"; do

@@ -15,13 +15,8 @@ cd "$ROOT"
 BUILD=$(cd "${1:-build}" && pwd)
 HERE=tests/redis
 
-REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis-mem.XXXXXX")
-export REDIS_TEST_DIR
-cleanup() {
-  "$HERE/servers.sh" stopall
-  rm -rf -- "$REDIS_TEST_DIR"
-}
-trap cleanup EXIT
+# shellcheck source=tests/redis/private.sh
+. "$HERE/private.sh" redis-mem
 
 cc -std=gnu99 -O1 -Wall -Wextra -Werror -Iinclude -Itests \
   -o "$REDIS_TEST_DIR/cluster_test" "$HERE/cluster_test.c" \

@@ -24,58 +24,24 @@ Every wait is bounded.
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "daemons"))
 import scenario  # noqa: E402
+from scenario import PolicyLoad  # noqa: E402
 
 TIMEOUT = 15
 
 
 def wait_for(what, probe, timeout=TIMEOUT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-def request(login):
-    attrs = {"request": "smtpd_access_policy", "protocol_state": "DATA",
-             "protocol_name": "ESMTP", "client_address": "203.0.113.5",
-             "sasl_username": login, "sender": login, "recipient_count": "1",
-             "instance": f"i{time.monotonic_ns()}"}
-    return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
-
-
-def read_answer(s):
-    """The answer on s without its empty line, or None when the server
-    closed the connection without one."""
-    data = b""
-    while not data.endswith(b"\n\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            if data:
-                raise SystemExit(f"connection closed inside an answer: {data!r}")
-            return None
-        data += chunk
-    return data.decode().strip()
+    return scenario.wait_for(what, probe, timeout)
 
 
 def ask(port, login):
-    """One DATA request on a connection of its own; returns the action
-    line."""
-    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
-        s.sendall(request(login))
-        return read_answer(s) or ""
+    return scenario.ask_policy(port, login, TIMEOUT)
 
 
 def metrics(port):
@@ -94,56 +60,9 @@ def expect(got, want, what):
         raise SystemExit(f"{what}: got {got!r}, expected {want!r}")
 
 
-class Load:
-    """Connections that each send one DATA request after another, as
-    Postfix's smtpd processes do, and count the answers and the requests
-    closed unanswered (a connection is then opened again)."""
-
-    def __init__(self, port, conns=4):
-        self.port = port
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.answers = 0
-        self.unanswered = 0
-        self.errors = []
-        self.threads = [threading.Thread(target=self.run, args=(i,))
-                        for i in range(conns)]
-        for t in self.threads:
-            t.start()
-
-    def run(self, i):
-        s = None
-        try:
-            while not self.stop.is_set():
-                if s is None:
-                    s = socket.create_connection(("127.0.0.1", self.port),
-                                                 TIMEOUT)
-                s.sendall(request(f"info{i}@acme.example"))
-                a = read_answer(s)
-                with self.lock:
-                    if a is None:
-                        self.unanswered += 1
-                    else:
-                        self.answers += 1
-                if a is None:
-                    s.close()
-                    s = None
-                elif a != "action=DUNNO":
-                    raise SystemExit(f"unexpected answer {a!r}")
-        except BaseException as e:  # reported by finish()
-            self.errors.append(repr(e))
-        finally:
-            if s is not None:
-                s.close()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(TIMEOUT)
-        if self.errors:
-            raise SystemExit(f"load: {self.errors[0]}")
-        return self.answers, self.unanswered
-
+def only_dunno(answer):
+    if answer != "action=DUNNO":
+        raise scenario.Failure(f"unexpected answer {answer!r}")
 
 def main():
     build, servers, redis_port = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -199,8 +118,10 @@ def main():
                 expect(metric(text, "obspam_store_fallback_decisions_total"),
                        3.0, "decisions without Redis")
             else:
-                load = Load(port)
-                wait_for("answers on Redis", lambda: load.answers >= 200)
+                load = PolicyLoad(port, 4,
+                                  login=lambda i: f"info{i}@acme.example",
+                                  check=only_dunno, timeout=TIMEOUT)
+                wait_for("answers on Redis", lambda: load.answered() >= 200)
                 subprocess.run([servers, "kill", "main"], check=True)
                 # Decisions without Redis, many of them before the daemon's
                 # next look at the store (once a second).
@@ -223,7 +144,10 @@ def main():
                     metrics(mport), "obspam_store_up") == 1.0)
             lines = wait_for("the recovery in the log", lambda: logged(
                 r"^.*store: the shared store answers again; .*$"))
-            answered, unanswered = load.finish() if load else (0, 0)
+            answered, unanswered = 0, 0
+            if load:
+                load.finish()
+                answered, unanswered = load.answered(), load.unanswered
             text = metrics(mport)
             made = int(metric(text, "obspam_store_fallback_decisions_total"))
             expect(metric(text, "obspam_store_fallback_episodes_total"), 1.0,

@@ -22,15 +22,8 @@ HERE=tests/redis
 obspam_need_packages redis-server redis-sentinel libhiredis-dev \
   libcriterion-dev python3 gcc || echo "warning: could not install packages" >&2
 
-REDIS_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/obspam-redis.XXXXXX")
-export REDIS_TEST_DIR
-PROXY_CHILD=
-cleanup() {
-  [[ -n $PROXY_CHILD ]] && kill "$PROXY_CHILD" 2>/dev/null
-  "$HERE/servers.sh" stopall
-  rm -rf -- "$REDIS_TEST_DIR"
-}
-trap cleanup EXIT
+# shellcheck source=tests/redis/private.sh
+. "$HERE/private.sh" redis
 
 SRV=$HERE/servers.sh
 BIN=$REDIS_TEST_DIR/bin
@@ -87,16 +80,10 @@ check "redis: the keys of objects a reload drops are deleted in the background" 
   "$BIN/cluster_test" housekeeping "$URI" "redis-cli -h 127.0.0.1 -p $P1"
 # A proxy that adds 50 ms to each round trip to the main server.
 PD=$("$SRV" port)
-coproc PROXY { exec python3 "$HERE/delay_proxy.py" "$PD" "$P1" 50; }
-# bash unsets PROXY_PID once it reaps the coprocess: keep the pid apart.
-PROXY_CHILD=$PROXY_PID
-read -r line <&"${PROXY[0]}"
-check "redis: the proxy adding 50 ms is ready" test "$line" = ready
+check "redis: the proxy adding 50 ms is ready" start_proxy "$PD" "$P1" 50
 check "redis: a batch is one round trip; batches queued meanwhile share one" \
   "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50
-kill "$PROXY_CHILD" 2>/dev/null
-wait "$PROXY_CHILD" 2>/dev/null
-PROXY_CHILD=
+stop_proxy
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
 check "redis: killed under load, the recovery line's count is the metric's" \

@@ -7,6 +7,14 @@
 # Sourced after lib/postfix.sh; the functions read BUILD, CONTROL and the
 # daemon's LOG where they say so.
 
+# ad_args USAGE ARGS...: BUILD (made absolute) and SCENARIO from the
+# script's two arguments; without them, the usage, and the script exits.
+ad_args() {
+  BUILD=${2:?$1}
+  SCENARIO=${3:?$1}
+  [[ $BUILD == /* ]] || BUILD=$PWD/$BUILD
+}
+
 # ad_config_common: the configuration lines both adapters' scenarios use:
 # high server defaults (so that only the limits below refuse), a mailbox
 # with a limit of 3, two mailboxes that share a subscription limit of 4,
