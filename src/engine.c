@@ -525,49 +525,42 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
   return OBSPAM_OK;
 }
 
-int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
-                        int64_t *episodes, int64_t *fallback_decisions) {
-  int64_t st[4] = {0, 0, 0, 0};
+/* Reads the store's status figures (backlog 0) or its backlog (1) under
+   the engine's lock, zeros from a store that keeps none, and hands the
+   first n of them to the caller's pointers that are not NULL. */
+static int store_figures(obspam_engine *e, int backlog, int64_t *const *out,
+                         int n) {
+  int64_t v[6] = {0, 0, 0, 0, 0, 0};
+  int i;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
   pthread_rwlock_rdlock(&e->lock);
-  if (e->store->ops->status != NULL)
-    e->store->ops->status(e->store, st);
+  if (!backlog && e->store->ops->status != NULL)
+    e->store->ops->status(e->store, v);
+  else if (backlog && e->store->ops->backlog != NULL)
+    e->store->ops->backlog(e->store, v);
   pthread_rwlock_unlock(&e->lock);
-  if (shared != NULL)
-    *shared = st[0];
-  if (up != NULL)
-    *up = st[1];
-  if (episodes != NULL)
-    *episodes = st[2];
-  if (fallback_decisions != NULL)
-    *fallback_decisions = st[3];
+  for (i = 0; i < n; i++)
+    if (out[i] != NULL)
+      *out[i] = v[i];
   return OBSPAM_OK;
+}
+
+int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
+                        int64_t *episodes, int64_t *fallback_decisions) {
+  int64_t *const out[4] = {shared, up, episodes, fallback_decisions};
+
+  return store_figures(e, 0, out, 4);
 }
 
 int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
                          int64_t *ledger_added, int64_t *ledger_dropped,
                          int64_t *keys_pending, int64_t *keys_deleted) {
-  int64_t st[6] = {0, 0, 0, 0, 0, 0};
+  int64_t *const out[5] = {ledger_pending, ledger_added, ledger_dropped,
+                           keys_pending, keys_deleted};
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
-  pthread_rwlock_rdlock(&e->lock);
-  if (e->store->ops->backlog != NULL)
-    e->store->ops->backlog(e->store, st);
-  pthread_rwlock_unlock(&e->lock);
-  if (ledger_pending != NULL)
-    *ledger_pending = st[0];
-  if (ledger_added != NULL)
-    *ledger_added = st[1];
-  if (ledger_dropped != NULL)
-    *ledger_dropped = st[2];
-  if (keys_pending != NULL)
-    *keys_pending = st[3];
-  if (keys_deleted != NULL)
-    *keys_deleted = st[4];
-  return OBSPAM_OK;
+  return store_figures(e, 1, out, 5);
 }
 
 int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,
