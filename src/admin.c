@@ -332,11 +332,9 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
                            const char *name, int w, int64_t *out) {
   obspam__name n;
   obspam__obj *o;
-  obspam__imb *held = NULL;
+  obspam__imb *held;
   int rc;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
   if ((rc = obspam__counted_kind(e, what, kind, "an effective limit")) !=
       OBSPAM_OK)
     return rc;
@@ -347,11 +345,8 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_rdlock(&e->lock);
-  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
   /* An implicit mailbox has the limit a declared one would inherit. */
-  if (o == NULL && kind == OBSPAM_MAILBOX &&
-      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
-    o = &held->obj;
+  o = obspam__find_counted(e, kind, &n, &held);
   if (o == NULL)
     find(e, what, kind, &n); /* records the failure */
   else if (w < 0)

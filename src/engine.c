@@ -55,6 +55,8 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
 
 int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
                          const char *what) {
+  if (e == NULL)
+    return OBSPAM_EINVAL;
   if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
     return obspam__fail(e, OBSPAM_EINVAL,
                         "%s: only a subscription, domain or mailbox has %s", fn,
@@ -97,6 +99,17 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
   free(c->store_uri);
   free(c->store_prefix);
   free(c);
+}
+
+obspam__obj *obspam__find_counted(obspam_engine *e, int kind,
+                                  const obspam__name *n, obspam__imb **held) {
+  obspam__obj *o = obspam__tree_find(&e->conf->tree, kind, n->s, n->len);
+
+  *held = NULL;
+  if (o == NULL && kind == OBSPAM_MAILBOX &&
+      (*held = obspam__implicit_hold(&e->imp, n->s, n->len)) != NULL)
+    o = &(*held)->obj;
+  return o;
 }
 
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,

@@ -43,11 +43,8 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
 
   pthread_rwlock_rdlock(&e->lock);
   if (kind != OBSPAM_SCRIPT) {
-    o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
     /* An implicit mailbox is pinned while it is read. */
-    if (o == NULL && kind == OBSPAM_MAILBOX &&
-        (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
-      o = &held->obj;
+    o = obspam__find_counted(e, kind, &n, &held);
     rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
   } else {
     rc = OBSPAM_OK;
