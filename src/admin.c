@@ -21,10 +21,8 @@ static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (!tree_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: kind %d is not a plan, "
-                        "subscription, domain or mailbox",
-                        fn, kind);
+    return obspam__bad_kind(e, fn, kind,
+                            "a plan, subscription, domain or mailbox");
   return obspam__kind_name_norm(e, fn, kind, name, out);
 }
 
@@ -255,10 +253,8 @@ static int set_value(obspam_engine *e, const char *what, int kind,
     return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no %s limit", what,
                         obspam_kind_name(kind), obspam_kind_name(which));
   if (w < 0 && kind != OBSPAM_SERVER && !tree_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: kind %d is not the server, a plan, "
-                        "subscription, domain or mailbox",
-                        what, kind);
+    return obspam__bad_kind(
+        e, what, kind, "the server, a plan, subscription, domain or mailbox");
   if (v < OBSPAM_INHERIT || (kind == OBSPAM_SERVER && v == OBSPAM_INHERIT))
     return obspam__fail(
         e, OBSPAM_EINVAL, "%s: %lld is not a count%s", what, (long long)v,

@@ -53,6 +53,12 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   return code;
 }
 
+int obspam__bad_kind(obspam_engine *e, const char *fn, int kind,
+                     const char *what) {
+  return obspam__fail(e, OBSPAM_EINVAL, "%s: kind %d is not %s", fn, kind,
+                      what);
+}
+
 int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
                          const char *what) {
   if (e == NULL)

@@ -163,6 +163,10 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 #endif
     ;
 
+/* OBSPAM_EINVAL with the message "fn: kind K is not what", for a kind
+   argument out of the range of function fn. */
+int obspam__bad_kind(obspam_engine *e, const char *fn, int kind,
+                     const char *what);
 /* Whether kind has counters (a subscription, domain or mailbox): OBSPAM_OK,
    or OBSPAM_EINVAL with the message "fn: only a subscription, domain or
    mailbox has what"; OBSPAM_EINVAL, with no message, for a NULL engine. */

@@ -238,10 +238,8 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "enumerate: kind %d is not a subscription, domain or "
-                        "mailbox",
-                        kind);
+    return obspam__bad_kind(e, "enumerate", kind,
+                            "a subscription, domain or mailbox");
   if (fn == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "enumerate: no callback");
   if ((flags & ~OBSPAM_ENUM_ACTIVE) != 0)
