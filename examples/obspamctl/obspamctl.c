@@ -343,26 +343,16 @@ static void json_string(const char *s) {
 }
 
 static void xml_char(FILE *f, int c) {
-  switch (c) {
-  case '&':
-    fputs("&amp;", f);
-    break;
-  case '<':
-    fputs("&lt;", f);
-    break;
-  case '>':
-    fputs("&gt;", f);
-    break;
-  case '"':
-    fputs("&quot;", f);
-    break;
-  case '\'':
-    fputs("&apos;", f);
-    break;
-  default:
-    /* XML 1.0 allows no control character but TAB, LF and CR. */
+  /* The five characters XML escapes, and their entities. */
+  static const char special[] = "&<>\"'";
+  static const char *const entity[] = {"&amp;", "&lt;", "&gt;", "&quot;",
+                                       "&apos;"};
+  const char *at = c != '\0' ? strchr(special, c) : NULL;
+
+  if (at != NULL)
+    fputs(entity[at - special], f);
+  else /* XML 1.0 allows no control character but TAB, LF and CR. */
     fputc(c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c, f);
-  }
 }
 
 /* Text for a terminal: a control character would move its cursor. */
