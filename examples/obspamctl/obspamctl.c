@@ -374,6 +374,18 @@ static void json_time(int64_t t) {
    as it was given: tables show its abbreviation, JSON names it. */
 static const char *zone = "UTC";
 
+/* Opens the JSON document of the report or top senders from from to to:
+   the span and the time zone, up to the value of "rows". */
+static void json_span(int64_t from, int64_t to) {
+  printf("{\n  \"from\": ");
+  json_time(from);
+  printf(",\n  \"to\": ");
+  json_time(to);
+  printf(",\n  \"timezone\": ");
+  json_string(zone);
+  printf(",\n  \"rows\": ");
+}
+
 /* Whether a time zone can be used: a name of the time zone database
    (Europe/Berlin, found under $TZDIR or /usr/share/zoneinfo), a file, or
    a POSIX TZ string (CET-1CEST,M3.5.0,M10.5.0/3). The C library takes
@@ -771,13 +783,8 @@ static void cmd_report(const char *spec, int json, const char *since) {
   report_rows(&a);
 
   if (json) {
-    printf("{\n  \"from\": ");
-    json_time(from);
-    printf(",\n  \"to\": ");
-    json_time(to);
-    printf(",\n  \"timezone\": ");
-    json_string(zone);
-    printf(",\n  \"rows\": [");
+    json_span(from, to);
+    putchar('[');
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
       if (strcmp(r->f[0], "row") != 0)
@@ -1558,13 +1565,7 @@ static void cmd_top(const char *spec, int json, const char *kind,
     if (strcmp(a.recs[i].f[0], "row") == 0)
       need_fields(&a.recs[i], T_FIELDS);
   if (json) {
-    printf("{\n  \"from\": ");
-    json_time(from);
-    printf(",\n  \"to\": ");
-    json_time(to);
-    printf(",\n  \"timezone\": ");
-    json_string(zone);
-    printf(",\n  \"rows\": ");
+    json_span(from, to);
     json_top_rows(&a);
     printf("\n}\n");
     return;
