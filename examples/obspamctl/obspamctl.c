@@ -360,6 +360,22 @@ static void plain_char(FILE *f, int c) {
   fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
 }
 
+/* An object in JSON, {"kind": K, "name": N, left open for more keys. */
+static void json_who(const char *kind, const char *name) {
+  printf("{\"kind\": ");
+  json_string(kind);
+  printf(", \"name\": ");
+  json_string(name);
+}
+
+/* A text field of an answer in JSON: null for "-", which means none. */
+static void json_field(const char *s) {
+  if (strcmp(s, "-") == 0)
+    printf("null");
+  else
+    json_string(s);
+}
+
 /* A time for JSON: "2024-05-01T12:34:56Z", or null for 0. */
 static void json_time(int64_t t) {
   char buf[32];
@@ -590,15 +606,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
     if (blocked_kind == NULL) {
       printf("null");
     } else {
-      printf("{\"kind\": ");
-      json_string(blocked_kind);
-      printf(", \"name\": ");
-      json_string(blocked_by);
+      json_who(blocked_kind, blocked_by);
       printf(", \"window\": ");
-      if (strcmp(window_by, "-") == 0)
-        printf("null");
-      else
-        json_string(window_by);
+      json_field(window_by);
       printf(", \"limit\": ");
       json_limit(limit_by);
       printf("}");
@@ -789,10 +799,8 @@ static void cmd_report(const char *spec, int json, const char *since) {
       rec *r = &a.recs[i];
       if (strcmp(r->f[0], "row") != 0)
         continue;
-      printf("%s\n    {\"kind\": ", any++ ? "," : "");
-      json_string(r->f[R_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[R_NAME]);
+      printf("%s\n    ", any++ ? "," : "");
+      json_who(r->f[R_KIND], r->f[R_NAME]);
       printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
              ", \"first_refused\": ",
              number(r->f[R_SENT]), number(r->f[R_REFUSED]));
@@ -803,10 +811,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
              number(r->f[R_EXCEEDED]));
       json_limit(row_limit(r));
       printf(", \"window\": ");
-      if (strcmp(r->f[R_WINDOW], "-") == 0)
-        printf("null");
-      else
-        json_string(r->f[R_WINDOW]);
+      json_field(r->f[R_WINDOW]);
       json_owner(r->f[R_UID], r->f[R_SUB]);
       printf(", \"forwarded\": %" PRId64 ", \"list_deliveries\": %" PRId64 "}",
              number(r->f[R_FORWARDED]), number(r->f[R_LISTS]));
@@ -1395,10 +1400,8 @@ static void cmd_list(const char *spec, int json, const char *kind,
       continue;
     blocked = strcmp(r->f[L_BKIND], "-") != 0;
     if (json) {
-      printf("%s\n    {\"kind\": ", n++ ? "," : "");
-      json_string(r->f[L_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[L_NAME]);
+      printf("%s\n    ", n++ ? "," : "");
+      json_who(r->f[L_KIND], r->f[L_NAME]);
       printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
              ", \"exceeded\": %" PRId64 ", \"limit\": ",
              number(r->f[L_SENT]), number(r->f[L_REFUSED]),
@@ -1407,10 +1410,7 @@ static void cmd_list(const char *spec, int json, const char *kind,
       printf(", \"count\": %" PRId64 ", \"sending\": %s, \"blocked_by\": ",
              number(r->f[L_COUNT]), number(r->f[L_SENDING]) ? "true" : "false");
       if (blocked) {
-        printf("{\"kind\": ");
-        json_string(r->f[L_BKIND]);
-        printf(", \"name\": ");
-        json_string(r->f[L_BY]);
+        json_who(r->f[L_BKIND], r->f[L_BY]);
         printf("}");
       } else {
         printf("null");
@@ -1476,10 +1476,7 @@ enum {
 static void json_top_row(const rec *r) {
   int live = strcmp(r->f[T_LIMIT], "-") != 0;
 
-  printf("{\"kind\": ");
-  json_string(r->f[T_KIND]);
-  printf(", \"name\": ");
-  json_string(r->f[T_NAME]);
+  json_who(r->f[T_KIND], r->f[T_NAME]);
   printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
          ", \"exceeded\": %" PRId64 ", \"limit\": ",
          number(r->f[T_SENT]), number(r->f[T_REFUSED]),
@@ -1600,24 +1597,16 @@ static void cmd_blocked(const char *spec, int json) {
     need_fields(r, B_FIELDS);
     known = strcmp(r->f[B_BKIND], "-") != 0;
     if (json) {
-      printf("%s\n    {\"kind\": ", n++ ? "," : "");
-      json_string(r->f[B_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[B_NAME]);
+      printf("%s\n    ", n++ ? "," : "");
+      json_who(r->f[B_KIND], r->f[B_NAME]);
       printf(", \"blocked_by\": ");
       if (!known) {
         printf("null}");
         continue;
       }
-      printf("{\"kind\": ");
-      json_string(r->f[B_BKIND]);
-      printf(", \"name\": ");
-      json_string(r->f[B_BY]);
+      json_who(r->f[B_BKIND], r->f[B_BY]);
       printf(", \"window\": ");
-      if (strcmp(r->f[B_WINDOW], "-") == 0)
-        printf("null");
-      else
-        json_string(r->f[B_WINDOW]);
+      json_field(r->f[B_WINDOW]);
       printf(", \"limit\": ");
       json_limit(number(r->f[B_LIMIT]));
       printf("}}");
