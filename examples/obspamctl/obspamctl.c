@@ -499,6 +499,12 @@ static int width(const char *s) {
   return w;
 }
 
+/* Widens a column of w columns to n. */
+static void widen(int *w, int n) {
+  if (n > *w)
+    *w = n;
+}
+
 /* Prints s left-aligned in w columns. */
 static void cell(const char *s, int w) {
   int pad = w - width(s);
@@ -834,26 +840,17 @@ static void cmd_report(const char *spec, int json, const char *since) {
       continue;
     script = strcmp(r->f[R_KIND], "script") == 0;
     if (number(r->f[R_REFUSED]) > 0) {
-      if (width(r->f[R_KIND]) > wk)
-        wk = width(r->f[R_KIND]);
-      if (width(r->f[R_NAME]) > wn)
-        wn = width(r->f[R_NAME]);
-      if ((int)strlen(r->f[R_SENT]) > ws)
-        ws = (int)strlen(r->f[R_SENT]);
-      if ((int)strlen(r->f[R_REFUSED]) > wr)
-        wr = (int)strlen(r->f[R_REFUSED]);
-      if ((int)strlen(r->f[R_EXCEEDED]) > wo)
-        wo = (int)strlen(r->f[R_EXCEEDED]);
-      if ((int)strlen(r->f[R_LIMIT]) > wl)
-        wl = (int)strlen(r->f[R_LIMIT]);
+      widen(&wk, width(r->f[R_KIND]));
+      widen(&wn, width(r->f[R_NAME]));
+      widen(&ws, (int)strlen(r->f[R_SENT]));
+      widen(&wr, (int)strlen(r->f[R_REFUSED]));
+      widen(&wo, (int)strlen(r->f[R_EXCEEDED]));
+      widen(&wl, (int)strlen(r->f[R_LIMIT]));
       if (row_limit(r) == -1 && wl < 9)
         wl = 9;
-      if ((int)strlen(r->f[R_WINDOW]) > ww)
-        ww = (int)strlen(r->f[R_WINDOW]);
-      if ((int)strlen(r->f[R_FORWARDED]) > wf)
-        wf = (int)strlen(r->f[R_FORWARDED]);
-      if ((int)strlen(r->f[R_LISTS]) > wls)
-        wls = (int)strlen(r->f[R_LISTS]);
+      widen(&ww, (int)strlen(r->f[R_WINDOW]));
+      widen(&wf, (int)strlen(r->f[R_FORWARDED]));
+      widen(&wls, (int)strlen(r->f[R_LISTS]));
       marks |= number(r->f[R_FORWARDED]) > 0 || number(r->f[R_LISTS]) > 0;
       refused_scripts += script;
       any++;
@@ -934,12 +931,9 @@ static void cmd_report(const char *spec, int json, const char *since) {
     rec *r = &a.recs[i];
     if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
       continue;
-    if (width(r->f[R_NAME]) > wn)
-      wn = width(r->f[R_NAME]);
-    if ((int)strlen(r->f[R_SENT]) > ws)
-      ws = (int)strlen(r->f[R_SENT]);
-    if ((int)strlen(r->f[R_UID]) > wo)
-      wo = (int)strlen(r->f[R_UID]);
+    widen(&wn, width(r->f[R_NAME]));
+    widen(&ws, (int)strlen(r->f[R_SENT]));
+    widen(&wo, (int)strlen(r->f[R_UID]));
   }
   /* The uid and subscription behind each script: "-" for a uid no
      subscription owns, or one the adapter did not know. */
@@ -1286,6 +1280,12 @@ static char *fmt(const char *f, ...) {
   return s;
 }
 
+/* The first two cells of an object's row: its kind and name. */
+static void who_cells(char **c, const char *kind, const char *name) {
+  c[0] = fmt("%s", kind);
+  c[1] = fmt("%s", name);
+}
+
 /* Adds a row of t->ncols cells (taken: made by fmt). */
 static void table_row(table *t, char **cells) {
   if (t->n == t->size) {
@@ -1396,6 +1396,7 @@ static void cmd_list(const char *spec, int json, const char *kind,
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     int blocked;
+    char *c[9];
     if (strcmp(r->f[0], "row") != 0)
       continue;
     blocked = strcmp(r->f[L_BKIND], "-") != 0;
@@ -1419,9 +1420,7 @@ static void cmd_list(const char *spec, int json, const char *kind,
       json_time(number(r->f[L_RESET]));
       printf("}");
     } else {
-      char *c[9];
-      c[0] = fmt("%s", r->f[L_KIND]);
-      c[1] = fmt("%s", r->f[L_NAME]);
+      who_cells(c, r->f[L_KIND], r->f[L_NAME]);
       c[2] = fmt("%s", number(r->f[L_SENDING]) ? "yes" : "no");
       c[3] = fmt("%" PRId64, number(r->f[L_COUNT]));
       c[4] = limit_cell(number(r->f[L_LIMIT]));
@@ -1524,8 +1523,7 @@ static void top_table(const answer *a, const char *none) {
     if (strcmp(r->f[0], "row") != 0)
       continue;
     live = strcmp(r->f[T_LIMIT], "-") != 0;
-    c[0] = fmt("%s", r->f[T_KIND]);
-    c[1] = fmt("%s", r->f[T_NAME]);
+    who_cells(c, r->f[T_KIND], r->f[T_NAME]);
     c[2] = fmt("%" PRId64, number(r->f[T_SENT]));
     c[3] = fmt("%" PRId64, number(r->f[T_REFUSED]));
     c[4] = fmt("%" PRId64, number(r->f[T_EXCEEDED]));
@@ -1612,8 +1610,7 @@ static void cmd_blocked(const char *spec, int json) {
       printf("}}");
     } else {
       char *c[5];
-      c[0] = fmt("%s", r->f[B_KIND]);
-      c[1] = fmt("%s", r->f[B_NAME]);
+      who_cells(c, r->f[B_KIND], r->f[B_NAME]);
       c[2] = known ? fmt("%s %s", r->f[B_BKIND], r->f[B_BY]) : fmt("-");
       c[3] = fmt("%s", r->f[B_WINDOW]);
       c[4] = number(r->f[B_LIMIT]) < 0 ? fmt("-") : fmt("%s", r->f[B_LIMIT]);
