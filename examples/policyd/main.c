@@ -540,6 +540,16 @@ static void batch_start(server *s) {
   }
 }
 
+/* Logs that a request of c cannot be decided for want of memory, and
+   returns -1: c is then closed without an answer. */
+static int out_of_memory(const conn *c) {
+  obspamd_log(LOG_ERR,
+              "cannot decide a request from %s: out of memory; closing "
+              "without an answer",
+              c->peer);
+  return -1;
+}
+
 /* Puts k messages of c's request in the batch being filled: msgs[j]
    decided (how[j], NULL for 0) into vs[j], or into the batch's own
    verdicts when vs is NULL. c waits for them (phase). Returns -1 when
@@ -557,11 +567,7 @@ static int ask(server *s, conn *c, int phase, unsigned k,
       s->spare = b->next;
       s->nspare--;
     } else if ((b = malloc(sizeof(*b))) == NULL) {
-      obspamd_log(LOG_ERR,
-                  "cannot decide a request from %s: out of memory; closing "
-                  "without an answer",
-                  c->peer);
-      return -1;
+      return out_of_memory(c);
     }
     b->s = s;
     b->n = 0;
@@ -640,11 +646,7 @@ static int rcpt_let_through(server *s, conn *c, const obspam_verdict *v) {
     return 0;
   }
   if ((d = detour_get(c)) == NULL) {
-    obspamd_log(LOG_ERR,
-                "cannot decide a request from %s: out of memory; closing "
-                "without an answer",
-                c->peer);
-    return -1;
+    return out_of_memory(c);
   }
   d->before = before;
   d->cap = cap;
@@ -767,11 +769,7 @@ static int ask_message(server *s, conn *c) {
   if (fw->n == 0 && flag == 0)
     return ask(s, c, PHASE_MAIN, 1, &c->m, NULL, NULL) == 0 ? 1 : -1;
   if ((d = detour_get(c)) == NULL) {
-    obspamd_log(LOG_ERR,
-                "cannot decide a request from %s: out of memory; closing "
-                "without an answer",
-                c->peer);
-    return -1;
+    return out_of_memory(c);
   }
   if (fw->n == 0) {
     obspamd_forwards_clear(&d->one);
