@@ -963,6 +963,18 @@ void *obspamd__grow(void *p, size_t *cap, size_t size) {
   return bigger;
 }
 
+void obspamd__put(obspamd__text *t, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(t->len < t->size ? t->buf + t->len : NULL,
+                t->len < t->size ? t->size - t->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    t->len += (size_t)n;
+}
+
 void obspamd__sort_by_key(void *base, size_t n, size_t size,
                           int (*compare)(const void *, const void *)) {
   size_t counts[8][256], i, sum, c;

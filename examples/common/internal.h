@@ -126,6 +126,18 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
    that a scan fills and that are freed on any failure. */
 void *obspamd__grow(void *p, size_t *cap, size_t size);
 
+/* A text growing in a caller's buffer of size bytes, counted like
+   snprintf: len is the length of the whole text, which is cut at size - 1
+   bytes (and NUL-terminated) when it is longer. */
+typedef struct obspamd__text {
+  char *buf;
+  size_t size, len;
+} obspamd__text;
+
+/* Appends to t as printf formats. */
+void obspamd__put(obspamd__text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);
 

@@ -59,38 +59,18 @@
 
 /* ---- the exposition ------------------------------------------------------ */
 
-typedef struct out {
-  char *buf;
-  size_t size, len;
-} out;
-
-static void put(out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(out *o, const char *fmt, ...) {
-  va_list ap;
-  int n;
-
-  va_start(ap, fmt);
-  n = vsnprintf(o->len < o->size ? o->buf + o->len : NULL,
-                o->len < o->size ? o->size - o->len : 0, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    o->len += (size_t)n;
-}
-
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
-static void family(out *o, const char *name, const char *type,
+static void family(obspamd__text *o, const char *name, const char *type,
                    const char *help) {
-  put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  obspamd__put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A family of one sample without labels: the library's own figures. */
-static void single(out *o, const char *name, const char *type, const char *help,
-                   int64_t value) {
+static void single(obspamd__text *o, const char *name, const char *type,
+                   const char *help, int64_t value) {
   family(o, name, type, help);
-  put(o, "%s %" PRId64 "\n", name, value);
+  obspamd__put(o, "%s %" PRId64 "\n", name, value);
 }
 
 /* A histogram bound in seconds, written without trailing zeros: 1e-05 s
@@ -130,7 +110,7 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   static const int levels[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
                                OBSPAM_MAILBOX};
   obspamd_metrics *m = &s->metrics;
-  out o = {buf, size, 0};
+  obspamd__text o = {buf, size, 0};
   uint64_t cumulative = 0;
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
   int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
@@ -142,21 +122,22 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   family(&o, "obspam_decisions_total", "counter",
          "Messages decided, by verdict.");
   for (i = 0; i < 4; i++)
-    put(&o, "obspam_decisions_total{action=\"%s\"} %" PRIu64 "\n", actions[i],
-        LOAD(&m->decisions[i]));
+    obspamd__put(&o, "obspam_decisions_total{action=\"%s\"} %" PRIu64 "\n",
+                 actions[i], LOAD(&m->decisions[i]));
   family(&o, "obspam_refusals_total", "counter",
          "Messages refused, by the level of the object that refused them.");
   for (i = 0; i < 3; i++)
-    put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
-        obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
+    obspamd__put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
+                 obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
   /* A family of its own, so that the series of obspam_refusals_total
      stay as they were. */
   family(&o, "obspam_refusal_windows_total", "counter",
          "Messages refused, by the window named (or the recipients cap, or "
          "scripts forbidden).");
   for (i = 0; i < OBSPAMD_REASONS; i++)
-    put(&o, "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
-        obspamd_reason_name(i), LOAD(&m->reasons[i]));
+    obspamd__put(&o,
+                 "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
+                 obspamd_reason_name(i), LOAD(&m->reasons[i]));
   /* Forwards are decided apart from the message that makes them, and
      are not in obspam_decisions_total; a list delivery is one of its
      decisions too. */
@@ -165,77 +146,89 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
          "verdict.");
   for (j = 0; j < 2; j++)
     for (i = 0; i < 4; i++)
-      put(&o,
-          "obspam_forward_decisions_total{kind=\"%s\",action=\"%s\"} "
-          "%" PRIu64 "\n",
-          j ? "remote" : "local", actions[i], LOAD(&m->forwards[j][i]));
+      obspamd__put(&o,
+                   "obspam_forward_decisions_total{kind=\"%s\",action=\"%s\"} "
+                   "%" PRIu64 "\n",
+                   j ? "remote" : "local", actions[i],
+                   LOAD(&m->forwards[j][i]));
   family(&o, "obspam_list_deliveries_total", "counter",
          "Mailing-list deliveries decided, by verdict.");
   for (i = 0; i < 4; i++)
-    put(&o, "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
-        actions[i], LOAD(&m->lists[i]));
+    obspamd__put(&o,
+                 "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
+                 actions[i], LOAD(&m->lists[i]));
   family(&o, "obspam_connections_open", "gauge",
          "Policy or SMTP connections open now.");
-  put(&o, "obspam_connections_open %" PRId64 "\n", LOAD(&m->connections_open));
+  obspamd__put(&o, "obspam_connections_open %" PRId64 "\n",
+               LOAD(&m->connections_open));
   family(&o, "obspam_connections_total", "counter",
          "Policy or SMTP connections accepted.");
-  put(&o, "obspam_connections_total %" PRIu64 "\n",
-      LOAD(&m->connections_total));
+  obspamd__put(&o, "obspam_connections_total %" PRIu64 "\n",
+               LOAD(&m->connections_total));
   family(&o, "obspam_requests_bad_total", "counter",
          "Malformed or over-long requests.");
-  put(&o, "obspam_requests_bad_total %" PRIu64 "\n", LOAD(&m->requests_bad));
+  obspamd__put(&o, "obspam_requests_bad_total %" PRIu64 "\n",
+               LOAD(&m->requests_bad));
 
   family(&o, "obspam_request_duration_seconds", "histogram",
          "Time from reading a request to answering it.");
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++) {
     cumulative += LOAD(&m->latency[i]);
     bound_text(obspamd_latency_bounds_us[i], le, sizeof(le));
-    put(&o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+    obspamd__put(
+        &o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
         le, cumulative);
   }
   cumulative += LOAD(&m->latency[OBSPAMD_LATENCY_BUCKETS]);
-  put(&o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+  obspamd__put(
+      &o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
       cumulative);
   {
     uint64_t sum = LOAD(&m->latency_sum_us);
-    put(&o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
+    obspamd__put(
+        &o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
         sum / 1000000, sum % 1000000);
   }
   /* The count is the +Inf bucket, read once, so that the two always
      agree even while requests are counted. */
-  put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n", cumulative);
+  obspamd__put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n",
+               cumulative);
 
   family(&o, "obspam_config_reloads_total", "counter",
          "Configuration reloads, by result.");
-  put(&o, "obspam_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
-      LOAD(&m->reloads_ok));
-  put(&o, "obspam_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->reloads_failed));
+  obspamd__put(&o, "obspam_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+               LOAD(&m->reloads_ok));
+  obspamd__put(&o,
+               "obspam_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+               LOAD(&m->reloads_failed));
   family(&o, "obspam_snapshot_saves_total", "counter",
          "State file saves, by result.");
-  put(&o, "obspam_snapshot_saves_total{result=\"ok\"} %" PRIu64 "\n",
-      LOAD(&m->saves_ok));
-  put(&o, "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->saves_failed));
+  obspamd__put(&o, "obspam_snapshot_saves_total{result=\"ok\"} %" PRIu64 "\n",
+               LOAD(&m->saves_ok));
+  obspamd__put(&o,
+               "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
+               LOAD(&m->saves_failed));
   /* A time rather than an age, as Prometheus's own exporters do: the
      age is time() minus it in a query, and 0 (the epoch) for "never"
      makes any alert on the age fire at once. */
   family(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
          "Unix time the state file was last written, 0 if never.");
-  put(&o, "obspam_snapshot_last_success_timestamp_seconds %" PRId64 "\n",
-      LOAD(&m->last_save));
+  obspamd__put(&o,
+               "obspam_snapshot_last_success_timestamp_seconds %" PRId64 "\n",
+               LOAD(&m->last_save));
   family(&o, "obspam_notices_total", "counter",
          "Notices: objects refused in a notification period.");
-  put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
+  obspamd__put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
   family(&o, "obspam_notify_mails_total", "counter",
          "Notice mails, by result: sent, failed (the command failed), "
          "dropped (not tried).");
-  put(&o, "obspam_notify_mails_total{result=\"sent\"} %" PRIu64 "\n",
-      LOAD(&m->mails_sent));
-  put(&o, "obspam_notify_mails_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->mails_failed));
-  put(&o, "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
-      LOAD(&m->mails_dropped));
+  obspamd__put(&o, "obspam_notify_mails_total{result=\"sent\"} %" PRIu64 "\n",
+               LOAD(&m->mails_sent));
+  obspamd__put(&o, "obspam_notify_mails_total{result=\"failed\"} %" PRIu64 "\n",
+               LOAD(&m->mails_failed));
+  obspamd__put(&o,
+               "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
+               LOAD(&m->mails_dropped));
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) ==
           OBSPAM_OK &&
       shared) {
@@ -259,8 +252,8 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   family(&o, "obspam_build_info", "gauge",
          "The daemon and the version of libobspam it runs.");
   label_value(s->name ? s->name : "obspamd", daemon, sizeof(daemon));
-  put(&o, "obspam_build_info{daemon=\"%s\",version=\"%s\"} 1\n", daemon,
-      obspam_version_string());
+  obspamd__put(&o, "obspam_build_info{daemon=\"%s\",version=\"%s\"} 1\n",
+               daemon, obspam_version_string());
   if (size > 0 && o.len >= size)
     buf[size - 1] = '\0';
   return o.len;
