@@ -610,6 +610,19 @@ int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg) {
   return rc;
 }
 
+void obspamd__thread_stop(pthread_t t, const int wake[2]) {
+  while (write(wake[1], "x", 1) < 0 && errno == EINTR)
+    ;
+  pthread_join(t, NULL);
+}
+
+void obspamd__close_fds(int *fd, int wake[2]) {
+  close(*fd);
+  close(wake[0]);
+  close(wake[1]);
+  *fd = wake[0] = wake[1] = -1;
+}
+
 /* ---- the service --------------------------------------------------------- */
 
 struct obspamd_private {

@@ -110,6 +110,12 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    old: threads started here must not take a daemon's signals. */
 #include <signal.h>
 int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Tells thread t, which polls the read end of the pipe wake, to end (one
+   byte into the pipe), and joins it. */
+void obspamd__thread_stop(pthread_t t, const int wake[2]);
+/* Closes the listening socket *fd of such a thread and its pipe wake, and
+   marks the three closed (-1). */
+void obspamd__close_fds(int *fd, int wake[2]);
 
 /* The socket that syslog mode writes to, "/dev/log"; tests point it at
    one of their own before obspamd_log_open. */

@@ -559,10 +559,7 @@ int obspamd_metrics_start(obspamd_service *s, const char *spec) {
   rc = obspamd__thread_create(&ep.thread, endpoint, NULL);
   if (rc != 0) {
     obspamd_log(LOG_ERR, "metrics: cannot start the thread: %s", strerror(rc));
-    close(ep.fd);
-    close(ep.wake[0]);
-    close(ep.wake[1]);
-    ep.fd = ep.wake[0] = ep.wake[1] = -1;
+    obspamd__close_fds(&ep.fd, ep.wake);
     return -1;
   }
   ep.running = 1;
@@ -578,9 +575,7 @@ void obspamd_metrics_stop(void) {
 
   if (!ep.running)
     return;
-  while (write(ep.wake[1], "x", 1) < 0 && errno == EINTR)
-    ;
-  pthread_join(ep.thread, NULL);
+  obspamd__thread_stop(ep.thread, ep.wake);
   for (i = 0; i < MAX_CLIENTS; i++)
     if (ep.c[i].fd >= 0)
       drop(&ep.c[i]);
@@ -591,9 +586,6 @@ void obspamd_metrics_stop(void) {
         obspamd_spec_parse(name, &sp, NULL, 0) == 0 && sp.family == AF_UNIX)
       unlink(sp.path);
   }
-  close(ep.fd);
-  close(ep.wake[0]);
-  close(ep.wake[1]);
-  ep.fd = ep.wake[0] = ep.wake[1] = -1;
+  obspamd__close_fds(&ep.fd, ep.wake);
   ep.running = 0;
 }
