@@ -73,6 +73,18 @@ static void single(obspamd__text *o, const char *name, const char *type,
   obspamd__put(o, "%s %" PRId64 "\n", name, value);
 }
 
+/* A counter family labelled by result: one sample for each of the
+   results (up to their NULL), with the value at the same place. */
+static void by_result(obspamd__text *o, const char *name, const char *help,
+                      const char *const *results, const uint64_t *values) {
+  int i;
+
+  family(o, name, "counter", help);
+  for (i = 0; results[i] != NULL; i++)
+    obspamd__put(o, "%s{result=\"%s\"} %" PRIu64 "\n", name, results[i],
+                 values[i]);
+}
+
 /* A histogram bound in seconds, written without trailing zeros: 1e-05 s
    is "0.00001", 1 s is "1". */
 static void bound_text(double us, char *buf, size_t size) {
@@ -109,6 +121,7 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
                                         "unknown"};
   static const int levels[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
                                OBSPAM_MAILBOX};
+  static const char *const ok_failed[] = {"ok", "failed", NULL};
   obspamd_metrics *m = &s->metrics;
   obspamd__text o = {buf, size, 0};
   uint64_t cumulative = 0;
@@ -194,20 +207,15 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   obspamd__put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n",
                cumulative);
 
-  family(&o, "obspam_config_reloads_total", "counter",
-         "Configuration reloads, by result.");
-  obspamd__put(&o, "obspam_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
-               LOAD(&m->reloads_ok));
-  obspamd__put(&o,
-               "obspam_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
-               LOAD(&m->reloads_failed));
-  family(&o, "obspam_snapshot_saves_total", "counter",
-         "State file saves, by result.");
-  obspamd__put(&o, "obspam_snapshot_saves_total{result=\"ok\"} %" PRIu64 "\n",
-               LOAD(&m->saves_ok));
-  obspamd__put(&o,
-               "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
-               LOAD(&m->saves_failed));
+  {
+    const uint64_t reloads[] = {LOAD(&m->reloads_ok), LOAD(&m->reloads_failed)},
+                   saves[] = {LOAD(&m->saves_ok), LOAD(&m->saves_failed)};
+
+    by_result(&o, "obspam_config_reloads_total",
+              "Configuration reloads, by result.", ok_failed, reloads);
+    by_result(&o, "obspam_snapshot_saves_total", "State file saves, by result.",
+              ok_failed, saves);
+  }
   /* A time rather than an age, as Prometheus's own exporters do: the
      age is time() minus it in a query, and 0 (the epoch) for "never"
      makes any alert on the age fire at once. */
@@ -219,16 +227,17 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   family(&o, "obspam_notices_total", "counter",
          "Notices: objects refused in a notification period.");
   obspamd__put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
-  family(&o, "obspam_notify_mails_total", "counter",
-         "Notice mails, by result: sent, failed (the command failed), "
-         "dropped (not tried).");
-  obspamd__put(&o, "obspam_notify_mails_total{result=\"sent\"} %" PRIu64 "\n",
-               LOAD(&m->mails_sent));
-  obspamd__put(&o, "obspam_notify_mails_total{result=\"failed\"} %" PRIu64 "\n",
-               LOAD(&m->mails_failed));
-  obspamd__put(&o,
-               "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
-               LOAD(&m->mails_dropped));
+  {
+    static const char *const mail_results[] = {"sent", "failed", "dropped",
+                                               NULL};
+    const uint64_t mails[] = {LOAD(&m->mails_sent), LOAD(&m->mails_failed),
+                              LOAD(&m->mails_dropped)};
+
+    by_result(&o, "obspam_notify_mails_total",
+              "Notice mails, by result: sent, failed (the command failed), "
+              "dropped (not tried).",
+              mail_results, mails);
+  }
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) ==
           OBSPAM_OK &&
       shared) {
