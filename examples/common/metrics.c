@@ -66,11 +66,19 @@ static void family(obspamd__text *o, const char *name, const char *type,
   obspamd__put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A family of one sample without labels: the library's own figures. */
+/* A family of one sample without labels: the library's own figures and
+   the daemon's gauges. */
 static void single(obspamd__text *o, const char *name, const char *type,
                    const char *help, int64_t value) {
   family(o, name, type, help);
   obspamd__put(o, "%s %" PRId64 "\n", name, value);
+}
+
+/* A counter of the daemon's, one sample without labels. */
+static void counter(obspamd__text *o, const char *name, const char *help,
+                    uint64_t value) {
+  family(o, name, "counter", help);
+  obspamd__put(o, "%s %" PRIu64 "\n", name, value);
 }
 
 /* A counter family labelled by result: one sample for each of the
@@ -170,18 +178,12 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
     obspamd__put(&o,
                  "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
                  actions[i], LOAD(&m->lists[i]));
-  family(&o, "obspam_connections_open", "gauge",
-         "Policy or SMTP connections open now.");
-  obspamd__put(&o, "obspam_connections_open %" PRId64 "\n",
-               LOAD(&m->connections_open));
-  family(&o, "obspam_connections_total", "counter",
-         "Policy or SMTP connections accepted.");
-  obspamd__put(&o, "obspam_connections_total %" PRIu64 "\n",
-               LOAD(&m->connections_total));
-  family(&o, "obspam_requests_bad_total", "counter",
-         "Malformed or over-long requests.");
-  obspamd__put(&o, "obspam_requests_bad_total %" PRIu64 "\n",
-               LOAD(&m->requests_bad));
+  single(&o, "obspam_connections_open", "gauge",
+         "Policy or SMTP connections open now.", LOAD(&m->connections_open));
+  counter(&o, "obspam_connections_total",
+          "Policy or SMTP connections accepted.", LOAD(&m->connections_total));
+  counter(&o, "obspam_requests_bad_total", "Malformed or over-long requests.",
+          LOAD(&m->requests_bad));
 
   family(&o, "obspam_request_duration_seconds", "histogram",
          "Time from reading a request to answering it.");
@@ -219,14 +221,12 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   /* A time rather than an age, as Prometheus's own exporters do: the
      age is time() minus it in a query, and 0 (the epoch) for "never"
      makes any alert on the age fire at once. */
-  family(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
-         "Unix time the state file was last written, 0 if never.");
-  obspamd__put(&o,
-               "obspam_snapshot_last_success_timestamp_seconds %" PRId64 "\n",
-               LOAD(&m->last_save));
-  family(&o, "obspam_notices_total", "counter",
-         "Notices: objects refused in a notification period.");
-  obspamd__put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
+  single(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
+         "Unix time the state file was last written, 0 if never.",
+         LOAD(&m->last_save));
+  counter(&o, "obspam_notices_total",
+          "Notices: objects refused in a notification period.",
+          LOAD(&m->notices));
   {
     static const char *const mail_results[] = {"sent", "failed", "dropped",
                                                NULL};
