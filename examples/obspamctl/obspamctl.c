@@ -1736,26 +1736,38 @@ enum {
   OPT_ACTIVE,
   OPT_AFTER,
   OPT_LIMIT,
-  OPT_KIND
+  OPT_KIND,
+  OPT_END
 };
 
-static const struct option long_options[] = {
-    {"control", required_argument, NULL, OPT_CONTROL},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"since", required_argument, NULL, OPT_SINCE},
-    {"day", required_argument, NULL, OPT_DAY},
-    {"svg", required_argument, NULL, OPT_SVG},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {"force", no_argument, NULL, OPT_FORCE},
-    {"tz", required_argument, NULL, OPT_TZ},
-    {"parent", required_argument, NULL, OPT_PARENT},
-    {"active", no_argument, NULL, OPT_ACTIVE},
-    {"after", required_argument, NULL, OPT_AFTER},
-    {"limit", required_argument, NULL, OPT_LIMIT},
-    {"kind", required_argument, NULL, OPT_KIND},
-    {NULL, 0, NULL, 0}};
+#define LONG_OPTIONS (OPT_END - OPT_CONTROL)
+
+/* Their names, in that order, each followed by ':' when it takes a value
+   (as getopt's short options are). */
+static const char *const long_names[LONG_OPTIONS] = {
+    "control:", "json", "timeout:", "since:", "day:",   "svg:",   "version",
+    "force",    "tz:",  "parent:",  "active", "after:", "limit:", "kind:"};
+
+/* Made from long_names by long_options_init, then --help (-h), then the
+   zeros that end the array. */
+static struct option long_options[LONG_OPTIONS + 2];
+
+static void long_options_init(void) {
+  static char names[LONG_OPTIONS][16];
+  int i;
+
+  for (i = 0; i < LONG_OPTIONS; i++) {
+    size_t n = strlen(long_names[i]);
+    int value = long_names[i][n - 1] == ':';
+
+    memcpy(names[i], long_names[i], n - (size_t)value);
+    long_options[i].name = names[i];
+    long_options[i].has_arg = value ? required_argument : no_argument;
+    long_options[i].val = OPT_CONTROL + i;
+  }
+  long_options[i].name = "help";
+  long_options[i].val = 'h';
+}
 
 /* ":" first: a missing value is told apart from an unknown option, and
    getopt_long prints nothing of its own. Options may follow the command
@@ -1784,15 +1796,29 @@ int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
              *svg = NULL, *words[8], *tz = NULL, *parent = NULL, *after = NULL,
              *limit = NULL, *kind = NULL;
+  /* Where the options with a text value put it. */
+  const char **text_of[LONG_OPTIONS] = {[OPT_CONTROL - OPT_CONTROL] = &control,
+                                        [OPT_SINCE - OPT_CONTROL] = &since,
+                                        [OPT_DAY - OPT_CONTROL] = &day,
+                                        [OPT_SVG - OPT_CONTROL] = &svg,
+                                        [OPT_TZ - OPT_CONTROL] = &tz,
+                                        [OPT_PARENT - OPT_CONTROL] = &parent,
+                                        [OPT_AFTER - OPT_CONTROL] = &after,
+                                        [OPT_KIND - OPT_CONTROL] = &kind};
   char spec[600];
   int json = 0, force = 0, active = 0, nwords = 0, i, opt;
 
+  long_options_init();
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
   json_errors = wants_json(argc, argv);
   opterr = 0;
   while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) !=
          -1) {
+    if (opt >= OPT_CONTROL && text_of[opt - OPT_CONTROL] != NULL) {
+      *text_of[opt - OPT_CONTROL] = optarg;
+      continue;
+    }
     switch (opt) {
     case 'h':
       usage_text(stdout);
@@ -1807,29 +1833,8 @@ int main(int argc, char **argv) {
     case OPT_FORCE:
       force = 1;
       break;
-    case OPT_CONTROL:
-      control = optarg;
-      break;
-    case OPT_SINCE:
-      since = optarg;
-      break;
-    case OPT_DAY:
-      day = optarg;
-      break;
-    case OPT_SVG:
-      svg = optarg;
-      break;
-    case OPT_TZ:
-      tz = optarg;
-      break;
-    case OPT_PARENT:
-      parent = optarg;
-      break;
     case OPT_ACTIVE:
       active = 1;
-      break;
-    case OPT_AFTER:
-      after = optarg;
       break;
     case OPT_LIMIT: {
       char *end;
@@ -1841,9 +1846,6 @@ int main(int argc, char **argv) {
       limit = optarg;
       break;
     }
-    case OPT_KIND:
-      kind = optarg;
-      break;
     case OPT_TIMEOUT: {
       char *end;
       long t = strtol(optarg, &end, 10);
@@ -1856,8 +1858,8 @@ int main(int argc, char **argv) {
       die_usage("option %s needs a value", argv[optind - 1]);
     default: /* '?': optopt is the short option, the value of a long
                 option given a value it does not take, or 0 */
-      if ((optopt >= OPT_CONTROL && optopt != OPT_TZ && optopt != OPT_PARENT &&
-           optopt != OPT_AFTER && optopt != OPT_LIMIT && optopt != OPT_KIND) ||
+      if ((optopt >= OPT_CONTROL && optopt < OPT_END &&
+           long_options[optopt - OPT_CONTROL].has_arg == no_argument) ||
           optopt == 'h')
         die_usage("option %s takes no value", argv[optind - 1]);
       if (optopt != 0)
