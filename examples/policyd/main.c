@@ -245,7 +245,7 @@ typedef struct conn {
   struct conn *prev[CHAINS], *next[CHAINS];
   int on[CHAINS];
   int64_t last;    /* monotonic ms of the last read */
-  int64_t started; /* monotonic ms: the start of the request WAITING */
+  int64_t started; /* monotonic ms: the start of its request, on WAITING */
   /* A request whose decision was handed to obspam_decide_start: the
      connection reads and parses nothing more until it is answered. A
      connection closed meanwhile is only marked closed, and freed when
