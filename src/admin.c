@@ -21,10 +21,8 @@ static int norm(obspam_engine *e, const char *fn, int kind, const char *name,
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (!tree_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: kind %d is not a plan, "
-                        "subscription, domain or mailbox",
-                        fn, kind);
+    return obspam__bad_kind(e, fn, kind,
+                            "a plan, subscription, domain or mailbox");
   return obspam__kind_name_norm(e, fn, kind, name, out);
 }
 
@@ -255,10 +253,8 @@ static int set_value(obspam_engine *e, const char *what, int kind,
     return obspam__fail(e, OBSPAM_EINVAL, "%s: a %s has no %s limit", what,
                         obspam_kind_name(kind), obspam_kind_name(which));
   if (w < 0 && kind != OBSPAM_SERVER && !tree_kind(kind))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "%s: kind %d is not the server, a plan, "
-                        "subscription, domain or mailbox",
-                        what, kind);
+    return obspam__bad_kind(
+        e, what, kind, "the server, a plan, subscription, domain or mailbox");
   if (v < OBSPAM_INHERIT || (kind == OBSPAM_SERVER && v == OBSPAM_INHERIT))
     return obspam__fail(
         e, OBSPAM_EINVAL, "%s: %lld is not a count%s", what, (long long)v,
@@ -332,11 +328,9 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
                            const char *name, int w, int64_t *out) {
   obspam__name n;
   obspam__obj *o;
-  obspam__imb *held = NULL;
+  obspam__imb *held;
   int rc;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
   if ((rc = obspam__counted_kind(e, what, kind, "an effective limit")) !=
       OBSPAM_OK)
     return rc;
@@ -347,11 +341,8 @@ static int effective_value(obspam_engine *e, const char *what, int kind,
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_rdlock(&e->lock);
-  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
   /* An implicit mailbox has the limit a declared one would inherit. */
-  if (o == NULL && kind == OBSPAM_MAILBOX &&
-      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
-    o = &held->obj;
+  o = obspam__find_counted(e, kind, &n, &held);
   if (o == NULL)
     find(e, what, kind, &n); /* records the failure */
   else if (w < 0)

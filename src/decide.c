@@ -942,12 +942,8 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   now = obspam__newest(e, now);
 
   pthread_rwlock_rdlock(&e->lock);
-  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
   /* An implicit mailbox is pinned while it is read. */
-  if (o == NULL && kind == OBSPAM_MAILBOX)
-    held = obspam__implicit_hold(&e->imp, n.s, n.len);
-  if (held != NULL)
-    o = &held->obj;
+  o = obspam__find_counted(e, kind, &n, &held);
   if (o != NULL)
     obspam__stats_fill(e, o, now, out);
   if (held != NULL)

@@ -53,8 +53,16 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...) {
   return code;
 }
 
+int obspam__bad_kind(obspam_engine *e, const char *fn, int kind,
+                     const char *what) {
+  return obspam__fail(e, OBSPAM_EINVAL, "%s: kind %d is not %s", fn, kind,
+                      what);
+}
+
 int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
                          const char *what) {
+  if (e == NULL)
+    return OBSPAM_EINVAL;
   if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
     return obspam__fail(e, OBSPAM_EINVAL,
                         "%s: only a subscription, domain or mailbox has %s", fn,
@@ -91,12 +99,23 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
     return;
   obspam__tree_free(&c->tree, store != NULL ? obspam__store_forget : NULL,
                     store);
+  free(c->store_uri);
+  free(c->store_prefix);
   obspam__wl_free(&c->wl);
   obspam__wl_free(&c->local);
   obspam__marks_free(&c->marks);
-  free(c->store_uri);
-  free(c->store_prefix);
   free(c);
+}
+
+obspam__obj *obspam__find_counted(obspam_engine *e, int kind,
+                                  const obspam__name *n, obspam__imb **held) {
+  obspam__obj *o = obspam__tree_find(&e->conf->tree, kind, n->s, n->len);
+
+  *held = NULL;
+  if (o == NULL && kind == OBSPAM_MAILBOX &&
+      (*held = obspam__implicit_hold(&e->imp, n->s, n->len)) != NULL)
+    o = &(*held)->obj;
+  return o;
 }
 
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
@@ -525,49 +544,42 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
   return OBSPAM_OK;
 }
 
-int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
-                        int64_t *episodes, int64_t *fallback_decisions) {
-  int64_t st[4] = {0, 0, 0, 0};
+/* Reads the store's status figures (backlog 0) or its backlog (1) under
+   the engine's lock, zeros from a store that keeps none, and hands the
+   first n of them to the caller's pointers that are not NULL. */
+static int store_figures(obspam_engine *e, int backlog, int64_t *const *out,
+                         int n) {
+  int64_t v[6] = {0, 0, 0, 0, 0, 0};
+  int i;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
   pthread_rwlock_rdlock(&e->lock);
-  if (e->store->ops->status != NULL)
-    e->store->ops->status(e->store, st);
+  if (!backlog && e->store->ops->status != NULL)
+    e->store->ops->status(e->store, v);
+  else if (backlog && e->store->ops->backlog != NULL)
+    e->store->ops->backlog(e->store, v);
   pthread_rwlock_unlock(&e->lock);
-  if (shared != NULL)
-    *shared = st[0];
-  if (up != NULL)
-    *up = st[1];
-  if (episodes != NULL)
-    *episodes = st[2];
-  if (fallback_decisions != NULL)
-    *fallback_decisions = st[3];
+  for (i = 0; i < n; i++)
+    if (out[i] != NULL)
+      *out[i] = v[i];
   return OBSPAM_OK;
+}
+
+int obspam_store_status(obspam_engine *e, int64_t *shared, int64_t *up,
+                        int64_t *episodes, int64_t *fallback_decisions) {
+  int64_t *const out[4] = {shared, up, episodes, fallback_decisions};
+
+  return store_figures(e, 0, out, 4);
 }
 
 int obspam_store_backlog(obspam_engine *e, int64_t *ledger_pending,
                          int64_t *ledger_added, int64_t *ledger_dropped,
                          int64_t *keys_pending, int64_t *keys_deleted) {
-  int64_t st[6] = {0, 0, 0, 0, 0, 0};
+  int64_t *const out[5] = {ledger_pending, ledger_added, ledger_dropped,
+                           keys_pending, keys_deleted};
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
-  pthread_rwlock_rdlock(&e->lock);
-  if (e->store->ops->backlog != NULL)
-    e->store->ops->backlog(e->store, st);
-  pthread_rwlock_unlock(&e->lock);
-  if (ledger_pending != NULL)
-    *ledger_pending = st[0];
-  if (ledger_added != NULL)
-    *ledger_added = st[1];
-  if (ledger_dropped != NULL)
-    *ledger_dropped = st[2];
-  if (keys_pending != NULL)
-    *keys_pending = st[3];
-  if (keys_deleted != NULL)
-    *keys_deleted = st[4];
-  return OBSPAM_OK;
+  return store_figures(e, 1, out, 5);
 }
 
 int obspam_implicit_status(obspam_engine *e, int64_t *count, int64_t *overflow,

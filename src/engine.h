@@ -115,6 +115,12 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store);
    them. The old conf is freed after the lock is released. OBSPAM_OK, or
    OBSPAM_ENOMEM with nothing changed (next then belongs to the caller). */
 int obspam__conf_replace(obspam_engine *e, obspam__conf *next);
+/* Under the engine's read lock: the object of kind named n that has
+   counters, the declared one or else an implicit mailbox, pinned in *held
+   until the caller lets it go (obspam__implicit_unpin) before the lock;
+   *held is NULL for any other answer, and NULL is neither. */
+obspam__obj *obspam__find_counted(obspam_engine *e, int kind,
+                                  const obspam__name *n, obspam__imb **held);
 /* An obspam__successor: the object of that kind and name in conf. */
 obspam__obj *obspam__conf_find(int kind, const char *name, size_t len,
                                void *conf);
@@ -157,9 +163,13 @@ int obspam__fail(obspam_engine *e, int code, const char *fmt, ...)
 #endif
     ;
 
+/* OBSPAM_EINVAL with the message "fn: kind K is not what", for a kind
+   argument out of the range of function fn. */
+int obspam__bad_kind(obspam_engine *e, const char *fn, int kind,
+                     const char *what);
 /* Whether kind has counters (a subscription, domain or mailbox): OBSPAM_OK,
    or OBSPAM_EINVAL with the message "fn: only a subscription, domain or
-   mailbox has what". */
+   mailbox has what"; OBSPAM_EINVAL, with no message, for a NULL engine. */
 int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
                          const char *what);
 

@@ -3,22 +3,26 @@
    and the configuration file both ask. */
 #include "options.h"
 
+/* An option that is off (0) or on (1), by default def. */
+#define SWITCH(def)                                                            \
+  { def, 0, 1 }
+
 /* By OBSPAM_OPT_*: default, smallest and largest value. */
 static const struct {
   int64_t def, min, max;
 } opts[OBSPAM__OPT_MAX + 1] = {
-    [OBSPAM_OPT_ENABLED] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_UNIT] = {0, 0, 1},
-    [OBSPAM_OPT_ACTION] = {0, 0, 1},
+    [OBSPAM_OPT_ENABLED] = SWITCH(1),
+    [OBSPAM_OPT_COUNT_UNIT] = SWITCH(0),
+    [OBSPAM_OPT_ACTION] = SWITCH(0),
     [OBSPAM_OPT_COUNT_UNAUTHENTICATED] = {2, 0, 2},
-    [OBSPAM_OPT_COUNT_FORWARD_LOCAL] = {0, 0, 1},
-    [OBSPAM_OPT_COUNT_FORWARD_REMOTE] = {1, 0, 1},
-    [OBSPAM_OPT_COUNT_MAILING_LISTS] = {0, 0, 1},
+    [OBSPAM_OPT_COUNT_FORWARD_LOCAL] = SWITCH(0),
+    [OBSPAM_OPT_COUNT_FORWARD_REMOTE] = SWITCH(1),
+    [OBSPAM_OPT_COUNT_MAILING_LISTS] = SWITCH(0),
     [OBSPAM_OPT_RETENTION_HOURS] = {720, 1, 87600},
     [OBSPAM_OPT_NOTIFY_PERIOD] = {3600, 60, 2678400},
-    [OBSPAM_OPT_NOTIFY_IMMEDIATE] = {0, 0, 1},
+    [OBSPAM_OPT_NOTIFY_IMMEDIATE] = SWITCH(0),
     [OBSPAM_OPT_STORE_TIMEOUT_MS] = {200, 1, 60000},
-    [OBSPAM_OPT_STORE_FALLBACK] = {0, 0, 1},
+    [OBSPAM_OPT_STORE_FALLBACK] = SWITCH(0),
     [OBSPAM_OPT_IMPLICIT_MAILBOXES] = {100000, 0, 100000000},
 };
 

@@ -238,10 +238,8 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_MAILBOX)
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "enumerate: kind %d is not a subscription, domain or "
-                        "mailbox",
-                        kind);
+    return obspam__bad_kind(e, "enumerate", kind,
+                            "a subscription, domain or mailbox");
   if (fn == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "enumerate: no callback");
   if ((flags & ~OBSPAM_ENUM_ACTIVE) != 0)
@@ -300,11 +298,9 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   obspam__charge ch;
   obspam__name n;
   obspam__obj *o;
-  obspam__imb *held = NULL;
+  obspam__imb *held;
   int rc;
 
-  if (e == NULL)
-    return OBSPAM_EINVAL;
   if ((rc = obspam__counted_kind(e, "reset", kind, "counters")) != OBSPAM_OK)
     return rc;
   if (now < 0)
@@ -316,11 +312,8 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
 
   memset(&ch, 0, sizeof(ch));
   pthread_rwlock_rdlock(&e->lock);
-  o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
   /* An implicit mailbox is pinned while it is reset. */
-  if (o == NULL && kind == OBSPAM_MAILBOX &&
-      (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
-    o = &held->obj;
+  o = obspam__find_counted(e, kind, &n, &held);
   if (o == NULL) {
     rc = OBSPAM_ENOTFOUND;
   } else {

@@ -43,11 +43,8 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
 
   pthread_rwlock_rdlock(&e->lock);
   if (kind != OBSPAM_SCRIPT) {
-    o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
     /* An implicit mailbox is pinned while it is read. */
-    if (o == NULL && kind == OBSPAM_MAILBOX &&
-        (held = obspam__implicit_hold(&e->imp, n.s, n.len)) != NULL)
-      o = &held->obj;
+    o = obspam__find_counted(e, kind, &n, &held);
     rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
   } else {
     rc = OBSPAM_OK;
@@ -141,6 +138,8 @@ static int rows_emit(obspam_engine *e, const char *what, int64_t from,
   size_t n, i, k;
   int rc;
 
+  if (fn == NULL)
+    return obspam__fail(e, OBSPAM_EINVAL, "%s: no callback", what);
   pthread_rwlock_rdlock(&e->lock);
   rc = e->store->ops->report(e->store, from, to,
                              e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], every,
@@ -197,8 +196,6 @@ int obspam_report(obspam_engine *e, int64_t from, int64_t to,
                   void *ud) {
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (fn == NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "report: no callback");
   return rows_emit(e, "report", from, to, 0, -1, 0, row_order, fn, ud);
 }
 
@@ -207,11 +204,8 @@ int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to, size_t n,
   if (e == NULL)
     return OBSPAM_EINVAL;
   if (kind != -1 && (kind < OBSPAM_SUBSCRIPTION || kind > OBSPAM_SCRIPT))
-    return obspam__fail(e, OBSPAM_EINVAL,
-                        "top: kind %d is not a subscription, domain, mailbox, "
-                        "script or -1 (every kind)",
-                        kind);
-  if (fn == NULL)
-    return obspam__fail(e, OBSPAM_EINVAL, "top: no callback");
+    return obspam__bad_kind(
+        e, "top", kind,
+        "a subscription, domain, mailbox, script or -1 (every kind)");
   return rows_emit(e, "top", from, to, 1, kind, n, top_order, fn, ud);
 }

@@ -32,25 +32,42 @@
 
 /* ---- the window ---------------------------------------------------------- */
 
+/* Moves a window of nb buckets b, whose newest bucket is newest and whose
+   buckets sum to *sum, forward to bucket k > newest: empties the buckets
+   that leave and takes them from *sum (sum_at, below, reads the same
+   without changing it). */
+static void drain(int64_t *b, int nb, int64_t newest, int64_t *sum, int64_t k) {
+  int64_t j;
+
+  if (k - newest >= nb) {
+    memset(b, 0, (size_t)nb * sizeof(*b));
+    *sum = 0;
+    return;
+  }
+  for (j = newest + 1; j <= k; j++) {
+    *sum -= b[j % nb];
+    b[j % nb] = 0;
+  }
+}
+
 /* Moves the ring forward to minute, emptying the buckets that leave. */
 static void advance(ring *r, int64_t minute) {
   int64_t k;
 
   if (minute <= r->minute)
     return;
+  drain(r->b_sent, WINDOW, r->minute, &r->sent, minute);
   if (minute - r->minute >= WINDOW) {
-    memset(r->b_sent, 0, sizeof(r->b_sent));
     memset(r->b_ref, 0, sizeof(r->b_ref));
     if (r->b_exc != NULL)
       memset(r->b_exc, 0, WINDOW * sizeof(*r->b_exc));
-    r->sent = r->refused = r->exceeded = 0;
+    r->refused = r->exceeded = 0;
   } else {
     for (k = r->minute + 1; k <= minute; k++) {
       int i = (int)(k % WINDOW);
 
-      r->sent -= r->b_sent[i];
       r->refused -= r->b_ref[i];
-      r->b_sent[i] = r->b_ref[i] = 0;
+      r->b_ref[i] = 0;
       if (r->b_exc != NULL) {
         r->exceeded -= r->b_exc[i];
         r->b_exc[i] = 0;
@@ -119,19 +136,9 @@ static void peek(const ring *r, int64_t minute, int64_t *sent, int64_t *refused,
 /* Moves the minute window of r forward to tick, emptying the buckets
    that leave. */
 static void tick_advance(ring *r, int64_t tick) {
-  int64_t k;
-
   if (tick <= r->tick)
     return;
-  if (tick - r->tick >= TICKS) {
-    memset(r->b_min, 0, sizeof(r->b_min));
-    r->m_sent = 0;
-  } else {
-    for (k = r->tick + 1; k <= tick; k++) {
-      r->m_sent -= r->b_min[k % TICKS];
-      r->b_min[k % TICKS] = 0;
-    }
-  }
+  drain(r->b_min, TICKS, r->tick, &r->m_sent, tick);
   r->tick = tick;
 }
 

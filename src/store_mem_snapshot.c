@@ -451,12 +451,20 @@ static const char *parse_buckets(obspam__reader *r, int nb, int64_t *sent,
   return NULL;
 }
 
-static const char *parse_ring(obspam__reader *r, ring *g, int64_t newest,
+/* Reads a ring into a new one at *out, which the caller frees, whatever
+   the answer. */
+static const char *parse_ring(obspam__reader *r, ring **out, int64_t newest,
                               uint32_t version, int *nomem) {
-  uint32_t *ref = g->b_ref;
+  ring *g = *out = calloc(1, sizeof(*g));
+  uint32_t *ref;
   const char *why;
   int i;
 
+  if (g == NULL) {
+    *nomem = 1;
+    return "out of memory";
+  }
+  ref = g->b_ref;
   if (obspam__get_i64(r, &g->minute))
     return "truncated";
   if (g->minute < 0 || g->minute > newest / 60)
@@ -522,14 +530,8 @@ static const char *parse_entry(obspam__reader *r, parsed *p, parsed_entry *e,
     return "truncated";
   if (has_ring > 1 || (has_ring && kind == OBSPAM_SCRIPT))
     return "bad window";
-  if (has_ring) {
-    e->r = calloc(1, sizeof(*e->r));
-    if (e->r == NULL)
-      goto nomem;
-    why = parse_ring(r, e->r, newest, version, nomem);
-    if (why != NULL)
-      return why;
-  }
+  if (has_ring && (why = parse_ring(r, &e->r, newest, version, nomem)) != NULL)
+    return why;
   if (kind == OBSPAM_SCRIPT) {
     if (obspam__index_find(&p->scripts, e->name, len) != NULL)
       return "a script path appears twice";

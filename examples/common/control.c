@@ -1322,17 +1322,12 @@ void obspamd_control_stop(void) {
 
   if (!ctl.running)
     return;
-  while (write(ctl.wake[1], "x", 1) < 0 && errno == EINTR)
-    ;
-  pthread_join(ctl.thread, NULL);
+  obspamd__thread_stop(ctl.thread, ctl.wake);
   obspamd__service_control(ctl.s, NULL);
   /* Only our own socket file: a daemon started since may have replaced
      it. */
   if (stat(ctl.path, &st) == 0 && st.st_dev == ctl.dev && st.st_ino == ctl.ino)
     unlink(ctl.path);
-  close(ctl.fd);
-  close(ctl.wake[0]);
-  close(ctl.wake[1]);
-  ctl.fd = ctl.wake[0] = ctl.wake[1] = -1;
+  obspamd__close_fds(&ctl.fd, ctl.wake);
   ctl.running = 0;
 }

@@ -610,6 +610,19 @@ int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg) {
   return rc;
 }
 
+void obspamd__thread_stop(pthread_t t, const int wake[2]) {
+  while (write(wake[1], "x", 1) < 0 && errno == EINTR)
+    ;
+  pthread_join(t, NULL);
+}
+
+void obspamd__close_fds(int *fd, int wake[2]) {
+  close(*fd);
+  close(wake[0]);
+  close(wake[1]);
+  *fd = wake[0] = wake[1] = -1;
+}
+
 /* ---- the service --------------------------------------------------------- */
 
 struct obspamd_private {
@@ -961,6 +974,18 @@ void *obspamd__grow(void *p, size_t *cap, size_t size) {
   }
   *cap *= 2;
   return bigger;
+}
+
+void obspamd__put(obspamd__text *t, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(t->len < t->size ? t->buf + t->len : NULL,
+                t->len < t->size ? t->size - t->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    t->len += (size_t)n;
 }
 
 void obspamd__sort_by_key(void *base, size_t n, size_t size,

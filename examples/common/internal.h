@@ -110,6 +110,12 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    old: threads started here must not take a daemon's signals. */
 #include <signal.h>
 int obspamd__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Tells thread t, which polls the read end of the pipe wake, to end (one
+   byte into the pipe), and joins it. */
+void obspamd__thread_stop(pthread_t t, const int wake[2]);
+/* Closes the listening socket *fd of such a thread and its pipe wake, and
+   marks the three closed (-1). */
+void obspamd__close_fds(int *fd, int wake[2]);
 
 /* The socket that syslog mode writes to, "/dev/log"; tests point it at
    one of their own before obspamd_log_open. */
@@ -125,6 +131,18 @@ size_t obspamd__log_format(int mode, const char *ident, long pid, time_t now,
    (*cap is doubled); NULL when memory ran out, which frees p. For arrays
    that a scan fills and that are freed on any failure. */
 void *obspamd__grow(void *p, size_t *cap, size_t size);
+
+/* A text growing in a caller's buffer of size bytes, counted like
+   snprintf: len is the length of the whole text, which is cut at size - 1
+   bytes (and NUL-terminated) when it is longer. */
+typedef struct obspamd__text {
+  char *buf;
+  size_t size, len;
+} obspamd__text;
+
+/* Appends to t as printf formats. */
+void obspamd__put(obspamd__text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The directory part of path ("." when it has no slash) into dir. */
 void obspamd__dir_of(const char *path, char *dir, size_t size);

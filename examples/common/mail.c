@@ -234,27 +234,6 @@ close_all:
 
 /* ---- the text of a mail -------------------------------------------------- */
 
-/* A growing text in a caller's buffer, counted like snprintf. */
-typedef struct mtext {
-  char *buf;
-  size_t size, len;
-} mtext;
-
-static void put(mtext *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(mtext *t, const char *fmt, ...) {
-  va_list ap;
-  int n;
-
-  va_start(ap, fmt);
-  n = vsnprintf(t->len < t->size ? t->buf + t->len : NULL,
-                t->len < t->size ? t->size - t->len : 0, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    t->len += (size_t)n;
-}
-
 /* RFC 5322 date, in English whatever the locale. */
 static void rfc5322_date(int64_t when, char *buf, size_t size) {
   static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
@@ -328,7 +307,7 @@ static void notice_limit(const obspam_notice *n, int unit, char *line,
 
 /* Appends s to buf as one word for a POSIX shell: as it is when it holds
    only characters no shell treats specially, else in single quotes. */
-static void shell_word(mtext *t, const char *s) {
+static void shell_word(obspamd__text *t, const char *s) {
   const char *c;
 
   for (c = s; *c; c++)
@@ -337,18 +316,18 @@ static void shell_word(mtext *t, const char *s) {
           strchr("@%+-./:=_,", *c) != NULL))
       break;
   if (*c == '\0' && *s != '\0') {
-    put(t, "%s", s);
+    obspamd__put(t, "%s", s);
     return;
   }
-  put(t, "'");
+  obspamd__put(t, "'");
   for (c = s; *c; c++)
-    put(t, *c == '\'' ? "'\\''" : "%c", *c);
-  put(t, "'");
+    obspamd__put(t, *c == '\'' ? "'\\''" : "%c", *c);
+  obspamd__put(t, "'");
 }
 
 void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
   char re[4 * OBSPAM_NAME_MAX + 64];
-  mtext r = {re, sizeof(re), 0}, t = {buf, size, 0};
+  obspamd__text r = {re, sizeof(re), 0}, t = {buf, size, 0};
   const char *c;
 
   /* The refusal line names the object that kept the message out, and the
@@ -359,17 +338,17 @@ void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
      carries its login or sender. Logins and senders are logged as the
      client wrote them: -i. */
   if (kind == OBSPAM_MAILBOX)
-    put(&r, "refuse .* (object|sasl|sender)=");
+    obspamd__put(&r, "refuse .* (object|sasl|sender)=");
   else if (kind == OBSPAM_DOMAIN)
-    put(&r, "refuse .* (object=|(sasl|sender)=[^ ]*@)");
+    obspamd__put(&r, "refuse .* (object=|(sasl|sender)=[^ ]*@)");
   else
-    put(&r, "refuse kind=%s object=", obspamd_kind_name(kind));
+    obspamd__put(&r, "refuse kind=%s object=", obspamd_kind_name(kind));
   for (c = name; *c; c++)
-    put(&r, strchr(".[]()*+?{}|^$\\", *c) != NULL ? "\\%c" : "%c", *c);
-  put(&r, " ");
+    obspamd__put(&r, strchr(".[]()*+?{}|^$\\", *c) != NULL ? "\\%c" : "%c", *c);
+  obspamd__put(&r, " ");
   if (r.len >= r.size)
     re[r.size - 1] = '\0';
-  put(&t, "grep -iE ");
+  obspamd__put(&t, "grep -iE ");
   shell_word(&t, re);
   if (size > 0 && t.len >= size)
     buf[size - 1] = '\0';
@@ -379,7 +358,7 @@ void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
    is written as RFC 2047 encoded words ("=?UTF-8?B?...?="), each of whole
    characters and at most 39 bytes, so that no line is longer than 76
    characters; header lines stay printable ASCII. */
-static void put_subject(mtext *t, const char *text) {
+static void put_subject(obspamd__text *t, const char *text) {
   static const char b64[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const unsigned char *p = (const unsigned char *)text;
@@ -390,10 +369,10 @@ static void put_subject(mtext *t, const char *text) {
     if (p[i] >= 0x80)
       ascii = 0;
   if (ascii) {
-    put(t, "Subject: %s\n", text);
+    obspamd__put(t, "Subject: %s\n", text);
     return;
   }
-  put(t, "Subject:");
+  obspamd__put(t, "Subject:");
   for (i = 0; i < len; i += n) {
     size_t j;
     /* Whole characters only: the text was cleaned into valid UTF-8. */
@@ -405,37 +384,38 @@ static void put_subject(mtext *t, const char *text) {
         break;
       n += (size_t)c;
     }
-    put(t, " =?UTF-8?B?");
+    obspamd__put(t, " =?UTF-8?B?");
     for (j = 0; j < n; j += 3) {
       unsigned v = (unsigned)p[i + j] << 16;
       if (j + 1 < n)
         v |= (unsigned)p[i + j + 1] << 8;
       if (j + 2 < n)
         v |= p[i + j + 2];
-      put(t, "%c%c%c%c", b64[v >> 18 & 63], b64[v >> 12 & 63],
-          j + 1 < n ? b64[v >> 6 & 63] : '=', j + 2 < n ? b64[v & 63] : '=');
+      obspamd__put(t, "%c%c%c%c", b64[v >> 18 & 63], b64[v >> 12 & 63],
+                   j + 1 < n ? b64[v >> 6 & 63] : '=',
+                   j + 2 < n ? b64[v & 63] : '=');
     }
-    put(t, "?=\n");
+    obspamd__put(t, "?=\n");
   }
 }
 
 /* What became of the refused mail, as the daemon refuses it. */
-static void refused_how(const obspamd__mail_info *mi, mtext *t) {
+static void refused_how(const obspamd__mail_info *mi, obspamd__text *t) {
   const char *how = mi->reject ? "rejected" : "deferred";
   const char *why =
       mi->reject ? "(the sender got an error)" : "(the sending server retries)";
 
   if (mi->local_action == OBSPAMD_LOCAL_NONE) {
-    put(t, "%s %s\n", how, why);
+    obspamd__put(t, "%s %s\n", how, why);
     return;
   }
   /* The milter refuses SMTP mail with the action of the configuration,
      and holds or bounces a local submission, whose sending program does
      not retry. */
-  put(t, "%s over SMTP %s;\n                  %s\n", how, why,
-      mi->local_action == OBSPAMD_LOCAL_HOLD
-          ? "held when submitted locally (postsuper -H releases it)"
-          : "returned to the sender when submitted locally");
+  obspamd__put(t, "%s over SMTP %s;\n                  %s\n", how, why,
+               mi->local_action == OBSPAMD_LOCAL_HOLD
+                   ? "held when submitted locally (postsuper -H releases it)"
+                   : "returned to the sender when submitted locally");
 }
 
 size_t obspamd__notice_mail(const obspamd__mail_info *mi,
@@ -449,7 +429,7 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                                       subject[OBSPAM_NAME_MAX + 100];
   const char *kind = obspamd_kind_name(n->kind);
   int64_t exceeded = n->struct_size >= sizeof(*n) ? n->exceeded : n->refused;
-  mtext t = {buf, size, 0};
+  obspamd__text t = {buf, size, 0};
 
   /* Header values hold printable ASCII only, so that no byte of them can
      end a header line; the subject carries a name outside ASCII encoded. */
@@ -476,84 +456,89 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   /* obspamctl asks /run/obspam/control.sock unless told otherwise. */
   if (mi->control != NULL && *mi->control != '\0' &&
       strcmp(mi->control, OBSPAMD_CONTROL_DEFAULT) != 0) {
-    mtext c = {ctl, sizeof(ctl), 0};
-    put(&c, " --control ");
+    obspamd__text c = {ctl, sizeof(ctl), 0};
+    obspamd__put(&c, " --control ");
     shell_word(&c, mi->control);
     if (c.len >= c.size)
       ctl[0] = '\0';
   }
 
-  put(&t, "From: %s <%s>\n", daemon, from);
-  put(&t, "To: %s\n", for_contact ? contact : admin);
+  obspamd__put(&t, "From: %s <%s>\n", daemon, from);
+  obspamd__put(&t, "To: %s\n", for_contact ? contact : admin);
   if (for_contact && *admin)
-    put(&t, "Reply-To: %s\n", admin);
+    obspamd__put(&t, "Reply-To: %s\n", admin);
   snprintf(subject, sizeof(subject),
            "[obspam] %s %s: %" PRId64 " over-the-limit %s", kind, name,
            exceeded, plural(exceeded, "attempt", "attempts"));
   put_subject(&t, subject);
-  put(&t, "Date: %s\n", date);
-  put(&t, "Auto-Submitted: auto-generated\n");
-  put(&t, "MIME-Version: 1.0\n");
-  put(&t, "Content-Type: text/plain; charset=UTF-8\n");
-  put(&t, "Content-Transfer-Encoding: 8bit\n");
-  put(&t, "\n");
+  obspamd__put(&t, "Date: %s\n", date);
+  obspamd__put(&t, "Auto-Submitted: auto-generated\n");
+  obspamd__put(&t, "MIME-Version: 1.0\n");
+  obspamd__put(&t, "Content-Type: text/plain; charset=UTF-8\n");
+  obspamd__put(&t, "Content-Transfer-Encoding: 8bit\n");
+  obspamd__put(&t, "\n");
 
   if (for_contact) {
-    put(&t, "Hello,\n\n");
+    obspamd__put(&t, "Hello,\n\n");
     if (n->kind == OBSPAM_SUBSCRIPTION || *sub == '\0')
-      put(&t, "Your %s %s\n", kind, name);
+      obspamd__put(&t, "Your %s %s\n", kind, name);
     else
-      put(&t, "The %s %s of your subscription %s\n", kind, name, sub);
+      obspamd__put(&t, "The %s %s of your subscription %s\n", kind, name, sub);
     if (*over)
-      put(&t, "tried to send more mail than its limit of %s allows.\n\n", over);
+      obspamd__put(
+          &t, "tried to send more mail than its limit of %s allows.\n\n", over);
     else
-      put(&t, "tried to send more mail than its limit allows.\n\n");
+      obspamd__put(&t, "tried to send more mail than its limit allows.\n\n");
   } else if (*over) {
-    put(&t, "The %s %s went over its limit of %s\non %s.\n\n", kind, name, over,
-        host);
+    obspamd__put(&t, "The %s %s went over its limit of %s\non %s.\n\n", kind,
+                 name, over, host);
   } else {
-    put(&t, "The %s %s went over its sending limit\non %s.\n\n", kind, name,
-        host);
+    obspamd__put(&t, "The %s %s went over its sending limit\non %s.\n\n", kind,
+                 name, host);
   }
 
-  put(&t, "  Object:         %s %s\n", kind, name);
+  obspamd__put(&t, "  Object:         %s %s\n", kind, name);
   if (*sub && n->kind != OBSPAM_SUBSCRIPTION)
-    put(&t, "  Subscription:   %s\n", sub);
+    obspamd__put(&t, "  Subscription:   %s\n", sub);
   if (!for_contact && *contact)
-    put(&t, "  Contact:        %s (sent a copy of this notice)\n", contact);
-  put(&t, "  Limit:          %s\n", limit);
-  put(&t, "  Period:         %s to %s\n", ps, pe);
-  put(&t, "  Sent:           %s in the period\n", sent);
-  put(&t, "  Refused:        %" PRId64 " over-the-limit %s\n", exceeded,
-      plural(exceeded, "attempt", "attempts"));
+    obspamd__put(&t, "  Contact:        %s (sent a copy of this notice)\n",
+                 contact);
+  obspamd__put(&t, "  Limit:          %s\n", limit);
+  obspamd__put(&t, "  Period:         %s to %s\n", ps, pe);
+  obspamd__put(&t, "  Sent:           %s in the period\n", sent);
+  obspamd__put(&t, "  Refused:        %" PRId64 " over-the-limit %s\n",
+               exceeded, plural(exceeded, "attempt", "attempts"));
   /* Refusals of this object's mail that another object's limit caused
      (a parent at its limit) are not its own excess, but were refused. */
   if (n->refused > exceeded)
-    put(&t,
-        "                  and %" PRId64 " more while another limit was "
-        "reached\n",
-        n->refused - exceeded);
-  put(&t, "  Refused mail:   ");
+    obspamd__put(&t,
+                 "                  and %" PRId64
+                 " more while another limit was "
+                 "reached\n",
+                 n->refused - exceeded);
+  obspamd__put(&t, "  Refused mail:   ");
   refused_how(mi, &t);
-  put(&t, "  First refusal:  %s\n", first);
-  put(&t, "  Last refusal:   %s\n\n", last);
+  obspamd__put(&t, "  First refusal:  %s\n", first);
+  obspamd__put(&t, "  Last refusal:   %s\n\n", last);
 
-  put(&t, "What to do:\n");
+  obspamd__put(&t, "What to do:\n");
   if (for_contact) {
-    put(&t, "- If you did not send this mail, the password of a mailbox may "
+    obspamd__put(
+        &t, "- If you did not send this mail, the password of a mailbox may "
             "have been\n  stolen, or a form or script of your web site "
             "abused: change the\n  password and check your site's "
             "scripts.\n");
     int reason = obspamd_notice_reason(n);
 
     if (reason == OBSPAMD_REASON_CAP)
-      put(&t,
-          "- If the mail was legitimate, send each message to at most "
-          "%" PRId64 "\n  %s, or ask your hosting provider for a "
-          "higher limit",
-          n->limit, plural(n->limit, "recipient", "recipients"));
+      obspamd__put(&t,
+                   "- If the mail was legitimate, send each message to at most "
+                   "%" PRId64 "\n  %s, or ask your hosting provider for a "
+                   "higher limit",
+                   n->limit, plural(n->limit, "recipient", "recipients"));
     else
-      put(&t,
+      obspamd__put(
+          &t,
           "- If the mail was legitimate, wait until the count of %s\n"
           "  is below the limit, or ask your hosting provider for a higher "
           "limit",
@@ -561,36 +546,38 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
           : reason == OBSPAMD_REASON_DAY  ? "the last 24 hours"
                                           : "the last 60 minutes");
     if (*admin)
-      put(&t, ":\n  reply to this mail (%s).\n", admin);
+      obspamd__put(&t, ":\n  reply to this mail (%s).\n", admin);
     else
-      put(&t, ".\n");
+      obspamd__put(&t, ".\n");
   } else {
-    put(&t,
+    obspamd__put(
+        &t,
         "- If this traffic is not expected, a password may have been stolen "
         "or a\n  script abused. %s logs each refusal (syslog, facility\n"
         "  mail) on a line of its own; the lines about this %s:\n"
         "    %s\n",
         daemon, kind, grep);
     if (mi->control != NULL && *mi->control != '\0') {
-      put(&t, "  The live figures:\n    obspamctl%s status %s ", ctl, kind);
+      obspamd__put(&t, "  The live figures:\n    obspamctl%s status %s ", ctl,
+                   kind);
       shell_word(&t, name);
-      put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
-      put(&t,
-          "- If the traffic is legitimate, raise the limit in the "
-          "configuration\n  file and reload it: obspamctl%s reload\n",
-          ctl);
+      obspamd__put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
+      obspamd__put(&t,
+                   "- If the traffic is legitimate, raise the limit in the "
+                   "configuration\n  file and reload it: obspamctl%s reload\n",
+                   ctl);
     } else {
-      put(&t,
-          "  (%s has no control socket for obspamctl: see its\n"
-          "  --control option.)\n",
-          daemon);
-      put(&t,
-          "- If the traffic is legitimate, raise the limit in the "
-          "configuration\n  file and reload it: send %s a SIGHUP.\n",
-          daemon);
+      obspamd__put(&t,
+                   "  (%s has no control socket for obspamctl: see its\n"
+                   "  --control option.)\n",
+                   daemon);
+      obspamd__put(&t,
+                   "- If the traffic is legitimate, raise the limit in the "
+                   "configuration\n  file and reload it: send %s a SIGHUP.\n",
+                   daemon);
     }
   }
-  put(&t, "\n-- \n%s on %s\n", daemon, host);
+  obspamd__put(&t, "\n-- \n%s on %s\n", daemon, host);
   if (size > 0 && t.len >= size)
     buf[size - 1] = '\0';
   return t.len;

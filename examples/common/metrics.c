@@ -59,38 +59,38 @@
 
 /* ---- the exposition ------------------------------------------------------ */
 
-typedef struct out {
-  char *buf;
-  size_t size, len;
-} out;
-
-static void put(out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(out *o, const char *fmt, ...) {
-  va_list ap;
-  int n;
-
-  va_start(ap, fmt);
-  n = vsnprintf(o->len < o->size ? o->buf + o->len : NULL,
-                o->len < o->size ? o->size - o->len : 0, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    o->len += (size_t)n;
-}
-
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
-static void family(out *o, const char *name, const char *type,
+static void family(obspamd__text *o, const char *name, const char *type,
                    const char *help) {
-  put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  obspamd__put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A family of one sample without labels: the library's own figures. */
-static void single(out *o, const char *name, const char *type, const char *help,
-                   int64_t value) {
+/* A family of one sample without labels: the library's own figures and
+   the daemon's gauges. */
+static void single(obspamd__text *o, const char *name, const char *type,
+                   const char *help, int64_t value) {
   family(o, name, type, help);
-  put(o, "%s %" PRId64 "\n", name, value);
+  obspamd__put(o, "%s %" PRId64 "\n", name, value);
+}
+
+/* A counter of the daemon's, one sample without labels. */
+static void counter(obspamd__text *o, const char *name, const char *help,
+                    uint64_t value) {
+  family(o, name, "counter", help);
+  obspamd__put(o, "%s %" PRIu64 "\n", name, value);
+}
+
+/* A counter family labelled by result: one sample for each of the
+   results (up to their NULL), with the value at the same place. */
+static void by_result(obspamd__text *o, const char *name, const char *help,
+                      const char *const *results, const uint64_t *values) {
+  int i;
+
+  family(o, name, "counter", help);
+  for (i = 0; results[i] != NULL; i++)
+    obspamd__put(o, "%s{result=\"%s\"} %" PRIu64 "\n", name, results[i],
+                 values[i]);
 }
 
 /* A histogram bound in seconds, written without trailing zeros: 1e-05 s
@@ -129,8 +129,9 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
                                         "unknown"};
   static const int levels[] = {OBSPAM_SUBSCRIPTION, OBSPAM_DOMAIN,
                                OBSPAM_MAILBOX};
+  static const char *const ok_failed[] = {"ok", "failed", NULL};
   obspamd_metrics *m = &s->metrics;
-  out o = {buf, size, 0};
+  obspamd__text o = {buf, size, 0};
   uint64_t cumulative = 0;
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
   int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
@@ -142,21 +143,22 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   family(&o, "obspam_decisions_total", "counter",
          "Messages decided, by verdict.");
   for (i = 0; i < 4; i++)
-    put(&o, "obspam_decisions_total{action=\"%s\"} %" PRIu64 "\n", actions[i],
-        LOAD(&m->decisions[i]));
+    obspamd__put(&o, "obspam_decisions_total{action=\"%s\"} %" PRIu64 "\n",
+                 actions[i], LOAD(&m->decisions[i]));
   family(&o, "obspam_refusals_total", "counter",
          "Messages refused, by the level of the object that refused them.");
   for (i = 0; i < 3; i++)
-    put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
-        obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
+    obspamd__put(&o, "obspam_refusals_total{level=\"%s\"} %" PRIu64 "\n",
+                 obspamd_kind_name(levels[i]), LOAD(&m->refusals[levels[i]]));
   /* A family of its own, so that the series of obspam_refusals_total
      stay as they were. */
   family(&o, "obspam_refusal_windows_total", "counter",
          "Messages refused, by the window named (or the recipients cap, or "
          "scripts forbidden).");
   for (i = 0; i < OBSPAMD_REASONS; i++)
-    put(&o, "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
-        obspamd_reason_name(i), LOAD(&m->reasons[i]));
+    obspamd__put(&o,
+                 "obspam_refusal_windows_total{window=\"%s\"} %" PRIu64 "\n",
+                 obspamd_reason_name(i), LOAD(&m->reasons[i]));
   /* Forwards are decided apart from the message that makes them, and
      are not in obspam_decisions_total; a list delivery is one of its
      decisions too. */
@@ -165,77 +167,77 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
          "verdict.");
   for (j = 0; j < 2; j++)
     for (i = 0; i < 4; i++)
-      put(&o,
-          "obspam_forward_decisions_total{kind=\"%s\",action=\"%s\"} "
-          "%" PRIu64 "\n",
-          j ? "remote" : "local", actions[i], LOAD(&m->forwards[j][i]));
+      obspamd__put(&o,
+                   "obspam_forward_decisions_total{kind=\"%s\",action=\"%s\"} "
+                   "%" PRIu64 "\n",
+                   j ? "remote" : "local", actions[i],
+                   LOAD(&m->forwards[j][i]));
   family(&o, "obspam_list_deliveries_total", "counter",
          "Mailing-list deliveries decided, by verdict.");
   for (i = 0; i < 4; i++)
-    put(&o, "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
-        actions[i], LOAD(&m->lists[i]));
-  family(&o, "obspam_connections_open", "gauge",
-         "Policy or SMTP connections open now.");
-  put(&o, "obspam_connections_open %" PRId64 "\n", LOAD(&m->connections_open));
-  family(&o, "obspam_connections_total", "counter",
-         "Policy or SMTP connections accepted.");
-  put(&o, "obspam_connections_total %" PRIu64 "\n",
-      LOAD(&m->connections_total));
-  family(&o, "obspam_requests_bad_total", "counter",
-         "Malformed or over-long requests.");
-  put(&o, "obspam_requests_bad_total %" PRIu64 "\n", LOAD(&m->requests_bad));
+    obspamd__put(&o,
+                 "obspam_list_deliveries_total{action=\"%s\"} %" PRIu64 "\n",
+                 actions[i], LOAD(&m->lists[i]));
+  single(&o, "obspam_connections_open", "gauge",
+         "Policy or SMTP connections open now.", LOAD(&m->connections_open));
+  counter(&o, "obspam_connections_total",
+          "Policy or SMTP connections accepted.", LOAD(&m->connections_total));
+  counter(&o, "obspam_requests_bad_total", "Malformed or over-long requests.",
+          LOAD(&m->requests_bad));
 
   family(&o, "obspam_request_duration_seconds", "histogram",
          "Time from reading a request to answering it.");
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++) {
     cumulative += LOAD(&m->latency[i]);
     bound_text(obspamd_latency_bounds_us[i], le, sizeof(le));
-    put(&o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+    obspamd__put(
+        &o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
         le, cumulative);
   }
   cumulative += LOAD(&m->latency[OBSPAMD_LATENCY_BUCKETS]);
-  put(&o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+  obspamd__put(
+      &o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
       cumulative);
   {
     uint64_t sum = LOAD(&m->latency_sum_us);
-    put(&o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
+    obspamd__put(
+        &o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
         sum / 1000000, sum % 1000000);
   }
   /* The count is the +Inf bucket, read once, so that the two always
      agree even while requests are counted. */
-  put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n", cumulative);
+  obspamd__put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n",
+               cumulative);
 
-  family(&o, "obspam_config_reloads_total", "counter",
-         "Configuration reloads, by result.");
-  put(&o, "obspam_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
-      LOAD(&m->reloads_ok));
-  put(&o, "obspam_config_reloads_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->reloads_failed));
-  family(&o, "obspam_snapshot_saves_total", "counter",
-         "State file saves, by result.");
-  put(&o, "obspam_snapshot_saves_total{result=\"ok\"} %" PRIu64 "\n",
-      LOAD(&m->saves_ok));
-  put(&o, "obspam_snapshot_saves_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->saves_failed));
+  {
+    const uint64_t reloads[] = {LOAD(&m->reloads_ok), LOAD(&m->reloads_failed)},
+                   saves[] = {LOAD(&m->saves_ok), LOAD(&m->saves_failed)};
+
+    by_result(&o, "obspam_config_reloads_total",
+              "Configuration reloads, by result.", ok_failed, reloads);
+    by_result(&o, "obspam_snapshot_saves_total", "State file saves, by result.",
+              ok_failed, saves);
+  }
   /* A time rather than an age, as Prometheus's own exporters do: the
      age is time() minus it in a query, and 0 (the epoch) for "never"
      makes any alert on the age fire at once. */
-  family(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
-         "Unix time the state file was last written, 0 if never.");
-  put(&o, "obspam_snapshot_last_success_timestamp_seconds %" PRId64 "\n",
-      LOAD(&m->last_save));
-  family(&o, "obspam_notices_total", "counter",
-         "Notices: objects refused in a notification period.");
-  put(&o, "obspam_notices_total %" PRIu64 "\n", LOAD(&m->notices));
-  family(&o, "obspam_notify_mails_total", "counter",
-         "Notice mails, by result: sent, failed (the command failed), "
-         "dropped (not tried).");
-  put(&o, "obspam_notify_mails_total{result=\"sent\"} %" PRIu64 "\n",
-      LOAD(&m->mails_sent));
-  put(&o, "obspam_notify_mails_total{result=\"failed\"} %" PRIu64 "\n",
-      LOAD(&m->mails_failed));
-  put(&o, "obspam_notify_mails_total{result=\"dropped\"} %" PRIu64 "\n",
-      LOAD(&m->mails_dropped));
+  single(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
+         "Unix time the state file was last written, 0 if never.",
+         LOAD(&m->last_save));
+  counter(&o, "obspam_notices_total",
+          "Notices: objects refused in a notification period.",
+          LOAD(&m->notices));
+  {
+    static const char *const mail_results[] = {"sent", "failed", "dropped",
+                                               NULL};
+    const uint64_t mails[] = {LOAD(&m->mails_sent), LOAD(&m->mails_failed),
+                              LOAD(&m->mails_dropped)};
+
+    by_result(&o, "obspam_notify_mails_total",
+              "Notice mails, by result: sent, failed (the command failed), "
+              "dropped (not tried).",
+              mail_results, mails);
+  }
   if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) ==
           OBSPAM_OK &&
       shared) {
@@ -259,8 +261,8 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   family(&o, "obspam_build_info", "gauge",
          "The daemon and the version of libobspam it runs.");
   label_value(s->name ? s->name : "obspamd", daemon, sizeof(daemon));
-  put(&o, "obspam_build_info{daemon=\"%s\",version=\"%s\"} 1\n", daemon,
-      obspam_version_string());
+  obspamd__put(&o, "obspam_build_info{daemon=\"%s\",version=\"%s\"} 1\n",
+               daemon, obspam_version_string());
   if (size > 0 && o.len >= size)
     buf[size - 1] = '\0';
   return o.len;
@@ -566,10 +568,7 @@ int obspamd_metrics_start(obspamd_service *s, const char *spec) {
   rc = obspamd__thread_create(&ep.thread, endpoint, NULL);
   if (rc != 0) {
     obspamd_log(LOG_ERR, "metrics: cannot start the thread: %s", strerror(rc));
-    close(ep.fd);
-    close(ep.wake[0]);
-    close(ep.wake[1]);
-    ep.fd = ep.wake[0] = ep.wake[1] = -1;
+    obspamd__close_fds(&ep.fd, ep.wake);
     return -1;
   }
   ep.running = 1;
@@ -585,9 +584,7 @@ void obspamd_metrics_stop(void) {
 
   if (!ep.running)
     return;
-  while (write(ep.wake[1], "x", 1) < 0 && errno == EINTR)
-    ;
-  pthread_join(ep.thread, NULL);
+  obspamd__thread_stop(ep.thread, ep.wake);
   for (i = 0; i < MAX_CLIENTS; i++)
     if (ep.c[i].fd >= 0)
       drop(&ep.c[i]);
@@ -598,9 +595,6 @@ void obspamd_metrics_stop(void) {
         obspamd_spec_parse(name, &sp, NULL, 0) == 0 && sp.family == AF_UNIX)
       unlink(sp.path);
   }
-  close(ep.fd);
-  close(ep.wake[0]);
-  close(ep.wake[1]);
-  ep.fd = ep.wake[0] = ep.wake[1] = -1;
+  obspamd__close_fds(&ep.fd, ep.wake);
   ep.running = 0;
 }

@@ -343,31 +343,37 @@ static void json_string(const char *s) {
 }
 
 static void xml_char(FILE *f, int c) {
-  switch (c) {
-  case '&':
-    fputs("&amp;", f);
-    break;
-  case '<':
-    fputs("&lt;", f);
-    break;
-  case '>':
-    fputs("&gt;", f);
-    break;
-  case '"':
-    fputs("&quot;", f);
-    break;
-  case '\'':
-    fputs("&apos;", f);
-    break;
-  default:
-    /* XML 1.0 allows no control character but TAB, LF and CR. */
+  /* The five characters XML escapes, and their entities. */
+  static const char special[] = "&<>\"'";
+  static const char *const entity[] = {"&amp;", "&lt;", "&gt;", "&quot;",
+                                       "&apos;"};
+  const char *at = c != '\0' ? strchr(special, c) : NULL;
+
+  if (at != NULL)
+    fputs(entity[at - special], f);
+  else /* XML 1.0 allows no control character but TAB, LF and CR. */
     fputc(c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c, f);
-  }
 }
 
 /* Text for a terminal: a control character would move its cursor. */
 static void plain_char(FILE *f, int c) {
   fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+}
+
+/* An object in JSON, {"kind": K, "name": N, left open for more keys. */
+static void json_who(const char *kind, const char *name) {
+  printf("{\"kind\": ");
+  json_string(kind);
+  printf(", \"name\": ");
+  json_string(name);
+}
+
+/* A text field of an answer in JSON: null for "-", which means none. */
+static void json_field(const char *s) {
+  if (strcmp(s, "-") == 0)
+    printf("null");
+  else
+    json_string(s);
 }
 
 /* A time for JSON: "2024-05-01T12:34:56Z", or null for 0. */
@@ -383,6 +389,18 @@ static void json_time(int64_t t) {
 /* The time zone of the times a person reads (--tz, else $TZ, else UTC),
    as it was given: tables show its abbreviation, JSON names it. */
 static const char *zone = "UTC";
+
+/* Opens the JSON document of the report or top senders from from to to:
+   the span and the time zone, up to the value of "rows". */
+static void json_span(int64_t from, int64_t to) {
+  printf("{\n  \"from\": ");
+  json_time(from);
+  printf(",\n  \"to\": ");
+  json_time(to);
+  printf(",\n  \"timezone\": ");
+  json_string(zone);
+  printf(",\n  \"rows\": ");
+}
 
 /* Whether a time zone can be used: a name of the time zone database
    (Europe/Berlin, found under $TZDIR or /usr/share/zoneinfo), a file, or
@@ -479,6 +497,12 @@ static int width(const char *s) {
     if (((unsigned char)*s & 0xc0) != 0x80)
       w++;
   return w;
+}
+
+/* Widens a column of w columns to n. */
+static void widen(int *w, int n) {
+  if (n > *w)
+    *w = n;
 }
 
 /* Prints s left-aligned in w columns. */
@@ -588,15 +612,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
     if (blocked_kind == NULL) {
       printf("null");
     } else {
-      printf("{\"kind\": ");
-      json_string(blocked_kind);
-      printf(", \"name\": ");
-      json_string(blocked_by);
+      json_who(blocked_kind, blocked_by);
       printf(", \"window\": ");
-      if (strcmp(window_by, "-") == 0)
-        printf("null");
-      else
-        json_string(window_by);
+      json_field(window_by);
       printf(", \"limit\": ");
       json_limit(limit_by);
       printf("}");
@@ -781,21 +799,14 @@ static void cmd_report(const char *spec, int json, const char *since) {
   report_rows(&a);
 
   if (json) {
-    printf("{\n  \"from\": ");
-    json_time(from);
-    printf(",\n  \"to\": ");
-    json_time(to);
-    printf(",\n  \"timezone\": ");
-    json_string(zone);
-    printf(",\n  \"rows\": [");
+    json_span(from, to);
+    putchar('[');
     for (i = 0; i < a.nrecs; i++) {
       rec *r = &a.recs[i];
       if (strcmp(r->f[0], "row") != 0)
         continue;
-      printf("%s\n    {\"kind\": ", any++ ? "," : "");
-      json_string(r->f[R_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[R_NAME]);
+      printf("%s\n    ", any++ ? "," : "");
+      json_who(r->f[R_KIND], r->f[R_NAME]);
       printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
              ", \"first_refused\": ",
              number(r->f[R_SENT]), number(r->f[R_REFUSED]));
@@ -806,10 +817,7 @@ static void cmd_report(const char *spec, int json, const char *since) {
              number(r->f[R_EXCEEDED]));
       json_limit(row_limit(r));
       printf(", \"window\": ");
-      if (strcmp(r->f[R_WINDOW], "-") == 0)
-        printf("null");
-      else
-        json_string(r->f[R_WINDOW]);
+      json_field(r->f[R_WINDOW]);
       json_owner(r->f[R_UID], r->f[R_SUB]);
       printf(", \"forwarded\": %" PRId64 ", \"list_deliveries\": %" PRId64 "}",
              number(r->f[R_FORWARDED]), number(r->f[R_LISTS]));
@@ -832,26 +840,17 @@ static void cmd_report(const char *spec, int json, const char *since) {
       continue;
     script = strcmp(r->f[R_KIND], "script") == 0;
     if (number(r->f[R_REFUSED]) > 0) {
-      if (width(r->f[R_KIND]) > wk)
-        wk = width(r->f[R_KIND]);
-      if (width(r->f[R_NAME]) > wn)
-        wn = width(r->f[R_NAME]);
-      if ((int)strlen(r->f[R_SENT]) > ws)
-        ws = (int)strlen(r->f[R_SENT]);
-      if ((int)strlen(r->f[R_REFUSED]) > wr)
-        wr = (int)strlen(r->f[R_REFUSED]);
-      if ((int)strlen(r->f[R_EXCEEDED]) > wo)
-        wo = (int)strlen(r->f[R_EXCEEDED]);
-      if ((int)strlen(r->f[R_LIMIT]) > wl)
-        wl = (int)strlen(r->f[R_LIMIT]);
+      widen(&wk, width(r->f[R_KIND]));
+      widen(&wn, width(r->f[R_NAME]));
+      widen(&ws, (int)strlen(r->f[R_SENT]));
+      widen(&wr, (int)strlen(r->f[R_REFUSED]));
+      widen(&wo, (int)strlen(r->f[R_EXCEEDED]));
+      widen(&wl, (int)strlen(r->f[R_LIMIT]));
       if (row_limit(r) == -1 && wl < 9)
         wl = 9;
-      if ((int)strlen(r->f[R_WINDOW]) > ww)
-        ww = (int)strlen(r->f[R_WINDOW]);
-      if ((int)strlen(r->f[R_FORWARDED]) > wf)
-        wf = (int)strlen(r->f[R_FORWARDED]);
-      if ((int)strlen(r->f[R_LISTS]) > wls)
-        wls = (int)strlen(r->f[R_LISTS]);
+      widen(&ww, (int)strlen(r->f[R_WINDOW]));
+      widen(&wf, (int)strlen(r->f[R_FORWARDED]));
+      widen(&wls, (int)strlen(r->f[R_LISTS]));
       marks |= number(r->f[R_FORWARDED]) > 0 || number(r->f[R_LISTS]) > 0;
       refused_scripts += script;
       any++;
@@ -932,12 +931,9 @@ static void cmd_report(const char *spec, int json, const char *since) {
     rec *r = &a.recs[i];
     if (strcmp(r->f[0], "row") != 0 || number(r->f[R_REFUSED]) > 0)
       continue;
-    if (width(r->f[R_NAME]) > wn)
-      wn = width(r->f[R_NAME]);
-    if ((int)strlen(r->f[R_SENT]) > ws)
-      ws = (int)strlen(r->f[R_SENT]);
-    if ((int)strlen(r->f[R_UID]) > wo)
-      wo = (int)strlen(r->f[R_UID]);
+    widen(&wn, width(r->f[R_NAME]));
+    widen(&ws, (int)strlen(r->f[R_SENT]));
+    widen(&wo, (int)strlen(r->f[R_UID]));
   }
   /* The uid and subscription behind each script: "-" for a uid no
      subscription owns, or one the adapter did not know. */
@@ -1284,6 +1280,12 @@ static char *fmt(const char *f, ...) {
   return s;
 }
 
+/* The first two cells of an object's row: its kind and name. */
+static void who_cells(char **c, const char *kind, const char *name) {
+  c[0] = fmt("%s", kind);
+  c[1] = fmt("%s", name);
+}
+
 /* Adds a row of t->ncols cells (taken: made by fmt). */
 static void table_row(table *t, char **cells) {
   if (t->n == t->size) {
@@ -1394,14 +1396,13 @@ static void cmd_list(const char *spec, int json, const char *kind,
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
     int blocked;
+    char *c[9];
     if (strcmp(r->f[0], "row") != 0)
       continue;
     blocked = strcmp(r->f[L_BKIND], "-") != 0;
     if (json) {
-      printf("%s\n    {\"kind\": ", n++ ? "," : "");
-      json_string(r->f[L_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[L_NAME]);
+      printf("%s\n    ", n++ ? "," : "");
+      json_who(r->f[L_KIND], r->f[L_NAME]);
       printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
              ", \"exceeded\": %" PRId64 ", \"limit\": ",
              number(r->f[L_SENT]), number(r->f[L_REFUSED]),
@@ -1410,10 +1411,7 @@ static void cmd_list(const char *spec, int json, const char *kind,
       printf(", \"count\": %" PRId64 ", \"sending\": %s, \"blocked_by\": ",
              number(r->f[L_COUNT]), number(r->f[L_SENDING]) ? "true" : "false");
       if (blocked) {
-        printf("{\"kind\": ");
-        json_string(r->f[L_BKIND]);
-        printf(", \"name\": ");
-        json_string(r->f[L_BY]);
+        json_who(r->f[L_BKIND], r->f[L_BY]);
         printf("}");
       } else {
         printf("null");
@@ -1422,9 +1420,7 @@ static void cmd_list(const char *spec, int json, const char *kind,
       json_time(number(r->f[L_RESET]));
       printf("}");
     } else {
-      char *c[9];
-      c[0] = fmt("%s", r->f[L_KIND]);
-      c[1] = fmt("%s", r->f[L_NAME]);
+      who_cells(c, r->f[L_KIND], r->f[L_NAME]);
       c[2] = fmt("%s", number(r->f[L_SENDING]) ? "yes" : "no");
       c[3] = fmt("%" PRId64, number(r->f[L_COUNT]));
       c[4] = limit_cell(number(r->f[L_LIMIT]));
@@ -1479,10 +1475,7 @@ enum {
 static void json_top_row(const rec *r) {
   int live = strcmp(r->f[T_LIMIT], "-") != 0;
 
-  printf("{\"kind\": ");
-  json_string(r->f[T_KIND]);
-  printf(", \"name\": ");
-  json_string(r->f[T_NAME]);
+  json_who(r->f[T_KIND], r->f[T_NAME]);
   printf(", \"sent\": %" PRId64 ", \"refused\": %" PRId64
          ", \"exceeded\": %" PRId64 ", \"limit\": ",
          number(r->f[T_SENT]), number(r->f[T_REFUSED]),
@@ -1530,8 +1523,7 @@ static void top_table(const answer *a, const char *none) {
     if (strcmp(r->f[0], "row") != 0)
       continue;
     live = strcmp(r->f[T_LIMIT], "-") != 0;
-    c[0] = fmt("%s", r->f[T_KIND]);
-    c[1] = fmt("%s", r->f[T_NAME]);
+    who_cells(c, r->f[T_KIND], r->f[T_NAME]);
     c[2] = fmt("%" PRId64, number(r->f[T_SENT]));
     c[3] = fmt("%" PRId64, number(r->f[T_REFUSED]));
     c[4] = fmt("%" PRId64, number(r->f[T_EXCEEDED]));
@@ -1568,13 +1560,7 @@ static void cmd_top(const char *spec, int json, const char *kind,
     if (strcmp(a.recs[i].f[0], "row") == 0)
       need_fields(&a.recs[i], T_FIELDS);
   if (json) {
-    printf("{\n  \"from\": ");
-    json_time(from);
-    printf(",\n  \"to\": ");
-    json_time(to);
-    printf(",\n  \"timezone\": ");
-    json_string(zone);
-    printf(",\n  \"rows\": ");
+    json_span(from, to);
     json_top_rows(&a);
     printf("\n}\n");
     return;
@@ -1609,31 +1595,22 @@ static void cmd_blocked(const char *spec, int json) {
     need_fields(r, B_FIELDS);
     known = strcmp(r->f[B_BKIND], "-") != 0;
     if (json) {
-      printf("%s\n    {\"kind\": ", n++ ? "," : "");
-      json_string(r->f[B_KIND]);
-      printf(", \"name\": ");
-      json_string(r->f[B_NAME]);
+      printf("%s\n    ", n++ ? "," : "");
+      json_who(r->f[B_KIND], r->f[B_NAME]);
       printf(", \"blocked_by\": ");
       if (!known) {
         printf("null}");
         continue;
       }
-      printf("{\"kind\": ");
-      json_string(r->f[B_BKIND]);
-      printf(", \"name\": ");
-      json_string(r->f[B_BY]);
+      json_who(r->f[B_BKIND], r->f[B_BY]);
       printf(", \"window\": ");
-      if (strcmp(r->f[B_WINDOW], "-") == 0)
-        printf("null");
-      else
-        json_string(r->f[B_WINDOW]);
+      json_field(r->f[B_WINDOW]);
       printf(", \"limit\": ");
       json_limit(number(r->f[B_LIMIT]));
       printf("}}");
     } else {
       char *c[5];
-      c[0] = fmt("%s", r->f[B_KIND]);
-      c[1] = fmt("%s", r->f[B_NAME]);
+      who_cells(c, r->f[B_KIND], r->f[B_NAME]);
       c[2] = known ? fmt("%s %s", r->f[B_BKIND], r->f[B_BY]) : fmt("-");
       c[3] = fmt("%s", r->f[B_WINDOW]);
       c[4] = number(r->f[B_LIMIT]) < 0 ? fmt("-") : fmt("%s", r->f[B_LIMIT]);
@@ -1759,26 +1736,38 @@ enum {
   OPT_ACTIVE,
   OPT_AFTER,
   OPT_LIMIT,
-  OPT_KIND
+  OPT_KIND,
+  OPT_END
 };
 
-static const struct option long_options[] = {
-    {"control", required_argument, NULL, OPT_CONTROL},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"since", required_argument, NULL, OPT_SINCE},
-    {"day", required_argument, NULL, OPT_DAY},
-    {"svg", required_argument, NULL, OPT_SVG},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {"force", no_argument, NULL, OPT_FORCE},
-    {"tz", required_argument, NULL, OPT_TZ},
-    {"parent", required_argument, NULL, OPT_PARENT},
-    {"active", no_argument, NULL, OPT_ACTIVE},
-    {"after", required_argument, NULL, OPT_AFTER},
-    {"limit", required_argument, NULL, OPT_LIMIT},
-    {"kind", required_argument, NULL, OPT_KIND},
-    {NULL, 0, NULL, 0}};
+#define LONG_OPTIONS (OPT_END - OPT_CONTROL)
+
+/* Their names, in that order, each followed by ':' when it takes a value
+   (as getopt's short options are). */
+static const char *const long_names[LONG_OPTIONS] = {
+    "control:", "json", "timeout:", "since:", "day:",   "svg:",   "version",
+    "force",    "tz:",  "parent:",  "active", "after:", "limit:", "kind:"};
+
+/* Made from long_names by long_options_init, then --help (-h), then the
+   zeros that end the array. */
+static struct option long_options[LONG_OPTIONS + 2];
+
+static void long_options_init(void) {
+  static char names[LONG_OPTIONS][16];
+  int i;
+
+  for (i = 0; i < LONG_OPTIONS; i++) {
+    size_t n = strlen(long_names[i]);
+    int value = long_names[i][n - 1] == ':';
+
+    memcpy(names[i], long_names[i], n - (size_t)value);
+    long_options[i].name = names[i];
+    long_options[i].has_arg = value ? required_argument : no_argument;
+    long_options[i].val = OPT_CONTROL + i;
+  }
+  long_options[i].name = "help";
+  long_options[i].val = 'h';
+}
 
 /* ":" first: a missing value is told apart from an unknown option, and
    getopt_long prints nothing of its own. Options may follow the command
@@ -1807,15 +1796,29 @@ int main(int argc, char **argv) {
   const char *control = getenv("OBSPAM_CONTROL"), *since = NULL, *day = NULL,
              *svg = NULL, *words[8], *tz = NULL, *parent = NULL, *after = NULL,
              *limit = NULL, *kind = NULL;
+  /* Where the options with a text value put it. */
+  const char **text_of[LONG_OPTIONS] = {[OPT_CONTROL - OPT_CONTROL] = &control,
+                                        [OPT_SINCE - OPT_CONTROL] = &since,
+                                        [OPT_DAY - OPT_CONTROL] = &day,
+                                        [OPT_SVG - OPT_CONTROL] = &svg,
+                                        [OPT_TZ - OPT_CONTROL] = &tz,
+                                        [OPT_PARENT - OPT_CONTROL] = &parent,
+                                        [OPT_AFTER - OPT_CONTROL] = &after,
+                                        [OPT_KIND - OPT_CONTROL] = &kind};
   char spec[600];
   int json = 0, force = 0, active = 0, nwords = 0, i, opt;
 
+  long_options_init();
   if (control == NULL || *control == '\0')
     control = DEFAULT_CONTROL;
   json_errors = wants_json(argc, argv);
   opterr = 0;
   while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) !=
          -1) {
+    if (opt >= OPT_CONTROL && text_of[opt - OPT_CONTROL] != NULL) {
+      *text_of[opt - OPT_CONTROL] = optarg;
+      continue;
+    }
     switch (opt) {
     case 'h':
       usage_text(stdout);
@@ -1830,29 +1833,8 @@ int main(int argc, char **argv) {
     case OPT_FORCE:
       force = 1;
       break;
-    case OPT_CONTROL:
-      control = optarg;
-      break;
-    case OPT_SINCE:
-      since = optarg;
-      break;
-    case OPT_DAY:
-      day = optarg;
-      break;
-    case OPT_SVG:
-      svg = optarg;
-      break;
-    case OPT_TZ:
-      tz = optarg;
-      break;
-    case OPT_PARENT:
-      parent = optarg;
-      break;
     case OPT_ACTIVE:
       active = 1;
-      break;
-    case OPT_AFTER:
-      after = optarg;
       break;
     case OPT_LIMIT: {
       char *end;
@@ -1864,9 +1846,6 @@ int main(int argc, char **argv) {
       limit = optarg;
       break;
     }
-    case OPT_KIND:
-      kind = optarg;
-      break;
     case OPT_TIMEOUT: {
       char *end;
       long t = strtol(optarg, &end, 10);
@@ -1879,8 +1858,8 @@ int main(int argc, char **argv) {
       die_usage("option %s needs a value", argv[optind - 1]);
     default: /* '?': optopt is the short option, the value of a long
                 option given a value it does not take, or 0 */
-      if ((optopt >= OPT_CONTROL && optopt != OPT_TZ && optopt != OPT_PARENT &&
-           optopt != OPT_AFTER && optopt != OPT_LIMIT && optopt != OPT_KIND) ||
+      if ((optopt >= OPT_CONTROL && optopt < OPT_END &&
+           long_options[optopt - OPT_CONTROL].has_arg == no_argument) ||
           optopt == 'h')
         die_usage("option %s takes no value", argv[optind - 1]);
       if (optopt != 0)

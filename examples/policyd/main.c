@@ -223,22 +223,29 @@ typedef struct listener {
   const char *unlink_path; /* the socket file of a unix: listener */
 } listener;
 
+/* The server's lists of connections, which chain_append and chain_remove
+   keep. */
+enum chain {
+  ALL, /* every connection, least recently active first */
+  /* Those whose request is incomplete (or read but not answered, because
+     the client does not take its answers), oldest first. */
+  WAITING,
+  /* Those with answers made in this round, written once the round's
+     decisions are in the journal. */
+  READY,
+  CHAINS
+};
+
 typedef struct conn {
   int type; /* ITEM_CONN */
   int fd;
-  uint32_t events;          /* the epoll interest now */
-  struct conn *prev, *next; /* least recently active first */
-  int64_t last;             /* monotonic ms of the last read */
-  /* While a request is incomplete (or read but not answered, because the
-     client does not take its answers): in the server's list of such
-     connections, oldest first, since started (monotonic ms). */
-  struct conn *wprev, *wnext;
-  int64_t started;
-  int waiting;
-  /* With answers made in this round: in the server's list of such
-     connections, written once the round's decisions are in the journal. */
-  struct conn *rprev, *rnext;
-  int ready;
+  uint32_t events; /* the epoll interest now */
+  /* Its neighbours in each of the server's lists, and whether it is on
+     each. */
+  struct conn *prev[CHAINS], *next[CHAINS];
+  int on[CHAINS];
+  int64_t last;    /* monotonic ms of the last read */
+  int64_t started; /* monotonic ms: the start of its request, on WAITING */
   /* A request whose decision was handed to obspam_decide_start: the
      connection reads and parses nothing more until it is answered. A
      connection closed meanwhile is only marked closed, and freed when
@@ -299,9 +306,7 @@ typedef struct server {
   batch *spare;
   int nspare;
   long handed; /* batches handed over and not answered yet */
-  conn *head, *tail;
-  conn *whead, *wtail; /* connections with a request pending, oldest first */
-  conn *rhead;         /* connections with answers of this round */
+  conn *head[CHAINS], *tail[CHAINS]; /* the lists of connections */
   long nconns, max_conns;
   int64_t idle_ms, request_ms;
   /* Connections counted per client (peers.h). */
@@ -327,56 +332,36 @@ typedef struct server {
   double woke_us;
 } server;
 
-static void list_remove(server *s, conn *c) {
-  if (c->prev != NULL)
-    c->prev->next = c->next;
-  else
-    s->head = c->next;
-  if (c->next != NULL)
-    c->next->prev = c->prev;
-  else
-    s->tail = c->prev;
-  c->prev = c->next = NULL;
-}
-
-static void list_append(server *s, conn *c) {
-  c->prev = s->tail;
-  c->next = NULL;
-  if (s->tail != NULL)
-    s->tail->next = c;
-  else
-    s->head = c;
-  s->tail = c;
-}
-
-static void wait_remove(server *s, conn *c) {
-  if (!c->waiting)
+/* Takes c off list l, if it is on it. */
+static void chain_remove(server *s, enum chain l, conn *c) {
+  if (!c->on[l])
     return;
-  if (c->wprev != NULL)
-    c->wprev->wnext = c->wnext;
+  if (c->prev[l] != NULL)
+    c->prev[l]->next[l] = c->next[l];
   else
-    s->whead = c->wnext;
-  if (c->wnext != NULL)
-    c->wnext->wprev = c->wprev;
+    s->head[l] = c->next[l];
+  if (c->next[l] != NULL)
+    c->next[l]->prev[l] = c->prev[l];
   else
-    s->wtail = c->wprev;
-  c->wprev = c->wnext = NULL;
-  c->waiting = 0;
+    s->tail[l] = c->prev[l];
+  c->prev[l] = c->next[l] = NULL;
+  c->on[l] = 0;
 }
 
-/* Keeps the list of connections with a request pending in the order of
-   their deadlines, which is the order of their starts: a request that
-   starts now goes to the end. */
-static void wait_append(server *s, conn *c, int64_t now) {
-  c->started = now;
-  c->waiting = 1;
-  c->wprev = s->wtail;
-  c->wnext = NULL;
-  if (s->wtail != NULL)
-    s->wtail->wnext = c;
+/* Puts c at the end of list l, if it is not on it yet. The list of
+   WAITING connections is then in the order of their deadlines, which is
+   the order of their starts: a request that starts now goes to the end. */
+static void chain_append(server *s, enum chain l, conn *c) {
+  if (c->on[l])
+    return;
+  c->prev[l] = s->tail[l];
+  c->next[l] = NULL;
+  if (s->tail[l] != NULL)
+    s->tail[l]->next[l] = c;
   else
-    s->whead = c;
-  s->wtail = c;
+    s->head[l] = c;
+  s->tail[l] = c;
+  c->on[l] = 1;
 }
 
 /* After c's input was parsed and answered: a request begun and not
@@ -388,37 +373,14 @@ static void track_request(server *s, conn *c, int completed) {
   int pending = c->req.request_len > 0 || c->in_off < c->in_len;
 
   if (!pending) {
-    wait_remove(s, c);
+    chain_remove(s, WAITING, c);
     return;
   }
-  if (c->waiting && !completed)
+  if (c->on[WAITING] && !completed)
     return; /* the same request goes on */
-  wait_remove(s, c);
-  wait_append(s, c, (int64_t)(s->woke_us / 1000));
-}
-
-static void ready_add(server *s, conn *c) {
-  if (c->ready)
-    return;
-  c->ready = 1;
-  c->rprev = NULL;
-  c->rnext = s->rhead;
-  if (s->rhead != NULL)
-    s->rhead->rprev = c;
-  s->rhead = c;
-}
-
-static void ready_remove(server *s, conn *c) {
-  if (!c->ready)
-    return;
-  if (c->rprev != NULL)
-    c->rprev->rnext = c->rnext;
-  else
-    s->rhead = c->rnext;
-  if (c->rnext != NULL)
-    c->rnext->rprev = c->rprev;
-  c->rprev = c->rnext = NULL;
-  c->ready = 0;
+  chain_remove(s, WAITING, c);
+  c->started = (int64_t)(s->woke_us / 1000);
+  chain_append(s, WAITING, c);
 }
 
 static void set_listeners(server *s, int on) {
@@ -448,9 +410,9 @@ static void conn_close(server *s, conn *c) {
   epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   c->fd = -1;
-  list_remove(s, c);
-  wait_remove(s, c);
-  ready_remove(s, c);
+  chain_remove(s, ALL, c);
+  chain_remove(s, WAITING, c);
+  chain_remove(s, READY, c);
   peers_release(s->peers, c->client);
   c->client = NULL;
   if (c->busy)
@@ -578,6 +540,16 @@ static void batch_start(server *s) {
   }
 }
 
+/* Logs that a request of c cannot be decided for want of memory, and
+   returns -1: c is then closed without an answer. */
+static int out_of_memory(const conn *c) {
+  obspamd_log(LOG_ERR,
+              "cannot decide a request from %s: out of memory; closing "
+              "without an answer",
+              c->peer);
+  return -1;
+}
+
 /* Puts k messages of c's request in the batch being filled: msgs[j]
    decided (how[j], NULL for 0) into vs[j], or into the batch's own
    verdicts when vs is NULL. c waits for them (phase). Returns -1 when
@@ -595,11 +567,7 @@ static int ask(server *s, conn *c, int phase, unsigned k,
       s->spare = b->next;
       s->nspare--;
     } else if ((b = malloc(sizeof(*b))) == NULL) {
-      obspamd_log(LOG_ERR,
-                  "cannot decide a request from %s: out of memory; closing "
-                  "without an answer",
-                  c->peer);
-      return -1;
+      return out_of_memory(c);
     }
     b->s = s;
     b->n = 0;
@@ -678,11 +646,7 @@ static int rcpt_let_through(server *s, conn *c, const obspam_verdict *v) {
     return 0;
   }
   if ((d = detour_get(c)) == NULL) {
-    obspamd_log(LOG_ERR,
-                "cannot decide a request from %s: out of memory; closing "
-                "without an answer",
-                c->peer);
-    return -1;
+    return out_of_memory(c);
   }
   d->before = before;
   d->cap = cap;
@@ -805,11 +769,7 @@ static int ask_message(server *s, conn *c) {
   if (fw->n == 0 && flag == 0)
     return ask(s, c, PHASE_MAIN, 1, &c->m, NULL, NULL) == 0 ? 1 : -1;
   if ((d = detour_get(c)) == NULL) {
-    obspamd_log(LOG_ERR,
-                "cannot decide a request from %s: out of memory; closing "
-                "without an answer",
-                c->peer);
-    return -1;
+    return out_of_memory(c);
   }
   if (fw->n == 0) {
     obspamd_forwards_clear(&d->one);
@@ -940,11 +900,11 @@ static int conn_process(server *s, conn *c, int resumed) {
   /* The time a decision takes is the server's, not the client's: no
      request deadline runs meanwhile. */
   if (c->busy)
-    wait_remove(s, c);
+    chain_remove(s, WAITING, c);
   else
     track_request(s, c, completed);
   if (c->out_len > c->out_off)
-    ready_add(s, c); /* written at the end of the round */
+    chain_append(s, READY, c); /* written at the end of the round */
   else if (!c->busy)
     conn_interest(s, c);
   /* A connection that waits keeps its interest as it is: with the
@@ -1022,13 +982,13 @@ static void settle_all(server *s) {
 /* The end of a round: the decisions made in it go to the journal in one
    write, then their answers leave. */
 static void flush_ready(server *s) {
-  if (s->rhead == NULL)
+  if (s->head[READY] == NULL)
     return;
   obspamd_journal_flush(&s->svc);
-  while (s->rhead != NULL) {
-    conn *c = s->rhead;
+  while (s->head[READY] != NULL) {
+    conn *c = s->head[READY];
 
-    ready_remove(s, c);
+    chain_remove(s, READY, c);
     if (conn_flush(c) < 0)
       conn_close(s, c);
     else
@@ -1055,7 +1015,7 @@ static int conn_readable(server *s, conn *c) {
        to us. A client that only shut down its side gets the answers that
        are still waiting, as far as the socket takes them now. */
     if (n == 0) {
-      if (c->ready)
+      if (c->on[READY])
         obspamd_journal_flush(&s->svc);
       conn_flush(c);
     }
@@ -1065,8 +1025,8 @@ static int conn_readable(server *s, conn *c) {
   c->in_off = 0;
   c->in_len = (size_t)n;
   c->last = (int64_t)(s->woke_us / 1000);
-  list_remove(s, c);
-  list_append(s, c);
+  chain_remove(s, ALL, c);
+  chain_append(s, ALL, c);
   return conn_process(s, c, 0);
 }
 
@@ -1188,10 +1148,7 @@ static void accept_some(server *s, listener *l) {
     c->unix_peer = l->unix_socket;
     c->busy = c->closed = 0;
     c->detour = NULL;
-    c->waiting = 0;
-    c->wprev = c->wnext = NULL;
-    c->ready = 0;
-    c->rprev = c->rnext = NULL;
+    memset(c->on, 0, sizeof(c->on));
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
     rules_memory_init(&c->mem);
@@ -1207,7 +1164,7 @@ static void accept_some(server *s, listener *l) {
       pause_accepting(s, strerror(errno));
       return;
     }
-    list_append(s, c);
+    chain_append(s, ALL, c);
     s->nconns++;
     obspamd_metrics_connection_open(&s->svc.metrics);
   }
@@ -1227,8 +1184,8 @@ static void read_signals(server *s) {
 }
 
 static void close_idle(server *s, int64_t now) {
-  while (s->head != NULL && now - s->head->last >= s->idle_ms) {
-    conn *c = s->head;
+  while (s->head[ALL] != NULL && now - s->head[ALL]->last >= s->idle_ms) {
+    conn *c = s->head[ALL];
 
     obspamd_log(LOG_INFO, "closing the connection from %s: idle for %lld s",
                 c->peer, (long long)(s->idle_ms / 1000));
@@ -1238,8 +1195,9 @@ static void close_idle(server *s, int64_t now) {
 
 /* Closes the connections whose request was not complete in time. */
 static void close_slow(server *s, int64_t now) {
-  while (s->whead != NULL && now - s->whead->started >= s->request_ms) {
-    conn *c = s->whead;
+  while (s->head[WAITING] != NULL &&
+         now - s->head[WAITING]->started >= s->request_ms) {
+    conn *c = s->head[WAITING];
 
     s->slow_closed++;
     snprintf(s->slow_last, sizeof(s->slow_last), "%s", c->peer);
@@ -1576,8 +1534,8 @@ int main(int argc, char **argv) {
     if (s->stop)
       obspamd_log(LOG_INFO, "stopping on signal %d", s->stop);
     rc = s->stop ? 0 : 1;
-    while (s->head != NULL)
-      conn_close(s, s->head);
+    while (s->head[ALL] != NULL)
+      conn_close(s, s->head[ALL]);
     settle_all(s);
     if (s->reloader_started)
       pthread_join(s->reloader, NULL);
