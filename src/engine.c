@@ -99,11 +99,11 @@ void obspam__conf_free(obspam__conf *c, obspam__store *store) {
     return;
   obspam__tree_free(&c->tree, store != NULL ? obspam__store_forget : NULL,
                     store);
-  free(c->store_uri);
-  free(c->store_prefix);
   obspam__wl_free(&c->wl);
   obspam__wl_free(&c->local);
   obspam__marks_free(&c->marks);
+  free(c->store_uri);
+  free(c->store_prefix);
   free(c);
 }
 
