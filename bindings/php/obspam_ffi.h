@@ -108,9 +108,8 @@ int obspam_effective_limit(obspam_engine *e, int kind, const char *name,
                            int64_t *per_hour);
 int obspam_set_window_limit(obspam_engine *e, int kind, const char *name,
                             int which, int64_t window, int64_t limit);
-int obspam_effective_window_limit(obspam_engine *e, int kind,
-                                  const char *name, int64_t window,
-                                  int64_t *limit);
+int obspam_effective_window_limit(obspam_engine *e, int kind, const char *name,
+                                  int64_t window, int64_t *limit);
 int obspam_set_max_recipients(obspam_engine *e, int kind, const char *name,
                               int64_t max);
 int obspam_effective_max_recipients(obspam_engine *e, int kind,
@@ -129,8 +128,8 @@ int obspam_local_network_remove(obspam_engine *e, const char *cidr);
 
 int obspam_forward_add(obspam_engine *e, const char *address, int remote);
 int obspam_forward_remove(obspam_engine *e, const char *address);
-int obspam_forward_lookup(obspam_engine *e, const char *address,
-                          uint32_t *flag, char *mailbox, size_t size);
+int obspam_forward_lookup(obspam_engine *e, const char *address, uint32_t *flag,
+                          char *mailbox, size_t size);
 int obspam_mailing_list_add(obspam_engine *e, const char *address);
 int obspam_mailing_list_remove(obspam_engine *e, const char *address);
 int obspam_mailing_list_match(obspam_engine *e, const char *sender,
@@ -147,30 +146,27 @@ int obspam_decide_batch(obspam_engine *e, const obspam_message *const *msgs,
                         obspam_verdict *const *out, int *rc, size_t n);
 int obspam_decide_start(obspam_engine *e, const obspam_message *const *msgs,
                         obspam_verdict *const *out, int *rc,
-                        const uint32_t *how, size_t n,
-                        void (*done)(void *arg), void *arg);
+                        const uint32_t *how, size_t n, void (*done)(void *arg),
+                        void *arg);
 
-int obspam_stats_get(obspam_engine *e, int kind, const char *name,
-                     int64_t now, obspam_stats *out);
+int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
+                     obspam_stats *out);
 
 int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
                    int64_t to,
-                   void (*fn)(int64_t hour_start, int64_t sent,
-                              int64_t refused, void *ud),
+                   void (*fn)(int64_t hour_start, int64_t sent, int64_t refused,
+                              void *ud),
                    void *ud);
 int obspam_report(obspam_engine *e, int64_t from, int64_t to,
-                  void (*fn)(const obspam_report_row *row, void *ud),
-                  void *ud);
+                  void (*fn)(const obspam_report_row *row, void *ud), void *ud);
 
 int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
-                     uint32_t flags, const char *after, size_t max,
-                     int64_t now,
+                     uint32_t flags, const char *after, size_t max, int64_t now,
                      int (*fn)(int kind, const char *name,
                                const obspam_stats *st, void *ud),
                      void *ud);
-int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to,
-               size_t n, void (*fn)(const obspam_report_row *row, void *ud),
-               void *ud);
+int obspam_top(obspam_engine *e, int kind, int64_t from, int64_t to, size_t n,
+               void (*fn)(const obspam_report_row *row, void *ud), void *ud);
 int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now);
 int obspam_set_unknown_uid_subscription(obspam_engine *e,
                                         const char *subscription);
