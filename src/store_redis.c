@@ -1429,7 +1429,8 @@ static int r_reset(redis_store *r, obspam__charge *ch) {
 
 /* The charges ch[0..n) (no reset among them) in one exchange with Redis:
    every command of every charge in one write, the replies read together.
-   ok[i] is set for each charge that Redis made and answered. */
+   ok[i] is set for each charge that Redis made and answered; notes and
+   exempt list deliveries are the caller's. */
 static void redis_charges(redis_store *r, obspam__charge *const *ch, int n,
                           uint8_t *ok) {
   int *first = NULL, i, k;
@@ -1445,14 +1446,14 @@ static void redis_charges(redis_store *r, obspam__charge *const *ch, int n,
   first = malloc((size_t)n * sizeof(*first));
   for (i = 0; first != NULL && i < n; i++) {
     first[i] = b.n;
-    if (!ch[i]->note && build_charge(r, ch[i], &b) < 0)
+    if (!ch[i]->note && !ch[i]->listed && build_charge(r, ch[i], &b) < 0)
       break;
   }
   if (first != NULL && i == n && b.n > 0 &&
       (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
       send_fmt(r, &x, b.fmt, b.flen, b.n, rp) == 0) {
     for (i = 0; i < n; i++) {
-      if (ch[i]->note)
+      if (ch[i]->note || ch[i]->listed)
         continue;
       if (parse_charge(ch[i], rp[first[i]]) != 0) {
         /* Not the answer of the script: Redis is not the one expected. */
@@ -1478,17 +1479,18 @@ static int r_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
                          int *done) {
   redis_store *r = (redis_store *)s;
   uint8_t small[64], *ok = small;
-  int i, rc = OBSPAM_OK, alone = 0;
+  int i, rc = OBSPAM_OK, reset = 0;
 
   *done = 0;
+  if (n == 1 && ch[0]->listed)
+    return r_listed(r, ch[0]);
   for (i = 0; i < n; i++)
-    alone |= ch[i]->reset || ch[i]->listed;
-  if (alone && n == 1)
-    return ch[0]->reset ? r_reset(r, ch[0]) : r_listed(r, ch[0]);
-  if (alone) {
+    reset |= ch[i]->reset;
+  if (reset && n == 1)
+    return r_reset(r, ch[0]);
+  if (reset) {
     /* A reset is its own script, made once Redis has every decision
-       before it, and an exempt list delivery its own commands: one
-       charge at a time. */
+       before it: one charge at a time. */
     for (; *done < n; ++*done)
       if ((rc = r_charge(s, ch[*done])) != OBSPAM_OK)
         break;
@@ -1516,6 +1518,13 @@ static int r_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
 
     if (c->note)
       continue; /* Redis keeps no rows of scripts charged to nobody */
+    if (c->listed) {
+      /* An exempt list delivery changes no window, so no decision of the
+         batch depends on it: its own commands, after the batch's. */
+      if ((rc = r_listed(r, c)) != OBSPAM_OK)
+        break;
+      continue;
+    }
     if (ok[i]) {
       /* Notices come from each node's own notification periods: account
          the decision there (allocation failure only costs a notice). */

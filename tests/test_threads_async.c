@@ -534,3 +534,38 @@ Test(threads_async, redis_batches_larger_than_an_exchange, .fini = redis_stop) {
     cr_assert(rc[i] == OBSPAM_OK && v[i].action == OBSPAM_REFUSE,
               "message %d: rc %d action %d", i, rc[i], v[i].action);
 }
+
+/* An exempt mailing-list delivery in a batch on Redis: recorded on its
+   own, the decisions around it still in the batch's one exchange. */
+Test(threads_async, redis_batch_with_an_exempt_list_delivery,
+     .fini = redis_stop) {
+  obspam_message m[3];
+  obspam_verdict v[3];
+  const obspam_message *pm[3];
+  obspam_verdict *pv[3];
+  obspam_stats st = OBSPAM_STATS_INIT;
+  int rc[3];
+  obspam_engine *e;
+
+  redis_start();
+  e = engine(1);
+  for (int i = 0; i < 3; i++) {
+    obspam_verdict v0 = OBSPAM_VERDICT_INIT;
+
+    m[i] = tu_msg(i == 1 ? OBSPAM_MSG_MAILING_LIST : 0, mbox[0], mbox[0], NULL,
+                  1, -1, NULL, NULL, T0);
+    v[i] = v0;
+    pm[i] = &m[i];
+    pv[i] = &v[i];
+  }
+  RC(obspam_decide_batch(e, pm, pv, rc, 3), OBSPAM_OK);
+  cr_assert_eq(v[0].action, OBSPAM_ACCEPT);
+  cr_assert_eq(v[1].action, OBSPAM_EXEMPT);
+  cr_assert_eq(v[2].action, OBSPAM_ACCEPT);
+  cr_assert_eq(v[2].count, 1);
+  OK(obspam_stats_get(e, OBSPAM_MAILBOX, mbox[0], T0, &st));
+  cr_assert_eq(st.count, 2);
+  cr_assert_eq(st.forwarded, 0);
+  cr_assert_eq(st.list_deliveries, 1);
+  obspam_engine_free(e);
+}
