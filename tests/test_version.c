@@ -12,13 +12,13 @@ Test(version, number_matches_header) {
                obspam_version());
   cr_assert_eq(OBSPAM_VERSION_MAJOR, 1);
   cr_assert_eq(OBSPAM_VERSION_MINOR, 4);
-  cr_assert_eq(OBSPAM_VERSION_PATCH, 0);
+  cr_assert_eq(OBSPAM_VERSION_PATCH, 1);
 }
 
 Test(version, string) {
   const char *s = obspam_version_string();
   cr_assert_not_null(s, "obspam_version_string() is NULL");
-  cr_assert_str_eq(s, "1.4.0", "obspam_version_string() = \"%s\"", s);
+  cr_assert_str_eq(s, "1.4.1", "obspam_version_string() = \"%s\"", s);
   /* The string agrees with the number. */
   char buf[32];
   snprintf(buf, sizeof buf, "%u.%u.%u", obspam_version() >> 16,
