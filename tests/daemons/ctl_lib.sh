@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # What the shell tests of ctl_testd and obspamctl share. Sourced, after
 # `set -euo pipefail`, as
 #

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # The checks of a daemon's manual page that policyd_man.sh and
 # milter_man.sh share. Sourced, after `set -euo pipefail`, from the
 # repository's root.

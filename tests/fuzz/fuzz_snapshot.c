@@ -126,7 +126,7 @@ static void exercise(obspam_engine *e) {
     obspam_verdict v = OBSPAM_VERDICT_INIT;
 
     m.sender = senders[i % 4];
-    m.recipients = (uint32_t)(i % 3 == 2 ? 4000000000u : 1 + i);
+    m.recipients = (uint32_t)(i % 3 == 2 ? 4000000000u : 1u + (unsigned)i);
     m.script = i % 2 ? "/var/www/acme/index.php" : NULL;
     m.flags = i == 7 ? OBSPAM_MSG_SCRIPT : 0;
     m.uid = 1000;
