@@ -8,7 +8,7 @@ Test(version, number_matches_header) {
   cr_assert_eq(obspam_version(), (unsigned int)OBSPAM_VERSION_NUMBER,
                "obspam_version() = 0x%x, header says 0x%x", obspam_version(),
                (unsigned int)OBSPAM_VERSION_NUMBER);
-  cr_assert_eq(obspam_version(), 0x010400u, "obspam_version() = 0x%x",
+  cr_assert_eq(obspam_version(), 0x010401u, "obspam_version() = 0x%x",
                obspam_version());
   cr_assert_eq(OBSPAM_VERSION_MAJOR, 1);
   cr_assert_eq(OBSPAM_VERSION_MINOR, 4);
