@@ -98,7 +98,7 @@ struct obspam__journal {
      the state file and path is stale. The next save first sets it right. */
   int unsettled;
   int cut_failed; /* errno of a cut that could not write; 0 */
-  uint64_t lost;  /* records dropped since the last flush */
+  uint64_t lost;  /* records dropped since the last flush that wrote */
   size_t len;     /* bytes waiting in buf */
   uint32_t nbuf;  /* records waiting in buf */
   uint8_t buf[BUF_CAP];
@@ -967,9 +967,11 @@ static int flush_report(obspam_engine *e, obspam__journal *j) {
     err = errno;
     if (j->unsettled || j->old_fd >= 0)
       file = j->next; /* where fd writes now */
+    lost = 0;         /* told by the flush that writes again */
+  } else {
+    lost = j->lost;
+    j->lost = 0;
   }
-  lost = j->lost;
-  j->lost = 0;
   pthread_mutex_unlock(&j->lock);
   if (err != 0)
     return obspam__fail(e, OBSPAM_EIO, "journal_flush: %s: %s", file,
