@@ -254,7 +254,7 @@ Test(journal, restart_twice) {
 }
 
 /* A record cut short by a crash is ignored, and so is anything after it;
-   the journal is then written again without it. */
+   the journal goes on from the last whole record, cut there. */
 Test(journal, torn_last_record) {
   obspam_engine *e = engine(), *back;
   off_t whole;
