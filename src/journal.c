@@ -810,8 +810,11 @@ static int reuse(obspam__journal *j, const jfile *cur, const jfile *nxt,
   fd = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return -1;
-  if (ftruncate(fd, (off_t)keep) != 0) {
-    /* Cut records could come back at the next start. */
+  /* Cut records could come back at the next start; with FSYNC, the
+     records kept are on the disk before anything is decided, as a fresh
+     file's would be. */
+  if (ftruncate(fd, (off_t)keep) != 0 ||
+      ((j->flags & OBSPAM_JOURNAL_FSYNC) && fdatasync(fd) != 0)) {
     close(fd);
     return -1;
   }
