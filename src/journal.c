@@ -98,7 +98,7 @@ struct obspam__journal {
      the state file and path is stale. The next save first sets it right. */
   int unsettled;
   int cut_failed; /* errno of a cut that could not write; 0 */
-  uint64_t lost;  /* records dropped since the last flush */
+  uint64_t lost;  /* records dropped since the last flush that wrote */
   size_t len;     /* bytes waiting in buf */
   uint32_t nbuf;  /* records waiting in buf */
   uint8_t buf[BUF_CAP];
@@ -277,14 +277,40 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* Writes the waiting records to fd. 0, or -1 (errno set) with the file
-   cut back to its whole records and the records still waiting. */
+/* Writes n bytes at off, whatever the descriptor's offset. 0, or -1
+   (errno set; ENOSPC for a write cut short with no reason given). */
+static int write_at(int fd, const uint8_t *p, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      if (w == 0)
+        errno = ENOSPC;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+/* Writes the waiting records to fd. 0, or -1 (errno set) with the
+   records still waiting and the file cut back to its whole records.
+   A full disk takes part of a write and refuses the rest: the torn
+   record is cut off, and the next write goes where it began, not where
+   the descriptor's offset is. So even when the cut fails, the torn bytes
+   are at the file's end, where a replay stops anyway, and the next
+   write covers them: a torn record never lies between good ones, which
+   it would hide. */
 static int flush_locked(obspam__journal *j, int sync) {
   int err;
 
   if (j->len == 0)
     return 0;
-  if (obspam__write_all(j->fd, j->buf, j->len) == 0 &&
+  if (write_at(j->fd, j->buf, j->len, j->size) == 0 &&
       (!sync || !(j->flags & OBSPAM_JOURNAL_FSYNC) || fdatasync(j->fd) == 0)) {
     j->size += j->len;
     j->len = 0;
@@ -292,9 +318,9 @@ static int flush_locked(obspam__journal *j, int sync) {
     return 0;
   }
   err = errno ? errno : EIO;
-  /* A torn record would hide every record written after it. */
-  if (ftruncate(j->fd, (off_t)j->size) == 0)
-    (void)lseek(j->fd, (off_t)j->size, SEEK_SET);
+  if (ftruncate(j->fd, (off_t)j->size) != 0) {
+    /* The next write covers the torn bytes (above). */
+  }
   errno = err;
   return -1;
 }
@@ -333,8 +359,6 @@ static int copy_records(int src, uint64_t size, int dst, uint64_t *dst_size) {
   uint64_t off = HEADER, at = *dst_size;
   int err;
 
-  if (lseek(dst, (off_t)at, SEEK_SET) < 0)
-    return -1;
   while (off < size) {
     size_t want =
         size - off < sizeof(chunk) ? (size_t)(size - off) : sizeof(chunk);
@@ -342,7 +366,7 @@ static int copy_records(int src, uint64_t size, int dst, uint64_t *dst_size) {
 
     if (r < 0 && errno == EINTR)
       continue;
-    if (r <= 0 || obspam__write_all(dst, chunk, (size_t)r) != 0)
+    if (r <= 0 || write_at(dst, chunk, (size_t)r, at) != 0)
       goto fail;
     off += (uint64_t)r;
     at += (uint64_t)r;
@@ -351,8 +375,10 @@ static int copy_records(int src, uint64_t size, int dst, uint64_t *dst_size) {
   return 0;
 fail:
   err = errno ? errno : EIO;
-  if (ftruncate(dst, (off_t)*dst_size) == 0)
-    (void)lseek(dst, (off_t)*dst_size, SEEK_SET);
+  if (ftruncate(dst, (off_t)*dst_size) != 0) {
+    /* Whatever is left past *dst_size is written over: records are
+       copied there, never at the file's end (settle). */
+  }
   errno = err;
   return -1;
 }
@@ -370,12 +396,16 @@ static int settle(obspam__journal *j) {
 
     if (dst < 0)
       return -1;
-    if (fstat(dst, &st) != 0 || (uint64_t)st.st_size < HEADER) {
+    /* The records go after path's last whole one (old_size, as the cut
+       left it), not at the file's end, where a copy that failed may have
+       left part of a record. */
+    if (fstat(dst, &st) != 0 || j->old_size < HEADER ||
+        (uint64_t)st.st_size < j->old_size) {
       close(dst);
       errno = EIO;
       return -1;
     }
-    size = (uint64_t)st.st_size;
+    size = j->old_size;
     if (copy_records(j->fd, j->size, dst, &size) != 0 ||
         ((j->flags & OBSPAM_JOURNAL_FSYNC) && fdatasync(dst) != 0)) {
       int err = errno;
@@ -752,6 +782,50 @@ fail:
   return -1;
 }
 
+/* Keeps the file that holds exactly the n records replayed, when there
+   is one, rather than writing them again: a restart on a full disk, where
+   a second copy does not fit, still opens its journal. The file is cut
+   after them (a torn last record goes; all of them when a shared store
+   keeps the counters), and is put in path's place when it is next's.
+   The descriptor, or -1 when only a fresh file will do. */
+static int reuse(obspam__journal *j, const jfile *cur, const jfile *nxt,
+                 const uint64_t id[2], size_t n, uint64_t *size) {
+  const jfile *f;
+  uint64_t keep;
+  int fd;
+
+  if (nxt->present && nxt->id[0] == id[0] && nxt->id[1] == id[1])
+    f = nxt;
+  else if (cur->present && cur->id[0] == id[0] && cur->id[1] == id[1] &&
+           nxt->n == 0)
+    f = cur;
+  else
+    return -1;
+  if (f->size < HEADER || get((const uint8_t *)f->data + 8, 4) != VERSION ||
+      (n != 0 && n != f->n))
+    return -1;
+  keep = n == 0 ? HEADER : f->whole;
+  if (f == nxt && rename(j->next, j->path) != 0)
+    return -1;
+  fd = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -1;
+  /* Cut records could come back at the next start; with FSYNC, the
+     records kept are on the disk before anything is decided, as a fresh
+     file's would be. */
+  if (ftruncate(fd, (off_t)keep) != 0 ||
+      ((j->flags & OBSPAM_JOURNAL_FSYNC) && fdatasync(fd) != 0)) {
+    close(fd);
+    return -1;
+  }
+  if (f == nxt)
+    (void)obspam__sync_dir(j->path);
+  else if (nxt->present)
+    unlink(j->next); /* a save's, holding nothing */
+  *size = keep;
+  return fd;
+}
+
 int obspam_journal_open(obspam_engine *e, const char *state_path,
                         unsigned flags, int64_t *replayed, int64_t *ignored) {
   obspam__journal *j;
@@ -845,7 +919,9 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
     }
     count++;
   }
-  j->fd = write_fresh(j, id, list, n, &j->size);
+  j->fd = reuse(j, &cur, &nxt, id, n, &j->size);
+  if (j->fd < 0)
+    j->fd = write_fresh(j, id, list, n, &j->size);
   if (j->fd < 0) {
     int err = errno;
 
@@ -894,9 +970,11 @@ static int flush_report(obspam_engine *e, obspam__journal *j) {
     err = errno;
     if (j->unsettled || j->old_fd >= 0)
       file = j->next; /* where fd writes now */
+    lost = 0;         /* told by the flush that writes again */
+  } else {
+    lost = j->lost;
+    j->lost = 0;
   }
-  lost = j->lost;
-  j->lost = 0;
   pthread_mutex_unlock(&j->lock);
   if (err != 0)
     return obspam__fail(e, OBSPAM_EIO, "journal_flush: %s: %s", file,

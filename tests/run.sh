@@ -219,7 +219,7 @@ stage_daemons() { script_stage daemons "obspam-policyd, obspam-milter, obspamctl
 stage_e2e() { script_stage e2e "a private Postfix instance end to end"; }
 stage_redis() { script_stage redis "shared counters in private Redis and Sentinel servers"; }
 stage_fuzz() { script_stage fuzz "libFuzzer targets, bounded, and regressions"; }
-stage_faults() { script_stage faults "allocation failures on every entry point"; }
+stage_faults() { script_stage faults "allocation failures on every entry point, full disks"; }
 stage_abi() { script_stage abi "the ABI against the committed baseline"; }
 
 main() {

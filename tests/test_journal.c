@@ -5,7 +5,9 @@
    while the first is still alive: nothing at its end is written. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -252,7 +254,7 @@ Test(journal, restart_twice) {
 }
 
 /* A record cut short by a crash is ignored, and so is anything after it;
-   the journal is then written again without it. */
+   the journal goes on from the last whole record, cut there. */
 Test(journal, torn_last_record) {
   obspam_engine *e = engine(), *back;
   off_t whole;
@@ -434,5 +436,97 @@ Test(journal, bad_calls) {
   traffic(e, T0, 1);
   OK(obspam_journal_close(e));
   OK(obspam_state_load(e, state)); /* closed: allowed again */
+  obspam_engine_free(e);
+}
+
+/* A file that takes part of a write and then no more, as a full disk
+   does (here the file size limit: the same short write, then EFBIG). */
+static void limit_file_size(rlim_t size) {
+  struct rlimit rl;
+
+  cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+  rl.rlim_cur = size;
+  cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* A write cut short leaves no torn record: the file is cut back to its
+   whole records, the decisions wait in memory, and the next flush that
+   the file takes writes them after the good ones, where a restart reads
+   them all. */
+Test(journal, short_write_cut_back) {
+  obspam_engine *e = engine(), *back;
+  struct stat before, after;
+  off_t whole;
+  int i;
+
+  cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_journal_flush(e));
+  whole = size_of(journal);
+  /* Room for part of one record. */
+  limit_file_size((rlim_t)whole + 50);
+  traffic(e, T0 + 10, 2);
+  for (i = 0; i < 3; i++) {
+    RC(obspam_journal_flush(e), OBSPAM_EIO);
+    cr_assert(strstr(obspam_engine_errmsg(e), "File too large"), "%s",
+              obspam_engine_errmsg(e));
+    cr_assert_eq(size_of(journal), whole);
+  }
+  traffic(e, T0 + 20, 1);
+  limit_file_size(RLIM_INFINITY);
+  OK(obspam_journal_flush(e));
+  cr_assert_eq(stat(journal, &before), 0);
+  back = restarted(e, 15, 0, T0 + 30);
+  /* The restart goes on in the same file: it needs no room for a copy. */
+  cr_assert_eq(stat(journal, &after), 0);
+  cr_assert_eq(after.st_ino, before.st_ino);
+  cr_assert_eq(after.st_size, before.st_size);
+  OK(obspam_journal_close(back));
+  obspam_engine_free(back);
+  restarts_same(e, 15, 0, T0 + 30);
+  obspam_engine_free(e);
+}
+
+/* While the file takes nothing, 256 KiB of records wait; beyond that
+   the oldest go. The flush that writes again says how many, exactly
+   once; the engine's counters still hold them, and the next save puts
+   them in the state file. */
+Test(journal, dropped_while_full) {
+  obspam_engine *e = engine(), *back;
+  off_t whole, rec;
+  int64_t cap, i, n;
+  char want[120];
+
+  cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  rec = size_of(journal) - 32;
+  cap = (256 * 1024) / rec; /* records that wait in memory */
+  whole = size_of(journal);
+  limit_file_size((rlim_t)whole);
+  n = cap + cap / 2;
+  for (i = 0; i < n; i++)
+    (void)SASL(e, "b@example.com", 1, T0 + 1);
+  RC(obspam_journal_flush(e), OBSPAM_EIO);
+  cr_assert(strstr(obspam_engine_errmsg(e), "File too large"), "%s",
+            obspam_engine_errmsg(e));
+  cr_assert_eq(size_of(journal), whole);
+  limit_file_size(RLIM_INFINITY);
+  RC(obspam_journal_flush(e), OBSPAM_EIO);
+  snprintf(want, sizeof(want),
+           "journal_flush: %lld decisions were dropped: the journal did not "
+           "take them",
+           (long long)cap);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  cr_assert_eq(size_of(journal), whole + (n - cap) * rec);
+  OK(obspam_journal_flush(e)); /* said once */
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 1 + n, 0);
+  back = restart(1 + n - cap, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 1 + n - cap, 0);
+  obspam_engine_free(back);
+  OK(obspam_state_save(e, state));
+  restarts_same(e, 0, 0, T0 + 2);
   obspam_engine_free(e);
 }

@@ -651,8 +651,9 @@ struct obspamd_private {
   int64_t store_deferred;
   /* The episodes of a full set of implicit mailboxes the tick has seen. */
   int64_t implicit_episodes;
-  /* Journal flushes failed in a row (obspamd_journal_flush). */
-  uint64_t journal_failed;
+  /* Set when the journal dropped decisions that only a snapshot can
+     hold now: the next tick saves (obspamd_journal_flush). */
+  int save_now;
   /* The limits set live (overrides.c). */
   struct obspamd__overrides *overrides;
   /* The housekeeping thread. */
@@ -894,24 +895,49 @@ static int open_journal(obspamd_service *s) {
   return OBSPAM_OK;
 }
 
+/* A full disk fails every round: the answers go on (the counters are in
+   memory), with one line when the writes begin to fail and one when they
+   work again, with the count, and the metrics in between. */
 int obspamd_journal_flush(obspamd_service *s) {
   struct obspamd_private *p = s->priv;
+  obspamd_metrics *m = &s->metrics;
   int rc = obspam_journal_flush(s->engine);
+  unsigned long long dropped = 0;
   uint64_t failed;
+  char why[512];
 
-  /* A full disk fails every round: one line when it starts, one when it
-     ends, with the count. */
+  if (rc == OBSPAM_OK &&
+      __atomic_load_n(&m->journal_failing, __ATOMIC_RELAXED) == 0)
+    return rc;
   if (rc != OBSPAM_OK) {
-    if (__atomic_fetch_add(&p->journal_failed, 1, __ATOMIC_RELAXED) == 0)
-      obspamd_log(LOG_ERR, "journal: %s; the decisions wait in memory",
-                  obspam_engine_errmsg(s->engine));
-  } else if (__atomic_load_n(&p->journal_failed, __ATOMIC_RELAXED) != 0 &&
-             (failed = __atomic_exchange_n(&p->journal_failed, 0,
-                                           __ATOMIC_RELAXED)) != 0) {
+    obspam_engine_errmsg_r(s->engine, why, sizeof(why));
+    /* The flush that writes again after the journal dropped decisions
+       (more than its 256 KiB waited) fails to say how many: it ends the
+       episode, and as no file holds those decisions, a save starts at
+       once. */
+    if (sscanf(why, "journal_flush: %llu decisions were dropped", &dropped) !=
+        1) {
+      ADD(&m->journal_failures, 1);
+      if (__atomic_fetch_add(&m->journal_failing, 1, __ATOMIC_RELAXED) == 0) {
+        ADD(&m->journal_episodes, 1);
+        obspamd_log(LOG_ERR, "journal: %s; the decisions wait in memory", why);
+      }
+      return rc;
+    }
+    ADD(&m->journal_dropped, (uint64_t)dropped);
+    __atomic_store_n(&p->save_now, 1, __ATOMIC_RELAXED);
+  }
+  failed = __atomic_exchange_n(&m->journal_failing, 0, __ATOMIC_RELAXED);
+  if (dropped > 0)
+    obspamd_log(LOG_ERR,
+                "journal: written again after %" PRIu64 " failed writes; "
+                "%llu decisions it could not hold are in no file until the "
+                "save that starts now",
+                failed, dropped);
+  else if (failed > 0)
     obspamd_log(LOG_INFO,
                 "journal: written again after %" PRIu64 " failed writes",
                 failed);
-  }
   return rc;
 }
 
@@ -1565,7 +1591,7 @@ static void implicit_watch(obspamd_service *s, struct obspamd_private *p) {
 void obspamd_tick(obspamd_service *s, int64_t now) {
   struct obspamd_private *p = s->priv;
   int64_t ms = obspamd_now_ms();
-  int save = 0, flush = 0;
+  int save = 0, flush = 0, asked;
 
   if (p == NULL)
     return;
@@ -1573,8 +1599,9 @@ void obspamd_tick(obspamd_service *s, int64_t now) {
      second one simply finds nothing due. */
   if (pthread_mutex_trylock(&p->tick_lock) != 0)
     return;
-  if (s->state_path != NULL && *s->state_path != '\0' && s->save_interval > 0 &&
-      ms >= p->next_save_ms) {
+  asked = __atomic_exchange_n(&p->save_now, 0, __ATOMIC_RELAXED);
+  if (s->state_path != NULL && *s->state_path != '\0' &&
+      (asked || (s->save_interval > 0 && ms >= p->next_save_ms))) {
     save = 1;
     p->next_save_ms = ms + (int64_t)s->save_interval * 1000;
   }

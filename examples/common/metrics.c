@@ -18,6 +18,11 @@
      obspam_snapshot_last_success_timestamp_seconds
                                     gauge; Unix time of the last state
                                     file written (or loaded), 0 if none
+     with a state file only:
+     obspam_journal_writable                                         gauge
+     obspam_journal_write_failures_total                             counter
+     obspam_journal_failure_episodes_total                           counter
+     obspam_journal_dropped_decisions_total                          counter
      obspam_notices_total                                            counter
      obspam_notify_mails_total{result="sent|failed|dropped"}         counter
      obspam_build_info{daemon="...",version="..."} 1                 gauge
@@ -224,6 +229,22 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   single(&o, "obspam_snapshot_last_success_timestamp_seconds", "gauge",
          "Unix time the state file was last written, 0 if never.",
          LOAD(&m->last_save));
+  if (s->state_path != NULL && *s->state_path != '\0') {
+    single(&o, "obspam_journal_writable", "gauge",
+           "1 while the journal of the state file takes writes, 0 while "
+           "they fail (the decisions wait in memory).",
+           LOAD(&m->journal_failing) == 0);
+    counter(&o, "obspam_journal_write_failures_total",
+            "Journal writes that failed, one per round of decisions.",
+            LOAD(&m->journal_failures));
+    counter(&o, "obspam_journal_failure_episodes_total",
+            "Times the journal stopped taking writes.",
+            LOAD(&m->journal_episodes));
+    counter(&o, "obspam_journal_dropped_decisions_total",
+            "Decisions the journal could not hold while it failed: until "
+            "the next save, no file has them.",
+            LOAD(&m->journal_dropped));
+  }
   counter(&o, "obspam_notices_total",
           "Notices: objects refused in a notification period.",
           LOAD(&m->notices));

@@ -39,6 +39,11 @@ typedef struct obspamd_metrics {
      by action (forwards.h). */
   uint64_t forwards[2][4];
   uint64_t lists[4];
+  /* The journal of the state file (obspamd_journal_flush): its writes
+     failed in a row (0 while it is written), all its failed writes, the
+     times it began to fail, and the decisions it dropped meanwhile. */
+  uint64_t journal_failing, journal_failures, journal_episodes;
+  uint64_t journal_dropped;
 } obspamd_metrics;
 
 /* Counts one decision: its action, the refusing level and the window

@@ -12,7 +12,10 @@
 #   the engine is unchanged and fully usable, and that nothing leaks;
 # - snapshots on a full disk, a read-only file system, a directory the
 #   process may not write and a missing one (tests/faults/save_errors.sh):
-#   OBSPAM_EIO, the previous snapshot kept, no temporary file left.
+#   OBSPAM_EIO, the previous snapshot kept, no temporary file left;
+# - obspam-policyd (built in BUILD_DIR) with its state file on a tmpfs that
+#   fills up (tests/faults/diskfull.sh): the answers, log lines, metrics,
+#   saves and every count across kill -9 during and after the episode.
 #
 # The programs are built into BUILD_DIR/faults/. Ends with the line
 # "N passed, N failed"; exits non-zero on any failure.
@@ -29,8 +32,10 @@ CC=${CC:-cc}
 # shellcheck source=tests/lib/check.sh
 . tests/lib/check.sh
 
-# gcc and its sanitizer runtimes; util-linux for unshare and setpriv.
-obspam_need_packages gcc libc6-dev libxxhash-dev uthash-dev util-linux ||
+# gcc and its sanitizer runtimes; util-linux for unshare and setpriv;
+# python3 for the daemon's scenarios.
+obspam_need_packages gcc libc6-dev libxxhash-dev uthash-dev util-linux \
+  python3 ||
   echo "warning: could not install what this stage needs" >&2
 mkdir -p "$OUT"
 
@@ -94,5 +99,10 @@ check "EIO: snapshot on a full disk" tests/faults/save_errors.sh "$OUT/save_erro
 check "EIO: snapshot on a read-only file system" tests/faults/save_errors.sh "$OUT/save_errors" readonly
 check "EIO: snapshot in a directory without write permission" tests/faults/save_errors.sh "$OUT/save_errors" denied
 check "EIO: snapshot in a missing directory" tests/faults/save_errors.sh "$OUT/save_errors" missing
+
+check "ENOSPC: policyd on a full disk: answers, log, metrics, saves, kill -9" \
+  tests/faults/diskfull.sh "$BUILD" episode
+check "ENOSPC: policyd drops what the journal cannot hold, then saves it" \
+  tests/faults/diskfull.sh "$BUILD" dropped
 
 check_summary
