@@ -1305,15 +1305,17 @@ static void ledger_add(redis_store *r, const obspam__charge *ch) {
   pthread_mutex_unlock(&r->slock);
 }
 
-/* The commands that add one ledger entry to Redis (lua_add, then the
-   report index and its TTL, as build_charge writes them). */
-#define ADD_CMDS 3
+/* The report index of the hour of the ledger entry le, into key. */
+static void index_key(const redis_store *r, const ledger_entry *le, char *key) {
+  snprintf(key, KEY_MAX, "%sidx:%lld", r->prefix,
+           (long long)(le->t - le->t % 3600));
+}
 
-/* Appends to b the ADD_CMDS commands of the ledger entry le: 0, or -1
-   when out of memory. */
+/* Appends to b the two commands that add the ledger entry le to Redis
+   (lua_add, then the report index): 0, or -1 when out of memory. */
 static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
   const char *p = le->text, *key[9];
-  char nums[8][24], hourkey[KEY_MAX], ttl[24];
+  char nums[8][24], hourkey[KEY_MAX];
   cmd c;
   int i;
 
@@ -1340,21 +1342,38 @@ static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
   if (batch_add(b, &c) != 0)
     return -1;
   memset(&c, 0, sizeof(c));
-  snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
-           (long long)(le->t - le->t % 3600));
+  index_key(r, le, hourkey);
   args(&c, "SADD");
   args(&c, hourkey);
   for (i = 2 * le->n; i < 3 * le->n; i++)
     args(&c, key[i]);
-  if (batch_add(b, &c) != 0)
-    return -1;
-  /* An hour that only the ledger wrote has no TTL on its index yet. */
-  memset(&c, 0, sizeof(c));
-  snprintf(ttl, sizeof(ttl), "%lld", (long long)le->retention * 3600 + 3600);
-  args(&c, "EXPIRE");
-  args(&c, hourkey);
-  args(&c, ttl);
   return batch_add(b, &c);
+}
+
+/* Appends to b, after the entries from head, the TTL of the report index
+   of each hour they write, as build_charge sets it (an hour that only
+   the ledger wrote would have none): once per hour, the entries being
+   in time order. 0, or -1 when out of memory. */
+static int build_index_ttls(redis_store *r, const ledger_entry *head,
+                            batch *b) {
+  const ledger_entry *le, *prev = NULL;
+  char hourkey[KEY_MAX], ttl[24];
+  cmd c;
+
+  for (le = head; le != NULL; prev = le, le = le->next) {
+    if (prev != NULL && prev->t / 3600 == le->t / 3600 &&
+        prev->retention == le->retention)
+      continue;
+    memset(&c, 0, sizeof(c));
+    index_key(r, le, hourkey);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)le->retention * 3600 + 3600);
+    args(&c, "EXPIRE");
+    args(&c, hourkey);
+    args(&c, ttl);
+    if (batch_add(b, &c) != 0)
+      return -1;
+  }
+  return 0;
 }
 
 /* Sends up to REPLAY_MAX entries of the ledger on x, the oldest first.
@@ -1366,7 +1385,7 @@ static int replay(redis_store *r, session *x) {
   ledger_entry *head, *le, *last = NULL;
   redisReply **rp = NULL;
   batch b = {NULL, NULL, 0, 0};
-  int n = 0, i, rc = -1;
+  int n = 0, i, ncmd = 0, rc = -1;
 
   pthread_mutex_lock(&r->slock);
   head = r->ledger;
@@ -1384,13 +1403,17 @@ static int replay(redis_store *r, session *x) {
   for (le = head; le != NULL; le = le->next)
     if (build_add(r, le, &b) != 0)
       break;
-  if (le == NULL && (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
-      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0)
+  if (le == NULL && build_index_ttls(r, head, &b) == 0 &&
+      (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
+      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0) {
     rc = 0;
+    ncmd = b.n;
+  }
   batch_free(&b);
   pthread_mutex_lock(&r->slock);
   if (rc == 0) {
-    for (i = 0; head != NULL; i += ADD_CMDS) {
+    /* Two commands an entry: its script, then its index. */
+    for (i = 0; head != NULL; i += 2) {
       le = head;
       head = le->next;
       r->ledger_n -= le->records;
@@ -1409,7 +1432,7 @@ static int replay(redis_store *r, session *x) {
   }
   pthread_mutex_unlock(&r->slock);
   if (rc == 0)
-    free_replies(rp, ADD_CMDS * n);
+    free_replies(rp, ncmd);
   free(rp);
   return rc;
 }
