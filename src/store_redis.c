@@ -59,6 +59,8 @@
 #ifdef OBSPAM_WITH_REDIS
 
 #include <hiredis.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "tree.h"
 
@@ -439,13 +441,19 @@ static const char lua_reset[] =
    check, so that the limits count them once Redis answers again; their
    forwards and mailing-list deliveries (exempt ones among them, which
    charge nothing) go to the same hour of the history in the same run, as
-   the charge script records them. KEYS: the n window hashes, the n
-   history hashes. ARGV: n, t, c (0: only exempt deliveries), window TTL,
-   retention hours, the forwards and the list deliveries among c (or
-   beside it, exempt). */
+   the charge script records them. An entry is added once: its mark (a
+   key of the same slot, named by the node and the entry, kept for the
+   window's TTL) is set with it, and an entry whose mark is there already
+   (sent again after its answer was lost) adds nothing. KEYS: the n
+   window hashes, the n history hashes, the mark. ARGV: n, t, c (0: only
+   exempt deliveries), window TTL, retention hours, the forwards and the
+   list deliveries among c (or beside it, exempt). Returns 1, or 0 when
+   the entry was added before. */
 static const char lua_add[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
     "local c=tonumber(ARGV[3]) local wttl=tonumber(ARGV[4])\n"
+    "if not redis.call('SET',KEYS[2*n+1],'1','NX','EX',wttl) then\n"
+    "  return 0 end\n"
     "local keep=math.max(tonumber(ARGV[5]),24)\n"
     "local fw=tonumber(ARGV[6]) local ls=tonumber(ARGV[7])\n"
     "local ms='s'..string.format('%d',math.floor(t/60))\n"
@@ -481,14 +489,15 @@ typedef struct conn {
    records of one tick on the same objects share an entry: c sums what
    they charged, fw and ls their forwards and list deliveries (an exempt
    one adds to ls alone). 56 bytes before the text on a 64-bit machine,
-   as before the marks: retention, records, n and len fit 32 bits. */
+   as in 1.4: the small fields are packed. */
 typedef struct ledger_entry {
   struct ledger_entry *next;
   int64_t t, c, fw, ls;
   int32_t retention; /* hours, at most 87600 (options.c) */
   int32_t records;   /* the charges and exempt deliveries gathered in it */
-  int32_t n;
-  uint32_t len;
+  uint32_t seq;      /* the entry's number on this node: its mark */
+  uint16_t len;      /* at most 3 * 3 * KEY_MAX */
+  uint16_t n;
   char text[]; /* n window keys, n history keys, n index members */
 } ledger_entry;
 
@@ -532,6 +541,10 @@ typedef struct redis_store {
      counters hold it. */
   ledger_entry *ledger, *ledger_tail;
   int64_t ledger_n, ledger_replayed, ledger_dropped;
+  /* The marks of the ledger's entries: this store's own name (64 random
+     bits, in hex) and the next entry's number. */
+  char ledger_node[17];
+  uint32_t ledger_seq;
 
   /* Housekeeping: keys to delete, under hlock; the thread runs while
      there are some, started at the first. */
@@ -1293,8 +1306,9 @@ static void ledger_add(redis_store *r, const obspam__charge *ch) {
   le->ls = ls;
   le->records = 1;
   le->retention = (int32_t)ch->retention;
-  le->n = ch->n;
-  le->len = (uint32_t)len;
+  le->seq = r->ledger_seq++;
+  le->n = (uint16_t)ch->n;
+  le->len = (uint16_t)len;
   memcpy(le->text, text, len);
   if (r->ledger_tail != NULL)
     r->ledger_tail->next = le;
@@ -1315,7 +1329,7 @@ static void index_key(const redis_store *r, const ledger_entry *le, char *key) {
    (lua_add, then the report index): 0, or -1 when out of memory. */
 static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
   const char *p = le->text, *key[9];
-  char nums[8][24], hourkey[KEY_MAX];
+  char nums[8][24], hourkey[KEY_MAX], mark[KEY_MAX];
   cmd c;
   int i;
 
@@ -1323,13 +1337,19 @@ static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
     key[i] = p;
     p += strlen(p) + 1;
   }
+  /* The mark: "P{sub:S}:ledger:NODE:SEQ", in the slot of the entry's
+     keys (the prefix has no brace, so the first "}" ends the tag). */
+  snprintf(mark, sizeof(mark), "%.*s:ledger:%s:%u",
+           (int)(strchr(key[0], '}') - key[0] + 1), key[0], r->ledger_node,
+           le->seq);
   memset(&c, 0, sizeof(c));
   args(&c, "EVALSHA");
   arg(&c, r->sha_add, 40);
-  snprintf(nums[0], sizeof(nums[0]), "%d", 2 * le->n);
+  snprintf(nums[0], sizeof(nums[0]), "%d", 2 * le->n + 1);
   args(&c, nums[0]);
   for (i = 0; i < 2 * le->n; i++)
     args(&c, key[i]);
+  args(&c, mark);
   snprintf(nums[1], sizeof(nums[1]), "%d", le->n);
   snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)le->t);
   snprintf(nums[3], sizeof(nums[3]), "%lld", (long long)le->c);
@@ -2310,6 +2330,23 @@ static int locks_init(redis_store *r) {
   return ok ? 0 : -1;
 }
 
+/* Names r's ledger marks apart from every other store's, on this host or
+   another: 64 random bits, or, when the kernel gives none, the time, the
+   process and the store's address. */
+static void ledger_node(redis_store *r) {
+  uint64_t v = 0;
+
+  if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+        ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)r;
+  }
+  snprintf(r->ledger_node, sizeof(r->ledger_node), "%016llx",
+           (unsigned long long)v);
+}
+
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local) {
   redis_store *r;
@@ -2344,6 +2381,7 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
   r->local = local;
   r->up = 1;
   r->timeout_ms = 200;
+  ledger_node(r);
   return &r->base;
 }
 

@@ -1118,7 +1118,7 @@ static int ledger_marks(const char *uri, const char *kill_cmd,
   char prefix[64], conf[1024], args[256];
   obspam_engine *e[2];
   int64_t st[4], bl[3];
-  long long ttl;
+  long long ttl, marks;
   text got[3];
   int k, h;
 
@@ -1197,6 +1197,14 @@ static int ledger_marks(const char *uri, const char *kill_cmd,
            "HEXISTS '%s{sub:s1}:mbx:news@d.example:w' s%lld", prefix,
            (long long)(T / 60));
   EXPECT(cli_int(cli_cmd, args) == 0, "news@ has a bucket at T");
+  /* Each of the 6 entries (records of the same objects in the same tick
+     share one) left its mark, so that it is never added twice. */
+  snprintf(
+      args, sizeof(args),
+      "EVAL \"return #redis.call('KEYS',ARGV[1])\" 0 '%s{sub:s1}:ledger:*'",
+      prefix);
+  marks = cli_int(cli_cmd, args);
+  EXPECT(marks == 6, "marks of the ledger: %lld", marks);
   for (k = 0; k < 2; k++)
     obspam_engine_free(e[k]);
   return failures ? 1 : 0;
