@@ -34,6 +34,10 @@
                             an hour, set at the first write of an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
+     P{sub:S}:ledger:NODE:SEQ
+                            "1": entry SEQ of the outage ledger of the
+                            store named NODE was added (lua_add), so it is
+                            never added twice; TTL the window's (1.4.1)
      P scripts              hash script path -> subscription last charged
 
    KIND is sub, dom, mbx or scr (a script path, under the subscription its
