@@ -678,9 +678,10 @@ OBSPAM_API int obspam_store_status(obspam_engine *e, int64_t *shared,
 
 /* What a shared store still owes Redis (added in 1.4). While Redis did
    not answer, the decisions accepted on this engine's own counters
-   (OBSPAM_OPT_STORE_FALLBACK 0) are kept in a ledger, at most 65536
-   charges, and added to Redis once it answers again, so that the limits
-   count them there too: *ledger_pending the charges waiting,
+   (OBSPAM_OPT_STORE_FALLBACK 0) are kept in a ledger, with the exempt
+   mailing-list deliveries made meanwhile (since 1.4.1), at most 65536
+   records, and added to Redis once it answers again, so that the limits
+   and reports count them there too: *ledger_pending the records waiting,
    *ledger_added those added since the store was set, *ledger_dropped
    those that did not fit in the ledger (only this engine counted them).
    A reload's dropped objects have their keys deleted in Redis in the

@@ -34,6 +34,10 @@
                             an hour, set at the first write of an hour
      P idx:<hour>           set of "KIND\tS\tNAME" active in that hour, for
                             reports; TTL the retention
+     P{sub:S}:ledger:NODE:SEQ
+                            "1": entry SEQ of the outage ledger of the
+                            store named NODE was added (lua_add), so it is
+                            never added twice; TTL the window's (1.4.1)
      P scripts              hash script path -> subscription last charged
 
    KIND is sub, dom, mbx or scr (a script path, under the subscription its
@@ -59,6 +63,8 @@
 #ifdef OBSPAM_WITH_REDIS
 
 #include <hiredis.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "tree.h"
 
@@ -436,22 +442,38 @@ static const char lua_reset[] =
 
 /* The ledger of an outage (fallback local): the charges a relay made on
    its own counters are added to the buckets they would have had, with no
-   check, so that the limits count them once Redis answers again. KEYS:
-   the n window hashes, the n history hashes. ARGV: n, t, c, window TTL,
-   retention hours. */
+   check, so that the limits count them once Redis answers again; their
+   forwards and mailing-list deliveries (exempt ones among them, which
+   charge nothing) go to the same hour of the history in the same run, as
+   the charge script records them. An entry is added once: its mark (a
+   key of the same slot, named by the node and the entry, kept for the
+   window's TTL) is set with it, and an entry whose mark is there already
+   (sent again after its answer was lost) adds nothing. KEYS: the n
+   window hashes, the n history hashes, the mark. ARGV: n, t, c (0: only
+   exempt deliveries), window TTL, retention hours, the forwards and the
+   list deliveries among c (or beside it, exempt). Returns 1, or 0 when
+   the entry was added before. */
 static const char lua_add[] =
     "local n=tonumber(ARGV[1]) local t=tonumber(ARGV[2])\n"
     "local c=tonumber(ARGV[3]) local wttl=tonumber(ARGV[4])\n"
+    "if not redis.call('SET',KEYS[2*n+1],'1','NX','EX',wttl) then\n"
+    "  return 0 end\n"
     "local keep=math.max(tonumber(ARGV[5]),24)\n"
+    "local fw=tonumber(ARGV[6]) local ls=tonumber(ARGV[7])\n"
     "local ms='s'..string.format('%d',math.floor(t/60))\n"
     "local ks='m'..string.format('%d',math.floor(t/5))\n"
-    "local hs=string.format('%d:s',t-t%3600)\n"
+    "local hs=string.format('%d',t-t%3600)\n"
     "for i=1,n do\n"
-    "  redis.call('HINCRBY',KEYS[i],ms,c)\n"
-    "  redis.call('HINCRBY',KEYS[i],ks,c)\n"
-    "  redis.call('HDEL',KEYS[i],'H0','M0','N0','K0')\n"
-    "  redis.call('EXPIRE',KEYS[i],wttl)\n"
-    "  redis.call('HINCRBY',KEYS[n+i],hs,c)\n"
+    /* Exempt deliveries alone change no window, as redis_listed's. */
+    "  if c>0 then\n"
+    "    redis.call('HINCRBY',KEYS[i],ms,c)\n"
+    "    redis.call('HINCRBY',KEYS[i],ks,c)\n"
+    "    redis.call('HDEL',KEYS[i],'H0','M0','N0','K0')\n"
+    "    redis.call('EXPIRE',KEYS[i],wttl)\n"
+    "    redis.call('HINCRBY',KEYS[n+i],hs..':s',c)\n"
+    "  end\n"
+    "  if fw>0 then redis.call('HINCRBY',KEYS[n+i],hs..':fw',fw) end\n"
+    "  if ls>0 then redis.call('HINCRBY',KEYS[n+i],hs..':ls',ls) end\n"
     "  redis.call('EXPIRE',KEYS[n+i],keep*3600+3600)\n"
     "end\n"
     "return 1\n";
@@ -467,13 +489,19 @@ typedef struct conn {
 
 /* A charge made on the local counters while Redis did not answer, to be
    added to Redis once it answers again (lua_add): the keys of its
-   objects and their report index members, NUL-separated in text. */
+   objects and their report index members, NUL-separated in text. The
+   records of one tick on the same objects share an entry: c sums what
+   they charged, fw and ls their forwards and list deliveries (an exempt
+   one adds to ls alone). 56 bytes before the text on a 64-bit machine,
+   as in 1.4: the small fields are packed. */
 typedef struct ledger_entry {
   struct ledger_entry *next;
-  int64_t t, c, retention;
-  int64_t charges; /* the charges gathered in it */
-  int n;
-  size_t len;
+  int64_t t, c, fw, ls;
+  int32_t retention; /* hours, at most 87600 (options.c) */
+  int32_t records;   /* the charges and exempt deliveries gathered in it */
+  uint32_t seq;      /* the entry's number on this node: its mark */
+  uint16_t len;      /* at most 3 * 3 * KEY_MAX */
+  uint16_t n;
   char text[]; /* n window keys, n history keys, n index members */
 } ledger_entry;
 
@@ -511,11 +539,16 @@ typedef struct redis_store {
   int64_t episodes, fallbacks;
   int64_t timeout_ms;
   int64_t newest; /* the newest message time seen here */
-  /* The ledger of the outages' local charges (fallback local), oldest
-     first, at most LEDGER_MAX entries; what does not fit is counted in
-     dropped (charges) and only the local counters hold it. */
+  /* The ledger of the outages' local charges (fallback local) and
+     exempt list deliveries, oldest first, at most LEDGER_MAX records;
+     what does not fit is counted in dropped (records) and only the local
+     counters hold it. */
   ledger_entry *ledger, *ledger_tail;
   int64_t ledger_n, ledger_replayed, ledger_dropped;
+  /* The marks of the ledger's entries: this store's own name (64 random
+     bits, in hex) and the next entry's number. */
+  char ledger_node[17];
+  uint32_t ledger_seq;
 
   /* Housekeeping: keys to delete, under hlock; the thread runs while
      there are some, started at the first. */
@@ -527,7 +560,7 @@ typedef struct redis_store {
   pthread_t hk;
 } redis_store;
 
-#define LEDGER_MAX 65536 /* outage charges kept for Redis */
+#define LEDGER_MAX 65536 /* outage records kept for Redis */
 #define REPLAY_MAX 256   /* ledger entries sent in one exchange */
 #define GONE_MAX 200000  /* keys of dropped objects queued for deletion */
 #define GONE_BATCH 128   /* keys deleted in one exchange */
@@ -758,6 +791,7 @@ static void down(redis_store *r, session *x) {
 }
 
 static int replay(redis_store *r, session *x);
+static void ledger_add(redis_store *r, const obspam__charge *ch);
 static int r_charge(obspam__store *s, obspam__charge *ch);
 
 /* Starts an exchange: 0 with x ready (a connection to the master, the
@@ -1195,8 +1229,12 @@ static int redis_listed(redis_store *r, const obspam__charge *ch) {
 
 /* An exempt mailing-list delivery is recorded where the charges are;
    with Redis down, in the local counters that stand in for it (nothing
-   waits on an exempt message, and the ledger adds only charges). */
+   waits on an exempt message) and in the ledger, which adds it to Redis
+   with the charges once Redis answers again. Whatever the fallback: the
+   delivery is made under either. */
 static int r_listed(redis_store *r, obspam__charge *ch) {
+  int rc;
+
   pthread_mutex_lock(&r->slock);
   if (ch->t < r->newest)
     ch->t = r->newest;
@@ -1205,24 +1243,34 @@ static int r_listed(redis_store *r, obspam__charge *ch) {
   pthread_mutex_unlock(&r->slock);
   if (ch->dry || redis_listed(r, ch) == 0)
     return OBSPAM_OK;
-  return r->local->ops->charge(r->local, ch);
+  rc = r->local->ops->charge(r->local, ch);
+  if (rc == OBSPAM_OK)
+    ledger_add(r, ch);
+  return rc;
 }
 
 /* ---- the ledger of an outage ------------------------------------------- */
 
-/* Keeps an accepted charge made on the local counters while Redis did
-   not answer, to be added to Redis when it answers again. A charge in the
-   same 5-second tick as the last one kept, on the same objects, is added
-   to it; past LEDGER_MAX entries the charge is counted as dropped. */
+/* Keeps an accepted charge, or an exempt list delivery, made on the
+   local counters while Redis did not answer, to be added to Redis when it
+   answers again, with its marks. One in the same 5-second tick as the
+   last one kept, on the same objects, is added to it; past LEDGER_MAX
+   records it is counted as dropped. */
 static void ledger_add(redis_store *r, const obspam__charge *ch) {
   char text[3 * 3 * KEY_MAX];
   const char *sub;
   ledger_entry *le;
   size_t len = 0;
+  int64_t c, fw, ls;
   int i, part;
 
   if (ch->dry || ch->probe || ch->note || ch->refuser >= 0 || ch->n == 0)
     return;
+  /* The marks count as the charge script counts them; an exempt
+     delivery (marked a list) charges nothing. */
+  c = ch->listed ? 0 : ch->c;
+  fw = (ch->marks & OBSPAM__MARK_FORWARD) ? ch->c : 0;
+  ls = (ch->marks & OBSPAM__MARK_LIST) ? ch->c : 0;
   sub = sub_of(ch->obj[0]);
   for (part = 0; part < 3; part++)
     for (i = 0; i < ch->n; i++) {
@@ -1238,8 +1286,10 @@ static void ledger_add(redis_store *r, const obspam__charge *ch) {
   if (le != NULL && le->n == ch->n && le->len == len &&
       le->t / 5 == ch->t / 5 && le->retention == ch->retention &&
       memcmp(le->text, text, len) == 0) {
-    le->c += ch->c;
-    le->charges++;
+    le->c += c;
+    le->fw += fw;
+    le->ls += ls;
+    le->records++;
     r->ledger_n++;
     pthread_mutex_unlock(&r->slock);
     return;
@@ -1255,11 +1305,14 @@ static void ledger_add(redis_store *r, const obspam__charge *ch) {
   }
   le->next = NULL;
   le->t = ch->t;
-  le->c = ch->c;
-  le->charges = 1;
-  le->retention = ch->retention;
-  le->n = ch->n;
-  le->len = len;
+  le->c = c;
+  le->fw = fw;
+  le->ls = ls;
+  le->records = 1;
+  le->retention = (int32_t)ch->retention;
+  le->seq = r->ledger_seq++;
+  le->n = (uint16_t)ch->n;
+  le->len = (uint16_t)len;
   memcpy(le->text, text, len);
   if (r->ledger_tail != NULL)
     r->ledger_tail->next = le;
@@ -1270,11 +1323,17 @@ static void ledger_add(redis_store *r, const obspam__charge *ch) {
   pthread_mutex_unlock(&r->slock);
 }
 
-/* The commands that add the ledger entry le to Redis (lua_add and the
-   report index): 0, or -1 when out of memory. */
+/* The report index of the hour of the ledger entry le, into key. */
+static void index_key(const redis_store *r, const ledger_entry *le, char *key) {
+  snprintf(key, KEY_MAX, "%sidx:%lld", r->prefix,
+           (long long)(le->t - le->t % 3600));
+}
+
+/* Appends to b the two commands that add the ledger entry le to Redis
+   (lua_add, then the report index): 0, or -1 when out of memory. */
 static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
   const char *p = le->text, *key[9];
-  char nums[6][24], hourkey[KEY_MAX];
+  char nums[8][24], hourkey[KEY_MAX], mark[KEY_MAX];
   cmd c;
   int i;
 
@@ -1282,30 +1341,63 @@ static int build_add(redis_store *r, const ledger_entry *le, batch *b) {
     key[i] = p;
     p += strlen(p) + 1;
   }
+  /* The mark: "P{sub:S}:ledger:NODE:SEQ", in the slot of the entry's
+     keys (the prefix has no brace, so the first "}" ends the tag). */
+  snprintf(mark, sizeof(mark), "%.*s:ledger:%s:%u",
+           (int)(strchr(key[0], '}') - key[0] + 1), key[0], r->ledger_node,
+           le->seq);
   memset(&c, 0, sizeof(c));
   args(&c, "EVALSHA");
   arg(&c, r->sha_add, 40);
-  snprintf(nums[0], sizeof(nums[0]), "%d", 2 * le->n);
+  snprintf(nums[0], sizeof(nums[0]), "%d", 2 * le->n + 1);
   args(&c, nums[0]);
   for (i = 0; i < 2 * le->n; i++)
     args(&c, key[i]);
+  args(&c, mark);
   snprintf(nums[1], sizeof(nums[1]), "%d", le->n);
   snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)le->t);
   snprintf(nums[3], sizeof(nums[3]), "%lld", (long long)le->c);
   snprintf(nums[4], sizeof(nums[4]), "%d", WINDOW_TTL);
   snprintf(nums[5], sizeof(nums[5]), "%lld", (long long)le->retention);
-  for (i = 1; i < 6; i++)
+  snprintf(nums[6], sizeof(nums[6]), "%lld", (long long)le->fw);
+  snprintf(nums[7], sizeof(nums[7]), "%lld", (long long)le->ls);
+  for (i = 1; i < 8; i++)
     args(&c, nums[i]);
   if (batch_add(b, &c) != 0)
     return -1;
   memset(&c, 0, sizeof(c));
-  snprintf(hourkey, sizeof(hourkey), "%sidx:%lld", r->prefix,
-           (long long)(le->t - le->t % 3600));
+  index_key(r, le, hourkey);
   args(&c, "SADD");
   args(&c, hourkey);
   for (i = 2 * le->n; i < 3 * le->n; i++)
     args(&c, key[i]);
   return batch_add(b, &c);
+}
+
+/* Appends to b, after the entries from head, the TTL of the report index
+   of each hour they write, as build_charge sets it (an hour that only
+   the ledger wrote would have none): once per hour, the entries being
+   in time order. 0, or -1 when out of memory. */
+static int build_index_ttls(redis_store *r, const ledger_entry *head,
+                            batch *b) {
+  const ledger_entry *le, *prev = NULL;
+  char hourkey[KEY_MAX], ttl[24];
+  cmd c;
+
+  for (le = head; le != NULL; prev = le, le = le->next) {
+    if (prev != NULL && prev->t / 3600 == le->t / 3600 &&
+        prev->retention == le->retention)
+      continue;
+    memset(&c, 0, sizeof(c));
+    index_key(r, le, hourkey);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)le->retention * 3600 + 3600);
+    args(&c, "EXPIRE");
+    args(&c, hourkey);
+    args(&c, ttl);
+    if (batch_add(b, &c) != 0)
+      return -1;
+  }
+  return 0;
 }
 
 /* Sends up to REPLAY_MAX entries of the ledger on x, the oldest first.
@@ -1317,7 +1409,7 @@ static int replay(redis_store *r, session *x) {
   ledger_entry *head, *le, *last = NULL;
   redisReply **rp = NULL;
   batch b = {NULL, NULL, 0, 0};
-  int n = 0, i, rc = -1;
+  int n = 0, i, ncmd = 0, rc = -1;
 
   pthread_mutex_lock(&r->slock);
   head = r->ledger;
@@ -1335,9 +1427,12 @@ static int replay(redis_store *r, session *x) {
   for (le = head; le != NULL; le = le->next)
     if (build_add(r, le, &b) != 0)
       break;
-  if (le == NULL && (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
-      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0)
+  if (le == NULL && build_index_ttls(r, head, &b) == 0 &&
+      (rp = calloc((size_t)b.n, sizeof(*rp))) != NULL &&
+      send_fmt(r, x, b.fmt, b.flen, b.n, rp) == 0) {
     rc = 0;
+    ncmd = b.n;
+  }
   batch_free(&b);
   pthread_mutex_lock(&r->slock);
   if (rc == 0) {
@@ -1345,11 +1440,11 @@ static int replay(redis_store *r, session *x) {
     for (i = 0; head != NULL; i += 2) {
       le = head;
       head = le->next;
-      r->ledger_n -= le->charges;
+      r->ledger_n -= le->records;
       if (rp[i]->type == REDIS_REPLY_ERROR)
-        r->ledger_dropped += le->charges;
+        r->ledger_dropped += le->records;
       else
-        r->ledger_replayed += le->charges;
+        r->ledger_replayed += le->records;
       free(le);
     }
   } else {
@@ -1361,7 +1456,7 @@ static int replay(redis_store *r, session *x) {
   }
   pthread_mutex_unlock(&r->slock);
   if (rc == 0)
-    free_replies(rp, 2 * n);
+    free_replies(rp, ncmd);
   free(rp);
   return rc;
 }
@@ -2239,6 +2334,23 @@ static int locks_init(redis_store *r) {
   return ok ? 0 : -1;
 }
 
+/* Names r's ledger marks apart from every other store's, on this host or
+   another: 64 random bits, or, when the kernel gives none, the time, the
+   process and the store's address. */
+static void ledger_node(redis_store *r) {
+  uint64_t v = 0;
+
+  if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+        ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)r;
+  }
+  snprintf(r->ledger_node, sizeof(r->ledger_node), "%016llx",
+           (unsigned long long)v);
+}
+
 obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
                                        obspam__store *local) {
   redis_store *r;
@@ -2273,6 +2385,7 @@ obspam__store *obspam__redis_store_new(const char *uri, const char *prefix,
   r->local = local;
   r->up = 1;
   r->timeout_ms = 200;
+  ledger_node(r);
   return &r->base;
 }
 

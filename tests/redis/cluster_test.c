@@ -15,6 +15,11 @@
          a mailbox with limit 5 sends 3 through relay A while Redis is
          down (fallback local); once Redis is back, A adds them to Redis
          and relay B can send only 2;
+     cluster_test ledger_marks URI KILL_CMD RESTART_CMD REDIS_CLI
+         while Redis is down, relay A sends plain mail, forwards and
+         mailing-list posts (charged and exempt) in two clock hours; once
+         Redis is back, relay B reads from it exactly what each object
+         sent, forwarded and delivered for lists in each hour;
      cluster_test outage URI FREEZE_CMD THAW_CMD
          Redis frozen (it accepts connections and never answers): 4
          threads decide, none waits longer than store-timeout (plus a
@@ -1009,6 +1014,202 @@ static int ledger(const char *uri, const char *kill_cmd,
   return failures ? 1 : 0;
 }
 
+/* The integer that the command REDIS_CLI (cli_cmd) answers to args, or
+   exit. */
+static long long cli_int(const char *cli_cmd, const char *args) {
+  char cmd[2048], out[64] = "";
+  FILE *f;
+
+  snprintf(cmd, sizeof(cmd), "%s %s", cli_cmd, args);
+  f = popen(cmd, "r");
+  if (f == NULL || fgets(out, sizeof(out), f) == NULL) {
+    printf("%s: no answer\n", cmd);
+    exit(2);
+  }
+  pclose(f);
+  return atoll(out);
+}
+
+/* Rows or figures gathered as one line, compared whole. */
+typedef struct text {
+  char s[2048];
+} text;
+
+/* One message of relay A at t with rcpt recipients: from the
+   authenticated login, or (login NULL) from sender with flags (a
+   forward, a mailing-list post). */
+static void send_marked(obspam_engine *e, const char *login, const char *sender,
+                        uint32_t flags, uint32_t rcpt, int64_t t, int want) {
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  obspam_verdict v = OBSPAM_VERDICT_INIT;
+  int rc;
+
+  m.sasl_username = login;
+  m.sender = sender;
+  m.flags = flags;
+  m.recipients = rcpt;
+  m.time = t;
+  rc = obspam_decide(e, &m, &v);
+  EXPECT(rc == OBSPAM_OK && v.action == want,
+         "%s flags %u at %" PRId64 ": rc %d action %d (want %d) %s",
+         login != NULL ? login : sender, flags, t, rc, v.action, want,
+         obspam_engine_errmsg(e));
+}
+
+/* Report rows as "KIND NAME sent/forwarded/lists;", in their order. */
+static void marks_row(const obspam_report_row *row, void *ud) {
+  text *t = ud;
+  size_t len = strlen(t->s);
+
+  print_row(row);
+  snprintf(t->s + len, sizeof(t->s) - len,
+           "%d %s %" PRId64 "/%" PRId64 "/%" PRId64 ";", row->kind, row->name,
+           row->sent, row->forwarded, row->list_deliveries);
+}
+
+/* What e reads of every object of the marks scenario: the top senders of
+   each clock hour (an object that sent nothing is no row), then each
+   object's stats at T, "NAME count/forwarded/lists;", the current clock
+   hour's. */
+static void marks_read(obspam_engine *e, int64_t hour1, text out[3]) {
+  static const struct {
+    int kind;
+    const char *name;
+  } objs[] = {{OBSPAM_SUBSCRIPTION, "s1"},
+              {OBSPAM_DOMAIN, "d.example"},
+              {OBSPAM_MAILBOX, "a@d.example"},
+              {OBSPAM_MAILBOX, "news@d.example"}};
+  size_t i, len;
+  int h;
+
+  for (h = 0; h < 2; h++) {
+    out[h].s[0] = '\0';
+    EXPECT(obspam_top(e, -1, hour1 + h * 3600, hour1 + (h + 1) * 3600, 0,
+                      marks_row, &out[h]) == OBSPAM_OK,
+           "top: %s", obspam_engine_errmsg(e));
+  }
+  out[2].s[0] = '\0';
+  for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
+    obspam_stats st = OBSPAM_STATS_INIT;
+
+    EXPECT(obspam_stats_get(e, objs[i].kind, objs[i].name, T, &st) == OBSPAM_OK,
+           "stats_get %s: %s", objs[i].name, obspam_engine_errmsg(e));
+    len = strlen(out[2].s);
+    snprintf(out[2].s + len, sizeof(out[2].s) - len,
+             "%s %" PRId64 "/%" PRId64 "/%" PRId64 ";", objs[i].name, st.count,
+             st.forwarded, st.list_deliveries);
+  }
+}
+
+static int ledger_marks(const char *uri, const char *kill_cmd,
+                        const char *restart_cmd, const char *cli_cmd) {
+  /* Hour 1 (T - 3600): a@ sends 2 and forwards 1 (one ledger entry);
+     news@ posts 3 to its list counted, then 4 exempt (one more entry:
+     exempt deliveries join the charges of the same objects); an
+     undeclared sender of the domain posts 5 exempt (its subscription and
+     domain only: no mailbox is made for it). Hour 2 (T): a@ forwards 2,
+     news@ posts 1 exempt, a@ sends 1. */
+  static const char *const want[3] = {
+      "2 s1 6/1/12;3 d.example 6/1/12;4 a@d.example 3/1/0;"
+      "4 news@d.example 3/0/7;",
+      "2 s1 3/2/1;3 d.example 3/2/1;4 a@d.example 3/2/0;",
+      "s1 3/2/1;d.example 3/2/1;a@d.example 3/2/0;news@d.example 0/0/1;"};
+  const int64_t t1 = T - 3600, hour1 = t1 - t1 % 3600;
+  char prefix[64], conf[1024], args[256];
+  obspam_engine *e[2];
+  int64_t st[4], bl[3];
+  long long ttl, marks;
+  text got[3];
+  int k, h;
+
+  snprintf(prefix, sizeof(prefix), "marks-%d:", (int)getpid());
+  snprintf(conf, sizeof(conf),
+           "store %s\n"
+           "store-prefix %s\n"
+           "store-timeout 300\n"
+           "subscription s1\n"
+           "domain d.example subscription=s1\n"
+           "mailbox a@d.example limit=100\n"
+           "mailbox news@d.example limit=100\n",
+           uri, prefix);
+  for (k = 0; k < 2; k++)
+    if (obspam_engine_new(&e[k]) != OBSPAM_OK ||
+        obspam_load_config_string(e[k], conf) != OBSPAM_OK) {
+      printf("engine: %s\n",
+             e[k] != NULL ? obspam_engine_errmsg(e[k]) : "no memory");
+      exit(2);
+    }
+  run("Redis dies", kill_cmd);
+  printf("relay A: plain mail, forwards and list posts on its own counters\n");
+  send_marked(e[0], "a@d.example", NULL, 0, 2, t1, OBSPAM_ACCEPT);
+  send_marked(e[0], NULL, "a@d.example", OBSPAM_MSG_FORWARD_REMOTE, 1, t1,
+              OBSPAM_ACCEPT);
+  obspam_set_option(e[0], OBSPAM_OPT_COUNT_MAILING_LISTS, 1);
+  send_marked(e[0], NULL, "news@d.example", OBSPAM_MSG_MAILING_LIST, 3, t1,
+              OBSPAM_ACCEPT);
+  obspam_set_option(e[0], OBSPAM_OPT_COUNT_MAILING_LISTS, 0);
+  send_marked(e[0], NULL, "news@d.example", OBSPAM_MSG_MAILING_LIST, 4, t1,
+              OBSPAM_EXEMPT);
+  send_marked(e[0], NULL, "other-bounces@d.example", OBSPAM_MSG_MAILING_LIST, 5,
+              t1, OBSPAM_EXEMPT);
+  send_marked(e[0], NULL, "a@d.example", OBSPAM_MSG_FORWARD_REMOTE, 2, T,
+              OBSPAM_ACCEPT);
+  send_marked(e[0], NULL, "news@d.example", OBSPAM_MSG_MAILING_LIST, 1, T,
+              OBSPAM_EXEMPT);
+  send_marked(e[0], "a@d.example", NULL, 0, 1, T, OBSPAM_ACCEPT);
+  printf("relay A reads its own counters meanwhile\n");
+  marks_read(e[0], hour1, got);
+  for (h = 0; h < 3; h++)
+    EXPECT(strcmp(got[h].s, want[h]) == 0, "local %d:\n  got  %s\n  want %s", h,
+           got[h].s, want[h]);
+  /* 5 charges and 3 exempt deliveries; the exempt ones are no fallback
+     decisions (they are made whatever the store). */
+  obspam_store_backlog(e[0], &bl[0], &bl[1], &bl[2], NULL, NULL);
+  status(e[0], st);
+  EXPECT(bl[0] == 8 && bl[1] == 0 && bl[2] == 0 && st[3] == 5,
+         "ledger while down: pending %" PRId64 " added %" PRId64
+         " dropped %" PRId64 " fallbacks %" PRId64,
+         bl[0], bl[1], bl[2], st[3]);
+  run("Redis comes back", restart_cmd);
+  EXPECT(until_caught_up(e[0]), "relay A did not add its ledger within 5 s");
+  obspam_store_backlog(e[0], &bl[0], &bl[1], &bl[2], NULL, NULL);
+  EXPECT(bl[0] == 0 && bl[1] == 8 && bl[2] == 0,
+         "ledger after: pending %" PRId64 " added %" PRId64 " dropped %" PRId64,
+         bl[0], bl[1], bl[2]);
+  for (k = 1; k >= 0; k--) {
+    printf("relay %c reads Redis\n", "AB"[k]);
+    marks_read(e[k], hour1, got);
+    for (h = 0; h < 3; h++)
+      EXPECT(strcmp(got[h].s, want[h]) == 0,
+             "relay %c %s:\n  got  %s\n  want %s", "AB"[k],
+             h < 2 ? "top of an hour" : "stats", got[h].s, want[h]);
+  }
+  status(e[1], st);
+  EXPECT(st[1] == 1 && st[3] == 0, "relay B read Redis, never its own");
+  /* Only the ledger wrote the first hour's report index: it expires
+     with the retention (720 hours) as a charge's does. An exempt
+     delivery alone leaves the windows as they were: no bucket of its
+     minute for news@ in the second hour. */
+  snprintf(args, sizeof(args), "TTL '%sidx:%lld'", prefix, (long long)hour1);
+  ttl = cli_int(cli_cmd, args);
+  EXPECT(ttl > 720 * 3600 && ttl <= 721 * 3600, "TTL of the index: %lld", ttl);
+  snprintf(args, sizeof(args),
+           "HEXISTS '%s{sub:s1}:mbx:news@d.example:w' s%lld", prefix,
+           (long long)(T / 60));
+  EXPECT(cli_int(cli_cmd, args) == 0, "news@ has a bucket at T");
+  /* Each of the 6 entries (records of the same objects in the same tick
+     share one) left its mark, so that it is never added twice. */
+  snprintf(
+      args, sizeof(args),
+      "EVAL \"return #redis.call('KEYS',ARGV[1])\" 0 '%s{sub:s1}:ledger:*'",
+      prefix);
+  marks = cli_int(cli_cmd, args);
+  EXPECT(marks == 6, "marks of the ledger: %lld", marks);
+  for (k = 0; k < 2; k++)
+    obspam_engine_free(e[k]);
+  return failures ? 1 : 0;
+}
+
 /* ---- a Redis that does not answer -------------------------------------- */
 
 #define OUTAGE_THREADS 4
@@ -1108,18 +1309,11 @@ static int outage(const char *uri, const char *freeze_cmd,
 /* Whether the key P{sub:SUB}:KIND:NAME:w exists, through redis-cli. */
 static int key_exists(const char *cli_cmd, const char *prefix, const char *sub,
                       const char *kind, const char *name) {
-  char cmd[1024], out[64] = "";
-  FILE *f;
+  char args[1024];
 
-  snprintf(cmd, sizeof(cmd), "%s EXISTS '%s{sub:%s}:%s:%s:w'", cli_cmd, prefix,
-           sub, kind, name);
-  f = popen(cmd, "r");
-  if (f == NULL || fgets(out, sizeof(out), f) == NULL) {
-    printf("%s: no answer\n", cmd);
-    exit(2);
-  }
-  pclose(f);
-  return atoi(out);
+  snprintf(args, sizeof(args), "EXISTS '%s{sub:%s}:%s:%s:w'", prefix, sub, kind,
+           name);
+  return (int)cli_int(cli_cmd, args);
 }
 
 static int housekeeping(const char *uri, const char *cli_cmd) {
@@ -1334,9 +1528,6 @@ static int badconf(void) {
 /* The panel functions on a shared store: obspam_top and obspam_enumerate
    read Redis (what both relays decided), obspam_reset empties the
    windows of every relay. */
-typedef struct text {
-  char s[2048];
-} text;
 
 static void top_row(const obspam_report_row *row, void *ud) {
   text *t = ud;
@@ -1558,6 +1749,8 @@ int main(int argc, char **argv) {
     return fallback(argv[2], argv[3], argv[4]);
   if (argc == 5 && strcmp(argv[1], "ledger") == 0)
     return ledger(argv[2], argv[3], argv[4]);
+  if (argc == 6 && strcmp(argv[1], "ledger_marks") == 0)
+    return ledger_marks(argv[2], argv[3], argv[4], argv[5]);
   if (argc == 5 && strcmp(argv[1], "outage") == 0)
     return outage(argv[2], argv[3], argv[4]);
   if (argc == 4 && strcmp(argv[1], "roundtrips") == 0)

@@ -74,6 +74,9 @@ check "redis: killed, local fallback or defer; restarted, shared again" \
   "$BIN/cluster_test" fallback "$URI" "$SRV kill main" "$SRV restart main"
 check "redis: an outage's local charges are added to Redis once it is back" \
   "$BIN/cluster_test" ledger "$URI" "$SRV kill main" "$SRV restart main"
+check "redis: the ledger carries forwards and list deliveries, exempt ones too" \
+  "$BIN/cluster_test" ledger_marks "$URI" "$SRV kill main" "$SRV restart main" \
+  "redis-cli -h 127.0.0.1 -p $P1"
 check "redis: Redis frozen: no decision waits past store-timeout, one episode" \
   "$BIN/cluster_test" outage "$URI" "$SRV freeze main" "$SRV thaw main"
 check "redis: the keys of objects a reload drops are deleted in the background" \
