@@ -97,6 +97,7 @@ cli                command line
 detach             detaching without --foreground
 ipv6               IPv6 listener
 control_metrics    control socket and metrics
+loop_metrics       the loop's own times: one wait per request answered
 notices            notices mailed on the timer (about a minute)
 EOF
 R=tests/daemons/durable.py
