@@ -571,10 +571,11 @@ void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
 
 /* A round of the policy server's loop works for tens of microseconds;
    the buckets from 1 ms on are about the stalls an admin watches for
-   (10 ms is what a save or a reload may cost the loop at most). */
+   (10 ms is what a save or a reload may cost the loop at most), and 500
+   ms is the bound of tests/daemons/durable.py stall. */
 const double obspamd_loop_bounds_us[OBSPAMD_LOOP_BUCKETS] = {
-    100,   250,   500,   1000,   2000,   5000,
-    10000, 20000, 50000, 100000, 250000, 1000000};
+    100,   250,   500,    1000,   2000,   5000,   10000,
+    20000, 50000, 100000, 250000, 500000, 1000000};
 
 /* One writer: a load and a store, without the locked instruction that an
    atomic addition costs, are enough for readers on other threads to see

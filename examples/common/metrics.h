@@ -18,7 +18,7 @@ extern const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS];
 
 /* Upper bounds of the event loop's histograms, in microseconds: from
    0.1 ms, where a round that works for microseconds falls, to 1 s. */
-#define OBSPAMD_LOOP_BUCKETS 12
+#define OBSPAMD_LOOP_BUCKETS 13
 extern const double obspamd_loop_bounds_us[OBSPAMD_LOOP_BUCKETS];
 
 /* Times measured by an event loop (obspam-policyd's): a histogram, its

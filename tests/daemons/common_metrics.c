@@ -307,6 +307,7 @@ Test(metrics, loop_timings) {
       "obspam_loop_round_seconds_bucket{le=\"0.05\"} 5",
       "obspam_loop_round_seconds_bucket{le=\"0.1\"} 5",
       "obspam_loop_round_seconds_bucket{le=\"0.25\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"0.5\"} 5",
       "obspam_loop_round_seconds_bucket{le=\"1\"} 5",
       "obspam_loop_round_seconds_bucket{le=\"+Inf\"} 6",
       /* 40 + 100 + 10000 + 10001 + 2500000 + 7 µs */

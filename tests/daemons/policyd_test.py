@@ -1737,7 +1737,7 @@ def metrics_port(d):
 
 # The bounds of the loop's histograms (obspamd_loop_bounds_us), in seconds.
 LOOP_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-               0.05, 0.1, 0.25, 1]
+               0.05, 0.1, 0.25, 0.5, 1]
 
 
 class Timing:
