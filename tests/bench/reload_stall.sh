@@ -51,7 +51,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     HOG_PIDS+=($!)
   done
   lines=$(python3 tests/daemons/durable.py "$BUILD" stall 2>&1 |
-    grep -E '^    (three phases of |(nothing|saves alone|reload and saves):)|^(ok|FAIL) ' || true)
+    grep -E '^    (three phases of |(nothing|saves alone|reload and saves):)|^(ok|FAIL) |^scenario\.Failure: ' || true)
   stop_hogs
   echo "  round $r:"
   sed 's/^ */    /' <<<"${lines:-no figures (the scenario failed)}"
