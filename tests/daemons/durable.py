@@ -379,10 +379,13 @@ def sc_stall(tmp):
     conf = os.path.join(tmp, "d.conf")
     start = time.monotonic()
     big_config(conf)
-    with pt.Daemon(tmp, None, control=True,
+    # Loading the file takes longer than a daemon's usual start on a busy
+    # machine (over 10 s beside two spinning processes).
+    with pt.Daemon(tmp, None, control=True, wait=False,
                    args=["--save-interval", "3600", "--metrics",
                          "inet:127.0.0.1:0"]) as d:
-        d.wait_log(r"ready: ", timeout=60)
+        d.port = int(d.wait_log(r"ready: listening on inet:127\.0\.0\.1:(\d+)",
+                                timeout=120)[-1])
         port = pt.metrics_port(d)
         logins = [f"user{i:07d}@site{i % 100000:06d}.example"
                   for i in range(0, 1000000, 100)]
