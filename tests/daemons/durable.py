@@ -364,11 +364,12 @@ def loop_times(port, pid):
 
 
 def sc_stall(tmp):
-    """The 1M-mailbox configuration of bench_config (10,000 mailboxes with
-    counters) and one client asking non-stop, in three phases of equal
-    length: during a reload with a save asked every second (as long as the
-    reload takes), then nothing (no save, no reload: the machine's
-    baseline), then the saves alone. For each it prints the client's
+    """Stalls as the client and the server see them: the 1M-mailbox
+    configuration of bench_config (10,000 mailboxes with counters) and
+    one client asking non-stop, in three phases of equal length: during a
+    reload with a save asked every second (as long as the reload takes),
+    then nothing (no save, no reload: the machine's baseline), then the
+    saves alone. For each it prints the client's
     longest gap between two answers, and the server's own figures from
     /metrics: its rounds (the loop's work from epoll_wait to epoll_wait)
     and its requests' waits (from the read to the write of the answer),
