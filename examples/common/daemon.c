@@ -569,6 +569,41 @@ void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
       latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
 }
 
+/* A round of the policy server's loop works for tens of microseconds;
+   the buckets from 1 ms on are about the stalls an admin watches for
+   (10 ms is what a save or a reload may cost the loop at most), and 500
+   ms is the bound of tests/daemons/durable.py stall. */
+const double obspamd_loop_bounds_us[OBSPAMD_LOOP_BUCKETS] = {
+    100,   250,   500,    1000,   2000,   5000,   10000,
+    20000, 50000, 100000, 250000, 500000, 1000000};
+
+/* One writer: a load and a store, without the locked instruction that an
+   atomic addition costs, are enough for readers on other threads to see
+   whole values. */
+#define BUMP(p, n)                                                             \
+  __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (n),          \
+                   __ATOMIC_RELAXED)
+
+void obspamd_metrics_timing(obspamd_timing *t, double us, uint64_t n) {
+  uint64_t whole;
+  int i;
+
+  if (!(us >= 0)) /* also NaN */
+    us = 0;
+  whole = us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(us + 0.5);
+  /* The bucket of the whole microseconds, as the sum and the maximum
+     count it: a maximum of 0.010000 s is in the bucket of 10 ms. */
+  for (i = 0; i < OBSPAMD_LOOP_BUCKETS; i++)
+    if ((double)whole <= obspamd_loop_bounds_us[i])
+      break;
+  BUMP(&t->bucket[i], n);
+  BUMP(&t->sum_us, whole * n);
+  /* Last, and released: a reader that sees this maximum sees its bucket
+     too. */
+  if (whole > __atomic_load_n(&t->max_us, __ATOMIC_RELAXED))
+    __atomic_store_n(&t->max_us, whole, __ATOMIC_RELEASE);
+}
+
 void obspamd_metrics_marked(obspamd_metrics *m, const obspam_verdict *v,
                             const obspam_message *msg) {
   uint32_t f = msg->flags;

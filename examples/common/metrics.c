@@ -13,6 +13,10 @@
      obspam_connections_open                                         gauge
      obspam_connections_total, obspam_requests_bad_total             counter
      obspam_request_duration_seconds                                 histogram
+     with an event loop (obspam-policyd) only:
+     obspam_loop_round_seconds, obspam_request_wait_seconds          histogram
+     obspam_loop_round_max_seconds, obspam_request_wait_max_seconds  gauge
+                                    the longest since the start
      obspam_config_reloads_total{result="ok|failed"}                 counter
      obspam_snapshot_saves_total{result="ok|failed"}                 counter
      obspam_snapshot_last_success_timestamp_seconds
@@ -111,6 +115,58 @@ static void bound_text(double us, char *buf, size_t size) {
     buf[--len] = '\0';
 }
 
+/* A time in seconds from microseconds, without rounding. */
+static void seconds(obspamd__text *o, uint64_t us) {
+  obspamd__put(o, "%" PRIu64 ".%06" PRIu64 "\n", us / 1000000, us % 1000000);
+}
+
+/* A histogram of times: counts[i] observations up to bounds[i]
+   microseconds, counts[n] above the last bound. */
+static void histogram(obspamd__text *o, const char *name, const char *help,
+                      const double *bounds, int n, const uint64_t *counts,
+                      uint64_t sum_us) {
+  uint64_t cumulative = 0;
+  char le[32];
+  int i;
+
+  family(o, name, "histogram", help);
+  for (i = 0; i < n; i++) {
+    cumulative += LOAD(&counts[i]);
+    bound_text(bounds[i], le, sizeof(le));
+    obspamd__put(o, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cumulative);
+  }
+  cumulative += LOAD(&counts[n]);
+  obspamd__put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
+  obspamd__put(o, "%s_sum ", name);
+  seconds(o, sum_us);
+  /* The count is the +Inf bucket, read once, so that the two always
+     agree even while observations are counted. */
+  obspamd__put(o, "%s_count %" PRIu64 "\n", name, cumulative);
+}
+
+/* The loop's times named PREFIX: the histogram PREFIX_seconds and the
+   gauge PREFIX_max_seconds, the longest since the start. The maximum is
+   read first (acquired: its bucket is counted too), so that the
+   highest bucket counted never lies below it, even while observations
+   are counted. */
+static void timing(obspamd__text *o, const char *prefix, const char *help,
+                   const obspamd_timing *t) {
+  uint64_t max_us = __atomic_load_n(&t->max_us, __ATOMIC_ACQUIRE);
+  char name[64], max_help[160];
+
+  snprintf(name, sizeof(name), "%s_seconds", prefix);
+  histogram(o, name, help, obspamd_loop_bounds_us, OBSPAMD_LOOP_BUCKETS,
+            t->bucket, LOAD(&t->sum_us));
+  snprintf(name, sizeof(name), "%s_max_seconds", prefix);
+  snprintf(max_help, sizeof(max_help),
+           "The longest of %s_seconds since the "
+           "start.",
+           prefix);
+  family(o, name, "gauge", max_help);
+  obspamd__put(o, "%s ", name);
+  seconds(o, max_us);
+}
+
 /* A label value: backslash, double quote and newline escaped. */
 static void label_value(const char *in, char *buf, size_t size) {
   size_t j = 0;
@@ -137,10 +193,9 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   static const char *const ok_failed[] = {"ok", "failed", NULL};
   obspamd_metrics *m = &s->metrics;
   obspamd__text o = {buf, size, 0};
-  uint64_t cumulative = 0;
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0;
   int64_t implicit = 0, overflow = 0, overflow_episodes = 0;
-  char le[32], daemon[160];
+  char daemon[160];
   int i, j;
 
   if (size > 0)
@@ -190,30 +245,20 @@ size_t obspamd_metrics_format(obspamd_service *s, char *buf, size_t size) {
   counter(&o, "obspam_requests_bad_total", "Malformed or over-long requests.",
           LOAD(&m->requests_bad));
 
-  family(&o, "obspam_request_duration_seconds", "histogram",
-         "Time from reading a request to answering it.");
-  for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++) {
-    cumulative += LOAD(&m->latency[i]);
-    bound_text(obspamd_latency_bounds_us[i], le, sizeof(le));
-    obspamd__put(
-        &o, "obspam_request_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
-        le, cumulative);
+  histogram(&o, "obspam_request_duration_seconds",
+            "Time from reading a request to answering it.",
+            obspamd_latency_bounds_us, OBSPAMD_LATENCY_BUCKETS, m->latency,
+            LOAD(&m->latency_sum_us));
+  if (m->loop) {
+    timing(&o, "obspam_loop_round",
+           "Time one round of the event loop worked, from epoll_wait "
+           "returning to the next call.",
+           &m->rounds);
+    timing(&o, "obspam_request_wait",
+           "Time a request waited in the server, from the read that "
+           "completed it to the write of its answer.",
+           &m->waits);
   }
-  cumulative += LOAD(&m->latency[OBSPAMD_LATENCY_BUCKETS]);
-  obspamd__put(
-      &o, "obspam_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-      cumulative);
-  {
-    uint64_t sum = LOAD(&m->latency_sum_us);
-    obspamd__put(
-        &o, "obspam_request_duration_seconds_sum %" PRIu64 ".%06" PRIu64 "\n",
-        sum / 1000000, sum % 1000000);
-  }
-  /* The count is the +Inf bucket, read once, so that the two always
-     agree even while requests are counted. */
-  obspamd__put(&o, "obspam_request_duration_seconds_count %" PRIu64 "\n",
-               cumulative);
-
   {
     const uint64_t reloads[] = {LOAD(&m->reloads_ok), LOAD(&m->reloads_failed)},
                    saves[] = {LOAD(&m->saves_ok), LOAD(&m->saves_failed)};

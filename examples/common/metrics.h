@@ -16,6 +16,20 @@
 #define OBSPAMD_LATENCY_BUCKETS 12
 extern const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS];
 
+/* Upper bounds of the event loop's histograms, in microseconds: from
+   0.1 ms, where a round that works for microseconds falls, to 1 s. */
+#define OBSPAMD_LOOP_BUCKETS 13
+extern const double obspamd_loop_bounds_us[OBSPAMD_LOOP_BUCKETS];
+
+/* Times measured by an event loop (obspam-policyd's): a histogram, its
+   sum and the longest since the start. One thread writes them (the
+   loop's), any thread reads them. */
+typedef struct obspamd_timing {
+  uint64_t bucket[OBSPAMD_LOOP_BUCKETS + 1]; /* last one: +Inf */
+  uint64_t sum_us;
+  uint64_t max_us;
+} obspamd_timing;
+
 /* Counters updated with __atomic builtins (relaxed) from any thread. */
 typedef struct obspamd_metrics {
   uint64_t decisions[4];             /* by OBSPAM_ACCEPT .. OBSPAM_UNKNOWN */
@@ -44,6 +58,13 @@ typedef struct obspamd_metrics {
      times it began to fail, and the decisions it dropped meanwhile. */
   uint64_t journal_failing, journal_failures, journal_episodes;
   uint64_t journal_dropped;
+  /* A daemon with an event loop sets loop to 1 before its metrics
+     endpoint starts; only then are the loop's times below exposed. The
+     rounds: the work of one round, from epoll_wait returning to the next
+     call. The waits: each request's, from the read that completed it to
+     the write of its answer. */
+  int loop;
+  obspamd_timing rounds, waits;
 } obspamd_metrics;
 
 /* Counts one decision: its action, the refusing level and the window
@@ -62,6 +83,9 @@ void obspamd_metrics_connection_open(obspamd_metrics *m);
 void obspamd_metrics_connection_close(obspamd_metrics *m);
 /* A malformed or over-long request. */
 void obspamd_metrics_bad_request(obspamd_metrics *m);
+/* Counts n times of us microseconds into t; only one thread may call it
+   for a given t (the loop's), any thread may read t meanwhile. */
+void obspamd_metrics_timing(obspamd_timing *t, double us, uint64_t n);
 
 /* The endpoint serves a service (service.h). */
 typedef struct obspamd_service obspamd_service;

@@ -127,19 +127,43 @@ static int64_t coarse_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A summary line, taken from its entry under the lock and written after
+   it (by the flush): what summary() writes. */
+typedef struct line {
+  int kind;
+  uint64_t more;
+  int64_t seconds;
+  char name[NAME_SIZE];
+  char qid[sizeof(((tracked *)0)->qid)];
+} line;
+
 /* The summary line of e's interval: seconds is its length, or for a
    daemon that stops, what it has run of it rounded up. */
-static void summary(const tracked *e, int64_t seconds) {
+static void line_of(line *l, const tracked *e, int64_t seconds) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
-  char name[NAME_SIZE], qid[sizeof(e->qid)];
 
-  obspamd__clean(name, sizeof(name), e->kind >= 0 ? e->chars : "-", flags);
-  obspamd__clean(qid, sizeof(qid), e->qid[0] != '\0' ? e->qid : "-", flags);
+  l->kind = e->kind;
+  l->more = e->more;
+  l->seconds = seconds;
+  obspamd__clean(l->name, sizeof(l->name), e->kind >= 0 ? e->chars : "-",
+                 flags);
+  obspamd__clean(l->qid, sizeof(l->qid), e->qid[0] != '\0' ? e->qid : "-",
+                 flags);
+}
+
+static void line_write(const line *l) {
   obspamd_log(LOG_NOTICE,
               "refuse kind=%s object=%s more=%" PRIu64 " seconds=%" PRId64
               " first_queue_id=%s",
-              e->kind >= 0 ? obspamd_kind_name(e->kind) : "-", name, e->more,
-              seconds, qid);
+              l->kind >= 0 ? obspamd_kind_name(l->kind) : "-", l->name, l->more,
+              l->seconds, l->qid);
+}
+
+static void summary(const tracked *e, int64_t seconds) {
+  line l;
+
+  line_of(&l, e, seconds);
+  line_write(&l);
 }
 
 /* Opens e's first interval at now_ms: its refusal is logged whole. */
@@ -150,15 +174,19 @@ static void open_first(tracked *e, int64_t now_ms) {
 }
 
 /* Ends e's interval if now_ms is past it: logs its line when it counted
-   refusals, and opens the next one. Returns 0 when e's episode goes on
-   (the next interval follows a busy one), -1 when it is over (the
-   interval, or the one after it, had no refusal). With lock held. */
-static int roll(tracked *e, int64_t now_ms, int64_t every) {
+   refusals (or, when out is not NULL, puts it there, with out->more not
+   0), and opens the next one. Returns 0 when e's episode goes on (the
+   next interval follows a busy one), -1 when it is over (the interval,
+   or the one after it, had no refusal). With lock held. */
+static int roll(tracked *e, int64_t now_ms, int64_t every, line *out) {
   if (now_ms - e->since_ms < every)
     return 0;
   if (e->more == 0)
     return -1;
-  summary(e, every / 1000);
+  if (out != NULL)
+    line_of(out, e, every / 1000);
+  else
+    summary(e, every / 1000);
   e->since_ms += every;
   e->more = 0;
   e->qid[0] = '\0';
@@ -191,7 +219,7 @@ static tracked *account(int kind, const char *object, const char *queue_id,
       break;
     if (hashes[i] == h && e->kind == kind && e->len == len &&
         memcmp(e->chars, object, len) == 0) {
-      *counted = roll(e, now_ms, every) == 0;
+      *counted = roll(e, now_ms, every, NULL) == 0;
       if (*counted)
         count(e, queue_id);
       else
@@ -202,7 +230,8 @@ static tracked *account(int kind, const char *object, const char *queue_id,
   if (ntracked >= TRACKED_MAX) {
     /* No room: the first of these in an interval is logged whole, which
        names its object; the others are only counted together. */
-    *counted = untracked.since_ms != 0 && roll(&untracked, now_ms, every) == 0;
+    *counted =
+        untracked.since_ms != 0 && roll(&untracked, now_ms, every, NULL) == 0;
     if (*counted)
       count(&untracked, queue_id);
     else
@@ -338,36 +367,63 @@ static int64_t partial_seconds(const tracked *e, int64_t now_ms) {
   return ms > 1000 ? (ms + 999) / 1000 : 1;
 }
 
+/* Takes the lines of entry e, ending its interval at now_ms (or, with
+   all, whatever it counted) into l (1 or 2 of them: the interval that
+   ended and the one that runs); returns how many. Returns -1 in *over
+   when e leaves the table. With lock held. */
+static int take(tracked *e, int64_t now_ms, int64_t every, int all, line l[2],
+                int *over) {
+  int n = 0;
+
+  l[0].more = 0;
+  *over = !(every > 0 && roll(e, now_ms, every, &l[0]) == 0 && !all);
+  n += l[0].more > 0;
+  if (*over && e->more > 0)
+    line_of(&l[n++], e, partial_seconds(e, now_ms));
+  return n;
+}
+
+/* Lines taken under the lock at a time. The refusals of a flood wait for
+   the lock (the policy server's loop among them): with thousands of
+   objects, writing every line with it held kept them waiting for
+   milliseconds, more on a busy machine. */
+#define FLUSH_BATCH 16
+
 void obspamd__refusals_flush(int64_t now_ms, int all) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
-  size_t i;
+  line lines[FLUSH_BATCH];
+  size_t i = 0;
+  int n, k, over, last = 0;
 
-  pthread_mutex_lock(&lock);
-  for (i = 0; i < SLOTS;) {
-    tracked *e = &table[i];
-
-    if (hashes[i] == 0) {
-      i++;
-      continue;
+  while (!last) {
+    n = 0;
+    pthread_mutex_lock(&lock);
+    /* Between two batches other threads may add entries, before slot i
+       (the next flush sees them) or after it; only the flush removes
+       any. */
+    while (i < SLOTS && n + 2 <= FLUSH_BATCH) {
+      if (hashes[i] == 0) {
+        i++;
+        continue;
+      }
+      n += take(&table[i], now_ms, every, all, &lines[n], &over);
+      /* Over, or the end: the object leaves the table. The shift may
+         bring another entry into slot i, which is looked at next. */
+      if (over)
+        remove_slot(i);
+      else
+        i++;
     }
-    if (every > 0 && roll(e, now_ms, every) == 0 && !all) {
-      i++;
-      continue;
+    if (i == SLOTS && n + 2 <= FLUSH_BATCH) {
+      last = 1;
+      if (untracked.since_ms != 0) {
+        n += take(&untracked, now_ms, every, all, &lines[n], &over);
+        if (over)
+          untracked.since_ms = 0;
+      }
     }
-    /* Over, or the end: what the interval running counted, and the
-       object leaves the table. The shift may bring another entry into
-       slot i, which is looked at next. */
-    if (e->more > 0)
-      summary(e, partial_seconds(e, now_ms));
-    remove_slot(i);
+    pthread_mutex_unlock(&lock);
+    for (k = 0; k < n; k++)
+      line_write(&lines[k]);
   }
-  if (untracked.since_ms != 0) {
-    if (every > 0 && roll(&untracked, now_ms, every) == 0 && !all)
-      goto out;
-    if (untracked.more > 0)
-      summary(&untracked, partial_seconds(&untracked, now_ms));
-    untracked.since_ms = 0;
-  }
-out:
-  pthread_mutex_unlock(&lock);
 }

@@ -244,7 +244,12 @@ typedef struct conn {
      each. */
   struct conn *prev[CHAINS], *next[CHAINS];
   int on[CHAINS];
-  int64_t last;    /* monotonic ms of the last read */
+  int64_t last;   /* monotonic ms of the last read */
+  double read_us; /* when the round of the last read (s->woke_us) began */
+  /* Answers in out[] whose wait is not counted yet, and the read_us of
+     the first of them (the oldest). */
+  unsigned answers;
+  double answers_us;
   int64_t started; /* monotonic ms: the start of its request, on WAITING */
   /* A request whose decision was handed to obspam_decide_start: the
      connection reads and parses nothing more until it is answered. A
@@ -445,7 +450,10 @@ static void conn_interest(server *s, conn *c) {
   }
 }
 
+/* Puts one answer in c's output. */
 static void append(conn *c, const char *text, size_t n) {
+  if (c->answers++ == 0)
+    c->answers_us = c->read_us;
   if (c->out_off > 0) {
     memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
     c->out_len -= c->out_off;
@@ -839,6 +847,22 @@ static int conn_flush(conn *c) {
   return 0;
 }
 
+/* Writes c's pending answers (conn_flush), and counts the wait of each
+   answer not counted yet: from the read that completed its request to
+   now_us, when this write began. An answer the socket does not take now
+   is counted all the same: the client that does not read is not the
+   server's wait. Returns -1 on a dead peer (nothing is counted). */
+static int conn_send(server *s, conn *c, double now_us) {
+  if (conn_flush(c) < 0)
+    return -1;
+  if (c->answers > 0) {
+    obspamd_metrics_timing(&s->svc.metrics.waits, now_us - c->answers_us,
+                           c->answers);
+    c->answers = 0;
+  }
+  return 0;
+}
+
 /* Room for one more answer. */
 static int out_room(const conn *c) {
   return OUT_CAP - (c->out_len - c->out_off) >= RULES_REPLY_MAX;
@@ -865,7 +889,7 @@ static int conn_process(server *s, conn *c, int resumed) {
       /* The answers leave only after their decisions are in the journal
          (a deep pipeline: otherwise once per round, in flush_ready). */
       obspamd_journal_flush(&s->svc);
-      if (conn_flush(c) < 0) {
+      if (conn_send(s, c, obspamd_now_us()) < 0) {
         conn_close(s, c);
         return -1;
       }
@@ -982,14 +1006,19 @@ static void settle_all(server *s) {
 /* The end of a round: the decisions made in it go to the journal in one
    write, then their answers leave. */
 static void flush_ready(server *s) {
+  double now_us;
+
   if (s->head[READY] == NULL)
     return;
   obspamd_journal_flush(&s->svc);
+  /* One clock read for the round's answers: the waits they count end
+     when the writes begin, after the journal's. */
+  now_us = obspamd_now_us();
   while (s->head[READY] != NULL) {
     conn *c = s->head[READY];
 
     chain_remove(s, READY, c);
-    if (conn_flush(c) < 0)
+    if (conn_send(s, c, now_us) < 0)
       conn_close(s, c);
     else
       conn_interest(s, c);
@@ -1017,13 +1046,14 @@ static int conn_readable(server *s, conn *c) {
     if (n == 0) {
       if (c->on[READY])
         obspamd_journal_flush(&s->svc);
-      conn_flush(c);
+      conn_send(s, c, obspamd_now_us());
     }
     conn_close(s, c);
     return -1;
   }
   c->in_off = 0;
   c->in_len = (size_t)n;
+  c->read_us = s->woke_us;
   c->last = (int64_t)(s->woke_us / 1000);
   chain_remove(s, ALL, c);
   chain_append(s, ALL, c);
@@ -1035,8 +1065,12 @@ static int conn_writable(server *s, conn *c) {
     conn_close(s, c);
     return -1;
   }
-  if (c->in_off < c->in_len && !c->busy)
-    return conn_process(s, c, 0); /* requests that waited for room */
+  if (c->in_off < c->in_len && !c->busy) {
+    /* The requests that waited for room waited for the client, which
+       did not take its answers: their wait in the server starts now. */
+    c->read_us = s->woke_us;
+    return conn_process(s, c, 0);
+  }
   conn_interest(s, c);
   return 0;
 }
@@ -1151,6 +1185,8 @@ static void accept_some(server *s, listener *l) {
     memset(c->on, 0, sizeof(c->on));
     c->events = EPOLLIN;
     c->in_off = c->in_len = c->out_off = c->out_len = 0;
+    c->answers = 0;
+    c->read_us = c->answers_us = s->woke_us;
     rules_memory_init(&c->mem);
     c->last = obspamd_now_ms();
     peer_name(&ss, l, c->peer, sizeof(c->peer));
@@ -1374,6 +1410,7 @@ static void start_reload(server *s) {
 
 static void run(server *s) {
   struct epoll_event evs[256];
+  obspamd_timing *rounds = &s->svc.metrics.rounds;
   int64_t now;
 
   while (!s->stop) {
@@ -1415,7 +1452,9 @@ static void run(server *s) {
     flush_ready(s);
     if (s->reload)
       start_reload(s);
-    now = obspamd_now_ms();
+    /* The time the round began is close enough for the deadlines: the
+       last read of every connection was in this round or before. */
+    now = (int64_t)(s->woke_us / 1000);
     close_idle(s, now);
     close_slow(s, now);
     log_abuse(s, now);
@@ -1424,6 +1463,10 @@ static void run(server *s) {
       s->accept_paused = 0;
       set_listeners(s, 1);
     }
+    /* The round's work, measured here, is the loop's own: the time the
+       kernel takes to run it again after epoll_wait is not in it (the
+       time the thread is preempted during the round is). */
+    obspamd_metrics_timing(rounds, obspamd_now_us() - s->woke_us, 1);
   }
 }
 
@@ -1522,6 +1565,7 @@ int main(int argc, char **argv) {
   }
   if (obspamd_start_service(&st, &s->svc) != 0)
     return 1;
+  s->svc.metrics.loop = 1; /* before the metrics endpoint starts */
 
   s->ep = -1;
   s->decided = -1;

@@ -269,6 +269,66 @@ Test(metrics, counted_values) {
   free(text);
 }
 
+/* The loop's times: only a daemon with a loop exposes them; bounds are
+   inclusive, the maximum is the longest since the start, and one call
+   counts n observations of the same time. */
+Test(metrics, loop_timings) {
+  obspamd_service s;
+  char *text;
+  int i;
+
+  memset(&s, 0, sizeof(s));
+  s.name = "obspam-milter";
+  obspamd_metrics_timing(&s.metrics.rounds, 40, 1);
+  text = format(&s);
+  cr_assert_null(strstr(text, "obspam_loop_round"), "%s", text);
+  cr_assert_null(strstr(text, "obspam_request_wait"), "%s", text);
+  free(text);
+
+  s.metrics.loop = 1;
+  obspamd_metrics_timing(&s.metrics.rounds, 100, 1);
+  obspamd_metrics_timing(&s.metrics.rounds, 10000.4, 1);
+  obspamd_metrics_timing(&s.metrics.rounds, 10001, 1);
+  obspamd_metrics_timing(&s.metrics.rounds, 2500000, 1);
+  obspamd_metrics_timing(&s.metrics.rounds, 7, 1);
+  obspamd_metrics_timing(&s.metrics.waits, 1500, 3);
+  obspamd_metrics_timing(&s.metrics.waits, -2, 2); /* a clock step back */
+  text = format(&s);
+  static const char *const lines[] = {
+      "# TYPE obspam_loop_round_seconds histogram",
+      "obspam_loop_round_seconds_bucket{le=\"0.0001\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.00025\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.0005\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.001\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.002\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.005\"} 3",
+      "obspam_loop_round_seconds_bucket{le=\"0.01\"} 4",
+      "obspam_loop_round_seconds_bucket{le=\"0.02\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"0.05\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"0.1\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"0.25\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"0.5\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"1\"} 5",
+      "obspam_loop_round_seconds_bucket{le=\"+Inf\"} 6",
+      /* 40 + 100 + 10000 + 10001 + 2500000 + 7 µs */
+      "obspam_loop_round_seconds_sum 2.520148",
+      "obspam_loop_round_seconds_count 6",
+      "# TYPE obspam_loop_round_max_seconds gauge",
+      "obspam_loop_round_max_seconds 2.500000",
+      "obspam_request_wait_seconds_bucket{le=\"0.0001\"} 2",
+      "obspam_request_wait_seconds_bucket{le=\"0.001\"} 2",
+      "obspam_request_wait_seconds_bucket{le=\"0.002\"} 5",
+      "obspam_request_wait_seconds_bucket{le=\"+Inf\"} 5",
+      "obspam_request_wait_seconds_sum 0.004500",
+      "obspam_request_wait_seconds_count 5",
+      "obspam_request_wait_max_seconds 0.001500",
+  };
+  for (i = 0; i < (int)(sizeof(lines) / sizeof(lines[0])); i++)
+    cr_assert(has_line(text, lines[i]), "missing line '%s' in:\n%s", lines[i],
+              text);
+  free(text);
+}
+
 /* The version of the header, as the exposition writes it. */
 #define STR_(x) #x
 #define STR(x) STR_(x)

@@ -245,14 +245,15 @@ def big_config(path, mailboxes=1000000, domains=100000, subs=20000):
 
 class Pinger(threading.Thread):
     """One request at a time, for ever: the longest time between two
-    answers, overall and while `during` is set."""
+    answers and the number of answers in each phase (set `phase`)."""
 
-    def __init__(self, port, logins):
+    def __init__(self, port, logins, phases):
         super().__init__(daemon=True)
         self.port, self.logins = port, logins
-        self.during = False
-        self.max_gap = self.max_gap_during = 0.0
-        self.answers = 0
+        self.phase = None  # an index of the lists below, or None
+        self.max_gap = [0.0] * phases
+        self.answers = [0] * phases
+        self.total = 0
         self.stop = False
         self.error = None
 
@@ -262,78 +263,204 @@ class Pinger(threading.Thread):
             c = pt.Client(("127.0.0.1", self.port))
             last = time.monotonic()
             while not self.stop:
-                c.send(reqs[self.answers % len(reqs)])
+                c.send(reqs[self.total % len(reqs)])
                 c.read_answer()
                 now = time.monotonic()
                 gap = now - last
                 last = now
-                self.answers += 1
-                self.max_gap = max(self.max_gap, gap)
-                if self.during:
-                    self.max_gap_during = max(self.max_gap_during, gap)
+                self.total += 1
+                k = self.phase
+                if k is not None:
+                    self.answers[k] += 1
+                    self.max_gap[k] = max(self.max_gap[k], gap)
         except Exception as e:  # noqa: BLE001 - reported by the scenario
             self.error = repr(e)
 
 
-# The bound of sc_stall. The library holds a lock against decisions for a
-# few microseconds at the swap of a reload and for one slice of a save or
-# of a reload's hand-over (at most a few hundred records: about a tenth of
-# a millisecond); bench_config, in one process without a client, measures
-# a longest decision of 8-9 ms during a reload of the 1M file. What this
-# test measures on top is the scheduler of a shared 2-core machine: the
-# reload thread parses a 47 MB file on one core while the loop, this
-# client and other work share the rest. There the longest gap during the
-# reload had a median of 7.4 ms with a load average of 1.5-3 and 23 ms at
-# 3-5 (47 and 71 ms when the reload and the saves held their locks
-# throughout), but single runs at busy moments reached 70 ms with saves
-# alone and 103 ms during the reload (README "Known limits"). The bound is
-# above that noise, so that the test does not fail on a busy machine; it
-# fails when the loop waits for a whole save or reload (867 ms when a save
-# waited for a reload), but the old hand-over under the write lock (about
-# 40 ms here, 99 ms in bench_config) stays below it: bench_config's
-# longest decision is what shows that one.
+class Saver(threading.Thread):
+    """Asks the daemon for a save every second while `on` is set, as
+    --save-interval 1 would (the daemon's own interval is an hour, so
+    that a phase can have none)."""
+
+    def __init__(self, control):
+        super().__init__(daemon=True)
+        self.control = control
+        self.on = False
+        self.stop = False
+        self.error = None
+        self.idle = threading.Event()  # set while no save is asked
+        self.idle.set()
+
+    def run(self):
+        while not self.stop:
+            if self.on:
+                self.idle.clear()
+                # A save waits for a reload that runs: long on a busy
+                # machine.
+                answer = scenario.exchange(self.control, b"save\n", 120)
+                self.idle.set()
+                if not answer.startswith(b"ok\n"):
+                    self.error = f"save: {answer!r}"
+                    return
+            time.sleep(1)
+
+    def pause(self):
+        """No more saves; returns once the last one asked is done."""
+        self.on = False
+        if not self.idle.wait(120):
+            raise Failure("a save did not end in 120 s")
+
+
+# The client's bound in sc_stall. The library holds a lock against
+# decisions for a few microseconds at the swap of a reload and for one
+# slice of a save or of a reload's hand-over (at most a few hundred
+# records: about a tenth of a millisecond); bench_config, in one process
+# without a client, measures a longest decision of 8-9 ms during a reload
+# of the 1M file. What this client sees on top is the scheduler of a
+# shared 2-core machine: the reload thread parses a 47 MB file on one core
+# while the loop, this client and other work share the rest. There the
+# longest gap during the reload had a median of 7.4 ms with a load average
+# of 1.5-3 and 23 ms at 3-5 (47 and 71 ms when the reload and the saves
+# held their locks throughout), but single runs at busy moments reached
+# 70 ms with saves alone and 103 ms during the reload (README "Known
+# limits"). The bound is above that noise, so that the test does not fail
+# on a busy machine; it fails when the loop waits for a whole save or
+# reload (867 ms when a save waited for a reload), but the old hand-over
+# under the write lock (about 40 ms here, 99 ms in bench_config) stays
+# below it: bench_config's longest decision, and the server's own rounds
+# below, are what show that one.
 STALL_BOUND = 0.15
+
+# The bound on the server's own longest round during the reload, one of
+# the bounds of its histogram (policyd_test.LOOP_BOUNDS). A round does
+# tens of microseconds of work (never more than 0.4 ms of CPU in rounds
+# timed part by part), but its time also holds what the kernel gave
+# others while it ran: answering its client wakes the client, which can
+# take the loop's CPU at once, and the loop then waits for its turn. On
+# the shared 2-core machine at a load average of 12 to 16, the phase with
+# nothing due (no save, no reload) had rounds of up to 296 ms, and the
+# median of its longest was in the bucket up to 250 ms (README "Known
+# limits"): a bound under that fails on the machine, not on the server.
+# What it is for is a loop that waits for a reload or a save: a save that
+# waited in the loop for a reload stalled it 867 ms, a reload done in the
+# loop or under the write lock throughout stalls it for the whole reload
+# (seconds with this file). The 10 ms goal is what the test prints, with
+# the number of rounds past it.
+ROUND_BOUND = 0.5
+
+
+def loop_times(port, pid):
+    """The server's rounds and waits, and its saves, from /metrics; the
+    time its loop's thread (the first) ran and waited for a CPU, in
+    seconds, from the kernel's schedstat."""
+    text = scenario.http_get(port, timeout=pt.TIMEOUT).decode()
+    saves = re.search(r'^obspam_snapshot_saves_total\{result="ok"\} (\d+)$',
+                      text, re.M)
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        ran, waited = (int(x) / 1e9 for x in f.read().split()[:2])
+    return (pt.Timing(text, "obspam_loop_round"),
+            pt.Timing(text, "obspam_request_wait"), int(saves.group(1)), ran,
+            waited)
 
 
 def sc_stall(tmp):
-    """The longest gap between two answers of a client that asks non-stop,
-    while the 1M-mailbox configuration of bench_config is reloaded and a
-    save falls due every second (10,000 mailboxes hold counters). Prints
-    the figures; fails above STALL_BOUND (150 ms) with saves alone or
-    during the reload."""
+    """Stalls as the client and the server see them: the 1M-mailbox
+    configuration of bench_config (10,000 mailboxes with counters) and
+    one client asking non-stop, in three phases of equal length: during a
+    reload with a save asked every second (as long as the reload takes),
+    then nothing (no save, no reload: the machine's baseline), then the
+    saves alone. For each it prints the client's
+    longest gap between two answers, and the server's own figures from
+    /metrics: its rounds (the loop's work from epoll_wait to epoll_wait)
+    and its requests' waits (from the read to the write of the answer),
+    with the longest to the precision of their histogram. Fails above
+    STALL_BOUND (150 ms) for the client in any phase, or when a round of
+    the server during the reload took more than ROUND_BOUND (500 ms)."""
+    names = ["nothing", "saves alone", "reload and saves"]
     conf = os.path.join(tmp, "d.conf")
     start = time.monotonic()
     big_config(conf)
-    with pt.Daemon(tmp, None, control=True,
-                   args=["--save-interval", "1"]) as d:
-        d.wait_log(r"ready: ", timeout=60)
+    # Loading the file takes longer than a daemon's usual start on a busy
+    # machine (over 10 s beside two spinning processes).
+    with pt.Daemon(tmp, None, control=True, wait=False,
+                   args=["--save-interval", "3600", "--metrics",
+                         "inet:127.0.0.1:0"]) as d:
+        d.port = int(d.wait_log(r"ready: listening on inet:127\.0\.0\.1:(\d+)",
+                                timeout=120)[-1])
+        port = pt.metrics_port(d)
         logins = [f"user{i:07d}@site{i % 100000:06d}.example"
                   for i in range(0, 1000000, 100)]
         warm = d.client()
         for m in logins:  # counters for the saves to copy
             warm.send(pt.encode(**pt.data_req(m, 1)))
             warm.read_answer()
-        p = Pinger(d.port, logins)
+        p = Pinger(d.port, logins, len(names))
+        saver = Saver(d.control)
         p.start()
-        time.sleep(2.5)  # saves alone
-        before = p.max_gap
-        p.during = True
-        d.send_signal(signal.SIGHUP)
-        d.wait_log(r"reload ok path=", timeout=60)
-        time.sleep(1.5)  # the saves right after it
-        p.stop = True
+        saver.start()
+        server = [None] * len(names)
+
+        def phase(k, run):
+            before = loop_times(port, d.proc.pid)
+            t0 = time.monotonic()
+            p.phase = k
+            run()
+            p.phase = None
+            after = loop_times(port, d.proc.pid)
+            server[k] = (after[0].since(before[0]), after[1].since(before[1]),
+                         *(a - b for a, b in zip(after[2:], before[2:])))
+            return time.monotonic() - t0
+
+        def reload():
+            saver.on = True
+            d.send_signal(signal.SIGHUP)
+            d.wait_log(r"reload ok path=", timeout=120)
+            # With the save that waited for the reload.
+            saver.pause()
+
+        def saves():
+            saver.on = True
+            time.sleep(length)
+            saver.pause()
+
+        length = phase(2, reload)
+        phase(0, lambda: time.sleep(length))
+        phase(1, saves)
+        p.stop = saver.stop = True
         p.join(pt.TIMEOUT)
-        if p.error:
-            raise Failure(f"the client failed: {p.error}")
-        saves = len(re.findall(r"save", d.log()))
-        print(f"    {p.answers} answers; longest gap {before * 1000:.1f} ms "
-              f"with saves alone, {p.max_gap_during * 1000:.1f} ms during "
-              f"the reload and the saves after it (goal 10 ms); "
+        saver.join(120)
+        if p.error or saver.error:
+            raise Failure(f"the client failed: {p.error or saver.error}")
+        rounds, waits = loop_times(port, d.proc.pid)[:2]
+        rounds.check_max()
+        waits.check_max()
+        print(f"    three phases of {length:.1f} s; {p.total} answers; "
+              f"load average {os.getloadavg()[0]:.1f}; the server's longest "
+              f"since the start: round {rounds.max * 1000:.2f} ms, wait "
+              f"{waits.max * 1000:.2f} ms; "
               f"{time.monotonic() - start:.0f} s in all")
-        del saves
-        worst = max(before, p.max_gap_during)
+        # One line per phase (tests/bench/reload_stall.sh reads them): the
+        # client's longest gap; the server's longest round and wait, to
+        # the bucket, and how many passed 10 ms; the time its loop thread
+        # ran and waited for a CPU (what the machine adds).
+        for k, name in enumerate(names):
+            r, w, saved, ran, waited = server[k]
+            print(f"    {name}: client gap {p.max_gap[k] * 1000:.1f} ms; "
+                  f"server round <= {r.max * 1000:g} ms "
+                  f"({r.over(0.01)} of {r.count} over 10 ms), wait <= "
+                  f"{w.max * 1000:g} ms ({w.over(0.01)} of {w.count} over "
+                  f"10 ms); loop thread ran {ran * 1000:.0f} ms, waited "
+                  f"{waited * 1000:.0f} ms for a CPU; {saved} saves")
+        expect(server[0][2], 0, "saves while nothing was due")
+        if server[1][2] < 1 or server[2][2] < 1:
+            raise Failure(f"no save in a phase with saves: {server}")
+        worst = max(p.max_gap)
         if worst > STALL_BOUND:
-            raise Failure(f"the loop stalled {worst * 1000:.0f} ms")
+            raise Failure(f"the client waited {worst * 1000:.0f} ms")
+        if server[2][0].over(ROUND_BOUND):
+            raise Failure(f"{server[2][0].over(ROUND_BOUND)} rounds of the "
+                          f"loop took more than {ROUND_BOUND * 1000:g} ms "
+                          f"during the reload")
 
 
 def sc_foreign_journal(tmp):

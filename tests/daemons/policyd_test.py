@@ -1707,8 +1707,7 @@ def sc_control_metrics(tmp):
         bad = d.client()
         bad.send(b"nonsense\n")
         bad.expect_closed("bad request")
-        port = int(d.wait_log(r"metrics listening on inet:127\.0\.0\.1:(\d+)")
-                   [-1])
+        port = metrics_port(d)
         text = scenario.http_get(port, timeout=TIMEOUT).decode()
         want = {
             'obspam_decisions_total{action="accept"}': 1,
@@ -1728,6 +1727,118 @@ def sc_control_metrics(tmp):
             if not m:
                 raise Failure(f"metric {name} missing:\n{text}")
             expect(float(m.group(1)), float(value), name)
+
+
+def metrics_port(d):
+    """The port of a daemon started with --metrics inet:127.0.0.1:0."""
+    return int(d.wait_log(r"metrics listening on inet:127\.0\.0\.1:(\d+)")
+               [-1])
+
+
+# The bounds of the loop's histograms (obspamd_loop_bounds_us), in seconds.
+LOOP_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+               0.05, 0.1, 0.25, 0.5, 1]
+
+
+class Timing:
+    """One of the loop's times on /metrics (NAME_seconds and
+    NAME_max_seconds): the cumulative count of each bucket (the last
+    +Inf), the sum, the count and the longest since the start. The
+    histogram is checked on its own as it is read: its buckets are
+    LOOP_BOUNDS, they never decrease, the last is the count."""
+
+    def __init__(self, text, name):
+        def value(sample):
+            m = re.search("^" + re.escape(sample) + r" (\S+)$", text, re.M)
+            if not m:
+                raise Failure(f"metric {sample} missing:\n{text}")
+            return float(m.group(1))
+
+        self.name = name
+        les = re.findall(rf'^{name}_seconds_bucket{{le="([^"]+)"}} ', text,
+                         re.M)
+        expect(les, [f"{b:g}" for b in LOOP_BOUNDS] + ["+Inf"],
+               f"{name}: bucket bounds")
+        self.buckets = [int(value(f'{name}_seconds_bucket{{le="{le}"}}'))
+                        for le in les]
+        self.sum = value(f"{name}_seconds_sum")
+        self.count = int(value(f"{name}_seconds_count"))
+        self.max = value(f"{name}_max_seconds")
+        expect(self.buckets, sorted(self.buckets), f"{name}: cumulative")
+        expect(self.buckets[-1], self.count, f"{name}: +Inf is the count")
+
+    def since(self, before):
+        """What was counted after `before` (a Timing read earlier): a
+        Timing whose max is the bound of the highest bucket it counts
+        (the longest time, to that bucket's precision; inf above 1 s,
+        0 when nothing was counted)."""
+        d = Timing.__new__(Timing)
+        d.name = self.name
+        d.buckets = [a - b for a, b in zip(self.buckets, before.buckets)]
+        d.sum = self.sum - before.sum
+        d.count = self.count - before.count
+        d.max = next((b for b, n in zip(LOOP_BOUNDS + [float("inf")],
+                                         d.buckets) if n == d.count), 0)
+        return d
+
+    def over(self, seconds):
+        """How many took longer than `seconds`, one of LOOP_BOUNDS."""
+        return self.count - self.buckets[LOOP_BOUNDS.index(seconds)]
+
+    def check_max(self):
+        """The longest since the start lies in the highest bucket counted
+        (exact while nothing is counted meanwhile)."""
+        top = next(i for i, n in enumerate(self.buckets) if n == self.count)
+        low = LOOP_BOUNDS[top - 1] if top > 0 else 0
+        high = LOOP_BOUNDS[top] if top < len(LOOP_BOUNDS) else float("inf")
+        if self.count and not low < self.max <= high:
+            raise Failure(f"{self.name}: the longest, {self.max} s, is not "
+                          f"in the highest bucket counted, ({low}, {high}]")
+        if not self.max <= self.sum + 1e-6 <= self.count * self.max + 2e-6:
+            raise Failure(f"{self.name}: sum {self.sum} s for {self.count} "
+                          f"times, the longest {self.max} s")
+
+
+def sc_loop_metrics(tmp):
+    """The loop's own times on /metrics: one wait per request answered
+    (one at a time, without a decision, refused, pipelined past the
+    output buffer, byte by byte), none for a request closed unanswered;
+    at least one round per request asked alone; each longest time in the
+    highest bucket its histogram counts."""
+    with Daemon(tmp, args=["--metrics", "inet:127.0.0.1:0"]) as d:
+        same_minute(10)
+        port = metrics_port(d)
+        c = d.client()
+        for i in range(20):
+            expect(c.request(**data_req("someone@elsewhere.example")), DUNNO,
+                   f"request {i}")
+        expect(c.request(**data_req("tiny@acme.example")), DUNNO, "accept")
+        expect(c.request(**data_req("tiny@acme.example")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1), "refuse")
+        expect(c.request(**rcpt_req("small@acme.example")), DUNNO, "RCPT")
+        expect(c.request(**data_req("tiny@acme.example", state="CONNECT")),
+               DUNNO, "no decision")
+        # 1,000 answers do not fit the output buffer (8 KiB) at once.
+        c.send(encode(**data_req("someone@elsewhere.example")) * 1000)
+        expect([c.read_answer() for _ in range(1000)], [DUNNO] * 1000,
+               "pipelined")
+        for b in encode(**data_req("someone@elsewhere.example")):
+            c.send(bytes([b]))
+        expect(c.read_answer(), DUNNO, "byte by byte")
+        bad = d.client()
+        bad.send(b"nonsense\n")
+        bad.expect_closed("bad request")
+        text = scenario.http_get(port, timeout=TIMEOUT).decode()
+        waits = Timing(text, "obspam_request_wait")
+        rounds = Timing(text, "obspam_loop_round")
+        expect(waits.count, 1025, "waits counted: the requests answered")
+        if rounds.count < 25:
+            raise Failure(f"{rounds.count} rounds for 25 requests asked "
+                          f"one at a time")
+        waits.check_max()
+        rounds.check_max()
+        if waits.max <= 0:
+            raise Failure(f"no wait measured:\n{text}")
 
 
 def sc_notices(tmp):

@@ -97,6 +97,7 @@ cli                command line
 detach             detaching without --foreground
 ipv6               IPv6 listener
 control_metrics    control socket and metrics
+loop_metrics       the loop's own times: one wait per request answered
 notices            notices mailed on the timer (about a minute)
 EOF
 R=tests/daemons/durable.py
@@ -104,7 +105,7 @@ check_each policyd python3 "$R" "$BUILD" <<'EOF'
 extremes         counts at their bounds kept exactly across a restart
 kill9            kill -9 under load loses no count (journal)
 foreign_journal  an older state file put back: its journal not replayed
-stall            longest answer gap during a 1M-mailbox reload, saves every second
+stall            longest gaps, client's and server's: nothing due, saves, a 1M-mailbox reload
 EOF
 check "policyd: connections counted per client" "$D/policyd_peers" --jobs 2
 S=tests/daemons/slow_clients.py
