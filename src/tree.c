@@ -15,41 +15,243 @@ void obspam__tree_init(obspam__tree *t) {
   t->server_scripts = 1;
 }
 
-/* Drops the name order of kind: the index is about to change. Under the
-   write lock (or on a tree no reader sees), so nobody holds it. */
-static void unsort(obspam__tree *t, int kind) {
-  free(t->sorted[kind]);
-  t->sorted[kind] = NULL;
-}
+/* ---- the name order ------------------------------------------------------ */
 
-static int by_name(const void *a, const void *b) {
-  return strcmp((*(obspam__obj *const *)a)->name,
-                (*(obspam__obj *const *)b)->name);
-}
-
-const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind) {
-  obspam__sorted *s = __atomic_load_n(&t->sorted[kind], __ATOMIC_ACQUIRE);
-  obspam__sorted *none = NULL;
-  const obspam__index *x = &t->index[kind];
+/* A name's bytes [depth, depth + 8) as a big-endian number, zeros past
+   its end: the numbers compare as the bytes do (unsigned, as strcmp
+   compares), and a name comes before the longer names it begins. */
+static uint64_t chunk(const obspam__obj *o, size_t depth) {
+  uint64_t k = 0;
   size_t i;
 
-  if (s != NULL)
-    return s;
-  s = malloc(sizeof(*s) + x->n * sizeof(s->v[0]));
-  if (s == NULL)
-    return NULL;
-  s->n = 0;
-  for (i = 0; x->slot != NULL && i <= x->mask; i++)
-    if (x->slot[i].obj != NULL)
-      s->v[s->n++] = x->slot[i].obj;
-  qsort(s->v, s->n, sizeof(s->v[0]), by_name);
-  /* Another reader may have made it meanwhile: the first one stays. */
-  if (!__atomic_compare_exchange_n(&t->sorted[kind], &none, s, 0,
-                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    free(s);
-    s = none;
+  for (i = depth; i < depth + 8; i++)
+    k = k << 8 | (i < o->len ? (unsigned char)o->name[i] : 0u);
+  return k;
+}
+
+/* An object with a chunk of its name, so that sorting reads each name
+   once per 8 bytes it has in common with another, not once per
+   comparison. */
+typedef struct keyed {
+  uint64_t key;
+  obspam__obj *o;
+} keyed;
+
+/* The scratch of one sort: a copy of the array and the byte counts. */
+typedef struct sorting {
+  keyed *tmp;
+  size_t count[8][256];
+} sorting;
+
+static void insertion(keyed *v, size_t n) {
+  size_t i, j;
+
+  for (i = 1; i < n; i++) {
+    keyed x = v[i];
+
+    for (j = i; j > 0 && v[j - 1].key > x.key; j--)
+      v[j] = v[j - 1];
+    v[j] = x;
   }
-  return s;
+}
+
+/* Sorts v[0..n) by key: least significant byte first, one stable pass
+   per byte, skipping the bytes that every key has alike. */
+static void radix(keyed *v, size_t n, keyed *tmp, size_t (*count)[256]) {
+  keyed *src = v, *dst = tmp, *swap;
+  size_t i, sum, c;
+  int b, k;
+
+  memset(count, 0, 8 * sizeof(*count));
+  for (i = 0; i < n; i++)
+    for (b = 0; b < 8; b++)
+      count[b][v[i].key >> (8 * b) & 0xff]++;
+  for (b = 0; b < 8; b++) {
+    size_t *cb = count[b];
+
+    if (cb[v[0].key >> (8 * b) & 0xff] == n)
+      continue;
+    for (k = 0, sum = 0; k < 256; k++) {
+      c = cb[k];
+      cb[k] = sum;
+      sum += c;
+    }
+    for (i = 0; i < n; i++)
+      dst[cb[src[i].key >> (8 * b) & 0xff]++] = src[i];
+    swap = src;
+    src = dst;
+    dst = swap;
+  }
+  if (src != v)
+    memcpy(v, src, n * sizeof(*v));
+}
+
+/* Sorts v[0..n), whose names agree in their first depth bytes, by name:
+   by the next 8 bytes, then each run that agrees in them too by the 8
+   after. A run whose chunk ends its names (a zero last byte) holds one
+   name, as the names of a kind differ. tmp has room for n. */
+static void sort_names(keyed *v, size_t n, size_t depth, sorting *s,
+                       keyed *tmp) {
+  size_t i, j;
+
+  for (i = 0; i < n; i++)
+    v[i].key = chunk(v[i].o, depth);
+  if (n < 32)
+    insertion(v, n);
+  else
+    radix(v, n, tmp, s->count);
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && v[j].key == v[i].key; j++)
+      ;
+    if (j - i > 1 && (v[i].key & 0xff) != 0)
+      sort_names(v + i, j - i, depth + 8, s, tmp + i);
+  }
+}
+
+void obspam__tree_bulk(obspam__tree *t) { t->bulk = 1; }
+
+int obspam__tree_order(obspam__tree *t) {
+  sorting *s = malloc(sizeof(*s));
+  keyed *v = NULL;
+  size_t most = 0, i, n;
+  int kind;
+
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++)
+    if (t->index[kind].n > most)
+      most = t->index[kind].n;
+  if (s == NULL || (v = malloc((most + 1) * sizeof(*v))) == NULL ||
+      (s->tmp = malloc((most + 1) * sizeof(*v))) == NULL) {
+    free(v);
+    free(s);
+    return OBSPAM_ENOMEM;
+  }
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
+    const obspam__index *x = &t->index[kind];
+    obspam__sorted *o = &t->sorted[kind];
+
+    if (x->n == 0)
+      continue;
+    if ((o->v = malloc(x->n * sizeof(o->v[0]))) == NULL)
+      break;
+    o->cap = x->n;
+    for (i = 0, n = 0; i <= x->mask; i++)
+      if (x->slot[i].obj != NULL)
+        v[n++].o = x->slot[i].obj;
+    sort_names(v, n, 0, s, s->tmp);
+    for (i = 0; i < n; i++)
+      o->v[i] = v[i].o;
+    o->n = n;
+  }
+  free(s->tmp);
+  free(s);
+  free(v);
+  if (kind <= OBSPAM_MAILBOX)
+    return OBSPAM_ENOMEM;
+  t->bulk = 0;
+  return OBSPAM_OK;
+}
+
+const obspam__sorted *obspam__tree_sorted(const obspam__tree *t, int kind) {
+  return &t->sorted[kind];
+}
+
+/* While a subtree is removed, its objects are first marked in their
+   name order, while every name can still be read: the low bit of the
+   pointer, which the alignment of an object leaves clear. The marked
+   ones are then dropped in one pass per kind, from the first mark on,
+   and only then are the objects freed. So removing a subscription with
+   10,000 mailboxes moves the order of the mailboxes once, not 10,000
+   times. */
+static int marked(const obspam__obj *o) { return ((uintptr_t)o & 1u) != 0; }
+
+static obspam__obj *unmarked(obspam__obj *o) {
+  return (obspam__obj *)((uintptr_t)o & ~(uintptr_t)1);
+}
+
+/* The position of the first name in s after name, or of name itself:
+   where an object of that name is, or would go. Marks are read
+   through. */
+static size_t order_find(const obspam__sorted *s, const char *name) {
+  size_t lo = 0, hi = s->n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (strcmp(unmarked(s->v[mid])->name, name) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+int obspam__tree_reserve(obspam__tree *t, int kind) {
+  obspam__sorted *s = &t->sorted[kind];
+  obspam__obj **v;
+  size_t cap;
+
+  if (obspam__index_reserve(&t->index[kind]) != 0)
+    return OBSPAM_ENOMEM;
+  if (t->bulk || s->n < s->cap)
+    return OBSPAM_OK;
+  cap = s->cap < 16 ? 16 : 2 * s->cap;
+  if (cap > SIZE_MAX / sizeof(*v) ||
+      (v = realloc(s->v, cap * sizeof(*v))) == NULL)
+    return OBSPAM_ENOMEM;
+  s->v = v;
+  s->cap = cap;
+  return OBSPAM_OK;
+}
+
+/* Puts o, just put into its index, into its name order (room is
+   reserved): a binary search and one move of the names after it. */
+static void order_put(obspam__tree *t, obspam__obj *o) {
+  obspam__sorted *s = &t->sorted[o->kind];
+  size_t i;
+
+  if (t->bulk)
+    return;
+  i = order_find(s, o->name);
+  memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(s->v[0]));
+  s->v[i] = o;
+  s->n++;
+}
+
+/* Marks o and its subtree in their name orders; first[kind] gets the
+   lowest position marked in kind's (it starts at SIZE_MAX). */
+static void order_mark(obspam__tree *t, obspam__obj *o, size_t *first) {
+  obspam__sorted *s = &t->sorted[o->kind];
+  obspam__obj *c;
+  size_t i;
+
+  for (c = o->child; c != NULL; c = c->next)
+    order_mark(t, c, first);
+  i = order_find(s, o->name);
+  s->v[i] = (obspam__obj *)((uintptr_t)o | 1u);
+  if (i < first[o->kind])
+    first[o->kind] = i;
+}
+
+/* Drops the marked objects from every order, keeping the others' order:
+   each run of unmarked ones moves back over the marks before it. */
+static void order_pack(obspam__tree *t, const size_t *first) {
+  int kind;
+
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
+    obspam__sorted *s = &t->sorted[kind];
+    size_t i = first[kind], j = first[kind], run;
+
+    while (i < s->n) {
+      while (i < s->n && marked(s->v[i]))
+        i++;
+      for (run = i; i < s->n && !marked(s->v[i]); i++)
+        ;
+      memmove(&s->v[j], &s->v[run], (i - run) * sizeof(s->v[0]));
+      j += i - run;
+    }
+    if (first[kind] < s->n)
+      s->n = j;
+  }
 }
 
 static size_t obj_size(int kind) {
@@ -113,7 +315,7 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
 
   if (obspam__tree_find(t, kind, name->s, name->len) != NULL)
     return OBSPAM_EEXIST;
-  if (obspam__index_reserve(&t->index[kind]) != 0 ||
+  if (obspam__tree_reserve(t, kind) != OBSPAM_OK ||
       (o = obspam__obj_new(obj_size(kind), kind, name->s, name->len)) == NULL)
     return OBSPAM_ENOMEM;
   o->own[0] = o->own[1] = o->own[2] = OBSPAM_INHERIT;
@@ -121,18 +323,18 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
     *obspam__scripts_of(o) = OBSPAM_INHERIT;
   if (kind == OBSPAM_SUBSCRIPTION)
     ((obspam__sub *)o)->uid = -1;
-  unsort(t, kind);
   obspam__index_put(&t->index[kind], o);
+  order_put(t, o);
   link_child(o, parent);
   *out = o;
   return OBSPAM_OK;
 }
 
 int obspam__tree_adopt(obspam__tree *t, obspam__obj *o, obspam__obj *parent) {
-  if (obspam__index_reserve(&t->index[o->kind]) != 0)
+  if (obspam__tree_reserve(t, o->kind) != OBSPAM_OK)
     return OBSPAM_ENOMEM;
-  unsort(t, o->kind);
   obspam__index_put(&t->index[o->kind], o);
+  order_put(t, o);
   link_child(o, parent);
   return OBSPAM_OK;
 }
@@ -205,7 +407,6 @@ void obspam__tree_extra_trim(obspam__tree *t, obspam__obj *o) {
 static void free_obj(obspam__tree *t, obspam__obj *o) {
   if (o->extra != NULL)
     t->extras--;
-  unsort(t, o->kind);
   obspam__index_del(&t->index[o->kind], o);
   if (o->kind == OBSPAM_SUBSCRIPTION) {
     obspam__sub *s = (obspam__sub *)o;
@@ -218,14 +419,26 @@ static void free_obj(obspam__tree *t, obspam__obj *o) {
   free(o);
 }
 
-void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
-                         void (*forget)(obspam__obj *, void *), void *ud) {
+/* Unlinks and frees o and its subtree, children first. */
+static void remove_tree(obspam__tree *t, obspam__obj *o,
+                        void (*forget)(obspam__obj *, void *), void *ud) {
   while (o->child != NULL)
-    obspam__tree_remove(t, o->child, forget, ud);
+    remove_tree(t, o->child, forget, ud);
   if (forget != NULL)
     forget(o, ud);
   unlink_child(o);
   free_obj(t, o);
+}
+
+void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
+                         void (*forget)(obspam__obj *, void *), void *ud) {
+  size_t first[5] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+
+  if (!t->bulk) {
+    order_mark(t, o, first);
+    order_pack(t, first);
+  }
+  remove_tree(t, o, forget, ud);
 }
 
 typedef struct freeing {
@@ -253,7 +466,7 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
   /* Whole indexes go at once: no object is unlinked or deleted one by
      one. Children first, as obspam__tree_remove does. */
   for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
-    unsort(t, kind);
+    free(t->sorted[kind].v);
     obspam__index_each(&t->index[kind], free_one, &f);
     obspam__index_free(&t->index[kind]);
   }
