@@ -37,10 +37,9 @@ typedef struct keyed {
   obspam__obj *o;
 } keyed;
 
-/* The scratch of one sort: a copy of the array and the byte counts. */
+/* The byte counts of one sort, a row for each byte of a key. */
 typedef struct sorting {
-  keyed *tmp;
-  size_t count[8][256];
+  size_t count[8][256], next[8][256];
 } sorting;
 
 static void insertion(keyed *v, size_t n) {
@@ -55,56 +54,63 @@ static void insertion(keyed *v, size_t n) {
   }
 }
 
-/* Sorts v[0..n) by key: least significant byte first, one stable pass
-   per byte, skipping the bytes that every key has alike. */
-static void radix(keyed *v, size_t n, keyed *tmp, size_t (*count)[256]) {
-  keyed *src = v, *dst = tmp, *swap;
-  size_t i, sum, c;
-  int b, k;
+#define BYTE(key, b) ((size_t)((key) >> (8 * (b)) & 0xff))
 
-  memset(count, 0, 8 * sizeof(*count));
-  for (i = 0; i < n; i++)
-    for (b = 0; b < 8; b++)
-      count[b][v[i].key >> (8 * b) & 0xff]++;
-  for (b = 0; b < 8; b++) {
-    size_t *cb = count[b];
+/* Sorts v[0..n), whose keys agree above byte b, by key, in place (no
+   copy of the array): the elements go to the buckets of their byte b by
+   cycles of swaps, then each bucket is sorted by the byte below. */
+static void radix(keyed *v, size_t n, int b, sorting *s) {
+  size_t *count = s->count[b], *next = s->next[b], i, at, k;
 
-    if (cb[v[0].key >> (8 * b) & 0xff] == n)
-      continue;
-    for (k = 0, sum = 0; k < 256; k++) {
-      c = cb[k];
-      cb[k] = sum;
-      sum += c;
-    }
-    for (i = 0; i < n; i++)
-      dst[cb[src[i].key >> (8 * b) & 0xff]++] = src[i];
-    swap = src;
-    src = dst;
-    dst = swap;
+  if (n < 32) {
+    insertion(v, n);
+    return;
   }
-  if (src != v)
-    memcpy(v, src, n * sizeof(*v));
+  memset(count, 0, sizeof(s->count[b]));
+  for (i = 0; i < n; i++)
+    count[BYTE(v[i].key, b)]++;
+  if (count[BYTE(v[0].key, b)] < n) {
+    for (k = 0, at = 0; k < 256; k++) {
+      next[k] = at;
+      at += count[k];
+    }
+    for (k = 0, at = 0; k < 256; at += count[k], k++)
+      while (next[k] < at + count[k]) {
+        keyed x = v[next[k]];
+        size_t d = BYTE(x.key, b);
+
+        while (d != k) {
+          keyed y = v[next[d]];
+
+          v[next[d]++] = x;
+          x = y;
+          d = BYTE(x.key, b);
+        }
+        v[next[k]++] = x;
+      }
+  }
+  if (b == 0)
+    return;
+  for (k = 0, at = 0; k < 256; at += count[k], k++)
+    if (count[k] > 1)
+      radix(v + at, count[k], b - 1, s);
 }
 
 /* Sorts v[0..n), whose names agree in their first depth bytes, by name:
    by the next 8 bytes, then each run that agrees in them too by the 8
    after. A run whose chunk ends its names (a zero last byte) holds one
-   name, as the names of a kind differ. tmp has room for n. */
-static void sort_names(keyed *v, size_t n, size_t depth, sorting *s,
-                       keyed *tmp) {
+   name, as the names of a kind differ. */
+static void sort_names(keyed *v, size_t n, size_t depth, sorting *s) {
   size_t i, j;
 
   for (i = 0; i < n; i++)
     v[i].key = chunk(v[i].o, depth);
-  if (n < 32)
-    insertion(v, n);
-  else
-    radix(v, n, tmp, s->count);
+  radix(v, n, 7, s);
   for (i = 0; i < n; i = j) {
     for (j = i + 1; j < n && v[j].key == v[i].key; j++)
       ;
     if (j - i > 1 && (v[i].key & 0xff) != 0)
-      sort_names(v + i, j - i, depth + 8, s, tmp + i);
+      sort_names(v + i, j - i, depth + 8, s);
   }
 }
 
@@ -119,9 +125,7 @@ int obspam__tree_order(obspam__tree *t) {
   for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++)
     if (t->index[kind].n > most)
       most = t->index[kind].n;
-  if (s == NULL || (v = malloc((most + 1) * sizeof(*v))) == NULL ||
-      (s->tmp = malloc((most + 1) * sizeof(*v))) == NULL) {
-    free(v);
+  if (s == NULL || (v = malloc((most + 1) * sizeof(*v))) == NULL) {
     free(s);
     return OBSPAM_ENOMEM;
   }
@@ -137,12 +141,11 @@ int obspam__tree_order(obspam__tree *t) {
     for (i = 0, n = 0; i <= x->mask; i++)
       if (x->slot[i].obj != NULL)
         v[n++].o = x->slot[i].obj;
-    sort_names(v, n, 0, s, s->tmp);
+    sort_names(v, n, 0, s);
     for (i = 0; i < n; i++)
       o->v[i] = v[i].o;
     o->n = n;
   }
-  free(s->tmp);
   free(s);
   free(v);
   if (kind <= OBSPAM_MAILBOX)
@@ -217,40 +220,53 @@ static void order_put(obspam__tree *t, obspam__obj *o) {
   s->n++;
 }
 
-/* Marks o and its subtree in their name orders; first[kind] gets the
-   lowest position marked in kind's (it starts at SIZE_MAX). */
-static void order_mark(obspam__tree *t, obspam__obj *o, size_t *first) {
+/* The marks of one removal: by kind, how many and the lowest position
+   marked (SIZE_MAX: none). */
+typedef struct marks {
+  size_t n[5], first[5];
+} marks;
+
+/* Marks o and its subtree in their name orders. */
+static void order_mark(obspam__tree *t, obspam__obj *o, marks *m) {
   obspam__sorted *s = &t->sorted[o->kind];
   obspam__obj *c;
   size_t i;
 
   for (c = o->child; c != NULL; c = c->next)
-    order_mark(t, c, first);
+    order_mark(t, c, m);
   i = order_find(s, o->name);
+  if (i == s->n || s->v[i] != o)
+    return; /* not in the order: nothing to drop */
   s->v[i] = (obspam__obj *)((uintptr_t)o | 1u);
-  if (i < first[o->kind])
-    first[o->kind] = i;
+  m->n[o->kind]++;
+  if (i < m->first[o->kind])
+    m->first[o->kind] = i;
 }
 
 /* Drops the marked objects from every order, keeping the others' order:
-   each run of unmarked ones moves back over the marks before it. */
-static void order_pack(obspam__tree *t, const size_t *first) {
+   each run of unmarked ones moves back over the marks before it, the
+   run after the last mark in one move without reading it. */
+static void order_pack(obspam__tree *t, const marks *m) {
   int kind;
 
   for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
     obspam__sorted *s = &t->sorted[kind];
-    size_t i = first[kind], j = first[kind], run;
+    size_t left = m->n[kind], i = m->first[kind], j = i, run;
 
-    while (i < s->n) {
-      while (i < s->n && marked(s->v[i]))
-        i++;
-      for (run = i; i < s->n && !marked(s->v[i]); i++)
+    if (left == 0)
+      continue;
+    for (;;) {
+      for (; marked(s->v[i]) && left > 0; i++)
+        left--;
+      if (left == 0)
+        break;
+      for (run = i; !marked(s->v[i]); i++)
         ;
       memmove(&s->v[j], &s->v[run], (i - run) * sizeof(s->v[0]));
       j += i - run;
     }
-    if (first[kind] < s->n)
-      s->n = j;
+    memmove(&s->v[j], &s->v[i], (s->n - i) * sizeof(s->v[0]));
+    s->n = j + (s->n - i);
   }
 }
 
@@ -432,11 +448,11 @@ static void remove_tree(obspam__tree *t, obspam__obj *o,
 
 void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
                          void (*forget)(obspam__obj *, void *), void *ud) {
-  size_t first[5] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+  marks m = {{0}, {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX}};
 
   if (!t->bulk) {
-    order_mark(t, o, first);
-    order_pack(t, first);
+    order_mark(t, o, &m);
+    order_pack(t, &m);
   }
   remove_tree(t, o, forget, ud);
 }
