@@ -753,6 +753,52 @@ Test(order, long_prefixes_and_high_bytes, .init = setup, .fini = teardown) {
                    "\x7e@d \xc3\xa9t\xc3\xa9@d") == 0);
 }
 
+static int by_strcmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Enough names for the sort's buckets (not only its insertion sort of
+   small runs), most of them sharing 9 to 23 bytes, loaded in random
+   order: the order is strcmp's. */
+Test(order, many_sharing_long_prefixes, .init = setup, .fini = teardown) {
+  static const char *const prefix[] = {"", "ppppppppp", "pppppppppppppppp",
+                                       "pppppppppppppppp0123456"};
+  static const char alpha[] = "p0\xc3\xa9z";
+  enum { N = 3000 };
+  static char names[N][48];
+  static const char *want[N];
+  size_t size = N * 64 + 64, len = 0, n = 0;
+  char *conf = malloc(size);
+  uint64_t r = 7;
+
+  cr_assert_not_null(conf);
+  len += (size_t)snprintf(conf + len, size - len,
+                          "subscription s\ndomain d subscription=s\n");
+  while (n < N) {
+    size_t k = strlen(strcpy(names[n], prefix[tu_splitmix64(&r) % 4]));
+    size_t extra = 1 + tu_splitmix64(&r) % 10;
+    int dup = 0;
+
+    for (size_t i = 0; i < extra; i++)
+      names[n][k++] = alpha[tu_splitmix64(&r) % (sizeof(alpha) - 1)];
+    memcpy(names[n] + k, "@d", 3);
+    for (size_t i = 0; i < n && !dup; i++)
+      dup = strcmp(names[i], names[n]) == 0;
+    if (dup)
+      continue;
+    len += (size_t)snprintf(conf + len, size - len, "mailbox %s\n", names[n]);
+    want[n] = names[n];
+    n++;
+  }
+  OK(obspam_load_config_string(e, conf));
+  free(conf);
+  qsort(want, N, sizeof(want[0]), by_strcmp);
+  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
+  cr_assert_eq(o->n, (size_t)N);
+  for (size_t i = 0; i < N; i++)
+    cr_assert_str_eq(o->v[i]->name, want[i], "at %zu", i);
+}
+
 /* ---- the name order against a model --------------------------------------
  */
 
@@ -819,10 +865,6 @@ static void model_kill(int o) {
       model_kill(i);
 }
 
-static int by_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The living names of kind (mailboxes: declared and implicit) in strcmp
    order, into v; their number. */
 static size_t model_names(int kind, const char **v) {
@@ -831,7 +873,7 @@ static size_t model_names(int kind, const char **v) {
   for (int i = 0; i < n_model; i++)
     if (model[i].alive && model[i].kind == kind)
       v[n++] = model[i].name;
-  qsort(v, n, sizeof(*v), by_str);
+  qsort(v, n, sizeof(*v), by_strcmp);
   return n;
 }
 
