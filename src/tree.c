@@ -277,7 +277,7 @@ static void order_pack(obspam__tree *t, const marks *m) {
     if (left == 0)
       continue;
     for (;;) {
-      for (; marked(s->v[i]) && left > 0; i++)
+      for (; left > 0 && marked(s->v[i]); i++)
         left--;
       if (left == 0)
         break;
