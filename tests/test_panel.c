@@ -989,6 +989,11 @@ static void model_step(void) {
   } else if (r < 62) {
     /* A mailbox, declared; now and then one that a decision made first,
        which the declaration adopts. */
+    if (rn(5) == 0 && (o = model_pick(OBSPAM_MAILBOX, 1)) >= 0) {
+      OK(obspam_add(e, OBSPAM_MAILBOX, model[o].name, NULL));
+      model[o].implicit = 0;
+      return;
+    }
     p = model_pick(OBSPAM_DOMAIN, 0);
     random_word(word, sizeof(word));
     snprintf(name, sizeof(name), "%.25s@%.40s", word, model[p].name);
