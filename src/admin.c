@@ -56,7 +56,7 @@ static int declare_implicit(obspam_engine *e, const obspam__name *n,
   }
   if (obspam__tree_find(t, OBSPAM_MAILBOX, n->s, n->len) != NULL)
     return OBSPAM_EEXIST;
-  if (obspam__index_reserve(&t->index[OBSPAM_MAILBOX]) != 0)
+  if (obspam__tree_reserve(t, OBSPAM_MAILBOX) != OBSPAM_OK)
     return OBSPAM_ENOMEM;
   obspam__implicit_take(&e->imp, m);
   return obspam__tree_adopt(t, &m->obj, domain); /* room is reserved */

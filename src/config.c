@@ -923,7 +923,12 @@ static int load(obspam_engine *e, const char *file, char *text, size_t len) {
     free(p);
     return obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", file);
   }
+  obspam__tree_bulk(&p->conf->tree);
   rc = parse(p, text, len);
+  /* The name order is made here, without any lock, so that the first
+     page after the swap sorts nothing. */
+  if (rc == OBSPAM_OK && obspam__tree_order(&p->conf->tree) != OBSPAM_OK)
+    rc = obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", file);
   if (rc == OBSPAM_OK && obspam__conf_replace(e, p->conf) != OBSPAM_OK)
     rc = obspam__fail(e, OBSPAM_ENOMEM, "%s: out of memory", file);
   if (rc != OBSPAM_OK)

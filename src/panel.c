@@ -124,16 +124,14 @@ static void walk(const query *q, obspam__obj *o) {
 /* The declared objects of a page. Without a parent, the tree's name
    order gives them from the cursor on: a binary search, then as many as
    the page takes (more when the flags skip some). */
-static int pick_declared(const query *q, obspam__tree *t) {
-  const obspam__sorted *s;
+static void pick_declared(const query *q, const obspam__tree *t) {
+  const obspam__sorted *s = obspam__tree_sorted(t, q->kind);
   size_t lo, hi;
 
   if (q->parent != NULL) {
     walk(q, (obspam__obj *)q->parent);
-    return OBSPAM_OK;
+    return;
   }
-  if ((s = obspam__tree_sorted(t, q->kind)) == NULL)
-    return OBSPAM_ENOMEM;
   lo = 0;
   hi = s->n;
   while (lo < hi) {
@@ -147,7 +145,6 @@ static int pick_declared(const query *q, obspam__tree *t) {
   for (; lo < s->n && q->p->n < q->p->max; lo++)
     consider(q, s->v[lo], 0);
   picker_cut(q->p); /* in order already: it sets the bound */
-  return OBSPAM_OK;
 }
 
 /* The implicit mailboxes of a page, under the set's lock; those picked
@@ -188,7 +185,8 @@ typedef struct page_out {
 } page_out;
 
 /* One page: up to max (<= PAGE) objects after cursor, with their status,
-   into out; *got of them. */
+   into out; *got of them. OBSPAM_OK, or OBSPAM_ENOTFOUND when there is
+   no such parent. */
 static int page(obspam_engine *e, int kind, const obspam__name *parent,
                 uint32_t flags, const char *cursor, size_t max, int64_t now,
                 page_out *out, size_t *got) {
@@ -203,7 +201,7 @@ static int page(obspam_engine *e, int kind, const obspam__name *parent,
       (q.parent = find_parent(&e->conf->tree, kind, parent)) == NULL)
     rc = OBSPAM_ENOTFOUND;
   if (rc == OBSPAM_OK)
-    rc = pick_declared(&q, &e->conf->tree);
+    pick_declared(&q, &e->conf->tree);
   if (rc == OBSPAM_OK && kind == OBSPAM_MAILBOX)
     pick_implicit(&q, &e->imp);
   else if (rc == OBSPAM_OK)
@@ -289,8 +287,6 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
                         "enumerate: no plan, subscription or domain "
                         "'%s' above a %s",
                         pn.s, obspam_kind_name(kind));
-  if (rc != OBSPAM_OK)
-    return obspam__fail(e, rc, "enumerate: out of memory");
   return OBSPAM_OK;
 }
 

@@ -15,41 +15,280 @@ void obspam__tree_init(obspam__tree *t) {
   t->server_scripts = 1;
 }
 
-/* Drops the name order of kind: the index is about to change. Under the
-   write lock (or on a tree no reader sees), so nobody holds it. */
-static void unsort(obspam__tree *t, int kind) {
-  free(t->sorted[kind]);
-  t->sorted[kind] = NULL;
-}
+/* ---- the name order ------------------------------------------------------ */
 
-static int by_name(const void *a, const void *b) {
-  return strcmp((*(obspam__obj *const *)a)->name,
-                (*(obspam__obj *const *)b)->name);
-}
-
-const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind) {
-  obspam__sorted *s = __atomic_load_n(&t->sorted[kind], __ATOMIC_ACQUIRE);
-  obspam__sorted *none = NULL;
-  const obspam__index *x = &t->index[kind];
+/* A name's bytes [depth, depth + 8) as a big-endian number, zeros past
+   its end: the numbers compare as the bytes do (unsigned, as strcmp
+   compares), and a name comes before the longer names it begins. */
+static uint64_t chunk(const obspam__obj *o, size_t depth) {
+  unsigned char b[8] = {0};
   size_t i;
 
-  if (s != NULL)
-    return s;
-  s = malloc(sizeof(*s) + x->n * sizeof(s->v[0]));
-  if (s == NULL)
-    return NULL;
-  s->n = 0;
-  for (i = 0; x->slot != NULL && i <= x->mask; i++)
-    if (x->slot[i].obj != NULL)
-      s->v[s->n++] = x->slot[i].obj;
-  qsort(s->v, s->n, sizeof(s->v[0]), by_name);
-  /* Another reader may have made it meanwhile: the first one stays. */
-  if (!__atomic_compare_exchange_n(&t->sorted[kind], &none, s, 0,
-                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    free(s);
-    s = none;
+  if (depth + 8 <= o->len) /* whole: compilers make it one load */
+    memcpy(b, o->name + depth, 8);
+  else
+    for (i = depth; i < o->len; i++)
+      b[i - depth] = (unsigned char)o->name[i];
+  return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 |
+         (uint64_t)b[3] << 32 | (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
+         (uint64_t)b[6] << 8 | (uint64_t)b[7];
+}
+
+/* An object with a chunk of its name, so that sorting reads each name
+   once per 8 bytes it has in common with another, not once per
+   comparison. */
+typedef struct keyed {
+  uint64_t key;
+  obspam__obj *o;
+} keyed;
+
+/* The byte counts of one sort, a row for each byte of a key. */
+typedef struct sorting {
+  size_t count[8][256], next[8][256];
+} sorting;
+
+static void insertion(keyed *v, size_t n) {
+  size_t i, j;
+
+  for (i = 1; i < n; i++) {
+    keyed x = v[i];
+
+    for (j = i; j > 0 && v[j - 1].key > x.key; j--)
+      v[j] = v[j - 1];
+    v[j] = x;
   }
-  return s;
+}
+
+#define BYTE(key, b) ((size_t)((key) >> (8 * (b)) & 0xff))
+
+/* Sorts v[0..n) by key, in place (no copy of the array): from the
+   highest byte in which the keys differ, the elements go to the buckets
+   of that byte by cycles of swaps, then each bucket is sorted alike. */
+static void radix(keyed *v, size_t n, sorting *s) {
+  size_t *count, *next, i, at, k;
+  uint64_t differ = 0;
+  int b;
+
+  if (n < 32) {
+    insertion(v, n);
+    return;
+  }
+  for (i = 1; i < n; i++)
+    differ |= v[i].key ^ v[0].key;
+  if (differ == 0)
+    return;
+  for (b = 7; BYTE(differ, b) == 0; b--)
+    ;
+  /* b only falls along a chain of calls: each has its own row. */
+  count = s->count[b];
+  next = s->next[b];
+  memset(count, 0, sizeof(s->count[b]));
+  for (i = 0; i < n; i++)
+    count[BYTE(v[i].key, b)]++;
+  for (k = 0, at = 0; k < 256; k++) {
+    next[k] = at;
+    at += count[k];
+  }
+  for (k = 0, at = 0; k < 256; at += count[k], k++)
+    while (next[k] < at + count[k]) {
+      keyed x = v[next[k]];
+      size_t d = BYTE(x.key, b);
+
+      while (d != k) {
+        keyed y = v[next[d]];
+
+        v[next[d]++] = x;
+        x = y;
+        d = BYTE(x.key, b);
+      }
+      v[next[k]++] = x;
+    }
+  if (b == 0)
+    return;
+  for (k = 0, at = 0; k < 256; at += count[k], k++)
+    if (count[k] > 1)
+      radix(v + at, count[k], s);
+}
+
+/* Sorts v[0..n), whose names agree in their first depth bytes, by name:
+   by the next 8 bytes, then each run that agrees in them too by the 8
+   after. A run whose chunk ends its names (a zero last byte) holds one
+   name, as the names of a kind differ. */
+static void sort_names(keyed *v, size_t n, size_t depth, sorting *s) {
+  size_t i, j;
+
+  /* The names are cache misses: each object is asked for 32 names
+     ahead, its name 16 ahead (the object is in the cache by then). */
+  for (i = 0; i < n; i++) {
+    if (i + 32 < n)
+      OBSPAM__PREFETCH(v[i + 32].o);
+    if (i + 16 < n)
+      OBSPAM__PREFETCH(v[i + 16].o->name + depth);
+    v[i].key = chunk(v[i].o, depth);
+  }
+  radix(v, n, s);
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && v[j].key == v[i].key; j++)
+      ;
+    if (j - i > 1 && (v[i].key & 0xff) != 0)
+      sort_names(v + i, j - i, depth + 8, s);
+  }
+}
+
+void obspam__tree_bulk(obspam__tree *t) { t->bulk = 1; }
+
+int obspam__tree_order(obspam__tree *t) {
+  sorting *s = malloc(sizeof(*s));
+  keyed *v = NULL;
+  size_t most = 0, i, n;
+  int kind;
+
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++)
+    if (t->index[kind].n > most)
+      most = t->index[kind].n;
+  if (s == NULL || (v = malloc((most + 1) * sizeof(*v))) == NULL) {
+    free(s);
+    return OBSPAM_ENOMEM;
+  }
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
+    const obspam__index *x = &t->index[kind];
+    obspam__sorted *o = &t->sorted[kind];
+
+    if (x->n == 0)
+      continue;
+    if ((o->v = malloc(x->n * sizeof(o->v[0]))) == NULL)
+      break;
+    o->cap = x->n;
+    for (i = 0, n = 0; i <= x->mask; i++)
+      if (x->slot[i].obj != NULL)
+        v[n++].o = x->slot[i].obj;
+    sort_names(v, n, 0, s);
+    for (i = 0; i < n; i++)
+      o->v[i] = v[i].o;
+    o->n = n;
+  }
+  free(s);
+  free(v);
+  if (kind <= OBSPAM_MAILBOX)
+    return OBSPAM_ENOMEM;
+  t->bulk = 0;
+  return OBSPAM_OK;
+}
+
+const obspam__sorted *obspam__tree_sorted(const obspam__tree *t, int kind) {
+  return &t->sorted[kind];
+}
+
+/* While a subtree is removed, its objects are first marked in their
+   name order, while every name can still be read: the low bit of the
+   pointer, which the alignment of an object leaves clear. The marked
+   ones are then dropped in one pass per kind, from the first mark on,
+   and only then are the objects freed. So removing a subscription with
+   10,000 mailboxes moves the order of the mailboxes once, not 10,000
+   times. */
+static int marked(const obspam__obj *o) { return ((uintptr_t)o & 1u) != 0; }
+
+static obspam__obj *unmarked(obspam__obj *o) {
+  return (obspam__obj *)((uintptr_t)o & ~(uintptr_t)1);
+}
+
+/* The position of the first name in s after name, or of name itself:
+   where an object of that name is, or would go. Marks are read
+   through. */
+static size_t order_find(const obspam__sorted *s, const char *name) {
+  size_t lo = 0, hi = s->n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (strcmp(unmarked(s->v[mid])->name, name) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+int obspam__tree_reserve(obspam__tree *t, int kind) {
+  obspam__sorted *s = &t->sorted[kind];
+  obspam__obj **v;
+  size_t cap;
+
+  if (obspam__index_reserve(&t->index[kind]) != 0)
+    return OBSPAM_ENOMEM;
+  if (t->bulk || s->n < s->cap)
+    return OBSPAM_OK;
+  cap = s->cap < 16 ? 16 : 2 * s->cap;
+  if (cap > SIZE_MAX / sizeof(*v) ||
+      (v = realloc(s->v, cap * sizeof(*v))) == NULL)
+    return OBSPAM_ENOMEM;
+  s->v = v;
+  s->cap = cap;
+  return OBSPAM_OK;
+}
+
+/* Puts o, just put into its index, into its name order (room is
+   reserved): a binary search and one move of the names after it. */
+static void order_put(obspam__tree *t, obspam__obj *o) {
+  obspam__sorted *s = &t->sorted[o->kind];
+  size_t i;
+
+  if (t->bulk)
+    return;
+  i = order_find(s, o->name);
+  memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(s->v[0]));
+  s->v[i] = o;
+  s->n++;
+}
+
+/* The marks of one removal: by kind, how many and the lowest position
+   marked (SIZE_MAX: none). */
+typedef struct marks {
+  size_t n[5], first[5];
+} marks;
+
+/* Marks o and its subtree in their name orders. */
+static void order_mark(obspam__tree *t, obspam__obj *o, marks *m) {
+  obspam__sorted *s = &t->sorted[o->kind];
+  obspam__obj *c;
+  size_t i;
+
+  for (c = o->child; c != NULL; c = c->next)
+    order_mark(t, c, m);
+  i = order_find(s, o->name);
+  if (i == s->n || s->v[i] != o)
+    return; /* not in the order: nothing to drop */
+  s->v[i] = (obspam__obj *)((uintptr_t)o | 1u);
+  m->n[o->kind]++;
+  if (i < m->first[o->kind])
+    m->first[o->kind] = i;
+}
+
+/* Drops the marked objects from every order, keeping the others' order:
+   each run of unmarked ones moves back over the marks before it, the
+   run after the last mark in one move without reading it. */
+static void order_pack(obspam__tree *t, const marks *m) {
+  int kind;
+
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
+    obspam__sorted *s = &t->sorted[kind];
+    size_t left = m->n[kind], i = m->first[kind], j = i, run;
+
+    if (left == 0)
+      continue;
+    for (;;) {
+      for (; left > 0 && marked(s->v[i]); i++)
+        left--;
+      if (left == 0)
+        break;
+      for (run = i; !marked(s->v[i]); i++)
+        ;
+      memmove(&s->v[j], &s->v[run], (i - run) * sizeof(s->v[0]));
+      j += i - run;
+    }
+    memmove(&s->v[j], &s->v[i], (s->n - i) * sizeof(s->v[0]));
+    s->n = j + (s->n - i);
+  }
 }
 
 static size_t obj_size(int kind) {
@@ -113,7 +352,7 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
 
   if (obspam__tree_find(t, kind, name->s, name->len) != NULL)
     return OBSPAM_EEXIST;
-  if (obspam__index_reserve(&t->index[kind]) != 0 ||
+  if (obspam__tree_reserve(t, kind) != OBSPAM_OK ||
       (o = obspam__obj_new(obj_size(kind), kind, name->s, name->len)) == NULL)
     return OBSPAM_ENOMEM;
   o->own[0] = o->own[1] = o->own[2] = OBSPAM_INHERIT;
@@ -121,18 +360,18 @@ int obspam__tree_add(obspam__tree *t, int kind, const obspam__name *name,
     *obspam__scripts_of(o) = OBSPAM_INHERIT;
   if (kind == OBSPAM_SUBSCRIPTION)
     ((obspam__sub *)o)->uid = -1;
-  unsort(t, kind);
   obspam__index_put(&t->index[kind], o);
+  order_put(t, o);
   link_child(o, parent);
   *out = o;
   return OBSPAM_OK;
 }
 
 int obspam__tree_adopt(obspam__tree *t, obspam__obj *o, obspam__obj *parent) {
-  if (obspam__index_reserve(&t->index[o->kind]) != 0)
+  if (obspam__tree_reserve(t, o->kind) != OBSPAM_OK)
     return OBSPAM_ENOMEM;
-  unsort(t, o->kind);
   obspam__index_put(&t->index[o->kind], o);
+  order_put(t, o);
   link_child(o, parent);
   return OBSPAM_OK;
 }
@@ -205,7 +444,6 @@ void obspam__tree_extra_trim(obspam__tree *t, obspam__obj *o) {
 static void free_obj(obspam__tree *t, obspam__obj *o) {
   if (o->extra != NULL)
     t->extras--;
-  unsort(t, o->kind);
   obspam__index_del(&t->index[o->kind], o);
   if (o->kind == OBSPAM_SUBSCRIPTION) {
     obspam__sub *s = (obspam__sub *)o;
@@ -218,14 +456,26 @@ static void free_obj(obspam__tree *t, obspam__obj *o) {
   free(o);
 }
 
-void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
-                         void (*forget)(obspam__obj *, void *), void *ud) {
+/* Unlinks and frees o and its subtree, children first. */
+static void remove_tree(obspam__tree *t, obspam__obj *o,
+                        void (*forget)(obspam__obj *, void *), void *ud) {
   while (o->child != NULL)
-    obspam__tree_remove(t, o->child, forget, ud);
+    remove_tree(t, o->child, forget, ud);
   if (forget != NULL)
     forget(o, ud);
   unlink_child(o);
   free_obj(t, o);
+}
+
+void obspam__tree_remove(obspam__tree *t, obspam__obj *o,
+                         void (*forget)(obspam__obj *, void *), void *ud) {
+  marks m = {{0}, {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX}};
+
+  if (!t->bulk) {
+    order_mark(t, o, &m);
+    order_pack(t, &m);
+  }
+  remove_tree(t, o, forget, ud);
 }
 
 typedef struct freeing {
@@ -253,7 +503,7 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
   /* Whole indexes go at once: no object is unlinked or deleted one by
      one. Children first, as obspam__tree_remove does. */
   for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
-    unsort(t, kind);
+    free(t->sorted[kind].v);
     obspam__index_each(&t->index[kind], free_one, &f);
     obspam__index_free(&t->index[kind]);
   }

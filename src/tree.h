@@ -75,19 +75,23 @@ typedef struct obspam__sub {
 } obspam__sub;
 
 /* The objects of one kind in name order (the bytes of their lower-case
-   names), for paging through them (obspam_enumerate). */
+   names), for paging through them (obspam_enumerate): v[0..n), room for
+   cap. */
 typedef struct obspam__sorted {
-  size_t n;
-  obspam__obj *v[];
+  struct obspam__obj **v;
+  size_t n, cap;
 } obspam__sorted;
 
 typedef struct obspam__tree {
   obspam__index index[5]; /* objects by kind; SERVER's slot is unused */
-  /* By kind: the objects of the index in name order, made by the first
-     reader that asks (obspam__tree_sorted) and dropped by every change
-     to the index. Readers publish it with an atomic compare-and-swap, as
-     many of them may hold the engine's read lock at once. */
-  obspam__sorted *sorted[5];
+  /* By kind: the objects of the index in name order. A parsed tree gets
+     it in one sort once the parse is done (obspam__tree_order), before
+     any reader sees the tree; every change keeps it after that, under
+     the write lock, so that no reader ever sorts. */
+  obspam__sorted sorted[5];
+  /* While set, the tree is being parsed and sorted is left empty: one
+     sort at the end costs less than an insertion per object. */
+  int bulk;
   obspam__sub *by_uid;
   /* An entry of by_uid that is no subscription (uid -2): with it the table
      is never emptied, and so never freed, by moving a uid. */
@@ -193,10 +197,22 @@ static inline const obspam__sub *obspam__owner(const obspam__obj *o) {
   return (const obspam__sub *)o;
 }
 
-/* The objects of kind in name order, made now when no reader made them
-   since the last change of the index; NULL when memory ran out. Under
-   the engine's read lock; the result lives until the next change. */
-const obspam__sorted *obspam__tree_sorted(obspam__tree *t, int kind);
+/* The objects of kind in name order. Under the engine's read lock; the
+   result lives until the next change of the tree. */
+const obspam__sorted *obspam__tree_sorted(const obspam__tree *t, int kind);
+
+/* Before a parser adds the objects of a fresh tree: the name order is
+   not kept until obspam__tree_order makes it. */
+void obspam__tree_bulk(obspam__tree *t);
+/* Makes the name order of every kind in one sort, without any lock (the
+   tree is the parser's), and keeps it from then on: OBSPAM_OK, or
+   OBSPAM_ENOMEM (then the tree is to be freed). */
+int obspam__tree_order(obspam__tree *t);
+
+/* Makes room for one more object of kind, in its index and its name
+   order: OBSPAM_OK or OBSPAM_ENOMEM (then nothing changed). After it,
+   obspam__tree_adopt of an object of that kind cannot fail. */
+int obspam__tree_reserve(obspam__tree *t, int kind);
 
 /* The subscription a script of uid is charged to: the one that owns
    uid, else the unknown-uid subscription when it exists; NULL: none. */

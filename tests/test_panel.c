@@ -2,10 +2,13 @@
 /*
  * What a hosting panel asks of the library: obspam_enumerate (name order,
  * parents, the active flag, paging, errors), obspam_top, obspam_reset and
- * the subscription charged for unknown uids, with exact values.
+ * the subscription charged for unknown uids, with exact values; the
+ * name order that enumeration pages through, against a model, after loads
+ * and after thousands of additions and removals.
  */
 #include <stdlib.h>
 
+#include "engine.h"
 #include "testutil.h"
 
 static obspam_engine *e;
@@ -654,4 +657,416 @@ Test(reset, kept_by_a_reload, .init = setup, .fini = teardown) {
   cr_assert_eq(st.last_reset, T0 + 10);
   cr_assert_eq(st.count, 2);
   cr_assert_eq(st.count_day, 2);
+}
+
+/* ---- the name order ------------------------------------------------------
+ */
+
+/* The names of the tree's name order of kind, joined by blanks (read
+   inside the library: no enumeration has run). */
+static void order_text(int kind, char *out, size_t size) {
+  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, kind);
+  size_t len = 0;
+
+  out[0] = '\0';
+  for (size_t i = 0; i < o->n; i++)
+    len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "",
+                            o->v[i]->name);
+}
+
+/* The order of every kind exists as soon as a configuration is loaded,
+   and a failed load leaves the one in use. */
+Test(order, made_by_the_load, .init = setup, .fini = teardown) {
+  char text[256];
+
+  order_text(OBSPAM_PLAN, text, sizeof(text));
+  cr_assert_str_eq(text, "basic");
+  order_text(OBSPAM_SUBSCRIPTION, text, sizeof(text));
+  cr_assert_str_eq(text, "acme zeta");
+  order_text(OBSPAM_DOMAIN, text, sizeof(text));
+  cr_assert_str_eq(text, "a.test b.test z.test");
+  order_text(OBSPAM_MAILBOX, text, sizeof(text));
+  cr_assert_str_eq(text, "a@a.test b@b.test c@a.test y@z.test");
+  cr_assert_eq(e->conf->tree.bulk, 0);
+
+  RC(obspam_load_config_string(e, "subscription q\nmailbox m@q\n"),
+     OBSPAM_ESYNTAX);
+  order_text(OBSPAM_MAILBOX, text, sizeof(text));
+  cr_assert_str_eq(text, "a@a.test b@b.test c@a.test y@z.test");
+
+  OK(obspam_load_config_string(e, "subscription Q\n"
+                                  "domain q.test subscription=q\n"
+                                  "domain p.test subscription=q\n"
+                                  "mailbox Zz@Q.test\nmailbox z@q.test\n"
+                                  "mailbox zz@p.test\n"));
+  order_text(OBSPAM_DOMAIN, text, sizeof(text));
+  cr_assert_str_eq(text, "p.test q.test");
+  order_text(OBSPAM_MAILBOX, text, sizeof(text));
+  cr_assert_str_eq(text, "z@q.test zz@p.test zz@q.test");
+  order_text(OBSPAM_PLAN, text, sizeof(text));
+  cr_assert_str_eq(text, "");
+}
+
+/* The names of a load that share long prefixes (beyond 8 and 16 bytes,
+   where the sort compares the next chunk), that begin one another, and
+   that hold bytes above 0x7f, which sort after ASCII as strcmp says. */
+Test(order, long_prefixes_and_high_bytes, .init = setup, .fini = teardown) {
+  static const char *const local[] = {"aaaaaaaaaaaaaaaaaaaab",
+                                      "aaaaaaaaaaaaaaaaaaaa",
+                                      "aaaaaaaaaaaaaaaaaaaaa",
+                                      "aaaaaaaa",
+                                      "aaaaaaa",
+                                      "aaaaaaaaa",
+                                      "\xc3\xa9t\xc3\xa9",
+                                      "zzzzzzzzzzzzzzzzzzzz",
+                                      "\x7e",
+                                      "aaaaaaaaaaaaaaaab",
+                                      "aaaaaaaaaaaaaaaa",
+                                      "b"};
+  const size_t n = sizeof(local) / sizeof(local[0]);
+  const char *want[sizeof(local) / sizeof(local[0])];
+  char conf[4096], text[4096], expect[4096];
+  size_t len = 0, elen = 0;
+
+  len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+                          "subscription s\ndomain d subscription=s\n");
+  for (size_t i = 0; i < n; i++) {
+    len += (size_t)snprintf(conf + len, sizeof(conf) - len, "mailbox %s@d\n",
+                            local[i]);
+    want[i] = local[i];
+  }
+  for (size_t i = 1; i < n; i++) /* the model: insertion by strcmp */
+    for (size_t j = i; j > 0 && strcmp(want[j - 1], want[j]) > 0; j--) {
+      const char *x = want[j];
+
+      want[j] = want[j - 1];
+      want[j - 1] = x;
+    }
+  for (size_t i = 0; i < n; i++)
+    elen += (size_t)snprintf(expect + elen, sizeof(expect) - elen, "%s%s@d",
+                             i ? " " : "", want[i]);
+  OK(obspam_load_config_string(e, conf));
+  order_text(OBSPAM_MAILBOX, text, sizeof(text));
+  cr_assert_str_eq(text, expect);
+  cr_assert(strncmp(expect, "aaaaaaa@d aaaaaaaa@d ", 21) == 0);
+  cr_assert(strcmp(expect + elen - strlen("\x7e@d \xc3\xa9t\xc3\xa9@d"),
+                   "\x7e@d \xc3\xa9t\xc3\xa9@d") == 0);
+}
+
+static int by_strcmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Enough names for the sort's buckets (not only its insertion sort of
+   small runs), most of them sharing 9 to 23 bytes, loaded in random
+   order: the order is strcmp's. */
+Test(order, many_sharing_long_prefixes, .init = setup, .fini = teardown) {
+  static const char *const prefix[] = {"", "ppppppppp", "pppppppppppppppp",
+                                       "pppppppppppppppp0123456"};
+  static const char alpha[] = "p0\xc3\xa9z";
+  enum { N = 3000 };
+  static char names[N][48];
+  static const char *want[N];
+  size_t size = N * 64 + 64, len = 0, n = 0;
+  char *conf = malloc(size);
+  uint64_t r = 7;
+
+  cr_assert_not_null(conf);
+  len += (size_t)snprintf(conf + len, size - len,
+                          "subscription s\ndomain d subscription=s\n");
+  while (n < N) {
+    size_t k = strlen(strcpy(names[n], prefix[tu_splitmix64(&r) % 4]));
+    size_t extra = 1 + tu_splitmix64(&r) % 10;
+    int dup = 0;
+
+    for (size_t i = 0; i < extra; i++)
+      names[n][k++] = alpha[tu_splitmix64(&r) % (sizeof(alpha) - 1)];
+    memcpy(names[n] + k, "@d", 3);
+    for (size_t i = 0; i < n && !dup; i++)
+      dup = strcmp(names[i], names[n]) == 0;
+    if (dup)
+      continue;
+    len += (size_t)snprintf(conf + len, size - len, "mailbox %s\n", names[n]);
+    want[n] = names[n];
+    n++;
+  }
+  OK(obspam_load_config_string(e, conf));
+  free(conf);
+  qsort(want, N, sizeof(want[0]), by_strcmp);
+  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
+  cr_assert_eq(o->n, (size_t)N);
+  for (size_t i = 0; i < N; i++)
+    cr_assert_str_eq(o->v[i]->name, want[i], "at %zu", i);
+}
+
+/* ---- the name order against a model --------------------------------------
+ */
+
+#define M_MAX 8000 /* objects the model may hold */
+
+typedef struct mobj {
+  char name[80];
+  int kind;
+  int parent;   /* index into the model; -1 none */
+  int alive;    /* in the engine now */
+  int implicit; /* a mailbox that a decision made, not declared */
+} mobj;
+
+static mobj *model;
+static int n_model;
+static uint64_t rng = 13;
+
+static int rn(int n) { return (int)(tu_splitmix64(&rng) % (uint64_t)n); }
+
+/* A name of shapes that test the sort: a few letters and digits drawn
+   from a small alphabet, so that long common prefixes are frequent. */
+static void random_word(char *buf, size_t size) {
+  static const char alpha[] = "aab0.-\xc3\xa9";
+  size_t len = 1 + (size_t)rn(rn(4) == 0 ? 24 : 6), i;
+
+  if (len >= size)
+    len = size - 1;
+  for (i = 0; i < len; i++)
+    buf[i] = alpha[rn((int)sizeof(alpha) - 1)];
+  buf[len] = '\0';
+}
+
+static int model_find(int kind, const char *name) {
+  for (int i = 0; i < n_model; i++)
+    if (model[i].alive && model[i].kind == kind &&
+        strcmp(model[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+/* A random living object of kind (mailboxes: implicit or declared as
+   asked), or -1 when there is none. */
+static int model_pick(int kind, int implicit) {
+  int n = 0, k;
+
+  for (int i = 0; i < n_model; i++)
+    n += model[i].alive && model[i].kind == kind &&
+         model[i].implicit == implicit;
+  if (n == 0)
+    return -1;
+  k = rn(n);
+  for (int i = 0; i < n_model; i++)
+    if (model[i].alive && model[i].kind == kind &&
+        model[i].implicit == implicit && k-- == 0)
+      return i;
+  return -1;
+}
+
+/* Kills o and what lies under it in the model. */
+static void model_kill(int o) {
+  model[o].alive = 0;
+  for (int i = 0; i < n_model; i++)
+    if (model[i].alive && model[i].parent == o)
+      model_kill(i);
+}
+
+/* The living names of kind (mailboxes: declared and implicit) in strcmp
+   order, into v; their number. */
+static size_t model_names(int kind, const char **v) {
+  size_t n = 0;
+
+  for (int i = 0; i < n_model; i++)
+    if (model[i].alive && model[i].kind == kind)
+      v[n++] = model[i].name;
+  qsort(v, n, sizeof(*v), by_strcmp);
+  return n;
+}
+
+typedef struct listing {
+  const char **want;
+  size_t n, at;
+  int bad;
+} listing;
+
+static int expect_next(int kind, const char *name, const obspam_stats *st,
+                       void *ud) {
+  listing *l = ud;
+
+  (void)kind;
+  (void)st;
+  if (l->at >= l->n || strcmp(name, l->want[l->at]) != 0)
+    l->bad = 1;
+  l->at++;
+  return 0;
+}
+
+/* Enumerates kind whole, then from a few cursors (a name of the model, a
+   prefix of one, text that is none) a few at a time, against the model. */
+static void model_check(int step) {
+  static const char *want[M_MAX];
+
+  for (int kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_MAILBOX; kind++) {
+    size_t n = model_names(kind, want);
+    listing l = {want, n, 0, 0};
+
+    OK(obspam_enumerate(e, kind, NULL, 0, NULL, 0, T0, expect_next, &l));
+    cr_assert(!l.bad && l.at == n, "step %d, %s: %zu names, %zu expected", step,
+              obspam_kind_name(kind), l.at, n);
+    if (kind != OBSPAM_MAILBOX) /* declared only: the tree's own order */
+      cr_assert_eq(obspam__tree_sorted(&e->conf->tree, kind)->n, n);
+    for (int c = 0; c < 6; c++) {
+      char after[64];
+      size_t from, max = (size_t)(1 + rn(40));
+
+      if (n > 0 && c < 4) {
+        snprintf(after, sizeof(after), "%s", want[rn((int)n)]);
+        if (c % 2 == 1) /* a prefix */
+          after[rn((int)strlen(after)) + 1] = '\0';
+      } else {
+        random_word(after, sizeof(after));
+      }
+      for (from = 0; from < n && strcmp(want[from], after) <= 0; from++)
+        ;
+      l.want = want + from;
+      l.n = n - from < max ? n - from : max;
+      l.at = 0;
+      l.bad = 0;
+      OK(obspam_enumerate(e, kind, NULL, 0, after, max, T0, expect_next, &l));
+      cr_assert(!l.bad && l.at == l.n,
+                "step %d, %s after '%s', max %zu: %zu names, %zu expected",
+                step, obspam_kind_name(kind), after, max, l.at, l.n);
+    }
+  }
+}
+
+/* Loads the model's declared objects as a configuration, mailboxes
+   backwards so that the file is in no particular order. */
+static void model_reload(void) {
+  size_t size = (size_t)M_MAX * 80, len = 0;
+  char *conf = malloc(size);
+
+  cr_assert_not_null(conf);
+  conf[0] = '\0';
+  for (int kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_MAILBOX; kind++)
+    for (int i = kind == OBSPAM_MAILBOX ? n_model - 1 : 0;
+         i >= 0 && i < n_model; i += kind == OBSPAM_MAILBOX ? -1 : 1) {
+      const mobj *o = &model[i];
+
+      if (!o->alive || o->kind != kind || o->implicit)
+        continue;
+      if (kind == OBSPAM_SUBSCRIPTION)
+        len += (size_t)snprintf(conf + len, size - len, "subscription %s\n",
+                                o->name);
+      else if (kind == OBSPAM_DOMAIN)
+        len += (size_t)snprintf(conf + len, size - len,
+                                "domain %s subscription=%s\n", o->name,
+                                model[o->parent].name);
+      else
+        len +=
+            (size_t)snprintf(conf + len, size - len, "mailbox %s\n", o->name);
+    }
+  OK(obspam_load_config_string(e, conf));
+  free(conf);
+}
+
+/* One random change, made on the engine and the model alike. */
+static void model_step(void) {
+  int r = rn(100), p, o;
+  char word[26], name[80];
+  obspam__name n;
+
+  if (r < 4 || model_pick(OBSPAM_SUBSCRIPTION, 0) < 0) {
+    random_word(word, sizeof(word));
+    snprintf(name, sizeof(name), "s%s", word);
+    o = model_find(OBSPAM_SUBSCRIPTION, name);
+    RC(obspam_add(e, OBSPAM_SUBSCRIPTION, name, NULL),
+       o >= 0 ? OBSPAM_EEXIST : OBSPAM_OK);
+    p = -1;
+    r = OBSPAM_SUBSCRIPTION;
+  } else if (r < 20 || model_pick(OBSPAM_DOMAIN, 0) < 0) {
+    p = model_pick(OBSPAM_SUBSCRIPTION, 0);
+    random_word(word, sizeof(word));
+    snprintf(name, sizeof(name), "d%s.test", word);
+    o = model_find(OBSPAM_DOMAIN, name);
+    RC(obspam_add(e, OBSPAM_DOMAIN, name, model[p].name),
+       o >= 0 ? OBSPAM_EEXIST : OBSPAM_OK);
+    r = OBSPAM_DOMAIN;
+  } else if (r < 62) {
+    /* A mailbox, declared; now and then one that a decision made first,
+       which the declaration adopts. */
+    if (rn(5) == 0 && (o = model_pick(OBSPAM_MAILBOX, 1)) >= 0) {
+      OK(obspam_add(e, OBSPAM_MAILBOX, model[o].name, NULL));
+      model[o].implicit = 0;
+      return;
+    }
+    p = model_pick(OBSPAM_DOMAIN, 0);
+    random_word(word, sizeof(word));
+    snprintf(name, sizeof(name), "%.25s@%.40s", word, model[p].name);
+    o = model_find(OBSPAM_MAILBOX, name);
+    if (o >= 0 && model[o].implicit) {
+      OK(obspam_add(e, OBSPAM_MAILBOX, name, NULL));
+      model[o].implicit = 0;
+      return;
+    }
+    RC(obspam_add(e, OBSPAM_MAILBOX, name, NULL),
+       o >= 0 ? OBSPAM_EEXIST : OBSPAM_OK);
+    r = OBSPAM_MAILBOX;
+  } else if (r < 72) {
+    p = model_pick(OBSPAM_DOMAIN, 0);
+    random_word(word, sizeof(word));
+    snprintf(name, sizeof(name), "%.25s@%.40s", word, model[p].name);
+    o = model_find(OBSPAM_MAILBOX, name);
+    send_as(name, 1, T0);
+    if (o < 0 && n_model < M_MAX) {
+      cr_assert_null(obspam__name_norm(name, OBSPAM__NAME_MAILBOX, &n));
+      model[n_model] = (mobj){{0}, OBSPAM_MAILBOX, p, 1, 1};
+      snprintf(model[n_model].name, sizeof(model[n_model].name), "%s", name);
+      n_model++;
+    }
+    return;
+  } else {
+    /* A removal: mostly a mailbox, declared or not, now and then a
+       domain or a subscription with all below it. */
+    int kind = r < 94   ? OBSPAM_MAILBOX
+               : r < 98 ? OBSPAM_DOMAIN
+                        : OBSPAM_SUBSCRIPTION;
+
+    o = model_pick(kind, kind == OBSPAM_MAILBOX && r < 76);
+    if (o < 0)
+      return;
+    OK(obspam_remove(e, kind, model[o].name));
+    model_kill(o);
+    return;
+  }
+  if (o < 0 && n_model < M_MAX) {
+    model[n_model] = (mobj){{0}, r, p, 1, 0};
+    snprintf(model[n_model].name, sizeof(model[n_model].name), "%s", name);
+    n_model++;
+  }
+}
+
+/* Thousands of additions and removals in random order, reloads between
+   them: every enumeration gives exactly the model's names, in order. */
+Test(order, kept_by_changes_against_a_model, .init = setup, .fini = teardown) {
+  model = calloc(M_MAX, sizeof(*model));
+  cr_assert_not_null(model);
+  n_model = 0;
+  OK(obspam_load_config_string(e, ""));
+  for (int step = 1; step <= 6000; step++) {
+    model_step();
+    if (step % 1500 == 0) {
+      model_check(step);
+      model_reload();
+      /* The reload made the order: right after it, before any page. */
+      for (int kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_DOMAIN; kind++) {
+        static const char *want[M_MAX];
+
+        size_t n = model_names(kind, want);
+        const obspam__sorted *s = obspam__tree_sorted(&e->conf->tree, kind);
+
+        cr_assert_eq(s->n, n);
+        for (size_t i = 0; i < n; i++)
+          cr_assert_str_eq(s->v[i]->name, want[i]);
+      }
+    }
+    if (step % 500 == 0)
+      model_check(step);
+  }
+  cr_assert_gt(n_model, 2000);
+  free(model);
 }

@@ -13,7 +13,15 @@
        reload: the parse runs without the engine's lock, so decisions only
        wait while the new tree is swapped in and the counters are handed
        over;
-     - the resident memory (VmRSS, and the peak VmHWM) along the way.
+     - the resident memory (VmRSS, and the peak VmHWM) along the way;
+     - right after a reload, a panel's listing: one thread pages through
+       every mailbox (obspam_enumerate, pages of 1000) while another
+       decides in a loop and a third reloads twice more; the longest
+       single decision, and the time of the first page, show whether
+       anything is done for the listing under the engine's lock;
+     - the time of obspam_add and obspam_remove of a mailbox in the
+       loaded tree (mean and longest of 1000), and of removing domains
+       with their mailboxes.
 
    It checks that the counters were carried (a wrong count is reported
    and makes the exit status 1) but never fails on a time: the figures are
@@ -128,14 +136,112 @@ static void *probe(void *arg) {
   return NULL;
 }
 
+/* Pages through every mailbox as a panel lists them, 1000 at a time,
+   each page after the last name of the one before. */
+typedef struct pager {
+  obspam_engine *e;
+  char after[OBSPAM_NAME_MAX + 1];
+  long seen, pages;
+  double first, longest, total;
+  int rc;
+} pager;
+
+static int page_one(int kind, const char *name, const obspam_stats *st,
+                    void *ud) {
+  pager *pg = ud;
+
+  (void)kind;
+  (void)st;
+  snprintf(pg->after, sizeof(pg->after), "%s", name);
+  pg->seen++;
+  return 0;
+}
+
+static void *page_all(void *arg) {
+  pager *pg = arg;
+  double start = now_s();
+
+  for (;;) {
+    long before = pg->seen;
+    double t = now_s(), d;
+
+    pg->rc = obspam_enumerate(pg->e, OBSPAM_MAILBOX, NULL, 0, pg->after, 1000,
+                              1800000000, page_one, pg);
+    d = now_s() - t;
+    if (pg->pages++ == 0)
+      pg->first = d;
+    if (d > pg->longest)
+      pg->longest = d;
+    if (pg->rc != OBSPAM_OK || pg->seen - before < 1000)
+      break;
+  }
+  pg->total = now_s() - start;
+  return NULL;
+}
+
+/* Reloads the two files in turn, as a panel that saves twice. */
+typedef struct reloader {
+  obspam_engine *e;
+  const char *path[2];
+  double took;
+  int rc;
+} reloader;
+
+static void *reload_twice(void *arg) {
+  reloader *rl = arg;
+  double t = now_s();
+  int i;
+
+  for (i = 0; i < 2 && rl->rc == OBSPAM_OK; i++)
+    rl->rc = obspam_load_config(rl->e, rl->path[i]);
+  rl->took = now_s() - t;
+  return NULL;
+}
+
+/* The mean and the longest of n calls of obspam_add (remove 0) or
+   obspam_remove (1) of the mailboxes new0000000@site... */
+static int add_remove(obspam_engine *e, int remove, long n, long domains,
+                      double *mean, double *longest) {
+  char name[64];
+  double sum = 0;
+  long i;
+
+  *longest = 0;
+  for (i = 0; i < n; i++) {
+    double t, d;
+    int rc;
+
+    snprintf(name, sizeof(name), "new%07ld@site%06ld.example", (i * 7919) % n,
+             (i * 7919) % n % domains);
+    t = now_s();
+    rc = remove ? obspam_remove(e, OBSPAM_MAILBOX, name)
+                : obspam_add(e, OBSPAM_MAILBOX, name, NULL);
+    d = now_s() - t;
+    if (rc != OBSPAM_OK) {
+      fprintf(stderr, "%s %s: %s\n", remove ? "remove" : "add", name,
+              obspam_engine_errmsg(e));
+      return -1;
+    }
+    sum += d;
+    if (d > *longest)
+      *longest = d;
+  }
+  *mean = sum / (double)n;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long mailboxes = 1000000, domains = 100000, subs = 20000;
   long charged, i, size_a, size_b, wrong = 0;
   char dir[] = "/tmp/obspam-bench-XXXXXX", path_a[64], path_b[64], name[64];
   double t, t_load, t_charge, t_reload, rss0, rss_load, rss_charged, rss_reload,
       t_reload2;
-  prober pr;
-  pthread_t th;
+  double add_mean, add_max, rm_mean, rm_max, rm_dom_max;
+  long n_new, n_gone;
+  prober pr, pr2;
+  pager pg;
+  reloader rl;
+  pthread_t th, th_page, th_reload;
   obspam_engine *e;
   int rc;
 
@@ -232,6 +338,57 @@ int main(int argc, char **argv) {
       wrong++;
   }
 
+  /* A panel that reloads and then lists: the first page comes right
+     after the reload, and the file is reloaded twice more meanwhile. */
+  rc = obspam_load_config(e, path_b);
+  if (rc != OBSPAM_OK) {
+    fprintf(stderr, "reload: %s\n", obspam_engine_errmsg(e));
+    return 1;
+  }
+  memset(&pr2, 0, sizeof(pr2));
+  pr2.e = e;
+  atomic_init(&pr2.stop, 0);
+  memset(&pg, 0, sizeof(pg));
+  pg.e = e;
+  memset(&rl, 0, sizeof(rl));
+  rl.e = e;
+  rl.path[0] = path_a;
+  rl.path[1] = path_b;
+  if (pthread_create(&th, NULL, probe, &pr2) != 0 ||
+      pthread_create(&th_page, NULL, page_all, &pg) != 0 ||
+      pthread_create(&th_reload, NULL, reload_twice, &rl) != 0)
+    return 2;
+  pthread_join(th_page, NULL);
+  pthread_join(th_reload, NULL);
+  atomic_store(&pr2.stop, 1);
+  pthread_join(th, NULL);
+  if (pg.rc != OBSPAM_OK || rl.rc != OBSPAM_OK) {
+    fprintf(stderr, "listing or reloading: %s\n", obspam_engine_errmsg(e));
+    return 1;
+  }
+
+  /* Panel changes in the loaded tree, one call at a time. */
+  n_new = mailboxes < 1000 ? mailboxes : 1000;
+  if (add_remove(e, 0, n_new, domains, &add_mean, &add_max) != 0 ||
+      add_remove(e, 1, n_new, domains, &rm_mean, &rm_max) != 0)
+    return 1;
+  n_gone = domains < 100 ? domains : 100;
+  rm_dom_max = 0;
+  for (i = 0; i < n_gone; i++) {
+    double d;
+
+    snprintf(name, sizeof(name), "site%06ld.example", domains - 1 - i);
+    t = now_s();
+    rc = obspam_remove(e, OBSPAM_DOMAIN, name);
+    d = now_s() - t;
+    if (rc != OBSPAM_OK) {
+      fprintf(stderr, "remove %s: %s\n", name, obspam_engine_errmsg(e));
+      return 1;
+    }
+    if (d > rm_dom_max)
+      rm_dom_max = d;
+  }
+
   printf("load:    %.3f s  (%.0f lines/s)\n", t_load,
          (double)(mailboxes + domains + subs) / t_load);
   printf("charge:  %.3f s  for %ld decisions (one per mailbox)\n", t_charge,
@@ -245,6 +402,16 @@ int main(int argc, char **argv) {
   printf("memory:  RSS %.1f MiB before, %.1f after load, %.1f after "
          "charging, %.1f after reload; peak %.1f MiB\n",
          rss0, rss_load, rss_charged, rss_reload, status_mib("VmHWM"));
+  printf("list:    %.3f s  %ld mailboxes in %ld pages right after a reload, "
+         "first page %.1f ms, slowest %.1f ms, while reloading twice "
+         "(%.3f s) and deciding %ld times; longest decision %.1f ms\n",
+         pg.total, pg.seen, pg.pages, pg.first * 1e3, pg.longest * 1e3, rl.took,
+         pr2.calls, pr2.longest * 1e3);
+  printf("change:  obspam_add of a mailbox %.3f ms mean, %.3f ms longest; "
+         "obspam_remove %.3f ms mean, %.3f ms longest (%ld each); "
+         "removing a domain and its mailboxes %.3f ms longest (%ld)\n",
+         add_mean * 1e3, add_max * 1e3, rm_mean * 1e3, rm_max * 1e3, n_new,
+         rm_dom_max * 1e3, n_gone);
   printf("check:   %s (%ld wrong counts)\n", wrong ? "FAILED" : "ok", wrong);
 
   t = now_s();

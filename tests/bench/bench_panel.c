@@ -6,8 +6,8 @@
    each) and N/100 implicit mailboxes (logins no line declares), then
    prints the seconds of:
 
-     - the first obspam_enumerate of the mailboxes, which puts them in
-       name order (once per change of the tree);
+     - the first obspam_enumerate of the mailboxes after the load,
+       which finds them in name order (the load sorted them);
      - paging through every mailbox in pages of 1000 (after = the last
        name of the previous page): the whole walk, the number of pages
        and the slowest page, which is the longest the engine is held;
