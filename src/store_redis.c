@@ -499,6 +499,9 @@ typedef struct redis_store {
   conn **free;
 
   /* Everything below, held for a few instructions at a time. */
+  /* Callers of read_named that took the store under the engine's lock
+     (obspam__store_ops.use): destroy waits for them. Under plock. */
+  int users;
   pthread_mutex_t slock;
   /* The scripts' SHA1s, set once by the first connection that loads
      them (the same text gives the same SHA1 on every server). */
@@ -1561,54 +1564,144 @@ static int r_charge(obspam__store *s, obspam__charge *ch) {
   return r_charge_many(s, one, 1, &done);
 }
 
-static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
-                   int64_t retention, obspam__reading *out) {
-  redis_store *r = (redis_store *)s;
-  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
-  const char *sub = sub_of(o);
-  cmd c;
-  redisReply *rp;
-  session x;
+/* The EVALSHA of lua_read for the object kind:name of subscription sub
+   into c, with its keys in w and h and its numbers in nows and rets. */
+static void read_cmd(const redis_store *r, cmd *c, const obspam__named *o,
+                     char *w, char *h, char *nows, char *rets, int64_t now,
+                     int64_t retention) {
+  memset(c, 0, sizeof(*c));
+  args(c, "EVALSHA");
+  arg(c, r->sha_read, 40);
+  args(c, "2");
+  arg(c, w, key_of(r, w, o->sub, o->kind, o->name, o->len, 'w'));
+  arg(c, h, key_of(r, h, o->sub, o->kind, o->name, o->len, 'h'));
+  snprintf(nows, 24, "%lld", (long long)now);
+  snprintf(rets, 24, "%lld", (long long)retention);
+  args(c, nows);
+  args(c, rets);
+}
 
-  memset(&c, 0, sizeof(c));
+/* A reply of lua_read into out: 0, or -1 when it is not one. */
+static int parse_reading(const redisReply *rp, obspam__reading *out) {
+  if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 11)
+    return -1;
+  out->count = int_of(rp->element[0]);
+  out->refused = int_of(rp->element[1]);
+  out->refused_total = int_of(rp->element[2]);
+  out->last_refused = int_of(rp->element[3]);
+  out->exceeded = int_of(rp->element[4]);
+  out->exceeded_total = int_of(rp->element[5]);
+  out->count_day = int_of(rp->element[6]);
+  out->count_minute = int_of(rp->element[7]);
+  out->last_reset = int_of(rp->element[8]);
+  out->forwarded = int_of(rp->element[9]);
+  out->lists = int_of(rp->element[10]);
+  return 0;
+}
+
+/* The time a read is made at: never before the newest this store saw,
+   as the decisions count. */
+static int64_t read_time(redis_store *r, int64_t now) {
   pthread_mutex_lock(&r->slock);
   if (now < r->newest)
     now = r->newest;
   pthread_mutex_unlock(&r->slock);
+  return now;
+}
+
+static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
+                   int64_t retention, obspam__reading *out) {
+  redis_store *r = (redis_store *)s;
+  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
+  obspam__named on = {o->kind, sub_of(o), o->name, o->len};
+  cmd c;
+  redisReply *rp;
+  session x;
+
+  now = read_time(r, now);
   if (session_start(r, &x) != 0)
     goto local;
-  args(&c, "EVALSHA");
-  arg(&c, r->sha_read, 40);
-  args(&c, "2");
-  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
-  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
-  snprintf(nows, sizeof(nows), "%lld", (long long)now);
-  snprintf(rets, sizeof(rets), "%lld", (long long)retention);
-  args(&c, nows);
-  args(&c, rets);
+  read_cmd(r, &c, &on, w, h, nows, rets, now, retention);
   if (pipeline(r, &x, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 11) {
-      out->count = int_of(rp->element[0]);
-      out->refused = int_of(rp->element[1]);
-      out->refused_total = int_of(rp->element[2]);
-      out->last_refused = int_of(rp->element[3]);
-      out->exceeded = int_of(rp->element[4]);
-      out->exceeded_total = int_of(rp->element[5]);
-      out->count_day = int_of(rp->element[6]);
-      out->count_minute = int_of(rp->element[7]);
-      out->last_reset = int_of(rp->element[8]);
-      out->forwarded = int_of(rp->element[9]);
-      out->lists = int_of(rp->element[10]);
-      freeReplyObject(rp);
+    int bad = parse_reading(rp, out);
+
+    freeReplyObject(rp);
+    if (!bad) {
       session_end(r, &x);
       return;
     }
-    freeReplyObject(rp);
     down(r, &x);
   }
   session_end(r, &x);
 local:
   r->local->ops->read(r->local, o, now, retention, out);
+}
+
+/* Reads of many objects go to Redis READ_BATCH at a time, each batch one
+   write of pipelined scripts and one wait for their replies. */
+#define READ_BATCH 256
+
+/* One batch of reads on session x: 0, or -1 (out of memory, or Redis
+   does not answer: then it is called down). */
+static int read_batch(redis_store *r, session *x, const obspam__named *v,
+                      size_t n, int64_t now, int64_t retention,
+                      obspam__reading *out) {
+  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
+  batch b = {NULL, NULL, 0, 0};
+  redisReply *rp[READ_BATCH];
+  size_t i;
+  int rc = -1;
+
+  for (i = 0; i < n; i++) {
+    cmd c;
+
+    /* The command is formatted at once: the key buffers serve the next. */
+    read_cmd(r, &c, &v[i], w, h, nows, rets, now, retention);
+    if (batch_add(&b, &c) != 0)
+      break;
+  }
+  if (i == n && send_fmt(r, x, b.fmt, b.flen, (int)n, rp) == 0) {
+    for (i = 0; i < n; i++)
+      if (parse_reading(rp[i], &out[i]) != 0)
+        break;
+    rc = i == n ? 0 : -1;
+    free_replies(rp, (int)n);
+    if (rc != 0)
+      down(r, x);
+  }
+  batch_free(&b);
+  return rc;
+}
+
+static int r_read_named(obspam__store *s, const obspam__named *v, size_t n,
+                        int64_t now, int64_t retention, obspam__reading *out) {
+  redis_store *r = (redis_store *)s;
+  size_t at;
+  session x;
+
+  if (n == 0)
+    return OBSPAM_OK;
+  now = read_time(r, now);
+  if (session_start(r, &x) != 0)
+    return OBSPAM_EUNAVAIL;
+  for (at = 0; at < n; at += READ_BATCH) {
+    size_t k = n - at < READ_BATCH ? n - at : READ_BATCH;
+
+    if (read_batch(r, &x, v + at, k, now, retention, out + at) != 0)
+      break;
+  }
+  session_end(r, &x);
+  return at >= n ? OBSPAM_OK : OBSPAM_EUNAVAIL;
+}
+
+static void r_use(obspam__store *s, int delta) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->plock);
+  r->users += delta;
+  if (r->users == 0)
+    pthread_cond_broadcast(&r->pcond);
+  pthread_mutex_unlock(&r->plock);
 }
 
 static void r_forget(obspam__store *s, obspam__obj *o) {
@@ -2129,6 +2222,15 @@ static void r_destroy(obspam__store *s) {
   ledger_entry *le;
   int i;
 
+  /* A reader by name took the store before it was replaced, and reads
+     without the engine's lock: it finishes first. The wake-up may be a
+     give() meant for a caller that waits for a connection: passed on. */
+  pthread_mutex_lock(&r->plock);
+  while (r->users > 0) {
+    pthread_cond_wait(&r->pcond, &r->plock);
+    pthread_cond_signal(&r->pcond);
+  }
+  pthread_mutex_unlock(&r->plock);
   pthread_mutex_lock(&r->hlock);
   r->hk_stop = 1;
   pthread_cond_signal(&r->hcond);
@@ -2203,7 +2305,9 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .same = r_same,
                                             .status = r_status,
                                             .gone = r_gone,
-                                            .backlog = r_backlog};
+                                            .backlog = r_backlog,
+                                            .read_named = r_read_named,
+                                            .use = r_use};
 
 /* Initialises the locks of r: 0, or -1 with none left initialised. */
 static int locks_init(redis_store *r) {

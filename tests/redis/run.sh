@@ -53,6 +53,8 @@ check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
 check "redis: top and enumerate read Redis; a reset is every relay's" \
   "$BIN/cluster_test" panel "$URI"
+check "redis: active objects by pages, read in chunks, across reloads" \
+  "$BIN/cluster_test" enum_active "$URI"
 check "redis: a reset empties every window on every relay, as in memory" \
   "$BIN/cluster_test" reset "$URI"
 check "redis: the minute and day windows and the cap, at each bucket edge" \
