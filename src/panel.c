@@ -420,10 +420,9 @@ static int read_wanted(named_ws *w, int64_t now) {
    says it has none. A page that finds the store replaced since is made
    by page() (the old store, kept alive, is read no more). */
 static int take_store(obspam_engine *e, named_ws *w) {
-  if (e->store->ops->read_named == NULL || e->store->ops->use == NULL)
+  if (e->store->ops->read_named == NULL ||
+      (w->store = obspam__store_take(e->store)) == NULL)
     return -1;
-  w->store = e->store;
-  w->store->ops->use(w->store, 1);
   w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
   return 0;
 }

@@ -380,6 +380,14 @@ typedef struct obspam__store_ops {
   int (*read_named)(obspam__store *s, const obspam__named *v, size_t n,
                     int64_t now, int64_t retention, obspam__reading *out);
   void (*use)(obspam__store *s, int delta);
+  /* Optional (NULL: report under the engine's lock), with use as
+     read_named: report from the shared store alone, which needs no
+     object of the tree, so without the engine's lock; OBSPAM_EUNAVAIL
+     when it does not answer (report, under the lock, then answers from
+     the local counters). */
+  int (*report_shared)(obspam__store *s, int64_t from, int64_t to,
+                       int64_t retention, int every, obspam__row **out,
+                       size_t *n);
 } obspam__store_ops;
 
 struct obspam__store {
@@ -392,6 +400,15 @@ static inline void obspam__store_forget(obspam__obj *o, void *store) {
   obspam__store *s = store;
 
   s->ops->forget(s, o);
+}
+
+/* s, taken for calls without the engine's lock (obspam__store_ops.use)
+   when it has such calls; else NULL. Under the engine's lock. */
+static inline obspam__store *obspam__store_take(obspam__store *s) {
+  if (s->ops->use == NULL)
+    return NULL;
+  s->ops->use(s, 1);
+  return s;
 }
 
 /* The in-memory store. NULL when out of memory. */

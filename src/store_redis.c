@@ -1921,66 +1921,81 @@ static void strlist_unique(strlist *l) {
 
 /* The objects in the report index of the clock hours first to last:
    each "KIND\tSUB\tNAME" once, however many of the hours it was active
-   in. OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
+   in; the hours asked READ_BATCH at a time, in one exchange each.
+   OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
    answer. */
 static int indexed_objects(redis_store *r, session *x, int64_t first,
                            int64_t last, strlist *out) {
   char key[KEY_MAX];
-  int64_t hour;
-  redisReply *rp;
-  size_t i;
-  cmd c;
+  redisReply *rp[READ_BATCH];
+  int64_t hour = first;
   int rc = OBSPAM_OK;
 
-  for (hour = first; hour <= last && rc == OBSPAM_OK; hour += 3600) {
-    memset(&c, 0, sizeof(c));
-    snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
-    args(&c, "SMEMBERS");
-    args(&c, key);
-    if (pipeline(r, x, &c, 1, &rp) != 0)
-      return OBSPAM_EUNAVAIL;
-    for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++)
-      if ((rc = strlist_add(out, rp->element[i]->str)) != OBSPAM_OK)
+  while (hour <= last && rc == OBSPAM_OK) {
+    batch b = {NULL, NULL, 0, 0};
+    size_t i;
+    int n, k;
+
+    for (n = 0; hour <= last && n < READ_BATCH; n++, hour += 3600) {
+      cmd c;
+
+      memset(&c, 0, sizeof(c));
+      snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
+      args(&c, "SMEMBERS");
+      args(&c, key);
+      if (batch_add(&b, &c) != 0)
         break;
-    freeReplyObject(rp);
+    }
+    if (n < READ_BATCH && hour <= last)
+      rc = OBSPAM_ENOMEM;
+    else if (send_fmt(r, x, b.fmt, b.flen, n, rp) != 0)
+      rc = OBSPAM_EUNAVAIL;
+    batch_free(&b);
+    if (rc != OBSPAM_OK)
+      break;
+    for (k = 0; k < n; k++) {
+      for (i = 0; rc == OBSPAM_OK && rp[k]->type == REDIS_REPLY_ARRAY &&
+                  i < rp[k]->elements;
+           i++)
+        rc = strlist_add(out, rp[k]->element[i]->str);
+    }
+    free_replies(rp, n);
   }
   strlist_unique(out);
   return rc;
 }
 
-/* The report row of the index member "KIND\tSUB\tNAME" (which it cuts
-   at the second tab: row->name points into it): the sums of the object's
-   hours after cutoff that overlap [from, to). *listed says whether the
-   row belongs in the report; a member of another shape has none.
-   OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
-   answer. */
-static int object_row(redis_store *r, session *x, char *member, int64_t cutoff,
-                      int64_t from, int64_t to, int every, obspam__row *row,
-                      int *listed) {
-  char key[KEY_MAX], *kind_end, *sub, *tab;
-  obspam__hour *h;
-  size_t nh, k;
-  redisReply *rp;
-  cmd c;
-  int rc;
+/* The index member "KIND\tSUB\tNAME" as a row (cut at the second tab:
+   row->name points into it) and the key of its history in key: 0, or -1
+   for a member of another shape. */
+static int member_row(const redis_store *r, char *member, obspam__row *row,
+                      char **sub, char *key, size_t *klen) {
+  char *kind_end, *tab;
 
-  *listed = 0;
   memset(row, 0, sizeof(*row));
   row->kind = (int)strtol(member, &kind_end, 10);
   if (*kind_end != '\t' || (tab = strchr(kind_end + 1, '\t')) == NULL)
-    return OBSPAM_OK;
-  sub = kind_end + 1;
+    return -1;
+  *sub = kind_end + 1;
   *tab = '\0';
   row->name = tab + 1;
-  memset(&c, 0, sizeof(c));
-  args(&c, "HGETALL");
-  arg(&c, key,
-      key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
-  if (pipeline(r, x, &c, 1, &rp) != 0)
-    return OBSPAM_EUNAVAIL;
+  *klen = key_of(r, key, *sub, row->kind, row->name, strlen(row->name), 'h');
+  return 0;
+}
+
+/* The report row of a member from its history hash rp: the sums of the
+   object's hours after cutoff that overlap [from, to). *listed says
+   whether the row belongs in the report. OBSPAM_OK or OBSPAM_ENOMEM. */
+static int object_row(const redisReply *rp, const char *sub, int64_t cutoff,
+                      int64_t from, int64_t to, int every, obspam__row *row,
+                      int *listed) {
+  obspam__hour *h;
+  size_t nh, k;
+  int rc;
+
+  *listed = 0;
   rc = parse_hours(rp, cutoff, from, to, row->kind == OBSPAM_SCRIPT ? 0 : 3600,
                    &h, &nh);
-  freeReplyObject(rp);
   if (rc != OBSPAM_OK)
     return rc;
   for (k = 0; k < nh; k++)
@@ -1992,6 +2007,48 @@ static int object_row(redis_store *r, session *x, char *member, int64_t cutoff,
   row->uid = -1;
   row->sub = row->kind == OBSPAM_SCRIPT && sub[0] != '\0' ? sub : NULL;
   return OBSPAM_OK;
+}
+
+/* The rows of members m[0..n) (n <= READ_BATCH) into rows, *k of them
+   listed so far: their history hashes in one exchange. */
+static int rows_batch(redis_store *r, session *x, char **m, size_t n,
+                      int64_t cutoff, int64_t from, int64_t to, int every,
+                      obspam__row *rows, size_t *k) {
+  char key[KEY_MAX], *sub[READ_BATCH];
+  redisReply *rp[READ_BATCH];
+  obspam__row row[READ_BATCH];
+  batch b = {NULL, NULL, 0, 0};
+  size_t i, nb = 0;
+  int rc = OBSPAM_OK, listed;
+
+  for (i = 0; i < n; i++) {
+    cmd c;
+    size_t klen;
+
+    if (member_row(r, m[i], &row[nb], &sub[nb], key, &klen) != 0)
+      continue;
+    memset(&c, 0, sizeof(c));
+    args(&c, "HGETALL");
+    arg(&c, key, klen);
+    if (batch_add(&b, &c) != 0) {
+      rc = OBSPAM_ENOMEM;
+      break;
+    }
+    nb++;
+  }
+  if (rc == OBSPAM_OK && nb > 0 &&
+      send_fmt(r, x, b.fmt, b.flen, (int)nb, rp) != 0)
+    rc = OBSPAM_EUNAVAIL;
+  batch_free(&b);
+  if (rc != OBSPAM_OK)
+    return rc;
+  for (i = 0; i < nb && rc == OBSPAM_OK; i++) {
+    rc = object_row(rp[i], sub[i], cutoff, from, to, every, &row[i], &listed);
+    if (rc == OBSPAM_OK && listed)
+      rows[(*k)++] = row[i];
+  }
+  free_replies(rp, (int)nb);
+  return rc;
 }
 
 /* Moves rows[0..n) into one allocation that also holds their names, as
@@ -2042,19 +2099,17 @@ static int redis_report(redis_store *r, session *x, int64_t seen, int64_t from,
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;
-  int rc = OBSPAM_OK, listed;
+  int rc = OBSPAM_OK;
 
   if (to > from)
     rc = indexed_objects(r, x, first, last, &members);
   if (rc == OBSPAM_OK && members.n > 0 &&
       (rows = calloc(members.n, sizeof(*rows))) == NULL)
     rc = OBSPAM_ENOMEM;
-  for (i = 0; rc == OBSPAM_OK && i < members.n; i++) {
-    rc = object_row(r, x, members.v[i], cutoff, from, to, every, &rows[k],
-                    &listed);
-    if (rc == OBSPAM_OK && listed)
-      k++;
-  }
+  for (i = 0; rc == OBSPAM_OK && i < members.n; i += READ_BATCH)
+    rc = rows_batch(r, x, members.v + i,
+                    members.n - i < READ_BATCH ? members.n - i : READ_BATCH,
+                    cutoff, from, to, every, rows, &k);
   if (rc == OBSPAM_OK && (rc = pack_rows(rows, k, out)) == OBSPAM_OK) {
     rows = NULL;
     *n = k;
@@ -2064,9 +2119,9 @@ static int redis_report(redis_store *r, session *x, int64_t seen, int64_t from,
   return rc;
 }
 
-static int r_report(obspam__store *s, int64_t from, int64_t to,
-                    int64_t retention, int every, obspam__row **out,
-                    size_t *n) {
+static int r_report_shared(obspam__store *s, int64_t from, int64_t to,
+                           int64_t retention, int every, obspam__row **out,
+                           size_t *n) {
   redis_store *r = (redis_store *)s;
   int64_t seen;
   session x;
@@ -2081,6 +2136,15 @@ static int r_report(obspam__store *s, int64_t from, int64_t to,
     rc = redis_report(r, &x, seen, from, to, retention, every, out, n);
     session_end(r, &x);
   }
+  return rc;
+}
+
+static int r_report(obspam__store *s, int64_t from, int64_t to,
+                    int64_t retention, int every, obspam__row **out,
+                    size_t *n) {
+  redis_store *r = (redis_store *)s;
+  int rc = r_report_shared(s, from, to, retention, every, out, n);
+
   if (rc != OBSPAM_EUNAVAIL)
     return rc;
   /* Redis does not answer: what this server saw itself. */
@@ -2307,7 +2371,8 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .gone = r_gone,
                                             .backlog = r_backlog,
                                             .read_named = r_read_named,
-                                            .use = r_use};
+                                            .use = r_use,
+                                            .report_shared = r_report_shared};
 
 /* Initialises the locks of r: 0, or -1 with none left initialised. */
 static int locks_init(redis_store *r) {
