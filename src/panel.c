@@ -4,6 +4,7 @@
    reset of one object's counters (obspam_reset) and the subscription
    charged for mail of unknown uids. Each gathers what it answers while
    the locks are held and calls the callback with none held. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -374,7 +375,7 @@ static int all_known(named_ws *w, known *k, const obspam__obj *o) {
     if (*at == 0) {
       if (w->nanc == ANC)
         return 0; /* cannot happen: two ancestors an object */
-      memset(&w->anc[w->nanc], 0, sizeof(w->anc[0]));
+      memset(&w->anc[w->nanc], 0, offsetof(known, r));
       *at = (int32_t)++w->nanc;
     }
     if (known_for(&w->anc[*at - 1], p) == NULL) {
@@ -423,7 +424,6 @@ static int take_store(obspam_engine *e, named_ws *w) {
   if (e->store->ops->read_named == NULL ||
       (w->store = obspam__store_take(e->store)) == NULL)
     return -1;
-  w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
   return 0;
 }
 
@@ -445,8 +445,9 @@ static int names_after(obspam_engine *e, int kind, const obspam__name *parent,
     return OBSPAM_EUNAVAIL;
   }
   rc = pick_page(e, &q, parent);
+  w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
   for (i = 0; rc == OBSPAM_OK && i < p.n; i++) {
-    v[i].have = 0;
+    memset(&v[i], 0, offsetof(known, r));
     known_set(&v[i], p.v[i].o);
   }
   for (i = 0; rc == OBSPAM_OK && i < p.n; i++)
