@@ -19,7 +19,9 @@
    the longest decision and the 99th percentile of the decisions made
    during the pass, and the reloads made; never fails on a time, exits
    non-zero when the library returns an error or a listing is not what
-   was charged. */
+   was charged. With "idle" after SECONDS: SECONDS of decisions and
+   reloads, without a pass; with "steady": the pass and the decisions,
+   without reloads. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -146,11 +148,15 @@ int main(int argc, char **argv) {
   pass p;
   double t0, first = -1, whole, top, limit;
   long long rows = 0;
-  int mailboxes, active, i, done = 1;
+  int mailboxes, active, i, done = 1, idle = 0, steady = 0;
 
-  if (argc != 6) {
+  if (argc == 7 && strcmp(argv[6], "idle") == 0)
+    idle = 1;
+  else if (argc == 7 && strcmp(argv[6], "steady") == 0)
+    steady = 1;
+  else if (argc != 6) {
     fprintf(stderr, "usage: bench_enum DIRECT_URI URI MAILBOXES ACTIVE "
-                    "SECONDS\n");
+                    "SECONDS [idle|steady]\n");
     return 2;
   }
   mailboxes = atoi(argv[3]);
@@ -184,10 +190,18 @@ int main(int argc, char **argv) {
 
   e = engine_for(conf);
   pthread_create(&th[0], NULL, decider, NULL);
-  pthread_create(&th[1], NULL, reloader, NULL);
+  if (!steady)
+    pthread_create(&th[1], NULL, reloader, NULL);
   memset(&p, 0, sizeof(p));
   t0 = now_s();
-  for (;;) {
+  /* idle: the same SECONDS of decisions and reloads without a pass, to
+     tell what the pass adds. */
+  while (idle && now_s() - t0 < limit) {
+    struct timespec ms100 = {0, 100000000};
+
+    nanosleep(&ms100, NULL);
+  }
+  for (; !idle;) {
     long long before = p.n;
 
     if (obspam_enumerate(e, OBSPAM_MAILBOX, NULL, OBSPAM_ENUM_ACTIVE,
@@ -216,7 +230,8 @@ int main(int argc, char **argv) {
   top = now_s() - t0;
   stop = 1;
   pthread_join(th[0], NULL);
-  pthread_join(th[1], NULL);
+  if (!steady)
+    pthread_join(th[1], NULL);
   qsort(lat_us, nlat, sizeof(*lat_us), cmp_d);
   printf("%d mailboxes, %d active: listed %lld in %.2f s%s (first page "
          "%.3f s), top %.3f s; %zu decisions meanwhile: p99 %.1f ms, "
@@ -224,7 +239,7 @@ int main(int argc, char **argv) {
          mailboxes, active, p.n, whole, done ? "" : " (stopped)", first, top,
          nlat, nlat ? lat_us[nlat * 99 / 100] / 1000 : 0.0,
          nlat ? lat_us[nlat - 1] / 1000 : 0.0, reloads);
-  if (done && p.n != active) {
+  if (done && !idle && p.n != active) {
     fprintf(stderr, "listed %lld, charged %d\n", p.n, active);
     errors++;
   }

@@ -10,7 +10,9 @@
 #
 # Prints one line of figures; never fails on a time. Environment:
 # MAILBOXES=100000 ACTIVE=1000 DELAY_US=500 (1 ms a round trip)
-# LIMIT_S=300 (a pass that takes longer is stopped and says so).
+# LIMIT_S=300 (a pass that takes longer is stopped and says so)
+# IDLE_S=5. Then the pass again without reloads, and IDLE_S seconds of
+# decisions and reloads without a pass: what each costs alone.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,3 +40,9 @@ PP=${line##*:}
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(nproc) cores, +$(( ${DELAY_US:-500} * 2 )) us a round trip"
 "$BIN" "redis://127.0.0.1:$P" "redis://127.0.0.1:$PP" "${MAILBOXES:-100000}" \
   "${ACTIVE:-1000}" "${LIMIT_S:-300}"
+echo "the same without reloads:"
+"$BIN" "redis://127.0.0.1:$P" "redis://127.0.0.1:$PP" "${MAILBOXES:-100000}" \
+  "${ACTIVE:-1000}" "${LIMIT_S:-300}" steady
+echo "the same without the pass, ${IDLE_S:-5} s:"
+"$BIN" "redis://127.0.0.1:$P" "redis://127.0.0.1:$PP" "${MAILBOXES:-100000}" \
+  "${ACTIVE:-1000}" "${IDLE_S:-5}" idle
