@@ -1891,10 +1891,10 @@ static int enum_active(const char *uri) {
 
 /* No round trip under the engine's lock: through a proxy that adds
    delay_ms to each round trip, an OBSPAM_ENUM_ACTIVE pass over 300
-   mailboxes (100 active) reads them in a few exchanges with the lock let
-   go, so that the reloads made meanwhile never wait for it. Read one by
-   one under the lock (1.4.0), the pass held the lock for 300 round trips
-   and a reload waited that long (15 s at 50 ms). */
+   mailboxes (100 active), then obspam_top, read them in a few exchanges
+   with the lock let go, so that the reloads made meanwhile never wait. Read one
+   by one under the lock (1.4.0), the pass held the lock for 300 round trips and
+   a reload waited that long (15 s at 50 ms). */
 #define LOCK_MAILBOXES 300
 
 static char *lock_conf(const char *uri, const char *prefix) {
@@ -1908,6 +1908,11 @@ static char *lock_conf(const char *uri, const char *prefix) {
   for (i = 0; i < LOCK_MAILBOXES; i++)
     grow_add(&g, "mailbox m%05d@d.example\n", i);
   return g.s;
+}
+
+static void count_row(const obspam_report_row *row, void *ud) {
+  (void)row;
+  (*(int *)ud)++;
 }
 
 typedef struct timed_reloader {
@@ -1939,8 +1944,8 @@ static int enum_lock(const char *direct, const char *slow, int delay_ms) {
   obspam_verdict v;
   timed_reloader t;
   pthread_t th;
-  double t0, pass;
-  int i, listed = 0;
+  double t0, pass, top;
+  int i, listed = 0, rows = 0;
 
   snprintf(prefix, sizeof(prefix), "elock-%d:", (int)getpid());
   dconf = lock_conf(direct, prefix);
@@ -1967,18 +1972,27 @@ static int enum_lock(const char *direct, const char *slow, int delay_ms) {
   t0 = now_ms();
   got = active_list(e, 0);
   pass = now_ms() - t0;
+  t0 = now_ms();
+  EXPECT(obspam_top(e, OBSPAM_MAILBOX, T - 3600, T + 1, 0, count_row, &rows) ==
+             OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  top = now_ms() - t0;
   __atomic_store_n(&t.rl.stop, 1, __ATOMIC_RELAXED);
   pthread_join(th, NULL);
   for (i = 0; got[i] != '\0'; i++)
     listed += got[i] == ';';
-  printf("%d active of %d listed in %.0f ms (a round trip %d ms); %d "
-         "reloads meanwhile, the longest %.0f ms\n",
-         listed, LOCK_MAILBOXES, pass, delay_ms, t.rl.reloads, t.longest);
+  printf("%d active of %d listed in %.0f ms, top of %d in %.0f ms (a round "
+         "trip %d ms); %d reloads meanwhile, the longest %.0f ms\n",
+         listed, LOCK_MAILBOXES, pass, rows, top, delay_ms, t.rl.reloads,
+         t.longest);
   EXPECT(listed == LOCK_MAILBOXES / 3 && episodes_of(e) == 0,
          "listed %d (Redis episodes %" PRId64 ")", listed, episodes_of(e));
   /* 300 candidates and their domain and subscription: a handful of
      exchanges, not 300 round trips. */
   EXPECT(pass < 30.0 * delay_ms, "the pass took %.0f ms", pass);
+  /* The report index's hour and 100 history hashes: a few exchanges. */
+  EXPECT(rows == LOCK_MAILBOXES / 3 && top < 30.0 * delay_ms,
+         "top: %d rows in %.0f ms", rows, top);
   /* A reload waits for no round trip (a loaded machine may still delay
      it by some tens of ms; 1.4.0 made it wait the whole pass). */
   EXPECT(t.longest < 500 + 2.0 * delay_ms, "a reload waited %.0f ms",
