@@ -394,11 +394,13 @@ static void want_read(named_ws *w, known *v, size_t n) {
       w->who[w->nwho++] = &v[i];
 }
 
-/* Reads what w->who names, without the engine's lock, in one exchange
-   per batch. OBSPAM_OK or OBSPAM_EUNAVAIL (also when out of memory:
-   read under the lock then). */
+/* Reads what w->who names from the store taken (take_store), without
+   the engine's lock, in one exchange per batch, and lets the store go.
+   OBSPAM_OK or OBSPAM_EUNAVAIL (also when out of memory: read under the
+   lock then). */
 static int read_wanted(named_ws *w, int64_t now) {
   size_t i;
+  int rc;
 
   for (i = 0; i < w->nwho; i++) {
     w->nv[i].kind = w->who[i]->kind;
@@ -406,8 +408,11 @@ static int read_wanted(named_ws *w, int64_t now) {
     w->nv[i].name = w->who[i]->name;
     w->nv[i].len = w->who[i]->len;
   }
-  if (w->store->ops->read_named(w->store, w->nv, w->nwho, now, w->retention,
-                                w->rv) != OBSPAM_OK)
+  rc = w->store->ops->read_named(w->store, w->nv, w->nwho, now, w->retention,
+                                 w->rv);
+  w->store->ops->use(w->store, -1);
+  w->store = NULL;
+  if (rc != OBSPAM_OK)
     return OBSPAM_EUNAVAIL;
   for (i = 0; i < w->nwho; i++) {
     w->who[i]->r = w->rv[i];
@@ -417,10 +422,13 @@ static int read_wanted(named_ws *w, int64_t now) {
   return OBSPAM_OK;
 }
 
-/* Under the read lock: takes the engine's store for reads by name, or
-   says it has none. A page that finds the store replaced since is made
-   by page() (the old store, kept alive, is read no more). */
+/* Under the read lock: takes the engine's store for one exchange
+   (read_wanted lets it go), or says it reads nothing by name. It is held
+   only while no lock is waited for: a reload or obspam_set_store that
+   frees it, holding the write lock, waits for the exchange, never for
+   this thread's next hold of the lock. */
 static int take_store(obspam_engine *e, named_ws *w) {
+  w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
   if (e->store->ops->read_named == NULL ||
       (w->store = obspam__store_take(e->store)) == NULL)
     return -1;
@@ -428,11 +436,13 @@ static int take_store(obspam_engine *e, named_ws *w) {
 }
 
 /* The names of up to max objects after `after` (any activity) into v,
-   *n of them. OBSPAM_EUNAVAIL: the engine's store reads nothing by name
-   (or is no longer the one taken). */
+   *n of them, with the store taken for reading them when read is set.
+   OBSPAM_EUNAVAIL: the engine's store reads nothing by name (a local
+   one). */
 static int names_after(obspam_engine *e, int kind, const obspam__name *parent,
                        const char *after, size_t max, int64_t now,
-                       page_out *out, named_ws *w, known *v, size_t *n) {
+                       page_out *out, named_ws *w, known *v, size_t *n,
+                       int read) {
   picker p = {out->v, 0, max, after, NULL};
   query q = {e, kind, NULL, 0, now, &p};
   size_t i;
@@ -440,12 +450,11 @@ static int names_after(obspam_engine *e, int kind, const obspam__name *parent,
 
   *n = 0;
   pthread_rwlock_rdlock(&e->lock);
-  if (w->store == NULL ? take_store(e, w) != 0 : w->store != e->store) {
+  if (read ? take_store(e, w) != 0 : e->store->ops->read_named == NULL) {
     pthread_rwlock_unlock(&e->lock);
     return OBSPAM_EUNAVAIL;
   }
   rc = pick_page(e, &q, parent);
-  w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
   for (i = 0; rc == OBSPAM_OK && i < p.n; i++) {
     memset(&v[i], 0, offsetof(known, r));
     known_set(&v[i], p.v[i].o);
@@ -456,6 +465,10 @@ static int names_after(obspam_engine *e, int kind, const obspam__name *parent,
   pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_OK)
     *n = p.n;
+  else if (w->store != NULL) {
+    w->store->ops->use(w->store, -1);
+    w->store = NULL;
+  }
   return rc;
 }
 
@@ -471,7 +484,12 @@ static int pick_active(obspam_engine *e, int kind, const obspam__name *parent,
   memcpy(scan, cursor, strlen(cursor) + 1);
   out->more = 0;
   for (;;) {
-    rc = names_after(e, kind, parent, scan, CHUNK, now, out, w, w->cand, &nc);
+    rc =
+        names_after(e, kind, parent, scan, CHUNK, now, out, w, w->cand, &nc, 1);
+    if (rc == OBSPAM_OK && nc == 0) {
+      w->store->ops->use(w->store, -1);
+      w->store = NULL;
+    }
     if (rc != OBSPAM_OK || nc == 0)
       return rc;
     w->nwho = 0;
@@ -534,13 +552,16 @@ static int fill_page(obspam_engine *e, int kind, const obspam__name *parent,
       if (held != NULL)
         obspam__implicit_unpin(&e->imp, held);
     }
+    /* What is missing is read with the store of now. */
+    if (left && rc == OBSPAM_OK && take_store(e, w) != 0)
+      round = ROUNDS - 1; /* the rest is read under the lock */
     pthread_rwlock_unlock(&e->lock);
-    if (left && rc == OBSPAM_OK) {
+    if (w->store != NULL) {
       w->nwho = 0;
       want_read(w, w->res, w->nres);
       want_read(w, w->anc, w->nanc);
       if (read_wanted(w, now) != OBSPAM_OK)
-        round = ROUNDS - 1; /* the rest is read under the lock */
+        round = ROUNDS - 1;
     }
   }
   for (i = kept = 0; rc == OBSPAM_OK && i < w->nres; i++) {
@@ -571,7 +592,7 @@ static int page_named(obspam_engine *e, int kind, const obspam__name *parent,
     rc = pick_active(e, kind, parent, cursor, max, now, out, w);
   } else {
     rc = names_after(e, kind, parent, cursor, max, now, out, w, w->res,
-                     &w->nres);
+                     &w->nres, 0);
     out->more = w->nres == max;
   }
   if (rc == OBSPAM_OK)
@@ -651,8 +672,6 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
       break;
     memcpy(cursor.s, out->next, strlen(out->next) + 1);
   }
-  if (ws != NULL && ws->store != NULL)
-    ws->store->ops->use(ws->store, -1);
   free(ws);
   free(out);
   if (rc == OBSPAM_ENOTFOUND)

@@ -376,7 +376,9 @@ typedef struct obspam__store_ops {
      undefined, and read, which the local counters answer, is left).
      Only between use(s, 1), called under the engine's lock, and
      use(s, -1): destroy waits for every such user, so that a store that
-     a reload or obspam_set_store replaces meanwhile outlives the call. */
+     a reload or obspam_set_store replaces meanwhile outlives the call.
+     destroy is called under the engine's write lock: a user must not
+     wait for the engine's lock before use(s, -1). */
   int (*read_named)(obspam__store *s, const obspam__named *v, size_t n,
                     int64_t now, int64_t retention, obspam__reading *out);
   void (*use)(obspam__store *s, int delta);

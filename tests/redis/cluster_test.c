@@ -1699,6 +1699,27 @@ static void *reload_loop(void *arg) {
   return NULL;
 }
 
+/* Lists e's active mailboxes until stopped; each must be want or empty
+   (the local counters of a relay that decided nothing). */
+typedef struct lister {
+  obspam_engine *e;
+  const char *want;
+  int stop, lists; /* atomic */
+} lister;
+
+static void *list_loop(void *arg) {
+  lister *ls = arg;
+
+  while (!__atomic_load_n(&ls->stop, __ATOMIC_RELAXED)) {
+    char *got = active_list(ls->e, 0);
+
+    EXPECT(strcmp(got, ls->want) == 0 || got[0] == '\0', "%.200s", got);
+    free(got);
+    __atomic_add_fetch(&ls->lists, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
 static int enum_active(const char *uri) {
   char prefix[64], *conf, *dropped, *moved, *want, *want_drop, *got, *mem;
   obspam_engine *e[2], *m;
@@ -1809,6 +1830,27 @@ static int enum_active(const char *uri) {
   __atomic_store_n(&rl.stop, 1, __ATOMIC_RELAXED);
   pthread_join(th, NULL);
   printf("%d lists, %d reloads\n", runs, rl.reloads);
+
+  printf("the store replaced while relay 1 lists: each list is Redis's "
+         "or the local counters' (none)\n");
+  {
+    lister ls = {e[1], want, 0, 0};
+    int swaps;
+
+    pthread_create(&th, NULL, list_loop, &ls);
+    for (swaps = 0; swaps < 40; swaps++) {
+      EXPECT(obspam_set_store(e[1], swaps % 2 ? uri : NULL,
+                              swaps % 2 ? prefix : NULL) == OBSPAM_OK,
+             "%s", obspam_engine_errmsg(e[1]));
+      while (__atomic_load_n(&ls.lists, __ATOMIC_RELAXED) < swaps / 2)
+        sched_yield();
+    }
+    EXPECT(obspam_set_store(e[1], uri, prefix) == OBSPAM_OK, "%s",
+           obspam_engine_errmsg(e[1]));
+    __atomic_store_n(&ls.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(th, NULL);
+    printf("%d lists, %d swaps\n", ls.lists, swaps);
+  }
 
   printf("a reload between two pages drops every 14th: the next page "
          "leaves them out\n");
