@@ -842,7 +842,8 @@ static int64_t count_in(const obspam__reading *r, int w) {
    o itself; an ancestor is read only when it has a limit. Under the
    engine's read lock. */
 static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
-                                  const obspam__reading *r, int64_t now) {
+                                  const obspam__reading *r, int64_t now,
+                                  obspam__known known, void *ud) {
   const obspam__tree *t = &e->conf->tree;
   const obspam__obj *chain[3], *p;
   int n = 0;
@@ -859,6 +860,8 @@ static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
 
       if (limit < 0)
         continue;
+      if (at == NULL && known != NULL)
+        at = known(chain[n], ud);
       if (at == NULL) {
         e->store->ops->read(e->store, chain[n], now,
                             e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &up);
@@ -873,19 +876,29 @@ static const obspam__obj *blocker(obspam_engine *e, const obspam__obj *o,
 
 void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
                         obspam_stats *out) {
+  obspam__stats_fill_known(e, o, now, NULL, NULL, out);
+}
+
+void obspam__stats_fill_known(obspam_engine *e, const obspam__obj *o,
+                              int64_t now, obspam__known known, void *ud,
+                              obspam_stats *out) {
   obspam__reading r;
+  const obspam__reading *k = known != NULL ? known(o, ud) : NULL;
   const obspam__obj *b = NULL;
   int enabled = e->conf->opt[OBSPAM_OPT_ENABLED] != 0;
 
-  e->store->ops->read(e->store, o, now,
-                      e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
+  if (k != NULL)
+    r = *k;
+  else
+    e->store->ops->read(e->store, o, now,
+                        e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
   out->limit = obspam__effective(&e->conf->tree, o);
   OBSPAM__SET(out, obspam_stats, limit_minute,
               obspam__effective_w(&e->conf->tree, o, OBSPAM__W_MINUTE));
   OBSPAM__SET(out, obspam_stats, limit_day,
               obspam__effective_w(&e->conf->tree, o, OBSPAM__W_DAY));
   if (enabled)
-    b = blocker(e, o, &r, now);
+    b = blocker(e, o, &r, now, known, ud);
   out->count = r.count;
   out->refused = r.refused;
   out->refused_total = r.refused_total;

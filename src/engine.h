@@ -191,6 +191,17 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
 void obspam__stats_fill(obspam_engine *e, const obspam__obj *o, int64_t now,
                         obspam_stats *out);
 
+/* What the store gave for o when it was read beforehand (without the
+   engine's lock: obspam__store_ops.read_named), or NULL to read it now. */
+typedef const obspam__reading *(*obspam__known)(const obspam__obj *o, void *ud);
+
+/* obspam__stats_fill with the readings that known gives for o and the
+   ancestors its status looks at, so that a shared store is not asked
+   under the engine's lock; those it does not give are read. */
+void obspam__stats_fill_known(obspam_engine *e, const obspam__obj *o,
+                              int64_t now, obspam__known known, void *ud,
+                              obspam_stats *out);
+
 /* Structures grow at their end (API.md "Additions in 1.3"): a caller
    compiled against an older header passes a smaller struct_size. The
    size of a structure up to and including field, and whether the

@@ -4,11 +4,13 @@
    reset of one object's counters (obspam_reset) and the subscription
    charged for mail of unknown uids. Each gathers what it answers while
    the locks are held and calls the callback with none held. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine.h"
+#include "hash.h"
 #include "journal.h"
 
 /* The most objects one hold of the engine reads for obspam_enumerate: a
@@ -80,6 +82,10 @@ static int under(const obspam__obj *o, const obspam__obj *parent) {
    last 60 minutes. The in-memory store holds nothing for an object
    without either (no ring, no history), which answers most objects
    without reading them. */
+static int busy(const obspam__reading *r) {
+  return r->count_day > 0 || r->refused > 0;
+}
+
 static int active(obspam_engine *e, const obspam__obj *o, int64_t now) {
   obspam__reading r;
 
@@ -89,7 +95,7 @@ static int active(obspam_engine *e, const obspam__obj *o, int64_t now) {
     return 0;
   e->store->ops->read(e->store, o, now,
                       e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &r);
-  return r.count_day > 0 || r.refused > 0;
+  return busy(&r);
 }
 
 typedef struct query {
@@ -177,12 +183,40 @@ static const obspam__obj *find_parent(obspam__tree *t, int kind,
   return o;
 }
 
-/* What one page hands to the callback, copied under the lock. */
+/* What one page hands to the callback, copied under the lock; more: the
+   objects after next may still hold some for the next page. */
 typedef struct page_out {
   obspam_stats st[PAGE];
   char name[PAGE][OBSPAM_NAME_MAX + 1];
   pick v[2 * PAGE];
+  char next[OBSPAM_NAME_MAX + 1];
+  int more;
 } page_out;
+
+/* The objects of a page into q's picker, under the read lock (the
+   implicit ones pinned). */
+static int pick_page(obspam_engine *e, query *q, const obspam__name *parent) {
+  int rc = OBSPAM_OK;
+
+  if (parent != NULL &&
+      (q->parent = find_parent(&e->conf->tree, q->kind, parent)) == NULL)
+    rc = OBSPAM_ENOTFOUND;
+  if (rc == OBSPAM_OK)
+    pick_declared(q, &e->conf->tree);
+  if (rc == OBSPAM_OK && q->kind == OBSPAM_MAILBOX)
+    pick_implicit(q, &e->imp);
+  else if (rc == OBSPAM_OK)
+    picker_cut(q->p);
+  return rc;
+}
+
+/* The page's last name as the next cursor, and whether a full page may
+   have left some. */
+static void page_next(page_out *out, size_t got, size_t max) {
+  out->more = got == max;
+  if (got > 0)
+    memcpy(out->next, out->name[got - 1], strlen(out->name[got - 1]) + 1);
+}
 
 /* One page: up to max (<= PAGE) objects after cursor, with their status,
    into out; *got of them. OBSPAM_OK, or OBSPAM_ENOTFOUND when there is
@@ -193,19 +227,11 @@ static int page(obspam_engine *e, int kind, const obspam__name *parent,
   picker p = {out->v, 0, max, cursor, NULL};
   query q = {e, kind, NULL, flags, now, &p};
   size_t i;
-  int rc = OBSPAM_OK;
+  int rc;
 
   *got = 0;
   pthread_rwlock_rdlock(&e->lock);
-  if (parent != NULL &&
-      (q.parent = find_parent(&e->conf->tree, kind, parent)) == NULL)
-    rc = OBSPAM_ENOTFOUND;
-  if (rc == OBSPAM_OK)
-    pick_declared(&q, &e->conf->tree);
-  if (rc == OBSPAM_OK && kind == OBSPAM_MAILBOX)
-    pick_implicit(&q, &e->imp);
-  else if (rc == OBSPAM_OK)
-    picker_cut(&p);
+  rc = pick_page(e, &q, parent);
   for (i = 0; rc == OBSPAM_OK && i < p.n; i++) {
     const obspam__obj *o = p.v[i].o;
 
@@ -217,8 +243,360 @@ static int page(obspam_engine *e, int kind, const obspam__name *parent,
     if (p.v[i].implicit)
       obspam__implicit_unpin(&e->imp, (obspam__imb *)p.v[i].o);
   pthread_rwlock_unlock(&e->lock);
-  if (rc == OBSPAM_OK)
+  if (rc == OBSPAM_OK) {
     *got = p.n;
+    page_next(out, p.n, max);
+  }
+  return rc;
+}
+
+/* ---- A page on a shared store ------------------------------------------
+
+   Reading an object on a shared store is a round trip, which must not be
+   made under the engine's lock (a reload waits for it, and every
+   decision for the reload). A page is made in three steps instead: under
+   the lock, the names of the next candidates (and of the store it reads
+   from, which is kept alive); without it, their counters, by name, in
+   one exchange per CHUNK; under it again, each object found again by
+   name and its status filled from what was read. A reload in between
+   may have dropped an object (it is left out) or moved it under another
+   subscription (its counters are read again). */
+
+/* The candidates of an OBSPAM_ENUM_ACTIVE page read in one exchange. */
+#define CHUNK 256
+/* The most ancestors of a page's objects (two each) and the slots of
+   their table (at most half full). */
+#define ANC (2 * PAGE)
+#define ANC_SLOTS (4 * PAGE)
+/* The rounds of reads by name of a page before what is left is read
+   under the lock (each round is needed only when a reload moved
+   objects under another subscription meanwhile). */
+#define ROUNDS 3
+
+/* An object read by name: what is copied of it under the lock, and what
+   the store gave for it under that subscription (have). */
+typedef struct known {
+  int kind, have;
+  size_t len;
+  char name[OBSPAM_NAME_MAX + 1];
+  char sub[OBSPAM_NAME_MAX + 1];
+  obspam__reading r;
+} known;
+
+typedef struct named_ws {
+  known res[PAGE]; /* the objects of the page, in name order */
+  known cand[CHUNK];
+  known anc[ANC]; /* their domains and subscriptions */
+  size_t nres, nanc;
+  int32_t slot[ANC_SLOTS]; /* anc by kind and name: index + 1, 0 empty */
+  /* One exchange's names and readings, and whose they are. */
+  obspam__named nv[PAGE + ANC];
+  obspam__reading rv[PAGE + ANC];
+  known *who[PAGE + ANC];
+  size_t nwho;
+  int64_t retention;
+  obspam__store *store; /* taken with use(), or NULL */
+} named_ws;
+
+static const char *owner_name(const obspam__obj *o) {
+  const obspam__sub *s = obspam__owner(o);
+
+  return s != NULL ? s->obj.name : "";
+}
+
+/* k names o from now on; what was read for it stays if o is still under
+   the same subscription. */
+static void known_set(known *k, const obspam__obj *o) {
+  const char *sub = owner_name(o);
+
+  if (k->kind != o->kind || k->len != o->len || strcmp(k->name, o->name) ||
+      strcmp(k->sub, sub) != 0)
+    k->have = 0;
+  k->kind = o->kind;
+  k->len = o->len;
+  memcpy(k->name, o->name, (size_t)o->len + 1);
+  memcpy(k->sub, sub, strlen(sub) + 1);
+}
+
+/* The slot of the ancestor of kind and name, empty when it has none. */
+static int32_t *anc_slot(named_ws *w, int kind, const char *name, size_t len) {
+  size_t i = (size_t)(obspam__hash(name, len) + (uint64_t)kind) % ANC_SLOTS;
+
+  while (w->slot[i] != 0) {
+    const known *k = &w->anc[w->slot[i] - 1];
+
+    if (k->kind == kind && k->len == len && memcmp(k->name, name, len) == 0)
+      break;
+    i = (i + 1) % ANC_SLOTS;
+  }
+  return &w->slot[i];
+}
+
+/* Whether what was read for o is its own: read for its subscription. */
+static const obspam__reading *known_for(const known *k, const obspam__obj *o) {
+  return k->have && strcmp(k->sub, owner_name(o)) == 0 ? &k->r : NULL;
+}
+
+/* The status of the object a page fills: its own reading, and its
+   ancestors'. */
+typedef struct fill_ctx {
+  named_ws *w;
+  const obspam__obj *o;
+  const known *self;
+} fill_ctx;
+
+static const obspam__reading *fill_known(const obspam__obj *o, void *ud) {
+  fill_ctx *c = ud;
+  int32_t at;
+
+  if (o == c->o)
+    return known_for(c->self, o);
+  at = *anc_slot(c->w, o->kind, o->name, o->len);
+  return at != 0 ? known_for(&c->w->anc[at - 1], o) : NULL;
+}
+
+/* Whether everything o's status reads was read: else what is missing is
+   named for the next exchange (the object itself in k, its ancestors in
+   the table). Under the read lock. */
+static int all_known(named_ws *w, known *k, const obspam__obj *o) {
+  const obspam__obj *p;
+  int ok = 1;
+
+  if (known_for(k, o) == NULL) {
+    known_set(k, o);
+    ok = 0;
+  }
+  for (p = o->parent; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION;
+       p = p->parent) {
+    int32_t *at = anc_slot(w, p->kind, p->name, p->len);
+
+    if (*at == 0) {
+      if (w->nanc == ANC)
+        return 0; /* cannot happen: two ancestors an object */
+      memset(&w->anc[w->nanc], 0, offsetof(known, r));
+      *at = (int32_t)++w->nanc;
+    }
+    if (known_for(&w->anc[*at - 1], p) == NULL) {
+      known_set(&w->anc[*at - 1], p);
+      ok = 0;
+    }
+  }
+  return ok;
+}
+
+static void want_read(named_ws *w, known *v, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (!v[i].have)
+      w->who[w->nwho++] = &v[i];
+}
+
+/* Reads what w->who names from the store taken (take_store), without
+   the engine's lock, in one exchange per batch, and lets the store go.
+   OBSPAM_OK or OBSPAM_EUNAVAIL (also when out of memory: read under the
+   lock then). */
+static int read_wanted(named_ws *w, int64_t now) {
+  size_t i;
+  int rc;
+
+  for (i = 0; i < w->nwho; i++) {
+    w->nv[i].kind = w->who[i]->kind;
+    w->nv[i].sub = w->who[i]->sub;
+    w->nv[i].name = w->who[i]->name;
+    w->nv[i].len = w->who[i]->len;
+  }
+  rc = w->store->ops->read_named(w->store, w->nv, w->nwho, now, w->retention,
+                                 w->rv);
+  w->store->ops->use(w->store, -1);
+  w->store = NULL;
+  if (rc != OBSPAM_OK)
+    return OBSPAM_EUNAVAIL;
+  for (i = 0; i < w->nwho; i++) {
+    w->who[i]->r = w->rv[i];
+    w->who[i]->have = 1;
+  }
+  w->nwho = 0;
+  return OBSPAM_OK;
+}
+
+/* Under the read lock: takes the engine's store for one exchange
+   (read_wanted lets it go), or says it reads nothing by name. It is held
+   only while no lock is waited for: a reload or obspam_set_store that
+   frees it, holding the write lock, waits for the exchange, never for
+   this thread's next hold of the lock. */
+static int take_store(obspam_engine *e, named_ws *w) {
+  w->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+  if (e->store->ops->read_named == NULL ||
+      (w->store = obspam__store_take(e->store)) == NULL)
+    return -1;
+  return 0;
+}
+
+/* The names of up to max objects after `after` (any activity) into v,
+   *n of them, with the store taken for reading them when read is set.
+   OBSPAM_EUNAVAIL: the engine's store reads nothing by name (a local
+   one). */
+static int names_after(obspam_engine *e, int kind, const obspam__name *parent,
+                       const char *after, size_t max, int64_t now,
+                       page_out *out, named_ws *w, known *v, size_t *n,
+                       int read) {
+  picker p = {out->v, 0, max, after, NULL};
+  query q = {e, kind, NULL, 0, now, &p};
+  size_t i;
+  int rc;
+
+  *n = 0;
+  pthread_rwlock_rdlock(&e->lock);
+  if (read ? take_store(e, w) != 0 : e->store->ops->read_named == NULL) {
+    pthread_rwlock_unlock(&e->lock);
+    return OBSPAM_EUNAVAIL;
+  }
+  rc = pick_page(e, &q, parent);
+  for (i = 0; rc == OBSPAM_OK && i < p.n; i++) {
+    memset(&v[i], 0, offsetof(known, r));
+    known_set(&v[i], p.v[i].o);
+  }
+  for (i = 0; rc == OBSPAM_OK && i < p.n; i++)
+    if (p.v[i].implicit)
+      obspam__implicit_unpin(&e->imp, (obspam__imb *)p.v[i].o);
+  pthread_rwlock_unlock(&e->lock);
+  if (rc == OBSPAM_OK)
+    *n = p.n;
+  else if (w->store != NULL) {
+    w->store->ops->use(w->store, -1);
+    w->store = NULL;
+  }
+  return rc;
+}
+
+/* The objects of an active page: the candidates after cursor, CHUNK at
+   a time, those with activity kept, until max are. */
+static int pick_active(obspam_engine *e, int kind, const obspam__name *parent,
+                       const char *cursor, size_t max, int64_t now,
+                       page_out *out, named_ws *w) {
+  char scan[OBSPAM_NAME_MAX + 1];
+  size_t nc, i;
+  int rc;
+
+  memcpy(scan, cursor, strlen(cursor) + 1);
+  out->more = 0;
+  for (;;) {
+    rc =
+        names_after(e, kind, parent, scan, CHUNK, now, out, w, w->cand, &nc, 1);
+    if (rc == OBSPAM_OK && nc == 0) {
+      w->store->ops->use(w->store, -1);
+      w->store = NULL;
+    }
+    if (rc != OBSPAM_OK || nc == 0)
+      return rc;
+    w->nwho = 0;
+    want_read(w, w->cand, nc);
+    if ((rc = read_wanted(w, now)) != OBSPAM_OK)
+      return rc;
+    for (i = 0; i < nc && w->nres < max; i++)
+      if (busy(&w->cand[i].r))
+        w->res[w->nres++] = w->cand[i];
+    if (w->nres == max) {
+      out->more = 1;
+      return OBSPAM_OK;
+    }
+    if (nc < CHUNK)
+      return OBSPAM_OK;
+    memcpy(scan, w->cand[nc - 1].name, w->cand[nc - 1].len + 1);
+  }
+}
+
+/* The status of every object of w->res into out, found again by name
+   under the lock, its counters read beforehand; objects a reload dropped
+   (or moved from under parent) are left out. *got of them. */
+static int fill_page(obspam_engine *e, int kind, const obspam__name *parent,
+                     int64_t now, page_out *out, named_ws *w, size_t *got) {
+  uint8_t done[PAGE];
+  size_t i, kept;
+  int round, rc = OBSPAM_OK, left = 1;
+
+  memset(done, 0, sizeof(done));
+  for (round = 1; left && rc == OBSPAM_OK; round++) {
+    const obspam__obj *pp = NULL;
+
+    left = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    if (parent != NULL &&
+        (pp = find_parent(&e->conf->tree, kind, parent)) == NULL)
+      rc = OBSPAM_ENOTFOUND;
+    for (i = 0; rc == OBSPAM_OK && i < w->nres; i++) {
+      known *k = &w->res[i];
+      obspam__name n;
+      obspam__imb *held;
+      const obspam__obj *o;
+
+      if (done[i])
+        continue;
+      n.len = n.at = k->len;
+      memcpy(n.s, k->name, k->len + 1);
+      o = obspam__find_counted(e, kind, &n, &held);
+      if (o == NULL || (pp != NULL && !under(o, pp))) {
+        done[i] = 2; /* gone */
+      } else if (all_known(w, k, o) || round == ROUNDS) {
+        fill_ctx c = {w, o, k};
+
+        out->st[i].struct_size = sizeof(out->st[i]);
+        obspam__stats_fill_known(e, o, now, fill_known, &c, &out->st[i]);
+        done[i] = 1;
+      } else {
+        left = 1;
+      }
+      if (held != NULL)
+        obspam__implicit_unpin(&e->imp, held);
+    }
+    /* What is missing is read with the store of now. */
+    if (left && rc == OBSPAM_OK && take_store(e, w) != 0)
+      round = ROUNDS - 1; /* the rest is read under the lock */
+    pthread_rwlock_unlock(&e->lock);
+    if (w->store != NULL) {
+      w->nwho = 0;
+      want_read(w, w->res, w->nres);
+      want_read(w, w->anc, w->nanc);
+      if (read_wanted(w, now) != OBSPAM_OK)
+        round = ROUNDS - 1;
+    }
+  }
+  for (i = kept = 0; rc == OBSPAM_OK && i < w->nres; i++) {
+    if (done[i] != 1)
+      continue;
+    if (kept != i)
+      out->st[kept] = out->st[i];
+    memcpy(out->name[kept], w->res[i].name, w->res[i].len + 1);
+    kept++;
+  }
+  *got = rc == OBSPAM_OK ? kept : 0;
+  return rc;
+}
+
+/* One page on a shared store, as page() gives it. OBSPAM_EUNAVAIL: the
+   store reads nothing by name (it was replaced by a local one), or does
+   not answer; page() is left to make it. */
+static int page_named(obspam_engine *e, int kind, const obspam__name *parent,
+                      uint32_t flags, const char *cursor, size_t max,
+                      int64_t now, page_out *out, named_ws *w, size_t *got) {
+  int rc;
+
+  *got = 0;
+  w->nres = w->nanc = 0;
+  memset(w->slot, 0, sizeof(w->slot));
+  if (flags & OBSPAM_ENUM_ACTIVE) {
+    memcpy(out->next, cursor, strlen(cursor) + 1);
+    rc = pick_active(e, kind, parent, cursor, max, now, out, w);
+  } else {
+    rc = names_after(e, kind, parent, cursor, max, now, out, w, w->res,
+                     &w->nres, 0);
+    out->more = w->nres == max;
+  }
+  if (rc == OBSPAM_OK)
+    rc = fill_page(e, kind, parent, now, out, w, got);
+  if (rc == OBSPAM_OK && w->nres > 0)
+    memcpy(out->next, w->res[w->nres - 1].name, w->res[w->nres - 1].len + 1);
   return rc;
 }
 
@@ -229,6 +607,7 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
                      void *ud) {
   obspam__name pn, cursor;
   page_out *out;
+  named_ws *ws = NULL;
   size_t got, i, done = 0, len;
   const char *why;
   int rc = OBSPAM_OK;
@@ -265,22 +644,33 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
   now = obspam__newest(e, now);
   if ((out = malloc(sizeof(*out))) == NULL)
     return obspam__fail(e, OBSPAM_ENOMEM, "enumerate: out of memory");
+  /* A shared store is read without the engine's lock (page_named); a
+     page it cannot make, or any page when memory runs out for it, is
+     made by page(). */
+  if (__atomic_load_n(&e->shared, __ATOMIC_RELAXED) &&
+      (ws = malloc(sizeof(*ws))) != NULL)
+    ws->store = NULL;
 
   for (;;) {
     size_t want = max == 0 || max - done > PAGE ? PAGE : max - done;
 
-    rc = page(e, kind, parent != NULL ? &pn : NULL, flags, cursor.s, want, now,
-              out, &got);
+    rc = ws != NULL ? page_named(e, kind, parent != NULL ? &pn : NULL, flags,
+                                 cursor.s, want, now, out, ws, &got)
+                    : OBSPAM_EUNAVAIL;
+    if (rc == OBSPAM_EUNAVAIL)
+      rc = page(e, kind, parent != NULL ? &pn : NULL, flags, cursor.s, want,
+                now, out, &got);
     if (rc != OBSPAM_OK)
       break;
     for (i = 0; i < got; i++)
       if (fn(kind, out->name[i], &out->st[i], ud) != 0)
         break;
     done += got;
-    if (i < got || got < want || (max != 0 && done == max))
+    if (i < got || !out->more || (max != 0 && done == max))
       break;
-    memcpy(cursor.s, out->name[got - 1], strlen(out->name[got - 1]) + 1);
+    memcpy(cursor.s, out->next, strlen(out->next) + 1);
   }
+  free(ws);
   free(out);
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc,

@@ -134,16 +134,37 @@ static int rows_emit(obspam_engine *e, const char *what, int64_t from,
                      void (*fn)(const obspam_report_row *row, void *ud),
                      void *ud) {
   char(*subs)[OBSPAM_NAME_MAX + 1] = NULL;
+  obspam__store *shared;
   obspam__row *rows;
+  int64_t retention;
   size_t n, i, k;
   int rc;
 
   if (fn == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "%s: no callback", what);
   pthread_rwlock_rdlock(&e->lock);
-  rc = e->store->ops->report(e->store, from, to,
-                             e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], every,
-                             &rows, &n);
+  retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+  rc = OBSPAM_EUNAVAIL;
+  shared = NULL;
+  if (e->store->ops->report_shared != NULL &&
+      (shared = obspam__store_take(e->store)) != NULL) {
+    /* A shared store's report is many round trips, which a reload (and,
+       behind it, every decision) must not wait for: it is made without
+       the engine's lock, which is taken again for the scripts'
+       subscriptions. */
+    pthread_rwlock_unlock(&e->lock);
+    rc = shared->ops->report_shared(shared, from, to, retention, every, &rows,
+                                    &n);
+    shared->ops->use(shared, -1);
+    pthread_rwlock_rdlock(&e->lock);
+  }
+  /* A shared store that did not answer is not waited for twice: the
+     local counters answer, as its report would. */
+  if (rc == OBSPAM_EUNAVAIL)
+    rc = shared != NULL ? e->local->ops->report(e->local, from, to, retention,
+                                                every, &rows, &n)
+                        : e->store->ops->report(e->store, from, to, retention,
+                                                every, &rows, &n);
   /* Only the rows asked for are kept. */
   for (i = k = 0; rc == OBSPAM_OK && i < n; i++)
     if (kind < 0 || rows[i].kind == kind)

@@ -238,6 +238,17 @@ typedef struct obspam__pending {
 
 void obspam__pending_free(obspam__pending *list);
 
+/* An object as a shared store finds its counters: by kind, name, and
+   the name of the subscription that owns it ("" none), which make its
+   keys. What the caller copied under the engine's lock, so that it stays
+   valid once the lock is let go. */
+typedef struct obspam__named {
+  int kind;
+  const char *sub;
+  const char *name;
+  size_t len;
+} obspam__named;
+
 typedef struct obspam__store obspam__store;
 typedef obspam__obj *(*obspam__successor)(int kind, const char *name,
                                           size_t len, void *ud);
@@ -355,6 +366,30 @@ typedef struct obspam__store_ops {
      keys of dropped objects waiting to be deleted, deleted, and given up
      (left to expire). See obspam_store_backlog. */
   void (*backlog)(obspam__store *s, int64_t out[6]);
+  /* Optional (NULL: the caller reads the objects themselves, under the
+     engine's lock, which costs a local store no wait): what read gives
+     for each of the n objects of v, named rather than pointed to, so that
+     the caller can ask without the engine's lock while a reload may free
+     the objects. A shared store asks in one exchange per batch of
+     objects, not one per object. OBSPAM_OK, OBSPAM_ENOMEM, or
+     OBSPAM_EUNAVAIL when the store does not answer (out is then
+     undefined, and read, which the local counters answer, is left).
+     Only between use(s, 1), called under the engine's lock, and
+     use(s, -1): destroy waits for every such user, so that a store that
+     a reload or obspam_set_store replaces meanwhile outlives the call.
+     destroy is called under the engine's write lock: a user must not
+     wait for the engine's lock before use(s, -1). */
+  int (*read_named)(obspam__store *s, const obspam__named *v, size_t n,
+                    int64_t now, int64_t retention, obspam__reading *out);
+  void (*use)(obspam__store *s, int delta);
+  /* Optional (NULL: report under the engine's lock), with use as
+     read_named: report from the shared store alone, which needs no
+     object of the tree, so without the engine's lock; OBSPAM_EUNAVAIL
+     when it does not answer (report, under the lock, then answers from
+     the local counters). */
+  int (*report_shared)(obspam__store *s, int64_t from, int64_t to,
+                       int64_t retention, int every, obspam__row **out,
+                       size_t *n);
 } obspam__store_ops;
 
 struct obspam__store {
@@ -367,6 +402,15 @@ static inline void obspam__store_forget(obspam__obj *o, void *store) {
   obspam__store *s = store;
 
   s->ops->forget(s, o);
+}
+
+/* s, taken for calls without the engine's lock (obspam__store_ops.use)
+   when it has such calls; else NULL. Under the engine's lock. */
+static inline obspam__store *obspam__store_take(obspam__store *s) {
+  if (s->ops->use == NULL)
+    return NULL;
+  s->ops->use(s, 1);
+  return s;
 }
 
 /* The in-memory store. NULL when out of memory. */

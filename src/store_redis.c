@@ -527,6 +527,9 @@ typedef struct redis_store {
   conn **free;
 
   /* Everything below, held for a few instructions at a time. */
+  /* Callers of read_named that took the store under the engine's lock
+     (obspam__store_ops.use): destroy waits for them. Under plock. */
+  int users;
   pthread_mutex_t slock;
   /* The scripts' SHA1s, set once by the first connection that loads
      them (the same text gives the same SHA1 on every server). */
@@ -1656,54 +1659,144 @@ static int r_charge(obspam__store *s, obspam__charge *ch) {
   return r_charge_many(s, one, 1, &done);
 }
 
-static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
-                   int64_t retention, obspam__reading *out) {
-  redis_store *r = (redis_store *)s;
-  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
-  const char *sub = sub_of(o);
-  cmd c;
-  redisReply *rp;
-  session x;
+/* The EVALSHA of lua_read for the object kind:name of subscription sub
+   into c, with its keys in w and h and its numbers in nows and rets. */
+static void read_cmd(const redis_store *r, cmd *c, const obspam__named *o,
+                     char *w, char *h, char *nows, char *rets, int64_t now,
+                     int64_t retention) {
+  memset(c, 0, sizeof(*c));
+  args(c, "EVALSHA");
+  arg(c, r->sha_read, 40);
+  args(c, "2");
+  arg(c, w, key_of(r, w, o->sub, o->kind, o->name, o->len, 'w'));
+  arg(c, h, key_of(r, h, o->sub, o->kind, o->name, o->len, 'h'));
+  snprintf(nows, 24, "%lld", (long long)now);
+  snprintf(rets, 24, "%lld", (long long)retention);
+  args(c, nows);
+  args(c, rets);
+}
 
-  memset(&c, 0, sizeof(c));
+/* A reply of lua_read into out: 0, or -1 when it is not one. */
+static int parse_reading(const redisReply *rp, obspam__reading *out) {
+  if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 11)
+    return -1;
+  out->count = int_of(rp->element[0]);
+  out->refused = int_of(rp->element[1]);
+  out->refused_total = int_of(rp->element[2]);
+  out->last_refused = int_of(rp->element[3]);
+  out->exceeded = int_of(rp->element[4]);
+  out->exceeded_total = int_of(rp->element[5]);
+  out->count_day = int_of(rp->element[6]);
+  out->count_minute = int_of(rp->element[7]);
+  out->last_reset = int_of(rp->element[8]);
+  out->forwarded = int_of(rp->element[9]);
+  out->lists = int_of(rp->element[10]);
+  return 0;
+}
+
+/* The time a read is made at: never before the newest this store saw,
+   as the decisions count. */
+static int64_t read_time(redis_store *r, int64_t now) {
   pthread_mutex_lock(&r->slock);
   if (now < r->newest)
     now = r->newest;
   pthread_mutex_unlock(&r->slock);
+  return now;
+}
+
+static void r_read(obspam__store *s, const obspam__obj *o, int64_t now,
+                   int64_t retention, obspam__reading *out) {
+  redis_store *r = (redis_store *)s;
+  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
+  obspam__named on = {o->kind, sub_of(o), o->name, o->len};
+  cmd c;
+  redisReply *rp;
+  session x;
+
+  now = read_time(r, now);
   if (session_start(r, &x) != 0)
     goto local;
-  args(&c, "EVALSHA");
-  arg(&c, r->sha_read, 40);
-  args(&c, "2");
-  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
-  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
-  snprintf(nows, sizeof(nows), "%lld", (long long)now);
-  snprintf(rets, sizeof(rets), "%lld", (long long)retention);
-  args(&c, nows);
-  args(&c, rets);
+  read_cmd(r, &c, &on, w, h, nows, rets, now, retention);
   if (pipeline(r, &x, &c, 1, &rp) == 0) {
-    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 11) {
-      out->count = int_of(rp->element[0]);
-      out->refused = int_of(rp->element[1]);
-      out->refused_total = int_of(rp->element[2]);
-      out->last_refused = int_of(rp->element[3]);
-      out->exceeded = int_of(rp->element[4]);
-      out->exceeded_total = int_of(rp->element[5]);
-      out->count_day = int_of(rp->element[6]);
-      out->count_minute = int_of(rp->element[7]);
-      out->last_reset = int_of(rp->element[8]);
-      out->forwarded = int_of(rp->element[9]);
-      out->lists = int_of(rp->element[10]);
-      freeReplyObject(rp);
+    int bad = parse_reading(rp, out);
+
+    freeReplyObject(rp);
+    if (!bad) {
       session_end(r, &x);
       return;
     }
-    freeReplyObject(rp);
     down(r, &x);
   }
   session_end(r, &x);
 local:
   r->local->ops->read(r->local, o, now, retention, out);
+}
+
+/* Reads of many objects go to Redis READ_BATCH at a time, each batch one
+   write of pipelined scripts and one wait for their replies. */
+#define READ_BATCH 256
+
+/* One batch of reads on session x: 0, or -1 (out of memory, or Redis
+   does not answer: then it is called down). */
+static int read_batch(redis_store *r, session *x, const obspam__named *v,
+                      size_t n, int64_t now, int64_t retention,
+                      obspam__reading *out) {
+  char w[KEY_MAX], h[KEY_MAX], nows[24], rets[24];
+  batch b = {NULL, NULL, 0, 0};
+  redisReply *rp[READ_BATCH];
+  size_t i;
+  int rc = -1;
+
+  for (i = 0; i < n; i++) {
+    cmd c;
+
+    /* The command is formatted at once: the key buffers serve the next. */
+    read_cmd(r, &c, &v[i], w, h, nows, rets, now, retention);
+    if (batch_add(&b, &c) != 0)
+      break;
+  }
+  if (i == n && send_fmt(r, x, b.fmt, b.flen, (int)n, rp) == 0) {
+    for (i = 0; i < n; i++)
+      if (parse_reading(rp[i], &out[i]) != 0)
+        break;
+    rc = i == n ? 0 : -1;
+    free_replies(rp, (int)n);
+    if (rc != 0)
+      down(r, x);
+  }
+  batch_free(&b);
+  return rc;
+}
+
+static int r_read_named(obspam__store *s, const obspam__named *v, size_t n,
+                        int64_t now, int64_t retention, obspam__reading *out) {
+  redis_store *r = (redis_store *)s;
+  size_t at;
+  session x;
+
+  if (n == 0)
+    return OBSPAM_OK;
+  now = read_time(r, now);
+  if (session_start(r, &x) != 0)
+    return OBSPAM_EUNAVAIL;
+  for (at = 0; at < n; at += READ_BATCH) {
+    size_t k = n - at < READ_BATCH ? n - at : READ_BATCH;
+
+    if (read_batch(r, &x, v + at, k, now, retention, out + at) != 0)
+      break;
+  }
+  session_end(r, &x);
+  return at >= n ? OBSPAM_OK : OBSPAM_EUNAVAIL;
+}
+
+static void r_use(obspam__store *s, int delta) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->plock);
+  r->users += delta;
+  if (r->users == 0)
+    pthread_cond_broadcast(&r->pcond);
+  pthread_mutex_unlock(&r->plock);
 }
 
 static void r_forget(obspam__store *s, obspam__obj *o) {
@@ -1923,66 +2016,81 @@ static void strlist_unique(strlist *l) {
 
 /* The objects in the report index of the clock hours first to last:
    each "KIND\tSUB\tNAME" once, however many of the hours it was active
-   in. OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
+   in; the hours asked READ_BATCH at a time, in one exchange each.
+   OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
    answer. */
 static int indexed_objects(redis_store *r, session *x, int64_t first,
                            int64_t last, strlist *out) {
   char key[KEY_MAX];
-  int64_t hour;
-  redisReply *rp;
-  size_t i;
-  cmd c;
+  redisReply *rp[READ_BATCH];
+  int64_t hour = first;
   int rc = OBSPAM_OK;
 
-  for (hour = first; hour <= last && rc == OBSPAM_OK; hour += 3600) {
-    memset(&c, 0, sizeof(c));
-    snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
-    args(&c, "SMEMBERS");
-    args(&c, key);
-    if (pipeline(r, x, &c, 1, &rp) != 0)
-      return OBSPAM_EUNAVAIL;
-    for (i = 0; rp->type == REDIS_REPLY_ARRAY && i < rp->elements; i++)
-      if ((rc = strlist_add(out, rp->element[i]->str)) != OBSPAM_OK)
+  while (hour <= last && rc == OBSPAM_OK) {
+    batch b = {NULL, NULL, 0, 0};
+    size_t i;
+    int n, k;
+
+    for (n = 0; hour <= last && n < READ_BATCH; n++, hour += 3600) {
+      cmd c;
+
+      memset(&c, 0, sizeof(c));
+      snprintf(key, sizeof(key), "%sidx:%lld", r->prefix, (long long)hour);
+      args(&c, "SMEMBERS");
+      args(&c, key);
+      if (batch_add(&b, &c) != 0)
         break;
-    freeReplyObject(rp);
+    }
+    if (n < READ_BATCH && hour <= last)
+      rc = OBSPAM_ENOMEM;
+    else if (send_fmt(r, x, b.fmt, b.flen, n, rp) != 0)
+      rc = OBSPAM_EUNAVAIL;
+    batch_free(&b);
+    if (rc != OBSPAM_OK)
+      break;
+    for (k = 0; k < n; k++) {
+      for (i = 0; rc == OBSPAM_OK && rp[k]->type == REDIS_REPLY_ARRAY &&
+                  i < rp[k]->elements;
+           i++)
+        rc = strlist_add(out, rp[k]->element[i]->str);
+    }
+    free_replies(rp, n);
   }
   strlist_unique(out);
   return rc;
 }
 
-/* The report row of the index member "KIND\tSUB\tNAME" (which it cuts
-   at the second tab: row->name points into it): the sums of the object's
-   hours after cutoff that overlap [from, to). *listed says whether the
-   row belongs in the report; a member of another shape has none.
-   OBSPAM_OK, OBSPAM_ENOMEM, or OBSPAM_EUNAVAIL when Redis does not
-   answer. */
-static int object_row(redis_store *r, session *x, char *member, int64_t cutoff,
-                      int64_t from, int64_t to, int every, obspam__row *row,
-                      int *listed) {
-  char key[KEY_MAX], *kind_end, *sub, *tab;
-  obspam__hour *h;
-  size_t nh, k;
-  redisReply *rp;
-  cmd c;
-  int rc;
+/* The index member "KIND\tSUB\tNAME" as a row (cut at the second tab:
+   row->name points into it) and the key of its history in key: 0, or -1
+   for a member of another shape. */
+static int member_row(const redis_store *r, char *member, obspam__row *row,
+                      char **sub, char *key, size_t *klen) {
+  char *kind_end, *tab;
 
-  *listed = 0;
   memset(row, 0, sizeof(*row));
   row->kind = (int)strtol(member, &kind_end, 10);
   if (*kind_end != '\t' || (tab = strchr(kind_end + 1, '\t')) == NULL)
-    return OBSPAM_OK;
-  sub = kind_end + 1;
+    return -1;
+  *sub = kind_end + 1;
   *tab = '\0';
   row->name = tab + 1;
-  memset(&c, 0, sizeof(c));
-  args(&c, "HGETALL");
-  arg(&c, key,
-      key_of(r, key, sub, row->kind, row->name, strlen(row->name), 'h'));
-  if (pipeline(r, x, &c, 1, &rp) != 0)
-    return OBSPAM_EUNAVAIL;
+  *klen = key_of(r, key, *sub, row->kind, row->name, strlen(row->name), 'h');
+  return 0;
+}
+
+/* The report row of a member from its history hash rp: the sums of the
+   object's hours after cutoff that overlap [from, to). *listed says
+   whether the row belongs in the report. OBSPAM_OK or OBSPAM_ENOMEM. */
+static int object_row(const redisReply *rp, const char *sub, int64_t cutoff,
+                      int64_t from, int64_t to, int every, obspam__row *row,
+                      int *listed) {
+  obspam__hour *h;
+  size_t nh, k;
+  int rc;
+
+  *listed = 0;
   rc = parse_hours(rp, cutoff, from, to, row->kind == OBSPAM_SCRIPT ? 0 : 3600,
                    &h, &nh);
-  freeReplyObject(rp);
   if (rc != OBSPAM_OK)
     return rc;
   for (k = 0; k < nh; k++)
@@ -1994,6 +2102,48 @@ static int object_row(redis_store *r, session *x, char *member, int64_t cutoff,
   row->uid = -1;
   row->sub = row->kind == OBSPAM_SCRIPT && sub[0] != '\0' ? sub : NULL;
   return OBSPAM_OK;
+}
+
+/* The rows of members m[0..n) (n <= READ_BATCH) into rows, *k of them
+   listed so far: their history hashes in one exchange. */
+static int rows_batch(redis_store *r, session *x, char **m, size_t n,
+                      int64_t cutoff, int64_t from, int64_t to, int every,
+                      obspam__row *rows, size_t *k) {
+  char key[KEY_MAX], *sub[READ_BATCH];
+  redisReply *rp[READ_BATCH];
+  obspam__row row[READ_BATCH];
+  batch b = {NULL, NULL, 0, 0};
+  size_t i, nb = 0;
+  int rc = OBSPAM_OK, listed;
+
+  for (i = 0; i < n; i++) {
+    cmd c;
+    size_t klen;
+
+    if (member_row(r, m[i], &row[nb], &sub[nb], key, &klen) != 0)
+      continue;
+    memset(&c, 0, sizeof(c));
+    args(&c, "HGETALL");
+    arg(&c, key, klen);
+    if (batch_add(&b, &c) != 0) {
+      rc = OBSPAM_ENOMEM;
+      break;
+    }
+    nb++;
+  }
+  if (rc == OBSPAM_OK && nb > 0 &&
+      send_fmt(r, x, b.fmt, b.flen, (int)nb, rp) != 0)
+    rc = OBSPAM_EUNAVAIL;
+  batch_free(&b);
+  if (rc != OBSPAM_OK)
+    return rc;
+  for (i = 0; i < nb && rc == OBSPAM_OK; i++) {
+    rc = object_row(rp[i], sub[i], cutoff, from, to, every, &row[i], &listed);
+    if (rc == OBSPAM_OK && listed)
+      rows[(*k)++] = row[i];
+  }
+  free_replies(rp, (int)nb);
+  return rc;
 }
 
 /* Moves rows[0..n) into one allocation that also holds their names, as
@@ -2044,19 +2194,17 @@ static int redis_report(redis_store *r, session *x, int64_t seen, int64_t from,
   strlist members = {NULL, 0, 0};
   obspam__row *rows = NULL;
   size_t i, k = 0;
-  int rc = OBSPAM_OK, listed;
+  int rc = OBSPAM_OK;
 
   if (to > from)
     rc = indexed_objects(r, x, first, last, &members);
   if (rc == OBSPAM_OK && members.n > 0 &&
       (rows = calloc(members.n, sizeof(*rows))) == NULL)
     rc = OBSPAM_ENOMEM;
-  for (i = 0; rc == OBSPAM_OK && i < members.n; i++) {
-    rc = object_row(r, x, members.v[i], cutoff, from, to, every, &rows[k],
-                    &listed);
-    if (rc == OBSPAM_OK && listed)
-      k++;
-  }
+  for (i = 0; rc == OBSPAM_OK && i < members.n; i += READ_BATCH)
+    rc = rows_batch(r, x, members.v + i,
+                    members.n - i < READ_BATCH ? members.n - i : READ_BATCH,
+                    cutoff, from, to, every, rows, &k);
   if (rc == OBSPAM_OK && (rc = pack_rows(rows, k, out)) == OBSPAM_OK) {
     rows = NULL;
     *n = k;
@@ -2066,9 +2214,9 @@ static int redis_report(redis_store *r, session *x, int64_t seen, int64_t from,
   return rc;
 }
 
-static int r_report(obspam__store *s, int64_t from, int64_t to,
-                    int64_t retention, int every, obspam__row **out,
-                    size_t *n) {
+static int r_report_shared(obspam__store *s, int64_t from, int64_t to,
+                           int64_t retention, int every, obspam__row **out,
+                           size_t *n) {
   redis_store *r = (redis_store *)s;
   int64_t seen;
   session x;
@@ -2083,6 +2231,15 @@ static int r_report(obspam__store *s, int64_t from, int64_t to,
     rc = redis_report(r, &x, seen, from, to, retention, every, out, n);
     session_end(r, &x);
   }
+  return rc;
+}
+
+static int r_report(obspam__store *s, int64_t from, int64_t to,
+                    int64_t retention, int every, obspam__row **out,
+                    size_t *n) {
+  redis_store *r = (redis_store *)s;
+  int rc = r_report_shared(s, from, to, retention, every, out, n);
+
   if (rc != OBSPAM_EUNAVAIL)
     return rc;
   /* Redis does not answer: what this server saw itself. */
@@ -2224,6 +2381,15 @@ static void r_destroy(obspam__store *s) {
   ledger_entry *le;
   int i;
 
+  /* A reader by name took the store before it was replaced, and reads
+     without the engine's lock: it finishes first. The wake-up may be a
+     give() meant for a caller that waits for a connection: passed on. */
+  pthread_mutex_lock(&r->plock);
+  while (r->users > 0) {
+    pthread_cond_wait(&r->pcond, &r->plock);
+    pthread_cond_signal(&r->pcond);
+  }
+  pthread_mutex_unlock(&r->plock);
   pthread_mutex_lock(&r->hlock);
   r->hk_stop = 1;
   pthread_cond_signal(&r->hcond);
@@ -2298,7 +2464,10 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .same = r_same,
                                             .status = r_status,
                                             .gone = r_gone,
-                                            .backlog = r_backlog};
+                                            .backlog = r_backlog,
+                                            .read_named = r_read_named,
+                                            .use = r_use,
+                                            .report_shared = r_report_shared};
 
 /* Initialises the locks of r: 0, or -1 with none left initialised. */
 static int locks_init(redis_store *r) {

@@ -53,6 +53,8 @@ check "redis: an object active in two hours is one report row" \
   "$BIN/cluster_test" report_hours "$URI"
 check "redis: top and enumerate read Redis; a reset is every relay's" \
   "$BIN/cluster_test" panel "$URI"
+check "redis: active objects by pages, read in chunks, across reloads" \
+  "$BIN/cluster_test" enum_active "$URI"
 check "redis: a reset empties every window on every relay, as in memory" \
   "$BIN/cluster_test" reset "$URI"
 check "redis: the minute and day windows and the cap, at each bucket edge" \
@@ -86,6 +88,8 @@ PD=$("$SRV" port)
 check "redis: the proxy adding 50 ms is ready" start_proxy "$PD" "$P1" 50
 check "redis: a batch is one round trip; batches queued meanwhile share one" \
   "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50
+check "redis: a panel's pass makes no round trip under the lock: reloads go on" \
+  "$BIN/cluster_test" enum_lock "$URI" "redis://127.0.0.1:$PD" 50
 stop_proxy
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
