@@ -72,7 +72,7 @@ def only_dunno(answer):
     if answer != "action=DUNNO":
         raise scenario.Failure(f"unexpected answer {answer!r}")
 
-OUTAGES = 8
+OUTAGES = 6
 CONNECTIONS = 16
 
 # The recovery lines: "... N decisions were made without it; D requests
