@@ -252,15 +252,15 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
   if (smtp) {
     obspam_message m = OBSPAM_MESSAGE_INIT, pm;
     obspam_verdict v = OBSPAM_VERDICT_INIT;
-    int code, unit = obspamd_unit(svc);
+    int code, rc, unit = obspamd_unit(svc);
+    unsigned ticket;
 
     m.client_address = c->addr;
     f.flag = flag;
     f.count = 1;
     obspamd_forward_message(&m, &f, 1, &pm);
-    unsigned ticket = obspamd_store_enter(svc);
-    int rc = obspam_decide(svc->engine, &pm, &v);
-
+    ticket = obspamd_store_enter(svc);
+    rc = obspam_decide(svc->engine, &pm, &v);
     obspamd_store_leave(svc, ticket);
     /* Only a refused probe is counted: one let through is counted when
        it is charged. */
