@@ -72,6 +72,7 @@ def only_dunno(answer):
     if answer != "action=DUNNO":
         raise scenario.Failure(f"unexpected answer {answer!r}")
 
+
 OUTAGES = 6
 CONNECTIONS = 16
 
