@@ -678,12 +678,28 @@ struct obspamd_private {
      kind and name: what a reload would drop is counted against them. */
   uint64_t *objects;
   size_t nobjects;
-  /* The shared store as the last tick saw it, to log each change once:
-     store_fallbacks is its count of decisions made without it when it
-     last answered. store_deferred: the requests deferred since then
-     because it did not answer (store-fallback defer). */
-  int64_t store_up, store_episodes, store_fallbacks;
+  /* The shared store as store_watch last saw it, to log each change
+     once: store_episodes is its count of episodes, store_fallbacks its
+     count of decisions made without it when the last recovery was said
+     (or when it answered with no episode open). store_open: an episode
+     was said and its recovery not yet, store_first the first episode
+     not yet said recovered. store_deferred: the requests deferred since
+     the last recovery line because it did not answer (store-fallback
+     defer), counted before the request's store_leave. */
+  int64_t store_episodes, store_fallbacks, store_first;
+  int store_open;
   int64_t store_deferred;
+  /* The decisions in flight (obspamd_store_enter to obspamd_store_leave),
+     by the parity of store_gen when they began. store_gen moves on when
+     the store is seen answering again after an episode; the recovery
+     line waits until the decisions of the generation before
+     (store_drain) have all come back (store_draining), since a decision
+     that found the store down may be counted after it answers again.
+     store_drain_episodes: the episodes when store_gen moved on. */
+  unsigned store_gen;
+  int64_t store_inflight[2];
+  int store_draining, store_drain;
+  int64_t store_drain_episodes;
   /* The episodes of a full set of implicit mailboxes the tick has seen. */
   int64_t implicit_episodes;
   /* Set when the journal dropped decisions that only a snapshot can
@@ -1390,7 +1406,6 @@ int obspamd_service_start(obspamd_service *s) {
   pthread_mutex_init(&p->hk_lock, NULL);
   pthread_cond_init(&p->hk_cond, NULL);
   pthread_mutex_init(&p->mail_lock, NULL);
-  p->store_up = 1; /* as the library has it before its first attempt */
   p->next_save_ms = obspamd_now_ms() + (int64_t)s->save_interval * 1000;
   p->next_flush_ms = 0;
   if (s->notify_command != NULL && *s->notify_command != '\0' &&
@@ -1541,15 +1556,26 @@ static const char *store_fallback_name(obspamd_service *s) {
 
 /* Logs once when the shared store stops answering (the decisions then use
    this node's own counters, or are deferred) and once when it is back,
-   with the decisions made without it: the growth of the library's count
-   (obspam_store_fallback_decisions_total) since the store was last seen
-   answering. That count grows only while the store is down (a failed
-   charge marks it down under the same lock), so its value while the
-   store answers is exactly its value when the next episode begins, even
-   if the decisions of that episode come before the next look here. Two
-   episodes between two looks are said together. A new store (a reload
-   that names another) starts its counts from zero: so does this. Called
-   with tick_lock held. */
+   with the decisions made without it (the growth of the library's count,
+   obspam_store_fallback_decisions_total, since the last recovery line)
+   and the requests deferred (store_deferred). Episodes that began and
+   ended between two looks are said together ("episodes 3 to 4"). A new
+   store (a reload that names another) starts its counts from zero: so
+   does this. Called with tick_lock held.
+
+   Both counts must be the metric's exactly, and a decision is counted
+   after the store's state it acted on: the library counts a fallback
+   decision when its exchange has failed, and the daemon a deferred
+   request when the answer reaches it. Meanwhile another caller's probe
+   may find the store answering again, so a decision that found it down
+   can be counted after that. Hence the recovery line is not written
+   when the store is first seen answering: the generation of decisions
+   moves on, and the line waits until every decision begun before has
+   come back (obspamd_store_leave). A decision begun after that saw the
+   store answering (it began after this look read it so), so it can fall
+   back only in a new episode: the counts are read once the old
+   generation is back, the requests deferred first, and a new episode
+   seen then postpones the line to the next recovery, which says both. */
 static void store_watch(obspamd_service *s, struct obspamd_private *p) {
   int64_t shared = 0, up = 0, episodes = 0, fallbacks = 0, deferred;
 
@@ -1558,32 +1584,95 @@ static void store_watch(obspamd_service *s, struct obspamd_private *p) {
       !shared)
     return;
   if (episodes < p->store_episodes || fallbacks < p->store_fallbacks) {
-    p->store_up = 1;
     p->store_episodes = p->store_fallbacks = 0;
+    p->store_open = 0;
+    __atomic_store_n(&p->store_draining, 0, __ATOMIC_SEQ_CST);
   }
-  if (episodes > p->store_episodes)
+  if (episodes > p->store_episodes) {
     obspamd_log(LOG_WARNING,
                 "store: the shared store does not answer; deciding without "
                 "it (%s) until it does (episode %" PRId64 ")",
                 store_fallback_name(s), episodes);
-  if (up && (!p->store_up || episodes > p->store_episodes)) {
-    deferred = __atomic_exchange_n(&p->store_deferred, 0, __ATOMIC_RELAXED);
-    if (deferred > 0)
-      obspamd_log(LOG_NOTICE,
-                  "store: the shared store answers again; %" PRId64
-                  " decisions were made without it; %" PRId64
-                  " requests were deferred (episode %" PRId64 ")",
-                  fallbacks - p->store_fallbacks, deferred, episodes);
-    else
-      obspamd_log(LOG_NOTICE,
-                  "store: the shared store answers again; %" PRId64
-                  " decisions were made without it (episode %" PRId64 ")",
-                  fallbacks - p->store_fallbacks, episodes);
+    if (!p->store_open)
+      p->store_first = p->store_episodes + 1;
+    p->store_open = 1;
+    p->store_episodes = episodes;
   }
-  if (up)
-    p->store_fallbacks = fallbacks;
-  p->store_up = up;
-  p->store_episodes = episodes;
+  if (!p->store_open) {
+    /* No episode: a decision made without the store while it answers
+       (every connection busy past the timeout) opens none, and is said
+       by no line. */
+    if (up)
+      p->store_fallbacks = fallbacks;
+    return;
+  }
+  if (!up)
+    return;
+  if (!p->store_draining) {
+    p->store_drain =
+        (int)(__atomic_fetch_add(&p->store_gen, 1, __ATOMIC_SEQ_CST) & 1);
+    p->store_drain_episodes = episodes;
+    __atomic_store_n(&p->store_draining, 1, __ATOMIC_SEQ_CST);
+  }
+  if (__atomic_load_n(&p->store_inflight[p->store_drain], __ATOMIC_SEQ_CST) !=
+      0)
+    return; /* the last of them to come back looks again */
+  __atomic_store_n(&p->store_draining, 0, __ATOMIC_SEQ_CST);
+  deferred = __atomic_exchange_n(&p->store_deferred, 0, __ATOMIC_SEQ_CST);
+  if (obspam_store_status(s->engine, &shared, &up, &episodes, &fallbacks) !=
+          OBSPAM_OK ||
+      !shared || !up || episodes != p->store_drain_episodes) {
+    /* Another episode began: some of these requests may be its own. */
+    __atomic_add_fetch(&p->store_deferred, deferred, __ATOMIC_SEQ_CST);
+    return;
+  }
+  {
+    char which[64], count[64];
+
+    if (p->store_first < episodes)
+      snprintf(which, sizeof(which), "episodes %" PRId64 " to %" PRId64,
+               p->store_first, episodes);
+    else
+      snprintf(which, sizeof(which), "episode %" PRId64, episodes);
+    if (deferred > 0)
+      snprintf(count, sizeof(count), "; %" PRId64 " requests were deferred",
+               deferred);
+    else
+      count[0] = '\0';
+    obspamd_log(LOG_NOTICE,
+                "store: the shared store answers again; %" PRId64
+                " decisions were made without it%s (%s)",
+                fallbacks - p->store_fallbacks, count, which);
+  }
+  p->store_fallbacks = fallbacks;
+  p->store_open = 0;
+}
+
+unsigned obspamd_store_enter(obspamd_service *s) {
+  struct obspamd_private *p = s->priv;
+  unsigned g;
+
+  if (p == NULL)
+    return 0;
+  g = __atomic_load_n(&p->store_gen, __ATOMIC_SEQ_CST) & 1;
+  __atomic_add_fetch(&p->store_inflight[g], 1, __ATOMIC_SEQ_CST);
+  return g;
+}
+
+void obspamd_store_leave(obspamd_service *s, unsigned ticket) {
+  struct obspamd_private *p = s->priv;
+
+  if (p == NULL)
+    return;
+  /* The last of a generation that a recovery line waits for says it
+     now; when the tick holds the lock, it is said at the next one. */
+  if (__atomic_sub_fetch(&p->store_inflight[ticket & 1], 1, __ATOMIC_SEQ_CST) ==
+          0 &&
+      __atomic_load_n(&p->store_draining, __ATOMIC_SEQ_CST) &&
+      pthread_mutex_trylock(&p->tick_lock) == 0) {
+    store_watch(s, p);
+    pthread_mutex_unlock(&p->tick_lock);
+  }
 }
 
 int obspamd_store_deferred(obspamd_service *s, int rc) {
@@ -1591,7 +1680,7 @@ int obspamd_store_deferred(obspamd_service *s, int rc) {
 
   if (rc != OBSPAM_EUNAVAIL || p == NULL)
     return 0;
-  __atomic_add_fetch(&p->store_deferred, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&p->store_deferred, 1, __ATOMIC_SEQ_CST);
   /* The episode's line now, not at the next tick: the tick is not
      running (else it logs it). */
   if (pthread_mutex_trylock(&p->tick_lock) == 0) {

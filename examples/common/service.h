@@ -140,6 +140,14 @@ void obspamd_housekeeping_stop(obspamd_service *s);
    outage costs two lines, not one per request. Any other rc: 0, and the
    caller logs it. Thread-safe. */
 int obspamd_store_deferred(obspamd_service *s, int rc);
+/* Around every decision that may reach the shared store, or a group of
+   them: obspamd_store_enter before the first is asked, its ticket to
+   obspamd_store_leave once every result is handled (after
+   obspamd_store_deferred). The recovery line waits for the decisions
+   begun before the store answered again, so that its counts are the
+   metric's exactly. Thread-safe; two atomic operations each. */
+unsigned obspamd_store_enter(obspamd_service *s);
+void obspamd_store_leave(obspamd_service *s, unsigned ticket);
 
 /* The cap on the recipients of one message (max-recipients) that applies
    to the mail a verdict accepted: the effective cap of the object it

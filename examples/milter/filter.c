@@ -252,16 +252,19 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
   if (smtp) {
     obspam_message m = OBSPAM_MESSAGE_INIT, pm;
     obspam_verdict v = OBSPAM_VERDICT_INIT;
-    int code, unit = obspamd_unit(svc);
+    int code, rc, unit = obspamd_unit(svc);
+    unsigned ticket;
 
     m.client_address = c->addr;
     f.flag = flag;
     f.count = 1;
     obspamd_forward_message(&m, &f, 1, &pm);
+    ticket = obspamd_store_enter(svc);
+    rc = obspam_decide(svc->engine, &pm, &v);
+    obspamd_store_leave(svc, ticket);
     /* Only a refused probe is counted: one let through is counted when
        it is charged. */
-    if (obspam_decide(svc->engine, &pm, &v) == OBSPAM_OK &&
-        v.action == OBSPAM_REFUSE) {
+    if (rc == OBSPAM_OK && v.action == OBSPAM_REFUSE) {
       obspamd_metrics_marked(&svc->metrics, &v, &pm);
       obspamd_log_refusal(&v, &pm, unit, "-");
       obspamd_refusal_text_msg(&v, &pm, obspamd_reject(svc), unit, &code, text,
@@ -492,7 +495,8 @@ static sfsistat on_eom(SMFICTX *ctx) {
   char domain[OBSPAM_NAME_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
   const char *qid = queue_id(ctx);
   double t0;
-  int local, rc, code, unit;
+  int local, rc, code, unit, deferred;
+  unsigned ticket;
   sfsistat ret;
 
   if (c == NULL || c->msg == NULL)
@@ -502,13 +506,16 @@ static sfsistat on_eom(SMFICTX *ctx) {
   t0 = obspamd_now_us();
   /* The message and the forwards its recipients make, as one answer;
      from here on m is the message the verdict is about. */
+  ticket = obspamd_store_enter(svc);
   rc = obspamd_decide_forwards(svc->engine, &m, &c->msg->fw, &svc->metrics, &v,
                                &about);
+  /* The shared store down (store-fallback defer): one line per episode,
+     not one per message. */
+  deferred = rc != OBSPAM_OK && obspamd_store_deferred(svc, rc);
+  obspamd_store_leave(svc, ticket);
   m = about;
   if (rc != OBSPAM_OK) {
-    /* The shared store down (store-fallback defer): one line per episode,
-       not one per message. */
-    if (!obspamd_store_deferred(svc, rc))
+    if (!deferred)
       obspamd_log(LOG_ERR, "%s: cannot decide: %s; deferring the message", qid,
                   obspam_engine_errmsg(svc->engine));
     obspamd_metrics_bad_request(&svc->metrics);

@@ -294,6 +294,7 @@ typedef struct batch {
   conn *owner[BATCH_MAX];
   unsigned char span[BATCH_MAX];
   obspam_verdict v[BATCH_MAX];
+  unsigned ticket; /* obspamd_store_enter's, left once answered */
 } batch;
 
 typedef struct server {
@@ -537,6 +538,7 @@ static void batch_start(server *s) {
 
   s->filling = NULL;
   s->handed++;
+  b->ticket = obspamd_store_enter(&s->svc);
   rc = obspam_decide_start(s->svc.engine, b->msgs, b->out, b->rc, b->how, b->n,
                            batch_done, b);
   if (rc != OBSPAM_OK) {
@@ -965,6 +967,7 @@ static void settle(server *s) {
       rev = b->next;
       for (i = 0; i < b->n; i += b->span[i])
         decided(s, b->owner[i], b, i, b->span[i]);
+      obspamd_store_leave(&s->svc, b->ticket);
       s->handed--;
       if (s->nspare < SPARE_MAX) {
         b->next = s->spare;

@@ -18,7 +18,9 @@ Scenarios:
                   and every connection left open gets its answer.
   outage          16 connections, one request in flight each, Redis
                   stopped for 1.5 s then continued, store-timeout 200: no
-                  request waits longer than 200 ms + MARGIN_MS; requests
+                  request waits longer than 200 ms + MARGIN_MS, plus the
+                  longest wait of the 1.5 s before with Redis answering
+                  (what this machine's load adds to any request); requests
                   are answered all through the outage (fallback local),
                   none unanswered.
   outage_defer    The same with store-fallback defer: the requests of the
@@ -58,6 +60,17 @@ MARGIN_MS = 150
 
 def wait_for(what, probe, timeout=TIMEOUT):
     return scenario.wait_for(what, probe, timeout, interval=0.02)
+
+
+def longest_within(load, seconds):
+    """The longest wait of load's requests that end in the next seconds
+    (load.longest starts again from 0 then)."""
+    with load.lock:
+        load.longest = 0.0
+    time.sleep(seconds)
+    with load.lock:
+        longest, load.longest = load.longest, 0.0
+    return longest
 
 
 def ask(port, login):
@@ -213,6 +226,12 @@ def outage(build, tmp, redis, fallback):
     try:
         load = PolicyLoad(d.port, 16, timeout=TIMEOUT)
         wait_for("answers on Redis", lambda: load.count() >= 500)
+        # What the machine adds to a request with Redis answering (its
+        # other work, Python's threads), under the same load: the bound
+        # is about what the outage adds. A busy 2-CPU machine once made
+        # a request wait 485 ms against a bound of 350, 65 ms before
+        # the stop.
+        quiet = longest_within(load, 1.5)
         before = load.count()
         stopped = time.monotonic()
         redis.stop()
@@ -226,12 +245,13 @@ def outage(build, tmp, redis, fallback):
                  lambda: load.answered() >= n + 500)
         load.finish()
         after = [ok for t, ok in load.times[-200:]]
-        bound = (STORE_TIMEOUT_MS + MARGIN_MS) / 1000
+        bound = (STORE_TIMEOUT_MS + MARGIN_MS) / 1000 + quiet
         print(f"outage ({fallback}): {load.answers} answered, "
               f"{load.unanswered} closed unanswered, {during} during the "
               f"1.5 s stop; longest wait {load.longest * 1000:.0f} ms "
               f"{(load.longest_at - stopped) * 1000:+.0f} ms from the stop "
-              f"(bound {bound * 1000:.0f} ms)")
+              f"(bound {bound * 1000:.0f} ms, of which "
+              f"{quiet * 1000:.0f} ms the longest before it)")
         if load.longest > bound:
             raise SystemExit(f"a request waited {load.longest * 1000:.0f} "
                              f"ms, more than {bound * 1000:.0f}")

@@ -18,12 +18,13 @@ redis_private_cleanup() {
 }
 trap redis_private_cleanup EXIT
 
-# start_proxy PORT REDIS_PORT DELAY_MS: tests/redis/delay_proxy.py on
-# 127.0.0.1:PORT in front of REDIS_PORT, adding DELAY_MS to each round
-# trip; fails unless it says it is ready.
+# start_proxy PORT REDIS_PORT DELAY_MS [CONTROL_PORT]:
+# tests/redis/delay_proxy.py on 127.0.0.1:PORT in front of REDIS_PORT,
+# adding DELAY_MS to each round trip (and counting exchanges, holding
+# them, on CONTROL_PORT); fails unless it says it is ready.
 start_proxy() {
   local line
-  coproc PROXY { exec python3 tests/redis/delay_proxy.py "$1" "$2" "$3"; }
+  coproc PROXY { exec python3 tests/redis/delay_proxy.py "$@"; }
   # bash unsets PROXY_PID once it reaps the coprocess: keep the pid apart.
   REDIS_PROXY=$PROXY_PID
   read -r line <&"${PROXY[0]}" && [[ $line == ready ]]

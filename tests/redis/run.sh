@@ -83,11 +83,13 @@ check "redis: Redis frozen: no decision waits past store-timeout, one episode" \
   "$BIN/cluster_test" outage "$URI" "$SRV freeze main" "$SRV thaw main"
 check "redis: the keys of objects a reload drops are deleted in the background" \
   "$BIN/cluster_test" housekeeping "$URI" "redis-cli -h 127.0.0.1 -p $P1"
-# A proxy that adds 50 ms to each round trip to the main server.
+# A proxy that adds 50 ms to each round trip to the main server, and
+# counts the exchanges on its control port.
 PD=$("$SRV" port)
-check "redis: the proxy adding 50 ms is ready" start_proxy "$PD" "$P1" 50
+PC=$("$SRV" port)
+check "redis: the proxy adding 50 ms is ready" start_proxy "$PD" "$P1" 50 "$PC"
 check "redis: a batch is one round trip; batches queued meanwhile share one" \
-  "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50
+  "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50 "$PC"
 check "redis: a panel's pass makes no round trip under the lock: reloads go on" \
   "$BIN/cluster_test" enum_lock "$URI" "redis://127.0.0.1:$PD" 50
 stop_proxy
@@ -97,6 +99,8 @@ check "redis: killed under load, the recovery line's count is the metric's" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" load
 check "redis: store-fallback defer under load: two lines, with the counts" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" defer
+check "redis: Redis frozen and thawed 6 times under load: the lines add up" \
+  python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" outages
 
 # obspam-policyd's loop on the shared store (each scenario starts its own
 # redis-server): tests/daemons/policyd_cluster.py.
