@@ -1246,9 +1246,10 @@ final class Engine
 
     /**
      * obspam_store_backlog() (1.4): ['ledger_pending', 'ledger_added',
-     * 'ledger_dropped' => the charges accepted without Redis during an
-     * outage: waiting to be added to it, added, dropped past the ledger's
-     * bound; 'keys_pending', 'keys_deleted' => keys of objects a reload
+     * 'ledger_dropped' => the records of an outage (charges accepted
+     * without Redis and, since 1.4.1, exempt list deliveries): waiting to
+     * be added to it, added, dropped past the ledger's bound;
+     * 'keys_pending', 'keys_deleted' => keys of objects a reload
      * dropped].
      *
      * @return array<string, int>

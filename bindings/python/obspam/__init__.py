@@ -1567,9 +1567,10 @@ class Engine:
 
     def store_backlog(self) -> Dict[str, int]:
         """``obspam_store_backlog()`` (1.4): ``ledger_pending``,
-        ``ledger_added`` and ``ledger_dropped`` (the charges accepted
-        without Redis during an outage: waiting to be added to it, added,
-        dropped past the ledger's bound), ``keys_pending`` and
+        ``ledger_added`` and ``ledger_dropped`` (the records of an outage:
+        charges accepted without Redis, and since 1.4.1 exempt list
+        deliveries; waiting to be added to it, added, dropped past the
+        ledger's bound), ``keys_pending`` and
         ``keys_deleted`` (keys of objects a reload dropped)."""
         vals = [c_int64() for _ in range(5)]
         self._call("store_backlog", self._lib.obspam_store_backlog, *[byref(v) for v in vals])
