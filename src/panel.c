@@ -600,6 +600,100 @@ static int page_named(obspam_engine *e, int kind, const obspam__name *parent,
   return rc;
 }
 
+/* ---- One object's status on a shared store ---------------------------
+
+   obspam_stats_get reads the object and the ancestors its status looks
+   at (three objects at most) as a page does: named under the lock, read
+   in one exchange without it, the status filled under it again. */
+
+/* The objects of one status and what was read for them. */
+typedef struct one_ws {
+  known k[3];
+  size_t n;
+} one_ws;
+
+static const obspam__reading *one_known(const obspam__obj *o, void *ud) {
+  one_ws *w = ud;
+  size_t i;
+
+  for (i = 0; i < w->n; i++)
+    if (w->k[i].kind == o->kind && w->k[i].len == o->len &&
+        memcmp(w->k[i].name, o->name, o->len) == 0)
+      return known_for(&w->k[i], o);
+  return NULL;
+}
+
+/* Under the read lock: whether everything o's status reads was read as
+   it is now (a reload may have moved o under another subscription); if
+   not, w names o and its ancestors afresh. */
+static int one_all_known(one_ws *w, const obspam__obj *o) {
+  const obspam__obj *p;
+
+  for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent)
+    if (one_known(p, w) == NULL)
+      break;
+  if (p == NULL || p->kind < OBSPAM_SUBSCRIPTION)
+    return 1;
+  w->n = 0;
+  for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent) {
+    memset(&w->k[w->n], 0, offsetof(known, r));
+    known_set(&w->k[w->n++], p);
+  }
+  return 0;
+}
+
+int obspam__stats_named(obspam_engine *e, int kind, const obspam__name *n,
+                        int64_t now, obspam_stats *out) {
+  obspam__named v[3];
+  obspam__reading rv[3];
+  one_ws w;
+  int round, rc = OBSPAM_EUNAVAIL;
+  size_t i;
+
+  w.n = 0;
+  for (round = 1; rc == OBSPAM_EUNAVAIL; round++) {
+    obspam__store *s = NULL;
+    obspam__imb *held;
+    const obspam__obj *o;
+    int64_t retention;
+
+    pthread_rwlock_rdlock(&e->lock);
+    retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+    o = obspam__find_counted(e, kind, n, &held);
+    if (o == NULL) {
+      rc = OBSPAM_ENOTFOUND;
+    } else if (one_all_known(&w, o) || round == ROUNDS) {
+      /* What is missing after ROUNDS moves is read under the lock. */
+      obspam__stats_fill_known(e, o, now, one_known, &w, out);
+      rc = OBSPAM_OK;
+    } else if (e->store->ops->read_named == NULL ||
+               (s = obspam__store_take(e->store)) == NULL) {
+      rc = OBSPAM_EUNAVAIL; /* a local store now: the caller reads */
+    }
+    if (held != NULL)
+      obspam__implicit_unpin(&e->imp, held);
+    pthread_rwlock_unlock(&e->lock);
+    if (s == NULL)
+      break;
+    for (i = 0; i < w.n; i++) {
+      v[i].kind = w.k[i].kind;
+      v[i].sub = w.k[i].sub;
+      v[i].name = w.k[i].name;
+      v[i].len = w.k[i].len;
+    }
+    rc = s->ops->read_named(s, v, w.n, now, retention, rv);
+    s->ops->use(s, -1);
+    if (rc != OBSPAM_OK)
+      return OBSPAM_EUNAVAIL; /* not answered: the caller reads */
+    for (i = 0; i < w.n; i++) {
+      w.k[i].r = rv[i];
+      w.k[i].have = 1;
+    }
+    rc = OBSPAM_EUNAVAIL;
+  }
+  return rc;
+}
+
 int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
                      uint32_t flags, const char *after, size_t max, int64_t now,
                      int (*fn)(int kind, const char *name,
