@@ -30,6 +30,13 @@
          a reload that drops a subscription (and its domain and mailbox)
          and moves a domain under another subscription: the keys of what
          went are deleted in the background, the others stay;
+     cluster_test nolock URI SLOW_URI DELAY_MS
+         SLOW_URI reaches Redis through a proxy that adds DELAY_MS to each
+         round trip: obspam_stats_get, obspam_history and the removal of a
+         subscription with 2,000 mailboxes give the in-memory engine's
+         answers, and a writer taking the engine's lock meanwhile waits
+         for no round trip; once the removal returns, its counters are
+         gone on Redis;
      cluster_test roundtrips URI DELAY_MS
          URI reaches Redis through a proxy that adds DELAY_MS to each
          round trip: a batch of 64 messages takes one round trip, and 16
@@ -2242,11 +2249,11 @@ static int enum_lock(const char *direct, const char *slow, int delay_ms) {
    to each round trip, each is made while another thread keeps taking
    the engine's write lock (obspam_set_limit, which does nothing else:
    its time is the wait for the lock; a reload would also put back the
-   subscription removed). Made under the read lock as in 1.4.1's first
-   cut, a stats_get held it for three round trips and a history for one
-   or two, so that the writer waited half of that at the median; a
-   remove of NOLOCK_MAILBOXES mailboxes held the write lock for as many
-   round trips (100 s at 50 ms). The answers are the in-memory engine's. */
+   subscription removed). Made under the read lock (1.4.0), a stats_get
+   or a history held it for a round trip, which the writer waited for at
+   the median (50 ms); a remove of NOLOCK_MAILBOXES mailboxes held the
+   write lock for a round trip per object (100 s at 50 ms). The answers
+   are the in-memory engine's. */
 #define NOLOCK_MAILBOXES 2000
 
 static char *nolock_conf(const char *uri, const char *prefix) {
@@ -2416,9 +2423,6 @@ static int nolock(const char *direct, const char *slow, int delay_ms) {
     }
   took = now_ms() - t0;
   printf("  %d calls in %.0f ms\n", (int)(2 * k), took);
-  /* One exchange each for the object, its domain and subscription, not
-     three. */
-  EXPECT(took < 2 * k * 2.0 * delay_ms, "stats_get took %.0f ms", took);
   writer_check(&w, th, "stats_get", delay_ms);
   stats_of(e, OBSPAM_MAILBOX, "m00003@d.example", &sa, &ra);
   EXPECT(ra == OBSPAM_OK && sa.count == 4 && sa.count_day == 8 &&
