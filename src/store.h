@@ -406,6 +406,15 @@ typedef struct obspam__store_ops {
                        const char *script, size_t script_len, int64_t from,
                        int64_t to, int64_t retention, obspam__hour **out,
                        size_t *n);
+  /* Optional (NULL: a reset is a charge, made under the engine's lock),
+     with use as read_named: the shared store's half of a reset of the
+     object named o (a charge with reset set does both halves), at *t,
+     which it moves forward to the newest time it saw. OBSPAM_OK, or
+     OBSPAM_EUNAVAIL when it does not answer (nothing was reset there).
+     The caller then resets the local counters, without journaling, as
+     charge does on a shared store. */
+  int (*reset_named)(obspam__store *s, const obspam__named *o, int64_t *t,
+                     int64_t retention);
 } obspam__store_ops;
 
 struct obspam__store {

@@ -1468,10 +1468,11 @@ static int replay(redis_store *r, session *x) {
 /* A reset (ch->reset) on Redis: one script, so that no decision of
    another server comes between emptying the windows and recording the
    floor of the day. 0, or -1 when Redis did not answer. */
-static int redis_reset(redis_store *r, const obspam__charge *ch) {
+/* Empties every window of the object named o at t in Redis, keeping its
+   history: 0, or -1 when Redis does not answer. */
+static int redis_reset(redis_store *r, const obspam__named *o, int64_t t,
+                       int64_t retention) {
   char w[KEY_MAX], h[KEY_MAX], ts[24], rets[24];
-  const obspam__obj *o = ch->obj[0];
-  const char *sub = sub_of(o);
   redisReply *rp;
   session x;
   cmd c;
@@ -1483,10 +1484,10 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
   args(&c, "EVALSHA");
   arg(&c, r->sha_reset, 40);
   args(&c, "2");
-  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
-  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
-  snprintf(ts, sizeof(ts), "%lld", (long long)ch->t);
-  snprintf(rets, sizeof(rets), "%lld", (long long)ch->retention);
+  arg(&c, w, key_of(r, w, o->sub, o->kind, o->name, o->len, 'w'));
+  arg(&c, h, key_of(r, h, o->sub, o->kind, o->name, o->len, 'h'));
+  snprintf(ts, sizeof(ts), "%lld", (long long)t);
+  snprintf(rets, sizeof(rets), "%lld", (long long)retention);
   args(&c, ts);
   args(&c, rets);
   if (pipeline(r, &x, &c, 1, &rp) != 0) {
@@ -1501,6 +1502,21 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
   return ok ? 0 : -1;
 }
 
+/* The Redis half of a reset, by name: *t moves forward to the newest time
+   this store saw, as a decision's does. */
+static int r_reset_named(obspam__store *s, const obspam__named *o, int64_t *t,
+                         int64_t retention) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->slock);
+  if (*t < r->newest)
+    *t = r->newest;
+  else
+    r->newest = *t;
+  pthread_mutex_unlock(&r->slock);
+  return redis_reset(r, o, *t, retention) == 0 ? OBSPAM_OK : OBSPAM_EUNAVAIL;
+}
+
 /* A reset must reach every server: with Redis down it fails
    (OBSPAM_EUNAVAIL) and changes nothing, instead of emptying only this
    server's stand-in counters. Once Redis has it, the local counters
@@ -1509,16 +1525,10 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
    failing for memory only leaves the stand-in as it was. */
 static int r_reset(redis_store *r, obspam__charge *ch) {
   void (*record)(void *, const obspam__charge *) = ch->record;
-  int rc;
+  const obspam__obj *o = ch->obj[0];
+  obspam__named on = {o->kind, sub_of(o), o->name, o->len};
 
-  pthread_mutex_lock(&r->slock);
-  if (ch->t < r->newest)
-    ch->t = r->newest;
-  else
-    r->newest = ch->t;
-  pthread_mutex_unlock(&r->slock);
-  rc = redis_reset(r, ch);
-  if (rc != 0)
+  if (r_reset_named(&r->base, &on, &ch->t, ch->retention) != OBSPAM_OK)
     return OBSPAM_EUNAVAIL;
   ch->record = NULL;
   (void)r->local->ops->charge(r->local, ch);
@@ -2549,6 +2559,7 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .gone = r_gone,
                                             .forget_named = r_forget_named,
                                             .history_named = r_history_named,
+                                            .reset_named = r_reset_named,
                                             .backlog = r_backlog,
                                             .read_named = r_read_named,
                                             .use = r_use,

@@ -34,7 +34,8 @@
          SLOW_URI reaches Redis through a proxy that adds DELAY_MS to each
          round trip: obspam_stats_get, obspam_history and the removal of a
          subscription with 2,000 mailboxes give the in-memory engine's
-         answers, and a writer taking the engine's lock meanwhile waits
+         answers, so do resets, and a writer taking the engine's lock
+         meanwhile waits
          for no round trip; once the removal returns, its counters are
          gone on Redis;
      cluster_test roundtrips URI DELAY_MS
@@ -2245,8 +2246,8 @@ static int enum_lock(const char *direct, const char *slow, int delay_ms) {
 }
 
 /* No round trip under the engine's lock in obspam_stats_get,
-   obspam_history and obspam_remove: through a proxy that adds delay_ms
-   to each round trip, each is made while another thread keeps taking
+   obspam_history, obspam_reset and obspam_remove: through a proxy that adds
+   delay_ms to each round trip, each is made while another thread keeps taking
    the engine's write lock (obspam_set_limit, which does nothing else:
    its time is the wait for the lock; a reload would also put back the
    subscription removed). Made under the read lock (1.4.0), a stats_get
@@ -2458,6 +2459,42 @@ static int nolock(const char *direct, const char *slow, int delay_ms) {
   free(a);
   free(b);
   writer_check(&w, th, "history", delay_ms);
+
+  printf("reset m00003, d.example and imp through the proxy, as memory "
+         "does, while a writer takes the lock\n");
+  writer_start(&w, e, &th);
+  EXPECT(obspam_reset(e, OBSPAM_MAILBOX, "m00003@d.example", T) == OBSPAM_OK &&
+             obspam_reset(e, OBSPAM_DOMAIN, "d.example", T) == OBSPAM_OK &&
+             obspam_reset(e, OBSPAM_MAILBOX, "imp@d.example", T) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  ra = obspam_reset(e, OBSPAM_MAILBOX, "nobody@d.example", T);
+  EXPECT(ra == OBSPAM_ENOTFOUND &&
+             strcmp(obspam_engine_errmsg(e),
+                    "reset: no mailbox 'nobody@d.example'") == 0,
+         "rc %d: %s", ra, obspam_engine_errmsg(e));
+  writer_check(&w, th, "reset", delay_ms);
+  obspam_reset(m, OBSPAM_MAILBOX, "m00003@d.example", T);
+  obspam_reset(m, OBSPAM_DOMAIN, "d.example", T);
+  obspam_reset(m, OBSPAM_MAILBOX, "imp@d.example", T);
+  f = many_engine(dconf);
+  for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+    stats_of(e, objs[k].kind, objs[k].name, &sa, &ra);
+    stats_of(m, objs[k].kind, objs[k].name, &sb, &rb);
+    EXPECT(ra == OBSPAM_OK && rb == OBSPAM_OK &&
+               memcmp(&sa, &sb, sizeof(sa)) == 0,
+           "after the resets, %s: rc %d/%d count %" PRId64 "/%" PRId64
+           " day %" PRId64 "/%" PRId64 " sending %d/%d",
+           objs[k].name, ra, rb, sa.count, sb.count, sa.count_day, sb.count_day,
+           sa.sending, sb.sending);
+  }
+  stats_of(e, OBSPAM_MAILBOX, "m00003@d.example", &sa, &ra);
+  stats_of(f, OBSPAM_MAILBOX, "m00003@d.example", &sb, &rb);
+  EXPECT(sa.count == 0 && sa.count_day == 0 && sb.count == 0 &&
+             sb.count_day == 0,
+         "m00003 after its reset: %" PRId64 "/%" PRId64
+         ", another relay %" PRId64 "/%" PRId64,
+         sa.count, sa.count_day, sb.count, sb.count_day);
+  obspam_engine_free(f);
 
   printf("remove s1 (%d mailboxes, an implicit one, its domain) while a "
          "writer takes the lock\n",
