@@ -9,8 +9,10 @@
      cluster_test fallback URI KILL_CMD RESTART_CMD
          Redis killed: decisions go on with local counters (fallback local)
          or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
-         a reset fails with OBSPAM_EUNAVAIL, changing nothing;
-         Redis restarted: decisions use the shared counters again;
+         a reset fails with OBSPAM_EUNAVAIL, changing nothing; a removal
+         succeeds, its keys queued for the housekeeper;
+         Redis restarted: decisions use the shared counters again, and
+         the removed mailbox's keys are deleted;
      cluster_test ledger URI KILL_CMD RESTART_CMD
          a mailbox with limit 5 sends 3 through relay A while Redis is
          down (fallback local); once Redis is back, A adds them to Redis
@@ -429,6 +431,9 @@ static int fallback(const char *uri, const char *kill_cmd,
   }
   status(e, st);
   EXPECT(st[0] == 1 && st[1] == 1 && st[2] == 0 && st[3] == 0, "status");
+  EXPECT(obspam_add(e, OBSPAM_MAILBOX, "b@d.example", NULL) == OBSPAM_OK &&
+             decide_as(e, "b@d.example", &v) == OBSPAM_OK && v.count == 0,
+         "b: %s", obspam_engine_errmsg(e));
 
   run("Redis dies", kill_cmd);
   printf("3 messages on the local counters, one episode\n");
@@ -464,6 +469,17 @@ static int fallback(const char *uri, const char *kill_cmd,
            ms.last_reset);
   }
 
+  printf("a removal succeeds; the keys Redis did not take are queued\n");
+  {
+    int64_t b[5];
+
+    rc = obspam_remove(e, OBSPAM_MAILBOX, "b@d.example");
+    obspam_store_backlog(e, &b[0], &b[1], &b[2], &b[3], &b[4]);
+    EXPECT(rc == OBSPAM_OK && b[3] == 2 && b[4] == 0,
+           "rc %d (%s), keys pending %" PRId64 " deleted %" PRId64, rc,
+           obspam_engine_errmsg(e), b[3], b[4]);
+  }
+
   run("Redis comes back", restart_cmd);
   /* Redis is tried again at most once a second. */
   usleep(1100 * 1000);
@@ -482,7 +498,19 @@ static int fallback(const char *uri, const char *kill_cmd,
            "\n",
            b[0], b[1], b[2]);
     EXPECT(b[0] == 0 && b[1] == 3 && b[2] == 0, "the ledger was added");
+    /* The housekeeper tries again once a second. */
+    for (i = 0; i < 100 && (b[3] != 0 || b[4] != 2); i++) {
+      usleep(100 * 1000);
+      obspam_store_backlog(e, &b[0], &b[1], &b[2], &b[3], &b[4]);
+    }
+    EXPECT(b[3] == 0 && b[4] == 2,
+           "the removed mailbox's keys: pending %" PRId64 " deleted %" PRId64,
+           b[3], b[4]);
   }
+  printf("b@d.example added again starts from zero on Redis\n");
+  EXPECT(obspam_add(e, OBSPAM_MAILBOX, "b@d.example", NULL) == OBSPAM_OK &&
+             decide_as(e, "b@d.example", &v) == OBSPAM_OK && v.count == 0,
+         "b: count %" PRId64 " (%s)", v.count, obspam_engine_errmsg(e));
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
