@@ -129,10 +129,11 @@ static int under(const obspam__obj *o, const obspam__obj *root) {
 }
 
 /* Under the write lock: reserves what forgetting the subtree of root
-   needs in the store, its implicit mailboxes included. They are linked
+   needs in store st, its implicit mailboxes included. They are linked
    under their domains for the time of the count only: no reader can see
    the tree meanwhile. */
-static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
+static int reserve_with_implicit(obspam_engine *e, obspam__store *st,
+                                 obspam__obj *root) {
   obspam__imb *m;
   int rc;
 
@@ -146,7 +147,7 @@ static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
         d->child->prev = o;
       d->child = o;
     }
-  rc = e->store->ops->reserve(e->store, root);
+  rc = st->ops->reserve(st, root);
   for (m = e->imp.first; m != NULL; m = m->next)
     if (under(m->obj.parent, root)) {
       obspam__obj *o = &m->obj;
@@ -163,48 +164,137 @@ static int reserve_with_implicit(obspam_engine *e, obspam__obj *root) {
 }
 
 /* Under the write lock, after reserve_with_implicit: the implicit
-   mailboxes of the subtree of root go, with their state (those whose
-   state is gone too: their domain is going). */
-static void forget_implicit(obspam_engine *e, obspam__obj *root) {
+   mailboxes of the subtree of root go, with their state in store st
+   (those whose state is gone too: their domain is going). */
+static void forget_implicit(obspam_engine *e, obspam__store *st,
+                            obspam__obj *root) {
   obspam__imb *m, *next;
 
   for (m = e->imp.first; m != NULL; m = next) {
     next = m->next;
     if (under(&m->obj, root)) {
-      e->store->ops->forget(e->store, &m->obj);
+      st->ops->forget(st, &m->obj);
       obspam__implicit_drop(&e->imp, m);
     }
   }
 }
 
+/* The names of the objects with counters that a removal forgets, for a
+   shared store to delete their counters once the engine's lock is let go
+   (store.h, forget_named): a subscription with 10,000 mailboxes is then
+   one exchange per batch of objects made after the lock, not a round
+   trip per object under the write lock, which stops every decision. The
+   names and the sub names that make their keys are copied into one
+   allocation, made before anything is removed. */
+typedef struct doomed {
+  obspam__named *v; /* NULL while counting */
+  char *text;
+  size_t n, bytes;
+} doomed;
+
+static void doom(doomed *d, const obspam__obj *o) {
+  const obspam__sub *s = obspam__owner(o);
+  const char *sub = s != NULL ? s->obj.name : "";
+  size_t sl = strlen(sub);
+
+  if (o->kind < OBSPAM_SUBSCRIPTION)
+    return;
+  if (d->v != NULL) {
+    char *t = d->text + d->bytes;
+
+    memcpy(t, sub, sl + 1);
+    memcpy(t + sl + 1, o->name, (size_t)o->len + 1);
+    d->v[d->n].kind = o->kind;
+    d->v[d->n].sub = t;
+    d->v[d->n].name = t + sl + 1;
+    d->v[d->n].len = o->len;
+  }
+  d->n++;
+  d->bytes += sl + 1 + (size_t)o->len + 1;
+}
+
+/* root and everything below it, declared or implicit. */
+static void doom_all(obspam_engine *e, doomed *d, const obspam__obj *root) {
+  const obspam__obj *sub, *dom, *mbx;
+  obspam__imb *m;
+
+  d->n = d->bytes = 0;
+  doom(d, root);
+  /* At most four levels: plan, subscription, domain, mailbox. */
+  for (sub = root->child; sub != NULL; sub = sub->next) {
+    doom(d, sub);
+    for (dom = sub->child; dom != NULL; dom = dom->next) {
+      doom(d, dom);
+      for (mbx = dom->child; mbx != NULL; mbx = mbx->next)
+        doom(d, mbx);
+    }
+  }
+  if (root->kind != OBSPAM_MAILBOX)
+    for (m = e->imp.first; m != NULL; m = m->next)
+      if (under(m->obj.parent, root))
+        doom(d, &m->obj);
+}
+
+/* Under the write lock: the names of what removing root forgets into d.
+   OBSPAM_OK or OBSPAM_ENOMEM. */
+static int doomed_names(obspam_engine *e, doomed *d, const obspam__obj *root) {
+  size_t n;
+
+  d->v = NULL;
+  doom_all(e, d, root);
+  n = d->n;
+  if (n == 0)
+    return OBSPAM_OK;
+  if ((d->v = malloc(n * sizeof(*d->v) + d->bytes)) == NULL)
+    return OBSPAM_ENOMEM;
+  d->text = (char *)(d->v + n);
+  doom_all(e, d, root);
+  return OBSPAM_OK;
+}
+
 int obspam_remove(obspam_engine *e, int kind, const char *name) {
   obspam__name n;
-  obspam__obj *o;
-  obspam__imb *m;
+  obspam__obj *o, *root = NULL;
+  obspam__imb *m = NULL;
+  obspam__store *st, *shared = NULL;
+  doomed d = {NULL, NULL, 0, 0};
   int rc = norm(e, "remove", kind, name, &n);
 
   if (rc != OBSPAM_OK)
     return rc;
   pthread_rwlock_wrlock(&e->lock);
+  st = e->store;
   o = obspam__tree_find(&e->conf->tree, kind, n.s, n.len);
-  if (o != NULL && kind == OBSPAM_MAILBOX) {
+  if (o != NULL)
+    root = o;
+  else if (kind == OBSPAM_MAILBOX &&
+           (m = obspam__implicit_find(&e->imp, n.s, n.len)) != NULL)
+    root = &m->obj;
+  /* A shared store forgets the local counters here and deletes its own
+     after the lock (forget_named), before this call returns. */
+  if (root != NULL && st->ops->forget_named != NULL &&
+      (rc = doomed_names(e, &d, root)) == OBSPAM_OK &&
+      (shared = obspam__store_take(st)) != NULL)
+    st = e->local;
+  if (rc != OBSPAM_OK) {
+    /* Out of memory for the names: nothing is removed. */
+  } else if (o != NULL && kind == OBSPAM_MAILBOX) {
     /* A mailbox has nothing below it: no scan of the implicit ones. */
-    rc = e->store->ops->reserve(e->store, o);
+    rc = st->ops->reserve(st, o);
     if (rc == OBSPAM_OK)
-      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, e->store);
+      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, st);
   } else if (o != NULL) {
-    rc = reserve_with_implicit(e, o);
+    rc = reserve_with_implicit(e, st, o);
     if (rc == OBSPAM_OK) {
-      forget_implicit(e, o);
-      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, e->store);
+      forget_implicit(e, st, o);
+      obspam__tree_remove(&e->conf->tree, o, obspam__store_forget, st);
     }
-  } else if (kind == OBSPAM_MAILBOX &&
-             (m = obspam__implicit_find(&e->imp, n.s, n.len)) != NULL) {
+  } else if (m != NULL) {
     /* An implicit mailbox is removed as a declared one is: its counters
        go (after a password change, say). */
-    rc = e->store->ops->reserve(e->store, &m->obj);
+    rc = st->ops->reserve(st, &m->obj);
     if (rc == OBSPAM_OK) {
-      e->store->ops->forget(e->store, &m->obj);
+      st->ops->forget(st, &m->obj);
       obspam__implicit_drop(&e->imp, m);
     }
   } else {
@@ -212,6 +302,12 @@ int obspam_remove(obspam_engine *e, int kind, const char *name) {
     find(e, "remove", kind, &n); /* records the failure */
   }
   pthread_rwlock_unlock(&e->lock);
+  if (shared != NULL) {
+    if (rc == OBSPAM_OK)
+      shared->ops->forget_named(shared, d.v, d.n);
+    shared->ops->use(shared, -1);
+  }
+  free(d.v);
   if (rc == OBSPAM_ENOMEM)
     return obspam__fail(e, rc, "remove: out of memory");
   return rc;

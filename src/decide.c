@@ -932,6 +932,7 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
   obspam__obj *o;
   obspam__imb *held = NULL;
   const char *why;
+  int rc;
 
   if (e == NULL)
     return OBSPAM_EINVAL;
@@ -954,9 +955,18 @@ int obspam_stats_get(obspam_engine *e, int kind, const char *name, int64_t now,
     now = (int64_t)time(NULL);
   now = obspam__newest(e, now);
 
+  /* A shared store is read without the engine's lock: a round trip under
+     it would make a reload, and every decision behind it, wait. */
+  rc = __atomic_load_n(&e->shared, __ATOMIC_RELAXED)
+           ? obspam__stats_named(e, kind, &n, now, out)
+           : OBSPAM_EUNAVAIL;
+  if (rc == OBSPAM_OK)
+    return OBSPAM_OK;
+  o = NULL;
   pthread_rwlock_rdlock(&e->lock);
   /* An implicit mailbox is pinned while it is read. */
-  o = obspam__find_counted(e, kind, &n, &held);
+  if (rc == OBSPAM_EUNAVAIL)
+    o = obspam__find_counted(e, kind, &n, &held);
   if (o != NULL)
     obspam__stats_fill(e, o, now, out);
   if (held != NULL)

@@ -202,6 +202,14 @@ void obspam__stats_fill_known(obspam_engine *e, const obspam__obj *o,
                               int64_t now, obspam__known known, void *ud,
                               obspam_stats *out);
 
+/* obspam_stats_get's status of the object of kind named n on a shared
+   store, its counters read without the engine's lock (panel.c):
+   OBSPAM_OK, OBSPAM_ENOTFOUND, or OBSPAM_EUNAVAIL when the store reads
+   nothing by name or does not answer (the caller then reads under the
+   lock). */
+int obspam__stats_named(obspam_engine *e, int kind, const obspam__name *n,
+                        int64_t now, obspam_stats *out);
+
 /* Structures grow at their end (API.md "Additions in 1.3"): a caller
    compiled against an older header passes a smaller struct_size. The
    size of a structure up to and including field, and whether the

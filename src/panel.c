@@ -600,6 +600,100 @@ static int page_named(obspam_engine *e, int kind, const obspam__name *parent,
   return rc;
 }
 
+/* ---- One object's status on a shared store ---------------------------
+
+   obspam_stats_get reads the object and the ancestors its status looks
+   at (three objects at most) as a page does: named under the lock, read
+   in one exchange without it, the status filled under it again. */
+
+/* The objects of one status and what was read for them. */
+typedef struct one_ws {
+  known k[3];
+  size_t n;
+} one_ws;
+
+static const obspam__reading *one_known(const obspam__obj *o, void *ud) {
+  one_ws *w = ud;
+  size_t i;
+
+  for (i = 0; i < w->n; i++)
+    if (w->k[i].kind == o->kind && w->k[i].len == o->len &&
+        memcmp(w->k[i].name, o->name, o->len) == 0)
+      return known_for(&w->k[i], o);
+  return NULL;
+}
+
+/* Under the read lock: whether everything o's status reads was read as
+   it is now (a reload may have moved o under another subscription); if
+   not, w names o and its ancestors afresh. */
+static int one_all_known(one_ws *w, const obspam__obj *o) {
+  const obspam__obj *p;
+
+  for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent)
+    if (one_known(p, w) == NULL)
+      break;
+  if (p == NULL || p->kind < OBSPAM_SUBSCRIPTION)
+    return 1;
+  w->n = 0;
+  for (p = o; p != NULL && p->kind >= OBSPAM_SUBSCRIPTION; p = p->parent) {
+    memset(&w->k[w->n], 0, offsetof(known, r));
+    known_set(&w->k[w->n++], p);
+  }
+  return 0;
+}
+
+int obspam__stats_named(obspam_engine *e, int kind, const obspam__name *n,
+                        int64_t now, obspam_stats *out) {
+  obspam__named v[3];
+  obspam__reading rv[3];
+  one_ws w;
+  int round, rc = OBSPAM_EUNAVAIL;
+  size_t i;
+
+  w.n = 0;
+  for (round = 1; rc == OBSPAM_EUNAVAIL; round++) {
+    obspam__store *s = NULL;
+    obspam__imb *held;
+    const obspam__obj *o;
+    int64_t retention;
+
+    pthread_rwlock_rdlock(&e->lock);
+    retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+    o = obspam__find_counted(e, kind, n, &held);
+    if (o == NULL) {
+      rc = OBSPAM_ENOTFOUND;
+    } else if (one_all_known(&w, o) || round == ROUNDS) {
+      /* What is missing after ROUNDS moves is read under the lock. */
+      obspam__stats_fill_known(e, o, now, one_known, &w, out);
+      rc = OBSPAM_OK;
+    } else if (e->store->ops->read_named == NULL ||
+               (s = obspam__store_take(e->store)) == NULL) {
+      rc = OBSPAM_EUNAVAIL; /* a local store now: the caller reads */
+    }
+    if (held != NULL)
+      obspam__implicit_unpin(&e->imp, held);
+    pthread_rwlock_unlock(&e->lock);
+    if (s == NULL)
+      break;
+    for (i = 0; i < w.n; i++) {
+      v[i].kind = w.k[i].kind;
+      v[i].sub = w.k[i].sub;
+      v[i].name = w.k[i].name;
+      v[i].len = w.k[i].len;
+    }
+    rc = s->ops->read_named(s, v, w.n, now, retention, rv);
+    s->ops->use(s, -1);
+    if (rc != OBSPAM_OK)
+      return OBSPAM_EUNAVAIL; /* not answered: the caller reads */
+    for (i = 0; i < w.n; i++) {
+      w.k[i].r = rv[i];
+      w.k[i].have = 1;
+    }
+    rc = OBSPAM_EUNAVAIL;
+  }
+  return rc;
+}
+
 int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
                      uint32_t flags, const char *after, size_t max, int64_t now,
                      int (*fn)(int kind, const char *name,
@@ -680,12 +774,90 @@ int obspam_enumerate(obspam_engine *e, int kind, const char *parent,
   return OBSPAM_OK;
 }
 
+/* The reset of o at t, as a charge. Under the read lock. */
+static void reset_charge(obspam_engine *e, obspam__obj *o, int64_t t,
+                         obspam__charge *ch) {
+  memset(ch, 0, sizeof(*ch));
+  ch->n = 1;
+  ch->obj[0] = o;
+  ch->reset = 1;
+  ch->c = 1;
+  ch->t = t;
+  ch->refuser = -1;
+  ch->uid = -1;
+  ch->retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+  ch->period = e->conf->opt[OBSPAM_OPT_NOTIFY_PERIOD];
+  ch->record = e->journal != NULL ? obspam__journal_record : NULL;
+  ch->record_ud = e->journal;
+}
+
+/* A reset on a shared store, its round trip made without the engine's
+   lock: the object's name and subscription copied under the lock, the
+   shared store reset by name, and the local counters under the lock
+   again, as the store's charge does them (unjournaled). A reload that
+   moved the object meanwhile makes it reset again by its new keys;
+   after ROUNDS moves, *named is 0 and the caller resets under the lock,
+   as it does for a store that resets nothing by name. *t: the time of
+   the reset. */
+static int reset_named(obspam_engine *e, int kind, const obspam__name *n,
+                       int64_t now, int *named, int64_t *t) {
+  char sub[OBSPAM_NAME_MAX + 1];
+  int round, rc = OBSPAM_OK;
+
+  *named = 0;
+  sub[0] = '\0';
+  for (round = 0; round < ROUNDS; round++) {
+    obspam__store *s = NULL;
+    obspam__imb *held;
+    obspam__obj *o;
+    obspam__named on;
+    int64_t retention;
+
+    pthread_rwlock_rdlock(&e->lock);
+    retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+    o = obspam__find_counted(e, kind, n, &held);
+    if (o == NULL) {
+      /* Removed after the shared store was reset: that reset stands. */
+      rc = round > 0 ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+      *named = 1;
+    } else if (round > 0 && strcmp(owner_name(o), sub) == 0) {
+      obspam__charge ch;
+
+      reset_charge(e, o, *t, &ch);
+      ch.record = NULL;
+      (void)e->local->ops->charge(e->local, &ch);
+      rc = OBSPAM_OK;
+      *named = 1;
+    } else if (e->store->ops->reset_named != NULL &&
+               (s = obspam__store_take(e->store)) != NULL) {
+      memcpy(sub, owner_name(o), strlen(owner_name(o)) + 1);
+      on.kind = kind;
+      on.sub = sub;
+      on.name = n->s;
+      on.len = n->len;
+      *t = obspam__newest(e, now);
+    }
+    if (held != NULL)
+      obspam__implicit_unpin(&e->imp, held);
+    pthread_rwlock_unlock(&e->lock);
+    if (s == NULL)
+      return rc;
+    rc = s->ops->reset_named(s, &on, t, retention);
+    s->ops->use(s, -1);
+    if (rc != OBSPAM_OK) {
+      *named = 1; /* not answered: nothing was reset */
+      return rc;
+    }
+  }
+  return OBSPAM_OK;
+}
+
 int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   obspam__charge ch;
   obspam__name n;
   obspam__obj *o;
   obspam__imb *held;
-  int rc;
+  int rc, named = 0;
 
   if ((rc = obspam__counted_kind(e, "reset", kind, "counters")) != OBSPAM_OK)
     return rc;
@@ -696,29 +868,25 @@ int obspam_reset(obspam_engine *e, int kind, const char *name, int64_t now) {
   if (now == 0)
     now = (int64_t)time(NULL);
 
-  memset(&ch, 0, sizeof(ch));
-  pthread_rwlock_rdlock(&e->lock);
-  /* An implicit mailbox is pinned while it is reset. */
-  o = obspam__find_counted(e, kind, &n, &held);
-  if (o == NULL) {
-    rc = OBSPAM_ENOTFOUND;
-  } else {
-    ch.n = 1;
-    ch.obj[0] = o;
-    ch.reset = 1;
-    ch.c = 1;
-    ch.t = obspam__newest(e, now);
-    ch.refuser = -1;
-    ch.uid = -1;
-    ch.retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
-    ch.period = e->conf->opt[OBSPAM_OPT_NOTIFY_PERIOD];
-    ch.record = e->journal != NULL ? obspam__journal_record : NULL;
-    ch.record_ud = e->journal;
-    rc = e->store->ops->charge(e->store, &ch);
+  ch.t = 0;
+  /* On a shared store, no round trip under the engine's lock: a reload
+     would wait for it, and every decision behind the reload. */
+  if (__atomic_load_n(&e->shared, __ATOMIC_RELAXED))
+    rc = reset_named(e, kind, &n, now, &named, &ch.t);
+  if (!named) {
+    pthread_rwlock_rdlock(&e->lock);
+    /* An implicit mailbox is pinned while it is reset. */
+    o = obspam__find_counted(e, kind, &n, &held);
+    if (o == NULL) {
+      rc = OBSPAM_ENOTFOUND;
+    } else {
+      reset_charge(e, o, obspam__newest(e, now), &ch);
+      rc = e->store->ops->charge(e->store, &ch);
+    }
+    if (held != NULL)
+      obspam__implicit_unpin(&e->imp, held);
+    pthread_rwlock_unlock(&e->lock);
   }
-  if (held != NULL)
-    obspam__implicit_unpin(&e->imp, held);
-  pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc, "reset: no %s '%s'", obspam_kind_name(kind),
                         n.s);

@@ -7,6 +7,52 @@
 
 #include "engine.h"
 
+/* History from a shared store without the engine's lock: a round trip
+   under it would make a reload, and every decision behind it, wait. The
+   object's name and the subscription that makes its keys are copied
+   under the lock; a script needs no object. OBSPAM_EUNAVAIL: the store
+   reads nothing by name, or does not answer (the caller reads under the
+   lock). */
+static int history_named(obspam_engine *e, int kind, const char *script,
+                         size_t len, const obspam__name *n, int64_t from,
+                         int64_t to, obspam__hour **hours, size_t *count) {
+  char sub[OBSPAM_NAME_MAX + 1];
+  obspam__named on = {kind, sub, NULL, 0};
+  obspam__store *s = NULL;
+  const obspam__obj *o = NULL;
+  obspam__imb *held = NULL;
+  int64_t retention;
+  int rc = OBSPAM_OK;
+
+  if (!__atomic_load_n(&e->shared, __ATOMIC_RELAXED))
+    return OBSPAM_EUNAVAIL;
+  pthread_rwlock_rdlock(&e->lock);
+  retention = e->conf->opt[OBSPAM_OPT_RETENTION_HOURS];
+  if (kind != OBSPAM_SCRIPT &&
+      (o = obspam__find_counted(e, kind, n, &held)) == NULL)
+    rc = OBSPAM_ENOTFOUND;
+  else if (e->store->ops->history_named == NULL ||
+           (s = obspam__store_take(e->store)) == NULL)
+    rc = OBSPAM_EUNAVAIL;
+  if (o != NULL) {
+    const obspam__sub *owner = obspam__owner(o);
+    const char *sn = owner != NULL ? owner->obj.name : "";
+
+    memcpy(sub, sn, strlen(sn) + 1);
+    on.name = n->s;
+    on.len = n->len;
+  }
+  if (held != NULL)
+    obspam__implicit_unpin(&e->imp, held);
+  pthread_rwlock_unlock(&e->lock);
+  if (s == NULL)
+    return rc;
+  rc = s->ops->history_named(s, kind != OBSPAM_SCRIPT ? &on : NULL, script, len,
+                             from, to, retention, hours, count);
+  s->ops->use(s, -1);
+  return rc;
+}
+
 int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
                    int64_t to,
                    void (*fn)(int64_t hour_start, int64_t sent, int64_t refused,
@@ -16,6 +62,7 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
   obspam__name n;
   obspam__obj *o = NULL;
   obspam__imb *held = NULL;
+  obspam__store *st;
   size_t count = 0, i, len = 0;
   const char *why = NULL;
   int rc;
@@ -41,21 +88,27 @@ int obspam_history(obspam_engine *e, int kind, const char *name, int64_t from,
     return obspam__fail(e, OBSPAM_EINVAL, "history: %s '%.64s': %s",
                         obspam_kind_name(kind), name ? name : "(null)", why);
 
-  pthread_rwlock_rdlock(&e->lock);
-  if (kind != OBSPAM_SCRIPT) {
-    /* An implicit mailbox is pinned while it is read. */
-    o = obspam__find_counted(e, kind, &n, &held);
-    rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
-  } else {
-    rc = OBSPAM_OK;
+  rc = history_named(e, kind, name, len, &n, from, to, &hours, &count);
+  if (rc == OBSPAM_EUNAVAIL) {
+    pthread_rwlock_rdlock(&e->lock);
+    if (kind != OBSPAM_SCRIPT) {
+      /* An implicit mailbox is pinned while it is read. */
+      o = obspam__find_counted(e, kind, &n, &held);
+      rc = o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
+    } else {
+      rc = OBSPAM_OK;
+    }
+    /* A shared store that did not answer by name is not asked again
+       under the lock: the local counters answer. */
+    st = e->store->ops->history_named != NULL ? e->local : e->store;
+    if (rc == OBSPAM_OK)
+      rc = st->ops->history(st, o, name, len, from, to,
+                            e->conf->opt[OBSPAM_OPT_RETENTION_HOURS], &hours,
+                            &count);
+    if (held != NULL)
+      obspam__implicit_unpin(&e->imp, held);
+    pthread_rwlock_unlock(&e->lock);
   }
-  if (rc == OBSPAM_OK)
-    rc = e->store->ops->history(e->store, o, name, len, from, to,
-                                e->conf->opt[OBSPAM_OPT_RETENTION_HOURS],
-                                &hours, &count);
-  if (held != NULL)
-    obspam__implicit_unpin(&e->imp, held);
-  pthread_rwlock_unlock(&e->lock);
   if (rc == OBSPAM_ENOTFOUND)
     return obspam__fail(e, rc, "history: no %s '%s'", obspam_kind_name(kind),
                         kind == OBSPAM_SCRIPT ? name : n.s);

@@ -390,6 +390,31 @@ typedef struct obspam__store_ops {
   int (*report_shared)(obspam__store *s, int64_t from, int64_t to,
                        int64_t retention, int every, obspam__row **out,
                        size_t *n);
+  /* Optional (NULL: forget drops everything, under the engine's lock),
+     with use as read_named: what a shared store keeps for the n objects
+     of v, which were removed and forgotten in the local store under the
+     engine's write lock (obspam_remove), deleted without that lock, in
+     one exchange per batch of objects; the keys it cannot delete now
+     (the store does not answer) are left to the housekeeping of objects
+     a reload dropped. */
+  void (*forget_named)(obspam__store *s, const obspam__named *v, size_t n);
+  /* Optional (NULL: history under the engine's lock), with use as
+     read_named: history for the object named o, or, when o is NULL, for
+     the script path; OBSPAM_EUNAVAIL when the store does not answer
+     (history, under the lock, then answers from the local counters). */
+  int (*history_named)(obspam__store *s, const obspam__named *o,
+                       const char *script, size_t script_len, int64_t from,
+                       int64_t to, int64_t retention, obspam__hour **out,
+                       size_t *n);
+  /* Optional (NULL: a reset is a charge, made under the engine's lock),
+     with use as read_named: the shared store's half of a reset of the
+     object named o (a charge with reset set does both halves), at *t,
+     which it moves forward to the newest time it saw. OBSPAM_OK, or
+     OBSPAM_EUNAVAIL when it does not answer (nothing was reset there).
+     The caller then resets the local counters, without journaling, as
+     charge does on a shared store. */
+  int (*reset_named)(obspam__store *s, const obspam__named *o, int64_t *t,
+                     int64_t retention);
 } obspam__store_ops;
 
 struct obspam__store {

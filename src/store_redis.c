@@ -567,6 +567,7 @@ typedef struct redis_store {
 #define REPLAY_MAX 256   /* ledger entries sent in one exchange */
 #define GONE_MAX 200000  /* keys of dropped objects queued for deletion */
 #define GONE_BATCH 128   /* keys deleted in one exchange */
+#define FORGET_BATCH 128 /* removed objects deleted in one exchange */
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -1467,10 +1468,11 @@ static int replay(redis_store *r, session *x) {
 /* A reset (ch->reset) on Redis: one script, so that no decision of
    another server comes between emptying the windows and recording the
    floor of the day. 0, or -1 when Redis did not answer. */
-static int redis_reset(redis_store *r, const obspam__charge *ch) {
+/* Empties every window of the object named o at t in Redis, keeping its
+   history: 0, or -1 when Redis does not answer. */
+static int redis_reset(redis_store *r, const obspam__named *o, int64_t t,
+                       int64_t retention) {
   char w[KEY_MAX], h[KEY_MAX], ts[24], rets[24];
-  const obspam__obj *o = ch->obj[0];
-  const char *sub = sub_of(o);
   redisReply *rp;
   session x;
   cmd c;
@@ -1482,10 +1484,10 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
   args(&c, "EVALSHA");
   arg(&c, r->sha_reset, 40);
   args(&c, "2");
-  arg(&c, w, key_of(r, w, sub, o->kind, o->name, o->len, 'w'));
-  arg(&c, h, key_of(r, h, sub, o->kind, o->name, o->len, 'h'));
-  snprintf(ts, sizeof(ts), "%lld", (long long)ch->t);
-  snprintf(rets, sizeof(rets), "%lld", (long long)ch->retention);
+  arg(&c, w, key_of(r, w, o->sub, o->kind, o->name, o->len, 'w'));
+  arg(&c, h, key_of(r, h, o->sub, o->kind, o->name, o->len, 'h'));
+  snprintf(ts, sizeof(ts), "%lld", (long long)t);
+  snprintf(rets, sizeof(rets), "%lld", (long long)retention);
   args(&c, ts);
   args(&c, rets);
   if (pipeline(r, &x, &c, 1, &rp) != 0) {
@@ -1500,6 +1502,21 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
   return ok ? 0 : -1;
 }
 
+/* The Redis half of a reset, by name: *t moves forward to the newest time
+   this store saw, as a decision's does. */
+static int r_reset_named(obspam__store *s, const obspam__named *o, int64_t *t,
+                         int64_t retention) {
+  redis_store *r = (redis_store *)s;
+
+  pthread_mutex_lock(&r->slock);
+  if (*t < r->newest)
+    *t = r->newest;
+  else
+    r->newest = *t;
+  pthread_mutex_unlock(&r->slock);
+  return redis_reset(r, o, *t, retention) == 0 ? OBSPAM_OK : OBSPAM_EUNAVAIL;
+}
+
 /* A reset must reach every server: with Redis down it fails
    (OBSPAM_EUNAVAIL) and changes nothing, instead of emptying only this
    server's stand-in counters. Once Redis has it, the local counters
@@ -1508,16 +1525,10 @@ static int redis_reset(redis_store *r, const obspam__charge *ch) {
    failing for memory only leaves the stand-in as it was. */
 static int r_reset(redis_store *r, obspam__charge *ch) {
   void (*record)(void *, const obspam__charge *) = ch->record;
-  int rc;
+  const obspam__obj *o = ch->obj[0];
+  obspam__named on = {o->kind, sub_of(o), o->name, o->len};
 
-  pthread_mutex_lock(&r->slock);
-  if (ch->t < r->newest)
-    ch->t = r->newest;
-  else
-    r->newest = ch->t;
-  pthread_mutex_unlock(&r->slock);
-  rc = redis_reset(r, ch);
-  if (rc != 0)
+  if (r_reset_named(&r->base, &on, &ch->t, ch->retention) != OBSPAM_OK)
     return OBSPAM_EUNAVAIL;
   ch->record = NULL;
   (void)r->local->ops->charge(r->local, ch);
@@ -1903,9 +1914,13 @@ static int parse_hours(const redisReply *rp, int64_t cutoff, int64_t from,
   return OBSPAM_OK;
 }
 
-static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
-                     size_t script_len, int64_t from, int64_t to,
-                     int64_t retention, obspam__hour **out, size_t *n) {
+/* History for the object named o, or the script path when o is NULL:
+   OBSPAM_OK, OBSPAM_ENOTFOUND (an unknown script), OBSPAM_ENOMEM, or
+   OBSPAM_EUNAVAIL when Redis does not answer. */
+static int r_history_named(obspam__store *s, const obspam__named *o,
+                           const char *script, size_t script_len, int64_t from,
+                           int64_t to, int64_t retention, obspam__hour **out,
+                           size_t *n) {
   redis_store *r = (redis_store *)s;
   char key[KEY_MAX], sub[OBSPAM_NAME_MAX + 1];
   int64_t cutoff;
@@ -1924,7 +1939,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     args(&c, key);
     arg(&c, script, script_len);
     if (call1(r, &c, &rp) != 0)
-      goto local;
+      return OBSPAM_EUNAVAIL;
     if (rp->type != REDIS_REPLY_STRING || rp->len > OBSPAM_NAME_MAX) {
       freeReplyObject(rp);
       *out = NULL;
@@ -1935,7 +1950,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     sub[rp->len] = '\0';
     freeReplyObject(rp);
   } else {
-    snprintf(sub, sizeof(sub), "%s", sub_of(o));
+    snprintf(sub, sizeof(sub), "%s", o->sub);
   }
   memset(&c, 0, sizeof(c));
   args(&c, "HGETALL");
@@ -1944,7 +1959,7 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
   else
     arg(&c, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
   if (call1(r, &c, &rp) != 0)
-    goto local;
+    return OBSPAM_EUNAVAIL;
   rc = parse_hours(rp, cutoff, from, to, o == NULL ? 0 : 3600, out, n);
   freeReplyObject(rp);
   if (rc == OBSPAM_OK) {
@@ -1958,7 +1973,25 @@ static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
     *n = k;
   }
   return rc;
-local:
+}
+
+static int r_history(obspam__store *s, const obspam__obj *o, const char *script,
+                     size_t script_len, int64_t from, int64_t to,
+                     int64_t retention, obspam__hour **out, size_t *n) {
+  redis_store *r = (redis_store *)s;
+  obspam__named on;
+  int rc;
+
+  if (o != NULL) {
+    on.kind = o->kind;
+    on.sub = sub_of(o);
+    on.name = o->name;
+    on.len = o->len;
+  }
+  rc = r_history_named(s, o != NULL ? &on : NULL, script, script_len, from, to,
+                       retention, out, n);
+  if (rc != OBSPAM_EUNAVAIL)
+    return rc;
   return r->local->ops->history(r->local, o, script, script_len, from, to,
                                 retention, out, n);
 }
@@ -2254,6 +2287,24 @@ static int r_notices(obspam__store *s, int64_t now, obspam__pending **out) {
 
 /* ---- housekeeping ------------------------------------------------------ */
 
+/* Deletes the n keys argv[1..n] (argv[0] is "DEL") in one exchange on
+   session x: 0, or -1 (out of memory, or Redis does not answer). */
+static int del_keys(redis_store *r, session *x, const char **argv,
+                    const size_t *len, int n) {
+  char *fmt = NULL;
+  long long flen = redisFormatCommandArgv(&fmt, n + 1, argv, len);
+  redisReply *rp;
+  int ok = 0;
+
+  if (flen >= 0 && send_fmt(r, x, &fmt, &flen, 1, &rp) == 0) {
+    ok = rp->type == REDIS_REPLY_INTEGER;
+    freeReplyObject(rp);
+  }
+  if (fmt != NULL)
+    redisFreeCommand(fmt);
+  return ok ? 0 : -1;
+}
+
 /* Deletes the queued keys of dropped objects, GONE_BATCH in one
    exchange, while there are some; waits RETRY_MS when Redis does not
    answer. Asked to stop, it finishes the queue while Redis answers. */
@@ -2265,9 +2316,6 @@ static void *housekeeper(void *arg) {
     const char *argv[GONE_BATCH + 1];
     size_t len[GONE_BATCH + 1];
     gone_key *head, *g, *last = NULL;
-    char *fmt = NULL;
-    long long flen;
-    redisReply *rp;
     session x;
     int n = 0, ok = 0;
 
@@ -2287,16 +2335,10 @@ static void *housekeeper(void *arg) {
     last->next = NULL;
     r->gone_n -= n;
     pthread_mutex_unlock(&r->hlock);
-    flen = redisFormatCommandArgv(&fmt, n + 1, argv, len);
-    if (flen >= 0 && session_start(r, &x) == 0) {
-      if (send_fmt(r, &x, &fmt, &flen, 1, &rp) == 0) {
-        ok = rp->type == REDIS_REPLY_INTEGER;
-        freeReplyObject(rp);
-      }
+    if (session_start(r, &x) == 0) {
+      ok = del_keys(r, &x, argv, len, n) == 0;
       session_end(r, &x);
     }
-    if (fmt != NULL)
-      redisFreeCommand(fmt);
     pthread_mutex_lock(&r->hlock);
     if (ok || r->hk_stop) {
       if (ok)
@@ -2351,27 +2393,78 @@ static void gone_put(redis_store *r, const char *key, size_t len) {
   r->gone_n++;
 }
 
-/* A reload dropped o (or moved it under another subscription, whose hash
-   tag its keys no longer have): its two keys are deleted in the
-   background, so that a reload never waits for Redis. */
-static void r_gone(obspam__store *s, const obspam__obj *o) {
-  redis_store *r = (redis_store *)s;
+/* Queues the two keys of each of the n objects of v for the
+   housekeeper, which it starts at the first. */
+static void gone_named(redis_store *r, const obspam__named *v, size_t n) {
   char key[KEY_MAX];
-  const char *sub = sub_of(o);
+  size_t i;
 
   pthread_mutex_lock(&r->hlock);
   if (!r->hk_started) {
     if (pthread_create(&r->hk, NULL, housekeeper, r) != 0) {
-      r->gone_dropped += 2;
+      r->gone_dropped += 2 * (int64_t)n;
       pthread_mutex_unlock(&r->hlock);
       return;
     }
     r->hk_started = 1;
   }
-  gone_put(r, key, key_of(r, key, sub, o->kind, o->name, o->len, 'w'));
-  gone_put(r, key, key_of(r, key, sub, o->kind, o->name, o->len, 'h'));
+  for (i = 0; i < n; i++) {
+    gone_put(r, key,
+             key_of(r, key, v[i].sub, v[i].kind, v[i].name, v[i].len, 'w'));
+    gone_put(r, key,
+             key_of(r, key, v[i].sub, v[i].kind, v[i].name, v[i].len, 'h'));
+  }
   pthread_cond_signal(&r->hcond);
   pthread_mutex_unlock(&r->hlock);
+}
+
+/* A reload dropped o (or moved it under another subscription, whose hash
+   tag its keys no longer have): its two keys are deleted in the
+   background, so that a reload never waits for Redis. */
+static void r_gone(obspam__store *s, const obspam__obj *o) {
+  obspam__named on = {o->kind, sub_of(o), o->name, o->len};
+
+  gone_named((redis_store *)s, &on, 1);
+}
+
+/* The objects removed by obspam_remove, deleted before it returns (an
+   object removed and added again starts from zero on every node), but
+   without the engine's lock: FORGET_BATCH objects, two keys each, in one
+   exchange. What Redis does not take now goes to the housekeeper. */
+static void r_forget_named(obspam__store *s, const obspam__named *v, size_t n) {
+  redis_store *r = (redis_store *)s;
+  const char *argv[2 * FORGET_BATCH + 1];
+  size_t len[2 * FORGET_BATCH + 1], at = 0;
+  char(*keys)[KEY_MAX];
+  session x;
+
+  if (n == 0)
+    return;
+  keys = malloc(2 * FORGET_BATCH * sizeof(*keys));
+  if (keys != NULL && session_start(r, &x) == 0) {
+    argv[0] = "DEL";
+    len[0] = 3;
+    for (; at < n; at += FORGET_BATCH) {
+      size_t i, k = n - at < FORGET_BATCH ? n - at : FORGET_BATCH;
+
+      for (i = 0; i < k; i++) {
+        const obspam__named *o = &v[at + i];
+
+        argv[2 * i + 1] = keys[2 * i];
+        len[2 * i + 1] =
+            key_of(r, keys[2 * i], o->sub, o->kind, o->name, o->len, 'w');
+        argv[2 * i + 2] = keys[2 * i + 1];
+        len[2 * i + 2] =
+            key_of(r, keys[2 * i + 1], o->sub, o->kind, o->name, o->len, 'h');
+      }
+      if (del_keys(r, &x, argv, len, (int)(2 * k)) != 0)
+        break;
+    }
+    session_end(r, &x);
+  }
+  free(keys);
+  if (at < n)
+    gone_named(r, v + at, n - at);
 }
 
 /* The local store is the engine's: it outlives this one. The
@@ -2464,6 +2557,9 @@ static const obspam__store_ops redis_ops = {.charge = r_charge,
                                             .same = r_same,
                                             .status = r_status,
                                             .gone = r_gone,
+                                            .forget_named = r_forget_named,
+                                            .history_named = r_history_named,
+                                            .reset_named = r_reset_named,
                                             .backlog = r_backlog,
                                             .read_named = r_read_named,
                                             .use = r_use,

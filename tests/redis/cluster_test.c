@@ -9,8 +9,10 @@
      cluster_test fallback URI KILL_CMD RESTART_CMD
          Redis killed: decisions go on with local counters (fallback local)
          or fail with OBSPAM_EUNAVAIL (fallback defer), one episode counted;
-         a reset fails with OBSPAM_EUNAVAIL, changing nothing;
-         Redis restarted: decisions use the shared counters again;
+         a reset fails with OBSPAM_EUNAVAIL, changing nothing; a removal
+         succeeds, its keys queued for the housekeeper;
+         Redis restarted: decisions use the shared counters again, and
+         the removed mailbox's keys are deleted;
      cluster_test ledger URI KILL_CMD RESTART_CMD
          a mailbox with limit 5 sends 3 through relay A while Redis is
          down (fallback local); once Redis is back, A adds them to Redis
@@ -30,6 +32,13 @@
          a reload that drops a subscription (and its domain and mailbox)
          and moves a domain under another subscription: the keys of what
          went are deleted in the background, the others stay;
+     cluster_test nolock URI SLOW_URI DELAY_MS
+         SLOW_URI reaches Redis through a proxy that adds DELAY_MS to each
+         round trip: obspam_stats_get, obspam_history and the removal of a
+         subscription with 2,000 mailboxes give the in-memory engine's
+         answers, so do resets, and a writer taking the engine's lock
+         meanwhile waits for no round trip; once the removal returns, its
+         counters are gone on Redis;
      cluster_test roundtrips URI DELAY_MS CONTROL_PORT
          URI reaches Redis through a proxy that adds DELAY_MS to each
          round trip (tests/redis/delay_proxy.py, which counts the
@@ -427,6 +436,9 @@ static int fallback(const char *uri, const char *kill_cmd,
   }
   status(e, st);
   EXPECT(st[0] == 1 && st[1] == 1 && st[2] == 0 && st[3] == 0, "status");
+  EXPECT(obspam_add(e, OBSPAM_MAILBOX, "b@d.example", NULL) == OBSPAM_OK &&
+             decide_as(e, "b@d.example", &v) == OBSPAM_OK && v.count == 0,
+         "b: %s", obspam_engine_errmsg(e));
 
   run("Redis dies", kill_cmd);
   printf("3 messages on the local counters, one episode\n");
@@ -462,6 +474,17 @@ static int fallback(const char *uri, const char *kill_cmd,
            ms.last_reset);
   }
 
+  printf("a removal succeeds; the keys Redis did not take are queued\n");
+  {
+    int64_t b[5];
+
+    rc = obspam_remove(e, OBSPAM_MAILBOX, "b@d.example");
+    obspam_store_backlog(e, &b[0], &b[1], &b[2], &b[3], &b[4]);
+    EXPECT(rc == OBSPAM_OK && b[3] == 2 && b[4] == 0,
+           "rc %d (%s), keys pending %" PRId64 " deleted %" PRId64, rc,
+           obspam_engine_errmsg(e), b[3], b[4]);
+  }
+
   run("Redis comes back", restart_cmd);
   /* Redis is tried again at most once a second. */
   usleep(1100 * 1000);
@@ -480,7 +503,19 @@ static int fallback(const char *uri, const char *kill_cmd,
            "\n",
            b[0], b[1], b[2]);
     EXPECT(b[0] == 0 && b[1] == 3 && b[2] == 0, "the ledger was added");
+    /* The housekeeper tries again once a second. */
+    for (i = 0; i < 100 && (b[3] != 0 || b[4] != 2); i++) {
+      usleep(100 * 1000);
+      obspam_store_backlog(e, &b[0], &b[1], &b[2], &b[3], &b[4]);
+    }
+    EXPECT(b[3] == 0 && b[4] == 2,
+           "the removed mailbox's keys: pending %" PRId64 " deleted %" PRId64,
+           b[3], b[4]);
   }
+  printf("b@d.example added again starts from zero on Redis\n");
+  EXPECT(obspam_add(e, OBSPAM_MAILBOX, "b@d.example", NULL) == OBSPAM_OK &&
+             decide_as(e, "b@d.example", &v) == OBSPAM_OK && v.count == 0,
+         "b: count %" PRId64 " (%s)", v.count, obspam_engine_errmsg(e));
   obspam_engine_free(e);
   return failures ? 1 : 0;
 }
@@ -2304,6 +2339,312 @@ static int enum_lock(const char *direct, const char *slow, int delay_ms) {
   return failures ? 1 : 0;
 }
 
+/* No round trip under the engine's lock in obspam_stats_get,
+   obspam_history, obspam_reset and obspam_remove: through a proxy that adds
+   delay_ms to each round trip, each is made while another thread keeps taking
+   the engine's write lock (obspam_set_limit, which does nothing else:
+   its time is the wait for the lock; a reload would also put back the
+   subscription removed). Made under the read lock (1.4.0), a stats_get
+   or a history held it for a round trip, which the writer waited for at
+   the median (50 ms); a remove of NOLOCK_MAILBOXES mailboxes held the
+   write lock for a round trip per object (100 s at 50 ms). The answers
+   are the in-memory engine's. */
+#define NOLOCK_MAILBOXES 2000
+
+static char *nolock_conf(const char *uri, const char *prefix) {
+  grow g = {NULL, 0, 0};
+  int i;
+
+  if (uri != NULL)
+    grow_add(&g, "store %s\nstore-prefix %s\nstore-timeout 10000\n", uri,
+             prefix);
+  grow_add(&g, "subscription s1\ndomain d.example subscription=s1\n"
+               "subscription s2 subscription=1000\n"
+               "domain e.example subscription=s2\nmailbox keep@e.example\n");
+  for (i = 0; i < NOLOCK_MAILBOXES; i++)
+    grow_add(&g, "mailbox m%05d@d.example%s\n", i, i == 1 ? " limit=0" : "");
+  return g.s;
+}
+
+/* Takes e's write lock again and again until stopped, noting each wait. */
+typedef struct writer {
+  obspam_engine *e;
+  int stop; /* atomic */
+  double wait[100000];
+  int n;
+} writer;
+
+static void *write_loop(void *arg) {
+  writer *w = arg;
+  struct timespec gap = {0, 200000};
+
+  while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+    double t0 = now_ms();
+
+    if (obspam_set_limit(w->e, OBSPAM_SUBSCRIPTION, "s2", OBSPAM_SUBSCRIPTION,
+                         1000) != OBSPAM_OK) {
+      printf("set_limit: %s\n", obspam_engine_errmsg(w->e));
+      exit(2);
+    }
+    if (w->n < (int)(sizeof(w->wait) / sizeof(w->wait[0])))
+      w->wait[w->n++] = now_ms() - t0;
+    /* A few thousand writes a second: the readers get their turns. */
+    nanosleep(&gap, NULL);
+  }
+  return NULL;
+}
+
+static void writer_start(writer *w, obspam_engine *e, pthread_t *th) {
+  w->e = e;
+  w->stop = 0;
+  w->n = 0;
+  pthread_create(th, NULL, write_loop, w);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* Stops the writer and checks that it never waited for a round trip. */
+static void writer_check(writer *w, pthread_t th, const char *what,
+                         int delay_ms) {
+  double median, longest;
+
+  __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
+  pthread_join(th, NULL);
+  qsort(w->wait, (size_t)w->n, sizeof(w->wait[0]), cmp_double);
+  median = w->n > 0 ? w->wait[w->n / 2] : 0;
+  longest = w->n > 0 ? w->wait[w->n - 1] : 0;
+  printf("  during %s: %d writes, the median wait %.2f ms, the longest %.0f "
+         "ms (a round trip %d ms)\n",
+         what, w->n, median, longest, delay_ms);
+  EXPECT(w->n > 0, "%s: no write", what);
+  /* A fifth of a round trip: the writer waited for none at the median. */
+  EXPECT(median < delay_ms / 5.0, "%s: the median write waited %.1f ms", what,
+         median);
+  /* A loaded machine may still delay one by some tens of ms. */
+  EXPECT(longest < 500 + 2.0 * delay_ms, "%s: a write waited %.0f ms", what,
+         longest);
+}
+
+static void stats_of(obspam_engine *e, int kind, const char *name,
+                     obspam_stats *st, int *rc) {
+  memset(st, 0, sizeof(*st));
+  st->struct_size = sizeof(*st);
+  *rc = obspam_stats_get(e, kind, name, T, st);
+}
+
+static void hour_add(int64_t hour, int64_t sent, int64_t refused, void *ud) {
+  grow_add(ud, "%" PRId64 ":%" PRId64 "/%" PRId64 ";", hour - (T - T % 3600),
+           sent, refused);
+}
+
+static char *history_of(obspam_engine *e, int kind, const char *name) {
+  grow g = {NULL, 0, 0};
+  int rc;
+
+  grow_add(&g, "%s", "");
+  rc = obspam_history(e, kind, name, T - 7200, T + 1, hour_add, &g);
+  if (rc != OBSPAM_OK)
+    grow_add(&g, "rc %d: %s", rc, obspam_engine_errmsg(e));
+  return g.s;
+}
+
+static int nolock(const char *direct, const char *slow, int delay_ms) {
+  static const struct {
+    int kind;
+    const char *name;
+  } objs[] = {{OBSPAM_MAILBOX, "m00000@d.example"},
+              {OBSPAM_MAILBOX, "m00001@d.example"},
+              {OBSPAM_MAILBOX, "m00002@d.example"},
+              {OBSPAM_MAILBOX, "m01998@d.example"},
+              {OBSPAM_MAILBOX, "imp@d.example"},
+              {OBSPAM_DOMAIN, "d.example"},
+              {OBSPAM_SUBSCRIPTION, "s1"},
+              {OBSPAM_MAILBOX, "keep@e.example"}};
+  static writer w;
+  char prefix[64], *dconf, *sconf, *mconf, *a, *b;
+  obspam_engine *seed, *e, *m, *f;
+  obspam_stats sa, sb;
+  obspam_verdict v;
+  pthread_t th;
+  double t0, took;
+  int i, ra, rb, round;
+  size_t k;
+
+  snprintf(prefix, sizeof(prefix), "nolock-%d:", (int)getpid());
+  dconf = nolock_conf(direct, prefix);
+  sconf = nolock_conf(slow, prefix);
+  mconf = nolock_conf(NULL, NULL);
+  seed = many_engine(dconf);
+  m = many_engine(mconf);
+  printf("a relay and an in-memory engine charge every 3rd of %d mailboxes "
+         "in two hours, an implicit one and keep@e.example\n",
+         NOLOCK_MAILBOXES);
+  for (round = 0; round < 2; round++)
+    for (i = 0; i < NOLOCK_MAILBOXES; i += 3) {
+      char name[64];
+
+      snprintf(name, sizeof(name), "m%05d@d.example", i + (i == 0 && round));
+      at(seed, name, T - 3600 * (1 - round), (uint32_t)(i % 5 + 1), &v);
+      at(m, name, T - 3600 * (1 - round), (uint32_t)(i % 5 + 1), &v);
+    }
+  at(seed, "keep@e.example", T, 3, &v);
+  at(m, "keep@e.example", T, 3, &v);
+  obspam_engine_free(seed);
+  e = many_engine(sconf);
+  /* The connection and its scripts, made before the clock runs. An
+     implicit mailbox is the engine's own: this relay makes it. */
+  stats_of(e, OBSPAM_SUBSCRIPTION, "s2", &sa, &ra);
+  at(e, "imp@d.example", T, 2, &v);
+  at(m, "imp@d.example", T, 2, &v);
+
+  printf("stats_get through the proxy, as memory answers, while a writer "
+         "takes the lock\n");
+  writer_start(&w, e, &th);
+  t0 = now_ms();
+  for (round = 0; round < 2; round++)
+    for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+      stats_of(e, objs[k].kind, objs[k].name, &sa, &ra);
+      stats_of(m, objs[k].kind, objs[k].name, &sb, &rb);
+      EXPECT(ra == OBSPAM_OK && rb == OBSPAM_OK &&
+                 memcmp(&sa, &sb, sizeof(sa)) == 0,
+             "%s: rc %d/%d count %" PRId64 "/%" PRId64 " refused %" PRId64
+             "/%" PRId64 " day %" PRId64 "/%" PRId64 " sending %d/%d",
+             objs[k].name, ra, rb, sa.count, sb.count, sa.refused, sb.refused,
+             sa.count_day, sb.count_day, sa.sending, sb.sending);
+    }
+  took = now_ms() - t0;
+  printf("  %d calls in %.0f ms\n", (int)(2 * k), took);
+  writer_check(&w, th, "stats_get", delay_ms);
+  stats_of(e, OBSPAM_MAILBOX, "m00003@d.example", &sa, &ra);
+  EXPECT(ra == OBSPAM_OK && sa.count == 4 && sa.count_day == 8 &&
+             sa.refused == 0,
+         "m00003: count %" PRId64 " day %" PRId64, sa.count, sa.count_day);
+  stats_of(e, OBSPAM_MAILBOX, "m00001@d.example", &sa, &ra);
+  EXPECT(ra == OBSPAM_OK && sa.count == 0 && sa.refused == 1 && !sa.sending,
+         "m00001: count %" PRId64 " refused %" PRId64, sa.count, sa.refused);
+  stats_of(e, OBSPAM_MAILBOX, "nobody@d.example", &sa, &ra);
+  EXPECT(ra == OBSPAM_ENOTFOUND &&
+             strcmp(obspam_engine_errmsg(e),
+                    "stats_get: no mailbox 'nobody@d.example'") == 0,
+         "rc %d: %s", ra, obspam_engine_errmsg(e));
+
+  printf("history through the proxy, as memory answers, while a writer "
+         "takes the lock\n");
+  writer_start(&w, e, &th);
+  for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+    a = history_of(e, objs[k].kind, objs[k].name);
+    b = history_of(m, objs[k].kind, objs[k].name);
+    EXPECT(strcmp(a, b) == 0, "%s: %s, memory %s", objs[k].name, a, b);
+    free(a);
+    free(b);
+  }
+  a = history_of(e, OBSPAM_MAILBOX, "m00003@d.example");
+  EXPECT(strcmp(a, "-3600:4/0;0:4/0;") == 0, "m00003: %s", a);
+  free(a);
+  a = history_of(e, OBSPAM_MAILBOX, "nobody@d.example");
+  b = history_of(e, OBSPAM_SCRIPT, "/nowhere.php");
+  EXPECT(strcmp(a, "rc -3: history: no mailbox 'nobody@d.example'") == 0 &&
+             strcmp(b, "rc -3: history: no script '/nowhere.php'") == 0,
+         "%s | %s", a, b);
+  free(a);
+  free(b);
+  writer_check(&w, th, "history", delay_ms);
+
+  printf("reset m00003, d.example and imp through the proxy, as memory "
+         "does, while a writer takes the lock\n");
+  writer_start(&w, e, &th);
+  EXPECT(obspam_reset(e, OBSPAM_MAILBOX, "m00003@d.example", T) == OBSPAM_OK &&
+             obspam_reset(e, OBSPAM_DOMAIN, "d.example", T) == OBSPAM_OK &&
+             obspam_reset(e, OBSPAM_MAILBOX, "imp@d.example", T) == OBSPAM_OK,
+         "%s", obspam_engine_errmsg(e));
+  ra = obspam_reset(e, OBSPAM_MAILBOX, "nobody@d.example", T);
+  EXPECT(ra == OBSPAM_ENOTFOUND &&
+             strcmp(obspam_engine_errmsg(e),
+                    "reset: no mailbox 'nobody@d.example'") == 0,
+         "rc %d: %s", ra, obspam_engine_errmsg(e));
+  writer_check(&w, th, "reset", delay_ms);
+  obspam_reset(m, OBSPAM_MAILBOX, "m00003@d.example", T);
+  obspam_reset(m, OBSPAM_DOMAIN, "d.example", T);
+  obspam_reset(m, OBSPAM_MAILBOX, "imp@d.example", T);
+  f = many_engine(dconf);
+  for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+    stats_of(e, objs[k].kind, objs[k].name, &sa, &ra);
+    stats_of(m, objs[k].kind, objs[k].name, &sb, &rb);
+    EXPECT(ra == OBSPAM_OK && rb == OBSPAM_OK &&
+               memcmp(&sa, &sb, sizeof(sa)) == 0,
+           "after the resets, %s: rc %d/%d count %" PRId64 "/%" PRId64
+           " day %" PRId64 "/%" PRId64 " sending %d/%d",
+           objs[k].name, ra, rb, sa.count, sb.count, sa.count_day, sb.count_day,
+           sa.sending, sb.sending);
+  }
+  stats_of(e, OBSPAM_MAILBOX, "m00003@d.example", &sa, &ra);
+  stats_of(f, OBSPAM_MAILBOX, "m00003@d.example", &sb, &rb);
+  EXPECT(sa.count == 0 && sa.count_day == 0 && sb.count == 0 &&
+             sb.count_day == 0,
+         "m00003 after its reset: %" PRId64 "/%" PRId64
+         ", another relay %" PRId64 "/%" PRId64,
+         sa.count, sa.count_day, sb.count, sb.count_day);
+  obspam_engine_free(f);
+
+  printf("remove s1 (%d mailboxes, an implicit one, its domain) while a "
+         "writer takes the lock\n",
+         NOLOCK_MAILBOXES);
+  writer_start(&w, e, &th);
+  t0 = now_ms();
+  ra = obspam_remove(e, OBSPAM_SUBSCRIPTION, "s1");
+  took = now_ms() - t0;
+  writer_check(&w, th, "remove", delay_ms);
+  rb = obspam_remove(m, OBSPAM_SUBSCRIPTION, "s1");
+  printf("  removed in %.0f ms\n", took);
+  EXPECT(ra == OBSPAM_OK && rb == OBSPAM_OK, "rc %d/%d: %s", ra, rb,
+         obspam_engine_errmsg(e));
+  /* 2,003 objects, 128 in one exchange: 16 round trips, not 2,003. */
+  EXPECT(took < 100.0 * delay_ms, "remove took %.0f ms", took);
+  stats_of(e, OBSPAM_SUBSCRIPTION, "s1", &sa, &ra);
+  stats_of(e, OBSPAM_MAILBOX, "imp@d.example", &sb, &rb);
+  EXPECT(ra == OBSPAM_ENOTFOUND && rb == OBSPAM_ENOTFOUND, "rc %d/%d", ra, rb);
+
+  printf("once remove returned, a relay that still declares s1 finds its "
+         "counters gone; s2's stay\n");
+  f = many_engine(dconf);
+  for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+    stats_of(f, objs[k].kind, objs[k].name, &sa, &ra);
+    if (objs[k].kind == OBSPAM_MAILBOX &&
+        strcmp(objs[k].name, "imp@d.example") == 0)
+      EXPECT(ra == OBSPAM_ENOTFOUND, "%s: rc %d", objs[k].name, ra);
+    else if (strcmp(objs[k].name, "keep@e.example") == 0)
+      EXPECT(ra == OBSPAM_OK && sa.count == 3, "%s: rc %d count %" PRId64,
+             objs[k].name, ra, sa.count);
+    else
+      EXPECT(ra == OBSPAM_OK && sa.count == 0 && sa.count_day == 0 &&
+                 sa.refused_total == 0,
+             "%s: rc %d count %" PRId64 " day %" PRId64, objs[k].name, ra,
+             sa.count, sa.count_day);
+  }
+  a = history_of(f, OBSPAM_MAILBOX, "m01998@d.example");
+  EXPECT(strcmp(a, "") == 0, "m01998: %s", a);
+  free(a);
+  /* The implicit mailbox's keys went too: made again, it starts at 0. */
+  at(f, "imp@d.example", T, 1, &v);
+  EXPECT(v.action == OBSPAM_ACCEPT, "imp: action %d", v.action);
+  stats_of(f, OBSPAM_MAILBOX, "imp@d.example", &sa, &ra);
+  EXPECT(ra == OBSPAM_OK && sa.count == 1, "imp: rc %d count %" PRId64, ra,
+         sa.count);
+  EXPECT(episodes_of(e) == 0 && episodes_of(f) == 0,
+         "Redis episodes %" PRId64 "/%" PRId64, episodes_of(e), episodes_of(f));
+  obspam_engine_free(f);
+  obspam_engine_free(e);
+  obspam_engine_free(m);
+  free(dconf);
+  free(sconf);
+  free(mconf);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   T = (int64_t)time(NULL);
   B = T - T % 86400 - 2 * 86400;
@@ -2318,6 +2659,8 @@ int main(int argc, char **argv) {
     return enum_active(argv[2]);
   if (argc == 5 && strcmp(argv[1], "enum_lock") == 0)
     return enum_lock(argv[2], argv[3], atoi(argv[4]));
+  if (argc == 5 && strcmp(argv[1], "nolock") == 0)
+    return nolock(argv[2], argv[3], atoi(argv[4]));
   if (argc == 3 && strcmp(argv[1], "report_hours") == 0)
     return report_hours(argv[2]);
   if (argc == 5 && strcmp(argv[1], "fallback") == 0)
@@ -2352,6 +2695,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "usage: cluster_test shared URI | report_hours URI | "
                   "panel URI | enum_active URI | "
                   "enum_lock URI SLOW_URI DELAY_MS | "
+                  "nolock URI SLOW_URI DELAY_MS | "
                   "fallback URI KILL "
                   "RESTART | failover URI FAILOVER | windows URI | "
                   "windows_status URI | reset URI | upgrade URI REDIS_CLI | "

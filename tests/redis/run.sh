@@ -92,6 +92,8 @@ check "redis: a batch is one round trip; batches queued meanwhile share one" \
   "$BIN/cluster_test" roundtrips "redis://127.0.0.1:$PD" 50 "$PC"
 check "redis: a panel's pass makes no round trip under the lock: reloads go on" \
   "$BIN/cluster_test" enum_lock "$URI" "redis://127.0.0.1:$PD" 50
+check "redis: stats, history and a remove of 2,000 mailboxes: no round trip under the lock" \
+  "$BIN/cluster_test" nolock "$URI" "redis://127.0.0.1:$PD" 50
 stop_proxy
 check "redis: obspam-policyd logs and counts a fallback episode once" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1"
