@@ -269,6 +269,7 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   carrying cr;
   fresh_walk w = {&cr, 0};
   obspam__conf *old;
+  obspam__store *gone = NULL;
 
   memset(&cr, 0, sizeof(cr));
   cr.next = next;
@@ -294,15 +295,16 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
   /* The uri was checked by the parser: only memory can run out here, and
      then the store stays as it was. */
   if (next->store_uri != NULL) {
-    if (obspam__store_switch(e, next->store_uri, next->store_prefix) ==
+    if (obspam__store_switch(e, next->store_uri, next->store_prefix, &gone) ==
         OBSPAM_OK)
       e->store_from_config = 1;
   } else if (e->store_from_config) {
-    (void)obspam__store_switch(e, NULL, NULL);
+    (void)obspam__store_switch(e, NULL, NULL, &gone);
     e->store_from_config = 0;
   }
   e->conf = next;
   pthread_rwlock_unlock(&e->lock);
+  obspam__store_free(gone);
   if (local->carry_finish != NULL)
     local->carry_finish(e->local, 1);
   /* A shared store keeps its counters by name: those of the objects that
@@ -497,10 +499,11 @@ int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
 
 /* ---- the shared store ---------------------------------------------------- */
 
-int obspam__store_switch(obspam_engine *e, const char *uri,
-                         const char *prefix) {
+int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix,
+                         obspam__store **old) {
   obspam__store *cur = e->store, *next;
 
+  *old = NULL;
   if (uri == NULL || uri[0] == '\0') {
     next = e->local;
   } else {
@@ -513,11 +516,17 @@ int obspam__store_switch(obspam_engine *e, const char *uri,
   e->store = next;
   __atomic_store_n(&e->shared, next != e->local, __ATOMIC_RELAXED);
   if (cur != e->local && cur != next)
-    cur->ops->destroy(cur);
+    *old = cur;
   return OBSPAM_OK;
 }
 
+void obspam__store_free(obspam__store *old) {
+  if (old != NULL)
+    old->ops->destroy(old);
+}
+
 int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
+  obspam__store *gone = NULL;
   const char *why;
   int rc;
 
@@ -535,10 +544,11 @@ int obspam_set_store(obspam_engine *e, const char *uri, const char *prefix) {
   /* The batches queued for the old store are decided there first. */
   obspam__async_drain(e);
   pthread_rwlock_wrlock(&e->lock);
-  rc = obspam__store_switch(e, uri, prefix);
+  rc = obspam__store_switch(e, uri, prefix, &gone);
   if (rc == OBSPAM_OK)
     e->store_from_config = 0;
   pthread_rwlock_unlock(&e->lock);
+  obspam__store_free(gone);
   if (rc != OBSPAM_OK)
     return obspam__fail(e, rc, "set_store: out of memory");
   return OBSPAM_OK;

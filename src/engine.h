@@ -134,8 +134,15 @@ int obspam__load_install(obspam_engine *e, void *parsed, int64_t *newest);
 obspam__obj *obspam__domain_of(const obspam__tree *t, const char *name,
                                size_t len);
 /* Makes the engine's store the shared one at uri with prefix, or memory
-   (uri NULL or ""), keeping the local counters. Under the write lock. */
-int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix);
+   (uri NULL or ""), keeping the local counters. Under the write lock.
+   The store it replaces goes to *old (NULL when there is none to free),
+   for obspam__store_free once the lock is let go: freeing a shared
+   store waits for its readers by name and its housekeeping, which must
+   not hold up decisions. */
+int obspam__store_switch(obspam_engine *e, const char *uri, const char *prefix,
+                         obspam__store **old);
+/* Frees a store that obspam__store_switch replaced; NULL does nothing. */
+void obspam__store_free(obspam__store *old);
 
 /* Takes the time t of a message into account and returns the time to use
    for it: t, or the newest time seen when t is older. */
