@@ -413,6 +413,9 @@ static void conn_free(conn *c) {
 /* Closes c; while its decision is out, c itself stays, marked closed,
    and the batch frees it when it comes back. */
 static void conn_close(server *s, conn *c) {
+  /* Counted as closed before the peer can see it closed: a scrape that
+     follows the peer's end of the connection counts it gone. */
+  obspamd_metrics_connection_close(&s->svc.metrics);
   epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   c->fd = -1;
@@ -426,7 +429,6 @@ static void conn_close(server *s, conn *c) {
   else
     conn_free(c);
   s->nconns--;
-  obspamd_metrics_connection_close(&s->svc.metrics);
   /* A descriptor is free again. */
   if (s->accept_paused && s->nconns < s->max_conns) {
     s->accept_paused = 0;
