@@ -773,7 +773,10 @@ OBSPAM_API int obspam_journal_open(obspam_engine *e, const char *state_path,
    write (and, with OBSPAM_JOURNAL_FSYNC, waits for the disk). OBSPAM_OK
    also when no journal is open or nothing waits. OBSPAM_EIO when the file
    does not take them: they stay in memory for the next flush, and the
-   file is cut back to its last whole record. */
+   file is cut back to its last whole record. At most 256 KiB of records
+   wait; past that the oldest are dropped from the journal (not from the
+   counters: only the next obspam_state_save puts them in a file), and the
+   first flush that writes again answers OBSPAM_EIO with how many. */
 OBSPAM_API int obspam_journal_flush(obspam_engine *e);
 /* Flushes and closes the journal; its file stays for the next
    obspam_journal_open. OBSPAM_OK when none is open. obspam_engine_free
