@@ -367,6 +367,10 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
       h->np_exceeded < 0 || h->np_exceeded > h->np_refused || h->np_first < 0 ||
       h->np_last < h->np_first || h->np_limit < -1 || !window_ok(h->np_window))
     return "bad counters";
+  /* An attempt over the limit has a time: reports give it (format 1 kept
+     none, and its period's times are dropped below). */
+  if (version > 1 && h->np_exceeded > 0 && h->np_first == 0)
+    return "bad counters";
   if (version == 1)
     h->np_first = h->np_last = h->np_limit = 0;
   if (n > HOURS_MAX + 1)
@@ -400,7 +404,8 @@ static const char *parse_hist(obspam__reader *r, hist *h, int64_t newest,
     if (rec->hour < 0 || rec->hour % 3600 != 0 || rec->hour <= prev ||
         rec->hour > newest || rec->sent < 0 || rec->refused < 0 ||
         rec->exceeded < 0 || rec->exceeded > rec->refused || rec->first < 0 ||
-        rec->last < rec->first || !window_ok(rec->window))
+        rec->last < rec->first || !window_ok(rec->window) ||
+        (rec->exceeded > 0 && rec->first == 0))
       return "bad history";
     if (version == 1 && kind != OBSPAM_SCRIPT)
       rec->first = rec->last = 0;
