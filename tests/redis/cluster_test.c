@@ -1992,6 +1992,39 @@ static void *reload_loop(void *arg) {
   return NULL;
 }
 
+/* Lists e's active mailboxes at least 20 times while another thread
+   reloads conf0 and conf1 in turn, at least 10 times: each list is want
+   (least, NULL) or lies between least and want (the objects of the
+   reload that drops some, and those of the one that does not). */
+static void lists_while_reloading(obspam_engine *e, const char *conf0,
+                                  const char *conf1, const char *want,
+                                  const char *least) {
+  reloader rl = {e, {conf0, conf1}, 0, 0};
+  pthread_t th;
+  char *got;
+  int runs;
+
+  pthread_create(&th, NULL, reload_loop, &rl);
+  for (runs = 0;
+       runs < 20 || __atomic_load_n(&rl.reloads, __ATOMIC_RELAXED) < 10;
+       runs++) {
+    got = active_list(e, 0);
+    if (least == NULL)
+      EXPECT(strcmp(got, want) == 0,
+             "run %d (Redis episodes %" PRId64 "): %.200s", runs,
+             episodes_of(e), got);
+    else
+      EXPECT(entries_in(got, want) && entries_in(least, got), "run %d: %.200s",
+             runs, got);
+    free(got);
+    if (runs > 1000)
+      break;
+  }
+  __atomic_store_n(&rl.stop, 1, __ATOMIC_RELAXED);
+  pthread_join(th, NULL);
+  printf("%d lists, %d reloads\n", runs, rl.reloads);
+}
+
 /* Lists e's active mailboxes until stopped; each must be want or empty
    (the local counters of a relay that decided nothing). */
 typedef struct lister {
@@ -2017,9 +2050,8 @@ static int enum_active(const char *uri) {
   char prefix[64], *conf, *dropped, *moved, *want, *want_drop, *got, *mem;
   obspam_engine *e[2], *m;
   obspam_verdict v;
-  reloader rl;
   pthread_t th;
-  int i, runs;
+  int i;
 
   snprintf(prefix, sizeof(prefix), "enum-%d:", (int)getpid());
   conf = many_conf(uri, prefix, 0, 0);
@@ -2103,26 +2135,7 @@ static int enum_active(const char *uri) {
   }
 
   printf("reloads without end while relay 1 lists: each list is whole\n");
-  rl.e = e[1];
-  rl.conf[0] = conf;
-  rl.conf[1] = conf;
-  rl.stop = 0;
-  rl.reloads = 0;
-  pthread_create(&th, NULL, reload_loop, &rl);
-  for (runs = 0;
-       runs < 20 || __atomic_load_n(&rl.reloads, __ATOMIC_RELAXED) < 10;
-       runs++) {
-    got = active_list(e[1], 0);
-    EXPECT(strcmp(got, want) == 0,
-           "run %d (Redis episodes %" PRId64 "): %.200s", runs,
-           episodes_of(e[1]), got);
-    free(got);
-    if (runs > 1000)
-      break;
-  }
-  __atomic_store_n(&rl.stop, 1, __ATOMIC_RELAXED);
-  pthread_join(th, NULL);
-  printf("%d lists, %d reloads\n", runs, rl.reloads);
+  lists_while_reloading(e[1], conf, conf, want, NULL);
 
   printf("the store replaced while relay 1 lists: each list is Redis's "
          "or the local counters' (none)\n");
@@ -2182,24 +2195,7 @@ static int enum_active(const char *uri) {
      it has no counters left. */
   printf("reloads that drop and restore every 14th: each list is between "
          "the two, in order\n");
-  rl.conf[0] = dropped;
-  rl.conf[1] = conf;
-  rl.stop = 0;
-  rl.reloads = 0;
-  pthread_create(&th, NULL, reload_loop, &rl);
-  for (runs = 0;
-       runs < 20 || __atomic_load_n(&rl.reloads, __ATOMIC_RELAXED) < 10;
-       runs++) {
-    got = active_list(e[1], 0);
-    EXPECT(entries_in(got, want) && entries_in(want_drop, got),
-           "run %d: %.200s", runs, got);
-    free(got);
-    if (runs > 1000)
-      break;
-  }
-  __atomic_store_n(&rl.stop, 1, __ATOMIC_RELAXED);
-  pthread_join(th, NULL);
-  printf("%d lists, %d reloads\n", runs, rl.reloads);
+  lists_while_reloading(e[1], dropped, conf, want, want_drop);
 
   EXPECT(episodes_of(e[1]) == 0,
          "Redis stopped answering relay 1 %" PRId64
