@@ -217,6 +217,13 @@ void obspam__stats_fill_known(obspam_engine *e, const obspam__obj *o,
 int obspam__stats_named(obspam_engine *e, int kind, const obspam__name *n,
                         int64_t now, obspam_stats *out);
 
+/* Names o, found by its name n, for a call of the shared store by name
+   once the engine's lock is let go (panel.c): its kind and name, and the
+   name of its subscription, which makes its keys, copied into sub
+   (OBSPAM_NAME_MAX + 1 bytes). Under the engine's lock. */
+void obspam__named_set(obspam__named *on, char *sub, const obspam__obj *o,
+                       const obspam__name *n);
+
 /* Structures grow at their end (API.md "Additions in 1.3"): a caller
    compiled against an older header passes a smaller struct_size. The
    size of a structure up to and including field, and whether the

@@ -304,6 +304,17 @@ static const char *owner_name(const obspam__obj *o) {
   return s != NULL ? s->obj.name : "";
 }
 
+void obspam__named_set(obspam__named *on, char *sub, const obspam__obj *o,
+                       const obspam__name *n) {
+  const char *sn = owner_name(o);
+
+  memcpy(sub, sn, strlen(sn) + 1);
+  on->kind = o->kind;
+  on->sub = sub;
+  on->name = n->s;
+  on->len = n->len;
+}
+
 /* k names o from now on; what was read for it stays if o is still under
    the same subscription. */
 static void known_set(known *k, const obspam__obj *o) {
@@ -830,11 +841,7 @@ static int reset_named(obspam_engine *e, int kind, const obspam__name *n,
       *named = 1;
     } else if (e->store->ops->reset_named != NULL &&
                (s = obspam__store_take(e->store)) != NULL) {
-      memcpy(sub, owner_name(o), strlen(owner_name(o)) + 1);
-      on.kind = kind;
-      on.sub = sub;
-      on.name = n->s;
-      on.len = n->len;
+      obspam__named_set(&on, sub, o, n);
       *t = obspam__newest(e, now);
     }
     if (held != NULL)

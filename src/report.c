@@ -34,14 +34,8 @@ static int history_named(obspam_engine *e, int kind, const char *script,
   else if (e->store->ops->history_named == NULL ||
            (s = obspam__store_take(e->store)) == NULL)
     rc = OBSPAM_EUNAVAIL;
-  if (o != NULL) {
-    const obspam__sub *owner = obspam__owner(o);
-    const char *sn = owner != NULL ? owner->obj.name : "";
-
-    memcpy(sub, sn, strlen(sn) + 1);
-    on.name = n->s;
-    on.len = n->len;
-  }
+  if (o != NULL)
+    obspam__named_set(&on, sub, o, n);
   if (held != NULL)
     obspam__implicit_unpin(&e->imp, held);
   pthread_rwlock_unlock(&e->lock);
