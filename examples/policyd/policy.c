@@ -26,12 +26,11 @@ static const struct {
 void policy_reset(policy_req *r) {
   int i;
 
-  for (i = 0; i < POLICY_ATTR_COUNT; i++) {
-    r->attr[i].text[0] = '\0';
-    r->attr[i].len = 0;
+  /* An absent attribute's text, len and cut are never read (policy.h), so
+     that the next request needs only the present flags cleared: a reset
+     stays a few stores, not a write to each value's cache line. */
+  for (i = 0; i < POLICY_ATTR_COUNT; i++)
     r->attr[i].present = 0;
-    r->attr[i].cut = 0;
-  }
   r->name[0] = '\0';
   r->name_len = 0;
   r->in_value = 0;
@@ -96,6 +95,72 @@ static int lookup(const char *name, size_t len) {
         memcmp(name, attr_names[i].name, len) == 0)
       return i;
   return -1;
+}
+
+/* Loads of 4 and 8 bytes at any alignment. The same load of a string
+   literal compiles to a constant, in either byte order. */
+static inline uint32_t load4(const char *p) {
+  uint32_t w;
+
+  memcpy(&w, p, 4);
+  return w;
+}
+
+static inline uint64_t load8(const char *p) {
+  uint64_t w;
+
+  memcpy(&w, p, 8);
+  return w;
+}
+
+/* Whether the len bytes at name (4 to 16) are those of kept attribute a:
+   two loads that overlap when len is not their size, each compared with
+   a constant once inlined. It reads only the len bytes of name. */
+static inline int is_attr(const char *name, size_t len, int a) {
+  const char *s = attr_names[a].name;
+
+  if (len >= 8)
+    return load8(name) == load8(s) &&
+           load8(name + len - 8) == load8(s + len - 8);
+  return load4(name) == load4(s) && load4(name + len - 4) == load4(s + len - 4);
+}
+
+/* lookup for the lines taken whole: the name's length leaves one or two
+   kept attributes (and rules out most of the attributes Postfix sends),
+   and one comparison of fixed length tells. lookup stays the reference,
+   for the byte path. Every name of attr_names must have its case. */
+static int lookup_fast(const char *name, size_t len) {
+#define IS(a) (is_attr(name, len, a) ? (a) : -1)
+#define EITHER(a, b) (is_attr(name, len, a) ? (a) : IS(b))
+  /* The lengths of the kept names, as bits: most other names are ruled
+     out by a test that costs less than the switch's jump. */
+  const uint32_t lengths = 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 10 |
+                           1u << 13 | 1u << 14 | 1u << 15;
+
+  if (len > 15 || !(lengths >> len & 1))
+    return -1;
+  switch (len) {
+  case 6:
+    return IS(POLICY_SENDER);
+  case 7:
+    return IS(POLICY_REQUEST);
+  case 8:
+    return EITHER(POLICY_INSTANCE, POLICY_QUEUE_ID);
+  case 9:
+    return IS(POLICY_RECIPIENT);
+  case 10:
+    return IS(POLICY_OBSPAM_UID);
+  case 13:
+    return EITHER(POLICY_SASL_USERNAME, POLICY_OBSPAM_SCRIPT);
+  case 14:
+    return EITHER(POLICY_PROTOCOL_STATE, POLICY_CLIENT_ADDRESS);
+  case 15:
+    return IS(POLICY_RECIPIENT_COUNT);
+  default:
+    return -1;
+  }
+#undef IS
+#undef EITHER
 }
 
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                            \
@@ -176,47 +241,163 @@ static void copy_short(char *dst, const char *src, size_t n) {
     dst[j] = src[j];
 }
 
-/* A whole attribute line at the start of data, taken at once when it is
-   ordinary: a name, '=', a value, '\n', no '\r' or NUL, within every
-   limit. It leaves r as the byte path would (put_run, put_byte and
-   end_line). Returns the bytes it took, its '\n' included, or 0 when the
-   line is for the byte path: incomplete, empty, or anything unusual. */
-static size_t whole_line(policy_req *r, const char *data, size_t len,
-                         size_t clean) {
-  const char *nl =
-      memchr(data, '\n', len < POLICY_LINE_MAX + 1 ? len : POLICY_LINE_MAX + 1);
-  const char *eqp;
-  size_t n, eq, vlen;
-  int target;
+/* whole_lines looks for two kinds of bytes: those that stop a line taken
+   whole, the control bytes up to '\r' ('\n', and '\r', NUL and the rare
+   others, for the byte path), and the '=' that ends the name. It finds
+   them a chunk at a time, as masks with MASK_BITS bits a byte, lowest
+   byte lowest: with SSE2 (part of x86-64) sixteen bytes, one bit each;
+   else eight bytes of a little-endian word, bit 8i+7 for byte i; else
+   (POLICY_SCAN_BYTES) one byte at a time; POLICY_SCAN_PORTABLE turns
+   SSE2 off. The masks are exact,
+   unlike zero_bytes, so that bits of bytes already looked at may be
+   shifted out. */
+#if defined(__SSE2__) && !defined(POLICY_SCAN_PORTABLE)
+#include <emmintrin.h>
+#define CHUNK 16
+#define MASK_BITS 1
 
-  if (nl == NULL)
-    return 0;
-  n = (size_t)(nl - data);
-  if (n == 0 || r->request_len + n + 1 > POLICY_REQUEST_MAX ||
-      r->attrs + 1 > POLICY_ATTRS_MAX)
-    return 0;
-  /* No '\r' or NUL in the line (known when it lies in the first clean
-     bytes), and a name before its first '='. */
-  if ((n >= clean && plain_run(data, n, 1) != n) ||
-      (eqp = memchr(data, '=', n)) == NULL || eqp == data)
-    return 0;
-  eq = (size_t)(eqp - data);
-  vlen = n - eq - 1;
-  r->attrs++;
-  target = eq > POLICY_NAME_MAX ? -1 : lookup(data, eq);
-  if (target >= 0) {
-    policy_value *v = &r->attr[target];
-    size_t k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
+static inline uint64_t chunk_stops(const char *p) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 
-    v->present = 1;
-    v->cut = vlen > POLICY_VALUE_MAX;
-    copy_short(v->text, data + eq + 1, k);
-    v->len = (uint16_t)k;
-    v->text[k] = '\0';
+  /* A byte up to '\r' is its own minimum with '\r'. */
+  return (unsigned)_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8('\r')), v));
+}
+
+static inline uint64_t chunk_eqs(const char *p) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+  return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+}
+#elif defined(WORDWISE) && !defined(POLICY_SCAN_BYTES)
+#define CHUNK 8
+#define MASK_BITS 8
+#define LOW7 (ONES * 0x7f)
+
+/* The low seven bits of a byte plus 0x72 reach bit 7 from 14 up, and plus
+   0x7f from 1 up; no carry crosses into the next byte. */
+static inline uint64_t chunk_stops(const char *p) {
+  const uint64_t w = load8(p);
+
+  return ~(((w & LOW7) + ONES * (0x7f - '\r')) | w) & (ONES << 7);
+}
+
+static inline uint64_t chunk_eqs(const char *p) {
+  const uint64_t w = load8(p) ^ (ONES * '=');
+
+  return ~(((w & LOW7) + LOW7) | w) & (ONES << 7);
+}
+#endif
+
+/* The offset of the first byte from k to end (offsets in data) that stops
+   a line taken whole, or with with_eq that is an '=', or end when there is
+   none. When fewer than a chunk's bytes are left, the last chunk is the
+   one that ends at end, if data holds it, without the bits of the bytes
+   before k. */
+static inline size_t find_stop(const char *data, size_t k, size_t end,
+                               int with_eq) {
+#ifdef CHUNK
+  uint64_t m;
+
+  for (; k + CHUNK <= end; k += CHUNK) {
+    m = chunk_stops(data + k) | (with_eq ? chunk_eqs(data + k) : 0);
+    if (m != 0)
+      return k + (size_t)__builtin_ctzll(m) / MASK_BITS;
   }
-  r->request_len += n + 1;
-  r->line++;
-  return n + 1;
+  if (k < end && end >= CHUNK) {
+    const char *last = data + end - CHUNK;
+
+    m = (chunk_stops(last) | (with_eq ? chunk_eqs(last) : 0)) >>
+        ((k - (end - CHUNK)) * MASK_BITS);
+    return m != 0 ? k + (size_t)__builtin_ctzll(m) / MASK_BITS : end;
+  }
+#endif
+  for (; k < end; k++)
+    if ((unsigned char)data[k] <= '\r' || (with_eq && data[k] == '='))
+      break;
+  return k;
+}
+
+/* memcpy for a kept value of a line taken whole: sixteen bytes at a time,
+   past its end (into the rest of text, whose NUL follows) where both data
+   and text hold the bytes, as they do but at the end of a read. */
+static void copy_value(char *dst, const char *src, size_t n, size_t readable) {
+  size_t j;
+
+  if (((n + 15) & ~(size_t)15) > readable) {
+    copy_short(dst, src, n);
+    return;
+  }
+  for (j = 0; j < n; j += 16)
+    memcpy(dst + j, src + j, 16);
+}
+
+/* The ordinary attribute lines at the start of data, taken at once: each a
+   name, '=', a value and '\n', without a control byte up to '\r', within
+   every limit. Each leaves r as the byte path would (put_run, put_byte and
+   end_line). Returns the bytes taken, their '\n' included; it stops before
+   the first line that is for the byte path: incomplete, empty or anything
+   unusual. */
+static size_t whole_lines(policy_req *r, const char *data, size_t len) {
+  /* The request's limits as bounds of the lines taken: a line is taken
+     when its '\n' lies before reach, while lines are left. */
+  size_t reach = POLICY_REQUEST_MAX - r->request_len, off = 0;
+  unsigned lines = 0, lines_max = POLICY_ATTRS_MAX - r->attrs;
+
+  if (reach > len)
+    reach = len;
+  for (; lines < lines_max; lines++) {
+    size_t eq = reach, n = reach, from = off, vlen;
+    int target;
+
+    /* The name ends at the line's first '=', the value at its '\n'. Most
+       names, and many whole lines, fit in the line's first chunk. A line
+       longer than POLICY_LINE_MAX is looked at up to its end, which lies
+       in data: then the byte path refuses it. */
+#ifdef CHUNK
+    if (off + CHUNK <= reach) {
+      const uint64_t stops = chunk_stops(data + off);
+      const uint64_t eqs = chunk_eqs(data + off);
+
+      /* A stop before the first '=' (before any, when there is none). */
+      if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0)
+        break;
+      if (eqs != 0) {
+        eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
+        n = stops != 0 ? off + (size_t)__builtin_ctzll(stops) / MASK_BITS
+                       : find_stop(data, off + CHUNK, reach, 0);
+      } else {
+        from = off + CHUNK; /* neither is in the first chunk */
+      }
+    }
+#endif
+    if (eq == reach) {
+      eq = find_stop(data, from, reach, 1);
+      if (eq == reach || data[eq] != '=')
+        break;
+      n = find_stop(data, eq + 1, reach, 0);
+    }
+    if (eq == off || n == reach || data[n] != '\n' || n - off > POLICY_LINE_MAX)
+      break;
+    target = lookup_fast(data + off, eq - off);
+    if (target >= 0) {
+      policy_value *v = &r->attr[target];
+      size_t k;
+
+      vlen = n - eq - 1;
+      k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
+      v->present = 1;
+      v->cut = vlen > POLICY_VALUE_MAX;
+      copy_value(v->text, data + eq + 1, k, len - eq - 1);
+      v->len = (uint16_t)k;
+      v->text[k] = '\0';
+    }
+    off = n + 1;
+  }
+  r->request_len += off;
+  r->attrs += lines;
+  r->line += lines;
+  return off;
 }
 
 /* One byte of a line that is neither its '\n' nor a '\r' that may come
@@ -262,6 +443,8 @@ static int number_value(const policy_value *v, uint64_t max) {
   return 1;
 }
 
+#define SMTPD_ACCESS_POLICY "smtpd_access_policy"
+
 /* Checks a request whose empty line has arrived. */
 static int finish(policy_req *r) {
   const policy_value *req = &r->attr[POLICY_REQUEST];
@@ -271,7 +454,9 @@ static int finish(policy_req *r) {
 
   if (!req->present)
     return fail(r, "the request has no 'request' attribute");
-  if (req->cut || strcmp(req->text, "smtpd_access_policy") != 0) {
+  /* A value holds no NUL: its length and bytes are strcmp's answer. */
+  if (req->cut || req->len != sizeof(SMTPD_ACCESS_POLICY) - 1 ||
+      memcmp(req->text, SMTPD_ACCESS_POLICY, req->len) != 0) {
     quote(q, sizeof(q), req->text, req->len);
     return fail(r, "unsupported request '%s'", q);
   }
@@ -313,18 +498,8 @@ static int end_line(policy_req *r) {
   return POLICY_MORE;
 }
 
-/* How many bytes data starts with that are neither '\r' nor NUL. */
-static size_t clean_prefix(const char *data, size_t len) {
-  const char *cr = memchr(data, '\r', len);
-  const char *nul = memchr(data, '\0', cr != NULL ? (size_t)(cr - data) : len);
-
-  return nul != NULL  ? (size_t)(nul - data)
-         : cr != NULL ? (size_t)(cr - data)
-                      : len;
-}
-
 int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
-  size_t i, clean = clean_prefix(data, len);
+  size_t i;
   int rc = POLICY_MORE;
 
   if (r->failed) {
@@ -332,20 +507,18 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
     return POLICY_ERROR;
   }
   for (i = 0; i < len; i++) {
-    char c = data[i];
+    char c;
 
-    /* The fast paths: a whole ordinary line, or else a run of ordinary
-       bytes within the limits, is taken at once; anything else goes byte
-       by byte below. */
+    /* The fast paths: the ordinary lines that follow are taken whole, or
+       else a run of ordinary bytes within the limits is taken at once;
+       anything else goes byte by byte below. */
     if (!r->pending_cr && !r->in_value && r->line_len == 0 &&
         r->name_len == 0 && !r->name_cut) {
-      size_t k = whole_line(r, data + i, len - i, clean > i ? clean - i : 0);
-
-      if (k > 0) {
-        i += k - 1;
-        continue;
-      }
+      i += whole_lines(r, data + i, len - i);
+      if (i == len)
+        break;
     }
+    c = data[i];
     if (!r->pending_cr) {
       size_t k = plain_run(data + i, len - i, r->in_value);
 
@@ -410,10 +583,55 @@ static const char *nonempty(const policy_req *r, enum policy_attr a) {
   return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
+/* inet_pton(AF_INET) without its call: four numbers of one to three
+   digits, each up to 255 and without a leading zero, joined by dots. */
+static int is_quad(const char *s) {
+  int part, i;
+
+  for (part = 0; part < 4; part++) {
+    unsigned v = 0;
+
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+      if (i == 3)
+        return 0;
+      v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (i == 0 || v > 255 || (i > 1 && s[0] == '0'))
+      return 0;
+    s += i;
+    if (*s++ != (part < 3 ? '.' : '\0'))
+      return 0;
+  }
+  return 1;
+}
+
+/* An IPv6 address always holds a ':', which no IPv4 one does. */
 static int is_ip(const char *s) {
   unsigned char buf[16];
 
-  return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+  return is_quad(s) ||
+         (strchr(s, ':') != NULL && inet_pton(AF_INET6, s, buf) == 1);
+}
+
+/* The stage of a protocol_state, compared as strcasecmp would. The four
+   letters of RCPT and DATA match in either case exactly when they do with
+   the case bit (0x20) set; END-OF-MESSAGE, whose '-' that bit would
+   confuse with '\r', is compared as Postfix sends it first. */
+static enum policy_stage stage_of(const policy_value *v) {
+  if (!v->present)
+    return POLICY_STAGE_OTHER;
+  if (v->len == 4) {
+    uint32_t w = load4(v->text) | 0x20202020u;
+
+    if (w == load4("rcpt"))
+      return POLICY_STAGE_RCPT;
+    if (w == load4("data"))
+      return POLICY_STAGE_DATA;
+  } else if (v->len == 14 && (memcmp(v->text, "END-OF-MESSAGE", 14) == 0 ||
+                              strcasecmp(v->text, "END-OF-MESSAGE") == 0)) {
+    return POLICY_STAGE_EOM;
+  }
+  return POLICY_STAGE_OTHER;
 }
 
 int policy_claims_uid(const policy_req *r) {
@@ -431,20 +649,11 @@ uint32_t policy_recipient_count(const policy_req *r) {
 }
 
 enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
-  const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
   const char *addr = nonempty(r, POLICY_CLIENT_ADDRESS);
   const char *uid = nonempty(r, POLICY_OBSPAM_UID);
-  enum policy_stage stage = POLICY_STAGE_OTHER;
+  enum policy_stage stage = stage_of(&r->attr[POLICY_PROTOCOL_STATE]);
   uint32_t n = policy_recipient_count(r);
 
-  if (state != NULL) {
-    if (strcasecmp(state, "RCPT") == 0)
-      stage = POLICY_STAGE_RCPT;
-    else if (strcasecmp(state, "DATA") == 0)
-      stage = POLICY_STAGE_DATA;
-    else if (strcasecmp(state, "END-OF-MESSAGE") == 0)
-      stage = POLICY_STAGE_EOM;
-  }
   m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
   m->sender = nonempty(r, POLICY_SENDER);
   m->client_address = addr != NULL && is_ip(addr) ? addr : NULL;
@@ -461,7 +670,8 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
     m->flags |= OBSPAM_MSG_SCRIPT;
     m->uid = u;
     m->client_address = NULL;
-    if (!r->attr[POLICY_OBSPAM_SCRIPT].cut)
+    if (policy_get(r, POLICY_OBSPAM_SCRIPT) != NULL &&
+        !r->attr[POLICY_OBSPAM_SCRIPT].cut)
       m->script = nonempty(r, POLICY_OBSPAM_SCRIPT);
   }
   return stage;

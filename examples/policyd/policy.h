@@ -51,6 +51,8 @@ enum policy_attr {
    is an attribute of no interest. */
 #define POLICY_NAME_MAX 32
 
+/* A kept attribute. text, len and cut are those of the request only when
+   present is set: policy_reset clears present alone. */
 typedef struct policy_value {
   char text[POLICY_VALUE_MAX + 1]; /* NUL-terminated, cut when too long */
   uint16_t len;                    /* bytes kept in text */

@@ -329,11 +329,343 @@ Test(policy, word_scan_agrees_with_byte_by_byte) {
     cr_assert_str_eq(req.error, one.error, "round %d", round);
     for (a = 0; a < POLICY_ATTR_COUNT; a++) {
       cr_assert_eq(req.attr[a].present, one.attr[a].present, "round %d", round);
+      if (!req.attr[a].present)
+        continue; /* an absent attribute's fields are not reset */
       cr_assert_eq(req.attr[a].len, one.attr[a].len, "round %d", round);
       cr_assert_eq(req.attr[a].cut, one.attr[a].cut, "round %d", round);
       cr_assert_eq(memcmp(req.attr[a].text, one.attr[a].text, req.attr[a].len),
                    0, "round %d", round);
     }
+  }
+}
+
+/* ---- the lines taken whole against the byte path -------------------- */
+
+/* What parsing a text gave, request by request: the status and bytes used
+   of each call that ended one (and of the last call), the kept attributes
+   of each complete request, and each error. */
+#define OUTCOMES_MAX 8
+
+typedef struct outcome {
+  int rc;
+  size_t end; /* offset in the text after the bytes used */
+  char error[160];
+  int present[POLICY_ATTR_COUNT];
+  int cut[POLICY_ATTR_COUNT];
+  char value[POLICY_ATTR_COUNT][POLICY_VALUE_MAX + 1];
+} outcome;
+
+typedef struct outcomes {
+  outcome o[OUTCOMES_MAX];
+  int n;
+} outcomes;
+
+/* Parses text in the pieces that cut[] (ascending offsets, ncut of them)
+   makes, requests one after another as the daemon reads them: reset after
+   each complete request, stop at an error. Fed in pieces of one byte, no
+   line is taken whole: the byte path is the reference. */
+static void parse_cut(const char *text, size_t len, const size_t *cut,
+                      size_t ncut, outcomes *out) {
+  static policy_req r;
+  size_t off = 0, c = 0;
+
+  memset(out, 0, sizeof(*out));
+  policy_reset(&r);
+  while (off < len && out->n < OUTCOMES_MAX) {
+    size_t stop = len, used = 0;
+    int rc, a;
+    outcome *o;
+
+    while (c < ncut && cut[c] <= off)
+      c++;
+    if (c < ncut)
+      stop = cut[c];
+    rc = policy_feed(&r, text + off, stop - off, &used);
+    cr_assert_leq(used, stop - off);
+    off += used;
+    if (rc == POLICY_MORE) {
+      cr_assert_eq(off, stop);
+      continue;
+    }
+    o = &out->o[out->n++];
+    o->rc = rc;
+    o->end = off;
+    snprintf(o->error, sizeof(o->error), "%s", r.error);
+    for (a = 0; rc == POLICY_COMPLETE && a < POLICY_ATTR_COUNT; a++) {
+      const char *v = policy_get(&r, (enum policy_attr)a);
+
+      o->present[a] = v != NULL;
+      if (v == NULL)
+        continue;
+      cr_assert_eq(strlen(v), r.attr[a].len);
+      o->cut[a] = r.attr[a].cut;
+      memcpy(o->value[a], v, r.attr[a].len + 1);
+    }
+    if (rc == POLICY_ERROR)
+      break;
+    policy_reset(&r);
+  }
+  /* Where the text ended: inside a request or not. */
+  if (out->n < OUTCOMES_MAX) {
+    outcome *o = &out->o[out->n++];
+
+    o->rc = 99;
+    o->end = r.request_len;
+  }
+}
+
+static void same_outcomes(const outcomes *want, const outcomes *got,
+                          const char *how, int round) {
+  int i, a;
+
+  cr_assert_eq(got->n, want->n, "round %d %s: %d outcomes, byte path %d", round,
+               how, got->n, want->n);
+  for (i = 0; i < want->n; i++) {
+    const outcome *w = &want->o[i], *g = &got->o[i];
+
+    cr_assert_eq(g->rc, w->rc, "round %d %s: outcome %d is %d, byte path %d",
+                 round, how, i, g->rc, w->rc);
+    cr_assert_eq(g->end, w->end,
+                 "round %d %s: outcome %d at %zu, byte path %zu", round, how, i,
+                 g->end, w->end);
+    cr_assert_str_eq(g->error, w->error, "round %d %s", round, how);
+    for (a = 0; a < POLICY_ATTR_COUNT; a++) {
+      cr_assert_eq(g->present[a], w->present[a], "round %d %s: attribute %d",
+                   round, how, a);
+      cr_assert_eq(g->cut[a], w->cut[a], "round %d %s: attribute %d", round,
+                   how, a);
+      cr_assert_str_eq(g->value[a], w->value[a], "round %d %s: attribute %d",
+                       round, how, a);
+    }
+  }
+}
+
+/* Names near the kept ones: each kept name, Postfix's others, and each
+   kept name with one byte changed, one byte fewer or one more. */
+static const char *const kept_names[] = {
+    "request",        "protocol_state",  "sasl_username", "sender",
+    "client_address", "recipient_count", "instance",      "queue_id",
+    "recipient",      "obspam_uid",      "obspam_script"};
+static const char *const other_names[] = {"protocol_name",
+                                          "helo_name",
+                                          "client_name",
+                                          "reverse_client_name",
+                                          "sasl_method",
+                                          "sasl_sender",
+                                          "size",
+                                          "ccert_subject",
+                                          "ccert_issuer",
+                                          "ccert_fingerprint",
+                                          "ccert_pubkey_fingerprint",
+                                          "encryption_protocol",
+                                          "encryption_cipher",
+                                          "encryption_keysize",
+                                          "etrn_domain",
+                                          "stress",
+                                          "client_port",
+                                          "policy_context",
+                                          "server_address",
+                                          "server_port",
+                                          "compatibility_level",
+                                          "mail_version",
+                                          "x",
+                                          "Sender",
+                                          "REQUEST",
+                                          "sender ",
+                                          " sender",
+                                          "recipient_counts",
+                                          "recipient_coun"};
+
+static unsigned rnd_state = 1;
+
+static unsigned rnd(unsigned n) {
+  rnd_state = rnd_state * 1103515245u + 12345u;
+  return (rnd_state >> 8) % n;
+}
+
+/* Appends an attribute name: kept, near a kept one, another, random, or
+   around POLICY_NAME_MAX bytes. */
+static size_t put_name(char *t) {
+  unsigned kind = rnd(10);
+  const char *k = kept_names[rnd(11)];
+  size_t n = strlen(k), i;
+
+  switch (kind) {
+  case 0:
+  case 1:
+  case 2:
+    memcpy(t, k, n);
+    return n;
+  case 3: /* one byte changed */
+    memcpy(t, k, n);
+    t[rnd((unsigned)n)] ^= (char)(1 + rnd(3) * 0x1f);
+    return n;
+  case 4: /* one byte fewer or one more */
+    memcpy(t, k, n);
+    if (rnd(2))
+      return n - 1;
+    t[n] = (char)"_sx="[rnd(4)];
+    return n + 1;
+  case 5:
+  case 6:
+    k = other_names[rnd(sizeof(other_names) / sizeof(*other_names))];
+    n = strlen(k);
+    memcpy(t, k, n);
+    return n;
+  case 7: /* around POLICY_NAME_MAX, a kept name's start */
+    n = POLICY_NAME_MAX - 1 + rnd(3);
+    for (i = 0; i < n; i++)
+      t[i] = i < strlen(k) ? k[i] : 'n';
+    return n;
+  case 8: /* random bytes, rich in those the parser looks at */
+    n = rnd(20);
+    for (i = 0; i < n; i++)
+      t[i] = (char)"abc_=\r\t\x01\x80\xff"[rnd(11)];
+    return n;
+  default: /* empty */
+    return 0;
+  }
+}
+
+/* Appends a value: short, empty, with '=', '\r', NUL, control or high
+   bytes, or around POLICY_VALUE_MAX bytes. */
+static size_t put_value(char *t) {
+  size_t n, i;
+
+  switch (rnd(8)) {
+  case 0:
+    return 0;
+  case 1: /* around POLICY_VALUE_MAX */
+    n = POLICY_VALUE_MAX - 2 + rnd(5);
+    break;
+  case 2: /* up to 40 bytes of anything the parser looks at */
+    n = rnd(40);
+    for (i = 0; i < n; i++)
+      t[i] = (char)"v=\r\0\x0b\x0c\x0e\t \x7f\x80\xe9"[rnd(12)];
+    return n;
+  default:
+    n = rnd(40);
+    break;
+  }
+  for (i = 0; i < n; i++)
+    t[i] = (char)('a' + (i + n) % 26);
+  if (n > 0 && rnd(4) == 0)
+    t[rnd((unsigned)n)] = '=';
+  return n;
+}
+
+/* A text of one to three requests of random lines, now and then a line
+   of exactly POLICY_LINE_MAX - 1 to + 1 bytes, a line without '=', an
+   empty line before a request, "\r\n" line ends. */
+static size_t random_text(char *t, size_t room) {
+  size_t len = 0;
+  int requests = 1 + (int)rnd(3), q, lines;
+
+  for (q = 0; q < requests; q++) {
+    if (rnd(5) == 0)
+      t[len++] = '\n';
+    if (rnd(8) != 0)
+      len += (size_t)sprintf(t + len, "request=smtpd_access_policy\n");
+    for (lines = (int)rnd(12); lines > 0 && len + 3 * POLICY_LINE_MAX < room;
+         lines--) {
+      unsigned shape = rnd(20);
+
+      if (shape == 0) { /* a line of POLICY_LINE_MAX - 1 to + 1 bytes */
+        size_t n = POLICY_LINE_MAX - 1 + rnd(3), start = len;
+
+        len += (size_t)sprintf(t + len, "%s=", rnd(2) ? "sender" : "x");
+        while (len - start < n)
+          t[len++] = 'w';
+      } else if (shape == 1) { /* no '=' */
+        len += put_name(t + len);
+      } else {
+        len += put_name(t + len);
+        t[len++] = '=';
+        len += put_value(t + len);
+      }
+      if (rnd(6) == 0)
+        t[len++] = '\r';
+      t[len++] = '\n';
+    }
+    t[len++] = '\n';
+  }
+  if (rnd(4) == 0) /* the text ends inside a request */
+    len -= rnd((unsigned)len / 2 + 1);
+  return len;
+}
+
+/* One text parsed byte by byte (the reference), at once, and cut in two at
+   every offset (or at 300 random ones when it is long) and at random
+   places: the same outcomes. */
+static void check_text(const char *text, size_t len, int round) {
+  static size_t cuts[POLICY_REQUEST_MAX + 8];
+  static outcomes ref, got;
+  size_t i, n;
+
+  for (i = 0; i < len; i++)
+    cuts[i] = i + 1;
+  parse_cut(text, len, cuts, len, &ref);
+  parse_cut(text, len, NULL, 0, &got);
+  same_outcomes(&ref, &got, "at once", round);
+  for (i = 1; i < len; i++) {
+    size_t at = len <= 1200 ? i : 1 + rnd((unsigned)len - 1);
+
+    if (len > 1200 && i > 300)
+      break;
+    parse_cut(text, len, &at, 1, &got);
+    same_outcomes(&ref, &got, "in two", round);
+  }
+  for (n = 0, i = 1 + rnd(64); i < len; n++, i += 1 + rnd(64))
+    cuts[n] = i;
+  parse_cut(text, len, cuts, n, &got);
+  same_outcomes(&ref, &got, "in pieces", round);
+}
+
+Test(policy, whole_lines_agree_with_byte_path_random) {
+  static char text[8 * POLICY_LINE_MAX + 4096];
+  int round;
+
+  rnd_state = 12345;
+  for (round = 0; round < 3000; round++)
+    check_text(text, random_text(text, sizeof(text)), round);
+}
+
+/* Requests near POLICY_REQUEST_MAX and POLICY_ATTRS_MAX: every line
+   ordinary, the limit reached within a line or at its end. */
+Test(policy, whole_lines_agree_with_byte_path_at_limits) {
+  static char text[POLICY_REQUEST_MAX + 4096];
+  int round = 0;
+  long delta;
+
+  rnd_state = 777;
+  for (delta = -3; delta <= 3; delta++, round++) {
+    size_t len = (size_t)sprintf(text, "request=smtpd_access_policy\n");
+    size_t target = (size_t)((long)POLICY_REQUEST_MAX + delta), i;
+
+    /* Lines of 2,000 bytes, then one that ends the request at target
+       bytes with the empty line. */
+    while (len + 2001 + 2 + 10 < target) {
+      len += (size_t)sprintf(text + len, "s%03zu=", len % 1000);
+      for (i = 0; i < 1995; i++)
+        text[len++] = 'v';
+      text[len++] = '\n';
+    }
+    len += (size_t)sprintf(text + len, "sender=");
+    while (len < target - 2)
+      text[len++] = 'z';
+    text[len++] = '\n';
+    text[len++] = '\n';
+    cr_assert_eq(len, target);
+    check_text(text, len, round);
+  }
+  for (delta = -2; delta <= 2; delta++, round++) {
+    size_t len = (size_t)sprintf(text, "request=smtpd_access_policy\n");
+    long i;
+
+    for (i = 1; i < POLICY_ATTRS_MAX + delta; i++)
+      len += (size_t)sprintf(text + len, "%s=%ld\n", i % 3 ? "sender" : "a", i);
+    text[len++] = '\n';
+    check_text(text, len, round);
   }
 }
 
