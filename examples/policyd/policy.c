@@ -332,6 +332,46 @@ static void copy_value(char *dst, const char *src, size_t n, size_t readable) {
     memcpy(dst + j, src + j, 16);
 }
 
+/* Whether the line at off (offsets in data) is ordinary: a name, '=', a
+   value and '\n', without a control byte up to '\r', at most
+   POLICY_LINE_MAX bytes, its '\n' before reach. Sets *eq to the offset of
+   its first '=' and *n to that of its '\n'. Most names, and many whole
+   lines, fit in the line's first chunk. A line longer than POLICY_LINE_MAX
+   is looked at up to its end, which lies in data: then the byte path
+   refuses it. */
+static inline int ordinary_line(const char *data, size_t off, size_t reach,
+                                size_t *eq, size_t *n) {
+  size_t from = off;
+
+#ifdef CHUNK
+  if (off + CHUNK <= reach) {
+    const uint64_t stops = chunk_stops(data + off);
+    const uint64_t eqs = chunk_eqs(data + off);
+
+    /* A stop before the first '=' (before any, when there is none), or
+       an empty name. */
+    if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0 ||
+        (eqs & (uint64_t)1 << (MASK_BITS - 1)) != 0)
+      return 0;
+    if (eqs != 0) {
+      *eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
+      if (stops != 0) {
+        *n = off + (size_t)__builtin_ctzll(stops) / MASK_BITS;
+        return data[*n] == '\n';
+      }
+      *n = find_stop(data, off + CHUNK, reach, 0);
+      return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
+    }
+    from = off + CHUNK; /* neither is in the first chunk */
+  }
+#endif
+  *eq = find_stop(data, from, reach, 1);
+  if (*eq == reach || *eq == off || data[*eq] != '=')
+    return 0;
+  *n = find_stop(data, *eq + 1, reach, 0);
+  return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
+}
+
 /* The ordinary attribute lines at the start of data, taken at once: each a
    name, '=', a value and '\n', without a control byte up to '\r', within
    every limit. Each leaves r as the byte path would (put_run, put_byte and
@@ -347,37 +387,10 @@ static size_t whole_lines(policy_req *r, const char *data, size_t len) {
   if (reach > len)
     reach = len;
   for (; lines < lines_max; lines++) {
-    size_t eq = reach, n = reach, from = off, vlen;
+    size_t eq, n, vlen;
     int target;
 
-    /* The name ends at the line's first '=', the value at its '\n'. Most
-       names, and many whole lines, fit in the line's first chunk. A line
-       longer than POLICY_LINE_MAX is looked at up to its end, which lies
-       in data: then the byte path refuses it. */
-#ifdef CHUNK
-    if (off + CHUNK <= reach) {
-      const uint64_t stops = chunk_stops(data + off);
-      const uint64_t eqs = chunk_eqs(data + off);
-
-      /* A stop before the first '=' (before any, when there is none). */
-      if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0)
-        break;
-      if (eqs != 0) {
-        eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
-        n = stops != 0 ? off + (size_t)__builtin_ctzll(stops) / MASK_BITS
-                       : find_stop(data, off + CHUNK, reach, 0);
-      } else {
-        from = off + CHUNK; /* neither is in the first chunk */
-      }
-    }
-#endif
-    if (eq == reach) {
-      eq = find_stop(data, from, reach, 1);
-      if (eq == reach || data[eq] != '=')
-        break;
-      n = find_stop(data, eq + 1, reach, 0);
-    }
-    if (eq == off || n == reach || data[n] != '\n' || n - off > POLICY_LINE_MAX)
+    if (!ordinary_line(data, off, reach, &eq, &n))
       break;
     target = lookup_fast(data + off, eq - off);
     if (target >= 0) {

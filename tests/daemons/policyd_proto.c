@@ -2,10 +2,12 @@
 /* The Postfix policy request parser of obspam-policyd
    (examples/policyd/policy.c): exact results for good requests, however
    they are cut into reads, and the exact error for each malformed one. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "policy.h"
 
@@ -960,6 +962,102 @@ Test(policy, client_address_must_be_an_ip) {
     snprintf(attrs, sizeof(attrs), "client_address=%s\n", bad[i]);
     message_of(attrs, &m);
     cr_assert_null(m.client_address, "'%s' taken for an address", bad[i]);
+  }
+}
+
+/* policy_message reads a dotted quad itself: random strings near the
+   forms of an address are taken exactly when inet_pton takes them. */
+Test(policy, client_address_as_inet_pton_reads_it) {
+  static const char *const parts[] = {
+      "0",   "1",   "9",   "00", "01", "10", "99", "255", "256", "300", "1000",
+      "199", "249", "250", "",   "a",  "::", ":",  "f",   " ",   "-1",  "+1"};
+  unsigned seed = 99;
+  int round;
+
+  for (round = 0; round < 20000; round++) {
+    char addr[64], attrs[96];
+    unsigned char buf[16];
+    size_t len = 0;
+    int k, nparts, want;
+    obspam_message m;
+
+    seed = seed * 1103515245u + 12345u;
+    nparts = 1 + (int)((seed >> 16) % 6);
+    for (k = 0; k < nparts; k++) {
+      seed = seed * 1103515245u + 12345u;
+      len += (size_t)snprintf(
+          addr + len, sizeof(addr) - len, "%s%s", k > 0 ? "." : "",
+          parts[(seed >> 16) % (sizeof(parts) / sizeof(parts[0]))]);
+    }
+    if (round % 5 == 0 && len > 0) /* a dot or colon doubled or dropped */
+      addr[(seed >> 8) % len] = (round % 10 == 0) ? ':' : '.';
+    want = inet_pton(AF_INET, addr, buf) == 1 ||
+           inet_pton(AF_INET6, addr, buf) == 1;
+    snprintf(attrs, sizeof(attrs), "client_address=%s\n", addr);
+    message_of(attrs, &m);
+    if (addr[0] == '\0' || addr[0] == ' ' || addr[len - 1] == ' ')
+      continue; /* empty, or not the value as sent */
+    cr_assert_eq(m.client_address != NULL, want, "'%s': inet_pton says %d",
+                 addr, want);
+  }
+}
+
+/* The protocol state is compared as strcasecmp would: every mix of cases
+   of the three states, and near misses ('\r' for '-', one letter
+   changed, one more or fewer). */
+Test(policy, stages_as_strcasecmp_reads_them) {
+  static const char *const states[] = {"RCPT", "DATA", "END-OF-MESSAGE"};
+  static const enum policy_stage stages[] = {
+      POLICY_STAGE_RCPT, POLICY_STAGE_DATA, POLICY_STAGE_EOM};
+  unsigned seed = 5;
+  int round;
+
+  for (round = 0; round < 5000; round++) {
+    int s = round % 3, want = -1, k;
+    char state[32], attrs[64];
+    size_t n = strlen(states[s]), i;
+    obspam_message m;
+
+    memcpy(state, states[s], n + 1);
+    for (i = 0; i < n; i++) {
+      seed = seed * 1103515245u + 12345u;
+      if ((seed >> 16) & 1)
+        state[i] = (char)(state[i] ^ 0x20); /* the case bit */
+    }
+    seed = seed * 1103515245u + 12345u;
+    switch ((seed >> 16) % 5) {
+    case 0:
+      state[(seed >> 4) % n] = (char)((seed >> 8) % 0x7e + 1);
+      break;
+    case 1:
+      state[n - 1] = '\0';
+      break;
+    case 2:
+      state[n] = 'S';
+      state[n + 1] = '\0';
+      break;
+    default:
+      break;
+    }
+    for (k = 0; k < 3; k++)
+      if (strcasecmp(state, states[k]) == 0)
+        want = k;
+    if (strchr(state, '\n') != NULL || strchr(state, '\r') != NULL)
+      continue; /* a line end, not part of the value as sent */
+    snprintf(attrs, sizeof(attrs), "protocol_state=%s\n", state);
+    cr_assert_eq(message_of(attrs, &m),
+                 want < 0 ? POLICY_STAGE_OTHER : stages[want], "'%s'", state);
+  }
+  /* A '\r' inside the value is part of it: END\rOF-MESSAGE is no state,
+     though '\r' and '-' differ by the case bit alone. */
+  {
+    obspam_message m;
+    static const char text[] = "request=smtpd_access_policy\n"
+                               "protocol_state=END\rOF-MESSAGE\n\n";
+
+    policy_reset(&req);
+    feed_all(text, strlen(text));
+    cr_assert_eq(policy_message(&req, &m), POLICY_STAGE_OTHER);
   }
 }
 
