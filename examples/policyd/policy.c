@@ -378,7 +378,10 @@ static inline int ordinary_line(const char *data, size_t off, size_t reach,
    end_line). Returns the bytes taken, their '\n' included; it stops before
    the first line that is for the byte path: incomplete, empty or anything
    unusual. */
-static size_t whole_lines(policy_req *r, const char *data, size_t len) {
+/* Not inlined: in policy_feed's loop, the compiler shuffles registers
+   around each line (2% more instructions). */
+__attribute__((noinline)) static size_t
+whole_lines(policy_req *r, const char *data, size_t len) {
   /* The request's limits as bounds of the lines taken: a line is taken
      when its '\n' lies before reach, while lines are left. */
   size_t reach = POLICY_REQUEST_MAX - r->request_len, off = 0;
@@ -532,7 +535,9 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
         break;
     }
     c = data[i];
-    if (!r->pending_cr) {
+    /* A line's '\n' is no run, and often a request's end, right after
+       its lines taken whole. */
+    if (!r->pending_cr && c != '\n') {
       size_t k = plain_run(data + i, len - i, r->in_value);
 
       if (k > 1 && r->request_len + k <= POLICY_REQUEST_MAX &&
