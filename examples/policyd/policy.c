@@ -97,6 +97,11 @@ static int lookup(const char *name, size_t len) {
   return -1;
 }
 
+/* The helpers of whole_lines, inlined into each of its versions: the
+   compiler inlines nothing of the default instruction set into a
+   function of another (AVX2) unless told. */
+#define INLINE static inline __attribute__((always_inline))
+
 /* Loads of 4 and 8 bytes at any alignment. The same load of a string
    literal compiles to a constant, in either byte order. */
 static inline uint32_t load4(const char *p) {
@@ -129,7 +134,7 @@ static inline int is_attr(const char *name, size_t len, int a) {
    kept attributes (and rules out most of the attributes Postfix sends),
    and one comparison of fixed length tells. lookup stays the reference,
    for the byte path. Every name of attr_names must have its case. */
-static int lookup_fast(const char *name, size_t len) {
+INLINE int lookup_fast(const char *name, size_t len) {
 #define IS(a) (is_attr(name, len, a) ? (a) : -1)
 #define EITHER(a, b) (is_attr(name, len, a) ? (a) : IS(b))
   /* The lengths of the kept names, as bits: most other names are ruled
@@ -244,84 +249,26 @@ static void copy_short(char *dst, const char *src, size_t n) {
 /* whole_lines looks for two kinds of bytes: those that stop a line taken
    whole, the control bytes up to '\r' ('\n', and '\r', NUL and the rare
    others, for the byte path), and the '=' that ends the name. It finds
-   them a chunk at a time, as masks with MASK_BITS bits a byte, lowest
-   byte lowest: with SSE2 (part of x86-64) sixteen bytes, one bit each;
-   else eight bytes of a little-endian word, bit 8i+7 for byte i; else
-   (POLICY_SCAN_BYTES) one byte at a time; POLICY_SCAN_PORTABLE turns
-   SSE2 off. The masks are exact,
-   unlike zero_bytes, so that bits of bytes already looked at may be
-   shifted out. */
-#if defined(__SSE2__) && !defined(POLICY_SCAN_PORTABLE)
-#include <emmintrin.h>
-#define CHUNK 16
-#define MASK_BITS 1
-
-static inline uint64_t chunk_stops(const char *p) {
-  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-
-  /* A byte up to '\r' is its own minimum with '\r'. */
-  return (unsigned)_mm_movemask_epi8(
-      _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8('\r')), v));
-}
-
-static inline uint64_t chunk_eqs(const char *p) {
-  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-
-  return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
-}
-#elif defined(WORDWISE) && !defined(POLICY_SCAN_BYTES)
-#define CHUNK 8
-#define MASK_BITS 8
-#define LOW7 (ONES * 0x7f)
-
-/* The low seven bits of a byte plus 0x72 reach bit 7 from 14 up, and plus
-   0x7f from 1 up; no carry crosses into the next byte. */
-static inline uint64_t chunk_stops(const char *p) {
-  const uint64_t w = load8(p);
-
-  return ~(((w & LOW7) + ONES * (0x7f - '\r')) | w) & (ONES << 7);
-}
-
-static inline uint64_t chunk_eqs(const char *p) {
-  const uint64_t w = load8(p) ^ (ONES * '=');
-
-  return ~(((w & LOW7) + LOW7) | w) & (ONES << 7);
-}
+   them a chunk at a time (policy_lines.h): with AVX2 when the processor
+   has it, 32 bytes; else with SSE2 (part of x86-64), 16 bytes; else in
+   little-endian words, 8 bytes; else one byte at a time. For the tests,
+   POLICY_SCAN_SSE2, POLICY_SCAN_WORDS or POLICY_SCAN_BYTES leaves the
+   ways before it out. */
+#if defined(POLICY_SCAN_BYTES)
+#define SCAN_BYTES 1
+#elif defined(POLICY_SCAN_WORDS) || !defined(__SSE2__)
+#define SCAN_WORDS 1
+#elif defined(POLICY_SCAN_SSE2) || !defined(__x86_64__) || !defined(__GNUC__)
+#define SCAN_SSE2 1
+#else
+#define SCAN_SSE2 1
+#define SCAN_AVX2 1
 #endif
-
-/* The offset of the first byte from k to end (offsets in data) that stops
-   a line taken whole, or with with_eq that is an '=', or end when there is
-   none. When fewer than a chunk's bytes are left, the last chunk is the
-   one that ends at end, if data holds it, without the bits of the bytes
-   before k. */
-static inline size_t find_stop(const char *data, size_t k, size_t end,
-                               int with_eq) {
-#ifdef CHUNK
-  uint64_t m;
-
-  for (; k + CHUNK <= end; k += CHUNK) {
-    m = chunk_stops(data + k) | (with_eq ? chunk_eqs(data + k) : 0);
-    if (m != 0)
-      return k + (size_t)__builtin_ctzll(m) / MASK_BITS;
-  }
-  if (k < end && end >= CHUNK) {
-    const char *last = data + end - CHUNK;
-
-    m = (chunk_stops(last) | (with_eq ? chunk_eqs(last) : 0)) >>
-        ((k - (end - CHUNK)) * MASK_BITS);
-    return m != 0 ? k + (size_t)__builtin_ctzll(m) / MASK_BITS : end;
-  }
-#endif
-  for (; k < end; k++)
-    if ((unsigned char)data[k] <= '\r' || (with_eq && data[k] == '='))
-      break;
-  return k;
-}
 
 /* memcpy for a kept value of a line taken whole: sixteen bytes at a time,
    past its end (into the rest of text, whose NUL follows) where both data
    and text hold the bytes, as they do but at the end of a read. */
-static void copy_value(char *dst, const char *src, size_t n, size_t readable) {
+INLINE void copy_value(char *dst, const char *src, size_t n, size_t readable) {
   size_t j;
 
   if (((n + 15) & ~(size_t)15) > readable) {
@@ -332,88 +279,103 @@ static void copy_value(char *dst, const char *src, size_t n, size_t readable) {
     memcpy(dst + j, src + j, 16);
 }
 
-/* Whether the line at off (offsets in data) is ordinary: a name, '=', a
-   value and '\n', without a control byte up to '\r', at most
-   POLICY_LINE_MAX bytes, its '\n' before reach. Sets *eq to the offset of
-   its first '=' and *n to that of its '\n'. Most names, and many whole
-   lines, fit in the line's first chunk. A line longer than POLICY_LINE_MAX
-   is looked at up to its end, which lies in data: then the byte path
-   refuses it. */
-static inline int ordinary_line(const char *data, size_t off, size_t reach,
-                                size_t *eq, size_t *n) {
-  size_t from = off;
+#if defined(SCAN_SSE2)
+#include <emmintrin.h>
 
-#ifdef CHUNK
-  if (off + CHUNK <= reach) {
-    const uint64_t stops = chunk_stops(data + off);
-    const uint64_t eqs = chunk_eqs(data + off);
+static inline uint64_t sse2_stops(const char *p) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 
-    /* A stop before the first '=' (before any, when there is none), or
-       an empty name. */
-    if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0 ||
-        (eqs & (uint64_t)1 << (MASK_BITS - 1)) != 0)
-      return 0;
-    if (eqs != 0) {
-      *eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
-      if (stops != 0) {
-        *n = off + (size_t)__builtin_ctzll(stops) / MASK_BITS;
-        return data[*n] == '\n';
-      }
-      *n = find_stop(data, off + CHUNK, reach, 0);
-      return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
-    }
-    from = off + CHUNK; /* neither is in the first chunk */
-  }
-#endif
-  *eq = find_stop(data, from, reach, 1);
-  if (*eq == reach || *eq == off || data[*eq] != '=')
-    return 0;
-  *n = find_stop(data, *eq + 1, reach, 0);
-  return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
+  /* A byte up to '\r' is its own minimum with '\r'. */
+  return (unsigned)_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8('\r')), v));
 }
 
-/* The ordinary attribute lines at the start of data, taken at once: each a
-   name, '=', a value and '\n', without a control byte up to '\r', within
-   every limit. Each leaves r as the byte path would (put_run, put_byte and
-   end_line). Returns the bytes taken, their '\n' included; it stops before
-   the first line that is for the byte path: incomplete, empty or anything
-   unusual. */
-/* Not inlined: in policy_feed's loop, the compiler shuffles registers
-   around each line (2% more instructions). */
+static inline uint64_t sse2_eqs(const char *p) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+  return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+}
+
+#define LINES(name) name##_sse2
+#define TARGET
+#define CHUNK 16
+#define MASK_BITS 1
+#define STOPS sse2_stops
+#define EQS sse2_eqs
+#include "policy_lines.h"
+#endif
+
+#if defined(SCAN_AVX2)
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static inline uint64_t
+avx2_stops(const char *p) {
+  const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+
+  return (unsigned)_mm256_movemask_epi8(
+      _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8('\r')), v));
+}
+
+__attribute__((target("avx2"))) static inline uint64_t avx2_eqs(const char *p) {
+  const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+
+  return (unsigned)_mm256_movemask_epi8(
+      _mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')));
+}
+
+#define LINES(name) name##_avx2
+#define TARGET __attribute__((target("avx2")))
+#define CHUNK 32
+#define MASK_BITS 1
+#define STOPS avx2_stops
+#define EQS avx2_eqs
+#include "policy_lines.h"
+#endif
+
+#if defined(SCAN_WORDS) && defined(WORDWISE)
+#define LOW7 (ONES * 0x7f)
+
+/* The low seven bits of a byte plus 0x72 reach bit 7 from 14 up, and plus
+   0x7f from 1 up; no carry crosses into the next byte. */
+static inline uint64_t word_stops(const char *p) {
+  const uint64_t w = load8(p);
+
+  return ~(((w & LOW7) + ONES * (0x7f - '\r')) | w) & (ONES << 7);
+}
+
+static inline uint64_t word_eqs(const char *p) {
+  const uint64_t w = load8(p) ^ (ONES * '=');
+
+  return ~(((w & LOW7) + LOW7) | w) & (ONES << 7);
+}
+
+#define LINES(name) name##_words
+#define TARGET
+#define CHUNK 8
+#define MASK_BITS 8
+#define STOPS word_stops
+#define EQS word_eqs
+#include "policy_lines.h"
+#elif defined(SCAN_WORDS) || defined(SCAN_BYTES)
+#define LINES(name) name##_bytes
+#define TARGET
+#include "policy_lines.h"
+#define whole_lines_words whole_lines_bytes
+#endif
+
+/* Not inlined into policy_feed, whose loop would make the compiler
+   shuffle registers around each line (2% more instructions). */
 __attribute__((noinline)) static size_t
 whole_lines(policy_req *r, const char *data, size_t len) {
-  /* The request's limits as bounds of the lines taken: a line is taken
-     when its '\n' lies before reach, while lines are left. */
-  size_t reach = POLICY_REQUEST_MAX - r->request_len, off = 0;
-  unsigned lines = 0, lines_max = POLICY_ATTRS_MAX - r->attrs;
-
-  if (reach > len)
-    reach = len;
-  for (; lines < lines_max; lines++) {
-    size_t eq, n, vlen;
-    int target;
-
-    if (!ordinary_line(data, off, reach, &eq, &n))
-      break;
-    target = lookup_fast(data + off, eq - off);
-    if (target >= 0) {
-      policy_value *v = &r->attr[target];
-      size_t k;
-
-      vlen = n - eq - 1;
-      k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
-      v->present = 1;
-      v->cut = vlen > POLICY_VALUE_MAX;
-      copy_value(v->text, data + eq + 1, k, len - eq - 1);
-      v->len = (uint16_t)k;
-      v->text[k] = '\0';
-    }
-    off = n + 1;
-  }
-  r->request_len += off;
-  r->attrs += lines;
-  r->line += lines;
-  return off;
+#if defined(SCAN_AVX2)
+  if (__builtin_cpu_supports("avx2"))
+    return whole_lines_avx2(r, data, len);
+#endif
+#if defined(SCAN_SSE2)
+  return whole_lines_sse2(r, data, len);
+#else
+  return whole_lines_words(r, data, len);
+#endif
 }
 
 /* One byte of a line that is neither its '\n' nor a '\r' that may come
@@ -588,15 +550,22 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
   return rc;
 }
 
+/* policy_get for a valid a. The exported functions are not inlined in a
+   position-independent build (a program may interpose them): those
+   below read values through this one and count_of. */
+static inline const char *value_of(const policy_req *r, enum policy_attr a) {
+  return r->attr[a].present ? r->attr[a].text : NULL;
+}
+
 const char *policy_get(const policy_req *r, enum policy_attr a) {
-  if ((int)a < 0 || a >= POLICY_ATTR_COUNT || !r->attr[a].present)
+  if ((int)a < 0 || a >= POLICY_ATTR_COUNT)
     return NULL;
-  return r->attr[a].text;
+  return value_of(r, a);
 }
 
 /* A value, or NULL when it is absent or empty. */
 static const char *nonempty(const policy_req *r, enum policy_attr a) {
-  const char *s = policy_get(r, a);
+  const char *s = value_of(r, a);
 
   return s != NULL && s[0] != '\0' ? s : NULL;
 }
@@ -656,7 +625,7 @@ int policy_claims_uid(const policy_req *r) {
   return nonempty(r, POLICY_OBSPAM_UID) != NULL;
 }
 
-uint32_t policy_recipient_count(const policy_req *r) {
+static uint32_t count_of(const policy_req *r) {
   const char *count = nonempty(r, POLICY_RECIPIENT_COUNT);
   uint32_t n = 0;
 
@@ -666,11 +635,13 @@ uint32_t policy_recipient_count(const policy_req *r) {
   return n;
 }
 
+uint32_t policy_recipient_count(const policy_req *r) { return count_of(r); }
+
 enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
   const char *addr = nonempty(r, POLICY_CLIENT_ADDRESS);
   const char *uid = nonempty(r, POLICY_OBSPAM_UID);
   enum policy_stage stage = stage_of(&r->attr[POLICY_PROTOCOL_STATE]);
-  uint32_t n = policy_recipient_count(r);
+  uint32_t n = count_of(r);
 
   m->sasl_username = nonempty(r, POLICY_SASL_USERNAME);
   m->sender = nonempty(r, POLICY_SENDER);
@@ -688,7 +659,7 @@ enum policy_stage policy_message(const policy_req *r, obspam_message *m) {
     m->flags |= OBSPAM_MSG_SCRIPT;
     m->uid = u;
     m->client_address = NULL;
-    if (policy_get(r, POLICY_OBSPAM_SCRIPT) != NULL &&
+    if (value_of(r, POLICY_OBSPAM_SCRIPT) != NULL &&
         !r->attr[POLICY_OBSPAM_SCRIPT].cut)
       m->script = nonempty(r, POLICY_OBSPAM_SCRIPT);
   }

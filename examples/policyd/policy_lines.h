@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* The lines of a request taken whole (policy.c) for one way of finding
+   their bytes. policy.c includes this file once for each way it builds,
+   after defining:
+
+   LINES(name)  the name of this way's version of a function;
+   TARGET       the attributes of its functions (an instruction set);
+   CHUNK        the bytes it looks at at a time (left undefined: one);
+   MASK_BITS    the bits of a byte in its masks, lowest byte lowest;
+   STOPS(p)     the mask of the bytes that stop a line taken whole, the
+                control bytes up to '\r', in the chunk at p;
+   EQS(p)       the mask of its '=' bytes.
+
+   Both masks are exact (unlike zero_bytes), so that the bits of bytes
+   already looked at may be shifted out. The macros are undefined at the
+   end. No include guard: it is meant to be included more than once. */
+
+/* The offset of the first byte from k to end (offsets in data) that stops
+   a line taken whole, or with with_eq that is an '=', or end when there is
+   none. When fewer than a chunk's bytes are left, the last chunk is the
+   one that ends at end, if data holds it, without the bits of the bytes
+   before k. */
+TARGET static inline size_t LINES(find_stop)(const char *data, size_t k,
+                                             size_t end, int with_eq) {
+#ifdef CHUNK
+  uint64_t m;
+
+  for (; k + CHUNK <= end; k += CHUNK) {
+    m = STOPS(data + k) | (with_eq ? EQS(data + k) : 0);
+    if (m != 0)
+      return k + (size_t)__builtin_ctzll(m) / MASK_BITS;
+  }
+  if (k < end && end >= CHUNK) {
+    const char *last = data + end - CHUNK;
+
+    m = (STOPS(last) | (with_eq ? EQS(last) : 0)) >>
+        ((k - (end - CHUNK)) * MASK_BITS);
+    return m != 0 ? k + (size_t)__builtin_ctzll(m) / MASK_BITS : end;
+  }
+#endif
+  for (; k < end; k++)
+    if ((unsigned char)data[k] <= '\r' || (with_eq && data[k] == '='))
+      break;
+  return k;
+}
+
+/* Whether the line at off (offsets in data) is ordinary: a name, '=', a
+   value and '\n', without a control byte up to '\r', at most
+   POLICY_LINE_MAX bytes, its '\n' before reach. Sets *eq to the offset of
+   its first '=' and *n to that of its '\n'. Most names, and many whole
+   lines, fit in the line's first chunk. A line longer than POLICY_LINE_MAX
+   is looked at up to its end, which lies in data: then the byte path
+   refuses it. */
+TARGET static inline int LINES(ordinary_line)(const char *data, size_t off,
+                                              size_t reach, size_t *eq,
+                                              size_t *n) {
+  size_t from = off;
+
+#ifdef CHUNK
+  if (off + CHUNK <= reach) {
+    const uint64_t stops = STOPS(data + off);
+    const uint64_t eqs = EQS(data + off);
+
+    /* A stop before the first '=' (before any, when there is none), or
+       an empty name. */
+    if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0 ||
+        (eqs & (uint64_t)1 << (MASK_BITS - 1)) != 0)
+      return 0;
+    if (eqs != 0) {
+      *eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
+      if (stops != 0) {
+        *n = off + (size_t)__builtin_ctzll(stops) / MASK_BITS;
+        return data[*n] == '\n';
+      }
+      /* The next chunk, without find_stop's loop and bound checks. */
+      if (off + 2 * CHUNK <= reach) {
+        const uint64_t next = STOPS(data + off + CHUNK);
+
+        if (next != 0) {
+          *n = off + CHUNK + (size_t)__builtin_ctzll(next) / MASK_BITS;
+          return data[*n] == '\n';
+        }
+        *n = LINES(find_stop)(data, off + 2 * CHUNK, reach, 0);
+      } else {
+        *n = LINES(find_stop)(data, off + CHUNK, reach, 0);
+      }
+      return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
+    }
+    from = off + CHUNK; /* neither is in the first chunk */
+  }
+#endif
+  *eq = LINES(find_stop)(data, from, reach, 1);
+  if (*eq == reach || *eq == off || data[*eq] != '=')
+    return 0;
+  *n = LINES(find_stop)(data, *eq + 1, reach, 0);
+  return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
+}
+
+/* The ordinary attribute lines at the start of data, taken at once: each a
+   name, '=', a value and '\n', without a control byte up to '\r', within
+   every limit. Each leaves r as the byte path would (put_run, put_byte and
+   end_line). Returns the bytes taken, their '\n' included; it stops before
+   the first line that is for the byte path: incomplete, empty or anything
+   unusual. */
+TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
+                                        size_t len) {
+  /* The request's limits as bounds of the lines taken: a line is taken
+     when its '\n' lies before reach, while lines are left. */
+  size_t reach = POLICY_REQUEST_MAX - r->request_len, off = 0;
+  unsigned lines = 0, lines_max = POLICY_ATTRS_MAX - r->attrs;
+
+  if (reach > len)
+    reach = len;
+  for (; lines < lines_max; lines++) {
+    size_t eq, n, vlen;
+    int target;
+
+    if (!LINES(ordinary_line)(data, off, reach, &eq, &n))
+      break;
+    target = lookup_fast(data + off, eq - off);
+    if (target >= 0) {
+      policy_value *v = &r->attr[target];
+      size_t k;
+
+      vlen = n - eq - 1;
+      k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
+      v->present = 1;
+      v->cut = vlen > POLICY_VALUE_MAX;
+      copy_value(v->text, data + eq + 1, k, len - eq - 1);
+      v->len = (uint16_t)k;
+      v->text[k] = '\0';
+    }
+    off = n + 1;
+  }
+  r->request_len += off;
+  r->attrs += lines;
+  r->line += lines;
+  return off;
+}
+
+#undef LINES
+#undef TARGET
+#undef CHUNK
+#undef MASK_BITS
+#undef STOPS
+#undef EQS
