@@ -303,6 +303,7 @@ static inline uint64_t sse2_eqs(const char *p) {
 #define STOPS sse2_stops
 #define EQS sse2_eqs
 #include "policy_lines.h"
+#define whole_lines_default whole_lines_sse2
 #endif
 
 #if defined(SCAN_AVX2)
@@ -356,11 +357,12 @@ static inline uint64_t word_eqs(const char *p) {
 #define STOPS word_stops
 #define EQS word_eqs
 #include "policy_lines.h"
+#define whole_lines_default whole_lines_words
 #elif defined(SCAN_WORDS) || defined(SCAN_BYTES)
 #define LINES(name) name##_bytes
 #define TARGET
 #include "policy_lines.h"
-#define whole_lines_words whole_lines_bytes
+#define whole_lines_default whole_lines_bytes
 #endif
 
 /* Not inlined into policy_feed, whose loop would make the compiler
@@ -371,11 +373,7 @@ whole_lines(policy_req *r, const char *data, size_t len) {
   if (__builtin_cpu_supports("avx2"))
     return whole_lines_avx2(r, data, len);
 #endif
-#if defined(SCAN_SSE2)
-  return whole_lines_sse2(r, data, len);
-#else
-  return whole_lines_words(r, data, len);
-#endif
+  return whole_lines_default(r, data, len);
 }
 
 /* One byte of a line that is neither its '\n' nor a '\r' that may come
