@@ -134,6 +134,8 @@ static inline int is_attr(const char *name, size_t len, int a) {
    kept attributes (and rules out most of the attributes Postfix sends),
    and one comparison of fixed length tells. lookup stays the reference,
    for the byte path. Every name of attr_names must have its case. */
+_Static_assert(POLICY_ATTR_COUNT == 11,
+               "lookup_fast and the tests' kept_names list every kept name");
 INLINE int lookup_fast(const char *name, size_t len) {
 #define IS(a) (is_attr(name, len, a) ? (a) : -1)
 #define EITHER(a, b) (is_attr(name, len, a) ? (a) : IS(b))
