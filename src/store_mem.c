@@ -181,9 +181,16 @@ static void ring_free(mem_store *m, obspam__obj *o) {
    window, and ends by newest at the latest, where the excess is used up.
    A mailbox flooding after it filled its hour mostly has empty buckets
    before the ones that hold its messages, so the walk passes empty ones
-   four at a time, and the ring in its two straight runs. */
+   four at a time, and the ring in its two straight runs.
+
+   The window holds count (the sum of those buckets), so the bucket that
+   uses the excess up is also the first, from newest down, below which
+   more than count - excess would be left. When that is less than the
+   excess, the walk goes down from newest instead: a flood refused after
+   its object filled its window has an excess of one message in a window
+   whose messages were all sent lately, and finds the bucket at once. */
 static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
-                         int64_t t, int64_t excess) {
+                         int64_t t, int64_t count, int64_t excess) {
   int64_t k, left;
   int i, end;
 
@@ -192,6 +199,15 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
     k = newest - (nb - 1);
   if (k < 0)
     k = 0;
+  if (count - excess < excess) {
+    int64_t keep = count - excess, j;
+
+    for (j = newest, i = (int)(newest % nb); j >= k;
+         j--, i = i > 0 ? i - 1 : nb - 1)
+      if ((keep -= b[i]) < 0)
+        return (j + nb) * size - t;
+    /* The buckets hold less than count (they never do): walked up. */
+  }
   /* Buckets k to newest: at most nb of them, from b[k % nb] on. */
   left = k <= newest ? newest - k + 1 : 0;
   i = (int)(k % nb);
@@ -225,7 +241,7 @@ static inline int64_t wait_in(const int64_t *b, int nb, int64_t size,
   if (c > limit)
     return -1;
   /* count > limit - c >= 0: the buckets hold the excess. */
-  return wait_walk(b, nb, size, newest, t, count + c - limit);
+  return wait_walk(b, nb, size, newest, t, count, count + c - limit);
 }
 
 /* The wait in the hour window (60 one-minute buckets) or the minute
