@@ -1058,7 +1058,6 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   }
   hour = obspam__hour_of(t);
   start = t - t % ch->period;
-  prefetch(ch->obj, ch->n, minute, tick);
   if (!ch->notify_only && !ch->replay)
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
@@ -1129,6 +1128,11 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int rc;
 
+  /* Asked for while the lock is waited for, at the message's own time
+     (the store's newest is read only under the lock): the charges of a
+     batch (mem_charge_many) were warmed with their group instead. */
+  if (!ch->reset && !ch->note && !ch->listed && !ch->dry)
+    prefetch(ch->obj, ch->n, ch->t / 60, ch->t / TICK);
   mem_lock(m);
   rc = charge_locked(m, ch);
   pthread_mutex_unlock(&m->lock);
