@@ -358,10 +358,12 @@ static int flush_locked(obspam__journal *j, int sync) {
 
 void obspam__journal_record(void *journal, const obspam__charge *ch) {
   obspam__journal *j = journal;
-  size_t n = encoded_len(ch);
 
   pthread_mutex_lock(&j->lock);
-  if (BUF_CAP - j->len < n && flush_locked(j, 1) != 0) {
+  /* The record's length is needed only near the buffer's end: the same
+     test of room as before the record was encoded in place. */
+  if (BUF_CAP - j->len < RECORD_MAX && BUF_CAP - j->len < encoded_len(ch) &&
+      flush_locked(j, 1) != 0) {
     /* The file takes nothing: the oldest records go, and the next flush
        says how many. */
     j->lost += j->nbuf;
