@@ -1097,19 +1097,23 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   }
 
   ch->period_start = start;
-  if (ch->refuser >= 0) {
-    for (i = 0; i < ch->n; i++)
-      charge_refusal(m, ch, i, t, minute, p.exc[i]);
-  } else {
-    for (i = 0; i < ch->n && !ch->probe; i++)
-      charge_accept(ch, i, minute, tick);
-  }
   /* Only a refusal or a new minute can leave the buckets of attempts
      over the limit empty; an accept within the minute does not read them
-     (they are in a line of the ring it did not ask for). */
-  for (i = 0; i < ch->n; i++)
-    if (ch->refuser >= 0 || (moved & (1u << i)))
+     (they are in a line of the ring it did not ask for). Each object's
+     are trimmed once it is charged: no object shares another's ring. */
+  if (ch->refuser >= 0) {
+    for (i = 0; i < ch->n; i++) {
+      charge_refusal(m, ch, i, t, minute, p.exc[i]);
       exc_trim(ch->obj[i]->ring);
+    }
+  } else {
+    for (i = 0; i < ch->n; i++) {
+      if (!ch->probe)
+        charge_accept(ch, i, minute, tick);
+      if (moved & (1u << i))
+        exc_trim(ch->obj[i]->ring);
+    }
+  }
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
