@@ -113,13 +113,13 @@ void obspam__async_drain(obspam_engine *e);
 /* Drains, then ends the engine's threads (async.c). */
 void obspam__async_stop(obspam_engine *e);
 
-/* A conf with default options, an empty tree and no whitelist. */
 #define OBSPAM__MARKS_FORWARD 1u
 #define OBSPAM__MARKS_LIST 2u
 /* Sets e->marks from the configuration's marks. Under the write lock,
    after every change of them and every swap of the configuration. */
 void obspam__marks_seen(obspam_engine *e);
 
+/* A conf with default options, an empty tree and no whitelist. */
 obspam__conf *obspam__conf_new(void);
 void obspam__conf_free(obspam__conf *c, obspam__store *store);
 /* Makes next the engine's configuration in one step: decisions see the
