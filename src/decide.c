@@ -344,6 +344,18 @@ static void release(obspam_engine *e, decision *d) {
 static void limits(const obspam__tree *t, obspam__charge *ch) {
   int i, w;
 
+  if (t->extras == 0) {
+    /* The test for extra values once, not once per object and window. */
+    for (i = 0; i < ch->n; i++) {
+      int lim = OBSPAM__LIM(ch->obj[i]->kind);
+
+      ch->limit[i][OBSPAM__W_MINUTE] = t->server_extra.own[0][lim];
+      ch->limit[i][OBSPAM__W_HOUR] = obspam__effective(t, ch->obj[i]);
+      ch->limit[i][OBSPAM__W_DAY] = t->server_extra.own[1][lim];
+    }
+    ch->cap = t->server_extra.max_rcpt;
+    return;
+  }
   for (i = 0; i < ch->n; i++)
     for (w = 0; w < OBSPAM__WINDOWS; w++)
       ch->limit[i][w] = obspam__effective_w(t, ch->obj[i], w);

@@ -82,6 +82,15 @@ int obspam__kind_name_norm(obspam_engine *e, const char *fn, int kind,
   return OBSPAM_OK;
 }
 
+void obspam__marks_seen(obspam_engine *e) {
+  const obspam__marks *m = &e->conf->marks;
+
+  __atomic_store_n(&e->marks,
+                   (m->fwd.n > 0 ? OBSPAM__MARKS_FORWARD : 0u) |
+                       (m->list.n > 0 ? OBSPAM__MARKS_LIST : 0u),
+                   __ATOMIC_RELEASE);
+}
+
 obspam__conf *obspam__conf_new(void) {
   obspam__conf *c = calloc(1, sizeof(*c));
   int i;
@@ -303,6 +312,7 @@ int obspam__conf_replace(obspam_engine *e, obspam__conf *next) {
     e->store_from_config = 0;
   }
   e->conf = next;
+  obspam__marks_seen(e);
   pthread_rwlock_unlock(&e->lock);
   obspam__store_free(gone);
   if (local->carry_finish != NULL)

@@ -53,6 +53,13 @@ struct obspam_engine {
   /* 1 while store is a shared one: written under the write lock with
      store, read atomically by a batch choosing its groups. */
   int shared;
+  /* Which kinds of marks the configuration holds (OBSPAM__MARKS_*):
+     written under the write lock by obspam__marks_seen whenever they may
+     change, read atomically by obspam_forward_lookup and
+     obspam_mailing_list_match, which the policy server asks for every
+     request and which, with none declared (the usual case), answer
+     without the lock. */
+  unsigned marks;
   void (*notify)(const obspam_notice *n, void *ud); /* under lock */
   void *notify_ud;
   /* The newest message time any decision has seen; read and raised
@@ -105,6 +112,12 @@ int obspam__decide_many(obspam_engine *e, const obspam_message *const *msgs,
 void obspam__async_drain(obspam_engine *e);
 /* Drains, then ends the engine's threads (async.c). */
 void obspam__async_stop(obspam_engine *e);
+
+#define OBSPAM__MARKS_FORWARD 1u
+#define OBSPAM__MARKS_LIST 2u
+/* Sets e->marks from the configuration's marks. Under the write lock,
+   after every change of them and every swap of the configuration. */
+void obspam__marks_seen(obspam_engine *e);
 
 /* A conf with default options, an empty tree and no whitelist. */
 obspam__conf *obspam__conf_new(void);

@@ -44,6 +44,7 @@ static int change(obspam_engine *e, const char *fn, const char *address,
     rc = OBSPAM_ENOTFOUND;
   else
     rc = obspam__mark_add(x, n.s, n.len, flag);
+  obspam__marks_seen(e);
   pthread_rwlock_unlock(&e->lock);
   switch (rc) {
   case OBSPAM_OK:
@@ -96,7 +97,13 @@ int obspam_forward_lookup(obspam_engine *e, const char *address, uint32_t *flag,
                             ? "mailbox buffer is smaller than 321 bytes"
                             : "an argument is NULL");
   /* Called for every recipient: an address that is no valid name is
-     simply no forward, as a sender that is none is simply not hosted. */
+     simply no forward, as a sender that is none is simply not hosted.
+     With no forward declared, the answer needs no lock. */
+  if (!(__atomic_load_n(&e->marks, __ATOMIC_ACQUIRE) & OBSPAM__MARKS_FORWARD)) {
+    *flag = 0;
+    mailbox[0] = '\0';
+    return OBSPAM_OK;
+  }
   pthread_rwlock_rdlock(&e->lock);
   if (e->conf->marks.fwd.n > 0 &&
       obspam__name_norm(address, OBSPAM__NAME_MAILBOX, &n) == NULL)
@@ -128,7 +135,11 @@ int obspam_mailing_list_match(obspam_engine *e, const char *sender,
                         "an IPv4 or IPv6 address",
                         client_address);
   /* Asked about every message: with no list declared (the usual case)
-     the sender is not even read. */
+     the sender is not even read, and no lock is taken. */
+  if (!(__atomic_load_n(&e->marks, __ATOMIC_ACQUIRE) & OBSPAM__MARKS_LIST)) {
+    *match = 0;
+    return OBSPAM_OK;
+  }
   pthread_rwlock_rdlock(&e->lock);
   if (e->conf->marks.list.n > 0 &&
       obspam__name_norm(sender, OBSPAM__NAME_MAILBOX, &n) == NULL) {

@@ -131,6 +131,38 @@ static void header(uint8_t *h, uint64_t length, uint64_t checksum) {
   put(h + 24, checksum, 8);
 }
 
+/* Fixed-width little-endian stores for encode, which runs for every
+   charge under the store's lock: on a little-endian host each is one
+   store, where put's loop is one per byte. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PUT_FIXED(name, type)                                                  \
+  static inline uint8_t *name(uint8_t *p, type v) {                            \
+    memcpy(p, &v, sizeof(v));                                                  \
+    return p + sizeof(v);                                                      \
+  }
+#else
+#define PUT_FIXED(name, type)                                                  \
+  static inline uint8_t *name(uint8_t *p, type v) {                            \
+    return put(p, v, (int)sizeof(v));                                          \
+  }
+#endif
+PUT_FIXED(put8, uint8_t)
+PUT_FIXED(put16, uint16_t)
+PUT_FIXED(put32, uint32_t)
+PUT_FIXED(put64, uint64_t)
+
+/* The length of ch's record, header included: what encode writes. */
+static size_t encoded_len(const obspam__charge *ch) {
+  size_t len = 8 + 36 + 2;
+  int i;
+
+  for (i = 0; i < ch->n; i++)
+    len += 12 + ch->obj[i]->len;
+  if (ch->script != NULL)
+    len += ch->script_len + (ch->uid >= 0 ? 8 : 0);
+  return len;
+}
+
 /* The record of ch into out (RECORD_MAX bytes); its length. */
 static size_t encode(const obspam__charge *ch, uint8_t *out) {
   uint8_t *p = out + 8, over = 0;
@@ -140,43 +172,42 @@ static size_t encode(const obspam__charge *ch, uint8_t *out) {
   for (i = 0; i < ch->n; i++)
     if (ch->refuser >= 0 && obspam__exceeded(ch, i))
       over |= (uint8_t)(1u << i);
-  p = put(p, (uint64_t)ch->t, 8);
-  p = put(p, (uint64_t)ch->c, 8);
-  p = put(p, (uint64_t)ch->retention, 8);
-  p = put(p, (uint64_t)ch->period, 8);
-  p = put(p,
-          FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0) |
-              (ch->reset ? FLAG_RESET : 0) |
-              (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0) |
-              (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
-              (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
-              (ch->listed ? FLAG_LISTED : 0),
-          1);
-  p = put(p, (uint64_t)(int64_t)ch->refuser, 1);
-  p = put(p, (uint64_t)ch->n, 1);
-  p = put(p, over, 1);
+  p = put64(p, (uint64_t)ch->t);
+  p = put64(p, (uint64_t)ch->c);
+  p = put64(p, (uint64_t)ch->retention);
+  p = put64(p, (uint64_t)ch->period);
+  p = put8(p, (uint8_t)(FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0) |
+                        (ch->reset ? FLAG_RESET : 0) |
+                        (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0) |
+                        (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
+                        (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
+                        (ch->listed ? FLAG_LISTED : 0)));
+  p = put8(p, (uint8_t)ch->refuser);
+  p = put8(p, (uint8_t)ch->n);
+  p = put8(p, over);
   for (i = 0; i < ch->n; i++) {
+    const obspam__obj *o = ch->obj[i];
     int w = over & (1u << i) ? ch->over_window[i] : OBSPAM__W_HOUR;
     int64_t limit = over & (1u << i) ? obspam__over_limit(ch, i)
                                      : ch->limit[i][OBSPAM__W_HOUR];
 
-    p = put(p, (uint64_t)limit, 8);
-    p = put(p, (uint64_t)(int64_t)w, 1);
-    p = put(p, ch->obj[i]->kind, 1);
-    p = put(p, ch->obj[i]->len, 2);
-    memcpy(p, ch->obj[i]->name, ch->obj[i]->len);
-    p += ch->obj[i]->len;
+    p = put64(p, (uint64_t)limit);
+    p = put8(p, (uint8_t)w);
+    p = put8(p, o->kind);
+    p = put16(p, o->len);
+    memcpy(p, o->name, o->len);
+    p += o->len;
   }
   len = ch->script != NULL ? ch->script_len : 0;
-  p = put(p, len, 2);
+  p = put16(p, (uint16_t)len);
   if (len > 0)
     memcpy(p, ch->script, len);
   p += len;
   if (ch->script != NULL && ch->uid >= 0)
-    p = put(p, (uint64_t)ch->uid, 8);
+    p = put64(p, (uint64_t)ch->uid);
   len = (size_t)(p - out) - 8;
-  put(out, len, 4);
-  put(out + 4, (uint32_t)obspam__checksum(out + 8, len), 4);
+  put32(out, (uint32_t)len);
+  put32(out + 4, (uint32_t)obspam__checksum(out + 8, len));
   return len + 8;
 }
 
@@ -327,19 +358,20 @@ static int flush_locked(obspam__journal *j, int sync) {
 
 void obspam__journal_record(void *journal, const obspam__charge *ch) {
   obspam__journal *j = journal;
-  uint8_t rec[RECORD_MAX];
-  size_t n = encode(ch, rec);
 
   pthread_mutex_lock(&j->lock);
-  if (BUF_CAP - j->len < n && flush_locked(j, 1) != 0) {
+  /* The record's length is needed only near the buffer's end: the same
+     test of room as before the record was encoded in place. */
+  if (BUF_CAP - j->len < RECORD_MAX && BUF_CAP - j->len < encoded_len(ch) &&
+      flush_locked(j, 1) != 0) {
     /* The file takes nothing: the oldest records go, and the next flush
        says how many. */
     j->lost += j->nbuf;
     j->len = 0;
     j->nbuf = 0;
   }
-  memcpy(j->buf + j->len, rec, n);
-  j->len += n;
+  /* Encoded in place, so that the record's names are copied once. */
+  j->len += encode(ch, j->buf + j->len);
   j->nbuf++;
   pthread_mutex_unlock(&j->lock);
 }

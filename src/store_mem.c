@@ -181,9 +181,16 @@ static void ring_free(mem_store *m, obspam__obj *o) {
    window, and ends by newest at the latest, where the excess is used up.
    A mailbox flooding after it filled its hour mostly has empty buckets
    before the ones that hold its messages, so the walk passes empty ones
-   four at a time, and the ring in its two straight runs. */
+   four at a time, and the ring in its two straight runs.
+
+   The window holds count (the sum of those buckets), so the bucket that
+   uses the excess up is also the first, from newest down, below which
+   more than count - excess would be left. When that is less than the
+   excess, the walk goes down from newest instead: a flood refused after
+   its object filled its window has an excess of one message in a window
+   whose messages were all sent lately, and finds the bucket at once. */
 static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
-                         int64_t t, int64_t excess) {
+                         int64_t t, int64_t count, int64_t excess) {
   int64_t k, left;
   int i, end;
 
@@ -192,6 +199,15 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
     k = newest - (nb - 1);
   if (k < 0)
     k = 0;
+  if (count - excess < excess) {
+    int64_t keep = count - excess, j;
+
+    for (j = newest, i = (int)(newest % nb); j >= k;
+         j--, i = i > 0 ? i - 1 : nb - 1)
+      if ((keep -= b[i]) < 0)
+        return (j + nb) * size - t;
+    /* The buckets hold less than count (they never do): walked up. */
+  }
   /* Buckets k to newest: at most nb of them, from b[k % nb] on. */
   left = k <= newest ? newest - k + 1 : 0;
   i = (int)(k % nb);
@@ -225,7 +241,7 @@ static inline int64_t wait_in(const int64_t *b, int nb, int64_t size,
   if (c > limit)
     return -1;
   /* count > limit - c >= 0: the buckets hold the excess. */
-  return wait_walk(b, nb, size, newest, t, count + c - limit);
+  return wait_walk(b, nb, size, newest, t, count, count + c - limit);
 }
 
 /* The wait in the hour window (60 one-minute buckets) or the minute
@@ -1042,7 +1058,6 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   }
   hour = obspam__hour_of(t);
   start = t - t % ch->period;
-  prefetch(ch->obj, ch->n, minute, tick);
   if (!ch->notify_only && !ch->replay)
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
@@ -1082,19 +1097,23 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
   }
 
   ch->period_start = start;
-  if (ch->refuser >= 0) {
-    for (i = 0; i < ch->n; i++)
-      charge_refusal(m, ch, i, t, minute, p.exc[i]);
-  } else {
-    for (i = 0; i < ch->n && !ch->probe; i++)
-      charge_accept(ch, i, minute, tick);
-  }
   /* Only a refusal or a new minute can leave the buckets of attempts
      over the limit empty; an accept within the minute does not read them
-     (they are in a line of the ring it did not ask for). */
-  for (i = 0; i < ch->n; i++)
-    if (ch->refuser >= 0 || (moved & (1u << i)))
+     (they are in a line of the ring it did not ask for). Each object's
+     are trimmed once it is charged: no object shares another's ring. */
+  if (ch->refuser >= 0) {
+    for (i = 0; i < ch->n; i++) {
+      charge_refusal(m, ch, i, t, minute, p.exc[i]);
       exc_trim(ch->obj[i]->ring);
+    }
+  } else {
+    for (i = 0; i < ch->n; i++) {
+      if (!ch->probe)
+        charge_accept(ch, i, minute, tick);
+      if (moved & (1u << i))
+        exc_trim(ch->obj[i]->ring);
+    }
+  }
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
@@ -1113,6 +1132,11 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   mem_store *m = (mem_store *)s;
   int rc;
 
+  /* Asked for while the lock is waited for, at the message's own time
+     (the store's newest is read only under the lock): the charges of a
+     batch (mem_charge_many) were warmed with their group instead. */
+  if (!ch->reset && !ch->note && !ch->listed && !ch->dry)
+    prefetch(ch->obj, ch->n, ch->t / 60, ch->t / TICK);
   mem_lock(m);
   rc = charge_locked(m, ch);
   pthread_mutex_unlock(&m->lock);

@@ -463,3 +463,59 @@ Test(forward, reload_replaces_marks_and_keeps_counters) {
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "sales@example.com", 2, 1,
                  0);
 }
+
+/* With no forward or no list declared, the lookups answer without the
+   engine's lock, from what the last change or reload left declared: each
+   change and each reload must be seen at once. */
+Test(forward, lookups_follow_every_change_of_the_marks) {
+  char mb[OBSPAM_NAME_MAX + 1];
+  uint32_t flag = 99;
+  int match = 99;
+
+  OK(obspam_forward_remove(e, "sales@example.com"));
+  OK(obspam_forward_remove(e, "desk@example.com"));
+  EXPECT_FORWARD("ghost@big.example", OBSPAM_MSG_FORWARD_REMOTE, "big.example");
+  OK(obspam_forward_remove(e, "@big.example"));
+  EXPECT_FORWARD("ghost@big.example", 0, "");
+  EXPECT_FORWARD("sales@example.com", 0, "");
+  cr_assert_eq(list_match("news@big.example", NULL), 1);
+  OK(obspam_forward_add(e, "sales@example.com", 1));
+  EXPECT_FORWARD("sales@example.com", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  OK(obspam_mailing_list_remove(e, "news@big.example"));
+  cr_assert_eq(list_match("news@big.example", NULL), 0);
+  /* An address that is none is refused whether or not a list exists. */
+  RC(obspam_mailing_list_match(e, "news@big.example", "10.0.5", &match),
+     OBSPAM_EINVAL);
+  cr_assert_eq(match, 99);
+  OK(obspam_mailing_list_add(e, "news@big.example"));
+  cr_assert_eq(list_match("news-bounces@big.example", NULL), 1);
+
+  OK(obspam_load_config_string(e, "subscription acme subscription=10\n"
+                                  "domain example.com subscription=acme\n"));
+  EXPECT_FORWARD("sales@example.com", 0, "");
+  cr_assert_eq(list_match("news@example.com", NULL), 0);
+  RC(obspam_forward_lookup(e, "sales@example.com", &flag, mb, OBSPAM_NAME_MAX),
+     OBSPAM_EINVAL);
+  cr_assert_eq(flag, 99);
+  OK(obspam_forward_add(e, "sales@example.com", 0));
+  EXPECT_FORWARD("sales@example.com", OBSPAM_MSG_FORWARD_LOCAL,
+                 "sales@example.com");
+  OK(obspam_mailing_list_add(e, "news@example.com"));
+  cr_assert_eq(list_match("news@example.com", NULL), 1);
+  OK(obspam_forward_remove(e, "sales@example.com"));
+  EXPECT_FORWARD("sales@example.com", 0, "");
+  OK(obspam_mailing_list_remove(e, "news@example.com"));
+  cr_assert_eq(list_match("news@example.com", NULL), 0);
+  OK(obspam_load_config_string(e, "subscription acme subscription=10\n"
+                                  "domain example.com subscription=acme\n"
+                                  "list news@example.com\n"));
+  EXPECT_FORWARD("news@example.com", 0, "");
+  cr_assert_eq(list_match("news@example.com", NULL), 1);
+  OK(obspam_load_config_string(e, "subscription acme subscription=10\n"
+                                  "domain example.com subscription=acme\n"
+                                  "forward desk@example.com local\n"));
+  EXPECT_FORWARD("desk@example.com", OBSPAM_MSG_FORWARD_LOCAL,
+                 "desk@example.com");
+  cr_assert_eq(list_match("news@example.com", NULL), 0);
+}

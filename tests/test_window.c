@@ -378,3 +378,68 @@ Test(window, near_the_epoch) {
   v = SASL(e, INFO, 2, 3600);
   EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, INFO, 2, 0, 0);
 }
+
+/* The retry hint against API.md's definition on random traffic: messages
+   of 1 to 4 recipients at random steps through a few hours, under limits
+   from 1 to 40, the model keeping every accepted message's minute. The
+   walk that finds the hint goes from the oldest bucket or from the
+   newest, whichever needs the smaller sum: both directions, and floods
+   of refusals after the window filled, are met many times. */
+Test(window, retry_as_defined_on_random_traffic) {
+  enum { MAX = 4096 };
+  static int64_t minute[MAX], count[MAX];
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  int64_t t = T0;
+  int round, refused = 0, walked_back = 0;
+
+  for (round = 0; round < 40; round++) {
+    int64_t limit = 1 + round;
+    int n = 0, i;
+
+    t += 7200; /* each round starts on an empty window */
+    MBOX_LIMIT(INFO, limit);
+    for (i = 0; i < 600 && n < MAX; i++) {
+      int64_t held = 0, want = 0, k;
+      uint32_t c;
+      obspam_verdict v;
+      int j;
+
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      /* Mostly short steps, so that the window fills; now and then a
+         long one, so that it empties. */
+      t += x % 16 == 0 ? (int64_t)(x >> 8) % 4000 : (int64_t)(x >> 8) % 40;
+      c = 1 + (uint32_t)((x >> 20) % 4);
+      for (j = 0; j < n; j++)
+        if (minute[j] >= t / 60 - 59)
+          held += count[j];
+      v = SASL(e, INFO, c, t);
+      if (held + c <= limit) {
+        cr_assert_eq(v.action, OBSPAM_ACCEPT, "t=T0%+" PRId64,
+                     (int64_t)(t - T0));
+        minute[n] = t / 60;
+        count[n++] = c;
+        continue;
+      }
+      refused++;
+      if ((int64_t)c > limit) {
+        want = -1;
+      } else {
+        /* The count changes only at a minute's start. */
+        for (k = 1; k <= 60 && want == 0; k++) {
+          int64_t at = (t / 60 + k) * 60, in = 0;
+
+          for (j = 0; j < n; j++)
+            if (minute[j] >= at / 60 - 59)
+              in += count[j];
+          if (in + c <= limit)
+            want = at - t;
+        }
+        walked_back += held - (held + c - limit) < held + c - limit;
+      }
+      EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, INFO, limit, held, want);
+    }
+  }
+  cr_assert_geq(refused, 5000, "only %d refusals", refused);
+  cr_assert_geq(walked_back, 1000, "only %d walks from the newest bucket",
+                walked_back);
+}
