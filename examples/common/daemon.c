@@ -665,6 +665,7 @@ struct obspamd_private {
   char mail_from[320];
   int reject; /* the action option, read outside callbacks */
   int unit;   /* the count unit option, likewise */
+  int marks;  /* obspamd_marks: set by load_config, read by any thread */
   /* The mail queue; the lock lets a notice that arrives late (a decision
      still running in notify-immediate mode) find it gone rather than
      freed. */
@@ -1119,17 +1120,24 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    has accepted the text, or will be asked to, so the first two words
    are enough), as sorted, distinct 64-bit FNV-1a hashes of the keyword
    and the lower-cased name. *declares gets whether any line holds more
-   than blanks and a comment. Returns 0, or -1 when out of memory. */
+   than blanks and a comment, *marks whether a line's first word is
+   `forward` or `list`, the keywords of forwards and mailing lists (or
+   the text begins with a byte-order mark, which the library skips and
+   this scan does not: it may hide one). Returns 0, or -1 when out of
+   memory. */
 static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
-                        int *declares) {
+                        int *declares, int *marks) {
   static const char *const kinds[] = {"plan", "subscription", "domain",
                                       "mailbox"};
   size_t cap = 1024, count = 0, i = 0, k;
   uint64_t *set = malloc(cap * sizeof(*set));
 
   *declares = 0;
+  *marks = 0;
   if (set == NULL)
     return -1;
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    *marks = 1;
   while (i < len) {
     size_t end = i, w, wl;
 
@@ -1142,6 +1150,9 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
       for (w = i; w < end && text[w] != ' ' && text[w] != '\t'; w++)
         ;
       wl = w - i;
+      if ((wl == 7 && memcmp(text + i, "forward", 7) == 0) ||
+          (wl == 4 && memcmp(text + i, "list", 4) == 0))
+        *marks = 1;
       for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
         if (strlen(kinds[k]) == wl && memcmp(text + i, kinds[k], wl) == 0)
           break;
@@ -1212,7 +1223,12 @@ static void text_error(const char *path, const char *msg, char *why,
    success the service's set of objects becomes the file's, and
    *declares (optional) whether the file declares anything. e is the
    service's engine, or another one (s->priv NULL then: nothing is
-   checked or kept). */
+   checked or kept).
+
+   obspamd_marks answers from p->marks, read without a lock by decisions
+   that may run during the swap: it says "maybe" (1) before a
+   configuration that may hold forwards or lists goes in, and becomes
+   what the configuration in place holds once the load has returned. */
 static int load_config(obspamd_service *s, obspam_engine *e, int check,
                        int force, char *why, size_t why_size,
                        int *declares_out) {
@@ -1220,7 +1236,9 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
   char *text = NULL;
   uint64_t *set = NULL;
   size_t len = 0, n = 0;
-  int rc, declares = 0;
+  int rc,
+      declares = 0, marks = 1,
+      old_marks = p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : 1;
 
   if (declares_out != NULL)
     *declares_out = 1;
@@ -1230,8 +1248,12 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     /* Unreadable, or a NUL byte that a text cannot carry: the library
        reads the file itself and says what is wrong with it. */
     free(text);
+    if (p != NULL) /* unknown: forwards and lists are looked up */
+      __atomic_store_n(&p->marks, 1, __ATOMIC_RELEASE);
     rc = obspam_load_config(e, s->config_path);
     snprintf(why, why_size, "%s", obspam_engine_errmsg(e));
+    if (rc != OBSPAM_OK && p != NULL)
+      __atomic_store_n(&p->marks, old_marks, __ATOMIC_RELEASE);
     if (rc == OBSPAM_OK && p != NULL) {
       free(p->objects);
       p->objects = NULL;
@@ -1240,7 +1262,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     }
     return rc;
   }
-  if (scan_objects(text, len, &set, &n, &declares) != 0) {
+  if (scan_objects(text, len, &set, &n, &declares, &marks) != 0) {
     free(text);
     snprintf(why, why_size, "%s: out of memory", s->config_path);
     return OBSPAM_ENOMEM;
@@ -1287,7 +1309,12 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       return rc;
     }
   }
+  if (p != NULL && marks)
+    __atomic_store_n(&p->marks, 1, __ATOMIC_RELEASE);
   rc = obspam_load_config_string(e, text);
+  if (p != NULL)
+    __atomic_store_n(&p->marks, rc == OBSPAM_OK ? marks : old_marks,
+                     __ATOMIC_RELEASE);
   if (declares_out != NULL)
     *declares_out = declares;
   if (rc != OBSPAM_OK) {
@@ -1805,6 +1832,10 @@ static int option_is_1(obspamd_service *s, const int *cached, int option) {
   if (obspam_get_option(s->engine, option, &v) != OBSPAM_OK)
     return 0;
   return v == 1;
+}
+
+int obspamd_marks(obspamd_service *s) {
+  return s->priv == NULL || __atomic_load_n(&s->priv->marks, __ATOMIC_ACQUIRE);
 }
 
 int obspamd_reject(obspamd_service *s) {

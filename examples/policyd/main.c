@@ -491,12 +491,17 @@ static void answer_too_many(conn *c) {
 }
 
 /* The forward the recipient of r makes, if any (rules_recipient): *flag
-   and mailbox as obspam_forward_lookup gives them, *flag 0 for none. */
+   and mailbox as obspam_forward_lookup gives them, *flag 0 for none.
+   A configuration without forwards or lists (obspamd_marks) has no
+   forward to find: the lookup is not even asked. */
 static void recipient_forward(server *s, conn *c, uint32_t *flag,
                               char mailbox[OBSPAM_NAME_MAX + 1]) {
-  const char *rcpt = rules_recipient(&c->req, &c->mem);
+  const char *rcpt;
 
   *flag = 0;
+  if (!obspamd_marks(&s->svc))
+    return;
+  rcpt = rules_recipient(&c->req, &c->mem);
   if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
                                             OBSPAM_NAME_MAX + 1) != OBSPAM_OK)
     *flag = 0;
@@ -821,7 +826,8 @@ static int answer(server *s, conn *c) {
     append(c, dunno, rules_reply(dunno, 0, 0));
     return 0;
   }
-  obspamd_mark_list(s->svc.engine, &c->m);
+  if (obspamd_marks(&s->svc))
+    obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;
   if (step == RULES_DECIDE)

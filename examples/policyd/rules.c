@@ -146,6 +146,9 @@ const obspamd_forwards *rules_forwards(const policy_req *r,
                                        const rules_memory *mem) {
   static const obspamd_forwards none = {0};
 
+  /* Nothing kept, the usual case: the instance need not be compared. */
+  if (mem->fw.n == 0)
+    return &none;
   return same_message(policy_get(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
                                                                     : &none;
 }
