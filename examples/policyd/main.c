@@ -1615,7 +1615,10 @@ int main(int argc, char **argv) {
   }
   if (obspamd_start_service(&st, &s->svc) != 0)
     return 1;
-  s->svc.metrics.loop = 1; /* before the metrics endpoint starts */
+  /* Before the metrics endpoint starts: the loop's times are measured,
+     and the loop is the only thread that counts decisions. */
+  s->svc.metrics.loop = 1;
+  s->svc.metrics.one_writer = 1;
 
   s->ep = -1;
   s->decided = -1;
