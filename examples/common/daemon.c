@@ -264,29 +264,6 @@ const char *obspamd_window_per(int64_t window) {
                                         : "per hour";
 }
 
-int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m) {
-  int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
-
-  if (v->window == OBSPAM_WINDOW_MINUTE)
-    return OBSPAMD_REASON_MINUTE;
-  if (v->window == OBSPAM_WINDOW_HOUR)
-    return OBSPAMD_REASON_HOUR;
-  if (v->window == OBSPAM_WINDOW_DAY)
-    return OBSPAMD_REASON_DAY;
-  if (v->retry_after >= 0) /* a verdict that names no window: the hour's */
-    return OBSPAMD_REASON_HOUR;
-  /* No window: the recipients cap, whose verdict carries the cap and the
-     message's recipients (more than the cap), or scripts forbidden, whose
-     verdict names a subscription with its hourly limit and count. Only a
-     script's mail can be the second; an unlimited limit cannot be the
-     first. */
-  if (v->kind == OBSPAM_SUBSCRIPTION &&
-      (v->limit < 0 || v->count <= v->limit ||
-       (script && (int64_t)m->recipients != v->count)))
-    return OBSPAMD_REASON_SCRIPTS;
-  return OBSPAMD_REASON_CAP;
-}
-
 int obspamd_notice_reason(const obspam_notice *n) {
   int64_t w = n->struct_size >= sizeof(*n) ? n->window : OBSPAM_WINDOW_HOUR;
 
@@ -307,14 +284,6 @@ const char *obspamd_reason_name(int reason) {
       "minute", "hour", "day", "max-recipients", "scripts"};
 
   return reason >= 0 && reason < OBSPAMD_REASONS ? names[reason] : "-";
-}
-
-int64_t obspamd__retry_shown(int64_t retry_after) {
-  if (retry_after < 60)
-    return retry_after < 1 ? 1 : retry_after;
-  if (retry_after > INT64_MAX - 59)
-    return INT64_MAX / 60 * 60; /* rounding up would overflow */
-  return (retry_after + 59) / 60 * 60;
 }
 
 /* A text put together in place and cut at cap bytes (without its NUL).
@@ -552,43 +521,51 @@ const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS] = {
   __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (n),          \
                    __ATOMIC_RELAXED)
 
-/* Adds one to a counter of decisions: a locked addition costs some twenty
-   cycles, six of them a request, which the policy server, whose loop is
-   the only thread that counts decisions, spares. */
-#define COUNT(m, p)                                                            \
+/* Adds n to the counter p of decisions, with one set when one thread
+   counts them (obspamd_metrics.one_writer): a locked addition costs some
+   twenty cycles, six of them a request, which the policy server, whose
+   loop is the only thread that counts decisions, spares. */
+#define COUNT(one, p, n)                                                       \
   do {                                                                         \
-    if ((m)->one_writer)                                                       \
-      BUMP((p), 1);                                                            \
+    if (one)                                                                   \
+      BUMP((p), (n));                                                          \
     else                                                                       \
-      ADD((p), 1);                                                             \
+      ADD((p), (n));                                                           \
   } while (0)
 
-void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
-                              const obspam_message *msg, double latency_us) {
-  uint64_t whole;
+/* obspamd_metrics_decision for one writer or any: inlined once for each,
+   so that the choice is made once a decision. */
+static inline __attribute__((always_inline)) void
+count_decision(obspamd_metrics *m, const obspam_verdict *v,
+               const obspam_message *msg, double latency_us, int one) {
   int i;
 
   if (v->action >= 0 && v->action <= OBSPAM_UNKNOWN)
-    COUNT(m, &m->decisions[v->action]);
+    COUNT(one, &m->decisions[v->action], 1);
   if (v->action == OBSPAM_REFUSE && v->kind >= 0 && v->kind <= OBSPAM_SCRIPT)
-    COUNT(m, &m->refusals[v->kind]);
+    COUNT(one, &m->refusals[v->kind], 1);
   if (v->action == OBSPAM_REFUSE)
-    COUNT(m, &m->reasons[obspamd_refusal_reason(v, msg)]);
+    COUNT(one, &m->reasons[obspamd_refusal_reason(v, msg)], 1);
   if (msg != NULL && (msg->flags & OBSPAM_MSG_MAILING_LIST) && v->action >= 0 &&
       v->action <= OBSPAM_UNKNOWN)
-    COUNT(m, &m->lists[v->action]);
+    COUNT(one, &m->lists[v->action], 1);
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)
     if (latency_us <= obspamd_latency_bounds_us[i])
       break;
-  COUNT(m, &m->latency[i]);
-  COUNT(m, &m->latency_count);
-  whole = latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5);
+  COUNT(one, &m->latency[i], 1);
+  COUNT(one, &m->latency_count, 1);
+  COUNT(one, &m->latency_sum_us,
+        latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
+}
+
+void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
+                              const obspam_message *msg, double latency_us) {
   if (m->one_writer)
-    BUMP(&m->latency_sum_us, whole);
+    count_decision(m, v, msg, latency_us, 1);
   else
-    ADD(&m->latency_sum_us, whole);
+    count_decision(m, v, msg, latency_us, 0);
 }
 
 /* A round of the policy server's loop works for tens of microseconds;
@@ -626,9 +603,9 @@ void obspamd_metrics_marked(obspamd_metrics *m, const obspam_verdict *v,
   if (v->action < 0 || v->action > OBSPAM_UNKNOWN)
     return;
   if (f & OBSPAM_MSG_FORWARD_REMOTE)
-    COUNT(m, &m->forwards[1][v->action]);
+    COUNT(m->one_writer, &m->forwards[1][v->action], 1);
   else if (f & OBSPAM_MSG_FORWARD_LOCAL)
-    COUNT(m, &m->forwards[0][v->action]);
+    COUNT(m->one_writer, &m->forwards[0][v->action], 1);
 }
 
 void obspamd_metrics_connection_open(obspamd_metrics *m) {

@@ -341,6 +341,9 @@ typedef struct server {
      one per request; the answers are written in place in the same
      microseconds). */
   double decided_us;
+  /* The action and the unit of the configuration (obspamd_reject,
+     obspamd_unit) as the round began: what the round's refusals say. */
+  int reject, unit;
 } server;
 
 /* Takes c off list l, if it is on it. */
@@ -491,7 +494,7 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
   int code;
   size_t n;
 
-  n = obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+  n = obspamd_refusal(v, m, s->reject, s->unit,
                       policy_get(&c->req, POLICY_QUEUE_ID), &code,
                       line + RULES_TEXT_AT, RULES_TEXT_MAX);
   answered(c, rules_reply(line, code, n));
@@ -1472,6 +1475,8 @@ static void run(server *s) {
       break;
     }
     s->woke_us = obspamd_now_us();
+    s->reject = obspamd_reject(&s->svc);
+    s->unit = obspamd_unit(&s->svc);
     for (i = 0; i < n; i++) {
       int type = *(int *)evs[i].data.ptr;
       uint32_t e = evs[i].events;

@@ -16,10 +16,10 @@ void rules_memory_init(rules_memory *mem) {
 
 /* Whether instance names a message and is the one remembered in kept.
    An instance too long to keep never matches: that message is decided
-   each time it is asked about, as if it had none. */
+   each time it is asked about, as if it had none (kept, written by
+   remember, is always shorter, so that strcmp alone tells). */
 static int same_message(const char *instance, const char *kept) {
-  return instance != NULL && instance[0] != '\0' &&
-         strlen(instance) < RULES_INSTANCE_MAX && strcmp(instance, kept) == 0;
+  return instance != NULL && instance[0] != '\0' && strcmp(instance, kept) == 0;
 }
 
 /* Keeps instance in kept, or forgets what kept held when there is none or
