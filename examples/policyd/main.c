@@ -342,8 +342,10 @@ typedef struct server {
      microseconds). */
   double decided_us;
   /* The action and the unit of the configuration (obspamd_reject,
-     obspamd_unit) as the round began: what the round's refusals say. */
-  int reject, unit;
+     obspamd_unit) as the round began: what the round's refusals say; and
+     whether it may declare forwards or lists (obspamd_marks), without
+     which the round's requests look none up. */
+  int reject, unit, marks;
 } server;
 
 /* Takes c off list l, if it is on it. */
@@ -518,7 +520,7 @@ static void recipient_forward(server *s, conn *c, uint32_t *flag,
   const char *rcpt;
 
   *flag = 0;
-  if (!obspamd_marks(&s->svc))
+  if (!s->marks)
     return;
   rcpt = rules_recipient(&c->req, &c->mem);
   if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
@@ -632,6 +634,7 @@ static int ask(server *s, conn *c, int phase, unsigned k,
 /* ---- answers ------------------------------------------------------------ */
 
 static int conn_process(server *s, conn *c, int resumed);
+static void conn_parsed(server *s, conn *c, int completed);
 
 /* The end of an answered request: what the rules remember, and the
    decision in the metrics. */
@@ -782,7 +785,11 @@ static void decided(server *s, conn *c, batch *b, size_t at, unsigned k) {
     c->detour = NULL;
   }
   policy_reset(&c->req);
-  conn_process(s, c, 1);
+  /* Usually nothing more was read: only the end of conn_process. */
+  if (c->in_off == c->in_len)
+    conn_parsed(s, c, 1);
+  else
+    conn_process(s, c, 1);
 }
 
 /* A complete message at DATA or END-OF-MESSAGE: its forwards
@@ -840,7 +847,7 @@ static int answer(server *s, conn *c) {
     answer_dunno(c);
     return 0;
   }
-  if (obspamd_marks(&s->svc))
+  if (s->marks)
     obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;
@@ -893,28 +900,55 @@ static void waits_add(server *s, waits *w, double us, uint64_t n) {
   w->n += n;
 }
 
-/* Writes c's pending answers (conn_flush), and counts the wait of each
-   answer not counted yet: from the read that completed its request to
-   now_us, when this write began. An answer the socket does not take now
-   is counted all the same: the client that does not read is not the
-   server's wait. The waits go into w, or are counted at once when w is
-   NULL. Returns -1 on a dead peer (nothing is counted). */
-static int conn_send(server *s, conn *c, double now_us, waits *w) {
-  waits one = {0, 0};
+/* Once c's pending answers were written (conn_flush): the wait of each
+   answer not counted yet, from the read that completed its request to
+   now_us, when this write began, goes into w. An answer the socket does
+   not take now is counted all the same: the client that does not read
+   is not the server's wait. */
+static void conn_waited(server *s, conn *c, double now_us, waits *w) {
+  if (c->answers > 0) {
+    waits_add(s, w, now_us - c->answers_us, c->answers);
+    c->answers = 0;
+  }
+}
+
+/* Writes c's pending answers and counts their waits (conn_waited).
+   Returns -1 on a dead peer (nothing is counted). */
+static int conn_send(server *s, conn *c, double now_us) {
+  waits w = {0, 0};
 
   if (conn_flush(c) < 0)
     return -1;
-  if (c->answers > 0) {
-    waits_add(s, w != NULL ? w : &one, now_us - c->answers_us, c->answers);
-    c->answers = 0;
-    waits_count(s, &one);
-  }
+  conn_waited(s, c, now_us, &w);
+  waits_count(s, &w);
   return 0;
 }
 
 /* Room for one more answer. */
 static int out_room(const conn *c) {
   return OUT_CAP - (c->out_len - c->out_off) >= RULES_REPLY_MAX;
+}
+
+/* After c's input was parsed as far as it goes (conn_process): its
+   deadline, and its answers to write at the end of the round.
+   completed: whether a request was answered in this round. */
+static void conn_parsed(server *s, conn *c, int completed) {
+  if (c->in_off == c->in_len)
+    c->in_off = c->in_len = 0;
+  /* The time a decision takes is the server's, not the client's: no
+     request deadline runs meanwhile. */
+  if (c->busy)
+    chain_remove(s, WAITING, c);
+  else
+    track_request(s, c, completed);
+  if (c->out_len > c->out_off)
+    chain_append(s, READY, c); /* written at the end of the round */
+  else if (!c->busy)
+    conn_interest(s, c);
+  /* A connection that waits keeps its interest as it is: with the
+     counters in memory its answer comes in this round, and two changes
+     of it would cost two system calls for nothing. If it is readable
+     before then, conn_readable takes the interest away. */
 }
 
 /* Parses what was read and answers every complete request, as long as
@@ -938,7 +972,7 @@ static int conn_process(server *s, conn *c, int resumed) {
       /* The answers leave only after their decisions are in the journal
          (a deep pipeline: otherwise once per round, in flush_ready). */
       obspamd_journal_flush(&s->svc);
-      if (conn_send(s, c, obspamd_now_us(), NULL) < 0) {
+      if (conn_send(s, c, obspamd_now_us()) < 0) {
         conn_close(s, c);
         return -1;
       }
@@ -968,22 +1002,7 @@ static int conn_process(server *s, conn *c, int resumed) {
       completed = 1;
     }
   }
-  if (c->in_off == c->in_len)
-    c->in_off = c->in_len = 0;
-  /* The time a decision takes is the server's, not the client's: no
-     request deadline runs meanwhile. */
-  if (c->busy)
-    chain_remove(s, WAITING, c);
-  else
-    track_request(s, c, completed);
-  if (c->out_len > c->out_off)
-    chain_append(s, READY, c); /* written at the end of the round */
-  else if (!c->busy)
-    conn_interest(s, c);
-  /* A connection that waits keeps its interest as it is: with the
-     counters in memory its answer comes in this round, and two changes
-     of it would cost two system calls for nothing. If it is readable
-     before then, conn_readable takes the interest away. */
+  conn_parsed(s, c, completed);
   return 0;
 }
 
@@ -1070,10 +1089,12 @@ static void flush_ready(server *s) {
     conn *c = s->head[READY];
 
     chain_remove(s, READY, c);
-    if (conn_send(s, c, now_us, &w) < 0)
+    if (conn_flush(c) < 0) {
       conn_close(s, c);
-    else
-      conn_interest(s, c);
+      continue;
+    }
+    conn_waited(s, c, now_us, &w);
+    conn_interest(s, c);
   }
   waits_count(s, &w);
 }
@@ -1099,7 +1120,7 @@ static int conn_readable(server *s, conn *c) {
     if (n == 0) {
       if (c->on[READY])
         obspamd_journal_flush(&s->svc);
-      conn_send(s, c, obspamd_now_us(), NULL);
+      conn_send(s, c, obspamd_now_us());
     }
     conn_close(s, c);
     return -1;
@@ -1477,6 +1498,7 @@ static void run(server *s) {
     s->woke_us = obspamd_now_us();
     s->reject = obspamd_reject(&s->svc);
     s->unit = obspamd_unit(&s->svc);
+    s->marks = obspamd_marks(&s->svc);
     for (i = 0; i < n; i++) {
       int type = *(int *)evs[i].data.ptr;
       uint32_t e = evs[i].events;
