@@ -1228,9 +1228,8 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
   char *text = NULL;
   uint64_t *set = NULL;
   size_t len = 0, n = 0;
-  int rc,
-      declares = 0, marks = 1,
-      old_marks = p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : 1;
+  int rc, declares = 0, marks = 1;
+  int old_marks = p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : 1;
 
   if (declares_out != NULL)
     *declares_out = 1;

@@ -79,7 +79,7 @@ typedef struct words {
    side in one array (the text right after the name's NUL). A refusal of
    a name of 20 bytes with a text of 140 touches four cache lines of the
    entry, where the unaligned entry of 1.4.1, with 80 bytes before the
-   name, touched five on average. The queue ID, written once an
+   name, touched four or five. The queue ID, written once an
    interval, comes last. */
 typedef struct tracked {
   int64_t since_ms; /* when the current interval began */
