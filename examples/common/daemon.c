@@ -1112,11 +1112,11 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    has accepted the text, or will be asked to, so the first two words
    are enough), as sorted, distinct 64-bit FNV-1a hashes of the keyword
    and the lower-cased name. *declares gets whether any line holds more
-   than blanks and a comment, *marks whether a line's first word is
-   `forward` or `list`, the keywords of forwards and mailing lists (or
-   the text begins with a byte-order mark, which the library skips and
-   this scan does not: it may hide one). Returns 0, or -1 when out of
-   memory. */
+   than blanks and a comment, *marks the OBSPAMD_MARK_* of the lines
+   whose first word is `forward` or `list`, the keywords of forwards and
+   mailing lists (both when the text begins with a byte-order mark, which
+   the library skips and this scan does not: it may hide one). Returns 0,
+   or -1 when out of memory. */
 static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
                         int *declares, int *marks) {
   static const char *const kinds[] = {"plan", "subscription", "domain",
@@ -1129,7 +1129,7 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
   if (set == NULL)
     return -1;
   if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-    *marks = 1;
+    *marks = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
   while (i < len) {
     size_t end = i, w, wl;
 
@@ -1142,9 +1142,10 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
       for (w = i; w < end && text[w] != ' ' && text[w] != '\t'; w++)
         ;
       wl = w - i;
-      if ((wl == 7 && memcmp(text + i, "forward", 7) == 0) ||
-          (wl == 4 && memcmp(text + i, "list", 4) == 0))
-        *marks = 1;
+      if (wl == 7 && memcmp(text + i, "forward", 7) == 0)
+        *marks |= OBSPAMD_MARK_FORWARDS;
+      if (wl == 4 && memcmp(text + i, "list", 4) == 0)
+        *marks |= OBSPAMD_MARK_LISTS;
       for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
         if (strlen(kinds[k]) == wl && memcmp(text + i, kinds[k], wl) == 0)
           break;
@@ -1218,9 +1219,9 @@ static void text_error(const char *path, const char *msg, char *why,
    checked or kept).
 
    obspamd_marks answers from p->marks, read without a lock by decisions
-   that may run during the swap: it says "maybe" (1) before a
-   configuration that may hold forwards or lists goes in, and becomes
-   what the configuration in place holds once the load has returned. */
+   that may run during the swap: it gains the marks of a configuration
+   before it goes in, and becomes what the configuration in place holds
+   once the load has returned. */
 static int load_config(obspamd_service *s, obspam_engine *e, int check,
                        int force, char *why, size_t why_size,
                        int *declares_out) {
@@ -1228,8 +1229,10 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
   char *text = NULL;
   uint64_t *set = NULL;
   size_t len = 0, n = 0;
-  int rc, declares = 0, marks = 1;
-  int old_marks = p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : 1;
+  const int all = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
+  int rc, declares = 0, marks = all;
+  int old_marks =
+      p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : all;
 
   if (declares_out != NULL)
     *declares_out = 1;
@@ -1240,7 +1243,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
        reads the file itself and says what is wrong with it. */
     free(text);
     if (p != NULL) /* unknown: forwards and lists are looked up */
-      __atomic_store_n(&p->marks, 1, __ATOMIC_RELEASE);
+      __atomic_store_n(&p->marks, all, __ATOMIC_RELEASE);
     rc = obspam_load_config(e, s->config_path);
     snprintf(why, why_size, "%s", obspam_engine_errmsg(e));
     if (rc != OBSPAM_OK && p != NULL)
@@ -1300,8 +1303,8 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       return rc;
     }
   }
-  if (p != NULL && marks)
-    __atomic_store_n(&p->marks, 1, __ATOMIC_RELEASE);
+  if (p != NULL)
+    __atomic_store_n(&p->marks, old_marks | marks, __ATOMIC_RELEASE);
   rc = obspam_load_config_string(e, text);
   if (p != NULL)
     __atomic_store_n(&p->marks, rc == OBSPAM_OK ? marks : old_marks,
@@ -1826,7 +1829,9 @@ static int option_is_1(obspamd_service *s, const int *cached, int option) {
 }
 
 int obspamd_marks(obspamd_service *s) {
-  return s->priv == NULL || __atomic_load_n(&s->priv->marks, __ATOMIC_ACQUIRE);
+  if (s->priv == NULL)
+    return OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
+  return __atomic_load_n(&s->priv->marks, __ATOMIC_ACQUIRE);
 }
 
 int obspamd_reject(obspamd_service *s) {

@@ -343,8 +343,8 @@ typedef struct server {
   double decided_us;
   /* The action and the unit of the configuration (obspamd_reject,
      obspamd_unit) as the round began: what the round's refusals say; and
-     whether it may declare forwards or lists (obspamd_marks), without
-     which the round's requests look none up. */
+     whether it may declare forwards or lists (obspamd_marks): the round's
+     requests look up only those it may declare. */
   int reject, unit, marks;
 } server;
 
@@ -513,14 +513,14 @@ static void answer_too_many(conn *c) {
 
 /* The forward the recipient of r makes, if any (rules_recipient): *flag
    and mailbox as obspam_forward_lookup gives them, *flag 0 for none.
-   A configuration without forwards or lists (obspamd_marks) has no
-   forward to find: the lookup is not even asked. */
+   A configuration without forwards (obspamd_marks) has no forward to
+   find: the lookup is not even asked. */
 static void recipient_forward(server *s, conn *c, uint32_t *flag,
                               char mailbox[OBSPAM_NAME_MAX + 1]) {
   const char *rcpt;
 
   *flag = 0;
-  if (!s->marks)
+  if (!(s->marks & OBSPAMD_MARK_FORWARDS))
     return;
   rcpt = rules_recipient(&c->req, &c->mem);
   if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
@@ -847,7 +847,7 @@ static int answer(server *s, conn *c) {
     answer_dunno(c);
     return 0;
   }
-  if (s->marks)
+  if (s->marks & OBSPAMD_MARK_LISTS)
     obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;

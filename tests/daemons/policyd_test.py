@@ -701,8 +701,9 @@ def sc_forwards_reload(tmp):
     some recognises them from the next request, and one that drops them
     forgets them again."""
     plain = CONFIG + "domain fwd.example subscription=acme\n"
-    marked = (plain + "forward sales@fwd.example remote\n"
-              "list news@acme.example\n")
+    forwards = plain + "forward sales@fwd.example remote\n"
+    lists = plain + "list news@acme.example\n"
+    marked = forwards + "list news@acme.example\n"
     post_refused = ("action=451 4.7.1 mailbox news-bounces@acme.example "
                     "cannot send this message: it has more recipients than "
                     "its limit of 100 recipients per hour")
@@ -733,14 +734,22 @@ def sc_forwards_reload(tmp):
         expect(forward("r1"), DUNNO, "no forward declared")
         expect(fwd_count(), "0", "inbound mail, not counted")
         expect(post("r2"), post_refused, "no list declared")
-        reload(marked, 1)
+        reload(forwards, 1)
         expect(forward("r3"), DUNNO, "a forward now")
         expect(fwd_count(), "1", "the forward charged to its domain")
-        expect(post("r4"), DUNNO, "a list post now, exempt")
-        reload(plain, 2)
-        expect(forward("r5"), DUNNO, "no forward any more")
+        expect(post("r4"), post_refused, "still no list declared")
+        reload(lists, 2)
+        expect(post("r5"), DUNNO, "a list post now, exempt")
+        expect(forward("r6"), DUNNO, "no forward any more")
         expect(fwd_count(), "1", "not charged again")
-        expect(post("r6"), post_refused, "no list any more")
+        reload(marked, 3)
+        expect(post("r7"), DUNNO, "still a list post")
+        expect(forward("r8"), DUNNO, "a forward again")
+        expect(fwd_count(), "2", "charged again")
+        reload(plain, 4)
+        expect(forward("r9"), DUNNO, "no forward any more")
+        expect(fwd_count(), "2", "not charged again")
+        expect(post("r10"), post_refused, "no list any more")
         expect(d.stop(), 0, "exit status")
 
 
