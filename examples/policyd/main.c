@@ -522,7 +522,7 @@ static void recipient_forward(server *s, conn *c, uint32_t *flag,
   *flag = 0;
   if (!(s->marks & OBSPAMD_MARK_FORWARDS))
     return;
-  rcpt = rules_recipient(&c->req, &c->mem);
+  rcpt = rules_recipient(&c->req, c->step, &c->mem);
   if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
                                             OBSPAM_NAME_MAX + 1) != OBSPAM_OK)
     *flag = 0;

@@ -3,7 +3,6 @@
 #include "rules.h"
 
 #include <string.h>
-#include <strings.h>
 
 void rules_memory_init(rules_memory *mem) {
   mem->decided[0] = '\0';
@@ -117,17 +116,17 @@ int rules_end(rules_step step, const char *instance, int refused,
   }
 }
 
-const char *rules_recipient(const policy_req *r, const rules_memory *mem) {
+const char *rules_recipient(const policy_req *r, rules_step step,
+                            const rules_memory *mem) {
   const char *rcpt = policy_get(r, POLICY_RECIPIENT);
-  const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
 
-  if (rcpt == NULL || rcpt[0] == '\0' || state == NULL)
+  if (rcpt == NULL || rcpt[0] == '\0')
     return NULL;
-  if (strcasecmp(state, "RCPT") == 0)
+  /* The step tells the stage (rules_begin): RCPT for a probe or a check,
+     DATA or END-OF-MESSAGE for a decision. */
+  if (step == RULES_PROBE || step == RULES_CHECK)
     return rcpt;
-  if ((strcasecmp(state, "DATA") == 0 ||
-       strcasecmp(state, "END-OF-MESSAGE") == 0) &&
-      policy_recipient_count(r) <= 1 &&
+  if (step == RULES_DECIDE && policy_recipient_count(r) <= 1 &&
       !same_message(policy_get(r, POLICY_INSTANCE), mem->counted))
     return rcpt;
   return NULL;
