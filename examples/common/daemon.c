@@ -264,29 +264,6 @@ const char *obspamd_window_per(int64_t window) {
                                         : "per hour";
 }
 
-int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m) {
-  int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
-
-  if (v->window == OBSPAM_WINDOW_MINUTE)
-    return OBSPAMD_REASON_MINUTE;
-  if (v->window == OBSPAM_WINDOW_HOUR)
-    return OBSPAMD_REASON_HOUR;
-  if (v->window == OBSPAM_WINDOW_DAY)
-    return OBSPAMD_REASON_DAY;
-  if (v->retry_after >= 0) /* a verdict that names no window: the hour's */
-    return OBSPAMD_REASON_HOUR;
-  /* No window: the recipients cap, whose verdict carries the cap and the
-     message's recipients (more than the cap), or scripts forbidden, whose
-     verdict names a subscription with its hourly limit and count. Only a
-     script's mail can be the second; an unlimited limit cannot be the
-     first. */
-  if (v->kind == OBSPAM_SUBSCRIPTION &&
-      (v->limit < 0 || v->count <= v->limit ||
-       (script && (int64_t)m->recipients != v->count)))
-    return OBSPAMD_REASON_SCRIPTS;
-  return OBSPAMD_REASON_CAP;
-}
-
 int obspamd_notice_reason(const obspam_notice *n) {
   int64_t w = n->struct_size >= sizeof(*n) ? n->window : OBSPAM_WINDOW_HOUR;
 
@@ -307,14 +284,6 @@ const char *obspamd_reason_name(int reason) {
       "minute", "hour", "day", "max-recipients", "scripts"};
 
   return reason >= 0 && reason < OBSPAMD_REASONS ? names[reason] : "-";
-}
-
-int64_t obspamd__retry_shown(int64_t retry_after) {
-  if (retry_after < 60)
-    return retry_after < 1 ? 1 : retry_after;
-  if (retry_after > INT64_MAX - 59)
-    return INT64_MAX / 60 * 60; /* rounding up would overflow */
-  return (retry_after + 59) / 60 * 60;
 }
 
 /* A text put together in place and cut at cap bytes (without its NUL).
@@ -545,28 +514,58 @@ const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS] = {
 
 #define ADD(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
 
-void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
-                              const obspam_message *msg, double latency_us) {
+/* One writer: a load and a store, without the locked instruction that an
+   atomic addition costs, are enough for readers on other threads to see
+   whole values. */
+#define BUMP(p, n)                                                             \
+  __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (n),          \
+                   __ATOMIC_RELAXED)
+
+/* Adds n to the counter p of decisions, with one set when one thread
+   counts them (obspamd_metrics.one_writer): a locked addition costs some
+   twenty cycles, six of them a request, which the policy server, whose
+   loop is the only thread that counts decisions, spares. */
+#define COUNT(one, p, n)                                                       \
+  do {                                                                         \
+    if (one)                                                                   \
+      BUMP((p), (n));                                                          \
+    else                                                                       \
+      ADD((p), (n));                                                           \
+  } while (0)
+
+/* obspamd_metrics_decision for one writer or any: inlined once for each,
+   so that the choice is made once a decision. */
+static inline __attribute__((always_inline)) void
+count_decision(obspamd_metrics *m, const obspam_verdict *v,
+               const obspam_message *msg, double latency_us, int one) {
   int i;
 
   if (v->action >= 0 && v->action <= OBSPAM_UNKNOWN)
-    ADD(&m->decisions[v->action], 1);
+    COUNT(one, &m->decisions[v->action], 1);
   if (v->action == OBSPAM_REFUSE && v->kind >= 0 && v->kind <= OBSPAM_SCRIPT)
-    ADD(&m->refusals[v->kind], 1);
+    COUNT(one, &m->refusals[v->kind], 1);
   if (v->action == OBSPAM_REFUSE)
-    ADD(&m->reasons[obspamd_refusal_reason(v, msg)], 1);
+    COUNT(one, &m->reasons[obspamd_refusal_reason(v, msg)], 1);
   if (msg != NULL && (msg->flags & OBSPAM_MSG_MAILING_LIST) && v->action >= 0 &&
       v->action <= OBSPAM_UNKNOWN)
-    ADD(&m->lists[v->action], 1);
+    COUNT(one, &m->lists[v->action], 1);
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)
     if (latency_us <= obspamd_latency_bounds_us[i])
       break;
-  ADD(&m->latency[i], 1);
-  ADD(&m->latency_count, 1);
-  ADD(&m->latency_sum_us,
-      latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
+  COUNT(one, &m->latency[i], 1);
+  COUNT(one, &m->latency_count, 1);
+  COUNT(one, &m->latency_sum_us,
+        latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
+}
+
+void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
+                              const obspam_message *msg, double latency_us) {
+  if (m->one_writer)
+    count_decision(m, v, msg, latency_us, 1);
+  else
+    count_decision(m, v, msg, latency_us, 0);
 }
 
 /* A round of the policy server's loop works for tens of microseconds;
@@ -576,13 +575,6 @@ void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
 const double obspamd_loop_bounds_us[OBSPAMD_LOOP_BUCKETS] = {
     100,   250,   500,    1000,   2000,   5000,   10000,
     20000, 50000, 100000, 250000, 500000, 1000000};
-
-/* One writer: a load and a store, without the locked instruction that an
-   atomic addition costs, are enough for readers on other threads to see
-   whole values. */
-#define BUMP(p, n)                                                             \
-  __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (n),          \
-                   __ATOMIC_RELAXED)
 
 void obspamd_metrics_timing(obspamd_timing *t, double us, uint64_t n) {
   uint64_t whole;
@@ -611,9 +603,9 @@ void obspamd_metrics_marked(obspamd_metrics *m, const obspam_verdict *v,
   if (v->action < 0 || v->action > OBSPAM_UNKNOWN)
     return;
   if (f & OBSPAM_MSG_FORWARD_REMOTE)
-    ADD(&m->forwards[1][v->action], 1);
+    COUNT(m->one_writer, &m->forwards[1][v->action], 1);
   else if (f & OBSPAM_MSG_FORWARD_LOCAL)
-    ADD(&m->forwards[0][v->action], 1);
+    COUNT(m->one_writer, &m->forwards[0][v->action], 1);
 }
 
 void obspamd_metrics_connection_open(obspamd_metrics *m) {
@@ -665,6 +657,7 @@ struct obspamd_private {
   char mail_from[320];
   int reject; /* the action option, read outside callbacks */
   int unit;   /* the count unit option, likewise */
+  int marks;  /* obspamd_marks: set by load_config, read by any thread */
   /* The mail queue; the lock lets a notice that arrives late (a decision
      still running in notify-immediate mode) find it gone rather than
      freed. */
@@ -1119,17 +1112,24 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    has accepted the text, or will be asked to, so the first two words
    are enough), as sorted, distinct 64-bit FNV-1a hashes of the keyword
    and the lower-cased name. *declares gets whether any line holds more
-   than blanks and a comment. Returns 0, or -1 when out of memory. */
+   than blanks and a comment, *marks the OBSPAMD_MARK_* of the lines
+   whose first word is `forward` or `list`, the keywords of forwards and
+   mailing lists (both when the text begins with a byte-order mark, which
+   the library skips and this scan does not: it may hide one). Returns 0,
+   or -1 when out of memory. */
 static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
-                        int *declares) {
+                        int *declares, int *marks) {
   static const char *const kinds[] = {"plan", "subscription", "domain",
                                       "mailbox"};
   size_t cap = 1024, count = 0, i = 0, k;
   uint64_t *set = malloc(cap * sizeof(*set));
 
   *declares = 0;
+  *marks = 0;
   if (set == NULL)
     return -1;
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    *marks = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
   while (i < len) {
     size_t end = i, w, wl;
 
@@ -1142,6 +1142,10 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
       for (w = i; w < end && text[w] != ' ' && text[w] != '\t'; w++)
         ;
       wl = w - i;
+      if (wl == 7 && memcmp(text + i, "forward", 7) == 0)
+        *marks |= OBSPAMD_MARK_FORWARDS;
+      if (wl == 4 && memcmp(text + i, "list", 4) == 0)
+        *marks |= OBSPAMD_MARK_LISTS;
       for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
         if (strlen(kinds[k]) == wl && memcmp(text + i, kinds[k], wl) == 0)
           break;
@@ -1212,7 +1216,12 @@ static void text_error(const char *path, const char *msg, char *why,
    success the service's set of objects becomes the file's, and
    *declares (optional) whether the file declares anything. e is the
    service's engine, or another one (s->priv NULL then: nothing is
-   checked or kept). */
+   checked or kept).
+
+   obspamd_marks answers from p->marks, read without a lock by decisions
+   that may run during the swap: it gains the marks of a configuration
+   before it goes in, and becomes what the configuration in place holds
+   once the load has returned. */
 static int load_config(obspamd_service *s, obspam_engine *e, int check,
                        int force, char *why, size_t why_size,
                        int *declares_out) {
@@ -1220,7 +1229,10 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
   char *text = NULL;
   uint64_t *set = NULL;
   size_t len = 0, n = 0;
-  int rc, declares = 0;
+  const int all = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
+  int rc, declares = 0, marks = all;
+  int old_marks =
+      p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : all;
 
   if (declares_out != NULL)
     *declares_out = 1;
@@ -1230,8 +1242,12 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     /* Unreadable, or a NUL byte that a text cannot carry: the library
        reads the file itself and says what is wrong with it. */
     free(text);
+    if (p != NULL) /* unknown: forwards and lists are looked up */
+      __atomic_store_n(&p->marks, all, __ATOMIC_RELEASE);
     rc = obspam_load_config(e, s->config_path);
     snprintf(why, why_size, "%s", obspam_engine_errmsg(e));
+    if (rc != OBSPAM_OK && p != NULL)
+      __atomic_store_n(&p->marks, old_marks, __ATOMIC_RELEASE);
     if (rc == OBSPAM_OK && p != NULL) {
       free(p->objects);
       p->objects = NULL;
@@ -1240,7 +1256,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     }
     return rc;
   }
-  if (scan_objects(text, len, &set, &n, &declares) != 0) {
+  if (scan_objects(text, len, &set, &n, &declares, &marks) != 0) {
     free(text);
     snprintf(why, why_size, "%s: out of memory", s->config_path);
     return OBSPAM_ENOMEM;
@@ -1287,7 +1303,12 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       return rc;
     }
   }
+  if (p != NULL)
+    __atomic_store_n(&p->marks, old_marks | marks, __ATOMIC_RELEASE);
   rc = obspam_load_config_string(e, text);
+  if (p != NULL)
+    __atomic_store_n(&p->marks, rc == OBSPAM_OK ? marks : old_marks,
+                     __ATOMIC_RELEASE);
   if (declares_out != NULL)
     *declares_out = declares;
   if (rc != OBSPAM_OK) {
@@ -1805,6 +1826,12 @@ static int option_is_1(obspamd_service *s, const int *cached, int option) {
   if (obspam_get_option(s->engine, option, &v) != OBSPAM_OK)
     return 0;
   return v == 1;
+}
+
+int obspamd_marks(obspamd_service *s) {
+  if (s->priv == NULL)
+    return OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
+  return __atomic_load_n(&s->priv->marks, __ATOMIC_ACQUIRE);
 }
 
 int obspamd_reject(obspamd_service *s) {

@@ -171,7 +171,13 @@ void obspamd__refusal_line(const obspam_verdict *v, const obspam_message *m,
 /* The wait a refusal's text tells its sender, in seconds: retry_after
    under a minute as it is (at least 1), longer ones rounded up to whole
    minutes, so that a sender who waits as long as it is told always
-   fits. */
-int64_t obspamd__retry_shown(int64_t retry_after);
+   fits. Inline: every refusal of a flood asks it (refusals.c). */
+static inline int64_t obspamd__retry_shown(int64_t retry_after) {
+  if (retry_after < 60)
+    return retry_after < 1 ? 1 : retry_after;
+  if (retry_after > INT64_MAX - 59)
+    return INT64_MAX / 60 * 60; /* rounding up would overflow */
+  return (retry_after + 59) / 60 * 60;
+}
 
 #endif

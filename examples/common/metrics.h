@@ -65,12 +65,17 @@ typedef struct obspamd_metrics {
      the write of its answer. */
   int loop;
   obspamd_timing rounds, waits;
+  /* Set, like loop, before the metrics endpoint starts by a daemon whose
+     decisions one thread counts (the policy server's loop): the counters
+     of obspamd_metrics_decision and obspamd_metrics_marked are then
+     added without a locked instruction. */
+  int one_writer;
 } obspamd_metrics;
 
-/* Counts one decision: its action, the refusing level and the window
-   named (obspamd_refusal_reason, which the message msg helps; NULL when
-   there is none), and the time the request took (from reading it to
-   answering). */
+/* Counts one decision (from any thread, or only one: one_writer): its action,
+   the refusing level and the window named (obspamd_refusal_reason, which the
+   message msg helps; NULL when there is none), and the time the request took
+   (from reading it to answering). */
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
                               const obspam_message *msg, double latency_us);
 /* Counts the decision of a forward (its action, by its kind), which

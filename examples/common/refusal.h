@@ -49,7 +49,31 @@ enum obspamd_reason {
   OBSPAMD_REASON_SCRIPTS,
   OBSPAMD_REASONS
 };
-int obspamd_refusal_reason(const obspam_verdict *v, const obspam_message *m);
+/* Inline: a flood asks it twice a request (the text's words and the
+   metrics). */
+static inline int obspamd_refusal_reason(const obspam_verdict *v,
+                                         const obspam_message *m) {
+  int script = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT);
+
+  if (v->window == OBSPAM_WINDOW_MINUTE)
+    return OBSPAMD_REASON_MINUTE;
+  if (v->window == OBSPAM_WINDOW_HOUR)
+    return OBSPAMD_REASON_HOUR;
+  if (v->window == OBSPAM_WINDOW_DAY)
+    return OBSPAMD_REASON_DAY;
+  if (v->retry_after >= 0) /* a verdict that names no window: the hour's */
+    return OBSPAMD_REASON_HOUR;
+  /* No window: the recipients cap, whose verdict carries the cap and the
+     message's recipients (more than the cap), or scripts forbidden, whose
+     verdict names a subscription with its hourly limit and count. Only a
+     script's mail can be the second; an unlimited limit cannot be the
+     first. */
+  if (v->kind == OBSPAM_SUBSCRIPTION &&
+      (v->limit < 0 || v->count <= v->limit ||
+       (script && (int64_t)m->recipients != v->count)))
+    return OBSPAMD_REASON_SCRIPTS;
+  return OBSPAMD_REASON_CAP;
+}
 /* The same for a notice: the window of its limit, or (window 0) the
    recipients cap, or forbidden scripts when its limit is unlimited. */
 int obspamd_notice_reason(const obspam_notice *n);

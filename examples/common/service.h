@@ -158,6 +158,17 @@ void obspamd_store_leave(obspamd_service *s, unsigned ticket);
    complete message over the cap whole. */
 int64_t obspamd_recipients_cap(obspam_engine *e, const obspam_verdict *v);
 
+/* What the configuration in place may declare: OBSPAMD_MARK_FORWARDS
+   for `forward` lines, OBSPAMD_MARK_LISTS for `list` lines. A bit is
+   clear only when the file was read and has no such line, so that an
+   adapter can skip obspam_forward_lookup or obspam_mailing_list_match,
+   which can only answer "none" then; both are set when the file was read
+   by the library itself, and a bit is set while a reload that may add
+   such lines is under way. Only the configuration file declares them.
+   Thread-safe, without a lock. */
+#define OBSPAMD_MARK_FORWARDS 1
+#define OBSPAMD_MARK_LISTS 2
+int obspamd_marks(obspamd_service *s);
 /* Whether the engine's action option says reject (1) or defer (0). */
 int obspamd_reject(obspamd_service *s);
 /* The engine's count unit: 0 recipients, 1 messages. */

@@ -336,6 +336,16 @@ typedef struct server {
      was read, as far as the metrics and the idle timeouts care (one
      clock read per round instead of two per request). */
   double woke_us;
+  /* When settle took the batch being answered: the end of the time its
+     requests took, for the metrics (one clock read per batch instead of
+     one per request; the answers are written in place in the same
+     microseconds). */
+  double decided_us;
+  /* The action and the unit of the configuration (obspamd_reject,
+     obspamd_unit) as the round began: what the round's refusals say; and
+     whether it may declare forwards or lists (obspamd_marks): the round's
+     requests look up only those it may declare. */
+  int reject, unit, marks;
 } server;
 
 /* Takes c off list l, if it is on it. */
@@ -453,50 +463,66 @@ static void conn_interest(server *s, conn *c) {
   }
 }
 
-/* Puts one answer in c's output. */
-static void append(conn *c, const char *text, size_t n) {
-  if (c->answers++ == 0)
-    c->answers_us = c->read_us;
+/* Where c's next answer goes, at the end of its output: the answers are
+   written there in place (rules_reply), not copied from elsewhere. A
+   request is parsed only when there is room for its answer (out_room),
+   so RULES_REPLY_MAX bytes are free there. */
+static char *answer_at(conn *c) {
   if (c->out_off > 0) {
     memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
     c->out_len -= c->out_off;
     c->out_off = 0;
   }
-  memcpy(c->out + c->out_len, text, n);
+  return c->out + c->out_len;
+}
+
+/* Adds the answer of n bytes written at answer_at to c's output. */
+static void answered(conn *c, size_t n) {
+  if (c->answers++ == 0)
+    c->answers_us = c->read_us;
   c->out_len += n;
 }
 
-/* "action=451 4.7.1 ...\n\n", put together in place: in a flood every
-   request is answered so, and the text is copied from what was written
-   for the object's last refusal while its words stay the same. */
+static void answer_dunno(conn *c) {
+  answered(c, rules_reply(answer_at(c), 0, 0));
+}
+
+/* "action=451 4.7.1 ...\n\n": in a flood every request is answered so,
+   and the text is copied from what was written for the object's last
+   refusal while its words stay the same. */
 static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
                           const obspam_message *m) {
-  char line[RULES_REPLY_MAX];
+  char *line = answer_at(c);
   int code;
   size_t n;
 
-  n = obspamd_refusal(v, m, obspamd_reject(&s->svc), obspamd_unit(&s->svc),
+  n = obspamd_refusal(v, m, s->reject, s->unit,
                       policy_get(&c->req, POLICY_QUEUE_ID), &code,
                       line + RULES_TEXT_AT, RULES_TEXT_MAX);
-  append(c, line, rules_reply(line, code, n));
+  answered(c, rules_reply(line, code, n));
 }
 
 /* "action=452 4.5.3 Too many recipients": the recipient past the cap. */
 static void answer_too_many(conn *c) {
-  char line[RULES_REPLY_MAX];
+  char *line = answer_at(c);
   size_t n = sizeof(RULES_TOO_MANY) - 1;
 
   memcpy(line + RULES_TEXT_AT, RULES_TOO_MANY, n);
-  append(c, line, rules_reply(line, RULES_TOO_MANY_CODE, n));
+  answered(c, rules_reply(line, RULES_TOO_MANY_CODE, n));
 }
 
 /* The forward the recipient of r makes, if any (rules_recipient): *flag
-   and mailbox as obspam_forward_lookup gives them, *flag 0 for none. */
+   and mailbox as obspam_forward_lookup gives them, *flag 0 for none.
+   A configuration without forwards (obspamd_marks) has no forward to
+   find: the lookup is not even asked. */
 static void recipient_forward(server *s, conn *c, uint32_t *flag,
                               char mailbox[OBSPAM_NAME_MAX + 1]) {
-  const char *rcpt = rules_recipient(&c->req, &c->mem);
+  const char *rcpt;
 
   *flag = 0;
+  if (!(s->marks & OBSPAMD_MARK_FORWARDS))
+    return;
+  rcpt = rules_recipient(&c->req, c->step, &c->mem);
   if (rcpt != NULL && obspam_forward_lookup(s->svc.engine, rcpt, flag, mailbox,
                                             OBSPAM_NAME_MAX + 1) != OBSPAM_OK)
     *flag = 0;
@@ -608,6 +634,7 @@ static int ask(server *s, conn *c, int phase, unsigned k,
 /* ---- answers ------------------------------------------------------------ */
 
 static int conn_process(server *s, conn *c, int resumed);
+static void conn_parsed(server *s, conn *c, int completed);
 
 /* The end of an answered request: what the rules remember, and the
    decision in the metrics. */
@@ -616,7 +643,7 @@ static void request_end(server *s, conn *c, int refused,
   if (rules_end(c->step, policy_get(&c->req, POLICY_INSTANCE), refused,
                 &c->mem))
     obspamd_metrics_decision(&s->svc.metrics, v, about,
-                             obspamd_now_us() - c->asked_us);
+                             s->decided_us - c->asked_us);
 }
 
 /* At RCPT, once the recipients cap is known to be the only question
@@ -625,8 +652,6 @@ static void request_end(server *s, conn *c, int refused,
    DATA. */
 static void rcpt_admit(conn *c, uint32_t before, int64_t cap, uint32_t flag,
                        const char *mailbox) {
-  char dunno[16];
-
   if (c->mem.cap == RULES_CAP_UNKNOWN)
     c->mem.cap = cap;
   if (!rules_rcpt_admit(&c->mem, before, c->mem.cap)) {
@@ -635,7 +660,7 @@ static void rcpt_admit(conn *c, uint32_t before, int64_t cap, uint32_t flag,
   }
   if (flag != 0)
     rules_forward_keep(&c->mem, flag, mailbox);
-  append(c, dunno, rules_reply(dunno, 0, 0));
+  answer_dunno(c);
 }
 
 /* A RCPT that the sender's probe let through (v): a forwarding recipient
@@ -694,8 +719,6 @@ static void rcpt_forward_probed(server *s, conn *c, int rc,
    smtpd_policy_service_default_action). */
 static int answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
                           const obspam_message *about) {
-  char dunno[16];
-
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per
        episode, not one per request. */
@@ -712,7 +735,7 @@ static int answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
   else if (c->step != RULES_DECIDE)
     return rcpt_let_through(s, c, v);
   else
-    append(c, dunno, rules_reply(dunno, 0, 0));
+    answer_dunno(c);
   request_end(s, c, v->action == OBSPAM_REFUSE, v, about);
   return 0;
 }
@@ -762,7 +785,11 @@ static void decided(server *s, conn *c, batch *b, size_t at, unsigned k) {
     c->detour = NULL;
   }
   policy_reset(&c->req);
-  conn_process(s, c, 1);
+  /* Usually nothing more was read: only the end of conn_process. */
+  if (c->in_off == c->in_len)
+    conn_parsed(s, c, 1);
+  else
+    conn_process(s, c, 1);
 }
 
 /* A complete message at DATA or END-OF-MESSAGE: its forwards
@@ -804,7 +831,6 @@ static int answer(server *s, conn *c) {
   static const obspam_message init = OBSPAM_MESSAGE_INIT;
   static const uint32_t dry = OBSPAM_DECIDE_DRY;
   rules_step step;
-  char dunno[16];
 
   c->m = init;
   step = rules_begin(&c->req, c->unix_peer, &c->mem, &c->m);
@@ -818,10 +844,11 @@ static int answer(server *s, conn *c) {
     return -1;
   }
   if (step == RULES_DUNNO) {
-    append(c, dunno, rules_reply(dunno, 0, 0));
+    answer_dunno(c);
     return 0;
   }
-  obspamd_mark_list(s->svc.engine, &c->m);
+  if (s->marks & OBSPAMD_MARK_LISTS)
+    obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;
   if (step == RULES_DECIDE)
@@ -851,25 +878,77 @@ static int conn_flush(conn *c) {
   return 0;
 }
 
-/* Writes c's pending answers (conn_flush), and counts the wait of each
-   answer not counted yet: from the read that completed its request to
-   now_us, when this write began. An answer the socket does not take now
-   is counted all the same: the client that does not read is not the
-   server's wait. Returns -1 on a dead peer (nothing is counted). */
-static int conn_send(server *s, conn *c, double now_us) {
-  if (conn_flush(c) < 0)
-    return -1;
+/* Waits of answers not counted yet: n of us microseconds each. The
+   answers of a round's connections mostly waited exactly as long (read
+   in the same round, written at the same time), and a run of equal ones
+   is counted in one call. */
+typedef struct waits {
+  double us;
+  uint64_t n;
+} waits;
+
+static void waits_count(server *s, waits *w) {
+  if (w->n > 0)
+    obspamd_metrics_timing(&s->svc.metrics.waits, w->us, w->n);
+  w->n = 0;
+}
+
+static void waits_add(server *s, waits *w, double us, uint64_t n) {
+  if (w->n > 0 && us != w->us)
+    waits_count(s, w);
+  w->us = us;
+  w->n += n;
+}
+
+/* Once c's pending answers were written (conn_flush): the wait of each
+   answer not counted yet, from the read that completed its request to
+   now_us, when this write began, goes into w. An answer the socket does
+   not take now is counted all the same: the client that does not read
+   is not the server's wait. */
+static void conn_waited(server *s, conn *c, double now_us, waits *w) {
   if (c->answers > 0) {
-    obspamd_metrics_timing(&s->svc.metrics.waits, now_us - c->answers_us,
-                           c->answers);
+    waits_add(s, w, now_us - c->answers_us, c->answers);
     c->answers = 0;
   }
+}
+
+/* Writes c's pending answers and counts their waits (conn_waited).
+   Returns -1 on a dead peer (nothing is counted). */
+static int conn_send(server *s, conn *c, double now_us) {
+  waits w = {0, 0};
+
+  if (conn_flush(c) < 0)
+    return -1;
+  conn_waited(s, c, now_us, &w);
+  waits_count(s, &w);
   return 0;
 }
 
 /* Room for one more answer. */
 static int out_room(const conn *c) {
   return OUT_CAP - (c->out_len - c->out_off) >= RULES_REPLY_MAX;
+}
+
+/* After c's input was parsed as far as it goes (conn_process): its
+   deadline, and its answers to write at the end of the round.
+   completed: whether a request was answered in this round. */
+static void conn_parsed(server *s, conn *c, int completed) {
+  if (c->in_off == c->in_len)
+    c->in_off = c->in_len = 0;
+  /* The time a decision takes is the server's, not the client's: no
+     request deadline runs meanwhile. */
+  if (c->busy)
+    chain_remove(s, WAITING, c);
+  else
+    track_request(s, c, completed);
+  if (c->out_len > c->out_off)
+    chain_append(s, READY, c); /* written at the end of the round */
+  else if (!c->busy)
+    conn_interest(s, c);
+  /* A connection that waits keeps its interest as it is: with the
+     counters in memory its answer comes in this round, and two changes
+     of it would cost two system calls for nothing. If it is readable
+     before then, conn_readable takes the interest away. */
 }
 
 /* Parses what was read and answers every complete request, as long as
@@ -923,22 +1002,7 @@ static int conn_process(server *s, conn *c, int resumed) {
       completed = 1;
     }
   }
-  if (c->in_off == c->in_len)
-    c->in_off = c->in_len = 0;
-  /* The time a decision takes is the server's, not the client's: no
-     request deadline runs meanwhile. */
-  if (c->busy)
-    chain_remove(s, WAITING, c);
-  else
-    track_request(s, c, completed);
-  if (c->out_len > c->out_off)
-    chain_append(s, READY, c); /* written at the end of the round */
-  else if (!c->busy)
-    conn_interest(s, c);
-  /* A connection that waits keeps its interest as it is: with the
-     counters in memory its answer comes in this round, and two changes
-     of it would cost two system calls for nothing. If it is readable
-     before then, conn_readable takes the interest away. */
+  conn_parsed(s, c, completed);
   return 0;
 }
 
@@ -967,6 +1031,7 @@ static void settle(server *s) {
       size_t i;
 
       rev = b->next;
+      s->decided_us = obspamd_now_us();
       for (i = 0; i < b->n; i += b->span[i])
         decided(s, b->owner[i], b, i, b->span[i]);
       obspamd_store_leave(&s->svc, b->ticket);
@@ -1011,6 +1076,7 @@ static void settle_all(server *s) {
 /* The end of a round: the decisions made in it go to the journal in one
    write, then their answers leave. */
 static void flush_ready(server *s) {
+  waits w = {0, 0};
   double now_us;
 
   if (s->head[READY] == NULL)
@@ -1023,11 +1089,14 @@ static void flush_ready(server *s) {
     conn *c = s->head[READY];
 
     chain_remove(s, READY, c);
-    if (conn_send(s, c, now_us) < 0)
+    if (conn_flush(c) < 0) {
       conn_close(s, c);
-    else
-      conn_interest(s, c);
+      continue;
+    }
+    conn_waited(s, c, now_us, &w);
+    conn_interest(s, c);
   }
+  waits_count(s, &w);
 }
 
 static int conn_readable(server *s, conn *c) {
@@ -1427,6 +1496,9 @@ static void run(server *s) {
       break;
     }
     s->woke_us = obspamd_now_us();
+    s->reject = obspamd_reject(&s->svc);
+    s->unit = obspamd_unit(&s->svc);
+    s->marks = obspamd_marks(&s->svc);
     for (i = 0; i < n; i++) {
       int type = *(int *)evs[i].data.ptr;
       uint32_t e = evs[i].events;
@@ -1570,7 +1642,10 @@ int main(int argc, char **argv) {
   }
   if (obspamd_start_service(&st, &s->svc) != 0)
     return 1;
-  s->svc.metrics.loop = 1; /* before the metrics endpoint starts */
+  /* Before the metrics endpoint starts: the loop's times are measured,
+     and the loop is the only thread that counts decisions. */
+  s->svc.metrics.loop = 1;
+  s->svc.metrics.one_writer = 1;
 
   s->ep = -1;
   s->decided = -1;

@@ -3,7 +3,6 @@
 #include "rules.h"
 
 #include <string.h>
-#include <strings.h>
 
 void rules_memory_init(rules_memory *mem) {
   mem->decided[0] = '\0';
@@ -16,10 +15,10 @@ void rules_memory_init(rules_memory *mem) {
 
 /* Whether instance names a message and is the one remembered in kept.
    An instance too long to keep never matches: that message is decided
-   each time it is asked about, as if it had none. */
+   each time it is asked about, as if it had none (kept, written by
+   remember, is always shorter, so that strcmp alone tells). */
 static int same_message(const char *instance, const char *kept) {
-  return instance != NULL && instance[0] != '\0' &&
-         strlen(instance) < RULES_INSTANCE_MAX && strcmp(instance, kept) == 0;
+  return instance != NULL && instance[0] != '\0' && strcmp(instance, kept) == 0;
 }
 
 /* Keeps instance in kept, or forgets what kept held when there is none or
@@ -117,17 +116,17 @@ int rules_end(rules_step step, const char *instance, int refused,
   }
 }
 
-const char *rules_recipient(const policy_req *r, const rules_memory *mem) {
+const char *rules_recipient(const policy_req *r, rules_step step,
+                            const rules_memory *mem) {
   const char *rcpt = policy_get(r, POLICY_RECIPIENT);
-  const char *state = policy_get(r, POLICY_PROTOCOL_STATE);
 
-  if (rcpt == NULL || rcpt[0] == '\0' || state == NULL)
+  if (rcpt == NULL || rcpt[0] == '\0')
     return NULL;
-  if (strcasecmp(state, "RCPT") == 0)
+  /* The step tells the stage (rules_begin): RCPT for a probe or a check,
+     DATA or END-OF-MESSAGE for a decision. */
+  if (step == RULES_PROBE || step == RULES_CHECK)
     return rcpt;
-  if ((strcasecmp(state, "DATA") == 0 ||
-       strcasecmp(state, "END-OF-MESSAGE") == 0) &&
-      policy_recipient_count(r) <= 1 &&
+  if (step == RULES_DECIDE && policy_recipient_count(r) <= 1 &&
       !same_message(policy_get(r, POLICY_INSTANCE), mem->counted))
     return rcpt;
   return NULL;
@@ -146,6 +145,9 @@ const obspamd_forwards *rules_forwards(const policy_req *r,
                                        const rules_memory *mem) {
   static const obspamd_forwards none = {0};
 
+  /* Nothing kept, the usual case: the instance need not be compared. */
+  if (mem->fw.n == 0)
+    return &none;
   return same_message(policy_get(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
                                                                     : &none;
 }

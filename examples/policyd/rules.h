@@ -100,12 +100,13 @@ int rules_rcpt_admit(rules_memory *mem, uint32_t before, int64_t cap);
    message's recipients (the same instance) and charged at DATA or
    END-OF-MESSAGE with the message.
 
-   rules_recipient: the recipient of r to look up as a forward
-   (obspam_forward_lookup): at RCPT, the one it adds; at DATA and
-   END-OF-MESSAGE, Postfix's `recipient` of a message with only one, when
-   none of its RCPT requests came here (the check only in
+   rules_recipient: the recipient of r, whose step rules_begin gave, to
+   look up as a forward (obspam_forward_lookup): at RCPT, the one it adds;
+   at DATA and END-OF-MESSAGE, Postfix's `recipient` of a message with
+   only one, when none of its RCPT requests came here (the check only in
    smtpd_data_restrictions); NULL otherwise. */
-const char *rules_recipient(const policy_req *r, const rules_memory *mem);
+const char *rules_recipient(const policy_req *r, rules_step step,
+                            const rules_memory *mem);
 /* At RCPT, after rules_rcpt_before: whether one more recipient forwarded
    by mailbox can be kept for the message (OBSPAMD_FORWARDS_MAX), and
    keeping it once the recipient is let through. A request without an

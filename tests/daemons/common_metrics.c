@@ -191,13 +191,17 @@ Test(metrics, refusals_by_window) {
   free(text);
 }
 
-Test(metrics, counted_values) {
+/* The counts of decisions, added with locked instructions (any thread
+   may count: the milter) or without (one_writer: the policy server's
+   loop), are the same. */
+static void expect_counted_values(int one_writer) {
   obspamd_service s;
   char *text;
   int i;
 
   memset(&s, 0, sizeof(s));
   s.name = "obspam-milter";
+  s.metrics.one_writer = one_writer;
   /* Latencies on and around the bounds: a bound is inclusive ("le"). */
   count(&s, OBSPAM_ACCEPT, OBSPAM_MAILBOX, 5);
   count(&s, OBSPAM_ACCEPT, OBSPAM_MAILBOX, 10);
@@ -268,6 +272,10 @@ Test(metrics, counted_values) {
               text);
   free(text);
 }
+
+Test(metrics, counted_values) { expect_counted_values(0); }
+
+Test(metrics, counted_values_one_writer) { expect_counted_values(1); }
 
 /* The loop's times: only a daemon with a loop exposes them; bounds are
    inclusive, the maximum is the longest since the start, and one call

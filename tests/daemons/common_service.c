@@ -248,6 +248,73 @@ Test(reload, keeps_the_running_configuration_on_error) {
   obspamd_service_stop(&svc);
 }
 
+/* What the configuration may declare (obspamd_marks): a bit is clear
+   only when its text has no such line, and then the lookups an adapter
+   skips for it would have found nothing. */
+static void expect_marks(const char *text, int rc, int marks) {
+  static const char *const addresses[] = {
+      "sales@example.com",        "info@example.com", "news@example.com",
+      "news-bounces@example.com", "list@example.com", "x@example.com"};
+  char msg[700];
+  size_t i;
+
+  write_file(svc.config_path, text);
+  cr_assert_eq(obspamd_reload(&svc, msg, sizeof(msg)), rc, "%s: %s", text, msg);
+  cr_assert_eq(obspamd_marks(&svc), marks, "%s", text);
+  for (i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++) {
+    char mailbox[OBSPAM_NAME_MAX + 1];
+    uint32_t flag = 99;
+    int match = 99;
+
+    cr_assert_eq(obspam_forward_lookup(svc.engine, addresses[i], &flag, mailbox,
+                                       sizeof(mailbox)),
+                 OBSPAM_OK);
+    if (!(marks & OBSPAMD_MARK_FORWARDS))
+      cr_assert_eq(flag, 0u, "%s: %s", text, addresses[i]);
+    cr_assert_eq(obspam_mailing_list_match(svc.engine, addresses[i],
+                                           "127.0.0.1", &match),
+                 OBSPAM_OK);
+    if (!(marks & OBSPAMD_MARK_LISTS))
+      cr_assert_eq(match, 0, "%s: %s", text, addresses[i]);
+  }
+}
+
+Test(reload, marks_follow_the_configuration) {
+  static const char *const bad = "plan basic mailbox=lots\n";
+  const int fwd = OBSPAMD_MARK_FORWARDS, lists = OBSPAMD_MARK_LISTS;
+  char text[4][1024];
+
+  setup(CONFIG);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  cr_assert_eq(obspamd_marks(&svc), 0);
+  snprintf(text[0], sizeof(text[0]), "%sforward sales@example.com remote\n",
+           CONFIG);
+  expect_marks(text[0], OBSPAM_OK, fwd);
+  expect_marks(CONFIG, OBSPAM_OK, 0);
+  snprintf(text[1], sizeof(text[1]), "%s \tlist news@example.com\n", CONFIG);
+  expect_marks(text[1], OBSPAM_OK, lists);
+  /* A reload that fails leaves what the running configuration has. */
+  snprintf(text[2], sizeof(text[2]), "%sforward x@example.com local\n%s",
+           CONFIG, bad);
+  expect_marks(text[2], OBSPAM_ESYNTAX, lists);
+  snprintf(text[3], sizeof(text[3]),
+           "%sforward sales@example.com remote\nlist news@example.com\n",
+           CONFIG);
+  expect_marks(text[3], OBSPAM_OK, fwd | lists);
+  expect_marks(CONFIG, OBSPAM_OK, 0);
+  expect_marks(text[2], OBSPAM_ESYNTAX, 0);
+  /* Neither a comment nor a name is one. */
+  snprintf(text[3], sizeof(text[3]),
+           "%s# forward sales@example.com remote\n  # list news@example.com\n"
+           "mailbox list@example.com\nmailbox forward@example.com\n",
+           CONFIG);
+  expect_marks(text[3], OBSPAM_OK, 0);
+  /* A byte-order mark, which the library skips, might hide either. */
+  snprintf(text[3], sizeof(text[3]), "\xef\xbb\xbf%s", CONFIG);
+  expect_marks(text[3], OBSPAM_OK, fwd | lists);
+  obspamd_service_stop(&svc);
+}
+
 /* ---- a reload that looks like a mistake -------------------------------- */
 
 /* Ten objects: a subscription, a domain and eight mailboxes. */

@@ -695,6 +695,64 @@ def sc_forwards(tmp):
                "report: the FORWARDED and LISTS columns")
 
 
+def sc_forwards_reload(tmp):
+    """A configuration without forward or list lines has no forward or
+    list to look up, and the server does not ask; a reload that declares
+    some recognises them from the next request, and one that drops them
+    forgets them again."""
+    plain = CONFIG + "domain fwd.example subscription=acme\n"
+    forwards = plain + "forward sales@fwd.example remote\n"
+    lists = plain + "list news@acme.example\n"
+    marked = forwards + "list news@acme.example\n"
+    post_refused = ("action=451 4.7.1 mailbox news-bounces@acme.example "
+                    "cannot send this message: it has more recipients than "
+                    "its limit of 100 recipients per hour")
+    with Daemon(tmp, config_text=plain, control=True) as d:
+        same_minute()
+        c = d.client()
+
+        def forward(instance):
+            return c.request(protocol_state="DATA", client_address=CLIENT,
+                             sender="someone@outside.example",
+                             recipient_count=1, recipient="sales@fwd.example",
+                             instance=instance)
+
+        def post(instance):
+            return c.request(protocol_state="DATA", client_address="127.0.0.1",
+                             sender="news-bounces@acme.example",
+                             recipient_count=500, instance=instance)
+
+        def fwd_count():
+            return control_status(d.control, "domain", "fwd.example")["count"]
+
+        def reload(text, n):
+            with open(d.config, "w") as f:
+                f.write(text)
+            d.send_signal(signal.SIGHUP)
+            d.wait_log(r"reload ok path=", count=n)
+
+        expect(forward("r1"), DUNNO, "no forward declared")
+        expect(fwd_count(), "0", "inbound mail, not counted")
+        expect(post("r2"), post_refused, "no list declared")
+        reload(forwards, 1)
+        expect(forward("r3"), DUNNO, "a forward now")
+        expect(fwd_count(), "1", "the forward charged to its domain")
+        expect(post("r4"), post_refused, "still no list declared")
+        reload(lists, 2)
+        expect(post("r5"), DUNNO, "a list post now, exempt")
+        expect(forward("r6"), DUNNO, "no forward any more")
+        expect(fwd_count(), "1", "not charged again")
+        reload(marked, 3)
+        expect(post("r7"), DUNNO, "still a list post")
+        expect(forward("r8"), DUNNO, "a forward again")
+        expect(fwd_count(), "2", "charged again")
+        reload(plain, 4)
+        expect(forward("r9"), DUNNO, "no forward any more")
+        expect(fwd_count(), "2", "not charged again")
+        expect(post("r10"), post_refused, "no list any more")
+        expect(d.stop(), 0, "exit status")
+
+
 def sc_dunno(tmp):
     """Whitelisted, unknown and other stages: DUNNO, nothing charged."""
     with Daemon(tmp) as d:
