@@ -267,18 +267,27 @@ static void copy_short(char *dst, const char *src, size_t n) {
 #define SCAN_AVX2 1
 #endif
 
-/* memcpy for a kept value of a line taken whole: sixteen bytes at a time,
-   past its end (into the rest of text, whose NUL follows) where both data
+/* A kept value of a line taken whole: the vlen bytes at src, of which
+   readable can be read, copied sixteen bytes at a time past the end of
+   the value (into the rest of text, whose NUL follows) where both src
    and text hold the bytes, as they do but at the end of a read. */
-INLINE void copy_value(char *dst, const char *src, size_t n, size_t readable) {
+_Static_assert(POLICY_VALUE_MAX % 16 == 0,
+               "put_value's copy never runs past text");
+INLINE void put_value(policy_value *v, const char *src, size_t vlen,
+                      size_t readable) {
+  const size_t k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
   size_t j;
 
-  if (((n + 15) & ~(size_t)15) > readable) {
-    copy_short(dst, src, n);
-    return;
+  if (((k + 15) & ~(size_t)15) <= readable) {
+    for (j = 0; j < k; j += 16)
+      memcpy(v->text + j, src + j, 16);
+  } else {
+    copy_short(v->text, src, k);
   }
-  for (j = 0; j < n; j += 16)
-    memcpy(dst + j, src + j, 16);
+  v->text[k] = '\0';
+  v->len = (uint16_t)k;
+  v->present = 1;
+  v->cut = vlen > POLICY_VALUE_MAX;
 }
 
 #if defined(SCAN_SSE2)

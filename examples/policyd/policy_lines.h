@@ -44,58 +44,6 @@ TARGET static inline size_t LINES(find_stop)(const char *data, size_t k,
   return k;
 }
 
-/* Whether the line at off (offsets in data) is ordinary: a name, '=', a
-   value and '\n', without a control byte up to '\r', at most
-   POLICY_LINE_MAX bytes, its '\n' before reach. Sets *eq to the offset of
-   its first '=' and *n to that of its '\n'. Most names, and many whole
-   lines, fit in the line's first chunk. A line longer than POLICY_LINE_MAX
-   is looked at up to its end, which lies in data: then the byte path
-   refuses it. */
-TARGET static inline int LINES(ordinary_line)(const char *data, size_t off,
-                                              size_t reach, size_t *eq,
-                                              size_t *n) {
-  size_t from = off;
-
-#ifdef CHUNK
-  if (off + CHUNK <= reach) {
-    const uint64_t stops = STOPS(data + off);
-    const uint64_t eqs = EQS(data + off);
-
-    /* A stop before the first '=' (before any, when there is none), or
-       an empty name. */
-    if ((stops & ((eqs & (~eqs + 1)) - 1)) != 0 ||
-        (eqs & (uint64_t)1 << (MASK_BITS - 1)) != 0)
-      return 0;
-    if (eqs != 0) {
-      *eq = off + (size_t)__builtin_ctzll(eqs) / MASK_BITS;
-      if (stops != 0) {
-        *n = off + (size_t)__builtin_ctzll(stops) / MASK_BITS;
-        return data[*n] == '\n';
-      }
-      /* The next chunk, without find_stop's loop and bound checks. */
-      if (off + 2 * CHUNK <= reach) {
-        const uint64_t next = STOPS(data + off + CHUNK);
-
-        if (next != 0) {
-          *n = off + CHUNK + (size_t)__builtin_ctzll(next) / MASK_BITS;
-          return data[*n] == '\n';
-        }
-        *n = LINES(find_stop)(data, off + 2 * CHUNK, reach, 0);
-      } else {
-        *n = LINES(find_stop)(data, off + CHUNK, reach, 0);
-      }
-      return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
-    }
-    from = off + CHUNK; /* neither is in the first chunk */
-  }
-#endif
-  *eq = LINES(find_stop)(data, from, reach, 1);
-  if (*eq == reach || *eq == off || data[*eq] != '=')
-    return 0;
-  *n = LINES(find_stop)(data, *eq + 1, reach, 0);
-  return *n < reach && *n - off <= POLICY_LINE_MAX && data[*n] == '\n';
-}
-
 /* The ordinary attribute lines at the start of data, taken at once: each a
    name, '=', a value and '\n', without a control byte up to '\r', within
    every limit. Each leaves r as the byte path would (put_run, put_byte and
@@ -112,24 +60,63 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
   if (reach > len)
     reach = len;
   for (; lines < lines_max; lines++) {
-    size_t eq, n, vlen;
+    size_t eq, n, from = off;
     int target;
 
-    if (!LINES(ordinary_line)(data, off, reach, &eq, &n))
+    /* The line's first '=' (eq) and its end (n), which must be a '\n'
+       within POLICY_LINE_MAX bytes and before reach. Most names, and many
+       whole lines, fit in the line's first chunk; each failed check goes
+       straight to the byte path, with no flag to test again. */
+#ifdef CHUNK
+    if (off + CHUNK <= reach) {
+      const uint64_t stops = STOPS(data + off), eqs = EQS(data + off),
+                     first = stops | eqs;
+
+      if (first != 0) {
+        /* The first of them must be an '=' after a name: neither a stop
+           nor the line's first byte. */
+        if ((first & (~first + 1) & eqs & ~((uint64_t)1 << (MASK_BITS - 1))) ==
+            0)
+          break;
+        eq = off + (unsigned)__builtin_ctzll(first) / MASK_BITS;
+        if (stops != 0) {
+          n = off + (unsigned)__builtin_ctzll(stops) / MASK_BITS;
+          goto line_end;
+        }
+        /* The next chunk, without find_stop's loop and bound checks. */
+        from = off + CHUNK;
+        if (off + 2 * CHUNK <= reach) {
+          const uint64_t next = STOPS(data + from);
+
+          if (next != 0) {
+            n = from + (unsigned)__builtin_ctzll(next) / MASK_BITS;
+            goto line_end;
+          }
+          from += CHUNK;
+        }
+        goto value;
+      }
+      from = off + CHUNK; /* neither is in the first chunk */
+    }
+#endif
+    eq = LINES(find_stop)(data, from, reach, 1);
+    if (eq == reach || eq == off || data[eq] != '=')
+      break;
+    from = eq + 1;
+#ifdef CHUNK
+  value:
+#endif
+    n = LINES(find_stop)(data, from, reach, 0);
+    if (n >= reach || n - off > POLICY_LINE_MAX)
+      break;
+#ifdef CHUNK
+  line_end:
+#endif
+    if (data[n] != '\n')
       break;
     target = lookup_fast(data + off, eq - off);
-    if (target >= 0) {
-      policy_value *v = &r->attr[target];
-      size_t k;
-
-      vlen = n - eq - 1;
-      k = vlen < POLICY_VALUE_MAX ? vlen : POLICY_VALUE_MAX;
-      v->present = 1;
-      v->cut = vlen > POLICY_VALUE_MAX;
-      copy_value(v->text, data + eq + 1, k, len - eq - 1);
-      v->len = (uint16_t)k;
-      v->text[k] = '\0';
-    }
+    if (target >= 0)
+      put_value(&r->attr[target], data + eq + 1, n - eq - 1, len - eq - 1);
     off = n + 1;
   }
   r->request_len += off;
