@@ -509,10 +509,16 @@ int policy_feed(policy_req *r, const char *data, size_t len, size_t *used) {
     /* A line's '\n' is no run, and often a request's end, right after
        its lines taken whole. */
     if (!r->pending_cr && c != '\n') {
-      size_t k = plain_run(data + i, len - i, r->in_value);
+      /* A run is looked for only as far as the limits allow: the bytes
+         up to them are taken as a run, and the byte past them is refused
+         below. Looking further would scan a long line's run again at
+         each of its bytes past the limit. */
+      size_t room = POLICY_LINE_MAX - r->line_len, k;
 
-      if (k > 1 && r->request_len + k <= POLICY_REQUEST_MAX &&
-          r->line_len + k <= POLICY_LINE_MAX) {
+      if (room > POLICY_REQUEST_MAX - r->request_len)
+        room = POLICY_REQUEST_MAX - r->request_len;
+      k = plain_run(data + i, len - i < room ? len - i : room, r->in_value);
+      if (k > 1) {
         r->request_len += k;
         r->line_len += k;
         put_run(r, data + i, k);
