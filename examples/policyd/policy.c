@@ -130,22 +130,24 @@ static inline int is_attr(const char *name, size_t len, int a) {
   return load4(name) == load4(s) && load4(name + len - 4) == load4(s + len - 4);
 }
 
-/* lookup for the lines taken whole: the name's length leaves one or two
-   kept attributes (and rules out most of the attributes Postfix sends),
-   and one comparison of fixed length tells. lookup stays the reference,
-   for the byte path. Every name of attr_names must have its case. */
+/* lookup for the lines taken whole, which gives the kept attribute's
+   value in r (NULL for a name not kept): each case's address is a
+   constant offset from r. The name's length leaves one or two kept
+   attributes (and rules out most of the attributes Postfix sends), and
+   one comparison of fixed length tells. lookup stays the reference, for
+   the byte path. Every name of attr_names must have its case. */
 _Static_assert(POLICY_ATTR_COUNT == 11,
                "lookup_fast and the tests' kept_names list every kept name");
-INLINE int lookup_fast(const char *name, size_t len) {
-#define IS(a) (is_attr(name, len, a) ? (a) : -1)
-#define EITHER(a, b) (is_attr(name, len, a) ? (a) : IS(b))
+INLINE policy_value *lookup_fast(policy_req *r, const char *name, size_t len) {
+#define IS(a) (is_attr(name, len, a) ? &r->attr[a] : NULL)
+#define EITHER(a, b) (is_attr(name, len, a) ? &r->attr[a] : IS(b))
   /* The lengths of the kept names, as bits: most other names are ruled
      out by a test that costs less than the switch's jump. */
   const uint32_t lengths = 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 10 |
                            1u << 13 | 1u << 14 | 1u << 15;
 
   if (len > 15 || !(lengths >> len & 1))
-    return -1;
+    return NULL;
   switch (len) {
   case 6:
     return IS(POLICY_SENDER);

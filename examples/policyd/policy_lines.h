@@ -61,7 +61,7 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
     reach = len;
   for (; lines < lines_max; lines++) {
     size_t eq, n, from = off;
-    int target;
+    policy_value *v;
 
     /* The line's first '=' (eq) and its end (n), which must be a '\n'
        within POLICY_LINE_MAX bytes and before reach. Most names, and many
@@ -114,9 +114,9 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
 #endif
     if (data[n] != '\n')
       break;
-    target = lookup_fast(data + off, eq - off);
-    if (target >= 0)
-      put_value(&r->attr[target], data + eq + 1, n - eq - 1, len - eq - 1);
+    v = lookup_fast(r, data + off, eq - off);
+    if (v != NULL)
+      put_value(v, data + eq + 1, n - eq - 1, len - eq - 1);
     off = n + 1;
   }
   r->request_len += off;
