@@ -283,15 +283,11 @@ static int same_words(const tracked *e, const words *w) {
          e->wait == w->wait && e->how == w->how;
 }
 
-size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
-                       int reject, int unit, const char *queue_id, int *code,
-                       char *buf, size_t size) {
-  return obspamd__refusal_at(v, m, reject, unit, queue_id, code, buf, size, -1);
-}
-
-size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
-                           int reject, int unit, const char *queue_id,
-                           int *code, char *buf, size_t size, int64_t now_ms) {
+/* obspamd_refusal at now_ms (-1: the clock); held: whether the caller
+   holds the lock (obspamd_refusals_hold). */
+static size_t refusal(const obspam_verdict *v, const obspam_message *m,
+                      int reject, int unit, const char *queue_id, int *code,
+                      char *buf, size_t size, int64_t now_ms, int held) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
   int counted = 0;
   words w;
@@ -320,7 +316,8 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
                 (unsigned)obspamd_refusal_reason(v, m) << WORDS_REASON_AT);
   if (now_ms < 0)
     now_ms = coarse_ms();
-  pthread_mutex_lock(&lock);
+  if (!held)
+    pthread_mutex_lock(&lock);
   e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
   if (e != NULL && !same_words(e, &w)) {
     /* The words changed (for the wait: once a second under a minute,
@@ -344,7 +341,8 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
     if (code != NULL)
       *code = e->text_code;
   }
-  pthread_mutex_unlock(&lock);
+  if (!held)
+    pthread_mutex_unlock(&lock);
   if (e == NULL) {
     obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
     n = strlen(buf);
@@ -352,6 +350,28 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
   if (!counted)
     obspamd__refusal_line(v, m, unit, queue_id);
   return n;
+}
+
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, -1, 0);
+}
+
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 0);
+}
+
+void obspamd_refusals_hold(void) { pthread_mutex_lock(&lock); }
+
+void obspamd_refusals_release(void) { pthread_mutex_unlock(&lock); }
+
+size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
+                            int reject, int unit, const char *queue_id,
+                            int *code, char *buf, size_t size) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, -1, 1);
 }
 
 /* Frees slot i and moves back the entries of its probe run that would no

@@ -346,6 +346,11 @@ typedef struct server {
      whether it may declare forwards or lists (obspamd_marks): the round's
      requests look up only those it may declare. */
   int reject, unit, marks;
+  /* Whether the loop holds the lock of the refusals' table
+     (obspamd_refusals_hold): taken at the first refusal of a batch being
+     answered, and released when its answers are made (settle), so that a
+     flood takes it once a batch instead of once a refusal. */
+  int refusals_held;
 } server;
 
 /* Takes c off list l, if it is on it. */
@@ -496,9 +501,13 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
   int code;
   size_t n;
 
-  n = obspamd_refusal(v, m, s->reject, s->unit,
-                      policy_get(&c->req, POLICY_QUEUE_ID), &code,
-                      line + RULES_TEXT_AT, RULES_TEXT_MAX);
+  if (!s->refusals_held) {
+    obspamd_refusals_hold();
+    s->refusals_held = 1;
+  }
+  n = obspamd_refusal_held(v, m, s->reject, s->unit,
+                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
+                           line + RULES_TEXT_AT, RULES_TEXT_MAX);
   answered(c, rules_reply(line, code, n));
 }
 
@@ -1034,6 +1043,10 @@ static void settle(server *s) {
       s->decided_us = obspamd_now_us();
       for (i = 0; i < b->n; i += b->span[i])
         decided(s, b->owner[i], b, i, b->span[i]);
+      if (s->refusals_held) {
+        obspamd_refusals_release();
+        s->refusals_held = 0;
+      }
       obspamd_store_leave(&s->svc, b->ticket);
       s->handed--;
       if (s->nspare < SPARE_MAX) {
