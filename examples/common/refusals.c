@@ -219,8 +219,9 @@ static void count(tracked *e, const char *queue_id) {
    with lock held. *counted: whether it was only counted (else its line
    is logged whole). Returns the object's entry, or NULL for an object
    the table has no room for. */
-static tracked *account(int kind, const char *object, const char *queue_id,
-                        int64_t now_ms, int64_t every, int *counted) {
+static inline __attribute__((always_inline)) tracked *
+account(int kind, const char *object, const char *queue_id, int64_t now_ms,
+        int64_t every, int *counted) {
   size_t len = strnlen(object, NAME_SIZE - 1), i;
   uint64_t h = hash_of(kind, object, len);
   tracked *e;
@@ -370,8 +371,8 @@ void obspamd_refusals_release(void) { pthread_mutex_unlock(&lock); }
 
 size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
                             int reject, int unit, const char *queue_id,
-                            int *code, char *buf, size_t size) {
-  return refusal(v, m, reject, unit, queue_id, code, buf, size, -1, 1);
+                            int *code, char *buf, size_t size, int64_t now_ms) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 1);
 }
 
 /* Frees slot i and moves back the entries of its probe run that would no

@@ -339,8 +339,10 @@ typedef struct server {
   /* When settle took the batch being answered: the end of the time its
      requests took, for the metrics (one clock read per batch instead of
      one per request; the answers are written in place in the same
-     microseconds). */
+     microseconds), and the time of its refusals in their log lines'
+     intervals (obspamd_refusal_held), in milliseconds. */
   double decided_us;
+  int64_t decided_ms;
   /* The action and the unit of the configuration (obspamd_reject,
      obspamd_unit) as the round began: what the round's refusals say; and
      whether it may declare forwards or lists (obspamd_marks): the round's
@@ -506,8 +508,8 @@ static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
     s->refusals_held = 1;
   }
   n = obspamd_refusal_held(v, m, s->reject, s->unit,
-                           policy_get(&c->req, POLICY_QUEUE_ID), &code,
-                           line + RULES_TEXT_AT, RULES_TEXT_MAX);
+                           rules_attr(&c->req, POLICY_QUEUE_ID), &code,
+                           line + RULES_TEXT_AT, RULES_TEXT_MAX, s->decided_ms);
   answered(c, rules_reply(line, code, n));
 }
 
@@ -649,7 +651,7 @@ static void conn_parsed(server *s, conn *c, int completed);
    decision in the metrics. */
 static void request_end(server *s, conn *c, int refused,
                         const obspam_verdict *v, const obspam_message *about) {
-  if (rules_end(c->step, policy_get(&c->req, POLICY_INSTANCE), refused,
+  if (rules_end(c->step, rules_attr(&c->req, POLICY_INSTANCE), refused,
                 &c->mem))
     obspamd_metrics_decision(&s->svc.metrics, v, about,
                              s->decided_us - c->asked_us);
@@ -860,7 +862,10 @@ static int answer(server *s, conn *c) {
     obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;
-  if (step == RULES_DECIDE)
+  /* A message with no forward kept, under a configuration without
+     forwards, is one decision: what ask_message would find out. */
+  if (step == RULES_DECIDE &&
+      (c->mem.fw.n != 0 || (s->marks & OBSPAMD_MARK_FORWARDS)))
     return ask_message(s, c);
   return ask(s, c, PHASE_MAIN, 1, &c->m, step == RULES_CHECK ? &dry : NULL,
              NULL) == 0
@@ -1041,6 +1046,7 @@ static void settle(server *s) {
 
       rev = b->next;
       s->decided_us = obspamd_now_us();
+      s->decided_ms = (int64_t)(s->decided_us / 1000);
       for (i = 0; i < b->n; i += b->span[i])
         decided(s, b->owner[i], b, i, b->span[i]);
       if (s->refusals_held) {

@@ -545,7 +545,8 @@ Test(coalesce, held_refusals_as_the_others) {
   obspamd_refusals_hold();
   for (i = 0; i < 3; i++) {
     code = 0;
-    n = obspamd_refusal_held(&v, &m, 0, 0, "Q1", &code, got, sizeof(got));
+    n = obspamd_refusal_held(&v, &m, 0, 0, "Q1", &code, got, sizeof(got),
+                             i == 0 ? -1 : obspamd_now_ms());
     cr_assert_str_eq(got, want, "refusal %d", i);
     cr_assert_eq(n, strlen(want), "refusal %d", i);
     cr_assert_eq(code, want_code, "refusal %d", i);
