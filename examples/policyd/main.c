@@ -497,8 +497,9 @@ static void answer_dunno(conn *c) {
 /* "action=451 4.7.1 ...\n\n": in a flood every request is answered so,
    and the text is copied from what was written for the object's last
    refusal while its words stay the same. */
-static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
-                          const obspam_message *m) {
+static inline __attribute__((always_inline)) void
+answer_refuse(server *s, conn *c, const obspam_verdict *v,
+              const obspam_message *m) {
   char *line = answer_at(c);
   int code;
   size_t n;
@@ -645,7 +646,8 @@ static int ask(server *s, conn *c, int phase, unsigned k,
 /* ---- answers ------------------------------------------------------------ */
 
 static int conn_process(server *s, conn *c, int resumed);
-static void conn_parsed(server *s, conn *c, int completed);
+static inline __attribute__((always_inline)) void
+conn_parsed(server *s, conn *c, int completed);
 
 /* The end of an answered request: what the rules remember, and the
    decision in the metrics. */
@@ -946,7 +948,8 @@ static int out_room(const conn *c) {
 /* After c's input was parsed as far as it goes (conn_process): its
    deadline, and its answers to write at the end of the round.
    completed: whether a request was answered in this round. */
-static void conn_parsed(server *s, conn *c, int completed) {
+static inline __attribute__((always_inline)) void
+conn_parsed(server *s, conn *c, int completed) {
   if (c->in_off == c->in_len)
     c->in_off = c->in_len = 0;
   /* The time a decision takes is the server's, not the client's: no
