@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -875,11 +876,32 @@ static int answer(server *s, conn *c) {
              : -1;
 }
 
+/* recv and send as plain system calls. glibc's recv and send are
+   cancellation points: in a process with other threads, each call turns
+   asynchronous cancellation on and off around the system call, some 35
+   instructions a call and 70 a request, for a loop that no thread ever
+   cancels. A system without those two calls of their own (32-bit x86's
+   socketcall) keeps the wrappers. */
+static ssize_t sock_recv(int fd, void *buf, size_t len) {
+#ifdef SYS_recvfrom
+  return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+#else
+  return recv(fd, buf, len, 0);
+#endif
+}
+
+static ssize_t sock_send(int fd, const void *buf, size_t len) {
+#ifdef SYS_sendto
+  return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+#else
+  return send(fd, buf, len, MSG_NOSIGNAL);
+#endif
+}
+
 /* Writes what it can of the pending answers. Returns -1 on a dead peer. */
 static int conn_flush(conn *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n =
-        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    ssize_t n = sock_send(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 
     if (n < 0) {
       if (errno == EINTR)
@@ -1131,7 +1153,7 @@ static int conn_readable(server *s, conn *c) {
   if (c->in_off < c->in_len)
     return 0; /* still parsing what came before */
   do
-    n = recv(c->fd, c->in, sizeof(c->in), 0);
+    n = sock_recv(c->fd, c->in, sizeof(c->in));
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return 0;
