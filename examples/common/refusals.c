@@ -111,7 +111,8 @@ void obspamd_refusal_log_interval(int seconds) {
 
 /* XXH3 over the name, seeded with a value drawn once per process and
    the kind; never 0, which marks a free slot. With lock held. */
-static uint64_t hash_of(int kind, const char *name, size_t len) {
+static inline __attribute__((always_inline)) uint64_t
+hash_of(int kind, const char *name, size_t len) {
   uint64_t h;
 
   if (seed == 0) {
@@ -286,9 +287,10 @@ static int same_words(const tracked *e, const words *w) {
 
 /* obspamd_refusal at now_ms (-1: the clock); held: whether the caller
    holds the lock (obspamd_refusals_hold). */
-static size_t refusal(const obspam_verdict *v, const obspam_message *m,
-                      int reject, int unit, const char *queue_id, int *code,
-                      char *buf, size_t size, int64_t now_ms, int held) {
+static inline __attribute__((always_inline)) size_t
+refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
+        const char *queue_id, int *code, char *buf, size_t size, int64_t now_ms,
+        int held) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
   int counted = 0;
   words w;
