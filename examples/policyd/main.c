@@ -731,8 +731,9 @@ static void rcpt_forward_probed(server *s, conn *c, int rc,
    message about. Returns 0, or -1 when it must not be answered (the
    protocol then asks for a closed connection, and Postfix applies its
    smtpd_policy_service_default_action). */
-static int answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
-                          const obspam_message *about) {
+static inline __attribute__((always_inline)) int
+answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
+               const obspam_message *about) {
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per
        episode, not one per request. */
