@@ -605,9 +605,9 @@ static int out_of_memory(const conn *c) {
    decided (how[j], NULL for 0) into vs[j], or into the batch's own
    verdicts when vs is NULL. c waits for them (phase). Returns -1 when
    no batch can be had (out of memory). */
-static int ask(server *s, conn *c, int phase, unsigned k,
-               const obspam_message *msgs, const uint32_t *how,
-               obspam_verdict *vs) {
+static inline __attribute__((always_inline)) int
+ask(server *s, conn *c, int phase, unsigned k, const obspam_message *msgs,
+    const uint32_t *how, obspam_verdict *vs) {
   batch *b;
   unsigned j;
 
