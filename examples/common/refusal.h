@@ -5,6 +5,7 @@
 #define OBSPAMD_REFUSAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "obspam.h"
 
@@ -125,6 +126,19 @@ void obspamd_log_refusal(const obspam_verdict *v, const obspam_message *m,
 size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
                        int reject, int unit, const char *queue_id, int *code,
                        char *buf, size_t size);
+/* A thread that answers refusals one after the other (the policy server's
+   loop, a batch of requests at a time) takes the lock of their table once
+   for all of them: obspamd_refusals_hold before the first,
+   obspamd_refusal_held for each (obspamd_refusal without the lock), then
+   obspamd_refusals_release. Meanwhile the refusals of other threads and
+   the flush of obspamd_tick wait: hold it for a batch, not longer. now_ms
+   is the time of the refusal on the clock of obspamd_now_ms, as the
+   caller read it for the batch (-1: read here). */
+void obspamd_refusals_hold(void);
+size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
+                            int reject, int unit, const char *queue_id,
+                            int *code, char *buf, size_t size, int64_t now_ms);
+void obspamd_refusals_release(void);
 /* The interval of those lines in seconds (--refusal-log-interval); 0
    logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
 #define OBSPAMD_REFUSAL_LOG_INTERVAL 10

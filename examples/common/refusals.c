@@ -111,7 +111,8 @@ void obspamd_refusal_log_interval(int seconds) {
 
 /* XXH3 over the name, seeded with a value drawn once per process and
    the kind; never 0, which marks a free slot. With lock held. */
-static uint64_t hash_of(int kind, const char *name, size_t len) {
+static inline __attribute__((always_inline)) uint64_t
+hash_of(int kind, const char *name, size_t len) {
   uint64_t h;
 
   if (seed == 0) {
@@ -219,8 +220,9 @@ static void count(tracked *e, const char *queue_id) {
    with lock held. *counted: whether it was only counted (else its line
    is logged whole). Returns the object's entry, or NULL for an object
    the table has no room for. */
-static tracked *account(int kind, const char *object, const char *queue_id,
-                        int64_t now_ms, int64_t every, int *counted) {
+static inline __attribute__((always_inline)) tracked *
+account(int kind, const char *object, const char *queue_id, int64_t now_ms,
+        int64_t every, int *counted) {
   size_t len = strnlen(object, NAME_SIZE - 1), i;
   uint64_t h = hash_of(kind, object, len);
   tracked *e;
@@ -283,15 +285,12 @@ static int same_words(const tracked *e, const words *w) {
          e->wait == w->wait && e->how == w->how;
 }
 
-size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
-                       int reject, int unit, const char *queue_id, int *code,
-                       char *buf, size_t size) {
-  return obspamd__refusal_at(v, m, reject, unit, queue_id, code, buf, size, -1);
-}
-
-size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
-                           int reject, int unit, const char *queue_id,
-                           int *code, char *buf, size_t size, int64_t now_ms) {
+/* obspamd_refusal at now_ms (-1: the clock); held: whether the caller
+   holds the lock (obspamd_refusals_hold). */
+static inline __attribute__((always_inline)) size_t
+refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
+        const char *queue_id, int *code, char *buf, size_t size, int64_t now_ms,
+        int held) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
   int counted = 0;
   words w;
@@ -320,7 +319,8 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
                 (unsigned)obspamd_refusal_reason(v, m) << WORDS_REASON_AT);
   if (now_ms < 0)
     now_ms = coarse_ms();
-  pthread_mutex_lock(&lock);
+  if (!held)
+    pthread_mutex_lock(&lock);
   e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
   if (e != NULL && !same_words(e, &w)) {
     /* The words changed (for the wait: once a second under a minute,
@@ -344,7 +344,8 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
     if (code != NULL)
       *code = e->text_code;
   }
-  pthread_mutex_unlock(&lock);
+  if (!held)
+    pthread_mutex_unlock(&lock);
   if (e == NULL) {
     obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
     n = strlen(buf);
@@ -352,6 +353,28 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
   if (!counted)
     obspamd__refusal_line(v, m, unit, queue_id);
   return n;
+}
+
+size_t obspamd_refusal(const obspam_verdict *v, const obspam_message *m,
+                       int reject, int unit, const char *queue_id, int *code,
+                       char *buf, size_t size) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, -1, 0);
+}
+
+size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
+                           int reject, int unit, const char *queue_id,
+                           int *code, char *buf, size_t size, int64_t now_ms) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 0);
+}
+
+void obspamd_refusals_hold(void) { pthread_mutex_lock(&lock); }
+
+void obspamd_refusals_release(void) { pthread_mutex_unlock(&lock); }
+
+size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
+                            int reject, int unit, const char *queue_id,
+                            int *code, char *buf, size_t size, int64_t now_ms) {
+  return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 1);
 }
 
 /* Frees slot i and moves back the entries of its probe run that would no

@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -339,13 +340,20 @@ typedef struct server {
   /* When settle took the batch being answered: the end of the time its
      requests took, for the metrics (one clock read per batch instead of
      one per request; the answers are written in place in the same
-     microseconds). */
+     microseconds), and the time of its refusals in their log lines'
+     intervals (obspamd_refusal_held), in milliseconds. */
   double decided_us;
+  int64_t decided_ms;
   /* The action and the unit of the configuration (obspamd_reject,
      obspamd_unit) as the round began: what the round's refusals say; and
      whether it may declare forwards or lists (obspamd_marks): the round's
      requests look up only those it may declare. */
   int reject, unit, marks;
+  /* Whether the loop holds the lock of the refusals' table
+     (obspamd_refusals_hold): taken at the first refusal of a batch being
+     answered, and released when its answers are made (settle), so that a
+     flood takes it once a batch instead of once a refusal. */
+  int refusals_held;
 } server;
 
 /* Takes c off list l, if it is on it. */
@@ -490,15 +498,20 @@ static void answer_dunno(conn *c) {
 /* "action=451 4.7.1 ...\n\n": in a flood every request is answered so,
    and the text is copied from what was written for the object's last
    refusal while its words stay the same. */
-static void answer_refuse(server *s, conn *c, const obspam_verdict *v,
-                          const obspam_message *m) {
+static inline __attribute__((always_inline)) void
+answer_refuse(server *s, conn *c, const obspam_verdict *v,
+              const obspam_message *m) {
   char *line = answer_at(c);
   int code;
   size_t n;
 
-  n = obspamd_refusal(v, m, s->reject, s->unit,
-                      policy_get(&c->req, POLICY_QUEUE_ID), &code,
-                      line + RULES_TEXT_AT, RULES_TEXT_MAX);
+  if (!s->refusals_held) {
+    obspamd_refusals_hold();
+    s->refusals_held = 1;
+  }
+  n = obspamd_refusal_held(v, m, s->reject, s->unit,
+                           rules_attr(&c->req, POLICY_QUEUE_ID), &code,
+                           line + RULES_TEXT_AT, RULES_TEXT_MAX, s->decided_ms);
   answered(c, rules_reply(line, code, n));
 }
 
@@ -592,9 +605,9 @@ static int out_of_memory(const conn *c) {
    decided (how[j], NULL for 0) into vs[j], or into the batch's own
    verdicts when vs is NULL. c waits for them (phase). Returns -1 when
    no batch can be had (out of memory). */
-static int ask(server *s, conn *c, int phase, unsigned k,
-               const obspam_message *msgs, const uint32_t *how,
-               obspam_verdict *vs) {
+static inline __attribute__((always_inline)) int
+ask(server *s, conn *c, int phase, unsigned k, const obspam_message *msgs,
+    const uint32_t *how, obspam_verdict *vs) {
   batch *b;
   unsigned j;
 
@@ -634,13 +647,14 @@ static int ask(server *s, conn *c, int phase, unsigned k,
 /* ---- answers ------------------------------------------------------------ */
 
 static int conn_process(server *s, conn *c, int resumed);
-static void conn_parsed(server *s, conn *c, int completed);
+static inline __attribute__((always_inline)) void
+conn_parsed(server *s, conn *c, int completed);
 
 /* The end of an answered request: what the rules remember, and the
    decision in the metrics. */
 static void request_end(server *s, conn *c, int refused,
                         const obspam_verdict *v, const obspam_message *about) {
-  if (rules_end(c->step, policy_get(&c->req, POLICY_INSTANCE), refused,
+  if (rules_end(c->step, rules_attr(&c->req, POLICY_INSTANCE), refused,
                 &c->mem))
     obspamd_metrics_decision(&s->svc.metrics, v, about,
                              s->decided_us - c->asked_us);
@@ -717,8 +731,9 @@ static void rcpt_forward_probed(server *s, conn *c, int rc,
    message about. Returns 0, or -1 when it must not be answered (the
    protocol then asks for a closed connection, and Postfix applies its
    smtpd_policy_service_default_action). */
-static int answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
-                          const obspam_message *about) {
+static inline __attribute__((always_inline)) int
+answer_decided(server *s, conn *c, int rc, const obspam_verdict *v,
+               const obspam_message *about) {
   if (rc != OBSPAM_OK) {
     /* The shared store down (store-fallback defer): one line per
        episode, not one per request. */
@@ -851,7 +866,10 @@ static int answer(server *s, conn *c) {
     obspamd_mark_list(s->svc.engine, &c->m);
   c->step = step;
   c->asked_us = s->woke_us;
-  if (step == RULES_DECIDE)
+  /* A message with no forward kept, under a configuration without
+     forwards, is one decision: what ask_message would find out. */
+  if (step == RULES_DECIDE &&
+      (c->mem.fw.n != 0 || (s->marks & OBSPAMD_MARK_FORWARDS)))
     return ask_message(s, c);
   return ask(s, c, PHASE_MAIN, 1, &c->m, step == RULES_CHECK ? &dry : NULL,
              NULL) == 0
@@ -859,11 +877,32 @@ static int answer(server *s, conn *c) {
              : -1;
 }
 
+/* recv and send as plain system calls. glibc's recv and send are
+   cancellation points: in a process with other threads, each call turns
+   asynchronous cancellation on and off around the system call, some 35
+   instructions a call and 70 a request, for a loop that no thread ever
+   cancels. A system without those two calls of their own (32-bit x86's
+   socketcall) keeps the wrappers. */
+static ssize_t sock_recv(int fd, void *buf, size_t len) {
+#ifdef SYS_recvfrom
+  return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+#else
+  return recv(fd, buf, len, 0);
+#endif
+}
+
+static ssize_t sock_send(int fd, const void *buf, size_t len) {
+#ifdef SYS_sendto
+  return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+#else
+  return send(fd, buf, len, MSG_NOSIGNAL);
+#endif
+}
+
 /* Writes what it can of the pending answers. Returns -1 on a dead peer. */
 static int conn_flush(conn *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n =
-        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    ssize_t n = sock_send(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 
     if (n < 0) {
       if (errno == EINTR)
@@ -932,7 +971,8 @@ static int out_room(const conn *c) {
 /* After c's input was parsed as far as it goes (conn_process): its
    deadline, and its answers to write at the end of the round.
    completed: whether a request was answered in this round. */
-static void conn_parsed(server *s, conn *c, int completed) {
+static inline __attribute__((always_inline)) void
+conn_parsed(server *s, conn *c, int completed) {
   if (c->in_off == c->in_len)
     c->in_off = c->in_len = 0;
   /* The time a decision takes is the server's, not the client's: no
@@ -1032,8 +1072,13 @@ static void settle(server *s) {
 
       rev = b->next;
       s->decided_us = obspamd_now_us();
+      s->decided_ms = (int64_t)(s->decided_us / 1000);
       for (i = 0; i < b->n; i += b->span[i])
         decided(s, b->owner[i], b, i, b->span[i]);
+      if (s->refusals_held) {
+        obspamd_refusals_release();
+        s->refusals_held = 0;
+      }
       obspamd_store_leave(&s->svc, b->ticket);
       s->handed--;
       if (s->nspare < SPARE_MAX) {
@@ -1109,7 +1154,7 @@ static int conn_readable(server *s, conn *c) {
   if (c->in_off < c->in_len)
     return 0; /* still parsing what came before */
   do
-    n = recv(c->fd, c->in, sizeof(c->in), 0);
+    n = sock_recv(c->fd, c->in, sizeof(c->in));
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return 0;

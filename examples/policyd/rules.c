@@ -35,7 +35,7 @@ static void remember(char *kept, const char *instance) {
 rules_step rules_begin(const policy_req *r, int checked_peer,
                        const rules_memory *mem, obspam_message *m) {
   enum policy_stage stage = policy_message(r, m);
-  const char *instance = policy_get(r, POLICY_INSTANCE);
+  const char *instance = rules_attr(r, POLICY_INSTANCE);
 
   /* A submitter's uid is believed only from a peer whose credentials
      were checked (an MTA such as Exim, allowed with --allow-user): over
@@ -70,7 +70,7 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
 }
 
 uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem) {
-  const char *instance = policy_get(r, POLICY_INSTANCE);
+  const char *instance = rules_attr(r, POLICY_INSTANCE);
   uint32_t sent = policy_recipient_count(r);
 
   if (!same_message(instance, mem->counted)) {
@@ -118,7 +118,7 @@ int rules_end(rules_step step, const char *instance, int refused,
 
 const char *rules_recipient(const policy_req *r, rules_step step,
                             const rules_memory *mem) {
-  const char *rcpt = policy_get(r, POLICY_RECIPIENT);
+  const char *rcpt = rules_attr(r, POLICY_RECIPIENT);
 
   if (rcpt == NULL || rcpt[0] == '\0')
     return NULL;
@@ -127,7 +127,7 @@ const char *rules_recipient(const policy_req *r, rules_step step,
   if (step == RULES_PROBE || step == RULES_CHECK)
     return rcpt;
   if (step == RULES_DECIDE && policy_recipient_count(r) <= 1 &&
-      !same_message(policy_get(r, POLICY_INSTANCE), mem->counted))
+      !same_message(rules_attr(r, POLICY_INSTANCE), mem->counted))
     return rcpt;
   return NULL;
 }
@@ -148,7 +148,7 @@ const obspamd_forwards *rules_forwards(const policy_req *r,
   /* Nothing kept, the usual case: the instance need not be compared. */
   if (mem->fw.n == 0)
     return &none;
-  return same_message(policy_get(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
+  return same_message(rules_attr(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
                                                                     : &none;
 }
 
@@ -159,12 +159,20 @@ size_t rules_reply(char *line, int code, size_t text_len) {
     memcpy(line, "action=DUNNO\n\n", 14);
     return 14;
   }
-  /* Put together by hand: in a flood every request is answered so. */
-  memcpy(line, "action=", 7);
-  line[7] = (char)('0' + code / 100);
-  line[8] = (char)('0' + code / 10 % 10);
-  line[9] = (char)('0' + code % 10);
-  line[10] = ' ';
+  /* Put together by hand: in a flood every request is answered so, and
+     the codes of a refusal (451, 550) are copied whole rather than
+     computed digit by digit. */
+  if (code == 451) {
+    memcpy(line, "action=451 ", 11);
+  } else if (code == 550) {
+    memcpy(line, "action=550 ", 11);
+  } else {
+    memcpy(line, "action=", 7);
+    line[7] = (char)('0' + code / 100);
+    line[8] = (char)('0' + code / 10 % 10);
+    line[9] = (char)('0' + code % 10);
+    line[10] = ' ';
+  }
   line[n++] = '\n';
   line[n++] = '\n';
   return n;

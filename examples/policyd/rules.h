@@ -58,6 +58,13 @@ typedef struct rules_memory {
 /* Resets the memory of a new connection. */
 void rules_memory_init(rules_memory *mem);
 
+/* policy_get(r, a) for one of the attributes the rules and the server
+   read (a valid a), without a call: a position-independent build calls
+   the exported policy_get through the PLT, three times a request. */
+static inline const char *rules_attr(const policy_req *r, enum policy_attr a) {
+  return r->attr[a].present ? r->attr[a].text : NULL;
+}
+
 /* Decides the step for the complete request r and fills m (initialised by
    the caller with OBSPAM_MESSAGE_INIT) with the message to give the
    engine: with RULES_PROBE and RULES_CHECK, recipients is 1 (too early to

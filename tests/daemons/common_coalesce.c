@@ -525,3 +525,44 @@ Test(coalesce, text_kept_with_the_object) {
     free(log);
   }
 }
+
+/* The refusals a thread answers under one hold of the table's lock
+   (obspamd_refusals_hold, as the policy server's loop does a batch at a
+   time) say what obspamd_refusal says and are counted with its refusals
+   of the same object: the first logged whole, the others counted. */
+Test(coalesce, held_refusals_as_the_others) {
+  obspam_verdict v =
+      refused_verdict(OBSPAM_MAILBOX, "held@example.com", 1, 1, 60, 0);
+  obspam_message m = OBSPAM_MESSAGE_INIT;
+  static const char summary[] =
+      "refuse kind=mailbox object=held@example.com more=3 seconds=";
+  char got[OBSPAMD_REFUSAL_MAX + 1], want[OBSPAMD_REFUSAL_MAX + 1];
+  int i, code = 0, want_code = 0;
+  size_t n;
+  char *log;
+
+  obspamd_refusal_text_msg(&v, &m, 0, 0, &want_code, want, sizeof(want));
+  obspamd_refusals_hold();
+  for (i = 0; i < 3; i++) {
+    code = 0;
+    n = obspamd_refusal_held(&v, &m, 0, 0, "Q1", &code, got, sizeof(got),
+                             i == 0 ? -1 : obspamd_now_ms());
+    cr_assert_str_eq(got, want, "refusal %d", i);
+    cr_assert_eq(n, strlen(want), "refusal %d", i);
+    cr_assert_eq(code, want_code, "refusal %d", i);
+  }
+  obspamd_refusals_release();
+  n = obspamd_refusal(&v, &m, 0, 0, "Q2", &code, got, sizeof(got));
+  cr_assert_str_eq(got, want);
+  cr_assert_eq(n, strlen(want));
+  log = new_lines();
+  cr_assert_eq(count_in(log, "object=held@example.com limit=1"), 1, "%s", log);
+  cr_assert_eq(count_in(log, "queue_id=Q1 "), 1, "%s", log);
+  free(log);
+  obspamd__refusals_flush(obspamd_now_ms(), 1);
+  log = new_lines();
+  cr_assert(strncmp(log, summary, strlen(summary)) == 0, "%s", log);
+  cr_assert_not_null(strstr(log, " first_queue_id=Q1\n"), "%s", log);
+  cr_assert_eq(count_in(log, "\n"), 1, "%s", log);
+  free(log);
+}

@@ -206,6 +206,22 @@ Test(rules, refusal_reply) {
   cr_assert_str_eq(line, "action=550 5.7.1 no\n\n");
 }
 
+/* The codes copied whole (451, 550) and those written digit by digit
+   give the same line: every code an answer may carry. */
+Test(rules, every_code_written_as_printed) {
+  char line[RULES_REPLY_MAX], want[32];
+  int code;
+  size_t n;
+
+  for (code = 100; code <= 599; code++) {
+    memcpy(line + RULES_TEXT_AT, "t", 1);
+    n = rules_reply(line, code, 1);
+    snprintf(want, sizeof(want), "action=%d t\n\n", code);
+    cr_assert_eq(n, strlen(want), "code %d", code);
+    cr_assert_eq(memcmp(line, want, n), 0, "code %d", code);
+  }
+}
+
 Test(rules, longest_refusal_fits) {
   char line[RULES_REPLY_MAX];
   size_t n;
