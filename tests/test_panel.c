@@ -662,19 +662,44 @@ Test(reset, kept_by_a_reload, .init = setup, .fini = teardown) {
 /* ---- the name order ------------------------------------------------------
  */
 
-/* The names of the tree's name order of kind, joined by blanks (read
-   inside the library: no enumeration has run). */
+/* The names of the library's name order of kind into out (room for
+   max), read inside the library (no enumeration has run); how many.
+   Asserts the shape of the blocks on the way: none empty or over full,
+   no mark left, and their counts adding up to the order's. */
+static size_t order_names(int kind, const char **out, size_t max) {
+  const obspam__sorted *s = obspam__tree_sorted(&e->conf->tree, kind);
+  obspam__spos at = {0, 0};
+  obspam__obj *o;
+  size_t n = 0, sum = 0;
+
+  for (size_t b = 0; b < s->nb; b++) {
+    cr_assert(s->b[b]->n >= 1 && s->b[b]->n <= OBSPAM__BLOCK,
+              "block %zu of %zu holds %zu", b, s->nb, s->b[b]->n);
+    cr_assert_eq(s->b[b]->marks, 0);
+    sum += s->b[b]->n;
+  }
+  cr_assert_eq(sum, s->n, "kind %d: blocks hold %zu, the order %zu", kind, sum,
+               s->n);
+  for (; (o = obspam__sorted_at(s, at)) != NULL; obspam__sorted_next(s, &at)) {
+    cr_assert_eq((uintptr_t)o & 1u, 0);
+    cr_assert_lt(n, max);
+    out[n++] = o->name;
+  }
+  cr_assert_eq(n, s->n);
+  return n;
+}
+
 /* Asserts that the library's name order of kind is want (the names
    separated by spaces). */
 static void order_is(int kind, const char *want) {
-  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, kind);
+  static const char *names[4096];
   static char text[1 << 16];
-  size_t len = 0;
+  size_t len = 0, n = order_names(kind, names, 4096);
 
   text[0] = '\0';
-  for (size_t i = 0; i < o->n && len < sizeof(text); i++)
+  for (size_t i = 0; i < n && len < sizeof(text); i++)
     len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s",
-                            i ? " " : "", o->v[i]->name);
+                            i ? " " : "", names[i]);
   cr_assert_str_eq(text, want, "order of kind %d", kind);
 }
 
@@ -786,10 +811,11 @@ Test(order, many_sharing_long_prefixes, .init = setup, .fini = teardown) {
   OK(obspam_load_config_string(e, conf));
   free(conf);
   qsort(want, N, sizeof(want[0]), by_strcmp);
-  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
-  cr_assert_eq(o->n, (size_t)N);
+  static const char *got[N];
+
+  cr_assert_eq(order_names(OBSPAM_MAILBOX, got, N), (size_t)N);
   for (size_t i = 0; i < N; i++)
-    cr_assert_str_eq(o->v[i]->name, want[i], "at %zu", i);
+    cr_assert_str_eq(got[i], want[i], "at %zu", i);
 }
 
 /* ---- the name order against a model --------------------------------------
@@ -1047,14 +1073,13 @@ Test(order, kept_by_changes_against_a_model, .init = setup, .fini = teardown) {
       model_reload();
       /* The reload made the order: right after it, before any page. */
       for (int kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_DOMAIN; kind++) {
-        static const char *want[M_MAX];
+        static const char *want[M_MAX], *got[M_MAX];
 
         size_t n = model_names(kind, want);
-        const obspam__sorted *s = obspam__tree_sorted(&e->conf->tree, kind);
 
-        cr_assert_eq(s->n, n);
+        cr_assert_eq(order_names(kind, got, M_MAX), n);
         for (size_t i = 0; i < n; i++)
-          cr_assert_str_eq(s->v[i]->name, want[i]);
+          cr_assert_str_eq(got[i], want[i]);
       }
     }
     if (step % 500 == 0)
