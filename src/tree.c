@@ -296,12 +296,18 @@ int obspam__tree_reserve(obspam__tree *t, int kind) {
 
 /* Puts o, just put into its index, into its name order (room is
    reserved): a binary search over the blocks, then one in the block,
-   and a move of the rest of that block. A full block is first split in
-   two halves, the spare taking the upper one. */
+   and a move of the rest of that block. A full block is first split
+   where the name goes, but into parts of a quarter of a block at least.
+   A name after the last of a full block goes alone into a new block
+   instead, or to the front of the next block when that holds less than
+   a quarter. So names added in order, or in a few runs of order (a
+   panel or a program that builds a tree name by name), leave blocks
+   full or three quarters full where halves would leave them half
+   full, and no split makes a small block beside another. */
 static void order_put(obspam__tree *t, obspam__obj *o) {
   obspam__sorted *s = &t->sorted[o->kind];
   obspam__block *k, *up;
-  size_t at, i;
+  size_t at, i, keep;
 
   if (t->bulk)
     return;
@@ -312,16 +318,24 @@ static void order_put(obspam__tree *t, obspam__obj *o) {
   at = block_of(s, o->name);
   k = s->b[at];
   i = slot_of(k, o->name, 0);
-  if (k->n == OBSPAM__BLOCK) {
+  if (i == OBSPAM__BLOCK && at + 1 < s->nb &&
+      s->b[at + 1]->n < OBSPAM__BLOCK / 4) {
+    k = s->b[at + 1];
+    i = 0;
+  } else if (k->n == OBSPAM__BLOCK) {
+    keep = i == OBSPAM__BLOCK          ? OBSPAM__BLOCK
+           : i < OBSPAM__BLOCK / 4     ? OBSPAM__BLOCK / 4
+           : i > 3 * OBSPAM__BLOCK / 4 ? 3 * OBSPAM__BLOCK / 4
+                                       : i;
     up = s->spare;
     s->spare = NULL;
-    up->n = OBSPAM__BLOCK / 2;
-    memcpy(up->v, &k->v[OBSPAM__BLOCK / 2], up->n * sizeof(k->v[0]));
-    k->n = OBSPAM__BLOCK / 2;
+    up->n = OBSPAM__BLOCK - keep;
+    memcpy(up->v, &k->v[keep], up->n * sizeof(k->v[0]));
+    k->n = keep;
     memmove(&s->b[at + 2], &s->b[at + 1], (s->nb - at - 1) * sizeof(s->b[0]));
     s->b[at + 1] = up;
     s->nb++;
-    if (i > k->n) {
+    if (i > k->n || i == OBSPAM__BLOCK) {
       i -= k->n;
       k = up;
     }

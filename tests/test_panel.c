@@ -1142,8 +1142,9 @@ static void blocks_check(const char *alive, const char *what) {
 /* Thousands of mailboxes added one by one in random order (the blocks
    split, again and again), removed one by one in random order (they
    merge), a third of them at once with their domain (one pass over every
-   block), and added again after a reload (blocks three quarters full):
-   the order and every page are the model's at every step checked. */
+   block), added again after a reload (blocks three quarters full), all
+   removed and added in name order (full blocks): the order and every
+   page are the model's at every step checked. */
 Test(order, blocks_split_and_merge_against_a_model, .init = setup,
      .fini = teardown) {
   static char alive[B_MAX];
@@ -1236,4 +1237,14 @@ Test(order, blocks_split_and_merge_against_a_model, .init = setup,
   blocks_check(alive, "after removing all");
   s = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
   cr_assert_eq(s->nb, 0);
+  /* Added in name order, they fill every block but the last. */
+  for (int i = 0; i < B_MAX; i++) {
+    if (i % 3 == 1) /* d1.test is no more */
+      continue;
+    block_name(name, sizeof(name), i);
+    OK(obspam_add(e, OBSPAM_MAILBOX, name, NULL));
+    alive[i] = 1;
+  }
+  blocks_check(alive, "after additions in order");
+  cr_assert_eq(s->nb, (s->n + OBSPAM__BLOCK - 1) / OBSPAM__BLOCK);
 }
