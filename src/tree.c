@@ -137,9 +137,8 @@ static void sort_names(keyed *v, size_t n, size_t depth, sorting *s) {
 
 void obspam__tree_bulk(obspam__tree *t) { t->bulk = 1; }
 
-/* A parsed tree's blocks are filled to three quarters: the first
-   additions after a load move a quarter of a block at most and split
-   none. */
+/* A parsed tree's blocks are filled to three quarters, so that the
+   first additions after a load split none. */
 #define FILL (3 * OBSPAM__BLOCK / 4)
 
 static obspam__block *block_new(void) {
