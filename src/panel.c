@@ -128,28 +128,22 @@ static void walk(const query *q, obspam__obj *o) {
 }
 
 /* The declared objects of a page. Without a parent, the tree's name
-   order gives them from the cursor on: a binary search, then as many as
-   the page takes (more when the flags skip some). */
+   order gives them from the cursor on: a binary search over its blocks
+   and one in a block, then as many as the page takes (more when the
+   flags skip some). */
 static void pick_declared(const query *q, const obspam__tree *t) {
   const obspam__sorted *s = obspam__tree_sorted(t, q->kind);
-  size_t lo, hi;
+  obspam__spos at;
+  obspam__obj *o;
 
   if (q->parent != NULL) {
     walk(q, (obspam__obj *)q->parent);
     return;
   }
-  lo = 0;
-  hi = s->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-
-    if (strcmp(s->v[mid]->name, q->p->after) > 0)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  for (; lo < s->n && q->p->n < q->p->max; lo++)
-    consider(q, s->v[lo], 0);
+  at = obspam__sorted_after(s, q->p->after);
+  for (; (o = obspam__sorted_at(s, at)) != NULL && q->p->n < q->p->max;
+       obspam__sorted_next(s, &at))
+    consider(q, o, 0);
   picker_cut(q->p); /* in order already: it sets the bound */
 }
 

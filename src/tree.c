@@ -137,11 +137,47 @@ static void sort_names(keyed *v, size_t n, size_t depth, sorting *s) {
 
 void obspam__tree_bulk(obspam__tree *t) { t->bulk = 1; }
 
+/* A parsed tree's blocks are filled to three quarters, so that the
+   first additions after a load split none. */
+#define FILL (3 * OBSPAM__BLOCK / 4)
+
+static obspam__block *block_new(void) {
+  obspam__block *k = malloc(sizeof(*k));
+
+  if (k != NULL)
+    k->n = k->marks = 0;
+  return k;
+}
+
+/* Cuts the sorted objects v[0..n) of one kind into blocks: OBSPAM_OK or
+   OBSPAM_ENOMEM (then the blocks made so far are s's, for the tree's
+   free). */
+static int order_fill(obspam__sorted *s, const keyed *v, size_t n) {
+  size_t nb = (n + FILL - 1) / FILL, i;
+
+  if ((s->b = malloc(nb * sizeof(*s->b))) == NULL)
+    return OBSPAM_ENOMEM;
+  s->bcap = nb;
+  for (i = 0; i < n; i++) {
+    obspam__block *k;
+
+    if (i % FILL == 0) {
+      if ((s->b[s->nb] = block_new()) == NULL)
+        return OBSPAM_ENOMEM;
+      s->nb++;
+    }
+    k = s->b[s->nb - 1];
+    k->v[k->n++] = v[i].o;
+  }
+  s->n = n;
+  return OBSPAM_OK;
+}
+
 int obspam__tree_order(obspam__tree *t) {
   sorting *s = malloc(sizeof(*s));
   keyed *v = NULL;
   size_t most = 0, i, n;
-  int kind;
+  int kind, rc = OBSPAM_OK;
 
   for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++)
     if (t->index[kind].n > most)
@@ -150,27 +186,21 @@ int obspam__tree_order(obspam__tree *t) {
     free(s);
     return OBSPAM_ENOMEM;
   }
-  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
+  for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX && rc == OBSPAM_OK; kind++) {
     const obspam__index *x = &t->index[kind];
-    obspam__sorted *o = &t->sorted[kind];
 
     if (x->n == 0)
       continue;
-    if ((o->v = malloc(x->n * sizeof(o->v[0]))) == NULL)
-      break;
-    o->cap = x->n;
     for (i = 0, n = 0; i <= x->mask; i++)
       if (x->slot[i].obj != NULL)
         v[n++].o = x->slot[i].obj;
     sort_names(v, n, 0, s);
-    for (i = 0; i < n; i++)
-      o->v[i] = v[i].o;
-    o->n = n;
+    rc = order_fill(&t->sorted[kind], v, n);
   }
   free(s);
   free(v);
-  if (kind <= OBSPAM_MAILBOX)
-    return OBSPAM_ENOMEM;
+  if (rc != OBSPAM_OK)
+    return rc;
   t->bulk = 0;
   return OBSPAM_OK;
 }
@@ -181,27 +211,43 @@ const obspam__sorted *obspam__tree_sorted(const obspam__tree *t, int kind) {
 
 /* While a subtree is removed, its objects are first marked in their
    name order, while every name can still be read: the low bit of the
-   pointer, which the alignment of an object leaves clear. The marked
-   ones are then dropped in one pass per kind, from the first mark on,
-   and only then are the objects freed. So removing a subscription with
-   10,000 mailboxes moves the order of the mailboxes once, not 10,000
-   times. */
+   pointer, which the alignment of an object leaves clear, counted in
+   the block's marks. The marked ones are then dropped in one pass per
+   kind over the blocks that hold them, and only then are the objects
+   freed. So removing a subscription with 10,000 mailboxes reads the
+   blocks of those mailboxes once each. */
 static int marked(const obspam__obj *o) { return ((uintptr_t)o & 1u) != 0; }
 
 static obspam__obj *unmarked(obspam__obj *o) {
   return (obspam__obj *)((uintptr_t)o & ~(uintptr_t)1);
 }
 
-/* The position of the first name in s after name, or of name itself:
-   where an object of that name is, or would go. Marks are read
-   through. */
-static size_t order_find(const obspam__sorted *s, const char *name) {
-  size_t lo = 0, hi = s->n;
+/* The block of s where name is or would go: the last one whose first
+   name is not after it, or the first. Marks are read through. */
+static size_t block_of(const obspam__sorted *s, const char *name) {
+  size_t lo = 1, hi = s->nb;
 
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
 
-    if (strcmp(unmarked(s->v[mid])->name, name) < 0)
+    if (strcmp(unmarked(s->b[mid]->v[0])->name, name) <= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo - 1;
+}
+
+/* The position in k of the first name after name (after != 0) or not
+   before it (after == 0). Marks are read through. */
+static size_t slot_of(const obspam__block *k, const char *name, int after) {
+  size_t lo = 0, hi = k->n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(unmarked(k->v[mid])->name, name);
+
+    if (c < 0 || (after && c == 0))
       lo = mid + 1;
     else
       hi = mid;
@@ -209,39 +255,97 @@ static size_t order_find(const obspam__sorted *s, const char *name) {
   return lo;
 }
 
+obspam__spos obspam__sorted_after(const obspam__sorted *s, const char *name) {
+  obspam__spos p = {0, 0};
+
+  if (s->nb == 0)
+    return p;
+  p.b = block_of(s, name);
+  p.i = slot_of(s->b[p.b], name, 1);
+  if (p.i == s->b[p.b]->n) {
+    p.b++;
+    p.i = 0;
+  }
+  return p;
+}
+
 int obspam__tree_reserve(obspam__tree *t, int kind) {
   obspam__sorted *s = &t->sorted[kind];
-  obspam__obj **v;
+  obspam__block **b;
   size_t cap;
 
   if (obspam__index_reserve(&t->index[kind]) != 0)
     return OBSPAM_ENOMEM;
-  if (t->bulk || s->n < s->cap)
+  if (t->bulk)
     return OBSPAM_OK;
-  cap = s->cap < 16 ? 16 : 2 * s->cap;
-  if (cap > SIZE_MAX / sizeof(*v) ||
-      (v = realloc(s->v, cap * sizeof(*v))) == NULL)
+  /* An addition needs at most one more block, and room for its
+     pointer. */
+  if (s->spare == NULL && (s->spare = block_new()) == NULL)
     return OBSPAM_ENOMEM;
-  s->v = v;
-  s->cap = cap;
+  if (s->nb < s->bcap)
+    return OBSPAM_OK;
+  cap = s->bcap < 8 ? 8 : 2 * s->bcap;
+  if (cap > SIZE_MAX / sizeof(*b) ||
+      (b = realloc(s->b, cap * sizeof(*b))) == NULL)
+    return OBSPAM_ENOMEM;
+  s->b = b;
+  s->bcap = cap;
   return OBSPAM_OK;
 }
 
 /* Puts o, just put into its index, into its name order (room is
-   reserved): a binary search and one move of the names after it. */
+   reserved): a binary search over the blocks, then one in the block,
+   and a move of the rest of that block. A full block is first split
+   where the name goes, but into parts of a quarter of a block at least.
+   A name after the last of a full block goes alone into a new block
+   instead, or to the front of the next block when that holds less than
+   a quarter. So names added in order, or in a few runs of order (a
+   panel or a program that builds a tree name by name), leave blocks
+   full or three quarters full where halves would leave them half
+   full, and no split makes a small block beside another. */
 static void order_put(obspam__tree *t, obspam__obj *o) {
   obspam__sorted *s = &t->sorted[o->kind];
-  size_t i;
+  obspam__block *k, *up;
+  size_t at, i, keep;
 
   if (t->bulk)
     return;
-  i = order_find(s, o->name);
-  memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(s->v[0]));
-  s->v[i] = o;
+  if (s->nb == 0) {
+    s->b[s->nb++] = s->spare;
+    s->spare = NULL;
+  }
+  at = block_of(s, o->name);
+  k = s->b[at];
+  i = slot_of(k, o->name, 0);
+  if (i == OBSPAM__BLOCK && at + 1 < s->nb &&
+      s->b[at + 1]->n < OBSPAM__BLOCK / 4) {
+    k = s->b[at + 1];
+    i = 0;
+  } else if (k->n == OBSPAM__BLOCK) {
+    keep = i == OBSPAM__BLOCK          ? OBSPAM__BLOCK
+           : i < OBSPAM__BLOCK / 4     ? OBSPAM__BLOCK / 4
+           : i > 3 * OBSPAM__BLOCK / 4 ? 3 * OBSPAM__BLOCK / 4
+                                       : i;
+    up = s->spare;
+    s->spare = NULL;
+    up->n = OBSPAM__BLOCK - keep;
+    memcpy(up->v, &k->v[keep], up->n * sizeof(k->v[0]));
+    k->n = keep;
+    memmove(&s->b[at + 2], &s->b[at + 1], (s->nb - at - 1) * sizeof(s->b[0]));
+    s->b[at + 1] = up;
+    s->nb++;
+    if (i > k->n || i == OBSPAM__BLOCK) {
+      i -= k->n;
+      k = up;
+    }
+  }
+  memmove(&k->v[i + 1], &k->v[i], (k->n - i) * sizeof(k->v[0]));
+  k->v[i] = o;
+  k->n++;
   s->n++;
 }
 
-/* The marks of one removal: by kind, how many and the lowest position
+/* The marks of one removal: by kind, how many and the lowest block
    marked (SIZE_MAX: none). */
 typedef struct marks {
   size_t n[5], first[5];
@@ -250,44 +354,101 @@ typedef struct marks {
 /* Marks o and its subtree in their name orders. */
 static void order_mark(obspam__tree *t, obspam__obj *o, marks *m) {
   obspam__sorted *s = &t->sorted[o->kind];
+  obspam__block *k;
   obspam__obj *c;
-  size_t i;
+  size_t at, i;
 
   for (c = o->child; c != NULL; c = c->next)
     order_mark(t, c, m);
-  i = order_find(s, o->name);
-  if (i == s->n || s->v[i] != o)
+  if (s->nb == 0)
+    return;
+  at = block_of(s, o->name);
+  k = s->b[at];
+  i = slot_of(k, o->name, 0);
+  if (i == k->n || k->v[i] != o)
     return; /* not in the order: nothing to drop */
-  s->v[i] = (obspam__obj *)((uintptr_t)o | 1u);
+  k->v[i] = (obspam__obj *)((uintptr_t)o | 1u);
+  k->marks++;
   m->n[o->kind]++;
-  if (i < m->first[o->kind])
-    m->first[o->kind] = i;
+  if (at < m->first[o->kind])
+    m->first[o->kind] = at;
+}
+
+/* A block no longer used: kept as the spare when there is none. */
+static void block_drop(obspam__sorted *s, obspam__block *k) {
+  if (s->spare == NULL) {
+    k->n = k->marks = 0;
+    s->spare = k;
+  } else
+    free(k);
+}
+
+/* Drops the marked objects of k, keeping the others' order. */
+static void block_pack(obspam__block *k) {
+  size_t i, j;
+
+  for (i = 0, j = 0; i < k->n; i++)
+    if (!marked(k->v[i]))
+      k->v[j++] = k->v[i];
+  k->n = j;
+  k->marks = 0;
+}
+
+/* Whether two neighbouring blocks are to become one: either holds less
+   than a quarter of a block and both fit in one. So no two neighbours
+   that a removal touched both hold less than a quarter. */
+static int mergeable(const obspam__block *a, const obspam__block *b) {
+  return a->n + b->n <= OBSPAM__BLOCK &&
+         (a->n < OBSPAM__BLOCK / 4 || b->n < OBSPAM__BLOCK / 4);
+}
+
+/* Appends the objects of b to a, and drops b. */
+static void merge(obspam__sorted *s, obspam__block *a, obspam__block *b) {
+  memcpy(&a->v[a->n], b->v, b->n * sizeof(b->v[0]));
+  a->n += b->n;
+  block_drop(s, b);
 }
 
 /* Drops the marked objects from every order, keeping the others' order:
-   each run of unmarked ones moves back over the marks before it, the
-   run after the last mark in one move without reading it. */
+   each block that holds marks is packed, then dropped when empty, or
+   merged with the block before it or the one after it (one without
+   marks) when they are mergeable. The blocks after the last mark move
+   back over the dropped ones in one move, and only when some were
+   dropped. */
 static void order_pack(obspam__tree *t, const marks *m) {
   int kind;
 
   for (kind = OBSPAM_PLAN; kind <= OBSPAM_MAILBOX; kind++) {
     obspam__sorted *s = &t->sorted[kind];
-    size_t left = m->n[kind], i = m->first[kind], j = i, run;
+    size_t left = m->n[kind], i = m->first[kind], j = i;
 
     if (left == 0)
       continue;
-    for (;;) {
-      for (; left > 0 && marked(s->v[i]); i++)
-        left--;
-      if (left == 0)
-        break;
-      for (run = i; !marked(s->v[i]); i++)
-        ;
-      memmove(&s->v[j], &s->v[run], (i - run) * sizeof(s->v[0]));
-      j += i - run;
+    s->n -= left;
+    for (; left > 0; i++) {
+      obspam__block *k = s->b[i];
+
+      if (k->marks == 0) {
+        s->b[j++] = k;
+        continue;
+      }
+      left -= k->marks;
+      block_pack(k);
+      if (k->n == 0)
+        block_drop(s, k);
+      else if (j > 0 && mergeable(s->b[j - 1], k))
+        merge(s, s->b[j - 1], k);
+      else
+        s->b[j++] = k;
+      /* The block now before the next one may be small, or next to a
+         small one that k separated from it. */
+      if (j > 0 && i + 1 < s->nb && s->b[i + 1]->marks == 0 &&
+          mergeable(s->b[j - 1], s->b[i + 1]))
+        merge(s, s->b[j - 1], s->b[++i]);
     }
-    memmove(&s->v[j], &s->v[i], (s->n - i) * sizeof(s->v[0]));
-    s->n = j + (s->n - i);
+    if (j < i)
+      memmove(&s->b[j], &s->b[i], (s->nb - i) * sizeof(s->b[0]));
+    s->nb -= i - j;
   }
 }
 
@@ -503,7 +664,13 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
   /* Whole indexes go at once: no object is unlinked or deleted one by
      one. Children first, as obspam__tree_remove does. */
   for (kind = OBSPAM_MAILBOX; kind >= OBSPAM_PLAN; kind--) {
-    free(t->sorted[kind].v);
+    obspam__sorted *s = &t->sorted[kind];
+    size_t i;
+
+    for (i = 0; i < s->nb; i++)
+      free(s->b[i]);
+    free(s->b);
+    free(s->spare);
     obspam__index_each(&t->index[kind], free_one, &f);
     obspam__index_free(&t->index[kind]);
   }

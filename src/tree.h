@@ -75,12 +75,46 @@ typedef struct obspam__sub {
 } obspam__sub;
 
 /* The objects of one kind in name order (the bytes of their lower-case
-   names), for paging through them (obspam_enumerate): v[0..n), room for
-   cap. */
+   names), for paging through them (obspam_enumerate). They are kept in
+   blocks of at most OBSPAM__BLOCK pointers, each block in order and the
+   blocks in order, none empty: an addition moves the rest of one block
+   (and splits it when it is full), where one array would move the rest
+   of every name, megabytes at a million mailboxes. */
+#define OBSPAM__BLOCK 512
+
+typedef struct obspam__block {
+  size_t n;     /* v[0..n) */
+  size_t marks; /* of a removal under way (tree.c) */
+  struct obspam__obj *v[OBSPAM__BLOCK];
+} obspam__block;
+
 typedef struct obspam__sorted {
-  struct obspam__obj **v;
-  size_t n, cap;
+  obspam__block **b; /* b[0..nb), room for bcap */
+  size_t nb, bcap;
+  size_t n; /* objects in all the blocks */
+  /* A block that obspam__tree_reserve allocated for the next split (or
+     the first block), so that an addition after it cannot fail. */
+  obspam__block *spare;
 } obspam__sorted;
+
+/* A place in a name order: block b, slot i; b == nb past the end. */
+typedef struct obspam__spos {
+  size_t b, i;
+} obspam__spos;
+
+/* The object at p, or NULL past the end; obspam__sorted_next moves p to
+   the next one. */
+static inline struct obspam__obj *obspam__sorted_at(const obspam__sorted *s,
+                                                    obspam__spos p) {
+  return p.b < s->nb ? s->b[p.b]->v[p.i] : NULL;
+}
+static inline void obspam__sorted_next(const obspam__sorted *s,
+                                       obspam__spos *p) {
+  if (++p->i == s->b[p->b]->n) {
+    p->b++;
+    p->i = 0;
+  }
+}
 
 typedef struct obspam__tree {
   obspam__index index[5]; /* objects by kind; SERVER's slot is unused */
@@ -200,6 +234,10 @@ static inline const obspam__sub *obspam__owner(const obspam__obj *o) {
 /* The objects of kind in name order. Under the engine's read lock; the
    result lives until the next change of the tree. */
 const obspam__sorted *obspam__tree_sorted(const obspam__tree *t, int kind);
+/* The place of the first object of s whose name sorts after name (every
+   one: ""): a binary search over the blocks' first names, then one in
+   the block. */
+obspam__spos obspam__sorted_after(const obspam__sorted *s, const char *name);
 
 /* Before a parser adds the objects of a fresh tree: the name order is
    not kept until obspam__tree_order makes it. */

@@ -662,19 +662,49 @@ Test(reset, kept_by_a_reload, .init = setup, .fini = teardown) {
 /* ---- the name order ------------------------------------------------------
  */
 
-/* The names of the tree's name order of kind, joined by blanks (read
-   inside the library: no enumeration has run). */
+/* The names of the library's name order of kind into out (room for
+   max), read inside the library (no enumeration has run); how many.
+   Asserts the shape of the blocks on the way: none empty or over full,
+   no mark left, and their counts adding up to the order's. */
+static size_t order_names(int kind, const char **out, size_t max) {
+  const obspam__sorted *s = obspam__tree_sorted(&e->conf->tree, kind);
+  obspam__spos at = {0, 0};
+  obspam__obj *o;
+  size_t n = 0, sum = 0;
+
+  for (size_t b = 0; b < s->nb; b++) {
+    cr_assert(s->b[b]->n >= 1 && s->b[b]->n <= OBSPAM__BLOCK,
+              "block %zu of %zu holds %zu", b, s->nb, s->b[b]->n);
+    cr_assert_eq(s->b[b]->marks, 0);
+    /* Small neighbours are merged by the removal that made one small. */
+    cr_assert(b == 0 || s->b[b - 1]->n >= OBSPAM__BLOCK / 4 ||
+                  s->b[b]->n >= OBSPAM__BLOCK / 4,
+              "blocks %zu and %zu hold %zu and %zu", b - 1, b, s->b[b - 1]->n,
+              s->b[b]->n);
+    sum += s->b[b]->n;
+  }
+  cr_assert_eq(sum, s->n, "kind %d: blocks hold %zu, the order %zu", kind, sum,
+               s->n);
+  for (; (o = obspam__sorted_at(s, at)) != NULL; obspam__sorted_next(s, &at)) {
+    cr_assert_eq((uintptr_t)o & 1u, 0);
+    cr_assert_lt(n, max);
+    out[n++] = o->name;
+  }
+  cr_assert_eq(n, s->n);
+  return n;
+}
+
 /* Asserts that the library's name order of kind is want (the names
    separated by spaces). */
 static void order_is(int kind, const char *want) {
-  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, kind);
+  static const char *names[4096];
   static char text[1 << 16];
-  size_t len = 0;
+  size_t len = 0, n = order_names(kind, names, 4096);
 
   text[0] = '\0';
-  for (size_t i = 0; i < o->n && len < sizeof(text); i++)
+  for (size_t i = 0; i < n && len < sizeof(text); i++)
     len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s",
-                            i ? " " : "", o->v[i]->name);
+                            i ? " " : "", names[i]);
   cr_assert_str_eq(text, want, "order of kind %d", kind);
 }
 
@@ -786,10 +816,11 @@ Test(order, many_sharing_long_prefixes, .init = setup, .fini = teardown) {
   OK(obspam_load_config_string(e, conf));
   free(conf);
   qsort(want, N, sizeof(want[0]), by_strcmp);
-  const obspam__sorted *o = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
-  cr_assert_eq(o->n, (size_t)N);
+  static const char *got[N];
+
+  cr_assert_eq(order_names(OBSPAM_MAILBOX, got, N), (size_t)N);
   for (size_t i = 0; i < N; i++)
-    cr_assert_str_eq(o->v[i]->name, want[i], "at %zu", i);
+    cr_assert_str_eq(got[i], want[i], "at %zu", i);
 }
 
 /* ---- the name order against a model --------------------------------------
@@ -1047,14 +1078,13 @@ Test(order, kept_by_changes_against_a_model, .init = setup, .fini = teardown) {
       model_reload();
       /* The reload made the order: right after it, before any page. */
       for (int kind = OBSPAM_SUBSCRIPTION; kind <= OBSPAM_DOMAIN; kind++) {
-        static const char *want[M_MAX];
+        static const char *want[M_MAX], *got[M_MAX];
 
         size_t n = model_names(kind, want);
-        const obspam__sorted *s = obspam__tree_sorted(&e->conf->tree, kind);
 
-        cr_assert_eq(s->n, n);
+        cr_assert_eq(order_names(kind, got, M_MAX), n);
         for (size_t i = 0; i < n; i++)
-          cr_assert_str_eq(s->v[i]->name, want[i]);
+          cr_assert_str_eq(got[i], want[i]);
       }
     }
     if (step % 500 == 0)
@@ -1062,4 +1092,159 @@ Test(order, kept_by_changes_against_a_model, .init = setup, .fini = teardown) {
   }
   cr_assert_gt(n_model, 2000);
   free(model);
+}
+
+/* ---- the blocks of the name order against a model ------------------------
+ */
+
+#define B_MAX 6000 /* mailboxes of the test below: a dozen blocks */
+
+/* The mailbox i of the test below: in one of three domains, its number
+   first so that the name order is the numbers' order. */
+static void block_name(char *buf, size_t size, int i) {
+  snprintf(buf, size, "m%05d@d%d.test", i, i % 3);
+}
+
+/* Asserts that the mailboxes in the order and from obspam_enumerate
+   (whole, and in pages of 700 from a random cursor, which cross blocks)
+   are exactly those of alive, in order. */
+static void blocks_check(const char *alive, const char *what) {
+  static const char *got[B_MAX], *want[B_MAX];
+  static char names[B_MAX][24];
+  size_t n = 0;
+
+  for (int i = 0; i < B_MAX; i++)
+    if (alive[i]) {
+      block_name(names[i], sizeof(names[i]), i);
+      want[n++] = names[i];
+    }
+  cr_assert_eq(order_names(OBSPAM_MAILBOX, got, B_MAX), n, "%s", what);
+  for (size_t i = 0; i < n; i++)
+    cr_assert_str_eq(got[i], want[i], "%s, at %zu", what, i);
+
+  listing l = {want, n, 0, 0};
+
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, NULL, 0, T0, expect_next,
+                      &l));
+  cr_assert(!l.bad && l.at == n, "%s: whole", what);
+  if (n == 0)
+    return;
+  size_t from = (size_t)rn((int)n);
+  listing p = {want + from + 1, n - from - 1, 0, 0};
+  size_t want_n = p.n < 700 ? p.n : 700;
+
+  OK(obspam_enumerate(e, OBSPAM_MAILBOX, NULL, 0, want[from], 700, T0,
+                      expect_next, &p));
+  cr_assert(!p.bad && p.at == want_n, "%s: from %s, %zu of %zu", what,
+            want[from], p.at, want_n);
+}
+
+/* Thousands of mailboxes added one by one in random order (the blocks
+   split, again and again), removed one by one in random order (they
+   merge), a third of them at once with their domain (one pass over every
+   block), added again after a reload (blocks three quarters full), all
+   removed and added in name order (full blocks): the order and every
+   page are the model's at every step checked. */
+Test(order, blocks_split_and_merge_against_a_model, .init = setup,
+     .fini = teardown) {
+  static char alive[B_MAX];
+  static int perm[B_MAX];
+  const obspam__sorted *s;
+  char name[24], what[64];
+  int n = 0;
+
+  OK(obspam_load_config_string(e, "subscription s\n"
+                                  "domain d0.test subscription=s\n"
+                                  "domain d1.test subscription=s\n"
+                                  "domain d2.test subscription=s\n"));
+  memset(alive, 0, sizeof(alive));
+  for (int i = 0; i < B_MAX; i++)
+    perm[i] = i;
+  for (int i = B_MAX - 1; i > 0; i--) {
+    int j = rn(i + 1), x = perm[i];
+
+    perm[i] = perm[j];
+    perm[j] = x;
+  }
+  for (int i = 0; i < B_MAX; i++) {
+    block_name(name, sizeof(name), perm[i]);
+    OK(obspam_add(e, OBSPAM_MAILBOX, name, NULL));
+    alive[perm[i]] = 1;
+    if (i % 397 == 0 || i == B_MAX - 1) {
+      snprintf(what, sizeof(what), "after %d additions", i + 1);
+      blocks_check(alive, what);
+    }
+  }
+  s = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
+  cr_assert_geq(s->nb, (size_t)B_MAX / OBSPAM__BLOCK + 1);
+  cr_assert_leq(s->nb, (size_t)2 * B_MAX / OBSPAM__BLOCK + 1);
+
+  /* Two thirds removed one by one, in another random order. */
+  for (int i = 0; i < B_MAX; i++) {
+    if (perm[i] % 3 == 1 || i % 3 == 0)
+      continue;
+    block_name(name, sizeof(name), perm[i]);
+    OK(obspam_remove(e, OBSPAM_MAILBOX, name));
+    alive[perm[i]] = 0;
+    if (++n % 211 == 0) {
+      snprintf(what, sizeof(what), "after %d removals", n);
+      blocks_check(alive, what);
+    }
+  }
+  blocks_check(alive, "after the removals");
+  /* The domain with a third: its mailboxes leave every block at once. */
+  OK(obspam_remove(e, OBSPAM_DOMAIN, "d1.test"));
+  for (int i = 1; i < B_MAX; i += 3)
+    alive[i] = 0;
+  blocks_check(alive, "after the domain");
+  /* About 1,300 left: the merges left no more blocks than an eighth of a
+     block each would need. */
+  cr_assert(s->n > 1000 && s->n < 1700, "%zu left", s->n);
+  cr_assert_leq(s->nb, 8 * s->n / OBSPAM__BLOCK + 1);
+  /* A reload fills blocks anew; additions split those. */
+  {
+    size_t size = 64 + (size_t)B_MAX * 40, len = 0;
+    char *conf = malloc(size);
+
+    cr_assert_not_null(conf);
+    len += (size_t)snprintf(conf + len, size - len,
+                            "subscription s\ndomain d0.test subscription=s\n"
+                            "domain d2.test subscription=s\n");
+    for (int i = 0; i < B_MAX; i++)
+      if (alive[i]) {
+        block_name(name, sizeof(name), i);
+        len += (size_t)snprintf(conf + len, size - len, "mailbox %s\n", name);
+      }
+    OK(obspam_load_config_string(e, conf));
+    free(conf);
+  }
+  blocks_check(alive, "after the reload");
+  for (int i = 0; i < B_MAX; i++) {
+    if (alive[perm[i]] || perm[i] % 3 == 1)
+      continue;
+    block_name(name, sizeof(name), perm[i]);
+    OK(obspam_add(e, OBSPAM_MAILBOX, name, NULL));
+    alive[perm[i]] = 1;
+  }
+  blocks_check(alive, "after the additions");
+  /* And every one removed: no block is left. */
+  for (int i = 0; i < B_MAX; i++)
+    if (alive[perm[i]]) {
+      block_name(name, sizeof(name), perm[i]);
+      OK(obspam_remove(e, OBSPAM_MAILBOX, name));
+      alive[perm[i]] = 0;
+    }
+  blocks_check(alive, "after removing all");
+  s = obspam__tree_sorted(&e->conf->tree, OBSPAM_MAILBOX);
+  cr_assert_eq(s->nb, 0);
+  /* Added in name order, they fill every block but the last. */
+  for (int i = 0; i < B_MAX; i++) {
+    if (i % 3 == 1) /* d1.test is no more */
+      continue;
+    block_name(name, sizeof(name), i);
+    OK(obspam_add(e, OBSPAM_MAILBOX, name, NULL));
+    alive[i] = 1;
+  }
+  blocks_check(alive, "after additions in order");
+  cr_assert_eq(s->nb, (s->n + OBSPAM__BLOCK - 1) / OBSPAM__BLOCK);
 }
