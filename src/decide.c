@@ -389,6 +389,7 @@ static int note_unknown(const obspam__conf *c, decision *d) {
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->record = NULL;
+  ch->record_many = NULL;
   ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
   ch->defer = 0;
   return 0;
@@ -476,6 +477,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->listed = 0;
   ch->marks = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
+  ch->record_many = ch->record != NULL ? obspam__journal_record_many : NULL;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(d->out, OBSPAM_ACCEPT);

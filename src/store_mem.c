@@ -942,11 +942,44 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute,
   }
 }
 
+/* The records of a batch (mem_charge_many) that wait for its end, to be
+   handed to the journal under one hold of its lock (store.h,
+   record_many); NULL for a charge made alone. RECORDS: how many wait at
+   most, as many as a batch of the engine's has charges. */
+#define RECORDS 8
+typedef struct recorder {
+  const obspam__charge *ch[RECORDS];
+  int n;
+} recorder;
+
+static void record_flush(recorder *rec) {
+  if (rec->n > 0)
+    rec->ch[0]->record_many(rec->ch[0]->record_ud, rec->ch, rec->n);
+  rec->n = 0;
+}
+
+/* Records ch, a charge just made (ch->record is set), at once or with the
+   records of its batch that share its batch form, in the same order. */
+static void record(recorder *rec, const obspam__charge *ch) {
+  if (rec == NULL || ch->record_many == NULL) {
+    if (rec != NULL)
+      record_flush(rec);
+    ch->record(ch->record_ud, ch);
+    return;
+  }
+  if (rec->n == RECORDS ||
+      (rec->n > 0 && (rec->ch[0]->record_many != ch->record_many ||
+                      rec->ch[0]->record_ud != ch->record_ud)))
+    record_flush(rec);
+  rec->ch[rec->n++] = ch;
+}
+
 /* A reset of ch->obj[0] at t (>= the newest time), with the lock held:
    its minute and hour windows go with its ring; its day window starts
    at t. The history keeps every hour, and the hour in progress the
    record of the reset. */
-static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t,
+                        recorder *rec) {
   obspam__obj *o = ch->obj[0];
   int64_t hour = obspam__hour_of(t);
   int fresh = o->hist == NULL;
@@ -966,7 +999,7 @@ static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   h->reset_base = h->cur.sent;
   day_set(h);
   if (ch->record != NULL)
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
@@ -1003,7 +1036,8 @@ static int note_locked(mem_store *m, obspam__charge *ch, int64_t t) {
 /* An exempt mailing-list delivery (store.h, listed) at t (>= the newest
    time), with the lock held: the hour in progress of each object counts
    it, and nothing else changes. */
-static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
+                         recorder *rec) {
   int64_t hour = obspam__hour_of(t);
   int fresh[3] = {0, 0, 0};
   int i;
@@ -1031,12 +1065,12 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   }
   sweep(m, t / 60, keep_cutoff(hour, ch->retention));
   if (ch->record != NULL)
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
 /* A charge, with the lock held. */
-static int charge_locked(mem_store *m, obspam__charge *ch) {
+static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
   unsigned moved = 0; /* bit i: obj[i]'s ring went on to a new minute */
@@ -1044,11 +1078,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
 
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
-    return reset_locked(m, ch, t);
+    return reset_locked(m, ch, t, rec);
   if (ch->note)
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
-    return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t);
+    return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
   minute = t / 60;
   tick = t / TICK;
   if (ch->dry) {
@@ -1124,7 +1158,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
   if (ch->record != NULL && (ch->refuser >= 0 || !ch->probe))
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
@@ -1138,7 +1172,7 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   if (!ch->reset && !ch->note && !ch->listed && !ch->dry)
     prefetch(ch->obj, ch->n, ch->t / 60, ch->t / TICK);
   mem_lock(m);
-  rc = charge_locked(m, ch);
+  rc = charge_locked(m, ch, NULL);
   pthread_mutex_unlock(&m->lock);
   return rc;
 }
@@ -1148,12 +1182,16 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
 static int mem_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
                            int *done) {
   mem_store *m = (mem_store *)s;
+  recorder rec;
   int rc = OBSPAM_OK;
 
+  rec.n = 0;
   mem_lock(m);
   for (*done = 0; *done < n; ++*done)
-    if ((rc = charge_locked(m, ch[*done])) != OBSPAM_OK)
+    if ((rc = charge_locked(m, ch[*done], &rec)) != OBSPAM_OK)
       break;
+  /* Before the lock goes, for a save's cut (charge_locked). */
+  record_flush(&rec);
   pthread_mutex_unlock(&m->lock);
   return rc;
 }
