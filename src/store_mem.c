@@ -313,18 +313,26 @@ static uint32_t day_first(const hist *h, int64_t hour) {
   return i;
 }
 
-/* Sent by h in the day window of hour: the clock hour and the 23 before. */
-static int64_t day_count(const hist *h, int64_t hour) {
+/* Sent by h in the day window of hour, summed over its records. */
+static __attribute__((noinline)) int64_t day_walk(const hist *h, int64_t hour) {
   int64_t sum = 0;
   uint32_t i;
 
+  for (i = day_first(h, hour); i < hist_len(h); i++)
+    sum += day_sent(h, hist_rec(h, i));
+  return sum;
+}
+
+/* Sent by h in the day window of hour: the clock hour and the 23 before.
+   Each charge asks it for every object, nearly always within the hour in
+   progress: that answer is inline, the walk apart. */
+static inline __attribute__((always_inline)) int64_t day_count(const hist *h,
+                                                               int64_t hour) {
   if (h == NULL)
     return 0;
   if (h->cur.hour == hour)
     return h->day + h->cur.sent;
-  for (i = day_first(h, hour); i < hist_len(h); i++)
-    sum += day_sent(h, hist_rec(h, i));
-  return sum;
+  return day_walk(h, hour);
 }
 
 /* Sets h->day for the hour in progress, once it has begun: what the day
@@ -400,17 +408,11 @@ static int hour_empty(const obspam__hour *rec) {
   return rec->sent == 0 && rec->refused == 0 && rec->lists == 0;
 }
 
-/* Makes sure h can take hour as its hour in progress without allocating:
-   the array grows when the hour in progress will have to move into it.
-   Growing changes nothing that can be seen. Returns -1 when memory ran
-   out. */
-static int hist_room(hist *h, int64_t hour) {
+/* Doubles the array of h (hist_room). Returns -1 when memory ran out. */
+static __attribute__((noinline)) int hist_grow(hist *h) {
   obspam__hour *grown;
   uint32_t i, cap;
 
-  if (h->cur.hour < 0 || h->cur.hour == hour || hour_empty(&h->cur) ||
-      h->n < h->cap)
-    return 0;
   cap = h->cap ? h->cap * 2 : 4;
   grown = malloc(cap * sizeof(*grown));
   if (grown == NULL)
@@ -424,14 +426,22 @@ static int hist_room(hist *h, int64_t hour) {
   return 0;
 }
 
-/* Makes hour the hour in progress of h, after hist_room: the previous one
-   moves into the array, and hours beyond the retention leave it. Within
-   one hour it touches nothing but h itself, and the list of holders, kept
-   in the order of their newest hour, changes only when a holder's hour
-   does. */
-static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
-  if (h->cur.hour == hour)
-    return;
+/* Makes sure h can take hour as its hour in progress without allocating:
+   the array grows when the hour in progress will have to move into it.
+   Growing changes nothing that can be seen. Returns -1 when memory ran
+   out. Inline for the charges within the hour in progress, which need no
+   room. */
+static inline __attribute__((always_inline)) int hist_room(hist *h,
+                                                           int64_t hour) {
+  if (h->cur.hour < 0 || h->cur.hour == hour || hour_empty(&h->cur) ||
+      h->n < h->cap)
+    return 0;
+  return hist_grow(h);
+}
+
+/* hist_begin for a new hour. */
+static __attribute__((noinline)) void
+hist_move(mem_store *m, hist *h, int64_t hour, int64_t retention) {
   if (h->cur.hour < 0 && h->n > 0 && hist_at(h, h->n - 1)->hour == hour) {
     /* Loaded from a snapshot: the newest stored hour goes on. */
     h->cur = *hist_at(h, --h->n);
@@ -450,6 +460,18 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
+}
+
+/* Makes hour the hour in progress of h, after hist_room: the previous one
+   moves into the array, and hours beyond the retention leave it. Within
+   one hour it touches nothing but h itself, and the list of holders, kept
+   in the order of their newest hour, changes only when a holder's hour
+   does. Inline for the charges within the hour in progress, which change
+   nothing. */
+static inline __attribute__((always_inline)) void
+hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
+  if (h->cur.hour != hour)
+    hist_move(m, h, hour, retention);
 }
 
 static void refused_unlink(mem_store *m, hist *h) {
