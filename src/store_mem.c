@@ -690,29 +690,43 @@ static void script_use(mem_store *m, script *sc) {
    records with nothing left within the retention. A record whose
    notification period went over the limit waits for the flush that turns
    it into a notice, so that sweeping never allocates. */
-static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+static int ring_stale(const ring *r, int64_t minute) {
+  return r != NULL && r->minute <= minute - WINDOW;
+}
+
+static int hist_stale(const hist *h, int64_t cutoff) {
+  return h != NULL && h->owner->ring == NULL && hist_newest(h) < cutoff;
+}
+
+static __attribute__((noinline)) void sweep_some(mem_store *m, int64_t minute,
+                                                 int64_t cutoff) {
   hist *h, *next;
   int i;
 
-  for (i = 0; i < SWEEP_PER_CALL && m->r_first != NULL; i++) {
-    if (m->r_first->minute > minute - WINDOW)
-      break;
+  for (i = 0; i < SWEEP_PER_CALL && ring_stale(m->r_first, minute); i++)
     ring_free(m, m->r_first->owner);
-  }
-  for (i = 0, h = m->h_first; i < SWEEP_PER_CALL && h != NULL; i++, h = next) {
+  for (i = 0, h = m->h_first; i < SWEEP_PER_CALL && hist_stale(h, cutoff);
+       i++, h = next) {
     next = h->next;
-    if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
-      break;
     if (h->np_exceeded == 0)
       obspam__mem_drop(m, h->owner);
   }
+}
+
+/* Each charge sweeps, and nearly always finds nothing to free: the test
+   of the oldest ring and record is inline. */
+static inline __attribute__((always_inline)) void
+sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+  if (ring_stale(m->r_first, minute) || hist_stale(m->h_first, cutoff))
+    sweep_some(m, minute, cutoff);
 }
 
 /* ---- the store interface ------------------------------------------------- */
 
 /* A refusal of the ith charged object in its notification period: an
    attempt over its own limit is what a notice is about. */
-static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
+static inline __attribute__((always_inline)) void
+np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
   hist *h = ch->obj[i]->hist;
 
   h->np_refused++;
