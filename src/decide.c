@@ -130,10 +130,12 @@ static int unauth_counted(const obspam__conf *c, const obspam_message *msg,
   }
 }
 
-/* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
-static int charged(const obspam__conf *c, const obspam_message *msg,
-                   const uint8_t addr[16], obspam__charge *ch,
-                   const ready_name *pre, wish *w) {
+/* Step 4: finds the charged objects. Returns 0 for UNKNOWN. Inline, as
+   limits is: begin calls both for every message. */
+static inline __attribute__((always_inline)) int
+charged(const obspam__conf *c, const obspam_message *msg,
+        const uint8_t addr[16], obspam__charge *ch, const ready_name *pre,
+        wish *w) {
   const obspam__tree *t = &c->tree;
 
   if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre, w))
@@ -341,7 +343,8 @@ static void release(obspam_engine *e, decision *d) {
    cap of the lowest one. On a tree where no object has extra values (the
    usual one) obspam__effective_w and obspam__effective_cap take the
    server's at once: only the hour is walked for. */
-static void limits(const obspam__tree *t, obspam__charge *ch) {
+static inline __attribute__((always_inline)) void limits(const obspam__tree *t,
+                                                         obspam__charge *ch) {
   int i, w;
 
   if (t->extras == 0) {
