@@ -996,7 +996,8 @@ static void record_flush(recorder *rec) {
 
 /* Records ch, a charge just made (ch->record is set), at once or with the
    records of its batch that share its batch form, in the same order. */
-static void record(recorder *rec, const obspam__charge *ch) {
+static inline __attribute__((always_inline)) void
+record(recorder *rec, const obspam__charge *ch) {
   if (rec == NULL || ch->record_many == NULL) {
     if (rec != NULL)
       record_flush(rec);
@@ -1132,10 +1133,13 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
-  for (i = 0; i < ch->n; i++)
-    mem_keep(m, ch->obj[i]->hist);
-  if (p.sc != NULL)
-    mem_keep(m, p.sc->obj.hist);
+  /* Tested once: a save is seldom in progress (mem_keep). */
+  if (m->saving) {
+    for (i = 0; i < ch->n; i++)
+      mem_keep(m, ch->obj[i]->hist);
+    if (p.sc != NULL)
+      mem_keep(m, p.sc->obj.hist);
+  }
   if (ch->notify_only) {
     notify_only(m, ch, hour, start, &p);
     return OBSPAM_OK;
