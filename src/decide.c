@@ -130,10 +130,12 @@ static int unauth_counted(const obspam__conf *c, const obspam_message *msg,
   }
 }
 
-/* Step 4: finds the charged objects. Returns 0 for UNKNOWN. */
-static int charged(const obspam__conf *c, const obspam_message *msg,
-                   const uint8_t addr[16], obspam__charge *ch,
-                   const ready_name *pre, wish *w) {
+/* Step 4: finds the charged objects. Returns 0 for UNKNOWN. Inline, as
+   limits is: begin calls both for every message. */
+static inline __attribute__((always_inline)) int
+charged(const obspam__conf *c, const obspam_message *msg,
+        const uint8_t addr[16], obspam__charge *ch, const ready_name *pre,
+        wish *w) {
   const obspam__tree *t = &c->tree;
 
   if (msg->sasl_username != NULL && resolve(t, msg->sasl_username, ch, pre, w))
@@ -341,7 +343,8 @@ static void release(obspam_engine *e, decision *d) {
    cap of the lowest one. On a tree where no object has extra values (the
    usual one) obspam__effective_w and obspam__effective_cap take the
    server's at once: only the hour is walked for. */
-static void limits(const obspam__tree *t, obspam__charge *ch) {
+static inline __attribute__((always_inline)) void limits(const obspam__tree *t,
+                                                         obspam__charge *ch) {
   int i, w;
 
   if (t->extras == 0) {
@@ -389,6 +392,7 @@ static int note_unknown(const obspam__conf *c, decision *d) {
   ch->retention = c->opt[OBSPAM_OPT_RETENTION_HOURS];
   ch->period = c->opt[OBSPAM_OPT_NOTIFY_PERIOD];
   ch->record = NULL;
+  ch->record_many = NULL;
   ch->timeout_ms = c->opt[OBSPAM_OPT_STORE_TIMEOUT_MS];
   ch->defer = 0;
   return 0;
@@ -476,6 +480,7 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
   ch->listed = 0;
   ch->marks = 0;
   ch->record = dry || e->journal == NULL ? NULL : obspam__journal_record;
+  ch->record_many = ch->record != NULL ? obspam__journal_record_many : NULL;
   ch->record_ud = e->journal;
   if (!c->opt[OBSPAM_OPT_ENABLED]) {
     verdict_none(d->out, OBSPAM_ACCEPT);

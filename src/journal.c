@@ -356,10 +356,8 @@ static int flush_locked(obspam__journal *j, int sync) {
   return -1;
 }
 
-void obspam__journal_record(void *journal, const obspam__charge *ch) {
-  obspam__journal *j = journal;
-
-  pthread_mutex_lock(&j->lock);
+/* Records ch, with the journal's lock held. */
+static void record_locked(obspam__journal *j, const obspam__charge *ch) {
   /* The record's length is needed only near the buffer's end: the same
      test of room as before the record was encoded in place. */
   if (BUF_CAP - j->len < RECORD_MAX && BUF_CAP - j->len < encoded_len(ch) &&
@@ -373,6 +371,24 @@ void obspam__journal_record(void *journal, const obspam__charge *ch) {
   /* Encoded in place, so that the record's names are copied once. */
   j->len += encode(ch, j->buf + j->len);
   j->nbuf++;
+}
+
+void obspam__journal_record(void *journal, const obspam__charge *ch) {
+  obspam__journal *j = journal;
+
+  pthread_mutex_lock(&j->lock);
+  record_locked(j, ch);
+  pthread_mutex_unlock(&j->lock);
+}
+
+void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
+                                 int n) {
+  obspam__journal *j = journal;
+  int i;
+
+  pthread_mutex_lock(&j->lock);
+  for (i = 0; i < n; i++)
+    record_locked(j, ch[i]);
   pthread_mutex_unlock(&j->lock);
 }
 

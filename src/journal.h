@@ -16,6 +16,11 @@ typedef struct obspam__journal obspam__journal;
    out first when it is full). Cannot fail: a record the file does not
    take is counted lost and reported by the next flush. */
 void obspam__journal_record(void *journal, const obspam__charge *ch);
+/* Its batch form (store.h, record_many): records ch[0..n) in order under
+   one hold of the journal's lock, as n calls of obspam__journal_record
+   would. */
+void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
+                                 int n);
 
 /* For obspam_state_save. The journal of e when path is its state file,
    locked for the save (NULL when none): then the save calls

@@ -4,6 +4,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* Eight bytes at a time. Every decision normalises its login or sender,
    and a byte loop costs about 18 instructions a byte; a word costs about
    40. ONES, HIGHS and LOWS hold 0x01, 0x80 and 0x7f in every byte. */
@@ -79,6 +83,39 @@ word(const char *in, size_t i, uint64_t fresh, obspam__name *out, size_t *ats) {
 }
 #endif
 
+#if defined(__SSE2__)
+/* Sixteen bytes at a time where SSE2 is (every x86-64): a name of 20 to
+   40 bytes then costs two or three blocks of about 30 instructions
+   instead of three to five words. The sixteen bytes of in at i into out,
+   as word does; fresh marks the bytes counted (bit k for byte k). */
+static inline __attribute__((always_inline)) const char *
+block(const char *in, size_t i, unsigned fresh, obspam__name *out,
+      size_t *ats) {
+  __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+  /* A byte is at most 0x20 when the smaller of it and 0x20 is itself. */
+  __m128i bad =
+      _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x20)), x),
+                   _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+  __m128i upper;
+  unsigned at;
+
+  if (_mm_movemask_epi8(bad) != 0) /* the byte loop names the first one */
+    return bytes(in, i, i + 16, out, ats);
+  at = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('@'))) &
+       fresh;
+  if (at != 0) {
+    *ats += (at & (at - 1)) != 0 ? 2 : 1;
+    out->at = i + (size_t)(31 - __builtin_clz(at));
+  }
+  /* Signed comparisons: the bytes from 0x80 up are below 'A'. */
+  upper = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('A' - 1)),
+                        _mm_cmpgt_epi8(_mm_set1_epi8('Z' + 1), x));
+  x = _mm_or_si128(x, _mm_and_si128(upper, _mm_set1_epi8('a' - 'A')));
+  _mm_storeu_si128((__m128i *)(void *)(out->s + i), x);
+  return NULL;
+}
+#endif
+
 const char *obspam__name_norm(const char *in, int shape, obspam__name *out) {
   size_t i = 0, len, end, ats = 0;
   const char *why = NULL;
@@ -90,7 +127,17 @@ const char *obspam__name_norm(const char *in, int shape, obspam__name *out) {
      the reason given even when the text is also too long. */
   len = strnlen(in, OBSPAM_NAME_MAX + 1);
   end = len > OBSPAM_NAME_MAX ? OBSPAM_NAME_MAX : len;
+#if defined(__SSE2__)
+  for (; i + 16 <= end && why == NULL; i += 16)
+    why = block(in, i, 0xffffu, out, &ats);
+  /* The last bytes as the end of a block, as the words do below. */
+  if (why == NULL && i < end && end >= 16) {
+    why = block(in, end - 16, 0xffffu << (16 - (end - i)), out, &ats);
+    i = end;
+  }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* A text shorter than a block, or every text without SSE2. */
   for (; i + 8 <= end && why == NULL; i += 8)
     why = word(in, i, HIGHS, out, &ats);
   /* The last bytes as the end of a word that the ones before them start,

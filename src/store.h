@@ -67,6 +67,12 @@ typedef struct obspam__charge {
      a store knows nothing of the journal. */
   void (*record)(void *record_ud, const struct obspam__charge *ch);
   void *record_ud;
+  /* NULL, or the batch form of record (only when record is set): a store
+     that makes several charges under one hold of its lock may call it
+     once, before it lets the lock go, with those of them that share
+     record_many and record_ud, in order, instead of record for each. */
+  void (*record_many)(void *record_ud, const struct obspam__charge *const *ch,
+                      int n);
   int64_t retention;  /* hours of history to keep */
   int64_t period;     /* notification period, seconds */
   const char *script; /* script path (cleaned, at most SCRIPT_MAX), or NULL */

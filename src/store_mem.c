@@ -313,18 +313,26 @@ static uint32_t day_first(const hist *h, int64_t hour) {
   return i;
 }
 
-/* Sent by h in the day window of hour: the clock hour and the 23 before. */
-static int64_t day_count(const hist *h, int64_t hour) {
+/* Sent by h in the day window of hour, summed over its records. */
+static __attribute__((noinline)) int64_t day_walk(const hist *h, int64_t hour) {
   int64_t sum = 0;
   uint32_t i;
 
+  for (i = day_first(h, hour); i < hist_len(h); i++)
+    sum += day_sent(h, hist_rec(h, i));
+  return sum;
+}
+
+/* Sent by h in the day window of hour: the clock hour and the 23 before.
+   Each charge asks it for every object, nearly always within the hour in
+   progress: that answer is inline, the walk apart. */
+static inline __attribute__((always_inline)) int64_t day_count(const hist *h,
+                                                               int64_t hour) {
   if (h == NULL)
     return 0;
   if (h->cur.hour == hour)
     return h->day + h->cur.sent;
-  for (i = day_first(h, hour); i < hist_len(h); i++)
-    sum += day_sent(h, hist_rec(h, i));
-  return sum;
+  return day_walk(h, hour);
 }
 
 /* Sets h->day for the hour in progress, once it has begun: what the day
@@ -400,17 +408,11 @@ static int hour_empty(const obspam__hour *rec) {
   return rec->sent == 0 && rec->refused == 0 && rec->lists == 0;
 }
 
-/* Makes sure h can take hour as its hour in progress without allocating:
-   the array grows when the hour in progress will have to move into it.
-   Growing changes nothing that can be seen. Returns -1 when memory ran
-   out. */
-static int hist_room(hist *h, int64_t hour) {
+/* Doubles the array of h (hist_room). Returns -1 when memory ran out. */
+static __attribute__((noinline)) int hist_grow(hist *h) {
   obspam__hour *grown;
   uint32_t i, cap;
 
-  if (h->cur.hour < 0 || h->cur.hour == hour || hour_empty(&h->cur) ||
-      h->n < h->cap)
-    return 0;
   cap = h->cap ? h->cap * 2 : 4;
   grown = malloc(cap * sizeof(*grown));
   if (grown == NULL)
@@ -424,14 +426,22 @@ static int hist_room(hist *h, int64_t hour) {
   return 0;
 }
 
-/* Makes hour the hour in progress of h, after hist_room: the previous one
-   moves into the array, and hours beyond the retention leave it. Within
-   one hour it touches nothing but h itself, and the list of holders, kept
-   in the order of their newest hour, changes only when a holder's hour
-   does. */
-static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
-  if (h->cur.hour == hour)
-    return;
+/* Makes sure h can take hour as its hour in progress without allocating:
+   the array grows when the hour in progress will have to move into it.
+   Growing changes nothing that can be seen. Returns -1 when memory ran
+   out. Inline for the charges within the hour in progress, which need no
+   room. */
+static inline __attribute__((always_inline)) int hist_room(hist *h,
+                                                           int64_t hour) {
+  if (h->cur.hour < 0 || h->cur.hour == hour || hour_empty(&h->cur) ||
+      h->n < h->cap)
+    return 0;
+  return hist_grow(h);
+}
+
+/* hist_begin for a new hour. */
+static __attribute__((noinline)) void
+hist_move(mem_store *m, hist *h, int64_t hour, int64_t retention) {
   if (h->cur.hour < 0 && h->n > 0 && hist_at(h, h->n - 1)->hour == hour) {
     /* Loaded from a snapshot: the newest stored hour goes on. */
     h->cur = *hist_at(h, --h->n);
@@ -450,6 +460,18 @@ static void hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
     LIST_UNLINK(m->h_first, m->h_last, h, prev, next);
     LIST_APPEND(m->h_first, m->h_last, h, prev, next);
   }
+}
+
+/* Makes hour the hour in progress of h, after hist_room: the previous one
+   moves into the array, and hours beyond the retention leave it. Within
+   one hour it touches nothing but h itself, and the list of holders, kept
+   in the order of their newest hour, changes only when a holder's hour
+   does. Inline for the charges within the hour in progress, which change
+   nothing. */
+static inline __attribute__((always_inline)) void
+hist_begin(mem_store *m, hist *h, int64_t hour, int64_t retention) {
+  if (h->cur.hour != hour)
+    hist_move(m, h, hour, retention);
 }
 
 static void refused_unlink(mem_store *m, hist *h) {
@@ -668,29 +690,43 @@ static void script_use(mem_store *m, script *sc) {
    records with nothing left within the retention. A record whose
    notification period went over the limit waits for the flush that turns
    it into a notice, so that sweeping never allocates. */
-static void sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+static int ring_stale(const ring *r, int64_t minute) {
+  return r != NULL && r->minute <= minute - WINDOW;
+}
+
+static int hist_stale(const hist *h, int64_t cutoff) {
+  return h != NULL && h->owner->ring == NULL && hist_newest(h) < cutoff;
+}
+
+static __attribute__((noinline)) void sweep_some(mem_store *m, int64_t minute,
+                                                 int64_t cutoff) {
   hist *h, *next;
   int i;
 
-  for (i = 0; i < SWEEP_PER_CALL && m->r_first != NULL; i++) {
-    if (m->r_first->minute > minute - WINDOW)
-      break;
+  for (i = 0; i < SWEEP_PER_CALL && ring_stale(m->r_first, minute); i++)
     ring_free(m, m->r_first->owner);
-  }
-  for (i = 0, h = m->h_first; i < SWEEP_PER_CALL && h != NULL; i++, h = next) {
+  for (i = 0, h = m->h_first; i < SWEEP_PER_CALL && hist_stale(h, cutoff);
+       i++, h = next) {
     next = h->next;
-    if (h->owner->ring != NULL || hist_newest(h) >= cutoff)
-      break;
     if (h->np_exceeded == 0)
       obspam__mem_drop(m, h->owner);
   }
+}
+
+/* Each charge sweeps, and nearly always finds nothing to free: the test
+   of the oldest ring and record is inline. */
+static inline __attribute__((always_inline)) void
+sweep(mem_store *m, int64_t minute, int64_t cutoff) {
+  if (ring_stale(m->r_first, minute) || hist_stale(m->h_first, cutoff))
+    sweep_some(m, minute, cutoff);
 }
 
 /* ---- the store interface ------------------------------------------------- */
 
 /* A refusal of the ith charged object in its notification period: an
    attempt over its own limit is what a notice is about. */
-static void np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
+static inline __attribute__((always_inline)) void
+np_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t) {
   hist *h = ch->obj[i]->hist;
 
   h->np_refused++;
@@ -942,11 +978,45 @@ static void prefetch(obspam__obj *const *obj, int n, int64_t minute,
   }
 }
 
+/* The records of a batch (mem_charge_many) that wait for its end, to be
+   handed to the journal under one hold of its lock (store.h,
+   record_many); NULL for a charge made alone. RECORDS: how many wait at
+   most, as many as a batch of the engine's has charges. */
+#define RECORDS 8
+typedef struct recorder {
+  const obspam__charge *ch[RECORDS];
+  int n;
+} recorder;
+
+static void record_flush(recorder *rec) {
+  if (rec->n > 0)
+    rec->ch[0]->record_many(rec->ch[0]->record_ud, rec->ch, rec->n);
+  rec->n = 0;
+}
+
+/* Records ch, a charge just made (ch->record is set), at once or with the
+   records of its batch that share its batch form, in the same order. */
+static inline __attribute__((always_inline)) void
+record(recorder *rec, const obspam__charge *ch) {
+  if (rec == NULL || ch->record_many == NULL) {
+    if (rec != NULL)
+      record_flush(rec);
+    ch->record(ch->record_ud, ch);
+    return;
+  }
+  if (rec->n == RECORDS ||
+      (rec->n > 0 && (rec->ch[0]->record_many != ch->record_many ||
+                      rec->ch[0]->record_ud != ch->record_ud)))
+    record_flush(rec);
+  rec->ch[rec->n++] = ch;
+}
+
 /* A reset of ch->obj[0] at t (>= the newest time), with the lock held:
    its minute and hour windows go with its ring; its day window starts
    at t. The history keeps every hour, and the hour in progress the
    record of the reset. */
-static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t,
+                        recorder *rec) {
   obspam__obj *o = ch->obj[0];
   int64_t hour = obspam__hour_of(t);
   int fresh = o->hist == NULL;
@@ -966,7 +1036,7 @@ static int reset_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   h->reset_base = h->cur.sent;
   day_set(h);
   if (ch->record != NULL)
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
@@ -1003,7 +1073,8 @@ static int note_locked(mem_store *m, obspam__charge *ch, int64_t t) {
 /* An exempt mailing-list delivery (store.h, listed) at t (>= the newest
    time), with the lock held: the hour in progress of each object counts
    it, and nothing else changes. */
-static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t) {
+static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
+                         recorder *rec) {
   int64_t hour = obspam__hour_of(t);
   int fresh[3] = {0, 0, 0};
   int i;
@@ -1031,12 +1102,12 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t) {
   }
   sweep(m, t / 60, keep_cutoff(hour, ch->retention));
   if (ch->record != NULL)
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
 /* A charge, with the lock held. */
-static int charge_locked(mem_store *m, obspam__charge *ch) {
+static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
   unsigned moved = 0; /* bit i: obj[i]'s ring went on to a new minute */
@@ -1044,11 +1115,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
 
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
-    return reset_locked(m, ch, t);
+    return reset_locked(m, ch, t, rec);
   if (ch->note)
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
-    return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t);
+    return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
   minute = t / 60;
   tick = t / TICK;
   if (ch->dry) {
@@ -1062,10 +1133,13 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
     answer(ch, t);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
-  for (i = 0; i < ch->n; i++)
-    mem_keep(m, ch->obj[i]->hist);
-  if (p.sc != NULL)
-    mem_keep(m, p.sc->obj.hist);
+  /* Tested once: a save is seldom in progress (mem_keep). */
+  if (m->saving) {
+    for (i = 0; i < ch->n; i++)
+      mem_keep(m, ch->obj[i]->hist);
+    if (p.sc != NULL)
+      mem_keep(m, p.sc->obj.hist);
+  }
   if (ch->notify_only) {
     notify_only(m, ch, hour, start, &p);
     return OBSPAM_OK;
@@ -1124,7 +1198,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch) {
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
   if (ch->record != NULL && (ch->refuser >= 0 || !ch->probe))
-    ch->record(ch->record_ud, ch);
+    record(rec, ch);
   return OBSPAM_OK;
 }
 
@@ -1138,7 +1212,7 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
   if (!ch->reset && !ch->note && !ch->listed && !ch->dry)
     prefetch(ch->obj, ch->n, ch->t / 60, ch->t / TICK);
   mem_lock(m);
-  rc = charge_locked(m, ch);
+  rc = charge_locked(m, ch, NULL);
   pthread_mutex_unlock(&m->lock);
   return rc;
 }
@@ -1148,12 +1222,16 @@ static int mem_charge(obspam__store *s, obspam__charge *ch) {
 static int mem_charge_many(obspam__store *s, obspam__charge *const *ch, int n,
                            int *done) {
   mem_store *m = (mem_store *)s;
+  recorder rec;
   int rc = OBSPAM_OK;
 
+  rec.n = 0;
   mem_lock(m);
   for (*done = 0; *done < n; ++*done)
-    if ((rc = charge_locked(m, ch[*done])) != OBSPAM_OK)
+    if ((rc = charge_locked(m, ch[*done], &rec)) != OBSPAM_OK)
       break;
+  /* Before the lock goes, for a save's cut (charge_locked). */
+  record_flush(&rec);
   pthread_mutex_unlock(&m->lock);
   return rc;
 }

@@ -4,10 +4,13 @@
  * decides it. Two engines with the same configuration get the same random
  * stream, one message at a time and in batches of random sizes; every
  * return code and verdict field, the statistics of every object, the
- * report and the notices must be the same. Then the edges: NULL arrays,
+ * report and the notices must be the same, and with journals open, every
+ * record of the journals. Then the edges: NULL arrays,
  * an empty batch, failing messages among good ones, immediate notices.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 
@@ -157,14 +160,44 @@ static void same_state(obspam_engine *a, obspam_engine *b, int64_t t) {
   cr_assert_str_eq(ra.text, rb.text);
 }
 
-static void same_stream(uint64_t s, int immediate) {
+/* The records of the journal of state (after its header of 32 bytes,
+   which names the snapshot it follows), in buf; their length. */
+static size_t journal_records(const char *state, char *buf, size_t cap) {
+  char path[320];
+  FILE *f;
+  size_t n;
+
+  snprintf(path, sizeof(path), "%s.journal", state);
+  f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  n = fread(buf, 1, cap, f);
+  cr_assert(feof(f), "%s is larger than %zu bytes", path, cap);
+  fclose(f);
+  cr_assert_gt(n, 32);
+  memmove(buf, buf + 32, n - 32);
+  return n - 32;
+}
+
+/* dir is not NULL: both engines journal there (one/state, many/state),
+   and their records must be the same, byte for byte: a batch records its
+   charges under one hold of the journal's lock (record_many), a message
+   decided alone with its own. */
+static void same_stream_in(uint64_t s, int immediate, const char *dir) {
   static log la, lb;
+  static char ja[1 << 22], jb[1 << 22];
   obspam_engine *one = engine(immediate, &la), *many = engine(immediate, &lb);
+  char sa[300], sb[300];
   static tu_batch b;
   int64_t t = T0;
   size_t done = 0, refused = 0, failed = 0;
 
   seed = s;
+  if (dir != NULL) {
+    snprintf(sa, sizeof(sa), "%s/one", dir);
+    snprintf(sb, sizeof(sb), "%s/many", dir);
+    OK(obspam_journal_open(one, sa, 0, NULL, NULL));
+    OK(obspam_journal_open(many, sb, 0, NULL, NULL));
+  }
   while (done < N_MSG) {
     size_t n = 1 + rn(40), i; /* at most TU_BATCH_MAX */
     int first = OBSPAM_OK, got;
@@ -207,8 +240,26 @@ static void same_stream(uint64_t s, int immediate) {
   OK(obspam_notify_flush(many, t + 86400));
   cr_assert_gt(la.len, 0);
   cr_assert_str_eq(la.text, lb.text, "notices");
+  if (dir != NULL) {
+    size_t na, nb;
+
+    OK(obspam_journal_flush(one));
+    OK(obspam_journal_flush(many));
+    na = journal_records(sa, ja, sizeof(ja));
+    nb = journal_records(sb, jb, sizeof(jb));
+    /* At least one record of some 30 bytes for each message accepted or
+       refused. */
+    cr_assert_gt(na, (size_t)(N_MSG - failed) * 30, "%zu bytes", na);
+    cr_assert_eq(na, nb, "journals of %zu and %zu bytes", na, nb);
+    cr_assert(memcmp(ja, jb, na) == 0, "seed %" PRIu64 ": the journals differ",
+              s);
+  }
   obspam_engine_free(one);
   obspam_engine_free(many);
+}
+
+static void same_stream(uint64_t s, int immediate) {
+  same_stream_in(s, immediate, NULL);
 }
 
 Test(batch, same_as_one_by_one) {
@@ -223,6 +274,23 @@ Test(batch, same_as_one_by_one_with_immediate_notices) {
 
   for (s = 1; s <= 3; s++)
     same_stream(0xc2b2ae3d27d4eb4fu * s, 1);
+}
+
+Test(batch, same_journal_as_one_by_one) {
+  const char *tmp = getenv("TMPDIR");
+  char dir[256], sub[300], cmd[300];
+  uint64_t s;
+
+  snprintf(dir, sizeof(dir), "%s/obspam-batch-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+  cr_assert_not_null(mkdtemp(dir));
+  for (s = 1; s <= 3; s++) {
+    snprintf(sub, sizeof(sub), "%s/%d", dir, (int)s);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    same_stream_in(0x165667b19e3779f9u * s, (int)(s & 1), sub);
+  }
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
 }
 
 static obspam_message login_at(const char *login, uint32_t rcpt, int64_t t) {
