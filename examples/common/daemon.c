@@ -1114,9 +1114,9 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    and the lower-cased name. *declares gets whether any line holds more
    than blanks and a comment, *marks the OBSPAMD_MARK_* of the lines
    whose first word is `forward` or `list`, the keywords of forwards and
-   mailing lists (both when the text begins with a byte-order mark, which
-   the library skips and this scan does not: it may hide one). Returns 0,
-   or -1 when out of memory. */
+   mailing lists. A byte-order mark at the start is skipped, as the
+   library skips it: a file that holds nothing else declares nothing, and
+   the first line's object counts. Returns 0, or -1 when out of memory. */
 static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
                         int *declares, int *marks) {
   static const char *const kinds[] = {"plan", "subscription", "domain",
@@ -1129,7 +1129,7 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
   if (set == NULL)
     return -1;
   if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-    *marks = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
+    i = 3;
   while (i < len) {
     size_t end = i, w, wl;
 
