@@ -243,6 +243,12 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
   obspamd_forward f;
   uint32_t flag = 0;
 
+  /* A configuration without forwards has none to find (obspamd_marks):
+     the lookup is not asked. The marks are read for each recipient, an
+     atomic load: a reload that declares a forward sets them before its
+     configuration goes in, so the next recipient looks it up. */
+  if (!(obspamd_marks(svc) & OBSPAMD_MARK_FORWARDS))
+    return SMFIS_CONTINUE;
   sub_envelope_address(arg, rcpt, sizeof(rcpt));
   if (rcpt[0] == '\0' ||
       obspam_forward_lookup(svc->engine, rcpt, &flag, f.mailbox,
@@ -502,7 +508,9 @@ static sfsistat on_eom(SMFICTX *ctx) {
   if (c == NULL || c->msg == NULL)
     return SMFIS_CONTINUE;
   local = describe(c, c->msg, qid, &m, domain, sizeof(domain));
-  obspamd_mark_list(svc->engine, &m);
+  /* Likewise for mailing lists. */
+  if (obspamd_marks(svc) & OBSPAMD_MARK_LISTS)
+    obspamd_mark_list(svc->engine, &m);
   t0 = obspamd_now_us();
   /* The message and the forwards its recipients make, as one answer;
      from here on m is the message the verdict is about. */

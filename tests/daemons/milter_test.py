@@ -358,6 +358,85 @@ def scenario_stop_save_failed(tmp):
         raise Failure(f"no save failure logged:\n{d.read_log()}")
 
 
+def scenario_forwards_reload(tmp):
+    """A configuration without forward or list lines has none to look up,
+    and the milter does not ask; a reload that declares some recognises
+    them from the next message (and from the next recipient of a message
+    under way), and one that drops them forgets them again."""
+    plain = CONFIG + "domain fwd.example subscription=acme\n"
+    forwards = plain + "forward sales@fwd.example remote\n"
+    lists = plain + "list news@bulk.example\n"
+    marked = forwards + "list news@bulk.example\n"
+    post_refused = ("451 4.7.1 mailbox news-bounces@bulk.example cannot "
+                    "send this message: it has more recipients than its "
+                    "limit of 100 recipients per hour")
+    d = Daemon(tmp, config=plain)
+    reloads = [0]
+
+    def reload(text):
+        with open(d.config, "w") as f:
+            f.write(text)
+        reloads[0] += 1
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("reload ok", count=reloads[0])
+
+    def forward(qid):
+        """Inbound mail from the Internet to the forwarding address."""
+        c = mc.smtp_session(d.spec, addr=SMTP_CLIENT)
+        r = c.message("<someone@outside.example>", ["<sales@fwd.example>"],
+                      [("Subject", "inbound")], queue_id=qid)
+        c.quit()
+        return r
+
+    def post(qid):
+        """A list post: 101 recipients from a host of the local networks,
+        more than the sender's mailbox limit of 100."""
+        return smtp_message(d, "<news-bounces@bulk.example>", rcpts=101,
+                            client=LOCAL_NET_CLIENT, qid=qid)
+
+    def fwd_count():
+        return d.status("domain", "fwd.example")[0]
+
+    try:
+        same_minute(room=20)
+        expect(forward("F1").code, mc.SMFIR_CONTINUE, "no forward declared")
+        expect(fwd_count(), 0, "inbound mail, not counted")
+        expect(post("P1").text, post_refused, "no list declared")
+        # A message under way when the reload declares the forward: its
+        # recipient after the reload finds it.
+        c = mc.smtp_session(d.spec, addr=SMTP_CLIENT)
+        expect(c.mail("<someone@outside.example>", {"i": "F2"}).code,
+               mc.SMFIR_CONTINUE, "MAIL before the reload")
+        reload(forwards)
+        expect(c.rcpt("<sales@fwd.example>",
+                      {"{rcpt_addr}": "sales@fwd.example"}).code,
+               mc.SMFIR_CONTINUE, "RCPT after the reload")
+        c.data({"i": "F2"})
+        c.header("Subject", "inbound", {"i": "F2"})
+        c.eoh({"i": "F2"})
+        c.body(b"hello\r\n")
+        expect(c.eom({"i": "F2"}).code, mc.SMFIR_CONTINUE, "a forward now")
+        c.quit()
+        expect(fwd_count(), 1, "the forward charged to its domain")
+        expect(forward("F3").code, mc.SMFIR_CONTINUE, "the next message")
+        expect(fwd_count(), 2, "charged again")
+        expect(post("P2").text, post_refused, "still no list declared")
+        reload(lists)
+        expect(post("P3").code, mc.SMFIR_CONTINUE, "a list post now, exempt")
+        expect(forward("F4").code, mc.SMFIR_CONTINUE, "no forward any more")
+        expect(fwd_count(), 2, "not charged again")
+        reload(marked)
+        expect(post("P4").code, mc.SMFIR_CONTINUE, "still a list post")
+        expect(forward("F5").code, mc.SMFIR_CONTINUE, "a forward again")
+        expect(fwd_count(), 3, "charged again")
+        reload(plain)
+        expect(forward("F6").code, mc.SMFIR_CONTINUE, "no forward any more")
+        expect(fwd_count(), 3, "not charged again")
+        expect(post("P5").text, post_refused, "no list any more")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
 def scenario_reject(tmp):
     """Action reject: 550 5.7.1 and the same text."""
     d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))
