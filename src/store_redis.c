@@ -765,23 +765,32 @@ static void give(redis_store *r, conn *k) {
 }
 
 /* One caller's exchange with Redis: its connection, the moment it must
-   give up, and whether it is the one probing a down Redis. */
+   give up, whether it is the one probing a down Redis, and whether it
+   waited so long for its connection that less than half the timeout was
+   left for Redis (late). */
 typedef struct session {
   conn *k;
   int64_t deadline;
   uint64_t gen;
-  int probe;
+  int probe, late;
 } session;
 
 /* Redis stopped answering x: its connection goes, and an episode is
    counted when Redis was up. Every connection made before is stale from
-   now on (gen). */
+   now on (gen). A late exchange that fails while Redis is up says
+   nothing of Redis: the pool's wait took most of its time, so it falls
+   back as the callers that found no connection do, and only its
+   connection goes. */
 static void down(redis_store *r, session *x) {
   if (x->k->c != NULL) {
     redisFree(x->k->c);
     x->k->c = NULL;
   }
   pthread_mutex_lock(&r->slock);
+  if (r->up && x->late) {
+    pthread_mutex_unlock(&r->slock);
+    return;
+  }
   if (r->up) {
     r->episodes++;
     r->gen++;
@@ -823,6 +832,7 @@ static int session_start(redis_store *r, session *x) {
   pthread_mutex_unlock(&r->slock);
   x->deadline = now + tmo;
   x->k = take(r, x->deadline);
+  x->late = x->k != NULL && left(x->deadline) < tmo / 2;
   if (x->k == NULL) {
     /* Every connection is busy for longer than the timeout: this caller
        falls back without calling Redis down. */

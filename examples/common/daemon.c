@@ -682,6 +682,16 @@ struct obspamd_private {
   int64_t store_episodes, store_fallbacks, store_first;
   int store_open;
   int64_t store_deferred;
+  /* The shared store's pool busy: decisions made without it while it
+     answers, every connection busy for longer than store-timeout, which
+     open no outage. busy_open: an episode was said and its end not yet;
+     busy_episodes counts them; busy_seen is the library's count of
+     decisions made without the store at the last look, busy_grew_ms
+     the time of the last look that found it grown. store_pool: the
+     connections of the pool, from the configuration's store line (0:
+     unknown). */
+  int busy_open, store_pool;
+  int64_t busy_episodes, busy_seen, busy_grew_ms;
   /* The decisions in flight (obspamd_store_enter to obspamd_store_leave),
      by the parity of store_gen when they began. store_gen moves on when
      the store is seen answering again after an episode; the recovery
@@ -1107,6 +1117,30 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
   free(tmp);
 }
 
+/* The connections of the pool that the URI of a store line asks for
+   (line: from the URI to the end of the line), as the library reads it:
+   "?pool=N" at the end of the URI, else its default; 0 for the empty
+   URI (memory). The library checks the line; this only reads it. */
+#define STORE_POOL_DEFAULT 4
+static int store_pool(const char *line, size_t len) {
+  const char *end = line + len, *q;
+  int pool = 0;
+
+  while (line < end && (*line == ' ' || *line == '\t'))
+    line++;
+  for (q = line; q < end && *q != ' ' && *q != '\t' && *q != '\r' && *q != '#';
+       q++)
+    ;
+  if (q == line)
+    return 0;
+  end = q;
+  if ((q = memmem(line, (size_t)(end - line), "?pool=", 6)) == NULL)
+    return STORE_POOL_DEFAULT;
+  for (q += 6; q < end && *q >= '0' && *q <= '9' && pool <= 64; q++)
+    pool = pool * 10 + (*q - '0');
+  return pool;
+}
+
 /* The objects a configuration text declares: the lines "plan NAME",
    "subscription NAME", "domain NAME" and "mailbox NAME" (the library
    has accepted the text, or will be asked to, so the first two words
@@ -1114,11 +1148,13 @@ void obspamd__sort_by_key(void *base, size_t n, size_t size,
    and the lower-cased name. *declares gets whether any line holds more
    than blanks and a comment, *marks the OBSPAMD_MARK_* of the lines
    whose first word is `forward` or `list`, the keywords of forwards and
-   mailing lists. A byte-order mark at the start is skipped, as the
-   library skips it: a file that holds nothing else declares nothing, and
-   the first line's object counts. Returns 0, or -1 when out of memory. */
+   mailing lists, *pool the connections of the pool that a `store` line
+   asks for (0 without one). A byte-order mark at the start is skipped,
+   as the library skips it: a file that holds nothing else declares
+   nothing, and the first line's object counts. Returns 0, or -1 when out
+   of memory. */
 static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
-                        int *declares, int *marks) {
+                        int *declares, int *marks, int *pool) {
   static const char *const kinds[] = {"plan", "subscription", "domain",
                                       "mailbox"};
   size_t cap = 1024, count = 0, i = 0, k;
@@ -1126,6 +1162,7 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
 
   *declares = 0;
   *marks = 0;
+  *pool = 0;
   if (set == NULL)
     return -1;
   if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
@@ -1146,6 +1183,8 @@ static int scan_objects(const char *text, size_t len, uint64_t **out, size_t *n,
         *marks |= OBSPAMD_MARK_FORWARDS;
       if (wl == 4 && memcmp(text + i, "list", 4) == 0)
         *marks |= OBSPAMD_MARK_LISTS;
+      if (wl == 5 && memcmp(text + i, "store", 5) == 0)
+        *pool = store_pool(text + w, end - w);
       for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
         if (strlen(kinds[k]) == wl && memcmp(text + i, kinds[k], wl) == 0)
           break;
@@ -1230,7 +1269,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
   uint64_t *set = NULL;
   size_t len = 0, n = 0;
   const int all = OBSPAMD_MARK_FORWARDS | OBSPAMD_MARK_LISTS;
-  int rc, declares = 0, marks = all;
+  int rc, declares = 0, marks = all, pool = 0;
   int old_marks =
       p != NULL ? __atomic_load_n(&p->marks, __ATOMIC_RELAXED) : all;
 
@@ -1252,11 +1291,12 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       free(p->objects);
       p->objects = NULL;
       p->nobjects = 0; /* unknown: nothing to compare the next one with */
+      __atomic_store_n(&p->store_pool, 0, __ATOMIC_RELAXED);
       obspamd__overrides_loaded(s, e, NULL, 0);
     }
     return rc;
   }
-  if (scan_objects(text, len, &set, &n, &declares, &marks) != 0) {
+  if (scan_objects(text, len, &set, &n, &declares, &marks, &pool) != 0) {
     free(text);
     snprintf(why, why_size, "%s: out of memory", s->config_path);
     return OBSPAM_ENOMEM;
@@ -1331,6 +1371,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     free(p->objects);
     p->objects = set;
     p->nobjects = n;
+    __atomic_store_n(&p->store_pool, pool, __ATOMIC_RELAXED);
     obspamd__overrides_loaded(s, e, text, len);
   } else {
     free(set);
@@ -1575,6 +1616,94 @@ static const char *store_fallback_name(obspamd_service *s) {
   return v ? "deferring mail" : "on this node's own counters";
 }
 
+/* The two lines of an episode of the shared store, an outage or a busy
+   pool, worded alike: the first when decisions begin to be made without
+   it (what happens, how the decisions are made, until when, which
+   episode), the second when it is back, with the decisions made without
+   it and the requests deferred. */
+static void store_said_gone(obspamd_service *s, const char *what,
+                            const char *until, const char *which) {
+  obspamd_log(LOG_WARNING, "store: %s; deciding without it (%s) %s (%s)", what,
+              store_fallback_name(s), until, which);
+}
+
+static void store_said_back(const char *what, int64_t made, int64_t deferred,
+                            const char *which) {
+  char count[64];
+
+  if (deferred > 0)
+    snprintf(count, sizeof(count), "; %" PRId64 " requests were deferred",
+             deferred);
+  else
+    count[0] = '\0';
+  obspamd_log(LOG_NOTICE,
+              "store: %s; %" PRId64 " decisions were made without it%s (%s)",
+              what, made, count, which);
+}
+
+/* Says the end of a busy pool's episode: the decisions made without the
+   store from the last line to the look that saw made of them. */
+static void busy_said_back(struct obspamd_private *p, int64_t made) {
+  char which[48];
+
+  snprintf(which, sizeof(which), "busy episode %" PRId64, p->busy_episodes);
+  store_said_back("the pool of the shared store has free connections again",
+                  made - p->store_fallbacks,
+                  __atomic_exchange_n(&p->store_deferred, 0, __ATOMIC_SEQ_CST),
+                  which);
+  p->store_fallbacks = made;
+  p->busy_open = 0;
+}
+
+/* A decision made without the store while it answers and no outage is
+   open found every connection of the pool busy for longer than
+   store-timeout, or got one too late to end its exchange in time (the
+   library calls the store down for anything else).
+   Such decisions are an episode of their own, said once when a look
+   first finds one, and once when a look finds that none was made for a
+   second, or for store-timeout when that is longer: a decision may wait
+   that long for a connection. Its count is the growth of the library's
+   count between the two lines, the metric's, and a decision counted
+   after the second line opens another episode. The library says when a
+   decision found the pool busy, not when the next one got a connection:
+   the quiet second stands for that, and keeps a pool that is busy off and
+   on, second after second, to one episode. Called with tick_lock held,
+   fallbacks the library's count now. */
+static void busy_watch(obspamd_service *s, struct obspamd_private *p,
+                       int64_t fallbacks) {
+  int64_t ms = obspamd_now_ms(), tmo = 0;
+
+  if (fallbacks != p->busy_seen) {
+    p->busy_seen = fallbacks;
+    p->busy_grew_ms = ms;
+  }
+  if (!p->busy_open) {
+    char what[160], which[48];
+    int pool = __atomic_load_n(&p->store_pool, __ATOMIC_RELAXED);
+
+    if (fallbacks == p->store_fallbacks)
+      return;
+    obspam_get_option(s->engine, OBSPAM_OPT_STORE_TIMEOUT_MS, &tmo);
+    if (pool > 0)
+      snprintf(what, sizeof(what),
+               "the pool of %d connection%s to the shared store was busy "
+               "for longer than %" PRId64 " ms (store-timeout)",
+               pool, pool == 1 ? "" : "s", tmo);
+    else
+      snprintf(what, sizeof(what),
+               "the pool of connections to the shared store was busy for "
+               "longer than %" PRId64 " ms (store-timeout)",
+               tmo);
+    snprintf(which, sizeof(which), "busy episode %" PRId64, ++p->busy_episodes);
+    store_said_gone(s, what, "while it is", which);
+    p->busy_open = 1;
+    return;
+  }
+  obspam_get_option(s->engine, OBSPAM_OPT_STORE_TIMEOUT_MS, &tmo);
+  if (ms - p->busy_grew_ms >= (tmo > 1000 ? tmo : 1000))
+    busy_said_back(p, fallbacks);
+}
+
 /* Logs once when the shared store stops answering (the decisions then use
    this node's own counters, or are deferred) and once when it is back,
    with the decisions made without it (the growth of the library's count,
@@ -1582,7 +1711,8 @@ static const char *store_fallback_name(obspamd_service *s) {
    and the requests deferred (store_deferred). Episodes that began and
    ended between two looks are said together ("episodes 3 to 4"). A new
    store (a reload that names another) starts its counts from zero: so
-   does this. Called with tick_lock held.
+   does this. Called with tick_lock held. Decisions made without the
+   store while it answers are a busy pool's (busy_watch).
 
    Both counts must be the metric's exactly, and a decision is counted
    after the store's state it acted on: the library counts a fallback
@@ -1607,24 +1737,28 @@ static void store_watch(obspamd_service *s, struct obspamd_private *p) {
   if (episodes < p->store_episodes || fallbacks < p->store_fallbacks) {
     p->store_episodes = p->store_fallbacks = 0;
     p->store_open = 0;
+    p->busy_open = 0;
+    p->busy_seen = 0;
     __atomic_store_n(&p->store_draining, 0, __ATOMIC_SEQ_CST);
   }
   if (episodes > p->store_episodes) {
-    obspamd_log(LOG_WARNING,
-                "store: the shared store does not answer; deciding without "
-                "it (%s) until it does (episode %" PRId64 ")",
-                store_fallback_name(s), episodes);
+    char which[48];
+
+    /* A busy pool's episode ends where the outage begins: what was made
+       without the store since the last look is the outage's. */
+    if (p->busy_open)
+      busy_said_back(p, p->busy_seen);
+    snprintf(which, sizeof(which), "episode %" PRId64, episodes);
+    store_said_gone(s, "the shared store does not answer", "until it does",
+                    which);
     if (!p->store_open)
       p->store_first = p->store_episodes + 1;
     p->store_open = 1;
     p->store_episodes = episodes;
   }
   if (!p->store_open) {
-    /* No episode: a decision made without the store while it answers
-       (every connection busy past the timeout) opens none, and is said
-       by no line. */
     if (up)
-      p->store_fallbacks = fallbacks;
+      busy_watch(s, p, fallbacks);
     return;
   }
   if (!up)
@@ -1648,24 +1782,18 @@ static void store_watch(obspamd_service *s, struct obspamd_private *p) {
     return;
   }
   {
-    char which[64], count[64];
+    char which[64];
 
     if (p->store_first < episodes)
       snprintf(which, sizeof(which), "episodes %" PRId64 " to %" PRId64,
                p->store_first, episodes);
     else
       snprintf(which, sizeof(which), "episode %" PRId64, episodes);
-    if (deferred > 0)
-      snprintf(count, sizeof(count), "; %" PRId64 " requests were deferred",
-               deferred);
-    else
-      count[0] = '\0';
-    obspamd_log(LOG_NOTICE,
-                "store: the shared store answers again; %" PRId64
-                " decisions were made without it%s (%s)",
-                fallbacks - p->store_fallbacks, count, which);
+    store_said_back("the shared store answers again",
+                    fallbacks - p->store_fallbacks, deferred, which);
   }
   p->store_fallbacks = fallbacks;
+  p->busy_seen = fallbacks;
   p->store_open = 0;
 }
 

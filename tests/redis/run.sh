@@ -103,6 +103,8 @@ check "redis: store-fallback defer under load: two lines, with the counts" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" defer
 check "redis: Redis frozen and thawed 6 times under load: the lines add up" \
   python3 "$HERE/policyd_store.py" "$BUILD" "$SRV" "$P1" outages
+check "redis: obspam-milter, every connection of the pool busy: two lines an episode, the metric's count" \
+  python3 "$HERE/milter_busy.py" "$BUILD" "$P1"
 
 # obspam-policyd's loop on the shared store (each scenario starts its own
 # redis-server): tests/daemons/policyd_cluster.py.
