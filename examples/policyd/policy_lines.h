@@ -118,6 +118,22 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
         }
         goto value;
       }
+    } else if (last >= 0 && off < reach) {
+      /* Fewer than a chunk's bytes left before reach: the chunk that ends
+         at reach, without the bits of the bytes before the line. Nothing
+         lies past reach, so a line that does not end in it is for the
+         byte path. */
+      const unsigned shift = (unsigned)(off - (size_t)last) * MASK_BITS;
+      const uint64_t stops = STOPS(data + last) >> shift,
+                     eqs = EQS(data + last) >> shift, named = eqs & (stops - 1);
+
+      if (named == 0 || (named & ((uint64_t)1 << (MASK_BITS - 1))) ||
+          stops == 0)
+        break;
+      eq = off + CTZ(named) / MASK_BITS;
+      n = off + CTZ(stops) / MASK_BITS;
+      v = lookup_fast(r, data + off, eq - off, 1);
+      goto line_end;
     }
 #endif
     eq = LINES(find_stop)(data, from, reach, 1);
