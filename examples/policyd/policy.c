@@ -135,7 +135,7 @@ static inline int is_attr(const char *name, size_t len, int a) {
    constant offset from r. The name's length leaves one or two kept
    attributes (and rules out most of the attributes Postfix sends), and
    one comparison of fixed length tells. short_name says that len is
-   below 64, as it is for a name found in a line's first chunk: its
+   below 32, as it is for a name found in a line's first chunk: its
    bit in lengths then needs no check of len before. lookup stays the
    reference, for the byte path. Every name of attr_names must have its
    case. */
@@ -147,10 +147,10 @@ INLINE policy_value *lookup_fast(policy_req *r, const char *name, size_t len,
 #define EITHER(a, b) (is_attr(name, len, a) ? &r->attr[a] : IS(b))
   /* The lengths of the kept names, as bits: most other names are ruled
      out by a test that costs less than the switch's jump. */
-  const uint64_t lengths = 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 10 |
+  const uint32_t lengths = 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 10 |
                            1u << 13 | 1u << 14 | 1u << 15;
 
-  if ((!short_name && len > 63) || !(lengths >> len & 1))
+  if ((!short_name && len > 15) || !(lengths >> len & 1))
     return NULL;
   switch (len) {
   case 6:

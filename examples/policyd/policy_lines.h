@@ -61,7 +61,7 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
 #ifdef CHUNK
   ptrdiff_t last;
 
-  _Static_assert(CHUNK <= 64, "a name found in a chunk is a short_name");
+  _Static_assert(CHUNK <= 32, "a name found in a chunk is a short_name");
 #endif
   if (reach > len)
     reach = len;
@@ -89,17 +89,29 @@ TARGET static size_t LINES(whole_lines)(policy_req *r, const char *data,
          is for the byte path) or neither is in the chunk. */
       const uint64_t named = eqs & (stops - 1);
 
+#if MASK_BITS == 8
+      /* A chunk of 8 bytes holds few names: the line whose chunk holds
+         neither is told first. (In the order of the wider ways below,
+         words cost about 7 instructions a line more; in this one, those
+         ways cost about 4 more.) */
+      if ((stops | eqs) == 0) {
+        from = off + CHUNK;
+      } else if (named == 0) {
+        break;
+      } else {
+#else
       if (named == 0) {
         if (stops != 0)
           break;
         from = off + CHUNK;
       } else {
+#endif
         if (named & ((uint64_t)1 << (MASK_BITS - 1)))
           break;
         eq = off + CTZ(named) / MASK_BITS;
         if (stops != 0) {
           n = off + CTZ(stops) / MASK_BITS;
-          /* A name within a chunk is shorter than 64 bytes: the lookup
+          /* A name within a chunk is shorter than 32 bytes: the lookup
              needs no check of its length. */
           v = lookup_fast(r, data + off, eq - off, 1);
           goto line_end;
