@@ -533,13 +533,11 @@ const double obspamd_latency_bounds_us[OBSPAMD_LATENCY_BUCKETS] = {
       ADD((p), (n));                                                           \
   } while (0)
 
-/* obspamd_metrics_decision for one writer or any: inlined once for each,
+/* obspamd_metrics_verdict for one writer or any: inlined once for each,
    so that the choice is made once a decision. */
 static inline __attribute__((always_inline)) void
-count_decision(obspamd_metrics *m, const obspam_verdict *v,
-               const obspam_message *msg, double latency_us, int one) {
-  int i;
-
+count_verdict(obspamd_metrics *m, const obspam_verdict *v,
+              const obspam_message *msg, int one) {
   if (v->action >= 0 && v->action <= OBSPAM_UNKNOWN)
     COUNT(one, &m->decisions[v->action], 1);
   if (v->action == OBSPAM_REFUSE && v->kind >= 0 && v->kind <= OBSPAM_SCRIPT)
@@ -549,23 +547,50 @@ count_decision(obspamd_metrics *m, const obspam_verdict *v,
   if (msg != NULL && (msg->flags & OBSPAM_MSG_MAILING_LIST) && v->action >= 0 &&
       v->action <= OBSPAM_UNKNOWN)
     COUNT(one, &m->lists[v->action], 1);
+}
+
+/* obspamd_metrics_latency, likewise. */
+static inline __attribute__((always_inline)) void
+count_latency(obspamd_metrics *m, double latency_us, uint64_t n, int one) {
+  int i;
+
   if (!(latency_us >= 0)) /* also NaN */
     latency_us = 0;
   for (i = 0; i < OBSPAMD_LATENCY_BUCKETS; i++)
     if (latency_us <= obspamd_latency_bounds_us[i])
       break;
-  COUNT(one, &m->latency[i], 1);
-  COUNT(one, &m->latency_count, 1);
-  COUNT(one, &m->latency_sum_us,
-        latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5));
+  COUNT(one, &m->latency[i], n);
+  COUNT(one, &m->latency_count, n);
+  COUNT(
+      one, &m->latency_sum_us,
+      n * (latency_us >= 1e18 ? (uint64_t)1e18 : (uint64_t)(latency_us + 0.5)));
+}
+
+void obspamd_metrics_verdict(obspamd_metrics *m, const obspam_verdict *v,
+                             const obspam_message *msg) {
+  if (m->one_writer)
+    count_verdict(m, v, msg, 1);
+  else
+    count_verdict(m, v, msg, 0);
+}
+
+void obspamd_metrics_latency(obspamd_metrics *m, double latency_us,
+                             uint64_t n) {
+  if (m->one_writer)
+    count_latency(m, latency_us, n, 1);
+  else
+    count_latency(m, latency_us, n, 0);
 }
 
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
                               const obspam_message *msg, double latency_us) {
-  if (m->one_writer)
-    count_decision(m, v, msg, latency_us, 1);
-  else
-    count_decision(m, v, msg, latency_us, 0);
+  if (m->one_writer) {
+    count_verdict(m, v, msg, 1);
+    count_latency(m, latency_us, 1, 1);
+  } else {
+    count_verdict(m, v, msg, 0);
+    count_latency(m, latency_us, 1, 0);
+  }
 }
 
 /* A round of the policy server's loop works for tens of microseconds;

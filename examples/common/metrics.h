@@ -78,6 +78,13 @@ typedef struct obspamd_metrics {
    (from reading it to answering). */
 void obspamd_metrics_decision(obspamd_metrics *m, const obspam_verdict *v,
                               const obspam_message *msg, double latency_us);
+/* Its two halves, for a daemon that counts the times of many decisions
+   at once (the policy server: the decisions of a batch, asked in one
+   round, took the same time): what the verdict says, and n decisions
+   that took latency_us each. */
+void obspamd_metrics_verdict(obspamd_metrics *m, const obspam_verdict *v,
+                             const obspam_message *msg);
+void obspamd_metrics_latency(obspamd_metrics *m, double latency_us, uint64_t n);
 /* Counts the decision of a forward (its action, by its kind), which
    obspamd_metrics_decision leaves to this; a list delivery's is counted by
    obspamd_metrics_decision. */

@@ -134,11 +134,15 @@ static inline int is_attr(const char *name, size_t len, int a) {
    value in r (NULL for a name not kept): each case's address is a
    constant offset from r. The name's length leaves one or two kept
    attributes (and rules out most of the attributes Postfix sends), and
-   one comparison of fixed length tells. lookup stays the reference, for
-   the byte path. Every name of attr_names must have its case. */
+   one comparison of fixed length tells. short_name says that len is
+   below 32, as it is for a name found in a line's first chunk: its
+   bit in lengths then needs no check of len before. lookup stays the
+   reference, for the byte path. Every name of attr_names must have its
+   case. */
 _Static_assert(POLICY_ATTR_COUNT == 11,
                "lookup_fast and the tests' kept_names list every kept name");
-INLINE policy_value *lookup_fast(policy_req *r, const char *name, size_t len) {
+INLINE policy_value *lookup_fast(policy_req *r, const char *name, size_t len,
+                                 int short_name) {
 #define IS(a) (is_attr(name, len, a) ? &r->attr[a] : NULL)
 #define EITHER(a, b) (is_attr(name, len, a) ? &r->attr[a] : IS(b))
   /* The lengths of the kept names, as bits: most other names are ruled
@@ -146,7 +150,7 @@ INLINE policy_value *lookup_fast(policy_req *r, const char *name, size_t len) {
   const uint32_t lengths = 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 10 |
                            1u << 13 | 1u << 14 | 1u << 15;
 
-  if (len > 15 || !(lengths >> len & 1))
+  if ((!short_name && len > 15) || !(lengths >> len & 1))
     return NULL;
   switch (len) {
   case 6:
@@ -316,6 +320,7 @@ static inline uint64_t sse2_eqs(const char *p) {
 
 #define LINES(name) name##_sse2
 #define TARGET
+#define CTZ(m) ((size_t)__builtin_ctzll(m))
 #define CHUNK 16
 #define MASK_BITS 1
 #define STOPS sse2_stops
@@ -342,8 +347,12 @@ __attribute__((target("avx2"))) static inline uint64_t avx2_eqs(const char *p) {
       _mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')));
 }
 
+/* With BMI1's tzcnt of 64 bits, which every processor with AVX2 has,
+   the count needs no sign extension to become an offset: two
+   instructions fewer a line. */
 #define LINES(name) name##_avx2
-#define TARGET __attribute__((target("avx2")))
+#define TARGET __attribute__((target("avx2,bmi")))
+#define CTZ(m) ((size_t)__builtin_ia32_tzcnt_u64(m))
 #define CHUNK 32
 #define MASK_BITS 1
 #define STOPS avx2_stops
@@ -370,6 +379,7 @@ static inline uint64_t word_eqs(const char *p) {
 
 #define LINES(name) name##_words
 #define TARGET
+#define CTZ(m) ((size_t)__builtin_ctzll(m))
 #define CHUNK 8
 #define MASK_BITS 8
 #define STOPS word_stops
@@ -379,6 +389,7 @@ static inline uint64_t word_eqs(const char *p) {
 #elif defined(SCAN_WORDS) || defined(SCAN_BYTES)
 #define LINES(name) name##_bytes
 #define TARGET
+#define CTZ(m) ((size_t)__builtin_ctzll(m))
 #include "policy_lines.h"
 #define whole_lines_default whole_lines_bytes
 #endif
@@ -388,7 +399,7 @@ static inline uint64_t word_eqs(const char *p) {
 __attribute__((noinline)) static size_t
 whole_lines(policy_req *r, const char *data, size_t len) {
 #if defined(SCAN_AVX2)
-  if (__builtin_cpu_supports("avx2"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi"))
     return whole_lines_avx2(r, data, len);
 #endif
   return whole_lines_default(r, data, len);

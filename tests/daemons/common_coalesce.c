@@ -132,6 +132,41 @@ Test(coalesce, kinds_apart) {
                "client=- recipients=0 window=hour\n");
 }
 
+/* Names of every length up to a few words, and up to the longest an
+   object holds, are told apart by their last byte or their first, and
+   found again whatever the field holds past their NUL (the table reads
+   names a word at a time). */
+Test(coalesce, names_of_every_length_apart) {
+  static const size_t lengths[] = {
+      1,  2,  3,  4,  5,  6,  7,  8,  9,   10,  11,  12,  13,  14,  15, 16,
+      17, 23, 24, 25, 31, 32, 33, 40, 318, 319, 320, 321, 325, 326, 327};
+  size_t i, k;
+
+  for (i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+    static char texts[3][sizeof(((obspam_verdict *)0)->object)];
+    char *name[3] = {texts[0], texts[1], texts[2]};
+    const size_t n = lengths[i];
+    obspam_verdict v;
+
+    for (k = 0; k < n; k++)
+      name[0][k] = (char)('a' + (n + k) % 26);
+    name[0][n] = '\0';
+    memcpy(name[1], name[0], n + 1);
+    name[1][n - 1] = '#'; /* the last byte changed */
+    memcpy(name[2], name[0], n + 1);
+    name[2][0] = '%'; /* the first */
+    for (k = 0; k < 3; k++) {
+      refuse(OBSPAM_DOMAIN, name[k], "Q", 1000);
+      expect_lines(whole("domain", name[k], "Q"));
+    }
+    /* The first again, with bytes after its NUL: counted, not logged. */
+    v = refused_verdict(OBSPAM_DOMAIN, name[0], 1, 1, 60, 0);
+    memset(v.object + n + 1, 'x', sizeof(v.object) - n - 1);
+    obspamd__log_refusal_at(&v, NULL, 0, "R", 2000);
+    expect_lines("");
+  }
+}
+
 Test(coalesce, interval_zero_logs_every_refusal) {
   obspamd_refusal_log_interval(0);
   refuse(OBSPAM_MAILBOX, "info@example.com", "B1", 0);

@@ -277,6 +277,58 @@ Test(metrics, counted_values) { expect_counted_values(0); }
 
 Test(metrics, counted_values_one_writer) { expect_counted_values(1); }
 
+/* The policy server counts a verdict per decision and the times of a run
+   of decisions that took as long at once: the same metrics as one
+   obspamd_metrics_decision each, with a writer or several. */
+Test(metrics, verdicts_and_latency_runs_as_decisions) {
+  static const struct {
+    int action, kind;
+    double us;
+  } d[] = {{OBSPAM_REFUSE, OBSPAM_MAILBOX, 12},
+           {OBSPAM_REFUSE, OBSPAM_DOMAIN, 12},
+           {OBSPAM_ACCEPT, OBSPAM_MAILBOX, 12},
+           {OBSPAM_REFUSE, OBSPAM_SUBSCRIPTION, 2500.4},
+           {OBSPAM_EXEMPT, -1, 2500.4},
+           {OBSPAM_REFUSE, OBSPAM_MAILBOX, -1},
+           {OBSPAM_UNKNOWN, -1, 3e6},
+           {OBSPAM_UNKNOWN, -1, 3e6},
+           {OBSPAM_UNKNOWN, -1, 3e6}};
+  const size_t n = sizeof(d) / sizeof(d[0]);
+  int one_writer;
+
+  for (one_writer = 0; one_writer <= 1; one_writer++) {
+    static obspamd_service each, runs;
+    char *want, *got;
+    size_t i, start;
+
+    memset(&each, 0, sizeof(each));
+    memset(&runs, 0, sizeof(runs));
+    each.name = runs.name = "obspam-policyd";
+    each.metrics.one_writer = runs.metrics.one_writer = one_writer;
+    for (i = 0; i < n; i++)
+      count(&each, d[i].action, d[i].kind, d[i].us);
+    for (start = 0, i = 0; i < n; i++) {
+      obspam_verdict v = OBSPAM_VERDICT_INIT;
+
+      v.action = d[i].action;
+      v.kind = d[i].kind;
+      v.window = OBSPAM_WINDOW_HOUR;
+      v.retry_after = 60;
+      obspamd_metrics_verdict(&runs.metrics, &v, NULL);
+      if (i + 1 == n || d[i + 1].us != d[start].us) {
+        obspamd_metrics_latency(&runs.metrics, d[start].us, i + 1 - start);
+        start = i + 1;
+      }
+    }
+    cr_assert_eq(runs.metrics.latency_count, n);
+    want = format(&each);
+    got = format(&runs);
+    cr_assert_str_eq(got, want);
+    free(want);
+    free(got);
+  }
+}
+
 /* The loop's times: only a daemon with a loop exposes them; bounds are
    inclusive, the maximum is the longest since the start, and one call
    counts n observations of the same time. */

@@ -632,6 +632,46 @@ Test(policy, whole_lines_agree_with_byte_path_random) {
     check_text(text, random_text(text, sizeof(text)), round);
 }
 
+/* The last lines before the end of a read, fewer than a chunk's bytes
+   (taken from the chunk that ends there): a line of every length up to
+   past the widest chunk, kept or not, ordinary or for the byte path (an
+   '=' first, a name that is a kept one's prefix, a control byte, "\r\n",
+   no '='), the read ending after it, after the request's empty line, or
+   inside it; each fed at once, in two at every offset and in pieces, as
+   the byte path reads it. */
+Test(policy, whole_lines_agree_with_byte_path_at_the_end_of_a_read) {
+  static const char *const names[] = {
+      "sender", "x", "sende", "recipient_count", "ccert_pubkey_fingerprint",
+      ""};
+  static const char *const shapes[] = {"", "=", "\r", "\x01", "\t", "\x7f"};
+  static char text[512];
+  int round = 0;
+  size_t name, shape, vlen, end;
+
+  rnd_state = 4242;
+  for (name = 0; name < sizeof(names) / sizeof(*names); name++)
+    for (shape = 0; shape < sizeof(shapes) / sizeof(*shapes); shape++)
+      for (vlen = 0; vlen <= 70; vlen++)
+        for (end = 0; end < 3; end++, round++) {
+          size_t len = (size_t)sprintf(
+              text, "request=smtpd_access_policy\nsize=1\n%s=", names[name]);
+          size_t i;
+
+          for (i = 0; i < vlen; i++)
+            text[len++] = (char)('a' + i % 26);
+          /* The odd byte in the middle of the value, or a line without
+             '=' for the first shape's empty name. */
+          if (shapes[shape][0] != '\0' && vlen > 0)
+            text[len - 1 - vlen / 2] = shapes[shape][0];
+          text[len++] = '\n';
+          if (end == 1)
+            text[len++] = '\n';
+          else if (end == 2)
+            len -= 1 + vlen / 3; /* the read ends inside the line */
+          check_text(text, len, round);
+        }
+}
+
 /* Requests near POLICY_REQUEST_MAX and POLICY_ATTRS_MAX: every line
    ordinary, the limit reached within a line or at its end. */
 Test(policy, whole_lines_agree_with_byte_path_at_limits) {
