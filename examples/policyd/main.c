@@ -903,48 +903,19 @@ static int answer(server *s, conn *c) {
    cancellation points: in a process with other threads, each call turns
    asynchronous cancellation on and off around the system call, some 35
    instructions a call and 70 a request, for a loop that no thread ever
-   cancels. On x86-64 Linux the system call is made in place, as the C
-   library's own inline system calls are, rather than through syscall(),
-   whose call moves the six arguments along and sets errno itself (some
-   12 instructions a call more). A system without those two calls of its
-   own (32-bit x86's socketcall) keeps the wrappers. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-static inline long sys6(long nr, long a1, long a2, long a3, long a4, long a5,
-                        long a6) {
-  register long r10 __asm__("r10") = a4;
-  register long r8 __asm__("r8") = a5;
-  register long r9 __asm__("r9") = a6;
-  long rc;
-
-  __asm__ volatile("syscall"
-                   : "=a"(rc)
-                   : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8),
-                     "r"(r9)
-                   : "rcx", "r11", "memory");
-  if (rc < 0 && rc > -4096) {
-    errno = (int)-rc;
-    return -1;
-  }
-  return rc;
-}
-#define SOCK_CALL(nr, fd, buf, len, flags)                                     \
-  sys6((nr), (fd), (long)(buf), (long)(len), (flags), 0, 0)
-#elif defined(SYS_recvfrom) && defined(SYS_sendto)
-#define SOCK_CALL(nr, fd, buf, len, flags)                                     \
-  syscall((nr), (fd), (buf), (len), (flags), NULL, 0)
-#endif
-
+   cancels. A system without those two calls of their own (32-bit x86's
+   socketcall) keeps the wrappers. */
 static ssize_t sock_recv(int fd, void *buf, size_t len) {
-#ifdef SOCK_CALL
-  return SOCK_CALL(SYS_recvfrom, fd, buf, len, 0);
+#ifdef SYS_recvfrom
+  return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
 #else
   return recv(fd, buf, len, 0);
 #endif
 }
 
 static ssize_t sock_send(int fd, const void *buf, size_t len) {
-#ifdef SOCK_CALL
-  return SOCK_CALL(SYS_sendto, fd, buf, len, MSG_NOSIGNAL);
+#ifdef SYS_sendto
+  return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
 #else
   return send(fd, buf, len, MSG_NOSIGNAL);
 #endif
