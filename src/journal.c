@@ -157,9 +157,10 @@ struct obspam__journal {
   int cut_failed; /* errno of a cut that could not write; 0 */
   uint64_t lost;  /* records dropped since the last flush that wrote */
   /* The generation (see the top): ids base .. base + nids - 1 are
-     given, id i to the object at defs[i] (room for cap); the previous
-     record's time, retention and period, when timed. */
-  uint32_t base, nids, cap;
+     given, id i to the object at defs[i] (room for cap), and ids below
+     room can be, with marks that do not wrap; the previous record's
+     time, retention and period, when timed. */
+  uint32_t base, nids, cap, room;
   uintptr_t *defs;
   int timed;
   int64_t t, retention, period;
@@ -208,13 +209,28 @@ static inline void put32(uint8_t *p, uint32_t v) {
 }
 
 /* v as a varint at p; the byte after it. */
-static inline uint8_t *put_var(uint8_t *p, uint64_t v) {
+static uint8_t *put_var_long(uint8_t *p, uint64_t v) {
   while (v >= 0x80) {
     *p++ = (uint8_t)(v | 0x80);
     v >>= 7;
   }
   *p++ = (uint8_t)v;
   return p;
+}
+
+/* The same, with the one- and two-byte forms that encode writes for
+   nearly every number inline. */
+static inline uint8_t *put_var(uint8_t *p, uint64_t v) {
+  if (v < 0x80) {
+    *p = (uint8_t)v;
+    return p + 1;
+  }
+  if (v < 0x4000) {
+    p[0] = (uint8_t)(v | 0x80);
+    p[1] = (uint8_t)(v >> 7);
+    return p + 2;
+  }
+  return put_var_long(p, v);
 }
 
 /* The varint at *q, before stop, into *v; *q moves past it. 0 when it
@@ -252,32 +268,50 @@ static inline uint64_t unzigzag(uint64_t z) {
    whatever they name, and give the time and retention whole. Marks are
    never 0, which a new object has, and never wrap while a generation
    could still give them. */
+static void set_room(obspam__journal *j) {
+  j->room = j->cap < UINT32_MAX - j->base ? j->cap : UINT32_MAX - j->base;
+}
+
 static void generation(obspam__journal *j) {
   j->base += j->nids;
   if (j->base == 0 || j->base > UINT32_MAX - 3)
     j->base = 1;
   j->nids = 0;
   j->timed = 0;
+  set_room(j);
+}
+
+/* Makes room in defs for the three ids a record may define, with marks
+   that do not wrap. Without more room the ids start again, at the cost
+   of defining again what the next records name. */
+static void make_room(obspam__journal *j) {
+  uintptr_t *grown =
+      j->cap < UINT32_MAX / 4 && j->nids <= UINT32_MAX - 3 - j->base
+          ? realloc(j->defs, 2 * (size_t)j->cap * sizeof(*grown))
+          : NULL;
+
+  if (grown != NULL) {
+    j->defs = grown;
+    j->cap *= 2;
+    set_room(j);
+  } else {
+    generation(j);
+  }
 }
 
 /* The record of ch into out (RECORD_MAX bytes), in j's generation, which
    has room for ch's ids; its length. */
 static size_t encode(obspam__journal *j, const obspam__charge *ch,
                      uint8_t *out) {
-  uint8_t *payload = out + FRAME_MAX - 1, *p = payload + 2, over = 0;
+  uint8_t *payload = out + FRAME_MAX - 1, *p = payload + 2;
   unsigned flags = (ch->probe ? FLAG_PROBE : 0) | (ch->reset ? FLAG_RESET : 0) |
-                   (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0) |
                    (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
                    (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
-                   (ch->listed ? FLAG_LISTED : 0);
+                   (ch->listed ? FLAG_LISTED : 0),
+           shape = (unsigned)(ch->n | (ch->refuser + 1) << 2);
   size_t len;
   int i;
 
-  for (i = 0; i < ch->n; i++)
-    if (ch->refuser >= 0 && obspam__exceeded(ch, i))
-      over |= (uint8_t)(1u << i);
-  payload[1] = (uint8_t)(ch->n | (ch->refuser + 1) << 2 | over << 4 |
-                         (ch->script != NULL ? SHAPE_SCRIPT : 0));
   if (j->timed) {
     p = put_var(p, zigzag((uint64_t)ch->t - (uint64_t)j->t));
   } else {
@@ -294,21 +328,24 @@ static size_t encode(obspam__journal *j, const obspam__charge *ch,
   }
   j->t = ch->t;
   j->timed = 1;
-  payload[0] = (uint8_t)flags;
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
-    int w = over & (1u << i) ? ch->over_window[i] : OBSPAM__W_HOUR;
-    int64_t limit = over & (1u << i) ? obspam__over_limit(ch, i)
-                                     : ch->limit[i][OBSPAM__W_HOUR];
     uint32_t id = o->journal_mark - j->base;
+    unsigned w = OBSPAM__W_HOUR + 1;
+    int64_t limit = ch->limit[i][OBSPAM__W_HOUR];
 
+    if (ch->refuser >= 0 && obspam__exceeded(ch, i)) {
+      shape |= 16u << i;
+      w = (unsigned)(ch->over_window[i] + 1);
+      limit = obspam__over_limit(ch, i);
+    }
     if (id < j->nids && j->defs[id] == (uintptr_t)o) {
-      p = put_var(p, (uint64_t)id << 3 | (unsigned)(w + 1));
+      p = put_var(p, (uint64_t)id << 3 | w);
     } else {
       id = j->nids++;
       j->defs[id] = (uintptr_t)o;
       o->journal_mark = j->base + id;
-      p = put_var(p, (uint64_t)id << 3 | DEFINES | (unsigned)(w + 1));
+      p = put_var(p, (uint64_t)id << 3 | DEFINES | w);
       *p++ = o->kind;
       p = put_var(p, o->len);
       memcpy(p, o->name, o->len);
@@ -317,12 +354,17 @@ static size_t encode(obspam__journal *j, const obspam__charge *ch,
     p = put_var(p, (uint64_t)limit + 1);
   }
   if (ch->script != NULL) {
+    shape |= SHAPE_SCRIPT;
     p = put_var(p, ch->script_len);
     memcpy(p, ch->script, ch->script_len);
     p += ch->script_len;
-    if (ch->uid >= 0)
+    if (ch->uid >= 0) {
+      flags |= FLAG_UID;
       p = put_var(p, (uint64_t)ch->uid);
+    }
   }
+  payload[0] = (uint8_t)flags;
+  payload[1] = (uint8_t)shape;
   len = (size_t)(p - payload);
   /* The payload went where a length of one byte leaves it. */
   if (len < 0x80) {
@@ -631,24 +673,8 @@ static int flush_locked(obspam__journal *j, int sync) {
 static void record_locked(obspam__journal *j, const obspam__charge *ch) {
   size_t len;
 
-  /* Room for three ids, and marks that do not wrap. Without more room
-     the ids start again, at the cost of defining again what the next
-     records name. */
-  if (j->nids > UINT32_MAX - 3 - j->base)
-    generation(j);
-  if (j->cap - j->nids < 3) {
-    uintptr_t *grown =
-        j->cap < UINT32_MAX / 4
-            ? realloc(j->defs, 2 * (size_t)j->cap * sizeof(*grown))
-            : NULL;
-
-    if (grown != NULL) {
-      j->defs = grown;
-      j->cap *= 2;
-    } else {
-      generation(j);
-    }
-  }
+  if (j->room - j->nids < 3)
+    make_room(j);
   /* Encoded in place, so that the record's names are copied once; near
      the buffer's end, aside, to learn whether it fits. */
   if (BUF_CAP - j->len >= RECORD_MAX) {
