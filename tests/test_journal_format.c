@@ -311,7 +311,17 @@ static void same_everything(obspam_engine *x, obspam_engine *y, int64_t from,
     int rp = obspam_stats_get(x, k, n, now, &p);
     int rq = obspam_stats_get(y, k, n, now, &q);
 
-    cr_assert_eq(rp, rq, "%s: %s: %d, %d", what, n, rp, rq);
+    if (rp != rq) {
+      /* An implicit mailbox that holds nothing (an accepted probe made
+         it, which is not journaled) goes when the engine next looks. */
+      const obspam_stats *h = rp == OBSPAM_OK ? &p : &q;
+
+      cr_assert((rp == OBSPAM_ENOTFOUND || rq == OBSPAM_ENOTFOUND) &&
+                    h->count == 0 && h->refused_total == 0 &&
+                    h->count_day == 0 && h->last_reset == 0,
+                "%s: %s: %d, %d", what, n, rp, rq);
+      continue;
+    }
     if (rp != OBSPAM_OK)
       continue;
 #define SAME(f)                                                                \
@@ -549,4 +559,52 @@ Test(journal_format, format_3_replays_as_format_2) {
       cr_assert_gt(kinds.refused[s][w], 0, "no refusal at kind %d window %d",
                    (int)s + OBSPAM_SUBSCRIPTION, w - 1);
   }
+}
+
+/* A format 2 journal, as 1.4.2 left it, replays on upgrade; the replay
+   writes it again as format 3 (each record of format 2 wrapped in one of
+   format 3), and the upgraded engine goes on in format 3 after them: a
+   second restart replays both exactly. */
+Test(journal_format, format_2_journal_upgrades) {
+  obspam_engine *e = engine(), *x, *z;
+  int64_t t, tx, replayed = -1;
+  size_t refused = 0, old;
+  uint8_t h[32];
+  int fd;
+
+  all_objects();
+  OK(obspam_journal_open(e, state2, 0, NULL, NULL));
+  tap_install(e);
+  seed = 7;
+  t = random_traffic(e, T0, 1000, &refused);
+  tap_remove(e);
+  old = f2.n;
+  f2_write(journal);
+  x = replayed_from(state, &replayed);
+  cr_assert_eq(replayed, (int64_t)old);
+  fd = open(journal, O_RDONLY);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(read(fd, h, sizeof(h)), 32);
+  close(fd);
+  cr_assert_eq(h[8], 3, "the journal is format %d", h[8]);
+  same_options(e, x);
+  same_everything(e, x, T0 - 86400, t, 0, "upgraded");
+  /* The same decisions on both from here. */
+  tap_install(x);
+  seed = 8;
+  tx = random_traffic(x, t, 500, &refused);
+  tap_remove(x);
+  seed = 8;
+  cr_assert_eq(random_traffic(e, t, 500, &refused), tx);
+  OK(obspam_journal_close(x));
+  z = replayed_from(state, &replayed);
+  cr_assert_eq(replayed, (int64_t)(old + f2.n));
+  same_options(e, z);
+  same_everything(e, z, T0 - 86400, tx, 0, "after the upgrade");
+  obspam_engine_free(z);
+  obspam_engine_free(x);
+  obspam_engine_free(e);
+  free(f2.buf);
+  f2.buf = NULL;
+  f2.cap = 0;
 }
