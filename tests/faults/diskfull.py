@@ -42,6 +42,21 @@ A, TINY = "a@acme.example", "tiny@acme.example"
 OTHERS = 80  # implicit mailboxes m0@acme.example ... with one message each
 HEADER = 32  # bytes of a journal's header (src/journal.c)
 PAGE = 4096  # tmpfs gives a file its room a page at a time
+BUF = 256 * 1024  # bytes of records that wait in memory (src/journal.c)
+
+
+def ten_records(c, disk):
+    """Sends 10 messages of A and returns the bytes of their records: the
+    first, which defines the names of A, its domain and its subscription
+    (journal format 3), and each of the others, which refer to them."""
+    start = disk.journal_size()
+    accepted = send(c, A, 1)["accepted"]
+    first = disk.journal_size() - start
+    accepted += send(c, A, 9)["accepted"]
+    rec = (disk.journal_size() - start - first) // 9
+    expect(disk.journal_size(), start + first + 9 * rec, "10 records")
+    expect(accepted, 10, "A's answers")
+    return first, rec
 
 
 class Disk:
@@ -192,10 +207,10 @@ def sc_episode(tmp):
                          "end"], "the first save")
         snapshot = disk.state_hash()
         expect(disk.journal_size(), HEADER, "the journal after the save")
-        a += send(c, A, 10)["accepted"]
-        rec = (disk.journal_size() - HEADER) // 10
-        expect(disk.journal_size(), HEADER + 10 * rec, "10 records")
-        print(f"    a record of {A}: {rec} bytes")
+        first, rec = ten_records(c, disk)
+        a += 10
+        print(f"    a record of {A}: {first} bytes with the names, {rec} "
+              f"after")
 
         # Full: the journal's last page takes what fits, then nothing.
         disk.fill()
@@ -203,8 +218,8 @@ def sc_episode(tmp):
                "answers while the disk is full")
         a += 100
         size = disk.journal_size()
-        written = (size - HEADER) // rec - 10
-        expect(size, HEADER + (10 + written) * rec,
+        written = (size - HEADER - first) // rec - 9
+        expect(size, HEADER + first + (9 + written) * rec,
                "the journal holds whole records only")
         if not 0 <= written < PAGE // rec:
             raise Failure(f"{written} records written on a full disk")
@@ -323,9 +338,13 @@ def sc_dropped(tmp):
     d = daemon(tmp, disk)
     try:
         c = d.client()
-        a = send(c, A, 10)["accepted"]
-        rec = (disk.journal_size() - HEADER) // 10
-        cap = 256 * 1024 // rec
+        first, rec = ten_records(c, disk)
+        a = 10
+        # The records wait while they fit: those after the last record
+        # written refer to its names, and the first after a drop defines
+        # them again.
+        cap = BUF // rec
+        again = 1 + (BUF - first) // rec
         disk.fill()
         # Pipelined: many requests a round; the journal's last page takes
         # some, the others wait in memory.
@@ -338,9 +357,10 @@ def sc_dropped(tmp):
             got += [answers.read_answer() for _ in range(part)]
         expect(got, [pt.DUNNO] * n, "answers while the disk is full")
         a += n
-        written = (disk.journal_size() - HEADER) // rec - 10
+        written = (disk.journal_size() - HEADER - first) // rec - 9
         waiting = n - written
-        dropped = cap * ((waiting - 1) // cap)
+        dropped = 0 if waiting <= cap else \
+            cap + again * ((waiting - cap - 1) // again)
         print(f"    {n} decisions: {written} written, {dropped} dropped")
         if dropped == 0:
             raise Failure("nothing was dropped")
