@@ -214,22 +214,25 @@ def sc_episode(tmp):
 
         # Full: the journal's last page takes what fits, then nothing.
         disk.fill()
-        expect(send(c, A, 100), {"accepted": 100, "refused": 0},
+        # More decisions than the last page takes.
+        full = PAGE // rec + 100
+        expect(send(c, A, full), {"accepted": full, "refused": 0},
                "answers while the disk is full")
-        a += 100
+        a += full
         size = disk.journal_size()
         written = (size - HEADER - first) // rec - 9
         expect(size, HEADER + first + (9 + written) * rec,
                "the journal holds whole records only")
         if not 0 <= written < PAGE // rec:
             raise Failure(f"{written} records written on a full disk")
-        print(f"    {written} of the 100 decisions fit in the journal's "
+        print(f"    {written} of the {full} decisions fit in the journal's "
               f"last page")
         expect(status(d), want(a, tiny, tiny_ref, OTHERS), "counts in memory")
         expect(len(lines(d, FULL_LINE.format(re.escape(disk.journal)))), 1,
                "lines saying the journal fails")
         expect(lines(d, AGAIN_LINE), [], "lines saying it works again")
-        expect_metrics(d, "metrics while full", 0, 100 - written, 1, 0, 1, 0)
+        expect_metrics(d, "metrics while full", 0, full - written, 1, 0, 1,
+                       0)
 
         # A save on the full disk: refused, the snapshot and the journal
         # as they were, nothing left behind.
@@ -243,7 +246,7 @@ def sc_episode(tmp):
         # kill -9 now loses what the disk did not take (documented); the
         # daemon starts again on the full disk with what it holds.
         d.stop(signal.SIGKILL)
-        a -= 100 - written
+        a -= full - written
         d = daemon(tmp, disk, name="d2")
         d.wait_log(r"journal opened path=" + re.escape(disk.journal)
                    + rf" replayed={10 + written}$")
