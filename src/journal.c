@@ -398,7 +398,9 @@ typedef struct record {
 } record;
 
 /* Whether r holds values a decision can make, and nothing else: what
-   every format checks once it has read a record. */
+   every format checks once it has read a record. The objects of a
+   charge are of different kinds, top first (store.h), so no object is
+   named twice, which the store is not made for. */
 static int valid(const record *r) {
   int i;
 
@@ -414,8 +416,8 @@ static int valid(const record *r) {
     if (r->window[i] < -1 || r->window[i] >= OBSPAM__WINDOWS ||
         (r->window[i] < 0 && !((r->over >> i) & 1)) ||
         r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
-        r->len[i] < 1 || r->len[i] > OBSPAM_NAME_MAX ||
-        r->limit[i] < OBSPAM_UNLIMITED)
+        (i > 0 && r->kind[i] <= r->kind[i - 1]) || r->len[i] < 1 ||
+        r->len[i] > OBSPAM_NAME_MAX || r->limit[i] < OBSPAM_UNLIMITED)
       return 0;
   return r->script_len <= OBSPAM__SCRIPT_MAX && r->uid >= -1 &&
          (r->uid < 0 || r->script_len > 0);
