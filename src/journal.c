@@ -256,22 +256,20 @@ static int get_var(const uint8_t **q, const uint8_t *stop, uint64_t *v) {
 }
 
 /* Signed differences as varints: small ones of either sign are short. */
-static inline uint64_t zigzag(uint64_t d) {
-  return (d << 1) ^ (uint64_t) - (int64_t)(d >> 63);
-}
+static inline uint64_t zigzag(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
 
-static inline uint64_t unzigzag(uint64_t z) {
-  return (z >> 1) ^ (uint64_t) - (int64_t)(z & 1);
+static inline uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+/* The ids the generation can give: as many as defs holds, and no more
+   than keep the marks below 2^32. */
+static void set_room(obspam__journal *j) {
+  j->room = j->cap < UINT32_MAX - j->base ? j->cap : UINT32_MAX - j->base;
 }
 
 /* Starts a generation (see the top): the records after it define
    whatever they name, and give the time and retention whole. Marks are
    never 0, which a new object has, and never wrap while a generation
    could still give them. */
-static void set_room(obspam__journal *j) {
-  j->room = j->cap < UINT32_MAX - j->base ? j->cap : UINT32_MAX - j->base;
-}
-
 static void generation(obspam__journal *j) {
   j->base += j->nids;
   if (j->base == 0 || j->base > UINT32_MAX - 3)
