@@ -28,8 +28,9 @@
        charged nothing and is counted on its objects (store.h listed),
        with 32 and no refusal; 128 the retention and the notification
        period follow (else the previous record's hold);
-     u8 shape: bits 0-1 the count of objects n (1 to 3, top first; 0: the
-       rest is the payload of a record of format 1 or 2, and flags is 0),
+     u8 shape: bits 0-1 the count of objects n (1 to 3, top first, no
+       two of the same level, as in every format; 0: the rest is the
+       payload of a record of format 1 or 2, and flags is 0),
        bits 2-3 the object named by a refusal + 1 (0: accepted), bits 4-6
        bit i set when object i went over its own limit, bit 7 a script
        path follows;
