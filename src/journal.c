@@ -39,12 +39,14 @@
      for each object: v id << 3 | 4 when a definition | window + 1 (0
        minute, 1 hour, 2 day, -1 the recipients cap or forbidden
        scripts); with a definition, u8 kind, v name length and the name;
-       then v the limit + 1 (0: unlimited);
+       then, when it went over its own limit, v the limit + 1 (0:
+       unlimited);
      with shape bit 7, v the path's length and the path; with flag 8, v
      the uid of the script's message.
 
    The limit and window are those the object went over (store.h,
-   over_window), its hourly limit when it did not.
+   over_window); an object that did not has the hour's window and no
+   limit (format 2 gave its hourly limit), which a replay does not read.
 
    Names are defined once. The first record that names an object in a
    stretch of records defines it (an id, its kind and its name); later
@@ -330,14 +332,10 @@ static size_t encode(obspam__journal *j, const obspam__charge *ch,
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
     uint32_t id = o->journal_mark - j->base;
-    unsigned w = OBSPAM__W_HOUR + 1;
-    int64_t limit = ch->limit[i][OBSPAM__W_HOUR];
+    int over = ch->refuser >= 0 && obspam__exceeded(ch, i);
+    unsigned w = over ? (unsigned)(ch->over_window[i] + 1) : OBSPAM__W_HOUR + 1;
 
-    if (ch->refuser >= 0 && obspam__exceeded(ch, i)) {
-      shape |= 16u << i;
-      w = (unsigned)(ch->over_window[i] + 1);
-      limit = obspam__over_limit(ch, i);
-    }
+    shape |= (unsigned)over << (4 + i);
     if (id < j->nids && j->defs[id] == (uintptr_t)o) {
       p = put_var(p, (uint64_t)id << 3 | w);
     } else {
@@ -350,7 +348,8 @@ static size_t encode(obspam__journal *j, const obspam__charge *ch,
       memcpy(p, o->name, o->len);
       p += o->len;
     }
-    p = put_var(p, (uint64_t)limit + 1);
+    if (over)
+      p = put_var(p, (uint64_t)obspam__over_limit(ch, i) + 1);
   }
   if (ch->script != NULL) {
     shape |= SHAPE_SCRIPT;
@@ -591,9 +590,11 @@ static size_t decode3(const uint8_t *p, const uint8_t *end, reader *rd,
     r->kind[i] = rd->ids[id].kind;
     r->name[i] = rd->ids[id].name;
     r->len[i] = rd->ids[id].len;
-    if (!get_var(&q, stop, &v))
+    r->limit[i] = OBSPAM_UNLIMITED;
+    if (((r->over >> i) & 1) && !get_var(&q, stop, &v))
       return 0;
-    r->limit[i] = (int64_t)(v - 1);
+    if ((r->over >> i) & 1)
+      r->limit[i] = (int64_t)(v - 1);
   }
   r->script = NULL;
   r->script_len = 0;
