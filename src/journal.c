@@ -590,11 +590,12 @@ static size_t decode3(const uint8_t *p, const uint8_t *end, reader *rd,
     r->kind[i] = rd->ids[id].kind;
     r->name[i] = rd->ids[id].name;
     r->len[i] = rd->ids[id].len;
-    r->limit[i] = OBSPAM_UNLIMITED;
-    if (((r->over >> i) & 1) && !get_var(&q, stop, &v))
-      return 0;
-    if ((r->over >> i) & 1)
+    r->limit[i] = OBSPAM_UNLIMITED; /* not read: see the top */
+    if ((r->over >> i) & 1) {
+      if (!get_var(&q, stop, &v))
+        return 0;
       r->limit[i] = (int64_t)(v - 1);
+    }
   }
   r->script = NULL;
   r->script_len = 0;
