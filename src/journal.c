@@ -3,41 +3,95 @@
    process killed between two saves loses no count.
 
    File layout (STATE.journal, and STATE.journal.next during a save), all
-   integers little-endian:
+   fixed-width integers little-endian:
 
      offset  size  field
           0     8  magic "OBSPAMJR"
-          8     4  format version (2; 1.3 before the minute and day
-                   windows wrote 1)
+          8     4  format version (3; 1.3 to 1.4.2 wrote 2, and 1.3 before
+                   the minute and day windows 1)
          12     4  reserved, 0
          16     8  payload length of the snapshot the records follow
          24     8  its XXH3-64 checksum (both 0: no snapshot; length
                    2^64 - 1: a save that has not taken its counters yet)
-         32     -  records, each: u32 payload length, u32 the low 32 bits
-                   of the payload's XXH3-64, then the payload:
+         32     -  records
 
-     i64 time, i64 amount (recipients or 1), i64 retention hours,
-     i64 notification period; u8 flags (1: a probe; 2: each object
-     carries a window; 4: a reset of its one object, obspam_reset, whose
-     amount is 1 and means nothing; 16: a forward; 32: a mailing-list
-     delivery; 64: an exempt mailing-list delivery, which charged nothing
-     and is counted on its objects, store.h listed, with 32 and no
-     refusal); i8 the object named by a refusal (-1:
-   accepted); u8 count of objects (1 to 3, top first); u8 bit i set when object
-   i went over its own limit; then for each object: i64 a limit, with flag 2 an
-   i8 window (0 minute, 1 hour, 2 day, -1 the recipients cap or forbidden
-   scripts), u8 kind, u16 name length, name; then u16 script path length (0:
-   none) and the path; with flag 8, the i64 uid of the script's message. The
-   limit and window are those the object went over (store.h, over_window), its
-   hourly limit when it did not.
+   Format 3. Numbers marked v are varints: seven bits a byte, low bits
+   first, the high bit set on every byte but the last. A record is v its
+   payload's length, u32 the low 32 bits of the payload's XXH3-64, then
+   the payload:
 
-   Flags 16, 32 and 64 are written from 1.4 on, in the same format (a
-   record without them replays as before).
+     u8 flags: 1 a probe; 2 the time is absolute (else the difference
+       from the previous record's, zigzag-coded: 2d, or -2d - 1 when
+       negative); 4 a reset of its one object (obspam_reset: amount 1,
+       meaning nothing); 8 a script's uid follows; 16 a forward; 32 a
+       mailing-list delivery; 64 an exempt mailing-list delivery, which
+       charged nothing and is counted on its objects (store.h listed),
+       with 32 and no refusal; 128 the retention and the notification
+       period follow (else the previous record's hold);
+     u8 shape: bits 0-1 the count of objects n (1 to 3, top first, no
+       two of the same level, as in every format; 0: the rest is the
+       payload of a record of format 1 or 2, and flags is 0),
+       bits 2-3 the object named by a refusal + 1 (0: accepted), bits 4-6
+       bit i set when object i went over its own limit, bit 7 a script
+       path follows;
+     v time, v amount (recipients or 1); with flag 128, v retention hours
+     and v notification period;
+     for each object: v id << 3 | 4 when a definition | window + 1 (0
+       minute, 1 hour, 2 day, -1 the recipients cap or forbidden
+       scripts); with a definition, u8 kind, v name length and the name;
+       then, when it went over its own limit, v the limit + 1 (0:
+       unlimited);
+     with shape bit 7, v the path's length and the path; with flag 8, v
+     the uid of the script's message.
+
+   The limit and window are those the object went over (store.h,
+   over_window); an object that did not has the hour's window and no
+   limit (format 2 gave its hourly limit), which a replay does not read.
+
+   Names are defined once. The first record that names an object in a
+   stretch of records defines it (an id, its kind and its name); later
+   records give the id alone. A reader keeps the definitions of a file in
+   order, a later definition of an id overriding an earlier one, and
+   stops at a record that gives an id it holds no definition for, as at a
+   damaged one. Time and retention are carried the same way: the first
+   record of a stretch gives them whole.
+
+   A stretch is a generation of the writer: it forgets every definition,
+   the time and the retention, and counts its ids from 0 again. Each
+   object keeps the mark of its last definition (obspam__obj,
+   journal_mark: the generation's base plus its id); defs[] holds the
+   object each id of the generation was given to, so that neither an
+   object of an earlier generation or journal nor a new one at a freed
+   object's address passes for defined. A generation begins wherever a
+   record could be read without the records written before it in the
+   generation: a new journal (a fresh file, or one a replay kept, whose
+   records end with another generation's); the cut, whose records go to
+   .next, a file of their own; a failed save's copy-back of .next after
+   the journal's records (and settle's, its retry), which puts another
+   generation's definitions before the waiting records; and records
+   dropped while the disk took nothing, which may have held
+   definitions. A replay into a fresh journal copies whole files' records
+   (the journal's, then .next's), each file beginning with a generation,
+   so each copied stretch defines before it refers.
+
+   Format 2 (and 1) records are u32 payload length, u32 the low 32 bits
+   of the payload's XXH3-64, then:
+
+     i64 time, i64 amount, i64 retention hours, i64 notification period;
+     u8 flags (as format 3's, but 2: each object carries a window, and
+     none of 128); i8 the object named by a refusal (-1: accepted); u8
+     count of objects (1 to 3, top first); u8 bit i set when object i
+     went over its own limit; then for each object: i64 a limit, with flag
+     2 an i8 window, u8 kind, u16 name length, name; then u16 script path
+     length (0: none) and the path; with flag 8, the i64 uid of the
+     script's message.
 
    Format 2 writes every record with flag 2. Format 1's records have no
    window: they went over the hourly limit, and replay as such; they may
    follow format 2's header, as a replay copies the records it keeps
-   into a fresh journal.
+   into a fresh journal. A replay that copies records of format 1 or 2
+   into a format 3 journal wraps each payload in a record of format 3 of
+   shape 0.
 
    A record is what the store applied, not the message: replayed, it is
    applied again as it was decided (store.h, charge->replay), whatever the
@@ -70,18 +124,24 @@
 #include "names.h"
 
 #define MAGIC "OBSPAMJR"
-#define VERSION 2u
+#define VERSION 3u
 #define FLAG_PROBE 1
-#define FLAG_WINDOWS 2
+#define FLAG_WINDOWS 2  /* formats 1 and 2 */
+#define FLAG_ABSOLUTE 2 /* format 3 */
 #define FLAG_RESET 4
 #define FLAG_UID 8
 #define FLAG_FORWARD 16
 #define FLAG_LIST 32
 #define FLAG_LISTED 64
+#define FLAG_SETTINGS 128 /* format 3 */
+#define SHAPE_SCRIPT 128
+#define DEFINES 4 /* an object's id is a definition */
 #define HEADER 32
 #define BUF_CAP (256 * 1024)
 #define RECORD_MAX 4096
+#define FRAME_MAX 6 /* a record's length (at most two bytes) and checksum */
 #define PENDING UINT64_MAX /* the identity of a snapshot not taken yet */
+#define DEFS_MIN 1024      /* ids a generation holds without growing defs */
 
 struct obspam__journal {
   pthread_mutex_t lock;      /* everything below */
@@ -99,9 +159,18 @@ struct obspam__journal {
   int unsettled;
   int cut_failed; /* errno of a cut that could not write; 0 */
   uint64_t lost;  /* records dropped since the last flush that wrote */
-  size_t len;     /* bytes waiting in buf */
-  uint32_t nbuf;  /* records waiting in buf */
+  /* The generation (see the top): ids base .. base + nids - 1 are
+     given, id i to the object at defs[i] (room for cap), and ids below
+     room can be, with marks that do not wrap; the previous record's
+     time, retention and period, when timed. */
+  uint32_t base, nids, cap, room;
+  uintptr_t *defs;
+  int timed;
+  int64_t t, retention, period;
+  size_t len;    /* bytes waiting in buf */
+  uint32_t nbuf; /* records waiting in buf */
   uint8_t buf[BUF_CAP];
+  uint8_t aside[RECORD_MAX]; /* a record made near buf's end */
 };
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -131,84 +200,181 @@ static void header(uint8_t *h, uint64_t length, uint64_t checksum) {
   put(h + 24, checksum, 8);
 }
 
-/* Fixed-width little-endian stores for encode, which runs for every
-   charge under the store's lock: on a little-endian host each is one
-   store, where put's loop is one per byte. */
+/* A u32 store for encode, which runs for every charge under the store's
+   lock: on a little-endian host one store, where put's loop is one per
+   byte. */
+static inline void put32(uint8_t *p, uint32_t v) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define PUT_FIXED(name, type)                                                  \
-  static inline uint8_t *name(uint8_t *p, type v) {                            \
-    memcpy(p, &v, sizeof(v));                                                  \
-    return p + sizeof(v);                                                      \
-  }
+  memcpy(p, &v, sizeof(v));
 #else
-#define PUT_FIXED(name, type)                                                  \
-  static inline uint8_t *name(uint8_t *p, type v) {                            \
-    return put(p, v, (int)sizeof(v));                                          \
-  }
+  put(p, v, 4);
 #endif
-PUT_FIXED(put8, uint8_t)
-PUT_FIXED(put16, uint16_t)
-PUT_FIXED(put32, uint32_t)
-PUT_FIXED(put64, uint64_t)
-
-/* The length of ch's record, header included: what encode writes. */
-static size_t encoded_len(const obspam__charge *ch) {
-  size_t len = 8 + 36 + 2;
-  int i;
-
-  for (i = 0; i < ch->n; i++)
-    len += 12 + ch->obj[i]->len;
-  if (ch->script != NULL)
-    len += ch->script_len + (ch->uid >= 0 ? 8 : 0);
-  return len;
 }
 
-/* The record of ch into out (RECORD_MAX bytes); its length. */
-static size_t encode(const obspam__charge *ch, uint8_t *out) {
-  uint8_t *p = out + 8, over = 0;
+/* v as a varint at p; the byte after it. */
+static uint8_t *put_var_long(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* The same, with the one- and two-byte forms that encode writes for
+   nearly every number inline. */
+static inline uint8_t *put_var(uint8_t *p, uint64_t v) {
+  if (v < 0x80) {
+    *p = (uint8_t)v;
+    return p + 1;
+  }
+  if (v < 0x4000) {
+    p[0] = (uint8_t)(v | 0x80);
+    p[1] = (uint8_t)(v >> 7);
+    return p + 2;
+  }
+  return put_var_long(p, v);
+}
+
+/* The varint at *q, before stop, into *v; *q moves past it. 0 when it
+   runs past stop or past 64 bits. */
+static int get_var(const uint8_t **q, const uint8_t *stop, uint64_t *v) {
+  const uint8_t *p = *q;
+  uint64_t x = 0;
+  int shift;
+
+  for (shift = 0; shift < 64 && p < stop; shift += 7) {
+    uint8_t b = *p++;
+
+    if (shift == 63 && b > 1)
+      return 0;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if (b < 0x80) {
+      *q = p;
+      *v = x;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Signed differences as varints: small ones of either sign are short. */
+static inline uint64_t zigzag(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
+
+static inline uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+/* The ids the generation can give: as many as defs holds, and no more
+   than keep the marks below 2^32. */
+static void set_room(obspam__journal *j) {
+  j->room = j->cap < UINT32_MAX - j->base ? j->cap : UINT32_MAX - j->base;
+}
+
+/* Starts a generation (see the top): the records after it define
+   whatever they name, and give the time and retention whole. Marks are
+   never 0, which a new object has, and never wrap while a generation
+   could still give them. */
+static void generation(obspam__journal *j) {
+  j->base += j->nids;
+  if (j->base == 0 || j->base > UINT32_MAX - 3)
+    j->base = 1;
+  j->nids = 0;
+  j->timed = 0;
+  set_room(j);
+}
+
+/* Makes room in defs for the three ids a record may define, with marks
+   that do not wrap. Without more room the ids start again, at the cost
+   of defining again what the next records name. */
+static void make_room(obspam__journal *j) {
+  uintptr_t *grown =
+      j->cap < UINT32_MAX / 4 && j->nids <= UINT32_MAX - 3 - j->base
+          ? realloc(j->defs, 2 * (size_t)j->cap * sizeof(*grown))
+          : NULL;
+
+  if (grown != NULL) {
+    j->defs = grown;
+    j->cap *= 2;
+    set_room(j);
+  } else {
+    generation(j);
+  }
+}
+
+/* The record of ch into out (RECORD_MAX bytes), in j's generation, which
+   has room for ch's ids; its length. */
+static size_t encode(obspam__journal *j, const obspam__charge *ch,
+                     uint8_t *out) {
+  uint8_t *payload = out + FRAME_MAX - 1, *p = payload + 2;
+  unsigned flags = (ch->probe ? FLAG_PROBE : 0) | (ch->reset ? FLAG_RESET : 0) |
+                   (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
+                   (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
+                   (ch->listed ? FLAG_LISTED : 0),
+           shape = (unsigned)(ch->n | (ch->refuser + 1) << 2);
   size_t len;
   int i;
 
-  for (i = 0; i < ch->n; i++)
-    if (ch->refuser >= 0 && obspam__exceeded(ch, i))
-      over |= (uint8_t)(1u << i);
-  p = put64(p, (uint64_t)ch->t);
-  p = put64(p, (uint64_t)ch->c);
-  p = put64(p, (uint64_t)ch->retention);
-  p = put64(p, (uint64_t)ch->period);
-  p = put8(p, (uint8_t)(FLAG_WINDOWS | (ch->probe ? FLAG_PROBE : 0) |
-                        (ch->reset ? FLAG_RESET : 0) |
-                        (ch->script != NULL && ch->uid >= 0 ? FLAG_UID : 0) |
-                        (ch->marks & OBSPAM__MARK_FORWARD ? FLAG_FORWARD : 0) |
-                        (ch->marks & OBSPAM__MARK_LIST ? FLAG_LIST : 0) |
-                        (ch->listed ? FLAG_LISTED : 0)));
-  p = put8(p, (uint8_t)ch->refuser);
-  p = put8(p, (uint8_t)ch->n);
-  p = put8(p, over);
-  for (i = 0; i < ch->n; i++) {
-    const obspam__obj *o = ch->obj[i];
-    int w = over & (1u << i) ? ch->over_window[i] : OBSPAM__W_HOUR;
-    int64_t limit = over & (1u << i) ? obspam__over_limit(ch, i)
-                                     : ch->limit[i][OBSPAM__W_HOUR];
-
-    p = put64(p, (uint64_t)limit);
-    p = put8(p, (uint8_t)w);
-    p = put8(p, o->kind);
-    p = put16(p, o->len);
-    memcpy(p, o->name, o->len);
-    p += o->len;
+  if (j->timed) {
+    p = put_var(p, zigzag((uint64_t)ch->t - (uint64_t)j->t));
+  } else {
+    flags |= FLAG_ABSOLUTE;
+    p = put_var(p, (uint64_t)ch->t);
   }
-  len = ch->script != NULL ? ch->script_len : 0;
-  p = put16(p, (uint16_t)len);
-  if (len > 0)
-    memcpy(p, ch->script, len);
-  p += len;
-  if (ch->script != NULL && ch->uid >= 0)
-    p = put64(p, (uint64_t)ch->uid);
-  len = (size_t)(p - out) - 8;
-  put32(out, (uint32_t)len);
-  put32(out + 4, (uint32_t)obspam__checksum(out + 8, len));
-  return len + 8;
+  p = put_var(p, (uint64_t)ch->c);
+  if (!j->timed || ch->retention != j->retention || ch->period != j->period) {
+    flags |= FLAG_SETTINGS;
+    p = put_var(p, (uint64_t)ch->retention);
+    p = put_var(p, (uint64_t)ch->period);
+    j->retention = ch->retention;
+    j->period = ch->period;
+  }
+  j->t = ch->t;
+  j->timed = 1;
+  for (i = 0; i < ch->n; i++) {
+    obspam__obj *o = ch->obj[i];
+    uint32_t id = o->journal_mark - j->base;
+    int over = ch->refuser >= 0 && obspam__exceeded(ch, i);
+    unsigned w = over ? (unsigned)(ch->over_window[i] + 1) : OBSPAM__W_HOUR + 1;
+
+    shape |= (unsigned)over << (4 + i);
+    if (id < j->nids && j->defs[id] == (uintptr_t)o) {
+      p = put_var(p, (uint64_t)id << 3 | w);
+    } else {
+      id = j->nids++;
+      j->defs[id] = (uintptr_t)o;
+      o->journal_mark = j->base + id;
+      p = put_var(p, (uint64_t)id << 3 | DEFINES | w);
+      *p++ = o->kind;
+      p = put_var(p, o->len);
+      memcpy(p, o->name, o->len);
+      p += o->len;
+    }
+    if (over)
+      p = put_var(p, (uint64_t)obspam__over_limit(ch, i) + 1);
+  }
+  if (ch->script != NULL) {
+    shape |= SHAPE_SCRIPT;
+    p = put_var(p, ch->script_len);
+    memcpy(p, ch->script, ch->script_len);
+    p += ch->script_len;
+    if (ch->uid >= 0) {
+      flags |= FLAG_UID;
+      p = put_var(p, (uint64_t)ch->uid);
+    }
+  }
+  payload[0] = (uint8_t)flags;
+  payload[1] = (uint8_t)shape;
+  len = (size_t)(p - payload);
+  /* The payload went where a length of one byte leaves it. */
+  if (len < 0x80) {
+    out[0] = (uint8_t)len;
+    put32(out + 1, (uint32_t)obspam__checksum(payload, len));
+    return len + FRAME_MAX - 1;
+  }
+  memmove(payload + 1, payload, len);
+  out[0] = (uint8_t)(len | 0x80);
+  out[1] = (uint8_t)(len >> 7);
+  put32(out + 2, (uint32_t)obspam__checksum(payload + 1, len));
+  return len + FRAME_MAX;
 }
 
 typedef struct record {
@@ -226,50 +392,62 @@ typedef struct record {
   size_t script_len;
   const uint8_t *raw; /* the whole record, header included */
   size_t raw_len;
+  int old; /* raw is a record of format 1 or 2 (its own framing) */
 } record;
 
-/* Decodes the record at p (end: the end of the file). Its length, or 0
-   when it is cut short or damaged: the end of what can be trusted. */
-static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
-  const uint8_t *q, *stop;
-  uint64_t len;
+/* Whether r holds values a decision can make, and nothing else: what
+   every format checks once it has read a record. The objects of a
+   charge are of different kinds, top first (store.h), so no object is
+   named twice, which the store is not made for. */
+static int valid(const record *r) {
+  int i;
+
+  if (r->t < 0 || r->c < 1 || r->c > (int64_t)OBSPAM_RECIPIENTS_MAX ||
+      r->retention < 1 || r->retention > 87600 || r->period < 60 ||
+      r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
+      r->refuser >= r->n || (r->over >> r->n) != 0 ||
+      (r->reset && (r->n != 1 || r->refuser != -1 || r->probe || r->marks)) ||
+      (r->listed && (r->marks != OBSPAM__MARK_LIST || r->refuser != -1 ||
+                     r->probe || r->reset)))
+    return 0;
+  for (i = 0; i < r->n; i++)
+    if (r->window[i] < -1 || r->window[i] >= OBSPAM__WINDOWS ||
+        (r->window[i] < 0 && !((r->over >> i) & 1)) ||
+        r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
+        (i > 0 && r->kind[i] <= r->kind[i - 1]) || r->len[i] < 1 ||
+        r->len[i] > OBSPAM_NAME_MAX || r->limit[i] < OBSPAM_UNLIMITED)
+      return 0;
+  return r->script_len <= OBSPAM__SCRIPT_MAX && r->uid >= -1 &&
+         (r->uid < 0 || r->script_len > 0);
+}
+
+/* Decodes the payload of a record of format 1 or 2, q to stop, into r.
+   0 when it is damaged. */
+static int decode_old(const uint8_t *q, const uint8_t *stop, record *r) {
   size_t uid;
   uint8_t flags;
   int i, windows;
 
-  if (end - p < 8)
+  if (stop - q < 36)
     return 0;
-  len = get(p, 4);
-  if (len < 36 || len > RECORD_MAX - 8 || (uint64_t)(end - p - 8) < len ||
-      (uint32_t)obspam__checksum(p + 8, len) != (uint32_t)get(p + 4, 4))
-    return 0;
-  q = p + 8;
-  stop = q + len;
   r->t = (int64_t)get(q, 8);
   r->c = (int64_t)get(q + 8, 8);
   r->retention = (int64_t)get(q + 16, 8);
   r->period = (int64_t)get(q + 24, 8);
   flags = q[32];
-  r->probe = q[32] & FLAG_PROBE;
-  r->reset = (q[32] & FLAG_RESET) != 0;
-  r->listed = (q[32] & FLAG_LISTED) != 0;
-  r->marks = (q[32] & FLAG_FORWARD ? OBSPAM__MARK_FORWARD : 0u) |
-             (q[32] & FLAG_LIST ? OBSPAM__MARK_LIST : 0u);
+  r->probe = flags & FLAG_PROBE;
+  r->reset = (flags & FLAG_RESET) != 0;
+  r->listed = (flags & FLAG_LISTED) != 0;
+  r->marks = (flags & FLAG_FORWARD ? OBSPAM__MARK_FORWARD : 0u) |
+             (flags & FLAG_LIST ? OBSPAM__MARK_LIST : 0u);
   r->refuser = (int8_t)q[33];
   r->n = q[34];
   r->over = q[35];
-  /* The values a decision can make, nothing else. */
-  if (r->t < 0 || r->c < 1 || r->c > (int64_t)OBSPAM_RECIPIENTS_MAX ||
-      r->retention < 1 || r->retention > 87600 || r->period < 60 ||
-      r->period > 2678400 || r->n < 1 || r->n > 3 || r->refuser < -1 ||
-      r->refuser >= r->n || (r->over >> r->n) != 0 ||
-      (q[32] & ~(FLAG_PROBE | FLAG_WINDOWS | FLAG_RESET | FLAG_UID |
+  if ((flags & ~(FLAG_PROBE | FLAG_WINDOWS | FLAG_RESET | FLAG_UID |
                  FLAG_FORWARD | FLAG_LIST | FLAG_LISTED)) != 0 ||
-      (r->reset && (r->n != 1 || r->refuser != -1 || r->probe || r->marks)) ||
-      (r->listed && (r->marks != OBSPAM__MARK_LIST || r->refuser != -1 ||
-                     r->probe || r->reset)))
+      r->n < 1 || r->n > 3)
     return 0;
-  windows = (q[32] & FLAG_WINDOWS) != 0;
+  windows = (flags & FLAG_WINDOWS) != 0;
   q += 36;
   for (i = 0; i < r->n; i++) {
     if (stop - q < 11 + windows)
@@ -280,11 +458,7 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
     r->kind[i] = q[0];
     r->len[i] = (size_t)get(q + 1, 2);
     q += 3;
-    if (r->window[i] < -1 || r->window[i] >= OBSPAM__WINDOWS ||
-        (r->window[i] < 0 && !((r->over >> i) & 1)) ||
-        r->kind[i] < OBSPAM_SUBSCRIPTION || r->kind[i] > OBSPAM_MAILBOX ||
-        r->len[i] < 1 || r->len[i] > OBSPAM_NAME_MAX ||
-        (size_t)(stop - q) < r->len[i] || r->limit[i] < OBSPAM_UNLIMITED)
+    if ((size_t)(stop - q) < r->len[i])
       return 0;
     r->name[i] = (const char *)q;
     q += r->len[i];
@@ -295,14 +469,156 @@ static size_t decode(const uint8_t *p, const uint8_t *end, record *r) {
   q += 2;
   uid = (flags & FLAG_UID) ? 8 : 0;
   if (r->script_len > OBSPAM__SCRIPT_MAX ||
-      (size_t)(stop - q) != r->script_len + uid || (uid && !r->script_len))
+      (size_t)(stop - q) != r->script_len + uid)
     return 0;
   r->script = r->script_len > 0 ? (const char *)q : NULL;
   r->uid = uid ? (int64_t)get(q + r->script_len, 8) : -1;
-  if (r->uid < -1)
+  return valid(r);
+}
+
+/* Decodes the record of format 1 or 2 at p (end: the end of the file).
+   Its length, or 0 when it is cut short or damaged: the end of what can
+   be trusted. */
+static size_t decode2(const uint8_t *p, const uint8_t *end, record *r) {
+  uint64_t len;
+
+  if (end - p < 8)
+    return 0;
+  len = get(p, 4);
+  if (len < 36 || len > RECORD_MAX - 8 || (uint64_t)(end - p - 8) < len ||
+      (uint32_t)obspam__checksum(p + 8, len) != (uint32_t)get(p + 4, 4) ||
+      !decode_old(p + 8, p + 8 + len, r))
     return 0;
   r->raw = p;
   r->raw_len = (size_t)len + 8;
+  r->old = 1;
+  return r->raw_len;
+}
+
+/* What a reader of a format 3 file holds between records: each id's
+   definition (ids[0..n), room for cap), and the time and retention of
+   the previous record, when timed. */
+typedef struct defined {
+  const char *name;
+  size_t len;
+  int kind;
+} defined;
+
+typedef struct reader {
+  defined *ids;
+  size_t n, cap;
+  int timed;
+  int64_t t, retention, period;
+} reader;
+
+/* Decodes the record of format 3 at p (end: the end of the file) with
+   what rd holds, which has room for three more ids. Its length, or 0
+   when it is cut short or damaged, or gives an id with no definition. */
+static size_t decode3(const uint8_t *p, const uint8_t *end, reader *rd,
+                      record *r) {
+  const uint8_t *q = p, *stop;
+  uint64_t len, v;
+  unsigned flags, shape;
+  int i;
+
+  if (!get_var(&q, end, &len) || len < 2 || len > RECORD_MAX - FRAME_MAX ||
+      end - q < 4 || (uint64_t)(end - q - 4) < len ||
+      (uint32_t)obspam__checksum(q + 4, len) != (uint32_t)get(q, 4))
+    return 0;
+  q += 4;
+  stop = q + len;
+  r->raw = p;
+  r->raw_len = (size_t)(stop - p);
+  r->old = 0;
+  flags = q[0];
+  shape = q[1];
+  q += 2;
+  if ((shape & 3) == 0)
+    return flags == 0 && decode_old(q, stop, r) ? r->raw_len : 0;
+  r->n = (int)(shape & 3);
+  r->refuser = (int)((shape >> 2) & 3) - 1;
+  r->over = (uint8_t)((shape >> 4) & 7);
+  r->probe = flags & FLAG_PROBE;
+  r->reset = (flags & FLAG_RESET) != 0;
+  r->listed = (flags & FLAG_LISTED) != 0;
+  r->marks = (flags & FLAG_FORWARD ? OBSPAM__MARK_FORWARD : 0u) |
+             (flags & FLAG_LIST ? OBSPAM__MARK_LIST : 0u);
+  if (!get_var(&q, stop, &v) || (!(flags & FLAG_ABSOLUTE) && !rd->timed))
+    return 0;
+  r->t = (int64_t)(flags & FLAG_ABSOLUTE ? v : (uint64_t)rd->t + unzigzag(v));
+  if (!get_var(&q, stop, &v) || v > OBSPAM_RECIPIENTS_MAX)
+    return 0;
+  r->c = (int64_t)v;
+  if (flags & FLAG_SETTINGS) {
+    if (!get_var(&q, stop, &v) || v > 87600)
+      return 0;
+    r->retention = (int64_t)v;
+    if (!get_var(&q, stop, &v) || v > 2678400)
+      return 0;
+    r->period = (int64_t)v;
+  } else if (rd->timed) {
+    r->retention = rd->retention;
+    r->period = rd->period;
+  } else {
+    return 0;
+  }
+  for (i = 0; i < r->n; i++) {
+    uint64_t id;
+
+    if (!get_var(&q, stop, &v))
+      return 0;
+    id = v >> 3;
+    r->window[i] = (int)(v & 3) - 1;
+    if (v & DEFINES) {
+      defined *d;
+
+      if (id > rd->n || stop - q < 2)
+        return 0;
+      d = &rd->ids[id];
+      d->kind = *q++;
+      if (!get_var(&q, stop, &v) || v < 1 || v > OBSPAM_NAME_MAX ||
+          (uint64_t)(stop - q) < v)
+        return 0;
+      d->len = (size_t)v;
+      d->name = (const char *)q;
+      q += v;
+      if (id == rd->n)
+        rd->n++;
+    } else if (id >= rd->n) {
+      return 0;
+    }
+    r->kind[i] = rd->ids[id].kind;
+    r->name[i] = rd->ids[id].name;
+    r->len[i] = rd->ids[id].len;
+    r->limit[i] = OBSPAM_UNLIMITED; /* not read: see the top */
+    if ((r->over >> i) & 1) {
+      if (!get_var(&q, stop, &v))
+        return 0;
+      r->limit[i] = (int64_t)(v - 1);
+    }
+  }
+  r->script = NULL;
+  r->script_len = 0;
+  if (shape & SHAPE_SCRIPT) {
+    if (!get_var(&q, stop, &v) || v < 1 || v > OBSPAM__SCRIPT_MAX ||
+        (uint64_t)(stop - q) < v)
+      return 0;
+    r->script = (const char *)q;
+    r->script_len = (size_t)v;
+    q += v;
+  }
+  r->uid = -1;
+  if (flags & FLAG_UID) {
+    if (!get_var(&q, stop, &v) || v > INT64_MAX)
+      return 0;
+    r->uid = (int64_t)v;
+  }
+  if (q != stop || !valid(r))
+    return 0;
+  rd->timed = 1;
+  rd->t = r->t;
+  rd->retention = r->retention;
+  rd->period = r->period;
   return r->raw_len;
 }
 
@@ -358,18 +674,30 @@ static int flush_locked(obspam__journal *j, int sync) {
 
 /* Records ch, with the journal's lock held. */
 static void record_locked(obspam__journal *j, const obspam__charge *ch) {
-  /* The record's length is needed only near the buffer's end: the same
-     test of room as before the record was encoded in place. */
-  if (BUF_CAP - j->len < RECORD_MAX && BUF_CAP - j->len < encoded_len(ch) &&
-      flush_locked(j, 1) != 0) {
+  size_t len;
+
+  if (j->room - j->nids < 3)
+    make_room(j);
+  /* Encoded in place, so that the record's names are copied once; near
+     the buffer's end, aside, to learn whether it fits. */
+  if (BUF_CAP - j->len >= RECORD_MAX) {
+    j->len += encode(j, ch, j->buf + j->len);
+    j->nbuf++;
+    return;
+  }
+  len = encode(j, ch, j->aside);
+  if (BUF_CAP - j->len < len && flush_locked(j, 1) != 0) {
     /* The file takes nothing: the oldest records go, and the next flush
-       says how many. */
+       says how many. Their definitions go with them, so the record is
+       made again in a generation of its own. */
     j->lost += j->nbuf;
     j->len = 0;
     j->nbuf = 0;
+    generation(j);
+    len = encode(j, ch, j->aside);
   }
-  /* Encoded in place, so that the record's names are copied once. */
-  j->len += encode(ch, j->buf + j->len);
+  memcpy(j->buf + j->len, j->aside, len);
+  j->len += len;
   j->nbuf++;
 }
 
@@ -466,6 +794,7 @@ static int settle(obspam__journal *j) {
     unlink(j->next);
     j->fd = dst;
     j->size = size;
+    generation(j);
   }
   j->unsettled = 0;
   return 0;
@@ -529,6 +858,7 @@ void obspam__journal_cut(void *ud) {
     j->fd = j->next_fd;
     j->size = HEADER;
     j->next_fd = -1;
+    generation(j);
   }
   pthread_mutex_unlock(&j->lock);
 }
@@ -581,6 +911,7 @@ int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc) {
       unlink(j->next);
       j->fd = j->old_fd;
       j->size = size;
+      generation(j);
     } else {
       close(j->old_fd);
       j->unsettled = 1;
@@ -615,6 +946,7 @@ static void journal_destroy(obspam__journal *j) {
     close(j->next_fd);
   pthread_mutex_destroy(&j->lock);
   pthread_mutex_destroy(&j->save_lock);
+  free(j->defs);
   free(j->state);
   free(j->path);
   free(j->next);
@@ -660,10 +992,30 @@ typedef struct jfile {
   size_t whole; /* bytes up to the end of the last whole record */
 } jfile;
 
+/* Makes room for need elements of size bytes at *v (room for *cap). 0,
+   or -1 with *v as it was. */
+static int grow(void *v, size_t *cap, size_t need, size_t size) {
+  size_t n = *cap ? *cap : 256;
+  void *grown;
+
+  if (need <= *cap)
+    return 0;
+  while (n < need)
+    n *= 2;
+  grown = realloc(*(void **)v, n * size);
+  if (grown == NULL)
+    return -1;
+  *(void **)v = grown;
+  *cap = n;
+  return 0;
+}
+
 static int read_journal(obspam_engine *e, const char *path, jfile *f) {
   const uint8_t *p, *end;
+  reader rd;
   size_t cap = 0;
-  int rc;
+  unsigned version;
+  int rc = OBSPAM_OK;
 
   memset(f, 0, sizeof(*f));
   if (access(path, F_OK) != 0 && errno == ENOENT)
@@ -695,27 +1047,28 @@ static int read_journal(obspam_engine *e, const char *path, jfile *f) {
                         path);
   f->id[0] = get(p + 16, 8);
   f->id[1] = get(p + 24, 8);
+  version = (unsigned)get(p + 8, 4);
   p += HEADER;
+  memset(&rd, 0, sizeof(rd));
   for (;;) {
     record r;
-    size_t n = decode(p, end, &r);
+    size_t n;
 
+    /* Room for the record, and for the three ids it may define. */
+    if (grow(&f->rec, &cap, f->n + 1, sizeof(*f->rec)) != 0 ||
+        grow(&rd.ids, &rd.cap, rd.n + 3, sizeof(*rd.ids)) != 0) {
+      rc = obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+      break;
+    }
+    n = version < 3 ? decode2(p, end, &r) : decode3(p, end, &rd, &r);
     if (n == 0)
       break;
-    if (f->n == cap) {
-      record *grown;
-
-      cap = cap ? cap * 2 : 256;
-      grown = realloc(f->rec, cap * sizeof(*grown));
-      if (grown == NULL)
-        return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
-      f->rec = grown;
-    }
     f->rec[f->n++] = r;
     p += n;
   }
+  free(rd.ids);
   f->whole = (size_t)(p - (const uint8_t *)f->data);
-  return OBSPAM_OK;
+  return rc;
 }
 
 static void jfile_free(jfile *f) {
@@ -814,9 +1167,24 @@ static int write_fresh(obspam__journal *j, const uint64_t id[2],
   if (obspam__write_all(fd, h, HEADER) != 0)
     goto fail;
   for (i = 0; i < n; i++) {
-    if (obspam__write_all(fd, list[i]->raw, list[i]->raw_len) != 0)
+    const uint8_t *raw = list[i]->raw;
+    size_t len = list[i]->raw_len;
+    uint8_t wrap[RECORD_MAX + FRAME_MAX];
+
+    if (list[i]->old) {
+      /* A record of format 1 or 2 goes in a record of shape 0. */
+      uint8_t *q = put_var(wrap, len - 8 + 2);
+
+      put32(q, 0);
+      q[4] = q[5] = 0;
+      memcpy(q + 6, raw + 8, len - 8);
+      put32(q, (uint32_t)obspam__checksum(q + 4, len - 8 + 2));
+      len = (size_t)(q + 4 - wrap) + len - 8 + 2;
+      raw = wrap;
+    }
+    if (obspam__write_all(fd, raw, len) != 0)
       goto fail;
-    *size += list[i]->raw_len;
+    *size += len;
   }
   if (fsync(fd) != 0 || rename(j->next, j->path) != 0)
     goto fail;
@@ -913,7 +1281,11 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
   j->state = concat(state_path, "");
   j->path = concat(state_path, ".journal");
   j->next = concat(state_path, ".journal.next");
-  if (j->state == NULL || j->path == NULL || j->next == NULL) {
+  j->defs = malloc(DEFS_MIN * sizeof(*j->defs));
+  j->cap = DEFS_MIN;
+  generation(j);
+  if (j->state == NULL || j->path == NULL || j->next == NULL ||
+      j->defs == NULL) {
     journal_destroy(j);
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
   }

@@ -49,6 +49,9 @@ typedef struct obspam__obj {
      it walks to, the limits and the counters. */
   uint16_t len;
   uint8_t kind;
+  /* The journal's mark of the definition of the object in its file
+     (journal.c); 0 none. In the padding before name. */
+  uint32_t journal_mark;
   char *name;                 /* lower case, NUL-terminated, after the object */
   struct obspam__obj *parent; /* plan, subscription or domain; or NULL */
   /* Own values by limit kind (OBSPAM__LIM): the object's own limit at its

@@ -285,7 +285,8 @@ Test(journal, torn_last_record) {
   /* A damaged byte in the middle ends what is trusted there. */
   fd = open(journal, O_WRONLY);
   cr_assert_geq(fd, 0);
-  cr_assert_eq(pwrite(fd, "\xff", 1, whole + 20), 1);
+  cr_assert_eq(pwrite(fd, "\xff", 1, whole + (size_of(journal) - whole) / 2),
+               1);
   close(fd);
   back = restart(6, 0);
   obspam_engine_free(back);
@@ -419,7 +420,7 @@ Test(journal, bad_calls) {
   cr_assert(strstr(obspam_engine_errmsg(e), "not a libobspam journal"));
   fd = open(journal, O_WRONLY | O_TRUNC);
   cr_assert_eq(write(fd,
-                     "OBSPAMJR\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                     "OBSPAMJR\x04\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
                      "\0\0\0\0\0\0\0\0",
                      32),
                32);
@@ -494,15 +495,26 @@ Test(journal, short_write_cut_back) {
    them in the state file. */
 Test(journal, dropped_while_full) {
   obspam_engine *e = engine(), *back;
-  off_t whole, rec;
+  off_t whole, first, rec;
   int64_t cap, i, n;
   char want[120];
 
   cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  /* The first record defines the names, the second refers to them. */
   (void)SASL(e, "b@example.com", 1, T0);
   OK(obspam_journal_flush(e));
-  rec = size_of(journal) - 32;
+  first = size_of(journal) - 32;
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  rec = size_of(journal) - 32 - first;
+  /* 5 of length and checksum, flags and shape 2, the time 5 (T0 whole),
+     the amount 1, retention and period 2 + 2, each object's id 1 with
+     its kind and name the first time: acme 6, example.com 13,
+     b@example.com 15 (no limit: it went over none). Then the time's
+     difference, 0, in one byte. */
+  cr_assert_eq(first, 54);
+  cr_assert_eq(rec, 12);
   cap = (256 * 1024) / rec; /* records that wait in memory */
   whole = size_of(journal);
   limit_file_size((rlim_t)whole);
@@ -520,13 +532,227 @@ Test(journal, dropped_while_full) {
            "take them",
            (long long)cap);
   cr_assert_str_eq(obspam_engine_errmsg(e), want);
-  cr_assert_eq(size_of(journal), whole + (n - cap) * rec);
+  /* The first record after the dropped ones defines the names again. */
+  cr_assert_eq(size_of(journal), whole + first + (n - cap - 1) * rec);
   OK(obspam_journal_flush(e)); /* said once */
-  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 1 + n, 0);
-  back = restart(1 + n - cap, 0);
-  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 1 + n - cap, 0);
+  EXPECT_COUNTS(e, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 2 + n, 0);
+  back = restart(2 + n - cap, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 2, 2 + n - cap, 0);
   obspam_engine_free(back);
   OK(obspam_state_save(e, state));
   restarts_same(e, 0, 0, T0 + 2);
   obspam_engine_free(e);
+}
+
+/* Format 3's records of b@example.com (see dropped_while_full): the first
+   in a generation defines its three names, the next ones refer to them. */
+#define FIRST 54
+#define NEXT 12
+
+/* A save's cut starts a generation: the first record after it defines
+   its names again, so that every file, and every stretch copied from
+   one file into another, defines before it refers. */
+Test(journal, names_defined_again_after_a_cut) {
+  obspam_engine *e = engine();
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "b@example.com", 1, T0);
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  cr_assert_eq(size_of(journal), 32 + FIRST + NEXT);
+  OK(obspam_state_save(e, state));
+  cr_assert_eq(size_of(journal), 32);
+  (void)SASL(e, "b@example.com", 1, T0);
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  cr_assert_eq(size_of(journal), 32 + FIRST + NEXT);
+  restarts_same(e, 2, 0, T0 + 5);
+  obspam_engine_free(e);
+}
+
+/* A save whose snapshot cannot be renamed into place (the state path is
+   a directory): the records after its cut go back after the journal's,
+   and the next record defines its names again. */
+Test(journal, names_defined_again_after_a_failed_save) {
+  obspam_engine *e = engine(), *back;
+  char inside[400];
+  int64_t replayed = -1;
+  int fd;
+
+  cr_assert_eq(mkdir(state, 0700), 0);
+  snprintf(inside, sizeof(inside), "%s/file", state);
+  fd = open(inside, O_WRONLY | O_CREAT, 0600);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "b@example.com", 1, T0);
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  (void)SASL(e, "b@example.com", 1, T0); /* waiting at the cut */
+  RC(obspam_state_save(e, state), OBSPAM_EIO);
+  (void)SASL(e, "b@example.com", 1, T0);
+  (void)SASL(e, "b@example.com", 1, T0);
+  OK(obspam_journal_flush(e));
+  cr_assert_eq(size_of(journal), 32 + FIRST + 2 * NEXT + FIRST + NEXT);
+  back = engine();
+  OK(obspam_journal_open(back, state, 0, &replayed, NULL));
+  cr_assert_eq(replayed, 5);
+  same_counters(e, back, T0 + 5);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 5, 5, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* A restart that finds a journal and a .next to replay writes their
+   records into one fresh file: each file's definitions come with its
+   records, those of .next overriding the journal's ids, and the records
+   the restarted engine makes follow in a generation of their own. */
+Test(journal, merged_files_keep_their_definitions) {
+  obspam_engine *e = engine(), *back, *again;
+  char s0[400], j0[400], j1[400];
+
+  snprintf(s0, sizeof(s0), "%s/s0", dir);
+  snprintf(j0, sizeof(j0), "%s/j0", dir);
+  snprintf(j1, sizeof(j1), "%s/j1", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "a@example.com", 1, T0);
+  OK(obspam_state_save(e, state));
+  /* J0: ids 0 to 2 are acme, example.com and a@example.com. */
+  (void)SASL(e, "a@example.com", 1, T0 + 1);
+  (void)SASL(e, "new@shop.example", 1, T0 + 1);
+  OK(obspam_journal_flush(e));
+  copy_file(state, s0);
+  copy_file(journal, j0);
+  OK(obspam_state_save(e, state));
+  /* J1: ids 0 to 2 are shop, shop.example and new@shop.example. */
+  (void)SASL(e, "new@shop.example", 2, T0 + 2);
+  (void)SASL(e, "new@shop.example", 1, T0 + 2);
+  (void)SASL(e, "a@example.com", 1, T0 + 2);
+  OK(obspam_journal_flush(e));
+  copy_file(journal, j1);
+  /* Killed after .next was stamped, before the snapshot's rename. */
+  copy_file(s0, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  back = restarted(e, 5, 0, T0 + 5);
+  cr_assert_eq(access(next, F_OK), -1);
+  (void)SASL(e, "new@shop.example", 1, T0 + 3);
+  (void)SASL(back, "new@shop.example", 1, T0 + 3);
+  (void)SASL(e, "b@example.com", 3, T0 + 3);
+  (void)SASL(back, "b@example.com", 3, T0 + 3);
+  obspam_engine_free(back); /* closes its journal: every record written */
+  again = restart(7, 0);
+  same_counters(e, again, T0 + 5);
+  /* shop.example takes 4 an hour: the last one was refused. */
+  EXPECT_COUNTS(again, OBSPAM_MAILBOX, "new@shop.example", T0 + 5, 4, 1);
+  EXPECT_COUNTS(again, OBSPAM_MAILBOX, "a@example.com", T0 + 5, 3, 0);
+  obspam_engine_free(again);
+  obspam_engine_free(e);
+}
+
+/* Records dropped while the file takes nothing may hold the definitions
+   later records would refer to: the first record after a drop defines
+   its names again. Here the dropped ones include the first record of
+   the file, the one that defined them. */
+Test(journal, dropped_definitions_made_again) {
+  obspam_engine *e = engine(), *back;
+  int64_t cap, i, n;
+  char want[120];
+
+  cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  limit_file_size(32);
+  /* The records that wait in memory: the first defines, the others
+     refer, while they fit in 256 KiB. */
+  cap = 1 + (256 * 1024 - FIRST) / NEXT;
+  n = cap + 10;
+  for (i = 0; i < n; i++)
+    (void)SASL(e, "b@example.com", 1, T0);
+  RC(obspam_journal_flush(e), OBSPAM_EIO);
+  limit_file_size(RLIM_INFINITY);
+  RC(obspam_journal_flush(e), OBSPAM_EIO);
+  snprintf(want, sizeof(want),
+           "journal_flush: %lld decisions were dropped: the journal did not "
+           "take them",
+           (long long)cap);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  cr_assert_eq(size_of(journal), 32 + FIRST + 9 * NEXT);
+  back = restart(10, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 1, 10, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* Takes the bytes [from, to) out of the journal. */
+static void cut_out(off_t from, off_t to) {
+  off_t size = size_of(journal);
+  char *data = malloc((size_t)size);
+  int fd = open(journal, O_RDWR);
+
+  cr_assert_not_null(data);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(pread(fd, data, (size_t)size, 0), size);
+  cr_assert_eq(pwrite(fd, data + to, (size_t)(size - to), from), size - to);
+  cr_assert_eq(ftruncate(fd, size - (to - from)), 0);
+  close(fd);
+  free(data);
+}
+
+/* A record that refers to an id no record before it defined stops the
+   replay there, as a damaged record does, rather than count for another
+   object; the journal is cut after the last record replayed. */
+Test(journal, undefined_id_stops_the_replay) {
+  obspam_engine *e = engine(), *back;
+  char whole[400];
+
+  snprintf(whole, sizeof(whole), "%s/whole", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "b@example.com", 1, T0);
+  (void)SASL(e, "b@example.com", 2, T0);
+  (void)SASL(e, "b@example.com", 3, T0);
+  OK(obspam_journal_flush(e));
+  obspam_engine_free(e);
+  cr_assert_eq(size_of(journal), 32 + FIRST + 2 * NEXT);
+  copy_file(journal, whole);
+  /* Without the second record, the third still refers to the first. */
+  cut_out(32 + FIRST, 32 + FIRST + NEXT);
+  back = restart(2, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0, 4, 0);
+  obspam_engine_free(back);
+  /* Without the first, the others give ids nothing defined. */
+  copy_file(whole, journal);
+  cut_out(32, 32 + FIRST);
+  back = restart(0, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0, 0, 0);
+  obspam_engine_free(back);
+  cr_assert_eq(size_of(journal), 32);
+}
+
+/* A definition cut short by a crash is ignored like any torn record. */
+Test(journal, torn_definition_ignored) {
+  obspam_engine *e = engine(), *back;
+  char torn[400], whole[400];
+  int cut;
+
+  snprintf(torn, sizeof(torn), "%s/torn", dir);
+  snprintf(whole, sizeof(whole), "%s/whole", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  (void)SASL(e, "b@example.com", 4, T0);
+  OK(obspam_journal_flush(e));
+  obspam_engine_free(e);
+  cr_assert_eq(size_of(journal), 32 + FIRST);
+  copy_file(journal, whole);
+  for (cut = 1; cut < FIRST; cut++) {
+    copy_file(whole, torn);
+    cr_assert_eq(truncate(torn, 32 + cut), 0);
+    cr_assert_eq(rename(torn, journal), 0);
+    back = restart(0, 0);
+    EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0, 0, 0);
+    obspam_engine_free(back);
+    cr_assert_eq(size_of(journal), 32);
+  }
+  copy_file(whole, journal);
+  back = restart(1, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0, 4, 0);
+  obspam_engine_free(back);
 }

@@ -42,6 +42,21 @@ A, TINY = "a@acme.example", "tiny@acme.example"
 OTHERS = 80  # implicit mailboxes m0@acme.example ... with one message each
 HEADER = 32  # bytes of a journal's header (src/journal.c)
 PAGE = 4096  # tmpfs gives a file its room a page at a time
+BUF = 256 * 1024  # bytes of records that wait in memory (src/journal.c)
+
+
+def ten_records(c, disk):
+    """Sends 10 messages of A and returns the bytes of their records: the
+    first, which defines the names of A, its domain and its subscription
+    (journal format 3), and each of the others, which refer to them."""
+    start = disk.journal_size()
+    accepted = send(c, A, 1)["accepted"]
+    first = disk.journal_size() - start
+    accepted += send(c, A, 9)["accepted"]
+    rec = (disk.journal_size() - start - first) // 9
+    expect(disk.journal_size(), start + first + 9 * rec, "10 records")
+    expect(accepted, 10, "A's answers")
+    return first, rec
 
 
 class Disk:
@@ -192,29 +207,32 @@ def sc_episode(tmp):
                          "end"], "the first save")
         snapshot = disk.state_hash()
         expect(disk.journal_size(), HEADER, "the journal after the save")
-        a += send(c, A, 10)["accepted"]
-        rec = (disk.journal_size() - HEADER) // 10
-        expect(disk.journal_size(), HEADER + 10 * rec, "10 records")
-        print(f"    a record of {A}: {rec} bytes")
+        first, rec = ten_records(c, disk)
+        a += 10
+        print(f"    a record of {A}: {first} bytes with the names, {rec} "
+              f"after")
 
         # Full: the journal's last page takes what fits, then nothing.
         disk.fill()
-        expect(send(c, A, 100), {"accepted": 100, "refused": 0},
+        # More decisions than the last page takes.
+        full = PAGE // rec + 100
+        expect(send(c, A, full), {"accepted": full, "refused": 0},
                "answers while the disk is full")
-        a += 100
+        a += full
         size = disk.journal_size()
-        written = (size - HEADER) // rec - 10
-        expect(size, HEADER + (10 + written) * rec,
+        written = (size - HEADER - first) // rec - 9
+        expect(size, HEADER + first + (9 + written) * rec,
                "the journal holds whole records only")
         if not 0 <= written < PAGE // rec:
             raise Failure(f"{written} records written on a full disk")
-        print(f"    {written} of the 100 decisions fit in the journal's "
+        print(f"    {written} of the {full} decisions fit in the journal's "
               f"last page")
         expect(status(d), want(a, tiny, tiny_ref, OTHERS), "counts in memory")
         expect(len(lines(d, FULL_LINE.format(re.escape(disk.journal)))), 1,
                "lines saying the journal fails")
         expect(lines(d, AGAIN_LINE), [], "lines saying it works again")
-        expect_metrics(d, "metrics while full", 0, 100 - written, 1, 0, 1, 0)
+        expect_metrics(d, "metrics while full", 0, full - written, 1, 0, 1,
+                       0)
 
         # A save on the full disk: refused, the snapshot and the journal
         # as they were, nothing left behind.
@@ -228,7 +246,7 @@ def sc_episode(tmp):
         # kill -9 now loses what the disk did not take (documented); the
         # daemon starts again on the full disk with what it holds.
         d.stop(signal.SIGKILL)
-        a -= 100 - written
+        a -= full - written
         d = daemon(tmp, disk, name="d2")
         d.wait_log(r"journal opened path=" + re.escape(disk.journal)
                    + rf" replayed={10 + written}$")
@@ -323,9 +341,13 @@ def sc_dropped(tmp):
     d = daemon(tmp, disk)
     try:
         c = d.client()
-        a = send(c, A, 10)["accepted"]
-        rec = (disk.journal_size() - HEADER) // 10
-        cap = 256 * 1024 // rec
+        first, rec = ten_records(c, disk)
+        a = 10
+        # The records wait while they fit: those after the last record
+        # written refer to its names, and the first after a drop defines
+        # them again.
+        cap = BUF // rec
+        again = 1 + (BUF - first) // rec
         disk.fill()
         # Pipelined: many requests a round; the journal's last page takes
         # some, the others wait in memory.
@@ -338,9 +360,10 @@ def sc_dropped(tmp):
             got += [answers.read_answer() for _ in range(part)]
         expect(got, [pt.DUNNO] * n, "answers while the disk is full")
         a += n
-        written = (disk.journal_size() - HEADER) // rec - 10
+        written = (disk.journal_size() - HEADER - first) // rec - 9
         waiting = n - written
-        dropped = cap * ((waiting - 1) // cap)
+        dropped = 0 if waiting <= cap else \
+            cap + again * ((waiting - cap - 1) // again)
         print(f"    {n} decisions: {written} written, {dropped} dropped")
         if dropped == 0:
             raise Failure("nothing was dropped")

@@ -102,7 +102,39 @@ def policy_seeds():
           b"protocol_state=data\nrecipient_count=3\n\n")
 
 
-def snapshot_seeds(build):
+class Message(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32),
+                ("sasl_username", ctypes.c_char_p),
+                ("sender", ctypes.c_char_p),
+                ("client_address", ctypes.c_char_p),
+                ("recipients", ctypes.c_uint32),
+                ("uid", ctypes.c_int64),
+                ("domain_hint", ctypes.c_char_p),
+                ("script", ctypes.c_char_p),
+                ("time", ctypes.c_int64)]
+
+
+class Verdict(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32),
+                ("action", ctypes.c_int32), ("kind", ctypes.c_int32),
+                ("limit", ctypes.c_int64), ("count", ctypes.c_int64),
+                ("retry_after", ctypes.c_int64),
+                ("object", ctypes.c_char * 328)]
+
+
+# The configuration of fuzz_snapshot.c and fuzz_journal.c.
+CONF = (b"retention 72\nnotify-period 600\n"
+        b"plan basic mailbox=5 domain=50 subscription=100\n"
+        b"subscription acme plan=basic uid=1000 contact=ops@acme.example\n"
+        b"subscription bakery uid=1001 subscription=7\n"
+        b"domain acme.example subscription=acme\n"
+        b"domain bakery.example subscription=bakery mailbox=3\n"
+        b"mailbox info@acme.example limit=4\n"
+        b"mailbox demo@bakery.example\n")
+
+
+def library(build):
     lib = ctypes.CDLL(os.path.join(build, "libobspam.so.1"))
     lib.obspam_engine_new.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
     lib.obspam_load_config_string.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
@@ -110,35 +142,19 @@ def snapshot_seeds(build):
     lib.obspam_decide.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
                                   ctypes.c_void_p]
     lib.obspam_notify_flush.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    lib.obspam_journal_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                        ctypes.c_uint, ctypes.c_void_p,
+                                        ctypes.c_void_p]
+    lib.obspam_journal_close.argtypes = [ctypes.c_void_p]
+    lib.obspam_reset.argtypes = [ctypes.c_void_p, ctypes.c_int,
+                                 ctypes.c_char_p, ctypes.c_int64]
+    lib.obspam_engine_free.argtypes = [ctypes.c_void_p]
+    return lib
 
-    class Message(ctypes.Structure):
-        _fields_ = [("struct_size", ctypes.c_uint32),
-                    ("flags", ctypes.c_uint32),
-                    ("sasl_username", ctypes.c_char_p),
-                    ("sender", ctypes.c_char_p),
-                    ("client_address", ctypes.c_char_p),
-                    ("recipients", ctypes.c_uint32),
-                    ("uid", ctypes.c_int64),
-                    ("domain_hint", ctypes.c_char_p),
-                    ("script", ctypes.c_char_p),
-                    ("time", ctypes.c_int64)]
 
-    class Verdict(ctypes.Structure):
-        _fields_ = [("struct_size", ctypes.c_uint32),
-                    ("action", ctypes.c_int32), ("kind", ctypes.c_int32),
-                    ("limit", ctypes.c_int64), ("count", ctypes.c_int64),
-                    ("retry_after", ctypes.c_int64),
-                    ("object", ctypes.c_char * 328)]
-
-    # The configuration of fuzz_snapshot.c.
-    conf = (b"retention 72\nnotify-period 600\n"
-            b"plan basic mailbox=5 domain=50 subscription=100\n"
-            b"subscription acme plan=basic uid=1000 contact=ops@acme.example\n"
-            b"subscription bakery uid=1001 subscription=7\n"
-            b"domain acme.example subscription=acme\n"
-            b"domain bakery.example subscription=bakery mailbox=3\n"
-            b"mailbox info@acme.example limit=4\n"
-            b"mailbox demo@bakery.example\n")
+def snapshot_seeds(build):
+    lib = library(build)
+    conf = CONF
     t0 = 1700000000
     tmp = tempfile.mkdtemp()
     try:
@@ -178,17 +194,75 @@ def snapshot_seeds(build):
           b"\x00OBSPAMST\x06\x00\x00\x00" + bytes(16))
 
 
+def varint(data, i):
+    """The varint at data[i]: its value and the index after it."""
+    v = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
+def journal_seeds(build):
+    """Journals of format 3 written by the library (decisions accepted and
+    refused, a script's with its uid, a reset, a probe), whole and as
+    records behind 0x05 (format 3 framed by the target); the format 1
+    sample of tests/data behind 0x00; a foreign and a newer file."""
+    lib = library(build)
+    t0 = 1700000000
+    tmp = tempfile.mkdtemp()
+    try:
+        state = os.path.join(tmp, "state").encode()
+        e = ctypes.c_void_p()
+        assert lib.obspam_engine_new(ctypes.byref(e)) == 0
+        assert lib.obspam_load_config_string(e, CONF) == 0
+        assert lib.obspam_journal_open(e, state, 0, None, None) == 0
+        for i in range(16):
+            m = Message(ctypes.sizeof(Message), 0, None,
+                        [b"info@acme.example", b"x@acme.example",
+                         b"demo@bakery.example", b"y@bakery.example"][i % 4],
+                        None, 1 + i % 3, 1000, None,
+                        b"/var/www/acme/index.php" if i % 5 == 0 else None,
+                        t0 + i * 50)
+            m.flags = 1 if i == 15 else 16 if i == 13 else 0
+            v = Verdict(ctypes.sizeof(Verdict))
+            assert lib.obspam_decide(e, ctypes.byref(m), ctypes.byref(v)) == 0
+        assert lib.obspam_reset(e, 4, b"info@acme.example", t0 + 900) == 0
+        assert lib.obspam_journal_close(e) == 0
+        lib.obspam_engine_free(e)
+        with open(state + b".journal", "rb") as f:
+            data = f.read()
+    finally:
+        shutil.rmtree(tmp)
+    write("fuzz_journal", "decisions.file", b"\x00" + data)
+    records, i = b"", 32
+    while i < len(data):
+        n, j = varint(data, i)
+        records += bytes([n]) + data[j + 4:j + 4 + n]
+        i = j + 4 + n
+    write("fuzz_journal", "decisions.records", b"\x05" + records)
+    with open(os.path.join(ROOT, "tests", "data", "journal-format1.bin"),
+              "rb") as f:
+        write("fuzz_journal", "format1.file", b"\x00" + f.read())
+    write("fuzz_journal", "foreign", b"\x00GIF89a")
+    write("fuzz_journal", "newer", b"\x00OBSPAMJR\x04" + bytes(23))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
     for t in ("fuzz_config", "fuzz_addr", "fuzz_decide", "fuzz_policy",
-              "fuzz_snapshot"):
+              "fuzz_snapshot", "fuzz_journal"):
         os.makedirs(os.path.join(CORPUS, t), exist_ok=True)
     config_seeds()
     addr_seeds()
     decide_seeds()
     policy_seeds()
     snapshot_seeds(sys.argv[1])
+    journal_seeds(sys.argv[1])
 
 
 if __name__ == "__main__":
