@@ -121,6 +121,12 @@ typedef struct obspam__charge {
    Every store calls it, so that they all name the same object. */
 void obspam__judge(obspam__charge *ch);
 
+/* obspam__judge for a store that knows which waits are not 0: bit
+   OBSPAM__WINDOWS * i + w of over is set for each wait[i][w] that is
+   not, every other wait is 0. The same answer, without a walk over
+   every wait when none or one is set. */
+void obspam__judge_over(obspam__charge *ch, unsigned over);
+
 /* Whether a refused charge went over the ith object's own limit: the
    subscription for forbidden scripts, else each object with a wait in
    some window or over its recipients cap. */

@@ -228,6 +228,11 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
   return (k + nb - 1) * size - t;
 }
 
+/* Whether c more fits under limit where count is held. */
+static inline int fits(int64_t count, int64_t c, int64_t limit) {
+  return limit < 0 || count + c <= limit;
+}
+
 /* The wait (API.md step 5) in a window of nb buckets of size seconds,
    b[k % nb] holding bucket k up to the newest, newest, for c more under
    limit when the window holds count at t: 0 when it fits, -1 when c alone
@@ -236,7 +241,7 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
 static inline int64_t wait_in(const int64_t *b, int nb, int64_t size,
                               int64_t newest, int64_t t, int64_t count,
                               int64_t c, int64_t limit) {
-  if (limit < 0 || count + c <= limit)
+  if (fits(count, c, limit))
     return 0;
   if (c > limit)
     return -1;
@@ -355,7 +360,7 @@ static int64_t wait_day(const hist *h, int64_t t, int64_t hour, int64_t count,
   int64_t last = 0;
   uint32_t i, n;
 
-  if (limit < 0 || count + c <= limit)
+  if (fits(count, c, limit))
     return 0;
   if (c > limit)
     return -1;
@@ -816,34 +821,46 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
 }
 
 /* The answer to a charge at t, changing nothing: each object's count and
-   wait, then the verdict's object and retry hint. */
+   wait, then the verdict's object and retry hint. A wait is worked out
+   only where the message does not fit, and the judge is told which
+   waits are not 0, so that it need not look at the others. */
 static void answer(obspam__charge *ch, int64_t t) {
-  int64_t hour = obspam__hour_of(t), *count, *wait;
+  int64_t hour = obspam__hour_of(t), minute = t / 60, tick = t / TICK;
+  int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
+  unsigned over = 0;
   int i;
 
   for (i = 0; i < ch->n; i++) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
+    unsigned bit = 1u << (OBSPAM__WINDOWS * i);
 
     count = ch->count[i];
     wait = ch->wait[i];
     limit = ch->limit[i];
     count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
     if (r != NULL) {
-      count[OBSPAM__W_HOUR] = peek_sent(r, t / 60);
-      count[OBSPAM__W_MINUTE] = tick_peek(r, t / TICK);
+      count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+      count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
     }
     count[OBSPAM__W_DAY] = day_count(h, hour);
-    wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], ch->c,
-                                         limit[OBSPAM__W_MINUTE]);
-    wait[OBSPAM__W_HOUR] =
-        wait_hour(r, t, count[OBSPAM__W_HOUR], ch->c, limit[OBSPAM__W_HOUR]);
-    wait[OBSPAM__W_DAY] =
-        wait_day(h, t, hour, count[OBSPAM__W_DAY], ch->c, limit[OBSPAM__W_DAY]);
-    ch->first_exceeded[i] = 0;
+    wait[OBSPAM__W_MINUTE] = wait[OBSPAM__W_HOUR] = wait[OBSPAM__W_DAY] = 0;
+    if (!fits(count[OBSPAM__W_MINUTE], c, limit[OBSPAM__W_MINUTE]) &&
+        (wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], c,
+                                              limit[OBSPAM__W_MINUTE])) != 0)
+      over |= bit << OBSPAM__W_MINUTE;
+    if (!fits(count[OBSPAM__W_HOUR], c, limit[OBSPAM__W_HOUR]) &&
+        (wait[OBSPAM__W_HOUR] = wait_hour(r, t, count[OBSPAM__W_HOUR], c,
+                                          limit[OBSPAM__W_HOUR])) != 0)
+      over |= bit << OBSPAM__W_HOUR;
+    if (!fits(count[OBSPAM__W_DAY], c, limit[OBSPAM__W_DAY]) &&
+        (wait[OBSPAM__W_DAY] = wait_day(h, t, hour, count[OBSPAM__W_DAY], c,
+                                        limit[OBSPAM__W_DAY])) != 0)
+      over |= bit << OBSPAM__W_DAY;
   }
-  obspam__judge(ch);
+  memset(ch->first_exceeded, 0, sizeof(ch->first_exceeded));
+  obspam__judge_over(ch, over);
 }
 
 /* What a charge allocates before it changes anything. */
@@ -1110,7 +1127,6 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
-  unsigned moved = 0; /* bit i: obj[i]'s ring went on to a new minute */
   int i;
 
   t = ch->t > m->newest ? ch->t : m->newest;
@@ -1145,48 +1161,45 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return OBSPAM_OK;
   }
 
-  /* Nothing below can fail. */
+  /* Nothing below can fail. Each object is brought to t and charged in
+     one pass: no object shares another's ring or record. */
   ch->t = m->newest = t;
+  ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
+    ring *r = o->ring;
+    int moved;
 
     hist_begin(m, o->hist, hour, ch->retention);
     np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
     if (p.ring[i] != NULL) {
-      p.ring[i]->owner = o;
-      p.ring[i]->minute = minute;
-      p.ring[i]->tick = tick;
-      SET_PTR(o->ring, p.ring[i]);
-      mem_set_ring(o->hist, p.ring[i]);
-      LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
+      r = p.ring[i];
+      r->owner = o;
+      r->minute = minute;
+      r->tick = tick;
+      SET_PTR(o->ring, r);
+      mem_set_ring(o->hist, r);
+      LIST_APPEND(m->r_first, m->r_last, r, prev, next);
     }
-    if (o->ring->minute < minute)
-      moved |= 1u << i;
-    ring_touch(m, o->ring, minute);
-    tick_advance(o->ring, tick);
+    moved = r->minute < minute;
+    ring_touch(m, r, minute);
+    tick_advance(r, tick);
+    /* Only a refusal or a new minute can leave the buckets of attempts
+       over the limit empty; an accept within the minute does not read
+       them (they are in a line of the ring it did not ask for). */
+    if (ch->refuser >= 0) {
+      charge_refusal(m, ch, i, t, minute, p.exc[i]);
+      exc_trim(r);
+    } else {
+      if (!ch->probe)
+        charge_accept(ch, i, minute, tick);
+      if (moved)
+        exc_trim(r);
+    }
   }
   if (p.sc != NULL) {
     hist_begin(m, p.sc->obj.hist, hour, ch->retention);
     script_use(m, p.sc);
-  }
-
-  ch->period_start = start;
-  /* Only a refusal or a new minute can leave the buckets of attempts
-     over the limit empty; an accept within the minute does not read them
-     (they are in a line of the ring it did not ask for). Each object's
-     are trimmed once it is charged: no object shares another's ring. */
-  if (ch->refuser >= 0) {
-    for (i = 0; i < ch->n; i++) {
-      charge_refusal(m, ch, i, t, minute, p.exc[i]);
-      exc_trim(ch->obj[i]->ring);
-    }
-  } else {
-    for (i = 0; i < ch->n; i++) {
-      if (!ch->probe)
-        charge_accept(ch, i, minute, tick);
-      if (moved & (1u << i))
-        exc_trim(ch->obj[i]->ring);
-    }
   }
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
