@@ -764,18 +764,18 @@ static void hour_refusal(obspam__hour *rec, int over, int64_t window,
 }
 
 static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
-                           int64_t minute, uint32_t *exc) {
+                           int slot, uint32_t *exc) {
   obspam__obj *o = ch->obj[i];
   ring *r = o->ring;
   hist *h = o->hist;
   int over = obspam__exceeded(ch, i);
 
-  r->b_ref[minute % WINDOW]++;
+  r->b_ref[slot]++;
   r->refused++;
   if (over) {
     if (r->b_exc == NULL)
       r->b_exc = exc; /* prepare allocated it */
-    r->b_exc[minute % WINDOW]++;
+    r->b_exc[slot]++;
     r->exceeded++;
     h->cur.exceeded++;
   }
@@ -793,13 +793,12 @@ static int64_t add_count(int64_t *v, int64_t c) {
   return c;
 }
 
-static void charge_accept(obspam__charge *ch, int i, int64_t minute,
-                          int64_t tick) {
+static void charge_accept(obspam__charge *ch, int i, int slot, int tslot) {
   ring *r = ch->obj[i]->ring;
 
   /* A window's sum is the sum of its buckets, as the loader derives it. */
-  r->sent += add_count(&r->b_sent[minute % WINDOW], ch->c);
-  r->m_sent += add_count(&r->b_min[tick % TICKS], ch->c);
+  r->sent += add_count(&r->b_sent[slot], ch->c);
+  r->m_sent += add_count(&r->b_min[tslot], ch->c);
   add_count(&ch->obj[i]->hist->cur.sent, ch->c);
   add_count(&ch->obj[i]->hist->np_sent, ch->c);
   if (ch->marks & OBSPAM__MARK_FORWARD)
@@ -824,17 +823,16 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
    wait, then the verdict's object and retry hint. A wait is worked out
    only where the message does not fit, and the judge is told which
    waits are not 0, so that it need not look at the others. */
-static void answer(obspam__charge *ch, int64_t t) {
-  int64_t hour = obspam__hour_of(t), minute = t / 60, tick = t / TICK;
+static void answer(obspam__charge *ch, int64_t t, int64_t minute, int64_t tick,
+                   int64_t hour) {
   int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
-  unsigned over = 0;
+  unsigned over = 0, bit = 1; /* bit: the minute's of object i */
   int i;
 
-  for (i = 0; i < ch->n; i++) {
+  for (i = 0; i < ch->n; i++, bit <<= OBSPAM__WINDOWS) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
-    unsigned bit = 1u << (OBSPAM__WINDOWS * i);
 
     count = ch->count[i];
     wait = ch->wait[i];
@@ -898,11 +896,14 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
   memset(p, 0, sizeof(*p));
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
-    hist *h;
+    hist *h = o->hist;
 
-    p->new_hist[i] = o->hist == NULL;
-    h = hist_get(m, o);
-    if (h == NULL || hist_room(h, hour) != 0)
+    if (h == NULL) {
+      p->new_hist[i] = 1;
+      if ((h = hist_get(m, o)) == NULL)
+        goto nomem;
+    }
+    if (hist_room(h, hour) != 0)
       goto nomem;
     if (np_closes(h, start, start + ch->period) &&
         (p->notice[i] = np_alloc(m, h)) == NULL)
@@ -1127,7 +1128,7 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
-  int i;
+  int i, slot, tslot;
 
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
@@ -1136,17 +1137,18 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
     return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
-  minute = t / 60;
-  tick = t / TICK;
+  /* t >= 0: divided without minding a sign. */
+  minute = (int64_t)((uint64_t)t / 60);
+  tick = (int64_t)((uint64_t)t / TICK);
+  hour = t - (int64_t)((uint64_t)t % 3600);
   if (ch->dry) {
     ch->t = t;
-    answer(ch, t);
+    answer(ch, t, minute, tick, hour);
     return OBSPAM_OK;
   }
-  hour = obspam__hour_of(t);
-  start = t - t % ch->period;
+  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
   if (!ch->notify_only && !ch->replay)
-    answer(ch, t);
+    answer(ch, t, minute, tick, hour);
   if (prepare(m, ch, hour, start, &p) != 0)
     return OBSPAM_ENOMEM;
   /* Tested once: a save is seldom in progress (mem_keep). */
@@ -1162,7 +1164,10 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   }
 
   /* Nothing below can fail. Each object is brought to t and charged in
-     one pass: no object shares another's ring or record. */
+     one pass: no object shares another's ring or record. slot and tslot
+     are the buckets of t in every ring. */
+  slot = (int)((uint64_t)minute % WINDOW);
+  tslot = (int)((uint64_t)tick % TICKS);
   ch->t = m->newest = t;
   ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
@@ -1188,11 +1193,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
        over the limit empty; an accept within the minute does not read
        them (they are in a line of the ring it did not ask for). */
     if (ch->refuser >= 0) {
-      charge_refusal(m, ch, i, t, minute, p.exc[i]);
+      charge_refusal(m, ch, i, t, slot, p.exc[i]);
       exc_trim(r);
     } else {
       if (!ch->probe)
-        charge_accept(ch, i, minute, tick);
+        charge_accept(ch, i, slot, tslot);
       if (moved)
         exc_trim(r);
     }

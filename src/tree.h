@@ -5,6 +5,7 @@
 #define OBSPAM_TREE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "index.h"
 #include "names.h"
@@ -151,6 +152,19 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
 /* Lookups by an already normalised name; NULL when absent. */
 obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
                                const char *name, size_t len);
+/* obspam__index_find_hash(x, name, len, hash), when guess is what
+   obspam__index_guess(x, hash) gave (or NULL): the guess itself when it
+   has the name, as names are unique in an index, so that a batch that
+   guessed ahead (decide.c) does not walk the slots again; else the walk. */
+static inline obspam__obj *obspam__index_find_guessed(const obspam__index *x,
+                                                      const char *name,
+                                                      size_t len, uint64_t hash,
+                                                      obspam__obj *guess) {
+  if (guess != NULL && guess->len == len && memcmp(guess->name, name, len) == 0)
+    return guess;
+  return obspam__index_find_hash(x, name, len, hash);
+}
+
 /* The subscription that owns uid (>= 0), or NULL. */
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid);
 

@@ -145,3 +145,31 @@ Test(index, each_visits_every_object_once) {
   obspam__index_each(&x, count, &seen);
   cr_assert_eq(seen, (N + 2) / 3);
 }
+
+/* obspam__index_find_guessed finds what obspam__index_find_hash finds,
+   whatever the guess: the one obspam__index_guess gives, NULL, or another
+   object of the index, as a guess is when two names share a hash. Every
+   even object is in the index, every odd one not. */
+Test(index, find_guessed_as_find_on_random_guesses) {
+  uint64_t s = 0x2545f4914f6cdd1du;
+  int i, round, taken = 0, walked = 0;
+
+  for (i = 0; i < N; i += 2)
+    put(i);
+  for (round = 0; round < 4 * N; round++) {
+    int k = (int)(rnd(&s) % N), how = (int)(rnd(&s) % 3);
+    uint64_t h = obspam__index_hash(names[k], objs[k].len);
+    obspam__obj *guess = how == 0   ? obspam__index_guess(&x, h)
+                         : how == 1 ? NULL
+                                    : &objs[rnd(&s) % (N / 2) * 2];
+    obspam__obj *want = obspam__index_find_hash(&x, names[k], objs[k].len, h);
+
+    cr_assert_eq(
+        obspam__index_find_guessed(&x, names[k], objs[k].len, h, guess), want,
+        "%s, guess %s", names[k], guess != NULL ? guess->name : "none");
+    taken += guess != NULL && guess == want;
+    walked += guess != want;
+  }
+  cr_assert(taken >= N / 2 && walked >= N, "%d guesses taken, %d walks", taken,
+            walked);
+}
