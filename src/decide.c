@@ -226,8 +226,8 @@ static void verdict_none(obspam_verdict *v, int action) {
   verdict_window(v, 0);
 }
 
-static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
-                        int i) {
+static inline __attribute__((always_inline)) void
+verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch, int i) {
   int w = action == OBSPAM_ACCEPT ? OBSPAM__W_HOUR : ch->window;
 
   v->action = action;
@@ -268,8 +268,9 @@ typedef struct decision {
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
-static int validate(obspam_engine *e, const obspam_message *msg,
-                    const obspam_verdict *out) {
+static inline __attribute__((always_inline)) int
+validate(obspam_engine *e, const obspam_message *msg,
+         const obspam_verdict *out) {
   if (msg == NULL || out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "decide: %s is NULL",
                         msg == NULL ? "message" : "verdict");
@@ -538,8 +539,9 @@ begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
 }
 
 /* Step 5, once the store has charged d->ch with result rc: the verdict,
-   and the immediate notices when im is not NULL. */
-static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
+   and the immediate notices when im is not NULL. Inline, as begin is. */
+static inline __attribute__((always_inline)) void
+finish(obspam_engine *e, decision *d, int rc, immediate *im) {
   const obspam__charge *ch = &d->ch;
 
   d->rc = rc;

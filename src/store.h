@@ -452,6 +452,10 @@ static inline obspam__store *obspam__store_take(obspam__store *s) {
 
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
+/* With on set, s, an in-memory store, makes every charge the long way,
+   as a charge whose objects are not warm is made (store_mem.c): for the
+   tests that compare the two ways. */
+void obspam__mem_store_long_way(obspam__store *s, int on);
 
 /* ---- Stores opened from a URI (store_uri.c) ------------------------------ */
 

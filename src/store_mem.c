@@ -822,18 +822,29 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
 /* The answer to a charge at t, changing nothing: each object's count and
    wait, then the verdict's object and retry hint. A wait is worked out
    only where the message does not fit, and the judge is told which
-   waits are not 0, so that it need not look at the others. */
-static void answer(obspam__charge *ch, int64_t t, int64_t minute, int64_t tick,
-                   int64_t hour) {
+   waits are not 0, so that it need not look at the others.
+
+   Returns which objects are not warm (bit i for obj[i]) and which have
+   no buckets of attempts over the limit (bit 3 + i). An object is warm
+   when its ring and record are in minute, hour and the notification
+   period [start, end) already: a charge then has nothing to allocate
+   for it and nothing to move on (charge_locked). */
+static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
+                       int64_t tick, int64_t hour, int64_t start, int64_t end) {
   int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
-  unsigned over = 0, bit = 1; /* bit: the minute's of object i */
+  unsigned over = 0, bit = 1, cold = 0; /* bit: the minute's of object i */
   int i;
 
   for (i = 0; i < ch->n; i++, bit <<= OBSPAM__WINDOWS) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
 
+    if (r == NULL || h == NULL || r->minute != minute || h->cur.hour != hour ||
+        h->np_start != start || h->np_end != end)
+      cold |= 1u << i;
+    else if (r->b_exc == NULL)
+      cold |= 8u << i;
     count = ch->count[i];
     wait = ch->wait[i];
     limit = ch->limit[i];
@@ -859,6 +870,7 @@ static void answer(obspam__charge *ch, int64_t t, int64_t minute, int64_t tick,
   }
   memset(ch->first_exceeded, 0, sizeof(ch->first_exceeded));
   obspam__judge_over(ch, over);
+  return cold;
 }
 
 /* What a charge allocates before it changes anything. */
@@ -1128,7 +1140,8 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
-  int i, slot, tslot;
+  unsigned cold = 7; /* answer's, for every object when it is not asked */
+  int i, slot, tslot, warm;
 
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
@@ -1141,16 +1154,28 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   minute = (int64_t)((uint64_t)t / 60);
   tick = (int64_t)((uint64_t)t / TICK);
   hour = t - (int64_t)((uint64_t)t % 3600);
+  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
+  /* One call, so that answer is inline. */
+  if (ch->dry || (!ch->notify_only && !ch->replay))
+    cold = answer(ch, t, minute, tick, hour, start, start + ch->period);
   if (ch->dry) {
     ch->t = t;
-    answer(ch, t, minute, tick, hour);
     return OBSPAM_OK;
   }
-  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
-  if (!ch->notify_only && !ch->replay)
-    answer(ch, t, minute, tick, hour);
-  if (prepare(m, ch, hour, start, &p) != 0)
+  /* A charge whose objects are all warm, and whose refusal goes over no
+     object that has no buckets for it yet, allocates nothing: prepare
+     would find nothing to do, and the steps that move a ring, a record
+     or a period on would change nothing. A flood is refused this way,
+     and a steady sender accepted. */
+  warm = !m->long_way && ch->script == NULL && (cold & 7u) == 0 &&
+         ((cold >> 3) & (ch->over[0] | (unsigned)ch->over[1] << 1 |
+                         (unsigned)ch->over[2] << 2)) == 0;
+  if (warm) {
+    p.sc = NULL;
+    p.new_script = 0;
+  } else if (prepare(m, ch, hour, start, &p) != 0) {
     return OBSPAM_ENOMEM;
+  }
   /* Tested once: a save is seldom in progress (mem_keep). */
   if (m->saving) {
     for (i = 0; i < ch->n; i++)
@@ -1166,34 +1191,36 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   /* Nothing below can fail. Each object is brought to t and charged in
      one pass: no object shares another's ring or record. slot and tslot
      are the buckets of t in every ring. */
-  slot = (int)((uint64_t)minute % WINDOW);
-  tslot = (int)((uint64_t)tick % TICKS);
+  slot = (int)(t - hour) / 60;
+  tslot = (int)(t - minute * 60) / TICK;
   ch->t = m->newest = t;
   ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
     ring *r = o->ring;
-    int moved;
+    int moved = 0;
 
-    hist_begin(m, o->hist, hour, ch->retention);
-    np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
-    if (p.ring[i] != NULL) {
-      r = p.ring[i];
-      r->owner = o;
-      r->minute = minute;
-      r->tick = tick;
-      SET_PTR(o->ring, r);
-      mem_set_ring(o->hist, r);
-      LIST_APPEND(m->r_first, m->r_last, r, prev, next);
+    if (!warm) {
+      hist_begin(m, o->hist, hour, ch->retention);
+      np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
+      if (p.ring[i] != NULL) {
+        r = p.ring[i];
+        r->owner = o;
+        r->minute = minute;
+        r->tick = tick;
+        SET_PTR(o->ring, r);
+        mem_set_ring(o->hist, r);
+        LIST_APPEND(m->r_first, m->r_last, r, prev, next);
+      }
+      moved = r->minute < minute;
+      ring_touch(m, r, minute);
     }
-    moved = r->minute < minute;
-    ring_touch(m, r, minute);
     tick_advance(r, tick);
     /* Only a refusal or a new minute can leave the buckets of attempts
        over the limit empty; an accept within the minute does not read
        them (they are in a line of the ring it did not ask for). */
     if (ch->refuser >= 0) {
-      charge_refusal(m, ch, i, t, slot, p.exc[i]);
+      charge_refusal(m, ch, i, t, slot, warm ? NULL : p.exc[i]);
       exc_trim(r);
     } else {
       if (!ch->probe)
@@ -1210,7 +1237,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
     obspam__mem_script_free(m, p.sc);
-  script_evict(m);
+  if (p.new_script) /* only a new script can make one too many */
+    script_evict(m);
   sweep(m, minute, keep_cutoff(hour, ch->retention));
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
@@ -1731,4 +1759,12 @@ obspam__store *obspam__mem_store_new(void) {
   }
   m->base.ops = &mem_ops;
   return &m->base;
+}
+
+void obspam__mem_store_long_way(obspam__store *s, int on) {
+  mem_store *m = (mem_store *)s;
+
+  mem_lock(m);
+  m->long_way = on;
+  pthread_mutex_unlock(&m->lock);
 }

@@ -28,7 +28,9 @@ struct obspam__hist;
 /* The seconds of window w (OBSPAM_WINDOW_*), and the index of a window
    given in seconds (-1: none). */
 static inline int64_t obspam__window_seconds(int w) {
-  return w == OBSPAM__W_MINUTE ? 60 : w == OBSPAM__W_HOUR ? 3600 : 86400;
+  static const int64_t seconds[OBSPAM__WINDOWS] = {60, 3600, 86400};
+
+  return seconds[w];
 }
 static inline int obspam__window_index(int64_t seconds) {
   return seconds == 60      ? OBSPAM__W_MINUTE
