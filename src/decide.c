@@ -40,8 +40,9 @@ typedef struct wish {
    the domain and its subscription, and an address with a local part asks
    for its implicit mailbox too (w). Returns 0 when nothing is hosted. pre,
    when not NULL, may hold addr already normalised. */
-static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
-                   const ready_name *pre, wish *w) {
+static inline __attribute__((always_inline)) int
+resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
+        const ready_name *pre, wish *w) {
   const obspam__name *n;
   obspam__name own;
   obspam__obj *m = NULL, *d, *guess = NULL;
