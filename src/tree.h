@@ -167,6 +167,20 @@ static inline obspam__obj *obspam__index_find_guessed(const obspam__index *x,
   return obspam__index_find_hash(x, name, len, hash);
 }
 
+/* The mailbox named text as it is written (len bytes, at most
+   OBSPAM_NAME_MAX; hash its obspam__index_hash), without normalising it;
+   guess as for obspam__index_find_guessed. A text that is a mailbox's
+   name as it stands is normalised already (lower case, one '@', no blank
+   or control character), so this finds what normalising it first and
+   looking the name up would find, or nothing. */
+static inline obspam__obj *obspam__tree_find_exact(const obspam__tree *t,
+                                                   const char *text, size_t len,
+                                                   uint64_t hash,
+                                                   obspam__obj *guess) {
+  return obspam__index_find_guessed(&t->index[OBSPAM_MAILBOX], text, len, hash,
+                                    guess);
+}
+
 /* The subscription that owns uid (>= 0), or NULL. */
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid);
 
