@@ -677,16 +677,15 @@ static void warm(obspam_engine *e, const obspam__conf *c, const decision *d,
       o[k++] = g;
     }
   }
-  /* Up the tree to the subscription: a mailbox's domain and its
-     subscription, a domain's subscription. */
+  /* Up the tree: every guess is a mailbox of the tree, whose parent is
+     a domain, whose parent is a subscription. */
   for (level = 0, from = 0; level < 2; level++) {
     size_t to = k;
 
-    for (i = from; i < to; i++)
-      if (o[i]->kind != OBSPAM_SUBSCRIPTION && o[i]->parent != NULL) {
-        OBSPAM__PREFETCH(o[i]->parent);
-        o[k++] = o[i]->parent;
-      }
+    for (i = from; i < to; i++) {
+      OBSPAM__PREFETCH(o[i]->parent);
+      o[k++] = o[i]->parent;
+    }
     from = to;
   }
   if (e->store->ops->warm != NULL && k > 0)

@@ -258,3 +258,31 @@ Test(index, find_exact_as_normalised_find_on_random_texts) {
             "%d found as written, %d only once normalised", hits, normalised);
   obspam__tree_free(&t, NULL, NULL);
 }
+
+/* obspam__same_bytes says what memcmp says, on random pairs of 0 to 40
+   bytes: equal, or with one byte changed anywhere (the words it compares
+   overlap in the middle), read from the end of an allocation of their
+   own size so that a read past either end would be caught by a
+   sanitizer. */
+Test(index, same_bytes_as_memcmp_on_random_pairs) {
+  uint64_t s = 0x853c49e6748fea9bu;
+  int round, differ = 0;
+
+  for (round = 0; round < 200000; round++) {
+    size_t len = (size_t)(rnd(&s) % 41), k;
+    char *a = malloc(len + 1), *b = malloc(len + 1);
+    uint64_t r = rnd(&s);
+
+    cr_assert(a != NULL && b != NULL);
+    for (k = 0; k < len; k++)
+      a[k] = b[k] = (char)('a' + rnd(&s) % 3);
+    if (len > 0 && r % 2 == 0)
+      b[(r >> 8) % len] ^= (char)(1 << ((r >> 16) % 8));
+    cr_assert_eq(obspam__same_bytes(a, b, len), memcmp(a, b, len) == 0,
+                 "round %d, %zu bytes", round, len);
+    differ += memcmp(a, b, len) != 0;
+    free(a);
+    free(b);
+  }
+  cr_assert_geq(differ, 50000, "only %d pairs differ", differ);
+}
