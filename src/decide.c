@@ -15,13 +15,14 @@
 #include "engine.h"
 #include "journal.h"
 
-/* A name normalised ahead of its decision, by the look-ahead of a batch,
-   with its hash: used when the decision resolves the same text. */
+/* A login or sender looked at ahead of its decision, by the look-ahead
+   of a batch: its length and hash as it is written, and the mailbox its
+   slot guessed. Used when the decision resolves the same text. */
 typedef struct ready_name {
-  const char *from; /* the text it was made from; NULL: none */
-  int bad;          /* the text is no valid name */
-  uint64_t hash;
-  obspam__name n;
+  const char *from;   /* the text; NULL: none */
+  size_t len;         /* its length, up to OBSPAM_NAME_MAX + 1 */
+  uint64_t hash;      /* with len at most OBSPAM_NAME_MAX: its hash */
+  obspam__obj *guess; /* obspam__index_guess's among the mailboxes */
 } ready_name;
 
 /* An implicit mailbox a decision asks for: the name of a login or sender
@@ -37,34 +38,55 @@ typedef struct wish {
    domain (the part after '@', or the whole text when it has none) charges
    the domain and its subscription, and an address with a local part asks
    for its implicit mailbox too (w). Returns 0 when nothing is hosted. pre,
-   when not NULL, may hold addr already normalised. */
-static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
-                   const ready_name *pre, wish *w) {
-  const obspam__name *n;
+   when not NULL, may hold addr looked at ahead.
+
+   Most logins are written as their mailbox is declared: the text is
+   looked up as it is first (obspam__tree_find_exact), and normalised
+   only when that finds nothing. */
+static inline __attribute__((always_inline)) int
+resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
+        const ready_name *pre, wish *w) {
   obspam__name own;
   obspam__obj *m = NULL, *d;
-  uint64_t h;
+  size_t len;
+  uint64_t h = 0;
+  int same;
 
   if (addr == NULL || addr[0] == '\0')
     return 0;
   if (pre != NULL && pre->from == addr) {
-    if (pre->bad)
-      return 0;
-    n = &pre->n;
-    h = pre->hash;
+    len = pre->len;
+    if (len <= OBSPAM_NAME_MAX)
+      m = obspam__tree_find_exact(t, addr, len, h = pre->hash, pre->guess);
   } else {
-    if (obspam__name_norm(addr, OBSPAM__NAME_ANY, &own) != NULL)
-      return 0;
-    n = &own;
-    h = obspam__index_hash(n->s, n->len);
+    len = strnlen(addr, OBSPAM_NAME_MAX + 1);
+    if (len <= OBSPAM_NAME_MAX)
+      m = obspam__tree_find_exact(t, addr, len,
+                                  h = obspam__index_hash(addr, len), NULL);
   }
-  if (n->at < n->len) {
-    m = obspam__index_find_hash(&t->index[OBSPAM_MAILBOX], n->s, n->len, h);
+  if (m != NULL) {
+    d = m->parent;
+    ch->obj[0] = d->parent;
+    ch->obj[1] = d;
+    ch->obj[2] = m;
+    ch->n = 3;
+    return 1;
+  }
+  if (obspam__name_norm(addr, OBSPAM__NAME_ANY, &own) != NULL)
+    return 0;
+  /* Normalising changed nothing: the text's hash is the name's, and no
+     mailbox has the name. */
+  same = own.len == len && memcmp(own.s, addr, len) == 0;
+  if (!same)
+    h = obspam__index_hash(own.s, own.len);
+  if (own.at < own.len) {
+    if (!same)
+      m = obspam__index_find_hash(&t->index[OBSPAM_MAILBOX], own.s, own.len, h);
     d = m != NULL ? m->parent
-                  : obspam__tree_find(t, OBSPAM_DOMAIN, n->s + n->at + 1,
-                                      n->len - n->at - 1);
+                  : obspam__tree_find(t, OBSPAM_DOMAIN, own.s + own.at + 1,
+                                      own.len - own.at - 1);
   } else {
-    d = obspam__index_find_hash(&t->index[OBSPAM_DOMAIN], n->s, n->len, h);
+    d = obspam__index_find_hash(&t->index[OBSPAM_DOMAIN], own.s, own.len, h);
   }
   if (d == NULL)
     return 0;
@@ -72,10 +94,10 @@ static int resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   ch->obj[1] = d;
   ch->obj[2] = m;
   ch->n = m != NULL ? 3 : 2;
-  if (m == NULL && n->at < n->len) {
+  if (m == NULL && own.at < own.len) {
     w->want = 1;
     w->hash = h;
-    memcpy(&w->n, n, offsetof(obspam__name, s) + n->len + 1);
+    memcpy(&w->n, &own, offsetof(obspam__name, s) + own.len + 1);
   }
   return 1;
 }
@@ -222,8 +244,8 @@ static void verdict_none(obspam_verdict *v, int action) {
   verdict_window(v, 0);
 }
 
-static void verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch,
-                        int i) {
+static inline __attribute__((always_inline)) void
+verdict_obj(obspam_verdict *v, int action, const obspam__charge *ch, int i) {
   int w = action == OBSPAM_ACCEPT ? OBSPAM__W_HOUR : ch->window;
 
   v->action = action;
@@ -264,8 +286,9 @@ typedef struct decision {
 } decision;
 
 /* Checks what needs no lock. OBSPAM_OK, or the failure (recorded). */
-static int validate(obspam_engine *e, const obspam_message *msg,
-                    const obspam_verdict *out) {
+static inline __attribute__((always_inline)) int
+validate(obspam_engine *e, const obspam_message *msg,
+         const obspam_verdict *out) {
   if (msg == NULL || out == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "decide: %s is NULL",
                         msg == NULL ? "message" : "verdict");
@@ -443,9 +466,12 @@ static int listed(obspam_engine *e, const obspam__conf *c, decision *d,
    normalised ahead or NULL, mode for a new implicit mailbox (dry: a
    check). Returns 1 when the decision is settled (d->rc, and on success
    the verdict, are set), 0 when d->ch is ready for the counter store,
-   LATER when it needs an implicit mailbox made (mode NOT_YET). */
-static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
-                 int64_t newest, const ready_name *pre) {
+   LATER when it needs an implicit mailbox made (mode NOT_YET). Inline:
+   a batch calls it for every message, and its frame costs more than
+   most of its steps. */
+static inline __attribute__((always_inline)) int
+begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
+      int64_t newest, const ready_name *pre) {
   int dry = mode == STANDIN, rc;
   const obspam_message *msg = d->msg;
   obspam__charge *ch = &d->ch;
@@ -486,8 +512,8 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
     verdict_none(d->out, OBSPAM_ACCEPT);
     return 1;
   }
-  if (msg->client_address != NULL && msg->client_address[0] != '\0' &&
-      obspam__wl_contains(&c->wl, addr)) {
+  if (c->wl.n > 0 && msg->client_address != NULL &&
+      msg->client_address[0] != '\0' && obspam__wl_contains(&c->wl, addr)) {
     verdict_none(d->out, OBSPAM_EXEMPT);
     return 1;
   }
@@ -531,8 +557,9 @@ static int begin(obspam_engine *e, const obspam__conf *c, decision *d, int mode,
 }
 
 /* Step 5, once the store has charged d->ch with result rc: the verdict,
-   and the immediate notices when im is not NULL. */
-static void finish(obspam_engine *e, decision *d, int rc, immediate *im) {
+   and the immediate notices when im is not NULL. Inline, as begin is. */
+static inline __attribute__((always_inline)) void
+finish(obspam_engine *e, decision *d, int rc, immediate *im) {
   const obspam__charge *ch = &d->ch;
 
   d->rc = rc;
@@ -608,14 +635,15 @@ int obspam_check(obspam_engine *e, const obspam_message *msg,
 #define GROUP 8
 
 /* Brings into the cache what deciding d[0..n) will read: each message's
-   login (or sender), its index slot, the object found there, its parent
-   and grandparent, then their counters. Each step runs for every message
+   login (or sender), its slot among the mailboxes (as it is written:
+   resolve), the object found there, its parent and grandparent, then
+   their counters. Each step runs for every message
    before the next step for any, so that the misses of a step overlap. It
    only reads and guesses; the decisions themselves do the real lookups.
    Under the engine's read lock. */
 static void warm(obspam_engine *e, const obspam__conf *c, const decision *d,
                  size_t n, ready_name *pre) {
-  const obspam__index *ix[GROUP];
+  const obspam__index *mbx = &c->tree.index[OBSPAM_MAILBOX];
   obspam__obj *o[3 * GROUP];
   size_t i, k = 0, from;
   int level;
@@ -630,36 +658,34 @@ static void warm(obspam_engine *e, const obspam__conf *c, const decision *d,
       OBSPAM__PREFETCH(pre[i].from);
   }
   for (i = 0; i < n; i++) {
-    obspam__name *nm = &pre[i].n;
+    const char *f = pre[i].from;
 
-    ix[i] = NULL;
-    pre[i].bad = pre[i].from == NULL ||
-                 obspam__name_norm(pre[i].from, OBSPAM__NAME_ANY, nm) != NULL;
-    if (pre[i].bad)
+    pre[i].len = f != NULL ? strnlen(f, OBSPAM_NAME_MAX + 1) : 0;
+    if (f == NULL || pre[i].len > OBSPAM_NAME_MAX)
       continue;
-    ix[i] = &c->tree.index[nm->at < nm->len ? OBSPAM_MAILBOX : OBSPAM_DOMAIN];
-    pre[i].hash = obspam__index_hash(nm->s, nm->len);
-    obspam__index_prefetch(ix[i], pre[i].hash);
+    pre[i].hash = obspam__index_hash(f, pre[i].len);
+    obspam__index_prefetch(mbx, pre[i].hash);
   }
   for (i = 0; i < n; i++) {
-    obspam__obj *g =
-        ix[i] != NULL ? obspam__index_guess(ix[i], pre[i].hash) : NULL;
+    obspam__obj *g = pre[i].from != NULL && pre[i].len <= OBSPAM_NAME_MAX
+                         ? obspam__index_guess(mbx, pre[i].hash)
+                         : NULL;
 
+    pre[i].guess = g;
     if (g != NULL) {
       OBSPAM__PREFETCH(g);
       o[k++] = g;
     }
   }
-  /* Up the tree to the subscription: a mailbox's domain and its
-     subscription, a domain's subscription. */
+  /* Up the tree: every guess is a mailbox of the tree, whose parent is
+     a domain, whose parent is a subscription. */
   for (level = 0, from = 0; level < 2; level++) {
     size_t to = k;
 
-    for (i = from; i < to; i++)
-      if (o[i]->kind != OBSPAM_SUBSCRIPTION && o[i]->parent != NULL) {
-        OBSPAM__PREFETCH(o[i]->parent);
-        o[k++] = o[i]->parent;
-      }
+    for (i = from; i < to; i++) {
+      OBSPAM__PREFETCH(o[i]->parent);
+      o[k++] = o[i]->parent;
+    }
     from = to;
   }
   if (e->store->ops->warm != NULL && k > 0)

@@ -4,14 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
 #include "tree.h"
 
 #define FIRST_SLOTS 16 /* slots of a new index: a power of two */
-
-uint64_t obspam__index_hash(const char *name, size_t len) {
-  return obspam__hash(name, len);
-}
 
 obspam__obj *obspam__index_find(const obspam__index *x, const char *name,
                                 size_t len) {
@@ -31,23 +26,6 @@ obspam__obj *obspam__index_find_hash(const obspam__index *x, const char *name,
         memcmp(o->name, name, len) == 0)
       return x->slot[i].obj;
   }
-  return NULL;
-}
-
-void obspam__index_prefetch(const obspam__index *x, uint64_t hash) {
-  if (x->slot != NULL)
-    OBSPAM__PREFETCH(&x->slot[(size_t)hash & x->mask]);
-}
-
-obspam__obj *obspam__index_guess(const obspam__index *x, uint64_t hash) {
-  size_t i;
-
-  if (x->slot == NULL)
-    return NULL;
-  for (i = (size_t)hash & x->mask; x->slot[i].obj != NULL;
-       i = (i + 1) & x->mask)
-    if (x->slot[i].hash == hash)
-      return x->slot[i].obj;
   return NULL;
 }
 

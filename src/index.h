@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hash.h"
+
 struct obspam__obj;
 
 /* Asks for the cache line at p ahead of its use; never faults. */
@@ -33,8 +35,11 @@ typedef struct obspam__index {
   size_t n;           /* objects held */
 } obspam__index;
 
-/* The hash of a name as the index keys it. */
-uint64_t obspam__index_hash(const char *name, size_t len);
+/* The hash of a name as the index keys it. Inline, as the two below
+   are: a decision asks each of them once. */
+static inline uint64_t obspam__index_hash(const char *name, size_t len) {
+  return obspam__hash(name, len);
+}
 
 /* The object named name (normalised), or NULL; with the name's hash
    already known, the second. */
@@ -49,8 +54,24 @@ struct obspam__obj *obspam__index_find_hash(const obspam__index *x,
    the search for hash starts is brought into the cache; then the first
    object whose slot holds hash, or NULL, is returned without reading it
    (a guess: its name is not compared). */
-void obspam__index_prefetch(const obspam__index *x, uint64_t hash);
-struct obspam__obj *obspam__index_guess(const obspam__index *x, uint64_t hash);
+static inline void obspam__index_prefetch(const obspam__index *x,
+                                          uint64_t hash) {
+  if (x->slot != NULL)
+    OBSPAM__PREFETCH(&x->slot[(size_t)hash & x->mask]);
+}
+
+static inline struct obspam__obj *obspam__index_guess(const obspam__index *x,
+                                                      uint64_t hash) {
+  size_t i;
+
+  if (x->slot == NULL)
+    return NULL;
+  for (i = (size_t)hash & x->mask; x->slot[i].obj != NULL;
+       i = (i + 1) & x->mask)
+    if (x->slot[i].hash == hash)
+      return x->slot[i].obj;
+  return NULL;
+}
 
 /* Makes room for one more object: 0, or -1 when memory ran out (the index
    is unchanged). After it, obspam__index_put cannot fail. */

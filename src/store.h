@@ -121,6 +121,12 @@ typedef struct obspam__charge {
    Every store calls it, so that they all name the same object. */
 void obspam__judge(obspam__charge *ch);
 
+/* obspam__judge for a store that knows which waits are not 0: bit
+   OBSPAM__WINDOWS * i + w of over is set for each wait[i][w] that is
+   not, every other wait is 0. The same answer, without a walk over
+   every wait when none or one is set. */
+void obspam__judge_over(obspam__charge *ch, unsigned over);
+
 /* Whether a refused charge went over the ith object's own limit: the
    subscription for forbidden scripts, else each object with a wait in
    some window or over its recipients cap. */
@@ -446,6 +452,10 @@ static inline obspam__store *obspam__store_take(obspam__store *s) {
 
 /* The in-memory store. NULL when out of memory. */
 obspam__store *obspam__mem_store_new(void);
+/* With on set, s, an in-memory store, makes every charge the long way,
+   as a charge whose objects are not warm is made (store_mem.c): for the
+   tests that compare the two ways. */
+void obspam__mem_store_long_way(obspam__store *s, int on);
 
 /* ---- Stores opened from a URI (store_uri.c) ------------------------------ */
 

@@ -228,6 +228,11 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
   return (k + nb - 1) * size - t;
 }
 
+/* Whether c more fits under limit where count is held. */
+static inline int fits(int64_t count, int64_t c, int64_t limit) {
+  return limit < 0 || count + c <= limit;
+}
+
 /* The wait (API.md step 5) in a window of nb buckets of size seconds,
    b[k % nb] holding bucket k up to the newest, newest, for c more under
    limit when the window holds count at t: 0 when it fits, -1 when c alone
@@ -236,7 +241,7 @@ static int64_t wait_walk(const int64_t *b, int nb, int64_t size, int64_t newest,
 static inline int64_t wait_in(const int64_t *b, int nb, int64_t size,
                               int64_t newest, int64_t t, int64_t count,
                               int64_t c, int64_t limit) {
-  if (limit < 0 || count + c <= limit)
+  if (fits(count, c, limit))
     return 0;
   if (c > limit)
     return -1;
@@ -355,7 +360,7 @@ static int64_t wait_day(const hist *h, int64_t t, int64_t hour, int64_t count,
   int64_t last = 0;
   uint32_t i, n;
 
-  if (limit < 0 || count + c <= limit)
+  if (fits(count, c, limit))
     return 0;
   if (c > limit)
     return -1;
@@ -759,18 +764,18 @@ static void hour_refusal(obspam__hour *rec, int over, int64_t window,
 }
 
 static void charge_refusal(mem_store *m, obspam__charge *ch, int i, int64_t t,
-                           int64_t minute, uint32_t *exc) {
+                           int slot, uint32_t *exc) {
   obspam__obj *o = ch->obj[i];
   ring *r = o->ring;
   hist *h = o->hist;
   int over = obspam__exceeded(ch, i);
 
-  r->b_ref[minute % WINDOW]++;
+  r->b_ref[slot]++;
   r->refused++;
   if (over) {
     if (r->b_exc == NULL)
       r->b_exc = exc; /* prepare allocated it */
-    r->b_exc[minute % WINDOW]++;
+    r->b_exc[slot]++;
     r->exceeded++;
     h->cur.exceeded++;
   }
@@ -788,13 +793,12 @@ static int64_t add_count(int64_t *v, int64_t c) {
   return c;
 }
 
-static void charge_accept(obspam__charge *ch, int i, int64_t minute,
-                          int64_t tick) {
+static void charge_accept(obspam__charge *ch, int i, int slot, int tslot) {
   ring *r = ch->obj[i]->ring;
 
   /* A window's sum is the sum of its buckets, as the loader derives it. */
-  r->sent += add_count(&r->b_sent[minute % WINDOW], ch->c);
-  r->m_sent += add_count(&r->b_min[tick % TICKS], ch->c);
+  r->sent += add_count(&r->b_sent[slot], ch->c);
+  r->m_sent += add_count(&r->b_min[tslot], ch->c);
   add_count(&ch->obj[i]->hist->cur.sent, ch->c);
   add_count(&ch->obj[i]->hist->np_sent, ch->c);
   if (ch->marks & OBSPAM__MARK_FORWARD)
@@ -816,34 +820,57 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
 }
 
 /* The answer to a charge at t, changing nothing: each object's count and
-   wait, then the verdict's object and retry hint. */
-static void answer(obspam__charge *ch, int64_t t) {
-  int64_t hour = obspam__hour_of(t), *count, *wait;
+   wait, then the verdict's object and retry hint. A wait is worked out
+   only where the message does not fit, and the judge is told which
+   waits are not 0, so that it need not look at the others.
+
+   Returns which objects are not warm (bit i for obj[i]) and which have
+   no buckets of attempts over the limit (bit 3 + i). An object is warm
+   when its ring and record are in minute, hour and the notification
+   period [start, end) already: a charge then has nothing to allocate
+   for it and nothing to move on (charge_locked). */
+static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
+                       int64_t tick, int64_t hour, int64_t start, int64_t end) {
+  int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
+  unsigned over = 0, bit = 1, cold = 0; /* bit: the minute's of object i */
   int i;
 
-  for (i = 0; i < ch->n; i++) {
+  for (i = 0; i < ch->n; i++, bit <<= OBSPAM__WINDOWS) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
 
+    if (r == NULL || h == NULL || r->minute != minute || h->cur.hour != hour ||
+        h->np_start != start || h->np_end != end)
+      cold |= 1u << i;
+    else if (r->b_exc == NULL)
+      cold |= 8u << i;
     count = ch->count[i];
     wait = ch->wait[i];
     limit = ch->limit[i];
     count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
     if (r != NULL) {
-      count[OBSPAM__W_HOUR] = peek_sent(r, t / 60);
-      count[OBSPAM__W_MINUTE] = tick_peek(r, t / TICK);
+      count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+      count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
     }
     count[OBSPAM__W_DAY] = day_count(h, hour);
-    wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], ch->c,
-                                         limit[OBSPAM__W_MINUTE]);
-    wait[OBSPAM__W_HOUR] =
-        wait_hour(r, t, count[OBSPAM__W_HOUR], ch->c, limit[OBSPAM__W_HOUR]);
-    wait[OBSPAM__W_DAY] =
-        wait_day(h, t, hour, count[OBSPAM__W_DAY], ch->c, limit[OBSPAM__W_DAY]);
-    ch->first_exceeded[i] = 0;
+    wait[OBSPAM__W_MINUTE] = wait[OBSPAM__W_HOUR] = wait[OBSPAM__W_DAY] = 0;
+    if (!fits(count[OBSPAM__W_MINUTE], c, limit[OBSPAM__W_MINUTE]) &&
+        (wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], c,
+                                              limit[OBSPAM__W_MINUTE])) != 0)
+      over |= bit << OBSPAM__W_MINUTE;
+    if (!fits(count[OBSPAM__W_HOUR], c, limit[OBSPAM__W_HOUR]) &&
+        (wait[OBSPAM__W_HOUR] = wait_hour(r, t, count[OBSPAM__W_HOUR], c,
+                                          limit[OBSPAM__W_HOUR])) != 0)
+      over |= bit << OBSPAM__W_HOUR;
+    if (!fits(count[OBSPAM__W_DAY], c, limit[OBSPAM__W_DAY]) &&
+        (wait[OBSPAM__W_DAY] = wait_day(h, t, hour, count[OBSPAM__W_DAY], c,
+                                        limit[OBSPAM__W_DAY])) != 0)
+      over |= bit << OBSPAM__W_DAY;
   }
-  obspam__judge(ch);
+  memset(ch->first_exceeded, 0, sizeof(ch->first_exceeded));
+  obspam__judge_over(ch, over);
+  return cold;
 }
 
 /* What a charge allocates before it changes anything. */
@@ -881,11 +908,14 @@ static int prepare(mem_store *m, obspam__charge *ch, int64_t hour,
   memset(p, 0, sizeof(*p));
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
-    hist *h;
+    hist *h = o->hist;
 
-    p->new_hist[i] = o->hist == NULL;
-    h = hist_get(m, o);
-    if (h == NULL || hist_room(h, hour) != 0)
+    if (h == NULL) {
+      p->new_hist[i] = 1;
+      if ((h = hist_get(m, o)) == NULL)
+        goto nomem;
+    }
+    if (hist_room(h, hour) != 0)
       goto nomem;
     if (np_closes(h, start, start + ch->period) &&
         (p->notice[i] = np_alloc(m, h)) == NULL)
@@ -1110,8 +1140,8 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
   prepared p;
-  unsigned moved = 0; /* bit i: obj[i]'s ring went on to a new minute */
-  int i;
+  unsigned cold = 7; /* answer's, for every object when it is not asked */
+  int i, slot, tslot, warm;
 
   t = ch->t > m->newest ? ch->t : m->newest;
   if (ch->reset)
@@ -1120,19 +1150,32 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
     return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
-  minute = t / 60;
-  tick = t / TICK;
+  /* t >= 0: divided without minding a sign. */
+  minute = (int64_t)((uint64_t)t / 60);
+  tick = (int64_t)((uint64_t)t / TICK);
+  hour = t - (int64_t)((uint64_t)t % 3600);
+  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
+  /* One call, so that answer is inline. */
+  if (ch->dry || (!ch->notify_only && !ch->replay))
+    cold = answer(ch, t, minute, tick, hour, start, start + ch->period);
   if (ch->dry) {
     ch->t = t;
-    answer(ch, t);
     return OBSPAM_OK;
   }
-  hour = obspam__hour_of(t);
-  start = t - t % ch->period;
-  if (!ch->notify_only && !ch->replay)
-    answer(ch, t);
-  if (prepare(m, ch, hour, start, &p) != 0)
+  /* A charge whose objects are all warm, and whose refusal goes over no
+     object that has no buckets for it yet, allocates nothing: prepare
+     would find nothing to do, and the steps that move a ring, a record
+     or a period on would change nothing. A flood is refused this way,
+     and a steady sender accepted. */
+  warm = !m->long_way && ch->script == NULL && (cold & 7u) == 0 &&
+         ((cold >> 3) & (ch->over[0] | (unsigned)ch->over[1] << 1 |
+                         (unsigned)ch->over[2] << 2)) == 0;
+  if (warm) {
+    p.sc = NULL;
+    p.new_script = 0;
+  } else if (prepare(m, ch, hour, start, &p) != 0) {
     return OBSPAM_ENOMEM;
+  }
   /* Tested once: a save is seldom in progress (mem_keep). */
   if (m->saving) {
     for (i = 0; i < ch->n; i++)
@@ -1145,54 +1188,57 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return OBSPAM_OK;
   }
 
-  /* Nothing below can fail. */
+  /* Nothing below can fail. Each object is brought to t and charged in
+     one pass: no object shares another's ring or record. slot and tslot
+     are the buckets of t in every ring. */
+  slot = (int)(t - hour) / 60;
+  tslot = (int)(t - minute * 60) / TICK;
   ch->t = m->newest = t;
+  ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
     obspam__obj *o = ch->obj[i];
+    ring *r = o->ring;
+    int moved = 0;
 
-    hist_begin(m, o->hist, hour, ch->retention);
-    np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
-    if (p.ring[i] != NULL) {
-      p.ring[i]->owner = o;
-      p.ring[i]->minute = minute;
-      p.ring[i]->tick = tick;
-      SET_PTR(o->ring, p.ring[i]);
-      mem_set_ring(o->hist, p.ring[i]);
-      LIST_APPEND(m->r_first, m->r_last, o->ring, prev, next);
+    if (!warm) {
+      hist_begin(m, o->hist, hour, ch->retention);
+      np_roll(m, o->hist, start, start + ch->period, p.notice[i]);
+      if (p.ring[i] != NULL) {
+        r = p.ring[i];
+        r->owner = o;
+        r->minute = minute;
+        r->tick = tick;
+        SET_PTR(o->ring, r);
+        mem_set_ring(o->hist, r);
+        LIST_APPEND(m->r_first, m->r_last, r, prev, next);
+      }
+      moved = r->minute < minute;
+      ring_touch(m, r, minute);
     }
-    if (o->ring->minute < minute)
-      moved |= 1u << i;
-    ring_touch(m, o->ring, minute);
-    tick_advance(o->ring, tick);
+    tick_advance(r, tick);
+    /* Only a refusal or a new minute can leave the buckets of attempts
+       over the limit empty; an accept within the minute does not read
+       them (they are in a line of the ring it did not ask for). */
+    if (ch->refuser >= 0) {
+      charge_refusal(m, ch, i, t, slot, warm ? NULL : p.exc[i]);
+      exc_trim(r);
+    } else {
+      if (!ch->probe)
+        charge_accept(ch, i, slot, tslot);
+      if (moved)
+        exc_trim(r);
+    }
   }
   if (p.sc != NULL) {
     hist_begin(m, p.sc->obj.hist, hour, ch->retention);
     script_use(m, p.sc);
   }
-
-  ch->period_start = start;
-  /* Only a refusal or a new minute can leave the buckets of attempts
-     over the limit empty; an accept within the minute does not read them
-     (they are in a line of the ring it did not ask for). Each object's
-     are trimmed once it is charged: no object shares another's ring. */
-  if (ch->refuser >= 0) {
-    for (i = 0; i < ch->n; i++) {
-      charge_refusal(m, ch, i, t, minute, p.exc[i]);
-      exc_trim(ch->obj[i]->ring);
-    }
-  } else {
-    for (i = 0; i < ch->n; i++) {
-      if (!ch->probe)
-        charge_accept(ch, i, minute, tick);
-      if (moved & (1u << i))
-        exc_trim(ch->obj[i]->ring);
-    }
-  }
   if (p.sc != NULL && (ch->refuser >= 0 || !ch->probe))
     charge_script(p.sc, ch, t);
   else if (p.new_script) /* an accepted probe leaves no trace */
     obspam__mem_script_free(m, p.sc);
-  script_evict(m);
+  if (p.new_script) /* only a new script can make one too many */
+    script_evict(m);
   sweep(m, minute, keep_cutoff(hour, ch->retention));
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
@@ -1713,4 +1759,12 @@ obspam__store *obspam__mem_store_new(void) {
   }
   m->base.ops = &mem_ops;
   return &m->base;
+}
+
+void obspam__mem_store_long_way(obspam__store *s, int on) {
+  mem_store *m = (mem_store *)s;
+
+  mem_lock(m);
+  m->long_way = on;
+  pthread_mutex_unlock(&m->lock);
 }

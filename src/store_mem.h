@@ -138,6 +138,9 @@ typedef struct mem_store {
   int carry_phase, carry_ok;
   hist *u_first, *u_last;
   hist *carry_next;
+  /* Every charge the long way, without the shortcut of warm objects
+     (charge_locked): set by tests that compare the two. */
+  int long_way;
 } mem_store;
 
 /* Intrusive doubly linked lists: unlink and append for a given pair of

@@ -5,6 +5,7 @@
 #define OBSPAM_TREE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "index.h"
 #include "names.h"
@@ -27,7 +28,9 @@ struct obspam__hist;
 /* The seconds of window w (OBSPAM_WINDOW_*), and the index of a window
    given in seconds (-1: none). */
 static inline int64_t obspam__window_seconds(int w) {
-  return w == OBSPAM__W_MINUTE ? 60 : w == OBSPAM__W_HOUR ? 3600 : 86400;
+  static const int64_t seconds[OBSPAM__WINDOWS] = {60, 3600, 86400};
+
+  return seconds[w];
 }
 static inline int obspam__window_index(int64_t seconds) {
   return seconds == 60      ? OBSPAM__W_MINUTE
@@ -154,6 +157,55 @@ void obspam__tree_free(obspam__tree *t, void (*forget)(obspam__obj *, void *),
 /* Lookups by an already normalised name; NULL when absent. */
 obspam__obj *obspam__tree_find(const obspam__tree *t, int kind,
                                const char *name, size_t len);
+/* Whether the len bytes at a and b are the same, as memcmp says: a
+   name of 8 to 32 bytes (most logins) is compared in words that overlap,
+   none past either end, instead of in a call. */
+static inline int obspam__same_bytes(const char *a, const char *b, size_t len) {
+  uint64_t x[4], y[4];
+
+  if (len < 8 || len > 32)
+    return memcmp(a, b, len) == 0;
+  memcpy(&x[0], a, 8);
+  memcpy(&y[0], b, 8);
+  memcpy(&x[1], a + len - 8, 8);
+  memcpy(&y[1], b + len - 8, 8);
+  if (len <= 16)
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  memcpy(&x[2], a + 8, 8);
+  memcpy(&y[2], b + 8, 8);
+  memcpy(&x[3], a + len - 16, 8);
+  memcpy(&y[3], b + len - 16, 8);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
+/* obspam__index_find_hash(x, name, len, hash), when guess is what
+   obspam__index_guess(x, hash) gave (or NULL): the guess itself when it
+   has the name, as names are unique in an index, so that a batch that
+   guessed ahead (decide.c) does not walk the slots again; else the walk. */
+static inline obspam__obj *obspam__index_find_guessed(const obspam__index *x,
+                                                      const char *name,
+                                                      size_t len, uint64_t hash,
+                                                      obspam__obj *guess) {
+  if (guess != NULL && guess->len == len &&
+      obspam__same_bytes(guess->name, name, len))
+    return guess;
+  return obspam__index_find_hash(x, name, len, hash);
+}
+
+/* The mailbox named text as it is written (len bytes, at most
+   OBSPAM_NAME_MAX; hash its obspam__index_hash), without normalising it;
+   guess as for obspam__index_find_guessed. A text that is a mailbox's
+   name as it stands is normalised already (lower case, one '@', no blank
+   or control character), so this finds what normalising it first and
+   looking the name up would find, or nothing. */
+static inline obspam__obj *obspam__tree_find_exact(const obspam__tree *t,
+                                                   const char *text, size_t len,
+                                                   uint64_t hash,
+                                                   obspam__obj *guess) {
+  return obspam__index_find_guessed(&t->index[OBSPAM_MAILBOX], text, len, hash,
+                                    guess);
+}
+
 /* The subscription that owns uid (>= 0), or NULL. */
 obspam__sub *obspam__tree_by_uid(const obspam__tree *t, int64_t uid);
 

@@ -1864,3 +1864,54 @@ Test(judge, forbidden_scripts) {
   ch.wait[1][H] = -1;
   EXPECT_JUDGED(ch, 0, -1, -1, 1, 0, 0);
 }
+
+/* obspam__judge_over, told which waits are not 0, names what
+   obspam__judge names from the waits alone, on random charges: most
+   waits 0, the others -1 or short, so that ties are frequent; now and
+   then a cap or forbidden scripts. */
+Test(judge, over_as_judge_on_random_waits) {
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  int round, none = 0, one = 0, more = 0;
+
+  for (round = 0; round < 200000; round++) {
+    obspam__charge slow = charge3(), fast;
+    unsigned over = 0;
+    int i, w, bits;
+
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    slow.n = 1 + (int)(x % 3);
+    slow.over_cap = (x >> 2) % 8 == 0;
+    slow.forbid = (x >> 5) % 32 == 0;
+    for (i = 0; i < slow.n; i++)
+      for (w = 0; w < OBSPAM__WINDOWS; w++) {
+        unsigned r = (unsigned)(x >> (10 + 5 * (OBSPAM__WINDOWS * i + w))) % 32;
+
+        slow.wait[i][w] = r < 26 ? 0 : r < 28 ? -1 : (int64_t)(r % 3) * 30 + 30;
+        if (slow.wait[i][w] != 0)
+          over |= 1u << (OBSPAM__WINDOWS * i + w);
+      }
+    /* What a store leaves there before it judges. */
+    slow.refuser = slow.window = 7;
+    slow.retry_after = 99;
+    memset(slow.over, 5, sizeof(slow.over));
+    memset(slow.over_window, 5, sizeof(slow.over_window));
+    fast = slow;
+    obspam__judge(&slow);
+    obspam__judge_over(&fast, over);
+    cr_assert(fast.refuser == slow.refuser && fast.window == slow.window &&
+                  fast.retry_after == slow.retry_after &&
+                  memcmp(fast.over, slow.over, sizeof(slow.over)) == 0 &&
+                  memcmp(fast.over_window, slow.over_window,
+                         sizeof(slow.over_window)) == 0,
+              "round %d: refuser %d/%d window %d/%d retry %" PRId64 "/%" PRId64,
+              round, fast.refuser, slow.refuser, fast.window, slow.window,
+              fast.retry_after, slow.retry_after);
+    bits = __builtin_popcount(over);
+    none += bits == 0 && !slow.over_cap && !slow.forbid;
+    one += bits == 1 && !slow.over_cap && !slow.forbid;
+    more += bits > 1;
+  }
+  cr_assert(none >= 10000 && one >= 10000 && more >= 10000,
+            "cases: %d without a wait, %d with one, %d with more", none, one,
+            more);
+}

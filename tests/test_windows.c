@@ -687,3 +687,188 @@ Test(windows, journal_format_1_replays) {
   }
   remove_dir();
 }
+
+/* ---- the shortcut of warm objects --------------------------------------- */
+
+/* A subscription, its domain and its mailbox, of no tree, with a store
+   of their own. */
+typedef struct chain {
+  obspam__store *s;
+  obspam__sub sub;
+  obspam__obj dom, mbx;
+} chain;
+
+static void chain_new(chain *k, int long_way) {
+  memset(k, 0, sizeof(*k));
+  k->s = obspam__mem_store_new();
+  cr_assert_not_null(k->s);
+  obspam__mem_store_long_way(k->s, long_way);
+  k->sub.obj.name = "s";
+  k->sub.obj.len = 1;
+  k->sub.obj.kind = OBSPAM_SUBSCRIPTION;
+  k->dom.name = D;
+  k->dom.len = (uint16_t)strlen(D);
+  k->dom.kind = OBSPAM_DOMAIN;
+  k->dom.parent = &k->sub.obj;
+  k->mbx.name = A;
+  k->mbx.len = (uint16_t)strlen(A);
+  k->mbx.kind = OBSPAM_MAILBOX;
+  k->mbx.parent = &k->dom;
+}
+
+static obspam__obj *chain_obj(chain *k, int i) {
+  return i == 0 ? &k->sub.obj : i == 1 ? &k->dom : &k->mbx;
+}
+
+static void chain_free(chain *k) {
+  obspam__store_forget(&k->mbx, k->s);
+  obspam__store_forget(&k->dom, k->s);
+  obspam__store_forget(&k->sub.obj, k->s);
+  k->s->ops->destroy(k->s);
+}
+
+static uint64_t xorshift(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+/* Asserts that the two charges answered alike. */
+static void expect_same_answer(const obspam__charge *a, const obspam__charge *b,
+                               int step) {
+  int i;
+
+  cr_assert(a->t == b->t && a->refuser == b->refuser &&
+                a->window == b->window && a->retry_after == b->retry_after,
+            "step %d: refuser %d/%d window %d/%d retry %" PRId64 "/%" PRId64,
+            step, a->refuser, b->refuser, a->window, b->window, a->retry_after,
+            b->retry_after);
+  cr_assert(memcmp(a->count, b->count, sizeof(a->count)) == 0 &&
+                memcmp(a->wait, b->wait, sizeof(a->wait)) == 0,
+            "step %d: counts or waits differ", step);
+  for (i = 0; i < a->n; i++) {
+    cr_assert(
+        a->over[i] == b->over[i] && a->over_window[i] == b->over_window[i] &&
+            a->first_exceeded[i] == b->first_exceeded[i],
+        "step %d, object %d: over %d/%d", step, i, a->over[i], b->over[i]);
+    if (a->first_exceeded[i])
+      cr_assert(a->period_sent[i] == b->period_sent[i] &&
+                    a->period_refused[i] == b->period_refused[i] &&
+                    a->period_start == b->period_start,
+                "step %d, object %d: period differs", step, i);
+  }
+}
+
+/* Asserts that the two stores hold the same for every object: what read
+   gives, and every hour of history. */
+static void expect_same_state(chain *a, chain *b, int64_t now, int step) {
+  int i;
+
+  for (i = 0; i < 3; i++) {
+    obspam__reading ra, rb;
+    obspam__hour *ha, *hb;
+    size_t na, nb;
+
+    a->s->ops->read(a->s, chain_obj(a, i), now, 720, &ra);
+    b->s->ops->read(b->s, chain_obj(b, i), now, 720, &rb);
+    cr_assert(memcmp(&ra, &rb, sizeof(ra)) == 0,
+              "step %d, object %d: count %" PRId64 "/%" PRId64
+              " refused %" PRId64 "/%" PRId64,
+              step, i, ra.count, rb.count, ra.refused, rb.refused);
+    OK(a->s->ops->history(a->s, chain_obj(a, i), NULL, 0, 0, INT64_MAX, 720,
+                          &ha, &na));
+    OK(b->s->ops->history(b->s, chain_obj(b, i), NULL, 0, 0, INT64_MAX, 720,
+                          &hb, &nb));
+    cr_assert(na == nb && (na == 0 || memcmp(ha, hb, na * sizeof(*ha)) == 0),
+              "step %d, object %d: %zu/%zu hours of history differ", step, i,
+              na, nb);
+    free(ha);
+    free(hb);
+  }
+}
+
+/* Random traffic through a store that takes the shortcut and one that
+   makes every charge the long way: the same answers, the same counters,
+   history and notices. Mostly short steps, so that the objects stay warm
+   (a flood's refusals and a steady sender's accepts), and now and then a
+   step into another minute, hour or notification period, a probe, a
+   check, a script, fewer objects, or limits that change. */
+Test(windows, warm_shortcut_as_long_way_on_random_traffic) {
+  chain fast, slow;
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  int64_t t = T0, lim[3][OBSPAM__WINDOWS];
+  int step, refused = 0, accepted = 0, i, w;
+
+  chain_new(&fast, 0);
+  chain_new(&slow, 1);
+  for (step = 0; step < 60000; step++) {
+    obspam__charge a, b;
+    uint64_t r = xorshift(&x);
+    int n = r % 16 == 0 ? 1 + (int)(r >> 4) % 2 : 3;
+
+    if (step % 2000 == 0)
+      for (i = 0; i < 3; i++)
+        for (w = 0; w < OBSPAM__WINDOWS; w++) {
+          uint64_t q = xorshift(&x);
+
+          lim[i][w] = q % 4 == 0 ? OBSPAM_UNLIMITED
+                                 : (int64_t)((q >> 2) % (w == 0   ? 60
+                                                         : w == 1 ? 1200
+                                                                  : 6000));
+        }
+    t += r % 64 == 0  ? (int64_t)((r >> 8) % 7200)
+         : r % 8 == 0 ? (int64_t)((r >> 8) % 90)
+                      : (int64_t)((r >> 8) % 3);
+    memset(&a, 0, sizeof(a));
+    a.n = n;
+    for (i = 0; i < n; i++)
+      memcpy(a.limit[i], lim[i], sizeof(lim[i]));
+    a.t = t;
+    a.c = a.recipients = 1 + (int64_t)((r >> 20) % 3);
+    a.cap = OBSPAM_UNLIMITED;
+    a.retention = 720;
+    a.period = (r >> 24) % 512 == 0 ? 600 : 3600;
+    a.probe = (r >> 33) % 32 == 0;
+    a.dry = (r >> 38) % 32 == 0;
+    if ((r >> 43) % 64 == 0) {
+      a.script = "/www/x.php";
+      a.script_len = strlen(a.script);
+      a.uid = 1000;
+    }
+    b = a;
+    for (i = 0; i < n; i++) {
+      a.obj[i] = chain_obj(&fast, i);
+      b.obj[i] = chain_obj(&slow, i);
+    }
+    OK(fast.s->ops->charge(fast.s, &a));
+    OK(slow.s->ops->charge(slow.s, &b));
+    expect_same_answer(&a, &b, step);
+    refused += a.refuser >= 0;
+    accepted += a.refuser < 0;
+    if (step % 97 == 0)
+      expect_same_state(&fast, &slow, t, step);
+    if (step % 5000 == 4999) {
+      obspam__pending *pa, *pb, *p, *q;
+
+      OK(fast.s->ops->notices(fast.s, t, &pa));
+      OK(slow.s->ops->notices(slow.s, t, &pb));
+      for (p = pa, q = pb; p != NULL && q != NULL; p = p->next, q = q->next)
+        cr_assert(p->kind == q->kind && strcmp(p->name, q->name) == 0 &&
+                      p->limit == q->limit && p->window == q->window &&
+                      p->sent == q->sent && p->refused == q->refused &&
+                      p->exceeded == q->exceeded && p->first == q->first &&
+                      p->last == q->last &&
+                      p->period_start == q->period_start &&
+                      p->period_end == q->period_end,
+                  "step %d: notices of %s differ", step, p->name);
+      cr_assert(p == NULL && q == NULL, "step %d: notices differ in number",
+                step);
+      obspam__pending_free(pa);
+      obspam__pending_free(pb);
+    }
+  }
+  expect_same_state(&fast, &slow, t, step);
+  cr_assert(refused >= 10000 && accepted >= 10000, "%d refused, %d accepted",
+            refused, accepted);
+  chain_free(&fast);
+  chain_free(&slow);
+}
