@@ -25,22 +25,13 @@ static const char config[] =
 static char dir[256], state[300], journal[320], next[330];
 
 static void setup(void) {
-  const char *tmp = getenv("TMPDIR");
-
-  snprintf(dir, sizeof(dir), "%s/obspam-journal-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof(dir), "obspam-journal");
   snprintf(state, sizeof(state), "%s/state", dir);
   snprintf(journal, sizeof(journal), "%s.journal", state);
   snprintf(next, sizeof(next), "%s.journal.next", state);
 }
 
-static void teardown(void) {
-  char cmd[400];
-
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(journal, .init = setup, .fini = teardown);
 
@@ -370,12 +361,10 @@ Test(journal, foreign_journal_ignored) {
   obspam_engine_free(e);
 }
 
-/* A save that fails after its cut keeps the records after it: here the
-   rename of the snapshot fails (the state path is a directory). */
-Test(journal, failed_save_keeps_everything) {
-  obspam_engine *e = engine(), *back;
+/* Makes the state path a directory, not empty (it holds a file), so that
+   a save cannot rename its snapshot into place. */
+static void state_is_a_directory(void) {
   char inside[400];
-  int64_t replayed = -1;
   int fd;
 
   cr_assert_eq(mkdir(state, 0700), 0);
@@ -383,6 +372,15 @@ Test(journal, failed_save_keeps_everything) {
   fd = open(inside, O_WRONLY | O_CREAT, 0600);
   cr_assert_geq(fd, 0);
   close(fd);
+}
+
+/* A save that fails after its cut keeps the records after it: here the
+   rename of the snapshot fails (the state path is a directory). */
+Test(journal, failed_save_keeps_everything) {
+  obspam_engine *e = engine(), *back;
+  int64_t replayed = -1;
+
+  state_is_a_directory();
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
   traffic(e, T0, 2);
   OK(obspam_journal_flush(e));
@@ -450,6 +448,20 @@ static void limit_file_size(rlim_t size) {
   cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
 }
 
+/* Lifts the file size limit after the flushes it refused: the next flush
+   still fails, to say that the oldest `dropped` decisions are lost. */
+static void expect_dropped(obspam_engine *e, int64_t dropped) {
+  char want[120];
+
+  limit_file_size(RLIM_INFINITY);
+  RC(obspam_journal_flush(e), OBSPAM_EIO);
+  snprintf(want, sizeof(want),
+           "journal_flush: %lld decisions were dropped: the journal did not "
+           "take them",
+           (long long)dropped);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+}
+
 /* A write cut short leaves no torn record: the file is cut back to its
    whole records, the decisions wait in memory, and the next flush that
    the file takes writes them after the good ones, where a restart reads
@@ -497,7 +509,6 @@ Test(journal, dropped_while_full) {
   obspam_engine *e = engine(), *back;
   off_t whole, first, rec;
   int64_t cap, i, n;
-  char want[120];
 
   cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
@@ -525,13 +536,7 @@ Test(journal, dropped_while_full) {
   cr_assert(strstr(obspam_engine_errmsg(e), "File too large"), "%s",
             obspam_engine_errmsg(e));
   cr_assert_eq(size_of(journal), whole);
-  limit_file_size(RLIM_INFINITY);
-  RC(obspam_journal_flush(e), OBSPAM_EIO);
-  snprintf(want, sizeof(want),
-           "journal_flush: %lld decisions were dropped: the journal did not "
-           "take them",
-           (long long)cap);
-  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_dropped(e, cap);
   /* The first record after the dropped ones defines the names again. */
   cr_assert_eq(size_of(journal), whole + first + (n - cap - 1) * rec);
   OK(obspam_journal_flush(e)); /* said once */
@@ -575,15 +580,9 @@ Test(journal, names_defined_again_after_a_cut) {
    and the next record defines its names again. */
 Test(journal, names_defined_again_after_a_failed_save) {
   obspam_engine *e = engine(), *back;
-  char inside[400];
   int64_t replayed = -1;
-  int fd;
 
-  cr_assert_eq(mkdir(state, 0700), 0);
-  snprintf(inside, sizeof(inside), "%s/file", state);
-  fd = open(inside, O_WRONLY | O_CREAT, 0600);
-  cr_assert_geq(fd, 0);
-  close(fd);
+  state_is_a_directory();
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
   (void)SASL(e, "b@example.com", 1, T0);
   (void)SASL(e, "b@example.com", 1, T0);
@@ -657,7 +656,6 @@ Test(journal, merged_files_keep_their_definitions) {
 Test(journal, dropped_definitions_made_again) {
   obspam_engine *e = engine(), *back;
   int64_t cap, i, n;
-  char want[120];
 
   cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
@@ -669,13 +667,7 @@ Test(journal, dropped_definitions_made_again) {
   for (i = 0; i < n; i++)
     (void)SASL(e, "b@example.com", 1, T0);
   RC(obspam_journal_flush(e), OBSPAM_EIO);
-  limit_file_size(RLIM_INFINITY);
-  RC(obspam_journal_flush(e), OBSPAM_EIO);
-  snprintf(want, sizeof(want),
-           "journal_flush: %lld decisions were dropped: the journal did not "
-           "take them",
-           (long long)cap);
-  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  expect_dropped(e, cap);
   cr_assert_eq(size_of(journal), 32 + FIRST + 9 * NEXT);
   back = restart(10, 0);
   EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 1, 10, 0);

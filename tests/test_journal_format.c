@@ -45,23 +45,14 @@ static const char config[] =
 static char dir[256], state[300], journal[320], state2[300], journal2[320];
 
 static void setup(void) {
-  const char *tmp = getenv("TMPDIR");
-
-  snprintf(dir, sizeof(dir), "%s/obspam-jformat-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof(dir), "obspam-jformat");
   snprintf(state, sizeof(state), "%s/state", dir);
   snprintf(journal, sizeof(journal), "%s.journal", state);
   snprintf(state2, sizeof(state2), "%s/two", dir);
   snprintf(journal2, sizeof(journal2), "%s.journal", state2);
 }
 
-static void teardown(void) {
-  char cmd[400];
-
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(journal_format, .init = setup, .fini = teardown);
 
@@ -217,6 +208,14 @@ static void tap_install(obspam_engine *e) {
 }
 
 static void tap_remove(obspam_engine *e) { e->store->ops = real_ops; }
+
+/* Frees the tapped records at the end of a test, so that the next test's
+   tap starts from an empty buffer of its own. */
+static void f2_release(void) {
+  free(f2.buf);
+  f2.buf = NULL;
+  f2.cap = 0;
+}
 
 /* Writes the tapped records as the journal of path, format 2, following
    no snapshot. */
@@ -542,9 +541,7 @@ Test(journal_format, format_3_replays_as_format_2) {
     unlink(journal);
     unlink(journal2);
   }
-  free(f2.buf);
-  f2.buf = NULL;
-  f2.cap = 0;
+  f2_release();
   /* Every kind of record went through both formats. */
   cr_assert(kinds.accepted && kinds.probe && kinds.reset && kinds.forward &&
                 kinds.list && kinds.listed && kinds.uid && kinds.no_uid,
@@ -604,7 +601,5 @@ Test(journal_format, format_2_journal_upgrades) {
   obspam_engine_free(z);
   obspam_engine_free(x);
   obspam_engine_free(e);
-  free(f2.buf);
-  f2.buf = NULL;
-  f2.cap = 0;
+  f2_release();
 }

@@ -73,6 +73,27 @@ static inline obspam_engine *tu_fixture(const char *name) {
     e = NULL;                                                                  \
   }
 
+/* Makes a new directory for a suite's files, PREFIX-XXXXXX under $TMPDIR
+   (under /tmp when it is unset or empty), and puts its path in dir (size
+   bytes). */
+static inline void tu_mkdtemp(char *dir, size_t size, const char *prefix) {
+  const char *tmp = getenv("TMPDIR");
+
+  snprintf(dir, size, "%s/%s-XXXXXX",
+           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", prefix);
+  cr_assert_not_null(mkdtemp(dir));
+}
+
+/* Removes a directory that tu_mkdtemp made, with everything in it. */
+static inline void tu_rmtree(const char *dir) {
+  char cmd[400];
+
+  cr_assert_lt(strlen(dir), sizeof(cmd) - sizeof("rm -rf ''"),
+               "%s: path too long", dir);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
 /* A notice as a callback saw it, with copies of its strings. */
 typedef struct tu_notice {
   uint32_t struct_size;

@@ -363,13 +363,10 @@ def scenario_forwards_reload(tmp):
     and the milter does not ask; a reload that declares some recognises
     them from the next message (and from the next recipient of a message
     under way), and one that drops them forgets them again."""
-    plain = CONFIG + "domain fwd.example subscription=acme\n"
-    forwards = plain + "forward sales@fwd.example remote\n"
-    lists = plain + "list news@bulk.example\n"
-    marked = forwards + "list news@bulk.example\n"
-    post_refused = ("451 4.7.1 mailbox news-bounces@bulk.example cannot "
-                    "send this message: it has more recipients than its "
-                    "limit of 100 recipients per hour")
+    plain, forwards, lists, marked = scenario.forward_list_configs(
+        CONFIG, "news@bulk.example")
+    post_refused = scenario.over_recipients_limit(
+        "mailbox", "news-bounces@bulk.example", 100)
     d = Daemon(tmp, config=plain)
     reloads = [0]
 

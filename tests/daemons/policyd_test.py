@@ -700,13 +700,10 @@ def sc_forwards_reload(tmp):
     list to look up, and the server does not ask; a reload that declares
     some recognises them from the next request, and one that drops them
     forgets them again."""
-    plain = CONFIG + "domain fwd.example subscription=acme\n"
-    forwards = plain + "forward sales@fwd.example remote\n"
-    lists = plain + "list news@acme.example\n"
-    marked = forwards + "list news@acme.example\n"
-    post_refused = ("action=451 4.7.1 mailbox news-bounces@acme.example "
-                    "cannot send this message: it has more recipients than "
-                    "its limit of 100 recipients per hour")
+    plain, forwards, lists, marked = scenario.forward_list_configs(
+        CONFIG, "news@acme.example")
+    post_refused = "action=" + scenario.over_recipients_limit(
+        "mailbox", "news-bounces@acme.example", 100)
     with Daemon(tmp, config_text=plain, control=True) as d:
         same_minute()
         c = d.client()

@@ -2,8 +2,9 @@
 """What the scenario tests of the daemons share (policyd_test.py,
 milter_test.py, slow_clients.py, and the scripts that talk to a control
 socket or the metrics endpoint): the failure of a check, an exact
-comparison, the plural of a count, one request and its whole answer, and
-the runner of named scenarios.
+comparison, the plural of a count, one request and its whole answer, the
+texts and configurations of the scenarios both daemons run, and the runner
+of named scenarios.
 
 A scenario is a function sc_NAME(tmp) (scenario_NAME in milter_test.py) whose first docstring line says what
 it checks; it runs in a temporary directory of its own, where the daemons
@@ -32,6 +33,26 @@ def expect(got, want, what=""):
 
 def counted(n, unit="recipient"):
     return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def over_recipients_limit(kind, name, limit):
+    """The refusal of a message with more recipients than the hourly limit
+    of kind name, as both daemons word it (the policy server after
+    "action=")."""
+    return (f"451 4.7.1 {kind} {name} cannot send this message: it has more "
+            f"recipients than its limit of {counted(limit)} per hour")
+
+
+def forward_list_configs(config, list_address):
+    """The configurations of the scenarios forwards_reload, which reload
+    from one to the next: config with the domain fwd.example and neither a
+    forward nor a list (plain), with the forward sales@fwd.example
+    (forwards), with the list list_address (lists), and with both
+    (marked)."""
+    plain = config + "domain fwd.example subscription=acme\n"
+    forwards = plain + "forward sales@fwd.example remote\n"
+    listed = f"list {list_address}\n"
+    return plain, forwards, plain + listed, forwards + listed
 
 
 def exchange(where, data, timeout=10.0):

@@ -77,6 +77,38 @@ typedef struct fuzz_object {
   {OBSPAM_MAILBOX, "demo@bakery.example"}
 /* clang-format on */
 
+/* The configuration of acme and bakery that the file targets
+   (fuzz_journal, fuzz_snapshot) decide on: limits small enough that a few
+   decisions refuse, a uid, a contact and an implicit mailbox's defaults. */
+static const char fuzz_acme_bakery_conf[] =
+    "retention 72\n"
+    "notify-period 600\n"
+    "plan basic mailbox=5 domain=50 subscription=100\n"
+    "subscription acme plan=basic uid=1000 contact=ops@acme.example\n"
+    "subscription bakery uid=1001 subscription=7\n"
+    "domain acme.example subscription=acme\n"
+    "domain bakery.example subscription=bakery mailbox=3\n"
+    "mailbox info@acme.example limit=4\n"
+    "mailbox demo@bakery.example\n";
+
+/* A fresh engine with the configuration text; any failure is a finding. */
+static inline obspam_engine *fuzz_engine(const char *conf) {
+  obspam_engine *e;
+
+  FUZZ_RC(obspam_engine_new(&e), OBSPAM_OK);
+  FUZZ_RC(obspam_load_config_string(e, conf), OBSPAM_OK);
+  return e;
+}
+
+/* v's low bytes at p, least significant first, as the file formats store
+   their integers. */
+static inline void fuzz_put_le(uint8_t *p, uint64_t v, int bytes) {
+  int i;
+
+  for (i = 0; i < bytes; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* ---- choices from bytes -------------------------------------------------- */
 
 /* The input read front to back; once it is used up every choice is 0, so a

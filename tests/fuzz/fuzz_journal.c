@@ -23,17 +23,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-static const char conf[] =
-    "retention 72\n"
-    "notify-period 600\n"
-    "plan basic mailbox=5 domain=50 subscription=100\n"
-    "subscription acme plan=basic uid=1000 contact=ops@acme.example\n"
-    "subscription bakery uid=1001 subscription=7\n"
-    "domain acme.example subscription=acme\n"
-    "domain bakery.example subscription=bakery mailbox=3\n"
-    "mailbox info@acme.example limit=4\n"
-    "mailbox demo@bakery.example\n";
-
 static const fuzz_object objects[] = {FUZZ_ACME_BAKERY,
                                       {OBSPAM_MAILBOX, "x@acme.example"},
                                       {OBSPAM_MAILBOX, "y@bakery.example"}};
@@ -55,21 +44,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static obspam_engine *engine(void) {
-  obspam_engine *e;
-
-  FUZZ_RC(obspam_engine_new(&e), OBSPAM_OK);
-  FUZZ_RC(obspam_load_config_string(e, conf), OBSPAM_OK);
-  return e;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-  int i;
-
-  for (i = 0; i < bytes; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The input's records under a valid header of format version: the
    file's size. */
 static size_t frame(const uint8_t *in, size_t n, unsigned version,
@@ -84,17 +58,17 @@ static size_t frame(const uint8_t *in, size_t n, unsigned version,
     uint32_t sum = (uint32_t)XXH3_64bits(in + 1, len);
 
     if (version < 3) {
-      put_le(out + at, len, 4);
-      put_le(out + at + 4, sum, 4);
+      fuzz_put_le(out + at, len, 4);
+      fuzz_put_le(out + at + 4, sum, 4);
       at += 8;
     } else if (len < 0x80) {
       out[at++] = (uint8_t)len;
-      put_le(out + at, sum, 4);
+      fuzz_put_le(out + at, sum, 4);
       at += 4;
     } else {
       out[at++] = (uint8_t)(len | 0x80);
       out[at++] = (uint8_t)(len >> 7);
-      put_le(out + at, sum, 4);
+      fuzz_put_le(out + at, sum, 4);
       at += 4;
     }
     memcpy(out + at, in + 1, len);
@@ -158,13 +132,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   else
     write_file(data + 1, size - 1);
 
-  e = engine();
+  e = fuzz_engine(fuzz_acme_bakery_conf);
   rc = obspam_journal_open(e, state, 0, &replayed, &ignored);
   FUZZ_CHECK(rc == OBSPAM_OK || rc == OBSPAM_ECORRUPT || rc == OBSPAM_EVERSION,
              "journal_open returned %d (%s): %s", rc, obspam_strerror(rc),
              obspam_engine_errmsg(e));
   if (rc != OBSPAM_OK) {
-    fresh = engine();
+    fresh = fuzz_engine(fuzz_acme_bakery_conf);
     same_stats(e, fresh, "a refused journal");
     obspam_engine_free(fresh);
     obspam_engine_free(e);
@@ -192,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_RC(obspam_decide(e, &m, &v), OBSPAM_OK);
   }
   FUZZ_RC(obspam_journal_close(e), OBSPAM_OK);
-  f = engine();
+  f = fuzz_engine(fuzz_acme_bakery_conf);
   FUZZ_RC(obspam_journal_open(f, state, 0, &again, &ignored), OBSPAM_OK);
   FUZZ_CHECK(again == replayed + 6, "replayed %lld, then %lld",
              (long long)replayed, (long long)again);

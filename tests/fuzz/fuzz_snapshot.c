@@ -21,17 +21,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-static const char conf[] =
-    "retention 72\n"
-    "notify-period 600\n"
-    "plan basic mailbox=5 domain=50 subscription=100\n"
-    "subscription acme plan=basic uid=1000 contact=ops@acme.example\n"
-    "subscription bakery uid=1001 subscription=7\n"
-    "domain acme.example subscription=acme\n"
-    "domain bakery.example subscription=bakery mailbox=3\n"
-    "mailbox info@acme.example limit=4\n"
-    "mailbox demo@bakery.example\n";
-
 static const fuzz_object objects[] = {FUZZ_ACME_BAKERY};
 #define NOBJ (sizeof(objects) / sizeof(objects[0]))
 
@@ -51,21 +40,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   snprintf(save_path, sizeof(save_path), "%s/snapshot.a", dir);
   snprintf(save_path2, sizeof(save_path2), "%s/snapshot.b", dir);
   return 0;
-}
-
-static obspam_engine *engine(void) {
-  obspam_engine *e;
-
-  FUZZ_RC(obspam_engine_new(&e), OBSPAM_OK);
-  FUZZ_RC(obspam_load_config_string(e, conf), OBSPAM_OK);
-  return e;
-}
-
-static void put_le(uint8_t *p, uint64_t v) {
-  int i;
-
-  for (i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void saved(obspam_engine *e, const char *path, uint8_t **buf,
@@ -188,15 +162,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf = malloc(n);
     memcpy(buf, "OBSPAMST\x01\0\0\0\0\0\0\0", 16);
     buf[8] = (uint8_t)(1 + (data[0] >> 1) % 5);
-    put_le(buf + 16, (uint64_t)(size - 1));
+    fuzz_put_le(buf + 16, (uint64_t)(size - 1), 8);
     memcpy(buf + 32, data + 1, size - 1);
-    put_le(buf + 24, XXH3_64bits(buf + 32, size - 1));
+    fuzz_put_le(buf + 24, XXH3_64bits(buf + 32, size - 1), 8);
     fuzz_file_set(&file, buf, n);
   } else {
     fuzz_file_set(&file, data + 1, size - 1);
   }
 
-  e = engine();
+  e = fuzz_engine(fuzz_acme_bakery_conf);
   /* Some state of the engine's own, which a refused file must keep. */
   {
     obspam_message m = OBSPAM_MESSAGE_INIT;
@@ -224,11 +198,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
        notices not yet emitted come back in reverse order from a load
        (which does not matter: a flush sorts them), so the bytes are
        compared after two round trips. */
-    f = engine();
+    f = fuzz_engine(fuzz_acme_bakery_conf);
     FUZZ_RC(obspam_state_load(f, save_path), OBSPAM_OK);
     FUZZ_RC(obspam_state_save(f, save_path2), OBSPAM_OK);
     obspam_engine_free(f);
-    f = engine();
+    f = fuzz_engine(fuzz_acme_bakery_conf);
     FUZZ_RC(obspam_state_load(f, save_path2), OBSPAM_OK);
     saved(f, save_path2, &again, &n_again);
     FUZZ_CHECK(n_again == n_after && memcmp(again, after, n_after) == 0,
@@ -239,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     exercise(e);
     FUZZ_RC(obspam_notify_flush(e, INT64_MAX / 2), OBSPAM_OK);
     FUZZ_RC(obspam_state_save(e, save_path), OBSPAM_OK);
-    f = engine();
+    f = fuzz_engine(fuzz_acme_bakery_conf);
     rc = obspam_state_load(f, save_path);
     FUZZ_CHECK(rc == OBSPAM_OK,
                "the engine cannot load its own snapshot after use: %s",
