@@ -150,9 +150,7 @@ void obspamd__dir_of(const char *path, char *dir, size_t size);
 /* The coalescing of refusal log lines (refusals.c; see
    obspamd_log_refusal). Whether the refusal of this object at now_ms
    (monotonic; -1: the clock) was only counted (1), or its line is to be
-   logged now (0: the first of its object, or coalescing is off). object
-   is a verdict's object field: its length is found eight bytes at a time
-   within the field's size, past the NUL that ends the name. */
+   logged now (0: the first of its object, or coalescing is off). */
 int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
                              int64_t now_ms);
 /* Logs the summary line of every object whose interval has ended by

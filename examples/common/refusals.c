@@ -216,92 +216,6 @@ static void count(tracked *e, const char *queue_id) {
   }
 }
 
-/* The length and the comparison of names below read sixteen bytes at a
-   time with SSE2 (part of x86-64), else eight in a word; a call to the
-   library's strnlen or memcmp cost more than such a scan of the few
-   dozen bytes of a name. */
-#ifdef __SSE2__
-#include <emmintrin.h>
-#define BLOCK 16
-typedef __m128i block;
-
-static inline block load_block(const char *p) {
-  return _mm_loadu_si128((const __m128i *)(const void *)p);
-}
-
-/* The NUL bytes of b, one bit each, lowest byte lowest. */
-static inline unsigned nul_bits(block b) {
-  return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128()));
-}
-
-static inline int same_block(block a, block b) {
-  return _mm_movemask_epi8(_mm_cmpeq_epi8(a, b)) == 0xffff;
-}
-
-/* The offset of the first NUL in a block whose nul_bits m is not 0. */
-#define NUL_AT(m) ((size_t)__builtin_ctz(m))
-#else
-#define BLOCK 8
-typedef uint64_t block;
-
-static inline block load_block(const char *p) {
-  uint64_t w;
-
-  memcpy(&w, p, 8);
-  return w;
-}
-
-/* The NUL bytes of w, as the high bits of its bytes; above the lowest
-   one a bit may be set falsely (a borrow), never below it: only whether
-   there is one, and where the lowest is, are read. */
-static inline uint64_t nul_bits(block w) {
-  const uint64_t ones = 0x0101010101010101u;
-
-  return (w - ones) & ~w & (ones << 7);
-}
-
-static inline int same_block(block a, block b) { return a == b; }
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define NUL_AT(m) ((size_t)__builtin_ctzll(m) / 8)
-#endif
-#endif
-
-/* strnlen(name, NAME_SIZE - 1) for a verdict's object: a block at a time
-   while blocks lie within the field, then byte by byte. */
-static inline size_t name_len(const char *name) {
-  size_t k = 0;
-
-  for (; k + BLOCK <= NAME_SIZE - 1; k += BLOCK) {
-    const uint64_t m = nul_bits(load_block(name + k));
-
-    if (m != 0) {
-#ifdef NUL_AT
-      return k + NUL_AT(m);
-#else
-      break; /* the bytes of this block, one by one */
-#endif
-    }
-  }
-  while (k < NAME_SIZE - 1 && name[k] != '\0')
-    k++;
-  return k;
-}
-
-/* memcmp(a, b, len) == 0 without the call: a block at a time, the last
-   one overlapping those before when len is not a multiple. Reads only
-   the len bytes of each. */
-static inline int same_name(const char *a, const char *b, size_t len) {
-  size_t k;
-
-  if (len < BLOCK)
-    return memcmp(a, b, len) == 0;
-  for (k = 0; k + BLOCK < len; k += BLOCK)
-    if (!same_block(load_block(a + k), load_block(b + k)))
-      return 0;
-  return same_block(load_block(a + len - BLOCK), load_block(b + len - BLOCK));
-}
-
 /* Counts a refusal of the object at now_ms (every: the interval, not 0),
    with lock held. *counted: whether it was only counted (else its line
    is logged whole). Returns the object's entry, or NULL for an object
@@ -309,7 +223,7 @@ static inline int same_name(const char *a, const char *b, size_t len) {
 static inline __attribute__((always_inline)) tracked *
 account(int kind, const char *object, const char *queue_id, int64_t now_ms,
         int64_t every, int *counted) {
-  size_t len = name_len(object), i;
+  size_t len = strnlen(object, NAME_SIZE - 1), i;
   uint64_t h = hash_of(kind, object, len);
   tracked *e;
 
@@ -318,7 +232,7 @@ account(int kind, const char *object, const char *queue_id, int64_t now_ms,
     if (hashes[i] == 0)
       break;
     if (hashes[i] == h && e->kind == kind && e->len == len &&
-        same_name(e->chars, object, len)) {
+        memcmp(e->chars, object, len) == 0) {
       *counted = roll(e, now_ms, every, NULL) == 0;
       if (*counted)
         count(e, queue_id);

@@ -134,8 +134,7 @@ Test(coalesce, kinds_apart) {
 
 /* Names of every length up to a few words, and up to the longest an
    object holds, are told apart by their last byte or their first, and
-   found again whatever the field holds past their NUL (the table reads
-   names a word at a time). */
+   found again whatever the field holds past their NUL. */
 Test(coalesce, names_of_every_length_apart) {
   static const size_t lengths[] = {
       1,  2,  3,  4,  5,  6,  7,  8,  9,   10,  11,  12,  13,  14,  15, 16,
