@@ -8,14 +8,13 @@
    whitelist or options of one with the tree of the other, a limit of one
    with an object of the other) gives a verdict that fits neither:
 
-     kind  message                               under A               under B
-     0     login m, client in A's whitelist      EXEMPT                ACCEPT m
-   LB_M 1     login m, client in B's whitelist      ACCEPT m  LA_M        EXEMPT
-     2     unauthenticated sender m              UNKNOWN (not counted) ACCEPT m
-   LB_M 3     login m, other client                 ACCEPT m  LA_M        ACCEPT
-   m  LB_M 4     script uid 5000, hint d.example       ACCEPT d  LA_D ACCEPT d
-   LB_D 5     script uid 5001, hint d.example       ACCEPT t  LA_T        ACCEPT
-   s  LB_S
+     kind  message                            under A          under B
+     0     login m, client in A's whitelist   EXEMPT           ACCEPT m LB_M
+     1     login m, client in B's whitelist   ACCEPT m LA_M    EXEMPT
+     2     unauthenticated sender m           UNKNOWN          ACCEPT m LB_M
+     3     login m, other client              ACCEPT m LA_M    ACCEPT m LB_M
+     4     script uid 5000, hint d.example    ACCEPT d LA_D    ACCEPT d LB_D
+     5     script uid 5001, hint d.example    ACCEPT t LA_T    ACCEPT s LB_S
 
    In A, d belongs to s and uid 5000 to s, 5001 to t; in B, d belongs to t
    and the uids are swapped, so the same domain moves at every reload. All
@@ -25,7 +24,18 @@
    every reload: each worker checks that the count of m it reads never
    goes down, and at the end the count of each object equals the number of
    accepted messages charged to it, by the configuration each verdict saw.
-   Iterations are bounded; nothing depends on timing. */
+
+   Which configuration a racing decision sees is up to the scheduler: a
+   worker may run all its decisions while the main thread is off the CPU,
+   or only in the moments after one of the two reloads. So every
+   GATE_EVERY reloads the main thread stops after the failed load that
+   follows a reload of B, and again after one of A, until each worker has
+   made one decision, which must be the configuration loaded (the reload
+   took effect, the failed load changed nothing). Between the gates the
+   decisions race the reloads freely; a worker stops once it has made
+   DECISIONS and passed GATES gates, so that it has seen both
+   configurations and decided while dozens of reloads were made, whatever
+   the timing. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -38,8 +48,9 @@
 #define LA_T 3000001
 #define LB_S 3000002
 
-#define DECISIONS 20000      /* per worker, at least */
-#define DECISIONS_MAX 400000 /* per worker, while it has not seen A and B */
+#define DECISIONS 20000 /* per worker, at least */
+#define GATE_EVERY 16   /* reloads: a gate after a B and after an A */
+#define GATES 6         /* per worker, at least: 3 of each configuration */
 
 static const char CONF_A[] =
     "count-unauthenticated no\n"
@@ -79,9 +90,23 @@ typedef struct worker {
   long charged[4]; /* by the letters of CHARGED */
   /* The first inconsistency, or "". */
   char failure[512];
+  /* The gates it passed: the last one's number and how many; done once
+     it decides no more. Written under gate.lock. */
+  long passed, gates;
+  int done;
 } worker;
 
 static atomic_int workers_left;
+
+/* The gate the main thread waits at: its number (0 none yet) and the
+   configuration loaded while it is open. The workers read the number at
+   every decision without the lock; the rest is under the lock. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  atomic_long number;
+  int conf; /* 'A' or 'B' */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
 static void fail(worker *w, int i, int kind, const obspam_verdict *v,
                  const char *why) {
@@ -169,17 +194,32 @@ static obspam_message message(int kind) {
   }
 }
 
+/* Passes gate number with a decision, made while it was open, that saw
+   seen: returns whether that is the configuration loaded. */
+static int pass_gate(worker *w, long number, int seen) {
+  int want;
+
+  pthread_mutex_lock(&gate.lock);
+  want = gate.conf;
+  w->passed = number;
+  w->gates++;
+  pthread_cond_signal(&gate.changed);
+  pthread_mutex_unlock(&gate.lock);
+  return seen == want;
+}
+
 static void *work(void *arg) {
   worker *w = arg;
   int64_t last_count = 0;
   int i;
 
-  for (i = 0; i < DECISIONS ||
-              ((w->seen_a == 0 || w->seen_b == 0) && i < DECISIONS_MAX);
-       i++) {
+  for (i = 0; i < DECISIONS || w->gates < GATES; i++) {
     int kind = (i + w->id) % 6, rc, seen;
     obspam_message m = message(kind);
     obspam_verdict v = OBSPAM_VERDICT_INIT;
+    /* Read before the decision: the main thread waits at this gate until
+       the decision is made. */
+    long number = atomic_load(&gate.number);
 
     rc = obspam_decide(w->e, &m, &v);
     if (rc != OBSPAM_OK) {
@@ -194,6 +234,11 @@ static void *work(void *arg) {
     w->decisions++;
     w->seen_a += seen == 'A';
     w->seen_b += seen == 'B';
+    if (number != w->passed && !pass_gate(w, number, seen)) {
+      fail(w, i, kind, &v,
+           "a decision between two reloads saw the other configuration");
+      break;
+    }
 
     if (i % 64 == 0) {
       obspam_stats st = OBSPAM_STATS_INIT;
@@ -208,8 +253,31 @@ static void *work(void *arg) {
       last_count = st.count;
     }
   }
+  pthread_mutex_lock(&gate.lock);
+  w->done = 1;
+  pthread_cond_signal(&gate.changed);
+  pthread_mutex_unlock(&gate.lock);
   atomic_fetch_sub(&workers_left, 1);
   return NULL;
+}
+
+/* Whether the main thread still waits for w at gate number. */
+static int waits_for(const worker *w, long number) {
+  return !w->done && w->passed != number;
+}
+
+/* Opens a gate while conf is loaded (nothing is reloaded until it closes)
+   and waits until every worker has passed it or stopped. */
+static void hold_gate(worker *w, int conf) {
+  long number;
+
+  pthread_mutex_lock(&gate.lock);
+  gate.conf = conf;
+  number = atomic_load(&gate.number) + 1;
+  atomic_store(&gate.number, number);
+  while (waits_for(&w[0], number) || waits_for(&w[1], number))
+    pthread_cond_wait(&gate.changed, &gate.lock);
+  pthread_mutex_unlock(&gate.lock);
 }
 
 static void expect_count(obspam_engine *e, int kind, const char *name,
@@ -236,9 +304,9 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
     w[i].id = i;
     cr_assert_eq(pthread_create(&w[i].thread, NULL, work, &w[i]), 0);
   }
-  /* Reload until both workers are done, and at least twice (the workers
-     may have seen both configurations after one): A, a failure, B, a
-     failure, ... */
+  /* Reload until both workers are done, and at least twice: B, a
+     failure, A, a failure, ..., with a gate after the failures that
+     follow the first B and A of every GATE_EVERY reloads. */
   while (atomic_load(&workers_left) > 0 || reloads < 2) {
     const char *text = reloads % 2 == 0 ? CONF_B : CONF_A;
     int rc = obspam_load_config_string(e, text);
@@ -249,6 +317,8 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
     rc = obspam_load_config_string(e, CONF_BAD);
     cr_assert_eq(rc, OBSPAM_ESYNTAX);
     failed_loads++;
+    if (reloads % GATE_EVERY == 1 || reloads % GATE_EVERY == 2)
+      hold_gate(w, reloads % 2 == 1 ? 'B' : 'A');
   }
   for (i = 0; i < 2; i++)
     cr_assert_eq(pthread_join(w[i].thread, NULL), 0);
@@ -258,14 +328,15 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
   for (i = 0; i < 2; i++) {
     cr_assert_str_eq(w[i].failure, "", "%s", w[i].failure);
     cr_assert_geq(w[i].decisions, DECISIONS);
+    cr_assert_geq(w[i].gates, GATES);
     cr_assert_gt(w[i].seen_a, 0, "worker %d never saw configuration A", i);
     cr_assert_gt(w[i].seen_b, 0, "worker %d never saw configuration B", i);
   }
-  cr_assert_geq(reloads, 2);
-  cr_log_info("%ld reloads, %ld failed loads; worker 0 saw A %ld times, B "
-              "%ld times; worker 1 saw A %ld, B %ld",
-              reloads, failed_loads, w[0].seen_a, w[0].seen_b, w[1].seen_a,
-              w[1].seen_b);
+  cr_assert_geq(reloads, (GATES / 2 - 1) * GATE_EVERY + 2);
+  cr_log_info("%ld reloads, %ld failed loads, %ld gates; worker 0 saw A %ld "
+              "times, B %ld times; worker 1 saw A %ld, B %ld",
+              reloads, failed_loads, atomic_load(&gate.number), w[0].seen_a,
+              w[0].seen_b, w[1].seen_a, w[1].seen_b);
 
   /* Each object's counters hold exactly what the verdicts charged to it,
      across every reload; one more reload keeps them all. */
