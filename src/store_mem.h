@@ -125,9 +125,14 @@ typedef struct mem_store {
   hist *save_next;
   uint32_t saved;
   size_t save_hint; /* the size of the previous save's payload */
-  /* Threads waiting for the lock (mem_lock), so that a save lets them
-     in between its slices instead of taking the lock straight back. */
+  /* Threads waiting for the lock (mem_lock), so that a save or a reload
+     lets them in between its slices instead of taking the lock straight
+     back; admitted counts the times such a thread got it, so that only
+     those that wait when a slice ends are let in first (deciding
+     threads that wait for one another would otherwise keep waiters
+     above 0 for as long as they run). */
   int waiters;
+  unsigned admitted;
   /* The reload in progress (engine.c, obspam__conf_replace): 0 none, 1
      prepared (records shared with the new tree; those it has no object
      for, and those made since, on the pending list u_first), 2 swapped
@@ -198,6 +203,7 @@ static inline void mem_lock(mem_store *m) {
     __atomic_add_fetch(&m->waiters, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m->lock);
     __atomic_sub_fetch(&m->waiters, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->admitted, 1, __ATOMIC_RELAXED);
   }
 }
 

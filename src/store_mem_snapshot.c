@@ -135,13 +135,20 @@ static void put_pending(obspam__buf *b, const obspam__pending *list) {
 #define SLICE_RECORDS 256
 #define SLICE_BYTES 65536
 
-/* Between two slices: the threads that wait for the lock take it first
-   (mem_lock counts them), for a millisecond at most, so that a steady
-   stream of them cannot hold the save up for ever. */
+/* Between two slices: the threads that wait for the lock now take it
+   first (mem_lock counts them), each once, for a millisecond at most, so
+   that a steady stream of them cannot hold the save or the reload up for
+   ever. Waiting until no thread waits would not do: threads that decide
+   all the time wait for one another, and the save or the reload would
+   give its turn away a thousand times a slice. */
 void obspam__mem_let_waiters_in(mem_store *m) {
-  int i;
+  int waiting = __atomic_load_n(&m->waiters, __ATOMIC_RELAXED), i;
+  unsigned until = __atomic_load_n(&m->admitted, __ATOMIC_RELAXED) +
+                   (unsigned)(waiting > 0 ? waiting : 0);
 
-  for (i = 0; i < 1000 && __atomic_load_n(&m->waiters, __ATOMIC_RELAXED) > 0;
+  for (i = 0;
+       i < 1000 && __atomic_load_n(&m->waiters, __ATOMIC_RELAXED) > 0 &&
+       (int)(until - __atomic_load_n(&m->admitted, __ATOMIC_RELAXED)) > 0;
        i++)
     sched_yield();
 }
