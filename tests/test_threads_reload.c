@@ -35,7 +35,8 @@
    decisions race the reloads freely; a worker stops once it has made
    DECISIONS and passed GATES gates, so that it has seen both
    configurations and decided while dozens of reloads were made, whatever
-   the timing. */
+   the timing. Past DECISIONS it decides at most once a reload, so that
+   it stays far below every limit however slow the reloads are. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -90,23 +91,32 @@ typedef struct worker {
   long charged[4]; /* by the letters of CHARGED */
   /* The first inconsistency, or "". */
   char failure[512];
-  /* The gates it passed: the last one's number and how many; done once
+  /* The gates it passed: the last one's number and how many; the
+     reloads it has seen the end of, once it has made DECISIONS; done once
      it decides no more. Written under gate.lock. */
-  long passed, gates;
+  long passed, gates, reloads;
   int done;
 } worker;
 
 static atomic_int workers_left;
 
 /* The gate the main thread waits at: its number (0 none yet) and the
-   configuration loaded while it is open. The workers read the number at
-   every decision without the lock; the rest is under the lock. */
+   configuration loaded while it is open; and the reloads made so far.
+   The workers read the number at every decision without the lock; the
+   rest is under the lock. to_main wakes the main thread at a gate,
+   to_workers the workers that wait for a reload or a gate. */
 static struct {
   pthread_mutex_t lock;
-  pthread_cond_t changed;
+  pthread_cond_t to_main, to_workers;
   atomic_long number;
   int conf; /* 'A' or 'B' */
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  long reloads;
+} gate = {PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          0,
+          0,
+          0};
 
 static void fail(worker *w, int i, int kind, const obspam_verdict *v,
                  const char *why) {
@@ -203,9 +213,21 @@ static int pass_gate(worker *w, long number, int seen) {
   want = gate.conf;
   w->passed = number;
   w->gates++;
-  pthread_cond_signal(&gate.changed);
+  pthread_cond_signal(&gate.to_main);
   pthread_mutex_unlock(&gate.lock);
   return seen == want;
+}
+
+/* Once a worker has made DECISIONS, it decides only after a reload it has
+   not seen the end of, or at a gate: at most once a reload, so that a
+   main thread slow to reach its gates cannot make it send more than the
+   limits allow. */
+static void wait_for_reload(worker *w) {
+  pthread_mutex_lock(&gate.lock);
+  while (gate.reloads == w->reloads && atomic_load(&gate.number) == w->passed)
+    pthread_cond_wait(&gate.to_workers, &gate.lock);
+  w->reloads = gate.reloads;
+  pthread_mutex_unlock(&gate.lock);
 }
 
 static void *work(void *arg) {
@@ -217,9 +239,13 @@ static void *work(void *arg) {
     int kind = (i + w->id) % 6, rc, seen;
     obspam_message m = message(kind);
     obspam_verdict v = OBSPAM_VERDICT_INIT;
+    long number;
+
+    if (i >= DECISIONS)
+      wait_for_reload(w);
     /* Read before the decision: the main thread waits at this gate until
        the decision is made. */
-    long number = atomic_load(&gate.number);
+    number = atomic_load(&gate.number);
 
     rc = obspam_decide(w->e, &m, &v);
     if (rc != OBSPAM_OK) {
@@ -255,7 +281,7 @@ static void *work(void *arg) {
   }
   pthread_mutex_lock(&gate.lock);
   w->done = 1;
-  pthread_cond_signal(&gate.changed);
+  pthread_cond_signal(&gate.to_main);
   pthread_mutex_unlock(&gate.lock);
   atomic_fetch_sub(&workers_left, 1);
   return NULL;
@@ -275,8 +301,17 @@ static void hold_gate(worker *w, int conf) {
   gate.conf = conf;
   number = atomic_load(&gate.number) + 1;
   atomic_store(&gate.number, number);
+  pthread_cond_broadcast(&gate.to_workers);
   while (waits_for(&w[0], number) || waits_for(&w[1], number))
-    pthread_cond_wait(&gate.changed, &gate.lock);
+    pthread_cond_wait(&gate.to_main, &gate.lock);
+  pthread_mutex_unlock(&gate.lock);
+}
+
+/* Tells the workers that wait for one that a reload was made. */
+static void reloaded(void) {
+  pthread_mutex_lock(&gate.lock);
+  gate.reloads++;
+  pthread_cond_broadcast(&gate.to_workers);
   pthread_mutex_unlock(&gate.lock);
 }
 
@@ -314,6 +349,7 @@ Test(threads_reload, decisions_see_one_configuration_or_the_other,
     cr_assert_eq(rc, OBSPAM_OK, "reload %ld: %s", reloads,
                  obspam_engine_errmsg(e));
     reloads++;
+    reloaded();
     rc = obspam_load_config_string(e, CONF_BAD);
     cr_assert_eq(rc, OBSPAM_ESYNTAX);
     failed_loads++;
