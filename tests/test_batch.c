@@ -277,20 +277,16 @@ Test(batch, same_as_one_by_one_with_immediate_notices) {
 }
 
 Test(batch, same_journal_as_one_by_one) {
-  const char *tmp = getenv("TMPDIR");
-  char dir[256], sub[300], cmd[300];
+  char dir[256], sub[300];
   uint64_t s;
 
-  snprintf(dir, sizeof(dir), "%s/obspam-batch-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof(dir), "obspam-batch");
   for (s = 1; s <= 3; s++) {
     snprintf(sub, sizeof(sub), "%s/%d", dir, (int)s);
     cr_assert_eq(mkdir(sub, 0700), 0);
     same_stream_in(0x165667b19e3779f9u * s, (int)(s & 1), sub);
   }
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  tu_rmtree(dir);
 }
 
 static obspam_message login_at(const char *login, uint32_t rcpt, int64_t t) {

@@ -357,21 +357,14 @@ Test(reset, implicit_mailbox_and_errors, .init = setup, .fini = teardown) {
 static char dir[256], state[300];
 
 static void setup_files(void) {
-  const char *tmp = getenv("TMPDIR");
-
   setup();
-  snprintf(dir, sizeof(dir), "%s/obspam-panel-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof(dir), "obspam-panel");
   snprintf(state, sizeof(state), "%s/state", dir);
 }
 
 static void teardown_files(void) {
-  char cmd[400];
-
   teardown();
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  tu_rmtree(dir);
 }
 
 /* A second engine with the same configuration, as a restart makes it. */

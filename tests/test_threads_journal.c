@@ -34,12 +34,9 @@ static int done;
 /* An engine on conf with a journal beside a state file in a new
    temporary directory (dir, state). */
 static obspam_engine *journaled(const char *conf) {
-  const char *tmp = getenv("TMPDIR");
   obspam_engine *j;
 
-  snprintf(dir, sizeof(dir), "%s/obspam-tj-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof(dir), "obspam-tj");
   snprintf(state, sizeof(state), "%s/state", dir);
   j = tu_new_conf(conf);
   OK(obspam_journal_open(j, state, 0, NULL, NULL));
@@ -57,12 +54,9 @@ static obspam_engine *reopened(const char *conf) {
 
 /* Frees e and back and removes the temporary directory. */
 static void finish(obspam_engine *back) {
-  char cmd[400];
-
   obspam_engine_free(back);
   obspam_engine_free(e);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  tu_rmtree(dir);
 }
 
 static void *decider(void *arg) {

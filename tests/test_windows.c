@@ -286,19 +286,8 @@ static void windows_after(obspam_engine *x) {
 static char dir[256], state[300];
 
 static void make_dir(void) {
-  const char *tmp = getenv("TMPDIR");
-
-  snprintf(dir, sizeof dir, "%s/obspam-windows-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir));
+  tu_mkdtemp(dir, sizeof dir, "obspam-windows");
   snprintf(state, sizeof state, "%s/state", dir);
-}
-
-static void remove_dir(void) {
-  char cmd[400];
-
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
 }
 
 Test(windows, snapshot_round_trip) {
@@ -313,7 +302,7 @@ Test(windows, snapshot_round_trip) {
   windows_after(e);
   windows_after(x);
   obspam_engine_free(x);
-  remove_dir();
+  tu_rmtree(dir);
 }
 
 /* A notice as the callback saw it. */
@@ -366,7 +355,7 @@ static void replayed_free(obspam_engine *x) {
   OK(obspam_journal_close(e));
   OK(obspam_journal_close(x));
   obspam_engine_free(x);
-  remove_dir();
+  tu_rmtree(dir);
 }
 
 /* The refusal over the minute comes back over the minute's limit, 3, in
@@ -685,7 +674,7 @@ Test(windows, journal_format_1_replays) {
     }
     obspam_engine_free(x);
   }
-  remove_dir();
+  tu_rmtree(dir);
 }
 
 /* ---- the shortcut of warm objects --------------------------------------- */
