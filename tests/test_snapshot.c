@@ -37,41 +37,12 @@
 static char dir[256];
 static char path[300]; /* dir/state */
 
-static void rm_dir_contents(const char *d) {
-  DIR *dp = opendir(d);
-  struct dirent *de;
-  char p[600];
-
-  if (dp == NULL)
-    return;
-  while ((de = readdir(dp)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    snprintf(p, sizeof p, "%s/%s", d, de->d_name);
-    if (unlink(p) != 0 && errno == EISDIR) {
-      rm_dir_contents(p);
-      rmdir(p);
-    } else if (errno == EISDIR || errno == EPERM) {
-      rm_dir_contents(p);
-      rmdir(p);
-    }
-  }
-  closedir(dp);
-}
-
 static void setup(void) {
-  const char *tmp = getenv("TMPDIR");
-
-  snprintf(dir, sizeof dir, "%s/obspam-snapshot-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir), "mkdtemp(%s): %s", dir, strerror(errno));
+  tu_mkdtemp(dir, sizeof dir, "obspam-snapshot");
   snprintf(path, sizeof path, "%s/state", dir);
 }
 
-static void teardown(void) {
-  rm_dir_contents(dir);
-  rmdir(dir);
-}
+static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 

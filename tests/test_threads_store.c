@@ -78,12 +78,9 @@ static void expect_no_failure(const counts *c, const char *what) {
 Test(threads_store, switch_while_saving_and_loading) {
   pthread_t t[3];
   counts sw = {0}, ld = {0}, sv = {.saves = 1};
-  const char *tmp = getenv("TMPDIR");
   int rc;
 
-  snprintf(dir, sizeof dir, "%s/obspam-store-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(dir), "mkdtemp(%s): %s", dir, strerror(errno));
+  tu_mkdtemp(dir, sizeof dir, "obspam-store");
   snprintf(path, sizeof path, "%s/state", dir);
   snprintf(path2, sizeof path2, "%s/state2", dir);
 
