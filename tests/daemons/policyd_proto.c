@@ -1009,12 +1009,13 @@ Test(policy, client_address_must_be_an_ip) {
    forms of an address are taken exactly when inet_pton takes them. */
 Test(policy, client_address_as_inet_pton_reads_it) {
   static const char *const parts[] = {
-      "0",   "1",   "9",   "00", "01", "10", "99", "255", "256", "300", "1000",
-      "199", "249", "250", "",   "a",  "::", ":",  "f",   " ",   "-1",  "+1"};
+      "0",    "1",   "9",   "00",  "01",  "10",  "99",  "255",  "256", "300",
+      "1000", "199", "249", "250", "",    "a",   "::",  ":",    "f",   " ",
+      "-1",   "+1",  "205", "259", "260", "265", "299", "0255", "09",  "1a"};
   unsigned seed = 99;
   int round;
 
-  for (round = 0; round < 20000; round++) {
+  for (round = 0; round < 40000; round++) {
     char addr[64], attrs[96];
     unsigned char buf[16];
     size_t len = 0;
