@@ -149,11 +149,10 @@ static void expect_errors(const char *const *cases, size_t n, int line) {
                 __LINE__)
 
 /* A fresh temporary directory, and files in it. */
-static char tmpdir[64];
+static char tmpdir[256];
 
 static const char *make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/obspam-test-config-XXXXXX");
-  cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+  tu_mkdtemp(tmpdir, sizeof(tmpdir), "obspam-test-config");
   return tmpdir;
 }
 
@@ -973,7 +972,7 @@ Test(config_files, spec_error_message) {
 }
 
 Test(config_files, load_from_file) {
-  char path[128];
+  char path[300];
 
   snprintf(path, sizeof(path), "%s/a.conf", make_tmpdir());
   write_file(path, BASE, strlen(BASE));
@@ -982,7 +981,7 @@ Test(config_files, load_from_file) {
   /* The file's name is in its messages. */
   write_file(path, "plan p\r\nplan q mailbox=-3\r\n", 27);
   RC(obspam_load_config(e, path), OBSPAM_ESYNTAX);
-  char want[256];
+  char want[400];
   snprintf(want, sizeof(want),
            "%s:2: bad value '-3' for 'mailbox': "
            "negative count",
@@ -1001,7 +1000,7 @@ Test(config_files, load_from_file) {
 
 Test(config_files, nul_byte) {
   static const char text[] = "enabled yes\nplan a\0b\nplan c\n";
-  char path[128], want[256];
+  char path[300], want[400];
 
   snprintf(path, sizeof(path), "%s/nul.conf", make_tmpdir());
   write_file(path, text, sizeof(text) - 1);
@@ -1025,7 +1024,7 @@ Test(config_files, nul_byte) {
 }
 
 Test(config_files, missing_file_and_directory) {
-  char path[128], want[256];
+  char path[300], want[400];
 
   make_tmpdir();
   LOAD(e, BASE);
@@ -1145,7 +1144,7 @@ static void decide_both(obspam_engine *a, obspam_engine *b, int from, int to,
 
 Test(config_atomic, failed_load_leaves_behaviour_identical) {
   obspam_engine *b = tu_new();
-  char path[128];
+  char path[300];
   int refusals = 0, i, opt_i;
 
   LOAD(e, C1);
