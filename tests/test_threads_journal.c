@@ -76,10 +76,12 @@ static void *decider(void *arg) {
   return NULL;
 }
 
+/* Saves until the deciders are done, each answering arg's code. */
 static void *saver(void *arg) {
-  (void)arg;
+  int want = (int)(intptr_t)arg;
+
   while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-    cr_assert_eq(obspam_state_save(e, state), OBSPAM_OK, "%s",
+    cr_assert_eq(obspam_state_save(e, state), want, "%s",
                  obspam_engine_errmsg(e));
     cr_assert_eq(obspam_journal_flush(e), OBSPAM_OK);
   }
@@ -93,9 +95,9 @@ static void *flusher(void *arg) {
   return NULL;
 }
 
-/* Decisions from THREADS deciders while saver saves and a flusher
-   flushes, until the deciders are done. */
-static void race(void *(*save)(void *)) {
+/* Decisions from THREADS deciders while saver saves, each save answering
+   save_rc, and a flusher flushes, until the deciders are done. */
+static void race(int save_rc) {
   pthread_t t[THREADS + 2];
   int i;
 
@@ -103,7 +105,8 @@ static void race(void *(*save)(void *)) {
     cr_assert_eq(
         pthread_create(&t[i], NULL, decider, (void *)(uintptr_t)(i * 7919 + 1)),
         0);
-  cr_assert_eq(pthread_create(&t[THREADS], NULL, save, NULL), 0);
+  cr_assert_eq(
+      pthread_create(&t[THREADS], NULL, saver, (void *)(intptr_t)save_rc), 0);
   cr_assert_eq(pthread_create(&t[THREADS + 1], NULL, flusher, NULL), 0);
   for (i = 0; i < THREADS; i++)
     pthread_join(t[i], NULL);
@@ -142,20 +145,10 @@ Test(threads_journal, saves_and_flushes_race_decisions) {
   obspam_engine *back;
 
   e = journaled(config);
-  race(saver);
+  race(OBSPAM_OK);
   back = reopened(config);
   same_counts(back);
   finish(back);
-}
-
-static void *failing_saver(void *arg) {
-  (void)arg;
-  while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-    cr_assert_eq(obspam_state_save(e, state), OBSPAM_EIO, "%s",
-                 obspam_engine_errmsg(e));
-    cr_assert_eq(obspam_journal_flush(e), OBSPAM_OK);
-  }
-  return NULL;
 }
 
 /* Saves that fail after their cut (the state path is a directory: the
@@ -175,7 +168,7 @@ Test(threads_journal, failed_saves_race_decisions) {
   f = fopen(inside, "w");
   cr_assert_not_null(f);
   fclose(f);
-  race(failing_saver);
+  race(OBSPAM_EIO);
   back = tu_new_conf(config);
   OK(obspam_journal_open(back, state, 0, NULL, NULL));
   same_counts(back);
