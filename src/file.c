@@ -86,18 +86,28 @@ int obspam__write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
+int obspam__dir_of(const char *path, char *dir, size_t size) {
+  const char *slash = strrchr(path, '/');
+  int n;
+
+  if (slash == NULL)
+    n = snprintf(dir, size, ".");
+  else if (slash == path)
+    n = snprintf(dir, size, "/");
+  else
+    n = snprintf(dir, size, "%.*s", (int)(slash - path), path);
+  return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
 /* Makes the rename itself durable. */
 int obspam__sync_dir(const char *path) {
   char dir[4096];
-  const char *slash = strrchr(path, '/');
   int fd, rc;
 
-  if (slash == NULL)
-    snprintf(dir, sizeof(dir), ".");
-  else if (slash == path)
-    snprintf(dir, sizeof(dir), "/");
-  else
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+  if (obspam__dir_of(path, dir, sizeof(dir)) != 0) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
   fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return -1;

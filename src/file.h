@@ -15,6 +15,9 @@ int obspam__file_read(const char *path, char **out, size_t *len,
 /* Writes all n bytes at p to fd, going on after EINTR: 0, or -1 with
    errno set. */
 int obspam__write_all(int fd, const uint8_t *p, size_t n);
+/* The directory of path ("." when it names none) into dir: 0, or -1
+   when it does not fit in size bytes. */
+int obspam__dir_of(const char *path, char *dir, size_t size);
 /* Makes a rename in the directory of path durable: 0, or -1. */
 int obspam__sync_dir(const char *path);
 

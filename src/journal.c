@@ -148,6 +148,7 @@ struct obspam__journal {
   pthread_mutex_t save_lock; /* one save of the state file at a time */
   unsigned flags;
   char *state, *path, *next; /* STATE, STATE.journal, STATE.journal.next */
+  int lock_fd;               /* STATE.lock, locked while the journal is open */
   int fd;                    /* where flushes write: path's, or next's */
   uint64_t size;             /* bytes of fd's file that hold whole records */
   int next_fd;               /* prepared for the cut, else -1 */
@@ -720,12 +721,15 @@ void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
   pthread_mutex_unlock(&j->lock);
 }
 
-/* Opens path for writing records at its end, truncating it first when
-   trunc is set. The descriptor, or -1 (errno set). */
-static int open_for_records(const char *path, int trunc) {
-  return open(path,
-              O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (trunc ? O_TRUNC : 0),
-              0600);
+/* Makes path a new, empty file of this process's user, mode 0600, for
+   records. Whatever lies at path is unlinked first rather than opened:
+   a file or a hard link planted there (a state directory that others
+   can write) is neither truncated nor made the journal, with its owner
+   and mode. The descriptor, or -1 (errno set). */
+static int create_records(const char *path) {
+  if (unlink(path) != 0 && errno != ENOENT)
+    return -1;
+  return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
 /* Copies the records of next's file (fd src, size bytes) after those of
@@ -830,7 +834,7 @@ int obspam__journal_prepare(obspam_engine *e, obspam__journal *j) {
   }
   pthread_mutex_unlock(&j->lock);
   header(h, PENDING, 0);
-  fd = open_for_records(j->next, 1);
+  fd = create_records(j->next);
   if (fd < 0 || obspam__write_all(fd, h, HEADER) != 0) {
     err = errno ? errno : EIO;
     if (fd >= 0) {
@@ -944,6 +948,8 @@ static void journal_destroy(obspam__journal *j) {
     close(j->fd);
   if (j->next_fd >= 0)
     close(j->next_fd);
+  if (j->lock_fd >= 0)
+    close(j->lock_fd);
   pthread_mutex_destroy(&j->lock);
   pthread_mutex_destroy(&j->save_lock);
   free(j->defs);
@@ -1158,7 +1164,7 @@ static int write_fresh(obspam__journal *j, const uint64_t id[2],
                        record *const *list, size_t n, uint64_t *size) {
   uint8_t h[HEADER];
   size_t i;
-  int fd = open_for_records(j->next, 1), err;
+  int fd = create_records(j->next), err;
 
   if (fd < 0)
     return -1;
@@ -1242,6 +1248,80 @@ static int reuse(obspam__journal *j, const jfile *cur, const jfile *nxt,
   return fd;
 }
 
+/* Two processes given the same state file would write their records
+   over each other's (each at its own idea of the journal's end), and
+   each save would put only its own counters in the snapshot: the second
+   is refused. The lock is a POSIX record lock on STATE.lock, a file
+   that no save replaces (the journal and the snapshot are replaced by
+   renames), held while the journal is open and released by the kernel
+   when the process ends, however it ends. A record lock belongs to a
+   process: engines of one process are not told apart (a second
+   obspam_journal_open of one engine is refused anyway). The file is
+   made by this process's user; made by root, it is given to the owner
+   of its directory, the user a daemon becomes, who must be able to
+   open it at its next start. OBSPAM_OK with j->lock_fd set, or
+   OBSPAM_EIO. */
+static int lock_state(obspam_engine *e, obspam__journal *j) {
+  char *lock = concat(j->state, ".lock"), dir[4096];
+  struct stat st;
+  struct flock fl;
+  int fd, rc, attempt, err = 0;
+
+  if (lock == NULL)
+    return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
+  fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 && geteuid() == 0 &&
+      obspam__dir_of(j->state, dir, sizeof(dir)) == 0 && stat(dir, &st) == 0 &&
+      st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) != 0) {
+    /* Root can open it anyway; the daemon's user is told at its start. */
+  }
+  if (fd < 0 && errno == EEXIST)
+    fd = open(lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    rc = obspam__fail(e, OBSPAM_EIO, "journal_open: %s: %s", lock,
+                      strerror(errno));
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = obspam__fail(e, OBSPAM_EIO, "journal_open: %s: not a regular file",
+                      lock);
+    goto out;
+  }
+  /* A holder that goes between the attempt and the question leaves the
+     lock free: asked again. */
+  for (attempt = 0; attempt < 4; attempt++) {
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+      j->lock_fd = fd;
+      fd = -1;
+      rc = OBSPAM_OK;
+      goto out;
+    }
+    err = errno;
+    if (err != EAGAIN && err != EACCES)
+      break;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+      rc = obspam__fail(e, OBSPAM_EIO,
+                        "journal_open: %s is in use by process %ld (it holds "
+                        "%s): two processes cannot share a state file",
+                        j->state, (long)fl.l_pid, lock);
+      goto out;
+    }
+  }
+  rc = obspam__fail(e, OBSPAM_EIO, "journal_open: %s: cannot lock: %s", lock,
+                    strerror(err));
+out:
+  if (fd >= 0)
+    close(fd);
+  free(lock);
+  return rc;
+}
+
 int obspam_journal_open(obspam_engine *e, const char *state_path,
                         unsigned flags, int64_t *replayed, int64_t *ignored) {
   obspam__journal *j;
@@ -1274,7 +1354,7 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
   j = calloc(1, sizeof(*j));
   if (j == NULL)
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
-  j->fd = j->next_fd = j->old_fd = -1;
+  j->fd = j->next_fd = j->old_fd = j->lock_fd = -1;
   j->flags = flags;
   pthread_mutex_init(&j->lock, NULL);
   pthread_mutex_init(&j->save_lock, NULL);
@@ -1289,8 +1369,11 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
     journal_destroy(j);
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
   }
+  memset(&cur, 0, sizeof(cur));
   memset(&nxt, 0, sizeof(nxt));
-  rc = read_journal(e, j->path, &cur);
+  rc = lock_state(e, j);
+  if (rc == OBSPAM_OK)
+    rc = read_journal(e, j->path, &cur);
   if (rc == OBSPAM_OK)
     rc = read_journal(e, j->next, &nxt);
   if (rc != OBSPAM_OK)

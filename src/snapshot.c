@@ -122,14 +122,8 @@ static void remove_stale_temps(const char *path) {
   struct dirent *de;
   DIR *d;
 
-  if (slash == NULL)
-    snprintf(dir, sizeof(dir), ".");
-  else if (slash == path)
-    snprintf(dir, sizeof(dir), "/");
-  else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path),
-                            path) >= sizeof(dir))
-    return;
-  if (blen == 0 || (d = opendir(dir)) == NULL)
+  if (obspam__dir_of(path, dir, sizeof(dir)) != 0 || blen == 0 ||
+      (d = opendir(dir)) == NULL)
     return;
   while ((de = readdir(d)) != NULL) {
     struct stat st, now;

@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -747,4 +749,145 @@ Test(journal, torn_definition_ignored) {
   back = restart(1, 0);
   EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0, 4, 0);
   obspam_engine_free(back);
+}
+
+/* The whole file at path, for comparing bytes. */
+static char *slurp(const char *path, size_t *n) {
+  off_t size = size_of(path);
+  char *data = malloc((size_t)size + 1);
+  int fd = open(path, O_RDONLY);
+
+  cr_assert_not_null(data);
+  cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+  cr_assert_eq(pread(fd, data, (size_t)size, 0), size);
+  close(fd);
+  *n = (size_t)size;
+  return data;
+}
+
+/* A second process given the same state file (two daemons started with
+   one --state by mistake) is refused before it reads or writes anything:
+   the first one's journal and counts stay whole, and once the first is
+   gone the state file opens again, its decisions replayed. */
+Test(journal, another_process_refused) {
+  obspam_engine *e = engine(), *back;
+  char want[1000], c, *before, *after;
+  size_t nb, na;
+  int ready[2], status;
+  pid_t pid;
+
+  cr_assert_eq(pipe(ready), 0);
+  fflush(NULL);
+  pid = fork();
+  cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    /* The first daemon: its journal open, 6 decisions flushed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (obspam_journal_open(e, state, 0, NULL, NULL) != OBSPAM_OK)
+      _exit(3);
+    traffic(e, T0, 2);
+    if (obspam_journal_flush(e) != OBSPAM_OK || write(ready[1], "x", 1) != 1)
+      _exit(3);
+    for (;;)
+      pause();
+  }
+  close(ready[1]);
+  cr_assert_eq(read(ready[0], &c, 1), 1, "the first process did not start");
+  close(ready[0]);
+  before = slurp(journal, &nb);
+
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EIO);
+  snprintf(want, sizeof(want),
+           "journal_open: %s is in use by process %ld (it holds %s.lock): two "
+           "processes cannot share a state file",
+           state, (long)pid, state);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  after = slurp(journal, &na);
+  cr_assert_eq(na, nb);
+  cr_assert_eq(memcmp(before, after, nb), 0, "the journal was changed");
+  cr_assert_eq(access(next, F_OK), -1);
+  free(after);
+  free(before);
+
+  kill(pid, SIGKILL);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  back = restart(6, 0);
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 5, 14, 0);
+  obspam_engine_free(back);
+  obspam_engine_free(e);
+}
+
+/* The lock's file is no way in: a symbolic link or another kind of file
+   in its place is refused with its name. */
+Test(journal, lock_file_checked) {
+  obspam_engine *e = engine();
+  char lock[400], want[800], target[400];
+
+  snprintf(lock, sizeof(lock), "%s.lock", state);
+  snprintf(target, sizeof(target), "%s/target", dir);
+  cr_assert_eq(symlink(target, lock), 0);
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "journal_open: %s: %s", lock, strerror(ELOOP));
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  cr_assert_eq(access(target, F_OK), -1, "the link was followed");
+  cr_assert_eq(access(journal, F_OK), -1);
+  cr_assert_eq(unlink(lock), 0);
+  cr_assert_eq(mkfifo(lock, 0600), 0);
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "journal_open: %s: not a regular file", lock);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  cr_assert_eq(unlink(lock), 0);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  cr_assert_eq(size_of(lock), 0);
+  obspam_engine_free(e);
+}
+
+/* A file planted at STATE.journal.next between two saves (a state
+   directory that others can write): here a hard link to the journal of
+   another state file beside this one. The save makes a file of its own
+   there: the planted one is neither truncated nor made this journal. */
+Test(journal, planted_next_not_adopted) {
+  obspam_engine *e = engine(), *other = engine(), *back;
+  char ostate[400], ojournal[420], *before, *after;
+  struct stat mine, theirs;
+  size_t nb, na;
+
+  snprintf(ostate, sizeof(ostate), "%s/other", dir);
+  snprintf(ojournal, sizeof(ojournal), "%s.journal", ostate);
+  OK(obspam_journal_open(other, ostate, 0, NULL, NULL));
+  traffic(other, T0, 1);
+  OK(obspam_journal_flush(other));
+  obspam_engine_free(other);
+  before = slurp(ojournal, &nb);
+  cr_assert_gt(nb, 32);
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_journal_flush(e));
+  cr_assert_eq(link(ojournal, next), 0);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 10, 1);
+  OK(obspam_journal_flush(e));
+
+  after = slurp(ojournal, &na);
+  cr_assert_eq(na, nb, "the other journal: %zu bytes, was %zu", na, nb);
+  cr_assert_eq(memcmp(before, after, nb), 0, "the other journal was changed");
+  cr_assert_eq(stat(journal, &mine), 0);
+  cr_assert_eq(stat(ojournal, &theirs), 0);
+  cr_assert_neq(mine.st_ino, theirs.st_ino, "the planted file is the journal");
+  cr_assert_eq(mine.st_mode & 07777, 0600);
+  cr_assert_eq(theirs.st_nlink, 1);
+  restarts_same(e, 3, 0, T0 + 20);
+  /* And the other state's decisions are still its own. */
+  back = engine();
+  {
+    int64_t replayed = -1;
+
+    OK(obspam_journal_open(back, ostate, 0, &replayed, NULL));
+    cr_assert_eq(replayed, 3);
+  }
+  obspam_engine_free(back);
+  free(before);
+  free(after);
+  obspam_engine_free(e);
 }
