@@ -500,6 +500,42 @@ def sc_foreign_journal(tmp):
                2, "after a crash again")
 
 
+def sc_shared_state(tmp):
+    """A second daemon given the running one's --state by mistake does not
+    start: it names the process that holds the state file, and writes
+    nothing; the first one's journal keeps every decision, exactly, through
+    a kill -9."""
+    small = "small@acme.example"
+    d = pt.Daemon(tmp, control=True)
+    try:
+        pt.same_minute(20)
+        c = d.client()
+        expect(c.request(**pt.data_req(small)), pt.DUNNO, "small 1 of 3")
+        with open(d.state + ".journal", "rb") as f:
+            before = f.read()
+        e = pt.Daemon(tmp, name="e", state=False, wait=False,
+                      args=["--state", d.state])
+        try:
+            rc = e.proc.wait(pt.TIMEOUT)
+        finally:
+            e.kill()
+        expect(rc, 1, "exit status of the second daemon")
+        expect(len(re.findall(
+            r"cannot start: journal_open: " + re.escape(d.state)
+            + r" is in use by process " + str(d.proc.pid) + r" \(it holds "
+            + re.escape(d.state) + r"\.lock\): two processes cannot share a "
+            r"state file$", e.log(), re.M)), 1, "the second daemon's line")
+        with open(d.state + ".journal", "rb") as f:
+            expect(f.read() == before, True, "the journal is as it was")
+        expect(c.request(**pt.data_req(small)), pt.DUNNO, "small 2 of 3")
+    finally:
+        d.kill()  # kill -9: both decisions are in the journal only
+    with pt.Daemon(tmp, control=True) as d:
+        d.wait_log(r"journal opened path=\S+ replayed=2$")
+        expect(int(pt.control_status(d.control, "mailbox", small)["count"]),
+               2, "after the crash")
+
+
 MILTER_CONFIG = ACME + """\
 mailbox big@acme.example
 mailbox small@acme.example limit=3

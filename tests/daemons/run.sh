@@ -106,6 +106,7 @@ check_each policyd python3 "$R" "$BUILD" <<'EOF'
 extremes         counts at their bounds kept exactly across a restart
 kill9            kill -9 under load loses no count (journal)
 foreign_journal  an older state file put back: its journal not replayed
+shared_state     a second daemon on the same state file refused, nothing lost
 stall            longest gaps, client's and server's: nothing due, saves, a 1M-mailbox reload
 EOF
 check "policyd: connections counted per client" "$D/policyd_peers" --jobs 2
