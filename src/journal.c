@@ -107,7 +107,18 @@
    STATE.journal. A crash anywhere in between leaves files that say which
    records to replay: the journal whose identity is the state file's, and
    after it .next when .next's identity is not (its snapshot never landed).
-   A journal whose identity is another snapshot's is not replayed. */
+   A journal whose identity is another snapshot's is not replayed.
+
+   A restart that must merge the two files (a save killed after its cut)
+   writes STATE.journal.new, renames it over .next (its identity is the
+   state file's, so it is then replayed alone) and .next over the
+   journal: until the merged file is whole, both files stay as they were.
+
+   STATE.lock is never replaced: the process whose journal is open holds
+   a record lock on it (lock_state), so that a second process given the
+   same state file is refused rather than writing over the first one's
+   records. Every file the journal makes is made new (O_EXCL, after an
+   unlink of the name), never opened where something else may lie. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -148,6 +159,7 @@ struct obspam__journal {
   pthread_mutex_t save_lock; /* one save of the state file at a time */
   unsigned flags;
   char *state, *path, *next; /* STATE, STATE.journal, STATE.journal.next */
+  char *fresh;               /* STATE.journal.new, written by a restart */
   int lock_fd;               /* STATE.lock, locked while the journal is open */
   int fd;                    /* where flushes write: path's, or next's */
   uint64_t size;             /* bytes of fd's file that hold whole records */
@@ -956,6 +968,7 @@ static void journal_destroy(obspam__journal *j) {
   free(j->state);
   free(j->path);
   free(j->next);
+  free(j->fresh);
   free(j);
 }
 
@@ -1159,12 +1172,18 @@ static int replay_one(obspam_engine *e, const record *r) {
 }
 
 /* Writes the journal that follows the snapshot id, holding the records
-   of list, through next renamed over path. The descriptor, or -1. */
+   of list (of path's file, then of next's), and puts it in path's
+   place. The descriptor, or -1 with path and next as they were, or next
+   replaced by the new file (whose identity, the state file's, has it
+   replayed alone). It is written as fresh and renamed over next first:
+   next may hold records that no other file holds (a save killed after
+   its cut), and a disk that does not take the new file must not lose
+   them. */
 static int write_fresh(obspam__journal *j, const uint64_t id[2],
                        record *const *list, size_t n, uint64_t *size) {
   uint8_t h[HEADER];
   size_t i;
-  int fd = create_records(j->next), err;
+  int fd = create_records(j->fresh), err;
 
   if (fd < 0)
     return -1;
@@ -1192,14 +1211,15 @@ static int write_fresh(obspam__journal *j, const uint64_t id[2],
       goto fail;
     *size += len;
   }
-  if (fsync(fd) != 0 || rename(j->next, j->path) != 0)
+  if (fsync(fd) != 0 || rename(j->fresh, j->next) != 0 ||
+      rename(j->next, j->path) != 0)
     goto fail;
   (void)obspam__sync_dir(j->path);
   return fd;
 fail:
   err = errno;
   close(fd);
-  unlink(j->next);
+  unlink(j->fresh);
   errno = err;
   return -1;
 }
@@ -1361,17 +1381,23 @@ int obspam_journal_open(obspam_engine *e, const char *state_path,
   j->state = concat(state_path, "");
   j->path = concat(state_path, ".journal");
   j->next = concat(state_path, ".journal.next");
+  j->fresh = concat(state_path, ".journal.new");
   j->defs = malloc(DEFS_MIN * sizeof(*j->defs));
   j->cap = DEFS_MIN;
   generation(j);
   if (j->state == NULL || j->path == NULL || j->next == NULL ||
-      j->defs == NULL) {
+      j->fresh == NULL || j->defs == NULL) {
     journal_destroy(j);
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
   }
   memset(&cur, 0, sizeof(cur));
   memset(&nxt, 0, sizeof(nxt));
   rc = lock_state(e, j);
+  /* A start killed while it wrote its fresh file left it: it holds
+     copies of records that the journal or .next still hold (and
+     write_fresh makes its own anyway). */
+  if (rc == OBSPAM_OK)
+    (void)unlink(j->fresh);
   if (rc == OBSPAM_OK)
     rc = read_journal(e, j->path, &cur);
   if (rc == OBSPAM_OK)

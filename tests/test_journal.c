@@ -891,3 +891,70 @@ Test(journal, planted_next_not_adopted) {
   free(after);
   obspam_engine_free(e);
 }
+
+/* A restart after a save killed between its cut and its end merges the
+   journal and .next into a fresh file. When the disk does not take that
+   file (full), the open fails, and neither file may have been touched:
+   the records of .next were still in no other file. The next start, with
+   room, replays all of them. */
+Test(journal, merge_that_fails_keeps_both_files) {
+  obspam_engine *e = engine(), *back;
+  char s0[400], j0[400], j1[400], fresh[400], *before, *after;
+  size_t nb, na;
+  int64_t replayed = -1, ignored = -1;
+
+  snprintf(s0, sizeof(s0), "%s/s0", dir);
+  snprintf(j0, sizeof(j0), "%s/j0", dir);
+  snprintf(j1, sizeof(j1), "%s/j1", dir);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 10, 1);
+  OK(obspam_journal_flush(e));
+  copy_file(state, s0); /* S0, and J0: 3 decisions after it */
+  copy_file(journal, j0);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 20, 2);
+  OK(obspam_journal_flush(e));
+  copy_file(journal, j1); /* 6 decisions after the cut of a later save */
+  obspam_engine_free(e);
+
+  /* Killed before .next was stamped: S0, J0, and J1 as .next. */
+  copy_file(s0, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  {
+    int fd = open(next, O_WRONLY);
+
+    cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
+    close(fd);
+  }
+  before = slurp(next, &nb);
+  cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+  back = engine();
+  OK(obspam_state_load(back, state));
+  limit_file_size((rlim_t)(size_of(journal) + 8));
+  RC(obspam_journal_open(back, state, 0, NULL, NULL), OBSPAM_EIO);
+  limit_file_size(RLIM_INFINITY);
+  obspam_engine_free(back);
+  snprintf(fresh, sizeof(fresh), "%s.journal.new", state);
+  cr_assert_eq(access(fresh, F_OK), -1, "the fresh file is left");
+  after = slurp(next, &na);
+  cr_assert_eq(na, nb, ".next: %zu bytes, was %zu", na, nb);
+  cr_assert_eq(memcmp(before, after, nb), 0, ".next was changed");
+  free(before);
+  free(after);
+
+  /* A fresh file left by a start killed while writing it goes. */
+  copy_file(j0, fresh);
+  back = engine();
+  OK(obspam_state_load(back, state));
+  OK(obspam_journal_open(back, state, 0, &replayed, &ignored));
+  cr_assert_eq(access(fresh, F_OK), -1, "the fresh file is left");
+  cr_assert_eq(replayed, 9);
+  cr_assert_eq(ignored, 0);
+  /* b@example.com: 2 + 1 + 2 rounds of 7. */
+  EXPECT_COUNTS(back, OBSPAM_MAILBOX, "b@example.com", T0 + 30, 35, 0);
+  cr_assert_eq(access(next, F_OK), -1);
+  obspam_engine_free(back);
+}
