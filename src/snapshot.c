@@ -160,7 +160,9 @@ static int create_temp(char *tmp, size_t size, const char *path) {
     int fd;
 
     snprintf(tmp, size, "%s.tmp.XXXXXX", path);
-    fd = mkstemp(tmp);
+    /* Closed on exec: a program another thread starts meanwhile (a
+       daemon's notify command) gets no descriptor of the state. */
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
       return -1;
     if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0)

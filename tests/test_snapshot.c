@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2182,5 +2183,38 @@ Test(snapshot, temp_file_of_a_running_save_is_kept) {
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   OK(obspam_state_save(e, path));
   cr_expect(!exists("state.tmp.RUN123"), "the killed save's file is left");
+  obspam_engine_free(e);
+}
+
+/* ---- descriptors a child inherits ---------------------------------------- */
+
+/* fsync for the whole test program, the library's calls included (it is
+   linked statically). While watching, it counts the files synced and
+   those of them that a program run meanwhile by another thread (a
+   daemon's notify command) would inherit, open for writing. */
+static int fsync_watching, fsync_seen, fsync_inheritable;
+
+int fsync(int fd) {
+  if (fsync_watching) {
+    int flags = fcntl(fd, F_GETFD);
+
+    fsync_seen++;
+    fsync_inheritable += flags >= 0 && !(flags & FD_CLOEXEC);
+  }
+  return (int)syscall(SYS_fsync, fd);
+}
+
+/* Every file a save or a journal's start writes is closed on exec. */
+Test(snapshot, files_closed_on_exec) {
+  obspam_engine *e = small_tree();
+
+  small_traffic(e);
+  fsync_watching = 1;
+  OK(obspam_journal_open(e, path, 0, NULL, NULL)); /* its fresh file */
+  OK(obspam_state_save(e, path)); /* the snapshot and its directory */
+  fsync_watching = 0;
+  cr_assert_eq(fsync_seen, 4, "%d files synced", fsync_seen);
+  cr_assert_eq(fsync_inheritable, 0, "%d of them inherited by a child",
+               fsync_inheritable);
   obspam_engine_free(e);
 }
