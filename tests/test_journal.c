@@ -1060,3 +1060,25 @@ Test(journal, killed_at_random_points, .timeout = 120) {
     cr_assert_eq(system(cmd), 0, "files left beside the state file");
   }
 }
+
+/* The clock jumps across an hour, back and forth, around a save's cut:
+   the records keep each decision's own time (a difference from the
+   previous record's, negative when the clock went back), and a restart
+   gives every counter the running engine has. */
+Test(journal, clock_jumps_across_the_hour) {
+  static const int64_t at[] = {3590, 3601, 3550, 7300, 3599, 3600, 10, 3599};
+  obspam_engine *e = engine();
+  size_t i;
+
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+    traffic(e, T0 + at[i], 1);
+    (void)SASL(e, "a@example.com", 1, T0 + at[i]);
+    if (i == 3)
+      OK(obspam_state_save(e, state));
+    OK(obspam_journal_flush(e));
+  }
+  restarts_same(e, 16, 0, T0 + 7300);
+  restarts_same(e, 16, 0, T0 + 3600 * 30);
+  obspam_engine_free(e);
+}
