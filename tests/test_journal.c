@@ -1082,3 +1082,25 @@ Test(journal, clock_jumps_across_the_hour) {
   restarts_same(e, 16, 0, T0 + 3600 * 30);
   obspam_engine_free(e);
 }
+
+/* Made by root (a daemon before it becomes its --user), the lock's file
+   goes to the owner of the state directory, the user the daemon becomes:
+   a later start as that user opens it. */
+Test(journal, lock_file_of_the_directory_owner) {
+  obspam_engine *e = engine();
+  char lock[400];
+  struct stat st;
+
+  if (geteuid() != 0) {
+    obspam_engine_free(e);
+    cr_skip_test("needs root");
+  }
+  snprintf(lock, sizeof(lock), "%s.lock", state);
+  cr_assert_eq(chown(dir, 65534, 65534), 0, "chown: %s", strerror(errno));
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  cr_assert_eq(stat(lock, &st), 0);
+  cr_assert_eq(st.st_uid, 65534);
+  cr_assert_eq(st.st_gid, 65534);
+  cr_assert_eq(st.st_mode & 07777, 0600);
+  obspam_engine_free(e);
+}
