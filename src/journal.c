@@ -733,15 +733,35 @@ void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
   pthread_mutex_unlock(&j->lock);
 }
 
-/* Makes path a new, empty file of this process's user, mode 0600, for
-   records. Whatever lies at path is unlinked first rather than opened:
-   a file or a hard link planted there (a state directory that others
-   can write) is neither truncated nor made the journal, with its owner
-   and mode. The descriptor, or -1 (errno set). */
+/* A file made by root goes to the owner of its directory: a daemon
+   started as root opens its files before it becomes its --user, the
+   owner of the state directory, who must be able to open them at a
+   later start (systemd starts it as that user). */
+static void give_to_dir_owner(int fd, const char *path) {
+  char dir[4096];
+  struct stat st;
+
+  if (geteuid() == 0 && obspam__dir_of(path, dir, sizeof(dir)) == 0 &&
+      stat(dir, &st) == 0 && st.st_uid != 0 &&
+      fchown(fd, st.st_uid, st.st_gid) != 0) {
+    /* Root opens it anyway; the daemon's user is told at its start. */
+  }
+}
+
+/* Makes path a new, empty file, mode 0600, for records. Whatever lies at
+   path is unlinked first rather than opened: a file or a hard link
+   planted there (a state directory that others can write) is neither
+   truncated nor made the journal, with its owner and mode. The
+   descriptor, or -1 (errno set). */
 static int create_records(const char *path) {
+  int fd;
+
   if (unlink(path) != 0 && errno != ENOENT)
     return -1;
-  return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    give_to_dir_owner(fd, path);
+  return fd;
 }
 
 /* Copies the records of next's file (fd src, size bytes) after those of
@@ -1276,13 +1296,10 @@ static int reuse(obspam__journal *j, const jfile *cur, const jfile *nxt,
    renames), held while the journal is open and released by the kernel
    when the process ends, however it ends. A record lock belongs to a
    process: engines of one process are not told apart (a second
-   obspam_journal_open of one engine is refused anyway). The file is
-   made by this process's user; made by root, it is given to the owner
-   of its directory, the user a daemon becomes, who must be able to
-   open it at its next start. OBSPAM_OK with j->lock_fd set, or
-   OBSPAM_EIO. */
+   obspam_journal_open of one engine is refused anyway). OBSPAM_OK with
+   j->lock_fd set, or OBSPAM_EIO. */
 static int lock_state(obspam_engine *e, obspam__journal *j) {
-  char *lock = concat(j->state, ".lock"), dir[4096];
+  char *lock = concat(j->state, ".lock");
   struct stat st;
   struct flock fl;
   int fd, rc, attempt, err = 0;
@@ -1290,11 +1307,8 @@ static int lock_state(obspam_engine *e, obspam__journal *j) {
   if (lock == NULL)
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
   fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd >= 0 && geteuid() == 0 &&
-      obspam__dir_of(j->state, dir, sizeof(dir)) == 0 && stat(dir, &st) == 0 &&
-      st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) != 0) {
-    /* Root can open it anyway; the daemon's user is told at its start. */
-  }
+  if (fd >= 0)
+    give_to_dir_owner(fd, lock);
   if (fd < 0 && errno == EEXIST)
     fd = open(lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 || fstat(fd, &st) != 0) {

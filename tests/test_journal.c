@@ -1083,13 +1083,24 @@ Test(journal, clock_jumps_across_the_hour) {
   obspam_engine_free(e);
 }
 
-/* Made by root (a daemon before it becomes its --user), the lock's file
-   goes to the owner of the state directory, the user the daemon becomes:
-   a later start as that user opens it. */
-Test(journal, lock_file_of_the_directory_owner) {
+/* The owner and mode of path: the directory's owner, mode 0600. */
+static void of_nobody(const char *path) {
+  struct stat st;
+
+  cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+  cr_assert_eq(st.st_uid, 65534, "%s: uid %u", path, (unsigned)st.st_uid);
+  cr_assert_eq(st.st_gid, 65534, "%s: gid %u", path, (unsigned)st.st_gid);
+  cr_assert_eq(st.st_mode & 07777, 0600, "%s: mode %o", path,
+               (unsigned)(st.st_mode & 07777));
+}
+
+/* Made by root (a daemon before it becomes its --user), the lock and the
+   journal go to the owner of the state directory, the user the daemon
+   becomes: a later start as that user (systemd's) opens them, even when
+   no save as that user replaced the journal (a crash). */
+Test(journal, files_of_the_directory_owner) {
   obspam_engine *e = engine();
   char lock[400];
-  struct stat st;
 
   if (geteuid() != 0) {
     obspam_engine_free(e);
@@ -1098,9 +1109,10 @@ Test(journal, lock_file_of_the_directory_owner) {
   snprintf(lock, sizeof(lock), "%s.lock", state);
   cr_assert_eq(chown(dir, 65534, 65534), 0, "chown: %s", strerror(errno));
   OK(obspam_journal_open(e, state, 0, NULL, NULL));
-  cr_assert_eq(stat(lock, &st), 0);
-  cr_assert_eq(st.st_uid, 65534);
-  cr_assert_eq(st.st_gid, 65534);
-  cr_assert_eq(st.st_mode & 07777, 0600);
+  of_nobody(lock);
+  of_nobody(journal);
+  traffic(e, T0, 1);
+  OK(obspam_state_save(e, state));
+  of_nobody(journal);
   obspam_engine_free(e);
 }
