@@ -18,6 +18,12 @@ int obspam__write_all(int fd, const uint8_t *p, size_t n);
 /* The directory of path ("." when it names none) into dir: 0, or -1
    when it does not fit in size bytes. */
 int obspam__dir_of(const char *path, char *dir, size_t size);
+/* Gives the file fd, just made at path, to the owner of path's directory
+   when this process is root and the directory is not root's: a daemon
+   started as root makes its state files before it becomes its --user,
+   the directory's owner, who must be able to open them at a later start
+   as that user. Best effort: root itself opens them anyway. */
+void obspam__give_to_dir_owner(int fd, const char *path);
 /* Makes a rename in the directory of path durable: 0, or -1. */
 int obspam__sync_dir(const char *path);
 

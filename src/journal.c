@@ -733,21 +733,6 @@ void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
   pthread_mutex_unlock(&j->lock);
 }
 
-/* A file made by root goes to the owner of its directory: a daemon
-   started as root opens its files before it becomes its --user, the
-   owner of the state directory, who must be able to open them at a
-   later start (systemd starts it as that user). */
-static void give_to_dir_owner(int fd, const char *path) {
-  char dir[4096];
-  struct stat st;
-
-  if (geteuid() == 0 && obspam__dir_of(path, dir, sizeof(dir)) == 0 &&
-      stat(dir, &st) == 0 && st.st_uid != 0 &&
-      fchown(fd, st.st_uid, st.st_gid) != 0) {
-    /* Root opens it anyway; the daemon's user is told at its start. */
-  }
-}
-
 /* Makes path a new, empty file, mode 0600, for records. Whatever lies at
    path is unlinked first rather than opened: a file or a hard link
    planted there (a state directory that others can write) is neither
@@ -760,7 +745,7 @@ static int create_records(const char *path) {
     return -1;
   fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0)
-    give_to_dir_owner(fd, path);
+    obspam__give_to_dir_owner(fd, path);
   return fd;
 }
 
@@ -1308,7 +1293,7 @@ static int lock_state(obspam_engine *e, obspam__journal *j) {
     return obspam__fail(e, OBSPAM_ENOMEM, "journal_open: out of memory");
   fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd >= 0)
-    give_to_dir_owner(fd, lock);
+    obspam__give_to_dir_owner(fd, lock);
   if (fd < 0 && errno == EEXIST)
     fd = open(lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 || fstat(fd, &st) != 0) {

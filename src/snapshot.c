@@ -165,8 +165,10 @@ static int create_temp(char *tmp, size_t size, const char *path) {
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
       return -1;
-    if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0)
+    if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+      obspam__give_to_dir_owner(fd, path);
       return fd;
+    }
     close(fd);
   }
   errno = EAGAIN;

@@ -1094,10 +1094,11 @@ static void of_nobody(const char *path) {
                (unsigned)(st.st_mode & 07777));
 }
 
-/* Made by root (a daemon before it becomes its --user), the lock and the
-   journal go to the owner of the state directory, the user the daemon
-   becomes: a later start as that user (systemd's) opens them, even when
-   no save as that user replaced the journal (a crash). */
+/* Made by root (a daemon before it becomes its --user, or one run by
+   hand as root), the lock, the journal and the snapshot go to the owner
+   of the state directory, the user the daemon becomes: a later start as
+   that user (systemd's) opens them, even when no save as that user
+   replaced them (a crash). */
 Test(journal, files_of_the_directory_owner) {
   obspam_engine *e = engine();
   char lock[400];
@@ -1114,5 +1115,6 @@ Test(journal, files_of_the_directory_owner) {
   traffic(e, T0, 1);
   OK(obspam_state_save(e, state));
   of_nobody(journal);
+  of_nobody(state);
   obspam_engine_free(e);
 }
