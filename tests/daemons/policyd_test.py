@@ -894,8 +894,8 @@ MALFORMED = [
      r"line 2: unsupported request 'other'"),
     ("bad count", b"request=smtpd_access_policy\nrecipient_count=x\n\n",
      r"line 3: bad recipient_count 'x': expected a number up to 2\^31"),
-    ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 3000,
-     r"line 2: line is longer than 2048 bytes"),
+    ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 5000,
+     r"line 2: line is longer than 4096 bytes"),
     ("101 attributes", b"request=smtpd_access_policy\n"
      + b"".join(b"a%d=1\n" % i for i in range(100)) + b"\n",
      r"line 101: more than 100 attributes"),
@@ -1160,6 +1160,28 @@ def sc_dedupe(tmp):
         expect(c.request(**data_req("small@acme.example", instance="a.4")),
                defer_text("mailbox", "small@acme.example", 3, 3),
                "the fourth message")
+
+
+def sc_long_helo(tmp):
+    """A request as Postfix sends it for a client whose EHLO name is as
+    long as Postfix's line_length_limit (2048, the command and its CRLF)
+    lets it be: its helo_name line has 2051 bytes. It is decided and
+    charged like any other, not closed as malformed."""
+    helo = "h" * (2048 - len("EHLO ") - 2)
+    with Daemon(tmp) as d:
+        same_minute()
+        c = d.client()
+        for i, want in enumerate(
+                (DUNNO, defer_text("mailbox", "tiny@acme.example", 1, 1))):
+            attrs = dict(request="smtpd_access_policy",
+                         protocol_state="DATA", protocol_name="ESMTP",
+                         helo_name=helo, queue_id="", instance=f"h.{i}",
+                         sender="tiny@acme.example", recipient="",
+                         recipient_count=1, client_address=CLIENT,
+                         client_name="unknown", sasl_method="PLAIN",
+                         sasl_username="tiny@acme.example")
+            expect(c.request(**attrs), want, f"message {i + 1}")
+        expect("bad policy request" in d.log(), False, "a line logged bad")
 
 
 def sc_idle(tmp):
