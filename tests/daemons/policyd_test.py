@@ -695,6 +695,47 @@ def sc_forwards(tmp):
                "report: the FORWARDED and LISTS columns")
 
 
+def sc_forward_repeated(tmp):
+    """A forwarding address named again in one message (RCPT TO twice, or
+    in another case) is one recipient, which Postfix delivers once: one
+    message of its mailbox, not one per RCPT. Before, one inbound message
+    with the address 3 times used up sales@'s limit of 2 and was deferred
+    with both charges kept. A catch-all's distinct addresses are still a
+    message each."""
+    with Daemon(tmp, config_text=FWD_CONFIG, control=True) as d:
+        same_minute()
+        c = d.client()
+
+        def rcpt(rcpt_to, instance):
+            return c.request(protocol_state="RCPT", client_address=CLIENT,
+                             sender="someone@outside.example",
+                             recipient=rcpt_to, recipient_count=0,
+                             instance=instance)
+
+        for rcpt_to in ("sales@fwd.example", "sales@fwd.example",
+                        "Sales@FWD.example"):
+            expect(rcpt(rcpt_to, "r1"), DUNNO, f"r1 {rcpt_to}")
+        expect(rcpt("u1@catch.example", "r1"), DUNNO, "r1 u1")
+        expect(rcpt("u2@catch.example", "r1"), DUNNO, "r1 u2")
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sender="someone@outside.example", recipient_count=5,
+                         instance="r1"), DUNNO, "r1 DATA")
+        st = control_status(d.control, "mailbox", "sales@fwd.example")
+        expect((st["count"], st["forwarded"], st["refused"]), ("1", "1", "0"),
+               "sales@: one forward")
+        st = control_status(d.control, "domain", "catch.example")
+        expect((st["count"], st["forwarded"]), ("2", "2"),
+               "the catch-all: one per address")
+        # The next message to sales@ still fits its limit of 2.
+        expect(rcpt("sales@fwd.example", "r2"), DUNNO, "r2 sales")
+        expect(rcpt("sales@fwd.example", "r2"), DUNNO, "r2 sales again")
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sender="someone@outside.example", recipient_count=2,
+                         instance="r2"), DUNNO, "r2 DATA")
+        st = control_status(d.control, "mailbox", "sales@fwd.example")
+        expect((st["count"], st["refused"]), ("2", "0"), "sales@: two")
+
+
 def sc_forwards_reload(tmp):
     """A configuration without forward or list lines has no forward or
     list to look up, and the server does not ask; a reload that declares
