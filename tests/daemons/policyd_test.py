@@ -1225,6 +1225,53 @@ def sc_long_helo(tmp):
         expect("bad policy request" in d.log(), False, "a line logged bad")
 
 
+def sc_dedupe_reconnect(tmp):
+    """Postfix closes a policy connection idle for
+    smtpd_policy_service_max_idle (300 s) or open for max_ttl (1000 s),
+    also between the DATA and the END-OF-MESSAGE of one message (a slow
+    upload), and asks the second question on a new connection of the same
+    smtpd process: the message is still charged once, and the recipients
+    counted at RCPT still count. Over TCP, which names no process, each
+    connection starts afresh."""
+    with Daemon(tmp) as d:
+        same_minute()
+        c = d.client(unix=True)
+        expect(c.request(**data_req("tiny@acme.example", instance="r.1")),
+               DUNNO, "DATA")
+        c.close()
+        c = d.client(unix=True)
+        expect(c.request(**data_req("tiny@acme.example",
+                                    state="END-OF-MESSAGE", instance="r.1")),
+               DUNNO, "END-OF-MESSAGE on a new connection")
+        expect(c.request(**data_req("tiny@acme.example", instance="r.2")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1),
+               "the next message: the first was charged once")
+        c.close()
+    with Daemon(tmp, config_text=CONFIG.replace(
+            "default mailbox=100", "default max-recipients=2 mailbox=100"),
+                name="cap") as d:
+        c = d.client(unix=True)
+        for i in range(2):
+            expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.1"),
+                   DUNNO, f"RCPT {i + 1}")
+        c.close()
+        c = d.client(unix=True)
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.1"),
+               TOO_MANY, "the third RCPT on a new connection")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 1")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 2")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 3 on a new connection, counted afresh")
+
+
 def sc_idle(tmp):
     """--idle-timeout closes a silent connection, not a busy one."""
     with Daemon(tmp, args=["--idle-timeout", "1"]) as d:
