@@ -266,6 +266,8 @@ typedef struct conn {
   detour *detour;          /* a request with a forward; NULL for the others */
   peer *client;            /* its client's count; NULL when not counted */
   int unix_peer;           /* came in on a unix: listener, peer checked */
+  pid_t pid;               /* the peer's process there (carry_put), else 0 */
+  int asked;               /* its first request came: carry_take was done */
   size_t in_off, in_len;   /* bytes of in[] not parsed yet */
   size_t out_off, out_len; /* bytes of out[] not written yet */
   char peer[72];           /* for log lines */
@@ -323,6 +325,9 @@ typedef struct server {
   int64_t abuse_logged;
   long slow_closed, capped;
   char slow_last[72], capped_last[64];
+  /* The memories of the messages of closed connections, by the peer's
+     process (carry_put); NULL until one is kept. */
+  struct carried *carried;
   int accept_paused;
   int64_t accept_resume; /* monotonic ms */
   int64_t pause_logged;  /* monotonic ms of the last "not accepting" */
@@ -429,6 +434,61 @@ static void set_listeners(server *s, int on) {
   }
 }
 
+/* ---- what a process's next connection remembers -------------------------- */
+
+/* Postfix closes a policy connection after smtpd_policy_service_max_idle
+   (300 s) without a request, or max_ttl (1000 s) after it was opened, and
+   the same smtpd process opens another for its next question: between
+   the RCPT and the DATA, or the DATA and the END-OF-MESSAGE of one
+   message (a slow upload). What the rules remember of that message
+   (decided once, its recipients and forwards counted at RCPT) goes over
+   to the new connection, found by the process's pid from the peer's
+   credentials, so that the message is not charged twice nor its
+   recipients counted afresh. A pid used again by another process finds
+   only instances that are not its own (Postfix's hold the pid and the
+   time), which match nothing. Over TCP no process is named: each
+   connection starts afresh. The table is direct-mapped by pid and a
+   memory is kept for at most CARRY_MS: a connection whose memory is
+   overwritten or forgotten starts afresh, as every one did before. */
+#define CARRY_SLOTS 256
+#define CARRY_MS (3600 * 1000)
+typedef struct carried {
+  pid_t pid;  /* 0: the slot is free */
+  int64_t at; /* monotonic ms of the close */
+  rules_memory mem;
+} carried;
+
+/* Keeps the memory of c, which is being closed. */
+static void carry_put(server *s, const conn *c) {
+  carried *k;
+
+  if (c->pid <= 0 || (c->mem.decided[0] == '\0' && c->mem.probed[0] == '\0' &&
+                      c->mem.counted[0] == '\0'))
+    return;
+  if (s->carried == NULL &&
+      (s->carried = calloc(CARRY_SLOTS, sizeof(*s->carried))) == NULL)
+    return; /* out of memory: the next connection starts afresh */
+  k = &s->carried[(unsigned)c->pid % CARRY_SLOTS];
+  k->pid = c->pid;
+  k->at = (int64_t)(s->woke_us / 1000);
+  k->mem = c->mem;
+}
+
+/* Before c's first request: the memory its process left, if any. */
+static void carry_take(server *s, conn *c) {
+  carried *k;
+
+  c->asked = 1;
+  if (c->pid <= 0 || s->carried == NULL)
+    return;
+  k = &s->carried[(unsigned)c->pid % CARRY_SLOTS];
+  if (k->pid != c->pid)
+    return;
+  if ((int64_t)(s->woke_us / 1000) - k->at < CARRY_MS)
+    c->mem = k->mem;
+  k->pid = 0;
+}
+
 static void conn_free(conn *c) {
   free(c->detour);
   free(c);
@@ -440,6 +500,7 @@ static void conn_close(server *s, conn *c) {
   /* Counted as closed before the peer can see it closed: a scrape that
      follows the peer's end of the connection counts it gone. */
   obspamd_metrics_connection_close(&s->svc.metrics);
+  carry_put(s, c);
   epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   c->fd = -1;
@@ -870,6 +931,8 @@ static int answer(server *s, conn *c) {
   rules_step step;
 
   c->m = init;
+  if (!c->asked)
+    carry_take(s, c);
   step = rules_begin(&c->req, c->unix_peer, &c->mem, &c->m);
   if (step == RULES_CLOSE) {
     obspamd_metrics_bad_request(&s->svc.metrics);
@@ -1324,6 +1387,15 @@ static void accept_some(server *s, listener *l) {
     c->fd = fd;
     c->client = p;
     c->unix_peer = l->unix_socket;
+    c->pid = 0;
+    c->asked = 0;
+    if (l->unix_socket) {
+      struct ucred cred;
+      socklen_t clen = sizeof(cred);
+
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+        c->pid = cred.pid;
+    }
     c->busy = c->closed = 0;
     c->detour = NULL;
     memset(c->on, 0, sizeof(c->on));
@@ -1748,5 +1820,6 @@ int main(int argc, char **argv) {
     free(b);
   }
   peers_free(s->peers);
+  free(s->carried);
   return rc;
 }

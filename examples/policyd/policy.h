@@ -16,8 +16,12 @@
 #include "obspam.h"
 
 /* Limits of one request. A longer line or request, or more attributes, is
-   an error: Postfix itself sends about 30 short attributes. */
-#define POLICY_LINE_MAX 2048     /* bytes per line, without its newline */
+   an error: Postfix itself sends about 30 short attributes. Its longest
+   line is helo_name with the client's EHLO argument, which Postfix takes
+   up to its line_length_limit (2048 bytes with the command and CRLF): a
+   line of 2051 bytes, which must not be taken for a malformed request
+   (Postfix would defer the client's mail with its default action). */
+#define POLICY_LINE_MAX 4096     /* bytes per line, without its newline */
 #define POLICY_REQUEST_MAX 65536 /* bytes per request, newlines included */
 #define POLICY_ATTRS_MAX 100     /* attributes per request */
 

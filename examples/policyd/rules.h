@@ -117,7 +117,10 @@ const char *rules_recipient(const policy_req *r, rules_step step,
 /* At RCPT, after rules_rcpt_before: whether one more recipient forwarded
    by mailbox can be kept for the message (OBSPAMD_FORWARDS_MAX), and
    keeping it once the recipient is let through. A request without an
-   instance keeps nothing: nothing ties its DATA to it. */
+   instance keeps nothing: nothing ties its DATA to it. A forwarding
+   address named again (its mailbox is the address itself) is the same
+   recipient and is kept once; a catch-all's mailbox, its domain, is kept
+   once for each of its recipients. */
 int rules_forward_fits(const rules_memory *mem, const char *mailbox);
 void rules_forward_keep(rules_memory *mem, uint32_t flag, const char *mailbox);
 /* At DATA or END-OF-MESSAGE: the forwards kept for r's message (none

@@ -250,7 +250,7 @@ def make_conn(rng, serial):
                     slow=rng.random() < 0.2)
     if r < 0.85:
         bad = rng.choice([
-            b"request=smtpd_access_policy\nsender=" + b"y" * 3000 + b"\n\n",
+            b"request=smtpd_access_policy\nsender=" + b"y" * 5000 + b"\n\n",
             b"request=smtpd_access_policy\n" +
             b"".join(b"a%d=%s\n" % (i, b"z" * 60) for i in range(1100)) +
             b"\n",

@@ -846,7 +846,7 @@ Test(policy, line_length_limit) {
   policy_reset(&req);
   text[n] = 'a';
   memcpy(text + n + 1, "\n\n", 2);
-  feed_error(text, n + 3, "line 2: line is longer than 2048 bytes", n + 1);
+  feed_error(text, n + 3, "line 2: line is longer than 4096 bytes", n + 1);
 }
 
 Test(policy, line_length_limit_in_a_name_and_with_cr) {
@@ -854,14 +854,14 @@ Test(policy, line_length_limit_in_a_name_and_with_cr) {
 
   memset(text, 'n', POLICY_LINE_MAX + 1);
   feed_error(text, POLICY_LINE_MAX + 1,
-             "line 1: line is longer than 2048 bytes", POLICY_LINE_MAX + 1);
+             "line 1: line is longer than 4096 bytes", POLICY_LINE_MAX + 1);
   /* The '\r' of "\r\n" is part of the line. */
   policy_reset(&req);
   memcpy(text, "x=", 2);
   memset(text + 2, 'v', POLICY_LINE_MAX - 2);
   memcpy(text + POLICY_LINE_MAX, "\r\n", 2);
   feed_error(text, POLICY_LINE_MAX + 2,
-             "line 1: line is longer than 2048 bytes", POLICY_LINE_MAX + 1);
+             "line 1: line is longer than 4096 bytes", POLICY_LINE_MAX + 1);
 }
 
 Test(policy, request_length_limit) {

@@ -368,15 +368,21 @@ Test(rules, forwards_kept_per_message) {
   (void)rules_rcpt_before(&a, &mem);
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_LOCAL, "desk@example.com");
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "catch.example");
+  /* The same forwarding address again is the same recipient: kept once.
+     A catch-all's mailbox (its domain) stands for each of its addresses. */
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
+  rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "catch.example");
   fw = rules_forwards(&a_data, &mem);
-  cr_assert_eq(fw->n, 2u);
+  cr_assert_eq(fw->n, 3u);
   cr_assert_str_eq(fw->f[0].mailbox, "x@example.com");
   cr_assert_eq(fw->f[0].flag, OBSPAM_MSG_FORWARD_REMOTE);
-  cr_assert_eq(fw->f[0].count, 2u);
+  cr_assert_eq(fw->f[0].count, 1u);
   cr_assert_str_eq(fw->f[1].mailbox, "desk@example.com");
   cr_assert_eq(fw->f[1].flag, OBSPAM_MSG_FORWARD_LOCAL);
   cr_assert_eq(fw->f[1].count, 1u);
+  cr_assert_str_eq(fw->f[2].mailbox, "catch.example");
+  cr_assert_eq(fw->f[2].count, 2u);
   /* Another message's DATA does not see them. */
   cr_assert_eq(rules_forwards(&b_data, &mem)->n, 0u);
   /* The charge forgets them. */
@@ -408,7 +414,7 @@ Test(rules, forwards_are_bounded) {
   cr_assert_eq(rules_forward_fits(&mem, "f0@example.com"), 1);
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "f0@example.com");
   cr_assert_eq(rules_forwards(&a_data, &mem)->n, OBSPAMD_FORWARDS_MAX);
-  cr_assert_eq(rules_forwards(&a_data, &mem)->f[0].count, 2u);
+  cr_assert_eq(rules_forwards(&a_data, &mem)->f[0].count, 1u);
   /* Without an instance nothing is kept. */
   rules_memory_init(&mem);
   (void)rules_rcpt_before(&none, &mem);

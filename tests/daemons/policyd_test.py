@@ -695,6 +695,47 @@ def sc_forwards(tmp):
                "report: the FORWARDED and LISTS columns")
 
 
+def sc_forward_repeated(tmp):
+    """A forwarding address named again in one message (RCPT TO twice, or
+    in another case) is one recipient, which Postfix delivers once: one
+    message of its mailbox, not one per RCPT. Before, one inbound message
+    with the address 3 times used up sales@'s limit of 2 and was deferred
+    with both charges kept. A catch-all's distinct addresses are still a
+    message each."""
+    with Daemon(tmp, config_text=FWD_CONFIG, control=True) as d:
+        same_minute()
+        c = d.client()
+
+        def rcpt(rcpt_to, instance):
+            return c.request(protocol_state="RCPT", client_address=CLIENT,
+                             sender="someone@outside.example",
+                             recipient=rcpt_to, recipient_count=0,
+                             instance=instance)
+
+        for rcpt_to in ("sales@fwd.example", "sales@fwd.example",
+                        "Sales@FWD.example"):
+            expect(rcpt(rcpt_to, "r1"), DUNNO, f"r1 {rcpt_to}")
+        expect(rcpt("u1@catch.example", "r1"), DUNNO, "r1 u1")
+        expect(rcpt("u2@catch.example", "r1"), DUNNO, "r1 u2")
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sender="someone@outside.example", recipient_count=5,
+                         instance="r1"), DUNNO, "r1 DATA")
+        st = control_status(d.control, "mailbox", "sales@fwd.example")
+        expect((st["count"], st["forwarded"], st["refused"]), ("1", "1", "0"),
+               "sales@: one forward")
+        st = control_status(d.control, "domain", "catch.example")
+        expect((st["count"], st["forwarded"]), ("2", "2"),
+               "the catch-all: one per address")
+        # The next message to sales@ still fits its limit of 2.
+        expect(rcpt("sales@fwd.example", "r2"), DUNNO, "r2 sales")
+        expect(rcpt("sales@fwd.example", "r2"), DUNNO, "r2 sales again")
+        expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                         sender="someone@outside.example", recipient_count=2,
+                         instance="r2"), DUNNO, "r2 DATA")
+        st = control_status(d.control, "mailbox", "sales@fwd.example")
+        expect((st["count"], st["refused"]), ("2", "0"), "sales@: two")
+
+
 def sc_forwards_reload(tmp):
     """A configuration without forward or list lines has no forward or
     list to look up, and the server does not ask; a reload that declares
@@ -894,8 +935,8 @@ MALFORMED = [
      r"line 2: unsupported request 'other'"),
     ("bad count", b"request=smtpd_access_policy\nrecipient_count=x\n\n",
      r"line 3: bad recipient_count 'x': expected a number up to 2\^31"),
-    ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 3000,
-     r"line 2: line is longer than 2048 bytes"),
+    ("long line", b"request=smtpd_access_policy\nsender=" + b"a" * 5000,
+     r"line 2: line is longer than 4096 bytes"),
     ("101 attributes", b"request=smtpd_access_policy\n"
      + b"".join(b"a%d=1\n" % i for i in range(100)) + b"\n",
      r"line 101: more than 100 attributes"),
@@ -1160,6 +1201,75 @@ def sc_dedupe(tmp):
         expect(c.request(**data_req("small@acme.example", instance="a.4")),
                defer_text("mailbox", "small@acme.example", 3, 3),
                "the fourth message")
+
+
+def sc_long_helo(tmp):
+    """A request as Postfix sends it for a client whose EHLO name is as
+    long as Postfix's line_length_limit (2048, the command and its CRLF)
+    lets it be: its helo_name line has 2051 bytes. It is decided and
+    charged like any other, not closed as malformed."""
+    helo = "h" * (2048 - len("EHLO ") - 2)
+    with Daemon(tmp) as d:
+        same_minute()
+        c = d.client()
+        for i, want in enumerate(
+                (DUNNO, defer_text("mailbox", "tiny@acme.example", 1, 1))):
+            attrs = dict(request="smtpd_access_policy",
+                         protocol_state="DATA", protocol_name="ESMTP",
+                         helo_name=helo, queue_id="", instance=f"h.{i}",
+                         sender="tiny@acme.example", recipient="",
+                         recipient_count=1, client_address=CLIENT,
+                         client_name="unknown", sasl_method="PLAIN",
+                         sasl_username="tiny@acme.example")
+            expect(c.request(**attrs), want, f"message {i + 1}")
+        expect("bad policy request" in d.log(), False, "a line logged bad")
+
+
+def sc_dedupe_reconnect(tmp):
+    """Postfix closes a policy connection idle for
+    smtpd_policy_service_max_idle (300 s) or open for max_ttl (1000 s),
+    also between the DATA and the END-OF-MESSAGE of one message (a slow
+    upload), and asks the second question on a new connection of the same
+    smtpd process: the message is still charged once, and the recipients
+    counted at RCPT still count. Over TCP, which names no process, each
+    connection starts afresh."""
+    with Daemon(tmp) as d:
+        same_minute()
+        c = d.client(unix=True)
+        expect(c.request(**data_req("tiny@acme.example", instance="r.1")),
+               DUNNO, "DATA")
+        c.close()
+        c = d.client(unix=True)
+        expect(c.request(**data_req("tiny@acme.example",
+                                    state="END-OF-MESSAGE", instance="r.1")),
+               DUNNO, "END-OF-MESSAGE on a new connection")
+        expect(c.request(**data_req("tiny@acme.example", instance="r.2")),
+               defer_text("mailbox", "tiny@acme.example", 1, 1),
+               "the next message: the first was charged once")
+        c.close()
+    with Daemon(tmp, config_text=CONFIG.replace(
+            "default mailbox=100", "default max-recipients=2 mailbox=100"),
+                name="cap") as d:
+        c = d.client(unix=True)
+        for i in range(2):
+            expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.1"),
+                   DUNNO, f"RCPT {i + 1}")
+        c.close()
+        c = d.client(unix=True)
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.1"),
+               TOO_MANY, "the third RCPT on a new connection")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 1")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 2")
+        c.close()
+        c = d.client()
+        expect(c.request(**rcpt_req("bulk@acme.example"), instance="k.2"),
+               DUNNO, "TCP: RCPT 3 on a new connection, counted afresh")
 
 
 def sc_idle(tmp):

@@ -74,6 +74,7 @@ reject             action reject (550 5.7.1)
 rcpt_cap           the recipients cap at RCPT (452 4.5.3), per message instance
 forwards           forwards learnt at RCPT and charged at DATA, list posts exempt
 forwards_reload    no forward or list declared: none looked up; a reload declares them
+forward_repeated   a forwarding address named again in a message is one forward
 unit               count messages, in the texts
 rcpt               RCPT refuses early, charges nothing
 rcpt_recorded      RCPT refusals recorded once per message
@@ -83,6 +84,7 @@ many               many requests on one connection
 slow_reader        pipelining to a slow reader
 pipeline_deep      10,000 requests in one write, all answered
 malformed          malformed requests closed unanswered
+long_helo          a helo_name line as long as Postfix sends one is decided
 reload             SIGHUP reload, good and bad
 reload_guard       empty or cut files refused on reload unless forced
 reload_storm       reloads beside the loop
@@ -91,6 +93,7 @@ stale_temp         temporary files of killed saves removed
 stop_save_failed   SIGTERM with a failed last save exits 1
 save_interval      periodic save
 dedupe             DATA and END-OF-MESSAGE charge once
+dedupe_reconnect   DATA and END-OF-MESSAGE on two connections of one process charge once
 idle               idle timeout
 concurrent         2000 concurrent connections
 limits             connection and descriptor limits
