@@ -53,7 +53,12 @@ static inline int obspamd_forwards_fits(const obspamd_forwards *fw,
 }
 
 /* Counts one recipient forwarded by mailbox (at most OBSPAM_NAME_MAX
-   bytes) with flag; nothing when it does not fit. */
+   bytes) with flag; nothing when it does not fit. A forward's mailbox is
+   its own address in lower case, a catch-all's its domain: the same
+   address again is the same recipient named twice, which the MTA
+   delivers once, and is not counted again (else one inbound message
+   naming it a hundred times would use up the mailbox's limit); a
+   catch-all's domain counts each of its recipients. */
 static inline void obspamd_forwards_keep(obspamd_forwards *fw, uint32_t flag,
                                          const char *mailbox) {
   int i = obspamd_forwards_find(fw, mailbox);
@@ -61,7 +66,7 @@ static inline void obspamd_forwards_keep(obspamd_forwards *fw, uint32_t flag,
   size_t n = strlen(mailbox);
 
   if (i >= 0) {
-    if (fw->f[i].count < OBSPAM_RECIPIENTS_MAX)
+    if (strchr(mailbox, '@') == NULL && fw->f[i].count < OBSPAM_RECIPIENTS_MAX)
       fw->f[i].count++;
     return;
   }

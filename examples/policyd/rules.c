@@ -137,17 +137,8 @@ int rules_forward_fits(const rules_memory *mem, const char *mailbox) {
 }
 
 void rules_forward_keep(rules_memory *mem, uint32_t flag, const char *mailbox) {
-  if (mem->counted[0] == '\0')
-    return;
-  /* A forward's mailbox is its own address in lower case (a catch-all's
-     is its domain): the same mailbox again is the same recipient named
-     twice, which Postfix delivers once. Counting it again would let one
-     inbound message with the address named a hundred times use up the
-     mailbox's limit. */
-  if (strchr(mailbox, '@') != NULL &&
-      obspamd_forwards_find(&mem->fw, mailbox) >= 0)
-    return;
-  obspamd_forwards_keep(&mem->fw, flag, mailbox);
+  if (mem->counted[0] != '\0')
+    obspamd_forwards_keep(&mem->fw, flag, mailbox);
 }
 
 const obspamd_forwards *rules_forwards(const policy_req *r,
