@@ -936,17 +936,38 @@ static int load_state(obspamd_service *s) {
    state file does not hold yet. A journal that cannot be used is renamed
    aside like a bad state file: the daemon starts (from the state file
    alone) rather than not at all. */
+/* The journal's file that an OBSPAM_ECORRUPT or OBSPAM_EVERSION of
+   obspam_journal_open names ("journal_open: PATH: ..."), into path:
+   STATE.journal.next (a save killed after its cut leaves it) when the
+   message names it, else STATE.journal. */
+static void unusable_journal(const obspamd_service *s, const char *why,
+                             char *path, size_t size) {
+  static const char head[] = "journal_open: ";
+  size_t n;
+
+  snprintf(path, size, "%s.journal.next", s->state_path);
+  n = strlen(path);
+  if (strncmp(why, head, sizeof(head) - 1) == 0 &&
+      strncmp(why + sizeof(head) - 1, path, n) == 0 &&
+      why[sizeof(head) - 1 + n] == ':')
+    return;
+  snprintf(path, size, "%s.journal", s->state_path);
+}
+
 static int open_journal(obspamd_service *s) {
   char path[PATH_MAX + 16], aside[PATH_MAX + 80], why[600];
   int64_t replayed = 0, ignored = 0;
   unsigned flags = s->journal_fsync ? OBSPAM_JOURNAL_FSYNC : 0;
-  int rc;
+  int rc, moved;
 
   rc =
       obspam_journal_open(s->engine, s->state_path, flags, &replayed, &ignored);
-  if (rc == OBSPAM_ECORRUPT || rc == OBSPAM_EVERSION) {
+  /* An unusable file is renamed aside, and the journal opened again:
+     each of the two files at most once. */
+  for (moved = 0; moved < 2 && (rc == OBSPAM_ECORRUPT || rc == OBSPAM_EVERSION);
+       moved++) {
     snprintf(why, sizeof(why), "%s", obspam_engine_errmsg(s->engine));
-    snprintf(path, sizeof(path), "%s.journal", s->state_path);
+    unusable_journal(s, why, path, sizeof(path));
     if (rename_aside(path, aside, sizeof(aside)) != 0) {
       obspamd_log(LOG_ERR,
                   "cannot start: the journal %s is unusable (%s) and cannot "

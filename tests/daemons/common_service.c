@@ -183,6 +183,43 @@ Test(start, newer_state_is_renamed_aside) {
                 "format 6 is newer than this library's (5)");
 }
 
+/* A journal's file that is not one is renamed aside and the start goes
+   on: STATE.journal.next as well as STATE.journal, each named by its
+   own line (before, a bad .next had the journal renamed in its place,
+   and the start failed). */
+Test(start, unusable_journal_files_are_renamed_aside) {
+  static const char junk[] = "not a journal at all\n";
+  const char *const names[] = {"state.journal.next", "state.journal"};
+  char line[2200], prefix[620], *aside;
+  size_t i;
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  for (i = 0; i < 2; i++) {
+    FILE *f = fopen(path_in(names[i]), "w");
+
+    cr_assert_not_null(f);
+    fwrite(junk, 1, sizeof(junk) - 1, f);
+    fclose(f);
+  }
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK, "%s", logged());
+  for (i = 0; i < 2; i++) {
+    char path[520];
+
+    snprintf(path, sizeof(path), "%s", path_in(names[i]));
+    snprintf(prefix, sizeof(prefix), "%s.bad-", path);
+    aside = find_aside(prefix);
+    cr_assert_not_null(aside, "no %s* file:\n%s", prefix, logged());
+    snprintf(line, sizeof(line),
+             "warning: journal unusable path=%s moved=%s: journal_open: %s: "
+             "not a libobspam journal",
+             path, aside, path);
+    cr_assert(logged_line(line), "expected '%s' in:\n%s", line, logged());
+  }
+  cr_assert(logged_text("journal opened path="), "%s", logged());
+  obspamd_service_stop(&svc);
+}
+
 Test(start, unreadable_state_stops_the_start) {
   char line[900];
 
