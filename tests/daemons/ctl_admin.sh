@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# What the admin is told about refusals that have no window: a
+# subscription whose scripts may not send, on a server whose default
+# caps the recipients of every message (the notice's log line and mails,
+# and the report's WINDOW), beside a subscription that went over its
+# own cap.
+#
+#   tests/daemons/ctl_admin.sh BUILD_DIR
+set -euo pipefail
+
+# shellcheck source=tests/daemons/ctl_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" ctl_admin "${1:-}"
+
+conf=$work/obspam.conf
+cat >"$conf" <<'EOF'
+default mailbox=100 domain=1000 subscription=5000 max-recipients=50
+subscription acme uid=10001 scripts=no contact=ops@acme.example
+subscription bakery uid=10002 max-recipients=10
+domain example.com subscription=acme
+domain bakery.example subscription=bakery
+EOF
+# Both refused more than a notification period (an hour) ago, so that
+# the flush at the end of the feed gives their notices.
+cat >"$work/feed" <<'EOF'
+decide flags=script uid=10001 script=/var/www/acme/x.php recipients=1 time=now-4000
+decide flags=script uid=10002 script=/var/www/bakery/y.php recipients=20 time=now-4000
+flush now
+EOF
+sock=$work/ctl.sock
+export OBSPAM_CONTROL=unix:$sock
+mkdir "$work/mails"
+start_daemon "$work/log" --config "$conf" --control "unix:$sock" \
+  --admin admin@host.example \
+  --notify-command "cat >\"\$(mktemp '$work/mails/mail.XXXXXX')\"" \
+  --feed "$work/feed"
+expect "the feed's refusals" "refuse refuse" \
+  "$(sed -n 's/^verdict action=\([a-z]*\) .*/\1/p' "$work/testd.out" | xargs)"
+
+# ---- notices ---------------------------------------------------------------
+
+expect "notice lines" "kind=subscription object=acme subscription=acme limit=5000 unit=recipients window=scripts sent=0 refused=1 exceeded=1
+kind=subscription object=bakery subscription=bakery limit=10 unit=recipients window=max-recipients sent=0 refused=1 exceeded=1" \
+  "$(sed -n 's/.*: notice \(.*\) first=.*/\1/p' "$work/log")"
+
+# Three mails: the admin's and the contact's about acme, the admin's
+# about bakery (which has no contact).
+for ((i = 0; i < 200; i++)); do
+  [[ $(grep -c ': mail sent to=' "$work/log") -ge 3 ]] && break
+  sleep 0.05
+done
+expect "mails sent" 3 "$(grep -c ': mail sent to=' "$work/log")"
+mail_about() { # TO OBJECT: the body of that mail
+  grep -l "^To: $1\$" "$work"/mails/mail.* | xargs grep -l "^Subject: .* $2:" |
+    xargs sed '1,/^$/d'
+}
+body=$(mail_about admin@host.example "subscription acme")
+expect "acme, to the admin" "The subscription acme went over its sending limit
+on $(hostname).
+
+  Object:         subscription acme
+  Contact:        ops@acme.example (sent a copy of this notice)
+  Limit:          scripts may not send mail" "$(head -6 <<<"$body")"
+expect "acme, to the admin: what to do" "- If the traffic is legitimate, let its scripts send (scripts=yes) in the configuration" \
+  "$(grep '^- If the traffic is legitimate' <<<"$body")"
+body=$(mail_about ops@acme.example "subscription acme")
+expect "acme, to its contact" "Your subscription acme
+tried to send more mail than its limit allows.
+
+  Object:         subscription acme
+  Limit:          scripts may not send mail" "$(sed -n '3,7p' <<<"$body")"
+expect "acme, to its contact: what to do" "- If the mail was legitimate, ask your hosting provider to let your
+  scripts send mail:
+  reply to this mail (admin@host.example)." \
+  "$(grep -A2 '^- If the mail was legitimate' <<<"$body")"
+body=$(mail_about admin@host.example "subscription bakery")
+expect "bakery, to the admin" "The subscription bakery went over its limit of 10 recipients per message
+on $(hostname).
+
+  Object:         subscription bakery
+  Limit:          10 recipients per message" "$(head -5 <<<"$body")"
+expect "bakery, to the admin: what to do" "- If the traffic is legitimate, raise the limit in the configuration" \
+  "$(grep '^- If the traffic is legitimate' <<<"$body")"
+
+# ---- the report ------------------------------------------------------------
+
+run_ctl 0 report --since 3h
+expect "report: the subscriptions' windows" "subscription acme 0 1 1 5000 scripts
+subscription bakery 0 1 1 10 max-recipients" \
+  "$(awk '$1 == "subscription" {print $1, $2, $3, $4, $5, $6, $7}' <<<"$out")"
+run_ctl 0 report --since 3h --json
+python3 - "$work/ctl.out" <<'EOF'
+import json, sys
+rows = {r["name"]: (r["window"], r["limit"])
+        for r in json.load(open(sys.argv[1]))["rows"]
+        if r["kind"] == "subscription"}
+assert rows == {"acme": ("scripts", 5000),
+                "bakery": ("max-recipients", 10)}, rows
+EOF
+echo "ok: report --json: the subscriptions' windows"
+
+stop_daemon
