@@ -355,9 +355,23 @@ int obspamd_set_limit(obspamd_service *s, int kind, const char *name,
   rc = apply(s->engine, &v);
   if (rc != OBSPAM_OK) {
     char err[512];
+    obspam_stats st = OBSPAM_STATS_INIT;
     obspam_engine_errmsg_r(s->engine, err, sizeof(err));
     pthread_mutex_unlock(&s->lock);
-    snprintf(msg, msg_size, "%s", err);
+    /* The library sets limits on declared objects only; an implicit
+       mailbox, which status and list show, is "no mailbox" to it. */
+    if (rc == OBSPAM_ENOTFOUND && kind == OBSPAM_MAILBOX &&
+        obspam_stats_get(s->engine, kind, v.name, 0, &st) == OBSPAM_OK) {
+      obspamd__clean(clean, sizeof(clean), v.name,
+                     OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+      snprintf(msg, msg_size,
+               "mailbox %s is not declared (an implicit mailbox of its "
+               "domain): give it a mailbox line in the configuration file, "
+               "or set its domain's mailbox limit",
+               clean);
+    } else {
+      snprintf(msg, msg_size, "%s", err);
+    }
     return rc;
   }
   v.line = line_of(o, kind, v.name);

@@ -4,7 +4,7 @@
 # subscription whose scripts may not send, on a server whose default
 # caps the recipients of every message (the notice's log line and mails,
 # and the report's WINDOW), beside a subscription that went over its
-# own cap.
+# own cap; and set-limit on an implicit mailbox.
 #
 #   tests/daemons/ctl_admin.sh BUILD_DIR
 set -euo pipefail
@@ -26,6 +26,7 @@ cat >"$work/feed" <<'EOF'
 decide flags=script uid=10001 script=/var/www/acme/x.php recipients=1 time=now-4000
 decide flags=script uid=10002 script=/var/www/bakery/y.php recipients=20 time=now-4000
 flush now
+decide sasl=bob@example.com client=203.0.113.7 recipients=1 time=now
 EOF
 sock=$work/ctl.sock
 export OBSPAM_CONTROL=unix:$sock
@@ -34,7 +35,7 @@ start_daemon "$work/log" --config "$conf" --control "unix:$sock" \
   --admin admin@host.example \
   --notify-command "cat >\"\$(mktemp '$work/mails/mail.XXXXXX')\"" \
   --feed "$work/feed"
-expect "the feed's refusals" "refuse refuse" \
+expect "the feed's verdicts" "refuse refuse accept" \
   "$(sed -n 's/^verdict action=\([a-z]*\) .*/\1/p' "$work/testd.out" | xargs)"
 
 # ---- notices ---------------------------------------------------------------
@@ -85,7 +86,7 @@ expect "bakery, to the admin: what to do" "- If the traffic is legitimate, raise
 # ---- the report ------------------------------------------------------------
 
 run_ctl 0 report --since 3h
-expect "report: the subscriptions' windows" "subscription acme 0 1 1 5000 scripts
+expect "report: the subscriptions' windows" "subscription acme 1 1 1 5000 scripts
 subscription bakery 0 1 1 10 max-recipients" \
   "$(awk '$1 == "subscription" {print $1, $2, $3, $4, $5, $6, $7}' <<<"$out")"
 run_ctl 0 report --since 3h --json
@@ -98,5 +99,21 @@ assert rows == {"acme": ("scripts", 5000),
                 "bakery": ("max-recipients", 10)}, rows
 EOF
 echo "ok: report --json: the subscriptions' windows"
+
+# ---- set-limit on an implicit mailbox --------------------------------------
+
+# bob@example.com is shown by status, but the library has limits for
+# declared objects only: the admin is told so, not that there is no such
+# mailbox.
+run_ctl 0 status mailbox bob@example.com
+expect "status of an implicit mailbox" "mailbox bob@example.com: sending" \
+  "$(head -1 <<<"$out")"
+run_ctl 1 set-limit mailbox BOB@example.com mailbox 5/h
+expect "set-limit on an implicit mailbox" "obspamctl: mailbox bob@example.com is not declared (an implicit mailbox of its domain): give it a mailbox line in the configuration file, or set its domain's mailbox limit" "$err"
+run_ctl 1 set-limit mailbox bob@example.com max-recipients 5
+expect "set-limit max-recipients on an implicit mailbox" "obspamctl: mailbox bob@example.com is not declared (an implicit mailbox of its domain): give it a mailbox line in the configuration file, or set its domain's mailbox limit" "$err"
+run_ctl 1 set-limit mailbox nobody@example.com mailbox 5/h
+expect "set-limit on no mailbox" "obspamctl: set_window_limit: no mailbox 'nobody@example.com'" "$err"
+expect "no set-limit logged" "" "$(grep 'set-limit' "$work/log" || true)"
 
 stop_daemon
