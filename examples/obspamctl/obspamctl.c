@@ -1167,6 +1167,9 @@ static void cmd_history(const char *spec, int json, const char *kind,
   from = parse_day(day, &next);
   if (from < 0 || next <= from)
     die_usage("bad day '%s': expected YYYY-MM-DD", day);
+  /* A day to come has no hours to show, not hours without mail. */
+  if (from > (int64_t)time(NULL))
+    die(EXIT_USAGE, "%s has not begun yet (in %s)", day, zone);
   /* The library keeps clock hours of UTC: those that start on the day.
      In a zone a whole number of hours off they are the day's hours; in
      one half an hour off they start at :30. */

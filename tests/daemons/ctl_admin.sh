@@ -4,7 +4,8 @@
 # subscription whose scripts may not send, on a server whose default
 # caps the recipients of every message (the notice's log line and mails,
 # and the report's WINDOW), beside a subscription that went over its
-# own cap; and set-limit on an implicit mailbox.
+# own cap; set-limit on an implicit mailbox; the history of a day to
+# come.
 #
 #   tests/daemons/ctl_admin.sh BUILD_DIR
 set -euo pipefail
@@ -115,5 +116,17 @@ expect "set-limit max-recipients on an implicit mailbox" "obspamctl: mailbox bob
 run_ctl 1 set-limit mailbox nobody@example.com mailbox 5/h
 expect "set-limit on no mailbox" "obspamctl: set_window_limit: no mailbox 'nobody@example.com'" "$err"
 expect "no set-limit logged" "" "$(grep 'set-limit' "$work/log" || true)"
+
+# ---- history of days without data ------------------------------------------
+
+# A day to come has not begun: it is no table of hours without mail. A
+# day that has begun, without mail, is one.
+run_ctl 2 history mailbox bob@example.com --day 2099-01-01
+expect "history of a day to come" "obspamctl: 2099-01-01 has not begun yet (in UTC)" "$err"
+yesterday=$(date -u -d yesterday +%F)
+run_ctl 0 history mailbox bob@example.com --day "$yesterday"
+expect "history of a day without mail" "mailbox bob@example.com on $yesterday (UTC), per clock hour:
+total         0         0
+limit       100 per hour" "$(head -1 <<<"$out"; tail -2 <<<"$out")"
 
 stop_daemon
