@@ -388,13 +388,13 @@ static void cmd_status(answer *a, char *args) {
       "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
       "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
       "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nforwarded\t%" PRId64
-      "\nlist_deliveries\t%" PRId64 "\nend\n",
+      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
       st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
       st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
       st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
-      window_by, st.forwarded, st.list_deliveries);
+      window_by, st.forwarded, st.list_deliveries, st.last_reset);
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
