@@ -88,6 +88,9 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
 
   if (set == NULL)
     return -1;
+  /* The byte order mark the library skips. */
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    i = 3;
   while (i < len) {
     size_t end = i, w, k;
     const char *name = NULL;
@@ -97,15 +100,16 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
 
     while (end < len && text[end] != '\n')
       end++;
-    /* The words, joined by one space, up to a comment. */
-    for (w = i; w < end && text[w] != '#';) {
+    /* The words, joined by one space, up to a comment: a '#' that starts
+       a word (one inside a word is part of it, as in a#b@example.com). */
+    for (w = i; w < end;) {
       size_t start;
       while (w < end && is_blank(text[w]))
         w++;
       if (w == end || text[w] == '#')
         break;
       start = w;
-      while (w < end && !is_blank(text[w]) && text[w] != '#')
+      while (w < end && !is_blank(text[w]))
         w++;
       if (words == 1) {
         name = text + start;

@@ -5,7 +5,8 @@
 # caps the recipients of every message (the notice's log line and mails,
 # and the report's WINDOW), beside a subscription that went over its
 # own cap; set-limit on an implicit mailbox; the history of a day to
-# come.
+# come; limits set live and reloads of a file with a byte order mark and
+# a '#' inside a name.
 #
 #   tests/daemons/ctl_admin.sh BUILD_DIR
 set -euo pipefail
@@ -129,4 +130,34 @@ expect "history of a day without mail" "mailbox bob@example.com on $yesterday (U
 total         0         0
 limit       100 per hour" "$(head -1 <<<"$out"; tail -2 <<<"$out")"
 
+stop_daemon
+
+# ---- set-limit and a reload: which lines are the objects' ------------------
+
+# A file with a byte order mark, whose first line declares an object, and
+# a mailbox with '#' inside its name (a comment starts only at the start
+# of a word). Limits set live stay while a reload leaves their object's
+# line alone (its comment does not count), and go when it changes it.
+printf '\xef\xbb\xbfsubscription acme subscription=5000\n' >"$conf"
+cat >>"$conf" <<'EOF'
+domain example.com subscription=acme
+mailbox a#b@example.com limit=5 # the help desk
+EOF
+start_daemon "$work/log2" --config "$conf" --control "unix:$sock"
+run_ctl 0 set-limit subscription acme subscription 7
+run_ctl 0 set-limit mailbox 'a#b@example.com' mailbox 9
+sed -i 's/# the help desk/# the help desk, Anna/' "$conf"
+run_ctl 0 reload
+expect "a reload that changes a comment keeps the limits set live" "kind=subscription object=acme limit=subscription value=7/h
+kind=mailbox object=a#b@example.com limit=mailbox value=9/h" \
+  "$(sed -n 's/.*: set-limit kept \(.*\): the configuration file does not change that object$/\1/p' "$work/log2")"
+sed -i 's/subscription=5000/subscription=6000/; s/limit=5/limit=6/' "$conf"
+run_ctl 0 reload
+expect "a reload that changes their lines drops them" "kind=subscription object=acme limit=subscription value=7/h
+kind=mailbox object=a#b@example.com limit=mailbox value=9/h" \
+  "$(sed -n 's/.*: set-limit dropped \(.*\): the configuration file changes that object$/\1/p' "$work/log2")"
+run_ctl 0 status subscription acme
+expect "the file's subscription limit" "  limit          6000 per hour" "$(sed -n 2p <<<"$out")"
+run_ctl 0 status mailbox 'a#b@example.com'
+expect "the file's mailbox limit" "  limit          6 per hour" "$(sed -n 2p <<<"$out")"
 stop_daemon
