@@ -628,8 +628,10 @@ static void cmd_status(const char *spec, int json, const char *kind,
     printf(",\n  \"max_recipients\": ");
     json_limit(cap);
     printf(",\n  \"forwarded\": %" PRId64 ",\n  \"list_deliveries\": %" PRId64
-           "\n}\n",
+           ",\n  \"last_reset\": ",
            forwarded, lists);
+    json_time(reset);
+    printf("\n}\n");
     return;
   }
   printf("%s ", value(&a, "kind"));

@@ -233,6 +233,16 @@ want = ["  last reset     %s UTC" % (logged - datetime.timedelta(seconds=s))
 assert sys.argv[1] in want, (sys.argv[1], want)
 EOF
 echo "ok: status says when the reset was"
+run_ctl 0 status mailbox info@example.com --json
+python3 - "$work/ctl.out" "$(sed -n 's/^\([^ ]*\) .*: reset kind=mailbox object=info@example.com .*/\1/p' "$work/log")" <<'EOF'
+import datetime, json, sys
+got = json.load(open(sys.argv[1]))["last_reset"]
+logged = datetime.datetime.strptime(sys.argv[2], "%Y-%m-%dT%H:%M:%SZ")
+want = [(logged - datetime.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for s in (0, 1)]
+assert got in want, (got, want)
+EOF
+echo "ok: status --json says when the reset was"
 run_ctl 0 list mailbox --after dave@example.com --limit 1 --json
 python3 - "$work/ctl.out" "$now" <<'EOF'
 import datetime, json, sys
