@@ -169,6 +169,7 @@
 #include "control.h"
 #include "internal.h"
 #include "log.h"
+#include "refusal.h"
 #include "service.h"
 #include "sockets.h"
 #include "util.h"
@@ -387,13 +388,13 @@ static void cmd_status(answer *a, char *args) {
       "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
       "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
       "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nforwarded\t%" PRId64
-      "\nlist_deliveries\t%" PRId64 "\nend\n",
+      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
       st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
       st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
       st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
-      window_by, st.forwarded, st.list_deliveries);
+      window_by, st.forwarded, st.list_deliveries, st.last_reset);
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
@@ -471,11 +472,38 @@ static void report_row(const obspam_report_row *r, void *ud) {
   rr->n++;
 }
 
+/* Whether the scripts of the subscription name may not send now, as a
+   check (which changes nothing) of a one-recipient message of one of the
+   script rows of rr that it owns tells; 0 when it has none. */
+static int scripts_forbidden(const report_rows *rr, const char *name) {
+  size_t i;
+
+  for (i = 0; i < rr->n; i++) {
+    obspam_message m = OBSPAM_MESSAGE_INIT;
+    obspam_verdict v = OBSPAM_VERDICT_INIT;
+    if (rr->rows[i].kind != OBSPAM_SCRIPT || rr->rows[i].uid < 0 ||
+        rr->subs[i] == NULL || strcmp(rr->subs[i], name) != 0)
+      continue;
+    m.flags = OBSPAM_MSG_SCRIPT;
+    m.uid = rr->rows[i].uid;
+    return obspam_check(ctl.s->engine, &m, &v) == OBSPAM_OK &&
+           v.action == OBSPAM_REFUSE && v.kind == OBSPAM_SUBSCRIPTION &&
+           strcmp(v.object, name) == 0 &&
+           obspamd_refusal_reason(&v, &m) == OBSPAMD_REASON_SCRIPTS;
+  }
+  return 0;
+}
+
 /* The window of a report row's last attempt over its own limit, by name:
    "minute", "hour", "day"; with none (0), "max-recipients" or "scripts"
-   for an object that went over, told apart by whether it has a cap (the
-   row does not say), and "-" for one that never did. */
-static const char *row_window(const obspam_report_row *r, const char *name) {
+   for an object that went over, and "-" for one that never did. The row
+   does not tell the last two apart: only a subscription goes over its
+   own limit for forbidden scripts, and it is "scripts" when it has no
+   cap, or when its scripts may not send now (a subscription's cap is
+   most often the server's default, which forbidden scripts do not
+   change). */
+static const char *row_window(const obspam_report_row *r, const char *name,
+                              const report_rows *rr) {
   if (r->window == OBSPAM_WINDOW_MINUTE)
     return "minute";
   if (r->window == OBSPAM_WINDOW_HOUR)
@@ -484,7 +512,8 @@ static const char *row_window(const obspam_report_row *r, const char *name) {
     return "day";
   if (r->exceeded <= 0 || r->kind == OBSPAM_SCRIPT)
     return "-";
-  return r->kind != OBSPAM_SUBSCRIPTION || cap_of(r->kind, name) >= 0
+  return r->kind != OBSPAM_SUBSCRIPTION ||
+                 (cap_of(r->kind, name) >= 0 && !scripts_forbidden(rr, name))
              ? "max-recipients"
              : "scripts";
 }
@@ -524,7 +553,7 @@ static void cmd_report(answer *a, char *args) {
   if (rows_header(a, "report", rc, &rr, from_t, to_t)) {
     for (i = 0; i < rr.n; i++) {
       const obspam_report_row *r = &rr.rows[i];
-      const char *window = row_window(r, rr.names[i]);
+      const char *window = row_window(r, rr.names[i], &rr);
       obspam_stats st = OBSPAM_STATS_INIT;
       char name[1100], limit[24] = "-", sub[OBSPAM_NAME_MAX + 1];
       if (r->kind != OBSPAM_SCRIPT &&

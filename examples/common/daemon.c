@@ -742,8 +742,27 @@ struct obspamd_private {
   int hk_running, hk_stop;
 };
 
+int obspamd__notice_reason_in(obspam_engine *e, const obspam_notice *n) {
+  int reason = obspamd_notice_reason(n);
+  int64_t cap = -1, hour = -1;
+
+  /* A cap is never unlimited, so obspamd_notice_reason already calls an
+     unlimited limit forbidden scripts; a domain or mailbox never goes
+     over its own limit for forbidden scripts. */
+  if (reason != OBSPAMD_REASON_CAP || n->kind != OBSPAM_SUBSCRIPTION ||
+      obspam_effective_max_recipients(e, n->kind, n->name, &cap) != OBSPAM_OK ||
+      obspam_effective_limit(e, n->kind, n->name, &hour) != OBSPAM_OK)
+    return reason;
+  return n->limit != cap && n->limit == hour ? OBSPAMD_REASON_SCRIPTS : reason;
+}
+
 void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
                           size_t size) {
+  obspamd__notice_line_as(n, obspamd_notice_reason(n), unit, buf, size);
+}
+
+void obspamd__notice_line_as(const obspam_notice *n, int reason, int unit,
+                             char *buf, size_t size) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   char name[OBSPAM_NAME_MAX + 1], sub[OBSPAM_NAME_MAX + 1], limit[24],
       first[32], last[32], ps[32], pe[32];
@@ -760,8 +779,8 @@ void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
            "window=%s sent=%" PRId64 " refused=%" PRId64 " exceeded=%" PRId64
            " first=%s last=%s period=%s..%s",
            obspamd_kind_name(n->kind), name, sub, limit,
-           unit == 1 ? "messages" : "recipients",
-           obspamd_reason_name(obspamd_notice_reason(n)), n->sent, n->refused,
+           unit == 1 ? "messages" : "recipients", obspamd_reason_name(reason),
+           n->sent, n->refused,
            n->struct_size >= sizeof(obspam_notice) ? n->exceeded : 0,
            obspamd_iso_time(n->first_refused, first, sizeof(first)),
            obspamd_iso_time(n->last_refused, last, sizeof(last)),
@@ -771,7 +790,8 @@ void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
 
 /* The notice callback: runs on the thread that flushes, or inside
    obspam_decide in notify-immediate mode, with no engine lock held. It
-   must not call into the engine, and must not wait: mails are queued. */
+   only reads the engine (what a notice without a window is about), and
+   must not wait: mails are queued. */
 static void on_notice(const obspam_notice *n, void *ud) {
   obspamd_service *s = ud;
   struct obspamd_private *p = s->priv;
@@ -779,9 +799,12 @@ static void on_notice(const obspam_notice *n, void *ud) {
   obspamd__mail_info mi;
   int who;
 
+  int reason = obspamd__notice_reason_in(s->engine, n);
+
   ADD(&s->metrics.notices, 1);
-  obspamd__notice_line(n, __atomic_load_n(&p->unit, __ATOMIC_RELAXED), line,
-                       sizeof(line));
+  obspamd__notice_line_as(n, reason,
+                          __atomic_load_n(&p->unit, __ATOMIC_RELAXED), line,
+                          sizeof(line));
   obspamd_log(LOG_NOTICE, "%s", line);
   pthread_mutex_lock(&p->mail_lock);
   if (p->mailer == NULL) {
@@ -797,6 +820,7 @@ static void on_notice(const obspam_notice *n, void *ud) {
   mi.local_action = s->local_action;
   mi.control = p->control;
   mi.now = (int64_t)time(NULL);
+  mi.scripts = reason == OBSPAMD_REASON_SCRIPTS;
   snprintf(what, sizeof(what), "kind=%s object=%s", obspamd_kind_name(n->kind),
            n->name);
   for (who = 0; who < 2; who++) {

@@ -34,6 +34,9 @@ typedef struct obspamd__mail_info {
   /* The daemon's control socket ("unix:/run/obspam/control.sock"), for
      the obspamctl commands the mail suggests; NULL or "": it has none. */
   const char *control;
+  /* 1 when the notice, which has no window, is about forbidden scripts
+     (obspamd__notice_reason_in found it out); 0: as the notice says. */
+  int scripts;
 } obspamd__mail_info;
 
 /* Formats the mail about notice n, for the admin (for_contact 0) or for
@@ -61,6 +64,20 @@ void obspamd__mailer_queue(obspamd__mailer *m, const char *to, const char *what,
    obspamd_notice_reason (minute, hour, day, max-recipients, scripts). */
 void obspamd__notice_line(const obspam_notice *n, int unit, char *buf,
                           size_t size);
+/* The same with the reason given (OBSPAMD_REASON_*), as
+   obspamd__notice_reason_in tells it. */
+void obspamd__notice_line_as(const obspam_notice *n, int reason, int unit,
+                             char *buf, size_t size);
+
+/* obspamd_notice_reason, with the engine's help where the notice alone
+   cannot tell: a subscription's notice without a window is about its
+   recipients cap (its limit is the cap) or about forbidden scripts (its
+   limit is the hourly limit, unlimited or not). It is the second when
+   the notice's limit is not the subscription's cap now and is its hourly
+   limit now (so always when it has no cap); when both are equal, or the
+   subscription is gone, the notice's own reason stands. Takes the
+   engine's read lock: not for a caller that holds it. */
+int obspamd__notice_reason_in(obspam_engine *e, const obspam_notice *n);
 
 /* The grep -E pattern that finds the refusal log lines about an object:
    those that name it, and for a mailbox or a domain those whose login or

@@ -280,9 +280,9 @@ static void counted(int unit, int64_t n, char *buf, size_t size) {
    "unlimited", "scripts may not send mail") and, in over (empty for
    forbidden scripts and an unlimited limit), for "over its limit of ..."
    ("1000 per day", "10 recipients per message"). */
-static void notice_limit(const obspam_notice *n, int unit, char *line,
-                         size_t line_size, char *over, size_t over_size) {
-  int reason = obspamd_notice_reason(n);
+static void notice_limit(const obspam_notice *n, int reason, int unit,
+                         char *line, size_t line_size, char *over,
+                         size_t over_size) {
   char c[48];
 
   over[0] = '\0';
@@ -429,6 +429,7 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                                       subject[OBSPAM_NAME_MAX + 100];
   const char *kind = obspamd_kind_name(n->kind);
   int64_t exceeded = n->struct_size >= sizeof(*n) ? n->exceeded : n->refused;
+  int reason = mi->scripts ? OBSPAMD_REASON_SCRIPTS : obspamd_notice_reason(n);
   obspamd__text t = {buf, size, 0};
 
   /* Header values hold printable ASCII only, so that no byte of them can
@@ -450,7 +451,7 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   human_time(n->last_refused, last, sizeof(last));
   human_time(n->period_start, ps, sizeof(ps));
   human_time(n->period_end, pe, sizeof(pe));
-  notice_limit(n, mi->unit, limit, sizeof(limit), over, sizeof(over));
+  notice_limit(n, reason, mi->unit, limit, sizeof(limit), over, sizeof(over));
   counted(mi->unit, n->sent, sent, sizeof(sent));
   obspamd__refusal_grep(n->kind, name, grep, sizeof(grep));
   /* obspamctl asks /run/obspam/control.sock unless told otherwise. */
@@ -528,9 +529,10 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
             "have been\n  stolen, or a form or script of your web site "
             "abused: change the\n  password and check your site's "
             "scripts.\n");
-    int reason = obspamd_notice_reason(n);
-
-    if (reason == OBSPAMD_REASON_CAP)
+    if (reason == OBSPAMD_REASON_SCRIPTS)
+      obspamd__put(&t, "- If the mail was legitimate, ask your hosting "
+                       "provider to let your\n  scripts send mail");
+    else if (reason == OBSPAMD_REASON_CAP)
       obspamd__put(&t,
                    "- If the mail was legitimate, send each message to at most "
                    "%" PRId64 "\n  %s, or ask your hosting provider for a "
@@ -550,6 +552,12 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
     else
       obspamd__put(&t, ".\n");
   } else {
+    /* Forbidden scripts have no limit to raise. */
+    const char *legitimate =
+        reason == OBSPAMD_REASON_SCRIPTS
+            ? "let its scripts send (scripts=yes) in the configuration"
+            : "raise the limit in the configuration";
+
     obspamd__put(
         &t,
         "- If this traffic is not expected, a password may have been stolen "
@@ -563,18 +571,18 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
       shell_word(&t, name);
       obspamd__put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
       obspamd__put(&t,
-                   "- If the traffic is legitimate, raise the limit in the "
-                   "configuration\n  file and reload it: obspamctl%s reload\n",
-                   ctl);
+                   "- If the traffic is legitimate, %s\n  file and reload it: "
+                   "obspamctl%s reload\n",
+                   legitimate, ctl);
     } else {
       obspamd__put(&t,
                    "  (%s has no control socket for obspamctl: see its\n"
                    "  --control option.)\n",
                    daemon);
       obspamd__put(&t,
-                   "- If the traffic is legitimate, raise the limit in the "
-                   "configuration\n  file and reload it: send %s a SIGHUP.\n",
-                   daemon);
+                   "- If the traffic is legitimate, %s\n  file and reload it: "
+                   "send %s a SIGHUP.\n",
+                   legitimate, daemon);
     }
   }
   obspamd__put(&t, "\n-- \n%s on %s\n", daemon, host);

@@ -88,6 +88,9 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
 
   if (set == NULL)
     return -1;
+  /* The byte order mark the library skips. */
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    i = 3;
   while (i < len) {
     size_t end = i, w, k;
     const char *name = NULL;
@@ -97,15 +100,16 @@ static int scan_lines(const char *text, size_t len, line_hash **out,
 
     while (end < len && text[end] != '\n')
       end++;
-    /* The words, joined by one space, up to a comment. */
-    for (w = i; w < end && text[w] != '#';) {
+    /* The words, joined by one space, up to a comment: a '#' that starts
+       a word (one inside a word is part of it, as in a#b@example.com). */
+    for (w = i; w < end;) {
       size_t start;
       while (w < end && is_blank(text[w]))
         w++;
       if (w == end || text[w] == '#')
         break;
       start = w;
-      while (w < end && !is_blank(text[w]) && text[w] != '#')
+      while (w < end && !is_blank(text[w]))
         w++;
       if (words == 1) {
         name = text + start;
@@ -355,9 +359,23 @@ int obspamd_set_limit(obspamd_service *s, int kind, const char *name,
   rc = apply(s->engine, &v);
   if (rc != OBSPAM_OK) {
     char err[512];
+    obspam_stats st = OBSPAM_STATS_INIT;
     obspam_engine_errmsg_r(s->engine, err, sizeof(err));
     pthread_mutex_unlock(&s->lock);
-    snprintf(msg, msg_size, "%s", err);
+    /* The library sets limits on declared objects only; an implicit
+       mailbox, which status and list show, is "no mailbox" to it. */
+    if (rc == OBSPAM_ENOTFOUND && kind == OBSPAM_MAILBOX &&
+        obspam_stats_get(s->engine, kind, v.name, 0, &st) == OBSPAM_OK) {
+      obspamd__clean(clean, sizeof(clean), v.name,
+                     OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+      snprintf(msg, msg_size,
+               "mailbox %s is not declared (an implicit mailbox of its "
+               "domain): give it a mailbox line in the configuration file, "
+               "or set its domain's mailbox limit",
+               clean);
+    } else {
+      snprintf(msg, msg_size, "%s", err);
+    }
     return rc;
   }
   v.line = line_of(o, kind, v.name);

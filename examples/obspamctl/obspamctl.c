@@ -559,9 +559,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
   char req[2048], when[32], abbr[64];
   answer a;
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
-  int64_t limits[3], counts[3], cap, forwarded, lists;
+  int64_t limits[3], counts[3], cap, forwarded, lists, reset, now;
   const char *blocked_kind, *blocked_by, *window_by;
-  int sending, disabled, w;
+  int sending, disabled, w, since[3];
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "status %s %s", kind, name);
@@ -591,6 +591,8 @@ static void cmd_status(const char *spec, int json, const char *kind,
   lists = value(&a, "list_deliveries") != NULL
               ? number(value(&a, "list_deliveries"))
               : 0;
+  /* A daemon older than 1.4.5 does not say: none. */
+  reset = value(&a, "last_reset") != NULL ? number(value(&a, "last_reset")) : 0;
   if (blocked_kind == NULL || blocked_by == NULL || window_by == NULL)
     die(EXIT_DAEMON, "the answer lacks a field");
   if (strcmp(blocked_kind, "-") == 0)
@@ -626,8 +628,10 @@ static void cmd_status(const char *spec, int json, const char *kind,
     printf(",\n  \"max_recipients\": ");
     json_limit(cap);
     printf(",\n  \"forwarded\": %" PRId64 ",\n  \"list_deliveries\": %" PRId64
-           "\n}\n",
+           ",\n  \"last_reset\": ",
            forwarded, lists);
+    json_time(reset);
+    printf("\n}\n");
     return;
   }
   printf("%s ", value(&a, "kind"));
@@ -658,17 +662,31 @@ static void cmd_status(const char *spec, int json, const char *kind,
   }
   if (cap >= 0)
     printf("  max recipients %" PRId64 " per message\n", cap);
+  /* A reset empties the windows it falls in (the day's from it on): what
+     they hold is what was sent since, not in the whole window. Each
+     window starts at its oldest bucket: 5 seconds, a minute, an hour. */
+  now = (int64_t)time(NULL);
+  for (w = 0; w < 3; w++)
+    since[w] = reset > 0 && reset >= (w == 0   ? now - now % 5 - 55
+                                      : w == 1 ? now - now % 60 - 59 * 60
+                                               : now - now % 3600 - 23 * 3600);
   for (w = 0; w < 3; w++)
     if (w == 1 || limits[w] >= 0)
-      printf("  sent           %" PRId64 " %s\n", counts[w], window_in[w]);
+      printf("  sent           %" PRId64 " %s%s%s\n", counts[w],
+             since[w] ? "since the reset (" : "", window_in[w],
+             since[w] ? ")" : "");
   /* Forwards (part of sent) and mailing-list deliveries, when there are
      any: the clock hour's, as the library keeps them. */
   if (forwarded > 0)
     printf("  forwarded      %" PRId64 " in this clock hour\n", forwarded);
   if (lists > 0)
     printf("  mailing lists  %" PRId64 " in this clock hour\n", lists);
-  printf("  refused        %" PRId64 " in the last 60 minutes\n", refused);
-  printf("  over its limit %" PRId64 " in the last 60 minutes\n", exceeded);
+  printf("  refused        %" PRId64 " %s\n", refused,
+         since[1] ? "since the reset (in the last 60 minutes)"
+                  : "in the last 60 minutes");
+  printf("  over its limit %" PRId64 " %s\n", exceeded,
+         since[1] ? "since the reset (in the last 60 minutes)"
+                  : "in the last 60 minutes");
   printf("  refused total  %" PRId64 " within the retention period\n",
          refused_total);
   if (last == 0)
@@ -676,6 +694,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
   else
     printf("  last refusal   %s %s\n", table_time(last, when, sizeof(when)),
            zone_abbr(last, abbr, sizeof(abbr)));
+  if (reset > 0)
+    printf("  last reset     %s %s\n", table_time(reset, when, sizeof(when)),
+           zone_abbr(reset, abbr, sizeof(abbr)));
 }
 
 /* "24h", "90m", "7d", "3600s" -> seconds. */
@@ -1167,6 +1188,9 @@ static void cmd_history(const char *spec, int json, const char *kind,
   from = parse_day(day, &next);
   if (from < 0 || next <= from)
     die_usage("bad day '%s': expected YYYY-MM-DD", day);
+  /* A day to come has no hours to show, not hours without mail. */
+  if (from > (int64_t)time(NULL))
+    die(EXIT_USAGE, "%s has not begun yet (in %s)", day, zone);
   /* The library keeps clock hours of UTC: those that start on the day.
      In a zone a whole number of hours off they are the day's hours; in
      one half an hour off they start at :30. */

@@ -128,7 +128,8 @@ want = {"kind": "subscription", "name": "bakery", "sending": True,
         "blocked_by": None,
         "limits": {"minute": None, "hour": 5000, "day": None},
         "counts": {"minute": 0, "hour": 0, "day": 0},
-        "max_recipients": None, "forwarded": 0, "list_deliveries": 0}
+        "max_recipients": None, "forwarded": 0, "list_deliveries": 0,
+        "last_reset": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
@@ -370,7 +371,8 @@ assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "blocked_kind\t-", "blocked_by\t", "limit_by\t-1",
                    "limit_minute\t-1", "count_minute\t3", "limit_day\t-1",
                    "count_day\t3", "max_recipients\t-1", "window_by\t-",
-                   "forwarded\t0", "list_deliveries\t0", "end", ""], got
+                   "forwarded\t0", "list_deliveries\t0", "last_reset\t0",
+                   "end", ""], got
 # A client that sends nothing is dropped after 5 seconds.
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(15)

@@ -516,7 +516,8 @@ static const obspamd__mail_info sample_info = {"obspam-policyd",
                                                1714568405,
                                                0,
                                                OBSPAMD_LOCAL_NONE,
-                                               "/run/obspam/control.sock"};
+                                               "/run/obspam/control.sock",
+                                               0};
 
 /* The headers after From:, To: and Reply-To: of both mails about
    sample_notice(), and the blank line after them. */

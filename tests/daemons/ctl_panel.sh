@@ -220,7 +220,29 @@ grep -q "reset kind=mailbox object=info@example.com uid=$(id -u)$" "$work/log" |
 run_ctl 0 status mailbox info@example.com
 expect "after a reset it sends again" "mailbox info@example.com: sending
   limit          3 per hour
-  sent           0 in the last 60 minutes" "$(head -n 3 <<<"$out")"
+  sent           0 since the reset (in the last 60 minutes)
+  refused        0 since the reset (in the last 60 minutes)
+  over its limit 0 since the reset (in the last 60 minutes)
+  refused total  1 within the retention period" "$(head -n 6 <<<"$out")"
+# The reset was made at most a second before its log line.
+python3 - "$(tail -n 1 <<<"$out")" "$(sed -n 's/^\([^ ]*\) .*: reset kind=mailbox object=info@example.com .*/\1/p' "$work/log")" <<'EOF'
+import datetime, sys
+logged = datetime.datetime.strptime(sys.argv[2], "%Y-%m-%dT%H:%M:%SZ")
+want = ["  last reset     %s UTC" % (logged - datetime.timedelta(seconds=s))
+        for s in (0, 1)]
+assert sys.argv[1] in want, (sys.argv[1], want)
+EOF
+echo "ok: status says when the reset was"
+run_ctl 0 status mailbox info@example.com --json
+python3 - "$work/ctl.out" "$(sed -n 's/^\([^ ]*\) .*: reset kind=mailbox object=info@example.com .*/\1/p' "$work/log")" <<'EOF'
+import datetime, json, sys
+got = json.load(open(sys.argv[1]))["last_reset"]
+logged = datetime.datetime.strptime(sys.argv[2], "%Y-%m-%dT%H:%M:%SZ")
+want = [(logged - datetime.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for s in (0, 1)]
+assert got in want, (got, want)
+EOF
+echo "ok: status --json says when the reset was"
 run_ctl 0 list mailbox --after dave@example.com --limit 1 --json
 python3 - "$work/ctl.out" "$now" <<'EOF'
 import datetime, json, sys

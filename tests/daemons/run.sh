@@ -45,6 +45,7 @@ EOF
 check_each common script <<'EOF'
 common_ctl   control socket and obspamctl end to end
 ctl_panel    obspamctl list, top, blocked, overview, reset, set-limit, --tz
+ctl_admin    what notices and reports say of forbidden scripts and caps
 common_http  metrics endpoint end to end
 common_man   obspamctl.8
 texts_agree  one SMTP code, the refusal words, the units' sockets in every text
