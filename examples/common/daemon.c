@@ -733,8 +733,10 @@ struct obspamd_private {
   /* Set when the journal dropped decisions that only a snapshot can
      hold now: the next tick saves (obspamd_journal_flush). */
   int save_now;
-  /* The limits set live (overrides.c). */
+  /* The limits set live (overrides.c), and how many the last load of
+     the configuration dropped (for the reload's answer; s->lock). */
   struct obspamd__overrides *overrides;
+  size_t overrides_dropped;
   /* The housekeeping thread. */
   pthread_mutex_t hk_lock;
   pthread_cond_t hk_cond;
@@ -1362,7 +1364,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
       p->objects = NULL;
       p->nobjects = 0; /* unknown: nothing to compare the next one with */
       __atomic_store_n(&p->store_pool, 0, __ATOMIC_RELAXED);
-      obspamd__overrides_loaded(s, e, NULL, 0);
+      p->overrides_dropped = obspamd__overrides_loaded(s, e, NULL, 0);
     }
     return rc;
   }
@@ -1442,7 +1444,7 @@ static int load_config(obspamd_service *s, obspam_engine *e, int check,
     p->objects = set;
     p->nobjects = n;
     __atomic_store_n(&p->store_pool, pool, __ATOMIC_RELAXED);
-    obspamd__overrides_loaded(s, e, text, len);
+    p->overrides_dropped = obspamd__overrides_loaded(s, e, text, len);
   } else {
     free(set);
   }
@@ -1625,6 +1627,7 @@ int obspamd_reload(obspamd_service *s, char *msg, size_t msg_size) {
 int obspamd_reload_force(obspamd_service *s, int force, char *msg,
                          size_t msg_size) {
   char why[600];
+  size_t dropped;
   int rc;
 
   pthread_mutex_lock(&s->lock);
@@ -1634,8 +1637,18 @@ int obspamd_reload_force(obspamd_service *s, int force, char *msg,
     ADD(&s->metrics.reloads_ok, 1);
     obspamd_log(LOG_INFO, "reload ok path=%s%s", s->config_path,
                 force ? " (forced)" : "");
-    snprintf(why, sizeof(why), "configuration reloaded from %s",
-             s->config_path);
+    dropped = s->priv->overrides_dropped;
+    /* A limit set live that the reload dropped changes what the object
+       may send: the admin who reloads is told, not only the log. */
+    if (dropped > 0)
+      snprintf(why, sizeof(why),
+               "configuration reloaded from %s; %zu limit%s set live "
+               "dropped (the log names %s)",
+               s->config_path, dropped, dropped == 1 ? "" : "s",
+               dropped == 1 ? "it" : "them");
+    else
+      snprintf(why, sizeof(why), "configuration reloaded from %s",
+               s->config_path);
   } else {
     ADD(&s->metrics.reloads_failed, 1);
     obspamd_log(LOG_ERR, "reload failed: %s", why);

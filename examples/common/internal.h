@@ -103,13 +103,14 @@ void obspamd__service_control(obspamd_service *s, const char *spec);
    obspamd__overrides_loaded sets again in e the overrides whose object's
    line in text is the one they were made under, drops the others (text
    NULL: the file could not be read as a text, so all), logs each, and
-   keeps the lines of text for the next comparison. */
+   keeps the lines of text for the next comparison. It returns how many
+   it dropped, which the reload's answer tells. */
 struct obspamd__overrides;
 struct obspamd__overrides *obspamd__overrides_new(void);
 void obspamd__overrides_free(struct obspamd__overrides *o);
 struct obspamd__overrides *obspamd__overrides_get(obspamd_service *s);
-void obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
-                               const char *text, size_t len);
+size_t obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
+                                 const char *text, size_t len);
 
 /* Sorts n elements of size bytes at base in ascending order of the
    uint64_t each begins with (compare orders them the same way). A reload

@@ -406,14 +406,14 @@ int obspamd_set_limit(obspamd_service *s, int kind, const char *name,
   return OBSPAM_OK;
 }
 
-void obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
-                               const char *text, size_t len) {
+size_t obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
+                                 const char *text, size_t len) {
   struct obspamd__overrides *o = obspamd__overrides_get(s);
   line_hash *lines = NULL;
-  size_t nlines = 0, i, kept = 0;
+  size_t nlines = 0, i, kept = 0, dropped_n;
 
   if (o == NULL)
-    return;
+    return 0;
   if (text != NULL && scan_lines(text, len, &lines, &nlines) != 0)
     lines = NULL; /* out of memory: nothing can be compared */
   for (i = 0; i < o->n; i++) {
@@ -453,10 +453,12 @@ void obspamd__overrides_loaded(obspamd_service *s, obspam_engine *e,
       o->list[kept++] = *v;
     }
   }
+  dropped_n = o->n - kept;
   o->n = kept;
   free(o->lines);
   o->lines = lines;
   o->nlines = lines != NULL ? nlines : 0;
+  return dropped_n;
 }
 
 struct obspamd__overrides *obspamd__overrides_new(void) {

@@ -413,6 +413,7 @@ set-limit kept kind=domain object=example.com limit=max-recipients value=9: the 
 # A reload that changes info's line drops its limit; the others stay.
 sed -i 's/limit=3/limit=4/' "$conf"
 run_ctl 0 reload
+expect "the reload's answer (one dropped)" "configuration reloaded from $conf; 1 limit set live dropped (the log names it)" "$out"
 run_ctl 0 status mailbox info@example.com
 expect "dropped when the file changes the object" "mailbox info@example.com: sending
   limit          4 per hour
@@ -429,6 +430,7 @@ echo "ok: the other limits set live stay"
 # Removing the domain's line drops its cap (and its mailboxes with it).
 sed -i '/^domain   example.com/d; /@example.com/d' "$conf"
 run_ctl 0 reload --force
+expect "the reload's answer (two dropped)" "configuration reloaded from $conf; 2 limits set live dropped (the log names them)" "$out"
 expect "the reload's log lines (objects gone)" "set-limit dropped kind=mailbox object=quiet@example.com limit=mailbox value=7/d: the configuration file changes that object
 set-limit dropped kind=domain object=example.com limit=max-recipients value=9: the configuration file changes that object" \
   "$(grep -o 'set-limit dropped .*' "$work/log" | tail -n 2)"
