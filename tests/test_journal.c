@@ -286,6 +286,43 @@ Test(journal, torn_last_record) {
   obspam_engine_free(e);
 }
 
+/* The files of a journaled engine e through two saves, copied aside:
+   s0, the snapshot of the first save, and j0, the journal of the 3
+   decisions after it; s1 (unless NULL), the snapshot of the second, and
+   j1, the journal of the 6 decisions after it. */
+static void files_of_two_saves(obspam_engine *e, const char *s0, const char *j0,
+                               const char *s1, const char *j1) {
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  traffic(e, T0, 2);
+  OK(obspam_state_save(e, state));
+  traffic(e, T0 + 10, 1);
+  OK(obspam_journal_flush(e));
+  copy_file(state, s0);
+  copy_file(journal, j0);
+  OK(obspam_state_save(e, state));
+  if (s1 != NULL)
+    copy_file(state, s1);
+  traffic(e, T0 + 20, 2);
+  OK(obspam_journal_flush(e));
+  copy_file(journal, j1);
+}
+
+/* The files a save killed before it stamped .next leaves, from those
+   of files_of_two_saves: s0 in place, j0 its journal, and j1 as .next,
+   whose snapshot length says that no snapshot holds its counters yet. */
+static void files_of_a_save_killed_before_its_stamp(const char *s0,
+                                                    const char *j0,
+                                                    const char *j1) {
+  int fd;
+
+  copy_file(s0, state);
+  copy_file(j0, journal);
+  copy_file(j1, next);
+  fd = open(next, O_WRONLY);
+  cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
+  close(fd);
+}
+
 /* The files a crash during a save can leave. */
 Test(journal, crash_during_a_save) {
   obspam_engine *e = engine();
@@ -295,18 +332,7 @@ Test(journal, crash_during_a_save) {
   snprintf(s1, sizeof(s1), "%s/s1", dir);
   snprintf(j0, sizeof(j0), "%s/j0", dir);
   snprintf(j1, sizeof(j1), "%s/j1", dir);
-  OK(obspam_journal_open(e, state, 0, NULL, NULL));
-  traffic(e, T0, 2);
-  OK(obspam_state_save(e, state));
-  traffic(e, T0 + 10, 1);
-  OK(obspam_journal_flush(e));
-  copy_file(state, s0); /* snapshot S0, and J0: 3 decisions after it */
-  copy_file(journal, j0);
-  OK(obspam_state_save(e, state));
-  copy_file(state, s1); /* S1, and J1: 6 decisions after it */
-  traffic(e, T0 + 20, 2);
-  OK(obspam_journal_flush(e));
-  copy_file(journal, j1);
+  files_of_two_saves(e, s0, j0, s1, j1);
 
   /* Killed after .next was stamped, before the snapshot's rename: S0 is
      in place, J0 follows it and J1 (.next) follows a snapshot that never
@@ -325,15 +351,7 @@ Test(journal, crash_during_a_save) {
   restarts_same(e, 6, 3, T0 + 30);
 
   /* Killed before .next was stamped: it follows no snapshot yet. */
-  copy_file(s0, state);
-  copy_file(j0, journal);
-  copy_file(j1, next);
-  {
-    int fd = open(next, O_WRONLY);
-
-    cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
-    close(fd);
-  }
+  files_of_a_save_killed_before_its_stamp(s0, j0, j1);
   restarts_same(e, 9, 0, T0 + 30);
   obspam_engine_free(e);
 }
@@ -906,29 +924,11 @@ Test(journal, merge_that_fails_keeps_both_files) {
   snprintf(s0, sizeof(s0), "%s/s0", dir);
   snprintf(j0, sizeof(j0), "%s/j0", dir);
   snprintf(j1, sizeof(j1), "%s/j1", dir);
-  OK(obspam_journal_open(e, state, 0, NULL, NULL));
-  traffic(e, T0, 2);
-  OK(obspam_state_save(e, state));
-  traffic(e, T0 + 10, 1);
-  OK(obspam_journal_flush(e));
-  copy_file(state, s0); /* S0, and J0: 3 decisions after it */
-  copy_file(journal, j0);
-  OK(obspam_state_save(e, state));
-  traffic(e, T0 + 20, 2);
-  OK(obspam_journal_flush(e));
-  copy_file(journal, j1); /* 6 decisions after the cut of a later save */
+  files_of_two_saves(e, s0, j0, NULL, j1);
   obspam_engine_free(e);
 
   /* Killed before .next was stamped: S0, J0, and J1 as .next. */
-  copy_file(s0, state);
-  copy_file(j0, journal);
-  copy_file(j1, next);
-  {
-    int fd = open(next, O_WRONLY);
-
-    cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 16), 8);
-    close(fd);
-  }
+  files_of_a_save_killed_before_its_stamp(s0, j0, j1);
   before = slurp(next, &nb);
   cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
   back = engine();
