@@ -357,7 +357,7 @@ void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
 /* A Subject: header. Text outside ASCII (a name such as jörg@example.com)
    is written as RFC 2047 encoded words ("=?UTF-8?B?...?="), each of whole
    characters and at most 39 bytes, so that no line is longer than 76
-   characters; header lines stay printable ASCII. */
+   characters; the subject stays printable ASCII. */
 static void put_subject(obspamd__text *t, const char *text) {
   static const char b64[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -365,8 +365,11 @@ static void put_subject(obspamd__text *t, const char *text) {
   size_t i, n, len = strlen(text);
   int ascii = 1;
 
+  /* Text that holds "=?" is encoded too: a name that is an encoded word
+     (a sender an attacker chose) would otherwise be decoded by mail
+     readers into a subject of its own. */
   for (i = 0; i < len; i++)
-    if (p[i] >= 0x80)
+    if (p[i] >= 0x80 || (p[i] == '=' && p[i + 1] == '?'))
       ascii = 0;
   if (ascii) {
     obspamd__put(t, "Subject: %s\n", text);
@@ -432,11 +435,15 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   obspamd__text t = {buf, size, 0};
 
   /* Header values hold printable ASCII only, so that no byte of them can
-     end a header line; the subject carries a name outside ASCII encoded. */
+     end a header line; the subject carries a name outside ASCII encoded.
+     The addresses of To: and Reply-To: keep their UTF-8 characters
+     (RFC 6532: sendmail -t takes them, and Postfix sends such mail with
+     SMTPUTF8): an address has no ASCII form, and one written with '?'
+     instead is another address. */
   obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "",
-                 OBSPAMD__CLEAN_NO_BLANK);
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "",
-                 OBSPAMD__CLEAN_NO_BLANK);
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   obspamd__clean(from, sizeof(from), mi->from, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(host, sizeof(host), mi->hostname, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(daemon, sizeof(daemon), mi->daemon, OBSPAMD__CLEAN_NO_BLANK);
@@ -558,8 +565,10 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
         "    %s\n",
         daemon, kind, grep);
     if (mi->control != NULL && *mi->control != '\0') {
-      obspamd__put(&t, "  The live figures:\n    obspamctl%s status %s ", ctl,
-                   kind);
+      /* obspamctl reads options after its command too: a name that
+         starts with '-' (a sender's choice) follows "--". */
+      obspamd__put(&t, "  The live figures:\n    obspamctl%s status %s %s", ctl,
+                   kind, name[0] == '-' ? "-- " : "");
       shell_word(&t, name);
       obspamd__put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
       obspamd__put(&t,

@@ -843,3 +843,59 @@ Test(notice, grep_hint_matches_the_log) {
     free(out);
   }
 }
+
+/* Names and contacts come from the configuration and from traffic (an
+   implicit mailbox is named by the sender an attacker chose): what a mail
+   makes of them must be the address, text and command they are. */
+Test(notice, contact_outside_ascii) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* The configuration takes "contact=jörg@example.com": the mail goes to
+     that address, in UTF-8 (RFC 6532), not to "j??rg@example.com", and
+     the admin's copy names it so. */
+  n.contact = "j\xc3\xb6rg@example.com";
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  expect_in(buf, "\nTo: j\xc3\xb6rg@example.com\nReply-To: "
+                 "postmaster@example.net\n");
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n  Contact:        j\xc3\xb6rg@example.com (sent a copy "
+                 "of this notice)\n");
+  /* Bytes that are no UTF-8 are no address either: never raw. */
+  n.contact = "j\xf6rg@example.com";
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  expect_in(buf, "\nTo: j?rg@example.com\n");
+}
+
+Test(notice, subject_that_looks_encoded) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* A sender whose name is an encoded word would have mail readers show
+     a subject of its choice: the whole subject is encoded instead, so
+     that the name is shown as it is. */
+  n.name = "=?utf-8?q?your_account_is_closed?=@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(
+      buf, "\nSubject: "
+           "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCA9P3V0Zi04P3E/eW91cl9hY2NvdW50?=\n"
+           " =?UTF-8?B?X2lzX2Nsb3NlZD89QGV4YW1wbGUuY29tOiA5IG92ZXItdGhlLWxp?=\n"
+           " =?UTF-8?B?bWl0IGF0dGVtcHRz?=\nDate: ");
+}
+
+Test(notice, name_that_looks_like_an_option) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* obspamctl takes options after its command (GNU getopt): a name that
+     starts with '-' follows "--", or the command the admin copies reads
+     it as an option ("--control=/tmp/x@example.com" would ask another
+     socket, and the status named nothing). */
+  n.name = "--control=/tmp/x@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n    obspamctl status mailbox -- "
+                 "--control=/tmp/x@example.com\n");
+  n.name = "-h@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n    obspamctl status mailbox -- -h@example.com\n");
+}
