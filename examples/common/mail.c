@@ -33,6 +33,17 @@ extern char **environ;
    (a spam run refused at thousands of mailboxes) is logged, not mailed. */
 #define MAIL_QUEUE_MAX 1000
 #define DEFAULT_TIMEOUT_S 30
+/* At most this many mails go to one address in an hour (from the first
+   of them). An implicit mailbox is named by a sender the client chose,
+   so whoever can send from a hosted domain can make one notice per
+   sender, each a mail to the admin and one to the contact; a real
+   incident at one customer is a few notices an hour. Past the bound the
+   notices are still logged, each on its line. */
+#define MAIL_PER_ADDRESS 100
+#define MAIL_WINDOW_S 3600
+/* The addresses counted at once: the admin and the contacts that got
+   mail lately. A new one takes the place of the one unused longest. */
+#define MAIL_ADDRESSES 64
 
 /* ---- running the command ------------------------------------------------- */
 
@@ -600,6 +611,15 @@ typedef struct mail {
   size_t len;
 } mail;
 
+/* The mails of one address in its hour. */
+typedef struct mail_budget {
+  char to[OBSPAM_NAME_MAX + 1];
+  int64_t start;    /* its hour's first mail, seconds; 0: a free place */
+  int64_t used;     /* its last mail, for the choice of a place */
+  uint32_t queued;  /* mails queued in the hour */
+  uint32_t dropped; /* mails over the bound in the hour */
+} mail_budget;
+
 struct obspamd__mailer {
   obspamd_service *s;
   const char *command;
@@ -611,6 +631,7 @@ struct obspamd__mailer {
   size_t queued;
   int stopping;
   int64_t stop_deadline_ms;
+  mail_budget budget[MAIL_ADDRESSES];
 };
 
 static void mail_free(mail *m) {
@@ -700,10 +721,56 @@ void obspamd__mailer_stop(obspamd__mailer *q) {
   free(q);
 }
 
+/* Counts a mail to the address to at now, under the queue's lock:
+   MAIL_OK when it is within the address's bound, MAIL_OVER when it is
+   over it, MAIL_FIRST_OVER for the first such mail of the address's
+   hour. *until gets the end of that hour, *ended the mails dropped in
+   the hour that this mail ends (0 when none ended or none were
+   dropped). */
+enum { MAIL_OK, MAIL_OVER, MAIL_FIRST_OVER };
+
+static int within_budget(obspamd__mailer *q, const char *to, int64_t now,
+                         int64_t *until, uint32_t *ended) {
+  mail_budget *b = NULL;
+  size_t i;
+
+  *ended = 0;
+  for (i = 0; i < MAIL_ADDRESSES && b == NULL; i++)
+    if (q->budget[i].start != 0 && strcmp(q->budget[i].to, to) == 0)
+      b = &q->budget[i];
+  if (b == NULL) {
+    /* A free place has used 0, as has none in use. */
+    b = &q->budget[0];
+    for (i = 1; i < MAIL_ADDRESSES; i++)
+      if (q->budget[i].used < b->used)
+        b = &q->budget[i];
+    memset(b, 0, sizeof(*b));
+    /* An address longer than the place is counted under its first
+       bytes: the bound may then be shared, never lost. */
+    snprintf(b->to, sizeof(b->to), "%s", to);
+    b->start = now;
+  } else if (now - b->start >= MAIL_WINDOW_S || now < b->start) {
+    *ended = b->dropped;
+    b->start = now;
+    b->queued = b->dropped = 0;
+  }
+  b->used = now;
+  *until = b->start + MAIL_WINDOW_S;
+  if (b->queued < MAIL_PER_ADDRESS) {
+    b->queued++;
+    return MAIL_OK;
+  }
+  return b->dropped++ == 0 ? MAIL_FIRST_OVER : MAIL_OVER;
+}
+
 void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
                            char *text, size_t len) {
   mail *m = calloc(1, sizeof(*m));
   obspamd_metrics *mt = &q->s->metrics;
+  int64_t until = 0;
+  uint32_t ended = 0;
+  int budget = MAIL_OK;
+  const char *why = NULL;
 
   if (m != NULL) {
     m->to = strdup(to);
@@ -723,22 +790,41 @@ void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
   m->text = text;
   m->len = len;
   pthread_mutex_lock(&q->lock);
-  if (q->queued >= MAIL_QUEUE_MAX || q->stopping) {
-    int stopping = q->stopping;
-    pthread_mutex_unlock(&q->lock);
-    obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what,
-                stopping ? "the daemon is stopping"
-                         : "more than 1000 mails are waiting");
-    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
-    mail_free(m);
-    return;
-  }
-  if (q->tail != NULL)
-    q->tail->next = m;
+  if (q->stopping)
+    why = "the daemon is stopping";
   else
-    q->head = m;
-  q->tail = m;
-  q->queued++;
-  pthread_cond_signal(&q->cond);
+    budget = within_budget(q, to, (int64_t)time(NULL), &until, &ended);
+  if (budget == MAIL_OK && why == NULL && q->queued >= MAIL_QUEUE_MAX)
+    why = "more than 1000 mails are waiting";
+  if (budget == MAIL_OK && why == NULL) {
+    if (q->tail != NULL)
+      q->tail->next = m;
+    else
+      q->head = m;
+    q->tail = m;
+    q->queued++;
+    pthread_cond_signal(&q->cond);
+  }
   pthread_mutex_unlock(&q->lock);
+  if (ended > 0)
+    obspamd_log(LOG_NOTICE,
+                "mail to=%s: %" PRIu32 " more notices of the hour before "
+                "were logged, not mailed",
+                to, ended);
+  if (budget == MAIL_OK && why == NULL)
+    return;
+  /* Over the bound, only the first mail of the hour is said. */
+  if (budget == MAIL_FIRST_OVER) {
+    char when[40];
+
+    human_time(until, when, sizeof(when));
+    obspamd_log(LOG_WARNING,
+                "mail dropped to=%s %s: %d mails to this address in an "
+                "hour; until %s its notices are logged, not mailed",
+                to, what, MAIL_PER_ADDRESS, when);
+  } else if (why != NULL) {
+    obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what, why);
+  }
+  __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+  mail_free(m);
 }
