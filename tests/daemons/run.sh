@@ -74,7 +74,6 @@ reject             action reject (550 5.7.1)
 rcpt_cap           the recipients cap at RCPT (452 4.5.3), per message instance
 forwards           forwards learnt at RCPT and charged at DATA, list posts exempt
 forwards_reload    no forward or list declared: none looked up; a reload declares them
-address_forms      quoted, routed, dotted, bang-path envelopes: the forward and sender Postfix uses
 unit               count messages, in the texts
 rcpt               RCPT refuses early, charges nothing
 rcpt_recorded      RCPT refusals recorded once per message
