@@ -481,6 +481,40 @@ def scenario_address_forms(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def scenario_local_forwards(tmp):
+    """A local submission to more forwarding mailboxes than a message
+    keeps (8): Postfix cannot refuse one recipient of it ("milter
+    configuration error: can't reject recipient in non-smtpd(8)
+    submission"; it was left in the maildrop and tried again every
+    minute, for ever). Every recipient is taken, the submitter's
+    subscription charged for all, the first 8 forwards charged too, and
+    the others said in one line."""
+    config = CONFIG + "domain fwd.example subscription=bulk\n" + "".join(
+        f"forward f{i}@fwd.example remote\n" for i in range(1, 11))
+    d = Daemon(tmp, config=config)
+    qid = "4TqR2d0K1Zz9sGh"
+    try:
+        same_minute()
+        c = mc.local_session(d.spec)
+        r = c.message("web@host.example",
+                      [f"f{i}@fwd.example" for i in range(1, 11)],
+                      [("X-Obspam-Pickup", f"uid=10003 id={qid}"),
+                       ("Subject", "to ten forwards")], queue_id=qid)
+        c.quit()
+        expect(r.code, mc.SMFIR_CONTINUE, "the local submission")
+        expect(d.status("subscription", "bulk"), (10 + 8, 0),
+               "bulk: the message's 10 recipients and 8 forwards")
+        for i in range(1, 9):
+            expect(d.status("mailbox", f"f{i}@fwd.example"), (1, 0),
+                   f"forward f{i}@fwd.example charged")
+        d.wait_log(f"warning: {qid}: a local submission to more than 8 "
+                   "forwarding mailboxes: the forwards of the others "
+                   "(f9@fwd.example, ...) are not counted (said once "
+                   "every 10 minutes)")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
 def scenario_reject(tmp):
     """Action reject: 550 5.7.1 and the same text."""
     d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))
