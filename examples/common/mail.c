@@ -317,7 +317,10 @@ static void notice_limit(const obspam_notice *n, int unit, char *line,
 }
 
 /* Appends s to buf as one word for a POSIX shell: as it is when it holds
-   only characters no shell treats specially, else in single quotes. */
+   only characters no shell treats specially, else in single quotes. A
+   quote inside is written '\'', a run of them in double quotes: a name
+   of 320 quotes (a sender's choice) would otherwise make a line of more
+   than the 998 bytes a mail may have. */
 static void shell_word(obspamd__text *t, const char *s) {
   const char *c;
 
@@ -331,8 +334,18 @@ static void shell_word(obspamd__text *t, const char *s) {
     return;
   }
   obspamd__put(t, "'");
-  for (c = s; *c; c++)
-    obspamd__put(t, *c == '\'' ? "'\\''" : "%c", *c);
+  for (c = s; *c; c++) {
+    size_t run = strspn(c, "'");
+
+    if (run == 0) {
+      obspamd__put(t, "%c", *c);
+    } else if (run == 1) {
+      obspamd__put(t, "'\\''");
+    } else {
+      obspamd__put(t, "'\"%.*s\"'", (int)run, c);
+      c += run - 1;
+    }
+  }
   obspamd__put(t, "'");
 }
 

@@ -786,9 +786,10 @@ Test(notice, grep_hint_matches_the_log) {
   } cases[] = {
       {OBSPAM_MAILBOX, "demo@bakery.example", "Q1 Q2"},
       {OBSPAM_MAILBOX, "o'neil+x@bakery.example", "Q4"},
-      {OBSPAM_DOMAIN, "bakery.example", "Q1 Q2 Q3 Q4"},
+      {OBSPAM_DOMAIN, "bakery.example", "Q1 Q2 Q3 Q4 Q7"},
       {OBSPAM_SUBSCRIPTION, "bakery", "Q3"},
       {OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", "Q5"},
+      {OBSPAM_MAILBOX, "o''ne'''il@bakery.example", "Q7"},
   };
   obspam_verdict v = OBSPAM_VERDICT_INIT;
   obspam_message m = OBSPAM_MESSAGE_INIT;
@@ -829,6 +830,10 @@ Test(notice, grep_hint_matches_the_log) {
   snprintf(v.object, sizeof(v.object), "demo@bakery.example.org");
   m.sender = "demo@bakery.example.org";
   obspamd_log_refusal(&v, &m, 0, "Q6");
+  /* Q7: runs of quotes, written as runs in the command. */
+  snprintf(v.object, sizeof(v.object), "o''ne'''il@bakery.example");
+  m.sender = "o''ne'''il@bakery.example";
+  obspamd_log_refusal(&v, &m, 0, "Q7");
 
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char grep[2048], cmd[4096], *out;
@@ -898,4 +903,29 @@ Test(notice, name_that_looks_like_an_option) {
   n.name = "-h@example.com";
   obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
   expect_in(buf, "\n    obspamctl status mailbox -- -h@example.com\n");
+}
+
+Test(notice, lines_fit_a_mail) {
+  /* Names of 320 bytes that need the most room in the commands the
+     admin's mail suggests: quotes, and characters a regular expression
+     escapes beside them. A line of a mail is at most 998 bytes (RFC
+     5322): past it Exim's transports refuse the message and Postfix
+     breaks the line, and the command with it. 320 quotes made a line
+     of 1,315 bytes. */
+  static const char *const parts[] = {"'", ".'", "\\'", "a'", "''.", "\\"};
+  obspam_notice n = sample_notice();
+  char name[OBSPAM_NAME_MAX + 1], buf[16384], *line, *end;
+  size_t i, len;
+
+  for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+    for (len = 0; len + strlen(parts[i]) + 12 <= OBSPAM_NAME_MAX;
+         len += strlen(parts[i]))
+      memcpy(name + len, parts[i], strlen(parts[i]));
+    snprintf(name + len, sizeof(name) - len, "@example.com");
+    n.name = name;
+    obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+    for (line = buf; (end = strchr(line, '\n')) != NULL; line = end + 1)
+      cr_assert_leq(end - line, 998, "%s: %.*s", parts[i], (int)(end - line),
+                    line);
+  }
 }
