@@ -439,7 +439,9 @@ def scenario_address_forms(tmp):
     it uses them (quotes, a source route, a trailing dot, a bang path, a
     comment): a recipient so written is still the forward it names (each
     of these was forwarded by Postfix and charged to nothing), and a
-    sender so written is charged as the mailbox Postfix sends it as."""
+    sender so written is charged as the mailbox Postfix sends it as. So
+    is a recipient with an extension (sales+x@, forwarded by Postfix with
+    recipient_delimiter = +)."""
     # acme's subscription limit of 6 would refuse the last of them.
     _, forwards, _, _ = scenario.forward_list_configs(
         CONFIG.replace("uid=10001 subscription=6", "uid=10001"), "-")
@@ -448,7 +450,7 @@ def scenario_address_forms(tmp):
              "<@a.example,@b.example:sales@fwd.example>",
              "<sales@fwd.example.>", "<fwd.example!sales>",
              "<sales%fwd.example>", "<sales(c)@fwd.example>",
-             '<"sales@fwd.example">']
+             '<"sales@fwd.example">', "<sales+x@fwd.example>"]
     senders = ['<"info"@acme.example>', "<@a.example:info@acme.example>",
                "<info@acme.example.>", "<acme.example!info>"]
     try:
