@@ -33,6 +33,17 @@ extern char **environ;
    (a spam run refused at thousands of mailboxes) is logged, not mailed. */
 #define MAIL_QUEUE_MAX 1000
 #define DEFAULT_TIMEOUT_S 30
+/* At most this many mails go to one address in an hour (from the first
+   of them). An implicit mailbox is named by a sender the client chose,
+   so whoever can send from a hosted domain can make one notice per
+   sender, each a mail to the admin and one to the contact; a real
+   incident at one customer is a few notices an hour. Past the bound the
+   notices are still logged, each on its line. */
+#define MAIL_PER_ADDRESS 100
+#define MAIL_WINDOW_S 3600
+/* The addresses counted at once: the admin and the contacts that got
+   mail lately. A new one takes the place of the one unused longest. */
+#define MAIL_ADDRESSES 64
 
 /* ---- running the command ------------------------------------------------- */
 
@@ -306,7 +317,10 @@ static void notice_limit(const obspam_notice *n, int reason, int unit,
 }
 
 /* Appends s to buf as one word for a POSIX shell: as it is when it holds
-   only characters no shell treats specially, else in single quotes. */
+   only characters no shell treats specially, else in single quotes. A
+   quote inside is written '\'', a run of them in double quotes: a name
+   of 320 quotes (a sender's choice) would otherwise make a line of more
+   than the 998 bytes a mail may have. */
 static void shell_word(obspamd__text *t, const char *s) {
   const char *c;
 
@@ -320,8 +334,18 @@ static void shell_word(obspamd__text *t, const char *s) {
     return;
   }
   obspamd__put(t, "'");
-  for (c = s; *c; c++)
-    obspamd__put(t, *c == '\'' ? "'\\''" : "%c", *c);
+  for (c = s; *c; c++) {
+    size_t run = strspn(c, "'");
+
+    if (run == 0) {
+      obspamd__put(t, "%c", *c);
+    } else if (run == 1) {
+      obspamd__put(t, "'\\''");
+    } else {
+      obspamd__put(t, "'\"%.*s\"'", (int)run, c);
+      c += run - 1;
+    }
+  }
   obspamd__put(t, "'");
 }
 
@@ -357,7 +381,7 @@ void obspamd__refusal_grep(int kind, const char *name, char *buf, size_t size) {
 /* A Subject: header. Text outside ASCII (a name such as jörg@example.com)
    is written as RFC 2047 encoded words ("=?UTF-8?B?...?="), each of whole
    characters and at most 39 bytes, so that no line is longer than 76
-   characters; header lines stay printable ASCII. */
+   characters; the subject stays printable ASCII. */
 static void put_subject(obspamd__text *t, const char *text) {
   static const char b64[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -365,8 +389,11 @@ static void put_subject(obspamd__text *t, const char *text) {
   size_t i, n, len = strlen(text);
   int ascii = 1;
 
+  /* Text that holds "=?" is encoded too: a name that is an encoded word
+     (a sender an attacker chose) would otherwise be decoded by mail
+     readers into a subject of its own. */
   for (i = 0; i < len; i++)
-    if (p[i] >= 0x80)
+    if (p[i] >= 0x80 || (p[i] == '=' && p[i + 1] == '?'))
       ascii = 0;
   if (ascii) {
     obspamd__put(t, "Subject: %s\n", text);
@@ -433,11 +460,15 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
   obspamd__text t = {buf, size, 0};
 
   /* Header values hold printable ASCII only, so that no byte of them can
-     end a header line; the subject carries a name outside ASCII encoded. */
+     end a header line; the subject carries a name outside ASCII encoded.
+     The addresses of To: and Reply-To: keep their UTF-8 characters
+     (RFC 6532: sendmail -t takes them, and Postfix sends such mail with
+     SMTPUTF8): an address has no ASCII form, and one written with '?'
+     instead is another address. */
   obspamd__clean(contact, sizeof(contact), n->contact ? n->contact : "",
-                 OBSPAMD__CLEAN_NO_BLANK);
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "",
-                 OBSPAMD__CLEAN_NO_BLANK);
+                 OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   obspamd__clean(from, sizeof(from), mi->from, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(host, sizeof(host), mi->hostname, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(daemon, sizeof(daemon), mi->daemon, OBSPAMD__CLEAN_NO_BLANK);
@@ -566,8 +597,10 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
         "    %s\n",
         daemon, kind, grep);
     if (mi->control != NULL && *mi->control != '\0') {
-      obspamd__put(&t, "  The live figures:\n    obspamctl%s status %s ", ctl,
-                   kind);
+      /* obspamctl reads options after its command too: a name that
+         starts with '-' (a sender's choice) follows "--". */
+      obspamd__put(&t, "  The live figures:\n    obspamctl%s status %s %s", ctl,
+                   kind, name[0] == '-' ? "-- " : "");
       shell_word(&t, name);
       obspamd__put(&t, "\n    obspamctl%s report --since 24h\n", ctl);
       obspamd__put(&t,
@@ -599,6 +632,15 @@ typedef struct mail {
   size_t len;
 } mail;
 
+/* The mails of one address in its hour. */
+typedef struct mail_budget {
+  char to[OBSPAM_NAME_MAX + 1];
+  int64_t start;    /* its hour's first mail, seconds; 0: a free place */
+  int64_t used;     /* its last mail, for the choice of a place */
+  uint32_t queued;  /* mails queued in the hour */
+  uint32_t dropped; /* mails over the bound in the hour */
+} mail_budget;
+
 struct obspamd__mailer {
   obspamd_service *s;
   const char *command;
@@ -610,6 +652,7 @@ struct obspamd__mailer {
   size_t queued;
   int stopping;
   int64_t stop_deadline_ms;
+  mail_budget budget[MAIL_ADDRESSES];
 };
 
 static void mail_free(mail *m) {
@@ -699,10 +742,56 @@ void obspamd__mailer_stop(obspamd__mailer *q) {
   free(q);
 }
 
+/* Counts a mail to the address to at now, under the queue's lock:
+   MAIL_OK when it is within the address's bound, MAIL_OVER when it is
+   over it, MAIL_FIRST_OVER for the first such mail of the address's
+   hour. *until gets the end of that hour, *ended the mails dropped in
+   the hour that this mail ends (0 when none ended or none were
+   dropped). */
+enum { MAIL_OK, MAIL_OVER, MAIL_FIRST_OVER };
+
+static int within_budget(obspamd__mailer *q, const char *to, int64_t now,
+                         int64_t *until, uint32_t *ended) {
+  mail_budget *b = NULL;
+  size_t i;
+
+  *ended = 0;
+  for (i = 0; i < MAIL_ADDRESSES && b == NULL; i++)
+    if (q->budget[i].start != 0 && strcmp(q->budget[i].to, to) == 0)
+      b = &q->budget[i];
+  if (b == NULL) {
+    /* A free place has used 0, as has none in use. */
+    b = &q->budget[0];
+    for (i = 1; i < MAIL_ADDRESSES; i++)
+      if (q->budget[i].used < b->used)
+        b = &q->budget[i];
+    memset(b, 0, sizeof(*b));
+    /* An address longer than the place is counted under its first
+       bytes: the bound may then be shared, never lost. */
+    snprintf(b->to, sizeof(b->to), "%s", to);
+    b->start = now;
+  } else if (now - b->start >= MAIL_WINDOW_S || now < b->start) {
+    *ended = b->dropped;
+    b->start = now;
+    b->queued = b->dropped = 0;
+  }
+  b->used = now;
+  *until = b->start + MAIL_WINDOW_S;
+  if (b->queued < MAIL_PER_ADDRESS) {
+    b->queued++;
+    return MAIL_OK;
+  }
+  return b->dropped++ == 0 ? MAIL_FIRST_OVER : MAIL_OVER;
+}
+
 void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
                            char *text, size_t len) {
   mail *m = calloc(1, sizeof(*m));
   obspamd_metrics *mt = &q->s->metrics;
+  int64_t until = 0;
+  uint32_t ended = 0;
+  int budget = MAIL_OK;
+  const char *why = NULL;
 
   if (m != NULL) {
     m->to = strdup(to);
@@ -722,22 +811,41 @@ void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
   m->text = text;
   m->len = len;
   pthread_mutex_lock(&q->lock);
-  if (q->queued >= MAIL_QUEUE_MAX || q->stopping) {
-    int stopping = q->stopping;
-    pthread_mutex_unlock(&q->lock);
-    obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what,
-                stopping ? "the daemon is stopping"
-                         : "more than 1000 mails are waiting");
-    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
-    mail_free(m);
-    return;
-  }
-  if (q->tail != NULL)
-    q->tail->next = m;
+  if (q->stopping)
+    why = "the daemon is stopping";
   else
-    q->head = m;
-  q->tail = m;
-  q->queued++;
-  pthread_cond_signal(&q->cond);
+    budget = within_budget(q, to, (int64_t)time(NULL), &until, &ended);
+  if (budget == MAIL_OK && why == NULL && q->queued >= MAIL_QUEUE_MAX)
+    why = "more than 1000 mails are waiting";
+  if (budget == MAIL_OK && why == NULL) {
+    if (q->tail != NULL)
+      q->tail->next = m;
+    else
+      q->head = m;
+    q->tail = m;
+    q->queued++;
+    pthread_cond_signal(&q->cond);
+  }
   pthread_mutex_unlock(&q->lock);
+  if (ended > 0)
+    obspamd_log(LOG_NOTICE,
+                "mail to=%s: %" PRIu32 " more notices of the hour before "
+                "were logged, not mailed",
+                to, ended);
+  if (budget == MAIL_OK && why == NULL)
+    return;
+  /* Over the bound, only the first mail of the hour is said. */
+  if (budget == MAIL_FIRST_OVER) {
+    char when[40];
+
+    human_time(until, when, sizeof(when));
+    obspamd_log(LOG_WARNING,
+                "mail dropped to=%s %s: %d mails to this address in an "
+                "hour; until %s its notices are logged, not mailed",
+                to, what, MAIL_PER_ADDRESS, when);
+  } else if (why != NULL) {
+    obspamd_log(LOG_WARNING, "mail dropped to=%s %s: %s", to, what, why);
+  }
+  __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+  mail_free(m);
 }

@@ -53,6 +53,9 @@ typedef struct message {
   int64_t php_uid;            /* from it, -1 when malformed */
   char script[SCRIPT_MAX + 1];
   obspamd_forwards fw; /* the forwards its recipients make */
+  /* The first forwarding mailbox of a local submission that fw had no
+     room for, "" when none. */
+  char fw_left[OBSPAM_NAME_MAX + 1];
 } message;
 
 typedef struct connection {
@@ -239,7 +242,7 @@ static int64_t message_cap(const connection *c, const message *g) {
 static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
                              const char *arg, int smtp) {
   obspamd_service *svc = milter_cfg.svc;
-  char rcpt[VALUE_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
+  char rcpt[VALUE_MAX + 1], bare[VALUE_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
   obspamd_forward f;
   uint32_t flag = 0;
 
@@ -252,8 +255,18 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
   sub_envelope_address(arg, rcpt, sizeof(rcpt));
   if (rcpt[0] == '\0' ||
       obspam_forward_lookup(svc->engine, rcpt, &flag, f.mailbox,
-                            sizeof(f.mailbox)) != OBSPAM_OK ||
-      flag == 0)
+                            sizeof(f.mailbox)) != OBSPAM_OK)
+    return SMFIS_CONTINUE;
+  /* Postfix with recipient_delimiter = + forwards user+ext@domain as
+     user@domain when it is no address of its own. A Postfix without
+     that delimiter does not forward it: counting it anyway spends only
+     the forward's allowance, which any sender can spend by writing to
+     user@domain. */
+  if (flag == 0 && sub_without_extension(rcpt, '+', bare, sizeof(bare)) &&
+      obspam_forward_lookup(svc->engine, bare, &flag, f.mailbox,
+                            sizeof(f.mailbox)) != OBSPAM_OK)
+    return SMFIS_CONTINUE;
+  if (flag == 0)
     return SMFIS_CONTINUE;
   if (smtp) {
     obspam_message m = OBSPAM_MESSAGE_INIT, pm;
@@ -280,6 +293,16 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
     }
   }
   if (!obspamd_forwards_fits(&g->fw, f.mailbox)) {
+    /* Postfix cannot refuse one recipient of a local submission: it
+       calls that a milter configuration error and leaves the message in
+       the maildrop, tried again every minute for ever. The submitter is
+       charged for every recipient; this forward goes uncounted, and is
+       said at the end of the message. */
+    if (!smtp) {
+      if (g->fw_left[0] == '\0')
+        copy_value(g->fw_left, sizeof(g->fw_left), f.mailbox);
+      return SMFIS_CONTINUE;
+    }
     smfi_setreply(ctx, "452", "4.5.3", "Too many recipients");
     return SMFIS_TEMPFAIL;
   }
@@ -403,17 +426,23 @@ static void set_reply(SMFICTX *ctx, int code, const char *text) {
                 rcode, text);
 }
 
+/* Whether a warning last said at *last is due again (once every 10
+   minutes, whatever the number of messages); *last is then now. */
+static int warning_due(int64_t *last_said) {
+  int64_t now = (int64_t)time(NULL), last;
+
+  last = __atomic_load_n(last_said, __ATOMIC_RELAXED);
+  return now - last >= 600 &&
+         __atomic_compare_exchange_n(last_said, &last, now, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED);
+}
+
 /* A local submission without a usable X-Obspam-Pickup: header is said
    once in a while, not for every message. */
 static int64_t last_marker_warning;
 
 static void warn_marker(const char *qid, const message *g) {
-  int64_t now = (int64_t)time(NULL), last;
-
-  last = __atomic_load_n(&last_marker_warning, __ATOMIC_RELAXED);
-  if (now - last < 600 ||
-      !__atomic_compare_exchange_n(&last_marker_warning, &last, now, 0,
-                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+  if (!warning_due(&last_marker_warning))
     return;
   if (g->markers == 0)
     obspamd_log(LOG_WARNING,
@@ -472,6 +501,19 @@ static int describe(const connection *c, const message *g, const char *qid,
   return 1;
 }
 
+/* Forwards of local submissions left uncounted, likewise. */
+static int64_t last_forwards_warning;
+
+static void warn_forwards_left(const char *qid, const message *g) {
+  if (g->fw_left[0] == '\0' || !warning_due(&last_forwards_warning))
+    return;
+  obspamd_log(LOG_WARNING,
+              "%s: a local submission to more than %d forwarding "
+              "mailboxes: the forwards of the others (%s, ...) are not "
+              "counted (said once every 10 minutes)",
+              qid, OBSPAMD_FORWARDS_MAX, g->fw_left);
+}
+
 static void log_decision(int priority, const char *qid, int local,
                          const obspam_message *m, const obspam_verdict *v) {
   static const char *const actions[] = {"accept", "refuse", "exempt",
@@ -508,6 +550,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
   if (c == NULL || c->msg == NULL)
     return SMFIS_CONTINUE;
   local = describe(c, c->msg, qid, &m, domain, sizeof(domain));
+  warn_forwards_left(qid, c->msg);
   /* Likewise for mailing lists. */
   if (obspamd_marks(svc) & OBSPAMD_MARK_LISTS)
     obspamd_mark_list(svc->engine, &m);

@@ -3,6 +3,7 @@
 #include "submission.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -243,9 +244,51 @@ int sub_pattern_match(const char *pattern, const char *path, size_t len,
   return 1;
 }
 
+/* The longest address rewritten as Postfix rewrites it. A longer one is
+   no name of the library's (320 bytes at most) whatever it becomes, and
+   is cut as it is. */
+#define ADDRESS_WORK 512
+
+/* Where a source route ("@a.example,@b.example:") ends in [b, e): after
+   its first ':' outside quotes, when something follows; else b. */
+static const char *past_route(const char *b, const char *e) {
+  const char *p;
+  int quoted = 0;
+
+  if (b == e || *b != '@')
+    return b;
+  for (p = b; p < e; p++) {
+    if (*p == '\\' && p + 1 < e)
+      p++;
+    else if (*p == '"')
+      quoted = !quoted;
+    else if (*p == ':' && !quoted)
+      return p + 1 < e ? p + 1 : b;
+  }
+  return b;
+}
+
+/* Reverses a[i..j) and its quoted marks. */
+static void reverse(char *a, unsigned char *q, size_t i, size_t j) {
+  while (i + 1 < j) {
+    char c = a[i];
+    unsigned char m = q[i];
+
+    a[i] = a[j - 1];
+    q[i] = q[j - 1];
+    a[j - 1] = c;
+    q[j - 1] = m;
+    i++;
+    j--;
+  }
+}
+
 size_t sub_envelope_address(const char *arg, char *out, size_t size) {
-  const char *b, *e;
-  size_t n, copy;
+  char a[ADDRESS_WORK];
+  unsigned char q[ADDRESS_WORK]; /* 1: the byte was quoted */
+  const char *b, *e, *p;
+  size_t n = 0, i, copy, at = SIZE_MAX, bang = SIZE_MAX, pct = SIZE_MAX;
+  int quoted = 0;
 
   if (arg == NULL)
     arg = "";
@@ -259,11 +302,95 @@ size_t sub_envelope_address(const char *arg, char *out, size_t size) {
     b++;
     e--;
   }
-  n = (size_t)(e - b);
+  while (b < e && blank(*b))
+    b++;
+  b = past_route(b, e);
+  /* The address as Postfix's tokenizer reads it: quotes and backslashes
+     only protect what they hold, blanks and comments outside quotes
+     separate nothing. */
+  for (p = b; p < e; p++) {
+    char c = *p;
+    unsigned char m = (unsigned char)quoted;
+
+    if (c == '"') {
+      quoted = !quoted;
+      continue;
+    }
+    if (c == '\\' && p + 1 < e) {
+      c = *++p;
+      m = 1;
+    } else if (!quoted && blank(c)) {
+      continue;
+    } else if (!quoted && c == '(') {
+      int depth = 1;
+
+      while (++p < e && depth > 0) {
+        if (*p == '\\' && p + 1 < e)
+          p++;
+        else if (*p == '(')
+          depth++;
+        else if (*p == ')')
+          depth--;
+      }
+      p--;
+      continue;
+    }
+    if (n < sizeof(a)) {
+      a[n] = c;
+      q[n] = m;
+    }
+    n++;
+  }
+  /* Then as trivial-rewrite(8) canonicalizes it: without an '@', a bang
+     path "site!user" becomes "user@site" (swap_bangpath, at the first
+     '!'), else "user%site" becomes "user@site" (allow_percent_hack, at
+     the last '%'); and one dot at the end of the domain goes. */
+  if (n <= sizeof(a)) {
+    for (i = 0; i < n; i++) {
+      if (q[i])
+        continue;
+      if (a[i] == '@')
+        at = i;
+      else if (a[i] == '!' && bang == SIZE_MAX)
+        bang = i;
+      else if (a[i] == '%')
+        pct = i;
+    }
+    if (at == SIZE_MAX && bang != SIZE_MAX) {
+      /* site!user -> resu!etis -> user!site -> user@site */
+      reverse(a, q, 0, n);
+      reverse(a, q, 0, n - 1 - bang);
+      reverse(a, q, n - bang, n);
+      a[n - 1 - bang] = '@';
+    } else if (at == SIZE_MAX && pct != SIZE_MAX) {
+      a[pct] = '@';
+    }
+    if (n >= 2 && a[n - 1] == '.' && !q[n - 1] &&
+        (q[n - 2] || (a[n - 2] != '.' && a[n - 2] != '@')))
+      n--;
+  }
   if (size > 0) {
     copy = n < size - 1 ? n : size - 1;
-    memcpy(out, b, copy);
+    if (copy > sizeof(a))
+      copy = sizeof(a);
+    memcpy(out, a, copy);
     out[copy] = '\0';
   }
   return n;
+}
+
+int sub_without_extension(const char *addr, char delim, char *out,
+                          size_t size) {
+  const char *at = strrchr(addr, '@'), *d = strchr(addr, delim);
+  size_t user, domain;
+
+  if (at == NULL || d == NULL || d > at || d == addr)
+    return 0;
+  user = (size_t)(d - addr);
+  domain = strlen(at);
+  if (user + domain + 1 > size)
+    return 0;
+  memcpy(out, addr, user);
+  memcpy(out + user, at, domain + 1);
+  return 1;
 }

@@ -95,11 +95,26 @@ int sub_pattern_check(const char *pattern, char *err, size_t err_size);
 int sub_pattern_match(const char *pattern, const char *path, size_t len,
                       char *domain, size_t domain_size);
 
-/* The envelope address of a MAIL FROM or RCPT TO argument: blanks around
-   it and one pair of angle brackets are removed ("<a@b>" -> "a@b", "<>" ->
-   ""). Copies at most size - 1 bytes into out (NUL-terminated) and returns
-   the length of the whole address (as snprintf does, so that a caller can
-   tell a cut one). */
+/* The envelope address of a MAIL FROM or RCPT TO argument, as Postfix
+   reads and canonicalizes it before it looks it up (virtual_alias_maps)
+   or sends it on: blanks around it and one pair of angle brackets are
+   removed ("<a@b>" -> "a@b", "<>" -> ""), and so are a source route
+   ("<@a,@b:u@d>"), comments, blanks, quotes and backslashes outside a
+   quoted string ("<\"u\"@d>" -> "u@d"), one dot that ends the domain
+   ("u@d." -> "u@d"); an address without '@' has its bang path
+   ("d!u") or percent hack ("u%d") turned into "u@d". The milter is given
+   the client's text, and a forward or sender must be known by the
+   address the MTA uses. Copies at most size - 1 bytes into out
+   (NUL-terminated) and returns the length of the whole address (as
+   snprintf does, so that a caller can tell a cut one); an address longer
+   than 512 bytes is copied cut, not rewritten. */
 size_t sub_envelope_address(const char *arg, char *out, size_t size);
+
+/* The address without the extension that Postfix's recipient_delimiter
+   delim starts in its local part ("user+ext@domain" -> "user@domain",
+   at the first delim). Returns 1 and the address in out (size bytes),
+   or 0 when it has no such extension (or no user before it, or out has
+   no room). */
+int sub_without_extension(const char *addr, char delim, char *out, size_t size);
 
 #endif

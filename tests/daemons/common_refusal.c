@@ -787,9 +787,10 @@ Test(notice, grep_hint_matches_the_log) {
   } cases[] = {
       {OBSPAM_MAILBOX, "demo@bakery.example", "Q1 Q2"},
       {OBSPAM_MAILBOX, "o'neil+x@bakery.example", "Q4"},
-      {OBSPAM_DOMAIN, "bakery.example", "Q1 Q2 Q3 Q4"},
+      {OBSPAM_DOMAIN, "bakery.example", "Q1 Q2 Q3 Q4 Q7"},
       {OBSPAM_SUBSCRIPTION, "bakery", "Q3"},
       {OBSPAM_MAILBOX, "j\xc3\xb6rg@example.com", "Q5"},
+      {OBSPAM_MAILBOX, "o''ne'''il@bakery.example", "Q7"},
   };
   obspam_verdict v = OBSPAM_VERDICT_INIT;
   obspam_message m = OBSPAM_MESSAGE_INIT;
@@ -830,6 +831,10 @@ Test(notice, grep_hint_matches_the_log) {
   snprintf(v.object, sizeof(v.object), "demo@bakery.example.org");
   m.sender = "demo@bakery.example.org";
   obspamd_log_refusal(&v, &m, 0, "Q6");
+  /* Q7: runs of quotes, written as runs in the command. */
+  snprintf(v.object, sizeof(v.object), "o''ne'''il@bakery.example");
+  m.sender = "o''ne'''il@bakery.example";
+  obspamd_log_refusal(&v, &m, 0, "Q7");
 
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char grep[2048], cmd[4096], *out;
@@ -842,5 +847,86 @@ Test(notice, grep_hint_matches_the_log) {
     out = read_file(path_in("hits"));
     cr_assert_str_eq(out, cases[i].hits, "%s\n%s", grep, logged());
     free(out);
+  }
+}
+
+/* Names and contacts come from the configuration and from traffic (an
+   implicit mailbox is named by the sender an attacker chose): what a mail
+   makes of them must be the address, text and command they are. */
+Test(notice, contact_outside_ascii) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* The configuration takes "contact=jörg@example.com": the mail goes to
+     that address, in UTF-8 (RFC 6532), not to "j??rg@example.com", and
+     the admin's copy names it so. */
+  n.contact = "j\xc3\xb6rg@example.com";
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  expect_in(buf, "\nTo: j\xc3\xb6rg@example.com\nReply-To: "
+                 "postmaster@example.net\n");
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n  Contact:        j\xc3\xb6rg@example.com (sent a copy "
+                 "of this notice)\n");
+  /* Bytes that are no UTF-8 are no address either: never raw. */
+  n.contact = "j\xf6rg@example.com";
+  obspamd__notice_mail(&sample_info, &n, 1, buf, sizeof(buf));
+  expect_in(buf, "\nTo: j?rg@example.com\n");
+}
+
+Test(notice, subject_that_looks_encoded) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* A sender whose name is an encoded word would have mail readers show
+     a subject of its choice: the whole subject is encoded instead, so
+     that the name is shown as it is. */
+  n.name = "=?utf-8?q?your_account_is_closed?=@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(
+      buf, "\nSubject: "
+           "=?UTF-8?B?W29ic3BhbV0gbWFpbGJveCA9P3V0Zi04P3E/eW91cl9hY2NvdW50?=\n"
+           " =?UTF-8?B?X2lzX2Nsb3NlZD89QGV4YW1wbGUuY29tOiA5IG92ZXItdGhlLWxp?=\n"
+           " =?UTF-8?B?bWl0IGF0dGVtcHRz?=\nDate: ");
+}
+
+Test(notice, name_that_looks_like_an_option) {
+  obspam_notice n = sample_notice();
+  char buf[8192];
+
+  /* obspamctl takes options after its command (GNU getopt): a name that
+     starts with '-' follows "--", or the command the admin copies reads
+     it as an option ("--control=/tmp/x@example.com" would ask another
+     socket, and the status named nothing). */
+  n.name = "--control=/tmp/x@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n    obspamctl status mailbox -- "
+                 "--control=/tmp/x@example.com\n");
+  n.name = "-h@example.com";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  expect_in(buf, "\n    obspamctl status mailbox -- -h@example.com\n");
+}
+
+Test(notice, lines_fit_a_mail) {
+  /* Names of 320 bytes that need the most room in the commands the
+     admin's mail suggests: quotes, and characters a regular expression
+     escapes beside them. A line of a mail is at most 998 bytes (RFC
+     5322): past it Exim's transports refuse the message and Postfix
+     breaks the line, and the command with it. 320 quotes made a line
+     of 1,315 bytes. */
+  static const char *const parts[] = {"'", ".'", "\\'", "a'", "''.", "\\"};
+  obspam_notice n = sample_notice();
+  char name[OBSPAM_NAME_MAX + 1], buf[16384], *line, *end;
+  size_t i, len;
+
+  for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+    for (len = 0; len + strlen(parts[i]) + 12 <= OBSPAM_NAME_MAX;
+         len += strlen(parts[i]))
+      memcpy(name + len, parts[i], strlen(parts[i]));
+    snprintf(name + len, sizeof(name) - len, "@example.com");
+    n.name = name;
+    obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+    for (line = buf; (end = strchr(line, '\n')) != NULL; line = end + 1)
+      cr_assert_leq(end - line, 998, "%s: %.*s", parts[i], (int)(end - line),
+                    line);
   }
 }

@@ -304,3 +304,93 @@ Test(envelope, brackets_and_blanks) {
       29u);
   cr_expect_str_eq(out, "someone@a-long-");
 }
+
+/* The forms Postfix takes in MAIL FROM and RCPT TO and rewrites before it
+   looks an address up or sends it on (observed with Postfix 3.7: its
+   {rcpt_addr} macro, the virtual_alias_maps lookup and the envelope it
+   relays): each must be the address Postfix uses, or a forward is not
+   recognised (a message to <"sales"@fwd.example> left through the
+   forward uncounted) and a sender is charged under another name. */
+static const struct {
+  const char *in, *out;
+} postfix_forms[] = {
+    /* Quotes and backslashes around plain characters. */
+    {"<\"sales\"@fwd.example>", "sales@fwd.example"},
+    {"<s\\ales@fwd.example>", "sales@fwd.example"},
+    {"<\"sales@fwd.example\">", "sales@fwd.example"},
+    /* A quoted blank stays: no name holds one, as Postfix's policy
+       requests show ("sa les@fwd.example"). */
+    {"<\"sa les\"@fwd.example>", "sa les@fwd.example"},
+    /* Comments and blanks between the parts. */
+    {"<sales(c)@fwd.example>", "sales@fwd.example"},
+    {"<(c)sales@fwd.example>", "sales@fwd.example"},
+    {"<sales(a (nested\\) one))@fwd.example>", "sales@fwd.example"},
+    {"< sales@fwd.example >", "sales@fwd.example"},
+    /* A source route. */
+    {"<@a.example,@b.example:sales@fwd.example>", "sales@fwd.example"},
+    {"<@x.example:\"sales\"@fwd.example>", "sales@fwd.example"},
+    /* One trailing dot of the domain, not two, nor one after '@'. */
+    {"<sales@fwd.example.>", "sales@fwd.example"},
+    {"<\"sales\"@fwd.example.>", "sales@fwd.example"},
+    {"<sales@fwd.example..>", "sales@fwd.example.."},
+    {"<sales@.>", "sales@."},
+    {"<sales.@fwd.example>", "sales.@fwd.example"},
+    /* Without an '@': a bang path (the first '!'), else the last '%'. */
+    {"<fwd.example!sales>", "sales@fwd.example"},
+    {"<fwd.example!\"sales\">", "sales@fwd.example"},
+    {"<a.example!fwd.example!sales>", "fwd.example!sales@a.example"},
+    {"<fwd.example.!sales>", "sales@fwd.example"},
+    {"<sales%fwd.example>", "sales@fwd.example"},
+    {"<a%b%fwd.example>", "a%b@fwd.example"},
+    /* With an '@' neither is rewritten, nor a quoted '!' or '%'. */
+    {"<a!b@fwd.example>", "a!b@fwd.example"},
+    {"<a%b@fwd.example>", "a%b@fwd.example"},
+    {"<\"fwd.example!sales\">", "fwd.example!sales"},
+    /* Sendmail and Postfix's cleanup send the address as it is. */
+    {"info@acme.example", "info@acme.example"},
+    {"", ""},
+};
+
+Test(envelope, postfix_rewrites) {
+  size_t i;
+
+  for (i = 0; i < sizeof(postfix_forms) / sizeof(postfix_forms[0]); i++) {
+    char out[64];
+    size_t n = sub_envelope_address(postfix_forms[i].in, out, sizeof(out));
+
+    cr_expect_str_eq(out, postfix_forms[i].out, "%s", postfix_forms[i].in);
+    cr_expect_eq(n, strlen(postfix_forms[i].out), "%s", postfix_forms[i].in);
+  }
+}
+
+Test(envelope, rewritten_then_cut) {
+  char out[8];
+
+  /* The length is the rewritten address's; the copy is cut. */
+  cr_expect_eq(
+      sub_envelope_address("<\"sales\"@fwd.example.>", out, sizeof(out)), 17u);
+  cr_expect_str_eq(out, "sales@f");
+}
+
+/* Postfix's recipient_delimiter: with "+", mail to sales+x@d is mail for
+   sales@d, forward included. */
+Test(envelope, extension) {
+  char out[64];
+
+  cr_expect_eq(
+      sub_without_extension("sales+x@fwd.example", '+', out, sizeof(out)), 1);
+  cr_expect_str_eq(out, "sales@fwd.example");
+  /* The first delimiter starts the extension, as Postfix splits it. */
+  cr_expect_eq(sub_without_extension("a+b+c@d", '+', out, sizeof(out)), 1);
+  cr_expect_str_eq(out, "a@d");
+  /* None, one in the domain only, or one that leaves no user: as it is. */
+  cr_expect_eq(
+      sub_without_extension("sales@fwd.example", '+', out, sizeof(out)), 0);
+  cr_expect_eq(
+      sub_without_extension("sales@f+wd.example", '+', out, sizeof(out)), 0);
+  cr_expect_eq(sub_without_extension("+x@fwd.example", '+', out, sizeof(out)),
+               0);
+  cr_expect_eq(sub_without_extension("sales+x", '+', out, sizeof(out)), 0);
+  /* No room: not stripped. */
+  cr_expect_eq(sub_without_extension("sales+x@fwd.example", '+', out, 8), 0);
+}

@@ -434,6 +434,89 @@ def scenario_forwards_reload(tmp):
         expect(d.stop(), 0, "exit status")
 
 
+def scenario_address_forms(tmp):
+    """Envelope addresses in the forms Postfix takes and rewrites before
+    it uses them (quotes, a source route, a trailing dot, a bang path, a
+    comment): a recipient so written is still the forward it names (each
+    of these was forwarded by Postfix and charged to nothing), and a
+    sender so written is charged as the mailbox Postfix sends it as. So
+    is a recipient with an extension (sales+x@, forwarded by Postfix with
+    recipient_delimiter = +)."""
+    # acme's subscription limit of 6 would refuse the last of them.
+    _, forwards, _, _ = scenario.forward_list_configs(
+        CONFIG.replace("uid=10001 subscription=6", "uid=10001"), "-")
+    d = Daemon(tmp, config=forwards)
+    rcpts = ['<"sales"@fwd.example>', "<s\\ales@fwd.example>",
+             "<@a.example,@b.example:sales@fwd.example>",
+             "<sales@fwd.example.>", "<fwd.example!sales>",
+             "<sales%fwd.example>", "<sales(c)@fwd.example>",
+             '<"sales@fwd.example">', "<sales+x@fwd.example>"]
+    senders = ['<"info"@acme.example>', "<@a.example:info@acme.example>",
+               "<info@acme.example.>", "<acme.example!info>"]
+    try:
+        same_minute(room=20)
+        for i, rcpt in enumerate(rcpts):
+            c = mc.smtp_session(d.spec, addr=SMTP_CLIENT)
+            r = c.message("<someone@outside.example>", [rcpt],
+                          [("Subject", "inbound")], queue_id=f"F{i}")
+            c.quit()
+            expect(r.code, mc.SMFIR_CONTINUE, f"{rcpt}: accepted")
+            expect(d.status("mailbox", "sales@fwd.example"), (i + 1, 0),
+                   f"{rcpt}: charged as a forward of sales@fwd.example")
+        # From a host of the local networks, without a login: charged to
+        # the sender, whose limit is 3.
+        for i, sender in enumerate(senders):
+            r = smtp_message(d, sender, client=LOCAL_NET_CLIENT,
+                             qid=f"S{i}")
+            if i < 3:
+                expect(r.code, mc.SMFIR_CONTINUE, f"{sender}: accepted")
+            else:
+                expect(r.text, refusal("mailbox", "info@acme.example", 3, 3),
+                       f"{sender}: over the limit of info@acme.example")
+            expect(d.status("mailbox", "info@acme.example"),
+                   (min(i + 1, 3), 1 if i == 3 else 0),
+                   f"{sender}: charged to info@acme.example")
+        lines = d.ctl("list mailbox")
+        expect([l for l in lines if '"' in l or "!" in l], [],
+               "no mailbox named by a quoted or routed form")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
+def scenario_local_forwards(tmp):
+    """A local submission to more forwarding mailboxes than a message
+    keeps (8): Postfix cannot refuse one recipient of it ("milter
+    configuration error: can't reject recipient in non-smtpd(8)
+    submission"; it was left in the maildrop and tried again every
+    minute, for ever). Every recipient is taken, the submitter's
+    subscription charged for all, the first 8 forwards charged too, and
+    the others said in one line."""
+    config = CONFIG + "domain fwd.example subscription=bulk\n" + "".join(
+        f"forward f{i}@fwd.example remote\n" for i in range(1, 11))
+    d = Daemon(tmp, config=config)
+    qid = "4TqR2d0K1Zz9sGh"
+    try:
+        same_minute()
+        c = mc.local_session(d.spec)
+        r = c.message("web@host.example",
+                      [f"f{i}@fwd.example" for i in range(1, 11)],
+                      [("X-Obspam-Pickup", f"uid=10003 id={qid}"),
+                       ("Subject", "to ten forwards")], queue_id=qid)
+        c.quit()
+        expect(r.code, mc.SMFIR_CONTINUE, "the local submission")
+        expect(d.status("subscription", "bulk"), (10 + 8, 0),
+               "bulk: the message's 10 recipients and 8 forwards")
+        for i in range(1, 9):
+            expect(d.status("mailbox", f"f{i}@fwd.example"), (1, 0),
+                   f"forward f{i}@fwd.example charged")
+        d.wait_log(f"warning: {qid}: a local submission to more than 8 "
+                   "forwarding mailboxes: the forwards of the others "
+                   "(f9@fwd.example, ...) are not counted (said once "
+                   "every 10 minutes)")
+    finally:
+        expect(d.stop(), 0, "exit status")
+
+
 def scenario_reject(tmp):
     """Action reject: 550 5.7.1 and the same text."""
     d = Daemon(tmp, CONFIG.replace("action defer", "action reject"))

@@ -139,6 +139,8 @@ smtp               SMTP login and sender, 451 4.7.1 text
 refusal_flood      a flood of refusals: the first logged, then one count
 sendmail_addr      Sendmail's {client_addr} forms
 forwards_reload    no forward or list declared: none looked up; a reload declares them
+address_forms      quoted, routed, dotted, bang-path envelopes: the forward and sender Postfix uses
+local_forwards     a local submission to more than 8 forwarding mailboxes: taken, not stuck
 reject             action reject (550 5.7.1)
 rcpt_cap           the recipients cap at envrcpt (452 4.5.3)
 local              local submission charged to its uid

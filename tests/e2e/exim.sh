@@ -22,7 +22,8 @@
 #       11th RCPT), and all 30 reach the sink;
 #     - local submissions through that Exim's sendmail -t by an
 #       unprivileged user: charged to the subscription that owns its uid
-#       (limit 2), with PHP's script path; the rest are frozen;
+#       (limit 2), with PHP's script path; the rest are frozen, one
+#       whose PHP header names a path longer than a request line too;
 #     - a forged, unauthenticated hosted sender from a client outside the
 #       local networks: delivered, and not charged; the same through
 #       exim -bh from an Internet address;
@@ -345,16 +346,32 @@ for n in 1 2 3 4; do
       "$EXIM" -t -odi -f www@web.example ||
     pf_die "sendmail -t as obspamtest failed (message $n)"
 done
+# A fifth whose PHP header names a path of 2,400 bytes, in encoded words
+# on folded lines that Exim's $h_ joins into one: its request must still
+# be one the policy server answers (a line over 2,048 bytes is closed
+# unanswered, and with OBSPAM_UNAVAILABLE = pass the message went out
+# uncounted), so the path is cut and not kept, and the message frozen.
+long_path=$(python3 -c 'print("/var/www/" + "\n ".join(["=?UTF-8?Q?" + "p" * 60 + "?="] * 40))')
+printf 'X-PHP-Originating-Script: %s:%s\nFrom: <www@web.example>\nTo: <someone@remote.example>\nSubject: e2e local 5\nX-E2E-Tag: local-5\n\nA local submission.\n-- end of test message\n' \
+  "$USER_UID" "$long_path" |
+  env -i PATH=/usr/bin:/bin HOME=/ setpriv --reuid="$USER_UID" \
+    --regid="$(id -g obspamtest)" --clear-groups -- \
+    "$EXIM" -t -odi -f www@web.example ||
+  pf_die "sendmail -t as obspamtest failed (message 5)"
 wait_sink 13
 pf_expect "local submissions at the sink" 2 \
-  "$(pf_sink_grep '^X-E2E-Tag: local-[12]$')"
-pf_expect "frozen local submissions" 2 \
+  "$(pf_sink_grep '^X-E2E-Tag: local-[0-9]$')"
+pf_expect "frozen local submissions" 3 \
   "$("$EXIM" -bp | grep -c '\*\*\* frozen \*\*\*' || true)"
-pf_expect "messages in Exim's queue" 2 "$("$EXIM" -bpc)"
+pf_expect "messages in Exim's queue" 3 "$("$EXIM" -bpc)"
 pf_expect "subscription web's count" 2 "$(ad_status subscription web count)"
 pf_expect "refusal lines with the uid and the script's path" 2 \
   "$(grep -c "refuse kind=subscription object=web limit=2 count=2 .* client=- recipients=1 window=hour uid=$USER_UID script=/var/www/web\.example/contact\.php\$" "$PF_TMP/policyd.log" || true)"
-pf_expect "Exim's lines for the frozen submissions" 2 \
+pf_expect "the refusal line of the fifth, without its cut path" 1 \
+  "$(grep -c "refuse kind=subscription object=web limit=2 count=2 .* client=- recipients=1 window=hour uid=$USER_UID script=-\$" "$PF_TMP/policyd.log" || true)"
+pf_expect "bad requests in the daemon's log" 0 \
+  "$(grep -c 'bad policy request' "$PF_TMP/policyd.log" || true)"
+pf_expect "Exim's lines for the frozen submissions" 3 \
   "$(grep -c 'obspam: frozen, 451 4\.7\.1 subscription web has sent' "$X/log/mainlog" || true)"
 
 # A local SMTP session (exim -bs, as some scripts submit) by the same
@@ -415,7 +432,7 @@ printf 'From: <www@web.example>\nTo: <someone@remote.example>\nSubject: e2e down
     --regid="$(id -g obspamtest)" --clear-groups -- \
     "$EXIM" -t -odi -f www@web.example ||
   pf_die "sendmail -t as obspamtest failed while the policy server is down"
-pf_expect "frozen local submissions" 3 \
+pf_expect "frozen local submissions" 4 \
   "$("$EXIM" -bp | grep -c '\*\*\* frozen \*\*\*' || true)"
 pf_expect "Exim's lines about the missing answers" 2 \
   "$(grep -c "no answer from the policy server at $SOCKET\$" "$X/log/mainlog" || true)"

@@ -23,7 +23,10 @@
 #                                         (virtual_alias_maps to a remote
 #                                         one) whose mailbox limit is 2:
 #                                         two forwarded, the third
-#                                         deferred at RCPT (envrcpt)
+#                                         deferred at RCPT (envrcpt), and
+#                                         so is the address then written
+#                                         quoted, with a trailing dot, as
+#                                         a bang path and with a +ext
 #   tests/e2e/milter.sh BUILD_DIR SCENARIO-unix
 #                                         the same, deployed as on a shared
 #                                         host: the milter listens on a
@@ -119,6 +122,7 @@ RULE
 pf_configure \
   "relay_domains = fwd.example" \
   "virtual_alias_maps = inline:{ sales@fwd.example=elsewhere@remote.example }" \
+  "recipient_delimiter = +" \
   "smtpd_milters = $POSTFIX_MILTER" \
   "non_smtpd_milters = $POSTFIX_MILTER" \
   "milter_default_action = tempfail" \
@@ -254,6 +258,22 @@ PY
   ;;
 forward)
   ad_forward "$PF_TMP/milter.log" ''
+  # The same address as Postfix also takes it, quoted, with the domain's
+  # trailing dot, as a bang path, with an extension (recipient_delimiter
+  # = +): Postfix forwards each one, so each is the forward of the
+  # mailbox at its limit, deferred at RCPT.
+  n=3
+  for form in '"sales"@fwd.example' sales@fwd.example. fwd.example!sales \
+    sales+x@fwd.example; do
+    n=$((n + 1))
+    ad_send "mail for <$form> (the forward at its limit)" rcpt \
+      --addr 198.51.100.77 --sender someone@outside.example \
+      --rcpt "$form" --first "$n" --tag fwd
+  done
+  pf_expect "sales@fwd.example's count and refusals after them" "2 5" \
+    "$(ad_status mailbox sales@fwd.example count refused)"
+  pf_expect "forwarded messages at the sink after them" 2 \
+    "$(pf_sink_grep '^X-Rcpt-Args: <elsewhere@remote\.example>')"
   ;;
 *)
   pf_die "unknown scenario '$SCENARIO' (smtp, local, forward, smtp-unix, local-unix, forward-unix)"

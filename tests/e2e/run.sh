@@ -78,7 +78,7 @@ check "milter: XCLIENT logins, limits, 4xx at end of data" \
   tests/e2e/milter.sh "$BUILD" smtp
 check "milter: local sendmail by a script's uid: 2 delivered, the rest held, report" \
   tests/e2e/milter.sh "$BUILD" local
-check "milter: inbound mail to a forwarding address (limit 2): 2 forwarded, the 3rd deferred at envrcpt" \
+check "milter: inbound mail to a forwarding address (limit 2): 2 forwarded, the 3rd deferred at envrcpt, and its quoted, dotted, bang-path and +ext forms" \
   tests/e2e/milter.sh "$BUILD" forward
 check "milter: shared-host deployment: SMTP and local mail over a unix: socket, --user, peer credentials" \
   bash -c "tests/e2e/milter.sh '$BUILD' smtp-unix && tests/e2e/milter.sh '$BUILD' local-unix"
