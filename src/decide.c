@@ -74,6 +74,9 @@ resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   }
   if (obspam__name_norm(addr, OBSPAM__NAME_ANY, &own) != NULL)
     return 0;
+  /* "info@example.com." or "example.com!info" is info@example.com to the
+     MTA, which sends it so: charged as that mailbox, not left unknown. */
+  obspam__name_canon(&own);
   /* Normalising changed nothing: the text's hash is the name's, and no
      mailbox has the name. */
   same = own.len == len && memcmp(own.s, addr, len) == 0;

@@ -83,6 +83,15 @@ int obspam_mailing_list_remove(obspam_engine *e, const char *address) {
   return change(e, "mailing_list_remove", address, OBSPAM_MSG_MAILING_LIST, 0);
 }
 
+/* A recipient or sender asked about, as the mailbox the MTA makes of it
+   (obspam__name_canon) into n: whether it is one. */
+static int envelope_address(const char *address, obspam__name *n) {
+  if (obspam__name_norm(address, OBSPAM__NAME_ANY, n) != NULL)
+    return 0;
+  obspam__name_canon(n);
+  return n->at < n->len && n->at > 0 && n->at + 1 < n->len;
+}
+
 int obspam_forward_lookup(obspam_engine *e, const char *address, uint32_t *flag,
                           char *mailbox, size_t size) {
   obspam__name n, out;
@@ -105,8 +114,7 @@ int obspam_forward_lookup(obspam_engine *e, const char *address, uint32_t *flag,
     return OBSPAM_OK;
   }
   pthread_rwlock_rdlock(&e->lock);
-  if (e->conf->marks.fwd.n > 0 &&
-      obspam__name_norm(address, OBSPAM__NAME_MAILBOX, &n) == NULL)
+  if (e->conf->marks.fwd.n > 0 && envelope_address(address, &n))
     f = obspam__forward_find(&e->conf->marks, &e->conf->tree, &n, &out);
   pthread_rwlock_unlock(&e->lock);
   *flag = f;
@@ -141,8 +149,7 @@ int obspam_mailing_list_match(obspam_engine *e, const char *sender,
     return OBSPAM_OK;
   }
   pthread_rwlock_rdlock(&e->lock);
-  if (e->conf->marks.list.n > 0 &&
-      obspam__name_norm(sender, OBSPAM__NAME_MAILBOX, &n) == NULL) {
+  if (e->conf->marks.list.n > 0 && envelope_address(sender, &n)) {
     if (client_address != NULL && client_address[0] != '\0')
       local = obspam__local_contains(&e->conf->local, addr);
     found = local && obspam__list_find(&e->conf->marks, &n);

@@ -116,6 +116,36 @@ block(const char *in, size_t i, unsigned fresh, obspam__name *out,
 }
 #endif
 
+void obspam__name_canon(obspam__name *n) {
+  size_t len = n->len, k;
+  const char *p;
+
+  if (n->at == len && (p = memchr(n->s, '!', len)) != NULL) {
+    char user[OBSPAM_NAME_MAX + 1];
+
+    k = (size_t)(p - n->s); /* the site is s[0..k), the user after it */
+    if (k == 0 || k + 1 == len)
+      return;
+    memcpy(user, p + 1, len - k - 1);
+    memmove(n->s + len - k, n->s, k);
+    memcpy(n->s, user, len - k - 1);
+    n->s[len - k - 1] = '@';
+    n->at = len - k - 1;
+  } else if (n->at == len) {
+    for (k = len; k > 0 && n->s[k - 1] != '%'; k--)
+      ;
+    if (k <= 1 || k == len) /* none, or an empty part */
+      return;
+    n->s[k - 1] = '@';
+    n->at = k - 1;
+  }
+  if (n->at < len && len >= 2 && n->s[len - 1] == '.' && n->s[len - 2] != '.' &&
+      len - 2 != n->at) {
+    n->s[--len] = '\0';
+    n->len = len;
+  }
+}
+
 const char *obspam__name_norm(const char *in, int shape, obspam__name *out) {
   size_t i = 0, len, end, ats = 0;
   const char *why = NULL;

@@ -28,4 +28,15 @@ enum {
    '@' and as a plain name otherwise. */
 const char *obspam__name_norm(const char *in, int shape, obspam__name *out);
 
+/* Rewrites n, a name obspam__name_norm took with OBSPAM__NAME_ANY, into
+   the envelope address an MTA makes of it before it looks it up or sends
+   it on (Postfix's trivial-rewrite(8), whose defaults swap_bangpath and
+   allow_percent_hack are on): without an '@', a bang path "site!user"
+   becomes "user@site" (at its first '!') or else "user%site" becomes
+   "user@site" (at its last '%'); one dot that ends an address's domain
+   goes ("user@site." -> "user@site"). A sender or forward written so is
+   the same mailbox to the MTA, and must be to the limits. A rewrite that
+   would leave an empty part is not made. */
+void obspam__name_canon(obspam__name *n);
+
 #endif

@@ -156,6 +156,41 @@ Test(forward, list_match_forms) {
      OBSPAM_EINVAL);
 }
 
+/* An address written as the MTA rewrites it (a dot that ends the
+   domain, a bang path, the percent hack) is the mailbox the MTA sends
+   as: the same forward, list and sender. Before, each was no forward
+   and a sender of no hosted domain: nothing was counted. */
+Test(forward, envelope_forms_are_what_the_mta_makes_of_them) {
+  obspam_message m;
+  obspam_verdict v;
+
+  EXPECT_FORWARD("sales@example.com.", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("Example.COM!sales", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("sales%example.com", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("ghost@big.example.", OBSPAM_MSG_FORWARD_REMOTE,
+                 "big.example");
+  EXPECT_FORWARD("sales@example.com..", 0, "");
+  EXPECT_FORWARD("!sales", 0, "");
+  EXPECT_FORWARD("sales%", 0, "");
+  cr_assert_eq(list_match("news@big.example.", "10.0.5.1"), 1);
+  cr_assert_eq(list_match("big.example!news-bounces", "10.0.5.1"), 1);
+  /* Unauthenticated mail from a local network, charged by its sender:
+     info@ (declared, limit 2 from its domain) three times over. */
+  m = tu_msg(0, NULL, "info@example.com.", "10.0.5.3", 1, -1, NULL, NULL, T0);
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 2, 0, 0);
+  m.sender = "example.com!info";
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_MAILBOX, "info@example.com", 2, 1, 0);
+  m.sender = "info%example.com";
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_REFUSE, OBSPAM_MAILBOX, "info@example.com", 2, 2,
+                 3600);
+}
+
 Test(forward, list_with_bounces_in_its_name) {
   OK(obspam_mailing_list_add(e, "a-bounces@example.com"));
   cr_assert_eq(list_match("a-bounces@example.com", NULL), 1);

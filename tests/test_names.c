@@ -147,3 +147,43 @@ Test(names, random_as_byte_loop) {
     expect_as_model(text);
   }
 }
+
+/* obspam__name_canon: the address the MTA makes of an envelope address,
+   or the name unchanged. */
+Test(names, envelope_canon) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"info@example.com.", "info@example.com"},
+      {"example.com!info", "info@example.com"},
+      {"a!b!c", "b!c@a"},
+      {"info%example.com", "info@example.com"},
+      {"a%b%c", "a%b@c"},
+      {"example.com!info.", "info.@example.com"},
+      {"info@example.com..", "info@example.com.."},
+      {"info@.", "info@."},
+      {"!info", "!info"},
+      {"site!", "site!"},
+      {"%info", "%info"},
+      {"info%", "info%"},
+      {"a!b@c", "a!b@c"},
+      {"a%b@c", "a%b@c"},
+      {"example.com.", "example.com."},
+      {"example.com", "example.com"},
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    obspam__name n;
+    const char *at;
+
+    cr_assert_null(obspam__name_norm(cases[i].in, OBSPAM__NAME_ANY, &n), "%s",
+                   cases[i].in);
+    obspam__name_canon(&n);
+    cr_assert_str_eq(n.s, cases[i].out, "%s", cases[i].in);
+    cr_assert_eq(n.len, strlen(cases[i].out), "%s", cases[i].in);
+    at = strchr(n.s, '@');
+    cr_assert_eq(n.at, at != NULL ? (size_t)(at - n.s) : n.len, "%s",
+                 cases[i].in);
+  }
+}

@@ -695,6 +695,42 @@ def sc_forwards(tmp):
                "report: the FORWARDED and LISTS columns")
 
 
+def sc_envelope_forms(tmp):
+    """A sender or recipient in a form Postfix passes on as it came but
+    rewrites before it sends the mail (a dot that ends the domain, a bang
+    path, the percent hack) is the mailbox Postfix sends as. Before, a
+    local script's "tiny@acme.example." was of no hosted domain and
+    counted nowhere, and "sales@fwd.example." was no forward."""
+    with Daemon(tmp, config_text=FWD_CONFIG, control=True) as d:
+        same_minute()
+        c = d.client()
+        local = dict(sasl_username="", client="127.0.0.1")
+        expect(c.request(**data_req("tiny@acme.example.", **local)), DUNNO,
+               "tiny 1 of 1, trailing dot")
+        for form in ("acme.example!tiny", "tiny%acme.example",
+                     "tiny@acme.example."):
+            expect(c.request(**data_req(form, **local)),
+                   defer_text("mailbox", "tiny@acme.example", 1, 1), form)
+        st = control_status(d.control, "mailbox", "tiny@acme.example")
+        expect((st["count"], st["refused"]), ("1", "3"), "tiny@'s counts")
+
+        def rcpt(rcpt_to, instance):
+            return c.request(protocol_state="RCPT", client_address=CLIENT,
+                             sender="someone@outside.example",
+                             recipient=rcpt_to, recipient_count=0,
+                             instance=instance)
+
+        for i, form in enumerate(("sales@fwd.example.", "fwd.example!sales")):
+            expect(rcpt(form, f"f{i}"), DUNNO, f"RCPT {form}")
+            expect(c.request(protocol_state="DATA", client_address=CLIENT,
+                             sender="someone@outside.example",
+                             recipient_count=1, instance=f"f{i}"), DUNNO,
+                   f"forward {i + 1} of 2")
+        expect(rcpt("sales%fwd.example", "f2"),
+               defer_text("mailbox", "sales@fwd.example", 2, 2),
+               "forward 3 of 2, at RCPT")
+
+
 def sc_forward_repeated(tmp):
     """A forwarding address named again in one message (RCPT TO twice, or
     in another case) is one recipient, which Postfix delivers once: one

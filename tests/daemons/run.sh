@@ -76,6 +76,7 @@ rcpt_cap           the recipients cap at RCPT (452 4.5.3), per message instance
 forwards           forwards learnt at RCPT and charged at DATA, list posts exempt
 forwards_reload    no forward or list declared: none looked up; a reload declares them
 forward_repeated   a forwarding address named again in a message is one forward
+envelope_forms     senders and forwards written as Postfix rewrites them are their mailboxes
 unit               count messages, in the texts
 rcpt               RCPT refuses early, charges nothing
 rcpt_recorded      RCPT refusals recorded once per message
