@@ -79,6 +79,28 @@ uint32_t obspam__forward_find(const obspam__marks *m, const obspam__tree *t,
     memcpy(out, n, offsetof(obspam__name, s) + n->len + 1);
     return k->flag;
   }
+  /* "user+ext@domain" that is no forward of its own is user@domain's
+     mail, as Postfix with recipient_delimiter = + delivers or forwards it
+     (virtual(5): the address, then without its extension, then the
+     catch-all): that forward, or that mailbox's, which no catch-all
+     takes. */
+  {
+    const char *plus = memchr(n->s, '+', n->at);
+
+    if (plus != NULL && plus != n->s) {
+      size_t user = (size_t)(plus - n->s);
+
+      memcpy(out->s, n->s, user);
+      memcpy(out->s + user, n->s + n->at, n->len - n->at + 1);
+      out->len = user + n->len - n->at;
+      out->at = user;
+      k = (const obspam__mark *)obspam__index_find(&m->fwd, out->s, out->len);
+      if (k != NULL)
+        return k->flag;
+      if (obspam__tree_find(t, OBSPAM_MAILBOX, out->s, out->len) != NULL)
+        return 0;
+    }
+  }
   /* A catch-all forwards only what no mailbox receives: "@domain" is
      looked up in place of the local part. */
   if (obspam__tree_find(t, OBSPAM_MAILBOX, n->s, n->len) != NULL)

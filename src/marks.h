@@ -43,9 +43,10 @@ void obspam__marks_free(obspam__marks *m);
 
 /* The forward a message to the normalised recipient n makes: its flag
    (0: none), and in out the name charged for it: the address itself, or
+   the address without its "+extension" when that one is the forward, or
    the domain of a catch-all. A catch-all takes the recipients of its
    domain that are neither forwards of their own nor mailboxes declared
-   in t (the mailboxes that exist). */
+   in t (the mailboxes that exist), with or without their extension. */
 uint32_t obspam__forward_find(const obspam__marks *m, const obspam__tree *t,
                               const obspam__name *n, obspam__name *out);
 

@@ -172,6 +172,14 @@ Test(forward, envelope_forms_are_what_the_mta_makes_of_them) {
                  "sales@example.com");
   EXPECT_FORWARD("ghost@big.example.", OBSPAM_MSG_FORWARD_REMOTE,
                  "big.example");
+  /* Postfix with recipient_delimiter = +: an address with an extension
+     that is no forward of its own is the one without it. */
+  EXPECT_FORWARD("sales+news@example.com.", OBSPAM_MSG_FORWARD_REMOTE,
+                 "sales@example.com");
+  EXPECT_FORWARD("info+x@example.com", 0, ""); /* a mailbox's */
+  EXPECT_FORWARD("info+x@big.example", OBSPAM_MSG_FORWARD_REMOTE,
+                 "big.example"); /* no mailbox there: the catch-all */
+  EXPECT_FORWARD("+x@example.com", 0, "");
   EXPECT_FORWARD("sales@example.com..", 0, "");
   EXPECT_FORWARD("!sales", 0, "");
   EXPECT_FORWARD("sales%", 0, "");

@@ -698,7 +698,8 @@ def sc_forwards(tmp):
 def sc_envelope_forms(tmp):
     """A sender or recipient in a form Postfix passes on as it came but
     rewrites before it sends the mail (a dot that ends the domain, a bang
-    path, the percent hack) is the mailbox Postfix sends as. Before, a
+    path, the percent hack; a recipient's +extension) is the mailbox
+    Postfix sends as or forwards for. Before, a
     local script's "tiny@acme.example." was of no hosted domain and
     counted nowhere, and "sales@fwd.example." was no forward."""
     with Daemon(tmp, config_text=FWD_CONFIG, control=True) as d:
@@ -726,9 +727,10 @@ def sc_envelope_forms(tmp):
                              sender="someone@outside.example",
                              recipient_count=1, instance=f"f{i}"), DUNNO,
                    f"forward {i + 1} of 2")
-        expect(rcpt("sales%fwd.example", "f2"),
-               defer_text("mailbox", "sales@fwd.example", 2, 2),
-               "forward 3 of 2, at RCPT")
+        for i, form in enumerate(("sales%fwd.example", "sales+x@fwd.example")):
+            expect(rcpt(form, f"g{i}"),
+                   defer_text("mailbox", "sales@fwd.example", 2, 2),
+                   f"{form}: a third forward of 2, at RCPT")
 
 
 def sc_forward_repeated(tmp):
