@@ -155,6 +155,31 @@ static int unauth_counted(const obspam__conf *c, const obspam_message *msg,
   }
 }
 
+/* An unauthenticated sender that is no valid name (a blank or a quote in
+   its local part, "x y"@example.com, more than one '@', longer than a
+   name may be) whose domain, after its last '@', is hosted: that domain
+   and its subscription, as the MTA sends the mail from that domain all
+   the same. Returns 0 when nothing is hosted. Only asked when the sender
+   resolves to nothing. */
+static int resolve_domain_of(const obspam__tree *t, const char *sender,
+                             obspam__charge *ch) {
+  const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
+  obspam__name n;
+  obspam__obj *d;
+
+  if (at == NULL || obspam__name_norm(at + 1, OBSPAM__NAME_PLAIN, &n) != NULL)
+    return 0;
+  if (n.len >= 2 && n.s[n.len - 1] == '.' && n.s[n.len - 2] != '.')
+    n.s[--n.len] = '\0';
+  d = obspam__tree_find(t, OBSPAM_DOMAIN, n.s, n.len);
+  if (d == NULL)
+    return 0;
+  ch->obj[0] = d->parent;
+  ch->obj[1] = d;
+  ch->n = 2;
+  return 1;
+}
+
 /* Step 4: finds the charged objects. Returns 0 for UNKNOWN. Inline, as
    limits is: begin calls both for every message. */
 static inline __attribute__((always_inline)) int
@@ -170,7 +195,8 @@ charged(const obspam__conf *c, const obspam_message *msg,
   if (msg->flags & (OBSPAM_MSG_FORWARD_LOCAL | OBSPAM_MSG_FORWARD_REMOTE))
     return resolve(t, msg->sender, ch, pre, w);
   if (unauth_counted(c, msg, addr) || (msg->flags & OBSPAM_MSG_MAILING_LIST))
-    return resolve(t, msg->sender, ch, pre, w);
+    return resolve(t, msg->sender, ch, pre, w) ||
+           resolve_domain_of(t, msg->sender, ch);
   return 0;
 }
 

@@ -199,6 +199,38 @@ Test(forward, envelope_forms_are_what_the_mta_makes_of_them) {
                  3600);
 }
 
+/* A local client's sender in a hosted domain that is no valid name
+   still charges its domain and subscription: the MTA sends the mail
+   from that domain all the same. Before, it was UNKNOWN and nothing was
+   counted. */
+Test(forward, unauthenticated_sender_that_is_no_name_charges_its_domain) {
+  char longer[400];
+  obspam_message m;
+  obspam_verdict v;
+
+  memset(longer, 'a', 330);
+  strcpy(longer + 330, "@example.com");
+  m = tu_msg(0, NULL, "\"in fo\"@example.com", "10.0.5.3", 1, -1, NULL, NULL,
+             T0);
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 5, 0, 0);
+  m.sender = longer;
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 5, 1, 0);
+  m.sender = "a@b@Example.COM.";
+  v = tu_decide_msg(e, &m, __LINE__);
+  EXPECT_VERDICT(v, OBSPAM_ACCEPT, OBSPAM_DOMAIN, "example.com", 5, 2, 0);
+  EXPECT_COUNTS(e, OBSPAM_SUBSCRIPTION, "acme", T0, 3, 0);
+  /* Not hosted, or from outside the local networks: nothing. */
+  m.sender = "in fo@elsewhere.example";
+  v = tu_decide_msg(e, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_UNKNOWN);
+  m.sender = "\"in fo\"@example.com";
+  m.client_address = "192.0.2.9";
+  v = tu_decide_msg(e, &m, __LINE__);
+  cr_assert_eq(v.action, OBSPAM_UNKNOWN);
+}
+
 Test(forward, list_with_bounces_in_its_name) {
   OK(obspam_mailing_list_add(e, "a-bounces@example.com"));
   cr_assert_eq(list_match("a-bounces@example.com", NULL), 1);
