@@ -287,17 +287,22 @@ Test(decide, sasl_unresolvable_falls_through) {
   EXPECT_ALL(9, 0, 0, 0, 9, 0, 0, 9, 1);
 }
 
-/* Logins and senders of any length or shape are simply not hosted. */
+/* Logins of any length or shape are simply not hosted, and neither are
+   such senders of a domain that is not; a sender that is no name in a
+   hosted domain charges the domain (unauthenticated_sender_that_is_no_
+   name_charges_its_domain in test_forward.c). */
 Test(decide, sasl_overlong_or_odd_login_is_not_an_error) {
   /* The client is not local: count unauthenticated mail from anywhere. */
   OPT(OBSPAM_OPT_COUNT_UNAUTHENTICATED, 1);
-  char big[1000];
+  char big[1000], far[1000];
   memset(big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
+  memcpy(far, big, sizeof far);
   memcpy(big + sizeof big - 13, "@example.com", 12);
+  memcpy(far + sizeof far - 14, "@nowhere.test", 13);
   obspam_verdict v = DEC(0, big, "bob@example.net", 1, -1, NULL, T0);
   EXPECT_ACCEPT_UNLIMITED(v, OBSPAM_MAILBOX, "bob@example.net");
-  EXPECT_EMPTY_DEC(OBSPAM_UNKNOWN, 0, NULL, big, 1, -1);
+  EXPECT_EMPTY_DEC(OBSPAM_UNKNOWN, 0, NULL, far, 1, -1);
   v = DEC(0, "info@example.com\n", "bob@example.net", 1, -1, NULL, T0);
   cr_assert_eq(v.action, OBSPAM_ACCEPT);
   EXPECT_ALL(0, 0, 2, 0, 0, 2, 0, 2, 0);

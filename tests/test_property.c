@@ -423,6 +423,27 @@ static int resolve(const char *addr, charged *c) {
   return 1;
 }
 
+/* "An unauthenticated sender that is no valid name whose domain, after
+   its last '@', is hosted charges that domain and its subscription"
+   (README, since 1.4.5): asked when resolve finds nothing. */
+static int resolve_domain_of(const char *addr, charged *c) {
+  char l[400];
+  if (addr == NULL)
+    return 0;
+  lower(addr, l, sizeof l);
+  char *at = strrchr(l, '@');
+  if (at == NULL)
+    return 0;
+  size_t n = strlen(at + 1);
+  if (n >= 2 && at[n] == '.' && at[n - 1] != '.')
+    at[n] = '\0';
+  int d = find_dom(at + 1);
+  if (d < 0)
+    return 0;
+  charge_domain(c, d);
+  return 1;
+}
+
 /* The implicit mailbox c asks for, made on first use: a mailbox of that
    name that is gone (removed, or implicit before) comes back from zero,
    else a new one is appended. */
@@ -530,7 +551,9 @@ static int classify(const obspam_message *msg, unsigned wl_match, int local,
     return resolve(msg->sender, c) ? -1 : OBSPAM_UNKNOWN;
   if (M.count_unauth == 1 || (M.count_unauth == 2 && local) ||
       (msg->flags & OBSPAM_MSG_MAILING_LIST))
-    return resolve(msg->sender, c) ? -1 : OBSPAM_UNKNOWN;
+    return resolve(msg->sender, c) || resolve_domain_of(msg->sender, c)
+               ? -1
+               : OBSPAM_UNKNOWN;
   return OBSPAM_UNKNOWN;
 }
 
