@@ -33,6 +33,22 @@ typedef struct wish {
   obspam__name n;
 } wish;
 
+/* The mailbox (into *m) and the domain the normalised name n holds, or
+   the domain it is; NULL when none is hosted. h is n's hash; same says
+   that n is the text already looked up whole (no mailbox has it). */
+static inline __attribute__((always_inline)) obspam__obj *
+find_name(const obspam__tree *t, const obspam__name *n, int same, uint64_t h,
+          obspam__obj **m) {
+  if (n->at < n->len) {
+    if (!same)
+      *m = obspam__index_find_hash(&t->index[OBSPAM_MAILBOX], n->s, n->len, h);
+    return *m != NULL ? (*m)->parent
+                      : obspam__tree_find(t, OBSPAM_DOMAIN, n->s + n->at + 1,
+                                          n->len - n->at - 1);
+  }
+  return obspam__index_find_hash(&t->index[OBSPAM_DOMAIN], n->s, n->len, h);
+}
+
 /* Resolves an address the way a login is resolved: a hosted mailbox
    charges the mailbox, its domain and its subscription; otherwise a hosted
    domain (the part after '@', or the whole text when it has none) charges
@@ -74,25 +90,27 @@ resolve(const obspam__tree *t, const char *addr, obspam__charge *ch,
   }
   if (obspam__name_norm(addr, OBSPAM__NAME_ANY, &own) != NULL)
     return 0;
-  /* "info@example.com." or "example.com!info" is info@example.com to the
-     MTA, which sends it so: charged as that mailbox, not left unknown. */
-  obspam__name_canon(&own);
   /* Normalising changed nothing: the text's hash is the name's, and no
      mailbox has the name. */
   same = own.len == len && memcmp(own.s, addr, len) == 0;
   if (!same)
     h = obspam__index_hash(own.s, own.len);
-  if (own.at < own.len) {
-    if (!same)
-      m = obspam__index_find_hash(&t->index[OBSPAM_MAILBOX], own.s, own.len, h);
-    d = m != NULL ? m->parent
-                  : obspam__tree_find(t, OBSPAM_DOMAIN, own.s + own.at + 1,
-                                      own.len - own.at - 1);
-  } else {
-    d = obspam__index_find_hash(&t->index[OBSPAM_DOMAIN], own.s, own.len, h);
+  d = find_name(t, &own, same, h, &m);
+  if (d == NULL) {
+    /* "info@example.com." or "example.com!info" is info@example.com to
+       the MTA, which sends it so: charged as that mailbox, not left
+       unknown. Only when the name as written is not hosted: a domain
+       declared as "fe80::1%eth0" is still itself. */
+    size_t len0 = own.len, at0 = own.at;
+
+    obspam__name_canon(&own);
+    if (own.len == len0 && own.at == at0)
+      return 0;
+    h = obspam__index_hash(own.s, own.len);
+    d = find_name(t, &own, 0, h, &m);
+    if (d == NULL)
+      return 0;
   }
-  if (d == NULL)
-    return 0;
   ch->obj[0] = d->parent;
   ch->obj[1] = d;
   ch->obj[2] = m;
