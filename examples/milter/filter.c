@@ -242,7 +242,7 @@ static int64_t message_cap(const connection *c, const message *g) {
 static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
                              const char *arg, int smtp) {
   obspamd_service *svc = milter_cfg.svc;
-  char rcpt[VALUE_MAX + 1], bare[VALUE_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
+  char rcpt[VALUE_MAX + 1], text[OBSPAMD_REFUSAL_MAX + 1];
   obspamd_forward f;
   uint32_t flag = 0;
 
@@ -255,15 +255,6 @@ static sfsistat forward_rcpt(SMFICTX *ctx, const connection *c, message *g,
   sub_envelope_address(arg, rcpt, sizeof(rcpt));
   if (rcpt[0] == '\0' ||
       obspam_forward_lookup(svc->engine, rcpt, &flag, f.mailbox,
-                            sizeof(f.mailbox)) != OBSPAM_OK)
-    return SMFIS_CONTINUE;
-  /* Postfix with recipient_delimiter = + forwards user+ext@domain as
-     user@domain when it is no address of its own. A Postfix without
-     that delimiter does not forward it: counting it anyway spends only
-     the forward's allowance, which any sender can spend by writing to
-     user@domain. */
-  if (flag == 0 && sub_without_extension(rcpt, '+', bare, sizeof(bare)) &&
-      obspam_forward_lookup(svc->engine, bare, &flag, f.mailbox,
                             sizeof(f.mailbox)) != OBSPAM_OK)
     return SMFIS_CONTINUE;
   if (flag == 0)

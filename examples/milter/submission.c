@@ -378,19 +378,3 @@ size_t sub_envelope_address(const char *arg, char *out, size_t size) {
   }
   return n;
 }
-
-int sub_without_extension(const char *addr, char delim, char *out,
-                          size_t size) {
-  const char *at = strrchr(addr, '@'), *d = strchr(addr, delim);
-  size_t user, domain;
-
-  if (at == NULL || d == NULL || d > at || d == addr)
-    return 0;
-  user = (size_t)(d - addr);
-  domain = strlen(at);
-  if (user + domain + 1 > size)
-    return 0;
-  memcpy(out, addr, user);
-  memcpy(out + user, at, domain + 1);
-  return 1;
-}

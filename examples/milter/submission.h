@@ -110,11 +110,4 @@ int sub_pattern_match(const char *pattern, const char *path, size_t len,
    than 512 bytes is copied cut, not rewritten. */
 size_t sub_envelope_address(const char *arg, char *out, size_t size);
 
-/* The address without the extension that Postfix's recipient_delimiter
-   delim starts in its local part ("user+ext@domain" -> "user@domain",
-   at the first delim). Returns 1 and the address in out (size bytes),
-   or 0 when it has no such extension (or no user before it, or out has
-   no room). */
-int sub_without_extension(const char *addr, char delim, char *out, size_t size);
-
 #endif

@@ -371,26 +371,3 @@ Test(envelope, rewritten_then_cut) {
       sub_envelope_address("<\"sales\"@fwd.example.>", out, sizeof(out)), 17u);
   cr_expect_str_eq(out, "sales@f");
 }
-
-/* Postfix's recipient_delimiter: with "+", mail to sales+x@d is mail for
-   sales@d, forward included. */
-Test(envelope, extension) {
-  char out[64];
-
-  cr_expect_eq(
-      sub_without_extension("sales+x@fwd.example", '+', out, sizeof(out)), 1);
-  cr_expect_str_eq(out, "sales@fwd.example");
-  /* The first delimiter starts the extension, as Postfix splits it. */
-  cr_expect_eq(sub_without_extension("a+b+c@d", '+', out, sizeof(out)), 1);
-  cr_expect_str_eq(out, "a@d");
-  /* None, one in the domain only, or one that leaves no user: as it is. */
-  cr_expect_eq(
-      sub_without_extension("sales@fwd.example", '+', out, sizeof(out)), 0);
-  cr_expect_eq(
-      sub_without_extension("sales@f+wd.example", '+', out, sizeof(out)), 0);
-  cr_expect_eq(sub_without_extension("+x@fwd.example", '+', out, sizeof(out)),
-               0);
-  cr_expect_eq(sub_without_extension("sales+x", '+', out, sizeof(out)), 0);
-  /* No room: not stripped. */
-  cr_expect_eq(sub_without_extension("sales+x@fwd.example", '+', out, 8), 0);
-}
