@@ -45,7 +45,7 @@ extern "C" {
 
 #define OBSPAM_VERSION_MAJOR 1
 #define OBSPAM_VERSION_MINOR 4
-#define OBSPAM_VERSION_PATCH 5
+#define OBSPAM_VERSION_PATCH 6
 #define OBSPAM_VERSION_NUMBER                                                  \
   ((OBSPAM_VERSION_MAJOR << 16) | (OBSPAM_VERSION_MINOR << 8) |                \
    OBSPAM_VERSION_PATCH)

@@ -8,17 +8,17 @@ Test(version, number_matches_header) {
   cr_assert_eq(obspam_version(), (unsigned int)OBSPAM_VERSION_NUMBER,
                "obspam_version() = 0x%x, header says 0x%x", obspam_version(),
                (unsigned int)OBSPAM_VERSION_NUMBER);
-  cr_assert_eq(obspam_version(), 0x010405u, "obspam_version() = 0x%x",
+  cr_assert_eq(obspam_version(), 0x010406u, "obspam_version() = 0x%x",
                obspam_version());
   cr_assert_eq(OBSPAM_VERSION_MAJOR, 1);
   cr_assert_eq(OBSPAM_VERSION_MINOR, 4);
-  cr_assert_eq(OBSPAM_VERSION_PATCH, 5);
+  cr_assert_eq(OBSPAM_VERSION_PATCH, 6);
 }
 
 Test(version, string) {
   const char *s = obspam_version_string();
   cr_assert_not_null(s, "obspam_version_string() is NULL");
-  cr_assert_str_eq(s, "1.4.5", "obspam_version_string() = \"%s\"", s);
+  cr_assert_str_eq(s, "1.4.6", "obspam_version_string() = \"%s\"", s);
   /* The string agrees with the number. */
   char buf[32];
   snprintf(buf, sizeof buf, "%u.%u.%u", obspam_version() >> 16,

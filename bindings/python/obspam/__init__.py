@@ -118,7 +118,7 @@ __all__ = [
 ]
 
 #: The version of this binding (it follows the library it was written for).
-__version__ = "1.4.5"
+__version__ = "1.4.6"
 
 # ---- Constants (values are part of the ABI) --------------------------------
 
