@@ -1043,6 +1043,51 @@ Test(policy, client_address_as_inet_pton_reads_it) {
   }
 }
 
+/* Every number of one to four digits (leading zeros, 256 to 9999, each
+   digit next to each bound), and a digit with a byte around '0'..'9' or
+   '.', in each of the four places of a quad: taken exactly when
+   inet_pton takes it. */
+Test(policy, every_number_of_a_quad_as_inet_pton_reads_it) {
+  static const char odd[] = {'/', ':', '.', ' ', 'a', '\x80'};
+  int place, digits, k;
+
+  for (place = 0; place < 4; place++) {
+    for (digits = 1; digits <= 4; digits++) {
+      int count = digits == 1   ? 10
+                  : digits == 2 ? 100
+                  : digits == 3 ? 1000
+                                : 10000;
+
+      for (k = 0; k < count + (int)sizeof(odd) * 2; k++) {
+        char number[8], addr[64], attrs[96];
+        unsigned char buf[16];
+        obspam_message m;
+        int want, p;
+        size_t len = 0;
+
+        if (k < count)
+          snprintf(number, sizeof(number), "%0*d", digits, k);
+        else if (k - count < (int)sizeof(odd))
+          snprintf(number, sizeof(number), "%c%d", odd[k - count], digits);
+        else
+          snprintf(number, sizeof(number), "%d%c", digits,
+                   odd[k - count - (int)sizeof(odd)]);
+        for (p = 0; p < 4; p++)
+          len += (size_t)snprintf(addr + len, sizeof(addr) - len, "%s%s",
+                                  p > 0 ? "." : "", p == place ? number : "7");
+        want = inet_pton(AF_INET, addr, buf) == 1 ||
+               inet_pton(AF_INET6, addr, buf) == 1;
+        snprintf(attrs, sizeof(attrs), "client_address=%s\n", addr);
+        message_of(attrs, &m);
+        if (addr[len - 1] == ' ')
+          continue; /* not the value as sent */
+        cr_assert_eq(m.client_address != NULL, want, "'%s': inet_pton says %d",
+                     addr, want);
+      }
+    }
+  }
+}
+
 /* The protocol state is compared as strcasecmp would: every mix of cases
    of the three states, and near misses ('\r' for '-', one letter
    changed, one more or fewer). */
