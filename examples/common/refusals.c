@@ -73,25 +73,38 @@ typedef struct words {
 #define WORDS_SCRIPT 16u
 #define WORDS_REASON_AT 5
 
+/* What the words depend on, as the verdict and the caller give them:
+   the verdict's retry_after and window (its limit and count are the
+   words' own), and the action and unit (AS_REJECT, AS_UNIT) with AS_SET.
+   A refusal that gives the same as the last one has its words without
+   working them out. A script's refusal is never taken so (its reason
+   also depends on the message's recipients), nor the first of an entry
+   (whose as is 0 until its text is written: 0 has no AS_SET). */
+#define AS_REJECT 1u
+#define AS_UNIT 2u
+#define AS_SET 4u
+
 /* An entry in the order a counted refusal reads it, from the start of a
-   cache line: the interval and its count, the words of the kept text and
-   what the lookup compares (51 bytes), then the name and the text side by
-   side in one array (the text right after the name's NUL). A refusal of
-   a name of 20 bytes with a text of 140 touches four cache lines of the
-   entry, where the unaligned entry of 1.4.1, with 80 bytes before the
-   name, touched four or five. The queue ID, written once an
-   interval, comes last. */
+   cache line: the interval and its count, the words of the kept text,
+   what they were worked out from, and what the lookup compares (68
+   bytes), then the name and the text side by side in one array (the
+   text right after the name's NUL). A refusal of a name of 20 bytes
+   with a text of 140 touches four cache lines of the entry, where the
+   unaligned entry of 1.4.1, with 80 bytes before the name, touched four
+   or five. The queue ID, written once an interval, comes last. */
 typedef struct tracked {
   int64_t since_ms; /* when the current interval began */
   uint64_t more;    /* refusals counted in it */
   /* The words of the object's last refusal (obspamd_refusal), whose SMTP
      text is kept at chars + len + 1 when text_len is not 0. */
   int64_t limit, count, wait;
+  int64_t retry_after, window; /* of the verdict they came from */
   int32_t kind; /* -1: the entry of the objects the table has no room for */
   uint16_t len; /* of the name */
   uint16_t text_len;  /* of the text; 0: none kept yet */
   uint16_t text_code; /* 451 or 550 */
   uint8_t how;        /* words.how */
+  uint8_t as;         /* AS_*: the action and unit they came from */
   char chars[NAME_SIZE + OBSPAMD_REFUSAL_MAX + 1];
   char qid[64]; /* the queue ID of the first refusal counted, "" for none */
 } __attribute__((aligned(64))) tracked;
@@ -258,6 +271,7 @@ account(int kind, const char *object, const char *queue_id, int64_t now_ms,
   memcpy(e->chars, object, len);
   e->chars[len] = '\0';
   e->text_len = 0;
+  e->as = 0;
   open_first(e, now_ms);
   ntracked++;
   *counted = 0;
@@ -279,6 +293,33 @@ int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
   return counted;
 }
 
+/* The words of a refusal (struct words). */
+static inline void words_of(const obspam_verdict *v, const obspam_message *m,
+                            int reject, int unit, words *w) {
+  w->limit = v->limit;
+  w->count = v->count;
+  w->wait = v->retry_after < 0 ? -1
+            : reject           ? 0
+                               : obspamd__retry_shown(v->retry_after);
+  w->how =
+      (uint8_t)((v->window == OBSPAM_WINDOW_MINUTE ? WORDS_MINUTE
+                 : v->window == OBSPAM_WINDOW_DAY  ? WORDS_DAY
+                                                   : 0u) |
+                (reject ? WORDS_REJECT : 0u) | (unit ? WORDS_UNIT : 0u) |
+                (m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0 ? WORDS_SCRIPT
+                                                                  : 0u) |
+                (unsigned)obspamd_refusal_reason(v, m) << WORDS_REASON_AT);
+}
+
+/* Whether the words of e's text were worked out from what v and as
+   give (AS_SET): then they are v's. */
+static inline int same_as(const tracked *e, const obspam_verdict *v,
+                          unsigned as) {
+  return e->as == as && as != 0 && e->limit == v->limit &&
+         e->count == v->count && e->retry_after == v->retry_after &&
+         e->window == v->window;
+}
+
 /* Whether e's text was written for words w. */
 static int same_words(const tracked *e, const words *w) {
   return e->text_len != 0 && e->limit == w->limit && e->count == w->count &&
@@ -293,7 +334,7 @@ refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
         int held) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
   int counted = 0;
-  words w;
+  unsigned as;
   tracked *e;
   size_t n;
 
@@ -304,38 +345,36 @@ refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
     obspamd__refusal_line(v, m, unit, queue_id);
     return strlen(buf);
   }
-  w.limit = v->limit;
-  w.count = v->count;
-  w.wait = v->retry_after < 0 ? -1
-           : reject           ? 0
-                              : obspamd__retry_shown(v->retry_after);
-  w.how =
-      (uint8_t)((v->window == OBSPAM_WINDOW_MINUTE ? WORDS_MINUTE
-                 : v->window == OBSPAM_WINDOW_DAY  ? WORDS_DAY
-                                                   : 0u) |
-                (reject ? WORDS_REJECT : 0u) | (unit ? WORDS_UNIT : 0u) |
-                (m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0 ? WORDS_SCRIPT
-                                                                  : 0u) |
-                (unsigned)obspamd_refusal_reason(v, m) << WORDS_REASON_AT);
+  as = m != NULL && (m->flags & OBSPAM_MSG_SCRIPT) != 0
+           ? 0u
+           : AS_SET | (reject ? AS_REJECT : 0u) | (unit ? AS_UNIT : 0u);
   if (now_ms < 0)
     now_ms = coarse_ms();
   if (!held)
     pthread_mutex_lock(&lock);
   e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
-  if (e != NULL && !same_words(e, &w)) {
-    /* The words changed (for the wait: once a second under a minute,
-       else once a minute at most): the text is written again. */
-    char *text = e->chars + e->len + 1;
-    int text_code;
+  if (e != NULL && !same_as(e, v, as)) {
+    words w;
 
-    obspamd_refusal_text_msg(v, m, reject, unit, &text_code, text,
-                             OBSPAMD_REFUSAL_MAX + 1);
-    e->text_code = (uint16_t)text_code;
-    e->text_len = (uint16_t)strlen(text);
-    e->limit = w.limit;
-    e->count = w.count;
-    e->wait = w.wait;
-    e->how = w.how;
+    words_of(v, m, reject, unit, &w);
+    if (!same_words(e, &w)) {
+      /* The words changed (for the wait: once a second under a minute,
+         else once a minute at most): the text is written again. */
+      char *text = e->chars + e->len + 1;
+      int text_code;
+
+      obspamd_refusal_text_msg(v, m, reject, unit, &text_code, text,
+                               OBSPAMD_REFUSAL_MAX + 1);
+      e->text_code = (uint16_t)text_code;
+      e->text_len = (uint16_t)strlen(text);
+      e->limit = w.limit;
+      e->count = w.count;
+      e->wait = w.wait;
+      e->how = w.how;
+    }
+    e->retry_after = v->retry_after;
+    e->window = v->window;
+    e->as = (uint8_t)as;
   }
   if (e != NULL) {
     n = e->text_len < size - 1 ? e->text_len : size - 1;
