@@ -733,8 +733,7 @@ static void request_end(server *s, conn *c, int refused,
                         const obspam_verdict *v, const obspam_message *about) {
   double us = s->decided_us - c->asked_us;
 
-  if (!rules_end(c->step, rules_attr(&c->req, POLICY_INSTANCE), refused,
-                 &c->mem))
+  if (!rules_end(c->step, &c->req, refused, &c->mem))
     return;
   obspamd_metrics_verdict(&s->svc.metrics, v, about);
   if (s->timed_n > 0 && us != s->timed_us)

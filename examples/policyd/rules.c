@@ -13,29 +13,67 @@ void rules_memory_init(rules_memory *mem) {
   obspamd_forwards_clear(&mem->fw);
 }
 
-/* Whether instance names a message and is the one remembered in kept.
-   An instance too long to keep never matches: that message is decided
-   each time it is asked about, as if it had none (kept, written by
-   remember, is always shorter, so that strcmp alone tells). */
-static int same_message(const char *instance, const char *kept) {
-  return instance != NULL && instance[0] != '\0' && strcmp(instance, kept) == 0;
+/* The instance of r as sent: present, with its length. */
+static inline const policy_value *instance_of(const policy_req *r) {
+  const policy_value *v = &r->attr[POLICY_INSTANCE];
+
+  return v->present ? v : NULL;
 }
 
-/* Keeps instance in kept, or forgets what kept held when there is none or
-   it is too long to keep. */
-static void remember(char *kept, const char *instance) {
-  size_t n = instance != NULL ? strlen(instance) : RULES_INSTANCE_MAX;
+/* Whether the n bytes at a and b (8 or more) are the same: words
+   compared in place, the last one overlapping the one before, where a
+   call of memcmp would cost more than the comparison itself. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  uint64_t x, y;
+  size_t i;
 
-  if (n < RULES_INSTANCE_MAX)
-    memcpy(kept, instance, n + 1);
-  else
+  for (i = 0; i + 8 < n; i += 8) {
+    memcpy(&x, a + i, 8);
+    memcpy(&y, b + i, 8);
+    if (x != y)
+      return 0;
+  }
+  memcpy(&x, a + n - 8, 8);
+  memcpy(&y, b + n - 8, 8);
+  return x == y;
+}
+
+/* Whether r's instance names a message and is the one remembered in
+   kept, as strcmp would tell: kept ends where the instance does (a value
+   holds no NUL) and has its bytes. An instance too long to keep never
+   matches: that message is decided each time it is asked about, as if
+   it had none (kept, written by remember, is always shorter). */
+static int same_message(const policy_req *r, const char *kept) {
+  const policy_value *v = instance_of(r);
+  size_t n = v != NULL ? v->len : 0;
+
+  if (n == 0 || n >= RULES_INSTANCE_MAX || kept[n] != '\0')
+    return 0;
+  return n >= 8 ? same_bytes(v->text, kept, n) : memcmp(v->text, kept, n) == 0;
+}
+
+/* Keeps r's instance in kept, or forgets what kept held when there is
+   none or it is too long to keep. A short one is copied with the bytes
+   after its NUL, in two fixed copies: text and kept both hold them. */
+_Static_assert(RULES_INSTANCE_MAX >= 32 && POLICY_VALUE_MAX >= 32,
+               "remember copies 32 bytes of a short instance");
+static void remember(char *kept, const policy_req *r) {
+  const policy_value *v = instance_of(r);
+  size_t n = v != NULL ? v->len : RULES_INSTANCE_MAX;
+
+  if (n < 32) {
+    memcpy(kept, v->text, 16);
+    memcpy(kept + 16, v->text + 16, 16);
+  } else if (n < RULES_INSTANCE_MAX) {
+    memcpy(kept, v->text, n + 1);
+  } else {
     kept[0] = '\0';
+  }
 }
 
 rules_step rules_begin(const policy_req *r, int checked_peer,
                        const rules_memory *mem, obspam_message *m) {
   enum policy_stage stage = policy_message(r, m);
-  const char *instance = rules_attr(r, POLICY_INSTANCE);
 
   /* A submitter's uid is believed only from a peer whose credentials
      were checked (an MTA such as Exim, allowed with --allow-user): over
@@ -55,7 +93,7 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
        statistics (a probe charges nothing), once per message: a client
        that tries fifty recipients made one attempt. */
     m->recipients = 1;
-    if (same_message(instance, mem->probed))
+    if (same_message(r, mem->probed))
       return RULES_CHECK;
     m->flags |= OBSPAM_MSG_PROBE;
     return RULES_PROBE;
@@ -64,18 +102,17 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
      both smtpd_data_restrictions and smtpd_end_of_data_restrictions,
      Postfix asks twice about one message (same instance, same
      connection), and the second question must not charge it again. */
-  if (same_message(instance, mem->decided))
+  if (same_message(r, mem->decided))
     return RULES_DUNNO;
   return RULES_DECIDE;
 }
 
 uint32_t rules_rcpt_before(const policy_req *r, rules_memory *mem) {
-  const char *instance = rules_attr(r, POLICY_INSTANCE);
   uint32_t sent = policy_recipient_count(r);
 
-  if (!same_message(instance, mem->counted)) {
+  if (!same_message(r, mem->counted)) {
     /* Another message: its own count, its own cap and its own forwards. */
-    remember(mem->counted, instance);
+    remember(mem->counted, r);
     mem->recipients = 0;
     mem->cap = RULES_CAP_UNKNOWN;
     obspamd_forwards_clear(&mem->fw);
@@ -91,19 +128,20 @@ int rules_rcpt_admit(rules_memory *mem, uint32_t before, int64_t cap) {
   return 1;
 }
 
-int rules_end(rules_step step, const char *instance, int refused,
+int rules_end(rules_step step, const policy_req *r, int refused,
               rules_memory *mem) {
   switch (step) {
   case RULES_PROBE:
     /* A refused probe is remembered; one let through is not, so that
        the next recipient is probed (and counted) again. */
-    if (refused && instance != NULL && strlen(instance) < RULES_INSTANCE_MAX)
-      remember(mem->probed, instance);
+    if (refused && instance_of(r) != NULL &&
+        instance_of(r)->len < RULES_INSTANCE_MAX)
+      remember(mem->probed, r);
     return refused;
   case RULES_CHECK:
     return refused;
   case RULES_DECIDE:
-    remember(mem->decided, instance);
+    remember(mem->decided, r);
     /* The message is complete: its recipients are counted no more, and
        its forwards were charged with it. */
     mem->counted[0] = '\0';
@@ -127,7 +165,7 @@ const char *rules_recipient(const policy_req *r, rules_step step,
   if (step == RULES_PROBE || step == RULES_CHECK)
     return rcpt;
   if (step == RULES_DECIDE && policy_recipient_count(r) <= 1 &&
-      !same_message(rules_attr(r, POLICY_INSTANCE), mem->counted))
+      !same_message(r, mem->counted))
     return rcpt;
   return NULL;
 }
@@ -148,8 +186,7 @@ const obspamd_forwards *rules_forwards(const policy_req *r,
   /* Nothing kept, the usual case: the instance need not be compared. */
   if (mem->fw.n == 0)
     return &none;
-  return same_message(rules_attr(r, POLICY_INSTANCE), mem->counted) ? &mem->fw
-                                                                    : &none;
+  return same_message(r, mem->counted) ? &mem->fw : &none;
 }
 
 size_t rules_reply(char *line, int code, size_t text_len) {

@@ -76,12 +76,12 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
                        const rules_memory *mem, obspam_message *m);
 
 /* After the engine answered a RULES_PROBE, RULES_CHECK or RULES_DECIDE
-   step for the message with the given instance (NULL when none was sent):
-   records in mem what later requests need and returns whether the
-   decision goes into the metrics (every charge; a probe or check only
-   when it refused, as a refusal is what the statistics count at RCPT).
-   A charge ends the count of the message's recipients. */
-int rules_end(rules_step step, const char *instance, int refused,
+   step for the complete request r (whose instance, if sent, names the
+   message): records in mem what later requests need and returns whether
+   the decision goes into the metrics (every charge; a probe or check
+   only when it refused, as a refusal is what the statistics count at
+   RCPT). A charge ends the count of the message's recipients. */
+int rules_end(rules_step step, const policy_req *r, int refused,
               rules_memory *mem);
 
 /* The recipients cap at RCPT (SPEC.md section 2): the server counts the

@@ -29,6 +29,21 @@ static policy_req parsed(const char *state, const char *lines) {
   return r;
 }
 
+/* A request whose instance is the given one (none for NULL), as
+   rules_end reads it. */
+static const policy_req *about(const char *instance) {
+  static policy_req r;
+  char line[RULES_INSTANCE_MAX * 2 + 16];
+
+  if (instance == NULL) {
+    r = parsed("DATA", "sender=a@b.example");
+  } else {
+    snprintf(line, sizeof(line), "instance=%s", instance);
+    r = parsed("DATA", line);
+  }
+  return &r;
+}
+
 /* What one connection remembers, fresh for each test, and the message
    the last step filled. */
 static rules_memory mem;
@@ -75,18 +90,18 @@ Test(rules, refused_probe_is_counted_once_per_message) {
 
   /* Let through: not remembered, the next recipient is probed again. */
   cr_assert_eq(step(&r, 0), RULES_PROBE);
-  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 0, &mem), 0);
+  cr_assert_eq(rules_end(RULES_PROBE, about("1.2.3"), 0, &mem), 0);
   cr_assert_str_eq(mem.probed, "");
   cr_assert_eq(step(&r, 0), RULES_PROBE);
   /* Refused: counted, remembered; later recipients are only checked. */
-  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about("1.2.3"), 1, &mem), 1);
   cr_assert_str_eq(mem.probed, "1.2.3");
   cr_assert_eq(step(&r, 0), RULES_CHECK);
   cr_assert_eq(m.recipients, 1u);
   cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
   /* A check counts in the metrics only when it refuses. */
-  cr_assert_eq(rules_end(RULES_CHECK, "1.2.3", 1, &mem), 1);
-  cr_assert_eq(rules_end(RULES_CHECK, "1.2.3", 0, &mem), 0);
+  cr_assert_eq(rules_end(RULES_CHECK, about("1.2.3"), 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_CHECK, about("1.2.3"), 0, &mem), 0);
   cr_assert_str_eq(mem.probed, "1.2.3");
   /* Another message is probed anew. */
   cr_assert_eq(step(&other, 0), RULES_PROBE);
@@ -96,10 +111,10 @@ Test(rules, probe_without_instance_is_never_a_check) {
   policy_req none = parsed("RCPT", "sasl_username=a@b.example");
   policy_req empty = parsed("RCPT", "sasl_username=a@b.example\ninstance=");
 
-  cr_assert_eq(rules_end(RULES_PROBE, NULL, 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about(NULL), 1, &mem), 1);
   cr_assert_str_eq(mem.probed, "");
   cr_assert_eq(step(&none, 0), RULES_PROBE);
-  cr_assert_eq(rules_end(RULES_PROBE, "", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about(""), 1, &mem), 1);
   cr_assert_eq(step(&empty, 0), RULES_PROBE);
 }
 
@@ -116,12 +131,12 @@ Test(rules, data_and_end_of_message_charge_once) {
   cr_assert_eq(m.recipients, 7u);
   cr_assert_eq(m.flags & OBSPAM_MSG_PROBE, 0u);
   /* A charge always counts, refused or not. */
-  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("9.8.7"), 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "9.8.7");
   cr_assert_eq(step(&eom, 0), RULES_DUNNO);
   cr_assert_eq(step(&next, 0), RULES_DECIDE);
   cr_assert_eq(m.recipients, 2u);
-  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.8", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("9.8.8"), 1, &mem), 1);
   cr_assert_str_eq(mem.decided, "9.8.8");
 }
 
@@ -137,27 +152,27 @@ Test(rules, decide_without_or_with_a_long_instance_forgets) {
   char lines[200], longest[RULES_INSTANCE_MAX + 1];
   policy_req r;
 
-  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
-  cr_assert_eq(rules_end(RULES_DECIDE, NULL, 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("9.8.7"), 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about(NULL), 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "");
   /* RULES_INSTANCE_MAX bytes do not fit: the message is decided each
      time it is asked about, as if it had no instance. */
   memset(longest, 'x', RULES_INSTANCE_MAX);
   longest[RULES_INSTANCE_MAX] = '\0';
-  cr_assert_eq(rules_end(RULES_DECIDE, "9.8.7", 0, &mem), 1);
-  cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("9.8.7"), 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about(longest), 0, &mem), 1);
   cr_assert_str_eq(mem.decided, "");
   snprintf(lines, sizeof(lines), "instance=%s", longest);
   r = parsed("DATA", lines);
   cr_assert_eq(step(&r, 0), RULES_DECIDE);
   /* One byte less fits. */
   longest[RULES_INSTANCE_MAX - 1] = '\0';
-  cr_assert_eq(rules_end(RULES_DECIDE, longest, 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about(longest), 0, &mem), 1);
   cr_assert_str_eq(mem.decided, longest);
   /* A long instance does not wipe a probe remembered before. */
-  cr_assert_eq(rules_end(RULES_PROBE, "1.2.3", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about("1.2.3"), 1, &mem), 1);
   longest[RULES_INSTANCE_MAX - 1] = 'x';
-  cr_assert_eq(rules_end(RULES_PROBE, longest, 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about(longest), 1, &mem), 1);
   cr_assert_str_eq(mem.probed, "1.2.3");
 }
 
@@ -277,7 +292,7 @@ Test(rules, decide_forgets_the_count) {
   cr_assert_eq(rules_rcpt_before(&a, &mem), 0u);
   mem.cap = 10;
   cr_assert_eq(rules_rcpt_admit(&mem, 0, 10), 1);
-  cr_assert_eq(rules_end(RULES_DECIDE, "7.7", 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("7.7"), 0, &mem), 1);
   cr_assert_str_eq(mem.counted, "");
   cr_assert_eq(mem.recipients, 0u);
   cr_assert_eq(mem.cap, RULES_CAP_UNKNOWN);
@@ -352,7 +367,7 @@ Test(rules, recipient_to_look_up) {
   cr_assert_null(recipient(&data1));
   cr_assert_str_eq(recipient(&eom), "sales@example.com");
   /* A refused probe makes the next recipient's a check: looked up too. */
-  cr_assert_eq(rules_end(RULES_PROBE, "9.1", 1, &mem), 1);
+  cr_assert_eq(rules_end(RULES_PROBE, about("9.1"), 1, &mem), 1);
   cr_assert_eq(step(&rcpt, 0), RULES_CHECK);
   cr_assert_str_eq(recipient(&rcpt), "Sales@Example.com");
 }
@@ -386,7 +401,7 @@ Test(rules, forwards_kept_per_message) {
   /* Another message's DATA does not see them. */
   cr_assert_eq(rules_forwards(&b_data, &mem)->n, 0u);
   /* The charge forgets them. */
-  cr_assert_eq(rules_end(RULES_DECIDE, "5.1", 0, &mem), 1);
+  cr_assert_eq(rules_end(RULES_DECIDE, about("5.1"), 0, &mem), 1);
   cr_assert_eq(rules_forwards(&a_data, &mem)->n, 0u);
   /* A new message's first RCPT starts its own. */
   (void)rules_rcpt_before(&a, &mem);
@@ -420,4 +435,66 @@ Test(rules, forwards_are_bounded) {
   (void)rules_rcpt_before(&none, &mem);
   rules_forward_keep(&mem, OBSPAM_MSG_FORWARD_REMOTE, "x@example.com");
   cr_assert_eq(mem.fw.n, 0u);
+}
+
+/* A message is the one remembered exactly when strcmp says so: random
+   instances of every length up to past RULES_INSTANCE_MAX, asked about
+   after one kept over a longer one (whose bytes stay past its end), the
+   same, cut, extended or with one byte changed. */
+Test(rules, same_message_as_strcmp_tells) {
+  unsigned seed = 17;
+  int round;
+
+  for (round = 0; round < 20000; round++) {
+    char older[RULES_INSTANCE_MAX + 10], kept[RULES_INSTANCE_MAX + 10],
+        asked[RULES_INSTANCE_MAX + 12], lines[200];
+    size_t n, k, i;
+    const char *want_kept;
+    policy_req r;
+    int want;
+
+    seed = seed * 1103515245u + 12345u;
+    n = (seed >> 16) % (RULES_INSTANCE_MAX + 6);
+    for (i = 0; i < n; i++) {
+      seed = seed * 1103515245u + 12345u;
+      kept[i] = "AB.1"[(seed >> 16) % 4];
+      older[i] = 'A';
+    }
+    kept[n] = '\0';
+    memset(older + n, '.', sizeof(older) - 1 - n);
+    older[sizeof(older) - 1] = '\0';
+    older[RULES_INSTANCE_MAX - 1] = '\0';
+    memcpy(asked, kept, n + 1);
+    k = n;
+    seed = seed * 1103515245u + 12345u;
+    switch ((seed >> 16) % 4) {
+    case 0: /* the same */
+      break;
+    case 1: /* cut */
+      k = n > 0 ? (seed >> 4) % n : 0;
+      asked[k] = '\0';
+      break;
+    case 2: /* extended by a byte or two */
+      asked[k++] = older[n];
+      if ((seed >> 8) & 1)
+        asked[k++] = 'B';
+      asked[k] = '\0';
+      break;
+    default: /* one byte changed */
+      if (n > 0)
+        asked[(seed >> 4) % n] = 'C';
+      break;
+    }
+    /* kept over older, which leaves its bytes past kept's end. */
+    rules_memory_init(&mem);
+    cr_assert_eq(rules_end(RULES_DECIDE, about(older), 0, &mem), 1);
+    cr_assert_eq(rules_end(RULES_DECIDE, about(kept), 0, &mem), 1);
+    want_kept = n < RULES_INSTANCE_MAX ? kept : "";
+    cr_assert_str_eq(mem.decided, want_kept);
+    snprintf(lines, sizeof(lines), "instance=%s", asked);
+    r = parsed("DATA", lines);
+    want = asked[0] != '\0' && strcmp(asked, want_kept) == 0;
+    cr_assert_eq(step(&r, 0), want ? RULES_DUNNO : RULES_DECIDE,
+                 "'%s' after '%s'", asked, kept);
+  }
 }
