@@ -74,6 +74,7 @@ static void remember(char *kept, const policy_req *r) {
 rules_step rules_begin(const policy_req *r, int checked_peer,
                        const rules_memory *mem, obspam_message *m) {
   enum policy_stage stage = policy_message(r, m);
+  const char *uid = rules_attr(r, POLICY_OBSPAM_UID);
 
   /* A submitter's uid is believed only from a peer whose credentials
      were checked (an MTA such as Exim, allowed with --allow-user): over
@@ -81,8 +82,9 @@ rules_step rules_begin(const policy_req *r, int checked_peer,
      pass its own scripts' mail off as someone else's. Such a request is
      refused, not decided by its sender, so that a misconfigured MTA is
      seen at once (it applies its own fail-safe action) rather than
-     letting scripts' mail through uncounted. */
-  if (policy_claims_uid(r) && !checked_peer)
+     letting scripts' mail through uncounted. (policy_claims_uid, without
+     its call.) */
+  if (uid != NULL && uid[0] != '\0' && !checked_peer)
     return RULES_CLOSE;
   if (stage == POLICY_STAGE_OTHER)
     return RULES_DUNNO;
