@@ -245,7 +245,7 @@ account(int kind, const char *object, const char *queue_id, int64_t now_ms,
     if (hashes[i] == 0)
       break;
     if (hashes[i] == h && e->kind == kind && e->len == len &&
-        memcmp(e->chars, object, len) == 0) {
+        obspamd_same_bytes(e->chars, object, len)) {
       *counted = roll(e, now_ms, every, NULL) == 0;
       if (*counted)
         count(e, queue_id);

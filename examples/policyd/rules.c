@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "refusal.h"
+
 void rules_memory_init(rules_memory *mem) {
   mem->decided[0] = '\0';
   mem->probed[0] = '\0';
@@ -20,24 +22,6 @@ static inline const policy_value *instance_of(const policy_req *r) {
   return v->present ? v : NULL;
 }
 
-/* Whether the n bytes at a and b (8 or more) are the same: words
-   compared in place, the last one overlapping the one before, where a
-   call of memcmp would cost more than the comparison itself. */
-static inline int same_bytes(const char *a, const char *b, size_t n) {
-  uint64_t x, y;
-  size_t i;
-
-  for (i = 0; i + 8 < n; i += 8) {
-    memcpy(&x, a + i, 8);
-    memcpy(&y, b + i, 8);
-    if (x != y)
-      return 0;
-  }
-  memcpy(&x, a + n - 8, 8);
-  memcpy(&y, b + n - 8, 8);
-  return x == y;
-}
-
 /* Whether r's instance names a message and is the one remembered in
    kept, as strcmp would tell: kept ends where the instance does (a value
    holds no NUL) and has its bytes. An instance too long to keep never
@@ -49,7 +33,7 @@ static int same_message(const policy_req *r, const char *kept) {
 
   if (n == 0 || n >= RULES_INSTANCE_MAX || kept[n] != '\0')
     return 0;
-  return n >= 8 ? same_bytes(v->text, kept, n) : memcmp(v->text, kept, n) == 0;
+  return obspamd_same_bytes(v->text, kept, n);
 }
 
 /* Keeps r's instance in kept, or forgets what kept held when there is

@@ -600,3 +600,30 @@ Test(coalesce, held_refusals_as_the_others) {
   cr_assert_eq(count_in(log, "\n"), 1, "%s", log);
   free(log);
 }
+
+/* obspamd_same_bytes, which finds a name's entry, tells what memcmp
+   tells: names of every length up to 40 bytes and past a verdict's
+   longest, the same or with one byte changed at each place (to one
+   that differs in a single bit, or in all of them). */
+Test(coalesce, same_bytes_as_memcmp) {
+  static char a[sizeof(((obspam_verdict *)0)->object) + 8],
+      b[sizeof(((obspam_verdict *)0)->object) + 8];
+  size_t n, k, at;
+
+  for (n = 0; n < sizeof(a); n = n < 40 ? n + 1 : n + 71) {
+    for (k = 0; k < n; k++)
+      a[k] = (char)('a' + (n + k) % 26);
+    memcpy(b, a, n);
+    cr_assert(obspamd_same_bytes(a, b, n), "length %zu", n);
+    for (at = 0; at < n; at++) {
+      for (k = 0; k < 2; k++) {
+        b[at] = (char)(a[at] ^ (k == 0 ? 0x01 : 0xff));
+        cr_assert_eq(obspamd_same_bytes(a, b, n), memcmp(a, b, n) == 0,
+                     "length %zu, byte %zu", n, at);
+        cr_assert_not(obspamd_same_bytes(a, b, n), "length %zu, byte %zu", n,
+                      at);
+      }
+      b[at] = a[at];
+    }
+  }
+}
