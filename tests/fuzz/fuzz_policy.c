@@ -13,10 +13,14 @@
    - a failed parser stays failed (nothing consumed) until it is reset;
    - policy_message gives a message that obspam_decide accepts as valid
      (never OBSPAM_EINVAL: the client address is an IP address or NULL,
-     recipients >= 1), and policy_state_name is short and printable.
+     recipients >= 1), whose client address is the one sent exactly when
+     inet_pton takes it (without a submitter's uid), and
+     policy_state_name is short and printable.
 
    Input: byte 0 seeds the piece sizes; the rest is the connection. */
 // fuzz-sources: examples/policyd/policy.c
+#include <arpa/inet.h>
+
 #include "fuzz.h"
 #include "policy.h"
 
@@ -56,7 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void check_request(const policy_req *r) {
   obspam_message m = OBSPAM_MESSAGE_INIT;
   obspam_verdict v = OBSPAM_VERDICT_INIT;
-  const char *state;
+  const char *state, *addr;
   size_t i;
   int a, rc;
 
@@ -93,6 +97,16 @@ static void check_request(const policy_req *r) {
 
   (void)policy_message(r, &m);
   FUZZ_CHECK(m.recipients >= 1, "a message without recipients");
+  addr = policy_get(r, POLICY_CLIENT_ADDRESS);
+  if (addr != NULL && !policy_claims_uid(r)) {
+    unsigned char buf[16];
+    int ip = inet_pton(AF_INET, addr, buf) == 1 ||
+             inet_pton(AF_INET6, addr, buf) == 1;
+
+    FUZZ_CHECK((m.client_address != NULL) == ip,
+               "client_address '%s' taken %d, inet_pton says %d", addr,
+               m.client_address != NULL, ip);
+  }
   m.time = T0;
   rc = obspam_decide(engine, &m, &v);
   FUZZ_CHECK(rc == OBSPAM_OK, "decide on a parsed request: %d (%s): %s", rc,
