@@ -1136,9 +1136,40 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
   return OBSPAM_OK;
 }
 
+/* Works the clock of a charge at t (>= 0: divided without minding a
+   sign) out into k. */
+static __attribute__((noinline)) void
+clock_set(mem_clock *k, int64_t t, int64_t period, int64_t retention) {
+  k->t = t;
+  k->period = period;
+  k->retention = retention;
+  k->minute = (int64_t)((uint64_t)t / 60);
+  k->tick = (int64_t)((uint64_t)t / TICK);
+  k->hour = t - (int64_t)((uint64_t)t % 3600);
+  k->start = t - (int64_t)((uint64_t)t % (uint64_t)period);
+  k->cutoff = keep_cutoff(k->hour, retention);
+  k->slot = (int)(t - k->hour) / 60;
+  k->tslot = (int)(t - k->minute * 60) / TICK;
+}
+
+/* The clock of a charge at t, worked out again only when the charge
+   before was of another second or settings (or every time for the tests
+   that take the long way, which compare the two). Inline: a flood's
+   charges all find it. */
+static inline __attribute__((always_inline)) const mem_clock *
+clock_at(mem_store *m, int64_t t, int64_t period, int64_t retention) {
+  mem_clock *k = &m->clock;
+
+  if (k->t != t || k->period != period || k->retention != retention ||
+      m->long_way)
+    clock_set(k, t, period, retention);
+  return k;
+}
+
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
+  const mem_clock *k;
   prepared p;
   unsigned cold = 7; /* answer's, for every object when it is not asked */
   int i, slot, tslot, warm;
@@ -1150,11 +1181,11 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
     return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
-  /* t >= 0: divided without minding a sign. */
-  minute = (int64_t)((uint64_t)t / 60);
-  tick = (int64_t)((uint64_t)t / TICK);
-  hour = t - (int64_t)((uint64_t)t % 3600);
-  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
+  k = clock_at(m, t, ch->period, ch->retention);
+  minute = k->minute;
+  tick = k->tick;
+  hour = k->hour;
+  start = k->start;
   /* One call, so that answer is inline. */
   if (ch->dry || (!ch->notify_only && !ch->replay))
     cold = answer(ch, t, minute, tick, hour, start, start + ch->period);
@@ -1191,8 +1222,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   /* Nothing below can fail. Each object is brought to t and charged in
      one pass: no object shares another's ring or record. slot and tslot
      are the buckets of t in every ring. */
-  slot = (int)(t - hour) / 60;
-  tslot = (int)(t - minute * 60) / TICK;
+  slot = k->slot;
+  tslot = k->tslot;
   ch->t = m->newest = t;
   ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
@@ -1239,7 +1270,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     obspam__mem_script_free(m, p.sc);
   if (p.new_script) /* only a new script can make one too many */
     script_evict(m);
-  sweep(m, minute, keep_cutoff(hour, ch->retention));
+  sweep(m, minute, k->cutoff);
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
@@ -1757,6 +1788,7 @@ obspam__store *obspam__mem_store_new(void) {
     free(m);
     return NULL;
   }
+  m->clock.t = -1;
   m->base.ops = &mem_ops;
   return &m->base;
 }
