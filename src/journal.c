@@ -728,8 +728,20 @@ void obspam__journal_record_many(void *journal, const obspam__charge *const *ch,
   int i;
 
   pthread_mutex_lock(&j->lock);
-  for (i = 0; i < n; i++)
-    record_locked(j, ch[i]);
+  if (j->room - j->nids >= 3 * (uint32_t)n &&
+      BUF_CAP - j->len >= (size_t)n * RECORD_MAX) {
+    /* Room for every record's ids and bytes: record_locked would find
+       nothing to make room for and no record to set aside. */
+    size_t len = j->len;
+
+    for (i = 0; i < n; i++)
+      len += encode(j, ch[i], j->buf + len);
+    j->len = len;
+    j->nbuf += (uint32_t)n;
+  } else {
+    for (i = 0; i < n; i++)
+      record_locked(j, ch[i]);
+  }
   pthread_mutex_unlock(&j->lock);
 }
 
