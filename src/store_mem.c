@@ -828,9 +828,13 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
    no buckets of attempts over the limit (bit 3 + i). An object is warm
    when its ring and record are in minute, hour and the notification
    period [start, end) already: a charge then has nothing to allocate
-   for it and nothing to move on (charge_locked). */
+   for it and nothing to move on (charge_locked), and its counts of the
+   hour and the day are its ring's and its record's sums as they stand.
+   long_way: every count worked out as for an object that is not warm
+   (the tests that compare the two). */
 static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
-                       int64_t tick, int64_t hour, int64_t start, int64_t end) {
+                       int64_t tick, int64_t hour, int64_t start, int64_t end,
+                       int long_way) {
   int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
   unsigned over = 0, bit = 1, cold = 0; /* bit: the minute's of object i */
@@ -839,21 +843,33 @@ static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
   for (i = 0; i < ch->n; i++, bit <<= OBSPAM__WINDOWS) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
+    int warm = 0;
 
     if (r == NULL || h == NULL || r->minute != minute || h->cur.hour != hour ||
-        h->np_start != start || h->np_end != end)
+        h->np_start != start || h->np_end != end) {
       cold |= 1u << i;
-    else if (r->b_exc == NULL)
-      cold |= 8u << i;
+    } else {
+      warm = !long_way;
+      if (r->b_exc == NULL)
+        cold |= 8u << i;
+    }
     count = ch->count[i];
     wait = ch->wait[i];
     limit = ch->limit[i];
-    count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
-    if (r != NULL) {
-      count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+    if (warm) {
+      /* The ring is in minute and the record in hour: what peek_sent and
+         day_count would find at once. */
+      count[OBSPAM__W_HOUR] = r->sent;
       count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
+      count[OBSPAM__W_DAY] = h->day + h->cur.sent;
+    } else {
+      count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
+      if (r != NULL) {
+        count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+        count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
+      }
+      count[OBSPAM__W_DAY] = day_count(h, hour);
     }
-    count[OBSPAM__W_DAY] = day_count(h, hour);
     wait[OBSPAM__W_MINUTE] = wait[OBSPAM__W_HOUR] = wait[OBSPAM__W_DAY] = 0;
     if (!fits(count[OBSPAM__W_MINUTE], c, limit[OBSPAM__W_MINUTE]) &&
         (wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], c,
@@ -1188,7 +1204,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   start = k->start;
   /* One call, so that answer is inline. */
   if (ch->dry || (!ch->notify_only && !ch->replay))
-    cold = answer(ch, t, minute, tick, hour, start, start + ch->period);
+    cold = answer(ch, t, minute, tick, hour, start, start + ch->period,
+                  m->long_way);
   if (ch->dry) {
     ch->t = t;
     return OBSPAM_OK;
