@@ -57,28 +57,3 @@ void obspam__judge(obspam__charge *ch) {
     }
   }
 }
-
-void obspam__judge_over(obspam__charge *ch, unsigned over) {
-  int i, w;
-
-  /* A flood's refusal has one wait (its object's full window), an
-     accepted message none: those are named without the walk above. */
-  if (ch->forbid || ch->over_cap || (over & (over - 1)) != 0) {
-    obspam__judge(ch);
-    return;
-  }
-  memset(ch->over, 0, sizeof(ch->over));
-  memset(ch->over_window, -1, sizeof(ch->over_window));
-  if (over == 0) {
-    ch->refuser = ch->window = -1;
-    ch->retry_after = 0;
-    return;
-  }
-  i = __builtin_ctz(over) / OBSPAM__WINDOWS;
-  w = __builtin_ctz(over) % OBSPAM__WINDOWS;
-  ch->over[i] = 1;
-  ch->over_window[i] = (int8_t)w;
-  ch->refuser = i;
-  ch->window = w;
-  ch->retry_after = ch->wait[i][w];
-}

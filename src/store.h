@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "codec.h"
 #include "tree.h"
@@ -124,8 +125,33 @@ void obspam__judge(obspam__charge *ch);
 /* obspam__judge for a store that knows which waits are not 0: bit
    OBSPAM__WINDOWS * i + w of over is set for each wait[i][w] that is
    not, every other wait is 0. The same answer, without a walk over
-   every wait when none or one is set. */
-void obspam__judge_over(obspam__charge *ch, unsigned over);
+   every wait when none or one is set. Inline: the in-memory store calls
+   it for every charge. */
+static inline void obspam__judge_over(obspam__charge *ch, unsigned over) {
+  int i, w;
+
+  /* A flood's refusal has one wait (its object's full window), an
+     accepted message none: those are named without obspam__judge's
+     walk. */
+  if (ch->forbid || ch->over_cap || (over & (over - 1)) != 0) {
+    obspam__judge(ch);
+    return;
+  }
+  memset(ch->over, 0, sizeof(ch->over));
+  memset(ch->over_window, -1, sizeof(ch->over_window));
+  if (over == 0) {
+    ch->refuser = ch->window = -1;
+    ch->retry_after = 0;
+    return;
+  }
+  i = __builtin_ctz(over) / OBSPAM__WINDOWS;
+  w = __builtin_ctz(over) % OBSPAM__WINDOWS;
+  ch->over[i] = 1;
+  ch->over_window[i] = (int8_t)w;
+  ch->refuser = i;
+  ch->window = w;
+  ch->retry_after = ch->wait[i][w];
+}
 
 /* Whether a refused charge went over the ith object's own limit: the
    subscription for forbidden scripts, else each object with a wait in

@@ -828,9 +828,13 @@ static void charge_script(script *sc, const obspam__charge *ch, int64_t t) {
    no buckets of attempts over the limit (bit 3 + i). An object is warm
    when its ring and record are in minute, hour and the notification
    period [start, end) already: a charge then has nothing to allocate
-   for it and nothing to move on (charge_locked). */
+   for it and nothing to move on (charge_locked), and its counts of the
+   hour and the day are its ring's and its record's sums as they stand.
+   long_way: every count worked out as for an object that is not warm
+   (the tests that compare the two). */
 static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
-                       int64_t tick, int64_t hour, int64_t start, int64_t end) {
+                       int64_t tick, int64_t hour, int64_t start, int64_t end,
+                       int long_way) {
   int64_t c = ch->c, *count, *wait;
   const int64_t *limit;
   unsigned over = 0, bit = 1, cold = 0; /* bit: the minute's of object i */
@@ -839,21 +843,33 @@ static unsigned answer(obspam__charge *ch, int64_t t, int64_t minute,
   for (i = 0; i < ch->n; i++, bit <<= OBSPAM__WINDOWS) {
     const ring *r = ch->obj[i]->ring;
     const hist *h = ch->obj[i]->hist;
+    int warm = 0;
 
     if (r == NULL || h == NULL || r->minute != minute || h->cur.hour != hour ||
-        h->np_start != start || h->np_end != end)
+        h->np_start != start || h->np_end != end) {
       cold |= 1u << i;
-    else if (r->b_exc == NULL)
-      cold |= 8u << i;
+    } else {
+      warm = !long_way;
+      if (r->b_exc == NULL)
+        cold |= 8u << i;
+    }
     count = ch->count[i];
     wait = ch->wait[i];
     limit = ch->limit[i];
-    count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
-    if (r != NULL) {
-      count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+    if (warm) {
+      /* The ring is in minute and the record in hour: what peek_sent and
+         day_count would find at once. */
+      count[OBSPAM__W_HOUR] = r->sent;
       count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
+      count[OBSPAM__W_DAY] = h->day + h->cur.sent;
+    } else {
+      count[OBSPAM__W_MINUTE] = count[OBSPAM__W_HOUR] = 0;
+      if (r != NULL) {
+        count[OBSPAM__W_HOUR] = peek_sent(r, minute);
+        count[OBSPAM__W_MINUTE] = tick_peek(r, tick);
+      }
+      count[OBSPAM__W_DAY] = day_count(h, hour);
     }
-    count[OBSPAM__W_DAY] = day_count(h, hour);
     wait[OBSPAM__W_MINUTE] = wait[OBSPAM__W_HOUR] = wait[OBSPAM__W_DAY] = 0;
     if (!fits(count[OBSPAM__W_MINUTE], c, limit[OBSPAM__W_MINUTE]) &&
         (wait[OBSPAM__W_MINUTE] = wait_minute(r, t, count[OBSPAM__W_MINUTE], c,
@@ -1136,9 +1152,40 @@ static int listed_locked(mem_store *m, obspam__charge *ch, int64_t t,
   return OBSPAM_OK;
 }
 
+/* Works the clock of a charge at t (>= 0: divided without minding a
+   sign) out into k. */
+static __attribute__((noinline)) void
+clock_set(mem_clock *k, int64_t t, int64_t period, int64_t retention) {
+  k->t = t;
+  k->period = period;
+  k->retention = retention;
+  k->minute = (int64_t)((uint64_t)t / 60);
+  k->tick = (int64_t)((uint64_t)t / TICK);
+  k->hour = t - (int64_t)((uint64_t)t % 3600);
+  k->start = t - (int64_t)((uint64_t)t % (uint64_t)period);
+  k->cutoff = keep_cutoff(k->hour, retention);
+  k->slot = (int)(t - k->hour) / 60;
+  k->tslot = (int)(t - k->minute * 60) / TICK;
+}
+
+/* The clock of a charge at t, worked out again only when the charge
+   before was of another second or settings (or every time for the tests
+   that take the long way, which compare the two). Inline: a flood's
+   charges all find it. */
+static inline __attribute__((always_inline)) const mem_clock *
+clock_at(mem_store *m, int64_t t, int64_t period, int64_t retention) {
+  mem_clock *k = &m->clock;
+
+  if (k->t != t || k->period != period || k->retention != retention ||
+      m->long_way)
+    clock_set(k, t, period, retention);
+  return k;
+}
+
 /* A charge, with the lock held. */
 static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   int64_t t, minute, tick, hour, start;
+  const mem_clock *k;
   prepared p;
   unsigned cold = 7; /* answer's, for every object when it is not asked */
   int i, slot, tslot, warm;
@@ -1150,14 +1197,15 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     return ch->dry ? OBSPAM_OK : note_locked(m, ch, t);
   if (ch->listed)
     return ch->dry ? OBSPAM_OK : listed_locked(m, ch, t, rec);
-  /* t >= 0: divided without minding a sign. */
-  minute = (int64_t)((uint64_t)t / 60);
-  tick = (int64_t)((uint64_t)t / TICK);
-  hour = t - (int64_t)((uint64_t)t % 3600);
-  start = t - (int64_t)((uint64_t)t % (uint64_t)ch->period);
+  k = clock_at(m, t, ch->period, ch->retention);
+  minute = k->minute;
+  tick = k->tick;
+  hour = k->hour;
+  start = k->start;
   /* One call, so that answer is inline. */
   if (ch->dry || (!ch->notify_only && !ch->replay))
-    cold = answer(ch, t, minute, tick, hour, start, start + ch->period);
+    cold = answer(ch, t, minute, tick, hour, start, start + ch->period,
+                  m->long_way);
   if (ch->dry) {
     ch->t = t;
     return OBSPAM_OK;
@@ -1191,8 +1239,8 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
   /* Nothing below can fail. Each object is brought to t and charged in
      one pass: no object shares another's ring or record. slot and tslot
      are the buckets of t in every ring. */
-  slot = (int)(t - hour) / 60;
-  tslot = (int)(t - minute * 60) / TICK;
+  slot = k->slot;
+  tslot = k->tslot;
   ch->t = m->newest = t;
   ch->period_start = start;
   for (i = 0; i < ch->n; i++) {
@@ -1239,7 +1287,7 @@ static int charge_locked(mem_store *m, obspam__charge *ch, recorder *rec) {
     obspam__mem_script_free(m, p.sc);
   if (p.new_script) /* only a new script can make one too many */
     script_evict(m);
-  sweep(m, minute, keep_cutoff(hour, ch->retention));
+  sweep(m, minute, k->cutoff);
   /* Recorded under the lock, so that a save's cut (mem_save) sees every
      charge either in the snapshot or in the journal after it. An accepted
      probe changed nothing. */
@@ -1757,6 +1805,7 @@ obspam__store *obspam__mem_store_new(void) {
     free(m);
     return NULL;
   }
+  m->clock.t = -1;
   m->base.ops = &mem_ops;
   return &m->base;
 }

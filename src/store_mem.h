@@ -94,10 +94,22 @@ typedef struct script {
   struct script *lprev, *lnext; /* least recently used first */
 } script;
 
+/* What a charge at t (charge_locked) works out from its time alone: its
+   minute, 5-second bucket and clock hour, the start of its notification
+   period of period seconds, the buckets of t in the hour and the minute
+   windows, and the first hour that a retention of retention hours keeps.
+   The charges of one second share them: the store keeps the last ones. */
+typedef struct mem_clock {
+  int64_t t, period, retention;
+  int64_t minute, tick, hour, start, cutoff;
+  int slot, tslot;
+} mem_clock;
+
 typedef struct mem_store {
   obspam__store base;
   pthread_mutex_t lock;
-  int64_t newest; /* the newest message time seen */
+  int64_t newest;  /* the newest message time seen */
+  mem_clock clock; /* the last charge's (charge_locked); t -1 before any */
   ring *r_first, *r_last;
   hist *h_first, *h_last;
   /* Holders that went over their own limit in their current period:

@@ -780,7 +780,9 @@ static void expect_same_state(chain *a, chain *b, int64_t now, int step) {
    history and notices. Mostly short steps, so that the objects stay warm
    (a flood's refusals and a steady sender's accepts), and now and then a
    step into another minute, hour or notification period, a probe, a
-   check, a script, fewer objects, or limits that change. */
+   check, a script, fewer objects, limits that change, or another
+   notification period or retention (the long way also works the clock of
+   every charge out again). */
 Test(windows, warm_shortcut_as_long_way_on_random_traffic) {
   chain fast, slow;
   uint64_t x = 0x2545F4914F6CDD1Dull;
@@ -814,7 +816,9 @@ Test(windows, warm_shortcut_as_long_way_on_random_traffic) {
     a.t = t;
     a.c = a.recipients = 1 + (int64_t)((r >> 20) % 3);
     a.cap = OBSPAM_UNLIMITED;
-    a.retention = 720;
+    /* Another retention now and then: the store keeps the clock of the
+       last charge by its time, period and retention (charge_locked). */
+    a.retention = (r >> 52) % 256 == 0 ? 30 : 720;
     a.period = (r >> 24) % 512 == 0 ? 600 : 3600;
     a.probe = (r >> 33) % 32 == 0;
     a.dry = (r >> 38) % 32 == 0;
@@ -858,6 +862,59 @@ Test(windows, warm_shortcut_as_long_way_on_random_traffic) {
   expect_same_state(&fast, &slow, t, step);
   cr_assert(refused >= 10000 && accepted >= 10000, "%d refused, %d accepted",
             refused, accepted);
+  chain_free(&fast);
+  chain_free(&slow);
+}
+
+/* The hours of history that the ith object of k keeps. */
+static size_t chain_hours(chain *k, int i) {
+  obspam__hour *h;
+  size_t n;
+
+  OK(k->s->ops->history(k->s, chain_obj(k, i), NULL, 0, 0, INT64_MAX, 720, &h,
+                        &n));
+  free(h);
+  return n;
+}
+
+/* The store keeps the clock of its last charge (charge_locked): a charge
+   of the same second with another retention sweeps the history that this
+   retention no longer keeps, as the long way does. The mailbox sends at
+   T0; 40 hours later the subscription sends twice in one second, first
+   with a retention of 720 hours, which keeps the mailbox's hour, then of
+   30, which does not. */
+Test(windows, clock_of_one_second_with_another_retention) {
+  static const struct {
+    int obj;
+    int64_t t, retention;
+  } steps[] = {{2, T0, 30}, {0, T0 + 40 * 3600, 720}, {0, T0 + 40 * 3600, 30}};
+  static const size_t kept[] = {1, 1, 0};
+  chain fast, slow, *k[2] = {&fast, &slow};
+  int s, j, w;
+
+  chain_new(&fast, 0);
+  chain_new(&slow, 1);
+  for (s = 0; s < 3; s++) {
+    for (j = 0; j < 2; j++) {
+      obspam__charge ch;
+
+      memset(&ch, 0, sizeof(ch));
+      ch.n = 1;
+      ch.obj[0] = chain_obj(k[j], steps[s].obj);
+      for (w = 0; w < OBSPAM__WINDOWS; w++)
+        ch.limit[0][w] = OBSPAM_UNLIMITED;
+      ch.t = steps[s].t;
+      ch.c = ch.recipients = 1;
+      ch.cap = OBSPAM_UNLIMITED;
+      ch.retention = steps[s].retention;
+      ch.period = 3600;
+      OK(k[j]->s->ops->charge(k[j]->s, &ch));
+      cr_assert_eq(ch.refuser, -1, "step %d", s);
+      cr_assert_eq(chain_hours(k[j], 2), kept[s], "step %d, %s way", s,
+                   j == 0 ? "short" : "long");
+    }
+    expect_same_state(&fast, &slow, steps[s].t, s);
+  }
   chain_free(&fast);
   chain_free(&slow);
 }
