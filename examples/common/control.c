@@ -88,6 +88,9 @@
               hour HOUR_START SENT REFUSED
               then, for an object that has one, its hourly limit now:
               limit N
+              then the first hour the retention keeps (an hour before
+              it is not kept, not one without mail) and the retention:
+              kept HOUR_START HOURS
      list     one line per object, then, when more follow, the name the
               next page starts after:
               row KIND NAME SENDING SENT REFUSED EXCEEDED LIMIT COUNT
@@ -592,7 +595,7 @@ static void history_hour(int64_t hour, int64_t sent, int64_t refused,
 
 static void cmd_history(answer *a, char *args) {
   char *words[3], *rest = args, *name;
-  int64_t from_t, to_t;
+  int64_t from_t, to_t, retention;
   int i, kind, rc;
 
   for (i = 0; i < 3; i++) {
@@ -631,6 +634,16 @@ static void cmd_history(answer *a, char *args) {
             OBSPAM_OK &&
         limit >= 0)
       add(a, "limit\t%" PRId64 "\n", limit);
+  }
+  /* The library keeps the hours of the retention up to the hour of now
+     (store.h, obspam__hour_cutoff): the client tells an hour before those
+     from one without mail. */
+  if (obspam_get_option(ctl.s->engine, OBSPAM_OPT_RETENTION_HOURS,
+                        &retention) == OBSPAM_OK) {
+    int64_t now = (int64_t)time(NULL);
+
+    add(a, "kept\t%" PRId64 "\t%" PRId64 "\n",
+        now - now % 3600 - (retention - 1) * 3600, retention);
   }
   add(a, "end\n");
 }

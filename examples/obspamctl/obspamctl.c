@@ -1024,16 +1024,18 @@ static int64_t nice_step(int64_t max) {
 
 /* The hours of a day in the zone: n clock hours (24; 23 or 25 when the
    clocks change), each starting at start[i] (Unix time), labelled by its
-   local time ("05:00"; "05:30" in a zone half an hour off). */
+   local time ("05:00"; "05:30" in a zone half an hour off); those
+   before start[kept] are older than the retention: not kept, which is not
+   without mail. */
 typedef struct day_hours {
-  int n;
+  int n, kept;
   int64_t start[25];
   char label[25][8];
 } day_hours;
 
 /* An SVG 1.1 bar chart: the hours of the day, a bar for sent and one for
-   refused in each (class "sent" / "refused", one of each per hour,
-   zero-height when nothing),
+   refused in each (class "sent" / "refused", one of each per hour kept,
+   zero-height when nothing; none for an hour older than the retention),
    the hourly limit as a dashed line across them (class "limit", when
    there is one: limit >= 0), axes, labels and a legend. */
 static void write_svg(FILE *f, const char *kind, const char *name,
@@ -1121,7 +1123,7 @@ static void write_svg(FILE *f, const char *kind, const char *name,
 
   /* The bars. */
   fprintf(f, "<g class=\"bars\">\n");
-  for (i = 0; i < dh->n; i++) {
+  for (i = dh->kept; i < dh->n; i++) {
     int x = left + i * group + (group - 2 * bar - 2) / 2;
     const char *end = dh->label[i + 1 < dh->n ? i + 1 : 0];
     double hs = (double)sent[i] * plot_h / (double)ymax;
@@ -1171,7 +1173,7 @@ static void cmd_history(const char *spec, int json, const char *kind,
                         const char *name, const char *day, const char *svg) {
   char req[2048], today[40];
   int64_t from, next, sent[25] = {0}, refused[25] = {0}, tsent = 0, tref = 0;
-  int64_t limit = -1, first;
+  int64_t limit = -1, first, kept = INT64_MIN, retention = 0;
   day_hours dh;
   answer a;
   size_t i;
@@ -1215,6 +1217,11 @@ static void cmd_history(const char *spec, int json, const char *kind,
       limit = number(r->f[1]);
       continue;
     }
+    if (strcmp(r->f[0], "kept") == 0 && r->n == 3) {
+      kept = number(r->f[1]);
+      retention = number(r->f[2]);
+      continue;
+    }
     if (strcmp(r->f[0], "hour") != 0 || r->n != 4)
       die(EXIT_DAEMON, "the answer holds a line that is not an hour");
     hour = number(r->f[1]);
@@ -1224,7 +1231,20 @@ static void cmd_history(const char *spec, int json, const char *kind,
     sent[h] += number(r->f[2]);
     refused[h] += number(r->f[3]);
   }
-  for (h = 0; h < dh.n; h++) {
+  /* The hours the retention no longer keeps are not hours without mail:
+     a day of them only is an error, the others are shown as not kept. */
+  for (dh.kept = 0; dh.kept < dh.n && dh.start[dh.kept] < kept; dh.kept++)
+    ;
+  if (dh.kept == dh.n) {
+    char when[40], abbr[16];
+
+    die(EXIT_USAGE,
+        "day %s is older than the retention (%" PRId64 " hours): the oldest "
+        "hour kept is %.16s %s",
+        day, retention, table_time(kept, when, sizeof(when)),
+        zone_abbr(kept, abbr, sizeof(abbr)));
+  }
+  for (h = dh.kept; h < dh.n; h++) {
     tsent += sent[h];
     tref += refused[h];
   }
@@ -1248,14 +1268,24 @@ static void cmd_history(const char *spec, int json, const char *kind,
     json_string(zone);
     printf(",\n  \"hours\": [");
     for (h = 0; h < dh.n; h++)
-      printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
-             ", \"refused\": %" PRId64 "}",
-             h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)),
-             sent[h], refused[h]);
+      if (h < dh.kept)
+        printf("%s\n    {\"hour\": \"%s\", \"sent\": null, \"refused\": "
+               "null, \"kept\": false}",
+               h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)));
+      else
+        printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
+               ", \"refused\": %" PRId64 "}",
+               h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)),
+               sent[h], refused[h]);
     printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64
            ",\n  \"limit\": ",
            tsent, tref);
     json_limit(limit);
+    /* From a daemon that says what the retention keeps. */
+    if (kept != INT64_MIN)
+      printf(",\n  \"retention_hours\": %" PRId64
+             ",\n  \"oldest_hour_kept\": \"%s\"",
+             retention, obspamd_iso_time(kept, when, sizeof(when)));
     printf("\n}\n");
   } else {
     printf("%s ", kind);
@@ -1265,11 +1295,18 @@ static void cmd_history(const char *spec, int json, const char *kind,
     printf("), per clock hour:\n\n");
     printf("HOUR   %8s  %8s\n", "SENT", "REFUSED");
     for (h = 0; h < dh.n; h++)
-      printf("%s  %8" PRId64 "  %8" PRId64 "\n", dh.label[h], sent[h],
-             refused[h]);
+      if (h < dh.kept)
+        printf("%s  %8s  %8s\n", dh.label[h], "-", "-");
+      else
+        printf("%s  %8" PRId64 "  %8" PRId64 "\n", dh.label[h], sent[h],
+               refused[h]);
     printf("total  %8" PRId64 "  %8" PRId64 "\n", tsent, tref);
     if (limit >= 0)
       printf("limit  %8" PRId64 " per hour\n", limit);
+    if (dh.kept > 0)
+      printf("\n-: not kept: the retention (%" PRId64 " hours) keeps the "
+             "hours from %s; the total is of the hours from %s.\n",
+             retention, dh.label[dh.kept], dh.label[dh.kept]);
   }
   if (svg != NULL)
     fprintf(stderr, "%s: chart written to %s\n", progname, svg);

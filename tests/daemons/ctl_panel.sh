@@ -14,7 +14,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" ctl_panel "${1:-}"
 
 conf=$work/obspam.conf
+# The longest retention: the days of 2026 when the clocks changed stay
+# days it keeps.
 cat >"$conf" <<'EOF'
+retention 87600
 default mailbox=100 domain=1000 subscription=5000 scripts=yes
 subscription acme uid=10001
 subscription bakery uid=10002 subscription=2
