@@ -554,6 +554,18 @@ static void json_windows(const int64_t *v, int nulls) {
   printf("}");
 }
 
+/* Whether the window w (0 the minute, 1 the hour, 2 the day) of an object
+   last reset at reset (0: never) began before that reset at now: a reset
+   empties the windows it falls in (the day's from it on), so what the
+   window holds is what was sent since the reset, not in the whole window.
+   Each window starts at its oldest bucket: 5 seconds, a minute, an hour.
+   status and list say it by this rule. */
+static int since_reset(int64_t reset, int64_t now, int w) {
+  return reset > 0 && reset >= (w == 0   ? now - now % 5 - 55
+                                : w == 1 ? now - now % 60 - 59 * 60
+                                         : now - now % 3600 - 23 * 3600);
+}
+
 static void cmd_status(const char *spec, int json, const char *kind,
                        const char *name) {
   char req[2048], when[32], abbr[64];
@@ -662,14 +674,9 @@ static void cmd_status(const char *spec, int json, const char *kind,
   }
   if (cap >= 0)
     printf("  max recipients %" PRId64 " per message\n", cap);
-  /* A reset empties the windows it falls in (the day's from it on): what
-     they hold is what was sent since, not in the whole window. Each
-     window starts at its oldest bucket: 5 seconds, a minute, an hour. */
   now = (int64_t)time(NULL);
   for (w = 0; w < 3; w++)
-    since[w] = reset > 0 && reset >= (w == 0   ? now - now % 5 - 55
-                                      : w == 1 ? now - now % 60 - 59 * 60
-                                               : now - now % 3600 - 23 * 3600);
+    since[w] = since_reset(reset, now, w);
   for (w = 0; w < 3; w++)
     if (w == 1 || limits[w] >= 0)
       printf("  sent           %" PRId64 " %s%s%s\n", counts[w],
@@ -1431,6 +1438,8 @@ static void cmd_list(const char *spec, int json, const char *kind,
   const char *next = NULL;
   answer a;
   size_t i, n = 0;
+  int64_t now = (int64_t)time(NULL);
+  int marked = 0;
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "list %s%s%s%s%s%s%s%s", kind,
@@ -1456,11 +1465,16 @@ static void cmd_list(const char *spec, int json, const char *kind,
   }
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
-    int blocked;
+    int blocked, hour, day;
     char *c[9];
     if (strcmp(r->f[0], "row") != 0)
       continue;
     blocked = strcmp(r->f[L_BKIND], "-") != 0;
+    /* SENT is the day window's, COUNT, REFUSED and OVER the hour's: each
+       counts from a reset that fell in its window, as status says. */
+    hour = since_reset(number(r->f[L_RESET]), now, 1);
+    day = since_reset(number(r->f[L_RESET]), now, 2);
+    marked |= day;
     if (json) {
       printf("%s\n    ", n++ ? "," : "");
       json_who(r->f[L_KIND], r->f[L_NAME]);
@@ -1479,15 +1493,19 @@ static void cmd_list(const char *spec, int json, const char *kind,
       }
       printf(", \"last_reset\": ");
       json_time(number(r->f[L_RESET]));
+      printf(", \"since_reset\": [%s]",
+             hour  ? "\"count\", \"sent\", \"refused\", \"exceeded\""
+             : day ? "\"sent\""
+                   : "");
       printf("}");
     } else {
       who_cells(c, r->f[L_KIND], r->f[L_NAME]);
       c[2] = fmt("%s", number(r->f[L_SENDING]) ? "yes" : "no");
-      c[3] = fmt("%" PRId64, number(r->f[L_COUNT]));
+      c[3] = fmt("%" PRId64 "%s", number(r->f[L_COUNT]), hour ? "*" : "");
       c[4] = limit_cell(number(r->f[L_LIMIT]));
-      c[5] = fmt("%" PRId64, number(r->f[L_SENT]));
-      c[6] = fmt("%" PRId64, number(r->f[L_REFUSED]));
-      c[7] = fmt("%" PRId64, number(r->f[L_EXCEEDED]));
+      c[5] = fmt("%" PRId64 "%s", number(r->f[L_SENT]), day ? "*" : "");
+      c[6] = fmt("%" PRId64 "%s", number(r->f[L_REFUSED]), hour ? "*" : "");
+      c[7] = fmt("%" PRId64 "%s", number(r->f[L_EXCEEDED]), hour ? "*" : "");
       c[8] = blocked ? fmt("%s %s", r->f[L_BKIND], r->f[L_BY]) : fmt("-");
       table_row(&t, c);
     }
@@ -1507,6 +1525,10 @@ static void cmd_list(const char *spec, int json, const char *kind,
   } else {
     table_print(&t);
   }
+  if (marked)
+    printf("*: since the object's reset, which fell in the window (COUNT, "
+           "REFUSED\n   and OVER: the last 60 minutes; SENT: the last 24 "
+           "hours).\n");
   if (next != NULL) {
     printf("More after ");
     put_utf8(stdout, next, plain_char);
