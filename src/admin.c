@@ -479,9 +479,10 @@ int obspam_set_uid(obspam_engine *e, const char *subscription, int64_t uid) {
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (uid < -1)
+  if (uid < -1 || uid > OBSPAM__UID_MAX)
     return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_uid: %lld is not a uid (or -1 for none)",
+                        "set_uid: %lld is not a uid (0 to 4294967294, or -1 "
+                        "for none)",
                         (long long)uid);
   rc = norm(e, "set_uid", OBSPAM_SUBSCRIPTION, subscription, &n);
   if (rc != OBSPAM_OK)

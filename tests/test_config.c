@@ -855,6 +855,11 @@ Test(config_errors, uid_and_contact) {
        "expected a number",
        "subscription a uid=99999999999999999999\n=> 1: bad value "
        "'99999999999999999999' for 'uid': number is too large",
+       /* A uid is a uid_t of 32 bits; (uid_t)-1 is none. */
+       "subscription a uid=4294967295\n=> 1: bad value '4294967295' for "
+       "'uid': a uid is at most 4294967294",
+       "subscription a uid=4294968296\n=> 1: bad value '4294968296' for "
+       "'uid': a uid is at most 4294967294",
        "subscription a contact=nobody\n=> 1: bad value 'nobody' for 'contact': "
        "a mailbox needs one '@'",
        "subscription a contact=a@b@c\n=> 1: bad value 'a@b@c' for 'contact': "
@@ -862,6 +867,22 @@ Test(config_errors, uid_and_contact) {
        "subscription a contact=@b\n=> 1: bad value '@b' for 'contact': an "
        "address needs a local part and a domain",
        "subscription a contact=\n=> 1: missing value for 'contact'");
+}
+
+/* The largest uid, in the configuration and through obspam_set_uid. */
+Test(config_keywords, uid_range) {
+  LOAD(e, "subscription a uid=4294967294\nsubscription b\n");
+  OK(obspam_set_uid(e, "b", 4294967293LL));
+  RC(obspam_set_uid(e, "b", 4294967295LL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "set_uid: 4294967295 is not a uid (0 to 4294967294, or -1 "
+                   "for none)");
+  RC(obspam_set_uid(e, "b", 4294968296LL), OBSPAM_EINVAL);
+  RC(obspam_set_uid(e, "b", -2), OBSPAM_EINVAL);
+  /* Nothing changed: b keeps its uid, which a taken uid is not. */
+  RC(obspam_set_uid(e, "a", 4294967293LL), OBSPAM_EEXIST);
+  OK(obspam_set_uid(e, "b", -1));
+  OK(obspam_set_uid(e, "a", 4294967293LL));
 }
 
 /* A contact is one address: sendmail -t reads the To: header of a notice
