@@ -2,6 +2,7 @@
 /* The public functions that change the tree and the whitelist. Each checks
    its arguments before it takes the engine's lock, and changes nothing
    unless it succeeds. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -478,9 +479,10 @@ int obspam_set_uid(obspam_engine *e, const char *subscription, int64_t uid) {
 
   if (e == NULL)
     return OBSPAM_EINVAL;
-  if (uid < -1)
+  if (uid < -1 || uid > OBSPAM__UID_MAX)
     return obspam__fail(e, OBSPAM_EINVAL,
-                        "set_uid: %lld is not a uid (or -1 for none)",
+                        "set_uid: %lld is not a uid (0 to 4294967294, or -1 "
+                        "for none)",
                         (long long)uid);
   rc = norm(e, "set_uid", OBSPAM_SUBSCRIPTION, subscription, &n);
   if (rc != OBSPAM_OK)
@@ -538,9 +540,62 @@ int obspam_set_scripts_allowed(obspam_engine *e, int kind, const char *name,
   return o != NULL ? OBSPAM_OK : OBSPAM_ENOTFOUND;
 }
 
+/* The length of the UTF-8 character at s (of 2 to 4 bytes, no overlong
+   form, no surrogate, at most U+10FFFF), or 0 when s starts none. */
+static size_t utf8_char(const unsigned char *s) {
+  size_t n, i;
+  uint32_t c;
+
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    n = 2, c = s[0] & 0x1fu;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    n = 3, c = s[0] & 0x0fu;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    n = 4, c = s[0] & 0x07u;
+  else
+    return 0;
+  for (i = 1; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    c = c << 6 | (s[i] & 0x3fu);
+  }
+  if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) || c > 0x10ffff ||
+      (c >= 0xd800 && c <= 0xdfff))
+    return 0;
+  return n;
+}
+
+const char *obspam__contact_why(const char *addr) {
+  obspam__name n;
+  const char *why = obspam__name_norm(addr, OBSPAM__NAME_MAILBOX, &n), *at;
+  const unsigned char *s;
+
+  if (why != NULL)
+    return why;
+  at = strchr(addr, '@');
+  for (s = (const unsigned char *)addr; *s != '\0';) {
+    size_t len = 1;
+
+    /* sendmail -t reads the To: header as a list of addresses: these
+       bytes would add a recipient (',' ';' ':' of a group), name one
+       inside '<' '>', quote or comment one, or escape a byte. */
+    if (strchr(",;:<>()[]\\\"", *s) != NULL)
+      return "a contact is one address, without , ; : < > ( ) [ ] \\ or "
+             "\"";
+    if (*s >= 0x80 && (len = utf8_char(s)) == 0)
+      return "an address must be UTF-8";
+    if ((const char *)s > at && *s < 0x80 && !(*s >= 'a' && *s <= 'z') &&
+        !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') && *s != '-' &&
+        *s != '.')
+      return "a domain holds letters, digits, '-' and '.' only";
+    s += len;
+  }
+  return NULL;
+}
+
 int obspam_set_contact(obspam_engine *e, const char *subscription,
                        const char *email) {
-  obspam__name n, addr;
+  obspam__name n;
   obspam__obj *o;
   char *copy = NULL, *old = NULL;
   const char *why;
@@ -550,7 +605,7 @@ int obspam_set_contact(obspam_engine *e, const char *subscription,
   if (rc != OBSPAM_OK)
     return rc;
   if (email != NULL && email[0] != '\0') {
-    why = obspam__name_norm(email, OBSPAM__NAME_MAILBOX, &addr);
+    why = obspam__contact_why(email);
     if (why != NULL)
       return obspam__fail(e, OBSPAM_EINVAL, "set_contact: address '%.64s': %s",
                           email, why);

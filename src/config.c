@@ -43,8 +43,9 @@
      in a value, no empty part; a window not named keeps its default
      (inherit; the server's: unlimited). `max-recipients=` takes one
      limit, no window.
-   - `uid=N` is a number >= 0 owned by one subscription; `contact=` is an
-     address "local@domain" (kept as written).
+   - `uid=N` is a number from 0 to 4294967294 owned by one subscription;
+     `contact=` is one address "local@domain" (kept as written), see
+     obspam__contact_why.
    - A `domain` needs `subscription=`. A `mailbox` belongs to the domain of
      its address, which must be declared. Duplicates of an object (same
      kind and name) or of a whitelist or local network are errors.
@@ -465,10 +466,13 @@ static int read_keys(parser *p, int first, int kind, vals *v) {
       break;
     case K_UID:
       rc = parse_number(val, &v->uid);
-      rc = rc == NUM_OK
-               ? OBSPAM_OK
-               : bad_value(p, word, val,
-                           number_why(rc, "negative uid", "expected a number"));
+      if (rc == NUM_OK && v->uid > OBSPAM__UID_MAX)
+        rc = bad_value(p, word, val, "a uid is at most 4294967294");
+      else
+        rc = rc == NUM_OK ? OBSPAM_OK
+                          : bad_value(p, word, val,
+                                      number_why(rc, "negative uid",
+                                                 "expected a number"));
       break;
     case K_SCRIPTS:
       rc = OBSPAM_OK;
@@ -485,8 +489,7 @@ static int read_keys(parser *p, int first, int kind, vals *v) {
       break;
     default: /* K_CONTACT */
     {
-      obspam__name addr;
-      const char *why = obspam__name_norm(val, OBSPAM__NAME_MAILBOX, &addr);
+      const char *why = obspam__contact_why(val);
 
       rc = why != NULL ? bad_value(p, word, val, why) : OBSPAM_OK;
       v->contact = val;

@@ -193,6 +193,18 @@ int obspam__bad_kind(obspam_engine *e, const char *fn, int kind,
 int obspam__counted_kind(obspam_engine *e, const char *fn, int kind,
                          const char *what);
 
+/* NULL when addr is one mailbox address, local@domain, that a notice can
+   be mailed to, or why it is not: obspam__name_norm's reasons, and the
+   bytes that would make a recipient header name more than one address or
+   another one (',' ';' '<' '>' quotes, brackets...), a domain of other
+   than letters, digits, '-' and '.', and text that is not UTF-8. The
+   contact of a subscription is one, from the configuration or from
+   obspam_set_contact alike. */
+const char *obspam__contact_why(const char *addr);
+/* The largest uid: a uid_t has 32 bits, and (uid_t)-1 (4294967295) is
+   none, what setreuid(2) takes as "unchanged". */
+#define OBSPAM__UID_MAX 4294967294LL
+
 /* name normalised into out as the name of an object of kind (a mailbox's
    is an address): OBSPAM_OK, or OBSPAM_EINVAL with the message "fn: KIND
    name 'NAME': why". */

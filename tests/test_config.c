@@ -855,6 +855,11 @@ Test(config_errors, uid_and_contact) {
        "expected a number",
        "subscription a uid=99999999999999999999\n=> 1: bad value "
        "'99999999999999999999' for 'uid': number is too large",
+       /* A uid is a uid_t of 32 bits; (uid_t)-1 is none. */
+       "subscription a uid=4294967295\n=> 1: bad value '4294967295' for "
+       "'uid': a uid is at most 4294967294",
+       "subscription a uid=4294968296\n=> 1: bad value '4294968296' for "
+       "'uid': a uid is at most 4294967294",
        "subscription a contact=nobody\n=> 1: bad value 'nobody' for 'contact': "
        "a mailbox needs one '@'",
        "subscription a contact=a@b@c\n=> 1: bad value 'a@b@c' for 'contact': "
@@ -862,6 +867,117 @@ Test(config_errors, uid_and_contact) {
        "subscription a contact=@b\n=> 1: bad value '@b' for 'contact': an "
        "address needs a local part and a domain",
        "subscription a contact=\n=> 1: missing value for 'contact'");
+}
+
+/* The largest uid, in the configuration and through obspam_set_uid. */
+Test(config_keywords, uid_range) {
+  LOAD(e, "subscription a uid=4294967294\nsubscription b\n");
+  OK(obspam_set_uid(e, "b", 4294967293LL));
+  RC(obspam_set_uid(e, "b", 4294967295LL), OBSPAM_EINVAL);
+  cr_assert_str_eq(obspam_engine_errmsg(e),
+                   "set_uid: 4294967295 is not a uid (0 to 4294967294, or -1 "
+                   "for none)");
+  RC(obspam_set_uid(e, "b", 4294968296LL), OBSPAM_EINVAL);
+  RC(obspam_set_uid(e, "b", -2), OBSPAM_EINVAL);
+  /* Nothing changed: b keeps its uid, which a taken uid is not. */
+  RC(obspam_set_uid(e, "a", 4294967293LL), OBSPAM_EEXIST);
+  OK(obspam_set_uid(e, "b", -1));
+  OK(obspam_set_uid(e, "a", 4294967293LL));
+}
+
+/* A contact is one address: sendmail -t reads the To: header of a notice
+   as a list, so "ops@example.com,root" would mail local root too. */
+Test(config_errors, contact_is_one_address) {
+  ERRS("subscription a contact=ops@example.com,root\n=> 1: bad value "
+       "'ops@example.com,root' for 'contact': a contact is one address, "
+       "without , ; : < > ( ) [ ] \\ or \"",
+       "subscription a contact=ops@example.com;root\n=> 1: bad "
+       "value 'ops@example.com;root' for 'contact': a contact is "
+       "one address, without , ; : < > ( ) [ ] \\ or \"",
+       "subscription a\nsubscription b contact=<ops@example.com>\n=> 2: bad "
+       "value '<ops@example.com>' for 'contact': a contact is one address, "
+       "without , ; : < > ( ) [ ] \\ or \"",
+       "subscription a contact=\"o,p\"@example.com\n=> 1: bad value "
+       "'\"o,p\"@example.com' for 'contact': a contact is one address, "
+       "without , ; : < > ( ) [ ] \\ or \"",
+       "subscription a contact=root:ops@example.com\n=> 1: bad value "
+       "'root:ops@example.com' for 'contact': a contact is one address, "
+       "without , ; : < > ( ) [ ] \\ or \"",
+       "subscription a contact=ops@[127.0.0.1]\n=> 1: bad value "
+       "'ops@[127.0.0.1]' for 'contact': a contact is one address, without "
+       ", ; : < > ( ) [ ] \\ or \"",
+       "subscription a contact=ops@example.com/x\n=> 1: bad value "
+       "'ops@example.com/x' for 'contact': a domain holds letters, digits, "
+       "'-' and '.' only",
+       "subscription a contact=j\xf6rg@example.com\n=> 1: bad value "
+       "'j\xf6rg@example.com' for 'contact': an address must be UTF-8");
+}
+
+/* What a contact may hold: the characters of a local part (RFC 5322's
+   atext), a domain's, and UTF-8 in both (RFC 6531). */
+Test(config_keywords, contact_forms) {
+  static const char *const good[] = {
+      "a@b",
+      "o.p+tag@mail-1.example.com",
+      "!#$%&'*+-/=?^_`{|}~@example.com",
+      "j\xc3\xb6rg@b\xc3\xbc"
+      "cher.example",
+      "\xe2\x82\xac@\xf0\x9f\x93\xa7.example",
+  };
+  char text[400];
+  size_t i;
+
+  for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    obspam_engine *x = NULL;
+
+    OK(obspam_engine_new(&x));
+    snprintf(text, sizeof(text), "subscription s contact=%s\n", good[i]);
+    cr_assert_eq(obspam_load_config_string(x, text), OBSPAM_OK, "%s: %s",
+                 good[i], obspam_engine_errmsg(x));
+    cr_assert_eq(obspam_set_contact(x, "s", good[i]), OBSPAM_OK, "%s: %s",
+                 good[i], obspam_engine_errmsg(x));
+    obspam_engine_free(x);
+  }
+}
+
+/* obspam_set_contact takes what contact= takes, and says why not. */
+Test(config_keywords, set_contact_is_one_address) {
+  static const char *const bad[][2] = {
+      {"ops@example.com,root",
+       "set_contact: address 'ops@example.com,root': a contact is one "
+       "address, without , ; : < > ( ) [ ] \\ or \""},
+      {"Ops <ops@example.com>",
+       "set_contact: address 'Ops <ops@example.com>': name holds a blank or "
+       "a control character"},
+      {"<ops@example.com>",
+       "set_contact: address '<ops@example.com>': a contact is one address, "
+       "without , ; : < > ( ) [ ] \\ or \""},
+      {"ops@exa_mple.com",
+       "set_contact: address 'ops@exa_mple.com': a domain holds letters, "
+       "digits, '-' and '.' only"},
+      {"ops\xc3@example.com",
+       "set_contact: address 'ops\xc3@example.com': an address must be "
+       "UTF-8"},
+      {"ops\xed\xa0\x80@example.com",
+       "set_contact: address 'ops\xed\xa0\x80@example.com': an address must "
+       "be UTF-8"},
+  };
+  size_t i;
+
+  LOAD(e, "subscription s contact=ops@s.example\n"
+          "domain ds.example subscription=s\nmailbox m@ds.example limit=0\n");
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cr_assert_eq(obspam_set_contact(e, "s", bad[i][0]), OBSPAM_EINVAL, "%s",
+                 bad[i][0]);
+    cr_assert_str_eq(obspam_engine_errmsg(e), bad[i][1]);
+  }
+  /* Nothing changed: the notice goes to the configuration's contact. */
+  OK(obspam_set_notify(e, on_notice, NULL));
+  obspam_verdict v = SASL(e, "m@ds.example", 1, T0 + 10);
+  EXPECT_NEVER_FITS(v, OBSPAM_MAILBOX, "m@ds.example", 0, 0);
+  OK(obspam_notify_flush(e, T0 + 3600));
+  cr_assert_eq(notices_for_mailbox, 1);
+  cr_assert_str_eq(notice_contact, "ops@s.example");
 }
 
 /* `local-network` lines: the local networks, replaced at each load; none

@@ -66,7 +66,10 @@
               limit_by: of those blocked_by is full in, the longest) /
               forwarded N / list_deliveries N (the current clock
               hour's forwards, part of its sent, and mailing-list
-              deliveries, exempt or charged; from 1.4)
+              deliveries, exempt or charged; from 1.4) / last_reset
+              TIME / for a subscription, scripts_forbidden 1|0|-1
+              (whether its scripts may not send now; -1 when no script
+              of it sent within the retention tells; from 1.4.6)
               (one "KEY<TAB>VALUE" line each, in this order)
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
@@ -88,6 +91,9 @@
               hour HOUR_START SENT REFUSED
               then, for an object that has one, its hourly limit now:
               limit N
+              then the first hour the retention keeps (an hour before
+              it is not kept, not one without mail) and the retention:
+              kept HOUR_START HOURS
      list     one line per object, then, when more follow, the name the
               next page starts after:
               row KIND NAME SENDING SENT REFUSED EXCEEDED LIMIT COUNT
@@ -344,6 +350,8 @@ static int64_t cap_of(int kind, const char *name) {
   return cap;
 }
 
+static int scripts_state(const char *name);
+
 static void cmd_status(answer *a, char *args) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   obspam_stats st = OBSPAM_STATS_INIT, by = OBSPAM_STATS_INIT;
@@ -388,13 +396,19 @@ static void cmd_status(answer *a, char *args) {
       "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
       "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
       "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nforwarded\t%" PRId64
-      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\nend\n",
+      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
       st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
       st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
       st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
       window_by, st.forwarded, st.list_deliveries, st.last_reset);
+  /* Forbidden scripts and the recipients cap are both over a limit
+     without a window: a subscription's answer says whether its scripts
+     may send, when that can be told. */
+  if (kind == OBSPAM_SUBSCRIPTION)
+    add(a, "scripts_forbidden\t%d\n", scripts_state(name));
+  add(a, "end\n");
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
@@ -492,6 +506,30 @@ static int scripts_forbidden(const report_rows *rr, const char *name) {
            obspamd_refusal_reason(&v, &m) == OBSPAMD_REASON_SCRIPTS;
   }
   return 0;
+}
+
+/* Whether the scripts of the subscription name may not send now (1), may
+   (0), or -1 when that cannot be told: the ABI of 1.4 has no getter of
+   scripts=, and a check of a script message needs a uid the subscription
+   owns, which only the rows of its scripts that sent or were refused
+   within the retention give (the uid of each one's last message). */
+static int scripts_state(const char *name) {
+  report_rows rr = {NULL, NULL, NULL, 0, 0, 0};
+  int64_t now = (int64_t)time(NULL), retention = 720;
+  int state = -1;
+  size_t i;
+
+  obspam_get_option(ctl.s->engine, OBSPAM_OPT_RETENTION_HOURS, &retention);
+  if (obspam_top(ctl.s->engine, OBSPAM_SCRIPT,
+                 now - now % 3600 - (retention - 1) * 3600, now + 1, 0,
+                 report_row, &rr) == OBSPAM_OK &&
+      !rr.failed)
+    for (i = 0; i < rr.n && state < 0; i++)
+      if (rr.rows[i].uid >= 0 && rr.subs[i] != NULL &&
+          strcmp(rr.subs[i], name) == 0)
+        state = scripts_forbidden(&rr, name);
+  report_rows_free(&rr);
+  return state;
 }
 
 /* The window of a report row's last attempt over its own limit, by name:
@@ -592,7 +630,7 @@ static void history_hour(int64_t hour, int64_t sent, int64_t refused,
 
 static void cmd_history(answer *a, char *args) {
   char *words[3], *rest = args, *name;
-  int64_t from_t, to_t;
+  int64_t from_t, to_t, retention;
   int i, kind, rc;
 
   for (i = 0; i < 3; i++) {
@@ -631,6 +669,16 @@ static void cmd_history(answer *a, char *args) {
             OBSPAM_OK &&
         limit >= 0)
       add(a, "limit\t%" PRId64 "\n", limit);
+  }
+  /* The library keeps the hours of the retention up to the hour of now
+     (store.h, obspam__hour_cutoff): the client tells an hour before those
+     from one without mail. */
+  if (obspam_get_option(ctl.s->engine, OBSPAM_OPT_RETENTION_HOURS,
+                        &retention) == OBSPAM_OK) {
+    int64_t now = (int64_t)time(NULL);
+
+    add(a, "kept\t%" PRId64 "\t%" PRId64 "\n",
+        now - now % 3600 - (retention - 1) * 3600, retention);
   }
   add(a, "end\n");
 }

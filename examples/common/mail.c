@@ -445,6 +445,31 @@ static void refused_how(const obspamd__mail_info *mi, obspamd__text *t) {
                    : "returned to the sender when submitted locally");
 }
 
+/* NULL when to is one address, local@domain, or why it is not. The
+   command (sendmail -t) reads the To: header as a list: a ',' or ';'
+   there adds a recipient ("ops@example.com,root" mails local root too),
+   '<' '>' quotes, comments and groups name another, and bytes that are no
+   UTF-8 are written as '?', another address. The library refuses such a
+   contact; --admin and whatever else gives an address are checked here
+   too, so that no mail ever goes where nobody asked. */
+static const char *not_one_address(const char *to) {
+  const unsigned char *s = (const unsigned char *)to;
+  const char *at = strchr(to, '@');
+  int len;
+
+  if (at == NULL || at == to || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+    return "it is not one local@domain";
+  for (; *s != '\0'; s += len) {
+    len = obspamd_utf8_char((const char *)s);
+    if (len == 0)
+      return "it is not UTF-8";
+    if (*s <= 0x20 || *s == 0x7f || strchr(",;:<>()[]\\\"", *s) != NULL)
+      return "it holds a blank, a control character or one of , ; : < > ( "
+             ") [ ] \\ \"";
+  }
+  return NULL;
+}
+
 size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                             const obspam_notice *n, int for_contact, char *buf,
                             size_t size) {
@@ -469,6 +494,12 @@ size_t obspamd__notice_mail(const obspamd__mail_info *mi,
                  OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
   obspamd__clean(admin, sizeof(admin), mi->admin ? mi->admin : "",
                  OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+  /* No mail goes to what is not one address (obspamd__mailer_queue): the
+     contact is not told to reply to it, nor the admin that it got a copy. */
+  if (mi->admin != NULL && not_one_address(mi->admin) != NULL)
+    admin[0] = '\0';
+  if (!for_contact && n->contact != NULL && not_one_address(n->contact) != NULL)
+    contact[0] = '\0';
   obspamd__clean(from, sizeof(from), mi->from, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(host, sizeof(host), mi->hostname, OBSPAMD__CLEAN_NO_BLANK);
   obspamd__clean(daemon, sizeof(daemon), mi->daemon, OBSPAMD__CLEAN_NO_BLANK);
@@ -810,6 +841,18 @@ void obspamd__mailer_queue(obspamd__mailer *q, const char *to, const char *what,
   }
   m->text = text;
   m->len = len;
+  why = not_one_address(to);
+  if (why != NULL) {
+    char shown[OBSPAM_NAME_MAX + 1];
+
+    obspamd__clean(shown, sizeof(shown), to,
+                   OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8);
+    obspamd_log(LOG_ERR, "mail not sent to=%s %s: not one address: %s", shown,
+                what, why);
+    __atomic_add_fetch(&mt->mails_dropped, 1, __ATOMIC_RELAXED);
+    mail_free(m);
+    return;
+  }
   pthread_mutex_lock(&q->lock);
   if (q->stopping)
     why = "the daemon is stopping";

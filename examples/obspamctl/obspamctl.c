@@ -554,6 +554,18 @@ static void json_windows(const int64_t *v, int nulls) {
   printf("}");
 }
 
+/* Whether the window w (0 the minute, 1 the hour, 2 the day) of an object
+   last reset at reset (0: never) began before that reset at now: a reset
+   empties the windows it falls in (the day's from it on), so what the
+   window holds is what was sent since the reset, not in the whole window.
+   Each window starts at its oldest bucket: 5 seconds, a minute, an hour.
+   status and list say it by this rule. */
+static int since_reset(int64_t reset, int64_t now, int w) {
+  return reset > 0 && reset >= (w == 0   ? now - now % 5 - 55
+                                : w == 1 ? now - now % 60 - 59 * 60
+                                         : now - now % 3600 - 23 * 3600);
+}
+
 static void cmd_status(const char *spec, int json, const char *kind,
                        const char *name) {
   char req[2048], when[32], abbr[64];
@@ -561,7 +573,7 @@ static void cmd_status(const char *spec, int json, const char *kind,
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
   int64_t limits[3], counts[3], cap, forwarded, lists, reset, now;
   const char *blocked_kind, *blocked_by, *window_by;
-  int sending, disabled, w, since[3];
+  int sending, disabled, w, since[3], scripts;
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "status %s %s", kind, name);
@@ -593,6 +605,12 @@ static void cmd_status(const char *spec, int json, const char *kind,
               : 0;
   /* A daemon older than 1.4.5 does not say: none. */
   reset = value(&a, "last_reset") != NULL ? number(value(&a, "last_reset")) : 0;
+  /* A subscription's, from 1.4.6: whether its scripts may not send (-1:
+     not known). Forbidden scripts are over its limit without a window,
+     as messages over the recipients cap are: only this tells them apart. */
+  scripts = value(&a, "scripts_forbidden") != NULL
+                ? (int)number(value(&a, "scripts_forbidden"))
+                : -1;
   if (blocked_kind == NULL || blocked_by == NULL || window_by == NULL)
     die(EXIT_DAEMON, "the answer lacks a field");
   if (strcmp(blocked_kind, "-") == 0)
@@ -631,6 +649,10 @@ static void cmd_status(const char *spec, int json, const char *kind,
            ",\n  \"last_reset\": ",
            forwarded, lists);
     json_time(reset);
+    if (value(&a, "scripts_forbidden") != NULL)
+      printf(",\n  \"scripts_allowed\": %s", scripts < 0   ? "null"
+                                             : scripts > 0 ? "false"
+                                                           : "true");
     printf("\n}\n");
     return;
   }
@@ -662,14 +684,12 @@ static void cmd_status(const char *spec, int json, const char *kind,
   }
   if (cap >= 0)
     printf("  max recipients %" PRId64 " per message\n", cap);
-  /* A reset empties the windows it falls in (the day's from it on): what
-     they hold is what was sent since, not in the whole window. Each
-     window starts at its oldest bucket: 5 seconds, a minute, an hour. */
+  if (scripts > 0)
+    printf("  scripts        may not send (scripts=no): each is refused, "
+           "over its limit\n");
   now = (int64_t)time(NULL);
   for (w = 0; w < 3; w++)
-    since[w] = reset > 0 && reset >= (w == 0   ? now - now % 5 - 55
-                                      : w == 1 ? now - now % 60 - 59 * 60
-                                               : now - now % 3600 - 23 * 3600);
+    since[w] = since_reset(reset, now, w);
   for (w = 0; w < 3; w++)
     if (w == 1 || limits[w] >= 0)
       printf("  sent           %" PRId64 " %s%s%s\n", counts[w],
@@ -1024,16 +1044,18 @@ static int64_t nice_step(int64_t max) {
 
 /* The hours of a day in the zone: n clock hours (24; 23 or 25 when the
    clocks change), each starting at start[i] (Unix time), labelled by its
-   local time ("05:00"; "05:30" in a zone half an hour off). */
+   local time ("05:00"; "05:30" in a zone half an hour off); those
+   before start[kept] are older than the retention: not kept, which is not
+   without mail. */
 typedef struct day_hours {
-  int n;
+  int n, kept;
   int64_t start[25];
   char label[25][8];
 } day_hours;
 
 /* An SVG 1.1 bar chart: the hours of the day, a bar for sent and one for
-   refused in each (class "sent" / "refused", one of each per hour,
-   zero-height when nothing),
+   refused in each (class "sent" / "refused", one of each per hour kept,
+   zero-height when nothing; none for an hour older than the retention),
    the hourly limit as a dashed line across them (class "limit", when
    there is one: limit >= 0), axes, labels and a legend. */
 static void write_svg(FILE *f, const char *kind, const char *name,
@@ -1121,7 +1143,7 @@ static void write_svg(FILE *f, const char *kind, const char *name,
 
   /* The bars. */
   fprintf(f, "<g class=\"bars\">\n");
-  for (i = 0; i < dh->n; i++) {
+  for (i = dh->kept; i < dh->n; i++) {
     int x = left + i * group + (group - 2 * bar - 2) / 2;
     const char *end = dh->label[i + 1 < dh->n ? i + 1 : 0];
     double hs = (double)sent[i] * plot_h / (double)ymax;
@@ -1171,7 +1193,7 @@ static void cmd_history(const char *spec, int json, const char *kind,
                         const char *name, const char *day, const char *svg) {
   char req[2048], today[40];
   int64_t from, next, sent[25] = {0}, refused[25] = {0}, tsent = 0, tref = 0;
-  int64_t limit = -1, first;
+  int64_t limit = -1, first, kept = INT64_MIN, retention = 0;
   day_hours dh;
   answer a;
   size_t i;
@@ -1215,6 +1237,11 @@ static void cmd_history(const char *spec, int json, const char *kind,
       limit = number(r->f[1]);
       continue;
     }
+    if (strcmp(r->f[0], "kept") == 0 && r->n == 3) {
+      kept = number(r->f[1]);
+      retention = number(r->f[2]);
+      continue;
+    }
     if (strcmp(r->f[0], "hour") != 0 || r->n != 4)
       die(EXIT_DAEMON, "the answer holds a line that is not an hour");
     hour = number(r->f[1]);
@@ -1224,7 +1251,20 @@ static void cmd_history(const char *spec, int json, const char *kind,
     sent[h] += number(r->f[2]);
     refused[h] += number(r->f[3]);
   }
-  for (h = 0; h < dh.n; h++) {
+  /* The hours the retention no longer keeps are not hours without mail:
+     a day of them only is an error, the others are shown as not kept. */
+  for (dh.kept = 0; dh.kept < dh.n && dh.start[dh.kept] < kept; dh.kept++)
+    ;
+  if (dh.kept == dh.n) {
+    char when[40], abbr[16];
+
+    die(EXIT_USAGE,
+        "day %s is older than the retention (%" PRId64 " hours): the oldest "
+        "hour kept is %.16s %s",
+        day, retention, table_time(kept, when, sizeof(when)),
+        zone_abbr(kept, abbr, sizeof(abbr)));
+  }
+  for (h = dh.kept; h < dh.n; h++) {
     tsent += sent[h];
     tref += refused[h];
   }
@@ -1248,14 +1288,24 @@ static void cmd_history(const char *spec, int json, const char *kind,
     json_string(zone);
     printf(",\n  \"hours\": [");
     for (h = 0; h < dh.n; h++)
-      printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
-             ", \"refused\": %" PRId64 "}",
-             h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)),
-             sent[h], refused[h]);
+      if (h < dh.kept)
+        printf("%s\n    {\"hour\": \"%s\", \"sent\": null, \"refused\": "
+               "null, \"kept\": false}",
+               h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)));
+      else
+        printf("%s\n    {\"hour\": \"%s\", \"sent\": %" PRId64
+               ", \"refused\": %" PRId64 "}",
+               h ? "," : "", obspamd_iso_time(dh.start[h], when, sizeof(when)),
+               sent[h], refused[h]);
     printf("\n  ],\n  \"sent\": %" PRId64 ",\n  \"refused\": %" PRId64
            ",\n  \"limit\": ",
            tsent, tref);
     json_limit(limit);
+    /* From a daemon that says what the retention keeps. */
+    if (kept != INT64_MIN)
+      printf(",\n  \"retention_hours\": %" PRId64
+             ",\n  \"oldest_hour_kept\": \"%s\"",
+             retention, obspamd_iso_time(kept, when, sizeof(when)));
     printf("\n}\n");
   } else {
     printf("%s ", kind);
@@ -1265,11 +1315,18 @@ static void cmd_history(const char *spec, int json, const char *kind,
     printf("), per clock hour:\n\n");
     printf("HOUR   %8s  %8s\n", "SENT", "REFUSED");
     for (h = 0; h < dh.n; h++)
-      printf("%s  %8" PRId64 "  %8" PRId64 "\n", dh.label[h], sent[h],
-             refused[h]);
+      if (h < dh.kept)
+        printf("%s  %8s  %8s\n", dh.label[h], "-", "-");
+      else
+        printf("%s  %8" PRId64 "  %8" PRId64 "\n", dh.label[h], sent[h],
+               refused[h]);
     printf("total  %8" PRId64 "  %8" PRId64 "\n", tsent, tref);
     if (limit >= 0)
       printf("limit  %8" PRId64 " per hour\n", limit);
+    if (dh.kept > 0)
+      printf("\n-: not kept: the retention (%" PRId64 " hours) keeps the "
+             "hours from %s; the total is of the hours from %s.\n",
+             retention, dh.label[dh.kept], dh.label[dh.kept]);
   }
   if (svg != NULL)
     fprintf(stderr, "%s: chart written to %s\n", progname, svg);
@@ -1394,6 +1451,8 @@ static void cmd_list(const char *spec, int json, const char *kind,
   const char *next = NULL;
   answer a;
   size_t i, n = 0;
+  int64_t now = (int64_t)time(NULL);
+  int marked = 0;
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "list %s%s%s%s%s%s%s%s", kind,
@@ -1419,11 +1478,16 @@ static void cmd_list(const char *spec, int json, const char *kind,
   }
   for (i = 0; i < a.nrecs; i++) {
     rec *r = &a.recs[i];
-    int blocked;
+    int blocked, hour, day;
     char *c[9];
     if (strcmp(r->f[0], "row") != 0)
       continue;
     blocked = strcmp(r->f[L_BKIND], "-") != 0;
+    /* SENT is the day window's, COUNT, REFUSED and OVER the hour's: each
+       counts from a reset that fell in its window, as status says. */
+    hour = since_reset(number(r->f[L_RESET]), now, 1);
+    day = since_reset(number(r->f[L_RESET]), now, 2);
+    marked |= day;
     if (json) {
       printf("%s\n    ", n++ ? "," : "");
       json_who(r->f[L_KIND], r->f[L_NAME]);
@@ -1442,15 +1506,19 @@ static void cmd_list(const char *spec, int json, const char *kind,
       }
       printf(", \"last_reset\": ");
       json_time(number(r->f[L_RESET]));
+      printf(", \"since_reset\": [%s]",
+             hour  ? "\"count\", \"sent\", \"refused\", \"exceeded\""
+             : day ? "\"sent\""
+                   : "");
       printf("}");
     } else {
       who_cells(c, r->f[L_KIND], r->f[L_NAME]);
       c[2] = fmt("%s", number(r->f[L_SENDING]) ? "yes" : "no");
-      c[3] = fmt("%" PRId64, number(r->f[L_COUNT]));
+      c[3] = fmt("%" PRId64 "%s", number(r->f[L_COUNT]), hour ? "*" : "");
       c[4] = limit_cell(number(r->f[L_LIMIT]));
-      c[5] = fmt("%" PRId64, number(r->f[L_SENT]));
-      c[6] = fmt("%" PRId64, number(r->f[L_REFUSED]));
-      c[7] = fmt("%" PRId64, number(r->f[L_EXCEEDED]));
+      c[5] = fmt("%" PRId64 "%s", number(r->f[L_SENT]), day ? "*" : "");
+      c[6] = fmt("%" PRId64 "%s", number(r->f[L_REFUSED]), hour ? "*" : "");
+      c[7] = fmt("%" PRId64 "%s", number(r->f[L_EXCEEDED]), hour ? "*" : "");
       c[8] = blocked ? fmt("%s %s", r->f[L_BKIND], r->f[L_BY]) : fmt("-");
       table_row(&t, c);
     }
@@ -1470,6 +1538,10 @@ static void cmd_list(const char *spec, int json, const char *kind,
   } else {
     table_print(&t);
   }
+  if (marked)
+    printf("*: since the object's reset, which fell in the window (COUNT, "
+           "REFUSED\n   and OVER: the last 60 minutes; SENT: the last 24 "
+           "hours).\n");
   if (next != NULL) {
     printf("More after ");
     put_utf8(stdout, next, plain_char);

@@ -129,7 +129,7 @@ want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limits": {"minute": None, "hour": 5000, "day": None},
         "counts": {"minute": 0, "hour": 0, "day": 0},
         "max_recipients": None, "forwarded": 0, "list_deliveries": 0,
-        "last_reset": None}
+        "last_reset": None, "scripts_allowed": False}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"
@@ -294,9 +294,59 @@ expect "unknown script" "obspamctl: history: no script '/nope.php'" "$err"
 run_ctl 2 history mailbox info@example.com --day 2024-02-30
 expect "bad day" "obspamctl: bad day '2024-02-30': expected YYYY-MM-DD
 Try 'obspamctl --help'." "$err"
-run_ctl 0 history mailbox info@example.com --day 2001-01-01
-expect "a quiet day" "total         0         0
-limit         3 per hour" "$(tail -n 2 <<<"$out")"
+# A day older than the retention (720 hours) was shown as a day without
+# mail; its hours are not kept. The hour of now may change while
+# obspamctl runs: the oldest hour kept is then the later one.
+oldest() { date -u -d "@$(( $1 / 3600 * 3600 - 719 * 3600 ))" "+$2"; }
+before=$(date +%s)
+run_ctl 2 history mailbox info@example.com --day 2001-01-01
+after=$(date +%s)
+want="obspamctl: day 2001-01-01 is older than the retention (720 hours): the oldest hour kept is"
+[[ $err == "$want $(oldest "$before" '%Y-%m-%d %H:%M') UTC" ||
+   $err == "$want $(oldest "$after" '%Y-%m-%d %H:%M') UTC" ]] ||
+  { echo "FAIL: a day older than the retention: $err"; exit 1; }
+echo "ok: a day older than the retention is an error"
+# The day of the oldest hour kept: the hours before it are not kept, not
+# hours without mail ("-", null in JSON), and the footnote says so.
+before=$(date +%s)
+old_day=$(oldest "$before" '%Y-%m-%d')
+old_hour=$((10#$(oldest "$before" '%H')))
+run_ctl 0 history mailbox info@example.com --day "$old_day"
+after=$(date +%s)
+if [[ $(oldest "$before" '%H') == "$(oldest "$after" '%H')" ]]; then
+  table="mailbox info@example.com on $old_day (UTC), per clock hour:
+
+HOUR       SENT   REFUSED"
+  for ((h = 0; h < 24; h++)); do
+    if ((h < old_hour)); then
+      table+=$'\n'$(printf '%02d:00  %8s  %8s' "$h" - -)
+    else
+      table+=$'\n'$(printf '%02d:00  %8d  %8d' "$h" 0 0)
+    fi
+  done
+  table+=$'\n'$(printf 'total  %8d  %8d' 0 0)
+  table+=$'\n'"limit         3 per hour"
+  if ((old_hour > 0)); then
+    table+=$'\n\n'"-: not kept: the retention (720 hours) keeps the hours from $(printf %02d "$old_hour"):00; the total is of the hours from $(printf %02d "$old_hour"):00."
+  fi
+  expect "history of the day the retention begins" "$table" "$out"
+  run_ctl 0 history mailbox info@example.com --day "$old_day" --json
+  python3 - "$work/ctl.out" "$old_day" "$old_hour" <<'EOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+day, first = sys.argv[2], int(sys.argv[3])
+assert [h["hour"] for h in got["hours"]] == \
+    [f"{day}T{h:02d}:00:00Z" for h in range(24)], got["hours"]
+assert got["hours"][:first] == [
+    {"hour": f"{day}T{h:02d}:00:00Z", "sent": None, "refused": None,
+     "kept": False} for h in range(first)], got["hours"]
+assert all(h == {"hour": h["hour"], "sent": 0, "refused": 0}
+           for h in got["hours"][first:]), got["hours"]
+assert got["retention_hours"] == 720, got
+assert got["oldest_hour_kept"] == f"{day}T{first:02d}:00:00Z", got
+EOF
+  echo "ok: history --json of the day the retention begins"
+fi
 
 # ---- reload and save ------------------------------------------------------
 
@@ -362,7 +412,11 @@ check(b"report -5 10\n", "error bad time '-5': expected Unix seconds\n")
 check(b"reload now\n", "error usage: reload [force]\n")
 check(b"x" * 5000, "error request is longer than 4096 bytes\n")
 check(b"report 0 1\n", "ok\nfrom\t0\nto\t1\nend\n")
-check(b"history mailbox 0 1 info@example.com\n", "ok\nlimit\t11\nend\n")
+before = int(time.time())
+got = ask(b"history mailbox 0 1 info@example.com\n")
+after = int(time.time())
+assert got in ["ok\nlimit\t11\nkept\t%d\t720\nend\n"
+               % (t // 3600 * 3600 - 719 * 3600) for t in (before, after)], got
 got = ask(b"status mailbox INFO@example.com\n").split("\n")
 assert got[:8] == ["ok", "kind\tmailbox", "name\tinfo@example.com",
                    "sending\t1", "limit\t11", "count\t3", "refused\t2",

@@ -873,6 +873,26 @@ Test(notice, contact_outside_ascii) {
   expect_in(buf, "\nTo: j?rg@example.com\n");
 }
 
+/* A contact that is not one address is mailed nothing (sendmail -t
+   reads "ops@example.com,root" as two): the admin's copy does not say it
+   was sent one, nor does the contact's mail ask to reply to an admin
+   address that is not one. */
+Test(notice, addresses_that_are_not_one) {
+  obspam_notice n = sample_notice();
+  obspamd__mail_info mi = sample_info;
+  char buf[8192];
+
+  n.contact = "ops@example.com,root";
+  obspamd__notice_mail(&sample_info, &n, 0, buf, sizeof(buf));
+  cr_assert_null(strstr(buf, "Contact:"), "%s", buf);
+  cr_assert_null(strstr(buf, "root"), "%s", buf);
+  n.contact = "ops@example.com";
+  mi.admin = "postmaster@example.net,root";
+  obspamd__notice_mail(&mi, &n, 1, buf, sizeof(buf));
+  expect_in(buf, "\nTo: ops@example.com\nSubject: ");
+  cr_assert_null(strstr(buf, "root"), "%s", buf);
+}
+
 Test(notice, subject_that_looks_encoded) {
   obspam_notice n = sample_notice();
   char buf[8192];

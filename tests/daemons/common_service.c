@@ -660,6 +660,36 @@ Test(notify, mails_to_the_admin_and_the_contact) {
   free(all);
 }
 
+/* sendmail -t reads To: as a list: an admin address "a@x,root" would
+   mail local root too. No mail goes to what is not one address; the
+   contact's mails still go. */
+Test(notify, no_mail_to_what_is_not_one_address) {
+  char cmd[700], *all;
+
+  setup(CONFIG);
+  snprintf(cmd, sizeof(cmd), "cat > \"%s/mail.$$\"", test_dir);
+  svc.notify_command = cmd;
+  svc.admin = "postmaster@example.net,root";
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  refuse_once();
+  obspamd_flush(&svc, PERIOD_END);
+  WAIT_FOR(M(mails_sent) == 3, 10000);
+  cr_assert_eq(M(mails_sent), 3, "%s", logged());
+  cr_assert_eq(M(mails_dropped), 3, "%s", logged());
+  cr_assert_eq(mail_files(), 3);
+  all = read_mails();
+  /* Nor is the contact told to reply to it. */
+  cr_assert_null(strstr(all, "root"), "%s", all);
+  cr_assert_null(strstr(all, "Reply-To:"), "%s", all);
+  cr_assert(logged_line("error: mail not sent to=postmaster@example.net,root "
+                        "kind=mailbox object=info@example.com: not one "
+                        "address: it holds a blank, a control character or "
+                        "one of , ; : < > ( ) [ ] \\ \""),
+            "%s", logged());
+  obspamd_service_stop(&svc);
+  free(all);
+}
+
 /* The mails name the control socket the daemon serves (obspamctl's
    default is left out). */
 Test(notify, mails_name_the_control_socket) {

@@ -14,7 +14,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/ctl_lib.sh" ctl_panel "${1:-}"
 
 conf=$work/obspam.conf
+# The longest retention: the days of 2026 when the clocks changed stay
+# days it keeps.
 cat >"$conf" <<'EOF'
+retention 87600
 default mailbox=100 domain=1000 subscription=5000 scripts=yes
 subscription acme uid=10001
 subscription bakery uid=10002 subscription=2
@@ -68,7 +71,8 @@ got = json.load(open(sys.argv[1]))
 def row(name, sent, refused, exceeded, limit, count, sending, by):
     return {"kind": "mailbox", "name": name, "sent": sent, "refused": refused,
             "exceeded": exceeded, "limit": limit, "count": count,
-            "sending": sending, "blocked_by": by, "last_reset": None}
+            "sending": sending, "blocked_by": by, "last_reset": None,
+            "since_reset": []}
 want = {"kind": "mailbox", "parent": None, "active": False,
         "rows": [row("dave@example.com", 1, 0, 0, 100, 1, True, None),
                  row("info@example.com", 3, 1, 1, 3, 3, False,
@@ -251,8 +255,20 @@ t = datetime.datetime.strptime(got["last_reset"], "%Y-%m-%dT%H:%M:%SZ")
 t = int(t.replace(tzinfo=datetime.timezone.utc).timestamp())
 assert got["name"] == "info@example.com" and got["sending"] is True, got
 assert int(sys.argv[2]) <= t <= int(sys.argv[2]) + 60, (t, got)
+# Its figures count from the reset, which the last hour holds.
+assert got["since_reset"] == ["count", "sent", "refused", "exceeded"], got
+assert (got["count"], got["sent"], got["refused"], got["exceeded"]) == \
+    (0, 0, 0, 0), got
 EOF
 echo "ok: list shows the last reset"
+# The table marks the figures that count from the reset, as status says
+# "since the reset", and says what the mark means.
+run_ctl 0 list mailbox --after dave@example.com --limit 2
+expect "list marks what counts from the reset" "KIND     NAME               SENDING  COUNT  LIMIT  SENT  REFUSED  OVER  BLOCKED BY
+mailbox  info@example.com   yes         0*      3    0*       0*    0*  -
+mailbox  quiet@example.com  yes          0    100     0        0     0  -
+*: since the object's reset, which fell in the window (COUNT, REFUSED
+   and OVER: the last 60 minutes; SENT: the last 24 hours)." "$out"
 # History keeps what happened.
 run_ctl 0 history mailbox info@example.com --json
 python3 - "$work/ctl.out" <<'EOF'
