@@ -66,10 +66,7 @@
               limit_by: of those blocked_by is full in, the longest) /
               forwarded N / list_deliveries N (the current clock
               hour's forwards, part of its sent, and mailing-list
-              deliveries, exempt or charged; from 1.4) / last_reset
-              TIME / for a subscription, scripts_forbidden 1|0|-1
-              (whether its scripts may not send now; -1 when no script
-              of it sent within the retention tells; from 1.4.6)
+              deliveries, exempt or charged; from 1.4)
               (one "KEY<TAB>VALUE" line each, in this order)
      report   from FROM / to TO, then one line per row, in the library's
               order (refusals first, then scripts by messages sent):
@@ -350,8 +347,6 @@ static int64_t cap_of(int kind, const char *name) {
   return cap;
 }
 
-static int scripts_state(const char *name);
-
 static void cmd_status(answer *a, char *args) {
   const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
   obspam_stats st = OBSPAM_STATS_INIT, by = OBSPAM_STATS_INIT;
@@ -396,19 +391,13 @@ static void cmd_status(answer *a, char *args) {
       "\nlimit_minute\t%" PRId64 "\ncount_minute\t%" PRId64
       "\nlimit_day\t%" PRId64 "\ncount_day\t%" PRId64
       "\nmax_recipients\t%" PRId64 "\nwindow_by\t%s\nforwarded\t%" PRId64
-      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\n",
+      "\nlist_deliveries\t%" PRId64 "\nlast_reset\t%" PRId64 "\nend\n",
       obspamd_kind_name(kind), clean, st.sending ? 1 : 0, st.limit, st.count,
       st.refused, st.refused_total, st.last_refused, st.exceeded,
       st.exceeded_total, st.disabled ? 1 : 0, blocked_kind, blocked, limit_by,
       st.limit_minute < 0 ? -1 : st.limit_minute, st.count_minute,
       st.limit_day < 0 ? -1 : st.limit_day, st.count_day, cap_of(kind, name),
       window_by, st.forwarded, st.list_deliveries, st.last_reset);
-  /* Forbidden scripts and the recipients cap are both over a limit
-     without a window: a subscription's answer says whether its scripts
-     may send, when that can be told. */
-  if (kind == OBSPAM_SUBSCRIPTION)
-    add(a, "scripts_forbidden\t%d\n", scripts_state(name));
-  add(a, "end\n");
 }
 
 /* The rows of a report, kept until it ends: the limit of each object is
@@ -506,30 +495,6 @@ static int scripts_forbidden(const report_rows *rr, const char *name) {
            obspamd_refusal_reason(&v, &m) == OBSPAMD_REASON_SCRIPTS;
   }
   return 0;
-}
-
-/* Whether the scripts of the subscription name may not send now (1), may
-   (0), or -1 when that cannot be told: the ABI of 1.4 has no getter of
-   scripts=, and a check of a script message needs a uid the subscription
-   owns, which only the rows of its scripts that sent or were refused
-   within the retention give (the uid of each one's last message). */
-static int scripts_state(const char *name) {
-  report_rows rr = {NULL, NULL, NULL, 0, 0, 0};
-  int64_t now = (int64_t)time(NULL), retention = 720;
-  int state = -1;
-  size_t i;
-
-  obspam_get_option(ctl.s->engine, OBSPAM_OPT_RETENTION_HOURS, &retention);
-  if (obspam_top(ctl.s->engine, OBSPAM_SCRIPT,
-                 now - now % 3600 - (retention - 1) * 3600, now + 1, 0,
-                 report_row, &rr) == OBSPAM_OK &&
-      !rr.failed)
-    for (i = 0; i < rr.n && state < 0; i++)
-      if (rr.rows[i].uid >= 0 && rr.subs[i] != NULL &&
-          strcmp(rr.subs[i], name) == 0)
-        state = scripts_forbidden(&rr, name);
-  report_rows_free(&rr);
-  return state;
 }
 
 /* The window of a report row's last attempt over its own limit, by name:

@@ -573,7 +573,7 @@ static void cmd_status(const char *spec, int json, const char *kind,
   int64_t limit, count, refused, refused_total, last, exceeded, limit_by;
   int64_t limits[3], counts[3], cap, forwarded, lists, reset, now;
   const char *blocked_kind, *blocked_by, *window_by;
-  int sending, disabled, w, since[3], scripts;
+  int sending, disabled, w, since[3];
 
   kind_for(kind, 0);
   snprintf(req, sizeof(req), "status %s %s", kind, name);
@@ -605,12 +605,6 @@ static void cmd_status(const char *spec, int json, const char *kind,
               : 0;
   /* A daemon older than 1.4.5 does not say: none. */
   reset = value(&a, "last_reset") != NULL ? number(value(&a, "last_reset")) : 0;
-  /* A subscription's, from 1.4.6: whether its scripts may not send (-1:
-     not known). Forbidden scripts are over its limit without a window,
-     as messages over the recipients cap are: only this tells them apart. */
-  scripts = value(&a, "scripts_forbidden") != NULL
-                ? (int)number(value(&a, "scripts_forbidden"))
-                : -1;
   if (blocked_kind == NULL || blocked_by == NULL || window_by == NULL)
     die(EXIT_DAEMON, "the answer lacks a field");
   if (strcmp(blocked_kind, "-") == 0)
@@ -649,10 +643,6 @@ static void cmd_status(const char *spec, int json, const char *kind,
            ",\n  \"last_reset\": ",
            forwarded, lists);
     json_time(reset);
-    if (value(&a, "scripts_forbidden") != NULL)
-      printf(",\n  \"scripts_allowed\": %s", scripts < 0   ? "null"
-                                             : scripts > 0 ? "false"
-                                                           : "true");
     printf("\n}\n");
     return;
   }
@@ -684,9 +674,6 @@ static void cmd_status(const char *spec, int json, const char *kind,
   }
   if (cap >= 0)
     printf("  max recipients %" PRId64 " per message\n", cap);
-  if (scripts > 0)
-    printf("  scripts        may not send (scripts=no): each is refused, "
-           "over its limit\n");
   now = (int64_t)time(NULL);
   for (w = 0; w < 3; w++)
     since[w] = since_reset(reset, now, w);

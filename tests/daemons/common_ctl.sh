@@ -129,7 +129,7 @@ want = {"kind": "subscription", "name": "bakery", "sending": True,
         "limits": {"minute": None, "hour": 5000, "day": None},
         "counts": {"minute": 0, "hour": 0, "day": 0},
         "max_recipients": None, "forwarded": 0, "list_deliveries": 0,
-        "last_reset": None, "scripts_allowed": False}
+        "last_reset": None}
 assert got == want, f"{got} != {want}"
 EOF
 echo "ok: status --json"

@@ -102,34 +102,6 @@ assert rows == {"acme": ("scripts", 5000),
 EOF
 echo "ok: report --json: the subscriptions' windows"
 
-# ---- status: forbidden scripts and the cap ---------------------------------
-
-# Both went over their own limit once, without a window: status says
-# which subscription's scripts may not send (its cap, the server's 50,
-# is not what refused them); the other's refusal was its cap.
-run_ctl 0 status subscription acme
-expect "status of a subscription whose scripts may not send" "subscription acme: sending
-  limit          5000 per hour
-  max recipients 50 per message
-  scripts        may not send (scripts=no): each is refused, over its limit
-  sent           1 in the last 60 minutes
-  refused        0 in the last 60 minutes
-  over its limit 0 in the last 60 minutes" "$(head -n 7 <<<"$out")"
-run_ctl 0 status subscription bakery
-expect "status of a subscription over its cap" "subscription bakery: sending
-  limit          5000 per hour
-  max recipients 10 per message
-  sent           0 in the last 60 minutes" "$(head -n 4 <<<"$out")"
-for sub in acme:false bakery:true; do
-  run_ctl 0 status subscription "${sub%%:*}" --json
-  expect "status --json of ${sub%%:*}: scripts_allowed" "${sub#*:}" \
-    "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["scripts_allowed"]))' "$work/ctl.out")"
-done
-# A mailbox's answer has no such field: scripts= is a subscription's.
-run_ctl 0 status mailbox bob@example.com --json
-expect "status --json of a mailbox: no scripts_allowed" "False" \
-  "$(python3 -c 'import json, sys; print("scripts_allowed" in json.load(open(sys.argv[1])))' "$work/ctl.out")"
-
 # ---- set-limit on an implicit mailbox --------------------------------------
 
 # bob@example.com is shown by status, but the library has limits for
