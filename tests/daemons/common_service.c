@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The service: start (configuration, state file), reload, save, stop,
    notices with their log lines and mails, the periodic work. */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "common_test.h"
 #include "control.h"
 #include "metrics.h"
@@ -686,6 +689,63 @@ Test(notify, mails_name_the_control_socket) {
   cr_assert(strstr(all, "held when submitted locally") != NULL, "%s", all);
   obspamd_service_stop(&svc);
   free(all);
+}
+
+/* The control socket's answer to request, whole (the daemon closes once
+   it has answered), malloc'ed. */
+static char *ask_control(const char *path, const char *request) {
+  struct sockaddr_un sun;
+  size_t len = 0, size = 4096;
+  char *buf = malloc(size);
+  ssize_t n;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  cr_assert_not_null(buf);
+  cr_assert_geq(fd, 0);
+  memset(&sun, 0, sizeof(sun));
+  sun.sun_family = AF_UNIX;
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0,
+               "connect: %s", strerror(errno));
+  cr_assert_eq(send(fd, request, strlen(request), MSG_NOSIGNAL),
+               (ssize_t)strlen(request));
+  while ((n = recv(fd, buf + len, size - 1 - len, 0)) > 0)
+    len += (size_t)n;
+  buf[len] = '\0';
+  close(fd);
+  return buf;
+}
+
+/* The control socket answers its own user, and root, only: a client whose
+   credentials cannot be read is refused like any other, with a line that
+   says why, and nothing it asked is done. */
+Test(control, refuses_a_client_whose_credentials_cannot_be_read) {
+  char spec[600], *answer;
+
+  const char *ping = "ok\nname\tobspam-test\n";
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  snprintf(spec, sizeof(spec), "unix:%s", path_in("ctl.sock"));
+  cr_assert_eq(obspamd_control_start(&svc, spec), 0);
+  answer = ask_control(path_in("ctl.sock"), "ping\n");
+  cr_assert_eq(strncmp(answer, ping, strlen(ping)), 0, "%s", answer);
+  free(answer);
+
+  peercred_fail(ENOTCONN);
+  answer = ask_control(path_in("ctl.sock"), "save\n");
+  peercred_fail(0);
+  cr_assert_str_eq(answer, "error permission denied\n");
+  free(answer);
+  cr_assert(logged_line("warning: control: refused a client whose "
+                        "credentials cannot be read: Transport endpoint is "
+                        "not connected"),
+            "%s", logged());
+  /* The save it asked for was not made. */
+  cr_assert_neq(access(svc.state_path, F_OK), 0);
+  obspamd_control_stop();
+  obspamd_service_stop(&svc);
 }
 
 Test(notify, a_failing_command_is_logged) {
