@@ -243,6 +243,52 @@ Test(start, unreadable_state_stops_the_start) {
   cr_assert(logged_line(line), "%s", logged());
 }
 
+/* A state directory that others may write: refused when any user may
+   replace the state file (no sticky bit), said at start otherwise. */
+Test(start, state_directory_others_can_write) {
+  char line[2000], dir[600];
+
+  setup(CONFIG);
+  snprintf(dir, sizeof(dir), "%s", path_in("var"));
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  svc.state_path = path_in("var/state");
+  cr_assert_eq(chmod(dir, 0777), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: the directory %s of the state file %s has "
+           "mode 0777: any user may replace the state file, and so set its "
+           "counters; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  cr_assert_eq(chmod(dir, 01777), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  snprintf(line, sizeof(line),
+           "warning: the directory %s of the state file %s has mode 1777: "
+           "any user may make the state file, its journal or its lock before "
+           "the daemon does; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  cr_assert_eq(chmod(dir, 02770), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  snprintf(line, sizeof(line),
+           "warning: the directory %s of the state file %s has mode 2770: "
+           "its group may make the state file, its journal or its lock before "
+           "the daemon does; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  /* The daemon's user alone, or others that may only read: nothing. */
+  cr_assert_eq(chmod(dir, 0755), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  cr_assert_eq(count_in(logged(), "the directory"), 3, "%s", logged());
+}
+
 /* ---- reload and save ------------------------------------------------------
  */
 
