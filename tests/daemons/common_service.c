@@ -243,6 +243,22 @@ Test(start, unreadable_state_stops_the_start) {
   cr_assert(logged_line(line), "%s", logged());
 }
 
+/* A FIFO at the state path stops the start at once, saying so: opening
+   it to read waited for a writer for ever. */
+Test(start, fifo_at_the_state_path_stops_the_start, .timeout = 20) {
+  char line[900];
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(mkfifo(svc.state_path, 0600), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: state_load: %s: not a regular file",
+           svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+}
+
 /* A state directory that others may write: refused when any user may
    replace the state file (no sticky bit), said at start otherwise. */
 Test(start, state_directory_others_can_write) {
