@@ -13,19 +13,14 @@
 #include "file.h"
 #include "obspam.h"
 
-int obspam__file_read(const char *path, char **out, size_t *len,
-                      const char **what, int *err) {
+/* Reads the rest of fd, then closes it: obspam__file_read once the file
+   is open. */
+static int read_fd(int fd, char **out, size_t *len, const char **what,
+                   int *err) {
   struct stat st;
   size_t cap, n = 0;
   char *buf;
-  int fd;
 
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *what = "cannot open";
-    *err = errno;
-    return OBSPAM_EIO;
-  }
   cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
   buf = malloc(cap);
   if (buf == NULL) {
@@ -70,6 +65,51 @@ int obspam__file_read(const char *path, char **out, size_t *len,
   *out = buf;
   *len = n;
   return OBSPAM_OK;
+}
+
+int obspam__file_read(const char *path, char **out, size_t *len,
+                      const char **what, int *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0) {
+    *what = "cannot open";
+    *err = errno;
+    return OBSPAM_EIO;
+  }
+  return read_fd(fd, out, len, what, err);
+}
+
+int obspam__file_read_regular(const char *path, char **out, size_t *len,
+                              const char **what, int *err) {
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+  if (fd < 0) {
+    *what = "cannot open";
+    *err = errno;
+    return OBSPAM_EIO;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *what = "not a regular file";
+    *err = 0;
+    close(fd);
+    return OBSPAM_EIO;
+  }
+  return read_fd(fd, out, len, what, err);
+}
+
+int obspam__open_regular(const char *path, int flags) {
+  struct stat st;
+  int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+  if (fd < 0)
+    return -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  return fd;
 }
 
 int obspam__write_all(int fd, const uint8_t *p, size_t n) {

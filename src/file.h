@@ -12,6 +12,16 @@
    the errno of an I/O failure (0 for memory). */
 int obspam__file_read(const char *path, char **out, size_t *len,
                       const char **what, int *err);
+/* The same for the files of a state (the snapshot, the journal's files),
+   whose directory someone else may have put things in: a symbolic link
+   is not followed ("cannot open", ELOOP), a FIFO or a device is not
+   waited for or read ("not a regular file", *err 0). */
+int obspam__file_read_regular(const char *path, char **out, size_t *len,
+                              const char **what, int *err);
+/* Opens path as open(2) does with flags, without following a symbolic
+   link or waiting for a FIFO: the descriptor of a regular file, or -1
+   (errno set; EINVAL for a file that is not a regular one). */
+int obspam__open_regular(const char *path, int flags);
 /* Writes all n bytes at p to fd, going on after EINTR: 0, or -1 with
    errno set. */
 int obspam__write_all(int fd, const uint8_t *p, size_t n);

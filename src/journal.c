@@ -805,7 +805,7 @@ static int settle(obspam__journal *j) {
     if (rename(j->next, j->path) != 0)
       return -1;
   } else if (j->unsettled == 1) {
-    int dst = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int dst = obspam__open_regular(j->path, O_RDWR);
     struct stat st;
     uint64_t size;
 
@@ -1010,7 +1010,7 @@ static char *concat(const char *a, const char *b) {
    checksum, both 0 when there is none or it is not one. */
 static void state_identity(const char *state, uint64_t id[2]) {
   uint8_t h[32];
-  int fd = open(state, O_RDONLY | O_CLOEXEC);
+  int fd = obspam__open_regular(state, O_RDONLY);
 
   id[0] = id[1] = 0;
   if (fd < 0)
@@ -1052,6 +1052,18 @@ static int grow(void *v, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
+int obspam__read_state_file(obspam_engine *e, const char *fn, const char *path,
+                            char **out, size_t *len) {
+  const char *what;
+  int err, rc = obspam__file_read_regular(path, out, len, &what, &err);
+
+  if (rc == OBSPAM_OK)
+    return OBSPAM_OK;
+  if (err == 0)
+    return obspam__fail(e, rc, "%s%s: %s", fn, path, what);
+  return obspam__fail(e, rc, "%s%s: %s: %s", fn, path, what, strerror(err));
+}
+
 static int read_journal(obspam_engine *e, const char *path, jfile *f) {
   const uint8_t *p, *end;
   reader rd;
@@ -1062,7 +1074,7 @@ static int read_journal(obspam_engine *e, const char *path, jfile *f) {
   memset(f, 0, sizeof(*f));
   if (access(path, F_OK) != 0 && errno == ENOENT)
     return OBSPAM_OK;
-  rc = obspam__read_file(e, "journal_open: ", path, &f->data, &f->size);
+  rc = obspam__read_state_file(e, "journal_open: ", path, &f->data, &f->size);
   if (rc != OBSPAM_OK)
     return rc;
   f->present = 1;
@@ -1272,7 +1284,7 @@ static int reuse(obspam__journal *j, const jfile *cur, const jfile *nxt,
   keep = n == 0 ? HEADER : f->whole;
   if (f == nxt && rename(j->next, j->path) != 0)
     return -1;
-  fd = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  fd = obspam__open_regular(j->path, O_RDWR);
   if (fd < 0)
     return -1;
   /* Cut records could come back at the next start; with FSYNC, the

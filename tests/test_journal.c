@@ -860,6 +860,48 @@ Test(journal, lock_file_checked) {
   obspam_engine_free(e);
 }
 
+/* A FIFO or a symbolic link at the state's paths (a state directory that
+   others can write) is refused with its name, at once: opening a FIFO to
+   read it waited for a writer for ever, and the daemon never started. */
+Test(journal, state_paths_that_are_no_regular_files, .timeout = 20) {
+  obspam_engine *e = engine();
+  char want[800], target[400];
+  const char *paths[] = {journal, next};
+  int i;
+
+  for (i = 0; i < 2; i++) {
+    cr_assert_eq(mkfifo(paths[i], 0600), 0);
+    RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EIO);
+    snprintf(want, sizeof(want), "journal_open: %s: not a regular file",
+             paths[i]);
+    cr_assert_str_eq(obspam_engine_errmsg(e), want);
+    cr_assert_eq(unlink(paths[i]), 0);
+  }
+  /* The state file itself: its identity is not read from a FIFO, and
+     the snapshot is not loaded from one, or through a link. */
+  cr_assert_eq(mkfifo(state, 0600), 0);
+  RC(obspam_state_load(e, state), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "state_load: %s: not a regular file", state);
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  OK(obspam_journal_open(e, state, 0, NULL, NULL));
+  OK(obspam_journal_close(e));
+  cr_assert_eq(unlink(state), 0);
+  snprintf(target, sizeof(target), "%s/target", dir);
+  cr_assert_eq(mkfifo(target, 0600), 0);
+  cr_assert_eq(symlink(target, state), 0);
+  RC(obspam_state_load(e, state), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "state_load: %s: cannot open: %s", state,
+           strerror(ELOOP));
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  cr_assert_eq(unlink(journal), 0);
+  cr_assert_eq(symlink(target, journal), 0);
+  RC(obspam_journal_open(e, state, 0, NULL, NULL), OBSPAM_EIO);
+  snprintf(want, sizeof(want), "journal_open: %s: cannot open: %s", journal,
+           strerror(ELOOP));
+  cr_assert_str_eq(obspam_engine_errmsg(e), want);
+  obspam_engine_free(e);
+}
+
 /* A file planted at STATE.journal.next between two saves (a state
    directory that others can write): here a hard link to the journal of
    another state file beside this one. The save makes a file of its own

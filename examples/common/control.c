@@ -1238,9 +1238,15 @@ static void serve(int fd) {
   socklen_t len = sizeof(cred);
   int n;
 
-  int known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
-
-  if (known && cred.uid != 0 && cred.uid != geteuid()) {
+  /* Who asks decides what may be asked: a client whose credentials
+     cannot be read is refused, as a user who may not ask is. */
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    obspamd_log(LOG_WARNING,
+                "control: refused a client whose credentials cannot be "
+                "read: %s",
+                strerror(errno));
+    error(&a, "permission denied");
+  } else if (cred.uid != 0 && cred.uid != geteuid()) {
     obspamd_log(LOG_WARNING, "control: refused a client of uid %ld",
                 (long)cred.uid);
     error(&a, "permission denied");
@@ -1253,7 +1259,7 @@ static void serve(int fd) {
     if (n == -2)
       error(&a, "request is longer than %d bytes", REQUEST_MAX);
     else
-      dispatch(&a, line, known ? (long)cred.uid : -1L);
+      dispatch(&a, line, (long)cred.uid);
   }
   if (a.failed) {
     a.failed = 0;

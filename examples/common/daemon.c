@@ -900,13 +900,30 @@ static int check_state_dir(const char *path) {
                 dir, path);
     return -1;
   }
-  if (faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0) {
+  /* Whoever may write the directory may put files of their own where
+     the daemon reads and writes its state. Without the sticky bit, any
+     user could replace the state file itself, with counters of their
+     choosing, and so lift every limit: the daemon refuses that. With it,
+     or for the directory's group, they can still make the names before
+     the daemon does (a lock held for ever, a journal that is not one, a
+     state file of theirs before the first save): a warning. */
+  if ((st.st_mode & S_IWOTH) != 0 && (st.st_mode & S_ISVTX) == 0) {
     obspamd_log(LOG_ERR,
-                "cannot start: cannot write the state file %s: directory %s: "
-                "%s",
-                path, dir, strerror(errno));
+                "cannot start: the directory %s of the state file %s has "
+                "mode %04o: any user may replace the state file, and so "
+                "set its counters; make it writable by the daemon's user "
+                "only",
+                dir, path, (unsigned)(st.st_mode & 07777));
     return -1;
   }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    obspamd_log(LOG_WARNING,
+                "the directory %s of the state file %s has mode %04o: %s "
+                "may make the state file, its journal or its lock before "
+                "the daemon does; make it writable by the daemon's user "
+                "only",
+                dir, path, (unsigned)(st.st_mode & 07777),
+                (st.st_mode & S_IWOTH) != 0 ? "any user" : "its group");
   return 0;
 }
 

@@ -162,8 +162,21 @@ size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
                             int reject, int unit, const char *queue_id,
                             int *code, char *buf, size_t size, int64_t now_ms);
 void obspamd_refusals_release(void);
+/* A request too bad to be answered (malformed, over a limit, or asking
+   what its client may not), from client: its address ("203.0.113.7",
+   "2001:db8::1"), or "uid 110" for the peer of a unix: socket. Coalesced
+   per client as refusals are per object: returns 0 for the first of an
+   episode, which the caller logs whole with its reason, and 1 for the
+   others, which are only counted, one line per client and interval:
+     4180 more bad requests from 127.0.0.1 in the last 10 s
+   The clients are counted in a table of their own, 3072 at once (the
+   others together, "from other clients"), so that bad requests from
+   many addresses cannot crowd the refused objects out of theirs. now_ms
+   as for obspamd_refusal_held (-1: read here). Thread-safe. */
+int obspamd_bad_request_counted(const char *client, int64_t now_ms);
 /* The interval of those lines in seconds (--refusal-log-interval); 0
-   logs every refusal whole. Default OBSPAMD_REFUSAL_LOG_INTERVAL. */
+   logs every refusal and every bad request whole. Default
+   OBSPAMD_REFUSAL_LOG_INTERVAL. */
 #define OBSPAMD_REFUSAL_LOG_INTERVAL 10
 void obspamd_refusal_log_interval(int seconds);
 

@@ -29,7 +29,12 @@
    each of its intervals is logged whole.
 
    One mutex guards the table: the milter refuses from libmilter's
-   threads and flushes from its housekeeping thread. */
+   threads and flushes from its housekeeping thread.
+
+   The bad requests of a client are coalesced the same way, per client
+   (its address, or the uid of a unix: socket's peer), in a table of
+   their own, so that a flood of bad requests from many addresses cannot
+   crowd the refused objects out of theirs (obspamd_bad_request_counted). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,12 +114,25 @@ typedef struct tracked {
   char qid[64]; /* the queue ID of the first refusal counted, "" for none */
 } __attribute__((aligned(64))) tracked;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t hashes[SLOTS]; /* 0: the slot is free */
-static tracked table[SLOTS];
-static tracked untracked = {.kind = -1};
-static int ntracked;
-static uint64_t seed;
+/* The entries of a bad request's client, and the one of the clients the
+   table has no room for. */
+#define KIND_BAD 0x100
+#define KIND_BAD_OTHERS -2
+
+/* One table of coalesced lines, its lock and the seed of its hashes. */
+typedef struct coalesced {
+  pthread_mutex_t lock;
+  uint64_t seed;
+  int ntracked;
+  tracked untracked;      /* kind -1 or KIND_BAD_OTHERS */
+  uint64_t hashes[SLOTS]; /* 0: the slot is free */
+  tracked table[SLOTS];
+} coalesced;
+
+static coalesced refusals = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                             .untracked = {.kind = -1}};
+static coalesced bad = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                        .untracked = {.kind = KIND_BAD_OTHERS}};
 static int interval_ms = OBSPAMD_REFUSAL_LOG_INTERVAL * 1000;
 
 void obspamd_refusal_log_interval(int seconds) {
@@ -122,24 +140,25 @@ void obspamd_refusal_log_interval(int seconds) {
                    __ATOMIC_RELAXED);
 }
 
-/* XXH3 over the name, seeded with a value drawn once per process and
-   the kind; never 0, which marks a free slot. With lock held. */
+/* XXH3 over the name, seeded with a value drawn once per table and the
+   kind; never 0, which marks a free slot. With t's lock held. */
 static inline __attribute__((always_inline)) uint64_t
-hash_of(int kind, const char *name, size_t len) {
+hash_of(coalesced *t, int kind, const char *name, size_t len) {
   uint64_t h;
 
-  if (seed == 0) {
+  if (t->seed == 0) {
     struct timespec ts;
 
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
-        (ssize_t)sizeof(seed)) {
+    if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(t->seed)) {
       clock_gettime(CLOCK_MONOTONIC, &ts);
-      seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
+      t->seed =
+          (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
     }
-    seed |= 1;
+    t->seed |= 1;
   }
   h = XXH3_64bits_withSeed(
-      name, len, seed + (uint64_t)(kind & 0xff) * 0x9E3779B97F4A7C15ull);
+      name, len, t->seed + (uint64_t)(kind & 0xff) * 0x9E3779B97F4A7C15ull);
   return h != 0 ? h : 1;
 }
 
@@ -166,7 +185,10 @@ typedef struct line {
 /* The summary line of e's interval: seconds is its length, or for a
    daemon that stops, what it has run of it rounded up. */
 static void line_of(line *l, const tracked *e, int64_t seconds) {
-  const int flags = OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
+  /* A client is named by the daemon ("uid 110"), an object by traffic. */
+  const int flags = e->kind == KIND_BAD
+                        ? OBSPAMD__CLEAN_UTF8
+                        : OBSPAMD__CLEAN_NO_BLANK | OBSPAMD__CLEAN_UTF8;
 
   l->kind = e->kind;
   l->more = e->more;
@@ -178,6 +200,14 @@ static void line_of(line *l, const tracked *e, int64_t seconds) {
 }
 
 static void line_write(const line *l) {
+  if (l->kind == KIND_BAD || l->kind == KIND_BAD_OTHERS) {
+    obspamd_log(LOG_WARNING,
+                "%" PRIu64 " more bad request%s from %s in the last %" PRId64
+                " s",
+                l->more, l->more == 1 ? "" : "s",
+                l->kind == KIND_BAD ? l->name : "other clients", l->seconds);
+    return;
+  }
   obspamd_log(LOG_NOTICE,
               "refuse kind=%s object=%s more=%" PRIu64 " seconds=%" PRId64
               " first_queue_id=%s",
@@ -229,22 +259,22 @@ static void count(tracked *e, const char *queue_id) {
   }
 }
 
-/* Counts a refusal of the object at now_ms (every: the interval, not 0),
-   with lock held. *counted: whether it was only counted (else its line
-   is logged whole). Returns the object's entry, or NULL for an object
-   the table has no room for. */
+/* Counts a refusal of the object at now_ms (every: the interval, not 0)
+   in table t, with its lock held. *counted: whether it was only counted
+   (else its line is logged whole). Returns the object's entry, or NULL
+   for an object the table has no room for. */
 static inline __attribute__((always_inline)) tracked *
-account(int kind, const char *object, const char *queue_id, int64_t now_ms,
-        int64_t every, int *counted) {
+account(coalesced *t, int kind, const char *object, const char *queue_id,
+        int64_t now_ms, int64_t every, int *counted) {
   size_t len = strnlen(object, NAME_SIZE - 1), i;
-  uint64_t h = hash_of(kind, object, len);
+  uint64_t h = hash_of(t, kind, object, len);
   tracked *e;
 
   for (i = h % SLOTS;; i = (i + 1) % SLOTS) {
-    e = &table[i];
-    if (hashes[i] == 0)
+    e = &t->table[i];
+    if (t->hashes[i] == 0)
       break;
-    if (hashes[i] == h && e->kind == kind && e->len == len &&
+    if (t->hashes[i] == h && e->kind == kind && e->len == len &&
         obspamd_same_bytes(e->chars, object, len)) {
       *counted = roll(e, now_ms, every, NULL) == 0;
       if (*counted)
@@ -254,18 +284,18 @@ account(int kind, const char *object, const char *queue_id, int64_t now_ms,
       return e;
     }
   }
-  if (ntracked >= TRACKED_MAX) {
+  if (t->ntracked >= TRACKED_MAX) {
     /* No room: the first of these in an interval is logged whole, which
        names its object; the others are only counted together. */
-    *counted =
-        untracked.since_ms != 0 && roll(&untracked, now_ms, every, NULL) == 0;
+    *counted = t->untracked.since_ms != 0 &&
+               roll(&t->untracked, now_ms, every, NULL) == 0;
     if (*counted)
-      count(&untracked, queue_id);
+      count(&t->untracked, queue_id);
     else
-      open_first(&untracked, now_ms != 0 ? now_ms : 1);
+      open_first(&t->untracked, now_ms != 0 ? now_ms : 1);
     return NULL;
   }
-  hashes[i] = h;
+  t->hashes[i] = h;
   e->kind = kind;
   e->len = (uint16_t)len;
   memcpy(e->chars, object, len);
@@ -273,13 +303,15 @@ account(int kind, const char *object, const char *queue_id, int64_t now_ms,
   e->text_len = 0;
   e->as = 0;
   open_first(e, now_ms);
-  ntracked++;
+  t->ntracked++;
   *counted = 0;
   return e;
 }
 
-int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
-                             int64_t now_ms) {
+/* Whether the line of object (kind) at now_ms in table t was only
+   counted. */
+static int counted_in(coalesced *t, int kind, const char *object,
+                      const char *queue_id, int64_t now_ms) {
   int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
   int counted;
 
@@ -287,9 +319,9 @@ int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
     return 0;
   if (now_ms < 0)
     now_ms = coarse_ms();
-  pthread_mutex_lock(&lock);
-  account(kind, object, queue_id, now_ms, every, &counted);
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_lock(&t->lock);
+  account(t, kind, object, queue_id, now_ms, every, &counted);
+  pthread_mutex_unlock(&t->lock);
   return counted;
 }
 
@@ -318,6 +350,15 @@ static inline int same_as(const tracked *e, const obspam_verdict *v,
   return e->as == as && as != 0 && e->limit == v->limit &&
          e->count == v->count && e->retry_after == v->retry_after &&
          e->window == v->window;
+}
+
+int obspamd__refusal_counted(int kind, const char *object, const char *queue_id,
+                             int64_t now_ms) {
+  return counted_in(&refusals, kind, object, queue_id, now_ms);
+}
+
+int obspamd_bad_request_counted(const char *client, int64_t now_ms) {
+  return counted_in(&bad, KIND_BAD, client, NULL, now_ms);
 }
 
 /* Whether e's text was written for words w. */
@@ -351,8 +392,9 @@ refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
   if (now_ms < 0)
     now_ms = coarse_ms();
   if (!held)
-    pthread_mutex_lock(&lock);
-  e = account(v->kind, v->object, queue_id, now_ms, every, &counted);
+    pthread_mutex_lock(&refusals.lock);
+  e = account(&refusals, v->kind, v->object, queue_id, now_ms, every,
+              &counted);
   if (e != NULL && !same_as(e, v, as)) {
     words w;
 
@@ -384,7 +426,7 @@ refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
       *code = e->text_code;
   }
   if (!held)
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&refusals.lock);
   if (e == NULL) {
     obspamd_refusal_text_msg(v, m, reject, unit, code, buf, size);
     n = strlen(buf);
@@ -406,9 +448,9 @@ size_t obspamd__refusal_at(const obspam_verdict *v, const obspam_message *m,
   return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 0);
 }
 
-void obspamd_refusals_hold(void) { pthread_mutex_lock(&lock); }
+void obspamd_refusals_hold(void) { pthread_mutex_lock(&refusals.lock); }
 
-void obspamd_refusals_release(void) { pthread_mutex_unlock(&lock); }
+void obspamd_refusals_release(void) { pthread_mutex_unlock(&refusals.lock); }
 
 size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
                             int reject, int unit, const char *queue_id,
@@ -416,28 +458,28 @@ size_t obspamd_refusal_held(const obspam_verdict *v, const obspam_message *m,
   return refusal(v, m, reject, unit, queue_id, code, buf, size, now_ms, 1);
 }
 
-/* Frees slot i and moves back the entries of its probe run that would no
-   longer be found past the hole. With lock held. */
-static void remove_slot(size_t i) {
+/* Frees slot i of t and moves back the entries of its probe run that
+   would no longer be found past the hole. With t's lock held. */
+static void remove_slot(coalesced *t, size_t i) {
   size_t j = i;
 
-  hashes[i] = 0;
+  t->hashes[i] = 0;
   for (;;) {
     size_t home;
 
     j = (j + 1) % SLOTS;
-    if (hashes[j] == 0)
+    if (t->hashes[j] == 0)
       break;
-    home = hashes[j] % SLOTS;
+    home = t->hashes[j] % SLOTS;
     /* The entry at j stays when its home lies cyclically in (i, j]. */
     if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
       continue;
-    table[i] = table[j];
-    hashes[i] = hashes[j];
-    hashes[j] = 0;
+    t->table[i] = t->table[j];
+    t->hashes[i] = t->hashes[j];
+    t->hashes[j] = 0;
     i = j;
   }
-  ntracked--;
+  t->ntracked--;
 }
 
 /* What a daemon that stops at now_ms has run of e's interval, in seconds
@@ -470,41 +512,47 @@ static int take(tracked *e, int64_t now_ms, int64_t every, int all, line l[2],
    milliseconds, more on a busy machine. */
 #define FLUSH_BATCH 16
 
-void obspamd__refusals_flush(int64_t now_ms, int all) {
-  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+static void flush(coalesced *t, int64_t now_ms, int64_t every, int all) {
   line lines[FLUSH_BATCH];
   size_t i = 0;
   int n, k, over, last = 0;
 
   while (!last) {
     n = 0;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&t->lock);
     /* Between two batches other threads may add entries, before slot i
        (the next flush sees them) or after it; only the flush removes
        any. */
     while (i < SLOTS && n + 2 <= FLUSH_BATCH) {
-      if (hashes[i] == 0) {
+      if (t->hashes[i] == 0) {
         i++;
         continue;
       }
-      n += take(&table[i], now_ms, every, all, &lines[n], &over);
+      n += take(&t->table[i], now_ms, every, all, &lines[n], &over);
       /* Over, or the end: the object leaves the table. The shift may
          bring another entry into slot i, which is looked at next. */
       if (over)
-        remove_slot(i);
+        remove_slot(t, i);
       else
         i++;
     }
     if (i == SLOTS && n + 2 <= FLUSH_BATCH) {
       last = 1;
-      if (untracked.since_ms != 0) {
-        n += take(&untracked, now_ms, every, all, &lines[n], &over);
+      if (t->untracked.since_ms != 0) {
+        n += take(&t->untracked, now_ms, every, all, &lines[n], &over);
         if (over)
-          untracked.since_ms = 0;
+          t->untracked.since_ms = 0;
       }
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&t->lock);
     for (k = 0; k < n; k++)
       line_write(&lines[k]);
   }
+}
+
+void obspamd__refusals_flush(int64_t now_ms, int all) {
+  int64_t every = __atomic_load_n(&interval_ms, __ATOMIC_RELAXED);
+
+  flush(&refusals, now_ms, every, all);
+  flush(&bad, now_ms, every, all);
 }

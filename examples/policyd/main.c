@@ -919,6 +919,21 @@ static int ask_message(server *s, conn *c) {
              : -1;
 }
 
+/* Counts a bad request of c; returns whether its line is to be logged:
+   the first of its client's episode is, the others are counted into one
+   line per client and interval (obspamd_bad_request_counted), so that a
+   client cannot write thousands of lines a second into the mail log. */
+static int bad_request(server *s, conn *c) {
+  char client[sizeof(c->peer)];
+
+  obspamd_metrics_bad_request(&s->svc.metrics);
+  if (c->client != NULL)
+    peers_name(c->client, client, sizeof(client));
+  else
+    snprintf(client, sizeof(client), "%s", c->peer);
+  return !obspamd_bad_request_counted(client, -1);
+}
+
 /* Takes one complete request by the rules (rules.h): answers it at once
    when no decision is needed (returns 0), or hands its decision over
    (returns 1: c waits for it). Returns -1 when it must not be answered:
@@ -934,12 +949,12 @@ static int answer(server *s, conn *c) {
     carry_take(s, c);
   step = rules_begin(&c->req, c->unix_peer, &c->mem, &c->m);
   if (step == RULES_CLOSE) {
-    obspamd_metrics_bad_request(&s->svc.metrics);
-    obspamd_log(LOG_WARNING,
-                "request from %s names a submitter's uid (obspam_uid), "
-                "which only an allowed peer of a unix: socket may do; "
-                "closing without an answer",
-                c->peer);
+    if (bad_request(s, c))
+      obspamd_log(LOG_WARNING,
+                  "request from %s names a submitter's uid (obspam_uid), "
+                  "which only an allowed peer of a unix: socket may do; "
+                  "closing without an answer",
+                  c->peer);
     return -1;
   }
   if (step == RULES_DUNNO) {
@@ -1108,11 +1123,11 @@ static int conn_process(server *s, conn *c, int resumed) {
     rc = policy_feed(&c->req, c->in + c->in_off, c->in_len - c->in_off, &used);
     c->in_off += used;
     if (rc == POLICY_ERROR) {
-      obspamd_metrics_bad_request(&s->svc.metrics);
-      obspamd_log(LOG_WARNING,
-                  "bad policy request from %s: %s; closing without an "
-                  "answer",
-                  c->peer, c->req.error);
+      if (bad_request(s, c))
+        obspamd_log(LOG_WARNING,
+                    "bad policy request from %s: %s; closing without an "
+                    "answer",
+                    c->peer, c->req.error);
       conn_close(s, c);
       return -1;
     }

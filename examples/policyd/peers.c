@@ -197,6 +197,10 @@ void peers_release(peer_table *t, peer *p) {
   t->nkeys--;
 }
 
+void peers_name(const peer *p, char *buf, size_t size) {
+  peer_key_text(&p->key, buf, size);
+}
+
 long peers_count(const peer *p) { return p != NULL ? p->count : 0; }
 
 size_t peers_keys(const peer_table *t) { return t->nkeys; }

@@ -45,6 +45,9 @@ void peers_free(peer_table *t);
 peer *peers_take(peer_table *t, const peer_key *k, long max, int *at_limit);
 void peers_release(peer_table *t, peer *p);
 
+/* The client of an entry as text, as peer_key_text writes its key. */
+void peers_name(const peer *p, char *buf, size_t size);
+
 /* How many connections an entry has open now, and how many keys have any
    (for tests and log lines). */
 long peers_count(const peer *p);

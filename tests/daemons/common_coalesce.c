@@ -221,6 +221,69 @@ Test(coalesce, stop_logs_what_was_counted) {
                "first_queue_id=C8\n");
 }
 
+/* Bad requests are coalesced per client as refusals are per object: the
+   first of an episode is the caller's to log whole (0), the others are
+   counted (1) into one line per client and interval. */
+Test(coalesce, bad_requests_per_client) {
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 1000), 0);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 1001), 1);
+  cr_assert_eq(obspamd_bad_request_counted("uid 110", 1500), 0);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 10999), 1);
+  cr_assert_eq(obspamd_bad_request_counted("uid 110", 2000), 1);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.2", 2000), 0);
+  /* A refused object of the same name is another thing. */
+  refuse(OBSPAM_DOMAIN, "127.0.0.1", "E1", 2000);
+  expect_lines(whole("domain", "127.0.0.1", "E1"));
+  obspamd__refusals_flush(11000, 0);
+  expect_lines("warning: 2 more bad requests from 127.0.0.1 in the last "
+               "10 s\n");
+  obspamd__refusals_flush(11500, 0);
+  expect_lines("warning: 1 more bad request from uid 110 in the last 10 s\n");
+  /* A quiet interval ends the episode: the next one is a first again. */
+  obspamd__refusals_flush(21000, 0);
+  expect_lines("");
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 21001), 0);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 22000), 1);
+  obspamd__refusals_flush(25000, 1);
+  expect_lines("warning: 1 more bad request from 127.0.0.1 in the last 4 s\n");
+  /* --refusal-log-interval 0: each one whole. */
+  obspamd_refusal_log_interval(0);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 30000), 0);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.1", 30001), 0);
+}
+
+/* The clients of bad requests have a table of their own: 3072 of them at
+   once do not crowd the refused objects out of theirs; past them, the
+   other clients are counted together. */
+Test(coalesce, bad_requests_past_their_table) {
+  char name[64];
+  int i;
+
+  for (i = 0; i < 3072; i++) {
+    snprintf(name, sizeof(name), "127.0.%d.%d", i / 256, i % 256);
+    cr_assert_eq(obspamd_bad_request_counted(name, 1000), 0);
+  }
+  refuse(OBSPAM_MAILBOX, "x@example.com", "F1", 1000);
+  refuse(OBSPAM_MAILBOX, "x@example.com", "F2", 1001);
+  expect_lines(whole("mailbox", "x@example.com", "F1"));
+  cr_assert_eq(obspamd_bad_request_counted("10.0.0.1", 1000), 0);
+  cr_assert_eq(obspamd_bad_request_counted("10.0.0.2", 1001), 1);
+  cr_assert_eq(obspamd_bad_request_counted("10.0.0.1", 1002), 1);
+  cr_assert_eq(obspamd_bad_request_counted("127.0.0.7", 1003), 1);
+  obspamd__refusals_flush(11000, 0);
+  {
+    char *got = new_lines();
+
+    cr_assert_str_eq(
+        got, "refuse kind=mailbox object=x@example.com more=1 seconds=10 "
+             "first_queue_id=F2\n"
+             "warning: 1 more bad request from 127.0.0.7 in the last 10 s\n"
+             "warning: 2 more bad requests from other clients in the last "
+             "10 s\n");
+    free(got);
+  }
+}
+
 /* Past 3072 objects at once, the refusals of others are counted together,
    the first of each interval logged whole. */
 Test(coalesce, objects_past_the_table) {

@@ -347,6 +347,25 @@ Test(peers, root_postfix_own_and_allowed_users) {
   release(hold);
 }
 
+/* A peer whose credentials cannot be read is refused, with its reason. */
+Test(peers, credentials_that_cannot_be_read_refuse) {
+  int fd, hold;
+
+  make_test_dir();
+  capture_log();
+  obspamd_peers_allow(NULL, 0);
+  fd = connect_as(0, 0, path_in("s"), &hold);
+  peercred_fail(ENOTCONN);
+  cr_assert_eq(obspamd_peer_allowed(fd, "unix:/s"), 0);
+  peercred_fail(0);
+  cr_assert_eq(obspamd_peer_allowed(fd, "unix:/s"), 1);
+  close(fd);
+  release(hold);
+  cr_assert(logged_line("warning: peer refused on unix:/s: its credentials "
+                        "cannot be read: Transport endpoint is not connected"),
+            "%s", logged());
+}
+
 Test(peers, tcp_is_not_checked) {
   struct sockaddr_in a;
   socklen_t len = sizeof(a);

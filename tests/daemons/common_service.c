@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The service: start (configuration, state file), reload, save, stop,
    notices with their log lines and mails, the periodic work. */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "common_test.h"
 #include "control.h"
 #include "metrics.h"
@@ -238,6 +241,68 @@ Test(start, unreadable_state_stops_the_start) {
            "not exist",
            path_in("nodir"), svc.state_path);
   cr_assert(logged_line(line), "%s", logged());
+}
+
+/* A FIFO at the state path stops the start at once, saying so: opening
+   it to read waited for a writer for ever. */
+Test(start, fifo_at_the_state_path_stops_the_start, .timeout = 20) {
+  char line[900];
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(mkfifo(svc.state_path, 0600), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: state_load: %s: not a regular file",
+           svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+}
+
+/* A state directory that others may write: refused when any user may
+   replace the state file (no sticky bit), said at start otherwise. */
+Test(start, state_directory_others_can_write) {
+  char line[2000], dir[600];
+
+  setup(CONFIG);
+  snprintf(dir, sizeof(dir), "%s", path_in("var"));
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  svc.state_path = path_in("var/state");
+  cr_assert_eq(chmod(dir, 0777), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: the directory %s of the state file %s has "
+           "mode 0777: any user may replace the state file, and so set its "
+           "counters; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  cr_assert_eq(chmod(dir, 01777), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  snprintf(line, sizeof(line),
+           "warning: the directory %s of the state file %s has mode 1777: "
+           "any user may make the state file, its journal or its lock before "
+           "the daemon does; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  cr_assert_eq(chmod(dir, 02770), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  snprintf(line, sizeof(line),
+           "warning: the directory %s of the state file %s has mode 2770: "
+           "its group may make the state file, its journal or its lock before "
+           "the daemon does; make it writable by the daemon's user only",
+           dir, svc.state_path);
+  cr_assert(logged_line(line), "%s", logged());
+
+  /* The daemon's user alone, or others that may only read: nothing. */
+  cr_assert_eq(chmod(dir, 0755), 0);
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  obspamd_service_stop(&svc);
+  cr_assert_eq(count_in(logged(), "the directory"), 3, "%s", logged());
 }
 
 /* ---- reload and save ------------------------------------------------------
@@ -716,6 +781,63 @@ Test(notify, mails_name_the_control_socket) {
   cr_assert(strstr(all, "held when submitted locally") != NULL, "%s", all);
   obspamd_service_stop(&svc);
   free(all);
+}
+
+/* The control socket's answer to request, whole (the daemon closes once
+   it has answered), malloc'ed. */
+static char *ask_control(const char *path, const char *request) {
+  struct sockaddr_un sun;
+  size_t len = 0, size = 4096;
+  char *buf = malloc(size);
+  ssize_t n;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  cr_assert_not_null(buf);
+  cr_assert_geq(fd, 0);
+  memset(&sun, 0, sizeof(sun));
+  sun.sun_family = AF_UNIX;
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0,
+               "connect: %s", strerror(errno));
+  cr_assert_eq(send(fd, request, strlen(request), MSG_NOSIGNAL),
+               (ssize_t)strlen(request));
+  while ((n = recv(fd, buf + len, size - 1 - len, 0)) > 0)
+    len += (size_t)n;
+  buf[len] = '\0';
+  close(fd);
+  return buf;
+}
+
+/* The control socket answers its own user, and root, only: a client whose
+   credentials cannot be read is refused like any other, with a line that
+   says why, and nothing it asked is done. */
+Test(control, refuses_a_client_whose_credentials_cannot_be_read) {
+  char spec[600], *answer;
+
+  const char *ping = "ok\nname\tobspam-test\n";
+
+  setup(CONFIG);
+  svc.state_path = path_in("state");
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_OK);
+  snprintf(spec, sizeof(spec), "unix:%s", path_in("ctl.sock"));
+  cr_assert_eq(obspamd_control_start(&svc, spec), 0);
+  answer = ask_control(path_in("ctl.sock"), "ping\n");
+  cr_assert_eq(strncmp(answer, ping, strlen(ping)), 0, "%s", answer);
+  free(answer);
+
+  peercred_fail(ENOTCONN);
+  answer = ask_control(path_in("ctl.sock"), "save\n");
+  peercred_fail(0);
+  cr_assert_str_eq(answer, "error permission denied\n");
+  free(answer);
+  cr_assert(logged_line("warning: control: refused a client whose "
+                        "credentials cannot be read: Transport endpoint is "
+                        "not connected"),
+            "%s", logged());
+  /* The save it asked for was not made. */
+  cr_assert_neq(access(svc.state_path, F_OK), 0);
+  obspamd_control_stop();
+  obspamd_service_stop(&svc);
 }
 
 Test(notify, a_failing_command_is_logged) {

@@ -175,6 +175,33 @@ static inline int logged_text(const char *text) {
   return found;
 }
 
+#ifdef OBSPAMD_TEST_PEERCRED_FAULT
+#include <sys/socket.h>
+
+/* The suites that check what a daemon does when it cannot tell who its
+   peer is are linked with -Wl,--wrap=getsockopt: while peercred_fault
+   holds an errno, getsockopt(SO_PEERCRED) fails with it, in every thread
+   (the control socket serves from one of its own). */
+static int peercred_fault;
+
+int __real_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+int __wrap_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+int __wrap_getsockopt(int fd, int level, int name, void *value,
+                      socklen_t *len) {
+  int fault = __atomic_load_n(&peercred_fault, __ATOMIC_SEQ_CST);
+
+  if (fault != 0 && level == SOL_SOCKET && name == SO_PEERCRED) {
+    errno = fault;
+    return -1;
+  }
+  return __real_getsockopt(fd, level, name, value, len);
+}
+
+static inline void peercred_fail(int err) {
+  __atomic_store_n(&peercred_fault, err, __ATOMIC_SEQ_CST);
+}
+#endif
+
 /* Waits up to ms milliseconds for cond to hold. */
 #define WAIT_FOR(cond, ms)                                                     \
   do {                                                                         \

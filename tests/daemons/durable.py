@@ -75,7 +75,10 @@ def sc_extremes(tmp):
     want = {big: COUNT_MAX, ("domain", "acme.example"): COUNT_MAX,
             ("subscription", "acme"): COUNT_MAX, small: 15,
             ("domain", "shop.example"): 15, ("subscription", "shop"): 15}
-    with pt.Daemon(tmp, EXTREMES_CONFIG, control=True) as d:
+    # --refusal-log-interval 0: each bad request is logged whole, the
+    # last one with its count.
+    with pt.Daemon(tmp, EXTREMES_CONFIG, control=True,
+                   args=["--refusal-log-interval", "0"]) as d:
         # The counters saturate per minute: the burst stays in one.
         pt.same_minute(40)
         c = d.client()

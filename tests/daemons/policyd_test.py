@@ -407,6 +407,80 @@ def sc_refusal_flood(tmp):
         d.kill()
 
 
+def bad_from(where, data, source=None):
+    """Sends data on a connection of its own, from the address source when
+    given, and asserts that it is closed unanswered."""
+    family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT)
+        if source is not None:
+            s.bind((source, 0))
+        s.connect(where)
+        s.sendall(data)
+        expect(scenario.recv_or_reset(s), b"", "a bad request's answer")
+
+
+def sc_bad_request_flood(tmp):
+    """A flood of bad requests is logged as the first of each client (its
+    address, or its uid on a unix: socket), at once, then as one line per
+    client with the count of the others at the end of the interval
+    (--refusal-log-interval 2); an interval without one ends the episode,
+    and the client's next bad request is logged whole again."""
+    d = Daemon(tmp, args=["--refusal-log-interval", "2"])
+    tcp = ("127.0.0.1", d.port)
+    garbage = b"garbage\n\n"
+    uid_over_tcp = encode(protocol_state="END-OF-MESSAGE", sender="x@y.example",
+                          recipient_count=1, obspam_uid=10001)
+    whole = (r"^.*warning: bad policy request from {}: line 1: 'garbage' is "
+             r"not NAME=VALUE; closing without an answer$")
+    more = r"^.*warning: (\d+) more bad requests from {} in the last 2 s$"
+    try:
+        for _ in range(150):
+            bad_from(tcp, garbage)
+        for _ in range(50):
+            bad_from(tcp, uid_over_tcp)
+        for _ in range(100):
+            bad_from(d.unix, garbage)
+        bad_from(tcp, garbage, source="127.0.0.2")
+        uid = f"uid {os.getuid()}"
+        expect(d.wait_log(more.format(r"127\.0\.0\.1"), timeout=10), ["199"],
+               "the count of 127.0.0.1's others")
+        expect(d.wait_log(more.format(uid), timeout=10), ["99"],
+               f"the count of {uid}'s others")
+        log = d.log()
+        expect(len(re.findall(whole.format(r"127\.0\.0\.1:\d+"), log, re.M)),
+               1, "127.0.0.1's first, whole")
+        expect(len(re.findall(whole.format(r"unix:\S+"), log, re.M)), 1,
+               "the unix: socket's first, whole")
+        expect(len(re.findall(whole.format(r"127\.0\.0\.2:\d+"), log, re.M)),
+               1, "127.0.0.2's one, whole")
+        expect(len(re.findall(r"submitter's uid", log)), 0,
+               "obspam_uid over TCP, after a bad request: counted")
+        expect(len(re.findall(r"bad (policy )?requests? ", log)), 5,
+               "lines in all")
+        # The next interval has no bad request: the episode ends, silently.
+        time.sleep(2.5)
+        expect(len(re.findall(r"bad (policy )?requests? ", d.log())), 5,
+               "lines after a quiet interval")
+        bad_from(tcp, uid_over_tcp)
+        d.wait_log(r"warning: request from 127\.0\.0\.1:\d+ names a "
+                   r"submitter's uid \(obspam_uid\), which only an allowed "
+                   r"peer of a unix: socket may do; closing without an "
+                   r"answer$")
+        bad_from(tcp, garbage)
+        expect(d.stop(), 0, "exit status")
+        # Stopping logs what was counted: the one after it, in the part of
+        # an interval it ran (a second, or two on a slow machine).
+        expect(re.findall(r"^.*warning: (\d+ more bad requests? from "
+                          r"127\.0\.0\.1 in the last) [12] s$", d.log(),
+                          re.M),
+               ["199 more bad requests from 127.0.0.1 in the last",
+                "1 more bad request from 127.0.0.1 in the last"],
+               "the counts in all")
+    finally:
+        d.kill()
+
+
 def control_ask(path, line):
     """The lines of the answer to one control request."""
     data = scenario.exchange(path, line.encode() + b"\n", TIMEOUT)
@@ -987,8 +1061,9 @@ MALFORMED = [
 def sc_malformed(tmp):
     """Each malformed request: logged, no answer, connection closed; a good
     request before it on the same connection was answered; the server goes
-    on serving."""
-    with Daemon(tmp) as d:
+    on serving. (--refusal-log-interval 0: each bad request of a client is
+    logged whole, not only the first of an interval.)"""
+    with Daemon(tmp, args=["--refusal-log-interval", "0"]) as d:
         for i, (what, data, why) in enumerate(MALFORMED):
             c = d.client(unix=i % 2 == 1)
             expect(c.request(**data_req("someone@elsewhere.example")), DUNNO,

@@ -81,6 +81,7 @@ unit               count messages, in the texts
 rcpt               RCPT refuses early, charges nothing
 rcpt_recorded      RCPT refusals recorded once per message
 refusal_flood      a flood of refusals: the first logged, then one count
+bad_request_flood  a flood of bad requests: the first of each client logged, then one count
 dunno              whitelisted, unknown, other states
 many               many requests on one connection
 slow_reader        pipelining to a slow reader
