@@ -916,6 +916,13 @@ static int check_state_dir(const char *path) {
                 dir, path, (unsigned)(st.st_mode & 07777));
     return -1;
   }
+  if (faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0) {
+    obspamd_log(LOG_ERR,
+                "cannot start: cannot write the state file %s: directory %s: "
+                "%s",
+                path, dir, strerror(errno));
+    return -1;
+  }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
     obspamd_log(LOG_WARNING,
                 "the directory %s of the state file %s has mode %04o: %s "

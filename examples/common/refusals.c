@@ -393,8 +393,7 @@ refusal(const obspam_verdict *v, const obspam_message *m, int reject, int unit,
     now_ms = coarse_ms();
   if (!held)
     pthread_mutex_lock(&refusals.lock);
-  e = account(&refusals, v->kind, v->object, queue_id, now_ms, every,
-              &counted);
+  e = account(&refusals, v->kind, v->object, queue_id, now_ms, every, &counted);
   if (e != NULL && !same_as(e, v, as)) {
     words w;
 

@@ -305,6 +305,27 @@ Test(start, state_directory_others_can_write) {
   cr_assert_eq(count_in(logged(), "the directory"), 3, "%s", logged());
 }
 
+/* A directory the daemon's user may not write (procfs refuses even
+   root): the start says so at once instead of failing at the first
+   save. */
+Test(start, state_directory_the_daemon_cannot_write) {
+  char line[600];
+  int err;
+
+  /* The errno the daemon names: EPERM for root, EACCES for another user. */
+  cr_assert_neq(faccessat(AT_FDCWD, "/proc/1", W_OK, AT_EACCESS), 0);
+  err = errno;
+  setup(CONFIG);
+  svc.state_path = "/proc/1/obspam-state";
+  cr_assert_eq(obspamd_service_start(&svc), OBSPAM_EIO);
+  cr_assert_null(svc.engine);
+  snprintf(line, sizeof(line),
+           "error: cannot start: cannot write the state file "
+           "/proc/1/obspam-state: directory /proc/1: %s",
+           strerror(err));
+  cr_assert(logged_line(line), "%s", logged());
+}
+
 /* ---- reload and save ------------------------------------------------------
  */
 
