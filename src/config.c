@@ -949,7 +949,7 @@ int obspam_load_config(obspam_engine *e, const char *path) {
     return OBSPAM_EINVAL;
   if (path == NULL)
     return obspam__fail(e, OBSPAM_EINVAL, "load_config: path is NULL");
-  rc = obspam__read_file(e, "", path, &text, &len);
+  rc = obspam__read_file(e, "", path, 0, &text, &len);
   if (rc != OBSPAM_OK)
     return rc;
   rc = load(e, path, text, len);

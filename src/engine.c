@@ -496,9 +496,10 @@ int obspam_engine_errmsg_r(const obspam_engine *e, char *buf, size_t size) {
 }
 
 int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
-                      char **out, size_t *len) {
+                      int state, char **out, size_t *len) {
   const char *what;
-  int err, rc = obspam__file_read(path, out, len, &what, &err);
+  int err, rc = state ? obspam__file_read_regular(path, out, len, &what, &err)
+                      : obspam__file_read(path, out, len, &what, &err);
 
   if (rc == OBSPAM_OK)
     return OBSPAM_OK;

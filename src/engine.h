@@ -213,9 +213,13 @@ int obspam__kind_name_norm(obspam_engine *e, const char *fn, int kind,
 
 /* Reads the whole file at path into a fresh NUL-terminated buffer. On
    failure the message is "<fn><path>: cannot open: <reason>" (or cannot
-   read, out of memory) and the code OBSPAM_EIO or OBSPAM_ENOMEM. */
+   read, out of memory) and the code OBSPAM_EIO or OBSPAM_ENOMEM. With
+   state, a file of a state (the snapshot, the journal's files), read
+   through obspam__file_read_regular: a FIFO or a device planted at one of
+   the state's paths is refused ("<fn><path>: not a regular file") rather
+   than waited for or read, and a symbolic link is not followed. */
 int obspam__read_file(obspam_engine *e, const char *fn, const char *path,
-                      char **out, size_t *len);
+                      int state, char **out, size_t *len);
 
 /* The status of o at now into out, as obspam_stats_get gives it (the
    fields out->struct_size holds). Under the engine's read lock, with o

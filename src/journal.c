@@ -1052,18 +1052,6 @@ static int grow(void *v, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
-int obspam__read_state_file(obspam_engine *e, const char *fn, const char *path,
-                            char **out, size_t *len) {
-  const char *what;
-  int err, rc = obspam__file_read_regular(path, out, len, &what, &err);
-
-  if (rc == OBSPAM_OK)
-    return OBSPAM_OK;
-  if (err == 0)
-    return obspam__fail(e, rc, "%s%s: %s", fn, path, what);
-  return obspam__fail(e, rc, "%s%s: %s: %s", fn, path, what, strerror(err));
-}
-
 static int read_journal(obspam_engine *e, const char *path, jfile *f) {
   const uint8_t *p, *end;
   reader rd;
@@ -1074,7 +1062,7 @@ static int read_journal(obspam_engine *e, const char *path, jfile *f) {
   memset(f, 0, sizeof(*f));
   if (access(path, F_OK) != 0 && errno == ENOENT)
     return OBSPAM_OK;
-  rc = obspam__read_state_file(e, "journal_open: ", path, &f->data, &f->size);
+  rc = obspam__read_file(e, "journal_open: ", path, 1, &f->data, &f->size);
   if (rc != OBSPAM_OK)
     return rc;
   f->present = 1;

@@ -47,14 +47,6 @@ int obspam__journal_saved(obspam_engine *e, obspam__journal *j, int rc);
    lock held). */
 int obspam__journal_owns(obspam_engine *e, const char *path);
 
-/* Reads a whole file of a state (the snapshot, the journal's files) as
-   obspam__read_file does, through obspam__file_read_regular: a FIFO or a
-   device planted at one of the state's paths is refused with OBSPAM_EIO
-   ("FN PATH: not a regular file") rather than waited for or read, and a
-   symbolic link is not followed. */
-int obspam__read_state_file(obspam_engine *e, const char *fn, const char *path,
-                            char **out, size_t *len);
-
 /* Closes and frees the journal of e, if any, without the engine's lock
    (obspam_engine_free). */
 void obspam__journal_free(obspam_engine *e);

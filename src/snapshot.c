@@ -310,7 +310,7 @@ int obspam_state_load(obspam_engine *e, const char *path) {
                         "state_load: %s has a journal open: close it first",
                         path);
   remove_stale_temps(path);
-  rc = obspam__read_state_file(e, "state_load: ", path, &text, &n);
+  rc = obspam__read_file(e, "state_load: ", path, 1, &text, &n);
   if (rc != OBSPAM_OK)
     return rc;
   data = (uint8_t *)text;
