@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,11 +160,11 @@ static inline const char *fuzz_str(fuzz_in *in, char *buf, size_t max) {
 
 /* ---- files in memory --------------------------------------------------- */
 
-/* A memfd whose /proc/self/fd path is handed to obspam_load_config and
-   obspam_state_load: no disk, nothing left behind. */
+/* A memfd whose /proc/self/fd path is handed to obspam_load_config: no
+   disk, nothing left behind. */
 typedef struct fuzz_file {
   int fd;
-  char path[64];
+  char path[160];
 } fuzz_file;
 
 static inline void fuzz_file_open(fuzz_file *f, const char *name) {
@@ -173,6 +174,19 @@ static inline void fuzz_file_open(fuzz_file *f, const char *name) {
     abort();
   }
   snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->fd);
+}
+
+/* A regular file named name in dir instead (fuzz_dir: under /dev/shm
+   when there is one), for obspam_state_load, which follows no symbolic
+   link such as /proc/self/fd/N to the file of a state. */
+static inline void fuzz_file_open_at(fuzz_file *f, const char *dir,
+                                     const char *name) {
+  snprintf(f->path, sizeof(f->path), "%s/%s", dir, name);
+  f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (f->fd < 0) {
+    perror(f->path);
+    abort();
+  }
 }
 
 static inline void fuzz_file_set(fuzz_file *f, const void *p, size_t n) {

@@ -34,9 +34,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
   (void)argc;
   (void)argv;
-  fuzz_file_open(&file, "obspam-fuzz-snapshot");
   if (dir == NULL)
     dir = fuzz_dir();
+  fuzz_file_open_at(&file, dir, "input");
   snprintf(save_path, sizeof(save_path), "%s/snapshot.a", dir);
   snprintf(save_path2, sizeof(save_path2), "%s/snapshot.b", dir);
   return 0;
